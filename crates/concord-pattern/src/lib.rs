@@ -1,0 +1,1 @@
+//! STIX patterning language (placeholder until the parser lands).
