@@ -74,6 +74,29 @@ impl<R: Read> BundleReader<R> {
         E: fmt::Display + fmt::Debug,
         F: FnMut(usize, Box<RawValue>) -> Result<(), E>,
     {
+        self.read_container(Container::Bundle, on_object)
+    }
+
+    /// Like [`BundleReader::read`] for a TAXII envelope (TAXII 2.1 §3.7): a JSON object whose
+    /// `objects` holds the objects; it has no `type` or `id`. Errors:
+    /// [`BundleError::NotABundle`] when `objects` is missing.
+    pub fn read_envelope<E, F>(self, on_object: F) -> Result<BundleSummary, BundleError<E>>
+    where
+        E: fmt::Display + fmt::Debug,
+        F: FnMut(usize, Box<RawValue>) -> Result<(), E>,
+    {
+        self.read_container(Container::Envelope, on_object)
+    }
+
+    fn read_container<E, F>(
+        self,
+        container: Container,
+        on_object: F,
+    ) -> Result<BundleSummary, BundleError<E>>
+    where
+        E: fmt::Display + fmt::Debug,
+        F: FnMut(usize, Box<RawValue>) -> Result<(), E>,
+    {
         let mut callback_error = None;
         let mut on_object = on_object;
         let seed = BundleSeed { on_object: &mut on_object, callback_error: &mut callback_error };
@@ -102,6 +125,14 @@ impl<R: Read> BundleReader<R> {
                 }
             }
         })?;
+        if container == Container::Envelope {
+            if !raw.seen_objects {
+                return Err(BundleError::NotABundle(
+                    "an envelope needs an \"objects\" list (TAXII 2.1 §3.7)".to_owned(),
+                ));
+            }
+            return Ok(BundleSummary { id: String::new(), spec_version: None, objects: raw.objects });
+        }
         if raw.ty.as_deref() != Some("bundle") {
             return Err(BundleError::NotABundle(match raw.ty {
                 Some(t) => format!("its type is {t:?}, not \"bundle\""),
@@ -120,7 +151,14 @@ impl<R: Read> BundleReader<R> {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Bundle,
+    Envelope,
+}
+
 struct RawSummary {
+    seen_objects: bool,
     ty: Option<String>,
     id: Option<String>,
     spec_version: Option<String>,
@@ -157,18 +195,18 @@ where
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawSummary, A::Error> {
-        let mut s = RawSummary { ty: None, id: None, spec_version: None, objects: 0 };
-        let mut seen_objects = false;
+        let mut s =
+            RawSummary { seen_objects: false, ty: None, id: None, spec_version: None, objects: 0 };
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "type" => s.ty = Some(map.next_value()?),
                 "id" => s.id = Some(map.next_value()?),
                 "spec_version" => s.spec_version = Some(map.next_value()?),
                 "objects" => {
-                    if seen_objects {
+                    if s.seen_objects {
                         return Err(de::Error::custom("not a bundle: \"objects\" appears twice"));
                     }
-                    seen_objects = true;
+                    s.seen_objects = true;
                     s.objects = map.next_value_seed(ObjectsSeed {
                         on_object: &mut *self.on_object,
                         callback_error: &mut *self.callback_error,
