@@ -1,0 +1,582 @@
+//! # concord-server: TAXII 2.1 over HTTP
+//!
+//! The only crate that knows HTTP. It maps TAXII 2.1 (OASIS Standard, 2021) requests onto
+//! [`concord_store::Store`] calls and [`concord_ingest::ingest`], and store results onto TAXII
+//! resources. Every rule of the transport lives here, once:
+//!
+//! - authentication first (401 with `WWW-Authenticate`), then content negotiation (406), as
+//!   middleware on every route (§1.6.7, §1.6.8);
+//! - query parameters parsed into typed filters by [`concord_taxii::Query`] (400 on anything
+//!   malformed, naming the parameter);
+//! - POST bodies bounded by the API root's `max_content_length` before they are read (413),
+//!   media type checked (415), stored durably before the 202 answer;
+//! - errors always as the TAXII error message resource ([`concord_taxii::TaxiiError`]).
+//!
+//! Endpoints (TAXII 2.1 §4–§5): `/taxii2/` (discovery), `/{api-root}/`,
+//! `/{api-root}/status/{id}/`, `/{api-root}/collections/`, `…/collections/{id}/`,
+//! `…/manifest/`, `…/objects/` (GET, POST), `…/objects/{object-id}/` (GET, DELETE),
+//! `…/objects/{object-id}/versions/`. A collection may be named by its id or its alias.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query as RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use concord_ingest::{ingest, Container, IngestError, IngestOptions};
+use concord_stix::{BundleError, Timestamp};
+use concord_store::{Collection, Cursor, Entry, ObjectFilter, PageRequest, Store, VersionSelector};
+use concord_taxii::media::{self, TAXII_21};
+use concord_taxii::query::Endpoint;
+use concord_taxii::resources::{
+    ApiRoot, CollectionResource, Collections, Discovery, Manifest, ManifestRecord, Status,
+    StatusDetails, Versions,
+};
+use concord_taxii::{ErrorCode, NextToken, Query, TaxiiError, VersionMatch};
+
+pub mod auth;
+
+pub use auth::Principal;
+
+/// What the server says about itself; from the node's configuration.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Discovery and API root title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Contact information for the discovery resource.
+    pub contact: Option<String>,
+    /// The API root's path segment, e.g. `concord` for `/concord/`.
+    pub api_root: String,
+    /// Largest POST body accepted, in bytes (TAXII `max_content_length`).
+    pub max_content_length: u64,
+}
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    store: Arc<dyn Store>,
+    config: Arc<ServerConfig>,
+    admin_hash: Arc<str>,
+}
+
+impl AppState {
+    /// State over a store. Errors: the store has no admin token (run `concord init`).
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, ServerError> {
+        let admin_hash = store
+            .setting(auth::ADMIN_TOKEN_SETTING)?
+            .ok_or(ServerError::NotInitialised)?;
+        Ok(AppState { store, config: Arc::new(config), admin_hash: admin_hash.into() })
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] concord_store::StoreError),
+    /// No admin token in the store.
+    #[error("the data directory is not initialised (no admin token): run `concord init` first")]
+    NotInitialised,
+    /// Listening or serving failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The router with every TAXII route, authentication and negotiation.
+pub fn router(state: AppState) -> Router {
+    let root = format!("/{}", state.config.api_root);
+    let routes: [(String, axum::routing::MethodRouter<AppState>); 9] = [
+        ("/taxii2/".into(), get(discovery)),
+        (format!("{root}/"), get(api_root)),
+        (format!("{root}/status/{{status_id}}/"), get(status)),
+        (format!("{root}/collections/"), get(collections)),
+        (format!("{root}/collections/{{collection}}/"), get(collection)),
+        (format!("{root}/collections/{{collection}}/manifest/"), get(manifest)),
+        (format!("{root}/collections/{{collection}}/objects/"), get(objects).post(add_objects)),
+        (
+            format!("{root}/collections/{{collection}}/objects/{{object_id}}/"),
+            get(object).delete(delete_object),
+        ),
+        (format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"), get(versions)),
+    ];
+    let mut router = Router::new();
+    for (path, route) in routes {
+        // TAXII URLs end in '/'; accept them without it too.
+        router = router.route(path.trim_end_matches('/'), route.clone()).route(&path, route);
+    }
+    router
+        .fallback(|| async { error_response(TaxiiError::new(ErrorCode::NotFound, "no such TAXII resource")) })
+        .method_not_allowed_fallback(|| async {
+            error_response(TaxiiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this resource"))
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// A TAXII error as an HTTP response.
+struct Error(TaxiiError);
+
+impl From<TaxiiError> for Error {
+    fn from(e: TaxiiError) -> Self {
+        Error(e)
+    }
+}
+
+impl From<concord_store::StoreError> for Error {
+    fn from(e: concord_store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        Error(TaxiiError::new(ErrorCode::Internal, e.to_string()))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        error_response(self.0)
+    }
+}
+
+/// The error message resource as a response, with `WWW-Authenticate` on 401.
+fn error_response(e: TaxiiError) -> Response {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_string(&e.resource()).unwrap_or_default();
+    let mut resp = (status, [(header::CONTENT_TYPE, TAXII_21)], body).into_response();
+    if e.code == ErrorCode::Unauthorized {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"concord\", Bearer realm=\"concord\""),
+        );
+    }
+    resp
+}
+
+type Handler<T> = Result<T, Error>;
+
+/// Authentication, then content negotiation, for every route.
+async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(principal) = auth::authenticate(authz, &state.admin_hash) else {
+        let why = if authz.is_some() { "invalid credentials" } else { "credentials required" };
+        return error_response(TaxiiError::new(ErrorCode::Unauthorized, why));
+    };
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if !media::accepts_taxii(accept) {
+        return error_response(TaxiiError::new(
+            ErrorCode::NotAcceptable,
+            format!("Accept {:?} allows no {TAXII_21} response", accept.unwrap_or_default()),
+        ));
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// A JSON TAXII response with optional `X-TAXII-Date-Added-First/Last` headers.
+fn taxii_json(status: StatusCode, body: String, entries: &[Entry]) -> Response {
+    let mut resp = (status, [(header::CONTENT_TYPE, TAXII_21)], body).into_response();
+    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+        for (name, e) in [("x-taxii-date-added-first", first), ("x-taxii-date-added-last", last)] {
+            if let Ok(v) = HeaderValue::from_str(&date_added(e)) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
+    resp
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response {
+    taxii_json(StatusCode::OK, serde_json::to_string(value).unwrap_or_default(), &[])
+}
+
+fn date_added(e: &Entry) -> String {
+    Timestamp::from_unix_nanos(e.date_added_ns, 6).to_string()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, format!("worker failed: {e}"))))?
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+async fn discovery(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let root = format!("{}/{}/", base_url(&headers), state.config.api_root);
+    json(&Discovery {
+        title: state.config.title.clone(),
+        description: state.config.description.clone(),
+        contact: state.config.contact.clone(),
+        default: Some(root.clone()),
+        api_roots: vec![root],
+    })
+}
+
+async fn api_root(State(state): State<AppState>) -> Response {
+    json(&ApiRoot {
+        title: state.config.title.clone(),
+        description: state.config.description.clone(),
+        versions: vec![TAXII_21.to_owned()],
+        max_content_length: state.config.max_content_length,
+    })
+}
+
+async fn status(State(state): State<AppState>, Path(status_id): Path<String>) -> Handler<Response> {
+    let store = state.store.clone();
+    let id = status_id.clone();
+    match blocking(move || Ok(store.status(&id)?)).await? {
+        Some(body) => Ok(taxii_json(StatusCode::OK, body, &[])),
+        None => Err(TaxiiError::new(ErrorCode::NotFound, format!("no status resource {status_id:?}")).into()),
+    }
+}
+
+fn collection_resource(c: Collection, principal: &Principal) -> CollectionResource {
+    CollectionResource {
+        can_read: principal.can_read(&c.id),
+        can_write: principal.can_write(&c.id),
+        id: c.id,
+        title: c.title,
+        description: c.description,
+        alias: c.alias,
+        media_types: vec![media::STIX_21.to_owned()],
+    }
+}
+
+async fn collections(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Handler<Response> {
+    let store = state.store.clone();
+    let list = blocking(move || Ok(store.collections()?)).await?;
+    Ok(json(&Collections {
+        collections: list.into_iter().map(|c| collection_resource(c, &principal)).collect(),
+    }))
+}
+
+/// Which access a handler needs on a collection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    /// Listing the collection resource itself: any principal that can read or write.
+    See,
+}
+
+/// Finds a collection by id or alias and checks access: 404 when unknown, 403 when the
+/// principal may not do what is asked (TAXII 2.1 §5.2).
+async fn find_collection(
+    state: &AppState,
+    principal: &Principal,
+    name: String,
+    access: Access,
+) -> Handler<Collection> {
+    let store = state.store.clone();
+    let n = name.clone();
+    let c = blocking(move || Ok(store.collection(&n)?))
+        .await?
+        .ok_or_else(|| TaxiiError::new(ErrorCode::NotFound, format!("no collection {name:?}")))?;
+    let ok = match access {
+        Access::Read => principal.can_read(&c.id),
+        Access::Write => principal.can_write(&c.id),
+        Access::See => principal.can_read(&c.id) || principal.can_write(&c.id),
+    };
+    if !ok {
+        let what = if access == Access::Write { "write to" } else { "read" };
+        return Err(TaxiiError::new(ErrorCode::Forbidden, format!("you may not {what} collection {name:?}")).into());
+    }
+    Ok(c)
+}
+
+async fn collection(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(name): Path<String>,
+) -> Handler<Response> {
+    let c = find_collection(&state, &principal, name, Access::See).await?;
+    Ok(json(&collection_resource(c, &principal)))
+}
+
+/// TAXII query → store filter.
+fn filter_of(q: &Query) -> ObjectFilter {
+    ObjectFilter {
+        added_after_ns: q.added_after.as_ref().map(Timestamp::unix_nanos),
+        ids: q.ids.clone(),
+        types: q.types.clone(),
+        versions: q
+            .versions
+            .iter()
+            .map(|v| match v {
+                VersionMatch::First => VersionSelector::First,
+                VersionMatch::Last => VersionSelector::Last,
+                VersionMatch::All => VersionSelector::All,
+                VersionMatch::At(t) => VersionSelector::At(t.unix_nanos()),
+            })
+            .collect(),
+        spec_versions: q.spec_versions.clone(),
+    }
+}
+
+fn page_of(q: &Query) -> PageRequest {
+    PageRequest {
+        limit: q.limit,
+        after: q.next.as_ref().map(|n| Cursor {
+            date_added_ns: n.date_added_ns,
+            id: n.id.clone(),
+            version_ns: n.version_ns,
+            seq: n.seq,
+        }),
+    }
+}
+
+fn next_token(page: &concord_store::Page) -> Option<String> {
+    if !page.more {
+        return None;
+    }
+    page.entries.last().map(|e| {
+        let c = e.cursor();
+        NextToken { date_added_ns: c.date_added_ns, id: c.id, version_ns: c.version_ns, seq: c.seq }.encode()
+    })
+}
+
+/// Runs a paged query on a collection.
+async fn page(
+    state: &AppState,
+    collection_id: String,
+    filter: ObjectFilter,
+    page: PageRequest,
+    with_body: bool,
+) -> Handler<concord_store::Page> {
+    let store = state.store.clone();
+    blocking(move || Ok(store.entries(&collection_id, &filter, &page, with_body)?)).await
+}
+
+/// An envelope built from stored bytes, without re-serialising any object.
+fn envelope(page: &concord_store::Page) -> String {
+    let mut out = String::with_capacity(
+        64 + page.entries.iter().map(|e| e.body.as_ref().map_or(0, String::len) + 1).sum::<usize>(),
+    );
+    out.push_str(if page.more { "{\"more\":true" } else { "{\"more\":false" });
+    if let Some(next) = next_token(page) {
+        out.push_str(",\"next\":");
+        out.push_str(&serde_json::Value::String(next).to_string());
+    }
+    if !page.entries.is_empty() {
+        out.push_str(",\"objects\":[");
+        for (i, e) in page.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(e.body.as_deref().unwrap_or("null"));
+        }
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
+async fn objects(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(pairs): RawQuery<Vec<(String, String)>>,
+) -> Handler<Response> {
+    let q = Query::parse(&pairs, Endpoint::Objects)?;
+    let c = find_collection(&state, &principal, name, Access::Read).await?;
+    let p = page(&state, c.id, filter_of(&q), page_of(&q), true).await?;
+    Ok(taxii_json(StatusCode::OK, envelope(&p), &p.entries))
+}
+
+async fn manifest(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(pairs): RawQuery<Vec<(String, String)>>,
+) -> Handler<Response> {
+    let q = Query::parse(&pairs, Endpoint::Objects)?;
+    let c = find_collection(&state, &principal, name, Access::Read).await?;
+    let p = page(&state, c.id, filter_of(&q), page_of(&q), false).await?;
+    let m = Manifest {
+        more: p.more,
+        next: next_token(&p),
+        objects: p
+            .entries
+            .iter()
+            .map(|e| ManifestRecord {
+                id: e.id.clone(),
+                date_added: date_added(e),
+                version: e.version(),
+                media_type: media::STIX_21.to_owned(),
+            })
+            .collect(),
+    };
+    Ok(taxii_json(StatusCode::OK, serde_json::to_string(&m).unwrap_or_default(), &p.entries))
+}
+
+/// 404 unless the collection holds some version of the object.
+async fn require_object(state: &AppState, collection_id: &str, object_id: &str) -> Handler<()> {
+    let filter = ObjectFilter {
+        ids: vec![object_id.to_owned()],
+        versions: vec![VersionSelector::All],
+        spec_versions: vec!["2.0".into(), "2.1".into()],
+        ..Default::default()
+    };
+    let p = page(state, collection_id.to_owned(), filter, PageRequest { limit: 1, after: None }, false).await?;
+    if p.entries.is_empty() {
+        return Err(TaxiiError::new(ErrorCode::NotFound, format!("no object {object_id:?} in this collection")).into());
+    }
+    Ok(())
+}
+
+async fn object(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((name, object_id)): Path<(String, String)>,
+    RawQuery(pairs): RawQuery<Vec<(String, String)>>,
+) -> Handler<Response> {
+    let q = Query::parse(&pairs, Endpoint::Object)?;
+    let c = find_collection(&state, &principal, name, Access::Read).await?;
+    require_object(&state, &c.id, &object_id).await?;
+    let mut filter = filter_of(&q);
+    filter.ids = vec![object_id];
+    let p = page(&state, c.id, filter, page_of(&q), true).await?;
+    Ok(taxii_json(StatusCode::OK, envelope(&p), &p.entries))
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((name, object_id)): Path<(String, String)>,
+    RawQuery(pairs): RawQuery<Vec<(String, String)>>,
+) -> Handler<Response> {
+    let q = Query::parse(&pairs, Endpoint::Versions)?;
+    let c = find_collection(&state, &principal, name, Access::Read).await?;
+    require_object(&state, &c.id, &object_id).await?;
+    let mut filter = filter_of(&q);
+    filter.ids = vec![object_id];
+    filter.versions = vec![VersionSelector::All];
+    let p = page(&state, c.id, filter, page_of(&q), false).await?;
+    let v = Versions { more: p.more, next: next_token(&p), versions: p.entries.iter().map(Entry::version).collect() };
+    Ok(taxii_json(StatusCode::OK, serde_json::to_string(&v).unwrap_or_default(), &p.entries))
+}
+
+async fn delete_object(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((name, object_id)): Path<(String, String)>,
+    RawQuery(pairs): RawQuery<Vec<(String, String)>>,
+) -> Handler<Response> {
+    let q = Query::parse(&pairs, Endpoint::Delete)?;
+    let c = find_collection(&state, &principal, name, Access::Write).await?;
+    require_object(&state, &c.id, &object_id).await?;
+    let filter = filter_of(&q);
+    let store = state.store.clone();
+    blocking(move || Ok(store.delete_object(&c.id, &object_id, &filter)?)).await?;
+    Ok(taxii_json(StatusCode::OK, String::new(), &[]))
+}
+
+async fn add_objects(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Handler<Response> {
+    let max = state.config.max_content_length;
+    let too_large = || {
+        Error(TaxiiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body exceeds max_content_length of {max} bytes"),
+        ))
+    };
+    // 413 from Content-Length before reading anything.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !media::is_taxii_content_type(ct) {
+        return Err(TaxiiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("Content-Type {:?} is not {TAXII_21}", ct.unwrap_or_default()),
+        )
+        .into());
+    }
+    let c = find_collection(&state, &principal, name, Access::Write).await?;
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?;
+    let request_timestamp = Timestamp::now_micros().to_string();
+    let store = state.store.clone();
+    let report = blocking(move || {
+        let options = IngestOptions { container: Container::Envelope, list_accepted: true };
+        ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {
+            IngestError::Container(BundleError::Json { line, column, message }) => Error(TaxiiError::new(
+                ErrorCode::BadRequest,
+                format!("malformed JSON at line {line}, column {column}: {message}"),
+            )),
+            IngestError::Container(other @ BundleError::NotABundle(_)) => {
+                Error(TaxiiError::new(ErrorCode::UnprocessableEntity, other.to_string()))
+            }
+            IngestError::Container(other) => Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string())),
+            IngestError::Store(e) => e.into(),
+        })
+    })
+    .await?;
+    let status = Status {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: "complete".into(),
+        request_timestamp,
+        total_count: report.total as u64,
+        success_count: report.accepted.len() as u64,
+        successes: report
+            .accepted
+            .iter()
+            .map(|a| StatusDetails {
+                id: a.id.clone(),
+                version: a.version.clone(),
+                message: (!a.added).then(|| "already present in the collection".to_owned()),
+            })
+            .collect(),
+        failure_count: report.rejected.len() as u64,
+        failures: report
+            .rejected
+            .iter()
+            .map(|r| StatusDetails {
+                id: r.id.clone().unwrap_or_else(|| format!("objects[{}]", r.index)),
+                version: r.version.clone().unwrap_or_default(),
+                message: Some(r.reasons.join("; ")),
+            })
+            .collect(),
+        pending_count: 0,
+        pendings: Vec::new(),
+    };
+    let body = serde_json::to_string(&status).unwrap_or_default();
+    let store = state.store.clone();
+    let (id, stored) = (status.id.clone(), body.clone());
+    blocking(move || Ok(store.put_status(&id, &stored)?)).await?;
+    Ok(taxii_json(StatusCode::ACCEPTED, body, &[]))
+}
+

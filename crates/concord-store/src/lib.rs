@@ -1,0 +1,289 @@
+//! # concord-store: where object versions live
+//!
+//! One storage trait, [`Store`], whose operations are named after what TAXII 2.1 and the
+//! importer need — not after HTTP. Filters and pages are Concord types ([`ObjectFilter`],
+//! [`PageRequest`], [`Cursor`]); the HTTP layer translates query strings into them, so no
+//! backend ever sees a query string (the opposite of medallion's backends).
+//!
+//! The model (DESIGN.md, "Storage"):
+//! - an **object version** is `(id, modified)` and is stored once, with the producer's bytes;
+//!   objects without `modified`/`created` (most SCOs) are versioned by content;
+//! - a **collection** holds versions, each with its `date_added`;
+//! - TAXII pagination is keyset pagination on `(date_added, id, version, seq)`: it never
+//!   skips or repeats an entry, even when thousands share one `date_added` and while others
+//!   write, because `date_added` only grows (each write batch takes a `date_added` strictly
+//!   later than any before it) and the key is unique.
+//! - one write batch ([`WriteBatch`]) is one transaction: all of it is durable when
+//!   [`WriteBatch::commit`] returns, none of it when it is dropped uncommitted.
+//!
+//! Backends: [`sqlite::SqliteStore`] (default, embedded, WAL). Only this crate knows SQL.
+
+use std::fmt;
+
+pub mod sqlite;
+
+pub use concord_stix::{ObjectHeader, Timestamp};
+pub use sqlite::SqliteStore;
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no (I/O, corruption, locked beyond the busy timeout…).
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The database file was written by a newer Concord.
+    #[error("database schema version {found} is newer than this program knows ({known})")]
+    SchemaTooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// A collection with this alias already exists.
+    #[error("a collection named {0:?} already exists")]
+    CollectionExists(String),
+    /// No collection with this id or alias.
+    #[error("no collection {0:?}")]
+    NoSuchCollection(String),
+    /// Stored data that cannot be read back (a bug or a damaged file).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A TAXII collection (TAXII 2.1 §5.2), as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collection {
+    /// Identifier used in URLs (a UUID).
+    pub id: String,
+    /// Human-readable alias, unique on the node; also accepted in URLs in place of `id`.
+    pub alias: Option<String>,
+    /// Title shown to clients.
+    pub title: String,
+    /// Optional description.
+    pub description: Option<String>,
+}
+
+/// What is needed to create a collection.
+#[derive(Clone, Debug, Default)]
+pub struct NewCollection {
+    /// Alias (unique); also used as title when `title` is `None`.
+    pub alias: String,
+    /// Title; defaults to the alias.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// One validated object, ready to be stored.
+pub struct NewObject<'a> {
+    /// Its header, from [`concord_stix::validate_object`].
+    pub header: &'a ObjectHeader,
+    /// The producer's bytes of this one object (stored and served verbatim).
+    pub body: &'a str,
+    /// The same object, parsed (used to tell a re-delivery from a conflicting version).
+    pub value: &'a serde_json::Value,
+}
+
+/// What happened to one object of a write batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// A new entry in the collection.
+    Added,
+    /// The same version with the same content was already in the collection.
+    AlreadyPresent,
+    /// Another object with this `(id, modified)` but different content is already stored;
+    /// nothing was written. The string explains.
+    Conflict(String),
+}
+
+/// A transaction that adds objects to one collection. Dropping it without
+/// [`WriteBatch::commit`] rolls everything back.
+pub trait WriteBatch {
+    /// The `date_added` that every entry of this batch gets (nanoseconds since the epoch).
+    fn date_added_ns(&self) -> i64;
+    /// Adds one object version to the collection.
+    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome>;
+    /// Makes the batch durable (fsync) and visible to readers.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Which versions of each object to return: TAXII 2.1 §3.4.2 `match[version]`. Several
+/// selectors are ORed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionSelector {
+    /// The oldest version.
+    First,
+    /// The newest version (the default).
+    Last,
+    /// Every version.
+    All,
+    /// The version whose `modified` (or, without it, `created` / `date_added`) is this
+    /// instant, in nanoseconds since the epoch.
+    At(i64),
+}
+
+/// Filters of TAXII 2.1 §3.4.2, as the store applies them. Empty lists mean "no filter".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectFilter {
+    /// `added_after`: only entries whose `date_added` is strictly later (nanoseconds).
+    pub added_after_ns: Option<i64>,
+    /// `match[id]`.
+    pub ids: Vec<String>,
+    /// `match[type]`.
+    pub types: Vec<String>,
+    /// `match[version]`; empty means `last`.
+    pub versions: Vec<VersionSelector>,
+    /// `match[spec_version]`; empty means "only the newest spec version held of each object".
+    pub spec_versions: Vec<String>,
+}
+
+/// A position in the `(date_added, id, version, seq)` order of a collection: the last entry
+/// a page returned. Pages resume strictly after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// `date_added` in nanoseconds.
+    pub date_added_ns: i64,
+    /// Object id.
+    pub id: String,
+    /// Version in nanoseconds.
+    pub version_ns: i64,
+    /// Entry sequence number (ties between two unversioned SCO versions of one batch).
+    pub seq: i64,
+}
+
+/// A page request: at most `limit` entries after `after`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Maximum number of entries (≥ 1).
+    pub limit: usize,
+    /// Resume after this entry.
+    pub after: Option<Cursor>,
+}
+
+/// One entry of a collection: an object version with its `date_added`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Object id.
+    pub id: String,
+    /// `date_added`, nanoseconds since the epoch.
+    pub date_added_ns: i64,
+    /// The version as TAXII defines it (modified, else created, else date_added), in ns.
+    pub version_ns: i64,
+    /// The version as the producer wrote it (`modified`/`created`), or `None` when the
+    /// version is the `date_added`.
+    pub version_text: Option<String>,
+    /// `"2.1"` or `"2.0"`.
+    pub spec_version: String,
+    /// Object type.
+    pub object_type: String,
+    /// The producer's bytes, when asked for.
+    pub body: Option<String>,
+    /// Entry sequence number.
+    pub seq: i64,
+}
+
+impl Entry {
+    /// The cursor that resumes after this entry.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            date_added_ns: self.date_added_ns,
+            id: self.id.clone(),
+            version_ns: self.version_ns,
+            seq: self.seq,
+        }
+    }
+
+    /// The version as text: what the producer wrote, or the `date_added` (microseconds).
+    pub fn version(&self) -> String {
+        match &self.version_text {
+            Some(t) => t.clone(),
+            None => Timestamp::from_unix_nanos(self.version_ns, 6).to_string(),
+        }
+    }
+}
+
+/// A page of entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// The entries, in `(date_added, id, version)` order.
+    pub entries: Vec<Entry>,
+    /// Whether more entries follow.
+    pub more: bool,
+}
+
+/// The storage of a node. Implementations are shared between threads; every method is
+/// blocking (async callers use `spawn_blocking`).
+pub trait Store: Send + Sync + fmt::Debug {
+    /// All collections, ordered by alias.
+    fn collections(&self) -> Result<Vec<Collection>>;
+    /// The collection with this id or alias.
+    fn collection(&self, id_or_alias: &str) -> Result<Option<Collection>>;
+    /// Creates a collection with a new UUID. Errors: [`StoreError::CollectionExists`].
+    fn create_collection(&self, new: &NewCollection) -> Result<Collection>;
+    /// Starts a write batch on a collection (by id). Blocks while another batch is open.
+    fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>>;
+    /// Entries of a collection that pass `filter`, paged. `with_body` also loads the objects.
+    fn entries(
+        &self,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        page: &PageRequest,
+        with_body: bool,
+    ) -> Result<Page>;
+    /// Removes from a collection the entries of object `id` that pass the version and spec
+    /// version parts of `filter`; returns how many were removed. Object versions that no
+    /// collection holds any more are deleted.
+    fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize>;
+    /// Number of entries in a collection.
+    fn count(&self, collection_id: &str) -> Result<u64>;
+    /// Stores a TAXII status resource (TAXII 2.1 §4.3) as JSON text.
+    fn put_status(&self, id: &str, body: &str) -> Result<()>;
+    /// A stored status resource.
+    fn status(&self, id: &str) -> Result<Option<String>>;
+    /// A node setting.
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a node setting.
+    fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// SHA-256 over the canonical form of a JSON value (object keys sorted by code point, no
+/// whitespace), so that two deliveries of one object that differ only in layout or key order
+/// are recognised as the same content.
+pub fn content_hash(value: &serde_json::Value) -> [u8; 32] {
+    use sha2::Digest;
+    fn write(v: &serde_json::Value, h: &mut sha2::Sha256) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                h.update(b"{");
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        h.update(b",");
+                    }
+                    h.update(serde_json::Value::String(k.clone()).to_string().as_bytes());
+                    h.update(b":");
+                    write(&m[k], h);
+                }
+                h.update(b"}");
+            }
+            serde_json::Value::Array(a) => {
+                h.update(b"[");
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        h.update(b",");
+                    }
+                    write(x, h);
+                }
+                h.update(b"]");
+            }
+            other => h.update(other.to_string().as_bytes()),
+        }
+    }
+    let mut h = sha2::Sha256::new();
+    write(value, &mut h);
+    h.finalize().into()
+}

@@ -1,0 +1,458 @@
+//! The embedded default backend: one SQLite file in WAL mode.
+//!
+//! SQLite allows one writer at a time: the store keeps one writer connection behind a mutex
+//! (a [`WriteBatch`] holds it for its whole transaction) and a small pool of reader
+//! connections, so TAXII reads go on while an import writes. `synchronous = FULL`: a
+//! committed batch survives a crash or power loss, which TAXII's 202 promises the client.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::{
+    content_hash, AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page,
+    PageRequest, Result, Store, StoreError, VersionSelector, WriteBatch,
+};
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
+
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = FULL;
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    ///
+    /// Errors: [`StoreError::SchemaTooNew`] for a file from a newer Concord, or a database
+    /// error.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        configure(&conn)?;
+        migrate(&conn)?;
+        Ok(SqliteStore { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable (SQLite rolls back).
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::SchemaTooNew { found: current, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn now_ns() -> i64 {
+    concord_stix::Timestamp::now_micros().unix_nanos()
+}
+
+fn row_to_collection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
+    Ok(Collection { id: r.get(0)?, alias: r.get(1)?, title: r.get(2)?, description: r.get(3)? })
+}
+
+struct SqliteBatch<'a> {
+    conn: MutexGuard<'a, Connection>,
+    collection_id: String,
+    date_added_ns: i64,
+    open: bool,
+}
+
+impl Drop for SqliteBatch<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl WriteBatch for SqliteBatch<'_> {
+    fn date_added_ns(&self) -> i64 {
+        self.date_added_ns
+    }
+
+    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
+        let h = object.header;
+        let hash = content_hash(object.value);
+        let version = h.version();
+        let modified_ns = version.map(|t| t.unix_nanos());
+        let existing: Option<(i64, Vec<u8>)> = match modified_ns {
+            Some(m) => self
+                .conn
+                .prepare_cached(
+                    "SELECT vid, content_hash FROM object_versions WHERE id = ?1 AND modified_ns = ?2",
+                )?
+                .query_row(params![h.id, m], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT vid, content_hash FROM object_versions
+                     WHERE id = ?1 AND modified_ns IS NULL AND content_hash = ?2",
+                )?
+                .query_row(params![h.id, &hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+        };
+        let vid = match existing {
+            Some((_, stored)) if stored != hash => {
+                return Ok(AddOutcome::Conflict(format!(
+                    "a different object with id {} and modified {} is already stored; \
+                     a new version needs a new modified (STIX 2.1 §3.6)",
+                    h.id,
+                    version.map(|t| t.as_str()).unwrap_or("-")
+                )));
+            }
+            Some((vid, _)) => vid,
+            None => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO object_versions
+                         (id, type, spec_version, modified_ns, modified, content_hash, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        h.id,
+                        h.object_type,
+                        h.spec_version.as_str(),
+                        modified_ns,
+                        version.map(|t| t.as_str()),
+                        &hash[..],
+                        object.body
+                    ])?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO collection_entries
+                 (collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                self.collection_id,
+                vid,
+                self.date_added_ns,
+                h.id,
+                h.object_type,
+                h.spec_version.as_str(),
+                modified_ns.unwrap_or(self.date_added_ns)
+            ])?;
+        Ok(if n == 1 { AddOutcome::Added } else { AddOutcome::AlreadyPresent })
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+/// Builds the WHERE clause shared by listing and deleting.
+struct Query {
+    sql: String,
+    args: Vec<SqlValue>,
+}
+
+impl Query {
+    fn new(collection_id: &str) -> Query {
+        Query { sql: "e.collection_id = ?".to_owned(), args: vec![SqlValue::Text(collection_id.to_owned())] }
+    }
+
+    fn list(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        self.sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
+        self.args.extend(values.iter().map(|v| SqlValue::Text(v.clone())));
+    }
+
+    /// `match[spec_version]` and `match[version]` (TAXII 2.1 §3.4.2).
+    fn versions(&mut self, filter: &ObjectFilter) {
+        // `same_spec` restricts the entries of the same object that count when picking the
+        // first or last version; it comes with its own arguments.
+        let (same_spec, same_spec_args) = if filter.spec_versions.is_empty() {
+            // Without match[spec_version], only the newest spec version held of each object.
+            self.sql.push_str(
+                " AND e.spec_version = (SELECT MAX(s.spec_version) FROM collection_entries s
+                   WHERE s.collection_id = e.collection_id AND s.id = e.id)",
+            );
+            ("x.spec_version = e.spec_version".to_owned(), Vec::new())
+        } else {
+            self.list("e.spec_version", &filter.spec_versions);
+            (
+                format!("x.spec_version IN ({})", vec!["?"; filter.spec_versions.len()].join(",")),
+                filter.spec_versions.iter().map(|v| SqlValue::Text(v.clone())).collect(),
+            )
+        };
+        let selectors: &[VersionSelector] =
+            if filter.versions.is_empty() { &[VersionSelector::Last] } else { &filter.versions };
+        if selectors.contains(&VersionSelector::All) {
+            return;
+        }
+        let mut alternatives = Vec::new();
+        for s in selectors {
+            match s {
+                VersionSelector::First | VersionSelector::Last => {
+                    let agg = if *s == VersionSelector::First { "MIN" } else { "MAX" };
+                    alternatives.push(format!(
+                        "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
+                          WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
+                    ));
+                    self.args.extend(same_spec_args.iter().cloned());
+                }
+                VersionSelector::At(ns) => {
+                    alternatives.push("e.version_ns = ?".to_owned());
+                    self.args.push(SqlValue::Integer(*ns));
+                }
+                VersionSelector::All => {}
+            }
+        }
+        self.sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+}
+
+impl Store for SqliteStore {
+    fn collections(&self) -> Result<Vec<Collection>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, alias, title, description FROM collections ORDER BY alias, id",
+            )?;
+            let rows = st.query_map([], row_to_collection)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn collection(&self, id_or_alias: &str) -> Result<Option<Collection>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, alias, title, description FROM collections WHERE id = ?1 OR alias = ?1
+                 ORDER BY id = ?1 DESC LIMIT 1",
+            )?
+            .query_row([id_or_alias], row_to_collection)
+            .optional()?)
+        })
+    }
+
+    fn create_collection(&self, new: &NewCollection) -> Result<Collection> {
+        let conn = self.writer();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM collections WHERE alias = ?1 OR id = ?1)",
+            [&new.alias],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Err(StoreError::CollectionExists(new.alias.clone()));
+        }
+        let c = Collection {
+            id: uuid::Uuid::new_v4().to_string(),
+            alias: Some(new.alias.clone()),
+            title: new.title.clone().unwrap_or_else(|| new.alias.clone()),
+            description: new.description.clone(),
+        };
+        conn.execute(
+            "INSERT INTO collections (id, alias, title, description, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.id, c.alias, c.title, c.description, now_ns()],
+        )?;
+        Ok(c)
+    }
+
+    fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
+        let conn = self.writer();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut batch = SqliteBatch { conn, collection_id: collection_id.to_owned(), date_added_ns: 0, open: true };
+        let known: bool = batch.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM collections WHERE id = ?1)",
+            [collection_id],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
+        }
+        // date_added only grows, node-wide: a page that ended at the newest entry can never
+        // be overtaken by an entry dated earlier (keyset pagination stays complete).
+        let last: Option<i64> =
+            batch.conn.query_row("SELECT MAX(date_added_ns) FROM collection_entries", [], |r| r.get(0))?;
+        batch.date_added_ns = now_ns().max(last.map_or(i64::MIN, |l| l + 1_000));
+        Ok(Box::new(batch))
+    }
+
+    fn entries(
+        &self,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        page: &PageRequest,
+        with_body: bool,
+    ) -> Result<Page> {
+        let mut q = Query::new(collection_id);
+        if let Some(after) = filter.added_after_ns {
+            q.sql.push_str(" AND e.date_added_ns > ?");
+            q.args.push(SqlValue::Integer(after));
+        }
+        q.list("e.id", &filter.ids);
+        q.list("e.type", &filter.types);
+        q.versions(filter);
+        if let Some(c) = &page.after {
+            q.sql.push_str(" AND (e.date_added_ns, e.id, e.version_ns, e.seq) > (?, ?, ?, ?)");
+            q.args.extend([
+                SqlValue::Integer(c.date_added_ns),
+                SqlValue::Text(c.id.clone()),
+                SqlValue::Integer(c.version_ns),
+                SqlValue::Integer(c.seq),
+            ]);
+        }
+        let limit = page.limit.max(1);
+        let sql = format!(
+            "SELECT e.id, e.date_added_ns, e.version_ns, v.modified, e.spec_version, e.type, e.seq, {}
+             FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
+             WHERE {}
+             ORDER BY e.date_added_ns, e.id, e.version_ns, e.seq
+             LIMIT {}",
+            if with_body { "v.body" } else { "NULL" },
+            q.sql,
+            limit + 1
+        );
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(q.args.iter()), |r| {
+                Ok(Entry {
+                    id: r.get(0)?,
+                    date_added_ns: r.get(1)?,
+                    version_ns: r.get(2)?,
+                    version_text: r.get(3)?,
+                    spec_version: r.get(4)?,
+                    object_type: r.get(5)?,
+                    seq: r.get(6)?,
+                    body: r.get(7)?,
+                })
+            })?;
+            let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            let more = entries.len() > limit;
+            entries.truncate(limit);
+            Ok(Page { entries, more })
+        })
+    }
+
+    fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut q = Query::new(collection_id);
+        q.list("e.id", &[id.to_owned()]);
+        q.versions(filter);
+        let n = tx.execute(
+            &format!(
+                "DELETE FROM collection_entries WHERE seq IN
+                 (SELECT e.seq FROM collection_entries e WHERE {})",
+                q.sql
+            ),
+            rusqlite::params_from_iter(q.args.iter()),
+        )?;
+        tx.execute(
+            "DELETE FROM object_versions WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)",
+            [id],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn count(&self, collection_id: &str) -> Result<u64> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached("SELECT COUNT(*) FROM collection_entries WHERE collection_id = ?1")?
+                .query_row([collection_id], |r| r.get::<_, i64>(0))? as u64)
+        })
+    }
+
+    fn put_status(&self, id: &str, body: &str) -> Result<()> {
+        self.writer().execute(
+            "INSERT OR REPLACE INTO status_resources (id, created_ns, body) VALUES (?1, ?2, ?3)",
+            params![id, now_ns(), body],
+        )?;
+        Ok(())
+    }
+
+    fn status(&self, id: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached("SELECT body FROM status_resources WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.writer().execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+}

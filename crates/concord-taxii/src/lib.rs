@@ -1,0 +1,17 @@
+//! # concord-taxii: TAXII 2.1 on the wire, without HTTP
+//!
+//! The resources of TAXII 2.1 (OASIS Standard, 2021) as Rust types ([`resources`]), its media
+//! types and content negotiation ([`media`]), the query parameters of §3.4 parsed into typed
+//! filters ([`query`]), opaque `next` tokens ([`query::NextToken`]), and the error message
+//! resource with one table of every error Concord answers ([`error`]).
+//!
+//! This crate knows nothing of sockets or frameworks: `concord-server` maps these types to
+//! HTTP, and a TAXII client can reuse them.
+
+pub mod error;
+pub mod media;
+pub mod query;
+pub mod resources;
+
+pub use error::{ErrorCode, TaxiiError};
+pub use query::{NextToken, Query, VersionMatch};
