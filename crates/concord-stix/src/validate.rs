@@ -16,7 +16,7 @@ use tables::Target;
 
 #[allow(unused_imports)] // for doc links
 use crate::id::StixId;
-use crate::id::{is_type_name, IdError};
+use crate::id::{IdError, is_type_name};
 use crate::timestamp::Timestamp;
 
 /// The STIX specification version an object is written in (`spec_version`, STIX 2.1 §3.2).
@@ -133,11 +133,17 @@ impl fmt::Display for Violation {
 /// Errors: every violation found, never an empty list.
 pub fn validate_object(object: &Value) -> Result<ObjectHeader, Vec<Violation>> {
     let Some(obj) = object.as_object() else {
-        let mut v = Checker { id: None, violations: Vec::new() };
+        let mut v = Checker {
+            id: None,
+            violations: Vec::new(),
+        };
         v.push(&Path::ROOT, "a STIX object must be a JSON object", "3");
         return Err(v.violations);
     };
-    let mut v = Checker { id: obj.get("id").and_then(Value::as_str), violations: Vec::new() };
+    let mut v = Checker {
+        id: obj.get("id").and_then(Value::as_str),
+        violations: Vec::new(),
+    };
     let header = v.object(obj);
     match header {
         Some(h) if v.violations.is_empty() => Ok(h),
@@ -165,8 +171,15 @@ const NOT_ON_SCOS: &[&str] = &[
 ];
 
 /// Properties every SCO may have (§3.2, §6): not counted by "at least one property" rules.
-const SCO_COMMON: &[&str] =
-    &["type", "id", "spec_version", "object_marking_refs", "granular_markings", "defanged", "extensions"];
+const SCO_COMMON: &[&str] = &[
+    "type",
+    "id",
+    "spec_version",
+    "object_marking_refs",
+    "granular_markings",
+    "defanged",
+    "extensions",
+];
 
 /// What the checker knows about the object while walking it.
 #[derive(Clone, Copy)]
@@ -194,7 +207,12 @@ impl<'a> Checker<'a> {
     }
 
     /// A timestamp property; reports a malformed one.
-    fn timestamp(&mut self, path: &Path<'_>, value: &Value, section: &'static str) -> Option<Timestamp> {
+    fn timestamp(
+        &mut self,
+        path: &Path<'_>,
+        value: &Value,
+        section: &'static str,
+    ) -> Option<Timestamp> {
         match value {
             Value::String(s) => match Timestamp::parse(s) {
                 Ok(t) => Some(t),
@@ -233,9 +251,13 @@ impl<'a> Checker<'a> {
         // An SCO defined by an extension definition (§7.3, extension_type "new-sco") follows
         // the SCO rules for common properties.
         let new_sco = kind == ObjectKind::Custom
-            && obj.get("extensions").and_then(Value::as_object).is_some_and(|m| {
-                m.values().any(|e| e.get("extension_type").and_then(Value::as_str) == Some("new-sco"))
-            });
+            && obj
+                .get("extensions")
+                .and_then(Value::as_object)
+                .is_some_and(|m| {
+                    m.values()
+                        .any(|e| e.get("extension_type").and_then(Value::as_str) == Some("new-sco"))
+                });
         let sco_like = kind == ObjectKind::Sco || new_sco;
         let id = match obj.get("id").and_then(Value::as_str) {
             Some(id) => id,
@@ -256,7 +278,11 @@ impl<'a> Checker<'a> {
         let spec_version = match obj.get("spec_version") {
             Some(Value::String(s)) if s == "2.1" => SpecVersion::V2_1,
             Some(other) => {
-                self.top("spec_version", format!("must be \"2.1\", found {other}"), "3.2");
+                self.top(
+                    "spec_version",
+                    format!("must be \"2.1\", found {other}"),
+                    "3.2",
+                );
                 SpecVersion::V2_1
             }
             None if sco_like => SpecVersion::V2_1,
@@ -305,7 +331,10 @@ impl<'a> Checker<'a> {
                     // §3.2: "The created/modified timestamp MUST be precise to the nearest
                     // millisecond"; the WD07 change note and the OASIS JSON schema
                     // (`\.\d{3,}Z`) read this as "at least 3 fraction digits".
-                    if let Some(t) = slot.as_ref().filter(|t| t.fraction_digits() < 3 && !sco_like) {
+                    if let Some(t) = slot
+                        .as_ref()
+                        .filter(|t| t.fraction_digits() < 3 && !sco_like)
+                    {
                         self.push(
                             &path,
                             format!("must be precise to at least the millisecond (3 fraction digits), found {t}"),
@@ -316,17 +345,19 @@ impl<'a> Checker<'a> {
                 None if sco_like => {}
                 // §7.2.1: marking definitions are not versioned and have no `modified`.
                 None if name == "modified" && ctx.object_type == "marking-definition" => {}
-                None if ctx.kind == ObjectKind::Custom => {
-                    self.push(&path, "required property of a custom object missing", "11.2")
-                }
+                None if ctx.kind == ObjectKind::Custom => self.push(
+                    &path,
+                    "required property of a custom object missing",
+                    "11.2",
+                ),
                 None => self.push(&path, "required property missing", "3.2"),
             }
         }
         let [created, modified] = out;
-        if let (Some(c), Some(m)) = (&created, &modified) {
-            if m < c {
-                self.top("modified", "must be later than or equal to created", "3.2");
-            }
+        if let (Some(c), Some(m)) = (&created, &modified)
+            && m < c
+        {
+            self.top("modified", "must be later than or equal to created", "3.2");
         }
         (created, modified)
     }
@@ -360,15 +391,15 @@ impl<'a> Checker<'a> {
         if let Some(v) = obj.get("labels") {
             self.string_list(&Path::ROOT.key("labels"), v, "3.2");
         }
-        if let Some(v) = obj.get("confidence") {
-            if !v.as_i64().is_some_and(|n| (0..=100).contains(&n)) {
-                self.top("confidence", "must be an integer from 0 to 100", "3.2");
-            }
+        if let Some(v) = obj.get("confidence")
+            && !v.as_i64().is_some_and(|n| (0..=100).contains(&n))
+        {
+            self.top("confidence", "must be an integer from 0 to 100", "3.2");
         }
-        if let Some(v) = obj.get("lang") {
-            if !v.as_str().is_some_and(is_language_tag) {
-                self.top("lang", "must be an RFC 5646 language tag", "3.2");
-            }
+        if let Some(v) = obj.get("lang")
+            && !v.as_str().is_some_and(is_language_tag)
+        {
+            self.top("lang", "must be an RFC 5646 language tag", "3.2");
         }
         if let Some(v) = obj.get("external_references") {
             self.external_references(v);
@@ -416,8 +447,15 @@ impl<'a> Checker<'a> {
                 Some(_) => self.push(&p.key("source_name"), "must be a string", "2.5"),
                 None => self.push(&p.key("source_name"), "required property missing", "2.5"),
             }
-            if !["description", "url", "external_id"].iter().any(|k| has(r, k)) {
-                self.push(&p, "at least one of description, url or external_id MUST be present", "2.5");
+            if !["description", "url", "external_id"]
+                .iter()
+                .any(|k| has(r, k))
+            {
+                self.push(
+                    &p,
+                    "at least one of description, url or external_id MUST be present",
+                    "2.5",
+                );
             }
         }
     }
@@ -476,8 +514,12 @@ impl<'a> Checker<'a> {
                 None => self.push(&sp, "required property missing", "7.2.3"),
             }
             match (has(g, "lang"), has(g, "marking_ref")) {
-                (true, true) => self.push(&p, "lang and marking_ref MUST NOT both be present", "7.2.3"),
-                (false, false) => self.push(&p, "one of lang or marking_ref MUST be present", "7.2.3"),
+                (true, true) => {
+                    self.push(&p, "lang and marking_ref MUST NOT both be present", "7.2.3")
+                }
+                (false, false) => {
+                    self.push(&p, "one of lang or marking_ref MUST be present", "7.2.3")
+                }
                 (true, false) if !g["lang"].as_str().is_some_and(is_language_tag) => {
                     self.push(&p.key("lang"), "must be an RFC 5646 language tag", "7.2.3")
                 }
@@ -509,13 +551,20 @@ impl<'a> Checker<'a> {
             }
             if name.starts_with("extension-definition--") {
                 if let Err(e) = id_type(name) {
-                    self.push(&p, format!("not an extension-definition identifier: {e}"), "7.3");
+                    self.push(
+                        &p,
+                        format!("not an extension-definition identifier: {e}"),
+                        "7.3",
+                    );
                 }
                 match body.get("extension_type") {
                     Some(Value::String(t)) if tables::EXTENSION_TYPES.contains(&t.as_str()) => {}
                     Some(t) => self.push(
                         &p.key("extension_type"),
-                        format!("must be one of {}, found {t}", tables::EXTENSION_TYPES.join(", ")),
+                        format!(
+                            "must be one of {}, found {t}",
+                            tables::EXTENSION_TYPES.join(", ")
+                        ),
                         "7.3",
                     ),
                     None => self.push(&p.key("extension_type"), "required property missing", "7.3"),
@@ -531,7 +580,14 @@ impl<'a> Checker<'a> {
                 }
             } else if let Some(spec) = tables::ext_spec(name) {
                 if spec.on_type != ctx.object_type {
-                    self.push(&p, format!("the {name} extension applies only to {} objects", spec.on_type), spec.section);
+                    self.push(
+                        &p,
+                        format!(
+                            "the {name} extension applies only to {} objects",
+                            spec.on_type
+                        ),
+                        spec.section,
+                    );
                 }
                 for r in spec.required {
                     if !has(body, r) {
@@ -541,7 +597,11 @@ impl<'a> Checker<'a> {
                 if spec.one_of == ["*"] {
                     // "at least one property from this extension MUST be included"
                 } else if !spec.one_of.is_empty() && !spec.one_of.iter().any(|k| has(body, k)) {
-                    self.push(&p, format!("at least one of {} MUST be present", spec.one_of.join(", ")), spec.section);
+                    self.push(
+                        &p,
+                        format!("at least one of {} MUST be present", spec.one_of.join(", ")),
+                        spec.section,
+                    );
                 }
                 self.ints(&p, body, spec.ints, spec.section);
                 self.enums(&p, body, spec.enums, spec.section);
@@ -575,7 +635,11 @@ impl<'a> Checker<'a> {
             }
         }
         if !spec.one_of.is_empty() && !spec.one_of.iter().any(|k| has(obj, k)) {
-            self.push(&Path::ROOT, format!("at least one of {} MUST be present", spec.one_of.join(", ")), sec);
+            self.push(
+                &Path::ROOT,
+                format!("at least one of {} MUST be present", spec.one_of.join(", ")),
+                sec,
+            );
         }
         let mut ts: [Option<Timestamp>; 6] = [const { None }; 6];
         for (slot, name) in ts.iter_mut().zip(spec.timestamps) {
@@ -584,14 +648,22 @@ impl<'a> Checker<'a> {
             }
         }
         let find = |name: &str| {
-            spec.timestamps.iter().position(|t| *t == name).and_then(|i| ts.get(i)).and_then(Option::as_ref)
+            spec.timestamps
+                .iter()
+                .position(|t| *t == name)
+                .and_then(|i| ts.get(i))
+                .and_then(Option::as_ref)
         };
         for (earlier, later, strict) in spec.order {
             if let (Some(a), Some(b)) = (find(earlier), find(later)) {
                 if *strict && b <= a {
                     self.top(later, format!("must be later than {earlier}"), sec);
                 } else if b < a {
-                    self.top(later, format!("must be later than or equal to {earlier}"), sec);
+                    self.top(
+                        later,
+                        format!("must be later than or equal to {earlier}"),
+                        sec,
+                    );
                 }
             }
         }
@@ -600,17 +672,33 @@ impl<'a> Checker<'a> {
         self.extra(obj, ctx, spec);
     }
 
-    fn ints(&mut self, path: &Path<'_>, obj: &Map<String, Value>, ints: &[(&str, i64, i64)], sec: &'static str) {
+    fn ints(
+        &mut self,
+        path: &Path<'_>,
+        obj: &Map<String, Value>,
+        ints: &[(&str, i64, i64)],
+        sec: &'static str,
+    ) {
         for (name, lo, hi) in ints {
-            if let Some(v) = obj.get(*name) {
-                if !v.as_i64().is_some_and(|n| (*lo..=*hi).contains(&n)) {
-                    self.push(&path.key(name), format!("must be an integer from {lo} to {hi}"), sec);
-                }
+            if let Some(v) = obj.get(*name)
+                && !v.as_i64().is_some_and(|n| (*lo..=*hi).contains(&n))
+            {
+                self.push(
+                    &path.key(name),
+                    format!("must be an integer from {lo} to {hi}"),
+                    sec,
+                );
             }
         }
     }
 
-    fn enums(&mut self, path: &Path<'_>, obj: &Map<String, Value>, enums: &[(&str, &[&str])], sec: &'static str) {
+    fn enums(
+        &mut self,
+        path: &Path<'_>,
+        obj: &Map<String, Value>,
+        enums: &[(&str, &[&str])],
+        sec: &'static str,
+    ) {
         for (name, allowed) in enums {
             let p = path.key(name);
             let ok = |v: &Value| v.as_str().is_some_and(|s| allowed.contains(&s));
@@ -619,12 +707,20 @@ impl<'a> Checker<'a> {
                 Some(Value::Array(a)) => {
                     for (i, v) in a.iter().enumerate() {
                         if !ok(v) {
-                            self.push(&p.index(i), format!("must be one of {}, found {v}", allowed.join(", ")), sec);
+                            self.push(
+                                &p.index(i),
+                                format!("must be one of {}, found {v}", allowed.join(", ")),
+                                sec,
+                            );
                         }
                     }
                 }
                 Some(v) if ok(v) => {}
-                Some(v) => self.push(&p, format!("must be one of {}, found {v}", allowed.join(", ")), sec),
+                Some(v) => self.push(
+                    &p,
+                    format!("must be one of {}, found {v}", allowed.join(", ")),
+                    sec,
+                ),
             }
         }
     }
@@ -645,16 +741,30 @@ impl<'a> Checker<'a> {
             Extra::MalwareAnalysis => {}
             Extra::ObservedData => {
                 match (has(obj, "objects"), has(obj, "object_refs")) {
-                    (true, true) => self.push(&Path::ROOT, "objects and object_refs MUST NOT both be present", sec),
-                    (false, false) => self.push(&Path::ROOT, "one of objects or object_refs MUST be present", sec),
+                    (true, true) => self.push(
+                        &Path::ROOT,
+                        "objects and object_refs MUST NOT both be present",
+                        sec,
+                    ),
+                    (false, false) => self.push(
+                        &Path::ROOT,
+                        "one of objects or object_refs MUST be present",
+                        sec,
+                    ),
                     _ => {}
                 }
                 if let Some(Value::Array(refs)) = obj.get("object_refs") {
                     let any_sco = refs.iter().filter_map(Value::as_str).any(|r| {
-                        id_type(r).is_ok_and(|t| matches!(kind_of(t), ObjectKind::Sco | ObjectKind::Custom))
+                        id_type(r).is_ok_and(|t| {
+                            matches!(kind_of(t), ObjectKind::Sco | ObjectKind::Custom)
+                        })
                     });
                     if !refs.is_empty() && !any_sco {
-                        self.top("object_refs", "MUST contain at least one SCO reference", sec);
+                        self.top(
+                            "object_refs",
+                            "MUST contain at least one SCO reference",
+                            sec,
+                        );
                     }
                 }
             }
@@ -662,34 +772,61 @@ impl<'a> Checker<'a> {
                 let lat = obj.get("latitude");
                 let lon = obj.get("longitude");
                 for (name, v, limit) in [("latitude", lat, 90.0), ("longitude", lon, 180.0)] {
-                    if let Some(v) = v {
-                        if !v.as_f64().is_some_and(|x| (-limit..=limit).contains(&x)) {
-                            self.top(name, format!("must be a number from -{limit} to {limit}"), sec);
-                        }
+                    if let Some(v) = v
+                        && !v.as_f64().is_some_and(|x| (-limit..=limit).contains(&x))
+                    {
+                        self.top(
+                            name,
+                            format!("must be a number from -{limit} to {limit}"),
+                            sec,
+                        );
                     }
                 }
                 match (lat.is_some(), lon.is_some()) {
-                    (true, false) => self.top("longitude", "required when latitude is present", sec),
-                    (false, true) => self.top("latitude", "required when longitude is present", sec),
+                    (true, false) => {
+                        self.top("longitude", "required when latitude is present", sec)
+                    }
+                    (false, true) => {
+                        self.top("latitude", "required when longitude is present", sec)
+                    }
                     _ => {}
                 }
-                if has(obj, "precision") && !(lat.is_some() && lon.is_some()) {
-                    self.top("precision", "latitude and longitude MUST be present when precision is", sec);
+                if obj
+                    .get("precision")
+                    .is_some_and(|p| !p.as_f64().is_some_and(|x| x >= 0.0))
+                {
+                    self.top("precision", "must be a number of metres, 0 or more", sec);
                 }
-                if !has(obj, "region") && !has(obj, "country") && !(lat.is_some() && lon.is_some()) {
+                if has(obj, "precision") && !(lat.is_some() && lon.is_some()) {
+                    self.top(
+                        "precision",
+                        "latitude and longitude MUST be present when precision is",
+                        sec,
+                    );
+                }
+                if !(has(obj, "region") || has(obj, "country") || (lat.is_some() && lon.is_some()))
+                {
                     self.push(&Path::ROOT, "at least one of region, country, or latitude and longitude MUST be present", sec);
                 }
             }
             Extra::MarkingDefinition => self.marking_definition(obj, sec),
             Extra::Artifact => {
                 if has(obj, "payload_bin") && has(obj, "url") {
-                    self.push(&Path::ROOT, "payload_bin and url MUST NOT both be present", sec);
+                    self.push(
+                        &Path::ROOT,
+                        "payload_bin and url MUST NOT both be present",
+                        sec,
+                    );
                 }
                 if has(obj, "url") && !has(obj, "hashes") {
                     self.top("hashes", "required when url is present", sec);
                 }
                 if has(obj, "decryption_key") && !has(obj, "encryption_algorithm") {
-                    self.top("decryption_key", "MUST NOT be present when encryption_algorithm is absent", sec);
+                    self.top(
+                        "decryption_key",
+                        "MUST NOT be present when encryption_algorithm is absent",
+                        sec,
+                    );
                 }
             }
             Extra::EmailMessage => {
@@ -697,9 +834,11 @@ impl<'a> Checker<'a> {
                     Some(Value::Bool(true)) if has(obj, "body") => {
                         self.top("body", "MUST NOT be present when is_multipart is true", sec)
                     }
-                    Some(Value::Bool(false)) if has(obj, "body_multipart") => {
-                        self.top("body_multipart", "MUST NOT be present when is_multipart is false", sec)
-                    }
+                    Some(Value::Bool(false)) if has(obj, "body_multipart") => self.top(
+                        "body_multipart",
+                        "MUST NOT be present when is_multipart is false",
+                        sec,
+                    ),
                     Some(Value::Bool(_)) | None => {}
                     Some(_) => self.top("is_multipart", "must be a boolean", sec),
                 }
@@ -708,9 +847,11 @@ impl<'a> Checker<'a> {
                     for (i, part) in parts.iter().enumerate() {
                         match part {
                             Value::Object(m) if has(m, "body") || has(m, "body_raw_ref") => {}
-                            Value::Object(_) => {
-                                self.push(&path.index(i), "one of body or body_raw_ref MUST be present", "6.6.2")
-                            }
+                            Value::Object(_) => self.push(
+                                &path.index(i),
+                                "one of body or body_raw_ref MUST be present",
+                                "6.6.2",
+                            ),
                             _ => self.push(&path.index(i), "must be a MIME part object", "6.6.2"),
                         }
                     }
@@ -722,10 +863,14 @@ impl<'a> Checker<'a> {
                 }
             }
             Extra::MacAddr => {
-                if let Some(v) = obj.get("value") {
-                    if !v.as_str().is_some_and(is_mac48) {
-                        self.top("value", "must be a colon-delimited lower-case MAC-48 address with leading zeros", sec);
-                    }
+                if let Some(v) = obj.get("value")
+                    && !v.as_str().is_some_and(is_mac48)
+                {
+                    self.top(
+                        "value",
+                        "must be a colon-delimited lower-case MAC-48 address with leading zeros",
+                        sec,
+                    );
                 }
             }
             Extra::WindowsRegistryKey => {
@@ -734,7 +879,12 @@ impl<'a> Checker<'a> {
                     let path = Path::ROOT.key("values");
                     for (i, v) in values.iter().enumerate() {
                         if let Value::Object(m) = v {
-                            self.enums(&path.index(i), m, &[("data_type", tables::REGISTRY_DATATYPES)], "6.17.2");
+                            self.enums(
+                                &path.index(i),
+                                m,
+                                &[("data_type", tables::REGISTRY_DATATYPES)],
+                                "6.17.2",
+                            );
                         }
                     }
                 }
@@ -749,7 +899,11 @@ impl<'a> Checker<'a> {
         let own = obj.keys().any(|k| !SCO_COMMON.contains(&k.as_str()));
         let ext = ctx.object_type == "process" && has(obj, "extensions");
         if !own && !ext {
-            self.push(&Path::ROOT, "at least one property specific to this object type MUST be present", sec);
+            self.push(
+                &Path::ROOT,
+                "at least one property specific to this object type MUST be present",
+                sec,
+            );
         }
     }
 
@@ -762,19 +916,39 @@ impl<'a> Checker<'a> {
                     self.push(&Path::ROOT, "a marking definition MUST have definition_type and definition, or extensions", sec);
                 }
             }
-            (Some(_), None) => self.top("definition", "required when definition_type is present", sec),
-            (None, Some(_)) => self.top("definition_type", "required when definition is present", sec),
+            (Some(_), None) => self.top(
+                "definition",
+                "required when definition_type is present",
+                sec,
+            ),
+            (None, Some(_)) => self.top(
+                "definition_type",
+                "required when definition is present",
+                sec,
+            ),
             (Some(t), Some(d)) => {
                 let dp = Path::ROOT.key("definition");
                 match (t.as_str(), d) {
                     (Some("tlp"), Value::Object(d)) => {
-                        if !d.get("tlp").and_then(Value::as_str).is_some_and(|l| ["white", "green", "amber", "red"].contains(&l)) {
-                            self.push(&dp.key("tlp"), "must be one of white, green, amber, red", "7.2.1.4");
+                        if !d
+                            .get("tlp")
+                            .and_then(Value::as_str)
+                            .is_some_and(|l| ["white", "green", "amber", "red"].contains(&l))
+                        {
+                            self.push(
+                                &dp.key("tlp"),
+                                "must be one of white, green, amber, red",
+                                "7.2.1.4",
+                            );
                         }
                     }
                     (Some("statement"), Value::Object(d)) => {
                         if !d.get("statement").is_some_and(Value::is_string) {
-                            self.push(&dp.key("statement"), "required string property missing", "7.2.1.3");
+                            self.push(
+                                &dp.key("statement"),
+                                "required string property missing",
+                                "7.2.1.3",
+                            );
                         }
                     }
                     (Some(_), Value::Object(_)) => {}
@@ -788,7 +962,14 @@ impl<'a> Checker<'a> {
     /// Walks every property at any depth: `*_ref` / `*_refs` (§2.9, with the target rules of
     /// `tables::REF_RULES`) and `hashes` dictionaries (§2.7). `context` is the object type
     /// at the top level, else the name of the enclosing property.
-    fn walk(&mut self, ctx: Ctx<'_>, context: &str, top: bool, path: &Path<'_>, map: &Map<String, Value>) {
+    fn walk(
+        &mut self,
+        ctx: Ctx<'_>,
+        context: &str,
+        top: bool,
+        path: &Path<'_>,
+        map: &Map<String, Value>,
+    ) {
         for (k, v) in map {
             if k.ends_with("_ref") {
                 self.reference(context, top, &path.key(k), k, v);
@@ -800,12 +981,18 @@ impl<'a> Checker<'a> {
                             self.reference(context, top, &p.index(i), k, r);
                         }
                     }
-                    Value::Array(_) => self.push(&p, "a _refs property MUST be a non-empty list of identifiers", "2.12"),
+                    Value::Array(_) => self.push(
+                        &p,
+                        "a _refs property MUST be a non-empty list of identifiers",
+                        "2.12",
+                    ),
                     _ => self.push(&p, "a _refs property MUST be a list of identifiers", "2.9"),
                 }
             } else if k == "hashes" {
                 match v {
-                    Value::Object(h) => self.hashes(&path.key(k), h, context == "external_references"),
+                    Value::Object(h) => {
+                        self.hashes(&path.key(k), h, context == "external_references")
+                    }
                     _ => self.push(&path.key(k), "must be a hashes dictionary", "2.7"),
                 }
             }
@@ -837,10 +1024,14 @@ impl<'a> Checker<'a> {
         match id_type(s) {
             Err(e) => self.push(path, format!("not a valid identifier: {e}"), "2.9"),
             Ok(t) => {
-                if let Some((target, sec)) = tables::ref_rule(context, prop, top) {
-                    if !target_allows(target, t) {
-                        self.push(path, format!("MUST reference {}, not {t}", describe(target)), sec);
-                    }
+                if let Some((target, sec)) = tables::ref_rule(context, prop, top)
+                    && !target_allows(target, t)
+                {
+                    self.push(
+                        path,
+                        format!("MUST reference {}, not {t}", describe(target)),
+                        sec,
+                    );
                 }
             }
         }
@@ -856,19 +1047,32 @@ impl<'a> Checker<'a> {
         for (k, v) in h {
             let p = path.key(k);
             let key_ok = (3..=250).contains(&k.len())
-                && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+                && k.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
             let algo = tables::HASH_ALGORITHMS.iter().find(|(n, _)| *n == k);
             if !key_ok {
-                self.push(&p, "hash names MUST be 3–250 characters of a–z, A–Z, 0–9, hyphen, underscore", "2.7");
+                self.push(
+                    &p,
+                    "hash names MUST be 3–250 characters of a–z, A–Z, 0–9, hyphen, underscore",
+                    "2.7",
+                );
             } else if only_ov && algo.is_none() {
-                self.push(&p, "hash names in external references MUST come from hash-algorithm-ov", "2.5");
+                self.push(
+                    &p,
+                    "hash names in external references MUST come from hash-algorithm-ov",
+                    "2.5",
+                );
             }
             match (v.as_str(), algo) {
                 (None, _) => self.push(&p, "a hash value must be a string", "2.7"),
-                (Some(s), Some((name, Some(len)))) => {
-                    if s.len() != *len || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-                        self.push(&p, format!("a {name} value MUST be {len} hexadecimal digits"), "10.3");
-                    }
+                (Some(s), Some((name, Some(len))))
+                    if (s.len() != *len || !s.bytes().all(|c| c.is_ascii_hexdigit())) =>
+                {
+                    self.push(
+                        &p,
+                        format!("a {name} value MUST be {len} hexadecimal digits"),
+                        "10.3",
+                    );
                 }
                 _ => {}
             }
@@ -908,7 +1112,11 @@ fn id_type(text: &str) -> Result<&str, IdError> {
     let ok = u.len() == 36
         && !u.bytes().any(|c| c.is_ascii_uppercase())
         && uuid::Uuid::try_parse(u).is_ok_and(|x| x.get_variant() == uuid::Variant::RFC4122);
-    if ok { Ok(ty) } else { Err(IdError::Uuid(u.to_owned())) }
+    if ok {
+        Ok(ty)
+    } else {
+        Err(IdError::Uuid(u.to_owned()))
+    }
 }
 
 /// §3.1 / §11.1: property names are 3–250 ASCII characters of a–z, 0–9 and underscore and
@@ -916,15 +1124,22 @@ fn id_type(text: &str) -> Result<&str, IdError> {
 fn is_property_name(name: &str) -> bool {
     (3..=250).contains(&name.len())
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 /// RFC 5646 language tag, structurally: subtags of 1–8 letters/digits separated by hyphens,
 /// the first alphabetic.
 fn is_language_tag(tag: &str) -> bool {
     !tag.is_empty()
-        && tag.split('-').all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric()))
-        && tag.split('-').next().is_some_and(|s| s.bytes().all(|c| c.is_ascii_alphabetic()))
+        && tag
+            .split('-')
+            .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric()))
+        && tag
+            .split('-')
+            .next()
+            .is_some_and(|s| s.bytes().all(|c| c.is_ascii_alphabetic()))
 }
 
 /// §6.10: `xx:xx:xx:xx:xx:xx`, lower-case hex, leading zeros.
@@ -932,15 +1147,23 @@ fn is_mac48(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 17
         && b.iter().enumerate().all(|(i, c)| {
-            if i % 3 == 2 { *c == b':' } else { c.is_ascii_digit() || (b'a'..=b'f').contains(c) }
+            if i % 3 == 2 {
+                *c == b':'
+            } else {
+                c.is_ascii_digit() || (b'a'..=b'f').contains(c)
+            }
         })
 }
 
 /// §7.2.3.1: whether a granular-marking selector (`a.b.[2].c`) names something present.
 fn selector_resolves(obj: &Map<String, Value>, selector: &str) -> bool {
     let mut segs = selector.split('.');
-    let Some(first) = segs.next() else { return false };
-    let Some(mut cur) = obj.get(first) else { return false };
+    let Some(first) = segs.next() else {
+        return false;
+    };
+    let Some(mut cur) = obj.get(first) else {
+        return false;
+    };
     for seg in segs {
         let next = match seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
             Some(i) => i.parse::<usize>().ok().and_then(|i| cur.as_array()?.get(i)),
@@ -957,14 +1180,44 @@ fn selector_resolves(obj: &Map<String, Value>, selector: &str) -> bool {
 /// The kind of object a `type` names (STIX 2.1 §4–§7); unknown types are [`ObjectKind::Custom`].
 pub fn kind_of(object_type: &str) -> ObjectKind {
     const SDOS: &[&str] = &[
-        "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident",
-        "indicator", "infrastructure", "intrusion-set", "location", "malware", "malware-analysis",
-        "note", "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability",
+        "attack-pattern",
+        "campaign",
+        "course-of-action",
+        "grouping",
+        "identity",
+        "incident",
+        "indicator",
+        "infrastructure",
+        "intrusion-set",
+        "location",
+        "malware",
+        "malware-analysis",
+        "note",
+        "observed-data",
+        "opinion",
+        "report",
+        "threat-actor",
+        "tool",
+        "vulnerability",
     ];
     const SCOS: &[&str] = &[
-        "artifact", "autonomous-system", "directory", "domain-name", "email-addr",
-        "email-message", "file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex",
-        "network-traffic", "process", "software", "url", "user-account", "windows-registry-key",
+        "artifact",
+        "autonomous-system",
+        "directory",
+        "domain-name",
+        "email-addr",
+        "email-message",
+        "file",
+        "ipv4-addr",
+        "ipv6-addr",
+        "mac-addr",
+        "mutex",
+        "network-traffic",
+        "process",
+        "software",
+        "url",
+        "user-account",
+        "windows-registry-key",
         "x509-certificate",
     ];
     match object_type {

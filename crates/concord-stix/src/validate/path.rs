@@ -20,14 +20,20 @@ pub(crate) struct Path<'a> {
 
 impl<'a> Path<'a> {
     /// The object itself (renders as the empty string).
-    pub(crate) const ROOT: Path<'static> = Path { seg: Seg::Root, parent: None };
+    pub(crate) const ROOT: Path<'static> = Path {
+        seg: Seg::Root,
+        parent: None,
+    };
 
     /// This path followed by property `key`.
     pub(crate) fn key<'b>(&'b self, key: &'b str) -> Path<'b>
     where
         'a: 'b,
     {
-        Path { seg: Seg::Key(key), parent: Some(self) }
+        Path {
+            seg: Seg::Key(key),
+            parent: Some(self),
+        }
     }
 
     /// This path followed by list index `i`.
@@ -35,7 +41,10 @@ impl<'a> Path<'a> {
     where
         'a: 'b,
     {
-        Path { seg: Seg::Index(i), parent: Some(self) }
+        Path {
+            seg: Seg::Index(i),
+            parent: Some(self),
+        }
     }
 
     /// `a.b[2].c`.
@@ -77,6 +86,9 @@ mod tests {
         let b = a.index(2);
         let c = b.key("source_name");
         assert_eq!(c.render(), "external_references[2].source_name");
-        assert_eq!(root.key("extensions").key("archive-ext").render(), "extensions.archive-ext");
+        assert_eq!(
+            root.key("extensions").key("archive-ext").render(),
+            "extensions.archive-ext"
+        );
     }
 }
