@@ -14,8 +14,6 @@ mod tables;
 use path::Path;
 use tables::Target;
 
-#[allow(unused_imports)] // for doc links
-use crate::id::StixId;
 use crate::id::{IdError, is_type_name};
 use crate::timestamp::Timestamp;
 
@@ -1071,7 +1069,7 @@ impl<'a> Checker<'a> {
                     self.push(
                         &p,
                         format!("a {name} value MUST be {len} hexadecimal digits"),
-                        "10.3",
+                        "2.7",
                     );
                 }
                 _ => {}
@@ -1102,7 +1100,7 @@ fn describe(target: Target) -> String {
     }
 }
 
-/// The type part of a STIX identifier, checked like [`StixId::parse`] but without
+/// The type part of a STIX identifier, checked like [`crate::id::StixId::parse`] but without
 /// allocating (§2.9: `type--UUID`, RFC 4122 UUID in lower-case hyphenated form).
 fn id_type(text: &str) -> Result<&str, IdError> {
     let (ty, u) = text.rsplit_once("--").ok_or(IdError::Form)?;

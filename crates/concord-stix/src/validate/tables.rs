@@ -647,7 +647,7 @@ pub(crate) fn ref_rule(context: &str, prop: &str, top: bool) -> Option<(Target, 
         .map(|(_, _, t, s)| (*t, *s))
 }
 
-/// `hash-algorithm-ov` (§10.3) with the hex length each algorithm's value MUST have
+/// `hash-algorithm-ov` (§10, used by §2.7) with the hex length each algorithm's value MUST have
 /// (`None`: not hex, format not checked here).
 pub(crate) const HASH_ALGORITHMS: &[(&str, Option<usize>)] = &[
     ("MD5", Some(32)),
