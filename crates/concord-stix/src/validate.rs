@@ -969,7 +969,11 @@ impl<'a> Checker<'a> {
         map: &Map<String, Value>,
     ) {
         for (k, v) in map {
-            if k.ends_with("_ref") {
+            if top && k.starts_with("x_") && v.as_str() == Some("") {
+                // A custom property (§11.1) whose producer writes "" for "no reference"
+                // (MITRE ATT&CK's x_mitre_data_source_ref); its meaning is the producer's,
+                // so an empty value is tolerated. Any other value must still be an id.
+            } else if k.ends_with("_ref") {
                 self.reference(context, top, &path.key(k), k, v);
             } else if k.ends_with("_refs") {
                 let p = path.key(k);

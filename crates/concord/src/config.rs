@@ -1,0 +1,108 @@
+//! The node's configuration: `concord.toml` in the data directory, every key overridable by
+//! an environment variable (`CONCORD_` + the key in upper case, e.g. `CONCORD_LISTEN`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// File name of the configuration inside the data directory.
+pub const CONFIG_FILE: &str = "concord.toml";
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "concord.sqlite";
+
+/// What `concord init` writes: every key, commented.
+pub const DEFAULT_CONFIG: &str = r#"# Concord node configuration.
+# Every key can be overridden by an environment variable: CONCORD_ + the key in upper case
+# (e.g. CONCORD_LISTEN=0.0.0.0:8443). Command-line flags override both.
+
+# Address and port `concord serve` listens on (plain HTTP; put TLS in front, or see the docs).
+listen = "127.0.0.1:8080"
+
+# Title and description of the TAXII discovery and API root resources (TAXII 2.1 §4.1, §4.2).
+title = "Concord node"
+description = "A Concord threat-intelligence exchange node"
+
+# Contact information shown in the discovery resource.
+contact = ""
+
+# Path segment of the node's TAXII API root: resources live under /<api_root>/.
+api_root = "concord"
+
+# Largest TAXII POST body accepted, in bytes (the API root's max_content_length); larger
+# requests get 413.
+max_content_length = 67108864
+"#;
+
+/// Parsed configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `listen`.
+    pub listen: String,
+    /// `title`.
+    pub title: String,
+    /// `description`.
+    #[serde(default)]
+    pub description: String,
+    /// `contact`.
+    #[serde(default)]
+    pub contact: String,
+    /// `api_root`.
+    pub api_root: String,
+    /// `max_content_length`, bytes.
+    pub max_content_length: u64,
+}
+
+impl Config {
+    /// Reads `DIR/concord.toml` (defaults when absent), then the environment overrides.
+    pub fn load(data_dir: &Path) -> Result<Config> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_owned(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("invalid configuration {}", path.display()))?;
+        let defaults: toml::Table = toml::from_str(DEFAULT_CONFIG).context("built-in defaults")?;
+        for (key, default) in defaults {
+            let var = format!("CONCORD_{}", key.to_ascii_uppercase());
+            if let Ok(v) = std::env::var(&var) {
+                let value = match default {
+                    toml::Value::Integer(_) => toml::Value::Integer(
+                        v.parse().with_context(|| format!("{var}={v:?}: expected an integer"))?,
+                    ),
+                    _ => toml::Value::String(v),
+                };
+                table.insert(key, value);
+            } else {
+                table.entry(key).or_insert(default);
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("invalid configuration {}", path.display()))?;
+        if config.api_root.is_empty() || config.api_root.contains('/') || config.api_root == "taxii2" {
+            anyhow::bail!("{}: api_root {:?} must be one path segment other than taxii2", path.display(), config.api_root);
+        }
+        Ok(config)
+    }
+}
+
+/// Paths of a data directory.
+pub struct DataDir {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl DataDir {
+    /// The SQLite database.
+    pub fn database(&self) -> PathBuf {
+        self.dir.join(DATABASE_FILE)
+    }
+    /// The configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join(CONFIG_FILE)
+    }
+}
