@@ -446,7 +446,7 @@ pub(crate) fn decode_base64(s: &str) -> Result<Vec<u8>, (usize, &'static str)> {
     if b.is_empty() {
         return Err((0, "expected base64 characters"));
     }
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err((b.len(), "base64 length must be a multiple of 4"));
     }
     let mut out = Vec::with_capacity(b.len() / 4 * 3);

@@ -802,3 +802,99 @@ fn round_trip_property() {
     }
     println!("round trip: {cases} generated patterns");
 }
+
+#[test]
+fn regex_error_message() {
+    let obs = [serde_json::json!([
+        {"type": "observed-data", "id": "observed-data--1", "first_observed": "2020-01-01T00:00:00Z",
+         "last_observed": "2020-01-01T00:00:00Z", "number_observed": 1, "object_refs": ["x-t--1"]},
+        {"type": "x-t", "id": "x-t--1", "name": "abc"}
+    ])];
+    let p = parse("[x-t:name MATCHES 'a(?!b)']").unwrap();
+    let e = evaluate(&p, &obs).unwrap_err();
+    println!("{e}");
+    assert!(e.to_string().contains("look-around"), "{e}");
+}
+
+/// A poor man's fuzzer: mutations of every handed vector pattern (byte deletions,
+/// duplications and insertions of grammar-relevant characters) must never panic, and whatever
+/// parses must print to text that parses back to the same tree and evaluate without panic.
+#[test]
+fn mutated_vectors_never_panic() {
+    let mut seeds: Vec<String> = Vec::new();
+    for (file, key) in [("validate.json", "vectors"), ("match.json", "vectors")] {
+        for v in load(file)[key].as_array().unwrap() {
+            seeds.push(v["pattern"].as_str().unwrap().to_string());
+        }
+    }
+    let inserts = [
+        "(",
+        ")",
+        "[",
+        "]",
+        "'",
+        "\\",
+        " AND ",
+        " OR ",
+        "NOT ",
+        "*",
+        ".",
+        ":",
+        "-",
+        "t'",
+        "h'",
+        "b'",
+        "/*",
+        "//",
+        "é",
+        "0",
+        " WITHIN 1 SECONDS",
+        " REPEATS 2 TIMES",
+    ];
+    let data = load("match.json");
+    let obs = data["observation_sets"]["complex/1"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut r = Rng(0xF0F0_1234_5678_9ABC);
+    let mut parsed = 0;
+    let rounds = 20;
+    for seed in &seeds {
+        for _ in 0..rounds {
+            let mut s = seed.clone().into_bytes();
+            for _ in 0..1 + r.below(3) {
+                let at = r.below(s.len() as u64 + 1) as usize;
+                match r.below(3) {
+                    0 if at < s.len() => {
+                        s.remove(at);
+                    }
+                    1 if at < s.len() => {
+                        let b = s[at];
+                        s.insert(at, b);
+                    }
+                    _ => {
+                        let ins = r.pick(&inserts).as_bytes();
+                        s.splice(at..at, ins.iter().copied());
+                    }
+                }
+            }
+            let Ok(text) = String::from_utf8(s) else {
+                continue;
+            };
+            if let Ok(p) = parse(&text) {
+                parsed += 1;
+                let printed = p.to_string();
+                assert_eq!(parse(&printed).as_ref(), Ok(&p), "{text} -> {printed}");
+                // Evaluation must not panic either; errors are fine.
+                let _ = evaluate(&p, &obs);
+            } else if let Err(e) = parse_syntax(&text) {
+                assert!(e.offset <= text.len(), "{text}: offset {}", e.offset);
+                let _ = render_error(&text, &e);
+            }
+        }
+    }
+    println!(
+        "mutations: {} tried, {parsed} still valid and round-tripped",
+        seeds.len() * rounds
+    );
+}
