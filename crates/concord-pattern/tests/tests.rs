@@ -898,3 +898,25 @@ fn mutated_vectors_never_panic() {
         seeds.len() * rounds
     );
 }
+
+/// Twenty observations one second apart; ten `AND`ed copies of one expression that all of
+/// them satisfy, but inside a window no ten fit. Without pruning the search would try
+/// 20!/10! orders; the window is checked as observations are added, so it fails fast.
+#[test]
+fn adversarial_within_fails_fast() {
+    let data = load("match.json");
+    let obs = data["observation_sets"]["complex/2"].as_array().unwrap();
+    let p = format!(
+        "({}) WITHIN 8 SECONDS",
+        vec!["[person:age < 20]"; 10].join(" AND ")
+    );
+    let started = std::time::Instant::now();
+    let m = evaluate(&parse(&p).unwrap(), obs).unwrap();
+    assert!(!m.matched);
+    let p = format!(
+        "({}) WITHIN 9 SECONDS",
+        vec!["[person:age < 20]"; 10].join(" AND ")
+    );
+    assert!(evaluate(&parse(&p).unwrap(), obs).unwrap().matched);
+    println!("adversarial WITHIN: {:?}", started.elapsed());
+}

@@ -12,7 +12,8 @@
 //! `number_observed` observations), `FOLLOWEDBY` operands are in time order, `WITHIN` windows
 //! and `START`/`STOP` intervals hold, and `REPEATS n` finds `n` distinct matches. The search is
 //! depth-first with continuations, stops at the first full assignment, and breaks the symmetry
-//! of repetitions (they are tried in order of observed-data) so failing searches stay small.
+//! of repetitions and of equal `AND` operands (one order per set) and checks `WITHIN` and
+//! `START`/`STOP` as each observation is added, so failing searches stay small.
 
 pub(crate) mod ip;
 mod values;
@@ -107,6 +108,8 @@ pub fn evaluate(pattern: &Pattern, observations: &[Value]) -> Result<Match, Eval
     };
     let mut st = State {
         used: vec![0; sdos.len()],
+        constraints: Vec::new(),
+        lows: Vec::new(),
         stack: Vec::new(),
         steps: 0,
     };
@@ -260,7 +263,9 @@ fn collect(groups: &[Value]) -> Result<Vec<Sdo<'_>>, EvalError> {
 /// The observation level of a pattern, with leaves numbered.
 enum Plan {
     Leaf(usize),
-    And(Vec<Plan>),
+    /// Operands, and for each the index of an earlier operand equal to it: equal operands are
+    /// interchangeable, so only one order of their assignments is searched.
+    And(Vec<Plan>, Vec<Option<usize>>),
     Or(Vec<Plan>),
     FollowedBy(Vec<Plan>),
     Qualified(Box<Plan>, Vec<QualPlan>),
@@ -283,7 +288,12 @@ impl Plan {
                 leaves.push(c);
                 Plan::Leaf(leaves.len() - 1)
             }
-            ObservationExpr::And(items) => Plan::And(all(items, leaves)),
+            ObservationExpr::And(items) => {
+                let twins = (0..items.len())
+                    .map(|j| (0..j).rev().find(|&i| items[i] == items[j]))
+                    .collect();
+                Plan::And(all(items, leaves), twins)
+            }
             ObservationExpr::Or(items) => Plan::Or(all(items, leaves)),
             ObservationExpr::FollowedBy(items) => Plan::FollowedBy(all(items, leaves)),
             ObservationExpr::Qualified { expr, qualifiers } => Plan::Qualified(
@@ -303,9 +313,24 @@ impl Plan {
     }
 }
 
+/// A temporal constraint in force while an expression's assignment is being built: checked
+/// as each observation is added, so hopeless partial assignments are cut early (both only
+/// get harder to satisfy as observations are added).
+#[derive(Clone, Copy)]
+enum Constraint {
+    /// WITHIN: the observations from stack index `mark` on fit a window of `nanos`.
+    Window { mark: usize, nanos: i128 },
+    /// START/STOP: every observation from `mark` on meets `[start, stop)`.
+    Interval { start: i128, stop: i128 },
+}
+
 struct State {
     /// How many observations of each observed-data object the assignment uses.
     used: Vec<u64>,
+    /// Constraints of the qualifiers whose expressions are being assigned.
+    constraints: Vec<Constraint>,
+    /// Smallest observed-data index of each finished operand of the `AND`s in progress.
+    lows: Vec<usize>,
     /// The assignment so far: (leaf, observed-data index).
     stack: Vec<(usize, usize)>,
     steps: u64,
@@ -354,7 +379,11 @@ impl Search<'_, '_> {
                     }
                     st.used[s] += 1;
                     st.stack.push((*leaf, s));
-                    let ok = k(st);
+                    let ok = if self.constraints_hold(st) {
+                        k(st)
+                    } else {
+                        Ok(false)
+                    };
                     st.stack.pop();
                     st.used[s] -= 1;
                     if ok? {
@@ -363,7 +392,10 @@ impl Search<'_, '_> {
                 }
                 Ok(false)
             }
-            Plan::And(items) => self.solve_all(items, st, k),
+            Plan::And(items, twins) => {
+                let base = st.lows.len();
+                self.solve_and(items, twins, 0, base, st, k)
+            }
             Plan::Or(items) => {
                 for item in items {
                     if self.solve(item, st, k)? {
@@ -382,18 +414,70 @@ impl Search<'_, '_> {
         }
     }
 
-    fn solve_all(
+    /// Whether the newest observation keeps every constraint in force.
+    fn constraints_hold(&self, st: &State) -> bool {
+        let Some(&(_, s)) = st.stack.last() else {
+            return true;
+        };
+        let o = &self.sdos[s];
+        st.constraints.iter().all(|c| match *c {
+            Constraint::Interval { start, stop } => o.first < stop && o.last >= start,
+            Constraint::Window { mark, nanos } => {
+                let part = &st.stack[mark..];
+                self.max_first(part) <= self.min_last(part).saturating_add(nanos)
+            }
+        })
+    }
+
+    /// Runs `inner` with a constraint in force for the expression's own observations only:
+    /// it is lifted while the continuation extends the assignment beyond the expression.
+    fn constrained(
+        &self,
+        c: Constraint,
+        st: &mut State,
+        inner: &mut dyn FnMut(&mut State, &mut Cont<'_>) -> Result<bool, EvalError>,
+        k: &mut Cont<'_>,
+    ) -> Result<bool, EvalError> {
+        st.constraints.push(c);
+        let r = inner(st, &mut |st: &mut State| {
+            let c = st.constraints.pop().expect("own constraint on top");
+            let r = k(st);
+            st.constraints.push(c);
+            r
+        });
+        st.constraints.pop();
+        r
+    }
+
+    /// `AND` operands in order; an operand equal to an earlier one must start at an
+    /// observed-data index no lower than that one's (one order per set of assignments).
+    fn solve_and(
         &self,
         items: &[Plan],
+        twins: &[Option<usize>],
+        j: usize,
+        base: usize,
         st: &mut State,
         k: &mut Cont<'_>,
     ) -> Result<bool, EvalError> {
-        match items.split_first() {
-            None => k(st),
-            Some((first, rest)) => {
-                self.solve(first, st, &mut |st: &mut State| self.solve_all(rest, st, k))
-            }
+        if j == items.len() {
+            return k(st);
         }
+        let mark = st.stack.len();
+        self.solve(&items[j], st, &mut |st: &mut State| {
+            let low = st.stack[mark..]
+                .iter()
+                .map(|&(_, s)| s)
+                .min()
+                .unwrap_or(usize::MAX);
+            if twins[j].is_some_and(|i| low < st.lows[base + i]) {
+                return Ok(false);
+            }
+            st.lows.push(low);
+            let r = self.solve_and(items, twins, j + 1, base, st, k);
+            st.lows.pop();
+            r
+        })
     }
 
     /// The operands after the first of a FOLLOWEDBY chain: each must have a `last_observed`
@@ -434,24 +518,19 @@ impl Search<'_, '_> {
         match last {
             // §9.6 WITHIN: some window of the given length meets every observation's
             // [first_observed, last_observed] interval.
-            QualPlan::Within(d) => self.solve_qualified(expr, inner, st, &mut |st: &mut State| {
-                let part = &st.stack[mark..];
-                if self.max_first(part) <= self.min_last(part).saturating_add(d) {
-                    k(st)
-                } else {
-                    Ok(false)
-                }
-            }),
+            QualPlan::Within(nanos) => self.constrained(
+                Constraint::Window { mark, nanos },
+                st,
+                &mut |st, k| self.solve_qualified(expr, inner, st, k),
+                k,
+            ),
             // §9.6 START/STOP: every observation's interval meets [start, stop).
-            QualPlan::StartStop(start, stop) => {
-                self.solve_qualified(expr, inner, st, &mut |st: &mut State| {
-                    let ok = st.stack[mark..].iter().all(|&(_, s)| {
-                        let o = &self.sdos[s];
-                        o.first < stop && o.last >= start
-                    });
-                    if ok { k(st) } else { Ok(false) }
-                })
-            }
+            QualPlan::StartStop(start, stop) => self.constrained(
+                Constraint::Interval { start, stop },
+                st,
+                &mut |st, k| self.solve_qualified(expr, inner, st, k),
+                k,
+            ),
             QualPlan::Repeats(n) => {
                 let capacity: u64 = self
                     .sdos
