@@ -908,14 +908,14 @@ fn adversarial_within_fails_fast() {
     let obs = data["observation_sets"]["complex/2"].as_array().unwrap();
     let p = format!(
         "({}) WITHIN 8 SECONDS",
-        vec!["[person:age < 20]"; 10].join(" AND ")
+        ["[person:age < 20]"; 10].join(" AND ")
     );
     let started = std::time::Instant::now();
     let m = evaluate(&parse(&p).unwrap(), obs).unwrap();
     assert!(!m.matched);
     let p = format!(
         "({}) WITHIN 9 SECONDS",
-        vec!["[person:age < 20]"; 10].join(" AND ")
+        ["[person:age < 20]"; 10].join(" AND ")
     );
     assert!(evaluate(&parse(&p).unwrap(), obs).unwrap().matched);
     println!("adversarial WITHIN: {:?}", started.elapsed());
