@@ -50,7 +50,7 @@ impl Timestamp {
             }
             Ok(s.iter().fold(0i32, |n, d| n * 10 + i32::from(d - b'0')))
         };
-        if b.len() < 20
+        if b.len() < 19
             || b[4] != b'-'
             || b[7] != b'-'
             || !(b[10] == b'T' || b[10] == b't')
@@ -78,6 +78,7 @@ impl Timestamp {
         }
         match rest {
             b"Z" => {}
+            b"" => return Err(TimestampError::NotUtc),
             b"z" => return Err(TimestampError::NotUtc),
             [b'+' | b'-', ..] => return Err(TimestampError::NotUtc),
             _ => return Err(TimestampError::Syntax),
@@ -208,7 +209,9 @@ mod tests {
     fn refuses_what_stix_forbids() {
         use TimestampError::*;
         assert_eq!(Timestamp::parse("2016-04-06T20:03:48+00:00"), Err(NotUtc));
-        assert_eq!(Timestamp::parse("2016-04-06T20:03:48.000"), Err(Syntax));
+        assert_eq!(Timestamp::parse("2016-04-06T20:03:48.000"), Err(NotUtc));
+        assert_eq!(Timestamp::parse("2016-04-06T20:03:48"), Err(NotUtc));
+        assert_eq!(Timestamp::parse("2016-04-06T20:03:4"), Err(Syntax));
         assert_eq!(Timestamp::parse("2016-04-06 20:03:48Z"), Err(Syntax));
         assert_eq!(Timestamp::parse("2016-04-06T20:03:48.1234567891Z"), Err(TooPrecise));
         assert!(matches!(Timestamp::parse("2016-02-30T00:00:00Z"), Err(NoSuchDate(_))));

@@ -1,1 +1,8 @@
-//! Integration tests.
+//! Integration tests of the `concord` binary: real processes, a real SQLite file, real HTTP
+//! on loopback. One test binary (ripgrep's layout): on 2 cores, one link instead of many.
+
+mod support;
+
+mod cli;
+mod interop;
+mod taxii;

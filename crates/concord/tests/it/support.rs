@@ -1,0 +1,156 @@
+//! Shared helpers: a node in a temporary data directory, started as a real process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The token every test node is initialised with.
+pub const TOKEN: &str = "test-admin-token-0123456789";
+/// The TAXII 2.1 media type.
+pub const TAXII: &str = "application/taxii+json;version=2.1";
+
+/// `../shared/data`, where the handed test data lives.
+pub fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel)
+}
+
+/// A `concord` command.
+pub fn concord() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_concord"));
+    c.env_remove("CONCORD_ADMIN_TOKEN").env_remove("CONCORD_DATA_DIR").env("CONCORD_LOG", "warn");
+    c
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run concord")
+}
+
+/// An initialised data directory, removed at drop.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// `concord init --admin-token TOKEN` in a fresh directory.
+    pub fn init() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(concord().args(["init", "--admin-token", TOKEN, "--data-dir"]).arg(dir.path()));
+        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+        Node { dir }
+    }
+
+    /// Path of the data directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `concord import --json --collection C FILES…`: exit code and the JSON report.
+    pub fn import(&self, collection: &str, files: &[&Path]) -> (i32, serde_json::Value) {
+        let out = run(concord()
+            .args(["import", "--json", "--collection", collection, "--data-dir"])
+            .arg(self.path())
+            .args(files));
+        let code = out.status.code().unwrap_or(-1);
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("import report not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        });
+        (code, report)
+    }
+
+    /// Starts `concord serve` on a free port.
+    pub fn serve(&self) -> Server {
+        let mut child = concord()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn concord serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        // "listening on http://127.0.0.1:PORT/taxii2/ (API root /concord/)"
+        let url = line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let base = url.trim_end_matches("/taxii2/").to_owned();
+        Server { child, base }
+    }
+}
+
+/// A running `concord serve`, killed at drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// URL of the API root, with a trailing slash.
+    pub fn api_root(&self) -> String {
+        format!("{}/concord/", self.base)
+    }
+
+    /// An HTTP agent that returns error statuses as responses instead of errors.
+    pub fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    }
+
+    /// GET with the admin token and the TAXII Accept header: (status, headers, body).
+    pub fn get(&self, path: &str) -> Reply {
+        let resp = Self::agent()
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", TAXII)
+            .call()
+            .unwrap();
+        Reply::from(resp)
+    }
+
+    /// POST an envelope with the admin token.
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        let resp = Self::agent()
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", TAXII)
+            .header("Content-Type", TAXII)
+            .send(body)
+            .unwrap();
+        Reply::from(resp)
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    fn from(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let body = resp.body_mut().with_config().limit(1 << 30).read_to_string().unwrap_or_default();
+        Reply { status, headers, body }
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
