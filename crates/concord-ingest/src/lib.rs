@@ -160,7 +160,7 @@ fn check(
         version: None,
         reasons: vec![format!("objects[{index}]: {e}")],
     })?;
-    match validate_object(&value) {
+    match validate_object(&value).and_then(|h| check_pattern(&value).map(|()| h)) {
         Ok(header) => Ok((header, value)),
         Err(violations) => {
             let text = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_owned);
@@ -172,6 +172,28 @@ fn check(
             })
         }
     }
+}
+
+/// STIX 2.1 §4.7: an indicator with `pattern_type` `stix` must carry a valid STIX pattern
+/// (§9); checked with the full parser, so a partner never receives a pattern that means
+/// nothing.
+fn check_pattern(value: &serde_json::Value) -> Result<(), Vec<Violation>> {
+    if value.get("type").and_then(|t| t.as_str()) != Some("indicator")
+        || value.get("pattern_type").and_then(|t| t.as_str()) != Some("stix")
+    {
+        return Ok(());
+    }
+    let Some(pattern) = value.get("pattern").and_then(|p| p.as_str()) else {
+        return Ok(()); // a missing or non-string pattern is already a violation of §4.7
+    };
+    concord_pattern::parse(pattern).map(|_| ()).map_err(|e| {
+        vec![Violation {
+            id: None,
+            property: "pattern".to_owned(),
+            rule: format!("invalid STIX pattern: {} at byte {}", e.message, e.offset),
+            section: "9",
+        }]
+    })
 }
 
 /// A violation's text without the id prefix (the rejection carries the id once).

@@ -5,6 +5,7 @@
 //! JSON document on stdout; messages go to stderr.
 
 mod config;
+mod pattern;
 mod transfer;
 
 use std::io::IsTerminal;
@@ -88,6 +89,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// Check STIX patterns, or evaluate one against observed-data.
+    Pattern {
+        #[command(subcommand)]
+        command: pattern::PatternCommand,
+    },
     /// Manage collections.
     Collection {
         #[command(subcommand)]
@@ -165,6 +171,7 @@ fn run(command: Command) -> Outcome {
         Command::Serve { data, listen } => serve(&data, listen).map(|()| true),
         Command::Quickstart { data, listen } => quickstart(&data, listen),
         Command::Collection { command } => collection(command),
+        Command::Pattern { command } => pattern::run(command),
     }
 }
 

@@ -26,7 +26,7 @@ fn collection_or_create(store: &dyn Store, name: &str) -> Result<Collection> {
 }
 
 /// Opens a file, `-` for stdin; `.gz` files are decompressed.
-fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     let reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {

@@ -4,5 +4,6 @@
 mod support;
 
 mod cli;
+mod pattern;
 mod interop;
 mod taxii;
