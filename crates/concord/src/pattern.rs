@@ -42,28 +42,31 @@ pub fn run(command: PatternCommand) -> Result<bool> {
 }
 
 fn check(pattern: &str, json: bool) -> Result<bool> {
-    let patterns: Vec<String> = if pattern == "-" {
+    // (line number, pattern); blank lines are skipped but keep their numbers.
+    let patterns: Vec<(usize, String)> = if pattern == "-" {
         std::io::stdin()
             .lock()
             .lines()
             .collect::<std::io::Result<Vec<_>>>()
             .context("cannot read stdin")?
             .into_iter()
-            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, l))
             .collect()
     } else {
-        vec![pattern.to_owned()]
+        vec![(1, pattern.to_owned())]
     };
     let mut all_ok = true;
     let mut report = Vec::new();
-    for (i, p) in patterns.iter().enumerate() {
+    for (line, p) in &patterns {
         let result = concord_pattern::parse(p);
         all_ok &= result.is_ok();
         if json {
             report.push(match &result {
-                Ok(_) => serde_json::json!({ "line": i + 1, "pattern": p, "valid": true }),
+                Ok(_) => serde_json::json!({ "line": line, "pattern": p, "valid": true }),
                 Err(e) => serde_json::json!({
-                    "line": i + 1, "pattern": p, "valid": false,
+                    "line": line, "pattern": p, "valid": false,
                     "error": { "offset": e.offset, "message": e.message },
                 }),
             });
@@ -72,7 +75,7 @@ fn check(pattern: &str, json: bool) -> Result<bool> {
                 Ok(_) => println!("ok"),
                 Err(e) => {
                     if patterns.len() > 1 {
-                        println!("line {}: invalid pattern", i + 1);
+                        println!("line {line}: invalid pattern");
                     }
                     println!("{}", concord_pattern::render_error(p, e));
                 }
