@@ -60,7 +60,13 @@ impl Node {
 
     /// Starts `concord serve` on a free port.
     pub fn serve(&self) -> Server {
+        self.serve_with(&[])
+    }
+
+    /// Starts `concord serve` on a free port with extra environment variables.
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Server {
         let mut child = concord()
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.path())
             .stdout(Stdio::piped())
@@ -91,9 +97,9 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// URL of the API root, with a trailing slash.
-    pub fn api_root(&self) -> String {
-        format!("{}/concord/", self.base)
+    /// A client for a server started elsewhere (no process owned).
+    pub fn client(base: String) -> Client {
+        Client { base }
     }
 
     /// An HTTP agent that returns error statuses as responses instead of errors.
@@ -110,6 +116,22 @@ impl Server {
             .call()
             .unwrap();
         Reply::from(resp)
+    }
+
+    /// A request with the given method and headers (no credentials unless given).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+        let mut req = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.unwrap_or_default().to_owned()).unwrap();
+        Reply::from(Self::agent().run(req).unwrap())
+    }
+
+    /// DELETE with the admin token.
+    pub fn delete(&self, path: &str) -> Reply {
+        let auth = format!("Bearer {TOKEN}");
+        self.request("DELETE", path, &[("Authorization", &auth), ("Accept", TAXII)], None)
     }
 
     /// POST an envelope with the admin token.
@@ -152,5 +174,24 @@ impl Reply {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A client of a server owned by someone else (e.g. another thread).
+pub struct Client {
+    base: String,
+}
+
+impl Client {
+    /// POST an envelope with the admin token.
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        let resp = Server::agent()
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", TAXII)
+            .header("Content-Type", TAXII)
+            .send(body)
+            .unwrap();
+        Reply::from(resp)
     }
 }
