@@ -12,7 +12,7 @@
 
 use std::io::Read;
 
-use concord_stix::{validate_object, BundleError, BundleReader, Violation};
+use concord_stix::{BundleError, BundleReader, Violation, validate_object};
 use concord_store::{AddOutcome, NewObject, Store, StoreError};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -101,16 +101,23 @@ pub fn ingest(
     mut progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
     let mut batch = store.begin_write(collection_id)?;
-    let mut report = IngestReport { date_added_ns: batch.date_added_ns(), ..Default::default() };
+    let mut report = IngestReport {
+        date_added_ns: batch.date_added_ns(),
+        ..Default::default()
+    };
     let on_object = |index: usize, raw: Box<RawValue>| -> Result<(), StoreError> {
         report.total += 1;
-        if report.total % 1000 == 0 {
+        if report.total.is_multiple_of(1000) {
             progress(report.total);
         }
         match check(index, &raw) {
             Err(rejection) => report.rejected.push(rejection),
             Ok((header, value)) => {
-                let outcome = batch.add(&NewObject { header: &header, body: raw.get(), value: &value })?;
+                let outcome = batch.add(&NewObject {
+                    header: &header,
+                    body: raw.get(),
+                    value: &value,
+                })?;
                 let version = header.version().map(|t| t.to_string());
                 match outcome {
                     AddOutcome::Conflict(reason) => report.rejected.push(Rejection {
@@ -198,5 +205,9 @@ fn check_pattern(value: &serde_json::Value) -> Result<(), Vec<Violation>> {
 
 /// A violation's text without the id prefix (the rejection carries the id once).
 fn without_id(v: &Violation) -> String {
-    Violation { id: None, ..v.clone() }.to_string()
+    Violation {
+        id: None,
+        ..v.clone()
+    }
+    .to_string()
 }

@@ -34,7 +34,10 @@ impl Principal {
 
 /// Hex SHA-256 of a token, as stored in the node's settings under [`ADMIN_TOKEN_SETTING`].
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The settings key under which the admin token's hash is kept.
@@ -47,7 +50,9 @@ pub fn authenticate(header: Option<&str>, admin_hash: &str) -> Option<Principal>
     let token = match scheme.to_ascii_lowercase().as_str() {
         "bearer" => rest.trim().to_owned(),
         "basic" => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
             let text = String::from_utf8(decoded).ok()?;
             text.split_once(':')?.1.to_owned()
         }
@@ -64,9 +69,15 @@ mod tests {
     #[test]
     fn bearer_and_basic() {
         let h = token_hash("s3cret");
-        assert_eq!(authenticate(Some("Bearer s3cret"), &h), Some(Principal::Admin));
+        assert_eq!(
+            authenticate(Some("Bearer s3cret"), &h),
+            Some(Principal::Admin)
+        );
         let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret");
-        assert_eq!(authenticate(Some(&format!("Basic {basic}")), &h), Some(Principal::Admin));
+        assert_eq!(
+            authenticate(Some(&format!("Basic {basic}")), &h),
+            Some(Principal::Admin)
+        );
         let wrong = base64::engine::general_purpose::STANDARD.encode("anyone:nope");
         assert_eq!(authenticate(Some(&format!("Basic {wrong}")), &h), None);
         assert_eq!(authenticate(Some("Bearer nope"), &h), None);

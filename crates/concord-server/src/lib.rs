@@ -19,13 +19,13 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, Query as RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-use concord_ingest::{ingest, Container, IngestError, IngestOptions};
+use concord_ingest::{Container, IngestError, IngestOptions, ingest};
 use concord_stix::{BundleError, Timestamp};
 use concord_store::{Collection, Cursor, Entry, ObjectFilter, PageRequest, Store, VersionSelector};
 use concord_taxii::media::{self, TAXII_21};
@@ -69,7 +69,11 @@ impl AppState {
         let admin_hash = store
             .setting(auth::ADMIN_TOKEN_SETTING)?
             .ok_or(ServerError::NotInitialised)?;
-        Ok(AppState { store, config: Arc::new(config), admin_hash: admin_hash.into() })
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            admin_hash: admin_hash.into(),
+        })
     }
 }
 
@@ -95,24 +99,46 @@ pub fn router(state: AppState) -> Router {
         (format!("{root}/"), get(api_root)),
         (format!("{root}/status/{{status_id}}/"), get(status)),
         (format!("{root}/collections/"), get(collections)),
-        (format!("{root}/collections/{{collection}}/"), get(collection)),
-        (format!("{root}/collections/{{collection}}/manifest/"), get(manifest)),
-        (format!("{root}/collections/{{collection}}/objects/"), get(objects).post(add_objects)),
+        (
+            format!("{root}/collections/{{collection}}/"),
+            get(collection),
+        ),
+        (
+            format!("{root}/collections/{{collection}}/manifest/"),
+            get(manifest),
+        ),
+        (
+            format!("{root}/collections/{{collection}}/objects/"),
+            get(objects).post(add_objects),
+        ),
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/"),
             get(object).delete(delete_object),
         ),
-        (format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"), get(versions)),
+        (
+            format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"),
+            get(versions),
+        ),
     ];
     let mut router = Router::new();
     for (path, route) in routes {
         // TAXII URLs end in '/'; accept them without it too.
-        router = router.route(path.trim_end_matches('/'), route.clone()).route(&path, route);
+        router = router
+            .route(path.trim_end_matches('/'), route.clone())
+            .route(&path, route);
     }
     router
-        .fallback(|| async { error_response(TaxiiError::new(ErrorCode::NotFound, "no such TAXII resource")) })
+        .fallback(|| async {
+            error_response(TaxiiError::new(
+                ErrorCode::NotFound,
+                "no such TAXII resource",
+            ))
+        })
         .method_not_allowed_fallback(|| async {
-            error_response(TaxiiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this resource"))
+            error_response(TaxiiError::new(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this resource",
+            ))
         })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -124,7 +150,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -168,16 +196,29 @@ type Handler<T> = Result<T, Error>;
 
 /// Authentication, then content negotiation, for every route.
 async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authz = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let Some(principal) = auth::authenticate(authz, &state.admin_hash) else {
-        let why = if authz.is_some() { "invalid credentials" } else { "credentials required" };
+        let why = if authz.is_some() {
+            "invalid credentials"
+        } else {
+            "credentials required"
+        };
         return error_response(TaxiiError::new(ErrorCode::Unauthorized, why));
     };
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     if !media::accepts_taxii(accept) {
         return error_response(TaxiiError::new(
             ErrorCode::NotAcceptable,
-            format!("Accept {:?} allows no {TAXII_21} response", accept.unwrap_or_default()),
+            format!(
+                "Accept {:?} allows no {TAXII_21} response",
+                accept.unwrap_or_default()
+            ),
         ));
     }
     req.extensions_mut().insert(principal);
@@ -188,7 +229,10 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
 fn taxii_json(status: StatusCode, body: String, entries: &[Entry]) -> Response {
     let mut resp = (status, [(header::CONTENT_TYPE, TAXII_21)], body).into_response();
     if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-        for (name, e) in [("x-taxii-date-added-first", first), ("x-taxii-date-added-last", last)] {
+        for (name, e) in [
+            ("x-taxii-date-added-first", first),
+            ("x-taxii-date-added-last", last),
+        ] {
             if let Ok(v) = HeaderValue::from_str(&date_added(e)) {
                 resp.headers_mut().insert(name, v);
             }
@@ -198,7 +242,11 @@ fn taxii_json(status: StatusCode, body: String, entries: &[Entry]) -> Response {
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Response {
-    taxii_json(StatusCode::OK, serde_json::to_string(value).unwrap_or_default(), &[])
+    taxii_json(
+        StatusCode::OK,
+        serde_json::to_string(value).unwrap_or_default(),
+        &[],
+    )
 }
 
 fn date_added(e: &Entry) -> String {
@@ -208,13 +256,19 @@ fn date_added(e: &Entry) -> String {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, format!("worker failed: {e}"))))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Error(TaxiiError::new(
+            ErrorCode::Internal,
+            format!("worker failed: {e}"),
+        ))
+    })?
 }
 
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     let proto = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -247,7 +301,11 @@ async fn status(State(state): State<AppState>, Path(status_id): Path<String>) ->
     let id = status_id.clone();
     match blocking(move || Ok(store.status(&id)?)).await? {
         Some(body) => Ok(taxii_json(StatusCode::OK, body, &[])),
-        None => Err(TaxiiError::new(ErrorCode::NotFound, format!("no status resource {status_id:?}")).into()),
+        None => Err(TaxiiError::new(
+            ErrorCode::NotFound,
+            format!("no status resource {status_id:?}"),
+        )
+        .into()),
     }
 }
 
@@ -270,7 +328,10 @@ async fn collections(
     let store = state.store.clone();
     let list = blocking(move || Ok(store.collections()?)).await?;
     Ok(json(&Collections {
-        collections: list.into_iter().map(|c| collection_resource(c, &principal)).collect(),
+        collections: list
+            .into_iter()
+            .map(|c| collection_resource(c, &principal))
+            .collect(),
     }))
 }
 
@@ -302,8 +363,16 @@ async fn find_collection(
         Access::See => principal.can_read(&c.id) || principal.can_write(&c.id),
     };
     if !ok {
-        let what = if access == Access::Write { "write to" } else { "read" };
-        return Err(TaxiiError::new(ErrorCode::Forbidden, format!("you may not {what} collection {name:?}")).into());
+        let what = if access == Access::Write {
+            "write to"
+        } else {
+            "read"
+        };
+        return Err(TaxiiError::new(
+            ErrorCode::Forbidden,
+            format!("you may not {what} collection {name:?}"),
+        )
+        .into());
     }
     Ok(c)
 }
@@ -355,7 +424,13 @@ fn next_token(page: &concord_store::Page) -> Option<String> {
     }
     page.entries.last().map(|e| {
         let c = e.cursor();
-        NextToken { date_added_ns: c.date_added_ns, id: c.id, version_ns: c.version_ns, seq: c.seq }.encode()
+        NextToken {
+            date_added_ns: c.date_added_ns,
+            id: c.id,
+            version_ns: c.version_ns,
+            seq: c.seq,
+        }
+        .encode()
     })
 }
 
@@ -374,9 +449,17 @@ async fn page(
 /// An envelope built from stored bytes, without re-serialising any object.
 fn envelope(page: &concord_store::Page) -> String {
     let mut out = String::with_capacity(
-        64 + page.entries.iter().map(|e| e.body.as_ref().map_or(0, String::len) + 1).sum::<usize>(),
+        64 + page
+            .entries
+            .iter()
+            .map(|e| e.body.as_ref().map_or(0, String::len) + 1)
+            .sum::<usize>(),
     );
-    out.push_str(if page.more { "{\"more\":true" } else { "{\"more\":false" });
+    out.push_str(if page.more {
+        "{\"more\":true"
+    } else {
+        "{\"more\":false"
+    });
     if let Some(next) = next_token(page) {
         out.push_str(",\"next\":");
         out.push_str(&serde_json::Value::String(next).to_string());
@@ -430,7 +513,11 @@ async fn manifest(
             })
             .collect(),
     };
-    Ok(taxii_json(StatusCode::OK, serde_json::to_string(&m).unwrap_or_default(), &p.entries))
+    Ok(taxii_json(
+        StatusCode::OK,
+        serde_json::to_string(&m).unwrap_or_default(),
+        &p.entries,
+    ))
 }
 
 /// 404 unless the collection holds some version of the object.
@@ -441,9 +528,23 @@ async fn require_object(state: &AppState, collection_id: &str, object_id: &str) 
         spec_versions: vec!["2.0".into(), "2.1".into()],
         ..Default::default()
     };
-    let p = page(state, collection_id.to_owned(), filter, PageRequest { limit: 1, after: None }, false).await?;
+    let p = page(
+        state,
+        collection_id.to_owned(),
+        filter,
+        PageRequest {
+            limit: 1,
+            after: None,
+        },
+        false,
+    )
+    .await?;
     if p.entries.is_empty() {
-        return Err(TaxiiError::new(ErrorCode::NotFound, format!("no object {object_id:?} in this collection")).into());
+        return Err(TaxiiError::new(
+            ErrorCode::NotFound,
+            format!("no object {object_id:?} in this collection"),
+        )
+        .into());
     }
     Ok(())
 }
@@ -476,8 +577,16 @@ async fn versions(
     filter.ids = vec![object_id];
     filter.versions = vec![VersionSelector::All];
     let p = page(&state, c.id, filter, page_of(&q), false).await?;
-    let v = Versions { more: p.more, next: next_token(&p), versions: p.entries.iter().map(Entry::version).collect() };
-    Ok(taxii_json(StatusCode::OK, serde_json::to_string(&v).unwrap_or_default(), &p.entries))
+    let v = Versions {
+        more: p.more,
+        next: next_token(&p),
+        versions: p.entries.iter().map(Entry::version).collect(),
+    };
+    Ok(taxii_json(
+        StatusCode::OK,
+        serde_json::to_string(&v).unwrap_or_default(),
+        &p.entries,
+    ))
 }
 
 async fn delete_object(
@@ -517,30 +626,48 @@ async fn add_objects(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large());
     }
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if !media::is_taxii_content_type(ct) {
         return Err(TaxiiError::new(
             ErrorCode::UnsupportedMediaType,
-            format!("Content-Type {:?} is not {TAXII_21}", ct.unwrap_or_default()),
+            format!(
+                "Content-Type {:?} is not {TAXII_21}",
+                ct.unwrap_or_default()
+            ),
         )
         .into());
     }
     let c = find_collection(&state, &principal, name, Access::Write).await?;
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?;
+    let body = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| too_large())?;
     let request_timestamp = Timestamp::now_micros().to_string();
     let store = state.store.clone();
     let report = blocking(move || {
-        let options = IngestOptions { container: Container::Envelope, list_accepted: true };
+        let options = IngestOptions {
+            container: Container::Envelope,
+            list_accepted: true,
+        };
         ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {
-            IngestError::Container(BundleError::Json { line, column, message }) => Error(TaxiiError::new(
+            IngestError::Container(BundleError::Json {
+                line,
+                column,
+                message,
+            }) => Error(TaxiiError::new(
                 ErrorCode::BadRequest,
                 format!("malformed JSON at line {line}, column {column}: {message}"),
             )),
-            IngestError::Container(other @ BundleError::NotABundle(_)) => {
-                Error(TaxiiError::new(ErrorCode::UnprocessableEntity, other.to_string()))
+            IngestError::Container(other @ BundleError::NotABundle(_)) => Error(TaxiiError::new(
+                ErrorCode::UnprocessableEntity,
+                other.to_string(),
+            )),
+            IngestError::Container(other) => {
+                Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string()))
             }
-            IngestError::Container(other) => Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string())),
             IngestError::Store(e) => e.into(),
         })
     })
@@ -565,7 +692,10 @@ async fn add_objects(
             .rejected
             .iter()
             .map(|r| StatusDetails {
-                id: r.id.clone().unwrap_or_else(|| format!("objects[{}]", r.index)),
+                id: r
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("objects[{}]", r.index)),
                 version: r.version.clone().unwrap_or_default(),
                 message: Some(r.reasons.join("; ")),
             })
@@ -579,4 +709,3 @@ async fn add_objects(
     blocking(move || Ok(store.put_status(&id, &stored)?)).await?;
     Ok(taxii_json(StatusCode::ACCEPTED, body, &[]))
 }
-

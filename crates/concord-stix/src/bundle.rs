@@ -99,7 +99,10 @@ impl<R: Read> BundleReader<R> {
     {
         let mut callback_error = None;
         let mut on_object = on_object;
-        let seed = BundleSeed { on_object: &mut on_object, callback_error: &mut callback_error };
+        let seed = BundleSeed {
+            on_object: &mut on_object,
+            callback_error: &mut callback_error,
+        };
         let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
             1 << 16,
             self.reader,
@@ -121,7 +124,11 @@ impl<R: Read> BundleReader<R> {
                 if message.starts_with("not a bundle:") {
                     BundleError::NotABundle(message["not a bundle: ".len()..].to_owned())
                 } else {
-                    BundleError::Json { line: e.line(), column: e.column(), message }
+                    BundleError::Json {
+                        line: e.line(),
+                        column: e.column(),
+                        message,
+                    }
                 }
             }
         })?;
@@ -131,7 +138,11 @@ impl<R: Read> BundleReader<R> {
                     "an envelope needs an \"objects\" list (TAXII 2.1 §3.7)".to_owned(),
                 ));
             }
-            return Ok(BundleSummary { id: String::new(), spec_version: None, objects: raw.objects });
+            return Ok(BundleSummary {
+                id: String::new(),
+                spec_version: None,
+                objects: raw.objects,
+            });
         }
         if raw.ty.as_deref() != Some("bundle") {
             return Err(BundleError::NotABundle(match raw.ty {
@@ -139,15 +150,23 @@ impl<R: Read> BundleReader<R> {
                 None => "it has no \"type\": \"bundle\" property".to_owned(),
             }));
         }
-        let id = raw.id.ok_or_else(|| BundleError::NotABundle("it has no \"id\"".to_owned()))?;
+        let id = raw
+            .id
+            .ok_or_else(|| BundleError::NotABundle("it has no \"id\"".to_owned()))?;
         match StixId::parse(&id) {
             Ok(sid) if sid.object_type() == "bundle" => {}
             Ok(_) => {
-                return Err(BundleError::NotABundle(format!("its id {id:?} is not a bundle id")));
+                return Err(BundleError::NotABundle(format!(
+                    "its id {id:?} is not a bundle id"
+                )));
             }
             Err(e) => return Err(BundleError::NotABundle(format!("id {id:?}: {e}"))),
         }
-        Ok(BundleSummary { id, spec_version: raw.spec_version, objects: raw.objects })
+        Ok(BundleSummary {
+            id,
+            spec_version: raw.spec_version,
+            objects: raw.objects,
+        })
     }
 }
 
@@ -191,12 +210,19 @@ where
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<RawSummary, A::Error> {
-        Err(de::Error::custom("not a bundle: the top level is a JSON array, not a bundle object"))
+        Err(de::Error::custom(
+            "not a bundle: the top level is a JSON array, not a bundle object",
+        ))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawSummary, A::Error> {
-        let mut s =
-            RawSummary { seen_objects: false, ty: None, id: None, spec_version: None, objects: 0 };
+        let mut s = RawSummary {
+            seen_objects: false,
+            ty: None,
+            id: None,
+            spec_version: None,
+            objects: 0,
+        };
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "type" => s.ty = Some(map.next_value()?),
@@ -294,7 +320,8 @@ mod tests {
     fn not_a_bundle() {
         let (r, _) = read(r#"[{"type":"indicator"}]"#);
         assert!(matches!(r, Err(BundleError::NotABundle(_))), "{r:?}");
-        let (r, _) = read(r#"{"type":"indicator","id":"indicator--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11"}"#);
+        let (r, _) =
+            read(r#"{"type":"indicator","id":"indicator--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11"}"#);
         assert!(matches!(r, Err(BundleError::NotABundle(_))), "{r:?}");
     }
 

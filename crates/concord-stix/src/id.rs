@@ -41,7 +41,10 @@ impl StixId {
         if uuid.get_variant() != uuid::Variant::RFC4122 {
             return Err(IdError::Uuid(u.to_owned()));
         }
-        Ok(StixId { object_type: ty.to_owned(), uuid })
+        Ok(StixId {
+            object_type: ty.to_owned(),
+            uuid,
+        })
     }
 
     /// The type part, e.g. `indicator`.
@@ -66,6 +69,8 @@ impl fmt::Display for StixId {
 /// hyphen", "MUST NOT contain a double hyphen", and "SHOULD be 3–250 characters".
 pub fn is_type_name(ty: &str) -> bool {
     (3..=250).contains(&ty.len())
-        && ty.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && ty
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !ty.contains("--")
 }

@@ -22,4 +22,4 @@ pub mod validate;
 pub use bundle::{BundleError, BundleReader};
 pub use id::StixId;
 pub use timestamp::{Timestamp, TimestampError};
-pub use validate::{validate_object, ObjectHeader, ObjectKind, SpecVersion, Violation};
+pub use validate::{ObjectHeader, ObjectKind, SpecVersion, Violation, validate_object};

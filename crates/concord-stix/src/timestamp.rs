@@ -100,7 +100,10 @@ impl Timestamp {
             .ok()
             .and_then(|n| n.checked_add(nanos))
             .ok_or(TimestampError::OutOfRange)?;
-        Ok(Timestamp { unix_nanos, text: text.into() })
+        Ok(Timestamp {
+            unix_nanos,
+            text: text.into(),
+        })
     }
 
     /// A timestamp from nanoseconds since the Unix epoch, written with `digits` fraction
@@ -128,7 +131,10 @@ impl Timestamp {
         // Truncate the instant to what was written so that parse(text) == self.
         let unit = 10i64.pow(9 - u32::from(digits));
         let unix_nanos = unix_nanos - unix_nanos.rem_euclid(unit);
-        Timestamp { unix_nanos, text: text.into() }
+        Timestamp {
+            unix_nanos,
+            text: text.into(),
+        }
     }
 
     /// The current time, with microsecond precision (what TAXII clients in Python can parse).
@@ -213,8 +219,14 @@ mod tests {
         assert_eq!(Timestamp::parse("2016-04-06T20:03:48"), Err(NotUtc));
         assert_eq!(Timestamp::parse("2016-04-06T20:03:4"), Err(Syntax));
         assert_eq!(Timestamp::parse("2016-04-06 20:03:48Z"), Err(Syntax));
-        assert_eq!(Timestamp::parse("2016-04-06T20:03:48.1234567891Z"), Err(TooPrecise));
-        assert!(matches!(Timestamp::parse("2016-02-30T00:00:00Z"), Err(NoSuchDate(_))));
+        assert_eq!(
+            Timestamp::parse("2016-04-06T20:03:48.1234567891Z"),
+            Err(TooPrecise)
+        );
+        assert!(matches!(
+            Timestamp::parse("2016-02-30T00:00:00Z"),
+            Err(NoSuchDate(_))
+        ));
         assert_eq!(Timestamp::parse("2016-04-06T20:03:48.Z"), Err(Syntax));
     }
 

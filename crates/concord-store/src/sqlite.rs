@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    content_hash, AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page,
-    PageRequest, Result, Store, StoreError, VersionSelector, WriteBatch,
+    AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
+    Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -28,7 +28,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -53,7 +55,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         configure(&conn)?;
         migrate(&conn)?;
-        Ok(SqliteStore { path: path.to_owned(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     /// The database file.
@@ -92,7 +98,10 @@ fn migrate(conn: &Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if current > known {
-        return Err(StoreError::SchemaTooNew { found: current, known });
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.unchecked_transaction()?;
@@ -108,7 +117,12 @@ fn now_ns() -> i64 {
 }
 
 fn row_to_collection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
-    Ok(Collection { id: r.get(0)?, alias: r.get(1)?, title: r.get(2)?, description: r.get(3)? })
+    Ok(Collection {
+        id: r.get(0)?,
+        alias: r.get(1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+    })
 }
 
 struct SqliteBatch<'a> {
@@ -198,7 +212,11 @@ impl WriteBatch for SqliteBatch<'_> {
                 h.spec_version.as_str(),
                 modified_ns.unwrap_or(self.date_added_ns)
             ])?;
-        Ok(if n == 1 { AddOutcome::Added } else { AddOutcome::AlreadyPresent })
+        Ok(if n == 1 {
+            AddOutcome::Added
+        } else {
+            AddOutcome::AlreadyPresent
+        })
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
@@ -216,15 +234,22 @@ struct Query {
 
 impl Query {
     fn new(collection_id: &str) -> Query {
-        Query { sql: "e.collection_id = ?".to_owned(), args: vec![SqlValue::Text(collection_id.to_owned())] }
+        Query {
+            sql: "e.collection_id = ?".to_owned(),
+            args: vec![SqlValue::Text(collection_id.to_owned())],
+        }
     }
 
     fn list(&mut self, column: &str, values: &[String]) {
         if values.is_empty() {
             return;
         }
-        self.sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
-        self.args.extend(values.iter().map(|v| SqlValue::Text(v.clone())));
+        self.sql.push_str(&format!(
+            " AND {column} IN ({})",
+            vec!["?"; values.len()].join(",")
+        ));
+        self.args
+            .extend(values.iter().map(|v| SqlValue::Text(v.clone())));
     }
 
     /// `match[spec_version]` and `match[version]` (TAXII 2.1 §3.4.2).
@@ -241,12 +266,22 @@ impl Query {
         } else {
             self.list("e.spec_version", &filter.spec_versions);
             (
-                format!("x.spec_version IN ({})", vec!["?"; filter.spec_versions.len()].join(",")),
-                filter.spec_versions.iter().map(|v| SqlValue::Text(v.clone())).collect(),
+                format!(
+                    "x.spec_version IN ({})",
+                    vec!["?"; filter.spec_versions.len()].join(",")
+                ),
+                filter
+                    .spec_versions
+                    .iter()
+                    .map(|v| SqlValue::Text(v.clone()))
+                    .collect(),
             )
         };
-        let selectors: &[VersionSelector] =
-            if filter.versions.is_empty() { &[VersionSelector::Last] } else { &filter.versions };
+        let selectors: &[VersionSelector] = if filter.versions.is_empty() {
+            &[VersionSelector::Last]
+        } else {
+            &filter.versions
+        };
         if selectors.contains(&VersionSelector::All) {
             return;
         }
@@ -254,7 +289,11 @@ impl Query {
         for s in selectors {
             match s {
                 VersionSelector::First | VersionSelector::Last => {
-                    let agg = if *s == VersionSelector::First { "MIN" } else { "MAX" };
+                    let agg = if *s == VersionSelector::First {
+                        "MIN"
+                    } else {
+                        "MAX"
+                    };
                     alternatives.push(format!(
                         "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
                           WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
@@ -268,7 +307,8 @@ impl Query {
                 VersionSelector::All => {}
             }
         }
-        self.sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+        self.sql
+            .push_str(&format!(" AND ({})", alternatives.join(" OR ")));
     }
 }
 
@@ -320,7 +360,12 @@ impl Store for SqliteStore {
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
         let conn = self.writer();
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut batch = SqliteBatch { conn, collection_id: collection_id.to_owned(), date_added_ns: 0, open: true };
+        let mut batch = SqliteBatch {
+            conn,
+            collection_id: collection_id.to_owned(),
+            date_added_ns: 0,
+            open: true,
+        };
         let known: bool = batch.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM collections WHERE id = ?1)",
             [collection_id],
@@ -331,8 +376,11 @@ impl Store for SqliteStore {
         }
         // date_added only grows, node-wide: a page that ended at the newest entry can never
         // be overtaken by an entry dated earlier (keyset pagination stays complete).
-        let last: Option<i64> =
-            batch.conn.query_row("SELECT MAX(date_added_ns) FROM collection_entries", [], |r| r.get(0))?;
+        let last: Option<i64> = batch.conn.query_row(
+            "SELECT MAX(date_added_ns) FROM collection_entries",
+            [],
+            |r| r.get(0),
+        )?;
         batch.date_added_ns = now_ns().max(last.map_or(i64::MIN, |l| l + 1_000));
         Ok(Box::new(batch))
     }
@@ -353,7 +401,8 @@ impl Store for SqliteStore {
         q.list("e.type", &filter.types);
         q.versions(filter);
         if let Some(c) = &page.after {
-            q.sql.push_str(" AND (e.date_added_ns, e.id, e.version_ns, e.seq) > (?, ?, ?, ?)");
+            q.sql
+                .push_str(" AND (e.date_added_ns, e.id, e.version_ns, e.seq) > (?, ?, ?, ?)");
             q.args.extend([
                 SqlValue::Integer(c.date_added_ns),
                 SqlValue::Text(c.id.clone()),
@@ -418,8 +467,12 @@ impl Store for SqliteStore {
 
     fn count(&self, collection_id: &str) -> Result<u64> {
         self.with_reader(|c| {
-            Ok(c.prepare_cached("SELECT COUNT(*) FROM collection_entries WHERE collection_id = ?1")?
-                .query_row([collection_id], |r| r.get::<_, i64>(0))? as u64)
+            Ok(
+                c.prepare_cached(
+                    "SELECT COUNT(*) FROM collection_entries WHERE collection_id = ?1",
+                )?
+                .query_row([collection_id], |r| r.get::<_, i64>(0))? as u64,
+            )
         })
     }
 
@@ -433,17 +486,21 @@ impl Store for SqliteStore {
 
     fn status(&self, id: &str) -> Result<Option<String>> {
         self.with_reader(|c| {
-            Ok(c.prepare_cached("SELECT body FROM status_resources WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT body FROM status_resources WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
         self.with_reader(|c| {
-            Ok(c.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-                .query_row([key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 

@@ -30,6 +30,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// `(status, error_code, title)` for each code.
+    #[rustfmt::skip] // an aligned table reads as one
     const fn row(self) -> (u16, &'static str, &'static str) {
         use ErrorCode::*;
         match self {
@@ -65,7 +66,10 @@ pub struct TaxiiError {
 impl TaxiiError {
     /// An error with a description.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> TaxiiError {
-        TaxiiError { code, description: description.into() }
+        TaxiiError {
+            code,
+            description: description.into(),
+        }
     }
 
     /// The error message resource (TAXII 2.1 §3.6.1): `title` required, `http_status` a string.

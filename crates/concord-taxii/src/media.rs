@@ -70,15 +70,23 @@ mod tests {
         assert!(accepts_taxii(Some("text/html, */*;q=0.1")));
         assert!(!accepts_taxii(Some("application/json")));
         assert!(!accepts_taxii(Some("application/taxii+json;version=2.0")));
-        assert!(!accepts_taxii(Some("application/taxii+json;version=2.1;q=0")));
+        assert!(!accepts_taxii(Some(
+            "application/taxii+json;version=2.1;q=0"
+        )));
     }
 
     #[test]
     fn content_type() {
-        assert!(is_taxii_content_type(Some("application/taxii+json;version=2.1")));
-        assert!(is_taxii_content_type(Some("application/taxii+json; version=2.1; charset=utf-8")));
+        assert!(is_taxii_content_type(Some(
+            "application/taxii+json;version=2.1"
+        )));
+        assert!(is_taxii_content_type(Some(
+            "application/taxii+json; version=2.1; charset=utf-8"
+        )));
         assert!(!is_taxii_content_type(Some("application/json")));
-        assert!(!is_taxii_content_type(Some("application/stix+json;version=2.1")));
+        assert!(!is_taxii_content_type(Some(
+            "application/stix+json;version=2.1"
+        )));
         assert!(!is_taxii_content_type(None));
     }
 }

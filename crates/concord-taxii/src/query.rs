@@ -73,31 +73,37 @@ impl Query {
     /// integer, an unknown `match[version]` or `match[spec_version]` value, a `next` token
     /// that this server did not issue. Repeated parameters are joined as one comma list.
     pub fn parse(pairs: &[(String, String)], endpoint: Endpoint) -> Result<Query, TaxiiError> {
-        let mut q = Query { limit: DEFAULT_LIMIT, ..Query::default() };
+        let mut q = Query {
+            limit: DEFAULT_LIMIT,
+            ..Query::default()
+        };
         for (name, value) in pairs {
             let allowed = match (endpoint, name.as_str()) {
                 (Endpoint::Delete, "match[version]" | "match[spec_version]") => true,
                 (Endpoint::Delete, _) => false,
-                (Endpoint::Versions, "added_after" | "limit" | "next" | "match[spec_version]") => true,
+                (Endpoint::Versions, "added_after" | "limit" | "next" | "match[spec_version]") => {
+                    true
+                }
                 (Endpoint::Versions, _) => false,
                 (Endpoint::Object, "match[id]" | "match[type]") => false,
                 _ => true,
             };
             if !allowed && (name.starts_with("match[") || KNOWN.contains(&name.as_str())) {
-                return Err(bad(format!("parameter {name:?} is not supported on this endpoint")));
+                return Err(bad(format!(
+                    "parameter {name:?} is not supported on this endpoint"
+                )));
             }
             match name.as_str() {
                 "added_after" => {
-                    q.added_after = Some(Timestamp::parse(value).map_err(|e| {
-                        bad(format!("added_after={value:?}: {e}"))
-                    })?);
+                    q.added_after = Some(
+                        Timestamp::parse(value)
+                            .map_err(|e| bad(format!("added_after={value:?}: {e}")))?,
+                    );
                 }
                 "limit" => {
-                    let n: usize = value
-                        .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| bad(format!("limit={value:?}: must be a positive integer")))?;
+                    let n: usize = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        bad(format!("limit={value:?}: must be a positive integer"))
+                    })?;
                     q.limit = n.min(MAX_LIMIT);
                 }
                 "next" => q.next = Some(NextToken::decode(value)?),
@@ -120,7 +126,9 @@ impl Query {
                 "match[spec_version]" => {
                     for v in list(value) {
                         if v != "2.0" && v != "2.1" {
-                            return Err(bad(format!("match[spec_version]={v:?}: must be 2.0 or 2.1")));
+                            return Err(bad(format!(
+                                "match[spec_version]={v:?}: must be 2.0 or 2.1"
+                            )));
                         }
                         q.spec_versions.push(v.to_owned());
                     }
@@ -157,7 +165,10 @@ pub struct NextToken {
 impl NextToken {
     /// The token as sent to clients (URL-safe base64).
     pub fn encode(&self) -> String {
-        let text = format!("1:{}:{}:{}:{}", self.date_added_ns, self.version_ns, self.seq, self.id);
+        let text = format!(
+            "1:{}:{}:{}:{}",
+            self.date_added_ns, self.version_ns, self.seq, self.id
+        );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
@@ -172,10 +183,24 @@ impl NextToken {
         if parts.next() != Some("1") {
             return Err(invalid());
         }
-        let mut int = || parts.next().and_then(|p| p.parse::<i64>().ok()).ok_or_else(invalid);
+        let mut int = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .ok_or_else(invalid)
+        };
         let (date_added_ns, version_ns, seq) = (int()?, int()?, int()?);
-        let id = parts.next().filter(|s| !s.is_empty()).ok_or_else(invalid)?.to_owned();
-        Ok(NextToken { date_added_ns, id, version_ns, seq })
+        let id = parts
+            .next()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(invalid)?
+            .to_owned();
+        Ok(NextToken {
+            date_added_ns,
+            id,
+            version_ns,
+            seq,
+        })
     }
 }
 
@@ -184,7 +209,9 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -227,7 +254,12 @@ mod tests {
 
     #[test]
     fn next_token_round_trips() {
-        let t = NextToken { date_added_ns: 1, id: "indicator--a:b".into(), version_ns: -2, seq: 3 };
+        let t = NextToken {
+            date_added_ns: 1,
+            id: "indicator--a:b".into(),
+            version_ns: -2,
+            seq: 3,
+        };
         assert_eq!(NextToken::decode(&t.encode()).unwrap(), t);
     }
 }

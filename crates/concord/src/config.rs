@@ -63,15 +63,16 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_owned(),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let mut table: toml::Table =
-            toml::from_str(&text).with_context(|| format!("invalid configuration {}", path.display()))?;
+        let mut table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid configuration {}", path.display()))?;
         let defaults: toml::Table = toml::from_str(DEFAULT_CONFIG).context("built-in defaults")?;
         for (key, default) in defaults {
             let var = format!("CONCORD_{}", key.to_ascii_uppercase());
             if let Ok(v) = std::env::var(&var) {
                 let value = match default {
                     toml::Value::Integer(_) => toml::Value::Integer(
-                        v.parse().with_context(|| format!("{var}={v:?}: expected an integer"))?,
+                        v.parse()
+                            .with_context(|| format!("{var}={v:?}: expected an integer"))?,
                     ),
                     _ => toml::Value::String(v),
                 };
@@ -83,8 +84,15 @@ impl Config {
         let config: Config = toml::Value::Table(table)
             .try_into()
             .with_context(|| format!("invalid configuration {}", path.display()))?;
-        if config.api_root.is_empty() || config.api_root.contains('/') || config.api_root == "taxii2" {
-            anyhow::bail!("{}: api_root {:?} must be one path segment other than taxii2", path.display(), config.api_root);
+        if config.api_root.is_empty()
+            || config.api_root.contains('/')
+            || config.api_root == "taxii2"
+        {
+            anyhow::bail!(
+                "{}: api_root {:?} must be one path segment other than taxii2",
+                path.display(),
+                config.api_root
+            );
         }
         Ok(config)
     }

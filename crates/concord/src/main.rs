@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use concord_server::auth::{token_hash, ADMIN_TOKEN_SETTING};
+use concord_server::auth::{ADMIN_TOKEN_SETTING, token_hash};
 use concord_store::{NewCollection, SqliteStore, Store};
 
-use crate::config::{Config, DataDir, DEFAULT_CONFIG};
+use crate::config::{Config, DEFAULT_CONFIG, DataDir};
 
 /// Concord: exchange threat intelligence (STIX 2.1 over TAXII 2.1) between partners.
 #[derive(Parser)]
@@ -159,12 +159,25 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Outcome {
     match command {
-        Command::Init { data, admin_token, json } => init(&data, admin_token, json).map(|_| true),
-        Command::Import { data, collection, json, files } => {
+        Command::Init {
+            data,
+            admin_token,
+            json,
+        } => init(&data, admin_token, json).map(|_| true),
+        Command::Import {
+            data,
+            collection,
+            json,
+            files,
+        } => {
             let store = open_store(&data)?;
             transfer::import(store.as_ref(), &collection, &files, json)
         }
-        Command::Export { data, collection, output } => {
+        Command::Export {
+            data,
+            collection,
+            output,
+        } => {
             let store = open_store(&data)?;
             transfer::export(store.as_ref(), &collection, output.as_deref())
         }
@@ -176,14 +189,20 @@ fn run(command: Command) -> Outcome {
 }
 
 fn data_dir(data: &DataDirArg) -> DataDir {
-    DataDir { dir: data.data_dir.clone() }
+    DataDir {
+        dir: data.data_dir.clone(),
+    }
 }
 
 /// Opens the store of an initialised data directory.
 fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
     let dir = data_dir(data);
     if !dir.database().exists() {
-        bail!("{} is not a Concord data directory: run `concord init --data-dir {}` first", dir.dir.display(), dir.dir.display());
+        bail!(
+            "{} is not a Concord data directory: run `concord init --data-dir {}` first",
+            dir.dir.display(),
+            dir.dir.display()
+        );
     }
     let store = SqliteStore::open(&dir.database())
         .with_context(|| format!("cannot open {}", dir.database().display()))?;
@@ -194,7 +213,8 @@ fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
 /// admin token. Re-running it on an initialised directory only replaces the token.
 fn init(data: &DataDirArg, admin_token: Option<String>, json: bool) -> Result<()> {
     let dir = data_dir(data);
-    std::fs::create_dir_all(&dir.dir).with_context(|| format!("cannot create {}", dir.dir.display()))?;
+    std::fs::create_dir_all(&dir.dir)
+        .with_context(|| format!("cannot create {}", dir.dir.display()))?;
     if !dir.config().exists() {
         std::fs::write(dir.config(), DEFAULT_CONFIG)
             .with_context(|| format!("cannot write {}", dir.config().display()))?;
@@ -258,7 +278,10 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         // One line on stdout, for scripts and tests that listen on port 0.
-        println!("listening on http://{addr}/taxii2/ (API root /{}/)", config.api_root);
+        println!(
+            "listening on http://{addr}/taxii2/ (API root /{}/)",
+            config.api_root
+        );
         tracing::info!(%addr, "serving TAXII 2.1");
         concord_server::serve(listener, state, shutdown_signal()).await?;
         Ok(())
@@ -269,13 +292,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -294,7 +318,10 @@ fn quickstart(data: &DataDirArg, listen: String) -> Outcome {
     if !dir.database().exists() {
         init(data, std::env::var("CONCORD_ADMIN_TOKEN").ok(), false)?;
     } else {
-        eprintln!("using the existing node in {} (its admin token is unchanged)", dir.dir.display());
+        eprintln!(
+            "using the existing node in {} (its admin token is unchanged)",
+            dir.dir.display()
+        );
     }
     let store = open_store(data)?;
     let ok = transfer::import_reader(
@@ -338,11 +365,24 @@ fn collection(command: CollectionCommand) -> Outcome {
             }
             Ok(true)
         }
-        CollectionCommand::Create { data, alias, title, description, json } => {
+        CollectionCommand::Create {
+            data,
+            alias,
+            title,
+            description,
+            json,
+        } => {
             let store = open_store(&data)?;
-            let c = store.create_collection(&NewCollection { alias, title, description })?;
+            let c = store.create_collection(&NewCollection {
+                alias,
+                title,
+                description,
+            })?;
             if json {
-                println!("{}", serde_json::json!({"id": c.id, "alias": c.alias, "title": c.title}));
+                println!(
+                    "{}",
+                    serde_json::json!({"id": c.id, "alias": c.alias, "title": c.title})
+                );
             } else {
                 println!("{}", c.id);
             }

@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 /// `concord pattern …`.
@@ -37,7 +37,11 @@ pub enum PatternCommand {
 pub fn run(command: PatternCommand) -> Result<bool> {
     match command {
         PatternCommand::Check { pattern, json } => check(&pattern, json),
-        PatternCommand::Match { pattern, files, json } => matches(&pattern, &files, json),
+        PatternCommand::Match {
+            pattern,
+            files,
+            json,
+        } => matches(&pattern, &files, json),
     }
 }
 
@@ -91,7 +95,10 @@ fn check(pattern: &str, json: bool) -> Result<bool> {
 fn matches(pattern: &str, files: &[PathBuf], json: bool) -> Result<bool> {
     let parsed = match concord_pattern::parse(pattern) {
         Ok(p) => p,
-        Err(e) => bail!("invalid pattern:\n{}", concord_pattern::render_error(pattern, &e)),
+        Err(e) => bail!(
+            "invalid pattern:\n{}",
+            concord_pattern::render_error(pattern, &e)
+        ),
     };
     let mut observations = Vec::new();
     for f in files {
@@ -100,9 +107,13 @@ fn matches(pattern: &str, files: &[PathBuf], json: bool) -> Result<bool> {
             .with_context(|| format!("{}: not JSON", f.display()))?;
         observations.push(value);
     }
-    let m = concord_pattern::evaluate(&parsed, &observations).map_err(|e| anyhow::anyhow!("evaluation error: {e}"))?;
+    let m = concord_pattern::evaluate(&parsed, &observations)
+        .map_err(|e| anyhow::anyhow!("evaluation error: {e}"))?;
     if json {
-        println!("{}", serde_json::json!({ "match": m.matched, "observed_data": m.observed_data }));
+        println!(
+            "{}",
+            serde_json::json!({ "match": m.matched, "observed_data": m.observed_data })
+        );
     } else if m.matched {
         println!("match");
         for id in &m.observed_data {

@@ -5,22 +5,27 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use concord_ingest::{ingest, Container, IngestOptions, IngestReport};
-use concord_store::{Collection, NewCollection, ObjectFilter, PageRequest, Store, StoreError, VersionSelector};
+use concord_ingest::{Container, IngestOptions, IngestReport, ingest};
+use concord_store::{
+    Collection, NewCollection, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
+};
 
 /// The collection with this alias or id, created (with this alias) when absent.
 fn collection_or_create(store: &dyn Store, name: &str) -> Result<Collection> {
     if let Some(c) = store.collection(name)? {
         return Ok(c);
     }
-    match store.create_collection(&NewCollection { alias: name.to_owned(), ..Default::default() }) {
+    match store.create_collection(&NewCollection {
+        alias: name.to_owned(),
+        ..Default::default()
+    }) {
         Ok(c) => {
             eprintln!("created collection {name} ({})", c.id);
             Ok(c)
         }
-        Err(StoreError::CollectionExists(_)) => {
-            store.collection(name)?.context("collection vanished while creating it")
-        }
+        Err(StoreError::CollectionExists(_)) => store
+            .collection(name)?
+            .context("collection vanished while creating it"),
         Err(e) => Err(e.into()),
     }
 }
@@ -53,31 +58,50 @@ pub fn import(store: &dyn Store, collection: &str, files: &[PathBuf], json: bool
         reports.push(doc);
     }
     if json {
-        println!("{}", serde_json::json!({ "collection": c.id, "files": reports }));
+        println!(
+            "{}",
+            serde_json::json!({ "collection": c.id, "files": reports })
+        );
     }
     Ok(all_ok)
 }
 
 /// Imports one already-open stream; used by `quickstart` for the shipped bundle.
-pub fn import_reader(store: &dyn Store, collection: &str, name: &str, input: Box<dyn Read>, json: bool) -> Result<bool> {
+pub fn import_reader(
+    store: &dyn Store,
+    collection: &str,
+    name: &str,
+    input: Box<dyn Read>,
+    json: bool,
+) -> Result<bool> {
     let c = collection_or_create(store, collection)?;
     let (ok, _) = report(name, import_one(store, &c, name, input), json);
     Ok(ok)
 }
 
-fn import_one(store: &dyn Store, c: &Collection, name: &str, input: Box<dyn Read>) -> Result<IngestReport> {
+fn import_one(
+    store: &dyn Store,
+    c: &Collection,
+    name: &str,
+    input: Box<dyn Read>,
+) -> Result<IngestReport> {
     let bar = if crate::interactive() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} objects ({per_sec}, {elapsed})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg}: {pos} objects ({per_sec}, {elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.set_message(name.to_owned());
         bar
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let options = IngestOptions { container: Container::Bundle, list_accepted: false };
+    let options = IngestOptions {
+        container: Container::Bundle,
+        list_accepted: false,
+    };
     let result = ingest(store, &c.id, input, options, |n| bar.set_position(n as u64));
     bar.finish_and_clear();
     Ok(result?)
@@ -103,10 +127,13 @@ fn report(name: &str, outcome: Result<IngestReport>, json: bool) -> (bool, serde
                 }
             }
             let ok = r.rejected.is_empty();
-            (ok, serde_json::json!({
-                "file": name, "total": r.total, "added": r.added,
-                "already_present": r.already_present, "rejected": r.rejected,
-            }))
+            (
+                ok,
+                serde_json::json!({
+                    "file": name, "total": r.total, "added": r.added,
+                    "already_present": r.already_present, "rejected": r.rejected,
+                }),
+            )
         }
         Err(e) => {
             let message = format!("{e:#}");
@@ -120,20 +147,30 @@ fn report(name: &str, outcome: Result<IngestReport>, json: bool) -> (bool, serde
 
 /// `concord export`: every object version of a collection as one bundle, streamed page by page.
 pub fn export(store: &dyn Store, collection: &str, output: Option<&Path>) -> Result<bool> {
-    let c = store.collection(collection)?.with_context(|| format!("no collection {collection:?}"))?;
+    let c = store
+        .collection(collection)?
+        .with_context(|| format!("no collection {collection:?}"))?;
     let sink: Box<dyn Write> = match output {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => {
+            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(sink);
     let bundle_id = format!("bundle--{}", uuid_v4());
-    write!(out, "{{\"type\":\"bundle\",\"id\":\"{bundle_id}\",\"objects\":[")?;
+    write!(
+        out,
+        "{{\"type\":\"bundle\",\"id\":\"{bundle_id}\",\"objects\":["
+    )?;
     let filter = ObjectFilter {
         versions: vec![VersionSelector::All],
         spec_versions: vec!["2.0".into(), "2.1".into()],
         ..Default::default()
     };
-    let mut page = PageRequest { limit: 1000, after: None };
+    let mut page = PageRequest {
+        limit: 1000,
+        after: None,
+    };
     let mut n = 0usize;
     loop {
         let p = store.entries(&c.id, &filter, &page, true)?;
@@ -164,5 +201,12 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

@@ -5,11 +5,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::support::{concord, data, run, Node};
+use crate::support::{Node, concord, data, run};
 
 /// Number of entries in a collection, read back through `concord collection list --json`.
 fn count(node: &Node, alias: &str) -> u64 {
-    let out = run(concord().args(["collection", "list", "--json", "--data-dir"]).arg(node.path()));
+    let out = run(concord()
+        .args(["collection", "list", "--json", "--data-dir"])
+        .arg(node.path()));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     list.as_array()
         .unwrap()
@@ -36,7 +38,9 @@ fn bundle(objects: &[&str]) -> String {
 #[test]
 fn init_generates_a_token_once_or_takes_one_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(concord().args(["init", "--json", "--data-dir"]).arg(dir.path()));
+    let out = run(concord()
+        .args(["init", "--json", "--data-dir"])
+        .arg(dir.path()));
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["admin_token"].as_str().unwrap().len(), 64);
@@ -49,7 +53,10 @@ fn init_generates_a_token_once_or_takes_one_from_the_environment() {
         .arg(dir.path()));
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(doc.get("admin_token").is_none(), "a given token is not printed back");
+    assert!(
+        doc.get("admin_token").is_none(),
+        "a given token is not printed back"
+    );
 }
 
 #[test]
@@ -59,12 +66,19 @@ fn import_ics_then_again_adds_nothing() {
     let (code, r) = node.import("ics", &[&ics]);
     assert_eq!(code, 0, "{r}");
     let f = &r["files"][0];
-    assert_eq!((f["total"].as_u64(), f["added"].as_u64()), (Some(1826), Some(1826)), "{f}");
+    assert_eq!(
+        (f["total"].as_u64(), f["added"].as_u64()),
+        (Some(1826), Some(1826)),
+        "{f}"
+    );
     assert_eq!(f["rejected"].as_array().unwrap().len(), 0);
     let (code, r) = node.import("ics", &[&ics]);
     assert_eq!(code, 0);
     let f = &r["files"][0];
-    assert_eq!((f["added"].as_u64(), f["already_present"].as_u64()), (Some(0), Some(1826)));
+    assert_eq!(
+        (f["added"].as_u64(), f["already_present"].as_u64()),
+        (Some(0), Some(1826))
+    );
     assert_eq!(count(&node, "ics"), 1826);
 }
 
@@ -88,7 +102,12 @@ fn import_from_stdin_and_gzip() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["files"][0]["added"].as_u64(), Some(1), "{r}");
@@ -112,7 +131,12 @@ fn flate2_writer(path: &Path) -> impl Write {
         }
     }
     let file = std::fs::File::create(path).unwrap();
-    Gz(std::process::Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(file).spawn().unwrap())
+    Gz(std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(file)
+        .spawn()
+        .unwrap())
 }
 
 #[test]
@@ -121,7 +145,8 @@ fn truncated_gzip_is_an_error_and_stores_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let gz = tmp.path().join("ics.json.gz");
     let mut w = flate2_writer(&gz);
-    w.write_all(&std::fs::read(data("stix/attack/ics-attack-18.1.json")).unwrap()).unwrap();
+    w.write_all(&std::fs::read(data("stix/attack/ics-attack-18.1.json")).unwrap())
+        .unwrap();
     drop(w);
     let bytes = std::fs::read(&gz).unwrap();
     let cut = tmp.path().join("cut.json.gz");
@@ -178,15 +203,31 @@ fn conflicting_content_for_one_version_is_rejected_and_the_first_kept() {
     assert_eq!(code, 1);
     let rej = &r["files"][0]["rejected"][0];
     assert_eq!(rej["id"], "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f");
-    assert!(rej["reasons"][0].as_str().unwrap().contains("different object"), "{rej}");
-    let out = run(concord().args(["export", "--collection", "c", "--data-dir"]).arg(node.path()));
+    assert!(
+        rej["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("different object"),
+        "{rej}"
+    );
+    let out = run(concord()
+        .args(["export", "--collection", "c", "--data-dir"])
+        .arg(node.path()));
     let exported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(exported["objects"][0]["name"], "first");
     // Same content written differently (key order, spacing) is the same version.
     let v: serde_json::Value = serde_json::from_str(INDICATOR).unwrap();
-    let pretty = write(tmp.path(), "3.json", &bundle(&[&serde_json::to_string_pretty(&v).unwrap()]));
+    let pretty = write(
+        tmp.path(),
+        "3.json",
+        &bundle(&[&serde_json::to_string_pretty(&v).unwrap()]),
+    );
     let (code, r) = node.import("c", &[&pretty]);
-    assert_eq!((code, r["files"][0]["already_present"].as_u64()), (0, Some(1)), "{r}");
+    assert_eq!(
+        (code, r["files"][0]["already_present"].as_u64()),
+        (0, Some(1)),
+        "{r}"
+    );
 }
 
 #[test]
@@ -194,15 +235,35 @@ fn invalid_objects_are_rejected_with_property_and_rule_and_the_rest_imports() {
     let node = Node::init();
     let tmp = tempfile::tempdir().unwrap();
     let no_z = INDICATOR
-        .replace("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", "11111111-17d4-4cbf-938f-98ee46b3cd3f")
-        .replace("\"modified\":\"2016-04-06T20:03:48.000Z\"", "\"modified\":\"2016-04-06T20:03:48.000\"");
+        .replace(
+            "8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "11111111-17d4-4cbf-938f-98ee46b3cd3f",
+        )
+        .replace(
+            "\"modified\":\"2016-04-06T20:03:48.000Z\"",
+            "\"modified\":\"2016-04-06T20:03:48.000\"",
+        );
     let seconds = INDICATOR
-        .replace("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", "22222222-17d4-4cbf-938f-98ee46b3cd3f")
-        .replace("\"created\":\"2016-04-06T20:03:48.000Z\"", "\"created\":\"2016-04-06T20:03:48Z\"");
+        .replace(
+            "8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "22222222-17d4-4cbf-938f-98ee46b3cd3f",
+        )
+        .replace(
+            "\"created\":\"2016-04-06T20:03:48.000Z\"",
+            "\"created\":\"2016-04-06T20:03:48Z\"",
+        );
     let custom_ok = r#"{"type":"x-acme-widget","spec_version":"2.1","id":"x-acme-widget--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","created":"2020-01-01T00:00:00.000Z","modified":"2020-01-01T00:00:00.000Z","x_acme_size":3}"#;
     let custom_bad = r#"{"type":"Bad_Type","spec_version":"2.1","id":"Bad_Type--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","created":"2020-01-01T00:00:00.000Z","modified":"2020-01-01T00:00:00.000Z"}"#;
-    let deep = format!("{{\"type\":\"note\",\"x\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
-    let f = write(tmp.path(), "mixed.json", &bundle(&[INDICATOR, &no_z, &seconds, custom_ok, custom_bad, &deep]));
+    let deep = format!(
+        "{{\"type\":\"note\",\"x\":{}1{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let f = write(
+        tmp.path(),
+        "mixed.json",
+        &bundle(&[INDICATOR, &no_z, &seconds, custom_ok, custom_bad, &deep]),
+    );
     let (code, r) = node.import("c", &[&f]);
     assert_eq!(code, 1);
     let file = &r["files"][0];
@@ -213,8 +274,16 @@ fn invalid_objects_are_rejected_with_property_and_rule_and_the_rest_imports() {
         .iter()
         .map(|x| (x["index"].as_u64().unwrap(), x["reasons"].to_string()))
         .collect();
-    assert!(rejected[&1].contains("modified") && rejected[&1].contains("'Z'"), "{}", rejected[&1]);
-    assert!(rejected[&2].contains("created") && rejected[&2].contains("millisecond"), "{}", rejected[&2]);
+    assert!(
+        rejected[&1].contains("modified") && rejected[&1].contains("'Z'"),
+        "{}",
+        rejected[&1]
+    );
+    assert!(
+        rejected[&2].contains("created") && rejected[&2].contains("millisecond"),
+        "{}",
+        rejected[&2]
+    );
     assert!(rejected[&4].contains("type"), "{}", rejected[&4]);
     assert!(rejected[&5].contains("recursion limit"), "{}", rejected[&5]);
     assert_eq!(rejected.len(), 4);
@@ -223,12 +292,20 @@ fn invalid_objects_are_rejected_with_property_and_rule_and_the_rest_imports() {
 #[test]
 fn stix_2_0_bundles_are_rejected_with_a_reason() {
     let node = Node::init();
-    let (code, r) = node.import("e", &[&data("stix/attack/enterprise-attack-18.1-stix20-assembled.json.gz")]);
+    let (code, r) = node.import(
+        "e",
+        &[&data(
+            "stix/attack/enterprise-attack-18.1-stix20-assembled.json.gz",
+        )],
+    );
     assert_eq!(code, 1);
     let f = &r["files"][0];
     assert_eq!(f["added"].as_u64(), Some(0));
     let first = f["rejected"][0]["reasons"].to_string();
-    assert!(first.contains("spec_version") && first.contains("2.1 only"), "{first}");
+    assert!(
+        first.contains("spec_version") && first.contains("2.1 only"),
+        "{first}"
+    );
 }
 
 /// Every object of every handed STIX 2.1 bundle comes back out unchanged in meaning.
@@ -241,31 +318,66 @@ fn round_trip_of_every_handed_bundle() {
         data("stix/capec/capec-3.9-stix21.json"),
         data("stix/atlas/stix-atlas-5.6.0.json"),
     ];
-    for dir in ["stix/atlas/opencti-bundles", "stix/oasis/json-schemas-examples", "stix/oasis/cti-documentation", "stix/oasis/common-objects"] {
-        let mut entries: Vec<_> = std::fs::read_dir(data(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+    for dir in [
+        "stix/atlas/opencti-bundles",
+        "stix/oasis/json-schemas-examples",
+        "stix/oasis/cti-documentation",
+        "stix/oasis/common-objects",
+    ] {
+        let mut entries: Vec<_> = std::fs::read_dir(data(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
-        files.extend(entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")));
+        files.extend(
+            entries
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "json")),
+        );
     }
     let mut checked = 0;
     for (i, file) in files.iter().enumerate() {
-        let original: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let original: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
         if original.get("type").and_then(|t| t.as_str()) != Some("bundle") {
             continue; // a plain array (incident_sample_infrastructure): not a bundle
         }
         let coll = format!("c{i}");
         let (_, r) = node.import(&coll, &[file]);
-        let rejected: Vec<u64> = r["files"][0]["rejected"].as_array().unwrap().iter().map(|x| x["index"].as_u64().unwrap()).collect();
-        let out = run(concord().args(["export", "--collection", &coll, "--data-dir"]).arg(node.path()));
+        let rejected: Vec<u64> = r["files"][0]["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["index"].as_u64().unwrap())
+            .collect();
+        let out = run(concord()
+            .args(["export", "--collection", &coll, "--data-dir"])
+            .arg(node.path()));
         assert!(out.status.success());
         let exported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let key = |o: &serde_json::Value| format!("{}|{}", o["id"], o.get("modified").unwrap_or(&serde_json::Value::Null));
-        let back: HashMap<String, &serde_json::Value> =
-            exported["objects"].as_array().unwrap().iter().map(|o| (key(o), o)).collect();
+        let key = |o: &serde_json::Value| {
+            format!(
+                "{}|{}",
+                o["id"],
+                o.get("modified").unwrap_or(&serde_json::Value::Null)
+            )
+        };
+        let back: HashMap<String, &serde_json::Value> = exported["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (key(o), o))
+            .collect();
         for (idx, o) in original["objects"].as_array().unwrap().iter().enumerate() {
             if rejected.contains(&(idx as u64)) {
                 continue;
             }
-            assert_eq!(back.get(&key(o)).copied(), Some(o), "{}: objects[{idx}] changed", file.display());
+            assert_eq!(
+                back.get(&key(o)).copied(),
+                Some(o),
+                "{}: objects[{idx}] changed",
+                file.display()
+            );
             checked += 1;
         }
     }

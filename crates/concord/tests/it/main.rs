@@ -4,6 +4,6 @@
 mod support;
 
 mod cli;
-mod pattern;
 mod interop;
+mod pattern;
 mod taxii;

@@ -1,11 +1,17 @@
 //! `concord pattern check | match` and pattern validation at import (STIX 2.1 §9).
 
-use crate::support::{concord, data, run, Node};
+use crate::support::{Node, concord, data, run};
 
 #[test]
 fn check_prints_ok_or_a_caret_under_the_offset() {
     let out = run(concord().args(["pattern", "check", "[ipv4-addr:value = '198.51.100.1']"]));
-    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim()), (Some(0), "ok"));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(0), "ok")
+    );
     let out = run(concord().args(["pattern", "check", "[ipv4-addr:value = ]"]));
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -54,17 +60,27 @@ fn match_answers_with_exit_status_and_ids() {
         let set = &vectors["observation_sets"][v["observations"].as_str().unwrap()];
         let mut files = Vec::new();
         for (i, bundle) in set.as_array().unwrap().iter().enumerate() {
-            let p = tmp.path().join(format!("{}-{i}.json", v["id"].as_str().unwrap()));
+            let p = tmp
+                .path()
+                .join(format!("{}-{i}.json", v["id"].as_str().unwrap()));
             std::fs::write(&p, bundle.to_string()).unwrap();
             files.push(p);
         }
-        let out = run(concord().args(["pattern", "match", "--json", v["pattern"].as_str().unwrap()]).args(&files));
+        let out = run(concord()
+            .args(["pattern", "match", "--json", v["pattern"].as_str().unwrap()])
+            .args(&files));
         let want = match expected {
             "match" => 0,
             "no-match" => 1,
             _ => 2,
         };
-        assert_eq!(out.status.code(), Some(want), "{}: {}", v["id"], String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{}: {}",
+            v["id"],
+            String::from_utf8_lossy(&out.stderr)
+        );
         if want == 0 {
             let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert!(!r["observed_data"].as_array().unwrap().is_empty(), "{r}");
@@ -87,5 +103,8 @@ fn import_rejects_an_indicator_with_an_invalid_pattern() {
     let (code, r) = node.import("c", &[&p]);
     assert_eq!(code, 1);
     let reason = r["files"][0]["rejected"][0]["reasons"][0].as_str().unwrap();
-    assert!(reason.starts_with("pattern: invalid STIX pattern") && reason.contains("MD5"), "{reason}");
+    assert!(
+        reason.starts_with("pattern: invalid STIX pattern") && reason.contains("MD5"),
+        "{reason}"
+    );
 }

@@ -11,13 +11,17 @@ pub const TAXII: &str = "application/taxii+json;version=2.1";
 
 /// `../shared/data`, where the handed test data lives.
 pub fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(rel)
 }
 
 /// A `concord` command.
 pub fn concord() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_concord"));
-    c.env_remove("CONCORD_ADMIN_TOKEN").env_remove("CONCORD_DATA_DIR").env("CONCORD_LOG", "warn");
+    c.env_remove("CONCORD_ADMIN_TOKEN")
+        .env_remove("CONCORD_DATA_DIR")
+        .env("CONCORD_LOG", "warn");
     c
 }
 
@@ -35,8 +39,14 @@ impl Node {
     /// `concord init --admin-token TOKEN` in a fresh directory.
     pub fn init() -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let out = run(concord().args(["init", "--admin-token", TOKEN, "--data-dir"]).arg(dir.path()));
-        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(concord()
+            .args(["init", "--admin-token", TOKEN, "--data-dir"])
+            .arg(dir.path()));
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Node { dir }
     }
 
@@ -53,7 +63,11 @@ impl Node {
             .args(files));
         let code = out.status.code().unwrap_or(-1);
         let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("import report not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "import report not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         (code, report)
     }
@@ -74,9 +88,14 @@ impl Node {
             .spawn()
             .expect("spawn concord serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         // "listening on http://127.0.0.1:PORT/taxii2/ (API root /concord/)"
-        let url = line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let url = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
         let base = url.trim_end_matches("/taxii2/").to_owned();
         Server { child, base }
     }
@@ -104,7 +123,10 @@ impl Server {
 
     /// An HTTP agent that returns error statuses as responses instead of errors.
     pub fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
     }
 
     /// GET with the admin token and the TAXII Accept header: (status, headers, body).
@@ -119,8 +141,16 @@ impl Server {
     }
 
     /// A request with the given method and headers (no credentials unless given).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-        let mut req = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -131,7 +161,12 @@ impl Server {
     /// DELETE with the admin token.
     pub fn delete(&self, path: &str) -> Reply {
         let auth = format!("Bearer {TOKEN}");
-        self.request("DELETE", path, &[("Authorization", &auth), ("Accept", TAXII)], None)
+        self.request(
+            "DELETE",
+            path,
+            &[("Authorization", &auth), ("Accept", TAXII)],
+            None,
+        )
     }
 
     /// POST an envelope with the admin token.
@@ -160,10 +195,24 @@ impl Reply {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
-        let body = resp.body_mut().with_config().limit(1 << 30).read_to_string().unwrap_or_default();
-        Reply { status, headers, body }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// The body as JSON.
@@ -173,7 +222,10 @@ impl Reply {
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

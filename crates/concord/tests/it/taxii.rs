@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 
-use crate::support::{data, Node, Server, TAXII, TOKEN};
+use crate::support::{Node, Server, TAXII, TOKEN, data};
 
 const C: &str = "/concord/collections/ics";
 
@@ -18,8 +18,14 @@ fn ics_node() -> (Node, Server) {
 
 fn ics_ids() -> HashSet<String> {
     let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data("stix/attack/ics-attack-18.1.json")).unwrap()).unwrap();
-    v["objects"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect()
+        serde_json::from_slice(&std::fs::read(data("stix/attack/ics-attack-18.1.json")).unwrap())
+            .unwrap();
+    v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn indicator(uuid: &str, modified: &str, name: &str) -> String {
@@ -70,9 +76,19 @@ fn discovery_api_root_collections() {
     assert_eq!(root["max_content_length"], 67108864);
     let cols = s.get("/concord/collections/").json();
     let c = &cols["collections"][0];
-    assert_eq!((c["alias"].as_str(), c["can_read"].as_bool(), c["can_write"].as_bool()), (Some("ics"), Some(true), Some(true)));
+    assert_eq!(
+        (
+            c["alias"].as_str(),
+            c["can_read"].as_bool(),
+            c["can_write"].as_bool()
+        ),
+        (Some("ics"), Some(true), Some(true))
+    );
     // By id as well as by alias.
-    let by_id = s.get(&format!("/concord/collections/{}/", c["id"].as_str().unwrap()));
+    let by_id = s.get(&format!(
+        "/concord/collections/{}/",
+        c["id"].as_str().unwrap()
+    ));
     assert_eq!(by_id.json()["alias"], "ics");
     assert_eq!(s.get("/concord/collections/nope/").status, 404);
     assert_eq!(s.get("/nope/").status, 404);
@@ -86,22 +102,49 @@ fn authentication_and_negotiation() {
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").is_some());
     assert_eq!(r.json()["http_status"], "401");
-    let r = s.request("GET", "/taxii2/", &[("Authorization", "Bearer wrong-token-wrong-token")], None);
+    let r = s.request(
+        "GET",
+        "/taxii2/",
+        &[("Authorization", "Bearer wrong-token-wrong-token")],
+        None,
+    );
     assert_eq!(r.status, 401);
-    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("anyone:{TOKEN}")));
-    let r = s.request("GET", "/taxii2/", &[("Authorization", &basic), ("Accept", TAXII)], None);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("anyone:{TOKEN}"))
+    );
+    let r = s.request(
+        "GET",
+        "/taxii2/",
+        &[("Authorization", &basic), ("Accept", TAXII)],
+        None,
+    );
     assert_eq!(r.status, 200);
-    let r = s.request("GET", "/taxii2/", &[("Authorization", &basic), ("Accept", "application/json")], None);
+    let r = s.request(
+        "GET",
+        "/taxii2/",
+        &[("Authorization", &basic), ("Accept", "application/json")],
+        None,
+    );
     assert_eq!(r.status, 406);
     assert_eq!(r.json()["title"], "Not acceptable");
     let r = s.request(
         "POST",
         &format!("{C}/objects/"),
-        &[("Authorization", &basic), ("Accept", TAXII), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &basic),
+            ("Accept", TAXII),
+            ("Content-Type", "application/json"),
+        ],
         Some("{\"objects\":[]}"),
     );
     assert_eq!(r.status, 415);
-    let r = s.request("PUT", &format!("{C}/objects/"), &[("Authorization", &basic)], None);
+    let r = s.request(
+        "PUT",
+        &format!("{C}/objects/"),
+        &[("Authorization", &basic)],
+        None,
+    );
     assert_eq!(r.status, 405);
 }
 
@@ -118,7 +161,10 @@ fn paging_never_skips_or_repeats() {
     assert_eq!(m, ids);
     // All 1,826 share one date_added (one import): the headers say so.
     let r = s.get(&format!("{C}/objects/?limit=3"));
-    assert_eq!(r.header("x-taxii-date-added-first"), r.header("x-taxii-date-added-last"));
+    assert_eq!(
+        r.header("x-taxii-date-added-first"),
+        r.header("x-taxii-date-added-last")
+    );
     assert!(r.header("x-taxii-date-added-first").unwrap().ends_with('Z'));
 }
 
@@ -130,7 +176,10 @@ fn paging_is_stable_while_others_write() {
         let s2 = Server::client(base);
         for i in 0..40 {
             let id = format!("{i:08x}-17d4-4cbf-938f-98ee46b3cd3f");
-            let r = s2.post(&format!("{C}/objects/"), &envelope(&[indicator(&id, "2017-01-01T00:00:00.000Z", "w")]));
+            let r = s2.post(
+                &format!("{C}/objects/"),
+                &envelope(&[indicator(&id, "2017-01-01T00:00:00.000Z", "w")]),
+            );
             assert_eq!(r.status, 202, "{}", r.body);
         }
     });
@@ -147,23 +196,44 @@ fn paging_is_stable_while_others_write() {
 #[test]
 fn filters() {
     let (_node, s) = ics_node();
-    let r = s.get(&format!("{C}/objects/?match[type]=malware,campaign&limit=1000")).json();
+    let r = s
+        .get(&format!(
+            "{C}/objects/?match[type]=malware,campaign&limit=1000"
+        ))
+        .json();
     let objs = r["objects"].as_array().unwrap();
     assert_eq!(objs.len(), 30 + 8);
-    assert!(objs.iter().all(|o| o["type"] == "malware" || o["type"] == "campaign"));
+    assert!(
+        objs.iter()
+            .all(|o| o["type"] == "malware" || o["type"] == "campaign")
+    );
     let ids: Vec<String> = ics_ids().into_iter().take(3).collect();
-    let r = s.get(&format!("{C}/objects/?match[id]={}", ids.join(","))).json();
+    let r = s
+        .get(&format!("{C}/objects/?match[id]={}", ids.join(",")))
+        .json();
     assert_eq!(r["objects"].as_array().unwrap().len(), 3);
-    let r = s.get(&format!("{C}/objects/?match[spec_version]=2.0")).json();
+    let r = s
+        .get(&format!("{C}/objects/?match[spec_version]=2.0"))
+        .json();
     assert!(r.get("objects").is_none(), "{r}");
-    let r = s.get(&format!("{C}/objects/?match[spec_version]=2.1&match[type]=x-mitre-matrix")).json();
+    let r = s
+        .get(&format!(
+            "{C}/objects/?match[spec_version]=2.1&match[type]=x-mitre-matrix"
+        ))
+        .json();
     assert_eq!(r["objects"].as_array().unwrap().len(), 1);
     // added_after: strictly later than the import's date_added → nothing.
     let first = s.get(&format!("{C}/objects/?limit=1"));
     let added = first.header("x-taxii-date-added-first").unwrap().to_owned();
     let r = s.get(&format!("{C}/objects/?added_after={added}")).json();
     assert!(r.get("objects").is_none());
-    for bad in ["limit=0", "added_after=yesterday", "match[version]=newest", "match[colour]=red", "next=zzz"] {
+    for bad in [
+        "limit=0",
+        "added_after=yesterday",
+        "match[version]=newest",
+        "match[colour]=red",
+        "next=zzz",
+    ] {
         let r = s.get(&format!("{C}/objects/?{bad}"));
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert!(!r.json()["description"].as_str().unwrap().is_empty());
@@ -173,7 +243,12 @@ fn filters() {
 #[test]
 fn versions_post_status_delete() {
     let node = Node::init();
-    let (code, _) = node.import("w", &[&data("stix/oasis/cti-documentation/indicator-for-malicious-url.json")]);
+    let (code, _) = node.import(
+        "w",
+        &[&data(
+            "stix/oasis/cti-documentation/indicator-for-malicious-url.json",
+        )],
+    );
     assert_eq!(code, 0);
     let s = node.serve();
     let c = "/concord/collections/w";
@@ -185,37 +260,88 @@ fn versions_post_status_delete() {
     let r = s.post(&format!("{c}/objects/"), &envelope(&[v1, v2.clone()]));
     assert_eq!(r.status, 202, "{}", r.body);
     let st = r.json();
-    assert_eq!((st["status"].as_str(), st["total_count"].as_u64(), st["success_count"].as_u64()), (Some("complete"), Some(2), Some(2)));
+    assert_eq!(
+        (
+            st["status"].as_str(),
+            st["total_count"].as_u64(),
+            st["success_count"].as_u64()
+        ),
+        (Some("complete"), Some(2), Some(2))
+    );
     // The status resource stays readable at its URL.
     let again = s.get(&format!("/concord/status/{}/", st["id"].as_str().unwrap()));
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["success_count"], 2);
     // Re-posting v2 and a conflicting v1: one success (already present), one failure.
-    let r = s.post(&format!("{c}/objects/"), &envelope(&[v2, conflict, "{\"type\":\"note\"}".to_owned()])).json();
-    assert_eq!((r["success_count"].as_u64(), r["failure_count"].as_u64()), (Some(1), Some(2)), "{r}");
-    assert!(r["failures"][0]["message"].as_str().unwrap().contains("different object"));
+    let r = s
+        .post(
+            &format!("{c}/objects/"),
+            &envelope(&[v2, conflict, "{\"type\":\"note\"}".to_owned()]),
+        )
+        .json();
+    assert_eq!(
+        (r["success_count"].as_u64(), r["failure_count"].as_u64()),
+        (Some(1), Some(2)),
+        "{r}"
+    );
+    assert!(
+        r["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("different object")
+    );
 
     let versions = s.get(&format!("{c}/objects/{id}/versions/")).json();
-    assert_eq!(versions["versions"], serde_json::json!(["2016-04-06T20:03:48.000Z", "2017-01-01T00:00:00.123456789Z"]));
+    assert_eq!(
+        versions["versions"],
+        serde_json::json!(["2016-04-06T20:03:48.000Z", "2017-01-01T00:00:00.123456789Z"])
+    );
     let last = s.get(&format!("{c}/objects/{id}/")).json();
     assert_eq!(last["objects"].as_array().unwrap().len(), 1);
-    assert_eq!(last["objects"][0]["modified"], "2017-01-01T00:00:00.123456789Z", "precision kept");
-    let first = s.get(&format!("{c}/objects/{id}/?match[version]=first")).json();
+    assert_eq!(
+        last["objects"][0]["modified"], "2017-01-01T00:00:00.123456789Z",
+        "precision kept"
+    );
+    let first = s
+        .get(&format!("{c}/objects/{id}/?match[version]=first"))
+        .json();
     assert_eq!(first["objects"][0]["name"], "one");
-    let all = s.get(&format!("{c}/objects/{id}/?match[version]=all")).json();
+    let all = s
+        .get(&format!("{c}/objects/{id}/?match[version]=all"))
+        .json();
     assert_eq!(all["objects"].as_array().unwrap().len(), 2);
-    let at = s.get(&format!("{c}/objects/{id}/?match[version]=2016-04-06T20:03:48Z")).json();
+    let at = s
+        .get(&format!(
+            "{c}/objects/{id}/?match[version]=2016-04-06T20:03:48Z"
+        ))
+        .json();
     assert_eq!(at["objects"][0]["name"], "one");
-    let manifest = s.get(&format!("{c}/manifest/?match[id]={id}&match[version]=all")).json();
+    let manifest = s
+        .get(&format!("{c}/manifest/?match[id]={id}&match[version]=all"))
+        .json();
     assert_eq!(manifest["objects"].as_array().unwrap().len(), 2);
-    assert_eq!(manifest["objects"][1]["version"], "2017-01-01T00:00:00.123456789Z");
-    assert_eq!(manifest["objects"][1]["media_type"], "application/stix+json;version=2.1");
+    assert_eq!(
+        manifest["objects"][1]["version"],
+        "2017-01-01T00:00:00.123456789Z"
+    );
+    assert_eq!(
+        manifest["objects"][1]["media_type"],
+        "application/stix+json;version=2.1"
+    );
 
     // Delete the first version only, then the object.
-    assert_eq!(s.delete(&format!("{c}/objects/{id}/?match[version]=first")).status, 200);
+    assert_eq!(
+        s.delete(&format!("{c}/objects/{id}/?match[version]=first"))
+            .status,
+        200
+    );
     let v = s.get(&format!("{c}/objects/{id}/versions/")).json();
     assert_eq!(v["versions"].as_array().unwrap().len(), 1);
-    assert_eq!(s.delete(&format!("{c}/objects/{id}/?match[version]=all")).status, 200);
+    assert_eq!(
+        s.delete(&format!("{c}/objects/{id}/?match[version]=all"))
+            .status,
+        200
+    );
     assert_eq!(s.get(&format!("{c}/objects/{id}/")).status, 404);
     assert_eq!(s.get(&format!("{c}/objects/{id}/versions/")).status, 404);
     let m = s.get(&format!("{c}/manifest/?match[id]={id}")).json();
@@ -226,7 +352,12 @@ fn versions_post_status_delete() {
 #[test]
 fn bodies_over_max_content_length_get_413() {
     let node = Node::init();
-    node.import("w", &[&data("stix/oasis/cti-documentation/indicator-for-malicious-url.json")]);
+    node.import(
+        "w",
+        &[&data(
+            "stix/oasis/cti-documentation/indicator-for-malicious-url.json",
+        )],
+    );
     let s = node.serve();
     // A declared 100 MB body is refused before it is sent.
     use std::io::{Read, Write};
@@ -245,7 +376,11 @@ fn bodies_over_max_content_length_get_413() {
     // A body really sent over a small limit, without a usable Content-Length check.
     let s = node.serve_with(&[("CONCORD_MAX_CONTENT_LENGTH", "1000")]);
     assert_eq!(s.get("/concord/").json()["max_content_length"], 1000);
-    let big = envelope(&[indicator("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", "2016-04-06T20:03:48.000Z", &"x".repeat(2000))]);
+    let big = envelope(&[indicator(
+        "8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "2016-04-06T20:03:48.000Z",
+        &"x".repeat(2000),
+    )]);
     let r = s.post("/concord/collections/w/objects/", &big);
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["http_status"], "413");
@@ -254,14 +389,23 @@ fn bodies_over_max_content_length_get_413() {
 #[test]
 fn malformed_post_bodies() {
     let node = Node::init();
-    node.import("w", &[&data("stix/oasis/cti-documentation/indicator-for-malicious-url.json")]);
+    node.import(
+        "w",
+        &[&data(
+            "stix/oasis/cti-documentation/indicator-for-malicious-url.json",
+        )],
+    );
     let s = node.serve();
     let r = s.post("/concord/collections/w/objects/", "{\"objects\": [");
     assert_eq!(r.status, 400);
     assert!(r.json()["description"].as_str().unwrap().contains("line 1"));
     let r = s.post("/concord/collections/w/objects/", "{\"more\": false}");
     assert_eq!(r.status, 422);
-    let deep = format!("{{\"objects\":[{}{}]}}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep = format!(
+        "{{\"objects\":[{}{}]}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
     let r = s.post("/concord/collections/w/objects/", &deep);
     assert_eq!(r.status, 202);
     assert_eq!(r.json()["failure_count"], 1);
