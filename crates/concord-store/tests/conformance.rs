@@ -58,7 +58,7 @@ fn all(store: &dyn Store, coll: &str, filter: &ObjectFilter) -> Vec<concord_stor
 const A: &str = "6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
 const B: &str = "7ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
 
-pub fn collections_are_unique(store: &dyn Store) {
+fn collections_are_unique(store: &dyn Store) {
     let c = store
         .create_collection(&NewCollection {
             alias: "x".into(),
@@ -83,7 +83,7 @@ pub fn collections_are_unique(store: &dyn Store) {
     ));
 }
 
-pub fn an_uncommitted_batch_leaves_nothing(store: &dyn Store) {
+fn an_uncommitted_batch_leaves_nothing(store: &dyn Store) {
     let c = store
         .create_collection(&NewCollection {
             alias: "r".into(),
@@ -105,7 +105,7 @@ pub fn an_uncommitted_batch_leaves_nothing(store: &dyn Store) {
     assert_eq!(store.count(&c.id).unwrap(), 0);
 }
 
-pub fn versions_and_conflicts(store: &dyn Store) {
+fn versions_and_conflicts(store: &dyn Store) {
     let c = store
         .create_collection(&NewCollection {
             alias: "v".into(),
@@ -158,7 +158,7 @@ pub fn versions_and_conflicts(store: &dyn Store) {
     assert_eq!(e[0].version(), "2017-01-01T00:00:00.000Z");
 }
 
-pub fn unversioned_objects_are_versioned_by_content(store: &dyn Store) {
+fn unversioned_objects_are_versioned_by_content(store: &dyn Store) {
     let c = store
         .create_collection(&NewCollection {
             alias: "s".into(),
@@ -186,7 +186,7 @@ pub fn unversioned_objects_are_versioned_by_content(store: &dyn Store) {
     );
 }
 
-pub fn date_added_only_grows_and_pages_are_exact(store: &dyn Store) {
+fn date_added_only_grows_and_pages_are_exact(store: &dyn Store) {
     let c = store
         .create_collection(&NewCollection {
             alias: "p".into(),
@@ -237,7 +237,7 @@ pub fn date_added_only_grows_and_pages_are_exact(store: &dyn Store) {
     assert_eq!(all(store, &c.id, &f).len(), 1);
 }
 
-pub fn delete_keeps_versions_other_collections_hold(store: &dyn Store) {
+fn delete_keeps_versions_other_collections_hold(store: &dyn Store) {
     let c1 = store
         .create_collection(&NewCollection {
             alias: "d1".into(),
@@ -267,7 +267,7 @@ pub fn delete_keeps_versions_other_collections_hold(store: &dyn Store) {
     assert_eq!(all(store, &c2.id, &ObjectFilter::default()).len(), 1);
 }
 
-pub fn status_and_settings(store: &dyn Store) {
+fn status_and_settings(store: &dyn Store) {
     store.put_status("s1", "{\"id\":\"s1\"}").unwrap();
     assert_eq!(
         store.status("s1").unwrap().as_deref(),
