@@ -549,17 +549,39 @@ async fn require_object(state: &AppState, collection_id: &str, object_id: &str) 
     Ok(())
 }
 
+/// The common start of the per-object endpoints: parse the query, find the collection
+/// (403/404), answer 404 unless it holds the object, and filter on the object's id.
+async fn object_request(
+    state: &AppState,
+    principal: &Principal,
+    (name, object_id): (String, String),
+    pairs: &[(String, String)],
+    endpoint: Endpoint,
+    access: Access,
+) -> Handler<(Query, Collection, ObjectFilter)> {
+    let q = Query::parse(pairs, endpoint)?;
+    let c = find_collection(state, principal, name, access).await?;
+    require_object(state, &c.id, &object_id).await?;
+    let mut filter = filter_of(&q);
+    filter.ids = vec![object_id];
+    Ok((q, c, filter))
+}
+
 async fn object(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
-    Path((name, object_id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     RawQuery(pairs): RawQuery<Vec<(String, String)>>,
 ) -> Handler<Response> {
-    let q = Query::parse(&pairs, Endpoint::Object)?;
-    let c = find_collection(&state, &principal, name, Access::Read).await?;
-    require_object(&state, &c.id, &object_id).await?;
-    let mut filter = filter_of(&q);
-    filter.ids = vec![object_id];
+    let (q, c, filter) = object_request(
+        &state,
+        &principal,
+        path,
+        &pairs,
+        Endpoint::Object,
+        Access::Read,
+    )
+    .await?;
     let p = page(&state, c.id, filter, page_of(&q), true).await?;
     Ok(taxii_json(StatusCode::OK, envelope(&p), &p.entries))
 }
@@ -567,14 +589,18 @@ async fn object(
 async fn versions(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
-    Path((name, object_id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     RawQuery(pairs): RawQuery<Vec<(String, String)>>,
 ) -> Handler<Response> {
-    let q = Query::parse(&pairs, Endpoint::Versions)?;
-    let c = find_collection(&state, &principal, name, Access::Read).await?;
-    require_object(&state, &c.id, &object_id).await?;
-    let mut filter = filter_of(&q);
-    filter.ids = vec![object_id];
+    let (q, c, mut filter) = object_request(
+        &state,
+        &principal,
+        path,
+        &pairs,
+        Endpoint::Versions,
+        Access::Read,
+    )
+    .await?;
     filter.versions = vec![VersionSelector::All];
     let p = page(&state, c.id, filter, page_of(&q), false).await?;
     let v = Versions {
@@ -592,13 +618,19 @@ async fn versions(
 async fn delete_object(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
-    Path((name, object_id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     RawQuery(pairs): RawQuery<Vec<(String, String)>>,
 ) -> Handler<Response> {
-    let q = Query::parse(&pairs, Endpoint::Delete)?;
-    let c = find_collection(&state, &principal, name, Access::Write).await?;
-    require_object(&state, &c.id, &object_id).await?;
-    let filter = filter_of(&q);
+    let object_id = path.1.clone();
+    let (_, c, filter) = object_request(
+        &state,
+        &principal,
+        path,
+        &pairs,
+        Endpoint::Delete,
+        Access::Write,
+    )
+    .await?;
     let store = state.store.clone();
     blocking(move || Ok(store.delete_object(&c.id, &object_id, &filter)?)).await?;
     Ok(taxii_json(StatusCode::OK, String::new(), &[]))

@@ -171,14 +171,7 @@ impl Server {
 
     /// POST an envelope with the admin token.
     pub fn post(&self, path: &str, body: &str) -> Reply {
-        let resp = Self::agent()
-            .post(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .header("Accept", TAXII)
-            .header("Content-Type", TAXII)
-            .send(body)
-            .unwrap();
-        Reply::from(resp)
+        Server::client(self.base.clone()).post(path, body)
     }
 }
 
