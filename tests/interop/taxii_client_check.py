@@ -25,6 +25,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import pathlib
 import re
 import sys
 import time
@@ -42,6 +43,43 @@ VALIDATOR_OPTIONS = ValidationOptions(
     version="2.1", strict=False, strict_types=False, strict_properties=False,
     disabled="101,102", silent=True,
 )
+
+
+def speed_up_validator():
+    """Makes stix2-validator about 3x faster without changing a result.
+
+    For every object it builds a fresh `referencing` registry that holds only the object's
+    own schema, so each `$ref` to a common schema (core, timestamp, identifier, ...) is
+    fetched and the registry re-crawled, per reference, per object: most of its 4 ms per
+    object. Here each schema's validator is built once, with a registry that already holds
+    every schema file of the validator's own directory, loaded through the validator's own
+    retrieve function (so patched the same way) and crawled once. The results of both were
+    compared on all 5,088 objects of the handed bundles: identical (errors and warnings).
+    `--plain-validator` turns this off to compare again after a version bump.
+    """
+    from stix2validator import validator as v
+
+    plain = v.load_validator
+    built = {}
+    resources = {}
+
+    def all_schemas(schema_dir):
+        base = schema_dir or os.path.join(os.path.dirname(v.__file__), "schemas-2.1", "schemas")
+        return [(p.as_uri(), v.retrieve_from_filesystem(p.as_uri(), schema_dir))
+                for p in sorted(pathlib.Path(os.path.abspath(base)).rglob("*.json"))]
+
+    def load_validator_once(schema_path, schema, schema_dir):
+        key = (schema_path, schema_dir)
+        if key not in built:
+            validator = plain(schema_path, schema, schema_dir)
+            if schema_dir not in resources:
+                resources[schema_dir] = all_schemas(schema_dir)
+            registry = validator._registry.with_resources(resources[schema_dir]).crawl()
+            built[key] = type(validator)(validator.schema, registry=registry,
+                                         format_checker=validator.format_checker)
+        return built[key]
+
+    v.load_validator = load_validator_once
 
 
 class Check:
@@ -354,7 +392,11 @@ def main():
     p.add_argument("--expected-ids", help="full: a file with one expected id per line")
     p.add_argument("--limit", type=int, default=50, help="page size (default 50)")
     p.add_argument("--no-post", action="store_true", help="full: skip the POST check")
+    p.add_argument("--plain-validator", action="store_true",
+                   help="run stix2-validator unmodified (slower), see speed_up_validator")
     args = p.parse_args()
+    if not args.plain_validator:
+        speed_up_validator()
     if args.mode == "full":
         if len(args.collection) != 1 or not (args.expected_bundle or args.expected_ids):
             p.error("full needs exactly one --collection and --expected-bundle or --expected-ids")
