@@ -32,6 +32,7 @@ import time
 import uuid
 
 import requests
+import requests.auth
 from stix2validator import ValidationOptions, validate_instance
 from taxii2client.v21 import Server, as_pages
 
@@ -201,6 +202,27 @@ def connect(args, check):
     return api_root, summary
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """The admin token as an API key, the other way Concord authenticates."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+def check_bearer(args, api_root, check):
+    """Discovery and the collection list again, with the token as a Bearer key."""
+    server = Server(args.url, auth=BearerAuth(args.password))
+    roots = server.api_roots
+    same = (len(roots) == 1 and roots[0].url == api_root.url
+            and {c.id for c in roots[0].collections} == {c.id for c in api_root.collections})
+    check.expect(same, "discovery with a Bearer token differs from HTTP Basic")
+    return same
+
+
 def post_envelope(created):
     """Four valid STIX 2.1 objects that refer to each other, and one indicator without
     its required `pattern`, which the server must refuse while taking the others."""
@@ -236,6 +258,8 @@ def run_full(args, check):
     if not check.expect(coll is not None, f"collection {args.collection!r} not listed"):
         return summary
     check.expect(coll.can_read and coll.can_write, "admin credential cannot read and write")
+
+    summary["bearer_auth"] = check_bearer(args, api_root, check)
 
     want = expected_ids(args)
     max_pages = len(want) // args.limit + 10

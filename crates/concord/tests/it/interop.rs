@@ -126,6 +126,7 @@ fn taxii2_client_pages_manifest_versions_and_posts_against_ics() {
     assert_eq!(code, 0, "interop check failed: {}", s["failures"]);
     // The script checks all of this itself; repeated here so a change of the script that
     // stopped checking would not go unnoticed.
+    assert_eq!(s["bearer_auth"], true);
     assert_eq!(s["objects"]["read"], 1826);
     assert_eq!(s["objects"]["unique"], 1826);
     assert_eq!(s["objects"]["pages"], 37, "1826 objects at limit 50");
