@@ -5,8 +5,8 @@ use std::fmt;
 /// A parsed STIX identifier `type--uuid`.
 ///
 /// STIX 2.1 §2.9: the type part MUST be the object's `type`, the UUID part MUST be an RFC 4122
-/// UUID (version 4 for SDOs/SROs, version 5 recommended for SCOs; any RFC 4122 variant is
-/// accepted here, as the spec only says SHOULD for the version).
+/// UUID (version 4 for SDOs/SROs and version 5 for SCOs are only SHOULDs, so any RFC 4122
+/// version 1–5 is accepted).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StixId {
     object_type: String,
@@ -22,25 +22,19 @@ pub enum IdError {
     /// The type part is not a valid STIX type name.
     #[error("identifier type part {0:?} is not a valid object type name")]
     Type(String),
-    /// The UUID part is not an RFC 4122 UUID.
-    #[error("identifier UUID part {0:?} is not an RFC 4122 UUID")]
+    /// The UUID part is not an RFC 4122 UUID (lower case, RFC 4122 variant, version 1–5).
+    #[error(
+        "identifier UUID part {0:?} is not an RFC 4122 UUID (lower case, variant 10xx, version 1-5)"
+    )]
     Uuid(String),
 }
 
 impl StixId {
     /// Parses `type--uuid`. The UUID must be written in lower-case hyphenated form.
     pub fn parse(text: &str) -> Result<StixId, IdError> {
-        let (ty, u) = text.rsplit_once("--").ok_or(IdError::Form)?;
-        if !is_type_name(ty) {
-            return Err(IdError::Type(ty.to_owned()));
-        }
-        let uuid = uuid::Uuid::try_parse(u).map_err(|_| IdError::Uuid(u.to_owned()))?;
-        if u.len() != 36 || u.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(IdError::Uuid(u.to_owned()));
-        }
-        if uuid.get_variant() != uuid::Variant::RFC4122 {
-            return Err(IdError::Uuid(u.to_owned()));
-        }
+        let ty = id_type(text)?;
+        let uuid = uuid::Uuid::try_parse(&text[ty.len() + 2..])
+            .map_err(|_| IdError::Uuid(text[ty.len() + 2..].to_owned()))?;
         Ok(StixId {
             object_type: ty.to_owned(),
             uuid,
@@ -61,6 +55,27 @@ impl StixId {
 impl fmt::Display for StixId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}--{}", self.object_type, self.uuid)
+    }
+}
+
+/// Checks `type--uuid` without allocating and returns the type part: the check behind
+/// [`StixId::parse`], for hot paths that only need to know the id is well formed.
+pub fn id_type(text: &str) -> Result<&str, IdError> {
+    let (ty, u) = text.rsplit_once("--").ok_or(IdError::Form)?;
+    if !is_type_name(ty) {
+        return Err(IdError::Type(ty.to_owned()));
+    }
+    // RFC 4122 defines the variant and versions 1-5; STIX 2.1 §2.9 requires an RFC 4122
+    // UUID (and the OASIS validator refuses other version nibbles).
+    let ok = u.len() == 36
+        && !u.bytes().any(|c| c.is_ascii_uppercase())
+        && uuid::Uuid::try_parse(u).is_ok_and(|x| {
+            x.get_variant() == uuid::Variant::RFC4122 && (1..=5).contains(&x.get_version_num())
+        });
+    if ok {
+        Ok(ty)
+    } else {
+        Err(IdError::Uuid(u.to_owned()))
     }
 }
 

@@ -14,7 +14,7 @@ mod tables;
 use path::Path;
 use tables::Target;
 
-use crate::id::{IdError, is_type_name};
+use crate::id::{id_type, is_type_name};
 use crate::timestamp::Timestamp;
 
 /// The STIX specification version an object is written in (`spec_version`, STIX 2.1 §3.2).
@@ -444,6 +444,15 @@ impl<'a> Checker<'a> {
                 Some(Value::String(_)) => {}
                 Some(_) => self.push(&p.key("source_name"), "must be a string", "2.5"),
                 None => self.push(&p.key("source_name"), "required property missing", "2.5"),
+            }
+            match r.get("url") {
+                Some(Value::String(u)) if !is_uri(u) => self.push(
+                    &p.key("url"),
+                    "must be a URL (RFC 3986: a scheme, then no spaces or control characters)",
+                    "2.5",
+                ),
+                Some(Value::String(_)) | None => {}
+                Some(_) => self.push(&p.key("url"), "must be a string", "2.5"),
             }
             if !["description", "url", "external_id"]
                 .iter()
@@ -1104,23 +1113,6 @@ fn describe(target: Target) -> String {
     }
 }
 
-/// The type part of a STIX identifier, checked like [`crate::id::StixId::parse`] but without
-/// allocating (§2.9: `type--UUID`, RFC 4122 UUID in lower-case hyphenated form).
-fn id_type(text: &str) -> Result<&str, IdError> {
-    let (ty, u) = text.rsplit_once("--").ok_or(IdError::Form)?;
-    if !is_type_name(ty) {
-        return Err(IdError::Type(ty.to_owned()));
-    }
-    let ok = u.len() == 36
-        && !u.bytes().any(|c| c.is_ascii_uppercase())
-        && uuid::Uuid::try_parse(u).is_ok_and(|x| x.get_variant() == uuid::Variant::RFC4122);
-    if ok {
-        Ok(ty)
-    } else {
-        Err(IdError::Uuid(u.to_owned()))
-    }
-}
-
 /// §3.1 / §11.1: property names are 3–250 ASCII characters of a–z, 0–9 and underscore and
 /// begin with a letter (`id` is the spec's own exception).
 fn is_property_name(name: &str) -> bool {
@@ -1177,6 +1169,18 @@ fn selector_resolves(obj: &Map<String, Value>, selector: &str) -> bool {
         }
     }
     true
+}
+
+/// RFC 3986 §3 in brief: `scheme ":" …` where the scheme is a letter followed by letters,
+/// digits, `+`, `-` or `.`, and nothing in the URI is whitespace or a control character.
+fn is_uri(u: &str) -> bool {
+    let Some((scheme, _)) = u.split_once(':') else {
+        return false;
+    };
+    let mut sc = scheme.chars();
+    sc.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !u.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// The kind of object a `type` names (STIX 2.1 §4–§7); unknown types are [`ObjectKind::Custom`].

@@ -101,7 +101,26 @@ fn attack_mobile_valid() {
 
 #[test]
 fn capec_valid() {
-    assert_all_valid(&[data("stix/capec/capec-3.9-stix21.json")], Some(2683));
+    // Two attack-patterns have an external reference `url` with a leading space
+    // (' https://…'), not an RFC 3986 URL (§2.5); the OASIS validator refuses them too.
+    assert_failures(
+        &[data("stix/capec/capec-3.9-stix21.json")],
+        Some(2683),
+        &[
+            (
+                "capec-3.9-stix21.json",
+                "external_references[3].url",
+                "2.5",
+                1,
+            ),
+            (
+                "capec-3.9-stix21.json",
+                "external_references[4].url",
+                "2.5",
+                1,
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -223,6 +242,14 @@ fn python_stix2_test_objects() {
             );
             continue;
         }
+        if name == "EXPECTED_INFRASTRUCTURE" {
+            // python-stix2 accepts any UUID; its id has version nibble `f`, which RFC 4122
+            // does not define (§2.9 requires an RFC 4122 UUID; stix2-validator refuses it).
+            let errs = results[0].as_ref().unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:#?}");
+            assert_eq!((errs[0].property.as_str(), errs[0].section), ("id", "2.9"));
+            continue;
+        }
         if e["expected_valid"] == true {
             for r in &results {
                 assert!(r.is_ok(), "{name}: {r:#?}");
@@ -237,7 +264,7 @@ fn python_stix2_test_objects() {
             invalid += 1;
         }
     }
-    assert_eq!((valid, invalid), (39, 1));
+    assert_eq!((valid, invalid), (38, 1));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,31 +15,10 @@ use serde_json::Value;
 use crate::support::{Node, TOKEN, data};
 
 /// Served objects that `stix2-validator` rejects although Concord's own validation accepts
-/// them, each with the reason. Kept as an explicit list so a new one fails the test.
-///
-/// CAPEC 3.9 has two `external_references[].url` values with a leading space
-/// (`' https://…'`), which the validator's schema rejects as "not a 'uri'". The STIX 2.1
-/// spec types `url` as a URL per RFC 3986, so these are genuine producer errors; once
-/// `concord-stix` checks URL syntax they are rejected at import, are no longer served, and
-/// these two entries must go (the test then says so).
-///
-/// The python-stix2 test object `infrastructure--3000ae1b-784c-f03d-8abc-0a625b2ff018` has
-/// UUID version nibble `f`, which RFC 4122 does not define; STIX 2.1 §2.9 requires an
-/// RFC 4122 UUID, so `concord-stix` should reject it at import too.
-const KNOWN_INVALID: &[(&str, &str)] = &[
-    (
-        "infrastructure--3000ae1b-784c-f03d-8abc-0a625b2ff018",
-        "id: UUID version f is not RFC 4122",
-    ),
-    (
-        "attack-pattern--c9b31907-c466-4325-af55-c418aea8b964",
-        "external_references[3].url: leading space",
-    ),
-    (
-        "attack-pattern--ea2e5cbd-8278-4f8a-b56b-3cfb955d2366",
-        "external_references[4].url: leading space",
-    ),
-];
+/// them, each with the reason. Empty: every such case found so far (URLs with a leading space
+/// in CAPEC, a UUID with version nibble `f` in the python-stix2 test data) is now rejected at
+/// import by `concord-stix`. Kept as an explicit list so that a new one fails the test.
+const KNOWN_INVALID: &[(&str, &str)] = &[];
 
 /// The interpreter of the interop virtual environment, or `None` to skip; panics instead of
 /// skipping when `CONCORD_REQUIRE_INTEROP=1`, so a broken set-up cannot pass as green.
