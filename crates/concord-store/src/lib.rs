@@ -16,14 +16,30 @@
 //! - one write batch ([`WriteBatch`]) is one transaction: all of it is durable when
 //!   [`WriteBatch::commit`] returns, none of it when it is dropped uncommitted.
 //!
-//! Backends: [`sqlite::SqliteStore`] (default, embedded, WAL). Only this crate knows SQL.
+//! Backends: [`sqlite::SqliteStore`] (default, embedded, WAL) and
+//! [`postgres::PostgresStore`] (scale: several `concord serve` processes on one database);
+//! [`open`] picks one from a location. Only this crate knows SQL.
 
 use std::fmt;
 
+pub mod postgres;
 pub mod sqlite;
 
 pub use concord_stix::{ObjectHeader, Timestamp};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Opens the store a location names (DESIGN.md, "Storage"): a `postgres://` or
+/// `postgresql://` URL opens [`PostgresStore`]; `sqlite:PATH` or a plain path opens
+/// [`SqliteStore`]. Pending migrations are applied either way.
+pub fn open(location: &str) -> Result<Box<dyn Store>> {
+    if postgres::is_url(location) {
+        Ok(Box::new(PostgresStore::open(location)?))
+    } else {
+        let path = location.strip_prefix("sqlite:").unwrap_or(location);
+        Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
+    }
+}
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +47,9 @@ pub enum StoreError {
     /// The database said no (I/O, corruption, locked beyond the busy timeout…).
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL said no (connection refused, SQL error, serialisation failure…).
+    #[error("PostgreSQL error: {}", postgres::describe(.0))]
+    Postgres(::postgres::Error),
     /// The database file was written by a newer Concord.
     #[error("database schema version {found} is newer than this program knows ({known})")]
     SchemaTooNew {

@@ -1,10 +1,13 @@
 //! One conformance suite for every `Store` backend (quickwit's metastore test-suite shape).
-//! Each backend instantiates `store_suite!` with a constructor; today SQLite.
+//! Each backend instantiates `store_suite!` with a constructor: SQLite always, PostgreSQL when
+//! `CONCORD_TEST_POSTGRES_URL` names a database (each test then works in a schema of its own,
+//! dropped at the end, so the tests run in parallel).
 
 use concord_stix::{ObjectHeader, validate_object};
+use concord_store::postgres::ScratchSchema;
 use concord_store::{
-    AddOutcome, NewCollection, NewObject, ObjectFilter, PageRequest, Store, StoreError,
-    VersionSelector,
+    AddOutcome, NewCollection, NewObject, ObjectFilter, PageRequest, PostgresStore, Store,
+    StoreError, VersionSelector,
 };
 use serde_json::{Value, json};
 
@@ -285,50 +288,346 @@ macro_rules! store_suite {
             use super::*;
             #[test]
             fn collections_are_unique() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::collections_are_unique(&s)
             }
             #[test]
             fn an_uncommitted_batch_leaves_nothing() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::an_uncommitted_batch_leaves_nothing(&s)
             }
             #[test]
             fn versions_and_conflicts() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::versions_and_conflicts(&s)
             }
             #[test]
             fn unversioned_objects_are_versioned_by_content() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::unversioned_objects_are_versioned_by_content(&s)
             }
             #[test]
             fn date_added_only_grows_and_pages_are_exact() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::date_added_only_grows_and_pages_are_exact(&s)
             }
             #[test]
             fn delete_keeps_versions_other_collections_hold() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::delete_keeps_versions_other_collections_hold(&s)
             }
             #[test]
             fn status_and_settings() {
-                let (s, _g) = $make;
+                let Some((s, _g)) = $make else { return };
                 super::status_and_settings(&s)
             }
         }
     };
 }
 
-fn sqlite() -> (concord_store::SqliteStore, tempfile::TempDir) {
+fn sqlite() -> Option<(concord_store::SqliteStore, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = concord_store::SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
-    (store, dir)
+    Some((store, dir))
 }
 
 store_suite!(sqlite_backend, sqlite());
+
+/// `CONCORD_TEST_POSTGRES_URL`, or `None` after saying that the test skips.
+fn postgres_url() -> Option<String> {
+    match std::env::var("CONCORD_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipping: CONCORD_TEST_POSTGRES_URL not set");
+            None
+        }
+    }
+}
+
+/// A fresh schema in the test database (dropped at drop).
+fn scratch() -> Option<ScratchSchema> {
+    Some(ScratchSchema::create(&postgres_url()?).expect("create a test schema"))
+}
+
+fn postgres() -> Option<(PostgresStore, ScratchSchema)> {
+    let schema = scratch()?;
+    let store = PostgresStore::open(schema.url()).unwrap();
+    Some((store, schema))
+}
+
+store_suite!(postgres_backend, postgres());
+
+mod postgres_only {
+    //! What only the PostgreSQL backend has: several processes on one database, migrations
+    //! with a version table, bulk writes, query plans, the copy from SQLite.
+
+    use super::*;
+
+    fn campaign(i: usize) -> Value {
+        obj(
+            &format!("{i:08x}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+            Some("2016-01-01T00:00:00.000Z"),
+            "n",
+        )
+    }
+
+    fn psql(url: &str, sql: &str) -> Vec<postgres::Row> {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        c.query(sql, &[]).unwrap()
+    }
+
+    #[test]
+    fn migrations_from_an_empty_schema_and_refusal_of_a_newer_one() {
+        let Some(schema) = scratch() else { return };
+        let store = PostgresStore::open(schema.url()).unwrap();
+        let report = store.migration_report().clone();
+        assert_eq!(report.from, 0);
+        assert!(report.to >= 1);
+        assert_eq!(report.applied.len() as i64, report.to);
+        let rows = psql(
+            schema.url(),
+            "SELECT version, name FROM concord_schema_migrations ORDER BY version",
+        );
+        assert_eq!(rows.len() as i64, report.to);
+        assert_eq!(rows[0].get::<_, String>(1), "0001_initial");
+        drop(store);
+        // Reopening an up-to-date schema applies nothing.
+        let again = PostgresStore::open(schema.url()).unwrap();
+        assert!(again.migration_report().applied.is_empty());
+        assert_eq!(again.migration_report().from, report.to);
+        drop(again);
+        psql(
+            schema.url(),
+            "INSERT INTO concord_schema_migrations VALUES (99, 'future', 0)",
+        );
+        assert!(matches!(
+            PostgresStore::open(schema.url()),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn two_processes_opening_an_empty_schema_at_once_migrate_it_once() {
+        let Some(schema) = scratch() else { return };
+        let url = schema.url().to_owned();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    PostgresStore::open(&url).map(|s| s.migration_report().clone())
+                })
+            })
+            .collect();
+        let reports: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
+        assert_eq!(reports.iter().filter(|r| !r.applied.is_empty()).count(), 1);
+    }
+
+    #[test]
+    fn writers_in_several_processes_date_entries_in_commit_order() {
+        let Some(schema) = scratch() else { return };
+        // Separate stores stand for separate `concord serve` processes.
+        let stores: Vec<PostgresStore> = (0..3)
+            .map(|_| PostgresStore::open(schema.url()).unwrap())
+            .collect();
+        let c = stores[0]
+            .create_collection(&NewCollection {
+                alias: "w".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(stores[1].collection("w").unwrap().unwrap().id, c.id);
+        std::thread::scope(|scope| {
+            for (t, store) in stores.iter().enumerate() {
+                let id = c.id.clone();
+                scope.spawn(move || {
+                    for round in 0..10 {
+                        let objects: Vec<Value> = (0..20)
+                            .map(|i| campaign(t * 10_000 + round * 100 + i))
+                            .collect();
+                        add(store, &id, &objects);
+                    }
+                });
+            }
+        });
+        let e = all(&stores[2], &c.id, &ObjectFilter::default());
+        assert_eq!(e.len(), 3 * 10 * 20);
+        // Entries in seq (commit) order have non-decreasing date_added, and each batch has
+        // its own date_added.
+        let mut by_seq = e.clone();
+        by_seq.sort_by_key(|e| e.seq);
+        assert!(
+            by_seq
+                .windows(2)
+                .all(|w| w[0].date_added_ns <= w[1].date_added_ns)
+        );
+        let mut dates: Vec<i64> = e.iter().map(|e| e.date_added_ns).collect();
+        dates.dedup();
+        assert_eq!(dates.len(), 30, "30 batches, 30 distinct date_added");
+    }
+
+    #[test]
+    fn a_large_batch_is_flushed_in_chunks_and_still_exact() {
+        let Some((store, _schema)) = postgres() else {
+            return;
+        };
+        let c = store
+            .create_collection(&NewCollection {
+                alias: "big".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        // More than one flush (5,000 rows), with repeats inside the batch and across flushes.
+        let mut objects: Vec<Value> = (0..12_000).map(campaign).collect();
+        objects.push(campaign(3));
+        objects.push(campaign(11_999));
+        let mut conflicting = campaign(7);
+        conflicting["name"] = "other".into();
+        objects.push(conflicting);
+        let out = add(&store, &c.id, &objects);
+        assert_eq!(
+            out.iter().filter(|o| **o == AddOutcome::Added).count(),
+            12_000
+        );
+        assert_eq!(out[12_000], AddOutcome::AlreadyPresent);
+        assert_eq!(out[12_001], AddOutcome::AlreadyPresent);
+        assert!(matches!(out[12_002], AddOutcome::Conflict(_)));
+        assert_eq!(store.count(&c.id).unwrap(), 12_000);
+        let again = add(&store, &c.id, &objects[..10]);
+        assert!(again.iter().all(|o| *o == AddOutcome::AlreadyPresent));
+    }
+
+    #[test]
+    fn the_page_query_uses_the_keyset_index() {
+        let Some((store, _schema)) = postgres() else {
+            return;
+        };
+        let c = store
+            .create_collection(&NewCollection {
+                alias: "plan".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let objects: Vec<Value> = (0..2_000).map(campaign).collect();
+        add(&store, &c.id, &objects);
+        let page = store
+            .entries(
+                &c.id,
+                &ObjectFilter::default(),
+                &PageRequest {
+                    limit: 10,
+                    after: None,
+                },
+                false,
+            )
+            .unwrap();
+        let after = PageRequest {
+            limit: 100,
+            after: Some(page.entries.last().unwrap().cursor()),
+        };
+        let plan = store
+            .explain_entries(&c.id, &ObjectFilter::default(), &after)
+            .unwrap();
+        eprintln!("{plan}");
+        // The cursor is an index condition on entries_page: a page starts with an index seek,
+        // however deep into the collection it is.
+        assert!(
+            plan.lines().any(|l| l.contains("Index Cond")
+                && l.contains("ROW(date_added_ns, id, version_ns, seq) >")),
+            "{plan}"
+        );
+        assert!(plan.contains("entries_page"), "{plan}");
+        let by_type = ObjectFilter {
+            types: vec!["campaign".into()],
+            ..Default::default()
+        };
+        let plan = store.explain_entries(&c.id, &by_type, &after).unwrap();
+        assert!(plan.contains("entries_"), "{plan}");
+    }
+
+    #[test]
+    fn copy_from_sqlite_keeps_everything_and_the_checksums_agree() {
+        let Some((pg, _schema)) = postgres() else {
+            return;
+        };
+        let (lite, dir) = sqlite().unwrap();
+        let c1 = lite
+            .create_collection(&NewCollection {
+                alias: "one".into(),
+                title: Some("One".into()),
+                description: Some("first".into()),
+            })
+            .unwrap();
+        let c2 = lite
+            .create_collection(&NewCollection {
+                alias: "two".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let objects: Vec<Value> = (0..300).map(campaign).collect();
+        add(&lite, &c1.id, &objects[..200]);
+        add(&lite, &c2.id, &objects[100..]);
+        add(
+            &lite,
+            &c2.id,
+            &[obj(A, None, "198.51.100.7"), obj(A, None, "198.51.100.8")],
+        );
+        lite.put_status("st-1", "{\"id\":\"st-1\"}").unwrap();
+        lite.set_setting("admin", "hash").unwrap();
+        let path = dir.path().join("t.sqlite");
+        let before = concord_store::postgres::summarize_sqlite(&path).unwrap();
+        assert_eq!(
+            (before.collections, before.object_versions, before.entries),
+            (2, 302, 402)
+        );
+        assert!(pg.is_empty().unwrap());
+        let mut calls = 0;
+        pg.copy_from_sqlite(&path, &mut |_| calls += 1).unwrap();
+        assert!(calls > 0);
+        let after = pg.summary().unwrap();
+        assert_eq!(before, after);
+        // Served identically: same pages, same date_added, same bytes.
+        let f = ObjectFilter {
+            versions: vec![VersionSelector::All],
+            ..Default::default()
+        };
+        let strip = |v: Vec<concord_store::Entry>| {
+            v.into_iter()
+                .map(|e| (e.id, e.date_added_ns, e.version_ns, e.body))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(all(&lite, &c2.id, &f)), strip(all(&pg, &c2.id, &f)));
+        assert_eq!(
+            pg.status("st-1").unwrap().as_deref(),
+            Some("{\"id\":\"st-1\"}")
+        );
+        // New batches are dated after every copied entry.
+        let last = all(&pg, &c2.id, &f)
+            .iter()
+            .map(|e| e.date_added_ns)
+            .max()
+            .unwrap();
+        let mut b = pg.begin_write(&c1.id).unwrap();
+        assert!(b.date_added_ns() > last);
+        drop(b);
+        b = pg.begin_write(&c1.id).unwrap();
+        drop(b);
+        // The target must be empty.
+        assert!(matches!(
+            pg.copy_from_sqlite(&path, &mut |_| {}),
+            Err(StoreError::CollectionExists(_))
+        ));
+        assert_eq!(pg.summary().unwrap(), after);
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_reached_is_a_clear_error() {
+        let err = PostgresStore::open("postgres://nobody@127.0.0.1:1/none").unwrap_err();
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    }
+}
 
 #[test]
 fn sqlite_migrations_refuse_a_newer_schema() {

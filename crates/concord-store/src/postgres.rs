@@ -1,0 +1,1411 @@
+//! The scale backend: PostgreSQL (or any server that speaks its protocol), chosen by a
+//! `postgres://` URL (DESIGN.md, "Storage").
+//!
+//! The same model and the same semantics as [`crate::sqlite`] — the conformance suite
+//! (`tests/conformance.rs`) runs unchanged on both — with these differences:
+//!
+//! - **Several processes share one database.** A node's state lives only in the database:
+//!   `concord serve` processes on one database act as one node. Reads go through a small pool
+//!   of connections per process.
+//! - **One writer at a time, node-wide.** Each write batch (and each delete) takes a
+//!   transaction-scoped advisory lock (`pg_advisory_xact_lock`) first, so batches are
+//!   serialised across processes; the batch then sets the node's `date_added` clock
+//!   (`write_clock`) to `max(now, last + 1 µs)` and uses it. `date_added` therefore grows
+//!   strictly in commit order, which keyset pagination needs (ARCHITECTURE.md, "date_added
+//!   only grows"). `now` is the database server's clock, the one clock every process shares.
+//! - **Bulk writes.** Holding the lock, a batch knows that no one else adds object versions,
+//!   so it decides each object's outcome with one indexed lookup, draws version ids from the
+//!   sequence in blocks, and writes rows with binary `COPY` in chunks (measured faster than
+//!   batched multi-row `INSERT … SELECT unnest(…)`; figures in `docs/scaling.md`).
+//! - **Durability**: `COMMIT` returns once the WAL is flushed (`synchronous_commit = on`, the
+//!   server default), which TAXII's 202 promises the client.
+//!
+//! Bodies are TEXT, never `jsonb` (which would reorder keys and drop whitespace): objects are
+//! served as their producer wrote them. Timestamps are BIGINT nanoseconds, as in SQLite.
+//! Migrations live in `migrations/postgres/NNNN_name.sql`; applied ones are recorded in the
+//! table `concord_schema_migrations`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+
+use ::postgres::binary_copy::BinaryCopyInWriter;
+use ::postgres::error::SqlState;
+use ::postgres::fallible_iterator::FallibleIterator;
+use ::postgres::types::{ToSql, Type};
+use ::postgres::{Client, Config, NoTls, Row, Statement};
+use sha2::Digest;
+
+use crate::{
+    AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
+    Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
+};
+
+/// Migrations, applied in order; `concord_schema_migrations` records which ran.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
+
+/// First key of the two-key advisory locks: "Conc" for write batches.
+const WRITE_LOCK_CLASS: i32 = 0x436f_6e63;
+/// First key of the two-key advisory locks: "Cmig" while migrating.
+const MIGRATE_LOCK_CLASS: i32 = 0x436d_6967;
+/// Most connections one process opens (reads and writes together).
+const MAX_CONNECTIONS: usize = 10;
+/// A batch writes its buffered rows when it holds this many…
+const FLUSH_ROWS: usize = 5_000;
+/// …or this many bytes of bodies.
+const FLUSH_BYTES: usize = 16 << 20;
+/// Version ids drawn from the sequence at once.
+const VID_BLOCK: i64 = 1_000;
+
+/// Whether `location` is a PostgreSQL URL (`postgres://` or `postgresql://`).
+pub fn is_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// The message of a PostgreSQL error with its details (the client's own `Display` says only
+/// "db error").
+pub fn describe(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{} ({})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str(": ");
+            s.push_str(d);
+        }
+        return s;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+/// Migrations applied when a store was opened (for `concord migrate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Schema version before.
+    pub from: i64,
+    /// Schema version after (the newest this build knows).
+    pub to: i64,
+    /// Names of the migrations applied now, in order.
+    pub applied: Vec<String>,
+}
+
+/// One pooled connection with its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn prepare(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        if self.statements.len() >= 256 {
+            self.statements.clear();
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let st = self.prepare(sql)?;
+        Ok(self.client.query(&st, params)?)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let st = self.prepare(sql)?;
+        Ok(self.client.query_opt(&st, params)?)
+    }
+
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        let st = self.prepare(sql)?;
+        Ok(self.client.query_one(&st, params)?)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let st = self.prepare(sql)?;
+        Ok(self.client.execute(&st, params)?)
+    }
+}
+
+struct Pool {
+    idle: Vec<Conn>,
+    /// Connections that exist (idle or lent out).
+    open: usize,
+}
+
+/// A store in a PostgreSQL database (in the first schema of the connection's `search_path`).
+pub struct PostgresStore {
+    config: Config,
+    /// The schema the store lives in.
+    schema: String,
+    /// Second key of the advisory locks: derived from the schema, so that nodes in different
+    /// schemas of one database do not wait for each other.
+    lock_key: i32,
+    migrations: MigrationReport,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Each client owns a small tokio runtime, and a runtime must not be dropped inside an
+        // async context (the server may drop the last reference there): close them on a
+        // thread of their own.
+        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).idle);
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
+fn lock_key(schema: &str) -> i32 {
+    let d = sha2::Sha256::digest(schema.as_bytes());
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+fn now_ns() -> i64 {
+    concord_stix::Timestamp::now_micros().unix_nanos()
+}
+
+/// Applies pending migrations inside one transaction, under an advisory lock so that two
+/// processes starting at once on an empty database do not both migrate it.
+fn migrate(client: &mut Client) -> Result<(String, MigrationReport)> {
+    let mut tx = client.transaction()?;
+    let schema: Option<String> = tx.query_one("SELECT current_schema()", &[])?.get(0);
+    let Some(schema) = schema else {
+        // Let PostgreSQL say it ("no schema has been selected to create in").
+        tx.batch_execute("CREATE TABLE concord_schema_migrations (version INTEGER)")?;
+        return Err(StoreError::Corrupt("current_schema() is NULL".to_owned()));
+    };
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&MIGRATE_LOCK_CLASS, &lock_key(&schema)],
+    )?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS concord_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_ns BIGINT NOT NULL
+         )",
+    )?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM concord_schema_migrations",
+            &[],
+        )?
+        .get(0);
+    let known = MIGRATIONS.len() as i64;
+    if i64::from(current) > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current.into(),
+            known,
+        });
+    }
+    let mut applied = Vec::new();
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO concord_schema_migrations (version, name, applied_ns) VALUES ($1, $2, $3)",
+            &[&(i as i32 + 1), name, &now_ns()],
+        )?;
+        applied.push((*name).to_owned());
+    }
+    tx.commit()?;
+    Ok((
+        schema,
+        MigrationReport {
+            from: current.into(),
+            to: known,
+            applied,
+        },
+    ))
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a libpq-style URL, e.g.
+    /// `postgres://concord@db.example/concord`; `?options=-c%20search_path%3Dname` puts the
+    /// store in another schema) and applies pending migrations.
+    ///
+    /// Errors: [`StoreError::SchemaTooNew`] for a database from a newer Concord, or a
+    /// PostgreSQL error (cannot connect, no such database, permission denied…).
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        let config: Config = url.parse()?;
+        let mut client = config.connect(NoTls)?;
+        let (schema, migrations) = migrate(&mut client)?;
+        Ok(PostgresStore {
+            config,
+            lock_key: lock_key(&schema),
+            schema,
+            migrations,
+            pool: Mutex::new(Pool {
+                idle: vec![Conn {
+                    client,
+                    statements: HashMap::new(),
+                }],
+                open: 1,
+            }),
+            returned: Condvar::new(),
+        })
+    }
+
+    /// What [`PostgresStore::open`] migrated.
+    pub fn migration_report(&self) -> &MigrationReport {
+        &self.migrations
+    }
+
+    /// The schema the store lives in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// A connection from the pool; waits while [`MAX_CONNECTIONS`] are lent out.
+    fn conn(&self) -> Result<Conn> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                if c.client.is_closed() {
+                    pool.open -= 1;
+                    continue;
+                }
+                return Ok(c);
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(Conn {
+                        client,
+                        statements: HashMap::new(),
+                    }),
+                    Err(e) => {
+                        self.pool.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+                        self.returned.notify_one();
+                        Err(e.into())
+                    }
+                };
+            }
+            pool = self.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Gives a connection back (or forgets it when it is broken).
+    fn put_back(&self, c: Conn) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if c.client.is_closed() {
+            pool.open -= 1;
+        } else {
+            pool.idle.push(c);
+        }
+        drop(pool);
+        self.returned.notify_one();
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut c = self.conn()?;
+        let out = f(&mut c);
+        self.put_back(c);
+        out
+    }
+
+    /// Whether the store holds no collection and no object version (what `concord
+    /// migrate-store` requires of its target).
+    pub fn is_empty(&self) -> Result<bool> {
+        self.with_conn(|c| {
+            Ok(c.query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM collections)
+                    AND NOT EXISTS (SELECT 1 FROM object_versions)",
+                &[],
+            )?
+            .get(0))
+        })
+    }
+
+    /// `EXPLAIN` of the query that serves one TAXII page (for `docs/scaling.md` and the test
+    /// that checks the keyset index is used).
+    pub fn explain_entries(
+        &self,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        page: &PageRequest,
+    ) -> Result<String> {
+        let (sql, q) = entries_sql(collection_id, filter, page, true);
+        self.with_conn(|c| {
+            let rows = c
+                .client
+                .query(&format!("EXPLAIN (COSTS OFF) {sql}"), &q.params())?;
+            Ok(rows
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })
+    }
+}
+
+fn row_to_collection(r: &Row) -> Collection {
+    Collection {
+        id: r.get(0),
+        alias: r.get(1),
+        title: r.get(2),
+        description: r.get(3),
+    }
+}
+
+/// The identity of an object version: `(id, modified)`, or `(id, content)` without one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum VersionKey {
+    Modified(i64),
+    Content([u8; 32]),
+}
+
+struct PendingVersion {
+    vid: i64,
+    id: String,
+    object_type: String,
+    spec_version: String,
+    modified_ns: Option<i64>,
+    modified: Option<String>,
+    hash: [u8; 32],
+    body: String,
+}
+
+struct PendingEntry {
+    vid: i64,
+    id: String,
+    object_type: String,
+    spec_version: String,
+    version_ns: i64,
+}
+
+struct PgBatch<'a> {
+    store: &'a PostgresStore,
+    conn: Option<Conn>,
+    collection_id: String,
+    date_added_ns: i64,
+    open: bool,
+    /// Version ids drawn from the sequence and not used yet (used from the end).
+    free_vids: Vec<i64>,
+    versions: Vec<PendingVersion>,
+    entries: Vec<PendingEntry>,
+    /// The versions added since the last flush, with their content hash.
+    pending: HashMap<(String, VersionKey), [u8; 32]>,
+    pending_bytes: usize,
+}
+
+impl Drop for PgBatch<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            if self.open && c.client.batch_execute("ROLLBACK").is_err() {
+                // A connection in an unknown state is not given back.
+                let _ = c.client.close();
+                let mut pool = self.store.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.open -= 1;
+                drop(pool);
+                self.store.returned.notify_one();
+                return;
+            }
+            self.store.put_back(c);
+        }
+    }
+}
+
+impl PgBatch<'_> {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn
+            .as_mut()
+            .expect("a batch holds its connection until dropped")
+    }
+
+    fn next_vid(&mut self) -> Result<i64> {
+        if self.free_vids.is_empty() {
+            let rows = self.conn().query(
+                "SELECT nextval('object_versions_vid_seq') FROM generate_series(1, $1::bigint)",
+                &[&VID_BLOCK],
+            )?;
+            self.free_vids = rows.iter().rev().map(|r| r.get(0)).collect();
+        }
+        Ok(self.free_vids.pop().expect("a block of version ids"))
+    }
+
+    /// Writes the buffered rows with binary COPY.
+    fn flush(&mut self) -> Result<()> {
+        let versions = std::mem::take(&mut self.versions);
+        let entries = std::mem::take(&mut self.entries);
+        let collection_id = self.collection_id.clone();
+        let date_added_ns = self.date_added_ns;
+        let client = &mut self.conn.as_mut().expect("connection").client;
+        if !versions.is_empty() {
+            let sink = client.copy_in(
+                "COPY object_versions
+                 (vid, id, type, spec_version, modified_ns, modified, content_hash, body)
+                 FROM STDIN (FORMAT binary)",
+            )?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::BYTEA,
+                    Type::TEXT,
+                ],
+            );
+            for v in &versions {
+                w.write(&[
+                    &v.vid,
+                    &v.id,
+                    &v.object_type,
+                    &v.spec_version,
+                    &v.modified_ns,
+                    &v.modified,
+                    &&v.hash[..],
+                    &v.body,
+                ])?;
+            }
+            w.finish()?;
+        }
+        if !entries.is_empty() {
+            let sink = client.copy_in(
+                "COPY collection_entries
+                 (collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 FROM STDIN (FORMAT binary)",
+            )?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                ],
+            );
+            for e in &entries {
+                w.write(&[
+                    &collection_id,
+                    &e.vid,
+                    &date_added_ns,
+                    &e.id,
+                    &e.object_type,
+                    &e.spec_version,
+                    &e.version_ns,
+                ])?;
+            }
+            w.finish()?;
+        }
+        self.pending.clear();
+        self.pending_bytes = 0;
+        Ok(())
+    }
+}
+
+impl WriteBatch for PgBatch<'_> {
+    fn date_added_ns(&self) -> i64 {
+        self.date_added_ns
+    }
+
+    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
+        let h = object.header;
+        let hash = content_hash(object.value);
+        let version = h.version();
+        let modified_ns = version.map(|t| t.unix_nanos());
+        let conflict = || {
+            AddOutcome::Conflict(format!(
+                "a different object with id {} and modified {} is already stored; \
+                 a new version needs a new modified (STIX 2.1 §3.6)",
+                h.id,
+                version.map(|t| t.as_str()).unwrap_or("-")
+            ))
+        };
+        let key = (
+            h.id.clone(),
+            match modified_ns {
+                Some(m) => VersionKey::Modified(m),
+                None => VersionKey::Content(hash),
+            },
+        );
+        // Added earlier in this batch and not yet written.
+        if let Some(stored) = self.pending.get(&key) {
+            return Ok(if *stored == hash {
+                AddOutcome::AlreadyPresent
+            } else {
+                conflict()
+            });
+        }
+        // Stored before (by this batch or another): nobody else writes while we hold the lock.
+        let collection_id = self.collection_id.clone();
+        let existing = match modified_ns {
+            Some(m) => self.conn().query_opt(
+                "SELECT v.vid, v.content_hash, EXISTS (SELECT 1 FROM collection_entries e
+                   WHERE e.collection_id = $3 AND e.vid = v.vid)
+                 FROM object_versions v WHERE v.id = $1 AND v.modified_ns = $2",
+                &[&h.id, &m, &collection_id],
+            )?,
+            None => self.conn().query_opt(
+                "SELECT v.vid, v.content_hash, EXISTS (SELECT 1 FROM collection_entries e
+                   WHERE e.collection_id = $3 AND e.vid = v.vid)
+                 FROM object_versions v
+                 WHERE v.id = $1 AND v.modified_ns IS NULL AND v.content_hash = $2",
+                &[&h.id, &&hash[..], &collection_id],
+            )?,
+        };
+        let vid = match existing {
+            Some(row) => {
+                if row.get::<_, &[u8]>(1) != hash {
+                    return Ok(conflict());
+                }
+                if row.get::<_, bool>(2) {
+                    return Ok(AddOutcome::AlreadyPresent);
+                }
+                row.get(0)
+            }
+            None => {
+                let vid = self.next_vid()?;
+                self.pending_bytes += object.body.len();
+                self.versions.push(PendingVersion {
+                    vid,
+                    id: h.id.clone(),
+                    object_type: h.object_type.clone(),
+                    spec_version: h.spec_version.as_str().to_owned(),
+                    modified_ns,
+                    modified: version.map(|t| t.as_str().to_owned()),
+                    hash,
+                    body: object.body.to_owned(),
+                });
+                vid
+            }
+        };
+        self.entries.push(PendingEntry {
+            vid,
+            id: h.id.clone(),
+            object_type: h.object_type.clone(),
+            spec_version: h.spec_version.as_str().to_owned(),
+            version_ns: modified_ns.unwrap_or(self.date_added_ns),
+        });
+        self.pending.insert(key, hash);
+        if self.entries.len() >= FLUSH_ROWS || self.pending_bytes >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(AddOutcome::Added)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush()?;
+        self.conn().client.batch_execute("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+/// Builds the WHERE clause shared by listing and deleting, with numbered parameters.
+struct Query {
+    sql: String,
+    args: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Query {
+    fn new(collection_id: &str) -> Query {
+        let mut q = Query {
+            sql: String::new(),
+            args: Vec::new(),
+        };
+        let p = q.arg(collection_id.to_owned());
+        q.sql = format!("e.collection_id = {p}");
+        q
+    }
+
+    /// Adds a parameter; returns its placeholder.
+    fn arg(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+        self.args.push(Box::new(v));
+        format!("${}", self.args.len())
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.args
+            .iter()
+            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+
+    fn list(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let p = self.arg(values.to_vec());
+        self.sql
+            .push_str(&format!(" AND {column} = ANY({p}::text[])"));
+    }
+
+    /// `match[spec_version]` and `match[version]` (TAXII 2.1 §3.4.2), exactly as the SQLite
+    /// backend applies them.
+    fn versions(&mut self, filter: &ObjectFilter) {
+        // `same_spec` restricts the entries of the same object that count when picking the
+        // first or last version.
+        let same_spec = if filter.spec_versions.is_empty() {
+            // Without match[spec_version], only the newest spec version held of each object.
+            self.sql.push_str(
+                " AND e.spec_version = (SELECT MAX(s.spec_version) FROM collection_entries s
+                   WHERE s.collection_id = e.collection_id AND s.id = e.id)",
+            );
+            "x.spec_version = e.spec_version".to_owned()
+        } else {
+            let p = self.arg(filter.spec_versions.clone());
+            self.sql
+                .push_str(&format!(" AND e.spec_version = ANY({p}::text[])"));
+            format!("x.spec_version = ANY({p}::text[])")
+        };
+        let selectors: &[VersionSelector] = if filter.versions.is_empty() {
+            &[VersionSelector::Last]
+        } else {
+            &filter.versions
+        };
+        if selectors.contains(&VersionSelector::All) {
+            return;
+        }
+        let mut alternatives = Vec::new();
+        for s in selectors {
+            match s {
+                VersionSelector::First | VersionSelector::Last => {
+                    let agg = if *s == VersionSelector::First {
+                        "MIN"
+                    } else {
+                        "MAX"
+                    };
+                    alternatives.push(format!(
+                        "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
+                          WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
+                    ));
+                }
+                VersionSelector::At(ns) => {
+                    let p = self.arg(*ns);
+                    alternatives.push(format!("e.version_ns = {p}::bigint"));
+                }
+                VersionSelector::All => {}
+            }
+        }
+        self.sql
+            .push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+}
+
+/// The query of one page of entries (TAXII 2.1 §3.4 filters, keyset pagination).
+fn entries_sql(
+    collection_id: &str,
+    filter: &ObjectFilter,
+    page: &PageRequest,
+    with_body: bool,
+) -> (String, Query) {
+    let mut q = Query::new(collection_id);
+    if let Some(after) = filter.added_after_ns {
+        let p = q.arg(after);
+        q.sql
+            .push_str(&format!(" AND e.date_added_ns > {p}::bigint"));
+    }
+    q.list("e.id", &filter.ids);
+    q.list("e.type", &filter.types);
+    q.versions(filter);
+    if let Some(c) = &page.after {
+        let d = q.arg(c.date_added_ns);
+        let i = q.arg(c.id.clone());
+        let v = q.arg(c.version_ns);
+        let s = q.arg(c.seq);
+        q.sql.push_str(&format!(
+            " AND (e.date_added_ns, e.id, e.version_ns, e.seq) > ({d}::bigint, {i}::text, {v}::bigint, {s}::bigint)"
+        ));
+    }
+    let sql = format!(
+        "SELECT e.id, e.date_added_ns, e.version_ns, v.modified, e.spec_version, e.type, e.seq, {}
+         FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
+         WHERE {}
+         ORDER BY e.date_added_ns, e.id, e.version_ns, e.seq
+         LIMIT {}",
+        if with_body { "v.body" } else { "NULL::text" },
+        q.sql,
+        page.limit.max(1) + 1
+    );
+    (sql, q)
+}
+
+impl Store for PostgresStore {
+    fn collections(&self) -> Result<Vec<Collection>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT id, alias, title, description FROM collections
+                 ORDER BY alias NULLS FIRST, id",
+                &[],
+            )?
+            .iter()
+            .map(row_to_collection)
+            .collect())
+        })
+    }
+
+    fn collection(&self, id_or_alias: &str) -> Result<Option<Collection>> {
+        self.with_conn(|c| {
+            Ok(c.query_opt(
+                "SELECT id, alias, title, description FROM collections
+                 WHERE id = $1 OR alias = $1 ORDER BY id = $1 DESC LIMIT 1",
+                &[&id_or_alias],
+            )?
+            .as_ref()
+            .map(row_to_collection))
+        })
+    }
+
+    fn create_collection(&self, new: &NewCollection) -> Result<Collection> {
+        let c = Collection {
+            id: uuid::Uuid::new_v4().to_string(),
+            alias: Some(new.alias.clone()),
+            title: new.title.clone().unwrap_or_else(|| new.alias.clone()),
+            description: new.description.clone(),
+        };
+        let inserted = self.with_conn(|conn| {
+            let st = conn.prepare(
+                "INSERT INTO collections (id, alias, title, description, created_ns)
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint
+                 WHERE NOT EXISTS (SELECT 1 FROM collections WHERE alias = $2 OR id = $2)",
+            )?;
+            match conn
+                .client
+                .execute(&st, &[&c.id, &c.alias, &c.title, &c.description, &now_ns()])
+            {
+                Ok(n) => Ok(n == 1),
+                // Another process created it between the check and the insert.
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })?;
+        if !inserted {
+            return Err(StoreError::CollectionExists(new.alias.clone()));
+        }
+        Ok(c)
+    }
+
+    fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
+        let mut conn = self.conn()?;
+        if let Err(e) = conn.client.batch_execute("BEGIN") {
+            self.put_back(conn);
+            return Err(e.into());
+        }
+        let mut batch = PgBatch {
+            store: self,
+            conn: Some(conn),
+            collection_id: collection_id.to_owned(),
+            date_added_ns: 0,
+            open: true,
+            free_vids: Vec::new(),
+            versions: Vec::new(),
+            entries: Vec::new(),
+            pending: HashMap::new(),
+            pending_bytes: 0,
+        };
+        // One writer at a time, node-wide (all processes): held until COMMIT or ROLLBACK.
+        batch.conn().execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&WRITE_LOCK_CLASS, &self.lock_key],
+        )?;
+        let known: bool = batch
+            .conn()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+                &[&collection_id],
+            )?
+            .get(0);
+        if !known {
+            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
+        }
+        // date_added only grows, node-wide and in commit order: a page that ended at the
+        // newest entry can never be overtaken by an entry dated earlier.
+        batch.date_added_ns = batch
+            .conn()
+            .query_one(
+                "UPDATE write_clock SET last_date_added_ns = GREATEST(
+                     (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000,
+                     last_date_added_ns + 1000)
+                 RETURNING last_date_added_ns",
+                &[],
+            )?
+            .get(0);
+        Ok(Box::new(batch))
+    }
+
+    fn entries(
+        &self,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        page: &PageRequest,
+        with_body: bool,
+    ) -> Result<Page> {
+        let (sql, q) = entries_sql(collection_id, filter, page, with_body);
+        let limit = page.limit.max(1);
+        let rows = self.with_conn(|c| c.query(&sql, &q.params()))?;
+        let mut entries: Vec<Entry> = rows
+            .iter()
+            .map(|r| Entry {
+                id: r.get(0),
+                date_added_ns: r.get(1),
+                version_ns: r.get(2),
+                version_text: r.get(3),
+                spec_version: r.get(4),
+                object_type: r.get(5),
+                seq: r.get(6),
+                body: r.get(7),
+            })
+            .collect();
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok(Page { entries, more })
+    }
+
+    fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize> {
+        let mut q = Query::new(collection_id);
+        q.list("e.id", &[id.to_owned()]);
+        q.versions(filter);
+        let lock_key = self.lock_key;
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&WRITE_LOCK_CLASS, &lock_key],
+            )?;
+            let n = tx.execute(
+                &format!(
+                    "DELETE FROM collection_entries WHERE seq IN
+                     (SELECT e.seq FROM collection_entries e WHERE {})",
+                    q.sql
+                ),
+                &q.params(),
+            )?;
+            tx.execute(
+                "DELETE FROM object_versions v WHERE v.id = $1
+                 AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)",
+                &[&id],
+            )?;
+            tx.commit()?;
+            Ok(n as usize)
+        })
+    }
+
+    fn count(&self, collection_id: &str) -> Result<u64> {
+        self.with_conn(|c| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM collection_entries WHERE collection_id = $1",
+                    &[&collection_id],
+                )?
+                .get(0);
+            Ok(n as u64)
+        })
+    }
+
+    fn put_status(&self, id: &str, body: &str) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO status_resources (id, created_ns, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET created_ns = excluded.created_ns, body = excluded.body",
+                &[&id, &now_ns(), &body],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn status(&self, id: &str) -> Result<Option<String>> {
+        self.with_conn(|c| {
+            Ok(
+                c.query_opt("SELECT body FROM status_resources WHERE id = $1", &[&id])?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.with_conn(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// A schema of its own in an existing database, dropped with everything in it at drop: what
+/// tests and benchmarks use, so that many can share one database in parallel.
+pub struct ScratchSchema {
+    base_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchSchema {
+    /// Creates a schema with a fresh random name in the database at `base_url`.
+    pub fn create(base_url: &str) -> Result<ScratchSchema> {
+        let name = format!("concord_t_{}", uuid::Uuid::new_v4().simple());
+        let mut client = Client::connect(base_url, NoTls)?;
+        client.batch_execute(&format!("CREATE SCHEMA {name}"))?;
+        let sep = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{sep}options=-c%20search_path%3D{name}");
+        Ok(ScratchSchema {
+            base_url: base_url.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    /// A URL whose connections use this schema (`search_path`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for ScratchSchema {
+    fn drop(&mut self) {
+        let base = self.base_url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // On a thread of its own: the client's runtime must not run inside an async context.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = Client::connect(&base, NoTls) {
+                let _ = c.batch_execute(&sql);
+            }
+        })
+        .join();
+    }
+}
+
+/// What a store holds, as `concord migrate-store` compares it on both sides: counts, and a
+/// SHA-256 over every collection, object version (with its body), collection entry (with its
+/// `date_added`), status resource and setting, in a fixed order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSummary {
+    /// Collections.
+    pub collections: u64,
+    /// Object versions (each stored once, whatever the collections that hold it).
+    pub object_versions: u64,
+    /// Collection entries (object versions in collections, with `date_added`).
+    pub entries: u64,
+    /// Status resources.
+    pub status_resources: u64,
+    /// Settings.
+    pub settings: u64,
+    /// Hex SHA-256 of the content.
+    pub checksum: String,
+}
+
+/// Feeds typed fields into the checksum, each length-prefixed so that fields cannot run into
+/// one another.
+struct Summer {
+    hash: sha2::Sha256,
+}
+
+impl Summer {
+    fn text(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.hash.update([1]);
+                self.hash.update((s.len() as u64).to_be_bytes());
+                self.hash.update(s.as_bytes());
+            }
+            None => self.hash.update([0]),
+        }
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.hash.update((b.len() as u64).to_be_bytes());
+        self.hash.update(b);
+    }
+    fn int(&mut self, i: Option<i64>) {
+        match i {
+            Some(i) => {
+                self.hash.update([1]);
+                self.hash.update(i.to_be_bytes());
+            }
+            None => self.hash.update([0]),
+        }
+    }
+    fn section(&mut self, name: &str) {
+        self.hash.update(b"\n#");
+        self.hash.update(name.as_bytes());
+    }
+}
+
+/// The queries of the summary; the same text runs on both backends (ordering by byte order:
+/// SQLite compares text with memcmp, the PostgreSQL columns use the "C" collation).
+const SUMMARY_COLLECTIONS: &str =
+    "SELECT id, alias, title, description FROM collections ORDER BY id";
+const SUMMARY_VERSIONS: &str =
+    "SELECT id, type, spec_version, modified_ns, modified, content_hash, body
+     FROM object_versions ORDER BY id, modified_ns NULLS FIRST, content_hash";
+const SUMMARY_ENTRIES: &str =
+    "SELECT e.collection_id, e.date_added_ns, e.id, e.type, e.spec_version, e.version_ns,
+            v.content_hash
+     FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
+     ORDER BY e.collection_id, e.date_added_ns, e.id, e.version_ns, e.seq";
+const SUMMARY_STATUS: &str = "SELECT id, body FROM status_resources ORDER BY id";
+const SUMMARY_SETTINGS: &str = "SELECT key, value FROM settings ORDER BY key";
+
+/// The summary of an SQLite store (a file written by [`crate::SqliteStore`]).
+pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    // One read transaction: a consistent view even while a server writes.
+    db.execute_batch("BEGIN")?;
+    let mut s = Summer {
+        hash: sha2::Sha256::new(),
+    };
+    let mut counts = [0u64; 5];
+    s.section("collections");
+    let mut st = db.prepare(SUMMARY_COLLECTIONS)?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        counts[0] += 1;
+        for i in 0..4 {
+            s.text(r.get::<_, Option<String>>(i)?.as_deref());
+        }
+    }
+    s.section("object_versions");
+    let mut st = db.prepare(SUMMARY_VERSIONS)?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        counts[1] += 1;
+        s.text(Some(&r.get::<_, String>(0)?));
+        s.text(Some(&r.get::<_, String>(1)?));
+        s.text(Some(&r.get::<_, String>(2)?));
+        s.int(r.get(3)?);
+        s.text(r.get::<_, Option<String>>(4)?.as_deref());
+        s.bytes(&r.get::<_, Vec<u8>>(5)?);
+        s.bytes(&sha2::Sha256::digest(r.get::<_, String>(6)?.as_bytes()));
+    }
+    s.section("entries");
+    let mut st = db.prepare(SUMMARY_ENTRIES)?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        counts[2] += 1;
+        s.text(Some(&r.get::<_, String>(0)?));
+        s.int(Some(r.get(1)?));
+        s.text(Some(&r.get::<_, String>(2)?));
+        s.text(Some(&r.get::<_, String>(3)?));
+        s.text(Some(&r.get::<_, String>(4)?));
+        s.int(Some(r.get(5)?));
+        s.bytes(&r.get::<_, Vec<u8>>(6)?);
+    }
+    for (i, (name, sql)) in [
+        ("status_resources", SUMMARY_STATUS),
+        ("settings", SUMMARY_SETTINGS),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.section(name);
+        let mut st = db.prepare(sql)?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            counts[3 + i] += 1;
+            s.text(Some(&r.get::<_, String>(0)?));
+            s.text(Some(&r.get::<_, String>(1)?));
+        }
+    }
+    db.execute_batch("COMMIT")?;
+    Ok(finish_summary(s, counts))
+}
+
+fn finish_summary(s: Summer, counts: [u64; 5]) -> StoreSummary {
+    StoreSummary {
+        collections: counts[0],
+        object_versions: counts[1],
+        entries: counts[2],
+        status_resources: counts[3],
+        settings: counts[4],
+        checksum: s
+            .hash
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    }
+}
+
+fn no_params() -> std::iter::Empty<&'static (dyn ToSql + Sync)> {
+    std::iter::empty()
+}
+
+impl PostgresStore {
+    /// The summary of this store, computed as [`summarize_sqlite`] computes it.
+    pub fn summary(&self) -> Result<StoreSummary> {
+        self.with_conn(|c| {
+            let mut tx = c
+                .client
+                .build_transaction()
+                .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let mut s = Summer {
+                hash: sha2::Sha256::new(),
+            };
+            let mut counts = [0u64; 5];
+            s.section("collections");
+            let mut rows = tx.query_raw(SUMMARY_COLLECTIONS, no_params())?;
+            while let Some(r) = rows.next()? {
+                counts[0] += 1;
+                for i in 0..4 {
+                    s.text(r.get::<_, Option<&str>>(i));
+                }
+            }
+            drop(rows);
+            s.section("object_versions");
+            let mut rows = tx.query_raw(SUMMARY_VERSIONS, no_params())?;
+            while let Some(r) = rows.next()? {
+                counts[1] += 1;
+                s.text(Some(r.get(0)));
+                s.text(Some(r.get(1)));
+                s.text(Some(r.get(2)));
+                s.int(r.get(3));
+                s.text(r.get(4));
+                s.bytes(r.get(5));
+                s.bytes(&sha2::Sha256::digest(r.get::<_, &str>(6).as_bytes()));
+            }
+            drop(rows);
+            s.section("entries");
+            let mut rows = tx.query_raw(SUMMARY_ENTRIES, no_params())?;
+            while let Some(r) = rows.next()? {
+                counts[2] += 1;
+                s.text(Some(r.get(0)));
+                s.int(Some(r.get(1)));
+                s.text(Some(r.get(2)));
+                s.text(Some(r.get(3)));
+                s.text(Some(r.get(4)));
+                s.int(Some(r.get(5)));
+                s.bytes(r.get(6));
+            }
+            drop(rows);
+            for (i, (name, sql)) in [
+                ("status_resources", SUMMARY_STATUS),
+                ("settings", SUMMARY_SETTINGS),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                s.section(name);
+                let mut rows = tx.query_raw(sql, no_params())?;
+                while let Some(r) = rows.next()? {
+                    counts[3 + i] += 1;
+                    s.text(Some(r.get(0)));
+                    s.text(Some(r.get(1)));
+                }
+            }
+            tx.commit()?;
+            Ok(finish_summary(s, counts))
+        })
+    }
+
+    /// Copies everything an SQLite store holds — collections, object versions, collection
+    /// entries with their `date_added` and order, status resources, settings — into this
+    /// store, in one transaction under the write lock, calling `progress(rows)` as it goes.
+    /// Settings already present are overwritten. Returns the number of rows copied.
+    ///
+    /// Errors: [`StoreError::CollectionExists`] when this store already holds a collection
+    /// (the target must be empty; see [`PostgresStore::is_empty`]).
+    pub fn copy_from_sqlite(&self, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<u64> {
+        let src = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        src.execute_batch("BEGIN")?;
+        let lock_key = self.lock_key;
+        let n = self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&WRITE_LOCK_CLASS, &lock_key],
+            )?;
+            if let Some(r) = tx.query_opt("SELECT alias, id FROM collections LIMIT 1", &[])? {
+                let name: Option<String> = r.get(0);
+                return Err(StoreError::CollectionExists(
+                    name.unwrap_or_else(|| r.get(1)),
+                ));
+            }
+            let mut n = 0u64;
+            let mut st = src.prepare(
+                "SELECT id, alias, title, description, created_ns FROM collections ORDER BY id",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO collections (id, alias, title, description, created_ns)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, Option<String>>(1)?,
+                        &r.get::<_, String>(2)?,
+                        &r.get::<_, Option<String>>(3)?,
+                        &r.get::<_, i64>(4)?,
+                    ],
+                )?;
+                n += 1;
+            }
+            progress(n);
+            let sink = tx.copy_in(
+                "COPY object_versions
+                 (vid, id, type, spec_version, modified_ns, modified, content_hash, body)
+                 FROM STDIN (FORMAT binary)",
+            )?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::BYTEA,
+                    Type::TEXT,
+                ],
+            );
+            let mut st = src.prepare(
+                "SELECT vid, id, type, spec_version, modified_ns, modified, content_hash, body
+                 FROM object_versions ORDER BY vid",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                w.write(&[
+                    &r.get::<_, i64>(0)?,
+                    &r.get::<_, String>(1)?,
+                    &r.get::<_, String>(2)?,
+                    &r.get::<_, String>(3)?,
+                    &r.get::<_, Option<i64>>(4)?,
+                    &r.get::<_, Option<String>>(5)?,
+                    &r.get::<_, Vec<u8>>(6)?,
+                    &r.get::<_, String>(7)?,
+                ])?;
+                n += 1;
+                if n.is_multiple_of(10_000) {
+                    progress(n);
+                }
+            }
+            w.finish()?;
+            // Entries keep their seq: the order of entries that share a date_added stays.
+            let sink = tx.copy_in(
+                "COPY collection_entries
+                 (seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 FROM STDIN (FORMAT binary)",
+            )?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                ],
+            );
+            let mut st = src.prepare(
+                "SELECT seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns
+                 FROM collection_entries ORDER BY seq",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                w.write(&[
+                    &r.get::<_, i64>(0)?,
+                    &r.get::<_, String>(1)?,
+                    &r.get::<_, i64>(2)?,
+                    &r.get::<_, i64>(3)?,
+                    &r.get::<_, String>(4)?,
+                    &r.get::<_, String>(5)?,
+                    &r.get::<_, String>(6)?,
+                    &r.get::<_, i64>(7)?,
+                ])?;
+                n += 1;
+                if n.is_multiple_of(10_000) {
+                    progress(n);
+                }
+            }
+            w.finish()?;
+            let mut st = src.prepare("SELECT id, created_ns, body FROM status_resources")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO status_resources (id, created_ns, body) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO UPDATE SET created_ns = excluded.created_ns,
+                                                    body = excluded.body",
+                    &[
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, i64>(1)?,
+                        &r.get::<_, String>(2)?,
+                    ],
+                )?;
+                n += 1;
+            }
+            let mut st = src.prepare("SELECT key, value FROM settings")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&r.get::<_, String>(0)?, &r.get::<_, String>(1)?],
+                )?;
+                n += 1;
+            }
+            // The sequences continue after the copied ids; the clock after the newest
+            // date_added, so that new batches are dated after every copied entry.
+            tx.batch_execute(
+                "SELECT setval('object_versions_vid_seq',
+                               GREATEST((SELECT MAX(vid) FROM object_versions), 1));
+                 SELECT setval('collection_entries_seq_seq',
+                               GREATEST((SELECT MAX(seq) FROM collection_entries), 1));
+                 UPDATE write_clock SET last_date_added_ns = GREATEST(last_date_added_ns,
+                     COALESCE((SELECT MAX(date_added_ns) FROM collection_entries), 0));
+                 ANALYZE collections; ANALYZE object_versions; ANALYZE collection_entries;",
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })?;
+        src.execute_batch("COMMIT")?;
+        progress(n);
+        Ok(n)
+    }
+}
