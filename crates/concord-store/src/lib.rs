@@ -26,7 +26,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use concord_stix::{ObjectHeader, Timestamp};
-pub use postgres::PostgresStore;
+pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Opens the store a location names (DESIGN.md, "Storage"): a `postgres://` or
@@ -39,6 +39,30 @@ pub fn open(location: &str) -> Result<Box<dyn Store>> {
         let path = location.strip_prefix("sqlite:").unwrap_or(location);
         Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
     }
+}
+
+/// Applies the pending migrations of the store a location names (as [`open`] does) and says
+/// which ran: what `concord migrate` reports.
+pub fn migrate(location: &str) -> Result<MigrationReport> {
+    if postgres::is_url(location) {
+        return Ok(PostgresStore::open(location)?.migration_report().clone());
+    }
+    let path = std::path::Path::new(location.strip_prefix("sqlite:").unwrap_or(location));
+    let version = || -> Result<i64> {
+        let c = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    };
+    let from = if path.exists() { version()? } else { 0 };
+    drop(SqliteStore::open(path)?);
+    let to = version()?;
+    Ok(MigrationReport {
+        from,
+        to,
+        applied: (from + 1..=to).map(|v| format!("sqlite {v:04}")).collect(),
+    })
 }
 
 /// A failure of the store.

@@ -32,6 +32,14 @@ api_root = "concord"
 # Largest TAXII POST body accepted, in bytes (the API root's max_content_length); larger
 # requests get 413.
 max_content_length = 67108864
+
+# Where the node's data lives. Empty: the SQLite file concord.sqlite in this directory.
+# A PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) puts it in PostgreSQL,
+# where several `concord serve` processes may share it and act as one node; add
+# ?options=-c%20search_path%3DSCHEMA to use a schema other than the user's default.
+# `sqlite:PATH` names another SQLite file. Prefer CONCORD_DATABASE_URL for a URL with a
+# password. Overridden by --database-url.
+database_url = ""
 "#;
 
 /// Parsed configuration.
@@ -52,6 +60,9 @@ pub struct Config {
     pub api_root: String,
     /// `max_content_length`, bytes.
     pub max_content_length: u64,
+    /// `database_url`: empty for the SQLite file of the data directory.
+    #[serde(default)]
+    pub database_url: String,
 }
 
 impl Config {
@@ -96,6 +107,27 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// Sets `database_url` in a configuration text: replaces the key's line, or appends one.
+pub fn with_database_url(text: &str, url: &str) -> String {
+    let line = format!("database_url = {}", toml::Value::String(url.to_owned()));
+    let mut found = false;
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("database_url") && l.contains('=') {
+                found = true;
+                line.clone()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    if !found {
+        out.push(line);
+    }
+    out.join("\n") + "\n"
 }
 
 /// Paths of a data directory.

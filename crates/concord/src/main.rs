@@ -16,9 +16,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use concord_server::auth::{ADMIN_TOKEN_SETTING, token_hash};
-use concord_store::{NewCollection, SqliteStore, Store};
+use concord_store::{NewCollection, PostgresStore, SqliteStore, Store};
 
-use crate::config::{Config, DEFAULT_CONFIG, DataDir};
+use crate::config::{Config, DEFAULT_CONFIG, DataDir, with_database_url};
 
 /// Concord: exchange threat intelligence (STIX 2.1 over TAXII 2.1) between partners.
 #[derive(Parser)]
@@ -33,6 +33,10 @@ struct DataDirArg {
     /// Data directory of the node (configuration and SQLite database).
     #[arg(long, env = "CONCORD_DATA_DIR", default_value = "concord-data")]
     data_dir: PathBuf,
+    /// Database: a PostgreSQL URL (`postgres://USER@HOST/DB`) or `sqlite:PATH`; overrides
+    /// `database_url` of the configuration (default: the SQLite file in the data directory).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +102,27 @@ enum Command {
     Collection {
         #[command(subcommand)]
         command: CollectionCommand,
+    },
+    /// Apply pending schema migrations to the node's database (also done at every start).
+    Migrate {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a node's data from one store to another (today: SQLite to PostgreSQL), then
+    /// verify the copy by counts and a checksum of both sides.
+    MigrateStore {
+        /// Source: `sqlite:PATH` (e.g. `sqlite:concord-data/concord.sqlite`).
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: String,
+        /// Target: a PostgreSQL URL; its schema must hold no collection yet.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -185,6 +210,8 @@ fn run(command: Command) -> Outcome {
         Command::Quickstart { data, listen } => quickstart(&data, listen),
         Command::Collection { command } => collection(command),
         Command::Pattern { command } => pattern::run(command),
+        Command::Migrate { data, json } => migrate(&data, json),
+        Command::MigrateStore { from, to, json } => migrate_store(&from, &to, json),
     }
 }
 
@@ -194,19 +221,91 @@ fn data_dir(data: &DataDirArg) -> DataDir {
     }
 }
 
-/// Opens the store of an initialised data directory.
+/// Where a node's data lives.
+enum Location {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// What `concord_store::open` takes.
+    fn as_str(&self) -> String {
+        match self {
+            Location::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Location::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// For messages: the path, or the URL without its password.
+    fn display(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// A URL with its password (if any) replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The database of a node: `--database-url`, else `database_url` of the configuration (or
+/// `CONCORD_DATABASE_URL`), else the SQLite file of the data directory.
+fn location(data: &DataDirArg) -> Result<Location> {
+    let dir = data_dir(data);
+    let url = match &data.database_url {
+        Some(u) => u.clone(),
+        None => Config::load(&dir.dir)?.database_url,
+    };
+    Ok(if url.is_empty() {
+        Location::Sqlite(dir.database())
+    } else if concord_store::postgres::is_url(&url) {
+        Location::Postgres(url)
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        Location::Sqlite(PathBuf::from(path))
+    } else {
+        bail!(
+            "database URL {:?}: expected postgres://… or sqlite:PATH",
+            redact(&url)
+        )
+    })
+}
+
+/// Opens the store of an initialised node (applying pending migrations).
 fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
     let dir = data_dir(data);
-    if !dir.database().exists() {
-        bail!(
-            "{} is not a Concord data directory: run `concord init --data-dir {}` first",
-            dir.dir.display(),
-            dir.dir.display()
-        );
+    match location(data)? {
+        Location::Sqlite(path) => {
+            if !path.exists() {
+                bail!(
+                    "{} is not a Concord data directory: run `concord init --data-dir {}` first",
+                    dir.dir.display(),
+                    dir.dir.display()
+                );
+            }
+            let store = SqliteStore::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Location::Postgres(url) => {
+            let store = PostgresStore::open(&url)
+                .with_context(|| format!("cannot open {}", redact(&url)))?;
+            Ok(Arc::new(store))
+        }
     }
-    let store = SqliteStore::open(&dir.database())
-        .with_context(|| format!("cannot open {}", dir.database().display()))?;
-    Ok(Arc::new(store))
 }
 
 /// `concord init`: writes the configuration (if absent), creates the database, sets the
@@ -215,13 +314,26 @@ fn init(data: &DataDirArg, admin_token: Option<String>, json: bool) -> Result<()
     let dir = data_dir(data);
     std::fs::create_dir_all(&dir.dir)
         .with_context(|| format!("cannot create {}", dir.dir.display()))?;
-    if !dir.config().exists() {
-        std::fs::write(dir.config(), DEFAULT_CONFIG)
+    if !dir.config().exists() || data.database_url.is_some() {
+        let text = match std::fs::read_to_string(dir.config()) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_owned(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", dir.config().display()));
+            }
+        };
+        // `--database-url` is remembered, so that later commands find the database.
+        let text = match &data.database_url {
+            Some(url) => with_database_url(&text, url),
+            None => text,
+        };
+        std::fs::write(dir.config(), text)
             .with_context(|| format!("cannot write {}", dir.config().display()))?;
     }
     Config::load(&dir.dir)?;
-    let store = SqliteStore::open(&dir.database())
-        .with_context(|| format!("cannot create {}", dir.database().display()))?;
+    let location = location(data)?;
+    let store: Box<dyn Store> = concord_store::open(&location.as_str())
+        .with_context(|| format!("cannot create {}", location.display()))?;
     let generated = admin_token.is_none();
     let token = match admin_token {
         Some(t) if t.len() < 16 => bail!("--admin-token must be at least 16 characters"),
@@ -236,7 +348,7 @@ fn init(data: &DataDirArg, admin_token: Option<String>, json: bool) -> Result<()
     if json {
         let mut out = serde_json::json!({
             "data_dir": dir.dir,
-            "database": dir.database(),
+            "database": location.display(),
             "config": dir.config(),
         });
         if generated {
@@ -315,7 +427,11 @@ const ICS_BUNDLE_GZ: &[u8] = include_bytes!("../assets/ics-attack-18.1.json.gz")
 
 fn quickstart(data: &DataDirArg, listen: String) -> Outcome {
     let dir = data_dir(data);
-    if !dir.database().exists() {
+    let initialised = match location(data)? {
+        Location::Sqlite(path) => path.exists(),
+        Location::Postgres(_) => open_store(data)?.setting(ADMIN_TOKEN_SETTING)?.is_some(),
+    };
+    if !initialised {
         init(data, std::env::var("CONCORD_ADMIN_TOKEN").ok(), false)?;
     } else {
         eprintln!(
@@ -394,4 +510,125 @@ fn collection(command: CollectionCommand) -> Outcome {
 /// Whether progress should be drawn (stderr is a terminal).
 fn interactive() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// `concord migrate`: applies pending migrations and says which ran.
+fn migrate(data: &DataDirArg, json: bool) -> Outcome {
+    let location = location(data)?;
+    if let Location::Sqlite(path) = &location
+        && !path.exists()
+    {
+        bail!(
+            "{} does not exist: run `concord init` first",
+            path.display()
+        );
+    }
+    let report = concord_store::migrate(&location.as_str())
+        .with_context(|| format!("cannot migrate {}", location.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "database": location.display(), "from": report.from, "to": report.to,
+                "applied": report.applied,
+            })
+        );
+    } else if report.applied.is_empty() {
+        eprintln!(
+            "{}: schema version {}, up to date",
+            location.display(),
+            report.to
+        );
+    } else {
+        eprintln!(
+            "{}: schema version {} -> {} (applied {})",
+            location.display(),
+            report.from,
+            report.to,
+            report.applied.join(", ")
+        );
+    }
+    Ok(true)
+}
+
+/// `concord migrate-store --from sqlite:PATH --to postgres://…`: copies a node's data, then
+/// compares counts and checksums of both sides. Exit 1 when they differ.
+fn migrate_store(from: &str, to: &str, json: bool) -> Outcome {
+    let Some(path) = from.strip_prefix("sqlite:") else {
+        bail!("--from {from:?}: expected sqlite:PATH");
+    };
+    let path = PathBuf::from(path);
+    if !concord_store::postgres::is_url(to) {
+        bail!("--to {:?}: expected a postgres:// URL", redact(to));
+    }
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    // Brings the source to the current schema first.
+    drop(SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?);
+    let target = PostgresStore::open(to).with_context(|| format!("cannot open {}", redact(to)))?;
+    if !target.is_empty()? {
+        bail!(
+            "{} already holds collections or object versions: migrate-store copies into an empty database (or schema) only",
+            redact(to)
+        );
+    }
+    let bar = if interactive() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} copying: {pos} rows ({per_sec}, {elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let source = concord_store::postgres::summarize_sqlite(&path)?;
+    let rows = target.copy_from_sqlite(&path, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    let copied = target.summary()?;
+    let same = source == copied;
+    let side = |s: &concord_store::postgres::StoreSummary| {
+        serde_json::json!({
+            "collections": s.collections, "object_versions": s.object_versions,
+            "entries": s.entries, "status_resources": s.status_resources,
+            "settings": s.settings, "checksum": s.checksum,
+        })
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "from": path, "to": redact(to), "rows": rows, "verified": same,
+                "source": side(&source), "target": side(&copied),
+                "seconds": started.elapsed().as_secs_f64(),
+            })
+        );
+    } else {
+        for (name, s) in [("source", &source), ("target", &copied)] {
+            println!(
+                "{name}: {} collections, {} object versions, {} entries, {} status resources, {} settings; checksum {}",
+                s.collections,
+                s.object_versions,
+                s.entries,
+                s.status_resources,
+                s.settings,
+                s.checksum
+            );
+        }
+        eprintln!(
+            "{} rows copied in {:.1} s; {}",
+            rows,
+            started.elapsed().as_secs_f64(),
+            if same {
+                "counts and checksums agree"
+            } else {
+                "counts or checksums DIFFER"
+            }
+        );
+    }
+    Ok(same)
 }

@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod interop;
 mod pattern;
+mod postgres;
 mod taxii;

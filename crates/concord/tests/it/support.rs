@@ -21,6 +21,7 @@ pub fn concord() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_concord"));
     c.env_remove("CONCORD_ADMIN_TOKEN")
         .env_remove("CONCORD_DATA_DIR")
+        .env_remove("CONCORD_DATABASE_URL")
         .env("CONCORD_LOG", "warn");
     c
 }
@@ -38,10 +39,16 @@ pub struct Node {
 impl Node {
     /// `concord init --admin-token TOKEN` in a fresh directory.
     pub fn init() -> Node {
+        Node::init_with(&[])
+    }
+
+    /// `concord init --admin-token TOKEN ARGS…` in a fresh directory.
+    pub fn init_with(args: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let out = run(concord()
             .args(["init", "--admin-token", TOKEN, "--data-dir"])
-            .arg(dir.path()));
+            .arg(dir.path())
+            .args(args));
         assert!(
             out.status.success(),
             "init: {}",
