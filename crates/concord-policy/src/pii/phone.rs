@@ -1,0 +1,141 @@
+//! Telephone numbers (ITU-T E.164), international (`+86 138 1234 5678`, `00966 …`) and
+//! national (`010 6552 9988`, `050 123 4567`) formats.
+//!
+//! A regular expression finds runs of digits with the separators people write (space, hyphen,
+//! no-break and thin spaces, parentheses); the runs are cut into windows at the separators and
+//! each window is validated by `phonenumber`, the Rust port of Google's libphonenumber, whose
+//! metadata knows every country's numbering plan. International numbers are valid on their
+//! own; a national number is accepted if it is valid in one of the configured regions (the
+//! first is the default region).
+
+use std::sync::LazyLock;
+
+use phonenumber::{Mode, country};
+use regex::Regex;
+
+use super::text::{self, DIGIT, NoiseMask};
+use super::{Category, Finding};
+
+static RUN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"[+(]{{0,2}}{DIGIT}(?:[\x20\-\x{{A0}}\x{{2009}}\x{{202F}}()]{{0,3}}{DIGIT})*\)?"
+    ))
+    .expect("phone regex")
+});
+
+/// E.164 allows 15 digits; a national trunk prefix or `00` adds up to two.
+const MIN_DIGITS: usize = 7;
+const MAX_DIGITS: usize = 17;
+
+pub(crate) fn find(text: &str, regions: &[country::Id], mask: &NoiseMask, out: &mut Vec<Finding>) {
+    for m in RUN.find_iter(text) {
+        let groups = text::groups(text, m.range());
+        for (r, (e164, rule)) in text::best_windows(text, &groups, mask, |w| validate(w, regions))
+        {
+            out.push(Finding {
+                category: Category::Phone,
+                start: r.start,
+                end: r.end,
+                value: text[r].to_string(),
+                normalized: e164,
+                rule,
+            });
+        }
+    }
+}
+
+/// Validates one window; returns the E.164 form and the rule that accepted it.
+fn validate(window: &str, regions: &[country::Id]) -> Option<(String, &'static str)> {
+    // Parentheses must balance: `1234)` is the tail of something else.
+    let open = window.matches('(').count();
+    if open != window.matches(')').count() || window.starts_with(')') {
+        return None;
+    }
+    let digits = text::ascii_digits(window);
+    if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits.len()) {
+        return None;
+    }
+    let plus = window.trim_start_matches('(').starts_with('+');
+    let international = if plus {
+        Some(digits.as_str())
+    } else {
+        digits.strip_prefix("00")
+    };
+    if let Some(rest) = international {
+        let number = phonenumber::parse(None, format!("+{rest}")).ok()?;
+        return number
+            .is_valid()
+            .then(|| (number.format().mode(Mode::E164).to_string(), "e164"));
+    }
+    for region in regions {
+        if let Ok(number) = phonenumber::parse(Some(*region), &digits)
+            && number.is_valid()
+        {
+            return Some((number.format().mode(Mode::E164).to_string(), "national"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phones(t: &str, regions: &[&str]) -> Vec<(String, String)> {
+        let regions: Vec<country::Id> = regions.iter().map(|r| r.parse().unwrap()).collect();
+        let mut v = Vec::new();
+        find(t, &regions, &NoiseMask::new(t), &mut v);
+        v.into_iter().map(|f| (f.value, f.normalized)).collect()
+    }
+
+    #[test]
+    fn international_numbers_need_no_region() {
+        let got = phones("call +86 138 1234 5678 or +966 50 123 4567.", &[]);
+        assert_eq!(
+            got,
+            [
+                ("+86 138 1234 5678".into(), "+8613812345678".into()),
+                ("+966 50 123 4567".into(), "+966501234567".into())
+            ]
+        );
+        let got = phones("هاتف: 00971 50 123 4567", &[]);
+        assert_eq!(got[0].1, "+971501234567");
+    }
+
+    #[test]
+    fn national_numbers_use_the_regions() {
+        assert!(phones("手机13812345678", &[]).is_empty());
+        assert_eq!(phones("手机13812345678，", &["CN"])[0].1, "+8613812345678");
+        assert_eq!(phones("Tel (010) 6552-9988", &["CN"])[0].1, "+861065529988");
+        assert_eq!(phones("جوال 0501234567", &["CN", "SA"])[0].1, "+966501234567");
+    }
+
+    #[test]
+    fn arabic_indic_digits() {
+        let got = phones("رقم الجوال ٠٥٠١٢٣٤٥٦٧ للتواصل", &["SA"]);
+        assert_eq!(got[0].1, "+966501234567");
+    }
+
+    #[test]
+    fn a_number_is_cut_from_its_neighbours() {
+        let got = phones("2023 13812345678 99", &["CN"]);
+        assert_eq!(got, [("13812345678".into(), "+8613812345678".into())]);
+    }
+
+    #[test]
+    fn not_phones() {
+        let regions = ["CN", "SA", "US", "GB", "DE"];
+        for t in [
+            "released 2024-01-15 10:20:30",
+            "indicator--12345678-1234-4123-8123-123456789012",
+            "T1059.001 and CVE-2021-44228",
+            "version 10.0.19041.1",
+            "port 8080, pid 31337",
+            "sha256 4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a",
+            "+86 138 1234 567",  // too short for a mobile
+            "T1234567890",
+        ] {
+            assert!(phones(t, &regions).is_empty(), "{t}: {:?}", phones(t, &regions));
+        }
+    }
+}

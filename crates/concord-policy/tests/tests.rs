@@ -1,0 +1,18 @@
+//! Integration tests of the PII detectors, in one binary.
+
+mod attack;
+mod labelled;
+mod object;
+
+use concord_policy::pii::{DetectorConfig, Detectors};
+
+/// The regions whose national phone formats the labelled set uses.
+pub const REGIONS: [&str; 8] = ["CN", "SA", "AE", "EG", "GB", "US", "DE", "FR"];
+
+pub fn detectors() -> Detectors {
+    Detectors::new(&DetectorConfig {
+        phone_regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        ..DetectorConfig::default()
+    })
+    .unwrap()
+}
