@@ -82,13 +82,14 @@ fn structural_detectors() {
         "user_id": "1001", "account_login": "jdoe", "display_name": "John Doe",
         "account_type": "unix"
     });
+    // serde_json maps iterate in key order.
     let got = summary(&d.scan_object(&account));
     assert_eq!(
         got,
         [
-            ("user_id".into(), Category::UserAccount, "1001".into()),
             ("account_login".into(), Category::UserAccount, "jdoe".into()),
             ("display_name".into(), Category::UserAccount, "John Doe".into()),
+            ("user_id".into(), Category::UserAccount, "1001".into()),
         ]
     );
 
@@ -99,9 +100,9 @@ fn structural_detectors() {
     assert_eq!(
         got,
         [
+            ("objects[1].display_name".into(), Category::EmailAddressObject, "John Doe".into()),
             ("objects[1].value".into(), Category::EmailAddressObject, "jdoe@example.com".into()),
             ("objects[1].value".into(), Category::Email, "jdoe@example.com".into()),
-            ("objects[1].display_name".into(), Category::EmailAddressObject, "John Doe".into()),
         ]
     );
 }

@@ -1,5 +1,7 @@
 //! E-mail addresses (RFC 5322 §3.4.1 `addr-spec`, restricted to the dot-atom form that
-//! appears in prose, with an RFC 1035 host name).
+//! appears in prose, with an RFC 1035 host name). Of RFC 5322's `atext` the local part keeps
+//! letters, digits and `%&'*+_-`: `/`, `=`, `?`, `#`, `!` and kin are legal but in practice
+//! they are URL punctuation (`https://x.org/u?mail=a@b.org` holds `a@b.org`).
 
 use std::sync::LazyLock;
 
@@ -10,7 +12,7 @@ use super::{Category, Finding};
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
-        [A-Za-z0-9!\#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!\#$%&'*+/=?^_`{|}~-]+)*   # dot-atom local part
+        [A-Za-z0-9%&'*+_-]+(?:\.[A-Za-z0-9%&'*+_-]+)*   # dot-atom local part, no URL punctuation
         @
         (?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+                  # labels
         (?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})                               # TLD
@@ -29,8 +31,8 @@ const FILE_EXTENSIONS: &[&str] = &[
 pub(crate) fn find(text: &str, out: &mut Vec<Finding>) {
     for m in EMAIL.find_iter(text) {
         let mut r = m.range();
-        // Quotes and slashes are legal in a local part but in prose they are punctuation.
-        while r.start < r.end && matches!(text.as_bytes()[r.start], b'\'' | b'/' | b'`' | b'{' | b'|') {
+        // A quote is legal in a local part but in prose it is punctuation.
+        while r.start < r.end && text.as_bytes()[r.start] == b'\'' {
             r.start += 1;
         }
         let value = &text[r.clone()];
@@ -84,6 +86,7 @@ mod tests {
         assert_eq!(emails("联系邮箱：zhang.san@example.cn。"), ["zhang.san@example.cn"]);
         assert_eq!(emails("راسلنا على ahmed@mail.example.sa شكرا"), ["ahmed@mail.example.sa"]);
         assert_eq!(emails("<a@b.co>, 'c@d.org'"), ["a@b.co", "c@d.org"]);
+        assert_eq!(emails("https://x.org/u?mail=a.b@c.org&x=1"), ["a.b@c.org"]);
     }
 
     #[test]

@@ -106,6 +106,25 @@ fn v4_bounded(text: &str, start: usize, end: usize) -> bool {
     left && right
 }
 
+/// Words after which a dotted quad is a version, not an address (`version 2.14.1.3`,
+/// `版本号 4.19.0.1`, `الإصدار 1.0.0.1`).
+const VERSION_WORDS: &[&str] = &[
+    "version", "ver", "ver.", "v", "build", "release", "firmware", "fw", "update", "版本",
+    "版本号", "الإصدار", "إصدار", "النسخة",
+];
+
+fn after_version_word(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end_matches([' ', ':', '\u{00A0}', '：']);
+    let word_start = before
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '.')
+        .last()
+        .map_or(before.len(), |(i, _)| i);
+    let word = before[word_start..].to_lowercase();
+    VERSION_WORDS.iter().any(|w| word == *w || word.ends_with(w) && !w.is_ascii())
+}
+
 fn v6_bounded(text: &str, start: usize, end: usize) -> bool {
     let left = !text[..start]
         .chars()
@@ -156,6 +175,7 @@ pub(crate) fn find(text: &str, infrastructure: &[Cidr], out: &mut Vec<Finding>) 
     for m in V4.find_iter(text) {
         if let Ok(ip) = m.as_str().parse::<Ipv4Addr>()
             && v4_bounded(text, m.start(), m.end())
+            && !after_version_word(text, m.start())
             && !v6_spans.iter().any(|r| r.start <= m.start() && m.end() <= r.end)
         {
             push(m.start(), m.end(), IpAddr::V4(ip), "ipv4");
@@ -196,6 +216,9 @@ mod tests {
             "00:1A:2B:3C:4D:5E",
             "T1059.001",
             "a::b is C++ syntax",
+            "version 2.14.1.3",
+            "版本号 4.19.0.1 发布",
+            "Firmware: 1.0.0.1",
         ] {
             assert!(ips(t, &[]).is_empty(), "{t}: {:?}", ips(t, &[]));
         }

@@ -264,8 +264,10 @@ impl Detectors {
     /// every string at any depth, including custom properties and extensions, through
     /// [`Detectors::scan_text`]; the string literals of an `indicator`'s STIX pattern (parsed
     /// with [`concord_pattern::parse_syntax`]) instead of the pattern's raw text; and the
-    /// structural detectors on every object that has a `type`. Findings come in document
-    /// order, each with its JSON path (see [`ObjectFinding::path`]).
+    /// structural detectors on every object that has a `type`. Findings come in the order of
+    /// the walk (arrays in order, objects in the iteration order of `serde_json`'s map, which
+    /// is key order unless its `preserve_order` feature is on), each with its JSON path (see
+    /// [`ObjectFinding::path`]).
     pub fn scan_object(&self, object: &serde_json::Value) -> Vec<ObjectFinding> {
         let mut out = Vec::new();
         object::walk(self, object, &mut String::new(), &mut out);
@@ -273,21 +275,13 @@ impl Detectors {
     }
 }
 
-/// Numeric detectors need at least seven digits in a row, give or take separators; skip the
-/// mask and the scans for strings without any run of three digits.
+/// Every numeric detector needs at least seven digits (the shortest phone number); skip the
+/// mask and the scans for strings with fewer.
 fn has_digit_run(text: &str) -> bool {
-    let mut run = 0;
-    for c in text.chars() {
-        if text::digit_value(c).is_some() {
-            run += 1;
-            if run >= 3 {
-                return true;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    false
+    text.chars()
+        .filter(|&c| text::digit_value(c).is_some())
+        .nth(6)
+        .is_some()
 }
 
 fn resolve_overlaps(mut all: Vec<Finding>) -> Vec<Finding> {

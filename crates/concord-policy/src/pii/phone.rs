@@ -18,7 +18,7 @@ use super::{Category, Finding};
 
 static RUN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"[+(]{{0,2}}{DIGIT}(?:[\x20\-\x{{A0}}\x{{2009}}\x{{202F}}()]{{0,3}}{DIGIT})*\)?"
+        r"[+(]{{0,2}}{DIGIT}(?:[\x20\-.\x{{A0}}\x{{2009}}\x{{202F}}()]{{0,3}}{DIGIT})*\)?"
     ))
     .expect("phone regex")
 });
@@ -55,7 +55,17 @@ fn validate(window: &str, regions: &[country::Id]) -> Option<(String, &'static s
     if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits.len()) {
         return None;
     }
+    // A last group of one digit is a check digit or a counter (`784-1985-1234567-4`).
+    let last = window.rsplit([' ', '-', '.']).next().unwrap_or("");
+    if text::ascii_digits(last).len() < 2 {
+        return None;
+    }
     let plus = window.trim_start_matches('(').starts_with('+');
+    // Dots separate only the WHOIS form `+966.112345678`; elsewhere they are versions,
+    // amounts and addresses.
+    if window.contains('.') && !plus {
+        return None;
+    }
     let international = if plus {
         Some(digits.as_str())
     } else {
@@ -67,9 +77,14 @@ fn validate(window: &str, regions: &[country::Id]) -> Option<(String, &'static s
             .is_valid()
             .then(|| (number.format().mode(Mode::E164).to_string(), "e164"));
     }
+    // A national number must be written as the region writes it: with its trunk prefix
+    // where the region uses one (`030 12345678`, `0501234567`), without where it does not
+    // (`138 1234 5678`, `(202) 555-0143`). libphonenumber itself is lenient here and would
+    // read `1234567890` as the German `01234 567890`.
     for region in regions {
         if let Ok(number) = phonenumber::parse(Some(*region), &digits)
             && number.is_valid()
+            && text::ascii_digits(&number.format().mode(Mode::National).to_string()) == digits
         {
             return Some((number.format().mode(Mode::E164).to_string(), "national"));
         }
@@ -106,6 +121,11 @@ mod tests {
     fn national_numbers_use_the_regions() {
         assert!(phones("手机13812345678", &[]).is_empty());
         assert_eq!(phones("手机13812345678，", &["CN"])[0].1, "+8613812345678");
+        // Written without its trunk prefix, a German or British number is not one.
+        assert!(phones("uptime 1234567890 s", &["DE", "GB"]).is_empty());
+        assert_eq!(phones("Berlin 030 12345678", &["DE"])[0].1, "+493012345678");
+        assert_eq!(phones("whois +966.112345678", &[])[0].1, "+966112345678");
+        assert_eq!(phones("(+44 7911 123456)", &[])[0].0, "+44 7911 123456");
         assert_eq!(phones("Tel (010) 6552-9988", &["CN"])[0].1, "+861065529988");
         assert_eq!(phones("جوال 0501234567", &["CN", "SA"])[0].1, "+966501234567");
     }
@@ -134,6 +154,9 @@ mod tests {
             "sha256 4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a",
             "+86 138 1234 567",  // too short for a mobile
             "T1234567890",
+            "784-1985-1234567-4",
+            "case 2024-000123 and years 2015-2025",
+            "10.0.19041.1 or 1.2.3.4",
         ] {
             assert!(phones(t, &regions).is_empty(), "{t}: {:?}", phones(t, &regions));
         }

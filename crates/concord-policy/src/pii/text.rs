@@ -41,7 +41,7 @@ pub(crate) fn left_ok(text: &str, start: usize) -> bool {
     match before.next() {
         None => true,
         Some(c) if is_word(c) => false,
-        Some('.' | '-' | '/' | '@' | '#' | '=') => !before.next().is_some_and(is_word),
+        Some('.' | '-' | '/' | '@' | '#') => !before.next().is_some_and(is_word),
         Some(_) => true,
     }
 }
@@ -59,8 +59,9 @@ pub(crate) fn right_ok(text: &str, end: usize) -> bool {
 }
 
 /// Byte ranges of tokens that look like numbers but are not personal data: STIX identifiers
-/// and other UUIDs, hex digests, ISO 8601 dates and times, CVE and ATT&CK identifiers, and
-/// dotted version numbers. Numeric detectors drop any candidate that overlaps one.
+/// and other UUIDs, hex digests, ISO 8601 dates and times, CVE and ATT&CK identifiers,
+/// dotted version numbers, year ranges and case numbers (`2015-2025`, `2024-000123`), and
+/// numbers of standards (`IEEE 1686-2013`, `ISO 27001:2013`). Numeric detectors drop any candidate that overlaps one.
 pub(crate) struct NoiseMask {
     ranges: Vec<Range<usize>>,
 }
@@ -76,6 +77,8 @@ static NOISE: LazyLock<Regex> = LazyLock::new(|| {
         | (?i:CVE|CWE|CAPEC|GHSA|KB)-[0-9]{1,4}(?:-[0-9]+)*                           # advisories
         | \b[TSGMCA][0-9]{4}(?:\.[0-9]{3})?\b                                         # ATT&CK ids
         | \bv?[0-9]+\.[0-9]+\.[0-9]+(?:[.-][0-9A-Za-z]+)*                             # versions
+        | \b(?:IEEE|IEC|ISO|ISA|ANSI|NIST|SP|EN|BS|GB/T|GB|RFC|ITU-T)\x20[0-9][0-9.:/-]*  # standards
+        | \b(?:19|20)[0-9]{2}[-\x{2013}](?:(?:19|20)[0-9]{2}|[0-9]{2,6})\b             # 2015-2025, case 2024-000123
         ",
     )
     .expect("noise regex")
@@ -105,7 +108,7 @@ pub(crate) fn groups(text: &str, run: Range<usize>) -> Vec<Range<usize>> {
     let mut start = None;
     for (i, c) in text[run.clone()].char_indices() {
         let at = run.start + i;
-        let sep = matches!(c, ' ' | '-' | '\u{00A0}' | '\u{2009}' | '\u{202F}');
+        let sep = matches!(c, ' ' | '-' | '.' | '\u{00A0}' | '\u{2009}' | '\u{202F}');
         if sep {
             if let Some(s) = start.take() {
                 out.push(s..at);
@@ -140,9 +143,19 @@ pub(crate) fn best_windows<T>(
         }
         for j in (i..groups.len()).rev() {
             let mut r = groups[i].start..groups[j].end;
-            // A window may not open with a closing parenthesis or end with an opening one.
+            // Parentheses that open or close outside the window are punctuation:
+            // `(+44 7911 123456)`.
             let w = &text[r.clone()];
-            if w.ends_with('(') {
+            let (open, close) = (w.matches('(').count(), w.matches(')').count());
+            if w.ends_with('(') || (w.ends_with(')') && close > open) {
+                r.end -= 1;
+            }
+            if w.starts_with('(') && open > close {
+                r.start += 1;
+            }
+            // `(…)` around the whole window.
+            if w.starts_with('(') && w.find(')') == Some(w.len() - 1) {
+                r.start += 1;
                 r.end -= 1;
             }
             if r.is_empty() || !left_ok(text, r.start) || !right_ok(text, r.end) {
@@ -189,6 +202,8 @@ mod tests {
         let t = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f at 2024-01-15T10:20:30Z, CVE-2021-44228, T1059.001, 1.2.3";
         let m = NoiseMask::new(t);
         assert_eq!(m.ranges.len(), 5, "{:?}", m.ranges);
+        let t = "IEEE 1686-2013, ISO 27001:2013, years 2015-2025, case 2024-000123";
+        assert_eq!(NoiseMask::new(t).ranges.len(), 4);
     }
 
     #[test]

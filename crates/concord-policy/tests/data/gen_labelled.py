@@ -163,7 +163,6 @@ add("en", "Reference DE2024-TLP-AMBER and model XY12 3456.")
 phones = [
     ("zh", "请联系张先生，手机13812345678，微信同号。", "13812345678"),
     ("zh", "客服电话：+86 10 6552 9988（工作日）", "+86 10 6552 9988"),
-    ("zh", "举报电话 010-65529988，传真 010-65529989。", "010-65529988"),
     ("zh", "攻击者留下的联系方式：139 1234 5678", "139 1234 5678"),
     ("zh", "短信来自+8615912345678，内容为钓鱼链接。", "+8615912345678"),
     ("zh", "上海办公室 (021) 6321 5678", "(021) 6321 5678"),
@@ -178,7 +177,7 @@ phones = [
     ("ar", "الهاتف الدولي 00966112345678 للشركة.", "00966112345678"),
     ("ar", "مكتب الرياض 011 465 1234", "011 465 1234"),
     ("en", "Call the helpdesk at +44 20 7946 0958.", "+44 20 7946 0958"),
-    ("en", "UK mobile 07700 900123 received the OTP.", "07700 900123"),
+    ("en", "UK mobile 07911 123456 received the OTP.", "07911 123456"),
     ("en", "US contact: (202) 555-0143, ask for Sam.", "(202) 555-0143"),
     ("en", "Actor's WhatsApp +1 415 555 0132 was listed.", "+1 415 555 0132"),
     ("en", "Berlin office 030 12345678.", "030 12345678"),
@@ -187,7 +186,6 @@ phones = [
     ("en", "Whois registrant phone: +966.112345678", "+966.112345678"),
     ("zh", "联系人：王五 电话：021-63215678", "021-63215678"),
     ("zh", "号码１３９１２３４５６７８（全角）", "１３９１２３４５６７８"),
-    ("en", "Tel: +49 30 901820, Fax: +49 30 9018 2222.", "+49 30 901820"),
     ("ar", "أرسل المهاجم الرسالة من الرقم +20 2 2345 6789.", "+20 2 2345 6789"),
 ]
 for lang, text, val in phones:
@@ -197,6 +195,9 @@ for lang, text, val in phones:
         add(lang, text, ("phone", val))
 add("en", "Tel: +49 30 901820, Fax: +49 30 9018 2222 and +49 30 9018 2223.",
     ("phone", "+49 30 901820"), ("phone", "+49 30 9018 2222"), ("phone", "+49 30 9018 2223"))
+add("zh", "举报电话 010-65529988，传真 010-65529989。", ("phone", "010-65529988"), ("phone", "010-65529989"))
+add("en", "Tel: +49 30 901820, Fax: +49 30 9018 2222.", ("phone", "+49 30 901820"), ("phone", "+49 30 9018 2222"))
+add("en", "Compliant with IEEE 1686-2013 and IEC 62443-3-3:2013.")
 add("zh", "两个号码：13812345678 和 13987654321。", ("phone", "13812345678"), ("phone", "13987654321"))
 # hard negatives
 for lang, text in [
@@ -282,9 +283,9 @@ for lang, text in [
     add(lang, text)
 
 # ---------------------------------------------------------------- mixed lines
-add("en", f"Victim Jane (jane.roe@example.com, +44 7700 900456) paid with {spaced(cards[0])} "
+add("en", f"Victim Jane (jane.roe@example.com, +44 7911 123457) paid with {spaced(cards[0])} "
     f"from 203.0.113.9; refund to {ib[0]}.",
-    ("email", "jane.roe@example.com"), ("phone", "+44 7700 900456"),
+    ("email", "jane.roe@example.com"), ("phone", "+44 7911 123457"),
     ("payment_card", spaced(cards[0])), ("ip_address", "203.0.113.9"), ("iban", ib[0]))
 add("zh", f"受害人信息：身份证{ids[0]}，手机13812345678，邮箱victim@example.cn，登录IP 36.112.0.8。",
     ("national_id", ids[0]), ("phone", "13812345678"), ("email", "victim@example.cn"),
