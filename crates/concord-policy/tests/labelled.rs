@@ -47,13 +47,11 @@ impl Counts {
 const PRECISION_FLOOR: f64 = 0.95;
 const RECALL_FLOOR: f64 = 0.95;
 
-#[test]
-fn precision_and_recall_per_category() {
-    let data = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/pii_labelled.jsonl"
-    ))
-    .unwrap();
+/// Scores one labelled file; prints the tables; returns the counts per category.
+fn evaluate(file: &str) -> (BTreeMap<Category, Counts>, Vec<String>, usize) {
+    let data =
+        std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
     let d = super::detectors();
     let mut counts: BTreeMap<Category, Counts> = BTreeMap::new();
     let mut by_lang: BTreeMap<String, Counts> = BTreeMap::new();
@@ -90,9 +88,7 @@ fn precision_and_recall_per_category() {
             errors.push(format!("line {} FN {cat} {v:?}", n + 1));
         }
     }
-    assert!(lines >= 150, "the labelled set has {lines} lines");
-
-    println!("{lines} lines\n");
+    println!("{file}: {lines} lines\n");
     println!("| category | TP | FP | FN | precision | recall |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut total = Counts::default();
@@ -133,6 +129,14 @@ fn precision_and_recall_per_category() {
     for e in &errors {
         println!("{e}");
     }
+    println!();
+    (counts, errors, lines)
+}
+
+#[test]
+fn precision_and_recall_per_category() {
+    let (counts, errors, lines) = evaluate("pii_labelled.jsonl");
+    assert!(lines >= 150, "the labelled set has {lines} lines");
     for (cat, c) in &counts {
         assert!(
             c.precision() >= PRECISION_FLOOR && c.recall() >= RECALL_FLOOR,
@@ -152,4 +156,26 @@ fn precision_and_recall_per_category() {
     ] {
         assert!(counts[&cat].tp >= 10, "{cat} needs at least 10 positives");
     }
+}
+
+/// The held-out set was written after the rules were frozen and scored once; its floor is
+/// what that one measurement supports (see the README), not a target.
+const HELDOUT_FLOOR: f64 = 0.70;
+
+#[test]
+fn held_out_set() {
+    let (counts, errors, _) = evaluate("pii_heldout.jsonl");
+    let mut total = Counts::default();
+    for c in counts.values() {
+        total.tp += c.tp;
+        total.fp += c.fp;
+        total.fn_ += c.fn_;
+    }
+    assert!(
+        total.precision() >= HELDOUT_FLOOR && total.recall() >= HELDOUT_FLOOR,
+        "held-out: precision {:.3}, recall {:.3}\n{}",
+        total.precision(),
+        total.recall(),
+        errors.join("\n")
+    );
 }

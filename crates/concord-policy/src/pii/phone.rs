@@ -61,6 +61,12 @@ fn validate(window: &str, regions: &[country::Id]) -> Option<(String, &'static s
         return None;
     }
     let plus = window.trim_start_matches('(').starts_with('+');
+    // Written numbers have at most five groups nationally (`01 42 68 53 00`), six with the
+    // country code; more is a list (`0-23-65281-10-11-35-16`, a TLS fingerprint).
+    let groups = window.split([' ', '-', '.']).filter(|g| !g.is_empty()).count();
+    if groups > if plus { 6 } else { 5 } {
+        return None;
+    }
     // Dots separate only the WHOIS form `+966.112345678`; elsewhere they are versions,
     // amounts and addresses.
     if window.contains('.') && !plus {

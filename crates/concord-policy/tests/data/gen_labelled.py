@@ -344,5 +344,6 @@ for i, (cc, bban) in enumerate([("GB", "NWBK60161331926819"), ("DE", "50010517" 
             "ar": f"الآيبان {shown} للمستفيد."}[lang]
     add(lang, text, ("iban", shown))
 
-for l in lines:
-    print(json.dumps(l, ensure_ascii=False))
+if __name__ == "__main__":
+    for l in lines:
+        print(json.dumps(l, ensure_ascii=False))
