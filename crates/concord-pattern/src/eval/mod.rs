@@ -197,6 +197,7 @@ fn collect(groups: &[Value]) -> Result<Vec<Sdo<'_>>, EvalError> {
                 by_id.insert(id, o);
             }
         }
+        let by_id = std::sync::Arc::new(by_id);
         for (i, o) in objects.iter().enumerate() {
             if o.get("type").and_then(Value::as_str) != Some("observed-data") {
                 continue;
@@ -232,7 +233,7 @@ fn collect(groups: &[Value]) -> Result<Vec<Sdo<'_>>, EvalError> {
                         format!("{id}: `number_observed` must be an integer >= 1"),
                     )
                 })?;
-            let mut scope = Scope::new(by_id.clone());
+            let mut scope = Scope::new(std::sync::Arc::clone(&by_id));
             let mut roots = Vec::new();
             if let Some(Value::Object(embedded)) = o.get("objects") {
                 for (k, v) in embedded {
