@@ -15,7 +15,10 @@ use concord_policy::pii::{DetectorConfig, Detectors};
 fn main() {
     let mut paths: Vec<String> = std::env::args().skip(1).collect();
     if paths.is_empty() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/stix/attack");
+        let root = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/stix/attack"
+        );
         paths = vec![
             format!("{root}/ics-attack-18.1.json"),
             format!("{root}/mobile-attack-17.1.json"),

@@ -49,16 +49,16 @@ const RECALL_FLOOR: f64 = 0.95;
 
 /// Scores one labelled file; prints the tables; returns the counts per category.
 fn evaluate(file: &str) -> (BTreeMap<Category, Counts>, Vec<String>, usize) {
-    let data =
-        std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
+    let data = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
     let d = super::detectors();
     let mut counts: BTreeMap<Category, Counts> = BTreeMap::new();
     let mut by_lang: BTreeMap<String, Counts> = BTreeMap::new();
     let mut errors = Vec::new();
     let mut lines = 0;
     for (n, raw) in data.lines().enumerate() {
-        let line: Line = serde_json::from_str(raw).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
+        let line: Line =
+            serde_json::from_str(raw).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
         lines += 1;
         let mut expected: Vec<(Category, String)> = line
             .spans

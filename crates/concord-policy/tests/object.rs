@@ -88,7 +88,11 @@ fn structural_detectors() {
         got,
         [
             ("account_login".into(), Category::UserAccount, "jdoe".into()),
-            ("display_name".into(), Category::UserAccount, "John Doe".into()),
+            (
+                "display_name".into(),
+                Category::UserAccount,
+                "John Doe".into()
+            ),
             ("user_id".into(), Category::UserAccount, "1001".into()),
         ]
     );
@@ -100,9 +104,21 @@ fn structural_detectors() {
     assert_eq!(
         got,
         [
-            ("objects[1].display_name".into(), Category::EmailAddressObject, "John Doe".into()),
-            ("objects[1].value".into(), Category::EmailAddressObject, "jdoe@example.com".into()),
-            ("objects[1].value".into(), Category::Email, "jdoe@example.com".into()),
+            (
+                "objects[1].display_name".into(),
+                Category::EmailAddressObject,
+                "John Doe".into()
+            ),
+            (
+                "objects[1].value".into(),
+                Category::EmailAddressObject,
+                "jdoe@example.com".into()
+            ),
+            (
+                "objects[1].value".into(),
+                Category::Email,
+                "jdoe@example.com".into()
+            ),
         ]
     );
 }
@@ -120,16 +136,27 @@ fn pattern_literals() {
     let got: Vec<_> = f
         .iter()
         .map(|f| {
-            let l = f.literal.as_ref().expect("pattern findings carry their literal");
+            let l = f
+                .literal
+                .as_ref()
+                .expect("pattern findings carry their literal");
             assert_eq!(f.path, "pattern");
             assert_eq!(&l.value[f.finding.start..f.finding.end], f.finding.value);
-            (l.object_path.as_str(), f.finding.category, f.finding.value.as_str())
+            (
+                l.object_path.as_str(),
+                f.finding.category,
+                f.finding.value.as_str(),
+            )
         })
         .collect();
     assert_eq!(
         got,
         [
-            ("email-message:from_ref.value", Category::Email, "boss@corp.example"),
+            (
+                "email-message:from_ref.value",
+                Category::Email,
+                "boss@corp.example"
+            ),
             ("email-message:subject", Category::Phone, "13812345678"),
             ("user-account:account_login", Category::UserAccount, "jdoe"),
             ("user-account:account_login", Category::UserAccount, "root"),
@@ -159,7 +186,10 @@ fn categories_can_be_switched_off() {
     let individual = json!({"type": "identity", "name": "Wang Fang", "identity_class": "individual",
         "contact_information": "wang.fang@example.cn"});
     let got = summary(&d.scan_object(&individual));
-    assert_eq!(got, [("name".into(), Category::PersonName, "Wang Fang".into())]);
+    assert_eq!(
+        got,
+        [("name".into(), Category::PersonName, "Wang Fang".into())]
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use concord_policy::pii::{DetectorConfig, Detectors};
 /// The regions whose national phone formats the labelled set uses.
 pub const REGIONS: [&str; 8] = ["CN", "SA", "AE", "EG", "GB", "US", "DE", "FR"];
 
+/// Detectors with every category on and the labelled sets' phone regions.
 pub fn detectors() -> Detectors {
     Detectors::new(&DetectorConfig {
         phone_regions: REGIONS.iter().map(|r| r.to_string()).collect(),

@@ -153,9 +153,18 @@ mod tests {
 
     #[test]
     fn in_text() {
-        assert_eq!(cards("卡号 4111 1111 1111 1111。"), [("4111111111111111".into(), "visa")]);
-        assert_eq!(cards("amex 3782-822463-10005"), [("378282246310005".into(), "amex")]);
-        assert_eq!(cards("بطاقة 5555555555554444 منتهية"), [("5555555555554444".into(), "mastercard")]);
+        assert_eq!(
+            cards("卡号 4111 1111 1111 1111。"),
+            [("4111111111111111".into(), "visa")]
+        );
+        assert_eq!(
+            cards("amex 3782-822463-10005"),
+            [("378282246310005".into(), "amex")]
+        );
+        assert_eq!(
+            cards("بطاقة 5555555555554444 منتهية"),
+            [("5555555555554444".into(), "mastercard")]
+        );
         // A number followed by an expiry year is still found.
         assert_eq!(cards("4111 1111 1111 1111 2027").len(), 1);
     }

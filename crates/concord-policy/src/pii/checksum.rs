@@ -27,7 +27,7 @@ pub fn luhn_valid(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The ISO 7064 MOD 11-2 check character of a string of ASCII digits (the pure system with
@@ -130,7 +130,11 @@ mod tests {
         for n in 0..200u32 {
             let body = format!("{:017}", 11010519491231002u64 + u64::from(n) * 7919);
             let c = iso7064_mod11_2(&body).unwrap();
-            let v = if c == 'X' { 10 } else { c.to_digit(10).unwrap() };
+            let v = if c == 'X' {
+                10
+            } else {
+                c.to_digit(10).unwrap()
+            };
             let mut sum = v;
             for (i, b) in body.bytes().rev().enumerate() {
                 sum += u32::from(b - b'0') * ((1u32 << (i + 1)) % 11);

@@ -55,8 +55,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Finding>) {
         if FILE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(tld)) {
             continue;
         }
-        if text[r.end..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if text[r.end..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             continue;
         }
         out.push(Finding {
@@ -82,9 +81,18 @@ mod tests {
 
     #[test]
     fn finds_addresses_in_any_script() {
-        assert_eq!(emails("mail John.Doe+tag@Example.COM."), ["John.Doe+tag@Example.COM"]);
-        assert_eq!(emails("联系邮箱：zhang.san@example.cn。"), ["zhang.san@example.cn"]);
-        assert_eq!(emails("راسلنا على ahmed@mail.example.sa شكرا"), ["ahmed@mail.example.sa"]);
+        assert_eq!(
+            emails("mail John.Doe+tag@Example.COM."),
+            ["John.Doe+tag@Example.COM"]
+        );
+        assert_eq!(
+            emails("联系邮箱：zhang.san@example.cn。"),
+            ["zhang.san@example.cn"]
+        );
+        assert_eq!(
+            emails("راسلنا على ahmed@mail.example.sa شكرا"),
+            ["ahmed@mail.example.sa"]
+        );
         assert_eq!(emails("<a@b.co>, 'c@d.org'"), ["a@b.co", "c@d.org"]);
         assert_eq!(emails("https://x.org/u?mail=a.b@c.org&x=1"), ["a.b@c.org"]);
     }

@@ -63,11 +63,15 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -109,8 +113,20 @@ fn v4_bounded(text: &str, start: usize, end: usize) -> bool {
 /// Words after which a dotted quad is a version, not an address (`version 2.14.1.3`,
 /// `版本号 4.19.0.1`, `الإصدار 1.0.0.1`).
 const VERSION_WORDS: &[&str] = &[
-    "version", "ver", "ver.", "v", "build", "release", "firmware", "fw", "update", "版本",
-    "版本号", "الإصدار", "إصدار", "النسخة",
+    "version",
+    "ver",
+    "ver.",
+    "v",
+    "build",
+    "release",
+    "firmware",
+    "fw",
+    "update",
+    "版本",
+    "版本号",
+    "الإصدار",
+    "إصدار",
+    "النسخة",
 ];
 
 fn after_version_word(text: &str, start: usize) -> bool {
@@ -122,7 +138,9 @@ fn after_version_word(text: &str, start: usize) -> bool {
         .last()
         .map_or(before.len(), |(i, _)| i);
     let word = before[word_start..].to_lowercase();
-    VERSION_WORDS.iter().any(|w| word == *w || word.ends_with(w) && !w.is_ascii())
+    VERSION_WORDS
+        .iter()
+        .any(|w| word == *w || word.ends_with(w) && !w.is_ascii())
 }
 
 fn v6_bounded(text: &str, start: usize, end: usize) -> bool {
@@ -176,7 +194,9 @@ pub(crate) fn find(text: &str, infrastructure: &[Cidr], out: &mut Vec<Finding>) 
         if let Ok(ip) = m.as_str().parse::<Ipv4Addr>()
             && v4_bounded(text, m.start(), m.end())
             && !after_version_word(text, m.start())
-            && !v6_spans.iter().any(|r| r.start <= m.start() && m.end() <= r.end)
+            && !v6_spans
+                .iter()
+                .any(|r| r.start <= m.start() && m.end() <= r.end)
         {
             push(m.start(), m.end(), IpAddr::V4(ip), "ipv4");
         }
@@ -198,11 +218,17 @@ mod tests {
     #[test]
     fn v4_and_v6() {
         assert_eq!(
-            ips("from 203.0.113.7 and [2001:db8::1]:443, fe80::1ff:fe23:4567:890a", &[]),
+            ips(
+                "from 203.0.113.7 and [2001:db8::1]:443, fe80::1ff:fe23:4567:890a",
+                &[]
+            ),
             ["203.0.113.7", "2001:db8::1", "fe80::1ff:fe23:4567:890a"]
         );
         assert_eq!(ips("来自198.51.100.23的连接", &[]), ["198.51.100.23"]);
-        assert_eq!(ips("::ffff:192.0.2.128 mapped", &[]), ["::ffff:192.0.2.128"]);
+        assert_eq!(
+            ips("::ffff:192.0.2.128 mapped", &[]),
+            ["::ffff:192.0.2.128"]
+        );
     }
 
     #[test]
@@ -228,7 +254,10 @@ mod tests {
     fn infrastructure_ranges_are_skipped() {
         let infra = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"];
         assert_eq!(
-            ips("10.1.2.3 11.1.2.3 2001:db8::5 2001:db9::5 192.0.2.1 192.0.2.2", &infra),
+            ips(
+                "10.1.2.3 11.1.2.3 2001:db8::5 2001:db9::5 192.0.2.1 192.0.2.2",
+                &infra
+            ),
             ["11.1.2.3", "2001:db9::5", "192.0.2.2"]
         );
         assert!(ips("::ffff:10.9.9.9", &infra).is_empty());
@@ -238,8 +267,21 @@ mod tests {
     fn cidr_parsing() {
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("10.0.0/8".parse::<Cidr>().is_err());
-        assert!("::/0".parse::<Cidr>().unwrap().contains("1.2.3.4".parse().unwrap()) == false);
-        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains("1.2.3.4".parse().unwrap()));
-        assert_eq!("2001:db8::/32".parse::<Cidr>().unwrap().to_string(), "2001:db8::/32");
+        assert!(
+            !"::/0"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(
+            "2001:db8::/32".parse::<Cidr>().unwrap().to_string(),
+            "2001:db8::/32"
+        );
     }
 }

@@ -19,8 +19,8 @@
 //! | [`Category::UserAccount`] | `user_id`, `account_login`, `display_name`, `credential` of a `user-account` | STIX 2.1 §6.16 |
 //! | [`Category::EmailAddressObject`] | `value`, `display_name` of an `email-addr` | STIX 2.1 §6.5 |
 
-pub mod checksum;
 mod card;
+pub mod checksum;
 mod email;
 mod iban;
 mod ip;

@@ -30,8 +30,7 @@ const MAX_DIGITS: usize = 17;
 pub(crate) fn find(text: &str, regions: &[country::Id], mask: &NoiseMask, out: &mut Vec<Finding>) {
     for m in RUN.find_iter(text) {
         let groups = text::groups(text, m.range());
-        for (r, (e164, rule)) in text::best_windows(text, &groups, mask, |w| validate(w, regions))
-        {
+        for (r, (e164, rule)) in text::best_windows(text, &groups, mask, |w| validate(w, regions)) {
             out.push(Finding {
                 category: Category::Phone,
                 start: r.start,
@@ -63,7 +62,10 @@ fn validate(window: &str, regions: &[country::Id]) -> Option<(String, &'static s
     let plus = window.trim_start_matches('(').starts_with('+');
     // Written numbers have at most five groups nationally (`01 42 68 53 00`), six with the
     // country code; more is a list (`0-23-65281-10-11-35-16`, a TLS fingerprint).
-    let groups = window.split([' ', '-', '.']).filter(|g| !g.is_empty()).count();
+    let groups = window
+        .split([' ', '-', '.'])
+        .filter(|g| !g.is_empty())
+        .count();
     if groups > if plus { 6 } else { 5 } {
         return None;
     }
@@ -133,7 +135,10 @@ mod tests {
         assert_eq!(phones("whois +966.112345678", &[])[0].1, "+966112345678");
         assert_eq!(phones("(+44 7911 123456)", &[])[0].0, "+44 7911 123456");
         assert_eq!(phones("Tel (010) 6552-9988", &["CN"])[0].1, "+861065529988");
-        assert_eq!(phones("جوال 0501234567", &["CN", "SA"])[0].1, "+966501234567");
+        assert_eq!(
+            phones("جوال 0501234567", &["CN", "SA"])[0].1,
+            "+966501234567"
+        );
     }
 
     #[test]
@@ -158,13 +163,17 @@ mod tests {
             "version 10.0.19041.1",
             "port 8080, pid 31337",
             "sha256 4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a",
-            "+86 138 1234 567",  // too short for a mobile
+            "+86 138 1234 567", // too short for a mobile
             "T1234567890",
             "784-1985-1234567-4",
             "case 2024-000123 and years 2015-2025",
             "10.0.19041.1 or 1.2.3.4",
         ] {
-            assert!(phones(t, &regions).is_empty(), "{t}: {:?}", phones(t, &regions));
+            assert!(
+                phones(t, &regions).is_empty(),
+                "{t}: {:?}",
+                phones(t, &regions)
+            );
         }
     }
 }

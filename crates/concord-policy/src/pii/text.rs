@@ -137,7 +137,11 @@ pub(crate) fn best_windows<T>(
     let mut out = Vec::new();
     let mut i = 0;
     'outer: while i < groups.len() {
-        if i > 0 && text[groups[i - 1].clone()].trim_start_matches('(').starts_with('+') {
+        if i > 0
+            && text[groups[i - 1].clone()]
+                .trim_start_matches('(')
+                .starts_with('+')
+        {
             i += 1;
             continue;
         }
