@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::tlp::{object_tlp, Tlp};
+use crate::tlp::{Tlp, object_tlp};
 
 /// A partner as the policy sees it: an organisation with credentials on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +37,11 @@ pub struct CollectionSharing {
 
 impl Default for CollectionSharing {
     fn default() -> Self {
-        CollectionSharing { groups: None, recipients: Vec::new(), default_tlp: Tlp::Amber }
+        CollectionSharing {
+            groups: None,
+            recipients: Vec::new(),
+            default_tlp: Tlp::Amber,
+        }
     }
 }
 
@@ -61,12 +65,19 @@ pub enum Decision {
 }
 
 /// Whether `partner` may receive content at `tlp` from a collection shared as `sharing`.
-pub fn may_see(tlp: Tlp, sharing: &CollectionSharing, partner: &PartnerProfile) -> Result<(), String> {
+pub fn may_see(
+    tlp: Tlp,
+    sharing: &CollectionSharing,
+    partner: &PartnerProfile,
+) -> Result<(), String> {
     let named = |allow_groups: bool| {
-        sharing.recipients.iter().any(|r| match r.strip_prefix("group:") {
-            Some(g) => allow_groups && partner.groups.iter().any(|pg| pg == g),
-            None => *r == partner.name,
-        })
+        sharing
+            .recipients
+            .iter()
+            .any(|r| match r.strip_prefix("group:") {
+                Some(g) => allow_groups && partner.groups.iter().any(|pg| pg == g),
+                None => *r == partner.name,
+            })
     };
     match tlp {
         Tlp::Clear => Ok(()),
@@ -99,7 +110,9 @@ pub fn may_see(tlp: Tlp, sharing: &CollectionSharing, partner: &PartnerProfile) 
 /// still validate (STIX 2.1) or the object is withheld.
 pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile) -> Decision {
     let Ok(object) = serde_json::from_str::<Value>(body) else {
-        return Decision::Withheld { reason: "stored object is not JSON".to_owned() };
+        return Decision::Withheld {
+            reason: "stored object is not JSON".to_owned(),
+        };
     };
     let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
     if Tlp::is_tlp_definition(id) {
@@ -116,10 +129,18 @@ pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile)
     let mut hidden: Vec<(String, Tlp)> = Vec::new();
     let mut kept_markings = Vec::new();
     for g in granular {
-        let level = g.get("marking_ref").and_then(Value::as_str).and_then(Tlp::from_marking_id);
+        let level = g
+            .get("marking_ref")
+            .and_then(Value::as_str)
+            .and_then(Tlp::from_marking_id);
         match level {
             Some(level) if may_see(level, sharing, partner).is_err() => {
-                for s in g.get("selectors").and_then(Value::as_array).into_iter().flatten() {
+                for s in g
+                    .get("selectors")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(s) = s.as_str() {
                         hidden.push((s.to_owned(), level));
                     }
@@ -133,8 +154,10 @@ pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile)
     }
     let mut copy = object.clone();
     // Deepest and last list elements first, so earlier removals do not shift later ones.
-    let mut paths: Vec<(Vec<Step>, String, Tlp)> =
-        hidden.into_iter().map(|(s, t)| (parse_selector(&s), s, t)).collect();
+    let mut paths: Vec<(Vec<Step>, String, Tlp)> = hidden
+        .into_iter()
+        .map(|(s, t)| (parse_selector(&s), s, t))
+        .collect();
     paths.sort_by(|a, b| b.0.cmp(&a.0));
     let mut changes = Vec::new();
     for (steps, selector, level) in paths {
@@ -152,11 +175,17 @@ pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile)
         return Decision::Withheld {
             reason: format!(
                 "removing the properties under stricter granular markings leaves an invalid object ({})",
-                violations.first().map(|v| v.to_string()).unwrap_or_default()
+                violations
+                    .first()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
             ),
         };
     }
-    Decision::Rewritten { body: copy.to_string(), changes }
+    Decision::Rewritten {
+        body: copy.to_string(),
+        changes,
+    }
 }
 
 /// One step of a granular-marking selector (STIX 2.1 §7.2.3.1): a property or a list index.
@@ -170,15 +199,23 @@ enum Step {
 fn parse_selector(selector: &str) -> Vec<Step> {
     selector
         .split('.')
-        .map(|part| match part.strip_prefix('[').and_then(|p| p.strip_suffix(']')).and_then(|n| n.parse().ok()) {
-            Some(i) => Step::Index(i),
-            None => Step::Key(part.to_owned()),
+        .map(|part| {
+            match part
+                .strip_prefix('[')
+                .and_then(|p| p.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+            {
+                Some(i) => Step::Index(i),
+                None => Step::Key(part.to_owned()),
+            }
         })
         .collect()
 }
 
 fn remove(value: &mut Value, steps: &[Step]) -> bool {
-    let Some((last, parents)) = steps.split_last() else { return false };
+    let Some((last, parents)) = steps.split_last() else {
+        return false;
+    };
     let mut cur = value;
     for s in parents {
         cur = match (s, cur) {
@@ -252,7 +289,7 @@ mod tests {
             (&[AMBER], [true, true, false]), // anssi through group:gov
             (&[STRICT], [true, false, false]), // named organisation alone
             (&[RED], [false, false, false]),
-            (&[], [true, true, false]),       // default AMBER
+            (&[], [true, true, false]),             // default AMBER
             (&[GREEN, RED], [false, false, false]), // strictest wins
         ];
         for (markings, want) in cases {
@@ -277,7 +314,9 @@ mod tests {
         ]);
         let body = o.to_string();
         let d = egress(&body, &CollectionSharing::default(), &partner("acme", &[]));
-        let Decision::Rewritten { body, changes } = d else { panic!("{d:?}") };
+        let Decision::Rewritten { body, changes } = d else {
+            panic!("{d:?}")
+        };
         let copy: Value = serde_json::from_str(&body).unwrap();
         assert!(copy.get("description").is_none());
         assert_eq!(copy["name"], "Op");
@@ -286,7 +325,11 @@ mod tests {
         assert!(concord_stix::validate_object(&copy).is_ok());
         // Removing a required property would leave an invalid object: withheld instead.
         o["granular_markings"] = serde_json::json!([{"marking_ref": RED, "selectors": ["name"]}]);
-        let d = egress(&o.to_string(), &CollectionSharing::default(), &partner("acme", &[]));
+        let d = egress(
+            &o.to_string(),
+            &CollectionSharing::default(),
+            &partner("acme", &[]),
+        );
         assert!(matches!(d, Decision::Withheld { .. }), "{d:?}");
     }
 }

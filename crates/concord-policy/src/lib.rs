@@ -1,4 +1,5 @@
-//! Concord's egress policy. For now: the personal-information detectors ([`pii`]).
+//! Concord's egress policy: the one egress function ([`egress::egress`]), the TLP gate
+//! ([`tlp`]), and the personal-information detectors ([`pii`]).
 //!
 //! # Why detectors, and why these
 //!
@@ -48,4 +49,6 @@
 //!
 //! This crate does no I/O and depends on neither tokio nor a database.
 
+pub mod egress;
 pub mod pii;
+pub mod tlp;
