@@ -38,7 +38,10 @@ pub(crate) struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     pub(crate) fn new(group: std::sync::Arc<HashMap<&'a str, &'a Value>>) -> Self {
-        Scope { group, embedded: HashMap::new() }
+        Scope {
+            group,
+            embedded: HashMap::new(),
+        }
     }
 
     pub(crate) fn insert(&mut self, key: &'a str, v: &'a Value) {
@@ -46,7 +49,10 @@ impl<'a> Scope<'a> {
     }
 
     fn get(&self, key: &str) -> Option<&'a Value> {
-        self.embedded.get(key).or_else(|| self.group.get(key)).copied()
+        self.embedded
+            .get(key)
+            .or_else(|| self.group.get(key))
+            .copied()
     }
 }
 
