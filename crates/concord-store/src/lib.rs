@@ -290,6 +290,46 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a node setting.
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Every partner, ordered by name.
+    fn partners(&self) -> Result<Vec<Partner>>;
+    /// Creates or replaces (by name) a partner.
+    fn put_partner(&self, partner: &Partner) -> Result<()>;
+    /// Removes a partner; `false` when there was none of that name.
+    fn remove_partner(&self, name: &str) -> Result<bool>;
+}
+
+/// A partner: an organisation with credentials on this node (DESIGN.md, "Terms").
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Partner {
+    /// Unique name of the organisation.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 code of its jurisdiction, upper case.
+    pub jurisdiction: String,
+    /// Sharing groups it belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Collection ids it may read over TAXII.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Collection ids it may write (POST) over TAXII.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Public half of its API key (`concord_<key_id>_<secret>`).
+    pub key_id: String,
+    /// Argon2id PHC string of the secret half.
+    pub key_hash: String,
+    /// When it was created, ns since the epoch.
+    pub created_ns: i64,
+}
+
+impl Partner {
+    pub(crate) fn from_record(text: &str) -> Result<Partner> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("partner record: {e}")))
+    }
+
+    pub(crate) fn to_record(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// SHA-256 over the canonical form of a JSON value (object keys sorted by code point, no

@@ -38,14 +38,20 @@ use sha2::Digest;
 
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
 };
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        "0002_partners",
+        include_str!("../migrations/postgres/0002_partners.sql"),
+    ),
+];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.
 const WRITE_LOCK_CLASS: i32 = 0x436f_6e63;
@@ -997,6 +1003,31 @@ impl Store for PostgresStore {
             )?;
             Ok(())
         })
+    }
+
+    fn partners(&self) -> Result<Vec<Partner>> {
+        self.with_conn(|c| {
+            c.query("SELECT record FROM partners ORDER BY name", &[])?
+                .iter()
+                .map(|r| Partner::from_record(&r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+
+    fn put_partner(&self, partner: &Partner) -> Result<()> {
+        let record = partner.to_record();
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO partners (name, key_id, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, record = excluded.record",
+                &[&partner.name, &partner.key_id, &record],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_partner(&self, name: &str) -> Result<bool> {
+        self.with_conn(|c| Ok(c.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1))
     }
 }
 

@@ -13,11 +13,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+    include_str!("../migrations/sqlite/0002_partners.sql"),
+];
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -502,6 +505,30 @@ impl Store for SqliteStore {
                     .optional()?,
             )
         })
+    }
+
+    fn partners(&self) -> Result<Vec<Partner>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached("SELECT record FROM partners ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| Partner::from_record(&r?)).collect()
+        })
+    }
+
+    fn put_partner(&self, partner: &Partner) -> Result<()> {
+        self.writer().execute(
+            "INSERT INTO partners (name, key_id, record) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, record = excluded.record",
+            params![partner.name, partner.key_id, partner.to_record()],
+        )?;
+        Ok(())
+    }
+
+    fn remove_partner(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .writer()
+            .execute("DELETE FROM partners WHERE name = ?1", [name])?
+            == 1)
     }
 
     fn set_setting(&self, key: &str, value: &str) -> Result<()> {

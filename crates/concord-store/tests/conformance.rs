@@ -282,6 +282,36 @@ fn status_and_settings(store: &dyn Store) {
     assert_eq!(store.setting("k").unwrap().as_deref(), Some("b"));
 }
 
+fn partners_round_trip(store: &dyn Store) {
+    let p = concord_store::Partner {
+        name: "bsi".into(),
+        jurisdiction: "DE".into(),
+        groups: vec!["eu-cert".into()],
+        read: vec!["c1".into()],
+        write: vec![],
+        key_id: "0123456789abcdef".into(),
+        key_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ns: 1,
+    };
+    store.put_partner(&p).unwrap();
+    let mut q = p.clone();
+    q.name = "anssi".into();
+    q.key_id = "fedcba9876543210".into();
+    store.put_partner(&q).unwrap();
+    assert_eq!(
+        store.partners().unwrap(),
+        [q.clone(), p.clone()],
+        "ordered by name"
+    );
+    let mut rotated = p.clone();
+    rotated.key_id = "1111111111111111".into();
+    store.put_partner(&rotated).unwrap();
+    assert_eq!(store.partners().unwrap()[1], rotated, "replaced by name");
+    assert!(store.remove_partner("bsi").unwrap());
+    assert!(!store.remove_partner("bsi").unwrap());
+    assert_eq!(store.partners().unwrap(), [q]);
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -320,6 +350,11 @@ macro_rules! store_suite {
             fn status_and_settings() {
                 let Some((s, _g)) = $make else { return };
                 super::status_and_settings(&s)
+            }
+            #[test]
+            fn partners_round_trip() {
+                let Some((s, _g)) = $make else { return };
+                super::partners_round_trip(&s)
             }
         }
     };
