@@ -10,6 +10,11 @@ use serde_json::Value;
 
 use crate::tlp::{Tlp, object_tlp};
 
+/// The node setting that holds a collection's [`CollectionSharing`] as JSON.
+pub fn sharing_setting_key(collection_id: &str) -> String {
+    format!("collection_sharing/{collection_id}")
+}
+
 /// A partner as the policy sees it: an organisation with credentials on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartnerProfile {
@@ -33,6 +38,52 @@ pub struct CollectionSharing {
     pub recipients: Vec<String>,
     /// TLP of objects that carry no TLP marking (TLP:AMBER unless configured).
     pub default_tlp: Tlp,
+}
+
+impl CollectionSharing {
+    /// Reads the JSON form `{"groups": null | [..], "recipients": [..], "default_tlp": "amber"}`
+    /// (as the node stores it); missing keys take their defaults. Errors: the reason, naming
+    /// the key.
+    pub fn from_json(text: &str) -> Result<CollectionSharing, String> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("collection sharing: {e}"))?;
+        let strings = |key: &str| -> Result<Option<Vec<String>>, String> {
+            match v.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("{key}: not a string"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(format!("{key}: not a list")),
+            }
+        };
+        let default_tlp = match v.get("default_tlp").and_then(Value::as_str) {
+            None => Tlp::Amber,
+            Some(t) => {
+                Tlp::parse(t).ok_or_else(|| format!("default_tlp: unknown TLP level {t:?}"))?
+            }
+        };
+        Ok(CollectionSharing {
+            groups: strings("groups")?,
+            recipients: strings("recipients")?.unwrap_or_default(),
+            default_tlp,
+        })
+    }
+
+    /// The JSON form read by [`CollectionSharing::from_json`].
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "groups": self.groups,
+            "recipients": self.recipients,
+            "default_tlp": self.default_tlp.label().trim_start_matches("TLP:").to_ascii_lowercase(),
+        })
+        .to_string()
+    }
 }
 
 impl Default for CollectionSharing {
@@ -303,6 +354,25 @@ mod tests {
         // The TLP definitions themselves always go.
         let def = r#"{"type":"marking-definition","id":"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"}"#;
         assert_eq!(egress(def, &community, &acme), Decision::Unchanged);
+    }
+
+    #[test]
+    fn sharing_json_round_trips() {
+        let s = CollectionSharing {
+            groups: Some(vec!["eu".into()]),
+            recipients: vec!["bsi".into()],
+            default_tlp: Tlp::AmberStrict,
+        };
+        assert_eq!(CollectionSharing::from_json(&s.to_json()).unwrap(), s);
+        assert_eq!(
+            CollectionSharing::from_json("{}").unwrap(),
+            CollectionSharing::default()
+        );
+        assert!(
+            CollectionSharing::from_json(r#"{"default_tlp":"pink"}"#)
+                .unwrap_err()
+                .contains("default_tlp")
+        );
     }
 
     #[test]

@@ -1,65 +1,208 @@
-//! Authentication (TAXII 2.1 §1.6.7.1): HTTP Basic and Bearer, one credential store.
+//! Authentication (TAXII 2.1 §1.6.7.1): HTTP Basic and Bearer, two kinds of credential.
 //!
-//! Today the node has one credential, the admin token, accepted as `Authorization: Bearer
-//! TOKEN` and as the password of HTTP Basic with any user name. It is stored as its SHA-256
-//! (not argon2: the token is 256 random bits, so a fast hash is not brute-forceable, and every
-//! request checks it), compared in constant time.
+//! - The **admin token** (from `concord init`), accepted as `Authorization: Bearer TOKEN` and
+//!   as the password of HTTP Basic with any user name. Stored as its SHA-256 (it is 256 random
+//!   bits, so a fast hash is not brute-forceable), compared in constant time.
+//! - **Partner API keys** `concord_<key_id>_<secret>`, the same two ways. The `key_id` finds
+//!   the partner; the secret is checked against its argon2id hash. Argon2 costs tens of
+//!   milliseconds by design, so a key once verified is remembered (by its SHA-256) together
+//!   with the hash it matched: a rotated or removed key stops working as soon as the partner
+//!   list is re-read (every [`PARTNER_CACHE_TTL`]), on every `serve` process of the node.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
+use concord_policy::egress::PartnerProfile;
+use concord_store::{Partner, Store, StoreError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+/// How long the partner list is cached by a server process.
+pub const PARTNER_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Who made a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
-    /// The node's administrator: reads and writes every collection.
+    /// The node's operator: reads and writes every collection, sees every object as stored.
     Admin,
+    /// A partner organisation: its permissions, and the egress policy for what it reads.
+    Partner(Arc<PartnerAccess>),
+}
+
+/// A partner's rights, as read from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartnerAccess {
+    /// Name, jurisdiction and sharing groups, as the policy sees them.
+    pub profile: PartnerProfile,
+    /// Collection ids it may read.
+    pub read: HashSet<String>,
+    /// Collection ids it may write.
+    pub write: HashSet<String>,
 }
 
 impl Principal {
     /// Whether this principal may read a collection (TAXII `can_read`).
-    pub fn can_read(&self, _collection_id: &str) -> bool {
+    pub fn can_read(&self, collection_id: &str) -> bool {
         match self {
             Principal::Admin => true,
+            Principal::Partner(p) => p.read.contains(collection_id),
         }
     }
 
     /// Whether this principal may write a collection (TAXII `can_write`).
-    pub fn can_write(&self, _collection_id: &str) -> bool {
+    pub fn can_write(&self, collection_id: &str) -> bool {
         match self {
             Principal::Admin => true,
+            Principal::Partner(p) => p.write.contains(collection_id),
         }
     }
 }
 
 /// Hex SHA-256 of a token, as stored in the node's settings under [`ADMIN_TOKEN_SETTING`].
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The settings key under which the admin token's hash is kept.
 pub const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
-/// Checks an `Authorization` header against the admin token hash.
-pub fn authenticate(header: Option<&str>, admin_hash: &str) -> Option<Principal> {
-    let header = header?.trim();
-    let (scheme, rest) = header.split_once(' ')?;
-    let token = match scheme.to_ascii_lowercase().as_str() {
-        "bearer" => rest.trim().to_owned(),
+/// A new partner API key: `(key, key_id, argon2id PHC hash of the secret)`. The key is shown
+/// once and never stored. Errors: the OS random source failed.
+pub fn new_api_key() -> Result<(String, String, String), String> {
+    let mut bytes = [0u8; 40];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    let key_id = hex(&bytes[..8]);
+    let secret = hex(&bytes[8..]);
+    let hash = argon2::Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map_err(|e| format!("argon2: {e}"))?
+        .to_string();
+    Ok((format!("concord_{key_id}_{secret}"), key_id, hash))
+}
+
+/// The credential carried by an `Authorization` header: Bearer, or the Basic password.
+fn credential(header: &str) -> Option<String> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(rest.trim().to_owned()),
         "basic" => {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(rest.trim())
                 .ok()?;
             let text = String::from_utf8(decoded).ok()?;
-            text.split_once(':')?.1.to_owned()
+            Some(text.split_once(':')?.1.to_owned())
         }
-        _ => return None,
-    };
-    let given = token_hash(&token);
-    bool::from(given.as_bytes().ct_eq(admin_hash.as_bytes())).then_some(Principal::Admin)
+        _ => None,
+    }
+}
+
+/// Checks credentials against the admin token and the partners of a store.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    admin_hash: String,
+    partners: Mutex<Option<(Instant, Arc<Vec<Partner>>)>>,
+    /// SHA-256 of a verified key → the argon2 hash it was verified against.
+    verified: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator over a store, with the admin token's SHA-256.
+    pub fn new(store: Arc<dyn Store>, admin_hash: String) -> Authenticator {
+        Authenticator {
+            store,
+            admin_hash,
+            partners: Mutex::new(None),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn partners(&self) -> Result<Arc<Vec<Partner>>, StoreError> {
+        let mut cache = self.partners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, list)) = cache.as_ref()
+            && at.elapsed() < PARTNER_CACHE_TTL
+        {
+            return Ok(list.clone());
+        }
+        let list = Arc::new(self.store.partners()?);
+        *cache = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// The principal an `Authorization` header authenticates, or `None`. Blocking (store
+    /// reads, argon2): call it from a blocking thread.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Option<Principal>, StoreError> {
+        let Some(token) = header.and_then(credential) else {
+            return Ok(None);
+        };
+        if let Some(rest) = token.strip_prefix("concord_")
+            && let Some((key_id, secret)) = rest.split_once('_')
+        {
+            return self.partner(&token, key_id, secret);
+        }
+        let given = token_hash(&token);
+        Ok(
+            bool::from(given.as_bytes().ct_eq(self.admin_hash.as_bytes()))
+                .then_some(Principal::Admin),
+        )
+    }
+
+    fn partner(
+        &self,
+        token: &str,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        let partners = self.partners()?;
+        let Some(p) = partners.iter().find(|p| p.key_id == key_id) else {
+            return Ok(None);
+        };
+        let digest = token_hash(token);
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned();
+        let ok = match known {
+            Some(hash) => hash == p.key_hash,
+            None => {
+                let ok = argon2::Argon2::default()
+                    .verify_password(secret.as_bytes(), p.key_hash.as_str())
+                    .is_ok();
+                if ok {
+                    self.verified
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(digest, p.key_hash.clone());
+                }
+                ok
+            }
+        };
+        Ok(ok.then(|| {
+            Principal::Partner(Arc::new(PartnerAccess {
+                profile: PartnerProfile {
+                    name: p.name.clone(),
+                    jurisdiction: p.jurisdiction.clone(),
+                    groups: p.groups.clone(),
+                },
+                read: p.read.iter().cloned().collect(),
+                write: p.write.iter().cloned().collect(),
+            }))
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -68,19 +211,27 @@ mod tests {
 
     #[test]
     fn bearer_and_basic() {
-        let h = token_hash("s3cret");
-        assert_eq!(
-            authenticate(Some("Bearer s3cret"), &h),
-            Some(Principal::Admin)
-        );
+        assert_eq!(credential("Bearer s3cret").as_deref(), Some("s3cret"));
         let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret");
         assert_eq!(
-            authenticate(Some(&format!("Basic {basic}")), &h),
-            Some(Principal::Admin)
+            credential(&format!("Basic {basic}")).as_deref(),
+            Some("s3cret")
         );
-        let wrong = base64::engine::general_purpose::STANDARD.encode("anyone:nope");
-        assert_eq!(authenticate(Some(&format!("Basic {wrong}")), &h), None);
-        assert_eq!(authenticate(Some("Bearer nope"), &h), None);
-        assert_eq!(authenticate(None, &h), None);
+        assert_eq!(credential("Digest x"), None);
+    }
+
+    #[test]
+    fn api_keys_verify_with_argon2() {
+        let (key, key_id, hash) = new_api_key().unwrap();
+        assert!(key.starts_with(&format!("concord_{key_id}_")));
+        let secret = key.rsplit('_').next().unwrap();
+        let argon = argon2::Argon2::default();
+        assert!(
+            argon
+                .verify_password(secret.as_bytes(), hash.as_str())
+                .is_ok()
+        );
+        assert!(argon.verify_password(b"wrong", hash.as_str()).is_err());
+        assert!(hash.starts_with("$argon2id$"));
     }
 }

@@ -26,6 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use concord_ingest::{Container, IngestError, IngestOptions, ingest};
+use concord_policy::egress::{CollectionSharing, Decision, egress, sharing_setting_key};
 use concord_stix::{BundleError, Timestamp};
 use concord_store::{Collection, Cursor, Entry, ObjectFilter, PageRequest, Store, VersionSelector};
 use concord_taxii::media::{self, TAXII_21};
@@ -60,7 +61,7 @@ pub struct ServerConfig {
 pub struct AppState {
     store: Arc<dyn Store>,
     config: Arc<ServerConfig>,
-    admin_hash: Arc<str>,
+    auth: Arc<auth::Authenticator>,
 }
 
 impl AppState {
@@ -70,9 +71,9 @@ impl AppState {
             .setting(auth::ADMIN_TOKEN_SETTING)?
             .ok_or(ServerError::NotInitialised)?;
         Ok(AppState {
+            auth: Arc::new(auth::Authenticator::new(store.clone(), admin_hash)),
             store,
             config: Arc::new(config),
-            admin_hash: admin_hash.into(),
         })
     }
 }
@@ -199,9 +200,18 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let authz = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(principal) = auth::authenticate(authz, &state.admin_hash) else {
-        let why = if authz.is_some() {
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let has_credentials = authz.is_some();
+    let authenticator = state.auth.clone();
+    // Blocking: a store read every few seconds and, once per key, argon2.
+    let principal = match blocking(move || Ok(authenticator.authenticate(authz.as_deref())?)).await
+    {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let Some(principal) = principal else {
+        let why = if has_credentials {
             "invalid credentials"
         } else {
             "credentials required"
@@ -330,6 +340,7 @@ async fn collections(
     Ok(json(&Collections {
         collections: list
             .into_iter()
+            .filter(|c| principal.can_read(&c.id) || principal.can_write(&c.id))
             .map(|c| collection_resource(c, &principal))
             .collect(),
     }))
@@ -344,8 +355,8 @@ enum Access {
     See,
 }
 
-/// Finds a collection by id or alias and checks access: 404 when unknown, 403 when the
-/// principal may not do what is asked (TAXII 2.1 §5.2).
+/// Finds a collection by id or alias and checks access: 404 when unknown or invisible to the
+/// principal, 403 when the principal may see it but not do what is asked (TAXII 2.1 §5.2).
 async fn find_collection(
     state: &AppState,
     principal: &Principal,
@@ -354,9 +365,15 @@ async fn find_collection(
 ) -> Handler<Collection> {
     let store = state.store.clone();
     let n = name.clone();
+    let not_found = || TaxiiError::new(ErrorCode::NotFound, format!("no collection {name:?}"));
     let c = blocking(move || Ok(store.collection(&n)?))
         .await?
-        .ok_or_else(|| TaxiiError::new(ErrorCode::NotFound, format!("no collection {name:?}")))?;
+        .ok_or_else(not_found)?;
+    // A collection the principal may neither read nor write does not exist for it (404, so
+    // as not to reveal it); one it may only read or only write answers 403 for the other.
+    if !(principal.can_read(&c.id) || principal.can_write(&c.id)) {
+        return Err(not_found().into());
+    }
     let ok = match access {
         Access::Read => principal.can_read(&c.id),
         Access::Write => principal.can_write(&c.id),
@@ -434,48 +451,100 @@ fn next_token(page: &concord_store::Page) -> Option<String> {
     })
 }
 
-/// Runs a paged query on a collection.
-async fn page(
+/// A page as it leaves the node for one principal.
+struct Outgoing {
+    /// Whether more entries follow the page (of the collection, before egress).
+    more: bool,
+    /// Token that resumes after the last entry *scanned*, so that entries the egress
+    /// function withheld are not scanned again.
+    next: Option<String>,
+    /// The entries the principal receives; `body` holds what it receives when asked for.
+    entries: Vec<Entry>,
+}
+
+/// Reads a page and passes every entry through the egress function for a partner
+/// (`concord_policy::egress::egress`, the one egress function of the node): withheld entries
+/// are left out, rewritten ones carry the rewritten body. The operator (admin) receives the
+/// stored objects. A page may so hold fewer entries than `limit` (TAXII 2.1 §3.4.1 allows it).
+async fn read_page(
     state: &AppState,
+    principal: &Principal,
     collection_id: String,
     filter: ObjectFilter,
-    page: PageRequest,
-    with_body: bool,
-) -> Handler<concord_store::Page> {
+    request: PageRequest,
+    want_body: bool,
+) -> Handler<Outgoing> {
+    let partner = match principal {
+        Principal::Admin => None,
+        Principal::Partner(p) => Some(p.clone()),
+    };
     let store = state.store.clone();
-    blocking(move || Ok(store.entries(&collection_id, &filter, &page, with_body)?)).await
+    let with_body = want_body || partner.is_some();
+    blocking(move || {
+        let page = store.entries(&collection_id, &filter, &request, with_body)?;
+        let next = next_token(&page);
+        let more = page.more;
+        let mut entries = page.entries;
+        if let Some(p) = partner {
+            let sharing = match store.setting(&sharing_setting_key(&collection_id))? {
+                Some(text) => CollectionSharing::from_json(&text)
+                    .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e)))?,
+                None => CollectionSharing::default(),
+            };
+            entries.retain_mut(|e| {
+                let body = e.body.as_deref().unwrap_or("null");
+                match egress(body, &sharing, &p.profile) {
+                    Decision::Unchanged => true,
+                    Decision::Rewritten { body, .. } => {
+                        e.body = Some(body);
+                        true
+                    }
+                    Decision::Withheld { .. } => false,
+                }
+            });
+        }
+        if !want_body {
+            entries.iter_mut().for_each(|e| e.body = None);
+        }
+        Ok(Outgoing {
+            more,
+            next,
+            entries,
+        })
+    })
+    .await
 }
 
 /// An envelope built from stored bytes, without re-serialising any object.
-fn envelope(page: &concord_store::Page) -> String {
-    let mut out = String::with_capacity(
-        64 + page
+fn envelope(out: &Outgoing) -> String {
+    let mut text = String::with_capacity(
+        64 + out
             .entries
             .iter()
             .map(|e| e.body.as_ref().map_or(0, String::len) + 1)
             .sum::<usize>(),
     );
-    out.push_str(if page.more {
+    text.push_str(if out.more {
         "{\"more\":true"
     } else {
         "{\"more\":false"
     });
-    if let Some(next) = next_token(page) {
-        out.push_str(",\"next\":");
-        out.push_str(&serde_json::Value::String(next).to_string());
+    if let Some(next) = &out.next {
+        text.push_str(",\"next\":");
+        text.push_str(&serde_json::Value::String(next.clone()).to_string());
     }
-    if !page.entries.is_empty() {
-        out.push_str(",\"objects\":[");
-        for (i, e) in page.entries.iter().enumerate() {
+    if !out.entries.is_empty() {
+        text.push_str(",\"objects\":[");
+        for (i, e) in out.entries.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                text.push(',');
             }
-            out.push_str(e.body.as_deref().unwrap_or("null"));
+            text.push_str(e.body.as_deref().unwrap_or("null"));
         }
-        out.push(']');
+        text.push(']');
     }
-    out.push('}');
-    out
+    text.push('}');
+    text
 }
 
 async fn objects(
@@ -486,8 +555,8 @@ async fn objects(
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
     let c = find_collection(&state, &principal, name, Access::Read).await?;
-    let p = page(&state, c.id, filter_of(&q), page_of(&q), true).await?;
-    Ok(taxii_json(StatusCode::OK, envelope(&p), &p.entries))
+    let out = read_page(&state, &principal, c.id, filter_of(&q), page_of(&q), true).await?;
+    Ok(taxii_json(StatusCode::OK, envelope(&out), &out.entries))
 }
 
 async fn manifest(
@@ -498,10 +567,10 @@ async fn manifest(
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
     let c = find_collection(&state, &principal, name, Access::Read).await?;
-    let p = page(&state, c.id, filter_of(&q), page_of(&q), false).await?;
+    let p = read_page(&state, &principal, c.id, filter_of(&q), page_of(&q), false).await?;
     let m = Manifest {
         more: p.more,
-        next: next_token(&p),
+        next: p.next.clone(),
         objects: p
             .entries
             .iter()
@@ -520,22 +589,30 @@ async fn manifest(
     ))
 }
 
-/// 404 unless the collection holds some version of the object.
-async fn require_object(state: &AppState, collection_id: &str, object_id: &str) -> Handler<()> {
+/// 404 unless the collection holds some version of the object that the principal may receive.
+async fn require_object(
+    state: &AppState,
+    principal: &Principal,
+    collection_id: &str,
+    object_id: &str,
+) -> Handler<()> {
     let filter = ObjectFilter {
         ids: vec![object_id.to_owned()],
         versions: vec![VersionSelector::All],
         spec_versions: vec!["2.0".into(), "2.1".into()],
         ..Default::default()
     };
-    let p = page(
+    let limit = if *principal == Principal::Admin {
+        1
+    } else {
+        concord_taxii::query::MAX_LIMIT
+    };
+    let p = read_page(
         state,
+        principal,
         collection_id.to_owned(),
         filter,
-        PageRequest {
-            limit: 1,
-            after: None,
-        },
+        PageRequest { limit, after: None },
         false,
     )
     .await?;
@@ -561,7 +638,7 @@ async fn object_request(
 ) -> Handler<(Query, Collection, ObjectFilter)> {
     let q = Query::parse(pairs, endpoint)?;
     let c = find_collection(state, principal, name, access).await?;
-    require_object(state, &c.id, &object_id).await?;
+    require_object(state, principal, &c.id, &object_id).await?;
     let mut filter = filter_of(&q);
     filter.ids = vec![object_id];
     Ok((q, c, filter))
@@ -582,8 +659,8 @@ async fn object(
         Access::Read,
     )
     .await?;
-    let p = page(&state, c.id, filter, page_of(&q), true).await?;
-    Ok(taxii_json(StatusCode::OK, envelope(&p), &p.entries))
+    let out = read_page(&state, &principal, c.id, filter, page_of(&q), true).await?;
+    Ok(taxii_json(StatusCode::OK, envelope(&out), &out.entries))
 }
 
 async fn versions(
@@ -602,10 +679,10 @@ async fn versions(
     )
     .await?;
     filter.versions = vec![VersionSelector::All];
-    let p = page(&state, c.id, filter, page_of(&q), false).await?;
+    let p = read_page(&state, &principal, c.id, filter, page_of(&q), false).await?;
     let v = Versions {
         more: p.more,
-        next: next_token(&p),
+        next: p.next.clone(),
         versions: p.entries.iter().map(Entry::version).collect(),
     };
     Ok(taxii_json(
