@@ -129,10 +129,11 @@ impl Authenticator {
         }
     }
 
-    fn partners(&self) -> Result<Arc<Vec<Partner>>, StoreError> {
+    /// The partner list, re-read when older than `max_age`.
+    fn partners(&self, max_age: Duration) -> Result<Arc<Vec<Partner>>, StoreError> {
         let mut cache = self.partners.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, list)) = cache.as_ref()
-            && at.elapsed() < PARTNER_CACHE_TTL
+            && at.elapsed() < max_age
         {
             return Ok(list.clone());
         }
@@ -165,7 +166,12 @@ impl Authenticator {
         key_id: &str,
         secret: &str,
     ) -> Result<Option<Principal>, StoreError> {
-        let partners = self.partners()?;
+        let mut partners = self.partners(PARTNER_CACHE_TTL)?;
+        if !partners.iter().any(|p| p.key_id == key_id) {
+            // A key made or rotated since the last read works within a second; unknown keys
+            // cost at most one store read a second.
+            partners = self.partners(Duration::from_secs(1))?;
+        }
         let Some(p) = partners.iter().find(|p| p.key_id == key_id) else {
             return Ok(None);
         };

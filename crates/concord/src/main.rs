@@ -5,6 +5,7 @@
 //! JSON document on stdout; messages go to stderr.
 
 mod config;
+mod partner;
 mod pattern;
 mod transfer;
 
@@ -76,6 +77,10 @@ enum Command {
         /// Output file (default: stdout).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Export what this partner would receive: every object passes the egress policy for
+        /// it (withheld ones are left out). Without it, the operator's full copy.
+        #[arg(long, value_name = "NAME")]
+        partner: Option<String>,
     },
     /// Serve TAXII 2.1 until interrupted.
     Serve {
@@ -103,6 +108,11 @@ enum Command {
         #[command(subcommand)]
         command: CollectionCommand,
     },
+    /// Manage partners: organisations with an API key and permissions on this node.
+    Partner {
+        #[command(subcommand)]
+        command: partner::PartnerCommand,
+    },
     /// Apply pending schema migrations to the node's database (also done at every start).
     Migrate {
         #[command(flatten)]
@@ -128,6 +138,30 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CollectionCommand {
+    /// Set how a collection is shared with partners (TLP gate).
+    Share {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Alias or id of the collection.
+        collection: String,
+        /// TLP of objects without a TLP marking: clear, green, amber (the default),
+        /// amber+strict, red.
+        #[arg(long, value_name = "TLP")]
+        default_tlp: Option<String>,
+        /// Share TLP:GREEN with this sharing group only (repeatable).
+        #[arg(long = "group", value_name = "G", conflicts_with = "community")]
+        groups: Vec<String>,
+        /// Share TLP:GREEN with every partner (the default).
+        #[arg(long)]
+        community: bool,
+        /// Recipient of TLP:AMBER/AMBER+STRICT objects: a partner name, or `group:G` for the
+        /// members of a group (AMBER only) (repeatable; replaces the list).
+        #[arg(long = "recipient", value_name = "P")]
+        recipients: Vec<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// List collections with their number of object versions.
     List {
         #[command(flatten)]
@@ -202,13 +236,20 @@ fn run(command: Command) -> Outcome {
             data,
             collection,
             output,
+            partner,
         } => {
             let store = open_store(&data)?;
-            transfer::export(store.as_ref(), &collection, output.as_deref())
+            transfer::export(
+                store.as_ref(),
+                &collection,
+                output.as_deref(),
+                partner.as_deref(),
+            )
         }
         Command::Serve { data, listen } => serve(&data, listen).map(|()| true),
         Command::Quickstart { data, listen } => quickstart(&data, listen),
         Command::Collection { command } => collection(command),
+        Command::Partner { command } => partner::run(command),
         Command::Pattern { command } => pattern::run(command),
         Command::Migrate { data, json } => migrate(&data, json),
         Command::MigrateStore { from, to, json } => migrate_store(&from, &to, json),
@@ -447,16 +488,52 @@ fn quickstart(data: &DataDirArg, listen: String) -> Outcome {
         Box::new(flate2::read::GzDecoder::new(ICS_BUNDLE_GZ)),
         false,
     )?;
-    drop(store);
     if !ok {
         bail!("the shipped ATT&CK for ICS bundle did not import cleanly");
     }
+    // ATT&CK is public (MITRE's terms of use): partners may read it as TLP:CLEAR unless the
+    // operator has set the collection's sharing otherwise.
+    if let Some(c) = store.collection("ics-attack")?
+        && store
+            .setting(&concord_policy::egress::sharing_setting_key(&c.id))?
+            .is_none()
+    {
+        let sharing = concord_policy::egress::CollectionSharing {
+            default_tlp: concord_policy::tlp::Tlp::Clear,
+            ..Default::default()
+        };
+        store.set_setting(
+            &concord_policy::egress::sharing_setting_key(&c.id),
+            &sharing.to_json(),
+        )?;
+    }
+    drop(store);
     serve(data, Some(listen))?;
     Ok(true)
 }
 
 fn collection(command: CollectionCommand) -> Outcome {
     match command {
+        CollectionCommand::Share {
+            data,
+            collection,
+            default_tlp,
+            groups,
+            community,
+            recipients,
+            json,
+        } => {
+            let store = open_store(&data)?;
+            partner::share(
+                store.as_ref(),
+                &collection,
+                default_tlp.as_deref(),
+                &groups,
+                community,
+                &recipients,
+                json,
+            )
+        }
         CollectionCommand::List { data, json } => {
             let store = open_store(&data)?;
             let mut rows = Vec::new();

@@ -146,7 +146,12 @@ fn report(name: &str, outcome: Result<IngestReport>, json: bool) -> (bool, serde
 }
 
 /// `concord export`: every object version of a collection as one bundle, streamed page by page.
-pub fn export(store: &dyn Store, collection: &str, output: Option<&Path>) -> Result<bool> {
+pub fn export(
+    store: &dyn Store,
+    collection: &str,
+    output: Option<&Path>,
+    partner: Option<&str>,
+) -> Result<bool> {
     let c = store
         .collection(collection)?
         .with_context(|| format!("no collection {collection:?}"))?;
@@ -157,6 +162,24 @@ pub fn export(store: &dyn Store, collection: &str, output: Option<&Path>) -> Res
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(sink);
+    // For a partner: the one egress function decides, object by object, as for TAXII.
+    let egress = match partner {
+        None => None,
+        Some(name) => {
+            let p = store
+                .partners()?
+                .into_iter()
+                .find(|p| p.name == name)
+                .with_context(|| format!("no partner named {name:?}"))?;
+            let profile = concord_policy::egress::PartnerProfile {
+                name: p.name,
+                jurisdiction: p.jurisdiction,
+                groups: p.groups,
+            };
+            Some((profile, crate::partner::sharing(store, &c.id)?))
+        }
+    };
+    let mut withheld = 0usize;
     let bundle_id = format!("bundle--{}", uuid_v4());
     write!(
         out,
@@ -175,12 +198,30 @@ pub fn export(store: &dyn Store, collection: &str, output: Option<&Path>) -> Res
     loop {
         let p = store.entries(&c.id, &filter, &page, true)?;
         for e in &p.entries {
+            let stored = e.body.as_deref().unwrap_or("null");
+            let body = match &egress {
+                None => std::borrow::Cow::Borrowed(stored),
+                Some((profile, sharing)) => {
+                    match concord_policy::egress::egress(stored, sharing, profile) {
+                        concord_policy::egress::Decision::Unchanged => {
+                            std::borrow::Cow::Borrowed(stored)
+                        }
+                        concord_policy::egress::Decision::Rewritten { body, .. } => {
+                            std::borrow::Cow::Owned(body)
+                        }
+                        concord_policy::egress::Decision::Withheld { .. } => {
+                            withheld += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
             if n > 0 {
                 out.write_all(b",\n")?;
             } else {
                 out.write_all(b"\n")?;
             }
-            out.write_all(e.body.as_deref().unwrap_or("null").as_bytes())?;
+            out.write_all(body.as_bytes())?;
             n += 1;
         }
         match (p.more, p.entries.last()) {
@@ -190,7 +231,12 @@ pub fn export(store: &dyn Store, collection: &str, output: Option<&Path>) -> Res
     }
     out.write_all(b"\n]}\n")?;
     out.flush()?;
-    eprintln!("exported {n} object versions from {collection}");
+    match partner {
+        Some(name) => eprintln!(
+            "exported {n} object versions from {collection} as {name} receives them ({withheld} withheld by the egress policy)"
+        ),
+        None => eprintln!("exported {n} object versions from {collection}"),
+    }
     Ok(true)
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod interop;
+mod partners;
 mod pattern;
 mod postgres;
 mod taxii;
