@@ -1094,6 +1094,8 @@ pub struct StoreSummary {
     pub status_resources: u64,
     /// Settings.
     pub settings: u64,
+    /// Partners (with their credentials' hashes).
+    pub partners: u64,
     /// Hex SHA-256 of the content.
     pub checksum: String,
 }
@@ -1148,6 +1150,10 @@ const SUMMARY_ENTRIES: &str =
      ORDER BY e.collection_id, e.date_added_ns, e.id, e.version_ns, e.seq";
 const SUMMARY_STATUS: &str = "SELECT id, body FROM status_resources ORDER BY id";
 const SUMMARY_SETTINGS: &str = "SELECT key, value FROM settings ORDER BY key";
+const SUMMARY_PARTNERS_SQLITE: &str =
+    "SELECT name, key_id || ':' || record FROM partners ORDER BY name";
+const SUMMARY_PARTNERS_PG: &str =
+    "SELECT name, key_id || ':' || record FROM partners ORDER BY name COLLATE \"C\"";
 
 /// The summary of an SQLite store (a file written by [`crate::SqliteStore`]).
 pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
@@ -1158,7 +1164,7 @@ pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
     let mut s = Summer {
         hash: sha2::Sha256::new(),
     };
-    let mut counts = [0u64; 5];
+    let mut counts = [0u64; 6];
     s.section("collections");
     let mut st = db.prepare(SUMMARY_COLLECTIONS)?;
     let mut rows = st.query([])?;
@@ -1197,6 +1203,7 @@ pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
     for (i, (name, sql)) in [
         ("status_resources", SUMMARY_STATUS),
         ("settings", SUMMARY_SETTINGS),
+        ("partners", SUMMARY_PARTNERS_SQLITE),
     ]
     .into_iter()
     .enumerate()
@@ -1214,13 +1221,14 @@ pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
     Ok(finish_summary(s, counts))
 }
 
-fn finish_summary(s: Summer, counts: [u64; 5]) -> StoreSummary {
+fn finish_summary(s: Summer, counts: [u64; 6]) -> StoreSummary {
     StoreSummary {
         collections: counts[0],
         object_versions: counts[1],
         entries: counts[2],
         status_resources: counts[3],
         settings: counts[4],
+        partners: counts[5],
         checksum: s
             .hash
             .finalize()
@@ -1247,7 +1255,7 @@ impl PostgresStore {
             let mut s = Summer {
                 hash: sha2::Sha256::new(),
             };
-            let mut counts = [0u64; 5];
+            let mut counts = [0u64; 6];
             s.section("collections");
             let mut rows = tx.query_raw(SUMMARY_COLLECTIONS, no_params())?;
             while let Some(r) = rows.next()? {
@@ -1286,6 +1294,7 @@ impl PostgresStore {
             for (i, (name, sql)) in [
                 ("status_resources", SUMMARY_STATUS),
                 ("settings", SUMMARY_SETTINGS),
+                ("partners", SUMMARY_PARTNERS_PG),
             ]
             .into_iter()
             .enumerate()
@@ -1304,7 +1313,7 @@ impl PostgresStore {
     }
 
     /// Copies everything an SQLite store holds — collections, object versions, collection
-    /// entries with their `date_added` and order, status resources, settings — into this
+    /// entries with their `date_added` and order, status resources, settings, partners — into this
     /// store, in one transaction under the write lock, calling `progress(rows)` as it goes.
     /// Settings already present are overwritten. Returns the number of rows copied.
     ///
@@ -1452,6 +1461,21 @@ impl PostgresStore {
                     "INSERT INTO settings (key, value) VALUES ($1, $2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     &[&r.get::<_, String>(0)?, &r.get::<_, String>(1)?],
+                )?;
+                n += 1;
+            }
+            let mut st = src.prepare("SELECT name, key_id, record FROM partners")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO partners (name, key_id, record) VALUES ($1, $2, $3)
+                     ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id,
+                                                      record = excluded.record",
+                    &[
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, String>(1)?,
+                        &r.get::<_, String>(2)?,
+                    ],
                 )?;
                 n += 1;
             }

@@ -611,6 +611,17 @@ mod postgres_only {
         );
         lite.put_status("st-1", "{\"id\":\"st-1\"}").unwrap();
         lite.set_setting("admin", "hash").unwrap();
+        let partner = concord_store::Partner {
+            name: "bsi".into(),
+            jurisdiction: "DE".into(),
+            groups: vec!["eu-cert".into()],
+            read: vec![c1.id.clone()],
+            write: vec![],
+            key_id: "0123456789abcdef".into(),
+            key_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            created_ns: 1,
+        };
+        lite.put_partner(&partner).unwrap();
         let path = dir.path().join("t.sqlite");
         let before = concord_store::postgres::summarize_sqlite(&path).unwrap();
         assert_eq!(
@@ -623,6 +634,8 @@ mod postgres_only {
         assert!(calls > 0);
         let after = pg.summary().unwrap();
         assert_eq!(before, after);
+        assert_eq!(after.partners, 1);
+        assert_eq!(pg.partners().unwrap(), vec![partner]);
         // Served identically: same pages, same date_added, same bytes.
         let f = ObjectFilter {
             versions: vec![VersionSelector::All],

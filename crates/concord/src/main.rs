@@ -672,7 +672,7 @@ fn migrate_store(from: &str, to: &str, json: bool) -> Outcome {
         serde_json::json!({
             "collections": s.collections, "object_versions": s.object_versions,
             "entries": s.entries, "status_resources": s.status_resources,
-            "settings": s.settings, "checksum": s.checksum,
+            "settings": s.settings, "partners": s.partners, "checksum": s.checksum,
         })
     };
     if json {
@@ -687,12 +687,13 @@ fn migrate_store(from: &str, to: &str, json: bool) -> Outcome {
     } else {
         for (name, s) in [("source", &source), ("target", &copied)] {
             println!(
-                "{name}: {} collections, {} object versions, {} entries, {} status resources, {} settings; checksum {}",
+                "{name}: {} collections, {} object versions, {} entries, {} status resources, {} settings, {} partners; checksum {}",
                 s.collections,
                 s.object_versions,
                 s.entries,
                 s.status_resources,
                 s.settings,
+                s.partners,
                 s.checksum
             );
         }
