@@ -431,6 +431,18 @@ mod postgres_only {
         assert!(again.migration_report().applied.is_empty());
         assert_eq!(again.migration_report().from, report.to);
         drop(again);
+        // From the previous release's schema (version 1, before partners): only what is
+        // newer is applied.
+        psql(schema.url(), "DROP TABLE partners");
+        psql(
+            schema.url(),
+            "DELETE FROM concord_schema_migrations WHERE version > 1",
+        );
+        let upgraded = PostgresStore::open(schema.url()).unwrap();
+        assert_eq!(upgraded.migration_report().from, 1);
+        assert_eq!(upgraded.migration_report().applied[0], "0002_partners");
+        assert!(upgraded.partners().unwrap().is_empty());
+        drop(upgraded);
         psql(
             schema.url(),
             "INSERT INTO concord_schema_migrations VALUES (99, 'future', 0)",
