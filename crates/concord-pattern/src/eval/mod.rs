@@ -80,7 +80,41 @@ struct Sdo<'a> {
 /// way, within the group; references that do not resolve are ignored (§9.5). All groups
 /// together are one set of observations for the observation operators.
 pub fn evaluate(pattern: &Pattern, observations: &[Value]) -> Result<Match, EvalError> {
-    let sdos = collect(observations)?;
+    evaluate_prepared(pattern, &Observations::new(observations)?)
+}
+
+/// Observations read once — observed-data found, timestamps parsed, references resolved — for
+/// evaluating many patterns against the same data, as a matcher does: [`evaluate`] repeats
+/// this work on every call. Input as for [`evaluate`].
+pub struct Observations<'a> {
+    sdos: Vec<Sdo<'a>>,
+}
+
+impl<'a> Observations<'a> {
+    /// Reads the observation groups. Errors: as [`evaluate`] for malformed observations.
+    pub fn new(observations: &'a [Value]) -> Result<Observations<'a>, EvalError> {
+        Ok(Observations {
+            sdos: collect(observations)?,
+        })
+    }
+
+    /// Number of observed-data objects read.
+    pub fn len(&self) -> usize {
+        self.sdos.len()
+    }
+
+    /// Whether no observed-data object was found.
+    pub fn is_empty(&self) -> bool {
+        self.sdos.is_empty()
+    }
+}
+
+/// [`evaluate`] over observations read once with [`Observations::new`].
+pub fn evaluate_prepared(
+    pattern: &Pattern,
+    observations: &Observations<'_>,
+) -> Result<Match, EvalError> {
+    let sdos = &observations.sdos;
     let mut leaves = Vec::new();
     let plan = Plan::build(&pattern.expr, &mut leaves);
     let compiled = CompiledTests::compile(&pattern.expr)?;
@@ -103,7 +137,7 @@ pub fn evaluate(pattern: &Pattern, observations: &[Value]) -> Result<Match, Eval
     }
 
     let search = Search {
-        sdos: &sdos,
+        sdos,
         candidates: &candidates,
     };
     let mut st = State {
