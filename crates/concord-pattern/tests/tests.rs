@@ -203,6 +203,32 @@ fn match_vectors() {
     assert_eq!(vectors.len(), 297);
 }
 
+/// `evaluate_prepared` over observations read once answers exactly as `evaluate`, whatever
+/// the pattern: every vector of `match.json` against its set, and every pattern of the file
+/// against one shared set (as a matcher uses it).
+#[test]
+fn prepared_observations_answer_as_evaluate() {
+    let data = load("match.json");
+    let sets = data["observation_sets"].as_object().expect("sets");
+    let mut compared = 0;
+    for v in data["vectors"].as_array().unwrap() {
+        let Ok(pattern) = concord_pattern::parse(v["pattern"].as_str().unwrap()) else {
+            continue;
+        };
+        let obs = sets[v["observations"].as_str().unwrap()]
+            .as_array()
+            .unwrap();
+        for set in [obs, sets["complex/1"].as_array().unwrap()] {
+            let once = concord_pattern::evaluate(&pattern, set);
+            let prepared = concord_pattern::Observations::new(set)
+                .and_then(|o| concord_pattern::evaluate_prepared(&pattern, &o));
+            assert_eq!(once, prepared, "{}", v["id"]);
+            compared += 1;
+        }
+    }
+    assert!(compared > 500, "{compared}");
+}
+
 #[test]
 fn match_reports_observed_data() {
     let data = load("match.json");
