@@ -22,9 +22,11 @@
 
 use std::fmt;
 
+pub mod audit;
 pub mod postgres;
 pub mod sqlite;
 
+pub use audit::{AuditEntry, AuditError, AuditRecord, verify_chain};
 pub use concord_stix::{ObjectHeader, Timestamp};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -296,6 +298,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn put_partner(&self, partner: &Partner) -> Result<()>;
     /// Removes a partner; `false` when there was none of that name.
     fn remove_partner(&self, name: &str) -> Result<bool>;
+    /// Appends records to the audit log in one transaction, chained after the last entry
+    /// (see [`audit`]); serialised with every other appender, across processes.
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<()>;
+    /// Audit entries with `seq > after_seq`, in `seq` order, at most `limit`; only those of
+    /// `partner` when given.
+    fn audit(&self, after_seq: i64, limit: usize, partner: Option<&str>)
+    -> Result<Vec<AuditEntry>>;
 }
 
 /// A partner: an organisation with credentials on this node (DESIGN.md, "Terms").

@@ -36,6 +36,7 @@ use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, Config, NoTls, Row, Statement};
 use sha2::Digest;
 
+use crate::audit::{AuditEntry, AuditRecord, chain_after, parse_transformations};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
     Partner, Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
@@ -51,10 +52,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_partners",
         include_str!("../migrations/postgres/0002_partners.sql"),
     ),
+    (
+        "0003_audit",
+        include_str!("../migrations/postgres/0003_audit.sql"),
+    ),
 ];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.
 const WRITE_LOCK_CLASS: i32 = 0x436f_6e63;
+/// First key of the two-key advisory locks: "Caud" for audit appends. Not the write-batch
+/// lock: the chain only needs appends serialised with each other, and a TAXII read that
+/// records its egress must not wait for an import batch to commit.
+const AUDIT_LOCK_CLASS: i32 = 0x4361_7564;
 /// First key of the two-key advisory locks: "Cmig" while migrating.
 const MIGRATE_LOCK_CLASS: i32 = 0x436d_6967;
 /// Most connections one process opens (reads and writes together).
@@ -1028,6 +1037,101 @@ impl Store for PostgresStore {
 
     fn remove_partner(&self, name: &str) -> Result<bool> {
         self.with_conn(|c| Ok(c.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1))
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let lock_key = self.lock_key;
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&AUDIT_LOCK_CLASS, &lock_key],
+            )?;
+            let last = tx
+                .query_opt(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )?
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
+            let entries = chain_after(last, now_ns(), records);
+            // One statement for the whole batch: columns as arrays, unnested.
+            let mut cols: [Vec<String>; 11] = Default::default();
+            let (mut seqs, mut times) = (Vec::new(), Vec::new());
+            for e in entries {
+                let r = e.record;
+                seqs.push(e.seq);
+                times.push(e.time_ns);
+                let transformations = serde_json::to_string(&r.transformations).unwrap_or_default();
+                for (col, v) in cols.iter_mut().zip([
+                    r.direction,
+                    r.door,
+                    r.partner,
+                    r.collection,
+                    r.object_id,
+                    r.modified,
+                    r.decision,
+                    transformations,
+                    r.policy_version,
+                    e.prev_hash,
+                    e.hash,
+                ]) {
+                    col.push(v);
+                }
+            }
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&seqs, &times];
+            params.extend(cols.iter().map(|c| c as &(dyn ToSql + Sync)));
+            tx.execute(
+                "INSERT INTO audit_log (seq, time_ns, direction, door, partner, collection_id,
+                 object_id, modified, decision, transformations, policy_version, prev_hash, hash)
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+                 $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+                 $11::TEXT[], $12::TEXT[], $13::TEXT[])",
+                &params,
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn audit(
+        &self,
+        after_seq: i64,
+        limit: usize,
+        partner: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(|c| {
+            let rows = c.query(
+                "SELECT seq, time_ns, direction, door, partner, collection_id, object_id,
+                 modified, decision, transformations, policy_version, prev_hash, hash
+                 FROM audit_log WHERE seq > $1 AND ($2::TEXT IS NULL OR partner = $2)
+                 ORDER BY seq LIMIT $3",
+                &[&after_seq, &partner, &limit],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| AuditEntry {
+                    seq: r.get(0),
+                    time_ns: r.get(1),
+                    record: AuditRecord {
+                        direction: r.get(2),
+                        door: r.get(3),
+                        partner: r.get(4),
+                        collection: r.get(5),
+                        object_id: r.get(6),
+                        modified: r.get(7),
+                        decision: r.get(8),
+                        transformations: parse_transformations(r.get(9)),
+                        policy_version: r.get(10),
+                    },
+                    prev_hash: r.get(11),
+                    hash: r.get(12),
+                })
+                .collect())
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use crate::audit::{AuditEntry, AuditRecord, chain_after};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
     Partner, Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
@@ -20,6 +21,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_partners.sql"),
+    include_str!("../migrations/sqlite/0003_audit.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -529,6 +531,91 @@ impl Store for SqliteStore {
             .writer()
             .execute("DELETE FROM partners WHERE name = ?1", [name])?
             == 1)
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer();
+        // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO audit_log (seq, time_ns, direction, door, partner, collection_id,
+                 object_id, modified, decision, transformations, policy_version, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for e in chain_after(last, now_ns(), records) {
+                let r = &e.record;
+                st.execute(params![
+                    e.seq,
+                    e.time_ns,
+                    r.direction,
+                    r.door,
+                    r.partner,
+                    r.collection,
+                    r.object_id,
+                    r.modified,
+                    r.decision,
+                    serde_json::to_string(&r.transformations).unwrap_or_default(),
+                    r.policy_version,
+                    e.prev_hash,
+                    e.hash
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit(
+        &self,
+        after_seq: i64,
+        limit: usize,
+        partner: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, time_ns, direction, door, partner, collection_id, object_id,
+                 modified, decision, transformations, policy_version, prev_hash, hash
+                 FROM audit_log WHERE seq > ?1 AND (?2 IS NULL OR partner = ?2)
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![after_seq, partner, limit], |r| {
+                Ok((
+                    AuditEntry {
+                        seq: r.get(0)?,
+                        time_ns: r.get(1)?,
+                        record: AuditRecord {
+                            direction: r.get(2)?,
+                            door: r.get(3)?,
+                            partner: r.get(4)?,
+                            collection: r.get(5)?,
+                            object_id: r.get(6)?,
+                            modified: r.get(7)?,
+                            decision: r.get(8)?,
+                            transformations: Vec::new(),
+                            policy_version: r.get(10)?,
+                        },
+                        prev_hash: r.get(11)?,
+                        hash: r.get(12)?,
+                    },
+                    r.get::<_, String>(9)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (mut e, t) = row?;
+                e.record.transformations = crate::audit::parse_transformations(&t);
+                Ok(e)
+            })
+            .collect()
+        })
     }
 
     fn set_setting(&self, key: &str, value: &str) -> Result<()> {

@@ -6,8 +6,8 @@
 use concord_stix::{ObjectHeader, validate_object};
 use concord_store::postgres::ScratchSchema;
 use concord_store::{
-    AddOutcome, NewCollection, NewObject, ObjectFilter, PageRequest, PostgresStore, Store,
-    StoreError, VersionSelector,
+    AddOutcome, AuditError, AuditRecord, NewCollection, NewObject, ObjectFilter, PageRequest,
+    PostgresStore, Store, StoreError, VersionSelector,
 };
 use serde_json::{Value, json};
 
@@ -312,6 +312,56 @@ fn partners_round_trip(store: &dyn Store) {
     assert_eq!(store.partners().unwrap(), [q]);
 }
 
+fn audit_record(partner: &str, i: usize) -> AuditRecord {
+    AuditRecord {
+        direction: if i.is_multiple_of(2) {
+            "egress"
+        } else {
+            "ingress"
+        }
+        .into(),
+        door: "taxii-objects".into(),
+        partner: partner.into(),
+        collection: "c1".into(),
+        object_id: format!("campaign--{i}"),
+        modified: "2016-01-01T00:00:00.000Z".into(),
+        decision: "rewritten".into(),
+        transformations: vec![format!("removed description (granular TLP:RED) {i}")],
+        policy_version: "tlp-v1".into(),
+    }
+}
+
+fn audit_log_is_a_chain(store: &dyn Store) {
+    assert!(store.audit(0, 100, None).unwrap().is_empty());
+    store.append_audit(&[]).unwrap();
+    let first: Vec<_> = (0..3).map(|i| audit_record("acme", i)).collect();
+    let second: Vec<_> = (3..5).map(|i| audit_record("bsi", i)).collect();
+    store.append_audit(&first).unwrap();
+    store.append_audit(&second).unwrap();
+    let log = store.audit(0, 100, None).unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(log[0].prev_hash, concord_store::audit::GENESIS_HASH);
+    assert_eq!(log[3].prev_hash, log[2].hash, "the chain crosses appends");
+    assert_eq!(log[0].record, first[0], "fields round-trip");
+    assert_eq!(log[4].record, second[1]);
+    concord_store::verify_chain(&log).unwrap();
+    // Paging and the partner filter.
+    let page = store.audit(2, 2, None).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    let bsi = store.audit(0, 100, Some("bsi")).unwrap();
+    assert_eq!(bsi.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    // A stored entry that differs from what was hashed is found.
+    let mut edited = log.clone();
+    edited[1].record.modified = "2017-01-01T00:00:00.000Z".into();
+    assert_eq!(
+        concord_store::verify_chain(&edited),
+        Err(AuditError::Edited { seq: 2 })
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -355,6 +405,11 @@ macro_rules! store_suite {
             fn partners_round_trip() {
                 let Some((s, _g)) = $make else { return };
                 super::partners_round_trip(&s)
+            }
+            #[test]
+            fn audit_log_is_a_chain() {
+                let Some((s, _g)) = $make else { return };
+                super::audit_log_is_a_chain(&s)
             }
         }
     };
@@ -434,6 +489,8 @@ mod postgres_only {
         // From the previous release's schema (version 1, before partners): only what is
         // newer is applied.
         psql(schema.url(), "DROP TABLE partners");
+        psql(schema.url(), "DROP TABLE audit_log");
+        psql(schema.url(), "DROP FUNCTION audit_log_append_only()");
         psql(
             schema.url(),
             "DELETE FROM concord_schema_migrations WHERE version > 1",
@@ -513,6 +570,39 @@ mod postgres_only {
         let mut dates: Vec<i64> = e.iter().map(|e| e.date_added_ns).collect();
         dates.dedup();
         assert_eq!(dates.len(), 30, "30 batches, 30 distinct date_added");
+    }
+
+    #[test]
+    fn audit_appends_in_several_processes_form_one_chain() {
+        let Some(schema) = scratch() else { return };
+        let stores: Vec<PostgresStore> = (0..3)
+            .map(|_| PostgresStore::open(schema.url()).unwrap())
+            .collect();
+        std::thread::scope(|scope| {
+            for (t, store) in stores.iter().enumerate() {
+                scope.spawn(move || {
+                    for round in 0..10 {
+                        let records: Vec<_> = (0..5)
+                            .map(|i| audit_record(&format!("p{t}"), round * 10 + i))
+                            .collect();
+                        store.append_audit(&records).unwrap();
+                    }
+                });
+            }
+        });
+        let log = stores[0].audit(0, 1000, None).unwrap();
+        assert_eq!(log.len(), 3 * 10 * 5);
+        concord_store::verify_chain(&log).unwrap();
+        // Append-only for SQL too.
+        let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
+        assert!(
+            c.execute("DELETE FROM audit_log WHERE seq = 1", &[])
+                .is_err()
+        );
+        assert!(
+            c.execute("UPDATE audit_log SET partner = 'x' WHERE seq = 1", &[])
+                .is_err()
+        );
     }
 
     #[test]

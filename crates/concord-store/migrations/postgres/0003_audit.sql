@@ -1,0 +1,29 @@
+-- The audit log (issue 5, item 7): one row per object version that crossed a door (egress or
+-- ingress), hash-chained: hash = SHA-256 over the canonical serialisation of the row's fields
+-- and prev_hash (concord_store::audit::entry_hash). seq is assigned by the appender (under an
+-- advisory lock), 1, 2, 3… without gaps. transformations is a JSON array of strings (TEXT).
+CREATE TABLE audit_log (
+    seq             BIGINT PRIMARY KEY,
+    time_ns         BIGINT NOT NULL,
+    direction       TEXT NOT NULL,
+    door            TEXT NOT NULL,
+    partner         TEXT NOT NULL,
+    collection_id   TEXT NOT NULL,
+    object_id       TEXT NOT NULL,
+    modified        TEXT NOT NULL,
+    decision        TEXT NOT NULL,
+    transformations TEXT NOT NULL,
+    policy_version  TEXT NOT NULL,
+    prev_hash       TEXT NOT NULL,
+    hash            TEXT NOT NULL
+);
+CREATE INDEX audit_log_partner ON audit_log (partner, seq);
+-- Append-only for Concord and anyone going through SQL without dropping these first; the
+-- chain is what detects changes made around them.
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END;
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
