@@ -37,6 +37,7 @@ use concord_taxii::resources::{
 };
 use concord_taxii::{ErrorCode, NextToken, Query, TaxiiError, VersionMatch};
 
+pub mod audit;
 pub mod auth;
 
 pub use auth::Principal;
@@ -473,6 +474,7 @@ async fn read_page(
     filter: ObjectFilter,
     request: PageRequest,
     want_body: bool,
+    door: Option<&'static str>,
 ) -> Handler<Outgoing> {
     let partner = match principal {
         Principal::Admin => None,
@@ -480,7 +482,11 @@ async fn read_page(
     };
     let store = state.store.clone();
     let with_body = want_body || partner.is_some();
+    let who = audit::principal_name(principal);
     blocking(move || {
+        // The audit log: one record per entry the egress function decided on (sent,
+        // rewritten, withheld), appended once for the page before anything leaves.
+        let mut records = Vec::new();
         let page = store.entries(&collection_id, &filter, &request, with_body)?;
         let next = next_token(&page);
         let more = page.more;
@@ -491,9 +497,19 @@ async fn read_page(
                     .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e)))?,
                 None => CollectionSharing::default(),
             };
+            let audit_door = door.map(|door| audit::Door {
+                door,
+                partner: &who,
+                collection: &collection_id,
+                policy_version: audit::BASE_POLICY_VERSION,
+            });
             entries.retain_mut(|e| {
                 let body = e.body.as_deref().unwrap_or("null");
-                match egress(body, &sharing, &p.profile) {
+                let decision = egress(body, &sharing, &p.profile);
+                if let Some(d) = &audit_door {
+                    records.push(d.egress(e, Some(&decision)));
+                }
+                match decision {
                     Decision::Unchanged => true,
                     Decision::Rewritten { body, .. } => {
                         e.body = Some(body);
@@ -502,7 +518,16 @@ async fn read_page(
                     Decision::Withheld { .. } => false,
                 }
             });
+        } else if let Some(door) = door {
+            let d = audit::Door {
+                door,
+                partner: &who,
+                collection: &collection_id,
+                policy_version: audit::BASE_POLICY_VERSION,
+            };
+            records.extend(entries.iter().map(|e| d.egress(e, None)));
         }
+        store.append_audit(&records)?;
         if !want_body {
             entries.iter_mut().for_each(|e| e.body = None);
         }
@@ -555,7 +580,16 @@ async fn objects(
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
     let c = find_collection(&state, &principal, name, Access::Read).await?;
-    let out = read_page(&state, &principal, c.id, filter_of(&q), page_of(&q), true).await?;
+    let out = read_page(
+        &state,
+        &principal,
+        c.id,
+        filter_of(&q),
+        page_of(&q),
+        true,
+        Some("taxii-objects"),
+    )
+    .await?;
     Ok(taxii_json(StatusCode::OK, envelope(&out), &out.entries))
 }
 
@@ -567,7 +601,16 @@ async fn manifest(
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
     let c = find_collection(&state, &principal, name, Access::Read).await?;
-    let p = read_page(&state, &principal, c.id, filter_of(&q), page_of(&q), false).await?;
+    let p = read_page(
+        &state,
+        &principal,
+        c.id,
+        filter_of(&q),
+        page_of(&q),
+        false,
+        Some("taxii-manifest"),
+    )
+    .await?;
     let m = Manifest {
         more: p.more,
         next: p.next.clone(),
@@ -614,6 +657,7 @@ async fn require_object(
         filter,
         PageRequest { limit, after: None },
         false,
+        None,
     )
     .await?;
     if p.entries.is_empty() {
@@ -659,7 +703,16 @@ async fn object(
         Access::Read,
     )
     .await?;
-    let out = read_page(&state, &principal, c.id, filter, page_of(&q), true).await?;
+    let out = read_page(
+        &state,
+        &principal,
+        c.id,
+        filter,
+        page_of(&q),
+        true,
+        Some("taxii-object"),
+    )
+    .await?;
     Ok(taxii_json(StatusCode::OK, envelope(&out), &out.entries))
 }
 
@@ -679,7 +732,16 @@ async fn versions(
     )
     .await?;
     filter.versions = vec![VersionSelector::All];
-    let p = read_page(&state, &principal, c.id, filter, page_of(&q), false).await?;
+    let p = read_page(
+        &state,
+        &principal,
+        c.id,
+        filter,
+        page_of(&q),
+        false,
+        Some("taxii-versions"),
+    )
+    .await?;
     let v = Versions {
         more: p.more,
         next: p.next.clone(),
@@ -756,29 +818,38 @@ async fn add_objects(
         .map_err(|_| too_large())?;
     let request_timestamp = Timestamp::now_micros().to_string();
     let store = state.store.clone();
+    let who = audit::principal_name(&principal);
     let report = blocking(move || {
         let options = IngestOptions {
             container: Container::Envelope,
             list_accepted: true,
         };
-        ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {
-            IngestError::Container(BundleError::Json {
-                line,
-                column,
-                message,
-            }) => Error(TaxiiError::new(
-                ErrorCode::BadRequest,
-                format!("malformed JSON at line {line}, column {column}: {message}"),
-            )),
-            IngestError::Container(other @ BundleError::NotABundle(_)) => Error(TaxiiError::new(
-                ErrorCode::UnprocessableEntity,
-                other.to_string(),
-            )),
-            IngestError::Container(other) => {
-                Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string()))
-            }
-            IngestError::Store(e) => e.into(),
-        })
+        let report =
+            ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {
+                IngestError::Container(BundleError::Json {
+                    line,
+                    column,
+                    message,
+                }) => Error(TaxiiError::new(
+                    ErrorCode::BadRequest,
+                    format!("malformed JSON at line {line}, column {column}: {message}"),
+                )),
+                IngestError::Container(other @ BundleError::NotABundle(_)) => Error(
+                    TaxiiError::new(ErrorCode::UnprocessableEntity, other.to_string()),
+                ),
+                IngestError::Container(other) => {
+                    Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string()))
+                }
+                IngestError::Store(e) => e.into(),
+            })?;
+        let door = audit::Door {
+            door: "taxii-post",
+            partner: &who,
+            collection: &c.id,
+            policy_version: audit::BASE_POLICY_VERSION,
+        };
+        store.append_audit(&door.ingress(&report.accepted))?;
+        Ok(report)
     })
     .await?;
     let status = Status {

@@ -4,6 +4,7 @@
 //! objects), 2 a usage or system error. Commands that report take `--json` and then print one
 //! JSON document on stdout; messages go to stderr.
 
+mod audit;
 mod config;
 mod partner;
 mod pattern;
@@ -112,6 +113,11 @@ enum Command {
     Partner {
         #[command(subcommand)]
         command: partner::PartnerCommand,
+    },
+    /// The audit log of every egress and ingress: verify its hash chain, show entries.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Apply pending schema migrations to the node's database (also done at every start).
     Migrate {
@@ -250,6 +256,7 @@ fn run(command: Command) -> Outcome {
         Command::Quickstart { data, listen } => quickstart(&data, listen),
         Command::Collection { command } => collection(command),
         Command::Partner { command } => partner::run(command),
+        Command::Audit { command } => audit::run(command),
         Command::Pattern { command } => pattern::run(command),
         Command::Migrate { data, json } => migrate(&data, json),
         Command::MigrateStore { from, to, json } => migrate_store(&from, &to, json),

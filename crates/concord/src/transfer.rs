@@ -100,11 +100,23 @@ fn import_one(
     };
     let options = IngestOptions {
         container: Container::Bundle,
-        list_accepted: false,
+        list_accepted: true,
     };
     let result = ingest(store, &c.id, input, options, |n| bar.set_position(n as u64));
     bar.finish_and_clear();
-    Ok(result?)
+    let mut report = result?;
+    // The audit log: one ingress record per accepted object, appended in large chunks.
+    let door = concord_server::audit::Door {
+        door: "import",
+        partner: "operator",
+        collection: &c.id,
+        policy_version: concord_server::audit::BASE_POLICY_VERSION,
+    };
+    for chunk in report.accepted.chunks(10_000) {
+        store.append_audit(&door.ingress(chunk))?;
+    }
+    report.accepted = Vec::new();
+    Ok(report)
 }
 
 /// Prints one file's report (human form on stderr unless `json`) and returns it as JSON.
@@ -180,6 +192,12 @@ pub fn export(
         }
     };
     let mut withheld = 0usize;
+    let audit = concord_server::audit::Door {
+        door: "export",
+        partner: partner.unwrap_or("operator"),
+        collection: &c.id,
+        policy_version: concord_server::audit::BASE_POLICY_VERSION,
+    };
     let bundle_id = format!("bundle--{}", uuid_v4());
     write!(
         out,
@@ -197,12 +215,19 @@ pub fn export(
     let mut n = 0usize;
     loop {
         let p = store.entries(&c.id, &filter, &page, true)?;
+        // The audit log: one record per entry, appended once per page.
+        let mut records = Vec::with_capacity(p.entries.len());
         for e in &p.entries {
             let stored = e.body.as_deref().unwrap_or("null");
             let body = match &egress {
-                None => std::borrow::Cow::Borrowed(stored),
+                None => {
+                    records.push(audit.egress(e, None));
+                    std::borrow::Cow::Borrowed(stored)
+                }
                 Some((profile, sharing)) => {
-                    match concord_policy::egress::egress(stored, sharing, profile) {
+                    let decision = concord_policy::egress::egress(stored, sharing, profile);
+                    records.push(audit.egress(e, Some(&decision)));
+                    match decision {
                         concord_policy::egress::Decision::Unchanged => {
                             std::borrow::Cow::Borrowed(stored)
                         }
@@ -224,6 +249,7 @@ pub fn export(
             out.write_all(body.as_bytes())?;
             n += 1;
         }
+        store.append_audit(&records)?;
         match (p.more, p.entries.last()) {
             (true, Some(last)) => page.after = Some(last.cursor()),
             _ => break,

@@ -1,0 +1,81 @@
+//! What the doors record in the audit log (issue 5, item 7): one [`AuditRecord`] per object
+//! version that left the node (sent, rewritten or withheld, with the transformations) or came
+//! in. The records of one page or one batch are appended with one
+//! [`concord_store::Store::append_audit`] call.
+
+use concord_ingest::Accepted;
+use concord_policy::egress::Decision;
+use concord_store::{AuditRecord, Entry};
+
+use crate::Principal;
+
+/// The policy version recorded while the node has no versioned policy of its own: the TLP
+/// gate of this release.
+pub const BASE_POLICY_VERSION: &str = "tlp-v1";
+
+/// Who crossed the door, as the log names it: the partner, or `admin` (the admin token).
+pub fn principal_name(principal: &Principal) -> String {
+    match principal {
+        Principal::Admin => "admin".to_owned(),
+        Principal::Partner(p) => p.profile.name.clone(),
+    }
+}
+
+/// Where an egress or ingress happened, by whom, under which policy version.
+#[derive(Clone, Debug)]
+pub struct Door<'a> {
+    /// `taxii-objects`, `taxii-object`, `taxii-versions`, `taxii-manifest`, `taxii-post`,
+    /// `export`, `import`.
+    pub door: &'a str,
+    /// Partner name, `admin` or `operator`.
+    pub partner: &'a str,
+    /// Collection id.
+    pub collection: &'a str,
+    /// Version of the policy applied.
+    pub policy_version: &'a str,
+}
+
+impl Door<'_> {
+    fn record(&self, direction: &str, id: &str, modified: String, decision: &str) -> AuditRecord {
+        AuditRecord {
+            direction: direction.to_owned(),
+            door: self.door.to_owned(),
+            partner: self.partner.to_owned(),
+            collection: self.collection.to_owned(),
+            object_id: id.to_owned(),
+            modified,
+            decision: decision.to_owned(),
+            transformations: Vec::new(),
+            policy_version: self.policy_version.to_owned(),
+        }
+    }
+
+    /// The record of one entry that the egress function decided on (`None`: sent as
+    /// stored, e.g. to the operator).
+    pub fn egress(&self, entry: &Entry, decision: Option<&Decision>) -> AuditRecord {
+        let mut r = self.record("egress", &entry.id, entry.version(), "sent");
+        match decision {
+            None | Some(Decision::Unchanged) => {}
+            Some(Decision::Rewritten { changes, .. }) => {
+                r.decision = "rewritten".to_owned();
+                r.transformations = changes.clone();
+            }
+            Some(Decision::Withheld { reason }) => {
+                r.decision = "withheld".to_owned();
+                r.transformations = vec![reason.clone()];
+            }
+        }
+        r
+    }
+
+    /// The records of the objects an ingest accepted.
+    pub fn ingress(&self, accepted: &[Accepted]) -> Vec<AuditRecord> {
+        accepted
+            .iter()
+            .map(|a| {
+                let decision = if a.added { "added" } else { "already-present" };
+                self.record("ingress", &a.id, a.version.clone(), decision)
+            })
+            .collect()
+    }
+}
