@@ -801,6 +801,44 @@ fn entries_sql(
     (sql, q)
 }
 
+/// Rows of the audit log as columns, written with one statement (arrays, unnested). The
+/// text columns in table order: direction, door, partner, collection_id, object_id,
+/// modified, decision, transformations (JSON text), policy_version, prev_hash, hash.
+#[derive(Default)]
+struct AuditRows {
+    seqs: Vec<i64>,
+    times: Vec<i64>,
+    text: [Vec<String>; 11],
+}
+
+impl AuditRows {
+    fn push(&mut self, seq: i64, time_ns: i64, text: [String; 11]) {
+        self.seqs.push(seq);
+        self.times.push(time_ns);
+        for (col, v) in self.text.iter_mut().zip(text) {
+            col.push(v);
+        }
+    }
+
+    fn insert(&mut self, tx: &mut ::postgres::Transaction<'_>) -> Result<()> {
+        if self.seqs.is_empty() {
+            return Ok(());
+        }
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.seqs, &self.times];
+        params.extend(self.text.iter().map(|c| c as &(dyn ToSql + Sync)));
+        tx.execute(
+            "INSERT INTO audit_log (seq, time_ns, direction, door, partner, collection_id,
+             object_id, modified, decision, transformations, policy_version, prev_hash, hash)
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+             $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+             $11::TEXT[], $12::TEXT[], $13::TEXT[])",
+            &params,
+        )?;
+        *self = AuditRows::default();
+        Ok(())
+    }
+}
+
 impl Store for PostgresStore {
     fn collections(&self) -> Result<Vec<Collection>> {
         self.with_conn(|c| {
@@ -1056,41 +1094,29 @@ impl Store for PostgresStore {
                     &[],
                 )?
                 .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
-            let entries = chain_after(last, now_ns(), records);
-            // One statement for the whole batch: columns as arrays, unnested.
-            let mut cols: [Vec<String>; 11] = Default::default();
-            let (mut seqs, mut times) = (Vec::new(), Vec::new());
-            for e in entries {
+            let mut rows = AuditRows::default();
+            for e in chain_after(last, now_ns(), records) {
                 let r = e.record;
-                seqs.push(e.seq);
-                times.push(e.time_ns);
                 let transformations = serde_json::to_string(&r.transformations).unwrap_or_default();
-                for (col, v) in cols.iter_mut().zip([
-                    r.direction,
-                    r.door,
-                    r.partner,
-                    r.collection,
-                    r.object_id,
-                    r.modified,
-                    r.decision,
-                    transformations,
-                    r.policy_version,
-                    e.prev_hash,
-                    e.hash,
-                ]) {
-                    col.push(v);
-                }
+                rows.push(
+                    e.seq,
+                    e.time_ns,
+                    [
+                        r.direction,
+                        r.door,
+                        r.partner,
+                        r.collection,
+                        r.object_id,
+                        r.modified,
+                        r.decision,
+                        transformations,
+                        r.policy_version,
+                        e.prev_hash,
+                        e.hash,
+                    ],
+                );
             }
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&seqs, &times];
-            params.extend(cols.iter().map(|c| c as &(dyn ToSql + Sync)));
-            tx.execute(
-                "INSERT INTO audit_log (seq, time_ns, direction, door, partner, collection_id,
-                 object_id, modified, decision, transformations, policy_version, prev_hash, hash)
-                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
-                 $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
-                 $11::TEXT[], $12::TEXT[], $13::TEXT[])",
-                &params,
-            )?;
+            rows.insert(&mut tx)?;
             tx.commit()?;
             Ok(())
         })
@@ -1582,6 +1608,32 @@ impl PostgresStore {
                     ],
                 )?;
                 n += 1;
+            }
+            // The audit log, row for row (the chain is over these very values).
+            let has_audit: bool = src.query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'audit_log')",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_audit {
+                let mut st = src.prepare(
+                    "SELECT seq, time_ns, direction, door, partner, collection_id, object_id,
+                     modified, decision, transformations, policy_version, prev_hash, hash
+                     FROM audit_log ORDER BY seq",
+                )?;
+                let mut rows = st.query([])?;
+                let mut batch = AuditRows::default();
+                while let Some(r) = rows.next()? {
+                    let mut text: [String; 11] = Default::default();
+                    for (i, t) in text.iter_mut().enumerate() {
+                        *t = r.get(i + 2)?;
+                    }
+                    batch.push(r.get(0)?, r.get(1)?, text);
+                    if batch.seqs.len() == FLUSH_ROWS {
+                        batch.insert(&mut tx)?;
+                    }
+                }
+                batch.insert(&mut tx)?;
             }
             // The sequences continue after the copied ids; the clock after the newest
             // date_added, so that new batches are dated after every copied entry.

@@ -724,6 +724,8 @@ mod postgres_only {
             created_ns: 1,
         };
         lite.put_partner(&partner).unwrap();
+        let records: Vec<_> = (0..3).map(|i| audit_record("bsi", i)).collect();
+        lite.append_audit(&records).unwrap();
         let path = dir.path().join("t.sqlite");
         let before = concord_store::postgres::summarize_sqlite(&path).unwrap();
         assert_eq!(
@@ -738,6 +740,13 @@ mod postgres_only {
         assert_eq!(before, after);
         assert_eq!(after.partners, 1);
         assert_eq!(pg.partners().unwrap(), vec![partner]);
+        // The audit log, chain intact, and appends continue it.
+        let log = pg.audit(0, 100, None).unwrap();
+        assert_eq!(log, lite.audit(0, 100, None).unwrap());
+        pg.append_audit(&records[..1]).unwrap();
+        let log = pg.audit(0, 100, None).unwrap();
+        assert_eq!(log.len(), 4);
+        concord_store::verify_chain(&log).unwrap();
         // Served identically: same pages, same date_added, same bytes.
         let f = ObjectFilter {
             versions: vec![VersionSelector::All],
