@@ -467,6 +467,8 @@ struct Outgoing {
 /// (`concord_policy::egress::egress`, the one egress function of the node): withheld entries
 /// are left out, rewritten ones carry the rewritten body. The operator (admin) receives the
 /// stored objects. A page may so hold fewer entries than `limit` (TAXII 2.1 §3.4.1 allows it).
+/// With a `door`, one audit record per entry (sent, rewritten or withheld) is appended before
+/// the page is returned; `None` for a check whose entries do not leave (`require_object`).
 async fn read_page(
     state: &AppState,
     principal: &Principal,
