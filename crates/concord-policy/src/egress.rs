@@ -3,12 +3,25 @@
 //! Every door by which an object leaves the node (TAXII objects/object/versions/manifest,
 //! export for a partner; later sync and the web UI) calls [`egress`], and nothing else decides.
 //! Today it applies the TLP gate (FIRST TLP 2.0, TLP 1.0 as STIX 2.1 §7.2.1.4 defines it),
-//! to the object and to its granular markings (§7.2.3). The personal-information actions of
-//! the [`crate::pii`] detectors plug in here next.
+//! to the object and to its granular markings (§7.2.3), then the actions on personal data
+//! ([`crate::actions`]: allow, redact, pseudonymise, drop) on what the
+//! [`crate::pii`] detectors find.
 
 use serde_json::Value;
 
+use crate::actions::Policy;
 use crate::tlp::{Tlp, object_tlp};
+
+/// Everything the egress function needs besides the object: one signature for every door.
+#[derive(Clone, Copy, Debug)]
+pub struct EgressContext<'a> {
+    /// How the object's collection is shared.
+    pub sharing: &'a CollectionSharing,
+    /// Who receives.
+    pub partner: &'a PartnerProfile,
+    /// The actions on personal data, the node's jurisdiction and the pseudonym keys.
+    pub policy: &'a Policy,
+}
 
 /// The node setting that holds a collection's [`CollectionSharing`] as JSON.
 pub fn sharing_setting_key(collection_id: &str) -> String {
@@ -107,6 +120,10 @@ pub enum Decision {
         body: String,
         /// One line per transformation, e.g. `removed description (granular TLP:RED)`.
         changes: Vec<String>,
+        /// Old id → new id of an SCO whose value-derived id was recomputed after a rewrite
+        /// (STIX 2.1 §2.9): the caller rewrites the references to it in the same response
+        /// ([`crate::actions::rewrite_refs`]).
+        renamed: Vec<(String, String)>,
     },
     /// Nothing: the object does not leave the node for this partner.
     Withheld {
@@ -151,15 +168,16 @@ pub fn may_see(
     }
 }
 
-/// Decides what `partner` receives of the object `body` (the stored JSON text) from a
-/// collection shared as `sharing`.
+/// Decides what the partner of `cx` receives of the object `body` (the stored JSON text).
 ///
 /// Rules, in order: the TLP marking definitions themselves always go (they are public);
 /// the object's TLP is the strictest TLP in `object_marking_refs`, else the collection's
 /// `default_tlp`; the gate of [`may_see`] decides; then each granular marking (§7.2.3) whose
-/// TLP the partner may not see removes the properties its selectors name, and the copy must
-/// still validate (STIX 2.1) or the object is withheld.
-pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile) -> Decision {
+/// TLP the partner may not see removes the properties its selectors name; then the actions
+/// of the policy on personal data ([`crate::actions::apply`]; a `drop` withholds the
+/// object). A rewritten copy must still validate (STIX 2.1) or the object is withheld.
+pub fn egress(body: &str, cx: &EgressContext<'_>) -> Decision {
+    let (sharing, partner) = (cx.sharing, cx.partner);
     let Ok(object) = serde_json::from_str::<Value>(body) else {
         return Decision::Withheld {
             reason: "stored object is not JSON".to_owned(),
@@ -173,9 +191,44 @@ pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile)
     if let Err(reason) = may_see(tlp, sharing, partner) {
         return Decision::Withheld { reason };
     }
-    // Granular markings stricter than the partner may see.
-    let Some(Value::Array(granular)) = object.get("granular_markings") else {
+    let mut copy = object;
+    let mut changes = granular(&mut copy, sharing, partner);
+    let pii = match crate::actions::apply(&mut copy, cx.policy, sharing, partner) {
+        Ok(a) => a,
+        Err(reason) => return Decision::Withheld { reason },
+    };
+    if changes.is_empty() && pii.changes.is_empty() {
         return Decision::Unchanged;
+    }
+    changes.extend(pii.changes);
+    if let Err(violations) = concord_stix::validate_object(&copy) {
+        return Decision::Withheld {
+            reason: format!(
+                "the partner's copy would be invalid ({}) after: {}",
+                violations
+                    .first()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                changes.join("; ")
+            ),
+        };
+    }
+    Decision::Rewritten {
+        body: copy.to_string(),
+        changes,
+        renamed: pii.renamed,
+    }
+}
+
+/// Removes from `object` the properties under granular markings (§7.2.3) stricter than the
+/// partner may see, and those markings; one line per removal.
+fn granular(
+    object: &mut Value,
+    sharing: &CollectionSharing,
+    partner: &PartnerProfile,
+) -> Vec<String> {
+    let Some(Value::Array(granular)) = object.get("granular_markings") else {
+        return Vec::new();
     };
     let mut hidden: Vec<(String, Tlp)> = Vec::new();
     let mut kept_markings = Vec::new();
@@ -201,9 +254,8 @@ pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile)
         }
     }
     if hidden.is_empty() {
-        return Decision::Unchanged;
+        return Vec::new();
     }
-    let mut copy = object.clone();
     // Deepest and last list elements first, so earlier removals do not shift later ones.
     let mut paths: Vec<(Vec<Step>, String, Tlp)> = hidden
         .into_iter()
@@ -212,31 +264,21 @@ pub fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile)
     paths.sort_by(|a, b| b.0.cmp(&a.0));
     let mut changes = Vec::new();
     for (steps, selector, level) in paths {
-        if remove(&mut copy, &steps) {
+        if remove(object, &steps) {
             changes.push(format!("removed {selector} (granular {})", level.label()));
         }
     }
-    let map = copy.as_object_mut().expect("object");
+    let map = object.as_object_mut().expect("object");
     if kept_markings.is_empty() {
         map.remove("granular_markings");
     } else {
         map.insert("granular_markings".into(), Value::Array(kept_markings));
     }
-    if let Err(violations) = concord_stix::validate_object(&copy) {
-        return Decision::Withheld {
-            reason: format!(
-                "removing the properties under stricter granular markings leaves an invalid object ({})",
-                violations
-                    .first()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            ),
-        };
+    if changes.is_empty() {
+        // Only markings of absent properties were dropped: still a change to report.
+        changes.push("removed granular markings of absent properties".to_owned());
     }
-    Decision::Rewritten {
-        body: copy.to_string(),
-        changes,
-    }
+    changes
 }
 
 /// One step of a granular-marking selector (STIX 2.1 §7.2.3.1): a property or a list index.
@@ -319,6 +361,19 @@ mod tests {
         .to_string()
     }
 
+    /// The egress function under the built-in policy.
+    fn egress(body: &str, sharing: &CollectionSharing, partner: &PartnerProfile) -> Decision {
+        let policy = Policy::node_default(None, Default::default());
+        super::egress(
+            body,
+            &EgressContext {
+                sharing,
+                partner,
+                policy: &policy,
+            },
+        )
+    }
+
     fn sent(d: &Decision) -> bool {
         !matches!(d, Decision::Withheld { .. })
     }
@@ -384,7 +439,7 @@ mod tests {
         ]);
         let body = o.to_string();
         let d = egress(&body, &CollectionSharing::default(), &partner("acme", &[]));
-        let Decision::Rewritten { body, changes } = d else {
+        let Decision::Rewritten { body, changes, .. } = d else {
             panic!("{d:?}")
         };
         let copy: Value = serde_json::from_str(&body).unwrap();

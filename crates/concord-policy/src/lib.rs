@@ -1,5 +1,6 @@
 //! Concord's egress policy: the one egress function ([`egress::egress`]), the TLP gate
-//! ([`tlp`]), and the personal-information detectors ([`pii`]).
+//! ([`tlp`]), the personal-information detectors ([`pii`]) and the actions on what they find
+//! ([`actions`]: allow, redact, pseudonymise, drop; SCO ids recomputed after a rewrite).
 //!
 //! # Why detectors, and why these
 //!
@@ -49,6 +50,7 @@
 //!
 //! This crate does no I/O and depends on neither tokio nor a database.
 
+pub mod actions;
 pub mod egress;
 pub mod pii;
 pub mod tlp;

@@ -1,5 +1,6 @@
 //! Integration tests of the PII detectors, in one binary.
 
+mod actions;
 mod attack;
 mod labelled;
 mod object;

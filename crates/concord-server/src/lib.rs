@@ -26,7 +26,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use concord_ingest::{Container, IngestError, IngestOptions, ingest};
-use concord_policy::egress::{CollectionSharing, Decision, egress, sharing_setting_key};
+use concord_policy::egress::{
+    CollectionSharing, Decision, EgressContext, egress, sharing_setting_key,
+};
 use concord_stix::{BundleError, Timestamp};
 use concord_store::{Collection, Cursor, Entry, ObjectFilter, PageRequest, Store, VersionSelector};
 use concord_taxii::media::{self, TAXII_21};
@@ -39,6 +41,7 @@ use concord_taxii::{ErrorCode, NextToken, Query, TaxiiError, VersionMatch};
 
 pub mod audit;
 pub mod auth;
+pub mod policy;
 
 pub use auth::Principal;
 
@@ -499,27 +502,41 @@ async fn read_page(
                     .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e)))?,
                 None => CollectionSharing::default(),
             };
+            let policy = policy::node_policy(store.as_ref())?;
+            let cx = EgressContext {
+                sharing: &sharing,
+                partner: &p.profile,
+                policy: &policy,
+            };
+            let mut renamed = Vec::new();
             let audit_door = door.map(|door| audit::Door {
                 door,
                 partner: &who,
                 collection: &collection_id,
-                policy_version: audit::BASE_POLICY_VERSION,
+                policy_version: &policy.config.policy_version,
             });
             entries.retain_mut(|e| {
                 let body = e.body.as_deref().unwrap_or("null");
-                let decision = egress(body, &sharing, &p.profile);
+                let decision = egress(body, &cx);
                 if let Some(d) = &audit_door {
                     records.push(d.egress(e, Some(&decision)));
                 }
                 match decision {
                     Decision::Unchanged => true,
-                    Decision::Rewritten { body, .. } => {
+                    Decision::Rewritten {
+                        body, renamed: r, ..
+                    } => {
                         e.body = Some(body);
+                        renamed.extend(r);
                         true
                     }
                     Decision::Withheld { .. } => false,
                 }
             });
+            policy::follow_renames(
+                entries.iter_mut().filter_map(|e| e.body.as_mut()).collect(),
+                &renamed,
+            );
         } else if let Some(door) = door {
             let d = audit::Door {
                 door,

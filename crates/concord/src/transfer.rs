@@ -188,7 +188,8 @@ pub fn export(
                 jurisdiction: p.jurisdiction,
                 groups: p.groups,
             };
-            Some((profile, crate::partner::sharing(store, &c.id)?))
+            let policy = concord_server::policy::node_policy(store)?;
+            Some((profile, crate::partner::sharing(store, &c.id)?, policy))
         }
     };
     let mut withheld = 0usize;
@@ -196,7 +197,10 @@ pub fn export(
         door: "export",
         partner: partner.unwrap_or("operator"),
         collection: &c.id,
-        policy_version: concord_server::audit::BASE_POLICY_VERSION,
+        policy_version: egress.as_ref().map_or(
+            concord_server::audit::BASE_POLICY_VERSION,
+            |(_, _, policy)| &policy.config.policy_version,
+        ),
     };
     let bundle_id = format!("bundle--{}", uuid_v4());
     write!(
@@ -224,8 +228,13 @@ pub fn export(
                     records.push(audit.egress(e, None));
                     std::borrow::Cow::Borrowed(stored)
                 }
-                Some((profile, sharing)) => {
-                    let decision = concord_policy::egress::egress(stored, sharing, profile);
+                Some((profile, sharing, policy)) => {
+                    let cx = concord_policy::egress::EgressContext {
+                        sharing,
+                        partner: profile,
+                        policy,
+                    };
+                    let decision = concord_policy::egress::egress(stored, &cx);
                     records.push(audit.egress(e, Some(&decision)));
                     match decision {
                         concord_policy::egress::Decision::Unchanged => {

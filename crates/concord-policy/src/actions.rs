@@ -1,0 +1,841 @@
+//! Actions on personal data (issue 5, items 4–5): what the egress function does with each
+//! finding of the [`crate::pii`] detectors, per data category, per partner and per
+//! jurisdiction pair.
+//!
+//! | action | effect on the partner's copy |
+//! |---|---|
+//! | `allow` | the value leaves as written |
+//! | `redact` | the detected text becomes a typed placeholder, `[REDACTED:email]` |
+//! | `pseudonymise` | the detected text becomes `pseudo-email-<base32>`, the first 16 bytes of HMAC-SHA-256 under the partner's sharing-group key over the category and the normalised value: every partner of the group sees the same pseudonym for the same value and can correlate, different groups see unrelated pseudonyms, nobody without the key can test a guess |
+//! | `drop` | the whole object is withheld |
+//!
+//! Which action applies to a partner and a category, first match wins: the partner's own
+//! table (`partners.NAME`), the jurisdiction pair (node → partner, `pairs`), then `domestic`
+//! (partner in the node's jurisdiction) or `cross_border`. In each table a category's entry
+//! wins over the table's `default`.
+//!
+//! **Defaults, privacy first:** personal data is pseudonymised for partners in another
+//! jurisdiction than the node's and allowed within it. A node without a configured
+//! jurisdiction treats *every* partner as across a border (the reading that can only err on
+//! the side of the data subject). A pseudonymisation without a key (no group key and no node
+//! secret to derive one from) redacts instead: an unkeyed hash of an e-mail address is no
+//! pseudonym, anyone can test a guess.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::egress::{CollectionSharing, PartnerProfile};
+use crate::pii::{Category, ConfigError, DetectorConfig, Detectors, ObjectFinding};
+
+/// What happens to one piece of personal data on its way to a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Leaves as written.
+    Allow,
+    /// Replaced by a keyed pseudonym.
+    #[serde(alias = "pseudonymize")]
+    Pseudonymise,
+    /// Replaced by a typed placeholder.
+    Redact,
+    /// The whole object is withheld.
+    Drop,
+}
+
+impl Action {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Pseudonymise => "pseudonymise",
+            Action::Redact => "redact",
+            Action::Drop => "drop",
+        }
+    }
+}
+
+/// Actions per category, with a default for the categories not named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionTable {
+    /// For every category not in `categories`; `None`: this table does not decide.
+    pub default: Option<Action>,
+    /// Per category.
+    pub categories: BTreeMap<Category, Action>,
+}
+
+impl ActionTable {
+    /// A table that applies `action` to every category.
+    pub fn all(action: Action) -> ActionTable {
+        ActionTable {
+            default: Some(action),
+            categories: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, category: Category) -> Option<Action> {
+        self.categories.get(&category).copied().or(self.default)
+    }
+}
+
+/// The actions between the node's jurisdiction and a partner's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairRule {
+    /// The node's jurisdiction (ISO 3166-1 alpha-2), or `*` for any.
+    pub from: String,
+    /// The partner's jurisdiction, or `*` for any.
+    pub to: String,
+    /// The actions.
+    pub actions: ActionTable,
+}
+
+/// The policy as configuration: plain data, deserialisable from one TOML section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The version of this policy, recorded with each transfer.
+    pub policy_version: String,
+    /// The node's jurisdiction (ISO 3166-1 alpha-2); `None`: every partner is across a border.
+    pub jurisdiction: Option<String>,
+    /// The detectors. With a jurisdiction and no phone regions, the jurisdiction is the
+    /// phone region.
+    pub detectors: DetectorConfig,
+    /// For partners in the node's jurisdiction (default: allow).
+    pub domestic: ActionTable,
+    /// For partners in another jurisdiction (default: pseudonymise).
+    pub cross_border: ActionTable,
+    /// Per jurisdiction pair, before `domestic`/`cross_border`; the first matching pair wins.
+    pub pairs: Vec<PairRule>,
+    /// Per partner name, before everything else.
+    pub partners: BTreeMap<String, ActionTable>,
+}
+
+/// The version string of the built-in defaults.
+pub const DEFAULT_POLICY_VERSION: &str = "builtin-1";
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            policy_version: DEFAULT_POLICY_VERSION.to_owned(),
+            jurisdiction: None,
+            detectors: DetectorConfig::default(),
+            domestic: ActionTable::all(Action::Allow),
+            cross_border: ActionTable::all(Action::Pseudonymise),
+            pairs: Vec::new(),
+            partners: BTreeMap::new(),
+        }
+    }
+}
+
+/// The pseudonymisation keys: per sharing group, configured or derived from a node secret.
+#[derive(Clone, Default)]
+pub struct PseudonymKeys {
+    /// Configured keys, by sharing-group name.
+    pub groups: BTreeMap<String, Vec<u8>>,
+    /// The node secret from which the key of a group without a configured key is derived:
+    /// `HMAC-SHA-256(secret, "concord/pseudonym-group-key/v1\0" ‖ group)`.
+    pub node_secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for PseudonymKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("PseudonymKeys")
+            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .field("node_secret", &self.node_secret.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl PseudonymKeys {
+    /// The key of `group`: configured, else derived from the node secret, else none.
+    pub fn key(&self, group: &str) -> Option<Vec<u8>> {
+        if let Some(k) = self.groups.get(group) {
+            return Some(k.clone());
+        }
+        let secret = self.node_secret.as_ref()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+        mac.update(b"concord/pseudonym-group-key/v1\0");
+        mac.update(group.as_bytes());
+        Some(mac.finalize().into_bytes().to_vec())
+    }
+}
+
+/// A compiled policy: configuration, detectors and keys.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The configuration it was built from.
+    pub config: PolicyConfig,
+    /// The pseudonymisation keys.
+    pub keys: PseudonymKeys,
+    detectors: Detectors,
+}
+
+impl Policy {
+    /// Compiles a configuration. Errors: the detector configuration is refused.
+    pub fn new(mut config: PolicyConfig, keys: PseudonymKeys) -> Result<Policy, ConfigError> {
+        if let Some(j) = &mut config.jurisdiction {
+            *j = j.trim().to_ascii_uppercase();
+        }
+        let mut detectors = config.detectors.clone();
+        if detectors.phone_regions.is_empty()
+            && let Some(j) = &config.jurisdiction
+        {
+            detectors.phone_regions.push(j.clone());
+        }
+        let detectors = match Detectors::new(&detectors) {
+            // A jurisdiction that is no phone region (e.g. `EU`): international numbers only.
+            Err(ConfigError::UnknownRegion(_)) if config.detectors.phone_regions.is_empty() => {
+                Detectors::new(&config.detectors)?
+            }
+            other => other?,
+        };
+        Ok(Policy {
+            config,
+            keys,
+            detectors,
+        })
+    }
+
+    /// The built-in defaults (privacy first, see the module documentation) for a node in
+    /// `jurisdiction` (none: every partner is across a border).
+    pub fn node_default(jurisdiction: Option<&str>, keys: PseudonymKeys) -> Policy {
+        let config = PolicyConfig {
+            jurisdiction: jurisdiction.map(str::to_owned),
+            ..PolicyConfig::default()
+        };
+        Policy::new(config, keys).expect("the default detector configuration is valid")
+    }
+
+    /// The detectors.
+    pub fn detectors(&self) -> &Detectors {
+        &self.detectors
+    }
+
+    /// Whether `partner` is across a border from the node.
+    pub fn cross_border(&self, partner: &PartnerProfile) -> bool {
+        match &self.config.jurisdiction {
+            None => true,
+            Some(j) => !j.eq_ignore_ascii_case(&partner.jurisdiction),
+        }
+    }
+
+    /// The action for `category` on its way to `partner`, and the rule that decided, for
+    /// explanations (`partner acme`, `pair CN->DE`, `cross_border`, `domestic`).
+    pub fn action(&self, partner: &PartnerProfile, category: Category) -> (Action, String) {
+        if let Some(a) = self
+            .config
+            .partners
+            .get(&partner.name)
+            .and_then(|t| t.get(category))
+        {
+            return (a, format!("partner {}", partner.name));
+        }
+        let node = self.config.jurisdiction.as_deref().unwrap_or("");
+        let matches = |rule: &str, j: &str| rule == "*" || rule.eq_ignore_ascii_case(j);
+        for p in &self.config.pairs {
+            if matches(&p.from, node)
+                && matches(&p.to, &partner.jurisdiction)
+                && let Some(a) = p.actions.get(category)
+            {
+                return (a, format!("pair {}->{}", p.from, p.to));
+            }
+        }
+        if self.cross_border(partner) {
+            let a = self
+                .config
+                .cross_border
+                .get(category)
+                .unwrap_or(Action::Pseudonymise);
+            (a, "cross_border".to_owned())
+        } else {
+            let a = self.config.domestic.get(category).unwrap_or(Action::Allow);
+            (a, "domestic".to_owned())
+        }
+    }
+
+    /// The sharing group whose key pseudonymises for `partner` reading a collection shared
+    /// as `sharing`: the first (by name) of the partner's groups that the collection is
+    /// shared with, else the first of the partner's groups, else the partner alone
+    /// (`partner:NAME`).
+    pub fn pseudonym_group(&self, sharing: &CollectionSharing, partner: &PartnerProfile) -> String {
+        let mut groups: Vec<&String> = partner.groups.iter().collect();
+        groups.sort();
+        if let Some(shared) = &sharing.groups
+            && let Some(g) = groups.iter().find(|g| shared.contains(g))
+        {
+            return (*g).clone();
+        }
+        match groups.first() {
+            Some(g) => (*g).clone(),
+            None => format!("partner:{}", partner.name),
+        }
+    }
+}
+
+/// The pseudonym of `normalized` (of `category`) under `key`:
+/// `pseudo-<category>-<base32 of the first 16 bytes of HMAC-SHA-256>`.
+pub fn pseudonym(key: &[u8], category: Category, normalized: &str) -> String {
+    let label = pseudonym_label(category);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(label.as_bytes());
+    mac.update(b"\0");
+    mac.update(normalized.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!("pseudo-{label}-{}", base32(&digest[..16]))
+}
+
+/// An e-mail address found in text and the value of an `email-addr` object are the same
+/// kind of data: one label, so they correlate.
+fn pseudonym_label(category: Category) -> String {
+    match category {
+        Category::Email | Category::EmailAddressObject => "email".to_owned(),
+        c => c.as_str().replace('_', "-"),
+    }
+}
+
+/// The typed placeholder of a redaction.
+pub fn placeholder(category: Category) -> String {
+    format!("[REDACTED:{}]", category.as_str())
+}
+
+/// RFC 4648 base32, lower case, without padding.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// What applying the actions did to an object.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// One line per rewrite.
+    pub changes: Vec<String>,
+    /// Old id → new id of an SCO whose value-derived id was recomputed.
+    pub renamed: Vec<(String, String)>,
+}
+
+/// One replacement inside one string.
+struct Edit {
+    start: usize,
+    end: usize,
+    category: Category,
+    action: Action,
+    normalized: String,
+    rule: String,
+}
+
+/// Applies the actions of `policy` for `partner` to `object` (a STIX object), in place.
+/// `Err(reason)`: a `drop` applies, the object is withheld.
+pub fn apply(
+    object: &mut Value,
+    policy: &Policy,
+    sharing: &CollectionSharing,
+    partner: &PartnerProfile,
+) -> Result<Applied, String> {
+    let findings = policy.detectors.scan_object(object);
+    let mut applied = Applied::default();
+    if findings.is_empty() {
+        return Ok(applied);
+    }
+    // The id as the contributing properties give it before any rewrite: an id is recomputed
+    // only when they changed (a producer's UUIDv4 survives a rewrite of `display_name`).
+    let derived_before = deterministic_id(object);
+    let key = std::cell::OnceCell::new();
+    let key = || {
+        key.get_or_init(|| policy.keys.key(&policy.pseudonym_group(sharing, partner)))
+            .clone()
+    };
+    // Edits per (path, literal): plain strings by path, pattern literals by (path, literal).
+    let mut plain: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
+    let mut literals: BTreeMap<(String, String, String), Vec<Edit>> = BTreeMap::new();
+    for ObjectFinding {
+        path,
+        literal,
+        finding,
+    } in findings
+    {
+        let (action, rule) = policy.action(partner, finding.category);
+        if action == Action::Allow {
+            continue;
+        }
+        if action == Action::Drop {
+            return Err(format!(
+                "{} at {path} (rule {rule}: drop)",
+                finding.category
+            ));
+        }
+        let mut normalized = finding.normalized;
+        if finding.category == Category::EmailAddressObject && path.ends_with("value") {
+            normalized = normalize_email(&normalized);
+        }
+        let edit = Edit {
+            start: finding.start,
+            end: finding.end,
+            category: finding.category,
+            action,
+            normalized,
+            rule,
+        };
+        match literal {
+            None => plain.entry(path).or_default().push(edit),
+            Some(l) => literals
+                .entry((path, l.object_path, l.value))
+                .or_default()
+                .push(edit),
+        }
+    }
+    let replacement = |e: &Edit, changes: &mut Vec<String>, at: &str| -> String {
+        let (text, what) = match e.action {
+            Action::Pseudonymise => match key() {
+                Some(k) => (pseudonym(&k, e.category, &e.normalized), "pseudonymised"),
+                None => (placeholder(e.category), "redacted (no pseudonym key)"),
+            },
+            _ => (placeholder(e.category), "redacted"),
+        };
+        changes.push(format!("{what} {} at {at} (rule {})", e.category, e.rule));
+        text
+    };
+    for (path, edits) in plain {
+        let Some(Value::String(s)) = lookup(object, &path) else {
+            continue;
+        };
+        let new = rewrite(s, edits, |e| replacement(e, &mut applied.changes, &path));
+        *s = new;
+    }
+    // Pattern literals: through the AST, never by string replacement.
+    let mut by_pattern: BTreeMap<String, Vec<(String, String, Vec<Edit>)>> = BTreeMap::new();
+    for ((path, object_path, value), edits) in literals {
+        by_pattern
+            .entry(path)
+            .or_default()
+            .push((object_path, value, edits));
+    }
+    for (path, lits) in by_pattern {
+        let Some(Value::String(p)) = lookup(object, &path) else {
+            continue;
+        };
+        let mut ast = concord_pattern::parse_syntax(p)
+            .map_err(|e| format!("pattern at {path} does not parse: {e}"))?;
+        let mut new_values: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (object_path, value, edits) in lits {
+            let at = format!("{path} literal {object_path}");
+            let new = rewrite(&value, edits, |e| replacement(e, &mut applied.changes, &at));
+            new_values.insert((object_path, value), new);
+        }
+        for_each_literal(&mut ast.expr, &mut |object_path, lit| {
+            if let concord_pattern::Literal::String(s) = lit
+                && let Some(new) = new_values.get(&(object_path.to_owned(), s.clone()))
+            {
+                *s = new.clone();
+            }
+        });
+        *p = ast.to_string();
+    }
+    if !applied.changes.is_empty()
+        && deterministic_id(object) != derived_before
+        && let Some(renamed) = recompute_id(object)
+    {
+        applied
+            .changes
+            .push(format!("id {} recomputed as {}", renamed.0, renamed.1));
+        let map = [renamed.clone()];
+        rewrite_refs(object, &map);
+        applied.renamed.push(renamed);
+    }
+    Ok(applied)
+}
+
+/// `Local@Example.ORG` → `Local@example.org`: the domain of an address is case-insensitive.
+fn normalize_email(v: &str) -> String {
+    match v.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        None => v.to_owned(),
+    }
+}
+
+/// Applies edits to `s`: the strictest first, then the widest; overlapping later ones are
+/// skipped (a structural finding over the whole value and a text finding inside it).
+fn rewrite(s: &str, mut edits: Vec<Edit>, mut with: impl FnMut(&Edit) -> String) -> String {
+    edits.sort_by(|a, b| {
+        (b.action, b.end - b.start, a.start).cmp(&(a.action, a.end - a.start, b.start))
+    });
+    let mut chosen: Vec<Edit> = Vec::new();
+    for e in edits {
+        if e.end > s.len() || !s.is_char_boundary(e.start) || !s.is_char_boundary(e.end) {
+            continue;
+        }
+        if chosen.iter().all(|c| e.end <= c.start || e.start >= c.end) {
+            chosen.push(e);
+        }
+    }
+    chosen.sort_by_key(|e| e.start);
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    for e in &chosen {
+        out.push_str(&s[at..e.start]);
+        out.push_str(&with(e));
+        at = e.end;
+    }
+    out.push_str(&s[at..]);
+    out
+}
+
+fn for_each_literal(
+    e: &mut concord_pattern::ObservationExpr,
+    f: &mut impl FnMut(&str, &mut concord_pattern::Literal),
+) {
+    use concord_pattern::{ComparisonExpr, ObservationExpr, Operand};
+    fn cmp(c: &mut ComparisonExpr, f: &mut impl FnMut(&str, &mut concord_pattern::Literal)) {
+        match c {
+            ComparisonExpr::And(v) | ComparisonExpr::Or(v) => v.iter_mut().for_each(|c| cmp(c, f)),
+            ComparisonExpr::Test(t) => {
+                let path = t.path.to_string();
+                match &mut t.operand {
+                    Operand::Literal(l) => f(&path, l),
+                    Operand::Set(v) => v.iter_mut().for_each(|l| f(&path, l)),
+                }
+            }
+            ComparisonExpr::Exists(_) => {}
+        }
+    }
+    match e {
+        ObservationExpr::Observation(c) => cmp(c, f),
+        ObservationExpr::And(v) | ObservationExpr::Or(v) | ObservationExpr::FollowedBy(v) => {
+            v.iter_mut().for_each(|e| for_each_literal(e, f))
+        }
+        ObservationExpr::Qualified { expr, .. } => for_each_literal(expr, f),
+    }
+}
+
+/// Resolves an [`ObjectFinding::path`] in `value`.
+fn lookup<'v>(value: &'v mut Value, path: &str) -> Option<&'v mut Value> {
+    let mut cur = value;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+        }
+        if let Some(r) = rest.strip_prefix("[\"") {
+            // A JSON string key: find its closing quote (not escaped).
+            let mut end = None;
+            let mut escaped = false;
+            for (i, c) in r.char_indices() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+            let end = end?;
+            let key: String = serde_json::from_str(&format!("\"{}\"", &r[..end])).ok()?;
+            cur = cur.as_object_mut()?.get_mut(&key)?;
+            rest = r[end + 1..].strip_prefix(']')?;
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let i: usize = r[..end].parse().ok()?;
+            cur = cur.as_array_mut()?.get_mut(i)?;
+            rest = &r[end + 1..];
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            cur = cur.as_object_mut()?.get_mut(&rest[..end])?;
+            rest = &rest[end..];
+        }
+    }
+    Some(cur)
+}
+
+/// The SCO deterministic-id namespace (STIX 2.1 §2.9).
+pub const SCO_NAMESPACE: uuid::Uuid = uuid::uuid!("00abedb4-aa42-466c-9c01-fed23315a9b7");
+
+/// The ID-contributing properties of the STIX 2.1 SCOs (§6), `None` for types without.
+pub fn id_contributing_properties(object_type: &str) -> Option<&'static [&'static str]> {
+    Some(match object_type {
+        "artifact" => &["hashes", "payload_bin"],
+        "autonomous-system" => &["number"],
+        "directory" => &["path"],
+        "domain-name" => &["value"],
+        "email-addr" => &["value"],
+        "email-message" => &["from_ref", "subject", "body"],
+        "file" => &["hashes", "name", "extensions", "parent_directory_ref"],
+        "ipv4-addr" => &["value"],
+        "ipv6-addr" => &["value"],
+        "mac-addr" => &["value"],
+        "mutex" => &["name"],
+        "network-traffic" => &[
+            "start",
+            "end",
+            "src_ref",
+            "dst_ref",
+            "src_port",
+            "dst_port",
+            "protocols",
+            "extensions",
+        ],
+        "software" => &["name", "cpe", "swid", "vendor", "version"],
+        "url" => &["value"],
+        "user-account" => &["account_type", "user_id", "account_login"],
+        "windows-registry-key" => &["key", "values"],
+        "x509-certificate" => &["hashes", "serial_number"],
+        _ => return None,
+    })
+}
+
+/// The deterministic id of an SCO (STIX 2.1 §2.9): UUIDv5 in [`SCO_NAMESPACE`] over the JSON
+/// canonical form (RFC 8785) of its ID-contributing properties; of `hashes`, one hash only
+/// (MD5, SHA-1, SHA-256, SHA-512 in that order of preference, else the first). `None`: not
+/// an SCO type with contributing properties, or none of them present.
+pub fn deterministic_id(object: &Value) -> Option<String> {
+    let map = object.as_object()?;
+    let ty = map.get("type")?.as_str()?;
+    let props = id_contributing_properties(ty)?;
+    let mut contributing = serde_json::Map::new();
+    for &p in props {
+        let Some(v) = map.get(p) else { continue };
+        let v = if p == "hashes" {
+            let h = v.as_object()?;
+            let k = ["MD5", "SHA-1", "SHA-256", "SHA-512"]
+                .into_iter()
+                .find(|k| h.contains_key(*k))
+                .map(str::to_owned)
+                .or_else(|| h.keys().min().cloned())?;
+            let mut one = serde_json::Map::new();
+            one.insert(k.clone(), h[&k].clone());
+            Value::Object(one)
+        } else {
+            v.clone()
+        };
+        contributing.insert(p.to_owned(), v);
+    }
+    if contributing.is_empty() {
+        return None;
+    }
+    let mut canonical = String::new();
+    canonical_json(&Value::Object(contributing), &mut canonical);
+    Some(format!(
+        "{ty}--{}",
+        uuid::Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes())
+    ))
+}
+
+/// RFC 8785 canonical form: keys sorted (by UTF-16 code units; equal to byte order for the
+/// ASCII keys of STIX), no white space, strings as serde_json escapes them.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Recomputes the id of an SCO after a rewrite: `Some((old, new))` when it changed.
+fn recompute_id(object: &mut Value) -> Option<(String, String)> {
+    let new = deterministic_id(object)?;
+    let old = object.get("id")?.as_str()?.to_owned();
+    if old == new {
+        return None;
+    }
+    object["id"] = Value::String(new.clone());
+    Some((old, new))
+}
+
+/// Makes the references among `objects` (the objects of one response) follow `renamed`
+/// (old id → new id, as the egress function reported them); an SCO one of whose
+/// ID-contributing properties is such a reference (`email-message.from_ref`,
+/// `network-traffic.src_ref`, …) gets its id recomputed in turn, and the references to it
+/// follow too (added to `renamed`). Returns which objects changed.
+pub fn follow_renames(objects: &mut [Value], renamed: &mut Vec<(String, String)>) -> Vec<bool> {
+    let mut changed = vec![false; objects.len()];
+    let mut pending = renamed.clone();
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for (i, o) in objects.iter_mut().enumerate() {
+            if rewrite_refs(o, &pending) {
+                changed[i] = true;
+                if let Some(r) = recompute_id(o) {
+                    next.push(r);
+                }
+            }
+        }
+        renamed.extend(next.iter().cloned());
+        pending = next;
+    }
+    changed
+}
+
+/// Rewrites every `*_ref` and `*_refs` value (at any depth) that names an old id of
+/// `renamed` to the new one; `true` when something changed. For callers that hold several
+/// objects of one response (a page, an export).
+pub fn rewrite_refs(object: &mut Value, renamed: &[(String, String)]) -> bool {
+    let mut changed = false;
+    match object {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if k.ends_with("_ref") || k.ends_with("_refs") {
+                    let mut swap = |s: &mut Value| {
+                        if let Value::String(id) = s
+                            && let Some((_, new)) = renamed.iter().find(|(old, _)| old == id)
+                        {
+                            *id = new.clone();
+                            changed = true;
+                        }
+                    };
+                    match v {
+                        Value::Array(a) => a.iter_mut().for_each(&mut swap),
+                        s => swap(s),
+                    }
+                } else {
+                    changed |= rewrite_refs(v, renamed);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for v in a {
+                changed |= rewrite_refs(v, renamed);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_rfc4648_vectors() {
+        // RFC 4648 §10, lower case, no padding.
+        assert_eq!(base32(b""), "");
+        assert_eq!(base32(b"f"), "my");
+        assert_eq!(base32(b"fo"), "mzxq");
+        assert_eq!(base32(b"foo"), "mzxw6");
+        assert_eq!(base32(b"foob"), "mzxw6yq");
+        assert_eq!(base32(b"fooba"), "mzxw6ytb");
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+    }
+
+    #[test]
+    fn paths_resolve() {
+        let mut v = serde_json::json!({"a": {"b": [1, {"c": "x"}]}, "x_map": {"a.b": "y"},
+            "hashes": {"SHA-256": "z"}});
+        assert_eq!(lookup(&mut v, "a.b[1].c").unwrap(), "x");
+        assert_eq!(lookup(&mut v, "x_map[\"a.b\"]").unwrap(), "y");
+        assert_eq!(lookup(&mut v, "hashes.SHA-256").unwrap(), "z");
+        assert!(lookup(&mut v, "a.q").is_none());
+    }
+
+    #[test]
+    fn derived_keys_differ_per_group_and_configured_keys_win() {
+        let keys = PseudonymKeys {
+            groups: BTreeMap::from([("eu".to_owned(), b"configured".to_vec())]),
+            node_secret: Some(b"node secret".to_vec()),
+        };
+        assert_eq!(keys.key("eu").unwrap(), b"configured");
+        assert_ne!(keys.key("asean").unwrap(), keys.key("gcc").unwrap());
+        assert_eq!(keys.key("gcc").unwrap().len(), 32);
+        assert!(PseudonymKeys::default().key("gcc").is_none());
+        assert!(!format!("{keys:?}").contains("configured"));
+    }
+
+    #[test]
+    fn action_resolution_order() {
+        let mut config = PolicyConfig {
+            jurisdiction: Some("cn".into()),
+            ..PolicyConfig::default()
+        };
+        config.pairs.push(PairRule {
+            from: "CN".into(),
+            to: "AE".into(),
+            actions: ActionTable {
+                default: None,
+                categories: BTreeMap::from([(Category::Phone, Action::Drop)]),
+            },
+        });
+        config.partners.insert(
+            "acme".into(),
+            ActionTable {
+                default: None,
+                categories: BTreeMap::from([(Category::Email, Action::Redact)]),
+            },
+        );
+        let policy = Policy::new(config, PseudonymKeys::default()).unwrap();
+        let p = |name: &str, j: &str| PartnerProfile {
+            name: name.into(),
+            jurisdiction: j.into(),
+            groups: vec![],
+        };
+        let a = |name, j, c| policy.action(&p(name, j), c).0;
+        assert_eq!(a("x", "CN", Category::Email), Action::Allow);
+        assert_eq!(a("x", "DE", Category::Email), Action::Pseudonymise);
+        assert_eq!(a("x", "AE", Category::Phone), Action::Drop);
+        assert_eq!(a("x", "AE", Category::Email), Action::Pseudonymise);
+        assert_eq!(a("acme", "CN", Category::Email), Action::Redact);
+        assert_eq!(a("acme", "CN", Category::Phone), Action::Allow);
+        // No node jurisdiction: every partner is across a border.
+        let none = Policy::node_default(None, PseudonymKeys::default());
+        assert_eq!(
+            none.action(&p("x", "CN"), Category::Email).0,
+            Action::Pseudonymise
+        );
+    }
+
+    #[test]
+    fn config_from_json_with_aliases() {
+        let c: PolicyConfig = serde_json::from_str(
+            r#"{"policy_version": "7", "jurisdiction": "DE",
+                "cross_border": {"default": "redact", "categories": {"ip_address": "pseudonymize"}},
+                "partners": {"acme": {"categories": {"phone": "drop"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.policy_version, "7");
+        assert_eq!(c.cross_border.default, Some(Action::Redact));
+        assert_eq!(
+            c.cross_border.categories[&Category::IpAddress],
+            Action::Pseudonymise
+        );
+        assert_eq!(c.domestic, ActionTable::all(Action::Allow));
+    }
+}
