@@ -221,6 +221,10 @@ pub fn export(
         let p = store.entries(&c.id, &filter, &page, true)?;
         // The audit log: one record per entry, appended once per page.
         let mut records = Vec::with_capacity(p.entries.len());
+        // The page's copies, written once the references among them follow the SCO ids the
+        // egress function recomputed (as a TAXII page does).
+        let mut bodies: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(p.entries.len());
+        let mut renamed = Vec::new();
         for e in &p.entries {
             let stored = e.body.as_deref().unwrap_or("null");
             let body = match &egress {
@@ -240,7 +244,10 @@ pub fn export(
                         concord_policy::egress::Decision::Unchanged => {
                             std::borrow::Cow::Borrowed(stored)
                         }
-                        concord_policy::egress::Decision::Rewritten { body, .. } => {
+                        concord_policy::egress::Decision::Rewritten {
+                            body, renamed: r, ..
+                        } => {
+                            renamed.extend(r);
                             std::borrow::Cow::Owned(body)
                         }
                         concord_policy::egress::Decision::Withheld { .. } => {
@@ -250,6 +257,14 @@ pub fn export(
                     }
                 }
             };
+            bodies.push(body);
+        }
+        if !renamed.is_empty() {
+            let mut owned: Vec<String> = bodies.drain(..).map(|b| b.into_owned()).collect();
+            concord_server::policy::follow_renames(owned.iter_mut().collect(), &renamed);
+            bodies.extend(owned.into_iter().map(std::borrow::Cow::Owned));
+        }
+        for body in &bodies {
             if n > 0 {
                 out.write_all(b",\n")?;
             } else {
