@@ -13,7 +13,7 @@
 use std::io::Read;
 
 use concord_stix::{BundleError, BundleReader, Violation, validate_object};
-use concord_store::{AddOutcome, NewObject, Store, StoreError};
+use concord_store::{AddOutcome, AuditRecord, NewObject, Store, StoreError};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -80,13 +80,23 @@ pub struct IngestReport {
 }
 
 /// Options of one ingest.
-#[derive(Clone, Copy, Debug)]
-pub struct IngestOptions {
+#[derive(Clone, Copy)]
+pub struct IngestOptions<'a> {
     /// Bundle or envelope.
     pub container: Container,
     /// Keep the list of accepted objects in the report.
     pub list_accepted: bool,
+    /// Audit records for accepted objects, appended in the ingest's own transaction every
+    /// [`AUDIT_CHUNK`] objects (so memory stays bounded, and the records are durable with
+    /// the objects or not at all).
+    pub audit: Option<&'a AuditRecords<'a>>,
 }
+
+/// Turns accepted objects into their audit records (the caller knows door and principal).
+pub type AuditRecords<'a> = dyn Fn(&[Accepted]) -> Vec<AuditRecord> + 'a;
+
+/// How many accepted objects are buffered before their audit records are appended.
+pub const AUDIT_CHUNK: usize = 10_000;
 
 /// Reads `input` (a bundle or envelope, streamed one object at a time) into the collection
 /// `collection_id`, as one transaction, calling `progress(objects_read)` every 1,000 objects.
@@ -97,7 +107,7 @@ pub fn ingest(
     store: &dyn Store,
     collection_id: &str,
     input: impl Read,
-    options: IngestOptions,
+    options: IngestOptions<'_>,
     mut progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
     let mut batch = store.begin_write(collection_id)?;
@@ -105,6 +115,7 @@ pub fn ingest(
         date_added_ns: batch.date_added_ns(),
         ..Default::default()
     };
+    let mut audit_pending: Vec<Accepted> = Vec::new();
     let on_object = |index: usize, raw: Box<RawValue>| -> Result<(), StoreError> {
         report.total += 1;
         if report.total.is_multiple_of(1000) {
@@ -133,12 +144,20 @@ pub fn ingest(
                         } else {
                             report.already_present += 1;
                         }
+                        let accepted = Accepted {
+                            id: header.id,
+                            version: version.unwrap_or_default(),
+                            added,
+                        };
+                        if let Some(make) = options.audit {
+                            audit_pending.push(accepted.clone());
+                            if audit_pending.len() >= AUDIT_CHUNK {
+                                batch.append_audit(&make(&audit_pending))?;
+                                audit_pending.clear();
+                            }
+                        }
                         if options.list_accepted {
-                            report.accepted.push(Accepted {
-                                id: header.id,
-                                version: version.unwrap_or_default(),
-                                added,
-                            });
+                            report.accepted.push(accepted);
                         }
                     }
                 }
@@ -151,6 +170,9 @@ pub fn ingest(
         Container::Bundle => reader.read(on_object)?,
         Container::Envelope => reader.read_envelope(on_object)?,
     };
+    if let Some(make) = options.audit {
+        batch.append_audit(&make(&audit_pending))?;
+    }
     batch.commit()?;
     progress(report.total);
     Ok(report)

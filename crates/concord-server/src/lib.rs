@@ -839,9 +839,18 @@ async fn add_objects(
     let store = state.store.clone();
     let who = audit::principal_name(&principal);
     let report = blocking(move || {
+        let door = audit::Door {
+            door: "taxii-post",
+            partner: &who,
+            collection: &c.id,
+            policy_version: audit::BASE_POLICY_VERSION,
+        };
+        // Ingress records go into the ingest's own transaction: durable with the objects.
+        let make = |accepted: &[concord_ingest::Accepted]| door.ingress(accepted);
         let options = IngestOptions {
             container: Container::Envelope,
             list_accepted: true,
+            audit: Some(&make),
         };
         let report =
             ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {
@@ -861,13 +870,6 @@ async fn add_objects(
                 }
                 IngestError::Store(e) => e.into(),
             })?;
-        let door = audit::Door {
-            door: "taxii-post",
-            partner: &who,
-            collection: &c.id,
-            policy_version: audit::BASE_POLICY_VERSION,
-        };
-        store.append_audit(&door.ingress(&report.accepted))?;
         Ok(report)
     })
     .await?;

@@ -151,6 +151,10 @@ pub trait WriteBatch {
     fn date_added_ns(&self) -> i64;
     /// Adds one object version to the collection.
     fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome>;
+    /// Appends audit records in the batch's own transaction: they become durable and visible
+    /// with the objects they describe, or not at all. The chain is the same as
+    /// [`Store::append_audit`]'s.
+    fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()>;
     /// Makes the batch durable (fsync) and visible to readers.
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -564,6 +564,11 @@ impl WriteBatch for PgBatch<'_> {
         self.date_added_ns
     }
 
+    fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
+        let lock_key = self.store.lock_key;
+        insert_audit(&mut self.conn().client, lock_key, records)
+    }
+
     fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
         let h = object.header;
         let hash = content_hash(object.value);
@@ -820,7 +825,7 @@ impl AuditRows {
         }
     }
 
-    fn insert(&mut self, tx: &mut ::postgres::Transaction<'_>) -> Result<()> {
+    fn insert(&mut self, tx: &mut impl ::postgres::GenericClient) -> Result<()> {
         if self.seqs.is_empty() {
             return Ok(());
         }
@@ -1084,39 +1089,7 @@ impl Store for PostgresStore {
         let lock_key = self.lock_key;
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&AUDIT_LOCK_CLASS, &lock_key],
-            )?;
-            let last = tx
-                .query_opt(
-                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                    &[],
-                )?
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
-            let mut rows = AuditRows::default();
-            for e in chain_after(last, now_ns(), records) {
-                let r = e.record;
-                let transformations = serde_json::to_string(&r.transformations).unwrap_or_default();
-                rows.push(
-                    e.seq,
-                    e.time_ns,
-                    [
-                        r.direction,
-                        r.door,
-                        r.partner,
-                        r.collection,
-                        r.object_id,
-                        r.modified,
-                        r.decision,
-                        transformations,
-                        r.policy_version,
-                        e.prev_hash,
-                        e.hash,
-                    ],
-                );
-            }
-            rows.insert(&mut tx)?;
+            insert_audit(&mut tx, lock_key, records)?;
             tx.commit()?;
             Ok(())
         })
@@ -1653,4 +1626,50 @@ impl PostgresStore {
         progress(n);
         Ok(n)
     }
+}
+
+/// Appends audit records after the last entry of the chain, inside the caller's transaction:
+/// takes the audit advisory lock (held to the end of that transaction), so appends from any
+/// process form one chain.
+fn insert_audit(
+    client: &mut impl ::postgres::GenericClient,
+    lock_key: i32,
+    records: &[AuditRecord],
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    client.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&AUDIT_LOCK_CLASS, &lock_key],
+    )?;
+    let last = client
+        .query_opt(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
+    let mut rows = AuditRows::default();
+    for e in chain_after(last, now_ns(), records) {
+        let r = e.record;
+        let transformations = serde_json::to_string(&r.transformations).unwrap_or_default();
+        rows.push(
+            e.seq,
+            e.time_ns,
+            [
+                r.direction,
+                r.door,
+                r.partner,
+                r.collection,
+                r.object_id,
+                r.modified,
+                r.decision,
+                transformations,
+                r.policy_version,
+                e.prev_hash,
+                e.hash,
+            ],
+        );
+    }
+    rows.insert(client)
 }

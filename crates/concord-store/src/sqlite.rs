@@ -224,6 +224,10 @@ impl WriteBatch for SqliteBatch<'_> {
         })
     }
 
+    fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
+        insert_audit(&self.conn, records)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
@@ -540,35 +544,7 @@ impl Store for SqliteStore {
         let mut conn = self.writer();
         // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = tx
-            .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO audit_log (seq, time_ns, direction, door, partner, collection_id,
-                 object_id, modified, decision, transformations, policy_version, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            for e in chain_after(last, now_ns(), records) {
-                let r = &e.record;
-                st.execute(params![
-                    e.seq,
-                    e.time_ns,
-                    r.direction,
-                    r.door,
-                    r.partner,
-                    r.collection,
-                    r.object_id,
-                    r.modified,
-                    r.decision,
-                    serde_json::to_string(&r.transformations).unwrap_or_default(),
-                    r.policy_version,
-                    e.prev_hash,
-                    e.hash
-                ])?;
-            }
-        }
+        insert_audit(&tx, records)?;
         tx.commit()?;
         Ok(())
     }
@@ -626,4 +602,40 @@ impl Store for SqliteStore {
         )?;
         Ok(())
     }
+}
+
+/// Appends audit records after the last entry of the chain, inside the caller's write
+/// transaction (which holds the file's write lock, so the chain cannot fork).
+fn insert_audit(conn: &Connection, records: &[AuditRecord]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let last: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut st = conn.prepare_cached(
+        "INSERT INTO audit_log (seq, time_ns, direction, door, partner, collection_id,
+         object_id, modified, decision, transformations, policy_version, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    for e in chain_after(last, now_ns(), records) {
+        let r = &e.record;
+        st.execute(params![
+            e.seq,
+            e.time_ns,
+            r.direction,
+            r.door,
+            r.partner,
+            r.collection,
+            r.object_id,
+            r.modified,
+            r.decision,
+            serde_json::to_string(&r.transformations).unwrap_or_default(),
+            r.policy_version,
+            e.prev_hash,
+            e.hash
+        ])?;
+    }
+    Ok(())
 }

@@ -98,25 +98,23 @@ fn import_one(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let options = IngestOptions {
-        container: Container::Bundle,
-        list_accepted: true,
-    };
-    let result = ingest(store, &c.id, input, options, |n| bar.set_position(n as u64));
-    bar.finish_and_clear();
-    let mut report = result?;
-    // The audit log: one ingress record per accepted object, appended in large chunks.
+    // The audit log: one ingress record per accepted object, appended in chunks inside the
+    // import's own transaction (bounded memory; durable with the objects or not at all).
     let door = concord_server::audit::Door {
         door: "import",
         partner: "operator",
         collection: &c.id,
         policy_version: concord_server::audit::BASE_POLICY_VERSION,
     };
-    for chunk in report.accepted.chunks(10_000) {
-        store.append_audit(&door.ingress(chunk))?;
-    }
-    report.accepted = Vec::new();
-    Ok(report)
+    let make = |accepted: &[concord_ingest::Accepted]| door.ingress(accepted);
+    let options = IngestOptions {
+        container: Container::Bundle,
+        list_accepted: false,
+        audit: Some(&make),
+    };
+    let result = ingest(store, &c.id, input, options, |n| bar.set_position(n as u64));
+    bar.finish_and_clear();
+    Ok(result?)
 }
 
 /// Prints one file's report (human form on stderr unless `json`) and returns it as JSON.
