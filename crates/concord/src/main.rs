@@ -50,6 +50,10 @@ enum Command {
         /// Admin token to set (otherwise one is generated and printed once).
         #[arg(long, env = "CONCORD_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// The node's jurisdiction, ISO 3166-1 alpha-2 (e.g. CN, DE): partners elsewhere are
+        /// across a border for the egress policy. Without it, every partner is.
+        #[arg(long, value_name = "CC")]
+        jurisdiction: Option<String>,
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
@@ -229,8 +233,9 @@ fn run(command: Command) -> Outcome {
         Command::Init {
             data,
             admin_token,
+            jurisdiction,
             json,
-        } => init(&data, admin_token, json).map(|_| true),
+        } => init(&data, admin_token, jurisdiction, json).map(|_| true),
         Command::Import {
             data,
             collection,
@@ -360,7 +365,16 @@ fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
 
 /// `concord init`: writes the configuration (if absent), creates the database, sets the
 /// admin token. Re-running it on an initialised directory only replaces the token.
-fn init(data: &DataDirArg, admin_token: Option<String>, json: bool) -> Result<()> {
+fn init(
+    data: &DataDirArg,
+    admin_token: Option<String>,
+    jurisdiction: Option<String>,
+    json: bool,
+) -> Result<()> {
+    // Checked before anything is written.
+    let jurisdiction = jurisdiction
+        .map(|j| partner::jurisdiction_code(&j))
+        .transpose()?;
     let dir = data_dir(data);
     std::fs::create_dir_all(&dir.dir)
         .with_context(|| format!("cannot create {}", dir.dir.display()))?;
@@ -395,6 +409,9 @@ fn init(data: &DataDirArg, admin_token: Option<String>, json: bool) -> Result<()
         }
     };
     store.set_setting(ADMIN_TOKEN_SETTING, &token_hash(&token))?;
+    if let Some(j) = &jurisdiction {
+        store.set_setting(concord_server::policy::JURISDICTION_SETTING, j)?;
+    }
     if json {
         let mut out = serde_json::json!({
             "data_dir": dir.dir,
@@ -482,7 +499,7 @@ fn quickstart(data: &DataDirArg, listen: String) -> Outcome {
         Location::Postgres(_) => open_store(data)?.setting(ADMIN_TOKEN_SETTING)?.is_some(),
     };
     if !initialised {
-        init(data, std::env::var("CONCORD_ADMIN_TOKEN").ok(), false)?;
+        init(data, std::env::var("CONCORD_ADMIN_TOKEN").ok(), None, false)?;
     } else {
         eprintln!(
             "using the existing node in {} (its admin token is unchanged)",

@@ -287,6 +287,15 @@ fn keys_permissions_rotation_and_removal() {
 #[test]
 fn bad_partner_input_is_refused_with_a_reason() {
     let node = Node::init();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(concord()
+        .args(["init", "--jurisdiction", "China", "--data-dir"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("concord.sqlite").exists(),
+        "nothing written"
+    );
     let out = run(concord()
         .args([
             "partner",
@@ -332,12 +341,7 @@ fn bad_partner_input_is_refused_with_a_reason() {
 /// the objects as stored.
 #[test]
 fn personal_data_is_pseudonymised_across_the_border() {
-    use concord_store::Store as _;
-    let node = Node::init();
-    let store =
-        concord_store::sqlite::SqliteStore::open(&node.path().join("concord.sqlite")).unwrap();
-    store.set_setting("jurisdiction", "CN").unwrap();
-    drop(store);
+    let node = Node::init_with(&["--jurisdiction", "cn"]);
     let email_id = "email-addr--7165e2a9-671f-585d-b1e1-ca59c671d934"; // value john@example.com
     let bundle = serde_json::json!({
         "type": "bundle", "id": "bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d12",
