@@ -311,6 +311,53 @@ pub trait Store: Send + Sync + fmt::Debug {
     -> Result<Vec<AuditEntry>>;
 }
 
+/// How a SQL backend binds the parameters of [`version_condition`].
+pub(crate) trait VersionParams {
+    /// The `same_spec` condition was written once more (a backend with positional
+    /// parameters binds its arguments again).
+    fn same_spec_used(&mut self);
+    /// The placeholder for a version instant, in nanoseconds.
+    fn version_at(&mut self, ns: i64) -> String;
+}
+
+/// The `match[version]` condition of TAXII 2.1 §3.4.2 over the entries `e`, in the SQL both
+/// backends speak: `first`/`last` compare with the oldest/newest version of the same object
+/// among the entries that `same_spec` (over `x`) admits, a timestamp with the version itself;
+/// several selectors are ORed; none means `last`. `None` when every version passes (`all`).
+pub(crate) fn version_condition(
+    versions: &[VersionSelector],
+    same_spec: &str,
+    params: &mut impl VersionParams,
+) -> Option<String> {
+    let selectors: &[VersionSelector] = if versions.is_empty() {
+        &[VersionSelector::Last]
+    } else {
+        versions
+    };
+    if selectors.contains(&VersionSelector::All) {
+        return None;
+    }
+    let alternatives: Vec<String> = selectors
+        .iter()
+        .map(|s| match s {
+            VersionSelector::First | VersionSelector::Last | VersionSelector::All => {
+                let agg = if *s == VersionSelector::First {
+                    "MIN"
+                } else {
+                    "MAX"
+                };
+                params.same_spec_used();
+                format!(
+                    "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
+                      WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
+                )
+            }
+            VersionSelector::At(ns) => format!("e.version_ns = {}", params.version_at(*ns)),
+        })
+        .collect();
+    Some(format!(" AND ({})", alternatives.join(" OR ")))
+}
+
 /// A partner: an organisation with credentials on this node (DESIGN.md, "Terms").
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Partner {

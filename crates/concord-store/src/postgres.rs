@@ -39,8 +39,9 @@ use sha2::Digest;
 use crate::audit::{AuditEntry, AuditRecord, chain_after, parse_transformations};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, WriteBatch, content_hash,
 };
+use crate::{VersionParams, version_condition};
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -734,37 +735,18 @@ impl Query {
                 .push_str(&format!(" AND e.spec_version = ANY({p}::text[])"));
             format!("x.spec_version = ANY({p}::text[])")
         };
-        let selectors: &[VersionSelector] = if filter.versions.is_empty() {
-            &[VersionSelector::Last]
-        } else {
-            &filter.versions
-        };
-        if selectors.contains(&VersionSelector::All) {
-            return;
+        if let Some(cond) = version_condition(&filter.versions, &same_spec, self) {
+            self.sql.push_str(&cond);
         }
-        let mut alternatives = Vec::new();
-        for s in selectors {
-            match s {
-                VersionSelector::First | VersionSelector::Last => {
-                    let agg = if *s == VersionSelector::First {
-                        "MIN"
-                    } else {
-                        "MAX"
-                    };
-                    alternatives.push(format!(
-                        "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
-                          WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
-                    ));
-                }
-                VersionSelector::At(ns) => {
-                    let p = self.arg(*ns);
-                    alternatives.push(format!("e.version_ns = {p}::bigint"));
-                }
-                VersionSelector::All => {}
-            }
-        }
-        self.sql
-            .push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+}
+
+/// Numbered `$n` parameters: `same_spec` reuses its parameter, nothing to bind again.
+impl VersionParams for Query {
+    fn same_spec_used(&mut self) {}
+
+    fn version_at(&mut self, ns: i64) -> String {
+        format!("{}::bigint", self.arg(ns))
     }
 }
 

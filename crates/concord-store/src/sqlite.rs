@@ -14,8 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::audit::{AuditEntry, AuditRecord, chain_after};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, VersionSelector, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, WriteBatch, content_hash,
 };
+use crate::{VersionParams, version_condition};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -286,38 +287,30 @@ impl Query {
                     .collect(),
             )
         };
-        let selectors: &[VersionSelector] = if filter.versions.is_empty() {
-            &[VersionSelector::Last]
-        } else {
-            &filter.versions
+        let mut params = SqliteVersionParams {
+            query: self,
+            same_spec_args,
         };
-        if selectors.contains(&VersionSelector::All) {
-            return;
+        if let Some(cond) = version_condition(&filter.versions, &same_spec, &mut params) {
+            self.sql.push_str(&cond);
         }
-        let mut alternatives = Vec::new();
-        for s in selectors {
-            match s {
-                VersionSelector::First | VersionSelector::Last => {
-                    let agg = if *s == VersionSelector::First {
-                        "MIN"
-                    } else {
-                        "MAX"
-                    };
-                    alternatives.push(format!(
-                        "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
-                          WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
-                    ));
-                    self.args.extend(same_spec_args.iter().cloned());
-                }
-                VersionSelector::At(ns) => {
-                    alternatives.push("e.version_ns = ?".to_owned());
-                    self.args.push(SqlValue::Integer(*ns));
-                }
-                VersionSelector::All => {}
-            }
-        }
-        self.sql
-            .push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+}
+
+/// Positional `?` parameters: the `same_spec` arguments are bound again at each use.
+struct SqliteVersionParams<'q> {
+    query: &'q mut Query,
+    same_spec_args: Vec<SqlValue>,
+}
+
+impl VersionParams for SqliteVersionParams<'_> {
+    fn same_spec_used(&mut self) {
+        self.query.args.extend(self.same_spec_args.iter().cloned());
+    }
+
+    fn version_at(&mut self, ns: i64) -> String {
+        self.query.args.push(SqlValue::Integer(ns));
+        "?".to_owned()
     }
 }
 
