@@ -1443,13 +1443,14 @@ impl PostgresStore {
                 n += 1;
             }
             progress(n);
-            let sink = tx.copy_in(
+            copy_rows(
+                &src,
+                &mut tx,
+                "SELECT vid, id, type, spec_version, modified_ns, modified, content_hash, body
+                 FROM object_versions ORDER BY vid",
                 "COPY object_versions
                  (vid, id, type, spec_version, modified_ns, modified, content_hash, body)
                  FROM STDIN (FORMAT binary)",
-            )?;
-            let mut w = BinaryCopyInWriter::new(
-                sink,
                 &[
                     Type::INT8,
                     Type::TEXT,
@@ -1460,37 +1461,18 @@ impl PostgresStore {
                     Type::BYTEA,
                     Type::TEXT,
                 ],
-            );
-            let mut st = src.prepare(
-                "SELECT vid, id, type, spec_version, modified_ns, modified, content_hash, body
-                 FROM object_versions ORDER BY vid",
+                &mut n,
+                progress,
             )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                w.write(&[
-                    &r.get::<_, i64>(0)?,
-                    &r.get::<_, String>(1)?,
-                    &r.get::<_, String>(2)?,
-                    &r.get::<_, String>(3)?,
-                    &r.get::<_, Option<i64>>(4)?,
-                    &r.get::<_, Option<String>>(5)?,
-                    &r.get::<_, Vec<u8>>(6)?,
-                    &r.get::<_, String>(7)?,
-                ])?;
-                n += 1;
-                if n.is_multiple_of(10_000) {
-                    progress(n);
-                }
-            }
-            w.finish()?;
             // Entries keep their seq: the order of entries that share a date_added stays.
-            let sink = tx.copy_in(
+            copy_rows(
+                &src,
+                &mut tx,
+                "SELECT seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns
+                 FROM collection_entries ORDER BY seq",
                 "COPY collection_entries
                  (seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
                  FROM STDIN (FORMAT binary)",
-            )?;
-            let mut w = BinaryCopyInWriter::new(
-                sink,
                 &[
                     Type::INT8,
                     Type::TEXT,
@@ -1501,29 +1483,9 @@ impl PostgresStore {
                     Type::TEXT,
                     Type::INT8,
                 ],
-            );
-            let mut st = src.prepare(
-                "SELECT seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns
-                 FROM collection_entries ORDER BY seq",
+                &mut n,
+                progress,
             )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                w.write(&[
-                    &r.get::<_, i64>(0)?,
-                    &r.get::<_, String>(1)?,
-                    &r.get::<_, i64>(2)?,
-                    &r.get::<_, i64>(3)?,
-                    &r.get::<_, String>(4)?,
-                    &r.get::<_, String>(5)?,
-                    &r.get::<_, String>(6)?,
-                    &r.get::<_, i64>(7)?,
-                ])?;
-                n += 1;
-                if n.is_multiple_of(10_000) {
-                    progress(n);
-                }
-            }
-            w.finish()?;
             let mut st = src.prepare("SELECT id, created_ns, body FROM status_resources")?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
@@ -1654,4 +1616,39 @@ fn insert_audit(
         );
     }
     rows.insert(client)
+}
+
+/// Copies every row of an SQLite `select` into PostgreSQL with binary `copy`, column by column
+/// as `types` declares them (INT8, TEXT or BYTEA; NULLs kept), counting rows into `n` and
+/// calling `progress` every 10,000.
+fn copy_rows(
+    src: &rusqlite::Connection,
+    tx: &mut ::postgres::Transaction<'_>,
+    select: &str,
+    copy: &str,
+    types: &[Type],
+    n: &mut u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut w = BinaryCopyInWriter::new(tx.copy_in(copy)?, types);
+    let mut st = src.prepare(select)?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::with_capacity(types.len());
+        for (i, t) in types.iter().enumerate() {
+            values.push(match *t {
+                Type::INT8 => Box::new(r.get::<_, Option<i64>>(i)?),
+                Type::BYTEA => Box::new(r.get::<_, Option<Vec<u8>>>(i)?),
+                _ => Box::new(r.get::<_, Option<String>>(i)?),
+            });
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
+        w.write(&refs)?;
+        *n += 1;
+        if n.is_multiple_of(10_000) {
+            progress(*n);
+        }
+    }
+    w.finish()?;
+    Ok(())
 }
