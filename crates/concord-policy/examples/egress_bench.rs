@@ -63,6 +63,11 @@ fn main() {
             partner: &partner,
             policy,
         };
+        // One round untimed: the phone-number metadata and the regexes compile on first use,
+        // once per process, as in a server.
+        for b in &bodies {
+            egress(b, &cx);
+        }
         let rounds = 5;
         let t = Instant::now();
         let mut rewritten = 0;

@@ -125,6 +125,11 @@ pub fn iban_valid(s: &str) -> bool {
 static START: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Z]{2}[0-9]{2}").expect("iban regex"));
 
+/// Whether `text` may hold an IBAN: two capital letters followed by two digits somewhere.
+pub(crate) fn may_contain(text: &str) -> bool {
+    START.is_match(text)
+}
+
 pub(crate) fn find(text: &str, mask: &NoiseMask, out: &mut Vec<Finding>) {
     let bytes = text.as_bytes();
     let mut from = 0;

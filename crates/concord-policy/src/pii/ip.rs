@@ -171,7 +171,11 @@ pub(crate) fn find(text: &str, infrastructure: &[Cidr], out: &mut Vec<Finding>) 
     };
     // IPv6 first: an embedded IPv4 (`::ffff:192.0.2.1`) belongs to its IPv6 address.
     let mut v6_spans = Vec::new();
-    for m in V6.find_iter(text) {
+    // Every IPv6 candidate has two colons, every IPv4 candidate three dots: most strings
+    // have neither, and skip the searches.
+    let colons = text.bytes().filter(|&b| b == b':').nth(1).is_some();
+    let dots = text.bytes().filter(|&b| b == b'.').nth(2).is_some();
+    for m in V6.find_iter(if colons { text } else { "" }) {
         let (start, mut end) = (m.start(), m.end());
         // A trailing `:` is punctuation ("address 2001:db8::1: blocked") unless it is `::`.
         if text[start..end].ends_with(':') && !text[start..end].ends_with("::") {
@@ -190,7 +194,7 @@ pub(crate) fn find(text: &str, infrastructure: &[Cidr], out: &mut Vec<Finding>) 
             push(start, end, IpAddr::V6(ip), "ipv6");
         }
     }
-    for m in V4.find_iter(text) {
+    for m in V4.find_iter(if dots { text } else { "" }) {
         if let Ok(ip) = m.as_str().parse::<Ipv4Addr>()
             && v4_bounded(text, m.start(), m.end())
             && !after_version_word(text, m.start())

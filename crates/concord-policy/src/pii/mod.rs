@@ -230,30 +230,35 @@ impl Detectors {
     /// `start`.
     pub fn scan_text(&self, text: &str) -> Vec<Finding> {
         let mut all = Vec::new();
+        // A whole STIX identifier or timestamp holds no personal data (the noise mask would
+        // drop every candidate in it anyway); they are a third of the strings of a bundle.
+        if is_identifier_or_timestamp(text) {
+            return all;
+        }
         if self.is_enabled(Category::Email) && text.contains('@') {
             email::find(text, &mut all);
         }
         if self.is_enabled(Category::IpAddress) {
             ip::find(text, &self.infrastructure, &mut all);
         }
-        let numeric = [
-            Category::Phone,
-            Category::NationalId,
-            Category::PaymentCard,
-            Category::Iban,
-        ];
-        if numeric.iter().any(|&c| self.is_enabled(c)) && has_digit_run(text) {
+        // The numeric detectors need a run of at least seven digits (the shortest phone
+        // number; cards and identity numbers are longer), an IBAN a country code and check
+        // digits; most strings have neither, and then skip the noise mask and the scans.
+        let numeric = [Category::Phone, Category::NationalId, Category::PaymentCard];
+        let digit_run = numeric.iter().any(|&c| self.is_enabled(c)) && has_digit_run(text);
+        let iban = self.is_enabled(Category::Iban) && iban::may_contain(text);
+        if digit_run || iban {
             let mask = text::NoiseMask::new(text);
-            if self.is_enabled(Category::Iban) {
+            if iban {
                 iban::find(text, &mask, &mut all);
             }
-            if self.is_enabled(Category::NationalId) {
+            if digit_run && self.is_enabled(Category::NationalId) {
                 national_id::find(text, &mask, &mut all);
             }
-            if self.is_enabled(Category::PaymentCard) {
+            if digit_run && self.is_enabled(Category::PaymentCard) {
                 card::find(text, &mask, &mut all);
             }
-            if self.is_enabled(Category::Phone) {
+            if digit_run && self.is_enabled(Category::Phone) {
                 phone::find(text, &self.regions, &mask, &mut all);
             }
         }
@@ -275,13 +280,45 @@ impl Detectors {
     }
 }
 
-/// Every numeric detector needs at least seven digits (the shortest phone number); skip the
-/// mask and the scans for strings with fewer.
+/// Whether `text` is, as a whole, a STIX identifier (`type--UUID`, STIX 2.1 §2.9) or a STIX
+/// timestamp (§3.2).
+fn is_identifier_or_timestamp(text: &str) -> bool {
+    if text.len() < 20 {
+        return false;
+    }
+    if text.as_bytes()[0].is_ascii_digit() {
+        text.len() <= 40 && concord_stix::Timestamp::parse(text).is_ok()
+    } else {
+        text.contains("--") && concord_stix::id::id_type(text).is_ok()
+    }
+}
+
+/// Whether `text` has a run of at least seven digits joined only by the separators people
+/// write inside numbers (space, `-`, `.`, parentheses, `+`, no-break and thin spaces;
+/// at most three in a row): the least that a phone number, payment card or identity number
+/// needs. A letter or any other character ends a run, so the digits of `(Citation: X 2019)`
+/// scattered through a description never add up.
 fn has_digit_run(text: &str) -> bool {
-    text.chars()
-        .filter(|&c| text::digit_value(c).is_some())
-        .nth(6)
-        .is_some()
+    let (mut digits, mut separators) = (0usize, 0usize);
+    for c in text.chars() {
+        if text::digit_value(c).is_some() {
+            digits += 1;
+            separators = 0;
+            if digits >= 7 {
+                return true;
+            }
+        } else if matches!(
+            c,
+            ' ' | '-' | '.' | '(' | ')' | '+' | '\u{00A0}' | '\u{2009}' | '\u{202F}'
+        ) && separators < 3
+        {
+            separators += 1;
+        } else {
+            digits = 0;
+            separators = 0;
+        }
+    }
+    false
 }
 
 fn resolve_overlaps(mut all: Vec<Finding>) -> Vec<Finding> {
