@@ -113,6 +113,11 @@ pub struct PolicyConfig {
     pub pairs: Vec<PairRule>,
     /// Per partner name, before everything else.
     pub partners: BTreeMap<String, ActionTable>,
+    /// Marking definitions (ids) that mark "important data": an object carrying one in
+    /// `object_marking_refs` never goes to a partner across a border, and properties under
+    /// one as a granular marking are removed from such a partner's copy. The node's own
+    /// important-data marking is added by the node (`concord policy marking` prints it).
+    pub important_data_markings: Vec<String>,
 }
 
 /// The version string of the built-in defaults.
@@ -128,7 +133,21 @@ impl Default for PolicyConfig {
             cross_border: ActionTable::all(Action::Pseudonymise),
             pairs: Vec::new(),
             partners: BTreeMap::new(),
+            important_data_markings: Vec::new(),
         }
+    }
+}
+
+impl PolicyConfig {
+    /// The version recorded with each transfer: `policy_version@DIGEST`, where DIGEST is the
+    /// first 12 hex digits of the SHA-256 of the configuration's canonical JSON (field order
+    /// fixed, maps sorted). Two configurations with the same label but different rules get
+    /// different versions, so an audit entry always names the rules that applied.
+    pub fn version(&self) -> String {
+        let json = serde_json::to_string(self).expect("a policy configuration serialises");
+        let digest = <Sha256 as sha2::Digest>::digest(json.as_bytes());
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}@{hex}", self.policy_version)
     }
 }
 
@@ -173,6 +192,8 @@ pub struct Policy {
     pub config: PolicyConfig,
     /// The pseudonymisation keys.
     pub keys: PseudonymKeys,
+    /// [`PolicyConfig::version`] of `config`, computed once.
+    pub version: String,
     detectors: Detectors,
 }
 
@@ -195,11 +216,28 @@ impl Policy {
             }
             other => other?,
         };
+        for m in &mut config.important_data_markings {
+            *m = m.trim().to_owned();
+            if concord_stix::id::id_type(m) != Ok("marking-definition") {
+                return Err(ConfigError::Invalid(format!(
+                    "important_data_markings: {m:?} is not a marking-definition id"
+                )));
+            }
+        }
         Ok(Policy {
+            version: config.version(),
             config,
             keys,
             detectors,
         })
+    }
+
+    /// Whether `marking_ref` marks important data under this policy.
+    pub fn is_important_data_marking(&self, marking_ref: &str) -> bool {
+        self.config
+            .important_data_markings
+            .iter()
+            .any(|m| m == marking_ref)
     }
 
     /// The built-in defaults (privacy first, see the module documentation) for a node in
@@ -340,6 +378,29 @@ struct Edit {
     action: Action,
     normalized: String,
     rule: String,
+}
+
+/// Why [`apply`] changed nothing, for explanations: every category allowed for the partner
+/// (and by which rule), or no personal data found.
+pub fn describe_unchanged(policy: &Policy, partner: &PartnerProfile) -> String {
+    let rules: std::collections::BTreeSet<String> = Category::ALL
+        .iter()
+        .map(|c| policy.action(partner, *c))
+        .filter(|(a, _)| *a == Action::Allow)
+        .map(|(_, r)| r)
+        .collect();
+    if Category::ALL
+        .iter()
+        .all(|c| policy.action(partner, *c).0 == Action::Allow)
+    {
+        format!(
+            "every category of personal data is allowed for {} (rule {}): not scanned",
+            partner.name,
+            rules.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        "no personal data found that the policy does not allow".to_owned()
+    }
 }
 
 /// Applies the actions of `policy` for `partner` to `object` (a STIX object), in place.

@@ -168,56 +168,213 @@ pub fn may_see(
     }
 }
 
+/// One rule's verdict in an explanation ([`explain`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExplainStep {
+    /// The rule: `tlp`, `important-data`, `granular-markings`, `jurisdiction`,
+    /// `personal-data`, `validation`.
+    pub rule: &'static str,
+    /// What the rule found and decided, in words.
+    pub detail: String,
+}
+
+/// What [`explain`] returns: the decision of [`egress`] and the rules that shaped it, in
+/// the order they were applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// Rule by rule.
+    pub steps: Vec<ExplainStep>,
+    /// The decision, exactly as [`egress`] makes it.
+    pub decision: Decision,
+}
+
+/// The trace of one decision: `None` in [`egress`], where nothing is formatted.
+struct Trace(Option<Vec<ExplainStep>>);
+
+impl Trace {
+    fn note(&mut self, rule: &'static str, detail: impl FnOnce() -> String) {
+        if let Some(steps) = &mut self.0 {
+            steps.push(ExplainStep {
+                rule,
+                detail: detail(),
+            });
+        }
+    }
+}
+
 /// Decides what the partner of `cx` receives of the object `body` (the stored JSON text).
 ///
 /// Rules, in order: the TLP marking definitions themselves always go (they are public);
 /// the object's TLP is the strictest TLP in `object_marking_refs`, else the collection's
-/// `default_tlp`; the gate of [`may_see`] decides; then each granular marking (§7.2.3) whose
-/// TLP the partner may not see removes the properties its selectors name; then the actions
-/// of the policy on personal data ([`crate::actions::apply`]; a `drop` withholds the
-/// object). A rewritten copy must still validate (STIX 2.1) or the object is withheld.
+/// `default_tlp`; the gate of [`may_see`] decides; an object marked as important data (one of
+/// the policy's `important_data_markings`, [`crate::actions::PolicyConfig`]) never goes to a
+/// partner across a border; then each granular marking (§7.2.3) whose TLP the partner may not
+/// see, or that marks important data for a partner across a border, removes the properties
+/// its selectors name; then the actions of the policy on personal data
+/// ([`crate::actions::apply`]; a `drop` withholds the object). A rewritten copy must still
+/// validate (STIX 2.1) or the object is withheld.
 pub fn egress(body: &str, cx: &EgressContext<'_>) -> Decision {
-    let (sharing, partner) = (cx.sharing, cx.partner);
+    decide(body, cx, &mut Trace(None))
+}
+
+/// The decision of [`egress`] with the rules that shaped it, rule by rule: what `concord
+/// policy explain` prints and the web UI's "as partner" view shows.
+pub fn explain(body: &str, cx: &EgressContext<'_>) -> Explanation {
+    let mut trace = Trace(Some(Vec::new()));
+    let decision = decide(body, cx, &mut trace);
+    Explanation {
+        steps: trace.0.unwrap_or_default(),
+        decision,
+    }
+}
+
+fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
+    let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
     let Ok(object) = serde_json::from_str::<Value>(body) else {
+        trace.note("validation", || "the stored object is not JSON".to_owned());
         return Decision::Withheld {
             reason: "stored object is not JSON".to_owned(),
         };
     };
     let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
     if Tlp::is_tlp_definition(id) {
+        trace.note("tlp", || {
+            "a TLP marking definition: public, always sent".to_owned()
+        });
         return Decision::Unchanged;
     }
-    let tlp = object_tlp(&object).unwrap_or(sharing.default_tlp);
-    if let Err(reason) = may_see(tlp, sharing, partner) {
+    let marked = object_tlp(&object);
+    let tlp = marked.unwrap_or(sharing.default_tlp);
+    let gate = may_see(tlp, sharing, partner);
+    trace.note("tlp", || {
+        let whence = match marked {
+            Some(_) => "the strictest TLP of object_marking_refs".to_owned(),
+            None => "no TLP marking: the collection's default_tlp".to_owned(),
+        };
+        match &gate {
+            Ok(()) => format!(
+                "{} ({whence}); {} may receive it: {}",
+                tlp.label(),
+                partner.name,
+                why_allowed(tlp, sharing, partner)
+            ),
+            Err(reason) => format!("{} ({whence}); withheld: {reason}", tlp.label()),
+        }
+    });
+    if let Err(reason) = gate {
         return Decision::Withheld { reason };
     }
+    let cross_border = policy.cross_border(partner);
+    trace.note("jurisdiction", || match &policy.config.jurisdiction {
+        None => format!(
+            "the node has no jurisdiction: {} ({}) counts as across a border",
+            partner.name, partner.jurisdiction
+        ),
+        Some(node) if cross_border => format!(
+            "node {node}, {} {}: across a border",
+            partner.name, partner.jurisdiction
+        ),
+        Some(node) => format!(
+            "node {node}, {} {}: domestic",
+            partner.name, partner.jurisdiction
+        ),
+    });
+    let important = important_marking(&object, policy);
+    trace.note("important-data", || match (important, cross_border) {
+        (None, _) => "no important-data marking".to_owned(),
+        (Some(m), true) => format!("marked as important data ({m}): never crosses a border"),
+        (Some(m), false) => {
+            format!("marked as important data ({m}); the partner is domestic, so it may go")
+        }
+    });
+    if let (Some(m), true) = (important, cross_border) {
+        return Decision::Withheld {
+            reason: format!(
+                "marked as important data ({m}), which never crosses a border (node {}, {} {})",
+                policy.config.jurisdiction.as_deref().unwrap_or("without jurisdiction"),
+                partner.name,
+                partner.jurisdiction
+            ),
+        };
+    }
     let mut copy = object;
-    let mut changes = granular(&mut copy, sharing, partner);
-    let pii = match crate::actions::apply(&mut copy, cx.policy, sharing, partner) {
+    let mut changes = granular(&mut copy, sharing, partner, policy, cross_border);
+    trace.note("granular-markings", || {
+        if changes.is_empty() {
+            "nothing removed".to_owned()
+        } else {
+            changes.join("; ")
+        }
+    });
+    let pii = match crate::actions::apply(&mut copy, policy, sharing, partner) {
         Ok(a) => a,
-        Err(reason) => return Decision::Withheld { reason },
+        Err(reason) => {
+            trace.note("personal-data", || format!("withheld: {reason}"));
+            return Decision::Withheld { reason };
+        }
     };
+    trace.note("personal-data", || {
+        if pii.changes.is_empty() {
+            crate::actions::describe_unchanged(policy, partner)
+        } else {
+            pii.changes.join("; ")
+        }
+    });
     if changes.is_empty() && pii.changes.is_empty() {
+        trace.note("validation", || "sent as stored, byte for byte".to_owned());
         return Decision::Unchanged;
     }
     changes.extend(pii.changes);
     if let Err(violations) = concord_stix::validate_object(&copy) {
-        return Decision::Withheld {
-            reason: format!(
-                "the partner's copy would be invalid ({}) after: {}",
-                violations
-                    .first()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                changes.join("; ")
-            ),
-        };
+        let reason = format!(
+            "the partner's copy would be invalid ({}) after: {}",
+            violations
+                .first()
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            changes.join("; ")
+        );
+        trace.note("validation", || format!("withheld: {reason}"));
+        return Decision::Withheld { reason };
     }
+    trace.note("validation", || {
+        "the rewritten copy validates (STIX 2.1)".to_owned()
+    });
     Decision::Rewritten {
         body: copy.to_string(),
         changes,
         renamed: pii.renamed,
     }
+}
+
+/// Why [`may_see`] let `tlp` through, in words.
+fn why_allowed(tlp: Tlp, sharing: &CollectionSharing, partner: &PartnerProfile) -> String {
+    match tlp {
+        Tlp::Clear => "TLP:CLEAR goes to every partner with read access".to_owned(),
+        Tlp::Green => match &sharing.groups {
+            None => "the collection is shared with the whole community".to_owned(),
+            Some(gs) => format!(
+                "it shares the group(s) {:?} with the collection",
+                partner
+                    .groups
+                    .iter()
+                    .filter(|g| gs.contains(g))
+                    .collect::<Vec<_>>()
+            ),
+        },
+        _ => format!(
+            "a named recipient of the collection ({:?})",
+            sharing.recipients
+        ),
+    }
+}
+
+/// The first of the policy's important-data markings in the object's `object_marking_refs`.
+fn important_marking<'a>(object: &'a Value, policy: &Policy) -> Option<&'a str> {
+    let refs = object.get("object_marking_refs")?.as_array()?;
+    refs.iter()
+        .filter_map(Value::as_str)
+        .find(|r| policy.is_important_data_marking(r))
 }
 
 /// Removes from `object` the properties under granular markings (§7.2.3) stricter than the
@@ -226,19 +383,27 @@ fn granular(
     object: &mut Value,
     sharing: &CollectionSharing,
     partner: &PartnerProfile,
+    policy: &Policy,
+    cross_border: bool,
 ) -> Vec<String> {
     let Some(Value::Array(granular)) = object.get("granular_markings") else {
         return Vec::new();
     };
-    let mut hidden: Vec<(String, Tlp)> = Vec::new();
+    let mut hidden: Vec<(String, String)> = Vec::new();
     let mut kept_markings = Vec::new();
     for g in granular {
-        let level = g
-            .get("marking_ref")
-            .and_then(Value::as_str)
-            .and_then(Tlp::from_marking_id);
-        match level {
+        let marking = g.get("marking_ref").and_then(Value::as_str).unwrap_or("");
+        let why = match Tlp::from_marking_id(marking) {
             Some(level) if may_see(level, sharing, partner).is_err() => {
+                Some(level.label().to_owned())
+            }
+            _ if cross_border && policy.is_important_data_marking(marking) => {
+                Some("important data".to_owned())
+            }
+            _ => None,
+        };
+        match why {
+            Some(why) => {
                 for s in g
                     .get("selectors")
                     .and_then(Value::as_array)
@@ -246,26 +411,26 @@ fn granular(
                     .flatten()
                 {
                     if let Some(s) = s.as_str() {
-                        hidden.push((s.to_owned(), level));
+                        hidden.push((s.to_owned(), why.clone()));
                     }
                 }
             }
-            _ => kept_markings.push(g.clone()),
+            None => kept_markings.push(g.clone()),
         }
     }
     if hidden.is_empty() {
         return Vec::new();
     }
     // Deepest and last list elements first, so earlier removals do not shift later ones.
-    let mut paths: Vec<(Vec<Step>, String, Tlp)> = hidden
+    let mut paths: Vec<(Vec<Step>, String, String)> = hidden
         .into_iter()
         .map(|(s, t)| (parse_selector(&s), s, t))
         .collect();
     paths.sort_by(|a, b| b.0.cmp(&a.0));
     let mut changes = Vec::new();
-    for (steps, selector, level) in paths {
+    for (steps, selector, why) in paths {
         if remove(object, &steps) {
-            changes.push(format!("removed {selector} (granular {})", level.label()));
+            changes.push(format!("removed {selector} (granular {why})"));
         }
     }
     let map = object.as_object_mut().expect("object");
@@ -409,6 +574,110 @@ mod tests {
         // The TLP definitions themselves always go.
         let def = r#"{"type":"marking-definition","id":"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"}"#;
         assert_eq!(egress(def, &community, &acme), Decision::Unchanged);
+    }
+
+    const IMPORTANT: &str = "marking-definition--0b7c1a52-3f0e-4c61-9d8f-6a2b1c3d4e5f";
+
+    fn cn_policy() -> Policy {
+        Policy::new(
+            crate::actions::PolicyConfig {
+                jurisdiction: Some("CN".into()),
+                important_data_markings: vec![IMPORTANT.into()],
+                ..Default::default()
+            },
+            crate::actions::PseudonymKeys {
+                node_secret: Some(vec![1; 32]),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn important_data_never_crosses_a_border() {
+        let policy = cn_policy();
+        let sharing = CollectionSharing::default();
+        let domestic = PartnerProfile {
+            jurisdiction: "CN".into(),
+            ..partner("cncert", &[])
+        };
+        let abroad = partner("bsi", &[]);
+        let cx = |p| EgressContext {
+            sharing: &sharing,
+            partner: p,
+            policy: &policy,
+        };
+        // Marked as a whole: withheld abroad, sent at home.
+        let body = campaign(&[GREEN, IMPORTANT]);
+        let d = super::egress(&body, &cx(&abroad));
+        let Decision::Withheld { reason } = &d else {
+            panic!("{d:?}")
+        };
+        assert!(reason.contains("important data") && reason.contains(IMPORTANT), "{reason}");
+        assert_eq!(super::egress(&body, &cx(&domestic)), Decision::Unchanged);
+        // A granular marking: the property is removed abroad, the copy still validates.
+        let mut o: Value = serde_json::from_str(&campaign(&[GREEN])).unwrap();
+        o["granular_markings"] =
+            serde_json::json!([{"marking_ref": IMPORTANT, "selectors": ["description"]}]);
+        let body = o.to_string();
+        let Decision::Rewritten { body: copy, changes, .. } = super::egress(&body, &cx(&abroad))
+        else {
+            panic!("not rewritten")
+        };
+        assert_eq!(changes, ["removed description (granular important data)"]);
+        let copy: Value = serde_json::from_str(&copy).unwrap();
+        assert!(copy.get("description").is_none() && copy.get("granular_markings").is_none());
+        assert_eq!(super::egress(&body, &cx(&domestic)), Decision::Unchanged);
+        // A policy naming something else than a marking definition is refused.
+        let bad = Policy::new(
+            crate::actions::PolicyConfig {
+                important_data_markings: vec!["indicator--0b7c1a52-3f0e-4c61-9d8f-6a2b1c3d4e5f".into()],
+                ..Default::default()
+            },
+            Default::default(),
+        );
+        assert!(bad.unwrap_err().to_string().contains("important_data_markings"));
+    }
+
+    #[test]
+    fn explain_gives_the_decision_of_egress_and_every_rule() {
+        let policy = cn_policy();
+        let sharing = CollectionSharing::default();
+        let bsi = partner("bsi", &[]);
+        let cx = EgressContext {
+            sharing: &sharing,
+            partner: &bsi,
+            policy: &policy,
+        };
+        let mut o: Value = serde_json::from_str(&campaign(&[GREEN])).unwrap();
+        o["description"] = "write to victim@example.org".into();
+        let body = o.to_string();
+        let e = super::explain(&body, &cx);
+        assert_eq!(e.decision, super::egress(&body, &cx));
+        let rules: Vec<&str> = e.steps.iter().map(|s| s.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                "tlp",
+                "jurisdiction",
+                "important-data",
+                "granular-markings",
+                "personal-data",
+                "validation"
+            ]
+        );
+        assert!(e.steps[0].detail.starts_with("TLP:GREEN"), "{:?}", e.steps[0]);
+        assert!(e.steps[1].detail.contains("across a border"));
+        assert!(
+            e.steps[4].detail.contains("pseudonymised email at description (rule cross_border)"),
+            "{:?}",
+            e.steps[4]
+        );
+        // A withheld object: the rule that withheld it is the last step.
+        let e = super::explain(&campaign(&[RED]), &cx);
+        assert!(matches!(e.decision, Decision::Withheld { .. }));
+        assert_eq!(e.steps.len(), 1);
+        assert!(e.steps[0].detail.contains("never leaves the node"));
     }
 
     #[test]

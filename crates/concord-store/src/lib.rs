@@ -296,6 +296,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a node setting.
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// The setting `key`; if it has none, sets it to `value` first, atomically: of several
+    /// processes racing on one database, all get the value of the one that inserted first
+    /// (for values created on first use, such as the node secret).
+    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
     /// Every partner, ordered by name.
     fn partners(&self) -> Result<Vec<Partner>>;
     /// Creates or replaces (by name) a partner.

@@ -1039,6 +1039,22 @@ impl Store for PostgresStore {
         })
     }
 
+    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        if let Some(v) = self.setting(key)? {
+            return Ok(v);
+        }
+        self.with_conn(|c| {
+            // The unique key orders racing processes; the loser's insert does nothing and its
+            // read returns the winner's value (read committed sees the committed insert).
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )?;
+            let row = c.query_one("SELECT value FROM settings WHERE key = $1", &[&key])?;
+            Ok(row.get(0))
+        })
+    }
+
     fn partners(&self) -> Result<Vec<Partner>> {
         self.with_conn(|c| {
             c.query("SELECT record FROM partners ORDER BY name", &[])?

@@ -595,6 +595,24 @@ impl Store for SqliteStore {
         )?;
         Ok(())
     }
+
+    fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        if let Some(v) = self.setting(key)? {
+            return Ok(v);
+        }
+        // `INSERT … DO NOTHING` then a read on the writer connection: the file's write lock
+        // orders racing processes, and the first insert wins.
+        let conn = self.writer();
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            params![key, value],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )?)
+    }
 }
 
 /// Appends audit records after the last entry of the chain, inside the caller's write

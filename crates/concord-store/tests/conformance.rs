@@ -280,6 +280,11 @@ fn status_and_settings(store: &dyn Store) {
     store.set_setting("k", "a").unwrap();
     store.set_setting("k", "b").unwrap();
     assert_eq!(store.setting("k").unwrap().as_deref(), Some("b"));
+    // First insert wins; later calls return it and change nothing.
+    assert_eq!(store.setting_or_insert("once", "x").unwrap(), "x");
+    assert_eq!(store.setting_or_insert("once", "y").unwrap(), "x");
+    assert_eq!(store.setting("once").unwrap().as_deref(), Some("x"));
+    assert_eq!(store.setting_or_insert("k", "z").unwrap(), "b");
 }
 
 fn partners_round_trip(store: &dyn Store) {

@@ -183,6 +183,9 @@ pub enum ConfigError {
     /// An infrastructure range is not in CIDR notation.
     #[error(transparent)]
     Cidr(#[from] CidrError),
+    /// Another key of the policy is refused; the message names it.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The detectors, configured. Build once, share freely.
