@@ -1,0 +1,433 @@
+//! Classification of one observable written as text: an IP address, CIDR block, `ip:port`,
+//! domain name, URL, hash (MD5, SHA-1, SHA-256) or e-mail address, after refanging the
+//! defanged forms analysts use (`hxxp`, `[.]`, `(.)`, `[@]`, `[:]`). Shared by the IOC-list
+//! reader ([`crate::ioc_list`]) and the plain-observable log reader ([`crate::input`]).
+//!
+//! Normal forms (so the same observable always gives the same indicator id and the same key):
+//! IP addresses as `std::net` prints them (IPv6 compressed, lower case); CIDR blocks with the
+//! host bits cleared; domains in lower case without a trailing dot; hashes in lower-case hex;
+//! URLs with scheme and host in lower case (path and query kept as written); e-mail addresses
+//! with the domain in lower case (the local part is case-sensitive, RFC 5321 §2.4).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// A hash algorithm recognised by digest length (STIX 2.1 §10.1 hash-algorithm-ov names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlgo {
+    /// 32 hex digits.
+    Md5,
+    /// 40 hex digits.
+    Sha1,
+    /// 64 hex digits.
+    Sha256,
+}
+
+impl HashAlgo {
+    /// The key in a STIX `hashes` dictionary: `MD5`, `SHA-1`, `SHA-256`.
+    pub fn stix_name(self) -> &'static str {
+        match self {
+            HashAlgo::Md5 => "MD5",
+            HashAlgo::Sha1 => "SHA-1",
+            HashAlgo::Sha256 => "SHA-256",
+        }
+    }
+
+    /// The algorithm whose hex digest has `len` digits.
+    pub fn from_hex_len(len: usize) -> Option<HashAlgo> {
+        match len {
+            32 => Some(HashAlgo::Md5),
+            40 => Some(HashAlgo::Sha1),
+            64 => Some(HashAlgo::Sha256),
+            _ => None,
+        }
+    }
+}
+
+/// One classified observable, in normal form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observable {
+    /// An IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// A CIDR block with host bits cleared; the prefix is shorter than the address width.
+    Cidr(IpAddr, u8),
+    /// `ip:port` (maltrail's form for a C2 endpoint): the destination of a connection.
+    IpPort(IpAddr, u16),
+    /// A domain name.
+    Domain(String),
+    /// A URL; `host/path` without a scheme is read as `http://host/path`.
+    Url(String),
+    /// A file hash.
+    Hash(HashAlgo, String),
+    /// An e-mail address.
+    Email(String),
+}
+
+/// Undoes the usual defanging: `hxxp`/`hxxps`/`fxp` schemes, `[.]`, `(.)`, `{.}`, `[dot]`,
+/// `[@]`, `[at]`, `[:]`, `[://]`. Returns the input unchanged (borrowed) when nothing is
+/// defanged, which is the common case.
+pub fn refang(s: &str) -> Cow<'_, str> {
+    if !s.contains(['[', '(', '{']) && !starts_with_ci(s, "hxxp") && !starts_with_ci(s, "fxp") {
+        return Cow::Borrowed(s);
+    }
+    let mut out = s.to_string();
+    for (from, to) in [
+        ("[://]", "://"),
+        ("[.]", "."),
+        ("(.)", "."),
+        ("{.}", "."),
+        ("[dot]", "."),
+        ("[DOT]", "."),
+        ("[@]", "@"),
+        ("[at]", "@"),
+        ("[AT]", "@"),
+        ("[:]", ":"),
+    ] {
+        if out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    if starts_with_ci(&out, "hxxp") {
+        out.replace_range(..4, "http");
+    } else if starts_with_ci(&out, "fxp") {
+        out.replace_range(..3, "ftp");
+    }
+    Cow::Owned(out)
+}
+
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Why a text is not an observable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unclassified {
+    /// Empty after trimming.
+    Empty,
+    /// Has white space inside.
+    Spaces,
+    /// A CIDR block with a prefix longer than the address or not a number.
+    BadCidr,
+    /// A port outside 1–65535.
+    BadPort,
+    /// A URL whose host is not a domain name or an IP address.
+    BadUrl,
+    /// Hex digits of a length that is no known hash (not 32, 40 or 64).
+    HexOfUnknownLength,
+    /// None of the forms matched.
+    Unknown,
+}
+
+impl Unclassified {
+    /// A short reason for reports.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unclassified::Empty => "empty",
+            Unclassified::Spaces => "white space inside the value",
+            Unclassified::BadCidr => "CIDR prefix is not a number within the address width",
+            Unclassified::BadPort => "port is not a number in 1-65535",
+            Unclassified::BadUrl => "URL host is neither a domain name nor an IP address",
+            Unclassified::HexOfUnknownLength => {
+                "hex string of a length that is no MD5/SHA-1/SHA-256 digest"
+            }
+            Unclassified::Unknown => {
+                "not an IP, CIDR, ip:port, domain, URL, MD5/SHA-1/SHA-256 hash or e-mail address"
+            }
+        }
+    }
+}
+
+/// Whether `s` is a host name: dot-separated labels of letters, digits, `-` and `_` (seen in
+/// real DNS data), at least two labels, a last label that is not all digits, at most 253
+/// bytes. Case is not checked (callers lower-case).
+pub fn is_domain(s: &str) -> bool {
+    if s.is_empty() || s.len() > 253 || !s.contains('.') {
+        return false;
+    }
+    let mut last = "";
+    for label in s.split('.') {
+        if label.is_empty()
+            || label.len() > 63
+            || !label
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            return false;
+        }
+        last = label;
+    }
+    !last.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Lower-cases and strips one trailing dot; `None` when the result is no domain name.
+pub fn normalise_domain(s: &str) -> Option<String> {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    let lower = s.to_ascii_lowercase();
+    is_domain(&lower).then_some(lower)
+}
+
+/// Lower-case hex digest with its algorithm; colons (certificate fingerprints as
+/// `aa:bb:…`) are removed first.
+pub fn normalise_hash(s: &str) -> Option<(HashAlgo, String)> {
+    let s: Cow<'_, str> = if s.contains(':') {
+        Cow::Owned(s.replace(':', ""))
+    } else {
+        Cow::Borrowed(s)
+    };
+    let algo = HashAlgo::from_hex_len(s.len())?;
+    s.bytes()
+        .all(|c| c.is_ascii_hexdigit())
+        .then(|| (algo, s.to_ascii_lowercase()))
+}
+
+/// An e-mail address with the domain part lower-cased; `Name <a@b>` gives `a@b`.
+pub fn normalise_email(s: &str) -> Option<String> {
+    let s = s.trim();
+    let s = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => &s[i + 1..s.len() - 1],
+        _ => s,
+    };
+    let (local, domain) = s.rsplit_once('@')?;
+    if local.is_empty()
+        || local.contains(['@', ' ', '<', '>', ',', ';', '"'])
+        || !local.bytes().all(|c| c.is_ascii_graphic())
+    {
+        return None;
+    }
+    let domain = normalise_domain(domain)?;
+    Some(format!("{local}@{domain}"))
+}
+
+/// The IP address in `s` in normal form (IPv4 dotted quad without leading zeros as `std`
+/// parses it; IPv6 as `std` prints it).
+pub fn normalise_ip(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>().ok()
+}
+
+/// A URL with scheme and host lower-cased; `None` when there is no `scheme://host`.
+pub fn normalise_url(s: &str) -> Result<String, Unclassified> {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err(Unclassified::BadUrl);
+    };
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    {
+        return Err(Unclassified::BadUrl);
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((h, _)) = v6.split_once(']') else {
+            return Err(Unclassified::BadUrl);
+        };
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(Unclassified::BadUrl);
+        }
+    } else {
+        let host = match hostport.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) => h,
+            _ => hostport,
+        };
+        let lower = host.to_ascii_lowercase();
+        if !(is_domain(&lower)
+            || lower.parse::<std::net::Ipv4Addr>().is_ok()
+            || lower == "localhost")
+        {
+            return Err(Unclassified::BadUrl);
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    out.push_str(&scheme.to_ascii_lowercase());
+    out.push_str("://");
+    out.push_str(&authority[..authority.len() - hostport.len()]);
+    out.push_str(&hostport.to_ascii_lowercase());
+    out.push_str(tail);
+    Ok(out)
+}
+
+/// Classifies one trimmed, refanged token (no comment, no `;` suffix). See the module
+/// documentation for the normal forms.
+pub fn classify(s: &str) -> Result<Observable, Unclassified> {
+    if s.is_empty() {
+        return Err(Unclassified::Empty);
+    }
+    if s.contains(char::is_whitespace) {
+        return Err(Unclassified::Spaces);
+    }
+    let b = s.as_bytes();
+    // Hashes first: a 32/40/64 hex string is never anything else.
+    if b.iter().all(u8::is_ascii_hexdigit) && b.len() >= 24 {
+        return match normalise_hash(s) {
+            Some((a, h)) => Ok(Observable::Hash(a, h)),
+            None => Err(Unclassified::HexOfUnknownLength),
+        };
+    }
+    if let Some(ip) = normalise_ip(s) {
+        return Ok(Observable::Ip(ip));
+    }
+    if s.contains("://") {
+        return normalise_url(s).map(Observable::Url);
+    }
+    if s.contains('@') {
+        return normalise_email(s)
+            .map(Observable::Email)
+            .ok_or(Unclassified::Unknown);
+    }
+    if let Some((addr, prefix)) = s.split_once('/')
+        && let Some(ip) = normalise_ip(addr)
+    {
+        if let Ok(p) = prefix.parse::<u8>()
+            && prefix.bytes().all(|c| c.is_ascii_digit())
+        {
+            return cidr(ip, p);
+        }
+        if prefix.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(Unclassified::BadCidr);
+        }
+        // `1.2.3.4/path`: a URL on a bare IP.
+    }
+    let host_end = s.find('/').unwrap_or(s.len());
+    let (hostport, path) = s.split_at(host_end);
+    if let Some((h, port)) = hostport.rsplit_once(':')
+        && !h.contains(':')
+    {
+        let port_ok = port.parse::<u16>().ok().filter(|&p| p > 0);
+        if path.is_empty()
+            && let Some(ip) = normalise_ip(h)
+        {
+            return port_ok
+                .map(|p| Observable::IpPort(ip, p))
+                .ok_or(Unclassified::BadPort);
+        }
+        if port_ok.is_none() {
+            return Err(Unclassified::BadPort);
+        }
+        if is_domain(&h.to_ascii_lowercase()) || normalise_ip(h).is_some() {
+            return normalise_url(&format!("http://{s}")).map(Observable::Url);
+        }
+        return Err(Unclassified::Unknown);
+    }
+    if !path.is_empty() {
+        let host = hostport.to_ascii_lowercase();
+        if is_domain(&host) || host.parse::<std::net::Ipv4Addr>().is_ok() {
+            return normalise_url(&format!("http://{s}")).map(Observable::Url);
+        }
+        return Err(Unclassified::Unknown);
+    }
+    normalise_domain(s)
+        .map(Observable::Domain)
+        .ok_or(Unclassified::Unknown)
+}
+
+fn cidr(ip: IpAddr, prefix: u8) -> Result<Observable, Unclassified> {
+    match ip {
+        IpAddr::V4(a) => {
+            if prefix > 32 {
+                return Err(Unclassified::BadCidr);
+            }
+            if prefix == 32 {
+                return Ok(Observable::Ip(ip));
+            }
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            Ok(Observable::Cidr(
+                IpAddr::V4((u32::from(a) & mask).into()),
+                prefix,
+            ))
+        }
+        IpAddr::V6(a) => {
+            if prefix > 128 {
+                return Err(Unclassified::BadCidr);
+            }
+            if prefix == 128 {
+                return Ok(Observable::Ip(ip));
+            }
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            Ok(Observable::Cidr(
+                IpAddr::V6((u128::from(a) & mask).into()),
+                prefix,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let c = |s: &str| classify(&refang(s));
+        assert_eq!(c("1.2.3.4"), Ok(Observable::Ip("1.2.3.4".parse().unwrap())));
+        assert_eq!(
+            c("1[.]2[.]3[.]4"),
+            Ok(Observable::Ip("1.2.3.4".parse().unwrap()))
+        );
+        assert_eq!(
+            c("10.1.2.3/8"),
+            Ok(Observable::Cidr("10.0.0.0".parse().unwrap(), 8))
+        );
+        assert_eq!(
+            c("1.2.3.4/32"),
+            Ok(Observable::Ip("1.2.3.4".parse().unwrap()))
+        );
+        assert_eq!(c("1.2.3.4/33"), Err(Unclassified::BadCidr));
+        assert_eq!(
+            c("1.2.3.4:8080"),
+            Ok(Observable::IpPort("1.2.3.4".parse().unwrap(), 8080))
+        );
+        assert_eq!(c("1.2.3.4:0"), Err(Unclassified::BadPort));
+        assert_eq!(
+            c("Evil.Example.COM."),
+            Ok(Observable::Domain("evil.example.com".into()))
+        );
+        assert_eq!(
+            c("evil(.)example[.]com"),
+            Ok(Observable::Domain("evil.example.com".into()))
+        );
+        assert_eq!(
+            c("hxxps://Evil.COM/a/B?x=1"),
+            Ok(Observable::Url("https://evil.com/a/B?x=1".into()))
+        );
+        assert_eq!(
+            c("evil.com/include/a.php"),
+            Ok(Observable::Url("http://evil.com/include/a.php".into()))
+        );
+        assert_eq!(
+            c("evil.com:8080/x"),
+            Ok(Observable::Url("http://evil.com:8080/x".into()))
+        );
+        assert_eq!(
+            c("D41D8CD98F00B204E9800998ECF8427E"),
+            Ok(Observable::Hash(
+                HashAlgo::Md5,
+                "d41d8cd98f00b204e9800998ecf8427e".into()
+            ))
+        );
+        assert_eq!(
+            c("d41d8cd98f00b204e9800998ecf8427"),
+            Err(Unclassified::HexOfUnknownLength)
+        );
+        assert_eq!(
+            c("bad[@]Evil.ORG"),
+            Ok(Observable::Email("bad@evil.org".into()))
+        );
+        assert_eq!(
+            c("2001:DB8::1"),
+            Ok(Observable::Ip("2001:db8::1".parse().unwrap()))
+        );
+        assert_eq!(c("notes"), Err(Unclassified::Unknown));
+        assert_eq!(c("1234"), Err(Unclassified::Unknown));
+        assert_eq!(c("a b"), Err(Unclassified::Spaces));
+    }
+}

@@ -1,0 +1,1114 @@
+//! Log readers: an input (a file, `-` for stdin, gzip detected by its magic bytes) in one of
+//! the [`Format`]s, turned into [`Record`]s through a [`FieldMap`] (issue 4, item 1).
+//!
+//! - [`Format::Eve`]: Suricata `eve.json`, one JSON object per line, [`FieldMap::eve`].
+//! - [`Format::Zeek`]: Zeek JSON lines (`id.orig_h` or `id_orig_h`, `_path` or `@stream`) or
+//!   Zeek TSV with its `#separator`/`#fields`/`#types` header (told apart by the first byte
+//!   of each line), [`FieldMap::zeek`].
+//! - [`Format::Json`]: any JSON lines with a user map.
+//! - [`Format::Lines`]: one observable per line (IP, domain, URL, MD5/SHA-1/SHA-256 hash,
+//!   e-mail address; `ip:port` too), classified as IOC lists are ([`crate::classify`]).
+//! - [`Format::Csv`]: CSV with a header row, columns named in a user map.
+//!
+//! A line that cannot be read (bad JSON, wrong column count, unclassifiable observable, not
+//! UTF-8) is counted and kept as a [`Malformed`] (the first [`MAX_MALFORMED_KEPT`]), never
+//! fatal. Line numbers are 1-based, in the decompressed text.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::classify::{Observable, classify, refang};
+use crate::fieldmap::{FieldMap, Target};
+use crate::record::{Field, FieldValue, Record};
+
+/// How many [`Malformed`] entries a reader keeps (all are counted).
+pub const MAX_MALFORMED_KEPT: usize = 1000;
+
+/// The input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Suricata eve.json.
+    Eve,
+    /// Zeek JSON or TSV logs.
+    Zeek,
+    /// JSON lines with a user field map.
+    Json,
+    /// One observable per line.
+    Lines,
+    /// CSV with a header row and a user field map.
+    Csv,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "eve" => Format::Eve,
+            "zeek" => Format::Zeek,
+            "json" => Format::Json,
+            "lines" => Format::Lines,
+            "csv" => Format::Csv,
+            _ => {
+                return Err(format!(
+                    "unknown format {s:?} (eve, zeek, json, lines, csv)"
+                ));
+            }
+        })
+    }
+}
+
+/// A line that did not become a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Malformed {
+    /// The input's name.
+    pub file: Arc<str>,
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// Errors that stop a reader: I/O only.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// Opening the input failed.
+    #[error("{file}: cannot open: {source}")]
+    Open {
+        /// The input's name.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Reading failed (also a corrupt gzip stream).
+    #[error("{file}:{line}: read error: {source}")]
+    Read {
+        /// The input's name.
+        file: String,
+        /// The line being read.
+        line: u64,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// One selector: a log field name and what it feeds.
+#[derive(Debug, Default, Clone)]
+struct Selector {
+    rules: Vec<usize>,
+    timestamp: bool,
+    stream: bool,
+}
+
+/// A trie over the dotted field names, for JSON: every way of splitting a name at its dots
+/// is a path, so `id.orig_h` matches the key `id.orig_h` and the key `orig_h` inside `id`.
+#[derive(Debug, Default)]
+struct Trie {
+    nodes: Vec<HashMap<Box<str>, Slot>>,
+    leaves: Vec<Vec<u32>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Slot {
+    leaf: Option<u32>,
+    child: Option<u32>,
+}
+
+impl Trie {
+    fn insert(&mut self, name: &str, sel: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(HashMap::new());
+        }
+        let dots: Vec<usize> = name.match_indices('.').map(|(i, _)| i).collect();
+        // Dotted names are short; 2^dots splittings, capped to keep a hostile map small.
+        let n = dots.len().min(10);
+        for mask in 0u32..(1 << n) {
+            let mut node = 0usize;
+            let mut start = 0;
+            let cuts = dots
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < n && mask & (1 << i) != 0);
+            for (_, &d) in cuts {
+                let label = &name[start..d];
+                let next = self.nodes.len() as u32;
+                let slot = self.nodes[node].entry(label.into()).or_default();
+                let child = match slot.child {
+                    Some(c) => c,
+                    None => {
+                        slot.child = Some(next);
+                        self.nodes.push(HashMap::new());
+                        next
+                    }
+                };
+                node = child as usize;
+                start = d + 1;
+            }
+            let label = &name[start..];
+            let nl = self.leaves.len() as u32;
+            let slot = self.nodes[node].entry(label.into()).or_default();
+            let leaf = match slot.leaf {
+                Some(l) => l,
+                None => {
+                    slot.leaf = Some(nl);
+                    self.leaves.push(Vec::new());
+                    nl
+                }
+            };
+            if !self.leaves[leaf as usize].contains(&sel) {
+                self.leaves[leaf as usize].push(sel);
+            }
+        }
+    }
+}
+
+/// A field map prepared for reading: selectors by name and the JSON trie.
+#[derive(Debug)]
+struct Prepared {
+    map: FieldMap,
+    selectors: Vec<Selector>,
+    by_name: HashMap<String, u32>,
+    trie: Trie,
+    /// For each URL rule: (host selector, path selector).
+    urls: Vec<(u32, u32)>,
+}
+
+impl Prepared {
+    fn new(map: FieldMap) -> Prepared {
+        let mut p = Prepared {
+            map: FieldMap::default(),
+            selectors: Vec::new(),
+            by_name: HashMap::new(),
+            trie: Trie::default(),
+            urls: Vec::new(),
+        };
+        for (i, r) in map.rules.iter().enumerate() {
+            let s = p.selector(&r.field);
+            p.selectors[s as usize].rules.push(i);
+        }
+        for name in &map.timestamp {
+            let s = p.selector(name);
+            p.selectors[s as usize].timestamp = true;
+        }
+        for name in &map.stream {
+            let s = p.selector(name);
+            p.selectors[s as usize].stream = true;
+        }
+        for u in &map.urls {
+            let h = p.selector(&u.host);
+            let q = p.selector(&u.path);
+            p.urls.push((h, q));
+        }
+        p.map = map;
+        p
+    }
+
+    fn selector(&mut self, name: &str) -> u32 {
+        if let Some(&s) = self.by_name.get(name) {
+            return s;
+        }
+        let s = self.selectors.len() as u32;
+        self.selectors.push(Selector::default());
+        self.by_name.insert(name.to_string(), s);
+        self.trie.insert(name, s);
+        s
+    }
+
+    /// Turns the captured `(selector, value)` pairs of one line into the record's fields.
+    fn finish(&self, caps: &[(u32, FieldValue)], stream_hint: Option<&str>, rec: &mut Record) {
+        let stream = caps
+            .iter()
+            .find(|(s, _)| self.selectors[*s as usize].stream)
+            .and_then(|(_, v)| v.as_str())
+            .or(stream_hint);
+        rec.timestamp = caps
+            .iter()
+            .filter(|(s, _)| self.selectors[*s as usize].timestamp)
+            .find_map(|(_, v)| match v {
+                FieldValue::Str(s) => parse_time(s),
+                FieldValue::Int(i) => i.checked_mul(1_000_000_000),
+                FieldValue::Float(f) => {
+                    let n = (f * 1e9).round();
+                    (n.abs() < 9.2e18).then_some(n as i64)
+                }
+                FieldValue::Bool(_) => None,
+            });
+        let stream_ok =
+            |want: &Option<String>| want.is_none() || stream.is_none() || want.as_deref() == stream;
+        for (s, v) in caps {
+            for &r in &self.selectors[*s as usize].rules {
+                let rule = &self.map.rules[r];
+                if stream_ok(&rule.stream) {
+                    rule.target.apply(v, &mut rec.fields);
+                }
+            }
+        }
+        for (u, &(h, p)) in self.map.urls.iter().zip(&self.urls) {
+            if !stream_ok(&u.stream) {
+                continue;
+            }
+            let get = |sel: u32| {
+                caps.iter()
+                    .find(|(s, _)| *s == sel)
+                    .and_then(|(_, v)| v.as_str())
+            };
+            let (Some(host), Some(path)) = (get(h), get(p)) else {
+                continue;
+            };
+            let url = if path.contains("://") {
+                path.to_string()
+            } else if path.starts_with('/') {
+                format!("{}://{host}{path}", u.scheme)
+            } else {
+                format!("{}://{host}/{path}", u.scheme)
+            };
+            Target::Url(Arc::clone(&u.target)).apply(&FieldValue::Str(url), &mut rec.fields);
+        }
+    }
+}
+
+/// Parses a record time: RFC 3339 (`2024-01-02T03:04:05.123456Z`, `+00:00`, eve's `+0000`,
+/// a space for `T`) or Unix seconds with a fraction (`1521911720.865716`). Unix nanoseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.first().is_some_and(u8::is_ascii_digit) && !s.contains('-') {
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        if frac.len() > 9
+            || !int.bytes().all(|c| c.is_ascii_digit())
+            || !frac.bytes().all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        let secs: i64 = int.parse().ok()?;
+        let nanos: i64 = format!("{frac:0<9}").parse().ok()?;
+        return secs.checked_mul(1_000_000_000)?.checked_add(nanos);
+    }
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0i64;
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &r[..n.min(9)];
+        nanos = format!("{digits:0<9}").parse().ok()?;
+        rest = &r[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let t = rest[1..].replace(':', "");
+            if t.len() != 4 || !t.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let oh: i64 = t[..2].parse().ok()?;
+            let om: i64 = t[2..].parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from civil (H. Hinnant's algorithm).
+    let (yy, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON: one pass over the line with serde, capturing only the mapped fields.
+
+struct ValueSeed<'a> {
+    trie: &'a Trie,
+    leaf: &'a [u32],
+    child: Option<u32>,
+    out: &'a mut Vec<(u32, FieldValue)>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_> {
+    fn push(self, v: FieldValue) -> bool {
+        if let Some((last, rest)) = self.leaf.split_last() {
+            for &s in rest {
+                self.out.push((s, v.clone()));
+            }
+            self.out.push((*last, v));
+        }
+        false
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        if self.leaf.is_empty() {
+            return Ok(false);
+        }
+        Ok(self.push(FieldValue::Str(v.to_string())))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<bool, E> {
+        Ok(self.push(FieldValue::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<bool, E> {
+        Ok(self.push(match i64::try_from(v) {
+            Ok(i) => FieldValue::Int(i),
+            Err(_) => FieldValue::Float(v as f64),
+        }))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<bool, E> {
+        Ok(self.push(FieldValue::from_f64(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
+        Ok(self.push(FieldValue::Bool(v)))
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq
+            .next_element_seed(ValueSeed {
+                trie: self.trie,
+                leaf: self.leaf,
+                child: self.child,
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {}
+        Ok(false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let Some(node) = self.child else {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(true);
+        };
+        let node = &self.trie.nodes[node as usize];
+        while let Some(slot) = map.next_key_seed(KeySeed(node))? {
+            match slot {
+                Some(s) => {
+                    map.next_value_seed(ValueSeed {
+                        trie: self.trie,
+                        leaf: s
+                            .leaf
+                            .map_or(&[][..], |l| &self.trie.leaves[l as usize][..]),
+                        child: s.child,
+                        out: &mut *self.out,
+                    })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+struct KeySeed<'a>(&'a HashMap<Box<str>, Slot>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<Slot>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Slot>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<Slot>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<Slot>, E> {
+        Ok(self.0.get(v).copied())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zeek TSV header state.
+
+#[derive(Debug, Default)]
+struct Tsv {
+    separator: Vec<u8>,
+    set_separator: String,
+    empty: String,
+    unset: String,
+    path: Option<String>,
+    /// Per column: the selector, and the Zeek type.
+    columns: Vec<(Option<u32>, String)>,
+}
+
+fn unescape_zeek(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1] == b'x'
+            && let Ok(v) = u8::from_str_radix(&s[i + 2..i + 4], 16)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn zeek_value(ty: &str, text: &str) -> FieldValue {
+    match ty {
+        "count" | "int" | "port" => text
+            .parse()
+            .map(FieldValue::Int)
+            .unwrap_or_else(|_| FieldValue::Str(text.into())),
+        "double" | "interval" => text
+            .parse()
+            .map(FieldValue::from_f64)
+            .unwrap_or_else(|_| FieldValue::Str(text.into())),
+        "bool" => match text {
+            "T" => FieldValue::Bool(true),
+            "F" => FieldValue::Bool(false),
+            _ => FieldValue::Str(text.into()),
+        },
+        _ => FieldValue::Str(text.into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+enum Body {
+    Lines(Box<dyn BufRead + Send>),
+    Csv(Box<csv::Reader<Box<dyn BufRead + Send>>>),
+}
+
+/// Reads records from one input. Use [`RecordReader::next_into`] in hot loops (it reuses the
+/// record's buffers), or iterate.
+pub struct RecordReader {
+    file: Arc<str>,
+    format: Format,
+    body: Body,
+    prepared: Prepared,
+    tsv: Option<Tsv>,
+    csv_columns: Vec<Option<u32>>,
+    line: u64,
+    buf: Vec<u8>,
+    caps: Vec<(u32, FieldValue)>,
+    malformed: Vec<Malformed>,
+    malformed_count: u64,
+    records: u64,
+    plain_paths: PlainPaths,
+}
+
+struct PlainPaths {
+    v4: Arc<str>,
+    v6: Arc<str>,
+    domain: Arc<str>,
+    url: Arc<str>,
+    email: Arc<str>,
+    md5: Arc<str>,
+    sha1: Arc<str>,
+    sha256: Arc<str>,
+    dst_ref: Arc<str>,
+    dst_port: Arc<str>,
+}
+
+impl Default for PlainPaths {
+    fn default() -> Self {
+        PlainPaths {
+            v4: Arc::from("ipv4-addr:value"),
+            v6: Arc::from("ipv6-addr:value"),
+            domain: Arc::from("domain-name:value"),
+            url: Arc::from("url:value"),
+            email: Arc::from("email-addr:value"),
+            md5: Arc::from("file:hashes.MD5"),
+            sha1: Arc::from("file:hashes.'SHA-1'"),
+            sha256: Arc::from("file:hashes.'SHA-256'"),
+            dst_ref: Arc::from("network-traffic:dst_ref.value"),
+            dst_port: Arc::from("network-traffic:dst_port"),
+        }
+    }
+}
+
+/// Opens `path` (`-` is stdin) for reading in `format`. `map` replaces the built-in map of
+/// `eve`/`zeek` and is required for `json` and `csv` (an empty map gives records without
+/// fields). Gzip input is recognised by its magic bytes, whatever the name.
+pub fn open(path: &str, format: Format, map: Option<FieldMap>) -> Result<RecordReader, InputError> {
+    let raw: Box<dyn Read + Send> = if path == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(path).map_err(|source| InputError::Open {
+                file: path.into(),
+                source,
+            })?,
+        )
+    };
+    let mut r = BufReader::with_capacity(256 * 1024, raw);
+    let gz = r
+        .fill_buf()
+        .map_err(|source| InputError::Open {
+            file: path.into(),
+            source,
+        })?
+        .starts_with(&[0x1f, 0x8b]);
+    let input: Box<dyn BufRead + Send> = if gz {
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(r),
+        ))
+    } else {
+        Box::new(r)
+    };
+    Ok(RecordReader::new(path, input, format, map))
+}
+
+impl RecordReader {
+    /// A reader over any buffered input (an HTTP body, a test string). `name` is the file name
+    /// put into records and reports. See [`open`] for `map`.
+    pub fn new(
+        name: &str,
+        input: Box<dyn BufRead + Send>,
+        format: Format,
+        map: Option<FieldMap>,
+    ) -> RecordReader {
+        let map = map.unwrap_or_else(|| match format {
+            Format::Eve => FieldMap::eve(),
+            Format::Zeek => FieldMap::zeek(),
+            _ => FieldMap::default(),
+        });
+        let body = if format == Format::Csv {
+            Body::Csv(Box::new(
+                csv::ReaderBuilder::new().flexible(false).from_reader(input),
+            ))
+        } else {
+            Body::Lines(input)
+        };
+        RecordReader {
+            file: Arc::from(name),
+            format,
+            body,
+            prepared: Prepared::new(map),
+            tsv: None,
+            csv_columns: Vec::new(),
+            line: 0,
+            buf: Vec::new(),
+            caps: Vec::new(),
+            malformed: Vec::new(),
+            malformed_count: 0,
+            records: 0,
+            plain_paths: PlainPaths::default(),
+        }
+    }
+
+    /// The input's name.
+    pub fn file(&self) -> &Arc<str> {
+        &self.file
+    }
+
+    /// Lines that did not become records, the first [`MAX_MALFORMED_KEPT`].
+    pub fn malformed(&self) -> &[Malformed] {
+        &self.malformed
+    }
+
+    /// How many lines did not become records.
+    pub fn malformed_count(&self) -> u64 {
+        self.malformed_count
+    }
+
+    /// How many records were returned.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn bad(&mut self, line: u64, reason: impl Into<String>) {
+        self.malformed_count += 1;
+        if self.malformed.len() < MAX_MALFORMED_KEPT {
+            self.malformed.push(Malformed {
+                file: Arc::clone(&self.file),
+                line,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Reads the next record into `rec` (its previous content is replaced). `Ok(false)` at
+    /// the end of the input. Malformed lines are skipped and recorded.
+    pub fn next_into(&mut self, rec: &mut Record) -> Result<bool, InputError> {
+        if let Body::Csv(_) = self.body {
+            return self.next_csv(rec);
+        }
+        loop {
+            self.buf.clear();
+            let Body::Lines(input) = &mut self.body else {
+                unreachable!("csv handled above")
+            };
+            let n = input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| InputError::Read {
+                    file: self.file.to_string(),
+                    line: self.line + 1,
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.line += 1;
+            while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
+                self.buf.pop();
+            }
+            let first = self
+                .buf
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .map(|i| self.buf[i]);
+            let Some(first) = first else {
+                continue;
+            };
+            rec.fields.clear();
+            rec.timestamp = None;
+            let ok = match (self.format, first) {
+                (Format::Lines, _) => self.plain_line(rec),
+                (Format::Zeek, b'#') => {
+                    self.tsv_header();
+                    continue;
+                }
+                (Format::Zeek, b) if b != b'{' => self.tsv_line(rec),
+                _ => self.json_line(rec),
+            };
+            if ok {
+                if !Arc::ptr_eq(&rec.file, &self.file) {
+                    rec.file = Arc::clone(&self.file);
+                }
+                rec.line = self.line;
+                self.records += 1;
+                return Ok(true);
+            }
+        }
+    }
+
+    fn json_line(&mut self, rec: &mut Record) -> bool {
+        self.caps.clear();
+        let mut de = serde_json::Deserializer::from_slice(&self.buf);
+        let seed = ValueSeed {
+            trie: &self.prepared.trie,
+            leaf: &[],
+            child: if self.prepared.trie.nodes.is_empty() {
+                None
+            } else {
+                Some(0)
+            },
+            out: &mut self.caps,
+        };
+        let res = seed.deserialize(&mut de).and_then(|was_map| {
+            de.end()?;
+            Ok(was_map)
+        });
+        match res {
+            Ok(true) => {
+                self.prepared.finish(&self.caps, None, rec);
+                true
+            }
+            Ok(false) => {
+                self.bad(self.line, "not a JSON object");
+                false
+            }
+            Err(e) => {
+                let line = self.line;
+                self.bad(line, format!("invalid JSON: {e}"));
+                false
+            }
+        }
+    }
+
+    fn tsv_header(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf).into_owned();
+        let t = self.tsv.get_or_insert_with(|| Tsv {
+            separator: b"\t".to_vec(),
+            set_separator: ",".into(),
+            empty: "(empty)".into(),
+            unset: "-".into(),
+            ..Tsv::default()
+        });
+        if let Some(sep) = text.strip_prefix("#separator ") {
+            t.separator = unescape_zeek(sep.trim_end());
+            return;
+        }
+        let sep = String::from_utf8_lossy(&t.separator).into_owned();
+        let mut parts = text.split(sep.as_str());
+        let key = parts.next().unwrap_or("");
+        let rest: Vec<&str> = parts.collect();
+        match key {
+            "#set_separator" => t.set_separator = rest.first().copied().unwrap_or(",").into(),
+            "#empty_field" => t.empty = rest.first().copied().unwrap_or("(empty)").into(),
+            "#unset_field" => t.unset = rest.first().copied().unwrap_or("-").into(),
+            "#path" => t.path = rest.first().map(|s| s.to_string()),
+            "#fields" => {
+                t.columns = rest
+                    .iter()
+                    .map(|f| (self.prepared.by_name.get(*f).copied(), String::new()))
+                    .collect();
+            }
+            "#types" => {
+                for (c, ty) in t.columns.iter_mut().zip(&rest) {
+                    c.1 = ty.to_string();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn tsv_line(&mut self, rec: &mut Record) -> bool {
+        let Some(t) = &self.tsv else {
+            self.bad(self.line, "Zeek TSV data before the #fields header");
+            return false;
+        };
+        if t.columns.is_empty() {
+            self.bad(self.line, "Zeek TSV data before the #fields header");
+            return false;
+        }
+        let Ok(text) = std::str::from_utf8(&self.buf) else {
+            self.bad(self.line, "not UTF-8");
+            return false;
+        };
+        let sep = std::str::from_utf8(&t.separator).unwrap_or("\t");
+        self.caps.clear();
+        let mut n = 0;
+        for (i, cell) in text.split(sep).enumerate() {
+            n = i + 1;
+            let Some((Some(sel), ty)) = t.columns.get(i) else {
+                continue;
+            };
+            if cell == t.unset || cell == t.empty {
+                continue;
+            }
+            if let Some(inner) = ty
+                .strip_prefix("vector[")
+                .or_else(|| ty.strip_prefix("set["))
+                .and_then(|s| s.strip_suffix(']'))
+            {
+                for item in cell.split(t.set_separator.as_str()) {
+                    self.caps.push((*sel, zeek_value(inner, item)));
+                }
+            } else if ty == "time" {
+                self.caps.push((*sel, FieldValue::Str(cell.to_string())));
+            } else {
+                self.caps.push((*sel, zeek_value(ty, cell)));
+            }
+        }
+        if n != t.columns.len() {
+            let (want, line) = (t.columns.len(), self.line);
+            self.bad(line, format!("{n} columns, the #fields header has {want}"));
+            return false;
+        }
+        let path = t.path.clone();
+        self.prepared.finish(&self.caps, path.as_deref(), rec);
+        true
+    }
+
+    fn plain_line(&mut self, rec: &mut Record) -> bool {
+        let Ok(text) = std::str::from_utf8(&self.buf) else {
+            self.bad(self.line, "not UTF-8");
+            return false;
+        };
+        let text = text.trim();
+        if text.starts_with('#') {
+            return false;
+        }
+        let p = &self.plain_paths;
+        let s = |path: &Arc<str>, v: String| Field {
+            path: Arc::clone(path),
+            value: FieldValue::Str(v),
+        };
+        match classify(&refang(text)) {
+            Ok(Observable::Ip(ip)) => rec
+                .fields
+                .push(s(if ip.is_ipv4() { &p.v4 } else { &p.v6 }, ip.to_string())),
+            Ok(Observable::Domain(d)) => rec.fields.push(s(&p.domain, d)),
+            Ok(Observable::Url(u)) => rec.fields.push(s(&p.url, u)),
+            Ok(Observable::Email(e)) => rec.fields.push(s(&p.email, e)),
+            Ok(Observable::Hash(a, h)) => rec.fields.push(s(
+                match a {
+                    crate::classify::HashAlgo::Md5 => &p.md5,
+                    crate::classify::HashAlgo::Sha1 => &p.sha1,
+                    crate::classify::HashAlgo::Sha256 => &p.sha256,
+                },
+                h,
+            )),
+            Ok(Observable::IpPort(ip, port)) => {
+                rec.fields
+                    .push(s(if ip.is_ipv4() { &p.v4 } else { &p.v6 }, ip.to_string()));
+                rec.fields.push(s(&p.dst_ref, ip.to_string()));
+                rec.fields.push(Field {
+                    path: Arc::clone(&p.dst_port),
+                    value: FieldValue::Int(i64::from(port)),
+                });
+            }
+            Ok(Observable::Cidr(..)) => {
+                self.bad(self.line, "a CIDR block is not an observable");
+                return false;
+            }
+            Err(e) => {
+                self.bad(self.line, e.reason());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn next_csv(&mut self, rec: &mut Record) -> Result<bool, InputError> {
+        let Body::Csv(r) = &mut self.body else {
+            unreachable!("called for csv only")
+        };
+        if self.csv_columns.is_empty() {
+            let headers = r.headers().map_err(|e| csv_io(&self.file, 1, e))?;
+            self.csv_columns = headers
+                .iter()
+                .map(|h| self.prepared.by_name.get(h.trim()).copied())
+                .collect();
+        }
+        let mut row = csv::StringRecord::new();
+        loop {
+            let Body::Csv(r) = &mut self.body else {
+                unreachable!("called for csv only")
+            };
+            match r.read_record(&mut row) {
+                Ok(false) => return Ok(false),
+                Ok(true) => {
+                    let line = row.position().map_or(self.line + 1, |p| p.line());
+                    self.line = line;
+                    self.caps.clear();
+                    for (cell, sel) in row.iter().zip(&self.csv_columns) {
+                        let Some(sel) = sel else { continue };
+                        let cell = cell.trim();
+                        if cell.is_empty() {
+                            continue;
+                        }
+                        // CSV has no types: integers are integers (ports, sizes).
+                        let v = cell
+                            .parse::<i64>()
+                            .ok()
+                            .filter(|_| {
+                                !cell.starts_with('+') && !(cell.starts_with('0') && cell.len() > 1)
+                            })
+                            .map_or_else(|| FieldValue::Str(cell.to_string()), FieldValue::Int);
+                        self.caps.push((*sel, v));
+                    }
+                    // Targets that want text (addresses, hashes…) get the text back.
+                    for c in &mut self.caps {
+                        if let FieldValue::Int(i) = c.1
+                            && self.prepared.selectors[c.0 as usize]
+                                .rules
+                                .iter()
+                                .any(|&r| {
+                                    !matches!(self.prepared.map.rules[r].target, Target::Plain(_))
+                                })
+                        {
+                            c.1 = FieldValue::Str(i.to_string());
+                        }
+                    }
+                    rec.fields.clear();
+                    rec.timestamp = None;
+                    self.prepared.finish(&self.caps, None, rec);
+                    rec.file = Arc::clone(&self.file);
+                    rec.line = line;
+                    self.records += 1;
+                    return Ok(true);
+                }
+                Err(e) => {
+                    let line = e.position().map_or(self.line + 1, |p| p.line());
+                    if let csv::ErrorKind::Io(_) = e.kind() {
+                        return Err(csv_io(&self.file, line, e));
+                    }
+                    self.line = line;
+                    self.bad(line, format!("CSV: {e}"));
+                }
+            }
+        }
+    }
+}
+
+fn csv_io(file: &str, line: u64, e: csv::Error) -> InputError {
+    InputError::Read {
+        file: file.into(),
+        line,
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+impl Iterator for RecordReader {
+    type Item = Result<Record, InputError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut r = Record::default();
+        match self.next_into(&mut r) {
+            Ok(true) => Some(Ok(r)),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(format: Format, text: &str, map: Option<FieldMap>) -> (Vec<Record>, Vec<Malformed>) {
+        let mut r = RecordReader::new(
+            "t",
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            format,
+            map,
+        );
+        let recs: Vec<Record> = r.by_ref().map(Result::unwrap).collect();
+        (recs, r.malformed().to_vec())
+    }
+
+    fn fields(r: &Record) -> Vec<(String, String)> {
+        r.fields
+            .iter()
+            .map(|f| (f.path.to_string(), f.value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(
+            parse_time("2018-03-24T17:15:20.865716Z"),
+            parse_time("1521911720.865716")
+        );
+        assert_eq!(
+            parse_time("2018-03-24T19:15:20.865716+0200"),
+            parse_time("1521911720.865716")
+        );
+        assert_eq!(parse_time("2018-13-24T17:15:20Z"), None);
+        assert_eq!(parse_time("x"), None);
+    }
+
+    #[test]
+    fn json_nested_dotted_and_arrays() {
+        let line = r#"{"timestamp":"2024-01-01T00:00:00.000000+0000","event_type":"dns","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","dest_port":53,"dns":{"queries":[{"rrname":"Evil.COM"}],"answers":[{"rrname":"evil.com","rdata":"1.2.3.4"}]}}
+not json
+[1]
+"#;
+        let (recs, bad) = read(Format::Eve, line, None);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].line, 1);
+        assert_eq!(recs[0].timestamp, Some(1_704_067_200_000_000_000));
+        let f = fields(&recs[0]);
+        assert!(
+            f.contains(&("domain-name:value".into(), "evil.com".into())),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&("ipv4-addr:value".into(), "1.2.3.4".into())),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&("network-traffic:dst_port".into(), "53".into())),
+            "{f:?}"
+        );
+        assert_eq!(bad.len(), 2);
+        assert_eq!((bad[0].line, bad[1].line), (2, 3));
+        assert!(bad[0].reason.starts_with("invalid JSON"), "{:?}", bad[0]);
+    }
+
+    #[test]
+    fn zeek_tsv() {
+        let text = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n\
+                    #fields\tts\tid.orig_h\tid.resp_p\tquery\tanswers\n#types\ttime\taddr\tport\tstring\tvector[string]\n\
+                    1521911720.5\t10.0.0.1\t53\tx.org\ta.x.org,1.2.3.4\n1521911720.5\t10.0.0.1\n";
+        let (recs, bad) = read(Format::Zeek, text, None);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].line, 8);
+        assert_eq!(recs[0].timestamp, Some(1_521_911_720_500_000_000));
+        let f = fields(&recs[0]);
+        assert!(
+            f.contains(&("domain-name:value".into(), "a.x.org".into())),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&("ipv4-addr:value".into(), "1.2.3.4".into())),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&("network-traffic:dst_port".into(), "53".into())),
+            "{f:?}"
+        );
+        assert_eq!(bad[0].line, 9);
+    }
+
+    #[test]
+    fn plain_and_csv() {
+        let (recs, bad) = read(
+            Format::Lines,
+            "1.2.3.4\n\nEVIL.com\n10.0.0.0/8\nfoo bar\n",
+            None,
+        );
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].line, 3);
+        assert_eq!(bad.len(), 2);
+        let map = FieldMap::from_toml(
+            "[fields]\n\"dst\" = \"ipv4-addr:value\"\n\"port\" = \"network-traffic:dst_port\"\n",
+            "m",
+        )
+        .unwrap();
+        let (recs, _) = read(
+            Format::Csv,
+            "dst,port\n1.2.3.4,443\n\"5.6.7.8\",80\n",
+            Some(map),
+        );
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].line, 3);
+        assert_eq!(recs[1].fields[1].value, FieldValue::Int(80));
+    }
+}
