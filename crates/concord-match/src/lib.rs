@@ -13,8 +13,12 @@ pub mod classify;
 pub mod fieldmap;
 pub mod input;
 pub mod ioc_list;
+mod matcher;
 pub mod record;
+mod set;
 
 pub use fieldmap::{FieldMap, FieldMapError};
 pub use input::{Format, InputError, Malformed, RecordReader, open};
+pub use matcher::{Aggregate, Hit, MatchStats, Matcher, RunSummary, match_reader};
 pub use record::{Field, FieldValue, Record};
+pub use set::{IndicatorSet, ReferenceMatcher, SetBuilder, SetStats, Skipped};

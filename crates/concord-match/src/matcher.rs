@@ -1,0 +1,375 @@
+//! Matching records against a compiled [`IndicatorSet`]: hits and per-indicator aggregates
+//! (issue 4, items 3 and 4).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use concord_pattern::{ComparisonExpr, ObservationExpr, Observations, Pattern};
+use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::record::{FieldValue, Record};
+use crate::set::{DIRECT, IndicatorSet, Tag};
+
+/// One indicator matching one record: one JSON line of `concord match`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// The input's name.
+    pub file: Arc<str>,
+    /// 1-based line number of the record.
+    pub line: u64,
+    /// The indicator's id.
+    pub indicator: String,
+    /// The matched value (for an evaluator-decided pattern: a value of the observation it
+    /// matched, preferably on a path the pattern tests).
+    pub value: FieldValue,
+    /// The STIX object path of that value, e.g. `domain-name:value`.
+    pub path: Arc<str>,
+}
+
+/// Hits of one indicator over a run: what the caller turns into one sighting (STIX 2.1 §5.7:
+/// `count`, `first_seen`, `last_seen`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Aggregate {
+    /// The indicator's id (`sighting_of_ref`).
+    pub indicator: String,
+    /// Number of records it matched.
+    pub count: u64,
+    /// Earliest record time (the run's "now" for records without a time), STIX timestamp.
+    pub first_seen: String,
+    /// Latest record time, STIX timestamp.
+    pub last_seen: String,
+}
+
+/// Counters of a matcher.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MatchStats {
+    /// Records matched.
+    pub records: u64,
+    /// Hits reported.
+    pub hits: u64,
+    /// Pattern evaluations by `concord_pattern` (candidates and residual).
+    pub evaluations: u64,
+    /// Evaluations that failed (counted as no match), e.g. a MATCHES on a value the regex
+    /// engine refuses, or the evaluator's step budget.
+    pub eval_errors: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Agg {
+    count: u64,
+    first: i64,
+    last: i64,
+}
+
+/// Matches records one at a time. Holds scratch space sized to the set; one per thread.
+pub struct Matcher<'s> {
+    set: &'s IndicatorSet,
+    now: i64,
+    seen: Vec<u32>,
+    generation: u32,
+    regex_seen: Vec<u32>,
+    path_cache: Vec<(Arc<str>, Option<u32>)>,
+    candidates: Vec<(u32, usize)>,
+    direct: Vec<(u32, usize)>,
+    aggregates: HashMap<u32, Agg>,
+    stats: MatchStats,
+    nfc: String,
+}
+
+const PATH_CACHE: usize = 256;
+
+impl<'s> Matcher<'s> {
+    /// A matcher over `set`. `now` (Unix nanoseconds) is the time of records without their
+    /// own: for validity (`valid_from`/`valid_until`) and for the aggregates.
+    pub fn new(set: &'s IndicatorSet, now: i64) -> Matcher<'s> {
+        Matcher {
+            set,
+            now,
+            seen: vec![0; set.metas.len()],
+            generation: 0,
+            regex_seen: vec![0; set.regex_tests.len()],
+            path_cache: Vec::new(),
+            candidates: Vec::new(),
+            direct: Vec::new(),
+            aggregates: HashMap::new(),
+            stats: MatchStats::default(),
+            nfc: String::new(),
+        }
+    }
+
+    fn path_id(&mut self, path: &Arc<str>) -> Option<u32> {
+        if let Some((_, id)) = self.path_cache.iter().find(|(p, _)| Arc::ptr_eq(p, path)) {
+            return *id;
+        }
+        let id = self.set.paths.get(&**path).copied();
+        if self.path_cache.len() < PATH_CACHE {
+            // The cache keeps the `Arc` alive, so its address cannot be reused by another
+            // path while it is cached.
+            self.path_cache.push((Arc::clone(path), id));
+        }
+        id
+    }
+
+    /// Matches one record; calls `out` once per matching indicator, in no particular order.
+    pub fn match_record(&mut self, rec: &Record, out: &mut impl FnMut(Hit)) {
+        self.stats.records += 1;
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.seen.fill(0);
+            self.regex_seen.fill(0);
+            self.generation = 1;
+        }
+        let generation = self.generation;
+        let set = self.set;
+        let t = rec.timestamp.unwrap_or(self.now);
+        self.candidates.clear();
+        self.direct.clear();
+        for (fi, field) in rec.fields.iter().enumerate() {
+            let Some(pid) = self.path_id(&field.path) else {
+                continue;
+            };
+            let seen = &mut self.seen;
+            let candidates = &mut self.candidates;
+            let direct = &mut self.direct;
+            let mut on_atom = |ind: u32| {
+                let s = &mut seen[ind as usize];
+                if *s == generation {
+                    return;
+                }
+                *s = generation;
+                let meta = &set.metas[ind as usize];
+                if !meta.valid_at(t) {
+                    return;
+                }
+                if meta.pattern == DIRECT {
+                    direct.push((ind, fi));
+                } else {
+                    candidates.push((ind, fi));
+                }
+            };
+            match &field.value {
+                FieldValue::Str(s) => {
+                    set.exact_lookup(pid, Tag::Str, s.as_bytes(), &mut on_atom);
+                    if set.has_cidr(pid) {
+                        set.cidr_lookup(pid, s, &mut on_atom);
+                    }
+                    if let Some(rp) = set.regex_paths.get(&pid) {
+                        let v: &str = if s.is_ascii() {
+                            s
+                        } else {
+                            self.nfc.clear();
+                            self.nfc.extend(s.nfc());
+                            &self.nfc
+                        };
+                        let tests = &set.regex_tests;
+                        let rs = &mut self.regex_seen;
+                        let mut check = |ti: u32| {
+                            if rs[ti as usize] == generation {
+                                return;
+                            }
+                            rs[ti as usize] = generation;
+                            let rt = &tests[ti as usize];
+                            if rt.re.is_match(v) {
+                                on_atom(rt.indicator);
+                            }
+                        };
+                        if let Some(ac) = &rp.ac {
+                            for m in ac.find_overlapping_iter(v) {
+                                for &ti in &rp.by_literal[m.pattern().as_usize()] {
+                                    check(ti);
+                                }
+                            }
+                        }
+                        for &ti in &rp.always {
+                            check(ti);
+                        }
+                    }
+                }
+                FieldValue::Int(i) => {
+                    set.exact_lookup(pid, Tag::Int, &i.to_le_bytes(), &mut on_atom)
+                }
+                FieldValue::Float(_) | FieldValue::Bool(_) => {}
+            }
+        }
+        for k in 0..self.direct.len() {
+            let (ind, fi) = self.direct[k];
+            self.hit(rec, ind, fi, t, out);
+        }
+        let residual_live = set
+            .residual
+            .iter()
+            .any(|&i| set.metas[i as usize].valid_at(t));
+        if self.candidates.is_empty() && !residual_live {
+            return;
+        }
+        let (group, sources) = rec.observations(self.now);
+        let groups = [group];
+        let obs = match Observations::new(&groups) {
+            Ok(o) => o,
+            Err(_) => {
+                self.stats.eval_errors += 1;
+                return;
+            }
+        };
+        for k in 0..self.candidates.len() {
+            let (ind, fi) = self.candidates[k];
+            let p = &set.patterns[set.metas[ind as usize].pattern as usize];
+            self.stats.evaluations += 1;
+            match concord_pattern::evaluate_prepared(p, &obs) {
+                Ok(m) if m.matched => self.hit(rec, ind, fi, t, out),
+                Ok(_) => {}
+                Err(_) => self.stats.eval_errors += 1,
+            }
+        }
+        for &ind in &set.residual {
+            let meta = &set.metas[ind as usize];
+            if !meta.valid_at(t) {
+                continue;
+            }
+            let p = &set.patterns[meta.pattern as usize];
+            self.stats.evaluations += 1;
+            match concord_pattern::evaluate_prepared(p, &obs) {
+                Ok(m) if m.matched => {
+                    let fi = binding_field(rec, p, &m, &sources);
+                    self.hit(rec, ind, fi, t, out);
+                }
+                Ok(_) => {}
+                Err(_) => self.stats.eval_errors += 1,
+            }
+        }
+    }
+
+    fn hit(&mut self, rec: &Record, ind: u32, fi: usize, t: i64, out: &mut impl FnMut(Hit)) {
+        self.stats.hits += 1;
+        let a = self.aggregates.entry(ind).or_insert(Agg {
+            count: 0,
+            first: t,
+            last: t,
+        });
+        a.count += 1;
+        a.first = a.first.min(t);
+        a.last = a.last.max(t);
+        let (value, path) = match rec.fields.get(fi) {
+            Some(f) => (f.value.clone(), Arc::clone(&f.path)),
+            None => (FieldValue::Str(String::new()), Arc::from("")),
+        };
+        out(Hit {
+            file: Arc::clone(&rec.file),
+            line: rec.line,
+            indicator: self.set.metas[ind as usize].id(),
+            value,
+            path,
+        });
+    }
+
+    /// One aggregate per indicator that hit, ordered by indicator id.
+    pub fn aggregates(&self) -> Vec<Aggregate> {
+        let ts = |n: i64| {
+            concord_stix::Timestamp::from_unix_nanos(n, 3)
+                .as_str()
+                .to_string()
+        };
+        let mut v: Vec<Aggregate> = self
+            .aggregates
+            .iter()
+            .map(|(&ind, a)| Aggregate {
+                indicator: self.set.metas[ind as usize].id(),
+                count: a.count,
+                first_seen: ts(a.first),
+                last_seen: ts(a.last),
+            })
+            .collect();
+        v.sort_by(|a, b| a.indicator.cmp(&b.indicator));
+        v
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &MatchStats {
+        &self.stats
+    }
+}
+
+/// For an evaluator match without a triggering field: a field of the first bound
+/// observation, preferring one whose path the pattern tests.
+fn binding_field(
+    rec: &Record,
+    p: &Pattern,
+    m: &concord_pattern::Match,
+    sources: &[Vec<usize>],
+) -> usize {
+    let Some(b) = m.bindings.first() else {
+        return usize::MAX;
+    };
+    let n = b
+        .observed_data
+        .rsplit('-')
+        .next()
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+        .unwrap_or(usize::MAX);
+    let Some(fields) = sources.get(n) else {
+        return usize::MAX;
+    };
+    let mut paths = Vec::new();
+    obs_paths(&p.expr, &mut paths);
+    fields
+        .iter()
+        .copied()
+        .find(|&fi| paths.iter().any(|p| *p == *rec.fields[fi].path))
+        .or_else(|| fields.first().copied())
+        .unwrap_or(usize::MAX)
+}
+
+fn cmp_paths(e: &ComparisonExpr, out: &mut Vec<String>) {
+    match e {
+        ComparisonExpr::Test(t) => out.push(t.path.to_string()),
+        ComparisonExpr::Exists(p) => out.push(p.to_string()),
+        ComparisonExpr::And(items) | ComparisonExpr::Or(items) => {
+            items.iter().for_each(|i| cmp_paths(i, out))
+        }
+    }
+}
+
+fn obs_paths(e: &ObservationExpr, out: &mut Vec<String>) {
+    match e {
+        ObservationExpr::Observation(c) => cmp_paths(c, out),
+        ObservationExpr::And(items)
+        | ObservationExpr::Or(items)
+        | ObservationExpr::FollowedBy(items) => items.iter().for_each(|i| obs_paths(i, out)),
+        ObservationExpr::Qualified { expr, .. } => obs_paths(expr, out),
+    }
+}
+
+/// What [`match_reader`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    /// Records read.
+    pub records: u64,
+    /// Lines that were not records.
+    pub malformed: u64,
+    /// Hits reported.
+    pub hits: u64,
+}
+
+/// Reads every record of `reader` and matches it: the loop behind `concord match FILE`.
+/// Errors: the reader's I/O errors (malformed lines are not errors; see
+/// [`crate::RecordReader::malformed`]).
+pub fn match_reader(
+    matcher: &mut Matcher<'_>,
+    reader: &mut crate::RecordReader,
+    out: &mut impl FnMut(Hit),
+) -> Result<RunSummary, crate::InputError> {
+    let mut rec = Record::default();
+    let mut hits = 0;
+    while reader.next_into(&mut rec)? {
+        matcher.match_record(&rec, &mut |h| {
+            hits += 1;
+            out(h)
+        });
+    }
+    Ok(RunSummary {
+        records: reader.records(),
+        malformed: reader.malformed_count(),
+        hits,
+    })
+}

@@ -1,0 +1,948 @@
+//! The compiled indicator set (issue 4, item 2).
+//!
+//! Indicators (STIX 2.1 §4.7) are added as JSON objects; for each id only the version with
+//! the newest `modified` counts, and it is dropped if it is `revoked`. Each pattern (STIX 2.1
+//! §9) is parsed by `concord_pattern` and reduced to a **necessary condition**: a set of
+//! *atoms* of which at least one must hold on some field of a record for the pattern to match
+//! it. An atom is
+//!
+//! - an exact value: a `=` or `IN` test (not negated) with string or integer literals on a
+//!   flat path (see [`crate::record`]), kept in one hash table keyed by (path, value) over a
+//!   single value arena;
+//! - a CIDR block: an `ISSUBSET` test, kept in one hash table per (path, family, prefix
+//!   length) — a record value is looked up once per prefix length present;
+//! - a `LIKE` or `MATCHES` test, kept per path as regular expressions behind an Aho–Corasick
+//!   prefilter over their required literals (the longest literal run of a `LIKE`; the prefix
+//!   literals `regex-syntax` extracts from a `MATCHES`); tests without such literals are
+//!   checked on every value of their path.
+//!
+//! The condition of `A AND B` (comparison or observation level) is the cheaper of the two
+//! operands' conditions; `A OR B` needs both; `FOLLOWEDBY` is like `AND`; qualifiers keep
+//! their operand's condition. A test that is none of the above (`!=`, `<`, `NOT`, `EXISTS`,
+//! list steps, …) has no condition, and a pattern left without one is **residual**: evaluated
+//! on every record.
+//!
+//! A pattern that is one observation of `OR`ed indexable tests (or an `OR` of such
+//! observations) is decided by its atom alone. Every other pattern is a **candidate** when an
+//! atom holds and is then decided by `concord_pattern::evaluate_prepared` on the record as
+//! observed-data ([`crate::Record::observations`]).
+//!
+//! Validity: an indicator applies to a record when `valid_from <= t < valid_until`, where `t`
+//! is the record's own time when it has one (eve `timestamp`, Zeek `ts`) and the matcher's
+//! "now" otherwise. A missing `valid_from` counts as the beginning of time.
+//!
+//! Literals are compared as the evaluator compares them: exactly, case-sensitively. The
+//! readers lower-case domains and hashes, so an indicator written with upper-case hex digits
+//! matches nothing, under either path.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use aho_corasick::AhoCorasick;
+use concord_pattern::{ComparisonExpr, Literal, ObservationExpr, Operand, Operator, Pattern, Test};
+use hashbrown::HashTable;
+use serde::Serialize;
+use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::fieldmap::is_flat;
+
+/// An indicator that was not compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The indicator's id (or `"<no id>"`).
+    pub indicator: String,
+    /// Why, e.g. the pattern's parse error with its byte offset.
+    pub reason: String,
+}
+
+/// Counts about a compiled set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SetStats {
+    /// Objects given to the builder.
+    pub objects: u64,
+    /// Objects that are not indicators (ignored).
+    pub not_indicators: u64,
+    /// Older versions replaced by a newer `modified` of the same id.
+    pub superseded: u64,
+    /// Ids whose newest version is revoked (dropped).
+    pub revoked: u64,
+    /// Indicators skipped (see [`IndicatorSet::skipped`]).
+    pub skipped: u64,
+    /// Indicators compiled.
+    pub indicators: u64,
+    /// Decided by exact values alone.
+    pub exact: u64,
+    /// Decided by CIDR blocks (and maybe exact values).
+    pub cidr: u64,
+    /// Decided by LIKE/MATCHES automata (and maybe other atoms).
+    pub regex: u64,
+    /// Found by the indexes, decided by the evaluator.
+    pub candidate: u64,
+    /// Evaluated on every record.
+    pub residual: u64,
+    /// Distinct (path, value) keys in the exact table.
+    pub exact_keys: u64,
+    /// Bytes of the values themselves (the arena).
+    pub value_bytes: u64,
+    /// Heap bytes of the exact-value structures beyond the values (hash table, entries,
+    /// posting lists) plus the per-indicator records of exact indicators: the figure behind
+    /// [`SetStats::exact_overhead_per_indicator`].
+    pub exact_overhead_bytes: u64,
+}
+
+impl SetStats {
+    /// [`SetStats::exact_overhead_bytes`] per exact-value indicator (0 without any).
+    pub fn exact_overhead_per_indicator(&self) -> f64 {
+        if self.exact == 0 {
+            0.0
+        } else {
+            self.exact_overhead_bytes as f64 / self.exact as f64
+        }
+    }
+}
+
+/// Per indicator: id, validity, and the pattern index for evaluator-decided ones.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub uuid: [u8; 16],
+    pub valid_from: i64,
+    pub valid_until: i64,
+    /// Index into `patterns`, or [`DIRECT`].
+    pub pattern: u32,
+}
+
+pub(crate) const DIRECT: u32 = u32::MAX;
+const MULTI: u32 = 1 << 31;
+
+impl Meta {
+    pub(crate) fn id(&self) -> String {
+        format!("indicator--{}", uuid::Uuid::from_bytes(self.uuid))
+    }
+
+    pub(crate) fn valid_at(&self, t: i64) -> bool {
+        self.valid_from <= t && t < self.valid_until
+    }
+}
+
+/// Value kinds in exact keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tag {
+    Str = 0,
+    Int = 1,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ExactEntry {
+    off: u32,
+    len: u32,
+    /// `path << 1 | tag`.
+    key: u32,
+    /// An indicator index, or `MULTI | offset` into the posting lists (`lists[offset]` is
+    /// the count, the indicators follow).
+    post: u32,
+}
+
+/// Postings shared by the exact and CIDR tables.
+#[derive(Debug, Default)]
+struct Lists {
+    lists: Vec<u32>,
+}
+
+impl Lists {
+    /// Calls `f` for each indicator of a posting.
+    fn each(&self, post: u32, f: &mut impl FnMut(u32)) {
+        if post & MULTI == 0 {
+            f(post);
+        } else {
+            let o = (post & !MULTI) as usize;
+            let n = self.lists[o] as usize;
+            for &i in &self.lists[o + 1..o + 1 + n] {
+                f(i);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct ExactIndex {
+    table: HashTable<u32>,
+    entries: Vec<ExactEntry>,
+    arena: Vec<u8>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl ExactIndex {
+    fn hash(&self, key: u32, bytes: &[u8]) -> u64 {
+        self.hasher.hash_one((key, bytes))
+    }
+
+    fn find(&self, key: u32, bytes: &[u8]) -> Option<u32> {
+        let h = self.hash(key, bytes);
+        self.table
+            .find(h, |&e| {
+                let e = &self.entries[e as usize];
+                e.key == key && &self.arena[e.off as usize..(e.off + e.len) as usize] == bytes
+            })
+            .map(|&e| self.entries[e as usize].post)
+    }
+
+    /// Inserts; returns the entry index and whether it is new.
+    fn insert(&mut self, key: u32, bytes: &[u8]) -> (u32, bool) {
+        let h = self.hash(key, bytes);
+        let (entries, arena, hasher) = (&self.entries, &self.arena, &self.hasher);
+        if let Some(&e) = self.table.find(h, |&e| {
+            let x = &entries[e as usize];
+            x.key == key && &arena[x.off as usize..(x.off + x.len) as usize] == bytes
+        }) {
+            return (e, false);
+        }
+        let idx = self.entries.len() as u32;
+        self.entries.push(ExactEntry {
+            off: self.arena.len() as u32,
+            len: bytes.len() as u32,
+            key,
+            post: u32::MAX,
+        });
+        self.arena.extend_from_slice(bytes);
+        let (entries, arena) = (&self.entries, &self.arena);
+        self.table.insert_unique(h, idx, |&e| {
+            let x = &entries[e as usize];
+            hasher.hash_one((x.key, &arena[x.off as usize..(x.off + x.len) as usize]))
+        });
+        (idx, true)
+    }
+}
+
+/// A parsed network (the rules of `concord_pattern`'s evaluator for ISSUBSET, STIX 2.1
+/// §9.3): address as a 128-bit number, prefix, family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Net {
+    pub addr: u128,
+    pub prefix: u8,
+    pub v6: bool,
+}
+
+/// `a.b.c.d`, `a.b.c.d/n`, IPv6, `v6/n`; host bits kept (they are ignored when comparing).
+pub(crate) fn parse_net(s: &str) -> Option<Net> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => {
+            if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) || p.len() > 3 {
+                return None;
+            }
+            (a, Some(p.parse::<u32>().ok()?))
+        }
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    let (addr, max, v6) = match ip {
+        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), 32, false),
+        std::net::IpAddr::V6(a) => (u128::from(a), 128, true),
+    };
+    let prefix = prefix.unwrap_or(max);
+    if prefix > max {
+        return None;
+    }
+    Some(Net {
+        addr,
+        prefix: prefix as u8,
+        v6,
+    })
+}
+
+pub(crate) fn mask(addr: u128, prefix: u8, v6: bool) -> u128 {
+    let width = if v6 { 128 } else { 32 };
+    let shift = width - u32::from(prefix);
+    if shift >= 128 {
+        0
+    } else {
+        (addr >> shift) << shift
+    }
+}
+
+#[derive(Default)]
+struct CidrIndex {
+    map: HashMap<(u32, u8, bool, u128), u32, foldhash::fast::RandomState>,
+    /// Per path: prefix lengths present for IPv4 and for IPv6, ascending.
+    lens: HashMap<u32, (Vec<u8>, Vec<u8>)>,
+}
+
+/// One LIKE/MATCHES test.
+pub(crate) struct RegexTest {
+    pub re: regex::Regex,
+    pub indicator: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct RegexPath {
+    pub ac: Option<AhoCorasick>,
+    /// For each AC pattern, the tests it stands for.
+    pub by_literal: Vec<Vec<u32>>,
+    /// Tests without a required literal.
+    pub always: Vec<u32>,
+}
+
+/// Indicators compiled into indexes. Build with [`SetBuilder`]; match with
+/// [`crate::Matcher`].
+pub struct IndicatorSet {
+    pub(crate) metas: Vec<Meta>,
+    pub(crate) patterns: Vec<Pattern>,
+    pub(crate) paths: HashMap<Box<str>, u32>,
+    exact: ExactIndex,
+    cidr: CidrIndex,
+    lists: Lists,
+    pub(crate) regex_tests: Vec<RegexTest>,
+    pub(crate) regex_paths: HashMap<u32, RegexPath>,
+    pub(crate) residual: Vec<u32>,
+    stats: SetStats,
+    skipped: Vec<Skipped>,
+}
+
+impl std::fmt::Debug for IndicatorSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndicatorSet")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One indicator version as the builder keeps it until [`SetBuilder::build`].
+struct Pending {
+    modified: i64,
+    revoked: bool,
+    valid_from: i64,
+    valid_until: i64,
+    pattern: Box<str>,
+}
+
+/// Collects indicator objects (any order, any number of versions) and compiles them.
+#[derive(Default)]
+pub struct SetBuilder {
+    pending: HashMap<String, Pending>,
+    order: Vec<String>,
+    stats: SetStats,
+    skipped: Vec<Skipped>,
+}
+
+fn time_of(o: &Value, key: &str) -> Result<Option<i64>, String> {
+    match o.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => concord_stix::Timestamp::parse(s)
+            .map(|t| Some(t.unix_nanos()))
+            .map_err(|e| format!("`{key}` {s:?}: {e}")),
+        Some(_) => Err(format!("`{key}` is not a string")),
+    }
+}
+
+impl SetBuilder {
+    /// An empty builder.
+    pub fn new() -> SetBuilder {
+        SetBuilder::default()
+    }
+
+    /// Adds one STIX object. Objects that are not indicators are counted and ignored; an
+    /// indicator without a usable id, `modified`, `pattern` or with a `pattern_type` other
+    /// than `stix` is skipped with the reason.
+    pub fn add(&mut self, o: &Value) {
+        self.stats.objects += 1;
+        if o.get("type").and_then(Value::as_str) != Some("indicator") {
+            self.stats.not_indicators += 1;
+            return;
+        }
+        let Some(id) = o.get("id").and_then(Value::as_str) else {
+            return self.skip("<no id>", "no `id`".into());
+        };
+        let fields = (|| -> Result<Pending, String> {
+            let modified = time_of(o, "modified")?
+                .or(time_of(o, "created")?)
+                .ok_or("no `modified` or `created`")?;
+            let revoked = o.get("revoked").and_then(Value::as_bool).unwrap_or(false);
+            let valid_from = time_of(o, "valid_from")?.unwrap_or(i64::MIN);
+            let valid_until = time_of(o, "valid_until")?.unwrap_or(i64::MAX);
+            let pattern = o
+                .get("pattern")
+                .and_then(Value::as_str)
+                .ok_or("no `pattern` string")?;
+            match o.get("pattern_type").and_then(Value::as_str) {
+                Some("stix") | None => {}
+                Some(other) => return Err(format!("pattern_type {other:?} is not `stix`")),
+            }
+            Ok(Pending {
+                modified,
+                revoked,
+                valid_from,
+                valid_until,
+                pattern: pattern.into(),
+            })
+        })();
+        let p = match fields {
+            Ok(p) => p,
+            Err(reason) => return self.skip(id, reason),
+        };
+        match self.pending.get_mut(id) {
+            Some(old) => {
+                self.stats.superseded += 1;
+                if p.modified > old.modified {
+                    *old = p;
+                }
+            }
+            None => {
+                self.order.push(id.to_string());
+                self.pending.insert(id.to_string(), p);
+            }
+        }
+    }
+
+    fn skip(&mut self, id: &str, reason: String) {
+        self.stats.skipped += 1;
+        self.skipped.push(Skipped {
+            indicator: id.to_string(),
+            reason,
+        });
+    }
+
+    /// The newest, unrevoked version of each id, with its parsed pattern, in the order the
+    /// ids were first seen; invalid ones go to `skipped`.
+    fn finalise(mut self) -> (Vec<(String, Pending, Pattern)>, SetStats, Vec<Skipped>) {
+        let mut out = Vec::with_capacity(self.pending.len());
+        for id in std::mem::take(&mut self.order) {
+            let p = self
+                .pending
+                .remove(&id)
+                .expect("every ordered id is pending");
+            if p.revoked {
+                self.stats.revoked += 1;
+                continue;
+            }
+            let parsed = match concord_pattern::parse(&p.pattern) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.skip(
+                        &id,
+                        format!("invalid pattern at byte {}: {}", e.offset, e.message),
+                    );
+                    continue;
+                }
+            };
+            if has_regex_obs(&parsed.expr)
+                && let Err(e) = concord_pattern::evaluate(&parsed, &[])
+            {
+                self.skip(&id, format!("pattern cannot be evaluated: {e}"));
+                continue;
+            }
+            if uuid_of(&id).is_none() {
+                self.skip(&id, "id is not `indicator--<UUID>`".into());
+                continue;
+            }
+            out.push((id, p, parsed));
+        }
+        (out, self.stats, self.skipped)
+    }
+
+    /// Compiles the collected indicators.
+    pub fn build(self) -> IndicatorSet {
+        let (items, mut stats, skipped) = self.finalise();
+        let mut set = IndicatorSet {
+            metas: Vec::with_capacity(items.len()),
+            patterns: Vec::new(),
+            paths: HashMap::new(),
+            exact: ExactIndex::default(),
+            cidr: CidrIndex::default(),
+            lists: Lists::default(),
+            regex_tests: Vec::new(),
+            regex_paths: HashMap::new(),
+            residual: Vec::new(),
+            stats: SetStats::default(),
+            skipped,
+        };
+        let mut exact_multi: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut cidr_multi: HashMap<(u32, u8, bool, u128), Vec<u32>> = HashMap::new();
+        let mut regex_build: HashMap<u32, Vec<(Option<Vec<Vec<u8>>>, u32)>> = HashMap::new();
+        let mut exact_indicators = 0u64;
+        for (id, p, pattern) in items {
+            let ind = set.metas.len() as u32;
+            let uuid = uuid_of(&id).expect("checked in finalise");
+            let cond = obs_cond(&pattern.expr);
+            let direct = cond.is_some() && obs_direct(&pattern.expr);
+            let mut meta = Meta {
+                uuid,
+                valid_from: p.valid_from,
+                valid_until: p.valid_until,
+                pattern: DIRECT,
+            };
+            stats.indicators += 1;
+            let Some(atoms) = cond else {
+                meta.pattern = set.patterns.len() as u32;
+                set.patterns.push(pattern);
+                set.metas.push(meta);
+                set.residual.push(ind);
+                stats.residual += 1;
+                continue;
+            };
+            if direct {
+                if atoms.iter().any(|a| matches!(a, Atom::Regex { .. })) {
+                    stats.regex += 1;
+                } else if atoms.iter().any(|a| matches!(a, Atom::Cidr { .. })) {
+                    stats.cidr += 1;
+                } else {
+                    stats.exact += 1;
+                    exact_indicators += 1;
+                }
+            } else {
+                stats.candidate += 1;
+                meta.pattern = set.patterns.len() as u32;
+                set.patterns.push(pattern);
+            }
+            set.metas.push(meta);
+            for atom in atoms {
+                match atom {
+                    Atom::Exact { path, tag, bytes } => {
+                        let key = (set.path_id(&path) << 1) | tag as u32;
+                        let (e, new) = set.exact.insert(key, &bytes);
+                        let entry = &mut set.exact.entries[e as usize];
+                        if new {
+                            entry.post = ind;
+                        } else if entry.post != ind {
+                            let l = exact_multi.entry(e).or_insert_with(|| vec![entry.post]);
+                            if l.last() != Some(&ind) {
+                                l.push(ind);
+                            }
+                        }
+                    }
+                    Atom::Cidr { path, net } => {
+                        let pid = set.path_id(&path);
+                        let key = (pid, net.prefix, net.v6, mask(net.addr, net.prefix, net.v6));
+                        let lens = set.cidr.lens.entry(pid).or_default();
+                        let l = if net.v6 { &mut lens.1 } else { &mut lens.0 };
+                        if let Err(i) = l.binary_search(&net.prefix) {
+                            l.insert(i, net.prefix);
+                        }
+                        match set.cidr.map.get(&key) {
+                            None => {
+                                set.cidr.map.insert(key, ind);
+                            }
+                            Some(&first) if first != ind => {
+                                let l = cidr_multi.entry(key).or_insert_with(|| vec![first]);
+                                if l.last() != Some(&ind) {
+                                    l.push(ind);
+                                }
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    Atom::Regex { path, like, text } => {
+                        let pid = set.path_id(&path);
+                        let text: String = text.nfc().collect();
+                        let (re, lits) = if like {
+                            (like_regex(&text), like_literal(&text).map(|l| vec![l]))
+                        } else {
+                            match regex::Regex::new(&text) {
+                                Ok(re) => (re, matches_literals(&text)),
+                                // Checked by the dry run in `finalise`; unreachable in practice.
+                                Err(_) => continue,
+                            }
+                        };
+                        let t = set.regex_tests.len() as u32;
+                        set.regex_tests.push(RegexTest { re, indicator: ind });
+                        regex_build.entry(pid).or_default().push((lits, t));
+                    }
+                }
+            }
+        }
+        // Posting lists.
+        for (e, inds) in exact_multi {
+            let off = set.lists.lists.len() as u32;
+            set.lists.lists.push(inds.len() as u32);
+            set.lists.lists.extend(&inds);
+            set.exact.entries[e as usize].post = MULTI | off;
+        }
+        for (k, inds) in cidr_multi {
+            let off = set.lists.lists.len() as u32;
+            set.lists.lists.push(inds.len() as u32);
+            set.lists.lists.extend(&inds);
+            set.cidr.map.insert(k, MULTI | off);
+        }
+        for (pid, tests) in regex_build {
+            let mut rp = RegexPath::default();
+            let mut lits: Vec<Vec<u8>> = Vec::new();
+            for (l, t) in tests {
+                match l {
+                    Some(ls) => {
+                        for lit in ls {
+                            lits.push(lit);
+                            rp.by_literal.push(vec![t]);
+                        }
+                    }
+                    None => rp.always.push(t),
+                }
+            }
+            if !lits.is_empty() {
+                rp.ac = Some(AhoCorasick::new(&lits).expect("literal automaton builds"));
+            }
+            set.regex_paths.insert(pid, rp);
+        }
+        set.exact.entries.shrink_to_fit();
+        set.exact.arena.shrink_to_fit();
+        set.lists.lists.shrink_to_fit();
+        set.metas.shrink_to_fit();
+        stats.exact_keys = set.exact.entries.len() as u64;
+        stats.value_bytes = set.exact.arena.len() as u64;
+        stats.exact_overhead_bytes = (set.exact.table.capacity() * (4 + 1)
+            + set.exact.entries.capacity() * std::mem::size_of::<ExactEntry>()
+            + set.lists.lists.capacity() * 4) as u64
+            + exact_indicators * std::mem::size_of::<Meta>() as u64;
+        set.stats = stats;
+        set
+    }
+
+    /// Keeps every indicator's pattern for the naive matcher ([`ReferenceMatcher`]):
+    /// versions, revocation and validity as [`SetBuilder::build`], no indexes.
+    pub fn build_reference(self) -> ReferenceMatcher {
+        let (items, _, _) = self.finalise();
+        ReferenceMatcher {
+            items: items
+                .into_iter()
+                .map(|(id, p, pattern)| (id, p.valid_from, p.valid_until, pattern))
+                .collect(),
+        }
+    }
+}
+
+fn uuid_of(id: &str) -> Option<[u8; 16]> {
+    let s = concord_stix::StixId::parse(id).ok()?;
+    (s.object_type() == "indicator").then(|| *s.uuid().as_bytes())
+}
+
+impl IndicatorSet {
+    /// Compiles indicator objects (see [`SetBuilder::add`]).
+    pub fn from_values<'a>(objects: impl IntoIterator<Item = &'a Value>) -> IndicatorSet {
+        let mut b = SetBuilder::new();
+        for o in objects {
+            b.add(o);
+        }
+        b.build()
+    }
+
+    /// Counts: kinds of indicators, skipped, residual, memory.
+    pub fn stats(&self) -> &SetStats {
+        &self.stats
+    }
+
+    /// The indicators that were skipped, with the reason.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// Number of compiled indicators.
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// Whether no indicator was compiled.
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    fn path_id(&mut self, path: &str) -> u32 {
+        if let Some(&p) = self.paths.get(path) {
+            return p;
+        }
+        let p = self.paths.len() as u32;
+        self.paths.insert(path.into(), p);
+        p
+    }
+
+    /// Calls `f` with the indicators whose exact atoms are `(path, value)`.
+    pub(crate) fn exact_lookup(&self, path: u32, tag: Tag, bytes: &[u8], f: &mut impl FnMut(u32)) {
+        if let Some(post) = self.exact.find((path << 1) | tag as u32, bytes) {
+            self.lists.each(post, f);
+        }
+    }
+
+    pub(crate) fn has_cidr(&self, path: u32) -> bool {
+        self.cidr.lens.contains_key(&path)
+    }
+
+    /// Calls `f` with the indicators of every CIDR block containing `value`.
+    pub(crate) fn cidr_lookup(&self, path: u32, value: &str, f: &mut impl FnMut(u32)) {
+        let Some(lens) = self.cidr.lens.get(&path) else {
+            return;
+        };
+        let Some(net) = parse_net(value) else {
+            return;
+        };
+        let lens = if net.v6 { &lens.1 } else { &lens.0 };
+        for &l in lens {
+            if l > net.prefix {
+                break;
+            }
+            if let Some(post) = self
+                .cidr
+                .map
+                .get(&(path, l, net.v6, mask(net.addr, l, net.v6)))
+            {
+                self.lists.each(*post, f);
+            }
+        }
+    }
+}
+
+/// The naive matcher: every valid indicator's pattern evaluated by `concord_pattern::evaluate`
+/// on every record. The reference the differential test compares the indexes against; also
+/// usable for audits of small sets.
+pub struct ReferenceMatcher {
+    items: Vec<(String, i64, i64, Pattern)>,
+}
+
+impl ReferenceMatcher {
+    /// Ids of the indicators matching `record` (in the order they were added); `now` (Unix
+    /// nanoseconds) stands for the record's time when it has none. Evaluation errors count
+    /// as no match and are returned as the second value.
+    pub fn matches(&self, record: &crate::Record, now: i64) -> (Vec<String>, u64) {
+        let t = record.timestamp.unwrap_or(now);
+        let (group, _) = record.observations(now);
+        let groups = [group];
+        let mut out = Vec::new();
+        let mut errors = 0;
+        for (id, from, until, p) in &self.items {
+            if !(*from <= t && t < *until) {
+                continue;
+            }
+            match concord_pattern::evaluate(p, &groups) {
+                Ok(m) if m.matched => out.push(id.clone()),
+                Ok(_) => {}
+                Err(_) => errors += 1,
+            }
+        }
+        (out, errors)
+    }
+
+    /// Number of indicators.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Necessary conditions.
+
+#[derive(Debug, Clone)]
+enum Atom {
+    Exact {
+        path: String,
+        tag: Tag,
+        bytes: Vec<u8>,
+    },
+    Cidr {
+        path: String,
+        net: Net,
+    },
+    Regex {
+        path: String,
+        like: bool,
+        text: String,
+    },
+}
+
+fn exact_of(path: &str, l: &Literal) -> Option<Atom> {
+    let (tag, bytes) = match l {
+        Literal::String(s) => (Tag::Str, s.as_bytes().to_vec()),
+        Literal::Int(i) => (Tag::Int, i.to_le_bytes().to_vec()),
+        Literal::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            (Tag::Int, (*f as i64).to_le_bytes().to_vec())
+        }
+        _ => return None,
+    };
+    Some(Atom::Exact {
+        path: path.to_string(),
+        tag,
+        bytes,
+    })
+}
+
+/// The atoms of one test, if it is indexable.
+fn test_atoms(t: &Test) -> Option<Vec<Atom>> {
+    if t.negated || !is_flat(&t.path) {
+        return None;
+    }
+    let path = t.path.to_string();
+    match (t.op, &t.operand) {
+        (Operator::Eq, Operand::Literal(l)) => Some(vec![exact_of(&path, l)?]),
+        (Operator::In, Operand::Set(items)) => items.iter().map(|l| exact_of(&path, l)).collect(),
+        (Operator::IsSubset, Operand::Literal(Literal::String(s))) => Some(vec![Atom::Cidr {
+            path,
+            net: parse_net(s)?,
+        }]),
+        (Operator::Like | Operator::Matches, Operand::Literal(Literal::String(s))) => {
+            Some(vec![Atom::Regex {
+                path,
+                like: t.op == Operator::Like,
+                text: s.clone(),
+            }])
+        }
+        _ => None,
+    }
+}
+
+fn cost(atoms: &[Atom]) -> usize {
+    atoms
+        .iter()
+        .map(|a| match a {
+            Atom::Exact { .. } => 1,
+            Atom::Cidr { .. } => 2,
+            Atom::Regex { .. } => 100,
+        })
+        .sum()
+}
+
+fn cheapest(options: impl Iterator<Item = Option<Vec<Atom>>>) -> Option<Vec<Atom>> {
+    options.flatten().min_by_key(|a| cost(a))
+}
+
+fn union(options: impl Iterator<Item = Option<Vec<Atom>>>) -> Option<Vec<Atom>> {
+    let mut all = Vec::new();
+    for o in options {
+        all.extend(o?);
+    }
+    Some(all)
+}
+
+fn cmp_cond(e: &ComparisonExpr) -> Option<Vec<Atom>> {
+    match e {
+        ComparisonExpr::Test(t) => test_atoms(t),
+        ComparisonExpr::Exists(_) => None,
+        ComparisonExpr::And(items) => cheapest(items.iter().map(cmp_cond)),
+        ComparisonExpr::Or(items) => union(items.iter().map(cmp_cond)),
+    }
+}
+
+fn obs_cond(e: &ObservationExpr) -> Option<Vec<Atom>> {
+    match e {
+        ObservationExpr::Observation(c) => cmp_cond(c),
+        ObservationExpr::And(items) | ObservationExpr::FollowedBy(items) => {
+            cheapest(items.iter().map(obs_cond))
+        }
+        ObservationExpr::Or(items) => union(items.iter().map(obs_cond)),
+        ObservationExpr::Qualified { expr, .. } => obs_cond(expr),
+    }
+}
+
+fn cmp_direct(e: &ComparisonExpr) -> bool {
+    match e {
+        ComparisonExpr::Test(t) => test_atoms(t).is_some(),
+        ComparisonExpr::Or(items) => items.iter().all(cmp_direct),
+        ComparisonExpr::And(_) | ComparisonExpr::Exists(_) => false,
+    }
+}
+
+fn obs_direct(e: &ObservationExpr) -> bool {
+    match e {
+        ObservationExpr::Observation(c) => cmp_direct(c),
+        ObservationExpr::Or(items) => items.iter().all(obs_direct),
+        _ => false,
+    }
+}
+
+fn has_regex_cmp(e: &ComparisonExpr) -> bool {
+    match e {
+        ComparisonExpr::Test(t) => matches!(t.op, Operator::Like | Operator::Matches),
+        ComparisonExpr::Exists(_) => false,
+        ComparisonExpr::And(items) | ComparisonExpr::Or(items) => items.iter().any(has_regex_cmp),
+    }
+}
+
+fn has_regex_obs(e: &ObservationExpr) -> bool {
+    match e {
+        ObservationExpr::Observation(c) => has_regex_cmp(c),
+        ObservationExpr::And(items)
+        | ObservationExpr::Or(items)
+        | ObservationExpr::FollowedBy(items) => items.iter().any(has_regex_obs),
+        ObservationExpr::Qualified { expr, .. } => has_regex_obs(expr),
+    }
+}
+
+/// STIX 2.1 §9.3 `LIKE` as `concord_pattern` evaluates it: `%` any run, `_` one character,
+/// whole value, on NFC text.
+fn like_regex(nfc_pattern: &str) -> regex::Regex {
+    let mut text = String::from("(?s)^");
+    for c in nfc_pattern.chars() {
+        match c {
+            '%' => text.push_str(".*"),
+            '_' => text.push('.'),
+            c => text.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    text.push('$');
+    regex::Regex::new(&text).expect("escaped LIKE pattern is a valid regex")
+}
+
+/// The longest literal run of a LIKE pattern (it must occur in every matching value).
+fn like_literal(nfc_pattern: &str) -> Option<Vec<u8>> {
+    nfc_pattern
+        .split(['%', '_'])
+        .max_by_key(|s| s.len())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec())
+}
+
+/// Literals one of which starts every match of the regex (so occurs in every matching
+/// value), when `regex-syntax` finds a small finite set of non-empty ones.
+fn matches_literals(nfc_pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::Parser::new().parse(nfc_pattern).ok()?;
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.len() > 64 || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(p: &str) -> (Option<usize>, bool) {
+        let p = concord_pattern::parse(p).unwrap();
+        (obs_cond(&p.expr).map(|a| a.len()), obs_direct(&p.expr))
+    }
+
+    #[test]
+    fn conditions() {
+        assert_eq!(cond("[ipv4-addr:value = '1.2.3.4']"), (Some(1), true));
+        assert_eq!(
+            cond("[domain-name:value IN ('a.com', 'b.com') OR url:value LIKE '%x%']"),
+            (Some(3), true)
+        );
+        assert_eq!(
+            cond("[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e' AND file:size > 10]"),
+            (Some(1), false)
+        );
+        assert_eq!(cond("[file:size > 10]"), (None, false));
+        assert_eq!(cond("[ipv4-addr:value NOT = '1.2.3.4']"), (None, false));
+        assert_eq!(
+            cond("[ipv4-addr:value = '1.2.3.4'] FOLLOWEDBY [domain-name:value = 'x.com']"),
+            (Some(1), false)
+        );
+        assert_eq!(
+            cond("[ipv4-addr:value = '1.2.3.4'] OR [file:size > 1]"),
+            (None, false)
+        );
+        assert_eq!(cond("[x:list[*] = 'a']"), (None, false));
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(like_literal("%/admin/%.php"), Some(b"/admin/".to_vec()));
+        assert_eq!(like_literal("%"), None);
+        let l = matches_literals("^abc[0-9]+").unwrap();
+        assert_eq!(l.len(), 10);
+        assert!(l.iter().all(|x| x.starts_with(b"abc")));
+        assert!(matches_literals(".*x").is_none());
+        assert!(matches_literals("a|").is_none());
+    }
+}
