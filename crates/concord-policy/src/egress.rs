@@ -291,7 +291,11 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         return Decision::Withheld {
             reason: format!(
                 "marked as important data ({m}), which never crosses a border (node {}, {} {})",
-                policy.config.jurisdiction.as_deref().unwrap_or("without jurisdiction"),
+                policy
+                    .config
+                    .jurisdiction
+                    .as_deref()
+                    .unwrap_or("without jurisdiction"),
                 partner.name,
                 partner.jurisdiction
             ),
@@ -613,14 +617,21 @@ mod tests {
         let Decision::Withheld { reason } = &d else {
             panic!("{d:?}")
         };
-        assert!(reason.contains("important data") && reason.contains(IMPORTANT), "{reason}");
+        assert!(
+            reason.contains("important data") && reason.contains(IMPORTANT),
+            "{reason}"
+        );
         assert_eq!(super::egress(&body, &cx(&domestic)), Decision::Unchanged);
         // A granular marking: the property is removed abroad, the copy still validates.
         let mut o: Value = serde_json::from_str(&campaign(&[GREEN])).unwrap();
         o["granular_markings"] =
             serde_json::json!([{"marking_ref": IMPORTANT, "selectors": ["description"]}]);
         let body = o.to_string();
-        let Decision::Rewritten { body: copy, changes, .. } = super::egress(&body, &cx(&abroad))
+        let Decision::Rewritten {
+            body: copy,
+            changes,
+            ..
+        } = super::egress(&body, &cx(&abroad))
         else {
             panic!("not rewritten")
         };
@@ -631,12 +642,18 @@ mod tests {
         // A policy naming something else than a marking definition is refused.
         let bad = Policy::new(
             crate::actions::PolicyConfig {
-                important_data_markings: vec!["indicator--0b7c1a52-3f0e-4c61-9d8f-6a2b1c3d4e5f".into()],
+                important_data_markings: vec![
+                    "indicator--0b7c1a52-3f0e-4c61-9d8f-6a2b1c3d4e5f".into(),
+                ],
                 ..Default::default()
             },
             Default::default(),
         );
-        assert!(bad.unwrap_err().to_string().contains("important_data_markings"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("important_data_markings")
+        );
     }
 
     #[test]
@@ -666,10 +683,16 @@ mod tests {
                 "validation"
             ]
         );
-        assert!(e.steps[0].detail.starts_with("TLP:GREEN"), "{:?}", e.steps[0]);
+        assert!(
+            e.steps[0].detail.starts_with("TLP:GREEN"),
+            "{:?}",
+            e.steps[0]
+        );
         assert!(e.steps[1].detail.contains("across a border"));
         assert!(
-            e.steps[4].detail.contains("pseudonymised email at description (rule cross_border)"),
+            e.steps[4]
+                .detail
+                .contains("pseudonymised email at description (rule cross_border)"),
             "{:?}",
             e.steps[4]
         );

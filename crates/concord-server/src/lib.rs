@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub api_root: String,
     /// Largest POST body accepted, in bytes (TAXII `max_content_length`).
     pub max_content_length: u64,
+    /// The `[policy]` section of the node's configuration (built-in defaults when absent),
+    /// compiled once at start by [`policy::node_policy`].
+    pub policy: concord_policy::actions::PolicyConfig,
 }
 
 /// Shared state of the server.
@@ -66,15 +69,20 @@ pub struct AppState {
     store: Arc<dyn Store>,
     config: Arc<ServerConfig>,
     auth: Arc<auth::Authenticator>,
+    policy: Arc<concord_policy::actions::Policy>,
 }
 
 impl AppState {
-    /// State over a store. Errors: the store has no admin token (run `concord init`).
+    /// State over a store. Errors: the store has no admin token (run `concord init`), the
+    /// policy is refused ([`policy::node_policy`]).
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, ServerError> {
         let admin_hash = store
             .setting(auth::ADMIN_TOKEN_SETTING)?
             .ok_or(ServerError::NotInitialised)?;
+        let policy = policy::node_policy(store.as_ref(), &config.policy)?;
+        tracing::info!(version = %policy.version, "egress policy");
         Ok(AppState {
+            policy: Arc::new(policy),
             auth: Arc::new(auth::Authenticator::new(store.clone(), admin_hash)),
             store,
             config: Arc::new(config),
@@ -91,6 +99,9 @@ pub enum ServerError {
     /// No admin token in the store.
     #[error("the data directory is not initialised (no admin token): run `concord init` first")]
     NotInitialised,
+    /// The egress policy cannot be built.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
     /// Listening or serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -486,6 +497,7 @@ async fn read_page(
         Principal::Partner(p) => Some(p.clone()),
     };
     let store = state.store.clone();
+    let policy = state.policy.clone();
     let with_body = want_body || partner.is_some();
     let who = audit::principal_name(principal);
     blocking(move || {
@@ -502,7 +514,6 @@ async fn read_page(
                     .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e)))?,
                 None => CollectionSharing::default(),
             };
-            let policy = policy::node_policy(store.as_ref())?;
             let cx = EgressContext {
                 sharing: &sharing,
                 partner: &p.profile,
@@ -513,7 +524,7 @@ async fn read_page(
                 door,
                 partner: &who,
                 collection: &collection_id,
-                policy_version: &policy.config.policy_version,
+                policy_version: &policy.version,
             });
             entries.retain_mut(|e| {
                 let body = e.body.as_deref().unwrap_or("null");

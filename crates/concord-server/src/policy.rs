@@ -1,7 +1,7 @@
 //! The node's egress policy as the doors use it: one constructor for TAXII and export, so
 //! both doors apply the same policy with the same keys.
 
-use concord_policy::actions::{Policy, PseudonymKeys};
+use concord_policy::actions::{Policy, PolicyConfig, PseudonymKeys};
 use concord_store::{Store, StoreError};
 
 /// The node setting holding the node's jurisdiction (ISO 3166-1 alpha-2).
@@ -9,37 +9,131 @@ pub const JURISDICTION_SETTING: &str = "jurisdiction";
 
 /// The node setting holding the node secret (hex, 32 random bytes) from which each sharing
 /// group's pseudonymisation key is derived (HMAC-SHA-256, see
-/// [`concord_policy::actions::PseudonymKeys`]). Created on first use.
+/// [`concord_policy::actions::PseudonymKeys`]). Created on first use, race-free
+/// ([`Store::setting_or_insert`]): every process of the node derives the same keys.
 pub const NODE_SECRET_SETTING: &str = "policy/node_secret";
 
-/// The node's policy: today the built-in, privacy-first defaults
-/// ([`Policy::node_default`]) for the node's jurisdiction if the store has the
-/// `jurisdiction` setting — without one, every partner counts as across a border — with group
-/// keys derived from the node secret (created, from the OS's randomness, if missing).
-pub fn node_policy(store: &dyn Store) -> Result<Policy, StoreError> {
-    let jurisdiction = store
+/// The node setting holding the node's own important-data marking definition (STIX JSON),
+/// created on first use with a random id.
+pub const IMPORTANT_DATA_MARKING_SETTING: &str = "policy/important_data_marking";
+
+/// Prefix of the node settings that keep every policy version applied so far
+/// (`policy/version/LABEL@DIGEST` → the configuration as JSON), so that the version in an
+/// audit entry can always be looked up.
+pub const POLICY_VERSION_PREFIX: &str = "policy/version/";
+
+/// Why the node's policy cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The `[policy]` section is refused; the message names the key.
+    #[error("[policy]: {0}")]
+    Config(String),
+}
+
+/// The node's policy: `config` (the `[policy]` section of `concord.toml`; the built-in,
+/// privacy-first defaults when absent) for the node's jurisdiction (the store's
+/// `jurisdiction` setting; without one, every partner counts as across a border), with the
+/// node's own important-data marking added to `important_data_markings`, and group keys
+/// derived from the node secret (created from the OS's randomness if missing). The version
+/// ([`PolicyConfig::version`]) is registered under [`POLICY_VERSION_PREFIX`].
+///
+/// Errors: `config.jurisdiction` set and different from the store's (`concord init
+/// --jurisdiction` is the one place that sets it), a refused detector configuration or
+/// marking id, or the store.
+pub fn node_policy(store: &dyn Store, config: &PolicyConfig) -> Result<Policy, PolicyError> {
+    let mut config = config.clone();
+    let stored = store
         .setting(JURISDICTION_SETTING)?
         .map(|j| j.trim().to_ascii_uppercase())
         .filter(|j| !j.is_empty());
-    let secret = match store.setting(NODE_SECRET_SETTING)?.and_then(|h| unhex(&h)) {
-        Some(s) => Some(s),
-        None => {
-            let mut bytes = [0u8; 32];
-            match getrandom::fill(&mut bytes) {
-                Ok(()) => {
-                    store.set_setting(NODE_SECRET_SETTING, &hex(&bytes))?;
-                    Some(bytes.to_vec())
-                }
-                // No randomness: no key; pseudonymisation then redacts (privacy first).
-                Err(_) => None,
-            }
+    match (&config.jurisdiction, stored) {
+        (Some(c), Some(s)) if !c.trim().eq_ignore_ascii_case(&s) => {
+            return Err(PolicyError::Config(format!(
+                "jurisdiction {c:?} differs from the node's {s:?} (set by concord init \
+                 --jurisdiction); remove the key or make them agree"
+            )));
         }
+        (Some(_), _) => {}
+        (None, s) => config.jurisdiction = s,
+    }
+    let secret = match random_hex(32) {
+        Some(fresh) => unhex(&store.setting_or_insert(NODE_SECRET_SETTING, &fresh)?),
+        // No randomness: an existing secret still works; else no key, and pseudonymisation
+        // redacts (privacy first).
+        None => store.setting(NODE_SECRET_SETTING)?.and_then(|h| unhex(&h)),
     };
+    let marking = important_data_marking(store, config.jurisdiction.as_deref())?;
+    if let Some(id) = marking.get("id").and_then(|v| v.as_str())
+        && !config.important_data_markings.iter().any(|m| m == id)
+    {
+        config.important_data_markings.push(id.to_owned());
+    }
     let keys = PseudonymKeys {
         node_secret: secret,
         ..PseudonymKeys::default()
     };
-    Ok(Policy::node_default(jurisdiction.as_deref(), keys))
+    let policy = Policy::new(config, keys).map_err(|e| PolicyError::Config(e.to_string()))?;
+    let key = format!("{POLICY_VERSION_PREFIX}{}", policy.version);
+    if store.setting(&key)?.is_none() {
+        let json = serde_json::to_string(&policy.config).expect("a policy serialises");
+        store.setting_or_insert(&key, &json)?;
+    }
+    Ok(policy)
+}
+
+/// The node's own important-data marking definition (STIX 2.1 §7.2.1, a statement marking),
+/// created on first use: objects a producer marks with it never leave for a partner across
+/// a border. Import it into a collection so that producers can reference it.
+pub fn important_data_marking(
+    store: &dyn Store,
+    jurisdiction: Option<&str>,
+) -> Result<serde_json::Value, StoreError> {
+    let fresh = match random_hex(16) {
+        Some(h) => {
+            // A version 4 UUID from 16 random bytes (RFC 9562 §5.4).
+            let mut b = unhex(&h).expect("hex");
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h = hex(&b);
+            let id = format!(
+                "marking-definition--{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            );
+            let place = jurisdiction.unwrap_or("the node's jurisdiction");
+            serde_json::json!({
+                "type": "marking-definition",
+                "spec_version": "2.1",
+                "id": id,
+                "created": concord_stix::Timestamp::now_micros().as_str(),
+                "name": format!("Important data ({place})"),
+                "definition_type": "statement",
+                "definition": {
+                    "statement": format!("Important data of {place}: it does not leave {place}.")
+                }
+            })
+            .to_string()
+        }
+        None => match store.setting(IMPORTANT_DATA_MARKING_SETTING)? {
+            Some(s) => s,
+            None => return Ok(serde_json::Value::Null),
+        },
+    };
+    let text = store.setting_or_insert(IMPORTANT_DATA_MARKING_SETTING, &fresh)?;
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// `n` random bytes from the OS, hex; `None` without randomness.
+fn random_hex(n: usize) -> Option<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex(&bytes))
 }
 
 /// Makes every reference in `bodies` (the objects of one response) follow the SCO ids that

@@ -40,6 +40,29 @@ max_content_length = 67108864
 # `sqlite:PATH` names another SQLite file. Prefer CONCORD_DATABASE_URL for a URL with a
 # password. Overridden by --database-url.
 database_url = ""
+
+# The egress policy: what partners receive of personal data (README, "The egress policy").
+# Without this section, the built-in privacy-first defaults apply: personal data is
+# pseudonymised for partners across a border and allowed within the node's jurisdiction.
+# Every transfer records the version applied, `policy_version@DIGEST` (the digest changes
+# with any rule); `concord policy show` prints the active one.
+#
+# [policy]
+# policy_version = "2026-11-a"
+# important_data_markings = []        # more marking-definition ids that never cross a border
+# [policy.domestic]
+# default = "allow"
+# [policy.cross_border]
+# default = "pseudonymise"             # allow | redact | pseudonymise | drop
+# categories = { payment_card = "drop", iban = "redact" }
+# [[policy.pairs]]                     # per jurisdiction pair, first match wins
+# from = "CN"
+# to = "DE"
+# actions = { default = "redact" }
+# [policy.partners.acme]               # per partner, before everything else
+# default = "allow"
+# [policy.detectors]
+# infrastructure = ["192.0.2.0/24"]    # addresses of these ranges are not personal data
 "#;
 
 /// Parsed configuration.
@@ -63,6 +86,9 @@ pub struct Config {
     /// `database_url`: empty for the SQLite file of the data directory.
     #[serde(default)]
     pub database_url: String,
+    /// `[policy]`: the egress policy (built-in defaults when absent).
+    #[serde(default)]
+    pub policy: concord_policy::actions::PolicyConfig,
 }
 
 impl Config {
@@ -125,7 +151,12 @@ pub fn with_database_url(text: &str, url: &str) -> String {
         })
         .collect();
     if !found {
-        out.push(line);
+        // Before the first table (`[policy]`): a key after it would belong to the table.
+        let at = out
+            .iter()
+            .position(|l| l.trim_start().starts_with('['))
+            .unwrap_or(out.len());
+        out.insert(at, line);
     }
     out.join("\n") + "\n"
 }

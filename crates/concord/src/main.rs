@@ -8,6 +8,7 @@ mod audit;
 mod config;
 mod partner;
 mod pattern;
+mod policy;
 mod transfer;
 
 use std::io::IsTerminal;
@@ -117,6 +118,11 @@ enum Command {
     Partner {
         #[command(subcommand)]
         command: partner::PartnerCommand,
+    },
+    /// The egress policy: show the active version, explain what a partner would receive.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
     /// The audit log of every egress and ingress: verify its hash chain, show entries.
     Audit {
@@ -252,11 +258,17 @@ fn run(command: Command) -> Outcome {
             partner,
         } => {
             let store = open_store(&data)?;
+            // The policy is built only for a partner's export: the operator's copy is the
+            // stored one.
+            let policy = match partner {
+                Some(_) => Some(policy::load(&data, store.as_ref())?),
+                None => None,
+            };
             transfer::export(
                 store.as_ref(),
                 &collection,
                 output.as_deref(),
-                partner.as_deref(),
+                partner.as_deref().zip(policy.as_ref()),
             )
         }
         Command::Serve { data, listen } => serve(&data, listen).map(|()| true),
@@ -264,6 +276,7 @@ fn run(command: Command) -> Outcome {
         Command::Collection { command } => collection(command),
         Command::Partner { command } => partner::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Policy { command } => policy::run(command),
         Command::Pattern { command } => pattern::run(command),
         Command::Migrate { data, json } => migrate(&data, json),
         Command::MigrateStore { from, to, json } => migrate_store(&from, &to, json),
@@ -445,6 +458,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             contact: Some(config.contact).filter(|c| !c.is_empty()),
             api_root: config.api_root.clone(),
             max_content_length: config.max_content_length,
+            policy: config.policy,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

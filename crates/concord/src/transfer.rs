@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use concord_ingest::{Container, IngestOptions, IngestReport, ingest};
 use concord_store::{
     Collection, NewCollection, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
@@ -160,7 +160,7 @@ pub fn export(
     store: &dyn Store,
     collection: &str,
     output: Option<&Path>,
-    partner: Option<&str>,
+    partner: Option<(&str, &concord_policy::actions::Policy)>,
 ) -> Result<bool> {
     let c = store
         .collection(collection)?
@@ -175,29 +175,34 @@ pub fn export(
     // For a partner: the one egress function decides, object by object, as for TAXII.
     let egress = match partner {
         None => None,
-        Some(name) => {
+        Some((name, policy)) => {
             let p = store
                 .partners()?
                 .into_iter()
                 .find(|p| p.name == name)
                 .with_context(|| format!("no partner named {name:?}"))?;
+            // The same permission as the TAXII door: no read, nothing leaves.
+            if !p.read.contains(&c.id) {
+                bail!(
+                    "partner {name:?} may not read collection {collection:?} (partner add --read)"
+                );
+            }
             let profile = concord_policy::egress::PartnerProfile {
                 name: p.name,
                 jurisdiction: p.jurisdiction,
                 groups: p.groups,
             };
-            let policy = concord_server::policy::node_policy(store)?;
             Some((profile, crate::partner::sharing(store, &c.id)?, policy))
         }
     };
     let mut withheld = 0usize;
     let audit = concord_server::audit::Door {
         door: "export",
-        partner: partner.unwrap_or("operator"),
+        partner: partner.map_or("operator", |(name, _)| name),
         collection: &c.id,
         policy_version: egress.as_ref().map_or(
             concord_server::audit::BASE_POLICY_VERSION,
-            |(_, _, policy)| &policy.config.policy_version,
+            |(_, _, policy)| &policy.version,
         ),
     };
     let bundle_id = format!("bundle--{}", uuid_v4());
@@ -280,7 +285,7 @@ pub fn export(
     out.write_all(b"\n]}\n")?;
     out.flush()?;
     match partner {
-        Some(name) => eprintln!(
+        Some((name, _)) => eprintln!(
             "exported {n} object versions from {collection} as {name} receives them ({withheld} withheld by the egress policy)"
         ),
         None => eprintln!("exported {n} object versions from {collection}"),

@@ -22,7 +22,7 @@ const KNOWN_INVALID: &[(&str, &str)] = &[];
 
 /// The interpreter of the interop virtual environment, or `None` to skip; panics instead of
 /// skipping when `CONCORD_REQUIRE_INTEROP=1`, so a broken set-up cannot pass as green.
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     match std::env::var_os("CONCORD_TEST_PYTHON") {
         Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
@@ -42,7 +42,7 @@ fn python() -> Option<PathBuf> {
 
 /// Runs the Python check and returns (exit code, JSON summary), failing with its output
 /// when the summary is not JSON.
-fn run_check(python: &Path, args: &[&str]) -> (i32, Value) {
+pub(crate) fn run_check(python: &Path, args: &[&str]) -> (i32, Value) {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/taxii_client_check.py");
     let out = Command::new(python)

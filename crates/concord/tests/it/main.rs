@@ -5,6 +5,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod egress_matrix;
 mod interop;
 mod partners;
 mod pattern;
