@@ -27,10 +27,23 @@ static RUN: LazyLock<Regex> = LazyLock::new(|| {
 const MIN_DIGITS: usize = 7;
 const MAX_DIGITS: usize = 17;
 
+/// Appends the phone numbers of `text` to `out`. A window that overlaps a finding already in
+/// `out` (every other detector runs first and has the stronger evidence, so the overlap
+/// would lose anyway) is not validated: libphonenumber is the costliest step of a scan.
 pub(crate) fn find(text: &str, regions: &[country::Id], mask: &NoiseMask, out: &mut Vec<Finding>) {
+    let claimed: Vec<std::ops::Range<usize>> = out.iter().map(|f| f.start..f.end).collect();
     for m in RUN.find_iter(text) {
         let groups = text::groups(text, m.range());
-        for (r, (e164, rule)) in text::best_windows(text, &groups, mask, |w| validate(w, regions)) {
+        let accept = |w: &str| {
+            // `w` is a slice of `text`: its offset is the distance between their pointers.
+            let start = w.as_ptr() as usize - text.as_ptr() as usize;
+            let end = start + w.len();
+            if claimed.iter().any(|c| c.start < end && start < c.end) {
+                return None;
+            }
+            validate(w, regions)
+        };
+        for (r, (e164, rule)) in text::best_windows(text, &groups, mask, accept) {
             out.push(Finding {
                 category: Category::Phone,
                 start: r.start,
