@@ -704,11 +704,16 @@ impl ReferenceMatcher {
         let groups = [group];
         let mut out = Vec::new();
         let mut errors = 0;
+        // The observations are read once per record (as `evaluate` would on every call).
+        let obs = match concord_pattern::Observations::new(&groups) {
+            Ok(o) => o,
+            Err(_) => return (out, 1),
+        };
         for (id, from, until, p) in &self.items {
             if !(*from <= t && t < *until) {
                 continue;
             }
-            match concord_pattern::evaluate(p, &groups) {
+            match concord_pattern::evaluate_prepared(p, &obs) {
                 Ok(m) if m.matched => out.push(id.clone()),
                 Ok(_) => {}
                 Err(_) => errors += 1,
