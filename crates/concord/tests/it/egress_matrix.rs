@@ -525,3 +525,37 @@ fn nothing_reaches_a_partner_that_the_policy_forbids() {
         }
     }
 }
+
+/// A refused `[policy]` stops the node before anything leaves, naming the key.
+#[test]
+fn a_bad_policy_section_is_refused_with_its_key() {
+    let node = Node::init_with(&["--jurisdiction", "CN"]);
+    let config = node.path().join("concord.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let cases = [
+        (
+            "[policy.cross_border]\ncategories = { email = \"shred\" }\n",
+            "shred",
+        ),
+        (
+            "[policy]\nimportant_data_markings = [\"x\"]\n",
+            "important_data_markings",
+        ),
+        (
+            "[policy]\njurisdiction = \"DE\"\n",
+            "differs from the node's \"CN\"",
+        ),
+        ("[policy]\nretention = 3\n", "retention"),
+    ];
+    for (section, needle) in cases {
+        std::fs::write(&config, format!("{text}\n{section}")).unwrap();
+        for args in [
+            &["policy", "show"][..],
+            &["serve", "--listen", "127.0.0.1:0"],
+        ] {
+            let (code, _, err) = cli(&node, args);
+            assert_eq!(code, 2, "{section}: {args:?}");
+            assert!(err.contains(needle), "{section}: {args:?}: {err}");
+        }
+    }
+}
