@@ -57,6 +57,9 @@ pub enum Observable {
     Domain(String),
     /// A URL; `host/path` without a scheme is read as `http://host/path`.
     Url(String),
+    /// A URL path without a host (`/path/x.php`, maltrail's form for "this path on any
+    /// host"), kept as written.
+    UrlPath(String),
     /// A file hash.
     Hash(HashAlgo, String),
     /// An e-mail address.
@@ -131,7 +134,7 @@ impl Unclassified {
                 "hex string of a length that is no MD5/SHA-1/SHA-256 digest"
             }
             Unclassified::Unknown => {
-                "not an IP, CIDR, ip:port, domain, URL, MD5/SHA-1/SHA-256 hash or e-mail address"
+                "not an IP, CIDR, ip:port, domain, URL, URL path, MD5/SHA-1/SHA-256 hash or e-mail address"
             }
         }
     }
@@ -267,6 +270,9 @@ pub fn classify(s: &str) -> Result<Observable, Unclassified> {
     }
     if let Some(ip) = normalise_ip(s) {
         return Ok(Observable::Ip(ip));
+    }
+    if s.len() > 1 && s.starts_with('/') && !s.starts_with("//") {
+        return Ok(Observable::UrlPath(s.to_string()));
     }
     if s.contains("://") {
         return normalise_url(s).map(Observable::Url);
@@ -426,6 +432,7 @@ mod tests {
             c("2001:DB8::1"),
             Ok(Observable::Ip("2001:db8::1".parse().unwrap()))
         );
+        assert_eq!(c("/x/y.php"), Ok(Observable::UrlPath("/x/y.php".into())));
         assert_eq!(c("notes"), Err(Unclassified::Unknown));
         assert_eq!(c("1234"), Err(Unclassified::Unknown));
         assert_eq!(c("a b"), Err(Unclassified::Spaces));

@@ -897,6 +897,10 @@ impl RecordReader {
                 self.bad(self.line, "a CIDR block is not an observable");
                 return false;
             }
+            Ok(Observable::UrlPath(_)) => {
+                self.bad(self.line, "a URL path without a host is not an observable");
+                return false;
+            }
             Err(e) => {
                 self.bad(self.line, e.reason());
                 return false;

@@ -14,12 +14,13 @@
 //! | `1.2.3.4:8080` | `[network-traffic:dst_ref.value = '1.2.3.4' AND network-traffic:dst_port = 8080]` |
 //! | `x.com` | `[domain-name:value = 'x.com']` |
 //! | `http://x.com/a`, `x.com/a` | `[url:value = 'http://x.com/a']` (no scheme: `http://`) |
+//! | `/a/b.php` (maltrail: the path on any host) | `[url:value LIKE '%/a/b.php%']` (STIX `LIKE` has no escape: a `_` or `%` in the path is a wildcard, so the pattern may match slightly more) |
 //! | MD5 / SHA-1 / SHA-256 | `[file:hashes.MD5 = '…']`, `[file:hashes.'SHA-1' = '…']`, `[file:hashes.'SHA-256' = '…']` |
 //! | `a@b.org` | `[email-addr:value = 'a@b.org']` |
 //!
 //! Ids are deterministic: `indicator--` + UUIDv5 under [`NAMESPACE`] over
 //! `"<kind>|<normalised value>"` (kinds: `ipv4-addr`, `ipv6-addr`, `ipv4-net`, `ipv6-net`,
-//! `ip-port`, `domain-name`, `url`, `file:MD5`, `file:SHA-1`, `file:SHA-256`, `email-addr`), so
+//! `ip-port`, `domain-name`, `url`, `url-path`, `file:MD5`, `file:SHA-1`, `file:SHA-256`, `email-addr`), so
 //! the same value in any list, any run, gives the same id, and a value listed twice gives one
 //! indicator (later duplicates are counted, not repeated).
 
@@ -179,6 +180,7 @@ fn kind_and_value(obs: &Observable) -> (&'static str, String) {
         Observable::IpPort(ip, p) => ("ip-port", format!("{ip}:{p}")),
         Observable::Domain(d) => ("domain-name", d.clone()),
         Observable::Url(u) => ("url", u.clone()),
+        Observable::UrlPath(u) => ("url-path", u.clone()),
         Observable::Hash(a, h) => (
             match a.stix_name() {
                 "MD5" => "file:MD5",
@@ -244,6 +246,11 @@ pub fn pattern_of(obs: &Observable) -> Pattern {
         ]),
         Observable::Domain(d) => test(path("domain-name", "value", &[]), Operator::Eq, s(d)),
         Observable::Url(u) => test(path("url", "value", &[]), Operator::Eq, s(u)),
+        Observable::UrlPath(u) => test(
+            path("url", "value", &[]),
+            Operator::Like,
+            s(&format!("%{u}%")),
+        ),
         Observable::Hash(a, h) => {
             test(path("file", "hashes", &[a.stix_name()]), Operator::Eq, s(h))
         }

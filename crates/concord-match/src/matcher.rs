@@ -69,6 +69,8 @@ pub struct Matcher<'s> {
     seen: Vec<u32>,
     generation: u32,
     regex_seen: Vec<u32>,
+    /// Stamps `regex_seen` per field value (a test is checked once per value, not per record).
+    regex_generation: u32,
     path_cache: Vec<(Arc<str>, Option<u32>)>,
     candidates: Vec<(u32, usize)>,
     direct: Vec<(u32, usize)>,
@@ -89,6 +91,7 @@ impl<'s> Matcher<'s> {
             seen: vec![0; set.metas.len()],
             generation: 0,
             regex_seen: vec![0; set.regex_tests.len()],
+            regex_generation: 0,
             path_cache: Vec::new(),
             candidates: Vec::new(),
             direct: Vec::new(),
@@ -117,7 +120,6 @@ impl<'s> Matcher<'s> {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             self.seen.fill(0);
-            self.regex_seen.fill(0);
             self.generation = 1;
         }
         let generation = self.generation;
@@ -155,6 +157,12 @@ impl<'s> Matcher<'s> {
                         set.cidr_lookup(pid, s, &mut on_atom);
                     }
                     if let Some(rp) = set.regex_paths.get(&pid) {
+                        self.regex_generation = self.regex_generation.wrapping_add(1);
+                        if self.regex_generation == 0 {
+                            self.regex_seen.fill(0);
+                            self.regex_generation = 1;
+                        }
+                        let regex_generation = self.regex_generation;
                         let v: &str = if s.is_ascii() {
                             s
                         } else {
@@ -165,10 +173,10 @@ impl<'s> Matcher<'s> {
                         let tests = &set.regex_tests;
                         let rs = &mut self.regex_seen;
                         let mut check = |ti: u32| {
-                            if rs[ti as usize] == generation {
+                            if rs[ti as usize] == regex_generation {
                                 return;
                             }
-                            rs[ti as usize] = generation;
+                            rs[ti as usize] = regex_generation;
                             let rt = &tests[ti as usize];
                             if rt.re.is_match(v) {
                                 on_atom(rt.indicator);
