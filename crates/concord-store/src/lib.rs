@@ -155,6 +155,13 @@ pub trait WriteBatch {
     /// with the objects they describe, or not at all. The chain is the same as
     /// [`Store::append_audit`]'s.
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()>;
+    /// Records that the version `version` ([`Entry::version`]'s text) of `object_id` was
+    /// received from the peer `peer`, in the batch's transaction (issue 7: no echoes).
+    /// Recording it twice is not an error.
+    fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()>;
+    /// Sets a node setting in the batch's transaction: a sync cursor becomes durable with the
+    /// objects it covers, or not at all.
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
     /// Makes the batch durable (fsync) and visible to readers.
     fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -300,6 +307,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// processes racing on one database, all get the value of the one that inserted first
     /// (for values created on first use, such as the node secret).
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+    /// Every setting whose key starts with `prefix`, ordered by key.
+    fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
+    /// The peers a version of an object was received from (see
+    /// [`WriteBatch::add_provenance`]), ordered by name; empty for a version made here or
+    /// imported.
+    fn received_from(&self, object_id: &str, version: &str) -> Result<Vec<String>>;
     /// Every partner, ordered by name.
     fn partners(&self) -> Result<Vec<Partner>>;
     /// Creates or replaces (by name) a partner.

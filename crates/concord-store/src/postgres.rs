@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_audit",
         include_str!("../migrations/postgres/0003_audit.sql"),
     ),
+    (
+        "0004_provenance",
+        include_str!("../migrations/postgres/0004_provenance.sql"),
+    ),
 ];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.
@@ -570,6 +574,25 @@ impl WriteBatch for PgBatch<'_> {
         insert_audit(&mut self.conn().client, lock_key, records)
     }
 
+    fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()> {
+        let now = now_ns();
+        self.conn().client.execute(
+            "INSERT INTO provenance (object_id, version, peer, received_ns)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&object_id, &version, &peer, &now],
+        )?;
+        Ok(())
+    }
+
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn().client.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
     fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
         let h = object.header;
         let hash = content_hash(object.value);
@@ -1036,6 +1059,32 @@ impl Store for PostgresStore {
                 &[&key, &value],
             )?;
             Ok(())
+        })
+    }
+
+    fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT key, value FROM settings WHERE left(key, length($1)) = $1
+                 ORDER BY key COLLATE \"C\"",
+                &[&prefix],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
+    fn received_from(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT peer FROM provenance WHERE object_id = $1 AND version = $2
+                 ORDER BY peer COLLATE \"C\"",
+                &[&object_id, &version],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
         })
     }
 
@@ -1524,6 +1573,22 @@ impl PostgresStore {
                     "INSERT INTO settings (key, value) VALUES ($1, $2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     &[&r.get::<_, String>(0)?, &r.get::<_, String>(1)?],
+                )?;
+                n += 1;
+            }
+            let mut st =
+                src.prepare("SELECT object_id, version, peer, received_ns FROM provenance")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO provenance (object_id, version, peer, received_ns)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, String>(1)?,
+                        &r.get::<_, String>(2)?,
+                        &r.get::<_, i64>(3)?,
+                    ],
                 )?;
                 n += 1;
             }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_partners.sql"),
     include_str!("../migrations/sqlite/0003_audit.sql"),
+    include_str!("../migrations/sqlite/0004_provenance.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -227,6 +228,24 @@ impl WriteBatch for SqliteBatch<'_> {
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
         insert_audit(&self.conn, records)
+    }
+
+    fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO provenance (object_id, version, peer, received_ns)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![object_id, version, peer, now_ns()],
+        )?;
+        Ok(())
+    }
+
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
@@ -594,6 +613,26 @@ impl Store for SqliteStore {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )?;
+            let rows = st.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn received_from(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT peer FROM provenance WHERE object_id = ?1 AND version = ?2 ORDER BY peer",
+            )?;
+            let rows = st.query_map([object_id, version], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {

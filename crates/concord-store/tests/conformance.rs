@@ -287,6 +287,50 @@ fn status_and_settings(store: &dyn Store) {
     assert_eq!(store.setting_or_insert("k", "z").unwrap(), "b");
 }
 
+/// Provenance and a batch's settings commit with the batch, or not at all.
+fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "pulled".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let version = "2016-01-01T00:00:00.000Z";
+    {
+        let mut batch = store.begin_write(&c.id).unwrap();
+        batch.add_provenance(A, version, "peer-b").unwrap();
+        batch.set_setting("sync/peer-b/cursor", "1").unwrap();
+    } // dropped: rolled back
+    assert!(store.received_from(A, version).unwrap().is_empty());
+    assert_eq!(store.setting("sync/peer-b/cursor").unwrap(), None);
+    let mut batch = store.begin_write(&c.id).unwrap();
+    batch.add_provenance(A, version, "peer-b").unwrap();
+    batch.add_provenance(A, version, "peer-b").unwrap(); // twice: no error
+    batch.add_provenance(A, version, "peer-a").unwrap();
+    batch.set_setting("sync/peer-b/cursor", "2").unwrap();
+    batch.commit().unwrap();
+    assert_eq!(
+        store.received_from(A, version).unwrap(),
+        ["peer-a", "peer-b"]
+    );
+    assert!(
+        store
+            .received_from(A, "2017-01-01T00:00:00.000Z")
+            .unwrap()
+            .is_empty()
+    );
+    store.set_setting("sync/peer-c/cursor", "3").unwrap();
+    store.set_setting("syncx", "no").unwrap();
+    assert_eq!(
+        store.settings_with_prefix("sync/").unwrap(),
+        [
+            ("sync/peer-b/cursor".to_owned(), "2".to_owned()),
+            ("sync/peer-c/cursor".to_owned(), "3".to_owned())
+        ]
+    );
+    assert!(store.settings_with_prefix("nothing/").unwrap().is_empty());
+}
+
 fn partners_round_trip(store: &dyn Store) {
     let p = concord_store::Partner {
         name: "bsi".into(),
@@ -407,6 +451,11 @@ macro_rules! store_suite {
                 super::status_and_settings(&s)
             }
             #[test]
+            fn provenance_and_cursors_commit_with_the_batch() {
+                let Some((s, _g)) = $make else { return };
+                super::provenance_and_cursors_commit_with_the_batch(&s)
+            }
+            #[test]
             fn partners_round_trip() {
                 let Some((s, _g)) = $make else { return };
                 super::partners_round_trip(&s)
@@ -496,6 +545,7 @@ mod postgres_only {
         psql(schema.url(), "DROP TABLE partners");
         psql(schema.url(), "DROP TABLE audit_log");
         psql(schema.url(), "DROP FUNCTION audit_log_append_only()");
+        psql(schema.url(), "DROP TABLE provenance");
         psql(
             schema.url(),
             "DELETE FROM concord_schema_migrations WHERE version > 1",
