@@ -90,6 +90,12 @@ pub struct IngestOptions<'a> {
     /// [`AUDIT_CHUNK`] objects (so memory stays bounded, and the records are durable with
     /// the objects or not at all).
     pub audit: Option<&'a AuditRecords<'a>>,
+    /// The peer the objects were received from (sync, issue 7): each accepted version's
+    /// provenance is recorded in the ingest's transaction ([`concord_store::WriteBatch::add_provenance`]).
+    pub provenance: Option<&'a str>,
+    /// Node settings written in the ingest's transaction, e.g. a sync cursor that must be
+    /// durable with the objects it covers, or not at all.
+    pub settings: &'a [(&'a str, &'a str)],
 }
 
 /// Turns accepted objects into their audit records (the caller knows door and principal).
@@ -149,6 +155,9 @@ pub fn ingest(
                             version: version.unwrap_or_default(),
                             added,
                         };
+                        if let Some(peer) = options.provenance {
+                            batch.add_provenance(&accepted.id, &accepted.version, peer)?;
+                        }
                         if let Some(make) = options.audit {
                             audit_pending.push(accepted.clone());
                             if audit_pending.len() >= AUDIT_CHUNK {
@@ -172,6 +181,9 @@ pub fn ingest(
     };
     if let Some(make) = options.audit {
         batch.append_audit(&make(&audit_pending))?;
+    }
+    for (key, value) in options.settings {
+        batch.set_setting(key, value)?;
     }
     batch.commit()?;
     progress(report.total);

@@ -862,6 +862,8 @@ async fn add_objects(
             container: Container::Envelope,
             list_accepted: true,
             audit: Some(&make),
+            provenance: None,
+            settings: &[],
         };
         let report =
             ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {

@@ -111,6 +111,8 @@ fn import_one(
         container: Container::Bundle,
         list_accepted: false,
         audit: Some(&make),
+        provenance: None,
+        settings: &[],
     };
     let result = ingest(store, &c.id, input, options, |n| bar.set_position(n as u64));
     bar.finish_and_clear();
