@@ -309,10 +309,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
     /// Every setting whose key starts with `prefix`, ordered by key.
     fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
-    /// The peers a version of an object was received from (see
-    /// [`WriteBatch::add_provenance`]), ordered by name; empty for a version made here or
-    /// imported.
-    fn received_from(&self, object_id: &str, version: &str) -> Result<Vec<String>>;
+    /// The peers a version of an object (`None`: any version) was received from (see
+    /// [`WriteBatch::add_provenance`]), ordered by name, without repeats; empty for a
+    /// version made here or imported.
+    fn received_from(&self, object_id: &str, version: Option<&str>) -> Result<Vec<String>>;
     /// Every partner, ordered by name.
     fn partners(&self) -> Result<Vec<Partner>>;
     /// Creates or replaces (by name) a partner.

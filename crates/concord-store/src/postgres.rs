@@ -1075,11 +1075,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn received_from(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+    fn received_from(&self, object_id: &str, version: Option<&str>) -> Result<Vec<String>> {
         self.with_conn(|c| {
             Ok(c.query(
-                "SELECT peer FROM provenance WHERE object_id = $1 AND version = $2
-                 ORDER BY peer COLLATE \"C\"",
+                "SELECT DISTINCT peer COLLATE \"C\" FROM provenance
+                 WHERE object_id = $1 AND ($2::TEXT IS NULL OR version = $2)
+                 ORDER BY 1",
                 &[&object_id, &version],
             )?
             .iter()

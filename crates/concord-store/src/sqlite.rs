@@ -625,12 +625,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn received_from(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+    fn received_from(&self, object_id: &str, version: Option<&str>) -> Result<Vec<String>> {
         self.with_reader(|c| {
             let mut st = c.prepare_cached(
-                "SELECT peer FROM provenance WHERE object_id = ?1 AND version = ?2 ORDER BY peer",
+                "SELECT DISTINCT peer FROM provenance
+                 WHERE object_id = ?1 AND (?2 IS NULL OR version = ?2) ORDER BY peer",
             )?;
-            let rows = st.query_map([object_id, version], |r| r.get(0))?;
+            let rows = st.query_map(params![object_id, version], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }

@@ -301,7 +301,7 @@ fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
         batch.add_provenance(A, version, "peer-b").unwrap();
         batch.set_setting("sync/peer-b/cursor", "1").unwrap();
     } // dropped: rolled back
-    assert!(store.received_from(A, version).unwrap().is_empty());
+    assert!(store.received_from(A, Some(version)).unwrap().is_empty());
     assert_eq!(store.setting("sync/peer-b/cursor").unwrap(), None);
     let mut batch = store.begin_write(&c.id).unwrap();
     batch.add_provenance(A, version, "peer-b").unwrap();
@@ -310,15 +310,16 @@ fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
     batch.set_setting("sync/peer-b/cursor", "2").unwrap();
     batch.commit().unwrap();
     assert_eq!(
-        store.received_from(A, version).unwrap(),
+        store.received_from(A, Some(version)).unwrap(),
         ["peer-a", "peer-b"]
     );
     assert!(
         store
-            .received_from(A, "2017-01-01T00:00:00.000Z")
+            .received_from(A, Some("2017-01-01T00:00:00.000Z"))
             .unwrap()
             .is_empty()
     );
+    assert_eq!(store.received_from(A, None).unwrap(), ["peer-a", "peer-b"]);
     store.set_setting("sync/peer-c/cursor", "3").unwrap();
     store.set_setting("syncx", "no").unwrap();
     assert_eq!(
