@@ -1,0 +1,427 @@
+//! A TAXII 2.1 client for one peer's API root, with retries and backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+use crate::peer::{Peer, PeerAuth};
+
+/// The TAXII 2.1 media type (TAXII 2.1 §1.6.8).
+const TAXII: &str = "application/taxii+json;version=2.1";
+
+/// TLS options of a peer: PEM files read when the client is built.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    /// Trusted roots (PEM), instead of the WebPKI roots: a partner network's own CA.
+    pub ca_file: Option<String>,
+    /// Client certificate chain (PEM), for mutual TLS.
+    pub client_cert: Option<String>,
+    /// Its private key (PEM).
+    pub client_key: Option<String>,
+}
+
+/// Why a request to a peer failed (after its retries).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A configuration file (token, password, certificate) cannot be used.
+    #[error("{file}: {message}")]
+    Config {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No answer: connection refused, timeout, TLS failure (e.g. a wrong certificate).
+    #[error("{method} {url}: {message} (after {attempts} attempts)")]
+    Transport {
+        /// HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The transport error.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An HTTP error status.
+    #[error("{method} {url}: HTTP {status}: {message} (after {attempts} attempts)")]
+    Status {
+        /// HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The TAXII error title, or the start of the body.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An answer that is not the TAXII resource expected.
+    #[error("{method} {url}: unreadable answer: {message} (after {attempts} attempts)")]
+    Garbage {
+        /// HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// One answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// The body.
+    pub body: String,
+    /// `X-TAXII-Date-Added-Last`, if sent (TAXII 2.1 §3.3.1).
+    pub date_added_last: Option<String>,
+}
+
+/// A page of objects: the envelope's text and its paging fields.
+#[derive(Debug)]
+pub struct ObjectsPage {
+    /// The envelope as received (ingested as such).
+    pub body: String,
+    /// `more`.
+    pub more: bool,
+    /// `next`.
+    pub next: Option<String>,
+    /// `X-TAXII-Date-Added-Last`.
+    pub date_added_last: Option<String>,
+}
+
+/// A client of one peer's API root.
+pub struct Client {
+    agent: ureq::Agent,
+    root: String,
+    authorization: Option<String>,
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl Client {
+    /// Builds the client of `peer`: reads its secret and TLS files; `attempts` requests at
+    /// most per call, waiting `backoff`, then twice that, … between them.
+    pub fn new(peer: &Peer, attempts: u32, backoff: Duration) -> Result<Client, ClientError> {
+        let read = |file: &str| {
+            std::fs::read(file).map_err(|e| ClientError::Config {
+                file: file.to_owned(),
+                message: e.to_string(),
+            })
+        };
+        let secret = |file: &str| -> Result<String, ClientError> {
+            let text = String::from_utf8(read(file)?).map_err(|_| ClientError::Config {
+                file: file.to_owned(),
+                message: "not UTF-8".into(),
+            })?;
+            Ok(text.trim().to_owned())
+        };
+        let authorization = match &peer.auth {
+            PeerAuth::None => None,
+            PeerAuth::Token { file } => Some(format!("Bearer {}", secret(file)?)),
+            PeerAuth::Basic {
+                user,
+                password_file,
+            } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", secret(password_file)?))
+            )),
+        };
+        let mut tls = TlsConfig::builder();
+        if let Some(ca) = &peer.tls.ca_file {
+            let pem = read(ca)?;
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(ClientError::Config {
+                    file: ca.clone(),
+                    message: "no PEM certificate in it".into(),
+                });
+            }
+            tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
+        }
+        match (&peer.tls.client_cert, &peer.tls.client_key) {
+            (Some(cert), Some(key)) => {
+                let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&read(cert)?)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                let key_pem = read(key)?;
+                let key = PrivateKey::from_pem(&key_pem).map_err(|e| ClientError::Config {
+                    file: key.clone(),
+                    message: e.to_string(),
+                })?;
+                tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ClientError::Config {
+                    file: peer.tls.client_cert.clone().unwrap_or_default(),
+                    message: "a client certificate needs both --client-cert and --client-key"
+                        .into(),
+                });
+            }
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        let mut root = peer.url.trim_end_matches('/').to_owned();
+        root.push('/');
+        root.push_str(peer.api_root.trim_matches('/'));
+        root.push('/');
+        Ok(Client {
+            agent,
+            root,
+            authorization,
+            attempts: attempts.max(1),
+            backoff,
+        })
+    }
+
+    /// The API root's URL, ending in `/`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// One request with retries: transport errors, 5xx, 429 and unreadable JSON are retried
+    /// with exponential backoff; other statuses fail at once. `Ok` only for 2xx with a JSON
+    /// body.
+    fn request(
+        &self,
+        method: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<(Answer, Value), ClientError> {
+        let url = format!("{}{path}", self.root);
+        let mut wait = self.backoff;
+        let mut last = None;
+        for attempt in 1..=self.attempts {
+            if attempt > 1 {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            match self.once(method, &url, query, body) {
+                Ok((status, answer)) if (200..300).contains(&status) => {
+                    match serde_json::from_str::<Value>(&answer.body) {
+                        Ok(v) if v.is_object() => return Ok((answer, v)),
+                        Ok(_) => {
+                            last = Some(ClientError::Garbage {
+                                method,
+                                url: url.clone(),
+                                message: "not a JSON object".into(),
+                                attempts: attempt,
+                            })
+                        }
+                        Err(e) => {
+                            last = Some(ClientError::Garbage {
+                                method,
+                                url: url.clone(),
+                                message: e.to_string(),
+                                attempts: attempt,
+                            })
+                        }
+                    }
+                }
+                Ok((status, answer)) => {
+                    let message = serde_json::from_str::<Value>(&answer.body)
+                        .ok()
+                        .and_then(|v| v.get("title").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_else(|| answer.body.chars().take(200).collect());
+                    let err = ClientError::Status {
+                        method,
+                        url: url.clone(),
+                        status,
+                        message,
+                        attempts: attempt,
+                    };
+                    if status < 500 && status != 429 {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+                Err(message) => {
+                    last = Some(ClientError::Transport {
+                        method,
+                        url: url.clone(),
+                        message,
+                        attempts: attempt,
+                    })
+                }
+            }
+            tracing::debug!(attempt, %url, "request to peer failed, retrying");
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn once(
+        &self,
+        method: &'static str,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<(u16, Answer), String> {
+        let result = match body {
+            None => {
+                let mut req = self.agent.get(url).header("Accept", TAXII);
+                if let Some(a) = &self.authorization {
+                    req = req.header("Authorization", a);
+                }
+                for (k, v) in query {
+                    req = req.query(*k, *v);
+                }
+                req.call()
+            }
+            Some(body) => {
+                let mut req = self
+                    .agent
+                    .post(url)
+                    .header("Accept", TAXII)
+                    .header("Content-Type", TAXII);
+                if let Some(a) = &self.authorization {
+                    req = req.header("Authorization", a);
+                }
+                req.send(body)
+            }
+        };
+        let mut resp = result.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let date_added_last = resp
+            .headers()
+            .get("X-TAXII-Date-Added-Last")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .map_err(|e| format!("{method} body: {e}"))?;
+        Ok((
+            status,
+            Answer {
+                body,
+                date_added_last,
+            },
+        ))
+    }
+
+    /// The API root resource (TAXII 2.1 §4.2).
+    pub fn api_root(&self) -> Result<Value, ClientError> {
+        Ok(self.request("GET", "", &[], None)?.1)
+    }
+
+    /// The collections resource's `collections` (TAXII 2.1 §5.1).
+    pub fn collections(&self) -> Result<Vec<Value>, ClientError> {
+        let (_, v) = self.request("GET", "collections/", &[], None)?;
+        Ok(v.get("collections")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// One page of every version (`match[version]=all`) added after `added_after`, or the
+    /// page `next` names (TAXII 2.1 §5.4).
+    pub fn objects_page(
+        &self,
+        collection_id: &str,
+        added_after: Option<&str>,
+        next: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectsPage, ClientError> {
+        let limit = limit.to_string();
+        let mut query = vec![("match[version]", "all"), ("limit", limit.as_str())];
+        if let Some(a) = added_after {
+            query.push(("added_after", a));
+        }
+        if let Some(n) = next {
+            query.push(("next", n));
+        }
+        let path = format!("collections/{collection_id}/objects/");
+        let (answer, v) = self.request("GET", &path, &query, None)?;
+        Ok(ObjectsPage {
+            more: v.get("more").and_then(Value::as_bool).unwrap_or(false),
+            next: v.get("next").and_then(Value::as_str).map(str::to_owned),
+            date_added_last: answer.date_added_last,
+            body: answer.body,
+        })
+    }
+
+    /// Which of `(id, version)` the collection already holds, from one manifest request
+    /// (TAXII 2.1 §5.3, `match[id]` with the ids comma-separated, every version).
+    pub fn held(
+        &self,
+        collection_id: &str,
+        wanted: &[(String, String)],
+    ) -> Result<std::collections::HashSet<(String, String)>, ClientError> {
+        let mut held = std::collections::HashSet::new();
+        if wanted.is_empty() {
+            return Ok(held);
+        }
+        let mut ids: Vec<&str> = wanted.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let ids = ids.join(",");
+        let path = format!("collections/{collection_id}/manifest/");
+        let mut next: Option<String> = None;
+        loop {
+            let mut query = vec![("match[id]", ids.as_str()), ("match[version]", "all")];
+            if let Some(n) = &next {
+                query.push(("next", n.as_str()));
+            }
+            let (_, v) = self.request("GET", &path, &query, None)?;
+            for m in v
+                .get("objects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(id), Some(version)) = (
+                    m.get("id").and_then(Value::as_str),
+                    m.get("version").and_then(Value::as_str),
+                ) {
+                    held.insert((id.to_owned(), version.to_owned()));
+                }
+            }
+            match (
+                v.get("more").and_then(Value::as_bool),
+                v.get("next").and_then(Value::as_str),
+            ) {
+                (Some(true), Some(n)) => next = Some(n.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(held)
+    }
+
+    /// POSTs an envelope (TAXII 2.1 §5.5); the status resource it answers with.
+    pub fn post_envelope(&self, collection_id: &str, envelope: &str) -> Result<Value, ClientError> {
+        let path = format!("collections/{collection_id}/objects/");
+        Ok(self.request("POST", &path, &[], Some(envelope))?.1)
+    }
+
+    /// A status resource (TAXII 2.1 §4.3).
+    pub fn status(&self, status_id: &str) -> Result<Value, ClientError> {
+        Ok(self
+            .request("GET", &format!("status/{status_id}/"), &[], None)?
+            .1)
+    }
+}

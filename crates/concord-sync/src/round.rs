@@ -1,0 +1,722 @@
+//! One sync round with one peer: pull, push, sightings home.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use concord_ingest::{Accepted, Container, IngestOptions, ingest};
+use concord_policy::actions::Policy;
+use concord_policy::egress::{
+    CollectionSharing, Decision, EgressContext, PartnerProfile, egress, sharing_setting_key,
+};
+use concord_server::audit::{BASE_POLICY_VERSION, Door};
+use concord_store::{Cursor, ObjectFilter, PageRequest, Store, VersionSelector};
+
+use crate::client::{Client, ClientError};
+use crate::peer::{Mapping, Peer, PeerError, cursor_key, load_state, save_state};
+
+/// Objects per pulled page (`limit`); a server may return fewer (TAXII 2.1 §3.4.1).
+const PULL_PAGE: usize = 500;
+/// Local entries read per push step.
+const PUSH_PAGE: usize = 500;
+/// Bytes kept free in a pushed envelope for `{"objects":[…]}` and separators.
+const ENVELOPE_OVERHEAD: usize = 64;
+
+/// What the node's policy needs from the caller: built once per process by the binary
+/// (`concord_server::policy::node_policy`), so sync and TAXII apply the same policy.
+pub struct PolicyContext<'a> {
+    /// The node's compiled policy.
+    pub policy: &'a Policy,
+}
+
+/// What one round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RoundReport {
+    /// The peer.
+    pub peer: String,
+    /// Object versions received and newly stored.
+    pub pulled_added: usize,
+    /// Received but already held (e.g. a rewound cursor, a ring).
+    pub pulled_present: usize,
+    /// Received and refused by validation: `id: reason`.
+    pub pulled_rejected: Vec<String>,
+    /// Pages fetched.
+    pub pages: usize,
+    /// Versions pushed (sent in envelopes the peer completed).
+    pub pushed: usize,
+    /// Not pushed: received from this peer (no echoes).
+    pub skipped_echo: usize,
+    /// Not pushed: the peer already holds them.
+    pub skipped_held: usize,
+    /// Not pushed: withheld by the egress policy.
+    pub withheld: usize,
+    /// Sightings sent home to this peer.
+    pub sightings_home: usize,
+    /// Objects the peer's status resource reported as failed: `id: message`.
+    pub push_failures: Vec<String>,
+}
+
+/// Why a round failed. Whatever was committed before the failure stays (with its cursor).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Talking to the peer failed (after retries).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] concord_store::StoreError),
+    /// Peers or state are unreadable.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// Ingesting a page failed.
+    #[error("ingest of a page from {peer}: {message}")]
+    Ingest {
+        /// The peer.
+        peer: String,
+        /// The error.
+        message: String,
+    },
+    /// The configuration does not allow what the mapping asks.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Runs one round for `peer`: every pull mapping, every push mapping, then sightings home;
+/// records the outcome in the peer's state ([`crate::PeerState`]). `attempts` and `backoff`
+/// bound the retries of each request.
+pub fn round(
+    store: &dyn Store,
+    peer: &Peer,
+    cx: &PolicyContext<'_>,
+    attempts: u32,
+    backoff: Duration,
+) -> Result<RoundReport, SyncError> {
+    let mut state = load_state(store, &peer.name)?;
+    state.last_round = Some(now());
+    let result = run(store, peer, cx, attempts, backoff);
+    match &result {
+        Ok(r) => {
+            state.last_success = Some(now());
+            state.consecutive_failures = 0;
+            state.pulled += r.pulled_added as u64;
+            state.pushed += r.pushed as u64;
+            if !r.push_failures.is_empty() || !r.pulled_rejected.is_empty() {
+                state.last_error = Some(format!(
+                    "{} objects refused by the peer, {} received objects invalid: {}",
+                    r.push_failures.len(),
+                    r.pulled_rejected.len(),
+                    r.push_failures
+                        .iter()
+                        .chain(&r.pulled_rejected)
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+                state.last_error_at = state.last_success.clone();
+            }
+        }
+        Err(e) => {
+            state.consecutive_failures += 1;
+            state.last_error = Some(e.to_string());
+            state.last_error_at = Some(now());
+        }
+    }
+    save_state(store, &peer.name, &state)?;
+    result
+}
+
+fn now() -> String {
+    concord_stix::Timestamp::now_micros().to_string()
+}
+
+fn run(
+    store: &dyn Store,
+    peer: &Peer,
+    cx: &PolicyContext<'_>,
+    attempts: u32,
+    backoff: Duration,
+) -> Result<RoundReport, SyncError> {
+    let client = Client::new(peer, attempts, backoff)?;
+    let mut report = RoundReport {
+        peer: peer.name.clone(),
+        ..RoundReport::default()
+    };
+    let remote_collections = client.collections()?;
+    let mut resolved = Vec::new();
+    for m in &peer.mappings {
+        resolved.push((m, resolve(&remote_collections, &m.remote, &peer.name)?));
+    }
+    for (m, remote) in &resolved {
+        if m.pull {
+            pull(store, &client, peer, m, remote, &mut report)?;
+        }
+    }
+    let pushes = resolved.iter().any(|(m, _)| m.push);
+    let egress_for = match &peer.partner {
+        Some(name) => Some(partner_profile(store, name)?),
+        None if pushes => {
+            return Err(SyncError::Config(format!(
+                "peer {} has push mappings but no partner: its policy decides what may go \
+                 (concord peer add --partner P)",
+                peer.name
+            )));
+        }
+        None => None,
+    };
+    if let Some(partner) = &egress_for {
+        let max = client
+            .api_root()?
+            .get("max_content_length")
+            .and_then(Value::as_u64)
+            .unwrap_or(10 << 20) as usize;
+        for (m, remote) in &resolved {
+            if m.push {
+                push(
+                    store,
+                    &client,
+                    peer,
+                    m,
+                    remote,
+                    partner,
+                    cx,
+                    max,
+                    &mut report,
+                )?;
+            }
+        }
+        sightings_home(
+            store,
+            &client,
+            peer,
+            &resolved,
+            partner,
+            cx,
+            max,
+            &mut report,
+        )?;
+    }
+    Ok(report)
+}
+
+/// The remote collection's id: the mapping names its id, or its title when exactly one
+/// collection has it.
+fn resolve(collections: &[Value], remote: &str, peer: &str) -> Result<String, SyncError> {
+    let field = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
+    if let Some(c) = collections
+        .iter()
+        .find(|c| field(c, "id").as_deref() == Some(remote))
+    {
+        return Ok(field(c, "id").unwrap_or_default());
+    }
+    let by_title: Vec<&Value> = collections
+        .iter()
+        .filter(|c| field(c, "title").as_deref() == Some(remote))
+        .collect();
+    match by_title.as_slice() {
+        [one] => Ok(field(one, "id").unwrap_or_default()),
+        [] => Err(SyncError::Config(format!(
+            "peer {peer} has no collection with id or title {remote:?} (it offers: {})",
+            collections
+                .iter()
+                .map(|c| format!(
+                    "{} {:?}",
+                    field(c, "id").unwrap_or_default(),
+                    field(c, "title").unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        _ => Err(SyncError::Config(format!(
+            "peer {peer} has {} collections titled {remote:?}: name one by its id",
+            by_title.len()
+        ))),
+    }
+}
+
+fn partner_profile(store: &dyn Store, name: &str) -> Result<PartnerProfile, SyncError> {
+    let p = store
+        .partners()?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| SyncError::Config(format!("no partner named {name:?} on this node")))?;
+    Ok(PartnerProfile {
+        name: p.name,
+        jurisdiction: p.jurisdiction,
+        groups: p.groups,
+    })
+}
+
+/// `ts` minus one microsecond, written with microseconds: the resume point that re-reads
+/// the versions sharing the cursor's `date_added` instead of missing those a killed run had
+/// not reached. A cursor that does not parse is used as it is.
+fn rewind(ts: &str) -> String {
+    match concord_stix::Timestamp::parse(ts) {
+        Ok(t) => concord_stix::Timestamp::from_unix_nanos(t.unix_nanos() - 1_000, 6).to_string(),
+        Err(_) => ts.to_owned(),
+    }
+}
+
+fn pull(
+    store: &dyn Store,
+    client: &Client,
+    peer: &Peer,
+    m: &Mapping,
+    remote: &str,
+    report: &mut RoundReport,
+) -> Result<(), SyncError> {
+    let key = cursor_key(&peer.name, m, "pull");
+    let mut cursor = store.setting(&key)?;
+    let added_after = cursor.as_deref().map(rewind);
+    let who = format!("peer:{}", peer.name);
+    let door = Door {
+        door: "sync-pull",
+        partner: &who,
+        collection: &m.local,
+        policy_version: BASE_POLICY_VERSION,
+    };
+    let make = |accepted: &[Accepted]| door.ingress(accepted);
+    let mut next: Option<String> = None;
+    loop {
+        let page =
+            client.objects_page(remote, added_after.as_deref(), next.as_deref(), PULL_PAGE)?;
+        report.pages += 1;
+        if let Some(last) = &page.date_added_last {
+            cursor = Some(last.clone());
+        }
+        let settings: Vec<(&str, &str)> = cursor
+            .as_deref()
+            .map(|c| (key.as_str(), c))
+            .into_iter()
+            .collect();
+        let options = IngestOptions {
+            container: Container::Envelope,
+            list_accepted: false,
+            audit: Some(&make),
+            provenance: Some(&peer.name),
+            settings: &settings,
+        };
+        let r = ingest(store, &m.local, page.body.as_bytes(), options, |_| {}).map_err(|e| {
+            SyncError::Ingest {
+                peer: peer.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        report.pulled_added += r.added;
+        report.pulled_present += r.already_present;
+        report.pulled_rejected.extend(r.rejected.iter().map(|x| {
+            format!(
+                "{}: {}",
+                x.id.as_deref().unwrap_or("?"),
+                x.reasons.join("; ")
+            )
+        }));
+        match (page.more, page.next) {
+            (true, Some(n)) => next = Some(n),
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+fn cursor_to_json(c: &Cursor) -> String {
+    serde_json::json!([c.date_added_ns, c.id, c.version_ns, c.seq]).to_string()
+}
+
+fn cursor_from_json(text: &str) -> Option<Cursor> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    Some(Cursor {
+        date_added_ns: v.get(0)?.as_i64()?,
+        id: v.get(1)?.as_str()?.to_owned(),
+        version_ns: v.get(2)?.as_i64()?,
+        seq: v.get(3)?.as_i64()?,
+    })
+}
+
+fn sharing(store: &dyn Store, collection: &str) -> Result<CollectionSharing, SyncError> {
+    match store.setting(&sharing_setting_key(collection))? {
+        Some(text) => CollectionSharing::from_json(&text).map_err(SyncError::Config),
+        None => Ok(CollectionSharing::default()),
+    }
+}
+
+/// A version ready to go: its id, version (as the manifest says it) and the partner's copy.
+struct Outgoing {
+    id: String,
+    version_ns: i64,
+    body: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push(
+    store: &dyn Store,
+    client: &Client,
+    peer: &Peer,
+    m: &Mapping,
+    remote: &str,
+    partner: &PartnerProfile,
+    cx: &PolicyContext<'_>,
+    max: usize,
+    report: &mut RoundReport,
+) -> Result<(), SyncError> {
+    let key = cursor_key(&peer.name, m, "push");
+    let mut after = store.setting(&key)?.and_then(|t| cursor_from_json(&t));
+    let filter = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        spec_versions: vec!["2.1".into()],
+        ..ObjectFilter::default()
+    };
+    loop {
+        let page = store.entries(
+            &m.local,
+            &filter,
+            &PageRequest {
+                limit: PUSH_PAGE,
+                after: after.clone(),
+            },
+            true,
+        )?;
+        let Some(last) = page.entries.last().map(|e| e.cursor()) else {
+            break;
+        };
+        send(
+            store,
+            client,
+            peer,
+            &m.local,
+            remote,
+            partner,
+            cx,
+            max,
+            page.entries,
+            report,
+            false,
+        )?;
+        store.set_setting(&key, &cursor_to_json(&last))?;
+        after = Some(last);
+        if !page.more {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Sends `entries` of the local collection `local` to `remote`: minus echoes and what the
+/// peer holds, through the egress function, in envelopes under `max` bytes, each polled to
+/// completion. With `only_home_sightings`, only sightings of indicators received from the
+/// peer go.
+#[allow(clippy::too_many_arguments)]
+fn send(
+    store: &dyn Store,
+    client: &Client,
+    peer: &Peer,
+    local: &str,
+    remote: &str,
+    partner: &PartnerProfile,
+    cx: &PolicyContext<'_>,
+    max: usize,
+    entries: Vec<concord_store::Entry>,
+    report: &mut RoundReport,
+    only_home_sightings: bool,
+) -> Result<usize, SyncError> {
+    let mut candidates = Vec::new();
+    for e in entries {
+        let version = e.version_text.clone().unwrap_or_default();
+        if store
+            .received_from(&e.id, Some(&version))?
+            .contains(&peer.name)
+        {
+            report.skipped_echo += 1;
+            continue;
+        }
+        if only_home_sightings {
+            let sighted = e
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .and_then(|v| {
+                    v.get("sighting_of_ref")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
+            match sighted {
+                Some(indicator) if store.received_from(&indicator, None)?.contains(&peer.name) => {}
+                _ => continue,
+            }
+        }
+        candidates.push(e);
+    }
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    // What the peer already holds (one manifest request per batch): a version goes round a
+    // ring of nodes once.
+    let wanted: Vec<(String, String)> = candidates
+        .iter()
+        .map(|e| (e.id.clone(), e.version()))
+        .collect();
+    let held: std::collections::HashSet<(String, i64)> = client
+        .held(remote, &wanted)?
+        .into_iter()
+        .filter_map(|(id, v)| {
+            concord_stix::Timestamp::parse(&v)
+                .ok()
+                .map(|t| (id, t.unix_nanos()))
+        })
+        .collect();
+    let sharing = sharing(store, local)?;
+    let ecx = EgressContext {
+        sharing: &sharing,
+        partner,
+        policy: cx.policy,
+    };
+    let door = Door {
+        door: if only_home_sightings {
+            "sync-sightings"
+        } else {
+            "sync-push"
+        },
+        partner: &partner.name,
+        collection: local,
+        policy_version: &cx.policy.version,
+    };
+    let mut records = Vec::new();
+    let mut outgoing = Vec::new();
+    let mut renamed = Vec::new();
+    for e in &candidates {
+        if held.contains(&(e.id.clone(), e.version_ns)) {
+            report.skipped_held += 1;
+            continue;
+        }
+        let body = e.body.as_deref().unwrap_or("null");
+        let decision = egress(body, &ecx);
+        records.push(door.egress(e, Some(&decision)));
+        let body = match decision {
+            Decision::Unchanged => body.to_owned(),
+            Decision::Rewritten {
+                body, renamed: r, ..
+            } => {
+                renamed.extend(r);
+                body
+            }
+            Decision::Withheld { .. } => {
+                report.withheld += 1;
+                continue;
+            }
+        };
+        outgoing.push(Outgoing {
+            id: e.id.clone(),
+            version_ns: e.version_ns,
+            body,
+        });
+    }
+    concord_server::policy::follow_renames(
+        outgoing.iter_mut().map(|o| &mut o.body).collect(),
+        &renamed,
+    );
+    // Every egress is recorded before it leaves.
+    store.append_audit(&records)?;
+    let mut sent = 0;
+    let mut envelope: Vec<&Outgoing> = Vec::new();
+    let mut size = ENVELOPE_OVERHEAD;
+    for o in &outgoing {
+        if o.body.len() + ENVELOPE_OVERHEAD > max {
+            report.push_failures.push(format!(
+                "{} ({} ns): {} bytes, over the peer's max_content_length {max}",
+                o.id,
+                o.version_ns,
+                o.body.len()
+            ));
+            continue;
+        }
+        if size + o.body.len() + 1 > max && !envelope.is_empty() {
+            sent += post(client, remote, &envelope, report)?;
+            envelope.clear();
+            size = ENVELOPE_OVERHEAD;
+        }
+        size += o.body.len() + 1;
+        envelope.push(o);
+    }
+    if !envelope.is_empty() {
+        sent += post(client, remote, &envelope, report)?;
+    }
+    if only_home_sightings {
+        report.sightings_home += sent;
+    } else {
+        report.pushed += sent;
+    }
+    Ok(sent)
+}
+
+/// POSTs one envelope and polls its status resource until complete (TAXII 2.1 §4.3.1:
+/// `status` is `pending` until every object is processed). Returns the objects the peer
+/// took (successes, pending ones counted as failures when the wait ends).
+fn post(
+    client: &Client,
+    remote: &str,
+    envelope: &[&Outgoing],
+    report: &mut RoundReport,
+) -> Result<usize, SyncError> {
+    let mut text = String::from("{\"objects\":[");
+    for (i, o) in envelope.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&o.body);
+    }
+    text.push_str("]}");
+    let mut status = client.post_envelope(remote, &text)?;
+    let mut wait = Duration::from_millis(50);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while status.get("status").and_then(Value::as_str) != Some("complete") {
+        if std::time::Instant::now() > deadline {
+            return Err(SyncError::Config(format!(
+                "status {} still pending after 120 s",
+                status.get("id").and_then(Value::as_str).unwrap_or("?")
+            )));
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(2));
+        let id = status
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SyncError::Config("status resource without id".into()))?
+            .to_owned();
+        status = client.status(&id)?;
+    }
+    for f in status
+        .get("failures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        report.push_failures.push(format!(
+            "{}: {}",
+            f.get("id").and_then(Value::as_str).unwrap_or("?"),
+            f.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("refused")
+        ));
+    }
+    let failures = status
+        .get("failure_count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as usize;
+    Ok(envelope.len().saturating_sub(failures))
+}
+
+/// Sightings of indicators received from the peer go home to it (issue 7, item 5): from every
+/// local collection, the sightings added since the last round whose `sighting_of_ref` was
+/// received from this peer, to the remote collection of the peer's first pull mapping, within
+/// the peer's policy.
+#[allow(clippy::too_many_arguments)]
+fn sightings_home(
+    store: &dyn Store,
+    client: &Client,
+    peer: &Peer,
+    resolved: &[(&Mapping, String)],
+    partner: &PartnerProfile,
+    cx: &PolicyContext<'_>,
+    max: usize,
+    report: &mut RoundReport,
+) -> Result<(), SyncError> {
+    let Some((_, home)) = resolved.iter().find(|(m, _)| m.pull) else {
+        return Ok(());
+    };
+    let filter = ObjectFilter {
+        types: vec!["sighting".into()],
+        versions: vec![VersionSelector::All],
+        spec_versions: vec!["2.1".into()],
+        ..ObjectFilter::default()
+    };
+    for c in store.collections()? {
+        let key = format!("sync/{}/sightings/{}", peer.name, c.id);
+        let mut after = store.setting(&key)?.and_then(|t| cursor_from_json(&t));
+        loop {
+            let page = store.entries(
+                &c.id,
+                &filter,
+                &PageRequest {
+                    limit: PUSH_PAGE,
+                    after: after.clone(),
+                },
+                true,
+            )?;
+            let Some(last) = page.entries.last().map(|e| e.cursor()) else {
+                break;
+            };
+            send(
+                store,
+                client,
+                peer,
+                &c.id,
+                home,
+                partner,
+                cx,
+                max,
+                page.entries,
+                report,
+                true,
+            )?;
+            store.set_setting(&key, &cursor_to_json(&last))?;
+            after = Some(last);
+            if !page.more {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewind_is_one_microsecond_earlier() {
+        assert_eq!(
+            rewind("2026-01-01T00:00:00.000001Z"),
+            "2026-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            rewind("2026-01-01T00:00:00Z"),
+            "2025-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(rewind("garbage"), "garbage");
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor {
+            date_added_ns: 1,
+            id: "x--1".into(),
+            version_ns: 2,
+            seq: 3,
+        };
+        assert_eq!(cursor_from_json(&cursor_to_json(&c)), Some(c));
+        assert_eq!(cursor_from_json("[1]"), None);
+    }
+
+    #[test]
+    fn remote_collections_by_id_or_unique_title() {
+        let cs = vec![
+            serde_json::json!({"id": "a", "title": "Intel"}),
+            serde_json::json!({"id": "b", "title": "Dup"}),
+            serde_json::json!({"id": "c", "title": "Dup"}),
+        ];
+        assert_eq!(resolve(&cs, "a", "p").unwrap(), "a");
+        assert_eq!(resolve(&cs, "Intel", "p").unwrap(), "a");
+        assert!(
+            resolve(&cs, "Dup", "p")
+                .unwrap_err()
+                .to_string()
+                .contains("2 collections")
+        );
+        assert!(
+            resolve(&cs, "x", "p")
+                .unwrap_err()
+                .to_string()
+                .contains("it offers")
+        );
+    }
+}
