@@ -1,0 +1,381 @@
+//! Tests of concord-misp on the handed MISP data (`../shared/data/misp`) and on bad input.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use concord_misp::feed::{self, FeedState};
+use concord_misp::{Container, ToStixOptions, Warninglists, to_misp_event, to_stix};
+use serde_json::{Value, json};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/misp")
+        .join(rel)
+}
+
+fn eset_events() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data("eset-events"))
+        .expect("handed ESET events")
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().contains("pypi_backdoor"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Converts bytes, checking every object against STIX 2.1 and every pattern with the parser.
+fn convert(
+    bytes: &[u8],
+    options: ToStixOptions<'_>,
+) -> (Vec<Value>, concord_misp::ConversionReport) {
+    let mut out = Vec::new();
+    let report = to_stix(&mut || Ok(bytes), options, &mut |v| {
+        out.push(v);
+        Ok(())
+    })
+    .expect("conversion");
+    for o in &out {
+        if let Err(v) = concord_stix::validate_object(o) {
+            panic!("invalid STIX object {o}: {v:?}");
+        }
+        if o["type"] == "indicator" && o["pattern_type"] == "stix" {
+            concord_pattern::parse(o["pattern"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("pattern {}: {}", o["pattern"], e.message));
+        }
+    }
+    (out, report)
+}
+
+fn count_types(objects: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for o in objects {
+        *m.entry(o["type"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn eset_events_convert_to_valid_stix() {
+    let mut totals: BTreeMap<String, usize> = BTreeMap::new();
+    for path in eset_events() {
+        let bytes = std::fs::read(&path).unwrap();
+        let (objects, report) = convert(&bytes, ToStixOptions::default());
+        assert_eq!(report.events, 1, "{}", path.display());
+        assert!(
+            report.malformed.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            report.malformed
+        );
+        assert!(
+            report.unknown_types.is_empty(),
+            "{:?}",
+            report.unknown_types
+        );
+        let reports: Vec<&Value> = objects.iter().filter(|o| o["type"] == "report").collect();
+        assert_eq!(reports.len(), 1);
+        // every object_ref of the report is an object of the output
+        let ids: std::collections::HashSet<&str> =
+            objects.iter().map(|o| o["id"].as_str().unwrap()).collect();
+        for r in reports[0]["object_refs"].as_array().unwrap() {
+            assert!(ids.contains(r.as_str().unwrap()), "dangling {r}");
+        }
+        for (k, v) in count_types(&objects) {
+            *totals.entry(k).or_default() += v;
+        }
+    }
+    eprintln!("ESET totals: {totals:?}");
+    assert!(totals["indicator"] + totals["observed-data"] > 1000 && totals["attack-pattern"] > 100);
+}
+
+#[test]
+fn grouping_option_and_tlp_markings() {
+    let event = json!({"Event": {"uuid": "5bad262f-c810-4775-9e84-4a7d0a016219", "info": "t",
+    "date": "2024-01-02", "timestamp": "1700000000",
+    "Tag": [{"name": "tlp:green"}, {"name": "apt"}],
+    "Attribute": [
+        {"uuid": "11111111-1111-4111-8111-111111111111", "type": "ip-dst", "category": "Network activity",
+         "value": "203.0.113.5", "to_ids": true, "timestamp": "1700000000",
+         "Tag": [{"name": "tlp:amber+strict"}]},
+        {"uuid": "22222222-2222-4222-8222-222222222222", "type": "domain", "category": "Network activity",
+         "value": "evil.example", "to_ids": false, "timestamp": "1700000000",
+         "Tag": [{"name": "tlp:clear"}]}
+    ]}});
+    let bytes = event.to_string();
+    let (objs, _) = convert(
+        bytes.as_bytes(),
+        ToStixOptions {
+            container: Container::Grouping,
+            ..Default::default()
+        },
+    );
+    let by_id: HashMap<&str, &Value> = objs
+        .iter()
+        .map(|o| (o["id"].as_str().unwrap(), o))
+        .collect();
+    let g = by_id["grouping--5bad262f-c810-4775-9e84-4a7d0a016219"];
+    assert_eq!(g["context"], "suspicious-activity");
+    assert_eq!(
+        g["object_marking_refs"],
+        json!(["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"])
+    );
+    // own stricter tag wins (AMBER+STRICT, TLP 2.0) ...
+    let i = by_id["indicator--11111111-1111-4111-8111-111111111111"];
+    assert_eq!(
+        i["object_marking_refs"],
+        json!(["marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"])
+    );
+    assert_eq!(
+        i["pattern"],
+        "[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_ref.value = '203.0.113.5']"
+    );
+    // ... a laxer own tag does not loosen the event's GREEN
+    let o = by_id["observed-data--22222222-2222-4222-8222-222222222222"];
+    assert_eq!(
+        o["object_marking_refs"],
+        json!(["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"])
+    );
+    assert!(by_id.contains_key("marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"));
+    assert_eq!(
+        by_id["domain-name--22222222-2222-4222-8222-222222222222"]["value"],
+        "evil.example"
+    );
+}
+
+#[test]
+fn bad_input_unknown_type_malformed_value_empty_event() {
+    let event = json!({"response": [{"Event": {"uuid": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "info": "bad",
+        "timestamp": "1700000000", "Attribute": [
+            {"uuid": "33333333-3333-4333-8333-333333333333", "type": "quantum-flux", "category": "Other",
+             "value": "42", "to_ids": true, "timestamp": "1700000000"},
+            {"uuid": "44444444-4444-4444-8444-444444444444", "type": "md5", "category": "Payload delivery",
+             "value": "not-a-hash", "to_ids": true, "timestamp": "1700000000"}]}},
+        {"Event": {"uuid": "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "info": "empty", "timestamp": "1700000000"}}]});
+    let bytes = event.to_string();
+    let (objs, report) = convert(bytes.as_bytes(), ToStixOptions::default());
+    assert_eq!(report.events, 2);
+    assert_eq!(report.unknown_types.len(), 1);
+    assert_eq!(
+        report.unknown_types[0].attribute.as_deref(),
+        Some("33333333-3333-4333-8333-333333333333")
+    );
+    assert_eq!(
+        report.unknown_types[0].event,
+        "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    );
+    assert_eq!(report.malformed.len(), 1);
+    assert!(
+        report.malformed[0].rule.contains("32 hexadecimal digits"),
+        "{:?}",
+        report.malformed
+    );
+    assert_eq!(
+        report.malformed[0].attribute.as_deref(),
+        Some("44444444-4444-4444-8444-444444444444")
+    );
+    // neither is dropped: both kept as x-misp-attribute with their value
+    let customs: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o["type"] == "x-misp-attribute")
+        .collect();
+    assert_eq!(customs.len(), 2);
+    assert!(
+        customs
+            .iter()
+            .any(|o| o["x_misp_type"] == "quantum-flux" && o["x_misp_value"] == "42")
+    );
+    // the empty event: a report referring to a note (misp-stix convention)
+    assert_eq!(
+        report.empty_events,
+        vec!["bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"]
+    );
+    assert!(
+        objs.iter()
+            .any(|o| o["id"] == "note--bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
+    );
+}
+
+#[test]
+fn invalid_json_is_a_clean_error_before_any_object() {
+    let bytes = std::fs::read(data(
+        "eset-events/pypi_backdoor_malicious_pypi_packages.misp-event.json",
+    ))
+    .unwrap();
+    let mut n = 0;
+    let err = to_stix(
+        &mut || Ok(&bytes[..]),
+        ToStixOptions::default(),
+        &mut |_| {
+            n += 1;
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("line 37374"), "{err}");
+    assert_eq!(n, 0, "nothing emitted before the whole input was read");
+}
+
+/// MISP → STIX → MISP on every handed ESET event: each attribute's value, type, category,
+/// to_ids, comment, tags (hence TLP tags) come back. Listed losses (not compared here):
+/// galaxies come back as clusters without their meta; sightings, ObjectReferences, event
+/// fields other than uuid/info/date/threat level/analysis/Orgc/tags are not carried.
+#[test]
+fn round_trip_keeps_every_attribute() {
+    let mut compared = 0;
+    for path in eset_events() {
+        let bytes = std::fs::read(&path).unwrap();
+        let (objs, _) = convert(&bytes, ToStixOptions::default());
+        let index = concord_misp::from_stix::index(objs.clone());
+        let report = objs.iter().find(|o| o["type"] == "report").unwrap();
+        let back =
+            to_misp_event(report["id"].as_str().unwrap(), &|id| index.get(id).cloned()).unwrap();
+        let orig: Value = serde_json::from_slice(&bytes).unwrap();
+        let orig = &orig["response"][0]["Event"];
+        assert_eq!(back["Event"]["uuid"], orig["uuid"]);
+        assert_eq!(back["Event"]["info"], orig["info"]);
+        let key = |a: &Value| {
+            let tags: Vec<String> = a["Tag"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            json!([
+                a["uuid"],
+                a["type"],
+                a["category"],
+                a["value"],
+                a["to_ids"] == json!(true) || a["to_ids"] == json!("1"),
+                a["comment"],
+                tags
+            ])
+        };
+        let mut want: Vec<Value> = orig["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        let mut got: Vec<Value> = back["Event"]["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        for o in orig["Object"].as_array().into_iter().flatten() {
+            want.extend(o["Attribute"].as_array().unwrap().iter().map(key));
+        }
+        for o in back["Event"]["Object"].as_array().into_iter().flatten() {
+            got.extend(o["Attribute"].as_array().unwrap().iter().map(key));
+        }
+        want.sort_by_key(|v| v.to_string());
+        got.sort_by_key(|v| v.to_string());
+        assert_eq!(got, want, "{}", path.display());
+        compared += want.len();
+    }
+    eprintln!("round trip: {compared} attributes compared");
+    assert!(compared > 1500);
+}
+
+#[test]
+fn warninglists_flag_or_drop() {
+    let lists = Warninglists::load_dir(&data("warninglists")).expect("handed warninglists");
+    assert_eq!(lists.lists().len(), 35);
+    assert!(!lists.matches("ip-dst", "8.8.8.8").is_empty());
+    assert!(!lists.matches("ip-dst", "10.1.2.3").is_empty());
+    assert!(
+        lists
+            .matches("ip-dst", "203.0.113.77")
+            .iter()
+            .all(|n| !n.contains("1918"))
+    );
+    let event = json!({"Event": {"uuid": "cccccccc-cccc-4ccc-8ccc-cccccccccccc", "info": "wl", "timestamp": "1700000000",
+        "Attribute": [
+            {"uuid": "55555555-5555-4555-8555-555555555555", "type": "ip-dst", "category": "Network activity",
+             "value": "8.8.8.8", "to_ids": true, "timestamp": "1700000000"},
+            {"uuid": "66666666-6666-4666-8666-666666666666", "type": "ip-dst", "category": "Network activity",
+             "value": "198.18.0.1", "to_ids": true, "timestamp": "1700000000"},
+            {"uuid": "77777777-7777-4777-8777-777777777777", "type": "domain", "category": "Network activity",
+             "value": "zz-not-listed-concord.example", "to_ids": true, "timestamp": "1700000000"}]}});
+    let bytes = event.to_string();
+    let opts = ToStixOptions {
+        warninglists: Some(&lists),
+        ..Default::default()
+    };
+    let (objs, report) = convert(bytes.as_bytes(), opts);
+    assert_eq!(report.warninglisted.len(), 2, "{:?}", report.warninglisted);
+    let flagged = objs
+        .iter()
+        .find(|o| o["id"] == "indicator--55555555-5555-4555-8555-555555555555")
+        .unwrap();
+    assert!(
+        flagged["x_concord_warninglists"]
+            .to_string()
+            .contains("DNS"),
+        "{flagged}"
+    );
+    let drop = ToStixOptions {
+        warninglists: Some(&lists),
+        drop_warninglisted: true,
+        ..Default::default()
+    };
+    let (objs, report) = convert(bytes.as_bytes(), drop);
+    assert_eq!(report.dropped, 2);
+    assert_eq!(objs.iter().filter(|o| o["type"] == "indicator").count(), 1);
+}
+
+#[test]
+fn feed_incremental_and_written_like_pymisp() {
+    let dir = data("feed-eset-sshdoor");
+    let (all, total) = feed::changed_events(&dir, &FeedState::default()).unwrap();
+    assert_eq!((all.len(), total), (12, 12));
+    let mut state = FeedState::default();
+    for e in &all {
+        state.events.insert(e.uuid.clone(), e.timestamp);
+    }
+    let state: FeedState = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    assert!(feed::changed_events(&dir, &state).unwrap().0.is_empty());
+    let mut older = state.clone();
+    *older.events.get_mut(&all[3].uuid).unwrap() -= 1;
+    let (changed, _) = feed::changed_events(&dir, &older).unwrap();
+    assert_eq!(
+        changed.iter().map(|e| &e.uuid).collect::<Vec<_>>(),
+        vec![&all[3].uuid]
+    );
+    // hashes.csv and manifest as the handed feed (generated with PyMISP's logic)
+    let mut events = Vec::new();
+    for e in &all {
+        events.push(serde_json::from_slice::<Value>(&std::fs::read(&e.path).unwrap()).unwrap());
+    }
+    let out = tempfile::tempdir().unwrap();
+    feed::write_feed(out.path(), &events).unwrap();
+    let mut ours: Vec<String> = std::fs::read_to_string(out.path().join("hashes.csv"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut theirs: Vec<String> = std::fs::read_to_string(dir.join("hashes.csv"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+    let m1: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let m2: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for (k, v) in m2.as_object().unwrap() {
+        for f in [
+            "info",
+            "date",
+            "timestamp",
+            "analysis",
+            "threat_level_id",
+            "Orgc",
+        ] {
+            assert_eq!(m1[k][f], v[f], "{k} {f}");
+        }
+    }
+}
