@@ -90,6 +90,14 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The node's compiled egress policy, as the doors of this state apply it (sync uses
+    /// the same one).
+    pub fn policy(&self) -> Arc<concord_policy::actions::Policy> {
+        self.policy.clone()
+    }
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

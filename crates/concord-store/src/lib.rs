@@ -307,6 +307,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// processes racing on one database, all get the value of the one that inserted first
     /// (for values created on first use, such as the node secret).
     fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+    /// Takes or renews the lease `key` for `holder` until `until_ns`, atomically: `true` if
+    /// the lease was free, expired (held until before `now_ns`) or already `holder`'s;
+    /// `false` if another holder has it. Releasing is renewing until 0. Used so that one
+    /// sync round per peer runs at a time across every process of a node.
+    fn try_lease(&self, key: &str, holder: &str, now_ns: i64, until_ns: i64) -> Result<bool>;
     /// Every setting whose key starts with `prefix`, ordered by key.
     fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
     /// The peers a version of an object (`None`: any version) was received from (see
@@ -407,6 +412,12 @@ impl Partner {
     pub(crate) fn to_record(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The stored form of a lease: the expiry zero-padded to 20 digits (so that text order is
+/// time order, in both backends' SQL), `:`, the holder.
+pub(crate) fn lease_value(holder: &str, until_ns: i64) -> String {
+    format!("{:020}:{holder}", until_ns.max(0))
 }
 
 /// SHA-256 over the canonical form of a JSON value (object keys sorted by code point, no

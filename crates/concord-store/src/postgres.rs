@@ -1062,6 +1062,22 @@ impl Store for PostgresStore {
         })
     }
 
+    fn try_lease(&self, key: &str, holder: &str, now_ns: i64, until_ns: i64) -> Result<bool> {
+        let value = crate::lease_value(holder, until_ns);
+        let now = crate::lease_value("", now_ns)[..20].to_owned();
+        self.with_conn(|c| {
+            // The unique key serialises racing processes; the WHERE of the update decides.
+            let changed = c.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                 WHERE substr(settings.value, 1, 20) COLLATE \"C\" < $3
+                    OR substr(settings.value, 22) = $4",
+                &[&key, &value, &now, &holder],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
     fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         self.with_conn(|c| {
             Ok(c.query(

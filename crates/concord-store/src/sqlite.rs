@@ -615,6 +615,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn try_lease(&self, key: &str, holder: &str, now_ns: i64, until_ns: i64) -> Result<bool> {
+        let changed = self.writer().execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value
+             WHERE substr(settings.value, 1, 20) < ?3 OR substr(settings.value, 22) = ?4",
+            params![
+                key,
+                crate::lease_value(holder, until_ns),
+                crate::lease_value("", now_ns)[..20].to_owned(),
+                holder
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
     fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         self.with_reader(|c| {
             let mut st = c.prepare_cached(

@@ -330,6 +330,14 @@ fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
         ]
     );
     assert!(store.settings_with_prefix("nothing/").unwrap().is_empty());
+    // Leases: one holder at a time, renewable by it, free again after expiry or release.
+    assert!(store.try_lease("lease/p", "one", 100, 200).unwrap());
+    assert!(!store.try_lease("lease/p", "two", 150, 250).unwrap());
+    assert!(store.try_lease("lease/p", "one", 150, 300).unwrap()); // renewed
+    assert!(!store.try_lease("lease/p", "two", 299, 400).unwrap());
+    assert!(store.try_lease("lease/p", "two", 301, 400).unwrap()); // expired
+    assert!(store.try_lease("lease/p", "two", 302, 0).unwrap()); // released
+    assert!(store.try_lease("lease/p", "one", 303, 500).unwrap());
 }
 
 fn partners_round_trip(store: &dyn Store) {

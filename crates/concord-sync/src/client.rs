@@ -95,6 +95,9 @@ pub struct ObjectsPage {
     pub next: Option<String>,
     /// `X-TAXII-Date-Added-Last`.
     pub date_added_last: Option<String>,
+    /// Whether the envelope has objects: `objects` is optional (TAXII 2.1 §3.7), and a page
+    /// whose every object the peer's policy withheld may come without.
+    pub has_objects: bool,
 }
 
 /// A client of one peer's API root.
@@ -178,8 +181,8 @@ impl Client {
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(Duration::from_secs(peer.timeout_secs.clamp(1, 10))))
+            .timeout_global(Some(Duration::from_secs(peer.timeout_secs.max(1))))
             .tls_config(tls.build())
             .build()
             .into();
@@ -361,6 +364,10 @@ impl Client {
             more: v.get("more").and_then(Value::as_bool).unwrap_or(false),
             next: v.get("next").and_then(Value::as_str).map(str::to_owned),
             date_added_last: answer.date_added_last,
+            has_objects: v
+                .get("objects")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()),
             body: answer.body,
         })
     }

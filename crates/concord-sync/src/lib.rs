@@ -34,4 +34,4 @@ pub use peer::{
     Mapping, Peer, PeerAuth, PeerError, PeerState, load_peer, load_state, peers, remove_peer,
     save_peer, save_state,
 };
-pub use round::{PolicyContext, RoundReport, SyncError, round};
+pub use round::{LEASE, PolicyContext, RoundOptions, RoundReport, SyncError, round};

@@ -29,9 +29,16 @@ pub struct Peer {
     pub partner: Option<String>,
     /// Seconds between two rounds under `concord serve`.
     pub interval_secs: u64,
+    /// Seconds a request to the peer may take, connection included.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
     /// TLS: trusted roots and a client certificate (mTLS).
     #[serde(default)]
     pub tls: TlsFiles,
+}
+
+fn default_timeout() -> u64 {
+    60
 }
 
 /// One collection of the peer mapped onto one local collection.

@@ -15,12 +15,31 @@ use concord_store::{Cursor, ObjectFilter, PageRequest, Store, VersionSelector};
 use crate::client::{Client, ClientError};
 use crate::peer::{Mapping, Peer, PeerError, cursor_key, load_state, save_state};
 
-/// Objects per pulled page (`limit`); a server may return fewer (TAXII 2.1 §3.4.1).
-const PULL_PAGE: usize = 500;
 /// Local entries read per push step.
 const PUSH_PAGE: usize = 500;
 /// Bytes kept free in a pushed envelope for `{"objects":[…]}` and separators.
 const ENVELOPE_OVERHEAD: usize = 64;
+
+/// How a round talks to the peer.
+#[derive(Clone, Copy, Debug)]
+pub struct RoundOptions {
+    /// Requests per call before the round gives up.
+    pub attempts: u32,
+    /// First wait between two attempts; doubled each time.
+    pub backoff: Duration,
+    /// Objects per pulled page (`limit`); a server may return fewer (TAXII 2.1 §3.4.1).
+    pub page_size: usize,
+}
+
+impl Default for RoundOptions {
+    fn default() -> Self {
+        RoundOptions {
+            attempts: 4,
+            backoff: Duration::from_millis(250),
+            page_size: 500,
+        }
+    }
+}
 
 /// What the node's policy needs from the caller: built once per process by the binary
 /// (`concord_server::policy::node_policy`), so sync and TAXII apply the same policy.
@@ -56,6 +75,61 @@ pub struct RoundReport {
     pub push_failures: Vec<String>,
 }
 
+/// How long a round's lease lasts without renewal; renewed at every page and envelope, so a
+/// process killed mid-round blocks the peer's next round for at most this long.
+pub const LEASE: Duration = Duration::from_secs(10);
+
+/// The node-wide lease on one peer's rounds ([`Store::try_lease`]): one round per peer at a
+/// time, whether from `concord serve`'s scheduler, another serve process on the same
+/// database, or `concord sync`.
+struct Lease<'a> {
+    store: &'a dyn Store,
+    key: String,
+    holder: String,
+}
+
+fn now_ns() -> i64 {
+    concord_stix::Timestamp::now_micros().unix_nanos()
+}
+
+impl<'a> Lease<'a> {
+    fn acquire(store: &'a dyn Store, peer: &str) -> Result<Option<Lease<'a>>, SyncError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| SyncError::Config(format!("no randomness for a lease: {e}")))?;
+        let lease = Lease {
+            store,
+            key: format!("sync_lease/{peer}"),
+            holder: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let now = now_ns();
+        let until = now + LEASE.as_nanos() as i64;
+        Ok(store
+            .try_lease(&lease.key, &lease.holder, now, until)?
+            .then_some(lease))
+    }
+
+    /// Extends the lease; an error if another holder took it (this round ran too long
+    /// without renewing, and must stop).
+    fn renew(&self) -> Result<(), SyncError> {
+        let now = now_ns();
+        if self
+            .store
+            .try_lease(&self.key, &self.holder, now, now + LEASE.as_nanos() as i64)?
+        {
+            Ok(())
+        } else {
+            Err(SyncError::Busy(self.key.clone()))
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.try_lease(&self.key, &self.holder, now_ns(), 0);
+    }
+}
+
 /// Why a round failed. Whatever was committed before the failure stays (with its cursor).
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -79,21 +153,25 @@ pub enum SyncError {
     /// The configuration does not allow what the mapping asks.
     #[error("{0}")]
     Config(String),
+    /// Another process runs a round with this peer (it holds the lease).
+    #[error("another process is syncing with this peer ({0}); its lease lapses within 10 s")]
+    Busy(String),
 }
 
 /// Runs one round for `peer`: every pull mapping, every push mapping, then sightings home;
-/// records the outcome in the peer's state ([`crate::PeerState`]). `attempts` and `backoff`
-/// bound the retries of each request.
+/// records the outcome in the peer's state ([`crate::PeerState`]).
 pub fn round(
     store: &dyn Store,
     peer: &Peer,
     cx: &PolicyContext<'_>,
-    attempts: u32,
-    backoff: Duration,
+    options: &RoundOptions,
 ) -> Result<RoundReport, SyncError> {
+    let Some(lease) = Lease::acquire(store, &peer.name)? else {
+        return Err(SyncError::Busy(format!("sync_lease/{}", peer.name)));
+    };
     let mut state = load_state(store, &peer.name)?;
     state.last_round = Some(now());
-    let result = run(store, peer, cx, attempts, backoff);
+    let result = run(store, peer, cx, options, &lease);
     match &result {
         Ok(r) => {
             state.last_success = Some(now());
@@ -134,10 +212,10 @@ fn run(
     store: &dyn Store,
     peer: &Peer,
     cx: &PolicyContext<'_>,
-    attempts: u32,
-    backoff: Duration,
+    options: &RoundOptions,
+    lease: &Lease<'_>,
 ) -> Result<RoundReport, SyncError> {
-    let client = Client::new(peer, attempts, backoff)?;
+    let client = Client::new(peer, options.attempts, options.backoff)?;
     let mut report = RoundReport {
         peer: peer.name.clone(),
         ..RoundReport::default()
@@ -149,7 +227,16 @@ fn run(
     }
     for (m, remote) in &resolved {
         if m.pull {
-            pull(store, &client, peer, m, remote, &mut report)?;
+            pull(
+                store,
+                &client,
+                peer,
+                m,
+                remote,
+                options.page_size,
+                lease,
+                &mut report,
+            )?;
         }
     }
     let pushes = resolved.iter().any(|(m, _)| m.push);
@@ -181,6 +268,7 @@ fn run(
                     partner,
                     cx,
                     max,
+                    lease,
                     &mut report,
                 )?;
             }
@@ -193,6 +281,7 @@ fn run(
             partner,
             cx,
             max,
+            lease,
             &mut report,
         )?;
     }
@@ -257,12 +346,15 @@ fn rewind(ts: &str) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pull(
     store: &dyn Store,
     client: &Client,
     peer: &Peer,
     m: &Mapping,
     remote: &str,
+    page_size: usize,
+    lease: &Lease<'_>,
     report: &mut RoundReport,
 ) -> Result<(), SyncError> {
     let key = cursor_key(&peer.name, m, "pull");
@@ -278,11 +370,24 @@ fn pull(
     let make = |accepted: &[Accepted]| door.ingress(accepted);
     let mut next: Option<String> = None;
     loop {
+        lease.renew()?;
         let page =
-            client.objects_page(remote, added_after.as_deref(), next.as_deref(), PULL_PAGE)?;
+            client.objects_page(remote, added_after.as_deref(), next.as_deref(), page_size)?;
         report.pages += 1;
         if let Some(last) = &page.date_added_last {
             cursor = Some(last.clone());
+        }
+        if !page.has_objects {
+            if let Some(c) = &cursor {
+                store.set_setting(&key, c)?;
+            }
+            match (page.more, page.next) {
+                (true, Some(n)) => {
+                    next = Some(n);
+                    continue;
+                }
+                _ => break,
+            }
         }
         let settings: Vec<(&str, &str)> = cursor
             .as_deref()
@@ -357,6 +462,7 @@ fn push(
     partner: &PartnerProfile,
     cx: &PolicyContext<'_>,
     max: usize,
+    lease: &Lease<'_>,
     report: &mut RoundReport,
 ) -> Result<(), SyncError> {
     let key = cursor_key(&peer.name, m, "push");
@@ -367,6 +473,7 @@ fn push(
         ..ObjectFilter::default()
     };
     loop {
+        lease.renew()?;
         let page = store.entries(
             &m.local,
             &filter,
@@ -455,8 +562,16 @@ fn send(
         .iter()
         .map(|e| (e.id.clone(), e.version()))
         .collect();
-    let held: std::collections::HashSet<(String, i64)> = client
-        .held(remote, &wanted)?
+    // A peer that lets this node write but not read the collection cannot be asked: then
+    // everything goes, and the peer finds what it already holds (TAXII 2.1 §5.5).
+    let held = match client.held(remote, &wanted) {
+        Ok(h) => h,
+        Err(ClientError::Status {
+            status: 401 | 403, ..
+        }) => Default::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let held: std::collections::HashSet<(String, i64)> = held
         .into_iter()
         .filter_map(|(id, v)| {
             concord_stix::Timestamp::parse(&v)
@@ -618,6 +733,7 @@ fn sightings_home(
     partner: &PartnerProfile,
     cx: &PolicyContext<'_>,
     max: usize,
+    lease: &Lease<'_>,
     report: &mut RoundReport,
 ) -> Result<(), SyncError> {
     let Some((_, home)) = resolved.iter().find(|(m, _)| m.pull) else {
@@ -633,6 +749,7 @@ fn sightings_home(
         let key = format!("sync/{}/sightings/{}", peer.name, c.id);
         let mut after = store.setting(&key)?.and_then(|t| cursor_from_json(&t));
         loop {
+            lease.renew()?;
             let page = store.entries(
                 &c.id,
                 &filter,

@@ -41,6 +41,10 @@ max_content_length = 67108864
 # password. Overridden by --database-url.
 database_url = ""
 
+# Run sync rounds with the peers (`concord peer add`) while serving, each at its interval.
+# Rounds with one peer never overlap, even across several serve processes on one database.
+sync_schedule = true
+
 # The egress policy: what partners receive of personal data (README, "The egress policy").
 # Without this section, the built-in privacy-first defaults apply: personal data is
 # pseudonymised for partners across a border and allowed within the node's jurisdiction.
@@ -86,6 +90,8 @@ pub struct Config {
     /// `database_url`: empty for the SQLite file of the data directory.
     #[serde(default)]
     pub database_url: String,
+    /// `sync_schedule`: run sync rounds while serving.
+    pub sync_schedule: bool,
     /// `[policy]`: the egress policy (built-in defaults when absent).
     #[serde(default)]
     pub policy: concord_policy::actions::PolicyConfig,
@@ -110,6 +116,10 @@ impl Config {
                     toml::Value::Integer(_) => toml::Value::Integer(
                         v.parse()
                             .with_context(|| format!("{var}={v:?}: expected an integer"))?,
+                    ),
+                    toml::Value::Boolean(_) => toml::Value::Boolean(
+                        v.parse()
+                            .with_context(|| format!("{var}={v:?}: expected true or false"))?,
                     ),
                     _ => toml::Value::String(v),
                 };

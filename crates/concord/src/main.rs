@@ -9,6 +9,7 @@ mod config;
 mod partner;
 mod pattern;
 mod policy;
+mod sync;
 mod transfer;
 
 use std::io::IsTerminal;
@@ -118,6 +119,25 @@ enum Command {
     Partner {
         #[command(subcommand)]
         command: partner::PartnerCommand,
+    },
+    /// Manage peers: TAXII 2.1 servers this node pulls from and pushes to.
+    Peer {
+        #[command(subcommand)]
+        command: sync::PeerCommand,
+    },
+    /// Run one sync round with every peer (or one) and exit; `serve` runs rounds on schedule.
+    Sync {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Only this peer.
+        #[arg(long, value_name = "NAME")]
+        peer: Option<String>,
+        /// Objects per pulled page (the peer may send fewer).
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        page_size: usize,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// The egress policy: show the active version, explain what a partner would receive.
     Policy {
@@ -277,6 +297,13 @@ fn run(command: Command) -> Outcome {
         Command::Partner { command } => partner::run(command),
         Command::Audit { command } => audit::run(command),
         Command::Policy { command } => policy::run(command),
+        Command::Peer { command } => sync::run_peer(command),
+        Command::Sync {
+            data,
+            peer,
+            page_size,
+            json,
+        } => sync::sync_once(&data, peer.as_deref(), page_size, json),
         Command::Pattern { command } => pattern::run(command),
         Command::Migrate { data, json } => migrate(&data, json),
         Command::MigrateStore { from, to, json } => migrate_store(&from, &to, json),
@@ -451,7 +478,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let store = open_store(data)?;
     let listen = listen.unwrap_or(config.listen.clone());
     let state = concord_server::AppState::new(
-        store,
+        store.clone(),
         concord_server::ServerConfig {
             title: config.title,
             description: Some(config.description).filter(|d| !d.is_empty()),
@@ -476,6 +503,10 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             config.api_root
         );
         tracing::info!(%addr, "serving TAXII 2.1");
+        // Sync rounds with the peers run beside the server, with the same policy.
+        if config.sync_schedule {
+            sync::spawn_scheduler(store, (*state.policy()).clone());
+        }
         concord_server::serve(listener, state, shutdown_signal()).await?;
         Ok(())
     })

@@ -10,4 +10,5 @@ mod interop;
 mod partners;
 mod pattern;
 mod postgres;
+mod sync;
 mod taxii;

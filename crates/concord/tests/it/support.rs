@@ -86,7 +86,9 @@ impl Node {
 
     /// Starts `concord serve` on a free port with extra environment variables.
     pub fn serve_with(&self, env: &[(&str, &str)]) -> Server {
+        // Sync rounds are driven by the tests (`concord sync`), not by the scheduler.
         let mut child = concord()
+            .env("CONCORD_SYNC_SCHEDULE", "false")
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.path())

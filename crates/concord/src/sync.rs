@@ -1,0 +1,377 @@
+//! `concord peer …` and `concord sync`: federation with other TAXII 2.1 servers (issue 7).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use concord_store::{NewCollection, Store};
+use concord_sync::{Mapping, Peer, PeerAuth, PolicyContext, RoundOptions, TlsFiles};
+
+use crate::DataDirArg;
+
+/// `concord peer …`.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum PeerCommand {
+    /// Add (or replace) a peer: a TAXII 2.1 server this node pulls from and/or pushes to.
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Unique name of the peer on this node.
+        name: String,
+        /// Base URL of the peer's server, e.g. https://cert.example:8443.
+        url: String,
+        /// Path of the API root on that server, e.g. /concord/.
+        #[arg(long, value_name = "PATH")]
+        api_root: String,
+        /// REMOTE:LOCAL — the remote collection (id, or title when unambiguous) and the
+        /// local one (alias or id; created when missing). Repeatable.
+        #[arg(long = "collection", value_name = "REMOTE:LOCAL", required = true)]
+        collections: Vec<String>,
+        /// Pull from the peer (both directions when neither --pull nor --push is given).
+        #[arg(long)]
+        pull: bool,
+        /// Push to the peer.
+        #[arg(long)]
+        push: bool,
+        /// File holding the Bearer token for the peer.
+        #[arg(long, value_name = "F", conflicts_with = "user")]
+        token_file: Option<String>,
+        /// User for HTTP Basic (with --password-file).
+        #[arg(long, value_name = "U", requires = "password_file")]
+        user: Option<String>,
+        /// File holding the Basic password.
+        #[arg(long, value_name = "F", requires = "user")]
+        password_file: Option<String>,
+        /// The partner of this node whose egress policy applies to what goes to the peer
+        /// (required to push, and to send sightings home).
+        #[arg(long, value_name = "P")]
+        partner: Option<String>,
+        /// Seconds between rounds under `concord serve`.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        interval: u64,
+        /// Seconds one request to the peer may take (a slow peer fails the request, which
+        /// is retried with backoff).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+        /// Trusted CA certificates (PEM) for the peer's TLS, instead of the WebPKI roots.
+        #[arg(long, value_name = "F")]
+        ca_file: Option<String>,
+        /// Client certificate (PEM) for mutual TLS.
+        #[arg(long, value_name = "F", requires = "client_key")]
+        client_cert: Option<String>,
+        /// Its private key (PEM).
+        #[arg(long, value_name = "F", requires = "client_cert")]
+        client_key: Option<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List peers.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a peer: its configuration, its last rounds and errors, its cursors.
+    Show {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The peer's name.
+        name: String,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a peer (its cursors stay, for a peer added again under the same name).
+    Remove {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The peer's name.
+        name: String,
+    },
+}
+
+/// Runs a `peer` subcommand.
+pub fn run_peer(command: PeerCommand) -> Result<bool> {
+    match command {
+        PeerCommand::Add {
+            data,
+            name,
+            url,
+            api_root,
+            collections,
+            pull,
+            push,
+            token_file,
+            user,
+            password_file,
+            partner,
+            interval,
+            timeout,
+            ca_file,
+            client_cert,
+            client_key,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            if name.is_empty() || name.contains('/') {
+                bail!("peer name {name:?}: must be non-empty and without '/'");
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("peer URL {url:?}: must start with http:// or https://");
+            }
+            let (pull, push) = if pull || push {
+                (pull, push)
+            } else {
+                (true, true)
+            };
+            if let Some(p) = &partner
+                && !store.partners()?.iter().any(|x| &x.name == p)
+            {
+                bail!("no partner named {p:?} (concord partner add)");
+            }
+            if push && partner.is_none() {
+                bail!(
+                    "--push needs --partner P: the partner of this node whose egress policy decides what goes to the peer"
+                );
+            }
+            for f in [
+                &token_file,
+                &password_file,
+                &ca_file,
+                &client_cert,
+                &client_key,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                std::fs::metadata(f).with_context(|| format!("cannot read {f}"))?;
+            }
+            let mut mappings = Vec::new();
+            for c in &collections {
+                let Some((remote, local)) = c.rsplit_once(':') else {
+                    bail!("--collection {c:?}: expected REMOTE:LOCAL");
+                };
+                if remote.is_empty() || local.is_empty() {
+                    bail!("--collection {c:?}: expected REMOTE:LOCAL");
+                }
+                let local = match store.collection(local)? {
+                    Some(col) => col.id,
+                    None => {
+                        let col = store.create_collection(&NewCollection {
+                            alias: local.to_owned(),
+                            ..Default::default()
+                        })?;
+                        eprintln!("created collection {local} ({})", col.id);
+                        col.id
+                    }
+                };
+                mappings.push(Mapping {
+                    remote: remote.to_owned(),
+                    local,
+                    pull,
+                    push,
+                });
+            }
+            let auth = match (token_file, user, password_file) {
+                (Some(file), _, _) => PeerAuth::Token { file },
+                (None, Some(user), Some(password_file)) => PeerAuth::Basic {
+                    user,
+                    password_file,
+                },
+                _ => PeerAuth::None,
+            };
+            let peer = Peer {
+                name,
+                url,
+                api_root: format!("/{}/", api_root.trim_matches('/')),
+                mappings,
+                auth,
+                partner,
+                interval_secs: interval.max(1),
+                timeout_secs: timeout.max(1),
+                tls: TlsFiles {
+                    ca_file,
+                    client_cert,
+                    client_key,
+                },
+            };
+            concord_sync::save_peer(store.as_ref(), &peer)?;
+            if json {
+                println!("{}", serde_json::to_value(&peer)?);
+            } else {
+                eprintln!("peer {} added", peer.name);
+            }
+            Ok(true)
+        }
+        PeerCommand::List { data, json } => {
+            let store = crate::open_store(&data)?;
+            let peers = concord_sync::peers(store.as_ref())?;
+            if json {
+                println!("{}", serde_json::to_value(&peers)?);
+            } else {
+                for p in &peers {
+                    let state = concord_sync::load_state(store.as_ref(), &p.name)?;
+                    println!(
+                        "{}\t{}{}\t{} mappings\tlast success {}\t{}",
+                        p.name,
+                        p.url,
+                        p.api_root,
+                        p.mappings.len(),
+                        state.last_success.as_deref().unwrap_or("never"),
+                        state.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(true)
+        }
+        PeerCommand::Show { data, name, json } => {
+            let store = crate::open_store(&data)?;
+            let peer = concord_sync::load_peer(store.as_ref(), &name)?;
+            let state = concord_sync::load_state(store.as_ref(), &name)?;
+            let cursors = store.settings_with_prefix(&format!("sync/{name}/"))?;
+            let doc = serde_json::json!({
+                "peer": peer,
+                "state": state,
+                "cursors": cursors.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            });
+            if json {
+                println!("{doc}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+            Ok(true)
+        }
+        PeerCommand::Remove { data, name } => {
+            let store = crate::open_store(&data)?;
+            if !concord_sync::remove_peer(store.as_ref(), &name)? {
+                bail!("no peer named {name:?}");
+            }
+            eprintln!("peer {name} removed");
+            Ok(true)
+        }
+    }
+}
+
+/// `concord sync`: one round with every peer (or one); exit 1 when a round failed.
+pub fn sync_once(
+    data: &DataDirArg,
+    only: Option<&str>,
+    page_size: usize,
+    json: bool,
+) -> Result<bool> {
+    let options = RoundOptions {
+        page_size: page_size.max(1),
+        ..RoundOptions::default()
+    };
+    let store = crate::open_store(data)?;
+    let policy = crate::policy::load(data, store.as_ref())?;
+    let cx = PolicyContext { policy: &policy };
+    let peers = match only {
+        Some(name) => vec![concord_sync::load_peer(store.as_ref(), name)?],
+        None => concord_sync::peers(store.as_ref())?,
+    };
+    let mut ok = true;
+    let mut reports = Vec::new();
+    for peer in &peers {
+        // Another process holds the peer's lease (a serve scheduler, or a killed sync whose
+        // lease has not lapsed yet): wait for it, a little longer than a lease lasts.
+        let deadline = Instant::now() + concord_sync::LEASE + Duration::from_secs(2);
+        let result = loop {
+            match concord_sync::round(store.as_ref(), peer, &cx, &options) {
+                Err(concord_sync::SyncError::Busy(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(r) => {
+                if !json {
+                    eprintln!(
+                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} sightings home",
+                        r.peer,
+                        r.pulled_added,
+                        r.pulled_present,
+                        r.pulled_rejected.len(),
+                        r.pages,
+                        r.pushed,
+                        r.skipped_echo,
+                        r.skipped_held,
+                        r.withheld,
+                        r.sightings_home
+                    );
+                }
+                reports.push(serde_json::to_value(&r)?);
+            }
+            Err(e) => {
+                ok = false;
+                if !json {
+                    eprintln!("{}: {e}", peer.name);
+                }
+                reports.push(serde_json::json!({"peer": peer.name, "error": e.to_string()}));
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(reports));
+    }
+    Ok(ok)
+}
+
+/// The sync scheduler of `concord serve`: one thread that runs each peer's round when it
+/// is due (its interval after the last round; after a failure sooner, with backoff: 2, 4, 8…
+/// seconds, never later than the interval), re-reading the peers every second so peers added
+/// while serving are picked up. Errors are recorded in the peer's state and logged; the
+/// node keeps serving.
+pub fn spawn_scheduler(store: Arc<dyn Store>, policy: concord_policy::actions::Policy) {
+    std::thread::Builder::new()
+        .name("concord-sync".into())
+        .spawn(move || {
+            let cx = PolicyContext { policy: &policy };
+            let mut due: std::collections::HashMap<String, Instant> = Default::default();
+            loop {
+                let peers = match concord_sync::peers(store.as_ref()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read peers");
+                        Vec::new()
+                    }
+                };
+                for peer in peers {
+                    let now = Instant::now();
+                    if due.get(&peer.name).is_some_and(|t| *t > now) {
+                        continue;
+                    }
+                    let interval = Duration::from_secs(peer.interval_secs.max(1));
+                    let next = match concord_sync::round(
+                        store.as_ref(),
+                        &peer,
+                        &cx,
+                        &RoundOptions::default(),
+                    ) {
+                        Ok(r) => {
+                            tracing::info!(peer = %peer.name, pulled = r.pulled_added, pushed = r.pushed, "sync round");
+                            interval
+                        }
+                        Err(concord_sync::SyncError::Busy(_)) => Duration::from_secs(1),
+                        Err(e) => {
+                            let failures = concord_sync::load_state(store.as_ref(), &peer.name)
+                                .map(|s| s.consecutive_failures)
+                                .unwrap_or(1);
+                            tracing::warn!(peer = %peer.name, error = %e, failures, "sync round failed");
+                            Duration::from_secs(1 << failures.min(10)).min(interval)
+                        }
+                    };
+                    due.insert(peer.name.clone(), Instant::now() + next);
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+        .expect("spawn the sync thread");
+}

@@ -1,0 +1,468 @@
+//! Federation (issue 7): real nodes on loopback, each a `concord serve` process over its own
+//! SQLite file, synced by `concord sync` processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::{Node, Server, concord, run};
+
+const CLEAR: &str = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487";
+const GREEN: &str = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+
+fn cli(node: &Node, args: &[&str]) -> (i32, String, String) {
+    let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_ok(node: &Node, args: &[&str]) -> String {
+    let (code, out, err) = cli(node, args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+/// `partner add` with the given flags; the API key written to a file, its path returned.
+fn partner(node: &Node, name: &str, jurisdiction: &str, flags: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "partner",
+        "add",
+        name,
+        "--jurisdiction",
+        jurisdiction,
+        "--json",
+    ];
+    args.extend_from_slice(flags);
+    let doc: Value = serde_json::from_str(&cli_ok(node, &args)).unwrap();
+    let file = node.path().join(format!("key-{name}"));
+    std::fs::write(&file, doc["api_key"].as_str().unwrap()).unwrap();
+    file
+}
+
+fn import(node: &Node, collection: &str, objects: &[Value]) {
+    let f = node.path().join(format!("import-{}.json", objects.len()));
+    let bundle = json!({"type": "bundle", "id": "bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d14",
+                        "objects": objects});
+    std::fs::write(&f, bundle.to_string()).unwrap();
+    let (code, report) = node.import(collection, &[&f]);
+    assert_eq!(code, 0, "{report}");
+}
+
+/// Every object version a node holds in a collection, as the operator exports it: id and
+/// version → body.
+fn held(node: &Node, collection: &str) -> BTreeMap<(String, String), Value> {
+    let out = cli_ok(node, &["export", "--collection", collection]);
+    objects(&out)
+}
+
+/// What `partner` receives of a collection (the egress function, as `export --partner`).
+fn as_partner(node: &Node, collection: &str, partner: &str) -> BTreeMap<(String, String), Value> {
+    let out = cli_ok(
+        node,
+        &["export", "--collection", collection, "--partner", partner],
+    );
+    objects(&out)
+}
+
+fn objects(bundle: &str) -> BTreeMap<(String, String), Value> {
+    let b: Value = serde_json::from_str(bundle).unwrap();
+    b["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let version = o
+                .get("modified")
+                .or(o.get("created"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            ((o["id"].as_str().unwrap().to_owned(), version), o.clone())
+        })
+        .collect()
+}
+
+/// Two holdings are the same, version by version and byte for byte; the difference named
+/// by keys when not (never the whole maps: they can be megabytes).
+fn same(got: &BTreeMap<(String, String), Value>, want: &BTreeMap<(String, String), Value>) {
+    let only_got: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    let only_want: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    let differ: Vec<_> = got
+        .iter()
+        .filter(|(k, v)| want.get(*k).is_some_and(|w| w != *v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        only_got.is_empty() && only_want.is_empty() && differ.is_empty(),
+        "only here: {only_got:?}\nmissing: {only_want:?}\ndifferent: {differ:?}"
+    );
+}
+
+fn sync(node: &Node, extra: &[&str]) -> (i32, Vec<Value>) {
+    let mut args = vec!["sync", "--json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = cli(node, &args);
+    let reports: Vec<Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("sync --json ({e}): {out}\n{err}"));
+    (code, reports)
+}
+
+fn note(uuid_prefix: &str, content: &str, marking: &str) -> Value {
+    json!({"type": "note", "spec_version": "2.1",
+           "id": format!("note--{uuid_prefix}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+           "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+           "content": content, "object_refs": ["identity--c78cb6e5-0c4b-4611-8297-d1b8b55e40b5"],
+           "object_marking_refs": [marking]})
+}
+
+fn indicator(uuid_prefix: &str, domain: &str, markings: &[&str]) -> Value {
+    let mut o = json!({"type": "indicator", "spec_version": "2.1",
+           "id": format!("indicator--{uuid_prefix}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+           "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+           "pattern": format!("[domain-name:value = '{domain}']"), "pattern_type": "stix",
+           "valid_from": "2024-01-01T00:00:00Z"});
+    if !markings.is_empty() {
+        o["object_marking_refs"] = json!(markings);
+    }
+    o
+}
+
+/// Three nodes in CN, DE and SA: B pulls from A and pushes to A, A pushes to C. Each holds,
+/// object by object, what the sender's policy lets the receiving partner see; a second round
+/// moves nothing; nothing received from a peer is pushed back to it.
+#[test]
+fn three_nodes_hold_what_their_policies_allow() {
+    let a = Node::init_with(&["--jurisdiction", "CN"]);
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let c = Node::init_with(&["--jurisdiction", "SA"]);
+    import(
+        &a,
+        "intel",
+        &[
+            note("11111111", "Reported by analyst@cert.example.cn", CLEAR),
+            indicator("22222222", "c2.example.net", &[GREEN]),
+            indicator("33333333", "red.example.net", &[RED]),
+            // No marking: the collection's default, AMBER; bsi is a named recipient.
+            indicator("44444444", "amber.example.net", &[]),
+        ],
+    );
+    cli_ok(&a, &["collection", "share", "intel", "--recipient", "bsi"]);
+    cli_ok(&b, &["collection", "create", "intel"]);
+    cli_ok(&c, &["collection", "create", "intel"]);
+    // A's partners: B's organisation reads and writes; C's organisation is pushed to.
+    let bsi_key = partner(&a, "bsi", "DE", &["--read", "intel", "--write", "intel"]);
+    partner(&a, "sacert", "SA", &["--read", "intel"]);
+    // B's partner for what B sends to A; C's partner for what A sends to C.
+    partner(&b, "cncert", "CN", &["--read", "intel"]);
+    let c_key_for_a = partner(&c, "cncert", "CN", &["--write", "intel"]);
+    import(
+        &b,
+        "intel",
+        &[note(
+            "55555555",
+            "Call the duty officer on +49 30 901820",
+            CLEAR,
+        )],
+    );
+    let (sa, sc) = (a.serve(), c.serve());
+    let key = |p: &Path| p.to_str().unwrap().to_owned();
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--token-file",
+            &key(&bsi_key),
+            "--partner",
+            "cncert",
+        ],
+    );
+    cli_ok(
+        &a,
+        &[
+            "peer",
+            "add",
+            "c",
+            &sc.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--push",
+            "--token-file",
+            &key(&c_key_for_a),
+            "--partner",
+            "sacert",
+        ],
+    );
+
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    let r = &reports[0];
+    // A's CLEAR note, GREEN indicator and AMBER indicator; not the RED one.
+    assert_eq!(r["pulled_added"], 3, "{r}");
+    assert_eq!(r["pushed"], 1, "B's own note only: {r}");
+    assert_eq!(r["skipped_echo"], 3, "{r}");
+    let (code, reports) = sync(&a, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    // B holds exactly what A's policy gives bsi, plus its own note (which A now holds too,
+    // as B's policy gave it).
+    let mut want_b = as_partner(&a, "intel", "bsi");
+    let mut got_b = held(&b, "intel");
+    let own: Vec<_> = got_b
+        .keys()
+        .filter(|(id, _)| id.starts_with("note--55555555"))
+        .cloned()
+        .collect();
+    assert_eq!(own.len(), 1);
+    got_b.remove(&own[0]);
+    assert!(want_b.remove(&own[0]).is_some());
+    same(&got_b, &want_b);
+    let pulled_note = got_b.values().find(|o| o["type"] == "note").unwrap();
+    assert!(
+        pulled_note["content"]
+            .as_str()
+            .unwrap()
+            .contains("pseudo-email-"),
+        "{pulled_note}"
+    );
+    assert!(
+        !got_b
+            .keys()
+            .any(|(id, _)| id.starts_with("indicator--33333333"))
+    );
+    // A received B's note as B's policy gives a partner in CN: the phone number pseudonymised.
+    let got_a = held(&a, "intel");
+    let from_b = got_a
+        .iter()
+        .find(|((id, _), _)| id.starts_with("note--55555555"))
+        .unwrap()
+        .1;
+    assert!(
+        from_b["content"]
+            .as_str()
+            .unwrap()
+            .contains("pseudo-phone-"),
+        "{from_b}"
+    );
+    // C holds exactly what A's policy gives sacert (A's own objects and B's note, which A
+    // may forward: it came from B, not from C).
+    same(&held(&c, "intel"), &as_partner(&a, "intel", "sacert"));
+    assert!(
+        !held(&c, "intel")
+            .keys()
+            .any(|(id, _)| id.starts_with("indicator--44444444"))
+    );
+
+    // A second round moves nothing.
+    let (_, reports) = sync(&b, &[]);
+    assert_eq!(reports[0]["pulled_added"], 0, "{}", reports[0]);
+    assert_eq!(reports[0]["pushed"], 0, "{}", reports[0]);
+    let (_, reports) = sync(&a, &[]);
+    assert_eq!(reports[0]["pushed"], 0, "{}", reports[0]);
+    // Provenance and state are visible.
+    let shown: Value = serde_json::from_str(&cli_ok(&b, &["peer", "show", "a", "--json"])).unwrap();
+    assert!(shown["state"]["last_success"].is_string(), "{shown}");
+    assert_eq!(shown["state"]["pulled"], 3);
+    assert!(
+        shown["cursors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.ends_with("/pull"))
+    );
+}
+
+/// A ring A → B → C → A, push only: after two passes each node holds the three versions,
+/// each arrived once (one ingress entry per version in each node's audit log), and a third
+/// pass moves nothing.
+#[test]
+fn a_ring_of_three_delivers_each_version_once() {
+    let nodes: Vec<Node> = (0..3)
+        .map(|_| Node::init_with(&["--jurisdiction", "DE"]))
+        .collect();
+    let names = ["ring-a", "ring-b", "ring-c"];
+    for (i, n) in nodes.iter().enumerate() {
+        cli_ok(n, &["collection", "create", "ring"]);
+        import(
+            n,
+            "ring",
+            &[indicator(
+                &format!("{i}{i}{i}{i}{i}{i}{i}{i}"),
+                &format!("{}.example.org", names[i]),
+                &[CLEAR],
+            )],
+        );
+    }
+    let servers: Vec<Server> = nodes.iter().map(Node::serve).collect();
+    for i in 0..3 {
+        let next = (i + 1) % 3;
+        // The successor accepts the predecessor's pushes; the predecessor's policy partner
+        // for the successor.
+        let key = partner(
+            &nodes[next],
+            names[i],
+            "DE",
+            &["--write", "ring", "--read", "ring"],
+        );
+        partner(&nodes[i], names[next], "DE", &["--read", "ring"]);
+        cli_ok(
+            &nodes[i],
+            &[
+                "peer",
+                "add",
+                names[next],
+                &servers[next].base,
+                "--api-root",
+                "/concord/",
+                "--collection",
+                "ring:ring",
+                "--push",
+                "--token-file",
+                key.to_str().unwrap(),
+                "--partner",
+                names[next],
+            ],
+        );
+    }
+    for pass in 0..2 {
+        for (i, n) in nodes.iter().enumerate() {
+            let (code, reports) = sync(n, &[]);
+            assert_eq!(code, 0, "{reports:?}");
+            eprintln!("pass {pass} node {i}: {}", reports[0]);
+        }
+    }
+    let all: BTreeSet<String> = nodes
+        .iter()
+        .flat_map(|n| held(n, "ring").into_keys().map(|(id, _)| id))
+        .collect();
+    assert_eq!(all.len(), 3);
+    for n in &nodes {
+        let ids: Vec<String> = held(n, "ring").into_keys().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let audit: Value =
+            serde_json::from_str(&cli_ok(n, &["audit", "show", "--limit", "1000", "--json"]))
+                .unwrap();
+        for id in &all {
+            let arrivals: Vec<&Value> = audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["direction"] == "ingress" && e["object_id"] == id.as_str())
+                .collect();
+            if arrivals.len() != 1 {
+                for e in audit.as_array().unwrap() {
+                    eprintln!(
+                        "{} {} {} {} {} {}",
+                        e["seq"],
+                        e["direction"],
+                        e["door"],
+                        e["partner"],
+                        e["object_id"],
+                        e["decision"]
+                    );
+                }
+            }
+            assert_eq!(arrivals.len(), 1, "{id}: {arrivals:?}");
+            assert_eq!(arrivals[0]["decision"], "added");
+        }
+    }
+    for n in &nodes {
+        let (_, reports) = sync(n, &[]);
+        assert_eq!(reports[0]["pushed"], 0, "{}", reports[0]);
+    }
+}
+
+/// A `concord sync` killed with SIGKILL in the middle of a pull resumes with no duplicate
+/// and no gap: afterwards B holds exactly A's 1,826 ICS versions, as A's policy gives them.
+#[test]
+fn a_sync_killed_midway_resumes_without_gaps_or_duplicates() {
+    let a = Node::init();
+    let ics = crate::support::data("stix/attack/ics-attack-18.1.json");
+    assert_eq!(a.import("ics", &[&ics]).0, 0);
+    cli_ok(
+        &a,
+        &["collection", "share", "ics", "--default-tlp", "clear"],
+    );
+    let b = Node::init();
+    let key = partner(&a, "b", "DE", &["--read", "ics"]);
+    let sa = a.serve();
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "ics:ics",
+            "--pull",
+            "--token-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let count = |n: &Node| -> u64 {
+        let v: Value = serde_json::from_str(&cli_ok(n, &["collection", "list", "--json"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["alias"] == "ics")
+            .map_or(0, |c| c["object_versions"].as_u64().unwrap_or(0))
+    };
+    let total = count(&a);
+    assert_eq!(total, 1826);
+    let mut child = concord()
+        .args(["sync", "--page-size", "3", "--data-dir"])
+        .arg(b.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some pages are in, well before the end.
+    let start = std::time::Instant::now();
+    loop {
+        let n = count(&b);
+        if n >= 100 {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the sync never got going ({n})"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = count(&b);
+    assert!(
+        partial < total,
+        "killed too late to prove anything ({partial})"
+    );
+    let (code, reports) = sync(&b, &["--page-size", "100"]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(
+        reports[0]["pulled_added"].as_u64().unwrap() + partial,
+        total,
+        "{}",
+        reports[0]
+    );
+    assert_eq!(count(&b), total);
+    // What A's policy gives b (a few ATT&CK descriptions hold personal data: pseudonymised).
+    same(&held(&b, "ics"), &as_partner(&a, "ics", "b"));
+}
