@@ -466,3 +466,230 @@ fn a_sync_killed_midway_resumes_without_gaps_or_duplicates() {
     // What A's policy gives b (a few ATT&CK descriptions hold personal data: pseudonymised).
     same(&held(&b, "ics"), &as_partner(&a, "ics", "b"));
 }
+
+/// A fake peer on loopback that answers every request with `answer` after `delay`; the
+/// thread ends with the test process.
+fn fake_peer(answer: &'static str, delay: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A peer that is down, slow, answers 500, answers garbage, or presents a certificate this
+/// node does not trust: the round fails after its retries, the error is recorded where
+/// `peer show` tells it, and a serving node keeps serving while its scheduler fails.
+#[test]
+fn faults_are_retried_recorded_and_the_node_keeps_serving() {
+    let node = Node::init();
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    }; // dropped: nothing listens there any more
+    let no_delay = std::time::Duration::ZERO;
+    let error500 = fake_peer(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/taxii+json;version=2.1\r\nContent-Length: 31\r\nConnection: close\r\n\r\n{\"title\":\"database is on fire\"}",
+        no_delay,
+    );
+    let garbage = fake_peer(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/taxii+json;version=2.1\r\nContent-Length: 15\r\nConnection: close\r\n\r\nnot JSON at all",
+        no_delay,
+    );
+    let slow = fake_peer(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        std::time::Duration::from_secs(5),
+    );
+    // A TLS server whose certificate a private CA signed (openssl, as on every Debian
+    // machine): untrusted by default, trusted with --ca-file.
+    let tls_dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| tls_dir.path().join(name).to_str().unwrap().to_owned();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        file("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Concord test CA",
+        "-keyout",
+        &file("ca.key"),
+        "-out",
+        &file("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &file("key.pem"),
+        "-out",
+        &file("leaf.csr"),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &file("leaf.csr"),
+        "-CA",
+        &file("ca.pem"),
+        "-CAkey",
+        &file("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        &file("cert.pem"),
+        "-extfile",
+        &file("ext.cnf"),
+    ]);
+    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s_server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(port.to_string())
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let wrong_cert = format!("https://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cases = [
+        ("down", down.as_str(), "Connection refused"),
+        (
+            "error500",
+            error500.as_str(),
+            "HTTP 500: database is on fire",
+        ),
+        ("garbage", garbage.as_str(), "unreadable answer"),
+        ("slow", slow.as_str(), "timeout"),
+        ("wrongcert", wrong_cert.as_str(), "certificate"),
+    ];
+    cli_ok(&node, &["collection", "create", "in"]);
+    for (name, url, _) in &cases {
+        cli_ok(
+            &node,
+            &[
+                "peer",
+                "add",
+                name,
+                url,
+                "--api-root",
+                "/taxii/",
+                "--collection",
+                "x:in",
+                "--pull",
+                "--timeout",
+                "1",
+            ],
+        );
+    }
+    for (name, _, expected) in &cases {
+        let start = std::time::Instant::now();
+        let (code, reports) = sync(&node, &["--peer", name]);
+        assert_eq!(code, 1, "{name}: {reports:?}");
+        let error = reports[0]["error"].as_str().unwrap().to_owned();
+        assert!(
+            error.to_lowercase().contains(&expected.to_lowercase()),
+            "{name}: {error}"
+        );
+        // Retried with backoff (0.25 + 0.5 + 1 s between the four attempts), not forever.
+        assert!(error.contains("after 4 attempts"), "{name}: {error}");
+        assert!(start.elapsed().as_secs() < 30, "{name}");
+        let shown: Value =
+            serde_json::from_str(&cli_ok(&node, &["peer", "show", name, "--json"])).unwrap();
+        assert_eq!(shown["state"]["last_error"], error.as_str(), "{name}");
+        assert_eq!(shown["state"]["consecutive_failures"], 1, "{name}");
+        assert!(shown["state"]["last_success"].is_null());
+    }
+    // Trusting the certificate (--ca-file) gets past TLS: the failure is then the plain
+    // web page s_server answers, not JSON.
+    cli_ok(
+        &node,
+        &[
+            "peer",
+            "add",
+            "wrongcert",
+            &wrong_cert,
+            "--api-root",
+            "/taxii/",
+            "--collection",
+            "x:in",
+            "--pull",
+            "--timeout",
+            "1",
+            "--ca-file",
+            &ca,
+        ],
+    );
+    let (_, reports) = sync(&node, &["--peer", "wrongcert"]);
+    let error = reports[0]["error"].as_str().unwrap();
+    assert!(!error.contains("certificate"), "{error}");
+    let _ = s_server.kill();
+    // A serving node whose scheduler fails keeps serving, and records the errors.
+    for (name, ..) in &cases[1..] {
+        cli_ok(&node, &["peer", "remove", name]);
+    }
+    let server = node.serve_with(&[("CONCORD_SYNC_SCHEDULE", "true")]);
+    let start = std::time::Instant::now();
+    loop {
+        assert_eq!(server.get("/taxii2/").status, 200);
+        let shown: Value =
+            serde_json::from_str(&cli_ok(&node, &["peer", "show", "down", "--json"])).unwrap();
+        if shown["state"]["consecutive_failures"].as_u64() >= Some(2) {
+            let error = shown["state"]["last_error"].as_str().unwrap();
+            assert!(error.contains("Connection refused"), "{error}");
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the scheduler never ran: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(server.get("/taxii2/").status, 200);
+}
