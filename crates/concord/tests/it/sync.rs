@@ -670,6 +670,7 @@ fn faults_are_retried_recorded_and_the_node_keeps_serving() {
     let error = reports[0]["error"].as_str().unwrap();
     assert!(!error.contains("certificate"), "{error}");
     let _ = s_server.kill();
+    let _ = s_server.wait();
     // A serving node whose scheduler fails keeps serving, and records the errors.
     for (name, ..) in &cases[1..] {
         cli_ok(&node, &["peer", "remove", name]);
