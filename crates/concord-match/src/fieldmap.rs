@@ -216,12 +216,12 @@ impl Target {
         match self {
             Target::Ip { v4, v6 } => {
                 if let Some(ip) = normalise_ip(s) {
-                    out.push(field(if ip.is_ipv4() { v4 } else { v6 }, ip.to_string()));
+                    out.push(field(if ip.is_ipv4() { v4 } else { v6 }, ip_text(s, ip)));
                 }
             }
             Target::AddrRef(p) => {
                 if let Some(ip) = normalise_ip(s) {
-                    let text = ip.to_string();
+                    let text = ip_text(s, ip);
                     let own: &str = if ip.is_ipv4() {
                         "ipv4-addr:value"
                     } else {
@@ -276,6 +276,16 @@ impl Target {
             }
             Target::Plain(p) => out.push(field(p, s.to_string())),
         }
+    }
+}
+
+/// The normal text of a parsed address: `std` accepts only the canonical dotted quad for
+/// IPv4 (no leading zeros), so the input is reused; IPv6 is printed in its compressed form.
+fn ip_text(s: &str, ip: std::net::IpAddr) -> String {
+    if ip.is_ipv4() {
+        s.to_string()
+    } else {
+        ip.to_string()
     }
 }
 

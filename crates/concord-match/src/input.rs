@@ -112,9 +112,11 @@ struct Selector {
 
 /// A trie over the dotted field names, for JSON: every way of splitting a name at its dots
 /// is a path, so `id.orig_h` matches the key `id.orig_h` and the key `orig_h` inside `id`.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Trie {
-    nodes: Vec<HashMap<Box<str>, Slot>>,
+    nodes: Vec<FastMap<Box<str>, Slot>>,
     leaves: Vec<Vec<u32>>,
 }
 
@@ -127,7 +129,7 @@ struct Slot {
 impl Trie {
     fn insert(&mut self, name: &str, sel: u32) {
         if self.nodes.is_empty() {
-            self.nodes.push(HashMap::new());
+            self.nodes.push(FastMap::default());
         }
         let dots: Vec<usize> = name.match_indices('.').map(|(i, _)| i).collect();
         // Dotted names are short; 2^dots splittings, capped to keep a hostile map small.
@@ -147,7 +149,7 @@ impl Trie {
                     Some(c) => c,
                     None => {
                         slot.child = Some(next);
-                        self.nodes.push(HashMap::new());
+                        self.nodes.push(FastMap::default());
                         next
                     }
                 };
@@ -277,6 +279,18 @@ impl Prepared {
     }
 }
 
+/// Up to 9 fraction digits as nanoseconds.
+fn frac_nanos(digits: &str) -> Option<i64> {
+    let mut n = 0i64;
+    for (i, c) in digits.bytes().enumerate() {
+        if i >= 9 || !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(c - b'0');
+    }
+    Some(n * 10i64.pow(9 - digits.len() as u32))
+}
+
 /// Parses a record time: RFC 3339 (`2024-01-02T03:04:05.123456Z`, `+00:00`, eve's `+0000`,
 /// a space for `T`) or Unix seconds with a fraction (`1521911720.865716`). Unix nanoseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
@@ -291,7 +305,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
             return None;
         }
         let secs: i64 = int.parse().ok()?;
-        let nanos: i64 = format!("{frac:0<9}").parse().ok()?;
+        let nanos = frac_nanos(frac)?;
         return secs.checked_mul(1_000_000_000)?.checked_add(nanos);
     }
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
@@ -319,8 +333,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
         if n == 0 {
             return None;
         }
-        let digits = &r[..n.min(9)];
-        nanos = format!("{digits:0<9}").parse().ok()?;
+        nanos = frac_nanos(&r[..n.min(9)])?;
         rest = &r[n..];
     }
     let offset = match rest {
@@ -452,7 +465,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 }
 
-struct KeySeed<'a>(&'a HashMap<Box<str>, Slot>);
+struct KeySeed<'a>(&'a FastMap<Box<str>, Slot>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<Slot>;
@@ -942,7 +955,8 @@ impl RecordReader {
                             .parse::<i64>()
                             .ok()
                             .filter(|_| {
-                                !cell.starts_with('+') && !(cell.starts_with('0') && cell.len() > 1)
+                                !(cell.starts_with('+')
+                                    || (cell.starts_with('0') && cell.len() > 1))
                             })
                             .map_or_else(|| FieldValue::Str(cell.to_string()), FieldValue::Int);
                         self.caps.push((*sel, v));

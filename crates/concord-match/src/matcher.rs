@@ -156,7 +156,7 @@ impl<'s> Matcher<'s> {
                     if set.has_cidr(pid) {
                         set.cidr_lookup(pid, s, &mut on_atom);
                     }
-                    if let Some(rp) = set.regex_paths.get(&pid) {
+                    if let Some(rp) = set.regex_path(pid) {
                         self.regex_generation = self.regex_generation.wrapping_add(1);
                         if self.regex_generation == 0 {
                             self.regex_seen.fill(0);

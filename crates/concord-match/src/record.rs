@@ -149,6 +149,10 @@ fn address_type(v: &str) -> &'static str {
     }
 }
 
+/// An SCO being built: type, properties, the value it was deduplicated by (for `T:value`
+/// objects), and the indexes of the fields it was made from.
+type Sco = (String, Map<String, Value>, Option<String>, Vec<usize>);
+
 fn sco_id(object_type: &str, n: usize) -> String {
     format!("{object_type}--00000000-0000-4000-8000-{n:012x}")
 }
@@ -161,14 +165,10 @@ impl Record {
     /// fields it was made from.
     pub fn observations(&self, default_time: i64) -> (Value, Vec<Vec<usize>>) {
         // (type, object, value key for deduplication, fields)
-        let mut objects: Vec<(String, Map<String, Value>, Option<String>, Vec<usize>)> = Vec::new();
+        let mut objects: Vec<Sco> = Vec::new();
         let mut slot_counts: Vec<(&str, usize)> = Vec::new();
         let value_object =
-            |objects: &mut Vec<(String, Map<String, Value>, Option<String>, Vec<usize>)>,
-             ty: &str,
-             v: &str,
-             fi: Option<usize>|
-             -> usize {
+            |objects: &mut Vec<Sco>, ty: &str, v: &str, fi: Option<usize>| -> usize {
                 if let Some(i) = objects
                     .iter()
                     .position(|(t, _, k, _)| t == ty && k.as_deref() == Some(v))
@@ -192,11 +192,12 @@ impl Record {
             let Some(fp) = split_flat(&field.path) else {
                 continue;
             };
-            if fp.property == "value" && fp.keys.is_empty() {
-                if let FieldValue::Str(v) = &field.value {
-                    value_object(&mut objects, fp.object_type, v, Some(fi));
-                    continue;
-                }
+            if fp.property == "value"
+                && fp.keys.is_empty()
+                && let FieldValue::Str(v) = &field.value
+            {
+                value_object(&mut objects, fp.object_type, v, Some(fi));
+                continue;
             }
             let n = {
                 let key: &str = &field.path;

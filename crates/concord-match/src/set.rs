@@ -260,11 +260,39 @@ pub(crate) fn mask(addr: u128, prefix: u8, v6: bool) -> u128 {
     }
 }
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct CidrIndex {
-    map: HashMap<(u32, u8, bool, u128), u32, foldhash::fast::RandomState>,
-    /// Per path: prefix lengths present for IPv4 and for IPv6, ascending.
-    lens: HashMap<u32, (Vec<u8>, Vec<u8>)>,
+    /// IPv4 blocks: `path << 38 | prefix << 32 | network`.
+    v4: FastMap<u64, u32>,
+    /// IPv6 blocks: (path, prefix, network).
+    v6: FastMap<(u32, u8, u128), u32>,
+    /// Per path id: prefix lengths present for IPv4 and for IPv6, ascending.
+    lens: Vec<Option<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl CidrIndex {
+    fn get(&self, path: u32, prefix: u8, v6: bool, net: u128) -> Option<u32> {
+        if v6 {
+            self.v6.get(&(path, prefix, net)).copied()
+        } else {
+            self.v4
+                .get(&((u64::from(path) << 38) | (u64::from(prefix) << 32) | net as u64))
+                .copied()
+        }
+    }
+
+    fn insert(&mut self, path: u32, prefix: u8, v6: bool, net: u128, post: u32) {
+        if v6 {
+            self.v6.insert((path, prefix, net), post);
+        } else {
+            self.v4.insert(
+                (u64::from(path) << 38) | (u64::from(prefix) << 32) | net as u64,
+                post,
+            );
+        }
+    }
 }
 
 /// One LIKE/MATCHES test.
@@ -287,12 +315,13 @@ pub(crate) struct RegexPath {
 pub struct IndicatorSet {
     pub(crate) metas: Vec<Meta>,
     pub(crate) patterns: Vec<Pattern>,
-    pub(crate) paths: HashMap<Box<str>, u32>,
+    pub(crate) paths: FastMap<Box<str>, u32>,
     exact: ExactIndex,
     cidr: CidrIndex,
     lists: Lists,
     pub(crate) regex_tests: Vec<RegexTest>,
-    pub(crate) regex_paths: HashMap<u32, RegexPath>,
+    /// Per path id.
+    pub(crate) regex_paths: Vec<Option<RegexPath>>,
     pub(crate) residual: Vec<u32>,
     stats: SetStats,
     skipped: Vec<Skipped>,
@@ -445,19 +474,21 @@ impl SetBuilder {
         let mut set = IndicatorSet {
             metas: Vec::with_capacity(items.len()),
             patterns: Vec::new(),
-            paths: HashMap::new(),
+            paths: FastMap::default(),
             exact: ExactIndex::default(),
             cidr: CidrIndex::default(),
             lists: Lists::default(),
             regex_tests: Vec::new(),
-            regex_paths: HashMap::new(),
+            regex_paths: Vec::new(),
             residual: Vec::new(),
             stats: SetStats::default(),
             skipped,
         };
         let mut exact_multi: HashMap<u32, Vec<u32>> = HashMap::new();
         let mut cidr_multi: HashMap<(u32, u8, bool, u128), Vec<u32>> = HashMap::new();
-        let mut regex_build: HashMap<u32, Vec<(Option<Vec<Vec<u8>>>, u32)>> = HashMap::new();
+        // Per path id: (required literals, regex test index).
+        type RegexBuild = HashMap<u32, Vec<(Option<Vec<Vec<u8>>>, u32)>>;
+        let mut regex_build: RegexBuild = HashMap::new();
         let mut exact_indicators = 0u64;
         for (id, p, pattern) in items {
             let ind = set.metas.len() as u32;
@@ -512,16 +543,19 @@ impl SetBuilder {
                     Atom::Cidr { path, net } => {
                         let pid = set.path_id(&path);
                         let key = (pid, net.prefix, net.v6, mask(net.addr, net.prefix, net.v6));
-                        let lens = set.cidr.lens.entry(pid).or_default();
+                        if set.cidr.lens.len() <= pid as usize {
+                            set.cidr.lens.resize(pid as usize + 1, None);
+                        }
+                        let lens = set.cidr.lens[pid as usize].get_or_insert_default();
                         let l = if net.v6 { &mut lens.1 } else { &mut lens.0 };
                         if let Err(i) = l.binary_search(&net.prefix) {
                             l.insert(i, net.prefix);
                         }
-                        match set.cidr.map.get(&key) {
+                        match set.cidr.get(key.0, key.1, key.2, key.3) {
                             None => {
-                                set.cidr.map.insert(key, ind);
+                                set.cidr.insert(key.0, key.1, key.2, key.3, ind);
                             }
-                            Some(&first) if first != ind => {
+                            Some(first) if first != ind => {
                                 let l = cidr_multi.entry(key).or_insert_with(|| vec![first]);
                                 if l.last() != Some(&ind) {
                                     l.push(ind);
@@ -560,7 +594,7 @@ impl SetBuilder {
             let off = set.lists.lists.len() as u32;
             set.lists.lists.push(inds.len() as u32);
             set.lists.lists.extend(&inds);
-            set.cidr.map.insert(k, MULTI | off);
+            set.cidr.insert(k.0, k.1, k.2, k.3, MULTI | off);
         }
         for (pid, tests) in regex_build {
             let mut rp = RegexPath::default();
@@ -579,7 +613,10 @@ impl SetBuilder {
             if !lits.is_empty() {
                 rp.ac = Some(AhoCorasick::new(&lits).expect("literal automaton builds"));
             }
-            set.regex_paths.insert(pid, rp);
+            if set.regex_paths.len() <= pid as usize {
+                set.regex_paths.resize_with(pid as usize + 1, || None);
+            }
+            set.regex_paths[pid as usize] = Some(rp);
         }
         set.exact.entries.shrink_to_fit();
         set.exact.arena.shrink_to_fit();
@@ -660,12 +697,16 @@ impl IndicatorSet {
     }
 
     pub(crate) fn has_cidr(&self, path: u32) -> bool {
-        self.cidr.lens.contains_key(&path)
+        matches!(self.cidr.lens.get(path as usize), Some(Some(_)))
+    }
+
+    pub(crate) fn regex_path(&self, path: u32) -> Option<&RegexPath> {
+        self.regex_paths.get(path as usize).and_then(Option::as_ref)
     }
 
     /// Calls `f` with the indicators of every CIDR block containing `value`.
     pub(crate) fn cidr_lookup(&self, path: u32, value: &str, f: &mut impl FnMut(u32)) {
-        let Some(lens) = self.cidr.lens.get(&path) else {
+        let Some(Some(lens)) = self.cidr.lens.get(path as usize) else {
             return;
         };
         let Some(net) = parse_net(value) else {
@@ -676,12 +717,8 @@ impl IndicatorSet {
             if l > net.prefix {
                 break;
             }
-            if let Some(post) = self
-                .cidr
-                .map
-                .get(&(path, l, net.v6, mask(net.addr, l, net.v6)))
-            {
-                self.lists.each(*post, f);
+            if let Some(post) = self.cidr.get(path, l, net.v6, mask(net.addr, l, net.v6)) {
+                self.lists.each(post, f);
             }
         }
     }
@@ -901,10 +938,26 @@ fn matches_literals(nfc_pattern: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::Parser::new().parse(nfc_pattern).ok()?;
     let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
     let lits = seq.literals()?;
-    if lits.is_empty() || lits.len() > 64 || lits.iter().any(|l| l.as_bytes().is_empty()) {
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
     }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+    let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+    // Too many alternatives (`abc[0-9]{2}` gives 100): cut them shorter. A prefix of a
+    // required prefix is still required, and shorter literals collapse into fewer.
+    loop {
+        out.sort();
+        out.dedup();
+        if out.len() <= 64 {
+            return Some(out);
+        }
+        let longest = out.iter().map(Vec::len).max().unwrap_or(0);
+        if longest <= 1 {
+            return None;
+        }
+        for l in &mut out {
+            l.truncate(longest - 1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -947,6 +1000,11 @@ mod tests {
         let l = matches_literals("^abc[0-9]+").unwrap();
         assert_eq!(l.len(), 10);
         assert!(l.iter().all(|x| x.starts_with(b"abc")));
+        let l = matches_literals("^abc[0-9]{2,4}\\.(top|xyz)$").unwrap();
+        assert!(
+            l.len() <= 64 && l.iter().all(|x| x.starts_with(b"abc")),
+            "{l:?}"
+        );
         assert!(matches_literals(".*x").is_none());
         assert!(matches_literals("a|").is_none());
     }

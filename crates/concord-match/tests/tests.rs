@@ -544,7 +544,7 @@ fn differential_on_shared_logs() {
     v2["modified"] = json!("2021-01-01T00:00:00Z");
     v2["pattern"] = json!(format!("[{} = {}]", first.path, lit(&first.value)));
     v1["modified"] = json!("2020-06-01T00:00:00Z");
-    let mut rev = indicator(900_002, &v2["pattern"].as_str().unwrap().to_string());
+    let mut rev = indicator(900_002, v2["pattern"].as_str().unwrap());
     let mut rev2 = rev.clone();
     rev2["modified"] = json!("2021-01-01T00:00:00Z");
     rev2["revoked"] = json!(true);
