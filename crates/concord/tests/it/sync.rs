@@ -694,3 +694,124 @@ fn faults_are_retried_recorded_and_the_node_keeps_serving() {
     }
     assert_eq!(server.get("/taxii2/").status, 200);
 }
+
+/// medallion, the OASIS reference TAXII 2.1 server (from the interop virtual environment),
+/// is a peer like any other: node A pushes ATT&CK for ICS objects to it (as A's policy gives the
+/// partner linked to it), node B pulls it back from there page by page, and holds exactly
+/// that, object by object.
+#[test]
+fn medallion_is_a_peer_to_push_to_and_pull_from() {
+    let Some(python) = crate::interop::python() else {
+        return;
+    };
+    let medallion = python.with_file_name("medallion");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let collection = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
+    let data = json!({
+        "/discovery": {"title": "medallion", "default": format!("{base}/api1/"),
+                       "api_roots": [format!("{base}/api1/")]},
+        "api1": {"information": {"title": "api1", "versions": ["application/taxii+json;version=2.1"],
+                                 "max_content_length": 10_485_760},
+                 "status": [],
+                 "collections": [{"id": collection, "title": "medallion-intel", "can_read": true,
+                                  "can_write": true, "media_types": ["application/stix+json;version=2.1"],
+                                  "objects": [], "manifest": []}]}
+    });
+    let data_file = dir.path().join("data.json");
+    std::fs::write(&data_file, data.to_string()).unwrap();
+    let config = json!({"backend": {"module": "medallion.backends.memory_backend",
+                                    "module_class": "MemoryBackend", "filename": data_file},
+                        "users": {"admin": "Password0"}, "taxii": {"max_page_size": 100}});
+    let config_file = dir.path().join("config.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "Password0").unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        std::process::Command::new(&medallion)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg(&config_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start medallion"),
+    );
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 30, "medallion did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // 300 objects of ATT&CK for ICS: medallion's memory backend filters `added_after` in
+    // time quadratic in the collection (every object against every manifest entry), which
+    // makes the whole bundle a minutes-long test.
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let ics: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::data("stix/attack/ics-attack-18.1.json")).unwrap(),
+    )
+    .unwrap();
+    import(&a, "ics", &ics["objects"].as_array().unwrap()[..300]);
+    cli_ok(
+        &a,
+        &["collection", "share", "ics", "--default-tlp", "clear"],
+    );
+    partner(&a, "oasis", "US", &["--read", "ics"]);
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "peer",
+            "add",
+            "medallion",
+            &base,
+            "--api-root",
+            "/api1/",
+            "--collection",
+            "medallion-intel:ics",
+            "--user",
+            "admin",
+            "--password-file",
+            password.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let push: Vec<String> = args(&["--push", "--partner", "oasis"]);
+    cli_ok(&a, &push.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, reports) = sync(&a, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pushed"], 300, "{}", reports[0]);
+    assert_eq!(reports[0]["push_failures"], json!([]));
+    // Nothing twice: a second round asks medallion's manifest and sends nothing.
+    let (_, reports) = sync(&a, &[]);
+    assert_eq!(reports[0]["pushed"], 0, "{}", reports[0]);
+
+    let b = Node::init();
+    let pull: Vec<String> = args(&["--pull"]);
+    cli_ok(&b, &pull.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, reports) = sync(&b, &["--page-size", "100"]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 300, "{}", reports[0]);
+    assert!(
+        reports[0]["pages"].as_u64().unwrap() >= 3,
+        "{}",
+        reports[0]
+    );
+    same(&held(&b, "ics"), &as_partner(&a, "ics", "oasis"));
+    // And a second pull fetches nothing new.
+    let (_, reports) = sync(&b, &[]);
+    assert_eq!(reports[0]["pulled_added"], 0, "{}", reports[0]);
+}
