@@ -73,6 +73,10 @@ pub struct RoundReport {
     pub sightings_home: usize,
     /// Objects the peer's status resource reported as failed: `id: message`.
     pub push_failures: Vec<String>,
+    /// Bytes of the pulled pages (response bodies).
+    pub bytes_received: u64,
+    /// Bytes of the pushed envelopes (request bodies).
+    pub bytes_sent: u64,
 }
 
 /// How long a round's lease lasts without renewal; renewed at every page and envelope, so a
@@ -374,6 +378,7 @@ fn pull(
         let page =
             client.objects_page(remote, added_after.as_deref(), next.as_deref(), page_size)?;
         report.pages += 1;
+        report.bytes_received += page.body.len() as u64;
         if let Some(last) = &page.date_added_last {
             cursor = Some(last.clone());
         }
@@ -680,6 +685,7 @@ fn post(
         text.push_str(&o.body);
     }
     text.push_str("]}");
+    report.bytes_sent += text.len() as u64;
     let mut status = client.post_envelope(remote, &text)?;
     let mut wait = Duration::from_millis(50);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
