@@ -41,6 +41,13 @@ max_content_length = 67108864
 # password. Overridden by --database-url.
 database_url = ""
 
+# TLS: the server's certificate chain and private key (PEM files). Empty: plain HTTP (then
+# put a TLS proxy in front of the node). With tls_client_ca, every client must present a
+# certificate that chains to one of its CAs (mutual TLS), before any token is looked at.
+tls_cert = ""
+tls_key = ""
+tls_client_ca = ""
+
 # Run sync rounds with the peers (`concord peer add`) while serving, each at its interval.
 # Rounds with one peer never overlap, even across several serve processes on one database.
 sync_schedule = true
@@ -90,6 +97,12 @@ pub struct Config {
     /// `database_url`: empty for the SQLite file of the data directory.
     #[serde(default)]
     pub database_url: String,
+    /// `tls_cert`: PEM certificate chain; empty for plain HTTP.
+    pub tls_cert: String,
+    /// `tls_key`: PEM private key.
+    pub tls_key: String,
+    /// `tls_client_ca`: PEM CAs of required client certificates; empty: none required.
+    pub tls_client_ca: String,
     /// `sync_schedule`: run sync rounds while serving.
     pub sync_schedule: bool,
     /// `[policy]`: the egress policy (built-in defaults when absent).

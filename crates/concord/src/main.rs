@@ -492,14 +492,26 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // TLS (checked before anything listens): the certificate files named by the config.
+    let tls = if config.tls_cert.is_empty() {
+        None
+    } else {
+        let files = concord_server::TlsFiles {
+            cert: config.tls_cert.clone(),
+            key: config.tls_key.clone(),
+            client_ca: Some(config.tls_client_ca.clone()).filter(|c| !c.is_empty()),
+        };
+        Some(concord_server::tls_config(&files).map_err(|e| anyhow::anyhow!("TLS: {e}"))?)
+    };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         // One line on stdout, for scripts and tests that listen on port 0.
+        let scheme = if tls.is_some() { "https" } else { "http" };
         println!(
-            "listening on http://{addr}/taxii2/ (API root /{}/)",
+            "listening on {scheme}://{addr}/taxii2/ (API root /{}/)",
             config.api_root
         );
         tracing::info!(%addr, "serving TAXII 2.1");
@@ -507,7 +519,12 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         if config.sync_schedule {
             sync::spawn_scheduler(store, (*state.policy()).clone());
         }
-        concord_server::serve(listener, state, shutdown_signal()).await?;
+        match tls {
+            Some(tls) => {
+                concord_server::serve_tls(listener, state, tls, shutdown_signal()).await?;
+            }
+            None => concord_server::serve(listener, state, shutdown_signal()).await?,
+        }
         Ok(())
     })
 }

@@ -467,6 +467,170 @@ fn a_sync_killed_midway_resumes_without_gaps_or_duplicates() {
     same(&held(&b, "ics"), &as_partner(&a, "ics", "b"));
 }
 
+/// A private PKI made with openssl (as on every Debian machine): a CA, a server certificate
+/// for 127.0.0.1 and a client certificate, all signed by the CA. PEM file paths.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Concord test CA",
+            "-keyout",
+            &file("ca.key"),
+            "-out",
+            &file("ca.pem"),
+        ]);
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client",
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            std::fs::write(file(&format!("{name}.cnf")), ext).unwrap();
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &file(&format!("{name}.key")),
+                "-out",
+                &file(&format!("{name}.csr")),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &file(&format!("{name}.csr")),
+                "-CA",
+                &file("ca.pem"),
+                "-CAkey",
+                &file("ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &file(&format!("{name}.pem")),
+                "-extfile",
+                &file(&format!("{name}.cnf")),
+            ]);
+        }
+        Pki {
+            ca: file("ca.pem"),
+            server_cert: file("server.pem"),
+            server_key: file("server.key"),
+            client_cert: file("client.pem"),
+            client_key: file("client.key"),
+        }
+    }
+}
+
+/// Nodes over TLS with client certificates: a node serving TLS that requires a client
+/// certificate from its CA syncs with a peer that presents one, and refuses one that does
+/// not, at the handshake.
+#[test]
+fn nodes_sync_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let a = Node::init();
+    import(
+        &a,
+        "intel",
+        &[indicator("77777777", "tls.example.net", &[CLEAR])],
+    );
+    let key = partner(&a, "b", "DE", &["--read", "intel"]);
+    let sa = a.serve_with(&[
+        ("CONCORD_TLS_CERT", &pki.server_cert),
+        ("CONCORD_TLS_KEY", &pki.server_key),
+        ("CONCORD_TLS_CLIENT_CA", &pki.ca),
+    ]);
+    assert!(sa.base.starts_with("https://127.0.0.1:"), "{}", sa.base);
+    let b = Node::init();
+    let common = |name: &'static str| {
+        vec![
+            "peer".to_owned(),
+            "add".into(),
+            name.into(),
+            sa.base.clone(),
+            "--api-root".into(),
+            "/concord/".into(),
+            "--collection".into(),
+            "intel:intel".into(),
+            "--pull".into(),
+            "--token-file".into(),
+            key.to_str().unwrap().into(),
+            "--ca-file".into(),
+            pki.ca.clone(),
+            "--timeout".into(),
+            "5".into(),
+        ]
+    };
+    let mut with_cert = common("a");
+    with_cert.extend([
+        "--client-cert".into(),
+        pki.client_cert.clone(),
+        "--client-key".into(),
+        pki.client_key.clone(),
+    ]);
+    cli_ok(
+        &b,
+        &with_cert.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let (code, reports) = sync(&b, &["--peer", "a"]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
+    // No client certificate: refused in the handshake, before any token is looked at.
+    let without = common("a-nocert");
+    cli_ok(&b, &without.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, reports) = sync(&b, &["--peer", "a-nocert"]);
+    assert_eq!(code, 1, "{reports:?}");
+    let error = reports[0]["error"].as_str().unwrap().to_lowercase();
+    assert!(
+        error.contains("certificate") || error.contains("alert"),
+        "{error}"
+    );
+    // A bad certificate file stops `serve` before it listens, naming the file.
+    let out = run(concord()
+        .env("CONCORD_TLS_CERT", dir.path().join("nothing.pem"))
+        .env("CONCORD_TLS_KEY", &pki.server_key)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(a.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing.pem"));
+}
+
 /// A fake peer on loopback that answers every request with `answer` after `delay`; the
 /// thread ends with the test process.
 fn fake_peer(answer: &'static str, delay: std::time::Duration) -> String {
@@ -510,71 +674,15 @@ fn faults_are_retried_recorded_and_the_node_keeps_serving() {
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
         std::time::Duration::from_secs(5),
     );
-    // A TLS server whose certificate a private CA signed (openssl, as on every Debian
-    // machine): untrusted by default, trusted with --ca-file.
+    // A TLS server whose certificate a private CA signed: untrusted by default, trusted
+    // with --ca-file.
     let tls_dir = tempfile::tempdir().unwrap();
-    let file = |name: &str| tls_dir.path().join(name).to_str().unwrap().to_owned();
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        file("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=Concord test CA",
-        "-keyout",
-        &file("ca.key"),
-        "-out",
-        &file("ca.pem"),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        &file("key.pem"),
-        "-out",
-        &file("leaf.csr"),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &file("leaf.csr"),
-        "-CA",
-        &file("ca.pem"),
-        "-CAkey",
-        &file("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-out",
-        &file("cert.pem"),
-        "-extfile",
-        &file("ext.cnf"),
-    ]);
-    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let pki = Pki::new(tls_dir.path());
+    let (cert, key, ca) = (
+        pki.server_cert.clone(),
+        pki.server_key.clone(),
+        pki.ca.clone(),
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -805,11 +913,7 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
     let (code, reports) = sync(&b, &["--page-size", "100"]);
     assert_eq!(code, 0, "{reports:?}");
     assert_eq!(reports[0]["pulled_added"], 300, "{}", reports[0]);
-    assert!(
-        reports[0]["pages"].as_u64().unwrap() >= 3,
-        "{}",
-        reports[0]
-    );
+    assert!(reports[0]["pages"].as_u64().unwrap() >= 3, "{}", reports[0]);
     same(&held(&b, "ics"), &as_partner(&a, "ics", "oasis"));
     // And a second pull fetches nothing new.
     let (_, reports) = sync(&b, &[]);
