@@ -6,6 +6,7 @@
 
 mod audit;
 mod config;
+mod misp;
 mod partner;
 mod pattern;
 mod policy;
@@ -70,8 +71,11 @@ enum Command {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
-        /// Bundles to import.
-        #[arg(required = true)]
+        /// MISP: feeds, report or grouping, warninglists.
+        #[command(flatten)]
+        misp: misp::ImportArgs,
+        /// Bundles or MISP event JSON files to import.
+        #[arg(required_unless_present = "misp_feed")]
         files: Vec<PathBuf>,
     },
     /// Write every object version of a collection as one STIX 2.1 bundle.
@@ -88,6 +92,9 @@ enum Command {
         /// it (withheld ones are left out). Without it, the operator's full copy.
         #[arg(long, value_name = "NAME")]
         partner: Option<String>,
+        /// Output format: a STIX bundle, MISP event JSON, or a MISP feed directory (`-o DIR`).
+        #[arg(long, value_enum, default_value_t)]
+        format: misp::Format,
     },
     /// Serve TAXII 2.1 until interrupted.
     Serve {
@@ -266,16 +273,18 @@ fn run(command: Command) -> Outcome {
             data,
             collection,
             json,
+            misp,
             files,
         } => {
             let store = open_store(&data)?;
-            transfer::import(store.as_ref(), &collection, &files, json)
+            misp::import(store.as_ref(), &collection, &files, &misp, json)
         }
         Command::Export {
             data,
             collection,
             output,
             partner,
+            format,
         } => {
             let store = open_store(&data)?;
             // The policy is built only for a partner's export: the operator's copy is the
@@ -284,6 +293,15 @@ fn run(command: Command) -> Outcome {
                 Some(_) => Some(policy::load(&data, store.as_ref())?),
                 None => None,
             };
+            if format != misp::Format::Stix {
+                return misp::export(
+                    store.as_ref(),
+                    &collection,
+                    format,
+                    output.as_deref(),
+                    partner.as_deref().zip(policy.as_ref()),
+                );
+            }
             transfer::export(
                 store.as_ref(),
                 &collection,

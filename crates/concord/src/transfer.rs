@@ -11,7 +11,7 @@ use concord_store::{
 };
 
 /// The collection with this alias or id, created (with this alias) when absent.
-fn collection_or_create(store: &dyn Store, name: &str) -> Result<Collection> {
+pub(crate) fn collection_or_create(store: &dyn Store, name: &str) -> Result<Collection> {
     if let Some(c) = store.collection(name)? {
         return Ok(c);
     }
@@ -79,7 +79,9 @@ pub fn import_reader(
     Ok(ok)
 }
 
-fn import_one(
+/// Imports one stream of a STIX bundle into `c` (one transaction, audited); also the way in
+/// for converted MISP events (`misp.rs`).
+pub(crate) fn import_one(
     store: &dyn Store,
     c: &Collection,
     name: &str,
@@ -120,7 +122,11 @@ fn import_one(
 }
 
 /// Prints one file's report (human form on stderr unless `json`) and returns it as JSON.
-fn report(name: &str, outcome: Result<IngestReport>, json: bool) -> (bool, serde_json::Value) {
+pub(crate) fn report(
+    name: &str,
+    outcome: Result<IngestReport>,
+    json: bool,
+) -> (bool, serde_json::Value) {
     match outcome {
         Ok(r) => {
             if !json {
