@@ -77,6 +77,7 @@ pub struct Matcher<'s> {
     aggregates: HashMap<u32, Agg>,
     stats: MatchStats,
     nfc: String,
+    validity_at: Option<i64>,
 }
 
 const PATH_CACHE: usize = 256;
@@ -98,7 +99,16 @@ impl<'s> Matcher<'s> {
             aggregates: HashMap::new(),
             stats: MatchStats::default(),
             nfc: String::new(),
+            validity_at: None,
         }
+    }
+
+    /// Decides `valid_from`/`valid_until` at `at` (Unix nanoseconds) for every record,
+    /// instead of at each record's own time: "which indicators are valid now" when old logs
+    /// are searched for what is known today (retro-hunting; `concord match` does this).
+    pub fn validity_at(mut self, at: i64) -> Matcher<'s> {
+        self.validity_at = Some(at);
+        self
     }
 
     fn path_id(&mut self, path: &Arc<str>) -> Option<u32> {
@@ -125,6 +135,8 @@ impl<'s> Matcher<'s> {
         let generation = self.generation;
         let set = self.set;
         let t = rec.timestamp.unwrap_or(self.now);
+        // Validity at the record's time, or at one fixed time (see `validity_at`).
+        let vt = self.validity_at.unwrap_or(t);
         self.candidates.clear();
         self.direct.clear();
         for (fi, field) in rec.fields.iter().enumerate() {
@@ -141,7 +153,7 @@ impl<'s> Matcher<'s> {
                 }
                 *s = generation;
                 let meta = &set.metas[ind as usize];
-                if !meta.valid_at(t) {
+                if !meta.valid_at(vt) {
                     return;
                 }
                 if meta.pattern == DIRECT {
@@ -207,7 +219,7 @@ impl<'s> Matcher<'s> {
         let residual_live = set
             .residual
             .iter()
-            .any(|&i| set.metas[i as usize].valid_at(t));
+            .any(|&i| set.metas[i as usize].valid_at(vt));
         if self.candidates.is_empty() && !residual_live {
             return;
         }
@@ -232,7 +244,7 @@ impl<'s> Matcher<'s> {
         }
         for &ind in &set.residual {
             let meta = &set.metas[ind as usize];
-            if !meta.valid_at(t) {
+            if !meta.valid_at(vt) {
                 continue;
             }
             let p = &set.patterns[meta.pattern as usize];
