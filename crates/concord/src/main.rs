@@ -6,6 +6,7 @@
 
 mod audit;
 mod config;
+mod matching;
 mod misp;
 mod partner;
 mod pattern;
@@ -71,6 +72,11 @@ enum Command {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
+        /// What the files hold: `stix` (STIX 2.1 bundles; also MISP event JSON, recognised
+        /// by its shape) or `ioc-list` (one IP, CIDR, domain, URL, hash or e-mail address per
+        /// line, made into indicators with deterministic ids).
+        #[arg(long, value_name = "FORMAT", default_value = "stix", value_parser = ["stix", "ioc-list"])]
+        format: String,
         /// MISP: feeds, report or grouping, warninglists.
         #[command(flatten)]
         misp: misp::ImportArgs,
@@ -127,6 +133,9 @@ enum Command {
         #[command(subcommand)]
         command: partner::PartnerCommand,
     },
+    /// Match log files against the indicators of collections: one JSON line per hit, and
+    /// optionally one STIX sighting per matched indicator.
+    Match(matching::MatchArgs),
     /// Manage peers: TAXII 2.1 servers this node pulls from and pushes to.
     Peer {
         #[command(subcommand)]
@@ -273,10 +282,14 @@ fn run(command: Command) -> Outcome {
             data,
             collection,
             json,
+            format,
             misp,
             files,
         } => {
             let store = open_store(&data)?;
+            if format == "ioc-list" {
+                return matching::import_ioc_lists(store.as_ref(), &collection, &files, json);
+            }
             misp::import(store.as_ref(), &collection, &files, &misp, json)
         }
         Command::Export {
@@ -316,6 +329,7 @@ fn run(command: Command) -> Outcome {
         Command::Audit { command } => audit::run(command),
         Command::Policy { command } => policy::run(command),
         Command::Peer { command } => sync::run_peer(command),
+        Command::Match(args) => matching::run_match(args),
         Command::Sync {
             data,
             peer,

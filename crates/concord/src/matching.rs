@@ -1,0 +1,296 @@
+//! `concord match` and `concord import --format ioc-list` (issue 4): shared indicators
+//! tested against a partner's own logs, and sightings sent back.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use concord_match::ioc_list::{IocOptions, read_ioc_list};
+use concord_match::{FieldMap, Format, IndicatorSet, Matcher, SetBuilder};
+use concord_store::{ObjectFilter, PageRequest, Store, VersionSelector};
+use serde_json::{Value, json};
+
+use crate::DataDirArg;
+
+/// The node setting holding the node's own `identity` (STIX JSON), created on first use:
+/// the `where_sighted_refs` and `created_by_ref` of the sightings this node makes.
+pub const NODE_IDENTITY_SETTING: &str = "node/identity";
+
+/// `concord match` arguments.
+#[derive(clap::Args)]
+pub struct MatchArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Collection (alias or id) whose indicators are matched; repeatable.
+    #[arg(long = "collection", value_name = "C", required = true)]
+    collections: Vec<String>,
+    /// Input format: eve (Suricata eve.json), zeek (Zeek JSON or TSV logs), json (JSON lines
+    /// with --map), lines (one observable per line), csv (with a header, and --map).
+    #[arg(long, value_name = "FORMAT", default_value = "lines")]
+    format: String,
+    /// A field map in TOML (log field → STIX object path), instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    map: Option<PathBuf>,
+    /// Write one STIX sighting per matched indicator into this collection (alias or id;
+    /// created when missing), with `count`, `first_seen`, `last_seen` and this node's
+    /// identity as `where_sighted_refs`.
+    #[arg(long, value_name = "C")]
+    sightings: Option<String>,
+    /// Log files (`-` for stdin; `.gz` decompressed).
+    #[arg(required = true)]
+    files: Vec<String>,
+}
+
+/// Builds the compiled indicator set of `collections`: every version of every indicator
+/// (the newest one wins, revoked ones drop out: [`SetBuilder`]).
+pub fn indicator_set(store: &dyn Store, collections: &[String]) -> Result<IndicatorSet> {
+    let mut builder = SetBuilder::new();
+    let filter = ObjectFilter {
+        types: vec!["indicator".into()],
+        versions: vec![VersionSelector::All],
+        ..ObjectFilter::default()
+    };
+    for name in collections {
+        let c = store
+            .collection(name)?
+            .with_context(|| format!("no collection {name:?}"))?;
+        let mut page = PageRequest {
+            limit: 5000,
+            after: None,
+        };
+        loop {
+            let p = store.entries(&c.id, &filter, &page, true)?;
+            for e in &p.entries {
+                let v: Value = serde_json::from_str(e.body.as_deref().unwrap_or("null"))
+                    .with_context(|| format!("stored object {} is not JSON", e.id))?;
+                builder.add(&v);
+            }
+            match (p.more, p.entries.last()) {
+                (true, Some(last)) => page.after = Some(last.cursor()),
+                _ => break,
+            }
+        }
+    }
+    Ok(builder.build())
+}
+
+/// The built-in field map of a format (`None`: the format needs none or takes `--map`).
+pub fn builtin_map(format: Format) -> Option<FieldMap> {
+    match format {
+        Format::Eve => Some(FieldMap::eve()),
+        Format::Zeek => Some(FieldMap::zeek()),
+        _ => None,
+    }
+}
+
+/// `concord match`: hits as JSON lines on stdout, a summary on stderr; exit 1 when an input
+/// could not be read.
+pub fn run_match(args: MatchArgs) -> Result<bool> {
+    let format: Format = args
+        .format
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--format {}: {e}", args.format))?;
+    let map = match &args.map {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(FieldMap::from_toml(&text, &path.display().to_string())?)
+        }
+        None => builtin_map(format),
+    };
+    if matches!(format, Format::Json | Format::Csv) && map.is_none() {
+        bail!("--format {}: needs --map FILE.toml (log field → STIX object path)", args.format);
+    }
+    let store = crate::open_store(&args.data)?;
+    let started = std::time::Instant::now();
+    let set = indicator_set(store.as_ref(), &args.collections)?;
+    let stats = set.stats();
+    eprintln!(
+        "{} indicators compiled in {:.2} s ({} exact, {} CIDR, {} LIKE/MATCHES, {} by the evaluator on candidates, {} on every record; {} skipped)",
+        stats.indicators,
+        started.elapsed().as_secs_f64(),
+        stats.exact,
+        stats.cidr,
+        stats.regex,
+        stats.candidate,
+        stats.residual,
+        stats.skipped
+    );
+    for s in set.skipped().iter().take(10) {
+        eprintln!("  skipped {}: {}", s.indicator, s.reason);
+    }
+    let now = concord_stix::Timestamp::now_micros().unix_nanos();
+    // Validity now, not at each record's time: old logs are searched for what is known today.
+    let mut matcher = Matcher::new(&set, now).validity_at(now);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut ok = true;
+    let mut write_error = None;
+    for file in &args.files {
+        let mut reader = match concord_match::open(file, format, map.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        let summary = concord_match::match_reader(&mut matcher, &mut reader, &mut |hit| {
+            if write_error.is_none()
+                && let Err(e) = serde_json::to_writer(&mut out, &hit)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+            {
+                write_error = Some(e);
+            }
+        });
+        match summary {
+            Ok(s) => {
+                eprintln!(
+                    "{file}: {} records, {} hits, {} malformed lines",
+                    s.records, s.hits, s.malformed
+                );
+                for m in reader.malformed().iter().take(5) {
+                    eprintln!("  {m}");
+                }
+            }
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write hits");
+    }
+    out.flush()?;
+    if let Some(target) = &args.sightings {
+        let aggregates = matcher.aggregates();
+        let n = write_sightings(store.as_ref(), target, &aggregates)?;
+        eprintln!("{n} sightings written to {target}");
+    }
+    Ok(ok)
+}
+
+/// This node's identity (created on first use, race-free), as STIX JSON.
+pub fn node_identity(store: &dyn Store, name: &str) -> Result<Value> {
+    let fresh = json!({
+        "type": "identity", "spec_version": "2.1",
+        "id": format!("identity--{}", uuid_v4()),
+        "created": concord_stix::Timestamp::now_micros().as_str(),
+        "modified": concord_stix::Timestamp::now_micros().as_str(),
+        "name": name, "identity_class": "organization",
+    });
+    let text = store.setting_or_insert(NODE_IDENTITY_SETTING, &fresh.to_string())?;
+    serde_json::from_str(&text).context("the node identity setting is not JSON")
+}
+
+/// One STIX sighting (§4.14) per aggregate, into `target` with the node identity: one
+/// transaction, validated and audited like any import. Returns how many.
+pub fn write_sightings(
+    store: &dyn Store,
+    target: &str,
+    aggregates: &[concord_match::Aggregate],
+) -> Result<usize> {
+    if aggregates.is_empty() {
+        return Ok(0);
+    }
+    let identity = node_identity(store, "Concord node")?;
+    let who = identity["id"].clone();
+    let now = concord_stix::Timestamp::now_micros().to_string();
+    let mut objects = vec![identity];
+    for a in aggregates {
+        objects.push(json!({
+            "type": "sighting", "spec_version": "2.1",
+            "id": format!("sighting--{}", uuid_v4()),
+            "created": now, "modified": now,
+            "created_by_ref": who,
+            "sighting_of_ref": a.indicator,
+            // STIX 2.1 §4.14: count is at most 999,999,999.
+            "count": a.count.min(999_999_999),
+            "first_seen": a.first_seen, "last_seen": a.last_seen,
+            "where_sighted_refs": [who],
+        }));
+    }
+    let bundle = json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()), "objects": objects});
+    let c = crate::transfer::collection_or_create(store, target)?;
+    let report = crate::transfer::import_one(
+        store,
+        &c,
+        "sightings",
+        Box::new(std::io::Cursor::new(bundle.to_string().into_bytes())),
+    )?;
+    if !report.rejected.is_empty() {
+        bail!(
+            "sightings refused: {}",
+            report
+                .rejected
+                .iter()
+                .map(|r| r.reasons.join("; "))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    Ok(aggregates.len())
+}
+
+/// `concord import --format ioc-list`: each file one transaction of indicators, plus the
+/// lines that could not be classified in the report (exit 1 when there are any).
+pub fn import_ioc_lists(
+    store: &dyn Store,
+    collection: &str,
+    files: &[PathBuf],
+    json: bool,
+) -> Result<bool> {
+    let c = crate::transfer::collection_or_create(store, collection)?;
+    let options = IocOptions {
+        timestamp: concord_stix::Timestamp::now_micros().to_string(),
+        default_description: None,
+    };
+    let mut all_ok = true;
+    let mut reports = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let input = std::io::BufReader::new(crate::transfer::open_input(path)?);
+        let list = read_ioc_list(input, &name, &options)
+            .with_context(|| format!("cannot read {name}"))?;
+        let bundle = json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()),
+                            "objects": list.indicators});
+        let outcome = crate::transfer::import_one(
+            store,
+            &c,
+            &name,
+            Box::new(std::io::Cursor::new(bundle.to_string().into_bytes())),
+        );
+        let (ok, mut doc) = crate::transfer::report(&name, outcome, json);
+        all_ok &= ok && list.rejected.is_empty();
+        if !json {
+            eprintln!(
+                "{name}: {} lines, {} indicators, {} duplicates, {} lines not classified",
+                list.lines,
+                list.indicators.len(),
+                list.duplicates,
+                list.rejected.len()
+            );
+            for r in list.rejected.iter().take(20) {
+                eprintln!("  {}:{}: {:?}: {}", r.file, r.line, r.text, r.reason);
+            }
+        }
+        doc["lines"] = list.lines.into();
+        doc["duplicates"] = list.duplicates.into();
+        doc["unclassified"] = list
+            .rejected
+            .iter()
+            .map(|r| json!({"line": r.line, "text": r.text, "reason": r.reason}))
+            .collect();
+        reports.push(doc);
+    }
+    if json {
+        println!("{}", json!({ "collection": c.id, "files": reports }));
+    }
+    Ok(all_ok)
+}
+
+fn uuid_v4() -> uuid::Uuid {
+    uuid::Uuid::new_v4()
+}
