@@ -211,7 +211,7 @@ struct EventState {
     refs: Vec<String>,
     ids: HashMap<String, String>,
     pending: Vec<(String, String, String)>,
-    clusters: HashSet<String>,
+    clusters: HashMap<String, String>,
 }
 
 struct Converter<'a, 's> {
@@ -367,7 +367,7 @@ impl Converter<'_, '_> {
             refs: Vec::new(),
             ids: HashMap::new(),
             pending: Vec::new(),
-            clusters: HashSet::new(),
+            clusters: HashMap::new(),
         });
         self.emit(
             json!({"type": "identity", "spec_version": "2.1", "id": identity,
@@ -380,7 +380,10 @@ impl Converter<'_, '_> {
         for g in &meta.galaxies {
             for c in &g.clusters {
                 let kind = if c.kind.is_empty() { &g.kind } else { &c.kind };
-                ids.push(self.cluster(kind, c)?);
+                let id = self.cluster(kind, c)?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
             }
         }
         for s in &ids {
@@ -413,9 +416,21 @@ impl Converter<'_, '_> {
             "{sdo}--{}",
             uuid_or(&c.uuid, &[galaxy_type, &c.value, &ev.uuid])
         );
-        if !ev.clusters.insert(id.clone()) {
+        if let Some(first) = ev.clusters.get(&id) {
+            if *first != c.value {
+                let (event, first) = (ev.uuid.clone(), first.clone());
+                self.report.not_carried.push(Issue {
+                    event,
+                    attribute: Some(id.clone()),
+                    rule: format!(
+                        "galaxy cluster {:?} has the uuid of cluster {first:?}; only the first is kept",
+                        c.value
+                    ),
+                });
+            }
             return Ok(id);
         }
+        ev.clusters.insert(id.clone(), c.value.clone());
         let (time, identity) = (ev.time.clone(), ev.identity.clone());
         ev.refs.push(id.clone());
         let mut o = json!({"type": sdo, "spec_version": "2.1", "id": id, "created": time,
