@@ -41,6 +41,7 @@ use concord_taxii::{ErrorCode, NextToken, Query, TaxiiError, VersionMatch};
 
 pub mod audit;
 pub mod auth;
+pub mod matching;
 pub mod policy;
 
 pub use auth::Principal;
@@ -144,7 +145,8 @@ pub fn router(state: AppState) -> Router {
             get(versions),
         ),
     ];
-    let mut router = Router::new();
+    // Not TAXII: matching for SIEMs (issue 4), plain JSON in and out.
+    let mut router = Router::new().route("/api/match", axum::routing::post(api_match));
     for (path, route) in routes {
         // TAXII URLs end in '/'; accept them without it too.
         router = router
@@ -245,7 +247,8 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    if !media::accepts_taxii(accept) {
+    // `/api/` answers plain JSON; only the TAXII resources negotiate the TAXII media type.
+    if !req.uri().path().starts_with("/api/") && !media::accepts_taxii(accept) {
         return error_response(TaxiiError::new(
             ErrorCode::NotAcceptable,
             format!(
@@ -962,7 +965,8 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
         Ok(certs)
     };
     let chain = certs(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| format!("{}: {e}", files.key))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|e| format!("{}: {e}", files.key))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -974,10 +978,12 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
             for c in certs(ca)? {
                 roots.add(c).map_err(|e| format!("{ca}: {e}"))?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| format!("{ca}: {e}"))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("{ca}: {e}"))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -1025,4 +1031,104 @@ pub async fn serve_tls(
             }
         });
     }
+}
+
+/// `POST /api/match` (issue 4): `{"collections": [C, …], "format": "lines" | "eve" | "zeek",
+/// "lines": [L, …]}` — observables (one per line, format `lines`, the default) or log lines —
+/// matched against the indicators of the collections the principal may read, valid now.
+/// Answers `{"hits": [{"line", "indicator", "value", "path"}, …], "records": n,
+/// "malformed": ["line N: why", …]}`. A partner matches only the indicators the egress
+/// function lets it see. 400 for a malformed request, 403 for a collection it may not read.
+async fn api_match(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Handler<Response> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct MatchRequest {
+        collections: Vec<String>,
+        #[serde(default)]
+        format: Option<String>,
+        lines: Vec<String>,
+    }
+    let req: MatchRequest = serde_json::from_slice(&body).map_err(|e| {
+        Error(TaxiiError::new(
+            ErrorCode::BadRequest,
+            format!("request: {e}"),
+        ))
+    })?;
+    let format: concord_match::Format =
+        req.format
+            .as_deref()
+            .unwrap_or("lines")
+            .parse()
+            .map_err(|e| {
+                Error(TaxiiError::new(
+                    ErrorCode::BadRequest,
+                    format!("format: {e}"),
+                ))
+            })?;
+    if matches!(
+        format,
+        concord_match::Format::Json | concord_match::Format::Csv
+    ) {
+        return Err(Error(TaxiiError::new(
+            ErrorCode::BadRequest,
+            "format: json and csv need a field map; use lines, eve or zeek",
+        )));
+    }
+    let store = state.store.clone();
+    let policy = state.policy.clone();
+    blocking(move || {
+        let mut ids = Vec::new();
+        for name in &req.collections {
+            let c = store.collection(name)?.ok_or_else(|| {
+                Error(TaxiiError::new(
+                    ErrorCode::NotFound,
+                    format!("no collection {name:?}"),
+                ))
+            })?;
+            if !principal.can_read(&c.id) {
+                return Err(Error(TaxiiError::new(
+                    ErrorCode::Forbidden,
+                    format!("no read access to collection {name:?}"),
+                )));
+            }
+            ids.push(c.id);
+        }
+        let audience = match &principal {
+            Principal::Admin => matching::Audience::Operator,
+            Principal::Partner(p) => matching::Audience::Partner(&p.profile, &policy),
+        };
+        let set = matching::indicator_set(store.as_ref(), &ids, &audience)
+            .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e.to_string())))?;
+        let now = Timestamp::now_micros().unix_nanos();
+        let mut matcher = concord_match::Matcher::new(&set, now).validity_at(now);
+        let input = req.lines.join("\n").into_bytes();
+        let mut reader = concord_match::RecordReader::new(
+            "request",
+            Box::new(std::io::Cursor::new(input)),
+            format,
+            None,
+        );
+        let mut hits = Vec::new();
+        let summary = concord_match::match_reader(&mut matcher, &mut reader, &mut |h| {
+            hits.push(serde_json::json!({
+                "line": h.line, "indicator": h.indicator, "value": h.value, "path": h.path,
+            }))
+        })
+        .map_err(|e| Error(TaxiiError::new(ErrorCode::BadRequest, e.to_string())))?;
+        let malformed: Vec<String> = reader.malformed().iter().map(|m| m.to_string()).collect();
+        let body = serde_json::json!({
+            "hits": hits, "records": summary.records, "malformed": malformed,
+        });
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response())
+    })
+    .await
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use concord_match::ioc_list::{IocOptions, read_ioc_list};
-use concord_match::{FieldMap, Format, IndicatorSet, Matcher, SetBuilder};
-use concord_store::{ObjectFilter, PageRequest, Store, VersionSelector};
+use concord_match::{FieldMap, Format, Matcher};
+use concord_store::Store;
 use serde_json::{Value, json};
 
 use crate::DataDirArg;
@@ -41,39 +41,6 @@ pub struct MatchArgs {
     files: Vec<String>,
 }
 
-/// Builds the compiled indicator set of `collections`: every version of every indicator
-/// (the newest one wins, revoked ones drop out: [`SetBuilder`]).
-pub fn indicator_set(store: &dyn Store, collections: &[String]) -> Result<IndicatorSet> {
-    let mut builder = SetBuilder::new();
-    let filter = ObjectFilter {
-        types: vec!["indicator".into()],
-        versions: vec![VersionSelector::All],
-        ..ObjectFilter::default()
-    };
-    for name in collections {
-        let c = store
-            .collection(name)?
-            .with_context(|| format!("no collection {name:?}"))?;
-        let mut page = PageRequest {
-            limit: 5000,
-            after: None,
-        };
-        loop {
-            let p = store.entries(&c.id, &filter, &page, true)?;
-            for e in &p.entries {
-                let v: Value = serde_json::from_str(e.body.as_deref().unwrap_or("null"))
-                    .with_context(|| format!("stored object {} is not JSON", e.id))?;
-                builder.add(&v);
-            }
-            match (p.more, p.entries.last()) {
-                (true, Some(last)) => page.after = Some(last.cursor()),
-                _ => break,
-            }
-        }
-    }
-    Ok(builder.build())
-}
-
 /// The built-in field map of a format (`None`: the format needs none or takes `--map`).
 pub fn builtin_map(format: Format) -> Option<FieldMap> {
     match format {
@@ -99,11 +66,18 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
         None => builtin_map(format),
     };
     if matches!(format, Format::Json | Format::Csv) && map.is_none() {
-        bail!("--format {}: needs --map FILE.toml (log field → STIX object path)", args.format);
+        bail!(
+            "--format {}: needs --map FILE.toml (log field → STIX object path)",
+            args.format
+        );
     }
     let store = crate::open_store(&args.data)?;
     let started = std::time::Instant::now();
-    let set = indicator_set(store.as_ref(), &args.collections)?;
+    let set = concord_server::matching::indicator_set(
+        store.as_ref(),
+        &args.collections,
+        &concord_server::matching::Audience::Operator,
+    )?;
     let stats = set.stats();
     eprintln!(
         "{} indicators compiled in {:.2} s ({} exact, {} CIDR, {} LIKE/MATCHES, {} by the evaluator on candidates, {} on every record; {} skipped)",
@@ -212,7 +186,8 @@ pub fn write_sightings(
             "where_sighted_refs": [who],
         }));
     }
-    let bundle = json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()), "objects": objects});
+    let bundle =
+        json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()), "objects": objects});
     let c = crate::transfer::collection_or_create(store, target)?;
     let report = crate::transfer::import_one(
         store,
@@ -252,8 +227,8 @@ pub fn import_ioc_lists(
     for path in files {
         let name = path.display().to_string();
         let input = std::io::BufReader::new(crate::transfer::open_input(path)?);
-        let list = read_ioc_list(input, &name, &options)
-            .with_context(|| format!("cannot read {name}"))?;
+        let list =
+            read_ioc_list(input, &name, &options).with_context(|| format!("cannot read {name}"))?;
         let bundle = json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()),
                             "objects": list.indicators});
         let outcome = crate::transfer::import_one(
