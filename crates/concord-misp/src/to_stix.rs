@@ -131,8 +131,9 @@ pub fn to_stix<R: Read>(
     Ok(conv.into_inner().report)
 }
 
-/// [`to_stix`] writing one STIX bundle to `out`, object by object. The bundle id is a UUIDv5
-/// of the first event's uuid.
+/// [`to_stix`] writing one STIX bundle to `out`, object by object. The bundle id is a random
+/// UUIDv4 (a bundle is only a transport wrapper, STIX 2.1 §8; the objects' ids are
+/// deterministic).
 ///
 /// Errors: as [`to_stix`]; a write error is reported as a sink error.
 pub fn to_stix_bundle<R: Read>(
