@@ -36,6 +36,11 @@ pub struct MatchArgs {
     /// identity as `where_sighted_refs`.
     #[arg(long, value_name = "C")]
     sightings: Option<String>,
+    /// A directory of MISP warninglists (`<name>/list.json`): hits on a listed value
+    /// (public resolvers, top domains, RFC 1918 space, …) carry the lists' names in
+    /// `warninglists`, to tell likely false positives from real ones.
+    #[arg(long, value_name = "DIR")]
+    warninglists: Option<PathBuf>,
     /// Log files (`-` for stdin; `.gz` decompressed).
     #[arg(required = true)]
     files: Vec<String>,
@@ -71,6 +76,13 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
             args.format
         );
     }
+    let warninglists = match &args.warninglists {
+        Some(dir) => Some(
+            concord_misp::Warninglists::load_dir(dir)
+                .with_context(|| format!("warninglists {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let store = crate::open_store(&args.data)?;
     let started = std::time::Instant::now();
     let set = concord_server::matching::indicator_set(
@@ -100,6 +112,7 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut ok = true;
     let mut write_error = None;
+    let mut flagged = 0u64;
     for file in &args.files {
         let mut reader = match concord_match::open(file, format, map.clone()) {
             Ok(r) => r,
@@ -110,8 +123,18 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
             }
         };
         let summary = concord_match::match_reader(&mut matcher, &mut reader, &mut |hit| {
+            let mut line = serde_json::to_value(&hit).unwrap_or_default();
+            if let Some(lists) = &warninglists
+                && let Some(value) = line["value"].as_str()
+            {
+                let names = lists.matches_any(value);
+                if !names.is_empty() {
+                    flagged += 1;
+                    line["warninglists"] = names.into();
+                }
+            }
             if write_error.is_none()
-                && let Err(e) = serde_json::to_writer(&mut out, &hit)
+                && let Err(e) = serde_json::to_writer(&mut out, &line)
                     .map_err(std::io::Error::from)
                     .and_then(|()| out.write_all(b"\n"))
             {
@@ -138,6 +161,9 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
         return Err(e).context("cannot write hits");
     }
     out.flush()?;
+    if warninglists.is_some() {
+        eprintln!("{flagged} hits on values of a warninglist (flagged in `warninglists`)");
+    }
     if let Some(target) = &args.sightings {
         let aggregates = matcher.aggregates();
         let n = write_sightings(store.as_ref(), target, &aggregates)?;

@@ -165,6 +165,56 @@ fn ioc_lists_are_matched_against_the_zeek_logs_and_sightings_written() {
     }
 }
 
+/// Hits on values of a MISP warninglist (issue 6, item 4) carry the lists' names.
+#[test]
+fn warninglisted_hits_are_flagged() {
+    let node = Node::init();
+    let list = node.path().join("list.txt");
+    std::fs::write(&list, LIST).unwrap();
+    cli(
+        &node,
+        &[
+            "import",
+            "--collection",
+            "iocs",
+            "--format",
+            "ioc-list",
+            list.to_str().unwrap(),
+        ],
+    );
+    let obs = node.path().join("obs.txt");
+    std::fs::write(&obs, "docs.google.com\nvideosearch.ubuntu.com\n10.47.1.7\n").unwrap();
+    let lists = data("misp/warninglists");
+    let (code, out, err) = cli(
+        &node,
+        &[
+            "match",
+            "--collection",
+            "iocs",
+            "--warninglists",
+            lists.to_str().unwrap(),
+            obs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let hits: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let flags = |line: u64| -> Vec<String> {
+        hits.iter()
+            .find(|h| h["line"] == line)
+            .unwrap_or_else(|| panic!("no hit on line {line}: {out}"))
+            .get("warninglists")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|n| n.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    assert!(flags(1).iter().any(|n| n.contains("Tranco")), "{out}");
+    assert!(flags(3).iter().any(|n| n.contains("RFC 1918")), "{out}");
+    assert!(err.contains("hits on values of a warninglist"), "{err}");
+}
+
 #[test]
 fn a_siem_asks_post_api_match() {
     let node = Node::init();
