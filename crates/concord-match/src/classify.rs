@@ -164,23 +164,41 @@ pub fn is_domain(s: &str) -> bool {
 
 /// Lower-cases and strips one trailing dot; `None` when the result is no domain name.
 pub fn normalise_domain(s: &str) -> Option<String> {
+    let mut out = String::new();
+    normalise_domain_into(s, &mut out).then_some(out)
+}
+
+/// [`normalise_domain`] into `out` (replacing its content, keeping its allocation); whether
+/// the result is a domain name.
+pub fn normalise_domain_into(s: &str, out: &mut String) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
-    let lower = s.to_ascii_lowercase();
-    is_domain(&lower).then_some(lower)
+    out.clear();
+    out.push_str(s);
+    out.make_ascii_lowercase();
+    is_domain(out)
 }
 
 /// Lower-case hex digest with its algorithm; colons (certificate fingerprints as
 /// `aa:bb:…`) are removed first.
 pub fn normalise_hash(s: &str) -> Option<(HashAlgo, String)> {
-    let s: Cow<'_, str> = if s.contains(':') {
-        Cow::Owned(s.replace(':', ""))
+    let mut out = String::new();
+    normalise_hash_into(s, &mut out).map(|a| (a, out))
+}
+
+/// [`normalise_hash`] into `out` (replacing its content, keeping its allocation).
+pub fn normalise_hash_into(s: &str, out: &mut String) -> Option<HashAlgo> {
+    out.clear();
+    if s.contains(':') {
+        out.extend(s.split(':'));
     } else {
-        Cow::Borrowed(s)
-    };
-    let algo = HashAlgo::from_hex_len(s.len())?;
-    s.bytes()
-        .all(|c| c.is_ascii_hexdigit())
-        .then(|| (algo, s.to_ascii_lowercase()))
+        out.push_str(s);
+    }
+    let algo = HashAlgo::from_hex_len(out.len())?;
+    if !out.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    out.make_ascii_lowercase();
+    Some(algo)
 }
 
 /// An e-mail address with the domain part lower-cased; `Name <a@b>` gives `a@b`.
@@ -209,6 +227,12 @@ pub fn normalise_ip(s: &str) -> Option<IpAddr> {
 
 /// A URL with scheme and host lower-cased; `None` when there is no `scheme://host`.
 pub fn normalise_url(s: &str) -> Result<String, Unclassified> {
+    let mut out = String::new();
+    normalise_url_into(s, &mut out).map(|()| out)
+}
+
+/// [`normalise_url`] into `out` (replacing its content, keeping its allocation).
+pub fn normalise_url_into(s: &str, out: &mut String) -> Result<(), Unclassified> {
     let Some((scheme, rest)) = s.split_once("://") else {
         return Err(Unclassified::BadUrl);
     };
@@ -234,26 +258,68 @@ pub fn normalise_url(s: &str) -> Result<String, Unclassified> {
             Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) => h,
             _ => hostport,
         };
-        let lower = host.to_ascii_lowercase();
-        if !(is_domain(&lower)
-            || lower.parse::<std::net::Ipv4Addr>().is_ok()
-            || lower == "localhost")
+        // `is_domain` and the IPv4 syntax do not depend on case: no lower-cased copy.
+        if !(is_domain(host)
+            || host.parse::<std::net::Ipv4Addr>().is_ok()
+            || host.eq_ignore_ascii_case("localhost"))
         {
             return Err(Unclassified::BadUrl);
         }
     }
-    let mut out = String::with_capacity(s.len());
-    out.push_str(&scheme.to_ascii_lowercase());
+    out.clear();
+    out.push_str(scheme);
+    out.make_ascii_lowercase();
     out.push_str("://");
     out.push_str(&authority[..authority.len() - hostport.len()]);
-    out.push_str(&hostport.to_ascii_lowercase());
+    let host_at = out.len();
+    out.push_str(hostport);
+    out[host_at..].make_ascii_lowercase();
     out.push_str(tail);
-    Ok(out)
+    Ok(())
 }
 
 /// Classifies one trimmed, refanged token (no comment, no `;` suffix). See the module
 /// documentation for the normal forms.
 pub fn classify(s: &str) -> Result<Observable, Unclassified> {
+    let mut text = String::new();
+    Ok(match classify_into(s, &mut text)? {
+        Kind::Ip(ip) => Observable::Ip(ip),
+        Kind::Cidr(ip, p) => Observable::Cidr(ip, p),
+        Kind::IpPort(ip, p) => Observable::IpPort(ip, p),
+        Kind::Domain => Observable::Domain(text),
+        Kind::Url => Observable::Url(text),
+        Kind::UrlPath => Observable::UrlPath(text),
+        Kind::Hash(a) => Observable::Hash(a, text),
+        Kind::Email => Observable::Email(text),
+    })
+}
+
+/// The kind of an observable classified by [`classify_into`], whose normal text is in the
+/// caller's buffer (for addresses: the address as [`Observable`] would print it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// A CIDR block (text `addr/prefix`, host bits cleared).
+    Cidr(IpAddr, u8),
+    /// `ip:port` (text: the address).
+    IpPort(IpAddr, u16),
+    /// A domain name.
+    Domain,
+    /// A URL.
+    Url,
+    /// A URL path without a host.
+    UrlPath,
+    /// A file hash.
+    Hash(HashAlgo),
+    /// An e-mail address.
+    Email,
+}
+
+/// [`classify`] without allocating in the common cases: the normal text goes into `out`
+/// (its content replaced, its allocation kept), the kind is returned. The log reader calls
+/// this once per plain observable with a reused buffer.
+pub fn classify_into(s: &str, out: &mut String) -> Result<Kind, Unclassified> {
     if s.is_empty() {
         return Err(Unclassified::Empty);
     }
@@ -263,24 +329,27 @@ pub fn classify(s: &str) -> Result<Observable, Unclassified> {
     let b = s.as_bytes();
     // Hashes first: a 32/40/64 hex string is never anything else.
     if b.iter().all(u8::is_ascii_hexdigit) && b.len() >= 24 {
-        return match normalise_hash(s) {
-            Some((a, h)) => Ok(Observable::Hash(a, h)),
-            None => Err(Unclassified::HexOfUnknownLength),
-        };
+        return normalise_hash_into(s, out)
+            .map(Kind::Hash)
+            .ok_or(Unclassified::HexOfUnknownLength);
     }
     if let Some(ip) = normalise_ip(s) {
-        return Ok(Observable::Ip(ip));
+        ip_text_into(s, ip, out);
+        return Ok(Kind::Ip(ip));
     }
     if s.len() > 1 && s.starts_with('/') && !s.starts_with("//") {
-        return Ok(Observable::UrlPath(s.to_string()));
+        out.clear();
+        out.push_str(s);
+        return Ok(Kind::UrlPath);
     }
     if s.contains("://") {
-        return normalise_url(s).map(Observable::Url);
+        return normalise_url_into(s, out).map(|()| Kind::Url);
     }
     if s.contains('@') {
-        return normalise_email(s)
-            .map(Observable::Email)
-            .ok_or(Unclassified::Unknown);
+        let e = normalise_email(s).ok_or(Unclassified::Unknown)?;
+        out.clear();
+        out.push_str(&e);
+        return Ok(Kind::Email);
     }
     if let Some((addr, prefix)) = s.split_once('/')
         && let Some(ip) = normalise_ip(addr)
@@ -288,7 +357,7 @@ pub fn classify(s: &str) -> Result<Observable, Unclassified> {
         if let Ok(p) = prefix.parse::<u8>()
             && prefix.bytes().all(|c| c.is_ascii_digit())
         {
-            return cidr(ip, p);
+            return cidr(ip, p, out);
         }
         if prefix.bytes().all(|c| c.is_ascii_digit()) {
             return Err(Unclassified::BadCidr);
@@ -304,67 +373,69 @@ pub fn classify(s: &str) -> Result<Observable, Unclassified> {
         if path.is_empty()
             && let Some(ip) = normalise_ip(h)
         {
-            return port_ok
-                .map(|p| Observable::IpPort(ip, p))
-                .ok_or(Unclassified::BadPort);
+            let p = port_ok.ok_or(Unclassified::BadPort)?;
+            ip_text_into(h, ip, out);
+            return Ok(Kind::IpPort(ip, p));
         }
         if port_ok.is_none() {
             return Err(Unclassified::BadPort);
         }
         if is_domain(&h.to_ascii_lowercase()) || normalise_ip(h).is_some() {
-            return normalise_url(&format!("http://{s}")).map(Observable::Url);
+            return normalise_url_into(&format!("http://{s}"), out).map(|()| Kind::Url);
         }
         return Err(Unclassified::Unknown);
     }
     if !path.is_empty() {
         let host = hostport.to_ascii_lowercase();
         if is_domain(&host) || host.parse::<std::net::Ipv4Addr>().is_ok() {
-            return normalise_url(&format!("http://{s}")).map(Observable::Url);
+            return normalise_url_into(&format!("http://{s}"), out).map(|()| Kind::Url);
         }
         return Err(Unclassified::Unknown);
     }
-    normalise_domain(s)
-        .map(Observable::Domain)
-        .ok_or(Unclassified::Unknown)
+    if normalise_domain_into(s, out) {
+        Ok(Kind::Domain)
+    } else {
+        Err(Unclassified::Unknown)
+    }
 }
 
-fn cidr(ip: IpAddr, prefix: u8) -> Result<Observable, Unclassified> {
-    match ip {
+/// The normal text of an address parsed from `s`: `std` accepts only the canonical dotted
+/// quad for IPv4 (no leading zeros), so `s` is reused; IPv6 is printed compressed.
+pub(crate) fn ip_text_into(s: &str, ip: IpAddr, out: &mut String) {
+    out.clear();
+    if ip.is_ipv4() {
+        out.push_str(s);
+    } else {
+        use std::fmt::Write;
+        let _ = write!(out, "{ip}");
+    }
+}
+
+/// A block with its host bits cleared (a full-length prefix is the address); its text into
+/// `out`.
+fn cidr(ip: IpAddr, prefix: u8, out: &mut String) -> Result<Kind, Unclassified> {
+    use std::fmt::Write;
+    let width = if ip.is_ipv4() { 32 } else { 128 };
+    if prefix > width {
+        return Err(Unclassified::BadCidr);
+    }
+    out.clear();
+    if prefix == width {
+        let _ = write!(out, "{ip}");
+        return Ok(Kind::Ip(ip));
+    }
+    let net = match ip {
         IpAddr::V4(a) => {
-            if prefix > 32 {
-                return Err(Unclassified::BadCidr);
-            }
-            if prefix == 32 {
-                return Ok(Observable::Ip(ip));
-            }
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            Ok(Observable::Cidr(
-                IpAddr::V4((u32::from(a) & mask).into()),
-                prefix,
-            ))
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
         }
         IpAddr::V6(a) => {
-            if prefix > 128 {
-                return Err(Unclassified::BadCidr);
-            }
-            if prefix == 128 {
-                return Ok(Observable::Ip(ip));
-            }
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            Ok(Observable::Cidr(
-                IpAddr::V6((u128::from(a) & mask).into()),
-                prefix,
-            ))
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
         }
-    }
+    };
+    let _ = write!(out, "{net}/{prefix}");
+    Ok(Kind::Cidr(net, prefix))
 }
 
 #[cfg(test)]

@@ -53,7 +53,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::classify::{
-    HashAlgo, normalise_domain, normalise_email, normalise_hash, normalise_ip, normalise_url,
+    HashAlgo, ip_text_into, normalise_domain_into, normalise_email, normalise_hash_into,
+    normalise_ip, normalise_url_into,
 };
 use crate::record::{Field, FieldValue};
 
@@ -85,8 +86,16 @@ pub(crate) struct UrlRule {
 /// What a rule does with a value.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
-    Ip { v4: Arc<str>, v6: Arc<str> },
-    AddrRef(Arc<str>),
+    Ip {
+        v4: Arc<str>,
+        v6: Arc<str>,
+    },
+    /// `path` for the reference, and the address object's own paths.
+    AddrRef {
+        path: Arc<str>,
+        v4: Arc<str>,
+        v6: Arc<str>,
+    },
     Domain(Arc<str>),
     Url(Arc<str>),
     Email(Arc<str>),
@@ -175,7 +184,11 @@ impl Target {
                 v4: Arc::from("ipv4-addr:value"),
                 v6: Arc::from("ipv6-addr:value"),
             },
-            (_, prop) if prop.ends_with("_ref") => Target::AddrRef(text),
+            (_, prop) if prop.ends_with("_ref") => Target::AddrRef {
+                path: text,
+                v4: Arc::from("ipv4-addr:value"),
+                v6: Arc::from("ipv6-addr:value"),
+            },
             ("domain-name", "value") if plain => Target::Domain(text),
             ("url", "value") if plain => Target::Url(text),
             ("email-addr", "value") if plain => Target::Email(text),
@@ -192,19 +205,17 @@ impl Target {
         })
     }
 
-    /// Normalises `value` for this target and pushes the resulting fields.
-    pub(crate) fn apply(&self, value: &FieldValue, out: &mut Vec<Field>) {
-        let field = |path: &Arc<str>, v: String| Field {
-            path: Arc::clone(path),
-            value: FieldValue::Str(v),
-        };
+    /// Normalises `value` for this target and pushes the resulting fields. The strings of
+    /// the new fields come from `pool` (spare buffers of earlier records) when it has any, so
+    /// a reader in steady state does not allocate per field.
+    pub(crate) fn apply(&self, value: Val<'_>, out: &mut Vec<Field>, pool: &mut Vec<String>) {
         let s = match value {
-            FieldValue::Str(s) => s.trim(),
+            Val::Str(s) => s.trim(),
             other => {
                 if let Target::Plain(p) = self {
                     out.push(Field {
                         path: Arc::clone(p),
-                        value: other.clone(),
+                        value: other.to_owned(),
                     });
                 }
                 return;
@@ -213,79 +224,114 @@ impl Target {
         if s.is_empty() {
             return;
         }
+        let mut buf = pool.pop().unwrap_or_default();
+        let mut push = |path: &Arc<str>, v: String| {
+            out.push(Field {
+                path: Arc::clone(path),
+                value: FieldValue::Str(v),
+            })
+        };
         match self {
             Target::Ip { v4, v6 } => {
                 if let Some(ip) = normalise_ip(s) {
-                    out.push(field(if ip.is_ipv4() { v4 } else { v6 }, ip_text(s, ip)));
+                    ip_text_into(s, ip, &mut buf);
+                    return push(if ip.is_ipv4() { v4 } else { v6 }, buf);
                 }
             }
-            Target::AddrRef(p) => {
+            Target::AddrRef { path, v4, v6 } => {
                 if let Some(ip) = normalise_ip(s) {
-                    let text = ip_text(s, ip);
-                    let own: &str = if ip.is_ipv4() {
-                        "ipv4-addr:value"
-                    } else {
-                        "ipv6-addr:value"
-                    };
+                    ip_text_into(s, ip, &mut buf);
+                    let own = if ip.is_ipv4() { v4 } else { v6 };
                     // The referenced object is an SCO of its own; list it so the flat form
                     // holds every value the observed-data form holds.
                     if !out
                         .iter()
-                        .any(|f| &*f.path == own && f.value.as_str() == Some(&text))
+                        .any(|f| f.path == *own && f.value.as_str() == Some(&buf))
                     {
+                        let mut copy = pool.pop().unwrap_or_default();
+                        copy.clear();
+                        copy.push_str(&buf);
                         out.push(Field {
-                            path: Arc::from(own),
-                            value: FieldValue::Str(text.clone()),
+                            path: Arc::clone(own),
+                            value: FieldValue::Str(copy),
                         });
                     }
-                    out.push(field(p, text));
+                    out.push(Field {
+                        path: Arc::clone(path),
+                        value: FieldValue::Str(buf),
+                    });
+                    return;
                 }
             }
             Target::Domain(p) => {
-                if normalise_ip(s).is_none()
-                    && let Some(d) = normalise_domain(s)
-                {
-                    out.push(field(p, d));
+                if normalise_ip(s).is_none() && normalise_domain_into(s, &mut buf) {
+                    return push(p, buf);
                 }
             }
             Target::Url(p) => {
-                if let Ok(u) = normalise_url(s) {
-                    out.push(field(p, u));
+                if normalise_url_into(s, &mut buf).is_ok() {
+                    return push(p, buf);
                 }
             }
             Target::Email(p) => {
                 if let Some(e) = normalise_email(s) {
-                    out.push(field(p, e));
+                    buf.clear();
+                    buf.push_str(&e);
+                    return push(p, buf);
                 }
             }
             Target::HashAuto(paths) => {
-                if let Some((a, h)) = normalise_hash(s) {
+                if let Some(a) = normalise_hash_into(s, &mut buf) {
                     let i = match a {
                         HashAlgo::Md5 => 0,
                         HashAlgo::Sha1 => 1,
                         HashAlgo::Sha256 => 2,
                     };
-                    out.push(field(&paths[i], h));
+                    return push(&paths[i], buf);
                 }
             }
             Target::HashFixed(p) => {
-                let h = s.replace(':', "");
-                if !h.is_empty() && h.bytes().all(|c| c.is_ascii_hexdigit()) {
-                    out.push(field(p, h.to_ascii_lowercase()));
+                buf.clear();
+                buf.extend(s.split(':'));
+                if !buf.is_empty() && buf.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    buf.make_ascii_lowercase();
+                    return push(p, buf);
                 }
             }
-            Target::Plain(p) => out.push(field(p, s.to_string())),
+            Target::Plain(p) => {
+                buf.clear();
+                buf.push_str(s);
+                return push(p, buf);
+            }
         }
+        pool.push(buf);
     }
 }
 
-/// The normal text of a parsed address: `std` accepts only the canonical dotted quad for
-/// IPv4 (no leading zeros), so the input is reused; IPv6 is printed in its compressed form.
-fn ip_text(s: &str, ip: std::net::IpAddr) -> String {
-    if ip.is_ipv4() {
-        s.to_string()
-    } else {
-        ip.to_string()
+/// A borrowed [`FieldValue`]: a value as a reader captured it, before normalisation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'a> Val<'a> {
+    pub(crate) fn to_owned(self) -> FieldValue {
+        match self {
+            Val::Str(s) => FieldValue::Str(s.to_string()),
+            Val::Int(i) => FieldValue::Int(i),
+            Val::Float(f) => FieldValue::Float(f),
+            Val::Bool(b) => FieldValue::Bool(b),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> Option<&'a str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -590,13 +636,13 @@ path = "u"
     fn targets_normalise() {
         let mut out = Vec::new();
         let t = Target::parse("file:hashes").unwrap();
-        t.apply(&FieldValue::Str("AA".repeat(20)), &mut out);
+        t.apply(Val::Str(&"AA".repeat(20)), &mut out, &mut Vec::new());
         assert_eq!(&*out[0].path, "file:hashes.'SHA-1'");
         assert_eq!(out[0].value, FieldValue::Str("aa".repeat(20)));
         out.clear();
         Target::parse("network-traffic:dst_ref.value")
             .unwrap()
-            .apply(&FieldValue::Str("2001:DB8::1".into()), &mut out);
+            .apply(Val::Str("2001:DB8::1"), &mut out, &mut Vec::new());
         assert_eq!(out.len(), 2);
         assert_eq!(&*out[0].path, "ipv6-addr:value");
         assert_eq!(out[1].value, FieldValue::Str("2001:db8::1".into()));

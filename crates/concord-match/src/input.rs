@@ -22,8 +22,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::classify::{Observable, classify, refang};
-use crate::fieldmap::{FieldMap, Target};
+use crate::classify::{HashAlgo, Kind, classify_into, refang};
+use crate::fieldmap::{FieldMap, Target, Val};
 use crate::record::{Field, FieldValue, Record};
 
 /// How many [`Malformed`] entries a reader keeps (all are counted).
@@ -110,6 +110,58 @@ struct Selector {
     stream: bool,
 }
 
+/// The values captured from one line: `(selector, value)` in the order found, strings as
+/// byte ranges of one text buffer (no allocation per value once the buffers have grown).
+#[derive(Debug, Default)]
+struct Caps {
+    list: Vec<(u32, Cap)>,
+    text: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cap {
+    Str(u32, u32),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Caps {
+    fn clear(&mut self) {
+        self.list.clear();
+        self.text.clear();
+    }
+
+    /// Pushes a string for each of `sels` (copied once).
+    fn push_str(&mut self, sels: &[u32], v: &str) {
+        if sels.is_empty() {
+            return;
+        }
+        let start = self.text.len() as u32;
+        self.text.push_str(v);
+        let end = self.text.len() as u32;
+        self.list
+            .extend(sels.iter().map(|&s| (s, Cap::Str(start, end))));
+    }
+
+    fn push(&mut self, sels: &[u32], v: Cap) {
+        self.list.extend(sels.iter().map(|&s| (s, v)));
+    }
+
+    fn val(&self, c: Cap) -> Val<'_> {
+        match c {
+            Cap::Str(a, b) => Val::Str(&self.text[a as usize..b as usize]),
+            Cap::Int(i) => Val::Int(i),
+            Cap::Float(f) => Val::Float(f),
+            Cap::Bool(b) => Val::Bool(b),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, Val<'_>)> + '_ {
+        self.list.iter().map(|&(s, c)| (s, self.val(c)))
+    }
+}
+
 /// A trie over the dotted field names, for JSON: every way of splitting a name at its dots
 /// is a path, so `id.orig_h` matches the key `id.orig_h` and the key `orig_h` inside `id`.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -183,6 +235,8 @@ struct Prepared {
     trie: Trie,
     /// For each URL rule: (host selector, path selector).
     urls: Vec<(u32, u32)>,
+    /// For each URL rule: its target.
+    url_targets: Vec<Target>,
 }
 
 impl Prepared {
@@ -193,6 +247,7 @@ impl Prepared {
             by_name: HashMap::new(),
             trie: Trie::default(),
             urls: Vec::new(),
+            url_targets: Vec::new(),
         };
         for (i, r) in map.rules.iter().enumerate() {
             let s = p.selector(&r.field);
@@ -210,6 +265,7 @@ impl Prepared {
             let h = p.selector(&u.host);
             let q = p.selector(&u.path);
             p.urls.push((h, q));
+            p.url_targets.push(Target::Url(Arc::clone(&u.target)));
         }
         p.map = map;
         p
@@ -227,7 +283,13 @@ impl Prepared {
     }
 
     /// Turns the captured `(selector, value)` pairs of one line into the record's fields.
-    fn finish(&self, caps: &[(u32, FieldValue)], stream_hint: Option<&str>, rec: &mut Record) {
+    fn finish(
+        &self,
+        caps: &Caps,
+        stream_hint: Option<&str>,
+        rec: &mut Record,
+        pool: &mut Vec<String>,
+    ) {
         let stream = caps
             .iter()
             .find(|(s, _)| self.selectors[*s as usize].stream)
@@ -237,25 +299,25 @@ impl Prepared {
             .iter()
             .filter(|(s, _)| self.selectors[*s as usize].timestamp)
             .find_map(|(_, v)| match v {
-                FieldValue::Str(s) => parse_time(s),
-                FieldValue::Int(i) => i.checked_mul(1_000_000_000),
-                FieldValue::Float(f) => {
+                Val::Str(s) => parse_time(s),
+                Val::Int(i) => i.checked_mul(1_000_000_000),
+                Val::Float(f) => {
                     let n = (f * 1e9).round();
                     (n.abs() < 9.2e18).then_some(n as i64)
                 }
-                FieldValue::Bool(_) => None,
+                Val::Bool(_) => None,
             });
         let stream_ok =
             |want: &Option<String>| want.is_none() || stream.is_none() || want.as_deref() == stream;
-        for (s, v) in caps {
-            for &r in &self.selectors[*s as usize].rules {
+        for (s, v) in caps.iter() {
+            for &r in &self.selectors[s as usize].rules {
                 let rule = &self.map.rules[r];
                 if stream_ok(&rule.stream) {
-                    rule.target.apply(v, &mut rec.fields);
+                    rule.target.apply(v, &mut rec.fields, pool);
                 }
             }
         }
-        for (u, &(h, p)) in self.map.urls.iter().zip(&self.urls) {
+        for ((u, &(h, p)), target) in self.map.urls.iter().zip(&self.urls).zip(&self.url_targets) {
             if !stream_ok(&u.stream) {
                 continue;
             }
@@ -267,14 +329,21 @@ impl Prepared {
             let (Some(host), Some(path)) = (get(h), get(p)) else {
                 continue;
             };
-            let url = if path.contains("://") {
-                path.to_string()
-            } else if path.starts_with('/') {
-                format!("{}://{host}{path}", u.scheme)
+            let mut url = pool.pop().unwrap_or_default();
+            url.clear();
+            if path.contains("://") {
+                url.push_str(path);
             } else {
-                format!("{}://{host}/{path}", u.scheme)
-            };
-            Target::Url(Arc::clone(&u.target)).apply(&FieldValue::Str(url), &mut rec.fields);
+                url.push_str(&u.scheme);
+                url.push_str("://");
+                url.push_str(host);
+                if !path.starts_with('/') {
+                    url.push('/');
+                }
+                url.push_str(path);
+            }
+            target.apply(Val::Str(&url), &mut rec.fields, pool);
+            pool.push(url);
         }
     }
 }
@@ -375,7 +444,7 @@ struct ValueSeed<'a> {
     trie: &'a Trie,
     leaf: &'a [u32],
     child: Option<u32>,
-    out: &'a mut Vec<(u32, FieldValue)>,
+    out: &'a mut Caps,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -386,13 +455,8 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
 }
 
 impl ValueSeed<'_> {
-    fn push(self, v: FieldValue) -> bool {
-        if let Some((last, rest)) = self.leaf.split_last() {
-            for &s in rest {
-                self.out.push((s, v.clone()));
-            }
-            self.out.push((*last, v));
-        }
+    fn push(self, v: Cap) -> bool {
+        self.out.push(self.leaf, v);
         false
     }
 }
@@ -403,25 +467,26 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         f.write_str("a JSON value")
     }
     fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-        if self.leaf.is_empty() {
-            return Ok(false);
-        }
-        Ok(self.push(FieldValue::Str(v.to_string())))
+        self.out.push_str(self.leaf, v);
+        Ok(false)
     }
     fn visit_i64<E>(self, v: i64) -> Result<bool, E> {
-        Ok(self.push(FieldValue::Int(v)))
+        Ok(self.push(Cap::Int(v)))
     }
     fn visit_u64<E>(self, v: u64) -> Result<bool, E> {
         Ok(self.push(match i64::try_from(v) {
-            Ok(i) => FieldValue::Int(i),
-            Err(_) => FieldValue::Float(v as f64),
+            Ok(i) => Cap::Int(i),
+            Err(_) => Cap::Float(v as f64),
         }))
     }
     fn visit_f64<E>(self, v: f64) -> Result<bool, E> {
-        Ok(self.push(FieldValue::from_f64(v)))
+        Ok(self.push(match FieldValue::from_f64(v) {
+            FieldValue::Int(i) => Cap::Int(i),
+            _ => Cap::Float(v),
+        }))
     }
     fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
-        Ok(self.push(FieldValue::Bool(v)))
+        Ok(self.push(Cap::Bool(v)))
     }
     fn visit_unit<E>(self) -> Result<bool, E> {
         Ok(false)
@@ -518,22 +583,24 @@ fn unescape_zeek(s: &str) -> Vec<u8> {
     out
 }
 
-fn zeek_value(ty: &str, text: &str) -> FieldValue {
-    match ty {
-        "count" | "int" | "port" => text
-            .parse()
-            .map(FieldValue::Int)
-            .unwrap_or_else(|_| FieldValue::Str(text.into())),
-        "double" | "interval" => text
-            .parse()
-            .map(FieldValue::from_f64)
-            .unwrap_or_else(|_| FieldValue::Str(text.into())),
+/// Captures one Zeek TSV cell of type `ty` for `sel`.
+fn zeek_value(caps: &mut Caps, sel: u32, ty: &str, text: &str) {
+    let v = match ty {
+        "count" | "int" | "port" => text.parse().ok().map(Cap::Int),
+        "double" | "interval" => text.parse().ok().map(|x| match FieldValue::from_f64(x) {
+            FieldValue::Int(i) => Cap::Int(i),
+            _ => Cap::Float(x),
+        }),
         "bool" => match text {
-            "T" => FieldValue::Bool(true),
-            "F" => FieldValue::Bool(false),
-            _ => FieldValue::Str(text.into()),
+            "T" => Some(Cap::Bool(true)),
+            "F" => Some(Cap::Bool(false)),
+            _ => None,
         },
-        _ => FieldValue::Str(text.into()),
+        _ => None,
+    };
+    match v {
+        Some(v) => caps.push(&[sel], v),
+        None => caps.push_str(&[sel], text),
     }
 }
 
@@ -555,7 +622,10 @@ pub struct RecordReader {
     csv_columns: Vec<Option<u32>>,
     line: u64,
     buf: Vec<u8>,
-    caps: Vec<(u32, FieldValue)>,
+    caps: Caps,
+    /// Strings of earlier records' fields, reused for the next record's (see
+    /// [`RecordReader::next_into`]).
+    pool: Vec<String>,
     malformed: Vec<Malformed>,
     malformed_count: u64,
     records: u64,
@@ -655,7 +725,8 @@ impl RecordReader {
             csv_columns: Vec::new(),
             line: 0,
             buf: Vec::new(),
-            caps: Vec::new(),
+            caps: Caps::default(),
+            pool: Vec::new(),
             malformed: Vec::new(),
             malformed_count: 0,
             records: 0,
@@ -727,8 +798,7 @@ impl RecordReader {
             let Some(first) = first else {
                 continue;
             };
-            rec.fields.clear();
-            rec.timestamp = None;
+            recycle(rec, &mut self.pool);
             let ok = match (self.format, first) {
                 (Format::Lines, _) => self.plain_line(rec),
                 (Format::Zeek, b'#') => {
@@ -751,15 +821,20 @@ impl RecordReader {
 
     fn json_line(&mut self, rec: &mut Record) -> bool {
         self.caps.clear();
+        let trie = &self.prepared.trie;
+        let root = if trie.nodes.is_empty() { None } else { Some(0) };
+        if fast_json(&self.buf, trie, root, &mut self.caps) {
+            self.prepared.finish(&self.caps, None, rec, &mut self.pool);
+            return true;
+        }
+        // Anything the fast scanner does not take (escapes, not UTF-8, not an object, deep
+        // nesting, errors) goes through serde_json, which also words the errors.
+        self.caps.clear();
         let mut de = serde_json::Deserializer::from_slice(&self.buf);
         let seed = ValueSeed {
-            trie: &self.prepared.trie,
+            trie,
             leaf: &[],
-            child: if self.prepared.trie.nodes.is_empty() {
-                None
-            } else {
-                Some(0)
-            },
+            child: root,
             out: &mut self.caps,
         };
         let res = seed.deserialize(&mut de).and_then(|was_map| {
@@ -768,7 +843,7 @@ impl RecordReader {
         });
         match res {
             Ok(true) => {
-                self.prepared.finish(&self.caps, None, rec);
+                self.prepared.finish(&self.caps, None, rec, &mut self.pool);
                 true
             }
             Ok(false) => {
@@ -850,12 +925,12 @@ impl RecordReader {
                 .and_then(|s| s.strip_suffix(']'))
             {
                 for item in cell.split(t.set_separator.as_str()) {
-                    self.caps.push((*sel, zeek_value(inner, item)));
+                    zeek_value(&mut self.caps, *sel, inner, item);
                 }
             } else if ty == "time" {
-                self.caps.push((*sel, FieldValue::Str(cell.to_string())));
+                self.caps.push_str(&[*sel], cell);
             } else {
-                self.caps.push((*sel, zeek_value(ty, cell)));
+                zeek_value(&mut self.caps, *sel, ty, cell);
             }
         }
         if n != t.columns.len() {
@@ -864,7 +939,8 @@ impl RecordReader {
             return false;
         }
         let path = t.path.clone();
-        self.prepared.finish(&self.caps, path.as_deref(), rec);
+        self.prepared
+            .finish(&self.caps, path.as_deref(), rec, &mut self.pool);
         true
     }
 
@@ -878,46 +954,56 @@ impl RecordReader {
             return false;
         }
         let p = &self.plain_paths;
-        let s = |path: &Arc<str>, v: String| Field {
-            path: Arc::clone(path),
-            value: FieldValue::Str(v),
-        };
-        match classify(&refang(text)) {
-            Ok(Observable::Ip(ip)) => rec
-                .fields
-                .push(s(if ip.is_ipv4() { &p.v4 } else { &p.v6 }, ip.to_string())),
-            Ok(Observable::Domain(d)) => rec.fields.push(s(&p.domain, d)),
-            Ok(Observable::Url(u)) => rec.fields.push(s(&p.url, u)),
-            Ok(Observable::Email(e)) => rec.fields.push(s(&p.email, e)),
-            Ok(Observable::Hash(a, h)) => rec.fields.push(s(
-                match a {
-                    crate::classify::HashAlgo::Md5 => &p.md5,
-                    crate::classify::HashAlgo::Sha1 => &p.sha1,
-                    crate::classify::HashAlgo::Sha256 => &p.sha256,
-                },
-                h,
-            )),
-            Ok(Observable::IpPort(ip, port)) => {
-                rec.fields
-                    .push(s(if ip.is_ipv4() { &p.v4 } else { &p.v6 }, ip.to_string()));
-                rec.fields.push(s(&p.dst_ref, ip.to_string()));
-                rec.fields.push(Field {
-                    path: Arc::clone(&p.dst_port),
-                    value: FieldValue::Int(i64::from(port)),
-                });
+        let mut v = self.pool.pop().unwrap_or_default();
+        let kind = classify_into(&refang(text), &mut v);
+        let path = match kind {
+            Ok(Kind::Ip(ip) | Kind::IpPort(ip, _)) => {
+                if ip.is_ipv4() {
+                    &p.v4
+                } else {
+                    &p.v6
+                }
             }
-            Ok(Observable::Cidr(..)) => {
+            Ok(Kind::Domain) => &p.domain,
+            Ok(Kind::Url) => &p.url,
+            Ok(Kind::Email) => &p.email,
+            Ok(Kind::Hash(HashAlgo::Md5)) => &p.md5,
+            Ok(Kind::Hash(HashAlgo::Sha1)) => &p.sha1,
+            Ok(Kind::Hash(HashAlgo::Sha256)) => &p.sha256,
+            Ok(Kind::Cidr(..)) => {
+                self.pool.push(v);
                 self.bad(self.line, "a CIDR block is not an observable");
                 return false;
             }
-            Ok(Observable::UrlPath(_)) => {
+            Ok(Kind::UrlPath) => {
+                self.pool.push(v);
                 self.bad(self.line, "a URL path without a host is not an observable");
                 return false;
             }
             Err(e) => {
+                self.pool.push(v);
                 self.bad(self.line, e.reason());
                 return false;
             }
+        };
+        if let Ok(Kind::IpPort(_, port)) = kind {
+            rec.fields.push(Field {
+                path: Arc::clone(path),
+                value: FieldValue::Str(v.clone()),
+            });
+            rec.fields.push(Field {
+                path: Arc::clone(&p.dst_ref),
+                value: FieldValue::Str(v),
+            });
+            rec.fields.push(Field {
+                path: Arc::clone(&p.dst_port),
+                value: FieldValue::Int(i64::from(port)),
+            });
+        } else {
+            rec.fields.push(Field {
+                path: Arc::clone(path),
+                value: FieldValue::Str(v),
+            });
         }
         true
     }
@@ -951,32 +1037,25 @@ impl RecordReader {
                             continue;
                         }
                         // CSV has no types: integers are integers (ports, sizes).
-                        let v = cell
-                            .parse::<i64>()
-                            .ok()
-                            .filter(|_| {
-                                !(cell.starts_with('+')
-                                    || (cell.starts_with('0') && cell.len() > 1))
-                            })
-                            .map_or_else(|| FieldValue::Str(cell.to_string()), FieldValue::Int);
-                        self.caps.push((*sel, v));
-                    }
-                    // Targets that want text (addresses, hashes…) get the text back.
-                    for c in &mut self.caps {
-                        if let FieldValue::Int(i) = c.1
-                            && self.prepared.selectors[c.0 as usize]
+                        let int = cell.parse::<i64>().ok().filter(|_| {
+                            !(cell.starts_with('+') || (cell.starts_with('0') && cell.len() > 1))
+                        });
+                        // Targets that want text (addresses, hashes…) get the text back.
+                        let wants_text =
+                            self.prepared.selectors[*sel as usize]
                                 .rules
                                 .iter()
                                 .any(|&r| {
                                     !matches!(self.prepared.map.rules[r].target, Target::Plain(_))
-                                })
-                        {
-                            c.1 = FieldValue::Str(i.to_string());
+                                });
+                        match int {
+                            Some(i) if wants_text => self.caps.push_str(&[*sel], &i.to_string()),
+                            Some(i) => self.caps.push(&[*sel], Cap::Int(i)),
+                            None => self.caps.push_str(&[*sel], cell),
                         }
                     }
-                    rec.fields.clear();
-                    rec.timestamp = None;
-                    self.prepared.finish(&self.caps, None, rec);
+                    recycle(rec, &mut self.pool);
+                    self.prepared.finish(&self.caps, None, rec, &mut self.pool);
                     rec.file = Arc::clone(&self.file);
                     rec.line = line;
                     self.records += 1;
@@ -1000,6 +1079,229 @@ fn csv_io(file: &str, line: u64, e: csv::Error) -> InputError {
         file: file.into(),
         line,
         source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Empties `rec` for the next record, keeping the strings of its fields in `pool` (bounded)
+/// for the fields of the next records: reading then allocates nothing per field.
+fn recycle(rec: &mut Record, pool: &mut Vec<String>) {
+    const POOL: usize = 64;
+    for f in rec.fields.drain(..) {
+        if let FieldValue::Str(s) = f.value
+            && pool.len() < POOL
+        {
+            pool.push(s);
+        }
+    }
+    rec.timestamp = None;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON fast path: a strict scanner over the line's bytes for the common case (valid UTF-8, no
+// backslash anywhere, an object at the top), capturing mapped values as the serde path does.
+
+/// serde_json's nesting limit is 128; deeper lines go to serde_json for its error.
+const FAST_DEPTH: u32 = 100;
+
+/// Scans one JSON line and captures the values at the trie's paths into `caps`, exactly as
+/// [`ValueSeed`] does. `false` (with `caps` in any state) when the line is not for the fast
+/// path or is not valid JSON: the caller then runs serde_json on it. Strings without escapes
+/// are the JSON text itself, so they are copied straight from the line.
+fn fast_json(line: &[u8], trie: &Trie, root: Option<u32>, caps: &mut Caps) -> bool {
+    if line.contains(&b'\\') {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let mut sc = Scan {
+        s: text,
+        b: line,
+        i: 0,
+        trie,
+        caps,
+    };
+    sc.ws();
+    if sc.peek() != Some(b'{') {
+        return false;
+    }
+    if sc.value(root, &[], 0).is_none() {
+        return false;
+    }
+    sc.ws();
+    sc.i == line.len()
+}
+
+struct Scan<'a, 'c> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    trie: &'a Trie,
+    caps: &'c mut Caps,
+}
+
+impl<'a> Scan<'a, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek() == Some(c)).then(|| self.i += 1)
+    }
+
+    /// A string (at its opening quote) without escapes; its content.
+    fn string(&mut self) -> Option<&'a str> {
+        self.i += 1;
+        let start = self.i;
+        let len = self.b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c < 0x20)?;
+        self.i = start + len;
+        self.eat(b'"')?;
+        Some(&self.s[start..start + len])
+    }
+
+    /// A value. `node`: the trie node for an object here (`None`: not a mapped path);
+    /// `leaf`: the selectors this value feeds.
+    fn value(&mut self, node: Option<u32>, leaf: &[u32], depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'{' => {
+                if depth >= FAST_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b'}').is_some() {
+                    return Some(());
+                }
+                let trie = self.trie;
+                loop {
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let key = self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    let slot = node.and_then(|n| trie.nodes[n as usize].get(key));
+                    match slot {
+                        Some(s) => {
+                            let leaf = s.leaf.map_or(&[][..], |l| &trie.leaves[l as usize][..]);
+                            self.value(s.child, leaf, depth + 1)?;
+                        }
+                        None => self.value(None, &[], depth + 1)?,
+                    }
+                    self.ws();
+                    if self.eat(b',').is_some() {
+                        self.ws();
+                        continue;
+                    }
+                    return self.eat(b'}');
+                }
+            }
+            b'[' => {
+                if depth >= FAST_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b']').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.value(node, leaf, depth + 1)?;
+                    self.ws();
+                    if self.eat(b',').is_some() {
+                        self.ws();
+                        continue;
+                    }
+                    return self.eat(b']');
+                }
+            }
+            b'"' => {
+                let v = self.string()?;
+                self.caps.push_str(leaf, v);
+                Some(())
+            }
+            b't' => self.literal(b"true", leaf, Some(Cap::Bool(true))),
+            b'f' => self.literal(b"false", leaf, Some(Cap::Bool(false))),
+            b'n' => self.literal(b"null", leaf, None),
+            b'-' | b'0'..=b'9' => self.number(node, leaf),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], leaf: &[u32], v: Option<Cap>) -> Option<()> {
+        if !self.b[self.i..].starts_with(word) {
+            return None;
+        }
+        self.i += word.len();
+        if let Some(v) = v {
+            self.caps.push(leaf, v);
+        }
+        Some(())
+    }
+
+    /// A number (JSON grammar checked here). Values serde_json would visit (the path is in
+    /// the trie) are converted by serde_json itself unless they are small non-negative
+    /// integers, so the captured value and any range error are serde_json's.
+    fn number(&mut self, node: Option<u32>, leaf: &[u32]) -> Option<()> {
+        let start = self.i;
+        let digits = |sc: &mut Self| {
+            let n = sc.b[sc.i..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            sc.i += n;
+            n
+        };
+        self.eat(b'-');
+        let int_at = self.i;
+        match digits(self) {
+            0 => return None,
+            n if n > 1 && self.b[int_at] == b'0' => return None,
+            _ => {}
+        }
+        let mut plain = true;
+        if self.eat(b'.').is_some() {
+            plain = false;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            plain = false;
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if leaf.is_empty() && node.is_none() {
+            return Some(());
+        }
+        let text = &self.s[start..self.i];
+        if plain && !text.starts_with('-') && text.len() <= 18 {
+            let v = text.bytes().fold(0i64, |n, c| n * 10 + i64::from(c - b'0'));
+            self.caps.push(leaf, Cap::Int(v));
+            return Some(());
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let seed = ValueSeed {
+            trie: self.trie,
+            leaf,
+            child: node,
+            out: &mut *self.caps,
+        };
+        seed.deserialize(&mut de).ok().map(|_| ())
     }
 }
 

@@ -72,9 +72,14 @@ pub struct Matcher<'s> {
     /// Stamps `regex_seen` per field value (a test is checked once per value, not per record).
     regex_generation: u32,
     path_cache: Vec<(Arc<str>, Option<u32>)>,
+    /// Per field of the current record: its path id.
+    pids: Vec<Option<u32>>,
+    /// Exact-table probes of the current record: (hash, key, field), then their postings.
+    probes: Vec<(u64, u32, usize)>,
+    posts: Vec<Option<u32>>,
     candidates: Vec<(u32, usize)>,
     direct: Vec<(u32, usize)>,
-    aggregates: HashMap<u32, Agg>,
+    aggregates: HashMap<u32, Agg, foldhash::fast::RandomState>,
     stats: MatchStats,
     nfc: String,
     validity_at: Option<i64>,
@@ -94,9 +99,12 @@ impl<'s> Matcher<'s> {
             regex_seen: vec![0; set.regex_tests.len()],
             regex_generation: 0,
             path_cache: Vec::new(),
+            pids: Vec::new(),
+            probes: Vec::new(),
+            posts: Vec::new(),
             candidates: Vec::new(),
             direct: Vec::new(),
-            aggregates: HashMap::new(),
+            aggregates: HashMap::default(),
             stats: MatchStats::default(),
             nfc: String::new(),
             validity_at: None,
@@ -139,77 +147,96 @@ impl<'s> Matcher<'s> {
         let vt = self.validity_at.unwrap_or(t);
         self.candidates.clear();
         self.direct.clear();
+        // Exact values first: every field's hash, then the probes back to back. Each probe is
+        // a likely cache miss in a large table; issued in a tight loop they overlap instead of
+        // waiting for each other between the other per-field work.
+        self.pids.clear();
+        self.probes.clear();
         for (fi, field) in rec.fields.iter().enumerate() {
-            let Some(pid) = self.path_id(&field.path) else {
+            let pid = self.path_id(&field.path);
+            self.pids.push(pid);
+            let mut int = [0; 8];
+            if let Some(pid) = pid
+                && let Some((tag, bytes)) = exact_bytes(&field.value, &mut int)
+                && let Some(key) = set.exact_key(pid, tag)
+            {
+                self.probes.push((set.exact_hash(key, bytes), key, fi));
+            }
+        }
+        self.posts.clear();
+        for &(h, key, fi) in &self.probes {
+            let mut int = [0; 8];
+            let (_, bytes) = exact_bytes(&rec.fields[fi].value, &mut int).expect("probed above");
+            self.posts.push(set.exact_find(h, key, bytes));
+        }
+        let seen = &mut self.seen;
+        let candidates = &mut self.candidates;
+        let direct = &mut self.direct;
+        let mut on_atom = |ind: u32, fi: usize| {
+            let s = &mut seen[ind as usize];
+            if *s == generation {
+                return;
+            }
+            *s = generation;
+            let meta = &set.metas[ind as usize];
+            if !meta.valid_at(t) {
+                return;
+            }
+            if meta.pattern == DIRECT {
+                direct.push((ind, fi));
+            } else {
+                candidates.push((ind, fi));
+            }
+        };
+        for (&(_, _, fi), post) in self.probes.iter().zip(&self.posts) {
+            if let Some(post) = *post {
+                set.each(post, &mut |ind| on_atom(ind, fi));
+            }
+        }
+        // CIDR blocks and LIKE/MATCHES, per field.
+        for (fi, field) in rec.fields.iter().enumerate() {
+            let (Some(pid), FieldValue::Str(s)) = (self.pids[fi], &field.value) else {
                 continue;
             };
-            let seen = &mut self.seen;
-            let candidates = &mut self.candidates;
-            let direct = &mut self.direct;
-            let mut on_atom = |ind: u32| {
-                let s = &mut seen[ind as usize];
-                if *s == generation {
-                    return;
+            if set.has_cidr(pid) {
+                set.cidr_lookup(pid, s, &mut |ind| on_atom(ind, fi));
+            }
+            if let Some(rp) = set.regex_path(pid) {
+                self.regex_generation = self.regex_generation.wrapping_add(1);
+                if self.regex_generation == 0 {
+                    self.regex_seen.fill(0);
+                    self.regex_generation = 1;
                 }
-                *s = generation;
-                let meta = &set.metas[ind as usize];
-                if !meta.valid_at(vt) {
-                    return;
-                }
-                if meta.pattern == DIRECT {
-                    direct.push((ind, fi));
+                let regex_generation = self.regex_generation;
+                let v: &str = if s.is_ascii() {
+                    s
                 } else {
-                    candidates.push((ind, fi));
-                }
-            };
-            match &field.value {
-                FieldValue::Str(s) => {
-                    set.exact_lookup(pid, Tag::Str, s.as_bytes(), &mut on_atom);
-                    if set.has_cidr(pid) {
-                        set.cidr_lookup(pid, s, &mut on_atom);
+                    self.nfc.clear();
+                    self.nfc.extend(s.nfc());
+                    &self.nfc
+                };
+                let tests = &set.regex_tests;
+                let rs = &mut self.regex_seen;
+                let mut check = |ti: u32| {
+                    if rs[ti as usize] == regex_generation {
+                        return;
                     }
-                    if let Some(rp) = set.regex_path(pid) {
-                        self.regex_generation = self.regex_generation.wrapping_add(1);
-                        if self.regex_generation == 0 {
-                            self.regex_seen.fill(0);
-                            self.regex_generation = 1;
-                        }
-                        let regex_generation = self.regex_generation;
-                        let v: &str = if s.is_ascii() {
-                            s
-                        } else {
-                            self.nfc.clear();
-                            self.nfc.extend(s.nfc());
-                            &self.nfc
-                        };
-                        let tests = &set.regex_tests;
-                        let rs = &mut self.regex_seen;
-                        let mut check = |ti: u32| {
-                            if rs[ti as usize] == regex_generation {
-                                return;
-                            }
-                            rs[ti as usize] = regex_generation;
-                            let rt = &tests[ti as usize];
-                            if rt.re.is_match(v) {
-                                on_atom(rt.indicator);
-                            }
-                        };
-                        if let Some(ac) = &rp.ac {
-                            for m in ac.find_overlapping_iter(v) {
-                                for &ti in &rp.by_literal[m.pattern().as_usize()] {
-                                    check(ti);
-                                }
-                            }
-                        }
-                        for &ti in &rp.always {
+                    rs[ti as usize] = regex_generation;
+                    let rt = &tests[ti as usize];
+                    if rt.re.is_match(v) {
+                        on_atom(rt.indicator, fi);
+                    }
+                };
+                if let Some(ac) = &rp.ac {
+                    for m in ac.find_overlapping_iter(v) {
+                        for &ti in &rp.by_literal[m.pattern().as_usize()] {
                             check(ti);
                         }
                     }
                 }
-                FieldValue::Int(i) => {
-                    set.exact_lookup(pid, Tag::Int, &i.to_le_bytes(), &mut on_atom)
+                for &ti in &rp.always {
+                    check(ti);
                 }
-                FieldValue::Float(_) | FieldValue::Bool(_) => {}
             }
         }
         for k in 0..self.direct.len() {
@@ -307,6 +334,19 @@ impl<'s> Matcher<'s> {
     /// Counters so far.
     pub fn stats(&self) -> &MatchStats {
         &self.stats
+    }
+}
+
+/// The exact-table form of a value: strings as their bytes, integers as 8 little-endian bytes
+/// (in `int`); other values have none.
+fn exact_bytes<'a>(v: &'a FieldValue, int: &'a mut [u8; 8]) -> Option<(Tag, &'a [u8])> {
+    match v {
+        FieldValue::Str(s) => Some((Tag::Str, s.as_bytes())),
+        FieldValue::Int(i) => {
+            *int = i.to_le_bytes();
+            Some((Tag::Int, &int[..]))
+        }
+        FieldValue::Float(_) | FieldValue::Bool(_) => None,
     }
 }
 

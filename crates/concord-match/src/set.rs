@@ -150,6 +150,17 @@ struct Lists {
 }
 
 impl Lists {
+    /// The posting of `inds` (not empty): the indicator itself, or a new list.
+    fn post(&mut self, inds: &[u32]) -> u32 {
+        if let [one] = inds {
+            return *one;
+        }
+        let off = self.lists.len() as u32;
+        self.lists.push(inds.len() as u32);
+        self.lists.extend(inds);
+        MULTI | off
+    }
+
     /// Calls `f` for each indicator of a posting.
     fn each(&self, post: u32, f: &mut impl FnMut(u32)) {
         if post & MULTI == 0 {
@@ -166,6 +177,9 @@ impl Lists {
 
 #[derive(Default)]
 struct ExactIndex {
+    /// Per path id: bit `1 << tag` when the path has keys of that tag, so fields of paths
+    /// without exact values (ports, user agents, `*_ref.value`, …) skip the hash probe.
+    tags: Vec<u8>,
     table: HashTable<u32>,
     entries: Vec<ExactEntry>,
     arena: Vec<u8>,
@@ -177,8 +191,7 @@ impl ExactIndex {
         self.hasher.hash_one((key, bytes))
     }
 
-    fn find(&self, key: u32, bytes: &[u8]) -> Option<u32> {
-        let h = self.hash(key, bytes);
+    fn find_hashed(&self, h: u64, key: u32, bytes: &[u8]) -> Option<u32> {
         self.table
             .find(h, |&e| {
                 let e = &self.entries[e as usize];
@@ -262,37 +275,161 @@ pub(crate) fn mask(addr: u128, prefix: u8, v6: bool) -> u128 {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-#[derive(Default)]
-struct CidrIndex {
-    /// IPv4 blocks: `path << 38 | prefix << 32 | network`.
-    v4: FastMap<u64, u32>,
-    /// IPv6 blocks: (path, prefix, network).
-    v6: FastMap<(u32, u8, u128), u32>,
-    /// Per path id: prefix lengths present for IPv4 and for IPv6, ascending.
-    lens: Vec<Option<(Vec<u8>, Vec<u8>)>>,
+/// No block / no indicator.
+const NONE: u32 = u32::MAX;
+
+/// One distinct CIDR block of a (path, family): its prefix length, the block directly
+/// enclosing it (or [`NONE`]) and its indicators (a posting).
+#[derive(Debug, Clone, Copy)]
+struct CidrBlock {
+    prefix: u8,
+    parent: u32,
+    post: u32,
 }
 
-impl CidrIndex {
-    fn get(&self, path: u32, prefix: u8, v6: bool, net: u128) -> Option<u32> {
-        if v6 {
-            self.v6.get(&(path, prefix, net)).copied()
-        } else {
-            self.v4
-                .get(&((u64::from(path) << 38) | (u64::from(prefix) << 32) | net as u64))
-                .copied()
+/// The CIDR blocks of one (path, family) as a partition of the address space into ranges.
+///
+/// CIDR blocks are either nested or disjoint, so the blocks containing an address form a
+/// chain: the innermost one and its ancestors. `starts` (sorted) cut the address space into
+/// ranges; `innermost[i]` is the innermost block over `starts[i]..starts[i + 1]`. A lookup
+/// is one binary search and a walk up the chain (usually one block), instead of one hash probe
+/// per prefix length present.
+///
+/// Large tables also get a directory over the top 16 bits of the address (`dir[k]` is the
+/// number of ranges starting below `k << (width - 16)`), so the binary search runs over the
+/// few ranges of one slice of the space: a lookup touches a handful of cache lines instead of
+/// one per level of a search over the whole table.
+#[derive(Debug, Default)]
+struct CidrTable<T> {
+    /// `(start, innermost block)`, by start.
+    ranges: Vec<(T, u32)>,
+    dir: Vec<u32>,
+    blocks: Vec<CidrBlock>,
+}
+
+/// An address of one family as a table key.
+trait CidrKey: Copy + Ord + TryFrom<u128> {
+    /// The top 16 bits.
+    fn top16(self) -> usize;
+}
+
+impl CidrKey for u32 {
+    fn top16(self) -> usize {
+        (self >> 16) as usize
+    }
+}
+
+impl CidrKey for u128 {
+    fn top16(self) -> usize {
+        (self >> 112) as usize
+    }
+}
+
+/// Tables with fewer ranges are searched without a directory (it would cost 256 KiB).
+const CIDR_DIR_MIN: usize = 4096;
+
+impl<T: CidrKey> CidrTable<T> {
+    /// Builds the table from distinct blocks `(network, prefix, posting)` of a family
+    /// `width` bits wide.
+    fn build(mut blocks: Vec<(u128, u8, u32)>, width: u32) -> CidrTable<T> {
+        // Outer blocks first among those starting at the same address.
+        blocks.sort_unstable_by_key(|&(lo, prefix, _)| (lo, prefix));
+        let last = |lo: u128, prefix: u8| {
+            let host = width - u32::from(prefix);
+            if host == 0 {
+                lo
+            } else {
+                lo | (u128::MAX >> (128 - host))
+            }
+        };
+        let mut t = CidrTable {
+            ranges: Vec::new(),
+            dir: Vec::new(),
+            blocks: Vec::with_capacity(blocks.len()),
+        };
+        // A range starting at `start` (a later one at the same start replaces it; starts come
+        // in ascending order). Starts beyond the family's space (`u32` for IPv4) are dropped.
+        let emit = |t: &mut CidrTable<T>, start: u128, block: u32| {
+            let Ok(start) = T::try_from(start) else {
+                return;
+            };
+            match t.ranges.last_mut() {
+                Some(last) if last.0 == start => last.1 = block,
+                _ => t.ranges.push((start, block)),
+            }
+        };
+        // The chain of open blocks (ids), innermost on top, with their last addresses.
+        let mut stack: Vec<(u32, u128)> = Vec::new();
+        let close_before =
+            |t: &mut CidrTable<T>, stack: &mut Vec<(u32, u128)>, at: Option<u128>| {
+                while let Some(&(_, end)) = stack.last() {
+                    if at.is_some_and(|a| end >= a) {
+                        break;
+                    }
+                    stack.pop();
+                    if let Some(next) = end.checked_add(1) {
+                        emit(t, next, stack.last().map_or(NONE, |b| b.0));
+                    }
+                }
+            };
+        for (lo, prefix, post) in blocks {
+            close_before(&mut t, &mut stack, Some(lo));
+            let id = t.blocks.len() as u32;
+            t.blocks.push(CidrBlock {
+                prefix,
+                parent: stack.last().map_or(NONE, |b| b.0),
+                post,
+            });
+            stack.push((id, last(lo, prefix)));
+            emit(&mut t, lo, id);
         }
+        close_before(&mut t, &mut stack, None);
+        t.ranges.shrink_to_fit();
+        if t.ranges.len() >= CIDR_DIR_MIN {
+            let mut i = 0;
+            t.dir = (0..=1usize << 16)
+                .map(|k| {
+                    while i < t.ranges.len() && t.ranges[i].0.top16() < k {
+                        i += 1;
+                    }
+                    i as u32
+                })
+                .collect();
+        }
+        t
     }
 
-    fn insert(&mut self, path: u32, prefix: u8, v6: bool, net: u128, post: u32) {
-        if v6 {
-            self.v6.insert((path, prefix, net), post);
-        } else {
-            self.v4.insert(
-                (u64::from(path) << 38) | (u64::from(prefix) << 32) | net as u64,
-                post,
-            );
+    /// Calls `f` with the posting of every block that contains the network `addr/prefix`.
+    fn lookup(&self, addr: T, prefix: u8, lists: &Lists, f: &mut impl FnMut(u32)) {
+        let (lo, hi) = match self.dir.get(addr.top16()..addr.top16() + 2) {
+            Some(&[lo, hi]) => (lo as usize, hi as usize),
+            _ => (0, self.ranges.len()),
+        };
+        let i = lo + self.ranges[lo..hi].partition_point(|r| r.0 <= addr);
+        let Some(mut b) = i.checked_sub(1).map(|i| self.ranges[i].1) else {
+            return;
+        };
+        while b != NONE {
+            let block = &self.blocks[b as usize];
+            if block.prefix <= prefix {
+                lists.each(block.post, f);
+            }
+            b = block.parent;
         }
     }
+}
+
+/// The CIDR tables of one path.
+#[derive(Debug, Default)]
+struct PathCidr {
+    v4: CidrTable<u32>,
+    v6: CidrTable<u128>,
+}
+
+/// CIDR blocks per path id.
+#[derive(Debug, Default)]
+struct CidrIndex {
+    paths: Vec<Option<PathCidr>>,
 }
 
 /// One LIKE/MATCHES test.
@@ -485,7 +622,8 @@ impl SetBuilder {
             skipped,
         };
         let mut exact_multi: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut cidr_multi: HashMap<(u32, u8, bool, u128), Vec<u32>> = HashMap::new();
+        // (path, IPv6, network, prefix) -> indicators, in order.
+        let mut cidr_build: HashMap<(u32, bool, u128, u8), Vec<u32>> = HashMap::new();
         // Per path id: (required literals, regex test index).
         type RegexBuild = HashMap<u32, Vec<(Option<Vec<Vec<u8>>>, u32)>>;
         let mut regex_build: RegexBuild = HashMap::new();
@@ -528,7 +666,12 @@ impl SetBuilder {
             for atom in atoms {
                 match atom {
                     Atom::Exact { path, tag, bytes } => {
-                        let key = (set.path_id(&path) << 1) | tag as u32;
+                        let pid = set.path_id(&path);
+                        if set.exact.tags.len() <= pid as usize {
+                            set.exact.tags.resize(pid as usize + 1, 0);
+                        }
+                        set.exact.tags[pid as usize] |= 1 << tag as u8;
+                        let key = (pid << 1) | tag as u32;
                         let (e, new) = set.exact.insert(key, &bytes);
                         let entry = &mut set.exact.entries[e as usize];
                         if new {
@@ -542,26 +685,10 @@ impl SetBuilder {
                     }
                     Atom::Cidr { path, net } => {
                         let pid = set.path_id(&path);
-                        let key = (pid, net.prefix, net.v6, mask(net.addr, net.prefix, net.v6));
-                        if set.cidr.lens.len() <= pid as usize {
-                            set.cidr.lens.resize(pid as usize + 1, None);
-                        }
-                        let lens = set.cidr.lens[pid as usize].get_or_insert_default();
-                        let l = if net.v6 { &mut lens.1 } else { &mut lens.0 };
-                        if let Err(i) = l.binary_search(&net.prefix) {
-                            l.insert(i, net.prefix);
-                        }
-                        match set.cidr.get(key.0, key.1, key.2, key.3) {
-                            None => {
-                                set.cidr.insert(key.0, key.1, key.2, key.3, ind);
-                            }
-                            Some(first) if first != ind => {
-                                let l = cidr_multi.entry(key).or_insert_with(|| vec![first]);
-                                if l.last() != Some(&ind) {
-                                    l.push(ind);
-                                }
-                            }
-                            Some(_) => {}
+                        let key = (pid, net.v6, mask(net.addr, net.prefix, net.v6), net.prefix);
+                        let l = cidr_build.entry(key).or_default();
+                        if l.last() != Some(&ind) {
+                            l.push(ind);
                         }
                     }
                     Atom::Regex { path, like, text } => {
@@ -585,16 +712,24 @@ impl SetBuilder {
         }
         // Posting lists.
         for (e, inds) in exact_multi {
-            let off = set.lists.lists.len() as u32;
-            set.lists.lists.push(inds.len() as u32);
-            set.lists.lists.extend(&inds);
-            set.exact.entries[e as usize].post = MULTI | off;
+            set.exact.entries[e as usize].post = set.lists.post(&inds);
         }
-        for (k, inds) in cidr_multi {
-            let off = set.lists.lists.len() as u32;
-            set.lists.lists.push(inds.len() as u32);
-            set.lists.lists.extend(&inds);
-            set.cidr.insert(k.0, k.1, k.2, k.3, MULTI | off);
+        // Per (path, family): distinct blocks with their postings, then one table.
+        type Blocks = (Vec<(u128, u8, u32)>, Vec<(u128, u8, u32)>);
+        let mut cidr_blocks: HashMap<u32, Blocks> = HashMap::new();
+        for ((pid, v6, lo, prefix), inds) in cidr_build {
+            let post = set.lists.post(&inds);
+            let b = cidr_blocks.entry(pid).or_default();
+            if v6 { &mut b.1 } else { &mut b.0 }.push((lo, prefix, post));
+        }
+        for (pid, (v4, v6)) in cidr_blocks {
+            if set.cidr.paths.len() <= pid as usize {
+                set.cidr.paths.resize_with(pid as usize + 1, || None);
+            }
+            set.cidr.paths[pid as usize] = Some(PathCidr {
+                v4: CidrTable::build(v4, 32),
+                v6: CidrTable::build(v6, 128),
+            });
         }
         for (pid, tests) in regex_build {
             let mut rp = RegexPath::default();
@@ -689,15 +824,31 @@ impl IndicatorSet {
         p
     }
 
-    /// Calls `f` with the indicators whose exact atoms are `(path, value)`.
-    pub(crate) fn exact_lookup(&self, path: u32, tag: Tag, bytes: &[u8], f: &mut impl FnMut(u32)) {
-        if let Some(post) = self.exact.find((path << 1) | tag as u32, bytes) {
-            self.lists.each(post, f);
-        }
+    /// The exact table's key for values of `tag` on `path`; `None` when the path has no such
+    /// values, so fields of paths without exact values (ports, user agents, `*_ref.value`, …)
+    /// skip the hash probe.
+    pub(crate) fn exact_key(&self, path: u32, tag: Tag) -> Option<u32> {
+        let has = self.exact.tags.get(path as usize).copied().unwrap_or(0);
+        (has & (1 << tag as u8) != 0).then_some((path << 1) | tag as u32)
+    }
+
+    /// The hash of an exact key and value, for [`IndicatorSet::exact_find`].
+    pub(crate) fn exact_hash(&self, key: u32, bytes: &[u8]) -> u64 {
+        self.exact.hash(key, bytes)
+    }
+
+    /// The posting of an exact key and value (for [`IndicatorSet::each`]) with its hash.
+    pub(crate) fn exact_find(&self, hash: u64, key: u32, bytes: &[u8]) -> Option<u32> {
+        self.exact.find_hashed(hash, key, bytes)
+    }
+
+    /// Calls `f` with each indicator of a posting.
+    pub(crate) fn each(&self, post: u32, f: &mut impl FnMut(u32)) {
+        self.lists.each(post, f);
     }
 
     pub(crate) fn has_cidr(&self, path: u32) -> bool {
-        matches!(self.cidr.lens.get(path as usize), Some(Some(_)))
+        matches!(self.cidr.paths.get(path as usize), Some(Some(_)))
     }
 
     pub(crate) fn regex_path(&self, path: u32) -> Option<&RegexPath> {
@@ -706,20 +857,16 @@ impl IndicatorSet {
 
     /// Calls `f` with the indicators of every CIDR block containing `value`.
     pub(crate) fn cidr_lookup(&self, path: u32, value: &str, f: &mut impl FnMut(u32)) {
-        let Some(Some(lens)) = self.cidr.lens.get(path as usize) else {
+        let Some(Some(t)) = self.cidr.paths.get(path as usize) else {
             return;
         };
         let Some(net) = parse_net(value) else {
             return;
         };
-        let lens = if net.v6 { &lens.1 } else { &lens.0 };
-        for &l in lens {
-            if l > net.prefix {
-                break;
-            }
-            if let Some(post) = self.cidr.get(path, l, net.v6, mask(net.addr, l, net.v6)) {
-                self.lists.each(post, f);
-            }
+        if net.v6 {
+            t.v6.lookup(net.addr, net.prefix, &self.lists, f);
+        } else {
+            t.v4.lookup(net.addr as u32, net.prefix, &self.lists, f);
         }
     }
 }
@@ -991,6 +1138,48 @@ mod tests {
             (None, false)
         );
         assert_eq!(cond("[x:list[*] = 'a']"), (None, false));
+    }
+
+    #[test]
+    fn cidr_table_nested_blocks() {
+        let lists = Lists::default();
+        let net = |s: &str| {
+            let n = parse_net(s).unwrap();
+            (mask(n.addr, n.prefix, false), n.prefix)
+        };
+        let blocks = [
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "10.1.2.0/24",
+            "10.2.0.0/16",
+            "11.0.0.0/8",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (net(s).0, net(s).1, i as u32))
+        .collect();
+        let t = CidrTable::<u32>::build(blocks, 32);
+        let hits = |s: &str| {
+            let n = parse_net(s).unwrap();
+            let mut v = Vec::new();
+            t.lookup(n.addr as u32, n.prefix, &lists, &mut |i| v.push(i));
+            v.sort();
+            v
+        };
+        assert_eq!(hits("10.1.2.3"), [0, 1, 2]);
+        assert_eq!(hits("10.1.3.3"), [0, 1]);
+        assert_eq!(hits("10.3.0.1"), [0]);
+        assert_eq!(hits("10.2.255.255"), [0, 3]);
+        assert_eq!(hits("11.255.255.255"), [4]);
+        assert_eq!(hits("9.255.255.255"), Vec::<u32>::new());
+        assert_eq!(hits("12.0.0.0"), Vec::<u32>::new());
+        // A network value is inside the blocks no longer than itself.
+        assert_eq!(hits("10.1.0.0/16"), [0, 1]);
+        assert_eq!(hits("10.1.2.0/23"), [0, 1]);
+        let all = CidrTable::<u32>::build(vec![(0, 0, 7), (u128::from(u32::MAX), 32, 8)], 32);
+        let mut v = Vec::new();
+        all.lookup(u32::MAX, 32, &lists, &mut |i| v.push(i));
+        assert_eq!(v, [8, 7]);
     }
 
     #[test]
