@@ -329,13 +329,16 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         return Decision::Unchanged;
     }
     changes.extend(pii.changes);
-    if let Err(violations) = concord_stix::validate_object(&copy) {
+    // The copy must be what this node itself would accept: STIX 2.1 valid and, for an
+    // indicator, a pattern that parses with its checks (§9). A pseudonym in place of an IP
+    // address inside `ISSUBSET '…/24'` is no CIDR block any more.
+    let invalid = match concord_stix::validate_object(&copy) {
+        Err(violations) => violations.first().map(|v| v.to_string()),
+        Ok(_) => pattern_error(&copy),
+    };
+    if let Some(violation) = invalid {
         let reason = format!(
-            "the partner's copy would be invalid ({}) after: {}",
-            violations
-                .first()
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
+            "the partner's copy would be invalid ({violation}) after: {}",
             changes.join("; ")
         );
         trace.note("validation", || format!("withheld: {reason}"));
@@ -349,6 +352,22 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         changes,
         renamed: pii.renamed,
     }
+}
+
+/// The error of a STIX indicator's pattern (`pattern_type` `stix`), if it does not parse.
+fn pattern_error(object: &Value) -> Option<String> {
+    if object.get("type").and_then(Value::as_str) != Some("indicator")
+        || object.get("pattern_type").and_then(Value::as_str) != Some("stix")
+    {
+        return None;
+    }
+    let pattern = object.get("pattern").and_then(Value::as_str)?;
+    concord_pattern::parse(pattern).err().map(|e| {
+        format!(
+            "pattern: invalid STIX pattern: {} at byte {} (STIX 2.1 §9)",
+            e.message, e.offset
+        )
+    })
 }
 
 /// Why [`may_see`] let `tlp` through, in words.
@@ -701,6 +720,42 @@ mod tests {
         assert!(matches!(e.decision, Decision::Withheld { .. }));
         assert_eq!(e.steps.len(), 1);
         assert!(e.steps[0].detail.contains("never leaves the node"));
+    }
+
+    /// A pseudonym where a pattern needs an address: the copy would not parse, so the
+    /// indicator is withheld rather than sent invalid.
+    #[test]
+    fn a_rewritten_pattern_that_no_longer_parses_is_withheld() {
+        let policy = cn_policy();
+        let sharing = CollectionSharing::default();
+        let bsi = partner("bsi", &[]);
+        let cx = EgressContext {
+            sharing: &sharing,
+            partner: &bsi,
+            policy: &policy,
+        };
+        let indicator = serde_json::json!({
+            "type": "indicator", "spec_version": "2.1",
+            "id": "indicator--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+            "created": "2016-01-01T00:00:00.000Z", "modified": "2016-01-01T00:00:00.000Z",
+            "pattern": "[ipv4-addr:value ISSUBSET '81.2.69.0/24']", "pattern_type": "stix",
+            "valid_from": "2016-01-01T00:00:00Z", "object_marking_refs": [GREEN],
+        });
+        let d = super::egress(&indicator.to_string(), &cx);
+        let Decision::Withheld { reason } = &d else {
+            panic!("{d:?}")
+        };
+        assert!(
+            reason.contains("ISSUBSET") && reason.contains("pseudonymised"),
+            "{reason}"
+        );
+        // Equality with an address stays valid with a pseudonym string: sent rewritten.
+        let mut eq = indicator.clone();
+        eq["pattern"] = "[ipv4-addr:value = '81.2.69.160']".into();
+        assert!(matches!(
+            super::egress(&eq.to_string(), &cx),
+            Decision::Rewritten { .. }
+        ));
     }
 
     #[test]
