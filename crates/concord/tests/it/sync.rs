@@ -919,3 +919,83 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
     let (_, reports) = sync(&b, &[]);
     assert_eq!(reports[0]["pulled_added"], 0, "{}", reports[0]);
 }
+
+/// Sightings go home (issue 7, item 5): B pulls A's indicators, matches its own observables
+/// against them, and the next round sends the sighting back to A, within B's policy for A.
+#[test]
+fn a_sighting_goes_home_to_the_producer_of_the_indicator() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("88888888", "c2.home.example", &[GREEN])],
+    );
+    let key = partner(&a, "b", "DE", &["--read", "intel", "--write", "intel"]);
+    let sa = a.serve();
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&b, &["collection", "create", "intel"]);
+    partner(&b, "a-org", "DE", &["--read", "intel"]);
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--pull",
+            "--token-file",
+            key.to_str().unwrap(),
+            "--partner",
+            "a-org",
+        ],
+    );
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1);
+    let obs = b.path().join("obs.txt");
+    std::fs::write(&obs, "c2.home.example\nc2.home.example\nother.example\n").unwrap();
+    let out = cli_ok(
+        &b,
+        &[
+            "match",
+            "--collection",
+            "intel",
+            "--sightings",
+            "seen",
+            obs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // Unmarked, the sighting is AMBER by the collection's default: withheld from a-org …
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["withheld"], 1, "{}", reports[0]);
+    assert_eq!(reports[0]["sightings_home"], 0, "{}", reports[0]);
+    // … until the operator names a-org a recipient of the sightings collection. The
+    // sightings cursor has moved on, so a new match makes the sighting that goes home.
+    cli_ok(&b, &["collection", "share", "seen", "--recipient", "a-org"]);
+    cli_ok(
+        &b,
+        &["match", "--collection", "intel", "--sightings", "seen", obs.to_str().unwrap()],
+    );
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["sightings_home"], 1, "{}", reports[0]);
+    let at_a = held(&a, "intel");
+    let sighting = at_a
+        .values()
+        .find(|o| o["type"] == "sighting")
+        .expect("the sighting reached A");
+    assert_eq!(
+        sighting["sighting_of_ref"],
+        "indicator--88888888-8ff6-4a8b-9c2f-6e5a3b1f0d11"
+    );
+    assert_eq!(sighting["count"], 2);
+    // Sent once: the next round sends nothing home.
+    let (_, reports) = sync(&b, &[]);
+    assert_eq!(reports[0]["sightings_home"], 0, "{}", reports[0]);
+}
