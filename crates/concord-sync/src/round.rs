@@ -471,17 +471,36 @@ fn push(
     report: &mut RoundReport,
 ) -> Result<(), SyncError> {
     let key = cursor_key(&peer.name, m, "push");
-    let mut after = store.setting(&key)?.and_then(|t| cursor_from_json(&t));
     let filter = ObjectFilter {
         versions: vec![VersionSelector::All],
         spec_versions: vec!["2.1".into()],
         ..ObjectFilter::default()
     };
+    pages_after_cursor(store, &m.local, &filter, &key, lease, |entries| {
+        send(
+            store, client, peer, &m.local, remote, partner, cx, max, entries, report, false,
+        )
+        .map(|_| ())
+    })
+}
+
+/// Calls `f` with each page of `collection` (under `filter`) after the cursor stored in the
+/// setting `key`, and stores the cursor after each page `f` took: a page is never sent
+/// twice, and a failure resumes at the page that failed. Renews the lease at each page.
+fn pages_after_cursor(
+    store: &dyn Store,
+    collection: &str,
+    filter: &ObjectFilter,
+    key: &str,
+    lease: &Lease<'_>,
+    mut f: impl FnMut(Vec<concord_store::Entry>) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let mut after = store.setting(key)?.and_then(|t| cursor_from_json(&t));
     loop {
         lease.renew()?;
         let page = store.entries(
-            &m.local,
-            &filter,
+            collection,
+            filter,
             &PageRequest {
                 limit: PUSH_PAGE,
                 after: after.clone(),
@@ -489,28 +508,16 @@ fn push(
             true,
         )?;
         let Some(last) = page.entries.last().map(|e| e.cursor()) else {
-            break;
+            return Ok(());
         };
-        send(
-            store,
-            client,
-            peer,
-            &m.local,
-            remote,
-            partner,
-            cx,
-            max,
-            page.entries,
-            report,
-            false,
-        )?;
-        store.set_setting(&key, &cursor_to_json(&last))?;
+        let more = page.more;
+        f(page.entries)?;
+        store.set_setting(key, &cursor_to_json(&last))?;
         after = Some(last);
-        if !page.more {
-            break;
+        if !more {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 /// Sends `entries` of the local collection `local` to `remote`: minus echoes and what the
@@ -753,40 +760,12 @@ fn sightings_home(
     };
     for c in store.collections()? {
         let key = format!("sync/{}/sightings/{}", peer.name, c.id);
-        let mut after = store.setting(&key)?.and_then(|t| cursor_from_json(&t));
-        loop {
-            lease.renew()?;
-            let page = store.entries(
-                &c.id,
-                &filter,
-                &PageRequest {
-                    limit: PUSH_PAGE,
-                    after: after.clone(),
-                },
-                true,
-            )?;
-            let Some(last) = page.entries.last().map(|e| e.cursor()) else {
-                break;
-            };
+        pages_after_cursor(store, &c.id, &filter, &key, lease, |entries| {
             send(
-                store,
-                client,
-                peer,
-                &c.id,
-                home,
-                partner,
-                cx,
-                max,
-                page.entries,
-                report,
-                true,
-            )?;
-            store.set_setting(&key, &cursor_to_json(&last))?;
-            after = Some(last);
-            if !page.more {
-                break;
-            }
-        }
+                store, client, peer, &c.id, home, partner, cx, max, entries, report, true,
+            )
+            .map(|_| ())
+        })?;
     }
     Ok(())
 }
