@@ -222,7 +222,36 @@ pub fn normalise_email(s: &str) -> Option<String> {
 /// The IP address in `s` in normal form (IPv4 dotted quad without leading zeros as `std`
 /// parses it; IPv6 as `std` prints it).
 pub fn normalise_ip(s: &str) -> Option<IpAddr> {
+    // Most values are dotted quads: read them without trying both grammars of `IpAddr`.
+    if let Some(a) = dotted_quad(s.as_bytes()) {
+        return Some(IpAddr::V4(a.into()));
+    }
     s.parse::<IpAddr>().ok()
+}
+
+/// An IPv4 address in exactly the form `std::net::Ipv4Addr` accepts (four decimal octets of
+/// one to three digits, no leading zero, each at most 255), or `None` for anything else,
+/// which the caller then gives to the general parser.
+pub(crate) fn dotted_quad(s: &[u8]) -> Option<u32> {
+    let mut addr = 0u32;
+    let mut octets = 0;
+    for part in s.split(|&c| c == b'.') {
+        octets += 1;
+        if octets > 4
+            || part.is_empty()
+            || part.len() > 3
+            || (part.len() > 1 && part[0] == b'0')
+            || !part.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let v = part.iter().fold(0u32, |v, &c| v * 10 + u32::from(c - b'0'));
+        if v > 255 {
+            return None;
+        }
+        addr = addr << 8 | v;
+    }
+    (octets == 4).then_some(addr)
 }
 
 /// A URL with scheme and host lower-cased; `None` when there is no `scheme://host`.
@@ -441,6 +470,35 @@ fn cidr(ip: IpAddr, prefix: u8, out: &mut String) -> Result<Kind, Unclassified> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotted_quad_accepts_what_std_accepts() {
+        for s in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.0004",
+            "10.0.0.1",
+            "199.200.201.255",
+            "::1",
+            "",
+        ] {
+            assert_eq!(
+                dotted_quad(s.as_bytes()),
+                s.parse::<std::net::Ipv4Addr>().ok().map(u32::from),
+                "{s}"
+            );
+        }
+    }
 
     #[test]
     fn forms() {
