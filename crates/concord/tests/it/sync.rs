@@ -980,7 +980,14 @@ fn a_sighting_goes_home_to_the_producer_of_the_indicator() {
     cli_ok(&b, &["collection", "share", "seen", "--recipient", "a-org"]);
     cli_ok(
         &b,
-        &["match", "--collection", "intel", "--sightings", "seen", obs.to_str().unwrap()],
+        &[
+            "match",
+            "--collection",
+            "intel",
+            "--sightings",
+            "seen",
+            obs.to_str().unwrap(),
+        ],
     );
     let (code, reports) = sync(&b, &[]);
     assert_eq!(code, 0, "{reports:?}");
