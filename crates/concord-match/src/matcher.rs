@@ -72,14 +72,10 @@ pub struct Matcher<'s> {
     /// Stamps `regex_seen` per field value (a test is checked once per value, not per record).
     regex_generation: u32,
     path_cache: Vec<(Arc<str>, Option<u32>)>,
-    /// Per field of the records of the current batch: its path id; the fields of record `r`
-    /// start at `pid_start[r]`.
+    /// Per field of the current record: its path id.
     pids: Vec<Option<u32>>,
-    pid_start: Vec<usize>,
-    /// Exact-table probes of the current batch: (hash, key, record, field), then their
-    /// postings; the probes of record `r` start at `probe_start[r]`.
-    probes: Vec<(u64, u32, u32, u32)>,
-    probe_start: Vec<usize>,
+    /// Exact-table probes of the current record: (hash, key, field), then their postings.
+    probes: Vec<(u64, u32, usize)>,
     posts: Vec<Option<u32>>,
     candidates: Vec<(u32, usize)>,
     direct: Vec<(u32, usize)>,
@@ -104,9 +100,7 @@ impl<'s> Matcher<'s> {
             regex_generation: 0,
             path_cache: Vec::new(),
             pids: Vec::new(),
-            pid_start: Vec::new(),
             probes: Vec::new(),
-            probe_start: Vec::new(),
             posts: Vec::new(),
             candidates: Vec::new(),
             direct: Vec::new(),
@@ -140,60 +134,6 @@ impl<'s> Matcher<'s> {
 
     /// Matches one record; calls `out` once per matching indicator, in no particular order.
     pub fn match_record(&mut self, rec: &Record, out: &mut impl FnMut(Hit)) {
-        self.probe(std::slice::from_ref(rec));
-        self.match_probed(rec, 0, out);
-    }
-
-    /// Matches several records, as [`Matcher::match_record`] on each in turn (the hits of
-    /// one record before those of the next), but with the exact-value probes of all of them
-    /// issued first: each probe is a likely cache miss in a large table, and independent
-    /// probes back to back overlap their misses. Plain observables have one probe per line,
-    /// so one record at a time leaves nothing to overlap.
-    pub fn match_records(&mut self, recs: &[Record], out: &mut impl FnMut(Hit)) {
-        self.probe(recs);
-        for (r, rec) in recs.iter().enumerate() {
-            self.match_probed(rec, r, out);
-        }
-    }
-
-    /// Path ids, hashes and exact-table postings of every field of `recs`: hashes first,
-    /// then the probes back to back, so their cache misses overlap instead of waiting for
-    /// each other between the other per-field work.
-    fn probe(&mut self, recs: &[Record]) {
-        let set = self.set;
-        self.pids.clear();
-        self.pid_start.clear();
-        self.probes.clear();
-        self.probe_start.clear();
-        for (r, rec) in recs.iter().enumerate() {
-            self.pid_start.push(self.pids.len());
-            self.probe_start.push(self.probes.len());
-            for (fi, field) in rec.fields.iter().enumerate() {
-                let pid = self.path_id(&field.path);
-                self.pids.push(pid);
-                let mut int = [0; 8];
-                if let Some(pid) = pid
-                    && let Some((tag, bytes)) = exact_bytes(&field.value, &mut int)
-                    && let Some(key) = set.exact_key(pid, tag)
-                {
-                    self.probes
-                        .push((set.exact_hash(key, bytes), key, r as u32, fi as u32));
-                }
-            }
-        }
-        self.pid_start.push(self.pids.len());
-        self.probe_start.push(self.probes.len());
-        self.posts.clear();
-        for &(h, key, r, fi) in &self.probes {
-            let mut int = [0; 8];
-            let (_, bytes) = exact_bytes(&recs[r as usize].fields[fi as usize].value, &mut int)
-                .expect("probed above");
-            self.posts.push(set.exact_find(h, key, bytes));
-        }
-    }
-
-    /// The rest of matching record `r` of the batch given to [`Matcher::probe`].
-    fn match_probed(&mut self, rec: &Record, r: usize, out: &mut impl FnMut(Hit)) {
         self.stats.records += 1;
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
@@ -207,9 +147,28 @@ impl<'s> Matcher<'s> {
         let vt = self.validity_at.unwrap_or(t);
         self.candidates.clear();
         self.direct.clear();
-        // The exact values were probed for the whole batch (`probe`).
-        let (p0, p1) = (self.probe_start[r], self.probe_start[r + 1]);
-        let pid0 = self.pid_start[r];
+        // Exact values first: every field's hash, then the probes back to back. Each probe is
+        // a likely cache miss in a large table; issued in a tight loop they overlap instead of
+        // waiting for each other between the other per-field work.
+        self.pids.clear();
+        self.probes.clear();
+        for (fi, field) in rec.fields.iter().enumerate() {
+            let pid = self.path_id(&field.path);
+            self.pids.push(pid);
+            let mut int = [0; 8];
+            if let Some(pid) = pid
+                && let Some((tag, bytes)) = exact_bytes(&field.value, &mut int)
+                && let Some(key) = set.exact_key(pid, tag)
+            {
+                self.probes.push((set.exact_hash(key, bytes), key, fi));
+            }
+        }
+        self.posts.clear();
+        for &(h, key, fi) in &self.probes {
+            let mut int = [0; 8];
+            let (_, bytes) = exact_bytes(&rec.fields[fi].value, &mut int).expect("probed above");
+            self.posts.push(set.exact_find(h, key, bytes));
+        }
         let seen = &mut self.seen;
         let candidates = &mut self.candidates;
         let direct = &mut self.direct;
@@ -229,14 +188,14 @@ impl<'s> Matcher<'s> {
                 candidates.push((ind, fi));
             }
         };
-        for (&(_, _, _, fi), post) in self.probes[p0..p1].iter().zip(&self.posts[p0..p1]) {
+        for (&(_, _, fi), post) in self.probes.iter().zip(&self.posts) {
             if let Some(post) = *post {
-                set.each(post, &mut |ind| on_atom(ind, fi as usize));
+                set.each(post, &mut |ind| on_atom(ind, fi));
             }
         }
         // CIDR blocks and LIKE/MATCHES, per field.
         for (fi, field) in rec.fields.iter().enumerate() {
-            let (Some(pid), FieldValue::Str(s)) = (self.pids[pid0 + fi], &field.value) else {
+            let (Some(pid), FieldValue::Str(s)) = (self.pids[fi], &field.value) else {
                 continue;
             };
             if set.has_cidr(pid) {
@@ -454,44 +413,19 @@ pub struct RunSummary {
 
 /// Reads every record of `reader` and matches it: the loop behind `concord match FILE`.
 /// Errors: the reader's I/O errors (malformed lines are not errors; see
-/// [`crate::RecordReader::malformed`]). Records are matched in batches of 32
-/// ([`Matcher::match_records`]), so on a live stream the hits of a record come out when the
-/// batch is full or the input ends, not as soon as its line is read.
+/// [`crate::RecordReader::malformed`]).
 pub fn match_reader(
     matcher: &mut Matcher<'_>,
     reader: &mut crate::RecordReader,
     out: &mut impl FnMut(Hit),
 ) -> Result<RunSummary, crate::InputError> {
-    // Records are matched in batches so their exact-value probes overlap
-    // (`Matcher::match_records`); the records are reused, so reading allocates no more than
-    // one at a time would.
-    const BATCH: usize = 32;
-    let mut recs: Vec<Record> = (0..BATCH).map(|_| Record::default()).collect();
+    let mut rec = Record::default();
     let mut hits = 0;
-    loop {
-        let mut n = 0;
-        let mut err = None;
-        while n < BATCH {
-            match reader.next_into(&mut recs[n]) {
-                Ok(true) => n += 1,
-                Ok(false) => break,
-                Err(e) => {
-                    err = Some(e);
-                    break;
-                }
-            }
-        }
-        // The records read before an I/O error are matched, as one at a time would have.
-        matcher.match_records(&recs[..n], &mut |h| {
+    while reader.next_into(&mut rec)? {
+        matcher.match_record(&rec, &mut |h| {
             hits += 1;
             out(h)
         });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        if n < BATCH {
-            break;
-        }
     }
     Ok(RunSummary {
         records: reader.records(),
