@@ -179,7 +179,7 @@ impl<'s> Matcher<'s> {
             }
             *s = generation;
             let meta = &set.metas[ind as usize];
-            if !meta.valid_at(t) {
+            if !meta.valid_at(vt) {
                 return;
             }
             if meta.pattern == DIRECT {
