@@ -48,9 +48,8 @@ pub enum Format {
 pub fn looks_like_misp(head: &[u8]) -> bool {
     let text = String::from_utf8_lossy(head);
     let t = text.trim_start_matches('\u{feff}').trim_start();
-    if t.starts_with('[') {
-        return true;
-    }
+    // A list is MISP only by the keys of its events: a JSON array of STIX objects must get
+    // the STIX reader's "not a STIX bundle", not be read as events without attributes.
     let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
     if compact.contains("\"type\":\"bundle\"") {
         return false;
@@ -60,6 +59,7 @@ pub fn looks_like_misp(head: &[u8]) -> bool {
         "\"response\":",
         "\"Attribute\":",
         "\"threat_level_id\":",
+        "\"orgc_id\":",
     ]
     .iter()
     .any(|k| compact.contains(k))
