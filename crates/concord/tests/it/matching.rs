@@ -165,13 +165,13 @@ fn ioc_lists_are_matched_against_the_zeek_logs_and_sightings_written() {
     }
 }
 
-/// Hits on values of a MISP warninglist (issue 6, item 4) carry the lists' names.
-#[test]
-fn warninglisted_hits_are_flagged() {
+/// A node whose collection `iocs` holds the indicators of [`LIST`] (exit 1: its last line
+/// is not classified).
+fn node_with_list() -> Node {
     let node = Node::init();
     let list = node.path().join("list.txt");
     std::fs::write(&list, LIST).unwrap();
-    cli(
+    let (code, _, err) = cli(
         &node,
         &[
             "import",
@@ -182,6 +182,14 @@ fn warninglisted_hits_are_flagged() {
             list.to_str().unwrap(),
         ],
     );
+    assert_eq!(code, 1, "{err}");
+    node
+}
+
+/// Hits on values of a MISP warninglist (issue 6, item 4) carry the lists' names.
+#[test]
+fn warninglisted_hits_are_flagged() {
+    let node = node_with_list();
     let obs = node.path().join("obs.txt");
     std::fs::write(&obs, "docs.google.com\nvideosearch.ubuntu.com\n10.47.1.7\n").unwrap();
     let lists = data("misp/warninglists");
@@ -217,20 +225,7 @@ fn warninglisted_hits_are_flagged() {
 
 #[test]
 fn a_siem_asks_post_api_match() {
-    let node = Node::init();
-    let list = node.path().join("list.txt");
-    std::fs::write(&list, LIST).unwrap();
-    cli(
-        &node,
-        &[
-            "import",
-            "--collection",
-            "iocs",
-            "--format",
-            "ioc-list",
-            list.to_str().unwrap(),
-        ],
-    );
+    let node = node_with_list();
     let partner = |name: &str, flags: &[&str]| -> String {
         let mut args = vec!["partner", "add", name, "--jurisdiction", "DE", "--json"];
         args.extend_from_slice(flags);
