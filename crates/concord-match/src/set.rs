@@ -719,14 +719,16 @@ impl SetBuilder {
                     Atom::Regex { path, like, text } => {
                         let pid = set.path_id(&path);
                         let text: String = text.nfc().collect();
-                        let (re, lits) = if like {
-                            (like_regex(&text), like_literal(&text).map(|l| vec![l]))
+                        let compiled = if like {
+                            like_regex(&text).map(|re| (re, like_literal(&text).map(|l| vec![l])))
                         } else {
-                            match regex::Regex::new(&text) {
-                                Ok(re) => (re, matches_literals(&text)),
-                                // Checked by the dry run in `finalise`; unreachable in practice.
-                                Err(_) => continue,
-                            }
+                            regex::Regex::new(&text).map(|re| (re, matches_literals(&text)))
+                        };
+                        let (re, lits) = match compiled {
+                            Ok(x) => x,
+                            // Checked by the dry run in `finalise`; unreachable in practice (a
+                            // regex over the size limit would fail the evaluator there too).
+                            Err(_) => continue,
                         };
                         let t = set.regex_tests.len() as u32;
                         set.regex_tests.push(RegexTest { re, indicator: ind });
@@ -771,7 +773,16 @@ impl SetBuilder {
                 }
             }
             if !lits.is_empty() {
-                rp.ac = Some(AhoCorasick::new(&lits).expect("literal automaton builds"));
+                match AhoCorasick::new(&lits) {
+                    Ok(ac) => rp.ac = Some(ac),
+                    // Too large an automaton (partners' literals are outside input): no
+                    // prefilter, every test runs on every value of the path: slower, same hits.
+                    Err(_) => {
+                        rp.always.extend(rp.by_literal.drain(..).flatten());
+                        rp.always.sort_unstable();
+                        rp.always.dedup();
+                    }
+                }
             }
             if set.regex_paths.len() <= pid as usize {
                 set.regex_paths.resize_with(pid as usize + 1, || None);
@@ -1082,7 +1093,7 @@ fn has_regex_obs(e: &ObservationExpr) -> bool {
 
 /// STIX 2.1 §9.3 `LIKE` as `concord_pattern` evaluates it: `%` any run, `_` one character,
 /// whole value, on NFC text.
-fn like_regex(nfc_pattern: &str) -> regex::Regex {
+fn like_regex(nfc_pattern: &str) -> Result<regex::Regex, regex::Error> {
     let mut text = String::from("(?s)^");
     for c in nfc_pattern.chars() {
         match c {
@@ -1092,7 +1103,8 @@ fn like_regex(nfc_pattern: &str) -> regex::Regex {
         }
     }
     text.push('$');
-    regex::Regex::new(&text).expect("escaped LIKE pattern is a valid regex")
+    // Escaped, so only the size limit can refuse it (a huge LIKE from outside).
+    regex::Regex::new(&text)
 }
 
 /// The longest literal run of a LIKE pattern (it must occur in every matching value).

@@ -549,7 +549,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         tracing::info!(%addr, "serving TAXII 2.1");
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
-            sync::spawn_scheduler(store, (*state.policy()).clone());
+            sync::spawn_scheduler(store, (*state.policy()).clone())
+                .context("cannot start the sync scheduler")?;
         }
         match tls {
             Some(tls) => {

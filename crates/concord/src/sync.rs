@@ -329,7 +329,10 @@ pub fn sync_once(
 /// seconds, never later than the interval), re-reading the peers every second so peers added
 /// while serving are picked up. Errors are recorded in the peer's state and logged; the
 /// node keeps serving.
-pub fn spawn_scheduler(store: Arc<dyn Store>, policy: concord_policy::actions::Policy) {
+pub fn spawn_scheduler(
+    store: Arc<dyn Store>,
+    policy: concord_policy::actions::Policy,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("concord-sync".into())
         .spawn(move || {
@@ -373,5 +376,5 @@ pub fn spawn_scheduler(store: Arc<dyn Store>, policy: concord_policy::actions::P
                 std::thread::sleep(Duration::from_secs(1));
             }
         })
-        .expect("spawn the sync thread");
+        .map(|_| ())
 }
