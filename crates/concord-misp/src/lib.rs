@@ -29,3 +29,26 @@ pub use to_stix::{
     Container, ConversionReport, Issue, ToStixError, ToStixOptions, to_stix, to_stix_bundle,
 };
 pub use warninglist::{Warninglist, Warninglists};
+
+/// Whether the start of a file is MISP event JSON rather than a STIX bundle: a top-level list,
+/// or MISP's keys (`Event`, `response`, `Attribute`, `threat_level_id`) before any
+/// `"type": "bundle"`.
+pub fn looks_like_misp(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    // A list is MISP only by the keys of its events: a JSON array of STIX objects must get
+    // the STIX reader's "not a STIX bundle", not be read as events without attributes.
+    let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.contains("\"type\":\"bundle\"") {
+        return false;
+    }
+    [
+        "\"Event\":",
+        "\"response\":",
+        "\"Attribute\":",
+        "\"threat_level_id\":",
+        "\"orgc_id\":",
+    ]
+    .iter()
+    .any(|k| compact.contains(k))
+}

@@ -97,6 +97,22 @@ impl AppState {
     pub fn policy(&self) -> Arc<concord_policy::actions::Policy> {
         self.policy.clone()
     }
+
+    /// The node's store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// What the server says about itself.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The one authenticator of admin tokens and partner API keys (the web UI's login uses
+    /// it too).
+    pub fn authenticator(&self) -> Arc<auth::Authenticator> {
+        self.auth.clone()
+    }
 }
 
 /// Why the server could not start.
@@ -170,13 +186,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes.
+/// Serves `app` (the TAXII [`router`], with whatever the caller merged into it, such as the
+/// web UI) until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
@@ -1000,11 +1017,10 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
 /// handshake is logged and costs only that connection.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    app: Router,
     tls: Arc<tokio_rustls::rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let app = router(state);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {

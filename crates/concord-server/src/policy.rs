@@ -2,7 +2,11 @@
 //! both doors apply the same policy with the same keys.
 
 use concord_policy::actions::{Policy, PolicyConfig, PseudonymKeys};
-use concord_store::{Store, StoreError};
+use concord_policy::egress::{
+    CollectionSharing, Decision, EgressContext, ExplainStep, PartnerProfile, explain,
+    sharing_setting_key,
+};
+use concord_store::{Collection, Partner, Store, StoreError};
 
 /// The node setting holding the node's jurisdiction (ISO 3166-1 alpha-2).
 pub const JURISDICTION_SETTING: &str = "jurisdiction";
@@ -127,6 +131,80 @@ pub fn important_data_marking(
     };
     let text = store.setting_or_insert(IMPORTANT_DATA_MARKING_SETTING, &fresh)?;
     Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// How a collection is shared (`concord collection share`), from the node setting
+/// [`sharing_setting_key`]; the default sharing when none was set. Errors: the store, or an
+/// unreadable setting (the message names the rule broken).
+pub fn collection_sharing(
+    store: &dyn Store,
+    collection_id: &str,
+) -> Result<CollectionSharing, PolicyError> {
+    match store.setting(&sharing_setting_key(collection_id))? {
+        Some(text) => CollectionSharing::from_json(&text)
+            .map_err(|e| PolicyError::Config(format!("sharing of {collection_id}: {e}"))),
+        None => Ok(CollectionSharing::default()),
+    }
+}
+
+/// What a partner would receive of one stored object version through a collection, and
+/// why: the TAXII permission check first (step `permission`), then the steps of
+/// [`concord_policy::egress::explain`]. The one explanation that `concord policy explain`
+/// prints and the web UI's "as partner" view shows.
+#[derive(Clone, Debug)]
+pub struct PartnerView {
+    /// Rule by rule, in the order applied.
+    pub steps: Vec<ExplainStep>,
+    /// The decision; [`Decision::Withheld`] with reason `no read permission` when the
+    /// partner may not read the collection (the TAXII doors answer 403 there).
+    pub decision: Decision,
+}
+
+/// [`PartnerView`] of the object version `body` (stored JSON text) in `collection`, for
+/// `partner` under `policy`. Errors: the store, or an unreadable sharing setting.
+pub fn explain_for_partner(
+    store: &dyn Store,
+    policy: &Policy,
+    partner: &Partner,
+    collection: &Collection,
+    body: &str,
+) -> Result<PartnerView, PolicyError> {
+    let name = collection.alias.as_deref().unwrap_or(&collection.id);
+    let who = &partner.name;
+    let can_read = partner.read.contains(&collection.id);
+    let mut steps = vec![ExplainStep {
+        rule: "permission",
+        detail: if can_read {
+            format!("{who} may read collection {name}")
+        } else {
+            format!(
+                "{who} may not read collection {name} (partner add --read): nothing leaves by this collection"
+            )
+        },
+    }];
+    let sharing = collection_sharing(store, &collection.id)?;
+    let profile = PartnerProfile {
+        name: partner.name.clone(),
+        jurisdiction: partner.jurisdiction.clone(),
+        groups: partner.groups.clone(),
+    };
+    let e = explain(
+        body,
+        &EgressContext {
+            sharing: &sharing,
+            partner: &profile,
+            policy,
+        },
+    );
+    steps.extend(e.steps);
+    let decision = if can_read {
+        e.decision
+    } else {
+        Decision::Withheld {
+            reason: "no read permission".to_owned(),
+        }
+    };
+    Ok(PartnerView { steps, decision })
 }
 
 /// `n` random bytes from the OS, hex; `None` without randomness.

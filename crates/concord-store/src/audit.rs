@@ -177,7 +177,17 @@ impl AuditError {
 /// A truncated tail (the newest entries deleted) cannot be told from a shorter log by the
 /// chain alone.
 pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), AuditError> {
-    let mut previous: Option<&AuditEntry> = None;
+    verify_chain_after(None, entries)
+}
+
+/// [`verify_chain`] for a log read page by page: `entries` continue the chain after
+/// `previous` (the last entry of the page before, already verified; `None` for the first
+/// page). Memory stays one page, whatever the length of the log.
+pub fn verify_chain_after(
+    previous: Option<&AuditEntry>,
+    entries: &[AuditEntry],
+) -> Result<(), AuditError> {
+    let mut previous = previous;
     for e in entries {
         let (want_seq, want_prev) = match previous {
             None => (1, GENESIS_HASH),
@@ -251,6 +261,24 @@ mod tests {
     fn intact() {
         assert_eq!(verify_chain(&log(5)), Ok(()));
         assert_eq!(verify_chain(&[]), Ok(()));
+    }
+
+    #[test]
+    fn verified_page_by_page_as_a_whole() {
+        let l = log(7);
+        assert_eq!(verify_chain_after(None, &l[..3]), Ok(()));
+        assert_eq!(verify_chain_after(Some(&l[2]), &l[3..]), Ok(()));
+        let mut bad = l.clone();
+        bad[5].record.decision = "withheld".into();
+        assert_eq!(
+            verify_chain_after(Some(&bad[2]), &bad[3..]),
+            Err(AuditError::Edited { seq: 6 })
+        );
+        // A page that does not continue the one before.
+        assert_eq!(
+            verify_chain_after(Some(&l[1]), &l[3..]).map_err(|e| e.kind()),
+            Err("deleted")
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod audit;
 pub mod postgres;
 pub mod sqlite;
 
-pub use audit::{AuditEntry, AuditError, AuditRecord, verify_chain};
+pub use audit::{AuditEntry, AuditError, AuditRecord, verify_chain, verify_chain_after};
 pub use concord_stix::{ObjectHeader, Timestamp};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;

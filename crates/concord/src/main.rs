@@ -546,17 +546,20 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             "listening on {scheme}://{addr}/taxii2/ (API root /{}/)",
             config.api_root
         );
-        tracing::info!(%addr, "serving TAXII 2.1");
+        eprintln!("web UI on {scheme}://{addr}/ui/");
+        tracing::info!(%addr, "serving TAXII 2.1 and the web UI");
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
             sync::spawn_scheduler(store, (*state.policy()).clone())
                 .context("cannot start the sync scheduler")?;
         }
+        // TAXII and the web UI (at /ui/) on the same listener and state.
+        let app = concord_server::router(state.clone()).merge(concord_web::router(state));
         match tls {
             Some(tls) => {
-                concord_server::serve_tls(listener, state, tls, shutdown_signal()).await?;
+                concord_server::serve_tls(listener, app, tls, shutdown_signal()).await?;
             }
-            None => concord_server::serve(listener, state, shutdown_signal()).await?,
+            None => concord_server::serve(listener, app, shutdown_signal()).await?,
         }
         Ok(())
     })

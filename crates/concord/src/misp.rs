@@ -42,29 +42,6 @@ pub enum Format {
     MispFeed,
 }
 
-/// Whether the start of a file is MISP event JSON rather than a STIX bundle: a top-level list,
-/// or MISP's keys (`Event`, `response`, `Attribute`, `threat_level_id`) before any
-/// `"type": "bundle"`.
-pub fn looks_like_misp(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head);
-    let t = text.trim_start_matches('\u{feff}').trim_start();
-    // A list is MISP only by the keys of its events: a JSON array of STIX objects must get
-    // the STIX reader's "not a STIX bundle", not be read as events without attributes.
-    let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.contains("\"type\":\"bundle\"") {
-        return false;
-    }
-    [
-        "\"Event\":",
-        "\"response\":",
-        "\"Attribute\":",
-        "\"threat_level_id\":",
-        "\"orgc_id\":",
-    ]
-    .iter()
-    .any(|k| compact.contains(k))
-}
-
 /// `concord import`: STIX bundles go the usual way; MISP event files and feeds are converted
 /// and go through the same ingest. Returns `false` (exit 1) when anything was rejected.
 pub fn import(
@@ -97,7 +74,7 @@ pub fn import(
             let mut r = crate::transfer::open_input(f)?;
             read_up_to(&mut r, &mut head)?
         };
-        if n > 0 && looks_like_misp(&head[..n]) {
+        if n > 0 && concord_misp::looks_like_misp(&head[..n]) {
             misp.push(f.clone());
         } else {
             stix.push(f.clone());

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use concord_policy::actions::{Policy, PolicyConfig};
-use concord_policy::egress::{Decision, EgressContext, PartnerProfile, explain};
+use concord_policy::egress::Decision;
 use concord_server::policy::{POLICY_VERSION_PREFIX, important_data_marking, node_policy};
 use concord_store::{ObjectFilter, PageRequest, Store, VersionSelector};
 
@@ -134,11 +134,6 @@ fn explain_object(
         .into_iter()
         .find(|p| p.name == partner)
         .with_context(|| format!("no partner named {partner:?}"))?;
-    let profile = PartnerProfile {
-        name: p.name.clone(),
-        jurisdiction: p.jurisdiction.clone(),
-        groups: p.groups.clone(),
-    };
     let collections = match collection {
         Some(c) => vec![
             store
@@ -168,34 +163,14 @@ fn explain_object(
             continue;
         };
         let name = c.alias.clone().unwrap_or_else(|| c.id.clone());
-        let mut steps = Vec::new();
-        let can_read = p.read.contains(&c.id);
-        steps.push(concord_policy::egress::ExplainStep {
-            rule: "permission",
-            detail: if can_read {
-                format!("{partner} may read collection {name}")
-            } else {
-                format!(
-                    "{partner} may not read collection {name} (partner add --read): nothing leaves by this collection"
-                )
-            },
-        });
-        let sharing = crate::partner::sharing(store.as_ref(), &c.id)?;
         let body = entry.body.as_deref().unwrap_or("null");
-        let e = explain(
-            body,
-            &EgressContext {
-                sharing: &sharing,
-                partner: &profile,
-                policy: &policy,
-            },
-        );
-        steps.extend(e.steps);
-        let (decision, copy, reason) = match (&e.decision, can_read) {
-            (_, false) => ("withheld", None, Some("no read permission".to_owned())),
-            (Decision::Unchanged, true) => ("sent", Some(body.to_owned()), None),
-            (Decision::Rewritten { body, .. }, true) => ("rewritten", Some(body.clone()), None),
-            (Decision::Withheld { reason }, true) => ("withheld", None, Some(reason.clone())),
+        let view =
+            concord_server::policy::explain_for_partner(store.as_ref(), &policy, &p, &c, body)?;
+        let steps = view.steps;
+        let (decision, copy, reason) = match &view.decision {
+            Decision::Unchanged => ("sent", Some(body.to_owned()), None),
+            Decision::Rewritten { body, .. } => ("rewritten", Some(body.clone()), None),
+            Decision::Withheld { reason } => ("withheld", None, Some(reason.clone())),
         };
         receives |= copy.is_some();
         out.push((c, name, entry.version(), decision, copy, reason, steps));

@@ -1,0 +1,191 @@
+// Relationship graph of the object page: a force-directed layout drawn in SVG, with pan
+// (drag the background, arrow keys), zoom (wheel, + and -), and each node a link to its
+// object page (reachable with Tab). No library: the data is in <script id="graph-data">.
+(function () {
+  "use strict";
+  var svg = document.getElementById("graph");
+  var source = document.getElementById("graph-data");
+  if (!svg || !source) { return; }
+  var data = JSON.parse(source.textContent);
+  var NS = "http://www.w3.org/2000/svg";
+  var nodes = data.nodes;
+  var edges = data.edges;
+  var start = svg.getAttribute("data-start");
+
+  // Colours by STIX type, stable for a type.
+  var palette = ["#1d4e89", "#2a9d8f", "#e76f51", "#6a4c93", "#8ab17d", "#c9184a",
+                 "#457b9d", "#b5838d", "#f4a261", "#264653", "#9c6644", "#588157"];
+  function colour(type) {
+    var h = 0;
+    for (var i = 0; i < type.length; i++) { h = (h * 31 + type.charCodeAt(i)) >>> 0; }
+    return palette[h % palette.length];
+  }
+
+  // Layout: nodes start on a circle (the start node in the middle), then a few hundred
+  // iterations of repulsion between all pairs, springs along edges and a pull to the centre.
+  var n = nodes.length;
+  var i, j;
+  for (i = 0; i < n; i++) {
+    var a = 2 * Math.PI * i / Math.max(1, n);
+    var r = nodes[i].id === start ? 0 : 150 + 8 * Math.sqrt(n);
+    nodes[i].x = r * Math.cos(a);
+    nodes[i].y = r * Math.sin(a);
+    nodes[i].vx = 0; nodes[i].vy = 0;
+  }
+  var ideal = 90;
+  for (var step = 0; step < 300; step++) {
+    var cool = 1 - step / 300;
+    for (i = 0; i < n; i++) {
+      for (j = i + 1; j < n; j++) {
+        var dx = nodes[i].x - nodes[j].x, dy = nodes[i].y - nodes[j].y;
+        var d2 = dx * dx + dy * dy + 0.01;
+        var f = ideal * ideal / d2;
+        nodes[i].vx += dx * f; nodes[i].vy += dy * f;
+        nodes[j].vx -= dx * f; nodes[j].vy -= dy * f;
+      }
+    }
+    for (var k = 0; k < edges.length; k++) {
+      var s = nodes[edges[k].source], t = nodes[edges[k].target];
+      var ex = t.x - s.x, ey = t.y - s.y;
+      var d = Math.sqrt(ex * ex + ey * ey) + 0.01;
+      var g = (d - ideal) / d * 0.1;
+      s.vx += ex * g; s.vy += ey * g;
+      t.vx -= ex * g; t.vy -= ey * g;
+    }
+    for (i = 0; i < n; i++) {
+      var p = nodes[i];
+      if (p.id === start) { p.x = 0; p.y = 0; p.vx = 0; p.vy = 0; continue; }
+      p.vx -= p.x * 0.01; p.vy -= p.y * 0.01;
+      var v = Math.sqrt(p.vx * p.vx + p.vy * p.vy);
+      var max = 30 * cool + 1;
+      if (v > max) { p.vx *= max / v; p.vy *= max / v; }
+      p.x += p.vx; p.y += p.vy;
+      p.vx *= 0.5; p.vy *= 0.5;
+    }
+  }
+
+  // Drawing.
+  var view = document.createElementNS(NS, "g");
+  svg.appendChild(view);
+  var edgeLayer = document.createElementNS(NS, "g");
+  var nodeLayer = document.createElementNS(NS, "g");
+  view.appendChild(edgeLayer);
+  view.appendChild(nodeLayer);
+  edges.forEach(function (e) {
+    var s = nodes[e.source], t = nodes[e.target];
+    var line = document.createElementNS(NS, "line");
+    line.setAttribute("class", "edge");
+    line.setAttribute("x1", s.x); line.setAttribute("y1", s.y);
+    line.setAttribute("x2", t.x); line.setAttribute("y2", t.y);
+    var title = document.createElementNS(NS, "title");
+    title.textContent = e.label;
+    line.appendChild(title);
+    edgeLayer.appendChild(line);
+    if (n <= 60) {
+      var label = document.createElementNS(NS, "text");
+      label.setAttribute("class", "edge-label");
+      label.setAttribute("x", (s.x + t.x) / 2);
+      label.setAttribute("y", (s.y + t.y) / 2);
+      label.setAttribute("text-anchor", "middle");
+      label.textContent = e.label;
+      edgeLayer.appendChild(label);
+    }
+  });
+  nodes.forEach(function (node) {
+    var link = document.createElementNS(NS, "a");
+    link.setAttribute("href", node.href);
+    link.setAttribute("class", "node" + (node.id === start ? " start" : ""));
+    link.setAttribute("data-id", node.id);
+    link.setAttribute("aria-label", node.type + ": " + node.name);
+    var c = document.createElementNS(NS, "circle");
+    c.setAttribute("cx", node.x); c.setAttribute("cy", node.y);
+    c.setAttribute("r", node.id === start ? 11 : 7);
+    c.setAttribute("fill", colour(node.type));
+    var title = document.createElementNS(NS, "title");
+    title.textContent = node.type + ": " + node.name;
+    c.appendChild(title);
+    link.appendChild(c);
+    var text = document.createElementNS(NS, "text");
+    text.setAttribute("x", node.x + 10);
+    text.setAttribute("y", node.y + 4);
+    text.setAttribute("direction", "ltr");
+    var name = node.name.length > 28 ? node.name.slice(0, 27) + "…" : node.name;
+    text.textContent = name;
+    link.appendChild(text);
+    nodeLayer.appendChild(link);
+  });
+
+  // Pan and zoom: one transform on the group. The view starts fitted to the drawing.
+  var scale = 1, tx = 0, ty = 0;
+  function apply() {
+    view.setAttribute("transform", "translate(" + tx + " " + ty + ") scale(" + scale + ")");
+  }
+  function fit() {
+    var w = svg.clientWidth || 800, h = svg.clientHeight || 500;
+    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+    nodes.forEach(function (p) {
+      minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x + 120);
+      minY = Math.min(minY, p.y); maxY = Math.max(maxY, p.y);
+    });
+    if (!isFinite(minX)) { minX = maxX = minY = maxY = 0; }
+    var bw = Math.max(1, maxX - minX + 40), bh = Math.max(1, maxY - minY + 40);
+    scale = Math.min(2, Math.min(w / bw, h / bh));
+    tx = w / 2 - scale * (minX + maxX) / 2;
+    ty = h / 2 - scale * (minY + maxY) / 2;
+    apply();
+  }
+  function zoom(factor, cx, cy) {
+    var next = Math.max(0.1, Math.min(8, scale * factor));
+    factor = next / scale;
+    tx = cx - (cx - tx) * factor;
+    ty = cy - (cy - ty) * factor;
+    scale = next;
+    apply();
+  }
+  fit();
+  window.addEventListener("resize", fit);
+
+  var dragging = null;
+  svg.addEventListener("pointerdown", function (ev) {
+    if (ev.target.closest && ev.target.closest("a")) { return; }
+    dragging = { x: ev.clientX, y: ev.clientY };
+    svg.classList.add("dragging");
+    svg.setPointerCapture(ev.pointerId);
+  });
+  svg.addEventListener("pointermove", function (ev) {
+    if (!dragging) { return; }
+    tx += ev.clientX - dragging.x;
+    ty += ev.clientY - dragging.y;
+    dragging = { x: ev.clientX, y: ev.clientY };
+    apply();
+  });
+  function stop(ev) {
+    if (!dragging) { return; }
+    dragging = null;
+    svg.classList.remove("dragging");
+    if (svg.hasPointerCapture(ev.pointerId)) { svg.releasePointerCapture(ev.pointerId); }
+  }
+  svg.addEventListener("pointerup", stop);
+  svg.addEventListener("pointercancel", stop);
+  svg.addEventListener("wheel", function (ev) {
+    ev.preventDefault();
+    var box = svg.getBoundingClientRect();
+    zoom(ev.deltaY < 0 ? 1.15 : 1 / 1.15, ev.clientX - box.left, ev.clientY - box.top);
+  }, { passive: false });
+  svg.addEventListener("keydown", function (ev) {
+    if (ev.target !== svg) { return; }
+    var w = svg.clientWidth / 2, h = svg.clientHeight / 2, handled = true;
+    switch (ev.key) {
+      case "+": case "=": zoom(1.2, w, h); break;
+      case "-": case "_": zoom(1 / 1.2, w, h); break;
+      case "ArrowLeft": tx += 40; apply(); break;
+      case "ArrowRight": tx -= 40; apply(); break;
+      case "ArrowUp": ty += 40; apply(); break;
+      case "ArrowDown": ty -= 40; apply(); break;
+      case "0": fit(); break;
+      default: handled = false;
+    }
+    if (handled) { ev.preventDefault(); }
+  });
+  svg.setAttribute("data-ready", String(n));
+})();

@@ -1,0 +1,199 @@
+# واجهة Concord على الويب: العربية. لا تُترجم تسميات TLP (معيار FIRST TLP 2.0).
+language-name = العربية
+language = اللغة
+language-apply = تطبيق
+skip-to-content = انتقل إلى المحتوى
+nav-label = التنقل الرئيسي
+nav-collections = المجموعات
+nav-import = استيراد
+nav-pattern = فحص النمط
+nav-partners = الشركاء
+nav-groups = مجموعات المشاركة
+nav-peers = العُقد النظيرة
+nav-policy = السياسة
+nav-audit = سجل التدقيق
+logout = تسجيل الخروج
+breadcrumb = أنت هنا
+none = لا شيء.
+pages = الصفحات
+page-prev = السابق
+page-next = التالي
+page-of = الصفحة { $page }
+
+login-title = تسجيل الدخول
+login-help = سجّل الدخول برمز المسؤول لهذه العقدة أو بمفتاح واجهة البرمجة الخاص بك بصفتك شريكًا (concord_…).
+login-token = الرمز أو مفتاح واجهة البرمجة
+login-submit = دخول
+login-failed = هذا الرمز أو المفتاح غير صالح.
+
+error-admin-only = لا يفتح هذه الصفحة إلا مشغّل العقدة (رمز المسؤول).
+error-no-collection = لا توجد مجموعة { $name } يمكنك قراءتها.
+error-no-object = لا يوجد كائن { $id } يمكنك رؤيته في هذه المجموعة.
+error-no-partner = لا يوجد شريك باسم { $name }.
+error-filter = لم يُفهم عامل التصفية { $parameter }
+
+collections-title = المجموعات
+collections-none = لا توجد بعد مجموعة يمكنك قراءتها. استورد ملفًا لإنشاء واحدة.
+col-title = العنوان
+col-id = الاسم المستعار أو المعرّف
+col-versions = إصدارات الكائنات
+col-name = الاسم
+col-type = النوع
+col-tlp = TLP
+col-date-added = تاريخ الإضافة
+col-modified = آخر تعديل
+col-property = الخاصية
+col-object = الكائن
+col-rule = القاعدة
+col-detail = ما قررته
+col-sighting = المشاهدة
+col-count = العدد
+col-first-seen = أول مشاهدة
+col-last-seen = آخر مشاهدة
+col-where = مكان المشاهدة
+col-place = الموضع
+col-reason = القاعدة المخالَفة
+col-jurisdiction = الولاية القضائية
+col-groups = المجموعات
+col-read = يقرأ
+col-write = يكتب
+col-key-id = معرّف المفتاح
+col-created = تاريخ الإنشاء
+col-group = المجموعة
+col-members = الأعضاء
+col-collection = المجموعة
+col-collections = المجموعات
+col-default-tlp = TLP الافتراضي
+col-recipients = المستلمون المسمّون
+col-partner = الشريك
+col-interval = الفاصل (ثانية)
+col-last-round = آخر جولة
+col-last-success = آخر نجاح
+col-pulled = المسحوب
+col-pushed = المدفوع
+col-last-error = آخر خطأ
+col-time = الوقت
+col-direction = الاتجاه
+col-door = المنفذ
+col-decision = القرار
+col-policy-version = إصدار السياسة
+
+filter-text = نص في الاسم أو الوصف
+filter-type = النوع
+filter-marking = الوسم
+filter-any = أي
+filter-unmarked = بلا وسم
+filter-added-after = أُضيف في هذا التاريخ أو بعده
+filter-added-before = أُضيف قبل
+filter-apply = تصفية
+objects-caption = كائنات المجموعة، الأحدث أولًا
+objects-count = { $count ->
+    [zero] لا كائنات
+    [one] كائن واحد
+    [two] كائنان
+    [few] { $count } كائنات
+   *[other] { $count } كائنًا
+}
+
+object-graph = مخطط العلاقات
+object-translated = تُعرض بعض الحقول مترجمة إلى لغتك؛ والأصل على بُعد نقرة واحدة تحت كل حقل.
+object-show-original = الأصل
+object-properties = الخصائص
+object-markings = الوسوم
+object-no-markings = لا توجد وسوم على الكائن.
+object-versions = الإصدارات
+object-refs-out = المراجع من هذا الكائن
+object-refs-in = المراجع إلى هذا الكائن
+object-sightings = المشاهدات الواردة
+object-json = JSON للإصدار { $version }
+
+as-partner-label = العرض بصفة شريك
+as-partner-none = (أنا)
+as-partner-apply = عرض
+as-partner-title = ما يتلقاه { $partner }
+as-partner-steps = القواعد المطبقة بالترتيب
+as-partner-copy = النسخة التي تغادر العقدة
+decision-sent = يُرسل كما هو مخزّن
+decision-rewritten = يُرسل بعد إعادة الكتابة
+decision-withheld = محجوب
+
+graph-title = مخطط العلاقات
+graph-depth = عدد القفزات
+graph-apply = إعادة الرسم
+graph-nodes = { $count ->
+    [zero] لا كائنات
+    [one] كائن واحد
+    [two] كائنان
+    [few] { $count } كائنات
+   *[other] { $count } كائنًا
+}
+graph-truncated = لا يُرسم إلا أقرب 200 كائن.
+graph-help = اسحب للتحريك، واستخدم عجلة الفأرة أو + و − للتكبير والتصغير، ومفاتيح الأسهم للتحريك، و0 لملاءمة العرض. كل عقدة رابط إلى صفحة كائنها.
+graph-as-list = الكائنات نفسها في قائمة
+
+import-title = استيراد
+import-help = حزمة STIX 2.1، أو حدث MISP بصيغة JSON، أو قائمة مؤشرات اختراق فيها عنوان IP أو CIDR أو نطاق أو URL أو بصمة أو بريد إلكتروني في كل سطر. يُفحص كل كائن؛ والملف الذي لا يمكن قراءته لا يُخزَّن منه شيء.
+import-collection = المجموعة
+import-new-collection = أو مجموعة جديدة (اسم مستعار)
+import-format = الصيغة
+import-format-auto = اكتشاف تلقائي (STIX أو MISP)
+import-format-stix = حزمة STIX 2.1
+import-format-misp = حدث MISP بصيغة JSON
+import-format-ioc = قائمة مؤشرات اختراق
+import-file = الملف
+import-submit = استيراد
+import-no-file = اختر ملفًا غير فارغ.
+import-no-collection = اختر مجموعة.
+import-not-allowed = لا يحق لك الكتابة في { $name }.
+import-report = تقرير الاستيراد
+import-read-as = قُرئ بصفته
+import-total = الكائنات المقروءة
+import-added = المضاف
+import-present = الموجود مسبقًا
+import-problems = المشكلات
+import-misp-events = { $count ->
+    [one] حدث واحد
+    [two] حدثان
+    [few] { $count } أحداث
+   *[other] { $count } حدثًا
+}
+import-misp-attributes = { $count ->
+    [one] سمة واحدة
+    [two] سمتان
+    [few] { $count } سمات
+   *[other] { $count } سمة
+}
+import-lines = الأسطر
+import-duplicates = المكرر: { $count }
+import-open-collection = فتح المجموعة
+
+pattern-title = فحص النمط
+pattern-help = يفحص نمط STIX 2.1 وفق القواعد النحوية وكل قاعدة في المواصفة.
+pattern-label = نمط STIX
+pattern-submit = فحص
+pattern-invalid = النمط غير صالح:
+pattern-valid = { $count ->
+    [one] نمط صالح، فيه تعبير رصد واحد.
+    [two] نمط صالح، فيه تعبيرا رصد.
+   *[other] نمط صالح، عدد تعبيرات الرصد فيه: { $count }.
+}
+
+partners-title = الشركاء
+partners-help = المنظمات الشريكة ومفاتيح واجهة البرمجة الخاصة بها (يُعرض معرّف المفتاح فقط) وصلاحياتها.
+partners-node-jurisdiction = الولاية القضائية لهذه العقدة: { $code }.
+partners-none = لا شركاء بعد (concord partner add).
+groups-title = مجموعات المشاركة
+groups-help = يذهب TLP:GREEN إلى مجموعات المجموعة (أو المجتمع كله)، ويذهب TLP:AMBER إلى مستلميها المسمّين.
+groups-members = المجموعات وأعضاؤها
+groups-sharing = طريقة مشاركة كل مجموعة
+groups-community = المجتمع كله
+peers-title = العُقد النظيرة
+peers-help = خوادم TAXII التي تتزامن معها هذه العقدة، وحالة آخر جولة لكل منها.
+peers-none = لا عُقد نظيرة (concord peer add).
+peers-failures = إخفاقات متتالية: { $count }
+policy-title = سياسة الإخراج
+policy-help = السياسة السارية (للقراءة فقط؛ عدّل قسم [policy] في concord.toml ثم أعد التشغيل).
+policy-version = الإصدار
+audit-title = سجل التدقيق
+audit-intact = سلسلة التجزئة سليمة: عدد الإدخالات { $count }.
+audit-broken = سلسلة التجزئة مكسورة

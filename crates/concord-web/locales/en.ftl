@@ -1,0 +1,195 @@
+# Concord web UI: English. Every key here must exist in every other file (a test checks).
+# TLP labels are never translated (FIRST TLP 2.0) and so never appear here.
+language-name = English
+language = Language
+language-apply = Apply
+skip-to-content = Skip to content
+nav-label = Main
+nav-collections = Collections
+nav-import = Import
+nav-pattern = Pattern check
+nav-partners = Partners
+nav-groups = Sharing groups
+nav-peers = Peers
+nav-policy = Policy
+nav-audit = Audit log
+logout = Log out
+breadcrumb = You are here
+none = None.
+pages = Pages
+page-prev = Previous
+page-next = Next
+page-of = Page { $page }
+
+login-title = Log in
+login-help = Log in with the node's admin token or your partner API key (concord_…).
+login-token = Token or API key
+login-submit = Log in
+login-failed = That token or API key is not valid.
+
+error-admin-only = Only the node's operator (admin token) may open this page.
+error-no-collection = No collection { $name } that you may read.
+error-no-object = No object { $id } that you may see in this collection.
+error-no-partner = No partner named { $name }.
+error-filter = Filter { $parameter } not understood
+
+collections-title = Collections
+collections-none = No collection you may read yet. Import a file to create one.
+col-title = Title
+col-id = Alias or id
+col-versions = Object versions
+col-name = Name
+col-type = Type
+col-tlp = TLP
+col-date-added = Date added
+col-modified = Modified
+col-property = Property
+col-object = Object
+col-rule = Rule
+col-detail = What it decided
+col-sighting = Sighting
+col-count = Count
+col-first-seen = First seen
+col-last-seen = Last seen
+col-where = Where sighted
+col-place = Place
+col-reason = Rule broken
+col-jurisdiction = Jurisdiction
+col-groups = Groups
+col-read = Reads
+col-write = Writes
+col-key-id = Key id
+col-created = Created
+col-group = Group
+col-members = Members
+col-collection = Collection
+col-collections = Collections
+col-default-tlp = Default TLP
+col-recipients = Named recipients
+col-partner = Partner
+col-interval = Interval (s)
+col-last-round = Last round
+col-last-success = Last success
+col-pulled = Pulled
+col-pushed = Pushed
+col-last-error = Last error
+col-time = Time
+col-direction = Direction
+col-door = Door
+col-decision = Decision
+col-policy-version = Policy version
+
+filter-text = Text in name or description
+filter-type = Type
+filter-marking = Marking
+filter-any = Any
+filter-unmarked = No marking
+filter-added-after = Added on or after
+filter-added-before = Added before
+filter-apply = Filter
+objects-caption = Objects of the collection, newest first
+objects-count = { $count ->
+    [one] One object
+   *[other] { $count } objects
+}
+
+object-graph = Relationship graph
+object-translated = Some fields are shown translated into your language; the original is one click away under each.
+object-show-original = Original
+object-properties = Properties
+object-markings = Markings
+object-no-markings = No object markings.
+object-versions = Versions
+object-refs-out = References from this object
+object-refs-in = References to this object
+object-sightings = Sightings received
+object-json = JSON of version { $version }
+
+as-partner-label = View as partner
+as-partner-none = (myself)
+as-partner-apply = Show
+as-partner-title = What { $partner } receives
+as-partner-steps = Rules applied, in order
+as-partner-copy = The copy that leaves the node
+decision-sent = Sent as stored
+decision-rewritten = Sent rewritten
+decision-withheld = Withheld
+
+graph-title = Relationship graph
+graph-depth = Hops
+graph-apply = Redraw
+graph-nodes = { $count ->
+    [one] One object
+   *[other] { $count } objects
+}
+graph-truncated = Only the nearest 200 objects are drawn.
+graph-help = Drag to pan, use the mouse wheel or + and − to zoom, the arrow keys to pan, 0 to fit. Each node links to its object page.
+graph-as-list = The same objects as a list
+
+import-title = Import
+import-help = A STIX 2.1 bundle, a MISP event (JSON), or an IOC list with one IP, CIDR, domain, URL, hash or e-mail address per line. Every object is checked; a file that cannot be read stores nothing.
+import-collection = Collection
+import-new-collection = Or a new collection (alias)
+import-format = Format
+import-format-auto = Detect (STIX or MISP)
+import-format-stix = STIX 2.1 bundle
+import-format-misp = MISP event JSON
+import-format-ioc = IOC list
+import-file = File
+import-submit = Import
+import-no-file = Choose a non-empty file.
+import-no-collection = Choose a collection.
+import-not-allowed = You may not write to { $name }.
+import-report = Import report
+import-read-as = Read as
+import-total = Objects read
+import-added = Added
+import-present = Already present
+import-problems = Problems
+import-misp-events = { $count ->
+    [one] one event
+   *[other] { $count } events
+}
+import-misp-attributes = { $count ->
+    [one] one attribute
+   *[other] { $count } attributes
+}
+import-lines = Lines
+import-duplicates = { $count } duplicates
+import-open-collection = Open the collection
+
+pattern-title = Pattern check
+pattern-help = Checks a STIX 2.1 pattern against the grammar and every rule of the specification.
+pattern-label = STIX pattern
+pattern-submit = Check
+pattern-invalid = The pattern is not valid:
+pattern-valid = { $count ->
+    [one] Valid pattern, one observation expression.
+   *[other] Valid pattern, { $count } observation expressions.
+}
+
+partners-title = Partners
+partners-help = Partner organisations with their API keys (only the key id is shown) and permissions.
+partners-node-jurisdiction = This node's jurisdiction: { $code }.
+partners-none = No partners yet (concord partner add).
+groups-title = Sharing groups
+groups-help = TLP:GREEN goes to a collection's groups (or the whole community); TLP:AMBER to its named recipients.
+groups-members = Groups and their members
+groups-sharing = How each collection is shared
+groups-community = whole community
+peers-title = Peers
+peers-help = TAXII servers this node synchronises with, and the state of their last round.
+peers-none = No peers (concord peer add).
+peers-failures = { $count ->
+    [one] one failure in a row
+   *[other] { $count } failures in a row
+}
+policy-title = Egress policy
+policy-help = The policy in force (read-only; edit the [policy] section of concord.toml and restart).
+policy-version = Version
+audit-title = Audit log
+audit-intact = { $count ->
+    [one] Hash chain intact: one entry.
+   *[other] Hash chain intact: { $count } entries.
+}
+audit-broken = The hash chain is broken

@@ -1,0 +1,1069 @@
+//! Analyst pages: collections, objects with filters, the object page (with "as partner"),
+//! the relationship graph, import and pattern check (issue 9, items 2–3).
+//!
+//! A partner's session sees what TAXII would give it: only collections it may read, and of
+//! each object the copy the egress function makes for it (rewritten or withheld), found and
+//! shown from that copy.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::get;
+use concord_policy::egress::{Decision, EgressContext, egress};
+use concord_policy::tlp::Tlp;
+use concord_server::Principal;
+use concord_store::{Collection, ObjectFilter, PageRequest, Store, VersionSelector};
+use serde_json::Value;
+
+use crate::catalogue::{Catalogue, Edge, Filter, Item, label};
+use crate::{Viewer, Web, WebError, blocking, render, url_encode};
+
+/// Rows per page of the object list.
+pub const PAGE_SIZE: usize = 50;
+
+/// Most nodes the graph draws.
+pub const GRAPH_MAX_NODES: usize = 200;
+
+pub(crate) fn routes(r: Router<Web>) -> Router<Web> {
+    r.route("/ui/", get(collections))
+        .route("/ui/c/{collection}", get(objects))
+        .route("/ui/c/{collection}/o/{id}", get(object))
+        .route("/ui/c/{collection}/o/{id}/graph", get(graph))
+        .route("/ui/import", get(import_form).post(import))
+        .route("/ui/pattern", get(pattern_form).post(pattern_check))
+}
+
+/// A TLP badge: the label as FIRST writes it (never translated) and its CSS class.
+#[derive(Clone, Debug)]
+pub struct Badge {
+    /// `TLP:AMBER+STRICT`.
+    pub label: &'static str,
+    /// `tlp-amber-strict`.
+    pub class: &'static str,
+}
+
+impl From<Tlp> for Badge {
+    fn from(t: Tlp) -> Badge {
+        Badge {
+            label: t.label(),
+            class: match t {
+                Tlp::Clear => "tlp-clear",
+                Tlp::Green => "tlp-green",
+                Tlp::Amber => "tlp-amber",
+                Tlp::AmberStrict => "tlp-amber-strict",
+                Tlp::Red => "tlp-red",
+            },
+        }
+    }
+}
+
+/// A collection and how to name it in links.
+#[derive(Clone, Debug)]
+pub struct CollectionRef {
+    /// Its id.
+    pub id: String,
+    /// Alias, else id: the path segment of its pages.
+    pub key: String,
+    /// Title.
+    pub title: String,
+}
+
+impl From<&Collection> for CollectionRef {
+    fn from(c: &Collection) -> CollectionRef {
+        CollectionRef {
+            id: c.id.clone(),
+            key: c.alias.clone().unwrap_or_else(|| c.id.clone()),
+            title: c.title.clone(),
+        }
+    }
+}
+
+/// The collection of a path segment, if the viewer may read it (404 otherwise: a partner
+/// does not learn what it may not read).
+fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Collection, WebError> {
+    match store.collection(key)? {
+        Some(c) if v.session.principal.can_read(&c.id) => Ok(c),
+        _ => Err(WebError::not_found(v.tr.t1(
+            "error-no-collection",
+            "name",
+            key,
+        ))),
+    }
+}
+
+/// What a session may see of one stored object body: the body itself for the admin, the
+/// egress copy for a partner (`None`: withheld).
+struct Lens {
+    principal: Principal,
+    sharing: concord_policy::egress::CollectionSharing,
+    policy: Arc<concord_policy::actions::Policy>,
+}
+
+impl Lens {
+    fn new(web: &Web, store: &dyn Store, v: &Viewer, c: &Collection) -> Result<Lens, WebError> {
+        let sharing = match &v.session.principal {
+            Principal::Admin => Default::default(),
+            Principal::Partner(_) => concord_server::policy::collection_sharing(store, &c.id)?,
+        };
+        Ok(Lens {
+            principal: v.session.principal.clone(),
+            sharing,
+            policy: web.app.policy(),
+        })
+    }
+
+    fn see(&self, body: &str) -> Option<String> {
+        match &self.principal {
+            Principal::Admin => Some(body.to_owned()),
+            Principal::Partner(p) => {
+                let cx = EgressContext {
+                    sharing: &self.sharing,
+                    partner: &p.profile,
+                    policy: &self.policy,
+                };
+                match egress(body, &cx) {
+                    Decision::Unchanged => Some(body.to_owned()),
+                    Decision::Rewritten { body, .. } => Some(body),
+                    Decision::Withheld { .. } => None,
+                }
+            }
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        matches!(self.principal, Principal::Admin)
+    }
+}
+
+/// For a partner, the catalogue as the partner's copies make it: withheld objects are left
+/// out and the rest indexed from their egress copies (so search cannot find redacted text).
+fn catalogue_for(
+    web: &Web,
+    store: &dyn Store,
+    lens: &Lens,
+    c: &Collection,
+) -> Result<Arc<Catalogue>, WebError> {
+    let full = web.catalogues.get(store, &c.id)?;
+    if lens.is_admin() {
+        return Ok(full);
+    }
+    let filter = ObjectFilter {
+        versions: vec![VersionSelector::Last],
+        ..ObjectFilter::default()
+    };
+    let mut request = PageRequest {
+        limit: 2000,
+        after: None,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.entries(&c.id, &filter, &request, true)?;
+        for e in &page.entries {
+            if let Some(copy) = e.body.as_deref().and_then(|b| lens.see(b))
+                && let Ok(v) = serde_json::from_str::<Value>(&copy)
+            {
+                seen.push((e.id.clone(), e.object_type.clone(), e.date_added_ns, v));
+            }
+        }
+        request.after = page.entries.last().map(|e| e.cursor());
+        if !page.more || request.after.is_none() {
+            break;
+        }
+    }
+    Ok(Arc::new(Catalogue::from_objects(seen, full.count())))
+}
+
+// --- collections ------------------------------------------------------------------------
+
+struct CollectionRow {
+    c: CollectionRef,
+    description: String,
+    versions: u64,
+}
+
+#[derive(Template)]
+#[template(path = "collections.html")]
+struct CollectionsPage {
+    c: crate::Chrome,
+    rows: Vec<CollectionRow>,
+}
+
+async fn collections(State(web): State<Web>, v: Viewer) -> Result<Html<String>, WebError> {
+    let store = web.store();
+    let principal = v.session.principal.clone();
+    let rows = blocking(move || {
+        let mut rows = Vec::new();
+        for c in store.collections()? {
+            if !principal.can_read(&c.id) {
+                continue;
+            }
+            rows.push(CollectionRow {
+                c: CollectionRef::from(&c),
+                description: c.description.clone().unwrap_or_default(),
+                versions: store.count(&c.id)?,
+            });
+        }
+        Ok(rows)
+    })
+    .await?;
+    render(&CollectionsPage {
+        c: v.chrome("collections", v.tr.t("collections-title")),
+        rows,
+    })
+}
+
+// --- objects ----------------------------------------------------------------------------
+
+#[derive(serde::Deserialize, Default)]
+struct ListQuery {
+    #[serde(flatten)]
+    filter: Filter,
+    #[serde(default)]
+    page: usize,
+}
+
+struct Row {
+    id: String,
+    name: String,
+    object_type: String,
+    badge: Option<Badge>,
+    date_added: String,
+    modified: String,
+}
+
+#[derive(Template)]
+#[template(path = "objects.html")]
+struct ObjectsPage {
+    c: crate::Chrome,
+    coll: CollectionRef,
+    filter_type: String,
+    filter: Filter,
+    filter_error: Option<String>,
+    types: Vec<String>,
+    tlps: Vec<&'static str>,
+    rows: Vec<Row>,
+    total: usize,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+fn date(ns: i64) -> String {
+    concord_stix::Timestamp::from_unix_nanos(ns, 3).to_string()
+}
+
+async fn objects(
+    State(web): State<Web>,
+    v: Viewer,
+    Path(key): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>, WebError> {
+    let store = web.store();
+    let tr = v.tr;
+    let (coll, cat) = {
+        let web = web.clone();
+        let vv = Viewer {
+            session: v.session.clone(),
+            tr,
+            path: v.path.clone(),
+        };
+        blocking(move || {
+            let c = readable(store.as_ref(), &vv, &key)?;
+            let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
+            let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
+            Ok((CollectionRef::from(&c), cat))
+        })
+        .await?
+    };
+    let (matching, filter_error): (Vec<&Item>, _) = match q.filter.compile() {
+        Ok(p) => (cat.items.iter().rev().filter(|i| p(i)).collect(), None),
+        Err(e) => (
+            Vec::new(),
+            Some(tr.t1("error-filter", "parameter", e.parameter) + ": " + &e.reason),
+        ),
+    };
+    let total = matching.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = q.page.min(pages - 1);
+    let rows = matching
+        .iter()
+        .skip(page * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(|i| Row {
+            id: i.id.clone(),
+            name: i.name.clone(),
+            object_type: i.object_type.clone(),
+            badge: i.tlp.map(Badge::from),
+            date_added: date(i.date_added_ns),
+            modified: i.modified.clone(),
+        })
+        .collect();
+    let link = |p: usize| {
+        let f = &q.filter;
+        format!(
+            "/ui/c/{}?type={}&marking={}&added_after={}&added_before={}&q={}&page={p}",
+            url_encode(&coll.key),
+            url_encode(&f.r#type),
+            url_encode(&f.marking),
+            url_encode(&f.added_after),
+            url_encode(&f.added_before),
+            url_encode(&f.q)
+        )
+    };
+    render(&ObjectsPage {
+        c: v.chrome("collections", coll.title.clone()),
+        prev: (page > 0).then(|| link(page - 1)),
+        next: (page + 1 < pages).then(|| link(page + 1)),
+        types: cat.types(),
+        tlps: [
+            Tlp::Clear,
+            Tlp::Green,
+            Tlp::Amber,
+            Tlp::AmberStrict,
+            Tlp::Red,
+        ]
+        .map(Tlp::label)
+        .to_vec(),
+        coll,
+        filter_type: q.filter.r#type.clone(),
+        filter: q.filter,
+        filter_error,
+        rows,
+        total,
+        page: page + 1,
+        pages,
+    })
+}
+
+// --- object page ------------------------------------------------------------------------
+
+/// A link to another object, named.
+struct Link {
+    href: Option<String>,
+    text: String,
+    id: String,
+}
+
+/// One property of the object as shown.
+struct Prop {
+    key: String,
+    /// The text shown (translated when a translation in the page's language exists).
+    text: String,
+    /// The original, when `text` is a translation.
+    original: Option<String>,
+    /// The language of the translation.
+    lang: String,
+    /// References, shown as links.
+    links: Vec<Link>,
+    /// Nested JSON (pretty), for objects and lists of objects.
+    code: bool,
+}
+
+struct VersionRow {
+    version: String,
+    date_added: String,
+    href: String,
+    current: bool,
+}
+
+struct RefRow {
+    label: String,
+    link: Link,
+    object_type: String,
+}
+
+struct SightingRow {
+    link: Link,
+    count: String,
+    first_seen: String,
+    last_seen: String,
+    where_sighted: Vec<Link>,
+}
+
+struct AsPartner {
+    partner: String,
+    decision: &'static str,
+    reason: String,
+    steps: Vec<(String, String)>,
+    copy: Option<String>,
+    changes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "object.html")]
+struct ObjectPage {
+    c: crate::Chrome,
+    coll: CollectionRef,
+    id: String,
+    name: String,
+    object_type: String,
+    badges: Vec<Badge>,
+    markings: Vec<Link>,
+    props: Vec<Prop>,
+    versions: Vec<VersionRow>,
+    version_shown: String,
+    refs_out: Vec<RefRow>,
+    refs_in: Vec<RefRow>,
+    sightings: Vec<SightingRow>,
+    translated: bool,
+    partners: Vec<String>,
+    as_partner: Option<AsPartner>,
+    raw: String,
+    graph_href: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ObjectQuery {
+    /// Show the object as this partner would receive it (admin only).
+    #[serde(rename = "as", default)]
+    as_partner: String,
+    /// One version (`modified`); the newest without it.
+    #[serde(default)]
+    version: String,
+}
+
+fn object_href(coll: &str, id: &str) -> String {
+    format!("/ui/c/{}/o/{}", url_encode(coll), url_encode(id))
+}
+
+fn link_to(cat: &Catalogue, coll: &str, id: &str) -> Link {
+    match cat.get(id) {
+        Some(i) => Link {
+            href: Some(object_href(coll, id)),
+            text: i.name.clone(),
+            id: id.to_owned(),
+        },
+        None => Link {
+            href: None,
+            text: id.to_owned(),
+            id: id.to_owned(),
+        },
+    }
+}
+
+/// The translations of one object into `lang` (primary subtag): field → text, from its
+/// `language-content` objects (STIX 2.1 §7.1), the newest `modified` winning.
+fn translations(
+    store: &dyn Store,
+    lens: &Lens,
+    coll: &Collection,
+    ids: &[String],
+    lang: &str,
+) -> Result<Vec<(String, Value)>, WebError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = ObjectFilter {
+        ids: ids.to_vec(),
+        versions: vec![VersionSelector::Last],
+        ..ObjectFilter::default()
+    };
+    let page = store.entries(
+        &coll.id,
+        &filter,
+        &PageRequest {
+            limit: 100,
+            after: None,
+        },
+        true,
+    )?;
+    let mut found: Vec<(String, String, Value)> = Vec::new();
+    for e in page.entries {
+        let Some(copy) = e.body.as_deref().and_then(|b| lens.see(b)) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&copy) else {
+            continue;
+        };
+        let modified = v["modified"].as_str().unwrap_or_default().to_owned();
+        if let Some(langs) = v.get("contents").and_then(Value::as_object) {
+            for (tag, fields) in langs {
+                let primary = tag.split('-').next().unwrap_or(tag);
+                if primary.eq_ignore_ascii_case(lang)
+                    && let Some(fields) = fields.as_object()
+                {
+                    for (k, val) in fields {
+                        found.push((modified.clone(), k.clone(), val.clone()));
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for (_, k, v) in found {
+        out.retain(|(x, _)| *x != k);
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn text_of(v: &Value) -> (String, bool) {
+    match v {
+        Value::String(s) => (s.clone(), false),
+        Value::Array(a) if a.iter().all(|x| x.is_string() || x.is_number()) => (
+            a.iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            false,
+        ),
+        Value::Object(_) | Value::Array(_) => {
+            (serde_json::to_string_pretty(v).unwrap_or_default(), true)
+        }
+        other => (other.to_string(), false),
+    }
+}
+
+async fn object(
+    State(web): State<Web>,
+    v: Viewer,
+    Path((key, id)): Path<(String, String)>,
+    Query(q): Query<ObjectQuery>,
+) -> Result<Html<String>, WebError> {
+    let store = web.store();
+    let session = v.session.clone();
+    let tr = v.tr;
+    let chrome_path = v.path.clone();
+    let page = blocking(move || {
+        let vv = Viewer {
+            session,
+            tr,
+            path: chrome_path,
+        };
+        let c = readable(store.as_ref(), &vv, &key)?;
+        let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
+        let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
+        let coll = CollectionRef::from(&c);
+        let not_found = || WebError::not_found(tr.t1("error-no-object", "id", id.as_str()));
+        // Every version, oldest first.
+        let filter = ObjectFilter {
+            ids: vec![id.clone()],
+            versions: vec![VersionSelector::All],
+            ..ObjectFilter::default()
+        };
+        let entries = store
+            .entries(
+                &c.id,
+                &filter,
+                &PageRequest {
+                    limit: 1000,
+                    after: None,
+                },
+                true,
+            )?
+            .entries;
+        let visible: Vec<_> = entries
+            .iter()
+            .filter_map(|e| Some((e, lens.see(e.body.as_deref()?)?)))
+            .collect();
+        let wanted = q.version.trim();
+        let (entry, body) = visible
+            .iter()
+            .rev()
+            .find(|(e, _)| wanted.is_empty() || e.version() == wanted)
+            .or_else(|| visible.last())
+            .ok_or_else(not_found)?;
+        let value: Value = serde_json::from_str(body).map_err(|_| not_found())?;
+        let version_shown = entry.version();
+        let versions = visible
+            .iter()
+            .rev()
+            .map(|(e, _)| VersionRow {
+                version: e.version(),
+                date_added: date(e.date_added_ns),
+                href: format!(
+                    "{}?version={}",
+                    object_href(&coll.key, &id),
+                    url_encode(&e.version())
+                ),
+                current: e.version() == version_shown,
+            })
+            .collect();
+        let translated_fields = translations(
+            store.as_ref(),
+            &lens,
+            &c,
+            cat.translations(&id),
+            tr.primary(),
+        )?;
+        let mut props = Vec::new();
+        if let Some(map) = value.as_object() {
+            for (k, val) in map {
+                if matches!(k.as_str(), "type" | "id" | "object_marking_refs") {
+                    continue;
+                }
+                let is_ref = k.ends_with("_ref") || k.ends_with("_refs");
+                let links = if is_ref {
+                    let ids: Vec<&str> = match val {
+                        Value::String(s) => vec![s.as_str()],
+                        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                        _ => Vec::new(),
+                    };
+                    ids.into_iter()
+                        .map(|r| link_to(&cat, &coll.key, r))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let (text, code) = text_of(val);
+                let translation = translated_fields
+                    .iter()
+                    .find(|(f, _)| f == k)
+                    .map(|(_, t)| text_of(t).0);
+                let (text, original) = match translation {
+                    Some(t) if t != text => (t, Some(text)),
+                    _ => (text, None),
+                };
+                props.push(Prop {
+                    key: k.clone(),
+                    text,
+                    original,
+                    lang: tr.tag.to_owned(),
+                    links,
+                    code,
+                });
+            }
+        }
+        let markings: Vec<String> = value
+            .get("object_marking_refs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let badges = markings
+            .iter()
+            .filter_map(|m| Tlp::from_marking_id(m))
+            .map(Badge::from)
+            .collect();
+        let markings = markings
+            .iter()
+            .map(|m| match Tlp::from_marking_id(m) {
+                Some(t) => Link {
+                    href: cat.get(m).map(|_| object_href(&coll.key, m)),
+                    text: t.label().to_owned(),
+                    id: m.clone(),
+                },
+                None => link_to(&cat, &coll.key, m),
+            })
+            .collect();
+        let row = |e: &Edge, other: &str| RefRow {
+            label: e.label.clone(),
+            link: link_to(&cat, &coll.key, other),
+            object_type: cat
+                .get(other)
+                .map(|i| i.object_type.clone())
+                .unwrap_or_default(),
+        };
+        let refs_out = cat
+            .refs_out(&id)
+            .iter()
+            .filter(|e| e.via.is_none() || e.via.as_deref() == Some(id.as_str()))
+            .map(|e| row(e, &e.to))
+            .collect();
+        let refs_in: Vec<RefRow> = cat
+            .refs_in(&id)
+            .iter()
+            .filter(|e| e.via.is_none())
+            .map(|e| row(e, &e.from))
+            .collect();
+        let mut sightings = Vec::new();
+        for e in cat.refs_in(&id) {
+            if e.label != "sighting_of_ref" {
+                continue;
+            }
+            let f = ObjectFilter {
+                ids: vec![e.from.clone()],
+                versions: vec![VersionSelector::Last],
+                ..ObjectFilter::default()
+            };
+            let Some(s) = store
+                .entries(
+                    &c.id,
+                    &f,
+                    &PageRequest {
+                        limit: 1,
+                        after: None,
+                    },
+                    true,
+                )?
+                .entries
+                .into_iter()
+                .next()
+                .and_then(|s| lens.see(s.body.as_deref()?))
+                .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            else {
+                continue;
+            };
+            let t = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("—").to_owned();
+            sightings.push(SightingRow {
+                link: link_to(&cat, &coll.key, &e.from),
+                count: s
+                    .get("count")
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "—".to_owned()),
+                first_seen: t("first_seen"),
+                last_seen: t("last_seen"),
+                where_sighted: s
+                    .get("where_sighted_refs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|w| link_to(&cat, &coll.key, w))
+                    .collect(),
+            });
+        }
+        // "As partner P": the admin's view of what P would receive, and why.
+        let partners = if lens.is_admin() {
+            store.partners()?.into_iter().map(|p| p.name).collect()
+        } else {
+            Vec::new()
+        };
+        let as_partner = if lens.is_admin() && !q.as_partner.is_empty() {
+            let p = store
+                .partners()?
+                .into_iter()
+                .find(|p| p.name == q.as_partner)
+                .ok_or_else(|| {
+                    WebError::not_found(tr.t1("error-no-partner", "name", q.as_partner.as_str()))
+                })?;
+            let policy = web.app.policy();
+            let view =
+                concord_server::policy::explain_for_partner(store.as_ref(), &policy, &p, &c, body)?;
+            let pretty = |b: &str| {
+                serde_json::from_str::<Value>(b)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| b.to_owned())
+            };
+            let (decision, reason, copy, changes) = match view.decision {
+                Decision::Unchanged => ("sent", String::new(), Some(pretty(body)), Vec::new()),
+                Decision::Rewritten { body, changes, .. } => {
+                    ("rewritten", String::new(), Some(pretty(&body)), changes)
+                }
+                Decision::Withheld { reason } => ("withheld", reason, None, Vec::new()),
+            };
+            Some(AsPartner {
+                partner: p.name,
+                decision,
+                reason,
+                steps: view
+                    .steps
+                    .into_iter()
+                    .map(|s| (s.rule.to_owned(), s.detail))
+                    .collect(),
+                copy,
+                changes,
+            })
+        } else {
+            None
+        };
+        let object_type = value["type"].as_str().unwrap_or_default().to_owned();
+        Ok(ObjectPage {
+            c: vv.chrome("collections", label(&object_type, &value)),
+            graph_href: format!("{}/graph", object_href(&coll.key, &id)),
+            name: label(&object_type, &value),
+            translated: props.iter().any(|p| p.original.is_some()),
+            coll,
+            id: id.clone(),
+            object_type,
+            badges,
+            markings,
+            props,
+            versions,
+            version_shown,
+            refs_out,
+            refs_in,
+            sightings,
+            partners,
+            as_partner,
+            raw: serde_json::to_string_pretty(&value).unwrap_or_default(),
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+// --- graph ------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "graph.html")]
+struct GraphPage {
+    c: crate::Chrome,
+    coll: CollectionRef,
+    id: String,
+    name: String,
+    depth: usize,
+    nodes: Vec<Link>,
+    node_types: Vec<String>,
+    data: String,
+    truncated: bool,
+    object_href: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct GraphQuery {
+    depth: Option<usize>,
+}
+
+async fn graph(
+    State(web): State<Web>,
+    v: Viewer,
+    Path((key, id)): Path<(String, String)>,
+    Query(q): Query<GraphQuery>,
+) -> Result<Html<String>, WebError> {
+    let store = web.store();
+    let session = v.session.clone();
+    let tr = v.tr;
+    let path = v.path.clone();
+    let depth = q.depth.unwrap_or(2).clamp(1, 4);
+    let page = blocking(move || {
+        let vv = Viewer { session, tr, path };
+        let c = readable(store.as_ref(), &vv, &key)?;
+        let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
+        let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
+        let coll = CollectionRef::from(&c);
+        let start = cat
+            .get(&id)
+            .ok_or_else(|| WebError::not_found(tr.t1("error-no-object", "id", id.as_str())))?;
+        let (nodes, edges) = cat.neighbourhood(&id, depth, GRAPH_MAX_NODES + 1);
+        let truncated = nodes.len() > GRAPH_MAX_NODES;
+        let nodes: Vec<&Item> = nodes.into_iter().take(GRAPH_MAX_NODES).collect();
+        let index: std::collections::HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let data = serde_json::json!({
+            "nodes": nodes.iter().map(|n| serde_json::json!({
+                "id": n.id, "name": n.name, "type": n.object_type,
+                "href": object_href(&coll.key, &n.id),
+            })).collect::<Vec<_>>(),
+            "edges": edges.iter().filter_map(|e| Some(serde_json::json!({
+                "source": index.get(e.from.as_str())?,
+                "target": index.get(e.to.as_str())?,
+                "label": e.label,
+            }))).collect::<Vec<_>>(),
+        });
+        let mut node_types: Vec<String> = nodes.iter().map(|n| n.object_type.clone()).collect();
+        node_types.sort();
+        node_types.dedup();
+        Ok(GraphPage {
+            c: vv.chrome("collections", start.name.clone()),
+            name: start.name.clone(),
+            object_href: object_href(&coll.key, &id),
+            id: id.clone(),
+            depth,
+            nodes: nodes
+                .iter()
+                .map(|n| Link {
+                    href: Some(object_href(&coll.key, &n.id)),
+                    text: n.name.clone(),
+                    id: n.object_type.clone(),
+                })
+                .collect(),
+            node_types,
+            // Inside <script type="application/json">: `<` escaped so the text cannot end
+            // the element.
+            data: data.to_string().replace('<', "\\u003c"),
+            truncated,
+            coll,
+        })
+    })
+    .await?;
+    render(&page)
+}
+
+// --- import -----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "import.html")]
+struct ImportPage {
+    c: crate::Chrome,
+    collections: Vec<CollectionRef>,
+    report: Option<crate::import::Report>,
+    error: Option<String>,
+}
+
+fn writable(store: &dyn Store, v: &Viewer) -> Result<Vec<CollectionRef>, WebError> {
+    Ok(store
+        .collections()?
+        .iter()
+        .filter(|c| v.session.principal.can_write(&c.id))
+        .map(CollectionRef::from)
+        .collect())
+}
+
+async fn import_form(State(web): State<Web>, v: Viewer) -> Result<Html<String>, WebError> {
+    let store = web.store();
+    let session = v.session.clone();
+    let (tr, path) = (v.tr, v.path.clone());
+    let collections =
+        blocking(move || writable(store.as_ref(), &Viewer { session, tr, path })).await?;
+    render(&ImportPage {
+        c: v.chrome("import", v.tr.t("import-title")),
+        collections,
+        report: None,
+        error: None,
+    })
+}
+
+async fn import(
+    State(web): State<Web>,
+    v: Viewer,
+    mut form: Multipart,
+) -> Result<(StatusCode, Html<String>), WebError> {
+    let tr = v.tr;
+    let mut collection = String::new();
+    let mut new_collection = String::new();
+    let mut format = String::from("auto");
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| WebError::bad_request(e.to_string()))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                let fname = field.file_name().unwrap_or("upload").to_owned();
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| WebError::bad_request(e.to_string()))?;
+                file = Some((fname, bytes.to_vec()));
+            }
+            "collection" | "new_collection" | "format" => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| WebError::bad_request(e.to_string()))?;
+                match name.as_str() {
+                    "collection" => collection = text,
+                    "new_collection" => new_collection = text,
+                    _ => format = text,
+                }
+            }
+            _ => {}
+        }
+    }
+    let store = web.store();
+    let session = v.session.clone();
+    let path = v.path.clone();
+    let web2 = web.clone();
+    let (collections, result) = blocking(move || {
+        let vv = Viewer { session, tr, path };
+        let target = if new_collection.trim().is_empty() {
+            collection.trim().to_owned()
+        } else {
+            new_collection.trim().to_owned()
+        };
+        let result = (|| {
+            let (name, bytes) = file
+                .filter(|(_, b)| !b.is_empty())
+                .ok_or_else(|| tr.t("import-no-file"))?;
+            if target.is_empty() {
+                return Err(tr.t("import-no-collection"));
+            }
+            let existing = store.collection(&target).map_err(|e| e.to_string())?;
+            let allowed = match &existing {
+                Some(c) => vv.session.principal.can_write(&c.id),
+                None => vv.session.is_admin(),
+            };
+            if !allowed {
+                return Err(tr.t1("import-not-allowed", "name", target.as_str()));
+            }
+            let kind = crate::import::Kind::parse(&format).ok_or_else(|| {
+                format!("format {format:?}: expected auto, stix, misp or ioc-list")
+            })?;
+            let who = vv.session.who();
+            let report = crate::import::import(store.as_ref(), &target, &name, &bytes, kind, &who)
+                .map_err(|e| e.to_string())?;
+            web2.catalogues.invalidate(&report.collection_id);
+            Ok(report)
+        })();
+        Ok((writable(store.as_ref(), &vv)?, result))
+    })
+    .await?;
+    let (status, report, error) = match result {
+        Ok(r) => (StatusCode::OK, Some(r), None),
+        Err(e) => (StatusCode::BAD_REQUEST, None, Some(e)),
+    };
+    Ok((
+        status,
+        render(&ImportPage {
+            c: v.chrome("import", tr.t("import-title")),
+            collections,
+            report,
+            error,
+        })?,
+    ))
+}
+
+// --- pattern check ----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "pattern.html")]
+struct PatternPage {
+    c: crate::Chrome,
+    pattern: String,
+    checked: bool,
+    error: Option<String>,
+    observations: usize,
+}
+
+async fn pattern_form(v: Viewer) -> Result<Html<String>, WebError> {
+    render(&PatternPage {
+        c: v.chrome("pattern", v.tr.t("pattern-title")),
+        pattern: String::new(),
+        checked: false,
+        error: None,
+        observations: 0,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct PatternForm {
+    pattern: String,
+}
+
+async fn pattern_check(
+    v: Viewer,
+    axum::Form(form): axum::Form<PatternForm>,
+) -> Result<Html<String>, WebError> {
+    let (error, observations) = match concord_pattern::parse(&form.pattern) {
+        Ok(p) => (None, observations(&p.expr)),
+        Err(e) => (Some(concord_pattern::render_error(&form.pattern, &e)), 0),
+    };
+    render(&PatternPage {
+        c: v.chrome("pattern", v.tr.t("pattern-title")),
+        pattern: form.pattern,
+        checked: true,
+        error,
+        observations,
+    })
+}
+
+/// The observation expressions `[…]` of a pattern.
+fn observations(e: &concord_pattern::ObservationExpr) -> usize {
+    use concord_pattern::ObservationExpr as O;
+    match e {
+        O::Observation(_) => 1,
+        O::And(v) | O::Or(v) | O::FollowedBy(v) => v.iter().map(observations).sum(),
+        O::Qualified { expr, .. } => observations(expr),
+    }
+}

@@ -1,0 +1,604 @@
+//! The UI's index of one collection: the newest version of each object with what the pages
+//! filter and draw on (type, name, markings, `date_added`, searchable text), the references
+//! between objects in both directions, and the `language-content` objects per object.
+//!
+//! Built by one pass over the store's entries and kept until the collection's version count
+//! changes (or [`MAX_AGE`] passes), so searching, "references in" and the graph do not scan
+//! the store on every request. The store stays the only truth: the object page reads its
+//! versions from the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use concord_policy::tlp::Tlp;
+use concord_store::{ObjectFilter, PageRequest, Store, StoreError, VersionSelector};
+use serde_json::Value;
+
+/// How long an index is trusted without looking at the store's count again.
+pub const MAX_AGE: Duration = Duration::from_secs(30);
+
+/// One object (its newest version) as the pages list it.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// STIX id.
+    pub id: String,
+    /// STIX type.
+    pub object_type: String,
+    /// `name` (or, for objects without one, a short label built from their content).
+    pub name: String,
+    /// `description`, if any.
+    pub description: String,
+    /// `object_marking_refs`.
+    pub markings: Vec<String>,
+    /// The strictest TLP of `object_marking_refs` (`None`: no TLP marking).
+    pub tlp: Option<Tlp>,
+    /// `date_added` of the newest version, ns since the epoch.
+    pub date_added_ns: i64,
+    /// `modified` (or `created`) of the newest version.
+    pub modified: String,
+    /// Lower-cased name, description, aliases and every translation of them: what the text
+    /// search matches (substring, so CJK and Arabic need no word splitting).
+    search: String,
+}
+
+/// A reference from one object to another: the property that holds it (`created_by_ref`,
+/// `object_refs`, …), or for a relationship object its `relationship_type`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// Where it starts.
+    pub from: String,
+    /// Where it points.
+    pub to: String,
+    /// The property, or the relationship type.
+    pub label: String,
+    /// The relationship (or sighting) object that carries it, when it is one.
+    pub via: Option<String>,
+}
+
+/// The index of one collection.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    /// Every object, newest version, in `date_added` order.
+    pub items: Vec<Item>,
+    by_id: HashMap<String, usize>,
+    /// References out, by source id.
+    out: HashMap<String, Vec<Edge>>,
+    /// References in, by target id.
+    incoming: HashMap<String, Vec<Edge>>,
+    /// `language-content` ids by the id of the object they translate.
+    translations: HashMap<String, Vec<String>>,
+    count: u64,
+}
+
+/// Filters of the object list; empty fields do not filter.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Filter {
+    /// Exact STIX type.
+    #[serde(default)]
+    pub r#type: String,
+    /// A marking definition id in `object_marking_refs`, or a TLP label (`TLP:AMBER`), or
+    /// `none` for objects without markings.
+    #[serde(default)]
+    pub marking: String,
+    /// `date_added` on or after this day or timestamp (RFC 3339, UTC).
+    #[serde(default)]
+    pub added_after: String,
+    /// `date_added` before this day or timestamp.
+    #[serde(default)]
+    pub added_before: String,
+    /// Text in the name, description, aliases or a translation (case-insensitive).
+    #[serde(default)]
+    pub q: String,
+}
+
+/// A filter value that cannot be read.
+#[derive(Debug)]
+pub struct BadFilter {
+    /// The query parameter.
+    pub parameter: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl Filter {
+    /// The predicate, or which parameter is wrong. Dates: `YYYY-MM-DD` (midnight UTC) or a
+    /// STIX timestamp.
+    pub fn compile(&self) -> Result<impl Fn(&Item) -> bool + '_, BadFilter> {
+        let day = |p: &'static str, s: &str| -> Result<Option<i64>, BadFilter> {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            let text = if s.len() == 10 {
+                format!("{s}T00:00:00Z")
+            } else {
+                s.to_owned()
+            };
+            concord_stix::Timestamp::parse(&text)
+                .map(|t| Some(t.unix_nanos()))
+                .map_err(|e| BadFilter {
+                    parameter: p,
+                    reason: format!(
+                        "{s:?}: expected YYYY-MM-DD or an RFC 3339 UTC timestamp ({e})"
+                    ),
+                })
+        };
+        let after = day("added_after", &self.added_after)?;
+        let before = day("added_before", &self.added_before)?;
+        let q = self.q.trim().to_lowercase();
+        let marking = self.marking.trim();
+        let tlp = if marking.len() > 4 && marking[..4].eq_ignore_ascii_case("tlp:") {
+            Tlp::parse(marking)
+        } else {
+            None
+        };
+        Ok(move |i: &Item| {
+            (self.r#type.is_empty() || i.object_type == self.r#type)
+                && after.is_none_or(|a| i.date_added_ns >= a)
+                && before.is_none_or(|b| i.date_added_ns < b)
+                && (q.is_empty() || i.search.contains(&q))
+                && match (marking, tlp) {
+                    ("", _) => true,
+                    ("none", _) => i.markings.is_empty(),
+                    (_, Some(t)) => i.tlp == Some(t),
+                    (m, None) => i.markings.iter().any(|x| x == m),
+                }
+        })
+    }
+}
+
+impl Catalogue {
+    /// Reads the newest version of every object of `collection_id`.
+    pub fn build(store: &dyn Store, collection_id: &str) -> Result<Catalogue, StoreError> {
+        let count = store.count(collection_id)?;
+        let filter = ObjectFilter {
+            versions: vec![VersionSelector::Last],
+            ..ObjectFilter::default()
+        };
+        let mut request = PageRequest {
+            limit: 2000,
+            after: None,
+        };
+        let mut c = Catalogue {
+            count,
+            ..Catalogue::default()
+        };
+        let mut contents: Vec<(String, Value)> = Vec::new();
+        loop {
+            let page = store.entries(collection_id, &filter, &request, true)?;
+            for e in &page.entries {
+                let Some(body) = e.body.as_deref() else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(body) else {
+                    continue;
+                };
+                if e.object_type == "language-content" {
+                    contents.push((e.id.clone(), v.clone()));
+                }
+                c.add(&e.id, &e.object_type, e.date_added_ns, &v);
+            }
+            request.after = page.entries.last().map(|e| e.cursor());
+            if !page.more || request.after.is_none() {
+                break;
+            }
+        }
+        c.add_translations(contents);
+        Ok(c)
+    }
+
+    /// An index over given objects (id, type, `date_added`, JSON): a partner's egress
+    /// copies. `count` is the store's version count they were read at.
+    pub fn from_objects(objects: Vec<(String, String, i64, Value)>, count: u64) -> Catalogue {
+        let mut c = Catalogue {
+            count,
+            ..Catalogue::default()
+        };
+        let mut contents = Vec::new();
+        for (id, t, added, v) in &objects {
+            if t == "language-content" {
+                contents.push((id.clone(), v.clone()));
+            }
+            c.add(id, t, *added, v);
+        }
+        c.add_translations(contents);
+        c
+    }
+
+    /// Translations are searchable on the object they translate.
+    fn add_translations(&mut self, contents: Vec<(String, Value)>) {
+        for (lc_id, v) in contents {
+            let Some(target) = v.get("object_ref").and_then(Value::as_str) else {
+                continue;
+            };
+            self.translations
+                .entry(target.to_owned())
+                .or_default()
+                .push(lc_id);
+            if let (Some(&i), Some(langs)) = (
+                self.by_id.get(target),
+                v.get("contents").and_then(Value::as_object),
+            ) {
+                for fields in langs.values().filter_map(Value::as_object) {
+                    for text in fields.values() {
+                        push_text(&mut self.items[i].search, text);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, id: &str, object_type: &str, date_added_ns: i64, v: &Value) {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+        let markings: Vec<String> = v
+            .get("object_marking_refs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tlp = markings
+            .iter()
+            .filter_map(|m| Tlp::from_marking_id(m))
+            .max();
+        let name = label(object_type, v);
+        let mut search = String::new();
+        push_text(&mut search, &Value::String(name.clone()));
+        for k in [
+            "description",
+            "aliases",
+            "x_mitre_aliases",
+            "pattern",
+            "value",
+        ] {
+            if let Some(x) = v.get(k) {
+                push_text(&mut search, x);
+            }
+        }
+        let modified = if s("modified").is_empty() {
+            s("created")
+        } else {
+            s("modified")
+        };
+        let item = Item {
+            id: id.to_owned(),
+            object_type: object_type.to_owned(),
+            name,
+            description: s("description").to_owned(),
+            markings,
+            tlp,
+            date_added_ns,
+            modified: modified.to_owned(),
+            search,
+        };
+        self.by_id.insert(id.to_owned(), self.items.len());
+        self.items.push(item);
+        for edge in edges(id, object_type, v) {
+            self.incoming
+                .entry(edge.to.clone())
+                .or_default()
+                .push(edge.clone());
+            self.out.entry(edge.from.clone()).or_default().push(edge);
+        }
+    }
+
+    /// The item of an id.
+    pub fn get(&self, id: &str) -> Option<&Item> {
+        self.by_id.get(id).map(|&i| &self.items[i])
+    }
+
+    /// References out of `id` (for a relationship: to its source and target).
+    pub fn refs_out(&self, id: &str) -> &[Edge] {
+        self.out.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// References into `id`.
+    pub fn refs_in(&self, id: &str) -> &[Edge] {
+        self.incoming.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The `language-content` objects that translate `id`.
+    pub fn translations(&self, id: &str) -> &[String] {
+        self.translations
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every STIX type present, sorted.
+    pub fn types(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.items.iter().map(|i| i.object_type.clone()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    /// The graph around `id`: objects within `depth` hops (relationship objects count as
+    /// edges, not hops), at most `max_nodes` of them, nearest first.
+    pub fn neighbourhood(
+        &self,
+        id: &str,
+        depth: usize,
+        max_nodes: usize,
+    ) -> (Vec<&Item>, Vec<Edge>) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        let Some(start) = self.get(id) else {
+            return (Vec::new(), Vec::new());
+        };
+        seen.insert(&start.id, 0);
+        order.push(&start.id);
+        let mut frontier = vec![start.id.as_str()];
+        let mut edges: Vec<Edge> = Vec::new();
+        for d in 1..=depth {
+            let mut next = Vec::new();
+            for node in frontier {
+                for e in self.collapsed_edges(node) {
+                    let other = if e.from == node { &e.to } else { &e.from };
+                    let Some(item) = self.get(other) else {
+                        continue;
+                    };
+                    if !seen.contains_key(item.id.as_str()) {
+                        if order.len() >= max_nodes {
+                            continue;
+                        }
+                        seen.insert(&item.id, d);
+                        order.push(&item.id);
+                        next.push(item.id.as_str());
+                    }
+                    if !edges.contains(&e) {
+                        edges.push(e);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        edges.retain(|e| seen.contains_key(e.from.as_str()) && seen.contains_key(e.to.as_str()));
+        let nodes = order.into_iter().filter_map(|i| self.get(i)).collect();
+        (nodes, edges)
+    }
+
+    /// Edges at `id`, with each relationship object folded into one edge from its source to
+    /// its target (so the graph shows `malware uses attack-pattern`, not three nodes).
+    fn collapsed_edges(&self, id: &str) -> Vec<Edge> {
+        let mut all = Vec::new();
+        for e in self.refs_out(id).iter().chain(self.refs_in(id)) {
+            if e.via.is_some() {
+                all.push(e.clone());
+                continue;
+            }
+            let other = if e.from == id { &e.to } else { &e.from };
+            // A reference to or from a relationship object: follow it to its far end.
+            if self
+                .get(other)
+                .is_some_and(|i| is_relationship(&i.object_type))
+            {
+                continue;
+            }
+            if e.label == "object_marking_refs" {
+                continue;
+            }
+            all.push(e.clone());
+        }
+        all
+    }
+
+    /// The version count this index was built at.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+fn is_relationship(t: &str) -> bool {
+    t == "relationship" || t == "sighting"
+}
+
+/// The references held by one object. A relationship gives one edge source → target
+/// labelled with its `relationship_type`; a sighting one edge per `where_sighted_refs`
+/// entry to its `sighting_of_ref`… plus every `*_ref`/`*_refs` property at the top level.
+fn edges(id: &str, object_type: &str, v: &Value) -> Vec<Edge> {
+    let mut out = Vec::new();
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    if object_type == "relationship"
+        && let (Some(src), Some(dst)) = (s("source_ref"), s("target_ref"))
+    {
+        out.push(Edge {
+            from: src.to_owned(),
+            to: dst.to_owned(),
+            label: s("relationship_type").unwrap_or("related-to").to_owned(),
+            via: Some(id.to_owned()),
+        });
+    }
+    if object_type == "sighting"
+        && let Some(of) = s("sighting_of_ref")
+    {
+        for w in v
+            .get("where_sighted_refs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            out.push(Edge {
+                from: w.to_owned(),
+                to: of.to_owned(),
+                label: "sighted".to_owned(),
+                via: Some(id.to_owned()),
+            });
+        }
+    }
+    let Some(map) = v.as_object() else { return out };
+    for (k, val) in map {
+        let targets: Vec<&str> = if k.ends_with("_ref") {
+            val.as_str().into_iter().collect()
+        } else if k.ends_with("_refs") {
+            val.as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default()
+        } else {
+            continue;
+        };
+        for t in targets {
+            out.push(Edge {
+                from: id.to_owned(),
+                to: t.to_owned(),
+                label: k.clone(),
+                via: None,
+            });
+        }
+    }
+    out
+}
+
+/// A display name: `name`, else a property that says what the object is (`value` of an SCO,
+/// `pattern`, `relationship_type`, …), else the type.
+pub fn label(object_type: &str, v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty());
+    let text = s("name")
+        .or_else(|| s("value"))
+        .or_else(|| s("pattern"))
+        .or_else(|| s("relationship_type"))
+        .or_else(|| s("opinion"))
+        .or_else(|| s("content"))
+        .or_else(|| s("abstract"))
+        .or_else(|| s("path"))
+        .unwrap_or(object_type);
+    let mut t: String = text.chars().take(120).collect();
+    if text.chars().count() > 120 {
+        t.push('…');
+    }
+    t
+}
+
+fn push_text(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => {
+            out.push('\n');
+            out.push_str(&s.to_lowercase());
+        }
+        Value::Array(a) => a.iter().for_each(|x| push_text(out, x)),
+        _ => {}
+    }
+}
+
+/// The indexes of all collections, rebuilt when a collection's version count changes.
+#[derive(Debug, Default)]
+pub struct Catalogues {
+    cache: Mutex<HashMap<String, (Instant, Arc<Catalogue>)>>,
+}
+
+impl Catalogues {
+    /// The index of `collection_id`, built or rebuilt when needed. Blocking (store reads).
+    pub fn get(
+        &self,
+        store: &dyn Store,
+        collection_id: &str,
+    ) -> Result<Arc<Catalogue>, StoreError> {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection_id)
+            .cloned();
+        if let Some((at, c)) = &cached
+            && at.elapsed() < MAX_AGE
+            && store.count(collection_id)? == c.count()
+        {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(Catalogue::build(store, collection_id)?);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(collection_id.to_owned(), (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Drops the index of a collection (after an import through the UI).
+    pub fn invalidate(&self, collection_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(collection_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(v: Value, c: &mut Catalogue) {
+        let id = v["id"].as_str().unwrap().to_owned();
+        let t = v["type"].as_str().unwrap().to_owned();
+        c.add(&id, &t, 1_000, &v);
+    }
+
+    #[test]
+    fn relationships_fold_into_edges_and_search_finds_cjk_and_arabic() {
+        let mut c = Catalogue::default();
+        item(
+            serde_json::json!({"type": "malware", "id": "malware--1", "name": "灰鸽子",
+            "description": "远程访问木马", "object_marking_refs":
+            ["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"]}),
+            &mut c,
+        );
+        item(
+            serde_json::json!({"type": "attack-pattern", "id": "attack-pattern--2",
+            "name": "تصيد احتيالي"}),
+            &mut c,
+        );
+        item(
+            serde_json::json!({"type": "relationship", "id": "relationship--3",
+            "relationship_type": "uses", "source_ref": "malware--1",
+            "target_ref": "attack-pattern--2"}),
+            &mut c,
+        );
+        let (nodes, edges) = c.neighbourhood("malware--1", 2, 200);
+        assert_eq!(
+            nodes.len(),
+            2,
+            "the relationship object is an edge, not a node"
+        );
+        assert_eq!(edges.len(), 1);
+        assert_eq!(edges[0].label, "uses");
+        assert_eq!(
+            c.refs_in("attack-pattern--2").len(),
+            2,
+            "target_ref and the folded edge"
+        );
+        let f = Filter {
+            q: "访问".into(),
+            ..Filter::default()
+        };
+        let p = f.compile().unwrap();
+        assert_eq!(c.items.iter().filter(|i| p(i)).count(), 1);
+        let f = Filter {
+            q: "احتيالي".into(),
+            ..Filter::default()
+        };
+        let p = f.compile().unwrap();
+        assert_eq!(
+            c.items
+                .iter()
+                .filter(|i| p(i))
+                .map(|i| &i.id)
+                .collect::<Vec<_>>(),
+            ["attack-pattern--2"]
+        );
+        let f = Filter {
+            marking: "TLP:AMBER".into(),
+            ..Filter::default()
+        };
+        let p = f.compile().unwrap();
+        assert_eq!(c.items.iter().filter(|i| p(i)).count(), 1);
+        let f = Filter {
+            added_after: "2020-13-01".into(),
+            ..Filter::default()
+        };
+        assert_eq!(f.compile().err().unwrap().parameter, "added_after");
+    }
+}

@@ -1,0 +1,293 @@
+//! Languages of the UI: every string of every page comes from one Fluent message file per
+//! language (`locales/<tag>.ftl`, embedded in the binary), so a new language is one new file
+//! and one line in [`LOCALES`].
+//!
+//! The language of a request: the `lang` cookie set by the switch in the page header, else
+//! the best match of the browser's `Accept-Language` (RFC 9110 §12.5.4), else English.
+//! Arabic pages carry `dir="rtl"`; the style sheet uses logical properties only, so the whole
+//! layout mirrors, not only the text. Fluent wraps each argument in Unicode bidi isolates
+//! (FSI … PDI), so an IP address or an id inside an Arabic sentence keeps its own direction.
+//!
+//! TLP labels are never translated (FIRST TLP 2.0: "the labels … should not be translated");
+//! templates print them from [`concord_policy::tlp::Tlp::label`], never from a message file.
+
+use std::sync::OnceLock;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use unic_langid::LanguageIdentifier;
+
+/// The languages of the UI: (BCP 47 tag, text direction, message file).
+pub const LOCALES: [(&str, Direction, &str); 3] = [
+    ("en", Direction::Ltr, include_str!("../locales/en.ftl")),
+    (
+        "zh-CN",
+        Direction::Ltr,
+        include_str!("../locales/zh-CN.ftl"),
+    ),
+    ("ar", Direction::Rtl, include_str!("../locales/ar.ftl")),
+];
+
+/// Writing direction of a language (HTML `dir`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Left to right.
+    Ltr,
+    /// Right to left: the page is mirrored.
+    Rtl,
+}
+
+/// One language, ready to format messages.
+pub struct Locale {
+    /// Its BCP 47 tag, e.g. `zh-CN`.
+    pub tag: &'static str,
+    /// Its direction.
+    pub dir: Direction,
+    bundle: FluentBundle<FluentResource>,
+}
+
+impl std::fmt::Debug for Locale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locale").field("tag", &self.tag).finish()
+    }
+}
+
+/// Every language of [`LOCALES`], parsed once. A message file that does not parse is a bug
+/// of the build, caught by the tests below, so this panics with the file and the errors.
+pub fn locales() -> &'static [Locale] {
+    static ALL: OnceLock<Vec<Locale>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        LOCALES
+            .iter()
+            .map(|(tag, dir, text)| {
+                let id: LanguageIdentifier = tag.parse().expect("a valid language tag");
+                let resource = FluentResource::try_new((*text).to_owned())
+                    .unwrap_or_else(|(_, e)| panic!("locales/{tag}.ftl: {e:?}"));
+                let mut bundle = FluentBundle::new_concurrent(vec![id]);
+                bundle
+                    .add_resource(resource)
+                    .unwrap_or_else(|e| panic!("locales/{tag}.ftl: {e:?}"));
+                Locale {
+                    tag,
+                    dir: *dir,
+                    bundle,
+                }
+            })
+            .collect()
+    })
+}
+
+/// The locale for a tag as the switch sets it (`en`, `zh-CN`, `ar`), if the UI has it.
+pub fn by_tag(tag: &str) -> Option<&'static Locale> {
+    locales().iter().find(|l| l.tag.eq_ignore_ascii_case(tag))
+}
+
+/// The best locale for an `Accept-Language` header: entries by descending `q` (ties in
+/// header order), each matched by full tag, then by primary language (`zh-TW` → `zh-CN`,
+/// `ar-EG` → `ar`); English when nothing matches.
+pub fn negotiate(accept_language: Option<&str>) -> &'static Locale {
+    let all = locales();
+    let mut wanted: Vec<(f32, usize, &str)> = accept_language
+        .unwrap_or_default()
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, part)| {
+            let mut it = part.split(';');
+            let tag = it.next()?.trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!tag.is_empty() && q > 0.0).then_some((q, i, tag))
+        })
+        .collect();
+    wanted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, _, tag) in wanted {
+        if let Some(l) = by_tag(tag) {
+            return l;
+        }
+        let primary = tag.split(['-', '_']).next().unwrap_or(tag);
+        if let Some(l) = all.iter().find(|l| {
+            l.tag
+                .split('-')
+                .next()
+                .is_some_and(|p| p.eq_ignore_ascii_case(primary))
+        }) {
+            return l;
+        }
+    }
+    &all[0]
+}
+
+impl Locale {
+    /// The message `key` without arguments. A key missing from the file shows as the key
+    /// itself (and is caught by the coverage test below).
+    pub fn t(&self, key: &str) -> String {
+        self.format(key, None)
+    }
+
+    /// The message `key` with one argument `name` = `value` (numbers select plural forms).
+    pub fn t1(&self, key: &str, name: &str, value: impl Into<Arg>) -> String {
+        let mut args = FluentArgs::new();
+        args.set(name.to_owned(), value.into().0);
+        self.format(key, Some(&args))
+    }
+
+    /// Whether the page is right to left.
+    pub fn rtl(&self) -> bool {
+        self.dir == Direction::Rtl
+    }
+
+    /// `rtl` or `ltr`, for the `dir` attribute.
+    pub fn dir_attr(&self) -> &'static str {
+        match self.dir {
+            Direction::Ltr => "ltr",
+            Direction::Rtl => "rtl",
+        }
+    }
+
+    /// The primary language subtag (`zh` for `zh-CN`), as STIX `language-content` keys use it.
+    pub fn primary(&self) -> &'static str {
+        self.tag.split('-').next().unwrap_or(self.tag)
+    }
+
+    fn format(&self, key: &str, args: Option<&FluentArgs<'_>>) -> String {
+        let Some(pattern) = self.bundle.get_message(key).and_then(|m| m.value()) else {
+            return key.to_owned();
+        };
+        let mut errors = Vec::new();
+        let text = self.bundle.format_pattern(pattern, args, &mut errors);
+        if !errors.is_empty() {
+            tracing::warn!(locale = self.tag, key, ?errors, "message formatting");
+        }
+        text.into_owned()
+    }
+}
+
+/// An argument of a message: text or a number.
+pub struct Arg(FluentValue<'static>);
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg(FluentValue::from(v.to_owned()))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg(FluentValue::from(v))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg(FluentValue::from(v.clone()))
+    }
+}
+
+/// Numbers, by value or by reference (templates pass fields by reference).
+macro_rules! number_arg {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Arg {
+            fn from(v: $t) -> Arg {
+                Arg(FluentValue::from(v as f64))
+            }
+        }
+        impl From<&$t> for Arg {
+            fn from(v: &$t) -> Arg {
+                Arg(FluentValue::from(*v as f64))
+            }
+        }
+    )*};
+}
+number_arg!(usize, u64, i64, u32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fluent_bundle::FluentResource;
+    use fluent_bundle::ast::Entry;
+    use std::collections::BTreeSet;
+
+    fn keys(text: &str) -> BTreeSet<String> {
+        let r = FluentResource::try_new(text.to_owned()).expect("parses");
+        r.entries()
+            .filter_map(|e| match e {
+                Entry::Message(m) => Some(m.id.name.to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_message_exists_in_every_language() {
+        let en = keys(LOCALES[0].2);
+        assert!(en.len() > 50, "the English file has {} messages", en.len());
+        for (tag, _, text) in &LOCALES[1..] {
+            let other = keys(text);
+            let missing: Vec<_> = en.difference(&other).collect();
+            let extra: Vec<_> = other.difference(&en).collect();
+            assert!(missing.is_empty(), "locales/{tag}.ftl lacks {missing:?}");
+            assert!(extra.is_empty(), "locales/{tag}.ftl has unknown {extra:?}");
+        }
+        // Parses and formats in every language.
+        assert_eq!(locales().len(), LOCALES.len());
+    }
+
+    #[test]
+    fn every_message_key_used_in_code_and_templates_exists() {
+        let en = keys(LOCALES[0].2);
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+        let mut used = BTreeSet::new();
+        let re = |text: &str, used: &mut BTreeSet<String>| {
+            for quote in ['"'] {
+                for (i, _) in text.match_indices(".t(").chain(text.match_indices(".t1(")) {
+                    let rest = &text[i..];
+                    let Some(start) = rest.find(quote) else {
+                        continue;
+                    };
+                    let rest = &rest[start + 1..];
+                    if let Some(end) = rest.find(quote) {
+                        let key = &rest[..end];
+                        if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                            used.insert(key.to_owned());
+                        }
+                    }
+                }
+            }
+        };
+        for sub in ["templates", "src"] {
+            for e in std::fs::read_dir(format!("{dir}{sub}")).expect("dir") {
+                let path = e.expect("entry").path();
+                re(&std::fs::read_to_string(&path).expect("read"), &mut used);
+            }
+        }
+        used.remove("key");
+        let missing: Vec<_> = used.difference(&en).collect();
+        assert!(
+            missing.is_empty(),
+            "keys used but not in en.ftl: {missing:?}"
+        );
+        assert!(used.len() > 30, "found only {} keys in use", used.len());
+    }
+
+    #[test]
+    fn accept_language_negotiation() {
+        assert_eq!(negotiate(None).tag, "en");
+        assert_eq!(negotiate(Some("ar-EG,ar;q=0.9,en;q=0.8")).tag, "ar");
+        assert_eq!(negotiate(Some("zh-TW;q=0.9, de;q=1")).tag, "zh-CN");
+        assert_eq!(negotiate(Some("fr, en;q=0.1, ar;q=0.5")).tag, "ar");
+        assert_eq!(negotiate(Some("ar;q=0, fr")).tag, "en");
+        assert!(negotiate(Some("ar")).rtl());
+    }
+
+    #[test]
+    fn arguments_are_isolated_for_bidi() {
+        let ar = by_tag("ar").expect("ar");
+        let text = ar.t1("objects-count", "count", 3usize);
+        assert!(
+            text.contains('\u{2068}') && text.contains('\u{2069}'),
+            "{text:?}"
+        );
+    }
+}

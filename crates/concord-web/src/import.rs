@@ -1,0 +1,193 @@
+//! Import of an uploaded file through the UI: a STIX bundle, MISP event JSON, or an IOC list
+//! (one observable per line), converted as `concord import` converts it and stored by the
+//! one ingest ([`concord_ingest::ingest`]): validated object by object, one transaction,
+//! audited as door `web-import` with the logged-in user. A file that cannot be read stores
+//! nothing.
+
+use concord_ingest::{Container, IngestOptions, ingest};
+use concord_store::{NewCollection, Store};
+use serde::Serialize;
+
+/// What the uploaded file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// MISP when the start of the file looks like MISP event JSON
+    /// ([`concord_misp::looks_like_misp`]), else a STIX bundle.
+    Auto,
+    /// A STIX 2.1 bundle.
+    Stix,
+    /// MISP event JSON.
+    Misp,
+    /// One IP, CIDR, domain, URL, hash or e-mail address per line
+    /// ([`concord_match::ioc_list`]).
+    IocList,
+}
+
+impl Kind {
+    /// `auto`, `stix`, `misp`, `ioc-list`.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s.trim() {
+            "" | "auto" => Kind::Auto,
+            "stix" => Kind::Stix,
+            "misp" => Kind::Misp,
+            "ioc-list" => Kind::IocList,
+            _ => return None,
+        })
+    }
+}
+
+/// One rejected object or line, for the report table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    /// `objects[3]`, `line 12`, or a MISP event/attribute uuid.
+    pub place: String,
+    /// The object id or the line's text.
+    pub what: String,
+    /// The rule broken.
+    pub reason: String,
+}
+
+/// The import report shown on the page.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// The collection's id.
+    pub collection_id: String,
+    /// The file's name as uploaded.
+    pub file: String,
+    /// What it was read as: `stix`, `misp`, `ioc-list`.
+    pub kind: String,
+    /// Objects read (after conversion).
+    pub total: usize,
+    /// New object versions stored.
+    pub added: usize,
+    /// Versions already held.
+    pub already_present: usize,
+    /// Objects refused by validation, and lines or attributes that could not be converted.
+    pub problems: Vec<Problem>,
+    /// For MISP: events, attributes and STIX objects of the conversion.
+    pub misp: Option<(usize, usize, usize)>,
+    /// For IOC lists: lines read, and duplicates.
+    pub lines: Option<(u64, u64)>,
+}
+
+/// Imports `bytes` (named `file`) into the collection `collection` (id or alias; created with
+/// that alias when missing). Errors: the file cannot be read or converted as `kind` (nothing
+/// stored), or the store.
+pub fn import(
+    store: &dyn Store,
+    collection: &str,
+    file: &str,
+    bytes: &[u8],
+    kind: Kind,
+    who: &str,
+) -> Result<Report, String> {
+    let c = match store.collection(collection).map_err(|e| e.to_string())? {
+        Some(c) => c,
+        None => store
+            .create_collection(&NewCollection {
+                alias: collection.to_owned(),
+                title: None,
+                description: None,
+            })
+            .map_err(|e| e.to_string())?,
+    };
+    let kind = match kind {
+        Kind::Auto if concord_misp::looks_like_misp(&bytes[..bytes.len().min(8192)]) => Kind::Misp,
+        Kind::Auto => Kind::Stix,
+        k => k,
+    };
+    let mut report = Report {
+        collection_id: c.id.clone(),
+        file: file.to_owned(),
+        ..Report::default()
+    };
+    let bundle: Vec<u8> = match kind {
+        Kind::Stix | Kind::Auto => {
+            report.kind = "stix".into();
+            bytes.to_vec()
+        }
+        Kind::Misp => {
+            report.kind = "misp".into();
+            let mut out = Vec::new();
+            let options = concord_misp::ToStixOptions {
+                container: concord_misp::Container::Report,
+                warninglists: None,
+                drop_warninglisted: false,
+            };
+            let conv = concord_misp::to_stix_bundle(
+                &mut || Ok(std::io::Cursor::new(bytes)),
+                options,
+                &mut out,
+            )
+            .map_err(|e| format!("{file}: MISP conversion failed: {e}"))?;
+            report.misp = Some((conv.events, conv.attributes, conv.stix_objects));
+            for (what, list) in [
+                ("unknown type", &conv.unknown_types),
+                ("malformed", &conv.malformed),
+                ("not carried", &conv.not_carried),
+            ] {
+                for i in list {
+                    report.problems.push(Problem {
+                        place: format!("event {}", i.event),
+                        what: i.attribute.clone().unwrap_or_default(),
+                        reason: format!("{what}: {}", i.rule),
+                    });
+                }
+            }
+            out
+        }
+        Kind::IocList => {
+            report.kind = "ioc-list".into();
+            let options = concord_match::ioc_list::IocOptions {
+                timestamp: concord_stix::Timestamp::now_micros().to_string(),
+                default_description: None,
+            };
+            let list = concord_match::ioc_list::read_ioc_list(bytes, file, &options)
+                .map_err(|e| format!("{file}: {e}"))?;
+            report.lines = Some((list.lines, list.duplicates));
+            for r in &list.rejected {
+                report.problems.push(Problem {
+                    place: format!("line {}", r.line),
+                    what: r.text.clone(),
+                    reason: r.reason.clone(),
+                });
+            }
+            serde_json::json!({
+                "type": "bundle",
+                "id": format!("bundle--{}", uuid::Uuid::new_v4()),
+                "objects": list.indicators,
+            })
+            .to_string()
+            .into_bytes()
+        }
+    };
+    let door = concord_server::audit::Door {
+        door: "web-import",
+        partner: who,
+        collection: &c.id,
+        policy_version: concord_server::audit::BASE_POLICY_VERSION,
+    };
+    let make = |accepted: &[concord_ingest::Accepted]| door.ingress(accepted);
+    let options = IngestOptions {
+        container: Container::Bundle,
+        list_accepted: false,
+        audit: Some(&make),
+        provenance: None,
+        settings: &[],
+    };
+    let r = ingest(store, &c.id, bundle.as_slice(), options, |_| {})
+        .map_err(|e| format!("{file}: {e}; nothing imported from this file"))?;
+    report.total = r.total;
+    report.added = r.added;
+    report.already_present = r.already_present;
+    for rej in r.rejected {
+        for reason in rej.reasons {
+            report.problems.push(Problem {
+                place: format!("objects[{}]", rej.index),
+                what: rej.id.clone().unwrap_or_default(),
+                reason,
+            });
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,498 @@
+//! # concord-web: the web UI of a Concord node
+//!
+//! Served by `concord serve` beside TAXII (issue 9): `/` redirects to `/ui/`. Pages are
+//! rendered on the server from askama templates (`templates/`, compiled into the binary)
+//! with every string from the Fluent message files of [`i18n`]; the style sheet and the one
+//! script (the relationship graph) are embedded too, so a fresh machine needs no build step
+//! and a browser downloads no framework.
+//!
+//! - **Login** with the admin token or a partner's API key ([`session`]). The admin sees
+//!   every object as stored and the operator pages; a partner sees what the egress policy
+//!   gives it, exactly as its TAXII reads do ([`concord_policy::egress::egress`]).
+//! - **Analyst pages** ([`analyst`]): collections, objects with filters, the object page
+//!   (versions, markings, references in and out, sightings, translations from
+//!   `language-content`, "as partner P" through [`concord_server::policy::explain_for_partner`]),
+//!   the relationship graph, import, pattern check.
+//! - **Operator pages** ([`operator`]): partners, sharing groups, peers, policy, audit log.
+//!
+//! Every response carries a Content-Security-Policy that allows only this origin's scripts
+//! and styles; forms that change state are POSTs, refused when `Origin` names another site
+//! (the session cookie is `SameSite=Strict` as well).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use concord_server::AppState;
+use concord_store::Store;
+
+pub mod analyst;
+pub mod catalogue;
+pub mod i18n;
+pub mod import;
+pub mod operator;
+pub mod session;
+
+use i18n::Locale;
+use session::{Session, Sessions};
+
+/// State of the UI: the server's (store, policy, authenticator) plus sessions and indexes.
+#[derive(Clone)]
+pub struct Web {
+    app: AppState,
+    sessions: Arc<Sessions>,
+    catalogues: Arc<catalogue::Catalogues>,
+}
+
+impl Web {
+    /// The node's store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.app.store()
+    }
+}
+
+/// The UI's routes (`/`, `/ui/…`), to merge into the TAXII router of the same state.
+pub fn router(app: AppState) -> Router {
+    let web = Web {
+        app,
+        sessions: Arc::new(Sessions::default()),
+        catalogues: Arc::new(catalogue::Catalogues::default()),
+    };
+    let ui = Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", axum::routing::post(logout))
+        .route("/ui/lang", get(set_language))
+        .route("/ui/assets/{name}", get(asset));
+    let ui = analyst::routes(ui);
+    let ui = operator::routes(ui);
+    ui.layer(middleware::from_fn(headers)).with_state(web)
+}
+
+/// Security headers on every UI response, and the same-origin check of state-changing
+/// requests (a POST whose `Origin` is another site is refused).
+async fn headers(req: Request, next: Next) -> Response {
+    if req.method() == Method::POST
+        && let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+    {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let same = origin
+            .split_once("://")
+            .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host));
+        if !same {
+            return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+        }
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
+
+/// The embedded style sheet, script and icon.
+async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (body, kind): (&'static str, &str) = match name.as_str() {
+        "style.css" => (
+            include_str!("../assets/style.css"),
+            "text/css; charset=utf-8",
+        ),
+        "graph.js" => (
+            include_str!("../assets/graph.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "favicon.svg" => (include_str!("../assets/favicon.svg"), "image/svg+xml"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The language of a request: the `lang` cookie, else `Accept-Language`.
+pub struct Lang(pub &'static Locale);
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Lang, Self::Rejection> {
+        let cookies = parts
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        let chosen = session::cookie(cookies, "lang").and_then(i18n::by_tag);
+        Ok(Lang(chosen.unwrap_or_else(|| {
+            i18n::negotiate(
+                parts
+                    .headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok()),
+            )
+        })))
+    }
+}
+
+/// A logged-in request: the session and the language. Without a session, the request is
+/// sent to the login page (and back here after it).
+pub struct Viewer {
+    /// The session.
+    pub session: Session,
+    /// The language.
+    pub tr: &'static Locale,
+    /// Path and query of the request (the language switch returns to it).
+    pub path: String,
+}
+
+impl FromRequestParts<Web> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Viewer, Response> {
+        let Lang(tr) = Lang::from_request_parts(parts, web)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/ui/".to_owned());
+        let cookies = parts
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        match session::cookie(cookies, session::COOKIE).and_then(|id| web.sessions.get(id)) {
+            Some(session) => Ok(Viewer { session, tr, path }),
+            None => {
+                let next = if parts.method == Method::GET {
+                    path
+                } else {
+                    "/ui/".to_owned()
+                };
+                Err(Redirect::to(&format!("/ui/login?next={}", url_encode(&next))).into_response())
+            }
+        }
+    }
+}
+
+impl Viewer {
+    /// The page frame for this viewer: `section` is the navigation entry to highlight.
+    pub fn chrome(&self, section: &'static str, title: String) -> Chrome {
+        Chrome {
+            tr: self.tr,
+            who: Some(self.session.who()),
+            admin: self.session.is_admin(),
+            section,
+            back: self.path.clone(),
+            title,
+        }
+    }
+
+    /// The operator pages are the admin's only.
+    pub fn require_admin(&self) -> Result<(), WebError> {
+        if self.session.is_admin() {
+            Ok(())
+        } else {
+            Err(WebError::new(
+                StatusCode::FORBIDDEN,
+                self.tr.t("error-admin-only"),
+            ))
+        }
+    }
+}
+
+/// What every page's frame (`templates/base.html`) needs: language, user, navigation.
+pub struct Chrome {
+    /// The language.
+    pub tr: &'static Locale,
+    /// Who is logged in (`None` on the login page).
+    pub who: Option<String>,
+    /// Whether the operator navigation shows.
+    pub admin: bool,
+    /// The navigation entry of this page.
+    pub section: &'static str,
+    /// Where the language switch returns.
+    pub back: String,
+    /// The page title.
+    pub title: String,
+}
+
+impl Chrome {
+    /// Whether `section` is this page's navigation entry.
+    pub fn is(&self, section: &str) -> bool {
+        self.section == section
+    }
+
+    /// Whether `tag` is the page's language.
+    pub fn is_lang(&self, tag: &str) -> bool {
+        self.tr.tag == tag
+    }
+
+    /// The languages for the switch: (tag, its own name).
+    pub fn languages(&self) -> Vec<(&'static str, String)> {
+        i18n::locales()
+            .iter()
+            .map(|l| (l.tag, l.t("language-name")))
+            .collect()
+    }
+}
+
+/// An error page: status and a message already in the viewer's language.
+#[derive(Debug)]
+pub struct WebError {
+    status: StatusCode,
+    message: String,
+}
+
+impl WebError {
+    /// An error with its status.
+    pub fn new(status: StatusCode, message: String) -> WebError {
+        WebError { status, message }
+    }
+
+    /// 404 with a message.
+    pub fn not_found(message: String) -> WebError {
+        WebError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 400 with a message.
+    pub fn bad_request(message: String) -> WebError {
+        WebError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<concord_store::StoreError> for WebError {
+    fn from(e: concord_store::StoreError) -> WebError {
+        tracing::error!(error = %e, "store error in the web UI");
+        WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<concord_server::policy::PolicyError> for WebError {
+    fn from(e: concord_server::policy::PolicyError) -> WebError {
+        WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    message: String,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            status: self.status.as_u16(),
+            message: self.message,
+        };
+        match page.render() {
+            Ok(html) => (self.status, Html(html)).into_response(),
+            Err(e) => (self.status, e.to_string()).into_response(),
+        }
+    }
+}
+
+/// A rendered page, or the error of rendering it.
+pub fn render(t: &impl Template) -> Result<Html<String>, WebError> {
+    t.render()
+        .map(Html)
+        .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Runs store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        WebError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )
+    })?
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A local path to return to: only `/ui/…` paths of this site (no open redirect).
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with("/ui/") && !p.starts_with("//") && !p.contains('\\') => {
+            p.to_owned()
+        }
+        _ => "/ui/".to_owned(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    c: Chrome,
+    next: String,
+    failed: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(
+    Lang(tr): Lang,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Result<Html<String>, WebError> {
+    render(&LoginPage {
+        c: Chrome {
+            tr,
+            who: None,
+            admin: false,
+            section: "login",
+            back: "/ui/login".to_owned(),
+            title: tr.t("login-title"),
+        },
+        next: local_path(q.next.as_deref()),
+        failed: false,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(web): State<Web>,
+    Lang(tr): Lang,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let auth = web.app.authenticator();
+    let token = form.token.trim().to_owned();
+    let principal =
+        blocking(move || Ok(auth.authenticate(Some(&format!("Bearer {token}")))?)).await?;
+    let next = local_path(form.next.as_deref());
+    let Some(principal) = principal else {
+        let page = render(&LoginPage {
+            c: Chrome {
+                tr,
+                who: None,
+                admin: false,
+                section: "login",
+                back: "/ui/login".to_owned(),
+                title: tr.t("login-title"),
+            },
+            next,
+            failed: true,
+        })?;
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+    };
+    let id = web.sessions.start(principal).ok_or_else(|| {
+        WebError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no randomness for a session id".to_owned(),
+        )
+    })?;
+    let cookie = format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        session::COOKIE,
+        session::IDLE.as_secs()
+    );
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+}
+
+async fn logout(State(web): State<Web>, req: Request) -> Response {
+    let cookies = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok());
+    if let Some(id) = session::cookie(cookies, session::COOKIE) {
+        web.sessions.end(id);
+    }
+    let clear = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        session::COOKIE
+    );
+    ([(header::SET_COOKIE, clear)], Redirect::to("/ui/login")).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LangQuery {
+    set: String,
+    back: Option<String>,
+}
+
+/// The language switch: remembers the choice in a cookie for a year.
+async fn set_language(axum::extract::Query(q): axum::extract::Query<LangQuery>) -> Response {
+    let back = match q.back.as_deref() {
+        Some("/ui/login") => "/ui/login".to_owned(),
+        other => local_path(other),
+    };
+    match i18n::by_tag(&q.set) {
+        Some(l) => {
+            let cookie = format!("lang={}; Path=/; SameSite=Strict; Max-Age=31536000", l.tag);
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
+        }
+        None => Redirect::to(&back).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_ui_paths_are_followed() {
+        assert_eq!(local_path(Some("/ui/c/x?q=1")), "/ui/c/x?q=1");
+        assert_eq!(local_path(Some("//evil.example/ui/")), "/ui/");
+        assert_eq!(local_path(Some("https://evil.example/")), "/ui/");
+        assert_eq!(local_path(Some("/ui/\\evil")), "/ui/");
+        assert_eq!(local_path(None), "/ui/");
+    }
+
+    #[test]
+    fn url_encoding_keeps_unreserved() {
+        assert_eq!(url_encode("/ui/c?q=a b&x"), "%2Fui%2Fc%3Fq%3Da%20b%26x");
+    }
+}
