@@ -206,7 +206,7 @@ number_arg!(usize, u64, i64, u32);
 mod tests {
     use super::*;
     use fluent_bundle::FluentResource;
-    use fluent_bundle::ast::Entry;
+    use fluent_syntax::ast::Entry;
     use std::collections::BTreeSet;
 
     fn keys(text: &str) -> BTreeSet<String> {

@@ -1,0 +1,446 @@
+//! The web UI over real HTTP on loopback, on a real SQLite store: sessions, what a partner's
+//! session may see (the egress policy, as TAXII applies it), search over CJK and Arabic text
+//! and translations, the "as partner" explanation, languages, import and its report, and
+//! the same-origin check. The browser-level tests are in `crates/concord/tests/it/ui.rs`.
+
+use std::sync::Arc;
+
+use concord_ingest::{Container, IngestOptions, ingest};
+use concord_server::{AppState, ServerConfig};
+use concord_store::{NewCollection, Partner, SqliteStore, Store};
+use serde_json::json;
+
+const ADMIN: &str = "admin-token-for-the-web-tests";
+const AMBER: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+const GREEN: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+const CLEAR: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+
+struct Node {
+    base: String,
+    store: Arc<dyn Store>,
+    partner_key: String,
+    _dir: tempfile::TempDir,
+}
+
+fn bundle() -> serde_json::Value {
+    let t = "2026-01-01T00:00:00.000Z";
+    json!({"type": "bundle", "id": "bundle--6b1f0c0e-2f7c-4a8e-9d2a-0c1e2f3a4b5c", "objects": [
+        {"type": "malware", "spec_version": "2.1", "id": "malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11",
+         "created": t, "modified": t, "name": "灰鸽子", "is_family": true,
+         "description": "远程访问木马", "object_marking_refs": [GREEN]},
+        {"type": "report", "spec_version": "2.1", "id": "report--3f0a1b2c-4d5e-4f60-8a9b-0c1d2e3f4a5b",
+         "created": t, "modified": t, "name": "机密报告", "published": t,
+         "object_refs": ["malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11"],
+         "object_marking_refs": [AMBER]},
+        {"type": "attack-pattern", "spec_version": "2.1", "id": "attack-pattern--5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+         "created": t, "modified": t, "name": "Spearphishing Attachment",
+         "description": "Adversaries send e-mail with a malicious attachment.",
+         "object_marking_refs": [CLEAR]},
+        {"type": "language-content", "spec_version": "2.1", "id": "language-content--1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+         "created": t, "modified": t,
+         "object_ref": "attack-pattern--5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b", "object_modified": t,
+         "contents": {"zh": {"name": "鱼叉式钓鱼附件"}, "ar": {"name": "مرفق التصيد بالرمح"}},
+         "object_marking_refs": [CLEAR]},
+        {"type": "relationship", "spec_version": "2.1", "id": "relationship--7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e",
+         "created": t, "modified": t, "relationship_type": "uses",
+         "source_ref": "malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11",
+         "target_ref": "attack-pattern--5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+         "object_marking_refs": [GREEN]}
+    ]})
+}
+
+fn node() -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("concord.sqlite")).expect("store"));
+    store
+        .set_setting(
+            concord_server::auth::ADMIN_TOKEN_SETTING,
+            &concord_server::auth::token_hash(ADMIN),
+        )
+        .unwrap();
+    store
+        .set_setting(concord_server::policy::JURISDICTION_SETTING, "CN")
+        .unwrap();
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "intel".into(),
+            title: Some("Intel".into()),
+            description: None,
+        })
+        .unwrap();
+    store
+        .create_collection(&NewCollection {
+            alias: "private".into(),
+            title: Some("Private".into()),
+            description: None,
+        })
+        .unwrap();
+    let options = IngestOptions {
+        container: Container::Bundle,
+        list_accepted: false,
+        audit: None,
+        provenance: None,
+        settings: &[],
+    };
+    let r = ingest(
+        store.as_ref(),
+        &c.id,
+        bundle().to_string().as_bytes(),
+        options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.added, 5, "{:?}", r.rejected);
+    let (key, key_id, key_hash) = concord_server::auth::new_api_key().unwrap();
+    store
+        .put_partner(&Partner {
+            name: "bsi".into(),
+            jurisdiction: "DE".into(),
+            groups: vec![],
+            read: vec![c.id.clone()],
+            write: vec![],
+            key_id,
+            key_hash,
+            created_ns: 0,
+        })
+        .unwrap();
+    let state = AppState::new(
+        store.clone(),
+        ServerConfig {
+            title: "t".into(),
+            description: None,
+            contact: None,
+            api_root: "concord".into(),
+            max_content_length: 10 << 20,
+            policy: Default::default(),
+        },
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = concord_server::router(state.clone()).merge(concord_web::router(state));
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    Node {
+        base,
+        store,
+        partner_key: key,
+        _dir: dir,
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+struct Resp {
+    status: u16,
+    location: String,
+    cookie: String,
+    body: String,
+}
+
+fn read(r: ureq::http::Response<ureq::Body>) -> Resp {
+    let h = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (location, cookie) = (h("location"), h("set-cookie"));
+    let status = r.status().as_u16();
+    let body = r.into_body().read_to_string().unwrap_or_default();
+    Resp {
+        status,
+        location,
+        cookie,
+        body,
+    }
+}
+
+impl Node {
+    fn get(&self, path: &str, cookie: &str) -> Resp {
+        read(
+            agent()
+                .get(format!("{}{path}", self.base))
+                .header("cookie", cookie)
+                .call()
+                .unwrap(),
+        )
+    }
+
+    fn login(&self, token: &str) -> String {
+        let r = read(
+            agent()
+                .post(format!("{}/ui/login", self.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .send(format!("token={token}&next=%2Fui%2F"))
+                .unwrap(),
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
+        r.cookie.split(';').next().unwrap().to_owned()
+    }
+
+    fn upload(&self, cookie: &str, format: &str, name: &str, content: &str) -> Resp {
+        let boundary = "----concordtestboundary";
+        let mut body = String::new();
+        for (k, v) in [("collection", "intel"), ("format", format)] {
+            body += &format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+            );
+        }
+        body += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        );
+        read(
+            agent()
+                .post(format!("{}/ui/import", self.base))
+                .header("cookie", cookie)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .send(body)
+                .unwrap(),
+        )
+    }
+}
+
+/// The number in `#result-count` (digits only; Fluent isolates the argument).
+fn count(body: &str) -> usize {
+    let at = body.find("id=\"result-count\"").expect("result count");
+    let text = &body[at..at + body[at..].find("</p>").unwrap()];
+    let digits: String = text
+        .split('>')
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or_else(|_| {
+        // "One object"
+        usize::from(text.contains("One"))
+    })
+}
+
+#[test]
+fn sessions_search_partner_view_languages_and_import() {
+    let n = node();
+    // Without a session: to the login page, and back afterwards.
+    let r = n.get("/ui/c/intel", "");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location, "/ui/login?next=%2Fui%2Fc%2Fintel");
+    let r = read(
+        agent()
+            .post(format!("{}/ui/login", n.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send("token=wrong&next=%2Fui%2F")
+            .unwrap(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("id=\"login-error\""));
+    assert!(r.cookie.is_empty());
+
+    let admin = n.login(ADMIN);
+    // Search: CJK, Arabic through a translation, type and TLP filters.
+    assert_eq!(
+        count(&n.get("/ui/c/intel?q=%E6%9C%A8%E9%A9%AC", &admin).body),
+        1
+    ); // 木马
+    assert_eq!(
+        count(&n.get("/ui/c/intel?q=%E6%9C%BA%E5%AF%86", &admin).body),
+        1
+    ); // 机密
+    let r = n.get("/ui/c/intel?q=%D8%A7%D9%84%D8%AA%D8%B5%D9%8A%D8%AF", &admin); // التصيد
+    assert_eq!(count(&r.body), 1, "the attack pattern, by its translation");
+    assert_eq!(count(&n.get("/ui/c/intel?type=malware", &admin).body), 1);
+    assert_eq!(
+        count(&n.get("/ui/c/intel?marking=TLP%3AAMBER", &admin).body),
+        1
+    );
+    assert_eq!(
+        count(&n.get("/ui/c/intel?marking=TLP%3ACLEAR", &admin).body),
+        2
+    );
+    let r = n.get("/ui/c/intel?added_after=2026-13-40", &admin);
+    assert!(r.body.contains("added_after"), "the bad filter is named");
+
+    // The admin sees the AMBER report, and what partner bsi would get: nothing, by TLP.
+    let report = "/ui/c/intel/o/report--3f0a1b2c-4d5e-4f60-8a9b-0c1d2e3f4a5b";
+    let r = n.get(report, &admin);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("TLP:AMBER") && r.body.contains("灰鸽子"),
+        "ref named"
+    );
+    let r = n.get(&format!("{report}?as=bsi"), &admin);
+    assert!(r.body.contains("decision-withheld"), "{}", r.body);
+    assert!(r.body.contains("<code>tlp</code>") && r.body.contains("<code>permission</code>"));
+    let r = n.get(&format!("{report}?as=nobody"), &admin);
+    assert_eq!(r.status, 404);
+
+    // The partner: only what egress gives it, searched in its own copies.
+    let partner = n.login(&n.partner_key);
+    let r = n.get("/ui/", &partner);
+    assert!(r.body.contains("/ui/c/intel") && !r.body.contains("/ui/c/private"));
+    assert_eq!(n.get("/ui/c/private", &partner).status, 404);
+    assert_eq!(
+        count(&n.get("/ui/c/intel?q=%E6%9C%BA%E5%AF%86", &partner).body),
+        0
+    );
+    assert_eq!(n.get(report, &partner).status, 404);
+    let r = n.get(
+        "/ui/c/intel/o/malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11",
+        &partner,
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.body.contains("机密报告"),
+        "the withheld report is not named as a reference"
+    );
+    assert!(
+        !r.body.contains("id=\"as\""),
+        "no 'as partner' for partners"
+    );
+    assert_eq!(n.get("/ui/operator/partners", &partner).status, 403);
+    assert_eq!(n.get("/ui/operator/audit", &admin).status, 200);
+
+    // Languages: Accept-Language, then the switch's cookie; translations with the original.
+    let r = read(
+        agent()
+            .get(format!("{}/ui/login", n.base))
+            .header("accept-language", "ar-SA,ar;q=0.9")
+            .call()
+            .unwrap(),
+    );
+    assert!(r.body.contains("<html lang=\"ar\" dir=\"rtl\">"));
+    let r = n.get("/ui/lang?set=zh-CN&back=%2Fui%2F", &admin);
+    assert_eq!(r.status, 303);
+    assert!(r.cookie.starts_with("lang=zh-CN"));
+    let zh = format!("{admin}; lang=zh-CN");
+    let r = n.get(
+        "/ui/c/intel/o/attack-pattern--5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+        &zh,
+    );
+    assert!(r.body.contains("<html lang=\"zh-CN\" dir=\"ltr\">"));
+    assert!(r.body.contains("鱼叉式钓鱼附件"), "translated name");
+    assert!(
+        r.body.contains("class=\"original\"") && r.body.contains("Spearphishing Attachment"),
+        "original one click away"
+    );
+    assert!(
+        r.body.contains("TLP:CLEAR"),
+        "TLP labels are never translated"
+    );
+    let r = n.get("/ui/lang?set=ar&back=https%3A%2F%2Fevil.example%2F", &admin);
+    assert_eq!(r.location, "/ui/", "no open redirect");
+
+    // Import: an IOC list, then a broken bundle that stores nothing.
+    let before = n
+        .store
+        .count(&n.store.collection("intel").unwrap().unwrap().id)
+        .unwrap();
+    let r = n.upload(
+        &admin,
+        "ioc-list",
+        "list.txt",
+        "198.51.100.7\nevil[.]example\nnot an ioc!\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"import-added\">2<"), "{}", r.body);
+    assert!(
+        r.body.contains("line 3"),
+        "the unclassified line is reported"
+    );
+    let r = n.upload(
+        &admin,
+        "stix",
+        "bad.json",
+        "{\"type\": \"bundle\", \"objects\": [",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("nothing imported"), "{}", r.body);
+    let after = n
+        .store
+        .count(&n.store.collection("intel").unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!(after, before + 2);
+    // A partner without write permission cannot import.
+    let r = n.upload(&partner, "ioc-list", "list.txt", "203.0.113.9\n");
+    assert_eq!(r.status, 400);
+
+    // A POST from another site is refused before it reaches the handler.
+    let r = read(
+        agent()
+            .post(format!("{}/ui/pattern", n.base))
+            .header("cookie", &admin)
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send("pattern=%5Bx%5D")
+            .unwrap(),
+    );
+    assert_eq!(r.status, 403);
+
+    // Logout ends the session.
+    let r = read(
+        agent()
+            .post(format!("{}/ui/logout", n.base))
+            .header("cookie", &admin)
+            .send("")
+            .unwrap(),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(n.get("/ui/", &admin).status, 303);
+}
+
+#[test]
+fn graph_folds_relationships_and_escapes_its_data() {
+    let n = node();
+    let admin = n.login(ADMIN);
+    let r = n.get(
+        "/ui/c/intel/o/malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11/graph",
+        &admin,
+    );
+    assert_eq!(r.status, 200);
+    let at = r.body.find("id=\"graph-data\">").unwrap() + "id=\"graph-data\">".len();
+    let end = at + r.body[at..].find("</script>").unwrap();
+    let data: serde_json::Value = serde_json::from_str(&r.body[at..end]).unwrap();
+    let names: Vec<&str> = data["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"灰鸽子") && names.contains(&"Spearphishing Attachment"));
+    assert!(
+        names.contains(&"机密报告"),
+        "the report refers to the malware"
+    );
+    assert!(
+        !names.contains(&"uses"),
+        "the relationship is an edge, not a node"
+    );
+    assert!(
+        data["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["label"] == "uses")
+    );
+}
