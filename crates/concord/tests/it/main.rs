@@ -14,3 +14,4 @@ mod pattern;
 mod postgres;
 mod sync;
 mod taxii;
+mod ui;

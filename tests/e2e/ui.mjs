@@ -1,0 +1,692 @@
+// End-to-end test of Concord's web UI in Debian's Chromium, headless, driven by Playwright
+// (`playwright-core`, which never downloads a browser of its own).
+//
+// Run by `crates/concord/tests/it/ui.rs`, which builds a node with the data these steps look
+// for (ICS ATT&CK, `crates/concord/tests/fixtures/ui-bundle.json`, a partner), serves it and
+// passes everything in the environment:
+//
+//   CONCORD_E2E_URL            base URL of `concord serve` (http://127.0.0.1:PORT)
+//   CONCORD_E2E_ADMIN_TOKEN    the node's admin token
+//   CONCORD_E2E_PARTNER        name of a partner that may read the collection `intel` only
+//   CONCORD_E2E_PARTNER_KEY    that partner's API key
+//   CONCORD_E2E_ARTIFACTS      directory for screenshots (<nn>-<step>-<lang>.png)
+//   CONCORD_E2E_MISP           a MISP event file to upload
+//   CONCORD_E2E_IOC            a plain IOC list to upload
+//   CONCORD_E2E_NODE_MODULES   the node_modules holding playwright-core (default ./node_modules)
+//   CONCORD_E2E_CHROMIUM       the browser (default /usr/bin/chromium)
+//
+// The browser starts with a fresh, empty profile (Playwright makes a temporary user-data-dir
+// for every launch) and with flags that stop it from calling out to the network.
+//
+// Exit 0 when every check passed; otherwise exit 1 with the page and step that failed. Any
+// console error, page error or failed request of the page's own assets fails the run too,
+// except HTTP error statuses a step expects (a wrong token is a 401, a partner on an
+// operator page a 403, a broken import a 400).
+
+import { createRequire } from "node:module";
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { tmpdir } from "node:os";
+
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined || v === "") {
+    console.error(`ui.mjs: ${name} is not set`);
+    process.exit(2);
+  }
+  return v;
+};
+const BASE = env("CONCORD_E2E_URL").replace(/\/$/, "");
+const ADMIN = env("CONCORD_E2E_ADMIN_TOKEN");
+const PARTNER = env("CONCORD_E2E_PARTNER");
+const PARTNER_KEY = env("CONCORD_E2E_PARTNER_KEY");
+const ART = resolve(env("CONCORD_E2E_ARTIFACTS"));
+const MISP = env("CONCORD_E2E_MISP");
+const IOC = env("CONCORD_E2E_IOC");
+const MODULES = resolve(env("CONCORD_E2E_NODE_MODULES", new URL("./node_modules", import.meta.url).pathname));
+const CHROMIUM = env("CONCORD_E2E_CHROMIUM", "/usr/bin/chromium");
+
+const require = createRequire(join(MODULES, "noop.js"));
+const { chromium } = require("playwright-core");
+
+mkdirSync(ART, { recursive: true });
+const scratch = mkdtempSync(join(tmpdir(), "concord-e2e-"));
+
+// --- bookkeeping ----------------------------------------------------------------------------
+
+let where = { page: "(start)", step: "(start)" };
+let shotNo = 0;
+let checks = 0;
+const started = Date.now();
+// Console messages, page errors and failed requests not yet explained by a step.
+const problems = [];
+// HTTP statuses the current step expects (Chromium logs each as a console error).
+let expected = new Set();
+
+class Failure extends Error {}
+
+function fail(message) {
+  throw new Failure(`[${where.page}] ${where.step}: ${message}`);
+}
+
+function check(cond, message) {
+  checks++;
+  if (!cond) fail(message);
+}
+
+function log(msg) {
+  const s = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  console.log(`${s}s  ${msg}`);
+}
+
+function step(page, name) {
+  where = { page, step: name };
+  log(`${page}: ${name}`);
+}
+
+function watch(page) {
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const text = msg.text();
+    const status = /status of (\d{3})/.exec(text);
+    if (status && expected.has(Number(status[1]))) return;
+    problems.push(`console error on ${page.url()}: ${text}`);
+  });
+  page.on("pageerror", (err) => problems.push(`page error on ${page.url()}: ${err.message}`));
+  page.on("requestfailed", (req) => {
+    // A load cut short by the next navigation (the test clicks on quickly) is not the page's
+    // fault; HTTP error statuses are caught by the response handler below.
+    if (req.failure()?.errorText === "net::ERR_ABORTED") return;
+    if (req.url().startsWith(BASE)) {
+      problems.push(`request failed: ${req.method()} ${req.url()}: ${req.failure()?.errorText}`);
+    }
+  });
+  page.on("response", (resp) => {
+    const req = resp.request();
+    if (!resp.url().startsWith(BASE) || resp.status() < 400) return;
+    if (req.resourceType() === "document" && expected.has(resp.status())) return;
+    problems.push(`HTTP ${resp.status()} for ${req.resourceType()} ${resp.url()}`);
+  });
+}
+
+/// Fails the current step on any console error, page error or failed request so far.
+function clean() {
+  checks++;
+  if (problems.length) fail(`browser reported:\n  ${problems.splice(0).join("\n  ")}`);
+}
+
+/// Runs `fn` with HTTP `statuses` expected (their console errors are not failures).
+async function expecting(statuses, fn) {
+  expected = new Set(statuses);
+  try {
+    return await fn();
+  } finally {
+    expected = new Set();
+  }
+}
+
+async function lang(page) {
+  return page.evaluate(() => document.documentElement.lang || "none");
+}
+
+async function shot(page, name) {
+  shotNo++;
+  const file = join(ART, `${String(shotNo).padStart(2, "0")}-${name}-${await lang(page)}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+}
+
+async function go(page, path, status = 200) {
+  const resp = await expecting(status >= 400 ? [status] : [], () => page.goto(BASE + path));
+  check(resp, `no response for ${path}`);
+  check(resp.status() === status, `GET ${path}: HTTP ${resp.status()}, expected ${status}`);
+  await page.waitForLoadState("load");
+  return resp;
+}
+
+/// Clicks `selector` and waits for the page it leads to.
+async function submit(page, selector, statuses = []) {
+  await expecting(statuses, async () => {
+    await Promise.all([page.waitForNavigation(), page.click(selector)]);
+    await page.waitForLoadState("load");
+  });
+}
+
+async function text(page, selector) {
+  const el = await page.$(selector);
+  check(el, `${selector} missing`);
+  return (await el.innerText()).trim();
+}
+
+async function count(page, selector) {
+  return (await page.$$(selector)).length;
+}
+
+/// Checks every page should pass: labelled controls, TLP badges readable and untranslated,
+/// nothing reported by the browser.
+async function basics(page) {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((el) => el.type !== "hidden" && el.getClientRects().length > 0)
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") &&
+        !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML.slice(0, 100)),
+  );
+  check(unlabelled.length === 0, `controls without a label: ${unlabelled.join(", ")}`);
+  const badges = await page.evaluate(() => {
+    const rgb = (s) => (s.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => {
+      const ch = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * ch(r) + 0.7152 * ch(g) + 0.0722 * ch(b);
+    };
+    return [...document.querySelectorAll(".tlp")].map((el) => {
+      const cs = getComputedStyle(el);
+      const a = lum(rgb(cs.color)), b = lum(rgb(cs.backgroundColor));
+      return {
+        text: el.textContent.trim(),
+        color: cs.color,
+        background: cs.backgroundColor,
+        ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+      };
+    });
+  });
+  for (const b of badges) {
+    check(/^TLP:(CLEAR|GREEN|AMBER(\+STRICT)?|RED)$/.test(b.text), `TLP badge reads ${JSON.stringify(b.text)}`);
+    check(b.ratio >= 4.5, `${b.text}: contrast ${b.ratio.toFixed(2)} (${b.color} on ${b.background}) < 4.5`);
+  }
+  clean();
+  return badges;
+}
+
+async function switchLanguage(page, tag) {
+  await page.selectOption("#lang-select", tag);
+  await submit(page, "#lang-apply");
+  const html = await page.evaluate(() => ({ lang: document.documentElement.lang, dir: document.documentElement.dir }));
+  check(html.lang === tag, `after switching to ${tag}, <html lang="${html.lang}">`);
+  return html;
+}
+
+async function filterObjects(page, filters) {
+  await page.fill("#f-q", filters.q ?? "");
+  await page.selectOption("#f-type", filters.type ?? "");
+  await page.selectOption("#f-marking", filters.marking ?? "");
+  await submit(page, "#filter-apply");
+  const rows = await page.$$eval("#objects tbody tr", (trs) =>
+    trs.map((tr) => ({
+      name: tr.cells[0].innerText.trim(),
+      type: tr.cells[1].innerText.trim(),
+      tlp: tr.cells[2].innerText.trim(),
+      href: tr.cells[0].querySelector("a").getAttribute("href"),
+    })),
+  );
+  const shown = await text(page, "#result-count");
+  // English plurals: "One object", "N objects" (the searches run in English).
+  const n = shown === "One object" ? 1 : Number((shown.match(/\d+/) || ["NaN"])[0]);
+  return { rows, n, shown };
+}
+
+/// Opens the object named `name` in collection `coll` through the text filter.
+async function openByName(page, coll, name) {
+  await go(page, `/ui/c/${coll}`);
+  const { rows } = await filterObjects(page, { q: name });
+  const row = rows.find((r) => r.name === name);
+  check(row, `no row named ${name} after filtering by its name (rows: ${rows.map((r) => r.name).join(", ")})`);
+  await go(page, row.href);
+  check((await text(page, "#object-name")) === name, `object page shows ${await text(page, "#object-name")}`);
+}
+
+// --- the run --------------------------------------------------------------------------------
+
+async function login(page, token) {
+  await go(page, "/ui/login");
+  await page.fill("#token", token);
+  await submit(page, "#login-submit");
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  try {
+    const admin = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    const page = await admin.newPage();
+    watch(page);
+
+    // Login.
+    step("login", "a wrong token is refused");
+    await go(page, "/ui/");
+    check(page.url().startsWith(BASE + "/ui/login"), `an anonymous visit of /ui/ lands on ${page.url()}`);
+    await basics(page);
+    await page.fill("#token", "not-the-token");
+    await submit(page, "#login-submit", [401]);
+    check(await page.$("#login-error"), "no #login-error after a wrong token");
+    await shot(page, "login-refused");
+    await basics(page);
+
+    step("login", "the admin token opens the collections");
+    await page.fill("#token", ADMIN);
+    await submit(page, "#login-submit");
+    check(new URL(page.url()).pathname === "/ui/", `after login at ${page.url()}`);
+    check(await page.$("#collections"), "no #collections after login");
+    const colls = await page.$$eval("#collections tbody tr td:first-child a", (as) => as.map((a) => a.textContent.trim()));
+    check(colls.includes("intel") && colls.includes("ics"), `collections listed: ${colls}`);
+    await shot(page, "collections");
+    await basics(page);
+
+    // Keyboard: from the top, Tab reaches the skip link, then the navigation links in order.
+    step("collections", "keyboard navigation");
+    await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+    await page.keyboard.press("Tab");
+    let focused = await page.evaluate(() => document.activeElement.className + "|" + document.activeElement.getAttribute("href"));
+    check(focused === "skip|#main", `first Tab focuses ${focused}, not the skip link`);
+    const skipBox = await page.evaluate(() => {
+      const r = document.activeElement.getBoundingClientRect();
+      return { x: r.x, y: r.y, w: r.width, vw: innerWidth };
+    });
+    check(skipBox.x >= 0 && skipBox.x + skipBox.w <= skipBox.vw, `focused skip link is off screen: ${JSON.stringify(skipBox)}`);
+    const navHrefs = await page.$$eval("header nav a", (as) => as.map((a) => a.getAttribute("href")));
+    check(navHrefs.length >= 8, `admin navigation has ${navHrefs.length} links`);
+    const reached = [];
+    for (let i = 0; i < navHrefs.length + 2; i++) {
+      await page.keyboard.press("Tab");
+      reached.push(await page.evaluate(() => document.activeElement.closest("header nav") ? document.activeElement.getAttribute("href") : null));
+    }
+    const navOrder = reached.filter((h) => h !== null);
+    check(JSON.stringify(navOrder) === JSON.stringify(navHrefs), `Tab order through the navigation: ${navOrder}, links: ${navHrefs}`);
+    await go(page, "/ui/");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    check(await page.evaluate(() => document.activeElement.id === "main"), "the skip link does not move focus to <main>");
+
+    // Search.
+    step("search", "text in English");
+    await go(page, "/ui/c/intel");
+    let r = await filterObjects(page, { q: "dropper" });
+    check(r.n === r.rows.length && r.n >= 2, `"dropper": ${r.shown}, ${r.rows.length} rows`);
+    check(r.rows.some((x) => x.name === "Night Harbour dropper hash" && x.type === "indicator"), `"dropper" rows: ${JSON.stringify(r.rows)}`);
+    await shot(page, "search-english");
+    await basics(page);
+
+    step("search", "text in Chinese");
+    r = await filterObjects(page, { q: "蠕虫" });
+    check(r.n === 1 && r.rows[0]?.name === "暗影蠕虫", `"蠕虫": ${r.shown}: ${JSON.stringify(r.rows)}`);
+    await shot(page, "search-chinese");
+    await basics(page);
+
+    step("search", "text in Arabic");
+    r = await filterObjects(page, { q: "الطاقة" });
+    check(r.n === 1 && r.rows[0]?.name === "عاصفة الصحراء", `"الطاقة": ${r.shown}: ${JSON.stringify(r.rows)}`);
+    check(r.rows[0].tlp === "TLP:AMBER", `the Arabic intrusion set's TLP cell reads ${r.rows[0].tlp}`);
+    await shot(page, "search-arabic");
+    await basics(page);
+
+    step("search", "by type");
+    r = await filterObjects(page, { type: "indicator" });
+    check(r.n === 1 && r.rows.every((x) => x.type === "indicator"), `type=indicator: ${r.shown}: ${JSON.stringify(r.rows)}`);
+    r = await filterObjects(page, { type: "relationship" });
+    check(r.n === 3, `type=relationship: ${r.shown}`);
+    await basics(page);
+
+    step("search", "by TLP marking");
+    r = await filterObjects(page, { marking: "TLP:AMBER" });
+    check(r.n === 2 && r.rows.every((x) => x.tlp === "TLP:AMBER"), `marking=TLP:AMBER: ${r.shown}: ${JSON.stringify(r.rows)}`);
+    r = await filterObjects(page, { marking: "TLP:GREEN", type: "malware" });
+    check(r.n === 1 && r.rows[0].name === "暗影蠕虫" && r.rows[0].tlp === "TLP:GREEN", `GREEN malware: ${JSON.stringify(r.rows)}`);
+    await shot(page, "search-tlp");
+    await basics(page);
+
+    // Object page.
+    step("object", "versions, markings, references, sightings of the indicator");
+    await openByName(page, "intel", "Night Harbour dropper hash");
+    check((await count(page, "#versions tbody tr")) === 2, `#versions has ${await count(page, "#versions tbody tr")} rows`);
+    check(await page.$("#versions a"), "the older version is not a link");
+    check((await text(page, "#markings")).includes("TLP:GREEN"), `#markings: ${await text(page, "#markings")}`);
+    check(await page.$("#object-id"), "no #object-id");
+    check((await page.$$eval(".meta .tlp", (b) => b.map((x) => x.textContent.trim()))).includes("TLP:GREEN"), "no TLP:GREEN badge");
+    const out = await text(page, "#refs-out");
+    check(out.includes("TLP:GREEN") || out.includes("marking-definition"), `#refs-out: ${out}`);
+    const inn = await text(page, "#refs-in");
+    check(inn.includes("sighting") && inn.includes("relationship"), `#refs-in lacks the sighting or relationship: ${inn}`);
+    check((await count(page, "#sightings tbody tr")) === 1, "#sightings should have one row");
+    const sightingRow = await text(page, "#sightings tbody tr");
+    check(sightingRow.includes("3") && sightingRow.includes("Harbour City CERT"), `sighting row: ${sightingRow}`);
+    await shot(page, "object-indicator");
+    await basics(page);
+    step("object", "the older version");
+    await Promise.all([page.waitForNavigation(), page.click("#versions a")]);
+    check(page.url().includes("version="), `older version link led to ${page.url()}`);
+    check(!(await page.$eval("#raw-json", (e) => e.textContent)).includes("confidence"), "the older version shows the newer body");
+    await basics(page);
+
+    step("object", "as partner: a TLP:AMBER object is withheld");
+    await openByName(page, "intel", "عاصفة الصحراء");
+    await page.selectOption("select#as", PARTNER);
+    await submit(page, "#as-apply");
+    check(await page.$("#egress-decision.decision-withheld"), `decision: ${await text(page, "#egress-decision")}`);
+    const steps = await page.$$eval("#egress-steps tbody tr td:first-child", (tds) => tds.map((t) => t.textContent.trim()));
+    check(steps.includes("tlp"), `#egress-steps rules: ${steps}`);
+    await shot(page, "as-partner-withheld");
+    await basics(page);
+
+    step("object", "as partner: an e-mail address is rewritten");
+    await openByName(page, "intel", "Harbour City CERT");
+    await page.selectOption("select#as", PARTNER);
+    await submit(page, "#as-apply");
+    check(await page.$("#egress-decision.decision-rewritten"), `decision: ${await text(page, "#egress-decision")}`);
+    const rules = await page.$$eval("#egress-steps tbody tr td:first-child", (tds) => tds.map((t) => t.textContent.trim()));
+    check(rules.includes("personal-data"), `#egress-steps rules: ${rules}`);
+    const copy = await text(page, "#egress-copy");
+    check(!copy.includes("duty-officer@harbour-cert.example.org"), "the partner's copy still holds the e-mail address");
+    check(copy.includes("Harbour City CERT"), "the partner's copy lost the name");
+    await shot(page, "as-partner-rewritten");
+    await basics(page);
+
+    // language-content, in Chinese.
+    step("language-content", "switch to Chinese");
+    await openByName(page, "intel", "Operation Night Harbour");
+    check(!(await page.$(".translated")), "a translation is shown in English");
+    const zh = await switchLanguage(page, "zh-CN");
+    check(zh.dir === "ltr", `Chinese page dir=${zh.dir}`);
+    step("language-content", "translated fields with the original one click away");
+    const translated = await page.$$eval(".translated", (ds) => ds.map((d) => [d.dataset.field, d.innerText.trim()]));
+    const byField = Object.fromEntries(translated);
+    check(byField.name === "夜港行动", `translated name: ${JSON.stringify(translated)}`);
+    check((byField.description || "").includes("鱼叉式网络钓鱼"), `translated description: ${JSON.stringify(translated)}`);
+    const orig = page.locator("details.original").first();
+    check(!(await orig.evaluate((d) => d.open)), "the original is open before a click");
+    await orig.locator("summary").click();
+    check(await orig.evaluate((d) => d.open), "one click does not open the original");
+    const originalText = (await orig.innerText()).trim();
+    check(originalText.includes("Operation Night Harbour") || originalText.includes("spear-phishing"), `original: ${originalText}`);
+    await shot(page, "translated");
+    await basics(page);
+
+    // Graph.
+    step("graph", "about 200 nodes drawn");
+    await go(page, "/ui/c/ics/o/x-mitre-asset--85f285f9-0a48-4998-921d-8a47d81c0e6d/graph?depth=2");
+    await page.waitForSelector("svg#graph[data-ready]", { timeout: 30000 });
+    const ready = Number(await page.getAttribute("svg#graph", "data-ready"));
+    const drawn = await count(page, "svg#graph a.node");
+    check(ready >= 150 && ready <= 200 && drawn === ready, `data-ready=${ready}, a.node=${drawn}`);
+    const hrefs = await page.$$eval("svg#graph a.node", (as) => as.map((a) => a.getAttribute("href")));
+    check(hrefs.every((h) => h && h.startsWith("/ui/c/ics/o/")), `node links: ${hrefs.slice(0, 3)}`);
+    await shot(page, "graph");
+    await basics(page);
+
+    step("graph", "drag on the background pans");
+    const transform = () => page.$eval("svg#graph > g", (g) => g.getAttribute("transform"));
+    const spot = await page.evaluate(() => {
+      const svg = document.getElementById("graph");
+      const b = svg.getBoundingClientRect();
+      for (let y = b.top + 10; y < b.bottom - 60; y += 15) {
+        for (let x = b.left + 10; x < b.right - 110; x += 15) {
+          if (y > innerHeight - 60) continue;
+          const el = document.elementFromPoint(x, y);
+          if (el === svg) return { x, y };
+        }
+      }
+      return null;
+    });
+    check(spot, "no empty background point in the graph");
+    const before = await transform();
+    await page.mouse.move(spot.x, spot.y);
+    await page.mouse.down();
+    await page.mouse.move(spot.x + 60, spot.y + 40, { steps: 5 });
+    await page.mouse.up();
+    const panned = await transform();
+    check(panned !== before, `transform unchanged by a drag: ${before}`);
+    const [ptx, pty] = (before.match(/-?[\d.]+/g) || []).map(Number);
+    const [qtx, qty] = (panned.match(/-?[\d.]+/g) || []).map(Number);
+    check(Math.abs(qtx - ptx - 60) < 1 && Math.abs(qty - pty - 40) < 1, `drag by (60, 40) moved ${before} -> ${panned}`);
+
+    step("graph", "the wheel zooms");
+    const scaleOf = (t) => Number(/scale\(([-\d.e]+)/.exec(t)[1]);
+    await page.mouse.move(spot.x, spot.y);
+    await page.mouse.wheel(0, -400);
+    await page.waitForFunction((t) => document.querySelector("svg#graph > g").getAttribute("transform") !== t, panned);
+    const zoomed = await transform();
+    check(scaleOf(zoomed) > scaleOf(panned), `wheel up: scale ${scaleOf(panned)} -> ${scaleOf(zoomed)}`);
+    await shot(page, "graph-zoomed");
+    await basics(page);
+
+    step("graph", "a node is a link to its object");
+    const target = hrefs.find((h) => !h.includes("85f285f9"));
+    await Promise.all([page.waitForNavigation(), page.click(`svg#graph a.node[href="${target}"]`, { force: true })]);
+    check(new URL(page.url()).pathname === target, `clicking a node led to ${page.url()}, not ${target}`);
+    await basics(page);
+
+    // Import.
+    await switchLanguage(page, "en");
+    const smallBundle = join(scratch, "small-bundle.json");
+    writeFileSync(smallBundle, JSON.stringify({
+      type: "bundle",
+      id: "bundle--9e1f7a52-0c43-4f0b-9d1e-5b2f8c7a6d31",
+      objects: [{
+        type: "indicator", spec_version: "2.1", id: "indicator--0f5e2d6c-8b1a-4c3e-9a7d-2e4f6b8c0a13",
+        created: "2024-05-01T00:00:00.000Z", modified: "2024-05-01T00:00:00.000Z",
+        name: "مؤشر اختبار الاستيراد", pattern_type: "stix", valid_from: "2024-05-01T00:00:00Z",
+        pattern: "[domain-name:value = 'import-check.example.net']",
+      }],
+    }));
+    const broken = join(scratch, "broken.json");
+    writeFileSync(broken, '{"type": "bundle", "id": "bundle--9e1f7a52-0c43-4f0b-9d1e-5b2f8c7a6d31", "objects": [{"type": "indicator",');
+    const versionsOf = async (coll) => {
+      await go(page, "/ui/");
+      return page.$$eval("#collections tbody tr", (trs, c) => {
+        const tr = trs.find((t) => t.cells[1].textContent.trim() === c);
+        return tr ? Number(tr.cells[2].textContent.trim()) : -1;
+      }, coll);
+    };
+    const upload = async (file, format, coll, statuses = []) => {
+      await go(page, "/ui/import");
+      await basics(page);
+      await page.selectOption("#i-collection", coll);
+      await page.selectOption("#i-format", format);
+      await page.setInputFiles("#i-file", file);
+      await submit(page, "#import-submit", statuses);
+    };
+    const report = async () => {
+      check(await page.$("#import-report"), `no #import-report${(await page.$("#import-error")) ? ": " + (await text(page, "#import-error")) : ""}`);
+      const n = async (id) => Number(await text(page, id));
+      return { total: await n("#import-total"), added: await n("#import-added"), present: await n("#import-present"), problems: await n("#import-problems") };
+    };
+    let stored = await versionsOf("intel");
+
+    step("import", "a STIX bundle");
+    await upload(smallBundle, "auto", "intel");
+    let rep = await report();
+    check(rep.total === 1 && rep.added === 1 && rep.problems === 0, `STIX report: ${JSON.stringify(rep)}`);
+    await shot(page, "import-stix");
+    await basics(page);
+    check((await versionsOf("intel")) === stored + 1, "the bundle's object is not counted in the collection");
+    stored += 1;
+
+    step("import", "the same bundle again adds nothing");
+    await upload(smallBundle, "stix", "intel");
+    rep = await report();
+    check(rep.added === 0 && rep.present === 1, `second upload: ${JSON.stringify(rep)}`);
+
+    step("import", "a MISP event");
+    await upload(MISP, "auto", "intel");
+    rep = await report();
+    check(rep.added > 0 && rep.total >= rep.added, `MISP report: ${JSON.stringify(rep)}`);
+    check((await text(page, "#import-report")).includes("MISP"), "the MISP report does not say MISP");
+    await shot(page, "import-misp");
+    await basics(page);
+    stored += rep.added;
+
+    step("import", "an IOC list");
+    await upload(IOC, "ioc-list", "intel");
+    rep = await report();
+    check(rep.added > 0, `IOC report: ${JSON.stringify(rep)}`);
+    await shot(page, "import-ioc");
+    await basics(page);
+    stored += rep.added;
+    check((await versionsOf("intel")) === stored, "the collection's count does not add up after the imports");
+
+    step("import", "a broken file stores nothing");
+    await upload(broken, "auto", "intel", [400, 422]);
+    check(await page.$("#import-error"), "no #import-error for a broken file");
+    check(!(await page.$("#import-report")), "a report is shown for a broken file");
+    await shot(page, "import-broken");
+    await basics(page);
+    check((await versionsOf("intel")) === stored, "the broken file changed the collection");
+
+    // Pattern check.
+    step("pattern", "a valid pattern");
+    await go(page, "/ui/pattern");
+    await page.fill("#pattern", "[ipv4-addr:value = '198.51.100.7'] AND [domain-name:value = 'evil.example']");
+    await submit(page, "#pattern-submit");
+    check(await page.$("#pattern-result.ok"), `valid pattern: ${await text(page, "#pattern-result")}`);
+    check((await text(page, "#pattern-result")).includes("2"), `valid pattern result: ${await text(page, "#pattern-result")}`);
+    await shot(page, "pattern-valid");
+    await basics(page);
+    step("pattern", "an invalid pattern");
+    await page.fill("#pattern", "[ipv4-addr:value = ]");
+    await submit(page, "#pattern-submit", [400, 422]);
+    check(await page.$("#pattern-result.error"), `invalid pattern: ${await text(page, "#pattern-result")}`);
+    await shot(page, "pattern-invalid");
+    await basics(page);
+
+    // Operator pages.
+    step("operator", "partners");
+    await go(page, "/ui/operator/partners");
+    check((await text(page, "#partners")).includes(PARTNER), `#partners lacks ${PARTNER}`);
+    check(!(await page.content()).includes(PARTNER_KEY), "the partners page shows an API key");
+    await shot(page, "operator-partners");
+    await basics(page);
+    step("operator", "groups");
+    await go(page, "/ui/operator/groups");
+    check(await page.$("#sharing"), "no #sharing");
+    await basics(page);
+    step("operator", "peers");
+    await go(page, "/ui/operator/peers");
+    check((await page.$("#peers")) || (await page.$("#no-peers")), "neither #peers nor #no-peers");
+    await basics(page);
+    step("operator", "policy");
+    await go(page, "/ui/operator/policy");
+    check((await text(page, "#policy-version")).length > 0, "empty #policy-version");
+    await basics(page);
+    step("operator", "audit");
+    await go(page, "/ui/operator/audit");
+    check(await page.$("#audit-status.ok"), `#audit-status: ${await text(page, "#audit-status")}`);
+    check((await count(page, "#audit tbody tr")) > 0, "the audit table is empty after egress explains and imports");
+    await shot(page, "operator-audit");
+    await basics(page);
+
+    // Arabic: right to left, layout mirrored.
+    step("arabic", "switch to Arabic");
+    await go(page, "/ui/");
+    const ar = await switchLanguage(page, "ar");
+    check(ar.dir === "rtl", `<html dir="${ar.dir}"> in Arabic`);
+    const layout = async () => page.evaluate(() => {
+      const box = (el) => { const r = el.getBoundingClientRect(); return { l: r.left, r: r.right }; };
+      const header = document.querySelector("header.top");
+      return { header: box(header), brand: box(document.querySelector(".brand")), nav: box(document.querySelector("header nav")), tools: box(document.querySelector(".tools")) };
+    });
+    let L = await layout();
+    check(L.header.r - L.brand.r < 40, `the brand is not at the right of the header: ${JSON.stringify(L)}`);
+    check(L.nav.r <= L.brand.l + 1, `the navigation is not left of the brand: ${JSON.stringify(L)}`);
+    check(L.tools.l - L.header.l < 40, `the tools are not at the left of the header: ${JSON.stringify(L)}`);
+    const headerAlign = async (table) => page.$$eval(`${table} thead th`, (ths) => ths.map((th) => {
+      const range = document.createRange();
+      range.selectNodeContents(th);
+      const t = range.getBoundingClientRect();
+      const b = th.getBoundingClientRect();
+      const pad = parseFloat(getComputedStyle(th).paddingRight);
+      return { text: th.textContent.trim(), right: Math.abs(b.right - pad - t.right) < 2, left: Math.abs(t.left - b.left - parseFloat(getComputedStyle(th).paddingLeft)) < 2 };
+    }));
+    let ths = await headerAlign("#collections");
+    check(ths.length > 0 && ths.every((t) => t.right), `table headers not right-aligned: ${JSON.stringify(ths)}`);
+    await shot(page, "collections");
+    await basics(page);
+
+    step("arabic", "objects list");
+    await go(page, "/ui/c/intel");
+    ths = await headerAlign("#objects");
+    check(ths.every((t) => t.right), `object table headers not right-aligned: ${JSON.stringify(ths)}`);
+    const badgeTexts = await page.$$eval("#objects .tlp", (b) => b.map((x) => x.textContent.trim()));
+    check(badgeTexts.includes("TLP:AMBER") && badgeTexts.includes("TLP:GREEN"), `TLP badges in Arabic: ${badgeTexts}`);
+    const markingOptions = await page.$$eval("#f-marking option", (os) => os.map((o) => o.textContent.trim()));
+    check(markingOptions.includes("TLP:AMBER"), `marking filter options in Arabic: ${markingOptions}`);
+    await shot(page, "objects");
+    await basics(page);
+
+    step("arabic", "object page");
+    await openByName(page, "intel", "Operation Night Harbour");
+    const arName = await page.$eval('.translated[data-field="name"]', (d) => d.innerText.trim());
+    check(arName === "عملية ميناء الليل", `Arabic translation of the name: ${arName}`);
+    L = await layout();
+    check(L.header.r - L.brand.r < 40, `object page: the brand is not at the right: ${JSON.stringify(L)}`);
+    const th = await page.$eval("#properties th", (t) => { const r = t.getBoundingClientRect(); const td = t.nextElementSibling.getBoundingClientRect(); return { th: r.left, td: td.right }; });
+    check(th.th >= th.td - 1, `property names are not right of their values: ${JSON.stringify(th)}`);
+    await shot(page, "object");
+    await basics(page);
+
+    step("arabic", "graph");
+    await go(page, "/ui/c/ics/o/x-mitre-asset--85f285f9-0a48-4998-921d-8a47d81c0e6d/graph");
+    await page.waitForSelector("svg#graph[data-ready]");
+    check(Number(await page.getAttribute("svg#graph", "data-ready")) > 10, "Arabic graph has few nodes");
+    await shot(page, "graph");
+    await basics(page);
+
+    step("arabic", "keyboard navigation");
+    await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+    await page.keyboard.press("Tab");
+    focused = await page.evaluate(() => document.activeElement.className);
+    check(focused === "skip", `first Tab in Arabic focuses ${focused}`);
+    const arSkip = await page.evaluate(() => { const r = document.activeElement.getBoundingClientRect(); return { l: r.left, r: r.right, vw: innerWidth }; });
+    check(arSkip.l >= 0 && arSkip.r <= arSkip.vw, `focused skip link off screen in Arabic: ${JSON.stringify(arSkip)}`);
+    check(arSkip.r > arSkip.vw / 2, `focused skip link not on the right in Arabic: ${JSON.stringify(arSkip)}`);
+    await switchLanguage(page, "en");
+    await admin.close();
+
+    // A partner: its own collections only, no operator pages.
+    const partner = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    const pp = await partner.newPage();
+    watch(pp);
+    step("partner", "login with the API key");
+    await login(pp, PARTNER_KEY);
+    check(new URL(pp.url()).pathname === "/ui/", `partner login landed on ${pp.url()}`);
+    const seen = await pp.$$eval("#collections tbody tr td:first-child a", (as) => as.map((a) => a.textContent.trim()));
+    check(JSON.stringify(seen) === JSON.stringify(["intel"]), `the partner sees collections ${seen}`);
+    const partnerNav = await pp.$$eval("header nav a", (as) => as.map((a) => a.getAttribute("href")));
+    check(!partnerNav.some((h) => h.startsWith("/ui/operator")), `operator links for a partner: ${partnerNav}`);
+    await shot(pp, "partner-collections");
+    await basics(pp);
+    step("partner", "TLP:AMBER objects are not listed");
+    await go(pp, "/ui/c/intel");
+    const pr = await filterObjects(pp, { q: "" });
+    check(!pr.rows.some((x) => x.tlp === "TLP:AMBER"), `the partner is shown AMBER objects: ${JSON.stringify(pr.rows)}`);
+    check(pr.rows.some((x) => x.name === "暗影蠕虫"), "the partner does not see the GREEN malware");
+    await basics(pp);
+    step("partner", "operator pages are forbidden");
+    for (const p of ["partners", "groups", "peers", "policy", "audit"]) {
+      await go(pp, `/ui/operator/${p}`, 403);
+    }
+    step("partner", "an unreadable collection is refused");
+    const resp = await expecting([403, 404], () => pp.goto(BASE + "/ui/c/ics"));
+    check([403, 404].includes(resp.status()), `partner GET /ui/c/ics: HTTP ${resp.status()}`);
+    clean();
+    await partner.close();
+  } finally {
+    await browser.close();
+  }
+}
+
+try {
+  await main();
+  clean();
+  log(`all ${checks} checks passed; ${shotNo} screenshots in ${ART}`);
+  rmSync(scratch, { recursive: true, force: true });
+  process.exit(0);
+} catch (e) {
+  console.error(e instanceof Failure ? `FAILED ${e.message}` : `FAILED [${where.page}] ${where.step}: ${e.stack || e}`);
+  if (problems.length) console.error(`browser also reported:\n  ${problems.join("\n  ")}`);
+  rmSync(scratch, { recursive: true, force: true });
+  process.exit(1);
+}
