@@ -25,7 +25,8 @@ pub fn principal_name(principal: &Principal) -> String {
 #[derive(Clone, Debug)]
 pub struct Door<'a> {
     /// `taxii-objects`, `taxii-object`, `taxii-versions`, `taxii-manifest`, `taxii-post`,
-    /// `export`, `import`.
+    /// `export`, `import`; the web UI's `web-list`, `web-object` (a partner's pages) and
+    /// `web-import`.
     pub door: &'a str,
     /// Partner name, `admin` or `operator`.
     pub partner: &'a str,

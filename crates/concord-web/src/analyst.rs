@@ -99,6 +99,7 @@ fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Collection, WebE
 /// egress copy for a partner (`None`: withheld).
 struct Lens {
     principal: Principal,
+    collection_id: String,
     sharing: concord_policy::egress::CollectionSharing,
     policy: Arc<concord_policy::actions::Policy>,
 }
@@ -111,27 +112,61 @@ impl Lens {
         };
         Ok(Lens {
             principal: v.session.principal.clone(),
+            collection_id: c.id.clone(),
             sharing,
             policy: web.app.policy(),
         })
     }
 
-    fn see(&self, body: &str) -> Option<String> {
+    /// The egress decision for this session (the admin gets every object as stored).
+    fn decide(&self, body: &str) -> Decision {
         match &self.principal {
-            Principal::Admin => Some(body.to_owned()),
-            Principal::Partner(p) => {
-                let cx = EgressContext {
+            Principal::Admin => Decision::Unchanged,
+            Principal::Partner(p) => egress(
+                body,
+                &EgressContext {
                     sharing: &self.sharing,
                     partner: &p.profile,
                     policy: &self.policy,
-                };
-                match egress(body, &cx) {
-                    Decision::Unchanged => Some(body.to_owned()),
-                    Decision::Rewritten { body, .. } => Some(body),
-                    Decision::Withheld { .. } => None,
-                }
-            }
+                },
+            ),
         }
+    }
+
+    fn see(&self, body: &str) -> Option<String> {
+        match self.decide(body) {
+            Decision::Unchanged => Some(body.to_owned()),
+            Decision::Rewritten { body, .. } => Some(body),
+            Decision::Withheld { .. } => None,
+        }
+    }
+
+    /// The audit records of the entries a partner's page shows (door `web-list` or
+    /// `web-object`), appended before the page leaves, as TAXII does for its pages. The
+    /// admin's own views are not transfers and are not recorded, as in TAXII.
+    fn audit(
+        &self,
+        store: &dyn Store,
+        door: &str,
+        shown: &[&concord_store::Entry],
+    ) -> Result<(), WebError> {
+        let Principal::Partner(p) = &self.principal else {
+            return Ok(());
+        };
+        let d = concord_server::audit::Door {
+            door,
+            partner: &p.profile.name,
+            collection: &self.collection_id,
+            policy_version: &self.policy.version,
+        };
+        let records: Vec<_> = shown
+            .iter()
+            .map(|e| d.egress(e, Some(&self.decide(e.body.as_deref().unwrap_or("null")))))
+            .collect();
+        if !records.is_empty() {
+            store.append_audit(&records)?;
+        }
+        Ok(())
     }
 
     fn is_admin(&self) -> bool {
@@ -265,8 +300,9 @@ async fn objects(
 ) -> Result<Html<String>, WebError> {
     let store = web.store();
     let tr = v.tr;
-    let (coll, cat) = {
+    let (coll, cat, lens) = {
         let web = web.clone();
+        let store = store.clone();
         let vv = Viewer {
             session: v.session.clone(),
             tr,
@@ -276,7 +312,7 @@ async fn objects(
             let c = readable(store.as_ref(), &vv, &key)?;
             let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
             let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
-            Ok((CollectionRef::from(&c), cat))
+            Ok((CollectionRef::from(&c), cat, lens))
         })
         .await?
     };
@@ -290,10 +326,37 @@ async fn objects(
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.min(pages - 1);
-    let rows = matching
+    let shown: Vec<&Item> = matching
         .iter()
         .skip(page * PAGE_SIZE)
         .take(PAGE_SIZE)
+        .copied()
+        .collect();
+    if !lens.is_admin() && !shown.is_empty() {
+        // A partner's list is a transfer of what it shows: audited like a TAXII page.
+        let ids: Vec<String> = shown.iter().map(|i| i.id.clone()).collect();
+        blocking(move || {
+            let filter = ObjectFilter {
+                ids,
+                versions: vec![VersionSelector::Last],
+                ..ObjectFilter::default()
+            };
+            let page = store.entries(
+                &lens.collection_id,
+                &filter,
+                &PageRequest {
+                    limit: PAGE_SIZE,
+                    after: None,
+                },
+                true,
+            )?;
+            let entries: Vec<_> = page.entries.iter().collect();
+            lens.audit(store.as_ref(), "web-list", &entries)
+        })
+        .await?;
+    }
+    let rows = shown
+        .iter()
         .map(|i| Row {
             id: i.id.clone(),
             name: i.name.clone(),
@@ -574,6 +637,7 @@ async fn object(
             .or_else(|| visible.last())
             .ok_or_else(not_found)?;
         let value: Value = serde_json::from_str(body).map_err(|_| not_found())?;
+        lens.audit(store.as_ref(), "web-object", &[*entry])?;
         let version_shown = entry.version();
         let versions = visible
             .iter()
@@ -690,7 +754,7 @@ async fn object(
                 versions: vec![VersionSelector::Last],
                 ..ObjectFilter::default()
             };
-            let Some(s) = store
+            let Some(found) = store
                 .entries(
                     &c.id,
                     &f,
@@ -703,11 +767,18 @@ async fn object(
                 .entries
                 .into_iter()
                 .next()
-                .and_then(|s| lens.see(s.body.as_deref()?))
+            else {
+                continue;
+            };
+            let Some(s) = found
+                .body
+                .as_deref()
+                .and_then(|b| lens.see(b))
                 .and_then(|b| serde_json::from_str::<Value>(&b).ok())
             else {
                 continue;
             };
+            lens.audit(store.as_ref(), "web-object", &[&found])?;
             let t = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("—").to_owned();
             sightings.push(SightingRow {
                 link: link_to(&cat, &coll.key, &e.from),

@@ -304,6 +304,9 @@ fn sessions_search_partner_view_languages_and_import() {
         count(&n.get("/ui/c/intel?q=%E6%9C%BA%E5%AF%86", &partner).body),
         0
     );
+    let r = n.get("/ui/c/intel", &partner);
+    assert_eq!(count(&r.body), 4, "all but the AMBER report");
+    assert!(!r.body.contains("report--"));
     assert_eq!(n.get(report, &partner).status, 404);
     let r = n.get(
         "/ui/c/intel/o/malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11",
@@ -319,6 +322,25 @@ fn sessions_search_partner_view_languages_and_import() {
         "no 'as partner' for partners"
     );
     assert_eq!(n.get("/ui/operator/partners", &partner).status, 403);
+    // What the partner's pages showed is in the audit log, like a TAXII read.
+    let log = n.store.audit(0, 1000, Some("bsi")).unwrap();
+    let doors = |door: &str| {
+        log.iter()
+            .filter(|e| e.record.door == door)
+            .map(|e| e.record.object_id.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert!(doors("web-object").contains(&"malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11"));
+    assert!(
+        doors("web-list").contains(&"attack-pattern--5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter()
+            .any(|e| e.record.object_id.starts_with("report--")),
+        "the withheld report was never shown"
+    );
+    assert!(log.iter().all(|e| e.record.policy_version.contains('@')));
     assert_eq!(n.get("/ui/operator/audit", &admin).status, 200);
 
     // Languages: Accept-Language, then the switch's cookie; translations with the original.
