@@ -183,33 +183,43 @@ fn catalogue_for(
     c: &Collection,
 ) -> Result<Arc<Catalogue>, WebError> {
     let full = web.catalogues.get(store, &c.id)?;
-    if lens.is_admin() {
+    let Principal::Partner(p) = &lens.principal else {
         return Ok(full);
-    }
-    let filter = ObjectFilter {
-        versions: vec![VersionSelector::Last],
-        ..ObjectFilter::default()
     };
-    let mut request = PageRequest {
-        limit: 2000,
-        after: None,
-    };
-    let mut seen = Vec::new();
-    loop {
-        let page = store.entries(&c.id, &filter, &request, true)?;
-        for e in &page.entries {
-            if let Some(copy) = e.body.as_deref().and_then(|b| lens.see(b))
-                && let Ok(v) = serde_json::from_str::<Value>(&copy)
-            {
-                seen.push((e.id.clone(), e.object_type.clone(), e.date_added_ns, v));
+    // Cached per partner profile (its egress depends on jurisdiction and groups); a change
+    // of sharing or policy shows within MAX_AGE.
+    let viewer = format!(
+        "{}|{}|{}",
+        p.profile.name,
+        p.profile.jurisdiction,
+        p.profile.groups.join(",")
+    );
+    Ok(web.catalogues.get_for(store, &c.id, &viewer, || {
+        let filter = ObjectFilter {
+            versions: vec![VersionSelector::Last],
+            ..ObjectFilter::default()
+        };
+        let mut request = PageRequest {
+            limit: 2000,
+            after: None,
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = store.entries(&c.id, &filter, &request, true)?;
+            for e in &page.entries {
+                if let Some(copy) = e.body.as_deref().and_then(|b| lens.see(b))
+                    && let Ok(v) = serde_json::from_str::<Value>(&copy)
+                {
+                    seen.push((e.id.clone(), e.object_type.clone(), e.date_added_ns, v));
+                }
+            }
+            request.after = page.entries.last().map(|e| e.cursor());
+            if !page.more || request.after.is_none() {
+                break;
             }
         }
-        request.after = page.entries.last().map(|e| e.cursor());
-        if !page.more || request.after.is_none() {
-            break;
-        }
-    }
-    Ok(Arc::new(Catalogue::from_objects(seen, full.count())))
+        Ok(Catalogue::from_objects(seen, full.count()))
+    })?)
 }
 
 // --- collections ------------------------------------------------------------------------

@@ -492,17 +492,34 @@ pub struct Catalogues {
 }
 
 impl Catalogues {
-    /// The index of `collection_id`, built or rebuilt when needed. Blocking (store reads).
+    /// The index of `collection_id` as the admin sees it, built or rebuilt when needed.
+    /// Blocking (store reads).
     pub fn get(
         &self,
         store: &dyn Store,
         collection_id: &str,
     ) -> Result<Arc<Catalogue>, StoreError> {
+        self.get_for(store, collection_id, "", || {
+            Catalogue::build(store, collection_id)
+        })
+    }
+
+    /// The index of `collection_id` for one viewer (`viewer` names it, e.g. a partner with
+    /// its jurisdiction and groups; `""` is the admin), built by `build` when missing, older
+    /// than [`MAX_AGE`], or read at another version count of the collection.
+    pub fn get_for(
+        &self,
+        store: &dyn Store,
+        collection_id: &str,
+        viewer: &str,
+        build: impl FnOnce() -> Result<Catalogue, StoreError>,
+    ) -> Result<Arc<Catalogue>, StoreError> {
+        let key = format!("{collection_id}\n{viewer}");
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(collection_id)
+            .get(&key)
             .cloned();
         if let Some((at, c)) = &cached
             && at.elapsed() < MAX_AGE
@@ -510,20 +527,21 @@ impl Catalogues {
         {
             return Ok(c.clone());
         }
-        let fresh = Arc::new(Catalogue::build(store, collection_id)?);
+        let fresh = Arc::new(build()?);
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(collection_id.to_owned(), (Instant::now(), fresh.clone()));
+            .insert(key, (Instant::now(), fresh.clone()));
         Ok(fresh)
     }
 
-    /// Drops the index of a collection (after an import through the UI).
+    /// Drops every index of a collection (after an import through the UI).
     pub fn invalidate(&self, collection_id: &str) {
+        let prefix = format!("{collection_id}\n");
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(collection_id);
+            .retain(|k, _| !k.starts_with(&prefix));
     }
 }
 
