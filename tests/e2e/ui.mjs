@@ -668,6 +668,16 @@ async function main() {
     for (const p of ["partners", "groups", "peers", "policy", "audit"]) {
       await go(pp, `/ui/operator/${p}`, 403);
     }
+    step("partner", "a refusal in Arabic is right to left");
+    await go(pp, "/ui/");
+    await switchLanguage(pp, "ar");
+    await go(pp, "/ui/operator/audit", 403);
+    const refusal = await pp.evaluate(() => ({
+      dir: getComputedStyle(document.body).direction,
+      text: document.getElementById("error-message")?.textContent.trim() ?? "",
+    }));
+    check(refusal.dir === "rtl" && /[\u0600-\u06ff]/.test(refusal.text), `403 page in Arabic: ${JSON.stringify(refusal)}`);
+    await shot(pp, "partner-forbidden");
     step("partner", "an unreadable collection is refused");
     const resp = await expecting([403, 404], () => pp.goto(BASE + "/ui/c/ics"));
     check([403, 404].includes(resp.status()), `partner GET /ui/c/ics: HTTP ${resp.status()}`);

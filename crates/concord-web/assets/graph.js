@@ -117,17 +117,23 @@
 
   // Pan and zoom: one transform on the group. The view starts fitted to the drawing.
   var scale = 1, tx = 0, ty = 0;
+  // Labels keep at least 9 px on screen however far the view is zoomed out, so that the
+  // names of a 200-node drawing stay legible when fitted (CSSOM, which the CSP allows).
   function apply() {
     view.setAttribute("transform", "translate(" + tx + " " + ty + ") scale(" + scale + ")");
+    nodeLayer.style.setProperty("--label-size", Math.max(11, 9 / scale) + "px");
   }
+  // Fitted to the bulk of the drawing: past 20 nodes, the 2% most outlying positions on
+  // each side are left out, so that one node flung far away (a weakly linked one) does not
+  // shrink 200 others to unreadable dots; it stays a drag away.
   function fit() {
     var w = svg.clientWidth || 800, h = svg.clientHeight || 500;
-    var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    nodes.forEach(function (p) {
-      minX = Math.min(minX, p.x); maxX = Math.max(maxX, p.x + 120);
-      minY = Math.min(minY, p.y); maxY = Math.max(maxY, p.y);
-    });
-    if (!isFinite(minX)) { minX = maxX = minY = maxY = 0; }
+    var xs = nodes.map(function (p) { return p.x; }).sort(function (a, b) { return a - b; });
+    var ys = nodes.map(function (p) { return p.y; }).sort(function (a, b) { return a - b; });
+    var cut = n > 20 ? Math.floor(n * 0.02) : 0;
+    var minX = xs[cut], maxX = xs[n - 1 - cut] + 120;
+    var minY = ys[cut], maxY = ys[n - 1 - cut];
+    if (!n || !isFinite(minX)) { minX = maxX = minY = maxY = 0; }
     var bw = Math.max(1, maxX - minX + 40), bh = Math.max(1, maxY - minY + 40);
     scale = Math.min(2, Math.min(w / bw, h / bh));
     tx = w / 2 - scale * (minX + maxX) / 2;
