@@ -453,6 +453,12 @@ async function main() {
     await shot(page, "graph-zoomed");
     await basics(page);
 
+    step("graph", "Tab from the drawing reaches a node");
+    await page.focus("svg#graph");
+    await page.keyboard.press("Tab");
+    const tabbed = await page.evaluate(() => document.activeElement.matches("svg#graph a.node"));
+    check(tabbed, "Tab from the graph does not reach a node link");
+
     step("graph", "a node is a link to its object");
     const target = hrefs.find((h) => !h.includes("85f285f9"));
     await Promise.all([page.waitForNavigation(), page.click(`svg#graph a.node[href="${target}"]`, { force: true })]);
@@ -644,6 +650,20 @@ async function main() {
     check(arSkip.r > arSkip.vw / 2, `focused skip link not on the right in Arabic: ${JSON.stringify(arSkip)}`);
     await switchLanguage(page, "en");
     await admin.close();
+
+    // The language of a first visit comes from Accept-Language.
+    for (const [locale, tag, dir] of [["zh-CN", "zh-CN", "ltr"], ["ar-SA", "ar", "rtl"]]) {
+      step("accept-language", `a browser in ${locale}`);
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale });
+      const lp = await ctx.newPage();
+      watch(lp);
+      await go(lp, "/ui/login");
+      const h = await lp.evaluate(() => ({ lang: document.documentElement.lang, dir: document.documentElement.dir }));
+      check(h.lang === tag && h.dir === dir, `login page for Accept-Language ${locale}: ${JSON.stringify(h)}`);
+      await shot(lp, "login");
+      await basics(lp);
+      await ctx.close();
+    }
 
     // A partner: its own collections only, no operator pages.
     const partner = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
