@@ -182,9 +182,8 @@ fn catalogue_for(
     lens: &Lens,
     c: &Collection,
 ) -> Result<Arc<Catalogue>, WebError> {
-    let full = web.catalogues.get(store, &c.id)?;
     let Principal::Partner(p) = &lens.principal else {
-        return Ok(full);
+        return Ok(web.catalogues.get(store, &c.id)?);
     };
     // Cached per partner profile (its egress depends on jurisdiction and groups); a change
     // of sharing or policy shows within MAX_AGE.
@@ -195,30 +194,9 @@ fn catalogue_for(
         p.profile.groups.join(",")
     );
     Ok(web.catalogues.get_for(store, &c.id, &viewer, || {
-        let filter = ObjectFilter {
-            versions: vec![VersionSelector::Last],
-            ..ObjectFilter::default()
-        };
-        let mut request = PageRequest {
-            limit: 2000,
-            after: None,
-        };
-        let mut seen = Vec::new();
-        loop {
-            let page = store.entries(&c.id, &filter, &request, true)?;
-            for e in &page.entries {
-                if let Some(copy) = e.body.as_deref().and_then(|b| lens.see(b))
-                    && let Ok(v) = serde_json::from_str::<Value>(&copy)
-                {
-                    seen.push((e.id.clone(), e.object_type.clone(), e.date_added_ns, v));
-                }
-            }
-            request.after = page.entries.last().map(|e| e.cursor());
-            if !page.more || request.after.is_none() {
-                break;
-            }
-        }
-        Ok(Catalogue::from_objects(seen, full.count()))
+        Catalogue::build_seen(store, &c.id, |body| {
+            lens.see(body).map(std::borrow::Cow::Owned)
+        })
     })?)
 }
 
@@ -854,10 +832,16 @@ async fn object(
             None
         };
         let object_type = value["type"].as_str().unwrap_or_default().to_owned();
+        // The heading follows a translated name, like the property itself.
+        let name = props
+            .iter()
+            .find(|p| p.key == "name" && p.original.is_some())
+            .map(|p| p.text.clone())
+            .unwrap_or_else(|| label(&object_type, &value));
         Ok(ObjectPage {
-            c: vv.chrome("collections", label(&object_type, &value)),
+            c: vv.chrome("collections", name.clone()),
             graph_href: format!("{}/graph", object_href(&coll.key, &id)),
-            name: label(&object_type, &value),
+            name,
             translated: props.iter().any(|p| p.original.is_some()),
             coll,
             id: id.clone(),
@@ -976,6 +960,9 @@ async fn graph(
 struct ImportPage {
     c: crate::Chrome,
     collections: Vec<CollectionRef>,
+    /// The collection and format chosen last (kept after an import).
+    selected: String,
+    format: String,
     report: Option<crate::import::Report>,
     error: Option<String>,
 }
@@ -998,6 +985,8 @@ async fn import_form(State(web): State<Web>, v: Viewer) -> Result<Html<String>, 
     render(&ImportPage {
         c: v.chrome("import", v.tr.t("import-title")),
         collections,
+        selected: String::new(),
+        format: "auto".to_owned(),
         report: None,
         error: None,
     })
@@ -1046,7 +1035,8 @@ async fn import(
     let session = v.session.clone();
     let path = v.path.clone();
     let web2 = web.clone();
-    let (collections, result) = blocking(move || {
+    let chosen_format = format.clone();
+    let (collections, result, selected) = blocking(move || {
         let vv = Viewer { session, tr, path };
         let target = if new_collection.trim().is_empty() {
             collection.trim().to_owned()
@@ -1077,7 +1067,12 @@ async fn import(
             web2.catalogues.invalidate(&report.collection_id);
             Ok(report)
         })();
-        Ok((writable(store.as_ref(), &vv)?, result))
+        // A new collection is now in the list: select it.
+        let selected = store
+            .collection(&target)?
+            .map(|c| CollectionRef::from(&c).key)
+            .unwrap_or(target);
+        Ok((writable(store.as_ref(), &vv)?, result, selected))
     })
     .await?;
     let (status, report, error) = match result {
@@ -1089,6 +1084,8 @@ async fn import(
         render(&ImportPage {
             c: v.chrome("import", tr.t("import-title")),
             collections,
+            selected,
+            format: chosen_format,
             report,
             error,
         })?,

@@ -151,6 +151,19 @@ impl Filter {
 impl Catalogue {
     /// Reads the newest version of every object of `collection_id`.
     pub fn build(store: &dyn Store, collection_id: &str) -> Result<Catalogue, StoreError> {
+        Catalogue::build_seen(store, collection_id, |body| {
+            Some(std::borrow::Cow::Borrowed(body))
+        })
+    }
+
+    /// The index over what a viewer sees of each object: `see` maps a stored body to the
+    /// viewer's copy (a partner's egress copy), or `None` when the object is withheld from
+    /// it; search, references and the graph then know only those copies.
+    pub fn build_seen(
+        store: &dyn Store,
+        collection_id: &str,
+        see: impl for<'a> Fn(&'a str) -> Option<std::borrow::Cow<'a, str>>,
+    ) -> Result<Catalogue, StoreError> {
         let count = store.count(collection_id)?;
         let filter = ObjectFilter {
             versions: vec![VersionSelector::Last],
@@ -168,10 +181,10 @@ impl Catalogue {
         loop {
             let page = store.entries(collection_id, &filter, &request, true)?;
             for e in &page.entries {
-                let Some(body) = e.body.as_deref() else {
+                let Some(body) = e.body.as_deref().and_then(&see) else {
                     continue;
                 };
-                let Ok(v) = serde_json::from_str::<Value>(body) else {
+                let Ok(v) = serde_json::from_str::<Value>(&body) else {
                     continue;
                 };
                 if e.object_type == "language-content" {
@@ -186,24 +199,6 @@ impl Catalogue {
         }
         c.add_translations(contents);
         Ok(c)
-    }
-
-    /// An index over given objects (id, type, `date_added`, JSON): a partner's egress
-    /// copies. `count` is the store's version count they were read at.
-    pub fn from_objects(objects: Vec<(String, String, i64, Value)>, count: u64) -> Catalogue {
-        let mut c = Catalogue {
-            count,
-            ..Catalogue::default()
-        };
-        let mut contents = Vec::new();
-        for (id, t, added, v) in &objects {
-            if t == "language-content" {
-                contents.push((id.clone(), v.clone()));
-            }
-            c.add(id, t, *added, v);
-        }
-        c.add_translations(contents);
-        c
     }
 
     /// Translations are searchable on the object they translate.
@@ -337,7 +332,9 @@ impl Catalogue {
         for d in 1..=depth {
             let mut next = Vec::new();
             for node in frontier {
-                for e in self.collapsed_edges(node) {
+                // Past the start, `created_by_ref` is left out: every object of one
+                // producer points at its identity, which would pull in the collection.
+                for e in self.collapsed_edges(node, d == 1) {
                     let other = if e.from == node { &e.to } else { &e.from };
                     let Some(item) = self.get(other) else {
                         continue;
@@ -362,9 +359,9 @@ impl Catalogue {
         (nodes, edges)
     }
 
-    /// Edges at `id`, with each relationship object folded into one edge from its source to
+    /// Edges at `id` (`created_by_ref` only `with_producer`), with each relationship object folded into one edge from its source to
     /// its target (so the graph shows `malware uses attack-pattern`, not three nodes).
-    fn collapsed_edges(&self, id: &str) -> Vec<Edge> {
+    fn collapsed_edges(&self, id: &str, with_producer: bool) -> Vec<Edge> {
         let mut all = Vec::new();
         for e in self.refs_out(id).iter().chain(self.refs_in(id)) {
             if e.via.is_some() {
@@ -379,7 +376,7 @@ impl Catalogue {
             {
                 continue;
             }
-            if e.label == "object_marking_refs" {
+            if e.label == "object_marking_refs" || (!with_producer && e.label == "created_by_ref") {
                 continue;
             }
             all.push(e.clone());
