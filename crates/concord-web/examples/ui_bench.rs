@@ -10,14 +10,14 @@
 //! Prints one line per measure: median of the runs, in milliseconds, and the RSS growth of
 //! the admin index. Figures go to BENCHMARKS.md §9.
 
-use std::sync::Arc;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::Instant;
 
 use concord_ingest::{Container, IngestOptions, ingest};
-use concord_server::{AppState, ServerConfig};
-use concord_store::{NewCollection, Partner, SqliteStore, Store};
-
-const ADMIN: &str = "admin-token-for-the-ui-benchmark";
+use concord_store::NewCollection;
+use support::ADMIN;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -47,17 +47,7 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "../shared/data/stix/attack/ics-attack-18.1.json".to_owned());
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("concord.sqlite")).expect("store"));
-    store
-        .set_setting(
-            concord_server::auth::ADMIN_TOKEN_SETTING,
-            &concord_server::auth::token_hash(ADMIN),
-        )
-        .unwrap();
-    store
-        .set_setting(concord_server::policy::JURISDICTION_SETTING, "CN")
-        .unwrap();
+    let store = support::store(dir.path());
     let c = store
         .create_collection(&NewCollection {
             alias: "bench".into(),
@@ -141,65 +131,10 @@ fn main() {
     drop(cat);
 
     // Whole pages over HTTP.
-    let (key, key_id, key_hash) = concord_server::auth::new_api_key().unwrap();
-    store
-        .put_partner(&Partner {
-            name: "bsi".into(),
-            jurisdiction: "DE".into(),
-            groups: vec![],
-            read: vec![c.id.clone()],
-            write: vec![],
-            key_id,
-            key_hash,
-            created_ns: 0,
-        })
-        .unwrap();
-    let state = AppState::new(
-        store.clone(),
-        ServerConfig {
-            title: "bench".into(),
-            description: None,
-            contact: None,
-            api_root: "concord".into(),
-            max_content_length: 10 << 20,
-            policy: Default::default(),
-        },
-    )
-    .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let app = concord_server::router(state.clone()).merge(concord_web::router(state));
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let login = |token: &str| {
-        let r = agent
-            .post(format!("{base}/ui/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .send(format!("token={token}&next=%2Fui%2F"))
-            .unwrap();
-        r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
+    let key = support::partner(store.as_ref(), "bsi", "DE", std::slice::from_ref(&c.id));
+    let base = support::serve(store.clone());
+    let agent = support::agent();
+    let login = |token: &str| support::login(&base, token);
     let get = |path: &str, cookie: &str| {
         let r = agent
             .get(format!("{base}{path}"))

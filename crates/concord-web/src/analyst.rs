@@ -19,7 +19,7 @@ use concord_server::Principal;
 use concord_store::{Collection, ObjectFilter, PageRequest, Store, VersionSelector};
 use serde_json::Value;
 
-use crate::catalogue::{Catalogue, Edge, Filter, Item, label};
+use crate::catalogue::{Catalogue, Edge, Filter, Item, label, strings};
 use crate::{Viewer, Web, WebError, blocking, render, url_encode};
 
 /// Rows per page of the object list.
@@ -686,16 +686,7 @@ async fn object(
                 });
             }
         }
-        let markings: Vec<String> = value
-            .get("object_marking_refs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let markings = strings(&value, "object_marking_refs");
         let badges = markings
             .iter()
             .filter_map(|m| Tlp::from_marking_id(m))
@@ -776,12 +767,8 @@ async fn object(
                     .unwrap_or_else(|| "—".to_owned()),
                 first_seen: t("first_seen"),
                 last_seen: t("last_seen"),
-                where_sighted: s
-                    .get("where_sighted_refs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
+                where_sighted: strings(&s, "where_sighted_refs")
+                    .iter()
                     .map(|w| link_to(&cat, &coll.key, w))
                     .collect(),
             });

@@ -226,16 +226,7 @@ impl Catalogue {
 
     fn add(&mut self, id: &str, object_type: &str, date_added_ns: i64, v: &Value) {
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
-        let markings: Vec<String> = v
-            .get("object_marking_refs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let markings = strings(v, "object_marking_refs");
         let tlp = markings
             .iter()
             .filter_map(|m| Tlp::from_marking_id(m))
@@ -469,6 +460,20 @@ pub fn label(object_type: &str, v: &Value) -> String {
         t.push('…');
     }
     t
+}
+
+/// The strings of a list property (`object_marking_refs`, `where_sighted_refs`, …); empty
+/// when absent or not a list.
+pub fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn push_text(out: &mut String, v: &Value) {

@@ -374,6 +374,24 @@ struct LoginPage {
     failed: bool,
 }
 
+impl LoginPage {
+    /// The login page in `tr`, returning to `next`; `failed` after a refused token.
+    fn new(tr: &'static Locale, next: String, failed: bool) -> LoginPage {
+        LoginPage {
+            c: Chrome {
+                tr,
+                who: None,
+                admin: false,
+                section: "login",
+                back: "/ui/login".to_owned(),
+                title: tr.t("login-title"),
+            },
+            next,
+            failed,
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct NextQuery {
     next: Option<String>,
@@ -383,18 +401,7 @@ async fn login_page(
     Lang(tr): Lang,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Result<Html<String>, WebError> {
-    render(&LoginPage {
-        c: Chrome {
-            tr,
-            who: None,
-            admin: false,
-            section: "login",
-            back: "/ui/login".to_owned(),
-            title: tr.t("login-title"),
-        },
-        next: local_path(q.next.as_deref()),
-        failed: false,
-    })
+    render(&LoginPage::new(tr, local_path(q.next.as_deref()), false))
 }
 
 #[derive(serde::Deserialize)]
@@ -414,18 +421,7 @@ async fn login(
         blocking(move || Ok(auth.authenticate(Some(&format!("Bearer {token}")))?)).await?;
     let next = local_path(form.next.as_deref());
     let Some(principal) = principal else {
-        let page = render(&LoginPage {
-            c: Chrome {
-                tr,
-                who: None,
-                admin: false,
-                section: "login",
-                back: "/ui/login".to_owned(),
-                title: tr.t("login-title"),
-            },
-            next,
-            failed: true,
-        })?;
+        let page = render(&LoginPage::new(tr, next, true))?;
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
     let id = web.sessions.start(principal).ok_or_else(|| {

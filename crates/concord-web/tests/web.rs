@@ -3,14 +3,14 @@
 //! and translations, the "as partner" explanation, languages, import and its report, and
 //! the same-origin check. The browser-level tests are in `crates/concord/tests/it/ui.rs`.
 
+mod support;
+
 use std::sync::Arc;
 
 use concord_ingest::{Container, IngestOptions, ingest};
-use concord_server::{AppState, ServerConfig};
-use concord_store::{NewCollection, Partner, SqliteStore, Store};
+use concord_store::{NewCollection, Store};
 use serde_json::json;
-
-const ADMIN: &str = "admin-token-for-the-web-tests";
+use support::{ADMIN, agent};
 const AMBER: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
 const GREEN: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
 const CLEAR: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
@@ -51,17 +51,7 @@ fn bundle() -> serde_json::Value {
 
 fn node() -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("concord.sqlite")).expect("store"));
-    store
-        .set_setting(
-            concord_server::auth::ADMIN_TOKEN_SETTING,
-            &concord_server::auth::token_hash(ADMIN),
-        )
-        .unwrap();
-    store
-        .set_setting(concord_server::policy::JURISDICTION_SETTING, "CN")
-        .unwrap();
+    let store = support::store(dir.path());
     let c = store
         .create_collection(&NewCollection {
             alias: "intel".into(),
@@ -92,60 +82,13 @@ fn node() -> Node {
     )
     .unwrap();
     assert_eq!(r.added, 5, "{:?}", r.rejected);
-    let (key, key_id, key_hash) = concord_server::auth::new_api_key().unwrap();
-    store
-        .put_partner(&Partner {
-            name: "bsi".into(),
-            jurisdiction: "DE".into(),
-            groups: vec![],
-            read: vec![c.id.clone()],
-            write: vec![],
-            key_id,
-            key_hash,
-            created_ns: 0,
-        })
-        .unwrap();
-    let state = AppState::new(
-        store.clone(),
-        ServerConfig {
-            title: "t".into(),
-            description: None,
-            contact: None,
-            api_root: "concord".into(),
-            max_content_length: 10 << 20,
-            policy: Default::default(),
-        },
-    )
-    .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let app = concord_server::router(state.clone()).merge(concord_web::router(state));
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
+    let partner_key = support::partner(store.as_ref(), "bsi", "DE", std::slice::from_ref(&c.id));
     Node {
-        base,
+        base: support::serve(store.clone()),
         store,
-        partner_key: key,
+        partner_key,
         _dir: dir,
     }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into()
 }
 
 struct Resp {
@@ -186,15 +129,7 @@ impl Node {
     }
 
     fn login(&self, token: &str) -> String {
-        let r = read(
-            agent()
-                .post(format!("{}/ui/login", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .send(format!("token={token}&next=%2Fui%2F"))
-                .unwrap(),
-        );
-        assert_eq!(r.status, 303, "{}", r.body);
-        r.cookie.split(';').next().unwrap().to_owned()
+        support::login(&self.base, token)
     }
 
     fn upload(&self, cookie: &str, format: &str, name: &str, content: &str) -> Resp {
