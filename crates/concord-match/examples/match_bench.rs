@@ -8,7 +8,9 @@
 //! the memory per indicator, single-threaded lines/s for eve.json and for plain observables,
 //! and GNU `grep -F -f` over the same plain list (written with the indicator values to a temp
 //! directory) as a reference. `MATCH_BENCH_NO_GREP=1` skips grep (it takes ~15 minutes at
-//! 10M lines and 1M patterns).
+//! 10M lines and 1M patterns). `MATCH_BENCH_SKIP=eve` or `=plain` skips matching that input
+//! (its lines are still generated, so the other input is the same): for profiles of one
+//! input (e.g. `valgrind --tool=callgrind --toggle-collect='match_bench::run*'`).
 //!
 //! Memory is measured two ways: the set's own accounting of its exact-value structures
 //! ([`concord_match::SetStats`]), and the process's resident set (`VmRSS` in
@@ -158,21 +160,13 @@ fn cpu_secs() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
-/// Matches every record; (records, hits, wall seconds, CPU seconds).
+/// Matches every record through [`concord_match::match_reader`] (the loop of `concord
+/// match`); (records, hits, wall seconds, CPU seconds).
 fn run(reader: &mut RecordReader, matcher: &mut Matcher<'_>) -> (u64, u64, f64, f64) {
-    let mut rec = Record::default();
-    let mut hits = 0u64;
     let t = Instant::now();
     let c = cpu_secs();
-    while reader.next_into(&mut rec).expect("in-memory input") {
-        matcher.match_record(&rec, &mut |_| hits += 1);
-    }
-    (
-        reader.records(),
-        hits,
-        t.elapsed().as_secs_f64(),
-        cpu_secs() - c,
-    )
+    let s = concord_match::match_reader(matcher, reader, &mut |_| {}).expect("in-memory input");
+    (s.records, s.hits, t.elapsed().as_secs_f64(), cpu_secs() - c)
 }
 
 fn main() {
@@ -289,6 +283,7 @@ fn main() {
             fresh(rng)
         }
     };
+    let skip = std::env::var("MATCH_BENCH_SKIP").unwrap_or_default();
     let pool_n = lines.min(200_000);
     let mut eve = Vec::new();
     for i in 0..pool_n {
@@ -379,6 +374,9 @@ fn main() {
         None,
     );
     // Reading alone (JSON to records), for the split between reading and matching.
+    if skip == "eve" {
+        reader = RecordReader::new("-", Box::new(std::io::empty()), Format::Eve, None);
+    }
     let c = cpu_secs();
     let mut rec = Record::default();
     let mut fields = 0usize;
@@ -400,6 +398,9 @@ fn main() {
         Format::Eve,
         None,
     );
+    if skip == "eve" {
+        reader = RecordReader::new("-", Box::new(std::io::empty()), Format::Eve, None);
+    }
     let mut matcher = Matcher::new(&set, now);
     let (n, hits, secs, cpu) = run(&mut reader, &mut matcher);
     println!(
@@ -439,6 +440,9 @@ fn main() {
     }
     let mut reader = concord_match::open(list.to_str().expect("utf-8 path"), Format::Lines, None)
         .expect("open list");
+    if skip == "plain" {
+        reader = RecordReader::new("-", Box::new(std::io::empty()), Format::Lines, None);
+    }
     let mut matcher = Matcher::new(&set, now);
     let (n, hits, secs, cpu) = run(&mut reader, &mut matcher);
     println!(

@@ -226,6 +226,11 @@ pub fn normalise_ip(s: &str) -> Option<IpAddr> {
     if let Some(a) = dotted_quad(s.as_bytes()) {
         return Some(IpAddr::V4(a.into()));
     }
+    // `std`'s IPv4 grammar is the dotted quad above, and every IPv6 form has a colon: the
+    // general parser can only accept text with one (domains and hashes skip it).
+    if !s.as_bytes().contains(&b':') {
+        return None;
+    }
     s.parse::<IpAddr>().ok()
 }
 
@@ -428,6 +433,156 @@ pub fn classify_into(s: &str, out: &mut String) -> Result<Kind, Unclassified> {
     }
 }
 
+/// [`classify_into`] of `refang(line.trim())` for the common plain observables, decided
+/// without the general steps: a lower-case-or-not hex digest of 32, 40 or 64 digits, a dotted
+/// quad, a domain name, an `http://`/`https://` URL. `line` is the raw line without its end;
+/// only lines whose trimmed text is printable ASCII without `[`, `(`, `{` (so nothing to
+/// refang) and not a comment are taken. `None`: not decided here (the caller runs the general
+/// path, which also words the errors); `Some` only for results equal to the general path's.
+pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
+    // `str::trim` removes these (and non-ASCII white space, which the check below refuses).
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = line.iter().position(|c| !ws(c))?;
+    let end = line.iter().rposition(|c| !ws(c))? + 1;
+    let b = &line[start..end];
+    // The classes every byte has in common.
+    let class = b.iter().fold(!0u8, |acc, &c| acc & CLASS[usize::from(c)]);
+    // Comments, and what `refang` would change (brackets are refused by the classes).
+    if class & PRINT == 0
+        || b[0] == b'#'
+        || starts_with_ci_b(b, b"hxxp")
+        || starts_with_ci_b(b, b"fxp")
+    {
+        return None;
+    }
+    // ASCII throughout: the bytes are the text.
+    let s = std::str::from_utf8(b).ok()?;
+    if class & HEX != 0 {
+        // `classify_into`: an all-hex token of 24 digits or more is a hash or nothing.
+        let algo = HashAlgo::from_hex_len(b.len())?;
+        out.clear();
+        out.push_str(s);
+        out.make_ascii_lowercase();
+        return Some(Kind::Hash(algo));
+    }
+    if class & QUAD != 0
+        && let Some(a) = dotted_quad(b)
+    {
+        out.clear();
+        out.push_str(s);
+        return Some(Kind::Ip(IpAddr::V4(a.into())));
+    }
+    if class & HOST != 0 {
+        // Not hex, not a dotted quad, no colon, slash or `@`: `classify_into` ends in
+        // `normalise_domain_into`.
+        let d = b.strip_suffix(b".").unwrap_or(b);
+        if !host_is_domain(d) {
+            return None;
+        }
+        out.clear();
+        out.push_str(&s[..d.len()]);
+        out.make_ascii_lowercase();
+        return Some(Kind::Domain);
+    }
+    let scheme = if starts_with_ci_b(b, b"http://") {
+        4
+    } else if starts_with_ci_b(b, b"https://") {
+        5
+    } else {
+        return None;
+    };
+    // Not an address (an `h` is no hex digit), not a path: `classify_into` gives
+    // `normalise_url_into`. Its common case here: a host of letters, digits, `.`, `-`, `_`
+    // (no user, port or IPv6 literal) that is a domain name or a dotted quad.
+    let rest = &b[scheme + 3..];
+    let host_len = rest
+        .iter()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let host = &rest[..host_len];
+    if !host.iter().all(|&c| CLASS[usize::from(c)] & HOST != 0) {
+        return normalise_url_into(s, out).ok().map(|()| Kind::Url);
+    }
+    if !(host_is_domain(host)
+        || dotted_quad(host).is_some()
+        || host.eq_ignore_ascii_case(b"localhost"))
+    {
+        return None;
+    }
+    out.clear();
+    out.push_str(&s[..scheme + 3 + host_len]);
+    out.make_ascii_lowercase();
+    out.push_str(&s[scheme + 3 + host_len..]);
+    Some(Kind::Url)
+}
+
+/// Byte classes of [`classify_simple`]: printable ASCII other than `[`, `(`, `{`.
+const PRINT: u8 = 1;
+/// A hex digit.
+const HEX: u8 = 2;
+/// A digit or `.`.
+const QUAD: u8 = 4;
+/// A letter, digit, `.`, `-` or `_`.
+const HOST: u8 = 8;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0x21;
+    while c <= 0x7e {
+        let b = c as u8;
+        let mut k = 0;
+        if !matches!(b, b'[' | b'(' | b'{') {
+            k |= PRINT;
+        }
+        if b.is_ascii_hexdigit() {
+            k |= HEX;
+        }
+        if b.is_ascii_digit() || b == b'.' {
+            k |= QUAD;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+            k |= HOST;
+        }
+        // Every class implies printable (an all-`[` text is no host).
+        if k & PRINT == 0 {
+            k = 0;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
+/// [`is_domain`] for bytes known to be letters, digits, `.`, `-` and `_`: at least two
+/// labels, none empty or longer than 63, at most 253 bytes, a last label not all digits.
+fn host_is_domain(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > 253 {
+        return false;
+    }
+    let (mut label, mut digits, mut dots) = (0usize, true, 0);
+    for &c in b {
+        if c == b'.' {
+            if label == 0 {
+                return false;
+            }
+            dots += 1;
+            label = 0;
+            digits = true;
+        } else {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+            digits &= c.is_ascii_digit();
+        }
+    }
+    dots > 0 && label > 0 && !digits
+}
+
+fn starts_with_ci_b(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
 /// The normal text of an address parsed from `s`: `std` accepts only the canonical dotted
 /// quad for IPv4 (no leading zeros), so `s` is reused; IPv6 is printed compressed.
 pub(crate) fn ip_text_into(s: &str, ip: IpAddr, out: &mut String) {
@@ -497,6 +652,117 @@ mod tests {
                 s.parse::<std::net::Ipv4Addr>().ok().map(u32::from),
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn classify_simple_agrees_with_classify_into() {
+        let mut inputs: Vec<String> = [
+            "1.2.3.4",
+            " 1.2.3.4\t",
+            "01.2.3.4",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "1.2.3",
+            "::1",
+            "2001:DB8::1",
+            "1.2.3.4:80",
+            "1.2.3.4/24",
+            "1.2.3.4/32",
+            "Evil.COM",
+            "evil.com.",
+            "evil..com",
+            "a_b.example",
+            "-x.com",
+            "x",
+            "1234",
+            "1.2.3.4a",
+            "evil.123",
+            "D41D8CD98F00B204E9800998ECF8427E",
+            "d41d8cd98f00b204e9800998ecf8427",
+            "d41d8cd98f00b204e9800998ecf8427ed41d8cd98f00b204e9800998ecf8427e",
+            "aaaaaaaaaaaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaaaaaaaaaa.com",
+            "HTTP://Evil.COM/A?b=1",
+            "https://evil.com",
+            "http://evil",
+            "http://1.2.3.4:8080/x",
+            "http://[::1]/x",
+            "http://a@b.com/x",
+            "http:///x",
+            "hxxp://evil.com/x",
+            "hXXps://evil.com",
+            "fxp://x.com",
+            "evil[.]com",
+            "evil(.)com",
+            "/x/y.php",
+            "//x",
+            "evil.com/a.php",
+            "evil.com:8080",
+            "a@b.com",
+            "#1.2.3.4",
+            "# c",
+            "",
+            " ",
+            "a b.com",
+            "é.com",
+            "x\u{a0}",
+            "\u{a0}1.2.3.4",
+            "\u{b}1.2.3.4\u{c}",
+            "1.2.3.4\u{0}",
+            "ftp://x.com/a",
+            "foo://bar.com",
+            "xn--bcher-kva.example",
+            "a.b.c.d.e.f",
+            "hxxpevil.com",
+            "HXXP.com",
+            "fxpa.com",
+            "FXP.com",
+            "http://hxxp.com/x",
+            ".",
+            "a.",
+            "a..",
+            ".a.com",
+            "http://LOCALHOST/x",
+            "http://localhost",
+            "http://a.b:/x",
+            "http://a.b#x",
+            "http://a.b?x",
+            "https://1.2.3.4/",
+            "http://1.2.3/x",
+            "http://evil.com/hxxp(x)",
+            "1.2.3.4.",
+            "1.2.3.4.com",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut seed = 7u64;
+        let alphabet = b"0123456789abcdefABCDEF.:/-_@[]()hxtp #%?=";
+        for _ in 0..20000 {
+            let mut t = String::new();
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let n = (seed >> 59) as usize + 1;
+            for _ in 0..n {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                t.push(alphabet[(seed >> 33) as usize % alphabet.len()] as char);
+            }
+            inputs.push(t);
+        }
+        for s in &inputs {
+            let mut fast = String::new();
+            let Some(kind) = classify_simple(s.as_bytes(), &mut fast) else {
+                continue;
+            };
+            let mut slow = String::new();
+            let t = s.trim();
+            assert!(!t.starts_with('#'), "{s:?}");
+            assert_eq!(classify_into(&refang(t), &mut slow), Ok(kind), "{s:?}");
+            assert_eq!(fast, slow, "{s:?}");
         }
     }
 

@@ -630,9 +630,23 @@ pub struct RecordReader {
     malformed_count: u64,
     records: u64,
     plain_paths: PlainPaths,
+    /// The normal text of the current plain observable.
+    plain_text: String,
 }
 
-struct PlainPaths {
+/// One classified plain observable (see [`RecordReader::next_plain`]): the record it stands
+/// for is [`PlainPaths::fields`] of `kind` and `text`.
+pub(crate) struct PlainLine<'a> {
+    pub file: &'a Arc<str>,
+    pub line: u64,
+    pub kind: Kind,
+    /// The normal text ([`classify_into`]).
+    pub text: &'a str,
+    pub paths: &'a PlainPaths,
+}
+
+/// The object paths of plain observables, shared by every record of a reader.
+pub(crate) struct PlainPaths {
     v4: Arc<str>,
     v6: Arc<str>,
     domain: Arc<str>,
@@ -643,6 +657,53 @@ struct PlainPaths {
     sha256: Arc<str>,
     dst_ref: Arc<str>,
     dst_port: Arc<str>,
+}
+
+impl PlainPaths {
+    /// The fields of the record of one plain observable of `kind` (not a CIDR block or URL
+    /// path) with normal text `v`: one field, and for `ip:port` also the destination
+    /// reference and port.
+    pub(crate) fn fields(&self, kind: Kind, v: String, fields: &mut Vec<Field>) {
+        let path = self.path(kind);
+        if let Kind::IpPort(_, port) = kind {
+            fields.push(Field {
+                path: Arc::clone(path),
+                value: FieldValue::Str(v.clone()),
+            });
+            fields.push(Field {
+                path: Arc::clone(&self.dst_ref),
+                value: FieldValue::Str(v),
+            });
+            fields.push(Field {
+                path: Arc::clone(&self.dst_port),
+                value: FieldValue::Int(i64::from(port)),
+            });
+        } else {
+            fields.push(Field {
+                path: Arc::clone(path),
+                value: FieldValue::Str(v),
+            });
+        }
+    }
+
+    /// The path of the first field of an observable of `kind`.
+    pub(crate) fn path(&self, kind: Kind) -> &Arc<str> {
+        match kind {
+            Kind::Ip(ip) | Kind::IpPort(ip, _) | Kind::Cidr(ip, _) => {
+                if ip.is_ipv4() {
+                    &self.v4
+                } else {
+                    &self.v6
+                }
+            }
+            Kind::Domain => &self.domain,
+            Kind::Url | Kind::UrlPath => &self.url,
+            Kind::Email => &self.email,
+            Kind::Hash(HashAlgo::Md5) => &self.md5,
+            Kind::Hash(HashAlgo::Sha1) => &self.sha1,
+            Kind::Hash(HashAlgo::Sha256) => &self.sha256,
+        }
+    }
 }
 
 impl Default for PlainPaths {
@@ -731,6 +792,7 @@ impl RecordReader {
             malformed_count: 0,
             records: 0,
             plain_paths: PlainPaths::default(),
+            plain_text: String::new(),
         }
     }
 
@@ -765,16 +827,13 @@ impl RecordReader {
         }
     }
 
-    /// Reads the next record into `rec` (its previous content is replaced). `Ok(false)` at
-    /// the end of the input. Malformed lines are skipped and recorded.
-    pub fn next_into(&mut self, rec: &mut Record) -> Result<bool, InputError> {
-        if let Body::Csv(_) = self.body {
-            return self.next_csv(rec);
-        }
+    /// Reads the next line that is not blank into `buf` (without its line end) and counts
+    /// it; its first byte that is not white space, or `None` at the end of the input.
+    fn next_line(&mut self) -> Result<Option<u8>, InputError> {
         loop {
             self.buf.clear();
             let Body::Lines(input) = &mut self.body else {
-                unreachable!("csv handled above")
+                unreachable!("csv is read by next_csv")
             };
             let n = input
                 .read_until(b'\n', &mut self.buf)
@@ -784,19 +843,27 @@ impl RecordReader {
                     source,
                 })?;
             if n == 0 {
-                return Ok(false);
+                return Ok(None);
             }
             self.line += 1;
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
             }
-            let first = self
-                .buf
-                .iter()
-                .position(|c| !c.is_ascii_whitespace())
-                .map(|i| self.buf[i]);
-            let Some(first) = first else {
-                continue;
+            if let Some(&first) = self.buf.iter().find(|c| !c.is_ascii_whitespace()) {
+                return Ok(Some(first));
+            }
+        }
+    }
+
+    /// Reads the next record into `rec` (its previous content is replaced). `Ok(false)` at
+    /// the end of the input. Malformed lines are skipped and recorded.
+    pub fn next_into(&mut self, rec: &mut Record) -> Result<bool, InputError> {
+        if let Body::Csv(_) = self.body {
+            return self.next_csv(rec);
+        }
+        loop {
+            let Some(first) = self.next_line()? else {
+                return Ok(false);
             };
             recycle(rec, &mut self.pool);
             let ok = match (self.format, first) {
@@ -944,68 +1011,73 @@ impl RecordReader {
         true
     }
 
-    fn plain_line(&mut self, rec: &mut Record) -> bool {
+    /// Classifies the plain observable in `buf` into `plain_text`: its kind, or `None` for a
+    /// comment or a malformed line (recorded).
+    fn classify_plain(&mut self) -> Option<Kind> {
+        if let Some(kind) = crate::classify::classify_simple(&self.buf, &mut self.plain_text) {
+            return Some(kind);
+        }
         let Ok(text) = std::str::from_utf8(&self.buf) else {
             self.bad(self.line, "not UTF-8");
-            return false;
+            return None;
         };
         let text = text.trim();
         if text.starts_with('#') {
-            return false;
+            return None;
         }
-        let p = &self.plain_paths;
-        let mut v = self.pool.pop().unwrap_or_default();
-        let kind = classify_into(&refang(text), &mut v);
-        let path = match kind {
-            Ok(Kind::Ip(ip) | Kind::IpPort(ip, _)) => {
-                if ip.is_ipv4() {
-                    &p.v4
-                } else {
-                    &p.v6
-                }
-            }
-            Ok(Kind::Domain) => &p.domain,
-            Ok(Kind::Url) => &p.url,
-            Ok(Kind::Email) => &p.email,
-            Ok(Kind::Hash(HashAlgo::Md5)) => &p.md5,
-            Ok(Kind::Hash(HashAlgo::Sha1)) => &p.sha1,
-            Ok(Kind::Hash(HashAlgo::Sha256)) => &p.sha256,
+        match classify_into(&refang(text), &mut self.plain_text) {
             Ok(Kind::Cidr(..)) => {
-                self.pool.push(v);
                 self.bad(self.line, "a CIDR block is not an observable");
-                return false;
+                None
             }
             Ok(Kind::UrlPath) => {
-                self.pool.push(v);
                 self.bad(self.line, "a URL path without a host is not an observable");
-                return false;
+                None
             }
+            Ok(kind) => Some(kind),
             Err(e) => {
-                self.pool.push(v);
                 self.bad(self.line, e.reason());
-                return false;
+                None
             }
-        };
-        if let Ok(Kind::IpPort(_, port)) = kind {
-            rec.fields.push(Field {
-                path: Arc::clone(path),
-                value: FieldValue::Str(v.clone()),
-            });
-            rec.fields.push(Field {
-                path: Arc::clone(&p.dst_ref),
-                value: FieldValue::Str(v),
-            });
-            rec.fields.push(Field {
-                path: Arc::clone(&p.dst_port),
-                value: FieldValue::Int(i64::from(port)),
-            });
-        } else {
-            rec.fields.push(Field {
-                path: Arc::clone(path),
-                value: FieldValue::Str(v),
-            });
         }
+    }
+
+    fn plain_line(&mut self, rec: &mut Record) -> bool {
+        let Some(kind) = self.classify_plain() else {
+            return false;
+        };
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.push_str(&self.plain_text);
+        self.plain_paths.fields(kind, v, &mut rec.fields);
         true
+    }
+
+    /// The next plain observable of a [`Format::Lines`] input, classified but not made into
+    /// a [`Record`] (the record-free path of [`crate::match_reader`]); `Ok(None)` at the end.
+    /// Lines, counts and malformed lines exactly as [`RecordReader::next_into`] has them.
+    pub(crate) fn next_plain(&mut self) -> Result<Option<PlainLine<'_>>, InputError> {
+        debug_assert_eq!(self.format, Format::Lines);
+        loop {
+            if self.next_line()?.is_none() {
+                return Ok(None);
+            }
+            if let Some(kind) = self.classify_plain() {
+                self.records += 1;
+                return Ok(Some(PlainLine {
+                    file: &self.file,
+                    line: self.line,
+                    kind,
+                    text: &self.plain_text,
+                    paths: &self.plain_paths,
+                }));
+            }
+        }
+    }
+
+    /// Whether this reader reads [`Format::Lines`].
+    pub(crate) fn is_plain(&self) -> bool {
+        self.format == Format::Lines
     }
 
     fn next_csv(&mut self, rec: &mut Record) -> Result<bool, InputError> {

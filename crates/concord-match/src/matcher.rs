@@ -8,8 +8,10 @@ use concord_pattern::{ComparisonExpr, ObservationExpr, Observations, Pattern};
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::classify::Kind;
+use crate::input::PlainLine;
 use crate::record::{FieldValue, Record};
-use crate::set::{DIRECT, IndicatorSet, Tag};
+use crate::set::{DIRECT, IndicatorSet, RegexPath, Tag};
 
 /// One indicator matching one record: one JSON line of `concord match`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,6 +85,8 @@ pub struct Matcher<'s> {
     stats: MatchStats,
     nfc: String,
     validity_at: Option<i64>,
+    /// The record of a plain observable that [`Matcher::match_plain`] cannot decide alone.
+    plain_record: Record,
 }
 
 const PATH_CACHE: usize = 256;
@@ -108,6 +112,7 @@ impl<'s> Matcher<'s> {
             stats: MatchStats::default(),
             nfc: String::new(),
             validity_at: None,
+            plain_record: Record::default(),
         }
     }
 
@@ -202,41 +207,15 @@ impl<'s> Matcher<'s> {
                 set.cidr_lookup(pid, s, &mut |ind| on_atom(ind, fi));
             }
             if let Some(rp) = set.regex_path(pid) {
-                self.regex_generation = self.regex_generation.wrapping_add(1);
-                if self.regex_generation == 0 {
-                    self.regex_seen.fill(0);
-                    self.regex_generation = 1;
-                }
-                let regex_generation = self.regex_generation;
-                let v: &str = if s.is_ascii() {
-                    s
-                } else {
-                    self.nfc.clear();
-                    self.nfc.extend(s.nfc());
-                    &self.nfc
-                };
-                let tests = &set.regex_tests;
-                let rs = &mut self.regex_seen;
-                let mut check = |ti: u32| {
-                    if rs[ti as usize] == regex_generation {
-                        return;
-                    }
-                    rs[ti as usize] = regex_generation;
-                    let rt = &tests[ti as usize];
-                    if rt.re.is_match(v) {
-                        on_atom(rt.indicator, fi);
-                    }
-                };
-                if let Some(ac) = &rp.ac {
-                    for m in ac.find_overlapping_iter(v) {
-                        for &ti in &rp.by_literal[m.pattern().as_usize()] {
-                            check(ti);
-                        }
-                    }
-                }
-                for &ti in &rp.always {
-                    check(ti);
-                }
+                self.regex_generation = regex_atoms(
+                    set,
+                    rp,
+                    s,
+                    &mut self.regex_seen,
+                    self.regex_generation,
+                    &mut self.nfc,
+                    &mut |ind| on_atom(ind, fi),
+                );
             }
         }
         for k in 0..self.direct.len() {
@@ -288,6 +267,25 @@ impl<'s> Matcher<'s> {
     }
 
     fn hit(&mut self, rec: &Record, ind: u32, fi: usize, t: i64, out: &mut impl FnMut(Hit)) {
+        let (value, path) = match rec.fields.get(fi) {
+            Some(f) => (f.value.clone(), Arc::clone(&f.path)),
+            None => (FieldValue::Str(String::new()), Arc::from("")),
+        };
+        self.hit_of(&rec.file, rec.line, ind, t, value, path, out);
+    }
+
+    /// Counts a hit of indicator `ind` at time `t` and reports it.
+    #[allow(clippy::too_many_arguments)]
+    fn hit_of(
+        &mut self,
+        file: &Arc<str>,
+        line: u64,
+        ind: u32,
+        t: i64,
+        value: FieldValue,
+        path: Arc<str>,
+        out: &mut impl FnMut(Hit),
+    ) {
         self.stats.hits += 1;
         let a = self.aggregates.entry(ind).or_insert(Agg {
             count: 0,
@@ -297,17 +295,110 @@ impl<'s> Matcher<'s> {
         a.count += 1;
         a.first = a.first.min(t);
         a.last = a.last.max(t);
-        let (value, path) = match rec.fields.get(fi) {
-            Some(f) => (f.value.clone(), Arc::clone(&f.path)),
-            None => (FieldValue::Str(String::new()), Arc::from("")),
-        };
         out(Hit {
-            file: Arc::clone(&rec.file),
-            line: rec.line,
+            file: Arc::clone(file),
+            line,
             indicator: self.set.metas[ind as usize].id(),
             value,
             path,
         });
+    }
+
+    /// Matches one plain observable without making it a [`Record`]: the same hits, in the
+    /// same order, as [`Matcher::match_record`] on the record the reader would have made
+    /// (one field of the observable's path; no time of its own). IPv4 addresses, domains,
+    /// URLs and hashes take the direct way (one exact probe, the CIDR table with the address
+    /// already parsed, the automata); anything else (`ip:port`, IPv6, e-mail), and any
+    /// observable that makes an evaluator-decided indicator a candidate or meets a residual
+    /// one, goes through the record.
+    pub(crate) fn match_plain(&mut self, p: &PlainLine<'_>, out: &mut impl FnMut(Hit)) {
+        let v4 = match p.kind {
+            Kind::Ip(std::net::IpAddr::V4(a)) => Some(u32::from(a)),
+            Kind::Domain | Kind::Url | Kind::Hash(_) => None,
+            _ => return self.match_plain_record(p, out),
+        };
+        let set = self.set;
+        if !set.residual.is_empty() {
+            return self.match_plain_record(p, out);
+        }
+        let path = p.paths.path(p.kind);
+        let pid = self.path_id(path);
+        self.stats.records += 1;
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.seen.fill(0);
+            self.generation = 1;
+        }
+        let generation = self.generation;
+        let t = self.now;
+        let vt = self.validity_at.unwrap_or(t);
+        self.direct.clear();
+        let mut candidate = false;
+        if let Some(pid) = pid {
+            let seen = &mut self.seen;
+            let direct = &mut self.direct;
+            let mut on_atom = |ind: u32| {
+                let s = &mut seen[ind as usize];
+                if *s == generation {
+                    return;
+                }
+                *s = generation;
+                let meta = &set.metas[ind as usize];
+                if !meta.valid_at(vt) {
+                    return;
+                }
+                if meta.pattern == DIRECT {
+                    direct.push((ind, 0));
+                } else {
+                    candidate = true;
+                }
+            };
+            let bytes = p.text.as_bytes();
+            if let Some(key) = set.exact_key(pid, Tag::Str)
+                && let Some(post) = set.exact_find(set.exact_hash(key, bytes), key, bytes)
+            {
+                set.each(post, &mut on_atom);
+            }
+            if set.has_cidr(pid) {
+                match v4 {
+                    Some(a) => set.cidr_lookup_v4(pid, a, &mut on_atom),
+                    None => set.cidr_lookup(pid, p.text, &mut on_atom),
+                }
+            }
+            if let Some(rp) = set.regex_path(pid) {
+                self.regex_generation = regex_atoms(
+                    set,
+                    rp,
+                    p.text,
+                    &mut self.regex_seen,
+                    self.regex_generation,
+                    &mut self.nfc,
+                    &mut on_atom,
+                );
+            }
+        }
+        if candidate {
+            // The evaluator needs the record: start again on it.
+            self.stats.records -= 1;
+            return self.match_plain_record(p, out);
+        }
+        for k in 0..self.direct.len() {
+            let (ind, _) = self.direct[k];
+            let value = FieldValue::Str(p.text.to_string());
+            self.hit_of(p.file, p.line, ind, t, value, Arc::clone(path), out);
+        }
+    }
+
+    /// [`Matcher::match_plain`] through the record the reader would have made.
+    fn match_plain_record(&mut self, p: &PlainLine<'_>, out: &mut impl FnMut(Hit)) {
+        let mut rec = std::mem::take(&mut self.plain_record);
+        rec.file = Arc::clone(p.file);
+        rec.line = p.line;
+        rec.timestamp = None;
+        rec.fields.clear();
+        p.paths.fields(p.kind, p.text.to_string(), &mut rec.fields);
+        self.match_record(&rec, out);
+        self.plain_record = rec;
     }
 
     /// One aggregate per indicator that hit, ordered by indicator id.
@@ -335,6 +426,59 @@ impl<'s> Matcher<'s> {
     pub fn stats(&self) -> &MatchStats {
         &self.stats
     }
+}
+
+/// Runs the LIKE/MATCHES tests of one path on `s` (tests behind the Aho-Corasick prefilter
+/// when one of their literals occurs, the others always), each test once per value; calls
+/// `on_atom` with the indicator of each test that matches. `regex_seen` is stamped with the
+/// next generation, which is returned.
+fn regex_atoms(
+    set: &IndicatorSet,
+    rp: &RegexPath,
+    s: &str,
+    regex_seen: &mut [u32],
+    generation: u32,
+    nfc: &mut String,
+    on_atom: &mut impl FnMut(u32),
+) -> u32 {
+    let mut regex_generation = generation.wrapping_add(1);
+    if regex_generation == 0 {
+        regex_seen.fill(0);
+        regex_generation = 1;
+    }
+    let v: &str = if s.is_ascii() {
+        s
+    } else {
+        nfc.clear();
+        nfc.extend(s.nfc());
+        nfc
+    };
+    let tests = &set.regex_tests;
+    let mut check = |ti: u32| {
+        if regex_seen[ti as usize] == regex_generation {
+            return;
+        }
+        regex_seen[ti as usize] = regex_generation;
+        let rt = &tests[ti as usize];
+        if rt.re.is_match(v) {
+            on_atom(rt.indicator);
+        }
+    };
+    // Most values contain no literal: `is_match` (which can skip ahead with the automaton's
+    // prefilter) rules them out before the overlapping search, which steps through every byte.
+    if let Some(ac) = &rp.ac
+        && ac.is_match(v)
+    {
+        for m in ac.find_overlapping_iter(v) {
+            for &ti in &rp.by_literal[m.pattern().as_usize()] {
+                check(ti);
+            }
+        }
+    }
+    for &ti in &rp.always {
+        check(ti);
+    }
+    regex_generation
 }
 
 /// The exact-table form of a value: strings as their bytes, integers as 8 little-endian bytes
@@ -419,13 +563,21 @@ pub fn match_reader(
     reader: &mut crate::RecordReader,
     out: &mut impl FnMut(Hit),
 ) -> Result<RunSummary, crate::InputError> {
-    let mut rec = Record::default();
     let mut hits = 0;
-    while reader.next_into(&mut rec)? {
-        matcher.match_record(&rec, &mut |h| {
-            hits += 1;
-            out(h)
-        });
+    let mut count = |h: Hit| {
+        hits += 1;
+        out(h)
+    };
+    if reader.is_plain() {
+        // Plain observables: classified and matched without a `Record` per line.
+        while let Some(p) = reader.next_plain()? {
+            matcher.match_plain(&p, &mut count);
+        }
+    } else {
+        let mut rec = Record::default();
+        while reader.next_into(&mut rec)? {
+            matcher.match_record(&rec, &mut count);
+        }
     }
     Ok(RunSummary {
         records: reader.records(),

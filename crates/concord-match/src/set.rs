@@ -905,6 +905,14 @@ impl IndicatorSet {
             t.v4.lookup(net.addr as u32, net.prefix, &self.lists, f);
         }
     }
+
+    /// [`IndicatorSet::cidr_lookup`] for an IPv4 address already parsed (the value
+    /// `a.b.c.d`, a /32).
+    pub(crate) fn cidr_lookup_v4(&self, path: u32, addr: u32, f: &mut impl FnMut(u32)) {
+        if let Some(Some(t)) = self.cidr.paths.get(path as usize) {
+            t.v4.lookup(addr, 32, &self.lists, f);
+        }
+    }
 }
 
 /// The naive matcher: every valid indicator's pattern evaluated by `concord_pattern::evaluate`

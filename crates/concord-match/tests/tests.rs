@@ -658,3 +658,134 @@ fn invalid_patterns_are_skipped_with_reason() {
         s[1]
     );
 }
+
+/// The record-free path of `match_reader` for plain observables reports exactly the hits
+/// (file, line, indicator, value, path, in order), counts and aggregates of matching the
+/// records the reader makes, with and without evaluator-decided and residual indicators.
+#[test]
+fn plain_observables_without_records_match_as_records() {
+    let mut rng = Rng(0x9a1);
+    let values = [
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.1.2.3",
+        "192.168.7.9",
+        "2001:db8::1",
+        "2001:DB8::2",
+        "10.0.0.1:4444",
+        "10.9.9.9:80",
+        "10.0.0.0/8",
+        "10.0.0.7/32",
+        "evil.test",
+        "Evil.TEST.",
+        "a.example",
+        "x.y.evil.test",
+        "abc12.top",
+        "abc123.xyz",
+        "evil[.]test",
+        "http://evil.test/admin/login.php",
+        "HTTP://Evil.TEST/admin/gate.php?x=1",
+        "hxxp://a.example/gate.php",
+        "evil.test/admin/x.php",
+        "http://10.0.0.1:8080/x",
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "D41D8CD98F00B204E9800998ECF8427E",
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "bad@evil.test",
+        "/admin/login.php",
+        "# comment",
+        "",
+        "   ",
+        "not an observable",
+        "1234",
+        " 10.0.0.2\t",
+        "\u{a0}evil.test",
+    ];
+    let mut text = String::new();
+    for _ in 0..3000 {
+        text.push_str(values[rng.below(values.len())]);
+        text.push(if rng.below(10) == 0 { '\r' } else { ' ' });
+        text.push('\n');
+    }
+    let base = [
+        "[ipv4-addr:value = '10.0.0.1']",
+        "[ipv4-addr:value = '10.0.0.1' OR domain-name:value = 'evil.test']",
+        "[ipv4-addr:value ISSUBSET '10.0.0.0/8']",
+        "[ipv4-addr:value ISSUBSET '10.1.0.0/16']",
+        "[ipv6-addr:value ISSUBSET '2001:db8::/32']",
+        "[ipv6-addr:value = '2001:db8::2']",
+        "[network-traffic:dst_port = 4444]",
+        "[network-traffic:dst_ref.value = '10.9.9.9']",
+        "[domain-name:value = 'evil.test']",
+        "[domain-name:value LIKE '%.evil.test']",
+        "[domain-name:value MATCHES '^abc[0-9]{2,4}\\\\.(top|xyz)$']",
+        "[url:value = 'http://evil.test/admin/login.php']",
+        "[url:value LIKE '%/admin/%']",
+        "[url:value MATCHES 'gate']",
+        "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']",
+        "[file:hashes.'SHA-1' = 'da39a3ee5e6b4b0d3255bfef95601890afd80709']",
+        "[file:hashes.'SHA-256' IN ('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', '0000000000000000000000000000000000000000000000000000000000000000')]",
+        "[email-addr:value = 'bad@evil.test']",
+    ];
+    // Evaluator-decided (candidates) and one residual indicator.
+    let candidates = [
+        "[domain-name:value = 'evil.test' AND domain-name:value LIKE 'evil%']",
+        "[ipv4-addr:value = '10.0.0.2'] AND [ipv4-addr:value LIKE '10.%']",
+    ];
+    let residual = ["[ipv4-addr:value != '10.0.0.1']"];
+    let expired = {
+        let mut i = indicator(90, "[ipv4-addr:value = '10.0.0.2']");
+        i["valid_until"] = json!("2001-01-01T00:00:00Z");
+        i
+    };
+    let sets: [Vec<&str>; 3] = [
+        base.to_vec(),
+        base.iter().chain(&candidates).copied().collect(),
+        base.iter()
+            .chain(&candidates)
+            .chain(&residual)
+            .copied()
+            .collect(),
+    ];
+    for patterns in sets {
+        let mut inds: Vec<Value> = patterns
+            .iter()
+            .enumerate()
+            .map(|(n, p)| indicator(n, p))
+            .collect();
+        inds.push(expired.clone());
+        let set = IndicatorSet::from_values(&inds);
+        assert_eq!(set.skipped(), &[]);
+        let now = 1_600_000_000_000_000_000;
+        let reader = || {
+            RecordReader::new(
+                "plain",
+                Box::new(std::io::Cursor::new(text.clone().into_bytes())),
+                Format::Lines,
+                None,
+            )
+        };
+        let mut fast_m = Matcher::new(&set, now);
+        let mut fast_r = reader();
+        let mut fast = Vec::new();
+        let summary =
+            concord_match::match_reader(&mut fast_m, &mut fast_r, &mut |h| fast.push(h)).unwrap();
+        let mut slow_m = Matcher::new(&set, now);
+        let mut slow_r = reader();
+        let mut slow = Vec::new();
+        let mut rec = Record::default();
+        while slow_r.next_into(&mut rec).unwrap() {
+            slow_m.match_record(&rec, &mut |h| slow.push(h));
+        }
+        assert!(slow.len() > 1000, "{}", slow.len());
+        assert_eq!(fast, slow);
+        assert_eq!(summary.hits as usize, slow.len());
+        assert_eq!(summary.records, slow_r.records());
+        assert_eq!(fast_r.records(), slow_r.records());
+        assert_eq!(fast_r.malformed(), slow_r.malformed());
+        assert_eq!(fast_r.malformed_count(), slow_r.malformed_count());
+        assert_eq!(fast_m.stats(), slow_m.stats());
+        assert_eq!(fast_m.aggregates(), slow_m.aggregates());
+    }
+}
