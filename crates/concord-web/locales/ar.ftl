@@ -104,6 +104,7 @@ object-no-markings = لا توجد وسوم على الكائن.
 object-versions = الإصدارات
 object-refs-out = المراجع من هذا الكائن
 object-refs-in = المراجع إلى هذا الكائن
+object-refs-more = … و{ $count } غيرها لم تُدرج.
 object-sightings = المشاهدات الواردة
 object-json = JSON للإصدار { $version }
 

@@ -102,6 +102,7 @@ object-no-markings = No object markings.
 object-versions = Versions
 object-refs-out = References from this object
 object-refs-in = References to this object
+object-refs-more = … and { $count } more, not listed.
 object-sightings = Sightings received
 object-json = JSON of version { $version }
 

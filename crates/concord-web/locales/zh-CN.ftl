@@ -98,6 +98,7 @@ object-no-markings = 没有对象标记。
 object-versions = 版本
 object-refs-out = 此对象引用的对象
 object-refs-in = 引用此对象的对象
+object-refs-more = ……另有 { $count } 个未列出。
 object-sightings = 收到的目击报告
 object-json = 版本 { $version } 的 JSON
 

@@ -25,6 +25,9 @@ use crate::{Viewer, Web, WebError, blocking, render, url_encode};
 /// Rows per page of the object list.
 pub const PAGE_SIZE: usize = 50;
 
+/// Most references in (and out, and sightings) an object page lists.
+pub const MAX_REFS: usize = 500;
+
 /// Most nodes the graph draws.
 pub const GRAPH_MAX_NODES: usize = 200;
 
@@ -322,7 +325,7 @@ async fn objects(
         .collect();
     if !lens.is_admin() && !shown.is_empty() {
         // A partner's list is a transfer of what it shows: audited like a TAXII page.
-        let ids: Vec<String> = shown.iter().map(|i| i.id.clone()).collect();
+        let ids: Vec<String> = shown.iter().map(|i| i.id.to_string()).collect();
         blocking(move || {
             let filter = ObjectFilter {
                 ids,
@@ -346,9 +349,9 @@ async fn objects(
     let rows = shown
         .iter()
         .map(|i| Row {
-            id: i.id.clone(),
+            id: i.id.to_string(),
             name: i.name.clone(),
-            object_type: i.object_type.clone(),
+            object_type: i.object_type.to_string(),
             badge: i.tlp.map(Badge::from),
             date_added: date(i.date_added_ns),
             modified: i.modified.clone(),
@@ -459,7 +462,9 @@ struct ObjectPage {
     versions: Vec<VersionRow>,
     version_shown: String,
     refs_out: Vec<RefRow>,
+    refs_out_more: usize,
     refs_in: Vec<RefRow>,
+    refs_in_more: usize,
     sightings: Vec<SightingRow>,
     translated: bool,
     partners: Vec<String>,
@@ -704,32 +709,45 @@ async fn object(
             })
             .collect();
         let row = |e: &Edge, other: &str| RefRow {
-            label: e.label.clone(),
+            label: e.label.to_string(),
             link: link_to(&cat, &coll.key, other),
             object_type: cat
                 .get(other)
-                .map(|i| i.object_type.clone())
+                .map(|i| i.object_type.to_string())
                 .unwrap_or_default(),
         };
-        let refs_out = cat
+        // Bounded: an identity can be the `created_by_ref` of a whole collection.
+        let out_edges: Vec<&Edge> = cat
             .refs_out(&id)
             .iter()
             .filter(|e| e.via.is_none() || e.via.as_deref() == Some(id.as_str()))
-            .map(|e| row(e, &e.to))
             .collect();
-        let refs_in: Vec<RefRow> = cat
+        let in_edges: Vec<&Edge> = cat
             .refs_in(&id)
             .iter()
             .filter(|e| e.via.is_none())
+            .collect();
+        let refs_out_more = out_edges.len().saturating_sub(MAX_REFS);
+        let refs_in_more = in_edges.len().saturating_sub(MAX_REFS);
+        let refs_out = out_edges
+            .iter()
+            .take(MAX_REFS)
+            .map(|e| row(e, &e.to))
+            .collect();
+        let refs_in: Vec<RefRow> = in_edges
+            .iter()
+            .take(MAX_REFS)
             .map(|e| row(e, &e.from))
             .collect();
         let mut sightings = Vec::new();
-        for e in cat.refs_in(&id) {
-            if e.label != "sighting_of_ref" {
-                continue;
-            }
+        for e in cat
+            .refs_in(&id)
+            .iter()
+            .filter(|e| &*e.label == "sighting_of_ref")
+            .take(MAX_REFS)
+        {
             let f = ObjectFilter {
-                ids: vec![e.from.clone()],
+                ids: vec![e.from.to_string()],
                 versions: vec![VersionSelector::Last],
                 ..ObjectFilter::default()
             };
@@ -839,7 +857,9 @@ async fn object(
             versions,
             version_shown,
             refs_out,
+            refs_out_more,
             refs_in,
+            refs_in_more,
             sightings,
             partners,
             as_partner,
@@ -895,23 +915,20 @@ async fn graph(
         let (nodes, edges) = cat.neighbourhood(&id, depth, GRAPH_MAX_NODES + 1);
         let truncated = nodes.len() > GRAPH_MAX_NODES;
         let nodes: Vec<&Item> = nodes.into_iter().take(GRAPH_MAX_NODES).collect();
-        let index: std::collections::HashMap<&str, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id.as_str(), i))
-            .collect();
+        let index: std::collections::HashMap<&str, usize> =
+            nodes.iter().enumerate().map(|(i, n)| (&*n.id, i)).collect();
         let data = serde_json::json!({
             "nodes": nodes.iter().map(|n| serde_json::json!({
                 "id": n.id, "name": n.name, "type": n.object_type,
                 "href": object_href(&coll.key, &n.id),
             })).collect::<Vec<_>>(),
             "edges": edges.iter().filter_map(|e| Some(serde_json::json!({
-                "source": index.get(e.from.as_str())?,
-                "target": index.get(e.to.as_str())?,
+                "source": index.get(&*e.from)?,
+                "target": index.get(&*e.to)?,
                 "label": e.label,
             }))).collect::<Vec<_>>(),
         });
-        let mut node_types: Vec<String> = nodes.iter().map(|n| n.object_type.clone()).collect();
+        let mut node_types: Vec<String> = nodes.iter().map(|n| n.object_type.to_string()).collect();
         node_types.sort();
         node_types.dedup();
         Ok(GraphPage {
@@ -925,7 +942,7 @@ async fn graph(
                 .map(|n| Link {
                     href: Some(object_href(&coll.key, &n.id)),
                     text: n.name.clone(),
-                    id: n.object_type.clone(),
+                    id: n.object_type.to_string(),
                 })
                 .collect(),
             node_types,

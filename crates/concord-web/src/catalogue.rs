@@ -22,15 +22,13 @@ pub const MAX_AGE: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct Item {
     /// STIX id.
-    pub id: String,
+    pub id: Arc<str>,
     /// STIX type.
-    pub object_type: String,
+    pub object_type: Arc<str>,
     /// `name` (or, for objects without one, a short label built from their content).
     pub name: String,
-    /// `description`, if any.
-    pub description: String,
     /// `object_marking_refs`.
-    pub markings: Vec<String>,
+    pub markings: Vec<Arc<str>>,
     /// The strictest TLP of `object_marking_refs` (`None`: no TLP marking).
     pub tlp: Option<Tlp>,
     /// `date_added` of the newest version, ns since the epoch.
@@ -47,13 +45,13 @@ pub struct Item {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edge {
     /// Where it starts.
-    pub from: String,
+    pub from: Arc<str>,
     /// Where it points.
-    pub to: String,
+    pub to: Arc<str>,
     /// The property, or the relationship type.
-    pub label: String,
+    pub label: Arc<str>,
     /// The relationship (or sighting) object that carries it, when it is one.
-    pub via: Option<String>,
+    pub via: Option<Arc<str>>,
 }
 
 /// The index of one collection.
@@ -61,13 +59,16 @@ pub struct Edge {
 pub struct Catalogue {
     /// Every object, newest version, in `date_added` order.
     pub items: Vec<Item>,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<Arc<str>, usize>,
     /// References out, by source id.
-    out: HashMap<String, Vec<Edge>>,
+    out: HashMap<Arc<str>, Vec<Edge>>,
     /// References in, by target id.
-    incoming: HashMap<String, Vec<Edge>>,
+    incoming: HashMap<Arc<str>, Vec<Edge>>,
     /// `language-content` ids by the id of the object they translate.
-    translations: HashMap<String, Vec<String>>,
+    translations: HashMap<Arc<str>, Vec<String>>,
+    /// Every id, type, marking and label once: items and edges share these (an id is
+    /// referenced many times over; interning keeps the index a few hundred bytes an object).
+    names: std::collections::HashSet<Arc<str>>,
     count: u64,
 }
 
@@ -134,7 +135,7 @@ impl Filter {
             None
         };
         Ok(move |i: &Item| {
-            (self.r#type.is_empty() || i.object_type == self.r#type)
+            (self.r#type.is_empty() || *i.object_type == *self.r#type)
                 && after.is_none_or(|a| i.date_added_ns >= a)
                 && before.is_none_or(|b| i.date_added_ns < b)
                 && (q.is_empty() || i.search.contains(&q))
@@ -142,7 +143,7 @@ impl Filter {
                     ("", _) => true,
                     ("none", _) => i.markings.is_empty(),
                     (_, Some(t)) => i.tlp == Some(t),
-                    (m, None) => i.markings.iter().any(|x| x == m),
+                    (m, None) => i.markings.iter().any(|x| **x == *m),
                 }
         })
     }
@@ -207,12 +208,13 @@ impl Catalogue {
             let Some(target) = v.get("object_ref").and_then(Value::as_str) else {
                 continue;
             };
+            let target = self.intern(target);
             self.translations
-                .entry(target.to_owned())
+                .entry(target.clone())
                 .or_default()
                 .push(lc_id);
             if let (Some(&i), Some(langs)) = (
-                self.by_id.get(target),
+                self.by_id.get(&target),
                 v.get("contents").and_then(Value::as_object),
             ) {
                 for fields in langs.values().filter_map(Value::as_object) {
@@ -226,7 +228,10 @@ impl Catalogue {
 
     fn add(&mut self, id: &str, object_type: &str, date_added_ns: i64, v: &Value) {
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
-        let markings = strings(v, "object_marking_refs");
+        let markings: Vec<Arc<str>> = strings(v, "object_marking_refs")
+            .iter()
+            .map(|m| self.intern(m))
+            .collect();
         let tlp = markings
             .iter()
             .filter_map(|m| Tlp::from_marking_id(m))
@@ -250,26 +255,35 @@ impl Catalogue {
         } else {
             s("modified")
         };
+        let id = self.intern(id);
         let item = Item {
-            id: id.to_owned(),
-            object_type: object_type.to_owned(),
+            id: id.clone(),
+            object_type: self.intern(object_type),
             name,
-            description: s("description").to_owned(),
             markings,
             tlp,
             date_added_ns,
             modified: modified.to_owned(),
             search,
         };
-        self.by_id.insert(id.to_owned(), self.items.len());
+        self.by_id.insert(id.clone(), self.items.len());
         self.items.push(item);
-        for edge in edges(id, object_type, v) {
+        for edge in edges(&id, object_type, v, &mut |x| self.intern(x)) {
             self.incoming
                 .entry(edge.to.clone())
                 .or_default()
                 .push(edge.clone());
             self.out.entry(edge.from.clone()).or_default().push(edge);
         }
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(a.clone());
+        a
     }
 
     /// The item of an id.
@@ -297,7 +311,11 @@ impl Catalogue {
 
     /// Every STIX type present, sorted.
     pub fn types(&self) -> Vec<String> {
-        let mut t: Vec<String> = self.items.iter().map(|i| i.object_type.clone()).collect();
+        let mut t: Vec<String> = self
+            .items
+            .iter()
+            .map(|i| i.object_type.to_string())
+            .collect();
         t.sort();
         t.dedup();
         t
@@ -318,7 +336,7 @@ impl Catalogue {
         };
         seen.insert(&start.id, 0);
         order.push(&start.id);
-        let mut frontier = vec![start.id.as_str()];
+        let mut frontier = vec![&*start.id];
         let mut edges: Vec<Edge> = Vec::new();
         for d in 1..=depth {
             let mut next = Vec::new();
@@ -326,17 +344,17 @@ impl Catalogue {
                 // Past the start, `created_by_ref` is left out: every object of one
                 // producer points at its identity, which would pull in the collection.
                 for e in self.collapsed_edges(node, d == 1) {
-                    let other = if e.from == node { &e.to } else { &e.from };
+                    let other = if *e.from == *node { &e.to } else { &e.from };
                     let Some(item) = self.get(other) else {
                         continue;
                     };
-                    if !seen.contains_key(item.id.as_str()) {
+                    if !seen.contains_key(&*item.id) {
                         if order.len() >= max_nodes {
                             continue;
                         }
                         seen.insert(&item.id, d);
                         order.push(&item.id);
-                        next.push(item.id.as_str());
+                        next.push(&*item.id);
                     }
                     if !edges.contains(&e) {
                         edges.push(e);
@@ -345,7 +363,7 @@ impl Catalogue {
             }
             frontier = next;
         }
-        edges.retain(|e| seen.contains_key(e.from.as_str()) && seen.contains_key(e.to.as_str()));
+        edges.retain(|e| seen.contains_key(&*e.from) && seen.contains_key(&*e.to));
         let nodes = order.into_iter().filter_map(|i| self.get(i)).collect();
         (nodes, edges)
     }
@@ -359,7 +377,7 @@ impl Catalogue {
                 all.push(e.clone());
                 continue;
             }
-            let other = if e.from == id { &e.to } else { &e.from };
+            let other = if *e.from == *id { &e.to } else { &e.from };
             // A reference to or from a relationship object: follow it to its far end.
             if self
                 .get(other)
@@ -367,7 +385,7 @@ impl Catalogue {
             {
                 continue;
             }
-            if e.label == "object_marking_refs" || (!with_producer && e.label == "created_by_ref") {
+            if !with_producer && &*e.label == "created_by_ref" {
                 continue;
             }
             all.push(e.clone());
@@ -388,39 +406,45 @@ fn is_relationship(t: &str) -> bool {
 /// The references held by one object. A relationship gives one edge source → target
 /// labelled with its `relationship_type`; a sighting one edge per `where_sighted_refs`
 /// entry to its `sighting_of_ref`… plus every `*_ref`/`*_refs` property at the top level.
-fn edges(id: &str, object_type: &str, v: &Value) -> Vec<Edge> {
+fn edges(
+    id: &Arc<str>,
+    object_type: &str,
+    v: &Value,
+    intern: &mut dyn FnMut(&str) -> Arc<str>,
+) -> Vec<Edge> {
     let mut out = Vec::new();
     let s = |k: &str| v.get(k).and_then(Value::as_str);
     if object_type == "relationship"
         && let (Some(src), Some(dst)) = (s("source_ref"), s("target_ref"))
     {
         out.push(Edge {
-            from: src.to_owned(),
-            to: dst.to_owned(),
-            label: s("relationship_type").unwrap_or("related-to").to_owned(),
-            via: Some(id.to_owned()),
+            from: intern(src),
+            to: intern(dst),
+            label: intern(s("relationship_type").unwrap_or("related-to")),
+            via: Some(id.clone()),
         });
     }
     if object_type == "sighting"
         && let Some(of) = s("sighting_of_ref")
     {
-        for w in v
-            .get("where_sighted_refs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for w in strings(v, "where_sighted_refs") {
             out.push(Edge {
-                from: w.to_owned(),
-                to: of.to_owned(),
-                label: "sighted".to_owned(),
-                via: Some(id.to_owned()),
+                from: intern(&w),
+                to: intern(of),
+                label: intern("sighted"),
+                via: Some(id.clone()),
             });
         }
     }
-    let Some(map) = v.as_object() else { return out };
+    let Some(map) = v.as_object() else {
+        return out;
+    };
     for (k, val) in map {
+        // Markings are the item's own (`Item::markings`), not references to draw or list:
+        // every object of a collection would be "in" its TLP definition.
+        if k == "object_marking_refs" {
+            continue;
+        }
         let targets: Vec<&str> = if k.ends_with("_ref") {
             val.as_str().into_iter().collect()
         } else if k.ends_with("_refs") {
@@ -430,11 +454,12 @@ fn edges(id: &str, object_type: &str, v: &Value) -> Vec<Edge> {
         } else {
             continue;
         };
+        let label = intern(k);
         for t in targets {
             out.push(Edge {
-                from: id.to_owned(),
-                to: t.to_owned(),
-                label: k.clone(),
+                from: id.clone(),
+                to: intern(t),
+                label: label.clone(),
                 via: None,
             });
         }
@@ -584,7 +609,7 @@ mod tests {
             "the relationship object is an edge, not a node"
         );
         assert_eq!(edges.len(), 1);
-        assert_eq!(edges[0].label, "uses");
+        assert_eq!(&*edges[0].label, "uses");
         assert_eq!(
             c.refs_in("attack-pattern--2").len(),
             2,
@@ -605,7 +630,7 @@ mod tests {
             c.items
                 .iter()
                 .filter(|i| p(i))
-                .map(|i| &i.id)
+                .map(|i| &*i.id)
                 .collect::<Vec<_>>(),
             ["attack-pattern--2"]
         );
