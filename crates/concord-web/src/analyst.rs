@@ -31,12 +31,19 @@ pub const MAX_REFS: usize = 500;
 /// Most nodes the graph draws.
 pub const GRAPH_MAX_NODES: usize = 200;
 
-pub(crate) fn routes(r: Router<Web>) -> Router<Web> {
+/// The analyst routes. Uploads may be as large as the API root's `max_content_length`
+/// (`max_upload`, bytes), the limit of a TAXII POST, instead of axum's 2 MB default.
+pub(crate) fn routes(r: Router<Web>, max_upload: usize) -> Router<Web> {
     r.route("/ui/", get(collections))
         .route("/ui/c/{collection}", get(objects))
         .route("/ui/c/{collection}/o/{id}", get(object))
         .route("/ui/c/{collection}/o/{id}/graph", get(graph))
-        .route("/ui/import", get(import_form).post(import))
+        .route(
+            "/ui/import",
+            get(import_form)
+                .post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(max_upload)),
+        )
         .route("/ui/pattern", get(pattern_form).post(pattern_check))
 }
 
@@ -1006,26 +1013,22 @@ async fn import(
     let mut new_collection = String::new();
     let mut format = String::from("auto");
     let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| WebError::bad_request(e.to_string()))?
-    {
+    let max = web.app.config().max_content_length;
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        WebError::bad_request(format!(
+            "{e} (an upload may be at most {max} bytes, max_content_length)"
+        ))
+    };
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
                 let fname = field.file_name().unwrap_or("upload").to_owned();
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| WebError::bad_request(e.to_string()))?;
+                let bytes = field.bytes().await.map_err(unreadable)?;
                 file = Some((fname, bytes.to_vec()));
             }
             "collection" | "new_collection" | "format" => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| WebError::bad_request(e.to_string()))?;
+                let text = field.text().await.map_err(unreadable)?;
                 match name.as_str() {
                     "collection" => collection = text,
                     "new_collection" => new_collection = text,

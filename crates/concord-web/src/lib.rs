@@ -71,7 +71,8 @@ pub fn router(app: AppState) -> Router {
         .route("/ui/logout", axum::routing::post(logout))
         .route("/ui/lang", get(set_language))
         .route("/ui/assets/{name}", get(asset));
-    let ui = analyst::routes(ui);
+    let max_upload = usize::try_from(web.app.config().max_content_length).unwrap_or(usize::MAX);
+    let ui = analyst::routes(ui, max_upload);
     let ui = operator::routes(ui);
     ui.layer(middleware::from_fn(headers)).with_state(web)
 }

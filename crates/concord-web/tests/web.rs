@@ -401,3 +401,42 @@ fn graph_folds_relationships_and_escapes_its_data() {
             .any(|e| e["label"] == "uses")
     );
 }
+
+#[test]
+fn uploads_may_be_as_large_as_max_content_length_and_no_larger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = support::store(dir.path());
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "intel".into(),
+            title: None,
+            description: None,
+        })
+        .unwrap();
+    let n = Node {
+        base: support::serve_with(store.clone(), 4 << 20),
+        store,
+        partner_key: String::new(),
+        _dir: dir,
+    };
+    let admin = n.login(ADMIN);
+    // 3 MB: above axum's 2 MB default, below the node's 4 MiB.
+    let t = "2026-01-01T00:00:00.000Z";
+    let bundle = json!({"type": "bundle", "id": "bundle--0e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b",
+        "objects": [{"type": "indicator", "spec_version": "2.1",
+            "id": "indicator--8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "created": t, "modified": t,
+            "pattern": "[domain-name:value = 'big.example']", "pattern_type": "stix",
+            "valid_from": t, "description": "x".repeat(3_000_000)}]});
+    let r = n.upload(&admin, "stix", "big.json", &bundle.to_string());
+    assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(2000)]);
+    assert!(r.body.contains("id=\"import-added\">1<"));
+    // 5 MB: refused, naming the limit; nothing stored.
+    let r = n.upload(&admin, "ioc-list", "huge.txt", &"y".repeat(5_000_000));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("4194304 bytes"),
+        "{}",
+        &r.body[..r.body.len().min(2000)]
+    );
+    assert_eq!(n.store.count(&c.id).unwrap(), 1);
+}

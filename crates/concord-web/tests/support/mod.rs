@@ -45,8 +45,13 @@ pub fn partner(store: &dyn Store, name: &str, jurisdiction: &str, read: &[String
 }
 
 /// Serves TAXII and the UI over `store` on a free port, in a thread of its own; returns the
-/// base URL (`http://127.0.0.1:PORT`).
+/// base URL (`http://127.0.0.1:PORT`). `max_content_length` 10 MiB.
 pub fn serve(store: Arc<dyn Store>) -> String {
+    serve_with(store, 10 << 20)
+}
+
+/// [`serve`] with the API root's `max_content_length` (bytes).
+pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
     let state = AppState::new(
         store,
         ServerConfig {
@@ -54,7 +59,7 @@ pub fn serve(store: Arc<dyn Store>) -> String {
             description: None,
             contact: None,
             api_root: "concord".into(),
-            max_content_length: 10 << 20,
+            max_content_length,
             policy: Default::default(),
         },
     )
