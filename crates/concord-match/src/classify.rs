@@ -144,22 +144,35 @@ impl Unclassified {
 /// real DNS data), at least two labels, a last label that is not all digits, at most 253
 /// bytes. Case is not checked (callers lower-case).
 pub fn is_domain(s: &str) -> bool {
-    if s.is_empty() || s.len() > 253 || !s.contains('.') {
+    domain_bytes(s.as_bytes())
+}
+
+/// [`is_domain`] in one pass over the bytes.
+fn domain_bytes(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > 253 {
         return false;
     }
-    let mut last = "";
-    for label in s.split('.') {
-        if label.is_empty()
-            || label.len() > 63
-            || !label
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        {
+    // The current label's length and whether it is all digits; the dots so far.
+    let (mut label, mut digits, mut dots) = (0usize, true, 0);
+    for &c in b {
+        if c == b'.' {
+            if label == 0 {
+                return false;
+            }
+            dots += 1;
+            label = 0;
+            digits = true;
+        } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+            digits &= c.is_ascii_digit();
+        } else {
             return false;
         }
-        last = label;
     }
-    !last.bytes().all(|c| c.is_ascii_digit())
+    dots > 0 && label > 0 && !digits
 }
 
 /// Lower-cases and strips one trailing dot; `None` when the result is no domain name.
@@ -238,25 +251,35 @@ pub fn normalise_ip(s: &str) -> Option<IpAddr> {
 /// one to three digits, no leading zero, each at most 255), or `None` for anything else,
 /// which the caller then gives to the general parser.
 pub(crate) fn dotted_quad(s: &[u8]) -> Option<u32> {
-    let mut addr = 0u32;
-    let mut octets = 0;
-    for part in s.split(|&c| c == b'.') {
-        octets += 1;
-        if octets > 4
-            || part.is_empty()
-            || part.len() > 3
-            || (part.len() > 1 && part[0] == b'0')
-            || !part.iter().all(u8::is_ascii_digit)
-        {
-            return None;
-        }
-        let v = part.iter().fold(0u32, |v, &c| v * 10 + u32::from(c - b'0'));
-        if v > 255 {
-            return None;
-        }
-        addr = addr << 8 | v;
+    // One pass (the shortest form is `0.0.0.0`, the longest `255.255.255.255`).
+    if !(7..=15).contains(&s.len()) {
+        return None;
     }
-    (octets == 4).then_some(addr)
+    let (mut addr, mut dots, mut v, mut digits) = (0u32, 0, 0u32, 0);
+    for &c in s {
+        if c == b'.' {
+            if digits == 0 || dots == 3 {
+                return None;
+            }
+            addr = addr << 8 | v;
+            dots += 1;
+            v = 0;
+            digits = 0;
+        } else if c.is_ascii_digit() {
+            // A second digit after a leading `0`, a fourth digit, or above 255.
+            if (digits == 1 && v == 0) || digits == 3 {
+                return None;
+            }
+            digits += 1;
+            v = v * 10 + u32::from(c - b'0');
+            if v > 255 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    (dots == 3 && digits > 0).then_some(addr << 8 | v)
 }
 
 /// A URL with scheme and host lower-cased; `None` when there is no `scheme://host`.
@@ -476,7 +499,7 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
         // Not hex, not a dotted quad, no colon, slash or `@`: `classify_into` ends in
         // `normalise_domain_into`.
         let d = b.strip_suffix(b".").unwrap_or(b);
-        if !host_is_domain(d) {
+        if !domain_bytes(d) {
             return None;
         }
         out.clear();
@@ -503,7 +526,7 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
     if !host.iter().all(|&c| CLASS[usize::from(c)] & HOST != 0) {
         return normalise_url_into(s, out).ok().map(|()| Kind::Url);
     }
-    if !(host_is_domain(host)
+    if !(domain_bytes(host)
         || dotted_quad(host).is_some()
         || host.eq_ignore_ascii_case(b"localhost"))
     {
@@ -552,32 +575,6 @@ const CLASS: [u8; 256] = {
     }
     t
 };
-
-/// [`is_domain`] for bytes known to be letters, digits, `.`, `-` and `_`: at least two
-/// labels, none empty or longer than 63, at most 253 bytes, a last label not all digits.
-fn host_is_domain(b: &[u8]) -> bool {
-    if b.is_empty() || b.len() > 253 {
-        return false;
-    }
-    let (mut label, mut digits, mut dots) = (0usize, true, 0);
-    for &c in b {
-        if c == b'.' {
-            if label == 0 {
-                return false;
-            }
-            dots += 1;
-            label = 0;
-            digits = true;
-        } else {
-            label += 1;
-            if label > 63 {
-                return false;
-            }
-            digits &= c.is_ascii_digit();
-        }
-    }
-    dots > 0 && label > 0 && !digits
-}
 
 fn starts_with_ci_b(s: &[u8], prefix: &[u8]) -> bool {
     s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
@@ -646,7 +643,27 @@ mod tests {
             "199.200.201.255",
             "::1",
             "",
-        ] {
+            "0.0.0.00",
+            "00.0.0.0",
+            "1.2.3.4.",
+            "999.1.1.1",
+            "1.2.3.25a",
+            "100.200.250.255",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain((0..50_000u64).map(|i| {
+            // Random texts of digits and dots.
+            let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151;
+            let n = 5 + (x % 13) as usize;
+            (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    b"0123456789.9.5.2.1"[(x >> 40) as usize % 18] as char
+                })
+                .collect()
+        })) {
+            let s = s.as_str();
             assert_eq!(
                 dotted_quad(s.as_bytes()),
                 s.parse::<std::net::Ipv4Addr>().ok().map(u32::from),
@@ -763,6 +780,55 @@ mod tests {
             assert!(!t.starts_with('#'), "{s:?}");
             assert_eq!(classify_into(&refang(t), &mut slow), Ok(kind), "{s:?}");
             assert_eq!(fast, slow, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn is_domain_as_before() {
+        // The split-based definition the one-pass version replaces.
+        fn reference(s: &str) -> bool {
+            if s.is_empty() || s.len() > 253 || !s.contains('.') {
+                return false;
+            }
+            let mut last = "";
+            for label in s.split('.') {
+                if label.is_empty()
+                    || label.len() > 63
+                    || !label
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+                {
+                    return false;
+                }
+                last = label;
+            }
+            !last.bytes().all(|c| c.is_ascii_digit())
+        }
+        let long = "a".repeat(63);
+        let mut inputs = vec![
+            format!("{long}.com"),
+            format!("{long}a.com"),
+            format!("{long}.{long}.{long}.{long}"),
+            format!("{long}.{long}.{long}.{}", "a".repeat(61)),
+            "é.com".to_string(),
+            "1.2".to_string(),
+            "1.2a".to_string(),
+        ];
+        let mut x = 3u64;
+        for _ in 0..30_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = (x >> 59) as usize;
+            inputs.push(
+                (0..n)
+                    .map(|_| {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        b"ab1.-_.9Z.:"[(x >> 40) as usize % 11] as char
+                    })
+                    .collect(),
+            );
+        }
+        for s in &inputs {
+            assert_eq!(is_domain(s), reference(s), "{s:?}");
         }
     }
 

@@ -210,7 +210,11 @@ impl Target {
     /// a reader in steady state does not allocate per field.
     pub(crate) fn apply(&self, value: Val<'_>, out: &mut Vec<Field>, pool: &mut Vec<String>) {
         let s = match value {
-            Val::Str(s) => s.trim(),
+            // Printable ASCII at both ends (the usual value) has nothing to trim.
+            Val::Str(s) => match (s.as_bytes().first(), s.as_bytes().last()) {
+                (Some(0x21..=0x7e), Some(0x21..=0x7e)) => s,
+                _ => s.trim(),
+            },
             other => {
                 if let Target::Plain(p) = self {
                     out.push(Field {

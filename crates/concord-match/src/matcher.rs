@@ -74,6 +74,8 @@ pub struct Matcher<'s> {
     /// Stamps `regex_seen` per field value (a test is checked once per value, not per record).
     regex_generation: u32,
     path_cache: Vec<(Arc<str>, Option<u32>)>,
+    /// Path ids by the path's address, direct-mapped ([`PATH_SLOTS`] slots).
+    path_slots: Vec<Option<(Arc<str>, Option<u32>)>>,
     /// Per field of the current record: its path id.
     pids: Vec<Option<u32>>,
     /// Exact-table probes of the current record: (hash, key, field), then their postings.
@@ -90,6 +92,7 @@ pub struct Matcher<'s> {
 }
 
 const PATH_CACHE: usize = 256;
+const PATH_SLOTS: usize = 64;
 
 impl<'s> Matcher<'s> {
     /// A matcher over `set`. `now` (Unix nanoseconds) is the time of records without their
@@ -103,6 +106,7 @@ impl<'s> Matcher<'s> {
             regex_seen: vec![0; set.regex_tests.len()],
             regex_generation: 0,
             path_cache: Vec::new(),
+            path_slots: vec![None; PATH_SLOTS],
             pids: Vec::new(),
             probes: Vec::new(),
             posts: Vec::new(),
@@ -125,15 +129,27 @@ impl<'s> Matcher<'s> {
     }
 
     fn path_id(&mut self, path: &Arc<str>) -> Option<u32> {
-        if let Some((_, id)) = self.path_cache.iter().find(|(p, _)| Arc::ptr_eq(p, path)) {
+        // First a slot chosen by the address (one comparison for the paths a reader shares
+        // among its records), then the list.
+        let slot = (Arc::as_ptr(path) as *const u8 as usize >> 4) % PATH_SLOTS;
+        if let Some((p, id)) = &self.path_slots[slot]
+            && Arc::ptr_eq(p, path)
+        {
             return *id;
         }
-        let id = self.set.paths.get(&**path).copied();
-        if self.path_cache.len() < PATH_CACHE {
-            // The cache keeps the `Arc` alive, so its address cannot be reused by another
-            // path while it is cached.
-            self.path_cache.push((Arc::clone(path), id));
-        }
+        let id = match self.path_cache.iter().find(|(p, _)| Arc::ptr_eq(p, path)) {
+            Some((_, id)) => *id,
+            None => {
+                let id = self.set.paths.get(&**path).copied();
+                if self.path_cache.len() < PATH_CACHE {
+                    self.path_cache.push((Arc::clone(path), id));
+                }
+                id
+            }
+        };
+        // The caches keep their `Arc`s alive, so an address cannot be reused by another path
+        // while it is cached.
+        self.path_slots[slot] = Some((Arc::clone(path), id));
         id
     }
 

@@ -253,6 +253,14 @@ pub(crate) struct Net {
 
 /// `a.b.c.d`, `a.b.c.d/n`, IPv6, `v6/n`; host bits kept (they are ignored when comparing).
 pub(crate) fn parse_net(s: &str) -> Option<Net> {
+    // The common value: a plain dotted quad (no `/`), a /32.
+    if let Some(a) = crate::classify::dotted_quad(s.as_bytes()) {
+        return Some(Net {
+            addr: u128::from(a),
+            prefix: 32,
+            v6: false,
+        });
+    }
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => {
             if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) || p.len() > 3 {
@@ -456,6 +464,10 @@ struct PathCidr {
 struct CidrIndex {
     paths: Vec<Option<PathCidr>>,
 }
+
+/// Up to this many required literals on one path, the prefilter is a DFA (its table grows
+/// with the literals: at ~15 bytes each, some 2 MB at this bound).
+const AC_DFA_MAX_LITERALS: usize = 1000;
 
 /// One LIKE/MATCHES test.
 pub(crate) struct RegexTest {
@@ -773,7 +785,17 @@ impl SetBuilder {
                 }
             }
             if !lits.is_empty() {
-                match AhoCorasick::new(&lits) {
+                // A DFA (one table step per byte) while it stays small, else the default
+                // (a contiguous NFA for this many literals).
+                let dfa = (lits.len() <= AC_DFA_MAX_LITERALS)
+                    .then(|| {
+                        AhoCorasick::builder()
+                            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                            .build(&lits)
+                            .ok()
+                    })
+                    .flatten();
+                match dfa.map_or_else(|| AhoCorasick::new(&lits), Ok) {
                     Ok(ac) => rp.ac = Some(ac),
                     // Too large an automaton (partners' literals are outside input): no
                     // prefilter, every test runs on every value of the path: slower, same hits.
