@@ -1069,6 +1069,18 @@ impl RecordReader {
     pub(crate) fn next_plain(&mut self) -> Result<Option<PlainLine<'_>>, InputError> {
         debug_assert_eq!(self.format, Format::Lines);
         loop {
+            // The common line (whole in the input's buffer, a form `classify_simple` takes)
+            // is classified in place, without copying it out.
+            if let Some(kind) = self.plain_in_place()? {
+                self.records += 1;
+                return Ok(Some(PlainLine {
+                    file: &self.file,
+                    line: self.line,
+                    kind,
+                    text: &self.plain_text,
+                    paths: &self.plain_paths,
+                }));
+            }
             if self.next_line()?.is_none() {
                 return Ok(None);
             }
@@ -1083,6 +1095,34 @@ impl RecordReader {
                 }));
             }
         }
+    }
+
+    /// Reads and classifies the next line where it lies in the input's buffer when it is
+    /// whole there (ends in `\n`) and [`crate::classify::classify_simple`] takes it; the line
+    /// is then consumed and counted. `None` (nothing consumed) leaves it to
+    /// [`RecordReader::next_line`].
+    fn plain_in_place(&mut self) -> Result<Option<Kind>, InputError> {
+        let Body::Lines(input) = &mut self.body else {
+            unreachable!("plain input is read by lines")
+        };
+        let avail = input.fill_buf().map_err(|source| InputError::Read {
+            file: self.file.to_string(),
+            line: self.line + 1,
+            source,
+        })?;
+        let Some(end) = avail.iter().position(|&c| c == b'\n') else {
+            return Ok(None);
+        };
+        let mut line = &avail[..end];
+        while let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        let Some(kind) = crate::classify::classify_simple(line, &mut self.plain_text) else {
+            return Ok(None);
+        };
+        input.consume(end + 1);
+        self.line += 1;
+        Ok(Some(kind))
     }
 
     /// Whether this reader reads [`Format::Lines`].

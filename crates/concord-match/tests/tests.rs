@@ -708,6 +708,8 @@ fn plain_observables_without_records_match_as_records() {
         text.push(if rng.below(10) == 0 { '\r' } else { ' ' });
         text.push('\n');
     }
+    // A last line without its line end.
+    text.push_str("10.0.0.1");
     let base = [
         "[ipv4-addr:value = '10.0.0.1']",
         "[ipv4-addr:value = '10.0.0.1' OR domain-name:value = 'evil.test']",
@@ -758,21 +760,25 @@ fn plain_observables_without_records_match_as_records() {
         let set = IndicatorSet::from_values(&inds);
         assert_eq!(set.skipped(), &[]);
         let now = 1_600_000_000_000_000_000;
-        let reader = || {
+        // A small buffer for the record-free path: lines across the buffer's end too.
+        let reader = |buffer: usize| {
             RecordReader::new(
                 "plain",
-                Box::new(std::io::Cursor::new(text.clone().into_bytes())),
+                Box::new(std::io::BufReader::with_capacity(
+                    buffer,
+                    std::io::Cursor::new(text.clone().into_bytes()),
+                )),
                 Format::Lines,
                 None,
             )
         };
         let mut fast_m = Matcher::new(&set, now);
-        let mut fast_r = reader();
+        let mut fast_r = reader(61);
         let mut fast = Vec::new();
         let summary =
             concord_match::match_reader(&mut fast_m, &mut fast_r, &mut |h| fast.push(h)).unwrap();
         let mut slow_m = Matcher::new(&set, now);
-        let mut slow_r = reader();
+        let mut slow_r = reader(8192);
         let mut slow = Vec::new();
         let mut rec = Record::default();
         while slow_r.next_into(&mut rec).unwrap() {
