@@ -92,7 +92,8 @@ objects-count = { $count ->
     [one] كائن واحد
     [two] كائنان
     [few] { $count } كائنات
-   *[other] { $count } كائنًا
+    [many] { $count } كائنًا
+   *[other] { $count } كائن
 }
 
 object-graph = مخطط العلاقات
@@ -126,7 +127,8 @@ graph-nodes = { $count ->
     [one] كائن واحد
     [two] كائنان
     [few] { $count } كائنات
-   *[other] { $count } كائنًا
+    [many] { $count } كائنًا
+   *[other] { $count } كائن
 }
 graph-truncated = لا يُرسم إلا أقرب 200 كائن.
 graph-help = اسحب للتحريك، واستخدم عجلة الفأرة أو + و − للتكبير والتصغير، ومفاتيح الأسهم للتحريك، و0 لملاءمة العرض. كل عقدة رابط إلى صفحة كائنها.
@@ -156,12 +158,14 @@ import-misp-events = { $count ->
     [one] حدث واحد
     [two] حدثان
     [few] { $count } أحداث
-   *[other] { $count } حدثًا
+    [many] { $count } حدثًا
+   *[other] { $count } حدث
 }
 import-misp-attributes = { $count ->
     [one] سمة واحدة
     [two] سمتان
     [few] { $count } سمات
+    [many] { $count } سمةً
    *[other] { $count } سمة
 }
 import-lines = الأسطر

@@ -282,6 +282,21 @@ mod tests {
     }
 
     #[test]
+    fn arabic_plurals_follow_cldr() {
+        // CLDR: 0 zero, 1 one, 2 two, 3–10 few, 11–99 many, 100+ other.
+        let ar = by_tag("ar").expect("ar");
+        let n = |k: usize| {
+            ar.t1("objects-count", "count", k)
+                .replace(['\u{2068}', '\u{2069}'], "")
+        };
+        assert_eq!(n(1), "كائن واحد");
+        assert_eq!(n(2), "كائنان");
+        assert_eq!(n(5), "5 كائنات");
+        assert_eq!(n(19), "19 كائنًا");
+        assert_eq!(n(100), "100 كائن");
+    }
+
+    #[test]
     fn arguments_are_isolated_for_bidi() {
         let ar = by_tag("ar").expect("ar");
         let text = ar.t1("objects-count", "count", 3usize);
