@@ -197,18 +197,40 @@ impl Authenticator {
                 ok
             }
         };
-        Ok(ok.then(|| {
-            Principal::Partner(Arc::new(PartnerAccess {
-                profile: PartnerProfile {
-                    name: p.name.clone(),
-                    jurisdiction: p.jurisdiction.clone(),
-                    groups: p.groups.clone(),
-                },
-                read: p.read.iter().cloned().collect(),
-                write: p.write.iter().cloned().collect(),
-            }))
-        }))
+        Ok(ok.then(|| access(p)))
     }
+
+    /// The current rights of the partner whose key has id `key_id`, for a session that
+    /// authenticated with that key earlier (the web UI): `None` once the key was rotated or
+    /// the partner removed, and new permissions, within [`PARTNER_CACHE_TTL`] (as TAXII
+    /// sees them). Blocking (a store read at most once a second for an unknown key).
+    pub fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Principal>, StoreError> {
+        let mut partners = self.partners(PARTNER_CACHE_TTL)?;
+        if !partners.iter().any(|p| p.key_id == key_id) {
+            partners = self.partners(Duration::from_secs(1))?;
+        }
+        Ok(partners.iter().find(|p| p.key_id == key_id).map(access))
+    }
+}
+
+/// The key id of a partner API key (`concord_<key id>_<secret>`), if it is one.
+pub fn key_id(token: &str) -> Option<&str> {
+    token
+        .strip_prefix("concord_")
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(id, _)| id)
+}
+
+fn access(p: &Partner) -> Principal {
+    Principal::Partner(Arc::new(PartnerAccess {
+        profile: PartnerProfile {
+            name: p.name.clone(),
+            jurisdiction: p.jurisdiction.clone(),
+            groups: p.groups.clone(),
+        },
+        read: p.read.iter().cloned().collect(),
+        write: p.write.iter().cloned().collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use concord_server::AppState;
+use concord_server::{AppState, Principal};
 use concord_store::Store;
 
 pub mod analyst;
@@ -192,7 +192,31 @@ impl FromRequestParts<Web> for Viewer {
             .headers
             .get(header::COOKIE)
             .and_then(|v| v.to_str().ok());
-        match session::cookie(cookies, session::COOKIE).and_then(|id| web.sessions.get(id)) {
+        let id = session::cookie(cookies, session::COOKIE).map(str::to_owned);
+        let mut found = id.as_deref().and_then(|id| web.sessions.get(id));
+        // A partner's rights are re-read on each request (cached for a few seconds by the
+        // authenticator), as TAXII re-authenticates each request.
+        if let (Some(s), Some(id)) = (&mut found, &id)
+            && let Some(key_id) = s.key_id.clone()
+        {
+            let auth = web.app.authenticator();
+            let current = tokio::task::spawn_blocking(move || auth.partner_by_key_id(&key_id))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            match current {
+                Some(principal) => {
+                    web.sessions.update(id, principal.clone());
+                    s.principal = principal;
+                }
+                None => {
+                    web.sessions.end(id);
+                    found = None;
+                }
+            }
+        }
+        match found {
             Some(session) => Ok(Viewer { session, tr, path }),
             None => {
                 let next = if parts.method == Method::GET {
@@ -418,6 +442,7 @@ async fn login(
 ) -> Result<Response, WebError> {
     let auth = web.app.authenticator();
     let token = form.token.trim().to_owned();
+    let key_id = concord_server::auth::key_id(&token).map(str::to_owned);
     let principal =
         blocking(move || Ok(auth.authenticate(Some(&format!("Bearer {token}")))?)).await?;
     let next = local_path(form.next.as_deref());
@@ -425,7 +450,11 @@ async fn login(
         let page = render(&LoginPage::new(tr, next, true))?;
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
-    let id = web.sessions.start(principal).ok_or_else(|| {
+    let key_id = match principal {
+        Principal::Partner(_) => key_id,
+        Principal::Admin => None,
+    };
+    let id = web.sessions.start(principal, key_id).ok_or_else(|| {
         WebError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no randomness for a session id".to_owned(),

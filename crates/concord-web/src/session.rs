@@ -19,8 +19,11 @@ pub const COOKIE: &str = "concord_session";
 /// One logged-in user.
 #[derive(Clone, Debug)]
 pub struct Session {
-    /// Who: the admin or a partner (with its permissions as of the login).
+    /// Who: the admin or a partner (its permissions as of the last request).
     pub principal: Principal,
+    /// The id of the partner's API key: each request re-reads the partner's rights by it,
+    /// so a rotated key or a removed partner ends the session.
+    pub key_id: Option<String>,
     last_seen: Instant,
 }
 
@@ -46,9 +49,9 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Starts a session for `principal`; returns its id (64 hex digits), or `None` when the
-    /// OS has no randomness.
-    pub fn start(&self, principal: Principal) -> Option<String> {
+    /// Starts a session for `principal` (a partner's with the id of the key it logged in
+    /// with); returns its id (64 hex digits), or `None` when the OS has no randomness.
+    pub fn start(&self, principal: Principal, key_id: Option<String>) -> Option<String> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).ok()?;
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -58,6 +61,7 @@ impl Sessions {
             id.clone(),
             Session {
                 principal,
+                key_id,
                 last_seen: Instant::now(),
             },
         );
@@ -74,6 +78,18 @@ impl Sessions {
         }
         s.last_seen = Instant::now();
         Some(s.clone())
+    }
+
+    /// Replaces the principal of a live session (the partner's current rights).
+    pub fn update(&self, id: &str, principal: Principal) {
+        if let Some(s) = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            s.principal = principal;
+        }
     }
 
     /// Ends a session.
@@ -101,7 +117,7 @@ mod tests {
     #[test]
     fn sessions_start_find_and_end() {
         let s = Sessions::default();
-        let id = s.start(Principal::Admin).expect("randomness");
+        let id = s.start(Principal::Admin, None).expect("randomness");
         assert_eq!(id.len(), 64);
         assert!(s.get(&id).is_some_and(|x| x.is_admin()));
         assert!(s.get("0000").is_none());

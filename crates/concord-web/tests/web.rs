@@ -430,13 +430,40 @@ fn uploads_may_be_as_large_as_max_content_length_and_no_larger() {
     let r = n.upload(&admin, "stix", "big.json", &bundle.to_string());
     assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(2000)]);
     assert!(r.body.contains("id=\"import-added\">1<"));
-    // 5 MB: refused, naming the limit; nothing stored.
-    let r = n.upload(&admin, "ioc-list", "huge.txt", &"y".repeat(5_000_000));
+    assert_eq!(n.store.count(&c.id).unwrap(), 1);
+    // Above the limit: refused, naming it; nothing stored. A node with a 64 KiB limit and a
+    // 100 kB upload: small enough that the whole request is written before the server
+    // answers and closes (a multi-MB refusal races the client's writes into a broken pipe).
+    let small = Node {
+        base: support::serve_with(n.store.clone(), 64 << 10),
+        store: n.store.clone(),
+        partner_key: String::new(),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let admin = small.login(ADMIN);
+    let r = small.upload(&admin, "ioc-list", "huge.txt", &"y".repeat(100_000));
     assert_eq!(r.status, 400);
     assert!(
-        r.body.contains("4194304 bytes"),
+        r.body.contains("65536 bytes"),
         "{}",
         &r.body[..r.body.len().min(2000)]
     );
     assert_eq!(n.store.count(&c.id).unwrap(), 1);
+}
+
+#[test]
+fn a_removed_partner_loses_its_session() {
+    let n = node();
+    let partner = n.login(&n.partner_key);
+    assert_eq!(n.get("/ui/c/intel", &partner).status, 200);
+    assert!(n.store.remove_partner("bsi").unwrap());
+    // The authenticator re-reads the partner list after PARTNER_CACHE_TTL, as for TAXII.
+    std::thread::sleep(
+        concord_server::auth::PARTNER_CACHE_TTL + std::time::Duration::from_millis(200),
+    );
+    let r = n.get("/ui/c/intel", &partner);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location.starts_with("/ui/login"));
+    // And the session is gone for good.
+    assert_eq!(n.get("/ui/", &partner).status, 303);
 }
