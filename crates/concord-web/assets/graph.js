@@ -91,6 +91,7 @@
       edgeLayer.appendChild(label);
     }
   });
+  var labels = [];
   nodes.forEach(function (node) {
     var link = document.createElementNS(NS, "a");
     link.setAttribute("href", node.href);
@@ -113,6 +114,7 @@
     text.textContent = name;
     link.appendChild(text);
     nodeLayer.appendChild(link);
+    labels.push({ node: node, el: text, chars: name.length });
   });
 
   // Pan and zoom: one transform on the group. The view starts fitted to the drawing.
@@ -121,7 +123,39 @@
   // names of a 200-node drawing stay legible when fitted (CSSOM, which the CSP allows).
   function apply() {
     view.setAttribute("transform", "translate(" + tx + " " + ty + ") scale(" + scale + ")");
-    nodeLayer.style.setProperty("--label-size", Math.max(11, 9 / scale) + "px");
+    var size = Math.max(11, 9 / scale);
+    nodeLayer.style.setProperty("--label-size", size + "px");
+    // Dots keep at least 4 px of radius on screen too.
+    nodeLayer.style.setProperty("--node-r", Math.max(7, 4 / scale) + "px");
+    declutter(size * scale);
+  }
+  // Labels that would overlap on screen are hidden, nearest to the start first (the server
+  // sends nodes nearest first); a hidden label shows on hover and focus (style.css), and
+  // zooming in brings labels back as room appears.
+  function declutter(px) {
+    var cell = 64, taken = {};
+    function key(cx, cy) { return cx + "," + cy; }
+    labels.forEach(function (l) {
+      var x0 = tx + scale * (l.node.x + 10), y0 = ty + scale * l.node.y - px;
+      var x1 = x0 + l.chars * px * 0.58, y1 = y0 + px * 1.3;
+      var free = true, cx, cy, boxes;
+      for (cx = Math.floor(x0 / cell); free && cx <= Math.floor(x1 / cell); cx++) {
+        for (cy = Math.floor(y0 / cell); free && cy <= Math.floor(y1 / cell); cy++) {
+          boxes = taken[key(cx, cy)] || [];
+          for (var b = 0; b < boxes.length; b++) {
+            var o = boxes[b];
+            if (x0 < o[2] && o[0] < x1 && y0 < o[3] && o[1] < y1) { free = false; break; }
+          }
+        }
+      }
+      l.el.setAttribute("visibility", free ? "visible" : "hidden");
+      if (!free) { return; }
+      for (cx = Math.floor(x0 / cell); cx <= Math.floor(x1 / cell); cx++) {
+        for (cy = Math.floor(y0 / cell); cy <= Math.floor(y1 / cell); cy++) {
+          (taken[key(cx, cy)] = taken[key(cx, cy)] || []).push([x0, y0, x1, y1]);
+        }
+      }
+    });
   }
   // Fitted to the bulk of the drawing: past 20 nodes, the 2% most outlying positions on
   // each side are left out, so that one node flung far away (a weakly linked one) does not
@@ -192,6 +226,10 @@
       default: handled = false;
     }
     if (handled) { ev.preventDefault(); }
+  });
+  // The legend: each type's chip gets its colour (CSSOM, which the CSP allows).
+  document.querySelectorAll(".type-chip[data-type]").forEach(function (chip) {
+    chip.style.setProperty("border-inline-start", "0.8rem solid " + colour(chip.getAttribute("data-type")));
   });
   svg.setAttribute("data-ready", String(n));
 })();
