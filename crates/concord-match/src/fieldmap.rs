@@ -48,6 +48,7 @@
 //! and `*_bin` properties are refused, and `_ref` only as `x_ref.value`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -208,7 +209,23 @@ impl Target {
     /// Normalises `value` for this target and pushes the resulting fields. The strings of
     /// the new fields come from `pool` (spare buffers of earlier records) when it has any, so
     /// a reader in steady state does not allocate per field.
+    #[cfg(test)]
     pub(crate) fn apply(&self, value: Val<'_>, out: &mut Vec<Field>, pool: &mut Vec<String>) {
+        self.apply_noted(value, out, pool, &mut None, &mut Vec::new());
+    }
+
+    /// `Target::apply` that shares the address parsed from `value` with the other rules of
+    /// the same value (`ip`: `None` until parsed, then what [`normalise_ip`] gave) and notes
+    /// `(field index, address)` in `v4` for each `ipv4-addr:value` field it pushes (the
+    /// matcher's CIDR lookup then need not parse the text again).
+    pub(crate) fn apply_noted(
+        &self,
+        value: Val<'_>,
+        out: &mut Vec<Field>,
+        pool: &mut Vec<String>,
+        ip: &mut Option<Option<IpAddr>>,
+        v4: &mut Vec<(usize, u32)>,
+    ) {
         let s = match value {
             // Printable ASCII at both ends (the usual value) has nothing to trim.
             Val::Str(s) => match (s.as_bytes().first(), s.as_bytes().last()) {
@@ -236,16 +253,27 @@ impl Target {
             })
         };
         match self {
-            Target::Ip { v4, v6 } => {
-                if let Some(ip) = normalise_ip(s) {
+            Target::Ip { v4: p4, v6: p6 } => {
+                if let Some(ip) = *ip.get_or_insert_with(|| normalise_ip(s)) {
                     ip_text_into(s, ip, &mut buf);
-                    return push(if ip.is_ipv4() { v4 } else { v6 }, buf);
+                    if let IpAddr::V4(a) = ip {
+                        v4.push((out.len(), u32::from(a)));
+                    }
+                    out.push(Field {
+                        path: Arc::clone(if ip.is_ipv4() { p4 } else { p6 }),
+                        value: FieldValue::Str(buf),
+                    });
+                    return;
                 }
             }
-            Target::AddrRef { path, v4, v6 } => {
-                if let Some(ip) = normalise_ip(s) {
+            Target::AddrRef {
+                path,
+                v4: p4,
+                v6: p6,
+            } => {
+                if let Some(ip) = *ip.get_or_insert_with(|| normalise_ip(s)) {
                     ip_text_into(s, ip, &mut buf);
-                    let own = if ip.is_ipv4() { v4 } else { v6 };
+                    let own = if ip.is_ipv4() { p4 } else { p6 };
                     // The referenced object is an SCO of its own; list it so the flat form
                     // holds every value the observed-data form holds.
                     if !out
@@ -255,6 +283,9 @@ impl Target {
                         let mut copy = pool.pop().unwrap_or_default();
                         copy.clear();
                         copy.push_str(&buf);
+                        if let IpAddr::V4(a) = ip {
+                            v4.push((out.len(), u32::from(a)));
+                        }
                         out.push(Field {
                             path: Arc::clone(own),
                             value: FieldValue::Str(copy),
@@ -268,7 +299,9 @@ impl Target {
                 }
             }
             Target::Domain(p) => {
-                if normalise_ip(s).is_none() && normalise_domain_into(s, &mut buf) {
+                if ip.get_or_insert_with(|| normalise_ip(s)).is_none()
+                    && normalise_domain_into(s, &mut buf)
+                {
                     return push(p, buf);
                 }
             }

@@ -289,7 +289,9 @@ impl Prepared {
         stream_hint: Option<&str>,
         rec: &mut Record,
         pool: &mut Vec<String>,
+        v4: &mut Vec<(usize, u32)>,
     ) {
+        v4.clear();
         let stream = caps
             .iter()
             .find(|(s, _)| self.selectors[*s as usize].stream)
@@ -310,10 +312,13 @@ impl Prepared {
         let stream_ok =
             |want: &Option<String>| want.is_none() || stream.is_none() || want.as_deref() == stream;
         for (s, v) in caps.iter() {
+            // The rules of one value share its parsed address.
+            let mut ip = None;
             for &r in &self.selectors[s as usize].rules {
                 let rule = &self.map.rules[r];
                 if stream_ok(&rule.stream) {
-                    rule.target.apply(v, &mut rec.fields, pool);
+                    rule.target
+                        .apply_noted(v, &mut rec.fields, pool, &mut ip, v4);
                 }
             }
         }
@@ -342,7 +347,7 @@ impl Prepared {
                 }
                 url.push_str(path);
             }
-            target.apply(Val::Str(&url), &mut rec.fields, pool);
+            target.apply_noted(Val::Str(&url), &mut rec.fields, pool, &mut None, v4);
             pool.push(url);
         }
     }
@@ -642,6 +647,9 @@ pub struct RecordReader {
     plain_paths: PlainPaths,
     /// The normal text of the current plain observable.
     plain_text: String,
+    /// `(field index, address)` of the current record's `ipv4-addr:value` fields whose
+    /// address the field map parsed (see [`RecordReader::v4_fields`]).
+    v4: Vec<(usize, u32)>,
 }
 
 /// One classified plain observable (see [`RecordReader::next_plain`]): the record it stands
@@ -803,6 +811,7 @@ impl RecordReader {
             records: 0,
             plain_paths: PlainPaths::default(),
             plain_text: String::new(),
+            v4: Vec::new(),
         }
     }
 
@@ -876,6 +885,7 @@ impl RecordReader {
                 return Ok(false);
             };
             recycle(rec, &mut self.pool);
+            self.v4.clear();
             let ok = match (self.format, first) {
                 (Format::Lines, _) => self.plain_line(rec),
                 (Format::Zeek, b'#') => {
@@ -901,7 +911,8 @@ impl RecordReader {
         let trie = &self.prepared.trie;
         let root = if trie.nodes.is_empty() { None } else { Some(0) };
         if fast_json(&self.buf, trie, root, &mut self.caps) {
-            self.prepared.finish(&self.caps, None, rec, &mut self.pool);
+            self.prepared
+                .finish(&self.caps, None, rec, &mut self.pool, &mut self.v4);
             return true;
         }
         // Anything the fast scanner does not take (escapes, not UTF-8, not an object, deep
@@ -920,7 +931,8 @@ impl RecordReader {
         });
         match res {
             Ok(true) => {
-                self.prepared.finish(&self.caps, None, rec, &mut self.pool);
+                self.prepared
+                    .finish(&self.caps, None, rec, &mut self.pool, &mut self.v4);
                 true
             }
             Ok(false) => {
@@ -1016,8 +1028,13 @@ impl RecordReader {
             return false;
         }
         let path = t.path.clone();
-        self.prepared
-            .finish(&self.caps, path.as_deref(), rec, &mut self.pool);
+        self.prepared.finish(
+            &self.caps,
+            path.as_deref(),
+            rec,
+            &mut self.pool,
+            &mut self.v4,
+        );
         true
     }
 
@@ -1110,7 +1127,7 @@ impl RecordReader {
             line: self.line + 1,
             source,
         })?;
-        let Some(end) = avail.iter().position(|&c| c == b'\n') else {
+        let Some(end) = newline(avail) else {
             return Ok(None);
         };
         let mut line = &avail[..end];
@@ -1123,6 +1140,13 @@ impl RecordReader {
         input.consume(end + 1);
         self.line += 1;
         Ok(Some(kind))
+    }
+
+    /// The IPv4 addresses of the last record's fields that hold one as the field map parsed
+    /// it: `(field index, address)`, by field index; a field not listed may still hold an
+    /// address (the matcher then parses its text).
+    pub(crate) fn v4_fields(&self) -> &[(usize, u32)] {
+        &self.v4
     }
 
     /// Whether this reader reads [`Format::Lines`].
@@ -1177,7 +1201,8 @@ impl RecordReader {
                         }
                     }
                     recycle(rec, &mut self.pool);
-                    self.prepared.finish(&self.caps, None, rec, &mut self.pool);
+                    self.prepared
+                        .finish(&self.caps, None, rec, &mut self.pool, &mut self.v4);
                     rec.file = Arc::clone(&self.file);
                     rec.line = line;
                     self.records += 1;
@@ -1267,8 +1292,10 @@ fn string_end(b: &[u8]) -> Option<usize> {
         let found = (q.wrapping_sub(LO) & !q)
             | (e.wrapping_sub(LO) & !e)
             | (x.wrapping_sub(LO * 0x20) & !x);
+        // The lowest flagged byte is always a true one (a borrow only runs upwards from a
+        // byte that is flagged itself).
         if found & HI != 0 {
-            break;
+            return Some(i + (found & HI).trailing_zeros() as usize / 8);
         }
         i += 8;
     }
@@ -1276,6 +1303,24 @@ fn string_end(b: &[u8]) -> Option<usize> {
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
         .map(|p| i + p)
+}
+
+/// The position of the first `\n` in `b`, eight bytes at a time (a zero byte of
+/// `x ^ '\n'…`, as in [`string_end`]), then byte by byte in the eight that hold it.
+fn newline(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    for chunk in b.chunks_exact(8) {
+        let x =
+            u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ (LO * u64::from(b'\n'));
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(i + found.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
 }
 
 struct Scan<'a, 'c> {
@@ -1603,6 +1648,24 @@ mod tests {
         }
         for s in &inputs {
             assert_eq!(parse_time(s), parse_time_ref(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn newline_finds_the_first_line_end() {
+        let mut seed = 11u64;
+        for n in 0..200usize {
+            let mut b = Vec::new();
+            for _ in 0..n {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                b.push([b'a', b'\n', 0x8a, 0x0b, 0xff, b'\r', 0][(seed >> 61) as usize % 7]);
+            }
+            for k in 0..b.len().min(20) {
+                let s = &b[k..];
+                assert_eq!(newline(s), s.iter().position(|&c| c == b'\n'), "{s:?}");
+            }
         }
     }
 

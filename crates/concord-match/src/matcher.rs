@@ -155,6 +155,18 @@ impl<'s> Matcher<'s> {
 
     /// Matches one record; calls `out` once per matching indicator, in no particular order.
     pub fn match_record(&mut self, rec: &Record, out: &mut impl FnMut(Hit)) {
+        self.match_record_v4(rec, &[], out);
+    }
+
+    /// [`Matcher::match_record`] with the IPv4 addresses of some of the record's fields
+    /// already parsed (`(field index, address)` by field index, as
+    /// [`crate::RecordReader`] notes them): their CIDR lookups do not parse the text again.
+    pub(crate) fn match_record_v4(
+        &mut self,
+        rec: &Record,
+        v4: &[(usize, u32)],
+        out: &mut impl FnMut(Hit),
+    ) {
         self.stats.records += 1;
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
@@ -215,12 +227,18 @@ impl<'s> Matcher<'s> {
             }
         }
         // CIDR blocks and LIKE/MATCHES, per field.
+        let mut v4 = v4.iter().peekable();
         for (fi, field) in rec.fields.iter().enumerate() {
             let (Some(pid), FieldValue::Str(s)) = (self.pids[fi], &field.value) else {
                 continue;
             };
             if set.has_cidr(pid) {
-                set.cidr_lookup(pid, s, &mut |ind| on_atom(ind, fi));
+                while v4.next_if(|&&(i, _)| i < fi).is_some() {}
+                match v4.next_if(|&&(i, _)| i == fi) {
+                    // The text is the dotted quad of this address (a /32 for `parse_net`).
+                    Some(&(_, a)) => set.cidr_lookup_v4(pid, a, &mut |ind| on_atom(ind, fi)),
+                    None => set.cidr_lookup(pid, s, &mut |ind| on_atom(ind, fi)),
+                }
             }
             if let Some(rp) = set.regex_path(pid) {
                 self.regex_generation = regex_atoms(
@@ -592,7 +610,7 @@ pub fn match_reader(
     } else {
         let mut rec = Record::default();
         while reader.next_into(&mut rec)? {
-            matcher.match_record(&rec, &mut count);
+            matcher.match_record_v4(&rec, reader.v4_fields(), &mut count);
         }
     }
     Ok(RunSummary {

@@ -795,3 +795,121 @@ fn plain_observables_without_records_match_as_records() {
         assert_eq!(fast_m.aggregates(), slow_m.aggregates());
     }
 }
+
+/// `match_reader` on JSON and Zeek logs (which hands the matcher the IPv4 addresses the field
+/// map parsed, for the CIDR lookups) reports exactly the hits (in order), counts and
+/// aggregates of matching the records one by one with `match_record` (read through a
+/// smaller buffer).
+#[test]
+fn logs_through_match_reader_match_as_records() {
+    let mut rng = Rng(0x1e4);
+    let ips = [
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.1.2.3",
+        " 10.1.2.4",
+        "010.1.2.5",
+        "192.168.7.9",
+        "8.8.8.8",
+        "2001:db8::1",
+        "::ffff:10.0.0.9",
+        "evil.test",
+        "",
+    ];
+    let mut lines = String::new();
+    for i in 0..2000 {
+        let mut o = serde_json::Map::new();
+        o.insert(
+            "timestamp".into(),
+            json!(format!("2020-06-01T00:00:{:02}.000000+0000", i % 60)),
+        );
+        o.insert(
+            "event_type".into(),
+            json!(rng.pick(&["dns", "http", "flow"])),
+        );
+        o.insert("src_ip".into(), json!(rng.pick(&ips)));
+        o.insert("dest_ip".into(), json!(rng.pick(&ips)));
+        o.insert("dest_port".into(), json!(rng.pick(&[53, 80, 443, 4444])));
+        if rng.below(2) == 0 {
+            o.insert(
+                "dns".into(),
+                json!({"rrname": "a.example", "answers": [
+                    {"rrname": "a.example", "rdata": rng.pick(&ips)},
+                    {"rrname": "a.example", "rdata": rng.pick(&ips)},
+                ]}),
+            );
+        }
+        if rng.below(3) == 0 {
+            o.insert(
+                "http".into(),
+                json!({"hostname": rng.pick(&ips), "url": "/x.php"}),
+            );
+        }
+        lines.push_str(&Value::Object(o).to_string());
+        lines.push('\n');
+    }
+    let patterns = [
+        "[ipv4-addr:value ISSUBSET '10.0.0.0/8']",
+        "[ipv4-addr:value ISSUBSET '10.1.0.0/16']",
+        "[ipv4-addr:value ISSUBSET '10.0.0.2/32']",
+        "[ipv4-addr:value ISSUBSET '192.168.0.0/16']",
+        "[ipv6-addr:value ISSUBSET '2001:db8::/32']",
+        "[network-traffic:dst_ref.value ISSUBSET '10.0.0.0/8']",
+        "[network-traffic:src_ref.value ISSUBSET '8.8.8.0/24']",
+        "[ipv4-addr:value = '10.0.0.1']",
+        "[domain-name:value = 'evil.test']",
+        "[url:value LIKE '%10.1.%']",
+        "[network-traffic:dst_port = 4444]",
+    ];
+    let inds: Vec<Value> = patterns
+        .iter()
+        .enumerate()
+        .map(|(n, p)| indicator(n, p))
+        .collect();
+    let set = IndicatorSet::from_values(&inds);
+    assert_eq!(set.skipped(), &[]);
+    let now = 1_600_000_000_000_000_000;
+    let inputs: Vec<(Format, Vec<u8>)> = vec![
+        (Format::Eve, lines.into_bytes()),
+        (Format::Eve, std::fs::read(EVE).unwrap()),
+        (
+            Format::Zeek,
+            std::fs::read(data("logs/zeek-otrf-apt29-day1/combined_zeek.log")).unwrap(),
+        ),
+    ];
+    let mut total = 0;
+    for (format, bytes) in inputs {
+        let reader = |buffer: usize| {
+            RecordReader::new(
+                "log",
+                Box::new(std::io::BufReader::with_capacity(
+                    buffer,
+                    std::io::Cursor::new(bytes.clone()),
+                )),
+                format,
+                None,
+            )
+        };
+        let mut fast_m = Matcher::new(&set, now);
+        let mut fast_r = reader(8192);
+        let mut fast = Vec::new();
+        let summary =
+            concord_match::match_reader(&mut fast_m, &mut fast_r, &mut |h| fast.push(h)).unwrap();
+        let mut slow_m = Matcher::new(&set, now);
+        let mut slow_r = reader(307);
+        let mut slow = Vec::new();
+        let mut rec = Record::default();
+        while slow_r.next_into(&mut rec).unwrap() {
+            slow_m.match_record(&rec, &mut |h| slow.push(h));
+        }
+        assert!(!slow.is_empty(), "{format:?}");
+        assert_eq!(fast_r.malformed(), slow_r.malformed());
+        total += slow.len();
+        assert_eq!(fast, slow);
+        assert_eq!(summary.hits as usize, slow.len());
+        assert_eq!(summary.records, slow_r.records());
+        assert_eq!(fast_m.stats(), slow_m.stats());
+        assert_eq!(fast_m.aggregates(), slow_m.aggregates());
+    }
+    assert!(total > 1000, "{total}");
+}
