@@ -29,6 +29,7 @@ login-failed = هذا الرمز أو المفتاح غير صالح.
 error-admin-only = لا يفتح هذه الصفحة إلا مشغّل العقدة (رمز المسؤول).
 error-no-collection = لا توجد مجموعة { $name } يمكنك قراءتها.
 error-no-object = لا يوجد كائن { $id } يمكنك رؤيته في هذه المجموعة.
+error-no-version = لا يوجد إصدار { $version } من هذا الكائن يمكنك رؤيته.
 error-no-partner = لا يوجد شريك باسم { $name }.
 error-filter = لم يُفهم عامل التصفية { $parameter }
 

@@ -30,6 +30,7 @@ login-failed = That token or API key is not valid.
 error-admin-only = Only the node's operator (admin token) may open this page.
 error-no-collection = No collection { $name } that you may read.
 error-no-object = No object { $id } that you may see in this collection.
+error-no-version = No version { $version } of this object that you may see.
 error-no-partner = No partner named { $name }.
 error-filter = Filter { $parameter } not understood
 

@@ -197,12 +197,9 @@ fn catalogue_for(
     };
     // Cached per partner profile (its egress depends on jurisdiction and groups); a change
     // of sharing or policy shows within MAX_AGE.
-    let viewer = format!(
-        "{}|{}|{}",
-        p.profile.name,
-        p.profile.jurisdiction,
-        p.profile.groups.join(",")
-    );
+    // JSON: an unambiguous key, whatever the names and groups contain.
+    let viewer =
+        serde_json::json!([p.profile.name, p.profile.jurisdiction, p.profile.groups]).to_string();
     Ok(web.catalogues.get_for(store, &c.id, &viewer, || {
         Catalogue::build_seen(store, &c.id, |body| {
             lens.see(body).map(std::borrow::Cow::Owned)
@@ -608,9 +605,15 @@ async fn object(
         let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
         let coll = CollectionRef::from(&c);
         let not_found = || WebError::not_found(tr.t1("error-no-object", "id", id.as_str()));
+        // A partner knows an object by the id of its copy, and only objects its index holds
+        // (a renamed SCO's stored id would confirm the raw value: 404).
+        if !lens.is_admin() && cat.get(&id).is_none() {
+            return Err(not_found());
+        }
+        let stored_id = cat.stored_id(&id).to_owned();
         // Every version, oldest first.
         let filter = ObjectFilter {
-            ids: vec![id.clone()],
+            ids: vec![stored_id],
             versions: vec![VersionSelector::All],
             ..ObjectFilter::default()
         };
@@ -634,8 +637,16 @@ async fn object(
             .iter()
             .rev()
             .find(|(e, _)| wanted.is_empty() || e.version() == wanted)
-            .or_else(|| visible.last())
-            .ok_or_else(not_found)?;
+            .ok_or_else(|| match wanted {
+                "" => not_found(),
+                v => WebError::not_found(tr.t1("error-no-version", "version", v)),
+            })?;
+        // References to SCOs renamed in this viewer's copies follow the new ids.
+        let mut body = body.clone();
+        if !lens.is_admin() {
+            concord_server::policy::follow_renames(vec![&mut body], &cat.renames());
+        }
+        let body = &body;
         let value: Value = serde_json::from_str(body).map_err(|_| not_found())?;
         lens.audit(store.as_ref(), "web-object", &[*entry])?;
         let version_shown = entry.version();

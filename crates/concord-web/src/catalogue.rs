@@ -69,6 +69,12 @@ pub struct Catalogue {
     /// Every id, type, marking and label once: items and edges share these (an id is
     /// referenced many times over; interning keeps the index a few hundred bytes an object).
     names: std::collections::HashSet<Arc<str>>,
+    /// References not yet indexed ([`Catalogue::finish`]).
+    pending: Vec<Edge>,
+    /// Stored id → the id of the viewer's copy, where they differ.
+    renamed: HashMap<Arc<str>, Arc<str>>,
+    /// The other way.
+    stored_of: HashMap<Arc<str>, Arc<str>>,
     count: u64,
 }
 
@@ -129,7 +135,10 @@ impl Filter {
         let before = day("added_before", &self.added_before)?;
         let q = self.q.trim().to_lowercase();
         let marking = self.marking.trim();
-        let tlp = if marking.len() > 4 && marking[..4].eq_ignore_ascii_case("tlp:") {
+        let tlp = if marking
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("tlp:"))
+        {
             Tlp::parse(marking)
         } else {
             None
@@ -191,7 +200,17 @@ impl Catalogue {
                 if e.object_type == "language-content" {
                     contents.push((e.id.clone(), v.clone()));
                 }
-                c.add(&e.id, &e.object_type, e.date_added_ns, &v);
+                // A viewer's copy may carry another id: an SCO whose value the egress
+                // policy rewrote gets the id of its new value (STIX 2.1 §2.9). The viewer
+                // knows it by that id only; the stored id would give the raw value away.
+                let shown = v.get("id").and_then(Value::as_str).unwrap_or(&e.id);
+                if shown != e.id {
+                    let (stored, shown) = (c.intern(&e.id), c.intern(shown));
+                    c.renamed.insert(stored.clone(), shown.clone());
+                    c.stored_of.insert(shown, stored);
+                }
+                let shown = shown.to_owned();
+                c.add(&shown, &e.object_type, e.date_added_ns, &v);
             }
             request.after = page.entries.last().map(|e| e.cursor());
             if !page.more || request.after.is_none() {
@@ -199,7 +218,39 @@ impl Catalogue {
             }
         }
         c.add_translations(contents);
+        c.finish();
         Ok(c)
+    }
+
+    /// Indexes the references both ways, each end under the id the viewer knows.
+    fn finish(&mut self) {
+        for mut edge in std::mem::take(&mut self.pending) {
+            for end in [&mut edge.from, &mut edge.to] {
+                if let Some(shown) = self.renamed.get(end) {
+                    *end = shown.clone();
+                }
+            }
+            self.incoming
+                .entry(edge.to.clone())
+                .or_default()
+                .push(edge.clone());
+            self.out.entry(edge.from.clone()).or_default().push(edge);
+        }
+    }
+
+    /// The stored id of an object the viewer knows as `shown` (they differ for an SCO whose
+    /// value egress rewrote).
+    pub fn stored_id<'a>(&'a self, shown: &'a str) -> &'a str {
+        self.stored_of.get(shown).map_or(shown, |s| s)
+    }
+
+    /// Every rename of this viewer's copies, stored id → shown id, for
+    /// [`concord_server::policy::follow_renames`].
+    pub fn renames(&self) -> Vec<(String, String)> {
+        self.renamed
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     /// Translations are searchable on the object they translate.
@@ -268,13 +319,8 @@ impl Catalogue {
         };
         self.by_id.insert(id.clone(), self.items.len());
         self.items.push(item);
-        for edge in edges(&id, object_type, v, &mut |x| self.intern(x)) {
-            self.incoming
-                .entry(edge.to.clone())
-                .or_default()
-                .push(edge.clone());
-            self.out.entry(edge.from.clone()).or_default().push(edge);
-        }
+        let mut found = edges(&id, object_type, v, &mut |x| self.intern(x));
+        self.pending.append(&mut found);
     }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
@@ -602,6 +648,7 @@ mod tests {
             "target_ref": "attack-pattern--2"}),
             &mut c,
         );
+        c.finish();
         let (nodes, edges) = c.neighbourhood("malware--1", 2, 200);
         assert_eq!(
             nodes.len(),

@@ -384,7 +384,12 @@ pub fn url_encode(s: &str) -> String {
 /// A local path to return to: only `/ui/…` paths of this site (no open redirect).
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with("/ui/") && !p.starts_with("//") && !p.contains('\\') => {
+        Some(p)
+            if p.starts_with("/ui/")
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control) =>
+        {
             p.to_owned()
         }
         _ => "/ui/".to_owned(),
@@ -514,6 +519,8 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/ui/")), "/ui/");
         assert_eq!(local_path(Some("https://evil.example/")), "/ui/");
         assert_eq!(local_path(Some("/ui/\\evil")), "/ui/");
+        assert_eq!(local_path(Some("/ui/\r\nSet-Cookie: x")), "/ui/");
+        assert_eq!(local_path(Some("/ui/\u{0}")), "/ui/");
         assert_eq!(local_path(None), "/ui/");
     }
 

@@ -467,3 +467,62 @@ fn a_removed_partner_loses_its_session() {
     // And the session is gone for good.
     assert_eq!(n.get("/ui/", &partner).status, 303);
 }
+
+#[test]
+fn a_partner_knows_a_pseudonymised_sco_only_by_its_new_id() {
+    let n = node();
+    let c = n.store.collection("intel").unwrap().unwrap();
+    let stored = "email-addr--54f89e99-abbb-5997-a7a9-ed84dda2ffe2";
+    let bundle = json!({"type": "bundle", "id": "bundle--15cd5c59-1dca-4a6a-bf41-9535c0258599",
+        "objects": [{"type": "email-addr", "spec_version": "2.1", "id": stored,
+            "value": "bob.secret@victim.example", "object_marking_refs": [CLEAR]}]});
+    let options = IngestOptions {
+        container: Container::Bundle,
+        list_accepted: false,
+        audit: None,
+        provenance: None,
+        settings: &[],
+    };
+    let r = ingest(
+        n.store.as_ref(),
+        &c.id,
+        bundle.to_string().as_bytes(),
+        options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.added, 1, "{:?}", r.rejected);
+    let admin = n.login(ADMIN);
+    assert!(
+        n.get("/ui/c/intel?type=email-addr", &admin)
+            .body
+            .contains(stored)
+    );
+    // bsi is across the border: the address is pseudonymised, the SCO gets a new id.
+    let partner = n.login(&n.partner_key);
+    let list = n.get("/ui/c/intel?type=email-addr", &partner).body;
+    assert_eq!(count(&list), 1);
+    assert!(
+        !list.contains(stored) && !list.contains("bob.secret"),
+        "{list}"
+    );
+    let at = list
+        .find("/ui/c/intel/o/email-addr--")
+        .expect("a link to the copy");
+    let shown: String = list[at + "/ui/c/intel/o/".len()..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    assert_ne!(shown, stored);
+    let page = n.get(&format!("/ui/c/intel/o/{shown}"), &partner);
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(stored) && !page.body.contains("bob.secret"));
+    // The stored id confirms nothing.
+    assert_eq!(
+        n.get(&format!("/ui/c/intel/o/{stored}"), &partner).status,
+        404
+    );
+    // A version that does not exist is said so, not replaced by the newest.
+    let r = n.get(&format!("/ui/c/intel/o/{stored}?version=1999"), &admin);
+    assert_eq!(r.status, 404);
+}
