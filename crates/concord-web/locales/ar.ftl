@@ -30,6 +30,7 @@ error-admin-only = لا يفتح هذه الصفحة إلا مشغّل العق�
 error-no-collection = لا توجد مجموعة { $name } يمكنك قراءتها.
 error-no-object = لا يوجد كائن { $id } يمكنك رؤيته في هذه المجموعة.
 error-no-version = لا يوجد إصدار { $version } من هذا الكائن يمكنك رؤيته.
+error-no-page = لا توجد صفحة كهذه.
 error-no-partner = لا يوجد شريك باسم { $name }.
 error-filter = لم يُفهم عامل التصفية { $parameter }
 

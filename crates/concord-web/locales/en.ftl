@@ -31,6 +31,7 @@ error-admin-only = Only the node's operator (admin token) may open this page.
 error-no-collection = No collection { $name } that you may read.
 error-no-object = No object { $id } that you may see in this collection.
 error-no-version = No version { $version } of this object that you may see.
+error-no-page = No such page.
 error-no-partner = No partner named { $name }.
 error-filter = Filter { $parameter } not understood
 

@@ -30,6 +30,7 @@ error-admin-only = 只有本节点的运维人员（管理员令牌）可以打�
 error-no-collection = 没有您可读取的集合 { $name }。
 error-no-object = 在此集合中没有您可查看的对象 { $id }。
 error-no-version = 此对象没有您可查看的版本 { $version }。
+error-no-page = 没有这个页面。
 error-no-partner = 没有名为 { $name } 的合作伙伴。
 error-filter = 无法理解筛选条件 { $parameter }
 

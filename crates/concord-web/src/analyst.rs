@@ -212,7 +212,7 @@ fn catalogue_for(
 struct CollectionRow {
     c: CollectionRef,
     description: String,
-    versions: u64,
+    versions: Option<u64>,
 }
 
 #[derive(Template)]
@@ -234,7 +234,11 @@ async fn collections(State(web): State<Web>, v: Viewer) -> Result<Html<String>, 
             rows.push(CollectionRow {
                 c: CollectionRef::from(&c),
                 description: c.description.clone().unwrap_or_default(),
-                versions: store.count(&c.id)?,
+                // Withheld versions count too: the admin's figure only.
+                versions: match principal {
+                    Principal::Admin => Some(store.count(&c.id)?),
+                    Principal::Partner(_) => None,
+                },
             });
         }
         Ok(rows)

@@ -36,6 +36,15 @@ impl Kind {
     }
 }
 
+/// Whether `alias` may name a new collection: 1–64 of `A-Z a-z 0-9 . _ -` (it is a path
+/// segment of TAXII and UI URLs).
+pub fn valid_alias(alias: &str) -> bool {
+    (1..=64).contains(&alias.len())
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// One rejected object or line, for the report table.
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
@@ -81,23 +90,18 @@ pub fn import(
     kind: Kind,
     who: &str,
 ) -> Result<Report, String> {
-    let c = match store.collection(collection).map_err(|e| e.to_string())? {
-        Some(c) => c,
-        None => store
-            .create_collection(&NewCollection {
-                alias: collection.to_owned(),
-                title: None,
-                description: None,
-            })
-            .map_err(|e| e.to_string())?,
-    };
+    let existing = store.collection(collection).map_err(|e| e.to_string())?;
+    if existing.is_none() && !valid_alias(collection) {
+        return Err(format!(
+            "collection alias {collection:?}: 1 to 64 letters, digits, '.', '_' or '-'"
+        ));
+    }
     let kind = match kind {
         Kind::Auto if concord_misp::looks_like_misp(&bytes[..bytes.len().min(8192)]) => Kind::Misp,
         Kind::Auto => Kind::Stix,
         k => k,
     };
     let mut report = Report {
-        collection_id: c.id.clone(),
         file: file.to_owned(),
         ..Report::default()
     };
@@ -161,6 +165,23 @@ pub fn import(
             .into_bytes()
         }
     };
+    // A new collection is made only for a file that reads: a bundle that is not even JSON
+    // leaves nothing behind.
+    let c = match existing {
+        Some(c) => c,
+        None => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&bundle)
+                .map_err(|e| format!("{file}: not JSON ({e}); nothing imported from this file"))?;
+            store
+                .create_collection(&NewCollection {
+                    alias: collection.to_owned(),
+                    title: None,
+                    description: None,
+                })
+                .map_err(|e| e.to_string())?
+        }
+    };
+    report.collection_id = c.id.clone();
     let door = concord_server::audit::Door {
         door: "web-import",
         partner: who,

@@ -70,7 +70,14 @@ pub fn router(app: AppState) -> Router {
         .route("/ui/login", get(login_page).post(login))
         .route("/ui/logout", axum::routing::post(logout))
         .route("/ui/lang", get(set_language))
-        .route("/ui/assets/{name}", get(asset));
+        .route("/ui/assets/{name}", get(asset))
+        // Any other path under /ui/ is a page that does not exist (not a TAXII resource).
+        .route(
+            "/ui/{*rest}",
+            axum::routing::any(|Lang(tr): Lang| async move {
+                WebError::not_found(tr.t("error-no-page"))
+            }),
+        );
     let max_upload = usize::try_from(web.app.config().max_content_length).unwrap_or(usize::MAX);
     let ui = analyst::routes(ui, max_upload);
     let ui = operator::routes(ui);
@@ -95,10 +102,29 @@ async fn headers(req: Request, next: Next) -> Response {
             .split_once("://")
             .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host));
         if !same {
-            return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+            return WebError::new(
+                StatusCode::FORBIDDEN,
+                "cross-site request refused (Origin is another site)".to_owned(),
+            )
+            .into_response();
         }
     }
     let mut resp = next.run(req).await;
+    // Rejections of axum's extractors (a malformed query or form, say) are plain text: the
+    // UI answers every error with its HTML error page, carrying the same message.
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if plain && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        let status = resp.status();
+        let text = axum::body::to_bytes(std::mem::take(resp.body_mut()), 64 << 10)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        resp = WebError::new(status, text).into_response();
+    }
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -526,3 +526,53 @@ fn a_partner_knows_a_pseudonymised_sco_only_by_its_new_id() {
     let r = n.get(&format!("/ui/c/intel/o/{stored}?version=1999"), &admin);
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn errors_are_html_pages_and_bad_uploads_leave_nothing() {
+    let n = node();
+    let admin = n.login(ADMIN);
+    for path in [
+        "/ui/c/intel?page=-1",
+        "/ui/operator/audit?before=x",
+        "/ui/nowhere",
+        "/ui/c/",
+    ] {
+        let r = n.get(path, &admin);
+        assert!(r.status == 400 || r.status == 404, "{path}: {}", r.status);
+        assert!(
+            r.body.contains("id=\"error-message\""),
+            "{path}: {}",
+            r.body
+        );
+    }
+    // A new collection needs a valid alias, and is made only for a file that reads.
+    let upload = |alias: &str, content: &str| {
+        let boundary = "----b";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"new_collection\"\r\n\r\n{alias}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.json\"\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        );
+        read(
+            agent()
+                .post(format!("{}/ui/import", n.base))
+                .header("cookie", &admin)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .send(body)
+                .unwrap(),
+        )
+    };
+    let before = n.store.collections().unwrap().len();
+    let r = upload("a/b c", "{}");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("alias"), "{}", r.body);
+    let r = upload("fresh", "\u{1}\u{2} not json");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        n.store.collections().unwrap().len(),
+        before,
+        "no collection left behind"
+    );
+    assert!(n.store.collection("fresh").unwrap().is_none());
+}
