@@ -175,6 +175,33 @@ fn domain_bytes(b: &[u8]) -> bool {
     dots > 0 && label > 0 && !digits
 }
 
+/// [`domain_bytes`] for bytes that are all of [`classify_simple`]'s `HOST` class (letters,
+/// digits, `.`, `-`, `_`): only the labels' lengths and the digits of the last are left to
+/// check.
+fn host_domain(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > 253 {
+        return false;
+    }
+    let (mut label, mut digits, mut dots) = (0usize, true, 0);
+    for &c in b {
+        if c == b'.' {
+            if label == 0 {
+                return false;
+            }
+            dots += 1;
+            label = 0;
+            digits = true;
+        } else {
+            label += 1;
+            digits &= c.is_ascii_digit();
+        }
+        if label > 63 {
+            return false;
+        }
+    }
+    dots > 0 && label > 0 && !digits
+}
+
 /// Lower-cases and strips one trailing dot; `None` when the result is no domain name.
 pub fn normalise_domain(s: &str) -> Option<String> {
     let mut out = String::new();
@@ -499,7 +526,7 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
         // Not hex, not a dotted quad, no colon, slash or `@`: `classify_into` ends in
         // `normalise_domain_into`.
         let d = b.strip_suffix(b".").unwrap_or(b);
-        if !domain_bytes(d) {
+        if !host_domain(d) {
             return None;
         }
         out.clear();
@@ -526,7 +553,7 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
     if !host.iter().all(|&c| CLASS[usize::from(c)] & HOST != 0) {
         return normalise_url_into(s, out).ok().map(|()| Kind::Url);
     }
-    if !(domain_bytes(host)
+    if !(host_domain(host)
         || dotted_quad(host).is_some()
         || host.eq_ignore_ascii_case(b"localhost"))
     {
@@ -669,6 +696,48 @@ mod tests {
                 s.parse::<std::net::Ipv4Addr>().ok().map(u32::from),
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn host_domain_agrees_with_domain_bytes() {
+        let alphabet = b"0123456789azAZ.-_";
+        let (mut seed, mut yes) = (3u64, 0);
+        for _ in 0..50_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let n = match (seed >> 60) as usize {
+                0 => 62 + (seed >> 40) as usize % 4,
+                1 => 250 + (seed >> 40) as usize % 6,
+                k => k,
+            };
+            let b: Vec<u8> = (0..n)
+                .map(|i| {
+                    let x = seed.rotate_left(i as u32 * 7) ^ (i as u64).wrapping_mul(0x9e37);
+                    // Long labels need few dots.
+                    if n > 60 && !x.is_multiple_of(40) {
+                        b'a'
+                    } else {
+                        alphabet[(x % alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            assert!(b.iter().all(|&c| CLASS[usize::from(c)] & HOST != 0));
+            assert_eq!(
+                host_domain(&b),
+                domain_bytes(&b),
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+            yes += usize::from(host_domain(&b));
+        }
+        // Both answers are common.
+        assert!((1000..49_000).contains(&yes), "{yes}");
+        for s in [
+            "", ".", "a.", ".a", "a..b", "a.b", "1.2", "1.b", "a.1", "a-.b", "_.x",
+        ] {
+            assert_eq!(host_domain(s.as_bytes()), domain_bytes(s.as_bytes()), "{s}");
         }
     }
 

@@ -92,7 +92,8 @@ pub struct Matcher<'s> {
 }
 
 const PATH_CACHE: usize = 256;
-const PATH_SLOTS: usize = 64;
+const PATH_SLOT_BITS: u32 = 8;
+const PATH_SLOTS: usize = 1 << PATH_SLOT_BITS;
 
 impl<'s> Matcher<'s> {
     /// A matcher over `set`. `now` (Unix nanoseconds) is the time of records without their
@@ -131,7 +132,11 @@ impl<'s> Matcher<'s> {
     fn path_id(&mut self, path: &Arc<str>) -> Option<u32> {
         // First a slot chosen by the address (one comparison for the paths a reader shares
         // among its records), then the list.
-        let slot = (Arc::as_ptr(path) as *const u8 as usize >> 4) % PATH_SLOTS;
+        // Fibonacci hashing of the address: paths allocated next to each other (a field map's)
+        // land in different slots.
+        let slot = ((Arc::as_ptr(path) as *const u8 as usize as u64 >> 3)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            >> (64 - PATH_SLOT_BITS)) as usize;
         if let Some((p, id)) = &self.path_slots[slot]
             && Arc::ptr_eq(p, path)
         {
