@@ -36,6 +36,9 @@ impl Kind {
     }
 }
 
+/// Largest upload once decompressed (gzip), in bytes.
+pub const MAX_UNPACKED: u64 = 256 << 20;
+
 /// Whether `alias` may name a new collection: 1–64 of `A-Z a-z 0-9 . _ -` (it is a path
 /// segment of TAXII and UI URLs).
 pub fn valid_alias(alias: &str) -> bool {
@@ -90,6 +93,26 @@ pub fn import(
     kind: Kind,
     who: &str,
 ) -> Result<Report, String> {
+    // A gzip upload is read decompressed, as `concord import` reads `.gz` files, up to
+    // MAX_UNPACKED bytes.
+    let unpacked;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(flate2::read::MultiGzDecoder::new(bytes), MAX_UNPACKED + 1),
+            &mut out,
+        )
+        .map_err(|e| format!("{file}: gzip: {e}; nothing imported from this file"))?;
+        if out.len() as u64 > MAX_UNPACKED {
+            return Err(format!(
+                "{file}: more than {MAX_UNPACKED} bytes once decompressed; nothing imported from this file"
+            ));
+        }
+        unpacked = out;
+        unpacked.as_slice()
+    } else {
+        bytes
+    };
     let existing = store.collection(collection).map_err(|e| e.to_string())?;
     if existing.is_none() && !valid_alias(collection) {
         return Err(format!(
