@@ -188,16 +188,36 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `app` (the TAXII [`router`], with whatever the caller merged into it, such as the
 /// web UI) until `shutdown` completes.
+///
+/// After `shutdown`, open connections get [`SHUTDOWN_GRACE`] to finish; a client that keeps
+/// one open longer (a stalled upload, a browser's idle keep-alive) does not hold the
+/// process.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    });
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(server) => result?,
+        () = async {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the shutdown grace: closed");
+        }
+    }
     Ok(())
 }
+
+/// How long open connections may take to finish after the shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A TAXII error as an HTTP response.
 struct Error(TaxiiError);
