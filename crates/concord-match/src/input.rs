@@ -1285,8 +1285,8 @@ fn string_end(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
-    for chunk in b.chunks_exact(8) {
-        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+    for chunk in b.as_chunks::<8>().0 {
+        let x = u64::from_le_bytes(*chunk);
         let q = x ^ (LO * u64::from(b'"'));
         let e = x ^ (LO * u64::from(b'\\'));
         let found = (q.wrapping_sub(LO) & !q)
@@ -1311,9 +1311,8 @@ fn newline(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
-    for chunk in b.chunks_exact(8) {
-        let x =
-            u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ (LO * u64::from(b'\n'));
+    for chunk in b.as_chunks::<8>().0 {
+        let x = u64::from_le_bytes(*chunk) ^ (LO * u64::from(b'\n'));
         let found = x.wrapping_sub(LO) & !x & HI;
         if found != 0 {
             return Some(i + found.trailing_zeros() as usize / 8);

@@ -204,8 +204,10 @@ impl<'s> Matcher<'s> {
         self.posts.clear();
         for &(h, key, fi) in &self.probes {
             let mut int = [0; 8];
-            let (_, bytes) = exact_bytes(&rec.fields[fi].value, &mut int).expect("probed above");
-            self.posts.push(set.exact_find(h, key, bytes));
+            // Probed above, so the value has its bytes; `None` cannot happen and finds nothing.
+            let post = exact_bytes(&rec.fields[fi].value, &mut int)
+                .and_then(|(_, bytes)| set.exact_find(h, key, bytes));
+            self.posts.push(post);
         }
         let seen = &mut self.seen;
         let candidates = &mut self.candidates;

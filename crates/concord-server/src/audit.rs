@@ -3,7 +3,7 @@
 //! in. The records of one page or one batch are appended with one
 //! [`concord_store::Store::append_audit`] call.
 
-use concord_ingest::Accepted;
+use concord_ingest::{Accepted, Container, IngestError, IngestOptions, IngestReport, ingest};
 use concord_policy::egress::Decision;
 use concord_store::{AuditRecord, Entry};
 
@@ -79,4 +79,34 @@ impl Door<'_> {
             })
             .collect()
     }
+}
+
+/// Imports one STIX bundle (`input`) into `collection_id` through the one ingest, with one
+/// ingress audit record per accepted object version at `door`, by `who`, appended in chunks
+/// inside the import's own transaction (bounded memory; durable with the objects or not at
+/// all). What `concord import` and the web UI's import both do; `progress` gets the count of
+/// objects read. Errors: as [`ingest`] (nothing stored).
+pub fn import_bundle(
+    store: &dyn concord_store::Store,
+    collection_id: &str,
+    door: &str,
+    who: &str,
+    input: impl std::io::Read,
+    progress: impl FnMut(usize),
+) -> Result<IngestReport, IngestError> {
+    let door = Door {
+        door,
+        partner: who,
+        collection: collection_id,
+        policy_version: BASE_POLICY_VERSION,
+    };
+    let make = |accepted: &[Accepted]| door.ingress(accepted);
+    let options = IngestOptions {
+        container: Container::Bundle,
+        list_accepted: false,
+        audit: Some(&make),
+        provenance: None,
+        settings: &[],
+    };
+    ingest(store, collection_id, input, options, progress)
 }

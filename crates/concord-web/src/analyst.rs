@@ -302,11 +302,7 @@ async fn objects(
     let (coll, cat, lens) = {
         let web = web.clone();
         let store = store.clone();
-        let vv = Viewer {
-            session: v.session.clone(),
-            tr,
-            path: v.path.clone(),
-        };
+        let vv = v.clone();
         blocking(move || {
             let c = readable(store.as_ref(), &vv, &key)?;
             let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
@@ -595,15 +591,9 @@ async fn object(
     Query(q): Query<ObjectQuery>,
 ) -> Result<Html<String>, WebError> {
     let store = web.store();
-    let session = v.session.clone();
     let tr = v.tr;
-    let chrome_path = v.path.clone();
+    let vv = v.clone();
     let page = blocking(move || {
-        let vv = Viewer {
-            session,
-            tr,
-            path: chrome_path,
-        };
         let c = readable(store.as_ref(), &vv, &key)?;
         let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
         let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
@@ -921,12 +911,10 @@ async fn graph(
     Query(q): Query<GraphQuery>,
 ) -> Result<Html<String>, WebError> {
     let store = web.store();
-    let session = v.session.clone();
     let tr = v.tr;
-    let path = v.path.clone();
+    let vv = v.clone();
     let depth = q.depth.unwrap_or(2).clamp(1, 4);
     let page = blocking(move || {
-        let vv = Viewer { session, tr, path };
         let c = readable(store.as_ref(), &vv, &key)?;
         let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
         let cat = catalogue_for(&web, store.as_ref(), &lens, &c)?;
@@ -1004,10 +992,8 @@ fn writable(store: &dyn Store, v: &Viewer) -> Result<Vec<CollectionRef>, WebErro
 
 async fn import_form(State(web): State<Web>, v: Viewer) -> Result<Html<String>, WebError> {
     let store = web.store();
-    let session = v.session.clone();
-    let (tr, path) = (v.tr, v.path.clone());
-    let collections =
-        blocking(move || writable(store.as_ref(), &Viewer { session, tr, path })).await?;
+    let vv = v.clone();
+    let collections = blocking(move || writable(store.as_ref(), &vv)).await?;
     render(&ImportPage {
         c: v.chrome("import", v.tr.t("import-title")),
         collections,
@@ -1054,12 +1040,10 @@ async fn import(
         }
     }
     let store = web.store();
-    let session = v.session.clone();
-    let path = v.path.clone();
+    let vv = v.clone();
     let web2 = web.clone();
     let chosen_format = format.clone();
     let (collections, result, selected) = blocking(move || {
-        let vv = Viewer { session, tr, path };
         let target = if new_collection.trim().is_empty() {
             collection.trim().to_owned()
         } else {

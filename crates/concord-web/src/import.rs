@@ -4,7 +4,6 @@
 //! audited as door `web-import` with the logged-in user. A file that cannot be read stores
 //! nothing.
 
-use concord_ingest::{Container, IngestOptions, ingest};
 use concord_store::{NewCollection, Store};
 use serde::Serialize;
 
@@ -205,22 +204,15 @@ pub fn import(
         }
     };
     report.collection_id = c.id.clone();
-    let door = concord_server::audit::Door {
-        door: "web-import",
-        partner: who,
-        collection: &c.id,
-        policy_version: concord_server::audit::BASE_POLICY_VERSION,
-    };
-    let make = |accepted: &[concord_ingest::Accepted]| door.ingress(accepted);
-    let options = IngestOptions {
-        container: Container::Bundle,
-        list_accepted: false,
-        audit: Some(&make),
-        provenance: None,
-        settings: &[],
-    };
-    let r = ingest(store, &c.id, bundle.as_slice(), options, |_| {})
-        .map_err(|e| format!("{file}: {e}; nothing imported from this file"))?;
+    let r = concord_server::audit::import_bundle(
+        store,
+        &c.id,
+        "web-import",
+        who,
+        bundle.as_slice(),
+        |_| {},
+    )
+    .map_err(|e| format!("{file}: {e}; nothing imported from this file"))?;
     report.total = r.total;
     report.added = r.added;
     report.already_present = r.already_present;

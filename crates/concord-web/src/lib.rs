@@ -193,6 +193,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
 
 /// A logged-in request: the session and the language. Without a session, the request is
 /// sent to the login page (and back here after it).
+#[derive(Clone)]
 pub struct Viewer {
     /// The session.
     pub session: Session,

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use concord_ingest::{Container, IngestOptions, IngestReport, ingest};
+use concord_ingest::IngestReport;
 use concord_store::{
     Collection, NewCollection, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
 };
@@ -100,23 +100,10 @@ pub(crate) fn import_one(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    // The audit log: one ingress record per accepted object, appended in chunks inside the
-    // import's own transaction (bounded memory; durable with the objects or not at all).
-    let door = concord_server::audit::Door {
-        door: "import",
-        partner: "operator",
-        collection: &c.id,
-        policy_version: concord_server::audit::BASE_POLICY_VERSION,
-    };
-    let make = |accepted: &[concord_ingest::Accepted]| door.ingress(accepted);
-    let options = IngestOptions {
-        container: Container::Bundle,
-        list_accepted: false,
-        audit: Some(&make),
-        provenance: None,
-        settings: &[],
-    };
-    let result = ingest(store, &c.id, input, options, |n| bar.set_position(n as u64));
+    let result =
+        concord_server::audit::import_bundle(store, &c.id, "import", "operator", input, |n| {
+            bar.set_position(n as u64)
+        });
     bar.finish_and_clear();
     Ok(result?)
 }
