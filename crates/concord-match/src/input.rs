@@ -648,8 +648,75 @@ pub struct RecordReader {
     /// The normal text of the current plain observable.
     plain_text: String,
     /// `(field index, address)` of the current record's `ipv4-addr:value` fields whose
-    /// address the field map parsed (see [`RecordReader::v4_fields`]).
+    /// address the field map parsed, by field index; a field not listed may still hold an
+    /// address (the matcher then parses its text).
     v4: Vec<(usize, u32)>,
+    /// Bytes known to be left in the input's buffer after the last line read in place
+    /// ([`RecordReader::plain_in_place`]); 0 when unknown. While it is not 0, reading the
+    /// next line does not wait for the input (see [`RecordReader::next_plain_batch`]).
+    buffered: usize,
+    /// Set by [`RecordReader::next_batch`]: read only lines whole in the input's buffer.
+    no_wait: bool,
+}
+
+/// Records read ahead of matching (see [`RecordReader::next_batch`]), each with the IPv4
+/// addresses the field map parsed (`(field index, address)`, as
+/// [`crate::Matcher`]'s CIDR lookups take them).
+#[derive(Debug, Default)]
+pub(crate) struct RecordBatch {
+    records: Vec<(Record, Vec<(usize, u32)>)>,
+    len: usize,
+}
+
+impl RecordBatch {
+    /// The records, in input order, with their parsed addresses.
+    pub(crate) fn records(&self) -> impl Iterator<Item = (&Record, &[(usize, u32)])> + Clone + '_ {
+        self.records[..self.len]
+            .iter()
+            .map(|(r, v4)| (r, v4.as_slice()))
+    }
+}
+
+/// Plain observables classified ahead of matching (see [`RecordReader::next_plain_batch`]):
+/// their normal texts one after another in `text`, and per observable its kind, line and
+/// the end of its text.
+#[derive(Debug, Default)]
+pub(crate) struct PlainBatch {
+    text: String,
+    items: Vec<(Kind, u64, usize)>,
+}
+
+impl PlainBatch {
+    /// The observables of the batch, in input order.
+    pub(crate) fn lines<'a>(
+        &'a self,
+        file: &'a Arc<str>,
+        paths: &'a PlainPaths,
+    ) -> impl Iterator<Item = PlainLine<'a>> + 'a {
+        let mut start = 0;
+        self.items.iter().map(move |&(kind, line, end)| {
+            let text = &self.text[start..end];
+            start = end;
+            PlainLine {
+                file,
+                line,
+                kind,
+                text,
+                paths,
+            }
+        })
+    }
+
+    /// The kinds of the observables, in input order.
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = Kind> + Clone + '_ {
+        self.items.iter().map(|i| i.0)
+    }
+
+    /// The normal text of observable `i`.
+    pub(crate) fn text_of(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |j| self.items[j].2);
+        &self.text[start..self.items[i].2]
+    }
 }
 
 /// One classified plain observable (see [`RecordReader::next_plain`]): the record it stands
@@ -812,6 +879,8 @@ impl RecordReader {
             plain_paths: PlainPaths::default(),
             plain_text: String::new(),
             v4: Vec::new(),
+            buffered: 0,
+            no_wait: false,
         }
     }
 
@@ -847,20 +916,39 @@ impl RecordReader {
     }
 
     /// Reads the next line that is not blank into `buf` (without its line end) and counts
-    /// it; its first byte that is not white space, or `None` at the end of the input.
+    /// it; its first byte that is not white space, or `None` at the end of the input. With
+    /// [`RecordReader::no_wait`] set, also `None` instead of waiting for the input: when no
+    /// whole line is in the input's buffer.
     fn next_line(&mut self) -> Result<Option<u8>, InputError> {
         loop {
             self.buf.clear();
             let Body::Lines(input) = &mut self.body else {
                 unreachable!("csv is read by next_csv")
             };
-            let n = input
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|source| InputError::Read {
-                    file: self.file.to_string(),
-                    line: self.line + 1,
-                    source,
-                })?;
+            if self.no_wait && self.buffered == 0 {
+                return Ok(None);
+            }
+            let read = |source| InputError::Read {
+                file: self.file.to_string(),
+                line: self.line + 1,
+                source,
+            };
+            // A line whole in the input's buffer is copied from there, and what is left is
+            // noted (`buffered`: reading on does not wait); any other goes to `read_until`.
+            let avail = input.fill_buf().map_err(read)?;
+            let n = match memchr::memchr(b'\n', avail) {
+                Some(end) => {
+                    self.buf.extend_from_slice(&avail[..=end]);
+                    self.buffered = avail.len() - end - 1;
+                    input.consume(end + 1);
+                    end + 1
+                }
+                None if self.no_wait => return Ok(None),
+                None => {
+                    self.buffered = 0;
+                    input.read_until(b'\n', &mut self.buf).map_err(read)?
+                }
+            };
             if n == 0 {
                 return Ok(None);
             }
@@ -1137,16 +1225,79 @@ impl RecordReader {
         let Some(kind) = crate::classify::classify_simple(line, &mut self.plain_text) else {
             return Ok(None);
         };
+        self.buffered = avail.len() - end - 1;
         input.consume(end + 1);
         self.line += 1;
         Ok(Some(kind))
     }
 
-    /// The IPv4 addresses of the last record's fields that hold one as the field map parsed
-    /// it: `(field index, address)`, by field index; a field not listed may still hold an
-    /// address (the matcher then parses its text).
-    pub(crate) fn v4_fields(&self) -> &[(usize, u32)] {
-        &self.v4
+    /// Fills `batch` with up to `max` records (`false`: the input has ended and the batch is
+    /// empty). The first is read as [`RecordReader::next_into`] reads it, the others only
+    /// while their lines are whole in the input's buffer: a batch never waits for more input,
+    /// so hits on a live stream are not held back. CSV is read one record at a time. Lines,
+    /// counts and malformed lines exactly as [`RecordReader::next_into`] has them.
+    pub(crate) fn next_batch(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+    ) -> Result<bool, InputError> {
+        batch.len = 0;
+        let max = if matches!(self.body, Body::Csv(_)) {
+            1
+        } else {
+            max
+        };
+        while batch.len < max {
+            if batch.records.len() == batch.len {
+                batch.records.push(Default::default());
+            }
+            self.no_wait = batch.len > 0;
+            let (rec, v4) = &mut batch.records[batch.len];
+            let more = self.next_into(rec);
+            self.no_wait = false;
+            if !more? {
+                break;
+            }
+            v4.clear();
+            v4.extend_from_slice(&self.v4);
+            batch.len += 1;
+        }
+        Ok(batch.len > 0)
+    }
+
+    /// Fills `batch` with up to `max` plain observables (`false`: the input has ended and
+    /// the batch is empty). The first is read as [`RecordReader::next_plain`] reads it, the
+    /// others only while they are whole in the input's buffer and of a form
+    /// [`crate::classify::classify_simple`] takes: a batch never waits for more input, so
+    /// hits on a live stream are not held back. Lines, counts and malformed lines exactly
+    /// as [`RecordReader::next_into`] has them.
+    pub(crate) fn next_plain_batch(
+        &mut self,
+        batch: &mut PlainBatch,
+        max: usize,
+    ) -> Result<bool, InputError> {
+        batch.text.clear();
+        batch.items.clear();
+        let Some(p) = self.next_plain()? else {
+            return Ok(false);
+        };
+        batch.text.push_str(p.text);
+        batch.items.push((p.kind, p.line, batch.text.len()));
+        while batch.items.len() < max && self.buffered > 0 {
+            let Some(kind) = self.plain_in_place()? else {
+                break;
+            };
+            self.records += 1;
+            batch.text.push_str(&self.plain_text);
+            batch.items.push((kind, self.line, batch.text.len()));
+        }
+        Ok(true)
+    }
+
+    /// The name of the input and the paths of its plain observables, for
+    /// [`PlainBatch::lines`].
+    pub(crate) fn plain_context(&self) -> (&Arc<str>, &PlainPaths) {
+        (&self.file, &self.plain_paths)
     }
 
     /// Whether this reader reads [`Format::Lines`].
@@ -1759,6 +1910,67 @@ not json
             "{f:?}"
         );
         assert_eq!(bad[0].line, 9);
+    }
+
+    /// An input that gives its first chunk and then fails the test if read again: a batch
+    /// must not wait for more input than the buffer holds.
+    struct OneChunk(Option<&'static [u8]>);
+
+    impl std::io::Read for OneChunk {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let chunk = self
+                .0
+                .take()
+                .expect("read again: the batch waited for input");
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn batches_take_only_whole_buffered_lines() {
+        let input = |chunk: &'static [u8], format| {
+            RecordReader::new(
+                "live",
+                Box::new(std::io::BufReader::new(OneChunk(Some(chunk)))),
+                format,
+                None,
+            )
+        };
+        // Two whole lines, a blank one and half a third: two records, nothing read again.
+        let mut r = input(
+            b"{\"src_ip\":\"10.0.0.1\"}\n\n{\"dest_ip\":\"10.0.0.2\"}\n{\"src_i",
+            Format::Eve,
+        );
+        let mut batch = RecordBatch::default();
+        assert!(r.next_batch(&mut batch, 16).unwrap());
+        let lines: Vec<u64> = batch.records().map(|(rec, _)| rec.line).collect();
+        assert_eq!(lines, [1, 3]);
+        let v4: Vec<Vec<(usize, u32)>> = batch.records().map(|(_, v)| v.to_vec()).collect();
+        assert_eq!(v4, [vec![(0, 0x0a00_0001)], vec![(0, 0x0a00_0002)]]);
+        // Plain observables: the same rule.
+        let mut r = input(b"10.0.0.1\nevil.test\n# note\nexample.", Format::Lines);
+        let mut batch = PlainBatch::default();
+        assert!(r.next_plain_batch(&mut batch, 32).unwrap());
+        assert_eq!(batch.text_of(0), "10.0.0.1");
+        assert_eq!(batch.text_of(1), "evil.test");
+        assert_eq!(batch.items.len(), 2);
+        // At most `max`, the rest on the next call; then the end.
+        let text = b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n";
+        let mut r = input(text, Format::Eve);
+        let mut batch = RecordBatch::default();
+        assert!(r.next_batch(&mut batch, 2).unwrap());
+        assert_eq!(batch.records().count(), 2);
+        assert!(r.next_batch(&mut batch, 2).unwrap());
+        assert_eq!(
+            batch.records().map(|(rec, _)| rec.line).collect::<Vec<_>>(),
+            [3]
+        );
+        let mut r = RecordReader::new("x", Box::new(&text[..]), Format::Eve, None);
+        for _ in 0..2 {
+            r.next_batch(&mut batch, 2).unwrap();
+        }
+        assert!(!r.next_batch(&mut batch, 2).unwrap());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::classify::Kind;
-use crate::input::PlainLine;
+use crate::input::{PlainBatch, PlainLine, PlainPaths, RecordBatch};
 use crate::record::{FieldValue, Record};
 use crate::set::{DIRECT, IndicatorSet, RegexPath, Tag};
 
@@ -89,9 +89,20 @@ pub struct Matcher<'s> {
     validity_at: Option<i64>,
     /// The record of a plain observable that [`Matcher::match_plain`] cannot decide alone.
     plain_record: Record,
+    /// The `(hash, key)` of [`Matcher::probes`], for [`IndicatorSet::exact_find_batch`].
+    probe_keys: Vec<(u64, u32)>,
+    /// Per probe of a record: the bytes of an integer value (see `exact_bytes`).
+    probe_ints: Vec<[u8; 8]>,
+    /// Per record of a batch, where its path ids (in `pids`) and probes (in `probes`) start;
+    /// one more at the end.
+    record_starts: Vec<(usize, usize)>,
 }
 
 const PATH_CACHE: usize = 256;
+/// Plain observables matched per batch (see [`Matcher::match_plain_batch`]).
+const PLAIN_BATCH: usize = 32;
+/// Records matched per batch (see [`Matcher::match_records`]).
+const RECORD_BATCH: usize = 16;
 const PATH_SLOT_BITS: u32 = 8;
 const PATH_SLOTS: usize = 1 << PATH_SLOT_BITS;
 
@@ -118,6 +129,9 @@ impl<'s> Matcher<'s> {
             nfc: String::new(),
             validity_at: None,
             plain_record: Record::default(),
+            probe_keys: Vec::new(),
+            probe_ints: Vec::new(),
+            record_starts: Vec::new(),
         }
     }
 
@@ -172,6 +186,98 @@ impl<'s> Matcher<'s> {
         v4: &[(usize, u32)],
         out: &mut impl FnMut(Hit),
     ) {
+        self.match_records([(rec, v4)].into_iter(), out);
+    }
+
+    /// [`Matcher::match_record_v4`] on each record, in order, with the reads of their exact
+    /// probes and IPv4 CIDR lookups issued first, step by step for all of them (see
+    /// [`IndicatorSet::exact_find_batch`]): a probe is a likely cache miss, and this way the
+    /// misses of several records overlap.
+    pub(crate) fn match_records<'r>(
+        &mut self,
+        recs: impl Iterator<Item = (&'r Record, &'r [(usize, u32)])> + Clone,
+        out: &mut impl FnMut(Hit),
+    ) {
+        let set = self.set;
+        // Every field's path id and exact probe; per record where its own start.
+        self.pids.clear();
+        self.probes.clear();
+        self.probe_ints.clear();
+        self.record_starts.clear();
+        for (rec, _) in recs.clone() {
+            self.record_starts
+                .push((self.pids.len(), self.probes.len()));
+            for (fi, field) in rec.fields.iter().enumerate() {
+                let pid = self.path_id(&field.path);
+                self.pids.push(pid);
+                let mut int = [0; 8];
+                if let Some(pid) = pid
+                    && let Some((tag, bytes)) = exact_bytes(&field.value, &mut int)
+                    && let Some(key) = set.exact_key(pid, tag)
+                {
+                    self.probes.push((set.exact_hash(key, bytes), key, fi));
+                    self.probe_ints.push(int);
+                }
+            }
+        }
+        self.record_starts
+            .push((self.pids.len(), self.probes.len()));
+        self.probe_keys.clear();
+        self.probe_keys
+            .extend(self.probes.iter().map(|&(h, k, _)| (h, k)));
+        // The values of the probes: record by record (`bytes` is asked in probe order; an
+        // earlier probe starts the walk again).
+        let (probes, ints, starts) = (&self.probes, &self.probe_ints, &self.record_starts);
+        let mut posts = std::mem::take(&mut self.posts);
+        let mut walk = (0usize, recs.clone());
+        let mut cur = walk.1.next();
+        set.exact_find_batch(
+            &self.probe_keys,
+            |j| {
+                if j < starts[walk.0].1 {
+                    walk = (0, recs.clone());
+                    cur = walk.1.next();
+                }
+                while starts[walk.0 + 1].1 <= j {
+                    walk.0 += 1;
+                    cur = walk.1.next();
+                }
+                match (cur, &ints[j]) {
+                    (Some((rec, _)), int) => match &rec.fields[probes[j].2].value {
+                        FieldValue::Str(s) => s.as_bytes(),
+                        // The integer's bytes as `exact_bytes` gives them, kept with the probe.
+                        _ => &int[..],
+                    },
+                    (None, _) => &[],
+                }
+            },
+            &mut posts,
+        );
+        // The CIDR lookups of the addresses the reader parsed.
+        let pids = &self.pids;
+        set.cidr_touch_v4(recs.clone().zip(starts).flat_map(|((_, v4), &(p0, _))| {
+            v4.iter()
+                .filter_map(move |&(fi, a)| pids.get(p0 + fi).copied().flatten().map(|p| (p, a)))
+        }));
+        for (r, (rec, v4)) in recs.enumerate() {
+            let (p0, q0) = self.record_starts[r];
+            let (p1, q1) = self.record_starts[r + 1];
+            self.finish_record(rec, v4, p0..p1, q0..q1, &posts, out);
+        }
+        self.posts = posts;
+    }
+
+    /// The rest of [`Matcher::match_records`] for one record, whose path ids are
+    /// `self.pids[pids]` and exact probes `self.probes[probes]` with postings `posts[probes]`.
+    fn finish_record(
+        &mut self,
+        rec: &Record,
+        v4: &[(usize, u32)],
+        pids: std::ops::Range<usize>,
+        probes: std::ops::Range<usize>,
+        posts: &[Option<u32>],
+        out: &mut impl FnMut(Hit),
+    ) {
         self.stats.records += 1;
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
@@ -185,30 +291,6 @@ impl<'s> Matcher<'s> {
         let vt = self.validity_at.unwrap_or(t);
         self.candidates.clear();
         self.direct.clear();
-        // Exact values first: every field's hash, then the probes back to back. Each probe is
-        // a likely cache miss in a large table; issued in a tight loop they overlap instead of
-        // waiting for each other between the other per-field work.
-        self.pids.clear();
-        self.probes.clear();
-        for (fi, field) in rec.fields.iter().enumerate() {
-            let pid = self.path_id(&field.path);
-            self.pids.push(pid);
-            let mut int = [0; 8];
-            if let Some(pid) = pid
-                && let Some((tag, bytes)) = exact_bytes(&field.value, &mut int)
-                && let Some(key) = set.exact_key(pid, tag)
-            {
-                self.probes.push((set.exact_hash(key, bytes), key, fi));
-            }
-        }
-        self.posts.clear();
-        for &(h, key, fi) in &self.probes {
-            let mut int = [0; 8];
-            // Probed above, so the value has its bytes; `None` cannot happen and finds nothing.
-            let post = exact_bytes(&rec.fields[fi].value, &mut int)
-                .and_then(|(_, bytes)| set.exact_find(h, key, bytes));
-            self.posts.push(post);
-        }
         let seen = &mut self.seen;
         let candidates = &mut self.candidates;
         let direct = &mut self.direct;
@@ -228,7 +310,7 @@ impl<'s> Matcher<'s> {
                 candidates.push((ind, fi));
             }
         };
-        for (&(_, _, fi), post) in self.probes.iter().zip(&self.posts) {
+        for (&(_, _, fi), post) in self.probes[probes.clone()].iter().zip(&posts[probes]) {
             if let Some(post) = *post {
                 set.each(post, &mut |ind| on_atom(ind, fi));
             }
@@ -236,7 +318,7 @@ impl<'s> Matcher<'s> {
         // CIDR blocks and LIKE/MATCHES, per field.
         let mut v4 = v4.iter().peekable();
         for (fi, field) in rec.fields.iter().enumerate() {
-            let (Some(pid), FieldValue::Str(s)) = (self.pids[fi], &field.value) else {
+            let (Some(pid), FieldValue::Str(s)) = (self.pids[pids.start + fi], &field.value) else {
                 continue;
             };
             if set.has_cidr(pid) {
@@ -345,6 +427,60 @@ impl<'s> Matcher<'s> {
         });
     }
 
+    /// [`Matcher::match_plain`] on each observable of a batch, in order, with the reads of
+    /// their exact probes and IPv4 CIDR lookups issued first, step by step for all of them
+    /// (see [`IndicatorSet::exact_find_batch`]): one observable's probe is a likely cache
+    /// miss, and this way the misses of a batch overlap.
+    pub(crate) fn match_plain_batch(
+        &mut self,
+        batch: &PlainBatch,
+        file: &Arc<str>,
+        paths: &PlainPaths,
+        out: &mut impl FnMut(Hit),
+    ) {
+        let set = self.set;
+        // The exact probes of the batch: (hash, key) and the observable they are for.
+        self.probes.clear();
+        for (i, p) in batch.lines(file, paths).enumerate() {
+            if matches!(
+                p.kind,
+                Kind::Ip(std::net::IpAddr::V4(_)) | Kind::Domain | Kind::Url | Kind::Hash(_)
+            ) && let Some(key) = self
+                .path_id(p.paths.path(p.kind))
+                .and_then(|pid| set.exact_key(pid, Tag::Str))
+            {
+                self.probes
+                    .push((set.exact_hash(key, p.text.as_bytes()), key, i));
+            }
+        }
+        // The CIDR lookups of the batch's IPv4 addresses (one path: `ipv4-addr:value`).
+        if let Some(pid) =
+            self.path_id(paths.path(Kind::Ip(std::net::Ipv4Addr::UNSPECIFIED.into())))
+            && set.has_cidr(pid)
+        {
+            set.cidr_touch_v4(batch.kinds().filter_map(|k| match k {
+                Kind::Ip(std::net::IpAddr::V4(a)) => Some((pid, u32::from(a))),
+                _ => None,
+            }));
+        }
+        let mut posts = std::mem::take(&mut self.posts);
+        let probes = std::mem::take(&mut self.probes);
+        let mut pk = std::mem::take(&mut self.probe_keys);
+        pk.clear();
+        pk.extend(probes.iter().map(|&(h, k, _)| (h, k)));
+        set.exact_find_batch(&pk, |j| batch.text_of(probes[j].2).as_bytes(), &mut posts);
+        let mut next = probes.iter().zip(&posts).peekable();
+        for (i, p) in batch.lines(file, paths).enumerate() {
+            let exact = next
+                .next_if(|((_, _, k), _)| *k == i)
+                .map(|(_, &post)| post);
+            self.match_plain(&p, exact, out);
+        }
+        self.posts = posts;
+        self.probes = probes;
+        self.probe_keys = pk;
+    }
+
     /// Matches one plain observable without making it a [`Record`]: the same hits, in the
     /// same order, as [`Matcher::match_record`] on the record the reader would have made
     /// (one field of the observable's path; no time of its own). IPv4 addresses, domains,
@@ -352,7 +488,14 @@ impl<'s> Matcher<'s> {
     /// already parsed, the automata); anything else (`ip:port`, IPv6, e-mail), and any
     /// observable that makes an evaluator-decided indicator a candidate or meets a residual
     /// one, goes through the record.
-    pub(crate) fn match_plain(&mut self, p: &PlainLine<'_>, out: &mut impl FnMut(Hit)) {
+    /// `exact`: the result of the exact probe (the posting, or `None` for no value) when the
+    /// batch already made it.
+    fn match_plain(
+        &mut self,
+        p: &PlainLine<'_>,
+        exact: Option<Option<u32>>,
+        out: &mut impl FnMut(Hit),
+    ) {
         let v4 = match p.kind {
             Kind::Ip(std::net::IpAddr::V4(a)) => Some(u32::from(a)),
             Kind::Domain | Kind::Url | Kind::Hash(_) => None,
@@ -395,9 +538,13 @@ impl<'s> Matcher<'s> {
                 }
             };
             let bytes = p.text.as_bytes();
-            if let Some(key) = set.exact_key(pid, Tag::Str)
-                && let Some(post) = set.exact_find(set.exact_hash(key, bytes), key, bytes)
-            {
+            let post = match exact {
+                Some(post) => post,
+                None => set
+                    .exact_key(pid, Tag::Str)
+                    .and_then(|key| set.exact_find(set.exact_hash(key, bytes), key, bytes)),
+            };
+            if let Some(post) = post {
                 set.each(post, &mut on_atom);
             }
             if set.has_cidr(pid) {
@@ -611,13 +758,15 @@ pub fn match_reader(
     };
     if reader.is_plain() {
         // Plain observables: classified and matched without a `Record` per line.
-        while let Some(p) = reader.next_plain()? {
-            matcher.match_plain(&p, &mut count);
+        let mut batch = PlainBatch::default();
+        while reader.next_plain_batch(&mut batch, PLAIN_BATCH)? {
+            let (file, paths) = reader.plain_context();
+            matcher.match_plain_batch(&batch, file, paths, &mut count);
         }
     } else {
-        let mut rec = Record::default();
-        while reader.next_into(&mut rec)? {
-            matcher.match_record_v4(&rec, reader.v4_fields(), &mut count);
+        let mut batch = RecordBatch::default();
+        while reader.next_batch(&mut batch, RECORD_BATCH)? {
+            matcher.match_records(batch.records(), &mut count);
         }
     }
     Ok(RunSummary {

@@ -40,7 +40,6 @@ use std::hash::BuildHasher;
 
 use aho_corasick::AhoCorasick;
 use concord_pattern::{ComparisonExpr, Literal, ObservationExpr, Operand, Operator, Pattern, Test};
-use hashbrown::HashTable;
 use serde::Serialize;
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
@@ -190,41 +189,207 @@ impl Lists {
     }
 }
 
+/// The exact values: open addressing over cache-line buckets of 8 slots, entries in
+/// insertion order, values in one arena.
+///
+/// A slot is 0 (empty) or `(hash >> 32) << 32 | (entry + 1)`. A value's home is the bucket
+/// its hash names; its slot is the first empty one from there (the next bucket when a bucket
+/// is full, which at most half full is rare). So a probe for an absent value (the common case:
+/// most log values are in no indicator) reads one cache line and, with the upper half of the
+/// hash in the slot, almost never an entry; and that line is known from the hash alone, so a
+/// batch of probes can issue all their reads before it needs any of them
+/// ([`IndicatorSet::exact_find_batch`]): their cache misses overlap. hashbrown's `HashTable`
+/// (used before) keeps 7 bits of the hash per slot (a false match in ~5 % of absent values,
+/// each an entry read) and offers no way to read a slot without finishing the probe.
 #[derive(Default)]
 struct ExactIndex {
     /// Per path id: bit `1 << tag` when the path has keys of that tag, so fields of paths
     /// without exact values (ports, user agents, `*_ref.value`, …) skip the hash probe.
     tags: Vec<u8>,
-    table: HashTable<u32>,
+    /// A power of two long (or empty); at most half the slots used.
+    buckets: Vec<Bucket>,
+    /// Every entry's hash, for probes of absent values (see [`Bloom`]); built last.
+    bloom: Bloom,
     entries: Vec<ExactEntry>,
     arena: Vec<u8>,
     hasher: foldhash::fast::RandomState,
 }
+
+/// A split-block Bloom filter (the layout of Apache Parquet's, whose salts it uses) over the
+/// exact table's hashes: one 32-byte block per hash, 8 bits set in it.
+///
+/// At [`BLOOM_BITS_PER_KEY`] bits per value it is ~1.4 MB for a million values, small enough
+/// to stay in the caches that the 16-byte-a-value table (~16 MB) cannot: a probe for a value
+/// that is in no indicator (most log values) then costs one cached block read instead of a
+/// likely trip to memory; ~0.5 % of such probes still go to the table.
+#[derive(Default)]
+struct Bloom {
+    blocks: Vec<[u32; 8]>,
+}
+
+/// Bits of [`Bloom`] per exact value (false positives ~0.5 %).
+const BLOOM_BITS_PER_KEY: usize = 12;
+
+const BLOOM_SALT: [u32; 8] = [
+    0x47b6_137b,
+    0x4497_4d91,
+    0x8824_ad5b,
+    0xa2b7_289d,
+    0x7054_95c7,
+    0x2df1_424b,
+    0x9efc_4947,
+    0x5c6b_fb31,
+];
+
+impl Bloom {
+    fn new(keys: usize) -> Bloom {
+        Bloom {
+            blocks: vec![[0; 8]; (keys * BLOOM_BITS_PER_KEY).div_ceil(256).max(1)],
+        }
+    }
+
+    /// The block of hash `h` (its upper half, scaled to the length) and its 8 bits (from
+    /// the lower half).
+    fn place(&self, h: u64) -> (usize, [u32; 8]) {
+        let lo = h as u32;
+        (
+            self.block(h),
+            BLOOM_SALT.map(|s| 1 << (lo.wrapping_mul(s) >> 27)),
+        )
+    }
+
+    fn insert(&mut self, h: u64) {
+        let (b, bits) = self.place(h);
+        for (w, bit) in self.blocks[b].iter_mut().zip(bits) {
+            *w |= bit;
+        }
+    }
+
+    fn block(&self, h: u64) -> usize {
+        (((h >> 32) * self.blocks.len() as u64) >> 32) as usize
+    }
+
+    /// Reads the block of each hash (see [`IndicatorSet::exact_find_batch`]).
+    fn touch(&self, hashes: impl Iterator<Item = u64>) {
+        if self.blocks.is_empty() {
+            return;
+        }
+        let mut acc = 0;
+        for h in hashes {
+            acc ^= self.blocks[self.block(h)][0];
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// `false`: no value has hash `h`. `true` for an empty filter (not built yet).
+    #[inline]
+    fn may_contain(&self, h: u64) -> bool {
+        if self.blocks.is_empty() {
+            return true;
+        }
+        let (b, bits) = self.place(h);
+        self.blocks[b].iter().zip(bits).all(|(w, bit)| w & bit != 0)
+    }
+}
+
+/// Eight slots in one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket([u64; 8]);
 
 impl ExactIndex {
     fn hash(&self, key: u32, bytes: &[u8]) -> u64 {
         self.hasher.hash_one((key, bytes))
     }
 
+    fn value(&self, e: &ExactEntry) -> &[u8] {
+        &self.arena[e.off as usize..(e.off + e.len) as usize]
+    }
+
+    /// The home bucket of hash `h`, `None` for an empty table.
+    fn home(&self, h: u64) -> Option<usize> {
+        let mask = self.buckets.len().checked_sub(1)?;
+        Some(h as usize & mask)
+    }
+
+    /// The entries whose slot agrees with hash `h`, from its home bucket on, until the first
+    /// empty slot; `f` returns `true` to stop.
+    fn each_candidate(&self, h: u64, mut f: impl FnMut(u32) -> bool) {
+        let Some(mut b) = self.home(h) else {
+            return;
+        };
+        let mask = self.buckets.len() - 1;
+        loop {
+            for &s in &self.buckets[b].0 {
+                if s == 0 {
+                    return;
+                }
+                if s >> 32 == h >> 32 && f((s as u32).wrapping_sub(1)) {
+                    return;
+                }
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    /// The entry of `key` and `bytes` with hash `h`.
+    fn find_entry(&self, h: u64, key: u32, bytes: &[u8]) -> Option<u32> {
+        let mut found = None;
+        self.each_candidate(h, |i| {
+            let e = &self.entries[i as usize];
+            if e.key == key && self.value(e) == bytes {
+                found = Some(i);
+            }
+            found.is_some()
+        });
+        found
+    }
+
     fn find_hashed(&self, h: u64, key: u32, bytes: &[u8]) -> Option<u32> {
-        self.table
-            .find(h, |&e| {
-                let e = &self.entries[e as usize];
-                e.key == key && &self.arena[e.off as usize..(e.off + e.len) as usize] == bytes
-            })
-            .map(|&e| self.entries[e as usize].post)
+        if !self.bloom.may_contain(h) {
+            return None;
+        }
+        self.find_entry(h, key, bytes)
+            .map(|i| self.entries[i as usize].post)
+    }
+
+    /// Builds [`ExactIndex::bloom`] over every entry (after the last insert; inserting
+    /// afterwards would be missed by it).
+    fn build_bloom(&mut self) {
+        let mut bloom = Bloom::new(self.entries.len());
+        for e in &self.entries {
+            bloom.insert(self.hash(e.key, self.value(e)));
+        }
+        self.bloom = bloom;
+    }
+
+    /// Puts entry `e` with hash `h` in the first empty slot from its home bucket on.
+    fn place(buckets: &mut [Bucket], h: u64, e: u32) {
+        let mask = buckets.len() - 1;
+        let mut b = h as usize & mask;
+        loop {
+            if let Some(s) = buckets[b].0.iter_mut().find(|s| **s == 0) {
+                *s = (h >> 32) << 32 | u64::from(e + 1);
+                return;
+            }
+            b = (b + 1) & mask;
+        }
     }
 
     /// Inserts; returns the entry index and whether it is new.
     fn insert(&mut self, key: u32, bytes: &[u8]) -> (u32, bool) {
         let h = self.hash(key, bytes);
-        let (entries, arena, hasher) = (&self.entries, &self.arena, &self.hasher);
-        if let Some(&e) = self.table.find(h, |&e| {
-            let x = &entries[e as usize];
-            x.key == key && &arena[x.off as usize..(x.off + x.len) as usize] == bytes
-        }) {
+        if let Some(e) = self.find_entry(h, key, bytes) {
             return (e, false);
         }
+        if (self.entries.len() + 1) * 2 > self.buckets.len() * 8 {
+            let mut buckets = vec![Bucket::default(); (self.buckets.len() * 2).max(2)];
+            for (i, e) in self.entries.iter().enumerate() {
+                Self::place(&mut buckets, self.hash(e.key, self.value(e)), i as u32);
+            }
+            self.buckets = buckets;
+        }
+        debug_assert!(self.bloom.blocks.is_empty(), "inserted after build_bloom");
         let idx = self.entries.len() as u32;
         self.entries.push(ExactEntry {
             off: self.arena.len() as u32,
@@ -233,12 +398,78 @@ impl ExactIndex {
             post: u32::MAX,
         });
         self.arena.extend_from_slice(bytes);
-        let (entries, arena) = (&self.entries, &self.arena);
-        self.table.insert_unique(h, idx, |&e| {
-            let x = &entries[e as usize];
-            hasher.hash_one((x.key, &arena[x.off as usize..(x.off + x.len) as usize]))
-        });
+        Self::place(&mut self.buckets, h, idx);
         (idx, true)
+    }
+
+    /// See [`IndicatorSet::exact_find_batch`].
+    fn find_batch<'b>(
+        &self,
+        probes: &[(u64, u32)],
+        mut bytes: impl FnMut(usize) -> &'b [u8],
+        out: &mut Vec<Option<u32>>,
+    ) {
+        out.clear();
+        let x = self;
+        // The filter first, for all: its blocks read back to back (one load each, so that
+        // many are in flight at once), then tested: `None` for a value it rules out,
+        // `Some(_)` (a placeholder) for one to look up.
+        if probes.len() > 1 {
+            x.bloom.touch(probes.iter().map(|p| p.0));
+        }
+        out.extend(
+            probes
+                .iter()
+                .map(|&(h, _)| x.bloom.may_contain(h).then_some(0)),
+        );
+        let maybe = || {
+            probes
+                .iter()
+                .zip(out.iter())
+                .filter(|(_, o)| o.is_some())
+                .map(|(p, _)| p.0)
+        };
+        if maybe().nth(1).is_some() {
+            x.touch(maybe());
+        }
+        for (i, (&(h, key), o)) in probes.iter().zip(out.iter_mut()).enumerate() {
+            if o.is_some() {
+                *o = x
+                    .find_entry(h, key, bytes(i))
+                    .map(|e| x.entries[e as usize].post);
+            }
+        }
+    }
+
+    /// Reads, for each hash, its home bucket, then the entries of the slots that agree with
+    /// it, then those entries' values, each step for all hashes before the next: a step's
+    /// reads are independent of each other, so their cache misses overlap. Finds nothing;
+    /// the probes that follow find everything in cache.
+    fn touch(&self, hashes: impl Iterator<Item = u64> + Clone) {
+        let mut acc = 0u64;
+        for h in hashes.clone() {
+            if let Some(b) = self.home(h) {
+                acc ^= self.buckets[b].0[0];
+            }
+        }
+        std::hint::black_box(acc);
+        let mut acc = 0u32;
+        for h in hashes.clone() {
+            self.each_candidate(h, |i| {
+                acc ^= self.entries[i as usize].off;
+                false
+            });
+        }
+        std::hint::black_box(acc);
+        let mut acc = 0u8;
+        for h in hashes {
+            self.each_candidate(h, |i| {
+                let off = self.entries[i as usize].off as usize;
+                acc ^= self.arena.get(off).copied().unwrap_or(0);
+                false
+            });
+        }
+        std::hint::black_box(acc);
     }
 }
 
@@ -813,11 +1044,13 @@ impl SetBuilder {
         }
         set.exact.entries.shrink_to_fit();
         set.exact.arena.shrink_to_fit();
+        set.exact.build_bloom();
         set.lists.lists.shrink_to_fit();
         set.metas.shrink_to_fit();
         stats.exact_keys = set.exact.entries.len() as u64;
         stats.value_bytes = set.exact.arena.len() as u64;
-        stats.exact_overhead_bytes = (set.exact.table.capacity() * (4 + 1)
+        stats.exact_overhead_bytes = (set.exact.buckets.capacity() * std::mem::size_of::<Bucket>()
+            + set.exact.bloom.blocks.capacity() * 32
             + set.exact.entries.capacity() * std::mem::size_of::<ExactEntry>()
             + set.lists.lists.capacity() * 4) as u64
             + exact_indicators * std::mem::size_of::<Meta>() as u64;
@@ -900,6 +1133,21 @@ impl IndicatorSet {
         self.exact.find_hashed(hash, key, bytes)
     }
 
+    /// The postings of many exact probes, `(hash, key)` as [`IndicatorSet::exact_hash`] and
+    /// [`IndicatorSet::exact_key`] give them and `bytes(i)` the value of probe `i`, into `out`
+    /// (cleared; one per probe, in order): the same as [`IndicatorSet::exact_find`] on each,
+    /// with the reads of all probes issued step by step first, so that their cache misses
+    /// overlap instead of following each other (one probe into a table of a million values
+    /// is likely a miss in every cache).
+    pub(crate) fn exact_find_batch<'b>(
+        &self,
+        probes: &[(u64, u32)],
+        bytes: impl FnMut(usize) -> &'b [u8],
+        out: &mut Vec<Option<u32>>,
+    ) {
+        self.exact.find_batch(probes, bytes, out);
+    }
+
     /// Calls `f` with each indicator of a posting.
     pub(crate) fn each(&self, post: u32, f: &mut impl FnMut(u32)) {
         self.lists.each(post, f);
@@ -926,6 +1174,32 @@ impl IndicatorSet {
         } else {
             t.v4.lookup(net.addr as u32, net.prefix, &self.lists, f);
         }
+    }
+
+    /// Prepares [`IndicatorSet::cidr_lookup_v4`] of many `(path, IPv4 address)`: reads what
+    /// their lookups will read first, step by step for all of them, so that the cache misses
+    /// overlap instead of following each other. Finds nothing.
+    pub(crate) fn cidr_touch_v4(&self, lookups: impl Iterator<Item = (u32, u32)> + Clone) {
+        let table = |p: u32| match self.cidr.paths.get(p as usize) {
+            Some(Some(t)) if !t.v4.dir.is_empty() => Some(&t.v4),
+            _ => None,
+        };
+        let mut acc = 0;
+        for (p, a) in lookups.clone() {
+            if let Some(t) = table(p) {
+                acc ^= t.dir[a.top16()];
+            }
+        }
+        std::hint::black_box(acc);
+        let mut acc = 0;
+        for (p, a) in lookups {
+            if let Some(t) = table(p)
+                && let Some(r) = t.ranges.get(t.dir[a.top16()] as usize)
+            {
+                acc ^= r.1;
+            }
+        }
+        std::hint::black_box(acc);
     }
 
     /// [`IndicatorSet::cidr_lookup`] for an IPv4 address already parsed (the value
@@ -1263,6 +1537,129 @@ mod tests {
         let mut v = Vec::new();
         all.lookup(u32::MAX, 32, &lists, &mut |i| v.push(i));
         assert_eq!(v, [8, 7]);
+    }
+
+    /// Random byte strings of 1–40 bytes (xorshift; the test needs no crate for it).
+    fn random_values(n: usize, seed: u64) -> Vec<Vec<u8>> {
+        let mut x = seed;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|_| {
+                let len = 1 + next() as usize % 40;
+                (0..len).map(|_| next() as u8).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exact_index_finds_what_was_inserted_and_nothing_else() {
+        let present = random_values(40_000, 1);
+        let absent = random_values(40_000, 2);
+        let mut x = ExactIndex::default();
+        let mut ids = Vec::new();
+        for (i, v) in present.iter().enumerate() {
+            // Two tags and the same bytes under two keys: keys are part of the identity.
+            let key = (i % 3) as u32;
+            let (e, new) = x.insert(key, v);
+            if new {
+                x.entries[e as usize].post = i as u32;
+            }
+            ids.push((key, e));
+        }
+        // Inserting again finds the same entry.
+        for (i, v) in present.iter().enumerate().take(1000) {
+            assert_eq!(x.insert(ids[i].0, v), (ids[i].1, false));
+        }
+        x.build_bloom();
+        assert!(x.entries.len() * 2 <= x.buckets.len() * 8);
+        let present_set: std::collections::HashSet<(u32, &[u8])> = present
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((i % 3) as u32, v.as_slice()))
+            .collect();
+        let mut probes = Vec::new();
+        let mut want = Vec::new();
+        let mut values: Vec<&[u8]> = Vec::new();
+        for (i, v) in present.iter().enumerate() {
+            let key = ids[i].0;
+            let h = x.hash(key, v);
+            let post = x.entries[ids[i].1 as usize].post;
+            assert_eq!(x.find_hashed(h, key, v), Some(post), "value {i}");
+            // The same bytes under another key are another value.
+            let other = (key + 1) % 3;
+            if !present_set.contains(&(other, v.as_slice())) {
+                assert_eq!(x.find_hashed(x.hash(other, v), other, v), None);
+            }
+            probes.push((h, key));
+            want.push(Some(post));
+            values.push(v);
+        }
+        let mut false_positives = 0;
+        for v in &absent {
+            if present_set.contains(&(0, v.as_slice())) {
+                continue;
+            }
+            let h = x.hash(0, v);
+            false_positives += usize::from(x.bloom.may_contain(h));
+            assert_eq!(x.find_hashed(h, 0, v), None);
+            probes.push((h, 0));
+            want.push(None);
+            values.push(v);
+        }
+        // ~0.5 % expected at 12 bits per value.
+        assert!(false_positives < absent.len() / 50, "{false_positives}");
+        // Batches (interleaved present and absent values, any length) answer as single finds.
+        let order: Vec<usize> = (0..probes.len())
+            .map(|i| (i * 7919) % probes.len())
+            .collect();
+        let mut out = Vec::new();
+        for chunk in order.chunks(37) {
+            let p: Vec<(u64, u32)> = chunk.iter().map(|&i| probes[i]).collect();
+            x.find_batch(&p, |j| values[chunk[j]], &mut out);
+            let w: Vec<Option<u32>> = chunk.iter().map(|&i| want[i]).collect();
+            assert_eq!(out, w);
+        }
+    }
+
+    #[test]
+    fn exact_slots_spill_into_the_next_bucket() {
+        // Nine entries with one home bucket: the ninth goes to the next bucket, and a probe
+        // walks on until an empty slot.
+        let mut buckets = vec![Bucket::default(); 4];
+        let h = 0x1234_5678_0000_0002u64;
+        for e in 0..9 {
+            ExactIndex::place(&mut buckets, h, e);
+        }
+        assert!(buckets[2].0.iter().all(|&s| s != 0));
+        assert_eq!(buckets[3].0.iter().filter(|&&s| s != 0).count(), 1);
+        let x = ExactIndex {
+            buckets,
+            ..ExactIndex::default()
+        };
+        let mut seen = Vec::new();
+        x.each_candidate(h, |e| {
+            seen.push(e);
+            false
+        });
+        assert_eq!(seen, (0..9).collect::<Vec<u32>>());
+        // Another hash half in the same buckets names none of them.
+        let mut none = 0;
+        x.each_candidate(0x9999_0000_0000_0002, |_| {
+            none += 1;
+            false
+        });
+        assert_eq!(none, 0);
+        // The last bucket wraps around to the first.
+        let mut buckets = vec![Bucket::default(); 2];
+        for e in 0..9 {
+            ExactIndex::place(&mut buckets, 1, e);
+        }
+        assert_eq!(buckets[0].0.iter().filter(|&&s| s != 0).count(), 1);
     }
 
     #[test]
