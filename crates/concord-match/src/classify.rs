@@ -490,11 +490,22 @@ pub fn classify_into(s: &str, out: &mut String) -> Result<Kind, Unclassified> {
 /// refang) and not a comment are taken. `None`: not decided here (the caller runs the general
 /// path, which also words the errors); `Some` only for results equal to the general path's.
 pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
+    let line = std::str::from_utf8(line).ok()?;
+    out.clear();
+    classify_simple_str(line, out)
+}
+
+/// [`classify_simple`] of a line already known to be UTF-8 (the reader checks a buffer of
+/// lines at once), its normal text appended to `out` (left as it was on `None`).
+pub(crate) fn classify_simple_str(line: &str, out: &mut String) -> Option<Kind> {
     // `str::trim` removes these (and non-ASCII white space, which the check below refuses).
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let start = line.iter().position(|c| !ws(c))?;
-    let end = line.iter().rposition(|c| !ws(c))? + 1;
-    let b = &line[start..end];
+    let bytes = line.as_bytes();
+    let start = bytes.iter().position(|c| !ws(c))?;
+    let end = bytes.iter().rposition(|c| !ws(c))? + 1;
+    // ASCII white space ends at character boundaries.
+    let s = &line[start..end];
+    let b = s.as_bytes();
     // The classes every byte has in common.
     let class = b.iter().fold(!0u8, |acc, &c| acc & CLASS[usize::from(c)]);
     // Comments, and what `refang` would change (brackets are refused by the classes).
@@ -505,20 +516,18 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
     {
         return None;
     }
-    // ASCII throughout: the bytes are the text.
-    let s = std::str::from_utf8(b).ok()?;
+    // ASCII throughout from here on: any byte position is a character boundary.
+    let at = out.len();
     if class & HEX != 0 {
         // `classify_into`: an all-hex token of 24 digits or more is a hash or nothing.
         let algo = HashAlgo::from_hex_len(b.len())?;
-        out.clear();
         out.push_str(s);
-        out.make_ascii_lowercase();
+        out[at..].make_ascii_lowercase();
         return Some(Kind::Hash(algo));
     }
     if class & QUAD != 0
         && let Some(a) = dotted_quad(b)
     {
-        out.clear();
         out.push_str(s);
         return Some(Kind::Ip(IpAddr::V4(a.into())));
     }
@@ -529,9 +538,8 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
         if !host_domain(d) {
             return None;
         }
-        out.clear();
         out.push_str(&s[..d.len()]);
-        out.make_ascii_lowercase();
+        out[at..].make_ascii_lowercase();
         return Some(Kind::Domain);
     }
     let scheme = if starts_with_ci_b(b, b"http://") {
@@ -543,25 +551,23 @@ pub(crate) fn classify_simple(line: &[u8], out: &mut String) -> Option<Kind> {
     };
     // Not an address (an `h` is no hex digit), not a path: `classify_into` gives
     // `normalise_url_into`. Its common case here: a host of letters, digits, `.`, `-`, `_`
-    // (no user, port or IPv6 literal) that is a domain name or a dotted quad.
+    // (no user, port or IPv6 literal) that is a domain name or a dotted quad; any other host
+    // is left to the general path.
     let rest = &b[scheme + 3..];
     let host_len = rest
         .iter()
         .position(|c| matches!(c, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
     let host = &rest[..host_len];
-    if !host.iter().all(|&c| CLASS[usize::from(c)] & HOST != 0) {
-        return normalise_url_into(s, out).ok().map(|()| Kind::Url);
-    }
-    if !(host_domain(host)
-        || dotted_quad(host).is_some()
-        || host.eq_ignore_ascii_case(b"localhost"))
+    if !host.iter().all(|&c| CLASS[usize::from(c)] & HOST != 0)
+        || !(host_domain(host)
+            || dotted_quad(host).is_some()
+            || host.eq_ignore_ascii_case(b"localhost"))
     {
         return None;
     }
-    out.clear();
     out.push_str(&s[..scheme + 3 + host_len]);
-    out.make_ascii_lowercase();
+    out[at..].make_ascii_lowercase();
     out.push_str(&s[scheme + 3 + host_len..]);
     Some(Kind::Url)
 }
@@ -841,9 +847,15 @@ mod tests {
         }
         for s in &inputs {
             let mut fast = String::new();
+            // The appending form leaves what `out` held before and adds the same text.
+            let mut appended = String::from("before|");
+            let kind2 = classify_simple_str(s, &mut appended);
             let Some(kind) = classify_simple(s.as_bytes(), &mut fast) else {
+                assert_eq!((kind2, appended.as_str()), (None, "before|"), "{s:?}");
                 continue;
             };
+            assert_eq!(kind2, Some(kind), "{s:?}");
+            assert_eq!(appended, format!("before|{fast}"), "{s:?}");
             let mut slow = String::new();
             let t = s.trim();
             assert!(!t.starts_with('#'), "{s:?}");

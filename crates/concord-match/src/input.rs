@@ -684,6 +684,8 @@ impl RecordBatch {
 pub(crate) struct PlainBatch {
     text: String,
     items: Vec<(Kind, u64, usize)>,
+    /// Scratch: the ends of the lines in the input's buffer.
+    ends: Vec<usize>,
 }
 
 impl PlainBatch {
@@ -1283,14 +1285,56 @@ impl RecordReader {
         };
         batch.text.push_str(p.text);
         batch.items.push((p.kind, p.line, batch.text.len()));
-        while batch.items.len() < max && self.buffered > 0 {
-            let Some(kind) = self.plain_in_place()? else {
+        if batch.items.len() >= max || self.buffered == 0 {
+            return Ok(true);
+        }
+        // The others: the lines whole in the input's buffer, checked as UTF-8 at once (per
+        // line the check would cost as much as classifying) and classified into the batch
+        // until one is not of a form `classify_simple` takes (the next call reads it).
+        let Body::Lines(input) = &mut self.body else {
+            unreachable!("plain input is read by lines")
+        };
+        // `buffered` bytes are in the input's buffer: this does not wait.
+        let avail = input.fill_buf().map_err(|source| InputError::Read {
+            file: self.file.to_string(),
+            line: self.line + 1,
+            source,
+        })?;
+        // The line ends, then one check of the lines up to the last.
+        let ends = &mut batch.ends;
+        ends.clear();
+        let mut span = 0;
+        for _ in batch.items.len()..max {
+            match memchr::memchr(b'\n', &avail[span..]) {
+                Some(i) => {
+                    span += i + 1;
+                    ends.push(span);
+                }
+                None => break,
+            }
+        }
+        let text = match std::str::from_utf8(&avail[..span]) {
+            Ok(t) => t,
+            // The lines before the first bad byte; the line that holds it goes to the
+            // general path (which reports it).
+            Err(e) => std::str::from_utf8(&avail[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let mut used = 0;
+        for &end in ends.iter() {
+            // `end - 1` is a line end, so a character boundary.
+            let Some(line) = text.get(used..end - 1) else {
                 break;
             };
+            let Some(kind) = crate::classify::classify_simple_str(line, &mut batch.text) else {
+                break;
+            };
+            used = end;
+            self.line += 1;
             self.records += 1;
-            batch.text.push_str(&self.plain_text);
             batch.items.push((kind, self.line, batch.text.len()));
         }
+        self.buffered = avail.len() - used;
+        input.consume(used);
         Ok(true)
     }
 

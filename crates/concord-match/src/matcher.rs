@@ -93,6 +93,8 @@ pub struct Matcher<'s> {
     probe_keys: Vec<(u64, u32)>,
     /// Per probe of a record: the bytes of an integer value (see `exact_bytes`).
     probe_ints: Vec<[u8; 8]>,
+    /// Per observable of a plain batch: its path id.
+    plain_pids: Vec<Option<u32>>,
     /// Per record of a batch, where its path ids (in `pids`) and probes (in `probes`) start;
     /// one more at the end.
     record_starts: Vec<(usize, usize)>,
@@ -100,9 +102,9 @@ pub struct Matcher<'s> {
 
 const PATH_CACHE: usize = 256;
 /// Plain observables matched per batch (see [`Matcher::match_plain_batch`]).
-const PLAIN_BATCH: usize = 32;
+const PLAIN_BATCH: usize = 64;
 /// Records matched per batch (see [`Matcher::match_records`]).
-const RECORD_BATCH: usize = 16;
+const RECORD_BATCH: usize = 32;
 const PATH_SLOT_BITS: u32 = 8;
 const PATH_SLOTS: usize = 1 << PATH_SLOT_BITS;
 
@@ -132,6 +134,7 @@ impl<'s> Matcher<'s> {
             probe_keys: Vec::new(),
             probe_ints: Vec::new(),
             record_starts: Vec::new(),
+            plain_pids: Vec::new(),
         }
     }
 
@@ -439,15 +442,17 @@ impl<'s> Matcher<'s> {
         out: &mut impl FnMut(Hit),
     ) {
         let set = self.set;
-        // The exact probes of the batch: (hash, key) and the observable they are for.
+        // Per observable its path id, and the exact probes of the batch: (hash, key) and the
+        // observable they are for.
         self.probes.clear();
+        self.plain_pids.clear();
         for (i, p) in batch.lines(file, paths).enumerate() {
+            let pid = self.path_id(p.paths.path(p.kind));
+            self.plain_pids.push(pid);
             if matches!(
                 p.kind,
                 Kind::Ip(std::net::IpAddr::V4(_)) | Kind::Domain | Kind::Url | Kind::Hash(_)
-            ) && let Some(key) = self
-                .path_id(p.paths.path(p.kind))
-                .and_then(|pid| set.exact_key(pid, Tag::Str))
+            ) && let Some(key) = pid.and_then(|pid| set.exact_key(pid, Tag::Str))
             {
                 self.probes
                     .push((set.exact_hash(key, p.text.as_bytes()), key, i));
@@ -474,7 +479,9 @@ impl<'s> Matcher<'s> {
             let exact = next
                 .next_if(|((_, _, k), _)| *k == i)
                 .map(|(_, &post)| post);
-            self.match_plain(&p, exact, out);
+            // Not `pids`: an observable matched through its record uses that.
+            let pid = self.plain_pids[i];
+            self.match_plain(&p, pid, exact, out);
         }
         self.posts = posts;
         self.probes = probes;
@@ -488,11 +495,12 @@ impl<'s> Matcher<'s> {
     /// already parsed, the automata); anything else (`ip:port`, IPv6, e-mail), and any
     /// observable that makes an evaluator-decided indicator a candidate or meets a residual
     /// one, goes through the record.
-    /// `exact`: the result of the exact probe (the posting, or `None` for no value) when the
-    /// batch already made it.
+    /// `pid`: the path id of the observable's path; `exact`: the result of the exact probe
+    /// (the posting, or `None` for no value) when the batch already made it.
     fn match_plain(
         &mut self,
         p: &PlainLine<'_>,
+        pid: Option<u32>,
         exact: Option<Option<u32>>,
         out: &mut impl FnMut(Hit),
     ) {
@@ -506,7 +514,6 @@ impl<'s> Matcher<'s> {
             return self.match_plain_record(p, out);
         }
         let path = p.paths.path(p.kind);
-        let pid = self.path_id(path);
         self.stats.records += 1;
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
