@@ -518,11 +518,16 @@ pub(crate) fn classify_simple_str(line: &str, out: &mut String) -> Option<Kind> 
     }
     // ASCII throughout from here on: any byte position is a character boundary.
     let at = out.len();
+    let lower = |out: &mut String, from: usize| {
+        if class & NO_UPPER == 0 {
+            out[from..].make_ascii_lowercase();
+        }
+    };
     if class & HEX != 0 {
         // `classify_into`: an all-hex token of 24 digits or more is a hash or nothing.
         let algo = HashAlgo::from_hex_len(b.len())?;
         out.push_str(s);
-        out[at..].make_ascii_lowercase();
+        lower(out, at);
         return Some(Kind::Hash(algo));
     }
     if class & QUAD != 0
@@ -539,7 +544,7 @@ pub(crate) fn classify_simple_str(line: &str, out: &mut String) -> Option<Kind> 
             return None;
         }
         out.push_str(&s[..d.len()]);
-        out[at..].make_ascii_lowercase();
+        lower(out, at);
         return Some(Kind::Domain);
     }
     let scheme = if starts_with_ci_b(b, b"http://") {
@@ -567,7 +572,7 @@ pub(crate) fn classify_simple_str(line: &str, out: &mut String) -> Option<Kind> 
         return None;
     }
     out.push_str(&s[..scheme + 3 + host_len]);
-    out[at..].make_ascii_lowercase();
+    lower(out, at);
     out.push_str(&s[scheme + 3 + host_len..]);
     Some(Kind::Url)
 }
@@ -580,6 +585,8 @@ const HEX: u8 = 2;
 const QUAD: u8 = 4;
 /// A letter, digit, `.`, `-` or `_`.
 const HOST: u8 = 8;
+/// Not an upper-case letter (a text of such bytes is its own lower case).
+const NO_UPPER: u8 = 16;
 
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -598,6 +605,9 @@ const CLASS: [u8; 256] = {
         }
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
             k |= HOST;
+        }
+        if !b.is_ascii_uppercase() {
+            k |= NO_UPPER;
         }
         // Every class implies printable (an all-`[` text is no host).
         if k & PRINT == 0 {

@@ -262,6 +262,10 @@ impl<'s> Matcher<'s> {
             v4.iter()
                 .filter_map(move |&(fi, a)| pids.get(p0 + fi).copied().flatten().map(|p| (p, a)))
         }));
+        let seen = &self.seen;
+        set.touch_postings(posts.iter().flatten().copied(), |i| {
+            seen.get(i as usize).copied().unwrap_or(0)
+        });
         for (r, (rec, v4)) in recs.enumerate() {
             let (p0, q0) = self.record_starts[r];
             let (p1, q1) = self.record_starts[r + 1];
@@ -474,6 +478,10 @@ impl<'s> Matcher<'s> {
         pk.clear();
         pk.extend(probes.iter().map(|&(h, k, _)| (h, k)));
         set.exact_find_batch(&pk, |j| batch.text_of(probes[j].2).as_bytes(), &mut posts);
+        let seen = &self.seen;
+        set.touch_postings(posts.iter().flatten().copied(), |i| {
+            seen.get(i as usize).copied().unwrap_or(0)
+        });
         let mut next = probes.iter().zip(&posts).peekable();
         for (i, p) in batch.lines(file, paths).enumerate() {
             let exact = next

@@ -1148,6 +1148,32 @@ impl IndicatorSet {
         self.exact.find_batch(probes, bytes, out);
     }
 
+    /// Reads the first indicator's record of each posting found (and gives its index to
+    /// `f`, for the caller's own per-indicator state), all before any is needed: after a
+    /// batch of probes, the hits' records are read together instead of one miss at a time.
+    pub(crate) fn touch_postings(
+        &self,
+        posts: impl Iterator<Item = u32>,
+        mut f: impl FnMut(u32) -> u32,
+    ) {
+        let mut acc = 0u32;
+        for post in posts {
+            let ind = if post & MULTI == 0 {
+                post
+            } else {
+                self.lists
+                    .lists
+                    .get((post & !MULTI) as usize + 1)
+                    .copied()
+                    .unwrap_or(0)
+            };
+            if let Some(m) = self.metas.get(ind as usize) {
+                acc ^= m.pattern ^ f(ind);
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
     /// Calls `f` with each indicator of a posting.
     pub(crate) fn each(&self, post: u32, f: &mut impl FnMut(u32)) {
         self.lists.each(post, f);
