@@ -93,6 +93,8 @@ pub struct Matcher<'s> {
     probe_keys: Vec<(u64, u32)>,
     /// Per probe of a record: the bytes of an integer value (see `exact_bytes`).
     probe_ints: Vec<[u8; 8]>,
+    /// Per probe of a record: the record's place in its batch.
+    probe_records: Vec<usize>,
     /// Per observable of a plain batch: its path id.
     plain_pids: Vec<Option<u32>>,
     /// Per record of a batch, where its path ids (in `pids`) and probes (in `probes`) start;
@@ -133,6 +135,7 @@ impl<'s> Matcher<'s> {
             plain_record: Record::default(),
             probe_keys: Vec::new(),
             probe_ints: Vec::new(),
+            probe_records: Vec::new(),
             record_starts: Vec::new(),
             plain_pids: Vec::new(),
         }
@@ -206,6 +209,7 @@ impl<'s> Matcher<'s> {
         self.pids.clear();
         self.probes.clear();
         self.probe_ints.clear();
+        self.probe_records.clear();
         self.record_starts.clear();
         for (rec, _) in recs.clone() {
             self.record_starts
@@ -220,6 +224,7 @@ impl<'s> Matcher<'s> {
                 {
                     self.probes.push((set.exact_hash(key, bytes), key, fi));
                     self.probe_ints.push(int);
+                    self.probe_records.push(self.record_starts.len() - 1);
                 }
             }
         }
@@ -228,34 +233,20 @@ impl<'s> Matcher<'s> {
         self.probe_keys.clear();
         self.probe_keys
             .extend(self.probes.iter().map(|&(h, k, _)| (h, k)));
-        // The values of the probes: record by record (`bytes` is asked in probe order; an
-        // earlier probe starts the walk again).
-        let (probes, ints, starts) = (&self.probes, &self.probe_ints, &self.record_starts);
+        // The values of the probes, by record.
+        let list: Vec<&Record> = recs.clone().map(|(rec, _)| rec).collect();
+        let (probes, ints, of) = (&self.probes, &self.probe_ints, &self.probe_records);
         let mut posts = std::mem::take(&mut self.posts);
-        let mut walk = (0usize, recs.clone());
-        let mut cur = walk.1.next();
         set.exact_find_batch(
             &self.probe_keys,
-            |j| {
-                if j < starts[walk.0].1 {
-                    walk = (0, recs.clone());
-                    cur = walk.1.next();
-                }
-                while starts[walk.0 + 1].1 <= j {
-                    walk.0 += 1;
-                    cur = walk.1.next();
-                }
-                match (cur, &ints[j]) {
-                    (Some((rec, _)), int) => match &rec.fields[probes[j].2].value {
-                        FieldValue::Str(s) => s.as_bytes(),
-                        // The integer's bytes as `exact_bytes` gives them, kept with the probe.
-                        _ => &int[..],
-                    },
-                    (None, _) => &[],
-                }
+            |j| match &list[of[j]].fields[probes[j].2].value {
+                FieldValue::Str(s) => s.as_bytes(),
+                // The integer's bytes as `exact_bytes` gives them, kept with the probe.
+                _ => &ints[j][..],
             },
             &mut posts,
         );
+        let starts = &self.record_starts;
         // The CIDR lookups of the addresses the reader parsed.
         let pids = &self.pids;
         set.cidr_touch_v4(recs.clone().zip(starts).flat_map(|((_, v4), &(p0, _))| {

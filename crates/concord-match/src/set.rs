@@ -218,7 +218,7 @@ struct ExactIndex {
 /// A split-block Bloom filter (the layout of Apache Parquet's, whose salts it uses) over the
 /// exact table's hashes: one 32-byte block per hash, 8 bits set in it.
 ///
-/// At [`BLOOM_BITS_PER_KEY`] bits per value it is ~1.4 MB for a million values, small enough
+/// At [`BLOOM_BITS_PER_KEY`] bits per value it is ~1.5 MB for a million values, small enough
 /// to stay in the caches that the 16-byte-a-value table (~16 MB) cannot: a probe for a value
 /// that is in no indicator (most log values) then costs one cached block read instead of a
 /// likely trip to memory; ~0.5 % of such probes still go to the table.
