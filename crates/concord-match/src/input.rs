@@ -170,6 +170,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 struct Trie {
     nodes: Vec<FastMap<Box<str>, Slot>>,
     leaves: Vec<Vec<u32>>,
+    /// The keys of `nodes` for the fast path ([`Trie::index`] builds them).
+    tables: Vec<KeyTable>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -178,7 +180,145 @@ struct Slot {
     child: Option<u32>,
 }
 
+/// The keys of one trie node, found without hashing the whole key (the line's keys are
+/// looked up by the fast path some 20 times a line): a key is told by its length and its first
+/// and last eight bytes (the whole key up to 16 bytes), which a multiplier chosen for the node
+/// sends to distinct slots of a small table; longer keys are then compared in full.
+#[derive(Debug, Default)]
+struct KeyTable {
+    mul: u64,
+    shift: u32,
+    slots: Vec<KeySlot>,
+    /// No multiplier separated the keys (long keys with the same ends): the node's hash map
+    /// decides.
+    fallback: bool,
+}
+
+#[derive(Debug, Clone)]
+struct KeySlot {
+    /// `u32::MAX`: an empty slot.
+    len: u32,
+    lo: u64,
+    hi: u64,
+    key: Box<[u8]>,
+    slot: Slot,
+}
+
+/// Eight bytes of `b` from `at` (little-endian), zeros past its end.
+#[inline(always)]
+fn word_at(b: &[u8], at: usize) -> u64 {
+    if let Some(w) = b.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        return u64::from_le_bytes(*w);
+    }
+    let r = b.get(at..).unwrap_or_default();
+    let mut w = [0u8; 8];
+    w[..r.len()].copy_from_slice(r);
+    u64::from_le_bytes(w)
+}
+
+/// The key `b[start..end]` as `(first 8 bytes, last 8 bytes)`, zero-padded, the last part 0
+/// for keys of up to 8 bytes. Bytes of `b` past `end` may be read (the line goes on after a
+/// key) but do not count.
+#[inline(always)]
+fn key_words(b: &[u8], start: usize, end: usize) -> (u64, u64) {
+    let len = end - start;
+    if len <= 8 {
+        let mask = 1u64.checked_shl(8 * len as u32).map_or(u64::MAX, |m| m - 1);
+        (word_at(b, start) & mask, 0)
+    } else {
+        (word_at(b, start), word_at(b, end - 8))
+    }
+}
+
+impl KeyTable {
+    #[inline(always)]
+    fn index(&self, len: usize, lo: u64, hi: u64) -> usize {
+        let h = (lo ^ hi.rotate_left(29) ^ len as u64).wrapping_mul(self.mul);
+        (h >> self.shift) as usize
+    }
+
+    fn build(map: &FastMap<Box<str>, Slot>) -> KeyTable {
+        let keys: Vec<(&[u8], u64, u64, Slot)> = map
+            .iter()
+            .map(|(k, s)| {
+                let b = k.as_bytes();
+                let (lo, hi) = key_words(b, 0, b.len());
+                (b, lo, hi, *s)
+            })
+            .collect();
+        let empty = KeySlot {
+            len: u32::MAX,
+            lo: 0,
+            hi: 0,
+            key: Box::default(),
+            slot: Slot::default(),
+        };
+        let min_bits = (keys.len().max(1).next_power_of_two().trailing_zeros() + 1).min(40);
+        // Fixed multipliers (odd, from a SplitMix64 sequence): the same table every run.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for bits in min_bits..min_bits + 4 {
+            for _ in 0..64 {
+                x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let mut t = KeyTable {
+                    mul: (z ^ (z >> 31)) | 1,
+                    shift: 64 - bits,
+                    slots: vec![empty.clone(); 1 << bits],
+                    fallback: false,
+                };
+                let placed = keys.iter().all(|&(k, lo, hi, slot)| {
+                    let i = t.index(k.len(), lo, hi);
+                    if t.slots[i].len != u32::MAX {
+                        return false;
+                    }
+                    t.slots[i] = KeySlot {
+                        len: k.len() as u32,
+                        lo,
+                        hi,
+                        key: k.into(),
+                        slot,
+                    };
+                    true
+                });
+                if placed {
+                    return t;
+                }
+            }
+        }
+        KeyTable {
+            fallback: true,
+            ..KeyTable::default()
+        }
+    }
+}
+
 impl Trie {
+    /// Builds the key tables once every name is inserted.
+    fn index(&mut self) {
+        self.tables = self.nodes.iter().map(KeyTable::build).collect();
+    }
+
+    /// The slot of the key `b[start..end]` in `node`, as `nodes[node].get(key)` gives it.
+    /// `b` may go on past `end`.
+    #[inline(always)]
+    fn find(&self, node: u32, b: &[u8], start: usize, end: usize) -> Option<Slot> {
+        let t = &self.tables[node as usize];
+        if t.fallback {
+            let key = std::str::from_utf8(&b[start..end]).ok()?;
+            return self.nodes[node as usize].get(key).copied();
+        }
+        let len = end - start;
+        let (lo, hi) = key_words(b, start, end);
+        let s = &self.tables[node as usize].slots[t.index(len, lo, hi)];
+        (s.len as usize == len
+            && s.lo == lo
+            && s.hi == hi
+            && (len <= 16 || *s.key == b[start..end]))
+            .then_some(s.slot)
+    }
+
     fn insert(&mut self, name: &str, sel: u32) {
         if self.nodes.is_empty() {
             self.nodes.push(FastMap::default());
@@ -267,6 +407,7 @@ impl Prepared {
             p.urls.push((h, q));
             p.url_targets.push(Target::Url(Arc::clone(&u.target)));
         }
+        p.trie.index();
         p.map = map;
         p
     }
@@ -1477,6 +1618,7 @@ fn fast_json(line: &[u8], trie: &Trie, root: Option<u32>, caps: &mut Caps) -> bo
 /// JSON string without escapes (at a backslash the caller gives the line to serde_json).
 /// Eight bytes at a time (the usual bit tricks on a `u64`: a zero byte of `x ^ '"'…` or
 /// `x ^ '\'…`, or a byte of `x` below 0x20), then byte by byte in the eight that hold it.
+#[inline(always)]
 fn string_end(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -1543,12 +1685,19 @@ impl<'a> Scan<'a, '_> {
 
     /// A string (at its opening quote) without escapes; its content.
     fn string(&mut self) -> Option<&'a str> {
+        let (start, end) = self.span()?;
+        Some(&self.s[start..end])
+    }
+
+    /// A string (at its opening quote) without escapes; the range of its content.
+    #[inline(always)]
+    fn span(&mut self) -> Option<(usize, usize)> {
         self.i += 1;
         let start = self.i;
         let len = string_end(&self.b[start..])?;
         self.i = start + len;
         self.eat(b'"')?;
-        Some(&self.s[start..start + len])
+        Some((start, start + len))
     }
 
     /// A value. `node`: the trie node for an object here (`None`: not a mapped path);
@@ -1569,11 +1718,11 @@ impl<'a> Scan<'a, '_> {
                     if self.peek()? != b'"' {
                         return None;
                     }
-                    let key = self.string()?;
+                    let (ks, ke) = self.span()?;
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
-                    let slot = node.and_then(|n| trie.nodes[n as usize].get(key));
+                    let slot = node.and_then(|n| trie.find(n, self.b, ks, ke));
                     match slot {
                         Some(s) => {
                             let leaf = s.leaf.map_or(&[][..], |l| &trie.leaves[l as usize][..]);
@@ -1843,6 +1992,96 @@ mod tests {
         }
         for s in &inputs {
             assert_eq!(parse_time(s), parse_time_ref(s), "{s:?}");
+        }
+    }
+
+    /// `Trie::find` against the node's hash map: the built-in maps' tries and generated ones
+    /// (with long keys alike at both ends, which the tables leave to the map), queried with
+    /// every key, changed keys, random bytes (also not UTF-8), with and without line bytes
+    /// after the key.
+    #[test]
+    fn key_tables_find_what_the_maps_find() {
+        let mut x = 17u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            x >> 33
+        };
+        let mut tries = vec![
+            Prepared::new(FieldMap::eve()).trie,
+            Prepared::new(FieldMap::zeek()).trie,
+        ];
+        let mut fell_back = false;
+        for round in 0..60 {
+            let mut t = Trie::default();
+            let n = 1 + next() as usize % if round % 10 == 0 { 300 } else { 30 };
+            for sel in 0..n as u32 {
+                let len = next() as usize % 24;
+                let name: String = (0..len)
+                    .map(|_| ['a', 'b', '.', '_', 'x', 'é'][next() as usize % 6])
+                    .collect();
+                t.insert(&name, sel);
+            }
+            if round % 3 == 0 {
+                t.insert("aaaaaaaaa1zzzzzzzz", 0);
+                t.insert("aaaaaaaaa2zzzzzzzz", 1);
+            }
+            t.index();
+            fell_back |= t.tables.iter().any(|k| k.fallback);
+            tries.push(t);
+        }
+        assert!(fell_back, "no node fell back to its map");
+        assert!(
+            !tries[..2]
+                .iter()
+                .any(|t| t.tables.iter().any(|k| k.fallback)),
+            "a built-in map's node falls back to its map"
+        );
+        for t in &tries {
+            for (n, map) in t.nodes.iter().enumerate() {
+                let mut queries: Vec<Vec<u8>> = Vec::new();
+                for k in map.keys() {
+                    let k = k.as_bytes().to_vec();
+                    queries.push(k.clone());
+                    for _ in 0..3 {
+                        let mut q = k.clone();
+                        match next() % 4 {
+                            0 if !q.is_empty() => {
+                                let at = next() as usize % q.len();
+                                q[at] = [b'a', b'b', 0xc3, 0xff, b'.'][next() as usize % 5];
+                            }
+                            1 => q.push(b'a'),
+                            2 => {
+                                q.pop();
+                            }
+                            _ => q.insert(0, b'x'),
+                        }
+                        queries.push(q);
+                    }
+                }
+                for _ in 0..20 {
+                    let len = next() as usize % 30;
+                    queries.push(
+                        (0..len)
+                            .map(|_| [b'a', b'.', b'_', 0xc3, 0xa9, 0x80][next() as usize % 6])
+                            .collect(),
+                    );
+                }
+                for q in &queries {
+                    let want = std::str::from_utf8(q)
+                        .ok()
+                        .and_then(|k| map.get(k))
+                        .map(|s| (s.leaf, s.child));
+                    let got = t.find(n as u32, q, 0, q.len()).map(|s| (s.leaf, s.child));
+                    assert_eq!(got, want, "{q:?} alone");
+                    let mut line = b"{\"".to_vec();
+                    line.extend_from_slice(q);
+                    line.extend_from_slice(b"\":\"aaaaaaaaaaaaaaaa\"}");
+                    let got = t
+                        .find(n as u32, &line, 2, 2 + q.len())
+                        .map(|s| (s.leaf, s.child));
+                    assert_eq!(got, want, "{q:?} in a line");
+                }
+            }
         }
     }
 
