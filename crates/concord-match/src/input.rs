@@ -433,15 +433,18 @@ impl Prepared {
         v4: &mut Vec<(usize, u32)>,
     ) {
         v4.clear();
+        // Values are made (`Caps::val`) only for the captures a step takes.
         let stream = caps
+            .list
             .iter()
             .find(|(s, _)| self.selectors[*s as usize].stream)
-            .and_then(|(_, v)| v.as_str())
+            .and_then(|&(_, c)| caps.val(c).as_str())
             .or(stream_hint);
         rec.timestamp = caps
+            .list
             .iter()
             .filter(|(s, _)| self.selectors[*s as usize].timestamp)
-            .find_map(|(_, v)| match v {
+            .find_map(|&(_, c)| match caps.val(c) {
                 Val::Str(s) => parse_time(s),
                 Val::Int(i) => i.checked_mul(1_000_000_000),
                 Val::Float(f) => {
@@ -468,9 +471,10 @@ impl Prepared {
                 continue;
             }
             let get = |sel: u32| {
-                caps.iter()
+                caps.list
+                    .iter()
                     .find(|(s, _)| *s == sel)
-                    .and_then(|(_, v)| v.as_str())
+                    .and_then(|&(_, c)| caps.val(c).as_str())
             };
             let (Some(host), Some(path)) = (get(h), get(p)) else {
                 continue;
@@ -509,9 +513,14 @@ fn frac_nanos(digits: &str) -> Option<i64> {
 /// Parses a record time: RFC 3339 (`2024-01-02T03:04:05.123456Z`, `+00:00`, eve's `+0000`,
 /// a space for `T`) or Unix seconds with a fraction (`1521911720.865716`). Unix nanoseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim();
+    // Printable ASCII at both ends (the usual value) has nothing to trim.
+    let s = match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(0x21..=0x7e), Some(0x21..=0x7e)) => s,
+        _ => s.trim(),
+    };
     let b = s.as_bytes();
-    if b.first().is_some_and(u8::is_ascii_digit) && !s.contains('-') {
+    // An RFC 3339 time has a `-` at 4: no search for one then.
+    if b.first().is_some_and(u8::is_ascii_digit) && b.get(4) != Some(&b'-') && !s.contains('-') {
         let (int, frac) = s.split_once('.').unwrap_or((s, ""));
         if frac.len() > 9
             || !int.bytes().all(|c| c.is_ascii_digit())
@@ -1972,6 +1981,9 @@ mod tests {
             "2026-0é-05T10:00:00Z",
             "+026-03-05T10:00:00Z",
             "1521911720.865716",
+            "1521911720-865716",
+            "1521-11720.865716",
+            "\u{a0}2026-03-05T10:00:00Z\u{2003}",
             " 2026-03-05T10:00:00Z ",
             "",
         ]
