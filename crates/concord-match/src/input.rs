@@ -140,12 +140,16 @@ impl Caps {
         let start = self.text.len() as u32;
         self.text.push_str(v);
         let end = self.text.len() as u32;
-        self.list
-            .extend(sels.iter().map(|&s| (s, Cap::Str(start, end))));
+        // A loop of pushes: `sels` has one or two items, too few for `extend`'s set-up.
+        for &s in sels {
+            self.list.push((s, Cap::Str(start, end)));
+        }
     }
 
     fn push(&mut self, sels: &[u32], v: Cap) {
-        self.list.extend(sels.iter().map(|&s| (s, v)));
+        for &s in sels {
+            self.list.push((s, v));
+        }
     }
 
     fn val(&self, c: Cap) -> Val<'_> {
@@ -311,7 +315,7 @@ impl Trie {
         }
         let len = end - start;
         let (lo, hi) = key_words(b, start, end);
-        let s = &self.tables[node as usize].slots[t.index(len, lo, hi)];
+        let s = &t.slots[t.index(len, lo, hi)];
         (s.len as usize == len
             && s.lo == lo
             && s.hi == hi
