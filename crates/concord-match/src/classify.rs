@@ -228,6 +228,14 @@ pub fn normalise_hash(s: &str) -> Option<(HashAlgo, String)> {
 /// [`normalise_hash`] into `out` (replacing its content, keeping its allocation).
 pub fn normalise_hash_into(s: &str, out: &mut String) -> Option<HashAlgo> {
     out.clear();
+    // Most digests are hex digits only: found so eight bytes at a time, with no search for
+    // colons and no second pass over the digits.
+    if all_hex(s.as_bytes()) {
+        out.push_str(s);
+        let algo = HashAlgo::from_hex_len(out.len())?;
+        out.make_ascii_lowercase();
+        return Some(algo);
+    }
     if s.contains(':') {
         out.extend(s.split(':'));
     } else {
@@ -239,6 +247,25 @@ pub fn normalise_hash_into(s: &str, out: &mut String) -> Option<HashAlgo> {
     }
     out.make_ascii_lowercase();
     Some(algo)
+}
+
+/// Whether every byte of `b` is an ASCII hex digit, eight at a time (bytes below 0x80 add
+/// without carries: `x + (0x80 - a)` has its top bit set when `x >= a`, `x + (0x7f - b)`
+/// when `x > b`): a digit, or with the 0x20 bit set (A-F to a-f) a letter `a`-`f`.
+fn all_hex(b: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = LO * 0x80;
+    let within =
+        |x: u64, a: u64, b: u64| x.wrapping_add(LO * (0x80 - a)) & !x.wrapping_add(LO * (0x7f - b));
+    let (chunks, rest) = b.as_chunks::<8>();
+    for c in chunks {
+        let x = u64::from_le_bytes(*c);
+        let hex = within(x, 0x30, 0x39) | within(x | (LO * 0x20), 0x61, 0x66);
+        if (x & HI) | (!hex & HI) != 0 {
+            return false;
+        }
+    }
+    rest.iter().all(u8::is_ascii_hexdigit)
 }
 
 /// An e-mail address with the domain part lower-cased; `Name <a@b>` gives `a@b`.
@@ -871,6 +898,58 @@ mod tests {
             assert!(!t.starts_with('#'), "{s:?}");
             assert_eq!(classify_into(&refang(t), &mut slow), Ok(kind), "{s:?}");
             assert_eq!(fast, slow, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn hashes_as_before() {
+        // The definition before `all_hex`.
+        fn reference(s: &str, out: &mut String) -> Option<HashAlgo> {
+            out.clear();
+            if s.contains(':') {
+                out.extend(s.split(':'));
+            } else {
+                out.push_str(s);
+            }
+            let algo = HashAlgo::from_hex_len(out.len())?;
+            if !out.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.make_ascii_lowercase();
+            Some(algo)
+        }
+        let mut x = 7u64;
+        let mut inputs: Vec<String> = Vec::new();
+        for i in 0..60_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = [32, 40, 64, 47, 59, 95][i % 6] + (x >> 62) as usize % 2;
+            // Mostly hex digits; sometimes any byte of 0..0x80 (each neighbour of a range
+            // end), a colon or a multi-byte character.
+            let t: String = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    match (x >> 58) % 16 {
+                        0 => char::from((x >> 30) as u8 % 0x80),
+                        1 => ':',
+                        2 => 'é',
+                        _ => char::from(b"0123456789abcdefABCDEF"[(x >> 40) as usize % 22]),
+                    }
+                })
+                .collect();
+            inputs.push(t);
+        }
+        for s in &inputs {
+            let (mut a, mut b) = (String::new(), String::new());
+            assert_eq!(
+                normalise_hash_into(s, &mut a),
+                reference(s, &mut b),
+                "{s:?}"
+            );
+            assert_eq!(a, b, "{s:?}");
+        }
+        for c in 0..=255u8 {
+            let s = [c; 16];
+            assert_eq!(all_hex(&s), s.iter().all(u8::is_ascii_hexdigit), "{c}");
         }
     }
 
