@@ -111,7 +111,8 @@ struct Selector {
 }
 
 /// The values captured from one line: `(selector, value)` in the order found, strings as
-/// byte ranges of one text buffer (no allocation per value once the buffers have grown).
+/// byte ranges of one text: `text` (no allocation per value once the buffers have grown), or
+/// for the JSON fast path the line itself (no copy at all).
 #[derive(Debug, Default)]
 struct Caps {
     list: Vec<(u32, Cap)>,
@@ -152,17 +153,18 @@ impl Caps {
         }
     }
 
-    fn val(&self, c: Cap) -> Val<'_> {
+    /// The value of `c`, its string a range of `text` (`self.text` or the line).
+    fn val<'t>(&self, text: &'t str, c: Cap) -> Val<'t> {
         match c {
-            Cap::Str(a, b) => Val::Str(&self.text[a as usize..b as usize]),
+            Cap::Str(a, b) => Val::Str(&text[a as usize..b as usize]),
             Cap::Int(i) => Val::Int(i),
             Cap::Float(f) => Val::Float(f),
             Cap::Bool(b) => Val::Bool(b),
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u32, Val<'_>)> + '_ {
-        self.list.iter().map(|&(s, c)| (s, self.val(c)))
+    fn iter<'t>(&'t self, text: &'t str) -> impl Iterator<Item = (u32, Val<'t>)> + 't {
+        self.list.iter().map(move |&(s, c)| (s, self.val(text, c)))
     }
 }
 
@@ -427,10 +429,12 @@ impl Prepared {
         s
     }
 
-    /// Turns the captured `(selector, value)` pairs of one line into the record's fields.
+    /// Turns the captured `(selector, value)` pairs of one line into the record's fields;
+    /// their strings are ranges of `text` (see [`Caps`]).
     fn finish(
         &self,
         caps: &Caps,
+        text: &str,
         stream_hint: Option<&str>,
         rec: &mut Record,
         pool: &mut Vec<String>,
@@ -442,13 +446,13 @@ impl Prepared {
             .list
             .iter()
             .find(|(s, _)| self.selectors[*s as usize].stream)
-            .and_then(|&(_, c)| caps.val(c).as_str())
+            .and_then(|&(_, c)| caps.val(text, c).as_str())
             .or(stream_hint);
         rec.timestamp = caps
             .list
             .iter()
             .filter(|(s, _)| self.selectors[*s as usize].timestamp)
-            .find_map(|&(_, c)| match caps.val(c) {
+            .find_map(|&(_, c)| match caps.val(text, c) {
                 Val::Str(s) => parse_time(s),
                 Val::Int(i) => i.checked_mul(1_000_000_000),
                 Val::Float(f) => {
@@ -459,7 +463,7 @@ impl Prepared {
             });
         let stream_ok =
             |want: &Option<String>| want.is_none() || stream.is_none() || want.as_deref() == stream;
-        for (s, v) in caps.iter() {
+        for (s, v) in caps.iter(text) {
             // The rules of one value share its parsed address.
             let mut ip = None;
             for &r in &self.selectors[s as usize].rules {
@@ -478,7 +482,7 @@ impl Prepared {
                 caps.list
                     .iter()
                     .find(|(s, _)| *s == sel)
-                    .and_then(|&(_, c)| caps.val(c).as_str())
+                    .and_then(|&(_, c)| caps.val(text, c).as_str())
             };
             let (Some(host), Some(path)) = (get(h), get(p)) else {
                 continue;
@@ -1154,9 +1158,9 @@ impl RecordReader {
         self.caps.clear();
         let trie = &self.prepared.trie;
         let root = if trie.nodes.is_empty() { None } else { Some(0) };
-        if fast_json(&self.buf, trie, root, &mut self.caps) {
+        if let Some(text) = fast_json(&self.buf, trie, root, &mut self.caps) {
             self.prepared
-                .finish(&self.caps, None, rec, &mut self.pool, &mut self.v4);
+                .finish(&self.caps, text, None, rec, &mut self.pool, &mut self.v4);
             return true;
         }
         // Anything the fast scanner does not take (escapes, not UTF-8, not an object, deep
@@ -1175,8 +1179,14 @@ impl RecordReader {
         });
         match res {
             Ok(true) => {
-                self.prepared
-                    .finish(&self.caps, None, rec, &mut self.pool, &mut self.v4);
+                self.prepared.finish(
+                    &self.caps,
+                    &self.caps.text,
+                    None,
+                    rec,
+                    &mut self.pool,
+                    &mut self.v4,
+                );
                 true
             }
             Ok(false) => {
@@ -1274,6 +1284,7 @@ impl RecordReader {
         let path = t.path.clone();
         self.prepared.finish(
             &self.caps,
+            &self.caps.text,
             path.as_deref(),
             rec,
             &mut self.pool,
@@ -1551,8 +1562,14 @@ impl RecordReader {
                         }
                     }
                     recycle(rec, &mut self.pool);
-                    self.prepared
-                        .finish(&self.caps, None, rec, &mut self.pool, &mut self.v4);
+                    self.prepared.finish(
+                        &self.caps,
+                        &self.caps.text,
+                        None,
+                        rec,
+                        &mut self.pool,
+                        &mut self.v4,
+                    );
                     rec.file = Arc::clone(&self.file);
                     rec.line = line;
                     self.records += 1;
@@ -1601,14 +1618,22 @@ fn recycle(rec: &mut Record, pool: &mut Vec<String>) {
 const FAST_DEPTH: u32 = 100;
 
 /// Scans one JSON line and captures the values at the trie's paths into `caps`, exactly as
-/// [`ValueSeed`] does. `false` (with `caps` in any state) when the line is not for the fast
-/// path or is not valid JSON: the caller then runs serde_json on it. Strings without escapes
-/// are the JSON text itself, so they are copied straight from the line.
-fn fast_json(line: &[u8], trie: &Trie, root: Option<u32>, caps: &mut Caps) -> bool {
+/// [`ValueSeed`] does; the line as text, which the captured strings are ranges of. `None`
+/// (with `caps` in any state) when the line is not for the fast path or is not valid JSON:
+/// the caller then runs serde_json on it. Strings without escapes are the JSON text itself,
+/// so they are not copied.
+fn fast_json<'a>(
+    line: &'a [u8],
+    trie: &Trie,
+    root: Option<u32>,
+    caps: &mut Caps,
+) -> Option<&'a str> {
+    // Captured ranges are `u32`s.
+    if u32::try_from(line.len()).is_err() {
+        return None;
+    }
     // A backslash (an escape) stops `Scan::string` and so the fast path.
-    let Ok(text) = std::str::from_utf8(line) else {
-        return false;
-    };
+    let text = std::str::from_utf8(line).ok()?;
     let mut sc = Scan {
         s: text,
         b: line,
@@ -1618,13 +1643,11 @@ fn fast_json(line: &[u8], trie: &Trie, root: Option<u32>, caps: &mut Caps) -> bo
     };
     sc.ws();
     if sc.peek() != Some(b'{') {
-        return false;
+        return None;
     }
-    if sc.value(root, &[], 0).is_none() {
-        return false;
-    }
+    sc.value(root, &[], 0)?;
     sc.ws();
-    sc.i == line.len()
+    (sc.i == line.len()).then_some(text)
 }
 
 /// The position of the first `"`, `\` or control character (below 0x20) in `b`: the end of a
@@ -1696,12 +1719,6 @@ impl<'a> Scan<'a, '_> {
         (self.peek() == Some(c)).then(|| self.i += 1)
     }
 
-    /// A string (at its opening quote) without escapes; its content.
-    fn string(&mut self) -> Option<&'a str> {
-        let (start, end) = self.span()?;
-        Some(&self.s[start..end])
-    }
-
     /// A string (at its opening quote) without escapes; the range of its content.
     #[inline(always)]
     fn span(&mut self) -> Option<(usize, usize)> {
@@ -1771,8 +1788,10 @@ impl<'a> Scan<'a, '_> {
                 }
             }
             b'"' => {
-                let v = self.string()?;
-                self.caps.push_str(leaf, v);
+                let (start, end) = self.span()?;
+                for &l in leaf {
+                    self.caps.list.push((l, Cap::Str(start as u32, end as u32)));
+                }
                 Some(())
             }
             b't' => self.literal(b"true", leaf, Some(Cap::Bool(true))),
