@@ -344,17 +344,20 @@ pub fn normalise_url(s: &str) -> Result<String, Unclassified> {
 
 /// [`normalise_url`] into `out` (replacing its content, keeping its allocation).
 pub fn normalise_url_into(s: &str, out: &mut String) -> Result<(), Unclassified> {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Err(Unclassified::BadUrl);
-    };
-    if scheme.is_empty()
-        || !scheme
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
-    {
+    // The scheme's characters, then `://` (a `://` further on would leave a character the
+    // scheme may not have before it): no substring search.
+    let p = s
+        .bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
+        .unwrap_or(s.len());
+    if p == 0 || !s[p..].starts_with("://") {
         return Err(Unclassified::BadUrl);
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (scheme, rest) = (&s[..p], &s[p + 3..]);
+    let end = rest
+        .bytes()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if let Some(v6) = hostport.strip_prefix('[') {
@@ -898,6 +901,95 @@ mod tests {
             assert!(!t.starts_with('#'), "{s:?}");
             assert_eq!(classify_into(&refang(t), &mut slow), Ok(kind), "{s:?}");
             assert_eq!(fast, slow, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn urls_as_before() {
+        // The definition before the scheme was read without a substring search.
+        fn reference(s: &str, out: &mut String) -> Result<(), Unclassified> {
+            let Some((scheme, rest)) = s.split_once("://") else {
+                return Err(Unclassified::BadUrl);
+            };
+            if scheme.is_empty()
+                || !scheme
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            {
+                return Err(Unclassified::BadUrl);
+            }
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if let Some(v6) = hostport.strip_prefix('[') {
+                let Some((h, _)) = v6.split_once(']') else {
+                    return Err(Unclassified::BadUrl);
+                };
+                if h.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(Unclassified::BadUrl);
+                }
+            } else {
+                let host = match hostport.rsplit_once(':') {
+                    Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) => h,
+                    _ => hostport,
+                };
+                if !(is_domain(host)
+                    || host.parse::<std::net::Ipv4Addr>().is_ok()
+                    || host.eq_ignore_ascii_case("localhost"))
+                {
+                    return Err(Unclassified::BadUrl);
+                }
+            }
+            out.clear();
+            out.push_str(scheme);
+            out.make_ascii_lowercase();
+            out.push_str("://");
+            out.push_str(&authority[..authority.len() - hostport.len()]);
+            let host_at = out.len();
+            out.push_str(hostport);
+            out[host_at..].make_ascii_lowercase();
+            out.push_str(tail);
+            Ok(())
+        }
+        let mut inputs: Vec<String> = [
+            "http://a.com/x",
+            "HTTP://A.COM:80/x?y#z",
+            "://a.com",
+            "h:ttp://a.com",
+            "http:/a.com",
+            "http//a.com",
+            "ht tp://a.com",
+            "é://a.com",
+            "http://a.com://b",
+            "a+b-c.d://[::1]:8/",
+            "http://u:p@a.com",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x = 23u64;
+        for _ in 0..40_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = (x >> 59) as usize + 1;
+            let t: String = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    [
+                        "http", "://", ":", "/", "a.com", "A", "@", "?", "#", "[::1]", "1.2.3.4",
+                        "é", "+", " ", "8",
+                    ][(x >> 40) as usize % 15]
+                })
+                .collect();
+            inputs.push(t);
+        }
+        for s in &inputs {
+            let (mut a, mut b) = (String::new(), String::new());
+            let (ra, rb) = (normalise_url_into(s, &mut a), reference(s, &mut b));
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{s:?}");
+            if ra.is_ok() {
+                assert_eq!(a, b, "{s:?}");
+            }
         }
     }
 
