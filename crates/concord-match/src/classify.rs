@@ -305,35 +305,44 @@ pub fn normalise_ip(s: &str) -> Option<IpAddr> {
 /// one to three digits, no leading zero, each at most 255), or `None` for anything else,
 /// which the caller then gives to the general parser.
 pub(crate) fn dotted_quad(s: &[u8]) -> Option<u32> {
-    // One pass (the shortest form is `0.0.0.0`, the longest `255.255.255.255`).
+    // Octet by octet, without a state per byte (the shortest form is `0.0.0.0`, the longest
+    // `255.255.255.255`).
     if !(7..=15).contains(&s.len()) {
         return None;
     }
-    let (mut addr, mut dots, mut v, mut digits) = (0u32, 0, 0u32, 0);
-    for &c in s {
-        if c == b'.' {
-            if digits == 0 || dots == 3 {
+    let digit = |i: usize| {
+        s.get(i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|&d| d < 10)
+            .map(u32::from)
+    };
+    let (mut i, mut addr) = (0, 0u32);
+    for k in 0..4 {
+        let mut v = digit(i)?;
+        i += 1;
+        // Up to two more digits after a first that is not `0`; at most 255.
+        if v != 0
+            && let Some(d) = digit(i)
+        {
+            v = v * 10 + d;
+            i += 1;
+            if let Some(d) = digit(i) {
+                v = v * 10 + d;
+                i += 1;
+                if v > 255 {
+                    return None;
+                }
+            }
+        }
+        addr = addr << 8 | v;
+        if k < 3 {
+            if s.get(i) != Some(&b'.') {
                 return None;
             }
-            addr = addr << 8 | v;
-            dots += 1;
-            v = 0;
-            digits = 0;
-        } else if c.is_ascii_digit() {
-            // A second digit after a leading `0`, a fourth digit, or above 255.
-            if (digits == 1 && v == 0) || digits == 3 {
-                return None;
-            }
-            digits += 1;
-            v = v * 10 + u32::from(c - b'0');
-            if v > 255 {
-                return None;
-            }
-        } else {
-            return None;
+            i += 1;
         }
     }
-    (dots == 3 && digits > 0).then_some(addr << 8 | v)
+    (i == s.len()).then_some(addr)
 }
 
 /// A URL with scheme and host lower-cased; `None` when there is no `scheme://host`.
