@@ -1377,11 +1377,7 @@ impl RecordReader {
         let Body::Lines(input) = &mut self.body else {
             unreachable!("plain input is read by lines")
         };
-        let avail = input.fill_buf().map_err(|source| InputError::Read {
-            file: self.file.to_string(),
-            line: self.line + 1,
-            source,
-        })?;
+        let avail = fill(input, &self.file, self.line)?;
         let Some(end) = newline(avail) else {
             return Ok(None);
         };
@@ -1460,11 +1456,7 @@ impl RecordReader {
             unreachable!("plain input is read by lines")
         };
         // `buffered` bytes are in the input's buffer: this does not wait.
-        let avail = input.fill_buf().map_err(|source| InputError::Read {
-            file: self.file.to_string(),
-            line: self.line + 1,
-            source,
-        })?;
+        let avail = fill(input, &self.file, self.line)?;
         // The line ends, then one check of the lines up to the last.
         let ends = &mut batch.ends;
         ends.clear();
@@ -1586,6 +1578,20 @@ impl RecordReader {
             }
         }
     }
+}
+
+/// The bytes in `input`'s buffer (read when it is empty), as `BufRead::fill_buf`; an error
+/// names the file and the line after `line`.
+fn fill<'a>(
+    input: &'a mut Box<dyn BufRead + Send>,
+    file: &str,
+    line: u64,
+) -> Result<&'a [u8], InputError> {
+    input.fill_buf().map_err(|source| InputError::Read {
+        file: file.to_string(),
+        line: line + 1,
+        source,
+    })
 }
 
 fn csv_io(file: &str, line: u64, e: csv::Error) -> InputError {

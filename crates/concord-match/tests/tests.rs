@@ -659,6 +659,36 @@ fn invalid_patterns_are_skipped_with_reason() {
     );
 }
 
+/// Matches `fast` with `match_reader` and `slow` record by record with `match_record` (two
+/// readers over the same input) and asserts the same hits in the same order, counts,
+/// malformed lines, statistics and aggregates; the number of hits.
+fn reader_matches_as_records(
+    set: &IndicatorSet,
+    now: i64,
+    mut fast_r: RecordReader,
+    mut slow_r: RecordReader,
+) -> usize {
+    let mut fast_m = Matcher::new(set, now);
+    let mut fast = Vec::new();
+    let summary =
+        concord_match::match_reader(&mut fast_m, &mut fast_r, &mut |h| fast.push(h)).unwrap();
+    let mut slow_m = Matcher::new(set, now);
+    let mut slow = Vec::new();
+    let mut rec = Record::default();
+    while slow_r.next_into(&mut rec).unwrap() {
+        slow_m.match_record(&rec, &mut |h| slow.push(h));
+    }
+    assert_eq!(fast, slow);
+    assert_eq!(summary.hits as usize, slow.len());
+    assert_eq!(summary.records, slow_r.records());
+    assert_eq!(fast_r.records(), slow_r.records());
+    assert_eq!(fast_r.malformed(), slow_r.malformed());
+    assert_eq!(fast_r.malformed_count(), slow_r.malformed_count());
+    assert_eq!(fast_m.stats(), slow_m.stats());
+    assert_eq!(fast_m.aggregates(), slow_m.aggregates());
+    slow.len()
+}
+
 /// The record-free path of `match_reader` for plain observables reports exactly the hits
 /// (file, line, indicator, value, path, in order), counts and aggregates of matching the
 /// records the reader makes, with and without evaluator-decided and residual indicators.
@@ -775,28 +805,8 @@ fn plain_observables_without_records_match_as_records() {
         // Through a small buffer (batches of one or two lines) and a large one (full
         // batches of the record-free path).
         for buffer in [61, 1 << 16] {
-            let mut fast_m = Matcher::new(&set, now);
-            let mut fast_r = reader(buffer);
-            let mut fast = Vec::new();
-            let summary =
-                concord_match::match_reader(&mut fast_m, &mut fast_r, &mut |h| fast.push(h))
-                    .unwrap();
-            let mut slow_m = Matcher::new(&set, now);
-            let mut slow_r = reader(8192);
-            let mut slow = Vec::new();
-            let mut rec = Record::default();
-            while slow_r.next_into(&mut rec).unwrap() {
-                slow_m.match_record(&rec, &mut |h| slow.push(h));
-            }
-            assert!(slow.len() > 1000, "{}", slow.len());
-            assert_eq!(fast, slow);
-            assert_eq!(summary.hits as usize, slow.len());
-            assert_eq!(summary.records, slow_r.records());
-            assert_eq!(fast_r.records(), slow_r.records());
-            assert_eq!(fast_r.malformed(), slow_r.malformed());
-            assert_eq!(fast_r.malformed_count(), slow_r.malformed_count());
-            assert_eq!(fast_m.stats(), slow_m.stats());
-            assert_eq!(fast_m.aggregates(), slow_m.aggregates());
+            let hits = reader_matches_as_records(&set, now, reader(buffer), reader(8192));
+            assert!(hits > 1000, "{hits}");
         }
     }
 }
@@ -898,27 +908,9 @@ fn logs_through_match_reader_match_as_records() {
         // Batches of one or two records (a line longer than the buffer is read by
         // `read_until`), of some, and full ones.
         for buffer in [307, 8192, 1 << 16] {
-            let mut fast_m = Matcher::new(&set, now);
-            let mut fast_r = reader(buffer);
-            let mut fast = Vec::new();
-            let summary =
-                concord_match::match_reader(&mut fast_m, &mut fast_r, &mut |h| fast.push(h))
-                    .unwrap();
-            let mut slow_m = Matcher::new(&set, now);
-            let mut slow_r = reader(307);
-            let mut slow = Vec::new();
-            let mut rec = Record::default();
-            while slow_r.next_into(&mut rec).unwrap() {
-                slow_m.match_record(&rec, &mut |h| slow.push(h));
-            }
-            assert!(!slow.is_empty(), "{format:?}");
-            assert_eq!(fast_r.malformed(), slow_r.malformed());
-            total += slow.len();
-            assert_eq!(fast, slow);
-            assert_eq!(summary.hits as usize, slow.len());
-            assert_eq!(summary.records, slow_r.records());
-            assert_eq!(fast_m.stats(), slow_m.stats());
-            assert_eq!(fast_m.aggregates(), slow_m.aggregates());
+            let hits = reader_matches_as_records(&set, now, reader(buffer), reader(307));
+            assert!(hits > 0, "{format:?}");
+            total += hits;
         }
     }
     assert!(total > 3000, "{total}");
