@@ -109,7 +109,13 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
     // Validity now, not at each record's time: old logs are searched for what is known today.
     let mut matcher = Matcher::new(&set, now).validity_at(now);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // From stdin (a live log: `tail -f eve.json | concord match … -`) each hit is written as
+    // soon as it is found; from files, through a buffer.
+    let mut out: Box<dyn Write> = if args.files.iter().any(|f| f == "-") {
+        Box::new(std::io::LineWriter::new(stdout.lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(stdout.lock()))
+    };
     let mut ok = true;
     let mut write_error = None;
     let mut flagged = 0u64;

@@ -223,6 +223,58 @@ fn warninglisted_hits_are_flagged() {
     assert!(err.contains("hits on values of a warninglist"), "{err}");
 }
 
+/// From stdin, a hit is on stdout while the input is still open: a live log is matched as
+/// it grows (the reader's batches and the output do not wait for more input).
+#[test]
+fn a_live_stdin_gets_its_hits_at_once() {
+    use std::io::Write;
+    let node = node_with_list();
+    let mut child = concord()
+        .args(["match", "--collection", "iocs", "--data-dir"])
+        .arg(node.path())
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // Two lines, the second a hit; stdin stays open.
+    stdin
+        .write_all(b"no.match.example\nvideosearch.ubuntu.com\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let hit = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("no hit while stdin is open");
+    let hit: Value = serde_json::from_str(&hit).unwrap();
+    assert_eq!(hit["line"], 2, "{hit}");
+    assert_eq!(hit["value"], "videosearch.ubuntu.com", "{hit}");
+    // More input, more hits, still before the end.
+    stdin.write_all(b"10.47.1.9\n").unwrap();
+    stdin.flush().unwrap();
+    let hit: Value = serde_json::from_str(
+        &rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("no second hit while stdin is open"),
+    )
+    .unwrap();
+    assert_eq!(
+        (hit["line"].clone(), hit["value"].clone()),
+        (json!(3), json!("10.47.1.9"))
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn a_siem_asks_post_api_match() {
     let node = node_with_list();
