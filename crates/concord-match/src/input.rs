@@ -1154,6 +1154,19 @@ impl RecordReader {
         }
     }
 
+    /// [`Prepared::finish`] of captures whose strings are in the capture buffer (the serde
+    /// path, TSV and CSV; the JSON fast path's are ranges of the line).
+    fn finish_captured(&mut self, stream_hint: Option<&str>, rec: &mut Record) {
+        self.prepared.finish(
+            &self.caps,
+            &self.caps.text,
+            stream_hint,
+            rec,
+            &mut self.pool,
+            &mut self.v4,
+        );
+    }
+
     fn json_line(&mut self, rec: &mut Record) -> bool {
         self.caps.clear();
         let trie = &self.prepared.trie;
@@ -1179,14 +1192,7 @@ impl RecordReader {
         });
         match res {
             Ok(true) => {
-                self.prepared.finish(
-                    &self.caps,
-                    &self.caps.text,
-                    None,
-                    rec,
-                    &mut self.pool,
-                    &mut self.v4,
-                );
+                self.finish_captured(None, rec);
                 true
             }
             Ok(false) => {
@@ -1282,14 +1288,7 @@ impl RecordReader {
             return false;
         }
         let path = t.path.clone();
-        self.prepared.finish(
-            &self.caps,
-            &self.caps.text,
-            path.as_deref(),
-            rec,
-            &mut self.pool,
-            &mut self.v4,
-        );
+        self.finish_captured(path.as_deref(), rec);
         true
     }
 
@@ -1554,14 +1553,7 @@ impl RecordReader {
                         }
                     }
                     recycle(rec, &mut self.pool);
-                    self.prepared.finish(
-                        &self.caps,
-                        &self.caps.text,
-                        None,
-                        rec,
-                        &mut self.pool,
-                        &mut self.v4,
-                    );
+                    self.finish_captured(None, rec);
                     rec.file = Arc::clone(&self.file);
                     rec.line = line;
                     self.records += 1;

@@ -149,6 +149,17 @@ impl<'s> Matcher<'s> {
         self
     }
 
+    /// A new stamp for `seen` (one per record): indicators met under an older stamp count as
+    /// not met yet. On wrap-around the stamps are reset.
+    fn next_generation(&mut self) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.seen.fill(0);
+            self.generation = 1;
+        }
+        self.generation
+    }
+
     fn path_id(&mut self, path: &Arc<str>) -> Option<u32> {
         // First a slot chosen by the address (one comparison for the paths a reader shares
         // among its records), then the list.
@@ -277,12 +288,7 @@ impl<'s> Matcher<'s> {
         out: &mut impl FnMut(Hit),
     ) {
         self.stats.records += 1;
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.seen.fill(0);
-            self.generation = 1;
-        }
-        let generation = self.generation;
+        let generation = self.next_generation();
         let set = self.set;
         let t = rec.timestamp.unwrap_or(self.now);
         // Validity at the record's time, or at one fixed time (see `validity_at`).
@@ -292,21 +298,10 @@ impl<'s> Matcher<'s> {
         let seen = &mut self.seen;
         let candidates = &mut self.candidates;
         let direct = &mut self.direct;
-        let mut on_atom = |ind: u32, fi: usize| {
-            let s = &mut seen[ind as usize];
-            if *s == generation {
-                return;
-            }
-            *s = generation;
-            let meta = &set.metas[ind as usize];
-            if !meta.valid_at(vt) {
-                return;
-            }
-            if meta.pattern == DIRECT {
-                direct.push((ind, fi));
-            } else {
-                candidates.push((ind, fi));
-            }
+        let mut on_atom = |ind: u32, fi: usize| match first_valid(set, seen, generation, vt, ind) {
+            Some(true) => direct.push((ind, fi)),
+            Some(false) => candidates.push((ind, fi)),
+            None => {}
         };
         for (&(_, _, fi), post) in self.probes[probes.clone()].iter().zip(&posts[probes]) {
             if let Some(post) = *post {
@@ -514,12 +509,7 @@ impl<'s> Matcher<'s> {
         }
         let path = p.paths.path(p.kind);
         self.stats.records += 1;
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.seen.fill(0);
-            self.generation = 1;
-        }
-        let generation = self.generation;
+        let generation = self.next_generation();
         let t = self.now;
         let vt = self.validity_at.unwrap_or(t);
         self.direct.clear();
@@ -527,21 +517,10 @@ impl<'s> Matcher<'s> {
         if let Some(pid) = pid {
             let seen = &mut self.seen;
             let direct = &mut self.direct;
-            let mut on_atom = |ind: u32| {
-                let s = &mut seen[ind as usize];
-                if *s == generation {
-                    return;
-                }
-                *s = generation;
-                let meta = &set.metas[ind as usize];
-                if !meta.valid_at(vt) {
-                    return;
-                }
-                if meta.pattern == DIRECT {
-                    direct.push((ind, 0));
-                } else {
-                    candidate = true;
-                }
+            let mut on_atom = |ind: u32| match first_valid(set, seen, generation, vt, ind) {
+                Some(true) => direct.push((ind, 0)),
+                Some(false) => candidate = true,
+                None => {}
             };
             let bytes = p.text.as_bytes();
             let post = match exact {
@@ -677,6 +656,25 @@ fn regex_atoms(
 
 /// The exact-table form of a value: strings as their bytes, integers as 8 little-endian bytes
 /// (in `int`); other values have none.
+/// An atom of indicator `ind` holds on the current record (stamped `generation` in `seen`):
+/// `None` when the record already met it or it is not valid at `vt`; else whether the indexes
+/// decide it alone (`Some(true)`) or the evaluator must (`Some(false)`).
+fn first_valid(
+    set: &IndicatorSet,
+    seen: &mut [u32],
+    generation: u32,
+    vt: i64,
+    ind: u32,
+) -> Option<bool> {
+    let s = &mut seen[ind as usize];
+    if *s == generation {
+        return None;
+    }
+    *s = generation;
+    let meta = &set.metas[ind as usize];
+    meta.valid_at(vt).then_some(meta.pattern == DIRECT)
+}
+
 fn exact_bytes<'a>(v: &'a FieldValue, int: &'a mut [u8; 8]) -> Option<(Tag, &'a [u8])> {
     match v {
         FieldValue::Str(s) => Some((Tag::Str, s.as_bytes())),
