@@ -10,7 +10,9 @@
 use serde_json::Value;
 
 use crate::actions::Policy;
-use crate::tlp::{Tlp, object_tlp};
+use std::collections::HashMap;
+
+use crate::tlp::{Tlp, definition_tlp};
 
 /// Everything the egress function needs besides the object: one signature for every door.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +23,118 @@ pub struct EgressContext<'a> {
     pub partner: &'a PartnerProfile,
     /// The actions on personal data, the node's jurisdiction and the pseudonym keys.
     pub policy: &'a Policy,
+    /// The marking definitions the object may reference, by id: a marking the node does not
+    /// hold cannot be decided, so an object that carries one is withheld (fail closed).
+    pub markings: &'a Markings,
+}
+
+/// What a marking definition means for egress, read from its content
+/// ([`crate::tlp::definition_tlp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MarkingClass {
+    /// A TLP marking, whatever its id (STIX 2.1 §7.2.1.4, TLP 2.0).
+    Tlp(Tlp),
+    /// A marking that says nothing of TLP (a statement, an important-data marking).
+    Other,
+    /// A marking that claims TLP but names no level this node knows: the reason.
+    Undecidable(String),
+}
+
+/// The marking definitions an egress decision may need, by id. The fixed TLP ids (STIX 2.1
+/// §7.2.1.4, TLP 2.0) are always known; any other id must have been [`Markings::add`]ed
+/// from its definition, else [`Markings::class`] answers `None` and the object that
+/// references it is withheld.
+#[derive(Clone, Debug, Default)]
+pub struct Markings {
+    classes: HashMap<String, MarkingClass>,
+}
+
+impl Markings {
+    /// Records what the marking definition `definition` (a STIX object) means; objects that
+    /// are not marking definitions are ignored.
+    pub fn add(&mut self, definition: &Value) {
+        if definition.get("type").and_then(Value::as_str) != Some("marking-definition") {
+            return;
+        }
+        let Some(id) = definition.get("id").and_then(Value::as_str) else {
+            return;
+        };
+        let class = match definition_tlp(definition) {
+            Ok(Some(t)) => MarkingClass::Tlp(t),
+            Ok(None) => MarkingClass::Other,
+            Err(reason) => MarkingClass::Undecidable(reason),
+        };
+        self.classes.insert(id.to_owned(), class);
+    }
+
+    /// Whether `id` was recorded.
+    pub fn contains(&self, id: &str) -> bool {
+        self.classes.contains_key(id)
+    }
+
+    /// What the marking `id` means; `None` when the node does not know it.
+    pub fn class(&self, id: &str) -> Option<MarkingClass> {
+        if let Some(t) = Tlp::from_marking_id(id) {
+            return Some(MarkingClass::Tlp(t));
+        }
+        self.classes.get(id).cloned()
+    }
+}
+
+/// The marking references of `object` (`object_marking_refs` and every granular
+/// `marking_ref`), as written; what a door must resolve into [`Markings`] before it decides.
+pub fn marking_refs(object: &Value) -> Vec<&str> {
+    let mut refs: Vec<&str> = object
+        .get("object_marking_refs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    refs.extend(
+        object
+            .get("granular_markings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("marking_ref").and_then(Value::as_str)),
+    );
+    refs
+}
+
+/// The strictest TLP of `object_marking_refs` (STIX 2.1 §7.2.2), read through `markings`
+/// (TLP by content under any id); `Ok(None)` without a TLP marking. Errors (the object must
+/// be withheld): a reference that is not a string, names a marking the node does not hold,
+/// or whose TLP level cannot be read.
+pub fn object_tlp(
+    object: &Value,
+    markings: &Markings,
+    policy: &Policy,
+) -> Result<Option<Tlp>, String> {
+    let Some(refs) = object.get("object_marking_refs") else {
+        return Ok(None);
+    };
+    let Some(refs) = refs.as_array() else {
+        return Err("object_marking_refs is not a list".to_owned());
+    };
+    let mut strictest = None;
+    for r in refs {
+        let Some(r) = r.as_str() else {
+            return Err(format!("object_marking_refs holds a non-string {r}"));
+        };
+        match markings.class(r) {
+            Some(MarkingClass::Tlp(t)) => strictest = strictest.max(Some(t)),
+            Some(MarkingClass::Other) => {}
+            Some(MarkingClass::Undecidable(reason)) => return Err(reason),
+            None if policy.is_important_data_marking(r) => {}
+            None => {
+                return Err(format!(
+                    "object_marking_refs: {r} is no marking definition this collection holds, so what it asks cannot be decided"
+                ));
+            }
+        }
+    }
+    Ok(strictest)
 }
 
 /// The node setting that holds a collection's [`CollectionSharing`] as JSON.
@@ -230,20 +344,36 @@ pub fn explain(body: &str, cx: &EgressContext<'_>) -> Explanation {
 
 fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
     let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
-    let Ok(object) = serde_json::from_str::<Value>(body) else {
-        trace.note("validation", || "the stored object is not JSON".to_owned());
-        return Decision::Withheld {
-            reason: "stored object is not JSON".to_owned(),
-        };
+    // Strict (no repeated member names): what is decided on is exactly what the bytes say,
+    // so the stored bytes may go out unchanged (I-JSON, RFC 7493 §2.3).
+    let object = match concord_stix::parse_object(body) {
+        Ok(o) => o,
+        Err(e) => {
+            trace.note("validation", || format!("withheld: the stored object: {e}"));
+            return Decision::Withheld {
+                reason: format!("the stored object cannot be decided: {e}"),
+            };
+        }
     };
     let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
-    if Tlp::is_tlp_definition(id) {
+    let is_marking = object.get("type").and_then(Value::as_str) == Some("marking-definition");
+    if is_marking
+        && (Tlp::is_tlp_definition(id) || matches!(definition_tlp(&object), Ok(Some(_))))
+        && object.get("object_marking_refs").is_none()
+        && object.get("granular_markings").is_none()
+    {
         trace.note("tlp", || {
             "a TLP marking definition: public, always sent".to_owned()
         });
         return Decision::Unchanged;
     }
-    let marked = object_tlp(&object);
+    let marked = match object_tlp(&object, cx.markings, policy) {
+        Ok(m) => m,
+        Err(reason) => {
+            trace.note("tlp", || format!("withheld: {reason}"));
+            return Decision::Withheld { reason };
+        }
+    };
     let tlp = marked.unwrap_or(sharing.default_tlp);
     let gate = may_see(tlp, sharing, partner);
     trace.note("tlp", || {
@@ -302,7 +432,14 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         };
     }
     let mut copy = object;
-    let mut changes = granular(&mut copy, sharing, partner, policy, cross_border);
+    let mut changes = granular(
+        &mut copy,
+        cx.markings,
+        sharing,
+        partner,
+        policy,
+        cross_border,
+    );
     trace.note("granular-markings", || {
         if changes.is_empty() {
             "nothing removed".to_owned()
@@ -404,6 +541,7 @@ fn important_marking<'a>(object: &'a Value, policy: &Policy) -> Option<&'a str> 
 /// partner may see, and those markings; one line per removal.
 fn granular(
     object: &mut Value,
+    markings: &Markings,
     sharing: &CollectionSharing,
     partner: &PartnerProfile,
     policy: &Policy,
@@ -416,14 +554,18 @@ fn granular(
     let mut kept_markings = Vec::new();
     for g in granular {
         let marking = g.get("marking_ref").and_then(Value::as_str).unwrap_or("");
-        let why = match Tlp::from_marking_id(marking) {
-            Some(level) if may_see(level, sharing, partner).is_err() => {
+        let why = match markings.class(marking) {
+            Some(MarkingClass::Tlp(level)) if may_see(level, sharing, partner).is_err() => {
                 Some(level.label().to_owned())
             }
             _ if cross_border && policy.is_important_data_marking(marking) => {
                 Some("important data".to_owned())
             }
-            _ => None,
+            Some(MarkingClass::Tlp(_) | MarkingClass::Other) => None,
+            _ if policy.is_important_data_marking(marking) => None,
+            // Fail closed: what a marking the node cannot read asks is not known, so the
+            // properties it covers do not go.
+            Some(MarkingClass::Undecidable(_)) | None => Some(format!("unresolved {marking}")),
         };
         match why {
             Some(why) => {
@@ -558,6 +700,7 @@ mod tests {
                 sharing,
                 partner,
                 policy: &policy,
+                markings: &Markings::default(),
             },
         )
     }
@@ -629,6 +772,7 @@ mod tests {
             sharing: &sharing,
             partner: p,
             policy: &policy,
+            markings: &Markings::default(),
         };
         // Marked as a whole: withheld abroad, sent at home.
         let body = campaign(&[GREEN, IMPORTANT]);
@@ -684,6 +828,7 @@ mod tests {
             sharing: &sharing,
             partner: &bsi,
             policy: &policy,
+            markings: &Markings::default(),
         };
         let mut o: Value = serde_json::from_str(&campaign(&[GREEN])).unwrap();
         o["description"] = "write to victim@example.org".into();
@@ -733,6 +878,7 @@ mod tests {
             sharing: &sharing,
             partner: &bsi,
             policy: &policy,
+            markings: &Markings::default(),
         };
         let indicator = serde_json::json!({
             "type": "indicator", "spec_version": "2.1",
