@@ -436,14 +436,20 @@ impl Egress {
     /// cursor, and drops echoes before deciding): the same decisions, rewrites and
     /// references as [`Egress::page`], one audit append for the batch. Only what is
     /// returned may leave, with the ids given.
+    ///
+    /// `origin`: the peer the entries go to, when they go by sync; a reference to an object
+    /// received from that very peer goes as written (the peer holds it: a sighting goes
+    /// home to the producer of its indicator).
     pub fn decide_entries(
         &self,
         partner: &PartnerProfile,
         door: &str,
         collection_id: &str,
         entries: Vec<Entry>,
+        origin: Option<&str>,
     ) -> Result<Vec<Sent>, EgressError> {
         let mut decider = Decider::new(self, collection_id, partner)?;
+        decider.origin = origin;
         let d = Door {
             door,
             partner: &partner.name,
@@ -752,6 +758,10 @@ struct Decider<'a> {
     in_progress: HashSet<String>,
     group_key: Option<Vec<u8>>,
     trace: Option<Vec<ExplainStep>>,
+    /// The peer whose own objects the audience holds already (sync), by provenance.
+    origin: Option<&'a str>,
+    /// The node's other collections, read when first needed.
+    collections: Option<Vec<String>>,
 }
 
 impl<'a> Decider<'a> {
@@ -777,6 +787,8 @@ impl<'a> Decider<'a> {
             in_progress: HashSet::new(),
             group_key,
             trace: None,
+            origin: None,
+            collections: None,
         })
     }
 
@@ -893,7 +905,7 @@ impl<'a> Decider<'a> {
             None => self.newest(vec![id.to_owned()])?.remove(id),
         };
         let fate = match entry {
-            None => Fate::NotReceived(format!("{id} is not in this collection")),
+            None => self.outside(id)?,
             Some(e) => {
                 let trace = self.trace.take();
                 self.in_progress.insert(id.to_owned());
@@ -908,6 +920,64 @@ impl<'a> Decider<'a> {
         };
         self.fates.insert(id.to_owned(), fate.clone());
         Ok(fate)
+    }
+
+    /// The fate of a reference to `id`, which this collection does not hold. The audience
+    /// holds it already if it came from the audience's own node (sync provenance); an SCO
+    /// id derives from the SCO's value, so it does not go; an object this node holds in
+    /// another collection does not go (it is withheld here, whatever it is there); an
+    /// object the node holds nowhere is the producer's reference to something outside, and
+    /// goes as written (it reveals nothing this node holds).
+    fn outside(&mut self, id: &str) -> Result<Fate, EgressError> {
+        if let Some(origin) = self.origin
+            && self
+                .egress
+                .store
+                .received_from(id, None)?
+                .iter()
+                .any(|p| p == origin)
+        {
+            return Ok(Fate::Received(id.to_owned()));
+        }
+        let object_type = id.split_once("--").map_or(id, |(t, _)| t);
+        if kind_of(object_type) == ObjectKind::Sco {
+            return Ok(Fate::NotReceived(format!(
+                "{id}: an SCO this collection does not hold (its id derives from its value)"
+            )));
+        }
+        if self.collections.is_none() {
+            self.collections = Some(
+                self.egress
+                    .store
+                    .collections()?
+                    .into_iter()
+                    .map(|c| c.id)
+                    .filter(|c| c != self.collection_id)
+                    .collect(),
+            );
+        }
+        let filter = ObjectFilter {
+            ids: vec![id.to_owned()],
+            versions: vec![VersionSelector::Last],
+            ..ObjectFilter::default()
+        };
+        for c in self.collections.as_deref().unwrap_or_default() {
+            let page = self.egress.store.entries(
+                c,
+                &filter,
+                &PageRequest {
+                    limit: 1,
+                    after: None,
+                },
+                false,
+            )?;
+            if !page.entries.is_empty() {
+                return Ok(Fate::NotReceived(format!(
+                    "{id} is held in another collection, not shared by this one"
+                )));
+            }
+        }
+        Ok(Fate::Received(id.to_owned()))
     }
 
     /// Decides one stored object version for the audience, references included.
@@ -1156,15 +1226,16 @@ mod tests {
             "granular_markings": [{"marking_ref": "marking-definition--y", "selectors": ["name"]}],
             "extensions": {"x": {"nested_ref": "file--e"}}
         });
-        let refs = references(&v);
+        let mut refs = references(&v);
+        refs.sort();
         assert_eq!(
             refs,
             [
+                "file--e",
                 "identity--a",
                 "indicator--b",
                 "ipv4-addr--c",
-                "malware--d",
-                "file--e"
+                "malware--d"
             ]
             .map(String::from)
         );

@@ -768,11 +768,12 @@ mod tests {
             ..partner("cncert", &[])
         };
         let abroad = partner("bsi", &[]);
+        let markings = Markings::default();
         let cx = |p| EgressContext {
             sharing: &sharing,
             partner: p,
             policy: &policy,
-            markings: &Markings::default(),
+            markings: &markings,
         };
         // Marked as a whole: withheld abroad, sent at home.
         let body = campaign(&[GREEN, IMPORTANT]);

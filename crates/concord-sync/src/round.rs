@@ -574,9 +574,9 @@ fn send(
     } else {
         "sync-push"
     };
-    let decided = cx
-        .egress
-        .decide_entries(partner, door, local, candidates.clone())?;
+    let decided =
+        cx.egress
+            .decide_entries(partner, door, local, candidates.clone(), Some(&peer.name))?;
     report.withheld += candidates.len() - decided.len();
     if decided.is_empty() {
         return Ok(0);

@@ -170,7 +170,7 @@ impl Lens {
         }
         let entries: Vec<concord_store::Entry> = shown.iter().map(|e| (*e).clone()).collect();
         self.egress
-            .decide_entries(&p.profile, door, &self.collection_id, entries)?;
+            .decide_entries(&p.profile, door, &self.collection_id, entries, None)?;
         Ok(())
     }
 
