@@ -893,7 +893,7 @@ impl<'a> Decider<'a> {
         if let Some(f) = self.fates.get(id) {
             return Ok(f.clone());
         }
-        if depth > MAX_REF_DEPTH || self.in_progress.contains(id) {
+        if depth > MAX_REF_DEPTH {
             // Not cached: a shallower path may still decide it.
             return Ok(Fate::NotReceived(format!(
                 "{id} is too far along a chain of references to be decided"
@@ -904,6 +904,22 @@ impl<'a> Decider<'a> {
             Some(None) => None,
             None => self.newest(vec![id.to_owned()])?.remove(id),
         };
+        if self.in_progress.contains(id) {
+            // A cycle of references (A refers to B, B to A, or A to itself): the target is
+            // being decided further up. Its own rules decide without its references; an
+            // SDO or SRO keeps its id whatever its references become, an SCO's id may
+            // change with them, so a cycle through an SCO is not followed (fail closed).
+            // Not cached: the full decision further up is the one that counts.
+            return Ok(match entry {
+                Some(e) if kind_of(&e.object_type) != ObjectKind::Sco => {
+                    match self.base_decision(&e) {
+                        Decision::Withheld { .. } => Fate::NotReceived(format!("{id} is withheld")),
+                        _ => Fate::Received(id.to_owned()),
+                    }
+                }
+                _ => Fate::NotReceived(format!("{id}: a cycle of references through an SCO")),
+            });
+        }
         let fate = match entry {
             None => self.outside(id)?,
             Some(e) => {
@@ -980,6 +996,18 @@ impl<'a> Decider<'a> {
         Ok(Fate::Received(id.to_owned()))
     }
 
+    /// The policy's decision on one stored object alone (markings, TLP, important data,
+    /// personal data), before references.
+    fn base_decision(&self, e: &Entry) -> Decision {
+        let cx = EgressContext {
+            sharing: &self.sharing,
+            partner: self.partner,
+            policy: &self.egress.policy,
+            markings: &self.markings,
+        };
+        concord_policy::egress::egress(e.body.as_deref().unwrap_or("null"), &cx)
+    }
+
     /// Decides one stored object version for the audience, references included.
     fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
         let stored = e.body.as_deref().unwrap_or("null");
@@ -1023,9 +1051,24 @@ impl<'a> Decider<'a> {
         let mut renamed = 0usize;
         let refs = references(&copy);
         let mut fates = HashMap::new();
+        // This object is being decided: a reference back to it is a cycle ([`Self::fate`]).
+        let own = self.in_progress.insert(e.id.clone());
         for r in refs {
-            let f = self.fate(&r, depth + 1)?;
-            fates.insert(r, f);
+            let f = self.fate(&r, depth + 1);
+            match f {
+                Ok(f) => {
+                    fates.insert(r, f);
+                }
+                Err(err) => {
+                    if own {
+                        self.in_progress.remove(&e.id);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        if own {
+            self.in_progress.remove(&e.id);
         }
         if !fates.is_empty() {
             let ref_changed = apply_fates(&mut copy, &fates, &mut removed, &mut renamed);
