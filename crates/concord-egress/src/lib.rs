@@ -349,7 +349,12 @@ impl Egress {
         let mut resume: Option<Cursor> = None;
         let more;
         'scan: loop {
-            let step = STORE_STEP.min(budget - scanned).max(1);
+            // Read what the page still needs (and one more, to know `more`): entries read
+            // and not sent are decided again on the next page.
+            let step = STORE_STEP
+                .min(budget - scanned)
+                .min(limit.saturating_sub(out.len()) + 1)
+                .max(1);
             let page = self.store.entries(
                 collection_id,
                 filter,
@@ -731,6 +736,13 @@ impl Outcome {
     }
 }
 
+/// An entry's place in the collection, as a key.
+type EntryKey = (i64, String, i64, i64);
+
+fn entry_key(e: &Entry) -> EntryKey {
+    (e.date_added_ns, e.id.clone(), e.version_ns, e.seq)
+}
+
 /// What a reference resolves to for the audience.
 #[derive(Clone, Debug)]
 enum Fate {
@@ -758,6 +770,9 @@ struct Decider<'a> {
     in_progress: HashSet<String>,
     group_key: Option<Vec<u8>>,
     trace: Option<Vec<ExplainStep>>,
+    /// Each entry read, parsed once (strictly) for the markings, the references and the
+    /// decision.
+    parsed: HashMap<EntryKey, Result<Value, concord_stix::JsonError>>,
     /// The peer whose own objects the audience holds already (sync), by provenance.
     origin: Option<&'a str>,
     /// The node's other collections, read when first needed.
@@ -787,6 +802,7 @@ impl<'a> Decider<'a> {
             in_progress: HashSet::new(),
             group_key,
             trace: None,
+            parsed: HashMap::new(),
             origin: None,
             collections: None,
         })
@@ -836,13 +852,15 @@ impl<'a> Decider<'a> {
         let mut marking_ids = Vec::new();
         let mut ref_ids = Vec::new();
         for e in entries {
-            let Some(v) = e
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Value>(b).ok())
-            else {
+            let key = entry_key(e);
+            if !self.parsed.contains_key(&key) {
+                let parsed = concord_stix::parse_object(e.body.as_deref().unwrap_or("null"));
+                self.parsed.insert(key.clone(), parsed);
+            }
+            let Some(Ok(v)) = self.parsed.get(&key) else {
                 continue;
             };
+            let v = v.clone();
             self.markings.add(&v);
             for m in marking_refs(&v) {
                 if !self.markings.contains(m)
@@ -1011,35 +1029,39 @@ impl<'a> Decider<'a> {
     /// Decides one stored object version for the audience, references included.
     fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
         let stored = e.body.as_deref().unwrap_or("null");
-        // Markings of an object reached only as a reference target.
-        if depth > 0 {
+        // Markings and references of an object reached only as a reference target.
+        if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
             self.prefetch(std::slice::from_ref(e))?;
         }
+        let object = match self.parsed.remove(&entry_key(e)) {
+            Some(Ok(v)) => v,
+            Some(Err(err)) => {
+                let reason = format!("the stored object cannot be decided: {err}");
+                self.note("validation", || format!("withheld: {reason}"));
+                return Ok(Outcome::Withheld(reason));
+            }
+            None => return Ok(Outcome::Withheld("the stored object is missing".to_owned())),
+        };
         let cx = EgressContext {
             sharing: &self.sharing,
             partner: self.partner,
             policy: &self.egress.policy,
             markings: &self.markings,
         };
-        let (decision, steps) = if self.trace.is_some() {
-            let x = concord_policy::egress::explain(stored, &cx);
-            (x.decision, x.steps)
+        let (decision, copy) = if self.trace.is_some() {
+            let (x, copy) = concord_policy::egress::explain_object(object, &cx);
+            if let Some(t) = &mut self.trace {
+                t.extend(x.steps);
+            }
+            (x.decision, copy)
         } else {
-            (concord_policy::egress::egress(stored, &cx), Vec::new())
+            concord_policy::egress::egress_object(object, &cx)
         };
-        if let Some(t) = &mut self.trace {
-            t.extend(steps);
-        }
-        let (mut copy, mut changed) = match decision {
-            Decision::Withheld { reason } => return Ok(Outcome::Withheld(reason)),
-            Decision::Unchanged => match concord_stix::parse_object(stored) {
-                Ok(v) => (v, false),
-                Err(err) => return Ok(Outcome::Withheld(err.to_string())),
-            },
-            Decision::Rewritten { body, .. } => match serde_json::from_str::<Value>(&body) {
-                Ok(v) => (v, true),
-                Err(err) => return Ok(Outcome::Withheld(err.to_string())),
-            },
+        let (mut copy, mut changed) = match (decision, copy) {
+            (Decision::Unchanged, Some(v)) => (v, false),
+            (Decision::Rewritten { .. }, Some(v)) => (v, true),
+            (Decision::Withheld { reason }, _) => return Ok(Outcome::Withheld(reason)),
+            (_, None) => return Ok(Outcome::Withheld("no copy was made".to_owned())),
         };
         // The copy's id as the policy left it (it may have recomputed an SCO's id): the
         // stored id goes back in before references and the keyed id are settled.

@@ -343,7 +343,6 @@ pub fn explain(body: &str, cx: &EgressContext<'_>) -> Explanation {
 }
 
 fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
-    let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
     // Strict (no repeated member names): what is decided on is exactly what the bytes say,
     // so the stored bytes may go out unchanged (I-JSON, RFC 7493 §2.3).
     let object = match concord_stix::parse_object(body) {
@@ -355,6 +354,36 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
             };
         }
     };
+    decide_object(object, cx, trace).0
+}
+
+/// [`egress`] on an object already parsed (strictly: [`concord_stix::parse_object`]):
+/// the decision, and the object the partner receives as a value (the object itself when
+/// unchanged, the rewritten copy), so that a caller that goes on with it (the egress door
+/// follows its references) does not parse it again. `None` when withheld.
+pub fn egress_object(object: Value, cx: &EgressContext<'_>) -> (Decision, Option<Value>) {
+    decide_object(object, cx, &mut Trace(None))
+}
+
+/// [`explain`] on an object already parsed; see [`egress_object`].
+pub fn explain_object(object: Value, cx: &EgressContext<'_>) -> (Explanation, Option<Value>) {
+    let mut trace = Trace(Some(Vec::new()));
+    let (decision, copy) = decide_object(object, cx, &mut trace);
+    (
+        Explanation {
+            steps: trace.0.unwrap_or_default(),
+            decision,
+        },
+        copy,
+    )
+}
+
+fn decide_object(
+    object: Value,
+    cx: &EgressContext<'_>,
+    trace: &mut Trace,
+) -> (Decision, Option<Value>) {
+    let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
     let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
     let is_marking = object.get("type").and_then(Value::as_str) == Some("marking-definition");
     if is_marking
@@ -365,13 +394,13 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         trace.note("tlp", || {
             "a TLP marking definition: public, always sent".to_owned()
         });
-        return Decision::Unchanged;
+        return (Decision::Unchanged, Some(object));
     }
     let marked = match object_tlp(&object, cx.markings, policy) {
         Ok(m) => m,
         Err(reason) => {
             trace.note("tlp", || format!("withheld: {reason}"));
-            return Decision::Withheld { reason };
+            return (Decision::Withheld { reason }, None);
         }
     };
     let tlp = marked.unwrap_or(sharing.default_tlp);
@@ -392,7 +421,7 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         }
     });
     if let Err(reason) = gate {
-        return Decision::Withheld { reason };
+        return (Decision::Withheld { reason }, None);
     }
     let cross_border = policy.cross_border(partner);
     trace.note("jurisdiction", || match &policy.config.jurisdiction {
@@ -418,18 +447,21 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         }
     });
     if let (Some(m), true) = (important, cross_border) {
-        return Decision::Withheld {
-            reason: format!(
-                "marked as important data ({m}), which never crosses a border (node {}, {} {})",
-                policy
-                    .config
-                    .jurisdiction
-                    .as_deref()
-                    .unwrap_or("without jurisdiction"),
-                partner.name,
-                partner.jurisdiction
-            ),
-        };
+        return (
+            Decision::Withheld {
+                reason: format!(
+                    "marked as important data ({m}), which never crosses a border (node {}, {} {})",
+                    policy
+                        .config
+                        .jurisdiction
+                        .as_deref()
+                        .unwrap_or("without jurisdiction"),
+                    partner.name,
+                    partner.jurisdiction
+                ),
+            },
+            None,
+        );
     }
     let mut copy = object;
     let mut changes = granular(
@@ -451,7 +483,7 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         Ok(a) => a,
         Err(reason) => {
             trace.note("personal-data", || format!("withheld: {reason}"));
-            return Decision::Withheld { reason };
+            return (Decision::Withheld { reason }, None);
         }
     };
     trace.note("personal-data", || {
@@ -463,7 +495,7 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
     });
     if changes.is_empty() && pii.changes.is_empty() {
         trace.note("validation", || "sent as stored, byte for byte".to_owned());
-        return Decision::Unchanged;
+        return (Decision::Unchanged, Some(copy));
     }
     changes.extend(pii.changes);
     // The copy must be what this node itself would accept: STIX 2.1 valid and, for an
@@ -479,16 +511,20 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
             changes.join("; ")
         );
         trace.note("validation", || format!("withheld: {reason}"));
-        return Decision::Withheld { reason };
+        return (Decision::Withheld { reason }, None);
     }
     trace.note("validation", || {
         "the rewritten copy validates (STIX 2.1)".to_owned()
     });
-    Decision::Rewritten {
-        body: copy.to_string(),
-        changes,
-        renamed: pii.renamed,
-    }
+    let body = copy.to_string();
+    (
+        Decision::Rewritten {
+            body,
+            changes,
+            renamed: pii.renamed,
+        },
+        Some(copy),
+    )
 }
 
 /// The error of a STIX indicator's pattern (`pattern_type` `stix`), if it does not parse.
