@@ -32,7 +32,8 @@
 //! as they are; its transfers are audited the same way.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -159,8 +160,11 @@ pub const SCAN_BUDGET_PAGES: usize = 4;
 /// The smallest scan budget of a request, in entries.
 pub const MIN_SCAN_BUDGET: usize = 1000;
 /// How deep references are followed to decide whether their target is received; deeper
-/// targets count as not received (fail closed).
-pub const MAX_REF_DEPTH: usize = 4;
+/// targets count as not received (fail closed). Real chains are short but not trivial
+/// (ATT&CK: detection strategy → analytic → data component → data source → identity); the
+/// bound keeps a hostile chain of references from exhausting the stack, and each object is
+/// decided once per request whatever the depth.
+pub const MAX_REF_DEPTH: usize = 24;
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
 
@@ -171,6 +175,8 @@ pub struct Egress {
     policy: Arc<Policy>,
     /// Key of the `next` tokens (derived from the node secret); `None` without a secret.
     cursor_key: Option<[u8; 32]>,
+    /// Decided fates of referenced objects, kept between requests.
+    fate_cache: Arc<FateCache>,
 }
 
 impl std::fmt::Debug for Egress {
@@ -205,6 +211,7 @@ impl Egress {
             store,
             policy,
             cursor_key,
+            fate_cache: Arc::new(FateCache::default()),
         }
     }
 
@@ -455,6 +462,9 @@ impl Egress {
     ) -> Result<Vec<Sent>, EgressError> {
         let mut decider = Decider::new(self, collection_id, partner)?;
         decider.origin = origin;
+        if origin.is_some() {
+            decider.shared = None;
+        }
         let d = Door {
             door,
             partner: &partner.name,
@@ -736,6 +746,91 @@ impl Outcome {
     }
 }
 
+/// How long the fates of a collection's objects are reused while the collection shows no
+/// new write. A delete does not move [`Store::last_added`]; this bounds how long a fate
+/// decided before it is used (a deleted object stays referable for this long, which reveals
+/// nothing the partner did not receive).
+pub const FATE_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Audiences × collections whose fates are kept.
+const FATE_CACHE_SETS: usize = 64;
+/// Fates kept per set; a set that grows past it starts again.
+const FATE_CACHE_IDS: usize = 1 << 20;
+
+/// The fates of referenced objects decided for one audience in one collection, kept between
+/// requests while the collection is unchanged ([`Store::last_added`]) and for at most
+/// [`FATE_CACHE_TTL`]: most references of a page point at objects decided on earlier pages
+/// (a relationship's source and target, an identity, a marking), and deciding them again on
+/// every page would cost more than the page itself.
+#[derive(Default)]
+struct FateCache {
+    sets: Mutex<HashMap<String, Arc<SharedFates>>>,
+}
+
+struct SharedFates {
+    last_added: Option<i64>,
+    since: Instant,
+    fates: Mutex<HashMap<String, Fate>>,
+}
+
+impl SharedFates {
+    fn get(&self, id: &str) -> Option<Fate> {
+        self.fates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.fates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    fn put(&self, id: &str, fate: Fate) {
+        let mut f = self.fates.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() >= FATE_CACHE_IDS {
+            f.clear();
+        }
+        f.insert(id.to_owned(), fate);
+    }
+}
+
+impl FateCache {
+    /// The set of `collection_id` for the audience named by `key`, fresh if the collection
+    /// changed or the set is older than [`FATE_CACHE_TTL`].
+    fn get(
+        &self,
+        store: &dyn Store,
+        collection_id: &str,
+        key: &[&str],
+    ) -> Result<Arc<SharedFates>, EgressError> {
+        let last_added = store.last_added(collection_id)?;
+        let key = format!("{collection_id}\u{1e}{}", key.join("\u{1e}"));
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sets.get(&key)
+            && s.last_added == last_added
+            && s.since.elapsed() < FATE_CACHE_TTL
+        {
+            return Ok(s.clone());
+        }
+        if sets.len() >= FATE_CACHE_SETS {
+            sets.retain(|_, s| s.since.elapsed() < FATE_CACHE_TTL);
+            if sets.len() >= FATE_CACHE_SETS {
+                sets.clear();
+            }
+        }
+        let fresh = Arc::new(SharedFates {
+            last_added,
+            since: Instant::now(),
+            fates: Mutex::new(HashMap::new()),
+        });
+        sets.insert(key, fresh.clone());
+        Ok(fresh)
+    }
+}
+
 /// An entry's place in the collection, as a key.
 type EntryKey = (i64, String, i64, i64);
 
@@ -777,6 +872,13 @@ struct Decider<'a> {
     origin: Option<&'a str>,
     /// The node's other collections, read when first needed.
     collections: Option<Vec<String>>,
+    /// Fates of this collection's objects for this audience kept between requests
+    /// ([`FateCache`]); `None` for sync (its fates depend on the peer's provenance).
+    shared: Option<Arc<SharedFates>>,
+    /// How many fates so far rest on an approximation (cycle, depth bound).
+    approximations: usize,
+    /// The objects being decided, innermost last.
+    deciding: Vec<String>,
 }
 
 impl<'a> Decider<'a> {
@@ -790,6 +892,17 @@ impl<'a> Decider<'a> {
             .policy
             .keys
             .key(&egress.policy.pseudonym_group(&sharing, partner));
+        let shared = egress.fate_cache.get(
+            egress.store.as_ref(),
+            collection_id,
+            &[
+                &partner.name,
+                &partner.jurisdiction,
+                &partner.groups.join("\u{1f}"),
+                &sharing.to_json(),
+                &egress.policy.version,
+            ],
+        )?;
         Ok(Decider {
             egress,
             collection_id,
@@ -805,6 +918,9 @@ impl<'a> Decider<'a> {
             parsed: HashMap::new(),
             origin: None,
             collections: None,
+            shared: Some(shared),
+            approximations: 0,
+            deciding: Vec::new(),
         })
     }
 
@@ -860,18 +976,24 @@ impl<'a> Decider<'a> {
             let Some(Ok(v)) = self.parsed.get(&key) else {
                 continue;
             };
-            let v = v.clone();
-            self.markings.add(&v);
-            for m in marking_refs(&v) {
-                if !self.markings.contains(m)
-                    && self.markings.class(m).is_none()
-                    && self.markings_looked_up.insert(m.to_owned())
+            if v.get("type").and_then(Value::as_str) == Some("marking-definition") {
+                self.markings.add(v);
+            }
+            let markings: Vec<String> = marking_refs(v).into_iter().map(str::to_owned).collect();
+            let refs = references(v);
+            for m in markings {
+                if !self.markings.contains(&m)
+                    && self.markings.class(&m).is_none()
+                    && self.markings_looked_up.insert(m.clone())
                 {
-                    marking_ids.push(m.to_owned());
+                    marking_ids.push(m);
                 }
             }
-            for r in references(&v) {
-                if !self.prefetched.contains_key(&r) && !self.fates.contains_key(&r) {
+            for r in refs {
+                if !self.prefetched.contains_key(&r)
+                    && !self.fates.contains_key(&r)
+                    && !self.shared.as_ref().is_some_and(|s| s.contains(&r))
+                {
                     self.prefetched.insert(r.clone(), None);
                     ref_ids.push(r);
                 }
@@ -911,8 +1033,13 @@ impl<'a> Decider<'a> {
         if let Some(f) = self.fates.get(id) {
             return Ok(f.clone());
         }
+        if let Some(f) = self.shared.as_ref().and_then(|s| s.get(id)) {
+            self.fates.insert(id.to_owned(), f.clone());
+            return Ok(f);
+        }
         if depth > MAX_REF_DEPTH {
             // Not cached: a shallower path may still decide it.
+            self.approximations += 1;
             return Ok(Fate::NotReceived(format!(
                 "{id} is too far along a chain of references to be decided"
             )));
@@ -922,12 +1049,21 @@ impl<'a> Decider<'a> {
             Some(None) => None,
             None => self.newest(vec![id.to_owned()])?.remove(id),
         };
+        if self.deciding.last().is_some_and(|d| d == id)
+            && entry
+                .as_ref()
+                .is_some_and(|e| kind_of(&e.object_type) != ObjectKind::Sco)
+        {
+            // A reference to itself: wherever the object goes, it goes under its own id.
+            return Ok(Fate::Received(id.to_owned()));
+        }
         if self.in_progress.contains(id) {
             // A cycle of references (A refers to B, B to A, or A to itself): the target is
             // being decided further up. Its own rules decide without its references; an
             // SDO or SRO keeps its id whatever its references become, an SCO's id may
             // change with them, so a cycle through an SCO is not followed (fail closed).
             // Not cached: the full decision further up is the one that counts.
+            self.approximations += 1;
             return Ok(match entry {
                 Some(e) if kind_of(&e.object_type) != ObjectKind::Sco => {
                     match self.base_decision(&e) {
@@ -938,21 +1074,31 @@ impl<'a> Decider<'a> {
                 _ => Fate::NotReceived(format!("{id}: a cycle of references through an SCO")),
             });
         }
-        let fate = match entry {
-            None => self.outside(id)?,
+        let before = self.approximations;
+        let (fate, in_collection) = match entry {
+            None => (self.outside(id)?, false),
             Some(e) => {
                 let trace = self.trace.take();
                 self.in_progress.insert(id.to_owned());
                 let outcome = self.decide(&e, depth);
                 self.in_progress.remove(id);
                 self.trace = trace;
-                match outcome? {
+                let fate = match outcome? {
                     Outcome::Sent { id, .. } => Fate::Received(id),
                     Outcome::Withheld(_) => Fate::NotReceived(format!("{id} is withheld")),
-                }
+                };
+                (fate, true)
             }
         };
+        // A fate that rests on an approximation (a cycle, the depth bound) is kept for this
+        // request only: another request decides it again.
         self.fates.insert(id.to_owned(), fate.clone());
+        if self.approximations == before
+            && in_collection
+            && let Some(shared) = &self.shared
+        {
+            shared.put(id, fate.clone());
+        }
         Ok(fate)
     }
 
@@ -1075,6 +1221,7 @@ impl<'a> Decider<'a> {
         let mut fates = HashMap::new();
         // This object is being decided: a reference back to it is a cycle ([`Self::fate`]).
         let own = self.in_progress.insert(e.id.clone());
+        self.deciding.push(e.id.clone());
         for r in refs {
             let f = self.fate(&r, depth + 1);
             match f {
@@ -1085,6 +1232,7 @@ impl<'a> Decider<'a> {
                     if own {
                         self.in_progress.remove(&e.id);
                     }
+                    self.deciding.pop();
                     return Err(err);
                 }
             }
@@ -1092,6 +1240,7 @@ impl<'a> Decider<'a> {
         if own {
             self.in_progress.remove(&e.id);
         }
+        self.deciding.pop();
         if !fates.is_empty() {
             let ref_changed = apply_fates(&mut copy, &fates, &mut removed, &mut renamed);
             changed |= ref_changed;

@@ -505,6 +505,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn last_added(&self, collection_id: &str) -> Result<Option<i64>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT MAX(date_added_ns) FROM collection_entries WHERE collection_id = ?1",
+            )?
+            .query_row([collection_id], |r| r.get::<_, Option<i64>>(0))?)
+        })
+    }
+
     fn put_status(&self, id: &str, body: &str) -> Result<()> {
         self.writer().execute(
             "INSERT OR REPLACE INTO status_resources (id, created_ns, body) VALUES (?1, ?2, ?3)",
