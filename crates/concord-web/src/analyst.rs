@@ -174,6 +174,36 @@ impl Lens {
         Ok(())
     }
 
+    /// The audit records of objects a partner's page names from the index (the graph's
+    /// nodes), by the ids the partner knows: their newest versions, decided and recorded by
+    /// the door as [`Lens::audit`] does.
+    fn audit_shown(
+        &self,
+        store: &dyn Store,
+        door: &str,
+        cat: &Catalogue,
+        shown: &[&str],
+    ) -> Result<(), WebError> {
+        if self.is_admin() || shown.is_empty() {
+            return Ok(());
+        }
+        let filter = concord_store::ObjectFilter {
+            ids: shown.iter().map(|s| cat.stored_id(s).to_owned()).collect(),
+            versions: vec![concord_store::VersionSelector::Last],
+            ..Default::default()
+        };
+        let page = store.entries(
+            &self.collection_id,
+            &filter,
+            &PageRequest {
+                limit: shown.len() + 1,
+                after: None,
+            },
+            true,
+        )?;
+        self.audit(store, door, &page.entries.iter().collect::<Vec<_>>())
+    }
+
     fn is_admin(&self) -> bool {
         matches!(self.principal, Principal::Admin)
     }
@@ -742,6 +772,15 @@ async fn object(
             .take(MAX_REFS)
             .map(|e| row(e, &e.from))
             .collect();
+        // The objects named in the reference lists (ids, names) are shown too: recorded.
+        let named: Vec<&str> = out_edges
+            .iter()
+            .take(MAX_REFS)
+            .map(|e| &*e.to)
+            .chain(in_edges.iter().take(MAX_REFS).map(|e| &*e.from))
+            .filter(|n| cat.get(n).is_some())
+            .collect();
+        lens.audit_shown(store.as_ref(), "web-references", &cat, &named)?;
         let mut sightings = Vec::new();
         for e in cat
             .refs_in(&id)
@@ -913,6 +952,9 @@ async fn graph(
         let (nodes, edges) = cat.neighbourhood(&id, depth, GRAPH_MAX_NODES + 1);
         let truncated = nodes.len() > GRAPH_MAX_NODES;
         let nodes: Vec<&Item> = nodes.into_iter().take(GRAPH_MAX_NODES).collect();
+        // What the graph shows a partner (ids, names, types) is a transfer: recorded.
+        let shown: Vec<&str> = nodes.iter().map(|n| &*n.id).collect();
+        lens.audit_shown(store.as_ref(), "web-graph", &cat, &shown)?;
         let index: std::collections::HashMap<&str, usize> =
             nodes.iter().enumerate().map(|(i, n)| (&*n.id, i)).collect();
         let data = serde_json::json!({
