@@ -870,7 +870,18 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
         &std::fs::read_to_string(crate::support::data("stix/attack/ics-attack-18.1.json")).unwrap(),
     )
     .unwrap();
-    import(&a, "ics", &ics["objects"].as_array().unwrap()[..300]);
+    // With the marking definitions they reference: a marking the node does not hold cannot
+    // be decided, and the egress door withholds what carries it (fail closed).
+    let all = ics["objects"].as_array().unwrap();
+    let mut subset: Vec<Value> = all[..300].to_vec();
+    subset.extend(
+        all[300..]
+            .iter()
+            .filter(|o| o["type"] == "marking-definition")
+            .cloned(),
+    );
+    let n = subset.len();
+    import(&a, "ics", &subset);
     cli_ok(
         &a,
         &["collection", "share", "ics", "--default-tlp", "clear"],
@@ -901,7 +912,7 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
     cli_ok(&a, &push.iter().map(String::as_str).collect::<Vec<_>>());
     let (code, reports) = sync(&a, &[]);
     assert_eq!(code, 0, "{reports:?}");
-    assert_eq!(reports[0]["pushed"], 300, "{}", reports[0]);
+    assert_eq!(reports[0]["pushed"], n, "{}", reports[0]);
     assert_eq!(reports[0]["push_failures"], json!([]));
     // Nothing twice: a second round asks medallion's manifest and sends nothing.
     let (_, reports) = sync(&a, &[]);
@@ -912,7 +923,7 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
     cli_ok(&b, &pull.iter().map(String::as_str).collect::<Vec<_>>());
     let (code, reports) = sync(&b, &["--page-size", "100"]);
     assert_eq!(code, 0, "{reports:?}");
-    assert_eq!(reports[0]["pulled_added"], 300, "{}", reports[0]);
+    assert_eq!(reports[0]["pulled_added"], n, "{}", reports[0]);
     assert!(reports[0]["pages"].as_u64().unwrap() >= 3, "{}", reports[0]);
     same(&held(&b, "ics"), &as_partner(&a, "ics", "oasis"));
     // And a second pull fetches nothing new.
