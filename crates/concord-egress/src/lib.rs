@@ -770,6 +770,8 @@ struct SharedFates {
     last_added: Option<i64>,
     since: Instant,
     fates: Mutex<HashMap<String, Fate>>,
+    /// Whether an object version is sent by its own rules (cycles are decided with it).
+    base: Mutex<HashMap<String, bool>>,
 }
 
 impl SharedFates {
@@ -786,6 +788,22 @@ impl SharedFates {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(id)
+    }
+
+    fn base(&self, key: &str) -> Option<bool> {
+        self.base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    fn put_base(&self, key: &str, sent: bool) {
+        let mut b = self.base.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() >= FATE_CACHE_IDS {
+            b.clear();
+        }
+        b.insert(key.to_owned(), sent);
     }
 
     fn put(&self, id: &str, fate: Fate) {
@@ -825,6 +843,7 @@ impl FateCache {
             last_added,
             since: Instant::now(),
             fates: Mutex::new(HashMap::new()),
+            base: Mutex::new(HashMap::new()),
         });
         sets.insert(key, fresh.clone());
         Ok(fresh)
@@ -927,9 +946,16 @@ impl<'a> Decider<'a> {
     /// The newest version (in this collection) of each of `ids`, read in few queries.
     fn newest(&self, ids: Vec<String>) -> Result<HashMap<String, Entry>, EgressError> {
         let mut found = HashMap::new();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(512) {
+            // Lists padded to a power of two (repeating the last id): the store prepares
+            // one statement per list length, and a few lengths stay in its statement cache.
+            let mut list = chunk.to_vec();
+            let padded = list.len().next_power_of_two();
+            while list.len() < padded {
+                list.push(list[list.len() - 1].clone());
+            }
             let filter = ObjectFilter {
-                ids: chunk.to_vec(),
+                ids: list,
                 versions: vec![VersionSelector::Last],
                 ..ObjectFilter::default()
             };
@@ -1066,9 +1092,10 @@ impl<'a> Decider<'a> {
             self.approximations += 1;
             return Ok(match entry {
                 Some(e) if kind_of(&e.object_type) != ObjectKind::Sco => {
-                    match self.base_decision(&e) {
-                        Decision::Withheld { .. } => Fate::NotReceived(format!("{id} is withheld")),
-                        _ => Fate::Received(id.to_owned()),
+                    if self.base_sent(&e) {
+                        Fate::Received(id.to_owned())
+                    } else {
+                        Fate::NotReceived(format!("{id} is withheld"))
                     }
                 }
                 _ => Fate::NotReceived(format!("{id}: a cycle of references through an SCO")),
@@ -1158,6 +1185,20 @@ impl<'a> Decider<'a> {
             }
         }
         Ok(Fate::Received(id.to_owned()))
+    }
+
+    /// Whether the policy sends the newest version `e` of an object by its own rules alone
+    /// (before references); kept with the shared fates, since it depends on nothing else.
+    fn base_sent(&mut self, e: &Entry) -> bool {
+        let key = format!("{}\u{1f}{}\u{1f}{}", e.id, e.version_ns, e.seq);
+        if let Some(b) = self.shared.as_ref().and_then(|s| s.base(&key)) {
+            return b;
+        }
+        let sent = !matches!(self.base_decision(e), Decision::Withheld { .. });
+        if let Some(s) = &self.shared {
+            s.put_base(&key, sent);
+        }
+        sent
     }
 
     /// The policy's decision on one stored object alone (markings, TLP, important data,
