@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use concord_policy::actions::{
-    Action, ActionTable, Policy, PolicyConfig, PseudonymKeys, deterministic_id, pseudonym,
+    Action, ActionTable, InfrastructureIndicators, Policy, PolicyConfig, PseudonymKeys,
+    deterministic_id, pseudonym,
 };
 use concord_policy::egress::{CollectionSharing, Decision, EgressContext, PartnerProfile, egress};
 use concord_policy::pii::Category;
@@ -39,6 +40,17 @@ fn policy(action: Action) -> Policy {
     let config = PolicyConfig {
         jurisdiction: Some("CN".into()),
         cross_border: ActionTable::all(action),
+        ..PolicyConfig::default()
+    };
+    Policy::new(config, keys()).unwrap()
+}
+
+/// [`policy`] with `infrastructure_indicators = "protect"`: IP addresses of indicators too.
+fn strict(action: Action) -> Policy {
+    let config = PolicyConfig {
+        jurisdiction: Some("CN".into()),
+        cross_border: ActionTable::all(action),
+        infrastructure_indicators: InfrastructureIndicators::Protect,
         ..PolicyConfig::default()
     };
     Policy::new(config, keys()).unwrap()
@@ -115,14 +127,26 @@ fn each_action_on_each_text_category() {
         // pseudonymise: a keyed pseudonym.
         let (v, _, _) = rewritten(run(&object, &policy(Action::Pseudonymise), &de));
         let content = v["content"].as_str().unwrap();
-        let label = match category {
-            Category::Email => "email".to_owned(),
-            c => c.as_str().replace('_', "-"),
-        };
-        assert!(
-            content.starts_with(&format!("Victim: pseudo-{label}-")) && !content.contains(value),
-            "{category}: {content}"
-        );
+        let pseudo = content
+            .strip_prefix("Victim: ")
+            .and_then(|c| c.strip_suffix(", reported."))
+            .unwrap_or_else(|| panic!("{category}: {content}"));
+        // Of the value's own type where a type exists, a tagged string elsewhere.
+        match category {
+            Category::Email => assert!(
+                pseudo.starts_with("pseudo-") && pseudo.ends_with("@pseudonym.invalid"),
+                "{pseudo}"
+            ),
+            Category::IpAddress => {
+                let a: std::net::Ipv4Addr = pseudo.parse().unwrap();
+                assert_eq!(a.octets()[0] & 0xF0, 240, "{pseudo}");
+            }
+            c => assert!(
+                pseudo.starts_with(&format!("pseudo-{}-", c.as_str().replace('_', "-"))),
+                "{pseudo}"
+            ),
+        }
+        assert!(!content.contains(value), "{category}: {content}");
         // drop: the object does not leave.
         match run(&object, &policy(Action::Drop), &de) {
             Decision::Withheld { reason } => assert!(reason.contains(category.as_str())),
@@ -218,7 +242,10 @@ fn pseudonyms_correlate_within_a_group_and_not_across_groups() {
             pseudonym(&key, Category::Email, "zhang.wei@example.cn")
         )
     );
-    let tail = bsi.rsplit('-').next().unwrap();
+    let tail = bsi
+        .strip_prefix("Mail pseudo-")
+        .and_then(|t| t.strip_suffix("@pseudonym.invalid"))
+        .unwrap();
     assert_eq!(tail.len(), 26, "16 bytes in base32");
 }
 
@@ -273,7 +300,10 @@ fn rewritten_scos_get_their_ids_recomputed() {
         &partner("bsi", "DE", &["eu"]),
     ));
     let value = v["value"].as_str().unwrap();
-    assert!(value.starts_with("pseudo-email-"), "{value}");
+    assert!(
+        value.starts_with("pseudo-") && value.ends_with("@pseudonym.invalid"),
+        "an e-mail pseudonym is an address: {value}"
+    );
     assert!(
         v["display_name"]
             .as_str()
@@ -308,9 +338,11 @@ fn rewritten_scos_get_their_ids_recomputed() {
         "x_seen_with_ref": "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4"});
     let (v, _, _) = rewritten(run(
         &ip,
-        &policy(Action::Pseudonymise),
+        &strict(Action::Pseudonymise),
         &partner("bsi", "DE", &[]),
     ));
+    let a: std::net::Ipv4Addr = v["value"].as_str().unwrap().parse().unwrap();
+    assert_eq!(a.octets()[0] & 0xF0, 240);
     assert_eq!(v["x_seen_with_ref"], v["id"]);
     assert_ne!(v["id"], ip["id"]);
 }
@@ -349,9 +381,22 @@ fn pattern_literals_are_rewritten_through_the_ast() {
         "pattern": "[email-addr:value = 'john@example.com' AND email-addr:display_name = 'it\\'s John'] OR [ipv4-addr:value IN ('203.0.113.77', '10.0.0.1')] WITHIN 60 SECONDS",
         "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z",
         "object_marking_refs": [CLEAR]});
-    let (v, changes, _) = rewritten(run(
+    // By default the addresses compared with `ipv4-addr:value` are infrastructure and stay.
+    let (v, _, _) = rewritten(run(
         &indicator,
         &policy(Action::Redact),
+        &partner("bsi", "DE", &[]),
+    ));
+    let pattern = v["pattern"].as_str().unwrap();
+    assert!(!pattern.contains("john@example.com"), "{pattern}");
+    assert!(
+        pattern.contains("('203.0.113.77', '10.0.0.1')"),
+        "{pattern}"
+    );
+    // Under the stricter rule every literal goes.
+    let (v, changes, _) = rewritten(run(
+        &indicator,
+        &strict(Action::Redact),
         &partner("bsi", "DE", &[]),
     ));
     let pattern = v["pattern"].as_str().unwrap();
@@ -510,11 +555,11 @@ fn generate(rng: &mut Rng, n: usize, seeded: &mut Vec<String>) -> Value {
     }
 }
 
-/// Property: under a `redact` policy no detector-positive value remains anywhere in the
-/// egress output, and the output validates.
+/// Property: under a `redact` policy that protects infrastructure indicators too, no
+/// detector-positive value remains anywhere in the egress output, and the output validates.
 #[test]
 fn property_redact_leaves_no_personal_data() {
-    let policy = policy(Action::Redact);
+    let policy = strict(Action::Redact);
     let detectors = policy.detectors().clone();
     let de = partner("bsi", "DE", &["eu"]);
     let mut changed = 0;
