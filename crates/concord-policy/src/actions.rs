@@ -6,13 +6,17 @@
 //! |---|---|
 //! | `allow` | the value leaves as written |
 //! | `redact` | the detected text becomes a typed placeholder, `[REDACTED:email]` |
-//! | `pseudonymise` | the detected text becomes `pseudo-email-<base32>`, the first 16 bytes of HMAC-SHA-256 under the partner's sharing-group key over the category and the normalised value: every partner of the group sees the same pseudonym for the same value and can correlate, different groups see unrelated pseudonyms, nobody without the key can test a guess |
+//! | `pseudonymise` | the detected text becomes a pseudonym of its type ([`pseudonym`]: an IPv4 address in 240.0.0.0/4, an IPv6 address in 2001:db8::/32, `pseudo-<base32>@pseudonym.invalid`, else `pseudo-phone-<base32>`), chosen by HMAC-SHA-256 under the partner's sharing-group key over the category and the normalised value: every partner of the group sees the same pseudonym for the same value and can correlate, different groups see unrelated pseudonyms, nobody without the key can test a guess |
 //! | `drop` | the whole object is withheld |
 //!
 //! Which action applies to a partner and a category, first match wins: the partner's own
 //! table (`partners.NAME`), the jurisdiction pair (node → partner, `pairs`), then `domestic`
 //! (partner in the node's jurisdiction) or `cross_border`. In each table a category's entry
 //! wins over the table's `default`.
+//!
+//! Before every table, [`PolicyConfig::infrastructure_indicators`] (default `allow`) lets
+//! the IP addresses of indicator patterns and infrastructure SCOs through: they are
+//! attackers' machines, and a pseudonym there would never match ([`InfrastructureIndicators`]).
 //!
 //! **Defaults, privacy first:** personal data is pseudonymised for partners in another
 //! jurisdiction than the node's and allowed within it. A node without a configured

@@ -5,7 +5,9 @@
 //! data in any string; [`Detectors::scan_object`] walks a STIX object (or a whole bundle) and
 //! reports every finding with the JSON path of the property it sits in, plus what the
 //! structure of the object itself says is personal (the name of an individual, a user
-//! account, an e-mail address object).
+//! account, an e-mail address object). Text is read after NFKC and re-fanging (`view`),
+//! and the walk scans dictionary keys and integers too, so `ｅｖｅ＠corp.cn`,
+//! `45[.]33[.]32[.]158`, `{"grace@corp.cn": …}` and `"x_phone": 8613800138001` are found.
 //!
 //! | category | what | standard / source of truth |
 //! |---|---|---|
