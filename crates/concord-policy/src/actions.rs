@@ -1065,6 +1065,42 @@ mod tests {
     }
 
     #[test]
+    fn pseudonyms_are_of_the_value_type_and_keyed() {
+        let key = b"group key";
+        // 10,000 IPv4 addresses: all in 240.0.0.0/4, never the limited broadcast, and
+        // (2^28 addresses) no collision.
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000u32 {
+            let v = std::net::Ipv4Addr::from(0x5102_0000 + i).to_string();
+            let p: std::net::Ipv4Addr = pseudonym(key, Category::IpAddress, &v).parse().unwrap();
+            assert_eq!(p.octets()[0] & 0xF0, 240);
+            assert_ne!(p, std::net::Ipv4Addr::BROADCAST);
+            assert!(seen.insert(p), "collision at {v}");
+        }
+        let p: std::net::Ipv6Addr = pseudonym(key, Category::IpAddress, "2a03:2880::1")
+            .parse()
+            .unwrap();
+        assert_eq!(p.segments()[..2], [0x2001, 0x0db8]);
+        let mail = pseudonym(key, Category::Email, "eve@corp.cn");
+        assert_eq!(
+            mail,
+            pseudonym(key, Category::EmailAddressObject, "eve@corp.cn")
+        );
+        assert!(mail.starts_with("pseudo-") && mail.ends_with("@pseudonym.invalid"));
+        assert_ne!(
+            mail,
+            pseudonym(b"other key", Category::Email, "eve@corp.cn")
+        );
+        // Not an address (an `email-addr` display name): the tagged form.
+        assert!(pseudonym(key, Category::EmailAddressObject, "Eve").starts_with("pseudo-email-"));
+        // Networks keep their prefix, with the host bits cleared.
+        assert_eq!(pseudonym_network("241.2.3.4", "/24']"), "241.2.3.0");
+        assert_eq!(pseudonym_network("241.2.3.4", "/2"), "241.2.3.4");
+        assert_eq!(pseudonym_network("241.2.3.4", " x"), "241.2.3.4");
+        assert_eq!(pseudonym_network("2001:db8:1:2::5", "/48"), "2001:db8:1::");
+    }
+
+    #[test]
     fn paths_resolve() {
         let mut v = serde_json::json!({"a": {"b": [1, {"c": "x"}]}, "x_map": {"a.b": "y"},
             "hashes": {"SHA-256": "z"}});
