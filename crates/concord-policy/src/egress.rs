@@ -773,6 +773,24 @@ mod tests {
         let net: std::net::Ipv4Addr = block.parse().unwrap();
         assert_eq!(net.octets()[0] & 0xF0, 240, "{pattern}");
         assert_eq!(net.octets()[3], 0, "host bits zero: {pattern}");
+        // A placeholder where the pattern needs a block: the copy would not parse, so the
+        // indicator is withheld rather than sent invalid (fail closed).
+        let mut redact = strict.config.clone();
+        redact.cross_border = crate::actions::ActionTable::all(crate::actions::Action::Redact);
+        let redact = Policy::new(redact, policy.keys.clone()).unwrap();
+        let Decision::Withheld { reason } = super::egress(
+            &indicator.to_string(),
+            &EgressContext {
+                policy: &redact,
+                ..cx
+            },
+        ) else {
+            panic!("withheld expected")
+        };
+        assert!(
+            reason.contains("ISSUBSET") && reason.contains("redacted"),
+            "{reason}"
+        );
         // Equality with an address: the pseudonym is an address too.
         let mut eq = indicator.clone();
         eq["pattern"] = "[ipv4-addr:value = '81.2.69.160']".into();
