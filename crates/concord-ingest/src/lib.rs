@@ -195,11 +195,24 @@ fn check(
     index: usize,
     raw: &RawValue,
 ) -> Result<(concord_stix::ObjectHeader, serde_json::Value), Rejection> {
-    let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| Rejection {
-        index,
-        id: None,
-        version: None,
-        reasons: vec![format!("objects[{index}]: {e}")],
+    // Strict: a repeated member name is refused (I-JSON, STIX 2.1 §3.1), so that what egress
+    // decides on is what the stored bytes say.
+    let value = concord_stix::parse_object(raw.get()).map_err(|e| {
+        // The id, for the report, from a lenient parse (the last of repeated values).
+        let lenient = serde_json::from_str::<serde_json::Value>(raw.get()).ok();
+        let text = |k: &str| {
+            lenient
+                .as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        Rejection {
+            index,
+            id: text("id"),
+            version: text("modified").or_else(|| text("created")),
+            reasons: vec![format!("objects[{index}]: {e}")],
+        }
     })?;
     match validate_object(&value).and_then(|h| check_pattern(&value).map(|()| h)) {
         Ok(header) => Ok((header, value)),

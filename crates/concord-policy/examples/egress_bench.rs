@@ -127,6 +127,7 @@ fn main() {
                 sharing: &sharing,
                 partner: &partner,
                 policy,
+                markings: &concord_policy::egress::Markings::default(),
             };
             // One round untimed: the phone-number metadata and the regexes compile on first
             // use, once per process, as in a server.

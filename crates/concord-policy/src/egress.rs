@@ -10,7 +10,9 @@
 use serde_json::Value;
 
 use crate::actions::Policy;
-use crate::tlp::{Tlp, object_tlp};
+use std::collections::HashMap;
+
+use crate::tlp::{Tlp, definition_tlp};
 
 /// Everything the egress function needs besides the object: one signature for every door.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +23,118 @@ pub struct EgressContext<'a> {
     pub partner: &'a PartnerProfile,
     /// The actions on personal data, the node's jurisdiction and the pseudonym keys.
     pub policy: &'a Policy,
+    /// The marking definitions the object may reference, by id: a marking the node does not
+    /// hold cannot be decided, so an object that carries one is withheld (fail closed).
+    pub markings: &'a Markings,
+}
+
+/// What a marking definition means for egress, read from its content
+/// ([`crate::tlp::definition_tlp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MarkingClass {
+    /// A TLP marking, whatever its id (STIX 2.1 §7.2.1.4, TLP 2.0).
+    Tlp(Tlp),
+    /// A marking that says nothing of TLP (a statement, an important-data marking).
+    Other,
+    /// A marking that claims TLP but names no level this node knows: the reason.
+    Undecidable(String),
+}
+
+/// The marking definitions an egress decision may need, by id. The fixed TLP ids (STIX 2.1
+/// §7.2.1.4, TLP 2.0) are always known; any other id must have been [`Markings::add`]ed
+/// from its definition, else [`Markings::class`] answers `None` and the object that
+/// references it is withheld.
+#[derive(Clone, Debug, Default)]
+pub struct Markings {
+    classes: HashMap<String, MarkingClass>,
+}
+
+impl Markings {
+    /// Records what the marking definition `definition` (a STIX object) means; objects that
+    /// are not marking definitions are ignored.
+    pub fn add(&mut self, definition: &Value) {
+        if definition.get("type").and_then(Value::as_str) != Some("marking-definition") {
+            return;
+        }
+        let Some(id) = definition.get("id").and_then(Value::as_str) else {
+            return;
+        };
+        let class = match definition_tlp(definition) {
+            Ok(Some(t)) => MarkingClass::Tlp(t),
+            Ok(None) => MarkingClass::Other,
+            Err(reason) => MarkingClass::Undecidable(reason),
+        };
+        self.classes.insert(id.to_owned(), class);
+    }
+
+    /// Whether `id` was recorded.
+    pub fn contains(&self, id: &str) -> bool {
+        self.classes.contains_key(id)
+    }
+
+    /// What the marking `id` means; `None` when the node does not know it.
+    pub fn class(&self, id: &str) -> Option<MarkingClass> {
+        if let Some(t) = Tlp::from_marking_id(id) {
+            return Some(MarkingClass::Tlp(t));
+        }
+        self.classes.get(id).cloned()
+    }
+}
+
+/// The marking references of `object` (`object_marking_refs` and every granular
+/// `marking_ref`), as written; what a door must resolve into [`Markings`] before it decides.
+pub fn marking_refs(object: &Value) -> Vec<&str> {
+    let mut refs: Vec<&str> = object
+        .get("object_marking_refs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    refs.extend(
+        object
+            .get("granular_markings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("marking_ref").and_then(Value::as_str)),
+    );
+    refs
+}
+
+/// The strictest TLP of `object_marking_refs` (STIX 2.1 §7.2.2), read through `markings`
+/// (TLP by content under any id); `Ok(None)` without a TLP marking. Errors (the object must
+/// be withheld): a reference that is not a string, names a marking the node does not hold,
+/// or whose TLP level cannot be read.
+pub fn object_tlp(
+    object: &Value,
+    markings: &Markings,
+    policy: &Policy,
+) -> Result<Option<Tlp>, String> {
+    let Some(refs) = object.get("object_marking_refs") else {
+        return Ok(None);
+    };
+    let Some(refs) = refs.as_array() else {
+        return Err("object_marking_refs is not a list".to_owned());
+    };
+    let mut strictest = None;
+    for r in refs {
+        let Some(r) = r.as_str() else {
+            return Err(format!("object_marking_refs holds a non-string {r}"));
+        };
+        match markings.class(r) {
+            Some(MarkingClass::Tlp(t)) => strictest = strictest.max(Some(t)),
+            Some(MarkingClass::Other) => {}
+            Some(MarkingClass::Undecidable(reason)) => return Err(reason),
+            None if policy.is_important_data_marking(r) => {}
+            None => {
+                return Err(format!(
+                    "object_marking_refs: {r} is no marking definition this collection holds, so what it asks cannot be decided"
+                ));
+            }
+        }
+    }
+    Ok(strictest)
 }
 
 /// The node setting that holds a collection's [`CollectionSharing`] as JSON.
@@ -229,21 +343,66 @@ pub fn explain(body: &str, cx: &EgressContext<'_>) -> Explanation {
 }
 
 fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
-    let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
-    let Ok(object) = serde_json::from_str::<Value>(body) else {
-        trace.note("validation", || "the stored object is not JSON".to_owned());
-        return Decision::Withheld {
-            reason: "stored object is not JSON".to_owned(),
-        };
+    // Strict (no repeated member names): what is decided on is exactly what the bytes say,
+    // so the stored bytes may go out unchanged (I-JSON, RFC 7493 §2.3).
+    let object = match concord_stix::parse_object(body) {
+        Ok(o) => o,
+        Err(e) => {
+            trace.note("validation", || format!("withheld: the stored object: {e}"));
+            return Decision::Withheld {
+                reason: format!("the stored object cannot be decided: {e}"),
+            };
+        }
     };
+    decide_object(object, cx, trace).0
+}
+
+/// [`egress`] on an object already parsed (strictly: [`concord_stix::parse_object`]):
+/// the decision, and the object the partner receives as a value (the object itself when
+/// unchanged, the rewritten copy), so that a caller that goes on with it (the egress door
+/// follows its references) does not parse it again. `None` when withheld.
+pub fn egress_object(object: Value, cx: &EgressContext<'_>) -> (Decision, Option<Value>) {
+    decide_object(object, cx, &mut Trace(None))
+}
+
+/// [`explain`] on an object already parsed; see [`egress_object`].
+pub fn explain_object(object: Value, cx: &EgressContext<'_>) -> (Explanation, Option<Value>) {
+    let mut trace = Trace(Some(Vec::new()));
+    let (decision, copy) = decide_object(object, cx, &mut trace);
+    (
+        Explanation {
+            steps: trace.0.unwrap_or_default(),
+            decision,
+        },
+        copy,
+    )
+}
+
+fn decide_object(
+    object: Value,
+    cx: &EgressContext<'_>,
+    trace: &mut Trace,
+) -> (Decision, Option<Value>) {
+    let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
     let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
-    if Tlp::is_tlp_definition(id) {
+    let is_marking = object.get("type").and_then(Value::as_str) == Some("marking-definition");
+    if is_marking
+        && (Tlp::is_tlp_definition(id) || matches!(definition_tlp(&object), Ok(Some(_))))
+        && object.get("object_marking_refs").is_none()
+        && object.get("granular_markings").is_none()
+    {
         trace.note("tlp", || {
             "a TLP marking definition: public, always sent".to_owned()
         });
-        return Decision::Unchanged;
+        return (Decision::Unchanged, Some(object));
     }
-    let marked = object_tlp(&object);
+    let marked = match object_tlp(&object, cx.markings, policy) {
+        Ok(m) => m,
+        Err(reason) => {
+            trace.note("tlp", || format!("withheld: {reason}"));
+            return (Decision::Withheld { reason }, None);
+        }
+    };
     let tlp = marked.unwrap_or(sharing.default_tlp);
     let gate = may_see(tlp, sharing, partner);
     trace.note("tlp", || {
@@ -262,7 +421,7 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         }
     });
     if let Err(reason) = gate {
-        return Decision::Withheld { reason };
+        return (Decision::Withheld { reason }, None);
     }
     let cross_border = policy.cross_border(partner);
     trace.note("jurisdiction", || match &policy.config.jurisdiction {
@@ -288,21 +447,31 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         }
     });
     if let (Some(m), true) = (important, cross_border) {
-        return Decision::Withheld {
-            reason: format!(
-                "marked as important data ({m}), which never crosses a border (node {}, {} {})",
-                policy
-                    .config
-                    .jurisdiction
-                    .as_deref()
-                    .unwrap_or("without jurisdiction"),
-                partner.name,
-                partner.jurisdiction
-            ),
-        };
+        return (
+            Decision::Withheld {
+                reason: format!(
+                    "marked as important data ({m}), which never crosses a border (node {}, {} {})",
+                    policy
+                        .config
+                        .jurisdiction
+                        .as_deref()
+                        .unwrap_or("without jurisdiction"),
+                    partner.name,
+                    partner.jurisdiction
+                ),
+            },
+            None,
+        );
     }
     let mut copy = object;
-    let mut changes = granular(&mut copy, sharing, partner, policy, cross_border);
+    let mut changes = granular(
+        &mut copy,
+        cx.markings,
+        sharing,
+        partner,
+        policy,
+        cross_border,
+    );
     trace.note("granular-markings", || {
         if changes.is_empty() {
             "nothing removed".to_owned()
@@ -314,7 +483,7 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
         Ok(a) => a,
         Err(reason) => {
             trace.note("personal-data", || format!("withheld: {reason}"));
-            return Decision::Withheld { reason };
+            return (Decision::Withheld { reason }, None);
         }
     };
     trace.note("personal-data", || {
@@ -328,7 +497,7 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
     });
     if changes.is_empty() && pii.changes.is_empty() {
         trace.note("validation", || "sent as stored, byte for byte".to_owned());
-        return Decision::Unchanged;
+        return (Decision::Unchanged, Some(copy));
     }
     changes.extend(pii.changes);
     // The copy must be what this node itself would accept: STIX 2.1 valid and, for an
@@ -344,16 +513,20 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
             changes.join("; ")
         );
         trace.note("validation", || format!("withheld: {reason}"));
-        return Decision::Withheld { reason };
+        return (Decision::Withheld { reason }, None);
     }
     trace.note("validation", || {
         "the rewritten copy validates (STIX 2.1)".to_owned()
     });
-    Decision::Rewritten {
-        body: copy.to_string(),
-        changes,
-        renamed: pii.renamed,
-    }
+    let body = copy.to_string();
+    (
+        Decision::Rewritten {
+            body,
+            changes,
+            renamed: pii.renamed,
+        },
+        Some(copy),
+    )
 }
 
 /// The error of a STIX indicator's pattern (`pattern_type` `stix`), if it does not parse.
@@ -406,6 +579,7 @@ fn important_marking<'a>(object: &'a Value, policy: &Policy) -> Option<&'a str> 
 /// partner may see, and those markings; one line per removal.
 fn granular(
     object: &mut Value,
+    markings: &Markings,
     sharing: &CollectionSharing,
     partner: &PartnerProfile,
     policy: &Policy,
@@ -418,14 +592,18 @@ fn granular(
     let mut kept_markings = Vec::new();
     for g in granular {
         let marking = g.get("marking_ref").and_then(Value::as_str).unwrap_or("");
-        let why = match Tlp::from_marking_id(marking) {
-            Some(level) if may_see(level, sharing, partner).is_err() => {
+        let why = match markings.class(marking) {
+            Some(MarkingClass::Tlp(level)) if may_see(level, sharing, partner).is_err() => {
                 Some(level.label().to_owned())
             }
             _ if cross_border && policy.is_important_data_marking(marking) => {
                 Some("important data".to_owned())
             }
-            _ => None,
+            Some(MarkingClass::Tlp(_) | MarkingClass::Other) => None,
+            _ if policy.is_important_data_marking(marking) => None,
+            // Fail closed: what a marking the node cannot read asks is not known, so the
+            // properties it covers do not go.
+            Some(MarkingClass::Undecidable(_)) | None => Some(format!("unresolved {marking}")),
         };
         match why {
             Some(why) => {
@@ -560,6 +738,7 @@ mod tests {
                 sharing,
                 partner,
                 policy: &policy,
+                markings: &Markings::default(),
             },
         )
     }
@@ -627,10 +806,12 @@ mod tests {
             ..partner("cncert", &[])
         };
         let abroad = partner("bsi", &[]);
+        let markings = Markings::default();
         let cx = |p| EgressContext {
             sharing: &sharing,
             partner: p,
             policy: &policy,
+            markings: &markings,
         };
         // Marked as a whole: withheld abroad, sent at home.
         let body = campaign(&[GREEN, IMPORTANT]);
@@ -686,6 +867,7 @@ mod tests {
             sharing: &sharing,
             partner: &bsi,
             policy: &policy,
+            markings: &Markings::default(),
         };
         let mut o: Value = serde_json::from_str(&campaign(&[GREEN])).unwrap();
         o["description"] = "write to victim@example.org".into();
@@ -737,6 +919,7 @@ mod tests {
             sharing: &sharing,
             partner: &bsi,
             policy: &policy,
+            markings: &Markings::default(),
         };
         let indicator = serde_json::json!({
             "type": "indicator", "spec_version": "2.1",

@@ -97,8 +97,58 @@ impl Tlp {
     }
 }
 
-/// The strictest TLP among an object's `object_marking_refs` (STIX 2.1 §7.2.2), or `None`
-/// when it carries no TLP marking.
+/// The id of the STIX extension definition of TLP 2.0 (property extension `tlp_2_0`), from
+/// the OASIS cti-stix-common-objects repository.
+pub const TLP_2_0_EXTENSION: &str = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d";
+
+/// What a marking definition stands for, read from its *content*, whatever its id: the
+/// strictest of every TLP signal it carries, so that a producer's own id for TLP:RED is
+/// TLP:RED (fail closed). Signals: the TLP 1.0 form of STIX 2.1 §7.2.1.4
+/// (`definition_type: "tlp"`, `definition: {"tlp": "red"}`), the TLP 2.0 property extension
+/// (`extensions.{TLP_2_0_EXTENSION or any other}.tlp_2_0: "red"`), a `name` of the form
+/// `TLP:RED`. Returns `Ok(None)` for a marking that says nothing of TLP (a statement),
+/// `Err(reason)` when it claims to be TLP but names no level this node knows (undecidable).
+pub fn definition_tlp(definition: &Value) -> Result<Option<Tlp>, String> {
+    let id = definition.get("id").and_then(Value::as_str).unwrap_or("?");
+    let mut levels: Vec<Tlp> = Tlp::from_marking_id(id).into_iter().collect();
+    let mut level_of = |what: &str, v: Option<&Value>| -> Result<(), String> {
+        match v.and_then(Value::as_str).and_then(Tlp::parse) {
+            Some(t) => {
+                levels.push(t);
+                Ok(())
+            }
+            None => Err(format!(
+                "marking definition {id}: {what} names no TLP level ({})",
+                v.map_or_else(|| "missing".to_owned(), Value::to_string)
+            )),
+        }
+    };
+    if definition.get("definition_type").and_then(Value::as_str) == Some("tlp") {
+        level_of(
+            "definition.tlp",
+            definition.get("definition").and_then(|d| d.get("tlp")),
+        )?;
+    }
+    if let Some(Value::Object(exts)) = definition.get("extensions") {
+        for (name, ext) in exts {
+            if let Some(v) = ext.get("tlp_2_0") {
+                level_of(&format!("extensions.{name}.tlp_2_0"), Some(v))?;
+            } else if name == TLP_2_0_EXTENSION {
+                level_of(&format!("extensions.{name}.tlp_2_0"), None)?;
+            }
+        }
+    }
+    if let Some(name) = definition.get("name").and_then(Value::as_str)
+        && name.trim().to_ascii_lowercase().starts_with("tlp:")
+    {
+        level_of("name", definition.get("name"))?;
+    }
+    Ok(levels.into_iter().max())
+}
+
+/// The strictest TLP among an object's `object_marking_refs` that are the fixed TLP ids
+/// (STIX 2.1 §7.2.2), or `None` when it carries none. Markings under other ids need their
+/// definitions: see [`crate::egress::Markings`].
 pub fn object_tlp(object: &Value) -> Option<Tlp> {
     object
         .get("object_marking_refs")?
@@ -129,5 +179,30 @@ mod tests {
         assert_eq!(object_tlp(&serde_json::json!({})), None);
         assert_eq!(Tlp::parse("TLP:AMBER+STRICT"), Some(Tlp::AmberStrict));
         assert_eq!(Tlp::parse("white"), Some(Tlp::Clear));
+    }
+
+    #[test]
+    fn tlp_by_content_under_any_id() {
+        let own = "marking-definition--0a1b2c3d-0000-4000-8000-000000000001";
+        let v1 = serde_json::json!({"id": own, "type": "marking-definition",
+            "definition_type": "tlp", "definition": {"tlp": "red"}});
+        assert_eq!(definition_tlp(&v1), Ok(Some(Tlp::Red)));
+        let v2 = serde_json::json!({"id": own, "type": "marking-definition",
+            "extensions": {TLP_2_0_EXTENSION: {"extension_type": "property-extension",
+            "tlp_2_0": "amber+strict"}}});
+        assert_eq!(definition_tlp(&v2), Ok(Some(Tlp::AmberStrict)));
+        let named = serde_json::json!({"id": own, "name": "TLP:GREEN",
+            "definition_type": "statement", "definition": {"statement": "x"}});
+        assert_eq!(definition_tlp(&named), Ok(Some(Tlp::Green)));
+        // Mixed signals: the strictest wins.
+        let mixed = serde_json::json!({"id": own, "name": "TLP:CLEAR",
+            "definition_type": "tlp", "definition": {"tlp": "red"}});
+        assert_eq!(definition_tlp(&mixed), Ok(Some(Tlp::Red)));
+        let statement = serde_json::json!({"id": own, "definition_type": "statement",
+            "definition": {"statement": "Copyright"}});
+        assert_eq!(definition_tlp(&statement), Ok(None));
+        let bad = serde_json::json!({"id": own, "definition_type": "tlp",
+            "definition": {"tlp": "purple"}});
+        assert!(definition_tlp(&bad).unwrap_err().contains("definition.tlp"));
     }
 }

@@ -6,7 +6,9 @@ use concord_policy::actions::{
     Action, ActionTable, InfrastructureIndicators, Policy, PolicyConfig, PseudonymKeys,
     deterministic_id, pseudonym,
 };
-use concord_policy::egress::{CollectionSharing, Decision, EgressContext, PartnerProfile, egress};
+use concord_policy::egress::{
+    CollectionSharing, Decision, EgressContext, Markings, PartnerProfile, egress,
+};
 use concord_policy::pii::Category;
 use concord_policy::tlp::Tlp;
 use serde_json::{Value, json};
@@ -64,6 +66,7 @@ fn run(object: &Value, policy: &Policy, partner: &PartnerProfile) -> Decision {
             sharing: &sharing,
             partner,
             policy,
+            markings: &Markings::default(),
         },
     )
 }

@@ -1,17 +1,11 @@
-//! What the doors record in the audit log (issue 5, item 7): one [`AuditRecord`] per object
-//! version that left the node (sent, rewritten or withheld, with the transformations) or came
-//! in. The records of one page or one batch are appended with one
-//! [`concord_store::Store::append_audit`] call.
+//! Ingress records of the audit log: TAXII POST, `concord import`, the web UI's import. What
+//! leaves is recorded by the egress door ([`concord_egress`]); [`Door`] is its record maker.
 
+pub use concord_egress::{BASE_POLICY_VERSION, Door};
 use concord_ingest::{Accepted, Container, IngestError, IngestOptions, IngestReport, ingest};
-use concord_policy::egress::Decision;
-use concord_store::{AuditRecord, Entry};
+use concord_store::AuditRecord;
 
 use crate::Principal;
-
-/// The policy version recorded while the node has no versioned policy of its own: the TLP
-/// gate of this release.
-pub const BASE_POLICY_VERSION: &str = "tlp-v1";
 
 /// Who crossed the door, as the log names it: the partner, or `admin` (the admin token).
 pub fn principal_name(principal: &Principal) -> String {
@@ -21,64 +15,12 @@ pub fn principal_name(principal: &Principal) -> String {
     }
 }
 
-/// Where an egress or ingress happened, by whom, under which policy version.
-#[derive(Clone, Debug)]
-pub struct Door<'a> {
-    /// `taxii-objects`, `taxii-object`, `taxii-versions`, `taxii-manifest`, `taxii-post`,
-    /// `export`, `import`; the web UI's `web-list`, `web-object` (a partner's pages) and
-    /// `web-import`.
-    pub door: &'a str,
-    /// Partner name, `admin` or `operator`.
-    pub partner: &'a str,
-    /// Collection id.
-    pub collection: &'a str,
-    /// Version of the policy applied.
-    pub policy_version: &'a str,
-}
-
-impl Door<'_> {
-    fn record(&self, direction: &str, id: &str, modified: String, decision: &str) -> AuditRecord {
-        AuditRecord {
-            direction: direction.to_owned(),
-            door: self.door.to_owned(),
-            partner: self.partner.to_owned(),
-            collection: self.collection.to_owned(),
-            object_id: id.to_owned(),
-            modified,
-            decision: decision.to_owned(),
-            transformations: Vec::new(),
-            policy_version: self.policy_version.to_owned(),
-        }
-    }
-
-    /// The record of one entry that the egress function decided on (`None`: sent as
-    /// stored, e.g. to the operator).
-    pub fn egress(&self, entry: &Entry, decision: Option<&Decision>) -> AuditRecord {
-        let mut r = self.record("egress", &entry.id, entry.version(), "sent");
-        match decision {
-            None | Some(Decision::Unchanged) => {}
-            Some(Decision::Rewritten { changes, .. }) => {
-                r.decision = "rewritten".to_owned();
-                r.transformations = changes.clone();
-            }
-            Some(Decision::Withheld { reason }) => {
-                r.decision = "withheld".to_owned();
-                r.transformations = vec![reason.clone()];
-            }
-        }
-        r
-    }
-
-    /// The records of the objects an ingest accepted.
-    pub fn ingress(&self, accepted: &[Accepted]) -> Vec<AuditRecord> {
-        accepted
-            .iter()
-            .map(|a| {
-                let decision = if a.added { "added" } else { "already-present" };
-                self.record("ingress", &a.id, a.version.clone(), decision)
-            })
-            .collect()
-    }
+/// The records of the objects an ingest accepted, at `door`.
+pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecord> {
+    accepted
+        .iter()
+        .map(|a| door.ingress(&a.id, &a.version, a.added))
+        .collect()
 }
 
 /// Imports one STIX bundle (`input`) into `collection_id` through the one ingest, with one
@@ -100,7 +42,7 @@ pub fn import_bundle(
         collection: collection_id,
         policy_version: BASE_POLICY_VERSION,
     };
-    let make = |accepted: &[Accepted]| door.ingress(accepted);
+    let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
     let options = IngestOptions {
         container: Container::Bundle,
         list_accepted: false,

@@ -25,19 +25,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use concord_egress::{Audience, Egress, EgressError, PageQuery, Sent, Transfer};
 use concord_ingest::{Container, IngestError, IngestOptions, ingest};
-use concord_policy::egress::{
-    CollectionSharing, Decision, EgressContext, egress, sharing_setting_key,
-};
 use concord_stix::{BundleError, Timestamp};
-use concord_store::{Collection, Cursor, Entry, ObjectFilter, PageRequest, Store, VersionSelector};
+use concord_store::{Collection, ObjectFilter, Store, VersionSelector};
 use concord_taxii::media::{self, TAXII_21};
 use concord_taxii::query::Endpoint;
 use concord_taxii::resources::{
     ApiRoot, CollectionResource, Collections, Discovery, Manifest, ManifestRecord, Status,
     StatusDetails, Versions,
 };
-use concord_taxii::{ErrorCode, NextToken, Query, TaxiiError, VersionMatch};
+use concord_taxii::{ErrorCode, Query, TaxiiError, VersionMatch};
 
 pub mod audit;
 pub mod auth;
@@ -71,6 +69,7 @@ pub struct AppState {
     config: Arc<ServerConfig>,
     auth: Arc<auth::Authenticator>,
     policy: Arc<concord_policy::actions::Policy>,
+    egress: Egress,
 }
 
 impl AppState {
@@ -82,8 +81,10 @@ impl AppState {
             .ok_or(ServerError::NotInitialised)?;
         let policy = policy::node_policy(store.as_ref(), &config.policy)?;
         tracing::info!(version = %policy.version, "egress policy");
+        let policy = Arc::new(policy);
         Ok(AppState {
-            policy: Arc::new(policy),
+            egress: Egress::new(store.clone(), policy.clone()),
+            policy,
             auth: Arc::new(auth::Authenticator::new(store.clone(), admin_hash)),
             store,
             config: Arc::new(config),
@@ -96,6 +97,11 @@ impl AppState {
     /// the same one).
     pub fn policy(&self) -> Arc<concord_policy::actions::Policy> {
         self.policy.clone()
+    }
+
+    /// The node's one egress door: every door that serves a partner goes through it.
+    pub fn egress(&self) -> Egress {
+        self.egress.clone()
     }
 
     /// The node's store.
@@ -228,6 +234,16 @@ impl From<TaxiiError> for Error {
     }
 }
 
+impl From<EgressError> for Error {
+    fn from(e: EgressError) -> Self {
+        match e {
+            EgressError::BadCursor => Error(TaxiiError::new(ErrorCode::BadRequest, e.to_string())),
+            EgressError::Store(e) => e.into(),
+            EgressError::Config(m) => Error(TaxiiError::new(ErrorCode::Internal, m)),
+        }
+    }
+}
+
 impl From<concord_store::StoreError> for Error {
     fn from(e: concord_store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
@@ -298,32 +314,20 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-/// A JSON TAXII response with optional `X-TAXII-Date-Added-First/Last` headers.
-fn taxii_json(status: StatusCode, body: String, entries: &[Entry]) -> Response {
-    let mut resp = (status, [(header::CONTENT_TYPE, TAXII_21)], body).into_response();
-    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-        for (name, e) in [
-            ("x-taxii-date-added-first", first),
-            ("x-taxii-date-added-last", last),
-        ] {
-            if let Ok(v) = HeaderValue::from_str(&date_added(e)) {
-                resp.headers_mut().insert(name, v);
-            }
-        }
-    }
-    resp
+/// A JSON TAXII response.
+fn taxii_json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, TAXII_21)], body).into_response()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Response {
     taxii_json(
         StatusCode::OK,
         serde_json::to_string(value).unwrap_or_default(),
-        &[],
     )
 }
 
-fn date_added(e: &Entry) -> String {
-    Timestamp::from_unix_nanos(e.date_added_ns, 6).to_string()
+fn date_added(ns: i64) -> String {
+    Timestamp::from_unix_nanos(ns, 6).to_string()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -369,11 +373,32 @@ async fn api_root(State(state): State<AppState>) -> Response {
     })
 }
 
-async fn status(State(state): State<AppState>, Path(status_id): Path<String>) -> Handler<Response> {
+/// The node setting naming who made the POST of a status resource.
+fn status_owner_key(status_id: &str) -> String {
+    format!("status_owner/{status_id}")
+}
+
+/// TAXII 2.1 §4.3 Get Status: readable by the principal that made the POST and by the
+/// admin; for anyone else it does not exist (404, as for an unknown id).
+async fn status(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(status_id): Path<String>,
+) -> Handler<Response> {
     let store = state.store.clone();
     let id = status_id.clone();
-    match blocking(move || Ok(store.status(&id)?)).await? {
-        Some(body) => Ok(taxii_json(StatusCode::OK, body, &[])),
+    let who = audit::principal_name(&principal);
+    let found = blocking(move || {
+        if principal != Principal::Admin
+            && store.setting(&status_owner_key(&id))?.as_deref() != Some(who.as_str())
+        {
+            return Ok(None);
+        }
+        Ok(store.status(&id)?)
+    })
+    .await?;
+    match found {
+        Some(body) => Ok(taxii_json(StatusCode::OK, body)),
         None => Err(TaxiiError::new(
             ErrorCode::NotFound,
             format!("no status resource {status_id:?}"),
@@ -486,140 +511,62 @@ fn filter_of(q: &Query) -> ObjectFilter {
     }
 }
 
-fn page_of(q: &Query) -> PageRequest {
-    PageRequest {
-        limit: q.limit,
-        after: q.next.as_ref().map(|n| Cursor {
-            date_added_ns: n.date_added_ns,
-            id: n.id.clone(),
-            version_ns: n.version_ns,
-            seq: n.seq,
-        }),
+/// The audience of a principal: the admin token is the operator.
+pub fn audience_of(principal: &Principal) -> Audience {
+    match principal {
+        Principal::Admin => Audience::Operator("admin".to_owned()),
+        Principal::Partner(p) => Audience::Partner(p.profile.clone()),
     }
 }
 
-fn next_token(page: &concord_store::Page) -> Option<String> {
-    if !page.more {
-        return None;
-    }
-    page.entries.last().map(|e| {
-        let c = e.cursor();
-        NextToken {
-            date_added_ns: c.date_added_ns,
-            id: c.id,
-            version_ns: c.version_ns,
-            seq: c.seq,
-        }
-        .encode()
-    })
-}
-
-/// A page as it leaves the node for one principal.
-struct Outgoing {
-    /// Whether more entries follow the page (of the collection, before egress).
-    more: bool,
-    /// Token that resumes after the last entry *scanned*, so that entries the egress
-    /// function withheld are not scanned again.
-    next: Option<String>,
-    /// The entries the principal receives; `body` holds what it receives when asked for.
-    entries: Vec<Entry>,
-}
-
-/// Reads a page and passes every entry through the egress function for a partner
-/// (`concord_policy::egress::egress`, the one egress function of the node): withheld entries
-/// are left out, rewritten ones carry the rewritten body. The operator (admin) receives the
-/// stored objects. A page may so hold fewer entries than `limit` (TAXII 2.1 §3.4.1 allows it).
-/// With a `door`, one audit record per entry (sent, rewritten or withheld) is appended before
-/// the page is returned; `None` for a check whose entries do not leave (`require_object`).
-async fn read_page(
+/// One page through the egress door (`concord_egress`): decided, rewritten, audited under
+/// `door`, with an opaque `next` (400 naming `next` for a token not issued for this
+/// collection and principal).
+async fn door_page(
     state: &AppState,
     principal: &Principal,
-    collection_id: String,
-    filter: ObjectFilter,
-    request: PageRequest,
-    want_body: bool,
-    door: Option<&'static str>,
-) -> Handler<Outgoing> {
-    let partner = match principal {
-        Principal::Admin => None,
-        Principal::Partner(p) => Some(p.clone()),
-    };
-    let store = state.store.clone();
-    let policy = state.policy.clone();
-    let with_body = want_body || partner.is_some();
-    let who = audit::principal_name(principal);
-    blocking(move || {
-        // The audit log: one record per entry the egress function decided on (sent,
-        // rewritten, withheld), appended once for the page before anything leaves.
-        let mut records = Vec::new();
-        let page = store.entries(&collection_id, &filter, &request, with_body)?;
-        let next = next_token(&page);
-        let more = page.more;
-        let mut entries = page.entries;
-        if let Some(p) = partner {
-            let sharing = match store.setting(&sharing_setting_key(&collection_id))? {
-                Some(text) => CollectionSharing::from_json(&text)
-                    .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e)))?,
-                None => CollectionSharing::default(),
-            };
-            let cx = EgressContext {
-                sharing: &sharing,
-                partner: &p.profile,
-                policy: &policy,
-            };
-            let mut renamed = Vec::new();
-            let audit_door = door.map(|door| audit::Door {
-                door,
-                partner: &who,
-                collection: &collection_id,
-                policy_version: &policy.version,
-            });
-            entries.retain_mut(|e| {
-                let body = e.body.as_deref().unwrap_or("null");
-                let decision = egress(body, &cx);
-                if let Some(d) = &audit_door {
-                    records.push(d.egress(e, Some(&decision)));
-                }
-                match decision {
-                    Decision::Unchanged => true,
-                    Decision::Rewritten {
-                        body, renamed: r, ..
-                    } => {
-                        e.body = Some(body);
-                        renamed.extend(r);
-                        true
-                    }
-                    Decision::Withheld { .. } => false,
-                }
-            });
-            policy::follow_renames(
-                entries.iter_mut().filter_map(|e| e.body.as_mut()).collect(),
-                &renamed,
-            );
-        } else if let Some(door) = door {
-            let d = audit::Door {
-                door,
-                partner: &who,
-                collection: &collection_id,
-                policy_version: audit::BASE_POLICY_VERSION,
-            };
-            records.extend(entries.iter().map(|e| d.egress(e, None)));
-        }
-        store.append_audit(&records)?;
-        if !want_body {
-            entries.iter_mut().for_each(|e| e.body = None);
-        }
-        Ok(Outgoing {
-            more,
-            next,
-            entries,
-        })
-    })
-    .await
+    door: &'static str,
+    query: PageQuery,
+) -> Handler<Transfer> {
+    let egress = state.egress.clone();
+    let audience = audience_of(principal);
+    blocking(move || Ok(egress.page(&audience, door, &query)?)).await
 }
 
-/// An envelope built from stored bytes, without re-serialising any object.
-fn envelope(out: &Outgoing) -> String {
+fn page_query(
+    collection_id: String,
+    q: &Query,
+    filter: ObjectFilter,
+    want_body: bool,
+) -> PageQuery {
+    PageQuery {
+        collection_id,
+        filter,
+        limit: q.limit,
+        next: q.next.clone(),
+        want_body,
+    }
+}
+
+/// A JSON TAXII response with `X-TAXII-Date-Added-First/Last` headers of what is sent.
+fn taxii_page(body: String, entries: &[Sent]) -> Response {
+    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, TAXII_21)], body).into_response();
+    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+        for (name, e) in [
+            ("x-taxii-date-added-first", first),
+            ("x-taxii-date-added-last", last),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&date_added(e.date_added_ns)) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
+    resp
+}
+
+/// An envelope of what the door decided: stored bytes or the rewritten copies, joined
+/// without re-serialising.
+fn envelope(out: &Transfer) -> String {
     let mut text = String::with_capacity(
         64 + out
             .entries
@@ -658,17 +605,9 @@ async fn objects(
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
     let c = find_collection(&state, &principal, name, Access::Read).await?;
-    let out = read_page(
-        &state,
-        &principal,
-        c.id,
-        filter_of(&q),
-        page_of(&q),
-        true,
-        Some("taxii-objects"),
-    )
-    .await?;
-    Ok(taxii_json(StatusCode::OK, envelope(&out), &out.entries))
+    let query = page_query(c.id, &q, filter_of(&q), true);
+    let out = door_page(&state, &principal, "taxii-objects", query).await?;
+    Ok(taxii_page(envelope(&out), &out.entries))
 }
 
 async fn manifest(
@@ -679,16 +618,8 @@ async fn manifest(
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
     let c = find_collection(&state, &principal, name, Access::Read).await?;
-    let p = read_page(
-        &state,
-        &principal,
-        c.id,
-        filter_of(&q),
-        page_of(&q),
-        false,
-        Some("taxii-manifest"),
-    )
-    .await?;
+    let query = page_query(c.id, &q, filter_of(&q), false);
+    let p = door_page(&state, &principal, "taxii-manifest", query).await?;
     let m = Manifest {
         more: p.more,
         next: p.next.clone(),
@@ -697,59 +628,29 @@ async fn manifest(
             .iter()
             .map(|e| ManifestRecord {
                 id: e.id.clone(),
-                date_added: date_added(e),
-                version: e.version(),
+                date_added: date_added(e.date_added_ns),
+                version: e.version.clone(),
                 media_type: media::STIX_21.to_owned(),
             })
             .collect(),
     };
-    Ok(taxii_json(
-        StatusCode::OK,
+    Ok(taxii_page(
         serde_json::to_string(&m).unwrap_or_default(),
         &p.entries,
     ))
 }
 
-/// 404 unless the collection holds some version of the object that the principal may receive.
-async fn require_object(
-    state: &AppState,
-    principal: &Principal,
-    collection_id: &str,
-    object_id: &str,
-) -> Handler<()> {
-    let filter = ObjectFilter {
-        ids: vec![object_id.to_owned()],
-        versions: vec![VersionSelector::All],
-        spec_versions: vec!["2.0".into(), "2.1".into()],
-        ..Default::default()
-    };
-    let limit = if *principal == Principal::Admin {
-        1
-    } else {
-        concord_taxii::query::MAX_LIMIT
-    };
-    let p = read_page(
-        state,
-        principal,
-        collection_id.to_owned(),
-        filter,
-        PageRequest { limit, after: None },
-        false,
-        None,
-    )
-    .await?;
-    if p.entries.is_empty() {
-        return Err(TaxiiError::new(
-            ErrorCode::NotFound,
-            format!("no object {object_id:?} in this collection"),
-        )
-        .into());
-    }
-    Ok(())
+/// The answer for an object the principal does not receive: the same whether it does not
+/// exist, is withheld, or only its stored id was asked for (TAXII 2.1 §5.5, 404).
+fn no_object(object_id: &str) -> Error {
+    Error(TaxiiError::new(
+        ErrorCode::NotFound,
+        format!("no object {object_id:?} in this collection"),
+    ))
 }
 
 /// The common start of the per-object endpoints: parse the query, find the collection
-/// (403/404), answer 404 unless it holds the object, and filter on the object's id.
+/// (403/404), and filter on the object's id.
 async fn object_request(
     state: &AppState,
     principal: &Principal,
@@ -760,7 +661,6 @@ async fn object_request(
 ) -> Handler<(Query, Collection, ObjectFilter)> {
     let q = Query::parse(pairs, endpoint)?;
     let c = find_collection(state, principal, name, access).await?;
-    require_object(state, principal, &c.id, &object_id).await?;
     let mut filter = filter_of(&q);
     filter.ids = vec![object_id];
     Ok((q, c, filter))
@@ -772,6 +672,7 @@ async fn object(
     Path(path): Path<(String, String)>,
     RawQuery(pairs): RawQuery<Vec<(String, String)>>,
 ) -> Handler<Response> {
+    let object_id = path.1.clone();
     let (q, c, filter) = object_request(
         &state,
         &principal,
@@ -781,17 +682,12 @@ async fn object(
         Access::Read,
     )
     .await?;
-    let out = read_page(
-        &state,
-        &principal,
-        c.id,
-        filter,
-        page_of(&q),
-        true,
-        Some("taxii-object"),
-    )
-    .await?;
-    Ok(taxii_json(StatusCode::OK, envelope(&out), &out.entries))
+    let query = page_query(c.id, &q, filter, true);
+    let out = door_page(&state, &principal, "taxii-object", query).await?;
+    if out.entries.is_empty() && q.next.is_none() {
+        return Err(no_object(&object_id));
+    }
+    Ok(taxii_page(envelope(&out), &out.entries))
 }
 
 async fn versions(
@@ -800,6 +696,7 @@ async fn versions(
     Path(path): Path<(String, String)>,
     RawQuery(pairs): RawQuery<Vec<(String, String)>>,
 ) -> Handler<Response> {
+    let object_id = path.1.clone();
     let (q, c, mut filter) = object_request(
         &state,
         &principal,
@@ -810,28 +707,27 @@ async fn versions(
     )
     .await?;
     filter.versions = vec![VersionSelector::All];
-    let p = read_page(
-        &state,
-        &principal,
-        c.id,
-        filter,
-        page_of(&q),
-        false,
-        Some("taxii-versions"),
-    )
-    .await?;
+    let query = page_query(c.id, &q, filter, false);
+    let p = door_page(&state, &principal, "taxii-versions", query).await?;
+    if p.entries.is_empty() && q.next.is_none() {
+        return Err(no_object(&object_id));
+    }
     let v = Versions {
         more: p.more,
         next: p.next.clone(),
-        versions: p.entries.iter().map(Entry::version).collect(),
+        versions: p.entries.iter().map(|e| e.version.clone()).collect(),
     };
-    Ok(taxii_json(
-        StatusCode::OK,
+    Ok(taxii_page(
         serde_json::to_string(&v).unwrap_or_default(),
         &p.entries,
     ))
 }
 
+/// TAXII 2.1 §5.7 Delete An Object. Needs write access (403 otherwise, as TAXII asks); a
+/// partner removes only the versions it would receive by reading (the door decides, so a
+/// withheld or newer RED version stays, and a stored id of a renamed SCO finds nothing):
+/// a partner cannot destroy what it may not see, and the answer for a version it may not
+/// see is the 404 of one that does not exist. Every delete is audited (`taxii-delete`).
 async fn delete_object(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -848,9 +744,62 @@ async fn delete_object(
         Access::Write,
     )
     .await?;
-    let store = state.store.clone();
-    blocking(move || Ok(store.delete_object(&c.id, &object_id, &filter)?)).await?;
-    Ok(taxii_json(StatusCode::OK, String::new(), &[]))
+    let egress = state.egress.clone();
+    let audience = audience_of(&principal);
+    let id = object_id.clone();
+    let deleted = blocking(move || {
+        let store = egress.store().clone();
+        // Every version the filter selects, as the principal would read them; a partner
+        // without read access reads nothing, so deletes nothing.
+        let mut selected = Vec::new();
+        if principal.can_read(&c.id) {
+            let mut after = None;
+            loop {
+                let (t, resume) = egress.scan(
+                    &audience,
+                    "taxii-delete-check",
+                    &c.id,
+                    &filter,
+                    after,
+                    concord_taxii::query::MAX_LIMIT,
+                    false,
+                )?;
+                selected.extend(t.entries.into_iter().filter(|e| e.id == id));
+                match resume {
+                    Some(r) if t.more => after = Some(r),
+                    _ => break,
+                }
+            }
+        }
+        let mut n = 0;
+        let mut records = Vec::new();
+        let door = concord_egress::Door {
+            door: "taxii-delete",
+            partner: audience.name(),
+            collection: &c.id,
+            policy_version: concord_egress::BASE_POLICY_VERSION,
+        };
+        for v in &selected {
+            let one = ObjectFilter {
+                ids: vec![id.clone()],
+                versions: vec![VersionSelector::At(v.version_ns)],
+                spec_versions: vec![v.spec_version.clone()],
+                ..ObjectFilter::default()
+            };
+            let removed = store.delete_object(&c.id, &id, &one)?;
+            if removed > 0 {
+                n += removed;
+                records.push(door.record("delete", &id, v.version.clone(), "deleted", Vec::new()));
+            }
+        }
+        store.append_audit(&records)?;
+        Ok(n)
+    })
+    .await?;
+    if deleted == 0 {
+        return Err(no_object(&object_id));
+    }
+    Ok(taxii_json(StatusCode::OK, String::new()))
 }
 
 async fn add_objects(
@@ -905,7 +854,7 @@ async fn add_objects(
             policy_version: audit::BASE_POLICY_VERSION,
         };
         // Ingress records go into the ingest's own transaction: durable with the objects.
-        let make = |accepted: &[concord_ingest::Accepted]| door.ingress(accepted);
+        let make = |accepted: &[concord_ingest::Accepted]| audit::ingress_records(&door, accepted);
         let options = IngestOptions {
             container: Container::Envelope,
             list_accepted: true,
@@ -968,8 +917,13 @@ async fn add_objects(
     let body = serde_json::to_string(&status).unwrap_or_default();
     let store = state.store.clone();
     let (id, stored) = (status.id.clone(), body.clone());
-    blocking(move || Ok(store.put_status(&id, &stored)?)).await?;
-    Ok(taxii_json(StatusCode::ACCEPTED, body, &[]))
+    let owner = audit::principal_name(&principal);
+    blocking(move || {
+        store.set_setting(&status_owner_key(&id), &owner)?;
+        Ok(store.put_status(&id, &stored)?)
+    })
+    .await?;
+    Ok(taxii_json(StatusCode::ACCEPTED, body))
 }
 
 /// TLS for `serve_tls`: the server's certificate chain and key, and optionally the CA whose
@@ -1074,7 +1028,8 @@ pub async fn serve_tls(
 /// matched against the indicators of the collections the principal may read, valid now.
 /// Answers `{"hits": [{"line", "indicator", "value", "path"}, …], "records": n,
 /// "malformed": ["line N: why", …]}`. A partner matches only the indicators the egress
-/// function lets it see. 400 for a malformed request, 403 for a collection it may not read.
+/// door lets it see. 400 for a malformed request, 404 for a collection that does not exist
+/// or that it may not read (the same answer).
 async fn api_match(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -1115,29 +1070,27 @@ async fn api_match(
         )));
     }
     let store = state.store.clone();
-    let policy = state.policy.clone();
+    let egress = state.egress.clone();
     blocking(move || {
         let mut ids = Vec::new();
         for name in &req.collections {
-            let c = store.collection(name)?.ok_or_else(|| {
-                Error(TaxiiError::new(
-                    ErrorCode::NotFound,
-                    format!("no collection {name:?}"),
-                ))
-            })?;
-            if !principal.can_read(&c.id) {
-                return Err(Error(TaxiiError::new(
-                    ErrorCode::Forbidden,
-                    format!("no read access to collection {name:?}"),
-                )));
-            }
+            // Unknown and unreadable answer alike (404), as TAXII's collection endpoints do.
+            let c = store
+                .collection(name)?
+                .filter(|c| principal.can_read(&c.id))
+                .ok_or_else(|| {
+                    Error(TaxiiError::new(
+                        ErrorCode::NotFound,
+                        format!("collections: no collection {name:?}"),
+                    ))
+                })?;
             ids.push(c.id);
         }
         let audience = match &principal {
             Principal::Admin => matching::Audience::Operator,
-            Principal::Partner(p) => matching::Audience::Partner(&p.profile, &policy),
+            Principal::Partner(p) => matching::Audience::Partner(&p.profile),
         };
-        let set = matching::indicator_set(store.as_ref(), &ids, &audience)
+        let set = matching::indicator_set(&egress, &ids, &audience)
             .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e.to_string())))?;
         let now = Timestamp::now_micros().unix_nanos();
         let mut matcher = concord_match::Matcher::new(&set, now).validity_at(now);

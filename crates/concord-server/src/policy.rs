@@ -3,8 +3,7 @@
 
 use concord_policy::actions::{Policy, PolicyConfig, PseudonymKeys};
 use concord_policy::egress::{
-    CollectionSharing, Decision, EgressContext, ExplainStep, PartnerProfile, explain,
-    sharing_setting_key,
+    CollectionSharing, Decision, ExplainStep, PartnerProfile, sharing_setting_key,
 };
 use concord_store::{Collection, Partner, Store, StoreError};
 
@@ -160,14 +159,14 @@ pub struct PartnerView {
     pub decision: Decision,
 }
 
-/// [`PartnerView`] of the object version `body` (stored JSON text) in `collection`, for
-/// `partner` under `policy`. Errors: the store, or an unreadable sharing setting.
+/// [`PartnerView`] of the stored object version `entry` in `collection`, for `partner`,
+/// as the egress door decides it (markings resolved, references followed, keyed SCO ids).
+/// Errors: the store, or an unreadable sharing setting.
 pub fn explain_for_partner(
-    store: &dyn Store,
-    policy: &Policy,
+    egress: &concord_egress::Egress,
     partner: &Partner,
     collection: &Collection,
-    body: &str,
+    entry: &concord_store::Entry,
 ) -> Result<PartnerView, PolicyError> {
     let name = collection.alias.as_deref().unwrap_or(&collection.id);
     let who = &partner.name;
@@ -182,27 +181,42 @@ pub fn explain_for_partner(
             )
         },
     }];
-    let sharing = collection_sharing(store, &collection.id)?;
     let profile = PartnerProfile {
         name: partner.name.clone(),
         jurisdiction: partner.jurisdiction.clone(),
         groups: partner.groups.clone(),
     };
-    let e = explain(
-        body,
-        &EgressContext {
-            sharing: &sharing,
-            partner: &profile,
-            policy,
-        },
-    );
+    let e = egress
+        .explain(&profile, &collection.id, entry)
+        .map_err(|e| match e {
+            concord_egress::EgressError::Store(s) => PolicyError::Store(s),
+            other => PolicyError::Config(other.to_string()),
+        })?;
+    let changes: Vec<String> = e
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.rule,
+                "granular-markings" | "personal-data" | "references" | "identifier"
+            )
+        })
+        .map(|s| format!("{}: {}", s.rule, s.detail))
+        .collect();
     steps.extend(e.steps);
-    let decision = if can_read {
-        e.decision
-    } else {
-        Decision::Withheld {
+    let decision = match (can_read, e.sent, e.withheld) {
+        (false, _, _) => Decision::Withheld {
             reason: "no read permission".to_owned(),
-        }
+        },
+        (true, Some(sent), _) if sent.rewritten => Decision::Rewritten {
+            body: sent.body.unwrap_or_default(),
+            changes,
+            renamed: Vec::new(),
+        },
+        (true, Some(_), _) => Decision::Unchanged,
+        (true, None, reason) => Decision::Withheld {
+            reason: reason.unwrap_or_default(),
+        },
     };
     Ok(PartnerView { steps, decision })
 }
@@ -212,27 +226,6 @@ fn random_hex(n: usize) -> Option<String> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).ok()?;
     Some(hex(&bytes))
-}
-
-/// Makes every reference in `bodies` (the objects of one response) follow the SCO ids that
-/// the egress function recomputed (`renamed`, old → new; see
-/// [`concord_policy::actions::follow_renames`]), re-serialising only the objects that
-/// change.
-pub fn follow_renames(bodies: Vec<&mut String>, renamed: &[(String, String)]) {
-    if renamed.is_empty() {
-        return;
-    }
-    let mut values: Vec<serde_json::Value> = bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).unwrap_or(serde_json::Value::Null))
-        .collect();
-    let mut renamed = renamed.to_vec();
-    let changed = concord_policy::actions::follow_renames(&mut values, &mut renamed);
-    for ((body, value), changed) in bodies.into_iter().zip(values).zip(changed) {
-        if changed {
-            *body = value.to_string();
-        }
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {

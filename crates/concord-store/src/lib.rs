@@ -295,6 +295,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize>;
     /// Number of entries in a collection.
     fn count(&self, collection_id: &str) -> Result<u64>;
+    /// The latest `date_added` of a collection (nanoseconds), `None` when empty: grows with
+    /// every write batch that adds to it, so a cache of decisions on a collection's objects
+    /// is stale when it changed. One index look-up.
+    fn last_added(&self, collection_id: &str) -> Result<Option<i64>>;
     /// Stores a TAXII status resource (TAXII 2.1 §4.3) as JSON text.
     fn put_status(&self, id: &str, body: &str) -> Result<()>;
     /// A stored status resource.

@@ -1022,6 +1022,16 @@ impl Store for PostgresStore {
         })
     }
 
+    fn last_added(&self, collection_id: &str) -> Result<Option<i64>> {
+        self.with_conn(|c| {
+            Ok(c.query_one(
+                "SELECT MAX(date_added_ns) FROM collection_entries WHERE collection_id = $1",
+                &[&collection_id],
+            )?
+            .get(0))
+        })
+    }
+
     fn put_status(&self, id: &str, body: &str) -> Result<()> {
         self.with_conn(|c| {
             c.execute(

@@ -432,9 +432,17 @@ impl Store for SqliteStore {
             ]);
         }
         let limit = page.limit.max(1);
+        // With `match[id]` (and the egress door's look-ups of referenced objects), the few
+        // entries of those ids are found by id and then sorted; left to itself, SQLite walks
+        // the whole collection in page order to honour ORDER BY and tests each entry.
+        let index = if filter.ids.is_empty() {
+            ""
+        } else {
+            " INDEXED BY entries_by_id"
+        };
         let sql = format!(
             "SELECT e.id, e.date_added_ns, e.version_ns, v.modified, e.spec_version, e.type, e.seq, {}
-             FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
+             FROM collection_entries e{index} JOIN object_versions v ON v.vid = e.vid
              WHERE {}
              ORDER BY e.date_added_ns, e.id, e.version_ns, e.seq
              LIMIT {}",
@@ -494,6 +502,15 @@ impl Store for SqliteStore {
                 )?
                 .query_row([collection_id], |r| r.get::<_, i64>(0))? as u64,
             )
+        })
+    }
+
+    fn last_added(&self, collection_id: &str) -> Result<Option<i64>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT MAX(date_added_ns) FROM collection_entries WHERE collection_id = ?1",
+            )?
+            .query_row([collection_id], |r| r.get::<_, Option<i64>>(0))?)
         })
     }
 

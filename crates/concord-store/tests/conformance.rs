@@ -117,14 +117,29 @@ fn versions_and_conflicts(store: &dyn Store) {
         .unwrap();
     let v1 = obj(A, Some("2016-01-01T00:00:00.000Z"), "one");
     let v2 = obj(A, Some("2017-01-01T00:00:00.000Z"), "two");
+    assert_eq!(store.last_added(&c.id).unwrap(), None);
     assert_eq!(
         add(store, &c.id, &[v1.clone(), v2.clone()]),
         [AddOutcome::Added, AddOutcome::Added]
     );
+    let first = store.last_added(&c.id).unwrap().expect("a date_added");
     assert_eq!(
         add(store, &c.id, std::slice::from_ref(&v1)),
         [AddOutcome::AlreadyPresent]
     );
+    // A batch that adds nothing leaves the collection as it was; one that adds moves it on.
+    assert_eq!(store.last_added(&c.id).unwrap(), Some(first));
+    let other = store
+        .create_collection(&NewCollection {
+            alias: "v-other".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    add(store, &other.id, std::slice::from_ref(&v1));
+    let later = store.last_added(&other.id).unwrap().unwrap();
+    assert!(later > first);
+    // Another collection's batch does not move this one.
+    assert_eq!(store.last_added(&c.id).unwrap(), Some(first));
     let changed = obj(A, Some("2016-01-01T00:00:00.000000Z"), "changed"); // same instant, other content
     assert!(matches!(
         add(store, &c.id, &[changed])[0],

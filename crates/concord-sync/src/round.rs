@@ -4,12 +4,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use concord_egress::{BASE_POLICY_VERSION, Door, Egress, EgressError};
 use concord_ingest::{Accepted, Container, IngestOptions, ingest};
-use concord_policy::actions::Policy;
-use concord_policy::egress::{
-    CollectionSharing, Decision, EgressContext, PartnerProfile, egress, sharing_setting_key,
-};
-use concord_server::audit::{BASE_POLICY_VERSION, Door};
+use concord_policy::egress::PartnerProfile;
 use concord_store::{Cursor, ObjectFilter, PageRequest, Store, VersionSelector};
 
 use crate::client::{Client, ClientError};
@@ -41,11 +38,12 @@ impl Default for RoundOptions {
     }
 }
 
-/// What the node's policy needs from the caller: built once per process by the binary
-/// (`concord_server::policy::node_policy`), so sync and TAXII apply the same policy.
+/// What the node's policy needs from the caller: the node's one egress door, built once per
+/// process by the binary over the policy of `concord_server::policy::node_policy`, so sync
+/// and TAXII send exactly what the same door decides.
 pub struct PolicyContext<'a> {
-    /// The node's compiled policy.
-    pub policy: &'a Policy,
+    /// The egress door (store, compiled policy, keys).
+    pub egress: &'a Egress,
 }
 
 /// What one round did.
@@ -157,6 +155,9 @@ pub enum SyncError {
     /// The configuration does not allow what the mapping asks.
     #[error("{0}")]
     Config(String),
+    /// The egress door failed.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
     /// Another process runs a round with this peer (it holds the lease).
     #[error("another process is syncing with this peer ({0}); its lease lapses within 10 s")]
     Busy(String),
@@ -371,7 +372,12 @@ fn pull(
         collection: &m.local,
         policy_version: BASE_POLICY_VERSION,
     };
-    let make = |accepted: &[Accepted]| door.ingress(accepted);
+    let make = |accepted: &[Accepted]| -> Vec<concord_store::AuditRecord> {
+        accepted
+            .iter()
+            .map(|a| door.ingress(&a.id, &a.version, a.added))
+            .collect()
+    };
     let mut next: Option<String> = None;
     loop {
         lease.renew()?;
@@ -441,13 +447,6 @@ fn cursor_from_json(text: &str) -> Option<Cursor> {
         version_ns: v.get(2)?.as_i64()?,
         seq: v.get(3)?.as_i64()?,
     })
-}
-
-fn sharing(store: &dyn Store, collection: &str) -> Result<CollectionSharing, SyncError> {
-    match store.setting(&sharing_setting_key(collection))? {
-        Some(text) => CollectionSharing::from_json(&text).map_err(SyncError::Config),
-        None => Ok(CollectionSharing::default()),
-    }
 }
 
 /// A version ready to go: its id, version (as the manifest says it) and the partner's copy.
@@ -568,11 +567,25 @@ fn send(
     if candidates.is_empty() {
         return Ok(0);
     }
+    // The door decides first (and records every decision before anything leaves): even
+    // the manifest question below carries ids, and they must be the ones the peer may see.
+    let door = if only_home_sightings {
+        "sync-sightings"
+    } else {
+        "sync-push"
+    };
+    let decided =
+        cx.egress
+            .decide_entries(partner, door, local, candidates.clone(), Some(&peer.name))?;
+    report.withheld += candidates.len() - decided.len();
+    if decided.is_empty() {
+        return Ok(0);
+    }
     // What the peer already holds (one manifest request per batch): a version goes round a
     // ring of nodes once.
-    let wanted: Vec<(String, String)> = candidates
+    let wanted: Vec<(String, String)> = decided
         .iter()
-        .map(|e| (e.id.clone(), e.version()))
+        .map(|e| (e.id.clone(), e.version.clone()))
         .collect();
     // A peer that lets this node write but not read the collection cannot be asked: then
     // everything goes, and the peer finds what it already holds (TAXII 2.1 §5.5).
@@ -591,58 +604,18 @@ fn send(
                 .map(|t| (id, t.unix_nanos()))
         })
         .collect();
-    let sharing = sharing(store, local)?;
-    let ecx = EgressContext {
-        sharing: &sharing,
-        partner,
-        policy: cx.policy,
-    };
-    let door = Door {
-        door: if only_home_sightings {
-            "sync-sightings"
-        } else {
-            "sync-push"
-        },
-        partner: &partner.name,
-        collection: local,
-        policy_version: &cx.policy.version,
-    };
-    let mut records = Vec::new();
     let mut outgoing = Vec::new();
-    let mut renamed = Vec::new();
-    for e in &candidates {
+    for e in decided {
         if held.contains(&(e.id.clone(), e.version_ns)) {
             report.skipped_held += 1;
             continue;
         }
-        let body = e.body.as_deref().unwrap_or("null");
-        let decision = egress(body, &ecx);
-        records.push(door.egress(e, Some(&decision)));
-        let body = match decision {
-            Decision::Unchanged => body.to_owned(),
-            Decision::Rewritten {
-                body, renamed: r, ..
-            } => {
-                renamed.extend(r);
-                body
-            }
-            Decision::Withheld { .. } => {
-                report.withheld += 1;
-                continue;
-            }
-        };
         outgoing.push(Outgoing {
-            id: e.id.clone(),
+            id: e.id,
             version_ns: e.version_ns,
-            body,
+            body: e.body.unwrap_or_default(),
         });
     }
-    concord_server::policy::follow_renames(
-        outgoing.iter_mut().map(|o| &mut o.body).collect(),
-        &renamed,
-    );
-    // Every egress is recorded before it leaves.
-    store.append_audit(&records)?;
     let mut sent = 0;
     let mut envelope: Vec<&Outgoing> = Vec::new();
     let mut size = ENVELOPE_OVERHEAD;

@@ -13,7 +13,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
-use concord_policy::egress::{Decision, EgressContext, egress};
+use concord_policy::egress::Decision;
 use concord_policy::tlp::Tlp;
 use concord_server::Principal;
 use concord_store::{Collection, ObjectFilter, PageRequest, Store, VersionSelector};
@@ -105,78 +105,103 @@ fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Collection, WebE
     }
 }
 
-/// What a session may see of one stored object body: the body itself for the admin, the
-/// egress copy for a partner (`None`: withheld).
+/// What a session may see of stored objects: the stored objects for the admin, the egress
+/// door's copies for a partner (`None`: withheld).
 struct Lens {
     principal: Principal,
     collection_id: String,
-    sharing: concord_policy::egress::CollectionSharing,
-    policy: Arc<concord_policy::actions::Policy>,
+    egress: concord_egress::Egress,
 }
 
 impl Lens {
-    fn new(web: &Web, store: &dyn Store, v: &Viewer, c: &Collection) -> Result<Lens, WebError> {
-        let sharing = match &v.session.principal {
-            Principal::Admin => Default::default(),
-            Principal::Partner(_) => concord_server::policy::collection_sharing(store, &c.id)?,
-        };
+    fn new(web: &Web, _store: &dyn Store, v: &Viewer, c: &Collection) -> Result<Lens, WebError> {
         Ok(Lens {
             principal: v.session.principal.clone(),
             collection_id: c.id.clone(),
-            sharing,
-            policy: web.app.policy(),
+            egress: web.app.egress(),
         })
     }
 
-    /// The egress decision for this session (the admin gets every object as stored).
-    fn decide(&self, body: &str) -> Decision {
+    /// What this session sees of `entries`, without recording: `(id as shown, body)`, or
+    /// `None` when withheld. For indexes and for choosing what a page shows; what the page
+    /// then shows is recorded by [`Lens::audit`].
+    fn see_all(
+        &self,
+        entries: &[concord_store::Entry],
+    ) -> Result<Vec<Option<(String, String)>>, WebError> {
         match &self.principal {
-            Principal::Admin => Decision::Unchanged,
-            Principal::Partner(p) => egress(
-                body,
-                &EgressContext {
-                    sharing: &self.sharing,
-                    partner: &p.profile,
-                    policy: &self.policy,
-                },
-            ),
+            Principal::Admin => Ok(entries
+                .iter()
+                .map(|e| Some((e.id.clone(), e.body.clone().unwrap_or_default())))
+                .collect()),
+            Principal::Partner(p) => Ok(self
+                .egress
+                .decide_unrecorded(&p.profile, &self.collection_id, entries)?
+                .into_iter()
+                .map(|s| s.map(|s| (s.id, s.body.unwrap_or_default())))
+                .collect()),
         }
     }
 
-    fn see(&self, body: &str) -> Option<String> {
-        match self.decide(body) {
-            Decision::Unchanged => Some(body.to_owned()),
-            Decision::Rewritten { body, .. } => Some(body),
-            Decision::Withheld { .. } => None,
-        }
+    /// The session's copy of one entry (`None`: withheld), without recording.
+    fn see(&self, entry: &concord_store::Entry) -> Result<Option<String>, WebError> {
+        Ok(self
+            .see_all(std::slice::from_ref(entry))?
+            .pop()
+            .flatten()
+            .map(|(_, body)| body))
     }
 
     /// The audit records of the entries a partner's page shows (door `web-list` or
-    /// `web-object`), appended before the page leaves, as TAXII does for its pages. The
-    /// admin's own views are not transfers and are not recorded, as in TAXII.
+    /// `web-object`), decided by the egress door and appended before the page leaves, as
+    /// TAXII does for its pages. The admin's own views are not transfers and are not
+    /// recorded, as in TAXII.
     fn audit(
         &self,
-        store: &dyn Store,
+        _store: &dyn Store,
         door: &str,
         shown: &[&concord_store::Entry],
     ) -> Result<(), WebError> {
         let Principal::Partner(p) = &self.principal else {
             return Ok(());
         };
-        let d = concord_server::audit::Door {
-            door,
-            partner: &p.profile.name,
-            collection: &self.collection_id,
-            policy_version: &self.policy.version,
-        };
-        let records: Vec<_> = shown
-            .iter()
-            .map(|e| d.egress(e, Some(&self.decide(e.body.as_deref().unwrap_or("null")))))
-            .collect();
-        if !records.is_empty() {
-            store.append_audit(&records)?;
+        if shown.is_empty() {
+            return Ok(());
         }
+        let entries: Vec<concord_store::Entry> = shown.iter().map(|e| (*e).clone()).collect();
+        self.egress
+            .decide_entries(&p.profile, door, &self.collection_id, entries, None)?;
         Ok(())
+    }
+
+    /// The audit records of objects a partner's page names from the index (the graph's
+    /// nodes), by the ids the partner knows: their newest versions, decided and recorded by
+    /// the door as [`Lens::audit`] does.
+    fn audit_shown(
+        &self,
+        store: &dyn Store,
+        door: &str,
+        cat: &Catalogue,
+        shown: &[&str],
+    ) -> Result<(), WebError> {
+        if self.is_admin() || shown.is_empty() {
+            return Ok(());
+        }
+        let filter = concord_store::ObjectFilter {
+            ids: shown.iter().map(|s| cat.stored_id(s).to_owned()).collect(),
+            versions: vec![concord_store::VersionSelector::Last],
+            ..Default::default()
+        };
+        let page = store.entries(
+            &self.collection_id,
+            &filter,
+            &PageRequest {
+                limit: shown.len() + 1,
+                after: None,
+            },
+            true,
+        )?;
+        self.audit(store, door, &page.entries.iter().collect::<Vec<_>>())
     }
 
     fn is_admin(&self) -> bool {
@@ -193,18 +218,16 @@ fn catalogue_for(
     c: &Collection,
 ) -> Result<Arc<Catalogue>, WebError> {
     let Principal::Partner(p) = &lens.principal else {
-        return Ok(web.catalogues.get(store, &c.id)?);
+        return web.catalogues.get(store, &c.id);
     };
     // Cached per partner profile (its egress depends on jurisdiction and groups); a change
     // of sharing or policy shows within MAX_AGE.
     // JSON: an unambiguous key, whatever the names and groups contain.
     let viewer =
         serde_json::json!([p.profile.name, p.profile.jurisdiction, p.profile.groups]).to_string();
-    Ok(web.catalogues.get_for(store, &c.id, &viewer, || {
-        Catalogue::build_seen(store, &c.id, |body| {
-            lens.see(body).map(std::borrow::Cow::Owned)
-        })
-    })?)
+    web.catalogues.get_for(store, &c.id, &viewer, || {
+        Catalogue::build_seen(store, &c.id, |entries| lens.see_all(entries))
+    })
 }
 
 // --- collections ------------------------------------------------------------------------
@@ -534,7 +557,7 @@ fn translations(
     )?;
     let mut found: Vec<(String, String, Value)> = Vec::new();
     for e in page.entries {
-        let Some(copy) = e.body.as_deref().and_then(|b| lens.see(b)) else {
+        let Some(copy) = lens.see(&e)? else {
             continue;
         };
         let Ok(v) = serde_json::from_str::<Value>(&copy) else {
@@ -622,9 +645,11 @@ async fn object(
                 true,
             )?
             .entries;
+        let seen = lens.see_all(&entries)?;
         let visible: Vec<_> = entries
             .iter()
-            .filter_map(|e| Some((e, lens.see(e.body.as_deref()?)?)))
+            .zip(seen)
+            .filter_map(|(e, s)| Some((e, s?.1)))
             .collect();
         let wanted = q.version.trim();
         let (entry, body) = visible
@@ -635,12 +660,8 @@ async fn object(
                 "" => not_found(),
                 v => WebError::not_found(tr.t1("error-no-version", "version", v)),
             })?;
-        // References to SCOs renamed in this viewer's copies follow the new ids.
-        let mut body = body.clone();
-        if !lens.is_admin() {
-            concord_server::policy::follow_renames(vec![&mut body], &cat.renames());
-        }
-        let body = &body;
+        // The door's copy: references already follow the ids this viewer knows.
+        let body = &body.clone();
         let value: Value = serde_json::from_str(body).map_err(|_| not_found())?;
         lens.audit(store.as_ref(), "web-object", &[*entry])?;
         let version_shown = entry.version();
@@ -751,6 +772,15 @@ async fn object(
             .take(MAX_REFS)
             .map(|e| row(e, &e.from))
             .collect();
+        // The objects named in the reference lists (ids, names) are shown too: recorded.
+        let named: Vec<&str> = out_edges
+            .iter()
+            .take(MAX_REFS)
+            .map(|e| &*e.to)
+            .chain(in_edges.iter().take(MAX_REFS).map(|e| &*e.from))
+            .filter(|n| cat.get(n).is_some())
+            .collect();
+        lens.audit_shown(store.as_ref(), "web-references", &cat, &named)?;
         let mut sightings = Vec::new();
         for e in cat
             .refs_in(&id)
@@ -779,10 +809,8 @@ async fn object(
             else {
                 continue;
             };
-            let Some(s) = found
-                .body
-                .as_deref()
-                .and_then(|b| lens.see(b))
+            let Some(s) = lens
+                .see(&found)?
                 .and_then(|b| serde_json::from_str::<Value>(&b).ok())
             else {
                 continue;
@@ -817,9 +845,8 @@ async fn object(
                 .ok_or_else(|| {
                     WebError::not_found(tr.t1("error-no-partner", "name", q.as_partner.as_str()))
                 })?;
-            let policy = web.app.policy();
             let view =
-                concord_server::policy::explain_for_partner(store.as_ref(), &policy, &p, &c, body)?;
+                concord_server::policy::explain_for_partner(&web.app.egress(), &p, &c, entry)?;
             let pretty = |b: &str| {
                 serde_json::from_str::<Value>(b)
                     .ok()
@@ -925,6 +952,9 @@ async fn graph(
         let (nodes, edges) = cat.neighbourhood(&id, depth, GRAPH_MAX_NODES + 1);
         let truncated = nodes.len() > GRAPH_MAX_NODES;
         let nodes: Vec<&Item> = nodes.into_iter().take(GRAPH_MAX_NODES).collect();
+        // What the graph shows a partner (ids, names, types) is a transfer: recorded.
+        let shown: Vec<&str> = nodes.iter().map(|n| &*n.id).collect();
+        lens.audit_shown(store.as_ref(), "web-graph", &cat, &shown)?;
         let index: std::collections::HashMap<&str, usize> =
             nodes.iter().enumerate().map(|(i, n)| (&*n.id, i)).collect();
         let data = serde_json::json!({

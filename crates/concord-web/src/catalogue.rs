@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_policy::tlp::Tlp;
-use concord_store::{ObjectFilter, PageRequest, Store, StoreError, VersionSelector};
+use concord_store::{ObjectFilter, PageRequest, Store, VersionSelector};
+
+use crate::WebError;
 use serde_json::Value;
 
 /// How long an index is trusted without looking at the store's count again.
@@ -160,20 +162,24 @@ impl Filter {
 
 impl Catalogue {
     /// Reads the newest version of every object of `collection_id`.
-    pub fn build(store: &dyn Store, collection_id: &str) -> Result<Catalogue, StoreError> {
-        Catalogue::build_seen(store, collection_id, |body| {
-            Some(std::borrow::Cow::Borrowed(body))
+    pub fn build(store: &dyn Store, collection_id: &str) -> Result<Catalogue, WebError> {
+        Catalogue::build_seen(store, collection_id, |entries| {
+            Ok(entries
+                .iter()
+                .map(|e| Some((e.id.clone(), e.body.clone().unwrap_or_default())))
+                .collect())
         })
     }
 
-    /// The index over what a viewer sees of each object: `see` maps a stored body to the
-    /// viewer's copy (a partner's egress copy), or `None` when the object is withheld from
-    /// it; search, references and the graph then know only those copies.
+    /// The index over what a viewer sees of each object: `see` maps a page of stored
+    /// entries to the viewer's copies, `(id as shown, body)` (a partner's copies from the
+    /// egress door), or `None` for an object withheld from it; search, references and the
+    /// graph then know only those copies and ids.
     pub fn build_seen(
         store: &dyn Store,
         collection_id: &str,
-        see: impl for<'a> Fn(&'a str) -> Option<std::borrow::Cow<'a, str>>,
-    ) -> Result<Catalogue, StoreError> {
+        mut see: impl FnMut(&[concord_store::Entry]) -> Result<Vec<Option<(String, String)>>, WebError>,
+    ) -> Result<Catalogue, WebError> {
         let count = store.count(collection_id)?;
         let filter = ObjectFilter {
             versions: vec![VersionSelector::Last],
@@ -190,26 +196,25 @@ impl Catalogue {
         let mut contents: Vec<(String, Value)> = Vec::new();
         loop {
             let page = store.entries(collection_id, &filter, &request, true)?;
-            for e in &page.entries {
-                let Some(body) = e.body.as_deref().and_then(&see) else {
+            let seen = see(&page.entries)?;
+            for (e, copy) in page.entries.iter().zip(seen) {
+                let Some((shown, body)) = copy else {
                     continue;
                 };
                 let Ok(v) = serde_json::from_str::<Value>(&body) else {
                     continue;
                 };
                 if e.object_type == "language-content" {
-                    contents.push((e.id.clone(), v.clone()));
+                    contents.push((shown.clone(), v.clone()));
                 }
-                // A viewer's copy may carry another id: an SCO whose value the egress
-                // policy rewrote gets the id of its new value (STIX 2.1 §2.9). The viewer
-                // knows it by that id only; the stored id would give the raw value away.
-                let shown = v.get("id").and_then(Value::as_str).unwrap_or(&e.id);
+                // A viewer's copy may carry another id: an SCO whose copy the egress door
+                // rewrote gets a keyed id. The viewer knows it by that id only; the stored
+                // id would give the raw value away.
                 if shown != e.id {
-                    let (stored, shown) = (c.intern(&e.id), c.intern(shown));
+                    let (stored, shown) = (c.intern(&e.id), c.intern(&shown));
                     c.renamed.insert(stored.clone(), shown.clone());
                     c.stored_of.insert(shown, stored);
                 }
-                let shown = shown.to_owned();
                 c.add(&shown, &e.object_type, e.date_added_ns, &v);
             }
             request.after = page.entries.last().map(|e| e.cursor());
@@ -245,7 +250,7 @@ impl Catalogue {
     }
 
     /// Every rename of this viewer's copies, stored id → shown id, for
-    /// [`concord_server::policy::follow_renames`].
+    /// references in a copy shown outside the index.
     pub fn renames(&self) -> Vec<(String, String)> {
         self.renamed
             .iter()
@@ -567,11 +572,7 @@ pub struct Catalogues {
 impl Catalogues {
     /// The index of `collection_id` as the admin sees it, built or rebuilt when needed.
     /// Blocking (store reads).
-    pub fn get(
-        &self,
-        store: &dyn Store,
-        collection_id: &str,
-    ) -> Result<Arc<Catalogue>, StoreError> {
+    pub fn get(&self, store: &dyn Store, collection_id: &str) -> Result<Arc<Catalogue>, WebError> {
         self.get_for(store, collection_id, "", || {
             Catalogue::build(store, collection_id)
         })
@@ -585,8 +586,8 @@ impl Catalogues {
         store: &dyn Store,
         collection_id: &str,
         viewer: &str,
-        build: impl FnOnce() -> Result<Catalogue, StoreError>,
-    ) -> Result<Arc<Catalogue>, StoreError> {
+        build: impl FnOnce() -> Result<Catalogue, WebError>,
+    ) -> Result<Arc<Catalogue>, WebError> {
         let key = format!("{collection_id}\n{viewer}");
         let cached = self
             .cache

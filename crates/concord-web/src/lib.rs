@@ -350,6 +350,15 @@ impl From<concord_store::StoreError> for WebError {
     }
 }
 
+impl From<concord_egress::EgressError> for WebError {
+    fn from(e: concord_egress::EgressError) -> WebError {
+        match e {
+            concord_egress::EgressError::Store(e) => e.into(),
+            other => WebError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
 impl From<concord_server::policy::PolicyError> for WebError {
     fn from(e: concord_server::policy::PolicyError) -> WebError {
         WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())

@@ -312,7 +312,7 @@ fn run(command: Command) -> Outcome {
             };
             if format != misp::Format::Stix {
                 return misp::export(
-                    store.as_ref(),
+                    store.clone(),
                     &collection,
                     format,
                     output.as_deref(),
@@ -320,7 +320,7 @@ fn run(command: Command) -> Outcome {
                 );
             }
             transfer::export(
-                store.as_ref(),
+                store.clone(),
                 &collection,
                 output.as_deref(),
                 partner.as_deref().zip(policy.as_ref()),

@@ -85,8 +85,16 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
     };
     let store = crate::open_store(&args.data)?;
     let started = std::time::Instant::now();
+    // The operator's own matching: objects as stored (no policy applies to the operator).
+    let egress = concord_egress::Egress::new(
+        store.clone(),
+        std::sync::Arc::new(concord_policy::actions::Policy::node_default(
+            None,
+            Default::default(),
+        )),
+    );
     let set = concord_server::matching::indicator_set(
-        store.as_ref(),
+        &egress,
         &args.collections,
         &concord_server::matching::Audience::Operator,
     )?;

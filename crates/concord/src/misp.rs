@@ -253,7 +253,7 @@ fn import_feed(
 /// report or grouping becomes an event, objects outside any become one more event named
 /// after the collection.
 pub fn export(
-    store: &dyn Store,
+    store: std::sync::Arc<dyn Store>,
     collection: &str,
     format: Format,
     output: Option<&Path>,

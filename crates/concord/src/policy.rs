@@ -129,6 +129,7 @@ fn explain_object(
 ) -> Result<bool> {
     let store = crate::open_store(data)?;
     let policy = load(data, store.as_ref())?;
+    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy.clone()));
     let p = store
         .partners()?
         .into_iter()
@@ -164,8 +165,7 @@ fn explain_object(
         };
         let name = c.alias.clone().unwrap_or_else(|| c.id.clone());
         let body = entry.body.as_deref().unwrap_or("null");
-        let view =
-            concord_server::policy::explain_for_partner(store.as_ref(), &policy, &p, &c, body)?;
+        let view = concord_server::policy::explain_for_partner(&egress, &p, &c, &entry)?;
         let steps = view.steps;
         let (decision, copy, reason) = match &view.decision {
             Decision::Unchanged => ("sent", Some(body.to_owned()), None),

@@ -271,7 +271,8 @@ pub fn sync_once(
     };
     let store = crate::open_store(data)?;
     let policy = crate::policy::load(data, store.as_ref())?;
-    let cx = PolicyContext { policy: &policy };
+    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy));
+    let cx = PolicyContext { egress: &egress };
     let peers = match only {
         Some(name) => vec![concord_sync::load_peer(store.as_ref(), name)?],
         None => concord_sync::peers(store.as_ref())?,
@@ -336,7 +337,8 @@ pub fn spawn_scheduler(
     std::thread::Builder::new()
         .name("concord-sync".into())
         .spawn(move || {
-            let cx = PolicyContext { policy: &policy };
+            let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy));
+            let cx = PolicyContext { egress: &egress };
             let mut due: std::collections::HashMap<String, Instant> = Default::default();
             loop {
                 let peers = match concord_sync::peers(store.as_ref()) {

@@ -3,12 +3,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use concord_ingest::IngestReport;
-use concord_store::{
-    Collection, NewCollection, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
-};
+use concord_store::{Collection, NewCollection, ObjectFilter, Store, StoreError, VersionSelector};
 
 /// The collection with this alias or id, created (with this alias) when absent.
 pub(crate) fn collection_or_create(store: &dyn Store, name: &str) -> Result<Collection> {
@@ -150,9 +149,12 @@ pub(crate) fn report(
     }
 }
 
-/// `concord export`: every object version of a collection as one bundle, streamed page by page.
+/// `concord export`: every object version of a collection as one bundle, streamed page by
+/// page through the egress door (`concord_egress`): as stored for the operator, as the
+/// partner receives them with `--partner` (the same decisions, rewrites, keyed ids and
+/// references as its TAXII reads), audited page by page before each page is written.
 pub fn export(
-    store: &dyn Store,
+    store: Arc<dyn Store>,
     collection: &str,
     output: Option<&Path>,
     partner: Option<(&str, &concord_policy::actions::Policy)>,
@@ -160,16 +162,11 @@ pub fn export(
     let c = store
         .collection(collection)?
         .with_context(|| format!("no collection {collection:?}"))?;
-    let sink: Box<dyn Write> = match output {
-        Some(p) => {
-            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
-        }
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut out = BufWriter::new(sink);
-    // For a partner: the one egress function decides, object by object, as for TAXII.
-    let egress = match partner {
-        None => None,
+    let (audience, policy) = match partner {
+        None => (
+            concord_egress::Audience::Operator("operator".to_owned()),
+            None,
+        ),
         Some((name, policy)) => {
             let p = store
                 .partners()?
@@ -187,19 +184,25 @@ pub fn export(
                 jurisdiction: p.jurisdiction,
                 groups: p.groups,
             };
-            Some((profile, crate::partner::sharing(store, &c.id)?, policy))
+            (
+                concord_egress::Audience::Partner(profile),
+                Some(policy.clone()),
+            )
         }
     };
-    let mut withheld = 0usize;
-    let audit = concord_server::audit::Door {
-        door: "export",
-        partner: partner.map_or("operator", |(name, _)| name),
-        collection: &c.id,
-        policy_version: egress.as_ref().map_or(
-            concord_server::audit::BASE_POLICY_VERSION,
-            |(_, _, policy)| &policy.version,
-        ),
+    let policy = Arc::new(match policy {
+        Some(p) => p,
+        // The operator receives objects as stored: no policy applies.
+        None => concord_policy::actions::Policy::node_default(None, Default::default()),
+    });
+    let egress = concord_egress::Egress::new(store.clone(), policy);
+    let sink: Box<dyn Write> = match output {
+        Some(p) => {
+            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
     };
+    let mut out = BufWriter::new(sink);
     let bundle_id = format!("bundle--{}", uuid_v4());
     write!(
         out,
@@ -210,70 +213,21 @@ pub fn export(
         spec_versions: vec!["2.0".into(), "2.1".into()],
         ..Default::default()
     };
-    let mut page = PageRequest {
-        limit: 1000,
-        after: None,
-    };
+    let mut after = None;
     let mut n = 0usize;
     loop {
-        let p = store.entries(&c.id, &filter, &page, true)?;
-        // The audit log: one record per entry, appended once per page.
-        let mut records = Vec::with_capacity(p.entries.len());
-        // The page's copies, written once the references among them follow the SCO ids the
-        // egress function recomputed (as a TAXII page does).
-        let mut bodies: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(p.entries.len());
-        let mut renamed = Vec::new();
-        for e in &p.entries {
-            let stored = e.body.as_deref().unwrap_or("null");
-            let body = match &egress {
-                None => {
-                    records.push(audit.egress(e, None));
-                    std::borrow::Cow::Borrowed(stored)
-                }
-                Some((profile, sharing, policy)) => {
-                    let cx = concord_policy::egress::EgressContext {
-                        sharing,
-                        partner: profile,
-                        policy,
-                    };
-                    let decision = concord_policy::egress::egress(stored, &cx);
-                    records.push(audit.egress(e, Some(&decision)));
-                    match decision {
-                        concord_policy::egress::Decision::Unchanged => {
-                            std::borrow::Cow::Borrowed(stored)
-                        }
-                        concord_policy::egress::Decision::Rewritten {
-                            body, renamed: r, ..
-                        } => {
-                            renamed.extend(r);
-                            std::borrow::Cow::Owned(body)
-                        }
-                        concord_policy::egress::Decision::Withheld { .. } => {
-                            withheld += 1;
-                            continue;
-                        }
-                    }
-                }
-            };
-            bodies.push(body);
-        }
-        if !renamed.is_empty() {
-            let mut owned: Vec<String> = bodies.drain(..).map(|b| b.into_owned()).collect();
-            concord_server::policy::follow_renames(owned.iter_mut().collect(), &renamed);
-            bodies.extend(owned.into_iter().map(std::borrow::Cow::Owned));
-        }
-        for body in &bodies {
+        let (page, resume) = egress.scan(&audience, "export", &c.id, &filter, after, 1000, true)?;
+        for e in &page.entries {
             if n > 0 {
                 out.write_all(b",\n")?;
             } else {
                 out.write_all(b"\n")?;
             }
-            out.write_all(body.as_bytes())?;
+            out.write_all(e.body.as_deref().unwrap_or("null").as_bytes())?;
             n += 1;
         }
-        store.append_audit(&records)?;
-        match (p.more, p.entries.last()) {
-            (true, Some(last)) => page.after = Some(last.cursor()),
+        match resume {
+            Some(r) if page.more => after = Some(r),
             _ => break,
         }
     }
@@ -281,7 +235,7 @@ pub fn export(
     out.flush()?;
     match partner {
         Some((name, _)) => eprintln!(
-            "exported {n} object versions from {collection} as {name} receives them ({withheld} withheld by the egress policy)"
+            "exported {n} object versions from {collection} as {name} receives them (the rest withheld by the egress policy)"
         ),
         None => eprintln!("exported {n} object versions from {collection}"),
     }

@@ -339,8 +339,15 @@ fn a_siem_asks_post_api_match() {
         .map(|h| h["line"].as_u64().unwrap())
         .collect();
     assert_eq!(lines, [1, 3, 4], "{}", r.body);
-    // No read access: 403; a malformed request: 400 naming the field.
-    assert_eq!(ask(&outsider, &body).status, 403);
+    // No read access answers as a collection that does not exist: 404 both (issue 15,
+    // item 8: no oracle); a malformed request: 400 naming the field.
+    let hidden = ask(&outsider, &body);
+    assert_eq!(hidden.status, 404);
+    let missing = ask(
+        &outsider,
+        &json!({"collections": ["no-such"], "lines": ["x"]}),
+    );
+    assert_eq!(missing.status, 404);
     let r = ask(TOKEN, &json!({"collections": ["iocs"], "lines": "x"}));
     assert_eq!(r.status, 400);
     assert!(r.body.contains("request"), "{}", r.body);

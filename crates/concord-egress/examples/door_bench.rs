@@ -1,0 +1,266 @@
+//! The egress door's cost: partner paging (limit 100 and 1000) and a partner export, in
+//! objects/s, against the per-object path the doors used before the door (store page,
+//! the policy's `egress` per object, one audit append per page; no references followed, no
+//! keyed ids, plain cursors), in the same run over the same SQLite file.
+//!
+//! ```text
+//! cargo run --release -p concord-egress --example door_bench [BUNDLE.json ...]
+//! ```
+//!
+//! Default bundles (from `../shared/data`, or the folder `CONCORD_BENCH_DATA` names): MITRE
+//! ATT&CK for ICS 18.1, Mobile 17.1 and CAPEC 3.9 in one collection (6,657 objects, most of
+//! them relationships and objects that refer to an identity and a statement marking).
+//! "TLP only" is a policy that detects nothing; "full" is the node's default policy for a
+//! partner across a border.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use concord_egress::{Audience, Egress, PageQuery};
+use concord_ingest::{Container, IngestOptions, ingest};
+use concord_policy::actions::{Policy, PolicyConfig, PseudonymKeys};
+use concord_policy::egress::{
+    CollectionSharing, Decision, EgressContext, Markings, PartnerProfile, sharing_setting_key,
+};
+use concord_policy::pii::DetectorConfig;
+use concord_policy::tlp::Tlp;
+use concord_store::{AuditRecord, NewCollection, ObjectFilter, PageRequest, Store};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("CONCORD_BENCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+/// The per-object path of the doors before the door: one store page, the policy's decision
+/// per object, one audit append; returns the objects sent.
+fn per_object_path(
+    store: &dyn Store,
+    collection: &str,
+    cx: &EgressContext<'_>,
+    limit: usize,
+) -> usize {
+    let mut after = None;
+    let mut sent = 0;
+    loop {
+        let page = store
+            .entries(
+                collection,
+                &ObjectFilter::default(),
+                &PageRequest { limit, after },
+                true,
+            )
+            .unwrap();
+        let mut records = Vec::with_capacity(page.entries.len());
+        for e in &page.entries {
+            let d = concord_policy::egress::egress(e.body.as_deref().unwrap_or("null"), cx);
+            let decision = match d {
+                Decision::Withheld { .. } => "withheld",
+                _ => {
+                    sent += 1;
+                    "sent"
+                }
+            };
+            records.push(AuditRecord {
+                direction: "egress".into(),
+                door: "bench".into(),
+                partner: cx.partner.name.clone(),
+                collection: collection.to_owned(),
+                object_id: e.id.clone(),
+                modified: e.version(),
+                decision: decision.into(),
+                transformations: Vec::new(),
+                policy_version: cx.policy.version.clone(),
+            });
+        }
+        store.append_audit(&records).unwrap();
+        after = page.entries.last().map(|e| e.cursor());
+        if !page.more {
+            return sent;
+        }
+    }
+}
+
+/// Every page through the door, following `next`.
+fn door_pages(egress: &Egress, who: &Audience, collection: &str, limit: usize) -> usize {
+    let mut next = None;
+    let mut sent = 0;
+    loop {
+        let t = egress
+            .page(
+                who,
+                "bench",
+                &PageQuery {
+                    collection_id: collection.to_owned(),
+                    filter: ObjectFilter::default(),
+                    limit,
+                    next: next.take(),
+                    want_body: true,
+                },
+            )
+            .unwrap();
+        sent += t.entries.len();
+        match t.next {
+            Some(n) if t.more => next = Some(n),
+            _ => return sent,
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let bundles = if args.is_empty() {
+        let d = data_dir();
+        vec![
+            d.join("stix/attack/ics-attack-18.1.json"),
+            d.join("stix/attack/mobile-attack-17.1.json"),
+            d.join("stix/capec/capec-3.9-stix21.json"),
+        ]
+    } else {
+        args
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(concord_store::SqliteStore::open(&dir.path().join("bench.sqlite")).unwrap());
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "bench".into(),
+            ..NewCollection::default()
+        })
+        .unwrap();
+    let sharing = CollectionSharing {
+        default_tlp: Tlp::Clear,
+        ..CollectionSharing::default()
+    };
+    store
+        .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
+        .unwrap();
+    let mut total = 0;
+    for b in &bundles {
+        let f = std::fs::File::open(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+        let options = IngestOptions {
+            container: Container::Bundle,
+            list_accepted: false,
+            audit: None,
+            provenance: None,
+            settings: &[],
+        };
+        total += ingest(
+            store.as_ref(),
+            &c.id,
+            std::io::BufReader::new(f),
+            options,
+            |_| {},
+        )
+        .unwrap()
+        .total;
+    }
+    let partner = PartnerProfile {
+        name: "bsi".into(),
+        jurisdiction: "DE".into(),
+        groups: vec!["eu-cert".into()],
+    };
+    let keys = PseudonymKeys {
+        node_secret: Some(vec![7; 32]),
+        ..PseudonymKeys::default()
+    };
+    let tlp_only = Arc::new(
+        Policy::new(
+            PolicyConfig {
+                detectors: DetectorConfig {
+                    categories: Vec::new(),
+                    ..DetectorConfig::default()
+                },
+                ..PolicyConfig::default()
+            },
+            keys.clone(),
+        )
+        .unwrap(),
+    );
+    let full = Arc::new(Policy::node_default(Some("CN"), keys));
+    // The per-object path knew only the fixed TLP ids; give it the collection's markings so
+    // that it decides the same objects as the door.
+    let mut markings = Markings::default();
+    let all = store
+        .entries(
+            &c.id,
+            &ObjectFilter {
+                types: vec!["marking-definition".into()],
+                ..ObjectFilter::default()
+            },
+            &PageRequest {
+                limit: 1000,
+                after: None,
+            },
+            true,
+        )
+        .unwrap();
+    for e in &all.entries {
+        markings.add(&serde_json::from_str(e.body.as_deref().unwrap()).unwrap());
+    }
+    println!(
+        "{total} objects in {} bundle(s); {} CPU(s); objects/s, best of 3 rounds",
+        bundles.len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let who = Audience::Partner(partner.clone());
+    for (name, policy) in [("TLP only", &tlp_only), ("full", &full)] {
+        let egress = Egress::new(store.clone(), policy.clone());
+        let cx = EgressContext {
+            sharing: &sharing,
+            partner: &partner,
+            policy,
+            markings: &markings,
+        };
+        for limit in [100, 1000] {
+            let mut best = [0f64; 2];
+            let mut counts = [0usize; 2];
+            for _ in 0..3 {
+                let t = Instant::now();
+                counts[0] = per_object_path(store.as_ref(), &c.id, &cx, limit);
+                best[0] = best[0].max(total as f64 / t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                counts[1] = door_pages(&egress, &who, &c.id, limit);
+                best[1] = best[1].max(total as f64 / t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{name:>8}, limit {limit:>4}: per-object path {:>8.0} ({} sent) | door {:>8.0} ({} sent) | door/per-object cost {:.2}x",
+                best[0],
+                counts[0],
+                best[1],
+                counts[1],
+                best[0] / best[1]
+            );
+        }
+    }
+    // Export for a partner: the door at 1000 per step with the node's own cursor.
+    let egress = Egress::new(store.clone(), full.clone());
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut after = None;
+        let mut n = 0;
+        loop {
+            let (page, resume) = egress
+                .scan(
+                    &who,
+                    "export",
+                    &c.id,
+                    &ObjectFilter::default(),
+                    after,
+                    1000,
+                    true,
+                )
+                .unwrap();
+            n += page.entries.len();
+            match resume {
+                Some(r) if page.more => after = Some(r),
+                _ => break,
+            }
+        }
+        assert!(n > 0);
+        best = best.max(total as f64 / t.elapsed().as_secs_f64());
+    }
+    println!("    full, export --partner (scan 1000): door {best:>8.0}");
+}

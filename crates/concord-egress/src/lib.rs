@@ -1,0 +1,1481 @@
+//! # concord-egress: the one egress door
+//!
+//! Every byte a partner receives of a collection — objects, ids, versions, counts, cursors —
+//! is built here, and nowhere else: TAXII objects, object, versions and manifest; `concord
+//! export` (STIX, MISP); sync push and sightings home; `POST /api/match`; the web UI's pages.
+//! Given an [`Audience`], a door name, a collection and a query, [`Egress`]:
+//!
+//! 1. reads entries from the store;
+//! 2. decides each object version once ([`concord_policy::egress::egress`]: TLP by content
+//!    under any marking id, important data, granular markings, personal-data actions), with
+//!    the marking definitions it references resolved from the collection — an object whose
+//!    markings cannot be resolved is withheld (fail closed, like Cedar's default deny);
+//! 3. follows every reference (`*_ref`, `*_refs`, at any depth, markings aside) to the
+//!    object it names, decided for the same audience: a reference to an object the audience
+//!    does not receive is removed where the property is optional and the copy stays valid
+//!    STIX, and the referring object is withheld where it is required (`source_ref`,
+//!    `sighting_of_ref`, a last `object_refs` entry);
+//! 4. gives every SCO whose copy differs from the stored object a new id from a keyed
+//!    mapping of its stored id ([`Egress::audience_id`]): the same on every page, request,
+//!    export and sync batch for one audience, so references resolve everywhere, and
+//!    unrelated to the value (a stored SCO id is the UUIDv5 of its value: sending it would
+//!    let a partner test a guessed e-mail address);
+//! 5. appends the audit records of the transfer before anything is returned;
+//! 6. returns the page with an opaque `next` cursor, encrypted and authenticated under a key
+//!    derived from the node secret and bound to the collection and the audience.
+//!
+//! What leaves is what was decided on: each stored object is parsed strictly (no repeated
+//! member names, [`concord_stix::parse_object`]), so the stored bytes sent unchanged are
+//! exactly the value decided on; anything rewritten is re-serialised from the decided copy.
+//!
+//! The operator (the admin token, the CLI without `--partner`) receives the stored objects
+//! as they are; its transfers are audited the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use concord_policy::actions::Policy;
+use concord_policy::egress::{
+    CollectionSharing, Decision, EgressContext, ExplainStep, Markings, PartnerProfile,
+    marking_refs, sharing_setting_key,
+};
+use concord_stix::validate::{ObjectKind, kind_of};
+use concord_store::{
+    AuditRecord, Cursor, Entry, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
+};
+
+pub mod audit;
+
+pub use audit::{BASE_POLICY_VERSION, Door};
+
+/// Who receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The node's operator (`admin` over TAXII, `operator` in the CLI): every object as
+    /// stored. The name is what the audit log records.
+    Operator(String),
+    /// A partner organisation, under the node's egress policy.
+    Partner(PartnerProfile),
+}
+
+impl Audience {
+    /// The name the audit log records and cursors are bound to.
+    pub fn name(&self) -> &str {
+        match self {
+            Audience::Operator(n) => n,
+            Audience::Partner(p) => &p.name,
+        }
+    }
+}
+
+/// Why the door could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The `next` token was not issued by this node for this collection and audience, or
+    /// was edited or truncated (TAXII answers 400 naming `next`).
+    #[error("next: not a token issued by this server for this collection")]
+    BadCursor,
+    /// The node's configuration cannot be used (an unreadable sharing setting, no node
+    /// secret); the message names it.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One object version as the audience receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The id the audience sees: the stored id, or for a rewritten SCO its keyed new id.
+    pub id: String,
+    /// `date_added`, nanoseconds since the epoch.
+    pub date_added_ns: i64,
+    /// The version (TAXII), nanoseconds.
+    pub version_ns: i64,
+    /// The version as text ([`Entry::version`]).
+    pub version: String,
+    /// The object's type.
+    pub object_type: String,
+    /// `"2.1"` or `"2.0"`.
+    pub spec_version: String,
+    /// The object as the audience receives it (stored bytes, or the rewritten copy); `None`
+    /// when the caller did not ask for bodies.
+    pub body: Option<String>,
+    /// Whether the copy differs from what is stored.
+    pub rewritten: bool,
+}
+
+/// A page as it leaves the node.
+#[derive(Clone, Debug, Default)]
+pub struct Transfer {
+    /// What the audience receives, in `date_added` order.
+    pub entries: Vec<Sent>,
+    /// Whether more entries may follow (TAXII `more`).
+    pub more: bool,
+    /// The opaque token that resumes after this page (TAXII `next`), when `more`.
+    pub next: Option<String>,
+}
+
+/// What [`Egress::explain`] found: the rules in order, and the copy or why there is none.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    /// Rule by rule, in the order applied.
+    pub steps: Vec<ExplainStep>,
+    /// What the partner receives; `None` when withheld.
+    pub sent: Option<Sent>,
+    /// Why it is withheld.
+    pub withheld: Option<String>,
+}
+
+/// A paged read: TAXII's filters, `limit` and `next`.
+#[derive(Clone, Debug)]
+pub struct PageQuery {
+    /// Collection id.
+    pub collection_id: String,
+    /// The filters of TAXII 2.1 §3.4.2. For a partner, `match[id]` compares with the ids it
+    /// receives (a renamed SCO answers to its new id only).
+    pub filter: ObjectFilter,
+    /// At most this many entries (≥ 1).
+    pub limit: usize,
+    /// The `next` token of the previous page, as the client sent it.
+    pub next: Option<String>,
+    /// Whether the caller needs the objects (objects, export) or only ids and versions
+    /// (manifest, versions).
+    pub want_body: bool,
+}
+
+/// Entries scanned per request at most, in units of `limit` (and at least
+/// [`MIN_SCAN_BUDGET`]): a page of a collection whose entries are mostly withheld ends early
+/// with `more` and a cursor, so one request's work stays bounded.
+pub const SCAN_BUDGET_PAGES: usize = 4;
+/// The smallest scan budget of a request, in entries.
+pub const MIN_SCAN_BUDGET: usize = 1000;
+/// How deep references are followed to decide whether their target is received; deeper
+/// targets count as not received (fail closed). Real chains are short but not trivial
+/// (ATT&CK: detection strategy → analytic → data component → data source → identity); the
+/// bound keeps a hostile chain of references from exhausting the stack, and each object is
+/// decided once per request whatever the depth.
+pub const MAX_REF_DEPTH: usize = 24;
+/// Entries read from the store per step while paging.
+const STORE_STEP: usize = 1000;
+
+/// The egress door of a node: the store, the compiled policy and the door's keys.
+#[derive(Clone)]
+pub struct Egress {
+    store: Arc<dyn Store>,
+    policy: Arc<Policy>,
+    /// Key of the `next` tokens (derived from the node secret); `None` without a secret.
+    cursor_key: Option<[u8; 32]>,
+    /// Decided fates of referenced objects, kept between requests.
+    fate_cache: Arc<FateCache>,
+}
+
+impl std::fmt::Debug for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Egress")
+            .field("policy", &self.policy.version)
+            .finish_non_exhaustive()
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+impl Egress {
+    /// The door over `store` under `policy` (built by the server's `node_policy`, which
+    /// also creates the node secret the keys derive from).
+    pub fn new(store: Arc<dyn Store>, policy: Arc<Policy>) -> Egress {
+        let cursor_key = policy
+            .keys
+            .node_secret
+            .as_deref()
+            .map(|s| hmac(s, &[b"concord/next-token/v1"]));
+        Egress {
+            store,
+            policy,
+            cursor_key,
+            fate_cache: Arc::new(FateCache::default()),
+        }
+    }
+
+    /// The node's compiled policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// How a collection is shared (`concord collection share`), from its node setting; the
+    /// default sharing when none was set. Errors: the store, an unreadable setting.
+    pub fn sharing(&self, collection_id: &str) -> Result<CollectionSharing, EgressError> {
+        match self.store.setting(&sharing_setting_key(collection_id))? {
+            Some(text) => CollectionSharing::from_json(&text)
+                .map_err(|e| EgressError::Config(format!("sharing of {collection_id}: {e}"))),
+            None => Ok(CollectionSharing::default()),
+        }
+    }
+
+    /// One page of `query.collection_id` for `audience` through `door` (its name in the
+    /// audit log): decided, rewritten, audited, with an opaque `next`. A partner's page may
+    /// hold fewer than `limit` entries (TAXII 2.1 §3.4.1 allows it) when the scan budget
+    /// ([`SCAN_BUDGET_PAGES`]) ends it early. Errors: a `next` not issued for this
+    /// collection and audience ([`EgressError::BadCursor`]), the store, the configuration.
+    pub fn page(
+        &self,
+        audience: &Audience,
+        door: &str,
+        query: &PageQuery,
+    ) -> Result<Transfer, EgressError> {
+        let after = match &query.next {
+            Some(token) => Some(self.open_cursor(token, &query.collection_id, audience)?),
+            None => None,
+        };
+        let (transfer, resume) = self.scan(
+            audience,
+            door,
+            &query.collection_id,
+            &query.filter,
+            after,
+            query.limit,
+            query.want_body,
+        )?;
+        let next = match resume {
+            Some(c) if transfer.more => {
+                Some(self.seal_cursor(&c, &query.collection_id, audience)?)
+            }
+            _ => None,
+        };
+        Ok(Transfer { next, ..transfer })
+    }
+
+    /// [`Egress::page`] with the store's own cursor, for the node's own loops (export,
+    /// `/api/match`, sync push) that never hand a cursor to anyone: returns the transfer
+    /// (its `next` is `None`) and the position to resume after, when `more`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan(
+        &self,
+        audience: &Audience,
+        door: &str,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        after: Option<Cursor>,
+        limit: usize,
+        want_body: bool,
+    ) -> Result<(Transfer, Option<Cursor>), EgressError> {
+        let limit = limit.max(1);
+        match audience {
+            Audience::Operator(name) => {
+                let page = self.store.entries(
+                    collection_id,
+                    filter,
+                    &PageRequest { limit, after },
+                    want_body,
+                )?;
+                let d = Door {
+                    door,
+                    partner: name,
+                    collection: collection_id,
+                    policy_version: BASE_POLICY_VERSION,
+                };
+                let records: Vec<AuditRecord> = page.entries.iter().map(|e| d.sent(e)).collect();
+                self.store.append_audit(&records)?;
+                let resume = page.entries.last().map(Entry::cursor);
+                let entries = page
+                    .entries
+                    .into_iter()
+                    .map(|e| sent_as_stored(e, want_body))
+                    .collect();
+                Ok((
+                    Transfer {
+                        entries,
+                        more: page.more,
+                        next: None,
+                    },
+                    resume.filter(|_| page.more),
+                ))
+            }
+            Audience::Partner(partner) => self.scan_partner(
+                partner,
+                door,
+                collection_id,
+                filter,
+                after,
+                limit,
+                want_body,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan_partner(
+        &self,
+        partner: &PartnerProfile,
+        door: &str,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        mut after: Option<Cursor>,
+        limit: usize,
+        want_body: bool,
+    ) -> Result<(Transfer, Option<Cursor>), EgressError> {
+        let mut decider = Decider::new(self, collection_id, partner)?;
+        let d = Door {
+            door,
+            partner: &partner.name,
+            collection: collection_id,
+            policy_version: &self.policy.version,
+        };
+        // `match[id]` is answered on the ids the partner receives: the store finds stored
+        // ids, and an entry whose id the partner would not see under that name is dropped,
+        // so asking for the stored id of a pseudonymised SCO finds nothing.
+        let wanted: Option<HashSet<&str>> =
+            (!filter.ids.is_empty()).then(|| filter.ids.iter().map(String::as_str).collect());
+        let budget = (limit * SCAN_BUDGET_PAGES).max(MIN_SCAN_BUDGET);
+        let mut out: Vec<Sent> = Vec::new();
+        let mut records = Vec::new();
+        let mut scanned = 0usize;
+        let mut resume: Option<Cursor> = None;
+        let more;
+        'scan: loop {
+            // Read what the page still needs (and one more, to know `more`): entries read
+            // and not sent are decided again on the next page.
+            let step = STORE_STEP
+                .min(budget - scanned)
+                .min(limit.saturating_sub(out.len()) + 1)
+                .max(1);
+            let page = self.store.entries(
+                collection_id,
+                filter,
+                &PageRequest {
+                    limit: step,
+                    after: after.clone(),
+                },
+                true,
+            )?;
+            decider.prefetch(&page.entries)?;
+            for e in page.entries {
+                scanned += 1;
+                let cursor = e.cursor();
+                let outcome = decider.decide(&e, 0)?;
+                let visible = match &outcome {
+                    Outcome::Sent { id, .. } => {
+                        wanted.as_ref().is_none_or(|w| w.contains(id.as_str()))
+                    }
+                    Outcome::Withheld(_) => false,
+                };
+                if out.len() == limit {
+                    if visible {
+                        // One more entry the partner would receive: `more` is true, and
+                        // the next page starts with it.
+                        more = true;
+                        break 'scan;
+                    }
+                    // Entries after a full page are decided again on the next page, and
+                    // audited there.
+                    after = Some(cursor);
+                    if scanned >= budget {
+                        more = true;
+                        break 'scan;
+                    }
+                    continue;
+                }
+                records.push(outcome.record(&d, &e));
+                resume = Some(cursor.clone());
+                after = Some(cursor);
+                if visible
+                    && let Outcome::Sent {
+                        id,
+                        body,
+                        rewritten,
+                    } = outcome
+                {
+                    out.push(Sent {
+                        id,
+                        date_added_ns: e.date_added_ns,
+                        version_ns: e.version_ns,
+                        version: e.version(),
+                        object_type: e.object_type,
+                        spec_version: e.spec_version,
+                        body: if want_body { Some(body) } else { None },
+                        rewritten,
+                    });
+                }
+                if scanned >= budget {
+                    more = page.more || out.len() == limit;
+                    break 'scan;
+                }
+            }
+            if !page.more {
+                more = false;
+                break;
+            }
+            if scanned >= budget {
+                more = true;
+                break;
+            }
+        }
+        self.store.append_audit(&records)?;
+        Ok((
+            Transfer {
+                entries: out,
+                more,
+                next: None,
+            },
+            resume.filter(|_| more),
+        ))
+    }
+
+    /// Decides entries the caller read itself (sync push pages with its own persisted
+    /// cursor, and drops echoes before deciding): the same decisions, rewrites and
+    /// references as [`Egress::page`], one audit append for the batch. Only what is
+    /// returned may leave, with the ids given.
+    ///
+    /// `origin`: the peer the entries go to, when they go by sync; a reference to an object
+    /// received from that very peer goes as written (the peer holds it: a sighting goes
+    /// home to the producer of its indicator).
+    pub fn decide_entries(
+        &self,
+        partner: &PartnerProfile,
+        door: &str,
+        collection_id: &str,
+        entries: Vec<Entry>,
+        origin: Option<&str>,
+    ) -> Result<Vec<Sent>, EgressError> {
+        let mut decider = Decider::new(self, collection_id, partner)?;
+        decider.origin = origin;
+        if origin.is_some() {
+            decider.shared = None;
+        }
+        let d = Door {
+            door,
+            partner: &partner.name,
+            collection: collection_id,
+            policy_version: &self.policy.version,
+        };
+        decider.prefetch(&entries)?;
+        let mut records = Vec::with_capacity(entries.len());
+        let mut out = Vec::new();
+        for e in entries {
+            let outcome = decider.decide(&e, 0)?;
+            records.push(outcome.record(&d, &e));
+            if let Outcome::Sent {
+                id,
+                body,
+                rewritten,
+            } = outcome
+            {
+                out.push(Sent {
+                    id,
+                    date_added_ns: e.date_added_ns,
+                    version_ns: e.version_ns,
+                    version: e.version(),
+                    object_type: e.object_type,
+                    spec_version: e.spec_version,
+                    body: Some(body),
+                    rewritten,
+                });
+            }
+        }
+        self.store.append_audit(&records)?;
+        Ok(out)
+    }
+
+    /// The decisions of [`Egress::decide_entries`] without an audit record, one per entry
+    /// (`None`: withheld): for an index of what a partner may see (the web UI's search and
+    /// graph) that is never sent as such. Whatever of it a page then shows goes through
+    /// [`Egress::decide_entries`], which records it.
+    pub fn decide_unrecorded(
+        &self,
+        partner: &PartnerProfile,
+        collection_id: &str,
+        entries: &[Entry],
+    ) -> Result<Vec<Option<Sent>>, EgressError> {
+        let mut decider = Decider::new(self, collection_id, partner)?;
+        decider.prefetch(entries)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(match decider.decide(e, 0)? {
+                Outcome::Sent {
+                    id,
+                    body,
+                    rewritten,
+                } => Some(Sent {
+                    id,
+                    date_added_ns: e.date_added_ns,
+                    version_ns: e.version_ns,
+                    version: e.version(),
+                    object_type: e.object_type.clone(),
+                    spec_version: e.spec_version.clone(),
+                    body: Some(body),
+                    rewritten,
+                }),
+                Outcome::Withheld(_) => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// What `partner` would receive of the stored object version `entry` of `collection_id`,
+    /// with the rules that decided, without recording anything: `concord policy explain`
+    /// and the web UI's "as partner" view. The steps are those of
+    /// [`concord_policy::egress::explain`], then `references` and `identifier`.
+    pub fn explain(
+        &self,
+        partner: &PartnerProfile,
+        collection_id: &str,
+        entry: &Entry,
+    ) -> Result<Explained, EgressError> {
+        let mut decider = Decider::new(self, collection_id, partner)?;
+        decider.prefetch(std::slice::from_ref(entry))?;
+        decider.trace = Some(Vec::new());
+        let outcome = decider.decide(entry, 0)?;
+        let steps = decider.trace.take().unwrap_or_default();
+        Ok(match outcome {
+            Outcome::Sent {
+                id,
+                body,
+                rewritten,
+            } => Explained {
+                steps,
+                sent: Some(Sent {
+                    id,
+                    date_added_ns: entry.date_added_ns,
+                    version_ns: entry.version_ns,
+                    version: entry.version(),
+                    object_type: entry.object_type.clone(),
+                    spec_version: entry.spec_version.clone(),
+                    body: Some(body),
+                    rewritten,
+                }),
+                withheld: None,
+            },
+            Outcome::Withheld(reason) => Explained {
+                steps,
+                sent: None,
+                withheld: Some(reason),
+            },
+        })
+    }
+
+    /// The id `partner` sees for the stored SCO id `stored_id` when its copy is rewritten:
+    /// `type--UUID` where the UUID is the first 16 bytes of HMAC-SHA-256 under the
+    /// partner's pseudonym-group key over the stored id (version and variant bits of a
+    /// UUIDv5, RFC 9562 §5.5, so it is a well-formed STIX identifier, §2.9). The same for
+    /// every member of the group on every door; nobody without the key can link it to the
+    /// value. `None` without a key (the SCO is then withheld).
+    pub fn audience_id(
+        &self,
+        sharing: &CollectionSharing,
+        partner: &PartnerProfile,
+        stored_id: &str,
+    ) -> Option<String> {
+        let key = self
+            .policy
+            .keys
+            .key(&self.policy.pseudonym_group(sharing, partner))?;
+        keyed_id(&key, stored_id)
+    }
+
+    fn aad(collection_id: &str, audience: &Audience) -> Vec<u8> {
+        let kind = match audience {
+            Audience::Operator(_) => "operator",
+            Audience::Partner(_) => "partner",
+        };
+        format!(
+            "concord/next/v1\0{collection_id}\0{kind}\0{}",
+            audience.name()
+        )
+        .into_bytes()
+    }
+
+    /// Encrypts and authenticates a store cursor into a `next` token bound to the
+    /// collection and the audience.
+    fn seal_cursor(
+        &self,
+        cursor: &Cursor,
+        collection_id: &str,
+        audience: &Audience,
+    ) -> Result<String, EgressError> {
+        let key = self.cursor_key.ok_or_else(|| {
+            EgressError::Config("no node secret: paging needs it for its tokens".to_owned())
+        })?;
+        let plain = serde_json::to_vec(&serde_json::json!([
+            cursor.date_added_ns,
+            cursor.id,
+            cursor.version_ns,
+            cursor.seq
+        ]))
+        .expect("a cursor serialises");
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| EgressError::Config(format!("no randomness for a token: {e}")))?;
+        let cipher = XChaCha20Poly1305::new((&key).into());
+        let sealed = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &Self::aad(collection_id, audience),
+                },
+            )
+            .map_err(|_| EgressError::Config("token encryption failed".to_owned()))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend(sealed);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Reads a token made by [`Egress::seal_cursor`] for this collection and audience.
+    fn open_cursor(
+        &self,
+        token: &str,
+        collection_id: &str,
+        audience: &Audience,
+    ) -> Result<Cursor, EgressError> {
+        let key = self.cursor_key.ok_or(EgressError::BadCursor)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| EgressError::BadCursor)?;
+        if bytes.len() < 24 + 16 {
+            return Err(EgressError::BadCursor);
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        let cipher = XChaCha20Poly1305::new((&key).into());
+        let plain = cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &Self::aad(collection_id, audience),
+                },
+            )
+            .map_err(|_| EgressError::BadCursor)?;
+        let v: Value = serde_json::from_slice(&plain).map_err(|_| EgressError::BadCursor)?;
+        (|| {
+            Some(Cursor {
+                date_added_ns: v.get(0)?.as_i64()?,
+                id: v.get(1)?.as_str()?.to_owned(),
+                version_ns: v.get(2)?.as_i64()?,
+                seq: v.get(3)?.as_i64()?,
+            })
+        })()
+        .ok_or(EgressError::BadCursor)
+    }
+}
+
+/// `type--UUID` from HMAC-SHA-256(`key`, stored id), with UUIDv5 version and variant bits.
+fn keyed_id(key: &[u8], stored_id: &str) -> Option<String> {
+    let (object_type, _) = stored_id.split_once("--")?;
+    let digest = hmac(key, &[b"concord/sco-id/v1\0", stored_id.as_bytes()]);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Some(format!(
+        "{object_type}--{}",
+        uuid::Uuid::from_bytes(b).hyphenated()
+    ))
+}
+
+fn sent_as_stored(e: Entry, want_body: bool) -> Sent {
+    Sent {
+        version: e.version(),
+        id: e.id,
+        date_added_ns: e.date_added_ns,
+        version_ns: e.version_ns,
+        object_type: e.object_type,
+        spec_version: e.spec_version,
+        body: if want_body { e.body } else { None },
+        rewritten: false,
+    }
+}
+
+/// The decision on one object version for one audience, after references.
+#[derive(Clone, Debug)]
+enum Outcome {
+    /// Goes, under `id`, as `body`.
+    Sent {
+        id: String,
+        body: String,
+        rewritten: bool,
+        // The transformations, for the audit log, live in `changes` below.
+    },
+    /// Does not go: why, plus the transformations considered.
+    Withheld(String),
+}
+
+impl Outcome {
+    fn record(&self, d: &Door<'_>, e: &Entry) -> AuditRecord {
+        match self {
+            Outcome::Sent {
+                rewritten: false, ..
+            } => d.record("egress", &e.id, e.version(), "sent", Vec::new()),
+            Outcome::Sent { id, .. } => {
+                let mut t = Vec::new();
+                if *id != e.id {
+                    t.push(format!("id sent as {id}"));
+                }
+                d.record("egress", &e.id, e.version(), "rewritten", t)
+            }
+            Outcome::Withheld(reason) => d.record(
+                "egress",
+                &e.id,
+                e.version(),
+                "withheld",
+                vec![reason.clone()],
+            ),
+        }
+    }
+}
+
+/// How long the fates of a collection's objects are reused while the collection shows no
+/// new write. A delete does not move [`Store::last_added`]; this bounds how long a fate
+/// decided before it is used (a deleted object stays referable for this long, which reveals
+/// nothing the partner did not receive).
+pub const FATE_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Audiences × collections whose fates are kept.
+const FATE_CACHE_SETS: usize = 64;
+/// Fates kept per set; a set that grows past it starts again.
+const FATE_CACHE_IDS: usize = 1 << 20;
+
+/// The fates of referenced objects decided for one audience in one collection, kept between
+/// requests while the collection is unchanged ([`Store::last_added`]) and for at most
+/// [`FATE_CACHE_TTL`]: most references of a page point at objects decided on earlier pages
+/// (a relationship's source and target, an identity, a marking), and deciding them again on
+/// every page would cost more than the page itself.
+#[derive(Default)]
+struct FateCache {
+    sets: Mutex<HashMap<String, Arc<SharedFates>>>,
+}
+
+struct SharedFates {
+    last_added: Option<i64>,
+    since: Instant,
+    fates: Mutex<HashMap<String, Fate>>,
+}
+
+impl SharedFates {
+    fn get(&self, id: &str) -> Option<Fate> {
+        self.fates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.fates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    fn put(&self, id: &str, fate: Fate) {
+        let mut f = self.fates.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() >= FATE_CACHE_IDS {
+            f.clear();
+        }
+        f.insert(id.to_owned(), fate);
+    }
+}
+
+impl FateCache {
+    /// The set of `collection_id` for the audience named by `key`, fresh if the collection
+    /// changed or the set is older than [`FATE_CACHE_TTL`].
+    fn get(
+        &self,
+        store: &dyn Store,
+        collection_id: &str,
+        key: &[&str],
+    ) -> Result<Arc<SharedFates>, EgressError> {
+        let last_added = store.last_added(collection_id)?;
+        let key = format!("{collection_id}\u{1e}{}", key.join("\u{1e}"));
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sets.get(&key)
+            && s.last_added == last_added
+            && s.since.elapsed() < FATE_CACHE_TTL
+        {
+            return Ok(s.clone());
+        }
+        if sets.len() >= FATE_CACHE_SETS {
+            sets.retain(|_, s| s.since.elapsed() < FATE_CACHE_TTL);
+            if sets.len() >= FATE_CACHE_SETS {
+                sets.clear();
+            }
+        }
+        let fresh = Arc::new(SharedFates {
+            last_added,
+            since: Instant::now(),
+            fates: Mutex::new(HashMap::new()),
+        });
+        sets.insert(key, fresh.clone());
+        Ok(fresh)
+    }
+}
+
+/// An entry's place in the collection, as a key.
+type EntryKey = (i64, String, i64, i64);
+
+fn entry_key(e: &Entry) -> EntryKey {
+    (e.date_added_ns, e.id.clone(), e.version_ns, e.seq)
+}
+
+/// What a reference resolves to for the audience.
+#[derive(Clone, Debug)]
+enum Fate {
+    /// The target is received, under this id.
+    Received(String),
+    /// The target is not received (withheld, not in the collection, too deep): the
+    /// reason.
+    NotReceived(String),
+}
+
+/// The per-request state of the door for one partner and collection: the sharing, the
+/// marking definitions, and the fate of every referenced object, so that each is decided
+/// once per request.
+struct Decider<'a> {
+    egress: &'a Egress,
+    collection_id: &'a str,
+    partner: &'a PartnerProfile,
+    sharing: CollectionSharing,
+    markings: Markings,
+    /// Marking ids looked up already (found or not).
+    markings_looked_up: HashSet<String>,
+    /// Newest version of referenced objects, read ahead.
+    prefetched: HashMap<String, Option<Entry>>,
+    fates: HashMap<String, Fate>,
+    in_progress: HashSet<String>,
+    group_key: Option<Vec<u8>>,
+    trace: Option<Vec<ExplainStep>>,
+    /// Each entry read, parsed once (strictly) for the markings, the references and the
+    /// decision.
+    parsed: HashMap<EntryKey, Result<Value, concord_stix::JsonError>>,
+    /// The peer whose own objects the audience holds already (sync), by provenance.
+    origin: Option<&'a str>,
+    /// The node's other collections, read when first needed.
+    collections: Option<Vec<String>>,
+    /// Fates of this collection's objects for this audience kept between requests
+    /// ([`FateCache`]); `None` for sync (its fates depend on the peer's provenance).
+    shared: Option<Arc<SharedFates>>,
+    /// How many fates so far rest on an approximation (cycle, depth bound).
+    approximations: usize,
+    /// The objects being decided, innermost last.
+    deciding: Vec<String>,
+}
+
+impl<'a> Decider<'a> {
+    fn new(
+        egress: &'a Egress,
+        collection_id: &'a str,
+        partner: &'a PartnerProfile,
+    ) -> Result<Decider<'a>, EgressError> {
+        let sharing = egress.sharing(collection_id)?;
+        let group_key = egress
+            .policy
+            .keys
+            .key(&egress.policy.pseudonym_group(&sharing, partner));
+        let shared = egress.fate_cache.get(
+            egress.store.as_ref(),
+            collection_id,
+            &[
+                &partner.name,
+                &partner.jurisdiction,
+                &partner.groups.join("\u{1f}"),
+                &sharing.to_json(),
+                &egress.policy.version,
+            ],
+        )?;
+        Ok(Decider {
+            egress,
+            collection_id,
+            partner,
+            sharing,
+            markings: Markings::default(),
+            markings_looked_up: HashSet::new(),
+            prefetched: HashMap::new(),
+            fates: HashMap::new(),
+            in_progress: HashSet::new(),
+            group_key,
+            trace: None,
+            parsed: HashMap::new(),
+            origin: None,
+            collections: None,
+            shared: Some(shared),
+            approximations: 0,
+            deciding: Vec::new(),
+        })
+    }
+
+    /// The newest version (in this collection) of each of `ids`, read in few queries.
+    fn newest(&self, ids: Vec<String>) -> Result<HashMap<String, Entry>, EgressError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let filter = ObjectFilter {
+                ids: chunk.to_vec(),
+                versions: vec![VersionSelector::Last],
+                ..ObjectFilter::default()
+            };
+            let mut after = None;
+            loop {
+                let page = self.egress.store.entries(
+                    self.collection_id,
+                    &filter,
+                    &PageRequest {
+                        limit: chunk.len() + 1,
+                        after,
+                    },
+                    true,
+                )?;
+                after = page.entries.last().map(Entry::cursor);
+                for e in page.entries {
+                    // Of two entries of one object (several spec versions), the newest.
+                    match found.get(&e.id) {
+                        Some(Entry { version_ns, .. }) if *version_ns >= e.version_ns => {}
+                        _ => {
+                            found.insert(e.id.clone(), e);
+                        }
+                    }
+                }
+                if !page.more {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads ahead, in batches, the marking definitions and the referenced objects of
+    /// `entries` that are not known yet.
+    fn prefetch(&mut self, entries: &[Entry]) -> Result<(), EgressError> {
+        let mut marking_ids = Vec::new();
+        let mut ref_ids = Vec::new();
+        for e in entries {
+            let key = entry_key(e);
+            if !self.parsed.contains_key(&key) {
+                let parsed = concord_stix::parse_object(e.body.as_deref().unwrap_or("null"));
+                self.parsed.insert(key.clone(), parsed);
+            }
+            let Some(Ok(v)) = self.parsed.get(&key) else {
+                continue;
+            };
+            if v.get("type").and_then(Value::as_str) == Some("marking-definition") {
+                self.markings.add(v);
+            }
+            let markings: Vec<String> = marking_refs(v).into_iter().map(str::to_owned).collect();
+            let refs = references(v);
+            for m in markings {
+                if !self.markings.contains(&m)
+                    && self.markings.class(&m).is_none()
+                    && self.markings_looked_up.insert(m.clone())
+                {
+                    marking_ids.push(m);
+                }
+            }
+            for r in refs {
+                if !self.prefetched.contains_key(&r)
+                    && !self.fates.contains_key(&r)
+                    && !self.shared.as_ref().is_some_and(|s| s.contains(&r))
+                {
+                    self.prefetched.insert(r.clone(), None);
+                    ref_ids.push(r);
+                }
+            }
+        }
+        if !marking_ids.is_empty() {
+            for e in self.newest(marking_ids)?.into_values() {
+                if let Some(v) = e
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                {
+                    self.markings.add(&v);
+                }
+            }
+        }
+        if !ref_ids.is_empty() {
+            for (id, e) in self.newest(ref_ids)? {
+                self.prefetched.insert(id, Some(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, rule: &'static str, detail: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(ExplainStep {
+                rule,
+                detail: detail(),
+            });
+        }
+    }
+
+    /// The fate of references to `id`: its newest version in the collection, decided for
+    /// the audience.
+    fn fate(&mut self, id: &str, depth: usize) -> Result<Fate, EgressError> {
+        if let Some(f) = self.fates.get(id) {
+            return Ok(f.clone());
+        }
+        if let Some(f) = self.shared.as_ref().and_then(|s| s.get(id)) {
+            self.fates.insert(id.to_owned(), f.clone());
+            return Ok(f);
+        }
+        if depth > MAX_REF_DEPTH {
+            // Not cached: a shallower path may still decide it.
+            self.approximations += 1;
+            return Ok(Fate::NotReceived(format!(
+                "{id} is too far along a chain of references to be decided"
+            )));
+        }
+        let entry = match self.prefetched.get(id) {
+            Some(Some(e)) => Some(e.clone()),
+            Some(None) => None,
+            None => self.newest(vec![id.to_owned()])?.remove(id),
+        };
+        if self.deciding.last().is_some_and(|d| d == id)
+            && entry
+                .as_ref()
+                .is_some_and(|e| kind_of(&e.object_type) != ObjectKind::Sco)
+        {
+            // A reference to itself: wherever the object goes, it goes under its own id.
+            return Ok(Fate::Received(id.to_owned()));
+        }
+        if self.in_progress.contains(id) {
+            // A cycle of references (A refers to B, B to A, or A to itself): the target is
+            // being decided further up. Its own rules decide without its references; an
+            // SDO or SRO keeps its id whatever its references become, an SCO's id may
+            // change with them, so a cycle through an SCO is not followed (fail closed).
+            // Not cached: the full decision further up is the one that counts.
+            self.approximations += 1;
+            return Ok(match entry {
+                Some(e) if kind_of(&e.object_type) != ObjectKind::Sco => {
+                    match self.base_decision(&e) {
+                        Decision::Withheld { .. } => Fate::NotReceived(format!("{id} is withheld")),
+                        _ => Fate::Received(id.to_owned()),
+                    }
+                }
+                _ => Fate::NotReceived(format!("{id}: a cycle of references through an SCO")),
+            });
+        }
+        let before = self.approximations;
+        let (fate, in_collection) = match entry {
+            None => (self.outside(id)?, false),
+            Some(e) => {
+                let trace = self.trace.take();
+                self.in_progress.insert(id.to_owned());
+                let outcome = self.decide(&e, depth);
+                self.in_progress.remove(id);
+                self.trace = trace;
+                let fate = match outcome? {
+                    Outcome::Sent { id, .. } => Fate::Received(id),
+                    Outcome::Withheld(_) => Fate::NotReceived(format!("{id} is withheld")),
+                };
+                (fate, true)
+            }
+        };
+        // A fate that rests on an approximation (a cycle, the depth bound) is kept for this
+        // request only: another request decides it again.
+        self.fates.insert(id.to_owned(), fate.clone());
+        if self.approximations == before
+            && in_collection
+            && let Some(shared) = &self.shared
+        {
+            shared.put(id, fate.clone());
+        }
+        Ok(fate)
+    }
+
+    /// The fate of a reference to `id`, which this collection does not hold. The audience
+    /// holds it already if it came from the audience's own node (sync provenance); an SCO
+    /// id derives from the SCO's value, so it does not go; an object this node holds in
+    /// another collection does not go (it is withheld here, whatever it is there); an
+    /// object the node holds nowhere is the producer's reference to something outside, and
+    /// goes as written (it reveals nothing this node holds).
+    fn outside(&mut self, id: &str) -> Result<Fate, EgressError> {
+        if let Some(origin) = self.origin
+            && self
+                .egress
+                .store
+                .received_from(id, None)?
+                .iter()
+                .any(|p| p == origin)
+        {
+            return Ok(Fate::Received(id.to_owned()));
+        }
+        let object_type = id.split_once("--").map_or(id, |(t, _)| t);
+        if kind_of(object_type) == ObjectKind::Sco {
+            return Ok(Fate::NotReceived(format!(
+                "{id}: an SCO this collection does not hold (its id derives from its value)"
+            )));
+        }
+        if self.collections.is_none() {
+            self.collections = Some(
+                self.egress
+                    .store
+                    .collections()?
+                    .into_iter()
+                    .map(|c| c.id)
+                    .filter(|c| c != self.collection_id)
+                    .collect(),
+            );
+        }
+        let filter = ObjectFilter {
+            ids: vec![id.to_owned()],
+            versions: vec![VersionSelector::Last],
+            ..ObjectFilter::default()
+        };
+        for c in self.collections.as_deref().unwrap_or_default() {
+            let page = self.egress.store.entries(
+                c,
+                &filter,
+                &PageRequest {
+                    limit: 1,
+                    after: None,
+                },
+                false,
+            )?;
+            if !page.entries.is_empty() {
+                return Ok(Fate::NotReceived(format!(
+                    "{id} is held in another collection, not shared by this one"
+                )));
+            }
+        }
+        Ok(Fate::Received(id.to_owned()))
+    }
+
+    /// The policy's decision on one stored object alone (markings, TLP, important data,
+    /// personal data), before references.
+    fn base_decision(&self, e: &Entry) -> Decision {
+        let cx = EgressContext {
+            sharing: &self.sharing,
+            partner: self.partner,
+            policy: &self.egress.policy,
+            markings: &self.markings,
+        };
+        concord_policy::egress::egress(e.body.as_deref().unwrap_or("null"), &cx)
+    }
+
+    /// Decides one stored object version for the audience, references included.
+    fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
+        let stored = e.body.as_deref().unwrap_or("null");
+        // Markings and references of an object reached only as a reference target.
+        if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
+            self.prefetch(std::slice::from_ref(e))?;
+        }
+        let object = match self.parsed.remove(&entry_key(e)) {
+            Some(Ok(v)) => v,
+            Some(Err(err)) => {
+                let reason = format!("the stored object cannot be decided: {err}");
+                self.note("validation", || format!("withheld: {reason}"));
+                return Ok(Outcome::Withheld(reason));
+            }
+            None => return Ok(Outcome::Withheld("the stored object is missing".to_owned())),
+        };
+        let cx = EgressContext {
+            sharing: &self.sharing,
+            partner: self.partner,
+            policy: &self.egress.policy,
+            markings: &self.markings,
+        };
+        let (decision, copy) = if self.trace.is_some() {
+            let (x, copy) = concord_policy::egress::explain_object(object, &cx);
+            if let Some(t) = &mut self.trace {
+                t.extend(x.steps);
+            }
+            (x.decision, copy)
+        } else {
+            concord_policy::egress::egress_object(object, &cx)
+        };
+        let (mut copy, mut changed) = match (decision, copy) {
+            (Decision::Unchanged, Some(v)) => (v, false),
+            (Decision::Rewritten { .. }, Some(v)) => (v, true),
+            (Decision::Withheld { reason }, _) => return Ok(Outcome::Withheld(reason)),
+            (_, None) => return Ok(Outcome::Withheld("no copy was made".to_owned())),
+        };
+        // The copy's id as the policy left it (it may have recomputed an SCO's id): the
+        // stored id goes back in before references and the keyed id are settled.
+        if changed && let Some(obj) = copy.as_object_mut() {
+            obj.insert("id".into(), Value::String(e.id.clone()));
+        }
+        // References: each target decided for the same audience.
+        let mut removed = Vec::new();
+        let mut renamed = 0usize;
+        let refs = references(&copy);
+        let mut fates = HashMap::new();
+        // This object is being decided: a reference back to it is a cycle ([`Self::fate`]).
+        let own = self.in_progress.insert(e.id.clone());
+        self.deciding.push(e.id.clone());
+        for r in refs {
+            let f = self.fate(&r, depth + 1);
+            match f {
+                Ok(f) => {
+                    fates.insert(r, f);
+                }
+                Err(err) => {
+                    if own {
+                        self.in_progress.remove(&e.id);
+                    }
+                    self.deciding.pop();
+                    return Err(err);
+                }
+            }
+        }
+        if own {
+            self.in_progress.remove(&e.id);
+        }
+        self.deciding.pop();
+        if !fates.is_empty() {
+            let ref_changed = apply_fates(&mut copy, &fates, &mut removed, &mut renamed);
+            changed |= ref_changed;
+            if ref_changed {
+                if let Err(v) = concord_stix::validate_object(&copy) {
+                    let why = v.first().map(ToString::to_string).unwrap_or_default();
+                    let reason = format!(
+                        "refers to objects this partner does not receive ({}), and without the reference it is not valid STIX: {why}",
+                        removed.join("; ")
+                    );
+                    self.note("references", || format!("withheld: {reason}"));
+                    return Ok(Outcome::Withheld(reason));
+                }
+                self.note("references", || {
+                    format!(
+                        "{} reference(s) removed ({}), {renamed} following renamed objects",
+                        removed.len(),
+                        removed.join("; ")
+                    )
+                });
+            } else {
+                self.note("references", || {
+                    "every object referred to is received as referred to".to_owned()
+                });
+            }
+        }
+        let mut id = e.id.clone();
+        if changed && kind_of(&e.object_type) == ObjectKind::Sco {
+            // A stored SCO id is the UUIDv5 of its value (STIX 2.1 §2.9): a changed copy
+            // must not carry it.
+            let Some(new) = self.group_key.as_deref().and_then(|k| keyed_id(k, &e.id)) else {
+                return Ok(Outcome::Withheld(
+                    "a rewritten SCO needs a keyed id, and the node has no key".to_owned(),
+                ));
+            };
+            id = new;
+            if let Some(obj) = copy.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.clone()));
+            }
+            self.note("identifier", || {
+                format!("the copy differs from the stored SCO: sent under the keyed id {id}")
+            });
+        }
+        let body = if changed {
+            copy.to_string()
+        } else {
+            stored.to_owned()
+        };
+        Ok(Outcome::Sent {
+            id,
+            body,
+            rewritten: changed,
+        })
+    }
+}
+
+/// Whether a property name holds references to objects (STIX 2.1 §2.9: `*_ref`, `*_refs`),
+/// markings aside (they are resolved as markings, and a marking definition's id says
+/// nothing of the object).
+fn is_reference_key(key: &str) -> bool {
+    (key.ends_with("_ref") || key.ends_with("_refs"))
+        && key != "object_marking_refs"
+        && key != "marking_ref"
+}
+
+/// Every id referenced by `value` (at any depth), markings aside, without repeats.
+fn references(value: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>, seen: &mut HashSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if is_reference_key(k) {
+                        let mut push = |s: &Value| {
+                            if let Some(s) = s.as_str()
+                                && s.contains("--")
+                                && seen.insert(s.to_owned())
+                            {
+                                out.push(s.to_owned());
+                            }
+                        };
+                        match v {
+                            Value::Array(a) => a.iter().for_each(&mut push),
+                            s => push(s),
+                        }
+                    } else {
+                        walk(v, out, seen);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out, seen)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out, &mut HashSet::new());
+    out
+}
+
+/// Rewrites the references of `value` by their fates: renamed targets get their new id,
+/// targets not received are removed (an element of a list; the property itself when it
+/// holds one reference or the list becomes empty). `true` when something changed.
+fn apply_fates(
+    value: &mut Value,
+    fates: &HashMap<String, Fate>,
+    removed: &mut Vec<String>,
+    renamed: &mut usize,
+) -> bool {
+    let mut changed = false;
+    match value {
+        Value::Object(m) => {
+            let mut drop_keys = Vec::new();
+            for (k, v) in m.iter_mut() {
+                if is_reference_key(k) {
+                    match v {
+                        Value::Array(a) => {
+                            let before = a.len();
+                            a.retain_mut(|s| match s.as_str().and_then(|id| fates.get(id)) {
+                                Some(Fate::NotReceived(why)) => {
+                                    removed.push(format!("{k}: {why}"));
+                                    false
+                                }
+                                Some(Fate::Received(new)) => {
+                                    if s.as_str() != Some(new.as_str()) {
+                                        *s = Value::String(new.clone());
+                                        *renamed += 1;
+                                        changed = true;
+                                    }
+                                    true
+                                }
+                                None => true,
+                            });
+                            if a.len() != before {
+                                changed = true;
+                                if a.is_empty() {
+                                    drop_keys.push(k.clone());
+                                }
+                            }
+                        }
+                        s => match s.as_str().and_then(|id| fates.get(id)) {
+                            Some(Fate::NotReceived(why)) => {
+                                removed.push(format!("{k}: {why}"));
+                                drop_keys.push(k.clone());
+                                changed = true;
+                            }
+                            Some(Fate::Received(new)) if s.as_str() != Some(new.as_str()) => {
+                                *s = Value::String(new.clone());
+                                *renamed += 1;
+                                changed = true;
+                            }
+                            _ => {}
+                        },
+                    }
+                } else {
+                    changed |= apply_fates(v, fates, removed, renamed);
+                }
+            }
+            for k in drop_keys {
+                m.remove(&k);
+            }
+        }
+        Value::Array(a) => {
+            for v in a {
+                changed |= apply_fates(v, fates, removed, renamed);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_ids_are_stable_well_formed_and_keyed() {
+        let a = keyed_id(b"k1", "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3").unwrap();
+        assert_eq!(
+            a,
+            keyed_id(b"k1", "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3").unwrap()
+        );
+        assert_ne!(
+            a,
+            keyed_id(b"k2", "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3").unwrap()
+        );
+        let uuid = uuid::Uuid::parse_str(a.strip_prefix("email-addr--").unwrap()).unwrap();
+        assert_eq!(uuid.get_version_num(), 5);
+        assert!(concord_stix::StixId::parse(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn references_skip_markings_and_fates_remove_or_rename() {
+        let mut v = serde_json::json!({
+            "type": "report", "object_marking_refs": ["marking-definition--x"],
+            "created_by_ref": "identity--a",
+            "object_refs": ["indicator--b", "ipv4-addr--c", "malware--d"],
+            "granular_markings": [{"marking_ref": "marking-definition--y", "selectors": ["name"]}],
+            "extensions": {"x": {"nested_ref": "file--e"}}
+        });
+        let mut refs = references(&v);
+        refs.sort();
+        assert_eq!(
+            refs,
+            [
+                "file--e",
+                "identity--a",
+                "indicator--b",
+                "ipv4-addr--c",
+                "malware--d"
+            ]
+            .map(String::from)
+        );
+        let fates: HashMap<String, Fate> = [
+            ("identity--a", Fate::NotReceived("withheld".into())),
+            ("indicator--b", Fate::Received("indicator--b".into())),
+            ("ipv4-addr--c", Fate::Received("ipv4-addr--z".into())),
+            ("malware--d", Fate::NotReceived("withheld".into())),
+            ("file--e", Fate::NotReceived("withheld".into())),
+        ]
+        .into_iter()
+        .map(|(k, f)| (k.to_owned(), f))
+        .collect();
+        let (mut removed, mut renamed) = (Vec::new(), 0);
+        assert!(apply_fates(&mut v, &fates, &mut removed, &mut renamed));
+        assert_eq!(renamed, 1);
+        assert_eq!(removed.len(), 3);
+        assert!(v.get("created_by_ref").is_none());
+        assert_eq!(
+            v["object_refs"],
+            serde_json::json!(["indicator--b", "ipv4-addr--z"])
+        );
+        assert_eq!(
+            v["object_marking_refs"],
+            serde_json::json!(["marking-definition--x"])
+        );
+        assert!(v["extensions"]["x"].get("nested_ref").is_none());
+    }
+}

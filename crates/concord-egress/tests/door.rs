@@ -1,0 +1,471 @@
+//! The egress door over a real SQLite store: markings by content, references to withheld
+//! objects, keyed SCO ids, strict JSON, cursors that reveal nothing and cannot be forged.
+
+use std::sync::Arc;
+
+use concord_egress::{Audience, Egress, EgressError, PageQuery};
+use concord_policy::actions::{Policy, PseudonymKeys};
+use concord_policy::egress::{CollectionSharing, PartnerProfile, sharing_setting_key};
+use concord_policy::tlp::Tlp;
+use concord_store::{NewCollection, NewObject, ObjectFilter, Store};
+use serde_json::{Value, json};
+
+const CLEAR: &str = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487";
+const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+const OWN_RED_V1: &str = "marking-definition--aaaaaaaa-0000-4000-8000-000000000001";
+const OWN_RED_V2: &str = "marking-definition--aaaaaaaa-0000-4000-8000-000000000002";
+const UNKNOWN_MARKING: &str = "marking-definition--aaaaaaaa-0000-4000-8000-00000000dead";
+const T: &str = "2024-01-01T00:00:00.000Z";
+
+struct Node {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    egress: Egress,
+    collection: String,
+}
+
+/// A node in CN with one collection shared `--default-tlp clear` with the community.
+fn node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(concord_store::sqlite::SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "intel".into(),
+            ..NewCollection::default()
+        })
+        .unwrap();
+    let sharing = CollectionSharing {
+        groups: None,
+        recipients: Vec::new(),
+        default_tlp: Tlp::Clear,
+    };
+    store
+        .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
+        .unwrap();
+    let keys = PseudonymKeys {
+        node_secret: Some(b"a node secret of 32 bytes, fixed".to_vec()),
+        ..PseudonymKeys::default()
+    };
+    let policy = Arc::new(Policy::node_default(Some("CN"), keys));
+    Node {
+        _dir: dir,
+        egress: Egress::new(store.clone(), policy),
+        store,
+        collection: c.id,
+    }
+}
+
+/// Stores `objects` in one batch as they are (the store, not the ingest: so that bytes the
+/// ingest would now refuse can be stored as an older node did).
+fn store_raw(n: &Node, bodies: &[String]) {
+    let mut batch = n.store.begin_write(&n.collection).unwrap();
+    for body in bodies {
+        let value: Value = serde_json::from_str(body).unwrap();
+        let header =
+            concord_stix::validate_object(&value).unwrap_or_else(|v| panic!("{v:?}: {body}"));
+        batch
+            .add(&NewObject {
+                header: &header,
+                body,
+                value: &value,
+            })
+            .unwrap();
+    }
+    batch.commit().unwrap();
+}
+
+fn put(n: &Node, objects: &[Value]) {
+    store_raw(n, &objects.iter().map(Value::to_string).collect::<Vec<_>>());
+}
+
+fn abroad() -> Audience {
+    Audience::Partner(PartnerProfile {
+        name: "bsi".into(),
+        jurisdiction: "DE".into(),
+        groups: vec!["eu-cert".into()],
+    })
+}
+
+fn note(id: &str, markings: &[&str], refs: &[&str]) -> Value {
+    json!({"type": "note", "spec_version": "2.1", "id": id, "created": T, "modified": T,
+        "content": format!("note {id}"), "object_refs": refs, "object_marking_refs": markings})
+}
+
+fn identity(id: &str, markings: &[&str]) -> Value {
+    json!({"type": "identity", "spec_version": "2.1", "id": id, "created": T, "modified": T,
+        "name": format!("org {id}"), "identity_class": "organization",
+        "object_marking_refs": markings})
+}
+
+/// Everything `who` receives of the collection through TAXII-style paging at `limit`,
+/// following `next`: the bodies and the raw tokens.
+fn read_all(n: &Node, who: &Audience, limit: usize) -> (Vec<Value>, Vec<String>) {
+    let mut next = None;
+    let mut objects = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..1000 {
+        let t = n
+            .egress
+            .page(
+                who,
+                "test",
+                &PageQuery {
+                    collection_id: n.collection.clone(),
+                    filter: ObjectFilter::default(),
+                    limit,
+                    next: next.clone(),
+                    want_body: true,
+                },
+            )
+            .unwrap();
+        objects.extend(
+            t.entries
+                .iter()
+                .map(|e| serde_json::from_str::<Value>(e.body.as_deref().unwrap()).unwrap()),
+        );
+        match t.next {
+            Some(tok) if t.more => {
+                tokens.push(tok.clone());
+                next = Some(tok);
+            }
+            _ => return (objects, tokens),
+        }
+    }
+    panic!("paging did not end");
+}
+
+fn ids(objects: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = objects
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn tlp_by_content_under_a_producers_id_is_enforced_and_unknown_markings_withhold() {
+    let n = node();
+    put(
+        &n,
+        &[
+            json!({"type": "marking-definition", "spec_version": "2.1", "id": OWN_RED_V1,
+                "created": T, "definition_type": "tlp", "definition": {"tlp": "red"}}),
+            json!({"type": "marking-definition", "spec_version": "2.1", "id": OWN_RED_V2,
+                "created": T, "name": "red for us",
+                "extensions": {"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d":
+                    {"extension_type": "property-extension", "tlp_2_0": "red"}}}),
+            note(
+                "note--00000000-0000-4000-8000-000000000001",
+                &[OWN_RED_V1],
+                &[],
+            ),
+            note(
+                "note--00000000-0000-4000-8000-000000000002",
+                &[OWN_RED_V2],
+                &[],
+            ),
+            // A RED marking placed before a CLEAR one: the strictest decides.
+            note(
+                "note--00000000-0000-4000-8000-000000000003",
+                &[OWN_RED_V1, CLEAR],
+                &[],
+            ),
+            note(
+                "note--00000000-0000-4000-8000-000000000004",
+                &[UNKNOWN_MARKING],
+                &[],
+            ),
+            note("note--00000000-0000-4000-8000-000000000005", &[CLEAR], &[]),
+        ]
+        .map(|mut v| {
+            // object_refs must be non-empty: point the notes at the CLEAR one.
+            if v["type"] == "note" {
+                v["object_refs"] = json!(["note--00000000-0000-4000-8000-000000000005"]);
+            }
+            v
+        }),
+    );
+    let (got, _) = read_all(&n, &abroad(), 1000);
+    // The two producer-id TLP definitions themselves go (they are public); of the notes,
+    // only the CLEAR one.
+    assert_eq!(
+        ids(&got),
+        [
+            OWN_RED_V1,
+            OWN_RED_V2,
+            "note--00000000-0000-4000-8000-000000000005"
+        ]
+    );
+    // The door says why the unknown marking withholds.
+    let entry = n
+        .store
+        .entries(
+            &n.collection,
+            &ObjectFilter {
+                ids: vec!["note--00000000-0000-4000-8000-000000000004".into()],
+                ..ObjectFilter::default()
+            },
+            &concord_store::PageRequest {
+                limit: 1,
+                after: None,
+            },
+            true,
+        )
+        .unwrap()
+        .entries
+        .remove(0);
+    let Audience::Partner(p) = abroad() else {
+        unreachable!()
+    };
+    let x = n.egress.explain(&p, &n.collection, &entry).unwrap();
+    assert!(x.sent.is_none());
+    assert!(x.withheld.unwrap().contains(UNKNOWN_MARKING));
+}
+
+#[test]
+fn references_to_withheld_objects_are_removed_or_withhold_the_referrer() {
+    let n = node();
+    let red_identity = "identity--00000000-0000-4000-8000-00000000000a";
+    let clear_identity = "identity--00000000-0000-4000-8000-00000000000b";
+    let rel = |id: &str, target: &str| {
+        json!({"type": "relationship", "spec_version": "2.1", "id": id, "created": T,
+            "modified": T, "relationship_type": "related-to", "source_ref": clear_identity,
+            "target_ref": target, "object_marking_refs": [CLEAR]})
+    };
+    let mut n1 = note(
+        "note--00000000-0000-4000-8000-000000000011",
+        &[CLEAR],
+        &[red_identity, clear_identity],
+    );
+    n1["created_by_ref"] = json!(red_identity);
+    put(
+        &n,
+        &[
+            identity(red_identity, &[RED]),
+            identity(clear_identity, &[CLEAR]),
+            n1,
+            // Only reference withheld: the note would be invalid without it.
+            note(
+                "note--00000000-0000-4000-8000-000000000012",
+                &[CLEAR],
+                &[red_identity],
+            ),
+            rel(
+                "relationship--00000000-0000-4000-8000-000000000013",
+                red_identity,
+            ),
+            rel(
+                "relationship--00000000-0000-4000-8000-000000000014",
+                clear_identity,
+            ),
+        ],
+    );
+    for limit in [1, 1000] {
+        let (got, tokens) = read_all(&n, &abroad(), limit);
+        let text = serde_json::to_string(&got).unwrap() + &tokens.concat();
+        assert!(!text.contains(red_identity), "limit {limit}: {text}");
+        assert_eq!(
+            ids(&got),
+            [
+                clear_identity,
+                "note--00000000-0000-4000-8000-000000000011",
+                "relationship--00000000-0000-4000-8000-000000000014"
+            ],
+            "limit {limit}"
+        );
+        let kept = got.iter().find(|o| o["type"] == "note").unwrap();
+        assert_eq!(kept["object_refs"], json!([clear_identity]));
+        assert!(kept.get("created_by_ref").is_none());
+        for o in &got {
+            concord_stix::validate_object(o).unwrap_or_else(|v| panic!("{v:?}: {o}"));
+        }
+    }
+    // The operator receives everything as stored.
+    let (all, _) = read_all(&n, &Audience::Operator("admin".into()), 2);
+    assert_eq!(all.len(), 6);
+}
+
+#[test]
+fn rewritten_scos_get_keyed_ids_that_hold_on_every_page_and_door() {
+    let n = node();
+    let email_id = "email-addr--7165e2a9-671f-585d-b1e1-ca59c671d934"; // john@example.com
+    let observed = |id: &str| {
+        json!({"type": "observed-data", "spec_version": "2.1", "id": id, "created": T,
+            "modified": T, "first_observed": T, "last_observed": T, "number_observed": 1,
+            "object_refs": [email_id], "object_marking_refs": [CLEAR]})
+    };
+    put(
+        &n,
+        &[
+            json!({"type": "email-addr", "spec_version": "2.1", "id": email_id,
+            "value": "john@example.com", "object_marking_refs": [CLEAR]}),
+        ],
+    );
+    // The observed-data objects come in later batches: never on the SCO's page at limit 1.
+    put(
+        &n,
+        &[observed(
+            "observed-data--00000000-0000-4000-8000-000000000021",
+        )],
+    );
+    put(
+        &n,
+        &[observed(
+            "observed-data--00000000-0000-4000-8000-000000000022",
+        )],
+    );
+    let (one, tokens) = read_all(&n, &abroad(), 1);
+    let (all, _) = read_all(&n, &abroad(), 1000);
+    assert_eq!(one, all);
+    let text = serde_json::to_string(&one).unwrap() + &tokens.concat();
+    assert!(
+        !text.contains(email_id) && !text.contains("john@example.com"),
+        "{text}"
+    );
+    let sco = one.iter().find(|o| o["type"] == "email-addr").unwrap();
+    for od in one.iter().filter(|o| o["type"] == "observed-data") {
+        assert_eq!(od["object_refs"], json!([sco["id"]]));
+    }
+    // match[id] is answered on the ids the partner sees: the stored id finds nothing, the
+    // keyed id finds the copy.
+    let by_id = |id: &str| {
+        n.egress
+            .page(
+                &abroad(),
+                "test",
+                &PageQuery {
+                    collection_id: n.collection.clone(),
+                    filter: ObjectFilter {
+                        ids: vec![id.to_owned()],
+                        ..ObjectFilter::default()
+                    },
+                    limit: 10,
+                    next: None,
+                    want_body: false,
+                },
+            )
+            .unwrap()
+            .entries
+    };
+    assert!(by_id(email_id).is_empty());
+    // (The keyed id is not a stored id, so the store cannot find it either: a partner
+    // reads a renamed SCO by listing, not by id.)
+    assert!(by_id(sco["id"].as_str().unwrap()).is_empty());
+}
+
+#[test]
+fn stored_duplicate_member_names_are_never_sent() {
+    let n = node();
+    // Stored before the ingest refused them: "description" twice, a raw e-mail address
+    // first and a harmless text last (what a lenient parser decides on).
+    let body = format!(
+        r#"{{"type":"note","spec_version":"2.1","id":"note--00000000-0000-4000-8000-000000000031","created":"{T}","modified":"{T}","content":"grace@corp.cn","content":"nothing","object_refs":["note--00000000-0000-4000-8000-000000000031"],"object_marking_refs":["{CLEAR}"]}}"#
+    );
+    store_raw(&n, &[body]);
+    let (got, _) = read_all(&n, &abroad(), 10);
+    assert!(got.is_empty(), "{got:?}");
+    // The operator gets the stored bytes, as stored.
+    let (all, _) = read_all(&n, &Audience::Operator("admin".into()), 10);
+    assert_eq!(all.len(), 1);
+}
+
+#[test]
+fn next_tokens_are_opaque_and_refused_when_forged_edited_or_foreign() {
+    let n = node();
+    let objects: Vec<Value> = (0..5)
+        .map(|i| {
+            let marking = if i % 2 == 0 { RED } else { CLEAR };
+            identity(
+                &format!("identity--00000000-0000-4000-8000-0000000000{i:02}"),
+                &[marking],
+            )
+        })
+        .collect();
+    put(&n, &objects);
+    let (got, tokens) = read_all(&n, &abroad(), 1);
+    assert_eq!(got.len(), 2);
+    assert!(!tokens.is_empty());
+    for t in &tokens {
+        // Nothing readable in a token: no id, no time.
+        let raw =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, t).unwrap();
+        let lossy = String::from_utf8_lossy(&raw);
+        assert!(
+            !lossy.contains("identity--") && !lossy.contains("0000-4000"),
+            "{lossy}"
+        );
+    }
+    let page = |who: &Audience, collection: &str, next: &str| {
+        n.egress.page(
+            who,
+            "test",
+            &PageQuery {
+                collection_id: collection.to_owned(),
+                filter: ObjectFilter::default(),
+                limit: 1,
+                next: Some(next.to_owned()),
+                want_body: true,
+            },
+        )
+    };
+    let good = &tokens[0];
+    assert!(page(&abroad(), &n.collection, good).is_ok());
+    let other_partner = Audience::Partner(PartnerProfile {
+        name: "anssi".into(),
+        jurisdiction: "FR".into(),
+        groups: vec!["eu-cert".into()],
+    });
+    let mut edited = good.clone().into_bytes();
+    let last = edited.len() - 5;
+    edited[last] = if edited[last] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited).unwrap();
+    for (who, coll, tok) in [
+        (abroad(), n.collection.clone(), edited.as_str()),
+        (abroad(), n.collection.clone(), &good[..good.len() - 3]),
+        (abroad(), "another-collection".to_owned(), good.as_str()),
+        (other_partner, n.collection.clone(), good.as_str()),
+        (
+            Audience::Operator("admin".into()),
+            n.collection.clone(),
+            good.as_str(),
+        ),
+        (abroad(), n.collection.clone(), "AAAA"),
+    ] {
+        assert!(
+            matches!(page(&who, &coll, tok), Err(EgressError::BadCursor)),
+            "{tok} for {who:?} on {coll}"
+        );
+    }
+}
+
+#[test]
+fn cycles_of_references_resolve_by_each_objects_own_rules() {
+    let n = node();
+    let (a, b, c) = (
+        "note--00000000-0000-4000-8000-000000000041",
+        "note--00000000-0000-4000-8000-000000000042",
+        "note--00000000-0000-4000-8000-000000000043",
+    );
+    put(
+        &n,
+        &[
+            // a and b refer to each other; c refers to itself and to the RED b2.
+            note(a, &[CLEAR], &[b]),
+            note(b, &[CLEAR], &[a]),
+            note(
+                c,
+                &[CLEAR],
+                &[c, "note--00000000-0000-4000-8000-000000000044"],
+            ),
+            note("note--00000000-0000-4000-8000-000000000044", &[RED], &[a]),
+        ],
+    );
+    let (got, _) = read_all(&n, &abroad(), 1000);
+    assert_eq!(ids(&got), [a, b, c]);
+    let by = |id: &str| got.iter().find(|o| o["id"] == id).unwrap().clone();
+    assert_eq!(by(a)["object_refs"], json!([b]));
+    assert_eq!(by(b)["object_refs"], json!([a]));
+    assert_eq!(by(c)["object_refs"], json!([c]));
+}
