@@ -6,13 +6,17 @@
 //! |---|---|
 //! | `allow` | the value leaves as written |
 //! | `redact` | the detected text becomes a typed placeholder, `[REDACTED:email]` |
-//! | `pseudonymise` | the detected text becomes `pseudo-email-<base32>`, the first 16 bytes of HMAC-SHA-256 under the partner's sharing-group key over the category and the normalised value: every partner of the group sees the same pseudonym for the same value and can correlate, different groups see unrelated pseudonyms, nobody without the key can test a guess |
+//! | `pseudonymise` | the detected text becomes a pseudonym of its type ([`pseudonym`]: an IPv4 address in 240.0.0.0/4, an IPv6 address in 2001:db8::/32, `pseudo-<base32>@pseudonym.invalid`, else `pseudo-phone-<base32>`), chosen by HMAC-SHA-256 under the partner's sharing-group key over the category and the normalised value: every partner of the group sees the same pseudonym for the same value and can correlate, different groups see unrelated pseudonyms, nobody without the key can test a guess |
 //! | `drop` | the whole object is withheld |
 //!
 //! Which action applies to a partner and a category, first match wins: the partner's own
 //! table (`partners.NAME`), the jurisdiction pair (node → partner, `pairs`), then `domestic`
 //! (partner in the node's jurisdiction) or `cross_border`. In each table a category's entry
 //! wins over the table's `default`.
+//!
+//! Before every table, [`PolicyConfig::infrastructure_indicators`] (default `allow`) lets
+//! the IP addresses of indicator patterns and infrastructure SCOs through: they are
+//! attackers' machines, and a pseudonym there would never match ([`InfrastructureIndicators`]).
 //!
 //! **Defaults, privacy first:** personal data is pseudonymised for partners in another
 //! jurisdiction than the node's and allowed within it. A node without a configured
@@ -94,6 +98,39 @@ pub struct PairRule {
     pub actions: ActionTable,
 }
 
+/// Whether IP addresses that are indicators of attacker infrastructure are exempt from the
+/// actions on personal data (issue 15 item 7).
+///
+/// An IP address can be personal data (a subscriber's home address), and the tables of
+/// [`PolicyConfig`] protect it everywhere by default. But the IP address a STIX `indicator`
+/// pattern compares an `ipv4-addr`, `ipv6-addr`, `domain-name`, `url` or `network-traffic`
+/// path with, and the `value` of such an SCO, are what the exchange exists for: a pseudonym
+/// there never matches, and a CIDR block stops being one. Processing them to detect and
+/// block attacks is a legitimate interest that data-protection law names (GDPR recital 49:
+/// "stopping … attacks and damage to computer and electronic communication systems").
+/// Prose (`description`, `name`, notes, opinions, reports), identities, `email-addr` and
+/// `user-account` objects and sightings' details stay protected in either case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfrastructureIndicators {
+    /// IP addresses in indicator patterns and infrastructure SCOs leave as written, to
+    /// every partner (the default).
+    #[default]
+    Allow,
+    /// They are personal data like any other: the category tables decide.
+    Protect,
+}
+
+/// The SCO types whose `value` names network infrastructure, and the object-path types an
+/// indicator pattern compares with infrastructure (STIX 2.1 §6).
+const INFRASTRUCTURE_TYPES: [&str; 5] = [
+    "ipv4-addr",
+    "ipv6-addr",
+    "domain-name",
+    "url",
+    "network-traffic",
+];
+
 /// The policy as configuration: plain data, deserialisable from one TOML section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,8 +148,13 @@ pub struct PolicyConfig {
     pub cross_border: ActionTable,
     /// Per jurisdiction pair, before `domestic`/`cross_border`; the first matching pair wins.
     pub pairs: Vec<PairRule>,
-    /// Per partner name, before everything else.
+    /// Per partner name, before everything else (except `infrastructure_indicators`).
     pub partners: BTreeMap<String, ActionTable>,
+    /// IP addresses in indicator patterns and in infrastructure SCOs (`ipv4-addr`,
+    /// `ipv6-addr`, `domain-name`, `url`, `network-traffic`): `allow` (default: they are
+    /// attackers' infrastructure, exchanged to every partner) or `protect` (the tables
+    /// decide, as for any personal data). Checked before every table.
+    pub infrastructure_indicators: InfrastructureIndicators,
     /// Marking definitions (ids) that mark "important data": an object carrying one in
     /// `object_marking_refs` never goes to a partner across a border, and properties under
     /// one as a granular marking are removed from such a partner's copy. The node's own
@@ -121,7 +163,8 @@ pub struct PolicyConfig {
 }
 
 /// The version string of the built-in defaults.
-pub const DEFAULT_POLICY_VERSION: &str = "builtin-1";
+/// `builtin-2`: IP addresses of infrastructure indicators allowed by default (issue 15).
+pub const DEFAULT_POLICY_VERSION: &str = "builtin-2";
 
 impl Default for PolicyConfig {
     fn default() -> Self {
@@ -133,6 +176,7 @@ impl Default for PolicyConfig {
             cross_border: ActionTable::all(Action::Pseudonymise),
             pairs: Vec::new(),
             partners: BTreeMap::new(),
+            infrastructure_indicators: InfrastructureIndicators::Allow,
             important_data_markings: Vec::new(),
         }
     }
@@ -297,6 +341,39 @@ impl Policy {
         }
     }
 
+    /// Whether a finding of `category` at `place` in an object of `object_type` is an
+    /// indicator of attacker infrastructure that [`InfrastructureIndicators::Allow`] lets
+    /// through: an IP address in a pattern literal compared with an infrastructure object
+    /// path (`place` = `Pattern(object_path)`), or in the `value` of an `ipv4-addr`,
+    /// `ipv6-addr`, `domain-name` or `url`, or anywhere in a `network-traffic`.
+    /// `Some(rule)` names the rule, for explanations.
+    pub fn infrastructure_exempt(
+        &self,
+        object_type: &str,
+        place: Place<'_>,
+        category: Category,
+    ) -> Option<&'static str> {
+        if self.config.infrastructure_indicators != InfrastructureIndicators::Allow
+            || category != Category::IpAddress
+        {
+            return None;
+        }
+        let infrastructure = |t: &str| INFRASTRUCTURE_TYPES.contains(&t);
+        let exempt = match place {
+            Place::Pattern(object_path) => {
+                object_type == "indicator"
+                    && object_path
+                        .split_once(':')
+                        .is_some_and(|(t, _)| infrastructure(t))
+            }
+            Place::Property(path) => {
+                object_type == "network-traffic" || (infrastructure(object_type) && path == "value")
+            }
+            Place::Key(_) => false,
+        };
+        exempt.then_some("infrastructure_indicators = allow")
+    }
+
     /// The sharing group whose key pseudonymises for `partner` reading a collection shared
     /// as `sharing`: the first (by name) of the partner's groups that the collection is
     /// shared with, else the first of the partner's groups, else the partner alone
@@ -316,8 +393,36 @@ impl Policy {
     }
 }
 
-/// The pseudonym of `normalized` (of `category`) under `key`:
-/// `pseudo-<category>-<base32 of the first 16 bytes of HMAC-SHA-256>`.
+/// Where in an object a finding sits, for [`Policy::infrastructure_exempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// A property value (string or number) at this JSON path.
+    Property(&'a str),
+    /// A string literal of an indicator's pattern, compared with this object path
+    /// (`ipv4-addr:value`).
+    Pattern(&'a str),
+    /// A dictionary key at this JSON path.
+    Key(&'a str),
+}
+
+/// The reserved domain of e-mail pseudonyms: `.invalid` can never resolve (RFC 2606 §2,
+/// RFC 6761 §6.4), so a pseudonymous address is a valid address that reaches nobody.
+pub const PSEUDONYM_MAIL_DOMAIN: &str = "pseudonym.invalid";
+
+/// The pseudonym of `normalized` (of `category`) under `key`, of the same type as the value
+/// so that the copy stays valid where the value was (an `ipv4-addr` `value`, a pattern
+/// literal compared with `email-addr:value`):
+///
+/// | value | pseudonym |
+/// |---|---|
+/// | IPv4 address | an address in 240.0.0.0/4 (RFC 1112 §4, IANA "Reserved for Future Use"; never routed, and 2^28 addresses keep collisions rare), never 255.255.255.255 |
+/// | IPv6 address | an address in 2001:db8::/32 (RFC 3849, documentation only), 96 bits chosen |
+/// | e-mail address | `pseudo-<base32>@pseudonym.invalid` ([`PSEUDONYM_MAIL_DOMAIN`]) |
+/// | anything else | `pseudo-<category>-<base32>` |
+///
+/// The bits come from HMAC-SHA-256 under `key` over `label ‖ 0 ‖ normalized` (the label is
+/// `email` for both e-mail categories, so that an address in text and an `email-addr` value
+/// correlate); base32 is of its first 16 bytes. Same key and value, same pseudonym.
 pub fn pseudonym(key: &[u8], category: Category, normalized: &str) -> String {
     let label = pseudonym_label(category);
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -325,7 +430,54 @@ pub fn pseudonym(key: &[u8], category: Category, normalized: &str) -> String {
     mac.update(b"\0");
     mac.update(normalized.as_bytes());
     let digest = mac.finalize().into_bytes();
+    match category {
+        Category::IpAddress => match normalized.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => {
+                let bits = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+                let mut a = 0xF000_0000 | (bits & 0x0FFF_FFFF);
+                if a == u32::MAX {
+                    a -= 1;
+                }
+                return std::net::Ipv4Addr::from(a).to_string();
+            }
+            Ok(std::net::IpAddr::V6(_)) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                b[4..].copy_from_slice(&digest[..12]);
+                return std::net::Ipv6Addr::from(b).to_string();
+            }
+            Err(_) => {}
+        },
+        Category::Email | Category::EmailAddressObject if normalized.contains('@') => {
+            return format!("pseudo-{}@{PSEUDONYM_MAIL_DOMAIN}", base32(&digest[..16]));
+        }
+        _ => {}
+    }
     format!("pseudo-{label}-{}", base32(&digest[..16]))
+}
+
+/// A pseudonymous address followed by `/N` in the text (a CIDR block) becomes the network
+/// of that prefix length: host bits zero, so `ISSUBSET '…/24'` stays a valid block. Prefixes
+/// shorter than the pseudonym range (4 bits for IPv4, 32 for IPv6) keep the address.
+fn pseudonym_network(pseudonym: &str, after: &str) -> String {
+    let Some(digits) = after.strip_prefix('/') else {
+        return pseudonym.to_owned();
+    };
+    let digits: String = digits.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(prefix) = digits.parse::<u32>() else {
+        return pseudonym.to_owned();
+    };
+    match pseudonym.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) if (4..=32).contains(&prefix) => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            std::net::Ipv4Addr::from(u32::from(a) & mask).to_string()
+        }
+        Ok(std::net::IpAddr::V6(a)) if (32..=128).contains(&prefix) => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            std::net::Ipv6Addr::from(u128::from(a) & mask).to_string()
+        }
+        _ => pseudonym.to_owned(),
+    }
 }
 
 /// An e-mail address found in text and the value of an `email-addr` object are the same
@@ -368,6 +520,10 @@ pub struct Applied {
     pub changes: Vec<String>,
     /// Old id → new id of an SCO whose value-derived id was recomputed.
     pub renamed: Vec<(String, String)>,
+    /// Personal data left as written by a rule that is not a category table (today
+    /// `infrastructure_indicators`), one line per place, for explanations. Not a change:
+    /// an object with only these is sent as stored.
+    pub allowed: Vec<String>,
 }
 
 /// One replacement inside one string.
@@ -405,6 +561,12 @@ pub fn describe_unchanged(policy: &Policy, partner: &PartnerProfile) -> String {
 
 /// Applies the actions of `policy` for `partner` to `object` (a STIX object), in place.
 /// `Err(reason)`: a `drop` applies, the object is withheld.
+///
+/// A finding in a string is replaced inside the string; in a JSON number, the number
+/// becomes a string (the placeholder or pseudonym); in a dictionary key, the key is renamed
+/// (a second key that would get the same name is suffixed ` #2`, ` #3`, …, so that no entry
+/// is lost). IP addresses of infrastructure indicators pass when
+/// [`PolicyConfig::infrastructure_indicators`] allows them ([`Applied::allowed`] says so).
 pub fn apply(
     object: &mut Value,
     policy: &Policy,
@@ -424,6 +586,11 @@ pub fn apply(
     if findings.is_empty() {
         return Ok(applied);
     }
+    let object_type = object
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     // The id as the contributing properties give it before any rewrite: an id is recomputed
     // only when they changed (a producer's UUIDv4 survives a rewrite of `display_name`).
     let derived_before = deterministic_id(object);
@@ -432,15 +599,34 @@ pub fn apply(
         key.get_or_init(|| policy.keys.key(&policy.pseudonym_group(sharing, partner)))
             .clone()
     };
-    // Edits per (path, literal): plain strings by path, pattern literals by (path, literal).
+    // Edits per place: values by path, pattern literals by (path, literal), keys by
+    // (entry path, key).
     let mut plain: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
     let mut literals: BTreeMap<(String, String, String), Vec<Edit>> = BTreeMap::new();
+    let mut keys: BTreeMap<(String, String), Vec<Edit>> = BTreeMap::new();
     for ObjectFinding {
         path,
         literal,
+        key: in_key,
         finding,
     } in findings
     {
+        let place = match (&literal, &in_key) {
+            (Some(l), _) => Place::Pattern(&l.object_path),
+            (None, Some(_)) => Place::Key(&path),
+            (None, None) => Place::Property(&path),
+        };
+        if let Some(rule) = policy.infrastructure_exempt(&object_type, place, finding.category) {
+            let at = match &literal {
+                Some(l) => format!("{path} literal {}", l.object_path),
+                None => path.clone(),
+            };
+            let note = format!("allowed {} at {at} (rule {rule})", finding.category);
+            if !applied.allowed.contains(&note) {
+                applied.allowed.push(note);
+            }
+            continue;
+        }
         let (action, rule) = policy.action(partner, finding.category);
         if action == Action::Allow {
             continue;
@@ -463,18 +649,27 @@ pub fn apply(
             normalized,
             rule,
         };
-        match literal {
-            None => plain.entry(path).or_default().push(edit),
-            Some(l) => literals
+        match (literal, in_key) {
+            (Some(l), _) => literals
                 .entry((path, l.object_path, l.value))
                 .or_default()
                 .push(edit),
+            (None, Some(k)) => keys.entry((path, k)).or_default().push(edit),
+            (None, None) => plain.entry(path).or_default().push(edit),
         }
     }
-    let replacement = |e: &Edit, changes: &mut Vec<String>, at: &str| -> String {
+    let replacement = |e: &Edit, after: &str, changes: &mut Vec<String>, at: &str| -> String {
         let (text, what) = match e.action {
             Action::Pseudonymise => match key() {
-                Some(k) => (pseudonym(&k, e.category, &e.normalized), "pseudonymised"),
+                Some(k) => {
+                    let p = pseudonym(&k, e.category, &e.normalized);
+                    let p = if e.category == Category::IpAddress {
+                        pseudonym_network(&p, after)
+                    } else {
+                        p
+                    };
+                    (p, "pseudonymised")
+                }
                 None => (placeholder(e.category), "redacted (no pseudonym key)"),
             },
             _ => (placeholder(e.category), "redacted"),
@@ -483,11 +678,22 @@ pub fn apply(
         text
     };
     for (path, edits) in plain {
-        let Some(Value::String(s)) = lookup(object, &path) else {
-            continue;
-        };
-        let new = rewrite(s, edits, |e| replacement(e, &mut applied.changes, &path));
-        *s = new;
+        match lookup(object, &path) {
+            Some(Value::String(s)) => {
+                let new = rewrite(s, edits, |e, after| {
+                    replacement(e, after, &mut applied.changes, &path)
+                });
+                *s = new;
+            }
+            Some(v @ Value::Number(_)) => {
+                let text = v.to_string();
+                let new = rewrite(&text, edits, |e, after| {
+                    replacement(e, after, &mut applied.changes, &path)
+                });
+                *v = Value::String(new);
+            }
+            _ => {}
+        }
     }
     // Pattern literals: through the AST, never by string replacement.
     let mut by_pattern: BTreeMap<String, Vec<(String, String, Vec<Edit>)>> = BTreeMap::new();
@@ -506,7 +712,9 @@ pub fn apply(
         let mut new_values: BTreeMap<(String, String), String> = BTreeMap::new();
         for (object_path, value, edits) in lits {
             let at = format!("{path} literal {object_path}");
-            let new = rewrite(&value, edits, |e| replacement(e, &mut applied.changes, &at));
+            let new = rewrite(&value, edits, |e, after| {
+                replacement(e, after, &mut applied.changes, &at)
+            });
             new_values.insert((object_path, value), new);
         }
         for_each_literal(&mut ast.expr, &mut |object_path, lit| {
@@ -517,6 +725,35 @@ pub fn apply(
             }
         });
         *p = ast.to_string();
+    }
+    // Keys last (the paths above may run through them), the deepest first (a parent's
+    // rename would move its children's paths).
+    let mut keys: Vec<_> = keys.into_iter().collect();
+    keys.sort_by_key(|((path, _), _)| std::cmp::Reverse(path.len()));
+    for ((path, old), edits) in keys {
+        let mut entry = String::new();
+        crate::pii::push_key(&mut entry, &old);
+        let parent = path
+            .strip_suffix(entry.as_str())
+            .map(|p| p.strip_suffix('.').unwrap_or(p))
+            .unwrap_or_default();
+        let at = format!("{path} (key)");
+        let new = rewrite(&old, edits, |e, after| {
+            replacement(e, after, &mut applied.changes, &at)
+        });
+        let Some(Value::Object(map)) = lookup(object, parent) else {
+            continue;
+        };
+        let Some(value) = map.remove(&old) else {
+            continue;
+        };
+        let mut name = new.clone();
+        let mut n = 1;
+        while map.contains_key(&name) {
+            n += 1;
+            name = format!("{new} #{n}");
+        }
+        map.insert(name, value);
     }
     if !applied.changes.is_empty()
         && deterministic_id(object) != derived_before
@@ -542,7 +779,8 @@ fn normalize_email(v: &str) -> String {
 
 /// Applies edits to `s`: the strictest first, then the widest; overlapping later ones are
 /// skipped (a structural finding over the whole value and a text finding inside it).
-fn rewrite(s: &str, mut edits: Vec<Edit>, mut with: impl FnMut(&Edit) -> String) -> String {
+/// `with` gets the edit and the text after it (a `/24` after an address).
+fn rewrite(s: &str, mut edits: Vec<Edit>, mut with: impl FnMut(&Edit, &str) -> String) -> String {
     edits.sort_by(|a, b| {
         (b.action, b.end - b.start, a.start).cmp(&(a.action, a.end - a.start, b.start))
     });
@@ -560,7 +798,7 @@ fn rewrite(s: &str, mut edits: Vec<Edit>, mut with: impl FnMut(&Edit) -> String)
     let mut at = 0;
     for e in &chosen {
         out.push_str(&s[at..e.start]);
-        out.push_str(&with(e));
+        out.push_str(&with(e, &s[e.end..]));
         at = e.end;
     }
     out.push_str(&s[at..]);
@@ -824,6 +1062,42 @@ mod tests {
         assert_eq!(base32(b"foob"), "mzxw6yq");
         assert_eq!(base32(b"fooba"), "mzxw6ytb");
         assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+    }
+
+    #[test]
+    fn pseudonyms_are_of_the_value_type_and_keyed() {
+        let key = b"group key";
+        // 10,000 IPv4 addresses: all in 240.0.0.0/4, never the limited broadcast, and
+        // (2^28 addresses) no collision.
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000u32 {
+            let v = std::net::Ipv4Addr::from(0x5102_0000 + i).to_string();
+            let p: std::net::Ipv4Addr = pseudonym(key, Category::IpAddress, &v).parse().unwrap();
+            assert_eq!(p.octets()[0] & 0xF0, 240);
+            assert_ne!(p, std::net::Ipv4Addr::BROADCAST);
+            assert!(seen.insert(p), "collision at {v}");
+        }
+        let p: std::net::Ipv6Addr = pseudonym(key, Category::IpAddress, "2a03:2880::1")
+            .parse()
+            .unwrap();
+        assert_eq!(p.segments()[..2], [0x2001, 0x0db8]);
+        let mail = pseudonym(key, Category::Email, "eve@corp.cn");
+        assert_eq!(
+            mail,
+            pseudonym(key, Category::EmailAddressObject, "eve@corp.cn")
+        );
+        assert!(mail.starts_with("pseudo-") && mail.ends_with("@pseudonym.invalid"));
+        assert_ne!(
+            mail,
+            pseudonym(b"other key", Category::Email, "eve@corp.cn")
+        );
+        // Not an address (an `email-addr` display name): the tagged form.
+        assert!(pseudonym(key, Category::EmailAddressObject, "Eve").starts_with("pseudo-email-"));
+        // Networks keep their prefix, with the host bits cleared.
+        assert_eq!(pseudonym_network("241.2.3.4", "/24']"), "241.2.3.0");
+        assert_eq!(pseudonym_network("241.2.3.4", "/2"), "241.2.3.4");
+        assert_eq!(pseudonym_network("241.2.3.4", " x"), "241.2.3.4");
+        assert_eq!(pseudonym_network("2001:db8:1:2::5", "/48"), "2001:db8:1::");
     }
 
     #[test]

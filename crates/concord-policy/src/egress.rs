@@ -487,11 +487,13 @@ fn decide_object(
         }
     };
     trace.note("personal-data", || {
+        let mut lines = pii.allowed.clone();
         if pii.changes.is_empty() {
-            crate::actions::describe_unchanged(policy, partner)
+            lines.push(crate::actions::describe_unchanged(policy, partner));
         } else {
-            pii.changes.join("; ")
+            lines.extend(pii.changes.iter().cloned());
         }
+        lines.join("; ")
     });
     if changes.is_empty() && pii.changes.is_empty() {
         trace.note("validation", || "sent as stored, byte for byte".to_owned());
@@ -904,10 +906,12 @@ mod tests {
         assert!(e.steps[0].detail.contains("never leaves the node"));
     }
 
-    /// A pseudonym where a pattern needs an address: the copy would not parse, so the
-    /// indicator is withheld rather than sent invalid.
+    /// An IP range in an indicator pattern is attackers' infrastructure: under the default
+    /// policy it goes as written across a border (and `explain` names the rule); under
+    /// `infrastructure_indicators = "protect"` its pseudonym is a network of the same prefix
+    /// in 240.0.0.0/4, so the copy still parses and validates.
     #[test]
-    fn a_rewritten_pattern_that_no_longer_parses_is_withheld() {
+    fn infrastructure_cidr_in_a_pattern_goes_or_stays_a_valid_block() {
         let policy = cn_policy();
         let sharing = CollectionSharing::default();
         let bsi = partner("bsi", &[]);
@@ -924,21 +928,62 @@ mod tests {
             "pattern": "[ipv4-addr:value ISSUBSET '81.2.69.0/24']", "pattern_type": "stix",
             "valid_from": "2016-01-01T00:00:00Z", "object_marking_refs": [GREEN],
         });
-        let d = super::egress(&indicator.to_string(), &cx);
-        let Decision::Withheld { reason } = &d else {
-            panic!("{d:?}")
+        let e = super::explain(&indicator.to_string(), &cx);
+        assert_eq!(e.decision, Decision::Unchanged);
+        assert!(
+            e.steps.iter().any(|s| s.rule == "personal-data"
+                && s.detail.contains("infrastructure_indicators = allow")),
+            "{:?}",
+            e.steps
+        );
+        let mut strict = policy.config.clone();
+        strict.infrastructure_indicators = crate::actions::InfrastructureIndicators::Protect;
+        let strict = Policy::new(strict, policy.keys.clone()).unwrap();
+        let cx = EgressContext {
+            policy: &strict,
+            ..cx
+        };
+        let Decision::Rewritten { body, .. } = super::egress(&indicator.to_string(), &cx) else {
+            panic!("rewritten expected")
+        };
+        let copy: Value = serde_json::from_str(&body).unwrap();
+        let pattern = copy["pattern"].as_str().unwrap();
+        let block = pattern
+            .split('\'')
+            .nth(1)
+            .and_then(|b| b.strip_suffix("/24"))
+            .unwrap_or_else(|| panic!("{pattern}"));
+        let net: std::net::Ipv4Addr = block.parse().unwrap();
+        assert_eq!(net.octets()[0] & 0xF0, 240, "{pattern}");
+        assert_eq!(net.octets()[3], 0, "host bits zero: {pattern}");
+        // A placeholder where the pattern needs a block: the copy would not parse, so the
+        // indicator is withheld rather than sent invalid (fail closed).
+        let mut redact = strict.config.clone();
+        redact.cross_border = crate::actions::ActionTable::all(crate::actions::Action::Redact);
+        let redact = Policy::new(redact, policy.keys.clone()).unwrap();
+        let Decision::Withheld { reason } = super::egress(
+            &indicator.to_string(),
+            &EgressContext {
+                policy: &redact,
+                ..cx
+            },
+        ) else {
+            panic!("withheld expected")
         };
         assert!(
-            reason.contains("ISSUBSET") && reason.contains("pseudonymised"),
+            reason.contains("ISSUBSET") && reason.contains("redacted"),
             "{reason}"
         );
-        // Equality with an address stays valid with a pseudonym string: sent rewritten.
+        // Equality with an address: the pseudonym is an address too.
         let mut eq = indicator.clone();
         eq["pattern"] = "[ipv4-addr:value = '81.2.69.160']".into();
-        assert!(matches!(
-            super::egress(&eq.to_string(), &cx),
-            Decision::Rewritten { .. }
-        ));
+        let Decision::Rewritten { body, .. } = super::egress(&eq.to_string(), &cx) else {
+            panic!("rewritten expected")
+        };
+        let copy: Value = serde_json::from_str(&body).unwrap();
+        let pattern = copy["pattern"].as_str().unwrap();
+        let addr: std::net::Ipv4Addr = pattern.split('\'').nth(1).unwrap().parse().unwrap();
+        assert_eq!(addr.octets()[0] & 0xF0, 240, "{pattern}");
     }
 
     #[test]

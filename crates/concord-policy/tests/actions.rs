@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use concord_policy::actions::{
-    Action, ActionTable, Policy, PolicyConfig, PseudonymKeys, deterministic_id, pseudonym,
+    Action, ActionTable, InfrastructureIndicators, Policy, PolicyConfig, PseudonymKeys,
+    deterministic_id, pseudonym,
 };
 use concord_policy::egress::{
     CollectionSharing, Decision, EgressContext, Markings, PartnerProfile, egress,
@@ -41,6 +42,17 @@ fn policy(action: Action) -> Policy {
     let config = PolicyConfig {
         jurisdiction: Some("CN".into()),
         cross_border: ActionTable::all(action),
+        ..PolicyConfig::default()
+    };
+    Policy::new(config, keys()).unwrap()
+}
+
+/// [`policy`] with `infrastructure_indicators = "protect"`: IP addresses of indicators too.
+fn strict(action: Action) -> Policy {
+    let config = PolicyConfig {
+        jurisdiction: Some("CN".into()),
+        cross_border: ActionTable::all(action),
+        infrastructure_indicators: InfrastructureIndicators::Protect,
         ..PolicyConfig::default()
     };
     Policy::new(config, keys()).unwrap()
@@ -118,14 +130,26 @@ fn each_action_on_each_text_category() {
         // pseudonymise: a keyed pseudonym.
         let (v, _, _) = rewritten(run(&object, &policy(Action::Pseudonymise), &de));
         let content = v["content"].as_str().unwrap();
-        let label = match category {
-            Category::Email => "email".to_owned(),
-            c => c.as_str().replace('_', "-"),
-        };
-        assert!(
-            content.starts_with(&format!("Victim: pseudo-{label}-")) && !content.contains(value),
-            "{category}: {content}"
-        );
+        let pseudo = content
+            .strip_prefix("Victim: ")
+            .and_then(|c| c.strip_suffix(", reported."))
+            .unwrap_or_else(|| panic!("{category}: {content}"));
+        // Of the value's own type where a type exists, a tagged string elsewhere.
+        match category {
+            Category::Email => assert!(
+                pseudo.starts_with("pseudo-") && pseudo.ends_with("@pseudonym.invalid"),
+                "{pseudo}"
+            ),
+            Category::IpAddress => {
+                let a: std::net::Ipv4Addr = pseudo.parse().unwrap();
+                assert_eq!(a.octets()[0] & 0xF0, 240, "{pseudo}");
+            }
+            c => assert!(
+                pseudo.starts_with(&format!("pseudo-{}-", c.as_str().replace('_', "-"))),
+                "{pseudo}"
+            ),
+        }
+        assert!(!content.contains(value), "{category}: {content}");
         // drop: the object does not leave.
         match run(&object, &policy(Action::Drop), &de) {
             Decision::Withheld { reason } => assert!(reason.contains(category.as_str())),
@@ -221,7 +245,10 @@ fn pseudonyms_correlate_within_a_group_and_not_across_groups() {
             pseudonym(&key, Category::Email, "zhang.wei@example.cn")
         )
     );
-    let tail = bsi.rsplit('-').next().unwrap();
+    let tail = bsi
+        .strip_prefix("Mail pseudo-")
+        .and_then(|t| t.strip_suffix("@pseudonym.invalid"))
+        .unwrap();
     assert_eq!(tail.len(), 26, "16 bytes in base32");
 }
 
@@ -276,7 +303,10 @@ fn rewritten_scos_get_their_ids_recomputed() {
         &partner("bsi", "DE", &["eu"]),
     ));
     let value = v["value"].as_str().unwrap();
-    assert!(value.starts_with("pseudo-email-"), "{value}");
+    assert!(
+        value.starts_with("pseudo-") && value.ends_with("@pseudonym.invalid"),
+        "an e-mail pseudonym is an address: {value}"
+    );
     assert!(
         v["display_name"]
             .as_str()
@@ -311,9 +341,11 @@ fn rewritten_scos_get_their_ids_recomputed() {
         "x_seen_with_ref": "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4"});
     let (v, _, _) = rewritten(run(
         &ip,
-        &policy(Action::Pseudonymise),
+        &strict(Action::Pseudonymise),
         &partner("bsi", "DE", &[]),
     ));
+    let a: std::net::Ipv4Addr = v["value"].as_str().unwrap().parse().unwrap();
+    assert_eq!(a.octets()[0] & 0xF0, 240);
     assert_eq!(v["x_seen_with_ref"], v["id"]);
     assert_ne!(v["id"], ip["id"]);
 }
@@ -352,9 +384,22 @@ fn pattern_literals_are_rewritten_through_the_ast() {
         "pattern": "[email-addr:value = 'john@example.com' AND email-addr:display_name = 'it\\'s John'] OR [ipv4-addr:value IN ('203.0.113.77', '10.0.0.1')] WITHIN 60 SECONDS",
         "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z",
         "object_marking_refs": [CLEAR]});
-    let (v, changes, _) = rewritten(run(
+    // By default the addresses compared with `ipv4-addr:value` are infrastructure and stay.
+    let (v, _, _) = rewritten(run(
         &indicator,
         &policy(Action::Redact),
+        &partner("bsi", "DE", &[]),
+    ));
+    let pattern = v["pattern"].as_str().unwrap();
+    assert!(!pattern.contains("john@example.com"), "{pattern}");
+    assert!(
+        pattern.contains("('203.0.113.77', '10.0.0.1')"),
+        "{pattern}"
+    );
+    // Under the stricter rule every literal goes.
+    let (v, changes, _) = rewritten(run(
+        &indicator,
+        &strict(Action::Redact),
         &partner("bsi", "DE", &[]),
     ));
     let pattern = v["pattern"].as_str().unwrap();
@@ -513,11 +558,11 @@ fn generate(rng: &mut Rng, n: usize, seeded: &mut Vec<String>) -> Value {
     }
 }
 
-/// Property: under a `redact` policy no detector-positive value remains anywhere in the
-/// egress output, and the output validates.
+/// Property: under a `redact` policy that protects infrastructure indicators too, no
+/// detector-positive value remains anywhere in the egress output, and the output validates.
 #[test]
 fn property_redact_leaves_no_personal_data() {
-    let policy = policy(Action::Redact);
+    let policy = strict(Action::Redact);
     let detectors = policy.detectors().clone();
     let de = partner("bsi", "DE", &["eu"]);
     let mut changed = 0;
@@ -618,4 +663,192 @@ fn ids_change_only_with_their_contributing_properties() {
     assert_eq!(v["display_name"], "[REDACTED:email]");
     assert!(renamed.is_empty());
     assert_eq!(v["id"], email["id"]);
+}
+
+/// A custom property with a map from address to role: the key is personal data, renamed by
+/// the action; its value stays. Two keys redacted to one placeholder both survive.
+#[test]
+fn dictionary_keys_are_renamed() {
+    let mut object = note("keys");
+    object["x_map"] = json!({"grace@corp.cn": "victim", "eve[@]corp.cn": "analyst",
+        "tool": "mimikatz"});
+    let de = partner("bsi", "DE", &["eu"]);
+    let (v, changes, _) = rewritten(run(&object, &policy(Action::Pseudonymise), &de));
+    let key = keys().key("eu").unwrap();
+    let grace = pseudonym(&key, Category::Email, "grace@corp.cn");
+    let eve = pseudonym(&key, Category::Email, "eve@corp.cn");
+    assert_eq!(
+        v["x_map"],
+        json!({grace: "victim", eve: "analyst", "tool": "mimikatz"}),
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|c| c.contains("(key)")), "{changes:?}");
+    let (v, _, _) = rewritten(run(&object, &policy(Action::Redact), &de));
+    let map = v["x_map"].as_object().unwrap();
+    let mut roles = vec![&map["[REDACTED:email]"], &map["[REDACTED:email] #2"]];
+    roles.sort_by_key(|r| r.as_str());
+    assert_eq!(roles, [&json!("analyst"), &json!("victim")]);
+    assert_eq!(map.len(), 3, "{map:?}");
+    // A value under a personal key is rewritten too (values first, then the key).
+    let mut nested = note("nested");
+    nested["x_map"] = json!({"grace@corp.cn": {"phone": "+86 138 1234 5678"}});
+    let (v, _, _) = rewritten(run(&nested, &policy(Action::Redact), &de));
+    assert_eq!(
+        v["x_map"],
+        json!({"[REDACTED:email]": {"phone": "[REDACTED:phone]"}})
+    );
+}
+
+/// A phone, card or identity number stored as a JSON number.
+#[test]
+fn json_numbers_are_scanned() {
+    let mut object = note("numbers");
+    object["x_phone"] = json!(8613800138001u64);
+    object["x_card"] = json!(4111111111111111u64);
+    object["x_count"] = json!(1733500138001u64);
+    let de = partner("bsi", "DE", &["eu"]);
+    let (v, _, _) = rewritten(run(&object, &policy(Action::Redact), &de));
+    assert_eq!(v["x_phone"], "[REDACTED:phone]");
+    assert_eq!(v["x_card"], "[REDACTED:payment_card]");
+    assert_eq!(
+        v["x_count"], 1733500138001u64,
+        "a timestamp in ms is no phone"
+    );
+    // The pseudonym of the number is the pseudonym of the same phone written in text.
+    let (v, _, _) = rewritten(run(&object, &policy(Action::Pseudonymise), &de));
+    let (t, _, _) = rewritten(run(
+        &note("+86 138 0013 8001"),
+        &policy(Action::Pseudonymise),
+        &de,
+    ));
+    assert_eq!(v["x_phone"], t["content"]);
+}
+
+/// Defanged and full-width spellings: the whole original span is replaced, and it gets the
+/// pseudonym of the plain spelling.
+#[test]
+fn defanged_and_full_width_forms_are_replaced_whole() {
+    let de = partner("bsi", "DE", &["eu"]);
+    let object = note("C2 45[.]33[.]32[.]158, mail ｅｖｅ＠corp.cn or bob [at] corp [dot] cn.");
+    let (v, _, _) = rewritten(run(&object, &policy(Action::Redact), &de));
+    assert_eq!(
+        v["content"],
+        "C2 [REDACTED:ip_address], mail [REDACTED:email] or [REDACTED:email]."
+    );
+    let (v, _, _) = rewritten(run(&object, &policy(Action::Pseudonymise), &de));
+    let key = keys().key("eu").unwrap();
+    assert_eq!(
+        v["content"],
+        format!(
+            "C2 {}, mail {} or {}.",
+            pseudonym(&key, Category::IpAddress, "45.33.32.158"),
+            pseudonym(&key, Category::Email, "eve@corp.cn"),
+            pseudonym(&key, Category::Email, "bob@corp.cn"),
+        )
+    );
+}
+
+/// Pseudonyms keep the type: every SCO and pattern stays valid, for this node's validator
+/// and the pattern parser, and the same value gets the same pseudonym in both places.
+#[test]
+fn typed_pseudonyms_keep_scos_and_patterns_valid() {
+    let de = partner("bsi", "DE", &["eu"]);
+    let p = strict(Action::Pseudonymise);
+    let v6 = json!({"type": "ipv6-addr", "spec_version": "2.1",
+        "id": "ipv6-addr--5daf7456-8863-5481-9d42-237d477697f4", "value": "2a03:2880:f12f:83::25de"});
+    let (v, _, renamed) = rewritten(run(&v6, &p, &de));
+    let a: std::net::Ipv6Addr = v["value"].as_str().unwrap().parse().unwrap();
+    assert_eq!(a.segments()[..2], [0x2001, 0x0db8], "{a}");
+    assert_eq!(renamed.len(), 1);
+    let indicator = json!({"type": "indicator", "spec_version": "2.1",
+        "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+        "pattern": "[email-addr:value = 'john@example.com'] OR [ipv4-addr:value = '81.2.69.160'] OR [ipv6-addr:value ISSUBSET '2a03:2880::/32']",
+        "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z",
+        "object_marking_refs": [CLEAR]});
+    let (v, _, _) = rewritten(run(&indicator, &p, &de));
+    let pattern = v["pattern"].as_str().unwrap();
+    concord_pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e:?}"));
+    let key = keys().key("eu").unwrap();
+    let mail = pseudonym(&key, Category::Email, "john@example.com");
+    let ip = pseudonym(&key, Category::IpAddress, "81.2.69.160");
+    assert!(
+        pattern.contains(&format!("email-addr:value = '{mail}'")),
+        "{pattern}"
+    );
+    assert!(
+        pattern.contains(&format!("ipv4-addr:value = '{ip}'")),
+        "{pattern}"
+    );
+    // The /32 network of the pseudonym of 2a03:2880:: is 2001:db8::/32 itself.
+    assert!(pattern.contains("ISSUBSET '2001:db8::/32'"), "{pattern}");
+    // The same address as an SCO value: the same pseudonym.
+    let sco = json!({"type": "email-addr", "spec_version": "2.1",
+        "id": "email-addr--7165e2a9-671f-585d-b1e1-ca59c671d934", "value": "john@example.com"});
+    let (v, _, _) = rewritten(run(&sco, &p, &de));
+    assert_eq!(v["value"], mail.as_str());
+}
+
+/// The default policy (issue 15 item 7): infrastructure indicators go to a partner across a
+/// border as written, people do not.
+#[test]
+fn default_policy_keeps_infrastructure_and_protects_people() {
+    let p = Policy::node_default(Some("CN"), keys());
+    let de = partner("bsi", "DE", &["eu"]);
+    let indicator = json!({"type": "indicator", "spec_version": "2.1",
+        "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+        "pattern": "[ipv4-addr:value ISSUBSET '81.2.69.0/24'] OR [network-traffic:dst_ref.value = '81.2.69.160']",
+        "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z",
+        "object_marking_refs": [CLEAR]});
+    assert_eq!(run(&indicator, &p, &de), Decision::Unchanged);
+    for sco in [
+        json!({"type": "ipv4-addr", "spec_version": "2.1",
+            "id": "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4", "value": "198.51.100.3"}),
+        json!({"type": "url", "spec_version": "2.1",
+            "id": "url--c1477287-23ac-5971-a010-5c287877fa60", "value": "http://81.2.69.160/gate.php"}),
+    ] {
+        assert_eq!(run(&sco, &p, &de), Decision::Unchanged, "{sco}");
+    }
+    // An IP address in prose, a victim's e-mail address in a URL, an e-mail literal in a
+    // pattern, a person: protected.
+    let (v, _, _) = rewritten(run(&note("home router 81.2.69.160"), &p, &de));
+    assert!(!v["content"].as_str().unwrap().contains("81.2.69.160"));
+    let url = json!({"type": "url", "spec_version": "2.1",
+        "id": "url--c1477287-23ac-5971-a010-5c287877fa60",
+        "value": "https://x.example/reset?user=grace@corp.cn"});
+    let (v, _, _) = rewritten(run(&url, &p, &de));
+    assert!(!v["value"].as_str().unwrap().contains("grace@corp.cn"));
+    let mut mail = indicator.clone();
+    mail["pattern"] = json!("[email-addr:value = 'grace@corp.cn']");
+    rewritten(run(&mail, &p, &de));
+    let person = json!({"type": "identity", "spec_version": "2.1",
+        "id": "identity--311b2d2d-f010-4473-83ec-1edf84858f4c",
+        "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+        "name": "Zhang Wei", "identity_class": "individual",
+        "contact_information": "+86 138 1234 5678", "object_marking_refs": [CLEAR]});
+    let (v, _, _) = rewritten(run(&person, &p, &de));
+    assert!(
+        v["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("pseudo-person-name-")
+    );
+    assert!(
+        v["contact_information"]
+            .as_str()
+            .unwrap()
+            .starts_with("pseudo-phone-")
+    );
+    // The stricter rule is one setting away.
+    let strict = Policy::new(
+        PolicyConfig {
+            jurisdiction: Some("CN".into()),
+            infrastructure_indicators: InfrastructureIndicators::Protect,
+            ..PolicyConfig::default()
+        },
+        keys(),
+    )
+    .unwrap();
+    rewritten(run(&indicator, &strict, &de));
 }

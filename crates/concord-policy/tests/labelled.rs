@@ -7,7 +7,12 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Line {
-    text: String,
+    /// A line of prose, scanned with `scan_text`; or
+    #[serde(default)]
+    text: Option<String>,
+    /// a JSON object, scanned with `scan_object` (keys and numbers included).
+    #[serde(default)]
+    object: Option<serde_json::Value>,
     lang: String,
     spans: Vec<Span>,
 }
@@ -66,8 +71,20 @@ fn evaluate(file: &str) -> (BTreeMap<Category, Counts>, Vec<String>, usize) {
             .map(|s| (s.category, s.value.clone()))
             .collect();
         let lang = by_lang.entry(line.lang.clone()).or_default();
-        for f in d.scan_text(&line.text) {
-            assert_eq!(&line.text[f.start..f.end], f.value);
+        let found: Vec<concord_policy::pii::Finding> = match (&line.text, &line.object) {
+            (Some(text), _) => d
+                .scan_text(text)
+                .into_iter()
+                .inspect(|f| assert_eq!(&text[f.start..f.end], f.value))
+                .collect(),
+            (None, Some(object)) => d
+                .scan_object(object)
+                .into_iter()
+                .map(|f| f.finding)
+                .collect(),
+            (None, None) => panic!("line {}: neither text nor object", n + 1),
+        };
+        for f in found {
             let c = counts.entry(f.category).or_default();
             if let Some(i) = expected
                 .iter()

@@ -54,12 +54,23 @@ sync_schedule = true
 
 # The egress policy: what partners receive of personal data (README, "The egress policy").
 # Without this section, the built-in privacy-first defaults apply: personal data is
-# pseudonymised for partners across a border and allowed within the node's jurisdiction.
+# pseudonymised for partners across a border and allowed within the node's jurisdiction
+# (`concord init --jurisdiction CC` sets it; without it every partner is across a border).
+# The IP addresses of infrastructure indicators (in indicator patterns, and the SCOs
+# ipv4-addr, ipv6-addr, domain-name, url, network-traffic) go to every partner as written:
+# they are attackers' machines, and detecting attacks is a legitimate purpose (GDPR
+# recital 49). People stay protected: prose, identities, e-mail addresses, user accounts.
 # Every transfer records the version applied, `policy_version@DIGEST` (the digest changes
 # with any rule); `concord policy show` prints the active one.
 #
+# The stricter rule, one line: uncomment it and those IP addresses are personal data like
+# any other (pseudonymised across a border: a pseudonym never matches a log). In a [policy]
+# section of your own, write it as `infrastructure_indicators = "protect"` instead.
+# policy.infrastructure_indicators = "protect"
+#
 # [policy]
 # policy_version = "2026-11-a"
+# infrastructure_indicators = "allow"  # allow (default) | protect
 # important_data_markings = []        # more marking-definition ids that never cross a border
 # [policy.domestic]
 # default = "allow"

@@ -117,6 +117,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// The node's jurisdiction, ISO 3166-1 alpha-2 (e.g. CN, DE), as for `init`: partners
+        /// elsewhere are across a border for the egress policy. Without it, every partner is.
+        #[arg(long, value_name = "CC")]
+        jurisdiction: Option<String>,
     },
     /// Check STIX patterns, or evaluate one against observed-data.
     Pattern {
@@ -323,7 +327,11 @@ fn run(command: Command) -> Outcome {
             )
         }
         Command::Serve { data, listen } => serve(&data, listen).map(|()| true),
-        Command::Quickstart { data, listen } => quickstart(&data, listen),
+        Command::Quickstart {
+            data,
+            listen,
+            jurisdiction,
+        } => quickstart(&data, listen, jurisdiction),
         Command::Collection { command } => collection(command),
         Command::Partner { command } => partner::run(command),
         Command::Audit { command } => audit::run(command),
@@ -435,6 +443,11 @@ fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// What `init` and `quickstart` say on a terminal when no jurisdiction is given.
+const NO_JURISDICTION_NOTE: &str = "note: no --jurisdiction given: every partner counts as \
+across a border, so personal data is pseudonymised for all of them (domestic partners \
+included). Run `concord init --jurisdiction CC` (ISO 3166-1 alpha-2, e.g. DE) to set it.";
+
 /// `concord init`: writes the configuration (if absent), creates the database, sets the
 /// admin token. Re-running it on an initialised directory only replaces the token.
 fn init(
@@ -481,8 +494,18 @@ fn init(
         }
     };
     store.set_setting(ADMIN_TOKEN_SETTING, &token_hash(&token))?;
-    if let Some(j) = &jurisdiction {
-        store.set_setting(concord_server::policy::JURISDICTION_SETTING, j)?;
+    match &jurisdiction {
+        Some(j) => store.set_setting(concord_server::policy::JURISDICTION_SETTING, j)?,
+        // Said only to a person at a terminal: a script that wants no jurisdiction gets no
+        // noise. What it changes is large enough to say before the first transfer.
+        None if interactive()
+            && store
+                .setting(concord_server::policy::JURISDICTION_SETTING)?
+                .is_none() =>
+        {
+            eprintln!("{NO_JURISDICTION_NOTE}");
+        }
+        None => {}
     }
     if json {
         let mut out = serde_json::json!({
@@ -590,19 +613,38 @@ async fn shutdown_signal() {
 /// `assets/LICENSE-MITRE-ATTACK.txt`).
 const ICS_BUNDLE_GZ: &[u8] = include_bytes!("../assets/ics-attack-18.1.json.gz");
 
-fn quickstart(data: &DataDirArg, listen: String) -> Outcome {
+fn quickstart(data: &DataDirArg, listen: String, jurisdiction: Option<String>) -> Outcome {
     let dir = data_dir(data);
     let initialised = match location(data)? {
         Location::Sqlite(path) => path.exists(),
         Location::Postgres(_) => open_store(data)?.setting(ADMIN_TOKEN_SETTING)?.is_some(),
     };
     if !initialised {
-        init(data, std::env::var("CONCORD_ADMIN_TOKEN").ok(), None, false)?;
+        init(
+            data,
+            std::env::var("CONCORD_ADMIN_TOKEN").ok(),
+            jurisdiction,
+            false,
+        )?;
     } else {
         eprintln!(
             "using the existing node in {} (its admin token is unchanged)",
             dir.dir.display()
         );
+        // An existing node gets a jurisdiction it lacks; one it has is never changed
+        // silently (every earlier transfer was decided under it).
+        if let Some(j) = jurisdiction {
+            let j = partner::jurisdiction_code(&j)?;
+            let store = open_store(data)?;
+            match store.setting(concord_server::policy::JURISDICTION_SETTING)? {
+                None => store.set_setting(concord_server::policy::JURISDICTION_SETTING, &j)?,
+                Some(old) if old == j => {}
+                Some(old) => bail!(
+                    "the node in {} already has the jurisdiction {old}, not {j}",
+                    dir.dir.display()
+                ),
+            }
+        }
     }
     let store = open_store(data)?;
     let ok = transfer::import_reader(

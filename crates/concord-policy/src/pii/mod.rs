@@ -5,7 +5,9 @@
 //! data in any string; [`Detectors::scan_object`] walks a STIX object (or a whole bundle) and
 //! reports every finding with the JSON path of the property it sits in, plus what the
 //! structure of the object itself says is personal (the name of an individual, a user
-//! account, an e-mail address object).
+//! account, an e-mail address object). Text is read after NFKC and re-fanging (`view`),
+//! and the walk scans dictionary keys and integers too, so `ｅｖｅ＠corp.cn`,
+//! `45[.]33[.]32[.]158`, `{"grace@corp.cn": …}` and `"x_phone": 8613800138001` are found.
 //!
 //! | category | what | standard / source of truth |
 //! |---|---|---|
@@ -28,6 +30,7 @@ mod national_id;
 mod object;
 mod phone;
 mod text;
+mod view;
 
 use std::collections::BTreeMap;
 
@@ -37,6 +40,7 @@ pub use card::card_scheme;
 pub use iban::{iban_length, iban_valid};
 pub use ip::{Cidr, CidrError};
 pub use national_id::{prc_resident_id_valid, uae_emirates_id_valid};
+pub(crate) use object::push_key;
 pub use object::{ObjectFinding, PatternLiteral};
 
 /// A kind of personal data. The first six are found in text; the last three come from the
@@ -231,7 +235,56 @@ impl Detectors {
     /// overlaps (where two overlap, the one with the stronger evidence wins: e-mail, IBAN,
     /// national id, card, IP address, phone, in that order, then the longer), sorted by
     /// `start`.
+    ///
+    /// The detectors read the text after Unicode compatibility normalisation (NFKC: the
+    /// full-width `ｅｖｅ＠corp.cn`) and re-fanging of the defanged forms of CTI prose
+    /// (`45[.]33[.]32[.]158`, `a[@]b.cn`, `a(at)b.cn`, `hxxp://`); a finding's `start..end`
+    /// and `value` are always the span in `text` as written (the whole defanged or
+    /// full-width form), its `normalized` the canonical form, so that every spelling of one
+    /// address gets one pseudonym.
     pub fn scan_text(&self, text: &str) -> Vec<Finding> {
+        let view = view::View::new(text);
+        if view.is_identity() {
+            return self.scan_plain(text);
+        }
+        let mut found = self.scan_plain(view.text(text));
+        for f in &mut found {
+            let r = view.original(f.start..f.end);
+            f.start = r.start;
+            f.end = r.end;
+            f.value = text[r].to_owned();
+        }
+        found
+    }
+
+    /// Finds personal data in a JSON number (`"x_phone": 8613800138001`): its decimal text
+    /// through [`Detectors::scan_text`] (a card or identity number stored as a number), and
+    /// else, for 11 to 15 digits, as an international phone number written without its `+`.
+    /// Only non-negative integers: a fraction or a negative number is no identifier.
+    pub fn scan_number(&self, number: &serde_json::Number) -> Vec<Finding> {
+        if !number.is_u64() {
+            return Vec::new();
+        }
+        let digits = number.to_string();
+        let found = self.scan_text(&digits);
+        if !found.is_empty() || !self.is_enabled(Category::Phone) {
+            return found;
+        }
+        match phone::international_digits(&digits) {
+            Some(e164) => vec![Finding {
+                category: Category::Phone,
+                start: 0,
+                end: digits.len(),
+                value: digits,
+                normalized: e164,
+                rule: "e164-number",
+            }],
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Detectors::scan_text`] on text as the detectors read it.
+    fn scan_plain(&self, text: &str) -> Vec<Finding> {
         let mut all = Vec::new();
         // A whole STIX identifier or timestamp holds no personal data (the noise mask would
         // drop every candidate in it anyway); they are a third of the strings of a bundle.

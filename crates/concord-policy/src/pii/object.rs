@@ -22,6 +22,10 @@ pub struct ObjectFinding {
     /// literal it was found in. The finding's offsets are then offsets into
     /// [`PatternLiteral::value`], not into the pattern text.
     pub literal: Option<PatternLiteral>,
+    /// For a finding inside a dictionary key (`"x_map": {"grace@corp.cn": …}`): the key as
+    /// written. `path` is then the path of the dictionary entry (`x_map["grace@corp.cn"]`)
+    /// and the finding's offsets are offsets into the key; the action renames the key.
+    pub key: Option<String>,
     /// The finding; for the structural categories it spans the whole property value.
     pub finding: Finding,
 }
@@ -35,7 +39,8 @@ pub struct PatternLiteral {
     pub value: String,
 }
 
-fn push_key(path: &mut String, key: &str) {
+/// Appends `key` to a JSON path as [`ObjectFinding::path`] writes it.
+pub(crate) fn push_key(path: &mut String, key: &str) {
     let plain = !key.is_empty()
         && key
             .bytes()
@@ -98,6 +103,17 @@ pub(crate) fn walk(d: &Detectors, v: &Value, path: &mut String, out: &mut Vec<Ob
                 out.push(ObjectFinding {
                     path: path.clone(),
                     literal: None,
+                    key: None,
+                    finding,
+                });
+            }
+        }
+        Value::Number(n) => {
+            for finding in d.scan_number(n) {
+                out.push(ObjectFinding {
+                    path: path.clone(),
+                    literal: None,
+                    key: None,
                     finding,
                 });
             }
@@ -116,12 +132,23 @@ pub(crate) fn walk(d: &Detectors, v: &Value, path: &mut String, out: &mut Vec<Ob
             for (key, value) in map {
                 let len = path.len();
                 push_key(path, key);
+                // A key can be the data itself (a map from address to role): it is
+                // scanned like a value, and the action renames it.
+                for finding in d.scan_text(key) {
+                    out.push(ObjectFinding {
+                        path: path.clone(),
+                        literal: None,
+                        key: Some(key.clone()),
+                        finding,
+                    });
+                }
                 if let Some(s) = value.as_str() {
                     for &(_, category, rule) in rules.iter().filter(|(k, ..)| k == key) {
                         if d.is_enabled(category) && !s.is_empty() {
                             out.push(ObjectFinding {
                                 path: path.clone(),
                                 literal: None,
+                                key: None,
                                 finding: whole(category, s, rule),
                             });
                         }
@@ -136,7 +163,7 @@ pub(crate) fn walk(d: &Detectors, v: &Value, path: &mut String, out: &mut Vec<Ob
                 path.truncate(len);
             }
         }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        Value::Null | Value::Bool(_) => {}
     }
 }
 
@@ -147,6 +174,7 @@ fn scan_pattern(d: &Detectors, pattern: &str, path: &str, out: &mut Vec<ObjectFi
             out.push(ObjectFinding {
                 path: path.to_string(),
                 literal: None,
+                key: None,
                 finding,
             });
         }
@@ -201,6 +229,7 @@ fn scan_pattern(d: &Detectors, pattern: &str, path: &str, out: &mut Vec<ObjectFi
                 out.push(ObjectFinding {
                     path: path.to_string(),
                     literal: literal(),
+                    key: None,
                     finding: whole(category, s, rule),
                 });
             }
@@ -208,6 +237,7 @@ fn scan_pattern(d: &Detectors, pattern: &str, path: &str, out: &mut Vec<ObjectFi
                 out.push(ObjectFinding {
                     path: path.to_string(),
                     literal: literal(),
+                    key: None,
                     finding,
                 });
             }

@@ -56,6 +56,19 @@ pub(crate) fn find(text: &str, regions: &[country::Id], mask: &NoiseMask, out: &
     }
 }
 
+/// A JSON number read as a phone number in international form without its `+`
+/// (`8613800138001`, how databases often store E.164): 11 to 15 digits that libphonenumber
+/// finds valid as `+DIGITS`. Returns the E.164 form.
+pub(crate) fn international_digits(digits: &str) -> Option<String> {
+    if !(11..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number = phonenumber::parse(None, format!("+{digits}")).ok()?;
+    number
+        .is_valid()
+        .then(|| number.format().mode(Mode::E164).to_string())
+}
+
 /// Validates one window; returns the E.164 form and the rule that accepted it.
 fn validate(window: &str, regions: &[country::Id]) -> Option<(String, &'static str)> {
     // Parentheses must balance: `1234)` is the tail of something else.

@@ -344,6 +344,68 @@ for i, (cc, bban) in enumerate([("GB", "NWBK60161331926819"), ("DE", "50010517" 
             "ar": f"الآيبان {shown} للمستفيد."}[lang]
     add(lang, text, ("iban", shown))
 
+# ---------------------------------------------------------------- issue 15 item 5: defanged
+# forms, Unicode compatibility forms (NFKC), dictionary keys and JSON numbers. Positives and
+# hard negatives that only a careless re-fanging or normalisation would report.
+add("en", "Phishing kit mails its results to grace.liu[@]corp-mail.cn every night.",
+    ("email", "grace.liu[@]corp-mail.cn"))
+add("en", "Contact: wang(at)example.cn for the sample.", ("email", "wang(at)example.cn"))
+add("en", "Reply-to header held bob [at] example [dot] org in both waves.",
+    ("email", "bob [at] example [dot] org"))
+add("en", "Operator mailbox zhao[.]lei[@]mail[.]example[.]cn (from the leak).",
+    ("email", "zhao[.]lei[@]mail[.]example[.]cn"))
+add("en", "Fullwidth evasion in the lure: ｍａｌｌｏｒｙ＠ｅｘａｍｐｌｅ．ｃｏｍ.",
+    ("email", "ｍａｌｌｏｒｙ＠ｅｘａｍｐｌｅ．ｃｏｍ"))
+add("zh", "受害人邮箱：ｅｖｅ＠corp.cn，已通知。", ("email", "ｅｖｅ＠corp.cn"))
+add("zh", "钓鱼邮件发件人 li.na(at)qq.com 冒充人事部门。", ("email", "li.na(at)qq.com"))
+add("ar", "البريد المستخدم في الاحتيال ali[at]mail.example.sa حسب البلاغ.",
+    ("email", "ali[at]mail.example.sa"))
+add("en", "C2 at 45[.]33[.]32[.]158 over 443/tcp.", ("ip_address", "45[.]33[.]32[.]158"))
+add("en", "Beacon to hxxp://81[.]2[.]69[.]160/gate.php every 60 s.",
+    ("ip_address", "81[.]2[.]69[.]160"))
+add("en", "Home router of the victim, 91(.)198(.)174(.)192, was reused.",
+    ("ip_address", "91(.)198(.)174(.)192"))
+add("en", "Exfiltration to 185[.]220[.]101[.]4:8080 observed.", ("ip_address", "185[.]220[.]101[.]4"))
+add("zh", "攻击源ＩＰ：１２３．１２．４５．６７，已封禁。", ("ip_address", "１２３．１２．４５．６７"))
+add("ar", "عنوان الضحية 77{.}42{.}9{.}130 في السجل.", ("ip_address", "77{.}42{.}9{.}130"))
+add("zh", "联系人手机：＋８６ １３８ ００１３ ８００１。", ("phone", "＋８６ １３８ ００１３ ８００１"))
+# hard negatives
+add("en", "The regex a(.)b matches any character; see array[.]length in the loader.")
+add("en", "Sprite sheet icon[@]2x.png and logo(at)3x.jpg were bundled.")
+add("en", "Technique T1059[.]001 (PowerShell) and T1566[.]002 were used.")
+add("en", "Agent version 10[.]2[.]3[.]4 is affected.")
+add("en", "Mail to admin(at)localhost bounced; meet (at) noon.")
+add("en", "Ｔｈｅ ｒｅｐｏｒｔ ｏｆ ２０２４－０１－１５ ｃｏｖｅｒｓ ＣＶＥ－２０２１－４４２２８.")
+add("zh", "版本 ４．１９．０．１ 已发布，修复 ＣＶＥ－２０２４－３０９４。")
+add("en", "Payload fetched from hxxps://evil[.]example/path and hxxp://cdn(.)example(.)net/a.js.")
+add("en", "Ratios 1(.)5 and 2[.]0; build 7[.]1[.]2 of the dropper.")
+add("zh", "价格 ￥１３８００，订单号 ＃２０２４－０００１２３。")
+add("en", "Ｔｉｃｋｅｔ ＃１２３４５６ closed at １０：３０．")
+
+# JSON objects: keys and numbers are scanned too (scan_object); the value is the key or the
+# number as written.
+def obj(o, *spans):
+    lines.append({"object": o, "lang": "json",
+                  "spans": [{"category": c, "value": v} for c, v in spans]})
+
+obj({"type": "x-case", "x_map": {"grace@corp.cn": "victim"}}, ("email", "grace@corp.cn"))
+obj({"type": "x-case", "x_victims": {"eve[@]corp.cn": 1, "ｍａｌｌｏｒｙ＠corp.cn": 2}},
+    ("email", "eve[@]corp.cn"), ("email", "ｍａｌｌｏｒｙ＠corp.cn"))
+obj({"type": "x-case", "x_contacts": {"+86 138 0013 8001": "hotline"}}, ("phone", "+86 138 0013 8001"))
+obj({"type": "x-case", "x_seen": {"81.2.69.160": 3}}, ("ip_address", "81.2.69.160"))
+obj({"type": "x-case", "x_phone": 8613800138001}, ("phone", "8613800138001"))
+obj({"type": "x-case", "x_phone": 447911123456}, ("phone", "447911123456"))
+obj({"type": "x-case", "x_mobile": 13800138001}, ("phone", "13800138001"))
+obj({"type": "x-case", "x_card": 4111111111111111}, ("payment_card", "4111111111111111"))
+obj({"type": "x-case", "x_id": int(ids[1])}, ("national_id", ids[1]))
+# hard negatives
+obj({"type": "x-case", "x_stats": {"count": 13800, "size": 8613800, "modified_ms": 1733500138001,
+                                   "port": 8080, "epoch": 1733500138, "ratio": 0.5}})
+obj({"type": "x-case", "x_map": {"T1059.001": "x", "2024-01-15": 5, "CVE-2021-44228": True,
+                                 "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f": "ref"}})
+obj({"type": "autonomous-system", "number": 4134, "x_asn": 13335, "x_when": 20240115103000})
+obj({"type": "x-case", "x_hashes": {"d41d8cd98f00b204e9800998ecf8427e": 12345678901234}})
+
 if __name__ == "__main__":
     for l in lines:
         print(json.dumps(l, ensure_ascii=False))

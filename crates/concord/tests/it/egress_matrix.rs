@@ -55,7 +55,7 @@ const MARKINGS: [Marking; 7] = [
 /// (category, raw value written into the note, what a redacted copy holds instead).
 const PAYLOADS: [(&str, &str, &str); 7] = [
     ("none", "nothing personal", "nothing personal"),
-    ("email", "victim.one@example.org", "pseudo-email-"),
+    ("email", "victim.one@example.org", "pseudo-"),
     ("phone", "+86 138 1234 5678", "[REDACTED:phone]"),
     ("payment_card", "4111 1111 1111 1111", ""),
     ("iban", "DE89 3704 0044 0532 0130 00", "[REDACTED:iban]"),
@@ -557,5 +557,154 @@ fn a_bad_policy_section_is_refused_with_its_key() {
             assert_eq!(code, 2, "{section}: {args:?}");
             assert!(err.contains(needle), "{section}: {args:?}: {err}");
         }
+    }
+}
+
+/// Issue 15 items 3 and 7 through the CLI: under the default policy an indicator's IP
+/// addresses and an `ipv4-addr` go to a partner across a border as written (and `policy
+/// explain` names the rule), people's data does not; one uncommented line of the
+/// concord.toml that `init` writes protects the indicators too, and then every pseudonym is
+/// of its value's type: the export for the partner passes this node's validator and
+/// stix2-validator.
+#[test]
+fn infrastructure_by_default_and_typed_pseudonyms_one_line_away() {
+    let node = Node::init_with(&["--jurisdiction", "CN"]);
+    let indicator = "indicator--0f4a1c0e-2b8e-4f0e-9d6a-7c3b5e1f2a40";
+    let bundle = json!({"type": "bundle", "id": "bundle--1f4a1c0e-2b8e-4f0e-9d6a-7c3b5e1f2a41",
+    "objects": [
+        {"type": "indicator", "spec_version": "2.1", "id": indicator,
+         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+         "pattern": "[ipv4-addr:value = '81.2.69.160'] OR [ipv4-addr:value ISSUBSET '45.33.32.0/24'] OR [email-addr:value = 'grace@corp.cn']",
+         "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z",
+         "object_marking_refs": [CLEAR]},
+        {"type": "ipv4-addr", "spec_version": "2.1",
+         "id": "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4", "value": "198.51.100.3",
+         "object_marking_refs": [CLEAR]},
+        {"type": "ipv6-addr", "spec_version": "2.1",
+         "id": "ipv6-addr--58a8e237-ab8a-52a8-9760-a7bed6e5e467", "value": "2a03:2880:f12f:83::25de",
+         "object_marking_refs": [CLEAR]},
+        {"type": "email-addr", "spec_version": "2.1",
+         "id": "email-addr--7165e2a9-671f-585d-b1e1-ca59c671d934", "value": "john@example.com",
+         "object_marking_refs": [CLEAR]},
+        {"type": "note", "spec_version": "2.1",
+         "id": "note--2f4a1c0e-2b8e-4f0e-9d6a-7c3b5e1f2a42",
+         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+         "content": "Victim ｅｖｅ＠corp.cn, home router 91[.]198[.]174[.]192",
+         "object_refs": [indicator], "x_phone": 8613800138001u64,
+         "x_map": {"grace@corp.cn": "victim"}, "object_marking_refs": [CLEAR]}
+    ]});
+    let file = node.path().join("typed.json");
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let (code, out) = node.import("typed", &[file.as_path()]);
+    assert_eq!(code, 0, "{out}");
+    cli_ok(
+        &node,
+        &[
+            "partner",
+            "add",
+            "bsi",
+            "--jurisdiction",
+            "DE",
+            "--read",
+            "typed",
+        ],
+    );
+    let export = |name: &str| -> (std::path::PathBuf, Vec<Value>) {
+        let path = node.path().join(name);
+        cli_ok(
+            &node,
+            &[
+                "export",
+                "--collection",
+                "typed",
+                "--partner",
+                "bsi",
+                "-o",
+                path.to_str().unwrap(),
+            ],
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        (path, v["objects"].as_array().unwrap().clone())
+    };
+    let by_type = |objects: &[Value], t: &str| -> Value {
+        objects.iter().find(|o| o["type"] == t).unwrap().clone()
+    };
+    // The default: infrastructure as written, people protected.
+    let (_, objects) = export("default.json");
+    let pattern = by_type(&objects, "indicator")["pattern"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        pattern.contains("'81.2.69.160'") && pattern.contains("'45.33.32.0/24'"),
+        "{pattern}"
+    );
+    assert!(!pattern.contains("grace@corp.cn"), "{pattern}");
+    assert_eq!(by_type(&objects, "ipv4-addr")["value"], "198.51.100.3");
+    let note = by_type(&objects, "note").to_string();
+    for raw in [
+        "ｅｖｅ＠corp.cn",
+        "91[.]198[.]174[.]192",
+        "8613800138001",
+        "grace@corp.cn",
+    ] {
+        assert!(!note.contains(raw), "{raw} in {note}");
+    }
+    let explained = cli_ok(&node, &["policy", "explain", "--partner", "bsi", indicator]);
+    assert!(
+        explained.contains("infrastructure_indicators = allow"),
+        "{explained}"
+    );
+    // One line of the written concord.toml away: the stricter rule.
+    let config = node.path().join("concord.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = "# policy.infrastructure_indicators = \"protect\"";
+    assert!(text.contains(line), "the commented line is in concord.toml");
+    std::fs::write(&config, text.replace(line, &line[2..])).unwrap();
+    let shown: Value = serde_json::from_str(&cli_ok(&node, &["policy", "show", "--json"])).unwrap();
+    assert!(shown.to_string().contains("\"protect\""), "{shown}");
+    let (path, objects) = export("strict.json");
+    let ip4: std::net::Ipv4Addr = by_type(&objects, "ipv4-addr")["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ip4.octets()[0] & 0xF0, 240, "{ip4}");
+    let ip6: std::net::Ipv6Addr = by_type(&objects, "ipv6-addr")["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ip6.segments()[..2], [0x2001, 0x0db8], "{ip6}");
+    let mail = by_type(&objects, "email-addr")["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(mail.ends_with("@pseudonym.invalid"), "{mail}");
+    let pattern = by_type(&objects, "indicator")["pattern"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !pattern.contains("81.2.69.160") && !pattern.contains("45.33.32.0"),
+        "{pattern}"
+    );
+    concord_pattern::parse(&pattern).unwrap_or_else(|e| panic!("{pattern}: {e:?}"));
+    for o in &objects {
+        concord_stix::validate_object(o).unwrap_or_else(|e| panic!("{e:?}: {o}"));
+    }
+    if let Some(python) = crate::interop::python() {
+        let out = run(std::process::Command::new(&python).args([
+            "-c",
+            "import sys\nfrom stix2validator import validate_file, print_results\n\
+             r = validate_file(sys.argv[1])\nprint_results(r)\nsys.exit(0 if r.is_valid else 1)",
+            path.to_str().unwrap(),
+        ]));
+        assert!(
+            out.status.success(),
+            "stix2-validator: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

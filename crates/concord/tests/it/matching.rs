@@ -328,9 +328,9 @@ fn a_siem_asks_post_api_match() {
         &["collection", "share", "iocs", "--default-tlp", "green"],
     );
     assert_eq!(code, 0, "{err}");
-    // Now the domain and the URL match; the CIDR does not: an IP range in a pattern is
-    // personal data under the default policy, pseudonymised for a partner across a border
-    // (this node has no jurisdiction), so the partner's copy no longer holds it.
+    // Now all three match, the CIDR too: under the default policy the IP addresses of
+    // indicator patterns are attackers' infrastructure and go to a partner across a border
+    // (this node has no jurisdiction) as written (`infrastructure_indicators = "allow"`).
     let r = ask(&reader, &body);
     let lines: Vec<u64> = r.json()["hits"]
         .as_array()
@@ -338,7 +338,7 @@ fn a_siem_asks_post_api_match() {
         .iter()
         .map(|h| h["line"].as_u64().unwrap())
         .collect();
-    assert_eq!(lines, [1, 4], "{}", r.body);
+    assert_eq!(lines, [1, 3, 4], "{}", r.body);
     // No read access answers as a collection that does not exist: 404 both (issue 15,
     // item 8: no oracle); a malformed request: 400 naming the field.
     let hidden = ask(&outsider, &body);

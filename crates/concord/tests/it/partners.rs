@@ -402,7 +402,10 @@ fn personal_data_is_pseudonymised_across_the_border() {
     // the pseudonym), references followed.
     let (email, message, note) = page(&bsi);
     let value = email["value"].as_str().unwrap();
-    assert!(value.starts_with("pseudo-email-"), "{email}");
+    assert!(
+        value.starts_with("pseudo-") && value.ends_with("@pseudonym.invalid"),
+        "an e-mail pseudonym is an e-mail address: {email}"
+    );
     assert_ne!(email["id"], email_id);
     assert_ne!(
         email["id"],

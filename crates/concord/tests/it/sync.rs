@@ -234,7 +234,7 @@ fn three_nodes_hold_what_their_policies_allow() {
         pulled_note["content"]
             .as_str()
             .unwrap()
-            .contains("pseudo-email-"),
+            .contains("@pseudonym.invalid"),
         "{pulled_note}"
     );
     assert!(
