@@ -881,7 +881,8 @@ struct Decider<'a> {
     /// Newest version of referenced objects, read ahead.
     prefetched: HashMap<String, Option<Entry>>,
     fates: HashMap<String, Fate>,
-    in_progress: HashSet<String>,
+    /// Objects being decided (further up the stack), with the version being decided.
+    in_progress: HashMap<String, (i64, i64)>,
     group_key: Option<Vec<u8>>,
     trace: Option<Vec<ExplainStep>>,
     /// Each entry read, parsed once (strictly) for the markings, the references and the
@@ -894,8 +895,15 @@ struct Decider<'a> {
     /// Fates of this collection's objects for this audience kept between requests
     /// ([`FateCache`]); `None` for sync (its fates depend on the peer's provenance).
     shared: Option<Arc<SharedFates>>,
-    /// How many fates so far rest on an approximation (cycle, depth bound).
-    approximations: usize,
+    /// How many fates so far rest on an approximation that is never checked (the depth
+    /// bound, a cycle through an SCO): what depends on one is not kept between requests.
+    taints: usize,
+    /// Objects being decided further up that a cycle assumed received, by their own rules;
+    /// checked when their decision completes ([`Decider::resolve`]).
+    assumptions: Vec<String>,
+    /// The fates this request decided, in order, and whether they may be kept between
+    /// requests (objects of this collection): what a wrong assumption invalidates.
+    log: Vec<(String, bool)>,
     /// The objects being decided, innermost last.
     deciding: Vec<String>,
 }
@@ -931,14 +939,16 @@ impl<'a> Decider<'a> {
             markings_looked_up: HashSet::new(),
             prefetched: HashMap::new(),
             fates: HashMap::new(),
-            in_progress: HashSet::new(),
+            in_progress: HashMap::new(),
             group_key,
             trace: None,
             parsed: HashMap::new(),
             origin: None,
             collections: None,
             shared: Some(shared),
-            approximations: 0,
+            taints: 0,
+            assumptions: Vec::new(),
+            log: Vec::new(),
             deciding: Vec::new(),
         })
     }
@@ -1065,7 +1075,7 @@ impl<'a> Decider<'a> {
         }
         if depth > MAX_REF_DEPTH {
             // Not cached: a shallower path may still decide it.
-            self.approximations += 1;
+            self.taints += 1;
             return Ok(Fate::NotReceived(format!(
                 "{id} is too far along a chain of references to be decided"
             )));
@@ -1083,32 +1093,40 @@ impl<'a> Decider<'a> {
             // A reference to itself: wherever the object goes, it goes under its own id.
             return Ok(Fate::Received(id.to_owned()));
         }
-        if self.in_progress.contains(id) {
-            // A cycle of references (A refers to B, B to A, or A to itself): the target is
-            // being decided further up. Its own rules decide without its references; an
-            // SDO or SRO keeps its id whatever its references become, an SCO's id may
-            // change with them, so a cycle through an SCO is not followed (fail closed).
-            // Not cached: the full decision further up is the one that counts.
-            self.approximations += 1;
+        if let Some(&(version_ns, seq)) = self.in_progress.get(id) {
+            // A cycle of references (A refers to B, B to A): the target is being decided
+            // further up. By its own rules alone: withheld is final (references only ever
+            // withhold more); sent is an assumption, checked when its decision completes
+            // ([`Decider::resolve`]). An SCO's id may change with its references, and a
+            // version other than the one being decided cannot be checked: not followed
+            // (fail closed), and nothing that depends on it is kept between requests.
             return Ok(match entry {
-                Some(e) if kind_of(&e.object_type) != ObjectKind::Sco => {
+                Some(e)
+                    if kind_of(&e.object_type) != ObjectKind::Sco
+                        && (e.version_ns, e.seq) == (version_ns, seq) =>
+                {
                     if self.base_sent(&e) {
+                        self.assumptions.push(id.to_owned());
                         Fate::Received(id.to_owned())
                     } else {
                         Fate::NotReceived(format!("{id} is withheld"))
                     }
                 }
-                _ => Fate::NotReceived(format!("{id}: a cycle of references through an SCO")),
+                _ => {
+                    self.taints += 1;
+                    Fate::NotReceived(format!(
+                        "{id}: a cycle of references that cannot be decided"
+                    ))
+                }
             });
         }
-        let before = self.approximations;
+        let (mark_assumptions, mark_taints, mark_log) =
+            (self.assumptions.len(), self.taints, self.log.len());
         let (fate, in_collection) = match entry {
             None => (self.outside(id)?, false),
             Some(e) => {
                 let trace = self.trace.take();
-                self.in_progress.insert(id.to_owned());
                 let outcome = self.decide(&e, depth);
-                self.in_progress.remove(id);
                 self.trace = trace;
                 let fate = match outcome? {
                     Outcome::Sent { id, .. } => Fate::Received(id),
@@ -1117,16 +1135,41 @@ impl<'a> Decider<'a> {
                 (fate, true)
             }
         };
-        // A fate that rests on an approximation (a cycle, the depth bound) is kept for this
-        // request only: another request decides it again.
         self.fates.insert(id.to_owned(), fate.clone());
-        if self.approximations == before
-            && in_collection
+        self.log.push((id.to_owned(), in_collection));
+        // Exact once every assumption made below is checked and nothing below was cut
+        // short: then this fate, and every fate decided for it, is kept between requests.
+        if self.assumptions.len() == mark_assumptions
+            && self.taints == mark_taints
             && let Some(shared) = &self.shared
         {
-            shared.put(id, fate.clone());
+            for (x, keep) in &self.log[mark_log..] {
+                if *keep && let Some(f) = self.fates.get(x) {
+                    shared.put(x, f.clone());
+                }
+            }
         }
         Ok(fate)
+    }
+
+    /// Checks the assumptions made (since `mark`) that `id`, then being decided, is
+    /// received: if it is not, every fate decided since `mark_log` may rest on the wrong
+    /// assumption and is forgotten (decided again when next needed).
+    fn resolve(&mut self, id: &str, sent: bool, mark: usize, mark_log: usize) {
+        let before = self.assumptions.len();
+        let mut kept = Vec::with_capacity(before.saturating_sub(mark));
+        for a in self.assumptions.drain(mark.min(before)..) {
+            if a != id {
+                kept.push(a);
+            }
+        }
+        let checked = before - mark.min(before) - kept.len();
+        self.assumptions.extend(kept);
+        if checked > 0 && !sent {
+            for (x, _) in self.log.drain(mark_log.min(self.log.len())..) {
+                self.fates.remove(&x);
+            }
+        }
     }
 
     /// The fate of a reference to `id`, which this collection does not hold. The audience
@@ -1215,6 +1258,24 @@ impl<'a> Decider<'a> {
 
     /// Decides one stored object version for the audience, references included.
     fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
+        let (mark, mark_log) = (self.assumptions.len(), self.log.len());
+        let outer = self.in_progress.insert(e.id.clone(), (e.version_ns, e.seq));
+        let outcome = self.decide_inner(e, depth);
+        match outer {
+            Some(v) => {
+                self.in_progress.insert(e.id.clone(), v);
+            }
+            None => {
+                self.in_progress.remove(&e.id);
+            }
+        }
+        let outcome = outcome?;
+        let sent = matches!(outcome, Outcome::Sent { .. });
+        self.resolve(&e.id, sent, mark, mark_log);
+        Ok(outcome)
+    }
+
+    fn decide_inner(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
         let stored = e.body.as_deref().unwrap_or("null");
         // Markings and references of an object reached only as a reference target.
         if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
@@ -1260,8 +1321,8 @@ impl<'a> Decider<'a> {
         let mut renamed = 0usize;
         let refs = references(&copy);
         let mut fates = HashMap::new();
-        // This object is being decided: a reference back to it is a cycle ([`Self::fate`]).
-        let own = self.in_progress.insert(e.id.clone());
+        // This object is being decided ([`Decider::decide`] marks it): a reference back to
+        // it is a cycle ([`Self::fate`]).
         self.deciding.push(e.id.clone());
         for r in refs {
             let f = self.fate(&r, depth + 1);
@@ -1270,16 +1331,10 @@ impl<'a> Decider<'a> {
                     fates.insert(r, f);
                 }
                 Err(err) => {
-                    if own {
-                        self.in_progress.remove(&e.id);
-                    }
                     self.deciding.pop();
                     return Err(err);
                 }
             }
-        }
-        if own {
-            self.in_progress.remove(&e.id);
         }
         self.deciding.pop();
         if !fates.is_empty() {

@@ -469,3 +469,39 @@ fn cycles_of_references_resolve_by_each_objects_own_rules() {
     assert_eq!(by(b)["object_refs"], json!([a]));
     assert_eq!(by(c)["object_refs"], json!([c]));
 }
+
+#[test]
+fn an_object_withheld_inside_a_cycle_is_not_referred_to_on_any_page() {
+    let n = node();
+    let (x, y, w, z) = (
+        "relationship--00000000-0000-4000-8000-000000000051",
+        "note--00000000-0000-4000-8000-000000000052",
+        "note--00000000-0000-4000-8000-000000000053",
+        "identity--00000000-0000-4000-8000-000000000054",
+    );
+    put(
+        &n,
+        &[
+            // x is CLEAR by its own rules but withheld: its target z is RED (required).
+            json!({"type": "relationship", "spec_version": "2.1", "id": x, "created": T,
+                "modified": T, "relationship_type": "related-to", "source_ref": y,
+                "target_ref": z, "object_marking_refs": [CLEAR]}),
+            // y refers back to x: a cycle through an object that is withheld.
+            note(y, &[CLEAR], &[x, w]),
+            note(w, &[CLEAR], &[w]),
+            identity(z, &[RED]),
+        ],
+    );
+    // Every page size, and twice (the second time from the fates kept between requests).
+    for limit in [1, 2, 1000, 1, 1000] {
+        let (got, tokens) = read_all(&n, &abroad(), limit);
+        let text = serde_json::to_string(&got).unwrap() + &tokens.concat();
+        assert!(
+            !text.contains(x) && !text.contains(z),
+            "limit {limit}: {text}"
+        );
+        assert_eq!(ids(&got), [y, w], "limit {limit}");
+        let yy = got.iter().find(|o| o["id"] == y).unwrap();
+        assert_eq!(yy["object_refs"], json!([w]));
+    }
+}
