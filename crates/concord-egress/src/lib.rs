@@ -123,6 +123,9 @@ pub struct Transfer {
     pub more: bool,
     /// The opaque token that resumes after this page (TAXII `next`), when `more`.
     pub next: Option<String>,
+    /// Entries decided for this page and withheld: for the node's own reports (`concord
+    /// export`), never sent to the audience.
+    pub withheld: usize,
 }
 
 /// What [`Egress::explain`] found: the rules in order, and the copy or why there is none.
@@ -310,6 +313,7 @@ impl Egress {
                         entries,
                         more: page.more,
                         next: None,
+                        withheld: 0,
                     },
                     resume.filter(|_| page.more),
                 ))
@@ -353,6 +357,7 @@ impl Egress {
         let mut out: Vec<Sent> = Vec::new();
         let mut records = Vec::new();
         let mut scanned = 0usize;
+        let mut withheld = 0usize;
         let mut resume: Option<Cursor> = None;
         let more;
         'scan: loop {
@@ -399,6 +404,9 @@ impl Egress {
                     continue;
                 }
                 records.push(outcome.record(&d, &e));
+                if matches!(outcome, Outcome::Withheld(_)) {
+                    withheld += 1;
+                }
                 resume = Some(cursor.clone());
                 after = Some(cursor);
                 if visible
@@ -439,6 +447,7 @@ impl Egress {
                 entries: out,
                 more,
                 next: None,
+                withheld,
             },
             resume.filter(|_| more),
         ))

@@ -215,8 +215,10 @@ pub fn export(
     };
     let mut after = None;
     let mut n = 0usize;
+    let mut withheld = 0usize;
     loop {
         let (page, resume) = egress.scan(&audience, "export", &c.id, &filter, after, 1000, true)?;
+        withheld += page.withheld;
         for e in &page.entries {
             if n > 0 {
                 out.write_all(b",\n")?;
@@ -235,7 +237,7 @@ pub fn export(
     out.flush()?;
     match partner {
         Some((name, _)) => eprintln!(
-            "exported {n} object versions from {collection} as {name} receives them (the rest withheld by the egress policy)"
+            "exported {n} object versions from {collection} as {name} receives them ({withheld} withheld by the egress policy)"
         ),
         None => eprintln!("exported {n} object versions from {collection}"),
     }
