@@ -423,7 +423,7 @@ impl Egress {
                         version: e.version(),
                         object_type: e.object_type,
                         spec_version: e.spec_version,
-                        body: if want_body { Some(body) } else { None },
+                        body: if want_body { body.or(e.body) } else { None },
                         rewritten,
                     });
                 }
@@ -499,7 +499,7 @@ impl Egress {
                     version: e.version(),
                     object_type: e.object_type,
                     spec_version: e.spec_version,
-                    body: Some(body),
+                    body: body.or(e.body),
                     rewritten,
                 });
             }
@@ -534,7 +534,7 @@ impl Egress {
                     version: e.version(),
                     object_type: e.object_type.clone(),
                     spec_version: e.spec_version.clone(),
-                    body: Some(body),
+                    body: body.or_else(|| e.body.clone()),
                     rewritten,
                 }),
                 Outcome::Withheld(_) => None,
@@ -572,7 +572,7 @@ impl Egress {
                     version: entry.version(),
                     object_type: entry.object_type.clone(),
                     spec_version: entry.spec_version.clone(),
-                    body: Some(body),
+                    body: body.or_else(|| entry.body.clone()),
                     rewritten,
                 }),
                 withheld: None,
@@ -723,9 +723,9 @@ enum Outcome {
     /// Goes, under `id`, as `body`.
     Sent {
         id: String,
-        body: String,
+        /// The rewritten copy; `None`: the stored bytes.
+        body: Option<String>,
         rewritten: bool,
-        // The transformations, for the audit log, live in `changes` below.
     },
     /// Does not go: why, plus the transformations considered.
     Withheld(String),
@@ -1285,7 +1285,6 @@ impl<'a> Decider<'a> {
     }
 
     fn decide_inner(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
-        let stored = e.body.as_deref().unwrap_or("null");
         // Markings and references of an object reached only as a reference target.
         if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
             self.prefetch(std::slice::from_ref(e))?;
@@ -1389,11 +1388,8 @@ impl<'a> Decider<'a> {
                 format!("the copy differs from the stored SCO: sent under the keyed id {id}")
             });
         }
-        let body = if changed {
-            copy.to_string()
-        } else {
-            stored.to_owned()
-        };
+        // Unchanged: the stored bytes, which the caller holds already (no copy).
+        let body = changed.then(|| copy.to_string());
         Ok(Outcome::Sent {
             id,
             body,
