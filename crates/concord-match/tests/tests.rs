@@ -20,10 +20,7 @@ fn data(p: &str) -> PathBuf {
 }
 
 fn opts() -> IocOptions {
-    IocOptions {
-        timestamp: TS.into(),
-        default_description: None,
-    }
+    IocOptions::new(TS)
 }
 
 fn ioc_file(p: &Path) -> concord_match::ioc_list::IocList {

@@ -90,9 +90,42 @@ pub enum StoreError {
     /// No collection with this id or alias.
     #[error("no collection {0:?}")]
     NoSuchCollection(String),
+    /// A new collection's alias breaks the rule of [`check_alias`]; the string shows the
+    /// alias (cut after 40 characters).
+    #[error(
+        "collection alias {0}: must be 1 to 64 characters, each a letter (A-Z, a-z), a digit, \
+         '.', '_' or '-' (the alias is a segment of TAXII and web UI URLs)"
+    )]
+    InvalidAlias(String),
     /// Stored data that cannot be read back (a bug or a damaged file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+/// The rule for the alias of a new collection, the same for every way a collection is made
+/// (`concord import`, `concord collection create`, sync mappings, the web UI's import):
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`, because the alias is a path segment of TAXII and UI URLs
+/// (`/taxii2/api/collections/{alias}/objects/`) and is typed on command lines. Existing
+/// collections are found by any alias they already have.
+///
+/// Errors: [`StoreError::InvalidAlias`], naming the alias (quoted, cut after 40 characters,
+/// with its length when cut).
+pub fn check_alias(alias: &str) -> Result<()> {
+    let ok = (1..=64).contains(&alias.len())
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    let chars = alias.chars().count();
+    let shown = if chars > 40 {
+        let head: String = alias.chars().take(40).collect();
+        format!("{head:?}… ({chars} characters)")
+    } else {
+        format!("{alias:?}")
+    };
+    Err(StoreError::InvalidAlias(shown))
 }
 
 /// Result alias for store operations.
@@ -109,6 +142,19 @@ pub struct Collection {
     pub title: String,
     /// Optional description.
     pub description: Option<String>,
+}
+
+impl NewCollection {
+    /// The collection this would create, with a new random (v4) UUID as its id: what
+    /// [`Store::create_collection`] makes, for [`Store::begin_write_creating`].
+    pub fn with_new_id(&self) -> Collection {
+        Collection {
+            id: uuid::Uuid::new_v4().to_string(),
+            alias: Some(self.alias.clone()),
+            title: self.title.clone().unwrap_or_else(|| self.alias.clone()),
+            description: self.description.clone(),
+        }
+    }
 }
 
 /// What is needed to create a collection.
@@ -277,10 +323,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn collections(&self) -> Result<Vec<Collection>>;
     /// The collection with this id or alias.
     fn collection(&self, id_or_alias: &str) -> Result<Option<Collection>>;
-    /// Creates a collection with a new UUID. Errors: [`StoreError::CollectionExists`].
+    /// Creates a collection with a new UUID. Errors: [`StoreError::InvalidAlias`] (see
+    /// [`check_alias`]), [`StoreError::CollectionExists`].
     fn create_collection(&self, new: &NewCollection) -> Result<Collection>;
     /// Starts a write batch on a collection (by id). Blocks while another batch is open.
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>>;
+    /// Starts a write batch on a collection that does not exist yet: `collection` (its id,
+    /// alias, title and description as given) is created in the batch's own transaction, so
+    /// it exists only if the batch commits. An import that fails therefore leaves no empty
+    /// collection behind. Errors: [`StoreError::InvalidAlias`] (see [`check_alias`]),
+    /// [`StoreError::CollectionExists`] when the alias or id is taken.
+    fn begin_write_creating(&self, collection: &Collection) -> Result<Box<dyn WriteBatch + '_>>;
     /// Entries of a collection that pass `filter`, paged. `with_body` also loads the objects.
     fn entries(
         &self,

@@ -849,6 +849,85 @@ impl AuditRows {
     }
 }
 
+impl PostgresStore {
+    /// Opens a write batch on `collection_id`, first creating `create` in its transaction
+    /// (under the write lock).
+    fn begin(
+        &self,
+        collection_id: &str,
+        create: Option<&Collection>,
+    ) -> Result<Box<dyn WriteBatch + '_>> {
+        if let Some(c) = create {
+            crate::check_alias(c.alias.as_deref().unwrap_or_default())?;
+        }
+        let mut conn = self.conn()?;
+        if let Err(e) = conn.client.batch_execute("BEGIN") {
+            self.put_back(conn);
+            return Err(e.into());
+        }
+        let mut batch = PgBatch {
+            store: self,
+            conn: Some(conn),
+            collection_id: collection_id.to_owned(),
+            date_added_ns: 0,
+            open: true,
+            free_vids: Vec::new(),
+            versions: Vec::new(),
+            entries: Vec::new(),
+            pending: HashMap::new(),
+            pending_bytes: 0,
+            written: 0,
+        };
+        // One writer at a time, node-wide (all processes): held until COMMIT or ROLLBACK.
+        batch.conn().execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&WRITE_LOCK_CLASS, &self.lock_key],
+        )?;
+        if let Some(c) = create {
+            let alias = c.alias.clone().unwrap_or_default();
+            let inserted = batch.conn().client.execute(
+                "INSERT INTO collections (id, alias, title, description, created_ns)
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint
+                 WHERE NOT EXISTS (SELECT 1 FROM collections
+                                   WHERE alias = $2 OR id = $2 OR id = $1)",
+                &[&c.id, &c.alias, &c.title, &c.description, &now_ns()],
+            );
+            match inserted {
+                Ok(1) => {}
+                Ok(_) => return Err(StoreError::CollectionExists(alias)),
+                // Created by another process (without the write lock) since the check.
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    return Err(StoreError::CollectionExists(alias));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let known: bool = batch
+            .conn()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+                &[&collection_id],
+            )?
+            .get(0);
+        if !known {
+            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
+        }
+        // date_added only grows, node-wide and in commit order: a page that ended at the
+        // newest entry can never be overtaken by an entry dated earlier.
+        batch.date_added_ns = batch
+            .conn()
+            .query_one(
+                "UPDATE write_clock SET last_date_added_ns = GREATEST(
+                     (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000,
+                     last_date_added_ns + 1000)
+                 RETURNING last_date_added_ns",
+                &[],
+            )?
+            .get(0);
+        Ok(Box::new(batch))
+    }
+}
+
 impl Store for PostgresStore {
     fn collections(&self) -> Result<Vec<Collection>> {
         self.with_conn(|c| {
@@ -876,6 +955,7 @@ impl Store for PostgresStore {
     }
 
     fn create_collection(&self, new: &NewCollection) -> Result<Collection> {
+        crate::check_alias(&new.alias)?;
         let c = Collection {
             id: uuid::Uuid::new_v4().to_string(),
             alias: Some(new.alias.clone()),
@@ -905,52 +985,11 @@ impl Store for PostgresStore {
     }
 
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
-        let mut conn = self.conn()?;
-        if let Err(e) = conn.client.batch_execute("BEGIN") {
-            self.put_back(conn);
-            return Err(e.into());
-        }
-        let mut batch = PgBatch {
-            store: self,
-            conn: Some(conn),
-            collection_id: collection_id.to_owned(),
-            date_added_ns: 0,
-            open: true,
-            free_vids: Vec::new(),
-            versions: Vec::new(),
-            entries: Vec::new(),
-            pending: HashMap::new(),
-            pending_bytes: 0,
-            written: 0,
-        };
-        // One writer at a time, node-wide (all processes): held until COMMIT or ROLLBACK.
-        batch.conn().execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&WRITE_LOCK_CLASS, &self.lock_key],
-        )?;
-        let known: bool = batch
-            .conn()
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
-                &[&collection_id],
-            )?
-            .get(0);
-        if !known {
-            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
-        }
-        // date_added only grows, node-wide and in commit order: a page that ended at the
-        // newest entry can never be overtaken by an entry dated earlier.
-        batch.date_added_ns = batch
-            .conn()
-            .query_one(
-                "UPDATE write_clock SET last_date_added_ns = GREATEST(
-                     (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000,
-                     last_date_added_ns + 1000)
-                 RETURNING last_date_added_ns",
-                &[],
-            )?
-            .get(0);
-        Ok(Box::new(batch))
+        self.begin(collection_id, None)
+    }
+
+    fn begin_write_creating(&self, collection: &Collection) -> Result<Box<dyn WriteBatch + '_>> {
+        self.begin(&collection.id, Some(collection))
     }
 
     fn entries(

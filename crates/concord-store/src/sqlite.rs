@@ -101,6 +101,64 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Opens a write batch on `collection_id`, first creating `create` in its transaction.
+    fn begin(
+        &self,
+        collection_id: &str,
+        create: Option<&Collection>,
+    ) -> Result<Box<dyn WriteBatch + '_>> {
+        if let Some(c) = create {
+            crate::check_alias(c.alias.as_deref().unwrap_or_default())?;
+        }
+        let conn = self.writer();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut batch = SqliteBatch {
+            conn,
+            collection_id: collection_id.to_owned(),
+            date_added_ns: 0,
+            open: true,
+        };
+        if let Some(c) = create {
+            let alias = c.alias.clone().unwrap_or_default();
+            let taken: bool = batch.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM collections WHERE alias = ?1 OR id = ?1 OR id = ?2)",
+                params![alias, c.id],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(StoreError::CollectionExists(alias));
+            }
+            insert_collection(&batch.conn, c)?;
+        }
+        let known: bool = batch.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM collections WHERE id = ?1)",
+            [collection_id],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
+        }
+        // date_added only grows, node-wide: a page that ended at the newest entry can never
+        // be overtaken by an entry dated earlier (keyset pagination stays complete).
+        let last: Option<i64> = batch.conn.query_row(
+            "SELECT MAX(date_added_ns) FROM collection_entries",
+            [],
+            |r| r.get(0),
+        )?;
+        batch.date_added_ns = now_ns().max(last.map_or(i64::MIN, |l| l + 1_000));
+        Ok(Box::new(batch))
+    }
+}
+
+fn insert_collection(conn: &Connection, c: &Collection) -> Result<()> {
+    conn.execute(
+        "INSERT INTO collections (id, alias, title, description, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![c.id, c.alias, c.title, c.description, now_ns()],
+    )?;
+    Ok(())
+}
+
 fn migrate(conn: &Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
@@ -356,6 +414,7 @@ impl Store for SqliteStore {
     }
 
     fn create_collection(&self, new: &NewCollection) -> Result<Collection> {
+        crate::check_alias(&new.alias)?;
         let conn = self.writer();
         let exists: bool = conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM collections WHERE alias = ?1 OR id = ?1)",
@@ -365,45 +424,17 @@ impl Store for SqliteStore {
         if exists {
             return Err(StoreError::CollectionExists(new.alias.clone()));
         }
-        let c = Collection {
-            id: uuid::Uuid::new_v4().to_string(),
-            alias: Some(new.alias.clone()),
-            title: new.title.clone().unwrap_or_else(|| new.alias.clone()),
-            description: new.description.clone(),
-        };
-        conn.execute(
-            "INSERT INTO collections (id, alias, title, description, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![c.id, c.alias, c.title, c.description, now_ns()],
-        )?;
+        let c = new.with_new_id();
+        insert_collection(&conn, &c)?;
         Ok(c)
     }
 
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
-        let conn = self.writer();
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut batch = SqliteBatch {
-            conn,
-            collection_id: collection_id.to_owned(),
-            date_added_ns: 0,
-            open: true,
-        };
-        let known: bool = batch.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM collections WHERE id = ?1)",
-            [collection_id],
-            |r| r.get(0),
-        )?;
-        if !known {
-            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
-        }
-        // date_added only grows, node-wide: a page that ended at the newest entry can never
-        // be overtaken by an entry dated earlier (keyset pagination stays complete).
-        let last: Option<i64> = batch.conn.query_row(
-            "SELECT MAX(date_added_ns) FROM collection_entries",
-            [],
-            |r| r.get(0),
-        )?;
-        batch.date_added_ns = now_ns().max(last.map_or(i64::MIN, |l| l + 1_000));
-        Ok(Box::new(batch))
+        self.begin(collection_id, None)
+    }
+
+    fn begin_write_creating(&self, collection: &Collection) -> Result<Box<dyn WriteBatch + '_>> {
+        self.begin(&collection.id, Some(collection))
     }
 
     fn entries(
