@@ -479,7 +479,7 @@ fn filter_of(q: &Query) -> ObjectFilter {
                 VersionMatch::First => VersionSelector::First,
                 VersionMatch::Last => VersionSelector::Last,
                 VersionMatch::All => VersionSelector::All,
-                VersionMatch::At(t) => VersionSelector::At(t.unix_nanos()),
+                VersionMatch::At(t) => VersionSelector::At(t.clone()),
             })
             .collect(),
         spec_versions: q.spec_versions.clone(),
@@ -492,7 +492,7 @@ fn page_of(q: &Query) -> PageRequest {
         after: q.next.as_ref().map(|n| Cursor {
             date_added_ns: n.date_added_ns,
             id: n.id.clone(),
-            version_ns: n.version_ns,
+            version_key: n.version_key.clone(),
             seq: n.seq,
         }),
     }
@@ -507,7 +507,7 @@ fn next_token(page: &concord_store::Page) -> Option<String> {
         NextToken {
             date_added_ns: c.date_added_ns,
             id: c.id,
-            version_ns: c.version_ns,
+            version_key: c.version_key,
             seq: c.seq,
         }
         .encode()

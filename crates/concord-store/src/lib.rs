@@ -223,14 +223,19 @@ pub enum VersionSelector {
     /// Every version.
     All,
     /// The version whose `modified` (or, without it, `created` / `date_added`) is this
-    /// instant, in nanoseconds since the epoch.
-    At(i64),
+    /// instant (any year 0001–9999, a leap second included; compared as instants, so
+    /// `…00Z` selects a version written `…00.000Z`).
+    At(Timestamp),
 }
 
 /// Filters of TAXII 2.1 §3.4.2, as the store applies them. Empty lists mean "no filter".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectFilter {
-    /// `added_after`: only entries whose `date_added` is strictly later (nanoseconds).
+    /// `added_after`: only entries whose `date_added` is strictly later (nanoseconds since
+    /// the epoch). A TAXII `added_after` of any year converts exactly with
+    /// [`Timestamp::unix_nanos`]: `date_added` is the node's own clock, an `i64` inside
+    /// 1677–2262 and never in a leap second, and the clamping and the leap-second rule of
+    /// `unix_nanos` keep every such comparison right.
     pub added_after_ns: Option<i64>,
     /// `match[id]`.
     pub ids: Vec<String>,
@@ -250,8 +255,8 @@ pub struct Cursor {
     pub date_added_ns: i64,
     /// Object id.
     pub id: String,
-    /// Version in nanoseconds.
-    pub version_ns: i64,
+    /// The version's [`Timestamp::sort_key`].
+    pub version_key: String,
     /// Entry sequence number (ties between two unversioned SCO versions of one batch).
     pub seq: i64,
 }
@@ -272,8 +277,9 @@ pub struct Entry {
     pub id: String,
     /// `date_added`, nanoseconds since the epoch.
     pub date_added_ns: i64,
-    /// The version as TAXII defines it (modified, else created, else date_added), in ns.
-    pub version_ns: i64,
+    /// The version as TAXII defines it (modified, else created, else date_added), as its
+    /// [`Timestamp::sort_key`] (`20161231T235960.500000000Z`): exact over 0001–9999.
+    pub version_key: String,
     /// The version as the producer wrote it (`modified`/`created`), or `None` when the
     /// version is the `date_added`.
     pub version_text: Option<String>,
@@ -293,16 +299,17 @@ impl Entry {
         Cursor {
             date_added_ns: self.date_added_ns,
             id: self.id.clone(),
-            version_ns: self.version_ns,
+            version_key: self.version_key.clone(),
             seq: self.seq,
         }
     }
 
-    /// The version as text: what the producer wrote, or the `date_added` (microseconds).
+    /// The version as text: what the producer wrote (byte for byte), or the `date_added`
+    /// (microseconds).
     pub fn version(&self) -> String {
         match &self.version_text {
             Some(t) => t.clone(),
-            None => Timestamp::from_unix_nanos(self.version_ns, 6).to_string(),
+            None => Timestamp::from_unix_nanos(self.date_added_ns, 6).to_string(),
         }
     }
 }
@@ -391,8 +398,8 @@ pub(crate) trait VersionParams {
     /// The `same_spec` condition was written once more (a backend with positional
     /// parameters binds its arguments again).
     fn same_spec_used(&mut self);
-    /// The placeholder for a version instant, in nanoseconds.
-    fn version_at(&mut self, ns: i64) -> String;
+    /// The placeholder for a version key ([`Timestamp::sort_key`]).
+    fn version_at(&mut self, key: String) -> String;
 }
 
 /// The `match[version]` condition of TAXII 2.1 §3.4.2 over the entries `e`, in the SQL both
@@ -423,11 +430,13 @@ pub(crate) fn version_condition(
                 };
                 params.same_spec_used();
                 format!(
-                    "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
+                    "e.version_key = (SELECT {agg}(x.version_key) FROM collection_entries x
                       WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
                 )
             }
-            VersionSelector::At(ns) => format!("e.version_ns = {}", params.version_at(*ns)),
+            VersionSelector::At(t) => {
+                format!("e.version_key = {}", params.version_at(t.sort_key()))
+            }
         })
         .collect();
     Some(format!(" AND ({})", alternatives.join(" OR ")))

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_partners.sql"),
     include_str!("../migrations/sqlite/0003_audit.sql"),
     include_str!("../migrations/sqlite/0004_provenance.sql"),
+    include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -214,12 +215,12 @@ impl WriteBatch for SqliteBatch<'_> {
         let h = object.header;
         let hash = content_hash(object.value);
         let version = h.version();
-        let modified_ns = version.map(|t| t.unix_nanos());
-        let existing: Option<(i64, Vec<u8>)> = match modified_ns {
+        let modified_key = version.map(|t| t.sort_key());
+        let existing: Option<(i64, Vec<u8>)> = match &modified_key {
             Some(m) => self
                 .conn
                 .prepare_cached(
-                    "SELECT vid, content_hash FROM object_versions WHERE id = ?1 AND modified_ns = ?2",
+                    "SELECT vid, content_hash FROM object_versions WHERE id = ?1 AND modified_key = ?2",
                 )?
                 .query_row(params![h.id, m], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?,
@@ -227,7 +228,7 @@ impl WriteBatch for SqliteBatch<'_> {
                 .conn
                 .prepare_cached(
                     "SELECT vid, content_hash FROM object_versions
-                     WHERE id = ?1 AND modified_ns IS NULL AND content_hash = ?2",
+                     WHERE id = ?1 AND modified_key IS NULL AND content_hash = ?2",
                 )?
                 .query_row(params![h.id, &hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?,
@@ -246,14 +247,14 @@ impl WriteBatch for SqliteBatch<'_> {
                 self.conn
                     .prepare_cached(
                         "INSERT INTO object_versions
-                         (id, type, spec_version, modified_ns, modified, content_hash, body)
+                         (id, type, spec_version, modified_key, modified, content_hash, body)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![
                         h.id,
                         h.object_type,
                         h.spec_version.as_str(),
-                        modified_ns,
+                        modified_key,
                         version.map(|t| t.as_str()),
                         &hash[..],
                         object.body
@@ -265,7 +266,7 @@ impl WriteBatch for SqliteBatch<'_> {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO collection_entries
-                 (collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 (collection_id, vid, date_added_ns, id, type, spec_version, version_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
@@ -275,7 +276,9 @@ impl WriteBatch for SqliteBatch<'_> {
                 h.id,
                 h.object_type,
                 h.spec_version.as_str(),
-                modified_ns.unwrap_or(self.date_added_ns)
+                modified_key.unwrap_or_else(|| {
+                    concord_stix::Timestamp::from_unix_nanos(self.date_added_ns, 9).sort_key()
+                })
             ])?;
         Ok(if n == 1 {
             AddOutcome::Added
@@ -385,8 +388,8 @@ impl VersionParams for SqliteVersionParams<'_> {
         self.query.args.extend(self.same_spec_args.iter().cloned());
     }
 
-    fn version_at(&mut self, ns: i64) -> String {
-        self.query.args.push(SqlValue::Integer(ns));
+    fn version_at(&mut self, key: String) -> String {
+        self.query.args.push(SqlValue::Text(key));
         "?".to_owned()
     }
 }
@@ -454,20 +457,20 @@ impl Store for SqliteStore {
         q.versions(filter);
         if let Some(c) = &page.after {
             q.sql
-                .push_str(" AND (e.date_added_ns, e.id, e.version_ns, e.seq) > (?, ?, ?, ?)");
+                .push_str(" AND (e.date_added_ns, e.id, e.version_key, e.seq) > (?, ?, ?, ?)");
             q.args.extend([
                 SqlValue::Integer(c.date_added_ns),
                 SqlValue::Text(c.id.clone()),
-                SqlValue::Integer(c.version_ns),
+                SqlValue::Text(c.version_key.clone()),
                 SqlValue::Integer(c.seq),
             ]);
         }
         let limit = page.limit.max(1);
         let sql = format!(
-            "SELECT e.id, e.date_added_ns, e.version_ns, v.modified, e.spec_version, e.type, e.seq, {}
+            "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, {}
              FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
              WHERE {}
-             ORDER BY e.date_added_ns, e.id, e.version_ns, e.seq
+             ORDER BY e.date_added_ns, e.id, e.version_key, e.seq
              LIMIT {}",
             if with_body { "v.body" } else { "NULL" },
             q.sql,
@@ -479,7 +482,7 @@ impl Store for SqliteStore {
                 Ok(Entry {
                     id: r.get(0)?,
                     date_added_ns: r.get(1)?,
-                    version_ns: r.get(2)?,
+                    version_key: r.get(2)?,
                     version_text: r.get(3)?,
                     spec_version: r.get(4)?,
                     object_type: r.get(5)?,

@@ -156,23 +156,26 @@ pub struct NextToken {
     pub date_added_ns: i64,
     /// Its object id.
     pub id: String,
-    /// Its version, ns.
-    pub version_ns: i64,
+    /// Its version: the [`Timestamp::sort_key`] (any year 0001–9999, leap seconds).
+    pub version_key: String,
     /// Its sequence number.
     pub seq: i64,
 }
 
 impl NextToken {
-    /// The token as sent to clients (URL-safe base64).
+    /// The token as sent to clients (URL-safe base64 of
+    /// `2:<date_added ns>:<seq>:<version key>:<id>`; the version key has no `:`).
     pub fn encode(&self) -> String {
         let text = format!(
-            "1:{}:{}:{}:{}",
-            self.date_added_ns, self.version_ns, self.seq, self.id
+            "2:{}:{}:{}:{}",
+            self.date_added_ns, self.seq, self.version_key, self.id
         );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
-    /// Reads a token made by [`NextToken::encode`]. Errors: 400 for anything else.
+    /// Reads a token made by [`NextToken::encode`], or by an earlier Concord (format `1`,
+    /// with the version in `i64` nanoseconds, so pagings started before an upgrade go on).
+    /// Errors: 400 for anything else.
     pub fn decode(token: &str) -> Result<NextToken, TaxiiError> {
         let invalid = || bad(format!("next={token:?}: not a token issued by this server"));
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -180,16 +183,27 @@ impl NextToken {
             .map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let mut parts = text.splitn(5, ':');
-        if parts.next() != Some("1") {
-            return Err(invalid());
-        }
+        let format = parts.next();
         let mut int = || {
             parts
                 .next()
                 .and_then(|p| p.parse::<i64>().ok())
                 .ok_or_else(invalid)
         };
-        let (date_added_ns, version_ns, seq) = (int()?, int()?, int()?);
+        let (date_added_ns, seq, version_key) = match format {
+            Some("1") => {
+                let (d, v, s) = (int()?, int()?, int()?);
+                (d, s, Timestamp::from_unix_nanos(v, 9).sort_key())
+            }
+            Some("2") => {
+                let (d, s) = (int()?, int()?);
+                let key = parts.next().ok_or_else(invalid)?;
+                // Only keys this server makes: they are bound into SQL comparisons.
+                let t = Timestamp::from_sort_key(key).map_err(|_| invalid())?;
+                (d, s, t.sort_key())
+            }
+            _ => return Err(invalid()),
+        };
         let id = parts
             .next()
             .filter(|s| !s.is_empty())
@@ -198,7 +212,7 @@ impl NextToken {
         Ok(NextToken {
             date_added_ns,
             id,
-            version_ns,
+            version_key,
             seq,
         })
     }
@@ -254,12 +268,48 @@ mod tests {
 
     #[test]
     fn next_token_round_trips() {
-        let t = NextToken {
-            date_added_ns: 1,
-            id: "indicator--a:b".into(),
-            version_ns: -2,
-            seq: 3,
-        };
-        assert_eq!(NextToken::decode(&t.encode()).unwrap(), t);
+        for v in [
+            "0001-01-01T00:00:00Z",
+            "2016-12-31T23:59:60.5Z",
+            "9999-12-31T23:59:59.999999999Z",
+        ] {
+            let t = NextToken {
+                date_added_ns: 1,
+                id: "indicator--a:b".into(),
+                version_key: Timestamp::parse(v).unwrap().sort_key(),
+                seq: 3,
+            };
+            assert_eq!(NextToken::decode(&t.encode()).unwrap(), t);
+        }
+        // A token of the earlier format (version in i64 ns) still reads.
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("1:5:-2:3:x--y");
+        let t = NextToken::decode(&old).unwrap();
+        assert_eq!((t.date_added_ns, t.seq, t.id.as_str()), (5, 3, "x--y"));
+        assert_eq!(t.version_key, "19691231T235959.999999998Z");
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("2:5:3:x' OR 1:x--y");
+        assert!(NextToken::decode(&forged).is_err());
+    }
+
+    #[test]
+    fn timestamps_of_any_year_and_leap_seconds_in_filters() {
+        let q = Query::parse(
+            &pairs(&[
+                (
+                    "match[version]",
+                    "9999-12-31T23:59:59Z,2016-12-31T23:59:60Z",
+                ),
+                ("added_after", "0001-01-01T00:00:00Z"),
+            ]),
+            Endpoint::Objects,
+        )
+        .unwrap();
+        assert_eq!(
+            q.versions,
+            [
+                VersionMatch::At(Timestamp::parse("9999-12-31T23:59:59.000Z").unwrap()),
+                VersionMatch::At(Timestamp::parse("2016-12-31T23:59:60Z").unwrap()),
+            ]
+        );
+        assert_eq!(q.added_after.unwrap().as_str(), "0001-01-01T00:00:00Z");
     }
 }
