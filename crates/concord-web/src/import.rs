@@ -181,32 +181,43 @@ pub fn import(
             .into_bytes()
         }
     };
-    // A new collection is made only for a file that reads: a bundle that is not even JSON
-    // leaves nothing behind.
-    let c = match existing {
-        Some(c) => c,
+    // A new collection is made in the import's own transaction, as `concord import` makes
+    // it: a file that does not import (not JSON, not a bundle) leaves nothing behind.
+    let failed =
+        |e: concord_ingest::IngestError| format!("{file}: {e}; nothing imported from this file");
+    let r = match existing {
+        Some(c) => {
+            report.collection_id = c.id.clone();
+            concord_server::audit::import_bundle(
+                store,
+                &c.id,
+                "web-import",
+                who,
+                bundle.as_slice(),
+                |_| {},
+            )
+            .map_err(failed)?
+        }
         None => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&bundle)
-                .map_err(|e| format!("{file}: not JSON ({e}); nothing imported from this file"))?;
-            store
-                .create_collection(&NewCollection {
-                    alias: collection.to_owned(),
-                    title: None,
-                    description: None,
-                })
-                .map_err(|e| e.to_string())?
+            let c = NewCollection {
+                alias: collection.to_owned(),
+                title: None,
+                description: None,
+            }
+            .with_new_id();
+            let r = concord_server::audit::import_bundle_creating(
+                store,
+                &c,
+                "web-import",
+                who,
+                bundle.as_slice(),
+                |_| {},
+            )
+            .map_err(failed)?;
+            report.collection_id = c.id;
+            r
         }
     };
-    report.collection_id = c.id.clone();
-    let r = concord_server::audit::import_bundle(
-        store,
-        &c.id,
-        "web-import",
-        who,
-        bundle.as_slice(),
-        |_| {},
-    )
-    .map_err(|e| format!("{file}: {e}; nothing imported from this file"))?;
     report.total = r.total;
     report.added = r.added;
     report.already_present = r.already_present;
