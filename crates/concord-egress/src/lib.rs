@@ -99,8 +99,8 @@ pub struct Sent {
     pub id: String,
     /// `date_added`, nanoseconds since the epoch.
     pub date_added_ns: i64,
-    /// The version (TAXII), nanoseconds.
-    pub version_ns: i64,
+    /// The version (TAXII) as its sortable key ([`concord_stix::Timestamp::sort_key`]).
+    pub version_key: String,
     /// The version as text ([`Entry::version`]).
     pub version: String,
     /// The object's type.
@@ -419,7 +419,7 @@ impl Egress {
                     out.push(Sent {
                         id,
                         date_added_ns: e.date_added_ns,
-                        version_ns: e.version_ns,
+                        version_key: e.version_key.clone(),
                         version: e.version(),
                         object_type: e.object_type,
                         spec_version: e.spec_version,
@@ -495,7 +495,7 @@ impl Egress {
                 out.push(Sent {
                     id,
                     date_added_ns: e.date_added_ns,
-                    version_ns: e.version_ns,
+                    version_key: e.version_key.clone(),
                     version: e.version(),
                     object_type: e.object_type,
                     spec_version: e.spec_version,
@@ -530,7 +530,7 @@ impl Egress {
                 } => Some(Sent {
                     id,
                     date_added_ns: e.date_added_ns,
-                    version_ns: e.version_ns,
+                    version_key: e.version_key.clone(),
                     version: e.version(),
                     object_type: e.object_type.clone(),
                     spec_version: e.spec_version.clone(),
@@ -568,7 +568,7 @@ impl Egress {
                 sent: Some(Sent {
                     id,
                     date_added_ns: entry.date_added_ns,
-                    version_ns: entry.version_ns,
+                    version_key: entry.version_key.clone(),
                     version: entry.version(),
                     object_type: entry.object_type.clone(),
                     spec_version: entry.spec_version.clone(),
@@ -630,7 +630,7 @@ impl Egress {
         let plain = serde_json::to_vec(&serde_json::json!([
             cursor.date_added_ns,
             cursor.id,
-            cursor.version_ns,
+            cursor.version_key,
             cursor.seq
         ]))
         .expect("a cursor serialises");
@@ -682,7 +682,7 @@ impl Egress {
             Some(Cursor {
                 date_added_ns: v.get(0)?.as_i64()?,
                 id: v.get(1)?.as_str()?.to_owned(),
-                version_ns: v.get(2)?.as_i64()?,
+                version_key: v.get(2)?.as_str()?.to_owned(),
                 seq: v.get(3)?.as_i64()?,
             })
         })()
@@ -709,7 +709,7 @@ fn sent_as_stored(e: Entry, want_body: bool) -> Sent {
         version: e.version(),
         id: e.id,
         date_added_ns: e.date_added_ns,
-        version_ns: e.version_ns,
+        version_key: e.version_key.clone(),
         object_type: e.object_type,
         spec_version: e.spec_version,
         body: if want_body { e.body } else { None },
@@ -860,10 +860,10 @@ impl FateCache {
 }
 
 /// An entry's place in the collection, as a key.
-type EntryKey = (i64, String, i64, i64);
+type EntryKey = (i64, String, String, i64);
 
 fn entry_key(e: &Entry) -> EntryKey {
-    (e.date_added_ns, e.id.clone(), e.version_ns, e.seq)
+    (e.date_added_ns, e.id.clone(), e.version_key.clone(), e.seq)
 }
 
 /// What a reference resolves to for the audience.
@@ -891,7 +891,7 @@ struct Decider<'a> {
     prefetched: HashMap<String, Option<Entry>>,
     fates: HashMap<String, Fate>,
     /// Objects being decided (further up the stack), with the version being decided.
-    in_progress: HashMap<String, (i64, i64)>,
+    in_progress: HashMap<String, (String, i64)>,
     group_key: Option<Vec<u8>>,
     trace: Option<Vec<ExplainStep>>,
     /// Each entry read, parsed once (strictly) for the markings, the references and the
@@ -993,7 +993,7 @@ impl<'a> Decider<'a> {
                 for e in page.entries {
                     // Of two entries of one object (several spec versions), the newest.
                     match found.get(&e.id) {
-                        Some(Entry { version_ns, .. }) if *version_ns >= e.version_ns => {}
+                        Some(Entry { version_key, .. }) if *version_key >= e.version_key => {}
                         _ => {
                             found.insert(e.id.clone(), e);
                         }
@@ -1102,7 +1102,7 @@ impl<'a> Decider<'a> {
             // A reference to itself: wherever the object goes, it goes under its own id.
             return Ok(Fate::Received(id.to_owned()));
         }
-        if let Some(&(version_ns, seq)) = self.in_progress.get(id) {
+        if let Some((version_key, seq)) = self.in_progress.get(id).cloned() {
             // A cycle of references (A refers to B, B to A): the target is being decided
             // further up. By its own rules alone: withheld is final (references only ever
             // withhold more); sent is an assumption, checked when its decision completes
@@ -1112,7 +1112,7 @@ impl<'a> Decider<'a> {
             return Ok(match entry {
                 Some(e)
                     if kind_of(&e.object_type) != ObjectKind::Sco
-                        && (e.version_ns, e.seq) == (version_ns, seq) =>
+                        && (e.version_key.as_str(), e.seq) == (version_key.as_str(), seq) =>
                 {
                     if self.base_sent(&e) {
                         self.assumptions.push(id.to_owned());
@@ -1242,7 +1242,7 @@ impl<'a> Decider<'a> {
     /// Whether the policy sends the newest version `e` of an object by its own rules alone
     /// (before references); kept with the shared fates, since it depends on nothing else.
     fn base_sent(&mut self, e: &Entry) -> bool {
-        let key = format!("{}\u{1f}{}\u{1f}{}", e.id, e.version_ns, e.seq);
+        let key = format!("{}\u{1f}{}\u{1f}{}", e.id, e.version_key, e.seq);
         if let Some(b) = self.shared.as_ref().and_then(|s| s.base(&key)) {
             return b;
         }
@@ -1268,7 +1268,9 @@ impl<'a> Decider<'a> {
     /// Decides one stored object version for the audience, references included.
     fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
         let (mark, mark_log) = (self.assumptions.len(), self.log.len());
-        let outer = self.in_progress.insert(e.id.clone(), (e.version_ns, e.seq));
+        let outer = self
+            .in_progress
+            .insert(e.id.clone(), (e.version_key.clone(), e.seq));
         let outcome = self.decide_inner(e, depth);
         match outer {
             Some(v) => {

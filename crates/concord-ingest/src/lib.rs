@@ -114,9 +114,39 @@ pub fn ingest(
     collection_id: &str,
     input: impl Read,
     options: IngestOptions<'_>,
+    progress: impl FnMut(usize),
+) -> Result<IngestReport, IngestError> {
+    ingest_into(store.begin_write(collection_id)?, input, options, progress)
+}
+
+/// As [`ingest`], into a collection that does not exist yet: `collection` is created in the
+/// ingest's transaction ([`Store::begin_write_creating`]), so when the input is not a
+/// readable bundle (or the store fails) nothing remains, not even an empty collection.
+///
+/// Errors: as [`ingest`]; [`StoreError::InvalidAlias`] or [`StoreError::CollectionExists`]
+/// (inside [`IngestError::Store`]) when the collection cannot be created.
+pub fn ingest_creating(
+    store: &dyn Store,
+    collection: &concord_store::Collection,
+    input: impl Read,
+    options: IngestOptions<'_>,
+    progress: impl FnMut(usize),
+) -> Result<IngestReport, IngestError> {
+    ingest_into(
+        store.begin_write_creating(collection)?,
+        input,
+        options,
+        progress,
+    )
+}
+
+/// The body of [`ingest`] and [`ingest_creating`] on an open batch.
+fn ingest_into(
+    mut batch: Box<dyn concord_store::WriteBatch + '_>,
+    input: impl Read,
+    options: IngestOptions<'_>,
     mut progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
-    let mut batch = store.begin_write(collection_id)?;
     let mut report = IngestReport {
         date_added_ns: batch.date_added_ns(),
         ..Default::default()

@@ -75,6 +75,37 @@ pub struct IocOptions {
     /// Put into each indicator's `description` when the line has no comment of its own,
     /// e.g. the list's family name (`maltrail: apt_lazarus`). `None`: no description.
     pub default_description: Option<String>,
+    /// Shortest IPv4 CIDR prefix accepted (0..=32): a line with a shorter one (a larger
+    /// block, such as `0.0.0.0/0`, which would match every address) is rejected, naming the
+    /// line. Default [`DEFAULT_MIN_PREFIX_V4`].
+    pub min_prefix_v4: u8,
+    /// Shortest IPv6 CIDR prefix accepted (0..=128), as `min_prefix_v4` (`::/0`).
+    /// Default [`DEFAULT_MIN_PREFIX_V6`].
+    pub min_prefix_v6: u8,
+}
+
+/// Default shortest IPv4 prefix: `/8`, the largest block IANA ever allocated to one
+/// registry or organisation (1/256 of the address space). Real block lists (Spamhaus DROP,
+/// FireHOL) list allocations of /8 and longer; anything shorter spans several registries'
+/// space and in an IOC list is a typo (`/0`, `/1`) that would flag every address seen.
+pub const DEFAULT_MIN_PREFIX_V4: u8 = 8;
+
+/// Default shortest IPv6 prefix: `/16`. IANA allocates /12 blocks to the regional registries
+/// and the whole global unicast space is `2000::/3`, so a prefix shorter than /16 covers a
+/// registry's space or more; the largest allocations to single operators (/19 to /32) and
+/// the networks that Spamhaus DROPv6 lists stay accepted.
+pub const DEFAULT_MIN_PREFIX_V6: u8 = 16;
+
+impl IocOptions {
+    /// Options with `timestamp`, no default description and the default minimum prefixes.
+    pub fn new(timestamp: impl Into<String>) -> IocOptions {
+        IocOptions {
+            timestamp: timestamp.into(),
+            default_description: None,
+            min_prefix_v4: DEFAULT_MIN_PREFIX_V4,
+            min_prefix_v6: DEFAULT_MIN_PREFIX_V6,
+        }
+    }
 }
 
 /// Errors of [`read_ioc_list`]: only I/O (a bad line is a [`Rejected`], not an error).
@@ -132,6 +163,17 @@ pub fn read_ioc_list(
         let (value, comment) = split_comment(text);
         match classify(&refang(value)) {
             Ok(obs) => {
+                if let Observable::Cidr(ip, prefix) = obs
+                    && let Some(min) = too_wide(ip, prefix, options)
+                {
+                    out.rejected.push(Rejected {
+                        file: file.to_string(),
+                        line: line_no,
+                        text: text.to_string(),
+                        reason: wide_reason(ip, prefix, min),
+                    });
+                    continue;
+                }
                 let (kind, norm) = kind_and_value(&obs);
                 let uuid = uuid::Uuid::new_v5(&NAMESPACE, format!("{kind}|{norm}").as_bytes());
                 if !seen.insert(uuid) {
@@ -153,6 +195,31 @@ pub fn read_ioc_list(
         }
     }
     Ok(out)
+}
+
+/// The minimum prefix a CIDR block breaks, if it is shorter than the options allow.
+fn too_wide(ip: IpAddr, prefix: u8, options: &IocOptions) -> Option<u8> {
+    let min = if ip.is_ipv4() {
+        options.min_prefix_v4
+    } else {
+        options.min_prefix_v6
+    };
+    (prefix < min).then_some(min)
+}
+
+/// Why a CIDR block wider than the minimum prefix `min` is refused.
+fn wide_reason(ip: IpAddr, prefix: u8, min: u8) -> String {
+    let (family, bits) = if ip.is_ipv4() {
+        ("IPv4", 32)
+    } else {
+        ("IPv6", 128)
+    };
+    format!(
+        "CIDR block {ip}/{prefix} is wider than the shortest {family} prefix accepted, /{min} \
+         (it holds 2^{} of the 2^{bits} addresses, so its indicator would match almost any \
+         address)",
+        bits - u32::from(prefix)
+    )
 }
 
 /// `value;comment` (signature-base) or `value # comment` (maltrail).
@@ -292,10 +359,7 @@ mod tests {
     use super::*;
 
     fn opts() -> IocOptions {
-        IocOptions {
-            timestamp: "2026-01-01T00:00:00.000Z".into(),
-            default_description: None,
-        }
+        IocOptions::new("2026-01-01T00:00:00.000Z")
     }
 
     #[test]
@@ -326,5 +390,44 @@ mod tests {
         // Same value, same id, whatever the spelling.
         let again = read_ioc_list("1[.]2.3[.]4\n".as_bytes(), "u.txt", &opts()).unwrap();
         assert_eq!(again.indicators[0]["id"], l.indicators[0]["id"]);
+    }
+
+    #[test]
+    fn refuses_blocks_wider_than_the_minimum_prefix() {
+        let text = "0.0.0.0/0\n::/0\n10.0.0.0/8\n8.0.0.0/7\n2001:db8::/16\n2000::/3\n";
+        let l = read_ioc_list(text.as_bytes(), "wide.txt", &opts()).unwrap();
+        let names: Vec<&str> = l
+            .indicators
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["10.0.0.0/8", "2001::/16"]);
+        let lines: Vec<(u64, &str)> = l
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.text.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (1, "0.0.0.0/0"),
+                (2, "::/0"),
+                (4, "8.0.0.0/7"),
+                (6, "2000::/3")
+            ]
+        );
+        assert!(
+            l.rejected[0].reason.contains("0.0.0.0/0")
+                && l.rejected[0].reason.contains("/8")
+                && l.rejected[1].reason.contains("/16"),
+            "{:?}",
+            l.rejected
+        );
+        // The minimum is configurable: /0 accepted when asked for.
+        let mut o = opts();
+        o.min_prefix_v4 = 0;
+        let l = read_ioc_list("0.0.0.0/0\n".as_bytes(), "wide.txt", &o).unwrap();
+        assert_eq!(l.indicators.len(), 1);
+        assert!(l.rejected.is_empty());
     }
 }

@@ -742,7 +742,9 @@ impl std::fmt::Debug for IndicatorSet {
 
 /// One indicator version as the builder keeps it until [`SetBuilder::build`].
 struct Pending {
-    modified: i64,
+    /// The version; a [`concord_stix::Timestamp`] (not `i64` ns) so that versions of years
+    /// after 2262 or in leap seconds still order exactly.
+    modified: concord_stix::Timestamp,
     revoked: bool,
     valid_from: i64,
     valid_until: i64,
@@ -758,14 +760,21 @@ pub struct SetBuilder {
     skipped: Vec<Skipped>,
 }
 
-fn time_of(o: &Value, key: &str) -> Result<Option<i64>, String> {
+fn timestamp_of(o: &Value, key: &str) -> Result<Option<concord_stix::Timestamp>, String> {
     match o.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => concord_stix::Timestamp::parse(s)
-            .map(|t| Some(t.unix_nanos()))
+            .map(Some)
             .map_err(|e| format!("`{key}` {s:?}: {e}")),
         Some(_) => Err(format!("`{key}` is not a string")),
     }
+}
+
+/// A validity bound in nanoseconds, for comparison with log times (`i64` ns): clamped as
+/// [`concord_stix::Timestamp::unix_nanos`] says, so `valid_until: 9999-12-31T23:59:59Z` is
+/// after every log time and a leap-second bound keeps its order.
+fn time_of(o: &Value, key: &str) -> Result<Option<i64>, String> {
+    Ok(timestamp_of(o, key)?.map(|t| t.unix_nanos()))
 }
 
 impl SetBuilder {
@@ -787,8 +796,8 @@ impl SetBuilder {
             return self.skip("<no id>", "no `id`".into());
         };
         let fields = (|| -> Result<Pending, String> {
-            let modified = time_of(o, "modified")?
-                .or(time_of(o, "created")?)
+            let modified = timestamp_of(o, "modified")?
+                .or(timestamp_of(o, "created")?)
                 .ok_or("no `modified` or `created`")?;
             let revoked = o.get("revoked").and_then(Value::as_bool).unwrap_or(false);
             let valid_from = time_of(o, "valid_from")?.unwrap_or(i64::MIN);

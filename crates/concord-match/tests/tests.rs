@@ -20,10 +20,7 @@ fn data(p: &str) -> PathBuf {
 }
 
 fn opts() -> IocOptions {
-    IocOptions {
-        timestamp: TS.into(),
-        default_description: None,
-    }
+    IocOptions::new(TS)
 }
 
 fn ioc_file(p: &Path) -> concord_match::ioc_list::IocList {
@@ -914,4 +911,62 @@ fn logs_through_match_reader_match_as_records() {
         }
     }
     assert!(total > 3000, "{total}");
+}
+
+/// Issue 16, item 5: indicators whose validity or versions lie outside `i64` nanoseconds
+/// (years 0001 and 9999) or in a leap second are matched by their real bounds, and of two
+/// versions in year 9999 the later one counts.
+#[test]
+fn validity_and_versions_over_the_whole_timestamp_range() {
+    let (recs, _) = read_all(Path::new(EVE), Format::Eve, usize::MAX);
+    let rec = &recs[1];
+    assert!(has(rec, "ipv4-addr:value", "185.142.236.226"));
+    let with = |n: usize, modified: &str, ip: &str, from: &str, until: Option<&str>| {
+        let mut v = indicator(n, &format!("[ipv4-addr:value = '{ip}']"));
+        v["modified"] = json!(modified);
+        v["valid_from"] = json!(from);
+        if let Some(u) = until {
+            v["valid_until"] = json!(u);
+        }
+        v
+    };
+    let hit = "185.142.236.226";
+    let set = IndicatorSet::from_values(&[
+        // Never expires, valid since year 1: matches.
+        with(
+            1,
+            TS,
+            hit,
+            "0001-01-01T00:00:00Z",
+            Some("9999-12-31T23:59:59Z"),
+        ),
+        // Expired at a leap second in 2016: no match in 2024.
+        with(
+            2,
+            TS,
+            hit,
+            "2000-01-01T00:00:00Z",
+            Some("2016-12-31T23:59:60Z"),
+        ),
+        // Two versions in year 9999, the later (given first) points elsewhere: no match.
+        with(
+            3,
+            "9999-12-31T23:59:59.000Z",
+            "192.0.2.1",
+            "2000-01-01T00:00:00Z",
+            None,
+        ),
+        with(
+            3,
+            "9999-12-31T23:59:58.000Z",
+            hit,
+            "2000-01-01T00:00:00Z",
+            None,
+        ),
+    ]);
+    assert!(set.skipped().is_empty(), "{:?}", set.skipped());
+    let mut m = Matcher::new(&set, 0);
+    let mut hits = Vec::new();
+    m.match_record(rec, &mut |h| hits.push(h.indicator));
+    assert_eq!(hits, [indicator(1, "")["id"].as_str().unwrap()]);
 }

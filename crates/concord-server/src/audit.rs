@@ -2,7 +2,9 @@
 //! leaves is recorded by the egress door ([`concord_egress`]); [`Door`] is its record maker.
 
 pub use concord_egress::{BASE_POLICY_VERSION, Door};
-use concord_ingest::{Accepted, Container, IngestError, IngestOptions, IngestReport, ingest};
+use concord_ingest::{
+    Accepted, Container, IngestError, IngestOptions, IngestReport, ingest, ingest_creating,
+};
 use concord_store::AuditRecord;
 
 use crate::Principal;
@@ -43,12 +45,36 @@ pub fn import_bundle(
         policy_version: BASE_POLICY_VERSION,
     };
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
-    let options = IngestOptions {
+    ingest(store, collection_id, input, import_options(&make), progress)
+}
+
+/// As [`import_bundle`], into a collection that does not exist yet: `collection` is created
+/// in the import's transaction, so a failed import leaves no empty collection behind.
+/// Errors: as [`import_bundle`]; the collection cannot be created (alias taken or invalid).
+pub fn import_bundle_creating(
+    store: &dyn concord_store::Store,
+    collection: &concord_store::Collection,
+    door: &str,
+    who: &str,
+    input: impl std::io::Read,
+    progress: impl FnMut(usize),
+) -> Result<IngestReport, IngestError> {
+    let door = Door {
+        door,
+        partner: who,
+        collection: &collection.id,
+        policy_version: BASE_POLICY_VERSION,
+    };
+    let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
+    ingest_creating(store, collection, input, import_options(&make), progress)
+}
+
+fn import_options<'a>(make: &'a concord_ingest::AuditRecords<'a>) -> IngestOptions<'a> {
+    IngestOptions {
         container: Container::Bundle,
         list_accepted: false,
-        audit: Some(&make),
+        audit: Some(make),
         provenance: None,
         settings: &[],
-    };
-    ingest(store, collection_id, input, options, progress)
+    }
 }

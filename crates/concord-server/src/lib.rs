@@ -504,7 +504,7 @@ fn filter_of(q: &Query) -> ObjectFilter {
                 VersionMatch::First => VersionSelector::First,
                 VersionMatch::Last => VersionSelector::Last,
                 VersionMatch::All => VersionSelector::All,
-                VersionMatch::At(t) => VersionSelector::At(t.unix_nanos()),
+                VersionMatch::At(t) => VersionSelector::At(t.clone()),
             })
             .collect(),
         spec_versions: q.spec_versions.clone(),
@@ -780,9 +780,12 @@ async fn delete_object(
             policy_version: concord_egress::BASE_POLICY_VERSION,
         };
         for v in &selected {
+            let Ok(at) = Timestamp::from_sort_key(&v.version_key) else {
+                continue;
+            };
             let one = ObjectFilter {
                 ids: vec![id.clone()],
-                versions: vec![VersionSelector::At(v.version_ns)],
+                versions: vec![VersionSelector::At(at)],
                 spec_versions: vec![v.spec_version.clone()],
                 ..ObjectFilter::default()
             };

@@ -90,9 +90,42 @@ pub enum StoreError {
     /// No collection with this id or alias.
     #[error("no collection {0:?}")]
     NoSuchCollection(String),
+    /// A new collection's alias breaks the rule of [`check_alias`]; the string shows the
+    /// alias (cut after 40 characters).
+    #[error(
+        "collection alias {0}: must be 1 to 64 characters, each a letter (A-Z, a-z), a digit, \
+         '.', '_' or '-' (the alias is a segment of TAXII and web UI URLs)"
+    )]
+    InvalidAlias(String),
     /// Stored data that cannot be read back (a bug or a damaged file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+/// The rule for the alias of a new collection, the same for every way a collection is made
+/// (`concord import`, `concord collection create`, sync mappings, the web UI's import):
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`, because the alias is a path segment of TAXII and UI URLs
+/// (`/taxii2/api/collections/{alias}/objects/`) and is typed on command lines. Existing
+/// collections are found by any alias they already have.
+///
+/// Errors: [`StoreError::InvalidAlias`], naming the alias (quoted, cut after 40 characters,
+/// with its length when cut).
+pub fn check_alias(alias: &str) -> Result<()> {
+    let ok = (1..=64).contains(&alias.len())
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    let chars = alias.chars().count();
+    let shown = if chars > 40 {
+        let head: String = alias.chars().take(40).collect();
+        format!("{head:?}… ({chars} characters)")
+    } else {
+        format!("{alias:?}")
+    };
+    Err(StoreError::InvalidAlias(shown))
 }
 
 /// Result alias for store operations.
@@ -109,6 +142,19 @@ pub struct Collection {
     pub title: String,
     /// Optional description.
     pub description: Option<String>,
+}
+
+impl NewCollection {
+    /// The collection this would create, with a new random (v4) UUID as its id: what
+    /// [`Store::create_collection`] makes, for [`Store::begin_write_creating`].
+    pub fn with_new_id(&self) -> Collection {
+        Collection {
+            id: uuid::Uuid::new_v4().to_string(),
+            alias: Some(self.alias.clone()),
+            title: self.title.clone().unwrap_or_else(|| self.alias.clone()),
+            description: self.description.clone(),
+        }
+    }
 }
 
 /// What is needed to create a collection.
@@ -177,14 +223,19 @@ pub enum VersionSelector {
     /// Every version.
     All,
     /// The version whose `modified` (or, without it, `created` / `date_added`) is this
-    /// instant, in nanoseconds since the epoch.
-    At(i64),
+    /// instant (any year 0001–9999, a leap second included; compared as instants, so
+    /// `…00Z` selects a version written `…00.000Z`).
+    At(Timestamp),
 }
 
 /// Filters of TAXII 2.1 §3.4.2, as the store applies them. Empty lists mean "no filter".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectFilter {
-    /// `added_after`: only entries whose `date_added` is strictly later (nanoseconds).
+    /// `added_after`: only entries whose `date_added` is strictly later (nanoseconds since
+    /// the epoch). A TAXII `added_after` of any year converts exactly with
+    /// [`Timestamp::unix_nanos`]: `date_added` is the node's own clock, an `i64` inside
+    /// 1677–2262 and never in a leap second, and the clamping and the leap-second rule of
+    /// `unix_nanos` keep every such comparison right.
     pub added_after_ns: Option<i64>,
     /// `match[id]`.
     pub ids: Vec<String>,
@@ -204,8 +255,8 @@ pub struct Cursor {
     pub date_added_ns: i64,
     /// Object id.
     pub id: String,
-    /// Version in nanoseconds.
-    pub version_ns: i64,
+    /// The version's [`Timestamp::sort_key`].
+    pub version_key: String,
     /// Entry sequence number (ties between two unversioned SCO versions of one batch).
     pub seq: i64,
 }
@@ -226,8 +277,9 @@ pub struct Entry {
     pub id: String,
     /// `date_added`, nanoseconds since the epoch.
     pub date_added_ns: i64,
-    /// The version as TAXII defines it (modified, else created, else date_added), in ns.
-    pub version_ns: i64,
+    /// The version as TAXII defines it (modified, else created, else date_added), as its
+    /// [`Timestamp::sort_key`] (`20161231T235960.500000000Z`): exact over 0001–9999.
+    pub version_key: String,
     /// The version as the producer wrote it (`modified`/`created`), or `None` when the
     /// version is the `date_added`.
     pub version_text: Option<String>,
@@ -247,16 +299,17 @@ impl Entry {
         Cursor {
             date_added_ns: self.date_added_ns,
             id: self.id.clone(),
-            version_ns: self.version_ns,
+            version_key: self.version_key.clone(),
             seq: self.seq,
         }
     }
 
-    /// The version as text: what the producer wrote, or the `date_added` (microseconds).
+    /// The version as text: what the producer wrote (byte for byte), or the `date_added`
+    /// (microseconds).
     pub fn version(&self) -> String {
         match &self.version_text {
             Some(t) => t.clone(),
-            None => Timestamp::from_unix_nanos(self.version_ns, 6).to_string(),
+            None => Timestamp::from_unix_nanos(self.date_added_ns, 6).to_string(),
         }
     }
 }
@@ -277,10 +330,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn collections(&self) -> Result<Vec<Collection>>;
     /// The collection with this id or alias.
     fn collection(&self, id_or_alias: &str) -> Result<Option<Collection>>;
-    /// Creates a collection with a new UUID. Errors: [`StoreError::CollectionExists`].
+    /// Creates a collection with a new UUID. Errors: [`StoreError::InvalidAlias`] (see
+    /// [`check_alias`]), [`StoreError::CollectionExists`].
     fn create_collection(&self, new: &NewCollection) -> Result<Collection>;
     /// Starts a write batch on a collection (by id). Blocks while another batch is open.
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>>;
+    /// Starts a write batch on a collection that does not exist yet: `collection` (its id,
+    /// alias, title and description as given) is created in the batch's own transaction, so
+    /// it exists only if the batch commits. An import that fails therefore leaves no empty
+    /// collection behind. Errors: [`StoreError::InvalidAlias`] (see [`check_alias`]),
+    /// [`StoreError::CollectionExists`] when the alias or id is taken.
+    fn begin_write_creating(&self, collection: &Collection) -> Result<Box<dyn WriteBatch + '_>>;
     /// Entries of a collection that pass `filter`, paged. `with_body` also loads the objects.
     fn entries(
         &self,
@@ -342,8 +402,8 @@ pub(crate) trait VersionParams {
     /// The `same_spec` condition was written once more (a backend with positional
     /// parameters binds its arguments again).
     fn same_spec_used(&mut self);
-    /// The placeholder for a version instant, in nanoseconds.
-    fn version_at(&mut self, ns: i64) -> String;
+    /// The placeholder for a version key ([`Timestamp::sort_key`]).
+    fn version_at(&mut self, key: String) -> String;
 }
 
 /// The `match[version]` condition of TAXII 2.1 §3.4.2 over the entries `e`, in the SQL both
@@ -374,11 +434,13 @@ pub(crate) fn version_condition(
                 };
                 params.same_spec_used();
                 format!(
-                    "e.version_ns = (SELECT {agg}(x.version_ns) FROM collection_entries x
+                    "e.version_key = (SELECT {agg}(x.version_key) FROM collection_entries x
                       WHERE x.collection_id = e.collection_id AND x.id = e.id AND {same_spec})"
                 )
             }
-            VersionSelector::At(ns) => format!("e.version_ns = {}", params.version_at(*ns)),
+            VersionSelector::At(t) => {
+                format!("e.version_key = {}", params.version_at(t.sort_key()))
+            }
         })
         .collect();
     Some(format!(" AND ({})", alternatives.join(" OR ")))

@@ -21,7 +21,9 @@
 //!   server default), which TAXII's 202 promises the client.
 //!
 //! Bodies are TEXT, never `jsonb` (which would reorder keys and drop whitespace): objects are
-//! served as their producer wrote them. Timestamps are BIGINT nanoseconds, as in SQLite.
+//! served as their producer wrote them. `date_added` is BIGINT nanoseconds; object versions
+//! are keyed by `concord_stix::Timestamp::sort_key` text (years 0001–9999, leap seconds), as
+//! in SQLite.
 //! Migrations live in `migrations/postgres/NNNN_name.sql`; applied ones are recorded in the
 //! table `concord_schema_migrations`.
 
@@ -60,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_provenance",
         include_str!("../migrations/postgres/0004_provenance.sql"),
+    ),
+    (
+        "0005_timestamp_keys",
+        include_str!("../migrations/postgres/0005_timestamp_keys.sql"),
     ),
 ];
 
@@ -411,7 +417,7 @@ fn row_to_collection(r: &Row) -> Collection {
 /// The identity of an object version: `(id, modified)`, or `(id, content)` without one.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum VersionKey {
-    Modified(i64),
+    Modified(String),
     Content([u8; 32]),
 }
 
@@ -420,7 +426,7 @@ struct PendingVersion {
     id: String,
     object_type: String,
     spec_version: String,
-    modified_ns: Option<i64>,
+    modified_key: Option<String>,
     modified: Option<String>,
     hash: [u8; 32],
     body: String,
@@ -431,7 +437,7 @@ struct PendingEntry {
     id: String,
     object_type: String,
     spec_version: String,
-    version_ns: i64,
+    version_key: String,
 }
 
 struct PgBatch<'a> {
@@ -497,7 +503,7 @@ impl PgBatch<'_> {
         if !versions.is_empty() {
             let sink = client.copy_in(
                 "COPY object_versions
-                 (vid, id, type, spec_version, modified_ns, modified, content_hash, body)
+                 (vid, id, type, spec_version, modified_key, modified, content_hash, body)
                  FROM STDIN (FORMAT binary)",
             )?;
             let mut w = BinaryCopyInWriter::new(
@@ -507,7 +513,7 @@ impl PgBatch<'_> {
                     Type::TEXT,
                     Type::TEXT,
                     Type::TEXT,
-                    Type::INT8,
+                    Type::TEXT,
                     Type::TEXT,
                     Type::BYTEA,
                     Type::TEXT,
@@ -519,7 +525,7 @@ impl PgBatch<'_> {
                     &v.id,
                     &v.object_type,
                     &v.spec_version,
-                    &v.modified_ns,
+                    &v.modified_key,
                     &v.modified,
                     &&v.hash[..],
                     &v.body,
@@ -530,7 +536,7 @@ impl PgBatch<'_> {
         if !entries.is_empty() {
             let sink = client.copy_in(
                 "COPY collection_entries
-                 (collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 (collection_id, vid, date_added_ns, id, type, spec_version, version_key)
                  FROM STDIN (FORMAT binary)",
             )?;
             let mut w = BinaryCopyInWriter::new(
@@ -542,7 +548,7 @@ impl PgBatch<'_> {
                     Type::TEXT,
                     Type::TEXT,
                     Type::TEXT,
-                    Type::INT8,
+                    Type::TEXT,
                 ],
             );
             for e in &entries {
@@ -553,7 +559,7 @@ impl PgBatch<'_> {
                     &e.id,
                     &e.object_type,
                     &e.spec_version,
-                    &e.version_ns,
+                    &e.version_key,
                 ])?;
             }
             w.finish()?;
@@ -597,7 +603,7 @@ impl WriteBatch for PgBatch<'_> {
         let h = object.header;
         let hash = content_hash(object.value);
         let version = h.version();
-        let modified_ns = version.map(|t| t.unix_nanos());
+        let modified_key = version.map(|t| t.sort_key());
         let conflict = || {
             AddOutcome::Conflict(format!(
                 "a different object with id {} and modified {} is already stored; \
@@ -608,8 +614,8 @@ impl WriteBatch for PgBatch<'_> {
         };
         let key = (
             h.id.clone(),
-            match modified_ns {
-                Some(m) => VersionKey::Modified(m),
+            match &modified_key {
+                Some(m) => VersionKey::Modified(m.clone()),
                 None => VersionKey::Content(hash),
             },
         );
@@ -623,18 +629,18 @@ impl WriteBatch for PgBatch<'_> {
         }
         // Stored before (by this batch or another): nobody else writes while we hold the lock.
         let collection_id = self.collection_id.clone();
-        let existing = match modified_ns {
+        let existing = match &modified_key {
             Some(m) => self.conn().query_opt(
                 "SELECT v.vid, v.content_hash, EXISTS (SELECT 1 FROM collection_entries e
                    WHERE e.collection_id = $3 AND e.vid = v.vid)
-                 FROM object_versions v WHERE v.id = $1 AND v.modified_ns = $2",
+                 FROM object_versions v WHERE v.id = $1 AND v.modified_key = $2",
                 &[&h.id, &m, &collection_id],
             )?,
             None => self.conn().query_opt(
                 "SELECT v.vid, v.content_hash, EXISTS (SELECT 1 FROM collection_entries e
                    WHERE e.collection_id = $3 AND e.vid = v.vid)
                  FROM object_versions v
-                 WHERE v.id = $1 AND v.modified_ns IS NULL AND v.content_hash = $2",
+                 WHERE v.id = $1 AND v.modified_key IS NULL AND v.content_hash = $2",
                 &[&h.id, &&hash[..], &collection_id],
             )?,
         };
@@ -656,7 +662,7 @@ impl WriteBatch for PgBatch<'_> {
                     id: h.id.clone(),
                     object_type: h.object_type.clone(),
                     spec_version: h.spec_version.as_str().to_owned(),
-                    modified_ns,
+                    modified_key: modified_key.clone(),
                     modified: version.map(|t| t.as_str().to_owned()),
                     hash,
                     body: object.body.to_owned(),
@@ -669,7 +675,9 @@ impl WriteBatch for PgBatch<'_> {
             id: h.id.clone(),
             object_type: h.object_type.clone(),
             spec_version: h.spec_version.as_str().to_owned(),
-            version_ns: modified_ns.unwrap_or(self.date_added_ns),
+            version_key: modified_key.unwrap_or_else(|| {
+                concord_stix::Timestamp::from_unix_nanos(self.date_added_ns, 9).sort_key()
+            }),
         });
         self.pending.insert(key, hash);
         if self.entries.len() >= FLUSH_ROWS || self.pending_bytes >= FLUSH_BYTES {
@@ -768,8 +776,8 @@ impl Query {
 impl VersionParams for Query {
     fn same_spec_used(&mut self) {}
 
-    fn version_at(&mut self, ns: i64) -> String {
-        format!("{}::bigint", self.arg(ns))
+    fn version_at(&mut self, key: String) -> String {
+        format!("{}::text", self.arg(key))
     }
 }
 
@@ -792,17 +800,17 @@ fn entries_sql(
     if let Some(c) = &page.after {
         let d = q.arg(c.date_added_ns);
         let i = q.arg(c.id.clone());
-        let v = q.arg(c.version_ns);
+        let v = q.arg(c.version_key.clone());
         let s = q.arg(c.seq);
         q.sql.push_str(&format!(
-            " AND (e.date_added_ns, e.id, e.version_ns, e.seq) > ({d}::bigint, {i}::text, {v}::bigint, {s}::bigint)"
+            " AND (e.date_added_ns, e.id, e.version_key, e.seq) > ({d}::bigint, {i}::text, {v}::text, {s}::bigint)"
         ));
     }
     let sql = format!(
-        "SELECT e.id, e.date_added_ns, e.version_ns, v.modified, e.spec_version, e.type, e.seq, {}
+        "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, {}
          FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
          WHERE {}
-         ORDER BY e.date_added_ns, e.id, e.version_ns, e.seq
+         ORDER BY e.date_added_ns, e.id, e.version_key, e.seq
          LIMIT {}",
         if with_body { "v.body" } else { "NULL::text" },
         q.sql,
@@ -849,6 +857,85 @@ impl AuditRows {
     }
 }
 
+impl PostgresStore {
+    /// Opens a write batch on `collection_id`, first creating `create` in its transaction
+    /// (under the write lock).
+    fn begin(
+        &self,
+        collection_id: &str,
+        create: Option<&Collection>,
+    ) -> Result<Box<dyn WriteBatch + '_>> {
+        if let Some(c) = create {
+            crate::check_alias(c.alias.as_deref().unwrap_or_default())?;
+        }
+        let mut conn = self.conn()?;
+        if let Err(e) = conn.client.batch_execute("BEGIN") {
+            self.put_back(conn);
+            return Err(e.into());
+        }
+        let mut batch = PgBatch {
+            store: self,
+            conn: Some(conn),
+            collection_id: collection_id.to_owned(),
+            date_added_ns: 0,
+            open: true,
+            free_vids: Vec::new(),
+            versions: Vec::new(),
+            entries: Vec::new(),
+            pending: HashMap::new(),
+            pending_bytes: 0,
+            written: 0,
+        };
+        // One writer at a time, node-wide (all processes): held until COMMIT or ROLLBACK.
+        batch.conn().execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&WRITE_LOCK_CLASS, &self.lock_key],
+        )?;
+        if let Some(c) = create {
+            let alias = c.alias.clone().unwrap_or_default();
+            let inserted = batch.conn().client.execute(
+                "INSERT INTO collections (id, alias, title, description, created_ns)
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint
+                 WHERE NOT EXISTS (SELECT 1 FROM collections
+                                   WHERE alias = $2 OR id = $2 OR id = $1)",
+                &[&c.id, &c.alias, &c.title, &c.description, &now_ns()],
+            );
+            match inserted {
+                Ok(1) => {}
+                Ok(_) => return Err(StoreError::CollectionExists(alias)),
+                // Created by another process (without the write lock) since the check.
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    return Err(StoreError::CollectionExists(alias));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let known: bool = batch
+            .conn()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+                &[&collection_id],
+            )?
+            .get(0);
+        if !known {
+            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
+        }
+        // date_added only grows, node-wide and in commit order: a page that ended at the
+        // newest entry can never be overtaken by an entry dated earlier.
+        batch.date_added_ns = batch
+            .conn()
+            .query_one(
+                "UPDATE write_clock SET last_date_added_ns = GREATEST(
+                     (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000,
+                     last_date_added_ns + 1000)
+                 RETURNING last_date_added_ns",
+                &[],
+            )?
+            .get(0);
+        Ok(Box::new(batch))
+    }
+}
+
 impl Store for PostgresStore {
     fn collections(&self) -> Result<Vec<Collection>> {
         self.with_conn(|c| {
@@ -876,6 +963,7 @@ impl Store for PostgresStore {
     }
 
     fn create_collection(&self, new: &NewCollection) -> Result<Collection> {
+        crate::check_alias(&new.alias)?;
         let c = Collection {
             id: uuid::Uuid::new_v4().to_string(),
             alias: Some(new.alias.clone()),
@@ -905,52 +993,11 @@ impl Store for PostgresStore {
     }
 
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
-        let mut conn = self.conn()?;
-        if let Err(e) = conn.client.batch_execute("BEGIN") {
-            self.put_back(conn);
-            return Err(e.into());
-        }
-        let mut batch = PgBatch {
-            store: self,
-            conn: Some(conn),
-            collection_id: collection_id.to_owned(),
-            date_added_ns: 0,
-            open: true,
-            free_vids: Vec::new(),
-            versions: Vec::new(),
-            entries: Vec::new(),
-            pending: HashMap::new(),
-            pending_bytes: 0,
-            written: 0,
-        };
-        // One writer at a time, node-wide (all processes): held until COMMIT or ROLLBACK.
-        batch.conn().execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&WRITE_LOCK_CLASS, &self.lock_key],
-        )?;
-        let known: bool = batch
-            .conn()
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
-                &[&collection_id],
-            )?
-            .get(0);
-        if !known {
-            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
-        }
-        // date_added only grows, node-wide and in commit order: a page that ended at the
-        // newest entry can never be overtaken by an entry dated earlier.
-        batch.date_added_ns = batch
-            .conn()
-            .query_one(
-                "UPDATE write_clock SET last_date_added_ns = GREATEST(
-                     (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint * 1000,
-                     last_date_added_ns + 1000)
-                 RETURNING last_date_added_ns",
-                &[],
-            )?
-            .get(0);
-        Ok(Box::new(batch))
+        self.begin(collection_id, None)
+    }
+
+    fn begin_write_creating(&self, collection: &Collection) -> Result<Box<dyn WriteBatch + '_>> {
+        self.begin(&collection.id, Some(collection))
     }
 
     fn entries(
@@ -968,7 +1015,7 @@ impl Store for PostgresStore {
             .map(|r| Entry {
                 id: r.get(0),
                 date_added_ns: r.get(1),
-                version_ns: r.get(2),
+                version_key: r.get(2),
                 version_text: r.get(3),
                 spec_version: r.get(4),
                 object_type: r.get(5),
@@ -1318,13 +1365,13 @@ impl Summer {
 const SUMMARY_COLLECTIONS: &str =
     "SELECT id, alias, title, description FROM collections ORDER BY id";
 const SUMMARY_VERSIONS: &str =
-    "SELECT id, type, spec_version, modified_ns, modified, content_hash, body
-     FROM object_versions ORDER BY id, modified_ns NULLS FIRST, content_hash";
+    "SELECT id, type, spec_version, modified_key, modified, content_hash, body
+     FROM object_versions ORDER BY id, modified_key NULLS FIRST, content_hash";
 const SUMMARY_ENTRIES: &str =
-    "SELECT e.collection_id, e.date_added_ns, e.id, e.type, e.spec_version, e.version_ns,
+    "SELECT e.collection_id, e.date_added_ns, e.id, e.type, e.spec_version, e.version_key,
             v.content_hash
      FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
-     ORDER BY e.collection_id, e.date_added_ns, e.id, e.version_ns, e.seq";
+     ORDER BY e.collection_id, e.date_added_ns, e.id, e.version_key, e.seq";
 const SUMMARY_STATUS: &str = "SELECT id, body FROM status_resources ORDER BY id";
 const SUMMARY_SETTINGS: &str = "SELECT key, value FROM settings ORDER BY key";
 const SUMMARY_PARTNERS_SQLITE: &str =
@@ -1359,7 +1406,7 @@ pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
         s.text(Some(&r.get::<_, String>(0)?));
         s.text(Some(&r.get::<_, String>(1)?));
         s.text(Some(&r.get::<_, String>(2)?));
-        s.int(r.get(3)?);
+        s.text(r.get::<_, Option<String>>(3)?.as_deref());
         s.text(r.get::<_, Option<String>>(4)?.as_deref());
         s.bytes(&r.get::<_, Vec<u8>>(5)?);
         s.bytes(&sha2::Sha256::digest(r.get::<_, String>(6)?.as_bytes()));
@@ -1374,7 +1421,7 @@ pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
         s.text(Some(&r.get::<_, String>(2)?));
         s.text(Some(&r.get::<_, String>(3)?));
         s.text(Some(&r.get::<_, String>(4)?));
-        s.int(Some(r.get(5)?));
+        s.text(Some(&r.get::<_, String>(5)?));
         s.bytes(&r.get::<_, Vec<u8>>(6)?);
     }
     for (i, (name, sql)) in [
@@ -1449,7 +1496,7 @@ impl PostgresStore {
                 s.text(Some(r.get(0)));
                 s.text(Some(r.get(1)));
                 s.text(Some(r.get(2)));
-                s.int(r.get(3));
+                s.text(r.get(3));
                 s.text(r.get(4));
                 s.bytes(r.get(5));
                 s.bytes(&sha2::Sha256::digest(r.get::<_, &str>(6).as_bytes()));
@@ -1464,7 +1511,7 @@ impl PostgresStore {
                 s.text(Some(r.get(2)));
                 s.text(Some(r.get(3)));
                 s.text(Some(r.get(4)));
-                s.int(Some(r.get(5)));
+                s.text(Some(r.get(5)));
                 s.bytes(r.get(6));
             }
             drop(rows);
@@ -1538,17 +1585,17 @@ impl PostgresStore {
             copy_rows(
                 &src,
                 &mut tx,
-                "SELECT vid, id, type, spec_version, modified_ns, modified, content_hash, body
+                "SELECT vid, id, type, spec_version, modified_key, modified, content_hash, body
                  FROM object_versions ORDER BY vid",
                 "COPY object_versions
-                 (vid, id, type, spec_version, modified_ns, modified, content_hash, body)
+                 (vid, id, type, spec_version, modified_key, modified, content_hash, body)
                  FROM STDIN (FORMAT binary)",
                 &[
                     Type::INT8,
                     Type::TEXT,
                     Type::TEXT,
                     Type::TEXT,
-                    Type::INT8,
+                    Type::TEXT,
                     Type::TEXT,
                     Type::BYTEA,
                     Type::TEXT,
@@ -1560,10 +1607,10 @@ impl PostgresStore {
             copy_rows(
                 &src,
                 &mut tx,
-                "SELECT seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns
+                "SELECT seq, collection_id, vid, date_added_ns, id, type, spec_version, version_key
                  FROM collection_entries ORDER BY seq",
                 "COPY collection_entries
-                 (seq, collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 (seq, collection_id, vid, date_added_ns, id, type, spec_version, version_key)
                  FROM STDIN (FORMAT binary)",
                 &[
                     Type::INT8,
@@ -1573,7 +1620,7 @@ impl PostgresStore {
                     Type::TEXT,
                     Type::TEXT,
                     Type::TEXT,
-                    Type::INT8,
+                    Type::TEXT,
                 ],
                 &mut n,
                 progress,

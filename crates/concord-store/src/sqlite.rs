@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_partners.sql"),
     include_str!("../migrations/sqlite/0003_audit.sql"),
     include_str!("../migrations/sqlite/0004_provenance.sql"),
+    include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -101,6 +102,64 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Opens a write batch on `collection_id`, first creating `create` in its transaction.
+    fn begin(
+        &self,
+        collection_id: &str,
+        create: Option<&Collection>,
+    ) -> Result<Box<dyn WriteBatch + '_>> {
+        if let Some(c) = create {
+            crate::check_alias(c.alias.as_deref().unwrap_or_default())?;
+        }
+        let conn = self.writer();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut batch = SqliteBatch {
+            conn,
+            collection_id: collection_id.to_owned(),
+            date_added_ns: 0,
+            open: true,
+        };
+        if let Some(c) = create {
+            let alias = c.alias.clone().unwrap_or_default();
+            let taken: bool = batch.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM collections WHERE alias = ?1 OR id = ?1 OR id = ?2)",
+                params![alias, c.id],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(StoreError::CollectionExists(alias));
+            }
+            insert_collection(&batch.conn, c)?;
+        }
+        let known: bool = batch.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM collections WHERE id = ?1)",
+            [collection_id],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
+        }
+        // date_added only grows, node-wide: a page that ended at the newest entry can never
+        // be overtaken by an entry dated earlier (keyset pagination stays complete).
+        let last: Option<i64> = batch.conn.query_row(
+            "SELECT MAX(date_added_ns) FROM collection_entries",
+            [],
+            |r| r.get(0),
+        )?;
+        batch.date_added_ns = now_ns().max(last.map_or(i64::MIN, |l| l + 1_000));
+        Ok(Box::new(batch))
+    }
+}
+
+fn insert_collection(conn: &Connection, c: &Collection) -> Result<()> {
+    conn.execute(
+        "INSERT INTO collections (id, alias, title, description, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![c.id, c.alias, c.title, c.description, now_ns()],
+    )?;
+    Ok(())
+}
+
 fn migrate(conn: &Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
@@ -156,12 +215,12 @@ impl WriteBatch for SqliteBatch<'_> {
         let h = object.header;
         let hash = content_hash(object.value);
         let version = h.version();
-        let modified_ns = version.map(|t| t.unix_nanos());
-        let existing: Option<(i64, Vec<u8>)> = match modified_ns {
+        let modified_key = version.map(|t| t.sort_key());
+        let existing: Option<(i64, Vec<u8>)> = match &modified_key {
             Some(m) => self
                 .conn
                 .prepare_cached(
-                    "SELECT vid, content_hash FROM object_versions WHERE id = ?1 AND modified_ns = ?2",
+                    "SELECT vid, content_hash FROM object_versions WHERE id = ?1 AND modified_key = ?2",
                 )?
                 .query_row(params![h.id, m], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?,
@@ -169,7 +228,7 @@ impl WriteBatch for SqliteBatch<'_> {
                 .conn
                 .prepare_cached(
                     "SELECT vid, content_hash FROM object_versions
-                     WHERE id = ?1 AND modified_ns IS NULL AND content_hash = ?2",
+                     WHERE id = ?1 AND modified_key IS NULL AND content_hash = ?2",
                 )?
                 .query_row(params![h.id, &hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?,
@@ -188,14 +247,14 @@ impl WriteBatch for SqliteBatch<'_> {
                 self.conn
                     .prepare_cached(
                         "INSERT INTO object_versions
-                         (id, type, spec_version, modified_ns, modified, content_hash, body)
+                         (id, type, spec_version, modified_key, modified, content_hash, body)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![
                         h.id,
                         h.object_type,
                         h.spec_version.as_str(),
-                        modified_ns,
+                        modified_key,
                         version.map(|t| t.as_str()),
                         &hash[..],
                         object.body
@@ -207,7 +266,7 @@ impl WriteBatch for SqliteBatch<'_> {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO collection_entries
-                 (collection_id, vid, date_added_ns, id, type, spec_version, version_ns)
+                 (collection_id, vid, date_added_ns, id, type, spec_version, version_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
@@ -217,7 +276,9 @@ impl WriteBatch for SqliteBatch<'_> {
                 h.id,
                 h.object_type,
                 h.spec_version.as_str(),
-                modified_ns.unwrap_or(self.date_added_ns)
+                modified_key.unwrap_or_else(|| {
+                    concord_stix::Timestamp::from_unix_nanos(self.date_added_ns, 9).sort_key()
+                })
             ])?;
         Ok(if n == 1 {
             AddOutcome::Added
@@ -327,8 +388,8 @@ impl VersionParams for SqliteVersionParams<'_> {
         self.query.args.extend(self.same_spec_args.iter().cloned());
     }
 
-    fn version_at(&mut self, ns: i64) -> String {
-        self.query.args.push(SqlValue::Integer(ns));
+    fn version_at(&mut self, key: String) -> String {
+        self.query.args.push(SqlValue::Text(key));
         "?".to_owned()
     }
 }
@@ -356,6 +417,7 @@ impl Store for SqliteStore {
     }
 
     fn create_collection(&self, new: &NewCollection) -> Result<Collection> {
+        crate::check_alias(&new.alias)?;
         let conn = self.writer();
         let exists: bool = conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM collections WHERE alias = ?1 OR id = ?1)",
@@ -365,45 +427,17 @@ impl Store for SqliteStore {
         if exists {
             return Err(StoreError::CollectionExists(new.alias.clone()));
         }
-        let c = Collection {
-            id: uuid::Uuid::new_v4().to_string(),
-            alias: Some(new.alias.clone()),
-            title: new.title.clone().unwrap_or_else(|| new.alias.clone()),
-            description: new.description.clone(),
-        };
-        conn.execute(
-            "INSERT INTO collections (id, alias, title, description, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![c.id, c.alias, c.title, c.description, now_ns()],
-        )?;
+        let c = new.with_new_id();
+        insert_collection(&conn, &c)?;
         Ok(c)
     }
 
     fn begin_write(&self, collection_id: &str) -> Result<Box<dyn WriteBatch + '_>> {
-        let conn = self.writer();
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut batch = SqliteBatch {
-            conn,
-            collection_id: collection_id.to_owned(),
-            date_added_ns: 0,
-            open: true,
-        };
-        let known: bool = batch.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM collections WHERE id = ?1)",
-            [collection_id],
-            |r| r.get(0),
-        )?;
-        if !known {
-            return Err(StoreError::NoSuchCollection(collection_id.to_owned()));
-        }
-        // date_added only grows, node-wide: a page that ended at the newest entry can never
-        // be overtaken by an entry dated earlier (keyset pagination stays complete).
-        let last: Option<i64> = batch.conn.query_row(
-            "SELECT MAX(date_added_ns) FROM collection_entries",
-            [],
-            |r| r.get(0),
-        )?;
-        batch.date_added_ns = now_ns().max(last.map_or(i64::MIN, |l| l + 1_000));
-        Ok(Box::new(batch))
+        self.begin(collection_id, None)
+    }
+
+    fn begin_write_creating(&self, collection: &Collection) -> Result<Box<dyn WriteBatch + '_>> {
+        self.begin(&collection.id, Some(collection))
     }
 
     fn entries(
@@ -423,11 +457,11 @@ impl Store for SqliteStore {
         q.versions(filter);
         if let Some(c) = &page.after {
             q.sql
-                .push_str(" AND (e.date_added_ns, e.id, e.version_ns, e.seq) > (?, ?, ?, ?)");
+                .push_str(" AND (e.date_added_ns, e.id, e.version_key, e.seq) > (?, ?, ?, ?)");
             q.args.extend([
                 SqlValue::Integer(c.date_added_ns),
                 SqlValue::Text(c.id.clone()),
-                SqlValue::Integer(c.version_ns),
+                SqlValue::Text(c.version_key.clone()),
                 SqlValue::Integer(c.seq),
             ]);
         }
@@ -441,10 +475,10 @@ impl Store for SqliteStore {
             " INDEXED BY entries_by_id"
         };
         let sql = format!(
-            "SELECT e.id, e.date_added_ns, e.version_ns, v.modified, e.spec_version, e.type, e.seq, {}
+            "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, {}
              FROM collection_entries e{index} JOIN object_versions v ON v.vid = e.vid
              WHERE {}
-             ORDER BY e.date_added_ns, e.id, e.version_ns, e.seq
+             ORDER BY e.date_added_ns, e.id, e.version_key, e.seq
              LIMIT {}",
             if with_body { "v.body" } else { "NULL" },
             q.sql,
@@ -456,7 +490,7 @@ impl Store for SqliteStore {
                 Ok(Entry {
                     id: r.get(0)?,
                     date_added_ns: r.get(1)?,
-                    version_ns: r.get(2)?,
+                    version_key: r.get(2)?,
                     version_text: r.get(3)?,
                     spec_version: r.get(4)?,
                     object_type: r.get(5)?,

@@ -167,13 +167,193 @@ fn versions_and_conflicts(store: &dyn Store) {
         names(vec![VersionSelector::First, VersionSelector::Last]),
         ["one", "two"]
     );
-    let at = concord_stix::Timestamp::parse("2016-01-01T00:00:00Z")
-        .unwrap()
-        .unix_nanos();
+    let at = concord_stix::Timestamp::parse("2016-01-01T00:00:00Z").unwrap();
     assert_eq!(names(vec![VersionSelector::At(at)]), ["one"]);
     // The version as written is kept.
     let e = all(store, &c.id, &ObjectFilter::default());
     assert_eq!(e[0].version(), "2017-01-01T00:00:00.000Z");
+}
+
+/// A campaign version with `created` = `modified` = `t` (any year, leap seconds).
+fn at(id: &str, t: &str, name: &str) -> Value {
+    json!({
+        "type": "campaign", "spec_version": "2.1", "id": format!("campaign--{id}"),
+        "created": t, "modified": t, "name": name,
+    })
+}
+
+/// Issue 16, item 5: versions of years 0001 and 9999 and in a leap second are stored, served
+/// as written, ordered by instant, paged and selected exactly.
+fn timestamps_over_the_whole_range(store: &dyn Store) {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "time".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    // In time order; added out of order in one batch (one date_added).
+    // `created`/`modified` must have milliseconds (STIX 2.1 §3.2).
+    let times = [
+        "0001-01-01T00:00:00.000Z",
+        "1969-12-31T23:59:59.999999999Z",
+        "2016-12-31T23:59:59.999Z",
+        "2016-12-31T23:59:60.000Z",
+        "2016-12-31T23:59:60.500Z",
+        "2017-01-01T00:00:00.000Z",
+        "2262-04-11T23:47:16.854775808Z",
+        "9999-12-31T23:59:59.000Z",
+        "9999-12-31T23:59:60.999999999Z",
+    ];
+    let objects: Vec<Value> = [4, 0, 8, 2, 6, 1, 7, 3, 5]
+        .iter()
+        .map(|&i| at(A, times[i], &format!("v{i}")))
+        .collect();
+    assert!(
+        add(store, &c.id, &objects)
+            .iter()
+            .all(|o| *o == AddOutcome::Added)
+    );
+    // The same versions again: already present; a different 9999 one: a conflict.
+    assert_eq!(
+        add(store, &c.id, &objects[2..3]),
+        [AddOutcome::AlreadyPresent]
+    );
+    assert!(matches!(
+        add(
+            store,
+            &c.id,
+            &[at(A, "9999-12-31T23:59:60.999999999Z", "other")]
+        )[..],
+        [AddOutcome::Conflict(_)]
+    ));
+    let every = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..Default::default()
+    };
+    let e = all(store, &c.id, &every);
+    let served: Vec<String> = e.iter().map(concord_store::Entry::version).collect();
+    assert_eq!(served, times, "ordered by instant, served as written");
+    for (e, o) in e.iter().zip(&objects) {
+        let body: Value = serde_json::from_str(e.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["modified"], body["created"]);
+        let _ = o;
+    }
+    // Bodies byte for byte.
+    let mut bodies: Vec<String> = e.iter().map(|e| e.body.clone().unwrap()).collect();
+    let mut sent: Vec<String> = objects.iter().map(Value::to_string).collect();
+    bodies.sort();
+    sent.sort();
+    assert_eq!(bodies, sent);
+    // Page by page with cursors, one version a page: the same order, nothing skipped.
+    let mut after = None;
+    let mut paged = Vec::new();
+    loop {
+        let p = store
+            .entries(&c.id, &every, &PageRequest { limit: 1, after }, false)
+            .unwrap();
+        paged.extend(p.entries.iter().map(concord_store::Entry::version));
+        if !p.more {
+            break;
+        }
+        after = p.entries.last().map(concord_store::Entry::cursor);
+    }
+    assert_eq!(paged, times);
+    // match[version]: first, last and exact instants (written differently).
+    let one = |v: VersionSelector| -> Vec<String> {
+        let f = ObjectFilter {
+            versions: vec![v],
+            ..Default::default()
+        };
+        all(store, &c.id, &f).iter().map(|e| e.version()).collect()
+    };
+    let ts = |t: &str| concord_stix::Timestamp::parse(t).unwrap();
+    assert_eq!(one(VersionSelector::First), ["0001-01-01T00:00:00.000Z"]);
+    assert_eq!(
+        one(VersionSelector::Last),
+        ["9999-12-31T23:59:60.999999999Z"]
+    );
+    assert_eq!(
+        one(VersionSelector::At(ts("9999-12-31T23:59:59Z"))),
+        ["9999-12-31T23:59:59.000Z"]
+    );
+    assert_eq!(
+        one(VersionSelector::At(ts("2016-12-31T23:59:60.5Z"))),
+        ["2016-12-31T23:59:60.500Z"]
+    );
+    assert_eq!(
+        one(VersionSelector::At(ts("0001-01-01T00:00:00Z"))),
+        ["0001-01-01T00:00:00.000Z"]
+    );
+    assert!(one(VersionSelector::At(ts("9999-12-31T23:59:58Z"))).is_empty());
+    // Deleting the 9999 version by its instant.
+    let f = ObjectFilter {
+        versions: vec![VersionSelector::At(ts("9999-12-31T23:59:59Z"))],
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .delete_object(&c.id, &format!("campaign--{A}"), &f)
+            .unwrap(),
+        1
+    );
+    assert_eq!(all(store, &c.id, &every).len(), times.len() - 1);
+}
+
+/// Issue 16, item 7: a collection made with its batch exists only if the batch commits; the
+/// alias rule holds for every way of making one.
+fn a_collection_made_with_its_batch(store: &dyn Store) {
+    let new = NewCollection {
+        alias: "made-with.batch_1".into(),
+        ..Default::default()
+    }
+    .with_new_id();
+    let batch = store.begin_write_creating(&new).unwrap();
+    drop(batch);
+    assert_eq!(store.collection("made-with.batch_1").unwrap(), None);
+    let mut batch = store.begin_write_creating(&new).unwrap();
+    let v = obj(A, Some("2017-01-01T00:00:00.000Z"), "one");
+    let header = validate_object(&v).unwrap();
+    let body = v.to_string();
+    batch
+        .add(&NewObject {
+            header: &header,
+            body: &body,
+            value: &v,
+        })
+        .unwrap();
+    batch.commit().unwrap();
+    assert_eq!(
+        store.collection("made-with.batch_1").unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(store.count(&new.id).unwrap(), 1);
+    let again = NewCollection {
+        alias: "made-with.batch_1".into(),
+        ..Default::default()
+    }
+    .with_new_id();
+    assert!(matches!(
+        store.begin_write_creating(&again).err(),
+        Some(StoreError::CollectionExists(_))
+    ));
+    for bad in ["", "a/b", "a\nb", &"x".repeat(65)] {
+        let n = NewCollection {
+            alias: bad.to_owned(),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                store.create_collection(&n),
+                Err(StoreError::InvalidAlias(_))
+            ),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            store.begin_write_creating(&n.with_new_id()).err(),
+            Some(StoreError::InvalidAlias(_))
+        ));
+    }
+    assert_eq!(store.collections().unwrap().len(), 1);
 }
 
 fn unversioned_objects_are_versioned_by_content(store: &dyn Store) {
@@ -198,10 +378,9 @@ fn unversioned_objects_are_versioned_by_content(store: &dyn Store) {
     let e = all(store, &c.id, &f);
     assert_eq!(e.len(), 2);
     // Their version is their date_added.
-    assert!(
-        e.iter()
-            .all(|e| e.version_ns == e.date_added_ns && e.version_text.is_none())
-    );
+    assert!(e.iter().all(|e| e.version_key
+        == concord_stix::Timestamp::from_unix_nanos(e.date_added_ns, 9).sort_key()
+        && e.version_text.is_none()));
 }
 
 fn date_added_only_grows_and_pages_are_exact(store: &dyn Store) {
@@ -485,6 +664,16 @@ macro_rules! store_suite {
                 super::partners_round_trip(&s)
             }
             #[test]
+            fn timestamps_over_the_whole_range() {
+                let Some((s, _g)) = $make else { return };
+                super::timestamps_over_the_whole_range(&s)
+            }
+            #[test]
+            fn a_collection_made_with_its_batch() {
+                let Some((s, _g)) = $make else { return };
+                super::a_collection_made_with_its_batch(&s)
+            }
+            #[test]
             fn audit_log_is_a_chain() {
                 let Some((s, _g)) = $make else { return };
                 super::audit_log_is_a_chain(&s)
@@ -544,6 +733,45 @@ mod postgres_only {
         c.query(sql, &[]).unwrap()
     }
 
+    /// The migrations up to `version` applied by hand, as an earlier Concord left them.
+    fn old_schema(url: &str, version: usize) {
+        const OLD: [&str; 4] = [
+            include_str!("../migrations/postgres/0001_initial.sql"),
+            include_str!("../migrations/postgres/0002_partners.sql"),
+            include_str!("../migrations/postgres/0003_audit.sql"),
+            include_str!("../migrations/postgres/0004_provenance.sql"),
+        ];
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        c.batch_execute(
+            "CREATE TABLE concord_schema_migrations (
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ns BIGINT NOT NULL)",
+        )
+        .unwrap();
+        for (i, sql) in OLD[..version].iter().enumerate() {
+            c.batch_execute(sql).unwrap();
+            c.execute(
+                "INSERT INTO concord_schema_migrations VALUES ($1, 'old', 0)",
+                &[&(i as i32 + 1)],
+            )
+            .unwrap();
+        }
+    }
+
+    /// Issue 16, item 5: a database of schema 4 (versions as BIGINT nanoseconds) keeps its
+    /// entries, their order and their versions through migration 0005.
+    #[test]
+    fn versions_stored_as_nanoseconds_survive_the_migration_to_keys() {
+        let Some(schema) = scratch() else { return };
+        old_schema(schema.url(), 4);
+        let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
+        c.batch_execute(&old_rows_sql(|h| format!("'\\x{h}'::bytea")))
+            .unwrap();
+        drop(c);
+        let store = PostgresStore::open(schema.url()).unwrap();
+        assert_eq!(store.migration_report().applied, ["0005_timestamp_keys"]);
+        check_migrated(&store);
+    }
+
     #[test]
     fn migrations_from_an_empty_schema_and_refusal_of_a_newer_one() {
         let Some(schema) = scratch() else { return };
@@ -564,17 +792,11 @@ mod postgres_only {
         assert!(again.migration_report().applied.is_empty());
         assert_eq!(again.migration_report().from, report.to);
         drop(again);
-        // From the previous release's schema (version 1, before partners): only what is
+        // From an earlier release's schema (version 1, before partners): only what is
         // newer is applied.
-        psql(schema.url(), "DROP TABLE partners");
-        psql(schema.url(), "DROP TABLE audit_log");
-        psql(schema.url(), "DROP FUNCTION audit_log_append_only()");
-        psql(schema.url(), "DROP TABLE provenance");
-        psql(
-            schema.url(),
-            "DELETE FROM concord_schema_migrations WHERE version > 1",
-        );
-        let upgraded = PostgresStore::open(schema.url()).unwrap();
+        let Some(old) = scratch() else { return };
+        old_schema(old.url(), 1);
+        let upgraded = PostgresStore::open(old.url()).unwrap();
         assert_eq!(upgraded.migration_report().from, 1);
         assert_eq!(upgraded.migration_report().applied[0], "0002_partners");
         assert!(upgraded.partners().unwrap().is_empty());
@@ -751,7 +973,7 @@ mod postgres_only {
         // however deep into the collection it is.
         assert!(
             plan.lines().any(|l| l.contains("Index Cond")
-                && l.contains("ROW(date_added_ns, id, version_ns, seq) >")),
+                && l.contains("ROW(date_added_ns, id, version_key, seq) >")),
             "{plan}"
         );
         assert!(plan.contains("entries_page"), "{plan}");
@@ -833,7 +1055,7 @@ mod postgres_only {
         };
         let strip = |v: Vec<concord_store::Entry>| {
             v.into_iter()
-                .map(|e| (e.id, e.date_added_ns, e.version_ns, e.body))
+                .map(|e| (e.id, e.date_added_ns, e.version_key, e.body))
                 .collect::<Vec<_>>()
         };
         assert_eq!(strip(all(&lite, &c2.id, &f)), strip(all(&pg, &c2.id, &f)));
@@ -865,6 +1087,106 @@ mod postgres_only {
         let err = PostgresStore::open("postgres://nobody@127.0.0.1:1/none").unwrap_err();
         assert!(err.to_string().contains("PostgreSQL"), "{err}");
     }
+}
+
+/// Rows as schema 4 stored them: versions in nanoseconds, one before 1970, one unversioned
+/// (its version is its date_added).
+/// `blob` writes a content hash as the backend's byte-string literal.
+fn old_rows_sql(blob: fn(&str) -> String) -> String {
+    let body = |name: &str, m: &str| obj(A, Some(m), name).to_string().replace('\'', "''");
+    let hash = |name: &str, m: &str| {
+        let h = concord_store::content_hash(&obj(A, Some(m), name));
+        blob(&h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    format!(
+        "INSERT INTO collections (id, alias, title, description, created_ns)
+             VALUES ('c1', 'old', 'old', NULL, 0);
+         INSERT INTO object_versions (vid, id, type, spec_version, modified_ns, modified,
+                                      content_hash, body) VALUES
+             (1, 'campaign--{A}', 'campaign', '2.1', -1, '1969-12-31T23:59:59.999999999Z', {}, '{}'),
+             (2, 'campaign--{A}', 'campaign', '2.1', 1483228799999000000, '2016-12-31T23:59:59.999Z', {}, '{}'),
+             (3, 'ipv4-addr--{B}', 'ipv4-addr', '2.1', NULL, NULL, {}, '{{}}');
+         INSERT INTO collection_entries (seq, collection_id, vid, date_added_ns, id, type,
+                                         spec_version, version_ns) VALUES
+             (1, 'c1', 1, 1700000000000000000, 'campaign--{A}', 'campaign', '2.1', -1),
+             (2, 'c1', 2, 1700000000000000000, 'campaign--{A}', 'campaign', '2.1', 1483228799999000000),
+             (3, 'c1', 3, 1700000000000001000, 'ipv4-addr--{B}', 'ipv4-addr', '2.1', 1700000000000001000);",
+        hash("one", "1969-12-31T23:59:59.999999999Z"),
+        body("one", "1969-12-31T23:59:59.999999999Z"),
+        hash("two", "2016-12-31T23:59:59.999Z"),
+        body("two", "2016-12-31T23:59:59.999Z"),
+        blob(&"00".repeat(32)),
+    )
+}
+
+/// What [`old_rows_sql`] holds, read back after migrating.
+fn check_migrated(store: &dyn Store) {
+    let every = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        spec_versions: vec!["2.1".into()],
+        ..Default::default()
+    };
+    let e = all(store, "c1", &every);
+    let got: Vec<(String, String)> = e
+        .iter()
+        .map(|e| (e.version_key.clone(), e.version()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "19691231T235959.999999999Z".to_owned(),
+                "1969-12-31T23:59:59.999999999Z".to_owned()
+            ),
+            (
+                "20161231T235959.999000000Z".to_owned(),
+                "2016-12-31T23:59:59.999Z".to_owned()
+            ),
+            (
+                "20231114T221320.000001000Z".to_owned(),
+                "2023-11-14T22:13:20.000001Z".to_owned()
+            ),
+        ]
+    );
+    let at = |t: &str| ObjectFilter {
+        versions: vec![VersionSelector::At(
+            concord_stix::Timestamp::parse(t).unwrap(),
+        )],
+        ..Default::default()
+    };
+    assert_eq!(
+        all(store, "c1", &at("2016-12-31T23:59:59.999000Z")).len(),
+        1
+    );
+    // The same version again is recognised (the key of the new code equals the migrated one).
+    let v = obj(A, Some("2016-12-31T23:59:59.999Z"), "two");
+    assert_eq!(add(store, "c1", &[v]), [AddOutcome::AlreadyPresent]);
+    let v = obj(A, Some("2016-12-31T23:59:59.999Z"), "changed");
+    assert!(matches!(
+        add(store, "c1", &[v])[..],
+        [AddOutcome::Conflict(_)]
+    ));
+}
+
+#[test]
+fn sqlite_versions_stored_as_nanoseconds_survive_the_migration_to_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/sqlite/0002_partners.sql"),
+        include_str!("../migrations/sqlite/0003_audit.sql"),
+        include_str!("../migrations/sqlite/0004_provenance.sql"),
+    ] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 4).unwrap();
+    conn.execute_batch(&old_rows_sql(|h| format!("X'{h}'")))
+        .unwrap();
+    drop(conn);
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    check_migrated(&store);
 }
 
 #[test]

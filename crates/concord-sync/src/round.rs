@@ -436,15 +436,24 @@ fn pull(
 }
 
 fn cursor_to_json(c: &Cursor) -> String {
-    serde_json::json!([c.date_added_ns, c.id, c.version_ns, c.seq]).to_string()
+    serde_json::json!([c.date_added_ns, c.id, c.version_key, c.seq]).to_string()
 }
 
+/// A stored push cursor; the version is a sort key, or `i64` nanoseconds in cursors saved
+/// before issue 16 (read as the same position).
 fn cursor_from_json(text: &str) -> Option<Cursor> {
     let v: Value = serde_json::from_str(text).ok()?;
+    let version = v.get(2)?;
+    let version_key = match version.as_i64() {
+        Some(ns) => concord_stix::Timestamp::from_unix_nanos(ns, 9).sort_key(),
+        None => concord_stix::Timestamp::from_sort_key(version.as_str()?)
+            .ok()?
+            .sort_key(),
+    };
     Some(Cursor {
         date_added_ns: v.get(0)?.as_i64()?,
         id: v.get(1)?.as_str()?.to_owned(),
-        version_ns: v.get(2)?.as_i64()?,
+        version_key,
         seq: v.get(3)?.as_i64()?,
     })
 }
@@ -452,7 +461,7 @@ fn cursor_from_json(text: &str) -> Option<Cursor> {
 /// A version ready to go: its id, version (as the manifest says it) and the partner's copy.
 struct Outgoing {
     id: String,
-    version_ns: i64,
+    version_key: String,
     body: String,
 }
 
@@ -596,23 +605,23 @@ fn send(
         }) => Default::default(),
         Err(e) => return Err(e.into()),
     };
-    let held: std::collections::HashSet<(String, i64)> = held
+    let held: std::collections::HashSet<(String, String)> = held
         .into_iter()
         .filter_map(|(id, v)| {
             concord_stix::Timestamp::parse(&v)
                 .ok()
-                .map(|t| (id, t.unix_nanos()))
+                .map(|t| (id, t.sort_key()))
         })
         .collect();
     let mut outgoing = Vec::new();
     for e in decided {
-        if held.contains(&(e.id.clone(), e.version_ns)) {
+        if held.contains(&(e.id.clone(), e.version_key.clone())) {
             report.skipped_held += 1;
             continue;
         }
         outgoing.push(Outgoing {
             id: e.id,
-            version_ns: e.version_ns,
+            version_key: e.version_key,
             body: e.body.unwrap_or_default(),
         });
     }
@@ -622,9 +631,9 @@ fn send(
     for o in &outgoing {
         if o.body.len() + ENVELOPE_OVERHEAD > max {
             report.push_failures.push(format!(
-                "{} ({} ns): {} bytes, over the peer's max_content_length {max}",
+                "{} (version {}): {} bytes, over the peer's max_content_length {max}",
                 o.id,
-                o.version_ns,
+                o.version_key,
                 o.body.len()
             ));
             continue;
@@ -765,10 +774,15 @@ mod tests {
         let c = Cursor {
             date_added_ns: 1,
             id: "x--1".into(),
-            version_ns: 2,
+            version_key: "99991231T235959.000000000Z".into(),
             seq: 3,
         };
         assert_eq!(cursor_from_json(&cursor_to_json(&c)), Some(c));
+        // Saved by an earlier Concord: the version in nanoseconds.
+        assert_eq!(
+            cursor_from_json(r#"[1,"x--1",2,3]"#).map(|c| c.version_key),
+            Some("19700101T000000.000000002Z".to_owned())
+        );
         assert_eq!(cursor_from_json("[1]"), None);
     }
 

@@ -217,4 +217,27 @@ mod tests {
         let e = Query::parse(&pairs(&[("match[type]", "x")]), Endpoint::Versions).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
     }
+
+    #[test]
+    fn timestamps_of_any_year_and_leap_seconds_in_filters() {
+        let q = Query::parse(
+            &pairs(&[
+                (
+                    "match[version]",
+                    "9999-12-31T23:59:59Z,2016-12-31T23:59:60Z",
+                ),
+                ("added_after", "0001-01-01T00:00:00Z"),
+            ]),
+            Endpoint::Objects,
+        )
+        .unwrap();
+        assert_eq!(
+            q.versions,
+            [
+                VersionMatch::At(Timestamp::parse("9999-12-31T23:59:59.000Z").unwrap()),
+                VersionMatch::At(Timestamp::parse("2016-12-31T23:59:60Z").unwrap()),
+            ]
+        );
+        assert_eq!(q.added_after.unwrap().as_str(), "0001-01-01T00:00:00Z");
+    }
 }

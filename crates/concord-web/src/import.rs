@@ -38,13 +38,10 @@ impl Kind {
 /// Largest upload once decompressed (gzip), in bytes.
 pub const MAX_UNPACKED: u64 = 256 << 20;
 
-/// Whether `alias` may name a new collection: 1–64 of `A-Z a-z 0-9 . _ -` (it is a path
-/// segment of TAXII and UI URLs).
+/// Whether `alias` may name a new collection: the rule of [`concord_store::check_alias`],
+/// the one the command line and the store apply too.
 pub fn valid_alias(alias: &str) -> bool {
-    (1..=64).contains(&alias.len())
-        && alias
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    concord_store::check_alias(alias).is_ok()
 }
 
 /// One rejected object or line, for the report table.
@@ -113,10 +110,8 @@ pub fn import(
         bytes
     };
     let existing = store.collection(collection).map_err(|e| e.to_string())?;
-    if existing.is_none() && !valid_alias(collection) {
-        return Err(format!(
-            "collection alias {collection:?}: 1 to 64 letters, digits, '.', '_' or '-'"
-        ));
+    if existing.is_none() {
+        concord_store::check_alias(collection).map_err(|e| e.to_string())?;
     }
     let kind = match kind {
         Kind::Auto if concord_misp::looks_like_misp(&bytes[..bytes.len().min(8192)]) => Kind::Misp,
@@ -164,10 +159,9 @@ pub fn import(
         }
         Kind::IocList => {
             report.kind = "ioc-list".into();
-            let options = concord_match::ioc_list::IocOptions {
-                timestamp: concord_stix::Timestamp::now_micros().to_string(),
-                default_description: None,
-            };
+            let options = concord_match::ioc_list::IocOptions::new(
+                concord_stix::Timestamp::now_micros().to_string(),
+            );
             let list = concord_match::ioc_list::read_ioc_list(bytes, file, &options)
                 .map_err(|e| format!("{file}: {e}"))?;
             report.lines = Some((list.lines, list.duplicates));
@@ -187,32 +181,43 @@ pub fn import(
             .into_bytes()
         }
     };
-    // A new collection is made only for a file that reads: a bundle that is not even JSON
-    // leaves nothing behind.
-    let c = match existing {
-        Some(c) => c,
+    // A new collection is made in the import's own transaction, as `concord import` makes
+    // it: a file that does not import (not JSON, not a bundle) leaves nothing behind.
+    let failed =
+        |e: concord_ingest::IngestError| format!("{file}: {e}; nothing imported from this file");
+    let r = match existing {
+        Some(c) => {
+            report.collection_id = c.id.clone();
+            concord_server::audit::import_bundle(
+                store,
+                &c.id,
+                "web-import",
+                who,
+                bundle.as_slice(),
+                |_| {},
+            )
+            .map_err(failed)?
+        }
         None => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&bundle)
-                .map_err(|e| format!("{file}: not JSON ({e}); nothing imported from this file"))?;
-            store
-                .create_collection(&NewCollection {
-                    alias: collection.to_owned(),
-                    title: None,
-                    description: None,
-                })
-                .map_err(|e| e.to_string())?
+            let c = NewCollection {
+                alias: collection.to_owned(),
+                title: None,
+                description: None,
+            }
+            .with_new_id();
+            let r = concord_server::audit::import_bundle_creating(
+                store,
+                &c,
+                "web-import",
+                who,
+                bundle.as_slice(),
+                |_| {},
+            )
+            .map_err(failed)?;
+            report.collection_id = c.id;
+            r
         }
     };
-    report.collection_id = c.id.clone();
-    let r = concord_server::audit::import_bundle(
-        store,
-        &c.id,
-        "web-import",
-        who,
-        bundle.as_slice(),
-        |_| {},
-    )
-    .map_err(|e| format!("{file}: {e}; nothing imported from this file"))?;
     report.total = r.total;
     report.added = r.added;
     report.already_present = r.already_present;

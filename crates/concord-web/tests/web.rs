@@ -581,6 +581,10 @@ fn errors_are_html_pages_and_bad_uploads_leave_nothing() {
     assert!(r.body.contains("alias"), "{}", r.body);
     let r = upload("fresh", "\u{1}\u{2} not json");
     assert_eq!(r.status, 400);
+    // JSON, but not a bundle: it fails in the import's transaction, which made the collection.
+    let r = upload("fresh", "[1, 2]");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("nothing imported"), "{}", r.body);
     assert_eq!(
         n.store.collections().unwrap().len(),
         before,

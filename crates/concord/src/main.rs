@@ -77,6 +77,15 @@ enum Command {
         /// line, made into indicators with deterministic ids).
         #[arg(long, value_name = "FORMAT", default_value = "stix", value_parser = ["stix", "ioc-list"])]
         format: String,
+        /// `ioc-list`: lines with an IPv4 CIDR block shorter than this prefix (such as
+        /// `0.0.0.0/0`, which would match every address) are refused.
+        #[arg(long, value_name = "BITS", default_value_t = concord_match::ioc_list::DEFAULT_MIN_PREFIX_V4,
+              value_parser = clap::value_parser!(u8).range(0..=32))]
+        min_prefix_v4: u8,
+        /// `ioc-list`: the same for IPv6 (`::/0`).
+        #[arg(long, value_name = "BITS", default_value_t = concord_match::ioc_list::DEFAULT_MIN_PREFIX_V6,
+              value_parser = clap::value_parser!(u8).range(0..=128))]
+        min_prefix_v6: u8,
         /// MISP: feeds, report or grouping, warninglists.
         #[command(flatten)]
         misp: misp::ImportArgs,
@@ -287,12 +296,20 @@ fn run(command: Command) -> Outcome {
             collection,
             json,
             format,
+            min_prefix_v4,
+            min_prefix_v6,
             misp,
             files,
         } => {
             let store = open_store(&data)?;
             if format == "ioc-list" {
-                return matching::import_ioc_lists(store.as_ref(), &collection, &files, json);
+                return matching::import_ioc_lists(
+                    store.as_ref(),
+                    &collection,
+                    &files,
+                    (min_prefix_v4, min_prefix_v6),
+                    json,
+                );
             }
             misp::import(store.as_ref(), &collection, &files, &misp, json)
         }

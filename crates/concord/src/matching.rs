@@ -228,10 +228,10 @@ pub fn write_sightings(
     }
     let bundle =
         json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()), "objects": objects});
-    let c = crate::transfer::collection_or_create(store, target)?;
+    let mut target = crate::transfer::Target::resolve(store, target)?;
     let report = crate::transfer::import_one(
         store,
-        &c,
+        &mut target,
         "sightings",
         Box::new(std::io::Cursor::new(bundle.to_string().into_bytes())),
     )?;
@@ -251,16 +251,19 @@ pub fn write_sightings(
 
 /// `concord import --format ioc-list`: each file one transaction of indicators, plus the
 /// lines that could not be classified in the report (exit 1 when there are any).
+/// `min_prefix` is the shortest IPv4 and IPv6 CIDR prefix accepted.
 pub fn import_ioc_lists(
     store: &dyn Store,
     collection: &str,
     files: &[PathBuf],
+    min_prefix: (u8, u8),
     json: bool,
 ) -> Result<bool> {
-    let c = crate::transfer::collection_or_create(store, collection)?;
+    let mut target = crate::transfer::Target::resolve(store, collection)?;
     let options = IocOptions {
-        timestamp: concord_stix::Timestamp::now_micros().to_string(),
-        default_description: None,
+        min_prefix_v4: min_prefix.0,
+        min_prefix_v6: min_prefix.1,
+        ..IocOptions::new(concord_stix::Timestamp::now_micros().to_string())
     };
     let mut all_ok = true;
     let mut reports = Vec::new();
@@ -273,7 +276,7 @@ pub fn import_ioc_lists(
                             "objects": list.indicators});
         let outcome = crate::transfer::import_one(
             store,
-            &c,
+            &mut target,
             &name,
             Box::new(std::io::Cursor::new(bundle.to_string().into_bytes())),
         );
@@ -301,7 +304,7 @@ pub fn import_ioc_lists(
         reports.push(doc);
     }
     if json {
-        println!("{}", json!({ "collection": c.id, "files": reports }));
+        println!("{}", json!({ "collection": target.id(), "files": reports }));
     }
     Ok(all_ok)
 }

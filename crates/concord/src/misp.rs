@@ -84,13 +84,13 @@ pub fn import(
         return crate::transfer::import(store, collection, &stix, json);
     }
     // One report for all: STIX files through the same ingest as `transfer::import`.
-    let c = crate::transfer::collection_or_create(store, collection)?;
+    let mut target = crate::transfer::Target::resolve(store, collection)?;
     let mut ok = true;
     let mut docs = Vec::new();
     for f in &stix {
         let name = f.display().to_string();
         let outcome = crate::transfer::open_input(f)
-            .and_then(|input| crate::transfer::import_one(store, &c, &name, input));
+            .and_then(|input| crate::transfer::import_one(store, &mut target, &name, input));
         let (file_ok, doc) = crate::transfer::report(&name, outcome, json);
         ok &= file_ok;
         docs.push(doc);
@@ -98,7 +98,7 @@ pub fn import(
     for f in &misp {
         let name = f.display().to_string();
         let f = f.clone();
-        let (file_ok, doc) = import_misp(store, collection, &name, options, json, move || {
+        let (file_ok, doc) = import_misp(store, &mut target, &name, options, json, move || {
             crate::transfer::open_input(&f)
         })?;
         ok &= file_ok;
@@ -106,14 +106,14 @@ pub fn import(
     }
     let mut feed_doc = serde_json::Value::Null;
     if let Some(dir) = &args.misp_feed {
-        let (feed_ok, doc) = import_feed(store, collection, dir, options, json)?;
+        let (feed_ok, doc) = import_feed(store, &mut target, dir, options, json)?;
         ok &= feed_ok;
         feed_doc = doc;
     }
     if json {
         println!(
             "{}",
-            serde_json::json!({ "collection": c.id, "files": docs, "misp_feed": feed_doc })
+            serde_json::json!({ "collection": target.id(), "files": docs, "misp_feed": feed_doc })
         );
     }
     Ok(ok)
@@ -135,13 +135,12 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
 /// early, so the ingest fails and rolls back: nothing of the file is stored.
 fn import_misp(
     store: &dyn Store,
-    collection: &str,
+    target: &mut crate::transfer::Target,
     name: &str,
     options: ToStixOptions<'_>,
     json: bool,
     open: impl Fn() -> Result<Box<dyn Read>> + Send,
 ) -> Result<(bool, serde_json::Value)> {
-    let c = crate::transfer::collection_or_create(store, collection)?;
     let (reader, writer) = std::io::pipe()?;
     let (conversion, ingest) = std::thread::scope(|s| {
         let handle = s.spawn(move || {
@@ -149,7 +148,7 @@ fn import_misp(
             let mut reopen = || open().map_err(std::io::Error::other);
             concord_misp::to_stix_bundle(&mut reopen, options, &mut out)
         });
-        let ingest = crate::transfer::import_one(store, &c, name, Box::new(reader));
+        let ingest = crate::transfer::import_one(store, target, name, Box::new(reader));
         let conversion = handle
             .join()
             .unwrap_or_else(|_| panic!("MISP conversion of {name} panicked"));
@@ -204,7 +203,7 @@ fn print_conversion(name: &str, r: &ConversionReport) {
 /// after each event that imported.
 fn import_feed(
     store: &dyn Store,
-    collection: &str,
+    target: &mut crate::transfer::Target,
     dir: &Path,
     options: ToStixOptions<'_>,
     json: bool,
@@ -231,7 +230,7 @@ fn import_feed(
     for e in changed {
         let name = e.path.display().to_string();
         let path = e.path.clone();
-        let (file_ok, doc) = import_misp(store, collection, &name, options, json, move || {
+        let (file_ok, doc) = import_misp(store, target, &name, options, json, move || {
             crate::transfer::open_input(&path)
         })?;
         let failed = doc.get("error").is_some();

@@ -7,25 +7,43 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use concord_ingest::IngestReport;
-use concord_store::{Collection, NewCollection, ObjectFilter, Store, StoreError, VersionSelector};
+use concord_store::{Collection, NewCollection, ObjectFilter, Store, VersionSelector};
 
-/// The collection with this alias or id, created (with this alias) when absent.
-pub(crate) fn collection_or_create(store: &dyn Store, name: &str) -> Result<Collection> {
-    if let Some(c) = store.collection(name)? {
-        return Ok(c);
-    }
-    match store.create_collection(&NewCollection {
-        alias: name.to_owned(),
-        ..Default::default()
-    }) {
-        Ok(c) => {
-            eprintln!("created collection {name} ({})", c.id);
-            Ok(c)
+/// The collection an import writes into. One that does not exist yet is created by the first
+/// file that imports, in that file's own transaction
+/// ([`concord_store::Store::begin_write_creating`]): a file that cannot be read or is not a
+/// bundle leaves nothing behind, not even an empty collection (issue 16, item 7c).
+pub(crate) struct Target {
+    /// The collection, once it exists.
+    existing: Option<Collection>,
+    /// What is created by the first file that imports (same id for every attempt: a failed
+    /// attempt rolled back).
+    planned: Collection,
+}
+
+impl Target {
+    /// The collection with this alias or id, or a new one with this alias.
+    ///
+    /// Errors: an alias that breaks [`concord_store::check_alias`] (naming the alias and the
+    /// rule), a store error.
+    pub(crate) fn resolve(store: &dyn Store, name: &str) -> Result<Target> {
+        let new = NewCollection {
+            alias: name.to_owned(),
+            ..Default::default()
+        };
+        let existing = store.collection(name)?;
+        if existing.is_none() {
+            concord_store::check_alias(name)?;
         }
-        Err(StoreError::CollectionExists(_)) => store
-            .collection(name)?
-            .context("collection vanished while creating it"),
-        Err(e) => Err(e.into()),
+        Ok(Target {
+            existing,
+            planned: new.with_new_id(),
+        })
+    }
+
+    /// The collection's id, once it exists (`None` while no file has imported into a new one).
+    pub(crate) fn id(&self) -> Option<&str> {
+        self.existing.as_ref().map(|c| c.id.as_str())
     }
 }
 
@@ -46,12 +64,13 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
 /// `concord import`: every file into one collection, each file one transaction. Returns
 /// `false` (exit 1) when any file failed or any object was rejected.
 pub fn import(store: &dyn Store, collection: &str, files: &[PathBuf], json: bool) -> Result<bool> {
-    let c = collection_or_create(store, collection)?;
+    let mut target = Target::resolve(store, collection)?;
     let mut all_ok = true;
     let mut reports = Vec::new();
     for path in files {
         let name = path.display().to_string();
-        let outcome = open_input(path).and_then(|input| import_one(store, &c, &name, input));
+        let outcome =
+            open_input(path).and_then(|input| import_one(store, &mut target, &name, input));
         let (ok, doc) = report(&name, outcome, json);
         all_ok &= ok;
         reports.push(doc);
@@ -59,7 +78,7 @@ pub fn import(store: &dyn Store, collection: &str, files: &[PathBuf], json: bool
     if json {
         println!(
             "{}",
-            serde_json::json!({ "collection": c.id, "files": reports })
+            serde_json::json!({ "collection": target.id(), "files": reports })
         );
     }
     Ok(all_ok)
@@ -73,16 +92,17 @@ pub fn import_reader(
     input: Box<dyn Read>,
     json: bool,
 ) -> Result<bool> {
-    let c = collection_or_create(store, collection)?;
-    let (ok, _) = report(name, import_one(store, &c, name, input), json);
+    let mut target = Target::resolve(store, collection)?;
+    let (ok, _) = report(name, import_one(store, &mut target, name, input), json);
     Ok(ok)
 }
 
-/// Imports one stream of a STIX bundle into `c` (one transaction, audited); also the way in
-/// for converted MISP events (`misp.rs`).
+/// Imports one stream of a STIX bundle into `target` (one transaction, audited; a new
+/// collection is created in it); also the way in for converted MISP events (`misp.rs`),
+/// IOC lists and sightings (`matching.rs`).
 pub(crate) fn import_one(
     store: &dyn Store,
-    c: &Collection,
+    target: &mut Target,
     name: &str,
     input: Box<dyn Read>,
 ) -> Result<IngestReport> {
@@ -99,12 +119,29 @@ pub(crate) fn import_one(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let result =
-        concord_server::audit::import_bundle(store, &c.id, "import", "operator", input, |n| {
-            bar.set_position(n as u64)
-        });
+    let progress = |n: usize| bar.set_position(n as u64);
+    let result = match &target.existing {
+        Some(c) => concord_server::audit::import_bundle(
+            store, &c.id, "import", "operator", input, progress,
+        ),
+        None => {
+            let c = &target.planned;
+            let r = concord_server::audit::import_bundle_creating(
+                store, c, "import", "operator", input, progress,
+            );
+            if r.is_ok() {
+                eprintln!("created collection {} ({})", name_of(c), c.id);
+                target.existing = Some(c.clone());
+            }
+            r
+        }
+    };
     bar.finish_and_clear();
     Ok(result?)
+}
+
+fn name_of(c: &Collection) -> &str {
+    c.alias.as_deref().unwrap_or(&c.id)
 }
 
 /// Prints one file's report (human form on stderr unless `json`) and returns it as JSON.

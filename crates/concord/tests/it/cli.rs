@@ -384,3 +384,104 @@ fn round_trip_of_every_handed_bundle() {
     // ICS 1,826 + Mobile 2,148 + CAPEC 2,683 + ATLAS 538 + the OASIS and OpenCTI examples.
     assert!(checked > 7_300, "only {checked} objects checked");
 }
+
+/// The aliases of the node's collections, through `concord collection list --json`.
+fn aliases(node: &Node) -> Vec<String> {
+    let out = run(concord()
+        .args(["collection", "list", "--json", "--data-dir"])
+        .arg(node.path()));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["alias"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn collection_aliases_follow_the_web_ui_rule_on_the_command_line() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let good = write(tmp.path(), "good.json", &bundle(&[INDICATOR]));
+    let long = "x".repeat(5000);
+    for alias in ["", "a/b", "a\nb", "caf\u{e9}", long.as_str()] {
+        let out = run(concord()
+            .args(["import", "--collection", alias, "--data-dir"])
+            .arg(node.path())
+            .arg(&good));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "import --collection {alias:?}");
+        assert!(
+            err.contains("collection alias") && err.contains("1 to 64 characters"),
+            "{alias:?}: {err}"
+        );
+        let shown = format!("{:?}", alias.chars().take(40).collect::<String>());
+        assert!(err.contains(&shown), "the alias is named: {err}");
+        let out = run(concord()
+            .args(["collection", "create", alias, "--data-dir"])
+            .arg(node.path()));
+        assert!(!out.status.success(), "collection create {alias:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 64 characters"));
+    }
+    assert!(
+        String::from_utf8_lossy(
+            &run(concord()
+                .args(["import", "--collection", &long, "--data-dir"])
+                .arg(node.path())
+                .arg(&good))
+            .stderr
+        )
+        .contains("(5000 characters)")
+    );
+    assert_eq!(aliases(&node), Vec::<String>::new());
+    // The rule's edges are accepted: 64 characters of every kind allowed.
+    let edge = format!("A-z.0_9{}", "y".repeat(57));
+    assert_eq!(node.import(&edge, &[&good]).0, 0);
+    assert_eq!(aliases(&node), [edge]);
+}
+
+#[test]
+fn a_failed_import_does_not_create_its_collection() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-file.json");
+    let not_json = write(
+        tmp.path(),
+        "bad.json",
+        "{\"type\": \"bundle\", \"objects\": [",
+    );
+    let not_bundle = write(tmp.path(), "array.json", &format!("[{INDICATOR}]"));
+    let out = run(concord()
+        .args(["import", "--collection", "fresh", "--data-dir"])
+        .arg(node.path())
+        .arg(&missing));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
+    assert_eq!(aliases(&node), Vec::<String>::new(), "nothing left behind");
+    let (code, r) = node.import("fresh", &[&not_json, &not_bundle]);
+    assert_eq!(code, 1);
+    assert_eq!(r["collection"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["files"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(aliases(&node), Vec::<String>::new(), "nothing left behind");
+    // A good file after a bad one creates it, once.
+    let good = write(tmp.path(), "good.json", &bundle(&[INDICATOR]));
+    let (code, r) = node.import("fresh", &[&not_json, &good, &good]);
+    assert_eq!(code, 1);
+    assert!(r["collection"].is_string(), "{r}");
+    assert_eq!(aliases(&node), ["fresh"]);
+    assert_eq!(count(&node, "fresh"), 1);
+    // IOC lists take the same way: an unreadable list leaves nothing.
+    let out = run(concord()
+        .args([
+            "import",
+            "--format",
+            "ioc-list",
+            "--collection",
+            "iocs",
+            "--data-dir",
+        ])
+        .arg(node.path())
+        .arg(&missing));
+    assert!(!out.status.success());
+    assert_eq!(aliases(&node), ["fresh"]);
+}

@@ -1017,3 +1017,69 @@ fn a_sighting_goes_home_to_the_producer_of_the_indicator() {
     let (_, reports) = sync(&b, &[]);
     assert_eq!(reports[0]["sightings_home"], 0, "{}", reports[0]);
 }
+
+/// Issue 16, item 5: versions of years 0001 and 9999 (`valid_until: 9999-12-31T23:59:59Z`)
+/// and of a leap second travel by pull like any other, byte for byte, and a second round
+/// moves nothing either way (the manifest's versions compare exactly).
+#[test]
+fn far_dates_and_leap_seconds_sync() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let version = |modified: &str, until: Option<&str>| {
+        let mut o = indicator("77777777", "far.example.org", &[CLEAR]);
+        o["created"] = json!("0001-01-01T00:00:00.000Z");
+        o["modified"] = json!(modified);
+        o["valid_from"] = json!("0001-01-01T00:00:00Z");
+        if let Some(u) = until {
+            o["valid_until"] = json!(u);
+        }
+        o
+    };
+    import(
+        &a,
+        "far",
+        &[
+            version("9999-12-31T23:59:59.000Z", Some("9999-12-31T23:59:59Z")),
+            version("2016-12-31T23:59:60.250Z", Some("2016-12-31T23:59:60Z")),
+            version("0001-01-01T00:00:00.000Z", None),
+        ],
+    );
+    cli_ok(&b, &["collection", "create", "far"]);
+    let key = partner(&a, "b-org", "DE", &["--read", "far", "--write", "far"]);
+    partner(&b, "a-org", "DE", &["--read", "far"]);
+    let sa = a.serve();
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "far:far",
+            "--token-file",
+            key.to_str().unwrap(),
+            "--partner",
+            "a-org",
+        ],
+    );
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    let want = held(&a, "far");
+    assert_eq!(want.len(), 3);
+    same(&held(&b, "far"), &want);
+    let exported = cli_ok(&b, &["export", "--collection", "far"]);
+    assert!(
+        exported.contains(r#""modified":"9999-12-31T23:59:59.000Z""#)
+            && exported.contains(r#""valid_until":"9999-12-31T23:59:59Z""#)
+            && exported.contains(r#""modified":"2016-12-31T23:59:60.250Z""#),
+        "{exported}"
+    );
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pushed"], 0, "{}", reports[0]);
+    same(&held(&b, "far"), &want);
+    same(&held(&a, "far"), &want);
+}

@@ -410,3 +410,94 @@ fn malformed_post_bodies() {
     assert_eq!(r.status, 202);
     assert_eq!(r.json()["failure_count"], 1);
 }
+
+/// Issue 16, item 5: an indicator whose versions are of year 0001, a leap second and year
+/// 9999 (`valid_until: 9999-12-31T23:59:59Z`, the "never expires" of real feeds) imports,
+/// is served byte for byte, in time order, and is selected exactly by `match[version]`,
+/// `added_after` and paging.
+#[test]
+fn timestamps_of_years_0001_and_9999_and_leap_seconds_round_trip() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let uuid = "3b0e7c3e-6d8e-4a4b-9d1c-2f1e0a9b8c7d";
+    let id = format!("indicator--{uuid}");
+    // Unusual spacing on purpose: only the producer's bytes come out like this.
+    let version = |created: &str, modified: &str, extra: &str| {
+        format!(
+            r#"{{ "type":"indicator", "spec_version":"2.1","id":"{id}", "created":"{created}","modified" : "{modified}","name":"never expires","pattern":"[ipv4-addr:value = '203.0.113.9']","pattern_type":"stix","valid_from":"0001-01-01T00:00:00Z"{extra} }}"#
+        )
+    };
+    let objects = [
+        version(
+            "0001-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.000Z",
+            r#","valid_until":"9999-12-31T23:59:59Z""#,
+        ),
+        version("0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00.000Z", ""),
+        version(
+            "0001-01-01T00:00:00.000Z",
+            "2016-12-31T23:59:60.500Z",
+            r#","valid_until":"2016-12-31T23:59:60Z""#,
+        ),
+    ];
+    let file = tmp.path().join("far.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            objects.join(",")
+        ),
+    )
+    .unwrap();
+    let (code, r) = node.import("far", &[&file]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["files"][0]["added"], 3, "{r}");
+    let s = node.serve();
+    let c = "/concord/collections/far";
+    // Every version, byte for byte, in time order: 0001, the leap second, 9999.
+    let all = s.get(&format!("{c}/objects/?match[version]=all"));
+    assert_eq!(all.status, 200, "{}", all.body);
+    let at = |o: &String| {
+        all.body
+            .find(o.as_str())
+            .unwrap_or_else(|| panic!("{o} not served as written"))
+    };
+    assert!(at(&objects[1]) < at(&objects[2]) && at(&objects[2]) < at(&objects[0]));
+    let versions = s.get(&format!("{c}/objects/{id}/versions/")).json();
+    assert_eq!(
+        versions["versions"],
+        serde_json::json!([
+            "0001-01-01T00:00:00.000Z",
+            "2016-12-31T23:59:60.500Z",
+            "9999-12-31T23:59:59.000Z"
+        ])
+    );
+    // The default (last) is the year-9999 version.
+    let last = s.get(&format!("{c}/objects/{id}/"));
+    assert!(last.body.contains(&objects[0]), "{}", last.body);
+    // match[version] by instant, written another way than stored.
+    for (asked, want) in [
+        ("9999-12-31T23:59:59Z", &objects[0]),
+        ("0001-01-01T00:00:00Z", &objects[1]),
+        ("2016-12-31T23:59:60.5Z", &objects[2]),
+    ] {
+        let r = s.get(&format!("{c}/objects/?match[version]={asked}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["objects"].as_array().unwrap().len(), 1, "{asked}");
+        assert!(r.body.contains(want.as_str()), "{asked}: {}", r.body);
+    }
+    let none = s.get(&format!("{c}/objects/?match[version]=2016-12-31T23:59:60Z"));
+    assert!(none.json()["objects"].as_array().is_none_or(Vec::is_empty));
+    // added_after over the whole range: everything is after 0001, nothing after 9999.
+    let after = |t: &str| {
+        s.get(&format!("{c}/objects/?match[version]=all&added_after={t}"))
+            .json()["objects"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(after("0001-01-01T00:00:00Z"), 3);
+    assert_eq!(after("9999-12-31T23:59:60.999Z"), 0);
+    // Paging one version at a time with next tokens: the same three, once each.
+    let (ids, pages) = page_all(&s, &format!("{c}/objects/?match[version]=all&limit=1"));
+    assert_eq!((ids.len(), pages), (3, 3));
+}
