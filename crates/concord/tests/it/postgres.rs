@@ -25,11 +25,11 @@ fn scratch() -> Option<ScratchSchema> {
 }
 
 fn ics() -> std::path::PathBuf {
-    data("stix/attack/ics-attack-18.1.json")
+    data("stix/attack/ics-attack-18.1.json.gz")
 }
 
 fn ics_ids() -> HashSet<String> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(ics()).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&crate::support::read_path(&ics())).unwrap();
     v["objects"]
         .as_array()
         .unwrap()
