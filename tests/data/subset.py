@@ -54,9 +54,10 @@ def head_gz(p, n, out=None):
 for f in ["stix/attack/mobile-attack-17.1.json", "stix/capec/capec-3.9-stix21.json",
           "stix/atlas/stix-atlas-5.6.0.json"]:
     gz(f)
-for f in ["stix/attack/LICENSE-MITRE-ATTACK.txt"]:
-    copy(f)
-for dd in ["stix/capec", "stix/atlas", "stix/oasis"]:
+# ATT&CK for ICS: the file the quickstart ships (the same bytes, so git stores it once).
+shutil.copyfile(os.path.join(dst, "../../crates/concord/assets/ics-attack-18.1.json.gz"),
+                d("stix/attack/ics-attack-18.1.json.gz"))
+for dd in ["stix/attack", "stix/capec", "stix/atlas", "stix/oasis"]:
     for f in os.listdir(s(dd)):
         if f.startswith("LICENSE"):
             copy(f"{dd}/{f}")
@@ -65,8 +66,10 @@ for dd in ["stix/atlas/opencti-bundles", "stix/oasis/json-schemas-examples",
     copytree(dd)
 copy("stix/oasis/python-stix2-test-objects.json")
 
-# Patterns: whole.
+# Patterns: whole (OASIS BSD-3-Clause, like the examples).
 copytree("patterns")
+copy("stix/oasis/LICENSE-OASIS-BSD3.txt")
+shutil.copyfile(d("stix/oasis/LICENSE-OASIS-BSD3.txt"), d("patterns/LICENSE-OASIS-BSD3.txt"))
 
 # MISP: the ESET events whole (gzip), the feed whole, describeTypes, the warninglists.
 for f in sorted(os.listdir(s("misp/eset-events"))):
