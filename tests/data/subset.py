@@ -79,15 +79,16 @@ for f in os.listdir(s("misp")):
         copy(f"misp/{f}")
 copytree("misp/feed-eset-sshdoor")
 copy("misp/format/describeTypes.json")
-# Lists of more than 2,000 entries keep their first 2,000 and the well-known public
-# resolvers the tests name; every other list is whole.
+# The two lists of more than 500 kB (public-dns-v4, dynamic-dns) keep their first 2,000
+# entries and the well-known public resolvers the tests name; every other list is whole.
 KEEP = {"8.8.8.8", "8.8.4.4", "1.1.1.1", "9.9.9.9"}
+TRIM = {"public-dns-v4", "dynamic-dns"}
 for name in sorted(os.listdir(s("misp/warninglists"))):
     p = f"misp/warninglists/{name}/list.json"
     if not os.path.exists(s(p)):
         continue
     j = json.load(open(s(p)))
-    if len(j["list"]) > 2000:
+    if name in TRIM:
         j["list"] = j["list"][:2000] + [v for v in j["list"][2000:] if v in KEEP]
     with open(d(p), "w") as f:
         json.dump(j, f, separators=(",", ":"), ensure_ascii=False)
