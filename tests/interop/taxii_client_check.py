@@ -23,6 +23,7 @@ failed, 2 on a usage error.
 import argparse
 import collections
 import concurrent.futures
+import gzip
 import json
 import os
 import pathlib
@@ -176,7 +177,8 @@ def expected_ids(args):
     if args.expected_ids:
         with open(args.expected_ids) as f:
             return {line.strip() for line in f if line.strip()}
-    with open(args.expected_bundle) as f:
+    opener = gzip.open if args.expected_bundle.endswith(".gz") else open
+    with opener(args.expected_bundle, "rt") as f:
         bundle = json.load(f)
     return {o["id"] for o in bundle["objects"]}
 

@@ -4,10 +4,10 @@
 //! keyed ids, plain cursors), in the same run over the same SQLite file.
 //!
 //! ```text
-//! cargo run --release -p concord-egress --example door_bench [BUNDLE.json ...]
+//! CONCORD_SHARED_DATA=../shared/data cargo run --release -p concord-egress --example door_bench [BUNDLE.json ...]
 //! ```
 //!
-//! Default bundles (from `../shared/data`, or the folder `CONCORD_BENCH_DATA` names): MITRE
+//! Default bundles (from the full data set in the folder `CONCORD_SHARED_DATA` names): MITRE
 //! ATT&CK for ICS 18.1, Mobile 17.1 and CAPEC 3.9 in one collection (6,657 objects, most of
 //! them relationships and objects that refer to an identity and a statement marking).
 //! "TLP only" is a policy that detects nothing; "full" is the node's default policy for a
@@ -45,9 +45,10 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 fn data_dir() -> PathBuf {
-    std::env::var_os("CONCORD_BENCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+    PathBuf::from(
+        std::env::var_os("CONCORD_SHARED_DATA")
+            .expect("give BUNDLE.json arguments or set CONCORD_SHARED_DATA"),
+    )
 }
 
 /// The per-object path of the doors before the door: one store page, the policy's decision

@@ -1,4 +1,5 @@
-//! Tests of concord-misp on the handed MISP data (`../shared/data/misp`) and on bad input.
+//! Tests of concord-misp on the MISP data of tests/data/misp (tests/data/README.md) and on bad
+//! input.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,8 +10,23 @@ use serde_json::{Value, json};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/misp")
+        .join("../../tests/data/misp")
         .join(rel)
+}
+
+/// A file's bytes; `.gz` files (the ESET events) are decompressed.
+fn read(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|x| x == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out
+    } else {
+        raw
+    }
 }
 
 fn eset_events() -> Vec<PathBuf> {
@@ -58,7 +74,7 @@ fn count_types(objects: &[Value]) -> BTreeMap<String, usize> {
 fn eset_events_convert_to_valid_stix() {
     let mut totals: BTreeMap<String, usize> = BTreeMap::new();
     for path in eset_events() {
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = read(&path);
         let (objects, report) = convert(&bytes, ToStixOptions::default());
         assert_eq!(report.events, 1, "{}", path.display());
         assert!(
@@ -197,10 +213,9 @@ fn bad_input_unknown_type_malformed_value_empty_event() {
 
 #[test]
 fn invalid_json_is_a_clean_error_before_any_object() {
-    let bytes = std::fs::read(data(
-        "eset-events/pypi_backdoor_malicious_pypi_packages.misp-event.json",
-    ))
-    .unwrap();
+    let bytes = read(&data(
+        "eset-events/pypi_backdoor_malicious_pypi_packages.misp-event.json.gz",
+    ));
     let mut n = 0;
     let err = to_stix(
         &mut || Ok(&bytes[..]),
@@ -223,7 +238,7 @@ fn invalid_json_is_a_clean_error_before_any_object() {
 fn round_trip_keeps_every_attribute() {
     let mut compared = 0;
     for path in eset_events() {
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = read(&path);
         let (objs, _) = convert(&bytes, ToStixOptions::default());
         let index = concord_misp::from_stix::index(objs.clone());
         let report = objs.iter().find(|o| o["type"] == "report").unwrap();
@@ -407,11 +422,11 @@ fn python() -> Option<PathBuf> {
 fn counts_against_misp_stix() {
     let Some(python) = python() else { return };
     const SCRIPT: &str = r#"
-import json, sys, collections
+import gzip, json, sys, collections
 from misp_stix_converter import MISPtoSTIX21Parser
 out = {}
 for path in sys.argv[1:]:
-    d = json.load(open(path))
+    d = json.load(gzip.open(path, 'rt') if path.endswith('.gz') else open(path))
     c = collections.Counter()
     try:
         for e in d['response']:
@@ -515,7 +530,7 @@ print(json.dumps(out))
             continue;
         }
         both += 1;
-        let (objects, _) = convert(&std::fs::read(path).unwrap(), ToStixOptions::default());
+        let (objects, _) = convert(&read(path), ToStixOptions::default());
         let ours = count_types(&objects);
         let get =
             |m: &BTreeMap<String, Value>, k: &str| m.get(k).and_then(Value::as_i64).unwrap_or(0);

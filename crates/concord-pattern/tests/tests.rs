@@ -1,5 +1,5 @@
 //! All integration tests of concord-pattern in one binary: the OASIS vectors handed in
-//! `shared/data/patterns`, error offsets, the printer round trip and the depth limit.
+//! `tests/data/patterns`, error offsets, the printer round trip and the depth limit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +9,7 @@ use concord_pattern::{
 };
 use serde_json::Value;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/patterns");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/patterns");
 
 fn load(name: &str) -> Value {
     let path = format!("{DATA}/{name}");

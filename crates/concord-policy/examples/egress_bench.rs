@@ -79,12 +79,11 @@ fn generated(n: usize) -> Vec<String> {
 }
 
 fn main() {
+    // Default: ATT&CK for ICS from the full data collection named by CONCORD_SHARED_DATA.
     let path = std::env::args().nth(1).unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/stix/attack/ics-attack-18.1.json"
-        )
-        .to_owned()
+        let dir = std::env::var("CONCORD_SHARED_DATA")
+            .expect("give BUNDLE.json as argument or set CONCORD_SHARED_DATA");
+        format!("{dir}/stix/attack/ics-attack-18.1.json")
     });
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let bundle: serde_json::Value = serde_json::from_str(&raw).expect("bundle JSON");

@@ -7,15 +7,31 @@ use std::path::{Path, PathBuf};
 use concord_stix::{ObjectKind, Violation, validate_object};
 use serde_json::{Value, json};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+/// The repository's test data (tests/data/README.md says what each file is and its licence).
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data");
 
 fn data(rel: &str) -> PathBuf {
     Path::new(DATA).join(rel)
 }
 
+/// A file's text; `.gz` files are decompressed.
+fn read_text(path: &Path) -> String {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|x| x == "gz") {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text
+    } else {
+        String::from_utf8(raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
 /// The objects of a file that holds a bundle, a plain array of objects, or one object.
 fn objects_of(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = read_text(path);
     let v: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     match v {
@@ -91,12 +107,19 @@ fn assert_failures(
 fn attack_ics_valid() {
     // Five x-mitre-data-component objects carry `"x_mitre_data_source_ref": ""`: a custom
     // property whose empty value means "no reference"; tolerated (see `walk` in validate.rs).
-    assert_failures(&[data("stix/attack/ics-attack-18.1.json")], Some(1826), &[]);
+    assert_failures(
+        &[data("stix/attack/ics-attack-18.1.json.gz")],
+        Some(1826),
+        &[],
+    );
 }
 
 #[test]
 fn attack_mobile_valid() {
-    assert_all_valid(&[data("stix/attack/mobile-attack-17.1.json")], Some(2148));
+    assert_all_valid(
+        &[data("stix/attack/mobile-attack-17.1.json.gz")],
+        Some(2148),
+    );
 }
 
 #[test]
@@ -104,17 +127,17 @@ fn capec_valid() {
     // Two attack-patterns have an external reference `url` with a leading space
     // (' https://…'), not an RFC 3986 URL (§2.5); the OASIS validator refuses them too.
     assert_failures(
-        &[data("stix/capec/capec-3.9-stix21.json")],
+        &[data("stix/capec/capec-3.9-stix21.json.gz")],
         Some(2683),
         &[
             (
-                "capec-3.9-stix21.json",
+                "capec-3.9-stix21.json.gz",
                 "external_references[3].url",
                 "2.5",
                 1,
             ),
             (
-                "capec-3.9-stix21.json",
+                "capec-3.9-stix21.json.gz",
                 "external_references[4].url",
                 "2.5",
                 1,
@@ -128,12 +151,12 @@ fn atlas_valid() {
     // Two attack-patterns have `modified` earlier than `created` (§3.2), and the
     // x-mitre-collection custom object has neither `created` nor `modified` (§11.2).
     assert_failures(
-        &[data("stix/atlas/stix-atlas-5.6.0.json")],
+        &[data("stix/atlas/stix-atlas-5.6.0.json.gz")],
         Some(538),
         &[
-            ("stix-atlas-5.6.0.json", "modified", "3.2", 2),
-            ("stix-atlas-5.6.0.json", "created", "11.2", 1),
-            ("stix-atlas-5.6.0.json", "modified", "11.2", 1),
+            ("stix-atlas-5.6.0.json.gz", "modified", "3.2", 2),
+            ("stix-atlas-5.6.0.json.gz", "created", "11.2", 1),
+            ("stix-atlas-5.6.0.json.gz", "modified", "11.2", 1),
         ],
     );
 }

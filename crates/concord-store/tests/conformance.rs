@@ -690,11 +690,17 @@ fn sqlite() -> Option<(concord_store::SqliteStore, tempfile::TempDir)> {
 
 store_suite!(sqlite_backend, sqlite());
 
-/// `CONCORD_TEST_POSTGRES_URL`, or `None` after saying that the test skips.
+/// `CONCORD_TEST_POSTGRES_URL`, or `None` after saying that the test skips; panics instead of
+/// skipping when `CONCORD_REQUIRE_POSTGRES=1` (scripts/test sets it), so a missing server
+/// cannot pass as green.
 fn postgres_url() -> Option<String> {
     match std::env::var("CONCORD_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
+            assert!(
+                std::env::var("CONCORD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "CONCORD_REQUIRE_POSTGRES=1 but CONCORD_TEST_POSTGRES_URL is not set"
+            );
             eprintln!("skipping: CONCORD_TEST_POSTGRES_URL not set");
             None
         }

@@ -4,7 +4,7 @@
 //! ```sh
 //! python3 ../shared/bench/gen_stix.py bundle --n 100000 --seed 1 --out target/bundle-100000.json
 //! cargo run --release -p concord-web --example ui_bench -- target/bundle-100000.json
-//! cargo run --release -p concord-web --example ui_bench -- ../shared/data/stix/attack/ics-attack-18.1.json
+//! cargo run --release -p concord-web --example ui_bench -- "$CONCORD_SHARED_DATA"/stix/attack/ics-attack-18.1.json
 //! ```
 //!
 //! Prints one line per measure: median of the runs, in milliseconds, and the RSS growth of
@@ -43,9 +43,11 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let file = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "../shared/data/stix/attack/ics-attack-18.1.json".to_owned());
+    let file = std::env::args().nth(1).unwrap_or_else(|| {
+        let dir = std::env::var("CONCORD_SHARED_DATA")
+            .expect("give BUNDLE.json as argument or set CONCORD_SHARED_DATA");
+        format!("{dir}/stix/attack/ics-attack-18.1.json")
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let store = support::store(dir.path());
     let c = store

@@ -62,7 +62,7 @@ fn init_generates_a_token_once_or_takes_one_from_the_environment() {
 #[test]
 fn import_ics_then_again_adds_nothing() {
     let node = Node::init();
-    let ics = data("stix/attack/ics-attack-18.1.json");
+    let ics = data("stix/attack/ics-attack-18.1.json.gz");
     let (code, r) = node.import("ics", &[&ics]);
     assert_eq!(code, 0, "{r}");
     let f = &r["files"][0];
@@ -145,8 +145,10 @@ fn truncated_gzip_is_an_error_and_stores_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let gz = tmp.path().join("ics.json.gz");
     let mut w = flate2_writer(&gz);
-    w.write_all(&std::fs::read(data("stix/attack/ics-attack-18.1.json")).unwrap())
-        .unwrap();
+    w.write_all(&crate::support::read_data(
+        "stix/attack/ics-attack-18.1.json.gz",
+    ))
+    .unwrap();
     drop(w);
     let bytes = std::fs::read(&gz).unwrap();
     let cut = tmp.path().join("cut.json.gz");
@@ -295,7 +297,7 @@ fn stix_2_0_bundles_are_rejected_with_a_reason() {
     let (code, r) = node.import(
         "e",
         &[&data(
-            "stix/attack/enterprise-attack-18.1-stix20-assembled.json.gz",
+            "stix/attack/enterprise-attack-18.1-stix20-first40.json.gz",
         )],
     );
     assert_eq!(code, 1);
@@ -313,10 +315,10 @@ fn stix_2_0_bundles_are_rejected_with_a_reason() {
 fn round_trip_of_every_handed_bundle() {
     let node = Node::init();
     let mut files = vec![
-        data("stix/attack/ics-attack-18.1.json"),
-        data("stix/attack/mobile-attack-17.1.json"),
-        data("stix/capec/capec-3.9-stix21.json"),
-        data("stix/atlas/stix-atlas-5.6.0.json"),
+        data("stix/attack/ics-attack-18.1.json.gz"),
+        data("stix/attack/mobile-attack-17.1.json.gz"),
+        data("stix/capec/capec-3.9-stix21.json.gz"),
+        data("stix/atlas/stix-atlas-5.6.0.json.gz"),
     ];
     for dir in [
         "stix/atlas/opencti-bundles",
@@ -338,7 +340,7 @@ fn round_trip_of_every_handed_bundle() {
     let mut checked = 0;
     for (i, file) in files.iter().enumerate() {
         let original: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+            serde_json::from_slice(&crate::support::read_path(file)).unwrap();
         if original.get("type").and_then(|t| t.as_str()) != Some("bundle") {
             continue; // a plain array (incident_sample_infrastructure): not a bundle
         }

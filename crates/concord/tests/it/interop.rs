@@ -76,7 +76,7 @@ fn sum_files(report: &Value, field: &str) -> u64 {
 #[test]
 fn taxii2_client_pages_manifest_versions_and_posts_against_ics() {
     let Some(python) = python() else { return };
-    let bundle = data("stix/attack/ics-attack-18.1.json");
+    let bundle = data("stix/attack/ics-attack-18.1.json.gz");
     let node = Node::init();
     let (code, report) = node.import("ics", &[&bundle]);
     assert_eq!(code, 0, "import: {report}");
@@ -166,11 +166,14 @@ fn stix2_validator_accepts_every_served_object_of_the_handed_bundles() {
     let Some(python) = python() else { return };
     let node = Node::init();
     let scratch = tempfile::tempdir().unwrap();
-    let mut atlas = vec![data("stix/atlas/stix-atlas-5.6.0.json")];
+    let mut atlas = vec![data("stix/atlas/stix-atlas-5.6.0.json.gz")];
     atlas.extend(json_files("stix/atlas/opencti-bundles"));
     let sets: Vec<(&str, Vec<PathBuf>)> = vec![
-        ("mobile", vec![data("stix/attack/mobile-attack-17.1.json")]),
-        ("capec", vec![data("stix/capec/capec-3.9-stix21.json")]),
+        (
+            "mobile",
+            vec![data("stix/attack/mobile-attack-17.1.json.gz")],
+        ),
+        ("capec", vec![data("stix/capec/capec-3.9-stix21.json.gz")]),
         ("atlas", atlas),
         (
             "oasis-json-schemas-examples",

@@ -4,7 +4,7 @@
 use crate::support::{Node, concord, data, run};
 
 fn eset(name: &str) -> std::path::PathBuf {
-    data(&format!("misp/eset-events/{name}"))
+    data(&format!("misp/eset-events/{name}.gz"))
 }
 
 fn import_json(node: &Node, args: &[&str]) -> (i32, serde_json::Value) {
@@ -108,7 +108,8 @@ fn export_misp_and_feed_give_back_the_attributes() {
     );
     let back: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
-    let orig: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let orig: serde_json::Value =
+        serde_json::from_slice(&crate::support::read_path(&file)).unwrap();
     let values = |e: &serde_json::Value| {
         let mut v: Vec<String> = e["Attribute"]
             .as_array()

@@ -1,6 +1,6 @@
 //! `concord pattern check | match` and pattern validation at import (STIX 2.1 §9).
 
-use crate::support::{Node, concord, data, run};
+use crate::support::{Node, concord, read_data, run};
 
 #[test]
 fn check_prints_ok_or_a_caret_under_the_offset() {
@@ -48,7 +48,7 @@ fn check_reads_patterns_from_stdin() {
 #[test]
 fn match_answers_with_exit_status_and_ids() {
     let vectors: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data("patterns/match.json")).unwrap()).unwrap();
+        serde_json::from_slice(&read_data("patterns/match.json")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut seen = std::collections::HashMap::new();
     for v in vectors["vectors"].as_array().unwrap() {

@@ -1,7 +1,8 @@
 //! The node on PostgreSQL: `init`/`import`/`export` with `--database-url`, `concord migrate`,
 //! two `concord serve` processes on one database acting as one node, and `concord
 //! migrate-store` from SQLite. Each test works in a schema of its own (dropped at the end);
-//! without `CONCORD_TEST_POSTGRES_URL` they say that they skip.
+//! without `CONCORD_TEST_POSTGRES_URL` they say that they skip, or fail under
+//! `CONCORD_REQUIRE_POSTGRES=1` (scripts/test).
 
 use std::collections::HashSet;
 
@@ -11,13 +12,18 @@ use crate::support::{Node, Server, TOKEN, concord, data, run};
 
 const C: &str = "/concord/collections/ics";
 
-/// A fresh schema in the test database, or `None` (after saying so) without one.
+/// A fresh schema in the test database, or `None` (after saying so) without one; panics
+/// instead of skipping when `CONCORD_REQUIRE_POSTGRES=1` (scripts/test sets it).
 fn scratch() -> Option<ScratchSchema> {
     match std::env::var("CONCORD_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => {
             Some(ScratchSchema::create(&url).expect("create a test schema"))
         }
         _ => {
+            assert!(
+                std::env::var("CONCORD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "CONCORD_REQUIRE_POSTGRES=1 but CONCORD_TEST_POSTGRES_URL is not set"
+            );
             eprintln!("skipping: CONCORD_TEST_POSTGRES_URL not set");
             None
         }
@@ -25,11 +31,11 @@ fn scratch() -> Option<ScratchSchema> {
 }
 
 fn ics() -> std::path::PathBuf {
-    data("stix/attack/ics-attack-18.1.json")
+    data("stix/attack/ics-attack-18.1.json.gz")
 }
 
 fn ics_ids() -> HashSet<String> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(ics()).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&crate::support::read_path(&ics())).unwrap();
     v["objects"]
         .as_array()
         .unwrap()

@@ -9,11 +9,32 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The TAXII 2.1 media type.
 pub const TAXII: &str = "application/taxii+json;version=2.1";
 
-/// `../shared/data`, where the handed test data lives.
+/// `tests/data/REL` of the repository, the test data (tests/data/README.md says what each
+/// file is, where it comes from and its licence).
 pub fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../tests/data")
         .join(rel)
+}
+
+/// The bytes of a file; a `.gz` file is decompressed.
+pub fn read_path(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|x| x == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out
+    } else {
+        raw
+    }
+}
+
+/// The bytes of `tests/data/REL`, decompressed if it ends in `.gz`.
+pub fn read_data(rel: &str) -> Vec<u8> {
+    read_path(&data(rel))
 }
 
 /// A `concord` command.

@@ -389,7 +389,7 @@ fn a_ring_of_three_delivers_each_version_once() {
 #[test]
 fn a_sync_killed_midway_resumes_without_gaps_or_duplicates() {
     let a = Node::init();
-    let ics = crate::support::data("stix/attack/ics-attack-18.1.json");
+    let ics = crate::support::data("stix/attack/ics-attack-18.1.json.gz");
     assert_eq!(a.import("ics", &[&ics]).0, 0);
     cli_ok(
         &a,
@@ -867,7 +867,10 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
     // makes the whole bundle a minutes-long test.
     let a = Node::init_with(&["--jurisdiction", "DE"]);
     let ics: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::support::data("stix/attack/ics-attack-18.1.json")).unwrap(),
+        &String::from_utf8(crate::support::read_data(
+            "stix/attack/ics-attack-18.1.json.gz",
+        ))
+        .unwrap(),
     )
     .unwrap();
     // With the marking definitions they reference: a marking the node does not hold cannot

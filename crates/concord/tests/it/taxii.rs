@@ -10,16 +10,17 @@ const C: &str = "/concord/collections/ics";
 
 fn ics_node() -> (Node, Server) {
     let node = Node::init();
-    let (code, _) = node.import("ics", &[&data("stix/attack/ics-attack-18.1.json")]);
+    let (code, _) = node.import("ics", &[&data("stix/attack/ics-attack-18.1.json.gz")]);
     assert_eq!(code, 0);
     let server = node.serve();
     (node, server)
 }
 
 fn ics_ids() -> HashSet<String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data("stix/attack/ics-attack-18.1.json")).unwrap())
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&crate::support::read_data(
+        "stix/attack/ics-attack-18.1.json.gz",
+    ))
+    .unwrap();
     v["objects"]
         .as_array()
         .unwrap()
