@@ -489,4 +489,215 @@ mod tests {
         assert!(argon.verify_password(b"wrong", hash.as_str()).is_err());
         assert!(hash.starts_with("$argon2id$"));
     }
+
+    const ADMIN: &str = "the-admin-token";
+
+    /// An authenticator over a fresh SQLite store with one partner; its key.
+    fn node(limits: AuthLimits) -> (tempfile::TempDir, Arc<Authenticator>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap());
+        let (key, key_id, key_hash) = new_api_key().unwrap();
+        store
+            .put_partner(&Partner {
+                name: "acme".into(),
+                jurisdiction: "DE".into(),
+                groups: vec![],
+                read: vec![],
+                write: vec![],
+                key_id,
+                key_hash,
+                created_ns: 0,
+            })
+            .unwrap();
+        let auth = Authenticator::with_limits(store, token_hash(ADMIN), limits);
+        (dir, Arc::new(auth), key)
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    /// The key with another secret (same key id).
+    fn wrong(key: &str, n: u32) -> String {
+        let id = key_id(key).unwrap();
+        format!("concord_{id}_wrong{n}")
+    }
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
+    }
+
+    fn generous() -> AuthLimits {
+        AuthLimits {
+            failures_per_source: 1000,
+            failures_per_key: 1000,
+            ..AuthLimits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_wrong_secret_costs_one_argon2() {
+        let (_d, auth, key) = node(generous());
+        for _ in 0..5 {
+            let got = auth
+                .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+                .await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        assert_eq!(auth.argon2_runs(), 1);
+        // A different wrong secret is a new pair: verified once more.
+        auth.authenticate(Some(&bearer(&wrong(&key, 2))), ip(1))
+            .await
+            .unwrap();
+        assert_eq!(auth.argon2_runs(), 2);
+        // The right key still works, once verified by argon2, then from the cache.
+        for _ in 0..3 {
+            let p = auth.authenticate(Some(&bearer(&key)), ip(1)).await.unwrap();
+            assert!(matches!(p, Some(Principal::Partner(_))));
+        }
+        assert_eq!(auth.argon2_runs(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_id_costs_what_a_known_one_costs() {
+        let (_d, auth, key) = node(generous());
+        // Known key id, wrong secret: one argon2 run.
+        auth.authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+            .await
+            .unwrap();
+        assert_eq!(auth.argon2_runs(), 1);
+        // Unknown key id: also one argon2 run (the dummy hash), and also negatively cached.
+        let unknown = "concord_0123456789abcdef_0123456789abcdef";
+        for _ in 0..3 {
+            let got = auth.authenticate(Some(&bearer(unknown)), ip(1)).await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        assert_eq!(auth.argon2_runs(), 2);
+        // The dummy hash has the parameters of a real key's hash (same cost).
+        let params = |h: &str| h.split('$').nth(3).unwrap().to_owned();
+        let (_, _, real) = new_api_key().unwrap();
+        assert_eq!(params(dummy_hash()), params(&real));
+        assert!(dummy_hash().starts_with("$argon2id$"));
+    }
+
+    #[tokio::test]
+    async fn failures_per_key_id_are_limited_and_a_verified_key_still_passes() {
+        let limits = AuthLimits {
+            failures_per_source: 1000,
+            failures_per_key: 3,
+            ..AuthLimits::default()
+        };
+        let (_d, auth, key) = node(limits);
+        // Verified once before the attack: known good from then on.
+        assert!(
+            auth.authenticate(Some(&bearer(&key)), ip(9))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // That verification counted as one attempt not known good; two more fit the quota.
+        for n in 0..2 {
+            let got = auth
+                .authenticate(Some(&bearer(&wrong(&key, n))), ip(n as u8 + 1))
+                .await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        // From any address now: refused before any argon2, with a Retry-After.
+        let runs = auth.argon2_runs();
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 7))), ip(50))
+            .await;
+        let Err(e @ AuthError::Throttled { .. }) = got else {
+            panic!("not throttled: {got:?}");
+        };
+        assert!(e.retry_after().is_some_and(|s| s >= 1));
+        assert_eq!(auth.argon2_runs(), runs);
+        // The partner's verified key is not locked out.
+        assert!(
+            auth.authenticate(Some(&bearer(&key)), ip(9))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_per_source_are_limited() {
+        let limits = AuthLimits {
+            failures_per_source: 3,
+            failures_per_key: 1000,
+            ..AuthLimits::default()
+        };
+        let (_d, auth, key) = node(limits);
+        for n in 0..3 {
+            let got = auth
+                .authenticate(Some(&bearer(&format!("bad-admin-{n}"))), ip(1))
+                .await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        // The same source: refused, for admin tokens and API keys alike.
+        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(1)).await;
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+            .await;
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        assert_eq!(auth.argon2_runs(), 0);
+        // Another source is not affected; the right admin token never is.
+        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(2)).await;
+        assert!(matches!(got, Ok(None)), "{got:?}");
+        let got = auth.authenticate(Some(&bearer(ADMIN)), ip(1)).await;
+        assert!(matches!(got, Ok(Some(Principal::Admin))), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn verifications_beyond_the_queue_are_refused_at_once() {
+        let limits = AuthLimits {
+            hash_concurrency: 1,
+            hash_queue: 1,
+            ..generous()
+        };
+        let (_d, auth, key) = node(limits);
+        // The one running slot taken, as by a verification in progress.
+        let slot = (
+            auth.admitted.clone().acquire_owned().await.unwrap(),
+            auth.running.clone().acquire_owned().await.unwrap(),
+        );
+        let queued = {
+            let (auth, token) = (auth.clone(), bearer(&wrong(&key, 1)));
+            tokio::spawn(async move { auth.authenticate(Some(&token), ip(1)).await })
+        };
+        // Until it waits in the queue (its admission permit taken).
+        while auth.admitted.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 2))), ip(2))
+            .await;
+        let Err(e @ AuthError::Busy { .. }) = got else {
+            panic!("not refused: {got:?}");
+        };
+        assert_eq!(e.retry_after(), Some(1));
+        assert_eq!(auth.argon2_runs(), 0);
+        drop(slot);
+        assert!(matches!(queued.await.unwrap(), Ok(None)));
+        assert_eq!(auth.argon2_runs(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_negative_cache_is_bounded() {
+        let limits = AuthLimits {
+            negative_cache: 4,
+            ..generous()
+        };
+        let (_d, auth, key) = node(limits);
+        for n in 0..10 {
+            auth.authenticate(Some(&bearer(&wrong(&key, n))), ip(1))
+                .await
+                .unwrap();
+        }
+        assert!(lock(&auth.failed).len() <= 4);
+        assert_eq!(auth.argon2_runs(), 10);
+    }
 }
