@@ -4,8 +4,9 @@
 //! [`concord_store::Store`] calls and [`concord_ingest::ingest`], and store results onto TAXII
 //! resources. Every rule of the transport lives here, once:
 //!
-//! - authentication first (401 with `WWW-Authenticate`), then content negotiation (406), as
-//!   middleware on every route (§1.6.7, §1.6.8);
+//! - authentication first (401 with `WWW-Authenticate`; 429 or 503 with `Retry-After` past
+//!   the limits of [`auth::AuthLimits`]), then content negotiation (406), as middleware on
+//!   every route (§1.6.7, §1.6.8);
 //! - query parameters parsed into typed filters by [`concord_taxii::Query`] (400 on anything
 //!   malformed, naming the parameter);
 //! - POST bodies bounded by the API root's `max_content_length` before they are read (413),
