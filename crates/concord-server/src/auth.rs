@@ -216,6 +216,8 @@ pub struct Authenticator {
     admitted: Arc<Semaphore>,
     /// Permits for verifications running (`hash_concurrency`).
     running: Arc<Semaphore>,
+    /// Verification jobs for the `hash_concurrency` hashing threads.
+    hashers: Mutex<std::sync::mpsc::Sender<HashJob>>,
     by_source: KeyedLimiter<IpAddr>,
     by_key: KeyedLimiter<String>,
     argon2_runs: AtomicU64,
@@ -245,9 +247,35 @@ impl Authenticator {
             let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
             governor::Quota::per_minute(n)
         };
+        // Dedicated hashing threads rather than tokio's blocking pool: each thread's allocator
+        // arena keeps the last ~19 MiB block it hashed in, so a few fixed threads bound that
+        // memory, where hundreds of pool threads took serve to 700 MB (measured, issue 16).
+        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..concurrency {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is released before hashing, so the threads hash in parallel.
+                        let next = lock(&queue).recv();
+                        // Ends when the authenticator (the only sender) is dropped.
+                        let Ok(job) = next else { break };
+                        let ok = argon2::Argon2::default()
+                            .verify_password(job.secret.as_bytes(), job.hash.as_str())
+                            .is_ok();
+                        let _ = job.answer.send(ok);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a hashing thread");
+            }
+        }
         Authenticator {
             store,
             admin_hash,
+            hashers: Mutex::new(jobs),
             partners: Mutex::new(None),
             verified: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -388,16 +416,26 @@ impl Authenticator {
             .await
             .map_err(|_| busy())?;
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            // The permits live as long as the hash does, even if the request is dropped
-            // (a client that disconnects does not free a slot that is still working).
-            let _permits = (admitted, running);
-            argon2::Argon2::default()
-                .verify_password(secret.as_bytes(), hash.as_str())
-                .is_ok()
-        })
-        .await
-        .map_err(|e| AuthError::Worker(e.to_string()))
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        lock(&self.hashers)
+            .send(HashJob {
+                secret,
+                hash,
+                answer,
+            })
+            .map_err(|_| AuthError::Worker("no hashing thread".to_owned()))?;
+        // The permits are held until the hash is done, even if the request is dropped
+        // meanwhile, by holding them in a task (a client that disconnects does not free a
+        // slot that is still working).
+        let waited = tokio::spawn(async move {
+            let answer = answered.await;
+            drop((admitted, running));
+            answer
+        });
+        waited
+            .await
+            .map_err(|e| AuthError::Worker(e.to_string()))?
+            .map_err(|_| AuthError::Worker("a hashing thread failed".to_owned()))
     }
 
     fn remember_failure(&self, digest: String, hash: String) {
@@ -419,6 +457,13 @@ impl Authenticator {
     pub fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Principal>, StoreError> {
         Ok(self.find_partner(key_id)?.as_ref().map(access))
     }
+}
+
+/// One argon2id verification for a hashing thread.
+struct HashJob {
+    secret: String,
+    hash: String,
+    answer: tokio::sync::oneshot::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
