@@ -8,9 +8,27 @@
 //!   milliseconds by design, so a key once verified is remembered (by its SHA-256) together
 //!   with the hash it matched: a rotated or removed key stops working as soon as the partner
 //!   list is re-read (every [`PARTNER_CACHE_TTL`]), on every `serve` process of the node.
+//!
+//! What a wrong credential may cost is bounded ([`AuthLimits`], issue 16), here and nowhere
+//! else, for TAXII and the web UI's login alike:
+//! - at most [`AuthLimits::hash_concurrency`] argon2id verifications run at once (each holds
+//!   about 19 MiB), at most [`AuthLimits::hash_queue`] more wait for one, and any further
+//!   one is refused at once ([`AuthError::Busy`]) instead of piling up memory;
+//! - a (key id, secret) pair that failed is remembered by its SHA-256 with the hash it
+//!   failed against, so repeating it costs no argon2 while that hash is current;
+//! - attempts that are not known good (every wrong admin token, every API key not verified
+//!   before) are counted per source address and per key id, and beyond the quota refused
+//!   ([`AuthError::Throttled`]) before any work; a key verified before passes even while its
+//!   key id is throttled, so a flood of wrong secrets cannot lock out its partner;
+//! - an unknown key id is verified against a dummy argon2id hash with the parameters of
+//!   [`new_api_key`], through the same limits, so it costs the same time as a known one and
+//!   the answer time tells nothing about which key ids exist.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -19,6 +37,7 @@ use concord_policy::egress::PartnerProfile;
 use concord_store::{Partner, Store, StoreError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// How long the partner list is cached by a server process.
 pub const PARTNER_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -103,6 +122,86 @@ fn credential(header: &str) -> Option<String> {
     }
 }
 
+/// The limits on what credentials may cost (issue 16); the `[limits]` section of
+/// `concord.toml` for `concord serve`. Every field has a safe default ([`Default`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthLimits {
+    /// argon2id verifications running at once, each about 19 MiB and tens of milliseconds
+    /// of one core. Default 2 (the cores of a small node). At least 1.
+    pub hash_concurrency: usize,
+    /// Verifications that may wait for a running one; one more is answered 503 with
+    /// `Retry-After` at once. Default 32.
+    pub hash_queue: usize,
+    /// Attempts not known good (wrong or first-seen credentials) per minute from one source
+    /// address, also the burst; one more is answered 429 with `Retry-After`. Default 30.
+    pub failures_per_source: u32,
+    /// The same per partner key id (and, in the web UI, per account). Default 10.
+    pub failures_per_key: u32,
+    /// Failed (key id, secret) pairs remembered, so that repeating one costs no argon2.
+    /// Default 10,000 (about 1.5 MB); when full, the oldest half is forgotten.
+    pub negative_cache: usize,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            hash_concurrency: 2,
+            hash_queue: 32,
+            failures_per_source: 30,
+            failures_per_key: 10,
+            negative_cache: 10_000,
+        }
+    }
+}
+
+/// Why a credential was not checked, or could not be.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The store failed while reading the partners.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too many attempts not known good from this source or for this key id
+    /// ([`AuthLimits::failures_per_source`], [`AuthLimits::failures_per_key`]): HTTP 429.
+    #[error("too many failed authentications; retry after {} s", secs(*.retry_after))]
+    Throttled {
+        /// When the quota allows the next attempt.
+        retry_after: Duration,
+    },
+    /// Every verification slot and queue place is taken ([`AuthLimits::hash_queue`]): 503.
+    #[error("too many credential checks in progress; retry after {} s", secs(*.retry_after))]
+    Busy {
+        /// A hint: verifications take tens of milliseconds, so a second is plenty.
+        retry_after: Duration,
+    },
+    /// The verification's worker thread failed.
+    #[error("credential check failed: {0}")]
+    Worker(String),
+}
+
+impl AuthError {
+    /// The `Retry-After` of a refusal (whole seconds, at least 1), `None` for a failure.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AuthError::Throttled { retry_after } | AuthError::Busy { retry_after } => {
+                Some(secs(*retry_after))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whole seconds, rounded up, at least 1 (what `Retry-After` can say).
+fn secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
+
+/// The keyed state of a limiter grows with every key seen (an attacker chooses key ids and,
+/// behind NAT, addresses): past this many keys, the ones back to a full quota are dropped.
+const LIMITER_KEYS: usize = 10_000;
+
 /// Checks credentials against the admin token and the partners of a store.
 pub struct Authenticator {
     store: Arc<dyn Store>,
@@ -110,6 +209,18 @@ pub struct Authenticator {
     partners: Mutex<Option<(Instant, Arc<Vec<Partner>>)>>,
     /// SHA-256 of a verified key → the argon2 hash it was verified against.
     verified: Mutex<HashMap<String, String>>,
+    /// SHA-256 of a key that failed → the argon2 hash it failed against, and when.
+    failed: Mutex<HashMap<String, (String, Instant)>>,
+    limits: AuthLimits,
+    /// Permits for verifications running or waiting (`hash_concurrency + hash_queue`).
+    admitted: Arc<Semaphore>,
+    /// Permits for verifications running (`hash_concurrency`).
+    running: Arc<Semaphore>,
+    /// Verification jobs for the `hash_concurrency` hashing threads.
+    hashers: Mutex<std::sync::mpsc::Sender<HashJob>>,
+    by_source: KeyedLimiter<IpAddr>,
+    by_key: KeyedLimiter<String>,
+    argon2_runs: AtomicU64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -119,14 +230,68 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator over a store, with the admin token's SHA-256.
+    /// An authenticator over a store, with the admin token's SHA-256 and the default
+    /// [`AuthLimits`].
     pub fn new(store: Arc<dyn Store>, admin_hash: String) -> Authenticator {
+        Authenticator::with_limits(store, admin_hash, AuthLimits::default())
+    }
+
+    /// An authenticator with `limits` (a zero concurrency or quota is taken as 1).
+    pub fn with_limits(
+        store: Arc<dyn Store>,
+        admin_hash: String,
+        limits: AuthLimits,
+    ) -> Authenticator {
+        let concurrency = limits.hash_concurrency.max(1);
+        let per_minute = |n: u32| {
+            let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+            governor::Quota::per_minute(n)
+        };
+        // Dedicated hashing threads rather than tokio's blocking pool: each thread's allocator
+        // arena keeps the last ~19 MiB block it hashed in, so a few fixed threads bound that
+        // memory, where hundreds of pool threads took serve to 700 MB (measured, issue 16).
+        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..concurrency {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is released before hashing, so the threads hash in parallel.
+                        let next = lock(&queue).recv();
+                        // Ends when the authenticator (the only sender) is dropped.
+                        let Ok(job) = next else { break };
+                        let ok = argon2::Argon2::default()
+                            .verify_password(job.secret.as_bytes(), job.hash.as_str())
+                            .is_ok();
+                        let _ = job.answer.send(ok);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a hashing thread");
+            }
+        }
         Authenticator {
             store,
             admin_hash,
+            hashers: Mutex::new(jobs),
             partners: Mutex::new(None),
             verified: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            admitted: Arc::new(Semaphore::new(concurrency + limits.hash_queue)),
+            running: Arc::new(Semaphore::new(concurrency)),
+            by_source: governor::RateLimiter::keyed(per_minute(limits.failures_per_source)),
+            by_key: governor::RateLimiter::keyed(per_minute(limits.failures_per_key)),
+            argon2_runs: AtomicU64::new(0),
+            limits,
         }
+    }
+
+    /// How many argon2id verifications this authenticator has started (for tests and
+    /// metrics: each costs about 19 MiB and tens of milliseconds).
+    pub fn argon2_runs(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
     }
 
     /// The partner list, re-read when older than `max_age`.
@@ -142,62 +307,147 @@ impl Authenticator {
         Ok(list)
     }
 
-    /// The principal an `Authorization` header authenticates, or `None`. Blocking (store
-    /// reads, argon2): call it from a blocking thread.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Option<Principal>, StoreError> {
+    /// The principal an `Authorization` header authenticates, or `None` for no or wrong
+    /// credentials, from `source` (the peer's address; `None` when unknown, then only the
+    /// per-key limit applies). Store reads and argon2 run on blocking threads.
+    ///
+    /// Errors: [`AuthError::Throttled`] when the source or key id is over its quota,
+    /// [`AuthError::Busy`] when every verification slot and queue place is taken, a store
+    /// or worker failure.
+    pub async fn authenticate(
+        self: &Arc<Self>,
+        header: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> Result<Option<Principal>, AuthError> {
         let Some(token) = header.and_then(credential) else {
             return Ok(None);
         };
-        if let Some(rest) = token.strip_prefix("concord_")
-            && let Some((key_id, secret)) = rest.split_once('_')
-        {
-            return self.partner(&token, key_id, secret);
-        }
-        let given = token_hash(&token);
-        Ok(
-            bool::from(given.as_bytes().ct_eq(self.admin_hash.as_bytes()))
-                .then_some(Principal::Admin),
-        )
-    }
-
-    fn partner(
-        &self,
-        token: &str,
-        key_id: &str,
-        secret: &str,
-    ) -> Result<Option<Principal>, StoreError> {
-        let mut partners = self.partners(PARTNER_CACHE_TTL)?;
-        if !partners.iter().any(|p| p.key_id == key_id) {
-            // A key made or rotated since the last read works within a second; unknown keys
-            // cost at most one store read a second.
-            partners = self.partners(Duration::from_secs(1))?;
-        }
-        let Some(p) = partners.iter().find(|p| p.key_id == key_id) else {
+        let Some((key_id, secret)) = token
+            .strip_prefix("concord_")
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            let given = token_hash(&token);
+            if bool::from(given.as_bytes().ct_eq(self.admin_hash.as_bytes())) {
+                return Ok(Some(Principal::Admin));
+            }
+            self.charge(source, None)?;
             return Ok(None);
         };
-        let digest = token_hash(token);
-        let known = self
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let this = self.clone();
+        let id = key_id.to_owned();
+        let partner = tokio::task::spawn_blocking(move || this.find_partner(&id))
+            .await
+            .map_err(|e| AuthError::Worker(e.to_string()))??;
+        // An unknown key id is checked against the dummy hash: same cost, same answer time.
+        let hash = partner
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_owned(), |p| p.key_hash.clone());
+        let digest = token_hash(&token);
+        let verified = lock(&self.verified).get(&digest) == Some(&hash);
+        if verified && let Some(p) = &partner {
+            return Ok(Some(access(p)));
+        }
+        self.charge(source, Some(key_id))?;
+        let failed_before = lock(&self.failed)
             .get(&digest)
-            .cloned();
-        let ok = match known {
-            Some(hash) => hash == p.key_hash,
-            None => {
-                let ok = argon2::Argon2::default()
-                    .verify_password(secret.as_bytes(), p.key_hash.as_str())
-                    .is_ok();
-                if ok {
-                    self.verified
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(digest, p.key_hash.clone());
-                }
-                ok
-            }
+            .is_some_and(|(h, _)| *h == hash);
+        if failed_before {
+            return Ok(None);
+        }
+        let ok = self.verify(secret.to_owned(), hash.clone()).await? && partner.is_some();
+        if ok {
+            lock(&self.verified).insert(digest, hash);
+        } else {
+            self.remember_failure(digest, hash);
+        }
+        Ok(partner.filter(|_| ok).map(|p| access(&p)))
+    }
+
+    /// The partner with key id `key_id`, from the cached list (re-read at most once a
+    /// second for an unknown id, so a key made since works within a second).
+    fn find_partner(&self, key_id: &str) -> Result<Option<Partner>, StoreError> {
+        let mut partners = self.partners(PARTNER_CACHE_TTL)?;
+        if !partners.iter().any(|p| p.key_id == key_id) {
+            partners = self.partners(Duration::from_secs(1))?;
+        }
+        Ok(partners.iter().find(|p| p.key_id == key_id).cloned())
+    }
+
+    /// Counts an attempt that is not known good against the quotas of its source and key
+    /// id; refuses it when either is spent.
+    fn charge(&self, source: Option<IpAddr>, key_id: Option<&str>) -> Result<(), AuthError> {
+        use governor::clock::{Clock, DefaultClock};
+        let now = DefaultClock::default().now();
+        let refused = |nu: governor::NotUntil<_>| AuthError::Throttled {
+            retry_after: nu.wait_time_from(now),
         };
-        Ok(ok.then(|| access(p)))
+        if let Some(ip) = source {
+            if self.by_source.len() > LIMITER_KEYS {
+                self.by_source.retain_recent();
+            }
+            self.by_source.check_key(&ip).map_err(refused)?;
+        }
+        if let Some(id) = key_id {
+            if self.by_key.len() > LIMITER_KEYS {
+                self.by_key.retain_recent();
+            }
+            // Key ids are 16 hex digits; a longer one is cut so it cannot grow the map.
+            let id: String = id.chars().take(32).collect();
+            self.by_key.check_key(&id).map_err(refused)?;
+        }
+        Ok(())
+    }
+
+    /// argon2id verification of `secret` against `hash`, within the concurrency limit and
+    /// its bounded queue.
+    async fn verify(&self, secret: String, hash: String) -> Result<bool, AuthError> {
+        let busy = || AuthError::Busy {
+            retry_after: Duration::from_secs(1),
+        };
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| busy())?;
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| busy())?;
+        self.argon2_runs.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        lock(&self.hashers)
+            .send(HashJob {
+                secret,
+                hash,
+                answer,
+            })
+            .map_err(|_| AuthError::Worker("no hashing thread".to_owned()))?;
+        // The permits are held until the hash is done, even if the request is dropped
+        // meanwhile, by holding them in a task (a client that disconnects does not free a
+        // slot that is still working).
+        let waited = tokio::spawn(async move {
+            let answer = answered.await;
+            drop((admitted, running));
+            answer
+        });
+        waited
+            .await
+            .map_err(|e| AuthError::Worker(e.to_string()))?
+            .map_err(|_| AuthError::Worker("a hashing thread failed".to_owned()))
+    }
+
+    fn remember_failure(&self, digest: String, hash: String) {
+        let mut failed = lock(&self.failed);
+        if failed.len() >= self.limits.negative_cache.max(1) {
+            // Forget the older half: bounded memory, and the pairs being repeated now stay.
+            let mut ages: Vec<Instant> = failed.values().map(|(_, at)| *at).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            failed.retain(|_, (_, at)| *at > cut);
+        }
+        failed.insert(digest, (hash, Instant::now()));
     }
 
     /// The current rights of the partner whose key has id `key_id`, for a session that
@@ -205,12 +455,34 @@ impl Authenticator {
     /// the partner removed, and new permissions, within [`PARTNER_CACHE_TTL`] (as TAXII
     /// sees them). Blocking (a store read at most once a second for an unknown key).
     pub fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Principal>, StoreError> {
-        let mut partners = self.partners(PARTNER_CACHE_TTL)?;
-        if !partners.iter().any(|p| p.key_id == key_id) {
-            partners = self.partners(Duration::from_secs(1))?;
-        }
-        Ok(partners.iter().find(|p| p.key_id == key_id).map(access))
+        Ok(self.find_partner(key_id)?.as_ref().map(access))
     }
+}
+
+/// One argon2id verification for a hashing thread.
+struct HashJob {
+    secret: String,
+    hash: String,
+    answer: tokio::sync::oneshot::Sender<bool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An argon2id hash of a random secret with the parameters of [`new_api_key`], made once:
+/// what an unknown key id is verified against.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        // Without randomness the dummy secret is zeros: still never a key's secret (hex).
+        let _ = getrandom::fill(&mut secret);
+        argon2::Argon2::default()
+            .hash_password(&secret)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
 }
 
 /// The key id of a partner API key (`concord_<key id>_<secret>`), if it is one.
@@ -261,5 +533,216 @@ mod tests {
         );
         assert!(argon.verify_password(b"wrong", hash.as_str()).is_err());
         assert!(hash.starts_with("$argon2id$"));
+    }
+
+    const ADMIN: &str = "the-admin-token";
+
+    /// An authenticator over a fresh SQLite store with one partner; its key.
+    fn node(limits: AuthLimits) -> (tempfile::TempDir, Arc<Authenticator>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap());
+        let (key, key_id, key_hash) = new_api_key().unwrap();
+        store
+            .put_partner(&Partner {
+                name: "acme".into(),
+                jurisdiction: "DE".into(),
+                groups: vec![],
+                read: vec![],
+                write: vec![],
+                key_id,
+                key_hash,
+                created_ns: 0,
+            })
+            .unwrap();
+        let auth = Authenticator::with_limits(store, token_hash(ADMIN), limits);
+        (dir, Arc::new(auth), key)
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    /// The key with another secret (same key id).
+    fn wrong(key: &str, n: u32) -> String {
+        let id = key_id(key).unwrap();
+        format!("concord_{id}_wrong{n}")
+    }
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
+    }
+
+    fn generous() -> AuthLimits {
+        AuthLimits {
+            failures_per_source: 1000,
+            failures_per_key: 1000,
+            ..AuthLimits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_wrong_secret_costs_one_argon2() {
+        let (_d, auth, key) = node(generous());
+        for _ in 0..5 {
+            let got = auth
+                .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+                .await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        assert_eq!(auth.argon2_runs(), 1);
+        // A different wrong secret is a new pair: verified once more.
+        auth.authenticate(Some(&bearer(&wrong(&key, 2))), ip(1))
+            .await
+            .unwrap();
+        assert_eq!(auth.argon2_runs(), 2);
+        // The right key still works, once verified by argon2, then from the cache.
+        for _ in 0..3 {
+            let p = auth.authenticate(Some(&bearer(&key)), ip(1)).await.unwrap();
+            assert!(matches!(p, Some(Principal::Partner(_))));
+        }
+        assert_eq!(auth.argon2_runs(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_id_costs_what_a_known_one_costs() {
+        let (_d, auth, key) = node(generous());
+        // Known key id, wrong secret: one argon2 run.
+        auth.authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+            .await
+            .unwrap();
+        assert_eq!(auth.argon2_runs(), 1);
+        // Unknown key id: also one argon2 run (the dummy hash), and also negatively cached.
+        let unknown = "concord_0123456789abcdef_0123456789abcdef";
+        for _ in 0..3 {
+            let got = auth.authenticate(Some(&bearer(unknown)), ip(1)).await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        assert_eq!(auth.argon2_runs(), 2);
+        // The dummy hash has the parameters of a real key's hash (same cost).
+        let params = |h: &str| h.split('$').nth(3).unwrap().to_owned();
+        let (_, _, real) = new_api_key().unwrap();
+        assert_eq!(params(dummy_hash()), params(&real));
+        assert!(dummy_hash().starts_with("$argon2id$"));
+    }
+
+    #[tokio::test]
+    async fn failures_per_key_id_are_limited_and_a_verified_key_still_passes() {
+        let limits = AuthLimits {
+            failures_per_source: 1000,
+            failures_per_key: 3,
+            ..AuthLimits::default()
+        };
+        let (_d, auth, key) = node(limits);
+        // Verified once before the attack: known good from then on.
+        assert!(
+            auth.authenticate(Some(&bearer(&key)), ip(9))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // That verification counted as one attempt not known good; two more fit the quota.
+        for n in 0..2 {
+            let got = auth
+                .authenticate(Some(&bearer(&wrong(&key, n))), ip(n as u8 + 1))
+                .await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        // From any address now: refused before any argon2, with a Retry-After.
+        let runs = auth.argon2_runs();
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 7))), ip(50))
+            .await;
+        let Err(e @ AuthError::Throttled { .. }) = got else {
+            panic!("not throttled: {got:?}");
+        };
+        assert!(e.retry_after().is_some_and(|s| s >= 1));
+        assert_eq!(auth.argon2_runs(), runs);
+        // The partner's verified key is not locked out.
+        assert!(
+            auth.authenticate(Some(&bearer(&key)), ip(9))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_per_source_are_limited() {
+        let limits = AuthLimits {
+            failures_per_source: 3,
+            failures_per_key: 1000,
+            ..AuthLimits::default()
+        };
+        let (_d, auth, key) = node(limits);
+        for n in 0..3 {
+            let got = auth
+                .authenticate(Some(&bearer(&format!("bad-admin-{n}"))), ip(1))
+                .await;
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+        // The same source: refused, for admin tokens and API keys alike.
+        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(1)).await;
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+            .await;
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        assert_eq!(auth.argon2_runs(), 0);
+        // Another source is not affected; the right admin token never is.
+        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(2)).await;
+        assert!(matches!(got, Ok(None)), "{got:?}");
+        let got = auth.authenticate(Some(&bearer(ADMIN)), ip(1)).await;
+        assert!(matches!(got, Ok(Some(Principal::Admin))), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn verifications_beyond_the_queue_are_refused_at_once() {
+        let limits = AuthLimits {
+            hash_concurrency: 1,
+            hash_queue: 1,
+            ..generous()
+        };
+        let (_d, auth, key) = node(limits);
+        // The one running slot taken, as by a verification in progress.
+        let slot = (
+            auth.admitted.clone().acquire_owned().await.unwrap(),
+            auth.running.clone().acquire_owned().await.unwrap(),
+        );
+        let queued = {
+            let (auth, token) = (auth.clone(), bearer(&wrong(&key, 1)));
+            tokio::spawn(async move { auth.authenticate(Some(&token), ip(1)).await })
+        };
+        // Until it waits in the queue (its admission permit taken).
+        while auth.admitted.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 2))), ip(2))
+            .await;
+        let Err(e @ AuthError::Busy { .. }) = got else {
+            panic!("not refused: {got:?}");
+        };
+        assert_eq!(e.retry_after(), Some(1));
+        assert_eq!(auth.argon2_runs(), 0);
+        drop(slot);
+        assert!(matches!(queued.await.unwrap(), Ok(None)));
+        assert_eq!(auth.argon2_runs(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_negative_cache_is_bounded() {
+        let limits = AuthLimits {
+            negative_cache: 4,
+            ..generous()
+        };
+        let (_d, auth, key) = node(limits);
+        for n in 0..10 {
+            auth.authenticate(Some(&bearer(&wrong(&key, n))), ip(1))
+                .await
+                .unwrap();
+        }
+        assert!(lock(&auth.failed).len() <= 4);
+        assert_eq!(auth.argon2_runs(), 10);
     }
 }

@@ -4,8 +4,9 @@
 //! [`concord_store::Store`] calls and [`concord_ingest::ingest`], and store results onto TAXII
 //! resources. Every rule of the transport lives here, once:
 //!
-//! - authentication first (401 with `WWW-Authenticate`), then content negotiation (406), as
-//!   middleware on every route (§1.6.7, §1.6.8);
+//! - authentication first (401 with `WWW-Authenticate`; 429 or 503 with `Retry-After` past
+//!   the limits of [`auth::AuthLimits`]), then content negotiation (406), as middleware on
+//!   every route (§1.6.7, §1.6.8);
 //! - query parameters parsed into typed filters by [`concord_taxii::Query`] (400 on anything
 //!   malformed, naming the parameter);
 //! - POST bodies bounded by the API root's `max_content_length` before they are read (413),
@@ -60,6 +61,63 @@ pub struct ServerConfig {
     /// The `[policy]` section of the node's configuration (built-in defaults when absent),
     /// compiled once at start by [`policy::node_policy`].
     pub policy: concord_policy::actions::PolicyConfig,
+    /// What credentials may cost: hashing concurrency, failure quotas, negative cache
+    /// ([`auth::AuthLimits`]; its defaults when the node's configuration says nothing).
+    pub auth_limits: auth::AuthLimits,
+}
+
+/// How long a connection served by [`serve_tls`] may take before it has sent what it must;
+/// one that takes longer is closed (issue 16: a client that connects and sends nothing
+/// holds no task and no socket for long).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnTimeouts {
+    /// From the TCP accept to the end of the TLS handshake. Default 10 s.
+    pub handshake: std::time::Duration,
+    /// From the start of a request (or of a keep-alive connection's wait for the next one)
+    /// to the end of its header, as hyper's `header_read_timeout`. Default 10 s.
+    pub header_read: std::time::Duration,
+}
+
+impl Default for ConnTimeouts {
+    fn default() -> Self {
+        ConnTimeouts {
+            handshake: std::time::Duration::from_secs(10),
+            header_read: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Set by [`serve_tls`] in every request's extensions: the connection is TLS (the web UI
+/// marks its session cookie `Secure` then).
+#[derive(Clone, Copy, Debug)]
+pub struct TlsConnection;
+
+/// The address of the peer of a request: from axum's `ConnectInfo`, set by [`serve`] and
+/// [`serve_tls`]; `None` under another server (a test's `axum::serve`).
+pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// A refused authentication as the TAXII error resource: 429 (throttled) or 503 (busy)
+/// with `Retry-After`, 500 for a failure. Public for the web UI's login, which answers
+/// with the same status and header.
+pub fn auth_error_response(e: &auth::AuthError) -> Response {
+    let code = match e {
+        auth::AuthError::Throttled { .. } => ErrorCode::TooManyRequests,
+        auth::AuthError::Busy { .. } => ErrorCode::ServiceUnavailable,
+        _ => ErrorCode::Internal,
+    };
+    if code == ErrorCode::Internal {
+        tracing::error!(error = %e, "authentication failed");
+    }
+    let mut resp = error_response(TaxiiError::new(code, e.to_string()));
+    if let Some(secs) = e.retry_after() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// Shared state of the server.
@@ -85,7 +143,11 @@ impl AppState {
         Ok(AppState {
             egress: Egress::new(store.clone(), policy.clone()),
             policy,
-            auth: Arc::new(auth::Authenticator::new(store.clone(), admin_hash)),
+            auth: Arc::new(auth::Authenticator::with_limits(
+                store.clone(),
+                admin_hash,
+                config.auth_limits.clone(),
+            )),
             store,
             config: Arc::new(config),
         })
@@ -204,6 +266,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    // With the peer's address in every request (the failure quotas per source).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = signalled.send(());
@@ -281,12 +345,11 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let has_credentials = authz.is_some();
-    let authenticator = state.auth.clone();
-    // Blocking: a store read every few seconds and, once per key, argon2.
-    let principal = match blocking(move || Ok(authenticator.authenticate(authz.as_deref())?)).await
-    {
+    // Every limit on the cost of credentials is applied inside (auth.rs).
+    let source = peer_ip(req.extensions());
+    let principal = match state.auth.authenticate(authz.as_deref(), source).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return auth_error_response(&e),
     };
     let Some(principal) = principal else {
         let why = if has_credentials {
@@ -991,11 +1054,14 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
 /// Serves the TAXII routes over TLS on `listener` until `shutdown` completes: each accepted
 /// connection is handshaken by rustls (a client without an acceptable certificate, under
 /// mutual TLS, never reaches a handler) and served by hyper's HTTP/1.1 connection. A failed
-/// handshake is logged and costs only that connection.
+/// handshake is logged and costs only that connection; so does one that does not finish its
+/// handshake or a request header within `timeouts`. Requests carry the peer's address
+/// (`ConnectInfo`, see [`peer_ip`]) and [`TlsConnection`].
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    timeouts: ConnTimeouts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -1008,15 +1074,25 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            let stream = match tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::info!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
+                Err(_) => {
+                    tracing::info!(%peer, timeout = ?timeouts.handshake, "TLS handshake timed out");
+                    return;
+                }
             };
+            let app = app
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(TlsConnection));
             let service = hyper_util::service::TowerToHyperService::new(app);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeouts.header_read)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await
             {

@@ -24,8 +24,12 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 422: well-formed but not processable (e.g. an envelope without `objects`).
     UnprocessableEntity,
+    /// 429: too many failed authentications from one source or for one key (issue 16).
+    TooManyRequests,
     /// 500: a failure of the node.
     Internal,
+    /// 503: the node cannot take this request now (every credential-check slot is busy).
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -43,7 +47,9 @@ impl ErrorCode {
             PayloadTooLarge      => (413, "payload_too_large",      "Request too large"),
             UnsupportedMediaType => (415, "unsupported_media_type", "Unsupported media type"),
             UnprocessableEntity  => (422, "unprocessable_entity",   "Unprocessable entity"),
+            TooManyRequests      => (429, "too_many_requests",      "Too many requests"),
             Internal             => (500, "internal",               "Internal server error"),
+            ServiceUnavailable   => (503, "service_unavailable",    "Service unavailable"),
         }
     }
 

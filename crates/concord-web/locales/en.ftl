@@ -26,6 +26,7 @@ login-help = Log in with the node's admin token or your partner API key (concord
 login-token = Token or API key
 login-submit = Log in
 login-failed = That token or API key is not valid.
+login-throttled = Too many login attempts: wait a moment and try again.
 
 error-admin-only = Only the node's operator (admin token) may open this page.
 error-no-collection = No collection { $name } that you may read.

@@ -25,6 +25,7 @@ login-help = 使用本节点的管理员令牌或您的合作伙伴 API 密钥�
 login-token = 令牌或 API 密钥
 login-submit = 登录
 login-failed = 该令牌或 API 密钥无效。
+login-throttled = 登录尝试次数过多:请稍候再试。
 
 error-admin-only = 只有本节点的运维人员（管理员令牌）可以打开此页面。
 error-no-collection = 没有您可读取的集合 { $name }。

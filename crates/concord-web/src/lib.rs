@@ -476,16 +476,44 @@ struct LoginForm {
     next: Option<String>,
 }
 
+/// `POST /ui/login`: the token through the same [`concord_server::auth::Authenticator`] as
+/// TAXII, so under the same limits: past the failure quota of the source address or of the
+/// account (the key id), 429 with `Retry-After` and no verification at all; 503 with
+/// `Retry-After` when every verification slot is busy.
 async fn login(
     State(web): State<Web>,
     Lang(tr): Lang,
+    secure: Option<axum::Extension<concord_server::TlsConnection>>,
+    source: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let auth = web.app.authenticator();
     let token = form.token.trim().to_owned();
     let key_id = concord_server::auth::key_id(&token).map(str::to_owned);
-    let principal =
-        blocking(move || Ok(auth.authenticate(Some(&format!("Bearer {token}")))?)).await?;
+    let source = source.map(|s| s.0.0.ip());
+    let principal = match auth
+        .authenticate(Some(&format!("Bearer {token}")), source)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let Some(secs) = e.retry_after() else {
+                tracing::error!(error = %e, "login check failed");
+                return Err(WebError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string(),
+                ));
+            };
+            let status = match e {
+                concord_server::auth::AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let mut resp = WebError::new(status, tr.t("login-throttled")).into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Ok(resp);
+        }
+    };
     let next = local_path(form.next.as_deref());
     let Some(principal) = principal else {
         let page = render(&LoginPage::new(tr, next, true))?;
@@ -502,9 +530,11 @@ async fn login(
         )
     })?;
     let cookie = format!(
-        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session::COOKIE,
-        session::IDLE.as_secs()
+        session::IDLE.as_secs(),
+        // Over TLS the browser must never send it over plain HTTP (RFC 6265 §4.1.2.5).
+        if secure.is_some() { "; Secure" } else { "" }
     );
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
 }
@@ -517,9 +547,14 @@ async fn logout(State(web): State<Web>, req: Request) -> Response {
     if let Some(id) = session::cookie(cookies, session::COOKIE) {
         web.sessions.end(id);
     }
+    let secure = req
+        .extensions()
+        .get::<concord_server::TlsConnection>()
+        .is_some();
     let clear = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        session::COOKIE
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        session::COOKIE,
+        if secure { "; Secure" } else { "" }
     );
     ([(header::SET_COOKIE, clear)], Redirect::to("/ui/login")).into_response()
 }

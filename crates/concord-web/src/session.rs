@@ -1,8 +1,9 @@
 //! Login sessions of the UI. A session is created by logging in with the admin token or a
 //! partner's API key (checked by the same [`concord_server::auth::Authenticator`] as TAXII)
 //! and lives in this process only: a random 256-bit id in an `HttpOnly`, `SameSite=Strict`
-//! cookie, dropped at logout, after [`IDLE`] without a request, or when the server restarts.
-//! The token itself is never kept.
+//! cookie (also `Secure` when served over TLS, by `concord_server::serve_tls`), dropped at
+//! logout, after [`IDLE`] without a request, or when the server restarts. The token itself
+//! is never kept. Failed logins count against the authenticator's limits (issue 16).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -85,6 +85,17 @@ sync_schedule = true
 # default = "allow"
 # [policy.detectors]
 # infrastructure = ["192.0.2.0/24"]    # addresses of these ranges are not personal data
+
+# What a client may cost the node (README, "Limits"). The defaults:
+#
+# [limits]
+# hash_concurrency = 2                 # API-key (argon2id) checks at once, ~19 MiB each
+# hash_queue = 32                      # checks that may wait; more get 503 + Retry-After
+# failures_per_source = 30             # failed logins per minute per address; then 429
+# failures_per_key = 10                # the same per API key id (web UI account)
+# negative_cache = 10000               # failed keys remembered (no argon2 when repeated)
+# tls_handshake_timeout_secs = 10      # TLS: a handshake not done by then is closed
+# header_read_timeout_secs = 10        # TLS: a request header not read by then is closed
 "#;
 
 /// Parsed configuration.
@@ -119,6 +130,68 @@ pub struct Config {
     /// `[policy]`: the egress policy (built-in defaults when absent).
     #[serde(default)]
     pub policy: concord_policy::actions::PolicyConfig,
+    /// `[limits]`: what a client may cost (defaults when absent).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The `[limits]` section: the server's [`concord_server::auth::AuthLimits`] and
+/// [`concord_server::ConnTimeouts`], flat, with their defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// See [`concord_server::auth::AuthLimits::hash_concurrency`].
+    pub hash_concurrency: usize,
+    /// See [`concord_server::auth::AuthLimits::hash_queue`].
+    pub hash_queue: usize,
+    /// See [`concord_server::auth::AuthLimits::failures_per_source`] (per minute).
+    pub failures_per_source: u32,
+    /// See [`concord_server::auth::AuthLimits::failures_per_key`] (per minute).
+    pub failures_per_key: u32,
+    /// See [`concord_server::auth::AuthLimits::negative_cache`] (entries).
+    pub negative_cache: usize,
+    /// [`concord_server::ConnTimeouts::handshake`], seconds.
+    pub tls_handshake_timeout_secs: u64,
+    /// [`concord_server::ConnTimeouts::header_read`], seconds.
+    pub header_read_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let auth = concord_server::auth::AuthLimits::default();
+        let t = concord_server::ConnTimeouts::default();
+        Limits {
+            hash_concurrency: auth.hash_concurrency,
+            hash_queue: auth.hash_queue,
+            failures_per_source: auth.failures_per_source,
+            failures_per_key: auth.failures_per_key,
+            negative_cache: auth.negative_cache,
+            tls_handshake_timeout_secs: t.handshake.as_secs(),
+            header_read_timeout_secs: t.header_read.as_secs(),
+        }
+    }
+}
+
+impl Limits {
+    /// The authenticator's limits.
+    pub fn auth(&self) -> concord_server::auth::AuthLimits {
+        concord_server::auth::AuthLimits {
+            hash_concurrency: self.hash_concurrency,
+            hash_queue: self.hash_queue,
+            failures_per_source: self.failures_per_source,
+            failures_per_key: self.failures_per_key,
+            negative_cache: self.negative_cache,
+        }
+    }
+
+    /// The TLS connection timeouts (a zero is taken as 1 s: no timeout is not an option).
+    pub fn timeouts(&self) -> concord_server::ConnTimeouts {
+        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
+        concord_server::ConnTimeouts {
+            handshake: secs(self.tls_handshake_timeout_secs),
+            header_read: secs(self.header_read_timeout_secs),
+        }
+    }
 }
 
 impl Config {

@@ -558,8 +558,10 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             api_root: config.api_root.clone(),
             max_content_length: config.max_content_length,
             policy: config.policy,
+            auth_limits: config.limits.auth(),
         },
     )?;
+    let timeouts = config.limits.timeouts();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -597,7 +599,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         let app = concord_server::router(state.clone()).merge(concord_web::router(state));
         match tls {
             Some(tls) => {
-                concord_server::serve_tls(listener, app, tls, shutdown_signal()).await?;
+                concord_server::serve_tls(listener, app, tls, timeouts, shutdown_signal()).await?;
             }
             None => concord_server::serve(listener, app, shutdown_signal()).await?,
         }

@@ -61,6 +61,7 @@ pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
             api_root: "concord".into(),
             max_content_length,
             policy: Default::default(),
+            auth_limits: Default::default(),
         },
     )
     .expect("state");

@@ -1,0 +1,236 @@
+//! The limits of issue 16 over real connections on loopback: failed authentications
+//! answered 429 with `Retry-After` by `serve`, and `serve_tls` closing clients that do not
+//! finish their TLS handshake or their request header in time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use concord_server::auth::{ADMIN_TOKEN_SETTING, AuthLimits, token_hash};
+use concord_server::{AppState, ConnTimeouts, ServerConfig};
+use concord_store::{SqliteStore, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ADMIN: &str = "admin-token-for-the-limit-tests";
+
+/// Only a guard against a hanging test, never an assertion on speed: every timeout under
+/// test is far shorter.
+const GUARD: Duration = Duration::from_secs(30);
+
+fn state(dir: &std::path::Path, auth_limits: AuthLimits) -> AppState {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("c.sqlite")).unwrap());
+    store
+        .set_setting(ADMIN_TOKEN_SETTING, &token_hash(ADMIN))
+        .unwrap();
+    store
+        .set_setting(concord_server::policy::JURISDICTION_SETTING, "CN")
+        .unwrap();
+    AppState::new(
+        store,
+        ServerConfig {
+            title: "test".into(),
+            description: None,
+            contact: None,
+            api_root: "concord".into(),
+            max_content_length: 1 << 20,
+            policy: Default::default(),
+            auth_limits,
+        },
+    )
+    .unwrap()
+}
+
+/// One HTTP/1.1 request on a new connection; the whole response as text.
+async fn get(addr: std::net::SocketAddr, token: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /taxii2/ HTTP/1.1\r\nHost: {addr}\r\nAccept: application/taxii+json;version=2.1\r\n\
+         Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(GUARD, s.read_to_string(&mut out))
+        .await
+        .expect("no answer")
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_from_one_source_get_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = AuthLimits {
+        failures_per_source: 3,
+        ..AuthLimits::default()
+    };
+    let app = concord_server::router(state(dir.path(), limits));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(concord_server::serve(listener, app, std::future::pending()));
+
+    for n in 0..3 {
+        let r = get(addr, &format!("wrong-{n}")).await;
+        assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    }
+    let r = get(addr, "wrong-9").await;
+    assert!(r.starts_with("HTTP/1.1 429"), "{r}");
+    let lower = r.to_ascii_lowercase();
+    assert!(lower.contains("\r\nretry-after: "), "{r}");
+    assert!(r.contains(r#""http_status":"429""#), "{r}");
+    // The right token is never throttled.
+    let r = get(addr, ADMIN).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
+
+/// A self-signed certificate for 127.0.0.1 made with openssl (as on every Debian machine);
+/// `(cert, key)` PEM paths.
+fn certificate(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    )
+}
+
+/// `serve_tls` on a free loopback port with `timeouts`; its address and the certificate.
+async fn serve_tls(
+    dir: &std::path::Path,
+    timeouts: ConnTimeouts,
+) -> (std::net::SocketAddr, String) {
+    let (cert, key) = certificate(dir);
+    let tls = concord_server::tls_config(&concord_server::TlsFiles {
+        cert: cert.clone(),
+        key,
+        client_ca: None,
+    })
+    .unwrap();
+    let app = concord_server::router(state(dir, AuthLimits::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(concord_server::serve_tls(
+        listener,
+        app,
+        tls,
+        timeouts,
+        std::future::pending(),
+    ));
+    (addr, cert)
+}
+
+/// Reads until the peer closes; `true` when it did (end of stream or a reset), `false`
+/// when it sent bytes instead.
+async fn closed(mut s: impl tokio::io::AsyncRead + Unpin) -> bool {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(GUARD, s.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) => false,
+        Err(_) => panic!("still open after {GUARD:?}"),
+    }
+}
+
+fn short() -> ConnTimeouts {
+    ConnTimeouts {
+        handshake: Duration::from_millis(300),
+        header_read: Duration::from_millis(300),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_starts_its_tls_handshake_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _) = serve_tls(dir.path(), short()).await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    assert!(closed(tcp).await);
+}
+
+/// A TLS client trusting `cert` only, connected to `addr`.
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    cert: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(cert).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("127.0.0.1".try_into().unwrap(), tcp)
+        .await
+        .expect("handshake")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_sends_no_request_header_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, cert) = serve_tls(dir.path(), short()).await;
+    // Nothing at all after the handshake.
+    let silent = tls_client(addr, &cert).await;
+    assert!(closed(silent).await);
+    // Half a header, then nothing.
+    let mut half = tls_client(addr, &cert).await;
+    half.write_all(b"GET /taxii2/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    half.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(GUARD, half.read_to_end(&mut buf))
+        .await
+        .expect("still open");
+    // hyper may answer 408 before it closes; either way no request reached a handler.
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        read.is_err() || buf.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_with_a_whole_request_is_answered() {
+    // The control of the two tests above: the same server answers a prompt client.
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, cert) = serve_tls(dir.path(), ConnTimeouts::default()).await;
+    let mut s = tls_client(addr, &cert).await;
+    let req = format!(
+        "GET /taxii2/ HTTP/1.1\r\nHost: {addr}\r\nAccept: application/taxii+json;version=2.1\r\n\
+         Authorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(GUARD, s.read_to_end(&mut buf))
+        .await
+        .expect("no answer");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
