@@ -621,6 +621,25 @@ fn fixture() -> Fixture {
     assert_ne!(code, 0, "duplicate member names imported: {report}");
     assert!(report.to_string().contains("content"), "{report}");
 
+    // A second collection bsi reads, and one nobody reads.
+    cli_ok(&node, &["collection", "create", "secret"]);
+    let other: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"type": "note", "spec_version": "2.1",
+                "id": format!("note--4000000{i}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+                "created": ts(), "modified": ts(), "content": "other", "object_refs": [IDENTITY],
+                "object_marking_refs": [CLEAR]})
+        })
+        .collect();
+    let file = node.path().join("other.json");
+    std::fs::write(
+        &file,
+        json!({"type": "bundle", "id": "bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d17",
+               "objects": other})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(node.import("other", &[&file]).0, 0);
     cli_ok(
         &node,
         &[
@@ -659,6 +678,9 @@ fn fixture() -> Fixture {
         }
         if p.write {
             args.extend(["--write", COLL]);
+        }
+        if p.name == "bsi" {
+            args.extend(["--read", "other"]);
         }
         let doc: Value = serde_json::from_str(&cli_ok(&node, &args)).unwrap();
         keys.insert(p.name, doc["api_key"].as_str().unwrap().to_owned());
@@ -1018,4 +1040,220 @@ fn nothing_leaves_that_the_policy_forbids() {
         placements().len() + 3
     );
     assert!(combinations > 1000, "{combinations}");
+}
+
+/// `next` of the first page of `path` (which must have more).
+fn first_next(s: &Server, key: &str, path: &str) -> String {
+    let r = get(s, key, path);
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    let v = r.json();
+    assert_eq!(v["more"], true, "{path}: {}", r.body);
+    v["next"].as_str().unwrap().to_owned()
+}
+
+/// Two answers look alike: the same status, and the same body once the two names asked
+/// about are made equal.
+fn alike(what: &str, a: &Reply, a_name: &str, b: &Reply, b_name: &str) {
+    assert_eq!(a.status, b.status, "{what}: {} / {}", a.body, b.body);
+    assert_eq!(
+        a.body.replace(a_name, "X"),
+        b.body.replace(b_name, "X"),
+        "{what}"
+    );
+    let names = |r: &Reply| -> BTreeSet<String> {
+        r.headers
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .filter(|k| k != "date" && k != "content-length")
+            .collect()
+    };
+    assert_eq!(names(a), names(b), "{what}: headers");
+}
+
+/// The door as a partner with a key would try it: cursors, stored ids of renamed SCOs,
+/// and "exists but not for you" against "does not exist".
+#[test]
+fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
+    let f = fixture();
+    let s = f.node.serve();
+    let bsi = &f.keys["bsi"];
+    let anssi = &f.keys["anssi"];
+
+    // --- next tokens: forged, edited, truncated, foreign: 400 naming `next` ---------------
+    let page1 = format!("{BASE}/objects/?limit=1");
+    let token = first_next(&s, bsi, &page1);
+    let mut edited = token.clone().into_bytes();
+    let mid = edited.len() / 2;
+    edited[mid] = if edited[mid] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited).unwrap();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!([0, "note--30000013-8ff6-4a8b-9c2f-6e5a3b1f0d11", 0, 0])
+            .to_string()
+            .as_bytes(),
+    );
+    let foreign_collection = first_next(&s, bsi, "/concord/collections/other/objects/?limit=1");
+    let foreign_partner = first_next(&s, anssi, &page1);
+    let cases: [(&str, &str, String); 6] = [
+        ("forged", bsi, forged),
+        ("edited", bsi, edited),
+        ("truncated", bsi, token[..token.len() - 3].to_owned()),
+        ("empty", bsi, String::new()),
+        ("another collection", bsi, foreign_collection),
+        ("another partner", bsi, foreign_partner),
+    ];
+    for endpoint in ["objects", "manifest", "objects/note--10000004-8ff6-4a8b-9c2f-6e5a3b1f0d11/versions"] {
+        for (what, key, t) in &cases {
+            let r = get(&s, key, &format!("{BASE}/{endpoint}/?limit=1&next={t}"));
+            assert_eq!(r.status, 400, "{what} token at {endpoint}: {}", r.body);
+            assert!(r.body.contains("next"), "{what}: {}", r.body);
+        }
+    }
+    // The genuine token works, for the partner and the collection it was issued for.
+    assert_eq!(get(&s, bsi, &format!("{page1}&next={token}")).status, 200);
+
+    // --- the stored id of a pseudonymised SCO finds nothing --------------------------------
+    for path in [
+        format!("{BASE}/objects/?match[id]={EMAIL_SCO}"),
+        format!("{BASE}/manifest/?match[id]={EMAIL_SCO}"),
+        format!("{BASE}/objects/?match[id]={IP_SCO},{EMAIL_SCO}&limit=1"),
+    ] {
+        let r = get(&s, bsi, &path);
+        assert_eq!(r.status, 200, "{path}");
+        let v = r.json();
+        assert!(v.get("objects").is_none(), "{path}: {}", r.body);
+        assert_eq!(v["more"], false, "{path}: {}", r.body);
+        assert!(!bytes_of(&r).contains("-addr--"), "{path}");
+    }
+    let missing_sco = "email-addr--00000000-0000-5000-8000-000000000000";
+    for suffix in ["", "versions/"] {
+        let a = get(&s, bsi, &format!("{BASE}/objects/{EMAIL_SCO}/{suffix}"));
+        let b = get(&s, bsi, &format!("{BASE}/objects/{missing_sco}/{suffix}"));
+        alike("stored SCO id", &a, EMAIL_SCO, &b, missing_sco);
+    }
+
+    // --- exists but withheld == does not exist ---------------------------------------------
+    for (name, key) in [("bsi", bsi), ("inbox", &f.keys["inbox"])] {
+        for (what, withheld) in [("RED", TAIL_RED), ("unresolvable", &*marking_note_id(17))] {
+            for suffix in ["", "versions/", "?match[version]=all"] {
+                let a = get(&s, key, &format!("{BASE}/objects/{withheld}/{suffix}"));
+                let b = get(&s, key, &format!("{BASE}/objects/{MISSING}/{suffix}"));
+                alike(&format!("{name} GET {what} {suffix}"), &a, withheld, &b, MISSING);
+            }
+            // With a genuine cursor of this collection as well.
+            if name == "bsi" {
+                let a = get(&s, key, &format!("{BASE}/objects/{withheld}/?next={token}"));
+                let b = get(&s, key, &format!("{BASE}/objects/{MISSING}/?next={token}"));
+                alike(&format!("{name} GET {what} with next"), &a, withheld, &b, MISSING);
+            }
+            let auth = format!("Bearer {key}");
+            let h = [("Authorization", auth.as_str()), ("Accept", TAXII)];
+            let a = s.request("DELETE", &format!("{BASE}/objects/{withheld}/?match[version]=all"), &h, None);
+            let b = s.request("DELETE", &format!("{BASE}/objects/{MISSING}/?match[version]=all"), &h, None);
+            alike(&format!("{name} DELETE {what}"), &a, withheld, &b, MISSING);
+        }
+    }
+    // Nothing withheld was deleted.
+    let admin = s.get(&format!("{BASE}/objects/{TAIL_RED}/"));
+    assert_eq!(admin.status, 200, "{}", admin.body);
+
+    // Collections: unreadable and unknown alike, on TAXII and /api/match.
+    for (what, path) in [
+        ("collection", "/concord/collections/{}/"),
+        ("objects", "/concord/collections/{}/objects/"),
+        ("manifest", "/concord/collections/{}/manifest/"),
+    ] {
+        let a = get(&s, bsi, &path.replace("{}", "secret"));
+        let b = get(&s, bsi, &path.replace("{}", "nosuch"));
+        alike(what, &a, "secret", &b, "nosuch");
+    }
+    let auth = format!("Bearer {bsi}");
+    let m = |c: &str| {
+        s.request(
+            "POST",
+            "/api/match",
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            Some(&json!({"collections": [c], "lines": [RED_DOMAIN]}).to_string()),
+        )
+    };
+    alike("/api/match", &m("secret"), "secret", &m("nosuch"), "nosuch");
+    // /api/match on a readable collection: a withheld indicator is no hit.
+    let r = m(COLL);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains(IND_RED) && r.json()["hits"] == json!([]), "{}", r.body);
+
+    // Status resources: another principal's and an unknown one alike.
+    let env = json!({"objects": [{"type": "note", "spec_version": "2.1",
+        "id": "note--50000000-8ff6-4a8b-9c2f-6e5a3b1f0d11", "created": ts(), "modified": ts(),
+        "content": "x", "object_refs": [IDENTITY], "object_marking_refs": [CLEAR]}]});
+    let posted = s.post(&format!("{BASE}/objects/"), &env.to_string());
+    assert_eq!(posted.status, 202, "{}", posted.body);
+    let status_id = posted.json()["id"].as_str().unwrap().to_owned();
+    let unknown = "2d086da7-4bdc-4f91-900e-d77486753710";
+    assert_eq!(s.get(&format!("/concord/status/{status_id}/")).status, 200);
+    let a = get(&s, bsi, &format!("/concord/status/{status_id}/"));
+    let b = get(&s, bsi, &format!("/concord/status/{unknown}/"));
+    alike("status", &a, &status_id, &b, unknown);
+
+    // Web object pages and graphs: withheld, a renamed SCO's stored id, and unknown alike.
+    let cookie = login(&s, bsi);
+    for suffix in ["", "/graph"] {
+        for withheld in [TAIL_RED, IND_RED, EMAIL_SCO, REL_TO_RED] {
+            let a = web(&s, &cookie, &format!("/ui/c/{COLL}/o/{withheld}{suffix}"));
+            let missing = format!("{}--00000000-0000-4000-8000-000000000000", withheld.split("--").next().unwrap());
+            let b = web(&s, &cookie, &format!("/ui/c/{COLL}/o/{missing}{suffix}"));
+            alike(&format!("web {withheld}{suffix}"), &a, withheld, &b, &missing);
+        }
+        let a = web(&s, &cookie, &format!("/ui/c/secret/o/{TAIL_RED}{suffix}"));
+        let b = web(&s, &cookie, &format!("/ui/c/nosuch/o/{TAIL_RED}{suffix}"));
+        alike("web collection", &a, "secret", &b, "nosuch");
+    }
+
+    // --- headers and `more` reveal no withheld head or tail ---------------------------------
+    let manifest = get(&s, bsi, &format!("{BASE}/manifest/?limit=1000")).json();
+    let dates: Vec<&str> = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["date_added"].as_str().unwrap())
+        .collect();
+    let all = get(&s, bsi, &format!("{BASE}/objects/?limit=1000"));
+    assert_eq!(all.header("x-taxii-date-added-first"), dates.first().copied());
+    assert_eq!(all.header("x-taxii-date-added-last"), dates.last().copied());
+    let admin_manifest = s.get(&format!("{BASE}/manifest/?limit=1000")).json();
+    let admin_dates: Vec<&str> = admin_manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["date_added"].as_str().unwrap())
+        .collect();
+    // The RED head and tail were added before and after everything the partner receives.
+    assert!(admin_dates.first() < dates.first() && admin_dates.last() > dates.last());
+    // Paging at limit=1: every page carries one object, and the last says no more.
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    let mut token_lengths = BTreeSet::new();
+    loop {
+        let path = match &next {
+            Some(n) => format!("{page1}&next={n}"),
+            None => page1.clone(),
+        };
+        let r = get(&s, bsi, &path);
+        let v = r.json();
+        assert_eq!(v["objects"].as_array().map(Vec::len), Some(1), "page {pages}: {}", r.body);
+        let added = r.header("x-taxii-date-added-first").unwrap().to_owned();
+        assert_eq!(added, dates[pages], "page {pages}");
+        assert_eq!(r.header("x-taxii-date-added-last"), Some(added.as_str()));
+        pages += 1;
+        match v["next"].as_str() {
+            Some(n) => {
+                token_lengths.insert(n.len());
+                next = Some(n.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, dates.len());
+    // A token's length says nothing of the entry it resumes after (its type, its id): the
+    // same for every page, whether it resumes after a note or an observed-data.
+    assert_eq!(token_lengths.len(), 1, "{token_lengths:?}");
 }
