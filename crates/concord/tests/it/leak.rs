@@ -230,12 +230,18 @@ fn placements() -> Vec<(&'static str, &'static str, Value)> {
         (
             "defanged-email",
             "dana[@]corp.cn",
-            note(4, json!({"content": "Sender seen: dana[@]corp.cn (defanged)."})),
+            note(
+                4,
+                json!({"content": "Sender seen: dana[@]corp.cn (defanged)."}),
+            ),
         ),
         (
             "defanged-ip",
             "45[.]33[.]32[.]158",
-            note(5, json!({"content": "Victim host 45[.]33[.]32[.]158 beaconed."})),
+            note(
+                5,
+                json!({"content": "Victim host 45[.]33[.]32[.]158 beaconed."}),
+            ),
         ),
         (
             "full-width",
@@ -539,9 +545,11 @@ fn through_web(s: &Server, key: &str, ids: &BTreeSet<String>) -> Seen {
         .into_iter()
         .chain((1..4).map(|p| format!("/ui/c/{COLL}?page={p}")))
         .chain(
-            ["corp.cn", "CANARY", "grace", "sco.mail", "81.2", "c2", "red"]
-                .iter()
-                .map(|q| format!("/ui/c/{COLL}?q={q}")),
+            [
+                "corp.cn", "CANARY", "grace", "sco.mail", "81.2", "c2", "red",
+            ]
+            .iter()
+            .map(|q| format!("/ui/c/{COLL}?q={q}")),
         )
     {
         let r = web(s, &cookie, &path);
@@ -596,7 +604,13 @@ fn fixture() -> Fixture {
     for (i, (_, refs, _)) in MARKINGS.iter().enumerate() {
         let refs: Vec<&str> = refs
             .iter()
-            .map(|r| if *r == IMPORTANT { important.as_str() } else { r })
+            .map(|r| {
+                if *r == IMPORTANT {
+                    important.as_str()
+                } else {
+                    *r
+                }
+            })
             .collect();
         objects.push(json!({"type": "note", "spec_version": "2.1",
             "id": marking_note_id(i), "created": ts(), "modified": ts(),
@@ -898,7 +912,10 @@ fn push(f: &Fixture, partner: &str) -> Seen {
             partner,
         ],
     );
-    let (code, out, err) = cli(&f.node, &["sync", "--json", "--peer", &format!("b-{partner}")]);
+    let (code, out, err) = cli(
+        &f.node,
+        &["sync", "--json", "--peer", &format!("b-{partner}")],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     drop(sb);
     let (code, held, err) = cli(&b, &["export", "--collection", "in"]);
@@ -943,11 +960,19 @@ fn nothing_leaves_that_the_policy_forbids() {
             doors.push(("objects limit=1", paged(&s, key, "objects", 1), true));
             doors.push(("objects limit=1000", paged(&s, key, "objects", 1000), true));
             doors.push(("manifest limit=1", paged(&s, key, "manifest", 1), true));
-            doors.push(("manifest limit=1000", paged(&s, key, "manifest", 1000), true));
+            doors.push((
+                "manifest limit=1000",
+                paged(&s, key, "manifest", 1000),
+                true,
+            ));
             doors.push(("object", each(&s, key, &universe, false), true));
             doors.push(("versions", each(&s, key, &universe, true), true));
             doors.push(("export", export(&f.node, p.name, "stix").unwrap(), true));
-            doors.push(("export misp", export(&f.node, p.name, "misp").unwrap(), false));
+            doors.push((
+                "export misp",
+                export(&f.node, p.name, "misp").unwrap(),
+                false,
+            ));
         } else {
             // No read permission: the collection cannot be read, export refuses.
             let r = get(&s, key, &format!("{BASE}/objects/"));
@@ -1030,7 +1055,11 @@ fn nothing_leaves_that_the_policy_forbids() {
         .map(|n| &keyed[n])
         .collect();
     let distinct: BTreeSet<&BTreeSet<String>> = abroad.iter().copied().collect();
-    assert_eq!(distinct.len(), abroad.len(), "keyed ids shared between partners");
+    assert_eq!(
+        distinct.len(),
+        abroad.len(),
+        "keyed ids shared between partners"
+    );
     let _ = &f.important;
     eprintln!(
         "leak suite: {} partners x {} markings x {} placements x doors: {combinations} \
@@ -1101,7 +1130,11 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
         ("another collection", bsi, foreign_collection),
         ("another partner", bsi, foreign_partner),
     ];
-    for endpoint in ["objects", "manifest", "objects/note--10000004-8ff6-4a8b-9c2f-6e5a3b1f0d11/versions"] {
+    for endpoint in [
+        "objects",
+        "manifest",
+        "objects/note--10000004-8ff6-4a8b-9c2f-6e5a3b1f0d11/versions",
+    ] {
         for (what, key, t) in &cases {
             let r = get(&s, key, &format!("{BASE}/{endpoint}/?limit=1&next={t}"));
             assert_eq!(r.status, 400, "{what} token at {endpoint}: {}", r.body);
@@ -1137,18 +1170,40 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
             for suffix in ["", "versions/", "?match[version]=all"] {
                 let a = get(&s, key, &format!("{BASE}/objects/{withheld}/{suffix}"));
                 let b = get(&s, key, &format!("{BASE}/objects/{MISSING}/{suffix}"));
-                alike(&format!("{name} GET {what} {suffix}"), &a, withheld, &b, MISSING);
+                alike(
+                    &format!("{name} GET {what} {suffix}"),
+                    &a,
+                    withheld,
+                    &b,
+                    MISSING,
+                );
             }
             // With a genuine cursor of this collection as well.
             if name == "bsi" {
                 let a = get(&s, key, &format!("{BASE}/objects/{withheld}/?next={token}"));
                 let b = get(&s, key, &format!("{BASE}/objects/{MISSING}/?next={token}"));
-                alike(&format!("{name} GET {what} with next"), &a, withheld, &b, MISSING);
+                alike(
+                    &format!("{name} GET {what} with next"),
+                    &a,
+                    withheld,
+                    &b,
+                    MISSING,
+                );
             }
             let auth = format!("Bearer {key}");
             let h = [("Authorization", auth.as_str()), ("Accept", TAXII)];
-            let a = s.request("DELETE", &format!("{BASE}/objects/{withheld}/?match[version]=all"), &h, None);
-            let b = s.request("DELETE", &format!("{BASE}/objects/{MISSING}/?match[version]=all"), &h, None);
+            let a = s.request(
+                "DELETE",
+                &format!("{BASE}/objects/{withheld}/?match[version]=all"),
+                &h,
+                None,
+            );
+            let b = s.request(
+                "DELETE",
+                &format!("{BASE}/objects/{MISSING}/?match[version]=all"),
+                &h,
+                None,
+            );
             alike(&format!("{name} DELETE {what}"), &a, withheld, &b, MISSING);
         }
     }
@@ -1171,7 +1226,10 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
         s.request(
             "POST",
             "/api/match",
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             Some(&json!({"collections": [c], "lines": [RED_DOMAIN]}).to_string()),
         )
     };
@@ -1179,7 +1237,11 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
     // /api/match on a readable collection: a withheld indicator is no hit.
     let r = m(COLL);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(!r.body.contains(IND_RED) && r.json()["hits"] == json!([]), "{}", r.body);
+    assert!(
+        !r.body.contains(IND_RED) && r.json()["hits"] == json!([]),
+        "{}",
+        r.body
+    );
 
     // Status resources: another principal's and an unknown one alike.
     let env = json!({"objects": [{"type": "note", "spec_version": "2.1",
@@ -1199,9 +1261,18 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
     for suffix in ["", "/graph"] {
         for withheld in [TAIL_RED, IND_RED, EMAIL_SCO, REL_TO_RED] {
             let a = web(&s, &cookie, &format!("/ui/c/{COLL}/o/{withheld}{suffix}"));
-            let missing = format!("{}--00000000-0000-4000-8000-000000000000", withheld.split("--").next().unwrap());
+            let missing = format!(
+                "{}--00000000-0000-4000-8000-000000000000",
+                withheld.split("--").next().unwrap()
+            );
             let b = web(&s, &cookie, &format!("/ui/c/{COLL}/o/{missing}{suffix}"));
-            alike(&format!("web {withheld}{suffix}"), &a, withheld, &b, &missing);
+            alike(
+                &format!("web {withheld}{suffix}"),
+                &a,
+                withheld,
+                &b,
+                &missing,
+            );
         }
         let a = web(&s, &cookie, &format!("/ui/c/secret/o/{TAIL_RED}{suffix}"));
         let b = web(&s, &cookie, &format!("/ui/c/nosuch/o/{TAIL_RED}{suffix}"));
@@ -1217,7 +1288,10 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
         .map(|o| o["date_added"].as_str().unwrap())
         .collect();
     let all = get(&s, bsi, &format!("{BASE}/objects/?limit=1000"));
-    assert_eq!(all.header("x-taxii-date-added-first"), dates.first().copied());
+    assert_eq!(
+        all.header("x-taxii-date-added-first"),
+        dates.first().copied()
+    );
     assert_eq!(all.header("x-taxii-date-added-last"), dates.last().copied());
     let admin_manifest = s.get(&format!("{BASE}/manifest/?limit=1000")).json();
     let admin_dates: Vec<&str> = admin_manifest["objects"]
@@ -1239,7 +1313,12 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
         };
         let r = get(&s, bsi, &path);
         let v = r.json();
-        assert_eq!(v["objects"].as_array().map(Vec::len), Some(1), "page {pages}: {}", r.body);
+        assert_eq!(
+            v["objects"].as_array().map(Vec::len),
+            Some(1),
+            "page {pages}: {}",
+            r.body
+        );
         let added = r.header("x-taxii-date-added-first").unwrap().to_owned();
         assert_eq!(added, dates[pages], "page {pages}");
         assert_eq!(r.header("x-taxii-date-added-last"), Some(added.as_str()));
