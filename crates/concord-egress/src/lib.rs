@@ -161,9 +161,10 @@ pub const MIN_SCAN_BUDGET: usize = 1000;
 /// How deep references are followed to decide whether their target is received; deeper
 /// targets count as not received (fail closed).
 pub const MAX_REF_DEPTH: usize = 4;
-/// `next` tokens hold their cursor padded to a multiple of this many bytes (longer than any
-/// cursor of a valid STIX id: a type of at most 250 characters, a UUID, three integers).
-const CURSOR_PAD: usize = 384;
+/// `next` tokens hold their cursor padded to a multiple of this many bytes: one size for
+/// every cursor of an id whose type has fewer than about 150 characters (every type in
+/// use), and a token of 395 characters, within the TAXII query's 512.
+const CURSOR_PAD: usize = 256;
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
 
