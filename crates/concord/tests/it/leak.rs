@@ -533,8 +533,7 @@ fn login(s: &Server, key: &str) -> String {
         .header("Content-Type", "application/x-www-form-urlencoded")
         .send(format!("token={key}&next=%2Fui%2F"))
         .unwrap();
-    let cookie = resp
-        .headers()
+    resp.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -543,8 +542,7 @@ fn login(s: &Server, key: &str) -> String {
         .split(';')
         .next()
         .unwrap()
-        .to_owned();
-    cookie
+        .to_owned()
 }
 
 fn web(s: &Server, cookie: &str, path: &str) -> Reply {
@@ -988,11 +986,13 @@ fn nothing_leaves_that_the_policy_forbids() {
             doors.push(("object", each(&s, key, &universe, false), true));
             doors.push(("versions", each(&s, key, &universe, true), true));
             doors.push(("export", export(&f.node, p.name, "stix").unwrap(), true));
-            doors.push((
-                "export misp",
-                export(&f.node, p.name, "misp").unwrap(),
-                false,
-            ));
+            let misp = export(&f.node, p.name, "misp").unwrap();
+            assert!(
+                misp.text.contains(CLEAR_DOMAIN),
+                "MISP export: {}",
+                misp.text
+            );
+            doors.push(("export misp", misp, false));
         } else {
             // No read permission: the collection cannot be read, export refuses.
             let r = get(&s, key, &format!("{BASE}/objects/"));
