@@ -168,6 +168,10 @@ pub const MIN_SCAN_BUDGET: usize = 1000;
 /// bound keeps a hostile chain of references from exhausting the stack, and each object is
 /// decided once per request whatever the depth.
 pub const MAX_REF_DEPTH: usize = 24;
+/// `next` tokens hold their cursor padded to a multiple of this many bytes: one size for
+/// every cursor of an id whose type has fewer than about 150 characters (every type in
+/// use), and a token of 395 characters, within the TAXII query's 512.
+const CURSOR_PAD: usize = 256;
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
 
@@ -353,6 +357,34 @@ impl Egress {
         // so asking for the stored id of a pseudonymised SCO finds nothing.
         let wanted: Option<HashSet<&str>> =
             (!filter.ids.is_empty()).then(|| filter.ids.iter().map(String::as_str).collect());
+        // The keyed id of a renamed SCO is the only name the partner knows it by, and the
+        // store does not know it: for ids of SCO types the store is asked for their types,
+        // and `wanted` keeps what the partner receives under the ids asked for.
+        let by_type;
+        let filter = if filter.ids.iter().any(|id| {
+            id.split_once("--")
+                .is_some_and(|(t, _)| kind_of(t) == ObjectKind::Sco)
+        }) {
+            let mut types: Vec<String> = filter
+                .ids
+                .iter()
+                .filter_map(|id| id.split_once("--").map(|(t, _)| t.to_owned()))
+                .filter(|t| filter.types.is_empty() || filter.types.contains(t))
+                .collect();
+            types.sort();
+            types.dedup();
+            if types.is_empty() {
+                types.clone_from(&filter.types);
+            }
+            by_type = ObjectFilter {
+                ids: Vec::new(),
+                types,
+                ..filter.clone()
+            };
+            &by_type
+        } else {
+            filter
+        };
         let budget = (limit * SCAN_BUDGET_PAGES).max(MIN_SCAN_BUDGET);
         let mut out: Vec<Sent> = Vec::new();
         let mut records = Vec::new();
@@ -634,6 +666,12 @@ impl Egress {
             cursor.seq
         ]))
         .expect("a cursor serialises");
+        // Padded to a fixed size (JSON allows trailing white space): the token's length
+        // would otherwise tell the type and id length of the entry it resumes after, which
+        // may be one the audience does not receive (a page cut by the scan budget).
+        let mut plain = plain;
+        let padded = plain.len().div_ceil(CURSOR_PAD) * CURSOR_PAD;
+        plain.resize(padded, b' ');
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce)
             .map_err(|e| EgressError::Config(format!("no randomness for a token: {e}")))?;
