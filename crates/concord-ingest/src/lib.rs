@@ -7,10 +7,17 @@
 //! same bundle still go in. A malformed container (bad JSON, a truncated gzip stream, not a
 //! bundle) rolls the whole batch back: nothing half-written.
 //!
+//! Every ingress caps what it reads (issue 16, item 4): each object at
+//! [`IngestOptions::max_object_size`] bytes while it is read, so an oversized object fails the
+//! whole ingest with its index and the limit and nothing is stored; callers that decompress
+//! wrap their input in a [`concord_stix::CappedReader`] first. A set `cancel` flag (the
+//! server is stopping) rolls the ingest back at the next read ([`IngestError::Cancelled`]).
+//!
 //! Why a crate of its own: the CLI and the server both need exactly this, and neither may
 //! know the other (only the server knows HTTP).
 
-use std::io::Read;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use concord_stix::{BundleError, BundleReader, Violation, validate_object};
 use concord_store::{AddOutcome, AuditRecord, NewObject, Store, StoreError};
@@ -35,6 +42,9 @@ pub enum IngestError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `cancel` flag was set (the node is stopping): nothing was stored.
+    #[error("cancelled: the node is stopping; nothing was stored")]
+    Cancelled,
 }
 
 /// One object that was not stored, and why.
@@ -96,6 +106,32 @@ pub struct IngestOptions<'a> {
     /// Node settings written in the ingest's transaction, e.g. a sync cursor that must be
     /// durable with the objects it covers, or not at all.
     pub settings: &'a [(&'a str, &'a str)],
+    /// Largest object accepted, in bytes as written
+    /// ([`concord_stix::DEFAULT_MAX_OBJECT_SIZE`] unless configured): a larger one fails the
+    /// ingest ([`BundleError::ObjectTooLarge`]).
+    pub max_object_size: u64,
+    /// Checked at every read of the input (once per 64 KiB read buffer): once
+    /// set, the ingest stops and rolls back ([`IngestError::Cancelled`]).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// The size limits of one node's ingress, from its configuration (`max_object_size`,
+/// `max_unpacked` in `concord.toml`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest object, in bytes as written.
+    pub max_object_size: u64,
+    /// Largest input once decompressed (gzip uploads and files), in bytes.
+    pub max_unpacked: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            max_unpacked: concord_stix::DEFAULT_MAX_UNPACKED,
+        }
+    }
 }
 
 /// Turns accepted objects into their audit records (the caller knows door and principal).
@@ -174,11 +210,21 @@ pub fn ingest(
         }
         Ok(())
     };
-    let reader = BundleReader::new(input);
-    match options.container {
-        Container::Bundle => reader.read(on_object)?,
-        Container::Envelope => reader.read_envelope(on_object)?,
+    let cancelled = || options.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let reader = BundleReader::new(Cancellable {
+        inner: input,
+        cancel: options.cancel,
+    })
+    .max_object_size(options.max_object_size);
+    let read = match options.container {
+        Container::Bundle => reader.read(on_object),
+        Container::Envelope => reader.read_envelope(on_object),
     };
+    if cancelled() {
+        // Dropping the batch rolls it back.
+        return Err(IngestError::Cancelled);
+    }
+    read?;
     if let Some(make) = options.audit {
         batch.append_audit(&make(&audit_pending))?;
     }
@@ -188,6 +234,21 @@ pub fn ingest(
     batch.commit()?;
     progress(report.total);
     Ok(report)
+}
+
+/// The input, failing its next read once `cancel` is set.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(io::Error::new(io::ErrorKind::Other, "cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Parses and validates one object.

@@ -27,13 +27,15 @@ pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecor
 /// ingress audit record per accepted object version at `door`, by `who`, appended in chunks
 /// inside the import's own transaction (bounded memory; durable with the objects or not at
 /// all). What `concord import` and the web UI's import both do; `progress` gets the count of
-/// objects read. Errors: as [`ingest`] (nothing stored).
+/// objects read; objects over `max_object_size` bytes fail the import. Errors: as [`ingest`]
+/// (nothing stored).
 pub fn import_bundle(
     store: &dyn concord_store::Store,
     collection_id: &str,
     door: &str,
     who: &str,
     input: impl std::io::Read,
+    max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
     let door = Door {
@@ -49,6 +51,8 @@ pub fn import_bundle(
         audit: Some(&make),
         provenance: None,
         settings: &[],
+        max_object_size,
+        cancel: None,
     };
     ingest(store, collection_id, input, options, progress)
 }

@@ -26,6 +26,9 @@ pub enum ErrorCode {
     UnprocessableEntity,
     /// 500: a failure of the node.
     Internal,
+    /// 503: the node is stopping; the request's work was rolled back (retry elsewhere or
+    /// later).
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -44,6 +47,7 @@ impl ErrorCode {
             UnsupportedMediaType => (415, "unsupported_media_type", "Unsupported media type"),
             UnprocessableEntity  => (422, "unprocessable_entity",   "Unprocessable entity"),
             Internal             => (500, "internal",               "Internal server error"),
+            ServiceUnavailable   => (503, "service_unavailable",    "Service unavailable"),
         }
     }
 

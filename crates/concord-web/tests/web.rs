@@ -72,6 +72,8 @@ fn node() -> Node {
         audit: None,
         provenance: None,
         settings: &[],
+        max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+        cancel: None,
     };
     let r = ingest(
         store.as_ref(),
@@ -494,6 +496,8 @@ fn a_partner_knows_a_pseudonymised_sco_only_by_its_new_id() {
         audit: None,
         provenance: None,
         settings: &[],
+        max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+        cancel: None,
     };
     let r = ingest(
         n.store.as_ref(),
