@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod egress_matrix;
 mod interop;
+mod limits;
 mod matching;
 mod misp;
 mod partners;
