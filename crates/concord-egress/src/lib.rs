@@ -89,6 +89,9 @@ pub enum EgressError {
     /// secret); the message names it.
     #[error("{0}")]
     Config(String),
+    /// The node is stopping ([`Egress::with_cancel`]): the scan gave up between store steps.
+    #[error("cancelled: the node is stopping")]
+    Cancelled,
 }
 
 /// One object version as the audience receives it.
@@ -171,6 +174,9 @@ pub struct Egress {
     policy: Arc<Policy>,
     /// Key of the `next` tokens (derived from the node secret); `None` without a secret.
     cursor_key: Option<[u8; 32]>,
+    /// Set when the node is stopping: a long scan gives up at its next store step, so that
+    /// `serve` stops within its grace (issue 16, item 6).
+    cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Egress {
@@ -205,7 +211,15 @@ impl Egress {
             store,
             policy,
             cursor_key,
+            cancel: None,
         }
+    }
+
+    /// The same door, giving up long scans once `cancel` is set
+    /// ([`EgressError::Cancelled`], checked once per store step).
+    pub fn with_cancel(mut self, cancel: Arc<std::sync::atomic::AtomicBool>) -> Egress {
+        self.cancel = Some(cancel);
+        self
     }
 
     /// The node's compiled policy.
@@ -349,6 +363,13 @@ impl Egress {
         let mut resume: Option<Cursor> = None;
         let more;
         'scan: loop {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Err(EgressError::Cancelled);
+            }
             let step = STORE_STEP.min(budget - scanned).max(1);
             let page = self.store.entries(
                 collection_id,

@@ -245,7 +245,7 @@ struct Cancellable<'a, R> {
 impl<R: Read> Read for Cancellable<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(io::Error::new(io::ErrorKind::Other, "cancelled"));
+            return Err(io::Error::other("cancelled"));
         }
         self.inner.read(buf)
     }

@@ -87,13 +87,14 @@ impl AppState {
         let policy = policy::node_policy(store.as_ref(), &config.policy)?;
         tracing::info!(version = %policy.version, "egress policy");
         let policy = Arc::new(policy);
+        let shutdown = Arc::<std::sync::atomic::AtomicBool>::default();
         Ok(AppState {
-            egress: Egress::new(store.clone(), policy.clone()),
+            egress: Egress::new(store.clone(), policy.clone()).with_cancel(shutdown.clone()),
             policy,
             auth: Arc::new(auth::Authenticator::new(store.clone(), admin_hash)),
             store,
             config: Arc::new(config),
-            shutdown: Arc::default(),
+            shutdown,
         })
     }
 }
@@ -315,6 +316,10 @@ impl From<EgressError> for Error {
             EgressError::BadCursor => Error(TaxiiError::new(ErrorCode::BadRequest, e.to_string())),
             EgressError::Store(e) => e.into(),
             EgressError::Config(m) => Error(TaxiiError::new(ErrorCode::Internal, m)),
+            EgressError::Cancelled => Error(TaxiiError::new(
+                ErrorCode::ServiceUnavailable,
+                e.to_string(),
+            )),
         }
     }
 }
