@@ -319,3 +319,104 @@ fn without_id(v: &Violation) -> String {
     }
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_store::{NewCollection, SqliteStore};
+
+    fn indicator(n: usize) -> String {
+        format!(
+            r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-{n:012}","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z","pattern":"[ipv4-addr:value = '198.51.100.1']","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z"}}"#
+        )
+    }
+
+    fn options(cancel: Option<&AtomicBool>) -> IngestOptions<'_> {
+        IngestOptions {
+            container: Container::Bundle,
+            list_accepted: false,
+            audit: None,
+            provenance: None,
+            settings: &[],
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            cancel,
+        }
+    }
+
+    /// A bundle whose reading sets `cancel` once `after` bytes have been read: the node
+    /// starts stopping in the middle of an import.
+    struct StopsHalfway<'a> {
+        bytes: &'a [u8],
+        after: usize,
+        read: usize,
+        cancel: &'a AtomicBool,
+    }
+
+    impl Read for StopsHalfway<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.read >= self.after {
+                self.cancel.store(true, Ordering::Relaxed);
+            }
+            let n = self.bytes.read(buf)?;
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_cancelled_ingest_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let c = store.create_collection(&NewCollection::default()).unwrap();
+        let objects: Vec<String> = (0..2000).map(indicator).collect();
+        let bundle = format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            objects.join(",")
+        );
+        let cancel = AtomicBool::new(false);
+        let input = StopsHalfway {
+            bytes: bundle.as_bytes(),
+            after: bundle.len() / 2,
+            read: 0,
+            cancel: &cancel,
+        };
+        let r = ingest(&store, &c.id, input, options(Some(&cancel)), |_| {});
+        assert!(matches!(r, Err(IngestError::Cancelled)), "{r:?}");
+        assert_eq!(store.count(&c.id).unwrap(), 0);
+        // Not cancelled, the same bundle goes in whole.
+        let r = ingest(&store, &c.id, bundle.as_bytes(), options(None), |_| {}).unwrap();
+        assert_eq!(r.added, 2000);
+        assert_eq!(store.count(&c.id).unwrap(), 2000);
+    }
+
+    #[test]
+    fn an_oversized_object_fails_the_whole_ingest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let c = store.create_collection(&NewCollection::default()).unwrap();
+        let big = indicator(2).replace(
+            "\"pattern_type\"",
+            &format!("\"description\":\"{}\",\"pattern_type\"", "x".repeat(5000)),
+        );
+        let bundle = format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{},{big}]}}"#,
+            indicator(1)
+        );
+        let o = IngestOptions {
+            max_object_size: 4096,
+            ..options(None)
+        };
+        let e = ingest(&store, &c.id, bundle.as_bytes(), o, |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                IngestError::Container(BundleError::ObjectTooLarge {
+                    index: 1,
+                    limit: 4096
+                })
+            ),
+            "{e:?}"
+        );
+        assert_eq!(store.count(&c.id).unwrap(), 0);
+    }
+}
