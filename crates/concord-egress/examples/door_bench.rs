@@ -163,6 +163,8 @@ fn main() {
             audit: None,
             provenance: None,
             settings: &[],
+            max_object_size: concord_ingest::Limits::default().max_object_size,
+            cancel: None,
         };
         total += ingest(
             store.as_ref(),

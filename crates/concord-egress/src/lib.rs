@@ -90,6 +90,9 @@ pub enum EgressError {
     /// secret); the message names it.
     #[error("{0}")]
     Config(String),
+    /// The node is stopping ([`Egress::with_cancel`]): the scan gave up between store steps.
+    #[error("cancelled: the node is stopping")]
+    Cancelled,
 }
 
 /// One object version as the audience receives it.
@@ -184,6 +187,9 @@ pub struct Egress {
     cursor_key: Option<[u8; 32]>,
     /// Decided fates of referenced objects, kept between requests.
     fate_cache: Arc<FateCache>,
+    /// Set when the node is stopping: a long scan gives up at its next store step, so that
+    /// `serve` stops within its grace (issue 16, item 6).
+    cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Egress {
@@ -219,7 +225,15 @@ impl Egress {
             policy,
             cursor_key,
             fate_cache: Arc::new(FateCache::default()),
+            cancel: None,
         }
+    }
+
+    /// The same door, giving up long scans once `cancel` is set
+    /// ([`EgressError::Cancelled`], checked once per store step).
+    pub fn with_cancel(mut self, cancel: Arc<std::sync::atomic::AtomicBool>) -> Egress {
+        self.cancel = Some(cancel);
+        self
     }
 
     /// The node's compiled policy.
@@ -393,6 +407,13 @@ impl Egress {
         let mut resume: Option<Cursor> = None;
         let more;
         'scan: loop {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Err(EgressError::Cancelled);
+            }
             // Read what the page still needs (and one more, to know `more`): entries read
             // and not sent are decided again on the next page.
             let step = STORE_STEP

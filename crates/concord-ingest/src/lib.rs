@@ -7,10 +7,17 @@
 //! same bundle still go in. A malformed container (bad JSON, a truncated gzip stream, not a
 //! bundle) rolls the whole batch back: nothing half-written.
 //!
+//! Every ingress caps what it reads (issue 16, item 4): each object at
+//! [`IngestOptions::max_object_size`] bytes while it is read, so an oversized object fails the
+//! whole ingest with its index and the limit and nothing is stored; callers that decompress
+//! wrap their input in a [`concord_stix::CappedReader`] first. A set `cancel` flag (the
+//! server is stopping) rolls the ingest back at the next read ([`IngestError::Cancelled`]).
+//!
 //! Why a crate of its own: the CLI and the server both need exactly this, and neither may
 //! know the other (only the server knows HTTP).
 
-use std::io::Read;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use concord_stix::{BundleError, BundleReader, Violation, validate_object};
 use concord_store::{AddOutcome, AuditRecord, NewObject, Store, StoreError};
@@ -35,6 +42,9 @@ pub enum IngestError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `cancel` flag was set (the node is stopping): nothing was stored.
+    #[error("cancelled: the node is stopping; nothing was stored")]
+    Cancelled,
 }
 
 /// One object that was not stored, and why.
@@ -96,6 +106,32 @@ pub struct IngestOptions<'a> {
     /// Node settings written in the ingest's transaction, e.g. a sync cursor that must be
     /// durable with the objects it covers, or not at all.
     pub settings: &'a [(&'a str, &'a str)],
+    /// Largest object accepted, in bytes as written
+    /// ([`concord_stix::DEFAULT_MAX_OBJECT_SIZE`] unless configured): a larger one fails the
+    /// ingest ([`BundleError::ObjectTooLarge`]).
+    pub max_object_size: u64,
+    /// Checked at every read of the input (once per 64 KiB read buffer): once
+    /// set, the ingest stops and rolls back ([`IngestError::Cancelled`]).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// The size limits of one node's ingress, from its configuration (`max_object_size`,
+/// `max_unpacked` in `concord.toml`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest object, in bytes as written.
+    pub max_object_size: u64,
+    /// Largest input once decompressed (gzip uploads and files), in bytes.
+    pub max_unpacked: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            max_unpacked: concord_stix::DEFAULT_MAX_UNPACKED,
+        }
+    }
 }
 
 /// Turns accepted objects into their audit records (the caller knows door and principal).
@@ -204,11 +240,21 @@ fn ingest_into(
         }
         Ok(())
     };
-    let reader = BundleReader::new(input);
-    match options.container {
-        Container::Bundle => reader.read(on_object)?,
-        Container::Envelope => reader.read_envelope(on_object)?,
+    let cancelled = || options.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let reader = BundleReader::new(Cancellable {
+        inner: input,
+        cancel: options.cancel,
+    })
+    .max_object_size(options.max_object_size);
+    let read = match options.container {
+        Container::Bundle => reader.read(on_object),
+        Container::Envelope => reader.read_envelope(on_object),
     };
+    if cancelled() {
+        // Dropping the batch rolls it back.
+        return Err(IngestError::Cancelled);
+    }
+    read?;
     if let Some(make) = options.audit {
         batch.append_audit(&make(&audit_pending))?;
     }
@@ -218,6 +264,21 @@ fn ingest_into(
     batch.commit()?;
     progress(report.total);
     Ok(report)
+}
+
+/// The input, failing its next read once `cancel` is set.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Parses and validates one object.
@@ -287,4 +348,105 @@ fn without_id(v: &Violation) -> String {
         ..v.clone()
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_store::{NewCollection, SqliteStore};
+
+    fn indicator(n: usize) -> String {
+        format!(
+            r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-{n:012}","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z","pattern":"[ipv4-addr:value = '198.51.100.1']","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z"}}"#
+        )
+    }
+
+    fn options(cancel: Option<&AtomicBool>) -> IngestOptions<'_> {
+        IngestOptions {
+            container: Container::Bundle,
+            list_accepted: false,
+            audit: None,
+            provenance: None,
+            settings: &[],
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            cancel,
+        }
+    }
+
+    /// A bundle whose reading sets `cancel` once `after` bytes have been read: the node
+    /// starts stopping in the middle of an import.
+    struct StopsHalfway<'a> {
+        bytes: &'a [u8],
+        after: usize,
+        read: usize,
+        cancel: &'a AtomicBool,
+    }
+
+    impl Read for StopsHalfway<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.read >= self.after {
+                self.cancel.store(true, Ordering::Relaxed);
+            }
+            let n = self.bytes.read(buf)?;
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_cancelled_ingest_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let c = store.create_collection(&NewCollection::default()).unwrap();
+        let objects: Vec<String> = (0..2000).map(indicator).collect();
+        let bundle = format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            objects.join(",")
+        );
+        let cancel = AtomicBool::new(false);
+        let input = StopsHalfway {
+            bytes: bundle.as_bytes(),
+            after: bundle.len() / 2,
+            read: 0,
+            cancel: &cancel,
+        };
+        let r = ingest(&store, &c.id, input, options(Some(&cancel)), |_| {});
+        assert!(matches!(r, Err(IngestError::Cancelled)), "{r:?}");
+        assert_eq!(store.count(&c.id).unwrap(), 0);
+        // Not cancelled, the same bundle goes in whole.
+        let r = ingest(&store, &c.id, bundle.as_bytes(), options(None), |_| {}).unwrap();
+        assert_eq!(r.added, 2000);
+        assert_eq!(store.count(&c.id).unwrap(), 2000);
+    }
+
+    #[test]
+    fn an_oversized_object_fails_the_whole_ingest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let c = store.create_collection(&NewCollection::default()).unwrap();
+        let big = indicator(2).replace(
+            "\"pattern_type\"",
+            &format!("\"description\":\"{}\",\"pattern_type\"", "x".repeat(5000)),
+        );
+        let bundle = format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{},{big}]}}"#,
+            indicator(1)
+        );
+        let o = IngestOptions {
+            max_object_size: 4096,
+            ..options(None)
+        };
+        let e = ingest(&store, &c.id, bundle.as_bytes(), o, |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                IngestError::Container(BundleError::ObjectTooLarge {
+                    index: 1,
+                    limit: 4096
+                })
+            ),
+            "{e:?}"
+        );
+        assert_eq!(store.count(&c.id).unwrap(), 0);
+    }
 }

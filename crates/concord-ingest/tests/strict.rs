@@ -28,6 +28,8 @@ fn duplicate_member_names_are_refused_with_object_and_key() {
         audit: None,
         provenance: None,
         settings: &[],
+        max_object_size: concord_ingest::Limits::default().max_object_size,
+        cancel: None,
     };
     let report = ingest(&store, &c.id, bundle.as_bytes(), options, |_| {}).unwrap();
     assert_eq!(report.accepted.len(), 1);

@@ -29,13 +29,15 @@ pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecor
 /// ingress audit record per accepted object version at `door`, by `who`, appended in chunks
 /// inside the import's own transaction (bounded memory; durable with the objects or not at
 /// all). What `concord import` and the web UI's import both do; `progress` gets the count of
-/// objects read. Errors: as [`ingest`] (nothing stored).
+/// objects read; objects over `max_object_size` bytes fail the import. Errors: as [`ingest`]
+/// (nothing stored).
 pub fn import_bundle(
     store: &dyn concord_store::Store,
     collection_id: &str,
     door: &str,
     who: &str,
     input: impl std::io::Read,
+    max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
     let door = Door {
@@ -45,7 +47,13 @@ pub fn import_bundle(
         policy_version: BASE_POLICY_VERSION,
     };
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
-    ingest(store, collection_id, input, import_options(&make), progress)
+    ingest(
+        store,
+        collection_id,
+        input,
+        import_options(&make, max_object_size),
+        progress,
+    )
 }
 
 /// As [`import_bundle`], into a collection that does not exist yet: `collection` is created
@@ -57,6 +65,7 @@ pub fn import_bundle_creating(
     door: &str,
     who: &str,
     input: impl std::io::Read,
+    max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
     let door = Door {
@@ -66,15 +75,26 @@ pub fn import_bundle_creating(
         policy_version: BASE_POLICY_VERSION,
     };
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
-    ingest_creating(store, collection, input, import_options(&make), progress)
+    ingest_creating(
+        store,
+        collection,
+        input,
+        import_options(&make, max_object_size),
+        progress,
+    )
 }
 
-fn import_options<'a>(make: &'a concord_ingest::AuditRecords<'a>) -> IngestOptions<'a> {
+fn import_options<'a>(
+    make: &'a concord_ingest::AuditRecords<'a>,
+    max_object_size: u64,
+) -> IngestOptions<'a> {
     IngestOptions {
         container: Container::Bundle,
         list_accepted: false,
         audit: Some(make),
         provenance: None,
         settings: &[],
+        max_object_size,
+        cancel: None,
     }
 }

@@ -56,8 +56,11 @@ pub struct ServerConfig {
     pub contact: Option<String>,
     /// The API root's path segment, e.g. `concord` for `/concord/`.
     pub api_root: String,
-    /// Largest POST body accepted, in bytes (TAXII `max_content_length`).
+    /// Largest POST body accepted, in bytes (TAXII `max_content_length`); every route that
+    /// takes a body is held to it by [`limit_bodies`].
     pub max_content_length: u64,
+    /// Largest object and largest decompressed upload (`max_object_size`, `max_unpacked`).
+    pub limits: concord_ingest::Limits,
     /// The `[policy]` section of the node's configuration (built-in defaults when absent),
     /// compiled once at start by [`policy::node_policy`].
     pub policy: concord_policy::actions::PolicyConfig,
@@ -128,6 +131,8 @@ pub struct AppState {
     auth: Arc<auth::Authenticator>,
     policy: Arc<concord_policy::actions::Policy>,
     egress: Egress,
+    /// Set when the node starts stopping: long work (an ingest) checks it and rolls back.
+    shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -140,8 +145,9 @@ impl AppState {
         let policy = policy::node_policy(store.as_ref(), &config.policy)?;
         tracing::info!(version = %policy.version, "egress policy");
         let policy = Arc::new(policy);
+        let shutdown = Arc::<std::sync::atomic::AtomicBool>::default();
         Ok(AppState {
-            egress: Egress::new(store.clone(), policy.clone()),
+            egress: Egress::new(store.clone(), policy.clone()).with_cancel(shutdown.clone()),
             policy,
             auth: Arc::new(auth::Authenticator::with_limits(
                 store.clone(),
@@ -150,6 +156,7 @@ impl AppState {
             )),
             store,
             config: Arc::new(config),
+            shutdown,
         })
     }
 }
@@ -169,6 +176,19 @@ impl AppState {
     /// The node's store.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// The flag set when the node starts stopping ([`AppState::stop`]); long work checks it
+    /// between steps and gives up (issue 16, item 6).
+    pub fn shutdown_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.shutdown.clone()
+    }
+
+    /// Tells long work to stop: called when the shutdown signal arrives, so that the grace
+    /// period is not spent waiting for an import that will not finish in time.
+    pub fn stop(&self) {
+        self.shutdown
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// What the server says about itself.
@@ -254,6 +274,62 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Holds every request body of `app` to `max` bytes, as a layer around the whole router
+/// (TAXII, `/api/` and the web UI alike), so no handler can forget it (issue 16, item 4):
+///
+/// - a `Content-Length` over `max` is answered 413 at once, before any of the body is read;
+/// - any other body (chunked) is cut at `max`: reading past it fails, and the handler
+///   answers 413 ([`is_too_large`]).
+///
+/// The 413 speaks the route's language: a TAXII error resource on TAXII routes, JSON
+/// `{"error": …}` on `/api/` and the web UI.
+pub fn limit_bodies(app: Router, max: u64) -> Router {
+    app.layer(middleware::from_fn(move |req: Request, next: Next| {
+        limit_body(max, req, next)
+    }))
+}
+
+async fn limit_body(max: u64, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return too_large_response(req.uri().path(), max);
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(req).await
+}
+
+/// Whether a body read failed because the body crossed the limit of [`limit_bodies`].
+pub fn is_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The 413 of `path`: a TAXII error resource under the API root and `/taxii2/`, JSON
+/// `{"error": …}` elsewhere (`/api/`, the web UI).
+pub fn too_large_response(path: &str, max: u64) -> Response {
+    let message = format!("request body exceeds max_content_length of {max} bytes");
+    if path.starts_with("/api/") || path == "/" || path.starts_with("/ui") {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "error": message }).to_string(),
+        )
+            .into_response();
+    }
+    error_response(TaxiiError::new(ErrorCode::PayloadTooLarge, message))
+}
+
 /// Serves `app` (the TAXII [`router`], with whatever the caller merged into it, such as the
 /// web UI) until `shutdown` completes.
 ///
@@ -304,6 +380,10 @@ impl From<EgressError> for Error {
             EgressError::BadCursor => Error(TaxiiError::new(ErrorCode::BadRequest, e.to_string())),
             EgressError::Store(e) => e.into(),
             EgressError::Config(m) => Error(TaxiiError::new(ErrorCode::Internal, m)),
+            EgressError::Cancelled => Error(TaxiiError::new(
+                ErrorCode::ServiceUnavailable,
+                e.to_string(),
+            )),
         }
     }
 }
@@ -908,7 +988,18 @@ async fn add_objects(
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let body = axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|e| {
+            if is_too_large(&e) || e.to_string().contains("length limit") {
+                too_large()
+            } else {
+                Error(TaxiiError::new(
+                    ErrorCode::BadRequest,
+                    format!("reading the body: {e}"),
+                ))
+            }
+        })?;
+    let max_object_size = state.config.limits.max_object_size;
+    let cancel = state.shutdown.clone();
     let request_timestamp = Timestamp::now_micros().to_string();
     let store = state.store.clone();
     let who = audit::principal_name(&principal);
@@ -927,9 +1018,18 @@ async fn add_objects(
             audit: Some(&make),
             provenance: None,
             settings: &[],
+            max_object_size,
+            cancel: Some(&cancel),
         };
         let report =
             ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {
+                IngestError::Container(other @ BundleError::ObjectTooLarge { .. }) => Error(
+                    TaxiiError::new(ErrorCode::PayloadTooLarge, other.to_string()),
+                ),
+                IngestError::Cancelled => Error(TaxiiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    IngestError::Cancelled.to_string(),
+                )),
                 IngestError::Container(BundleError::Json {
                     line,
                     column,
@@ -1112,8 +1212,22 @@ pub async fn serve_tls(
 async fn api_match(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
-    body: axum::body::Bytes,
+    req: Request,
 ) -> Handler<Response> {
+    let max = state.config.max_content_length;
+    let path = req.uri().path().to_owned();
+    // The body is held to max_content_length by `limit_bodies`; crossing it answers 413
+    // in /api/'s JSON, not axum's plain text.
+    let body = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(e) if is_too_large(&e) => return Ok(too_large_response(&path, max)),
+        Err(e) => {
+            return Err(Error(TaxiiError::new(
+                ErrorCode::BadRequest,
+                format!("reading the body: {e}"),
+            )));
+        }
+    };
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct MatchRequest {

@@ -9,14 +9,22 @@
 //! `bundle--UUID`. Because JSON objects are unordered, those may come after `objects`; the
 //! caller learns of such a failure at the end and is expected to roll back (the import is one
 //! transaction per file).
+//!
+//! Each object is capped while it is read ([`BundleReader::max_object_size`], 8 MiB by
+//! default): the bytes are counted as serde_json pulls them, and the read that crosses the cap
+//! fails with [`BundleError::ObjectTooLarge`] naming the object's index, so an object of a
+//! gigabyte costs at most the cap, never the gigabyte.
 
+use std::cell::Cell;
 use std::fmt;
-use std::io::Read;
+use std::io::{self, Read};
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::id::StixId;
+use crate::limit::{DEFAULT_MAX_OBJECT_SIZE, TooLarge};
 
 /// Why a bundle could not be read. Each variant gives the place.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +42,22 @@ pub enum BundleError<E: fmt::Display + fmt::Debug> {
     /// Reading the input failed (includes a truncated or corrupt gzip stream).
     #[error("read error: {0}")]
     Io(String),
+    /// An element of `objects` is larger than the per-object limit; reading stopped there.
+    #[error(
+        "objects[{index}]: larger than the limit of {limit} bytes per object (max_object_size)"
+    )]
+    ObjectTooLarge {
+        /// Position of the object in `objects` (0-based).
+        index: usize,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The input is larger than its cap once decompressed ([`crate::CappedReader`]).
+    #[error("input larger than the limit of {limit} bytes once decompressed (max_unpacked)")]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// Valid JSON that is not a STIX bundle.
     #[error("not a STIX bundle: {0} (STIX 2.1 §8)")]
     NotABundle(String),
@@ -57,12 +81,25 @@ pub struct BundleSummary {
 /// Reads one bundle from a byte stream, object by object.
 pub struct BundleReader<R> {
     reader: R,
+    max_object_size: u64,
 }
 
 impl<R: Read> BundleReader<R> {
-    /// Wraps a reader; it is buffered here, so pass the raw file or stream.
+    /// Wraps a reader; it is buffered here, so pass the raw file or stream. Objects are
+    /// capped at [`DEFAULT_MAX_OBJECT_SIZE`] bytes.
     pub fn new(reader: R) -> Self {
-        BundleReader { reader }
+        BundleReader {
+            reader,
+            max_object_size: DEFAULT_MAX_OBJECT_SIZE,
+        }
+    }
+
+    /// Caps each element of `objects` at `limit` bytes as written (the separator and
+    /// whitespace before it count too). An object over the cap stops the read with
+    /// [`BundleError::ObjectTooLarge`] once `limit` bytes of it have been read.
+    pub fn max_object_size(mut self, limit: u64) -> Self {
+        self.max_object_size = limit;
+        self
     }
 
     /// Calls `on_object(index, raw)` for each element of `objects`, in order (index 0-based).
@@ -99,21 +136,38 @@ impl<R: Read> BundleReader<R> {
     {
         let mut callback_error = None;
         let mut on_object = on_object;
+        let meter = Rc::new(Meter::default());
         let seed = BundleSeed {
             on_object: &mut on_object,
             callback_error: &mut callback_error,
+            meter: ObjectMeter {
+                meter: meter.clone(),
+                limit: self.max_object_size,
+            },
         };
-        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
-            1 << 16,
-            self.reader,
-        ));
+        // The meter sits outside the buffer: serde_json pulls bytes one at a time, so what it
+        // counts is exactly what the parser has consumed.
+        let mut de = serde_json::Deserializer::from_reader(Metered {
+            inner: std::io::BufReader::with_capacity(1 << 16, self.reader),
+            meter: meter.clone(),
+        });
         let result = seed.deserialize(&mut de).and_then(|s| de.end().map(|()| s));
         if let Some(e) = callback_error {
             return Err(BundleError::Callback(e));
         }
+        if let Some(index) = meter.tripped.get() {
+            return Err(BundleError::ObjectTooLarge {
+                index,
+                limit: self.max_object_size,
+            });
+        }
         let raw = result.map_err(|e| {
             if e.is_io() {
-                BundleError::Io(e.to_string())
+                let e = io::Error::from(e);
+                match TooLarge::find(&e) {
+                    Some(TooLarge { limit }) => BundleError::TooLarge { limit },
+                    None => BundleError::Io(e.to_string()),
+                }
             } else {
                 let message = e.to_string();
                 // serde_json appends " at line L column C"; keep only the description.
@@ -170,6 +224,77 @@ impl<R: Read> BundleReader<R> {
     }
 }
 
+/// Bytes consumed by the parser, and where the object being read must end.
+#[derive(Default)]
+struct Meter {
+    consumed: Cell<u64>,
+    /// The read that would go past this position fails; `None`: no object is being read.
+    stop_at: Cell<Option<u64>>,
+    /// The object being read, and whether it crossed its cap.
+    index: Cell<usize>,
+    tripped: Cell<Option<usize>>,
+    /// Once reading has failed (a cap crossed, the caller refused an object), every later
+    /// read fails too: serde_json still looks for the closing `]`/`}` after an error, and
+    /// must not read on through endless whitespace.
+    halted: Cell<bool>,
+}
+
+struct Metered<R> {
+    inner: R,
+    meter: Rc<Meter>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let m = &self.meter;
+        if m.halted.get() {
+            return Err(io::Error::other("reading stopped"));
+        }
+        let buf = match m.stop_at.get() {
+            Some(stop) => {
+                let room = stop.saturating_sub(m.consumed.get());
+                if room == 0 {
+                    m.tripped.set(Some(m.index.get()));
+                    m.halted.set(true);
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "object larger than max_object_size",
+                    ));
+                }
+                let n = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                &mut buf[..n]
+            }
+            None => buf,
+        };
+        let n = self.inner.read(buf)?;
+        m.consumed.set(m.consumed.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The visitor's handle on the meter: arms the cap before each element of `objects`.
+struct ObjectMeter {
+    meter: Rc<Meter>,
+    limit: u64,
+}
+
+impl ObjectMeter {
+    fn arm(&self, index: usize) {
+        let m = &self.meter;
+        m.index.set(index);
+        m.stop_at
+            .set(Some(m.consumed.get().saturating_add(self.limit)));
+    }
+
+    fn disarm(&self) {
+        self.meter.stop_at.set(None);
+    }
+
+    fn halt(&self) {
+        self.meter.halted.set(true);
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Container {
     Bundle,
@@ -187,6 +312,7 @@ struct RawSummary {
 struct BundleSeed<'a, E, F> {
     on_object: &'a mut F,
     callback_error: &'a mut Option<E>,
+    meter: ObjectMeter,
 }
 
 impl<'de, E, F> DeserializeSeed<'de> for BundleSeed<'_, E, F>
@@ -236,6 +362,7 @@ where
                     s.objects = map.next_value_seed(ObjectsSeed {
                         on_object: &mut *self.on_object,
                         callback_error: &mut *self.callback_error,
+                        meter: &self.meter,
                     })?;
                 }
                 _ => {
@@ -250,6 +377,7 @@ where
 struct ObjectsSeed<'a, E, F> {
     on_object: &'a mut F,
     callback_error: &'a mut Option<E>,
+    meter: &'a ObjectMeter,
 }
 
 impl<'de, E, F> DeserializeSeed<'de> for ObjectsSeed<'_, E, F>
@@ -274,8 +402,13 @@ where
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
         let mut n = 0;
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+        loop {
+            self.meter.arm(n);
+            let next = seq.next_element::<Box<RawValue>>();
+            self.meter.disarm();
+            let Some(raw) = next? else { break };
             if let Err(e) = (self.on_object)(n, raw) {
+                self.meter.halt();
                 *self.callback_error = Some(e);
                 return Err(de::Error::custom("stopped by the caller"));
             }
@@ -338,5 +471,79 @@ mod tests {
         assert_eq!(r.unwrap().objects, 1);
         let err = serde_json::from_str::<serde_json::Value>(&seen[0]).unwrap_err();
         assert!(err.to_string().contains("recursion limit"), "{err}");
+    }
+
+    const BUNDLE_HEAD: &str =
+        r#"{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":["#;
+
+    #[test]
+    fn an_oversized_object_is_named_and_not_handed_over() {
+        let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(10_000));
+        let input = format!(r#"{BUNDLE_HEAD}{{"a":1}},{big},{{"b":2}}]}}"#);
+        let mut seen = Vec::new();
+        let r = BundleReader::new(input.as_bytes())
+            .max_object_size(1000)
+            .read(|i, _| {
+                seen.push(i);
+                Ok::<(), String>(())
+            });
+        match r {
+            Err(
+                e @ BundleError::ObjectTooLarge {
+                    index: 1,
+                    limit: 1000,
+                },
+            ) => {
+                assert!(e.to_string().contains("objects[1]"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(seen, vec![0]);
+    }
+
+    #[test]
+    fn an_object_of_a_gigabyte_costs_the_cap_only() {
+        // An endless object: the reader must stop at the cap, not read to the end.
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                buf.fill(b' ');
+                self.0 += buf.len() as u64;
+                Ok(buf.len())
+            }
+        }
+        let head = format!(r#"{BUNDLE_HEAD}{{"x":"#);
+        let mut endless = Endless(0);
+        let r = BundleReader::new(head.as_bytes().chain(&mut endless))
+            .max_object_size(1 << 20)
+            .read(|_, _| Ok::<(), String>(()));
+        assert!(
+            matches!(r, Err(BundleError::ObjectTooLarge { index: 0, .. })),
+            "{r:?}"
+        );
+        // One buffer of 64 KiB past the cap at most.
+        assert!(endless.0 < (1 << 20) + (1 << 17), "{}", endless.0);
+    }
+
+    #[test]
+    fn objects_within_the_cap_pass_whatever_the_bundle_size() {
+        let obj = format!(r#"{{"x":"{}"}}"#, "a".repeat(900));
+        let objects = vec![obj; 100].join(",");
+        let input = format!("{BUNDLE_HEAD}{objects}]}}");
+        let r = BundleReader::new(input.as_bytes())
+            .max_object_size(1000)
+            .read(|_, _| Ok::<(), String>(()));
+        assert_eq!(r.unwrap().objects, 100);
+    }
+
+    #[test]
+    fn a_capped_input_names_its_limit() {
+        let input = format!(r#"{BUNDLE_HEAD}{{"a":1}},{{"b":2}}]}}"#);
+        let r = BundleReader::new(crate::CappedReader::new(input.as_bytes(), 80))
+            .read(|_, _| Ok::<(), String>(()));
+        assert!(
+            matches!(r, Err(BundleError::TooLarge { limit: 80 })),
+            "{r:?}"
+        );
     }
 }

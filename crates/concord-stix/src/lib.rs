@@ -12,17 +12,20 @@
 //! - [`validate`]: the MUST rules on common properties (§3.2) and per object type (§4–§7).
 //! - [`json`]: strict JSON (no duplicate member names, I-JSON) for every object in and out.
 //! - [`bundle`]: a streaming reader for bundles (§8) that holds one object at a time.
+//! - [`limit`]: caps on input size and object size, enforced while reading.
 //!
 //! No I/O happens here except reading from a caller-supplied `Read` in [`bundle`].
 
 pub mod bundle;
 pub mod id;
 pub mod json;
+pub mod limit;
 pub mod timestamp;
 pub mod validate;
 
 pub use bundle::{BundleError, BundleReader};
 pub use id::StixId;
 pub use json::{JsonError, parse_object};
+pub use limit::{CappedReader, DEFAULT_MAX_OBJECT_SIZE, DEFAULT_MAX_UNPACKED, TooLarge};
 pub use timestamp::{Timestamp, TimestampError};
 pub use validate::{ObjectHeader, ObjectKind, SpecVersion, Violation, validate_object};

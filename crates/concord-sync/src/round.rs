@@ -411,6 +411,8 @@ fn pull(
             audit: Some(&make),
             provenance: Some(&peer.name),
             settings: &settings,
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            cancel: None,
         };
         let r = ingest(store, &m.local, page.body.as_bytes(), options, |_| {}).map_err(|e| {
             SyncError::Ingest {

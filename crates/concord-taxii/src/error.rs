@@ -28,7 +28,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// 500: a failure of the node.
     Internal,
-    /// 503: the node cannot take this request now (every credential-check slot is busy).
+    /// 503: the node cannot take this request now: every credential-check slot is busy,
+    /// or the node is stopping and the request's work was rolled back (retry later).
     ServiceUnavailable,
 }
 

@@ -69,6 +69,8 @@ fn main() {
             audit: None,
             provenance: None,
             settings: &[],
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            cancel: None,
         },
         |_| {},
     )

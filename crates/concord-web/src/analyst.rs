@@ -1038,25 +1038,42 @@ async fn import(
     State(web): State<Web>,
     v: Viewer,
     mut form: Multipart,
-) -> Result<(StatusCode, Html<String>), WebError> {
+) -> Result<axum::response::Response, WebError> {
+    use axum::response::IntoResponse;
     let tr = v.tr;
     let mut collection = String::new();
     let mut new_collection = String::new();
     let mut format = String::from("auto");
-    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut file: Option<(String, axum::body::Bytes)> = None;
     let max = web.app.config().max_content_length;
+    let limits = web.app.config().limits;
+    // A body cut at max_content_length (chunked, so not refused from its Content-Length by
+    // `limit_bodies`) answers the same 413 as a declared one.
+    let too_large = |e: &axum::extract::multipart::MultipartError| {
+        (e.status() == StatusCode::PAYLOAD_TOO_LARGE)
+            .then(|| concord_server::too_large_response("/ui/import", max))
+    };
     let unreadable = |e: axum::extract::multipart::MultipartError| {
         WebError::bad_request(format!(
             "{e} (an upload may be at most {max} bytes, max_content_length)"
         ))
     };
-    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return too_large(&e).ok_or_else(|| unreadable(e)),
+        };
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
                 let fname = field.file_name().unwrap_or("upload").to_owned();
-                let bytes = field.bytes().await.map_err(unreadable)?;
-                file = Some((fname, bytes.to_vec()));
+                // Kept as received: decompression and parsing stream from it (no copy).
+                let bytes = match field.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => return too_large(&e).ok_or_else(|| unreadable(e)),
+                };
+                file = Some((fname, bytes));
             }
             "collection" | "new_collection" | "format" => {
                 let text = field.text().await.map_err(unreadable)?;
@@ -1098,8 +1115,9 @@ async fn import(
                 format!("format {format:?}: expected auto, stix, misp or ioc-list")
             })?;
             let who = vv.session.who();
-            let report = crate::import::import(store.as_ref(), &target, &name, &bytes, kind, &who)
-                .map_err(|e| e.to_string())?;
+            let report =
+                crate::import::import(store.as_ref(), &target, &name, &bytes, kind, &who, limits)
+                    .map_err(|e| e.to_string())?;
             web2.catalogues.invalidate(&report.collection_id);
             Ok(report)
         })();
@@ -1125,7 +1143,8 @@ async fn import(
             report,
             error,
         })?,
-    ))
+    )
+        .into_response())
 }
 
 // --- pattern check ----------------------------------------------------------------------

@@ -4,6 +4,8 @@
 //! audited as door `web-import` with the logged-in user. A file that cannot be read stores
 //! nothing.
 
+use std::io::Read;
+
 use concord_store::{NewCollection, Store};
 use serde::Serialize;
 
@@ -34,9 +36,6 @@ impl Kind {
         })
     }
 }
-
-/// Largest upload once decompressed (gzip), in bytes.
-pub const MAX_UNPACKED: u64 = 256 << 20;
 
 /// Whether `alias` may name a new collection: the rule of [`concord_store::check_alias`],
 /// the one the command line and the store apply too.
@@ -79,8 +78,10 @@ pub struct Report {
 }
 
 /// Imports `bytes` (named `file`) into the collection `collection` (id or alias; created with
-/// that alias when missing). Errors: the file cannot be read or converted as `kind` (nothing
-/// stored), or the store.
+/// that alias when missing), within `limits`: a gzip upload is decompressed as it is read
+/// (never whole in memory) and fails once it unpacks to more than `max_unpacked` bytes; each
+/// object over `max_object_size` fails the file. Errors: the file cannot be read or
+/// converted as `kind`, or crosses a limit (nothing stored), or the store.
 pub fn import(
     store: &dyn Store,
     collection: &str,
@@ -88,33 +89,36 @@ pub fn import(
     bytes: &[u8],
     kind: Kind,
     who: &str,
+    limits: concord_ingest::Limits,
 ) -> Result<Report, String> {
-    // A gzip upload is read decompressed, as `concord import` reads `.gz` files, up to
-    // MAX_UNPACKED bytes.
-    let unpacked;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(flate2::read::MultiGzDecoder::new(bytes), MAX_UNPACKED + 1),
-            &mut out,
-        )
-        .map_err(|e| format!("{file}: gzip: {e}; nothing imported from this file"))?;
-        if out.len() as u64 > MAX_UNPACKED {
-            return Err(format!(
-                "{file}: more than {MAX_UNPACKED} bytes once decompressed; nothing imported from this file"
-            ));
+    // A gzip upload is read decompressed, as `concord import` reads `.gz` files; each reader
+    // opened here starts from the beginning of the upload.
+    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+    let open = || -> Box<dyn Read + '_> {
+        if gzip {
+            Box::new(concord_stix::CappedReader::new(
+                flate2::read::MultiGzDecoder::new(bytes),
+                limits.max_unpacked,
+            ))
+        } else {
+            Box::new(bytes)
         }
-        unpacked = out;
-        unpacked.as_slice()
-    } else {
-        bytes
     };
+    let unreadable = |e: std::io::Error| match concord_stix::TooLarge::find(&e) {
+        Some(t) => format!("{file}: {t} (max_unpacked); nothing imported from this file"),
+        None => format!("{file}: {e}; nothing imported from this file"),
+    };
+    let mut head = Vec::with_capacity(8192);
+    open()
+        .take(8192)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
     let existing = store.collection(collection).map_err(|e| e.to_string())?;
     if existing.is_none() {
         concord_store::check_alias(collection).map_err(|e| e.to_string())?;
     }
     let kind = match kind {
-        Kind::Auto if concord_misp::looks_like_misp(&bytes[..bytes.len().min(8192)]) => Kind::Misp,
+        Kind::Auto if concord_misp::looks_like_misp(&head) => Kind::Misp,
         Kind::Auto => Kind::Stix,
         k => k,
     };
@@ -122,10 +126,11 @@ pub fn import(
         file: file.to_owned(),
         ..Report::default()
     };
-    let bundle: Vec<u8> = match kind {
+    // A STIX upload streams from the upload itself; converted ones are the conversion's output.
+    let converted: Option<Vec<u8>> = match kind {
         Kind::Stix | Kind::Auto => {
             report.kind = "stix".into();
-            bytes.to_vec()
+            None
         }
         Kind::Misp => {
             report.kind = "misp".into();
@@ -135,12 +140,8 @@ pub fn import(
                 warninglists: None,
                 drop_warninglisted: false,
             };
-            let conv = concord_misp::to_stix_bundle(
-                &mut || Ok(std::io::Cursor::new(bytes)),
-                options,
-                &mut out,
-            )
-            .map_err(|e| format!("{file}: MISP conversion failed: {e}"))?;
+            let conv = concord_misp::to_stix_bundle(&mut || Ok(open()), options, &mut out)
+                .map_err(|e| format!("{file}: MISP conversion failed: {e}"))?;
             report.misp = Some((conv.events, conv.attributes, conv.stix_objects));
             for (what, list) in [
                 ("unknown type", &conv.unknown_types),
@@ -155,15 +156,19 @@ pub fn import(
                     });
                 }
             }
-            out
+            Some(out)
         }
         Kind::IocList => {
             report.kind = "ioc-list".into();
             let options = concord_match::ioc_list::IocOptions::new(
                 concord_stix::Timestamp::now_micros().to_string(),
             );
-            let list = concord_match::ioc_list::read_ioc_list(bytes, file, &options)
-                .map_err(|e| format!("{file}: {e}"))?;
+            let list = concord_match::ioc_list::read_ioc_list(
+                std::io::BufReader::new(open()),
+                file,
+                &options,
+            )
+            .map_err(|e| format!("{file}: {e}"))?;
             report.lines = Some((list.lines, list.duplicates));
             for r in &list.rejected {
                 report.problems.push(Problem {
@@ -172,13 +177,21 @@ pub fn import(
                     reason: r.reason.clone(),
                 });
             }
-            serde_json::json!({
-                "type": "bundle",
-                "id": format!("bundle--{}", uuid::Uuid::new_v4()),
-                "objects": list.indicators,
-            })
-            .to_string()
-            .into_bytes()
+            Some(
+                serde_json::json!({
+                    "type": "bundle",
+                    "id": format!("bundle--{}", uuid::Uuid::new_v4()),
+                    "objects": list.indicators,
+                })
+                .to_string()
+                .into_bytes(),
+            )
+        }
+    };
+    let input = || -> Box<dyn Read + '_> {
+        match &converted {
+            Some(b) => Box::new(b.as_slice()),
+            None => open(),
         }
     };
     // A new collection is made in the import's own transaction, as `concord import` makes
@@ -193,7 +206,8 @@ pub fn import(
                 &c.id,
                 "web-import",
                 who,
-                bundle.as_slice(),
+                input(),
+                limits.max_object_size,
                 |_| {},
             )
             .map_err(failed)?
@@ -210,7 +224,8 @@ pub fn import(
                 &c,
                 "web-import",
                 who,
-                bundle.as_slice(),
+                input(),
+                limits.max_object_size,
                 |_| {},
             )
             .map_err(failed)?;

@@ -72,6 +72,8 @@ fn node() -> Node {
         audit: None,
         provenance: None,
         settings: &[],
+        max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+        cancel: None,
     };
     let r = ingest(
         store.as_ref(),
@@ -454,7 +456,7 @@ fn uploads_may_be_as_large_as_max_content_length_and_no_larger() {
     };
     let admin = small.login(ADMIN);
     let r = small.upload(&admin, "ioc-list", "huge.txt", "y".repeat(100_000));
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 413);
     assert!(
         r.body.contains("65536 bytes"),
         "{}",
@@ -494,6 +496,8 @@ fn a_partner_knows_a_pseudonymised_sco_only_by_its_new_id() {
         audit: None,
         provenance: None,
         settings: &[],
+        max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+        cancel: None,
     };
     let r = ingest(
         n.store.as_ref(),
@@ -591,4 +595,83 @@ fn errors_are_html_pages_and_bad_uploads_leave_nothing() {
         "no collection left behind"
     );
     assert!(n.store.collection("fresh").unwrap().is_none());
+}
+
+/// A gzip file that unpacks to `size` bytes: a bundle of one indicator whose `description`
+/// is `size` spaces' worth of padding (about 1,000 times smaller compressed).
+fn bomb(size: usize) -> Vec<u8> {
+    use std::io::Write;
+    let t = "2026-01-01T00:00:00.000Z";
+    let head = format!(
+        r#"{{"type":"bundle","id":"bundle--0e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b","objects":[{{"type":"indicator","spec_version":"2.1","id":"indicator--8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f","created":"{t}","modified":"{t}","pattern":"[domain-name:value = 'bomb.example']","pattern_type":"stix","valid_from":"{t}","description":""#
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..size / chunk.len() {
+        gz.write_all(&chunk).unwrap();
+    }
+    gz.write_all(br#""}]}"#).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_max_unpacked_and_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = support::store(dir.path());
+    let gz = bomb(64 << 20);
+    assert!(gz.len() < 1 << 20, "{}", gz.len());
+    let limits = concord_ingest::Limits {
+        max_object_size: 256 << 20,
+        max_unpacked: 1 << 20,
+    };
+    let kind = concord_web::import::Kind::Stix;
+    let e = concord_web::import::import(
+        store.as_ref(),
+        "intel",
+        "bomb.json.gz",
+        &gz,
+        kind,
+        "t",
+        limits,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("bomb.json.gz") && e.contains("max_unpacked"),
+        "{e}"
+    );
+    assert!(e.contains("1048576 bytes"), "{e}");
+    assert!(store.collection("intel").unwrap().is_none());
+}
+
+#[test]
+fn a_single_oversized_object_in_a_gzip_upload_is_refused_by_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = support::store(dir.path());
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "intel".into(),
+            title: None,
+            description: None,
+        })
+        .unwrap();
+    // 64 MiB of one object from a small file: the default limits (8 MiB per object) refuse
+    // it while reading, naming the object.
+    let gz = bomb(64 << 20);
+    let kind = concord_web::import::Kind::Auto;
+    let e = concord_web::import::import(
+        store.as_ref(),
+        "intel",
+        "one.json.gz",
+        &gz,
+        kind,
+        "t",
+        concord_ingest::Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("objects[0]") && e.contains("max_object_size"),
+        "{e}"
+    );
+    assert_eq!(store.count(&c.id).unwrap(), 0);
 }

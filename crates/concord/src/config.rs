@@ -33,6 +33,17 @@ api_root = "concord"
 # requests get 413.
 max_content_length = 67108864
 
+# Largest single STIX object accepted, in bytes as written, at every way in (TAXII POST,
+# `concord import`, the web UI's import, sync pulls, MISP import). Checked while reading: a
+# larger object fails its file or request (413 over HTTP) and nothing of it is stored. 8 MiB
+# holds any real object, an artifact with a sample of a few MiB included, and bounds the memory
+# one import costs.
+max_object_size = 8388608
+
+# Largest upload once decompressed, in bytes (gzip files given to the web UI): a small file that
+# unpacks to more (a gzip bomb) is refused when the cap is crossed, not after.
+max_unpacked = 268435456
+
 # Where the node's data lives. Empty: the SQLite file concord.sqlite in this directory.
 # A PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) puts it in PostgreSQL,
 # where several `concord serve` processes may share it and act as one node; add
@@ -116,6 +127,12 @@ pub struct Config {
     pub api_root: String,
     /// `max_content_length`, bytes.
     pub max_content_length: u64,
+    /// `max_object_size`, bytes.
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: u64,
+    /// `max_unpacked`, bytes.
+    #[serde(default = "default_max_unpacked")]
+    pub max_unpacked: u64,
     /// `database_url`: empty for the SQLite file of the data directory.
     #[serde(default)]
     pub database_url: String,
@@ -194,7 +211,23 @@ impl Limits {
     }
 }
 
+fn default_max_object_size() -> u64 {
+    concord_stix::DEFAULT_MAX_OBJECT_SIZE
+}
+
+fn default_max_unpacked() -> u64 {
+    concord_stix::DEFAULT_MAX_UNPACKED
+}
+
 impl Config {
+    /// The ingress limits of this configuration.
+    pub fn limits(&self) -> concord_ingest::Limits {
+        concord_ingest::Limits {
+            max_object_size: self.max_object_size,
+            max_unpacked: self.max_unpacked,
+        }
+    }
+
     /// Reads `DIR/concord.toml` (defaults when absent), then the environment overrides.
     pub fn load(data_dir: &Path) -> Result<Config> {
         let path = data_dir.join(CONFIG_FILE);

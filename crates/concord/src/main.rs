@@ -301,6 +301,7 @@ fn run(command: Command) -> Outcome {
             misp,
             files,
         } => {
+            transfer::set_limits(Config::load(&data_dir(&data).dir)?.limits());
             let store = open_store(&data)?;
             if format == "ioc-list" {
                 return matching::import_ioc_lists(
@@ -549,6 +550,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let config = Config::load(&dir.dir)?;
     let store = open_store(data)?;
     let listen = listen.unwrap_or(config.listen.clone());
+    let limits = config.limits();
     let state = concord_server::AppState::new(
         store.clone(),
         concord_server::ServerConfig {
@@ -557,6 +559,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             contact: Some(config.contact).filter(|c| !c.is_empty()),
             api_root: config.api_root.clone(),
             max_content_length: config.max_content_length,
+            limits,
             policy: config.policy,
             auth_limits: config.limits.auth(),
         },
@@ -596,15 +599,28 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
                 .context("cannot start the sync scheduler")?;
         }
         // TAXII and the web UI (at /ui/) on the same listener and state.
+        let max = state.config().max_content_length;
+        let stopping = state.clone();
+        // The signal also tells long work (imports) to roll back and give up, so that the
+        // grace period is spent closing connections, not waiting on them.
+        let shutdown = async move {
+            shutdown_signal().await;
+            stopping.stop();
+        };
         let app = concord_server::router(state.clone()).merge(concord_web::router(state));
+        let app = concord_server::limit_bodies(app, max);
         match tls {
             Some(tls) => {
-                concord_server::serve_tls(listener, app, tls, timeouts, shutdown_signal()).await?;
+                concord_server::serve_tls(listener, app, tls, timeouts, shutdown).await?;
             }
-            None => concord_server::serve(listener, app, shutdown_signal()).await?,
+            None => concord_server::serve(listener, app, shutdown).await?,
         }
-        Ok(())
-    })
+        anyhow::Ok(())
+    })?;
+    // Blocking work that checks no flag (a long /api/match, a sync round) must not hold the
+    // process either: its transaction is not committed, so leaving it is safe.
+    runtime.shutdown_timeout(concord_server::SHUTDOWN_GRACE);
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,21 @@ use anyhow::{Context, Result, bail};
 use concord_ingest::IngestReport;
 use concord_store::{Collection, NewCollection, ObjectFilter, Store, VersionSelector};
 
+/// The ingress limits of this process's node (`max_object_size` of its `concord.toml`), set
+/// once by the command that imports. A process-wide value because one CLI process runs one
+/// command for one node, and every path into [`import_one`] (STIX, MISP, IOC lists, the
+/// quickstart bundle) must apply the same limit without each caller threading it through.
+static LIMITS: std::sync::OnceLock<concord_ingest::Limits> = std::sync::OnceLock::new();
+
+/// Sets the ingress limits of this process (first call wins).
+pub fn set_limits(limits: concord_ingest::Limits) {
+    let _ = LIMITS.set(limits);
+}
+
+fn limits() -> concord_ingest::Limits {
+    LIMITS.get().copied().unwrap_or_default()
+}
+
 /// The collection an import writes into. One that does not exist yet is created by the first
 /// file that imports, in that file's own transaction
 /// ([`concord_store::Store::begin_write_creating`]): a file that cannot be read or is not a
@@ -47,7 +62,9 @@ impl Target {
     }
 }
 
-/// Opens a file, `-` for stdin; `.gz` files are decompressed.
+/// Opens a file, `-` for stdin; `.gz` files are decompressed. Their size once decompressed is
+/// not capped (`max_unpacked` is for uploads): the operator's own file is streamed one
+/// object at a time, and each object is capped by `max_object_size`.
 pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     let reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -122,12 +139,24 @@ pub(crate) fn import_one(
     let progress = |n: usize| bar.set_position(n as u64);
     let result = match &target.existing {
         Some(c) => concord_server::audit::import_bundle(
-            store, &c.id, "import", "operator", input, progress,
+            store,
+            &c.id,
+            "import",
+            "operator",
+            input,
+            limits().max_object_size,
+            progress,
         ),
         None => {
             let c = &target.planned;
             let r = concord_server::audit::import_bundle_creating(
-                store, c, "import", "operator", input, progress,
+                store,
+                c,
+                "import",
+                "operator",
+                input,
+                limits().max_object_size,
+                progress,
             );
             if r.is_ok() {
                 eprintln!("created collection {} ({})", name_of(c), c.id);

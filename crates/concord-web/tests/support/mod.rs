@@ -60,6 +60,7 @@ pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
             contact: None,
             api_root: "concord".into(),
             max_content_length,
+            limits: Default::default(),
             policy: Default::default(),
             auth_limits: Default::default(),
         },
@@ -77,6 +78,7 @@ pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let app = concord_server::router(state.clone()).merge(concord_web::router(state));
+            let app = concord_server::limit_bodies(app, max_content_length);
             axum::serve(listener, app).await.expect("serve");
         });
     });

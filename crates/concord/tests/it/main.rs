@@ -8,6 +8,7 @@ mod cli;
 mod egress_matrix;
 mod interop;
 mod leak;
+mod limits;
 mod matching;
 mod misp;
 mod partners;

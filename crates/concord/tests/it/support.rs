@@ -146,6 +146,28 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Sends SIGTERM to the process, as a service manager stopping it would.
+    pub fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// Whether the process has exited, polling up to `bound` (a generous bound, not a
+    /// timing assertion).
+    pub fn exits_within(&mut self, bound: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < bound {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+
     /// A client for a server started elsewhere (no process owned).
     pub fn client(base: String) -> Client {
         Client { base }

@@ -1,0 +1,175 @@
+//! Issue 16, items 4 and 6: size limits at every way in, answered early; `serve` stops on
+//! SIGTERM whatever is running, and leaves the store consistent.
+
+use std::io::{Read, Write};
+
+use crate::support::{Node, Server, TAXII, TOKEN};
+
+const SMALL: &str = r#"{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z","pattern":"[ipv4-addr:value = '198.51.100.1']","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z"}"#;
+
+/// An indicator whose `description` makes it about `size` bytes.
+fn big(size: usize) -> String {
+    format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--5d2a9e4b-0c1f-4e3d-9a8b-7c6d5e4f3a2b","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z","pattern":"[ipv4-addr:value = '198.51.100.2']","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z","description":"{}"}}"#,
+        "x".repeat(size)
+    )
+}
+
+/// Sends only the headers of a request declaring `length` bytes and returns what the server
+/// answers (it must answer without waiting for the body).
+fn headers_only(s: &Server, method_path: &str, content_type: &str, length: u64) -> String {
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "{method_path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nAccept: {TAXII}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The answer arrives, then the server closes (it will not read the body).
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_declared_huge_body_gets_413_at_once_on_every_endpoint_that_takes_one() {
+    let node = Node::init();
+    let s = node.serve();
+    const GIB: u64 = 1 << 30;
+    // TAXII: the TAXII error resource.
+    let head = headers_only(&s, "POST /concord/collections/w/objects/", TAXII, GIB);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("\"http_status\":\"413\""), "{head}");
+    // /api/match and the web UI's import: JSON {"error": …}.
+    for path in ["POST /api/match", "POST /ui/import"] {
+        let head = headers_only(&s, path, "application/json", GIB);
+        assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
+        assert!(head.contains("application/json"), "{path}: {head}");
+        assert!(
+            head.contains("{\"error\":\"request body exceeds max_content_length"),
+            "{path}: {head}"
+        );
+    }
+}
+
+#[test]
+fn a_chunked_api_match_body_over_the_limit_gets_413_in_json() {
+    let node = Node::init();
+    let s = node.serve_with(&[("CONCORD_MAX_CONTENT_LENGTH", "1000")]);
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    let body = format!(r#"{{"collections":[],"lines":["{}"]}}"#, "a".repeat(2000));
+    write!(
+        tcp,
+        "POST /api/match HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = tcp.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(out.contains("{\"error\":"), "{out}");
+}
+
+#[test]
+fn an_oversized_object_is_refused_at_import_and_at_taxii_post_and_nothing_is_stored() {
+    let node = Node::init();
+    let limit = [("CONCORD_MAX_OBJECT_SIZE", "4096")];
+    // CLI import: the file fails, naming the object and the limit; nothing stored.
+    let file = node.path().join("big.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{SMALL},{}]}}"#,
+            big(10_000)
+        ),
+    )
+    .unwrap();
+    let out = crate::support::run(
+        crate::support::concord()
+            .envs(limit)
+            .args(["import", "--json", "--collection", "w", "--data-dir"])
+            .arg(node.path())
+            .arg(&file),
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("objects[1]"), "{all}");
+    assert!(all.contains("4096 bytes"), "{all}");
+    // TAXII POST: 413 naming the object; nothing of the envelope stored.
+    let s = node.serve_with(&limit);
+    let r = s.post(
+        "/concord/collections/w/objects/",
+        &format!(r#"{{"objects":[{SMALL},{}]}}"#, big(10_000)),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("objects[1]"), "{}", r.body);
+    let got = s.get("/concord/collections/w/objects/");
+    assert!(
+        got.status == 404
+            || got.json()["objects"]
+                .as_array()
+                .is_none_or(|a| a.is_empty()),
+        "{}",
+        got.body
+    );
+    // Within the limit, the same object goes in.
+    let r = s.post(
+        "/concord/collections/w/objects/",
+        &format!(r#"{{"objects":[{SMALL},{}]}}"#, big(1000)),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+}
+
+#[test]
+fn serve_stops_on_sigterm_during_a_long_request_and_the_store_is_consistent() {
+    let node = Node::init();
+    let file = node.path().join("small.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{SMALL}]}}"#
+        ),
+    )
+    .unwrap();
+    assert_eq!(node.import("w", &[&file]).0, 0);
+    let mut s = node.serve();
+    // A long request: a POST whose body arrives slowly and never ends.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        tcp,
+        "POST /concord/collections/w/objects/ HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nAccept: {TAXII}\r\nContent-Type: {TAXII}\r\nContent-Length: 100000\r\n\r\n{{\"objects\":[{}",
+        big(1000)
+    )
+    .unwrap();
+    tcp.flush().unwrap();
+    s.terminate();
+    assert!(
+        s.exits_within(std::time::Duration::from_secs(120)),
+        "serve did not exit after SIGTERM"
+    );
+    drop(tcp);
+    // The store: what was committed is there, the cut request left nothing.
+    let s = node.serve();
+    let got = s.get("/concord/collections/w/objects/");
+    assert_eq!(got.status, 200, "{}", got.body);
+    let objects = got.json()["objects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(objects.len(), 1, "{}", got.body);
+}
