@@ -397,7 +397,12 @@ mod tests {
     fn a_cancelled_ingest_stores_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
-        let c = store.create_collection(&NewCollection::default()).unwrap();
+        let c = store
+            .create_collection(&NewCollection {
+                alias: "c".into(),
+                ..NewCollection::default()
+            })
+            .unwrap();
         let objects: Vec<String> = (0..2000).map(indicator).collect();
         let bundle = format!(
             r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
@@ -423,7 +428,12 @@ mod tests {
     fn an_oversized_object_fails_the_whole_ingest() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
-        let c = store.create_collection(&NewCollection::default()).unwrap();
+        let c = store
+            .create_collection(&NewCollection {
+                alias: "c".into(),
+                ..NewCollection::default()
+            })
+            .unwrap();
         let big = indicator(2).replace(
             "\"pattern_type\"",
             &format!("\"description\":\"{}\",\"pattern_type\"", "x".repeat(5000)),

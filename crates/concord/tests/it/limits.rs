@@ -109,6 +109,13 @@ fn an_oversized_object_is_refused_at_import_and_at_taxii_post_and_nothing_is_sto
     );
     assert!(all.contains("objects[1]"), "{all}");
     assert!(all.contains("4096 bytes"), "{all}");
+    // The failed import left no collection (issue 16, item 7c): make it for the POST.
+    let out = crate::support::run(
+        crate::support::concord()
+            .args(["collection", "create", "w", "--data-dir"])
+            .arg(node.path()),
+    );
+    assert_eq!(out.status.code(), Some(0));
     // TAXII POST: 413 naming the object; nothing of the envelope stored.
     let s = node.serve_with(&limit);
     let r = s.post(
