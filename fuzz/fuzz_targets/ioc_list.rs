@@ -8,8 +8,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let options = IocOptions {
-        timestamp: "2026-01-01T00:00:00.000Z".to_owned(),
         default_description: Some("fuzz".to_owned()),
+        ..IocOptions::new("2026-01-01T00:00:00.000Z")
     };
     let Ok(list) = read_ioc_list(data, "fuzz", &options) else {
         return;
