@@ -117,6 +117,22 @@ pub struct Sent {
     pub rewritten: bool,
 }
 
+impl Sent {
+    /// What the audience receives of the stored entry `e`: under `id`, as `body`.
+    fn of(e: &Entry, id: String, body: Option<String>, rewritten: bool) -> Sent {
+        Sent {
+            id,
+            date_added_ns: e.date_added_ns,
+            version_key: e.version_key.clone(),
+            version: e.version(),
+            object_type: e.object_type.clone(),
+            spec_version: e.spec_version.clone(),
+            body,
+            rewritten,
+        }
+    }
+}
+
 /// A page as it leaves the node.
 #[derive(Clone, Debug, Default)]
 pub struct Transfer {
@@ -430,7 +446,7 @@ impl Egress {
                 true,
             )?;
             decider.prefetch(&page.entries)?;
-            for e in page.entries {
+            for mut e in page.entries {
                 scanned += 1;
                 let cursor = e.cursor();
                 let outcome = decider.decide(&e, 0)?;
@@ -469,16 +485,12 @@ impl Egress {
                         rewritten,
                     } = outcome
                 {
-                    out.push(Sent {
-                        id,
-                        date_added_ns: e.date_added_ns,
-                        version_key: e.version_key.clone(),
-                        version: e.version(),
-                        object_type: e.object_type,
-                        spec_version: e.spec_version,
-                        body: if want_body { body.or(e.body) } else { None },
-                        rewritten,
-                    });
+                    let body = if want_body {
+                        body.or(e.body.take())
+                    } else {
+                        None
+                    };
+                    out.push(Sent::of(&e, id, body, rewritten));
                 }
                 if scanned >= budget {
                     more = page.more || out.len() == limit;
@@ -536,7 +548,7 @@ impl Egress {
         decider.prefetch(&entries)?;
         let mut records = Vec::with_capacity(entries.len());
         let mut out = Vec::new();
-        for e in entries {
+        for mut e in entries {
             let outcome = decider.decide(&e, 0)?;
             records.push(outcome.record(&d, &e));
             if let Outcome::Sent {
@@ -545,16 +557,8 @@ impl Egress {
                 rewritten,
             } = outcome
             {
-                out.push(Sent {
-                    id,
-                    date_added_ns: e.date_added_ns,
-                    version_key: e.version_key.clone(),
-                    version: e.version(),
-                    object_type: e.object_type,
-                    spec_version: e.spec_version,
-                    body: body.or(e.body),
-                    rewritten,
-                });
+                let body = body.or(e.body.take());
+                out.push(Sent::of(&e, id, body, rewritten));
             }
         }
         self.store.append_audit(&records)?;
@@ -580,16 +584,7 @@ impl Egress {
                     id,
                     body,
                     rewritten,
-                } => Some(Sent {
-                    id,
-                    date_added_ns: e.date_added_ns,
-                    version_key: e.version_key.clone(),
-                    version: e.version(),
-                    object_type: e.object_type.clone(),
-                    spec_version: e.spec_version.clone(),
-                    body: body.or_else(|| e.body.clone()),
-                    rewritten,
-                }),
+                } => Some(Sent::of(e, id, body.or_else(|| e.body.clone()), rewritten)),
                 Outcome::Withheld(_) => None,
             });
         }
@@ -618,16 +613,12 @@ impl Egress {
                 rewritten,
             } => Explained {
                 steps,
-                sent: Some(Sent {
+                sent: Some(Sent::of(
+                    entry,
                     id,
-                    date_added_ns: entry.date_added_ns,
-                    version_key: entry.version_key.clone(),
-                    version: entry.version(),
-                    object_type: entry.object_type.clone(),
-                    spec_version: entry.spec_version.clone(),
-                    body: body.or_else(|| entry.body.clone()),
+                    body.or_else(|| entry.body.clone()),
                     rewritten,
-                }),
+                )),
                 withheld: None,
             },
             Outcome::Withheld(reason) => Explained {
