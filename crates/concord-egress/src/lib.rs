@@ -677,7 +677,7 @@ impl Egress {
             cursor.version_key,
             cursor.seq
         ]))
-        .expect("a cursor serialises");
+        .map_err(|e| EgressError::Config(format!("cannot write a token: {e}")))?;
         // Padded to a fixed size (JSON allows trailing white space): the token's length
         // would otherwise tell the type and id length of the entry it resumes after, which
         // may be one the audience does not receive (a page cut by the scan budget).

@@ -17,6 +17,17 @@ pub fn principal_name(principal: &Principal) -> String {
     }
 }
 
+/// The door of an ingress (`import`, `web-import`, `taxii-post`) by `who` into a collection:
+/// ingress is recorded under the base policy version (no egress policy applies).
+pub fn ingress_door<'a>(door: &'a str, who: &'a str, collection_id: &'a str) -> Door<'a> {
+    Door {
+        door,
+        partner: who,
+        collection: collection_id,
+        policy_version: BASE_POLICY_VERSION,
+    }
+}
+
 /// The records of the objects an ingest accepted, at `door`.
 pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecord> {
     accepted
@@ -40,12 +51,7 @@ pub fn import_bundle(
     max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
-    let door = Door {
-        door,
-        partner: who,
-        collection: collection_id,
-        policy_version: BASE_POLICY_VERSION,
-    };
+    let door = ingress_door(door, who, collection_id);
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
     ingest(
         store,
@@ -68,12 +74,7 @@ pub fn import_bundle_creating(
     max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
-    let door = Door {
-        door,
-        partner: who,
-        collection: &collection.id,
-        policy_version: BASE_POLICY_VERSION,
-    };
+    let door = ingress_door(door, who, &collection.id);
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
     ingest_creating(
         store,

@@ -1004,12 +1004,7 @@ async fn add_objects(
     let store = state.store.clone();
     let who = audit::principal_name(&principal);
     let report = blocking(move || {
-        let door = audit::Door {
-            door: "taxii-post",
-            partner: &who,
-            collection: &c.id,
-            policy_version: audit::BASE_POLICY_VERSION,
-        };
+        let door = audit::ingress_door("taxii-post", &who, &c.id);
         // Ingress records go into the ingest's own transaction: durable with the objects.
         let make = |accepted: &[concord_ingest::Accepted]| audit::ingress_records(&door, accepted);
         let options = IngestOptions {
