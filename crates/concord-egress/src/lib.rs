@@ -194,6 +194,9 @@ const CURSOR_PAD: usize = 256;
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
 
+/// Entries whose markings and references are read ahead together (one look-up each).
+const PREFETCH: usize = 128;
+
 /// The egress door of a node: the store, the compiled policy and the door's keys.
 #[derive(Clone)]
 pub struct Egress {
@@ -416,6 +419,14 @@ impl Egress {
             filter
         };
         let budget = (limit * SCAN_BUDGET_PAGES).max(MIN_SCAN_BUDGET);
+        // Under the default version selection each entry is its object's newest version in
+        // the collection, the one references resolve to: its decision is also the fate of
+        // references to it, on this page and (once exact) on the next requests.
+        let newest_only = filter.spec_versions.is_empty()
+            && filter
+                .versions
+                .iter()
+                .all(|v| matches!(v, VersionSelector::Last));
         let mut out: Vec<Sent> = Vec::new();
         let mut records = Vec::new();
         let mut scanned = 0usize;
@@ -445,11 +456,17 @@ impl Egress {
                 },
                 true,
             )?;
-            decider.prefetch(&page.entries)?;
-            for mut e in page.entries {
+            let mut entries = page.entries;
+            for i in 0..entries.len() {
+                // Read ahead in chunks: the parsed objects of a chunk stay in the cache
+                // until they are decided.
+                if i % PREFETCH == 0 {
+                    decider.prefetch(&entries[i..entries.len().min(i + PREFETCH)])?;
+                }
+                let e = &mut entries[i];
                 scanned += 1;
                 let cursor = e.cursor();
-                let outcome = decider.decide(&e, 0)?;
+                let outcome = decider.decide_page_entry(&e, newest_only)?;
                 let visible = match &outcome {
                     Outcome::Sent { id, .. } => {
                         wanted.as_ref().is_none_or(|w| w.contains(id.as_str()))
@@ -831,6 +848,10 @@ struct SharedFates {
     fates: Mutex<HashMap<String, Fate>>,
     /// Whether an object version is sent by its own rules (cycles are decided with it).
     base: Mutex<HashMap<String, bool>>,
+    /// The marking definitions looked up in the collection by id: the definition, or
+    /// `None` when the collection holds none under that id (then it is unresolved, and
+    /// what it marks is withheld).
+    markings: Mutex<HashMap<String, Option<Value>>>,
 }
 
 impl SharedFates {
@@ -863,6 +884,22 @@ impl SharedFates {
             b.clear();
         }
         b.insert(key.to_owned(), sent);
+    }
+
+    fn marking(&self, id: &str) -> Option<Option<Value>> {
+        self.markings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn put_marking(&self, id: &str, definition: Option<Value>) {
+        let mut m = self.markings.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= FATE_CACHE_IDS {
+            m.clear();
+        }
+        m.insert(id.to_owned(), definition);
     }
 
     fn put(&self, id: &str, fate: Fate) {
@@ -903,6 +940,7 @@ impl FateCache {
             since: Instant::now(),
             fates: Mutex::new(HashMap::new()),
             base: Mutex::new(HashMap::new()),
+            markings: Mutex::new(HashMap::new()),
         });
         sets.insert(key, fresh.clone());
         Ok(fresh)
@@ -1081,7 +1119,12 @@ impl<'a> Decider<'a> {
                     && self.markings.class(&m).is_none()
                     && self.markings_looked_up.insert(m.clone())
                 {
-                    marking_ids.push(m);
+                    // Looked up once per collection state, not once per request.
+                    match self.shared.as_ref().and_then(|s| s.marking(&m)) {
+                        Some(Some(definition)) => self.markings.add(&definition),
+                        Some(None) => {}
+                        None => marking_ids.push(m),
+                    }
                 }
             }
             for r in refs {
@@ -1095,13 +1138,19 @@ impl<'a> Decider<'a> {
             }
         }
         if !marking_ids.is_empty() {
-            for e in self.newest(marking_ids)?.into_values() {
-                if let Some(v) = e
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str::<Value>(b).ok())
-                {
-                    self.markings.add(&v);
+            let found = self.newest(marking_ids.clone())?;
+            for id in marking_ids {
+                // Strict, as every object that leaves: a definition with repeated member
+                // names resolves to nothing, and what it marks is withheld.
+                let definition = found
+                    .get(&id)
+                    .and_then(|e| e.body.as_deref())
+                    .and_then(|b| concord_stix::parse_object(b).ok());
+                if let Some(v) = &definition {
+                    self.markings.add(v);
+                }
+                if let Some(shared) = &self.shared {
+                    shared.put_marking(&id, definition);
                 }
             }
         }
@@ -1196,19 +1245,26 @@ impl<'a> Decider<'a> {
         };
         self.fates.insert(id.to_owned(), fate.clone());
         self.log.push((id.to_owned(), in_collection));
-        // Exact once every assumption made below is checked and nothing below was cut
-        // short: then this fate, and every fate decided for it, is kept between requests.
+        self.share_exact(mark_assumptions, mark_taints, mark_log);
+        Ok(fate)
+    }
+
+    /// Keeps between requests the fates decided since `mark_log`, once they are exact:
+    /// every assumption made since `mark_assumptions` is checked and nothing since
+    /// `mark_taints` was cut short. Called when a fate is decided and when a decision that
+    /// others assumed completes (a page entry at the root of a cycle of references), so
+    /// that objects in cycles are not decided again on every request.
+    fn share_exact(&self, mark_assumptions: usize, mark_taints: usize, mark_log: usize) {
         if self.assumptions.len() == mark_assumptions
             && self.taints == mark_taints
             && let Some(shared) = &self.shared
         {
-            for (x, keep) in &self.log[mark_log..] {
+            for (x, keep) in self.log.get(mark_log..).unwrap_or_default() {
                 if *keep && let Some(f) = self.fates.get(x) {
                     shared.put(x, f.clone());
                 }
             }
         }
-        Ok(fate)
     }
 
     /// Checks the assumptions made (since `mark`) that `id`, then being decided, is
@@ -1316,8 +1372,27 @@ impl<'a> Decider<'a> {
     }
 
     /// Decides one stored object version for the audience, references included.
+    /// [`Decider::decide`] for an entry of a page. When `newest` (the entry is its object's
+    /// newest version in the collection), its decision is also recorded as the fate of
+    /// references to its id, kept between requests once exact, so that the objects a
+    /// collection's relationships point at are decided once, not once per page.
+    fn decide_page_entry(&mut self, e: &Entry, newest: bool) -> Result<Outcome, EgressError> {
+        let marks = (self.assumptions.len(), self.taints, self.log.len());
+        let outcome = self.decide(e, 0)?;
+        if newest && !self.fates.contains_key(&e.id) {
+            let fate = match &outcome {
+                Outcome::Sent { id, .. } => Fate::Received(id.clone()),
+                Outcome::Withheld(_) => Fate::NotReceived(format!("{} is withheld", e.id)),
+            };
+            self.fates.insert(e.id.clone(), fate);
+            self.log.push((e.id.clone(), true));
+            self.share_exact(marks.0, marks.1, marks.2);
+        }
+        Ok(outcome)
+    }
+
     fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
-        let (mark, mark_log) = (self.assumptions.len(), self.log.len());
+        let (mark, mark_log, mark_taints) = (self.assumptions.len(), self.log.len(), self.taints);
         let outer = self
             .in_progress
             .insert(e.id.clone(), (e.version_key.clone(), e.seq));
@@ -1333,6 +1408,7 @@ impl<'a> Decider<'a> {
         let outcome = outcome?;
         let sent = matches!(outcome, Outcome::Sent { .. });
         self.resolve(&e.id, sent, mark, mark_log);
+        self.share_exact(mark, mark_taints, mark_log);
         Ok(outcome)
     }
 
@@ -1380,6 +1456,31 @@ impl<'a> Decider<'a> {
         let mut removed = Vec::new();
         let mut renamed = 0usize;
         let refs = references(&copy);
+        // Reached as a reference target (depth > 0), only the fate counts: whether the
+        // object is received, and under which id. A non-SCO keeps its id, and if it stays
+        // valid STIX without any of its references it is received whatever their fates
+        // (references only ever remove): its targets need no decision. This keeps the
+        // chains of optional references (CAPEC's parent, child and precedence links) from
+        // being followed object by object on every request.
+        if depth > 0 && !refs.is_empty() && kind_of(&e.object_type) != ObjectKind::Sco {
+            let none: HashMap<String, Fate> = refs
+                .iter()
+                .map(|r| (r.clone(), Fate::NotReceived(String::new())))
+                .collect();
+            let mut probe = copy.clone();
+            let (mut probe_removed, mut probe_renamed) = (Vec::new(), 0);
+            apply_fates(&mut probe, &none, &mut probe_removed, &mut probe_renamed);
+            if concord_stix::validate_object(&probe).is_ok() {
+                self.note("references", || {
+                    "valid without any of its references: received whatever their fates".to_owned()
+                });
+                return Ok(Outcome::Sent {
+                    id: e.id.clone(),
+                    body: None,
+                    rewritten: changed,
+                });
+            }
+        }
         let mut fates = HashMap::new();
         // This object is being decided ([`Decider::decide`] marks it): a reference back to
         // it is a cycle ([`Self::fate`]).

@@ -9,7 +9,6 @@
 //! object that comes in, and every stored object before it goes out, is parsed with
 //! [`parse_object`], which refuses duplicates and names the key and where it is.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -39,20 +38,20 @@ pub enum JsonError {
 pub fn parse_object(text: &str) -> Result<Value, JsonError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let mut found = None;
-    let value = StrictSeed {
-        path: &mut Vec::new(),
-        found: &mut found,
-    }
-    .deserialize(&mut de);
-    if let Some((key, path)) = found {
-        return Err(JsonError::DuplicateKey { key, path });
+    let value = StrictSeed { found: &mut found }.deserialize(&mut de);
+    if let Some(Duplicate { key, mut path }) = found {
+        path.reverse();
+        return Err(JsonError::DuplicateKey {
+            key,
+            path: render(&path),
+        });
     }
     let value = value.map_err(|e| JsonError::Syntax(e.to_string()))?;
     de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
     Ok(value)
 }
 
-/// One step of the path to the value being read.
+/// One step of the path to a value.
 enum Step {
     Key(String),
     Index(usize),
@@ -72,9 +71,16 @@ fn render(path: &[Step]) -> String {
     s
 }
 
+/// The repeated name, and the path to its object, innermost step first: each level adds
+/// its step while the error unwinds, so that reading valid JSON keeps no path at all.
+struct Duplicate {
+    key: String,
+    path: Vec<Step>,
+}
+
+/// Reads one value into a [`Value`], recording the first repeated member name in `found`.
 struct StrictSeed<'p> {
-    path: &'p mut Vec<Step>,
-    found: &'p mut Option<(String, String)>,
+    found: &'p mut Option<Duplicate>,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
@@ -120,35 +126,43 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
         loop {
-            self.path.push(Step::Index(out.len()));
-            let next = seq.next_element_seed(StrictSeed {
-                path: self.path,
-                found: self.found,
-            });
-            self.path.pop();
-            match next? {
-                Some(v) => out.push(v),
-                None => return Ok(Value::Array(out)),
+            let next = seq.next_element_seed(StrictSeed { found: self.found });
+            match next {
+                Ok(Some(v)) => out.push(v),
+                Ok(None) => return Ok(Value::Array(out)),
+                Err(e) => {
+                    if let Some(d) = self.found.as_mut() {
+                        d.path.push(Step::Index(out.len()));
+                    }
+                    return Err(e);
+                }
             }
         }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                // The error text of a serde error loses the structure; keep the key and the
-                // path aside and stop reading.
-                *self.found = Some((key.clone(), render(self.path)));
-                return Err(de::Error::custom(format!("duplicate member name {key:?}")));
+            if out.contains_key(&key) {
+                // The first duplicate ends the read: the error names it, and the levels
+                // above add their steps to its path.
+                let message = format!("duplicate member name {key:?}");
+                *self.found = Some(Duplicate {
+                    key,
+                    path: Vec::new(),
+                });
+                return Err(de::Error::custom(message));
             }
-            self.path.push(Step::Key(key.clone()));
-            let v = map.next_value_seed(StrictSeed {
-                path: self.path,
-                found: self.found,
-            });
-            self.path.pop();
-            out.insert(key, v?);
+            match map.next_value_seed(StrictSeed { found: self.found }) {
+                Ok(v) => {
+                    out.insert(key, v);
+                }
+                Err(e) => {
+                    if let Some(d) = self.found.as_mut() {
+                        d.path.push(Step::Key(key));
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(Value::Object(out))
     }
