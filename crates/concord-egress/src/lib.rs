@@ -230,6 +230,22 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// How a collection is shared (`concord collection share`), from the node setting
+/// [`sharing_setting_key`]; the default sharing (TLP:AMBER, the whole community) when none
+/// was set. The one reader of that setting: the door, `policy explain`, the CLI and the web
+/// UI all show what the door applies. Errors: the store, or an unreadable setting
+/// ([`EgressError::Config`], naming the collection and the rule broken).
+pub fn collection_sharing(
+    store: &dyn Store,
+    collection_id: &str,
+) -> Result<CollectionSharing, EgressError> {
+    match store.setting(&sharing_setting_key(collection_id))? {
+        Some(text) => CollectionSharing::from_json(&text)
+            .map_err(|e| EgressError::Config(format!("sharing of {collection_id}: {e}"))),
+        None => Ok(CollectionSharing::default()),
+    }
+}
+
 impl Egress {
     /// The door over `store` under `policy` (built by the server's `node_policy`, which
     /// also creates the node secret the keys derive from).
@@ -268,11 +284,7 @@ impl Egress {
     /// How a collection is shared (`concord collection share`), from its node setting; the
     /// default sharing when none was set. Errors: the store, an unreadable setting.
     pub fn sharing(&self, collection_id: &str) -> Result<CollectionSharing, EgressError> {
-        match self.store.setting(&sharing_setting_key(collection_id))? {
-            Some(text) => CollectionSharing::from_json(&text)
-                .map_err(|e| EgressError::Config(format!("sharing of {collection_id}: {e}"))),
-            None => Ok(CollectionSharing::default()),
-        }
+        collection_sharing(self.store.as_ref(), collection_id)
     }
 
     /// One page of `query.collection_id` for `audience` through `door` (its name in the
@@ -466,7 +478,7 @@ impl Egress {
                 let e = &mut entries[i];
                 scanned += 1;
                 let cursor = e.cursor();
-                let outcome = decider.decide_page_entry(&e, newest_only)?;
+                let outcome = decider.decide_page_entry(e, newest_only)?;
                 let visible = match &outcome {
                     Outcome::Sent { id, .. } => {
                         wanted.as_ref().is_none_or(|w| w.contains(id.as_str()))
@@ -489,7 +501,7 @@ impl Egress {
                     }
                     continue;
                 }
-                records.push(outcome.record(&d, &e));
+                records.push(outcome.record(&d, e));
                 if matches!(outcome, Outcome::Withheld(_)) {
                     withheld += 1;
                 }
@@ -507,7 +519,7 @@ impl Egress {
                     } else {
                         None
                     };
-                    out.push(Sent::of(&e, id, body, rewritten));
+                    out.push(Sent::of(e, id, body, rewritten));
                 }
                 if scanned >= budget {
                     more = page.more || out.len() == limit;

@@ -2,9 +2,7 @@
 //! both doors apply the same policy with the same keys.
 
 use concord_policy::actions::{Policy, PolicyConfig, PseudonymKeys};
-use concord_policy::egress::{
-    CollectionSharing, Decision, ExplainStep, PartnerProfile, sharing_setting_key,
-};
+use concord_policy::egress::{Decision, ExplainStep, PartnerProfile};
 use concord_store::{Collection, Partner, Store, StoreError};
 
 /// The node setting holding the node's jurisdiction (ISO 3166-1 alpha-2).
@@ -130,20 +128,6 @@ pub fn important_data_marking(
     };
     let text = store.setting_or_insert(IMPORTANT_DATA_MARKING_SETTING, &fresh)?;
     Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
-}
-
-/// How a collection is shared (`concord collection share`), from the node setting
-/// [`sharing_setting_key`]; the default sharing when none was set. Errors: the store, or an
-/// unreadable setting (the message names the rule broken).
-pub fn collection_sharing(
-    store: &dyn Store,
-    collection_id: &str,
-) -> Result<CollectionSharing, PolicyError> {
-    match store.setting(&sharing_setting_key(collection_id))? {
-        Some(text) => CollectionSharing::from_json(&text)
-            .map_err(|e| PolicyError::Config(format!("sharing of {collection_id}: {e}"))),
-        None => Ok(CollectionSharing::default()),
-    }
 }
 
 /// What a partner would receive of one stored object version through a collection, and

@@ -147,7 +147,7 @@ async fn groups(State(web): State<Web>, v: Viewer) -> Result<Html<String>, WebEr
             .collect();
         let mut sharing = Vec::new();
         for c in store.collections()? {
-            let s = concord_server::policy::collection_sharing(store.as_ref(), &c.id)?;
+            let s = concord_egress::collection_sharing(store.as_ref(), &c.id)?;
             sharing.push(SharingRow {
                 collection: c.alias.clone().unwrap_or_else(|| c.id.clone()),
                 default_tlp: Badge::from(s.default_tlp),

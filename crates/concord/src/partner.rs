@@ -217,10 +217,7 @@ fn collection_ids(store: &dyn Store, names: &[String]) -> Result<Vec<String>> {
 
 /// The sharing of a collection (defaults when never set).
 pub fn sharing(store: &dyn Store, collection_id: &str) -> Result<CollectionSharing> {
-    match store.setting(&sharing_setting_key(collection_id))? {
-        Some(text) => CollectionSharing::from_json(&text).map_err(anyhow::Error::msg),
-        None => Ok(CollectionSharing::default()),
-    }
+    Ok(concord_egress::collection_sharing(store, collection_id)?)
 }
 
 /// `concord collection share`: sets how a collection is shared.
