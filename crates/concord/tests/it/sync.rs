@@ -1021,6 +1021,119 @@ fn a_sighting_goes_home_to_the_producer_of_the_indicator() {
     assert_eq!(reports[0]["sightings_home"], 0, "{}", reports[0]);
 }
 
+/// Issue 15: sightings going home pass the same egress door as everything else. A node in
+/// CN sends its sightings of a German producer's indicator home: the copy the producer gets
+/// has no raw personal data (the e-mail address and phone number in the description and a
+/// custom property are pseudonymised across the border), no reference to the SOC's own RED
+/// identity (optional, removed), and the RED sighting and the RED identity stay home.
+#[test]
+fn sightings_going_home_pass_the_egress_door() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("77777777", "c2.home.example", &[GREEN])],
+    );
+    let key = partner(&a, "b", "CN", &["--read", "intel", "--write", "intel"]);
+    let sa = a.serve();
+    let b = Node::init_with(&["--jurisdiction", "CN"]);
+    cli_ok(&b, &["collection", "create", "intel"]);
+    partner(&b, "a-org", "DE", &["--read", "intel"]);
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--pull",
+            "--token-file",
+            key.to_str().unwrap(),
+            "--partner",
+            "a-org",
+        ],
+    );
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1);
+    let indicator_id = "indicator--77777777-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+    let soc = "identity--5e5e5e5e-0000-4000-8000-000000000001";
+    let (green_sighting, red_sighting) = (
+        "sighting--5e5e5e5e-0000-4000-8000-000000000002",
+        "sighting--5e5e5e5e-0000-4000-8000-000000000003",
+    );
+    let t = "2026-01-01T00:00:00.000Z";
+    let sighting = |id: &str, marking: &str| {
+        json!({"type": "sighting", "spec_version": "2.1", "id": id, "created": t,
+            "modified": t, "sighting_of_ref": indicator_id, "count": 3,
+            "where_sighted_refs": [soc],
+            "description": "beacon from the laptop of grace.hopper@corp.cn, call +86 138 0013 8001",
+            "x_reported_by": "li.wei@corp.cn",
+            "object_marking_refs": [marking]})
+    };
+    import(
+        &b,
+        "seen",
+        &[
+            json!({"type": "identity", "spec_version": "2.1", "id": soc, "created": t,
+                "modified": t, "name": "SOC of corp.cn", "identity_class": "organization",
+                "object_marking_refs": [RED]}),
+            sighting(green_sighting, GREEN),
+            sighting(red_sighting, RED),
+        ],
+    );
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["sightings_home"], 1, "{}", reports[0]);
+    let at_a = cli_ok(&a, &["export", "--collection", "intel"]);
+    for forbidden in [
+        "grace.hopper@corp.cn",
+        "li.wei@corp.cn",
+        "138 0013 8001",
+        soc,
+        red_sighting,
+    ] {
+        assert!(!at_a.contains(forbidden), "{forbidden} went home: {at_a}");
+    }
+    let got = objects(&at_a);
+    let s = got
+        .values()
+        .find(|o| o["id"] == green_sighting)
+        .expect("the GREEN sighting went home");
+    assert_eq!(s["sighting_of_ref"], indicator_id);
+    assert_eq!(s["count"], 3);
+    assert!(s.get("where_sighted_refs").is_none(), "{s}");
+    // Pseudonymised, not dropped: the sighting still says what was seen.
+    assert!(
+        s["description"]
+            .as_str()
+            .unwrap()
+            .contains("beacon from the laptop of"),
+        "{s}"
+    );
+    // And the node that sent it recorded what it decided.
+    let log = cli_ok(&b, &["audit", "show", "--partner", "a-org", "--json"]);
+    let log: Vec<Value> = serde_json::from_str(&log).unwrap();
+    let home: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["door"] == "sync-sightings")
+        .collect();
+    assert!(
+        home.iter()
+            .any(|e| e["object_id"] == green_sighting && e["decision"] == "rewritten"),
+        "{home:?}"
+    );
+    assert!(
+        home.iter()
+            .any(|e| e["object_id"] == red_sighting && e["decision"] == "withheld"),
+        "{home:?}"
+    );
+}
+
 /// Issue 16, item 5: versions of years 0001 and 9999 (`valid_until: 9999-12-31T23:59:59Z`)
 /// and of a leap second travel by pull like any other, byte for byte, and a second round
 /// moves nothing either way (the manifest's versions compare exactly).
