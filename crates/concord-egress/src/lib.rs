@@ -51,8 +51,10 @@ use concord_stix::validate::{ObjectKind, kind_of};
 use concord_store::{
     AuditRecord, Cursor, Entry, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
 };
+use keyed::{keyed_id, stored_candidates};
 
 pub mod audit;
+mod keyed;
 
 pub use audit::{BASE_POLICY_VERSION, Door};
 
@@ -403,32 +405,36 @@ impl Egress {
         let wanted: Option<HashSet<&str>> =
             (!filter.ids.is_empty()).then(|| filter.ids.iter().map(String::as_str).collect());
         // The keyed id of a renamed SCO is the only name the partner knows it by, and the
-        // store does not know it: for ids of SCO types the store is asked for their types,
-        // and `wanted` keeps what the partner receives under the ids asked for.
-        let by_type;
-        let filter = if filter.ids.iter().any(|id| {
-            id.split_once("--")
-                .is_some_and(|(t, _)| kind_of(t) == ObjectKind::Sco)
-        }) {
-            let mut types: Vec<String> = filter
-                .ids
-                .iter()
-                .filter_map(|id| id.split_once("--").map(|(t, _)| t.to_owned()))
-                .filter(|t| filter.types.is_empty() || filter.types.contains(t))
-                .collect();
-            types.sort();
-            types.dedup();
-            if types.is_empty() {
-                types.clone_from(&filter.types);
+        // store does not know it: each id asked for is turned back into the stored ids it
+        // may come from (eight candidates, [`stored_candidates`]), all looked up by id in
+        // one query, whether anything exists or not; `wanted` keeps what the partner
+        // receives under the ids asked for.
+        let with_stored;
+        let filter = match decider.group_key.as_deref() {
+            Some(key)
+                if filter.ids.iter().any(|id| {
+                    id.split_once("--")
+                        .is_some_and(|(t, _)| kind_of(t) == ObjectKind::Sco)
+                }) =>
+            {
+                let mut ids = filter.ids.clone();
+                for id in &filter.ids {
+                    if id
+                        .split_once("--")
+                        .is_some_and(|(t, _)| kind_of(t) == ObjectKind::Sco)
+                    {
+                        ids.extend(stored_candidates(key, id));
+                    }
+                }
+                ids.sort();
+                ids.dedup();
+                with_stored = ObjectFilter {
+                    ids,
+                    ..filter.clone()
+                };
+                &with_stored
             }
-            by_type = ObjectFilter {
-                ids: Vec::new(),
-                types,
-                ..filter.clone()
-            };
-            &by_type
-        } else {
-            filter
+            _ => filter,
         };
         let budget = (limit * SCAN_BUDGET_PAGES).max(MIN_SCAN_BUDGET);
         // Under the default version selection each entry is its object's newest version in
@@ -659,11 +665,12 @@ impl Egress {
     }
 
     /// The id `partner` sees for the stored SCO id `stored_id` when its copy is rewritten:
-    /// `type--UUID` where the UUID is the first 16 bytes of HMAC-SHA-256 under the
-    /// partner's pseudonym-group key over the stored id (version and variant bits of a
-    /// UUIDv5, RFC 9562 §5.5, so it is a well-formed STIX identifier, §2.9). The same for
-    /// every member of the group on every door; nobody without the key can link it to the
-    /// value. `None` without a key (the SCO is then withheld).
+    /// `type--UUID` where the UUID is a keyed permutation of the stored one under the
+    /// partner's pseudonym-group key (see the `keyed` module: a Feistel network over the
+    /// UUID's free bits, written with the version and variant bits of a UUIDv5, RFC 9562
+    /// §5.5, so it is a well-formed STIX identifier, §2.9). The same for every member of
+    /// the group on every door; nobody without the key can link it to the value. `None`
+    /// without a key (the SCO is then withheld).
     pub fn audience_id(
         &self,
         sharing: &CollectionSharing,
@@ -767,20 +774,6 @@ impl Egress {
         })()
         .ok_or(EgressError::BadCursor)
     }
-}
-
-/// `type--UUID` from HMAC-SHA-256(`key`, stored id), with UUIDv5 version and variant bits.
-fn keyed_id(key: &[u8], stored_id: &str) -> Option<String> {
-    let (object_type, _) = stored_id.split_once("--")?;
-    let digest = hmac(key, &[b"concord/sco-id/v1\0", stored_id.as_bytes()]);
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    Some(format!(
-        "{object_type}--{}",
-        uuid::Uuid::from_bytes(b).hyphenated()
-    ))
 }
 
 fn sent_as_stored(e: Entry, want_body: bool) -> Sent {
@@ -1680,22 +1673,6 @@ fn apply_fates(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keyed_ids_are_stable_well_formed_and_keyed() {
-        let a = keyed_id(b"k1", "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3").unwrap();
-        assert_eq!(
-            a,
-            keyed_id(b"k1", "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3").unwrap()
-        );
-        assert_ne!(
-            a,
-            keyed_id(b"k2", "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3").unwrap()
-        );
-        let uuid = uuid::Uuid::parse_str(a.strip_prefix("email-addr--").unwrap()).unwrap();
-        assert_eq!(uuid.get_version_num(), 5);
-        assert!(concord_stix::StixId::parse(&a).is_ok(), "{a}");
-    }
 
     #[test]
     fn references_skip_markings_and_fates_remove_or_rename() {

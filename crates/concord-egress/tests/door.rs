@@ -572,3 +572,56 @@ fn fates_hold_across_pages_and_requests_and_optional_references_never_withhold_a
         assert_eq!(by(r3)["source_ref"], json!(q), "limit {limit}");
     }
 }
+
+#[test]
+fn a_renamed_sco_is_found_by_its_keyed_id_in_a_collection_larger_than_any_scan() {
+    let n = node();
+    // 1,500 e-mail addresses (more than a page's scan budget of 1,000 entries), each
+    // pseudonymised across the border, so each travels under a keyed id.
+    let objects: Vec<Value> = (0..1500)
+        .map(|i| {
+            let value = format!("person{i}@corp.cn");
+            let id = format!(
+                "email-addr--{}",
+                uuid::Uuid::new_v5(
+                    &uuid::Uuid::parse_str("00abedb4-aa42-466c-9c01-fed23315a9b7").unwrap(),
+                    format!("{{\"value\":\"{value}\"}}").as_bytes()
+                )
+            );
+            json!({"type": "email-addr", "spec_version": "2.1", "id": id, "value": value,
+                "object_marking_refs": [CLEAR]})
+        })
+        .collect();
+    put(&n, &objects);
+    let (all, _) = read_all(&n, &abroad(), 1000);
+    assert_eq!(all.len(), 1500);
+    // The copies that come last in page order: beyond any scan from the start.
+    for sco in &all[1490..] {
+        let keyed = sco["id"].as_str().unwrap();
+        assert!(
+            !objects.iter().any(|o| o["id"] == keyed),
+            "{keyed} is a stored id"
+        );
+        let t = n
+            .egress
+            .page(
+                &abroad(),
+                "test",
+                &PageQuery {
+                    collection_id: n.collection.clone(),
+                    filter: ObjectFilter {
+                        ids: vec![keyed.to_owned()],
+                        ..ObjectFilter::default()
+                    },
+                    limit: 1,
+                    next: None,
+                    want_body: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(t.entries.len(), 1, "{keyed}");
+        assert_eq!(t.entries[0].id, keyed);
+        let body: Value = serde_json::from_str(t.entries[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(&body, sco);
+    }
+}
