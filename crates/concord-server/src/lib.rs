@@ -69,7 +69,7 @@ pub struct ServerConfig {
     pub auth_limits: auth::AuthLimits,
 }
 
-/// How long a connection served by [`serve_tls`] may take before it has sent what it must;
+/// How long a connection served by [`serve`] or [`serve_tls`] may take before it has sent what it must;
 /// one that takes longer is closed (issue 16: a client that connects and sends nothing
 /// holds no task and no socket for long).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,35 +331,17 @@ pub fn too_large_response(path: &str, max: u64) -> Response {
 }
 
 /// Serves `app` (the TAXII [`router`], with whatever the caller merged into it, such as the
-/// web UI) until `shutdown` completes.
-///
-/// After `shutdown`, open connections get [`SHUTDOWN_GRACE`] to finish; a client that keeps
-/// one open longer (a stalled upload, a browser's idle keep-alive) does not hold the
-/// process.
+/// web UI) over plain HTTP until `shutdown` completes: [`serve_tls`] without TLS, with the
+/// same connection loop, so the same `timeouts.header_read` closes a client that does not
+/// finish a request header (slowloris) and the same grace applies at shutdown.
+/// `timeouts.handshake` does not apply (there is no handshake).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    timeouts: ConnTimeouts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    // With the peer's address in every request (the failure quotas per source).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = signalled.send(());
-    });
-    tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result?,
-        () = async {
-            match on_signal.await {
-                Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
-                Err(_) => std::future::pending().await,
-            }
-        } => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the shutdown grace: closed");
-        }
-    }
-    Ok(())
+    serve_connections(listener, app, None, timeouts, shutdown).await
 }
 
 /// How long open connections may take to finish after the shutdown signal.
@@ -1160,40 +1142,116 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_connections(listener, app, Some(acceptor), timeouts, shutdown).await
+}
+
+/// The one connection loop of [`serve`] and [`serve_tls`]: accept, handshake (TLS) within
+/// `timeouts.handshake`, then hyper's HTTP/1.1 connection with `timeouts.header_read`, each
+/// connection in its own task. When `shutdown` completes, no connection is accepted any
+/// more, each open one is asked to finish its request in flight and close (hyper's graceful
+/// shutdown: an idle keep-alive closes at once), and after [`SHUTDOWN_GRACE`] whatever is
+/// still open is left to the runtime's shutdown.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    timeouts: ConnTimeouts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => accepted?,
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake failed");
-                    return;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: this connection is lost, the
+                // listener is not.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
                 }
-                Err(_) => {
-                    tracing::info!(%peer, timeout = ?timeouts.handshake, "TLS handshake timed out");
-                    return;
+            },
+        };
+        // Finished connection tasks are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
+        let tls = tls.clone();
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let http = || {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(timeouts.header_read);
+                b
+            };
+            let result = match tls {
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::info!(%peer, timeout = ?timeouts.handshake, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let service = hyper_util::service::TowerToHyperService::new(
+                        app.layer(axum::Extension(TlsConnection)),
+                    );
+                    let conn =
+                        http().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    drive(conn, &mut stopped).await
+                }
+                None => {
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let conn = http().serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                    drive(conn, &mut stopped).await
                 }
             };
-            let app = app
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
-                .layer(axum::Extension(TlsConnection));
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(timeouts.header_read)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, open = connections.len(), "connections still open after the shutdown grace: closed");
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+/// Runs one hyper connection until it ends, or, once `stopped` turns true, asks it to
+/// finish what is in flight and close.
+async fn drive<I, S>(
+    conn: hyper::server::conn::http1::Connection<I, S>,
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { stopped.wait_for(|s| *s).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
     }
 }
 

@@ -67,7 +67,12 @@ async fn failed_authentications_from_one_source_get_429_with_retry_after() {
     let app = concord_server::router(state(dir.path(), limits));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(concord_server::serve(listener, app, std::future::pending()));
+    tokio::spawn(concord_server::serve(
+        listener,
+        app,
+        concord_server::ConnTimeouts::default(),
+        std::future::pending(),
+    ));
 
     for n in 0..3 {
         let r = get(addr, &format!("wrong-{n}")).await;
@@ -234,4 +239,72 @@ async fn a_tls_client_with_a_whole_request_is_answered() {
         .expect("no answer");
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_client_that_sends_half_a_header_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = concord_server::router(state(dir.path(), AuthLimits::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(concord_server::serve(
+        listener,
+        app,
+        short(),
+        std::future::pending(),
+    ));
+    // Connected, nothing sent.
+    assert!(closed(TcpStream::connect(addr).await.unwrap()).await);
+    // Half a header, then nothing (slowloris).
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /taxii2/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(GUARD, half.read_to_end(&mut buf))
+        .await
+        .expect("still open");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        read.is_err() || buf.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    // The control: a whole request on the same server is answered.
+    let r = get(addr, ADMIN).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_returns_at_shutdown_although_a_client_holds_an_idle_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = concord_server::router(state(dir.path(), AuthLimits::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(concord_server::serve(
+        listener,
+        app,
+        ConnTimeouts::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // A keep-alive connection that has had its answer and now waits.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /taxii2/ HTTP/1.1\r\nHost: {addr}\r\nAccept: application/taxii+json;version=2.1\r\n\
+         Authorization: Bearer {ADMIN}\r\n\r\n"
+    );
+    idle.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    stop.send(()).unwrap();
+    // Well before the shutdown grace ends: the idle connection is closed, not waited for.
+    tokio::time::timeout(concord_server::SHUTDOWN_GRACE / 2, server)
+        .await
+        .expect("serve did not return")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }

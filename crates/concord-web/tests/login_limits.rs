@@ -87,7 +87,12 @@ async fn login(addr: SocketAddr, token: &str) -> String {
 async fn serve(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(concord_server::serve(listener, app, std::future::pending()));
+    tokio::spawn(concord_server::serve(
+        listener,
+        app,
+        concord_server::ConnTimeouts::default(),
+        std::future::pending(),
+    ));
     addr
 }
 

@@ -106,7 +106,7 @@ sync_schedule = true
 # failures_per_key = 10                # the same per API key id (web UI account)
 # negative_cache = 10000               # failed keys remembered (no argon2 when repeated)
 # tls_handshake_timeout_secs = 10      # TLS: a handshake not done by then is closed
-# header_read_timeout_secs = 10        # TLS: a request header not read by then is closed
+# header_read_timeout_secs = 10        # a request header not read by then is closed
 "#;
 
 /// Parsed configuration.

@@ -613,7 +613,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             Some(tls) => {
                 concord_server::serve_tls(listener, app, tls, timeouts, shutdown).await?;
             }
-            None => concord_server::serve(listener, app, shutdown).await?,
+            None => concord_server::serve(listener, app, timeouts, shutdown).await?,
         }
         anyhow::Ok(())
     })?;
