@@ -289,6 +289,33 @@ impl Egress {
         collection_sharing(self.store.as_ref(), collection_id)
     }
 
+    /// Appends the records of one transfer to the audit log (before anything leaves), and
+    /// counts them in the metrics: `concord_egress_objects_total{door, decision}` (sent,
+    /// rewritten, withheld) and `concord_audit_records_total`.
+    fn record(&self, records: &[AuditRecord]) -> Result<(), EgressError> {
+        self.store.append_audit(records)?;
+        metrics::counter!("concord_audit_records_total").increment(records.len() as u64);
+        let mut by: Vec<(&str, &str, u64)> = Vec::new();
+        for r in records {
+            match by
+                .iter_mut()
+                .find(|(d, x, _)| *d == r.door && *x == r.decision)
+            {
+                Some(slot) => slot.2 += 1,
+                None => by.push((&r.door, &r.decision, 1)),
+            }
+        }
+        for (door, decision, n) in by {
+            metrics::counter!(
+                "concord_egress_objects_total",
+                "door" => door.to_owned(),
+                "decision" => decision.to_owned()
+            )
+            .increment(n);
+        }
+        Ok(())
+    }
+
     /// One page of `query.collection_id` for `audience` through `door` (its name in the
     /// audit log): decided, rewritten, audited, with an opaque `next`. A partner's page may
     /// hold fewer than `limit` entries (TAXII 2.1 §3.4.1 allows it) when the scan budget
@@ -352,7 +379,7 @@ impl Egress {
                     policy_version: BASE_POLICY_VERSION,
                 };
                 let records: Vec<AuditRecord> = page.entries.iter().map(|e| d.sent(e)).collect();
-                self.store.append_audit(&records)?;
+                self.record(&records)?;
                 let resume = page.entries.last().map(Entry::cursor);
                 let entries = page
                     .entries
@@ -541,7 +568,7 @@ impl Egress {
                 break;
             }
         }
-        self.store.append_audit(&records)?;
+        self.record(&records)?;
         Ok((
             Transfer {
                 entries: out,
@@ -596,7 +623,7 @@ impl Egress {
                 out.push(Sent::of(&e, id, body, rewritten));
             }
         }
-        self.store.append_audit(&records)?;
+        self.record(&records)?;
         Ok(out)
     }
 

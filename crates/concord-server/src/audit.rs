@@ -28,8 +28,17 @@ pub fn ingress_door<'a>(door: &'a str, who: &'a str, collection_id: &'a str) -> 
     }
 }
 
-/// The records of the objects an ingest accepted, at `door`.
+/// The records of the objects an ingest accepted, at `door` (also counted in
+/// `concord_ingest_objects_total`, see [`crate::ops`]).
 pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecord> {
+    let added = accepted.iter().filter(|a| a.added).count() as u64;
+    for (result, n) in [
+        ("added", added),
+        ("already-present", accepted.len() as u64 - added),
+    ] {
+        metrics::counter!("concord_ingest_objects_total", "door" => door.door.to_owned(), "result" => result)
+            .increment(n);
+    }
     accepted
         .iter()
         .map(|a| door.ingress(&a.id, &a.version, a.added))

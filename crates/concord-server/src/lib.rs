@@ -41,6 +41,7 @@ use concord_taxii::{ErrorCode, Query, TaxiiError, VersionMatch};
 pub mod audit;
 pub mod auth;
 pub mod matching;
+pub mod ops;
 pub mod policy;
 
 pub use auth::Principal;
@@ -258,12 +259,7 @@ pub fn router(state: AppState) -> Router {
             .route(&path, route);
     }
     router
-        .fallback(|| async {
-            error_response(TaxiiError::new(
-                ErrorCode::NotFound,
-                "no such TAXII resource",
-            ))
-        })
+        .fallback(|| async { no_such_resource(Some(TAXII_21)) })
         .method_not_allowed_fallback(|| async {
             error_response(TaxiiError::new(
                 ErrorCode::MethodNotAllowed,
@@ -271,7 +267,8 @@ pub fn router(state: AppState) -> Router {
             ))
         })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(ops::routes(state))
 }
 
 /// Holds every request body of `app` to `max` bytes, as a layer around the whole router
@@ -427,16 +424,37 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok());
     // `/api/` answers plain JSON; only the TAXII resources negotiate the TAXII media type.
     if !req.uri().path().starts_with("/api/") && !media::accepts_taxii(accept) {
-        return error_response(TaxiiError::new(
-            ErrorCode::NotAcceptable,
-            format!(
-                "Accept {:?} allows no {TAXII_21} response",
-                accept.unwrap_or_default()
-            ),
-        ));
+        return not_acceptable(accept);
     }
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    req.extensions_mut().insert(principal.clone());
+    let mut res = next.run(req).await;
+    // For the request log ([`ops::observe`]), which sees only the response.
+    res.extensions_mut().insert(principal);
+    res
+}
+
+/// 406: the TAXII resources answer only their media type (TAXII 2.1 §1.6.8).
+fn not_acceptable(accept: Option<&str>) -> Response {
+    error_response(TaxiiError::new(
+        ErrorCode::NotAcceptable,
+        format!(
+            "Accept {:?} allows no {TAXII_21} response",
+            accept.unwrap_or_default()
+        ),
+    ))
+}
+
+/// What an authenticated partner gets for a path that is no resource of its: the gate's
+/// 406 unless it accepts TAXII, then the fallback's 404, exactly as for a path that does
+/// not exist.
+fn no_such_resource(accept: Option<&str>) -> Response {
+    if !media::accepts_taxii(accept) {
+        return not_acceptable(accept);
+    }
+    error_response(TaxiiError::new(
+        ErrorCode::NotFound,
+        "no such TAXII resource",
+    ))
 }
 
 /// A JSON TAXII response.

@@ -206,6 +206,22 @@ pub fn round(
         }
     }
     save_state(store, &peer.name, &state)?;
+    // The node's dashboards: rounds by outcome, objects moved, and when a round last
+    // succeeded (a Prometheus timestamp: the lag is `time() - it`).
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    metrics::counter!("concord_sync_rounds_total", "peer" => peer.name.clone(), "outcome" => outcome)
+        .increment(1);
+    if let Ok(r) = &result {
+        metrics::counter!("concord_sync_objects_total", "peer" => peer.name.clone(), "direction" => "pulled")
+            .increment(r.pulled_added as u64);
+        metrics::counter!("concord_sync_objects_total", "peer" => peer.name.clone(), "direction" => "pushed")
+            .increment(r.pushed as u64);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!("concord_sync_last_success_timestamp_seconds", "peer" => peer.name.clone())
+            .set(unix);
+    }
     result
 }
 

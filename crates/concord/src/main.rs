@@ -32,6 +32,24 @@ use crate::config::{Config, DEFAULT_CONFIG, DataDir, with_database_url};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written on stderr: `text` for people, `json` for log shippers (one
+    /// JSON object per line; `serve` writes one per request with its request id, route,
+    /// status, principal and duration).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CONCORD_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args, Clone)]
@@ -264,15 +282,16 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
         // Colours only on a terminal: log files and pipes get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     match run(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -608,7 +627,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             stopping.stop();
         };
         let app = concord_server::router(state.clone()).merge(concord_web::router(state));
-        let app = concord_server::limit_bodies(app, max);
+        let app = concord_server::limit_bodies(concord_server::ops::observe(app), max);
         match tls {
             Some(tls) => {
                 concord_server::serve_tls(listener, app, tls, timeouts, shutdown).await?;

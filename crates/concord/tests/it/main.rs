@@ -11,6 +11,7 @@ mod leak;
 mod limits;
 mod matching;
 mod misp;
+mod ops;
 mod partners;
 mod pattern;
 mod postgres;

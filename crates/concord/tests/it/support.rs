@@ -107,14 +107,21 @@ impl Node {
 
     /// Starts `concord serve` on a free port with extra environment variables.
     pub fn serve_with(&self, env: &[(&str, &str)]) -> Server {
+        self.serve_logging(env, Stdio::inherit())
+    }
+
+    /// [`Node::serve_with`], its log (stderr) going to `log`. The per-request log lines
+    /// are off unless `env` sets `CONCORD_LOG` (thousands of requests per test).
+    pub fn serve_logging(&self, env: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
         // Sync rounds are driven by the tests (`concord sync`), not by the scheduler.
         let mut child = concord()
             .env("CONCORD_SYNC_SCHEDULE", "false")
+            .env("CONCORD_LOG", "info,concord::request=off")
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("spawn concord serve");
         let mut line = String::new();
