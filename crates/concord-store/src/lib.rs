@@ -31,15 +31,48 @@ pub use concord_stix::{ObjectHeader, Timestamp};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
 
+/// How a store is sized for its node (issue 16, item 3): the memory its readers may hold,
+/// whatever the clients do. From the `[limits]` section of `concord.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// SQLite: reader connections kept open between reads (more are opened while many read
+    /// at once and closed after). Default 4.
+    pub sqlite_readers: usize,
+    /// SQLite: page cache of each connection, in bytes (`PRAGMA cache_size`); the node's
+    /// reader cache is at most `sqlite_readers` times this. Default 8 MiB.
+    pub sqlite_cache_bytes: u64,
+    /// PostgreSQL: most connections one process opens, reads and writes together (more
+    /// callers wait for one). Default 10; at least 1.
+    pub postgres_max_connections: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sqlite_readers: 4,
+            sqlite_cache_bytes: 8 << 20,
+            postgres_max_connections: 10,
+        }
+    }
+}
+
 /// Opens the store a location names (DESIGN.md, "Storage"): a `postgres://` or
 /// `postgresql://` URL opens [`PostgresStore`]; `sqlite:PATH` or a plain path opens
 /// [`SqliteStore`]. Pending migrations are applied either way.
 pub fn open(location: &str) -> Result<Box<dyn Store>> {
+    open_with(location, &StoreOptions::default())
+}
+
+/// [`open`], sized by `options` ([`StoreOptions`]).
+pub fn open_with(location: &str, options: &StoreOptions) -> Result<Box<dyn Store>> {
     if postgres::is_url(location) {
-        Ok(Box::new(PostgresStore::open(location)?))
+        Ok(Box::new(PostgresStore::open_with(location, options)?))
     } else {
         let path = location.strip_prefix("sqlite:").unwrap_or(location);
-        Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
+        Ok(Box::new(SqliteStore::open_with(
+            std::path::Path::new(path),
+            options,
+        )?))
     }
 }
 
@@ -359,6 +392,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// every write batch that adds to it, so a cache of decisions on a collection's objects
     /// is stale when it changed. One index look-up.
     fn last_added(&self, collection_id: &str) -> Result<Option<i64>>;
+    /// The version counter of a collection (by id): 0 when created, and changed (grown by
+    /// 1) in the transaction of every write batch that adds an entry to it and of every
+    /// [`Store::delete_object`] that removes one. It is stored in the database, so it moves
+    /// for every process on it: a cache of what was computed from a collection's entries
+    /// (the compiled indicator sets of `POST /api/match`) is valid exactly while it is
+    /// unchanged. One primary-key look-up. Errors: [`StoreError::NoSuchCollection`].
+    fn collection_version(&self, collection_id: &str) -> Result<i64>;
     /// Stores a TAXII status resource (TAXII 2.1 §4.3) as JSON text.
     fn put_status(&self, id: &str, body: &str) -> Result<()>;
     /// A stored status resource.

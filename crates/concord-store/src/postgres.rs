@@ -41,7 +41,7 @@ use sha2::Digest;
 use crate::audit::{AuditEntry, AuditRecord, chain_after, parse_transformations};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, StoreOptions, WriteBatch, content_hash,
 };
 use crate::{VersionParams, version_condition};
 
@@ -67,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_timestamp_keys",
         include_str!("../migrations/postgres/0005_timestamp_keys.sql"),
     ),
+    (
+        "0006_collection_version",
+        include_str!("../migrations/postgres/0006_collection_version.sql"),
+    ),
 ];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.
@@ -77,8 +81,8 @@ const WRITE_LOCK_CLASS: i32 = 0x436f_6e63;
 const AUDIT_LOCK_CLASS: i32 = 0x4361_7564;
 /// First key of the two-key advisory locks: "Cmig" while migrating.
 const MIGRATE_LOCK_CLASS: i32 = 0x436d_6967;
-/// Most connections one process opens (reads and writes together).
-const MAX_CONNECTIONS: usize = 10;
+/// Moves a collection's version ([`Store::collection_version`]), in the caller's transaction.
+const BUMP_VERSION: &str = "UPDATE collections SET version = version + 1 WHERE id = $1";
 /// A batch writes its buffered rows when it holds this many…
 const FLUSH_ROWS: usize = 5_000;
 /// …or this many bytes of bodies.
@@ -184,6 +188,9 @@ pub struct PostgresStore {
     migrations: MigrationReport,
     pool: Mutex<Pool>,
     returned: Condvar,
+    /// Most connections this process opens, reads and writes together
+    /// ([`StoreOptions::postgres_max_connections`], at least 1).
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -281,6 +288,12 @@ impl PostgresStore {
     /// Errors: [`StoreError::SchemaTooNew`] for a database from a newer Concord, or a
     /// PostgreSQL error (cannot connect, no such database, permission denied…).
     pub fn open(url: &str) -> Result<PostgresStore> {
+        Self::open_with(url, &StoreOptions::default())
+    }
+
+    /// [`PostgresStore::open`], opening at most [`StoreOptions::postgres_max_connections`]
+    /// connections.
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<PostgresStore> {
         let config: Config = url.parse()?;
         let mut client = config.connect(NoTls)?;
         let (schema, migrations) = migrate(&mut client)?;
@@ -298,6 +311,7 @@ impl PostgresStore {
                 open: 1,
             }),
             returned: Condvar::new(),
+            max_connections: options.postgres_max_connections.max(1),
         })
     }
 
@@ -311,7 +325,7 @@ impl PostgresStore {
         &self.schema
     }
 
-    /// A connection from the pool; waits while [`MAX_CONNECTIONS`] are lent out.
+    /// A connection from the pool; waits while `max_connections` are lent out.
     fn conn(&self) -> Result<Conn> {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -322,7 +336,7 @@ impl PostgresStore {
                 }
                 return Ok(c);
             }
-            if pool.open < MAX_CONNECTIONS {
+            if pool.open < self.max_connections {
                 pool.open += 1;
                 drop(pool);
                 return match self.connect() {
@@ -455,6 +469,8 @@ struct PgBatch<'a> {
     pending_bytes: usize,
     /// Entries written so far.
     written: usize,
+    /// Whether an entry was added: the commit moves the collection's version.
+    added: bool,
 }
 
 impl Drop for PgBatch<'_> {
@@ -680,6 +696,7 @@ impl WriteBatch for PgBatch<'_> {
             }),
         });
         self.pending.insert(key, hash);
+        self.added = true;
         if self.entries.len() >= FLUSH_ROWS || self.pending_bytes >= FLUSH_BYTES {
             self.flush()?;
         }
@@ -688,6 +705,10 @@ impl WriteBatch for PgBatch<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush()?;
+        if self.added {
+            let collection_id = self.collection_id.clone();
+            self.conn().execute(BUMP_VERSION, &[&collection_id])?;
+        }
         self.conn().client.batch_execute("COMMIT")?;
         self.open = false;
         // After a bulk load the planner's statistics are stale until autovacuum comes by
@@ -885,6 +906,7 @@ impl PostgresStore {
             pending: HashMap::new(),
             pending_bytes: 0,
             written: 0,
+            added: false,
         };
         // One writer at a time, node-wide (all processes): held until COMMIT or ROLLBACK.
         batch.conn().execute(
@@ -1052,6 +1074,9 @@ impl Store for PostgresStore {
                  AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)",
                 &[&id],
             )?;
+            if n > 0 {
+                tx.execute(BUMP_VERSION, &[&collection_id])?;
+            }
             tx.commit()?;
             Ok(n as usize)
         })
@@ -1076,6 +1101,17 @@ impl Store for PostgresStore {
                 &[&collection_id],
             )?
             .get(0))
+        })
+    }
+
+    fn collection_version(&self, collection_id: &str) -> Result<i64> {
+        self.with_conn(|c| {
+            c.query_opt(
+                "SELECT version FROM collections WHERE id = $1",
+                &[&collection_id],
+            )?
+            .map(|r| r.get::<_, i64>(0))
+            .ok_or_else(|| StoreError::NoSuchCollection(collection_id.to_owned()))
         })
     }
 

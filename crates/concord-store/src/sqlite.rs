@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::audit::{AuditEntry, AuditRecord, chain_after};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, StoreOptions, WriteBatch, content_hash,
 };
 use crate::{VersionParams, version_condition};
 
@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_audit.sql"),
     include_str!("../migrations/sqlite/0004_provenance.sql"),
     include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
+    include_str!("../migrations/sqlite/0006_collection_version.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -32,6 +33,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    options: StoreOptions,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -42,18 +44,21 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn configure(conn: &Connection) -> Result<()> {
+/// Sets up a connection; its page cache is `cache_bytes` ([`StoreOptions::sqlite_cache_bytes`]).
+fn configure(conn: &Connection, cache_bytes: u64) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
-    conn.execute_batch(
+    // A negative cache_size is in KiB; at least 64 KiB.
+    let kib = (cache_bytes / 1024).max(64);
+    conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;
-         PRAGMA cache_size = -65536;
-         PRAGMA temp_store = MEMORY;",
-    )?;
+         PRAGMA cache_size = -{kib};
+         PRAGMA temp_store = MEMORY;"
+    ))?;
     Ok(())
 }
 
@@ -63,15 +68,27 @@ impl SqliteStore {
     /// Errors: [`StoreError::SchemaTooNew`] for a file from a newer Concord, or a database
     /// error.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        Self::open_with(path, &StoreOptions::default())
+    }
+
+    /// [`SqliteStore::open`], with at most [`StoreOptions::sqlite_readers`] idle readers
+    /// kept and [`StoreOptions::sqlite_cache_bytes`] of page cache per connection.
+    pub fn open_with(path: &Path, options: &StoreOptions) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        configure(&conn)?;
+        configure(&conn, options.sqlite_cache_bytes)?;
         migrate(&conn)?;
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            options: options.clone(),
         })
+    }
+
+    /// What the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
     }
 
     /// The database file.
@@ -93,13 +110,13 @@ impl SqliteStore {
                     &self.path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                configure(&c)?;
+                configure(&c, self.options.sqlite_cache_bytes)?;
                 c
             }
         };
         let out = f(&conn);
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < 8 {
+        if pool.len() < self.options.sqlite_readers {
             pool.push(conn);
         }
         out
@@ -123,6 +140,7 @@ impl SqliteStore {
             collection_id: collection_id.to_owned(),
             date_added_ns: 0,
             open: true,
+            added: false,
         };
         if let Some(c) = create {
             let alias = c.alias.clone().unwrap_or_default();
@@ -164,6 +182,13 @@ fn insert_collection(conn: &Connection, c: &Collection) -> Result<()> {
     Ok(())
 }
 
+/// Moves a collection's version ([`Store::collection_version`]), in the caller's transaction.
+fn bump_version(conn: &Connection, collection_id: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE collections SET version = version + 1 WHERE id = ?1")?
+        .execute([collection_id])?;
+    Ok(())
+}
+
 fn migrate(conn: &Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
@@ -200,6 +225,8 @@ struct SqliteBatch<'a> {
     collection_id: String,
     date_added_ns: i64,
     open: bool,
+    /// Whether an entry was added: the commit moves the collection's version.
+    added: bool,
 }
 
 impl Drop for SqliteBatch<'_> {
@@ -285,6 +312,7 @@ impl WriteBatch for SqliteBatch<'_> {
                 })
             ])?;
         Ok(if n == 1 {
+            self.added = true;
             AddOutcome::Added
         } else {
             AddOutcome::AlreadyPresent
@@ -314,6 +342,9 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        if self.added {
+            bump_version(&self.conn, &self.collection_id)?;
+        }
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
         Ok(())
@@ -528,6 +559,9 @@ impl Store for SqliteStore {
              AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)",
             [id],
         )?;
+        if n > 0 {
+            bump_version(&tx, collection_id)?;
+        }
         tx.commit()?;
         Ok(n)
     }
@@ -549,6 +583,15 @@ impl Store for SqliteStore {
                 "SELECT MAX(date_added_ns) FROM collection_entries WHERE collection_id = ?1",
             )?
             .query_row([collection_id], |r| r.get::<_, Option<i64>>(0))?)
+        })
+    }
+
+    fn collection_version(&self, collection_id: &str) -> Result<i64> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT version FROM collections WHERE id = ?1")?
+                .query_row([collection_id], |r| r.get::<_, i64>(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NoSuchCollection(collection_id.to_owned()))
         })
     }
 

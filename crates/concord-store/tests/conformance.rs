@@ -464,6 +464,66 @@ fn delete_keeps_versions_other_collections_hold(store: &dyn Store) {
     assert_eq!(all(store, &c2.id, &ObjectFilter::default()).len(), 1);
 }
 
+/// Issue 16, item 2: the collection version moves with every batch that adds and every
+/// delete that removes, in the writer's transaction, and only then.
+fn collection_version_moves_with_adds_and_deletes(store: &dyn Store) {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "v".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let other = store
+        .create_collection(&NewCollection {
+            alias: "w".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(store.collection_version(&c.id).unwrap(), 0);
+    let a = obj(A, Some("2016-01-01T00:00:00.000Z"), "a");
+    add(store, &c.id, std::slice::from_ref(&a));
+    let v1 = store.collection_version(&c.id).unwrap();
+    assert_ne!(v1, 0);
+    // Another collection's write does not move it; nor does a batch that adds nothing new,
+    // nor one rolled back.
+    add(store, &other.id, std::slice::from_ref(&a));
+    add(store, &c.id, std::slice::from_ref(&a));
+    {
+        let mut batch = store.begin_write(&c.id).unwrap();
+        let b = obj(B, Some("2016-01-01T00:00:00.000Z"), "b");
+        let header = validate_object(&b).unwrap();
+        let body = b.to_string();
+        batch
+            .add(&NewObject {
+                header: &header,
+                body: &body,
+                value: &b,
+            })
+            .unwrap();
+    }
+    assert_eq!(store.collection_version(&c.id).unwrap(), v1);
+    // A delete that removes nothing leaves it; one that removes moves it.
+    let all_versions = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..ObjectFilter::default()
+    };
+    assert_eq!(
+        store
+            .delete_object(&c.id, "campaign--nosuch", &all_versions)
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.collection_version(&c.id).unwrap(), v1);
+    let id = format!("campaign--{A}");
+    assert_eq!(store.delete_object(&c.id, &id, &all_versions).unwrap(), 1);
+    let v2 = store.collection_version(&c.id).unwrap();
+    assert!(v2 != v1 && v2 != 0, "{v1} -> {v2}");
+    assert!(matches!(
+        store.collection_version("no-such-id"),
+        Err(StoreError::NoSuchCollection(_))
+    ));
+}
+
 fn status_and_settings(store: &dyn Store) {
     store.put_status("s1", "{\"id\":\"s1\"}").unwrap();
     assert_eq!(
@@ -649,6 +709,11 @@ macro_rules! store_suite {
                 super::delete_keeps_versions_other_collections_hold(&s)
             }
             #[test]
+            fn collection_version_moves_with_adds_and_deletes() {
+                let Some((s, _g)) = $make else { return };
+                super::collection_version_moves_with_adds_and_deletes(&s)
+            }
+            #[test]
             fn status_and_settings() {
                 let Some((s, _g)) = $make else { return };
                 super::status_and_settings(&s)
@@ -763,6 +828,33 @@ mod postgres_only {
         }
     }
 
+    /// Issue 16, item 2: two stores on one database (two `serve` processes) see each
+    /// other's writes move a collection's version: it is a row, not process memory.
+    #[test]
+    fn collection_version_is_shared_by_processes_on_one_database() {
+        let Some(schema) = scratch() else { return };
+        let one = PostgresStore::open(schema.url()).unwrap();
+        let two = PostgresStore::open(schema.url()).unwrap();
+        let c = one
+            .create_collection(&NewCollection {
+                alias: "shared".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let before = one.collection_version(&c.id).unwrap();
+        assert_eq!(two.collection_version(&c.id).unwrap(), before);
+        add(&two, &c.id, &[campaign(1)]);
+        let after = one.collection_version(&c.id).unwrap();
+        assert_ne!(after, before);
+        let filter = ObjectFilter {
+            versions: vec![VersionSelector::All],
+            ..ObjectFilter::default()
+        };
+        let id = campaign(1)["id"].as_str().unwrap().to_owned();
+        assert_eq!(two.delete_object(&c.id, &id, &filter).unwrap(), 1);
+        assert_ne!(one.collection_version(&c.id).unwrap(), after);
+    }
+
     /// Issue 16, item 5: a database of schema 4 (versions as BIGINT nanoseconds) keeps its
     /// entries, their order and their versions through migration 0005.
     #[test]
@@ -774,7 +866,10 @@ mod postgres_only {
             .unwrap();
         drop(c);
         let store = PostgresStore::open(schema.url()).unwrap();
-        assert_eq!(store.migration_report().applied, ["0005_timestamp_keys"]);
+        assert_eq!(
+            store.migration_report().applied,
+            ["0005_timestamp_keys", "0006_collection_version"]
+        );
         check_migrated(&store);
     }
 
