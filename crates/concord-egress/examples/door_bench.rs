@@ -119,6 +119,7 @@ fn door_pages(egress: &Egress, who: &Audience, collection: &str, limit: usize) -
                     limit,
                     next: next.take(),
                     want_body: true,
+                    max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
                 },
             )
             .unwrap();

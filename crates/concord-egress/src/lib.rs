@@ -175,7 +175,16 @@ pub struct PageQuery {
     /// Whether the caller needs the objects (objects, export) or only ids and versions
     /// (manifest, versions).
     pub want_body: bool,
+    /// At most this many bytes of bodies (as the audience receives them) on the page
+    /// (issue 16, item 3): the page ends before the object that would cross it, with `more`
+    /// and a `next` that resumes at that object. A page always holds at least one object,
+    /// whatever its size. Ignored without bodies (`want_body` false). Default
+    /// [`DEFAULT_PAGE_BYTES`].
+    pub max_bytes: usize,
 }
+
+/// The default byte cap of a page ([`PageQuery::max_bytes`]): 16 MiB.
+pub const DEFAULT_PAGE_BYTES: usize = 16 << 20;
 
 /// Entries scanned per request at most, in units of `limit` (and at least
 /// [`MIN_SCAN_BUDGET`]): a page of a collection whose entries are mostly withheld ends early
@@ -198,6 +207,15 @@ const STORE_STEP: usize = 1000;
 
 /// Entries whose markings and references are read ahead together (one look-up each).
 const PREFETCH: usize = 128;
+
+/// What one page may hold: entries and bytes of bodies.
+#[derive(Clone, Copy, Debug)]
+struct Cap {
+    /// Entries (≥ 1).
+    limit: usize,
+    /// Bytes of bodies; the first entry is always taken.
+    bytes: usize,
+}
 
 /// The egress door of a node: the store, the compiled policy and the door's keys.
 #[derive(Clone)]
@@ -331,13 +349,21 @@ impl Egress {
             Some(token) => Some(self.open_cursor(token, &query.collection_id, audience)?),
             None => None,
         };
-        let (transfer, resume) = self.scan(
+        let cap = Cap {
+            limit: query.limit.max(1),
+            bytes: if query.want_body {
+                query.max_bytes
+            } else {
+                usize::MAX
+            },
+        };
+        let (transfer, resume) = self.scan_capped(
             audience,
             door,
             &query.collection_id,
             &query.filter,
             after,
-            query.limit,
+            cap,
             query.want_body,
         )?;
         let next = match resume {
@@ -363,49 +389,112 @@ impl Egress {
         limit: usize,
         want_body: bool,
     ) -> Result<(Transfer, Option<Cursor>), EgressError> {
-        let limit = limit.max(1);
+        let cap = Cap {
+            limit: limit.max(1),
+            bytes: usize::MAX,
+        };
+        self.scan_capped(audience, door, collection_id, filter, after, cap, want_body)
+    }
+
+    /// [`Egress::scan`] held to `cap`: its entries and the bytes of their bodies.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_capped(
+        &self,
+        audience: &Audience,
+        door: &str,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        after: Option<Cursor>,
+        cap: Cap,
+        want_body: bool,
+    ) -> Result<(Transfer, Option<Cursor>), EgressError> {
         match audience {
             Audience::Operator(name) => {
-                let page = self.store.entries(
-                    collection_id,
-                    filter,
-                    &PageRequest { limit, after },
-                    want_body,
-                )?;
-                let d = Door {
-                    door,
-                    partner: name,
-                    collection: collection_id,
-                    policy_version: BASE_POLICY_VERSION,
-                };
-                let records: Vec<AuditRecord> = page.entries.iter().map(|e| d.sent(e)).collect();
-                self.record(&records)?;
-                let resume = page.entries.last().map(Entry::cursor);
-                let entries = page
-                    .entries
-                    .into_iter()
-                    .map(|e| sent_as_stored(e, want_body))
-                    .collect();
-                Ok((
-                    Transfer {
-                        entries,
-                        more: page.more,
-                        next: None,
-                        withheld: 0,
-                    },
-                    resume.filter(|_| page.more),
-                ))
+                self.scan_operator(name, door, collection_id, filter, after, cap, want_body)
             }
-            Audience::Partner(partner) => self.scan_partner(
-                partner,
-                door,
+            Audience::Partner(partner) => {
+                self.scan_partner(partner, door, collection_id, filter, after, cap, want_body)
+            }
+        }
+    }
+
+    /// The operator's page: the stored entries as they are, read in steps of
+    /// [`STORE_STEP`] so that a page cut by its byte cap has not read far past it.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_operator(
+        &self,
+        name: &str,
+        door: &str,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        mut after: Option<Cursor>,
+        cap: Cap,
+        want_body: bool,
+    ) -> Result<(Transfer, Option<Cursor>), EgressError> {
+        let d = Door {
+            door,
+            partner: name,
+            collection: collection_id,
+            policy_version: BASE_POLICY_VERSION,
+        };
+        let mut kept: Vec<Entry> = Vec::new();
+        let mut bytes = 0usize;
+        let more = 'scan: loop {
+            self.check_cancel()?;
+            let step = STORE_STEP.min(cap.limit - kept.len());
+            let page = self.store.entries(
                 collection_id,
                 filter,
-                after,
-                limit,
+                &PageRequest {
+                    limit: step,
+                    after: after.take(),
+                },
                 want_body,
-            ),
+            )?;
+            for e in page.entries {
+                let len = e.body.as_ref().map_or(0, String::len);
+                if !kept.is_empty() && bytes.saturating_add(len) > cap.bytes {
+                    break 'scan true;
+                }
+                bytes += len;
+                kept.push(e);
+            }
+            if !page.more {
+                break false;
+            }
+            if kept.len() == cap.limit {
+                break true;
+            }
+            after = kept.last().map(Entry::cursor);
+        };
+        let records: Vec<AuditRecord> = kept.iter().map(|e| d.sent(e)).collect();
+        self.record(&records)?;
+        let resume = kept.last().map(Entry::cursor);
+        let entries = kept
+            .into_iter()
+            .map(|e| sent_as_stored(e, want_body))
+            .collect();
+        Ok((
+            Transfer {
+                entries,
+                more,
+                next: None,
+                withheld: 0,
+            },
+            resume.filter(|_| more),
+        ))
+    }
+
+    /// [`EgressError::Cancelled`] once the node is stopping ([`Egress::with_cancel`]).
+    fn check_cancel(&self) -> Result<(), EgressError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(EgressError::Cancelled);
         }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -416,9 +505,11 @@ impl Egress {
         collection_id: &str,
         filter: &ObjectFilter,
         mut after: Option<Cursor>,
-        limit: usize,
+        cap: Cap,
         want_body: bool,
     ) -> Result<(Transfer, Option<Cursor>), EgressError> {
+        let limit = cap.limit;
+        let mut bytes = 0usize;
         let mut decider = Decider::new(self, collection_id, partner)?;
         let d = Door {
             door,
@@ -479,13 +570,7 @@ impl Egress {
         let mut resume: Option<Cursor> = None;
         let more;
         'scan: loop {
-            if self
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-            {
-                return Err(EgressError::Cancelled);
-            }
+            self.check_cancel()?;
             // Read what the page still needs (and one more, to know `more`): entries read
             // and not sent are decided again on the next page.
             let step = STORE_STEP
@@ -518,6 +603,18 @@ impl Egress {
                     }
                     Outcome::Withheld(_) => false,
                 };
+                // The byte cap: a page that holds something ends before the object that
+                // would cross it, and the next page starts with that object.
+                if visible && want_body && !out.is_empty() {
+                    let len = match &outcome {
+                        Outcome::Sent { body: Some(b), .. } => b.len(),
+                        _ => e.body.as_ref().map_or(0, String::len),
+                    };
+                    if bytes.saturating_add(len) > cap.bytes {
+                        more = true;
+                        break 'scan;
+                    }
+                }
                 if out.len() == limit {
                     if visible {
                         // One more entry the partner would receive: `more` is true, and
@@ -552,6 +649,7 @@ impl Egress {
                     } else {
                         None
                     };
+                    bytes += body.as_ref().map_or(0, String::len);
                     out.push(Sent::of(e, id, body, rewritten));
                 }
                 if scanned >= budget {

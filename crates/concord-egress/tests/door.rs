@@ -116,6 +116,7 @@ fn read_all(n: &Node, who: &Audience, limit: usize) -> (Vec<Value>, Vec<String>)
                     limit,
                     next: next.clone(),
                     want_body: true,
+                    max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
                 },
             )
             .unwrap();
@@ -344,6 +345,7 @@ fn rewritten_scos_get_keyed_ids_that_hold_on_every_page_and_door() {
                     limit: 10,
                     next: None,
                     want_body: false,
+                    max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
                 },
             )
             .unwrap()
@@ -407,6 +409,7 @@ fn next_tokens_are_opaque_and_refused_when_forged_edited_or_foreign() {
                 limit: 1,
                 next: Some(next.to_owned()),
                 want_body: true,
+                max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
             },
         )
     };
@@ -616,6 +619,7 @@ fn a_renamed_sco_is_found_by_its_keyed_id_in_a_collection_larger_than_any_scan()
                     limit: 1,
                     next: None,
                     want_body: true,
+                    max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
                 },
             )
             .unwrap();
@@ -623,5 +627,77 @@ fn a_renamed_sco_is_found_by_its_keyed_id_in_a_collection_larger_than_any_scan()
         assert_eq!(t.entries[0].id, keyed);
         let body: Value = serde_json::from_str(t.entries[0].body.as_deref().unwrap()).unwrap();
         assert_eq!(&body, sco);
+    }
+}
+
+/// Issue 16, item 3: a page is capped in bytes of bodies as well as in objects. Each page
+/// holds at most `max_bytes` of bodies (or a single object larger than it), ends with `more`
+/// and a `next`, and the pages together give every object once, in order: for the operator
+/// and for a partner alike.
+#[test]
+fn pages_are_capped_in_bytes_and_resume_exactly() {
+    let n = node();
+    let objects: Vec<Value> = (0..12)
+        .map(|i| {
+            let mut v = identity(
+                &format!("identity--{i:08x}-0000-4000-8000-000000000000"),
+                &[CLEAR],
+            );
+            // One object far over the cap: it still goes, alone on its page.
+            let size = if i == 5 { 5000 } else { 300 };
+            v["description"] = json!("x".repeat(size));
+            v
+        })
+        .collect();
+    put(&n, &objects);
+    let cap = 1000;
+    for who in [Audience::Operator("admin".into()), abroad()] {
+        let mut next = None;
+        let mut got = Vec::new();
+        let mut pages = 0;
+        loop {
+            let t = n
+                .egress
+                .page(
+                    &who,
+                    "test",
+                    &PageQuery {
+                        collection_id: n.collection.clone(),
+                        filter: ObjectFilter::default(),
+                        limit: 100,
+                        next: next.take(),
+                        want_body: true,
+                        max_bytes: cap,
+                    },
+                )
+                .unwrap();
+            pages += 1;
+            let bytes: usize = t
+                .entries
+                .iter()
+                .map(|e| e.body.as_ref().unwrap().len())
+                .sum();
+            assert!(!t.entries.is_empty(), "{who:?}: an empty page");
+            assert!(
+                bytes <= cap || t.entries.len() == 1,
+                "{who:?}: {bytes} bytes in {} objects",
+                t.entries.len()
+            );
+            got.extend(t.entries.iter().map(|e| e.id.clone()));
+            match t.next {
+                Some(tok) if t.more => next = Some(tok),
+                _ => break,
+            }
+            assert!(pages < 100, "{who:?}: no end");
+        }
+        let want: Vec<String> = objects
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect();
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, want, "{who:?}: every object once");
+        // ~550-byte identities under a 1,000-byte cap: two per page, the big one alone.
+        assert!(pages >= 6, "{who:?}: {pages} pages");
     }
 }
