@@ -40,11 +40,13 @@ use concord_taxii::{ErrorCode, Query, TaxiiError, VersionMatch};
 
 pub mod audit;
 pub mod auth;
+pub mod limits;
 pub mod matching;
 pub mod ops;
 pub mod policy;
 
 pub use auth::Principal;
+pub use limits::Limits;
 
 /// What the server says about itself; from the node's configuration.
 #[derive(Clone, Debug)]
@@ -61,7 +63,10 @@ pub struct ServerConfig {
     /// takes a body is held to it by [`limit_bodies`].
     pub max_content_length: u64,
     /// Largest object and largest decompressed upload (`max_object_size`, `max_unpacked`).
-    pub limits: concord_ingest::Limits,
+    pub ingress: concord_ingest::Limits,
+    /// What one request may cost: `/api/match`'s fields and cache, page building
+    /// ([`Limits`]; its defaults when the node's configuration says nothing).
+    pub limits: Limits,
     /// The `[policy]` section of the node's configuration (built-in defaults when absent),
     /// compiled once at start by [`policy::node_policy`].
     pub policy: concord_policy::actions::PolicyConfig,
@@ -132,6 +137,10 @@ pub struct AppState {
     auth: Arc<auth::Authenticator>,
     policy: Arc<concord_policy::actions::Policy>,
     egress: Egress,
+    /// Compiled indicator sets of `/api/match` ([`Limits::match_cache_sets`]).
+    match_sets: Arc<matching::SetCache>,
+    /// Pages built at once ([`Limits::page_concurrency`], [`Limits::page_queue`]).
+    page_gate: Arc<limits::PageGate>,
     /// Set when the node starts stopping: long work (an ingest) checks it and rolls back.
     shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -156,6 +165,11 @@ impl AppState {
                 config.auth_limits.clone(),
             )),
             store,
+            match_sets: Arc::new(matching::SetCache::new(config.limits.match_cache_sets)),
+            page_gate: limits::PageGate::new(
+                config.limits.page_concurrency,
+                config.limits.page_queue,
+            ),
             config: Arc::new(config),
             shutdown,
         })
@@ -202,6 +216,11 @@ impl AppState {
     pub fn authenticator(&self) -> Arc<auth::Authenticator> {
         self.auth.clone()
     }
+
+    /// The gate every TAXII page goes through ([`Limits::page_concurrency`]).
+    pub fn page_gate(&self) -> Arc<limits::PageGate> {
+        self.page_gate.clone()
+    }
 }
 
 /// Why the server could not start.
@@ -224,6 +243,11 @@ pub enum ServerError {
 /// The router with every TAXII route, authentication and negotiation.
 pub fn router(state: AppState) -> Router {
     let root = format!("/{}", state.config.api_root);
+    // Every route that builds a page of objects goes through the one page gate (issue 16,
+    // item 3): GET objects, manifest, object and versions.
+    let paged = |m: axum::routing::MethodRouter<AppState>| {
+        m.layer(middleware::from_fn_with_state(state.clone(), page_gate))
+    };
     let routes: [(String, axum::routing::MethodRouter<AppState>); 9] = [
         ("/taxii2/".into(), get(discovery)),
         (format!("{root}/"), get(api_root)),
@@ -235,19 +259,19 @@ pub fn router(state: AppState) -> Router {
         ),
         (
             format!("{root}/collections/{{collection}}/manifest/"),
-            get(manifest),
+            paged(get(manifest)),
         ),
         (
             format!("{root}/collections/{{collection}}/objects/"),
-            get(objects).post(add_objects),
+            paged(get(objects)).post(add_objects),
         ),
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/"),
-            get(object).delete(delete_object),
+            paged(get(object)).delete(delete_object),
         ),
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"),
-            get(versions),
+            paged(get(versions)),
         ),
     ];
     // Not TAXII: matching for SIEMs (issue 4), plain JSON in and out.
@@ -269,6 +293,36 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state.clone())
         .merge(ops::routes(state))
+}
+
+/// The page gate of [`router`]: waits for a [`limits::PagePermit`] (the cheapest waiting page
+/// first, by its `limit`), held until the response is built; 503 with `Retry-After` as a
+/// TAXII error resource when [`Limits::page_queue`] pages already wait.
+async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let cost = req
+        .uri()
+        .query()
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|p| p.strip_prefix("limit=")?.parse::<usize>().ok())
+        })
+        .unwrap_or(concord_taxii::query::DEFAULT_LIMIT)
+        .min(concord_taxii::query::MAX_LIMIT);
+    let _permit = match state.page_gate.enter(cost).await {
+        Ok(p) => p,
+        Err(busy) => {
+            let mut resp = error_response(TaxiiError::new(
+                ErrorCode::ServiceUnavailable,
+                busy.to_string(),
+            ));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(limits::BUSY_RETRY_AFTER_SECS),
+            );
+            return resp;
+        }
+    };
+    next.run(req).await
 }
 
 /// Holds every request body of `app` to `max` bytes, as a layer around the whole router
@@ -669,8 +723,9 @@ async fn door_page(
     state: &AppState,
     principal: &Principal,
     door: &'static str,
-    query: PageQuery,
+    mut query: PageQuery,
 ) -> Handler<Transfer> {
+    query.max_bytes = state.config.limits.page_max_bytes;
     let egress = state.egress.clone();
     let audience = audience_of(principal);
     blocking(move || Ok(egress.page(&audience, door, &query)?)).await
@@ -688,6 +743,8 @@ fn page_query(
         limit: q.limit,
         next: q.next.clone(),
         want_body,
+        // Set from the node's limits by `door_page`.
+        max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
     }
 }
 
@@ -998,7 +1055,7 @@ async fn add_objects(
                 ))
             }
         })?;
-    let max_object_size = state.config.limits.max_object_size;
+    let max_object_size = state.config.ingress.max_object_size;
     let cancel = state.shutdown.clone();
     let request_timestamp = Timestamp::now_micros().to_string();
     let store = state.store.clone();
@@ -1273,18 +1330,89 @@ where
     }
 }
 
+/// An error of `/api/`: JSON `{"error": "FIELD: RULE"}` (the field first when one is at
+/// fault), the same shape as the 413 of [`too_large_response`].
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0 == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.1, "/api/match failed");
+        }
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "error": self.1 }).to_string(),
+        )
+            .into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+/// The body of `POST /api/match`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchRequest {
+    collections: Vec<String>,
+    #[serde(default)]
+    format: Option<String>,
+    lines: Vec<String>,
+}
+
+impl MatchRequest {
+    /// Holds the request to `limits` ([`Limits::match_collections`], [`Limits::match_lines`],
+    /// [`Limits::match_bytes`]) and removes repeated collections (first place kept).
+    /// Errors: a 400 naming the field and the rule.
+    fn check(&mut self, limits: &Limits) -> Result<(), ApiError> {
+        let mut seen = std::collections::HashSet::new();
+        self.collections.retain(|c| seen.insert(c.clone()));
+        let n = self.collections.len();
+        if n == 0 || n > limits.match_collections {
+            return Err(bad_request(format!(
+                "collections: must name 1 to {} distinct collections (match_collections), \
+                 names {n}",
+                limits.match_collections
+            )));
+        }
+        if self.lines.len() > limits.match_lines {
+            return Err(bad_request(format!(
+                "lines: at most {} lines (match_lines), got {}",
+                limits.match_lines,
+                self.lines.len()
+            )));
+        }
+        let bytes: usize = self.lines.iter().map(String::len).sum();
+        if bytes > limits.match_bytes {
+            return Err(bad_request(format!(
+                "lines: at most {} bytes together (match_bytes), got {bytes}",
+                limits.match_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `POST /api/match` (issue 4): `{"collections": [C, …], "format": "lines" | "eve" | "zeek",
 /// "lines": [L, …]}` — observables (one per line, format `lines`, the default) or log lines —
 /// matched against the indicators of the collections the principal may read, valid now.
 /// Answers `{"hits": [{"line", "indicator", "value", "path"}, …], "records": n,
 /// "malformed": ["line N: why", …]}`. A partner matches only the indicators the egress
-/// door lets it see. 400 for a malformed request, 404 for a collection that does not exist
-/// or that it may not read (the same answer).
+/// door lets it see.
+///
+/// The indicator set of (collections, principal) is compiled once and reused while the
+/// collections are unchanged ([`matching::SetCache`], issue 16 item 2). Errors, as JSON
+/// `{"error": …}` naming the field: 400 for a malformed request or one over the limits of
+/// [`Limits`] (`collections`: 1 to `match_collections` distinct, repeats removed; `lines`:
+/// `match_lines` entries and `match_bytes` bytes), 404 for a collection that does not
+/// exist or that it may not read (the same answer), 413 over `max_content_length`.
 async fn api_match(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     req: Request,
-) -> Handler<Response> {
+) -> Result<Response, ApiError> {
     let max = state.config.max_content_length;
     let path = req.uri().path().to_owned();
     // The body is held to max_content_length by `limit_bodies`; crossing it answers 413
@@ -1292,61 +1420,45 @@ async fn api_match(
     let body = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
         Ok(b) => b,
         Err(e) if is_too_large(&e) => return Ok(too_large_response(&path, max)),
-        Err(e) => {
-            return Err(Error(TaxiiError::new(
-                ErrorCode::BadRequest,
-                format!("reading the body: {e}"),
-            )));
-        }
+        Err(e) => return Err(bad_request(format!("reading the body: {e}"))),
     };
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct MatchRequest {
-        collections: Vec<String>,
-        #[serde(default)]
-        format: Option<String>,
-        lines: Vec<String>,
-    }
-    let req: MatchRequest = serde_json::from_slice(&body).map_err(|e| {
-        Error(TaxiiError::new(
-            ErrorCode::BadRequest,
-            format!("request: {e}"),
-        ))
-    })?;
-    let format: concord_match::Format =
-        req.format
-            .as_deref()
-            .unwrap_or("lines")
-            .parse()
-            .map_err(|e| {
-                Error(TaxiiError::new(
-                    ErrorCode::BadRequest,
-                    format!("format: {e}"),
-                ))
-            })?;
+    let mut req: MatchRequest =
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("request: {e}")))?;
+    drop(body);
+    req.check(&state.config.limits)?;
+    let format: concord_match::Format = req
+        .format
+        .as_deref()
+        .unwrap_or("lines")
+        .parse()
+        .map_err(|e| bad_request(format!("format: {e}")))?;
     if matches!(
         format,
         concord_match::Format::Json | concord_match::Format::Csv
     ) {
-        return Err(Error(TaxiiError::new(
-            ErrorCode::BadRequest,
+        return Err(bad_request(
             "format: json and csv need a field map; use lines, eve or zeek",
-        )));
+        ));
     }
     let store = state.store.clone();
     let egress = state.egress.clone();
-    blocking(move || {
+    let sets = state.match_sets.clone();
+    let work = move || -> Result<Response, ApiError> {
+        let internal = |e: &dyn std::fmt::Display| {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        };
         let mut ids = Vec::new();
         for name in &req.collections {
             // Unknown and unreadable answer alike (404), as TAXII's collection endpoints do.
             let c = store
-                .collection(name)?
+                .collection(name)
+                .map_err(|e| internal(&e))?
                 .filter(|c| principal.can_read(&c.id))
                 .ok_or_else(|| {
-                    Error(TaxiiError::new(
-                        ErrorCode::NotFound,
+                    ApiError(
+                        StatusCode::NOT_FOUND,
                         format!("collections: no collection {name:?}"),
-                    ))
+                    )
                 })?;
             ids.push(c.id);
         }
@@ -1354,11 +1466,16 @@ async fn api_match(
             Principal::Admin => matching::Audience::Operator,
             Principal::Partner(p) => matching::Audience::Partner(&p.profile),
         };
-        let set = matching::indicator_set(&egress, &ids, &audience)
-            .map_err(|e| Error(TaxiiError::new(ErrorCode::Internal, e.to_string())))?;
+        let (set, _reused) = sets.get(&egress, &ids, &audience).map_err(|e| match e {
+            matching::SetError::Egress(EgressError::Cancelled) => {
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            e => internal(&e),
+        })?;
         let now = Timestamp::now_micros().unix_nanos();
         let mut matcher = concord_match::Matcher::new(&set, now).validity_at(now);
         let input = req.lines.join("\n").into_bytes();
+        drop(req);
         let mut reader = concord_match::RecordReader::new(
             "request",
             Box::new(std::io::Cursor::new(input)),
@@ -1371,7 +1488,7 @@ async fn api_match(
                 "line": h.line, "indicator": h.indicator, "value": h.value, "path": h.path,
             }))
         })
-        .map_err(|e| Error(TaxiiError::new(ErrorCode::BadRequest, e.to_string())))?;
+        .map_err(|e| bad_request(format!("lines: {e}")))?;
         let malformed: Vec<String> = reader.malformed().iter().map(|m| m.to_string()).collect();
         let body = serde_json::json!({
             "hits": hits, "records": summary.records, "malformed": malformed,
@@ -1382,6 +1499,11 @@ async fn api_match(
             body.to_string(),
         )
             .into_response())
-    })
-    .await
+    };
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )
+    })?
 }

@@ -97,3 +97,112 @@ pub fn indicator_set(
     }
     Ok(builder.build())
 }
+
+/// What a cached set was compiled from, per collection in key order: its version
+/// ([`concord_store::Store::collection_version`]) and its sharing setting (`concord
+/// collection share`, which decides what a partner receives of it).
+type Stamp = Vec<(i64, Option<String>)>;
+
+/// Which set: the collections (ids, sorted, without repeats), who it is for, and the policy
+/// version it was decided under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SetKey {
+    collections: Vec<String>,
+    audience: String,
+    policy_version: String,
+}
+
+/// One set of the cache; its mutex is held while the set is compiled, so that concurrent
+/// requests for one set compile it once.
+#[derive(Default)]
+struct Slot {
+    built: std::sync::Mutex<Option<(Stamp, std::sync::Arc<IndicatorSet>)>>,
+}
+
+/// Compiled indicator sets kept between `POST /api/match` requests (issue 16, item 2): one
+/// per (collections, audience, policy version), reused while every collection's version
+/// and sharing are unchanged, recompiled (once, whatever the number of waiting requests)
+/// when one moved. On PostgreSQL the versions are rows of the database, so a write through
+/// another `serve` process invalidates a set here too.
+///
+/// At most `capacity` sets are kept (least recently used dropped first): the memory is
+/// `capacity` times the largest set (about 1 KiB per indicator).
+pub struct SetCache {
+    capacity: usize,
+    /// Least recently used first.
+    slots: std::sync::Mutex<Vec<(SetKey, std::sync::Arc<Slot>)>>,
+}
+
+impl SetCache {
+    /// A cache of at most `capacity` sets; 0 compiles every request's set anew.
+    pub fn new(capacity: usize) -> SetCache {
+        SetCache {
+            capacity,
+            slots: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The set of `collections` (ids) for `audience`, and whether it was reused: the cached
+    /// one when every collection's version and sharing are what they were when it was
+    /// compiled, else [`indicator_set`]'s (audited then, door `api-match`, for a partner).
+    /// The versions are read before compiling, so a write during the compile makes the
+    /// next request compile again, never serve a stale set. Errors: those of
+    /// [`indicator_set`]; a collection id that does not exist.
+    pub fn get(
+        &self,
+        egress: &Egress,
+        collections: &[String],
+        audience: &Audience<'_>,
+    ) -> Result<(std::sync::Arc<IndicatorSet>, bool), SetError> {
+        let mut ids = collections.to_vec();
+        ids.sort();
+        ids.dedup();
+        if self.capacity == 0 {
+            return Ok((std::sync::Arc::new(indicator_set(egress, &ids, audience)?), false));
+        }
+        let store = egress.store();
+        let mut stamp = Stamp::with_capacity(ids.len());
+        for id in &ids {
+            let version = store.collection_version(id)?;
+            let sharing =
+                store.setting(&concord_policy::egress::sharing_setting_key(id))?;
+            stamp.push((version, sharing));
+        }
+        let key = SetKey {
+            audience: match audience {
+                Audience::Operator => "operator".to_owned(),
+                Audience::Partner(p) => format!(
+                    "partner\n{}\n{}\n{}",
+                    p.name,
+                    p.jurisdiction,
+                    p.groups.join("\n")
+                ),
+            },
+            collections: ids,
+            policy_version: egress.policy().version.clone(),
+        };
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = match slots.iter().position(|(k, _)| *k == key) {
+                Some(i) => slots.remove(i).1,
+                None => std::sync::Arc::default(),
+            };
+            slots.push((key.clone(), slot.clone()));
+            if slots.len() > self.capacity {
+                slots.remove(0);
+            }
+            slot
+        };
+        let mut built = slot.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, set)) = built.as_ref()
+            && *s == stamp
+        {
+            return Ok((set.clone(), true));
+        }
+        // Dropped before compiling: the old set's memory is not held twice.
+        *built = None;
+        let set = std::sync::Arc::new(indicator_set(egress, &key.collections, audience)?);
+        *built = Some((stamp, set.clone()));
+        Ok((set, false))
+    }
+}

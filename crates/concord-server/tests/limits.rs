@@ -33,6 +33,7 @@ fn state(dir: &std::path::Path, auth_limits: AuthLimits) -> AppState {
             contact: None,
             api_root: "concord".into(),
             max_content_length: 1 << 20,
+            ingress: Default::default(),
             limits: Default::default(),
             policy: Default::default(),
             auth_limits,

@@ -1046,7 +1046,7 @@ async fn import(
     let mut format = String::from("auto");
     let mut file: Option<(String, axum::body::Bytes)> = None;
     let max = web.app.config().max_content_length;
-    let limits = web.app.config().limits;
+    let limits = web.app.config().ingress;
     // A body cut at max_content_length (chunked, so not refused from its Content-Length by
     // `limit_bodies`) answers the same 413 as a declared one.
     let too_large = |e: &axum::extract::multipart::MultipartError| {

@@ -47,6 +47,7 @@ fn app(dir: &std::path::Path, auth_limits: AuthLimits) -> (axum::Router, String)
             contact: None,
             api_root: "concord".into(),
             max_content_length: 1 << 20,
+            ingress: Default::default(),
             limits: Default::default(),
             policy: Default::default(),
             auth_limits,

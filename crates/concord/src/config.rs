@@ -107,6 +107,16 @@ sync_schedule = true
 # negative_cache = 10000               # failed keys remembered (no argon2 when repeated)
 # tls_handshake_timeout_secs = 10      # TLS: a handshake not done by then is closed
 # header_read_timeout_secs = 10        # a request header not read by then is closed
+# match_collections = 16               # POST /api/match: distinct collections; more get 400
+# match_lines = 50000                  # POST /api/match: lines; more get 400
+# match_bytes = 1048576                # POST /api/match: bytes of lines; more get 400
+# match_cache_sets = 8                 # POST /api/match: compiled indicator sets kept
+# page_concurrency = 4                 # TAXII pages built at once
+# page_queue = 32                      # pages that may wait; more get 503 + Retry-After
+# page_max_bytes = 16777216            # bytes of objects on one page (at least one object)
+# sqlite_readers = 4                   # SQLite reader connections kept open
+# sqlite_cache_bytes = 8388608         # SQLite page cache per connection
+# postgres_max_connections = 10        # PostgreSQL connections per process
 "#;
 
 /// Parsed configuration.
@@ -152,8 +162,9 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// The `[limits]` section: the server's [`concord_server::auth::AuthLimits`] and
-/// [`concord_server::ConnTimeouts`], flat, with their defaults.
+/// The `[limits]` section: the server's [`concord_server::auth::AuthLimits`],
+/// [`concord_server::ConnTimeouts`] and [`concord_server::Limits`], and the store's
+/// [`concord_store::StoreOptions`], flat, with their defaults.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -171,12 +182,34 @@ pub struct Limits {
     pub tls_handshake_timeout_secs: u64,
     /// [`concord_server::ConnTimeouts::header_read`], seconds.
     pub header_read_timeout_secs: u64,
+    /// See [`concord_server::Limits::match_collections`].
+    pub match_collections: usize,
+    /// See [`concord_server::Limits::match_lines`].
+    pub match_lines: usize,
+    /// See [`concord_server::Limits::match_bytes`] (bytes).
+    pub match_bytes: usize,
+    /// See [`concord_server::Limits::match_cache_sets`].
+    pub match_cache_sets: usize,
+    /// See [`concord_server::Limits::page_concurrency`].
+    pub page_concurrency: usize,
+    /// See [`concord_server::Limits::page_queue`].
+    pub page_queue: usize,
+    /// See [`concord_server::Limits::page_max_bytes`] (bytes).
+    pub page_max_bytes: usize,
+    /// See [`concord_store::StoreOptions::sqlite_readers`].
+    pub sqlite_readers: usize,
+    /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
+    pub sqlite_cache_bytes: u64,
+    /// See [`concord_store::StoreOptions::postgres_max_connections`].
+    pub postgres_max_connections: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         let auth = concord_server::auth::AuthLimits::default();
         let t = concord_server::ConnTimeouts::default();
+        let server = concord_server::Limits::default();
+        let store = concord_store::StoreOptions::default();
         Limits {
             hash_concurrency: auth.hash_concurrency,
             hash_queue: auth.hash_queue,
@@ -185,6 +218,16 @@ impl Default for Limits {
             negative_cache: auth.negative_cache,
             tls_handshake_timeout_secs: t.handshake.as_secs(),
             header_read_timeout_secs: t.header_read.as_secs(),
+            match_collections: server.match_collections,
+            match_lines: server.match_lines,
+            match_bytes: server.match_bytes,
+            match_cache_sets: server.match_cache_sets,
+            page_concurrency: server.page_concurrency,
+            page_queue: server.page_queue,
+            page_max_bytes: server.page_max_bytes,
+            sqlite_readers: store.sqlite_readers,
+            sqlite_cache_bytes: store.sqlite_cache_bytes,
+            postgres_max_connections: store.postgres_max_connections,
         }
     }
 }
@@ -198,6 +241,28 @@ impl Limits {
             failures_per_source: self.failures_per_source,
             failures_per_key: self.failures_per_key,
             negative_cache: self.negative_cache,
+        }
+    }
+
+    /// What one request may cost the server.
+    pub fn server(&self) -> concord_server::Limits {
+        concord_server::Limits {
+            match_collections: self.match_collections,
+            match_lines: self.match_lines,
+            match_bytes: self.match_bytes,
+            match_cache_sets: self.match_cache_sets,
+            page_concurrency: self.page_concurrency,
+            page_queue: self.page_queue,
+            page_max_bytes: self.page_max_bytes,
+        }
+    }
+
+    /// How the store is sized.
+    pub fn store(&self) -> concord_store::StoreOptions {
+        concord_store::StoreOptions {
+            sqlite_readers: self.sqlite_readers,
+            sqlite_cache_bytes: self.sqlite_cache_bytes,
+            postgres_max_connections: self.postgres_max_connections,
         }
     }
 
@@ -221,7 +286,7 @@ fn default_max_unpacked() -> u64 {
 
 impl Config {
     /// The ingress limits of this configuration.
-    pub fn limits(&self) -> concord_ingest::Limits {
+    pub fn ingress_limits(&self) -> concord_ingest::Limits {
         concord_ingest::Limits {
             max_object_size: self.max_object_size,
             max_unpacked: self.max_unpacked,

@@ -320,7 +320,7 @@ fn run(command: Command) -> Outcome {
             misp,
             files,
         } => {
-            transfer::set_limits(Config::load(&data_dir(&data).dir)?.limits());
+            transfer::set_limits(Config::load(&data_dir(&data).dir)?.ingress_limits());
             let store = open_store(&data)?;
             if format == "ioc-list" {
                 return matching::import_ioc_lists(
@@ -456,9 +456,11 @@ fn location(data: &DataDirArg) -> Result<Location> {
     })
 }
 
-/// Opens the store of an initialised node (applying pending migrations).
+/// Opens the store of an initialised node (applying pending migrations), sized by the
+/// `[limits]` of its configuration ([`config::Limits::store`]).
 fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
     let dir = data_dir(data);
+    let options = Config::load(&dir.dir)?.limits.store();
     match location(data)? {
         Location::Sqlite(path) => {
             if !path.exists() {
@@ -468,12 +470,12 @@ fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>> {
                     dir.dir.display()
                 );
             }
-            let store = SqliteStore::open(&path)
+            let store = SqliteStore::open_with(&path, &options)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             Ok(Arc::new(store))
         }
         Location::Postgres(url) => {
-            let store = PostgresStore::open(&url)
+            let store = PostgresStore::open_with(&url, &options)
                 .with_context(|| format!("cannot open {}", redact(&url)))?;
             Ok(Arc::new(store))
         }
@@ -569,7 +571,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let config = Config::load(&dir.dir)?;
     let store = open_store(data)?;
     let listen = listen.unwrap_or(config.listen.clone());
-    let limits = config.limits();
+    let ingress = config.ingress_limits();
     let state = concord_server::AppState::new(
         store.clone(),
         concord_server::ServerConfig {
@@ -578,7 +580,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             contact: Some(config.contact).filter(|c| !c.is_empty()),
             api_root: config.api_root.clone(),
             max_content_length: config.max_content_length,
-            limits,
+            ingress,
+            limits: config.limits.server(),
             policy: config.policy,
             auth_limits: config.limits.auth(),
         },

@@ -60,6 +60,7 @@ pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
             contact: None,
             api_root: "concord".into(),
             max_content_length,
+            ingress: Default::default(),
             limits: Default::default(),
             policy: Default::default(),
             auth_limits: Default::default(),
