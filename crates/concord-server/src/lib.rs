@@ -1444,9 +1444,8 @@ async fn api_match(
     let egress = state.egress.clone();
     let sets = state.match_sets.clone();
     let work = move || -> Result<Response, ApiError> {
-        let internal = |e: &dyn std::fmt::Display| {
-            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        };
+        let internal =
+            |e: &dyn std::fmt::Display| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         let mut ids = Vec::new();
         for name in &req.collections {
             // Unknown and unreadable answer alike (404), as TAXII's collection endpoints do.

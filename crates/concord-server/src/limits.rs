@@ -101,7 +101,9 @@ impl Ord for Waiter {
 
 /// The gate is full: `concurrency` pages building and `queue` waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("busy: {building} pages are being built and {waiting} wait (page_concurrency, page_queue); retry after {BUSY_RETRY_AFTER_SECS} s")]
+#[error(
+    "busy: {building} pages are being built and {waiting} wait (page_concurrency, page_queue); retry after {BUSY_RETRY_AFTER_SECS} s"
+)]
 pub struct Busy {
     /// Pages being built.
     pub building: usize,

@@ -158,14 +158,16 @@ impl SetCache {
         ids.sort();
         ids.dedup();
         if self.capacity == 0 {
-            return Ok((std::sync::Arc::new(indicator_set(egress, &ids, audience)?), false));
+            return Ok((
+                std::sync::Arc::new(indicator_set(egress, &ids, audience)?),
+                false,
+            ));
         }
         let store = egress.store();
         let mut stamp = Stamp::with_capacity(ids.len());
         for id in &ids {
             let version = store.collection_version(id)?;
-            let sharing =
-                store.setting(&concord_policy::egress::sharing_setting_key(id))?;
+            let sharing = store.setting(&concord_policy::egress::sharing_setting_key(id))?;
             stamp.push((version, sharing));
         }
         let key = SetKey {

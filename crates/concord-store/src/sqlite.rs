@@ -803,3 +803,44 @@ fn insert_audit(conn: &Connection, records: &[AuditRecord]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16, item 3: each connection's page cache is `sqlite_cache_bytes`, and of the
+    /// readers opened while many read at once, `sqlite_readers` stay open after.
+    #[test]
+    fn readers_and_their_caches_are_sized_by_the_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            sqlite_readers: 2,
+            sqlite_cache_bytes: 1 << 20,
+            ..StoreOptions::default()
+        };
+        let store = SqliteStore::open_with(&dir.path().join("t.sqlite"), &options).unwrap();
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    store
+                        .with_reader(|c| {
+                            // All six hold a reader at once.
+                            barrier.wait();
+                            let kib: i64 =
+                                c.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+                            assert_eq!(kib, -1024);
+                            Ok(())
+                        })
+                        .unwrap()
+                });
+            }
+        });
+        assert_eq!(store.readers.lock().unwrap().len(), 2);
+        let kib: i64 = store
+            .writer()
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(kib, -1024);
+    }
+}
