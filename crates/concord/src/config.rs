@@ -382,3 +382,50 @@ impl DataDir {
         self.dir.join(CONFIG_FILE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `[limits]` key reaches the server's and the store's limits; absent keys keep
+    /// their defaults.
+    #[test]
+    fn the_limits_section_reaches_the_server_and_the_store() {
+        let defaults: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(defaults.limits.server(), concord_server::Limits::default());
+        assert_eq!(
+            defaults.limits.store(),
+            concord_store::StoreOptions::default()
+        );
+        let text = format!(
+            "{DEFAULT_CONFIG}\n[limits]\nmatch_collections = 3\nmatch_lines = 4\n\
+             match_bytes = 5\nmatch_cache_sets = 6\npage_concurrency = 7\npage_queue = 8\n\
+             page_max_bytes = 9\nsqlite_readers = 10\nsqlite_cache_bytes = 11\n\
+             postgres_max_connections = 12\n"
+        );
+        let c: Config = toml::from_str(&text).unwrap();
+        assert_eq!(
+            c.limits.server(),
+            concord_server::Limits {
+                match_collections: 3,
+                match_lines: 4,
+                match_bytes: 5,
+                match_cache_sets: 6,
+                page_concurrency: 7,
+                page_queue: 8,
+                page_max_bytes: 9,
+            }
+        );
+        assert_eq!(
+            c.limits.store(),
+            concord_store::StoreOptions {
+                sqlite_readers: 10,
+                sqlite_cache_bytes: 11,
+                postgres_max_connections: 12,
+            }
+        );
+        let bad = format!("{DEFAULT_CONFIG}\n[limits]\npage_queues = 1\n");
+        let err = toml::from_str::<Config>(&bad).unwrap_err().to_string();
+        assert!(err.contains("page_queues"), "{err}");
+    }
+}
