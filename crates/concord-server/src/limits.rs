@@ -23,7 +23,8 @@ pub struct Limits {
     /// ([`crate::matching::SetCache`]); 0 keeps none. Default 8.
     pub match_cache_sets: usize,
     /// TAXII pages (objects, manifest, object, versions) built at once. Default 4; at
-    /// least 1.
+    /// least 1. One page of at most [`SMALL_PAGE`] objects may be built besides, in a slot
+    /// of its own ([`PageGate`]).
     pub page_concurrency: usize,
     /// TAXII pages that may wait for one of those; more answer 503 with `Retry-After`.
     /// Default 32.
@@ -51,11 +52,17 @@ impl Default for Limits {
 /// Seconds a client told "busy" (503) waits before it tries again (`Retry-After`).
 pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
-/// At most `concurrency` pages built at once, at most `queue` more waiting; beyond, the
-/// caller is answered 503 at once. The waiting page that asked for the fewest objects goes
-/// first (then the oldest), so a small page of a well-behaved client is not held behind a
-/// queue of 10,000-object pages; a large page waits at most while smaller ones keep
-/// arriving, which the queue bound limits.
+/// A page of at most this many objects is small: it may also be built in the one slot
+/// [`PageGate`] keeps for small pages, so that a client paging 10 objects at a time does
+/// not wait for 10,000-object pages to finish (its memory and work are a thousandth of
+/// theirs).
+pub const SMALL_PAGE: usize = 100;
+
+/// At most `concurrency` pages built at once, plus one small page ([`SMALL_PAGE`]) in a
+/// slot of its own; at most `queue` more waiting; beyond, the caller is answered 503 at
+/// once. The waiting page that asked for the fewest objects goes first (then the oldest),
+/// so a small page is not held behind a queue of large ones; a large page waits at most
+/// while smaller ones keep arriving, which the queue bound limits.
 ///
 /// One gate per node ([`crate::AppState`]), applied as one layer on every page route by
 /// [`crate::router`]; a permit is held until the page's response is built (its body is
@@ -67,9 +74,21 @@ pub struct PageGate {
     state: Mutex<GateState>,
 }
 
+/// Which slot a page is built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// One of the `concurrency` slots.
+    Any,
+    /// The slot kept for a small page.
+    Small,
+}
+
 #[derive(Debug, Default)]
 struct GateState {
+    /// Pages built in the `concurrency` slots.
     building: usize,
+    /// Whether the small page slot is taken.
+    small_building: bool,
     waiting: BinaryHeap<Waiter>,
     seq: u64,
 }
@@ -78,7 +97,7 @@ struct GateState {
 struct Waiter {
     cost: usize,
     seq: u64,
-    wake: tokio::sync::oneshot::Sender<()>,
+    wake: tokio::sync::oneshot::Sender<Lane>,
 }
 
 impl PartialEq for Waiter {
@@ -99,7 +118,7 @@ impl Ord for Waiter {
     }
 }
 
-/// The gate is full: `concurrency` pages building and `queue` waiting.
+/// The gate is full: every slot building and `queue` pages waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "busy: {building} pages are being built and {waiting} wait (page_concurrency, page_queue); retry after {BUSY_RETRY_AFTER_SECS} s"
@@ -115,11 +134,12 @@ pub struct Busy {
 #[derive(Debug)]
 pub struct PagePermit {
     gate: Arc<PageGate>,
+    lane: Lane,
 }
 
 impl Drop for PagePermit {
     fn drop(&mut self) {
-        self.gate.release();
+        self.gate.release(self.lane);
     }
 }
 
@@ -128,25 +148,27 @@ impl Drop for PagePermit {
 struct Waiting {
     gate: Arc<PageGate>,
     seq: u64,
-    rx: Option<tokio::sync::oneshot::Receiver<()>>,
+    rx: Option<tokio::sync::oneshot::Receiver<Lane>>,
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
         if let Some(mut rx) = self.rx.take() {
             rx.close();
-            if rx.try_recv().is_ok() {
-                self.gate.release();
-            } else {
-                let seq = self.seq;
-                self.gate.lock().waiting.retain(|w| w.seq != seq);
+            match rx.try_recv() {
+                Ok(lane) => self.gate.release(lane),
+                Err(_) => {
+                    let seq = self.seq;
+                    self.gate.lock().waiting.retain(|w| w.seq != seq);
+                }
             }
         }
     }
 }
 
 impl PageGate {
-    /// A gate of `concurrency` (at least 1) pages at once and `queue` waiting.
+    /// A gate of `concurrency` (at least 1) pages at once, one more small page, and `queue`
+    /// waiting.
     pub fn new(concurrency: usize, queue: usize) -> Arc<PageGate> {
         Arc::new(PageGate {
             concurrency: concurrency.max(1),
@@ -162,15 +184,23 @@ impl PageGate {
     /// Waits for the right to build a page of at most `cost` objects (its `limit`).
     /// Errors: [`Busy`] at once when `queue` pages already wait.
     pub async fn enter(self: &Arc<Self>, cost: usize) -> Result<PagePermit, Busy> {
+        let permit = |lane| PagePermit {
+            gate: self.clone(),
+            lane,
+        };
         let (rx, seq) = {
             let mut s = self.lock();
             if s.building < self.concurrency {
                 s.building += 1;
-                return Ok(PagePermit { gate: self.clone() });
+                return Ok(permit(Lane::Any));
+            }
+            if cost <= SMALL_PAGE && !s.small_building {
+                s.small_building = true;
+                return Ok(permit(Lane::Small));
             }
             if s.waiting.len() >= self.queue {
                 return Err(Busy {
-                    building: s.building,
+                    building: s.building + usize::from(s.small_building),
                     waiting: s.waiting.len(),
                 });
             }
@@ -191,26 +221,34 @@ impl PageGate {
         };
         let rx = waiting.rx.as_mut().expect("set above");
         // The sender is dropped only by `release` after a failed send, which it never does
-        // to a live receiver: an error here cannot happen, and would mean "go" anyway.
-        let _ = rx.await;
+        // to a live receiver: an error cannot happen here.
+        let lane = rx.await.unwrap_or(Lane::Any);
         waiting.rx = None;
-        Ok(PagePermit { gate: self.clone() })
+        Ok(permit(lane))
     }
 
-    /// Hands the slot of a finished page to the best waiting one, or frees it.
-    fn release(&self) {
+    /// Hands the slot of a finished page to the cheapest waiting page it may take (any
+    /// page for a `concurrency` slot, a small one for the small slot), or frees it.
+    fn release(&self, lane: Lane) {
         let mut s = self.lock();
-        while let Some(w) = s.waiting.pop() {
-            if w.wake.send(()).is_ok() {
+        while let Some(top) = s.waiting.peek() {
+            if lane == Lane::Small && top.cost > SMALL_PAGE {
+                break;
+            }
+            let w = s.waiting.pop().expect("peeked");
+            if w.wake.send(lane).is_ok() {
                 return;
             }
         }
-        s.building = s.building.saturating_sub(1);
+        match lane {
+            Lane::Any => s.building = s.building.saturating_sub(1),
+            Lane::Small => s.small_building = false,
+        }
     }
 
-    /// Pages being built and pages waiting, now.
+    /// Pages being built (the small slot included) and pages waiting, now.
     pub fn load(&self) -> (usize, usize) {
         let s = self.lock();
-        (s.building, s.waiting.len())
+        (s.building + usize::from(s.small_building), s.waiting.len())
     }
 }

@@ -404,8 +404,10 @@ async fn pages_beyond_the_gate_and_its_queue_get_503_with_retry_after() {
     };
     let (addr, state) = serve(store, limits).await;
     let objects = "/concord/collections/intel/objects/?limit=5";
-    // The one slot, taken.
-    let held = state.page_gate().enter(1).await.unwrap();
+    // The one slot and the small page's slot, taken.
+    let held = state.page_gate().enter(10_000).await.unwrap();
+    let held_small = state.page_gate().enter(1).await.unwrap();
+    assert_eq!(state.page_gate().load(), (2, 0));
     // The first page waits in the queue…
     let queued = tokio::spawn(http(addr, "GET", objects, None));
     until_waiting(&state, 1).await;
@@ -430,6 +432,8 @@ async fn pages_beyond_the_gate_and_its_queue_get_503_with_retry_after() {
     drop(held);
     let (status, _, body) = queued.await.unwrap();
     assert_eq!(status, 200, "{body}");
+    assert_eq!(state.page_gate().load(), (1, 0));
+    drop(held_small);
     assert_eq!(state.page_gate().load(), (0, 0));
     let (status, _, body) = http(addr, "GET", objects, None).await;
     assert_eq!(status, 200, "{body}");
@@ -441,6 +445,7 @@ async fn pages_beyond_the_gate_and_its_queue_get_503_with_retry_after() {
 async fn the_smallest_waiting_page_goes_first() {
     let gate = concord_server::limits::PageGate::new(1, 8);
     let held = gate.enter(1).await.unwrap();
+    let held_small = gate.enter(1).await.unwrap();
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let spawn = |cost: usize| {
         let (gate, order) = (gate.clone(), order.clone());
@@ -465,7 +470,7 @@ async fn the_smallest_waiting_page_goes_first() {
     }
     gone.abort();
     let _ = gone.await;
-    assert_eq!(gate.load(), (1, 2));
+    assert_eq!(gate.load(), (2, 2));
     drop(held);
     tokio::time::timeout(GUARD, async {
         big.await.unwrap();
@@ -474,6 +479,38 @@ async fn the_smallest_waiting_page_goes_first() {
     .await
     .unwrap();
     assert_eq!(*order.lock().unwrap(), [1, 10_000]);
+    assert_eq!(gate.load(), (1, 0));
+    drop(held_small);
+    assert_eq!(gate.load(), (0, 0));
+}
+
+/// A small page (at most `SMALL_PAGE` objects) does not wait for large ones: it has a slot
+/// of its own, which a large page never takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_page_has_a_slot_large_ones_do_not_take() {
+    use concord_server::limits::{PageGate, SMALL_PAGE};
+    let gate = PageGate::new(1, 8);
+    let big = gate.enter(10_000).await.unwrap();
+    // Another large page waits…
+    let waiting = {
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.enter(SMALL_PAGE + 1).await.map(drop) })
+    };
+    while gate.load().1 != 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // …while a small one is let in at once.
+    let small = gate.enter(SMALL_PAGE).await.unwrap();
+    assert_eq!(gate.load(), (2, 1));
+    // The small slot freed is not handed to the large page.
+    drop(small);
+    assert_eq!(gate.load(), (1, 1));
+    drop(big);
+    tokio::time::timeout(GUARD, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(gate.load(), (0, 0));
 }
 
