@@ -392,8 +392,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// every write batch that adds to it, so a cache of decisions on a collection's objects
     /// is stale when it changed. One index look-up.
     fn last_added(&self, collection_id: &str) -> Result<Option<i64>>;
-    /// The version counter of a collection (by id): 0 when created, and changed (grown by
-    /// 1) in the transaction of every write batch that adds an entry to it and of every
+    /// The version counter of a collection (by id): 0 when created, and grown by one in the
+    /// transaction of every write batch that adds an entry to it and of every
     /// [`Store::delete_object`] that removes one. It is stored in the database, so it moves
     /// for every process on it: a cache of what was computed from a collection's entries
     /// (the compiled indicator sets of `POST /api/match`) is valid exactly while it is
