@@ -105,7 +105,12 @@ async fn serve(store: Arc<dyn Store>, limits: Limits) -> (std::net::SocketAddr, 
     let app = concord_server::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(concord_server::serve(listener, app, std::future::pending()));
+    tokio::spawn(concord_server::serve(
+        listener,
+        app,
+        concord_server::ConnTimeouts::default(),
+        std::future::pending(),
+    ));
     (addr, state)
 }
 
