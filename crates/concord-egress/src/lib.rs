@@ -952,10 +952,11 @@ impl Outcome {
     }
 }
 
-/// How long the fates of a collection's objects are reused while the collection shows no
-/// new write. A delete does not move [`Store::last_added`]; this bounds how long a fate
-/// decided before it is used (a deleted object stays referable for this long, which reveals
-/// nothing the partner did not receive).
+/// How long the fates of a collection's objects are reused while the collection is
+/// unchanged ([`Store::collection_version`] moves with every add and delete in it). A fate
+/// may also rest on what the node holds elsewhere (a reference to an object of another
+/// collection, the sync provenance of a target): this bounds how long such a fate is used
+/// after that changes.
 pub const FATE_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Audiences × collections whose fates are kept.
 const FATE_CACHE_SETS: usize = 64;
@@ -963,7 +964,7 @@ const FATE_CACHE_SETS: usize = 64;
 const FATE_CACHE_IDS: usize = 1 << 20;
 
 /// The fates of referenced objects decided for one audience in one collection, kept between
-/// requests while the collection is unchanged ([`Store::last_added`]) and for at most
+/// requests while the collection is unchanged ([`Store::collection_version`]) and for at most
 /// [`FATE_CACHE_TTL`]: most references of a page point at objects decided on earlier pages
 /// (a relationship's source and target, an identity, a marking), and deciding them again on
 /// every page would cost more than the page itself.
@@ -973,7 +974,7 @@ struct FateCache {
 }
 
 struct SharedFates {
-    last_added: Option<i64>,
+    version: i64,
     since: Instant,
     fates: Mutex<HashMap<String, Fate>>,
     /// Whether an object version is sent by its own rules (cycles are decided with it).
@@ -1050,11 +1051,16 @@ impl FateCache {
         collection_id: &str,
         key: &[&str],
     ) -> Result<Arc<SharedFates>, EgressError> {
-        let last_added = store.last_added(collection_id)?;
+        let version = match store.collection_version(collection_id) {
+            Ok(v) => v,
+            // Nothing to decide in a collection that does not exist; nothing kept for it.
+            Err(concord_store::StoreError::NoSuchCollection(_)) => -1,
+            Err(e) => return Err(e.into()),
+        };
         let key = format!("{collection_id}\u{1e}{}", key.join("\u{1e}"));
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = sets.get(&key)
-            && s.last_added == last_added
+            && s.version == version
             && s.since.elapsed() < FATE_CACHE_TTL
         {
             return Ok(s.clone());
@@ -1066,7 +1072,7 @@ impl FateCache {
             }
         }
         let fresh = Arc::new(SharedFates {
-            last_added,
+            version,
             since: Instant::now(),
             fates: Mutex::new(HashMap::new()),
             base: Mutex::new(HashMap::new()),

@@ -701,3 +701,47 @@ fn pages_are_capped_in_bytes_and_resume_exactly() {
         assert!(pages >= 6, "{who:?}: {pages} pages");
     }
 }
+
+#[test]
+fn a_delete_is_seen_by_the_next_request_not_after_the_fates_expire() {
+    let n = node();
+    let (a, x, r) = (
+        "identity--00000000-0000-4000-8000-000000000071",
+        "identity--00000000-0000-4000-8000-000000000072",
+        "relationship--00000000-0000-4000-8000-000000000073",
+    );
+    let t2 = "2024-06-01T00:00:00.000Z";
+    let mut x_red = identity(x, &[RED]);
+    x_red["modified"] = json!(t2);
+    put(&n, &[identity(a, &[CLEAR]), identity(x, &[CLEAR])]);
+    put(&n, &[x_red]);
+    put(
+        &n,
+        &[
+            json!({"type": "relationship", "spec_version": "2.1", "id": r, "created": T,
+            "modified": T, "relationship_type": "related-to", "source_ref": a,
+            "target_ref": x, "object_marking_refs": [CLEAR]}),
+        ],
+    );
+    // The newest version of x is RED: the relationship, which needs it, is withheld.
+    let (got, _) = read_all(&n, &abroad(), 1);
+    assert_eq!(ids(&got), [a]);
+    // The RED version is deleted: x is CLEAR again, and the very next request knows it (the
+    // fates kept between requests follow the collection's version, which a delete moves).
+    let removed = n
+        .store
+        .delete_object(
+            &n.collection,
+            x,
+            &ObjectFilter {
+                versions: vec![concord_store::VersionSelector::At(
+                    concord_store::Timestamp::parse(t2).unwrap(),
+                )],
+                ..ObjectFilter::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    let (got, _) = read_all(&n, &abroad(), 1);
+    assert_eq!(ids(&got), [a, x, r]);
+}
