@@ -289,11 +289,12 @@ impl Egress {
         collection_sharing(self.store.as_ref(), collection_id)
     }
 
-    /// Appends the records of one transfer to the audit log (before anything leaves), and
-    /// counts them in the metrics: `concord_egress_objects_total{door, decision}` (sent,
+    /// Appends the records of one transfer to the audit log as one entry with `digest`, the
+    /// SHA-256 of what left ([`audit::transfer_digest`]), before anything leaves, and counts
+    /// them in the metrics: `concord_egress_objects_total{door, decision}` (sent,
     /// rewritten, withheld) and `concord_audit_records_total`.
-    fn record(&self, records: &[AuditRecord]) -> Result<(), EgressError> {
-        self.store.append_audit(records)?;
+    fn record(&self, records: &[AuditRecord], digest: [u8; 32]) -> Result<(), EgressError> {
+        self.store.append_transfer(records, Some(digest))?;
         metrics::counter!("concord_audit_records_total").increment(records.len() as u64);
         let mut by: Vec<(&str, &str, u64)> = Vec::new();
         for r in records {
@@ -379,7 +380,14 @@ impl Egress {
                     policy_version: BASE_POLICY_VERSION,
                 };
                 let records: Vec<AuditRecord> = page.entries.iter().map(|e| d.sent(e)).collect();
-                self.record(&records)?;
+                let versions: Vec<String> = page.entries.iter().map(Entry::version).collect();
+                let digest = audit::transfer_digest(page.entries.iter().zip(&versions).map(
+                    |(e, v)| {
+                        let body = if want_body { e.body.as_deref() } else { None };
+                        (e.id.as_str(), v.as_str(), body)
+                    },
+                ));
+                self.record(&records, digest)?;
                 let resume = page.entries.last().map(Entry::cursor);
                 let entries = page
                     .entries
@@ -568,7 +576,7 @@ impl Egress {
                 break;
             }
         }
-        self.record(&records)?;
+        self.record(&records, audit::sent_digest(&out))?;
         Ok((
             Transfer {
                 entries: out,
@@ -623,7 +631,7 @@ impl Egress {
                 out.push(Sent::of(&e, id, body, rewritten));
             }
         }
-        self.record(&records)?;
+        self.record(&records, audit::sent_digest(&out))?;
         Ok(out)
     }
 
@@ -835,16 +843,17 @@ impl Outcome {
         match self {
             Outcome::Sent {
                 rewritten: false, ..
-            } => d.record("egress", &e.id, e.version(), "sent", Vec::new()),
+            } => d.record("egress", e.vid, &e.id, e.version(), "sent", Vec::new()),
             Outcome::Sent { id, .. } => {
                 let mut t = Vec::new();
                 if *id != e.id {
                     t.push(format!("id sent as {id}"));
                 }
-                d.record("egress", &e.id, e.version(), "rewritten", t)
+                d.record("egress", e.vid, &e.id, e.version(), "rewritten", t)
             }
             Outcome::Withheld(reason) => d.record(
                 "egress",
+                e.vid,
                 &e.id,
                 e.version(),
                 "withheld",

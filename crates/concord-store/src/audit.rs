@@ -831,6 +831,570 @@ impl AuditError {
     }
 }
 
+/// The setting that records the last checkpoint `verify_log` verified (its `no`).
+pub const VERIFIED_SETTING: &str = "audit.verified_checkpoint";
+
+/// What [`verify_log`] checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    /// Whether everything was checked (else: from the last verified checkpoint).
+    pub full: bool,
+    /// The checkpoint an incremental verification started from.
+    pub from_checkpoint: Option<i64>,
+    /// Legacy (per-object) rows checked.
+    pub legacy_entries: u64,
+    /// Transfer entries checked.
+    pub entries: u64,
+    /// Checkpoints whose signature and link were checked.
+    pub checkpoints: u64,
+    /// The newest entry checked (seq).
+    pub head_seq: i64,
+    /// Its hash, hex.
+    pub head_hash: String,
+    /// The newest checkpoint (now recorded as verified when intact).
+    pub last_checkpoint: Option<i64>,
+    /// The last archived entry, when a prefix was archived.
+    pub archived_through: Option<i64>,
+    /// The first problem found; `None`: intact.
+    #[serde(skip)]
+    pub error: Option<AuditError>,
+}
+
+/// Entries and checkpoints read at once.
+const VERIFY_PAGE: usize = 10_000;
+
+/// Verifies the log of `store`. Incremental unless `full`: from the checkpoint recorded in
+/// [`VERIFIED_SETTING`] (its signature checked again), only newer checkpoints (signature,
+/// link, the entry each covers) and newer entries are read, so the work is proportional to
+/// what is new. `full`: the legacy log, the archive boundary (covered by a checkpoint), every
+/// checkpoint and every entry. `trusted`: the node's public key (checkpoints signed by
+/// another key are forged); `None` accepts the key each checkpoint names (integrity, not
+/// origin). When intact, the newest checkpoint is recorded as verified.
+///
+/// Errors: only the store's; a tampered log is a report with `error` set.
+pub fn verify_log(
+    store: &dyn crate::Store,
+    trusted: Option<&[u8; 32]>,
+    full: bool,
+) -> crate::Result<VerifyReport> {
+    let mut report = VerifyReport {
+        full,
+        ..VerifyReport::default()
+    };
+    let result = verify_into(store, trusted, full, &mut report)?;
+    match result {
+        Err(e) => report.error = Some(e),
+        Ok(()) => {
+            if let Some(no) = report.last_checkpoint {
+                store.set_setting(VERIFIED_SETTING, &no.to_string())?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn verify_into(
+    store: &dyn crate::Store,
+    trusted: Option<&[u8; 32]>,
+    full: bool,
+    report: &mut VerifyReport,
+) -> crate::Result<Result<(), AuditError>> {
+    let boundary = store.audit_boundary()?;
+    report.archived_through = boundary.as_ref().map(|b| b.through_seq);
+    let verified: Option<i64> = if full {
+        None
+    } else {
+        store
+            .setting(VERIFIED_SETTING)?
+            .and_then(|v| v.parse().ok())
+    };
+    // Checkpoints: from the verified one (its signature again), else from the first.
+    let mut previous: Option<Checkpoint> = None;
+    let mut after_no = 0;
+    if let Some(no) = verified {
+        let Some(c) = store.audit_checkpoints(no - 1, 1)?.into_iter().next() else {
+            return Ok(Err(AuditError::CheckpointBroken { no }));
+        };
+        if c.no != no {
+            return Ok(Err(AuditError::CheckpointBroken { no }));
+        }
+        if let Err(e) = c.check_signature(trusted) {
+            return Ok(Err(e));
+        }
+        report.checkpoints += 1;
+        report.from_checkpoint = Some(no);
+        after_no = no;
+        previous = Some(c);
+    }
+    let mut pending: std::collections::BTreeMap<i64, (i64, Hash)> = Default::default();
+    loop {
+        let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after_no = last.no;
+        for c in page {
+            if let Err(e) = c.check(previous.as_ref(), trusted) {
+                return Ok(Err(e));
+            }
+            report.checkpoints += 1;
+            if c.entry_seq > 0 {
+                pending.insert(c.entry_seq, (c.no, c.entry_hash));
+            }
+            previous = Some(c);
+        }
+    }
+    report.last_checkpoint = previous.as_ref().map(|c| c.no);
+    // Where the entries start: after the verified checkpoint, else the boundary, else the
+    // legacy log (verified here) and its head.
+    let start_from_checkpoint = match (&verified, report.from_checkpoint) {
+        (Some(_), Some(_)) => {
+            let c = store
+                .audit_checkpoints(report.from_checkpoint.unwrap_or(1) - 1, 1)?
+                .into_iter()
+                .next();
+            c.map(|c| (c.entry_seq, c.entry_hash))
+        }
+        _ => None,
+    };
+    let mut prev: (i64, Hash) = (0, GENESIS);
+    let first_transfer = store
+        .audit_entries(&crate::AuditQuery {
+            limit: 1,
+            ..Default::default()
+        })?
+        .first()
+        .map(|e| e.seq);
+    let legacy_needed = match start_from_checkpoint {
+        Some((seq, hash)) => {
+            prev = (seq, hash);
+            // A checkpoint made before the first transfer may cover only part of the legacy
+            // log: the (bounded, read-only) legacy log is then checked whole.
+            let inside_legacy = match first_transfer {
+                Some(f) => seq + 1 < f,
+                None => seq < store.audit_head()?.0,
+            };
+            inside_legacy && boundary.is_none()
+        }
+        None => boundary.is_none(),
+    };
+    if legacy_needed {
+        prev = (0, GENESIS);
+    }
+    if let Some(b) = &boundary
+        && prev.0 < b.through_seq
+    {
+        // The archived prefix: its last hash is signed by the checkpoint the boundary names.
+        let covering = store
+            .audit_checkpoints(b.checkpoint_no - 1, 1)?
+            .into_iter()
+            .next()
+            .filter(|c| c.no == b.checkpoint_no);
+        match covering {
+            Some(c) if c.entry_seq == b.through_seq && c.entry_hash == b.through_hash => {
+                if let Err(e) = c.check_signature(trusted) {
+                    return Ok(Err(e));
+                }
+            }
+            _ => {
+                return Ok(Err(AuditError::Rewritten {
+                    seq: b.through_seq,
+                    no: b.checkpoint_no,
+                }));
+            }
+        }
+        prev = (b.through_seq, b.through_hash);
+    }
+    if legacy_needed {
+        let mut last: Option<AuditEntry> = None;
+        loop {
+            let after = last.as_ref().map_or(0, |e| e.seq);
+            let page = store.audit(after, VERIFY_PAGE, None)?;
+            if page.is_empty() {
+                break;
+            }
+            if let Err(e) = verify_chain_after(last.as_ref(), &page) {
+                return Ok(Err(e));
+            }
+            for e in &page {
+                report.legacy_entries += 1;
+                if let Some((no, h)) = pending.remove(&e.seq)
+                    && legacy_head(e.seq, &e.hash).1 != h
+                {
+                    return Ok(Err(AuditError::Rewritten { seq: e.seq, no }));
+                }
+            }
+            last = page.into_iter().last();
+        }
+        if let Some(l) = last {
+            prev = legacy_head(l.seq, &l.hash);
+        }
+    }
+    // Checkpoints that cover entries before the start were checked before (or archived).
+    pending = pending.split_off(&(prev.0 + 1));
+    let mut after = prev.0;
+    loop {
+        let page = store.audit_entries(&crate::AuditQuery {
+            after_seq: after,
+            limit: VERIFY_PAGE,
+            ..Default::default()
+        })?;
+        if page.is_empty() {
+            break;
+        }
+        if let Err(e) = verify_transfers_after(prev, &page) {
+            return Ok(Err(e));
+        }
+        for e in &page {
+            if let Some((no, h)) = pending.remove(&e.seq)
+                && h != e.hash
+            {
+                return Ok(Err(AuditError::Rewritten { seq: e.seq, no }));
+            }
+        }
+        report.entries += page.len() as u64;
+        let last = &page[page.len() - 1];
+        prev = (last.seq, last.hash);
+        after = last.seq;
+    }
+    if let Some((&seq, &(no, _))) = pending.iter().next() {
+        return Ok(Err(AuditError::Truncated { seq, no }));
+    }
+    report.head_seq = prev.0;
+    report.head_hash = hex(&prev.1);
+    Ok(Ok(()))
+}
+
+impl Checkpoint {
+    /// Checks only the signature (against `trusted` when given).
+    pub fn check_signature(&self, trusted: Option<&[u8; 32]>) -> Result<(), AuditError> {
+        if trusted.is_some_and(|t| *t != self.key)
+            || !verify_signature(&self.key, &self.message(), &self.signature)
+        {
+            return Err(AuditError::Forged { no: self.no });
+        }
+        Ok(())
+    }
+}
+
+/// Writes a checkpoint of the current head, signed with `key`, unless the newest checkpoint
+/// already covers it; returns the newest checkpoint.
+pub fn checkpoint(store: &dyn crate::Store, key: &NodeKey, time_ns: i64) -> crate::Result<Checkpoint> {
+    if let Some(last) = store.last_audit_checkpoint()?
+        && store.audit_head()?.0 == last.entry_seq
+    {
+        return Ok(last);
+    }
+    store.add_audit_checkpoint(&mut |previous, head| {
+        Checkpoint::sign(previous, head, time_ns, key)
+    })
+}
+
+/// Writes a checkpoint when `every` or more entries follow the newest one: what `serve`
+/// does now and then. Returns the new checkpoint, if one was written.
+pub fn checkpoint_if_due(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    every: i64,
+    time_ns: i64,
+) -> crate::Result<Option<Checkpoint>> {
+    let last = store.last_audit_checkpoint()?.map_or(0, |c| c.entry_seq);
+    if store.audit_head()?.0 - last < every.max(1) {
+        return Ok(None);
+    }
+    checkpoint(store, key, time_ns).map(Some)
+}
+
+/// One line of an archive file (JSON lines; see [`write_archive`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveLine {
+    /// The first line.
+    Header {
+        /// `concord-audit-archive-v1`.
+        format: String,
+        /// The first entry's seq.
+        from_seq: i64,
+        /// The last entry's seq.
+        through_seq: i64,
+        /// The hash the first entry links to (the previous archive's last hash, the legacy
+        /// head or the genesis), hex.
+        prev_hash: String,
+        /// The node's public key, hex.
+        public_key: String,
+    },
+    /// An entry, in order.
+    Entry(TransferEntry),
+    /// A checkpoint covering an entry of the segment; the last one covers `through_seq`.
+    Checkpoint(Checkpoint),
+    /// The name of a version row the entries refer to.
+    Name(crate::VersionName),
+    /// The last line: the node key's Ed25519 signature (hex) of the SHA-256 of every byte
+    /// before this line.
+    Seal {
+        /// SHA-256 of the bytes before this line, hex.
+        sha256: String,
+        /// Signature of those 32 bytes, hex.
+        signature: String,
+    },
+}
+
+/// What an archive holds (from [`write_archive`] and [`verify_archive`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveSummary {
+    /// The first entry's seq.
+    pub from_seq: i64,
+    /// The last entry's seq.
+    pub through_seq: i64,
+    /// Entries.
+    pub entries: u64,
+    /// Object versions in them.
+    pub objects: u64,
+    /// The closing checkpoint.
+    pub checkpoint_no: i64,
+    /// The last entry's hash, hex: where the database's chain continues.
+    pub through_hash: String,
+}
+
+/// Writes the segment of entries after the archive boundary up to `cut` (its `entry_seq`;
+/// the checkpoint is the segment's last) as a sealed archive on `out`, and returns the
+/// boundary to record with [`crate::Store::archive_audit`] (which removes the entries) and a
+/// summary. Nothing is removed here.
+///
+/// Errors: the store's; [`crate::StoreError::Corrupt`] when the entries read do not form the
+/// chain `cut` signs (verify before archiving) or `out` fails.
+pub fn write_archive(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    cut: &Checkpoint,
+    file: &str,
+    time_ns: i64,
+    out: &mut dyn std::io::Write,
+) -> crate::Result<(ArchiveBoundary, ArchiveSummary)> {
+    let corrupt = |m: String| crate::StoreError::Corrupt(m);
+    let boundary = store.audit_boundary()?;
+    let after = boundary.as_ref().map_or(0, |b| b.through_seq);
+    let first = store
+        .audit_entries(&crate::AuditQuery {
+            after_seq: after,
+            limit: 1,
+            ..Default::default()
+        })?
+        .into_iter()
+        .next()
+        .filter(|e| e.seq <= cut.entry_seq)
+        .ok_or_else(|| corrupt("nothing to archive before the checkpoint".to_owned()))?;
+    let mut sealed = Sealer {
+        out,
+        hash: sha2::Sha256::new(),
+    };
+    let io = |e: std::io::Error| corrupt(format!("writing the archive: {e}"));
+    sealed
+        .line(&ArchiveLine::Header {
+            format: "concord-audit-archive-v1".to_owned(),
+            from_seq: first.seq,
+            through_seq: cut.entry_seq,
+            prev_hash: hex(&first.prev_hash),
+            public_key: key.public_hex(),
+        })
+        .map_err(io)?;
+    let mut prev = (first.seq - 1, first.prev_hash);
+    let mut vids = std::collections::BTreeSet::new();
+    let mut summary = ArchiveSummary {
+        from_seq: first.seq,
+        through_seq: cut.entry_seq,
+        entries: 0,
+        objects: 0,
+        checkpoint_no: cut.no,
+        through_hash: hex(&cut.entry_hash),
+    };
+    let mut at = first.seq - 1;
+    while at < cut.entry_seq {
+        let page = store.audit_entries(&crate::AuditQuery {
+            after_seq: at,
+            before_seq: Some(cut.entry_seq + 1),
+            limit: VERIFY_PAGE,
+            ..Default::default()
+        })?;
+        if page.is_empty() {
+            break;
+        }
+        verify_transfers_after(prev, &page).map_err(|e| corrupt(format!("not archived: {e}")))?;
+        for e in &page {
+            for it in e.decoded().unwrap_or_default() {
+                vids.insert(it.vid);
+            }
+            summary.objects += e.count as u64;
+            sealed.line(&ArchiveLine::Entry(e.clone())).map_err(io)?;
+        }
+        summary.entries += page.len() as u64;
+        let last = &page[page.len() - 1];
+        prev = (last.seq, last.hash);
+        at = last.seq;
+    }
+    if prev != (cut.entry_seq, cut.entry_hash) {
+        return Err(corrupt(format!(
+            "not archived: entry {} is not the entry checkpoint {} signed",
+            cut.entry_seq, cut.no
+        )));
+    }
+    let mut after_no = 0;
+    loop {
+        let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after_no = last.no;
+        for c in page
+            .into_iter()
+            .filter(|c| c.entry_seq >= first.seq && c.no <= cut.no)
+        {
+            sealed.line(&ArchiveLine::Checkpoint(c)).map_err(io)?;
+        }
+        if after_no >= cut.no {
+            break;
+        }
+    }
+    let vids: Vec<i64> = vids.into_iter().collect();
+    for chunk in vids.chunks(VERIFY_PAGE) {
+        for n in store.audit_names(chunk)? {
+            sealed.line(&ArchiveLine::Name(n)).map_err(io)?;
+        }
+    }
+    let digest: Hash = sealed.hash.clone().finalize().into();
+    let seal = ArchiveLine::Seal {
+        sha256: hex(&digest),
+        signature: hex(&key.sign(&digest)),
+    };
+    let text = serde_json::to_string(&seal).unwrap_or_default();
+    writeln!(sealed.out, "{text}").map_err(io)?;
+    sealed.out.flush().map_err(io)?;
+    Ok((
+        ArchiveBoundary {
+            through_seq: cut.entry_seq,
+            through_hash: cut.entry_hash,
+            checkpoint_no: cut.no,
+            time_ns,
+            file: file.to_owned(),
+        },
+        summary,
+    ))
+}
+
+struct Sealer<'a> {
+    out: &'a mut dyn std::io::Write,
+    hash: sha2::Sha256,
+}
+
+impl Sealer<'_> {
+    fn line(&mut self, line: &ArchiveLine) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
+        text.push('\n');
+        self.hash.update(text.as_bytes());
+        self.out.write_all(text.as_bytes())
+    }
+}
+
+/// Checks an archive file offline: the entries form a chain from the header's `prev_hash`
+/// (naming the first edited, deleted or reordered entry), every checkpoint is signed by the
+/// key (`trusted`, else the header's) and linked to the one before, the last covers the last
+/// entry, and the seal (a signature over every byte before it) holds, so that names and
+/// checkpoints cannot be changed either.
+pub fn verify_archive(text: &str, trusted: Option<&[u8; 32]>) -> Result<ArchiveSummary, AuditError> {
+    let bad = |m: &str| AuditError::Archive(m.to_owned());
+    let body_end = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map(|i| i + 1)
+        .ok_or_else(|| bad("not an archive (fewer than two lines)"))?;
+    let (body, seal_line) = text.split_at(body_end);
+    let mut lines = body.lines();
+    let header: ArchiveLine = lines
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| bad("no header line"))?;
+    let ArchiveLine::Header {
+        from_seq,
+        through_seq,
+        prev_hash,
+        public_key,
+        ..
+    } = header
+    else {
+        return Err(bad("the first line is not a header"));
+    };
+    let key = match trusted {
+        Some(k) => *k,
+        None => crate::node_key::unhex32(&public_key).ok_or_else(|| bad("bad public key"))?,
+    };
+    let start = crate::node_key::unhex32(&prev_hash).ok_or_else(|| bad("bad prev_hash"))?;
+    let mut entries = Vec::new();
+    let mut checkpoints = Vec::new();
+    for (i, l) in lines.enumerate() {
+        match serde_json::from_str::<ArchiveLine>(l) {
+            Ok(ArchiveLine::Entry(e)) => entries.push(e),
+            Ok(ArchiveLine::Checkpoint(c)) => checkpoints.push(c),
+            Ok(ArchiveLine::Name(_)) => {}
+            Ok(_) => return Err(bad(&format!("line {}: unexpected line", i + 2))),
+            // A damaged entry line: name it by its seq if that can be read.
+            Err(_) => {
+                let seq = serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v.get("entry")?.get("seq")?.as_i64());
+                return Err(match seq {
+                    Some(seq) => AuditError::Edited { seq },
+                    None => bad(&format!("line {} cannot be read", i + 2)),
+                });
+            }
+        }
+    }
+    verify_transfers_after((from_seq - 1, start), &entries)?;
+    let Some(last) = entries.last() else {
+        return Err(bad("no entries"));
+    };
+    if last.seq != through_seq {
+        return Err(AuditError::Truncated {
+            seq: through_seq,
+            no: checkpoints.last().map_or(0, |c| c.no),
+        });
+    }
+    let mut previous: Option<&Checkpoint> = None;
+    for c in &checkpoints {
+        match previous {
+            Some(p) => c.check(Some(p), Some(&key))?,
+            None => c.check_signature(Some(&key))?,
+        }
+        if let Some(e) = entries.iter().find(|e| e.seq == c.entry_seq)
+            && e.hash != c.entry_hash
+        {
+            return Err(AuditError::Rewritten {
+                seq: e.seq,
+                no: c.no,
+            });
+        }
+        previous = Some(c);
+    }
+    let Some(closing) = previous.filter(|c| c.entry_seq == through_seq) else {
+        return Err(bad("no checkpoint covers the last entry"));
+    };
+    let seal: ArchiveLine =
+        serde_json::from_str(seal_line.trim_end()).map_err(|_| bad("no seal line"))?;
+    let ArchiveLine::Seal { sha256, signature } = seal else {
+        return Err(bad("the last line is not a seal"));
+    };
+    let digest: Hash = sha2::Sha256::digest(body.as_bytes()).into();
+    let sig = crate::node_key::unhex64(&signature).ok_or_else(|| bad("bad seal signature"))?;
+    if hex(&digest) != sha256 || !verify_signature(&key, &digest, &sig) {
+        return Err(bad(
+            "the seal does not match: the file was changed after it was sealed (names or checkpoints edited), or another key sealed it",
+        ));
+    }
+    Ok(ArchiveSummary {
+        from_seq,
+        through_seq,
+        entries: entries.len() as u64,
+        objects: entries.iter().map(|e| e.count as u64).sum(),
+        checkpoint_no: closing.no,
+        through_hash: hex(&closing.entry_hash),
+    })
+}
+
 mod hex32 {
     pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::node_key::hex(v))

@@ -459,7 +459,7 @@ pub struct AuditQuery {
 }
 
 /// The name of a version row: what `audit show` prints for a vid.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionName {
     /// `object_versions.vid`.
     pub vid: i64,

@@ -191,10 +191,16 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
-    /// The audit log of every egress and ingress: verify its hash chain, show entries.
+    /// The audit log of every egress and ingress: verify it, show what went where, sign
+    /// checkpoints, archive old entries.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// The node itself: its signing key.
+    Node {
+        #[command(subcommand)]
+        command: audit::NodeCommand,
     },
     /// Apply pending schema migrations to the node's database (also done at every start).
     Migrate {
@@ -372,6 +378,7 @@ fn run(command: Command) -> Outcome {
         Command::Collection { command } => collection(command),
         Command::Partner { command } => partner::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Node { command } => audit::run_node(command),
         Command::Policy { command } => policy::run(command),
         Command::Peer { command } => sync::run_peer(command),
         Command::Match(args) => matching::run_match(args),
@@ -564,6 +571,26 @@ fn init(
     Ok(())
 }
 
+/// Signs audit checkpoints beside the server (see [`concord_store::audit::checkpoint_if_due`]).
+fn spawn_checkpointer(dir: &std::path::Path, store: Arc<dyn Store>, every: i64) -> Result<()> {
+    let key = audit::node_key(dir, store.as_ref())?;
+    std::thread::Builder::new()
+        .name("concord-audit".into())
+        .spawn(move || {
+            loop {
+                let now = concord_store::Timestamp::now_micros().unix_nanos();
+                if let Err(e) =
+                    concord_store::audit::checkpoint_if_due(store.as_ref(), &key, every, now)
+                {
+                    tracing::warn!(error = %e, "cannot sign an audit checkpoint");
+                }
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            }
+        })
+        .context("cannot start the audit checkpointer")?;
+    Ok(())
+}
+
 fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let dir = data_dir(data);
     let config = Config::load(&dir.dir)?;
@@ -612,6 +639,9 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         );
         eprintln!("web UI on {scheme}://{addr}/ui/");
         tracing::info!(%addr, "serving TAXII 2.1 and the web UI");
+        // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
+        // entries (checked every 5 s).
+        spawn_checkpointer(&dir.dir, store.clone(), config.audit.checkpoint_every)?;
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
             sync::spawn_scheduler(store, (*state.policy()).clone())
