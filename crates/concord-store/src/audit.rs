@@ -1063,6 +1063,66 @@ fn verify_into(
     Ok(Ok(()))
 }
 
+/// What a reader of a few entries checks (the web UI's audit page): the checkpoint chain
+/// (every signature, against `trusted` when given, and every link) and the `shown` entries
+/// only — each one's fields against its hash, its link to the entry after it, and the hash
+/// a checkpoint signed for it. Returns the number of checkpoints checked. Work: the
+/// checkpoints (one per `checkpoint_every` entries) plus one look-up per entry shown, not
+/// the log. `concord audit verify` checks the rest.
+pub fn verify_shown(
+    store: &dyn crate::Store,
+    shown: &[TransferEntry],
+    trusted: Option<&[u8; 32]>,
+) -> crate::Result<Result<u64, AuditError>> {
+    let mut previous: Option<Checkpoint> = None;
+    let mut signed: std::collections::HashMap<i64, (i64, Hash)> = Default::default();
+    let mut n = 0u64;
+    let mut after_no = 0;
+    loop {
+        let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after_no = last.no;
+        for c in page {
+            if let Err(e) = c.check(previous.as_ref(), trusted) {
+                return Ok(Err(e));
+            }
+            n += 1;
+            signed.insert(c.entry_seq, (c.no, c.entry_hash));
+            previous = Some(c);
+        }
+    }
+    for e in shown {
+        if !e.hash_ok() {
+            return Ok(Err(AuditError::Edited { seq: e.seq }));
+        }
+        if let Some((no, h)) = signed.get(&e.seq)
+            && *h != e.hash
+        {
+            return Ok(Err(AuditError::Rewritten { seq: e.seq, no: *no }));
+        }
+        let next = store.audit_entries(&crate::AuditQuery {
+            after_seq: e.seq,
+            limit: 1,
+            ..Default::default()
+        })?;
+        if let Some(next) = next.first() {
+            if next.seq != e.seq + 1 {
+                return Ok(Err(AuditError::Deleted {
+                    seq: next.seq,
+                    detail: format!("expected seq {}, found {}", e.seq + 1, next.seq),
+                }));
+            }
+            if next.prev_hash != e.hash {
+                return Ok(Err(AuditError::Broken {
+                    seq: next.seq,
+                    previous: e.seq,
+                }));
+            }
+        }
+    }
+    Ok(Ok(n))
+}
+
 impl Checkpoint {
     /// Checks only the signature (against `trusted` when given).
     pub fn check_signature(&self, trusted: Option<&[u8; 32]>) -> Result<(), AuditError> {
