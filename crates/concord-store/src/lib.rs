@@ -401,10 +401,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// records with the same direction, door, partner, collection and policy version (one
     /// door call is one run), chained after the head (see [`audit`]); serialised with every
     /// other appender, across processes. `digest`: SHA-256 of the bytes that left.
+    ///
+    /// Durability: committed when this returns (atomic, in the chain, visible to every
+    /// reader, kept if the process dies), but not flushed to disk: a read must not cost a
+    /// disk flush. [`Store::flush`] (called every second by `concord serve`), the next write
+    /// batch, or PostgreSQL's WAL writer makes it durable against power loss. Appends inside
+    /// a [`WriteBatch`] are as durable as the batch.
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<audit::Hash>) -> Result<()>;
     /// [`Store::append_transfer`] without a digest.
     fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
         self.append_transfer(records, None)
+    }
+    /// Makes every committed transaction durable against power loss (see
+    /// [`Store::append_transfer`]). Default: nothing to do.
+    fn flush(&self) -> Result<()> {
+        Ok(())
     }
     /// Transfer entries that match `query`, in `seq` order (newest first when asked).
     fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<TransferEntry>>;

@@ -1244,6 +1244,10 @@ impl Store for PostgresStore {
         let lock_key = self.lock_key;
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
+            // Committed before anything leaves, flushed by the WAL writer (within about
+            // 3 × wal_writer_delay) instead of at commit: a read must not wait for a disk
+            // flush (issue 17; the SQLite backend does the same).
+            tx.batch_execute("SET LOCAL synchronous_commit = off")?;
             insert_transfers(&mut tx, lock_key, records, digest)?;
             tx.commit()?;
             Ok(())

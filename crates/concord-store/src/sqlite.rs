@@ -636,11 +636,20 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut conn = self.writer();
+        // Committed (atomic, in the chain, visible, safe from a crash of the process) before
+        // the caller lets anything leave, but without waiting for fsync: a read must not
+        // cost a disk flush (issue 17). `flush` (every second in `serve`) or the next write
+        // batch makes it durable against power loss.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        insert_transfers(&tx, records, digest)?;
-        tx.commit()?;
-        Ok(())
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            insert_transfers(&tx, records, digest)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        result
     }
 
     fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
@@ -699,6 +708,13 @@ impl Store for SqliteStore {
 
     fn audit_head(&self) -> Result<(i64, Hash)> {
         self.with_reader(head)
+    }
+
+    fn flush(&self) -> Result<()> {
+        // A passive checkpoint syncs the WAL first (synchronous = FULL on this connection).
+        self.writer()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn audit(
