@@ -615,6 +615,10 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         },
     )?;
     let timeouts = config.limits.timeouts();
+    // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
+    // entries (checked every 5 s); read entries flushed to disk every second. Blocking
+    // store calls: started before the async runtime.
+    spawn_checkpointer(&dir.dir, store.clone(), config.audit.checkpoint_every)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -643,9 +647,6 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         );
         eprintln!("web UI on {scheme}://{addr}/ui/");
         tracing::info!(%addr, "serving TAXII 2.1 and the web UI");
-        // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
-        // entries (checked every 5 s); read entries flushed to disk every second.
-        spawn_checkpointer(&dir.dir, store.clone(), config.audit.checkpoint_every)?;
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
             sync::spawn_scheduler(store, (*state.policy()).clone())
