@@ -72,13 +72,7 @@ impl Store for NoAudit {
     fn begin_write_creating(&self, c: &Collection) -> Result<Box<dyn WriteBatch + '_>> {
         self.0.begin_write_creating(c)
     }
-    fn entries(
-        &self,
-        c: &str,
-        f: &ObjectFilter,
-        p: &PageRequest,
-        b: bool,
-    ) -> Result<Page> {
+    fn entries(&self, c: &str, f: &ObjectFilter, p: &PageRequest, b: bool) -> Result<Page> {
         self.0.entries(c, f, p, b)
     }
     fn add_audit_checkpoint(
@@ -314,8 +308,8 @@ fn synthetic(store: &dyn Store, pages: usize, vids: i64, label: &str) {
 }
 
 fn main() {
-    let dir = tempfile::tempdir_in(std::env::var_os("AUDIT_BENCH_DIR").unwrap_or(".".into()))
-        .unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var_os("AUDIT_BENCH_DIR").unwrap_or(".".into())).unwrap();
     let path = dir.path().join("bench.sqlite");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let p = path.clone();

@@ -34,7 +34,6 @@ use sha2::Digest;
 
 use crate::node_key::{NodeKey, hex, verify_signature};
 
-
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -196,7 +195,6 @@ pub fn verify_chain_after(
     }
     Ok(())
 }
-
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -698,9 +696,7 @@ impl Checkpoint {
             return Err(AuditError::Forged { no: self.no });
         }
         let want = previous.map_or((1, GENESIS), |p| (p.no + 1, p.hash()));
-        if (self.no, self.prev) != want
-            || previous.is_some_and(|p| self.entry_seq < p.entry_seq)
-        {
+        if (self.no, self.prev) != want || previous.is_some_and(|p| self.entry_seq < p.entry_seq) {
             return Err(AuditError::CheckpointBroken { no: self.no });
         }
         Ok(())
@@ -771,7 +767,9 @@ pub enum AuditError {
         no: i64,
     },
     /// A checkpoint does not follow the one before it.
-    #[error("checkpoint {no} does not follow the checkpoint before it (deleted, reordered or replaced)")]
+    #[error(
+        "checkpoint {no} does not follow the checkpoint before it (deleted, reordered or replaced)"
+    )]
     CheckpointBroken {
         /// The checkpoint.
         no: i64,
@@ -1098,7 +1096,10 @@ pub fn verify_shown(
         if let Some((no, h)) = signed.get(&e.seq)
             && *h != e.hash
         {
-            return Ok(Err(AuditError::Rewritten { seq: e.seq, no: *no }));
+            return Ok(Err(AuditError::Rewritten {
+                seq: e.seq,
+                no: *no,
+            }));
         }
         let next = store.audit_entries(&crate::AuditQuery {
             after_seq: e.seq,
@@ -1137,15 +1138,17 @@ impl Checkpoint {
 
 /// Writes a checkpoint of the current head, signed with `key`, unless the newest checkpoint
 /// already covers it; returns the newest checkpoint.
-pub fn checkpoint(store: &dyn crate::Store, key: &NodeKey, time_ns: i64) -> crate::Result<Checkpoint> {
+pub fn checkpoint(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    time_ns: i64,
+) -> crate::Result<Checkpoint> {
     if let Some(last) = store.last_audit_checkpoint()?
         && store.audit_head()?.0 == last.entry_seq
     {
         return Ok(last);
     }
-    store.add_audit_checkpoint(&mut |previous, head| {
-        Checkpoint::sign(previous, head, time_ns, key)
-    })
+    store.add_audit_checkpoint(&mut |previous, head| Checkpoint::sign(previous, head, time_ns, key))
 }
 
 /// Writes a checkpoint when `every` or more entries follow the newest one: what `serve`
@@ -1356,7 +1359,10 @@ impl Sealer<'_> {
 /// key (`trusted`, else the header's) and linked to the one before, the last covers the last
 /// entry, and the seal (a signature over every byte before it) holds, so that names and
 /// checkpoints cannot be changed either.
-pub fn verify_archive(text: &str, trusted: Option<&[u8; 32]>) -> Result<ArchiveSummary, AuditError> {
+pub fn verify_archive(
+    text: &str,
+    trusted: Option<&[u8; 32]>,
+) -> Result<ArchiveSummary, AuditError> {
     let bad = |m: &str| AuditError::Archive(m.to_owned());
     let body_end = text
         .trim_end_matches('\n')

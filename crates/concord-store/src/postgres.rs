@@ -42,11 +42,11 @@ use crate::audit::{
     ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
     chain_after, chain_transfers, group_records, parse_transformations,
 };
-use crate::{AuditQuery, VersionName};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
     Partner, Result, Store, StoreError, WriteBatch, content_hash,
 };
+use crate::{AuditQuery, VersionName};
 use crate::{VersionParams, version_condition};
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
@@ -2018,29 +2018,27 @@ fn checkpoint_row(r: &Row) -> Checkpoint {
 }
 
 fn last_checkpoint(c: &mut impl ::postgres::GenericClient) -> Result<Option<Checkpoint>> {
-    Ok(c
-        .query_opt(
-            &format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no DESC LIMIT 1"),
-            &[],
-        )?
-        .as_ref()
-        .map(checkpoint_row))
+    Ok(c.query_opt(
+        &format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no DESC LIMIT 1"),
+        &[],
+    )?
+    .as_ref()
+    .map(checkpoint_row))
 }
 
 fn boundary(c: &mut impl ::postgres::GenericClient) -> Result<Option<ArchiveBoundary>> {
-    Ok(c
-        .query_opt(
-            "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
+    Ok(c.query_opt(
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
              ORDER BY through_seq DESC LIMIT 1",
-            &[],
-        )?
-        .map(|r| ArchiveBoundary {
-            through_seq: r.get(0),
-            through_hash: h32(r.get(1)),
-            checkpoint_no: r.get(2),
-            time_ns: r.get(3),
-            file: r.get(4),
-        }))
+        &[],
+    )?
+    .map(|r| ArchiveBoundary {
+        through_seq: r.get(0),
+        through_hash: h32(r.get(1)),
+        checkpoint_no: r.get(2),
+        time_ns: r.get(3),
+        file: r.get(4),
+    }))
 }
 
 /// The head the next transfer links to (see [`Store::audit_head`]).
@@ -2054,11 +2052,13 @@ fn head(c: &mut impl ::postgres::GenericClient) -> Result<(i64, Hash)> {
     if let Some(b) = boundary(c)? {
         return Ok((b.through_seq, b.through_hash));
     }
-    Ok(c
-        .query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])?
-        .map_or((0, GENESIS), |r| {
-            crate::audit::legacy_head(r.get(0), r.get::<_, &str>(1))
-        }))
+    Ok(c.query_opt(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        &[],
+    )?
+    .map_or((0, GENESIS), |r| {
+        crate::audit::legacy_head(r.get(0), r.get::<_, &str>(1))
+    }))
 }
 
 /// Names of held version rows that pass `condition` (over `object_versions v`).

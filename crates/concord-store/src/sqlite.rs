@@ -674,7 +674,9 @@ impl Store for SqliteStore {
         } else {
             " ORDER BY seq LIMIT ?"
         });
-        args.push(SqlValue::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+        args.push(SqlValue::Integer(
+            i64::try_from(q.limit).unwrap_or(i64::MAX),
+        ));
         self.with_reader(|c| {
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
@@ -687,12 +689,10 @@ impl Store for SqliteStore {
         for chunk in vids.chunks(500) {
             let list = vec!["?"; chunk.len()].join(",");
             let args: Vec<SqlValue> = chunk.iter().map(|v| SqlValue::Integer(*v)).collect();
-            out.extend(self.with_reader(|c| {
-                version_names(c, &format!("v.vid IN ({list})"), &args)
-            })?);
-            out.extend(self.with_reader(|c| {
-                deleted_names(c, &format!("vid IN ({list})"), &args)
-            })?);
+            out.extend(
+                self.with_reader(|c| version_names(c, &format!("v.vid IN ({list})"), &args))?,
+            );
+            out.extend(self.with_reader(|c| deleted_names(c, &format!("vid IN ({list})"), &args))?);
         }
         out.sort_by_key(|n| n.vid);
         Ok(out)
@@ -762,7 +762,6 @@ impl Store for SqliteStore {
             .collect()
         })
     }
-
 
     fn add_audit_checkpoint(
         &self,
@@ -841,7 +840,10 @@ impl Store for SqliteStore {
             ],
         )?;
         tx.execute("DELETE FROM audit_entries WHERE seq <= ?1", [b.through_seq])?;
-        tx.execute("DELETE FROM audit_postings WHERE seq <= ?1", [b.through_seq])?;
+        tx.execute(
+            "DELETE FROM audit_postings WHERE seq <= ?1",
+            [b.through_seq],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -958,30 +960,28 @@ fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
 }
 
 fn last_checkpoint(c: &Connection) -> Result<Option<Checkpoint>> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no DESC LIMIT 1"
-        ))?
-        .query_row([], checkpoint_row)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no DESC LIMIT 1"
+    ))?
+    .query_row([], checkpoint_row)
+    .optional()?)
 }
 
 fn boundary(c: &Connection) -> Result<Option<ArchiveBoundary>> {
-    Ok(c
-        .prepare_cached(
-            "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
+    Ok(c.prepare_cached(
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
              ORDER BY through_seq DESC LIMIT 1",
-        )?
-        .query_row([], |r| {
-            Ok(ArchiveBoundary {
-                through_seq: r.get(0)?,
-                through_hash: h32(r.get(1)?),
-                checkpoint_no: r.get(2)?,
-                time_ns: r.get(3)?,
-                file: r.get(4)?,
-            })
+    )?
+    .query_row([], |r| {
+        Ok(ArchiveBoundary {
+            through_seq: r.get(0)?,
+            through_hash: h32(r.get(1)?),
+            checkpoint_no: r.get(2)?,
+            time_ns: r.get(3)?,
+            file: r.get(4)?,
         })
-        .optional()?)
+    })
+    .optional()?)
 }
 
 /// The head the next transfer links to (see [`Store::audit_head`]).
@@ -1000,9 +1000,7 @@ fn head(c: &Connection) -> Result<(i64, Hash)> {
         .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(legacy.map_or((0, GENESIS), |(seq, h)| {
-        crate::audit::legacy_head(seq, &h)
-    }))
+    Ok(legacy.map_or((0, GENESIS), |(seq, h)| crate::audit::legacy_head(seq, &h)))
 }
 
 /// Names of held version rows that pass `condition` (over `object_versions v`).
@@ -1041,7 +1039,11 @@ fn deleted_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<V
 
 /// Appends the transfers of `records` after the head, inside the caller's write transaction
 /// (which holds the file's write lock, so the chain cannot fork), with their postings.
-fn insert_transfers(conn: &Connection, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
+fn insert_transfers(
+    conn: &Connection,
+    records: &[AuditRecord],
+    digest: Option<Hash>,
+) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }

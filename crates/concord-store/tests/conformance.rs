@@ -589,7 +589,12 @@ fn key(seed: u8) -> concord_store::node_key::NodeKey {
 }
 
 /// Egress records of the versions `entries` of collection `coll` for `partner`.
-fn sent(partner: &str, coll: &str, entries: &[concord_store::Entry], decision: &str) -> Vec<AuditRecord> {
+fn sent(
+    partner: &str,
+    coll: &str,
+    entries: &[concord_store::Entry],
+    decision: &str,
+) -> Vec<AuditRecord> {
     entries
         .iter()
         .map(|e| AuditRecord {
@@ -616,32 +621,84 @@ fn sent(partner: &str, coll: &str, entries: &[concord_store::Entry], decision: &
 fn audit_log_is_a_chain(store: &dyn Store) {
     use concord_store::AuditQuery;
     use concord_store::audit::{self, GENESIS};
-    assert!(store.audit_entries(&AuditQuery { limit: 10, ..Default::default() }).unwrap().is_empty());
+    assert!(
+        store
+            .audit_entries(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.audit_head().unwrap(), (0, GENESIS));
     store.append_audit(&[]).unwrap();
-    let coll = store.create_collection(&NewCollection { alias: "c".into(), ..Default::default() }).unwrap();
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "c".into(),
+            ..Default::default()
+        })
+        .unwrap();
     let objects: Vec<Value> = (0..6)
-        .map(|i| obj(&format!("{i:08x}-8ff6-4a8b-9c2f-6e5a3b1f0d11"), Some("2016-01-01T00:00:00.000Z"), "n"))
+        .map(|i| {
+            obj(
+                &format!("{i:08x}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+                Some("2016-01-01T00:00:00.000Z"),
+                "n",
+            )
+        })
         .collect();
     add(store, &coll.id, &objects);
     let e = all(store, &coll.id, &ObjectFilter::default());
     assert_eq!(e.len(), 6);
-    store.append_transfer(&sent("acme", &coll.id, &e[..4], "sent"), Some([7; 32])).unwrap();
-    store.append_transfer(&sent("bsi", &coll.id, &e[2..], "withheld"), None).unwrap();
-    let log = store.audit_entries(&AuditQuery { limit: 10, ..Default::default() }).unwrap();
-    assert_eq!(log.iter().map(|e| (e.seq, e.count)).collect::<Vec<_>>(), [(1, 4), (2, 4)]);
+    store
+        .append_transfer(&sent("acme", &coll.id, &e[..4], "sent"), Some([7; 32]))
+        .unwrap();
+    store
+        .append_transfer(&sent("bsi", &coll.id, &e[2..], "withheld"), None)
+        .unwrap();
+    let log = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        log.iter().map(|e| (e.seq, e.count)).collect::<Vec<_>>(),
+        [(1, 4), (2, 4)]
+    );
     assert_eq!(log[0].prev_hash, GENESIS);
     assert_eq!(log[1].prev_hash, log[0].hash, "the chain crosses appends");
     assert_eq!(log[0].digest, Some([7; 32]));
     let items = log[1].decoded().unwrap();
-    assert_eq!(items.iter().map(|i| i.vid).collect::<Vec<_>>(), e[2..].iter().map(|e| e.vid).collect::<Vec<_>>());
-    assert!(items.iter().all(|i| i.decision == concord_store::Decision::Withheld && i.transformations == [0]));
-    assert_eq!(log[1].dictionary.len(), 1, "one dictionary string for the four");
-    assert!(!log[1].dictionary[0].contains("secret@"), "quoted values are cut: {:?}", log[1].dictionary);
+    assert_eq!(
+        items.iter().map(|i| i.vid).collect::<Vec<_>>(),
+        e[2..].iter().map(|e| e.vid).collect::<Vec<_>>()
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.decision == concord_store::Decision::Withheld && i.transformations == [0])
+    );
+    assert_eq!(
+        log[1].dictionary.len(),
+        1,
+        "one dictionary string for the four"
+    );
+    assert!(
+        !log[1].dictionary[0].contains("secret@"),
+        "quoted values are cut: {:?}",
+        log[1].dictionary
+    );
     // By version row and by partner.
     let by = |vid: i64, partner: Option<&str>| {
         store
-            .audit_entries(&AuditQuery { vids: vec![vid], partner: partner.map(str::to_owned), limit: 10, newest_first: true, ..Default::default() })
+            .audit_entries(&AuditQuery {
+                vids: vec![vid],
+                partner: partner.map(str::to_owned),
+                limit: 10,
+                newest_first: true,
+                ..Default::default()
+            })
             .unwrap()
             .iter()
             .map(|e| e.seq)
@@ -654,14 +711,47 @@ fn audit_log_is_a_chain(store: &dyn Store) {
     // Names, also of a deleted version; its vid is not reused.
     let names = store.audit_versions_of(&e[0].id).unwrap();
     assert_eq!(names.len(), 1);
-    assert_eq!((names[0].vid, names[0].version.as_str(), names[0].deleted), (e[0].vid, "2016-01-01T00:00:00.000Z", false));
+    assert_eq!(
+        (names[0].vid, names[0].version.as_str(), names[0].deleted),
+        (e[0].vid, "2016-01-01T00:00:00.000Z", false)
+    );
     let max_vid = e.iter().map(|e| e.vid).max().unwrap();
     let last = e.iter().find(|x| x.vid == max_vid).unwrap().clone();
-    assert_eq!(store.delete_object(&coll.id, &last.id, &ObjectFilter { versions: vec![VersionSelector::All], ..Default::default() }).unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_object(
+                &coll.id,
+                &last.id,
+                &ObjectFilter {
+                    versions: vec![VersionSelector::All],
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+        1
+    );
     let names = store.audit_names(&[last.vid]).unwrap();
-    assert_eq!((names[0].object_id.as_str(), names[0].deleted), (last.id.as_str(), true));
-    add(store, &coll.id, &[obj("0000beef-8ff6-4a8b-9c2f-6e5a3b1f0d11", Some("2017-01-01T00:00:00.000Z"), "new")]);
-    let fresh = all(store, &coll.id, &ObjectFilter { ids: vec!["campaign--0000beef-8ff6-4a8b-9c2f-6e5a3b1f0d11".into()], ..Default::default() });
+    assert_eq!(
+        (names[0].object_id.as_str(), names[0].deleted),
+        (last.id.as_str(), true)
+    );
+    add(
+        store,
+        &coll.id,
+        &[obj(
+            "0000beef-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+            Some("2017-01-01T00:00:00.000Z"),
+            "new",
+        )],
+    );
+    let fresh = all(
+        store,
+        &coll.id,
+        &ObjectFilter {
+            ids: vec!["campaign--0000beef-8ff6-4a8b-9c2f-6e5a3b1f0d11".into()],
+            ..Default::default()
+        },
+    );
     assert!(fresh[0].vid > last.vid, "a deleted vid is not reused");
     // Verify, checkpoint, verify incrementally.
     let k = key(1);
@@ -670,56 +760,148 @@ fn audit_log_is_a_chain(store: &dyn Store) {
     assert_eq!((r.error.clone(), r.entries, r.head_seq), (None, 2, 2));
     let c1 = audit::checkpoint(store, &k, 10).unwrap();
     assert_eq!((c1.no, c1.entry_seq, c1.entry_hash), (1, 2, log[1].hash));
-    assert_eq!(audit::checkpoint(store, &k, 11).unwrap(), c1, "nothing new: the same checkpoint");
+    assert_eq!(
+        audit::checkpoint(store, &k, 11).unwrap(),
+        c1,
+        "nothing new: the same checkpoint"
+    );
     let r = audit::verify_log(store, Some(&trusted), false).unwrap();
     assert_eq!((r.error.clone(), r.last_checkpoint), (None, Some(1)));
     for i in 0..3 {
-        store.append_transfer(&sent("acme", &coll.id, &e[i..i + 1], "sent"), None).unwrap();
+        store
+            .append_transfer(&sent("acme", &coll.id, &e[i..i + 1], "sent"), None)
+            .unwrap();
     }
     let r = audit::verify_log(store, Some(&trusted), false).unwrap();
-    assert_eq!((r.error.clone(), r.from_checkpoint, r.entries, r.head_seq), (None, Some(1), 3, 5), "only what is new");
-    assert!(audit::checkpoint_if_due(store, &k, 10, 12).unwrap().is_none());
+    assert_eq!(
+        (r.error.clone(), r.from_checkpoint, r.entries, r.head_seq),
+        (None, Some(1), 3, 5),
+        "only what is new"
+    );
+    assert!(
+        audit::checkpoint_if_due(store, &k, 10, 12)
+            .unwrap()
+            .is_none()
+    );
     let c2 = audit::checkpoint_if_due(store, &k, 3, 12).unwrap().unwrap();
     assert_eq!((c2.no, c2.entry_seq, c2.prev), (2, 5, c1.hash()));
     let r = audit::verify_log(store, Some(&trusted), true).unwrap();
     assert_eq!((r.error.clone(), r.entries, r.checkpoints), (None, 5, 2));
     // The page of the web UI: what it shows and the checkpoint chain.
-    let shown = store.audit_entries(&AuditQuery { partner: Some("acme".into()), limit: 2, newest_first: true, ..Default::default() }).unwrap();
-    assert_eq!(audit::verify_shown(store, &shown, Some(&trusted)).unwrap(), Ok(2));
+    let shown = store
+        .audit_entries(&AuditQuery {
+            partner: Some("acme".into()),
+            limit: 2,
+            newest_first: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        audit::verify_shown(store, &shown, Some(&trusted)).unwrap(),
+        Ok(2)
+    );
     // Archive entries 1..=5 (checkpoint 2), tamper with copies of the file.
-    store.append_transfer(&sent("acme", &coll.id, &e[..1], "sent"), None).unwrap();
+    store
+        .append_transfer(&sent("acme", &coll.id, &e[..1], "sent"), None)
+        .unwrap();
     let mut file = Vec::new();
-    let (boundary, summary) = audit::write_archive(store, &k, &c2, "a.jsonl", 13, &mut file).unwrap();
-    assert_eq!((summary.from_seq, summary.through_seq, summary.entries, summary.objects), (1, 5, 5, 11));
+    let (boundary, summary) =
+        audit::write_archive(store, &k, &c2, "a.jsonl", 13, &mut file).unwrap();
+    assert_eq!(
+        (
+            summary.from_seq,
+            summary.through_seq,
+            summary.entries,
+            summary.objects
+        ),
+        (1, 5, 5, 11)
+    );
     let text = String::from_utf8(file).unwrap();
-    assert_eq!(audit::verify_archive(&text, Some(&trusted)).map(|s| s.entries), Ok(5));
-    assert_eq!(audit::verify_archive(&text, Some(&key(2).public())).map_err(|e| e.kind()), Err("forged"), "another key");
+    assert_eq!(
+        audit::verify_archive(&text, Some(&trusted)).map(|s| s.entries),
+        Ok(5)
+    );
+    assert_eq!(
+        audit::verify_archive(&text, Some(&key(2).public())).map_err(|e| e.kind()),
+        Err("forged"),
+        "another key"
+    );
     let edited = text.replacen("\"partner\":\"bsi\"", "\"partner\":\"bfv\"", 1);
-    assert_eq!(audit::verify_archive(&edited, Some(&trusted)), Err(AuditError::Edited { seq: 2 }));
+    assert_eq!(
+        audit::verify_archive(&edited, Some(&trusted)),
+        Err(AuditError::Edited { seq: 2 })
+    );
     let lines: Vec<&str> = text.lines().collect();
-    let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| format!("{l}\n")).collect();
-    assert_eq!(audit::verify_archive(&without, Some(&trusted)).map_err(|e| (e.kind(), e.seq())), Err(("deleted", 4)));
+    let without: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        audit::verify_archive(&without, Some(&trusted)).map_err(|e| (e.kind(), e.seq())),
+        Err(("deleted", 4))
+    );
     let swapped: String = {
         let mut l = lines.clone();
         l.swap(2, 3);
         l.iter().map(|l| format!("{l}\n")).collect()
     };
-    assert_eq!(audit::verify_archive(&swapped, Some(&trusted)).map_err(|e| e.kind()), Err("reordered"));
-    let renamed = text.replacen(&e[1].id, "campaign--99999999-8ff6-4a8b-9c2f-6e5a3b1f0d11", 1);
-    assert_eq!(audit::verify_archive(&renamed, Some(&trusted)).map_err(|e| e.kind()), Err("archive"), "a name edited: the seal");
+    assert_eq!(
+        audit::verify_archive(&swapped, Some(&trusted)).map_err(|e| e.kind()),
+        Err("reordered")
+    );
+    let renamed = text.replacen(
+        &e[1].id,
+        "campaign--99999999-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+        1,
+    );
+    assert_eq!(
+        audit::verify_archive(&renamed, Some(&trusted)).map_err(|e| e.kind()),
+        Err("archive"),
+        "a name edited: the seal"
+    );
     store.archive_audit(&boundary).unwrap();
     assert!(store.archive_audit(&boundary).is_err(), "archived once");
     assert_eq!(store.audit_boundary().unwrap(), Some(boundary));
-    let left = store.audit_entries(&AuditQuery { limit: 10, ..Default::default() }).unwrap();
+    let left = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
-    assert!(by(e[3].vid, None).is_empty(), "postings of archived entries go too");
+    assert!(
+        by(e[3].vid, None).is_empty(),
+        "postings of archived entries go too"
+    );
     let r = audit::verify_log(store, Some(&trusted), true).unwrap();
-    assert_eq!((r.error.clone(), r.entries, r.archived_through), (None, 1, Some(5)), "the chain after the boundary verifies");
-    store.append_audit(&sent("acme", &coll.id, &e[..1], "sent")).unwrap();
-    assert_eq!(audit::verify_log(store, Some(&trusted), false).unwrap().error, None);
+    assert_eq!(
+        (r.error.clone(), r.entries, r.archived_through),
+        (None, 1, Some(5)),
+        "the chain after the boundary verifies"
+    );
+    store
+        .append_audit(&sent("acme", &coll.id, &e[..1], "sent"))
+        .unwrap();
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), false)
+            .unwrap()
+            .error,
+        None
+    );
     // A checkpoint signed by another key is forged.
-    store.add_audit_checkpoint(&mut |prev, head| concord_store::Checkpoint::sign(prev, head, 14, &key(2))).unwrap();
-    assert_eq!(audit::verify_log(store, Some(&trusted), false).unwrap().error, Some(AuditError::Forged { no: 3 }));
+    store
+        .add_audit_checkpoint(&mut |prev, head| {
+            concord_store::Checkpoint::sign(prev, head, 14, &key(2))
+        })
+        .unwrap();
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), false)
+            .unwrap()
+            .error,
+        Some(AuditError::Forged { no: 3 })
+    );
 }
 
 /// Tampering through SQL (triggers bypassed by `exec`) is named by a full verify.
@@ -727,32 +909,64 @@ fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str)) {
     use concord_store::audit;
     let k = key(1);
     for p in ["a", "b", "c", "d", "e"] {
-        store.append_audit(&[audit_record(p, 0), audit_record(p, 2)]).unwrap();
+        store
+            .append_audit(&[audit_record(p, 0), audit_record(p, 2)])
+            .unwrap();
     }
     assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
     exec("CREATE TABLE saved AS SELECT * FROM audit_entries");
     let restore = "DELETE FROM audit_entries; INSERT INTO audit_entries SELECT * FROM saved";
     let check = |sql: &str| {
         exec(sql);
-        let e = audit::verify_log(store, None, true).unwrap().error.expect(sql);
+        let e = audit::verify_log(store, None, true)
+            .unwrap()
+            .error
+            .expect(sql);
         exec(restore);
         (e.kind(), e.seq())
     };
-    assert_eq!(check("UPDATE audit_entries SET partner = 'x' WHERE seq = 3"), ("edited", 3));
-    assert_eq!(check("UPDATE audit_entries SET count = count + 1 WHERE seq = 2"), ("edited", 2));
-    assert_eq!(check("DELETE FROM audit_entries WHERE seq = 3"), ("deleted", 4));
-    assert_eq!(check("DELETE FROM audit_entries WHERE seq = 1"), ("deleted", 2));
     assert_eq!(
-        check("UPDATE audit_entries SET seq = -1 WHERE seq = 2; UPDATE audit_entries SET seq = 2 WHERE seq = 3; UPDATE audit_entries SET seq = 3 WHERE seq = -1"),
+        check("UPDATE audit_entries SET partner = 'x' WHERE seq = 3"),
+        ("edited", 3)
+    );
+    assert_eq!(
+        check("UPDATE audit_entries SET count = count + 1 WHERE seq = 2"),
+        ("edited", 2)
+    );
+    assert_eq!(
+        check("DELETE FROM audit_entries WHERE seq = 3"),
+        ("deleted", 4)
+    );
+    assert_eq!(
+        check("DELETE FROM audit_entries WHERE seq = 1"),
+        ("deleted", 2)
+    );
+    assert_eq!(
+        check(
+            "UPDATE audit_entries SET seq = -1 WHERE seq = 2; UPDATE audit_entries SET seq = 2 WHERE seq = 3; UPDATE audit_entries SET seq = 3 WHERE seq = -1"
+        ),
         ("reordered", 2)
     );
     // The newest entry deleted after a checkpoint covered it.
     audit::checkpoint(store, &k, 1).unwrap();
-    assert_eq!(check("DELETE FROM audit_entries WHERE seq = 5"), ("truncated", 5));
-    assert_eq!(audit::verify_log(store, Some(&k.public()), true).unwrap().error, None);
+    assert_eq!(
+        check("DELETE FROM audit_entries WHERE seq = 5"),
+        ("truncated", 5)
+    );
+    assert_eq!(
+        audit::verify_log(store, Some(&k.public()), true)
+            .unwrap()
+            .error,
+        None
+    );
     // Rows of the checkpoint table edited: the signature no longer holds.
     exec("UPDATE audit_checkpoints SET entry_seq = 4 WHERE no = 1");
-    assert_eq!(audit::verify_log(store, Some(&k.public()), true).unwrap().error, Some(AuditError::Forged { no: 1 }));
+    assert_eq!(
+        audit::verify_log(store, Some(&k.public()), true)
+            .unwrap()
+            .error,
+        Some(AuditError::Forged { no: 1 })
+    );
 }
 
 /// A log of the per-object format (schema 3) stays verifiable after the migration, and the
@@ -764,16 +978,28 @@ fn legacy_log_stays_verifiable(store: &dyn Store, exec: &dyn Fn(&str)) {
     let legacy = store.audit(0, 10, None).unwrap();
     assert_eq!(legacy.len(), 3);
     store.append_audit(&[audit_record("acme", 7)]).unwrap();
-    let t = store.audit_entries(&concord_store::AuditQuery { limit: 10, ..Default::default() }).unwrap();
+    let t = store
+        .audit_entries(&concord_store::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(t[0].seq, 4, "the transfers continue the legacy seq");
-    assert_eq!(concord_store::node_key::hex(&t[0].prev_hash), legacy[2].hash, "and its hash");
+    assert_eq!(
+        concord_store::node_key::hex(&t[0].prev_hash),
+        legacy[2].hash,
+        "and its hash"
+    );
     let r = audit::verify_log(store, None, true).unwrap();
     assert_eq!((r.error.clone(), r.legacy_entries, r.entries), (None, 3, 1));
     let c = audit::checkpoint(store, &key(1), 1).unwrap();
     assert_eq!(c.entry_seq, 4);
     assert_eq!(audit::verify_log(store, None, false).unwrap().error, None);
     exec("UPDATE audit_log SET partner = 'x' WHERE seq = 2");
-    assert_eq!(audit::verify_log(store, None, true).unwrap().error, Some(AuditError::Edited { seq: 2 }));
+    assert_eq!(
+        audit::verify_log(store, None, true).unwrap().error,
+        Some(AuditError::Edited { seq: 2 })
+    );
 }
 
 macro_rules! store_suite {
@@ -878,7 +1104,8 @@ impl Bypass for tempfile::TempDir {
 impl Bypass for ScratchSchema {
     fn exec(&self, sql: &str) {
         let mut c = postgres::Client::connect(self.url(), postgres::NoTls).unwrap();
-        c.batch_execute("SET session_replication_role = replica").unwrap();
+        c.batch_execute("SET session_replication_role = replica")
+            .unwrap();
         c.batch_execute(sql).unwrap();
     }
 }
@@ -902,7 +1129,12 @@ fn sqlite_legacy_audit_log_migrates() {
         conn.execute_batch(sql).unwrap();
     }
     conn.pragma_update(None, "user_version", 5).unwrap();
-    let records: Vec<_> = (0..3).map(|i| AuditRecord { vid: 0, ..audit_record("bsi", i) }).collect();
+    let records: Vec<_> = (0..3)
+        .map(|i| AuditRecord {
+            vid: 0,
+            ..audit_record("bsi", i)
+        })
+        .collect();
     concord_store::sqlite::insert_legacy_audit(&conn, &records).unwrap();
     drop(conn);
     let store = concord_store::SqliteStore::open(&path).unwrap();
@@ -989,7 +1221,12 @@ mod postgres_only {
         let Some(schema) = scratch() else { return };
         old_schema(schema.url(), 5);
         let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
-        let records: Vec<_> = (0..3).map(|i| AuditRecord { vid: 0, ..audit_record("bsi", i) }).collect();
+        let records: Vec<_> = (0..3)
+            .map(|i| AuditRecord {
+                vid: 0,
+                ..audit_record("bsi", i)
+            })
+            .collect();
         concord_store::postgres::insert_legacy_audit(&mut c, &records).unwrap();
         let store = PostgresStore::open(schema.url()).unwrap();
         legacy_log_stays_verifiable(&store, &|sql| bypass(&schema, sql));
@@ -1008,7 +1245,11 @@ mod postgres_only {
         let store = PostgresStore::open(schema.url()).unwrap();
         assert_eq!(
             store.migration_report().applied,
-            ["0005_timestamp_keys", "0006_reserved", "0007_audit_transfers"]
+            [
+                "0005_timestamp_keys",
+                "0006_reserved",
+                "0007_audit_transfers"
+            ]
         );
         check_migrated(&store);
     }
@@ -1133,7 +1374,10 @@ mod postgres_only {
             }
         });
         let log = stores[0]
-            .audit_entries(&concord_store::AuditQuery { limit: 1000, ..Default::default() })
+            .audit_entries(&concord_store::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
             .unwrap();
         // One entry per run of one direction (the records alternate egress and ingress).
         assert_eq!(log.len(), 3 * 10 * 5);
@@ -1287,15 +1531,21 @@ mod postgres_only {
         assert_eq!(after.partners, 1);
         assert_eq!(pg.partners().unwrap(), vec![partner]);
         // The audit log, chain intact, and appends continue it.
-        let q = concord_store::AuditQuery { limit: 100, ..Default::default() };
+        let q = concord_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
         let log = pg.audit_entries(&q).unwrap();
         assert_eq!(log, lite.audit_entries(&q).unwrap());
         pg.append_audit(&records[..1]).unwrap();
         assert_eq!(pg.audit_entries(&q).unwrap().len(), 4);
         assert_eq!(
-            pg.audit_entries(&concord_store::AuditQuery { vids: vec![1], ..q.clone() })
-                .unwrap()
-                .len(),
+            pg.audit_entries(&concord_store::AuditQuery {
+                vids: vec![1],
+                ..q.clone()
+            })
+            .unwrap()
+            .len(),
             2,
             "the posting index rebuilt from the items"
         );

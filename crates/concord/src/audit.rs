@@ -119,7 +119,10 @@ pub fn run_node(command: NodeCommand) -> Result<bool> {
     let store = crate::open_store(&data)?;
     let key = node_key(&data.data_dir, store.as_ref())?;
     if json {
-        println!("{}", serde_json::json!({"algorithm": "ed25519", "public_key": key.public_hex()}));
+        println!(
+            "{}",
+            serde_json::json!({"algorithm": "ed25519", "public_key": key.public_hex()})
+        );
     } else {
         println!("{}", key.public_hex());
     }
@@ -242,7 +245,9 @@ pub fn run(command: AuditCommand) -> Result<bool> {
                     if json {
                         println!("null");
                     } else {
-                        eprintln!("nothing to archive: no checkpoint covers entries before that date");
+                        eprintln!(
+                            "nothing to archive: no checkpoint covers entries before that date"
+                        );
                     }
                 }
             }
@@ -270,7 +275,11 @@ fn print_verify(r: &VerifyReport, key_checked: bool, json: bool) {
                         .map(|c| format!(" after checkpoint {c}"))
                         .unwrap_or_default(),
                     r.head_seq,
-                    if r.head_hash.is_empty() { "-" } else { &r.head_hash }
+                    if r.head_hash.is_empty() {
+                        "-"
+                    } else {
+                        &r.head_hash
+                    }
                 );
             }
         }
@@ -291,8 +300,8 @@ fn print_verify(r: &VerifyReport, key_checked: bool, json: bool) {
 }
 
 fn verify_archive_file(file: &Path, trusted: Option<&[u8; 32]>, json: bool) -> Result<bool> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     match audit::verify_archive(&text, trusted) {
         Ok(s) => {
             if json {
@@ -331,7 +340,9 @@ fn retention_cut(data: &DataDirArg, store: &dyn Store) -> Result<i64> {
     let config = crate::config::Config::load(&data.data_dir)?.audit;
     let mut days = config.retention_days;
     if days == 0 {
-        bail!("no --before, and [audit] retention_days is 0 (keep in the database): nothing to archive");
+        bail!(
+            "no --before, and [audit] retention_days is 0 (keep in the database): nothing to archive"
+        );
     }
     for p in store.partners()? {
         if let Some(d) = config
@@ -341,7 +352,11 @@ fn retention_cut(data: &DataDirArg, store: &dyn Store) -> Result<i64> {
             days = days.max(*d);
         }
     }
-    Ok(now_ns().saturating_sub(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000_000_000).saturating_mul(86_400_000_000_000)))
+    Ok(now_ns().saturating_sub(
+        i64::try_from(days)
+            .unwrap_or(i64::MAX / 86_400_000_000_000)
+            .saturating_mul(86_400_000_000_000),
+    ))
 }
 
 /// Archives the entries appended before `before_ns`, up to the newest checkpoint that covers
@@ -520,7 +535,10 @@ pub fn show(
             })?;
             let Some(last) = page.last() else { break };
             before = Some(last.seq);
-            for mut chunk in expand(store, &page, set.as_ref())?.chunk_by(|a, b| a.seq == b.seq).map(<[ShownRow]>::to_vec) {
+            for mut chunk in expand(store, &page, set.as_ref())?
+                .chunk_by(|a, b| a.seq == b.seq)
+                .map(<[ShownRow]>::to_vec)
+            {
                 // Newest first across entries; within an entry, in its order.
                 chunk.reverse();
                 rows.extend(chunk);

@@ -249,7 +249,16 @@ fn checkpoints_archives_and_show_by_object() {
     assert_eq!(node.import("feed", &[&f]).0, 0);
     let (code, doc, err) = concord_in(
         &node,
-        &["partner", "add", "bsi", "--jurisdiction", "de", "--read", "feed", "--json"],
+        &[
+            "partner",
+            "add",
+            "bsi",
+            "--jurisdiction",
+            "de",
+            "--read",
+            "feed",
+            "--json",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let key = doc["api_key"].as_str().unwrap().to_owned();
@@ -269,7 +278,15 @@ fn checkpoints_archives_and_show_by_object() {
     let red = "campaign--55555555-8ff6-4a8b-9c2f-6e5a3b1f0d11";
     let (code, rows, _) = concord_in(
         &node,
-        &["audit", "show", "--object", red, "--partner", "bsi", "--json"],
+        &[
+            "audit",
+            "show",
+            "--object",
+            red,
+            "--partner",
+            "bsi",
+            "--json",
+        ],
     );
     assert_eq!(code, 0);
     let rows = rows.as_array().unwrap().clone();
@@ -285,9 +302,21 @@ fn checkpoints_archives_and_show_by_object() {
     let (code, cp, _) = concord_in(&node, &["audit", "checkpoint", "--json"]);
     assert_eq!((code, cp["no"].as_i64()), (0, Some(1)));
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--key", &pubkey, "--json"]);
-    assert_eq!((code, doc["last_checkpoint"].as_i64()), (0, Some(1)), "{doc}");
+    assert_eq!(
+        (code, doc["last_checkpoint"].as_i64()),
+        (0, Some(1)),
+        "{doc}"
+    );
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--json"]);
-    assert_eq!((code, doc["from_checkpoint"].as_i64(), doc["entries"].as_i64()), (0, Some(1), Some(0)), "{doc}");
+    assert_eq!(
+        (
+            code,
+            doc["from_checkpoint"].as_i64(),
+            doc["entries"].as_i64()
+        ),
+        (0, Some(1), Some(0)),
+        "{doc}"
+    );
     let other = "11".repeat(32);
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--key", &other, "--json"]);
     assert_eq!((code, doc["kind"].as_str()), (1, Some("forged")), "{doc}");
@@ -296,30 +325,74 @@ fn checkpoints_archives_and_show_by_object() {
     let archive = tmp.path().join("audit-1.jsonl");
     let (code, summary, err) = concord_in(
         &node,
-        &["audit", "archive", "--before", "2999-01-01T00:00:00Z", "-o", archive.to_str().unwrap(), "--json"],
+        &[
+            "audit",
+            "archive",
+            "--before",
+            "2999-01-01T00:00:00Z",
+            "-o",
+            archive.to_str().unwrap(),
+            "--json",
+        ],
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!((summary["from_seq"].as_i64(), summary["through_seq"].as_i64()), (Some(1), Some(4)), "{summary}");
+    assert_eq!(
+        (
+            summary["from_seq"].as_i64(),
+            summary["through_seq"].as_i64()
+        ),
+        (Some(1), Some(4)),
+        "{summary}"
+    );
     let offline = |file: &std::path::Path| {
-        let out = run(concord().args(["audit", "verify", "--json", "--key", &pubkey, "--archive"]).arg(file));
-        (out.status.code().unwrap_or(-1), serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default())
+        let out = run(concord()
+            .args(["audit", "verify", "--json", "--key", &pubkey, "--archive"])
+            .arg(file));
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+        )
     };
     assert_eq!(offline(&archive).0, 0);
     let text = std::fs::read_to_string(&archive).unwrap();
     let bad = tmp.path().join("bad.jsonl");
-    std::fs::write(&bad, text.replacen("\"door\":\"taxii-objects\"", "\"door\":\"export\"", 1)).unwrap();
+    std::fs::write(
+        &bad,
+        text.replacen("\"door\":\"taxii-objects\"", "\"door\":\"export\"", 1),
+    )
+    .unwrap();
     let (code, doc) = offline(&bad);
-    assert_eq!((code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()), (1, Some("edited"), Some(2)), "{doc}");
+    assert_eq!(
+        (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
+        (1, Some("edited"), Some(2)),
+        "{doc}"
+    );
     let (code, doc) = verify(&node);
     assert_eq!(code, 0, "{doc}");
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
-    assert_eq!((code, doc["archived_through"].as_i64(), doc["entries"].as_i64()), (0, Some(4), Some(0)), "{doc}");
+    assert_eq!(
+        (
+            code,
+            doc["archived_through"].as_i64(),
+            doc["entries"].as_i64()
+        ),
+        (0, Some(4), Some(0)),
+        "{doc}"
+    );
     {
         let s = node.serve();
         let auth = format!("Bearer {key}");
         let headers = [("Authorization", auth.as_str()), ("Accept", TAXII)];
-        assert_eq!(s.request("GET", "/concord/collections/feed/objects/", &headers, None).status, 200);
+        assert_eq!(
+            s.request("GET", "/concord/collections/feed/objects/", &headers, None)
+                .status,
+            200
+        );
     }
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
-    assert_eq!((code, doc["entries"].as_i64(), doc["head_seq"].as_i64()), (0, Some(1), Some(5)), "{doc}");
+    assert_eq!(
+        (code, doc["entries"].as_i64(), doc["head_seq"].as_i64()),
+        (0, Some(1), Some(5)),
+        "{doc}"
+    );
 }
