@@ -381,12 +381,11 @@ impl Egress {
                 };
                 let records: Vec<AuditRecord> = page.entries.iter().map(|e| d.sent(e)).collect();
                 let versions: Vec<String> = page.entries.iter().map(Entry::version).collect();
-                let digest = audit::transfer_digest(page.entries.iter().zip(&versions).map(
-                    |(e, v)| {
+                let digest =
+                    audit::transfer_digest(page.entries.iter().zip(&versions).map(|(e, v)| {
                         let body = if want_body { e.body.as_deref() } else { None };
                         (e.id.as_str(), v.as_str(), body)
-                    },
-                ));
+                    }));
                 self.record(&records, digest)?;
                 let resume = page.entries.last().map(Entry::cursor);
                 let entries = page
