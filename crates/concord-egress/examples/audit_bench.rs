@@ -75,10 +75,7 @@ impl Store for NoAudit {
     fn entries(&self, c: &str, f: &ObjectFilter, p: &PageRequest, b: bool) -> Result<Page> {
         self.0.entries(c, f, p, b)
     }
-    fn add_audit_checkpoint(
-        &self,
-        s: &mut dyn FnMut(Option<&Checkpoint>, (i64, Hash)) -> Checkpoint,
-    ) -> Result<Checkpoint> {
+    fn add_audit_checkpoint(&self, s: &mut audit::SignHead<'_>) -> Result<Checkpoint> {
         self.0.add_audit_checkpoint(s)
     }
     fn append_transfer(&self, _: &[AuditRecord], _: Option<Hash>) -> Result<()> {
@@ -228,8 +225,13 @@ fn synthetic(store: &dyn Store, pages: usize, vids: i64, label: &str) {
         collection: coll.id.clone(),
         object_id: String::new(),
         modified: String::new(),
-        decision: if j % 50 == 0 { "withheld" } else { "sent" }.into(),
-        transformations: if j % 50 == 0 {
+        decision: if j.is_multiple_of(50) {
+            "withheld"
+        } else {
+            "sent"
+        }
+        .into(),
+        transformations: if j.is_multiple_of(50) {
             vec!["TLP:AMBER: bsi is not in the sharing group".into()]
         } else {
             vec![]

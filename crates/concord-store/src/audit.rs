@@ -199,6 +199,10 @@ pub fn verify_chain_after(
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
 
+/// What signs a head for [`crate::Store::add_audit_checkpoint`]: gets the last checkpoint
+/// and the head (seq, hash), returns the new checkpoint.
+pub type SignHead<'a> = dyn FnMut(Option<&Checkpoint>, (i64, Hash)) -> Checkpoint + 'a;
+
 /// The hash the first entry of an empty log links to.
 pub const GENESIS: Hash = [0; 32];
 

@@ -434,10 +434,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Signs the current head: `sign` gets the last checkpoint and the head and returns the
     /// new checkpoint, which is stored, all under the audit lock (so no entry or checkpoint
     /// slips in between). Returns it.
-    fn add_audit_checkpoint(
-        &self,
-        sign: &mut dyn FnMut(Option<&Checkpoint>, (i64, audit::Hash)) -> Checkpoint,
-    ) -> Result<Checkpoint>;
+    fn add_audit_checkpoint(&self, sign: &mut audit::SignHead<'_>) -> Result<Checkpoint>;
     /// Checkpoints with `no > after_no`, in order, at most `limit`.
     fn audit_checkpoints(&self, after_no: i64, limit: usize) -> Result<Vec<Checkpoint>>;
     /// The newest checkpoint.

@@ -1349,10 +1349,7 @@ impl Store for PostgresStore {
         self.with_conn(|c| head(&mut c.client))
     }
 
-    fn add_audit_checkpoint(
-        &self,
-        sign: &mut dyn FnMut(Option<&Checkpoint>, (i64, Hash)) -> Checkpoint,
-    ) -> Result<Checkpoint> {
+    fn add_audit_checkpoint(&self, sign: &mut crate::audit::SignHead<'_>) -> Result<Checkpoint> {
         let lock_key = self.lock_key;
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;

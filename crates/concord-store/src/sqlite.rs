@@ -763,10 +763,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_audit_checkpoint(
-        &self,
-        sign: &mut dyn FnMut(Option<&Checkpoint>, (i64, Hash)) -> Checkpoint,
-    ) -> Result<Checkpoint> {
+    fn add_audit_checkpoint(&self, sign: &mut crate::audit::SignHead<'_>) -> Result<Checkpoint> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let last = last_checkpoint(&tx)?;
