@@ -94,6 +94,7 @@ fn per_object_path(
                 decision: decision.into(),
                 transformations: Vec::new(),
                 policy_version: cx.policy.version.clone(),
+                vid: e.vid,
             });
         }
         store.append_audit(&records).unwrap();

@@ -307,11 +307,12 @@ impl Egress {
         collection_sharing(self.store.as_ref(), collection_id)
     }
 
-    /// Appends the records of one transfer to the audit log (before anything leaves), and
-    /// counts them in the metrics: `concord_egress_objects_total{door, decision}` (sent,
+    /// Appends the records of one transfer to the audit log as one entry with `digest`, the
+    /// SHA-256 of what left ([`audit::transfer_digest`]), before anything leaves, and counts
+    /// them in the metrics: `concord_egress_objects_total{door, decision}` (sent,
     /// rewritten, withheld) and `concord_audit_records_total`.
-    fn record(&self, records: &[AuditRecord]) -> Result<(), EgressError> {
-        self.store.append_audit(records)?;
+    fn record(&self, records: &[AuditRecord], digest: [u8; 32]) -> Result<(), EgressError> {
+        self.store.append_transfer(records, Some(digest))?;
         metrics::counter!("concord_audit_records_total").increment(records.len() as u64);
         let mut by: Vec<(&str, &str, u64)> = Vec::new();
         for r in records {
@@ -468,12 +469,13 @@ impl Egress {
             after = kept.last().map(Entry::cursor);
         };
         let records: Vec<AuditRecord> = kept.iter().map(|e| d.sent(e)).collect();
-        self.record(&records)?;
         let resume = kept.last().map(Entry::cursor);
-        let entries = kept
+        let entries: Vec<Sent> = kept
             .into_iter()
             .map(|e| sent_as_stored(e, want_body))
             .collect();
+        // Recorded, with the digest of what leaves, before it leaves.
+        self.record(&records, audit::sent_digest(&entries))?;
         Ok((
             Transfer {
                 entries,
@@ -666,7 +668,7 @@ impl Egress {
                 break;
             }
         }
-        self.record(&records)?;
+        self.record(&records, audit::sent_digest(&out))?;
         Ok((
             Transfer {
                 entries: out,
@@ -721,7 +723,7 @@ impl Egress {
                 out.push(Sent::of(&e, id, body, rewritten));
             }
         }
-        self.record(&records)?;
+        self.record(&records, audit::sent_digest(&out))?;
         Ok(out)
     }
 
@@ -933,16 +935,17 @@ impl Outcome {
         match self {
             Outcome::Sent {
                 rewritten: false, ..
-            } => d.record("egress", &e.id, e.version(), "sent", Vec::new()),
+            } => d.record("egress", e.vid, &e.id, e.version(), "sent", Vec::new()),
             Outcome::Sent { id, .. } => {
                 let mut t = Vec::new();
                 if *id != e.id {
                     t.push(format!("id sent as {id}"));
                 }
-                d.record("egress", &e.id, e.version(), "rewritten", t)
+                d.record("egress", e.vid, &e.id, e.version(), "rewritten", t)
             }
             Outcome::Withheld(reason) => d.record(
                 "egress",
+                e.vid,
                 &e.id,
                 e.version(),
                 "withheld",

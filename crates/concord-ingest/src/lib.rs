@@ -69,6 +69,9 @@ pub struct Accepted {
     pub version: String,
     /// Whether it was new to the collection.
     pub added: bool,
+    /// Its version row (`object_versions.vid`): what the audit log records.
+    #[serde(skip)]
+    pub vid: i64,
 }
 
 /// What an ingest did, object by object.
@@ -220,6 +223,7 @@ fn ingest_into(
                             id: header.id,
                             version: version.unwrap_or_default(),
                             added,
+                            vid: batch.last_vid().unwrap_or_default(),
                         };
                         if let Some(peer) = options.provenance {
                             batch.add_provenance(&accepted.id, &accepted.version, peer)?;

@@ -41,7 +41,7 @@ pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecor
     }
     accepted
         .iter()
-        .map(|a| door.ingress(&a.id, &a.version, a.added))
+        .map(|a| door.ingress(a.vid, &a.id, &a.version, a.added))
         .collect()
 }
 

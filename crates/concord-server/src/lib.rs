@@ -973,6 +973,8 @@ async fn delete_object(
         }
         let mut n = 0;
         let mut records = Vec::new();
+        // The version rows, named before they go (the log records vids).
+        let rows = store.audit_versions_of(&id)?;
         let door = concord_egress::Door {
             door: "taxii-delete",
             partner: audience.name(),
@@ -992,7 +994,18 @@ async fn delete_object(
             let removed = store.delete_object(&c.id, &id, &one)?;
             if removed > 0 {
                 n += removed;
-                records.push(door.record("delete", &id, v.version.clone(), "deleted", Vec::new()));
+                let vid = rows
+                    .iter()
+                    .find(|r| r.version == v.version)
+                    .map_or(0, |r| r.vid);
+                records.push(door.record(
+                    "delete",
+                    vid,
+                    &id,
+                    v.version.clone(),
+                    "deleted",
+                    Vec::new(),
+                ));
             }
         }
         store.append_audit(&records)?;

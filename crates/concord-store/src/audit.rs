@@ -1,19 +1,47 @@
-//! The audit log (issue 5, item 7): every egress and every ingress, append-only and
-//! hash-chained.
+//! The audit log (issue 5, item 7; issue 17): every egress and every ingress, append-only,
+//! hash-chained, with signed checkpoints and sealed archives.
 //!
-//! Each entry carries the SHA-256 of the entry before it (`prev_hash`) and its own `hash`
-//! over the canonical serialisation of its fields plus `prev_hash` ([`entry_hash`]). The
-//! first entry's `prev_hash` is [`GENESIS_HASH`]. Backends assign `seq` (1, 2, 3… without
-//! gaps), the time and both hashes while holding their write serialisation, so the chain is
-//! linear even with several processes on one database. [`verify_chain`] is the one place
-//! that checks a chain.
+//! # Shape (RFC 9162 in spirit, CloudTrail's digest chain in letter)
+//!
+//! One **entry per transfer** ([`TransferEntry`]): a TAXII page, an export page, a sync batch,
+//! an import batch, a web page. It names who (partner, `admin`, `operator`, `peer:NAME`; a
+//! person once people exist), the direction, the door, the collection, the policy version,
+//! the time, and the object versions in compact form: for each, its version row
+//! (`object_versions.vid`), a [`Decision`] and indices into the entry's dictionary of
+//! transformation strings, delta-varint encoded ([`encode_items`]); plus the SHA-256 of the
+//! bytes that left (egress). Object content never enters the log; transformation strings
+//! name rules, paths and identifiers, and quoted text in them is cut ([`without_values`]).
+//!
+//! Entries form one hash chain: [`transfer_hash`] covers every field, the items and the
+//! previous entry's hash. Every so often (`concord audit checkpoint`, or automatically every
+//! N entries) a [`Checkpoint`] records the chain head — the seq and hash of the last entry —
+//! signed with the node's Ed25519 key ([`crate::node_key`]), and chained to the checkpoint
+//! before it. A signed head plays the part of RFC 9162's signed tree head: an auditor holding
+//! the public key verifies a checkpoint offline, and the entries between two checkpoints
+//! prove that the later head extends the earlier one (a linear consistency proof).
+//! [`verify_log`] is incremental: from the last checkpoint verified (recorded in the
+//! settings) it checks only the new checkpoints and entries.
+//!
+//! **Retention**: a prefix of the log that ends at a checkpoint is written to a sealed file
+//! ([`ArchiveSegment`]) and removed from the database; the database keeps the boundary (last
+//! archived seq and hash, the checkpoint), so the chain after it still verifies.
+//!
+//! **Legacy**: the per-object log of schema 3 (`audit_log`, [`AuditEntry`]) stays, read-only,
+//! verified by its own chain ([`verify_chain`]); the transfer chain's first entry links to its
+//! last hash, so one chain runs from the first legacy row to the newest transfer.
 
 use sha2::Digest;
+
+use crate::node_key::{NodeKey, hex, verify_signature};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// What a caller records: one object version that crossed a door.
+/// What a caller records: one object version that crossed a door. The records of one
+/// `append_audit` call become one [`TransferEntry`] (one per run of records with the same
+/// direction, door, partner, collection and policy version); only `vid`, `decision` and
+/// `transformations` are kept per object. Also the row [`crate::Store::audit_show`] answers
+/// with, and the legacy per-object entry's fields.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecord {
     /// `egress` or `ingress`.
@@ -35,9 +63,12 @@ pub struct AuditRecord {
     pub transformations: Vec<String>,
     /// The version of the policy applied.
     pub policy_version: String,
+    /// The version row (`object_versions.vid`, [`crate::Entry::vid`]); 0 in legacy entries.
+    #[serde(default)]
+    pub vid: i64,
 }
 
-/// A stored entry of the audit log.
+/// A stored entry of the legacy (schema 3) per-object audit log.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     /// Position in the chain, from 1, without gaps.
@@ -105,71 +136,6 @@ pub(crate) fn parse_transformations(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_else(|_| vec![text.to_owned()])
 }
 
-/// How a chain is broken: the first bad entry and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuditError {
-    /// The entry's fields no longer give its hash.
-    #[error("entry {seq} was edited: its fields do not hash to its stored hash")]
-    Edited {
-        /// The entry.
-        seq: i64,
-    },
-    /// Entries are missing before this one (a gap in the sequence, or the chain does not
-    /// start at 1 with the genesis hash).
-    #[error("entries before {seq} were deleted: {detail}")]
-    Deleted {
-        /// The first entry after the missing ones.
-        seq: i64,
-        /// What shows it.
-        detail: String,
-    },
-    /// The entry links to an entry that is not the one before it, but that is in the log:
-    /// entries were moved.
-    #[error(
-        "entry {seq} was reordered: its prev_hash is the hash of entry {links_to}, not of entry {previous}"
-    )]
-    Reordered {
-        /// The entry.
-        seq: i64,
-        /// The entry its `prev_hash` names.
-        links_to: i64,
-        /// The entry before it in the log.
-        previous: i64,
-    },
-    /// The entry does not link to the one before it, nor to any entry in the log.
-    #[error(
-        "entry {seq} does not follow entry {previous}: prev_hash mismatch (an entry was deleted, or edited and rehashed)"
-    )]
-    Broken {
-        /// The entry.
-        seq: i64,
-        /// The entry before it in the log.
-        previous: i64,
-    },
-}
-
-impl AuditError {
-    /// The first bad entry.
-    pub fn seq(&self) -> i64 {
-        match self {
-            AuditError::Edited { seq }
-            | AuditError::Deleted { seq, .. }
-            | AuditError::Reordered { seq, .. }
-            | AuditError::Broken { seq, .. } => *seq,
-        }
-    }
-
-    /// One word: `edited`, `deleted`, `reordered`, `broken`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AuditError::Edited { .. } => "edited",
-            AuditError::Deleted { .. } => "deleted",
-            AuditError::Reordered { .. } => "reordered",
-            AuditError::Broken { .. } => "broken",
-        }
-    }
-}
-
 /// Checks a whole audit log, in the order the store returns it (by `seq`): the first entry
 /// is seq 1 with the genesis `prev_hash`, every next seq is one more, every `prev_hash` is the
 /// hash of the entry before, and every entry's fields give its hash. Names the first bad entry.
@@ -230,6 +196,1326 @@ pub fn verify_chain_after(
     Ok(())
 }
 
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// What signs a head for [`crate::Store::add_audit_checkpoint`]: gets the last checkpoint
+/// and the head (seq, hash), returns the new checkpoint.
+pub type SignHead<'a> = dyn FnMut(Option<&Checkpoint>, (i64, Hash)) -> Checkpoint + 'a;
+
+/// The hash the first entry of an empty log links to.
+pub const GENESIS: Hash = [0; 32];
+
+/// What happened to one object version in a transfer: one byte in the items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Left as stored.
+    Sent,
+    /// Left as a rewritten copy.
+    Rewritten,
+    /// Did not leave; the first transformation says why.
+    Withheld,
+    /// Came in, new to the collection.
+    Added,
+    /// Came in, already in the collection.
+    AlreadyPresent,
+    /// Deleted from the collection.
+    Deleted,
+}
+
+impl Decision {
+    const ALL: [Decision; 6] = [
+        Decision::Sent,
+        Decision::Rewritten,
+        Decision::Withheld,
+        Decision::Added,
+        Decision::AlreadyPresent,
+        Decision::Deleted,
+    ];
+
+    /// Its word: `sent`, `rewritten`, `withheld`, `added`, `already-present`, `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Sent => "sent",
+            Decision::Rewritten => "rewritten",
+            Decision::Withheld => "withheld",
+            Decision::Added => "added",
+            Decision::AlreadyPresent => "already-present",
+            Decision::Deleted => "deleted",
+        }
+    }
+
+    /// The decision of a word; `None` for another.
+    pub fn parse(word: &str) -> Option<Decision> {
+        Decision::ALL.into_iter().find(|d| d.as_str() == word)
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Option<Decision> {
+        Decision::ALL.get(usize::from(code)).copied()
+    }
+}
+
+/// One object version of a transfer, decoded from the items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// The version row (`object_versions.vid`).
+    pub vid: i64,
+    /// What happened to it.
+    pub decision: Decision,
+    /// Indices into the entry's dictionary of transformation strings.
+    pub transformations: Vec<u32>,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Encodes items: for each, the vid as a zig-zag varint of its difference from the vid
+/// before (the first from 0), one byte `decision | min(n, 31) << 3` where `n` is the number
+/// of transformations (`n - 31` follows as a varint when `n ≥ 31`), then `n` varint
+/// dictionary indices. A page of consecutive versions sent as stored costs 2 bytes an object.
+pub fn encode_items(items: &[Item]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 2 + 8);
+    let mut last = 0i64;
+    for it in items {
+        let d = it.vid.wrapping_sub(last);
+        put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+        last = it.vid;
+        let n = it.transformations.len();
+        out.push(it.decision.code() | ((n.min(31) as u8) << 3));
+        if n >= 31 {
+            put_varint(&mut out, (n - 31) as u64);
+        }
+        for t in &it.transformations {
+            put_varint(&mut out, u64::from(*t));
+        }
+    }
+    out
+}
+
+/// Decodes [`encode_items`]; `None` when the bytes are not such an encoding.
+pub fn decode_items(bytes: &[u8]) -> Option<Vec<Item>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut last = 0i64;
+    while at < bytes.len() {
+        let z = get_varint(bytes, &mut at)?;
+        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        last = last.wrapping_add(d);
+        let b = *bytes.get(at)?;
+        at += 1;
+        let decision = Decision::from_code(b & 7)?;
+        let mut n = usize::from(b >> 3);
+        if n == 31 {
+            n += usize::try_from(get_varint(bytes, &mut at)?).ok()?;
+        }
+        let mut transformations = Vec::with_capacity(n.min(64));
+        for _ in 0..n {
+            transformations.push(u32::try_from(get_varint(bytes, &mut at)?).ok()?);
+        }
+        out.push(Item {
+            vid: last,
+            decision,
+            transformations,
+        });
+    }
+    Some(out)
+}
+
+/// A transformation string as the log keeps it: text between quotes (`'…'`, `"…"`) is cut to
+/// `…`, so that a reason that quotes a value (a pattern literal in a parse error) does not
+/// carry it into the log. Rules, paths, categories and identifiers stay.
+pub fn without_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<char> = None;
+    for c in text.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '\'' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A stored entry of the audit log: one transfer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransferEntry {
+    /// Position in the chain (continuing the legacy log's), without gaps.
+    pub seq: i64,
+    /// When it was appended, nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// `egress`, `ingress` or `delete`.
+    pub direction: String,
+    /// The door (see `concord_egress::Door`).
+    pub door: String,
+    /// The partner's name, `admin`, `operator` or `peer:NAME`.
+    pub partner: String,
+    /// The person acting for the partner; `None` until people exist.
+    pub person: Option<String>,
+    /// Collection id.
+    pub collection: String,
+    /// The version of the policy applied.
+    pub policy_version: String,
+    /// Number of object versions in `items`.
+    pub count: i64,
+    /// The transformation strings the items refer to.
+    pub dictionary: Vec<String>,
+    /// The object versions ([`encode_items`]), base64 in JSON.
+    #[serde(with = "b64")]
+    pub items: Vec<u8>,
+    /// SHA-256 of the bytes that left (egress), hex in JSON.
+    #[serde(with = "hex_opt")]
+    pub digest: Option<Hash>,
+    /// `hash` of the entry before (hex in JSON).
+    #[serde(with = "hex32")]
+    pub prev_hash: Hash,
+    /// [`transfer_hash`] of this entry (hex in JSON).
+    #[serde(with = "hex32")]
+    pub hash: Hash,
+}
+
+impl TransferEntry {
+    /// The decoded items; `None` when the stored bytes are damaged.
+    pub fn decoded(&self) -> Option<Vec<Item>> {
+        decode_items(&self.items)
+    }
+
+    /// Whether its fields give its hash.
+    pub fn hash_ok(&self) -> bool {
+        transfer_hash(self) == self.hash
+    }
+}
+
+fn put_str(h: &mut sha2::Sha256, s: &str) {
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// SHA-256 over an entry's canonical bytes: the tag `concord-audit-transfer-v1\n`, then
+/// `seq`, `time_ns`, `count` as 8-byte big-endian integers; `direction`, `door`, `partner`,
+/// `person` (absent: `0xff…ff` as length), `collection`, `policy_version`, each dictionary
+/// string (after their number) and `items`, each as an 8-byte big-endian length and its
+/// bytes; `digest` (a byte 0, or 1 and 32 bytes); `prev_hash` (32 bytes). Every field has a
+/// length, so no two entries share canonical bytes.
+pub fn transfer_hash(e: &TransferEntry) -> Hash {
+    let mut h = sha2::Sha256::new();
+    h.update(b"concord-audit-transfer-v1\n");
+    h.update(e.seq.to_be_bytes());
+    h.update(e.time_ns.to_be_bytes());
+    h.update(e.count.to_be_bytes());
+    put_str(&mut h, &e.direction);
+    put_str(&mut h, &e.door);
+    put_str(&mut h, &e.partner);
+    match &e.person {
+        Some(p) => put_str(&mut h, p),
+        None => h.update(u64::MAX.to_be_bytes()),
+    }
+    put_str(&mut h, &e.collection);
+    put_str(&mut h, &e.policy_version);
+    h.update((e.dictionary.len() as u64).to_be_bytes());
+    for d in &e.dictionary {
+        put_str(&mut h, d);
+    }
+    h.update((e.items.len() as u64).to_be_bytes());
+    h.update(&e.items);
+    match &e.digest {
+        Some(d) => {
+            h.update([1]);
+            h.update(d);
+        }
+        None => h.update([0]),
+    }
+    h.update(e.prev_hash);
+    h.finalize().into()
+}
+
+/// A transfer about to be appended (what the backends insert; `seq`, time and hashes are set
+/// by [`chain_transfers`]).
+pub(crate) struct PendingTransfer {
+    pub(crate) entry: TransferEntry,
+    /// The distinct vids of its items, sorted (the posting index).
+    pub(crate) vids: Vec<i64>,
+}
+
+/// Groups records into transfers: one per run of records with the same direction, door,
+/// partner, collection and policy version (one call of a door is one run). `digest` goes to
+/// each.
+pub(crate) fn group_records(records: &[AuditRecord], digest: Option<Hash>) -> Vec<PendingTransfer> {
+    let mut out: Vec<PendingTransfer> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut dict: Vec<String> = Vec::new();
+    let same = |a: &AuditRecord, b: &TransferEntry| {
+        a.direction == b.direction
+            && a.door == b.door
+            && a.partner == b.partner
+            && a.collection == b.collection
+            && a.policy_version == b.policy_version
+    };
+    fn close(out: &mut [PendingTransfer], items: &mut Vec<Item>, dict: &mut Vec<String>) {
+        if let Some(last) = out.last_mut() {
+            last.entry.items = encode_items(items);
+            last.entry.count = items.len() as i64;
+            last.entry.dictionary = std::mem::take(dict);
+            let mut vids: Vec<i64> = items.iter().map(|i| i.vid).collect();
+            vids.sort_unstable();
+            vids.dedup();
+            last.vids = vids;
+            items.clear();
+        }
+    }
+    for r in records {
+        if !out.last().is_some_and(|p| same(r, &p.entry)) {
+            close(&mut out, &mut items, &mut dict);
+            out.push(PendingTransfer {
+                entry: TransferEntry {
+                    seq: 0,
+                    time_ns: 0,
+                    direction: r.direction.clone(),
+                    door: r.door.clone(),
+                    partner: r.partner.clone(),
+                    person: None,
+                    collection: r.collection.clone(),
+                    policy_version: r.policy_version.clone(),
+                    count: 0,
+                    dictionary: Vec::new(),
+                    items: Vec::new(),
+                    digest,
+                    prev_hash: GENESIS,
+                    hash: GENESIS,
+                },
+                vids: Vec::new(),
+            });
+        }
+        let decision = Decision::parse(&r.decision).unwrap_or(Decision::Withheld);
+        let mut transformations = Vec::with_capacity(r.transformations.len());
+        for t in &r.transformations {
+            let t = without_values(t);
+            let i = match dict.iter().position(|d| *d == t) {
+                Some(i) => i,
+                None => {
+                    dict.push(t);
+                    dict.len() - 1
+                }
+            };
+            transformations.push(i as u32);
+        }
+        items.push(Item {
+            vid: r.vid,
+            decision,
+            transformations,
+        });
+    }
+    close(&mut out, &mut items, &mut dict);
+    out
+}
+
+/// Sets `seq`, `time_ns`, `prev_hash` and `hash` of transfers appended after `head`.
+pub(crate) fn chain_transfers(head: (i64, Hash), time_ns: i64, pending: &mut [PendingTransfer]) {
+    let (mut seq, mut prev) = head;
+    for p in pending {
+        seq += 1;
+        p.entry.seq = seq;
+        p.entry.time_ns = time_ns;
+        p.entry.prev_hash = prev;
+        p.entry.hash = transfer_hash(&p.entry);
+        prev = p.entry.hash;
+    }
+}
+
+/// The legacy log's head as the transfer chain continues it: its last seq, and its last
+/// hash as bytes (a hex text that is not 32 bytes hashes to itself, so the link breaks).
+pub(crate) fn legacy_head(seq: i64, hash_hex: &str) -> (i64, Hash) {
+    let h = crate::node_key::unhex32(hash_hex)
+        .unwrap_or_else(|| sha2::Sha256::digest(hash_hex.as_bytes()).into());
+    (seq, h)
+}
+
+/// The version text of a version row: `modified` as written, else its first `date_added`
+/// (microseconds, as [`crate::Entry::version`] says it), else `-`.
+pub(crate) fn version_text(modified: Option<String>, first_added_ns: Option<i64>) -> String {
+    modified.unwrap_or_else(|| {
+        first_added_ns.map_or_else(
+            || "-".to_owned(),
+            |ns| crate::Timestamp::from_unix_nanos(ns, 6).to_string(),
+        )
+    })
+}
+
+/// Checks transfer entries in `seq` order after `previous` (the seq and hash of the entry
+/// before, a boundary, the legacy head or `(0, GENESIS)`). Names the first bad entry as
+/// [`verify_chain_after`] does.
+pub fn verify_transfers_after(
+    previous: (i64, Hash),
+    entries: &[TransferEntry],
+) -> Result<(), AuditError> {
+    let (mut prev_seq, mut prev_hash) = previous;
+    for e in entries {
+        if e.prev_hash != prev_hash
+            && let Some(other) = entries
+                .iter()
+                .find(|o| o.hash == e.prev_hash && !std::ptr::eq(*o, e))
+        {
+            return Err(AuditError::Reordered {
+                seq: e.seq,
+                links_to: other.seq,
+                previous: prev_seq,
+            });
+        }
+        if e.seq != prev_seq + 1 {
+            return Err(AuditError::Deleted {
+                seq: e.seq,
+                detail: format!("expected seq {}, found {}", prev_seq + 1, e.seq),
+            });
+        }
+        if e.prev_hash != prev_hash {
+            return Err(AuditError::Broken {
+                seq: e.seq,
+                previous: prev_seq,
+            });
+        }
+        if !e.hash_ok() || decode_items(&e.items).map(|i| i.len() as i64) != Some(e.count) {
+            return Err(AuditError::Edited { seq: e.seq });
+        }
+        prev_seq = e.seq;
+        prev_hash = e.hash;
+    }
+    Ok(())
+}
+
+/// A signed head of the log: the seq and hash of the last entry it covers, signed with the
+/// node key, chained to the checkpoint before it (CloudTrail's digest files, RFC 9162's
+/// signed tree head).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// 1, 2, 3… without gaps.
+    pub no: i64,
+    /// The last entry covered (a legacy seq before any transfer; 0 for an empty log).
+    pub entry_seq: i64,
+    /// Its hash (hex in JSON).
+    #[serde(with = "hex32")]
+    pub entry_hash: Hash,
+    /// When it was signed, nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// [`Checkpoint::hash`] of the checkpoint before, [`GENESIS`] for the first (hex).
+    #[serde(with = "hex32")]
+    pub prev: Hash,
+    /// The public key that signed it (hex in JSON).
+    #[serde(with = "hex32")]
+    pub key: [u8; 32],
+    /// Ed25519 signature of [`Checkpoint::message`] (hex in JSON).
+    #[serde(with = "hex64")]
+    pub signature: [u8; 64],
+}
+
+impl Checkpoint {
+    /// The signed text, one field a line, so that an auditor can check it with any Ed25519
+    /// tool: `concord audit checkpoint v1`, `no`, `entry_seq`, `entry_hash` (hex),
+    /// `time_ns`, `prev` (hex), `key` (hex), each followed by `\n`.
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "concord audit checkpoint v1\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            self.no,
+            self.entry_seq,
+            hex(&self.entry_hash),
+            self.time_ns,
+            hex(&self.prev),
+            hex(&self.key)
+        )
+        .into_bytes()
+    }
+
+    /// SHA-256 of the message and the signature: what the next checkpoint's `prev` is.
+    pub fn hash(&self) -> Hash {
+        let mut h = sha2::Sha256::new();
+        h.update(self.message());
+        h.update(self.signature);
+        h.finalize().into()
+    }
+
+    /// A checkpoint of `head` after `previous`, signed with `key`.
+    pub fn sign(
+        previous: Option<&Checkpoint>,
+        head: (i64, Hash),
+        time_ns: i64,
+        key: &NodeKey,
+    ) -> Checkpoint {
+        let mut c = Checkpoint {
+            no: previous.map_or(1, |p| p.no + 1),
+            entry_seq: head.0,
+            entry_hash: head.1,
+            time_ns,
+            prev: previous.map_or(GENESIS, Checkpoint::hash),
+            key: key.public(),
+            signature: [0; 64],
+        };
+        c.signature = key.sign(&c.message());
+        c
+    }
+
+    /// Checks the signature, against `trusted` when given (else against the key the
+    /// checkpoint names, which proves integrity but not origin), and the link to `previous`.
+    pub fn check(
+        &self,
+        previous: Option<&Checkpoint>,
+        trusted: Option<&[u8; 32]>,
+    ) -> Result<(), AuditError> {
+        if trusted.is_some_and(|t| *t != self.key)
+            || !verify_signature(&self.key, &self.message(), &self.signature)
+        {
+            return Err(AuditError::Forged { no: self.no });
+        }
+        let want = previous.map_or((1, GENESIS), |p| (p.no + 1, p.hash()));
+        if (self.no, self.prev) != want || previous.is_some_and(|p| self.entry_seq < p.entry_seq) {
+            return Err(AuditError::CheckpointBroken { no: self.no });
+        }
+        Ok(())
+    }
+}
+
+/// The part of the log moved to archives: the database keeps it to verify what follows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArchiveBoundary {
+    /// The last archived entry.
+    pub through_seq: i64,
+    /// Its hash (hex in JSON).
+    #[serde(with = "hex32")]
+    pub through_hash: Hash,
+    /// The checkpoint that covers it (its `entry_seq` is `through_seq`).
+    pub checkpoint_no: i64,
+    /// When it was archived, nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// The file it was written to, as the operator named it.
+    pub file: String,
+}
+
+/// How a chain, a checkpoint or an archive is broken: the first bad entry and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    /// The entry's fields no longer give its hash.
+    #[error("entry {seq} was edited: its fields do not hash to its stored hash")]
+    Edited {
+        /// The entry.
+        seq: i64,
+    },
+    /// Entries are missing before this one (a gap in the sequence, or the chain does not
+    /// start at 1 with the genesis hash).
+    #[error("entries before {seq} were deleted: {detail}")]
+    Deleted {
+        /// The first entry after the missing ones.
+        seq: i64,
+        /// What shows it.
+        detail: String,
+    },
+    /// The entry links to an entry that is not the one before it, but that is in the log:
+    /// entries were moved.
+    #[error(
+        "entry {seq} was reordered: its prev_hash is the hash of entry {links_to}, not of entry {previous}"
+    )]
+    Reordered {
+        /// The entry.
+        seq: i64,
+        /// The entry its `prev_hash` names.
+        links_to: i64,
+        /// The entry before it in the log.
+        previous: i64,
+    },
+    /// The entry does not link to the one before it, nor to any entry in the log.
+    #[error(
+        "entry {seq} does not follow entry {previous}: prev_hash mismatch (an entry was deleted, or edited and rehashed)"
+    )]
+    Broken {
+        /// The entry.
+        seq: i64,
+        /// The entry before it in the log.
+        previous: i64,
+    },
+    /// A checkpoint's signature is not the node key's.
+    #[error("checkpoint {no} is forged: its signature is not the node key's")]
+    Forged {
+        /// The checkpoint.
+        no: i64,
+    },
+    /// A checkpoint does not follow the one before it.
+    #[error(
+        "checkpoint {no} does not follow the checkpoint before it (deleted, reordered or replaced)"
+    )]
+    CheckpointBroken {
+        /// The checkpoint.
+        no: i64,
+    },
+    /// The entry a checkpoint covers does not have the hash the checkpoint signed: entries
+    /// up to it were rewritten (and rehashed) after the checkpoint.
+    #[error("entry {seq} is not the entry checkpoint {no} signed: the log up to it was rewritten")]
+    Rewritten {
+        /// The entry.
+        seq: i64,
+        /// The checkpoint.
+        no: i64,
+    },
+    /// The newest entries covered by a checkpoint are missing.
+    #[error("entries up to {seq} were deleted: checkpoint {no} covers them")]
+    Truncated {
+        /// The last entry the checkpoint covers.
+        seq: i64,
+        /// The checkpoint.
+        no: i64,
+    },
+    /// An archive file is not what was sealed.
+    #[error("archive: {0}")]
+    Archive(String),
+}
+
+impl AuditError {
+    /// The first bad entry (for a checkpoint: the entry it covers; 0 when unknown).
+    pub fn seq(&self) -> i64 {
+        match self {
+            AuditError::Edited { seq }
+            | AuditError::Deleted { seq, .. }
+            | AuditError::Reordered { seq, .. }
+            | AuditError::Broken { seq, .. }
+            | AuditError::Rewritten { seq, .. }
+            | AuditError::Truncated { seq, .. } => *seq,
+            AuditError::Forged { .. }
+            | AuditError::CheckpointBroken { .. }
+            | AuditError::Archive(_) => 0,
+        }
+    }
+
+    /// One word: `edited`, `deleted`, `reordered`, `broken`, `forged`, `checkpoint-broken`,
+    /// `rewritten`, `truncated`, `archive`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditError::Edited { .. } => "edited",
+            AuditError::Deleted { .. } => "deleted",
+            AuditError::Reordered { .. } => "reordered",
+            AuditError::Broken { .. } => "broken",
+            AuditError::Forged { .. } => "forged",
+            AuditError::CheckpointBroken { .. } => "checkpoint-broken",
+            AuditError::Rewritten { .. } => "rewritten",
+            AuditError::Truncated { .. } => "truncated",
+            AuditError::Archive(_) => "archive",
+        }
+    }
+}
+
+/// The setting that records the last checkpoint `verify_log` verified (its `no`).
+pub const VERIFIED_SETTING: &str = "audit.verified_checkpoint";
+
+/// What [`verify_log`] checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    /// Whether everything was checked (else: from the last verified checkpoint).
+    pub full: bool,
+    /// The checkpoint an incremental verification started from.
+    pub from_checkpoint: Option<i64>,
+    /// Legacy (per-object) rows checked.
+    pub legacy_entries: u64,
+    /// Transfer entries checked.
+    pub entries: u64,
+    /// Checkpoints whose signature and link were checked.
+    pub checkpoints: u64,
+    /// The newest entry checked (seq).
+    pub head_seq: i64,
+    /// Its hash, hex.
+    pub head_hash: String,
+    /// The newest checkpoint (now recorded as verified when intact).
+    pub last_checkpoint: Option<i64>,
+    /// The last archived entry, when a prefix was archived.
+    pub archived_through: Option<i64>,
+    /// The first problem found; `None`: intact.
+    #[serde(skip)]
+    pub error: Option<AuditError>,
+}
+
+/// Entries and checkpoints read at once.
+const VERIFY_PAGE: usize = 10_000;
+
+/// Verifies the log of `store`. Incremental unless `full`: from the checkpoint recorded in
+/// [`VERIFIED_SETTING`] (its signature checked again), only newer checkpoints (signature,
+/// link, the entry each covers) and newer entries are read, so the work is proportional to
+/// what is new. `full`: the legacy log, the archive boundary (covered by a checkpoint), every
+/// checkpoint and every entry. `trusted`: the node's public key (checkpoints signed by
+/// another key are forged); `None` accepts the key each checkpoint names (integrity, not
+/// origin). When intact, the newest checkpoint is recorded as verified.
+///
+/// Errors: only the store's; a tampered log is a report with `error` set.
+pub fn verify_log(
+    store: &dyn crate::Store,
+    trusted: Option<&[u8; 32]>,
+    full: bool,
+) -> crate::Result<VerifyReport> {
+    let mut report = VerifyReport {
+        full,
+        ..VerifyReport::default()
+    };
+    let result = verify_into(store, trusted, full, &mut report)?;
+    match result {
+        Err(e) => report.error = Some(e),
+        Ok(()) => {
+            if let Some(no) = report.last_checkpoint {
+                store.set_setting(VERIFIED_SETTING, &no.to_string())?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn verify_into(
+    store: &dyn crate::Store,
+    trusted: Option<&[u8; 32]>,
+    full: bool,
+    report: &mut VerifyReport,
+) -> crate::Result<Result<(), AuditError>> {
+    let boundary = store.audit_boundary()?;
+    report.archived_through = boundary.as_ref().map(|b| b.through_seq);
+    let verified: Option<i64> = if full {
+        None
+    } else {
+        store
+            .setting(VERIFIED_SETTING)?
+            .and_then(|v| v.parse().ok())
+    };
+    // Checkpoints: from the verified one (its signature again), else from the first.
+    let mut previous: Option<Checkpoint> = None;
+    let mut after_no = 0;
+    if let Some(no) = verified {
+        let Some(c) = store.audit_checkpoints(no - 1, 1)?.into_iter().next() else {
+            return Ok(Err(AuditError::CheckpointBroken { no }));
+        };
+        if c.no != no {
+            return Ok(Err(AuditError::CheckpointBroken { no }));
+        }
+        if let Err(e) = c.check_signature(trusted) {
+            return Ok(Err(e));
+        }
+        report.checkpoints += 1;
+        report.from_checkpoint = Some(no);
+        after_no = no;
+        previous = Some(c);
+    }
+    let mut pending: std::collections::BTreeMap<i64, (i64, Hash)> = Default::default();
+    loop {
+        let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after_no = last.no;
+        for c in page {
+            if let Err(e) = c.check(previous.as_ref(), trusted) {
+                return Ok(Err(e));
+            }
+            report.checkpoints += 1;
+            if c.entry_seq > 0 {
+                pending.insert(c.entry_seq, (c.no, c.entry_hash));
+            }
+            previous = Some(c);
+        }
+    }
+    report.last_checkpoint = previous.as_ref().map(|c| c.no);
+    // Where the entries start: after the verified checkpoint, else the boundary, else the
+    // legacy log (verified here) and its head.
+    let start_from_checkpoint = match (&verified, report.from_checkpoint) {
+        (Some(_), Some(_)) => {
+            let c = store
+                .audit_checkpoints(report.from_checkpoint.unwrap_or(1) - 1, 1)?
+                .into_iter()
+                .next();
+            c.map(|c| (c.entry_seq, c.entry_hash))
+        }
+        _ => None,
+    };
+    let mut prev: (i64, Hash) = (0, GENESIS);
+    let first_transfer = store
+        .audit_entries(&crate::AuditQuery {
+            limit: 1,
+            ..Default::default()
+        })?
+        .first()
+        .map(|e| e.seq);
+    let legacy_needed = match start_from_checkpoint {
+        Some((seq, hash)) => {
+            prev = (seq, hash);
+            // A checkpoint made before the first transfer may cover only part of the legacy
+            // log: the (bounded, read-only) legacy log is then checked whole.
+            let inside_legacy = match first_transfer {
+                Some(f) => seq + 1 < f,
+                None => seq < store.audit_head()?.0,
+            };
+            inside_legacy && boundary.is_none()
+        }
+        None => boundary.is_none(),
+    };
+    if legacy_needed {
+        prev = (0, GENESIS);
+    }
+    if let Some(b) = &boundary
+        && prev.0 < b.through_seq
+    {
+        // The archived prefix: its last hash is signed by the checkpoint the boundary names.
+        let covering = store
+            .audit_checkpoints(b.checkpoint_no - 1, 1)?
+            .into_iter()
+            .next()
+            .filter(|c| c.no == b.checkpoint_no);
+        match covering {
+            Some(c) if c.entry_seq == b.through_seq && c.entry_hash == b.through_hash => {
+                if let Err(e) = c.check_signature(trusted) {
+                    return Ok(Err(e));
+                }
+            }
+            _ => {
+                return Ok(Err(AuditError::Rewritten {
+                    seq: b.through_seq,
+                    no: b.checkpoint_no,
+                }));
+            }
+        }
+        prev = (b.through_seq, b.through_hash);
+    }
+    if legacy_needed {
+        let mut last: Option<AuditEntry> = None;
+        loop {
+            let after = last.as_ref().map_or(0, |e| e.seq);
+            let page = store.audit(after, VERIFY_PAGE, None)?;
+            if page.is_empty() {
+                break;
+            }
+            if let Err(e) = verify_chain_after(last.as_ref(), &page) {
+                return Ok(Err(e));
+            }
+            for e in &page {
+                report.legacy_entries += 1;
+                if let Some((no, h)) = pending.remove(&e.seq)
+                    && legacy_head(e.seq, &e.hash).1 != h
+                {
+                    return Ok(Err(AuditError::Rewritten { seq: e.seq, no }));
+                }
+            }
+            last = page.into_iter().last();
+        }
+        if let Some(l) = last {
+            prev = legacy_head(l.seq, &l.hash);
+        }
+    }
+    // Checkpoints that cover entries before the start were checked before (or archived).
+    pending = pending.split_off(&(prev.0 + 1));
+    let mut after = prev.0;
+    loop {
+        let page = store.audit_entries(&crate::AuditQuery {
+            after_seq: after,
+            limit: VERIFY_PAGE,
+            ..Default::default()
+        })?;
+        if page.is_empty() {
+            break;
+        }
+        if let Err(e) = verify_transfers_after(prev, &page) {
+            return Ok(Err(e));
+        }
+        for e in &page {
+            if let Some((no, h)) = pending.remove(&e.seq)
+                && h != e.hash
+            {
+                return Ok(Err(AuditError::Rewritten { seq: e.seq, no }));
+            }
+        }
+        report.entries += page.len() as u64;
+        let last = &page[page.len() - 1];
+        prev = (last.seq, last.hash);
+        after = last.seq;
+    }
+    if let Some((&seq, &(no, _))) = pending.iter().next() {
+        return Ok(Err(AuditError::Truncated { seq, no }));
+    }
+    report.head_seq = prev.0;
+    report.head_hash = hex(&prev.1);
+    Ok(Ok(()))
+}
+
+/// What a reader of a few entries checks (the web UI's audit page): the checkpoint chain
+/// (every signature, against `trusted` when given, and every link) and the `shown` entries
+/// only — each one's fields against its hash, its link to the entry after it, and the hash
+/// a checkpoint signed for it. Returns the number of checkpoints checked. Work: the
+/// checkpoints (one per `checkpoint_every` entries) plus one look-up per entry shown, not
+/// the log. `concord audit verify` checks the rest.
+pub fn verify_shown(
+    store: &dyn crate::Store,
+    shown: &[TransferEntry],
+    trusted: Option<&[u8; 32]>,
+) -> crate::Result<Result<u64, AuditError>> {
+    let mut previous: Option<Checkpoint> = None;
+    let mut signed: std::collections::HashMap<i64, (i64, Hash)> = Default::default();
+    let mut n = 0u64;
+    let mut after_no = 0;
+    loop {
+        let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after_no = last.no;
+        for c in page {
+            if let Err(e) = c.check(previous.as_ref(), trusted) {
+                return Ok(Err(e));
+            }
+            n += 1;
+            signed.insert(c.entry_seq, (c.no, c.entry_hash));
+            previous = Some(c);
+        }
+    }
+    for e in shown {
+        if !e.hash_ok() {
+            return Ok(Err(AuditError::Edited { seq: e.seq }));
+        }
+        if let Some((no, h)) = signed.get(&e.seq)
+            && *h != e.hash
+        {
+            return Ok(Err(AuditError::Rewritten {
+                seq: e.seq,
+                no: *no,
+            }));
+        }
+        let next = store.audit_entries(&crate::AuditQuery {
+            after_seq: e.seq,
+            limit: 1,
+            ..Default::default()
+        })?;
+        if let Some(next) = next.first() {
+            if next.seq != e.seq + 1 {
+                return Ok(Err(AuditError::Deleted {
+                    seq: next.seq,
+                    detail: format!("expected seq {}, found {}", e.seq + 1, next.seq),
+                }));
+            }
+            if next.prev_hash != e.hash {
+                return Ok(Err(AuditError::Broken {
+                    seq: next.seq,
+                    previous: e.seq,
+                }));
+            }
+        }
+    }
+    Ok(Ok(n))
+}
+
+impl Checkpoint {
+    /// Checks only the signature (against `trusted` when given).
+    pub fn check_signature(&self, trusted: Option<&[u8; 32]>) -> Result<(), AuditError> {
+        if trusted.is_some_and(|t| *t != self.key)
+            || !verify_signature(&self.key, &self.message(), &self.signature)
+        {
+            return Err(AuditError::Forged { no: self.no });
+        }
+        Ok(())
+    }
+}
+
+/// Writes a checkpoint of the current head, signed with `key`, unless the newest checkpoint
+/// already covers it; returns the newest checkpoint.
+pub fn checkpoint(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    time_ns: i64,
+) -> crate::Result<Checkpoint> {
+    if let Some(last) = store.last_audit_checkpoint()?
+        && store.audit_head()?.0 == last.entry_seq
+    {
+        return Ok(last);
+    }
+    store.add_audit_checkpoint(&mut |previous, head| Checkpoint::sign(previous, head, time_ns, key))
+}
+
+/// Writes a checkpoint when `every` or more entries follow the newest one: what `serve`
+/// does now and then. Returns the new checkpoint, if one was written.
+pub fn checkpoint_if_due(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    every: i64,
+    time_ns: i64,
+) -> crate::Result<Option<Checkpoint>> {
+    let last = store.last_audit_checkpoint()?.map_or(0, |c| c.entry_seq);
+    if store.audit_head()?.0 - last < every.max(1) {
+        return Ok(None);
+    }
+    checkpoint(store, key, time_ns).map(Some)
+}
+
+/// One line of an archive file (JSON lines; see [`write_archive`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveLine {
+    /// The first line.
+    Header {
+        /// `concord-audit-archive-v1`.
+        format: String,
+        /// The first entry's seq.
+        from_seq: i64,
+        /// The last entry's seq.
+        through_seq: i64,
+        /// The hash the first entry links to (the previous archive's last hash, the legacy
+        /// head or the genesis), hex.
+        prev_hash: String,
+        /// The node's public key, hex.
+        public_key: String,
+    },
+    /// An entry, in order.
+    Entry(TransferEntry),
+    /// A checkpoint covering an entry of the segment; the last one covers `through_seq`.
+    Checkpoint(Checkpoint),
+    /// The name of a version row the entries refer to.
+    Name(crate::VersionName),
+    /// The last line: the node key's Ed25519 signature (hex) of the SHA-256 of every byte
+    /// before this line.
+    Seal {
+        /// SHA-256 of the bytes before this line, hex.
+        sha256: String,
+        /// Signature of those 32 bytes, hex.
+        signature: String,
+    },
+}
+
+/// What an archive holds (from [`write_archive`] and [`verify_archive`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveSummary {
+    /// The first entry's seq.
+    pub from_seq: i64,
+    /// The last entry's seq.
+    pub through_seq: i64,
+    /// Entries.
+    pub entries: u64,
+    /// Object versions in them.
+    pub objects: u64,
+    /// The closing checkpoint.
+    pub checkpoint_no: i64,
+    /// The last entry's hash, hex: where the database's chain continues.
+    pub through_hash: String,
+}
+
+/// Writes the segment of entries after the archive boundary up to `cut` (its `entry_seq`;
+/// the checkpoint is the segment's last) as a sealed archive on `out`, and returns the
+/// boundary to record with [`crate::Store::archive_audit`] (which removes the entries) and a
+/// summary. Nothing is removed here.
+///
+/// Errors: the store's; [`crate::StoreError::Corrupt`] when the entries read do not form the
+/// chain `cut` signs (verify before archiving) or `out` fails.
+pub fn write_archive(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    cut: &Checkpoint,
+    file: &str,
+    time_ns: i64,
+    out: &mut dyn std::io::Write,
+) -> crate::Result<(ArchiveBoundary, ArchiveSummary)> {
+    let corrupt = |m: String| crate::StoreError::Corrupt(m);
+    let boundary = store.audit_boundary()?;
+    let after = boundary.as_ref().map_or(0, |b| b.through_seq);
+    let first = store
+        .audit_entries(&crate::AuditQuery {
+            after_seq: after,
+            limit: 1,
+            ..Default::default()
+        })?
+        .into_iter()
+        .next()
+        .filter(|e| e.seq <= cut.entry_seq)
+        .ok_or_else(|| corrupt("nothing to archive before the checkpoint".to_owned()))?;
+    let mut sealed = Sealer {
+        out,
+        hash: sha2::Sha256::new(),
+    };
+    let io = |e: std::io::Error| corrupt(format!("writing the archive: {e}"));
+    sealed
+        .line(&ArchiveLine::Header {
+            format: "concord-audit-archive-v1".to_owned(),
+            from_seq: first.seq,
+            through_seq: cut.entry_seq,
+            prev_hash: hex(&first.prev_hash),
+            public_key: key.public_hex(),
+        })
+        .map_err(io)?;
+    let mut prev = (first.seq - 1, first.prev_hash);
+    let mut vids = std::collections::BTreeSet::new();
+    let mut summary = ArchiveSummary {
+        from_seq: first.seq,
+        through_seq: cut.entry_seq,
+        entries: 0,
+        objects: 0,
+        checkpoint_no: cut.no,
+        through_hash: hex(&cut.entry_hash),
+    };
+    let mut at = first.seq - 1;
+    while at < cut.entry_seq {
+        let page = store.audit_entries(&crate::AuditQuery {
+            after_seq: at,
+            before_seq: Some(cut.entry_seq + 1),
+            limit: VERIFY_PAGE,
+            ..Default::default()
+        })?;
+        if page.is_empty() {
+            break;
+        }
+        verify_transfers_after(prev, &page).map_err(|e| corrupt(format!("not archived: {e}")))?;
+        for e in &page {
+            for it in e.decoded().unwrap_or_default() {
+                vids.insert(it.vid);
+            }
+            summary.objects += e.count as u64;
+            sealed.line(&ArchiveLine::Entry(e.clone())).map_err(io)?;
+        }
+        summary.entries += page.len() as u64;
+        let last = &page[page.len() - 1];
+        prev = (last.seq, last.hash);
+        at = last.seq;
+    }
+    if prev != (cut.entry_seq, cut.entry_hash) {
+        return Err(corrupt(format!(
+            "not archived: entry {} is not the entry checkpoint {} signed",
+            cut.entry_seq, cut.no
+        )));
+    }
+    let mut after_no = 0;
+    loop {
+        let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after_no = last.no;
+        for c in page
+            .into_iter()
+            .filter(|c| c.entry_seq >= first.seq && c.no <= cut.no)
+        {
+            sealed.line(&ArchiveLine::Checkpoint(c)).map_err(io)?;
+        }
+        if after_no >= cut.no {
+            break;
+        }
+    }
+    let vids: Vec<i64> = vids.into_iter().collect();
+    for chunk in vids.chunks(VERIFY_PAGE) {
+        for n in store.audit_names(chunk)? {
+            sealed.line(&ArchiveLine::Name(n)).map_err(io)?;
+        }
+    }
+    let digest: Hash = sealed.hash.clone().finalize().into();
+    let seal = ArchiveLine::Seal {
+        sha256: hex(&digest),
+        signature: hex(&key.sign(&digest)),
+    };
+    let text = serde_json::to_string(&seal).unwrap_or_default();
+    writeln!(sealed.out, "{text}").map_err(io)?;
+    sealed.out.flush().map_err(io)?;
+    Ok((
+        ArchiveBoundary {
+            through_seq: cut.entry_seq,
+            through_hash: cut.entry_hash,
+            checkpoint_no: cut.no,
+            time_ns,
+            file: file.to_owned(),
+        },
+        summary,
+    ))
+}
+
+struct Sealer<'a> {
+    out: &'a mut dyn std::io::Write,
+    hash: sha2::Sha256,
+}
+
+impl Sealer<'_> {
+    fn line(&mut self, line: &ArchiveLine) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
+        text.push('\n');
+        self.hash.update(text.as_bytes());
+        self.out.write_all(text.as_bytes())
+    }
+}
+
+/// Checks an archive file offline: the entries form a chain from the header's `prev_hash`
+/// (naming the first edited, deleted or reordered entry), every checkpoint is signed by the
+/// key (`trusted`, else the header's) and linked to the one before, the last covers the last
+/// entry, and the seal (a signature over every byte before it) holds, so that names and
+/// checkpoints cannot be changed either.
+pub fn verify_archive(
+    text: &str,
+    trusted: Option<&[u8; 32]>,
+) -> Result<ArchiveSummary, AuditError> {
+    let bad = |m: &str| AuditError::Archive(m.to_owned());
+    let body_end = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map(|i| i + 1)
+        .ok_or_else(|| bad("not an archive (fewer than two lines)"))?;
+    let (body, seal_line) = text.split_at(body_end);
+    let mut lines = body.lines();
+    let header: ArchiveLine = lines
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| bad("no header line"))?;
+    let ArchiveLine::Header {
+        from_seq,
+        through_seq,
+        prev_hash,
+        public_key,
+        ..
+    } = header
+    else {
+        return Err(bad("the first line is not a header"));
+    };
+    let key = match trusted {
+        Some(k) => *k,
+        None => crate::node_key::unhex32(&public_key).ok_or_else(|| bad("bad public key"))?,
+    };
+    let start = crate::node_key::unhex32(&prev_hash).ok_or_else(|| bad("bad prev_hash"))?;
+    let mut entries = Vec::new();
+    let mut checkpoints = Vec::new();
+    for (i, l) in lines.enumerate() {
+        match serde_json::from_str::<ArchiveLine>(l) {
+            Ok(ArchiveLine::Entry(e)) => entries.push(e),
+            Ok(ArchiveLine::Checkpoint(c)) => checkpoints.push(c),
+            Ok(ArchiveLine::Name(_)) => {}
+            Ok(_) => return Err(bad(&format!("line {}: unexpected line", i + 2))),
+            // A damaged entry line: name it by its seq if that can be read.
+            Err(_) => {
+                let seq = serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v.get("entry")?.get("seq")?.as_i64());
+                return Err(match seq {
+                    Some(seq) => AuditError::Edited { seq },
+                    None => bad(&format!("line {} cannot be read", i + 2)),
+                });
+            }
+        }
+    }
+    verify_transfers_after((from_seq - 1, start), &entries)?;
+    let Some(last) = entries.last() else {
+        return Err(bad("no entries"));
+    };
+    if last.seq != through_seq {
+        return Err(AuditError::Truncated {
+            seq: through_seq,
+            no: checkpoints.last().map_or(0, |c| c.no),
+        });
+    }
+    let mut previous: Option<&Checkpoint> = None;
+    for c in &checkpoints {
+        match previous {
+            Some(p) => c.check(Some(p), Some(&key))?,
+            None => c.check_signature(Some(&key))?,
+        }
+        if let Some(e) = entries.iter().find(|e| e.seq == c.entry_seq)
+            && e.hash != c.entry_hash
+        {
+            return Err(AuditError::Rewritten {
+                seq: e.seq,
+                no: c.no,
+            });
+        }
+        previous = Some(c);
+    }
+    let Some(closing) = previous.filter(|c| c.entry_seq == through_seq) else {
+        return Err(bad("no checkpoint covers the last entry"));
+    };
+    let seal: ArchiveLine =
+        serde_json::from_str(seal_line.trim_end()).map_err(|_| bad("no seal line"))?;
+    let ArchiveLine::Seal { sha256, signature } = seal else {
+        return Err(bad("the last line is not a seal"));
+    };
+    let digest: Hash = sha2::Sha256::digest(body.as_bytes()).into();
+    let sig = crate::node_key::unhex64(&signature).ok_or_else(|| bad("bad seal signature"))?;
+    if hex(&digest) != sha256 || !verify_signature(&key, &digest, &sig) {
+        return Err(bad(
+            "the seal does not match: the file was changed after it was sealed (names or checkpoints edited), or another key sealed it",
+        ));
+    }
+    Ok(ArchiveSummary {
+        from_seq,
+        through_seq,
+        entries: entries.len() as u64,
+        objects: entries.iter().map(|e| e.count as u64).sum(),
+        checkpoint_no: closing.no,
+        through_hash: hex(&closing.entry_hash),
+    })
+}
+
+mod hex32 {
+    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::node_key::hex(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let t: String = serde::Deserialize::deserialize(d)?;
+        crate::node_key::unhex32(&t).ok_or_else(|| serde::de::Error::custom("not 32 hex bytes"))
+    }
+}
+
+mod hex64 {
+    pub fn serialize<S: serde::Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::node_key::hex(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let t: String = serde::Deserialize::deserialize(d)?;
+        crate::node_key::unhex64(&t).ok_or_else(|| serde::de::Error::custom("not 64 hex bytes"))
+    }
+}
+
+mod hex_opt {
+    pub fn serialize<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&crate::node_key::hex(v)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let t: Option<String> = serde::Deserialize::deserialize(d)?;
+        t.map(|t| {
+            crate::node_key::unhex32(&t).ok_or_else(|| serde::de::Error::custom("not 32 hex bytes"))
+        })
+        .transpose()
+    }
+}
+
+mod b64 {
+    use base64::Engine;
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let t: String = serde::Deserialize::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +1531,7 @@ mod tests {
             decision: "sent".into(),
             transformations: vec![],
             policy_version: "tlp-v1".into(),
+            vid: 0,
         }
     }
 

@@ -23,10 +23,14 @@
 use std::fmt;
 
 pub mod audit;
+pub mod node_key;
 pub mod postgres;
 pub mod sqlite;
 
-pub use audit::{AuditEntry, AuditError, AuditRecord, verify_chain, verify_chain_after};
+pub use audit::{
+    ArchiveBoundary, AuditEntry, AuditError, AuditRecord, Checkpoint, Decision, TransferEntry,
+    verify_chain, verify_chain_after,
+};
 pub use concord_stix::{ObjectHeader, Timestamp};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -234,6 +238,9 @@ pub trait WriteBatch {
     /// with the objects they describe, or not at all. The chain is the same as
     /// [`Store::append_audit`]'s.
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()>;
+    /// The version row (`object_versions.vid`) that the last [`WriteBatch::add`] stored or
+    /// found; `None` before any add or after a conflict. What ingress audit records name.
+    fn last_vid(&self) -> Option<i64>;
     /// Records that the version `version` ([`Entry::version`]'s text) of `object_id` was
     /// received from the peer `peer`, in the batch's transaction (issue 7: no echoes).
     /// Recording it twice is not an error.
@@ -324,6 +331,8 @@ pub struct Entry {
     pub body: Option<String>,
     /// Entry sequence number.
     pub seq: i64,
+    /// The version row (`object_versions.vid`): what the audit log records.
+    pub vid: i64,
 }
 
 impl Entry {
@@ -428,13 +437,87 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn put_partner(&self, partner: &Partner) -> Result<()>;
     /// Removes a partner; `false` when there was none of that name.
     fn remove_partner(&self, name: &str) -> Result<bool>;
-    /// Appends records to the audit log in one transaction, chained after the last entry
-    /// (see [`audit`]); serialised with every other appender, across processes.
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<()>;
-    /// Audit entries with `seq > after_seq`, in `seq` order, at most `limit`; only those of
-    /// `partner` when given.
+    /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of
+    /// records with the same direction, door, partner, collection and policy version (one
+    /// door call is one run), chained after the head (see [`audit`]); serialised with every
+    /// other appender, across processes. `digest`: SHA-256 of the bytes that left.
+    ///
+    /// Durability: committed when this returns (atomic, in the chain, visible to every
+    /// reader, kept if the process dies), but not flushed to disk: a read must not cost a
+    /// disk flush. [`Store::flush`] (called every second by `concord serve`), the next write
+    /// batch, or PostgreSQL's WAL writer makes it durable against power loss. Appends inside
+    /// a [`WriteBatch`] are as durable as the batch.
+    fn append_transfer(&self, records: &[AuditRecord], digest: Option<audit::Hash>) -> Result<()>;
+    /// [`Store::append_transfer`] without a digest.
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+        self.append_transfer(records, None)
+    }
+    /// Makes every committed transaction durable against power loss (see
+    /// [`Store::append_transfer`]). Default: nothing to do.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Transfer entries that match `query`, in `seq` order (newest first when asked).
+    fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<TransferEntry>>;
+    /// The names of version rows that the log refers to: held ones from `object_versions`,
+    /// deleted ones from the names kept at deletion. Unknown vids are left out.
+    fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>>;
+    /// The version rows of an object id, held or deleted, ordered by vid.
+    fn audit_versions_of(&self, object_id: &str) -> Result<Vec<VersionName>>;
+    /// The chain head that the next transfer links to: the last transfer's seq and hash, else
+    /// the archive boundary's, else the legacy log's last row, else `(0, GENESIS)`.
+    fn audit_head(&self) -> Result<(i64, audit::Hash)>;
+    /// Entries of the legacy (schema 3) per-object log with `seq > after_seq`, in `seq`
+    /// order, at most `limit`; only those of `partner` when given.
     fn audit(&self, after_seq: i64, limit: usize, partner: Option<&str>)
     -> Result<Vec<AuditEntry>>;
+    /// Signs the current head: `sign` gets the last checkpoint and the head and returns the
+    /// new checkpoint, which is stored, all under the audit lock (so no entry or checkpoint
+    /// slips in between). Returns it.
+    fn add_audit_checkpoint(&self, sign: &mut audit::SignHead<'_>) -> Result<Checkpoint>;
+    /// Checkpoints with `no > after_no`, in order, at most `limit`.
+    fn audit_checkpoints(&self, after_no: i64, limit: usize) -> Result<Vec<Checkpoint>>;
+    /// The newest checkpoint.
+    fn last_audit_checkpoint(&self) -> Result<Option<Checkpoint>>;
+    /// The archive boundary: the newest archived prefix, `None` when nothing was archived.
+    fn audit_boundary(&self) -> Result<Option<ArchiveBoundary>>;
+    /// Removes the entries up to `boundary.through_seq` (written to an archive before) and
+    /// records the boundary, in one transaction. The append-only triggers let only this
+    /// through: a delete of entries at or below the recorded boundary. Errors:
+    /// [`StoreError::Corrupt`] when the entry at `through_seq` does not have `through_hash`
+    /// or the boundary does not grow.
+    fn archive_audit(&self, boundary: &ArchiveBoundary) -> Result<()>;
+}
+
+/// Which transfer entries [`Store::audit_entries`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only `seq > after_seq`.
+    pub after_seq: i64,
+    /// Only `seq < before_seq`.
+    pub before_seq: Option<i64>,
+    /// Only this partner's.
+    pub partner: Option<String>,
+    /// Only entries that name one of these version rows (the posting index); empty: any.
+    pub vids: Vec<i64>,
+    /// At most this many.
+    pub limit: usize,
+    /// Newest first (`seq` descending).
+    pub newest_first: bool,
+}
+
+/// The name of a version row: what `audit show` prints for a vid.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VersionName {
+    /// `object_versions.vid`.
+    pub vid: i64,
+    /// Object id.
+    pub object_id: String,
+    /// `modified` as the producer wrote it; for a version without one, its first
+    /// `date_added` (microseconds), as [`Entry::version`] says it.
+    pub version: String,
+    /// Whether the version row was deleted (its name was kept for the log).
+    pub deleted: bool,
 }
 
 /// How a SQL backend binds the parameters of [`version_condition`].

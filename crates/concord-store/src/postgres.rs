@@ -38,11 +38,15 @@ use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, Config, NoTls, Row, Statement};
 use sha2::Digest;
 
-use crate::audit::{AuditEntry, AuditRecord, chain_after, parse_transformations};
+use crate::audit::{
+    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
+    chain_after, chain_transfers, group_records, parse_transformations,
+};
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
     Partner, Result, Store, StoreError, StoreOptions, WriteBatch, content_hash,
 };
+use crate::{AuditQuery, VersionName};
 use crate::{VersionParams, version_condition};
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
@@ -70,6 +74,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_collection_version",
         include_str!("../migrations/postgres/0006_collection_version.sql"),
+    ),
+    (
+        "0007_audit_transfers",
+        include_str!("../migrations/postgres/0007_audit_transfers.sql"),
     ),
 ];
 
@@ -465,8 +473,10 @@ struct PgBatch<'a> {
     versions: Vec<PendingVersion>,
     entries: Vec<PendingEntry>,
     /// The versions added since the last flush, with their content hash.
-    pending: HashMap<(String, VersionKey), [u8; 32]>,
+    pending: HashMap<(String, VersionKey), ([u8; 32], i64)>,
     pending_bytes: usize,
+    /// The vid the last `add` stored or found.
+    last_vid: Option<i64>,
     /// Entries written so far.
     written: usize,
     /// Whether an entry was added: the commit moves the collection's version.
@@ -593,7 +603,11 @@ impl WriteBatch for PgBatch<'_> {
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
         let lock_key = self.store.lock_key;
-        insert_audit(&mut self.conn().client, lock_key, records)
+        insert_transfers(&mut self.conn().client, lock_key, records, None)
+    }
+
+    fn last_vid(&self) -> Option<i64> {
+        self.last_vid
     }
 
     fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()> {
@@ -636,8 +650,10 @@ impl WriteBatch for PgBatch<'_> {
             },
         );
         // Added earlier in this batch and not yet written.
-        if let Some(stored) = self.pending.get(&key) {
+        self.last_vid = None;
+        if let Some((stored, vid)) = self.pending.get(&key) {
             return Ok(if *stored == hash {
+                self.last_vid = Some(*vid);
                 AddOutcome::AlreadyPresent
             } else {
                 conflict()
@@ -666,6 +682,7 @@ impl WriteBatch for PgBatch<'_> {
                     return Ok(conflict());
                 }
                 if row.get::<_, bool>(2) {
+                    self.last_vid = Some(row.get(0));
                     return Ok(AddOutcome::AlreadyPresent);
                 }
                 row.get(0)
@@ -695,7 +712,8 @@ impl WriteBatch for PgBatch<'_> {
                 concord_stix::Timestamp::from_unix_nanos(self.date_added_ns, 9).sort_key()
             }),
         });
-        self.pending.insert(key, hash);
+        self.pending.insert(key, (hash, vid));
+        self.last_vid = Some(vid);
         self.added = true;
         if self.entries.len() >= FLUSH_ROWS || self.pending_bytes >= FLUSH_BYTES {
             self.flush()?;
@@ -828,7 +846,7 @@ fn entries_sql(
         ));
     }
     let sql = format!(
-        "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, {}
+        "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, e.vid, {}
          FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
          WHERE {}
          ORDER BY e.date_added_ns, e.id, e.version_key, e.seq
@@ -905,6 +923,7 @@ impl PostgresStore {
             entries: Vec::new(),
             pending: HashMap::new(),
             pending_bytes: 0,
+            last_vid: None,
             written: 0,
             added: false,
         };
@@ -1042,7 +1061,8 @@ impl Store for PostgresStore {
                 spec_version: r.get(4),
                 object_type: r.get(5),
                 seq: r.get(6),
-                body: r.get(7),
+                vid: r.get(7),
+                body: r.get(8),
             })
             .collect();
         let more = entries.len() > limit;
@@ -1061,6 +1081,8 @@ impl Store for PostgresStore {
                 "SELECT pg_advisory_xact_lock($1, $2)",
                 &[&WRITE_LOCK_CLASS, &lock_key],
             )?;
+            // The names of this id's versions, kept for the audit log if their rows go.
+            let names = version_names(&mut tx, "v.id = $1", &[&id])?;
             let n = tx.execute(
                 &format!(
                     "DELETE FROM collection_entries WHERE seq IN
@@ -1076,6 +1098,14 @@ impl Store for PostgresStore {
             )?;
             if n > 0 {
                 tx.execute(BUMP_VERSION, &[&collection_id])?;
+            }
+            for name in names {
+                tx.execute(
+                    "INSERT INTO audit_version_names (vid, object_id, version)
+                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = $1)
+                     ON CONFLICT DO NOTHING",
+                    &[&name.vid, &name.object_id, &name.version],
+                )?;
             }
             tx.commit()?;
             Ok(n as usize)
@@ -1239,14 +1269,208 @@ impl Store for PostgresStore {
         self.with_conn(|c| Ok(c.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1))
     }
 
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+    fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let lock_key = self.lock_key;
         self.with_conn(|c| {
+            // Committed before anything leaves, flushed by the WAL writer (within about
+            // 3 × wal_writer_delay) instead of at commit: a read must not wait for a disk
+            // flush (issue 17; the SQLite backend does the same). Four round trips, with
+            // statements prepared once per connection: BEGIN + lock, head, insert, COMMIT.
+            c.client.batch_execute(&format!(
+                "BEGIN; SET LOCAL synchronous_commit = off;
+                 SELECT pg_advisory_xact_lock({AUDIT_LOCK_CLASS}, {lock_key})"
+            ))?;
+            let result = (|| {
+                let head = match c.query_opt(
+                    "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )? {
+                    Some(r) => (r.get(0), h32(r.get(1))),
+                    None => head(&mut c.client)?,
+                };
+                let mut pending = group_records(records, digest);
+                chain_transfers(head, now_ns(), &mut pending);
+                let st = c.prepare(&format!(
+                    "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ))?;
+                for p in &pending {
+                    let e = &p.entry;
+                    let dictionary = serde_json::to_string(&e.dictionary).unwrap_or_default();
+                    let digest = e.digest.as_ref().map(|d| &d[..]);
+                    c.client.execute(
+                        &st,
+                        &[
+                            &e.seq,
+                            &e.time_ns,
+                            &e.direction,
+                            &e.door,
+                            &e.partner,
+                            &e.person,
+                            &e.collection,
+                            &e.policy_version,
+                            &e.count,
+                            &dictionary,
+                            &e.items,
+                            &digest,
+                            &&e.prev_hash[..],
+                            &&e.hash[..],
+                            &p.vids,
+                        ],
+                    )?;
+                }
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    c.client.batch_execute("COMMIT")?;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = c.client.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let before = q.before_seq.unwrap_or(i64::MAX);
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        let vids = (!q.vids.is_empty()).then_some(&q.vids);
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM audit_entries
+             WHERE seq > $1 AND seq < $2 AND ($3::TEXT IS NULL OR partner = $3)
+               AND ($4::BIGINT[] IS NULL OR vids && $4)
+             ORDER BY seq {order} LIMIT $5"
+        );
+        self.with_conn(|c| {
+            let rows = c.query(&sql, &[&q.after_seq, &before, &q.partner, &vids, &limit])?;
+            Ok(rows.iter().map(transfer_row).collect())
+        })
+    }
+
+    fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>> {
+        let vids = vids.to_vec();
+        self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
-            insert_audit(&mut tx, lock_key, records)?;
+            let mut out = version_names(&mut tx, "v.vid = ANY($1)", &[&vids])?;
+            out.extend(deleted_names(&mut tx, "vid = ANY($1)", &[&vids])?);
+            tx.commit()?;
+            out.sort_by_key(|n| n.vid);
+            Ok(out)
+        })
+    }
+
+    fn audit_versions_of(&self, object_id: &str) -> Result<Vec<VersionName>> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            let mut out = version_names(&mut tx, "v.id = $1", &[&object_id])?;
+            out.extend(deleted_names(&mut tx, "object_id = $1", &[&object_id])?);
+            tx.commit()?;
+            out.sort_by_key(|n| n.vid);
+            Ok(out)
+        })
+    }
+
+    fn audit_head(&self) -> Result<(i64, Hash)> {
+        self.with_conn(|c| head(&mut c.client))
+    }
+
+    fn add_audit_checkpoint(&self, sign: &mut crate::audit::SignHead<'_>) -> Result<Checkpoint> {
+        let lock_key = self.lock_key;
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&AUDIT_LOCK_CLASS, &lock_key],
+            )?;
+            let last = last_checkpoint(&mut tx)?;
+            let h = head(&mut tx)?;
+            let cp = sign(last.as_ref(), h);
+            tx.execute(
+                "INSERT INTO audit_checkpoints (no, entry_seq, entry_hash, time_ns, prev, key, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &cp.no,
+                    &cp.entry_seq,
+                    &&cp.entry_hash[..],
+                    &cp.time_ns,
+                    &&cp.prev[..],
+                    &&cp.key[..],
+                    &&cp.signature[..],
+                ],
+            )?;
+            tx.commit()?;
+            Ok(cp)
+        })
+    }
+
+    fn audit_checkpoints(&self, after_no: i64, limit: usize) -> Result<Vec<Checkpoint>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE no > $1 ORDER BY no LIMIT $2"
+                ),
+                &[&after_no, &limit],
+            )?;
+            Ok(rows.iter().map(checkpoint_row).collect())
+        })
+    }
+
+    fn last_audit_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        self.with_conn(|c| last_checkpoint(&mut c.client))
+    }
+
+    fn audit_boundary(&self) -> Result<Option<ArchiveBoundary>> {
+        self.with_conn(|c| boundary(&mut c.client))
+    }
+
+    fn archive_audit(&self, b: &ArchiveBoundary) -> Result<()> {
+        let lock_key = self.lock_key;
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&AUDIT_LOCK_CLASS, &lock_key],
+            )?;
+            let at: Option<Vec<u8>> = tx
+                .query_opt(
+                    "SELECT hash FROM audit_entries WHERE seq = $1",
+                    &[&b.through_seq],
+                )?
+                .map(|r| r.get(0));
+            if at.as_deref() != Some(&b.through_hash[..]) {
+                return Err(StoreError::Corrupt(format!(
+                    "archive boundary: entry {} is not in the log with the archived hash",
+                    b.through_seq
+                )));
+            }
+            if boundary(&mut tx)?.is_some_and(|old| old.through_seq >= b.through_seq) {
+                return Err(StoreError::Corrupt(
+                    "archive boundary: entries up to it are already archived".to_owned(),
+                ));
+            }
+            tx.execute(
+                "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &b.through_seq,
+                    &&b.through_hash[..],
+                    &b.checkpoint_no,
+                    &b.time_ns,
+                    &b.file,
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM audit_entries WHERE seq <= $1",
+                &[&b.through_seq],
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -1282,6 +1506,7 @@ impl Store for PostgresStore {
                         decision: r.get(8),
                         transformations: parse_transformations(r.get(9)),
                         policy_version: r.get(10),
+                        vid: 0,
                     },
                     prev_hash: r.get(11),
                     hash: r.get(12),
@@ -1743,11 +1968,22 @@ impl PostgresStore {
                 }
                 batch.insert(&mut tx)?;
             }
+            // The transfer log (schema 7), its names, checkpoints and archive boundaries, row
+            // for row; the posting index (`vids`) is rebuilt from the items.
+            let has_transfers: bool = src.query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'audit_entries')",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_transfers {
+                copy_audit_tables(&src, &mut tx, &mut n)?;
+            }
             // The sequences continue after the copied ids; the clock after the newest
             // date_added, so that new batches are dated after every copied entry.
             tx.batch_execute(
                 "SELECT setval('object_versions_vid_seq',
-                               GREATEST((SELECT MAX(vid) FROM object_versions), 1));
+                               GREATEST((SELECT MAX(vid) FROM object_versions),
+                                        (SELECT MAX(vid) FROM audit_version_names), 1));
                  SELECT setval('collection_entries_seq_seq',
                                GREATEST((SELECT MAX(seq) FROM collection_entries), 1));
                  UPDATE write_clock SET last_date_added_ns = GREATEST(last_date_added_ns,
@@ -1763,13 +1999,151 @@ impl PostgresStore {
     }
 }
 
-/// Appends audit records after the last entry of the chain, inside the caller's transaction:
-/// takes the audit advisory lock (held to the end of that transaction), so appends from any
-/// process form one chain.
-fn insert_audit(
+/// The columns of a transfer entry, in [`transfer_row`]'s order (without `vids`).
+const TRANSFER_COLUMNS: &str = "seq, time_ns, direction, door, partner, person, collection_id, \
+     policy_version, count, dictionary, items, digest, prev_hash, hash";
+
+/// The columns of a checkpoint, in [`checkpoint_row`]'s order.
+const CHECKPOINT_COLUMNS: &str = "no, entry_seq, entry_hash, time_ns, prev, key, signature";
+
+/// A 32-byte BYTEA; another length (a damaged row) becomes its SHA-256, which never matches.
+fn h32(v: Vec<u8>) -> Hash {
+    use sha2::Digest;
+    v.as_slice()
+        .try_into()
+        .unwrap_or_else(|_| sha2::Sha256::digest(&v).into())
+}
+
+fn transfer_row(r: &Row) -> TransferEntry {
+    TransferEntry {
+        seq: r.get(0),
+        time_ns: r.get(1),
+        direction: r.get(2),
+        door: r.get(3),
+        partner: r.get(4),
+        person: r.get(5),
+        collection: r.get(6),
+        policy_version: r.get(7),
+        count: r.get(8),
+        dictionary: parse_transformations(r.get(9)),
+        items: r.get(10),
+        digest: r.get::<_, Option<Vec<u8>>>(11).map(h32),
+        prev_hash: h32(r.get(12)),
+        hash: h32(r.get(13)),
+    }
+}
+
+fn checkpoint_row(r: &Row) -> Checkpoint {
+    let sig: Vec<u8> = r.get(6);
+    Checkpoint {
+        no: r.get(0),
+        entry_seq: r.get(1),
+        entry_hash: h32(r.get(2)),
+        time_ns: r.get(3),
+        prev: h32(r.get(4)),
+        key: h32(r.get(5)),
+        signature: sig.try_into().unwrap_or([0; 64]),
+    }
+}
+
+fn last_checkpoint(c: &mut impl ::postgres::GenericClient) -> Result<Option<Checkpoint>> {
+    Ok(c.query_opt(
+        &format!("SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no DESC LIMIT 1"),
+        &[],
+    )?
+    .as_ref()
+    .map(checkpoint_row))
+}
+
+fn boundary(c: &mut impl ::postgres::GenericClient) -> Result<Option<ArchiveBoundary>> {
+    Ok(c.query_opt(
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
+             ORDER BY through_seq DESC LIMIT 1",
+        &[],
+    )?
+    .map(|r| ArchiveBoundary {
+        through_seq: r.get(0),
+        through_hash: h32(r.get(1)),
+        checkpoint_no: r.get(2),
+        time_ns: r.get(3),
+        file: r.get(4),
+    }))
+}
+
+/// The head the next transfer links to (see [`Store::audit_head`]).
+fn head(c: &mut impl ::postgres::GenericClient) -> Result<(i64, Hash)> {
+    if let Some(r) = c.query_opt(
+        "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
+        &[],
+    )? {
+        return Ok((r.get(0), h32(r.get(1))));
+    }
+    if let Some(b) = boundary(c)? {
+        return Ok((b.through_seq, b.through_hash));
+    }
+    Ok(c.query_opt(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        &[],
+    )?
+    .map_or((0, GENESIS), |r| {
+        crate::audit::legacy_head(r.get(0), r.get::<_, &str>(1))
+    }))
+}
+
+/// Names of held version rows that pass `condition` (over `object_versions v`).
+fn version_names(
+    c: &mut impl ::postgres::GenericClient,
+    condition: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<VersionName>> {
+    let rows = c.query(
+        &format!(
+            "SELECT v.vid, v.id, v.modified,
+                    (SELECT MIN(e.date_added_ns) FROM collection_entries e WHERE e.vid = v.vid)
+             FROM object_versions v WHERE {condition}"
+        ),
+        params,
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| VersionName {
+            vid: r.get(0),
+            object_id: r.get(1),
+            version: crate::audit::version_text(r.get(2), r.get(3)),
+            deleted: false,
+        })
+        .collect())
+}
+
+/// Names kept of deleted version rows that pass `condition`.
+fn deleted_names(
+    c: &mut impl ::postgres::GenericClient,
+    condition: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<VersionName>> {
+    let rows = c.query(
+        &format!("SELECT vid, object_id, version FROM audit_version_names WHERE {condition}"),
+        params,
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| VersionName {
+            vid: r.get(0),
+            object_id: r.get(1),
+            version: r.get(2),
+            deleted: true,
+        })
+        .collect())
+}
+
+/// Appends the transfers of `records` after the head, inside the caller's transaction: takes
+/// the audit advisory lock (held to the end of that transaction), so appends from any process
+/// form one chain.
+fn insert_transfers(
     client: &mut impl ::postgres::GenericClient,
     lock_key: i32,
     records: &[AuditRecord],
+    digest: Option<Hash>,
 ) -> Result<()> {
     if records.is_empty() {
         return Ok(());
@@ -1778,6 +2152,46 @@ fn insert_audit(
         "SELECT pg_advisory_xact_lock($1, $2)",
         &[&AUDIT_LOCK_CLASS, &lock_key],
     )?;
+    let mut pending = group_records(records, digest);
+    chain_transfers(head(client)?, now_ns(), &mut pending);
+    for p in &pending {
+        let e = &p.entry;
+        let dictionary = serde_json::to_string(&e.dictionary).unwrap_or_default();
+        let digest = e.digest.as_ref().map(|d| &d[..]);
+        client.execute(
+            &format!(
+                "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ),
+            &[
+                &e.seq,
+                &e.time_ns,
+                &e.direction,
+                &e.door,
+                &e.partner,
+                &e.person,
+                &e.collection,
+                &e.policy_version,
+                &e.count,
+                &dictionary,
+                &e.items,
+                &digest,
+                &&e.prev_hash[..],
+                &&e.hash[..],
+                &p.vids,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Appends legacy per-object rows (schema 3) after the legacy log's last row: what tests use
+/// to make an old-format log.
+#[doc(hidden)]
+pub fn insert_legacy_audit(
+    client: &mut impl ::postgres::GenericClient,
+    records: &[AuditRecord],
+) -> Result<()> {
     let last = client
         .query_opt(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -1807,6 +2221,106 @@ fn insert_audit(
         );
     }
     rows.insert(client)
+}
+
+/// Copies the schema 7 audit tables of an SQLite file (see
+/// [`PostgresStore::copy_from_sqlite`]).
+fn copy_audit_tables(
+    src: &rusqlite::Connection,
+    tx: &mut ::postgres::Transaction<'_>,
+    n: &mut u64,
+) -> Result<()> {
+    let mut st = src.prepare(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM audit_entries ORDER BY seq"
+    ))?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let items: Vec<u8> = r.get(10)?;
+        let mut vids: Vec<i64> = crate::audit::decode_items(&items)
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i.vid)
+            .collect();
+        vids.sort_unstable();
+        vids.dedup();
+        tx.execute(
+            &format!(
+                "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ),
+            &[
+                &r.get::<_, i64>(0)?,
+                &r.get::<_, i64>(1)?,
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
+                &r.get::<_, String>(4)?,
+                &r.get::<_, Option<String>>(5)?,
+                &r.get::<_, String>(6)?,
+                &r.get::<_, String>(7)?,
+                &r.get::<_, i64>(8)?,
+                &r.get::<_, String>(9)?,
+                &items,
+                &r.get::<_, Option<Vec<u8>>>(11)?,
+                &r.get::<_, Vec<u8>>(12)?,
+                &r.get::<_, Vec<u8>>(13)?,
+                &vids,
+            ],
+        )?;
+        *n += 1;
+    }
+    let mut st = src.prepare("SELECT vid, object_id, version FROM audit_version_names")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        tx.execute(
+            "INSERT INTO audit_version_names (vid, object_id, version) VALUES ($1, $2, $3)",
+            &[
+                &r.get::<_, i64>(0)?,
+                &r.get::<_, String>(1)?,
+                &r.get::<_, String>(2)?,
+            ],
+        )?;
+        *n += 1;
+    }
+    let mut st = src.prepare(&format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no"
+    ))?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        tx.execute(
+            &format!(
+                "INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ),
+            &[
+                &r.get::<_, i64>(0)?,
+                &r.get::<_, i64>(1)?,
+                &r.get::<_, Vec<u8>>(2)?,
+                &r.get::<_, i64>(3)?,
+                &r.get::<_, Vec<u8>>(4)?,
+                &r.get::<_, Vec<u8>>(5)?,
+                &r.get::<_, Vec<u8>>(6)?,
+            ],
+        )?;
+        *n += 1;
+    }
+    let mut st = src.prepare(
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        tx.execute(
+            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &r.get::<_, i64>(0)?,
+                &r.get::<_, Vec<u8>>(1)?,
+                &r.get::<_, i64>(2)?,
+                &r.get::<_, i64>(3)?,
+                &r.get::<_, String>(4)?,
+            ],
+        )?;
+        *n += 1;
+    }
+    Ok(())
 }
 
 /// Copies every row of an SQLite `select` into PostgreSQL with binary `copy`, column by column

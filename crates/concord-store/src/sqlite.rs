@@ -11,10 +11,14 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::audit::{AuditEntry, AuditRecord, chain_after};
+use crate::audit::{
+    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
+    chain_after, chain_transfers, group_records,
+};
 use crate::{
-    AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, StoreOptions, WriteBatch, content_hash,
+    AddOutcome, AuditQuery, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page,
+    PageRequest, Partner, Result, Store, StoreError, StoreOptions, VersionName, WriteBatch,
+    content_hash,
 };
 use crate::{VersionParams, version_condition};
 
@@ -26,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_provenance.sql"),
     include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
     include_str!("../migrations/sqlite/0006_collection_version.sql"),
+    include_str!("../migrations/sqlite/0007_audit_transfers.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -141,6 +146,7 @@ impl SqliteStore {
             date_added_ns: 0,
             open: true,
             added: false,
+            last_vid: None,
         };
         if let Some(c) = create {
             let alias = c.alias.clone().unwrap_or_default();
@@ -227,6 +233,7 @@ struct SqliteBatch<'a> {
     open: bool,
     /// Whether an entry was added: the commit moves the collection's version.
     added: bool,
+    last_vid: Option<i64>,
 }
 
 impl Drop for SqliteBatch<'_> {
@@ -243,6 +250,7 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
+        self.last_vid = None;
         let h = object.header;
         let hash = content_hash(object.value);
         let version = h.version();
@@ -277,9 +285,13 @@ impl WriteBatch for SqliteBatch<'_> {
             None => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO object_versions
-                         (id, type, spec_version, modified_key, modified, content_hash, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        // vids are never reused (the audit log names them): above both the
+                    // held rows and the names kept of deleted ones.
+                    "INSERT INTO object_versions
+                         (vid, id, type, spec_version, modified_key, modified, content_hash, body)
+                         VALUES ((SELECT MAX(COALESCE((SELECT MAX(vid) FROM object_versions), 0),
+                                             COALESCE((SELECT MAX(vid) FROM audit_version_names), 0)) + 1),
+                                 ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![
                         h.id,
@@ -311,6 +323,7 @@ impl WriteBatch for SqliteBatch<'_> {
                     concord_stix::Timestamp::from_unix_nanos(self.date_added_ns, 9).sort_key()
                 })
             ])?;
+        self.last_vid = Some(vid);
         Ok(if n == 1 {
             self.added = true;
             AddOutcome::Added
@@ -320,7 +333,11 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
-        insert_audit(&self.conn, records)
+        insert_transfers(&self.conn, records, None)
+    }
+
+    fn last_vid(&self) -> Option<i64> {
+        self.last_vid
     }
 
     fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()> {
@@ -510,7 +527,7 @@ impl Store for SqliteStore {
             " INDEXED BY entries_by_id"
         };
         let sql = format!(
-            "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, {}
+            "SELECT e.id, e.date_added_ns, e.version_key, v.modified, e.spec_version, e.type, e.seq, e.vid, {}
              FROM collection_entries e{index} JOIN object_versions v ON v.vid = e.vid
              WHERE {}
              ORDER BY e.date_added_ns, e.id, e.version_key, e.seq
@@ -530,7 +547,8 @@ impl Store for SqliteStore {
                     spec_version: r.get(4)?,
                     object_type: r.get(5)?,
                     seq: r.get(6)?,
-                    body: r.get(7)?,
+                    vid: r.get(7)?,
+                    body: r.get(8)?,
                 })
             })?;
             let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -543,6 +561,8 @@ impl Store for SqliteStore {
     fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The names of this id's versions, kept for the audit log if their rows go.
+        let names = version_names(&tx, "v.id = ?1", &[SqlValue::Text(id.to_owned())])?;
         let mut q = Query::new(collection_id);
         q.list("e.id", &[id.to_owned()]);
         q.versions(filter);
@@ -561,6 +581,13 @@ impl Store for SqliteStore {
         )?;
         if n > 0 {
             bump_version(&tx, collection_id)?;
+        }
+        for name in names {
+            tx.execute(
+                "INSERT OR IGNORE INTO audit_version_names (vid, object_id, version)
+                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = ?1)",
+                params![name.vid, name.object_id, name.version],
+            )?;
         }
         tx.commit()?;
         Ok(n)
@@ -647,15 +674,89 @@ impl Store for SqliteStore {
             == 1)
     }
 
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+    fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let mut conn = self.writer();
+        // Committed (atomic, in the chain, visible, safe from a crash of the process) before
+        // the caller lets anything leave, but without waiting for fsync: a read must not
+        // cost a disk flush (issue 17). `flush` (every second in `serve`) or the next write
+        // batch makes it durable against power loss.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        insert_audit(&tx, records)?;
-        tx.commit()?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            insert_transfers(&tx, records, digest)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
+    fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
+        let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM audit_entries WHERE seq > ?");
+        let mut args = vec![SqlValue::Integer(q.after_seq)];
+        if let Some(b) = q.before_seq {
+            sql.push_str(" AND seq < ?");
+            args.push(SqlValue::Integer(b));
+        }
+        if let Some(p) = &q.partner {
+            sql.push_str(" AND partner = ?");
+            args.push(SqlValue::Text(p.clone()));
+        }
+        if !q.vids.is_empty() {
+            sql.push_str(" AND seq IN (SELECT seq FROM audit_postings WHERE vid IN (");
+            sql.push_str(&vec!["?"; q.vids.len()].join(","));
+            sql.push_str("))");
+            args.extend(q.vids.iter().map(|v| SqlValue::Integer(*v)));
+        }
+        sql.push_str(if q.newest_first {
+            " ORDER BY seq DESC LIMIT ?"
+        } else {
+            " ORDER BY seq LIMIT ?"
+        });
+        args.push(SqlValue::Integer(
+            i64::try_from(q.limit).unwrap_or(i64::MAX),
+        ));
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>> {
+        let mut out = Vec::new();
+        for chunk in vids.chunks(500) {
+            let list = vec!["?"; chunk.len()].join(",");
+            let args: Vec<SqlValue> = chunk.iter().map(|v| SqlValue::Integer(*v)).collect();
+            out.extend(
+                self.with_reader(|c| version_names(c, &format!("v.vid IN ({list})"), &args))?,
+            );
+            out.extend(self.with_reader(|c| deleted_names(c, &format!("vid IN ({list})"), &args))?);
+        }
+        out.sort_by_key(|n| n.vid);
+        Ok(out)
+    }
+
+    fn audit_versions_of(&self, object_id: &str) -> Result<Vec<VersionName>> {
+        let args = [SqlValue::Text(object_id.to_owned())];
+        let mut out = self.with_reader(|c| version_names(c, "v.id = ?1", &args))?;
+        out.extend(self.with_reader(|c| deleted_names(c, "object_id = ?1", &args))?);
+        out.sort_by_key(|n| n.vid);
+        Ok(out)
+    }
+
+    fn audit_head(&self) -> Result<(i64, Hash)> {
+        self.with_reader(head)
+    }
+
+    fn flush(&self) -> Result<()> {
+        // A passive checkpoint syncs the WAL first (synchronous = FULL on this connection).
+        self.writer()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -688,6 +789,7 @@ impl Store for SqliteStore {
                             decision: r.get(8)?,
                             transformations: Vec::new(),
                             policy_version: r.get(10)?,
+                            vid: 0,
                         },
                         prev_hash: r.get(11)?,
                         hash: r.get(12)?,
@@ -702,6 +804,88 @@ impl Store for SqliteStore {
             })
             .collect()
         })
+    }
+
+    fn add_audit_checkpoint(&self, sign: &mut crate::audit::SignHead<'_>) -> Result<Checkpoint> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last = last_checkpoint(&tx)?;
+        let c = sign(last.as_ref(), head(&tx)?);
+        tx.execute(
+            "INSERT INTO audit_checkpoints (no, entry_seq, entry_hash, time_ns, prev, key, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                c.no,
+                c.entry_seq,
+                &c.entry_hash[..],
+                c.time_ns,
+                &c.prev[..],
+                &c.key[..],
+                &c.signature[..]
+            ],
+        )?;
+        tx.commit()?;
+        Ok(c)
+    }
+
+    fn audit_checkpoints(&self, after_no: i64, limit: usize) -> Result<Vec<Checkpoint>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE no > ?1 ORDER BY no LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![after_no, limit], checkpoint_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn last_audit_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        self.with_reader(last_checkpoint)
+    }
+
+    fn audit_boundary(&self) -> Result<Option<ArchiveBoundary>> {
+        self.with_reader(boundary)
+    }
+
+    fn archive_audit(&self, b: &ArchiveBoundary) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT hash FROM audit_entries WHERE seq = ?1",
+                [b.through_seq],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if at.as_deref() != Some(&b.through_hash[..]) {
+            return Err(StoreError::Corrupt(format!(
+                "archive boundary: entry {} is not in the log with the archived hash",
+                b.through_seq
+            )));
+        }
+        if boundary(&tx)?.is_some_and(|old| old.through_seq >= b.through_seq) {
+            return Err(StoreError::Corrupt(
+                "archive boundary: entries up to it are already archived".to_owned(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                b.through_seq,
+                &b.through_hash[..],
+                b.checkpoint_no,
+                b.time_ns,
+                b.file
+            ],
+        )?;
+        tx.execute("DELETE FROM audit_entries WHERE seq <= ?1", [b.through_seq])?;
+        tx.execute(
+            "DELETE FROM audit_postings WHERE seq <= ?1",
+            [b.through_seq],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn set_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -768,12 +952,177 @@ impl Store for SqliteStore {
     }
 }
 
-/// Appends audit records after the last entry of the chain, inside the caller's write
-/// transaction (which holds the file's write lock, so the chain cannot fork).
-fn insert_audit(conn: &Connection, records: &[AuditRecord]) -> Result<()> {
+/// The columns of a transfer entry, in [`transfer_row`]'s order.
+const TRANSFER_COLUMNS: &str = "seq, time_ns, direction, door, partner, person, collection_id, \
+     policy_version, count, dictionary, items, digest, prev_hash, hash";
+
+/// The columns of a checkpoint, in [`checkpoint_row`]'s order.
+const CHECKPOINT_COLUMNS: &str = "no, entry_seq, entry_hash, time_ns, prev, key, signature";
+
+/// A 32-byte BLOB; another length (a damaged row) becomes its SHA-256, which never matches.
+fn h32(v: Vec<u8>) -> Hash {
+    use sha2::Digest;
+    v.as_slice()
+        .try_into()
+        .unwrap_or_else(|_| sha2::Sha256::digest(&v).into())
+}
+
+fn transfer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferEntry> {
+    Ok(TransferEntry {
+        seq: r.get(0)?,
+        time_ns: r.get(1)?,
+        direction: r.get(2)?,
+        door: r.get(3)?,
+        partner: r.get(4)?,
+        person: r.get(5)?,
+        collection: r.get(6)?,
+        policy_version: r.get(7)?,
+        count: r.get(8)?,
+        dictionary: crate::audit::parse_transformations(&r.get::<_, String>(9)?),
+        items: r.get(10)?,
+        digest: r.get::<_, Option<Vec<u8>>>(11)?.map(h32),
+        prev_hash: h32(r.get(12)?),
+        hash: h32(r.get(13)?),
+    })
+}
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    let sig: Vec<u8> = r.get(6)?;
+    Ok(Checkpoint {
+        no: r.get(0)?,
+        entry_seq: r.get(1)?,
+        entry_hash: h32(r.get(2)?),
+        time_ns: r.get(3)?,
+        prev: h32(r.get(4)?),
+        key: h32(r.get(5)?),
+        signature: sig.try_into().unwrap_or([0; 64]),
+    })
+}
+
+fn last_checkpoint(c: &Connection) -> Result<Option<Checkpoint>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY no DESC LIMIT 1"
+    ))?
+    .query_row([], checkpoint_row)
+    .optional()?)
+}
+
+fn boundary(c: &Connection) -> Result<Option<ArchiveBoundary>> {
+    Ok(c.prepare_cached(
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
+             ORDER BY through_seq DESC LIMIT 1",
+    )?
+    .query_row([], |r| {
+        Ok(ArchiveBoundary {
+            through_seq: r.get(0)?,
+            through_hash: h32(r.get(1)?),
+            checkpoint_no: r.get(2)?,
+            time_ns: r.get(3)?,
+            file: r.get(4)?,
+        })
+    })
+    .optional()?)
+}
+
+/// The head the next transfer links to (see [`Store::audit_head`]).
+fn head(c: &Connection) -> Result<(i64, Hash)> {
+    let last: Option<(i64, Vec<u8>)> = c
+        .prepare_cached("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((seq, hash)) = last {
+        return Ok((seq, h32(hash)));
+    }
+    if let Some(b) = boundary(c)? {
+        return Ok((b.through_seq, b.through_hash));
+    }
+    let legacy: Option<(i64, String)> = c
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(legacy.map_or((0, GENESIS), |(seq, h)| crate::audit::legacy_head(seq, &h)))
+}
+
+/// Names of held version rows that pass `condition` (over `object_versions v`).
+fn version_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<Vec<VersionName>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT v.vid, v.id, v.modified,
+                (SELECT MIN(e.date_added_ns) FROM collection_entries e WHERE e.vid = v.vid)
+         FROM object_versions v WHERE {condition}"
+    ))?;
+    let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok(VersionName {
+            vid: r.get(0)?,
+            object_id: r.get(1)?,
+            version: crate::audit::version_text(r.get(2)?, r.get(3)?),
+            deleted: false,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Names kept of deleted version rows that pass `condition`.
+fn deleted_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<Vec<VersionName>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT vid, object_id, version FROM audit_version_names WHERE {condition}"
+    ))?;
+    let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok(VersionName {
+            vid: r.get(0)?,
+            object_id: r.get(1)?,
+            version: r.get(2)?,
+            deleted: true,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Appends the transfers of `records` after the head, inside the caller's write transaction
+/// (which holds the file's write lock, so the chain cannot fork), with their postings.
+fn insert_transfers(
+    conn: &Connection,
+    records: &[AuditRecord],
+    digest: Option<Hash>,
+) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
+    let mut pending = group_records(records, digest);
+    chain_transfers(head(conn)?, now_ns(), &mut pending);
+    let mut st = conn.prepare_cached(&format!(
+        "INSERT INTO audit_entries ({TRANSFER_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))?;
+    let mut post =
+        conn.prepare_cached("INSERT OR IGNORE INTO audit_postings (vid, seq) VALUES (?1, ?2)")?;
+    for p in &pending {
+        let e = &p.entry;
+        st.execute(params![
+            e.seq,
+            e.time_ns,
+            e.direction,
+            e.door,
+            e.partner,
+            e.person,
+            e.collection,
+            e.policy_version,
+            e.count,
+            serde_json::to_string(&e.dictionary).unwrap_or_default(),
+            e.items,
+            e.digest.as_ref().map(|d| &d[..]),
+            &e.prev_hash[..],
+            &e.hash[..]
+        ])?;
+        for v in &p.vids {
+            post.execute(params![v, e.seq])?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends legacy per-object rows (schema 3): what tests use to make an old-format log.
+#[doc(hidden)]
+pub fn insert_legacy_audit(conn: &Connection, records: &[AuditRecord]) -> Result<()> {
     let last: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -640,37 +640,425 @@ fn audit_record(partner: &str, i: usize) -> AuditRecord {
         decision: "rewritten".into(),
         transformations: vec![format!("removed description (granular TLP:RED) {i}")],
         policy_version: "tlp-v1".into(),
+        vid: i as i64 + 1,
     }
 }
 
+fn key(seed: u8) -> concord_store::node_key::NodeKey {
+    concord_store::node_key::NodeKey::from_seed(&[seed; 32])
+}
+
+/// Egress records of the versions `entries` of collection `coll` for `partner`.
+fn sent(
+    partner: &str,
+    coll: &str,
+    entries: &[concord_store::Entry],
+    decision: &str,
+) -> Vec<AuditRecord> {
+    entries
+        .iter()
+        .map(|e| AuditRecord {
+            direction: "egress".into(),
+            door: "taxii-objects".into(),
+            partner: partner.into(),
+            collection: coll.into(),
+            object_id: e.id.clone(),
+            modified: e.version(),
+            decision: decision.into(),
+            transformations: if decision == "withheld" {
+                vec!["pattern at pattern does not parse: unexpected 'secret@example.org'".into()]
+            } else {
+                vec![]
+            },
+            policy_version: "p@1".into(),
+            vid: e.vid,
+        })
+        .collect()
+}
+
+/// Issue 17: one entry per transfer, postings by version row, names kept after a delete,
+/// checkpoints, incremental verify, archives.
 fn audit_log_is_a_chain(store: &dyn Store) {
-    assert!(store.audit(0, 100, None).unwrap().is_empty());
-    store.append_audit(&[]).unwrap();
-    let first: Vec<_> = (0..3).map(|i| audit_record("acme", i)).collect();
-    let second: Vec<_> = (3..5).map(|i| audit_record("bsi", i)).collect();
-    store.append_audit(&first).unwrap();
-    store.append_audit(&second).unwrap();
-    let log = store.audit(0, 100, None).unwrap();
-    assert_eq!(
-        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
+    use concord_store::AuditQuery;
+    use concord_store::audit::{self, GENESIS};
+    assert!(
+        store
+            .audit_entries(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty()
     );
-    assert_eq!(log[0].prev_hash, concord_store::audit::GENESIS_HASH);
-    assert_eq!(log[3].prev_hash, log[2].hash, "the chain crosses appends");
-    assert_eq!(log[0].record, first[0], "fields round-trip");
-    assert_eq!(log[4].record, second[1]);
-    concord_store::verify_chain(&log).unwrap();
-    // Paging and the partner filter.
-    let page = store.audit(2, 2, None).unwrap();
-    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
-    let bsi = store.audit(0, 100, Some("bsi")).unwrap();
-    assert_eq!(bsi.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
-    // A stored entry that differs from what was hashed is found.
-    let mut edited = log.clone();
-    edited[1].record.modified = "2017-01-01T00:00:00.000Z".into();
+    assert_eq!(store.audit_head().unwrap(), (0, GENESIS));
+    store.append_audit(&[]).unwrap();
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "c".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let objects: Vec<Value> = (0..6)
+        .map(|i| {
+            obj(
+                &format!("{i:08x}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+                Some("2016-01-01T00:00:00.000Z"),
+                "n",
+            )
+        })
+        .collect();
+    add(store, &coll.id, &objects);
+    let e = all(store, &coll.id, &ObjectFilter::default());
+    assert_eq!(e.len(), 6);
+    store
+        .append_transfer(&sent("acme", &coll.id, &e[..4], "sent"), Some([7; 32]))
+        .unwrap();
+    store
+        .append_transfer(&sent("bsi", &coll.id, &e[2..], "withheld"), None)
+        .unwrap();
+    let log = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(
-        concord_store::verify_chain(&edited),
+        log.iter().map(|e| (e.seq, e.count)).collect::<Vec<_>>(),
+        [(1, 4), (2, 4)]
+    );
+    assert_eq!(log[0].prev_hash, GENESIS);
+    assert_eq!(log[1].prev_hash, log[0].hash, "the chain crosses appends");
+    assert_eq!(log[0].digest, Some([7; 32]));
+    let items = log[1].decoded().unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.vid).collect::<Vec<_>>(),
+        e[2..].iter().map(|e| e.vid).collect::<Vec<_>>()
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.decision == concord_store::Decision::Withheld && i.transformations == [0])
+    );
+    assert_eq!(
+        log[1].dictionary.len(),
+        1,
+        "one dictionary string for the four"
+    );
+    assert!(
+        !log[1].dictionary[0].contains("secret@"),
+        "quoted values are cut: {:?}",
+        log[1].dictionary
+    );
+    // By version row and by partner.
+    let by = |vid: i64, partner: Option<&str>| {
+        store
+            .audit_entries(&AuditQuery {
+                vids: vec![vid],
+                partner: partner.map(str::to_owned),
+                limit: 10,
+                newest_first: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by(e[0].vid, None), [1]);
+    assert_eq!(by(e[3].vid, None), [2, 1]);
+    assert_eq!(by(e[3].vid, Some("bsi")), [2]);
+    assert_eq!(by(e[5].vid, Some("acme")), Vec::<i64>::new());
+    // Names, also of a deleted version; its vid is not reused.
+    let names = store.audit_versions_of(&e[0].id).unwrap();
+    assert_eq!(names.len(), 1);
+    assert_eq!(
+        (names[0].vid, names[0].version.as_str(), names[0].deleted),
+        (e[0].vid, "2016-01-01T00:00:00.000Z", false)
+    );
+    let max_vid = e.iter().map(|e| e.vid).max().unwrap();
+    let last = e.iter().find(|x| x.vid == max_vid).unwrap().clone();
+    assert_eq!(
+        store
+            .delete_object(
+                &coll.id,
+                &last.id,
+                &ObjectFilter {
+                    versions: vec![VersionSelector::All],
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+        1
+    );
+    let names = store.audit_names(&[last.vid]).unwrap();
+    assert_eq!(
+        (names[0].object_id.as_str(), names[0].deleted),
+        (last.id.as_str(), true)
+    );
+    add(
+        store,
+        &coll.id,
+        &[obj(
+            "0000beef-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+            Some("2017-01-01T00:00:00.000Z"),
+            "new",
+        )],
+    );
+    let fresh = all(
+        store,
+        &coll.id,
+        &ObjectFilter {
+            ids: vec!["campaign--0000beef-8ff6-4a8b-9c2f-6e5a3b1f0d11".into()],
+            ..Default::default()
+        },
+    );
+    assert!(fresh[0].vid > last.vid, "a deleted vid is not reused");
+    // Verify, checkpoint, verify incrementally.
+    let k = key(1);
+    let trusted = k.public();
+    let r = audit::verify_log(store, Some(&trusted), false).unwrap();
+    assert_eq!((r.error.clone(), r.entries, r.head_seq), (None, 2, 2));
+    let c1 = audit::checkpoint(store, &k, 10).unwrap();
+    assert_eq!((c1.no, c1.entry_seq, c1.entry_hash), (1, 2, log[1].hash));
+    assert_eq!(
+        audit::checkpoint(store, &k, 11).unwrap(),
+        c1,
+        "nothing new: the same checkpoint"
+    );
+    let r = audit::verify_log(store, Some(&trusted), false).unwrap();
+    assert_eq!((r.error.clone(), r.last_checkpoint), (None, Some(1)));
+    for i in 0..3 {
+        store
+            .append_transfer(&sent("acme", &coll.id, &e[i..i + 1], "sent"), None)
+            .unwrap();
+    }
+    let r = audit::verify_log(store, Some(&trusted), false).unwrap();
+    assert_eq!(
+        (r.error.clone(), r.from_checkpoint, r.entries, r.head_seq),
+        (None, Some(1), 3, 5),
+        "only what is new"
+    );
+    assert!(
+        audit::checkpoint_if_due(store, &k, 10, 12)
+            .unwrap()
+            .is_none()
+    );
+    let c2 = audit::checkpoint_if_due(store, &k, 3, 12).unwrap().unwrap();
+    assert_eq!((c2.no, c2.entry_seq, c2.prev), (2, 5, c1.hash()));
+    let r = audit::verify_log(store, Some(&trusted), true).unwrap();
+    assert_eq!((r.error.clone(), r.entries, r.checkpoints), (None, 5, 2));
+    // The page of the web UI: what it shows and the checkpoint chain.
+    let shown = store
+        .audit_entries(&AuditQuery {
+            partner: Some("acme".into()),
+            limit: 2,
+            newest_first: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        audit::verify_shown(store, &shown, Some(&trusted)).unwrap(),
+        Ok(2)
+    );
+    // Archive entries 1..=5 (checkpoint 2), tamper with copies of the file.
+    store
+        .append_transfer(&sent("acme", &coll.id, &e[..1], "sent"), None)
+        .unwrap();
+    let mut file = Vec::new();
+    let (boundary, summary) =
+        audit::write_archive(store, &k, &c2, "a.jsonl", 13, &mut file).unwrap();
+    assert_eq!(
+        (
+            summary.from_seq,
+            summary.through_seq,
+            summary.entries,
+            summary.objects
+        ),
+        (1, 5, 5, 11)
+    );
+    let text = String::from_utf8(file).unwrap();
+    assert_eq!(
+        audit::verify_archive(&text, Some(&trusted)).map(|s| s.entries),
+        Ok(5)
+    );
+    assert_eq!(
+        audit::verify_archive(&text, Some(&key(2).public())).map_err(|e| e.kind()),
+        Err("forged"),
+        "another key"
+    );
+    let edited = text.replacen("\"partner\":\"bsi\"", "\"partner\":\"bfv\"", 1);
+    assert_eq!(
+        audit::verify_archive(&edited, Some(&trusted)),
         Err(AuditError::Edited { seq: 2 })
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let without: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        audit::verify_archive(&without, Some(&trusted)).map_err(|e| (e.kind(), e.seq())),
+        Err(("deleted", 4))
+    );
+    let swapped: String = {
+        let mut l = lines.clone();
+        l.swap(2, 3);
+        l.iter().map(|l| format!("{l}\n")).collect()
+    };
+    assert_eq!(
+        audit::verify_archive(&swapped, Some(&trusted)).map_err(|e| e.kind()),
+        Err("reordered")
+    );
+    let renamed = text.replacen(
+        &e[1].id,
+        "campaign--99999999-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+        1,
+    );
+    assert_eq!(
+        audit::verify_archive(&renamed, Some(&trusted)).map_err(|e| e.kind()),
+        Err("archive"),
+        "a name edited: the seal"
+    );
+    store.archive_audit(&boundary).unwrap();
+    assert!(store.archive_audit(&boundary).is_err(), "archived once");
+    assert_eq!(store.audit_boundary().unwrap(), Some(boundary));
+    let left = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
+    assert!(
+        by(e[3].vid, None).is_empty(),
+        "postings of archived entries go too"
+    );
+    let r = audit::verify_log(store, Some(&trusted), true).unwrap();
+    assert_eq!(
+        (r.error.clone(), r.entries, r.archived_through),
+        (None, 1, Some(5)),
+        "the chain after the boundary verifies"
+    );
+    store
+        .append_audit(&sent("acme", &coll.id, &e[..1], "sent"))
+        .unwrap();
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), false)
+            .unwrap()
+            .error,
+        None
+    );
+    // A checkpoint signed by another key is forged.
+    store
+        .add_audit_checkpoint(&mut |prev, head| {
+            concord_store::Checkpoint::sign(prev, head, 14, &key(2))
+        })
+        .unwrap();
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), false)
+            .unwrap()
+            .error,
+        Some(AuditError::Forged { no: 3 })
+    );
+}
+
+/// Tampering through SQL (triggers bypassed by `exec`) is named by a full verify.
+fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str)) {
+    use concord_store::audit;
+    let k = key(1);
+    for p in ["a", "b", "c", "d", "e"] {
+        store
+            .append_audit(&[audit_record(p, 0), audit_record(p, 2)])
+            .unwrap();
+    }
+    assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
+    exec("CREATE TABLE saved AS SELECT * FROM audit_entries");
+    let restore = "DELETE FROM audit_entries; INSERT INTO audit_entries SELECT * FROM saved";
+    let check = |sql: &str| {
+        exec(sql);
+        let e = audit::verify_log(store, None, true)
+            .unwrap()
+            .error
+            .expect(sql);
+        exec(restore);
+        (e.kind(), e.seq())
+    };
+    assert_eq!(
+        check("UPDATE audit_entries SET partner = 'x' WHERE seq = 3"),
+        ("edited", 3)
+    );
+    assert_eq!(
+        check("UPDATE audit_entries SET count = count + 1 WHERE seq = 2"),
+        ("edited", 2)
+    );
+    assert_eq!(
+        check("DELETE FROM audit_entries WHERE seq = 3"),
+        ("deleted", 4)
+    );
+    assert_eq!(
+        check("DELETE FROM audit_entries WHERE seq = 1"),
+        ("deleted", 2)
+    );
+    assert_eq!(
+        check(
+            "UPDATE audit_entries SET seq = -1 WHERE seq = 2; UPDATE audit_entries SET seq = 2 WHERE seq = 3; UPDATE audit_entries SET seq = 3 WHERE seq = -1"
+        ),
+        ("reordered", 2)
+    );
+    // The newest entry deleted after a checkpoint covered it.
+    audit::checkpoint(store, &k, 1).unwrap();
+    assert_eq!(
+        check("DELETE FROM audit_entries WHERE seq = 5"),
+        ("truncated", 5)
+    );
+    assert_eq!(
+        audit::verify_log(store, Some(&k.public()), true)
+            .unwrap()
+            .error,
+        None
+    );
+    // Rows of the checkpoint table edited: the signature no longer holds.
+    exec("UPDATE audit_checkpoints SET entry_seq = 4 WHERE no = 1");
+    assert_eq!(
+        audit::verify_log(store, Some(&k.public()), true)
+            .unwrap()
+            .error,
+        Some(AuditError::Forged { no: 1 })
+    );
+}
+
+/// A log of the per-object format (schema 3) stays verifiable after the migration, and the
+/// transfer chain continues it.
+fn legacy_log_stays_verifiable(store: &dyn Store, exec: &dyn Fn(&str)) {
+    use concord_store::audit;
+    let r = audit::verify_log(store, None, true).unwrap();
+    assert_eq!((r.error.clone(), r.legacy_entries), (None, 3));
+    let legacy = store.audit(0, 10, None).unwrap();
+    assert_eq!(legacy.len(), 3);
+    store.append_audit(&[audit_record("acme", 7)]).unwrap();
+    let t = store
+        .audit_entries(&concord_store::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(t[0].seq, 4, "the transfers continue the legacy seq");
+    assert_eq!(
+        concord_store::node_key::hex(&t[0].prev_hash),
+        legacy[2].hash,
+        "and its hash"
+    );
+    let r = audit::verify_log(store, None, true).unwrap();
+    assert_eq!((r.error.clone(), r.legacy_entries, r.entries), (None, 3, 1));
+    let c = audit::checkpoint(store, &key(1), 1).unwrap();
+    assert_eq!(c.entry_seq, 4);
+    assert_eq!(audit::verify_log(store, None, false).unwrap().error, None);
+    exec("UPDATE audit_log SET partner = 'x' WHERE seq = 2");
+    assert_eq!(
+        audit::verify_log(store, None, true).unwrap().error,
+        Some(AuditError::Edited { seq: 2 })
     );
 }
 
@@ -743,6 +1131,11 @@ macro_rules! store_suite {
                 let Some((s, _g)) = $make else { return };
                 super::audit_log_is_a_chain(&s)
             }
+            #[test]
+            fn audit_tampering_is_named() {
+                let Some((s, g)) = $make else { return };
+                super::audit_tampering_is_named(&s, &|sql| bypass(&g, sql))
+            }
         }
     };
 }
@@ -754,6 +1147,64 @@ fn sqlite() -> Option<(concord_store::SqliteStore, tempfile::TempDir)> {
 }
 
 store_suite!(sqlite_backend, sqlite());
+
+/// Runs SQL on a test store's database with the audit tables' triggers out of the way (what
+/// someone with the database file or a superuser login can do).
+trait Bypass {
+    fn exec(&self, sql: &str);
+}
+
+impl Bypass for tempfile::TempDir {
+    fn exec(&self, sql: &str) {
+        let c = rusqlite::Connection::open(self.path().join("t.sqlite")).unwrap();
+        c.execute_batch(
+            "DROP TRIGGER IF EXISTS audit_entries_no_update; DROP TRIGGER IF EXISTS audit_entries_no_delete;
+             DROP TRIGGER IF EXISTS audit_checkpoints_no_update; DROP TRIGGER IF EXISTS audit_log_no_update;",
+        )
+        .unwrap();
+        c.execute_batch(sql).unwrap();
+    }
+}
+
+impl Bypass for ScratchSchema {
+    fn exec(&self, sql: &str) {
+        let mut c = postgres::Client::connect(self.url(), postgres::NoTls).unwrap();
+        c.batch_execute("SET session_replication_role = replica")
+            .unwrap();
+        c.batch_execute(sql).unwrap();
+    }
+}
+
+fn bypass(g: &dyn Bypass, sql: &str) {
+    g.exec(sql)
+}
+
+#[test]
+fn sqlite_legacy_audit_log_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/sqlite/0002_partners.sql"),
+        include_str!("../migrations/sqlite/0003_audit.sql"),
+        include_str!("../migrations/sqlite/0004_provenance.sql"),
+        include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
+    ] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 5).unwrap();
+    let records: Vec<_> = (0..3)
+        .map(|i| AuditRecord {
+            vid: 0,
+            ..audit_record("bsi", i)
+        })
+        .collect();
+    concord_store::sqlite::insert_legacy_audit(&conn, &records).unwrap();
+    drop(conn);
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    legacy_log_stays_verifiable(&store, &|sql| bypass(&dir, sql));
+}
 
 /// `CONCORD_TEST_POSTGRES_URL`, or `None` after saying that the test skips; panics instead of
 /// skipping when `CONCORD_REQUIRE_POSTGRES=1` (scripts/test sets it), so a missing server
@@ -806,11 +1257,12 @@ mod postgres_only {
 
     /// The migrations up to `version` applied by hand, as an earlier Concord left them.
     fn old_schema(url: &str, version: usize) {
-        const OLD: [&str; 4] = [
+        const OLD: [&str; 5] = [
             include_str!("../migrations/postgres/0001_initial.sql"),
             include_str!("../migrations/postgres/0002_partners.sql"),
             include_str!("../migrations/postgres/0003_audit.sql"),
             include_str!("../migrations/postgres/0004_provenance.sql"),
+            include_str!("../migrations/postgres/0005_timestamp_keys.sql"),
         ];
         let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
         c.batch_execute(
@@ -855,6 +1307,23 @@ mod postgres_only {
         assert_ne!(one.collection_version(&c.id).unwrap(), after);
     }
 
+    /// Issue 17: a per-object log of schema 5 stays verifiable through migration 0007.
+    #[test]
+    fn legacy_audit_log_migrates() {
+        let Some(schema) = scratch() else { return };
+        old_schema(schema.url(), 5);
+        let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
+        let records: Vec<_> = (0..3)
+            .map(|i| AuditRecord {
+                vid: 0,
+                ..audit_record("bsi", i)
+            })
+            .collect();
+        concord_store::postgres::insert_legacy_audit(&mut c, &records).unwrap();
+        let store = PostgresStore::open(schema.url()).unwrap();
+        legacy_log_stays_verifiable(&store, &|sql| bypass(&schema, sql));
+    }
+
     /// Issue 16, item 5: a database of schema 4 (versions as BIGINT nanoseconds) keeps its
     /// entries, their order and their versions through migration 0005.
     #[test]
@@ -868,7 +1337,11 @@ mod postgres_only {
         let store = PostgresStore::open(schema.url()).unwrap();
         assert_eq!(
             store.migration_report().applied,
-            ["0005_timestamp_keys", "0006_collection_version"]
+            [
+                "0005_timestamp_keys",
+                "0006_collection_version",
+                "0007_audit_transfers"
+            ]
         );
         check_migrated(&store);
     }
@@ -992,17 +1465,24 @@ mod postgres_only {
                 });
             }
         });
-        let log = stores[0].audit(0, 1000, None).unwrap();
+        let log = stores[0]
+            .audit_entries(&concord_store::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap();
+        // One entry per run of one direction (the records alternate egress and ingress).
         assert_eq!(log.len(), 3 * 10 * 5);
-        concord_store::verify_chain(&log).unwrap();
+        let r = concord_store::audit::verify_log(&stores[0], None, true).unwrap();
+        assert_eq!((r.error, r.entries), (None, 150));
         // Append-only for SQL too.
         let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
         assert!(
-            c.execute("DELETE FROM audit_log WHERE seq = 1", &[])
+            c.execute("DELETE FROM audit_entries WHERE seq = 1", &[])
                 .is_err()
         );
         assert!(
-            c.execute("UPDATE audit_log SET partner = 'x' WHERE seq = 1", &[])
+            c.execute("UPDATE audit_entries SET partner = 'x' WHERE seq = 1", &[])
                 .is_err()
         );
     }
@@ -1143,12 +1623,26 @@ mod postgres_only {
         assert_eq!(after.partners, 1);
         assert_eq!(pg.partners().unwrap(), vec![partner]);
         // The audit log, chain intact, and appends continue it.
-        let log = pg.audit(0, 100, None).unwrap();
-        assert_eq!(log, lite.audit(0, 100, None).unwrap());
+        let q = concord_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        let log = pg.audit_entries(&q).unwrap();
+        assert_eq!(log, lite.audit_entries(&q).unwrap());
         pg.append_audit(&records[..1]).unwrap();
-        let log = pg.audit(0, 100, None).unwrap();
-        assert_eq!(log.len(), 4);
-        concord_store::verify_chain(&log).unwrap();
+        assert_eq!(pg.audit_entries(&q).unwrap().len(), 4);
+        assert_eq!(
+            pg.audit_entries(&concord_store::AuditQuery {
+                vids: vec![1],
+                ..q.clone()
+            })
+            .unwrap()
+            .len(),
+            2,
+            "the posting index rebuilt from the items"
+        );
+        let r = concord_store::audit::verify_log(&pg, None, true).unwrap();
+        assert_eq!((r.error, r.entries), (None, 4));
         // Served identically: same pages, same date_added, same bytes.
         let f = ObjectFilter {
             versions: vec![VersionSelector::All],

@@ -391,7 +391,7 @@ fn pull(
     let make = |accepted: &[Accepted]| -> Vec<concord_store::AuditRecord> {
         accepted
             .iter()
-            .map(|a| door.ingress(&a.id, &a.version, a.added))
+            .map(|a| door.ingress(a.vid, &a.id, &a.version, a.added))
             .collect()
     };
     let mut next: Option<String> = None;

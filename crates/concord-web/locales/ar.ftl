@@ -205,3 +205,6 @@ policy-version = الإصدار
 audit-title = سجل التدقيق
 audit-intact = سلسلة التجزئة سليمة: عدد الإدخالات { $count }.
 audit-broken = سلسلة التجزئة مكسورة
+audit-scope = تم التحقق هنا: الإدخالات المعروضة و{ $count } من نقاط التحقق الموقعة؛ يتحقق `concord audit verify` من الباقي.
+col-objects = إصدارات الكائنات
+col-transformations = التحويلات

@@ -197,3 +197,9 @@ audit-intact = { $count ->
    *[other] Hash chain intact: { $count } entries.
 }
 audit-broken = The hash chain is broken
+audit-scope = { $count ->
+    [one] Verified here: the entries shown and the one signed checkpoint; `concord audit verify` checks the rest.
+   *[other] Verified here: the entries shown and { $count } signed checkpoints; `concord audit verify` checks the rest.
+}
+col-objects = Object versions
+col-transformations = Transformations

@@ -175,3 +175,6 @@ policy-version = 版本
 audit-title = 审计日志
 audit-intact = 哈希链完整：共 { $count } 条记录。
 audit-broken = 哈希链已损坏
+audit-scope = 此处已验证：所显示的条目及 { $count } 个已签名检查点；其余部分由 `concord audit verify` 检查。
+col-objects = 对象版本
+col-transformations = 变换

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Html;
 use axum::routing::get;
-use concord_store::{AuditEntry, Timestamp, verify_chain_after};
+use concord_store::{AuditQuery as StoreAuditQuery, Timestamp, TransferEntry};
 
 use crate::analyst::Badge;
 use crate::{Viewer, Web, WebError, blocking, render};
@@ -15,8 +15,8 @@ use crate::{Viewer, Web, WebError, blocking, render};
 /// Audit entries shown per page.
 pub const AUDIT_PAGE: usize = 100;
 
-/// Entries read at a time when the chain is verified.
-const VERIFY_PAGE: usize = 10_000;
+/// The setting with the node's public key (hex), written by the binary from the key file.
+const PUBLIC_KEY_SETTING: &str = "node.public_key";
 
 pub(crate) fn routes(r: Router<Web>) -> Router<Web> {
     r.route("/ui/operator/partners", get(partners))
@@ -277,8 +277,47 @@ struct AuditQuery {
 struct ChainStatus {
     intact: bool,
     entries: i64,
+    checkpoints: u64,
     head: String,
     message: String,
+}
+
+/// One transfer as the page shows it.
+struct AuditRow {
+    seq: i64,
+    time_ns: i64,
+    direction: String,
+    door: String,
+    partner: String,
+    /// `N: sent 98, withheld 2`.
+    objects: String,
+    /// The distinct transformations (withheld reasons among them).
+    transformations: String,
+    policy_version: String,
+}
+
+impl AuditRow {
+    fn of(e: &TransferEntry) -> AuditRow {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for it in e.decoded().unwrap_or_default() {
+            let d = it.decision.as_str();
+            match counts.iter_mut().find(|(k, _)| *k == d) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((d, 1)),
+            }
+        }
+        let summary: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+        AuditRow {
+            seq: e.seq,
+            time_ns: e.time_ns,
+            direction: e.direction.clone(),
+            door: e.door.clone(),
+            partner: e.partner.clone(),
+            objects: format!("{}: {}", e.count, summary.join(", ")),
+            transformations: e.dictionary.join("; "),
+            policy_version: e.policy_version.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -287,7 +326,7 @@ struct AuditPage {
     c: crate::Chrome,
     status: ChainStatus,
     partner: String,
-    rows: Vec<AuditEntry>,
+    rows: Vec<AuditRow>,
     older: Option<String>,
 }
 
@@ -297,31 +336,34 @@ impl AuditPage {
     }
 }
 
-/// Verifies the whole chain, one page in memory at a time.
-fn verify(store: &dyn concord_store::Store) -> Result<ChainStatus, WebError> {
-    let mut last: Option<AuditEntry> = None;
-    loop {
-        let after = last.as_ref().map_or(0, |e| e.seq);
-        let page = store.audit(after, VERIFY_PAGE, None)?;
-        if page.is_empty() {
-            break;
-        }
-        if let Err(e) = verify_chain_after(last.as_ref(), &page) {
-            return Ok(ChainStatus {
+/// Verifies what the page shows and the checkpoint chain (signed by the node key recorded
+/// in the settings), not the whole log: `concord audit verify` does that.
+fn verify(
+    store: &dyn concord_store::Store,
+    shown: &[TransferEntry],
+) -> Result<ChainStatus, WebError> {
+    let key = store
+        .setting(PUBLIC_KEY_SETTING)?
+        .and_then(|k| concord_store::node_key::unhex32(&k));
+    let head = store.audit_head()?;
+    Ok(
+        match concord_store::audit::verify_shown(store, shown, key.as_ref())? {
+            Ok(checkpoints) => ChainStatus {
+                intact: true,
+                entries: shown.len() as i64,
+                checkpoints,
+                head: concord_store::node_key::hex(&head.1),
+                message: String::new(),
+            },
+            Err(e) => ChainStatus {
                 intact: false,
-                entries: page.last().map_or(after, |x| x.seq),
+                entries: shown.len() as i64,
+                checkpoints: 0,
                 head: String::new(),
                 message: e.to_string(),
-            });
-        }
-        last = page.into_iter().last();
-    }
-    Ok(ChainStatus {
-        intact: true,
-        entries: last.as_ref().map_or(0, |e| e.seq),
-        head: last.map(|e| e.hash).unwrap_or_default(),
-        message: String::new(),
-    })
+            },
+        },
+    )
 }
 
 async fn audit(
@@ -334,35 +376,16 @@ async fn audit(
     let partner = q.partner.trim().to_owned();
     let who = partner.clone();
     let (status, rows) = blocking(move || {
-        let status = verify(store.as_ref())?;
-        // The newest page below `before`: read forward from a window start. The store reads
-        // in seq order only, so step back one page at a time (bounded by the log's length).
-        let before = q.before.unwrap_or(i64::MAX);
-        let filter = (!who.is_empty()).then_some(who.as_str());
-        let mut rows: std::collections::VecDeque<AuditEntry> = Default::default();
-        let mut after = 0;
-        loop {
-            let page = store.audit(after, VERIFY_PAGE, filter)?;
-            let Some(last) = page.last().map(|e| e.seq) else {
-                break;
-            };
-            for e in page {
-                if e.seq >= before {
-                    break;
-                }
-                if rows.len() == AUDIT_PAGE {
-                    rows.pop_front();
-                }
-                rows.push_back(e);
-            }
-            if last >= before {
-                break;
-            }
-            after = last;
-        }
-        let mut rows: Vec<AuditEntry> = rows.into();
-        rows.reverse();
-        Ok((status, rows))
+        // The newest page below `before`, newest first, through the partner index.
+        let rows = store.audit_entries(&StoreAuditQuery {
+            before_seq: q.before,
+            partner: (!who.is_empty()).then_some(who),
+            limit: AUDIT_PAGE,
+            newest_first: true,
+            ..Default::default()
+        })?;
+        let status = verify(store.as_ref(), &rows)?;
+        Ok((status, rows.iter().map(AuditRow::of).collect::<Vec<_>>()))
     })
     .await?;
     let older = rows

@@ -1,120 +1,254 @@
-//! `concord audit verify|show`: the audit log of every egress and ingress (issue 5, item 7).
+//! `concord audit verify|show|checkpoint|archive` and `concord node key`: the audit log of
+//! every egress and ingress (issue 5, item 7; issue 17: one entry per transfer, signed
+//! checkpoints, sealed archives).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use concord_store::{AuditEntry, Store, Timestamp, verify_chain};
+use concord_store::audit::{
+    self, ArchiveSummary, AuditRecord, Checkpoint, TransferEntry, VerifyReport,
+};
+use concord_store::node_key::{NODE_KEY_FILE, NodeKey, hex, unhex32};
+use concord_store::{AuditQuery, Store, Timestamp};
 
 use crate::DataDirArg;
 
 /// Entries read from the store at once.
-const PAGE: usize = 10_000;
+const PAGE: usize = 1_000;
+
+/// The setting holding the node's public key (hex), for readers without the key file (the
+/// web UI).
+pub const PUBLIC_KEY_SETTING: &str = "node.public_key";
 
 /// `concord audit …`.
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of the whole log: exit 0 when intact, 1 naming the first edited,
-    /// deleted or reordered entry.
+    /// Check the log: exit 0 when intact, 1 naming the first edited, deleted or reordered
+    /// entry, forged checkpoint or rewritten stretch. Incremental: from the last verified
+    /// checkpoint, only what is new.
     Verify {
         #[command(flatten)]
         data: DataDirArg,
+        /// Check everything: the legacy log, every checkpoint, every entry.
+        #[arg(long)]
+        full: bool,
+        /// Check an archive file offline instead (no data directory needed).
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
+        /// The node's public key (hex, from `concord node key`): checkpoints and archives
+        /// signed by another key are forged. Default: the data directory's node key.
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// Show the newest entries, oldest first.
+    /// Show what crossed the doors, one line per object version, oldest first: the newest
+    /// `--limit`, of one object (`--object`), one partner (`--partner`) or both.
     Show {
         #[command(flatten)]
         data: DataDirArg,
         /// Only the entries of this partner (`admin`, `operator` for the node's own).
         #[arg(long, value_name = "P")]
         partner: Option<String>,
-        /// How many of the newest entries.
+        /// Only this object id (every version of it).
+        #[arg(long, value_name = "ID")]
+        object: Option<String>,
+        /// How many object versions (lines) at most.
         #[arg(long, value_name = "N", default_value_t = 100)]
         limit: usize,
-        /// Print one JSON document (an array of entries) on stdout.
+        /// Print one JSON document (an array of object versions) on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a checkpoint of the log's head now with the node key.
+    Checkpoint {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the entries before a date (default: older than `[audit] retention_days`) to a
+    /// sealed archive file, then remove them from the database; the chain after them still
+    /// verifies from the boundary the database keeps.
+    Archive {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Archive entries appended before this instant (RFC 3339, e.g. 2025-01-01T00:00:00Z).
+        #[arg(long, value_name = "DATE")]
+        before: Option<String>,
+        /// The archive file to write (must not exist).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
     },
 }
 
+/// `concord node …`.
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Print the node's public key (Ed25519, hex), making the key on first use: what
+    /// auditors verify checkpoints and archives with.
+    Key {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The node key of a data directory, made on first use; its public half is also recorded
+/// in the settings for readers without the file (the web UI).
+pub fn node_key(data_dir: &Path, store: &dyn Store) -> Result<NodeKey> {
+    let key = NodeKey::load_or_create(&data_dir.join(NODE_KEY_FILE))?;
+    if store.setting(PUBLIC_KEY_SETTING)?.as_deref() != Some(&key.public_hex()) {
+        store.set_setting(PUBLIC_KEY_SETTING, &key.public_hex())?;
+    }
+    Ok(key)
+}
+
+/// Runs a `node` subcommand.
+pub fn run_node(command: NodeCommand) -> Result<bool> {
+    let NodeCommand::Key { data, json } = command;
+    let store = crate::open_store(&data)?;
+    let key = node_key(&data.data_dir, store.as_ref())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"algorithm": "ed25519", "public_key": key.public_hex()})
+        );
+    } else {
+        println!("{}", key.public_hex());
+    }
+    Ok(true)
+}
+
+fn now_ns() -> i64 {
+    Timestamp::now_micros().unix_nanos()
+}
+
 /// Runs an `audit` subcommand; `Ok(false)` (exit 1) when `verify` finds the log tampered.
 pub fn run(command: AuditCommand) -> Result<bool> {
     match command {
-        AuditCommand::Verify { data, json } => {
-            let store = crate::open_store(&data)?;
-            let mut log = Vec::new();
-            for_each_page(store.as_ref(), None, |page| log.extend(page))?;
-            let head = log.last().map(|e| e.hash.clone());
-            match verify_chain(&log) {
-                Ok(()) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({"intact": true, "entries": log.len(), "head": head})
-                        );
-                    } else {
-                        eprintln!(
-                            "audit log intact: {} entries, head {}",
-                            log.len(),
-                            head.as_deref().unwrap_or("-")
-                        );
-                    }
-                    Ok(true)
-                }
-                Err(e) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({
-                                "intact": false, "entries": log.len(), "first_bad_seq": e.seq(),
-                                "kind": e.kind(), "message": e.to_string(),
-                            })
-                        );
-                    } else {
-                        eprintln!("audit log tampered: {e}");
-                    }
-                    Ok(false)
-                }
+        AuditCommand::Verify {
+            data,
+            full,
+            archive,
+            key,
+            json,
+        } => {
+            let trusted = match &key {
+                Some(k) => Some(unhex32(k.trim()).context("--key: expected 64 hex digits")?),
+                None => None,
+            };
+            if let Some(file) = archive {
+                return verify_archive_file(&file, trusted.as_ref(), json);
             }
+            let store = crate::open_store(&data)?;
+            let trusted = match trusted {
+                Some(t) => Some(t),
+                None => {
+                    let path = data.data_dir.join(NODE_KEY_FILE);
+                    path.exists()
+                        .then(|| NodeKey::load_or_create(&path).map(|k| k.public()))
+                        .transpose()?
+                }
+            };
+            let report = audit::verify_log(store.as_ref(), trusted.as_ref(), full)?;
+            print_verify(&report, trusted.is_some(), json);
+            Ok(report.error.is_none())
         }
         AuditCommand::Show {
             data,
             partner,
+            object,
             limit,
             json,
         } => {
             let store = crate::open_store(&data)?;
-            let mut newest = VecDeque::with_capacity(limit.min(PAGE));
-            for_each_page(store.as_ref(), partner.as_deref(), |page| {
-                for e in page {
-                    if newest.len() == limit {
-                        newest.pop_front();
-                    }
-                    if limit > 0 {
-                        newest.push_back(e);
-                    }
-                }
-            })?;
+            let rows = show(store.as_ref(), partner.as_deref(), object.as_deref(), limit)?;
             if json {
-                println!("{}", serde_json::to_string(&newest)?);
+                println!("{}", serde_json::to_string(&rows)?);
             } else {
-                for e in &newest {
-                    let r = &e.record;
+                for r in &rows {
+                    let o = &r.record;
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                        e.seq,
-                        Timestamp::from_unix_nanos(e.time_ns, 6),
-                        r.direction,
-                        r.door,
-                        r.partner,
-                        r.object_id,
-                        r.modified,
-                        r.decision,
-                        r.policy_version,
-                        r.transformations.join("; ")
+                        r.seq,
+                        Timestamp::from_unix_nanos(r.time_ns, 6),
+                        o.direction,
+                        o.door,
+                        o.partner,
+                        o.object_id,
+                        o.modified,
+                        o.decision,
+                        o.policy_version,
+                        o.transformations.join("; ")
                     );
+                }
+            }
+            Ok(true)
+        }
+        AuditCommand::Checkpoint { data, json } => {
+            let store = crate::open_store(&data)?;
+            let key = node_key(&data.data_dir, store.as_ref())?;
+            let c = audit::checkpoint(store.as_ref(), &key, now_ns())?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                eprintln!(
+                    "checkpoint {} signed: entry {}, hash {}",
+                    c.no,
+                    c.entry_seq,
+                    hex(&c.entry_hash)
+                );
+            }
+            Ok(true)
+        }
+        AuditCommand::Archive {
+            data,
+            before,
+            output,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            let before_ns = match before {
+                Some(d) => Timestamp::parse(&d)
+                    .map_err(|e| anyhow::anyhow!("--before {d:?}: {e}"))?
+                    .unix_nanos(),
+                None => retention_cut(&data, store.as_ref())?,
+            };
+            let key = node_key(&data.data_dir, store.as_ref())?;
+            match archive(store.as_ref(), &key, before_ns, &output)? {
+                Some(s) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&s)?);
+                    } else {
+                        eprintln!(
+                            "archived entries {}..={} ({} entries, {} object versions) to {}, sealed by checkpoint {}",
+                            s.from_seq,
+                            s.through_seq,
+                            s.entries,
+                            s.objects,
+                            output.display(),
+                            s.checkpoint_no
+                        );
+                    }
+                }
+                None => {
+                    if json {
+                        println!("null");
+                    } else {
+                        eprintln!(
+                            "nothing to archive: no checkpoint covers entries before that date"
+                        );
+                    }
                 }
             }
             Ok(true)
@@ -122,23 +256,322 @@ pub fn run(command: AuditCommand) -> Result<bool> {
     }
 }
 
-/// Reads the log (of one partner, or all of it) page by page, in `seq` order.
-fn for_each_page(
-    store: &dyn Store,
-    partner: Option<&str>,
-    mut f: impl FnMut(Vec<AuditEntry>),
-) -> Result<()> {
-    let mut after = 0;
-    loop {
-        let page = store.audit(after, PAGE, partner)?;
-        let full = page.len() == PAGE;
-        match page.last() {
-            Some(last) => after = last.seq,
-            None => return Ok(()),
+fn print_verify(r: &VerifyReport, key_checked: bool, json: bool) {
+    let mode = if r.full { "full" } else { "incremental" };
+    match &r.error {
+        None => {
+            if json {
+                let mut doc = serde_json::to_value(r).unwrap_or_default();
+                doc["intact"] = true.into();
+                doc["head"] = r.head_hash.clone().into();
+                doc["key_checked"] = key_checked.into();
+                println!("{doc}");
+            } else {
+                eprintln!(
+                    "audit log intact ({mode}): {} entries and {} checkpoints checked{}, head {} {}",
+                    r.entries + r.legacy_entries,
+                    r.checkpoints,
+                    r.from_checkpoint
+                        .map(|c| format!(" after checkpoint {c}"))
+                        .unwrap_or_default(),
+                    r.head_seq,
+                    if r.head_hash.is_empty() {
+                        "-"
+                    } else {
+                        &r.head_hash
+                    }
+                );
+            }
         }
-        f(page);
-        if !full {
-            return Ok(());
+        Some(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "intact": false, "full": r.full, "first_bad_seq": e.seq(),
+                        "kind": e.kind(), "message": e.to_string(),
+                    })
+                );
+            } else {
+                eprintln!("audit log tampered: {e}");
+            }
         }
     }
+}
+
+fn verify_archive_file(file: &Path, trusted: Option<&[u8; 32]>, json: bool) -> Result<bool> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match audit::verify_archive(&text, trusted) {
+        Ok(s) => {
+            if json {
+                let mut doc = serde_json::to_value(&s)?;
+                doc["intact"] = true.into();
+                doc["key_checked"] = trusted.is_some().into();
+                println!("{doc}");
+            } else {
+                eprintln!(
+                    "archive intact: entries {}..={} ({} object versions), sealed by checkpoint {}",
+                    s.from_seq, s.through_seq, s.objects, s.checkpoint_no
+                );
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "intact": false, "first_bad_seq": e.seq(), "kind": e.kind(),
+                        "message": e.to_string(),
+                    })
+                );
+            } else {
+                eprintln!("archive tampered: {e}");
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// The cut of `[audit] retention_days`: now minus the longest period that applies to a
+/// partner (the default's, or its jurisdiction's).
+fn retention_cut(data: &DataDirArg, store: &dyn Store) -> Result<i64> {
+    let config = crate::config::Config::load(&data.data_dir)?.audit;
+    let mut days = config.retention_days;
+    if days == 0 {
+        bail!(
+            "no --before, and [audit] retention_days is 0 (keep in the database): nothing to archive"
+        );
+    }
+    for p in store.partners()? {
+        if let Some(d) = config
+            .retention_days_by_jurisdiction
+            .get(&p.jurisdiction.to_ascii_uppercase())
+        {
+            days = days.max(*d);
+        }
+    }
+    Ok(now_ns().saturating_sub(
+        i64::try_from(days)
+            .unwrap_or(i64::MAX / 86_400_000_000_000)
+            .saturating_mul(86_400_000_000_000),
+    ))
+}
+
+/// Archives the entries appended before `before_ns`, up to the newest checkpoint that covers
+/// only such entries (a checkpoint of the head is signed first when every entry is that
+/// old). `None`: nothing to archive.
+pub fn archive(
+    store: &dyn Store,
+    key: &NodeKey,
+    before_ns: i64,
+    output: &Path,
+) -> Result<Option<ArchiveSummary>> {
+    // The last entry before the date.
+    let start = store.audit_boundary()?.map_or(0, |b| b.through_seq);
+    let mut last_old: Option<i64> = None;
+    let mut after = start;
+    'scan: loop {
+        let page = store.audit_entries(&AuditQuery {
+            after_seq: after,
+            limit: PAGE,
+            ..Default::default()
+        })?;
+        let Some(l) = page.last() else { break };
+        after = l.seq;
+        for e in &page {
+            if e.time_ns >= before_ns {
+                break 'scan;
+            }
+            last_old = Some(e.seq);
+        }
+    }
+    let Some(last_old) = last_old else {
+        return Ok(None);
+    };
+    if store.audit_head()?.0 == last_old {
+        audit::checkpoint(store, key, now_ns())?;
+    }
+    // The newest checkpoint at or before it.
+    let mut cut: Option<Checkpoint> = None;
+    let mut after_no = 0;
+    loop {
+        let page = store.audit_checkpoints(after_no, PAGE)?;
+        let Some(l) = page.last() else { break };
+        after_no = l.no;
+        for c in page {
+            if c.entry_seq > start && c.entry_seq <= last_old {
+                cut = Some(c);
+            }
+        }
+    }
+    let Some(cut) = cut else {
+        return Ok(None);
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let mut w = std::io::BufWriter::new(&mut f);
+    let (boundary, summary) = audit::write_archive(
+        store,
+        key,
+        &cut,
+        &output.display().to_string(),
+        now_ns(),
+        &mut w,
+    )?;
+    drop(w);
+    f.sync_all()?;
+    // Read back and checked before anything is removed.
+    let text = std::fs::read_to_string(output)?;
+    audit::verify_archive(&text, Some(&key.public()))
+        .map_err(|e| anyhow::anyhow!("the archive just written does not verify: {e}"))?;
+    store.archive_audit(&boundary)?;
+    Ok(Some(summary))
+}
+
+/// One object version of a transfer, named: a line of `audit show`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ShownRow {
+    /// The entry (transfer).
+    pub seq: i64,
+    /// When, nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// The object version and what happened to it.
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// Object versions in the transfer.
+    pub count: i64,
+    /// SHA-256 of what left in the transfer, hex.
+    pub digest: Option<String>,
+}
+
+/// The object versions of `entries` (only `vids` when given), named.
+fn expand(
+    store: &dyn Store,
+    entries: &[TransferEntry],
+    vids: Option<&HashSet<i64>>,
+) -> Result<Vec<ShownRow>> {
+    let mut decoded = Vec::with_capacity(entries.len());
+    let mut wanted = BTreeSet::new();
+    for e in entries {
+        let items = e.decoded().unwrap_or_default();
+        let items: Vec<_> = items
+            .into_iter()
+            .filter(|i| vids.is_none_or(|v| v.contains(&i.vid)))
+            .collect();
+        wanted.extend(items.iter().map(|i| i.vid));
+        decoded.push(items);
+    }
+    let wanted: Vec<i64> = wanted.into_iter().collect();
+    let names: HashMap<i64, concord_store::VersionName> = store
+        .audit_names(&wanted)?
+        .into_iter()
+        .map(|n| (n.vid, n))
+        .collect();
+    let mut out = Vec::new();
+    for (e, items) in entries.iter().zip(decoded) {
+        for it in items {
+            let (object_id, modified) = names.get(&it.vid).map_or_else(
+                || (format!("vid:{}", it.vid), "-".to_owned()),
+                |n| (n.object_id.clone(), n.version.clone()),
+            );
+            out.push(ShownRow {
+                seq: e.seq,
+                time_ns: e.time_ns,
+                record: AuditRecord {
+                    direction: e.direction.clone(),
+                    door: e.door.clone(),
+                    partner: e.partner.clone(),
+                    collection: e.collection.clone(),
+                    object_id,
+                    modified,
+                    decision: it.decision.as_str().to_owned(),
+                    transformations: it
+                        .transformations
+                        .iter()
+                        .map(|t| e.dictionary.get(*t as usize).cloned().unwrap_or_default())
+                        .collect(),
+                    policy_version: e.policy_version.clone(),
+                    vid: it.vid,
+                },
+                count: e.count,
+                digest: e.digest.as_ref().map(|d| hex(d)),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The newest `limit` object versions of the log (of `partner`, of `object`), oldest
+/// first: entries are read newest first through the partner index or the posting index, so
+/// the work is proportional to what is shown. Legacy (per-object) rows follow when the
+/// transfers do not fill `limit`.
+pub fn show(
+    store: &dyn Store,
+    partner: Option<&str>,
+    object: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ShownRow>> {
+    let vids: Option<Vec<i64>> = match object {
+        Some(id) => Some(store.audit_versions_of(id)?.iter().map(|n| n.vid).collect()),
+        None => None,
+    };
+    let mut rows: Vec<ShownRow> = Vec::new();
+    if vids.as_ref().is_none_or(|v| !v.is_empty()) {
+        let set: Option<HashSet<i64>> = vids.as_ref().map(|v| v.iter().copied().collect());
+        let mut before = None;
+        while rows.len() < limit {
+            let page = store.audit_entries(&AuditQuery {
+                after_seq: 0,
+                before_seq: before,
+                partner: partner.map(str::to_owned),
+                vids: vids.clone().unwrap_or_default(),
+                limit: PAGE.min(limit.max(1)),
+                newest_first: true,
+            })?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.seq);
+            for mut chunk in expand(store, &page, set.as_ref())?
+                .chunk_by(|a, b| a.seq == b.seq)
+                .map(<[ShownRow]>::to_vec)
+            {
+                // Newest first across entries; within an entry, in its order.
+                chunk.reverse();
+                rows.extend(chunk);
+            }
+        }
+    }
+    rows.truncate(limit);
+    rows.reverse();
+    if rows.len() < limit {
+        // Legacy rows (schema 3), oldest first; keep the newest that fit.
+        let mut legacy = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.audit(after, 10_000, partner)?;
+            let Some(l) = page.last() else { break };
+            after = l.seq;
+            legacy.extend(
+                page.into_iter()
+                    .filter(|e| object.is_none_or(|o| e.record.object_id == o))
+                    .map(|e| ShownRow {
+                        seq: e.seq,
+                        time_ns: e.time_ns,
+                        record: e.record,
+                        count: 1,
+                        digest: None,
+                    }),
+            );
+        }
+        let room = limit - rows.len();
+        let skip = legacy.len().saturating_sub(room);
+        let mut all: Vec<ShownRow> = legacy.into_iter().skip(skip).collect();
+        all.append(&mut rows);
+        rows = all;
+    }
+    Ok(rows)
 }

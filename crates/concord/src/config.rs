@@ -117,6 +117,15 @@ sync_schedule = true
 # sqlite_readers = 4                   # SQLite reader connections kept open
 # sqlite_cache_bytes = 8388608         # SQLite page cache per connection
 # postgres_max_connections = 10        # PostgreSQL connections per process
+
+# The audit log (README, "The audit log"). The defaults:
+#
+# [audit]
+# checkpoint_every = 1000              # `serve` signs a checkpoint once this many entries follow the last
+# retention_days = 0                   # entries older than this go to archives with
+#                                      # `concord audit archive -o FILE`; 0: kept in the database
+# [audit.retention_days_by_jurisdiction]
+# DE = 3650                            # partners of this jurisdiction: their entries stay this long
 "#;
 
 /// Parsed configuration.
@@ -160,6 +169,36 @@ pub struct Config {
     /// `[limits]`: what a client may cost (defaults when absent).
     #[serde(default)]
     pub limits: Limits,
+    /// `[audit]`: checkpoints and retention of the audit log (defaults when absent).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The `[audit]` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `checkpoint_every`: `serve` signs a checkpoint once this many entries follow the last
+    /// one (checked every few seconds); `concord audit checkpoint` signs one at once.
+    pub checkpoint_every: i64,
+    /// `retention_days`: how long entries stay in the database before
+    /// `concord audit archive` (without `--before`) moves them to a sealed file; 0: forever.
+    pub retention_days: u64,
+    /// `[audit.retention_days_by_jurisdiction]`: a longer or shorter period for the entries
+    /// of partners of a jurisdiction (ISO 3166-1 alpha-2). Archiving cuts a prefix of the
+    /// chain, so the cut is at the longest period of the partners known (no entry leaves the
+    /// database before its period).
+    pub retention_days_by_jurisdiction: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 1000,
+            retention_days: 0,
+            retention_days_by_jurisdiction: Default::default(),
+        }
+    }
 }
 
 /// The `[limits]` section: the server's [`concord_server::auth::AuthLimits`],

@@ -191,10 +191,16 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
-    /// The audit log of every egress and ingress: verify its hash chain, show entries.
+    /// The audit log of every egress and ingress: verify it, show what went where, sign
+    /// checkpoints, archive old entries.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// The node itself: its signing key.
+    Node {
+        #[command(subcommand)]
+        command: audit::NodeCommand,
     },
     /// Apply pending schema migrations to the node's database (also done at every start).
     Migrate {
@@ -372,6 +378,7 @@ fn run(command: Command) -> Outcome {
         Command::Collection { command } => collection(command),
         Command::Partner { command } => partner::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Node { command } => audit::run_node(command),
         Command::Policy { command } => policy::run(command),
         Command::Peer { command } => sync::run_peer(command),
         Command::Match(args) => matching::run_match(args),
@@ -566,6 +573,30 @@ fn init(
     Ok(())
 }
 
+/// Signs audit checkpoints beside the server (see [`concord_store::audit::checkpoint_if_due`]).
+fn spawn_checkpointer(dir: &std::path::Path, store: Arc<dyn Store>, every: i64) -> Result<()> {
+    let key = audit::node_key(dir, store.as_ref())?;
+    std::thread::Builder::new()
+        .name("concord-audit".into())
+        .spawn(move || {
+            for tick in 0u64.. {
+                if let Err(e) = store.flush() {
+                    tracing::warn!(error = %e, "cannot flush the audit log");
+                }
+                let now = concord_store::Timestamp::now_micros().unix_nanos();
+                if tick.is_multiple_of(5)
+                    && let Err(e) =
+                        concord_store::audit::checkpoint_if_due(store.as_ref(), &key, every, now)
+                {
+                    tracing::warn!(error = %e, "cannot sign an audit checkpoint");
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        })
+        .context("cannot start the audit checkpointer")?;
+    Ok(())
+}
+
 fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let dir = data_dir(data);
     let config = Config::load(&dir.dir)?;
@@ -587,6 +618,10 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         },
     )?;
     let timeouts = config.limits.timeouts();
+    // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
+    // entries (checked every 5 s); read entries flushed to disk every second. Blocking
+    // store calls: started before the async runtime.
+    spawn_checkpointer(&dir.dir, store.clone(), config.audit.checkpoint_every)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -92,13 +92,13 @@ fn every_door_is_recorded_and_tampering_is_found() {
     );
     assert_eq!(code, 0, "{err}");
 
-    // Intact.
+    // Intact: one entry per transfer.
     let (code, doc) = verify(&node);
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["intact"], true);
     let total = doc["entries"].as_i64().unwrap();
-    // import 2 + objects 2 + manifest 2 + admin objects 2 + post 1 + export 3
-    assert_eq!(total, 12);
+    // import + objects + manifest + admin objects + post + export (one page)
+    assert_eq!(total, 6, "{doc}");
 
     // What bsi received, and what it did not.
     let (code, shown, _) = concord_in(&node, &["audit", "show", "--partner", "bsi", "--json"]);
@@ -149,24 +149,24 @@ fn every_door_is_recorded_and_tampering_is_found() {
     // Append-only through SQL, unless the triggers are dropped.
     let db = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
     assert!(
-        db.execute("UPDATE audit_log SET partner = 'x' WHERE seq = 3", [])
+        db.execute("UPDATE audit_entries SET partner = 'x' WHERE seq = 3", [])
             .is_err()
     );
     assert!(
-        db.execute("DELETE FROM audit_log WHERE seq = 3", [])
+        db.execute("DELETE FROM audit_entries WHERE seq = 3", [])
             .is_err()
     );
     drop(db);
     sql(
         &node,
-        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+        "DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete;",
     );
 
     // Edited: one field of entry 4.
     sql(
         &node,
-        "CREATE TABLE saved AS SELECT * FROM audit_log;
-         UPDATE audit_log SET decision = 'sent' WHERE seq = 4;",
+        "CREATE TABLE saved AS SELECT * FROM audit_entries;
+         UPDATE audit_entries SET door = 'export' WHERE seq = 4;",
     );
     let (code, doc) = verify(&node);
     assert_eq!(code, 1, "{doc}");
@@ -180,52 +180,219 @@ fn every_door_is_recorded_and_tampering_is_found() {
     // Rehashed too: the next entry no longer follows it.
     sql(
         &node,
-        "UPDATE audit_log SET hash = 'ff' || substr(hash, 3) WHERE seq = 4;",
+        "UPDATE audit_entries SET hash = zeroblob(32) WHERE seq = 4;",
     );
     let (code, doc) = verify(&node);
     assert_eq!(code, 1);
     assert_eq!(doc["first_bad_seq"], 4);
-    let restore = "DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM saved;";
+    let restore = "DELETE FROM audit_entries; INSERT INTO audit_entries SELECT * FROM saved;";
     sql(&node, restore);
     assert_eq!(verify(&node).0, 0);
 
-    // Deleted: entry 6.
-    sql(&node, "DELETE FROM audit_log WHERE seq = 6;");
+    // Deleted: entry 3.
+    sql(&node, "DELETE FROM audit_entries WHERE seq = 3;");
     let (code, doc) = verify(&node);
     assert_eq!(code, 1, "{doc}");
     assert_eq!(
         (doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
-        (Some("deleted"), Some(7))
+        (Some("deleted"), Some(4))
     );
     sql(&node, restore);
 
     // Deleted and the rest renumbered to hide the gap.
     sql(
         &node,
-        "DELETE FROM audit_log WHERE seq = 6;
-         UPDATE audit_log SET seq = seq - 1 WHERE seq > 6;",
+        "DELETE FROM audit_entries WHERE seq = 3;
+         UPDATE audit_entries SET seq = seq - 1 WHERE seq > 3;",
     );
     let (code, doc) = verify(&node);
     assert_eq!(code, 1, "{doc}");
-    assert_eq!(doc["first_bad_seq"], 6);
+    assert_eq!(doc["first_bad_seq"], 3);
     sql(&node, restore);
 
-    // Reordered: entries 8 and 9 swapped.
+    // Reordered: entries 4 and 5 swapped.
     sql(
         &node,
-        "UPDATE audit_log SET seq = -1 WHERE seq = 8;
-         UPDATE audit_log SET seq = 8 WHERE seq = 9;
-         UPDATE audit_log SET seq = 9 WHERE seq = -1;",
+        "UPDATE audit_entries SET seq = -1 WHERE seq = 4;
+         UPDATE audit_entries SET seq = 4 WHERE seq = 5;
+         UPDATE audit_entries SET seq = 5 WHERE seq = -1;",
     );
     let (code, doc) = verify(&node);
     assert_eq!(code, 1, "{doc}");
     assert_eq!(
         (doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
-        (Some("reordered"), Some(8))
+        (Some("reordered"), Some(4))
     );
     let (_, _, err) = concord_in(&node, &["audit", "verify"]);
-    assert!(err.contains("entry 8 was reordered"), "{err}");
+    assert!(err.contains("entry 4 was reordered"), "{err}");
     sql(&node, restore);
     let (code, doc) = verify(&node);
     assert_eq!((code, doc["entries"].as_i64()), (0, Some(total)));
+}
+
+/// Issue 17: which versions of an object went to a partner; signed checkpoints, incremental
+/// verify, a forged checkpoint; archives that verify offline, and the chain after them.
+#[test]
+fn checkpoints_archives_and_show_by_object() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("feed.json");
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{},{}]}}"#,
+            campaign("11111111", WHITE),
+            campaign("55555555", RED)
+        ),
+    )
+    .unwrap();
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    let (code, doc, err) = concord_in(
+        &node,
+        &[
+            "partner",
+            "add",
+            "bsi",
+            "--jurisdiction",
+            "de",
+            "--read",
+            "feed",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = doc["api_key"].as_str().unwrap().to_owned();
+    let (code, pubkey, _) = concord_in(&node, &["node", "key", "--json"]);
+    assert_eq!(code, 0);
+    let pubkey = pubkey["public_key"].as_str().unwrap().to_owned();
+    assert_eq!(pubkey.len(), 64);
+    {
+        let s = node.serve();
+        let auth = format!("Bearer {key}");
+        let headers = [("Authorization", auth.as_str()), ("Accept", TAXII)];
+        for _ in 0..3 {
+            let path = "/concord/collections/feed/objects/";
+            assert_eq!(s.request("GET", path, &headers, None).status, 200);
+        }
+    }
+    let red = "campaign--55555555-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+    let (code, rows, _) = concord_in(
+        &node,
+        &[
+            "audit",
+            "show",
+            "--object",
+            red,
+            "--partner",
+            "bsi",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let rows = rows.as_array().unwrap().clone();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r["object_id"] == red
+        && r["decision"] == "withheld"
+        && r["modified"] == "2020-01-01T00:00:00.000Z"
+        && r["door"] == "taxii-objects"));
+    let (_, all, _) = concord_in(&node, &["audit", "show", "--object", red, "--json"]);
+    assert_eq!(all.as_array().unwrap().len(), 4, "the import too");
+
+    // Checkpoint, then verify incrementally with the public key.
+    let (code, cp, _) = concord_in(&node, &["audit", "checkpoint", "--json"]);
+    assert_eq!((code, cp["no"].as_i64()), (0, Some(1)));
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--key", &pubkey, "--json"]);
+    assert_eq!(
+        (code, doc["last_checkpoint"].as_i64()),
+        (0, Some(1)),
+        "{doc}"
+    );
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--json"]);
+    assert_eq!(
+        (
+            code,
+            doc["from_checkpoint"].as_i64(),
+            doc["entries"].as_i64()
+        ),
+        (0, Some(1), Some(0)),
+        "{doc}"
+    );
+    let other = "11".repeat(32);
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--key", &other, "--json"]);
+    assert_eq!((code, doc["kind"].as_str()), (1, Some("forged")), "{doc}");
+
+    // Archive everything so far; the file verifies offline; the log goes on from the boundary.
+    let archive = tmp.path().join("audit-1.jsonl");
+    let (code, summary, err) = concord_in(
+        &node,
+        &[
+            "audit",
+            "archive",
+            "--before",
+            "2999-01-01T00:00:00Z",
+            "-o",
+            archive.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (
+            summary["from_seq"].as_i64(),
+            summary["through_seq"].as_i64()
+        ),
+        (Some(1), Some(4)),
+        "{summary}"
+    );
+    let offline = |file: &std::path::Path| {
+        let out = run(concord()
+            .args(["audit", "verify", "--json", "--key", &pubkey, "--archive"])
+            .arg(file));
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+        )
+    };
+    assert_eq!(offline(&archive).0, 0);
+    let text = std::fs::read_to_string(&archive).unwrap();
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        text.replacen("\"door\":\"taxii-objects\"", "\"door\":\"export\"", 1),
+    )
+    .unwrap();
+    let (code, doc) = offline(&bad);
+    assert_eq!(
+        (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
+        (1, Some("edited"), Some(2)),
+        "{doc}"
+    );
+    let (code, doc) = verify(&node);
+    assert_eq!(code, 0, "{doc}");
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(
+        (
+            code,
+            doc["archived_through"].as_i64(),
+            doc["entries"].as_i64()
+        ),
+        (0, Some(4), Some(0)),
+        "{doc}"
+    );
+    {
+        let s = node.serve();
+        let auth = format!("Bearer {key}");
+        let headers = [("Authorization", auth.as_str()), ("Accept", TAXII)];
+        assert_eq!(
+            s.request("GET", "/concord/collections/feed/objects/", &headers, None)
+                .status,
+            200
+        );
+    }
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(
+        (code, doc["entries"].as_i64(), doc["head_seq"].as_i64()),
+        (0, Some(1), Some(5)),
+        "{doc}"
+    );
 }
