@@ -640,7 +640,12 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {listen} (another process on that port? \
+                     --listen 127.0.0.1:0 picks a free one and prints it)"
+                )
+            })?;
         let addr = listener.local_addr()?;
         // One line on stdout, for scripts and tests that listen on port 0.
         let scheme = if tls.is_some() { "https" } else { "http" };
