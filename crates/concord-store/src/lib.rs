@@ -222,8 +222,10 @@ pub enum AddOutcome {
     Added,
     /// The same version with the same content was already in the collection.
     AlreadyPresent,
-    /// Another object with this `(id, modified)` but different content is already stored;
-    /// nothing was written. The string explains.
+    /// This collection already holds another object with this `(id, modified)` but different
+    /// content, or the version changes `created` or `created_by_ref` of the versions this
+    /// collection holds (STIX 2.1 §3.6); nothing was written. The string explains. Only this
+    /// collection is consulted, so the answer never tells what other collections hold.
     Conflict(String),
 }
 
@@ -607,6 +609,60 @@ impl Partner {
 /// time order, in both backends' SQL), `:`, the holder.
 pub(crate) fn lease_value(holder: &str, until_ns: i64) -> String {
     format!("{:020}:{holder}", until_ns.max(0))
+}
+
+/// The message of a conflicting `(id, modified)` within one collection.
+pub(crate) fn conflict_message(h: &ObjectHeader) -> String {
+    format!(
+        "{}: modified {}: this collection already holds a different version with this id and \
+         modified; a new version needs a new modified (STIX 2.1 §3.6)",
+        h.id,
+        h.version().map(|t| t.as_str()).unwrap_or("-")
+    )
+}
+
+/// STIX 2.1 §3.6: `created` and `created_by_ref` are the same in every version of an object
+/// ("The created property MUST NOT change", "created_by_ref … MUST NOT change"). `earlier` is
+/// a version this collection already holds (all of them agree, by this very check), `new` the
+/// version being added. `created` is compared as an instant (at nanoseconds, §3.2), so a
+/// change of precision alone is not a change. Returns the rule broken, naming the object and
+/// the property, or `None`.
+pub(crate) fn unchanging_properties(
+    h: &ObjectHeader,
+    earlier: &serde_json::Value,
+    new: &serde_json::Value,
+) -> Option<String> {
+    let created = |v: &serde_json::Value| {
+        v.get("created")
+            .and_then(|c| c.as_str())
+            .map(|c| match concord_stix::Timestamp::parse(c) {
+                Ok(t) => t.sort_key(),
+                Err(_) => c.to_owned(),
+            })
+    };
+    if created(earlier) != created(new) {
+        return Some(format!(
+            "{}: created: {} differs from created {} of the versions already held; created \
+             never changes between versions of an object (STIX 2.1 §3.6)",
+            h.id,
+            new.get("created").unwrap_or(&serde_json::Value::Null),
+            earlier.get("created").unwrap_or(&serde_json::Value::Null),
+        ));
+    }
+    let by = |v: &serde_json::Value| v.get("created_by_ref").cloned();
+    if by(earlier) != by(new) {
+        return Some(format!(
+            "{}: created_by_ref: {} differs from {} of the versions already held; \
+             created_by_ref never changes between versions of an object (STIX 2.1 §3.6)",
+            h.id,
+            new.get("created_by_ref")
+                .unwrap_or(&serde_json::Value::Null),
+            earlier
+                .get("created_by_ref")
+                .unwrap_or(&serde_json::Value::Null),
+        ));
+    }
+    None
 }
 
 /// SHA-256 over the canonical form of a JSON value (object keys sorted by code point, no

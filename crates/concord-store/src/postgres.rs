@@ -44,7 +44,7 @@ use crate::audit::{
 };
 use crate::{
     AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, StoreOptions, WriteBatch, content_hash,
+    Partner, Result, Store, StoreError, StoreOptions, WriteBatch, conflict_message, content_hash,
 };
 use crate::{AuditQuery, VersionName};
 use crate::{VersionParams, version_condition};
@@ -78,6 +78,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_audit_transfers",
         include_str!("../migrations/postgres/0007_audit_transfers.sql"),
+    ),
+    (
+        "0008_versions_per_collection",
+        include_str!("../migrations/postgres/0008_versions_per_collection.sql"),
     ),
 ];
 
@@ -474,6 +478,9 @@ struct PgBatch<'a> {
     entries: Vec<PendingEntry>,
     /// The versions added since the last flush, with their content hash.
     pending: HashMap<(String, VersionKey), ([u8; 32], i64)>,
+    /// For each id first versioned since the last flush, its `created` and
+    /// `created_by_ref` (STIX 2.1 §3.6: later versions keep them).
+    pending_versions: HashMap<String, serde_json::Value>,
     pending_bytes: usize,
     /// The vid the last `add` stored or found.
     last_vid: Option<i64>,
@@ -591,6 +598,7 @@ impl PgBatch<'_> {
             w.finish()?;
         }
         self.pending.clear();
+        self.pending_versions.clear();
         self.pending_bytes = 0;
         Ok(())
     }
@@ -634,14 +642,6 @@ impl WriteBatch for PgBatch<'_> {
         let hash = content_hash(object.value);
         let version = h.version();
         let modified_key = version.map(|t| t.sort_key());
-        let conflict = || {
-            AddOutcome::Conflict(format!(
-                "a different object with id {} and modified {} is already stored; \
-                 a new version needs a new modified (STIX 2.1 §3.6)",
-                h.id,
-                version.map(|t| t.as_str()).unwrap_or("-")
-            ))
-        };
         let key = (
             h.id.clone(),
             match &modified_key {
@@ -656,20 +656,72 @@ impl WriteBatch for PgBatch<'_> {
                 self.last_vid = Some(*vid);
                 AddOutcome::AlreadyPresent
             } else {
-                conflict()
+                AddOutcome::Conflict(conflict_message(h))
             });
         }
         // Stored before (by this batch or another): nobody else writes while we hold the lock.
+        // A versioned object is decided within this collection only (issue 24, item 14): what
+        // other collections hold never changes the answer.
         let collection_id = self.collection_id.clone();
+        if let Some(m) = &modified_key {
+            let held = self.conn().query_opt(
+                "SELECT v.vid, v.content_hash FROM collection_entries e
+                 JOIN object_versions v ON v.vid = e.vid
+                 WHERE e.collection_id = $1 AND e.id = $2 AND e.version_key = $3
+                   AND v.modified_key IS NOT NULL
+                 LIMIT 1",
+                &[&collection_id, &h.id, &m],
+            )?;
+            if let Some(row) = held {
+                return Ok(if row.get::<_, &[u8]>(1) == hash {
+                    self.last_vid = Some(row.get(0));
+                    AddOutcome::AlreadyPresent
+                } else {
+                    AddOutcome::Conflict(conflict_message(h))
+                });
+            }
+            let earlier: Option<serde_json::Value> = match self.pending_versions.get(&h.id) {
+                Some(v) => Some(v.clone()),
+                None => match self.conn().query_opt(
+                    "SELECT v.body FROM collection_entries e
+                     JOIN object_versions v ON v.vid = e.vid
+                     WHERE e.collection_id = $1 AND e.id = $2 AND v.modified_key IS NOT NULL
+                     LIMIT 1",
+                    &[&collection_id, &h.id],
+                )? {
+                    Some(row) => Some(
+                        serde_json::from_str(row.get::<_, &str>(0))
+                            .map_err(|e| StoreError::Corrupt(format!("stored {}: {e}", h.id)))?,
+                    ),
+                    None => None,
+                },
+            };
+            if let Some(earlier) = earlier {
+                if let Some(why) = crate::unchanging_properties(h, &earlier, object.value) {
+                    return Ok(AddOutcome::Conflict(why));
+                }
+            } else {
+                // What the next version of this id in this batch is checked against.
+                let mut kept = serde_json::Map::new();
+                for p in ["created", "created_by_ref"] {
+                    if let Some(v) = object.value.get(p) {
+                        kept.insert(p.to_owned(), v.clone());
+                    }
+                }
+                self.pending_versions
+                    .insert(h.id.clone(), serde_json::Value::Object(kept));
+            }
+        }
         let existing = match &modified_key {
             Some(m) => self.conn().query_opt(
-                "SELECT v.vid, v.content_hash, EXISTS (SELECT 1 FROM collection_entries e
-                   WHERE e.collection_id = $3 AND e.vid = v.vid)
-                 FROM object_versions v WHERE v.id = $1 AND v.modified_key = $2",
-                &[&h.id, &m, &collection_id],
+                "SELECT v.vid, EXISTS (SELECT 1 FROM collection_entries e
+                   WHERE e.collection_id = $4 AND e.vid = v.vid)
+                 FROM object_versions v
+                 WHERE v.id = $1 AND v.modified_key = $2 AND v.content_hash = $3",
+                &[&h.id, &m, &&hash[..], &collection_id],
             )?,
             None => self.conn().query_opt(
-                "SELECT v.vid, v.content_hash, EXISTS (SELECT 1 FROM collection_entries e
+                "SELECT v.vid, EXISTS (SELECT 1 FROM collection_entries e
                    WHERE e.collection_id = $3 AND e.vid = v.vid)
                  FROM object_versions v
                  WHERE v.id = $1 AND v.modified_key IS NULL AND v.content_hash = $2",
@@ -678,10 +730,7 @@ impl WriteBatch for PgBatch<'_> {
         };
         let vid = match existing {
             Some(row) => {
-                if row.get::<_, &[u8]>(1) != hash {
-                    return Ok(conflict());
-                }
-                if row.get::<_, bool>(2) {
+                if row.get::<_, bool>(1) {
                     self.last_vid = Some(row.get(0));
                     return Ok(AddOutcome::AlreadyPresent);
                 }
@@ -922,6 +971,7 @@ impl PostgresStore {
             versions: Vec::new(),
             entries: Vec::new(),
             pending: HashMap::new(),
+            pending_versions: HashMap::new(),
             pending_bytes: 0,
             last_vid: None,
             written: 0,

@@ -18,7 +18,7 @@ use crate::audit::{
 use crate::{
     AddOutcome, AuditQuery, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page,
     PageRequest, Partner, Result, Store, StoreError, StoreOptions, VersionName, WriteBatch,
-    content_hash,
+    conflict_message, content_hash,
 };
 use crate::{VersionParams, version_condition};
 
@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
     include_str!("../migrations/sqlite/0006_collection_version.sql"),
     include_str!("../migrations/sqlite/0007_audit_transfers.sql"),
+    include_str!("../migrations/sqlite/0008_versions_per_collection.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -255,33 +256,70 @@ impl WriteBatch for SqliteBatch<'_> {
         let hash = content_hash(object.value);
         let version = h.version();
         let modified_key = version.map(|t| t.sort_key());
-        let existing: Option<(i64, Vec<u8>)> = match &modified_key {
+        if let Some(m) = &modified_key {
+            // Decided within this collection only (issue 24, item 14): what other collections
+            // hold never changes the answer, so a writer learns nothing about them.
+            let held: Option<(i64, Vec<u8>)> = self
+                .conn
+                .prepare_cached(
+                    "SELECT v.vid, v.content_hash FROM collection_entries e
+                     JOIN object_versions v ON v.vid = e.vid
+                     WHERE e.collection_id = ?1 AND e.id = ?2 AND e.version_key = ?3
+                       AND v.modified_key IS NOT NULL
+                     LIMIT 1",
+                )?
+                .query_row(params![self.collection_id, h.id, m], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match held {
+                Some((_, stored)) if stored != hash => {
+                    return Ok(AddOutcome::Conflict(conflict_message(h)));
+                }
+                Some((vid, _)) => {
+                    self.last_vid = Some(vid);
+                    return Ok(AddOutcome::AlreadyPresent);
+                }
+                None => {}
+            }
+            let earlier: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT v.body FROM collection_entries e
+                     JOIN object_versions v ON v.vid = e.vid
+                     WHERE e.collection_id = ?1 AND e.id = ?2 AND v.modified_key IS NOT NULL
+                     LIMIT 1",
+                )?
+                .query_row(params![self.collection_id, h.id], |r| r.get(0))
+                .optional()?;
+            if let Some(body) = earlier {
+                let earlier: serde_json::Value = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("stored {}: {e}", h.id)))?;
+                if let Some(why) = crate::unchanging_properties(h, &earlier, object.value) {
+                    return Ok(AddOutcome::Conflict(why));
+                }
+            }
+        }
+        let existing: Option<i64> = match &modified_key {
             Some(m) => self
                 .conn
                 .prepare_cached(
-                    "SELECT vid, content_hash FROM object_versions WHERE id = ?1 AND modified_key = ?2",
+                    "SELECT vid FROM object_versions
+                     WHERE id = ?1 AND modified_key = ?2 AND content_hash = ?3",
                 )?
-                .query_row(params![h.id, m], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![h.id, m, &hash[..]], |r| r.get(0))
                 .optional()?,
             None => self
                 .conn
                 .prepare_cached(
-                    "SELECT vid, content_hash FROM object_versions
+                    "SELECT vid FROM object_versions
                      WHERE id = ?1 AND modified_key IS NULL AND content_hash = ?2",
                 )?
-                .query_row(params![h.id, &hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![h.id, &hash[..]], |r| r.get(0))
                 .optional()?,
         };
         let vid = match existing {
-            Some((_, stored)) if stored != hash => {
-                return Ok(AddOutcome::Conflict(format!(
-                    "a different object with id {} and modified {} is already stored; \
-                     a new version needs a new modified (STIX 2.1 §3.6)",
-                    h.id,
-                    version.map(|t| t.as_str()).unwrap_or("-")
-                )));
-            }
-            Some((vid, _)) => vid,
+            Some(vid) => vid,
             None => {
                 self.conn
                     .prepare_cached(

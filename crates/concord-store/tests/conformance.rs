@@ -174,11 +174,131 @@ fn versions_and_conflicts(store: &dyn Store) {
     assert_eq!(e[0].version(), "2017-01-01T00:00:00.000Z");
 }
 
-/// A campaign version with `created` = `modified` = `t` (any year, leap seconds).
+/// Issue 24, item 14: a writer of one collection learns nothing of what other collections
+/// hold. Each write is answered as it would be on a node where the other collection does not
+/// hold the object; each collection keeps and serves its own content.
+fn versions_are_decided_per_collection(store: &dyn Store) {
+    let mk = |alias: &str| {
+        store
+            .create_collection(&NewCollection {
+                alias: alias.into(),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let (secret, partner, control) = (mk("secret"), mk("partner"), mk("control"));
+    let mut held = obj(A, Some("2016-01-01T00:00:00.000Z"), "held elsewhere");
+    held["created"] = json!("2015-06-01T00:00:00.000Z");
+    add(store, &secret.id, std::slice::from_ref(&held));
+    // The partner writes the same (id, modified) with other content, twice, then an
+    // identical copy of the secret collection's version, then a new version whose `created`
+    // differs from the secret collection's (not from the partner's own): every answer is the
+    // one of the control collection, which nothing else shadows.
+    let probe = obj(A, Some("2016-01-01T00:00:00.000Z"), "probe");
+    let later = obj(A, Some("2018-01-01T00:00:00.000Z"), "later");
+    for batch in [
+        vec![probe.clone()],
+        vec![probe.clone()],
+        vec![held.clone()],
+        vec![later.clone()],
+    ] {
+        let in_partner = add(store, &partner.id, &batch);
+        let in_control = add(store, &control.id, &batch);
+        assert_eq!(in_partner, in_control, "{batch:?}");
+    }
+    // The identical copy conflicts inside the partner's own collection (it holds "probe").
+    let fresh = mk("fresh");
+    assert_eq!(
+        add(store, &fresh.id, std::slice::from_ref(&held)),
+        [AddOutcome::Added]
+    );
+    assert!(matches!(
+        &add(store, &partner.id, std::slice::from_ref(&held))[0],
+        AddOutcome::Conflict(m) if m.contains("this collection") && m.contains("§3.6")
+    ));
+    let name = |c: &str| -> Vec<String> {
+        all(
+            store,
+            c,
+            &ObjectFilter {
+                versions: vec![VersionSelector::All],
+                ..Default::default()
+            },
+        )
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e.body.as_ref().unwrap()).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+    };
+    assert_eq!(name(&secret.id), ["held elsewhere"]);
+    assert_eq!(name(&partner.id), ["probe", "later"]);
+    assert_eq!(name(&fresh.id), ["held elsewhere"]);
+    // Deleting the object from one collection leaves the other's content.
+    let every = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..Default::default()
+    };
+    store
+        .delete_object(&partner.id, &format!("campaign--{A}"), &every)
+        .unwrap();
+    assert_eq!(name(&partner.id), Vec::<String>::new());
+    assert_eq!(name(&secret.id), ["held elsewhere"]);
+}
+
+/// Issue 24, item 10: STIX 2.1 §3.6 — `created` and `created_by_ref` never change between
+/// versions; a version that changes either is refused with the rule, and nothing is written.
+fn created_and_created_by_ref_never_change(store: &dyn Store) {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "created".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let v1 = obj(B, Some("2016-01-01T00:00:00.000Z"), "one");
+    let mut v2 = obj(B, Some("2017-01-01T00:00:00.000Z"), "two");
+    // The same instant at another precision is the same `created`.
+    v2["created"] = json!("2016-01-01T00:00:00.000000Z");
+    let mut moved = obj(B, Some("2018-01-01T00:00:00.000Z"), "moved");
+    moved["created"] = json!("2016-01-02T00:00:00.000Z");
+    let mut claimed = obj(B, Some("2019-01-01T00:00:00.000Z"), "claimed");
+    claimed["created_by_ref"] = json!(format!("identity--{A}"));
+    // In one batch (the new version is checked against one added just before) …
+    let out = add(store, &c.id, &[v1, v2, moved.clone(), claimed.clone()]);
+    assert_eq!(out[..2], [AddOutcome::Added, AddOutcome::Added]);
+    assert!(
+        matches!(&out[2], AddOutcome::Conflict(m) if m.contains(&format!("campaign--{B}: created:"))
+            && m.contains("§3.6")),
+        "{:?}",
+        out[2]
+    );
+    assert!(
+        matches!(&out[3], AddOutcome::Conflict(m) if m.contains("created_by_ref") && m.contains("§3.6")),
+        "{:?}",
+        out[3]
+    );
+    // … and in a later one.
+    let out = add(store, &c.id, &[moved, claimed]);
+    assert!(
+        out.iter().all(|o| matches!(o, AddOutcome::Conflict(_))),
+        "{out:?}"
+    );
+    let f = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..Default::default()
+    };
+    assert_eq!(all(store, &c.id, &f).len(), 2);
+}
+
+/// A campaign version with `modified` = `t` (any year, leap seconds), created at the first
+/// instant STIX can write (`created` never changes between versions, STIX 2.1 §3.6).
 fn at(id: &str, t: &str, name: &str) -> Value {
     json!({
         "type": "campaign", "spec_version": "2.1", "id": format!("campaign--{id}"),
-        "created": t, "modified": t, "name": name,
+        "created": "0001-01-01T00:00:00.000Z", "modified": t, "name": name,
     })
 }
 
@@ -235,7 +355,7 @@ fn timestamps_over_the_whole_range(store: &dyn Store) {
     assert_eq!(served, times, "ordered by instant, served as written");
     for (e, o) in e.iter().zip(&objects) {
         let body: Value = serde_json::from_str(e.body.as_ref().unwrap()).unwrap();
-        assert_eq!(body["modified"], body["created"]);
+        assert_eq!(body["created"], "0001-01-01T00:00:00.000Z");
         let _ = o;
     }
     // Bodies byte for byte.
@@ -1127,6 +1247,16 @@ macro_rules! store_suite {
                 super::a_collection_made_with_its_batch(&s)
             }
             #[test]
+            fn versions_are_decided_per_collection() {
+                let Some((s, _g)) = $make else { return };
+                super::versions_are_decided_per_collection(&s)
+            }
+            #[test]
+            fn created_and_created_by_ref_never_change() {
+                let Some((s, _g)) = $make else { return };
+                super::created_and_created_by_ref_never_change(&s)
+            }
+            #[test]
             fn audit_log_is_a_chain() {
                 let Some((s, _g)) = $make else { return };
                 super::audit_log_is_a_chain(&s)
@@ -1340,7 +1470,8 @@ mod postgres_only {
             [
                 "0005_timestamp_keys",
                 "0006_collection_version",
-                "0007_audit_transfers"
+                "0007_audit_transfers",
+                "0008_versions_per_collection"
             ]
         );
         check_migrated(&store);
