@@ -70,12 +70,25 @@ impl Query {
     /// Errors (400, naming the parameter and value): a parameter the endpoint does not take,
     /// an unknown `match[…]` field, a malformed timestamp, a `limit` that is not a positive
     /// integer, an unknown `match[version]` or `match[spec_version]` value, a `next` token
-    /// that this server did not issue. Repeated parameters are joined as one comma list.
+    /// that this server did not issue, and any parameter given more than once
+    /// (`?limit=1&limit=1000`, `?match[type]=a&match[type]=b`): TAXII 2.1 §3.4.2 gives each
+    /// filter one value, a comma-separated list for several (`match[type]=a,b`), and does not
+    /// say whether a repetition means the first, the last, or all of them — so a client
+    /// that repeats one is refused, naming it, rather than answered for a query it did not
+    /// mean.
     pub fn parse(pairs: &[(String, String)], endpoint: Endpoint) -> Result<Query, TaxiiError> {
         let mut q = Query {
             limit: DEFAULT_LIMIT,
             ..Query::default()
         };
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(seen, _)| seen == name) {
+                return Err(bad(format!(
+                    "parameter {name:?} is given more than once; give it once, with several \
+                     values as one comma-separated list (TAXII 2.1 §3.4.2)"
+                )));
+            }
+        }
         for (name, value) in pairs {
             let allowed = match (endpoint, name.as_str()) {
                 (Endpoint::Delete, "match[version]" | "match[spec_version]") => true,
@@ -216,6 +229,38 @@ mod tests {
         }
         let e = Query::parse(&pairs(&[("match[type]", "x")]), Endpoint::Versions).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    /// Issue 24, item 7: a repeated parameter is a 400 naming it, whichever it is.
+    #[test]
+    fn repeated_parameters_are_refused_by_name() {
+        for (name, a, b) in [
+            ("added_after", "2016-01-01T00:00:00Z", "2017-01-01T00:00:00Z"),
+            ("limit", "1", "1000"),
+            ("match[type]", "indicator", "malware"),
+            ("match[id]", "indicator--x", "indicator--x"),
+            ("match[version]", "first", "last"),
+            ("match[spec_version]", "2.1", "2.1"),
+            ("next", "abc", "def"),
+        ] {
+            let e = Query::parse(&pairs(&[(name, a), (name, b)]), Endpoint::Objects).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{name}");
+            assert!(
+                e.description.contains(&format!("{name:?} is given more than once")),
+                "{e}"
+            );
+            // Once, with both values as a list where the parameter takes a list, is fine.
+            if name.starts_with("match[") {
+                let both = format!("{a},{b}");
+                Query::parse(&pairs(&[(name, &both)]), Endpoint::Objects).unwrap();
+            }
+        }
+        // Different parameters together are not a repetition.
+        Query::parse(
+            &pairs(&[("match[type]", "indicator"), ("match[id]", "indicator--x")]),
+            Endpoint::Objects,
+        )
+        .unwrap();
     }
 
     #[test]

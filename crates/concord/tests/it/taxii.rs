@@ -239,6 +239,27 @@ fn filters() {
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert!(!r.json()["description"].as_str().unwrap().is_empty());
     }
+    // Issue 24, item 7: a repeated parameter is a 400 that names it, on objects and manifest,
+    // percent-encoded or not; not "the last wins" nor "OR-ed".
+    for (name, query) in [
+        (
+            "added_after",
+            format!("added_after={added}&added_after=2016-01-01T00:00:00Z"),
+        ),
+        ("limit", "limit=1&limit=1000".to_owned()),
+        ("match[type]", "match[type]=malware&match[type]=campaign".to_owned()),
+        (
+            "match[type]",
+            "match%5Btype%5D=malware&match[type]=campaign".to_owned(),
+        ),
+    ] {
+        for endpoint in ["objects", "manifest"] {
+            let r = s.get(&format!("{C}/{endpoint}/?{query}"));
+            assert_eq!(r.status, 400, "{query}: {}", r.body);
+            let d = r.json()["description"].as_str().unwrap().to_owned();
+            assert!(d.contains(&format!("{name:?} is given more than once")), "{d}");
+        }
+    }
 }
 
 #[test]
