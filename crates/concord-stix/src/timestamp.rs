@@ -1,5 +1,5 @@
 //! STIX timestamps (STIX 2.1 §3.2): RFC 3339 (§5.6), UTC with a literal `Z`, any number of
-//! fraction digits up to nanoseconds, kept exactly as written; every year from 0001 to 9999,
+//! fraction digits, kept exactly as written and compared at nanoseconds; every year from 0001 to 9999,
 //! and leap seconds (`23:59:60`, RFC 3339 §5.7).
 
 use std::cmp::Ordering;
@@ -42,9 +42,6 @@ pub enum TimestampError {
     /// An offset other than a literal `Z` (STIX 2.1 §3.2: timestamps MUST be in UTC with `Z`).
     #[error("timestamp must be in UTC and end in 'Z'")]
     NotUtc,
-    /// More than nine fraction digits (finer than nanoseconds).
-    #[error("more than 9 fraction digits (finer than nanoseconds) are not supported")]
-    TooPrecise,
     /// A date or time that does not exist, such as 30 February, hour 25, or second 60 other
     /// than at `23:59:60` on the last day of a month (RFC 3339 §5.7).
     #[error("no such date or time: {0}")]
@@ -128,10 +125,11 @@ impl Timestamp {
             if n == 0 {
                 return Err(TimestampError::Syntax);
             }
-            if n > 9 {
-                return Err(TimestampError::TooPrecise);
-            }
-            for (i, d) in rest[1..=n].iter().enumerate() {
+            // STIX 2.1 §3.2 and RFC 3339 §5.6 allow any number of fraction digits (issue 24,
+            // item 4: a real `valid_from` had ten). The text keeps them all; the instant
+            // keeps the first nine (nanoseconds), so digits past them never change an order
+            // or an equality, nor the store's sort key.
+            for (i, d) in rest[1..=n].iter().take(9).enumerate() {
                 nanos += u32::from(d - b'0') * 10u32.pow(8 - i as u32);
             }
             rest = &rest[n + 1..];
@@ -355,6 +353,30 @@ mod tests {
         assert_eq!(n.to_string(), "2016-04-06T20:03:48.123456789Z");
     }
 
+    /// Issue 24, item 4: any number of fraction digits, kept byte for byte, compared (and
+    /// keyed in the store) at nanoseconds.
+    #[test]
+    fn any_number_of_fraction_digits() {
+        let ten = Timestamp::parse("2016-04-06T20:03:48.1234567891Z").unwrap();
+        assert_eq!(ten.as_str(), "2016-04-06T20:03:48.1234567891Z");
+        assert_eq!(ten.to_string(), "2016-04-06T20:03:48.1234567891Z");
+        assert_eq!(ten.fraction_digits(), 10);
+        let nine = Timestamp::parse("2016-04-06T20:03:48.123456789Z").unwrap();
+        assert_eq!(ten, nine);
+        assert_eq!(ten.sort_key(), nine.sort_key());
+        assert_eq!(ten.sort_key(), "20160406T200348.123456789Z");
+        let long = format!("2016-04-06T20:03:48.{}Z", "9".repeat(40));
+        let long = Timestamp::parse(&long).unwrap();
+        assert_eq!(long.fraction_digits(), 40);
+        assert!(long < Timestamp::parse("2016-04-06T20:03:49Z").unwrap());
+        assert!(long > Timestamp::parse("2016-04-06T20:03:48.999999998Z").unwrap());
+        assert_eq!(long.unix_nanos() % 1_000_000_000, 999_999_999);
+        // In a leap second too.
+        let leap = Timestamp::parse("2016-12-31T23:59:60.5000000001Z").unwrap();
+        assert!(leap.is_leap_second());
+        assert_eq!(leap, Timestamp::parse("2016-12-31T23:59:60.5Z").unwrap());
+    }
+
     #[test]
     fn refuses_what_stix_forbids() {
         use TimestampError::*;
@@ -363,10 +385,6 @@ mod tests {
         assert_eq!(Timestamp::parse("2016-04-06T20:03:48"), Err(NotUtc));
         assert_eq!(Timestamp::parse("2016-04-06T20:03:4"), Err(Syntax));
         assert_eq!(Timestamp::parse("2016-04-06 20:03:48Z"), Err(Syntax));
-        assert_eq!(
-            Timestamp::parse("2016-04-06T20:03:48.1234567891Z"),
-            Err(TooPrecise)
-        );
         assert!(matches!(
             Timestamp::parse("2016-02-30T00:00:00Z"),
             Err(NoSuchDate(_))

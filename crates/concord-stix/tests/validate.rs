@@ -1016,3 +1016,33 @@ fn custom_ref_empty_tolerated_but_malformed_rejected() {
     assert_eq!(v[0].property, "x_mitre_data_source_ref");
     assert_eq!(v[0].section, "2.9");
 }
+
+/// Issue 24, item 4: the OASIS C2 indicator with its timestamps written with ten and twelve
+/// fraction digits (STIX 2.1 §3.2 allows any number) is valid, and keeps each as written.
+#[test]
+fn timestamps_with_more_than_nine_fraction_digits() {
+    let path = data("stix/oasis/json-schemas-examples/indicator-for-c2-ip-address.json");
+    let mut indicator = objects_of(&path)
+        .into_iter()
+        .find(|o| o["type"] == "indicator")
+        .expect("an indicator");
+    indicator["valid_from"] = json!("2016-04-06T20:03:48.1234567891Z");
+    indicator["modified"] = json!("2016-04-06T20:03:48.123456789012Z");
+    indicator["created"] = json!("2016-04-06T20:03:48.0000000001Z");
+    let header = validate_object(&indicator).unwrap_or_else(|v| panic!("{v:?}"));
+    assert_eq!(
+        header.modified.as_ref().unwrap().as_str(),
+        "2016-04-06T20:03:48.123456789012Z"
+    );
+    assert_eq!(
+        header.created.as_ref().unwrap().as_str(),
+        "2016-04-06T20:03:48.0000000001Z"
+    );
+    // Compared at nanoseconds: a `modified` equal to `created` there is not earlier.
+    indicator["modified"] = json!("2016-04-06T20:03:48.0000000000Z");
+    validate_object(&indicator).unwrap_or_else(|v| panic!("{v:?}"));
+    // A `valid_until` earlier than `valid_from` at nanoseconds is still refused.
+    indicator["valid_until"] = json!("2016-04-06T20:03:48.1234567880Z");
+    let v = validate_object(&indicator).unwrap_err();
+    assert!(v.iter().any(|v| v.property == "valid_until"), "{v:?}");
+}
