@@ -266,8 +266,8 @@ fn python_stix2_test_objects() {
             continue;
         }
         if name == "EXPECTED_INFRASTRUCTURE" {
-            // python-stix2 accepts any UUID; its id has version nibble `f`, which RFC 4122
-            // does not define (§2.9 requires an RFC 4122 UUID; stix2-validator refuses it).
+            // python-stix2 accepts any UUID; its id has version nibble `f`, which neither
+            // RFC 4122 nor RFC 9562 defines (§2.9; stix2-validator refuses it).
             let errs = results[0].as_ref().unwrap_err();
             assert_eq!(errs.len(), 1, "{errs:#?}");
             assert_eq!((errs[0].property.as_str(), errs[0].section), ("id", "2.9"));
@@ -1045,4 +1045,43 @@ fn timestamps_with_more_than_nine_fraction_digits() {
     indicator["valid_until"] = json!("2016-04-06T20:03:48.1234567880Z");
     let v = validate_object(&indicator).unwrap_err();
     assert!(v.iter().any(|v| v.property == "valid_until"), "{v:?}");
+}
+
+/// Issue 24, item 6: the OASIS C2 indicator re-identified with UUIDs of versions 6, 7 and 8
+/// (RFC 9562, which obsoletes RFC 4122) is valid; with version 9 or 0 it is refused on `id`
+/// with the rule (§2.9).
+#[test]
+fn ids_with_every_uuid_version_of_rfc_9562() {
+    let path = data("stix/oasis/json-schemas-examples/indicator-for-c2-ip-address.json");
+    let indicator = objects_of(&path)
+        .into_iter()
+        .find(|o| o["type"] == "indicator")
+        .expect("an indicator");
+    // A UUIDv7 as a producer makes it today: 48-bit Unix milliseconds first.
+    for (version, uuid, ok) in [
+        (6, "1f0b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", true),
+        (7, "01936b2e-8f00-7c4a-9d3e-5b6a7c8d9e0f", true),
+        (8, "320c3d4d-c8ef-8e5a-9f2b-1a2b3c4d5e6f", true),
+        (9, "01936b2e-8f00-9c4a-9d3e-5b6a7c8d9e0f", false),
+        (0, "01936b2e-8f00-0c4a-9d3e-5b6a7c8d9e0f", false),
+    ] {
+        let mut o = indicator.clone();
+        o["id"] = json!(format!("indicator--{uuid}"));
+        match validate_object(&o) {
+            Ok(h) => {
+                assert!(ok, "version {version} accepted");
+                assert_eq!(h.id, format!("indicator--{uuid}"));
+            }
+            Err(v) => {
+                assert!(!ok, "version {version}: {v:?}");
+                assert_eq!(v.len(), 1, "{v:?}");
+                assert_eq!((v[0].property.as_str(), v[0].section), ("id", "2.9"));
+                assert!(
+                    v[0].rule
+                        .contains(&format!("version {version} is not one RFC 9562 defines")),
+                    "{v:?}"
+                );
+            }
+        }
+    }
 }
