@@ -163,12 +163,16 @@ pub fn import(
             let options = concord_match::ioc_list::IocOptions::new(
                 concord_stix::Timestamp::now_micros().to_string(),
             );
-            let list = concord_match::ioc_list::read_ioc_list(
+            let mut list = concord_match::ioc_list::read_ioc_list(
                 std::io::BufReader::new(open()),
                 file,
                 &options,
             )
             .map_err(|e| format!("{file}: {e}"))?;
+            // Re-importing a list adds nothing; changed values keep `created` (STIX 2.1 §3.6).
+            let held = existing.as_ref().map(|c| c.id.as_str());
+            concord_ingest::reconcile_generated(store, held, &mut list.indicators)
+                .map_err(|e| format!("{file}: {e}"))?;
             report.lines = Some((list.lines, list.duplicates));
             for r in &list.rejected {
                 report.problems.push(Problem {

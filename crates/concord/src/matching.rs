@@ -270,8 +270,11 @@ pub fn import_ioc_lists(
     for path in files {
         let name = path.display().to_string();
         let input = std::io::BufReader::new(crate::transfer::open_input(path)?);
-        let list =
+        let mut list =
             read_ioc_list(input, &name, &options).with_context(|| format!("cannot read {name}"))?;
+        // Unchanged values are the versions already held; changed ones keep their `created`
+        // (STIX 2.1 §3.6). Re-importing a list adds nothing.
+        concord_ingest::reconcile_generated(store, target.id(), &mut list.indicators)?;
         let bundle = json!({"type": "bundle", "id": format!("bundle--{}", uuid_v4()),
                             "objects": list.indicators});
         let outcome = crate::transfer::import_one(

@@ -90,7 +90,7 @@ fn ioc_lists_are_matched_against_the_zeek_logs_and_sightings_written() {
     };
     let first = ids(&node);
     assert_eq!(first.len(), 5);
-    // Same values, same ids: a second list with them adds versions, not new indicators.
+    // Same values, same ids: a second list with them adds no new indicators.
     let again = node.path().join("again.txt");
     std::fs::write(&again, "docs.google.com\nvideosearch.ubuntu.com\n").unwrap();
     let (code, _, err) = cli(
@@ -357,4 +357,73 @@ fn a_siem_asks_post_api_match() {
     );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("format"), "{}", r.body);
+}
+
+/// Issue 24, item 10: importing the same IOC list again adds nothing (before: a new version
+/// of every indicator, each with a new `created`), and a changed line becomes a new version
+/// that keeps `created` (STIX 2.1 §3.6). The list: the first six entries of signature-base's
+/// C2 list (`value;score`, the score becomes the description).
+#[test]
+fn reimporting_an_ioc_list_adds_nothing_and_changes_keep_created() {
+    let node = Node::init();
+    let f = std::fs::File::open(data("ioc/signature-base/c2-iocs.txt.gz")).unwrap();
+    let lines: Vec<String> = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))
+        .lines()
+        .map(Result::unwrap)
+        .filter(|l| !l.starts_with('#') && l.contains(';'))
+        .take(6)
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let list = node.path().join("c2.txt");
+    let import = |text: &str| -> Value {
+        std::fs::write(&list, text).unwrap();
+        let (code, out, err) = cli(
+            &node,
+            &[
+                "import",
+                "--collection",
+                "c2",
+                "--format",
+                "ioc-list",
+                "--json",
+                list.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["files"][0].clone()
+    };
+    let text = lines.join("\n") + "\n";
+    let first = import(&text);
+    assert_eq!((&first["added"], &first["already_present"]), (&json!(6), &json!(0)));
+    for _ in 0..2 {
+        let again = import(&text);
+        assert_eq!((&again["added"], &again["already_present"]), (&json!(0), &json!(6)), "{again}");
+    }
+    let export = || -> Vec<Value> {
+        let (code, out, err) = cli(&node, &["export", "--collection", "c2"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["objects"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let before = export();
+    assert_eq!(before.len(), 6);
+    // One line's comment changes: one new version, with the first import's `created`.
+    let (value, _) = lines[0].split_once(';').unwrap();
+    let changed = text.replacen(&lines[0], &format!("{value};changed score"), 1);
+    let third = import(&changed);
+    assert_eq!((&third["added"], &third["already_present"]), (&json!(1), &json!(5)), "{third}");
+    let after = export();
+    let newer = after
+        .iter()
+        .find(|o| o["description"] == "changed score")
+        .expect("the new version");
+    let older = before.iter().find(|o| o["id"] == newer["id"]).unwrap();
+    assert_eq!(newer["created"], older["created"]);
+    assert_eq!(newer["valid_from"], older["valid_from"]);
+    assert_ne!(newer["modified"], older["modified"]);
+    // And that version, imported again, is already present too.
+    let fourth = import(&changed);
+    assert_eq!((&fourth["added"], &fourth["already_present"]), (&json!(0), &json!(6)), "{fourth}");
 }
