@@ -275,6 +275,18 @@ impl<'a> Checker<'a> {
         }
         let spec_version = match obj.get("spec_version") {
             Some(Value::String(s)) if s == "2.1" => SpecVersion::V2_1,
+            // A STIX 2.0 object (issue 24, item 5): one message, the one that says what it
+            // is. Checked further against the rules of 2.1, it would also break rules that
+            // do not apply to it (2.0 has no `pattern_type`), and those would only confuse.
+            Some(Value::String(s)) if s == "2.0" => {
+                self.top(
+                    "spec_version",
+                    "must be \"2.1\", found \"2.0\" (a STIX 2.0 object; this node accepts \
+                     STIX 2.1 only)",
+                    "3.2",
+                );
+                return None;
+            }
             Some(other) => {
                 self.top(
                     "spec_version",
@@ -290,7 +302,7 @@ impl<'a> Checker<'a> {
                     "required property missing (a STIX 2.0 object? this node accepts STIX 2.1 only)",
                     "3.2",
                 );
-                SpecVersion::V2_0
+                return None;
             }
         };
         let ctx = Ctx { object_type, kind };

@@ -1085,3 +1085,28 @@ fn ids_with_every_uuid_version_of_rfc_9562() {
         }
     }
 }
+
+/// Issue 24, item 5: each object of the first 40 of Enterprise ATT&CK in STIX 2.0 (no
+/// `spec_version`; indicators there would have no `pattern_type`) gets exactly one message,
+/// the one that says it is STIX 2.0; the same with `spec_version: "2.0"` written out.
+#[test]
+fn stix_2_0_objects_get_one_message_each() {
+    let objects = objects_of(&data(
+        "stix/attack/enterprise-attack-18.1-stix20-first40.json.gz",
+    ));
+    assert_eq!(objects.len(), 40);
+    // A 2.0 indicator (STIX 2.0 has no `pattern_type`; before: a second error for it).
+    let mut indicator_20 = without(indicator(), "spec_version");
+    indicator_20.as_object_mut().unwrap().remove("pattern_type");
+    for (i, o) in objects.iter().chain([&indicator_20]).enumerate() {
+        let v = validate_object(o).unwrap_err();
+        assert_eq!(v.len(), 1, "object {i}: {v:#?}");
+        assert_eq!((v[0].property.as_str(), v[0].section), ("spec_version", "3.2"));
+        assert!(v[0].rule.contains("2.1 only"), "{v:?}");
+        let mut written = o.clone();
+        written["spec_version"] = json!("2.0");
+        let v = validate_object(&written).unwrap_err();
+        assert_eq!(v.len(), 1, "object {i} with spec_version 2.0: {v:#?}");
+        assert!(v[0].rule.contains("found \"2.0\"") && v[0].rule.contains("2.1 only"));
+    }
+}

@@ -308,6 +308,10 @@ fn stix_2_0_bundles_are_rejected_with_a_reason() {
         first.contains("spec_version") && first.contains("2.1 only"),
         "{first}"
     );
+    // Issue 24, item 5: one message per object.
+    for r in f["rejected"].as_array().unwrap() {
+        assert_eq!(r["reasons"].as_array().unwrap().len(), 1, "{r}");
+    }
 }
 
 /// Every object of every handed STIX 2.1 bundle comes back out unchanged in meaning.
