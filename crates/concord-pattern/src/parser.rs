@@ -222,7 +222,11 @@ impl<'a> Parser<'a> {
         Ok(Qualifier::Repeats(n))
     }
 
-    /// `start_stop ::= "START" timestamp "STOP" timestamp`; check: start is before stop.
+    /// `start_stop ::= "START" timestamp "STOP" timestamp`; check: STOP is not before START.
+    /// The window is `>= START` and `< STOP` (STIX 2.1 Patterning §9.6 / the spec's
+    /// qualifier table); the spec never requires STOP > START, so `START t'X' STOP t'X'` is
+    /// valid, an empty window that matches nothing (issue 24, item 8). A STOP before START
+    /// is refused: no such window can be meant.
     fn start_stop(&mut self) -> PResult<Qualifier> {
         self.bump()?;
         let start = match &self.tok.tok {
@@ -237,10 +241,10 @@ impl<'a> Parser<'a> {
             _ => return Err(self.expected("a timestamp `t'…'`")),
         };
         self.bump()?;
-        if self.checks && start.nanos() >= stop.nanos() {
+        if self.checks && start.nanos() > stop.nanos() {
             return Err(PatternError::check(
                 stop_at,
-                "STOP must be later than START",
+                "STOP must not be earlier than START",
             ));
         }
         Ok(Qualifier::StartStop { start, stop })
@@ -404,8 +408,11 @@ impl<'a> Parser<'a> {
     /// first_component ::= identifier | string
     /// step ::= "." ( identifier | string ) | "[" ( int | "*" ) "]"
     /// ```
-    /// Checks: the type is a well-formed STIX type name and the first component a well-formed
-    /// property name (STIX 2.1 §3.1); keys are not empty.
+    /// Checks: the type is a well-formed STIX type name and an unquoted first component a
+    /// well-formed property name (STIX 2.1 §3.1); keys are not empty. A quoted first
+    /// component (`[some-type:'has-hyphen.dot' = 3]`) is any string, as the 2.1 grammar's
+    /// `firstPathComponent : (Identifier | StringLiteral)` allows and the reference
+    /// validator accepts (issue 24, item 8).
     fn object_path(&mut self) -> PResult<ObjectPath> {
         let type_at = self.tok.start;
         let object_type = match &self.tok.tok {
@@ -418,8 +425,9 @@ impl<'a> Parser<'a> {
         }
         self.expect(Tok::Colon, "`:` after the object type")?;
         let prop_at = self.tok.start;
+        let quoted = matches!(self.tok.tok, Tok::Str(_));
         let property = self.key("a property name")?;
-        if self.checks {
+        if self.checks && !quoted {
             check_property_name(&property, prop_at)?;
         }
         let mut steps = Vec::new();

@@ -456,7 +456,10 @@ impl Search<'_, '_> {
         };
         let o = &self.sdos[s];
         st.constraints.iter().all(|c| match *c {
-            Constraint::Interval { start, stop } => o.first < stop && o.last >= start,
+            // An empty window (`START t'X' STOP t'X'`, valid: issue 24, item 8) meets nothing.
+            Constraint::Interval { start, stop } => {
+                start < stop && o.first < stop && o.last >= start
+            }
             Constraint::Window { mark, nanos } => {
                 let part = &st.stack[mark..];
                 self.max_first(part) <= self.min_last(part).saturating_add(nanos)
