@@ -564,11 +564,59 @@ fn literal_class(l: &Literal) -> &'static str {
     }
 }
 
+/// The format of a value that a property's type defines (see [`check_test`]).
+fn check_value_format(test: &Test, literals: &[(usize, Literal)]) -> PResult<()> {
+    if test.path.property != "value" || !test.path.steps.is_empty() {
+        return Ok(());
+    }
+    let (rule, ok): (&str, fn(&str) -> bool) = match test.path.object_type.as_str() {
+        "ipv4-addr" => (
+            "an IPv4 address or CIDR block (STIX 2.1 §6.13)",
+            |s| crate::eval::ip::parse_net(s).is_some_and(|n| !n.is_v6()) && !s.contains(':'),
+        ),
+        "ipv6-addr" => (
+            "an IPv6 address or CIDR block (STIX 2.1 §6.14)",
+            |s| crate::eval::ip::parse_net(s).is_some_and(|n| n.is_v6()),
+        ),
+        "mac-addr" => (
+            "a colon-delimited, lower-case MAC-48 address with leading zeros, such as \
+             'd2:fb:49:24:37:18' (STIX 2.1 §6.15)",
+            |s| {
+                s.len() == 17
+                    && s.split(':').count() == 6
+                    && s.split(':').all(|o| {
+                        o.len() == 2
+                            && o.bytes()
+                                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+                    })
+            },
+        ),
+        _ => return Ok(()),
+    };
+    for (at, lit) in literals {
+        if !matches!(lit, Literal::String(s) if ok(s)) {
+            return Err(PatternError::check(
+                *at,
+                format!(
+                    "{lit} is not a valid {}:value: expected {rule}",
+                    test.path.object_type
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks of one test beyond the grammar:
 /// - `ISSUBSET`/`ISSUPERSET` take an IPv4/IPv6 address or CIDR block (§9.3);
 /// - the elements of an `IN` set all have the same type (§9.3, set operator);
 /// - a value compared with `hashes.'<algorithm>'` by `=`, `!=` or `IN` is a hex digest of the
-///   algorithm's length (§10.6, as the OASIS validator checks).
+///   algorithm's length (§10.6, as the OASIS validator checks);
+/// - a value compared with a property whose type defines a format, by `=`, `!=` or `IN`, has
+///   that format (issue 24, item 11): `ipv4-addr:value` an IPv4 address or CIDR block
+///   (§6.13), `ipv6-addr:value` an IPv6 address or CIDR block (§6.14), `mac-addr:value` a
+///   colon-delimited, lower-case MAC-48 address with leading zeros (§6.15). `LIKE` and
+///   `MATCHES` take patterns, not values, and are not checked.
 fn check_test(test: &Test, literals: &[(usize, Literal)]) -> PResult<()> {
     match test.op {
         Operator::IsSubset | Operator::IsSuperset => {
@@ -604,6 +652,7 @@ fn check_test(test: &Test, literals: &[(usize, Literal)]) -> PResult<()> {
     if !matches!(test.op, Operator::Eq | Operator::Ne | Operator::In) {
         return Ok(());
     }
+    check_value_format(test, literals)?;
     let in_hashes = test.path.property == "hashes"
         || test
             .path

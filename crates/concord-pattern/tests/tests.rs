@@ -984,3 +984,52 @@ fn empty_windows_and_quoted_first_components() {
     // Unquoted, a name with `-` is still not a property name.
     assert!(parse("[some-type:has-hyphen = 1]").is_err());
 }
+
+/// Issue 24, item 11: a literal compared with a property whose type defines a format has that
+/// format, as a SHA-256 already had to be a SHA-256 (the cases of the issue first).
+#[test]
+fn literals_have_the_format_of_their_property() {
+    check_err(
+        "[ipv4-addr:value = '1.2.3']",
+        19,
+        "'1.2.3' is not a valid ipv4-addr:value: expected an IPv4 address or CIDR block (STIX 2.1 §6.13)",
+    );
+    check_err(
+        "[ipv4-addr:value = 'pseudo-ip-address-abc']",
+        19,
+        "'pseudo-ip-address-abc' is not a valid ipv4-addr:value: expected an IPv4 address or CIDR block (STIX 2.1 §6.13)",
+    );
+    check_err(
+        "[ipv4-addr:value IN ('198.51.100.1', '::1')]",
+        37,
+        "'::1' is not a valid ipv4-addr:value: expected an IPv4 address or CIDR block (STIX 2.1 §6.13)",
+    );
+    check_err(
+        "[ipv6-addr:value != '198.51.100.1']",
+        20,
+        "'198.51.100.1' is not a valid ipv6-addr:value: expected an IPv6 address or CIDR block (STIX 2.1 §6.14)",
+    );
+    check_err(
+        "[mac-addr:value = 'D2:FB:49:24:37:18']",
+        18,
+        "'D2:FB:49:24:37:18' is not a valid mac-addr:value: expected a colon-delimited, lower-case MAC-48 address with leading zeros, such as 'd2:fb:49:24:37:18' (STIX 2.1 §6.15)",
+    );
+    check_err(
+        "[ipv4-addr:value = 3]",
+        19,
+        "3 is not a valid ipv4-addr:value: expected an IPv4 address or CIDR block (STIX 2.1 §6.13)",
+    );
+    for ok in [
+        "[ipv4-addr:value = '198.51.100.1']",
+        "[ipv4-addr:value = '198.51.100.0/24']",
+        "[ipv4-addr:value IN ('198.51.100.1', '203.0.113.0/24')]",
+        "[ipv4-addr:value LIKE '198.51.%']",
+        "[ipv4-addr:value MATCHES '^198\\\\.51']",
+        "[ipv6-addr:value = '2001:db8::1']",
+        "[ipv6-addr:value = '2001:db8::/32']",
+        "[mac-addr:value = 'd2:fb:49:24:37:18']",
+        "[network-traffic:dst_ref.value = 'anything']",
+    ] {
+        parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}

@@ -36,6 +36,11 @@ pub(crate) fn parse_net(s: &str) -> Option<Net> {
 }
 
 impl Net {
+    /// Whether this is an IPv6 network.
+    pub(crate) fn is_v6(self) -> bool {
+        self.v6
+    }
+
     fn width(self) -> u32 {
         if self.v6 { 128 } else { 32 }
     }
