@@ -570,14 +570,12 @@ fn check_value_format(test: &Test, literals: &[(usize, Literal)]) -> PResult<()>
         return Ok(());
     }
     let (rule, ok): (&str, fn(&str) -> bool) = match test.path.object_type.as_str() {
-        "ipv4-addr" => (
-            "an IPv4 address or CIDR block (STIX 2.1 §6.13)",
-            |s| crate::eval::ip::parse_net(s).is_some_and(|n| !n.is_v6()) && !s.contains(':'),
-        ),
-        "ipv6-addr" => (
-            "an IPv6 address or CIDR block (STIX 2.1 §6.14)",
-            |s| crate::eval::ip::parse_net(s).is_some_and(|n| n.is_v6()),
-        ),
+        "ipv4-addr" => ("an IPv4 address or CIDR block (STIX 2.1 §6.13)", |s| {
+            crate::eval::ip::parse_net(s).is_some_and(|n| !n.is_v6()) && !s.contains(':')
+        }),
+        "ipv6-addr" => ("an IPv6 address or CIDR block (STIX 2.1 §6.14)", |s| {
+            crate::eval::ip::parse_net(s).is_some_and(|n| n.is_v6())
+        }),
         "mac-addr" => (
             "a colon-delimited, lower-case MAC-48 address with leading zeros, such as \
              'd2:fb:49:24:37:18' (STIX 2.1 §6.15)",

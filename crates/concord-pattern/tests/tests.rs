@@ -951,7 +951,8 @@ fn empty_windows_and_quoted_first_components() {
     let p = parse(at).unwrap();
     assert_eq!(p.to_string(), at);
     assert!(!evaluate(&p, obs).unwrap().matched);
-    let around = "[person:name = 'alice'] START t'1994-11-29T13:37:52Z' STOP t'1994-11-29T13:37:53Z'";
+    let around =
+        "[person:name = 'alice'] START t'1994-11-29T13:37:52Z' STOP t'1994-11-29T13:37:53Z'";
     assert!(evaluate(&parse(around).unwrap(), obs).unwrap().matched);
     // An observation spanning the instant is not in an empty window either.
     let spanning = serde_json::json!([{"type": "bundle", "id": "bundle--6f3b6a1e-2c9d-4e8f-9a0b-1c2d3e4f5a6b",

@@ -104,19 +104,43 @@ mod tests {
         for v in 1..=8u8 {
             let id = format!("indicator--0190a2b4-3c5d-{v}e6f-8a9b-0c1d2e3f4a5b");
             assert_eq!(id_type(&id), Ok("indicator"), "version {v}");
-            assert_eq!(StixId::parse(&id).unwrap().uuid().get_version_num(), usize::from(v));
+            assert_eq!(
+                StixId::parse(&id).unwrap().uuid().get_version_num(),
+                usize::from(v)
+            );
         }
         for (u, why) in [
-            ("0190a2b4-3c5d-0e6f-8a9b-0c1d2e3f4a5b", "version 0 is not one RFC 9562 defines"),
-            ("0190a2b4-3c5d-9e6f-8a9b-0c1d2e3f4a5b", "version 9 is not one RFC 9562 defines"),
-            ("0190a2b4-3c5d-fe6f-8a9b-0c1d2e3f4a5b", "version 15 is not one RFC 9562 defines"),
-            ("0190a2b4-3c5d-7e6f-ca9b-0c1d2e3f4a5b", "variant is not 10xx"),
-            ("00000000-0000-0000-0000-000000000000", "variant is not 10xx"),
-            ("ffffffff-ffff-ffff-ffff-ffffffffffff", "variant is not 10xx"),
+            (
+                "0190a2b4-3c5d-0e6f-8a9b-0c1d2e3f4a5b",
+                "version 0 is not one RFC 9562 defines",
+            ),
+            (
+                "0190a2b4-3c5d-9e6f-8a9b-0c1d2e3f4a5b",
+                "version 9 is not one RFC 9562 defines",
+            ),
+            (
+                "0190a2b4-3c5d-fe6f-8a9b-0c1d2e3f4a5b",
+                "version 15 is not one RFC 9562 defines",
+            ),
+            (
+                "0190a2b4-3c5d-7e6f-ca9b-0c1d2e3f4a5b",
+                "variant is not 10xx",
+            ),
+            (
+                "00000000-0000-0000-0000-000000000000",
+                "variant is not 10xx",
+            ),
+            (
+                "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                "variant is not 10xx",
+            ),
             ("0190A2B4-3C5D-7E6F-8A9B-0C1D2E3F4A5B", "lower-case"),
         ] {
             let e = id_type(&format!("indicator--{u}")).unwrap_err().to_string();
-            assert!(e.contains(u) && e.contains(why) && e.contains("RFC 9562"), "{e}");
+            assert!(
+                e.contains(u) && e.contains(why) && e.contains("RFC 9562"),
+                "{e}"
+            );
         }
     }
 }

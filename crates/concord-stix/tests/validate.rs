@@ -1101,7 +1101,10 @@ fn stix_2_0_objects_get_one_message_each() {
     for (i, o) in objects.iter().chain([&indicator_20]).enumerate() {
         let v = validate_object(o).unwrap_err();
         assert_eq!(v.len(), 1, "object {i}: {v:#?}");
-        assert_eq!((v[0].property.as_str(), v[0].section), ("spec_version", "3.2"));
+        assert_eq!(
+            (v[0].property.as_str(), v[0].section),
+            ("spec_version", "3.2")
+        );
         assert!(v[0].rule.contains("2.1 only"), "{v:?}");
         let mut written = o.clone();
         written["spec_version"] = json!("2.0");

@@ -235,7 +235,11 @@ mod tests {
     #[test]
     fn repeated_parameters_are_refused_by_name() {
         for (name, a, b) in [
-            ("added_after", "2016-01-01T00:00:00Z", "2017-01-01T00:00:00Z"),
+            (
+                "added_after",
+                "2016-01-01T00:00:00Z",
+                "2017-01-01T00:00:00Z",
+            ),
             ("limit", "1", "1000"),
             ("match[type]", "indicator", "malware"),
             ("match[id]", "indicator--x", "indicator--x"),
@@ -246,7 +250,8 @@ mod tests {
             let e = Query::parse(&pairs(&[(name, a), (name, b)]), Endpoint::Objects).unwrap_err();
             assert_eq!(e.code, ErrorCode::BadRequest, "{name}");
             assert!(
-                e.description.contains(&format!("{name:?} is given more than once")),
+                e.description
+                    .contains(&format!("{name:?} is given more than once")),
                 "{e}"
             );
             // Once, with both values as a list where the parameter takes a list, is fine.

@@ -394,10 +394,17 @@ fn reimporting_an_ioc_list_adds_nothing_and_changes_keep_created() {
     };
     let text = lines.join("\n") + "\n";
     let first = import(&text);
-    assert_eq!((&first["added"], &first["already_present"]), (&json!(6), &json!(0)));
+    assert_eq!(
+        (&first["added"], &first["already_present"]),
+        (&json!(6), &json!(0))
+    );
     for _ in 0..2 {
         let again = import(&text);
-        assert_eq!((&again["added"], &again["already_present"]), (&json!(0), &json!(6)), "{again}");
+        assert_eq!(
+            (&again["added"], &again["already_present"]),
+            (&json!(0), &json!(6)),
+            "{again}"
+        );
     }
     let export = || -> Vec<Value> {
         let (code, out, err) = cli(&node, &["export", "--collection", "c2"]);
@@ -413,7 +420,11 @@ fn reimporting_an_ioc_list_adds_nothing_and_changes_keep_created() {
     let (value, _) = lines[0].split_once(';').unwrap();
     let changed = text.replacen(&lines[0], &format!("{value};changed score"), 1);
     let third = import(&changed);
-    assert_eq!((&third["added"], &third["already_present"]), (&json!(1), &json!(5)), "{third}");
+    assert_eq!(
+        (&third["added"], &third["already_present"]),
+        (&json!(1), &json!(5)),
+        "{third}"
+    );
     let after = export();
     let newer = after
         .iter()
@@ -425,5 +436,9 @@ fn reimporting_an_ioc_list_adds_nothing_and_changes_keep_created() {
     assert_ne!(newer["modified"], older["modified"]);
     // And that version, imported again, is already present too.
     let fourth = import(&changed);
-    assert_eq!((&fourth["added"], &fourth["already_present"]), (&json!(0), &json!(6)), "{fourth}");
+    assert_eq!(
+        (&fourth["added"], &fourth["already_present"]),
+        (&json!(0), &json!(6)),
+        "{fourth}"
+    );
 }

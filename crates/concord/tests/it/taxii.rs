@@ -247,7 +247,10 @@ fn filters() {
             format!("added_after={added}&added_after=2016-01-01T00:00:00Z"),
         ),
         ("limit", "limit=1&limit=1000".to_owned()),
-        ("match[type]", "match[type]=malware&match[type]=campaign".to_owned()),
+        (
+            "match[type]",
+            "match[type]=malware&match[type]=campaign".to_owned(),
+        ),
         (
             "match[type]",
             "match%5Btype%5D=malware&match[type]=campaign".to_owned(),
@@ -257,7 +260,10 @@ fn filters() {
             let r = s.get(&format!("{C}/{endpoint}/?{query}"));
             assert_eq!(r.status, 400, "{query}: {}", r.body);
             let d = r.json()["description"].as_str().unwrap().to_owned();
-            assert!(d.contains(&format!("{name:?} is given more than once")), "{d}");
+            assert!(
+                d.contains(&format!("{name:?} is given more than once")),
+                "{d}"
+            );
         }
     }
 }
