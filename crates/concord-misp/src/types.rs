@@ -80,6 +80,12 @@ pub const SHAPES: &[Shape] = shapes![
     "x509-fingerprint-md5" => [&["x509-certificate", "hashes", "MD5"]],
     "x509-fingerprint-sha1" => [&["x509-certificate", "hashes", "SHA-1"]],
     "x509-fingerprint-sha256" => [&["x509-certificate", "hashes", "SHA-256"]],
+    // STIX → MISP only (a type's first row is its MISP → STIX form): a bare address, as
+    // IOC lists and most producers write it, is MISP's `ip-dst`, the type MISP correlates
+    // and exports to IDS rules (issue 24, item 12); `ip-src` only where the pattern says
+    // source (`network-traffic:src_ref`, above).
+    "ip-dst" => [&["ipv4-addr", "value"]],
+    "ip-dst" => [&["ipv6-addr", "value"]],
 ];
 
 /// Attribute types whose value is itself a detection rule in another language: an indicator

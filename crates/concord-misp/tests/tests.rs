@@ -571,3 +571,71 @@ print(json.dumps(out))
         }
     }
 }
+
+/// Issue 24, item 12: indicators of bare addresses (`[ipv4-addr:value = '…']`, as IOC lists
+/// and most producers write them) become typed `ip-dst` attributes, which MISP correlates,
+/// not `stix2-pattern` ones; observed-data of an address SCO likewise. The addresses: every
+/// `ip-dst` value of the ESET events.
+#[test]
+fn bare_address_indicators_export_as_ip_dst() {
+    let mut addresses = Vec::new();
+    for path in eset_events() {
+        let event: Value = serde_json::from_slice(&read(&path)).unwrap();
+        let event = &event["response"][0]["Event"];
+        for a in event["Attribute"].as_array().into_iter().flatten() {
+            if a["type"] == "ip-dst" {
+                addresses.push(a["value"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(addresses.len() > 20, "{}", addresses.len());
+    let uuid = |i: usize, kind: u8| format!("{:08x}-0000-4000-8000-{kind:012x}", i);
+    let mut objects = Vec::new();
+    let mut refs = Vec::new();
+    for (i, ip) in addresses.iter().enumerate() {
+        let sco = if ip.contains(':') {
+            "ipv6-addr"
+        } else {
+            "ipv4-addr"
+        };
+        let id = format!("indicator--{}", uuid(i, 1));
+        objects.push(json!({"type": "indicator", "spec_version": "2.1", "id": id,
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "pattern": format!("[{sco}:value = '{ip}']"), "pattern_type": "stix",
+            "valid_from": "2024-01-01T00:00:00Z"}));
+        refs.push(id);
+        let addr = format!("{sco}--{}", uuid(i, 2));
+        objects.push(json!({"type": sco, "spec_version": "2.1", "id": addr, "value": ip}));
+        let od = format!("observed-data--{}", uuid(i, 3));
+        objects.push(
+            json!({"type": "observed-data", "spec_version": "2.1", "id": od,
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "first_observed": "2024-01-01T00:00:00Z", "last_observed": "2024-01-01T00:00:00Z",
+            "number_observed": 1, "object_refs": [addr]}),
+        );
+        refs.push(od);
+    }
+    let report_id = format!("report--{}", uuid(0, 4));
+    objects.push(
+        json!({"type": "report", "spec_version": "2.1", "id": report_id,
+        "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+        "name": "addresses", "published": "2024-01-01T00:00:00Z", "object_refs": refs}),
+    );
+    for o in &objects {
+        concord_stix::validate_object(o).unwrap_or_else(|v| panic!("{o}: {v:?}"));
+    }
+    let index = concord_misp::from_stix::index(objects);
+    let event = to_misp_event(&report_id, &|id| index.get(id).cloned()).unwrap();
+    let attributes = event["Event"]["Attribute"].as_array().unwrap();
+    assert_eq!(attributes.len(), 2 * addresses.len());
+    for (a, ip) in attributes
+        .iter()
+        .zip(addresses.iter().flat_map(|ip| [ip, ip]))
+    {
+        assert_eq!(
+            (a["type"].as_str(), a["value"].as_str()),
+            (Some("ip-dst"), Some(ip.as_str())),
+            "{a}"
+        );
+    }
+}

@@ -82,7 +82,7 @@ pub use ast::{
     Pattern, Qualifier, Test,
 };
 pub use error::{EvalError, PatternError, PatternErrorKind};
-pub use eval::{Binding, Match, Observations, evaluate, evaluate_prepared};
+pub use eval::{Binding, Match, Observations, evaluate, evaluate_all, evaluate_prepared};
 pub use parser::MAX_DEPTH;
 pub use timestamp::Timestamp;
 

@@ -1034,3 +1034,40 @@ fn literals_have_the_format_of_their_property() {
         parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
 }
+
+/// Issue 24, item 9: every observed-data that matches is reported, not one. complex/1 of the
+/// OASIS matcher's data: alice (age 10), bob (17), carol (22), one observed-data each.
+#[test]
+fn every_matching_observed_data_is_reported() {
+    let data = load("match.json");
+    let obs = data["observation_sets"]["complex/1"].as_array().unwrap();
+    let ids: Vec<String> = obs
+        .iter()
+        .map(|b| b["objects"][0]["id"].as_str().unwrap().to_owned())
+        .collect();
+    for (pattern, expected) in [
+        ("[person:age > 5]", vec![0, 1, 2]),
+        ("[person:age > 15]", vec![1, 2]),
+        ("[person:name = 'bob']", vec![1]),
+        (
+            "[person:name = 'alice'] OR [person:name = 'carol']",
+            vec![0, 2],
+        ),
+        (
+            "[person:age > 5] AND [person:name = 'carol']",
+            vec![0, 1, 2],
+        ),
+        ("[person:name = 'zelda']", vec![]),
+    ] {
+        let p = parse(pattern).unwrap();
+        let m = concord_pattern::evaluate_all(&p, obs).unwrap();
+        let mut got = m.observed_data.clone();
+        got.sort();
+        let mut want: Vec<String> = expected.iter().map(|&i| ids[i].clone()).collect();
+        want.sort();
+        assert_eq!(got, want, "{pattern}");
+        assert_eq!(m.matched, !want.is_empty(), "{pattern}");
+        // The first assignment's bindings, as `evaluate` gives them.
+        assert_eq!(m.bindings, evaluate(&p, obs).unwrap().bindings, "{pattern}");
+    }
+}

@@ -107,7 +107,8 @@ fn matches(pattern: &str, files: &[PathBuf], json: bool) -> Result<bool> {
             .with_context(|| format!("{}: not JSON", f.display()))?;
         observations.push(value);
     }
-    let m = concord_pattern::evaluate(&parsed, &observations)
+    // Every observed-data that matches, not only the first assignment's (issue 24, item 9).
+    let m = concord_pattern::evaluate_all(&parsed, &observations)
         .map_err(|e| anyhow::anyhow!("evaluation error: {e}"))?;
     if json {
         println!(

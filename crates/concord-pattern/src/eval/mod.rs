@@ -114,6 +114,21 @@ pub fn evaluate_prepared(
     pattern: &Pattern,
     observations: &Observations<'_>,
 ) -> Result<Match, EvalError> {
+    run(pattern, observations, false)
+}
+
+/// As [`evaluate`], but [`Match::observed_data`] lists every observed-data object that takes
+/// part in some satisfying assignment, not only those of the first one found (issue 24,
+/// item 9: `concord pattern match` printed one observed-data where several matched);
+/// [`Match::bindings`] is still the first assignment's. The search stops once every
+/// observed-data that meets some comparison expression is listed. When the search for more
+/// exceeds the evaluator's step budget after a first match, the list holds what was found
+/// until then, each of them a true match.
+pub fn evaluate_all(pattern: &Pattern, observations: &[Value]) -> Result<Match, EvalError> {
+    run(pattern, &Observations::new(observations)?, true)
+}
+
+fn run(pattern: &Pattern, observations: &Observations<'_>, all: bool) -> Result<Match, EvalError> {
     let sdos = &observations.sdos;
     let mut leaves = Vec::new();
     let plan = Plan::build(&pattern.expr, &mut leaves);
@@ -148,18 +163,47 @@ pub fn evaluate_prepared(
         steps: 0,
     };
     let mut found: Option<Vec<(usize, usize)>> = None;
-    let matched = search.solve(&plan, &mut st, &mut |st: &mut State| {
-        found = Some(st.stack.clone());
-        Ok(true)
-    })?;
+    // With `all`: the observed-data of every assignment, and how many can take part at most.
+    let mut taking_part: Vec<usize> = Vec::new();
+    let mut seen = vec![false; sdos.len()];
+    let possible = {
+        let mut any = vec![false; sdos.len()];
+        for c in candidates.iter().flatten() {
+            any[*c] = true;
+        }
+        any.iter().filter(|x| **x).count()
+    };
+    let solved = search.solve(&plan, &mut st, &mut |st: &mut State| {
+        if found.is_none() {
+            found = Some(st.stack.clone());
+        }
+        if !all {
+            return Ok(true);
+        }
+        for &(_, sdo) in &st.stack {
+            if !seen[sdo] {
+                seen[sdo] = true;
+                taking_part.push(sdo);
+            }
+        }
+        Ok(taking_part.len() == possible)
+    });
+    let matched = match solved {
+        Ok(m) => m || found.is_some(),
+        Err(EvalError::TooComplex { .. }) if all && found.is_some() => true,
+        Err(e) => return Err(e),
+    };
     let mut result = Match {
         matched,
         ..Match::default()
     };
+    for &sdo in &taking_part {
+        result.observed_data.push(sdos[sdo].id.clone());
+    }
     if let Some(stack) = found {
         for (leaf, sdo) in stack {
             let id = &sdos[sdo].id;
-            if !result.observed_data.contains(id) {
+            if !all && !result.observed_data.contains(id) {
                 result.observed_data.push(id.clone());
             }
             result.bindings.push(Binding {
