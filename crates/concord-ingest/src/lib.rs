@@ -354,6 +354,85 @@ fn without_id(v: &Violation) -> String {
     .to_string()
 }
 
+/// Properties of a generated indicator (an IOC-list line) that say when it was made, not
+/// what it says: two generations of one unchanged value differ only in these.
+const GENERATION_TIMES: [&str; 3] = ["created", "modified", "valid_from"];
+
+/// Makes generated objects with deterministic ids (IOC-list indicators, whose id is a UUIDv5
+/// of the value) agree with what the collection already holds, before they are ingested
+/// (issue 24, item 10):
+///
+/// - an object whose latest held version says the same apart from its generation times
+///   (`created`, `modified`, `valid_from`) is replaced by that held version, so ingesting it
+///   adds nothing (it is "already present");
+/// - an object that says something new (say a new comment, hence `description`) becomes a new
+///   version that keeps the held `created`, `created_by_ref` and `valid_from` (STIX 2.1 §3.6:
+///   `created` and `created_by_ref` never change between versions), with its own `modified`,
+///   which must then be later than the held one.
+///
+/// Only the collection written to is read. `collection_id` is `None` for a collection that
+/// does not exist yet (nothing to reconcile). Returns how many objects were unchanged.
+pub fn reconcile_generated(
+    store: &dyn Store,
+    collection_id: Option<&str>,
+    objects: &mut [serde_json::Value],
+) -> Result<usize, StoreError> {
+    let Some(collection_id) = collection_id else {
+        return Ok(0);
+    };
+    let mut unchanged = 0;
+    for chunk in objects.chunks_mut(500) {
+        let ids: Vec<String> = chunk
+            .iter()
+            .filter_map(|o| o["id"].as_str().map(str::to_owned))
+            .collect();
+        let filter = concord_store::ObjectFilter {
+            ids,
+            ..Default::default()
+        };
+        let page = store.entries(
+            collection_id,
+            &filter,
+            &concord_store::PageRequest {
+                limit: chunk.len() + 1,
+                after: None,
+            },
+            true,
+        )?;
+        let held: std::collections::HashMap<String, serde_json::Value> = page
+            .entries
+            .into_iter()
+            .filter_map(|e| Some((e.id, serde_json::from_str(e.body.as_deref()?).ok()?)))
+            .collect();
+        for object in chunk.iter_mut() {
+            let Some(old) = object["id"].as_str().and_then(|id| held.get(id)) else {
+                continue;
+            };
+            let what = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                if let Some(m) = v.as_object_mut() {
+                    for k in GENERATION_TIMES {
+                        m.remove(k);
+                    }
+                }
+                v
+            };
+            if what(old) == what(object) {
+                *object = old.clone();
+                unchanged += 1;
+            } else if let Some(m) = object.as_object_mut() {
+                for k in ["created", "created_by_ref", "valid_from"] {
+                    match old.get(k) {
+                        Some(v) => m.insert(k.to_owned(), v.clone()),
+                        None => m.remove(k),
+                    };
+                }
+            }
+        }
+    }
+    Ok(unchanged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,83 +542,4 @@ mod tests {
         );
         assert_eq!(store.count(&c.id).unwrap(), 0);
     }
-}
-
-/// Properties of a generated indicator (an IOC-list line) that say when it was made, not
-/// what it says: two generations of one unchanged value differ only in these.
-const GENERATION_TIMES: [&str; 3] = ["created", "modified", "valid_from"];
-
-/// Makes generated objects with deterministic ids (IOC-list indicators, whose id is a UUIDv5
-/// of the value) agree with what the collection already holds, before they are ingested
-/// (issue 24, item 10):
-///
-/// - an object whose latest held version says the same apart from its generation times
-///   (`created`, `modified`, `valid_from`) is replaced by that held version, so ingesting it
-///   adds nothing (it is "already present");
-/// - an object that says something new (say a new comment, hence `description`) becomes a new
-///   version that keeps the held `created`, `created_by_ref` and `valid_from` (STIX 2.1 §3.6:
-///   `created` and `created_by_ref` never change between versions), with its own `modified`,
-///   which must then be later than the held one.
-///
-/// Only the collection written to is read. `collection_id` is `None` for a collection that
-/// does not exist yet (nothing to reconcile). Returns how many objects were unchanged.
-pub fn reconcile_generated(
-    store: &dyn Store,
-    collection_id: Option<&str>,
-    objects: &mut [serde_json::Value],
-) -> Result<usize, StoreError> {
-    let Some(collection_id) = collection_id else {
-        return Ok(0);
-    };
-    let mut unchanged = 0;
-    for chunk in objects.chunks_mut(500) {
-        let ids: Vec<String> = chunk
-            .iter()
-            .filter_map(|o| o["id"].as_str().map(str::to_owned))
-            .collect();
-        let filter = concord_store::ObjectFilter {
-            ids,
-            ..Default::default()
-        };
-        let page = store.entries(
-            collection_id,
-            &filter,
-            &concord_store::PageRequest {
-                limit: chunk.len() + 1,
-                after: None,
-            },
-            true,
-        )?;
-        let held: std::collections::HashMap<String, serde_json::Value> = page
-            .entries
-            .into_iter()
-            .filter_map(|e| Some((e.id, serde_json::from_str(e.body.as_deref()?).ok()?)))
-            .collect();
-        for object in chunk.iter_mut() {
-            let Some(old) = object["id"].as_str().and_then(|id| held.get(id)) else {
-                continue;
-            };
-            let what = |v: &serde_json::Value| {
-                let mut v = v.clone();
-                if let Some(m) = v.as_object_mut() {
-                    for k in GENERATION_TIMES {
-                        m.remove(k);
-                    }
-                }
-                v
-            };
-            if what(old) == what(object) {
-                *object = old.clone();
-                unchanged += 1;
-            } else if let Some(m) = object.as_object_mut() {
-                for k in ["created", "created_by_ref", "valid_from"] {
-                    match old.get(k) {
-                        Some(v) => m.insert(k.to_owned(), v.clone()),
-                        None => m.remove(k),
-                    };
-                }
-            }
-        }
-    }
-    Ok(unchanged)
 }

@@ -1,11 +1,16 @@
 //! MISP `tlp:*` tags and the TLP marking definitions they become.
 //!
-//! As misp-stix does (`stix21_mapping.py`, `TLP2MarkingDefinitions`): `tlp:white`,
-//! `tlp:green`, `tlp:amber`, `tlp:red` become the TLP 1.0 marking definitions of STIX 2.1
-//! §7.2.1.4; `tlp:clear` and `tlp:amber+strict`, which exist only in TLP 2.0, become the
-//! FIRST TLP 2.0 marking definitions (`tlp_2_0` property extension,
-//! `extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d`). The ids are the fixed ones
-//! that concord-policy's TLP gate knows.
+//! One conversion writes one TLP version (issue 24, item 3: misp-stix mixes them, RED as
+//! TLP 1.0 beside CLEAR and AMBER+STRICT as TLP 2.0), chosen by [`TlpVersion`]:
+//!
+//! - TLP 2.0 (the default): every tag becomes the FIRST TLP 2.0 marking definition
+//!   (`tlp_2_0` property extension, `extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d`);
+//!   `tlp:white` is TLP 2.0 CLEAR.
+//! - TLP 1.0: every tag becomes a TLP 1.0 marking definition of STIX 2.1 §7.2.1.4;
+//!   `tlp:clear` is TLP 1.0 WHITE. TLP 1.0 has no AMBER+STRICT, and neither AMBER (looser)
+//!   nor RED (another meaning) may stand for it: `tlp:amber+strict` alone stays TLP 2.0.
+//!
+//! The ids are the fixed ones that concord-policy's TLP gate knows.
 
 use serde_json::{Value, json};
 
@@ -106,8 +111,50 @@ const MARKINGS: &[Marking] = &[
     },
 ];
 
+/// The TLP version that MISP tags become in STIX (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlpVersion {
+    /// TLP 1.0, the marking definitions of STIX 2.1 §7.2.1.4.
+    V1,
+    /// FIRST TLP 2.0, through its STIX extension (the default).
+    #[default]
+    V2,
+}
+
+impl std::str::FromStr for TlpVersion {
+    type Err = String;
+    /// `"1.0"` or `"2.0"`.
+    fn from_str(s: &str) -> Result<TlpVersion, String> {
+        match s {
+            "1.0" => Ok(TlpVersion::V1),
+            "2.0" => Ok(TlpVersion::V2),
+            other => Err(format!("TLP version {other:?}: must be \"1.0\" or \"2.0\"")),
+        }
+    }
+}
+
+/// The marking of a MISP tag in `version` (see the module documentation), if it is a TLP tag.
+pub fn from_tag_as(version: TlpVersion, tag: &str) -> Option<Marking> {
+    let level = from_tag(tag)?.level;
+    let want_v2 = version == TlpVersion::V2 || level == Level::AmberStrict;
+    MARKINGS
+        .iter()
+        .find(|m| m.level == level && m.tlp2 == want_v2)
+        .copied()
+}
+
+/// The strictest TLP among `tags`, as a marking of `version`.
+pub fn strictest_as<'a>(
+    version: TlpVersion,
+    tags: impl IntoIterator<Item = &'a str>,
+) -> Option<Marking> {
+    tags.into_iter()
+        .filter_map(|t| from_tag_as(version, t))
+        .max_by_key(|m| m.level)
+}
+
 /// The marking of a MISP tag (`tlp:AMBER+STRICT` and `tlp:amber+strict` alike), if it is a
-/// TLP tag.
+/// TLP tag: the first of the table (TLP 1.0 where it has the level; for reading tags back).
 pub fn from_tag(tag: &str) -> Option<Marking> {
     let t = tag.trim().to_ascii_lowercase();
     MARKINGS.iter().find(|m| m.tag == t).copied()
@@ -118,7 +165,7 @@ pub fn from_id(id: &str) -> Option<Marking> {
     MARKINGS.iter().find(|m| m.id == id).copied()
 }
 
-/// The strictest TLP among `tags`.
+/// The strictest TLP among `tags` (as [`from_tag`]).
 pub fn strictest<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Marking> {
     tags.into_iter()
         .filter_map(from_tag)

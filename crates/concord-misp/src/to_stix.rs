@@ -48,6 +48,8 @@ pub struct ToStixOptions<'a> {
     pub warninglists: Option<&'a Warninglists>,
     /// Drop warninglisted attributes instead of flagging them.
     pub drop_warninglisted: bool,
+    /// The one TLP version of the markings written (TLP 2.0 by default; see [`crate::tlp`]).
+    pub tlp_version: tlp::TlpVersion,
 }
 
 /// One thing the conversion could not carry as is.
@@ -358,7 +360,10 @@ impl Converter<'_, '_> {
             org.name.clone()
         };
         let identity = format!("identity--{}", uuid_or(&org.uuid, &[&org_name]));
-        let tlp = tlp::strictest(meta.tags.iter().map(|t| t.name.as_str()));
+        let tlp = tlp::strictest_as(
+            self.options.tlp_version,
+            meta.tags.iter().map(|t| t.name.as_str()),
+        );
         self.event = Some(EventState {
             index,
             uuid,
@@ -573,7 +578,10 @@ impl Converter<'_, '_> {
             labels.push("misp:to_ids=\"True\"".into());
         }
         labels.extend(a.tags.iter().map(|t| t.name.clone()));
-        let own = tlp::strictest(a.tags.iter().map(|t| t.name.as_str()));
+        let own = tlp::strictest_as(
+            self.options.tlp_version,
+            a.tags.iter().map(|t| t.name.as_str()),
+        );
         let event_tlp = self.ev().tlp;
         let marking = self.marking(own.max_by_key(event_tlp))?;
         let mut o = self.common(&time, labels, marking);
@@ -796,7 +804,7 @@ impl Converter<'_, '_> {
                 }
             }
         }
-        let own = tlp::strictest(tags.iter().map(String::as_str));
+        let own = tlp::strictest_as(self.options.tlp_version, tags.iter().map(String::as_str));
         let event_tlp = self.ev().tlp;
         let marking = self.marking(own.max_by_key(event_tlp))?;
         let mut labels = vec![

@@ -131,9 +131,10 @@ fn grouping_option_and_tlp_markings() {
         .collect();
     let g = by_id["grouping--5bad262f-c810-4775-9e84-4a7d0a016219"];
     assert_eq!(g["context"], "suspicious-activity");
+    // TLP 2.0 GREEN: one version in one conversion (the default, 2.0).
     assert_eq!(
         g["object_marking_refs"],
-        json!(["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"])
+        json!(["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"])
     );
     // own stricter tag wins (AMBER+STRICT, TLP 2.0) ...
     let i = by_id["indicator--11111111-1111-4111-8111-111111111111"];
@@ -149,7 +150,7 @@ fn grouping_option_and_tlp_markings() {
     let o = by_id["observed-data--22222222-2222-4222-8222-222222222222"];
     assert_eq!(
         o["object_marking_refs"],
-        json!(["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"])
+        json!(["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"])
     );
     assert!(by_id.contains_key("marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"));
     assert_eq!(
@@ -638,4 +639,127 @@ fn bare_address_indicators_export_as_ip_dst() {
             "{a}"
         );
     }
+}
+
+/// Issue 24, item 3: one conversion, one TLP version. CIRCL's Xorist event (PyMISP's test
+/// files; its event tag is `tlp:white`) converted as is, then re-tagged on the event and on
+/// each attribute in turn with every TLP tag MISP has: with the default, only TLP 2.0 marking
+/// definitions are written, with `TlpVersion::V1` only TLP 1.0 ones (AMBER+STRICT, which
+/// TLP 1.0 lacks, excepted); every object whose labels carry a `tlp:` tag is marked (not a
+/// label only), with the strictest of its own and its event's.
+#[test]
+fn one_tlp_version_per_conversion() {
+    use concord_misp::tlp::{Level, TlpVersion, from_id, from_tag, from_tag_as};
+    let original: Value = serde_json::from_slice(&read(&data(
+        "pymisp-testfiles/57c4445b-c548-4654-af0b-4be3950d210f.json",
+    )))
+    .unwrap();
+    let tags = [
+        "tlp:white",
+        "tlp:clear",
+        "tlp:green",
+        "tlp:amber",
+        "tlp:amber+strict",
+        "tlp:red",
+    ];
+    let mut events = vec![original.clone()];
+    for (i, event_tag) in tags.iter().enumerate() {
+        let mut e = original.clone();
+        e["Event"]["Tag"][0]["name"] = json!(event_tag);
+        for (j, a) in e["Event"]["Attribute"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            a["Tag"] = json!([{"name": tags[(i + j) % tags.len()].to_ascii_uppercase()}]);
+        }
+        events.push(e);
+    }
+    let mut marked = 0;
+    for version in [TlpVersion::V2, TlpVersion::V1] {
+        for event in &events {
+            let bytes = event.to_string();
+            let (objs, _) = convert(
+                bytes.as_bytes(),
+                ToStixOptions {
+                    tlp_version: version,
+                    ..Default::default()
+                },
+            );
+            let definitions: HashMap<&str, &Value> = objs
+                .iter()
+                .filter(|o| o["type"] == "marking-definition")
+                .map(|o| (o["id"].as_str().unwrap(), o))
+                .collect();
+            assert!(!definitions.is_empty());
+            for d in definitions.values() {
+                let v2 = d["extensions"]
+                    ["extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"]["tlp_2_0"]
+                    .as_str();
+                let expect_v2 = version == TlpVersion::V2 || v2 == Some("amber+strict");
+                assert_eq!(v2.is_some(), expect_v2, "{version:?}: {d}");
+                assert_eq!(
+                    d["definition_type"] == "tlp",
+                    !expect_v2,
+                    "{version:?}: {d}"
+                );
+            }
+            let event_level = event["Event"]["Tag"][0]["name"].as_str().and_then(from_tag);
+            for o in &objs {
+                let own = o["labels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| from_tag(l.as_str()?))
+                    .map(|m| m.level)
+                    .max();
+                let Some(own) = own else { continue };
+                let want = own.max(event_level.map_or(Level::Clear, |m| m.level));
+                let refs: Vec<&str> = o["object_marking_refs"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{}: a TLP label and no marking", o["id"]))
+                    .iter()
+                    .map(|m| m.as_str().unwrap())
+                    .collect();
+                let tlp: Vec<&str> = refs
+                    .iter()
+                    .copied()
+                    .filter(|r| definitions.contains_key(r))
+                    .collect();
+                assert_eq!(tlp.len(), 1, "{}: {refs:?}", o["id"]);
+                assert_eq!(from_id(tlp[0]).unwrap().level, want, "{}", o["id"]);
+                marked += 1;
+            }
+        }
+    }
+    assert!(marked > 100, "{marked}");
+    // The tags that exist in one version only, and the fixed ids.
+    let v1 = |t| from_tag_as(TlpVersion::V1, t).unwrap();
+    let v2 = |t| from_tag_as(TlpVersion::V2, t).unwrap();
+    assert_eq!(
+        v2("tlp:white").id,
+        "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
+    );
+    assert_eq!(
+        v1("tlp:clear").id,
+        "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
+    );
+    assert_eq!(
+        v2("TLP:RED").id,
+        "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+    );
+    assert_eq!(
+        v1("tlp:red").id,
+        "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
+    );
+    assert_eq!(
+        v1("tlp:green").id,
+        "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
+    );
+    assert_eq!(
+        v2("tlp:green").id,
+        "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+    );
+    assert_eq!(v1("tlp:amber+strict").id, v2("tlp:amber+strict").id);
 }

@@ -139,6 +139,8 @@ pub fn import(
                 container: concord_misp::Container::Report,
                 warninglists: None,
                 drop_warninglisted: false,
+                // The web UI's import writes TLP 2.0, the default of `tlp_version`.
+                tlp_version: concord_misp::tlp::TlpVersion::default(),
             };
             let conv = concord_misp::to_stix_bundle(&mut || Ok(open()), options, &mut out)
                 .map_err(|e| format!("{file}: MISP conversion failed: {e}"))?;

@@ -63,6 +63,12 @@ tls_client_ca = ""
 # Rounds with one peer never overlap, even across several serve processes on one database.
 sync_schedule = true
 
+# The TLP version of the marking definitions that MISP `tlp:*` tags become on import: "2.0"
+# (FIRST TLP 2.0, through its STIX extension; tlp:white is CLEAR) or "1.0" (STIX 2.1
+# §7.2.1.4; tlp:clear is WHITE). One import writes one version; TLP 1.0 has no AMBER+STRICT,
+# so that tag alone stays TLP 2.0. The web UI's import always writes 2.0.
+tlp_version = "2.0"
+
 # The egress policy: what partners receive of personal data (README, "The egress policy").
 # Without this section, the built-in privacy-first defaults apply: personal data is
 # pseudonymised for partners across a border and allowed within the node's jurisdiction
@@ -163,6 +169,10 @@ pub struct Config {
     pub tls_client_ca: String,
     /// `sync_schedule`: run sync rounds while serving.
     pub sync_schedule: bool,
+    /// `tlp_version`: "1.0" or "2.0", the TLP version MISP tags become (see
+    /// [`Config::tlp_version`]).
+    #[serde(default = "default_tlp_version")]
+    pub tlp_version: String,
     /// `[policy]`: the egress policy (built-in defaults when absent).
     #[serde(default)]
     pub policy: concord_policy::actions::PolicyConfig,
@@ -323,7 +333,18 @@ fn default_max_unpacked() -> u64 {
     concord_stix::DEFAULT_MAX_UNPACKED
 }
 
+fn default_tlp_version() -> String {
+    "2.0".into()
+}
+
 impl Config {
+    /// The TLP version of `tlp_version`. Errors: a value other than "1.0" or "2.0".
+    pub fn tlp_version(&self) -> Result<concord_misp::tlp::TlpVersion> {
+        self.tlp_version
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("configuration tlp_version: {e}"))
+    }
+
     /// The ingress limits of this configuration.
     pub fn ingress_limits(&self) -> concord_ingest::Limits {
         concord_ingest::Limits {

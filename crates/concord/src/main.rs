@@ -326,7 +326,8 @@ fn run(command: Command) -> Outcome {
             misp,
             files,
         } => {
-            transfer::set_limits(Config::load(&data_dir(&data).dir)?.ingress_limits());
+            let config = Config::load(&data_dir(&data).dir)?;
+            transfer::set_limits(config.ingress_limits());
             let store = open_store(&data)?;
             if format == "ioc-list" {
                 return matching::import_ioc_lists(
@@ -337,7 +338,14 @@ fn run(command: Command) -> Outcome {
                     json,
                 );
             }
-            misp::import(store.as_ref(), &collection, &files, &misp, json)
+            misp::import(
+                store.as_ref(),
+                &collection,
+                &files,
+                &misp,
+                json,
+                config.tlp_version()?,
+            )
         }
         Command::Export {
             data,

@@ -50,6 +50,7 @@ pub fn import(
     files: &[PathBuf],
     args: &ImportArgs,
     json: bool,
+    tlp_version: concord_misp::tlp::TlpVersion,
 ) -> Result<bool> {
     let lists = match &args.warninglists {
         Some(dir) => Some(Warninglists::load_dir(dir)?),
@@ -63,6 +64,7 @@ pub fn import(
         },
         warninglists: lists.as_ref(),
         drop_warninglisted: args.drop_warninglisted,
+        tlp_version,
     };
     let mut stix = Vec::new();
     let mut misp = Vec::new();
