@@ -94,6 +94,17 @@ pub fn id_type(text: &str) -> Result<&str, IdError> {
     }
 }
 
+/// STIX 2.1 §3.1 (type): 3–250 characters, only lower-case ASCII letters, digits and hyphens,
+/// starting with a letter... the spec says "MUST only contain the characters a–z, 0–9 and
+/// hyphen", "MUST NOT contain a double hyphen", and "SHOULD be 3–250 characters".
+pub fn is_type_name(ty: &str) -> bool {
+    (3..=250).contains(&ty.len())
+        && ty
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !ty.contains("--")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,15 +154,4 @@ mod tests {
             );
         }
     }
-}
-
-/// STIX 2.1 §3.1 (type): 3–250 characters, only lower-case ASCII letters, digits and hyphens,
-/// starting with a letter... the spec says "MUST only contain the characters a–z, 0–9 and
-/// hyphen", "MUST NOT contain a double hyphen", and "SHOULD be 3–250 characters".
-pub fn is_type_name(ty: &str) -> bool {
-    (3..=250).contains(&ty.len())
-        && ty
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !ty.contains("--")
 }
