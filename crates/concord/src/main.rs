@@ -28,7 +28,14 @@ use crate::config::{Config, DEFAULT_CONFIG, DataDir, with_database_url};
 
 /// Concord: exchange threat intelligence (STIX 2.1 over TAXII 2.1) between partners.
 #[derive(Parser)]
-#[command(name = "concord", version, about, long_about = None)]
+#[command(
+    name = "concord",
+    version,
+    about = "Share cyber-threat intelligence with partners: import STIX 2.1, MISP and IOC lists, \
+             serve them over TAXII 2.1 under each partner's sharing agreement, match your logs \
+             against them",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -856,6 +863,32 @@ fn collection(command: CollectionCommand) -> Outcome {
 }
 
 /// Whether progress should be drawn (stderr is a terminal).
+/// `n` and the noun, singular for one: `count(1, "line")` is `1 line`, `count(2, "line")`
+/// `2 lines` (issue 24, item 13: the reports said `1 lines`, `1 events`).
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A rate for progress lines: whole units per second under 10,000, else with a thousands
+/// separator and no fraction (issue 24, item 13: it showed `23,943.6669/s`).
+pub(crate) fn rate(per_sec: f64) -> String {
+    let n = per_sec.max(0.0).round() as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 && digits.len() > 4 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out + "/s"
+}
+
 fn interactive() -> bool {
     std::io::stderr().is_terminal()
 }
@@ -980,4 +1013,20 @@ fn migrate_store(from: &str, to: &str, json: bool) -> Outcome {
         );
     }
     Ok(same)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 24, item 13: plurals and progress rates.
+    #[test]
+    fn counts_and_rates() {
+        assert_eq!(super::count(1u64, "line"), "1 line");
+        assert_eq!(super::count(0u64, "line"), "0 lines");
+        assert_eq!(super::count(2u64, "event"), "2 events");
+        assert_eq!(super::rate(23_943.6669), "23,944/s");
+        assert_eq!(super::rate(1_234_567.0), "1,234,567/s");
+        assert_eq!(super::rate(9_999.4), "9999/s");
+        assert_eq!(super::rate(12.5), "13/s");
+        assert_eq!(super::rate(0.2), "0/s");
+    }
 }

@@ -287,11 +287,11 @@ pub fn import_ioc_lists(
         all_ok &= ok && list.rejected.is_empty();
         if !json {
             eprintln!(
-                "{name}: {} lines, {} indicators, {} duplicates, {} lines not classified",
-                list.lines,
-                list.indicators.len(),
-                list.duplicates,
-                list.rejected.len()
+                "{name}: {}, {}, {}, {} not classified",
+                crate::count(list.lines, "line"),
+                crate::count(list.indicators.len() as u64, "indicator"),
+                crate::count(list.duplicates, "duplicate"),
+                crate::count(list.rejected.len() as u64, "line")
             );
             for r in list.rejected.iter().take(20) {
                 eprintln!("  {}:{}: {:?}: {}", r.file, r.line, r.text, r.reason);

@@ -177,8 +177,11 @@ fn import_misp(
 /// attribute uuids and the rule.
 fn print_conversion(name: &str, r: &ConversionReport) {
     eprintln!(
-        "{name}: MISP: {} events, {} attributes, {} objects -> {} STIX objects",
-        r.events, r.attributes, r.objects, r.stix_objects
+        "{name}: MISP: {}, {}, {} -> {}",
+        crate::count(r.events as u64, "event"),
+        crate::count(r.attributes as u64, "attribute"),
+        crate::count(r.objects as u64, "object"),
+        crate::count(r.stix_objects as u64, "STIX object")
     );
     for (what, list) in [
         ("unknown type", &r.unknown_types),
@@ -222,8 +225,9 @@ fn import_feed(
     let (changed, total) = feed::changed_events(&canonical, &state)?;
     if !json {
         eprintln!(
-            "{}: {total} events in the manifest, {} new or changed",
+            "{}: {} in the manifest, {} new or changed",
             dir.display(),
+            crate::count(total as u64, "event"),
             changed.len()
         );
     }
@@ -313,8 +317,8 @@ pub fn export(
                 let dir = output.context("--format misp-feed needs -o DIR")?;
                 feed::write_feed(dir, &events)?;
                 eprintln!(
-                    "wrote a MISP feed of {} events to {}",
-                    events.len(),
+                    "wrote a MISP feed of {} to {}",
+                    crate::count(events.len() as u64, "event"),
                     dir.display()
                 );
             }

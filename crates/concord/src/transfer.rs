@@ -127,8 +127,16 @@ pub(crate) fn import_one(
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {msg}: {pos} objects ({per_sec}, {elapsed})",
+                "{spinner} {msg}: {pos} objects ({rate}, {elapsed})",
             )
+            .map(|s| {
+                s.with_key(
+                    "rate",
+                    |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&crate::rate(st.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.set_message(name.to_owned());
@@ -183,8 +191,8 @@ pub(crate) fn report(
         Ok(r) => {
             if !json {
                 eprintln!(
-                    "{name}: {} objects read, {} added, {} already present, {} rejected",
-                    r.total,
+                    "{name}: {} read, {} added, {} already present, {} rejected",
+                    crate::count(r.total as u64, "object"),
                     r.added,
                     r.already_present,
                     r.rejected.len()
@@ -206,7 +214,14 @@ pub(crate) fn report(
             )
         }
         Err(e) => {
-            let message = format!("{e:#}");
+            let mut message = format!("{e:#}");
+            // A plain text file given as a bundle (issue 24, item 13): say what it may be.
+            if message.contains("malformed JSON at line 1,") {
+                message.push_str(
+                    " (not a STIX bundle or MISP event; for a list of indicators, one per \
+                     line, use --format ioc-list)",
+                );
+            }
             if !json {
                 eprintln!("{name}: {message}; nothing imported from this file");
             }

@@ -491,3 +491,45 @@ fn a_failed_import_does_not_create_its_collection() {
     assert!(!out.status.success());
     assert_eq!(aliases(&node), ["fresh"]);
 }
+
+/// Issue 24, item 13: a new user's first tries. A maltrail list given without
+/// `--format ioc-list` is refused with the hint to use it; reports say `1 line`, not
+/// `1 lines`; the top help says what Concord does.
+#[test]
+fn a_new_users_first_tries() {
+    let node = Node::init();
+    let list = data("ioc/maltrail/malware/apt_lazarus.txt.gz");
+    let (code, r) = node.import("lazarus", &[&list]);
+    assert_eq!(code, 1);
+    let error = r["files"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("malformed JSON at line 1,") && error.contains("use --format ioc-list"),
+        "{error}"
+    );
+    // One line: singular.
+    let one = node.path().join("one.txt");
+    std::fs::write(&one, "203.0.113.7\n").unwrap();
+    let out = run(concord()
+        .args([
+            "import",
+            "--format",
+            "ioc-list",
+            "--collection",
+            "one",
+            "--data-dir",
+        ])
+        .arg(node.path())
+        .arg(&one));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(": 1 line, 1 indicator, 0 duplicates, 0 lines not classified"),
+        "{err}"
+    );
+    assert!(err.contains(": 1 object read, 1 added"), "{err}");
+    let out = run(concord().arg("--help"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.starts_with("Share cyber-threat intelligence with partners"),
+        "{help}"
+    );
+}
