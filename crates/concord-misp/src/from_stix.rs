@@ -116,6 +116,26 @@ pub fn to_misp_event(
     container_id: &str,
     get: &dyn Fn(&str) -> Option<Value>,
 ) -> Result<Value, FromStixError> {
+    to_misp_event_noting(container_id, get, &mut Vec::new())
+}
+
+/// What an export did not carry into MISP, one line each (issue 24, item 2: nothing is
+/// dropped without a line in the report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotCarried {
+    /// The STIX object, e.g. `sighting--…`.
+    pub id: String,
+    /// Why, e.g. `sighting: MISP events have no place for it`.
+    pub reason: String,
+}
+
+/// As [`to_misp_event`], and appends to `notes` each object of the container that the event
+/// does not carry, or carries only in part, with the reason.
+pub fn to_misp_event_noting(
+    container_id: &str,
+    get: &dyn Fn(&str) -> Option<Value>,
+    notes: &mut Vec<NotCarried>,
+) -> Result<Value, FromStixError> {
     let c = get(container_id).ok_or_else(|| FromStixError::Missing(container_id.into()))?;
     let refs: Vec<String> = c
         .get("object_refs")
@@ -124,7 +144,7 @@ pub fn to_misp_event(
         .flatten()
         .filter_map(|r| r.as_str().map(str::to_owned))
         .collect();
-    Ok(event_from(&c, &refs, get))
+    Ok(event_from(&c, &refs, get, notes))
 }
 
 /// One MISP event from objects that no report or grouping holds: `title` names it, and its
@@ -140,17 +160,60 @@ pub fn loose_event(
         .to_string();
     let c = json!({"type": "report", "id": format!("report--{}", crate::to_stix::v5(&[key])),
         "name": title, "created": now, "modified": now, "published": now});
-    event_from(&c, ids, get)
+    event_from(&c, ids, get, &mut Vec::new())
 }
 
-fn event_from(c: &Value, refs: &[String], get: &dyn Fn(&str) -> Option<Value>) -> Value {
+/// As [`loose_event`], noting what is not carried as [`to_misp_event_noting`] does.
+pub fn loose_event_noting(
+    title: &str,
+    key: &str,
+    ids: &[String],
+    get: &dyn Fn(&str) -> Option<Value>,
+    notes: &mut Vec<NotCarried>,
+) -> Value {
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        .to_string();
+    let c = json!({"type": "report", "id": format!("report--{}", crate::to_stix::v5(&[key])),
+        "name": title, "created": now, "modified": now, "published": now});
+    event_from(&c, ids, get, notes)
+}
+
+/// Types an event carries other than as attributes: the identity of `created_by_ref` as
+/// `Orgc`, marking definitions as tags, SCOs as the values of the attributes made from the
+/// indicators and observed-data that refer to them.
+fn carried_elsewhere(t: &str) -> bool {
+    matches!(
+        t,
+        "identity" | "marking-definition" | "extension-definition"
+    ) || concord_stix::validate::kind_of(t) == concord_stix::ObjectKind::Sco
+}
+
+fn event_from(
+    c: &Value,
+    refs: &[String],
+    get: &dyn Fn(&str) -> Option<Value>,
+    notes: &mut Vec<NotCarried>,
+) -> Value {
     let s = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let container_tlp = marking_of(c).map(|m| m.level);
     let mut attributes = Vec::new();
     let mut objects = Vec::new();
     let mut galaxies: Vec<Value> = Vec::new();
+    let mut note = |id: &str, reason: String| {
+        notes.push(NotCarried {
+            id: id.to_owned(),
+            reason,
+        })
+    };
     for r in refs {
-        let Some(o) = get(r) else { continue };
+        let Some(o) = get(r) else {
+            note(
+                r,
+                "not among the objects exported (withheld, or not in the collection)".into(),
+            );
+            continue;
+        };
         let t = s(&o, "type");
         if let Some(list) = o.get("x_misp_attributes").and_then(Value::as_array) {
             objects.push(misp_object(&o, list, container_tlp));
@@ -190,15 +253,75 @@ fn event_from(c: &Value, refs: &[String], get: &dyn Fn(&str) -> Option<Value>) -
             | "course-of-action" => {
                 let kind =
                     label_value(&o, "misp:galaxy-type").map_or_else(|| t.clone(), str::to_owned);
+                // A malware instance need not have a name (STIX 2.1 §4.11, is_family false):
+                // its cluster is named after its id rather than left empty.
+                let name = match s(&o, "name") {
+                    n if n.is_empty() => format!("unnamed {t} {r}"),
+                    n => n,
+                };
                 galaxies.push(json!({"type": kind, "name": kind, "GalaxyCluster": [{
-                    "uuid": uuid_of(r), "type": kind, "value": s(&o, "name"),
+                    "uuid": uuid_of(r), "type": kind, "value": name,
                     "description": s(&o, "description"),
-                    "tag_name": format!("misp-galaxy:{kind}=\"{}\"", s(&o, "name"))}]}));
+                    "tag_name": format!("misp-galaxy:{kind}=\"{name}\"")}]}));
+                // Its samples (`sample_refs`: files, artifacts): their hashes as attributes.
+                for sample in o
+                    .get("sample_refs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let Some(sco) = get(sample) else {
+                        note(
+                            sample,
+                            format!("sample of {r}: not among the objects exported"),
+                        );
+                        continue;
+                    };
+                    let by_id = |id: &str| get(id);
+                    let pairs = types::sco_pairs(&sco, &by_id);
+                    let mut any = false;
+                    for (path, value) in &pairs {
+                        let kind = match path.last().map(String::as_str) {
+                            Some("MD5") => "md5",
+                            Some("SHA-1") => "sha1",
+                            Some("SHA-256") => "sha256",
+                            Some("SHA-512") => "sha512",
+                            _ => continue,
+                        };
+                        any = true;
+                        attributes.push(json!({"uuid": crate::to_stix::v5(&[sample, kind]),
+                            "type": kind, "category": "Payload delivery", "value": value,
+                            "to_ids": false, "comment": format!("sample of {name}"),
+                            "timestamp": epoch(o.get("modified").and_then(Value::as_str)),
+                            "Tag": tags_of(&o, container_tlp)}));
+                    }
+                    if !any {
+                        note(
+                            sample,
+                            format!("sample of {r}: no MD5, SHA-1, SHA-256 or SHA-512 to carry"),
+                        );
+                    }
+                }
                 None
             }
-            _ => None,
+            "identity" | "marking-definition" => None,
+            _ => {
+                if !carried_elsewhere(&t) {
+                    note(r, format!("{t}: MISP events have no place for it"));
+                }
+                None
+            }
         };
-        let Some((kind, value)) = found else { continue };
+        let Some((kind, value)) = found else {
+            if matches!(t.as_str(), "observed-data") {
+                note(
+                    r,
+                    "observed-data: none of its SCOs has a MISP attribute type".into(),
+                );
+            }
+            continue;
+        };
         let category = label_value(&o, "misp:category")
             .map(str::to_owned)
             .or_else(|| {

@@ -39,6 +39,12 @@ pub enum Container {
     Grouping,
 }
 
+/// `created` and `modified` of an organisation's identity. Its id comes from the MISP org
+/// uuid, and every event of the org writes it: with the event's time, each event made a new
+/// version with another `created`, which STIX 2.1 §3.6 forbids (issue 24, item 10). One fixed
+/// time makes it the same object in every event ("already present" after the first).
+const ORG_TIME: &str = "1970-01-01T00:00:00.000Z";
+
 /// Options of a MISP → STIX conversion.
 #[derive(Clone, Copy, Default)]
 pub struct ToStixOptions<'a> {
@@ -209,6 +215,11 @@ struct EventState {
     index: usize,
     uuid: String,
     time: String,
+    /// `created` of the event's objects: the event's `date` (which an update of the event
+    /// keeps), or its time when that is earlier. An object's `created` is the earlier of this
+    /// and its own time, so a new version of an updated event keeps it (STIX 2.1 §3.6,
+    /// issue 24, item 10); `modified` is the object's own time.
+    created: String,
     identity: String,
     tlp: Option<Marking>,
     refs: Vec<String>,
@@ -350,9 +361,18 @@ impl Converter<'_, '_> {
                 ),
             });
         }
+        let day = meta
+            .date
+            .get(..10)
+            .filter(|d| jiff::civil::Date::strptime("%Y-%m-%d", d).is_ok())
+            .map(|d| format!("{d}T00:00:00.000Z"));
         let time = stix_time(&meta.timestamp)
-            .or_else(|| meta.date.get(..10).map(|d| format!("{d}T00:00:00.000Z")))
-            .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".into());
+            .or_else(|| day.clone())
+            .unwrap_or_else(|| ORG_TIME.into());
+        let created = match day {
+            Some(d) if d < time => d,
+            _ => time.clone(),
+        };
         let org = meta.orgc.clone().unwrap_or_default();
         let org_name = if org.name.is_empty() {
             "MISP".to_owned()
@@ -368,6 +388,7 @@ impl Converter<'_, '_> {
             index,
             uuid,
             time: time.clone(),
+            created,
             identity: identity.clone(),
             tlp,
             refs: Vec::new(),
@@ -377,7 +398,7 @@ impl Converter<'_, '_> {
         });
         self.emit(
             json!({"type": "identity", "spec_version": "2.1", "id": identity,
-            "created": time, "modified": time, "name": org_name,
+            "created": ORG_TIME, "modified": ORG_TIME, "name": org_name,
             "identity_class": "organization"}),
         )?;
         // Event galaxies: the cluster SDOs, in the report, related among themselves as
@@ -439,7 +460,9 @@ impl Converter<'_, '_> {
         ev.clusters.insert(id.clone(), c.value.clone());
         let (time, identity) = (ev.time.clone(), ev.identity.clone());
         ev.refs.push(id.clone());
-        let mut o = json!({"type": sdo, "spec_version": "2.1", "id": id, "created": time,
+        // A cluster's id is shared by every event that names it: a fixed `created`
+        // (STIX 2.1 §3.6), the event's time as `modified`.
+        let mut o = json!({"type": sdo, "spec_version": "2.1", "id": id, "created": ORG_TIME,
             "modified": time, "created_by_ref": identity, "name": c.value,
             "labels": [format!("misp:galaxy-type=\"{galaxy_type}\"")]});
         if !c.description.is_empty() {
@@ -499,7 +522,7 @@ impl Converter<'_, '_> {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let o = json!({"type": "relationship", "spec_version": "2.1", "id": id,
-            "created": ev.time, "modified": ev.time, "created_by_ref": ev.identity,
+            "created": ev.created, "modified": ev.time, "created_by_ref": ev.identity,
             "relationship_type": rel, "source_ref": source, "target_ref": target});
         ev.refs.push(id);
         self.emit(o)
@@ -549,7 +572,7 @@ impl Converter<'_, '_> {
         let ev = self.event.as_ref().expect("event started");
         let mut m = Map::new();
         m.insert("spec_version".into(), json!("2.1"));
-        m.insert("created".into(), json!(time));
+        m.insert("created".into(), json!(ev.created.as_str().min(time)));
         m.insert("modified".into(), json!(time));
         m.insert("created_by_ref".into(), json!(ev.identity));
         if !labels.is_empty() {
@@ -702,7 +725,7 @@ impl Converter<'_, '_> {
                 if !org.name.is_empty() {
                     let oid = format!("identity--{}", uuid_or(&org.uuid, &[&org.name]));
                     self.emit(json!({"type": "identity", "spec_version": "2.1", "id": oid,
-                        "created": time, "modified": time, "name": org.name,
+                        "created": ORG_TIME, "modified": ORG_TIME, "name": org.name,
                         "identity_class": "organization"}))?;
                     where_sighted.push(oid);
                 }
@@ -935,7 +958,7 @@ impl Converter<'_, '_> {
             self.report.empty_events.push(ev.uuid.clone());
             let note = format!("note--{}", ev.uuid);
             self.emit(json!({"type": "note", "spec_version": "2.1", "id": note,
-                "created": ev.time, "modified": ev.time, "created_by_ref": ev.identity,
+                "created": ev.created, "modified": ev.time, "created_by_ref": ev.identity,
                 "content": "This MISP Event is empty and contains no attribute, object, galaxy or tag.",
                 "object_refs": [id]}))?;
             refs.push(note);

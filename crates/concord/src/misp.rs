@@ -284,33 +284,62 @@ pub fn export(
         let get = |id: &str| index.get(id).cloned();
         let mut held = std::collections::HashSet::new();
         let mut events = Vec::new();
+        // What is not carried, one line each (issue 24, item 2: nothing dropped silently).
+        let mut notes = Vec::new();
         for id in &containers {
             for r in index[*id]["object_refs"].as_array().into_iter().flatten() {
                 if let Some(r) = r.as_str() {
                     held.insert(r.to_owned());
                 }
             }
-            events.push(concord_misp::to_misp_event(id, &get)?);
+            events.push(concord_misp::from_stix::to_misp_event_noting(
+                id, &get, &mut notes,
+            )?);
         }
-        let mut loose: Vec<String> = index
-            .iter()
-            .filter(|(id, o)| {
-                !held.contains(*id)
-                    && matches!(
-                        o["type"].as_str(),
-                        Some("indicator" | "observed-data" | "x-misp-attribute" | "x-misp-object")
-                    )
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        // Objects outside every report and grouping: what an event can carry goes into one
+        // more event (galaxy SDOs as clusters too); the rest is named in the report.
+        let mut loose: Vec<String> = Vec::new();
+        for (id, o) in &index {
+            if held.contains(id) {
+                continue;
+            }
+            let t = o["type"].as_str().unwrap_or("");
+            match t {
+                "indicator" | "observed-data" | "x-misp-attribute" | "x-misp-object"
+                | "vulnerability" | "campaign" | "attack-pattern" | "malware" | "threat-actor"
+                | "intrusion-set" | "tool" | "course-of-action" => loose.push(id.clone()),
+                "report"
+                | "grouping"
+                | "identity"
+                | "marking-definition"
+                | "extension-definition" => {}
+                _ if concord_stix::validate::kind_of(t) == concord_stix::ObjectKind::Sco => {}
+                _ => notes.push(concord_misp::from_stix::NotCarried {
+                    id: id.clone(),
+                    reason: format!("{t}: MISP events have no place for it"),
+                }),
+            }
+        }
         loose.sort();
         if !loose.is_empty() {
-            events.push(concord_misp::from_stix::loose_event(
+            events.push(concord_misp::from_stix::loose_event_noting(
                 &format!("Concord collection {collection}"),
                 collection,
                 &loose,
                 &get,
+                &mut notes,
             ));
+        }
+        notes.sort_by(|a, b| a.id.cmp(&b.id));
+        notes.dedup();
+        if !notes.is_empty() {
+            eprintln!(
+                "{} not carried into MISP:",
+                crate::count(notes.len() as u64, "object")
+            );
+            for n in &notes {
+                eprintln!("  {}: {}", n.id, n.reason);
+            }
         }
         match format {
             Format::MispFeed => {

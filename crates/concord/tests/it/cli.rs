@@ -209,7 +209,7 @@ fn conflicting_content_for_one_version_is_rejected_and_the_first_kept() {
         rej["reasons"][0]
             .as_str()
             .unwrap()
-            .contains("different object"),
+            .contains("already holds a different version"),
         "{rej}"
     );
     let out = run(concord()

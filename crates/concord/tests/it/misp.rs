@@ -197,3 +197,152 @@ fn warninglisted_values_flagged_or_dropped() {
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["files"][0]["misp"]["dropped"], 1);
 }
+
+/// Issue 24, item 2: STIX → MISP drops nothing without a line. A report holding an unnamed
+/// malware with a sample (a SHA-256 of ESET's Agrius list), an observed-data of an address
+/// and a sighting; outside it, a named malware and a relationship. The unnamed malware's
+/// cluster is named after its id and its sample's hash is an attribute; the address is an
+/// `ip-dst` attribute; the malware outside every report is in the collection's event; the
+/// sighting and the relationship are named on stderr.
+#[test]
+fn stix_to_misp_drops_nothing_silently() {
+    let node = Node::init();
+    let sha256 = std::fs::read_to_string(data("ioc/eset-hashes/agrius__samples.sha256"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let t = "2024-03-01T00:00:00.000Z";
+    let id = |kind: &str, n: u32| format!("{kind}--7d1c1f3e-5b2a-4c8d-9e0f-{n:012}");
+    let bundle = serde_json::json!({"type": "bundle", "id": id("bundle", 0), "objects": [
+        {"type": "file", "spec_version": "2.1", "id": id("file", 1), "hashes": {"SHA-256": sha256}},
+        {"type": "malware", "spec_version": "2.1", "id": id("malware", 2), "created": t, "modified": t,
+         "is_family": false, "sample_refs": [id("file", 1)]},
+        {"type": "ipv4-addr", "spec_version": "2.1", "id": id("ipv4-addr", 3), "value": "198.51.100.23"},
+        {"type": "observed-data", "spec_version": "2.1", "id": id("observed-data", 4), "created": t,
+         "modified": t, "first_observed": t, "last_observed": t, "number_observed": 1,
+         "object_refs": [id("ipv4-addr", 3)]},
+        {"type": "identity", "spec_version": "2.1", "id": id("identity", 5), "created": t, "modified": t,
+         "name": "a SOC", "identity_class": "organization"},
+        {"type": "sighting", "spec_version": "2.1", "id": id("sighting", 6), "created": t, "modified": t,
+         "sighting_of_ref": id("malware", 2), "where_sighted_refs": [id("identity", 5)]},
+        {"type": "report", "spec_version": "2.1", "id": id("report", 7), "created": t, "modified": t,
+         "name": "Agrius sample", "published": t,
+         "object_refs": [id("malware", 2), id("observed-data", 4), id("sighting", 6)]},
+        {"type": "malware", "spec_version": "2.1", "id": id("malware", 8), "created": t, "modified": t,
+         "name": "Apostle", "is_family": true},
+        {"type": "relationship", "spec_version": "2.1", "id": id("relationship", 9), "created": t,
+         "modified": t, "relationship_type": "variant-of", "source_ref": id("malware", 2),
+         "target_ref": id("malware", 8)}
+    ]});
+    let file = node.path().join("agrius.json");
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let (code, r) = node.import("agrius", &[&file]);
+    assert_eq!(code, 0, "{r}");
+    let out = run(concord()
+        .args([
+            "export",
+            "--collection",
+            "agrius",
+            "--format",
+            "misp",
+            "--data-dir",
+        ])
+        .arg(node.path()));
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = doc["response"].as_array().expect("two events");
+    assert_eq!(events.len(), 2, "{doc}");
+    let report = &events[0]["Event"];
+    assert_eq!(report["info"], "Agrius sample");
+    let attrs: Vec<(String, String)> = report["Attribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["type"].as_str().unwrap().into(),
+                a["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        attrs.contains(&("sha256".into(), sha256.clone())),
+        "{attrs:?}"
+    );
+    assert!(
+        attrs.contains(&("ip-dst".into(), "198.51.100.23".into())),
+        "{attrs:?}"
+    );
+    let cluster = &report["Galaxy"][0]["GalaxyCluster"][0];
+    assert_eq!(
+        cluster["value"],
+        format!("unnamed malware {}", id("malware", 2))
+    );
+    let loose = &events[1]["Event"];
+    assert_eq!(
+        loose["Galaxy"][0]["GalaxyCluster"][0]["value"], "Apostle",
+        "{loose}"
+    );
+    for (what, why) in [
+        (
+            id("sighting", 6),
+            "sighting: MISP events have no place for it",
+        ),
+        (
+            id("relationship", 9),
+            "relationship: MISP events have no place for it",
+        ),
+    ] {
+        assert!(stderr.contains(&format!("  {what}: {why}")), "{stderr}");
+    }
+    assert!(
+        stderr.contains("2 objects not carried into MISP:"),
+        "{stderr}"
+    );
+}
+
+/// Issue 24, item 10, for MISP: an updated event (ESET's Zebrocy event, its timestamp and its
+/// first attribute's timestamp and comment moved on a day, as MISP does on an edit) imports as new
+/// versions that keep `created` (STIX 2.1 §3.6): nothing is refused (before: the report's
+/// new version, whose `created` was the event's new time), the rest is already present.
+#[test]
+fn an_updated_misp_event_imports_as_new_versions_keeping_created() {
+    let node = Node::init();
+    let file = eset("sednit_2018-11-20_Zebrocy.json");
+    let (code, first) = import_json(&node, &[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{first}");
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&crate::support::read_path(&file)).unwrap();
+    let e = &mut event["response"][0]["Event"];
+    let bump = |v: &mut serde_json::Value| {
+        let t: i64 = v.as_str().unwrap().parse().unwrap();
+        *v = serde_json::json!((t + 86_400).to_string());
+    };
+    bump(&mut e["timestamp"]);
+    let a = e["Attribute"]
+        .as_array_mut()
+        .unwrap()
+        .first_mut()
+        .expect("an attribute");
+    bump(&mut a["timestamp"]);
+    a["comment"] = serde_json::json!("seen again");
+    let updated = node.path().join("zebrocy-updated.json");
+    std::fs::write(&updated, event.to_string()).unwrap();
+    let (code, second) = import_json(&node, &[updated.to_str().unwrap()]);
+    assert_eq!(code, 0, "{second}");
+    let f = &second["files"][0];
+    assert_eq!(f["rejected"].as_array().unwrap().len(), 0, "{f}");
+    // The report and the attribute, and the objects whose `modified` is the event's time
+    // (its galaxy clusters and their relationships); the other attributes are unchanged.
+    let added = f["added"].as_u64().unwrap();
+    assert!((2..=4).contains(&added), "{f}");
+    assert_eq!(
+        f["already_present"].as_u64().unwrap() + added,
+        f["total"].as_u64().unwrap(),
+        "{f}"
+    );
+}

@@ -316,7 +316,7 @@ fn versions_post_status_delete() {
         r["failures"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("different object")
+            .contains("already holds a different version")
     );
 
     let versions = s.get(&format!("{c}/objects/{id}/versions/")).json();
