@@ -215,6 +215,14 @@ fn event_from(
             continue;
         };
         let t = s(&o, "type");
+        // The observed side of a MISP object with IDS attributes: its indicator carries the
+        // object (`x_misp_attributes`), all of it.
+        if t == "observed-data"
+            && label_value(&o, "misp:name").is_some()
+            && o.get("x_misp_attributes").is_none()
+        {
+            continue;
+        }
         if let Some(list) = o.get("x_misp_attributes").and_then(Value::as_array) {
             objects.push(misp_object(&o, list, container_tlp));
             continue;

@@ -773,7 +773,11 @@ impl Converter<'_, '_> {
         let event_uuid = self.ev().uuid.clone();
         let uuid = uuid_or(&obj.uuid, &[&event_uuid, &obj.name, &obj.timestamp]);
         let time = stix_time(&obj.timestamp).unwrap_or_else(|| self.ev().time.clone());
+        // Comparisons of every attribute, and of the IDS ones (as misp-stix: an object with
+        // `to_ids` attributes is an indicator of those, and an observed-data of all of them;
+        // issue 24, item 1).
         let mut tests = Vec::new();
+        let mut ids_tests = Vec::new();
         let mut roots: Vec<Value> = Vec::new();
         let mut children: Vec<Value> = Vec::new();
         let mut kept: Vec<Value> = Vec::new();
@@ -819,7 +823,11 @@ impl Converter<'_, '_> {
                     ),
                 }),
                 Ok(parts) => {
-                    tests.extend(types::comparisons(shape, &parts));
+                    let comparisons = types::comparisons(shape, &parts);
+                    if a.to_ids {
+                        ids_tests.extend(comparisons.iter().cloned());
+                    }
+                    tests.extend(comparisons);
                     let mut scos = types::scos(shape, &parts, &auuid).into_iter();
                     let root = scos.next().expect("a root SCO");
                     children.extend(scos);
@@ -839,6 +847,34 @@ impl Converter<'_, '_> {
         }
         labels.extend(tags);
         let mut o = self.common(&time, labels, marking);
+        // Attributes without `to_ids` beside IDS ones: the observed-data of the whole object
+        // too, joined to the indicator by `based-on` (misp-stix's shape), so they are
+        // neither put into the pattern nor lost.
+        let observed_too = to_ids && !ids_tests.is_empty() && ids_tests.len() < tests.len();
+        let mut observed_data: Option<Value> = None;
+        if observed_too {
+            let mut od = o.clone();
+            let refs: Vec<Value> = roots
+                .iter()
+                .chain(children.iter())
+                .map(|s| s["id"].clone())
+                .collect();
+            od.insert("type".into(), json!("observed-data"));
+            od.insert("id".into(), json!(format!("observed-data--{uuid}")));
+            od.insert("first_observed".into(), json!(time));
+            od.insert("last_observed".into(), json!(time));
+            od.insert("number_observed".into(), json!(1));
+            od.insert("object_refs".into(), json!(refs));
+            for sco in roots.drain(..).chain(children.drain(..)) {
+                self.emit(sco)?;
+            }
+            observed_data = Some(Value::Object(od));
+        }
+        let tests = if to_ids && !ids_tests.is_empty() {
+            ids_tests
+        } else {
+            tests
+        };
         let id = if tests.is_empty() {
             o.insert("x_misp_name".into(), json!(obj.name));
             o.insert("x_misp_meta_category".into(), json!(obj.meta_category));
@@ -882,6 +918,12 @@ impl Converter<'_, '_> {
         o.insert("type".into(), json!(type_of(&id)));
         o.insert("id".into(), json!(id));
         self.emit(Value::Object(o))?;
+        if let Some(od) = observed_data {
+            let od_id = od["id"].as_str().unwrap_or_default().to_owned();
+            self.emit(od)?;
+            self.ev().refs.push(od_id.clone());
+            self.relationship(&id, "based-on", &od_id)?;
+        }
         let ev = self.ev();
         ev.refs.push(id.clone());
         ev.ids.insert(uuid.clone(), id.clone());

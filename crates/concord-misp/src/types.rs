@@ -86,6 +86,8 @@ pub const SHAPES: &[Shape] = shapes![
     // source (`network-traffic:src_ref`, above).
     "ip-dst" => [&["ipv4-addr", "value"]],
     "ip-dst" => [&["ipv6-addr", "value"]],
+    // A file object's size (issue 24, item 1: it was lost), STIX 2.1 §6.7 `size`.
+    "size-in-bytes" => [&["file", "size"]],
 ];
 
 /// Attribute types whose value is itself a detection rule in another language: an indicator

@@ -451,7 +451,7 @@ print(json.dumps(out))
         ("grouping", "as report"),
         (
             "observed-data",
-            "misp-stix writes an indicator AND an observed-data (joined by based-on) for a MISP object with to_ids; Concord the indicator only, with the object's attributes in x_misp_attributes",
+            "misp-stix writes an indicator AND an observed-data (joined by based-on) for every MISP object with to_ids; Concord does so only when some of the object's attributes are not to_ids (issue 24, item 1), else the indicator alone, with the object's attributes in x_misp_attributes",
         ),
         (
             "relationship",
@@ -762,4 +762,95 @@ fn one_tlp_version_per_conversion() {
         "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
     );
     assert_eq!(v1("tlp:amber+strict").id, v2("tlp:amber+strict").id);
+}
+
+/// Issue 24, item 1: a MISP `file` object whose hashes are `to_ids` and whose file name is
+/// not (ESET's CloudMensis event, object `eb4fcd68-…`; a `size-in-bytes` attribute added, as
+/// MISP's file template has one): the indicator's pattern holds the IDS hashes only, and an
+/// observed-data of the whole object (`based-on`) holds the name and the size as well, as
+/// misp-stix writes them. The round trip still gives back the object's attributes once.
+#[test]
+fn file_object_ids_attributes_in_the_pattern_the_rest_observed() {
+    let path = data("eset-events/cloudmensis_cloudmensis.misp.json.gz");
+    let mut event: Value = serde_json::from_slice(&read(&path)).unwrap();
+    let object_uuid = "eb4fcd68-6d14-4d6c-bb26-5cf60436e25e";
+    let object = event["response"][0]["Event"]["Object"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|o| o["uuid"] == object_uuid)
+        .unwrap();
+    let attrs = object["Attribute"].as_array_mut().unwrap();
+    let name = attrs
+        .iter()
+        .find(|a| a["object_relation"] == "filename")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sha256 = attrs
+        .iter()
+        .find(|a| a["object_relation"] == "sha256")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    attrs.push(
+        json!({"uuid": "4c6e5a1b-2d3f-4a5b-8c7d-9e0f1a2b3c4d", "object_relation": "size-in-bytes",
+        "type": "size-in-bytes", "category": "Other", "value": "101400", "to_ids": false,
+        "timestamp": "1539244800"}),
+    );
+    let (objs, _) = convert(event.to_string().as_bytes(), ToStixOptions::default());
+    let by_id: HashMap<&str, &Value> = objs
+        .iter()
+        .map(|o| (o["id"].as_str().unwrap(), o))
+        .collect();
+    let indicator = by_id[format!("indicator--{object_uuid}").as_str()];
+    let pattern = indicator["pattern"].as_str().unwrap();
+    assert!(pattern.contains(&sha256), "{pattern}");
+    assert!(
+        !pattern.contains(&name) && !pattern.contains("file:name"),
+        "{pattern}"
+    );
+    assert!(!pattern.contains("file:size"), "{pattern}");
+    let observed = by_id[format!("observed-data--{object_uuid}").as_str()];
+    let file = observed["object_refs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| by_id[r.as_str().unwrap()])
+        .find(|o| o["type"] == "file")
+        .expect("a file SCO");
+    assert_eq!(file["name"], name.as_str());
+    assert_eq!(file["size"], 101400);
+    assert_eq!(file["hashes"]["SHA-256"], sha256.as_str());
+    assert!(objs.iter().any(|o| o["type"] == "relationship"
+        && o["relationship_type"] == "based-on"
+        && o["source_ref"] == indicator["id"]
+        && o["target_ref"] == observed["id"]));
+    // Back to MISP: the object once, with the size.
+    let index = concord_misp::from_stix::index(objs.clone());
+    let report = objs.iter().find(|o| o["type"] == "report").unwrap();
+    let back = to_misp_event(report["id"].as_str().unwrap(), &|id| index.get(id).cloned()).unwrap();
+    let back_objects: Vec<&Value> = back["Event"]["Object"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["uuid"] == object_uuid)
+        .collect();
+    assert_eq!(back_objects.len(), 1);
+    assert!(
+        back_objects[0]["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["type"] == "size-in-bytes" && a["value"] == "101400")
+    );
+    assert!(
+        !back["Event"]["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["value"] == name.as_str())
+    );
 }
