@@ -108,3 +108,37 @@ fn import_rejects_an_indicator_with_an_invalid_pattern() {
         "{reason}"
     );
 }
+
+/// Issue 24, item 9: `pattern match` prints every matching observed-data, not one. The
+/// OASIS matcher's complex/1 set: alice (10), bob (17) and carol (22), one file each.
+#[test]
+fn match_prints_every_matching_observed_data() {
+    let vectors: serde_json::Value =
+        serde_json::from_slice(&read_data("patterns/match.json")).unwrap();
+    let set = vectors["observation_sets"]["complex/1"].as_array().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, bundle) in set.iter().enumerate() {
+        let p = tmp.path().join(format!("{i}.json"));
+        std::fs::write(&p, bundle.to_string()).unwrap();
+        files.push(p);
+    }
+    let od = |i: usize| set[i]["objects"][0]["id"].as_str().unwrap().to_owned();
+    let out = run(concord()
+        .args(["pattern", "match", "[person:age > 15]"])
+        .args(&files));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "match");
+    let mut ids: Vec<String> = lines[1..].iter().map(|l| l.to_string()).collect();
+    ids.sort();
+    let mut want = vec![od(1), od(2)];
+    want.sort();
+    assert_eq!(ids, want);
+    let out = run(concord()
+        .args(["pattern", "match", "--json", "[person:age > 5]"])
+        .args(&files));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["observed_data"].as_array().unwrap().len(), 3, "{r}");
+}
