@@ -130,13 +130,24 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             if json {
                 println!("{}", public(&p));
             } else {
+                // Collections by alias, as they were given (issue 24, item 13: UUIDs).
+                let names = |ids: &[String]| -> Result<String> {
+                    let mut out = Vec::new();
+                    for id in ids {
+                        out.push(match store.collection(id)? {
+                            Some(c) => c.alias.unwrap_or(c.id),
+                            None => id.clone(),
+                        });
+                    }
+                    Ok(out.join(", "))
+                };
                 println!(
                     "name: {}\njurisdiction: {}\ngroups: {}\nread: {}\nwrite: {}\nkey id: {}",
                     p.name,
                     p.jurisdiction,
                     p.groups.join(", "),
-                    p.read.join(", "),
-                    p.write.join(", "),
+                    names(&p.read)?,
+                    names(&p.write)?,
                     p.key_id
                 );
             }

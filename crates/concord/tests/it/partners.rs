@@ -462,3 +462,25 @@ fn personal_data_is_pseudonymised_across_the_border() {
         "Victim john@example.com called from +86 138 1234 5678"
     );
 }
+
+/// Issue 24, item 13: `partner show` names collections by the alias they were given, not by
+/// their UUID (ATT&CK for ICS imported as `ics`).
+#[test]
+fn partner_show_lists_collections_by_alias() {
+    let node = Node::init();
+    let (code, _) = node.import(
+        "ics",
+        &[&crate::support::data("stix/attack/ics-attack-18.1.json.gz")],
+    );
+    assert_eq!(code, 0);
+    add_partner(&node, "bsi", &["--read", "ics", "--write", "ics"]);
+    let out = run(concord()
+        .args(["partner", "show", "bsi", "--data-dir"])
+        .arg(node.path()));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\nread: ics\n") && text.contains("\nwrite: ics\n"),
+        "{text}"
+    );
+}
