@@ -881,7 +881,7 @@ pub(crate) fn rate(per_sec: f64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 && digits.len() > 4 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) && digits.len() > 4 {
             out.push(',');
         }
         out.push(c);
@@ -1023,7 +1023,7 @@ mod tests {
         assert_eq!(super::count(1u64, "line"), "1 line");
         assert_eq!(super::count(0u64, "line"), "0 lines");
         assert_eq!(super::count(2u64, "event"), "2 events");
-        assert_eq!(super::rate(23_943.6669), "23,944/s");
+        assert_eq!(super::rate(23_943.666_9), "23,944/s");
         assert_eq!(super::rate(1_234_567.0), "1,234,567/s");
         assert_eq!(super::rate(9_999.4), "9999/s");
         assert_eq!(super::rate(12.5), "13/s");
