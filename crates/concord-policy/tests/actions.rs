@@ -396,9 +396,23 @@ fn pattern_literals_are_rewritten_through_the_ast() {
         pattern.contains("('203.0.113.77', '10.0.0.1')"),
         "{pattern}"
     );
-    // Under the stricter rule every literal goes.
+    // Under the stricter rule every literal goes. A placeholder is no IPv4 address, and
+    // `ipv4-addr:value` must be one (STIX 2.1 §6.13; issue 24, item 11): the copy would be
+    // invalid, so the door fails closed and withholds the indicator, saying why.
+    match run(&indicator, &strict(Action::Redact), &partner("bsi", "DE", &[])) {
+        Decision::Withheld { reason } => assert!(
+            reason.contains("is not a valid ipv4-addr:value") && reason.contains("§6.13"),
+            "{reason}"
+        ),
+        other => panic!("not withheld: {other:?}"),
+    }
+    // Without the addresses, the rewrite goes through.
+    let mut e_only = indicator.clone();
+    e_only["pattern"] = json!(
+        "[email-addr:value = 'john@example.com' AND email-addr:display_name = 'it\\'s John'] WITHIN 60 SECONDS"
+    );
     let (v, changes, _) = rewritten(run(
-        &indicator,
+        &e_only,
         &strict(Action::Redact),
         &partner("bsi", "DE", &[]),
     ));
@@ -407,10 +421,9 @@ fn pattern_literals_are_rewritten_through_the_ast() {
     let parsed = concord_pattern::parse(pattern).unwrap();
     let printed = parsed.to_string();
     assert_eq!(printed, pattern);
-    assert!(!pattern.contains("john@example.com") && !pattern.contains("203.0.113.77"));
+    assert!(!pattern.contains("john@example.com"));
     assert!(pattern.contains("email-addr:value = '[REDACTED:email_address_object]'"));
     assert!(pattern.contains("email-addr:display_name = '[REDACTED:email_address_object]'"));
-    assert!(pattern.contains("'[REDACTED:ip_address]', '[REDACTED:ip_address]'"));
     assert!(pattern.contains("WITHIN 60 SECONDS"));
     assert!(changes.iter().all(|c| c.contains("pattern literal")));
     // A literal with an e-mail address inside other text: only the address changes.
@@ -577,6 +590,16 @@ fn property_redact_leaves_no_personal_data() {
             let out = match run(&object, &policy, &de) {
                 Decision::Unchanged => {
                     assert!(before.is_empty(), "seed {seed}/{n}: {before:?}");
+                    continue;
+                }
+                // An address redacted in a pattern makes the copy invalid (the literal of
+                // `ipv4-addr:value`/`ipv6-addr:value` must be an address, issue 24, item
+                // 11): withheld, so nothing leaks either.
+                Decision::Withheld { reason }
+                    if reason.contains("is not a valid ipv4-addr:value")
+                        || reason.contains("is not a valid ipv6-addr:value") =>
+                {
+                    changed += 1;
                     continue;
                 }
                 d => rewritten(d).0,
