@@ -399,7 +399,11 @@ fn pattern_literals_are_rewritten_through_the_ast() {
     // Under the stricter rule every literal goes. A placeholder is no IPv4 address, and
     // `ipv4-addr:value` must be one (STIX 2.1 §6.13; issue 24, item 11): the copy would be
     // invalid, so the door fails closed and withholds the indicator, saying why.
-    match run(&indicator, &strict(Action::Redact), &partner("bsi", "DE", &[])) {
+    match run(
+        &indicator,
+        &strict(Action::Redact),
+        &partner("bsi", "DE", &[]),
+    ) {
         Decision::Withheld { reason } => assert!(
             reason.contains("is not a valid ipv4-addr:value") && reason.contains("§6.13"),
             "{reason}"
