@@ -299,14 +299,22 @@ pub fn router(state: AppState) -> Router {
 /// first, by its `limit`), held until the response is built; 503 with `Retry-After` as a
 /// TAXII error resource when [`Limits::page_queue`] pages already wait.
 async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let cost = req
-        .uri()
-        .query()
-        .and_then(|q| {
-            q.split('&')
-                .find_map(|p| p.strip_prefix("limit=")?.parse::<usize>().ok())
+    // The cost is read as the handler will read it (percent-decoded), and a repeated
+    // `limit` (refused by the handler) counts at its largest: no spelling of the query
+    // makes a large page queue as a small one.
+    let cost = RawQuery::<Vec<(String, String)>>::try_from_uri(req.uri())
+        .map(|RawQuery(pairs)| {
+            pairs
+                .iter()
+                .filter(|(name, _)| name == "limit")
+                .map(|(_, v)| {
+                    v.parse::<usize>()
+                        .unwrap_or(concord_taxii::query::DEFAULT_LIMIT)
+                })
+                .max()
+                .unwrap_or(concord_taxii::query::DEFAULT_LIMIT)
         })
-        .unwrap_or(concord_taxii::query::DEFAULT_LIMIT)
+        .unwrap_or(concord_taxii::query::MAX_LIMIT)
         .min(concord_taxii::query::MAX_LIMIT);
     let _permit = match state.page_gate.enter(cost).await {
         Ok(p) => p,
@@ -1114,6 +1122,11 @@ async fn add_objects(
         Ok(report)
     })
     .await?;
+    // "Already present" is the operator's to know: to a partner it would confirm that the
+    // collection holds an object it may not read (an SCO's id is derived from its value, so
+    // a writer could test guessed values). A partner's version that is already held is
+    // simply a success.
+    let tell_present = principal == Principal::Admin;
     let status = Status {
         id: uuid::Uuid::new_v4().to_string(),
         status: "complete".into(),
@@ -1126,7 +1139,8 @@ async fn add_objects(
             .map(|a| StatusDetails {
                 id: a.id.clone(),
                 version: a.version.clone(),
-                message: (!a.added).then(|| "already present in the collection".to_owned()),
+                message: (tell_present && !a.added)
+                    .then(|| "already present in the collection".to_owned()),
             })
             .collect(),
         failure_count: report.rejected.len() as u64,

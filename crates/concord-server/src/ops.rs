@@ -2,8 +2,8 @@
 //! every request leaves behind (a metric and one log line).
 //!
 //! - `GET /healthz`: 200 while the process answers. No credentials: it says nothing else.
-//! - `GET /readyz`: 200 when the database answers a read, 503 (JSON naming the cause)
-//!   when it does not. The store migrates when it opens, so a node that answers is migrated.
+//! - `GET /readyz`: 200 when the database answers a read, 503 when it does not (the cause
+//!   in the log, not in the public answer). The store migrates when it opens, so a node that answers is migrated.
 //! - `GET /metrics`: the Prometheus text exposition format (version 0.0.4), for the admin
 //!   token only (`Authorization: Bearer …`; a partner gets exactly what a path that does not
 //!   exist gives it, since counts of what was served and withheld are the node's own
@@ -65,11 +65,61 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 pub(crate) fn routes(state: AppState) -> Router {
     // The recorder is in place before the first request records anything.
     metrics_handle();
+    // Every method is taken here, and any but GET and HEAD answers as on a path that does
+    // not exist (401 without credentials, else the TAXII 404 or 406): a 405, with its
+    // `Allow`, would tell these routes apart.
     Router::new()
-        .route("/healthz", axum::routing::get(healthz))
-        .route("/readyz", axum::routing::get(readyz))
-        .route("/metrics", axum::routing::get(scrape))
+        .route("/healthz", axum::routing::any(healthz))
+        .route("/readyz", axum::routing::any(readyz))
+        .route("/metrics", axum::routing::any(scrape))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            only_get,
+        ))
         .with_state(state)
+}
+
+async fn only_get(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        next.run(req).await
+    } else {
+        wrong_method(State(state), req).await
+    }
+}
+
+async fn wrong_method(State(state): State<AppState>, req: Request) -> Response {
+    let authz = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    match state
+        .auth
+        .authenticate(authz, crate::peer_ip(req.extensions()))
+        .await
+    {
+        Ok(Some(_)) => crate::no_such_resource(accept),
+        Ok(None) => unauthenticated(authz.is_some()),
+        Err(e) => crate::auth_error_response(&e),
+    }
+}
+
+/// The gate's 401.
+fn unauthenticated(had_credentials: bool) -> Response {
+    crate::error_response(concord_taxii::TaxiiError::new(
+        concord_taxii::ErrorCode::Unauthorized,
+        if had_credentials {
+            "invalid credentials"
+        } else {
+            "credentials required"
+        },
+    ))
 }
 
 async fn healthz() -> Response {
@@ -85,14 +135,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let read = tokio::task::spawn_blocking(move || store.collections().map(|c| c.len())).await;
     let (status, body) = match read {
         Ok(Ok(_)) => (StatusCode::OK, serde_json::json!({"ready": true})),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"ready": false, "cause": format!("the database does not answer: {e}")}),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"ready": false, "cause": format!("worker failed: {e}")}),
-        ),
+        // The cause goes to the log: the answer is public, and a database error may name
+        // paths and hosts.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readyz: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"ready": false, "cause": "the database does not answer (see the node's log)"}),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readyz: worker failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"ready": false, "cause": "the node cannot check its database (see its log)"}),
+            )
+        }
     };
     (status, axum::Json(body)).into_response()
 }
@@ -117,14 +175,7 @@ async fn scrape(State(state): State<AppState>, req: Request) -> Response {
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok()),
         ),
-        Ok(None) => crate::error_response(concord_taxii::TaxiiError::new(
-            concord_taxii::ErrorCode::Unauthorized,
-            if authz.is_some() {
-                "invalid credentials"
-            } else {
-                "credentials required"
-            },
-        )),
+        Ok(None) => unauthenticated(authz.is_some()),
         Err(e) => crate::auth_error_response(&e),
     }
 }
@@ -163,6 +214,20 @@ async fn tag(req: Request, next: Next) -> Response {
     res
 }
 
+/// The method as a label: the methods the node answers, `other` for the rest.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Outer: counts, times and logs every request, routed or not.
 async fn track(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -184,10 +249,13 @@ async fn track(mut req: Request, next: Next) -> Response {
         .map_or("unmatched", |s| s.route.as_str())
         .to_owned();
     let status = res.status().as_u16();
+    // A fixed set of labels, whatever method a client invents (any token is a method to
+    // HTTP): one series each, not one per request.
+    let method = method_label(&method);
     metrics::counter!(
         "concord_http_requests_total",
         "route" => route.clone(),
-        "method" => method.to_string(),
+        "method" => method,
         "status" => status.to_string()
     )
     .increment(1);
@@ -196,7 +264,7 @@ async fn track(mut req: Request, next: Next) -> Response {
     tracing::info!(
         target: "concord::request",
         request_id = %id,
-        method = %method,
+        method,
         route = %route,
         status,
         principal = seen.as_ref().and_then(|s| s.principal.as_deref()).unwrap_or("-"),

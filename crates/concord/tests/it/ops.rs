@@ -129,7 +129,40 @@ fn health_readiness_metrics_and_request_logs() {
         );
         assert_eq!(names(&as_partner), names(&unknown));
     }
+    // Another method on /metrics answers as on a path that does not exist, with or without
+    // credentials (no 405 that tells the route apart).
+    for key in [None, Some(key.as_str())] {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![("Accept", TAXII)];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let a = s.request("POST", "/metrics", &headers, Some("{}"));
+        let b = s.request("POST", "/concord/no-such-thing/", &headers, Some("{}"));
+        assert_eq!(
+            (a.status, a.body.clone()),
+            (b.status, b.body.clone()),
+            "{key:?}"
+        );
+        assert_eq!(names(&a), names(&b), "{key:?}");
+    }
+    // A method a client invents is one label, `other`, however many there are (and gets
+    // what it gets on a path that does not exist). ureq sends only known methods: raw HTTP.
+    for m in ["BREW", "BREWXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"] {
+        use std::io::{Read, Write};
+        let addr = s.base.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "{m} /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
     let scrape = get(&s, Some(TOKEN), "/metrics", "text/plain");
+    assert!(!scrape.body.contains("BREW"), "{}", scrape.body);
     assert_eq!(scrape.status, 200);
     assert!(
         scrape
@@ -166,6 +199,16 @@ fn health_readiness_metrics_and_request_logs() {
         assert_eq!(
             m["concord_http_request_duration_seconds"]["type"],
             "histogram"
+        );
+        assert!(
+            sample(
+                &m,
+                "concord_http_requests",
+                &[("route", "/healthz"), ("method", "other")]
+            )
+            .is_some(),
+            "{}",
+            m["concord_http_requests"]
         );
         let sent = sample(
             &m,
