@@ -484,3 +484,58 @@ fn partner_show_lists_collections_by_alias() {
         "{text}"
     );
 }
+
+/// A writer's POST answers alike whether the collection already holds the object or not:
+/// an SCO's id is derived from its value, so "already present" would let a partner test
+/// guessed values it only ever receives pseudonymised. The admin is told.
+#[test]
+fn a_partners_post_does_not_say_what_is_already_held() {
+    let node = Node::init_with(&["--jurisdiction", "CN"]);
+    let held = node.path().join("held.json");
+    let email = |id: &str, value: &str| {
+        serde_json::json!({"type": "email-addr", "spec_version": "2.1", "id": id,
+            "value": value, "object_marking_refs": [RED]})
+    };
+    let held_id = "email-addr--ab4de341-d7ae-56e4-8b90-bc80df75bc35";
+    let fresh_id = "email-addr--0f5b4c58-5c7f-5c3e-9c1a-1f6d2f1a0b7e";
+    std::fs::write(
+        &held,
+        serde_json::json!({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000009",
+            "objects": [email(held_id, "user1@corp.cn")]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, report) = node.import("intel", &[&held]);
+    assert_eq!(code, 0, "{report}");
+    let key = add_partner(&node, "bsi", &["--read", "intel", "--write", "intel"]);
+    let s = node.serve();
+    let post = |key: &str, object: serde_json::Value| {
+        let auth = format!("Bearer {key}");
+        let body = serde_json::json!({"objects": [object]}).to_string();
+        let r = s.request(
+            "POST",
+            "/concord/collections/intel/objects/",
+            &[
+                ("Authorization", &auth),
+                ("Accept", TAXII),
+                ("Content-Type", TAXII),
+            ],
+            Some(&body),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        let mut status = r.json();
+        status.as_object_mut().unwrap().remove("id");
+        status.as_object_mut().unwrap().remove("request_timestamp");
+        status
+    };
+    let guessed = post(&key, email(held_id, "user1@corp.cn"));
+    let unheld = post(&key, email(fresh_id, "nobody@corp.cn"));
+    assert_eq!(
+        guessed.to_string().replace(held_id, "X"),
+        unheld.to_string().replace(fresh_id, "X")
+    );
+    assert!(!guessed.to_string().contains("already"), "{guessed}");
+    // The operator is told.
+    let admin = post(crate::support::TOKEN, email(held_id, "user1@corp.cn"));
+    assert!(admin.to_string().contains("already present"), "{admin}");
+}
