@@ -176,6 +176,10 @@ pub fn run(command: AuditCommand) -> Result<bool> {
             if json {
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
+                // One header line, then one tab-separated line per object version.
+                println!(
+                    "seq\ttime\tdirection\tdoor\tpartner\tobject_id\tversion\tdecision\tpolicy_version\ttransformations"
+                );
                 for r in &rows {
                     let o = &r.record;
                     println!(
