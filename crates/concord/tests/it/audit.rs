@@ -144,7 +144,10 @@ fn every_door_is_recorded_and_tampering_is_found() {
         .arg(node.path()));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 2, "a header and one entry: {text}");
-    assert!(text.starts_with("seq\ttime\tdirection\tdoor\tpartner\t"), "{text}");
+    assert!(
+        text.starts_with("seq\ttime\tdirection\tdoor\tpartner\t"),
+        "{text}"
+    );
     assert!(text.contains("\tingress\timport\toperator\t"), "{text}");
 
     // Append-only through SQL, unless the triggers are dropped.
