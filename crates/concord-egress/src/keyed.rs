@@ -13,10 +13,6 @@
 //! come from ([`stored_candidates`]), so that `match[id]` and `GET …/objects/{id}/` find a
 //! renamed SCO by one indexed look-up, whatever the size of the collection.
 
-use hmac::Mac;
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
 const HALF: u32 = 61;
 const MASK_HALF: u64 = (1 << HALF) - 1;
 const ROUNDS: u8 = 4;
@@ -46,12 +42,15 @@ fn assemble(free: u128, version: u8) -> u128 {
 }
 
 fn round(key: &[u8], object_type: &str, version: u8, i: u8, half: u64) -> u64 {
-    let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(b"concord/sco-id/v2\0");
-    mac.update(object_type.as_bytes());
-    mac.update(&[0, version, i]);
-    mac.update(&half.to_be_bytes());
-    let d = mac.finalize().into_bytes();
+    let d = crate::hmac(
+        key,
+        &[
+            b"concord/sco-id/v2\0",
+            object_type.as_bytes(),
+            &[0, version, i],
+            &half.to_be_bytes(),
+        ],
+    );
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     u64::from_be_bytes(b) & MASK_HALF

@@ -473,12 +473,7 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         Err(e) => return auth_error_response(&e),
     };
     let Some(principal) = principal else {
-        let why = if has_credentials {
-            "invalid credentials"
-        } else {
-            "credentials required"
-        };
-        return error_response(TaxiiError::new(ErrorCode::Unauthorized, why));
+        return ops::unauthenticated(has_credentials);
     };
     let accept = req
         .headers()

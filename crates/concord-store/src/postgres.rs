@@ -1343,34 +1343,9 @@ impl Store for PostgresStore {
                 };
                 let mut pending = group_records(records, digest);
                 chain_transfers(head, now_ns(), &mut pending);
-                let st = c.prepare(&format!(
-                    "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-                ))?;
+                let st = c.prepare(&insert_transfer_sql())?;
                 for p in &pending {
-                    let e = &p.entry;
-                    let dictionary = serde_json::to_string(&e.dictionary).unwrap_or_default();
-                    let digest = e.digest.as_ref().map(|d| &d[..]);
-                    c.client.execute(
-                        &st,
-                        &[
-                            &e.seq,
-                            &e.time_ns,
-                            &e.direction,
-                            &e.door,
-                            &e.partner,
-                            &e.person,
-                            &e.collection,
-                            &e.policy_version,
-                            &e.count,
-                            &dictionary,
-                            &e.items,
-                            &digest,
-                            &&e.prev_hash[..],
-                            &&e.hash[..],
-                            &p.vids,
-                        ],
-                    )?;
+                    insert_pending(&mut c.client, &st, p)?;
                 }
                 Ok(())
             })();
@@ -2204,34 +2179,54 @@ fn insert_transfers(
     )?;
     let mut pending = group_records(records, digest);
     chain_transfers(head(client)?, now_ns(), &mut pending);
+    let sql = insert_transfer_sql();
     for p in &pending {
-        let e = &p.entry;
-        let dictionary = serde_json::to_string(&e.dictionary).unwrap_or_default();
-        let digest = e.digest.as_ref().map(|d| &d[..]);
-        client.execute(
-            &format!(
-                "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ),
-            &[
-                &e.seq,
-                &e.time_ns,
-                &e.direction,
-                &e.door,
-                &e.partner,
-                &e.person,
-                &e.collection,
-                &e.policy_version,
-                &e.count,
-                &dictionary,
-                &e.items,
-                &digest,
-                &&e.prev_hash[..],
-                &&e.hash[..],
-                &p.vids,
-            ],
-        )?;
+        insert_pending(client, sql.as_str(), p)?;
     }
+    Ok(())
+}
+
+/// The one INSERT of a transfer entry (`$1`–`$14`: [`TRANSFER_COLUMNS`], `$15`: its vids).
+fn insert_transfer_sql() -> String {
+    format!(
+        "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    )
+}
+
+/// Inserts one chained transfer entry with `statement` ([`insert_transfer_sql`], prepared
+/// or not).
+fn insert_pending<T>(
+    client: &mut impl ::postgres::GenericClient,
+    statement: &T,
+    p: &crate::audit::PendingTransfer,
+) -> Result<()>
+where
+    T: ?Sized + ::postgres::ToStatement,
+{
+    let e = &p.entry;
+    let dictionary = serde_json::to_string(&e.dictionary).unwrap_or_default();
+    let digest = e.digest.as_ref().map(|d| &d[..]);
+    client.execute(
+        statement,
+        &[
+            &e.seq,
+            &e.time_ns,
+            &e.direction,
+            &e.door,
+            &e.partner,
+            &e.person,
+            &e.collection,
+            &e.policy_version,
+            &e.count,
+            &dictionary,
+            &e.items,
+            &digest,
+            &&e.prev_hash[..],
+            &&e.hash[..],
+            &p.vids,
+        ],
+    )?;
     Ok(())
 }
 
@@ -2294,10 +2289,7 @@ fn copy_audit_tables(
         vids.sort_unstable();
         vids.dedup();
         tx.execute(
-            &format!(
-                "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ),
+            &insert_transfer_sql(),
             &[
                 &r.get::<_, i64>(0)?,
                 &r.get::<_, i64>(1)?,
