@@ -45,7 +45,7 @@ use sha2::Sha256;
 use concord_policy::actions::Policy;
 use concord_policy::egress::{
     CollectionSharing, Decision, EgressContext, ExplainStep, Markings, PartnerProfile,
-    marking_refs, sharing_setting_key,
+    is_reference_key, marking_refs, references, sharing_setting_key,
 };
 use concord_stix::validate::{ObjectKind, kind_of};
 use concord_store::{
@@ -1371,6 +1371,10 @@ impl<'a> Decider<'a> {
             (self.assumptions.len(), self.taints, self.log.len());
         let (fate, in_collection) = match entry {
             None => (self.outside(id)?, false),
+            // Going by sync to the peer it came from: the peer holds the object (it made or
+            // sent it), so the reference goes as written, whatever this node's sharing of its
+            // copy says (a sighting, or an incident's answer, going home; issue 18).
+            Some(_) if self.received_from_origin(id)? => (Fate::Received(id.to_owned()), false),
             Some(e) => {
                 let trace = self.trace.take();
                 let outcome = self.decide(&e, depth);
@@ -1426,6 +1430,19 @@ impl<'a> Decider<'a> {
         }
     }
 
+    /// Whether `id` was received from the peer this batch goes to ([`Decider::origin`]).
+    fn received_from_origin(&self, id: &str) -> Result<bool, EgressError> {
+        Ok(match self.origin {
+            Some(origin) => self
+                .egress
+                .store
+                .received_from(id, None)?
+                .iter()
+                .any(|p| p == origin),
+            None => false,
+        })
+    }
+
     /// The fate of a reference to `id`, which this collection does not hold. The audience
     /// holds it already if it came from the audience's own node (sync provenance); an SCO
     /// id derives from the SCO's value, so it does not go; an object this node holds in
@@ -1433,14 +1450,7 @@ impl<'a> Decider<'a> {
     /// object the node holds nowhere is the producer's reference to something outside, and
     /// goes as written (it reveals nothing this node holds).
     fn outside(&mut self, id: &str) -> Result<Fate, EgressError> {
-        if let Some(origin) = self.origin
-            && self
-                .egress
-                .store
-                .received_from(id, None)?
-                .iter()
-                .any(|p| p == origin)
-        {
+        if self.received_from_origin(id)? {
             return Ok(Fate::Received(id.to_owned()));
         }
         let object_type = id.split_once("--").map_or(id, |(t, _)| t);
@@ -1688,48 +1698,6 @@ impl<'a> Decider<'a> {
             rewritten: changed,
         })
     }
-}
-
-/// Whether a property name holds references to objects (STIX 2.1 §2.9: `*_ref`, `*_refs`),
-/// markings aside (they are resolved as markings, and a marking definition's id says
-/// nothing of the object).
-fn is_reference_key(key: &str) -> bool {
-    (key.ends_with("_ref") || key.ends_with("_refs"))
-        && key != "object_marking_refs"
-        && key != "marking_ref"
-}
-
-/// Every id referenced by `value` (at any depth), markings aside, without repeats.
-fn references(value: &Value) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>, seen: &mut HashSet<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    if is_reference_key(k) {
-                        let mut push = |s: &Value| {
-                            if let Some(s) = s.as_str()
-                                && s.contains("--")
-                                && seen.insert(s.to_owned())
-                            {
-                                out.push(s.to_owned());
-                            }
-                        };
-                        match v {
-                            Value::Array(a) => a.iter().for_each(&mut push),
-                            s => push(s),
-                        }
-                    } else {
-                        walk(v, out, seen);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, out, seen)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(value, &mut out, &mut HashSet::new());
-    out
 }
 
 /// Rewrites the references of `value` by their fates: renamed targets get their new id,

@@ -39,6 +39,7 @@ fn node() -> Node {
         groups: None,
         recipients: Vec::new(),
         default_tlp: Tlp::Clear,
+        addressed: Default::default(),
     };
     store
         .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())

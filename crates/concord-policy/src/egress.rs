@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::actions::Policy;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::tlp::{Tlp, definition_tlp};
 
@@ -137,6 +137,48 @@ pub fn object_tlp(
     Ok(strictest)
 }
 
+/// Whether a property name holds references to objects (STIX 2.1 §2.9: `*_ref`, `*_refs`),
+/// markings aside (they are resolved as markings, and a marking definition's id says
+/// nothing of the object).
+pub fn is_reference_key(key: &str) -> bool {
+    (key.ends_with("_ref") || key.ends_with("_refs"))
+        && key != "object_marking_refs"
+        && key != "marking_ref"
+}
+
+/// Every id referenced by `value` (at any depth), markings aside, without repeats.
+pub fn references(value: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>, seen: &mut HashSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if is_reference_key(k) {
+                        let mut push = |s: &Value| {
+                            if let Some(s) = s.as_str()
+                                && s.contains("--")
+                                && seen.insert(s.to_owned())
+                            {
+                                out.push(s.to_owned());
+                            }
+                        };
+                        match v {
+                            Value::Array(a) => a.iter().for_each(&mut push),
+                            s => push(s),
+                        }
+                    } else {
+                        walk(v, out, seen);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out, seen)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out, &mut HashSet::new());
+    out
+}
+
 /// The node setting that holds a collection's [`CollectionSharing`] as JSON.
 pub fn sharing_setting_key(collection_id: &str) -> String {
     format!("collection_sharing/{collection_id}")
@@ -165,12 +207,19 @@ pub struct CollectionSharing {
     pub recipients: Vec<String>,
     /// TLP of objects that carry no TLP marking (TLP:AMBER unless configured).
     pub default_tlp: Tlp,
+    /// Objects addressed to named partners, by object id (issue 18: an incident's request
+    /// for assistance, and the objects it needs, addressed to its recipient; an answer
+    /// addressed to the requester). An addressed object goes to the partners named here and
+    /// to no one else, whatever the collection's recipients and groups; a named partner
+    /// receives it at any TLP but RED, as a named recipient of AMBER+STRICT does. Objects
+    /// not listed follow the TLP gate alone.
+    pub addressed: BTreeMap<String, Vec<String>>,
 }
 
 impl CollectionSharing {
-    /// Reads the JSON form `{"groups": null | [..], "recipients": [..], "default_tlp": "amber"}`
-    /// (as the node stores it); missing keys take their defaults. Errors: the reason, naming
-    /// the key.
+    /// Reads the JSON form `{"groups": null | [..], "recipients": [..], "default_tlp": "amber",
+    /// "addressed": {"task--…": ["bsi"]}}` (as the node stores it); missing keys take their
+    /// defaults. Errors: the reason, naming the key.
     pub fn from_json(text: &str) -> Result<CollectionSharing, String> {
         let v: Value =
             serde_json::from_str(text).map_err(|e| format!("collection sharing: {e}"))?;
@@ -195,21 +244,56 @@ impl CollectionSharing {
                 Tlp::parse(t).ok_or_else(|| format!("default_tlp: unknown TLP level {t:?}"))?
             }
         };
+        let mut addressed = BTreeMap::new();
+        match v.get("addressed") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (id, names) in m {
+                    let names = names
+                        .as_array()
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|n| n.as_str().map(str::to_owned))
+                                .collect::<Option<Vec<_>>>()
+                        })
+                        .ok_or_else(|| format!("addressed.{id}: not a list of partner names"))?;
+                    addressed.insert(id.clone(), names);
+                }
+            }
+            Some(_) => return Err("addressed: not an object".to_owned()),
+        }
         Ok(CollectionSharing {
             groups: strings("groups")?,
             recipients: strings("recipients")?.unwrap_or_default(),
             default_tlp,
+            addressed,
         })
     }
 
     /// The JSON form read by [`CollectionSharing::from_json`].
     pub fn to_json(&self) -> String {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "groups": self.groups,
             "recipients": self.recipients,
             "default_tlp": self.default_tlp.label().trim_start_matches("TLP:").to_ascii_lowercase(),
-        })
-        .to_string()
+        });
+        // Written only when some object is addressed: the form of every earlier setting
+        // (and the egress door's cache keys built from it) stays the same.
+        if !self.addressed.is_empty() {
+            v["addressed"] = serde_json::json!(self.addressed);
+        }
+        v.to_string()
+    }
+
+    /// Addresses the object `id` to `partner` as well ([`CollectionSharing::addressed`]);
+    /// `false` when it already was.
+    pub fn address(&mut self, id: &str, partner: &str) -> bool {
+        let names = self.addressed.entry(id.to_owned()).or_default();
+        if names.iter().any(|n| n == partner) {
+            return false;
+        }
+        names.push(partner.to_owned());
+        true
     }
 }
 
@@ -219,6 +303,7 @@ impl Default for CollectionSharing {
             groups: None,
             recipients: Vec::new(),
             default_tlp: Tlp::Amber,
+            addressed: BTreeMap::new(),
         }
     }
 }
@@ -285,7 +370,7 @@ pub fn may_see(
 /// One rule's verdict in an explanation ([`explain`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ExplainStep {
-    /// The rule: `tlp`, `important-data`, `granular-markings`, `jurisdiction`,
+    /// The rule: `tlp`, `addressed`, `important-data`, `granular-markings`, `jurisdiction`,
     /// `personal-data`, `validation`.
     pub rule: &'static str,
     /// What the rule found and decided, in words.
@@ -404,6 +489,39 @@ fn decide_object(
         }
     };
     let tlp = marked.unwrap_or(sharing.default_tlp);
+    if let Some((names, why)) = addressees(&object, id, sharing) {
+        let named = names.contains(&partner.name);
+        let gate = match (named, tlp) {
+            (_, Tlp::Red) => Err("TLP:RED never leaves the node".to_owned()),
+            (true, _) => Ok(()),
+            (false, _) if names.is_empty() => Err(format!(
+                "its addressed references name no partner in common, so {} may not receive it",
+                partner.name
+            )),
+            (false, _) => Err(format!(
+                "addressed to {} only, and {} is not one of them",
+                names.join(", "),
+                partner.name
+            )),
+        };
+        trace.note("addressed", || match &gate {
+            Ok(()) => format!(
+                "{} ({}), {why}: {} is a named recipient of this object",
+                tlp.label(),
+                if marked.is_some() {
+                    "the strictest TLP of object_marking_refs"
+                } else {
+                    "no TLP marking: the collection's default_tlp"
+                },
+                partner.name
+            ),
+            Err(reason) => format!("{why}; withheld: {reason}"),
+        });
+        if let Err(reason) = gate {
+            return (Decision::Withheld { reason }, None);
+        }
+        return after_gate(object, cx, trace);
+    }
     let gate = may_see(tlp, sharing, partner);
     trace.note("tlp", || {
         let whence = match marked {
@@ -423,6 +541,50 @@ fn decide_object(
     if let Err(reason) = gate {
         return (Decision::Withheld { reason }, None);
     }
+    after_gate(object, cx, trace)
+}
+
+/// The partners an object is addressed to ([`CollectionSharing::addressed`]), and why in
+/// words: those named for the object itself, narrowed to those named for every addressed
+/// object it refers to (any `*_ref`, `*_refs`, at any depth): an answer that refers to a
+/// request addressed to one partner goes to that partner alone, wherever it was made. `None`
+/// when neither the object nor anything it refers to is addressed.
+fn addressees(
+    object: &Value,
+    id: &str,
+    sharing: &CollectionSharing,
+) -> Option<(Vec<String>, String)> {
+    if sharing.addressed.is_empty() {
+        return None;
+    }
+    let mut names: Option<Vec<String>> = sharing.addressed.get(id).cloned();
+    let mut why: Vec<String> = names
+        .iter()
+        .map(|n| format!("addressed to {}", n.join(", ")))
+        .collect();
+    for r in references(object) {
+        if r == id {
+            continue;
+        }
+        if let Some(theirs) = sharing.addressed.get(&r) {
+            why.push(format!("refers to {r}, addressed to {}", theirs.join(", ")));
+            names = Some(match names {
+                None => theirs.clone(),
+                Some(mine) => mine.into_iter().filter(|n| theirs.contains(n)).collect(),
+            });
+        }
+    }
+    names.map(|n| (n, why.join("; ")))
+}
+
+/// The rules after the TLP gate (or the addressed-object gate): jurisdiction, important
+/// data, granular markings, personal data, validation of the copy.
+fn after_gate(
+    object: Value,
+    cx: &EgressContext<'_>,
+    trace: &mut Trace,
+) -> (Decision, Option<Value>) {
+    let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
     let cross_border = policy.cross_border(partner);
     trace.note("jurisdiction", || match &policy.config.jurisdiction {
         None => format!(
@@ -754,6 +916,7 @@ mod tests {
             groups: Some(vec!["eu-cert".into()]),
             recipients: vec!["bsi".into(), "group:gov".into()],
             default_tlp: Tlp::Amber,
+            addressed: Default::default(),
         };
         let bsi = partner("bsi", &["eu-cert"]);
         let anssi = partner("anssi", &["eu-cert", "gov"]);
@@ -778,6 +941,74 @@ mod tests {
         // The TLP definitions themselves always go.
         let def = r#"{"type":"marking-definition","id":"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"}"#;
         assert_eq!(egress(def, &community, &acme), Decision::Unchanged);
+    }
+
+    /// An addressed object (issue 18) goes to its named partners at any TLP but RED, even
+    /// where the collection is AMBER and they are not its recipients, and to nobody else:
+    /// not to the collection's recipients, not to a community that receives CLEAR.
+    #[test]
+    fn addressed_objects_go_to_their_named_partners_only() {
+        let id = "campaign--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+        let mut sharing = CollectionSharing {
+            groups: None,
+            recipients: vec!["bsi".into()],
+            default_tlp: Tlp::Amber,
+            addressed: Default::default(),
+        };
+        assert!(sharing.address(id, "cert-br"));
+        assert!(!sharing.address(id, "cert-br"), "addressed once");
+        let br = partner("cert-br", &[]);
+        let bsi = partner("bsi", &[]);
+        for markings in [&[][..], &[AMBER], &[STRICT], &[WHITE]] {
+            let body = campaign(markings);
+            assert!(sent(&egress(&body, &sharing, &br)), "{markings:?}");
+            match egress(&body, &sharing, &bsi) {
+                Decision::Withheld { reason } => {
+                    assert!(reason.contains("addressed to cert-br only"), "{reason}")
+                }
+                d => panic!("{markings:?}: {d:?}"),
+            }
+        }
+        assert!(!sent(&egress(&campaign(&[RED]), &sharing, &br)));
+        // Other objects of the collection follow the TLP gate alone.
+        let other = campaign(&[]).replace(id, "campaign--7ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d12");
+        assert!(sent(&egress(&other, &sharing, &bsi)));
+        assert!(!sent(&egress(&other, &sharing, &br)));
+        // The setting keeps the addresses; an unreadable one names the key.
+        let back = CollectionSharing::from_json(&sharing.to_json()).unwrap();
+        assert_eq!(back, sharing);
+        assert_eq!(
+            CollectionSharing::from_json(r#"{"addressed": {"x--1": "bsi"}}"#).unwrap_err(),
+            "addressed.x--1: not a list of partner names"
+        );
+        // An object that refers to an addressed one is addressed with it (an answer to a
+        // request goes where the request went), narrowed to the partners all such share.
+        let answer = serde_json::json!({
+            "type": "note", "spec_version": "2.1",
+            "id": "note--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d13",
+            "created": "2016-01-01T00:00:00.000Z", "modified": "2016-01-01T00:00:00.000Z",
+            "content": "declined", "object_refs": [id],
+        })
+        .to_string();
+        assert!(sent(&egress(&answer, &sharing, &br)));
+        assert!(!sent(&egress(&answer, &sharing, &bsi)));
+        // explain names the rule.
+        let policy = Policy::node_default(None, Default::default());
+        let x = super::explain(
+            &campaign(&[]),
+            &EgressContext {
+                sharing: &sharing,
+                partner: &bsi,
+                policy: &policy,
+                markings: &Markings::default(),
+            },
+        );
+        assert_eq!(x.steps[0].rule, "addressed");
+        assert!(
+            x.steps[0].detail.contains("not one of them"),
+            "{:?}",
+            x.steps
+        );
     }
 
     const IMPORTANT: &str = "marking-definition--0b7c1a52-3f0e-4c61-9d8f-6a2b1c3d4e5f";
@@ -992,6 +1223,7 @@ mod tests {
             groups: Some(vec!["eu".into()]),
             recipients: vec!["bsi".into()],
             default_tlp: Tlp::AmberStrict,
+            addressed: Default::default(),
         };
         assert_eq!(CollectionSharing::from_json(&s.to_json()).unwrap(), s);
         assert_eq!(

@@ -26,6 +26,7 @@ fn partner(name: &str, jurisdiction: &str, groups: &[&str]) -> PartnerProfile {
 fn sharing() -> CollectionSharing {
     CollectionSharing {
         default_tlp: Tlp::Clear,
+        addressed: Default::default(),
         ..CollectionSharing::default()
     }
 }

@@ -75,6 +75,7 @@ fn seed(store: &dyn Store) -> String {
         groups: None,
         recipients: Vec::new(),
         default_tlp: Tlp::Clear,
+        addressed: Default::default(),
     };
     store
         .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
@@ -338,6 +339,7 @@ fn cache_is_invalidated_by_versions(one: Arc<dyn Store>, two: Arc<dyn Store>, id
         groups: None,
         recipients: Vec::new(),
         default_tlp: Tlp::Red,
+        addressed: Default::default(),
     };
     two.set_setting(&sharing_setting_key(id), &red.to_json())
         .unwrap();

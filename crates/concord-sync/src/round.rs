@@ -69,6 +69,8 @@ pub struct RoundReport {
     pub withheld: usize,
     /// Sightings sent home to this peer.
     pub sightings_home: usize,
+    /// Answers to this peer's requests for assistance sent home to it (issue 18).
+    pub answers_home: usize,
     /// Objects the peer's status resource reported as failed: `id: message`.
     pub push_failures: Vec<String>,
     /// Bytes of the pulled pages (response bodies).
@@ -504,7 +506,7 @@ fn push(
     };
     pages_after_cursor(store, &m.local, &filter, &key, lease, |entries| {
         send(
-            store, client, peer, &m.local, remote, partner, cx, max, entries, report, false,
+            store, client, peer, &m.local, remote, partner, cx, max, entries, report, None,
         )
         .map(|_| ())
     })
@@ -548,8 +550,8 @@ fn pages_after_cursor(
 
 /// Sends `entries` of the local collection `local` to `remote`: minus echoes and what the
 /// peer holds, through the egress function, in envelopes under `max` bytes, each polled to
-/// completion. With `only_home_sightings`, only sightings of indicators received from the
-/// peer go.
+/// completion. With `home`, only the objects that go home to the peer (sightings of indicators,
+/// answers to requests received from the peer) go.
 #[allow(clippy::too_many_arguments)]
 fn send(
     store: &dyn Store,
@@ -562,7 +564,7 @@ fn send(
     max: usize,
     entries: Vec<concord_store::Entry>,
     report: &mut RoundReport,
-    only_home_sightings: bool,
+    home: Option<Home>,
 ) -> Result<usize, SyncError> {
     let mut candidates = Vec::new();
     for e in entries {
@@ -574,18 +576,14 @@ fn send(
             report.skipped_echo += 1;
             continue;
         }
-        if only_home_sightings {
-            let sighted = e
+        if let Some(home) = home {
+            let target = e
                 .body
                 .as_deref()
                 .and_then(|b| serde_json::from_str::<Value>(b).ok())
-                .and_then(|v| {
-                    v.get("sighting_of_ref")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                });
-            match sighted {
-                Some(indicator) if store.received_from(&indicator, None)?.contains(&peer.name) => {}
+                .and_then(|v| home.target(&v).map(str::to_owned));
+            match target {
+                Some(t) if store.received_from(&t, None)?.contains(&peer.name) => {}
                 _ => continue,
             }
         }
@@ -596,11 +594,7 @@ fn send(
     }
     // The door decides first (and records every decision before anything leaves): even
     // the manifest question below carries ids, and they must be the ones the peer may see.
-    let door = if only_home_sightings {
-        "sync-sightings"
-    } else {
-        "sync-push"
-    };
+    let door = home.map_or("sync-push", Home::door);
     let decided =
         cx.egress
             .decide_entries(partner, door, local, candidates.clone(), Some(&peer.name))?;
@@ -667,12 +661,56 @@ fn send(
     if !envelope.is_empty() {
         sent += post(client, remote, &envelope, report)?;
     }
-    if only_home_sightings {
-        report.sightings_home += sent;
-    } else {
-        report.pushed += sent;
+    match home {
+        Some(Home::Sightings) => report.sightings_home += sent,
+        Some(Home::Answers) => report.answers_home += sent,
+        None => report.pushed += sent,
     }
     Ok(sent)
+}
+
+/// What goes home to the peer that produced what it refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Home {
+    /// Sightings of indicators received from the peer (`sighting_of_ref`).
+    Sightings,
+    /// Answers to requests for assistance received from the peer (a `task` whose
+    /// coordination extension has `answer_to_ref`, [`concord_incident::answer_to`]).
+    Answers,
+}
+
+impl Home {
+    /// The object types read.
+    fn object_type(self) -> &'static str {
+        match self {
+            Home::Sightings => "sighting",
+            Home::Answers => "task",
+        }
+    }
+
+    /// The door's name in the audit log.
+    fn door(self) -> &'static str {
+        match self {
+            Home::Sightings => "sync-sightings",
+            Home::Answers => "sync-answers",
+        }
+    }
+
+    /// The id of the peer's object that `v` refers to, which makes `v` go home.
+    fn target(self, v: &Value) -> Option<&str> {
+        match self {
+            Home::Sightings => v.get("sighting_of_ref").and_then(Value::as_str),
+            Home::Answers => concord_incident::answer_to(v),
+        }
+    }
+
+    /// The setting of the cursor over collection `c` for `peer`.
+    fn cursor_key(self, peer: &str, c: &str) -> String {
+        match self {
+            Home::Sightings => format!("sync/{peer}/sightings/{c}"),
+            Home::Answers => format!("sync/{peer}/answers/{c}"),
+        }
+    }
 }
 
 /// POSTs one envelope and polls its status resource until complete (TAXII 2.1 §4.3.1:
@@ -733,10 +771,11 @@ fn post(
     Ok(envelope.len().saturating_sub(failures))
 }
 
-/// Sightings of indicators received from the peer go home to it (issue 7, item 5): from every
-/// local collection, the sightings added since the last round whose `sighting_of_ref` was
-/// received from this peer, to the remote collection of the peer's first pull mapping, within
-/// the peer's policy.
+/// Sightings of indicators received from the peer go home to it (issue 7, item 5), and so
+/// do answers to its requests for assistance (issue 18): from every local collection, the
+/// sightings (answers) added since the last round whose `sighting_of_ref` (`answer_to_ref`)
+/// was received from this peer, to the remote collection of the peer's first pull mapping,
+/// within the peer's policy.
 #[allow(clippy::too_many_arguments)]
 fn sightings_home(
     store: &dyn Store,
@@ -752,20 +791,32 @@ fn sightings_home(
     let Some((_, home)) = resolved.iter().find(|(m, _)| m.pull) else {
         return Ok(());
     };
-    let filter = ObjectFilter {
-        types: vec!["sighting".into()],
-        versions: vec![VersionSelector::All],
-        spec_versions: vec!["2.1".into()],
-        ..ObjectFilter::default()
-    };
-    for c in store.collections()? {
-        let key = format!("sync/{}/sightings/{}", peer.name, c.id);
-        pages_after_cursor(store, &c.id, &filter, &key, lease, |entries| {
-            send(
-                store, client, peer, &c.id, home, partner, cx, max, entries, report, true,
-            )
-            .map(|_| ())
-        })?;
+    for kind in [Home::Sightings, Home::Answers] {
+        let filter = ObjectFilter {
+            types: vec![kind.object_type().into()],
+            versions: vec![VersionSelector::All],
+            spec_versions: vec!["2.1".into()],
+            ..ObjectFilter::default()
+        };
+        for c in store.collections()? {
+            let key = kind.cursor_key(&peer.name, &c.id);
+            pages_after_cursor(store, &c.id, &filter, &key, lease, |entries| {
+                send(
+                    store,
+                    client,
+                    peer,
+                    &c.id,
+                    home,
+                    partner,
+                    cx,
+                    max,
+                    entries,
+                    report,
+                    Some(kind),
+                )
+                .map(|_| ())
+            })?;
+        }
     }
     Ok(())
 }

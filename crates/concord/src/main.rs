@@ -6,6 +6,7 @@
 
 mod audit;
 mod config;
+mod incident;
 mod matching;
 mod misp;
 mod partner;
@@ -192,6 +193,12 @@ enum Command {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Cross-border incident coordination: incidents, requests for assistance to partners,
+    /// answers, deadlines (STIX Incident Core objects, carried by sync).
+    Incident {
+        #[command(subcommand)]
+        command: incident::IncidentCommand,
     },
     /// The egress policy: show the active version, explain what a partner would receive.
     Policy {
@@ -395,6 +402,7 @@ fn run(command: Command) -> Outcome {
         Command::Audit { command } => audit::run(command),
         Command::Node { command } => audit::run_node(command),
         Command::Policy { command } => policy::run(command),
+        Command::Incident { command } => incident::run(command),
         Command::Peer { command } => sync::run_peer(command),
         Command::Match(args) => matching::run_match(args),
         Command::Sync {

@@ -295,7 +295,7 @@ pub fn sync_once(
             Ok(r) => {
                 if !json {
                     eprintln!(
-                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} sightings home",
+                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} sightings and {} answers home",
                         r.peer,
                         r.pulled_added,
                         r.pulled_present,
@@ -305,7 +305,8 @@ pub fn sync_once(
                         r.skipped_echo,
                         r.skipped_held,
                         r.withheld,
-                        r.sightings_home
+                        r.sightings_home,
+                        r.answers_home
                     );
                 }
                 reports.push(serde_json::to_value(&r)?);

@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod cli;
 mod egress_matrix;
+mod incident;
 mod interop;
 mod leak;
 mod limits;
