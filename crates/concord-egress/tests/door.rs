@@ -40,6 +40,7 @@ fn node() -> Node {
         recipients: Vec::new(),
         default_tlp: Tlp::Clear,
         addressed: Default::default(),
+        grants: Default::default(),
     };
     store
         .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())

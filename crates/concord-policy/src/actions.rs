@@ -239,6 +239,9 @@ pub struct Policy {
     /// [`PolicyConfig::version`] of `config`, computed once.
     pub version: String,
     detectors: Detectors,
+    /// The grant this copy of the policy applies ([`Policy::with_grant`]): its scope and
+    /// categories, for explanations.
+    granted: Option<(String, Vec<Category>)>,
 }
 
 impl Policy {
@@ -273,6 +276,7 @@ impl Policy {
             config,
             keys,
             detectors,
+            granted: None,
         })
     }
 
@@ -299,6 +303,19 @@ impl Policy {
         &self.detectors
     }
 
+    /// This policy with `categories` allowed for `partner` (an operator's grant scoped to
+    /// `scope`, [`crate::egress::CollectionSharing::grants`]): the partner's own table
+    /// decides them first, and explanations name the grant.
+    pub fn with_grant(&self, partner: &str, categories: &[Category], scope: &str) -> Policy {
+        let mut p = self.clone();
+        let table = p.config.partners.entry(partner.to_owned()).or_default();
+        for c in categories {
+            table.categories.insert(*c, Action::Allow);
+        }
+        p.granted = Some((scope.to_owned(), categories.to_vec()));
+        p
+    }
+
     /// Whether `partner` is across a border from the node.
     pub fn cross_border(&self, partner: &PartnerProfile) -> bool {
         match &self.config.jurisdiction {
@@ -316,6 +333,11 @@ impl Policy {
             .get(&partner.name)
             .and_then(|t| t.get(category))
         {
+            if let Some((scope, cs)) = &self.granted
+                && cs.contains(&category)
+            {
+                return (a, format!("grant on {scope} for {}", partner.name));
+            }
             return (a, format!("partner {}", partner.name));
         }
         let node = self.config.jurisdiction.as_deref().unwrap_or("");

@@ -214,6 +214,11 @@ pub struct CollectionSharing {
     /// receives it at any TLP but RED, as a named recipient of AMBER+STRICT does. Objects
     /// not listed follow the TLP gate alone.
     pub addressed: BTreeMap<String, Vec<String>>,
+    /// Grants scoped to one object and one partner (issue 18: what one request for
+    /// assistance needs): object id → partner → categories of personal data that partner
+    /// receives as written, in that object and in every object that refers to it (an
+    /// incident's requests and answers), whatever the tables of the policy say.
+    pub grants: BTreeMap<String, BTreeMap<String, Vec<crate::pii::Category>>>,
 }
 
 impl CollectionSharing {
@@ -262,11 +267,20 @@ impl CollectionSharing {
             }
             Some(_) => return Err("addressed: not an object".to_owned()),
         }
+        let grants = match v.get("grants") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(g) => serde_json::from_value(g.clone()).map_err(|e| {
+                format!(
+                    "grants: {e} (expected {{\"OBJECT-ID\": {{\"PARTNER\": [\"ip_address\", …]}}}})"
+                )
+            })?,
+        };
         Ok(CollectionSharing {
             groups: strings("groups")?,
             recipients: strings("recipients")?.unwrap_or_default(),
             default_tlp,
             addressed,
+            grants,
         })
     }
 
@@ -281,6 +295,9 @@ impl CollectionSharing {
         // (and the egress door's cache keys built from it) stays the same.
         if !self.addressed.is_empty() {
             v["addressed"] = serde_json::json!(self.addressed);
+        }
+        if !self.grants.is_empty() {
+            v["grants"] = serde_json::json!(self.grants);
         }
         v.to_string()
     }
@@ -304,6 +321,7 @@ impl Default for CollectionSharing {
             recipients: Vec::new(),
             default_tlp: Tlp::Amber,
             addressed: BTreeMap::new(),
+            grants: BTreeMap::new(),
         }
     }
 }
@@ -577,6 +595,29 @@ fn addressees(
     names.map(|n| (n, why.join("; ")))
 }
 
+/// The grant ([`CollectionSharing::grants`]) for `partner` on one of `ids` (an object's id
+/// and its references): the scope and the categories granted, every grant that applies
+/// merged; `None` without one.
+fn grant(
+    ids: &[String],
+    sharing: &CollectionSharing,
+    partner: &PartnerProfile,
+) -> Option<(String, Vec<crate::pii::Category>)> {
+    let mut scopes = Vec::new();
+    let mut categories = Vec::new();
+    for id in ids {
+        if let Some(cs) = sharing.grants.get(id).and_then(|g| g.get(&partner.name)) {
+            scopes.push(id.clone());
+            for c in cs {
+                if !categories.contains(c) {
+                    categories.push(*c);
+                }
+            }
+        }
+    }
+    (!categories.is_empty()).then(|| (scopes.join(", "), categories))
+}
+
 /// The rules after the TLP gate (or the addressed-object gate): jurisdiction, important
 /// data, granular markings, personal data, validation of the copy.
 fn after_gate(
@@ -585,6 +626,16 @@ fn after_gate(
     trace: &mut Trace,
 ) -> (Decision, Option<Value>) {
     let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
+    // The object's id and what it refers to, for a grant scoped to one of them.
+    let scope_refs: Vec<String> = if sharing.grants.is_empty() {
+        Vec::new()
+    } else {
+        let mut r = references(&object);
+        if let Some(id) = object.get("id").and_then(Value::as_str) {
+            r.push(id.to_owned());
+        }
+        r
+    };
     let cross_border = policy.cross_border(partner);
     trace.note("jurisdiction", || match &policy.config.jurisdiction {
         None => format!(
@@ -641,6 +692,21 @@ fn after_gate(
             changes.join("; ")
         }
     });
+    let granted = grant(&scope_refs, sharing, partner).map(|(scope, categories)| {
+        trace.note("grant", || {
+            format!(
+                "granted on {scope} for {}: {} as written",
+                partner.name,
+                categories
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        policy.with_grant(&partner.name, &categories, &scope)
+    });
+    let policy = granted.as_ref().unwrap_or(policy);
     let pii = match crate::actions::apply(&mut copy, policy, sharing, partner) {
         Ok(a) => a,
         Err(reason) => {
@@ -917,6 +983,7 @@ mod tests {
             recipients: vec!["bsi".into(), "group:gov".into()],
             default_tlp: Tlp::Amber,
             addressed: Default::default(),
+            grants: Default::default(),
         };
         let bsi = partner("bsi", &["eu-cert"]);
         let anssi = partner("anssi", &["eu-cert", "gov"]);
@@ -954,6 +1021,7 @@ mod tests {
             recipients: vec!["bsi".into()],
             default_tlp: Tlp::Amber,
             addressed: Default::default(),
+            grants: Default::default(),
         };
         assert!(sharing.address(id, "cert-br"));
         assert!(!sharing.address(id, "cert-br"), "addressed once");
@@ -1008,6 +1076,51 @@ mod tests {
             x.steps[0].detail.contains("not one of them"),
             "{:?}",
             x.steps
+        );
+    }
+
+    /// A grant (issue 18) lets one partner receive a category as written in one object and
+    /// in what refers to it; everyone else, and every other object, keeps the policy's
+    /// tables (here: an IP address pseudonymised across a border).
+    #[test]
+    fn a_grant_is_scoped_to_its_object_and_partner() {
+        let scope = "campaign--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+        let mut sharing = CollectionSharing {
+            default_tlp: Tlp::Clear,
+            ..CollectionSharing::default()
+        };
+        sharing
+            .grants
+            .entry(scope.into())
+            .or_default()
+            .insert("cert-br".into(), vec![crate::pii::Category::IpAddress]);
+        let back = CollectionSharing::from_json(&sharing.to_json()).unwrap();
+        assert_eq!(back, sharing);
+        let with_ip = |id: &str, refs: &[&str]| {
+            serde_json::json!({
+                "type": "note", "spec_version": "2.1", "id": id,
+                "created": "2016-01-01T00:00:00.000Z", "modified": "2016-01-01T00:00:00.000Z",
+                "content": "victim at 198.51.100.23", "object_refs": refs,
+            })
+            .to_string()
+        };
+        let br = partner("cert-br", &[]);
+        let za = partner("cert-za", &[]);
+        let raw = |d: Decision| matches!(d, Decision::Unchanged);
+        let this = with_ip(scope, &["identity--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11"]);
+        let referring = with_ip("note--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d15", &[scope]);
+        let other = with_ip(
+            "note--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d16",
+            &["identity--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11"],
+        );
+        assert!(raw(egress(&this, &sharing, &br)));
+        assert!(raw(egress(&referring, &sharing, &br)));
+        assert!(!raw(egress(&other, &sharing, &br)));
+        assert!(!raw(egress(&this, &sharing, &za)));
+        assert!(
+            CollectionSharing::from_json(r#"{"grants": {"x--1": {"p": ["ipaddress"]}}}"#)
+                .unwrap_err()
+                .starts_with("grants: ")
         );
     }
 
@@ -1224,6 +1337,7 @@ mod tests {
             recipients: vec!["bsi".into()],
             default_tlp: Tlp::AmberStrict,
             addressed: Default::default(),
+            grants: Default::default(),
         };
         assert_eq!(CollectionSharing::from_json(&s.to_json()).unwrap(), s);
         assert_eq!(

@@ -27,6 +27,7 @@ fn sharing() -> CollectionSharing {
     CollectionSharing {
         default_tlp: Tlp::Clear,
         addressed: Default::default(),
+        grants: Default::default(),
         ..CollectionSharing::default()
     }
 }

@@ -76,6 +76,7 @@ fn seed(store: &dyn Store) -> String {
         recipients: Vec::new(),
         default_tlp: Tlp::Clear,
         addressed: Default::default(),
+        grants: Default::default(),
     };
     store
         .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
@@ -340,6 +341,7 @@ fn cache_is_invalidated_by_versions(one: Arc<dyn Store>, two: Arc<dyn Store>, id
         recipients: Vec::new(),
         default_tlp: Tlp::Red,
         addressed: Default::default(),
+        grants: Default::default(),
     };
     two.set_setting(&sharing_setting_key(id), &red.to_json())
         .unwrap();

@@ -19,6 +19,7 @@ use concord_incident::{
 };
 use concord_ingest::{Accepted, Container, IngestOptions};
 use concord_policy::egress::sharing_setting_key;
+use concord_policy::pii::Category;
 use concord_stix::Timestamp;
 use concord_store::{Collection, NewCollection, ObjectFilter, PageRequest, Store, VersionSelector};
 use serde_json::{Value, json};
@@ -121,6 +122,26 @@ pub enum IncidentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Grant what one request needs: PARTNER receives the personal data of each CATEGORY as
+    /// written (not pseudonymised, redacted or dropped) in this incident and in every object
+    /// that refers to it (its requests and answers), whatever the policy's tables say.
+    /// Audited (door `incident-grant`); `policy explain` names the grant.
+    Grant {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The incident (its id).
+        incident: String,
+        /// The partner (its name on this node).
+        #[arg(long, value_name = "PARTNER")]
+        to: String,
+        /// A category of personal data: email, phone, ip_address, national_id, payment_card,
+        /// iban, person_name, user_account, email_address_object; repeatable.
+        #[arg(long, value_name = "CATEGORY", required = true)]
+        allow: Vec<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Close an incident this node opened (a new version, `investigation_status` closed).
     Close {
         #[command(flatten)]
@@ -146,6 +167,7 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
         | IncidentCommand::Respond { data, json, .. }
         | IncidentCommand::List { data, json, .. }
         | IncidentCommand::Show { data, json, .. }
+        | IncidentCommand::Grant { data, json, .. }
         | IncidentCommand::Close { data, json, .. } => (data.clone(), *json),
     };
     let store = crate::open_store(&data)?;
@@ -193,6 +215,12 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
         IncidentCommand::Close {
             incident, outcome, ..
         } => close(&data, store.as_ref(), &incident, outcome.as_deref(), &now),
+        IncidentCommand::Grant {
+            incident,
+            to,
+            allow,
+            ..
+        } => grant(store.as_ref(), &incident, &to, &allow),
     };
     match result {
         Ok(Done { doc, text }) => {
@@ -347,6 +375,14 @@ fn holdings(store: &dyn Store) -> Result<Vec<(String, Value)>> {
     Ok(newest.into_values().map(|(c, _, v)| (c, v)).collect())
 }
 
+/// An operator's grant (`incident grant`): `partner` receives the `categories` of personal
+/// data as written in the object `scope` and what refers to it.
+struct Grant<'a> {
+    scope: &'a str,
+    partner: &'a str,
+    categories: &'a [Category],
+}
+
 /// Writes `objects` into collection `target` (created when missing) in one ingest: validated,
 /// audited as `door` (each record naming the partners it is addressed to), and, in the same
 /// transaction, each `(object id, partner)` of `address` added to the collection's
@@ -357,6 +393,7 @@ fn write(
     door: &str,
     objects: &[&Value],
     address: &[(&str, &str)],
+    grant: Option<&Grant<'_>>,
 ) -> Step<Collection> {
     let existing = store.collection(target)?;
     let collection = match &existing {
@@ -373,14 +410,43 @@ fn write(
         }
     };
     let mut sharing = crate::partner::sharing(store, &collection.id)?;
-    let mut addressed_to: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut notes: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut by: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, partner) in address {
         sharing.address(id, partner);
-        addressed_to.entry(id).or_default().push(partner);
+        by.entry(id).or_default().push(partner);
+    }
+    for (id, partners) in by {
+        notes
+            .entry(id)
+            .or_default()
+            .push(format!("addressed to {}", partners.join(", ")));
+    }
+    if let Some(g) = grant {
+        let cs = sharing
+            .grants
+            .entry(g.scope.to_owned())
+            .or_default()
+            .entry(g.partner.to_owned())
+            .or_default();
+        for c in g.categories {
+            if !cs.contains(c) {
+                cs.push(*c);
+            }
+        }
+        notes.entry(g.scope).or_default().push(format!(
+            "grant: {} as written to {} in this incident and what refers to it",
+            g.categories
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            g.partner
+        ));
     }
     let sharing_key = sharing_setting_key(&collection.id);
     let sharing_json = sharing.to_json();
-    let settings: Vec<(&str, &str)> = if address.is_empty() {
+    let settings: Vec<(&str, &str)> = if address.is_empty() && grant.is_none() {
         Vec::new()
     } else {
         vec![(sharing_key.as_str(), sharing_json.as_str())]
@@ -396,8 +462,8 @@ fn write(
             .iter()
             .map(|a| {
                 let mut r = d.ingress(a.vid, &a.id, &a.version, a.added);
-                if let Some(to) = addressed_to.get(a.id.as_str()) {
-                    r.transformations = vec![format!("addressed to {}", to.join(", "))];
+                if let Some(n) = notes.get(a.id.as_str()) {
+                    r.transformations = n.clone();
                 }
                 r
             })
@@ -463,7 +529,14 @@ fn open(
         created_by_ref: id_of(&me),
         now,
     })?;
-    let c = write(store, collection, "incident-open", &[&me, &incident], &[])?;
+    let c = write(
+        store,
+        collection,
+        "incident-open",
+        &[&me, &incident],
+        &[],
+        None,
+    )?;
     let id = id_of(&incident).to_owned();
     Ok(Done {
         text: format!("{id}\n"),
@@ -530,7 +603,14 @@ fn request(
     {
         address.push((by, to));
     }
-    let c = write(store, &c.id, "incident-request", &[&me, &task], &address)?;
+    let c = write(
+        store,
+        &c.id,
+        "incident-request",
+        &[&me, &task],
+        &address,
+        None,
+    )?;
     let peers = peers_for(store, to, &c.id)?;
     let id = id_of(&task).to_owned();
     let delivery = if peers.is_empty() {
@@ -650,7 +730,14 @@ fn respond(
     if let Some(by) = &req.created_by {
         address.push((by.as_str(), home.as_str()));
     }
-    write(store, &c.id, "incident-respond", &[&me, &answer], &address)?;
+    write(
+        store,
+        &c.id,
+        "incident-respond",
+        &[&me, &answer],
+        &address,
+        None,
+    )?;
     let id = id_of(&answer).to_owned();
     Ok(Done {
         text: format!("{id}\n"),
@@ -813,9 +900,57 @@ fn close(
     }
     let closed = concord_incident::close(&incident, outcome, now)?;
     // The new version keeps the incident's id, so it goes where the incident was addressed.
-    write(store, &c.id, "incident-close", &[&closed], &[])?;
+    write(store, &c.id, "incident-close", &[&closed], &[], None)?;
     Ok(Done {
         text: format!("{incident_id} closed\n"),
         doc: json!({"id": incident_id, "status": "closed", "outcome": outcome}),
+    })
+}
+
+fn grant(store: &dyn Store, incident_id: &str, to: &str, allow: &[String]) -> Step<Done> {
+    let mut categories = Vec::new();
+    for a in allow {
+        match serde_json::from_value::<Category>(json!(a)) {
+            Ok(c) => categories.push(c),
+            Err(_) => {
+                return refuse(format!(
+                    "--allow: {a:?} is not a category of personal data ({})",
+                    Category::ALL
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    if !store.partners()?.iter().any(|p| p.name == to) {
+        return refuse(format!(
+            "--to: no partner named {to:?} on this node (concord partner list)"
+        ));
+    }
+    let Some((c, incident)) = find(store, incident_id)? else {
+        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+    };
+    if concord_incident::read_incident(&incident).is_none() {
+        return refuse(format!(
+            "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
+        ));
+    }
+    // The incident's current version again (already present): its audit record carries the
+    // grant, in the transaction that writes it.
+    let g = Grant {
+        scope: incident_id,
+        partner: to,
+        categories: &categories,
+    };
+    write(store, &c.id, "incident-grant", &[&incident], &[], Some(&g))?;
+    let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+    Ok(Done {
+        text: format!(
+            "{to} receives {} as written in {incident_id}\n",
+            names.join(", ")
+        ),
+        doc: json!({"incident": incident_id, "to": to, "allow": names}),
     })
 }

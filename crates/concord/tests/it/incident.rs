@@ -221,7 +221,7 @@ fn three_nodes_coordinate_an_incident_across_borders() {
     );
     let due_soon = due_soon["id"].as_str().unwrap().to_owned();
     // A partner of A that is no peer: the request stays pending, and says so.
-    partner(a, "cert-xx", "AR", &[]);
+    partner(a, "cert-xx", "AR", &["--read", "incidents"]);
     let stuck = cli_json(
         a,
         &[
@@ -231,13 +231,65 @@ fn three_nodes_coordinate_an_incident_across_borders() {
             "--to",
             "cert-xx",
             "--ask",
-            "Check your logs",
+            "Check your logs for 203.0.113.7",
             "--deadline",
             &deadline,
         ],
     );
     assert_eq!(stuck["peers"], json!([]), "{stuck}");
     let stuck = stuck["id"].as_str().unwrap().to_owned();
+
+    // The victim's address in the ask is personal data: across the border, A's policy
+    // pseudonymises it for cert-br, as `policy explain` shows ...
+    let explain = |p: &str, id: &str| {
+        let (code, out, err) = cli(a, &["policy", "explain", "--partner", p, id, "--json"]);
+        assert!(code <= 1, "{err}");
+        out
+    };
+    let before = explain("cert-br", &task);
+    assert!(before.contains("pseudonymised ip_address"), "{before}");
+    // ... until the operator grants what this request needs, scoped to the incident and
+    // cert-br (audited); cert-xx still gets the pseudonym.
+    let (code, _, err) = cli(
+        a,
+        &[
+            "incident",
+            "grant",
+            &incident,
+            "--to",
+            "cert-br",
+            "--allow",
+            "ipaddress",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--allow: \"ipaddress\" is not a category"),
+        "{err}"
+    );
+    let granted = cli_json(
+        a,
+        &[
+            "incident",
+            "grant",
+            &incident,
+            "--to",
+            "cert-br",
+            "--allow",
+            "ip_address",
+        ],
+    );
+    assert_eq!(granted["allow"], json!(["ip_address"]), "{granted}");
+    let after = explain("cert-br", &task);
+    assert!(
+        after.contains(&format!(
+            "granted on {incident} for cert-br: ip_address as written"
+        )),
+        "{after}"
+    );
+    assert!(!after.contains("pseudonymised ip_address"), "{after}");
+    let xx = explain("cert-xx", &stuck);
+    assert!(xx.contains("pseudonymised ip_address"), "{xx}");
 
     // One round: A pushes to B (and C), B pulls from A.
     let ra = sync(a);
@@ -251,10 +303,9 @@ fn three_nodes_coordinate_an_incident_across_borders() {
     assert_eq!(at_b["deadline"], deadline.as_str());
     assert_eq!(at_b["overdue"], false);
     assert_eq!(at_b["direction"], "incoming");
-    // The victim's address crossed the border as A's policy decides for a partner in BR:
-    // pseudonymised (an address in 240.0.0.0/4), like any other personal data in prose.
+    // The address crossed the border as written: the grant.
     let ask = at_b["ask"].as_str().unwrap();
-    assert!(!ask.contains("203.0.113.7"), "{ask}");
+    assert!(ask.contains("203.0.113.7"), "{ask}");
     let inc_b = &list_b["incidents"][0];
     assert_eq!(inc_b["id"], incident.as_str());
     assert_eq!(inc_b["title"], "C2 server hosted in BR");
@@ -417,6 +468,11 @@ fn three_nodes_coordinate_an_incident_across_borders() {
         assert!(log_a.contains(door), "A's log has no {door}:\n{log_a}");
     }
     assert!(log_a.contains("addressed to cert-br"), "{log_a}");
+    assert!(
+        log_a.contains("incident-grant")
+            && log_a.contains("grant: ip_address as written to cert-br"),
+        "{log_a}"
+    );
     let log_b = audit(b);
     for door in ["incident-respond", "sync-pull"] {
         assert!(log_b.contains(door), "B's log has no {door}:\n{log_b}");
