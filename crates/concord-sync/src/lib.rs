@@ -26,6 +26,7 @@
 //!   peer's state, and the next round starts from the cursors.
 
 mod client;
+pub mod notify;
 mod peer;
 mod round;
 

@@ -132,6 +132,15 @@ tlp_version = "2.0"
 #                                      # `concord audit archive -o FILE`; 0: kept in the database
 # [audit.retention_days_by_jurisdiction]
 # DE = 3650                            # partners of this jurisdiction: their entries stay this long
+
+# Notices when a request for assistance addressed to this node arrives (README, "Incidents").
+# `serve` looks every notify_every_secs; each request is announced once. The defaults:
+#
+# [incident]
+# notify_command = ""                  # run with `sh -c`, the request as JSON on stdin
+# notify_webhook = ""                  # POST the same JSON there, signed (X-Concord-Signature)
+# notify_secret_file = ""              # the webhook's HMAC-SHA-256 key; required with notify_webhook
+# notify_every_secs = 2
 "#;
 
 /// Parsed configuration.
@@ -182,6 +191,36 @@ pub struct Config {
     /// `[audit]`: checkpoints and retention of the audit log (defaults when absent).
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[incident]`: notices of requests for assistance addressed to this node.
+    #[serde(default)]
+    pub incident: IncidentConfig,
+}
+
+/// The `[incident]` section: what `serve` does when a request for assistance addressed to
+/// this node arrives (issue 18, item 6).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// `notify_command`: run with `sh -c`, the request as JSON on stdin (empty: none).
+    pub notify_command: String,
+    /// `notify_webhook`: an http(s) URL the same JSON is POSTed to, signed (empty: none).
+    pub notify_webhook: String,
+    /// `notify_secret_file`: a file holding the webhook's HMAC-SHA-256 key (at least 16
+    /// bytes once trimmed); required with `notify_webhook`.
+    pub notify_secret_file: String,
+    /// `notify_every_secs`: how often `serve` looks for new requests (at least 1).
+    pub notify_every_secs: u64,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            notify_command: String::new(),
+            notify_webhook: String::new(),
+            notify_secret_file: String::new(),
+            notify_every_secs: 2,
+        }
+    }
 }
 
 /// The `[audit]` section.

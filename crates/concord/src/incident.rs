@@ -954,3 +954,146 @@ fn grant(store: &dyn Store, incident_id: &str, to: &str, allow: &[String]) -> St
         doc: json!({"incident": incident_id, "to": to, "allow": names}),
     })
 }
+
+/// The setting that records that the request `task` was announced (its time).
+fn notified_key(task: &str) -> String {
+    format!("incident/notified/{task}")
+}
+
+/// The requests made by another node that this node holds and has not announced yet, as
+/// the JSON document a notice carries.
+fn unannounced(store: &dyn Store) -> Result<Vec<(String, Value)>> {
+    let now = Timestamp::now_micros();
+    let (states, _) = board(store, &now)?;
+    let me = me_id(store)?;
+    let mut out = Vec::new();
+    for s in &states {
+        for t in &s.tasks {
+            if me.as_deref().is_some_and(|me| made_by(t, me))
+                || store.setting(&notified_key(&t.id))?.is_some()
+            {
+                continue;
+            }
+            let doc = json!({
+                "event": "request-received",
+                "task": t.id, "incident": s.incident.id, "title": s.incident.title,
+                "from": t.from, "to": t.to, "ask": t.ask, "deadline": t.deadline,
+                "priority": t.priority, "received_from": store.received_from(&t.id, None)?,
+            });
+            out.push((t.id.clone(), doc));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `command` with `sh -c`, `doc` on its stdin and `CONCORD_TASK_ID` set; an error
+/// unless it exits 0.
+fn run_command(command: &str, task: &str, doc: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("CONCORD_TASK_ID", task)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("notify_command {command:?} cannot start"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its input is no error.
+        let _ = stdin.write_all(doc.as_bytes());
+    }
+    let status = child.wait().context("notify_command")?;
+    anyhow::ensure!(status.success(), "notify_command {command:?}: {status}");
+    Ok(())
+}
+
+/// Starts `serve`'s notifier when `[incident]` configures a command or a webhook: every
+/// `notify_every_secs` it announces each request for assistance made by another node that
+/// arrived since (by sync pull or a partner's TAXII POST), once: the command runs and the
+/// webhook is POSTed, signed ([`concord_sync::notify`]); a request is marked announced only
+/// when both succeeded, so a failed one is tried again at the next look. Errors (before
+/// anything starts): a webhook without a readable secret of at least 16 bytes, an interval
+/// of 0.
+pub fn spawn_notifier(
+    dir: &std::path::Path,
+    store: std::sync::Arc<dyn Store>,
+    config: &crate::config::IncidentConfig,
+) -> Result<()> {
+    if config.notify_command.is_empty() && config.notify_webhook.is_empty() {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        config.notify_every_secs >= 1,
+        "[incident] notify_every_secs: must be at least 1"
+    );
+    let secret = if config.notify_webhook.is_empty() {
+        Vec::new()
+    } else {
+        anyhow::ensure!(
+            config.notify_webhook.starts_with("http://")
+                || config.notify_webhook.starts_with("https://"),
+            "[incident] notify_webhook {:?}: must be an http(s) URL",
+            config.notify_webhook
+        );
+        anyhow::ensure!(
+            !config.notify_secret_file.is_empty(),
+            "[incident] notify_webhook needs notify_secret_file (the HMAC key)"
+        );
+        let path = dir.join(&config.notify_secret_file);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "[incident] notify_secret_file {}: cannot read",
+                path.display()
+            )
+        })?;
+        let key = text.trim().as_bytes().to_vec();
+        anyhow::ensure!(
+            key.len() >= 16,
+            "[incident] notify_secret_file {}: the key must have at least 16 bytes",
+            path.display()
+        );
+        key
+    };
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("concord-incident-notify".into())
+        .spawn(move || {
+            loop {
+                match unannounced(store.as_ref()) {
+                    Ok(found) => {
+                        for (task, doc) in found {
+                            let text = doc.to_string();
+                            let mut ok = true;
+                            if !config.notify_command.is_empty()
+                                && let Err(e) = run_command(&config.notify_command, &task, &text)
+                            {
+                                tracing::warn!(%task, error = %e, "incident notice: command failed");
+                                ok = false;
+                            }
+                            if !config.notify_webhook.is_empty()
+                                && let Err(e) = concord_sync::notify::post_signed(
+                                    &config.notify_webhook,
+                                    &secret,
+                                    &text,
+                                    std::time::Duration::from_secs(10),
+                                )
+                            {
+                                tracing::warn!(%task, error = %e, "incident notice: webhook failed");
+                                ok = false;
+                            }
+                            if ok {
+                                let at = Timestamp::now_micros().to_string();
+                                if let Err(e) = store.set_setting(&notified_key(&task), &at) {
+                                    tracing::warn!(%task, error = %e, "incident notice: not recorded");
+                                }
+                                tracing::info!(%task, "incident notice: request announced");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "incident notice: cannot read requests"),
+                }
+                std::thread::sleep(std::time::Duration::from_secs(config.notify_every_secs));
+            }
+        })
+        .context("cannot start the incident notifier")?;
+    Ok(())
+}

@@ -645,6 +645,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     // entries (checked every 5 s); read entries flushed to disk every second. Blocking
     // store calls: started before the async runtime.
     spawn_checkpointer(&dir.dir, store.clone(), config.audit.checkpoint_every)?;
+    // Notices of requests for assistance addressed to this node (`[incident]`).
+    incident::spawn_notifier(&dir.dir, store.clone(), &config.incident)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -885,3 +885,162 @@ fn a_request_and_its_answer_cross_within_two_intervals() {
     assert!(there <= Duration::from_secs(12), "{there:?}");
     assert!(back <= Duration::from_secs(12), "{back:?}");
 }
+
+/// Item 6: `serve` announces a request addressed to its node once, by a command and by a
+/// webhook signed with HMAC-SHA-256 over the exact body (checked here with `openssl`), as
+/// soon as the request arrives by sync.
+#[test]
+fn serve_announces_an_arriving_request_by_command_and_signed_webhook() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    // The webhook receiver: one thread, each request's body and signature header kept.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut len, mut sig) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("x-concord-signature:") {
+                    sig = line.split_once(':').unwrap().1.trim().to_owned();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+            let _ = tx.send((String::from_utf8(body).unwrap(), sig));
+        }
+    });
+    let a = Node::init_with(&["--jurisdiction", "CN"]);
+    let b = Node::init_with(&["--jurisdiction", "BR"]);
+    cli_ok(&a, &["collection", "create", "incidents"]);
+    cli_ok(&b, &["collection", "create", "incidents"]);
+    let key = partner(&a, "cert-br", "BR", &["--read", "incidents"]);
+    partner(&b, "cert-cn", "CN", &["--read", "incidents"]);
+    let secret = "a-webhook-secret-of-32-characters";
+    std::fs::write(b.path().join("hook.key"), secret).unwrap();
+    let seen = b.path().join("seen.jsonl");
+    let mut toml = std::fs::read_to_string(b.path().join("concord.toml")).unwrap();
+    toml.push_str(&format!(
+        "\n[incident]\nnotify_command = \"cat >> '{}'; echo >> '{}'\"\nnotify_webhook = \"{hook}\"\nnotify_secret_file = \"hook.key\"\nnotify_every_secs = 1\n",
+        seen.display(),
+        seen.display()
+    ));
+    std::fs::write(b.path().join("concord.toml"), toml).unwrap();
+    let sa = a.serve();
+    let _sb = b.serve();
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "incidents:incidents",
+            "--pull",
+            "--token-file",
+            key.to_str().unwrap(),
+            "--partner",
+            "cert-cn",
+        ],
+    );
+    let id = cli_json(&a, &["incident", "open", "--title", "Notice me"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = cli_json(
+        &a,
+        &[
+            "incident",
+            "request",
+            &id,
+            "--to",
+            "cert-br",
+            "--ask",
+            "Call us",
+            "--deadline",
+            "2030-01-01T00:00:00Z",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sync(&b);
+    let (body, sig) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no webhook within 20 s");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["event"], "request-received");
+    assert_eq!(doc["task"], task.as_str());
+    assert_eq!(doc["incident"], id.as_str());
+    assert_eq!(doc["title"], "Notice me");
+    assert_eq!(doc["received_from"], json!(["a"]));
+    // The signature is HMAC-SHA-256 of the body under the secret.
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", secret, "-r"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    openssl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = String::from_utf8(openssl.wait_with_output().unwrap().stdout).unwrap();
+    let hex = out.split_whitespace().next().unwrap();
+    assert_eq!(sig, format!("sha256={hex}"));
+    // The command got the same document; and each request is announced once.
+    let start = Instant::now();
+    while !std::fs::read_to_string(&seen)
+        .unwrap_or_default()
+        .contains(&task)
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "command not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(rx.try_recv().is_err(), "announced twice");
+    let lines = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(
+        lines.lines().filter(|l| !l.is_empty()).count(),
+        1,
+        "{lines}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(lines.lines().next().unwrap()).unwrap(),
+        doc
+    );
+}
+
+/// A webhook without its key is refused at start, naming the key; nothing listens.
+#[test]
+fn serve_refuses_a_webhook_without_its_secret() {
+    let b = Node::init();
+    let mut toml = std::fs::read_to_string(b.path().join("concord.toml")).unwrap();
+    toml.push_str("\n[incident]\nnotify_webhook = \"http://127.0.0.1:9/hook\"\n");
+    std::fs::write(b.path().join("concord.toml"), toml).unwrap();
+    let out = run(concord()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(b.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notify_webhook needs notify_secret_file"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
