@@ -171,6 +171,11 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
         | IncidentCommand::Close { data, json, .. } => (data.clone(), *json),
     };
     let store = crate::open_store(&data)?;
+    let max = Config::load(&crate::data_dir(&data).dir)?.max_object_size;
+    let w = Writer {
+        store: store.as_ref(),
+        max_object_size: max,
+    };
     let now = Timestamp::now_micros();
     let result = match command {
         IncidentCommand::Open {
@@ -182,7 +187,7 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             ..
         } => open(
             &data,
-            store.as_ref(),
+            &w,
             &title,
             description.as_deref(),
             severity.as_deref(),
@@ -199,7 +204,7 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             ..
         } => request(
             &data,
-            store.as_ref(),
+            &w,
             &incident,
             &to,
             &ask,
@@ -209,18 +214,18 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
         ),
         IncidentCommand::Respond {
             task, status, note, ..
-        } => respond(&data, store.as_ref(), &task, &status, note.as_deref(), &now),
+        } => respond(&data, &w, &task, &status, note.as_deref(), &now),
         IncidentCommand::List { status, .. } => list(store.as_ref(), status.as_deref(), &now),
         IncidentCommand::Show { id, .. } => show(store.as_ref(), &id, &now),
         IncidentCommand::Close {
             incident, outcome, ..
-        } => close(&data, store.as_ref(), &incident, outcome.as_deref(), &now),
+        } => close(&data, &w, &incident, outcome.as_deref(), &now),
         IncidentCommand::Grant {
             incident,
             to,
             allow,
             ..
-        } => grant(store.as_ref(), &incident, &to, &allow),
+        } => grant(&w, &incident, &to, &allow),
     };
     match result {
         Ok(Done { doc, text }) => {
@@ -375,6 +380,13 @@ fn holdings(store: &dyn Store) -> Result<Vec<(String, Value)>> {
     Ok(newest.into_values().map(|(c, _, v)| (c, v)).collect())
 }
 
+/// Where a subcommand writes: the store, and the node's `max_object_size` (concord.toml),
+/// the cap every way in applies to each object.
+struct Writer<'a> {
+    store: &'a dyn Store,
+    max_object_size: u64,
+}
+
 /// An operator's grant (`incident grant`): `partner` receives the `categories` of personal
 /// data as written in the object `scope` and what refers to it.
 struct Grant<'a> {
@@ -388,13 +400,14 @@ struct Grant<'a> {
 /// transaction, each `(object id, partner)` of `address` added to the collection's
 /// addressed objects. Refused (nothing written): an object the node's validator rejects.
 fn write(
-    store: &dyn Store,
+    w: &Writer<'_>,
     target: &str,
     door: &str,
     objects: &[&Value],
     address: &[(&str, &str)],
     grant: Option<&Grant<'_>>,
 ) -> Step<Collection> {
+    let store = w.store;
     let existing = store.collection(target)?;
     let collection = match &existing {
         Some(c) => c.clone(),
@@ -481,7 +494,7 @@ fn write(
         audit: Some(&make),
         provenance: None,
         settings: &settings,
-        max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+        max_object_size: w.max_object_size,
         cancel: None,
     };
     let report = match existing {
@@ -492,7 +505,13 @@ fn write(
             concord_ingest::ingest_creating(store, &collection, bundle.as_bytes(), options, |_| {})
         }
     }
-    .map_err(|e| Failure::System(e.into()))?;
+    .map_err(|e| match e {
+        // Too large for `max_object_size` (an --ask or --note of megabytes): invalid input.
+        concord_ingest::IngestError::Container(b) => {
+            Failure::Refused(format!("{b} (max_object_size in concord.toml)"))
+        }
+        e => Failure::System(e.into()),
+    })?;
     if let Some(r) = report.rejected.first() {
         // Nothing this node makes should be refused by its own validator: say what and why.
         return refuse(format!(
@@ -507,7 +526,7 @@ fn write(
 #[allow(clippy::too_many_arguments)]
 fn open(
     data: &DataDirArg,
-    store: &dyn Store,
+    w: &Writer<'_>,
     title: &str,
     description: Option<&str>,
     severity: Option<&str>,
@@ -515,6 +534,7 @@ fn open(
     affects: &[String],
     now: &Timestamp,
 ) -> Step<Done> {
+    let store = w.store;
     let criticality = severity.map(concord_incident::parse_severity).transpose()?;
     let affects = affects
         .iter()
@@ -529,14 +549,7 @@ fn open(
         created_by_ref: id_of(&me),
         now,
     })?;
-    let c = write(
-        store,
-        collection,
-        "incident-open",
-        &[&me, &incident],
-        &[],
-        None,
-    )?;
+    let c = write(w, collection, "incident-open", &[&me, &incident], &[], None)?;
     let id = id_of(&incident).to_owned();
     Ok(Done {
         text: format!("{id}\n"),
@@ -559,7 +572,7 @@ fn peers_for(store: &dyn Store, partner: &str, collection: &str) -> Result<Vec<S
 #[allow(clippy::too_many_arguments)]
 fn request(
     data: &DataDirArg,
-    store: &dyn Store,
+    w: &Writer<'_>,
     incident_id: &str,
     to: &str,
     ask: &str,
@@ -567,6 +580,7 @@ fn request(
     priority: Option<&str>,
     now: &Timestamp,
 ) -> Step<Done> {
+    let store = w.store;
     let deadline = concord_incident::parse_deadline(deadline)?;
     let priority = priority.map(concord_incident::parse_priority).transpose()?;
     if !store.partners()?.iter().any(|p| p.name == to) {
@@ -603,14 +617,7 @@ fn request(
     {
         address.push((by, to));
     }
-    let c = write(
-        store,
-        &c.id,
-        "incident-request",
-        &[&me, &task],
-        &address,
-        None,
-    )?;
+    let c = write(w, &c.id, "incident-request", &[&me, &task], &address, None)?;
     let peers = peers_for(store, to, &c.id)?;
     let id = id_of(&task).to_owned();
     let delivery = if peers.is_empty() {
@@ -671,12 +678,13 @@ fn requester(store: &dyn Store, task_id: &str) -> Result<Option<String>> {
 
 fn respond(
     data: &DataDirArg,
-    store: &dyn Store,
+    w: &Writer<'_>,
     task_id: &str,
     status: &str,
     note: Option<&str>,
     now: &Timestamp,
 ) -> Step<Done> {
+    let store = w.store;
     let Some(status) = AnswerStatus::parse(status) else {
         return refuse(format!(
             "--status: {status:?} is not acknowledged, accepted, declined or done"
@@ -731,7 +739,7 @@ fn respond(
         address.push((by.as_str(), home.as_str()));
     }
     write(
-        store,
+        w,
         &c.id,
         "incident-respond",
         &[&me, &answer],
@@ -884,11 +892,12 @@ fn show(store: &dyn Store, id: &str, now: &Timestamp) -> Step<Done> {
 
 fn close(
     data: &DataDirArg,
-    store: &dyn Store,
+    w: &Writer<'_>,
     incident_id: &str,
     outcome: Option<&str>,
     now: &Timestamp,
 ) -> Step<Done> {
+    let store = w.store;
     let Some((c, incident)) = find(store, incident_id)? else {
         return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
     };
@@ -900,14 +909,15 @@ fn close(
     }
     let closed = concord_incident::close(&incident, outcome, now)?;
     // The new version keeps the incident's id, so it goes where the incident was addressed.
-    write(store, &c.id, "incident-close", &[&closed], &[], None)?;
+    write(w, &c.id, "incident-close", &[&closed], &[], None)?;
     Ok(Done {
         text: format!("{incident_id} closed\n"),
         doc: json!({"id": incident_id, "status": "closed", "outcome": outcome}),
     })
 }
 
-fn grant(store: &dyn Store, incident_id: &str, to: &str, allow: &[String]) -> Step<Done> {
+fn grant(w: &Writer<'_>, incident_id: &str, to: &str, allow: &[String]) -> Step<Done> {
+    let store = w.store;
     let mut categories = Vec::new();
     for a in allow {
         match serde_json::from_value::<Category>(json!(a)) {
@@ -944,7 +954,7 @@ fn grant(store: &dyn Store, incident_id: &str, to: &str, allow: &[String]) -> St
         partner: to,
         categories: &categories,
     };
-    write(store, &c.id, "incident-grant", &[&incident], &[], Some(&g))?;
+    write(w, &c.id, "incident-grant", &[&incident], &[], Some(&g))?;
     let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
     Ok(Done {
         text: format!(

@@ -575,6 +575,30 @@ fn bad_incident_input_names_the_flag_and_the_rule() {
     let (code, _, err) = cli(&a, &["incident", "respond", &id, "--status", "maybe"]);
     assert_eq!(code, 1);
     assert!(err.contains("--status: \"maybe\""), "{err}");
+    // An ask larger than the node's max_object_size is refused like any object that size,
+    // at the same cap every way in applies.
+    let long = "x".repeat(3000);
+    let out = run(concord()
+        .env("CONCORD_MAX_OBJECT_SIZE", "2000")
+        .args([
+            "incident",
+            "request",
+            id.as_str(),
+            "--to",
+            "cert-br",
+            "--ask",
+            &long,
+            "--deadline",
+            "2030-01-01T00:00:00Z",
+            "--data-dir",
+        ])
+        .arg(a.path()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("max_object_size") && err.contains("2000"),
+        "{err}"
+    );
     // Nothing of the refused requests was written.
     let l = cli_json(&a, &["incident", "list"]);
     assert_eq!(l["incidents"][0]["tasks"], json!([]), "{l}");
