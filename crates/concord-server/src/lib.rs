@@ -40,6 +40,7 @@ use concord_taxii::{ErrorCode, Query, TaxiiError, VersionMatch};
 
 pub mod audit;
 pub mod auth;
+pub mod conn;
 pub mod limits;
 pub mod matching;
 pub mod ops;
@@ -75,23 +76,36 @@ pub struct ServerConfig {
     pub auth_limits: auth::AuthLimits,
 }
 
-/// How long a connection served by [`serve`] or [`serve_tls`] may take before it has sent what it must;
-/// one that takes longer is closed (issue 16: a client that connects and sends nothing
-/// holds no task and no socket for long).
+/// What connections served by [`serve`] or [`serve_tls`] may hold (issue 16): how many are
+/// open at once, and how long one may take to send what it must or to take what it is sent;
+/// one that takes longer is closed (a client that connects and sends nothing, or that asks
+/// for pages and never reads them, holds no task, socket or page for long).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnTimeouts {
+pub struct ConnLimits {
     /// From the TCP accept to the end of the TLS handshake. Default 10 s.
     pub handshake: std::time::Duration,
     /// From the start of a request (or of a keep-alive connection's wait for the next one)
     /// to the end of its header, as hyper's `header_read_timeout`. Default 10 s.
     pub header_read: std::time::Duration,
+    /// How long a write of the response may wait without the client taking a byte
+    /// ([`conn::WriteTimeout`]); then the connection is dropped, and with it the response
+    /// and the page slot it held. Default 30 s.
+    pub write: std::time::Duration,
+    /// Connections open at once (at least 1). Beyond it, new connections are not accepted
+    /// but left in the kernel's listen queue (bounded by the listen backlog; past it the
+    /// kernel refuses them) and accepted, in order, as open ones close: a waiting
+    /// connection costs the process nothing, and a burst of clients is served late rather
+    /// than refused. Default 1024.
+    pub max_connections: usize,
 }
 
-impl Default for ConnTimeouts {
+impl Default for ConnLimits {
     fn default() -> Self {
-        ConnTimeouts {
+        ConnLimits {
             handshake: std::time::Duration::from_secs(10),
             header_read: std::time::Duration::from_secs(10),
+            write: std::time::Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -165,7 +179,7 @@ impl AppState {
                 config.auth_limits.clone(),
             )),
             store,
-            match_sets: Arc::new(matching::SetCache::new(config.limits.match_cache_sets)),
+            match_sets: Arc::new(matching::SetCache::with_limits(&config.limits)),
             page_gate: limits::PageGate::new(
                 config.limits.page_concurrency,
                 config.limits.page_queue,
@@ -220,6 +234,12 @@ impl AppState {
     /// The gate every TAXII page goes through ([`Limits::page_concurrency`]).
     pub fn page_gate(&self) -> Arc<limits::PageGate> {
         self.page_gate.clone()
+    }
+
+    /// The compiled indicator sets of `/api/match` ([`Limits::match_cache_sets`]) and their
+    /// compile gate ([`Limits::match_compile_concurrency`]).
+    pub fn match_sets(&self) -> Arc<matching::SetCache> {
+        self.match_sets.clone()
     }
 }
 
@@ -296,8 +316,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The page gate of [`router`]: waits for a [`limits::PagePermit`] (the cheapest waiting page
-/// first, by its `limit`), held until the response is built; 503 with `Retry-After` as a
-/// TAXII error resource when [`Limits::page_queue`] pages already wait.
+/// first, by its `limit`), held by the response body until the page has been handed to the
+/// connection ([`limits::PermitBody`]); 503 with `Retry-After` as a TAXII error resource
+/// when [`Limits::page_queue`] pages already wait.
 async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // The cost is read as the handler will read it (percent-decoded), and a repeated
     // `limit` (refused by the handler) counts at its largest: no spelling of the query
@@ -316,7 +337,7 @@ async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> R
         })
         .unwrap_or(concord_taxii::query::MAX_LIMIT)
         .min(concord_taxii::query::MAX_LIMIT);
-    let _permit = match state.page_gate.enter(cost).await {
+    let permit = match state.page_gate.enter(cost).await {
         Ok(p) => p,
         Err(busy) => {
             let mut resp = error_response(TaxiiError::new(
@@ -330,7 +351,9 @@ async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> R
             return resp;
         }
     };
-    next.run(req).await
+    next.run(req)
+        .await
+        .map(|body| axum::body::Body::new(limits::PermitBody::new(body, permit)))
 }
 
 /// Holds every request body of `app` to `max` bytes, as a layer around the whole router
@@ -391,16 +414,17 @@ pub fn too_large_response(path: &str, max: u64) -> Response {
 
 /// Serves `app` (the TAXII [`router`], with whatever the caller merged into it, such as the
 /// web UI) over plain HTTP until `shutdown` completes: [`serve_tls`] without TLS, with the
-/// same connection loop, so the same `timeouts.header_read` closes a client that does not
-/// finish a request header (slowloris) and the same grace applies at shutdown.
-/// `timeouts.handshake` does not apply (there is no handshake).
+/// same connection loop, so the same `limits.header_read` closes a client that does not
+/// finish a request header (slowloris), the same `limits.write` one that does not read its
+/// response, the same `limits.max_connections` bounds them, and the same grace applies at
+/// shutdown. `limits.handshake` does not apply (there is no handshake).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    timeouts: ConnTimeouts,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    serve_connections(listener, app, None, timeouts, shutdown).await
+    serve_connections(listener, app, None, limits, shutdown).await
 }
 
 /// How long open connections may take to finish after the shutdown signal.
@@ -1229,22 +1253,24 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
 /// connection is handshaken by rustls (a client without an acceptable certificate, under
 /// mutual TLS, never reaches a handler) and served by hyper's HTTP/1.1 connection. A failed
 /// handshake is logged and costs only that connection; so does one that does not finish its
-/// handshake or a request header within `timeouts`. Requests carry the peer's address
+/// handshake or a request header, or does not read its response, within `limits`. Requests carry the peer's address
 /// (`ConnectInfo`, see [`peer_ip`]) and [`TlsConnection`].
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Arc<tokio_rustls::rustls::ServerConfig>,
-    timeouts: ConnTimeouts,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    serve_connections(listener, app, Some(acceptor), timeouts, shutdown).await
+    serve_connections(listener, app, Some(acceptor), limits, shutdown).await
 }
 
-/// The one connection loop of [`serve`] and [`serve_tls`]: accept, handshake (TLS) within
-/// `timeouts.handshake`, then hyper's HTTP/1.1 connection with `timeouts.header_read`, each
-/// connection in its own task. When `shutdown` completes, no connection is accepted any
+/// The one connection loop of [`serve`] and [`serve_tls`]: at most `limits.max_connections`
+/// accepted at once (the next is accepted when one closes), handshake (TLS) within
+/// `limits.handshake`, then hyper's HTTP/1.1 connection with `limits.header_read`, every
+/// write under `limits.write` ([`conn::WriteTimeout`], beneath TLS), each connection in its
+/// own task. When `shutdown` completes, no connection is accepted any
 /// more, each open one is asked to finish its request in flight and close (hyper's graceful
 /// shutdown: an idle keep-alive closes at once), and after [`SHUTDOWN_GRACE`] whatever is
 /// still open is left to the runtime's shutdown.
@@ -1252,13 +1278,19 @@ async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    timeouts: ConnTimeouts,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // A slot first: while every one is taken, connections wait in the listen queue.
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -1278,24 +1310,26 @@ async fn serve_connections(
         let app = app.clone();
         let mut stopped = stopped.clone();
         connections.spawn(async move {
+            let _slot = slot;
+            let tcp = conn::WriteTimeout::new(tcp, limits.write);
             let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let http = || {
                 let mut b = hyper::server::conn::http1::Builder::new();
                 b.timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(timeouts.header_read);
+                    .header_read_timeout(limits.header_read);
                 b
             };
             let result = match tls {
                 Some(acceptor) => {
                     let stream =
-                        match tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await {
+                        match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 tracing::info!(%peer, error = %e, "TLS handshake failed");
                                 return;
                             }
                             Err(_) => {
-                                tracing::info!(%peer, timeout = ?timeouts.handshake, "TLS handshake timed out");
+                                tracing::info!(%peer, timeout = ?limits.handshake, "TLS handshake timed out");
                                 return;
                             }
                         };
@@ -1361,12 +1395,20 @@ impl IntoResponse for ApiError {
         if self.0 == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self.1, "/api/match failed");
         }
-        (
+        let mut resp = (
             self.0,
             [(header::CONTENT_TYPE, "application/json")],
             serde_json::json!({ "error": self.1 }).to_string(),
         )
-            .into_response()
+            .into_response();
+        // Every 503 of `/api/` is "busy" or "stopping": try again later.
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(limits::BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        resp
     }
 }
 
@@ -1399,11 +1441,18 @@ impl MatchRequest {
                 limits.match_collections
             )));
         }
-        if self.lines.len() > limits.match_lines {
+        // The entries are joined with newlines and read line by line, so an entry holding
+        // newlines is that many lines: counted after splitting.
+        let lines: usize = self
+            .lines
+            .iter()
+            .map(|l| 1 + l.bytes().filter(|&b| b == b'\n').count())
+            .sum();
+        if lines > limits.match_lines {
             return Err(bad_request(format!(
-                "lines: at most {} lines (match_lines), got {}",
-                limits.match_lines,
-                self.lines.len()
+                "lines: at most {} lines (match_lines), got {lines} \
+                 (entries split at newlines)",
+                limits.match_lines
             )));
         }
         let bytes: usize = self.lines.iter().map(String::len).sum();
@@ -1428,8 +1477,10 @@ impl MatchRequest {
 /// collections are unchanged ([`matching::SetCache`], issue 16 item 2). Errors, as JSON
 /// `{"error": …}` naming the field: 400 for a malformed request or one over the limits of
 /// [`Limits`] (`collections`: 1 to `match_collections` distinct, repeats removed; `lines`:
-/// `match_lines` entries and `match_bytes` bytes), 404 for a collection that does not
-/// exist or that it may not read (the same answer), 413 over `max_content_length`.
+/// `match_lines` lines, an entry holding newlines counting as that many, and `match_bytes`
+/// bytes), 404 for a collection that does not exist or that it may not read (the same
+/// answer), 413 over `max_content_length`, 503 with `Retry-After` when the set must be
+/// compiled and `match_compile_queue` requests already wait for it.
 async fn api_match(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -1488,7 +1539,7 @@ async fn api_match(
             Principal::Partner(p) => matching::Audience::Partner(&p.profile),
         };
         let (set, _reused) = sets.get(&egress, &ids, &audience).map_err(|e| match e {
-            matching::SetError::Egress(EgressError::Cancelled) => {
+            matching::SetError::Egress(EgressError::Cancelled) | matching::SetError::Busy(_) => {
                 ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             e => internal(&e),

@@ -1,9 +1,16 @@
 //! What one request may cost the node in memory and work (issue 16, items 2 and 3), beyond
-//! credentials ([`crate::auth::AuthLimits`]) and bodies ([`crate::limit_bodies`]):
-//! [`Limits`], and the [`PageGate`] every page-serving TAXII route goes through.
+//! credentials ([`crate::auth::AuthLimits`]), bodies ([`crate::limit_bodies`]) and
+//! connections ([`crate::ConnLimits`]): [`Limits`], the [`PageGate`] every page-serving
+//! TAXII route goes through (its permit held by the page's body, [`PermitBody`], until the
+//! page has been handed to the connection), and the [`CompileGate`] of `/api/match`'s
+//! indicator sets.
 
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
+
+use axum::body::Bytes;
 
 /// The request limits of a node, from the `[limits]` section of `concord.toml`; each has a
 /// safe default ([`Limits::default`]).
@@ -12,16 +19,30 @@ pub struct Limits {
     /// `POST /api/match`: most distinct collections one request names (after removing
     /// repeats); more answer 400 naming `collections`. Default 16.
     pub match_collections: usize,
-    /// `POST /api/match`: most entries of `lines`; more answer 400 naming `lines`.
-    /// Default 50,000.
+    /// `POST /api/match`: most lines in `lines`, counted after splitting each entry at its
+    /// newlines (the entries are read as one newline-separated text); more answer 400
+    /// naming `lines`. Default 50,000.
     pub match_lines: usize,
     /// `POST /api/match`: most bytes of `lines` together (UTF-8, newlines not counted);
     /// more answer 400 naming `lines`. Default 1 MiB.
     pub match_bytes: usize,
     /// `POST /api/match`: compiled indicator sets kept between requests, one per
-    /// (collections, audience, policy version), the least recently used dropped first
-    /// ([`crate::matching::SetCache`]); 0 keeps none. Default 8.
+    /// (collections, audience, policy version) ([`crate::matching::SetCache`]); 0 keeps
+    /// none. When full, a set of the audience holding the most is dropped (its least
+    /// recently used). Default 8.
     pub match_cache_sets: usize,
+    /// `POST /api/match`: sets one audience (the operator, or one partner) may keep; an
+    /// audience at its quota replaces its own least recently used set, never another's, so
+    /// one partner cycling through collection sets cannot evict everyone. Default 2; at
+    /// least 1.
+    pub match_cache_sets_per_audience: usize,
+    /// `POST /api/match`: indicator sets compiled at once ([`CompileGate`]); a compile
+    /// decides every indicator at the egress door for a partner (about 3 s of one core per
+    /// 100,000). Default 1; at least 1.
+    pub match_compile_concurrency: usize,
+    /// `POST /api/match`: requests that may wait for a compile slot; more answer 503 with
+    /// `Retry-After`. Default 8.
+    pub match_compile_queue: usize,
     /// TAXII pages (objects, manifest, object, versions) built at once. Default 4; at
     /// least 1. One page of at most [`SMALL_PAGE`] objects may be built besides, in a slot
     /// of its own ([`PageGate`]).
@@ -42,6 +63,9 @@ impl Default for Limits {
             match_lines: 50_000,
             match_bytes: 1 << 20,
             match_cache_sets: 8,
+            match_cache_sets_per_audience: 2,
+            match_compile_concurrency: 1,
+            match_compile_queue: 8,
             page_concurrency: 4,
             page_queue: 32,
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
@@ -65,8 +89,10 @@ pub const SMALL_PAGE: usize = 100;
 /// while smaller ones keep arriving, which the queue bound limits.
 ///
 /// One gate per node ([`crate::AppState`]), applied as one layer on every page route by
-/// [`crate::router`]; a permit is held until the page's response is built (its body is
-/// then one string, the decided entries freed).
+/// [`crate::router`]; a permit is held until the page's body has been handed to the
+/// connection ([`PermitBody`]): a client that does not read its page keeps its slot (until
+/// [`crate::ConnLimits::write`] drops it), so the bytes of built but unsent pages are
+/// bounded by the slots, not by the number of clients.
 #[derive(Debug)]
 pub struct PageGate {
     concurrency: usize,
@@ -250,5 +276,176 @@ impl PageGate {
     pub fn load(&self) -> (usize, usize) {
         let s = self.lock();
         (s.building + usize::from(s.small_building), s.waiting.len())
+    }
+}
+
+/// How much of a page body [`PermitBody`] hands to the connection at a time, in bytes:
+/// hyper asks for the next piece only once its write buffer (about 400 KiB) has room, so
+/// the permit is released when at most that buffer and the socket's hold the page's tail.
+pub const BODY_PIECE: usize = 64 * 1024;
+
+/// A response body that holds a [`PagePermit`] until the last of its bytes has been handed
+/// to the connection (or the body is dropped: the client went away, or
+/// [`crate::ConnLimits::write`] dropped it). The body is handed over in pieces of
+/// [`BODY_PIECE`] bytes, so that hyper takes it as the client reads rather than all at
+/// once.
+pub struct PermitBody {
+    inner: axum::body::Body,
+    /// The rest of a frame larger than [`BODY_PIECE`], handed over piece by piece.
+    rest: Bytes,
+    permit: Option<PagePermit>,
+}
+
+impl PermitBody {
+    /// `inner`, holding `permit` until it has been handed over.
+    pub fn new(inner: axum::body::Body, permit: PagePermit) -> PermitBody {
+        PermitBody {
+            inner,
+            rest: Bytes::new(),
+            permit: Some(permit),
+        }
+    }
+
+    /// The next piece of `rest`; the permit is released with the last piece of the body.
+    fn piece(&mut self) -> Bytes {
+        let n = self.rest.len().min(BODY_PIECE);
+        let piece = self.rest.split_to(n);
+        if self.rest.is_empty() && http_body::Body::is_end_stream(&self.inner) {
+            self.permit = None;
+        }
+        piece
+    }
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if !this.rest.is_empty() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(this.piece()))));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => {
+                    this.rest = data;
+                    Poll::Ready(Some(Ok(http_body::Frame::data(this.piece()))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(other) => {
+                this.permit = None;
+                Poll::Ready(other)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let inner = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
+    }
+}
+
+/// At most `concurrency` indicator sets of `/api/match` compiled at once, at most `queue`
+/// requests waiting for a slot (blocking their worker thread: compiling runs on the blocking
+/// pool; no order among them is promised), more refused at once with [`CompileBusy`]. One per node
+/// ([`crate::matching::SetCache`]); a request whose set is cached never enters it.
+#[derive(Debug)]
+pub struct CompileGate {
+    concurrency: usize,
+    queue: usize,
+    state: Mutex<CompileState>,
+    freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct CompileState {
+    running: usize,
+    waiting: usize,
+}
+
+/// The compile gate is full: every slot compiling and `queue` requests waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "busy: {running} indicator sets are being compiled and {waiting} wait \
+     (match_compile_concurrency, match_compile_queue); retry after {BUSY_RETRY_AFTER_SECS} s"
+)]
+pub struct CompileBusy {
+    /// Sets being compiled.
+    pub running: usize,
+    /// Requests waiting.
+    pub waiting: usize,
+}
+
+/// The right to compile one set; the next waiting request goes when it is dropped.
+#[derive(Debug)]
+pub struct CompilePermit {
+    gate: Arc<CompileGate>,
+}
+
+impl Drop for CompilePermit {
+    fn drop(&mut self) {
+        let mut s = self.gate.lock();
+        s.running -= 1;
+        drop(s);
+        self.gate.freed.notify_one();
+    }
+}
+
+impl CompileGate {
+    /// A gate of `concurrency` (at least 1) compiles at once and `queue` waiting.
+    pub fn new(concurrency: usize, queue: usize) -> Arc<CompileGate> {
+        Arc::new(CompileGate {
+            concurrency: concurrency.max(1),
+            queue,
+            state: Mutex::default(),
+            freed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CompileState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (blocking the thread) for the right to compile. Errors: [`CompileBusy`] at
+    /// once when `queue` requests already wait.
+    pub fn enter(self: &Arc<Self>) -> Result<CompilePermit, CompileBusy> {
+        let mut s = self.lock();
+        if s.running >= self.concurrency {
+            if s.waiting >= self.queue {
+                return Err(CompileBusy {
+                    running: s.running,
+                    waiting: s.waiting,
+                });
+            }
+            s.waiting += 1;
+            while s.running >= self.concurrency {
+                s = self.freed.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            s.waiting -= 1;
+        }
+        s.running += 1;
+        Ok(CompilePermit { gate: self.clone() })
+    }
+
+    /// Sets being compiled and requests waiting, now.
+    pub fn load(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.running, s.waiting)
     }
 }

@@ -32,6 +32,10 @@ pub enum SetError {
     /// A stored object or setting is unreadable.
     #[error("{0}")]
     Corrupt(String),
+    /// The set must be compiled and the compile gate is full (answered 503 with
+    /// `Retry-After`).
+    #[error(transparent)]
+    Busy(#[from] crate::limits::CompileBusy),
 }
 
 /// Compiles every version of every indicator of `collections` (aliases or ids) into one set:
@@ -125,29 +129,70 @@ struct Slot {
 /// when one moved. On PostgreSQL the versions are rows of the database, so a write through
 /// another `serve` process invalidates a set here too.
 ///
-/// At most `capacity` sets are kept (least recently used dropped first): the memory is
-/// `capacity` times the largest set (about 1 KiB per indicator).
+/// At most `capacity` sets are kept, and at most `per_audience` of them for one audience
+/// (the operator, or one partner): an audience at its quota replaces its own least recently
+/// used set; when the cache is full, a set of the audience that holds the most goes (the
+/// least recently used of those). So one partner asking for many collection sets churns
+/// only its own, and an audience with one set keeps it while another holds two. The memory
+/// is `capacity` times the largest set (about 1 KiB per indicator).
+///
+/// Compiling goes through a [`CompileGate`](crate::limits::CompileGate): at most
+/// `match_compile_concurrency` at once, `match_compile_queue` waiting, more refused
+/// ([`SetError::Busy`]).
 pub struct SetCache {
     capacity: usize,
+    per_audience: usize,
+    compiles: std::sync::Arc<crate::limits::CompileGate>,
     /// Least recently used first.
     slots: std::sync::Mutex<Vec<(SetKey, std::sync::Arc<Slot>)>>,
 }
 
 impl SetCache {
-    /// A cache of at most `capacity` sets; 0 compiles every request's set anew.
+    /// A cache of at most `capacity` sets (0 compiles every request's set anew), with the
+    /// other bounds at their defaults ([`crate::Limits`]).
     pub fn new(capacity: usize) -> SetCache {
+        SetCache::with_limits(&crate::Limits {
+            match_cache_sets: capacity,
+            ..crate::Limits::default()
+        })
+    }
+
+    /// A cache sized by `limits`: `match_cache_sets`, `match_cache_sets_per_audience`,
+    /// `match_compile_concurrency` and `match_compile_queue`.
+    pub fn with_limits(limits: &crate::Limits) -> SetCache {
         SetCache {
-            capacity,
+            capacity: limits.match_cache_sets,
+            per_audience: limits.match_cache_sets_per_audience.max(1),
+            compiles: crate::limits::CompileGate::new(
+                limits.match_compile_concurrency,
+                limits.match_compile_queue,
+            ),
             slots: std::sync::Mutex::default(),
         }
     }
 
+    /// The gate compiles go through.
+    pub fn compile_gate(&self) -> std::sync::Arc<crate::limits::CompileGate> {
+        self.compiles.clone()
+    }
+
+    /// Sets kept now.
+    pub fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no set is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The set of `collections` (ids) for `audience`, and whether it was reused: the cached
     /// one when every collection's version and sharing are what they were when it was
-    /// compiled, else [`indicator_set`]'s (audited then, door `api-match`, for a partner).
-    /// The versions are read before compiling, so a write during the compile makes the
-    /// next request compile again, never serve a stale set. Errors: those of
-    /// [`indicator_set`]; a collection id that does not exist.
+    /// compiled, else [`indicator_set`]'s (audited then, door `api-match`, for a partner),
+    /// once the compile gate lets it. The versions are read before compiling, so a write
+    /// during the compile makes the next request compile again, never serve a stale set.
+    /// Errors: those of [`indicator_set`]; a collection id that does not exist;
+    /// [`SetError::Busy`] when the set must be compiled and the gate is full.
     pub fn get(
         &self,
         egress: &Egress,
@@ -158,6 +203,7 @@ impl SetCache {
         ids.sort();
         ids.dedup();
         if self.capacity == 0 {
+            let _permit = self.compiles.enter()?;
             return Ok((
                 std::sync::Arc::new(indicator_set(egress, &ids, audience)?),
                 false,
@@ -183,28 +229,56 @@ impl SetCache {
             collections: ids,
             policy_version: egress.policy().version.clone(),
         };
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = match slots.iter().position(|(k, _)| *k == key) {
-                Some(i) => slots.remove(i).1,
-                None => std::sync::Arc::default(),
-            };
-            slots.push((key.clone(), slot.clone()));
-            if slots.len() > self.capacity {
-                slots.remove(0);
-            }
-            slot
-        };
+        let slot = self.slot(&key);
         let mut built = slot.built.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((s, set)) = built.as_ref()
             && *s == stamp
         {
             return Ok((set.clone(), true));
         }
+        let _permit = self.compiles.enter()?;
         // Dropped before compiling: the old set's memory is not held twice.
         *built = None;
         let set = std::sync::Arc::new(indicator_set(egress, &key.collections, audience)?);
         *built = Some((stamp, set.clone()));
         Ok((set, false))
+    }
+
+    /// The slot of `key`, now the most recently used, and the sets dropped to make room
+    /// for it when it is new (see [`SetCache`]).
+    fn slot(&self, key: &SetKey) -> std::sync::Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = slots.iter().position(|(k, _)| k == key) {
+            let entry = slots.remove(i);
+            let slot = entry.1.clone();
+            slots.push(entry);
+            return slot;
+        }
+        let own = slots
+            .iter()
+            .filter(|(k, _)| k.audience == key.audience)
+            .count();
+        if own >= self.per_audience {
+            // Its own least recently used set.
+            if let Some(i) = slots.iter().position(|(k, _)| k.audience == key.audience) {
+                slots.remove(i);
+            }
+        } else if slots.len() >= self.capacity {
+            // The least recently used set of the audience holding the most.
+            let mut held: std::collections::HashMap<&str, usize> = Default::default();
+            for (k, _) in slots.iter() {
+                *held.entry(k.audience.as_str()).or_default() += 1;
+            }
+            let most = held.values().copied().max().unwrap_or(0);
+            let victim = slots
+                .iter()
+                .position(|(k, _)| held.get(k.audience.as_str()) == Some(&most));
+            if let Some(i) = victim {
+                slots.remove(i);
+            }
+        }
+        let slot = std::sync::Arc::<Slot>::default();
+        slots.push((key.clone(), slot.clone()));
+        slot
     }
 }

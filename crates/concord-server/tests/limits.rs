@@ -1,12 +1,13 @@
 //! The limits of issue 16 over real connections on loopback: failed authentications
-//! answered 429 with `Retry-After` by `serve`, and `serve_tls` closing clients that do not
-//! finish their TLS handshake or their request header in time.
+//! answered 429 with `Retry-After` by `serve`, `serve_tls` closing clients that do not
+//! finish their TLS handshake or their request header in time, and `max_connections`
+//! leaving connections past it in the listen queue until one closes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use concord_server::auth::{ADMIN_TOKEN_SETTING, AuthLimits, token_hash};
-use concord_server::{AppState, ConnTimeouts, ServerConfig};
+use concord_server::{AppState, ConnLimits, ServerConfig};
 use concord_store::{SqliteStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -71,7 +72,7 @@ async fn failed_authentications_from_one_source_get_429_with_retry_after() {
     tokio::spawn(concord_server::serve(
         listener,
         app,
-        concord_server::ConnTimeouts::default(),
+        concord_server::ConnLimits::default(),
         std::future::pending(),
     ));
 
@@ -123,10 +124,7 @@ fn certificate(dir: &std::path::Path) -> (String, String) {
 }
 
 /// `serve_tls` on a free loopback port with `timeouts`; its address and the certificate.
-async fn serve_tls(
-    dir: &std::path::Path,
-    timeouts: ConnTimeouts,
-) -> (std::net::SocketAddr, String) {
+async fn serve_tls(dir: &std::path::Path, timeouts: ConnLimits) -> (std::net::SocketAddr, String) {
     let (cert, key) = certificate(dir);
     let tls = concord_server::tls_config(&concord_server::TlsFiles {
         cert: cert.clone(),
@@ -158,10 +156,11 @@ async fn closed(mut s: impl tokio::io::AsyncRead + Unpin) -> bool {
     }
 }
 
-fn short() -> ConnTimeouts {
-    ConnTimeouts {
+fn short() -> ConnLimits {
+    ConnLimits {
         handshake: Duration::from_millis(300),
         header_read: Duration::from_millis(300),
+        ..ConnLimits::default()
     }
 }
 
@@ -227,7 +226,7 @@ async fn a_tls_client_that_sends_no_request_header_is_disconnected() {
 async fn a_tls_client_with_a_whole_request_is_answered() {
     // The control of the two tests above: the same server answers a prompt client.
     let dir = tempfile::tempdir().unwrap();
-    let (addr, cert) = serve_tls(dir.path(), ConnTimeouts::default()).await;
+    let (addr, cert) = serve_tls(dir.path(), ConnLimits::default()).await;
     let mut s = tls_client(addr, &cert).await;
     let req = format!(
         "GET /taxii2/ HTTP/1.1\r\nHost: {addr}\r\nAccept: application/taxii+json;version=2.1\r\n\
@@ -285,7 +284,7 @@ async fn serve_returns_at_shutdown_although_a_client_holds_an_idle_connection() 
     let server = tokio::spawn(concord_server::serve(
         listener,
         app,
-        ConnTimeouts::default(),
+        ConnLimits::default(),
         async move {
             let _ = stopped.await;
         },
@@ -308,4 +307,51 @@ async fn serve_returns_at_shutdown_although_a_client_holds_an_idle_connection() 
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+}
+
+/// `max_connections`: with one connection open (a keep-alive that has had its answer), a
+/// second is not served, only queued by the kernel; when the first closes, the second is
+/// accepted and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_wait_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = concord_server::router(state(dir.path(), AuthLimits::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ConnLimits {
+        max_connections: 1,
+        ..ConnLimits::default()
+    };
+    tokio::spawn(concord_server::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    let req = format!(
+        "GET /taxii2/ HTTP/1.1\r\nHost: {addr}\r\nAccept: application/taxii+json;version=2.1\r\n\
+         Authorization: Bearer {ADMIN}\r\n\r\n"
+    );
+    // The one connection: answered, and kept open.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(GUARD, first.read(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The second: the kernel completes its handshake (listen queue), the server does not
+    // accept it. A second of silence is the sign (an answer would come in milliseconds).
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second.write_all(req.as_bytes()).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_secs(1), second.read(&mut buf)).await;
+    assert!(early.is_err(), "answered past max_connections: {early:?}");
+    // The first closes: the second is accepted and answered.
+    drop(first);
+    let n = tokio::time::timeout(GUARD, second.read(&mut buf))
+        .await
+        .expect("the queued connection was never served")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
 }

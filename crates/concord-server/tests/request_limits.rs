@@ -1,9 +1,12 @@
-//! The request limits of issue 16, items 2 and 3, over real connections on loopback:
-//! `POST /api/match`'s fields capped with a 400 naming the field, its compiled sets reused
-//! until a collection changes (on PostgreSQL across two stores on one database, as two
-//! `serve` processes), the page gate's 503 with `Retry-After`, and pages capped in bytes.
-//! No assertion on time: where a request must be waiting, the test waits until the gate
-//! says so.
+//! The request limits of issue 16, items 1 to 3, over real connections on loopback:
+//! `POST /api/match`'s fields capped with a 400 naming the field (lines counted after
+//! splitting entries at newlines), its compiled sets reused until a collection changes (on
+//! PostgreSQL across two stores on one database, as two `serve` processes), kept per
+//! audience so one cannot evict everyone, compiled a few at a time (then 503 with
+//! `Retry-After`); the page gate's 503 with `Retry-After`, its reading of `limit` (decoded,
+//! largest of repeats), its slot held until the page has been read, a client that does not
+//! read dropped after the write timeout, and pages capped in bytes. No assertion on time:
+//! where a request must be waiting, the test waits until the gate says so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +92,14 @@ fn seed(store: &dyn Store) -> String {
 }
 
 async fn serve(store: Arc<dyn Store>, limits: Limits) -> (std::net::SocketAddr, AppState) {
+    serve_with(store, limits, concord_server::ConnLimits::default()).await
+}
+
+async fn serve_with(
+    store: Arc<dyn Store>,
+    limits: Limits,
+    conn: concord_server::ConnLimits,
+) -> (std::net::SocketAddr, AppState) {
     let state = AppState::new(
         store,
         ServerConfig {
@@ -110,7 +121,7 @@ async fn serve(store: Arc<dyn Store>, limits: Limits) -> (std::net::SocketAddr, 
     tokio::spawn(concord_server::serve(
         listener,
         app,
-        concord_server::ConnTimeouts::default(),
+        conn,
         std::future::pending(),
     ));
     (addr, state)
@@ -219,6 +230,31 @@ async fn match_fields_are_deduplicated_and_capped_with_a_400_naming_the_field() 
     )
     .await;
     assert_eq!(r.0, 200, "{}", r.2);
+
+    // One entry holding four lines is four lines: over the cap of three.
+    let r = api_match(
+        addr,
+        &json!({"collections": ["intel"], "lines": ["a\nb\nc\nd"]}),
+    )
+    .await;
+    assert_eq!(r.0, 400, "{}", r.2);
+    let e = error_of(&r.2);
+    assert!(
+        e.starts_with("lines:") && e.contains("match_lines") && e.contains("got 4"),
+        "{e}"
+    );
+    // Three lines in two entries, one of them with a newline: at the cap, answered, and
+    // the second line of the first entry is matched.
+    let r = api_match(
+        addr,
+        &json!({"collections": ["intel"], "lines": ["a\nhost4.example", "c"]}),
+    )
+    .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    let v: Value = serde_json::from_str(&r.2).unwrap();
+    assert_eq!(v["hits"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["hits"][0]["line"], 2, "{v}");
+    assert_eq!(v["malformed"].as_array().unwrap().len(), 2, "{v}");
 }
 
 /// A new indicator is matched on the next request: the cached set is invalidated by the
@@ -570,4 +606,333 @@ async fn pages_are_capped_in_bytes_over_http() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), 10, "{ids:?}");
+}
+
+/// The gate reads `limit` as the handler does (percent-decoded, the largest of repeated
+/// ones, unreadable as the default of 1,000): with the one slot for any page taken, a page
+/// that may be small is let into the small page's slot at once, and every spelling of a
+/// large one waits in the queue. A gate that read the raw query, or the first `limit`,
+/// would fail here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_gate_decodes_limit_as_the_handler_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(dir.path());
+    let limits = Limits {
+        page_concurrency: 1,
+        page_queue: 4,
+        ..Limits::default()
+    };
+    let (addr, state) = serve(store, limits).await;
+    let gate = state.page_gate();
+    let objects = "/concord/collections/intel/objects/";
+    let mut held = gate.enter(10_000).await.unwrap();
+    // Small: served while the large slot is held.
+    for query in [
+        "limit=5",
+        "li%6Dit=5",
+        "limit=%35",
+        "limit=%2B5",
+        "limit=100",
+    ] {
+        let path = format!("{objects}?{query}");
+        let (status, _, body) = tokio::time::timeout(GUARD, http(addr, "GET", &path, None))
+            .await
+            .unwrap_or_else(|_| panic!("{query}: queued as a large page"));
+        assert_eq!(status, 200, "{query}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let n = v["objects"].as_array().unwrap().len();
+        assert!(n <= 10, "{query}: {n} objects");
+    }
+    assert_eq!(gate.load(), (1, 0));
+    // Large, however spelled: queued until the slot is free. The handler answers some of
+    // them 400 (repeated or unreadable `limit`), but only once let through.
+    for (query, want) in [
+        ("limit=10000", 200),
+        ("li%6Dit=10000", 200),
+        ("limit=%31%30%30%30%30", 200),
+        ("limit=%2B10000", 200),
+        ("limit=5000000", 200),
+        ("limit=101", 200),
+        ("", 200),
+        ("limit=1&limit=10000", 400),
+        ("limit=10000&limit=1", 400),
+        ("limit=5&li%6Dit=10000", 400),
+        ("limit=99999999999999999999", 400),
+        ("limit=-1", 400),
+        ("limit=ten", 400),
+        ("limit=%ZZ", 400),
+    ] {
+        let path = format!("{objects}?{query}");
+        let queued = tokio::spawn(async move { http(addr, "GET", &path, None).await });
+        until_waiting(&state, 1).await;
+        drop(held);
+        let (status, _, body) = tokio::time::timeout(GUARD, queued)
+            .await
+            .expect("never served")
+            .unwrap();
+        assert_eq!(status, want, "{query}: {body}");
+        held = gate.enter(10_000).await.unwrap();
+        assert_eq!(gate.load(), (1, 0), "{query}");
+    }
+}
+
+/// A collection `big` of 1,200 indicators of about 10 KB each: one page of them (12 MB) is
+/// far more than the socket buffers between a client that does not read and the server.
+fn big(store: &dyn Store) {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "big".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let objects: Vec<Value> = (0..1200)
+        .map(|i| {
+            let mut o = indicator(10_000 + i, &format!("big{i}.example"));
+            o["description"] = json!("d".repeat(10_000));
+            o
+        })
+        .collect();
+    put(store, &c.id, &objects);
+}
+
+/// A connection with a small receive buffer that asks for `big`'s page of 1,200 objects
+/// and reads only the response head; the head and the `Content-Length`.
+async fn ask_for_the_big_page(addr: std::net::SocketAddr) -> (TcpStream, usize) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let req = format!(
+        "GET /concord/collections/big/objects/?limit=10000 HTTP/1.1\r\nHost: {addr}\r\n\
+         Accept: {TAXII}\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    // Byte by byte up to the end of the head, so that no byte of the body is taken.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let b = tokio::time::timeout(GUARD, s.read_u8())
+            .await
+            .expect("no answer")
+            .unwrap();
+        head.push(b);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(length > 11_000_000, "{length}");
+    (s, length)
+}
+
+/// Waits (never asserting on time) until the gate is empty.
+async fn until_free(state: &AppState) {
+    tokio::time::timeout(GUARD, async {
+        while state.page_gate().load() != (0, 0) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the page slot was never freed");
+}
+
+/// Finding F6: the page's slot is held until its body has been handed to the connection,
+/// not only until it was built: a client that has its page's head but has not read the
+/// body keeps the slot (so pages built and unsent are bounded by `page_concurrency`, not
+/// by the number of clients), and frees it by reading to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_holds_its_slot_until_the_client_has_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(dir.path());
+    big(store.as_ref());
+    let limits = Limits {
+        page_concurrency: 1,
+        ..Limits::default()
+    };
+    let (addr, state) = serve(store, limits).await;
+    let (mut s, length) = ask_for_the_big_page(addr).await;
+    // Built (its head was sent), not read: the slot is still taken.
+    assert_eq!(state.page_gate().load(), (1, 0));
+    let mut body = Vec::new();
+    tokio::time::timeout(GUARD, s.read_to_end(&mut body))
+        .await
+        .expect("the page never came")
+        .unwrap();
+    assert_eq!(body.len(), length);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["objects"].as_array().unwrap().len(), 1200);
+    until_free(&state).await;
+}
+
+/// Finding F6: a client that stops taking bytes is dropped once `write_timeout` passes
+/// without progress; its page's slot is freed and it gets less than the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_page_is_dropped_after_the_write_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(dir.path());
+    big(store.as_ref());
+    let limits = Limits {
+        page_concurrency: 1,
+        ..Limits::default()
+    };
+    let conn = concord_server::ConnLimits {
+        write: Duration::from_secs(1),
+        ..concord_server::ConnLimits::default()
+    };
+    let (addr, state) = serve_with(store, limits, conn).await;
+    let (mut s, length) = ask_for_the_big_page(addr).await;
+    // Dropped by the server: the slot is free although the client read nothing more.
+    until_free(&state).await;
+    let mut body = Vec::new();
+    // What was in the sockets' buffers still arrives, then the end (or a reset).
+    let _ = tokio::time::timeout(GUARD, s.read_to_end(&mut body))
+        .await
+        .expect("the connection was never closed");
+    assert!(
+        body.len() < length,
+        "{} of {length} bytes: the page was sent whole",
+        body.len()
+    );
+    // The server serves others meanwhile.
+    let (status, _, body) = http(addr, "GET", "/concord/collections/intel/objects/", None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Another collection `alias`, one indicator (number `n`, of `domain`), shared as CLEAR.
+fn other(store: &dyn Store, alias: &str, n: usize, domain: &str) -> String {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: alias.into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let sharing = CollectionSharing {
+        groups: None,
+        recipients: Vec::new(),
+        default_tlp: Tlp::Clear,
+    };
+    store
+        .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
+        .unwrap();
+    put(store, &c.id, &[indicator(n, domain)]);
+    c.id
+}
+
+/// Finding F7: compiles go through a gate (`match_compile_concurrency`, then
+/// `match_compile_queue` waiting, then 503 with `Retry-After` as JSON naming the limit); a
+/// request whose set is cached does not enter it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_compiles_past_the_gate_and_its_queue_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(dir.path());
+    other(store.as_ref(), "other", 777, "other.example");
+    let limits = Limits {
+        match_compile_concurrency: 1,
+        match_compile_queue: 1,
+        ..Limits::default()
+    };
+    let (addr, state) = serve(store, limits).await;
+    let gate = state.match_sets().compile_gate();
+    let intel = json!({"collections": ["intel"], "lines": ["host1.example"]});
+    let other = json!({"collections": ["other"], "lines": ["other.example"]});
+    // The one compile slot taken: the first set's compile waits in the queue…
+    let held = gate.enter().unwrap();
+    let queued = {
+        let intel = intel.clone();
+        tokio::spawn(async move { api_match(addr, &intel).await })
+    };
+    tokio::time::timeout(GUARD, async {
+        while gate.load() != (1, 1) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the compile never queued");
+    // …and another set's is refused at once.
+    let (status, head, body) = api_match(addr, &other).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(head.contains("\r\nretry-after: 1"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let e = error_of(&body);
+    assert!(e.contains("match_compile_queue"), "{e}");
+    // The slot freed: the waiting compile runs and answers.
+    drop(held);
+    let (status, _, body) = tokio::time::timeout(GUARD, queued).await.unwrap().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gate.load(), (0, 0));
+    // With the slot and the queue taken again, a cached set is still answered.
+    let held = gate.enter().unwrap();
+    let (status, _, body) = api_match(addr, &intel).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["hits"].as_array().unwrap().len(), 1, "{v}");
+    drop(held);
+    let (status, _, body) = api_match(addr, &other).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Finding F7: one audience cannot evict everyone. A partner cycling through more
+/// collection sets than its quota replaces only its own; when the cache is full, a new
+/// audience's set replaces one of the audience holding the most.
+#[test]
+fn match_sets_are_kept_per_audience() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, intel) = store(dir.path());
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            other(
+                store.as_ref(),
+                &format!("c{i}"),
+                800 + i,
+                &format!("c{i}.example"),
+            )
+        })
+        .collect();
+    let e = egress(store);
+    let cache = SetCache::with_limits(&Limits {
+        match_cache_sets: 3,
+        match_cache_sets_per_audience: 2,
+        ..Limits::default()
+    });
+    let p = partner();
+    let q = PartnerProfile {
+        name: "cert-fr".into(),
+        jurisdiction: "FR".into(),
+        groups: Vec::new(),
+    };
+    let (op, partner, q) = (
+        Audience::Operator,
+        Audience::Partner(&p),
+        Audience::Partner(&q),
+    );
+    let one = |id: &String| vec![id.clone()];
+    let operator_set = one(&intel);
+    assert!(!cache.get(&e, &operator_set, &op).unwrap().1);
+    // The partner cycles through three sets, twice, with a quota of two: each is compiled
+    // every time (its own sets evict each other)…
+    for _ in 0..2 {
+        for id in &ids {
+            assert!(!cache.get(&e, &one(id), &partner).unwrap().1);
+        }
+    }
+    assert_eq!(cache.len(), 3);
+    // …and the operator's set, older than all of them, is still there.
+    assert!(cache.get(&e, &operator_set, &op).unwrap().1);
+    // The partner's two newest are kept.
+    assert!(cache.get(&e, &one(&ids[2]), &partner).unwrap().1);
+    assert!(cache.get(&e, &one(&ids[1]), &partner).unwrap().1);
+    // A third audience, the cache full: the partner (two sets) gives one up, the least
+    // recently used of its own (ids[2]); the operator keeps its one.
+    assert!(!cache.get(&e, &one(&ids[0]), &q).unwrap().1);
+    assert_eq!(cache.len(), 3);
+    assert!(cache.get(&e, &operator_set, &op).unwrap().1);
+    assert!(cache.get(&e, &one(&ids[1]), &partner).unwrap().1);
+    assert!(cache.get(&e, &one(&ids[0]), &q).unwrap().1);
+    assert!(
+        !cache.get(&e, &one(&ids[2]), &partner).unwrap().1,
+        "evicted"
+    );
 }

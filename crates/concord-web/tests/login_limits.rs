@@ -91,7 +91,7 @@ async fn serve(app: axum::Router) -> SocketAddr {
     tokio::spawn(concord_server::serve(
         listener,
         app,
-        concord_server::ConnTimeouts::default(),
+        concord_server::ConnLimits::default(),
         std::future::pending(),
     ));
     addr
@@ -198,7 +198,7 @@ async fn the_session_cookie_is_secure_over_tls() {
         listener,
         app,
         tls,
-        concord_server::ConnTimeouts::default(),
+        concord_server::ConnLimits::default(),
         std::future::pending(),
     ));
 

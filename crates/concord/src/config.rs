@@ -113,10 +113,15 @@ tlp_version = "2.0"
 # negative_cache = 10000               # failed keys remembered (no argon2 when repeated)
 # tls_handshake_timeout_secs = 10      # TLS: a handshake not done by then is closed
 # header_read_timeout_secs = 10        # a request header not read by then is closed
+# write_timeout_secs = 30              # a client that takes no byte of its response for this long is dropped
+# max_connections = 1024               # connections open at once; more wait in the listen queue
 # match_collections = 16               # POST /api/match: distinct collections; more get 400
 # match_lines = 50000                  # POST /api/match: lines; more get 400
 # match_bytes = 1048576                # POST /api/match: bytes of lines; more get 400
 # match_cache_sets = 8                 # POST /api/match: compiled indicator sets kept
+# match_cache_sets_per_audience = 2    # POST /api/match: of those, sets one partner (or the operator) keeps
+# match_compile_concurrency = 1        # POST /api/match: sets compiled at once
+# match_compile_queue = 8              # POST /api/match: compiles that may wait; more get 503 + Retry-After
 # page_concurrency = 4                 # TAXII pages built at once
 # page_queue = 32                      # pages that may wait; more get 503 + Retry-After
 # page_max_bytes = 16777216            # bytes of objects on one page (at least one object)
@@ -251,7 +256,7 @@ impl Default for AuditConfig {
 }
 
 /// The `[limits]` section: the server's [`concord_server::auth::AuthLimits`],
-/// [`concord_server::ConnTimeouts`] and [`concord_server::Limits`], and the store's
+/// [`concord_server::ConnLimits`] and [`concord_server::Limits`], and the store's
 /// [`concord_store::StoreOptions`], flat, with their defaults.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -266,10 +271,14 @@ pub struct Limits {
     pub failures_per_key: u32,
     /// See [`concord_server::auth::AuthLimits::negative_cache`] (entries).
     pub negative_cache: usize,
-    /// [`concord_server::ConnTimeouts::handshake`], seconds.
+    /// [`concord_server::ConnLimits::handshake`], seconds.
     pub tls_handshake_timeout_secs: u64,
-    /// [`concord_server::ConnTimeouts::header_read`], seconds.
+    /// [`concord_server::ConnLimits::header_read`], seconds.
     pub header_read_timeout_secs: u64,
+    /// [`concord_server::ConnLimits::write`], seconds.
+    pub write_timeout_secs: u64,
+    /// See [`concord_server::ConnLimits::max_connections`].
+    pub max_connections: usize,
     /// See [`concord_server::Limits::match_collections`].
     pub match_collections: usize,
     /// See [`concord_server::Limits::match_lines`].
@@ -278,6 +287,12 @@ pub struct Limits {
     pub match_bytes: usize,
     /// See [`concord_server::Limits::match_cache_sets`].
     pub match_cache_sets: usize,
+    /// See [`concord_server::Limits::match_cache_sets_per_audience`].
+    pub match_cache_sets_per_audience: usize,
+    /// See [`concord_server::Limits::match_compile_concurrency`].
+    pub match_compile_concurrency: usize,
+    /// See [`concord_server::Limits::match_compile_queue`].
+    pub match_compile_queue: usize,
     /// See [`concord_server::Limits::page_concurrency`].
     pub page_concurrency: usize,
     /// See [`concord_server::Limits::page_queue`].
@@ -295,7 +310,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         let auth = concord_server::auth::AuthLimits::default();
-        let t = concord_server::ConnTimeouts::default();
+        let t = concord_server::ConnLimits::default();
         let server = concord_server::Limits::default();
         let store = concord_store::StoreOptions::default();
         Limits {
@@ -306,10 +321,15 @@ impl Default for Limits {
             negative_cache: auth.negative_cache,
             tls_handshake_timeout_secs: t.handshake.as_secs(),
             header_read_timeout_secs: t.header_read.as_secs(),
+            write_timeout_secs: t.write.as_secs(),
+            max_connections: t.max_connections,
             match_collections: server.match_collections,
             match_lines: server.match_lines,
             match_bytes: server.match_bytes,
             match_cache_sets: server.match_cache_sets,
+            match_cache_sets_per_audience: server.match_cache_sets_per_audience,
+            match_compile_concurrency: server.match_compile_concurrency,
+            match_compile_queue: server.match_compile_queue,
             page_concurrency: server.page_concurrency,
             page_queue: server.page_queue,
             page_max_bytes: server.page_max_bytes,
@@ -339,6 +359,9 @@ impl Limits {
             match_lines: self.match_lines,
             match_bytes: self.match_bytes,
             match_cache_sets: self.match_cache_sets,
+            match_cache_sets_per_audience: self.match_cache_sets_per_audience,
+            match_compile_concurrency: self.match_compile_concurrency,
+            match_compile_queue: self.match_compile_queue,
             page_concurrency: self.page_concurrency,
             page_queue: self.page_queue,
             page_max_bytes: self.page_max_bytes,
@@ -354,12 +377,15 @@ impl Limits {
         }
     }
 
-    /// The TLS connection timeouts (a zero is taken as 1 s: no timeout is not an option).
-    pub fn timeouts(&self) -> concord_server::ConnTimeouts {
+    /// The connection limits (a zero timeout is taken as 1 s and a zero `max_connections`
+    /// as 1: no limit is not an option).
+    pub fn connections(&self) -> concord_server::ConnLimits {
         let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
-        concord_server::ConnTimeouts {
+        concord_server::ConnLimits {
             handshake: secs(self.tls_handshake_timeout_secs),
             header_read: secs(self.header_read_timeout_secs),
+            write: secs(self.write_timeout_secs),
+            max_connections: self.max_connections.max(1),
         }
     }
 }
@@ -500,7 +526,9 @@ mod tests {
             "{DEFAULT_CONFIG}\n[limits]\nmatch_collections = 3\nmatch_lines = 4\n\
              match_bytes = 5\nmatch_cache_sets = 6\npage_concurrency = 7\npage_queue = 8\n\
              page_max_bytes = 9\nsqlite_readers = 10\nsqlite_cache_bytes = 11\n\
-             postgres_max_connections = 12\n"
+             postgres_max_connections = 12\nmatch_cache_sets_per_audience = 13\n\
+             match_compile_concurrency = 14\nmatch_compile_queue = 15\n\
+             write_timeout_secs = 16\nmax_connections = 17\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -510,6 +538,9 @@ mod tests {
                 match_lines: 4,
                 match_bytes: 5,
                 match_cache_sets: 6,
+                match_cache_sets_per_audience: 13,
+                match_compile_concurrency: 14,
+                match_compile_queue: 15,
                 page_concurrency: 7,
                 page_queue: 8,
                 page_max_bytes: 9,
@@ -522,6 +553,18 @@ mod tests {
                 sqlite_cache_bytes: 11,
                 postgres_max_connections: 12,
             }
+        );
+        assert_eq!(
+            c.limits.connections(),
+            concord_server::ConnLimits {
+                write: std::time::Duration::from_secs(16),
+                max_connections: 17,
+                ..concord_server::ConnLimits::default()
+            }
+        );
+        assert_eq!(
+            defaults.limits.connections(),
+            concord_server::ConnLimits::default()
         );
         let bad = format!("{DEFAULT_CONFIG}\n[limits]\npage_queues = 1\n");
         let err = toml::from_str::<Config>(&bad).unwrap_err().to_string();

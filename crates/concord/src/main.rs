@@ -640,7 +640,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             auth_limits: config.limits.auth(),
         },
     )?;
-    let timeouts = config.limits.timeouts();
+    let connections = config.limits.connections();
     // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
     // entries (checked every 5 s); read entries flushed to disk every second. Blocking
     // store calls: started before the async runtime.
@@ -698,9 +698,9 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         let app = concord_server::limit_bodies(concord_server::ops::observe(app), max);
         match tls {
             Some(tls) => {
-                concord_server::serve_tls(listener, app, tls, timeouts, shutdown).await?;
+                concord_server::serve_tls(listener, app, tls, connections, shutdown).await?;
             }
-            None => concord_server::serve(listener, app, timeouts, shutdown).await?,
+            None => concord_server::serve(listener, app, connections, shutdown).await?,
         }
         anyhow::Ok(())
     })?;
