@@ -43,9 +43,10 @@ pub struct Limits {
     /// `POST /api/match`: requests that may wait for a compile slot; more answer 503 with
     /// `Retry-After`. Default 8.
     pub match_compile_queue: usize,
-    /// TAXII pages (objects, manifest, object, versions) built at once. Default 4; at
-    /// least 1. One page of at most [`SMALL_PAGE`] objects may be built besides, in a slot
-    /// of its own ([`PageGate`]).
+    /// TAXII pages (objects, manifest, object, versions) built at once. Default: the
+    /// number of CPU cores, at most 4 ([`default_page_concurrency`]); at least 1. One page
+    /// of at most [`SMALL_PAGE`] objects may be built besides, in a slot of its own
+    /// ([`PageGate`]).
     pub page_concurrency: usize,
     /// TAXII pages that may wait for one of those; more answer 503 with `Retry-After`.
     /// Default 32.
@@ -66,11 +67,20 @@ impl Default for Limits {
             match_cache_sets_per_audience: 2,
             match_compile_concurrency: 1,
             match_compile_queue: 8,
-            page_concurrency: 4,
+            page_concurrency: default_page_concurrency(),
             page_queue: 32,
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
         }
     }
+}
+
+/// The default of [`Limits::page_concurrency`]: the CPU cores this process may use, at
+/// most 4 (1 when unknown). Building a partner's page is CPU-bound (the egress door decides
+/// every object), so more builders than cores only make each one, and the small page
+/// beside them, wait for a core: on 2 cores, 4 builders gave a small page a p99 of 277–600 ms
+/// during a flood of 10,000-object pages, 2 builders 176 ms (BENCHMARKS.md §10).
+pub fn default_page_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Seconds a client told "busy" (503) waits before it tries again (`Retry-After`).
