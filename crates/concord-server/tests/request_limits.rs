@@ -68,9 +68,17 @@ fn seed(store: &dyn Store) -> String {
     store
         .set_setting(concord_server::policy::JURISDICTION_SETTING, "CN")
         .unwrap();
+    let objects: Vec<Value> = (0..10)
+        .map(|i| indicator(i, &format!("host{i}.example")))
+        .collect();
+    shared_collection(store, "intel", &objects)
+}
+
+/// A new collection `alias` holding `objects`, shared as CLEAR; its id.
+fn shared_collection(store: &dyn Store, alias: &str, objects: &[Value]) -> String {
     let c = store
         .create_collection(&NewCollection {
-            alias: "intel".into(),
+            alias: alias.into(),
             ..Default::default()
         })
         .unwrap();
@@ -84,10 +92,7 @@ fn seed(store: &dyn Store) -> String {
     store
         .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
         .unwrap();
-    let objects: Vec<Value> = (0..10)
-        .map(|i| indicator(i, &format!("host{i}.example")))
-        .collect();
-    put(store, &c.id, &objects);
+    put(store, &c.id, objects);
     c.id
 }
 
@@ -803,22 +808,7 @@ async fn a_client_that_does_not_read_its_page_is_dropped_after_the_write_timeout
 
 /// Another collection `alias`, one indicator (number `n`, of `domain`), shared as CLEAR.
 fn other(store: &dyn Store, alias: &str, n: usize, domain: &str) -> String {
-    let c = store
-        .create_collection(&NewCollection {
-            alias: alias.into(),
-            ..Default::default()
-        })
-        .unwrap();
-    let sharing = CollectionSharing {
-        groups: None,
-        recipients: Vec::new(),
-        default_tlp: Tlp::Clear,
-    };
-    store
-        .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
-        .unwrap();
-    put(store, &c.id, &[indicator(n, domain)]);
-    c.id
+    shared_collection(store, alias, &[indicator(n, domain)])
 }
 
 /// Finding F7: compiles go through a gate (`match_compile_concurrency`, then
