@@ -405,7 +405,9 @@ pub fn too_large_response(path: &str, max: u64) -> Response {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             [(header::CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "error": message }).to_string(),
+            // `code`: the stable error code of the admin API's JSON errors.
+            serde_json::json!({ "code": "payload_too_large", "error": message, "message": message })
+                .to_string(),
         )
             .into_response();
     }
@@ -527,8 +529,9 @@ fn not_acceptable(accept: Option<&str>) -> Response {
 
 /// What an authenticated partner gets for a path that is no resource of its: the gate's
 /// 406 unless it accepts TAXII, then the fallback's 404, exactly as for a path that does
-/// not exist.
-fn no_such_resource(accept: Option<&str>) -> Response {
+/// not exist. Under `/api/` the gate negotiates nothing, so the answer there is
+/// `no_such_resource(Some(TAXII_21))` (the admin API's answer to a partner).
+pub fn no_such_resource(accept: Option<&str>) -> Response {
     if !media::accepts_taxii(accept) {
         return not_acceptable(accept);
     }

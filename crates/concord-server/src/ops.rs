@@ -110,9 +110,9 @@ async fn wrong_method(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-/// 401 for a request without credentials or with wrong ones: the TAXII gate's answer and
-/// these routes'.
-pub(crate) fn unauthenticated(had_credentials: bool) -> Response {
+/// 401 for a request without credentials or with wrong ones: the TAXII gate's answer,
+/// these routes' and the admin API's.
+pub fn unauthenticated(had_credentials: bool) -> Response {
     crate::error_response(concord_taxii::TaxiiError::new(
         concord_taxii::ErrorCode::Unauthorized,
         if had_credentials {

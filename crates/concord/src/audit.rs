@@ -2,14 +2,11 @@
 //! every egress and ingress (issue 5, item 7; issue 17: one entry per transfer, signed
 //! checkpoints, sealed archives).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use concord_store::audit::{
-    self, ArchiveSummary, AuditRecord, Checkpoint, TransferEntry, VerifyReport,
-};
+use concord_store::audit::{self, ArchiveSummary, Checkpoint, VerifyReport};
 use concord_store::node_key::{NODE_KEY_FILE, NodeKey, hex, unhex32};
 use concord_store::{AuditQuery, Store, Timestamp};
 
@@ -437,145 +434,15 @@ pub fn archive(
     Ok(Some(summary))
 }
 
-/// One object version of a transfer, named: a line of `audit show`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ShownRow {
-    /// The entry (transfer).
-    pub seq: i64,
-    /// When, nanoseconds since the epoch.
-    pub time_ns: i64,
-    /// The object version and what happened to it.
-    #[serde(flatten)]
-    pub record: AuditRecord,
-    /// Object versions in the transfer.
-    pub count: i64,
-    /// SHA-256 of what left in the transfer, hex.
-    pub digest: Option<String>,
-}
-
-/// The object versions of `entries` (only `vids` when given), named.
-fn expand(
-    store: &dyn Store,
-    entries: &[TransferEntry],
-    vids: Option<&HashSet<i64>>,
-) -> Result<Vec<ShownRow>> {
-    let mut decoded = Vec::with_capacity(entries.len());
-    let mut wanted = BTreeSet::new();
-    for e in entries {
-        let items = e.decoded().unwrap_or_default();
-        let items: Vec<_> = items
-            .into_iter()
-            .filter(|i| vids.is_none_or(|v| v.contains(&i.vid)))
-            .collect();
-        wanted.extend(items.iter().map(|i| i.vid));
-        decoded.push(items);
-    }
-    let wanted: Vec<i64> = wanted.into_iter().collect();
-    let names: HashMap<i64, concord_store::VersionName> = store
-        .audit_names(&wanted)?
-        .into_iter()
-        .map(|n| (n.vid, n))
-        .collect();
-    let mut out = Vec::new();
-    for (e, items) in entries.iter().zip(decoded) {
-        for it in items {
-            let (object_id, modified) = names.get(&it.vid).map_or_else(
-                || (format!("vid:{}", it.vid), "-".to_owned()),
-                |n| (n.object_id.clone(), n.version.clone()),
-            );
-            out.push(ShownRow {
-                seq: e.seq,
-                time_ns: e.time_ns,
-                record: AuditRecord {
-                    direction: e.direction.clone(),
-                    door: e.door.clone(),
-                    partner: e.partner.clone(),
-                    collection: e.collection.clone(),
-                    object_id,
-                    modified,
-                    decision: it.decision.as_str().to_owned(),
-                    transformations: it
-                        .transformations
-                        .iter()
-                        .map(|t| e.dictionary.get(*t as usize).cloned().unwrap_or_default())
-                        .collect(),
-                    policy_version: e.policy_version.clone(),
-                    vid: it.vid,
-                },
-                count: e.count,
-                digest: e.digest.as_ref().map(|d| hex(d)),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// The newest `limit` object versions of the log (of `partner`, of `object`), oldest
-/// first: entries are read newest first through the partner index or the posting index, so
-/// the work is proportional to what is shown. Legacy (per-object) rows follow when the
-/// transfers do not fill `limit`.
+/// The newest `limit` object versions of the log (of `partner`, of `object`), oldest first
+/// ([`concord_admin::ops::show_audit`], which the admin API answers with too).
 pub fn show(
     store: &dyn Store,
     partner: Option<&str>,
     object: Option<&str>,
     limit: usize,
-) -> Result<Vec<ShownRow>> {
-    let vids: Option<Vec<i64>> = match object {
-        Some(id) => Some(store.audit_versions_of(id)?.iter().map(|n| n.vid).collect()),
-        None => None,
-    };
-    let mut rows: Vec<ShownRow> = Vec::new();
-    if vids.as_ref().is_none_or(|v| !v.is_empty()) {
-        let set: Option<HashSet<i64>> = vids.as_ref().map(|v| v.iter().copied().collect());
-        let mut before = None;
-        while rows.len() < limit {
-            let page = store.audit_entries(&AuditQuery {
-                after_seq: 0,
-                before_seq: before,
-                partner: partner.map(str::to_owned),
-                vids: vids.clone().unwrap_or_default(),
-                limit: PAGE.min(limit.max(1)),
-                newest_first: true,
-            })?;
-            let Some(last) = page.last() else { break };
-            before = Some(last.seq);
-            for mut chunk in expand(store, &page, set.as_ref())?
-                .chunk_by(|a, b| a.seq == b.seq)
-                .map(<[ShownRow]>::to_vec)
-            {
-                // Newest first across entries; within an entry, in its order.
-                chunk.reverse();
-                rows.extend(chunk);
-            }
-        }
-    }
-    rows.truncate(limit);
-    rows.reverse();
-    if rows.len() < limit {
-        // Legacy rows (schema 3), oldest first; keep the newest that fit.
-        let mut legacy = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.audit(after, 10_000, partner)?;
-            let Some(l) = page.last() else { break };
-            after = l.seq;
-            legacy.extend(
-                page.into_iter()
-                    .filter(|e| object.is_none_or(|o| e.record.object_id == o))
-                    .map(|e| ShownRow {
-                        seq: e.seq,
-                        time_ns: e.time_ns,
-                        record: e.record,
-                        count: 1,
-                        digest: None,
-                    }),
-            );
-        }
-        let room = limit - rows.len();
-        let skip = legacy.len().saturating_sub(room);
-        let mut all: Vec<ShownRow> = legacy.into_iter().skip(skip).collect();
-        all.append(&mut rows);
-        rows = all;
-    }
-    Ok(rows)
+) -> Result<Vec<concord_admin::ops::ShownRow>> {
+    Ok(concord_admin::ops::show_audit(
+        store, partner, object, limit,
+    )?)
 }

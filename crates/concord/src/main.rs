@@ -527,7 +527,7 @@ fn init(
 ) -> Result<()> {
     // Checked before anything is written.
     let jurisdiction = jurisdiction
-        .map(|j| partner::jurisdiction_code(&j))
+        .map(|j| concord_admin::ops::jurisdiction_code(&j))
         .transpose()?;
     let dir = data_dir(data);
     std::fs::create_dir_all(&dir.dir)
@@ -647,6 +647,11 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     spawn_checkpointer(&dir.dir, store.clone(), config.audit.checkpoint_every)?;
     // Notices of requests for assistance addressed to this node (`[incident]`).
     incident::spawn_notifier(&dir.dir, store.clone(), &config.incident)?;
+    // The admin API verifies checkpoints against the key file's public half, as
+    // `concord audit verify` does.
+    let admin = concord_admin::AdminConfig {
+        node_public_key: Some(audit::node_key(&dir.dir, store.as_ref())?.public()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -694,7 +699,9 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             shutdown_signal().await;
             stopping.stop();
         };
-        let app = concord_server::router(state.clone()).merge(concord_web::router(state));
+        let app = concord_server::router(state.clone())
+            .merge(concord_admin::router(state.clone(), admin))
+            .merge(concord_web::router(state));
         let app = concord_server::limit_bodies(concord_server::ops::observe(app), max);
         match tls {
             Some(tls) => {
@@ -756,7 +763,7 @@ fn quickstart(data: &DataDirArg, listen: String, jurisdiction: Option<String>) -
         // An existing node gets a jurisdiction it lacks; one it has is never changed
         // silently (every earlier transfer was decided under it).
         if let Some(j) = jurisdiction {
-            let j = partner::jurisdiction_code(&j)?;
+            let j = concord_admin::ops::jurisdiction_code(&j)?;
             let store = open_store(data)?;
             match store.setting(concord_server::policy::JURISDICTION_SETTING)? {
                 None => store.set_setting(concord_server::policy::JURISDICTION_SETTING, &j)?,
@@ -824,23 +831,16 @@ fn collection(command: CollectionCommand) -> Outcome {
         }
         CollectionCommand::List { data, json } => {
             let store = open_store(&data)?;
-            let mut rows = Vec::new();
-            for c in store.collections()? {
-                let n = store.count(&c.id)?;
-                rows.push(serde_json::json!({
-                    "id": c.id, "alias": c.alias, "title": c.title,
-                    "description": c.description, "object_versions": n,
-                }));
-            }
+            let rows = concord_admin::ops::list_collections(store.as_ref())?;
             if json {
-                println!("{}", serde_json::Value::Array(rows));
+                println!("{}", serde_json::to_value(&rows)?);
             } else {
                 for r in rows {
                     println!(
                         "{}\t{}\t{} object versions",
-                        r["id"].as_str().unwrap_or_default(),
-                        r["alias"].as_str().unwrap_or_default(),
-                        r["object_versions"]
+                        r.id,
+                        r.alias.unwrap_or_default(),
+                        r.object_versions
                     );
                 }
             }
@@ -854,11 +854,14 @@ fn collection(command: CollectionCommand) -> Outcome {
             json,
         } => {
             let store = open_store(&data)?;
-            let c = store.create_collection(&NewCollection {
-                alias,
-                title,
-                description,
-            })?;
+            let c = concord_admin::ops::create_collection(
+                store.as_ref(),
+                &NewCollection {
+                    alias,
+                    title,
+                    description,
+                },
+            )?;
             if json {
                 println!(
                     "{}",

@@ -1,11 +1,10 @@
 //! `concord partner …` and `concord collection share`: who may read what, and how a
 //! collection is shared (issue 5, items 1 and 2).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
-use concord_policy::egress::{CollectionSharing, sharing_setting_key};
-use concord_policy::tlp::Tlp;
-use concord_store::{Partner, Store};
+use concord_admin::ops;
+use concord_store::Store;
 
 use crate::DataDirArg;
 
@@ -71,7 +70,7 @@ pub enum PartnerCommand {
     },
 }
 
-/// Runs a `partner` subcommand.
+/// Runs a `partner` subcommand: the operations of [`concord_admin::ops`], printed.
 pub fn run(command: PartnerCommand) -> Result<bool> {
     match command {
         PartnerCommand::Add {
@@ -84,34 +83,24 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             json,
         } => {
             let store = crate::open_store(&data)?;
-            if store.partners()?.iter().any(|p| p.name == name) {
-                bail!("a partner named {name:?} already exists");
-            }
-            let jurisdiction = jurisdiction_code(&jurisdiction)?;
-            let (key, key_id, key_hash) =
-                concord_server::auth::new_api_key().map_err(anyhow::Error::msg)?;
-            let partner = Partner {
-                read: collection_ids(store.as_ref(), &read)?,
-                write: collection_ids(store.as_ref(), &write)?,
-                name,
-                jurisdiction,
-                groups,
-                key_id,
-                key_hash,
-                created_ns: concord_stix::Timestamp::now_micros().unix_nanos(),
-            };
-            store.put_partner(&partner)?;
-            print_key(&partner, &key, json);
+            let p = ops::add_partner(
+                store.as_ref(),
+                &ops::NewPartner {
+                    name,
+                    jurisdiction,
+                    groups,
+                    read,
+                    write,
+                },
+            )?;
+            print_key(&p, json)?;
             Ok(true)
         }
         PartnerCommand::List { data, json } => {
             let store = crate::open_store(&data)?;
-            let partners = store.partners()?;
+            let partners = ops::list_partners(store.as_ref())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::Value::Array(partners.iter().map(public).collect())
-                );
+                println!("{}", serde_json::to_value(&partners)?);
             } else {
                 for p in &partners {
                     println!(
@@ -126,9 +115,9 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
         }
         PartnerCommand::Show { data, name, json } => {
             let store = crate::open_store(&data)?;
-            let p = find(store.as_ref(), &name)?;
+            let p = ops::PartnerInfo::from(&ops::find_partner(store.as_ref(), &name)?);
             if json {
-                println!("{}", public(&p));
+                println!("{}", serde_json::to_value(&p)?);
             } else {
                 // Collections by alias, as they were given (issue 24, item 13: UUIDs).
                 let names = |ids: &[String]| -> Result<String> {
@@ -155,80 +144,30 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
         }
         PartnerCommand::Remove { data, name } => {
             let store = crate::open_store(&data)?;
-            if !store.remove_partner(&name)? {
-                bail!("no partner named {name:?}");
-            }
+            ops::remove_partner(store.as_ref(), &name)?;
             eprintln!("removed partner {name}");
             Ok(true)
         }
         PartnerCommand::RotateKey { data, name, json } => {
             let store = crate::open_store(&data)?;
-            let mut p = find(store.as_ref(), &name)?;
-            let (key, key_id, key_hash) =
-                concord_server::auth::new_api_key().map_err(anyhow::Error::msg)?;
-            p.key_id = key_id;
-            p.key_hash = key_hash;
-            store.put_partner(&p)?;
-            print_key(&p, &key, json);
+            let p = ops::rotate_key(store.as_ref(), &name)?;
+            print_key(&p, json)?;
             Ok(true)
         }
     }
 }
 
-fn find(store: &dyn Store, name: &str) -> Result<Partner> {
-    store
-        .partners()?
-        .into_iter()
-        .find(|p| p.name == name)
-        .with_context(|| format!("no partner named {name:?}"))
-}
-
-/// A partner as shown: everything but the key hash.
-fn public(p: &Partner) -> serde_json::Value {
-    serde_json::json!({
-        "name": p.name, "jurisdiction": p.jurisdiction, "groups": p.groups,
-        "read": p.read, "write": p.write, "key_id": p.key_id,
-    })
-}
-
-fn print_key(p: &Partner, key: &str, json: bool) {
+fn print_key(p: &ops::PartnerWithKey, json: bool) -> Result<()> {
     if json {
-        let mut doc = public(p);
-        doc["api_key"] = key.into();
-        println!("{doc}");
+        println!("{}", serde_json::to_value(p)?);
     } else {
         eprintln!(
             "API key of {} (shown once; use as Bearer token or Basic password):",
-            p.name
+            p.partner.name
         );
-        println!("{key}");
+        println!("{}", p.api_key);
     }
-}
-
-/// ISO 3166-1 alpha-2 shape: two ASCII letters, kept upper case.
-pub fn jurisdiction_code(code: &str) -> Result<String> {
-    let c = code.trim().to_ascii_uppercase();
-    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-        bail!("jurisdiction {code:?}: expected an ISO 3166-1 alpha-2 code such as DE or CN");
-    }
-    Ok(c)
-}
-
-/// Collection aliases or ids → ids; an unknown one is an error naming it.
-fn collection_ids(store: &dyn Store, names: &[String]) -> Result<Vec<String>> {
-    names
-        .iter()
-        .map(|n| {
-            store.collection(n)?.map(|c| c.id).with_context(|| {
-                format!("no collection {n:?} (create it first, e.g. by an import)")
-            })
-        })
-        .collect()
-}
-
-/// The sharing of a collection (defaults when never set).
-pub fn sharing(store: &dyn Store, collection_id: &str) -> Result<CollectionSharing> {
-    Ok(concord_egress::collection_sharing(store, collection_id)?)
+    Ok(())
 }
 
 /// `concord collection share`: sets how a collection is shared.
@@ -241,30 +180,44 @@ pub fn share(
     recipients: &[String],
     json: bool,
 ) -> Result<bool> {
-    let c = store
-        .collection(collection)?
-        .with_context(|| format!("no collection {collection:?}"))?;
-    let mut s = sharing(store, &c.id)?;
-    if let Some(t) = default_tlp {
-        s.default_tlp = Tlp::parse(t).with_context(|| {
-            format!("--default-tlp {t:?}: expected clear, green, amber, amber+strict or red")
-        })?;
-    }
-    if community {
-        s.groups = None;
-    } else if !groups.is_empty() {
-        s.groups = Some(groups.to_vec());
-    }
-    if !recipients.is_empty() {
-        s.recipients = recipients.to_vec();
-    }
-    store.set_setting(&sharing_setting_key(&c.id), &s.to_json())?;
+    // The CLI reads any spelling of a level (`AMBER`, `TLP:white`); the shared operation
+    // takes the canonical one.
+    let default_tlp = match default_tlp {
+        Some(t) => Some(
+            concord_policy::tlp::Tlp::parse(t)
+                .with_context(|| {
+                    format!(
+                        "--default-tlp {t:?}: expected clear, green, amber, amber+strict or red"
+                    )
+                })?
+                .label()
+                .trim_start_matches("TLP:")
+                .to_ascii_lowercase(),
+        ),
+        None => None,
+    };
+    let groups = if community {
+        Some(None)
+    } else if groups.is_empty() {
+        None
+    } else {
+        Some(Some(groups.to_vec()))
+    };
+    let s = ops::share(
+        store,
+        collection,
+        &ops::SharingChange {
+            default_tlp,
+            groups,
+            recipients: Some(recipients.to_vec()).filter(|r| !r.is_empty()),
+        },
+    )?;
     if json {
-        println!("{}", s.to_json());
+        println!("{}", serde_json::to_value(&s)?);
     } else {
         eprintln!(
-            "collection {collection}: default {}, GREEN shared with {}, AMBER recipients: {}",
-            s.default_tlp.label(),
+            "collection {collection}: default TLP:{}, GREEN shared with {}, AMBER recipients: {}",
+            s.default_tlp.to_ascii_uppercase(),
             s.groups
                 .as_ref()
                 .map_or("the whole community".to_owned(), |g| g.join(", ")),

@@ -2,10 +2,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use concord_policy::actions::{Policy, PolicyConfig};
-use concord_policy::egress::Decision;
-use concord_server::policy::{POLICY_VERSION_PREFIX, important_data_marking, node_policy};
-use concord_store::{ObjectFilter, PageRequest, Store, VersionSelector};
+use concord_policy::actions::Policy;
+use concord_server::policy::{important_data_marking, node_policy};
+use concord_store::Store;
 
 use crate::DataDirArg;
 use crate::config::Config;
@@ -89,31 +88,16 @@ pub fn load(data: &DataDirArg, store: &dyn Store) -> Result<Policy> {
 
 fn show(data: &DataDirArg, version: Option<&str>, json: bool) -> Result<bool> {
     let store = crate::open_store(data)?;
-    let (version, config) = match version {
-        None => {
-            let p = load(data, store.as_ref())?;
-            (p.version, p.config)
-        }
-        Some(v) => {
-            let text = store
-                .setting(&format!("{POLICY_VERSION_PREFIX}{v}"))?
-                .with_context(|| format!("no policy version {v:?} recorded on this node"))?;
-            let config: PolicyConfig = serde_json::from_str(&text)
-                .with_context(|| format!("policy version {v:?}: unreadable record"))?;
-            (v.to_owned(), config)
-        }
-    };
+    let active = load(data, store.as_ref())?;
+    let shown = concord_admin::ops::show_policy(store.as_ref(), &active, version)?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"version": version, "policy": config})
-        );
+        println!("{}", serde_json::to_value(&shown)?);
     } else {
-        println!("# policy version {version}");
+        println!("# policy version {}", shown.version);
         let mut table = toml::Table::new();
         table.insert(
             "policy".into(),
-            toml::Value::try_from(&config).context("policy as TOML")?,
+            toml::Value::try_from(&shown.policy).context("policy as TOML")?,
         );
         print!("{}", toml::to_string(&table).context("policy as TOML")?);
     }
@@ -129,94 +113,37 @@ fn explain_object(
 ) -> Result<bool> {
     let store = crate::open_store(data)?;
     let policy = load(data, store.as_ref())?;
-    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy.clone()));
-    let p = store
-        .partners()?
-        .into_iter()
-        .find(|p| p.name == partner)
-        .with_context(|| format!("no partner named {partner:?}"))?;
-    let collections = match collection {
-        Some(c) => vec![
-            store
-                .collection(c)?
-                .with_context(|| format!("no collection {c:?}"))?,
-        ],
-        None => store.collections()?,
-    };
-    let filter = ObjectFilter {
-        ids: vec![object_id.to_owned()],
-        versions: vec![VersionSelector::Last],
-        ..ObjectFilter::default()
-    };
-    let request = PageRequest {
-        limit: 1,
-        after: None,
-    };
-    let mut out = Vec::new();
-    let mut receives = false;
-    for c in collections {
-        let Some(entry) = store
-            .entries(&c.id, &filter, &request, true)?
-            .entries
-            .into_iter()
-            .next()
-        else {
-            continue;
-        };
-        let name = c.alias.clone().unwrap_or_else(|| c.id.clone());
-        let body = entry.body.as_deref().unwrap_or("null");
-        let view = concord_server::policy::explain_for_partner(&egress, &p, &c, &entry)?;
-        let steps = view.steps;
-        let (decision, copy, reason) = match &view.decision {
-            Decision::Unchanged => ("sent", Some(body.to_owned()), None),
-            Decision::Rewritten { body, .. } => ("rewritten", Some(body.clone()), None),
-            Decision::Withheld { reason } => ("withheld", None, Some(reason.clone())),
-        };
-        receives |= copy.is_some();
-        out.push((c, name, entry.version(), decision, copy, reason, steps));
-    }
-    if out.is_empty() {
-        bail!("no collection holds an object {object_id:?}");
-    }
+    let version = policy.version.clone();
+    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy));
+    let e = concord_admin::ops::explain(
+        store.as_ref(),
+        &egress,
+        &version,
+        partner,
+        collection,
+        object_id,
+    )?;
     if json {
-        let items: Vec<_> = out
-            .iter()
-            .map(|(c, _, version, decision, copy, reason, steps)| {
-                serde_json::json!({
-                    "collection": c.id,
-                    "alias": c.alias,
-                    "modified": version,
-                    "decision": decision,
-                    "reason": reason,
-                    "steps": steps,
-                    "body": copy.as_deref().map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap_or_default()),
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "partner": partner,
-                "object_id": object_id,
-                "policy_version": policy.version,
-                "collections": items,
-            })
-        );
+        println!("{}", serde_json::to_value(&e)?);
     } else {
-        println!("policy {} for partner {partner}", policy.version);
-        for (_, name, version, decision, copy, reason, steps) in &out {
-            println!("\n{object_id} (modified {version}) in collection {name}:");
-            for s in steps {
+        println!("policy {} for partner {partner}", e.policy_version);
+        for c in &e.collections {
+            let name = c.alias.as_deref().unwrap_or(&c.collection);
+            println!(
+                "\n{object_id} (modified {}) in collection {name}:",
+                c.modified
+            );
+            for s in &c.steps {
                 println!("  {:<18} {}", s.rule, s.detail);
             }
-            match reason {
-                Some(r) => println!("  => {decision}: {r}"),
-                None => println!("  => {decision}"),
+            match &c.reason {
+                Some(r) => println!("  => {}: {r}", c.decision),
+                None => println!("  => {}", c.decision),
             }
-            if let (Some(b), "rewritten") = (copy, *decision) {
+            if let (Some(b), "rewritten") = (&c.body_text, c.decision.as_str()) {
                 println!("  {b}");
             }
         }
     }
-    Ok(receives)
+    Ok(e.receives())
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
-use concord_store::{NewCollection, Store};
-use concord_sync::{Mapping, Peer, PeerAuth, PolicyContext, RoundOptions, TlsFiles};
+use concord_store::Store;
+use concord_sync::{PolicyContext, RoundOptions};
 
 use crate::DataDirArg;
 
@@ -119,112 +119,52 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             json,
         } => {
             let store = crate::open_store(&data)?;
-            if name.is_empty() || name.contains('/') {
-                bail!("peer name {name:?}: must be non-empty and without '/'");
-            }
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("peer URL {url:?}: must start with http:// or https://");
-            }
-            let (pull, push) = if pull || push {
-                (pull, push)
-            } else {
-                (true, true)
-            };
-            if let Some(p) = &partner
-                && !store.partners()?.iter().any(|x| &x.name == p)
-            {
-                bail!("no partner named {p:?} (concord partner add)");
-            }
-            if push && partner.is_none() {
-                bail!(
-                    "--push needs --partner P: the partner of this node whose egress policy decides what goes to the peer"
-                );
-            }
-            for f in [
-                &token_file,
-                &password_file,
-                &ca_file,
-                &client_cert,
-                &client_key,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                std::fs::metadata(f).with_context(|| format!("cannot read {f}"))?;
-            }
-            let mut mappings = Vec::new();
-            for c in &collections {
-                let Some((remote, local)) = c.rsplit_once(':') else {
-                    bail!("--collection {c:?}: expected REMOTE:LOCAL");
-                };
-                if remote.is_empty() || local.is_empty() {
-                    bail!("--collection {c:?}: expected REMOTE:LOCAL");
-                }
-                let local = match store.collection(local)? {
-                    Some(col) => col.id,
-                    None => {
-                        let col = store.create_collection(&NewCollection {
-                            alias: local.to_owned(),
-                            ..Default::default()
-                        })?;
-                        eprintln!("created collection {local} ({})", col.id);
-                        col.id
-                    }
-                };
-                mappings.push(Mapping {
-                    remote: remote.to_owned(),
-                    local,
+            let added = concord_admin::ops::add_peer(
+                store.as_ref(),
+                &concord_admin::ops::NewPeer {
+                    name,
+                    url,
+                    api_root,
+                    collections,
                     pull,
                     push,
-                });
-            }
-            let auth = match (token_file, user, password_file) {
-                (Some(file), _, _) => PeerAuth::Token { file },
-                (None, Some(user), Some(password_file)) => PeerAuth::Basic {
+                    token_file,
                     user,
                     password_file,
-                },
-                _ => PeerAuth::None,
-            };
-            let peer = Peer {
-                name,
-                url,
-                api_root: format!("/{}/", api_root.trim_matches('/')),
-                mappings,
-                auth,
-                partner,
-                interval_secs: interval.max(1),
-                timeout_secs: timeout.max(1),
-                tls: TlsFiles {
+                    partner,
+                    interval: Some(interval),
+                    timeout: Some(timeout),
                     ca_file,
                     client_cert,
                     client_key,
                 },
-            };
-            concord_sync::save_peer(store.as_ref(), &peer)?;
+            )?;
+            for alias in &added.created_collections {
+                eprintln!("created collection {alias}");
+            }
             if json {
-                println!("{}", serde_json::to_value(&peer)?);
+                println!("{}", serde_json::to_value(&added.peer)?);
             } else {
-                eprintln!("peer {} added", peer.name);
+                eprintln!("peer {} added", added.peer.name);
             }
             Ok(true)
         }
         PeerCommand::List { data, json } => {
             let store = crate::open_store(&data)?;
-            let peers = concord_sync::peers(store.as_ref())?;
+            let peers = concord_admin::ops::list_peers(store.as_ref())?;
             if json {
-                println!("{}", serde_json::to_value(&peers)?);
+                let only: Vec<_> = peers.iter().map(|p| &p.peer).collect();
+                println!("{}", serde_json::to_value(&only)?);
             } else {
                 for p in &peers {
-                    let state = concord_sync::load_state(store.as_ref(), &p.name)?;
                     println!(
                         "{}\t{}{}\t{} mappings\tlast success {}\t{}",
-                        p.name,
-                        p.url,
-                        p.api_root,
-                        p.mappings.len(),
-                        state.last_success.as_deref().unwrap_or("never"),
-                        state.last_error.as_deref().unwrap_or("")
+                        p.peer.name,
+                        p.peer.url,
+                        p.peer.api_root,
+                        p.peer.mappings.len(),
+                        p.state.last_success.as_deref().unwrap_or("never"),
+                        p.state.last_error.as_deref().unwrap_or("")
                     );
                 }
             }
@@ -232,14 +172,7 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
         }
         PeerCommand::Show { data, name, json } => {
             let store = crate::open_store(&data)?;
-            let peer = concord_sync::load_peer(store.as_ref(), &name)?;
-            let state = concord_sync::load_state(store.as_ref(), &name)?;
-            let cursors = store.settings_with_prefix(&format!("sync/{name}/"))?;
-            let doc = serde_json::json!({
-                "peer": peer,
-                "state": state,
-                "cursors": cursors.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-            });
+            let doc = serde_json::to_value(concord_admin::ops::show_peer(store.as_ref(), &name)?)?;
             if json {
                 println!("{doc}");
             } else {
@@ -249,9 +182,7 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
         }
         PeerCommand::Remove { data, name } => {
             let store = crate::open_store(&data)?;
-            if !concord_sync::remove_peer(store.as_ref(), &name)? {
-                bail!("no peer named {name:?}");
-            }
+            concord_admin::ops::remove_peer(store.as_ref(), &name)?;
             eprintln!("peer {name} removed");
             Ok(true)
         }

@@ -49,13 +49,17 @@ fn a_declared_huge_body_gets_413_at_once_on_every_endpoint_that_takes_one() {
     let head = headers_only(&s, "POST /concord/collections/w/objects/", TAXII, GIB);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(head.contains("\"http_status\":\"413\""), "{head}");
-    // /api/match and the web UI's import: JSON {"error": …}.
-    for path in ["POST /api/match", "POST /ui/import"] {
+    // /api/match, the admin API and the web UI's import: JSON {"code", "error", "message"}.
+    for path in [
+        "POST /api/match",
+        "POST /api/v1/partners",
+        "POST /ui/import",
+    ] {
         let head = headers_only(&s, path, "application/json", GIB);
         assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
         assert!(head.contains("application/json"), "{path}: {head}");
         assert!(
-            head.contains("{\"error\":\"request body exceeds max_content_length"),
+            head.contains("{\"code\":\"payload_too_large\",\"error\":\"request body exceeds max_content_length"),
             "{path}: {head}"
         );
     }
@@ -66,18 +70,32 @@ fn a_chunked_api_match_body_over_the_limit_gets_413_in_json() {
     let node = Node::init();
     let s = node.serve_with(&[("CONCORD_MAX_CONTENT_LENGTH", "1000")]);
     let addr = s.base.trim_start_matches("http://");
-    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-    let body = format!(r#"{{"collections":[],"lines":["{}"]}}"#, "a".repeat(2000));
-    write!(
-        tcp,
-        "POST /api/match HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = tcp.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
-    assert!(out.contains("{\"error\":"), "{out}");
+    // /api/match and the admin API (issue 23) cut a chunked body at the same limit.
+    for (path, body) in [
+        (
+            "/api/match",
+            format!(r#"{{"collections":[],"lines":["{}"]}}"#, "a".repeat(2000)),
+        ),
+        (
+            "/api/v1/partners",
+            format!(r#"{{"name":"{}","jurisdiction":"DE"}}"#, "a".repeat(2000)),
+        ),
+    ] {
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            tcp,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = tcp.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 413"), "{path}: {out}");
+        assert!(
+            out.contains("{\"code\":\"payload_too_large\",\"error\":\"request body exceeds max_content_length of 1000 bytes"),
+            "{path}: {out}"
+        );
+    }
 }
 
 #[test]

@@ -1,0 +1,648 @@
+//! The admin REST API (issue 23, item 1) over real HTTP against a real `concord serve`:
+//! every resource's effect is checked where it matters (a key made by the API opens TAXII,
+//! a sharing change changes what a partner reads, a removed partner's key stops working,
+//! `audit/verify` finds an edited entry), partners get the answer of a missing path, errors
+//! carry a stable `code`; and schemathesis runs against the served OpenAPI document.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Node, Reply, Server, TAXII, TOKEN, concord, run};
+
+const INDICATOR: &str = "indicator--7a3c3b5e-40a4-4a71-9a8f-0d2f3e3b9c11";
+
+fn admin(s: &Server, method: &str, path: &str, body: Option<Value>) -> Reply {
+    let auth = format!("Bearer {TOKEN}");
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Accept", "application/json"),
+    ];
+    let text = body.map(|b| b.to_string());
+    if text.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    s.request(method, path, &headers, text.as_deref())
+}
+
+fn with_key(s: &Server, key: &str, method: &str, path: &str, accept: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    s.request(
+        method,
+        path,
+        &[("Authorization", &auth), ("Accept", accept)],
+        None,
+    )
+}
+
+/// Polls `f` until it holds, up to `bound` (a generous bound, not a timing assertion).
+fn eventually(bound: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A node in DE with collection `intel` holding one unmarked indicator (TLP:AMBER by the
+/// collection's default, so no partner receives it until the sharing changes).
+fn node() -> Node {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    let bundle = node.path().join("b.json");
+    std::fs::write(
+        &bundle,
+        json!({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000001",
+            "objects": [{"type": "indicator", "spec_version": "2.1", "id": INDICATOR,
+                "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+                "pattern": "[domain-name:value = 'c2.example']", "pattern_type": "stix",
+                "valid_from": "2026-01-01T00:00:00Z"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, report) = node.import("intel", &[&bundle]);
+    assert_eq!(code, 0, "{report}");
+    node
+}
+
+fn objects_seen(s: &Server, key: &str) -> Option<usize> {
+    let r = with_key(s, key, "GET", "/concord/collections/intel/objects/", TAXII);
+    (r.status == 200).then(|| r.json()["objects"].as_array().map_or(0, Vec::len))
+}
+
+fn assert_error(r: &Reply, status: u16, code: &str, says: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
+    let e = r.json();
+    assert_eq!(e["code"], code, "{e}");
+    assert!(e["message"].as_str().unwrap().contains(says), "{e}");
+}
+
+#[test]
+fn partners_collections_sharing_policy_and_keys_over_http() {
+    let node = node();
+    let s = node.serve();
+
+    // No credentials: the TAXII gate's 401.
+    let r = s.request("GET", "/api/v1/partners", &[], None);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+
+    // Collections: create, refuse a taken alias and a broken one, list, show.
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/collections",
+        Some(json!({"alias": "inbox"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let inbox = r.json();
+    assert_eq!(inbox["alias"], "inbox");
+    assert_eq!(inbox["object_versions"], 0);
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/collections",
+        Some(json!({"alias": "inbox"})),
+    );
+    assert_error(&r, 409, "conflict", "already exists");
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/collections",
+        Some(json!({"alias": "a/b"})),
+    );
+    assert_error(&r, 400, "invalid_request", "collection alias");
+    let list = admin(&s, "GET", "/api/v1/collections", None).json();
+    let intel = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["alias"] == "intel")
+        .cloned()
+        .unwrap();
+    assert_eq!(intel["object_versions"], 1);
+    let r = admin(
+        &s,
+        "GET",
+        &format!("/api/v1/collections/{}", intel["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(r.json()["alias"], "intel");
+    let r = admin(&s, "GET", "/api/v1/collections/nope", None);
+    assert_error(&r, 404, "not_found", "no collection \"nope\"");
+
+    // Partners: rules first, then a real one whose key opens TAXII.
+    for (body, status, code, says) in [
+        (
+            json!({"name": "x", "jurisdiction": "Germany"}),
+            400,
+            "invalid_request",
+            "jurisdiction \"Germany\"",
+        ),
+        (
+            json!({"name": "", "jurisdiction": "DE"}),
+            400,
+            "invalid_request",
+            "partner name",
+        ),
+        (
+            json!({"name": "x", "jurisdiction": "DE", "read": ["nope"]}),
+            404,
+            "not_found",
+            "no collection \"nope\"",
+        ),
+        (
+            json!({"name": "x", "jurisdiction": "DE", "colour": "red"}),
+            400,
+            "invalid_request",
+            "unknown field `colour`",
+        ),
+        (
+            json!({"jurisdiction": "DE"}),
+            400,
+            "invalid_request",
+            "missing field `name`",
+        ),
+    ] {
+        let r = admin(&s, "POST", "/api/v1/partners", Some(body));
+        assert_error(&r, status, code, says);
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let r = s.request(
+        "POST",
+        "/api/v1/partners",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some("{\"name\": "),
+    );
+    assert_error(&r, 400, "invalid_request", "line 1 column");
+    let r = s.request(
+        "POST",
+        "/api/v1/partners",
+        &[("Authorization", &auth), ("Content-Type", "text/plain")],
+        Some("{}"),
+    );
+    assert_error(&r, 415, "unsupported_media_type", "application/json");
+    let r = admin(&s, "PUT", "/api/v1/partners", Some(json!({})));
+    assert_error(&r, 405, "method_not_allowed", "method not allowed");
+    assert!(
+        r.header("allow").is_some_and(|a| a.contains("POST")),
+        "{:?}",
+        r.headers
+    );
+
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/partners",
+        Some(
+            json!({"name": "bsi", "jurisdiction": "de", "groups": ["eu-cert"],
+            "read": ["intel"], "write": ["inbox"]}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = r.json();
+    assert_eq!(created["jurisdiction"], "DE");
+    assert_eq!(created["read"], json!([intel["id"]]));
+    assert_eq!(created["write"], json!([inbox["id"]]));
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/partners",
+        Some(json!({"name": "bsi", "jurisdiction": "DE"})),
+    );
+    assert_error(&r, 409, "conflict", "already exists");
+
+    // The key authenticates on TAXII; the unmarked indicator is AMBER: nothing yet.
+    let r = with_key(&s, &key, "GET", "/concord/collections/", TAXII);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["collections"].as_array().unwrap().len(), 2);
+    assert_eq!(objects_seen(&s, &key), Some(0));
+
+    // Shown without its key, the same by the API and the CLI (one function).
+    let shown = admin(&s, "GET", "/api/v1/partners/bsi", None).json();
+    assert!(
+        shown.get("api_key").is_none() && shown.get("key_hash").is_none(),
+        "{shown}"
+    );
+    let cli = run(concord()
+        .args(["partner", "show", "bsi", "--json", "--data-dir"])
+        .arg(node.path()));
+    assert_eq!(serde_json::from_slice::<Value>(&cli.stdout).unwrap(), shown);
+    let list = admin(&s, "GET", "/api/v1/partners", None).json();
+    assert_eq!(list, json!([shown]));
+
+    // Policy explain: withheld by TLP, then sent once the sharing says CLEAR.
+    let explain = format!("/api/v1/policy/explain?partner=bsi&object_id={INDICATOR}");
+    let e = admin(&s, "GET", &explain, None).json();
+    assert_eq!(e["collections"][0]["decision"], "withheld", "{e}");
+    assert!(
+        e["collections"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|st| st["rule"] == "tlp")
+    );
+    let r = admin(&s, "GET", "/api/v1/policy/explain?partner=bsi", None);
+    assert_error(&r, 400, "invalid_request", "object_id");
+    let r = admin(
+        &s,
+        "GET",
+        "/api/v1/policy/explain?partner=nobody&object_id=x",
+        None,
+    );
+    assert_error(&r, 404, "not_found", "no partner named \"nobody\"");
+
+    let sharing = admin(&s, "GET", "/api/v1/collections/intel/sharing", None).json();
+    assert_eq!(
+        sharing,
+        json!({"default_tlp": "amber", "groups": null, "recipients": []})
+    );
+    let r = admin(
+        &s,
+        "PATCH",
+        "/api/v1/collections/intel/sharing",
+        Some(json!([null, null])),
+    );
+    assert_error(&r, 400, "invalid_request", "expected a JSON object");
+    let r = admin(
+        &s,
+        "PATCH",
+        "/api/v1/collections/intel/sharing",
+        Some(json!({"default_tlp": "pink"})),
+    );
+    assert_error(&r, 400, "invalid_request", "default_tlp \"pink\"");
+    let r = admin(
+        &s,
+        "PATCH",
+        "/api/v1/collections/intel/sharing",
+        Some(json!({"groups": []})),
+    );
+    assert_error(&r, 400, "invalid_request", "groups");
+    // TLP:GREEN to one sharing group, then (null) to the whole community again.
+    let r = admin(
+        &s,
+        "PATCH",
+        "/api/v1/collections/intel/sharing",
+        Some(json!({"groups": ["eu-cert"]})),
+    );
+    assert_eq!(r.json()["groups"], json!(["eu-cert"]), "{}", r.body);
+    let r = admin(
+        &s,
+        "PATCH",
+        "/api/v1/collections/intel/sharing",
+        Some(json!({"groups": null})),
+    );
+    assert_eq!(r.json()["groups"], Value::Null, "{}", r.body);
+    let r = admin(
+        &s,
+        "PATCH",
+        "/api/v1/collections/intel/sharing",
+        Some(json!({"default_tlp": "clear", "recipients": ["bsi"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"default_tlp": "clear", "groups": null, "recipients": ["bsi"]})
+    );
+    assert_eq!(
+        admin(&s, "GET", "/api/v1/collections/intel/sharing", None).json(),
+        r.json()
+    );
+    assert_eq!(
+        objects_seen(&s, &key),
+        Some(1),
+        "the partner now reads the indicator"
+    );
+    let e = admin(&s, "GET", &explain, None).json();
+    assert_eq!(e["collections"][0]["decision"], "sent", "{e}");
+    assert_eq!(e["collections"][0]["body"]["id"], INDICATOR);
+    assert!(e["policy_version"].as_str().unwrap().contains('@'));
+    let p = admin(&s, "GET", "/api/v1/policy", None).json();
+    assert_eq!(p["version"], e["policy_version"]);
+    assert_eq!(p["policy"]["jurisdiction"], "DE");
+    let r = admin(&s, "GET", "/api/v1/policy?version=nope@0", None);
+    assert_error(&r, 404, "not_found", "no policy version");
+
+    // The partner's read is in the audit log, as `audit show` prints it.
+    let rows = admin(&s, "GET", "/api/v1/audit?partner=bsi", None).json();
+    let rows = rows.as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["door"] == "taxii-objects"
+            && r["object_id"] == INDICATOR
+            && r["decision"] == "sent"),
+        "{rows:?}"
+    );
+    for bad in ["limit=0", "limit=10001", "limit=-1", "colour=red"] {
+        let r = admin(&s, "GET", &format!("/api/v1/audit?{bad}"), None);
+        assert_error(&r, 400, "invalid_request", "");
+    }
+
+    // A partner gets, on every path and method of the API, the answer of a missing path.
+    let missing = with_key(&s, &key, "GET", "/api/no-such-thing", "application/json");
+    assert_eq!(missing.status, 404);
+    for (method, path) in [
+        ("GET", "/api/v1/partners"),
+        ("GET", "/api/v1/partners/bsi"),
+        ("POST", "/api/v1/partners/bsi/key"),
+        ("DELETE", "/api/v1/partners/bsi"),
+        ("GET", "/api/v1/openapi.json"),
+        ("PUT", "/api/v1/collections"),
+        ("GET", "/api/v1/no-such-thing"),
+    ] {
+        let r = with_key(&s, &key, method, path, "application/json");
+        assert_eq!(
+            (r.status, r.header("content-type"), &r.body),
+            (
+                missing.status,
+                missing.header("content-type"),
+                &missing.body
+            ),
+            "{method} {path}"
+        );
+    }
+    // The admin gets the API's own 404 there.
+    let r = admin(&s, "GET", "/api/v1/no-such-thing", None);
+    assert_error(&r, 404, "not_found", "no such resource");
+
+    // Rotate: the new key works, the old one stops within seconds.
+    let r = admin(&s, "POST", "/api/v1/partners/bsi/key", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let new_key = r.json()["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    assert!(eventually(Duration::from_secs(10), || objects_seen(
+        &s, &new_key
+    ) == Some(1)));
+    assert!(eventually(Duration::from_secs(10), || with_key(
+        &s,
+        &key,
+        "GET",
+        "/concord/collections/",
+        TAXII
+    )
+    .status
+        == 401));
+
+    // Remove: gone from the API, its key refused on TAXII.
+    let r = admin(&s, "DELETE", "/api/v1/partners/bsi", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_error(
+        &admin(&s, "GET", "/api/v1/partners/bsi", None),
+        404,
+        "not_found",
+        "no partner named \"bsi\"",
+    );
+    assert_error(
+        &admin(&s, "DELETE", "/api/v1/partners/bsi", None),
+        404,
+        "not_found",
+        "bsi",
+    );
+    assert_error(
+        &admin(&s, "POST", "/api/v1/partners/bsi/key", None),
+        404,
+        "not_found",
+        "bsi",
+    );
+    assert!(eventually(Duration::from_secs(10), || with_key(
+        &s,
+        &new_key,
+        "GET",
+        "/concord/collections/",
+        TAXII
+    )
+    .status
+        == 401));
+    assert_eq!(admin(&s, "GET", "/api/v1/partners", None).json(), json!([]));
+}
+
+#[test]
+fn peers_and_audit_verify_over_http() {
+    let node = node();
+    let s = node.serve();
+    let token = node.path().join("peer-a.token");
+    std::fs::write(&token, "their-key").unwrap();
+    let token = token.to_str().unwrap();
+
+    // Peers: rules, then one that creates its local collection.
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/peers",
+        Some(json!({"name": "a", "url": "ftp://x",
+        "api_root": "/concord/", "collections": ["r:l"]})),
+    );
+    assert_error(&r, 400, "invalid_request", "peer URL \"ftp://x\"");
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/peers",
+        Some(json!({"name": "a", "url": "http://127.0.0.1:9",
+        "api_root": "/concord/", "collections": ["r:l"], "push": true})),
+    );
+    assert_error(&r, 400, "invalid_request", "--partner");
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/peers",
+        Some(json!({"name": "a", "url": "http://127.0.0.1:9",
+        "api_root": "/concord/", "collections": ["r:l"], "pull": true,
+        "token_file": node.path().to_str().unwrap()})),
+    );
+    assert_error(&r, 400, "invalid_request", "cannot read");
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/peers",
+        Some(json!({"name": "a", "url": "http://127.0.0.1:9",
+        "api_root": "concord", "collections": ["Shared IOCs:from-a"], "pull": true,
+        "token_file": token, "interval": 60})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let added = r.json();
+    assert_eq!(added["created_collections"], json!(["from-a"]));
+    assert_eq!(added["peer"]["api_root"], "/concord/");
+    assert_eq!(added["peer"]["mappings"][0]["remote"], "Shared IOCs");
+    assert_eq!(
+        admin(&s, "GET", "/api/v1/collections/from-a", None).status,
+        200
+    );
+    let list = admin(&s, "GET", "/api/v1/peers", None).json();
+    assert_eq!(list[0]["peer"]["name"], "a");
+    assert_eq!(list[0]["state"]["consecutive_failures"], 0);
+    let one = admin(&s, "GET", "/api/v1/peers/a", None).json();
+    assert_eq!(one["peer"], added["peer"]);
+    assert!(one["cursors"].is_object());
+    // The CLI sees the peer the API added.
+    let cli = run(concord()
+        .args(["peer", "show", "a", "--json", "--data-dir"])
+        .arg(node.path()));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&cli.stdout).unwrap()["peer"],
+        added["peer"]
+    );
+    assert_eq!(admin(&s, "DELETE", "/api/v1/peers/a", None).status, 204);
+    assert_error(
+        &admin(&s, "GET", "/api/v1/peers/a", None),
+        404,
+        "not_found",
+        "no peer named \"a\"",
+    );
+    assert_error(
+        &admin(&s, "DELETE", "/api/v1/peers/a", None),
+        404,
+        "not_found",
+        "no peer named \"a\"",
+    );
+
+    // Audit verify: intact against the node key, then an edited entry is named.
+    let v = admin(
+        &s,
+        "POST",
+        "/api/v1/audit/verify",
+        Some(json!({"full": true})),
+    );
+    assert_eq!(v.status, 200, "{}", v.body);
+    let v = v.json();
+    assert_eq!(
+        (v["intact"].as_bool(), v["key_checked"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    assert!(v["entries"].as_u64().unwrap() >= 1, "{v}");
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/audit/verify",
+        Some(json!({"full": "yes"})),
+    );
+    assert_error(&r, 400, "invalid_request", "full");
+    let db = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET door = 'export' WHERE seq = 1;",
+    )
+    .unwrap();
+    drop(db);
+    let v = admin(
+        &s,
+        "POST",
+        "/api/v1/audit/verify",
+        Some(json!({"full": true})),
+    )
+    .json();
+    assert_eq!(v["intact"], false, "{v}");
+    assert_eq!(
+        (v["kind"].as_str(), v["first_bad_seq"].as_i64()),
+        (Some("edited"), Some(1)),
+        "{v}"
+    );
+}
+
+/// The OpenAPI document is generated, 3.1, and describes every route; schemathesis
+/// (pinned in tests/interop/requirements.txt) runs against it on a throwaway node, mutating
+/// operations included, and must find nothing. Skips without `CONCORD_TEST_PYTHON` (fails
+/// with `CONCORD_REQUIRE_INTEROP=1`, as the other interop tests).
+#[test]
+fn openapi_document_and_schemathesis() {
+    let node = node();
+    // schemathesis sends wrong credentials on purpose (its `ignored_auth` check) and must get
+    // 401 for each, not the 429 of the throttle, which `limits.rs` tests.
+    let mut config = std::fs::read_to_string(node.path().join("concord.toml")).unwrap();
+    config.push_str("\n[limits]\nfailures_per_source = 1000000\n");
+    std::fs::write(node.path().join("concord.toml"), config).unwrap();
+    let s = node.serve();
+    let r = admin(&s, "GET", "/api/v1/openapi.json", None);
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for p in [
+        "/api/v1/collections",
+        "/api/v1/collections/{collection}",
+        "/api/v1/collections/{collection}/sharing",
+        "/api/v1/partners",
+        "/api/v1/partners/{name}",
+        "/api/v1/partners/{name}/key",
+        "/api/v1/peers",
+        "/api/v1/peers/{name}",
+        "/api/v1/policy",
+        "/api/v1/policy/explain",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
+
+    let Some(python) = crate::interop::python() else {
+        return;
+    };
+    let file = node.path().join("openapi.json");
+    std::fs::write(&file, &r.body).unwrap();
+    let started = Instant::now();
+    let out = schemathesis(&python, &file, &s.base);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("schemathesis took {:.1} s", started.elapsed().as_secs_f64());
+    assert!(
+        out.status.success(),
+        "schemathesis found failures (exit {:?})",
+        out.status.code()
+    );
+    // It really ran the operations: a summary that names them, not a skip.
+    assert!(stdout.contains("passed"), "{stdout}");
+}
+
+/// `schemathesis run` against the served document, bounded: at most 25 examples per
+/// operation (about 900 requests, 20 to 40 s; `--max-time` would instead repeat fuzzing until
+/// the budget is spent), one worker, 10 s per request; every check (schemathesis 4 runs all by default;
+/// one exception, with its reason, in `tests/interop/schemathesis.toml`); the admin token
+/// on every request.
+fn schemathesis(python: &Path, schema: &Path, base: &str) -> std::process::Output {
+    // Its caches (`.schemathesis/`, `.hypothesis/`) go to the throwaway node's directory,
+    // not into the source tree.
+    let scratch = schema.parent().expect("the schema file is in the node's directory");
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/schemathesis.toml");
+    Command::new(python)
+        .args(["-m", "schemathesis.cli", "--config-file"])
+        .arg(&config)
+        .arg("run")
+        .arg(schema)
+        .args(["--url", base])
+        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--max-examples", "25"])
+        .args(["--request-timeout", "10"])
+        .args(["--workers", "1"])
+        .args(["--seed", "23"])
+        .args(["--generation-database", "none"])
+        .args(["--no-color"])
+        .current_dir(scratch)
+        .output()
+        .expect("run schemathesis")
+}
