@@ -422,7 +422,8 @@ fn write(
             .with_new_id()
         }
     };
-    let mut sharing = crate::partner::sharing(store, &collection.id)?;
+    let mut sharing =
+        concord_admin::ops::sharing_of(store, &collection.id).map_err(anyhow::Error::from)?;
     let mut notes: HashMap<&str, Vec<String>> = HashMap::new();
     let mut by: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, partner) in address {

@@ -626,7 +626,9 @@ fn openapi_document_and_schemathesis() {
 fn schemathesis(python: &Path, schema: &Path, base: &str) -> std::process::Output {
     // Its caches (`.schemathesis/`, `.hypothesis/`) go to the throwaway node's directory,
     // not into the source tree.
-    let scratch = schema.parent().expect("the schema file is in the node's directory");
+    let scratch = schema
+        .parent()
+        .expect("the schema file is in the node's directory");
     let config =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/schemathesis.toml");
     Command::new(python)
