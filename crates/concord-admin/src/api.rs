@@ -7,9 +7,10 @@
 //!   TAXII 404 of [`concord_server::no_such_resource`]), as `/metrics` does; no credentials,
 //!   the TAXII gate's 401.
 //! - **Errors** are JSON `{"code": "...", "message": "..."}` with a stable `code`:
-//!   `invalid_request` (400), `unauthorized` (401), `not_found` (404),
-//!   `method_not_allowed` (405, with `Allow`), `conflict` (409), `payload_too_large`
-//!   (413), `unsupported_media_type` (415), `internal` (500).
+//!   `invalid_request` (400), `not_found` (404), `method_not_allowed` (405, with `Allow`),
+//!   `conflict` (409), `payload_too_large` (413), `unsupported_media_type` (415),
+//!   `internal` (500). The authenticator's 401, 429 and 503 are the TAXII error resource
+//!   (`error_code`), as on every route of the node.
 //! - **Audit.** As on the CLI: the audit log records transfers of object versions, and no
 //!   operation here transfers one (`policy/explain` decides without sending). Every call is
 //!   in the request log (route, status, principal `admin`), and each change is logged at
@@ -67,9 +68,8 @@ impl Admin {
 /// An error of the API: `{"code": "...", "message": "..."}`.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ApiError {
-    /// Stable machine-readable code: `invalid_request`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`,
-    /// `internal`.
+    /// Stable machine-readable code: `invalid_request`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `internal`.
     pub code: String,
     /// What went wrong, naming the field or the name and the rule.
     pub message: String,
