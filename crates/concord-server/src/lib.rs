@@ -311,8 +311,23 @@ pub fn router(state: AppState) -> Router {
             ))
         })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(compression())
         .with_state(state.clone())
         .merge(ops::routes(state))
+}
+
+/// Compressed answers for the TAXII routes and `/api/match` (issue 22, item 4): a client
+/// that sends `Accept-Encoding: gzip` or `zstd` (RFC 9110 §12.5.3) gets the body compressed
+/// with `Content-Encoding` and `Vary: accept-encoding`; its `Content-Type` (the TAXII media
+/// type) and the `X-TAXII-*` headers are unchanged. Pages are built and byte-capped
+/// (`page_max_bytes`) before they are compressed, so the caps count the objects' own bytes.
+/// Only these routes: the web UI's pages mix secrets (session-bound forms) with reflected
+/// input, the shape of a compression side channel (BREACH), and are small anyway.
+fn compression() -> tower_http::compression::CompressionLayer {
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .zstd(true)
+        .quality(tower_http::CompressionLevel::Default)
 }
 
 /// The page gate of [`router`]: waits for a [`limits::PagePermit`] (the cheapest waiting page
