@@ -1152,6 +1152,10 @@ async fn add_objects(
                     Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string()))
                 }
                 IngestError::Store(e) => e.into(),
+                // A POST has no final check of its own; kept for completeness.
+                e @ IngestError::Refused(_) => {
+                    Error(TaxiiError::new(ErrorCode::UnprocessableEntity, e.to_string()))
+                }
             })?;
         Ok(report)
     })

@@ -144,7 +144,10 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
                     bail!("a peer with a URL needs --api-root PATH and --collection REMOTE:LOCAL");
                 }
             }
-            let api_root = api_root.unwrap_or_default();
+            let api_root = match api_root {
+                Some(r) => format!("/{}/", r.trim_matches('/')),
+                None => String::new(),
+            };
             let (pull, push) = if pull || push {
                 (pull, push)
             } else {
@@ -209,11 +212,7 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             let peer = Peer {
                 name,
                 url,
-                api_root: if url.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{}/", api_root.trim_matches('/'))
-                },
+                api_root,
                 mappings,
                 auth,
                 partner,
