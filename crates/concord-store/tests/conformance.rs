@@ -1543,7 +1543,8 @@ mod postgres_only {
                 "0005_timestamp_keys",
                 "0006_collection_version",
                 "0007_audit_transfers",
-                "0008_versions_per_collection"
+                "0008_versions_per_collection",
+                "0009_packages"
             ]
         );
         check_migrated(&store);
