@@ -1153,9 +1153,10 @@ async fn add_objects(
                 }
                 IngestError::Store(e) => e.into(),
                 // A POST has no final check of its own; kept for completeness.
-                e @ IngestError::Refused(_) => {
-                    Error(TaxiiError::new(ErrorCode::UnprocessableEntity, e.to_string()))
-                }
+                e @ IngestError::Refused(_) => Error(TaxiiError::new(
+                    ErrorCode::UnprocessableEntity,
+                    e.to_string(),
+                )),
             })?;
         Ok(report)
     })

@@ -18,8 +18,7 @@ use crate::audit::{
 use crate::{
     AddOutcome, AuditQuery, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
     PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
-    StoreOptions, VersionName, WriteBatch,
-    conflict_message, content_hash,
+    StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
 use crate::{VersionParams, version_condition};
 

@@ -1211,7 +1211,10 @@ fn package_chains_and_cursors(store: &dyn Store) {
             .advance_package_out("p", "c1", 0, &link(1, 'b'), Some(&cursor(99)))
             .unwrap()
     );
-    assert_eq!(store.package_chain(Out, "", "p").unwrap(), Some(link(1, 'a')));
+    assert_eq!(
+        store.package_chain(Out, "", "p").unwrap(),
+        Some(link(1, 'a'))
+    );
     assert_eq!(store.package_cursor("p", "c1").unwrap(), Some(cursor(10)));
     // An empty package moves the chain, not the cursor; another collection has its own.
     assert!(
@@ -1236,15 +1239,34 @@ fn package_chains_and_cursors(store: &dyn Store) {
         .unwrap();
     {
         let mut batch = store.begin_write(&c.id).unwrap();
-        assert!(batch.advance_package_in("key-a", "p", 0, &link(1, 'e')).unwrap());
+        assert!(
+            batch
+                .advance_package_in("key-a", "p", 0, &link(1, 'e'))
+                .unwrap()
+        );
     } // dropped: rolled back
     assert_eq!(store.package_chain(In, "key-a", "p").unwrap(), None);
     let mut batch = store.begin_write(&c.id).unwrap();
-    assert!(batch.advance_package_in("key-a", "p", 0, &link(1, 'e')).unwrap());
-    assert!(!batch.advance_package_in("key-a", "p", 0, &link(1, 'f')).unwrap());
-    assert!(batch.advance_package_in("key-a", "p", 1, &link(2, 'f')).unwrap());
+    assert!(
+        batch
+            .advance_package_in("key-a", "p", 0, &link(1, 'e'))
+            .unwrap()
+    );
+    assert!(
+        !batch
+            .advance_package_in("key-a", "p", 0, &link(1, 'f'))
+            .unwrap()
+    );
+    assert!(
+        batch
+            .advance_package_in("key-a", "p", 1, &link(2, 'f'))
+            .unwrap()
+    );
     batch.commit().unwrap();
-    assert_eq!(store.package_chain(In, "key-a", "p").unwrap(), Some(link(2, 'f')));
+    assert_eq!(
+        store.package_chain(In, "key-a", "p").unwrap(),
+        Some(link(2, 'f'))
+    );
     assert_eq!(store.package_chain(In, "key-b", "p").unwrap(), None);
     assert_eq!(store.package_chain(Out, "key-a", "p").unwrap(), None);
 }

@@ -297,9 +297,10 @@ impl Encoder {
     fn new(compression: Compression, sink: Sink) -> io::Result<Encoder> {
         Ok(match compression {
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(sink, 3)?),
-            Compression::Gzip => {
-                Encoder::Gzip(flate2::write::GzEncoder::new(sink, flate2::Compression::new(6)))
-            }
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                sink,
+                flate2::Compression::new(6),
+            )),
         })
     }
 
@@ -857,7 +858,11 @@ pub fn check_chain(store: &dyn Store, package: &Verified) -> Result<i64, Package
         let missing = if m.sequence == last_seq + 2 {
             format!("package {} is missing", last_seq + 1)
         } else {
-            format!("packages {} to {} are missing", last_seq + 1, m.sequence - 1)
+            format!(
+                "packages {} to {} are missing",
+                last_seq + 1,
+                m.sequence - 1
+            )
         };
         return Err(PackageError::Chain(format!(
             "package {} {who} does not follow the last one imported ({}): {missing} (import \
@@ -963,9 +968,9 @@ pub fn import_package(
         let path = package.dir.join(&f.name);
         let file = BufReader::with_capacity(1 << 16, File::open(&path).map_err(io_error(&path))?);
         let decoded: Box<dyn Read> = match m.compression {
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(file).map_err(io_error(&path))?,
-            ),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_error(&path))?)
+            }
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
         };
         inputs.push(concord_stix::CappedReader::new(decoded, f.unpacked_bytes));

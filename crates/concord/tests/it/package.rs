@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::support::{Node, Server, TAXII, TOKEN};
-use crate::sync::{
-    GREEN, as_partner, cli, cli_ok, held, import, indicator, partner, same, sync,
-};
+use crate::sync::{GREEN, as_partner, cli, cli_ok, held, import, indicator, partner, same, sync};
 
 /// A producer A (DE) with two GREEN indicators in `intel`, a partner `b` that may read it,
 /// its public key in `a.key`, and package 1 for `b` in `p1`; then a third indicator and
@@ -38,7 +36,11 @@ fn producer() -> Producer {
     cli_ok(&a, &["node", "key", "-o", key.to_str().unwrap()]);
     let p1 = a.path().join("p1");
     package(&a, &p1, &[]);
-    import(&a, "intel", &[indicator("33333333", "three.example", &[GREEN])]);
+    import(
+        &a,
+        "intel",
+        &[indicator("33333333", "three.example", &[GREEN])],
+    );
     let p2 = a.path().join("p2");
     package(&a, &p2, &["--since-last"]);
     Producer { a, key, p1, p2 }
@@ -179,7 +181,10 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
     let p3 = p.a.path().join("p3");
     package(&p.a, &p3, &["--since-last", "--compression", "gzip"]);
     let m3 = manifest(&p3);
-    assert_eq!((m3["sequence"].as_i64(), m3["counts"]["objects"].as_i64()), (Some(3), Some(0)));
+    assert_eq!(
+        (m3["sequence"].as_i64(), m3["counts"]["objects"].as_i64()),
+        (Some(3), Some(0))
+    );
     assert_eq!(m3["compression"], "gzip");
     let (code, _, err) = import_package(&b, &p3, Some(&p.key));
     assert_eq!(code, 0, "{err}");
@@ -187,7 +192,13 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
     let (code, _, err) = cli(
         &p.a,
         &[
-            "export", "--collection", "intel", "--partner", "b", "--package", "-o",
+            "export",
+            "--collection",
+            "intel",
+            "--partner",
+            "b",
+            "--package",
+            "-o",
             p3.to_str().unwrap(),
         ],
     );
@@ -207,7 +218,11 @@ fn a_tampered_package_is_refused() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&file, bytes).unwrap();
-    refused(&b, import_package(&b, &bad, Some(&p.key)), "altered after signing");
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "altered after signing",
+    );
     // An edited manifest breaks the signature.
     let bad = copy(&p.p1, &b.path().join("edited"));
     let text = std::fs::read_to_string(bad.join("manifest.json")).unwrap();
@@ -216,11 +231,29 @@ fn a_tampered_package_is_refused() {
         text.replace("\"partner\": \"b\"", "\"partner\": \"c\""),
     )
     .unwrap();
-    refused(&b, import_package(&b, &bad, Some(&p.key)), "manifest.sig: does not verify");
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "manifest.sig: does not verify",
+    );
+    // A manifest over the 16 MiB cap is not read.
+    let bad = copy(&p.p1, &b.path().join("huge"));
+    let mut text = std::fs::read(bad.join("manifest.json")).unwrap();
+    text.resize((16 << 20) + 1, b' ');
+    std::fs::write(bad.join("manifest.json"), text).unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "more than 16777216 bytes",
+    );
     // A file slipped into the package.
     let bad = copy(&p.p1, &b.path().join("extra"));
     std::fs::write(bad.join("objects-000009.json.zst"), b"x").unwrap();
-    refused(&b, import_package(&b, &bad, Some(&p.key)), "not named in the manifest");
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "not named in the manifest",
+    );
     let (code, _, err) = import_package(&b, &p.p1, Some(&p.key));
     assert_eq!(code, 0, "{err}");
 }
@@ -246,7 +279,11 @@ fn a_truncated_package_is_refused() {
         &format!("{} bytes, the manifest says {len}", len / 2),
     );
     std::fs::remove_file(&file).unwrap();
-    refused(&b, import_package(&b, &bad, Some(&p.key)), "missing from the package");
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "missing from the package",
+    );
 }
 
 /// Package 2 before package 1: refused, naming package 1 as missing; then both in order;
@@ -255,7 +292,11 @@ fn a_truncated_package_is_refused() {
 fn a_reordered_or_repeated_package_is_refused() {
     let p = producer();
     let b = Node::init();
-    refused(&b, import_package(&b, &p.p2, Some(&p.key)), "package 1 is missing");
+    refused(
+        &b,
+        import_package(&b, &p.p2, Some(&p.key)),
+        "package 1 is missing",
+    );
     for dir in [&p.p1, &p.p2] {
         let (code, _, err) = import_package(&b, dir, Some(&p.key));
         assert_eq!(code, 0, "{err}");
@@ -269,7 +310,10 @@ fn a_reordered_or_repeated_package_is_refused() {
     );
     let (code, out, _) = import_package(&b, &p.p2, Some(&p.key));
     assert_eq!(code, 1);
-    assert!(out.contains("a repeated package: it was already imported"), "{out}");
+    assert!(
+        out.contains("a repeated package: it was already imported"),
+        "{out}"
+    );
     assert_eq!(held(&b, "intel"), before);
 }
 
@@ -284,9 +328,20 @@ fn a_foreign_package_is_refused() {
     let c = Node::init();
     let c_key = c.path().join("c.key");
     cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
-    refused(&b, import_package(&b, &p.p1, Some(&c_key)), "a foreign package");
-    refused(&b, import_package(&b, &p.p1, None), "no known peer has the producer's node key");
-    cli_ok(&b, &["peer", "add", "a", "--node-key", p.key.to_str().unwrap()]);
+    refused(
+        &b,
+        import_package(&b, &p.p1, Some(&c_key)),
+        "a foreign package",
+    );
+    refused(
+        &b,
+        import_package(&b, &p.p1, None),
+        "no known peer has the producer's node key",
+    );
+    cli_ok(
+        &b,
+        &["peer", "add", "a", "--node-key", p.key.to_str().unwrap()],
+    );
     let (code, _, err) = import_package(&b, &p.p1, None);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("package 1 from a "), "{err}");
@@ -333,7 +388,13 @@ fn the_receiver_packages_its_sightings_back() {
     cli_ok(
         &b,
         &[
-            "peer", "add", "a", "--node-key", p.key.to_str().unwrap(), "--partner", "a-org",
+            "peer",
+            "add",
+            "a",
+            "--node-key",
+            p.key.to_str().unwrap(),
+            "--partner",
+            "a-org",
         ],
     );
     let (code, _, err) = import_package(&b, &p.p1, None);
@@ -342,7 +403,14 @@ fn the_receiver_packages_its_sightings_back() {
     std::fs::write(&logs, "one.example\nunrelated.example\none.example\n").unwrap();
     let out = cli_ok(
         &b,
-        &["match", "--collection", "intel", "--sightings", "seen", logs.to_str().unwrap()],
+        &[
+            "match",
+            "--collection",
+            "intel",
+            "--sightings",
+            "seen",
+            logs.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.lines().count(), 2, "{out}");
     cli_ok(&b, &["collection", "share", "seen", "--recipient", "a-org"]);
@@ -352,7 +420,13 @@ fn the_receiver_packages_its_sightings_back() {
     cli_ok(
         &b,
         &[
-            "export", "--collection", "seen", "--partner", "a-org", "--package", "-o",
+            "export",
+            "--collection",
+            "seen",
+            "--partner",
+            "a-org",
+            "--package",
+            "-o",
             back.to_str().unwrap(),
         ],
     );
@@ -367,7 +441,11 @@ fn the_receiver_packages_its_sightings_back() {
             .arg("--data-dir")
             .arg(p.a.path()),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let inbox = held(&p.a, "inbox");
     let sighting = inbox
         .values()
@@ -399,7 +477,11 @@ fn recording_proxy(upstream: String) -> (String, Arc<Mutex<Recorded>>) {
             let Ok(client) = client else { continue };
             let server = std::net::TcpStream::connect(&upstream).unwrap();
             for (mut from, mut to, up) in [
-                (client.try_clone().unwrap(), server.try_clone().unwrap(), true),
+                (
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                ),
                 (server, client, false),
             ] {
                 let log = log.clone();
@@ -411,7 +493,11 @@ fn recording_proxy(upstream: String) -> (String, Arc<Mutex<Recorded>>) {
                             break;
                         }
                         let mut l = log.lock().unwrap();
-                        let side = if up { &mut l.requests } else { &mut l.responses };
+                        let side = if up {
+                            &mut l.requests
+                        } else {
+                            &mut l.responses
+                        };
                         side.extend_from_slice(&buf[..n]);
                     }
                     let _ = to.shutdown(std::net::Shutdown::Both);
@@ -464,10 +550,17 @@ fn taxii_pages_come_back_compressed_and_sync_uses_them() {
         assert!(head.contains(&format!("content-type: {TAXII}")));
         assert!(head.contains("x-taxii-date-added-last:"));
     }
-    assert!(gzip_bytes * 3 < plain.body.len(), "{gzip_bytes} of {}", plain.body.len());
+    assert!(
+        gzip_bytes * 3 < plain.body.len(),
+        "{gzip_bytes} of {}",
+        plain.body.len()
+    );
     // The same envelope (`next` is sealed afresh on every answer).
     let same_page = |a: &Value, b: &Value| a["objects"] == b["objects"] && a["more"] == b["more"];
-    assert!(same_page(&serde_json::from_str(&decoded).unwrap(), &plain.json()));
+    assert!(same_page(
+        &serde_json::from_str(&decoded).unwrap(),
+        &plain.json()
+    ));
     // zstd: the client leaves it as it came.
     let mut resp = Server::agent()
         .get(format!("{via}{path}"))
@@ -477,29 +570,59 @@ fn taxii_pages_come_back_compressed_and_sync_uses_them() {
         .call()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let header = |k: &str| resp.headers().get(k).map(|v| v.to_str().unwrap().to_owned());
+    let header = |k: &str| {
+        resp.headers()
+            .get(k)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
     assert_eq!(header("content-encoding").as_deref(), Some("zstd"));
     assert_eq!(header("content-type").as_deref(), Some(TAXII));
-    let raw = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
-    assert!(raw.len() * 3 < plain.body.len(), "{} of {}", raw.len(), plain.body.len());
-    let decoded: Value = serde_json::from_slice(&zstd::stream::decode_all(&raw[..]).unwrap()).unwrap();
+    let raw = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    assert!(
+        raw.len() * 3 < plain.body.len(),
+        "{} of {}",
+        raw.len(),
+        plain.body.len()
+    );
+    let decoded: Value =
+        serde_json::from_slice(&zstd::stream::decode_all(&raw[..]).unwrap()).unwrap();
     assert!(same_page(&decoded, &plain.json()));
     // A sync pull through the same proxy.
     seen.lock().unwrap().requests.clear();
     seen.lock().unwrap().responses.clear();
     let b = Node::init();
     let key = partner(&a, "b", "FR", &["--read", "intel"]);
-    cli_ok(&a, &["collection", "share", "intel", "--default-tlp", "clear"]);
+    cli_ok(
+        &a,
+        &["collection", "share", "intel", "--default-tlp", "clear"],
+    );
     cli_ok(
         &b,
         &[
-            "peer", "add", "a", &via, "--api-root", "/concord/", "--collection", "intel:intel",
-            "--pull", "--token-file", key.to_str().unwrap(),
+            "peer",
+            "add",
+            "a",
+            &via,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--pull",
+            "--token-file",
+            key.to_str().unwrap(),
         ],
     );
     let (code, reports) = sync(&b, &["--page-size", "300"]);
     assert_eq!(code, 0, "{reports:?}");
-    assert!(reports[0]["pulled_added"].as_u64().unwrap() > 300, "{reports:?}");
+    assert!(
+        reports[0]["pulled_added"].as_u64().unwrap() > 300,
+        "{reports:?}"
+    );
     same(&held(&b, "intel"), &as_partner(&a, "intel", "b"));
     let l = seen.lock().unwrap();
     let requests = String::from_utf8_lossy(&l.requests).to_lowercase();

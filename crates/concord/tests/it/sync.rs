@@ -61,7 +61,11 @@ pub(crate) fn held(node: &Node, collection: &str) -> BTreeMap<(String, String), 
 }
 
 /// What `partner` receives of a collection (the egress function, as `export --partner`).
-pub(crate) fn as_partner(node: &Node, collection: &str, partner: &str) -> BTreeMap<(String, String), Value> {
+pub(crate) fn as_partner(
+    node: &Node,
+    collection: &str,
+    partner: &str,
+) -> BTreeMap<(String, String), Value> {
     let out = cli_ok(
         node,
         &["export", "--collection", collection, "--partner", partner],
@@ -89,7 +93,10 @@ fn objects(bundle: &str) -> BTreeMap<(String, String), Value> {
 
 /// Two holdings are the same, version by version and byte for byte; the difference named
 /// by keys when not (never the whole maps: they can be megabytes).
-pub(crate) fn same(got: &BTreeMap<(String, String), Value>, want: &BTreeMap<(String, String), Value>) {
+pub(crate) fn same(
+    got: &BTreeMap<(String, String), Value>,
+    want: &BTreeMap<(String, String), Value>,
+) {
     let only_got: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
     let only_want: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     let differ: Vec<_> = got
