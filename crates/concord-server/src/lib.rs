@@ -311,12 +311,16 @@ pub fn router(state: AppState) -> Router {
             ))
         })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
-        .layer(compression())
         .with_state(state.clone())
         .merge(ops::routes(state))
+        // Outermost, over the operations routes too: a partner's `/metrics` must answer
+        // header for header as a path that does not exist (the fallback above), so both
+        // pass the same compression.
+        .layer(compression())
 }
 
-/// Compressed answers for the TAXII routes and `/api/match` (issue 22, item 4): a client
+/// Compressed answers for the TAXII routes, `/api/match` and the operations routes (issue 22,
+/// item 4): a client
 /// that sends `Accept-Encoding: gzip` or `zstd` (RFC 9110 §12.5.3) gets the body compressed
 /// with `Content-Encoding` and `Vary: accept-encoding`; its `Content-Type` (the TAXII media
 /// type) and the `X-TAXII-*` headers are unchanged. Pages are built and byte-capped
