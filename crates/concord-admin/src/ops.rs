@@ -474,10 +474,14 @@ pub struct NewPeer {
         pattern = r"^[^/\u0000-\u001f\u007f-\u009f]+$"
     )]
     pub name: String,
-    /// Base URL of the peer's server: `http://…` or `https://…`.
-    #[schema(pattern = "^https?://")]
+    /// Base URL of the peer's server: `http://…` or `https://…`; empty (the default) for a
+    /// peer known only by its node key, whose transfer packages this node imports
+    /// (`concord import DIR`) and with which it never syncs.
+    #[serde(default)]
+    #[schema(pattern = "^(https?://.*)?$")]
     pub url: String,
-    /// Path of the API root on that server, e.g. `/concord/`.
+    /// Path of the API root on that server, e.g. `/concord/` (required with `url`).
+    #[serde(default)]
     pub api_root: String,
     /// `REMOTE:LOCAL` mappings: the remote collection (id, or title when unambiguous) and
     /// the local one (alias or id; created when missing). At least one.
@@ -518,6 +522,11 @@ pub struct NewPeer {
     /// Its private key (PEM file on the node).
     #[serde(default)]
     pub client_key: Option<String>,
+    /// The peer's public node key (Ed25519, 64 hex digits, as `concord node key` prints it):
+    /// transfer packages signed with it are imported without `--signed-by`.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub node_key: Option<String>,
 }
 
 /// `REMOTE:LOCAL`: the peer's collection (id, or title when unambiguous), then after the
@@ -577,14 +586,36 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
             ));
         }
     }
-    if !(new.url.starts_with("http://") || new.url.starts_with("https://")) {
+    let node_key = match &new.node_key {
+        Some(k) => match concord_store::node_key::unhex32(k.trim()) {
+            Some(bytes) => Some(concord_store::node_key::hex(&bytes)),
+            None => {
+                return invalid(format!(
+                    "node_key {k:?}: must be a public node key (64 hex digits, as `concord node key` prints it)"
+                ));
+            }
+        },
+        None => None,
+    };
+    // A peer without a URL is known only by its node key (packages); it never syncs.
+    let syncs = !new.url.is_empty();
+    if syncs && !(new.url.starts_with("http://") || new.url.starts_with("https://")) {
         return invalid(format!(
             "peer URL {:?}: must start with http:// or https://",
             new.url
         ));
     }
-    if new.collections.is_empty() {
+    if !syncs && node_key.is_none() {
+        return invalid(
+            "url: give the peer's URL, or its node_key for a peer known by its packages only"
+                .into(),
+        );
+    }
+    if syncs && new.collections.is_empty() {
         return invalid("collections: give at least one REMOTE:LOCAL mapping".into());
+    }
+    if syncs && new.api_root.trim_matches('/').is_empty() {
+        return invalid("api_root: required with a URL (e.g. /concord/)".into());
     }
     let (pull, push) = if new.pull || new.push {
         (new.pull, new.push)
@@ -598,7 +629,7 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
             "no partner named {p:?} (concord partner add)"
         )));
     }
-    if push && new.partner.is_none() {
+    if push && syncs && new.partner.is_none() {
         return invalid(
             "--push needs --partner P: the partner of this node whose egress policy decides what goes to the peer"
                 .into(),
@@ -676,7 +707,11 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
     let peer = Peer {
         name: new.name.clone(),
         url: new.url.clone(),
-        api_root: format!("/{}/", new.api_root.trim_matches('/')),
+        api_root: if syncs {
+            format!("/{}/", new.api_root.trim_matches('/'))
+        } else {
+            String::new()
+        },
         mappings,
         auth,
         partner: new.partner.clone(),
@@ -687,6 +722,7 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
             client_cert: new.client_cert.clone(),
             client_key: new.client_key.clone(),
         },
+        node_key,
     };
     concord_sync::save_peer(store, &peer)?;
     Ok(PeerAdded {

@@ -55,6 +55,9 @@ impl Store for NoAudit {
         settings_with_prefix(p: &str) -> Result<Vec<(String, String)>>;
         received_from(id: &str, v: Option<&str>) -> Result<Vec<String>>;
         partners() -> Result<Vec<Partner>>;
+        package_chain(d: PackageDirection, n: &str, p: &str) -> Result<Option<PackageLink>>;
+        package_cursor(p: &str, c: &str) -> Result<Option<Cursor>>;
+        advance_package_out(p: &str, c: &str, v: i64, l: &PackageLink, u: Option<&Cursor>) -> Result<bool>;
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;
         audit_entries(q: &AuditQuery) -> Result<Vec<TransferEntry>>;

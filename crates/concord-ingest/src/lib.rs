@@ -45,6 +45,10 @@ pub enum IngestError {
     /// The `cancel` flag was set (the node is stopping): nothing was stored.
     #[error("cancelled: the node is stopping; nothing was stored")]
     Cancelled,
+    /// The caller's last check ([`ingest_batch`]'s `before_commit`) refused the batch; the
+    /// string says why. Nothing was stored.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One object that was not stored, and why.
@@ -181,9 +185,30 @@ pub fn ingest_creating(
 
 /// The body of [`ingest`] and [`ingest_creating`] on an open batch.
 fn ingest_into(
-    mut batch: Box<dyn concord_store::WriteBatch + '_>,
+    batch: Box<dyn concord_store::WriteBatch + '_>,
     input: impl Read,
     options: IngestOptions<'_>,
+    progress: impl FnMut(usize),
+) -> Result<IngestReport, IngestError> {
+    ingest_batch(batch, [input], options, &mut |_, _| Ok(()), progress)
+}
+
+/// Reads several inputs (each a bundle or an envelope, as `options.container` says) into an
+/// open batch, as one transaction: what a transfer package needs, whose objects come in
+/// several files and are stored together with the package chain or not at all. Rejections
+/// are numbered across the inputs (the first object of the second input follows the last of
+/// the first). `before_commit` runs last in the batch's transaction (after the audit records
+/// and `options.settings`), with the report so far; an error from it rolls everything back.
+///
+/// Errors: as [`ingest`], for any input (nothing is stored); what `before_commit` returns.
+pub fn ingest_batch<R: Read>(
+    mut batch: Box<dyn concord_store::WriteBatch + '_>,
+    inputs: impl IntoIterator<Item = R>,
+    options: IngestOptions<'_>,
+    before_commit: &mut dyn FnMut(
+        &mut dyn concord_store::WriteBatch,
+        &IngestReport,
+    ) -> Result<(), IngestError>,
     mut progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
     let mut report = IngestReport {
@@ -191,7 +216,9 @@ fn ingest_into(
         ..Default::default()
     };
     let mut audit_pending: Vec<Accepted> = Vec::new();
-    let on_object = |index: usize, raw: Box<RawValue>| -> Result<(), StoreError> {
+    // The position is counted across inputs, not taken from each input's reader.
+    let mut on_object = |_: usize, raw: Box<RawValue>| -> Result<(), StoreError> {
+        let index = report.total;
         report.total += 1;
         if report.total.is_multiple_of(1000) {
             progress(report.total);
@@ -245,26 +272,29 @@ fn ingest_into(
         Ok(())
     };
     let cancelled = || options.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
-    let reader = BundleReader::new(Cancellable {
-        inner: input,
-        cancel: options.cancel,
-    })
-    .max_object_size(options.max_object_size);
-    let read = match options.container {
-        Container::Bundle => reader.read(on_object),
-        Container::Envelope => reader.read_envelope(on_object),
-    };
-    if cancelled() {
-        // Dropping the batch rolls it back.
-        return Err(IngestError::Cancelled);
+    for input in inputs {
+        let reader = BundleReader::new(Cancellable {
+            inner: input,
+            cancel: options.cancel,
+        })
+        .max_object_size(options.max_object_size);
+        let read = match options.container {
+            Container::Bundle => reader.read(&mut on_object),
+            Container::Envelope => reader.read_envelope(&mut on_object),
+        };
+        if cancelled() {
+            // Dropping the batch rolls it back.
+            return Err(IngestError::Cancelled);
+        }
+        read?;
     }
-    read?;
     if let Some(make) = options.audit {
         batch.append_audit(&make(&audit_pending))?;
     }
     for (key, value) in options.settings {
         batch.set_setting(key, value)?;
     }
+    before_commit(&mut *batch, &report)?;
     batch.commit()?;
     progress(report.total);
     Ok(report)

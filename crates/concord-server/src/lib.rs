@@ -313,6 +313,25 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state.clone())
         .merge(ops::routes(state))
+        // Outermost, over the operations routes too: a partner's `/metrics` must answer
+        // header for header as a path that does not exist (the fallback above), so both
+        // pass the same compression.
+        .layer(compression())
+}
+
+/// Compressed answers for the TAXII routes, `/api/match` and the operations routes (issue 22,
+/// item 4): a client
+/// that sends `Accept-Encoding: gzip` or `zstd` (RFC 9110 §12.5.3) gets the body compressed
+/// with `Content-Encoding` and `Vary: accept-encoding`; its `Content-Type` (the TAXII media
+/// type) and the `X-TAXII-*` headers are unchanged. Pages are built and byte-capped
+/// (`page_max_bytes`) before they are compressed, so the caps count the objects' own bytes.
+/// Only these routes: the web UI's pages mix secrets (session-bound forms) with reflected
+/// input, the shape of a compression side channel (BREACH), and are small anyway.
+fn compression() -> tower_http::compression::CompressionLayer {
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .zstd(true)
+        .quality(tower_http::CompressionLevel::Default)
 }
 
 /// The page gate of [`router`]: waits for a [`limits::PagePermit`] (the cheapest waiting page
@@ -1140,6 +1159,11 @@ async fn add_objects(
                     Error(TaxiiError::new(ErrorCode::BadRequest, other.to_string()))
                 }
                 IngestError::Store(e) => e.into(),
+                // A POST has no final check of its own; kept for completeness.
+                e @ IngestError::Refused(_) => Error(TaxiiError::new(
+                    ErrorCode::UnprocessableEntity,
+                    e.to_string(),
+                )),
             })?;
         Ok(report)
     })

@@ -137,6 +137,10 @@ pub enum StoreError {
     /// Stored data that cannot be read back (a bug or a damaged file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// Another writer changed what this write was based on first (e.g. two imports of the
+    /// same transfer package at once); nothing was written. The string explains.
+    #[error("{0}")]
+    Superseded(String),
 }
 
 /// The rule for the alias of a new collection, the same for every way a collection is made
@@ -250,8 +254,49 @@ pub trait WriteBatch {
     /// Sets a node setting in the batch's transaction: a sync cursor becomes durable with the
     /// objects it covers, or not at all.
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Advances the incoming chain of transfer packages from `producer` (its public key,
+    /// hex) for `partner` (the partner named in the package's manifest) to `link`, in the
+    /// batch's transaction, only if the chain's last sequence is still `previous` (0: no
+    /// package imported yet): the package's objects and the chain move together or not at
+    /// all. `false` when another import moved the chain first (nothing is changed).
+    fn advance_package_in(
+        &mut self,
+        producer: &str,
+        partner: &str,
+        previous: i64,
+        link: &PackageLink,
+    ) -> Result<bool>;
     /// Makes the batch durable (fsync) and visible to readers.
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Which way a chain of transfer packages (issue 22) runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageDirection {
+    /// Packages this node wrote for a partner.
+    Out,
+    /// Packages this node imported from a producer.
+    In,
+}
+
+impl PackageDirection {
+    /// The stored form: `out` or `in`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageDirection::Out => "out",
+            PackageDirection::In => "in",
+        }
+    }
+}
+
+/// The last link of a chain of transfer packages (issue 22): each package names the digest
+/// of the one before it, so a chain proves that none is missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageLink {
+    /// Sequence number of the last package (the first is 1).
+    pub sequence: i64,
+    /// SHA-256 of its `manifest.json`, 64 lower-case hex digits.
+    pub digest: String,
 }
 
 /// Which versions of each object to return: TAXII 2.1 §3.4.2 `match[version]`. Several
@@ -433,6 +478,31 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`WriteBatch::add_provenance`]), ordered by name, without repeats; empty for a
     /// version made here or imported.
     fn received_from(&self, object_id: &str, version: Option<&str>) -> Result<Vec<String>>;
+    /// The last link of a chain of transfer packages: for [`PackageDirection::Out`], the
+    /// packages written for `partner` (`node` is empty); for [`PackageDirection::In`], those
+    /// imported from the producer whose public key (hex) is `node`, for the partner its
+    /// manifests name. `None` before the first package.
+    fn package_chain(
+        &self,
+        direction: PackageDirection,
+        node: &str,
+        partner: &str,
+    ) -> Result<Option<PackageLink>>;
+    /// Where the last package for `partner` of `collection_id` ended (`--since-last`
+    /// resumes after it); `None` before the first.
+    fn package_cursor(&self, partner: &str, collection_id: &str) -> Result<Option<Cursor>>;
+    /// Records a package written for `partner`, in one transaction: the outgoing chain
+    /// moves to `link` only if its last sequence is still `previous` (0: none yet), and the
+    /// cursor of `collection_id` moves to `cursor` (unchanged when `None`: an empty
+    /// package). `false` when another package was recorded first (nothing is changed).
+    fn advance_package_out(
+        &self,
+        partner: &str,
+        collection_id: &str,
+        previous: i64,
+        link: &PackageLink,
+        cursor: Option<&Cursor>,
+    ) -> Result<bool>;
     /// Every partner, ordered by name.
     fn partners(&self) -> Result<Vec<Partner>>;
     /// Creates or replaces (by name) a partner.

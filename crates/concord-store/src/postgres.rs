@@ -43,8 +43,9 @@ use crate::audit::{
     chain_after, chain_transfers, group_records, parse_transformations,
 };
 use crate::{
-    AddOutcome, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page, PageRequest,
-    Partner, Result, Store, StoreError, StoreOptions, WriteBatch, conflict_message, content_hash,
+    AddOutcome, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
+    PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
+    StoreOptions, WriteBatch, conflict_message, content_hash,
 };
 use crate::{AuditQuery, VersionName};
 use crate::{VersionParams, version_condition};
@@ -82,6 +83,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_versions_per_collection",
         include_str!("../migrations/postgres/0008_versions_per_collection.sql"),
+    ),
+    (
+        "0009_packages",
+        include_str!("../migrations/postgres/0009_packages.sql"),
     ),
 ];
 
@@ -234,6 +239,48 @@ fn lock_key(schema: &str) -> i32 {
 
 fn now_ns() -> i64 {
     concord_stix::Timestamp::now_micros().unix_nanos()
+}
+
+/// Moves a chain of transfer packages from `previous` (0: none yet) to `link`, in the
+/// caller's transaction; `false` when its last sequence is no longer `previous`.
+fn advance_chain(
+    client: &mut impl ::postgres::GenericClient,
+    direction: PackageDirection,
+    node: &str,
+    partner: &str,
+    previous: i64,
+    link: &PackageLink,
+) -> Result<bool> {
+    let now = now_ns();
+    let changed = if previous == 0 {
+        client.execute(
+            "INSERT INTO package_chains (direction, node, partner, sequence, digest, updated_ns)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &direction.as_str(),
+                &node,
+                &partner,
+                &link.sequence,
+                &link.digest,
+                &now,
+            ],
+        )?
+    } else {
+        client.execute(
+            "UPDATE package_chains SET sequence = $4, digest = $5, updated_ns = $6
+             WHERE direction = $1 AND node = $2 AND partner = $3 AND sequence = $7",
+            &[
+                &direction.as_str(),
+                &node,
+                &partner,
+                &link.sequence,
+                &link.digest,
+                &now,
+                &previous,
+            ],
+        )?
+    };
+    Ok(changed == 1)
 }
 
 /// Applies pending migrations inside one transaction, under an advisory lock so that two
@@ -626,6 +673,23 @@ impl WriteBatch for PgBatch<'_> {
             &[&object_id, &version, &peer, &now],
         )?;
         Ok(())
+    }
+
+    fn advance_package_in(
+        &mut self,
+        producer: &str,
+        partner: &str,
+        previous: i64,
+        link: &PackageLink,
+    ) -> Result<bool> {
+        advance_chain(
+            &mut self.conn().client,
+            PackageDirection::In,
+            producer,
+            partner,
+            previous,
+            link,
+        )
     }
 
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
@@ -1291,6 +1355,79 @@ impl Store for PostgresStore {
             )?;
             let row = c.query_one("SELECT value FROM settings WHERE key = $1", &[&key])?;
             Ok(row.get(0))
+        })
+    }
+
+    fn package_chain(
+        &self,
+        direction: PackageDirection,
+        node: &str,
+        partner: &str,
+    ) -> Result<Option<PackageLink>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query_opt(
+                    "SELECT sequence, digest FROM package_chains
+                     WHERE direction = $1 AND node = $2 AND partner = $3",
+                    &[&direction.as_str(), &node, &partner],
+                )?
+                .map(|r| PackageLink {
+                    sequence: r.get(0),
+                    digest: r.get(1),
+                }))
+        })
+    }
+
+    fn package_cursor(&self, partner: &str, collection_id: &str) -> Result<Option<Cursor>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query_opt(
+                    "SELECT date_added_ns, object_id, version_key, seq FROM package_cursors
+                     WHERE partner = $1 AND collection_id = $2",
+                    &[&partner, &collection_id],
+                )?
+                .map(|r| Cursor {
+                    date_added_ns: r.get(0),
+                    id: r.get(1),
+                    version_key: r.get(2),
+                    seq: r.get(3),
+                }))
+        })
+    }
+
+    fn advance_package_out(
+        &self,
+        partner: &str,
+        collection_id: &str,
+        previous: i64,
+        link: &PackageLink,
+        cursor: Option<&Cursor>,
+    ) -> Result<bool> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            if !advance_chain(&mut tx, PackageDirection::Out, "", partner, previous, link)? {
+                return Ok(false);
+            }
+            if let Some(cur) = cursor {
+                tx.execute(
+                    "INSERT INTO package_cursors
+                       (partner, collection_id, date_added_ns, object_id, version_key, seq)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (partner, collection_id) DO UPDATE SET
+                       date_added_ns = excluded.date_added_ns, object_id = excluded.object_id,
+                       version_key = excluded.version_key, seq = excluded.seq",
+                    &[
+                        &partner,
+                        &collection_id,
+                        &cur.date_added_ns,
+                        &cur.id,
+                        &cur.version_key,
+                        &cur.seq,
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
         })
     }
 

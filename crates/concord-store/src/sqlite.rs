@@ -16,9 +16,9 @@ use crate::audit::{
     chain_after, chain_transfers, group_records,
 };
 use crate::{
-    AddOutcome, AuditQuery, Collection, Entry, NewCollection, NewObject, ObjectFilter, Page,
-    PageRequest, Partner, Result, Store, StoreError, StoreOptions, VersionName, WriteBatch,
-    conflict_message, content_hash,
+    AddOutcome, AuditQuery, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
+    PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
+    StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
 use crate::{VersionParams, version_condition};
 
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_collection_version.sql"),
     include_str!("../migrations/sqlite/0007_audit_transfers.sql"),
     include_str!("../migrations/sqlite/0008_versions_per_collection.sql"),
+    include_str!("../migrations/sqlite/0009_packages.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -223,6 +224,47 @@ fn now_ns() -> i64 {
     concord_stix::Timestamp::now_micros().unix_nanos()
 }
 
+/// Moves a chain of transfer packages from `previous` (0: none yet) to `link`, in the
+/// caller's transaction; `false` when its last sequence is no longer `previous`.
+fn advance_chain(
+    conn: &Connection,
+    direction: PackageDirection,
+    node: &str,
+    partner: &str,
+    previous: i64,
+    link: &PackageLink,
+) -> Result<bool> {
+    let changed = if previous == 0 {
+        conn.execute(
+            "INSERT INTO package_chains (direction, node, partner, sequence, digest, updated_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![
+                direction.as_str(),
+                node,
+                partner,
+                link.sequence,
+                link.digest,
+                now_ns()
+            ],
+        )?
+    } else {
+        conn.execute(
+            "UPDATE package_chains SET sequence = ?4, digest = ?5, updated_ns = ?6
+             WHERE direction = ?1 AND node = ?2 AND partner = ?3 AND sequence = ?7",
+            params![
+                direction.as_str(),
+                node,
+                partner,
+                link.sequence,
+                link.digest,
+                now_ns(),
+                previous
+            ],
+        )?
+    };
+    Ok(changed == 1)
+}
+
 fn row_to_collection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
     Ok(Collection {
         id: r.get(0)?,
@@ -399,6 +441,23 @@ impl WriteBatch for SqliteBatch<'_> {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    fn advance_package_in(
+        &mut self,
+        producer: &str,
+        partner: &str,
+        previous: i64,
+        link: &PackageLink,
+    ) -> Result<bool> {
+        advance_chain(
+            &self.conn,
+            PackageDirection::In,
+            producer,
+            partner,
+            previous,
+            link,
+        )
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
@@ -691,6 +750,80 @@ impl Store for SqliteStore {
                     .optional()?,
             )
         })
+    }
+
+    fn package_chain(
+        &self,
+        direction: PackageDirection,
+        node: &str,
+        partner: &str,
+    ) -> Result<Option<PackageLink>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT sequence, digest FROM package_chains
+                 WHERE direction = ?1 AND node = ?2 AND partner = ?3",
+            )?
+            .query_row(params![direction.as_str(), node, partner], |r| {
+                Ok(PackageLink {
+                    sequence: r.get(0)?,
+                    digest: r.get(1)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    fn package_cursor(&self, partner: &str, collection_id: &str) -> Result<Option<Cursor>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT date_added_ns, object_id, version_key, seq FROM package_cursors
+                 WHERE partner = ?1 AND collection_id = ?2",
+            )?
+            .query_row(params![partner, collection_id], |r| {
+                Ok(Cursor {
+                    date_added_ns: r.get(0)?,
+                    id: r.get(1)?,
+                    version_key: r.get(2)?,
+                    seq: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    fn advance_package_out(
+        &self,
+        partner: &str,
+        collection_id: &str,
+        previous: i64,
+        link: &PackageLink,
+        cursor: Option<&Cursor>,
+    ) -> Result<bool> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        if !advance_chain(&tx, PackageDirection::Out, "", partner, previous, link)? {
+            return Ok(false);
+        }
+        if let Some(c) = cursor {
+            tx.execute(
+                "INSERT INTO package_cursors
+                   (partner, collection_id, date_added_ns, object_id, version_key, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (partner, collection_id) DO UPDATE SET
+                   date_added_ns = excluded.date_added_ns, object_id = excluded.object_id,
+                   version_key = excluded.version_key, seq = excluded.seq",
+                params![
+                    partner,
+                    collection_id,
+                    c.date_added_ns,
+                    c.id,
+                    c.version_key,
+                    c.seq
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     fn partners(&self) -> Result<Vec<Partner>> {

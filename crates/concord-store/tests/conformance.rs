@@ -1182,6 +1182,95 @@ fn legacy_log_stays_verifiable(store: &dyn Store, exec: &dyn Fn(&str)) {
     );
 }
 
+/// Issue 22: the chains of transfer packages and the `--since-last` cursors. A chain moves
+/// only from the sequence its writer read (so two writers never both take sequence n), the
+/// outgoing link and cursor move together, and an incoming link moves with its batch or not
+/// at all.
+fn package_chains_and_cursors(store: &dyn Store) {
+    use concord_store::{Cursor, PackageDirection::*, PackageLink};
+    let link = |sequence: i64, d: char| PackageLink {
+        sequence,
+        digest: d.to_string().repeat(64),
+    };
+    let cursor = |ns: i64| Cursor {
+        date_added_ns: ns,
+        id: format!("campaign--{A}"),
+        version_key: "20160101T000000.000000000Z".into(),
+        seq: 7,
+    };
+    assert_eq!(store.package_chain(Out, "", "p").unwrap(), None);
+    assert_eq!(store.package_cursor("p", "c1").unwrap(), None);
+    assert!(
+        store
+            .advance_package_out("p", "c1", 0, &link(1, 'a'), Some(&cursor(10)))
+            .unwrap()
+    );
+    // A second writer that read "none yet" lost: nothing changes.
+    assert!(
+        !store
+            .advance_package_out("p", "c1", 0, &link(1, 'b'), Some(&cursor(99)))
+            .unwrap()
+    );
+    assert_eq!(
+        store.package_chain(Out, "", "p").unwrap(),
+        Some(link(1, 'a'))
+    );
+    assert_eq!(store.package_cursor("p", "c1").unwrap(), Some(cursor(10)));
+    // An empty package moves the chain, not the cursor; another collection has its own.
+    assert!(
+        store
+            .advance_package_out("p", "c1", 1, &link(2, 'c'), None)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_package_out("p", "c2", 1, &link(2, 'd'), Some(&cursor(5)))
+            .unwrap()
+    );
+    assert_eq!(store.package_cursor("p", "c1").unwrap(), Some(cursor(10)));
+    assert_eq!(store.package_cursor("p", "c2").unwrap(), None);
+    assert_eq!(store.package_chain(Out, "", "other").unwrap(), None);
+    // Incoming: with the batch, or not at all.
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "in".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    {
+        let mut batch = store.begin_write(&c.id).unwrap();
+        assert!(
+            batch
+                .advance_package_in("key-a", "p", 0, &link(1, 'e'))
+                .unwrap()
+        );
+    } // dropped: rolled back
+    assert_eq!(store.package_chain(In, "key-a", "p").unwrap(), None);
+    let mut batch = store.begin_write(&c.id).unwrap();
+    assert!(
+        batch
+            .advance_package_in("key-a", "p", 0, &link(1, 'e'))
+            .unwrap()
+    );
+    assert!(
+        !batch
+            .advance_package_in("key-a", "p", 0, &link(1, 'f'))
+            .unwrap()
+    );
+    assert!(
+        batch
+            .advance_package_in("key-a", "p", 1, &link(2, 'f'))
+            .unwrap()
+    );
+    batch.commit().unwrap();
+    assert_eq!(
+        store.package_chain(In, "key-a", "p").unwrap(),
+        Some(link(2, 'f'))
+    );
+    assert_eq!(store.package_chain(In, "key-b", "p").unwrap(), None);
+    assert_eq!(store.package_chain(Out, "key-a", "p").unwrap(), None);
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1230,6 +1319,11 @@ macro_rules! store_suite {
             fn provenance_and_cursors_commit_with_the_batch() {
                 let Some((s, _g)) = $make else { return };
                 super::provenance_and_cursors_commit_with_the_batch(&s)
+            }
+            #[test]
+            fn package_chains_and_cursors() {
+                let Some((s, _g)) = $make else { return };
+                super::package_chains_and_cursors(&s)
             }
             #[test]
             fn partners_round_trip() {
@@ -1471,7 +1565,8 @@ mod postgres_only {
                 "0005_timestamp_keys",
                 "0006_collection_version",
                 "0007_audit_transfers",
-                "0008_versions_per_collection"
+                "0008_versions_per_collection",
+                "0009_packages"
             ]
         );
         check_migrated(&store);

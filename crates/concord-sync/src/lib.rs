@@ -24,9 +24,13 @@
 //! - Faults: every request is retried with exponential backoff (connection refused,
 //!   timeouts, 5xx, unreadable answers, TLS failures); the last error is recorded in the
 //!   peer's state, and the next round starts from the cursors.
+//! - Without a link ([`package`], issue 22): signed, chained transfer packages written for a
+//!   partner through the same egress door, and imported with the same ingest, provenance and
+//!   audit as a pull.
 
 mod client;
 pub mod notify;
+pub mod package;
 mod peer;
 mod round;
 

@@ -35,6 +35,17 @@ pub struct Peer {
     /// TLS: trusted roots and a client certificate (mTLS).
     #[serde(default)]
     pub tls: TlsFiles,
+    /// The peer's public node key (Ed25519, 64 hex digits, from its `concord node key`):
+    /// transfer packages signed with it import without `--signed-by` (issue 22).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+}
+
+impl Peer {
+    /// [`Peer::node_key`] as bytes, when it is set and readable.
+    pub fn node_key_bytes(&self) -> Option<[u8; 32]> {
+        concord_store::node_key::unhex32(self.node_key.as_deref()?)
+    }
 }
 
 fn default_timeout() -> u64 {

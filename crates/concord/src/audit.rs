@@ -90,10 +90,15 @@ pub enum AuditCommand {
 #[derive(Subcommand)]
 pub enum NodeCommand {
     /// Print the node's public key (Ed25519, hex), making the key on first use: what
-    /// auditors verify checkpoints and archives with.
+    /// auditors verify checkpoints and archives with, and what partners verify this node's
+    /// transfer packages with (`import --signed-by`, `peer add --node-key`).
     Key {
         #[command(flatten)]
         data: DataDirArg,
+        /// Also write the public key (64 hex digits and a newline) to this file, to hand to
+        /// partners.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
@@ -112,13 +117,21 @@ pub fn node_key(data_dir: &Path, store: &dyn Store) -> Result<NodeKey> {
 
 /// Runs a `node` subcommand.
 pub fn run_node(command: NodeCommand) -> Result<bool> {
-    let NodeCommand::Key { data, json } = command;
+    let NodeCommand::Key { data, output, json } = command;
     let store = crate::open_store(&data)?;
     let key = node_key(&data.data_dir, store.as_ref())?;
+    if let Some(path) = &output {
+        std::fs::write(path, format!("{}\n", key.public_hex()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if json {
         println!(
             "{}",
-            serde_json::json!({"algorithm": "ed25519", "public_key": key.public_hex()})
+            serde_json::json!({
+                "algorithm": "ed25519",
+                "public_key": key.public_hex(),
+                "fingerprint": concord_sync::package::fingerprint(&key.public()),
+            })
         );
     } else {
         println!("{}", key.public_hex());

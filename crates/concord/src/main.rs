@@ -115,7 +115,16 @@ enum Command {
         /// MISP: feeds, report or grouping, warninglists.
         #[command(flatten)]
         misp: misp::ImportArgs,
-        /// Bundles or MISP event JSON files to import.
+        /// Transfer packages (directories written by `export --package`): the producer's
+        /// public node key (a file with 64 hex digits, from its `concord node key -o FILE`)
+        /// that must have signed them. Without it, the key of a known peer (`peer add
+        /// --node-key`) that the package names.
+        #[arg(long, value_name = "KEYFILE")]
+        signed_by: Option<PathBuf>,
+        /// Transfer packages: check signature, file digests and chain, and store nothing.
+        #[arg(long)]
+        verify_only: bool,
+        /// Bundles or MISP event JSON files to import, or transfer package directories.
         #[arg(required_unless_present = "misp_feed")]
         files: Vec<PathBuf>,
     },
@@ -136,6 +145,18 @@ enum Command {
         /// Output format: a STIX bundle, MISP event JSON, or a MISP feed directory (`-o DIR`).
         #[arg(long, value_enum, default_value_t)]
         format: misp::Format,
+        /// Write a signed transfer package into the new directory `-o DIR` instead (needs
+        /// `--partner`): the partner's copies, compressed, a manifest with the SHA-256 of
+        /// each file and the previous package's digest, signed with the node key.
+        #[arg(long, requires_all = ["partner", "output"], conflicts_with = "format")]
+        package: bool,
+        /// With `--package`: only what was added since the last package for this partner
+        /// and collection.
+        #[arg(long, requires = "package")]
+        since_last: bool,
+        /// With `--package`: how the object files are compressed.
+        #[arg(long, value_enum, default_value_t, requires = "package")]
+        compression: transfer::PackageCompression,
     },
     /// Serve TAXII 2.1 until interrupted.
     Serve {
@@ -338,11 +359,39 @@ fn run(command: Command) -> Outcome {
             min_prefix_v4,
             min_prefix_v6,
             misp,
+            signed_by,
+            verify_only,
             files,
         } => {
             let config = Config::load(&data_dir(&data).dir)?;
             transfer::set_limits(config.ingress_limits());
             let store = open_store(&data)?;
+            if files.iter().any(|f| f.is_dir()) {
+                if format != "stix" || files.iter().any(|f| !f.is_dir()) {
+                    bail!(
+                        "transfer packages (directories) are imported on their own, without \
+                         --format or other files"
+                    );
+                }
+                return transfer::import_packages(
+                    store.as_ref(),
+                    &collection,
+                    &files,
+                    signed_by.as_deref(),
+                    verify_only,
+                    json,
+                );
+            }
+            if verify_only {
+                bail!("--verify-only applies to transfer packages (directories)");
+            }
+            if let Some(key) = &signed_by {
+                bail!(
+                    "--signed-by {}: applies to transfer packages (directories), and no file \
+                     given is one",
+                    key.display()
+                );
+            }
             if format == "ioc-list" {
                 return matching::import_ioc_lists(
                     store.as_ref(),
@@ -367,8 +416,32 @@ fn run(command: Command) -> Outcome {
             output,
             partner,
             format,
+            package,
+            since_last,
+            compression,
         } => {
             let store = open_store(&data)?;
+            if package {
+                let (Some(partner), Some(output)) = (partner, output) else {
+                    bail!("--package needs --partner P and -o DIR");
+                };
+                let policy = policy::load(&data, store.as_ref())?;
+                let key = audit::node_key(&data.data_dir, store.as_ref())?;
+                let title = Config::load(&data.data_dir)?.title;
+                return transfer::export_package(
+                    store,
+                    &transfer::PackageRequest {
+                        collection: &collection,
+                        partner: &partner,
+                        output: &output,
+                        since_last,
+                        compression,
+                        producer: &title,
+                    },
+                    policy,
+                    &key,
+                );
+            }
             // The policy is built only for a partner's export: the operator's copy is the
             // stored one.
             let policy = match partner {

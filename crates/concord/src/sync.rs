@@ -1,5 +1,6 @@
 //! `concord peer …` and `concord sync`: federation with other TAXII 2.1 servers (issue 7).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,15 +22,21 @@ pub enum PeerCommand {
         data: DataDirArg,
         /// Unique name of the peer on this node.
         name: String,
-        /// Base URL of the peer's server, e.g. https://cert.example:8443.
-        url: String,
+        /// Base URL of the peer's server, e.g. https://cert.example:8443. Without it (and
+        /// with --node-key), a peer reached by transfer packages only.
+        #[arg(required_unless_present = "node_key")]
+        url: Option<String>,
         /// Path of the API root on that server, e.g. /concord/.
-        #[arg(long, value_name = "PATH")]
-        api_root: String,
+        #[arg(long, value_name = "PATH", requires = "url")]
+        api_root: Option<String>,
         /// REMOTE:LOCAL — the remote collection (id, or title when unambiguous) and the
         /// local one (alias or id; created when missing). Repeatable.
-        #[arg(long = "collection", value_name = "REMOTE:LOCAL", required = true)]
+        #[arg(long = "collection", value_name = "REMOTE:LOCAL", requires = "url")]
         collections: Vec<String>,
+        /// The peer's public node key: a file with 64 hex digits (its `concord node key -o
+        /// FILE`). Transfer packages it signed then import without --signed-by.
+        #[arg(long, value_name = "KEYFILE")]
+        node_key: Option<PathBuf>,
         /// Pull from the peer (both directions when neither --pull nor --push is given).
         #[arg(long)]
         pull: bool,
@@ -116,15 +123,21 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             ca_file,
             client_cert,
             client_key,
+            node_key,
             json,
         } => {
             let store = crate::open_store(&data)?;
+            let node_key = node_key
+                .as_deref()
+                .map(concord_sync::package::read_key_file)
+                .transpose()?
+                .map(|k| concord_store::node_key::hex(&k));
             let added = concord_admin::ops::add_peer(
                 store.as_ref(),
                 &concord_admin::ops::NewPeer {
                     name,
-                    url,
-                    api_root,
+                    url: url.unwrap_or_default(),
+                    api_root: api_root.unwrap_or_default(),
                     collections,
                     pull,
                     push,
@@ -137,6 +150,7 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
                     ca_file,
                     client_cert,
                     client_key,
+                    node_key,
                 },
             )?;
             for alias in &added.created_collections {
@@ -206,7 +220,11 @@ pub fn sync_once(
     let cx = PolicyContext { egress: &egress };
     let peers = match only {
         Some(name) => vec![concord_sync::load_peer(store.as_ref(), name)?],
-        None => concord_sync::peers(store.as_ref())?,
+        // Peers reached by transfer packages only have nothing to sync.
+        None => concord_sync::peers(store.as_ref())?
+            .into_iter()
+            .filter(|p| !p.url.is_empty())
+            .collect(),
     };
     let mut ok = true;
     let mut reports = Vec::new();
@@ -280,7 +298,7 @@ pub fn spawn_scheduler(
                         Vec::new()
                     }
                 };
-                for peer in peers {
+                for peer in peers.into_iter().filter(|p| !p.url.is_empty()) {
                     let now = Instant::now();
                     if due.get(&peer.name).is_some_and(|t| *t > now) {
                         continue;

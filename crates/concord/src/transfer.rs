@@ -248,28 +248,10 @@ pub fn export(
             concord_egress::Audience::Operator("operator".to_owned()),
             None,
         ),
-        Some((name, policy)) => {
-            let p = store
-                .partners()?
-                .into_iter()
-                .find(|p| p.name == name)
-                .with_context(|| format!("no partner named {name:?}"))?;
-            // The same permission as the TAXII door: no read, nothing leaves.
-            if !p.read.contains(&c.id) {
-                bail!(
-                    "partner {name:?} may not read collection {collection:?} (partner add --read)"
-                );
-            }
-            let profile = concord_policy::egress::PartnerProfile {
-                name: p.name,
-                jurisdiction: p.jurisdiction,
-                groups: p.groups,
-            };
-            (
-                concord_egress::Audience::Partner(profile),
-                Some(policy.clone()),
-            )
-        }
+        Some((name, policy)) => (
+            concord_egress::Audience::Partner(reader(store.as_ref(), name, &c, collection)?),
+            Some(policy.clone()),
+        ),
     };
     let policy = Arc::new(match policy {
         Some(p) => p,
@@ -323,6 +305,194 @@ pub fn export(
         None => eprintln!("exported {n} object versions from {collection}"),
     }
     Ok(true)
+}
+
+/// The profile of partner `name`, which must be allowed to read collection `c` (named `collection` on
+/// the command line): the same permission as the TAXII door; no read, nothing leaves.
+fn reader(
+    store: &dyn Store,
+    name: &str,
+    c: &Collection,
+    collection: &str,
+) -> Result<concord_policy::egress::PartnerProfile> {
+    let p = store
+        .partners()?
+        .into_iter()
+        .find(|p| p.name == name)
+        .with_context(|| format!("no partner named {name:?}"))?;
+    if !p.read.contains(&c.id) {
+        bail!("partner {name:?} may not read collection {collection:?} (partner add --read)");
+    }
+    Ok(concord_policy::egress::PartnerProfile {
+        name: p.name,
+        jurisdiction: p.jurisdiction,
+        groups: p.groups,
+    })
+}
+
+/// `export --package --compression`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackageCompression {
+    /// Zstandard: smaller and faster (`zstd -d` reads the files).
+    #[default]
+    Zstd,
+    /// gzip: readable by every tool.
+    Gzip,
+}
+
+/// What `concord export --package` writes.
+pub struct PackageRequest<'a> {
+    /// Collection (alias or id).
+    pub collection: &'a str,
+    /// The partner the package is for.
+    pub partner: &'a str,
+    /// The new package directory.
+    pub output: &'a Path,
+    /// Only what was added since the last package for the partner.
+    pub since_last: bool,
+    /// How the object files are compressed.
+    pub compression: PackageCompression,
+    /// This node's name (its `title`), written in the manifest.
+    pub producer: &'a str,
+}
+
+/// `concord export --package`: the partner's copies of a collection as a signed transfer
+/// package ([`concord_sync::package`]), through the egress door (door `package`, audited
+/// page by page), chained after the last package for the partner. A peer linked to the
+/// partner (`peer add --partner P`) is the origin: what came from it is not sent back.
+pub fn export_package(
+    store: Arc<dyn Store>,
+    request: &PackageRequest<'_>,
+    policy: concord_policy::actions::Policy,
+    key: &concord_store::node_key::NodeKey,
+) -> Result<bool> {
+    use concord_sync::package::{Compression, WriteOptions, write_package};
+    let c = store
+        .collection(request.collection)?
+        .with_context(|| format!("no collection {:?}", request.collection))?;
+    let profile = reader(store.as_ref(), request.partner, &c, request.collection)?;
+    let origin = concord_sync::peers(store.as_ref())?
+        .into_iter()
+        .find(|p| p.partner.as_deref() == Some(request.partner))
+        .map(|p| p.name);
+    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy));
+    let options = WriteOptions {
+        since_last: request.since_last,
+        compression: match request.compression {
+            PackageCompression::Zstd => Compression::Zstd,
+            PackageCompression::Gzip => Compression::Gzip,
+        },
+        producer_name: request.producer.to_owned(),
+        origin,
+        ..WriteOptions::default()
+    };
+    let written = write_package(&egress, key, &profile, &c, &options, request.output)?;
+    let m = &written.manifest;
+    eprintln!(
+        "package {} for partner {}: {} in {} ({} withheld by the egress policy, {} received \
+         from the partner not sent back), written to {}; digest {}",
+        m.sequence,
+        m.partner,
+        crate::count(m.counts.objects, "object version"),
+        crate::count(m.files.len() as u64, "file"),
+        m.counts.withheld,
+        m.counts.echoes,
+        request.output.display(),
+        written.digest
+    );
+    Ok(true)
+}
+
+/// `concord import DIR…` of transfer packages: each verified (signature against
+/// `signed_by`, or a known peer's node key; every file's size and SHA-256; the chain of
+/// packages from its producer) before anything is decompressed, then ingested with the
+/// producer as provenance, audited (door `package-import`), in one transaction with the
+/// chain. Returns `false` (exit 1) when any package was refused or any object rejected.
+/// With `verify_only`, each package is checked (signature, digests, chain) and nothing is
+/// stored.
+pub fn import_packages(
+    store: &dyn Store,
+    collection: &str,
+    dirs: &[PathBuf],
+    signed_by: Option<&Path>,
+    verify_only: bool,
+    json: bool,
+) -> Result<bool> {
+    use concord_sync::package::{
+        Destination, ImportLimits, check_chain, import_package, read_key_file, verify_package,
+    };
+    let signed_by = signed_by.map(read_key_file).transpose()?;
+    let peers = concord_sync::peers(store)?;
+    let mut target = Target::resolve(store, collection)?;
+    let mut all_ok = true;
+    let mut reports = Vec::new();
+    for dir in dirs {
+        let name = dir.display().to_string();
+        let outcome = (|| -> Result<IngestReport> {
+            let package = verify_package(dir, signed_by, &peers)?;
+            if verify_only {
+                check_chain(store, &package)?;
+                let m = &package.manifest;
+                eprintln!(
+                    "{name}: package {} from {} (fingerprint {}) for partner {}: signature, {} \
+                     and the chain verified; nothing stored (--verify-only)",
+                    m.sequence,
+                    package.source(),
+                    m.producer.fingerprint,
+                    m.partner,
+                    crate::count(m.files.len() as u64, "file digest"),
+                );
+                return Ok(IngestReport {
+                    total: m.counts.objects as usize,
+                    ..IngestReport::default()
+                });
+            }
+            let destination = match &target.existing {
+                Some(c) => Destination::Existing(&c.id),
+                None => Destination::Create(&target.planned),
+            };
+            let l = limits();
+            let report = import_package(
+                store,
+                &package,
+                destination,
+                ImportLimits {
+                    max_object_size: l.max_object_size,
+                    max_unpacked: l.max_unpacked,
+                },
+                |_| {},
+            )?;
+            if target.existing.is_none() {
+                eprintln!(
+                    "created collection {} ({})",
+                    name_of(&target.planned),
+                    target.planned.id
+                );
+                target.existing = Some(target.planned.clone());
+            }
+            let m = &package.manifest;
+            eprintln!(
+                "{name}: package {} from {} (fingerprint {}) for partner {}, verified: \
+                 signature, {} and the chain",
+                m.sequence,
+                package.source(),
+                m.producer.fingerprint,
+                m.partner,
+                crate::count(m.files.len() as u64, "file digest"),
+            );
+            Ok(report)
+        })();
+        let (ok, doc) = report(&name, outcome, json);
+        all_ok &= ok;
+        reports.push(doc);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "collection": target.id(), "files": reports })
+        );
+    }
+    Ok(all_ok)
 }
 
 fn uuid_v4() -> String {

@@ -14,6 +14,7 @@ mod limits;
 mod matching;
 mod misp;
 mod ops;
+mod package;
 mod partners;
 mod pattern;
 mod postgres;

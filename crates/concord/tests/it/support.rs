@@ -287,6 +287,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// GET with the admin token and the TAXII Accept header.
+    pub fn get(&self, path: &str) -> Reply {
+        let resp = Server::agent()
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", TAXII)
+            .call()
+            .unwrap();
+        Reply::from(resp)
+    }
+
     /// POST an envelope with the admin token.
     pub fn post(&self, path: &str, body: &str) -> Reply {
         let resp = Server::agent()

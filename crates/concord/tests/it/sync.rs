@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use crate::support::{Node, Server, concord, run};
 
 const CLEAR: &str = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487";
-const GREEN: &str = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+pub(crate) const GREEN: &str = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
 const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
 
-fn cli(node: &Node, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn cli(node: &Node, args: &[&str]) -> (i32, String, String) {
     let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
     (
         out.status.code().unwrap_or(-1),
@@ -21,14 +21,14 @@ fn cli(node: &Node, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn cli_ok(node: &Node, args: &[&str]) -> String {
+pub(crate) fn cli_ok(node: &Node, args: &[&str]) -> String {
     let (code, out, err) = cli(node, args);
     assert_eq!(code, 0, "{args:?}: {err}");
     out
 }
 
 /// `partner add` with the given flags; the API key written to a file, its path returned.
-fn partner(node: &Node, name: &str, jurisdiction: &str, flags: &[&str]) -> PathBuf {
+pub(crate) fn partner(node: &Node, name: &str, jurisdiction: &str, flags: &[&str]) -> PathBuf {
     let mut args = vec![
         "partner",
         "add",
@@ -44,7 +44,7 @@ fn partner(node: &Node, name: &str, jurisdiction: &str, flags: &[&str]) -> PathB
     file
 }
 
-fn import(node: &Node, collection: &str, objects: &[Value]) {
+pub(crate) fn import(node: &Node, collection: &str, objects: &[Value]) {
     let f = node.path().join(format!("import-{}.json", objects.len()));
     let bundle = json!({"type": "bundle", "id": "bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d14",
                         "objects": objects});
@@ -55,13 +55,17 @@ fn import(node: &Node, collection: &str, objects: &[Value]) {
 
 /// Every object version a node holds in a collection, as the operator exports it: id and
 /// version → body.
-fn held(node: &Node, collection: &str) -> BTreeMap<(String, String), Value> {
+pub(crate) fn held(node: &Node, collection: &str) -> BTreeMap<(String, String), Value> {
     let out = cli_ok(node, &["export", "--collection", collection]);
     objects(&out)
 }
 
 /// What `partner` receives of a collection (the egress function, as `export --partner`).
-fn as_partner(node: &Node, collection: &str, partner: &str) -> BTreeMap<(String, String), Value> {
+pub(crate) fn as_partner(
+    node: &Node,
+    collection: &str,
+    partner: &str,
+) -> BTreeMap<(String, String), Value> {
     let out = cli_ok(
         node,
         &["export", "--collection", collection, "--partner", partner],
@@ -89,7 +93,10 @@ fn objects(bundle: &str) -> BTreeMap<(String, String), Value> {
 
 /// Two holdings are the same, version by version and byte for byte; the difference named
 /// by keys when not (never the whole maps: they can be megabytes).
-fn same(got: &BTreeMap<(String, String), Value>, want: &BTreeMap<(String, String), Value>) {
+pub(crate) fn same(
+    got: &BTreeMap<(String, String), Value>,
+    want: &BTreeMap<(String, String), Value>,
+) {
     let only_got: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
     let only_want: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     let differ: Vec<_> = got
@@ -103,7 +110,7 @@ fn same(got: &BTreeMap<(String, String), Value>, want: &BTreeMap<(String, String
     );
 }
 
-fn sync(node: &Node, extra: &[&str]) -> (i32, Vec<Value>) {
+pub(crate) fn sync(node: &Node, extra: &[&str]) -> (i32, Vec<Value>) {
     let mut args = vec!["sync", "--json"];
     args.extend_from_slice(extra);
     let (code, out, err) = cli(node, &args);
@@ -120,7 +127,7 @@ fn note(uuid_prefix: &str, content: &str, marking: &str) -> Value {
            "object_marking_refs": [marking]})
 }
 
-fn indicator(uuid_prefix: &str, domain: &str, markings: &[&str]) -> Value {
+pub(crate) fn indicator(uuid_prefix: &str, domain: &str, markings: &[&str]) -> Value {
     let mut o = json!({"type": "indicator", "spec_version": "2.1",
            "id": format!("indicator--{uuid_prefix}-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",

@@ -1,0 +1,632 @@
+//! Issue 22: exchange without a good link. Signed, chained transfer packages written by one
+//! node and imported by another (real files, real SQLite), and compressed TAXII over real
+//! HTTP, with a sync through a recording proxy.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::support::{Node, Server, TAXII, TOKEN};
+use crate::sync::{GREEN, as_partner, cli, cli_ok, held, import, indicator, partner, same, sync};
+
+/// A producer A (DE) with two GREEN indicators in `intel`, a partner `b` that may read it,
+/// its public key in `a.key`, and package 1 for `b` in `p1`; then a third indicator and
+/// package 2 (`--since-last`) in `p2`.
+struct Producer {
+    a: Node,
+    key: PathBuf,
+    p1: PathBuf,
+    p2: PathBuf,
+}
+
+fn producer() -> Producer {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[
+            indicator("11111111", "one.example", &[GREEN]),
+            indicator("22222222", "two.example", &[GREEN]),
+        ],
+    );
+    partner(&a, "b", "DE", &["--read", "intel"]);
+    let key = a.path().join("a.key");
+    cli_ok(&a, &["node", "key", "-o", key.to_str().unwrap()]);
+    let p1 = a.path().join("p1");
+    package(&a, &p1, &[]);
+    import(
+        &a,
+        "intel",
+        &[indicator("33333333", "three.example", &[GREEN])],
+    );
+    let p2 = a.path().join("p2");
+    package(&a, &p2, &["--since-last"]);
+    Producer { a, key, p1, p2 }
+}
+
+/// `export --collection intel --partner b --package -o DIR ARGS…`.
+fn package(a: &Node, dir: &Path, args: &[&str]) {
+    let mut all = vec![
+        "export",
+        "--collection",
+        "intel",
+        "--partner",
+        "b",
+        "--package",
+        "-o",
+        dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    cli_ok(a, &all);
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `import --json --collection C DIR --signed-by KEY`: exit code, stdout, stderr.
+fn import_package(node: &Node, dir: &Path, key: Option<&Path>) -> (i32, String, String) {
+    let mut args = vec![
+        "import",
+        "--json",
+        "--collection",
+        "intel",
+        dir.to_str().unwrap(),
+    ];
+    if let Some(k) = key {
+        args.extend(["--signed-by", k.to_str().unwrap()]);
+    }
+    cli(node, &args)
+}
+
+/// A copy of a package directory, to damage.
+fn copy(dir: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    to.to_owned()
+}
+
+fn first_file(dir: &Path) -> PathBuf {
+    dir.join(manifest(dir)["files"][0]["name"].as_str().unwrap())
+}
+
+/// Refused: exit 1, the reason on stderr, and nothing stored (the collection the import
+/// would have made does not exist).
+fn refused(b: &Node, (code, out, err): (i32, String, String), reason: &str) {
+    assert_eq!(code, 1, "{out}\n{err}");
+    // The reason is in the JSON report (stdout) or, without --json, on stderr.
+    assert!(
+        out.contains(reason) || err.contains(reason),
+        "expected {reason:?} in: {out}\n{err}"
+    );
+    let (_, list, _) = cli(b, &["collection", "list", "--json"]);
+    assert!(!list.contains("\"intel\""), "something was stored: {list}");
+}
+
+/// Items 1 and 2: a package holds the partner's copies, compressed, with a manifest that
+/// names each file's SHA-256, the counts, the cursor range, the policy version and the
+/// previous package's digest, signed by the node key; `--since-last` holds only what was
+/// added since; the receiver verifies and ingests each with provenance and audit, and holds
+/// exactly what the partner receives over TAXII.
+#[test]
+fn a_chain_of_packages_delivers_what_the_partner_receives() {
+    let p = producer();
+    let m1 = manifest(&p.p1);
+    assert_eq!(m1["format"], "concord-transfer-package/1");
+    assert_eq!(m1["sequence"], 1);
+    assert_eq!(m1["previous"], Value::Null);
+    assert_eq!(m1["partner"], "b");
+    assert_eq!(m1["counts"]["objects"], 2);
+    assert_eq!(m1["compression"], "zstd");
+    assert!(m1["policy_version"].as_str().unwrap().contains('@'), "{m1}");
+    assert_eq!(
+        m1["producer"]["public_key"].as_str().unwrap(),
+        std::fs::read_to_string(&p.key).unwrap().trim()
+    );
+    let f = &m1["files"][0];
+    let bytes = std::fs::read(p.p1.join(f["name"].as_str().unwrap())).unwrap();
+    assert_eq!(f["sha256"].as_str().unwrap(), sha256_hex(&bytes));
+    assert_eq!(f["bytes"], bytes.len() as u64);
+    // Decompressed, each file is a STIX bundle any tool reads.
+    let bundle: Value =
+        serde_json::from_slice(&zstd::stream::decode_all(&bytes[..]).unwrap()).unwrap();
+    assert_eq!(bundle["type"], "bundle");
+    assert_eq!(bundle["objects"].as_array().unwrap().len(), 2);
+    let m2 = manifest(&p.p2);
+    assert_eq!(m2["sequence"], 2);
+    assert_eq!(m2["counts"]["objects"], 1, "--since-last: only the new one");
+    assert_eq!(
+        m2["previous"].as_str().unwrap(),
+        sha256_hex(&std::fs::read(p.p1.join("manifest.json")).unwrap())
+    );
+    assert_eq!(m2["cursor"]["after"], m1["cursor"]["through"]);
+    // Every package write is audited at the door `package`, for the partner.
+    let (_, log, _) = cli(&p.a, &["audit", "show", "--partner", "b", "--json"]);
+    let log: Value = serde_json::from_str(&log).unwrap();
+    let doors: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["door"].as_str().unwrap())
+        .collect();
+    assert_eq!(doors, ["package"; 3], "{log}");
+
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    for (dir, added) in [(&p.p1, 2), (&p.p2, 1)] {
+        let (code, out, err) = import_package(&b, dir, Some(&p.key));
+        assert_eq!(code, 0, "{out}\n{err}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["files"][0]["added"], added, "{report}");
+        assert!(err.contains("verified"), "{err}");
+    }
+    same(&held(&b, "intel"), &as_partner(&p.a, "intel", "b"));
+    // Ingress is audited with the producer as the source.
+    let (_, log, _) = cli(&b, &["audit", "show", "--json"]);
+    assert!(log.contains("\"package-import\""), "{log}");
+    assert!(log.contains("peer:node:"), "{log}");
+    // Nothing new: an empty package keeps the chain going, here gzip.
+    let p3 = p.a.path().join("p3");
+    package(&p.a, &p3, &["--since-last", "--compression", "gzip"]);
+    let m3 = manifest(&p3);
+    assert_eq!(
+        (m3["sequence"].as_i64(), m3["counts"]["objects"].as_i64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(m3["compression"], "gzip");
+    let (code, _, err) = import_package(&b, &p3, Some(&p.key));
+    assert_eq!(code, 0, "{err}");
+    // A package is written into a new directory only.
+    let (code, _, err) = cli(
+        &p.a,
+        &[
+            "export",
+            "--collection",
+            "intel",
+            "--partner",
+            "b",
+            "--package",
+            "-o",
+            p3.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("not empty"), "{err}");
+}
+
+/// A file altered after signing: refused, naming the file and its digest; nothing stored,
+/// and the untouched package still imports (the chain did not move).
+#[test]
+fn a_tampered_package_is_refused() {
+    let p = producer();
+    let b = Node::init();
+    let bad = copy(&p.p1, &b.path().join("tampered"));
+    let file = first_file(&bad);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "altered after signing",
+    );
+    // An edited manifest breaks the signature.
+    let bad = copy(&p.p1, &b.path().join("edited"));
+    let text = std::fs::read_to_string(bad.join("manifest.json")).unwrap();
+    std::fs::write(
+        bad.join("manifest.json"),
+        text.replace("\"partner\": \"b\"", "\"partner\": \"c\""),
+    )
+    .unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "manifest.sig: does not verify",
+    );
+    // A manifest over the 16 MiB cap is not read.
+    let bad = copy(&p.p1, &b.path().join("huge"));
+    let mut text = std::fs::read(bad.join("manifest.json")).unwrap();
+    text.resize((16 << 20) + 1, b' ');
+    std::fs::write(bad.join("manifest.json"), text).unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "more than 16777216 bytes",
+    );
+    // A file slipped into the package.
+    let bad = copy(&p.p1, &b.path().join("extra"));
+    std::fs::write(bad.join("objects-000009.json.zst"), b"x").unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "not named in the manifest",
+    );
+    let (code, _, err) = import_package(&b, &p.p1, Some(&p.key));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A file cut short (a copy to removable media that did not finish): refused, naming the
+/// file and its size; a file missing altogether too.
+#[test]
+fn a_truncated_package_is_refused() {
+    let p = producer();
+    let b = Node::init();
+    let bad = copy(&p.p1, &b.path().join("truncated"));
+    let file = first_file(&bad);
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        &format!("{} bytes, the manifest says {len}", len / 2),
+    );
+    std::fs::remove_file(&file).unwrap();
+    refused(
+        &b,
+        import_package(&b, &bad, Some(&p.key)),
+        "missing from the package",
+    );
+}
+
+/// Package 2 before package 1: refused, naming package 1 as missing; then both in order;
+/// then package 1 again: refused as repeated, package 2 again as repeated.
+#[test]
+fn a_reordered_or_repeated_package_is_refused() {
+    let p = producer();
+    let b = Node::init();
+    refused(
+        &b,
+        import_package(&b, &p.p2, Some(&p.key)),
+        "package 1 is missing",
+    );
+    for dir in [&p.p1, &p.p2] {
+        let (code, _, err) = import_package(&b, dir, Some(&p.key));
+        assert_eq!(code, 0, "{err}");
+    }
+    let before = held(&b, "intel");
+    let (code, out, _) = import_package(&b, &p.p1, Some(&p.key));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("repeated or reordered package: package 2 was already imported"),
+        "{out}"
+    );
+    let (code, out, _) = import_package(&b, &p.p2, Some(&p.key));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("a repeated package: it was already imported"),
+        "{out}"
+    );
+    assert_eq!(held(&b, "intel"), before);
+}
+
+/// A package checked against another node's key (a foreign package, or the wrong key file):
+/// refused, naming both fingerprints. Without `--signed-by`, only a known peer's key is
+/// trusted: unknown, refused; recorded with `peer add --node-key`, imported with the peer as
+/// provenance.
+#[test]
+fn a_foreign_package_is_refused() {
+    let p = producer();
+    let b = Node::init();
+    let c = Node::init();
+    let c_key = c.path().join("c.key");
+    cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
+    refused(
+        &b,
+        import_package(&b, &p.p1, Some(&c_key)),
+        "a foreign package",
+    );
+    refused(
+        &b,
+        import_package(&b, &p.p1, None),
+        "no known peer has the producer's node key",
+    );
+    cli_ok(
+        &b,
+        &["peer", "add", "a", "--node-key", p.key.to_str().unwrap()],
+    );
+    let (code, _, err) = import_package(&b, &p.p1, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("package 1 from a "), "{err}");
+    let (_, log, _) = cli(&b, &["audit", "show", "--json"]);
+    assert!(log.contains("peer:a"), "{log}");
+    // A package-only peer has nothing to sync.
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!((code, reports.len()), (0, 0));
+}
+
+/// `max_unpacked` holds for package files too: a file whose manifest says it unpacks past
+/// it is refused before it is read.
+#[test]
+fn a_package_over_max_unpacked_is_refused() {
+    let p = producer();
+    let b = Node::init();
+    let out = crate::support::run(
+        crate::support::concord()
+            .env("CONCORD_MAX_UNPACKED", "100")
+            .args(["import", "--collection", "intel", "--signed-by"])
+            .arg(&p.key)
+            .arg(&p.p1)
+            .arg("--data-dir")
+            .arg(b.path()),
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    refused(
+        &b,
+        (out.status.code().unwrap_or(-1), String::new(), err),
+        "over max_unpacked (100 bytes)",
+    );
+}
+
+/// Item 3: where there is a return path, the receiver makes its own package the other way
+/// with the same command: B imports A's package, matches its logs, and packages the
+/// sightings for A; A verifies B's package with B's key and holds a sighting of its own
+/// indicator (the reference to A's indicator goes as written: A holds it).
+#[test]
+fn the_receiver_packages_its_sightings_back() {
+    let p = producer();
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&b, &["collection", "create", "seen"]);
+    partner(&b, "a-org", "DE", &["--read", "seen"]);
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            "--node-key",
+            p.key.to_str().unwrap(),
+            "--partner",
+            "a-org",
+        ],
+    );
+    let (code, _, err) = import_package(&b, &p.p1, None);
+    assert_eq!(code, 0, "{err}");
+    let logs = b.path().join("dns.txt");
+    std::fs::write(&logs, "one.example\nunrelated.example\none.example\n").unwrap();
+    let out = cli_ok(
+        &b,
+        &[
+            "match",
+            "--collection",
+            "intel",
+            "--sightings",
+            "seen",
+            logs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    cli_ok(&b, &["collection", "share", "seen", "--recipient", "a-org"]);
+    let b_key = b.path().join("b.key");
+    cli_ok(&b, &["node", "key", "-o", b_key.to_str().unwrap()]);
+    let back = b.path().join("back1");
+    cli_ok(
+        &b,
+        &[
+            "export",
+            "--collection",
+            "seen",
+            "--partner",
+            "a-org",
+            "--package",
+            "-o",
+            back.to_str().unwrap(),
+        ],
+    );
+    let m = manifest(&back);
+    assert_eq!(m["partner"], "a-org");
+    assert!(m["counts"]["objects"].as_u64().unwrap() >= 1, "{m}");
+    let out = crate::support::run(
+        crate::support::concord()
+            .args(["import", "--json", "--collection", "inbox", "--signed-by"])
+            .arg(&b_key)
+            .arg(&back)
+            .arg("--data-dir")
+            .arg(p.a.path()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inbox = held(&p.a, "inbox");
+    let sighting = inbox
+        .values()
+        .find(|o| o["type"] == "sighting")
+        .expect("the sighting came back");
+    assert_eq!(
+        sighting["sighting_of_ref"],
+        "indicator--11111111-8ff6-4a8b-9c2f-6e5a3b1f0d11"
+    );
+    assert_eq!(sighting["count"], 2);
+}
+
+/// Bytes seen by a recording proxy, per direction.
+#[derive(Default)]
+struct Recorded {
+    requests: Vec<u8>,
+    responses: Vec<u8>,
+}
+
+/// A TCP proxy on loopback to `upstream` (`host:port`) that records every byte both ways;
+/// its threads end with the test process.
+fn recording_proxy(upstream: String) -> (String, Arc<Mutex<Recorded>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Recorded::default()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let server = std::net::TcpStream::connect(&upstream).unwrap();
+            for (mut from, mut to, up) in [
+                (
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                ),
+                (server, client, false),
+            ] {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    use std::io::Write;
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        let mut l = log.lock().unwrap();
+                        let side = if up {
+                            &mut l.requests
+                        } else {
+                            &mut l.responses
+                        };
+                        side.extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+/// Item 4: a TAXII page asked for with `Accept-Encoding: gzip` (or `zstd`) comes back
+/// compressed, with the TAXII media type, and decodes to the same envelope as the plain
+/// one; the sync client asks for gzip, and a pull through a recording proxy moves
+/// compressed pages and stores the objects.
+#[test]
+fn taxii_pages_come_back_compressed_and_sync_uses_them() {
+    let a = Node::init();
+    // MITRE ATT&CK for ICS, as shipped with Concord.
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ics-attack-18.1.json.gz");
+    let (code, report) = a.import("intel", &[&bundle]);
+    assert_eq!(code, 0, "{report}");
+    let server = a.serve();
+    // Every request goes through a proxy that sees the bytes on the wire.
+    let upstream = server.base.trim_start_matches("http://").to_owned();
+    let (via, seen) = recording_proxy(upstream);
+    let path = "/concord/collections/intel/objects/?limit=200";
+    let plain = Server::client(via.clone()).get(path);
+    assert_eq!(plain.status, 200);
+    let auth = format!("Bearer {TOKEN}");
+    let wire = |seen: &Mutex<Recorded>| seen.lock().unwrap().responses.len();
+    // gzip: this test binary's HTTP client decodes gzip itself (and drops the header); the
+    // proxy shows what crossed the wire.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = wire(&seen);
+    let mut resp = Server::agent()
+        .get(format!("{via}{path}"))
+        .header("Authorization", &auth)
+        .header("Accept", TAXII)
+        .header("Accept-Encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let decoded = resp.body_mut().read_to_string().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let gzip_bytes = wire(&seen) - before;
+    {
+        let l = seen.lock().unwrap();
+        let head = String::from_utf8_lossy(&l.responses[before..]).to_lowercase();
+        assert!(head.contains("content-encoding: gzip"), "{}", &head[..200]);
+        assert!(head.contains(&format!("content-type: {TAXII}")));
+        assert!(head.contains("x-taxii-date-added-last:"));
+    }
+    assert!(
+        gzip_bytes * 3 < plain.body.len(),
+        "{gzip_bytes} of {}",
+        plain.body.len()
+    );
+    // The same envelope (`next` is sealed afresh on every answer).
+    let same_page = |a: &Value, b: &Value| a["objects"] == b["objects"] && a["more"] == b["more"];
+    assert!(same_page(
+        &serde_json::from_str(&decoded).unwrap(),
+        &plain.json()
+    ));
+    // zstd: the client leaves it as it came.
+    let mut resp = Server::agent()
+        .get(format!("{via}{path}"))
+        .header("Authorization", &auth)
+        .header("Accept", TAXII)
+        .header("Accept-Encoding", "zstd")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let header = |k: &str| {
+        resp.headers()
+            .get(k)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header("content-encoding").as_deref(), Some("zstd"));
+    assert_eq!(header("content-type").as_deref(), Some(TAXII));
+    let raw = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    assert!(
+        raw.len() * 3 < plain.body.len(),
+        "{} of {}",
+        raw.len(),
+        plain.body.len()
+    );
+    let decoded: Value =
+        serde_json::from_slice(&zstd::stream::decode_all(&raw[..]).unwrap()).unwrap();
+    assert!(same_page(&decoded, &plain.json()));
+    // A sync pull through the same proxy.
+    seen.lock().unwrap().requests.clear();
+    seen.lock().unwrap().responses.clear();
+    let b = Node::init();
+    let key = partner(&a, "b", "FR", &["--read", "intel"]);
+    cli_ok(
+        &a,
+        &["collection", "share", "intel", "--default-tlp", "clear"],
+    );
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a",
+            &via,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--pull",
+            "--token-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let (code, reports) = sync(&b, &["--page-size", "300"]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert!(
+        reports[0]["pulled_added"].as_u64().unwrap() > 300,
+        "{reports:?}"
+    );
+    same(&held(&b, "intel"), &as_partner(&a, "intel", "b"));
+    let l = seen.lock().unwrap();
+    let requests = String::from_utf8_lossy(&l.requests).to_lowercase();
+    let responses = String::from_utf8_lossy(&l.responses).to_lowercase();
+    assert!(requests.contains("accept-encoding: gzip"), "{requests}");
+    assert!(responses.contains("content-encoding: gzip"));
+}
