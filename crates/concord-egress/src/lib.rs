@@ -765,13 +765,15 @@ impl Egress {
     }
 
     /// The version rows (`vid`) of `object_id` in `collection_id`, of any version and spec
-    /// version, that `partner` does not receive, decided without recording anything (nothing
-    /// leaves): what must not shape the answer to a partner's write
-    /// ([`concord_store::WriteBatch::add_unseen`]; issue 15, the conflict oracle). Errors: the
-    /// store, the configuration.
+    /// version, that a partner does not receive, decided without recording anything
+    /// (nothing leaves): what must not shape the answer to a partner's write
+    /// ([`concord_store::WriteBatch::add_unseen`]; issue 15, the conflict oracle). `reader`:
+    /// the partner, when it may read the collection; `None` for a partner that may only
+    /// write it, which receives nothing, so every version is unseen. Errors: the store, the
+    /// configuration.
     pub fn unseen_versions(
         &self,
-        partner: &PartnerProfile,
+        reader: Option<&PartnerProfile>,
         collection_id: &str,
         object_id: &str,
     ) -> Result<Vec<i64>, EgressError> {
@@ -799,6 +801,9 @@ impl Egress {
                 break;
             }
         }
+        let Some(partner) = reader else {
+            return Ok(entries.iter().map(|e| e.vid).collect());
+        };
         if entries.is_empty() {
             return Ok(Vec::new());
         }

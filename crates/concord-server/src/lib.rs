@@ -1142,9 +1142,11 @@ async fn add_objects(
     let store = state.store.clone();
     let who = audit::principal_name(&principal);
     let egress = state.egress.clone();
+    // `None`: the operator, who sees everything; `Some(None)`: a partner that may only
+    // write, which receives nothing of the collection.
     let writer = match &principal {
         Principal::Admin => None,
-        Principal::Partner(p) => Some(p.profile.clone()),
+        Principal::Partner(p) => Some(p.read.contains(&c.id).then(|| p.profile.clone())),
     };
     let report = blocking(move || {
         let door = audit::ingress_door("taxii-post", &who, &c.id);
@@ -1154,11 +1156,11 @@ async fn add_objects(
         // would be, and the partner reads back what it wrote; the status resource, the
         // audit and what it later reads are those of a new version.
         let unseen = |id: &str| -> Result<Vec<i64>, concord_store::StoreError> {
-            let Some(partner) = &writer else {
+            let Some(reader) = &writer else {
                 return Ok(Vec::new());
             };
             egress
-                .unseen_versions(partner, &c.id, id)
+                .unseen_versions(reader.as_ref(), &c.id, id)
                 .map_err(|e| match e {
                     EgressError::Store(e) => e,
                     other => concord_store::StoreError::Corrupt(other.to_string()),

@@ -64,7 +64,10 @@ pub struct Limits {
     /// Default 5.
     pub answer_floor_ms: u64,
     /// A random delay of up to this many milliseconds added to the floor of
-    /// [`Limits::answer_floor_ms`] (uniform). Default 1.
+    /// [`Limits::answer_floor_ms`] (uniform). Default 5: on a node whose CPUs are saturated
+    /// the extra CPU time of deciding a withheld object still shifts the answer by some
+    /// 0.1 ms after any floor (it is paid back in scheduling delay), and a jitter of 5 ms
+    /// buries that shift (BENCHMARKS.md §12).
     pub answer_jitter_ms: u64,
 }
 
@@ -82,7 +85,7 @@ impl Default for Limits {
             page_queue: 32,
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
             answer_floor_ms: 5,
-            answer_jitter_ms: 1,
+            answer_jitter_ms: 5,
         }
     }
 }
@@ -128,8 +131,11 @@ impl Limits {
 /// the answer independent of the work below it: the answer waits until a deadline fixed
 /// at the start of the request. The deadline is a whole number of floors after the start
 /// (one floor per id named, more floors when the work took longer), plus a uniform jitter:
-/// work that outgrows the floor moves the answer by whole floors only, and the jitter
-/// blurs what the operating system's timer adds.
+/// work that outgrows the floor moves the answer by whole floors only. What a floor cannot
+/// hide is CPU time itself: on a node whose CPUs are saturated (measured at a load average
+/// of 6–11 on 2 cores), the extra tenth of a millisecond of deciding a withheld object is
+/// paid back as scheduling delay after the floor, and shifts the answer by about that much;
+/// the jitter (5 ms by default) buries that shift (BENCHMARKS.md §12 gives the figures).
 ///
 /// It is applied in one place, the [`answer_floor`] layer on the TAXII routes that take an
 /// id, for partners only (the operator may read everything, so it has nothing to learn),

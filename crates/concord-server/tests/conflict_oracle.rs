@@ -181,4 +181,28 @@ fn a_partners_write_over_a_withheld_version_answers_and_reads_back_as_a_new_one(
         "the RED version is the one left: {}",
         left[0]
     );
+
+    // A partner that may only write receives nothing: no version of the collection, CLEAR
+    // or RED, shapes its answer.
+    let mut inbox = Client::new(node.addr, &node.write_only_key);
+    let fresh = oracle::missing_indicator_id(31, 31);
+    let new = inbox.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&fresh, T, T, "inbox")]),
+    );
+    for held in [&node.red[5], &node.clear[5]] {
+        let over = inbox.send(
+            "POST",
+            &objects,
+            &envelope(&[indicator(held, T, T, "inbox")]),
+        );
+        assert_eq!(
+            status_shape(&over, &[held]),
+            status_shape(&new, &[&fresh]),
+            "{} / {}",
+            over.body,
+            new.body
+        );
+    }
 }

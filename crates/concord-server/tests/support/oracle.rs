@@ -76,6 +76,10 @@ pub struct Node {
     pub red: Vec<String>,
     /// Stored ids of e-mail address SCOs (the partner receives them under keyed ids).
     pub scos: Vec<String>,
+    /// TLP:CLEAR indicators (every partner that reads receives them).
+    pub clear: Vec<String>,
+    /// API key of partner `inbox` (DE; may only write `intel`).
+    pub write_only_key: String,
     /// Kept for the node's lifetime.
     _dir: tempfile::TempDir,
 }
@@ -119,9 +123,11 @@ pub fn node(limits: Limits) -> Node {
         v
     };
     let mut objects = Vec::new();
+    let mut clear = Vec::new();
     for i in 0..200 {
         let id = format!("indicator--{}", uuid4(i as u64, 1));
         objects.push(indicator(&id, i, false));
+        clear.push(id);
     }
     let mut red = Vec::new();
     for i in 0..WITHHELD {
@@ -139,19 +145,24 @@ pub fn node(limits: Limits) -> Node {
         scos.push(id);
     }
     put(store.as_ref(), &c.id, &objects);
-    let (key, key_id, key_hash) = concord_server::auth::new_api_key().expect("key");
-    store
-        .put_partner(&Partner {
-            name: "bsi".into(),
-            jurisdiction: "DE".into(),
-            groups: vec![],
-            read: vec![c.id.clone()],
-            write: vec![c.id.clone()],
-            key_id,
-            key_hash,
-            created_ns: 0,
-        })
-        .expect("partner");
+    let partner = |name: &str, read: bool| {
+        let (key, key_id, key_hash) = concord_server::auth::new_api_key().expect("key");
+        store
+            .put_partner(&Partner {
+                name: name.into(),
+                jurisdiction: "DE".into(),
+                groups: vec![],
+                read: if read { vec![c.id.clone()] } else { vec![] },
+                write: vec![c.id.clone()],
+                key_id,
+                key_hash,
+                created_ns: 0,
+            })
+            .expect("partner");
+        key
+    };
+    let key = partner("bsi", true);
+    let write_only_key = partner("inbox", false);
     let state = AppState::new(
         store,
         ServerConfig {
@@ -193,6 +204,8 @@ pub fn node(limits: Limits) -> Node {
         key,
         red,
         scos,
+        clear,
+        write_only_key,
         _dir: dir,
     }
 }
