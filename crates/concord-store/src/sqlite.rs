@@ -277,8 +277,7 @@ impl WriteBatch for SqliteBatch<'_> {
                 .query_map(params![self.collection_id, h.id, m], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
                 })?
-                .filter(|row| row.as_ref().map_or(true, |(vid, _)| !unseen.contains(vid)))
-                .next()
+                .find(|row| row.as_ref().map_or(true, |(vid, _)| !unseen.contains(vid)))
                 .transpose()?;
             match held {
                 Some((_, stored)) if stored != hash => {
@@ -310,8 +309,7 @@ impl WriteBatch for SqliteBatch<'_> {
                     .query_map(params![self.collection_id, h.id], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
                     })?
-                    .filter(|row| row.as_ref().map_or(true, |(vid, _)| !unseen.contains(vid)))
-                    .next()
+                    .find(|row| row.as_ref().map_or(true, |(vid, _)| !unseen.contains(vid)))
                     .transpose()?
                     .map(|(_, body)| body)
             };
