@@ -67,7 +67,7 @@ pub struct Limits {
     /// [`Limits::answer_floor_ms`] (uniform). Default 5: on a node whose CPUs are saturated
     /// the extra CPU time of deciding a withheld object still shifts the answer by some
     /// 0.1 ms after any floor (it is paid back in scheduling delay), and a jitter of 5 ms
-    /// buries that shift (BENCHMARKS.md §12).
+    /// buries that shift (BENCHMARKS.md §13).
     pub answer_jitter_ms: u64,
 }
 
@@ -135,7 +135,7 @@ impl Limits {
 /// hide is CPU time itself: on a node whose CPUs are saturated (measured at a load average
 /// of 6–11 on 2 cores), the extra tenth of a millisecond of deciding a withheld object is
 /// paid back as scheduling delay after the floor, and shifts the answer by about that much;
-/// the jitter (5 ms by default) buries that shift (BENCHMARKS.md §12 gives the figures).
+/// the jitter (5 ms by default) buries that shift (BENCHMARKS.md §13 gives the figures).
 ///
 /// It is applied in one place, the [`answer_floor`] layer on the TAXII routes that take an
 /// id, for partners only (the operator may read everything, so it has nothing to learn),
