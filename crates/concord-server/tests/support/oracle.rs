@@ -108,6 +108,8 @@ pub fn node(limits: Limits) -> Node {
         groups: None,
         recipients: Vec::new(),
         default_tlp: Tlp::Clear,
+        addressed: Default::default(),
+        grants: Default::default(),
     };
     store
         .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
@@ -192,7 +194,7 @@ pub fn node(limits: Limits) -> Node {
             concord_server::serve(
                 listener,
                 concord_server::router(state),
-                concord_server::ConnTimeouts::default(),
+                concord_server::ConnLimits::default(),
                 std::future::pending(),
             )
             .await
