@@ -43,6 +43,7 @@ impl Store for NoAudit {
         collection(id: &str) -> Result<Option<Collection>>;
         create_collection(new: &NewCollection) -> Result<Collection>;
         delete_object(c: &str, id: &str, f: &ObjectFilter) -> Result<usize>;
+        delete_versions(c: &str, id: &str, v: &[i64]) -> Result<usize>;
         count(c: &str) -> Result<u64>;
         last_added(c: &str) -> Result<Option<i64>>;
         collection_version(c: &str) -> Result<i64>;

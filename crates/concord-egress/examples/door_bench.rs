@@ -171,6 +171,7 @@ fn main() {
             settings: &[],
             max_object_size: concord_ingest::Limits::default().max_object_size,
             cancel: None,
+            unseen: None,
         };
         total += ingest(
             store.as_ref(),

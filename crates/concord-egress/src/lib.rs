@@ -30,6 +30,12 @@
 //!
 //! The operator (the admin token, the CLI without `--partner`) receives the stored objects
 //! as they are; its transfers are audited the same way.
+//!
+//! "Exists but not for you" answers as "does not exist" in bytes here; in time, the work of
+//! deciding a withheld object is hidden by the server's answer floor
+//! (`concord_server::limits::AnswerFloor`), which a door that answers a partner's question
+//! about an id applies around this crate's page. What a partner writes is answered as if
+//! the versions it does not receive did not exist ([`Egress::unseen_versions`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -117,6 +123,10 @@ pub struct Sent {
     pub body: Option<String>,
     /// Whether the copy differs from what is stored.
     pub rewritten: bool,
+    /// The stored version row ([`Entry::vid`]): two entries of a collection may share an
+    /// `(id, modified)` ([`concord_store::WriteBatch::add_unseen`]), the row tells them
+    /// apart (a partner's DELETE removes only the rows it receives).
+    pub vid: i64,
 }
 
 impl Sent {
@@ -131,6 +141,7 @@ impl Sent {
             spec_version: e.spec_version.clone(),
             body,
             rewritten,
+            vid: e.vid,
         }
     }
 }
@@ -753,6 +764,58 @@ impl Egress {
         Ok(out)
     }
 
+    /// The version rows (`vid`) of `object_id` in `collection_id`, of any version and spec
+    /// version, that a partner does not receive, decided without recording anything
+    /// (nothing leaves): what must not shape the answer to a partner's write
+    /// ([`concord_store::WriteBatch::add_unseen`]; issue 15, the conflict oracle). `reader`:
+    /// the partner, when it may read the collection; `None` for a partner that may only
+    /// write it, which receives nothing, so every version is unseen. Errors: the store, the
+    /// configuration.
+    pub fn unseen_versions(
+        &self,
+        reader: Option<&PartnerProfile>,
+        collection_id: &str,
+        object_id: &str,
+    ) -> Result<Vec<i64>, EgressError> {
+        let filter = ObjectFilter {
+            ids: vec![object_id.to_owned()],
+            versions: vec![VersionSelector::All],
+            spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
+            ..ObjectFilter::default()
+        };
+        let mut entries = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.entries(
+                collection_id,
+                &filter,
+                &PageRequest {
+                    limit: STORE_STEP,
+                    after: after.take(),
+                },
+                true,
+            )?;
+            after = page.entries.last().map(Entry::cursor);
+            entries.extend(page.entries);
+            if !page.more {
+                break;
+            }
+        }
+        let Some(partner) = reader else {
+            return Ok(entries.iter().map(|e| e.vid).collect());
+        };
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let decided = self.decide_unrecorded(partner, collection_id, &entries)?;
+        Ok(entries
+            .iter()
+            .zip(decided)
+            .filter(|(_, d)| d.is_none())
+            .map(|(e, _)| e.vid)
+            .collect())
+    }
+
     /// What `partner` would receive of the stored object version `entry` of `collection_id`,
     /// with the rules that decided, without recording anything: `concord policy explain`
     /// and the web UI's "as partner" view. The steps are those of
@@ -913,6 +976,7 @@ fn sent_as_stored(e: Entry, want_body: bool) -> Sent {
         spec_version: e.spec_version,
         body: if want_body { e.body } else { None },
         rewritten: false,
+        vid: e.vid,
     }
 }
 
@@ -1218,9 +1282,13 @@ impl<'a> Decider<'a> {
                 )?;
                 after = page.entries.last().map(Entry::cursor);
                 for e in page.entries {
-                    // Of two entries of one object (several spec versions), the newest.
+                    // Of two entries of one object (several spec versions), the newest; of
+                    // two of one version (a partner's write beside a version withheld from
+                    // it, [`concord_store::WriteBatch::add_unseen`]), the later added, as
+                    // page entries decide it ([`Decider::decide_page_entry`]): a reference
+                    // then resolves for the writer as it would if the other did not exist.
                     match found.get(&e.id) {
-                        Some(Entry { version_key, .. }) if *version_key >= e.version_key => {}
+                        Some(Entry { version_key, .. }) if *version_key > e.version_key => {}
                         _ => {
                             found.insert(e.id.clone(), e);
                         }
@@ -1528,12 +1596,16 @@ impl<'a> Decider<'a> {
     fn decide_page_entry(&mut self, e: &Entry, newest: bool) -> Result<Outcome, EgressError> {
         let marks = (self.assumptions.len(), self.taints, self.log.len());
         let outcome = self.decide(e, 0)?;
-        if newest && !self.fates.contains_key(&e.id) {
-            let fate = match &outcome {
-                Outcome::Sent { id, .. } => Fate::Received(id.clone()),
-                Outcome::Withheld(_) => Fate::NotReceived(format!("{} is withheld", e.id)),
-            };
-            self.fates.insert(e.id.clone(), fate);
+        // Only a version that is sent sets the fate: of two entries of one newest version
+        // (a partner's write beside a version withheld from it,
+        // [`concord_store::WriteBatch::add_unseen`]), the one withheld must not decide for
+        // references before the other is reached; a withheld target's fate is then decided
+        // by [`Decider::fate`], from the entry [`Decider::newest`] picks, and kept as well.
+        if newest
+            && let Outcome::Sent { id, .. } = &outcome
+            && !self.fates.contains_key(&e.id)
+        {
+            self.fates.insert(e.id.clone(), Fate::Received(id.clone()));
             self.log.push((e.id.clone(), true));
             self.share_exact(marks.0, marks.1, marks.2);
         }

@@ -120,7 +120,16 @@ pub struct IngestOptions<'a> {
     /// Checked at every read of the input (once per 64 KiB read buffer): once
     /// set, the ingest stops and rolls back ([`IngestError::Cancelled`]).
     pub cancel: Option<&'a AtomicBool>,
+    /// For a writer that does not receive every version the collection holds (a partner,
+    /// issue 15): given an object's id, the version rows (`vid`) of it in the collection
+    /// that the writer does not receive. They count as absent when the object is added
+    /// ([`concord_store::WriteBatch::add_unseen`]), so the answer to the writer is the
+    /// answer it would get if they did not exist. `None`: the writer sees everything.
+    pub unseen: Option<&'a UnseenVersions<'a>>,
 }
+
+/// The version rows of an object id that the writer does not receive ([`IngestOptions::unseen`]).
+pub type UnseenVersions<'a> = dyn Fn(&str) -> Result<Vec<i64>, StoreError> + 'a;
 
 /// The size limits of one node's ingress, from its configuration (`max_object_size`,
 /// `max_unpacked` in `concord.toml`).
@@ -226,11 +235,15 @@ pub fn ingest_batch<R: Read>(
         match check(index, &raw) {
             Err(rejection) => report.rejected.push(rejection),
             Ok((header, value)) => {
-                let outcome = batch.add(&NewObject {
+                let object = NewObject {
                     header: &header,
                     body: raw.get(),
                     value: &value,
-                })?;
+                };
+                let outcome = match options.unseen {
+                    Some(unseen) => batch.add_unseen(&object, &unseen(&header.id)?)?,
+                    None => batch.add(&object)?,
+                };
                 let version = header.version().map(|t| t.to_string());
                 match outcome {
                     AddOutcome::Conflict(reason) => report.rejected.push(Rejection {
@@ -483,6 +496,7 @@ mod tests {
             settings: &[],
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel,
+            unseen: None,
         }
     }
 

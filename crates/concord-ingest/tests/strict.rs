@@ -30,6 +30,7 @@ fn duplicate_member_names_are_refused_with_object_and_key() {
         settings: &[],
         max_object_size: concord_ingest::Limits::default().max_object_size,
         cancel: None,
+        unseen: None,
     };
     let report = ingest(&store, &c.id, bundle.as_bytes(), options, |_| {}).unwrap();
     assert_eq!(report.accepted.len(), 1);

@@ -106,5 +106,6 @@ fn import_options<'a>(
         settings: &[],
         max_object_size,
         cancel: None,
+        unseen: None,
     }
 }

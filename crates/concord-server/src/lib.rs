@@ -268,6 +268,12 @@ pub fn router(state: AppState) -> Router {
     let paged = |m: axum::routing::MethodRouter<AppState>| {
         m.layer(middleware::from_fn_with_state(state.clone(), page_gate))
     };
+    // Every route that answers a partner's question about an id goes through the one answer
+    // floor (issue 15, timing oracle F2), around the page gate: object, versions, DELETE,
+    // and objects and manifest with `match[id]` (the layer counts the ids).
+    let floored = |m: axum::routing::MethodRouter<AppState>| {
+        m.layer(middleware::from_fn_with_state(state.clone(), answer_floor))
+    };
     let routes: [(String, axum::routing::MethodRouter<AppState>); 9] = [
         ("/taxii2/".into(), get(discovery)),
         (format!("{root}/"), get(api_root)),
@@ -279,19 +285,19 @@ pub fn router(state: AppState) -> Router {
         ),
         (
             format!("{root}/collections/{{collection}}/manifest/"),
-            paged(get(manifest)),
+            floored(paged(get(manifest))),
         ),
         (
             format!("{root}/collections/{{collection}}/objects/"),
-            paged(get(objects)).post(add_objects),
+            floored(paged(get(objects)).post(add_objects)),
         ),
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/"),
-            paged(get(object)).delete(delete_object),
+            floored(paged(get(object)).delete(delete_object)),
         ),
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"),
-            paged(get(versions)),
+            floored(paged(get(versions))),
         ),
     ];
     // Not TAXII: matching for SIEMs (issue 4), plain JSON in and out.
@@ -373,6 +379,51 @@ async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> R
     next.run(req)
         .await
         .map(|body| axum::body::Body::new(limits::PermitBody::new(body, permit)))
+}
+
+/// The answer floor of [`router`] ([`limits::AnswerFloor`]): a partner's answer to a request
+/// that names ids ([`limits::ids_named`]) leaves at the deadline the floor sets from the
+/// moment the request reached the route, whatever the answer (200, 404, 400), so that its
+/// time does not tell a withheld object from a missing one. The operator's answers are not
+/// held: it receives everything, so there is nothing for it to learn.
+async fn answer_floor(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = tokio::time::Instant::now();
+    let ids = match req.extensions().get::<Principal>() {
+        Some(Principal::Partner(_)) => {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| m.as_str().to_owned());
+            // Percent-decoded as the handlers read it; an unreadable query is refused by
+            // them, and held like any other answer (as if it named one id).
+            RawQuery::<Vec<(String, String)>>::try_from_uri(req.uri())
+                .map(|RawQuery(pairs)| limits::ids_named(route.as_deref(), &pairs))
+                .unwrap_or(1)
+        }
+        _ => 0,
+    };
+    let resp = next.run(req).await;
+    let floor = state.config.limits.answer_floor();
+    if floor.deadline(started, ids, started).is_none() {
+        return resp;
+    }
+    // The body is taken first (it is a page already built in memory): that hands it over
+    // and releases the page gate's permit ([`limits::PermitBody`]), so the wait holds no
+    // slot of the gate.
+    let (parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(TaxiiError::new(
+                ErrorCode::Internal,
+                format!("building the answer: {e}"),
+            ));
+        }
+    };
+    if let Some(until) = floor.deadline(started, ids, tokio::time::Instant::now()) {
+        tokio::time::sleep_until(until).await;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Holds every request body of `app` to `max` bytes, as a layer around the whole router
@@ -1022,8 +1073,6 @@ async fn delete_object(
         }
         let mut n = 0;
         let mut records = Vec::new();
-        // The version rows, named before they go (the log records vids).
-        let rows = store.audit_versions_of(&id)?;
         let door = concord_egress::Door {
             door: "taxii-delete",
             partner: audience.name(),
@@ -1031,25 +1080,14 @@ async fn delete_object(
             policy_version: concord_egress::BASE_POLICY_VERSION,
         };
         for v in &selected {
-            let Ok(at) = Timestamp::from_sort_key(&v.version_key) else {
-                continue;
-            };
-            let one = ObjectFilter {
-                ids: vec![id.clone()],
-                versions: vec![VersionSelector::At(at)],
-                spec_versions: vec![v.spec_version.clone()],
-                ..ObjectFilter::default()
-            };
-            let removed = store.delete_object(&c.id, &id, &one)?;
+            // By its row: another entry may share its `(id, modified)` and be withheld from
+            // the principal ([`concord_store::WriteBatch::add_unseen`]).
+            let removed = store.delete_versions(&c.id, &id, &[v.vid])?;
             if removed > 0 {
                 n += removed;
-                let vid = rows
-                    .iter()
-                    .find(|r| r.version == v.version)
-                    .map_or(0, |r| r.vid);
                 records.push(door.record(
                     "delete",
-                    vid,
+                    v.vid,
                     &id,
                     v.version.clone(),
                     "deleted",
@@ -1122,8 +1160,31 @@ async fn add_objects(
     let request_timestamp = Timestamp::now_micros().to_string();
     let store = state.store.clone();
     let who = audit::principal_name(&principal);
+    let egress = state.egress.clone();
+    // `None`: the operator, who sees everything; `Some(None)`: a partner that may only
+    // write, which receives nothing of the collection.
+    let writer = match &principal {
+        Principal::Admin => None,
+        Principal::Partner(p) => Some(p.read.contains(&c.id).then(|| p.profile.clone())),
+    };
     let report = blocking(move || {
         let door = audit::ingress_door("taxii-post", &who, &c.id);
+        // A partner's write is answered as if the versions it does not receive did not
+        // exist (issue 15, the conflict oracle): a version under the `(id, modified)` of one
+        // withheld from it, or with another `created`, is added beside it, as a new one
+        // would be, and the partner reads back what it wrote; the status resource, the
+        // audit and what it later reads are those of a new version.
+        let unseen = |id: &str| -> Result<Vec<i64>, concord_store::StoreError> {
+            let Some(reader) = &writer else {
+                return Ok(Vec::new());
+            };
+            egress
+                .unseen_versions(reader.as_ref(), &c.id, id)
+                .map_err(|e| match e {
+                    EgressError::Store(e) => e,
+                    other => concord_store::StoreError::Corrupt(other.to_string()),
+                })
+        };
         // Ingress records go into the ingest's own transaction: durable with the objects.
         let make = |accepted: &[concord_ingest::Accepted]| audit::ingress_records(&door, accepted);
         let options = IngestOptions {
@@ -1134,6 +1195,7 @@ async fn add_objects(
             settings: &[],
             max_object_size,
             cancel: Some(&cancel),
+            unseen: Some(&unseen),
         };
         let report =
             ingest(store.as_ref(), &c.id, &body[..], options, |_| {}).map_err(|e| match e {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::Bytes;
+use std::time::Duration;
 
 /// The request limits of a node, from the `[limits]` section of `concord.toml`; each has a
 /// safe default ([`Limits::default`]).
@@ -55,6 +56,19 @@ pub struct Limits {
     /// before the object that would cross it (with `more` and `next`), and holds at least
     /// one object. Default 16 MiB.
     pub page_max_bytes: usize,
+    /// The answer floor of a partner's look-up by id ([`AnswerFloor`]), in milliseconds per
+    /// id named: `GET …/objects/{id}/`, `…/versions/`, `DELETE …/objects/{id}/`, and
+    /// `objects/` or `manifest/` with `match[id]`. The answer leaves no earlier than this
+    /// many milliseconds (times the ids named) after the request reached the route, so that
+    /// "exists but withheld" and "does not exist" take the same time. 0 turns it off.
+    /// Default 5.
+    pub answer_floor_ms: u64,
+    /// A random delay of up to this many milliseconds added to the floor of
+    /// [`Limits::answer_floor_ms`] (uniform). Default 5: on a node whose CPUs are saturated
+    /// the extra CPU time of deciding a withheld object still shifts the answer by some
+    /// 0.1 ms after any floor (it is paid back in scheduling delay), and a jitter of 5 ms
+    /// buries that shift (BENCHMARKS.md §14).
+    pub answer_jitter_ms: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +84,8 @@ impl Default for Limits {
             page_concurrency: default_page_concurrency(),
             page_queue: 32,
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
+            answer_floor_ms: 5,
+            answer_jitter_ms: 5,
         }
     }
 }
@@ -81,6 +97,106 @@ impl Default for Limits {
 /// during a flood of 10,000-object pages, 2 builders 176 ms (BENCHMARKS.md §10).
 pub fn default_page_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+impl Limits {
+    /// The answer floor of a partner's look-ups by id ([`Limits::answer_floor_ms`],
+    /// [`Limits::answer_jitter_ms`]).
+    pub fn answer_floor(&self) -> AnswerFloor {
+        AnswerFloor {
+            per_id: Duration::from_millis(self.answer_floor_ms),
+            jitter: Duration::from_millis(self.answer_jitter_ms),
+        }
+    }
+}
+
+/// The time floor of a partner's answers to look-ups by id (issue 15, timing oracle F2).
+///
+/// A partner asks about an id: the door finds an object version that exists but is
+/// withheld from it (TLP:RED, not shared with it, the stored id of an SCO it receives
+/// under a keyed id), or finds nothing. The two answers are the same bytes, but not the
+/// same work: a version that exists is read, parsed, decided for the partner (markings,
+/// personal data, references) and audited; a missing one costs one index look-up. On
+/// loopback that was 0.35–0.39 ms against 0.15–0.18 ms, which a partner tells apart over
+/// a few hundred requests, and which undoes everything else: a stored SCO id is the UUIDv5
+/// of its value, so a guessed e-mail address is confirmed by the time it takes.
+///
+/// Why a floor, and not equal work: the work of the withheld path is the decision of that
+/// object for that partner, which depends on its size, markings and references, on what the
+/// decision caches hold, and on what else the node is doing; a miss cannot be made to cost
+/// "the same" without deciding an object of the same cost, which the node does not know
+/// for an id it does not hold. Skipping the look-up of ids the partner cannot legitimately
+/// know (the stored id of a renamed SCO) does not help either: whether a stored SCO is
+/// renamed for a partner is itself the outcome of its decision. A floor makes the time of
+/// the answer independent of the work below it: the answer waits until a deadline fixed
+/// at the start of the request. The deadline is a whole number of floors after the start
+/// (one floor per id named, more floors when the work took longer), plus a uniform jitter:
+/// work that outgrows the floor moves the answer by whole floors only. What a floor cannot
+/// hide is CPU time itself: on a node whose CPUs are saturated (measured at a load average
+/// of 6–11 on 2 cores), the extra tenth of a millisecond of deciding a withheld object is
+/// paid back as scheduling delay after the floor, and shifts the answer by about that much;
+/// the jitter (5 ms by default) buries that shift (BENCHMARKS.md §14 gives the figures).
+///
+/// It is applied in one place, the [`answer_floor`] layer on the TAXII routes that take an
+/// id, for partners only (the operator may read everything, so it has nothing to learn),
+/// around the page gate: the wait holds no page slot and no thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerFloor {
+    /// The floor per id named; zero: no floor.
+    pub per_id: Duration,
+    /// The largest random delay added.
+    pub jitter: Duration,
+}
+
+impl AnswerFloor {
+    /// When the answer to a request that reached the route at `started`, named `ids` ids
+    /// and whose answer was ready at `ready`, may leave: `started` plus the smallest whole
+    /// number of floors, at least `ids` of them, that is not before `ready`, plus a
+    /// uniform jitter in `[0, jitter]`. `None` when there is nothing to wait for (no id
+    /// named, or a zero floor).
+    pub fn deadline(
+        &self,
+        started: tokio::time::Instant,
+        ids: usize,
+        ready: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        if ids == 0 || self.per_id.is_zero() {
+            return None;
+        }
+        let floor = self.per_id.as_nanos();
+        let took = ready.saturating_duration_since(started).as_nanos();
+        let floors = (ids as u128).max(took.div_ceil(floor));
+        let wait = Duration::from_nanos(u64::try_from(floors * floor).unwrap_or(u64::MAX));
+        Some(started + wait + self.jitter_sample())
+    }
+
+    /// A uniform sample of `[0, jitter]` (from the OS random source; none when it fails).
+    fn jitter_sample(&self) -> Duration {
+        let span = self.jitter.as_nanos();
+        if span == 0 {
+            return Duration::ZERO;
+        }
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            return Duration::ZERO;
+        }
+        let n = u128::from(u64::from_le_bytes(b)) % (span + 1);
+        Duration::from_nanos(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// How many object ids a TAXII request names: the `{object_id}` of its route (`route`, the
+/// matched route's template: object, versions, delete) and the ids of its `match[id]`
+/// parameters (`pairs`, the query percent-decoded; comma-separated, each counted as
+/// written).
+pub fn ids_named(route: Option<&str>, pairs: &[(String, String)]) -> usize {
+    let in_path = usize::from(route.is_some_and(|r| r.contains("{object_id}")));
+    let in_query: usize = pairs
+        .iter()
+        .filter(|(name, _)| name == "match[id]")
+        .map(|(_, v)| v.split(',').filter(|s| !s.trim().is_empty()).count())
+        .sum();
+    in_path + in_query
 }
 
 /// Seconds a client told "busy" (503) waits before it tries again (`Retry-After`).
@@ -457,5 +573,78 @@ impl CompileGate {
     pub fn load(&self) -> (usize, usize) {
         let s = self.lock();
         (s.running, s.waiting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn ids_are_counted_in_the_route_and_in_match_id() {
+        let object = Some("/concord/collections/{collection}/objects/{object_id}/");
+        let objects = Some("/concord/collections/{collection}/objects/");
+        assert_eq!(ids_named(object, &[]), 1);
+        assert_eq!(ids_named(objects, &[]), 0);
+        assert_eq!(
+            ids_named(
+                objects,
+                &pairs(&[("match[type]", "indicator"), ("limit", "5")])
+            ),
+            0
+        );
+        assert_eq!(
+            ids_named(
+                objects,
+                &pairs(&[("match[id]", "a--1,b--2"), ("match[id]", "c--3")])
+            ),
+            3
+        );
+        assert_eq!(ids_named(object, &pairs(&[("match[id]", "a--1,,")])), 2);
+    }
+
+    #[test]
+    fn the_deadline_is_whole_floors_per_id_plus_a_bounded_jitter() {
+        let ms = Duration::from_millis;
+        let floor = AnswerFloor {
+            per_id: ms(5),
+            jitter: Duration::ZERO,
+        };
+        let t = Instant::now();
+        assert_eq!(floor.deadline(t, 0, t + ms(1)), None);
+        let off = AnswerFloor {
+            per_id: Duration::ZERO,
+            jitter: ms(3),
+        };
+        assert_eq!(off.deadline(t, 3, t + ms(1)), None);
+        assert_eq!(floor.deadline(t, 1, t + ms(1)), Some(t + ms(5)));
+        assert_eq!(floor.deadline(t, 2, t + ms(1)), Some(t + ms(10)));
+        // Work past the floor moves the answer by whole floors.
+        assert_eq!(floor.deadline(t, 1, t + ms(12)), Some(t + ms(15)));
+        assert_eq!(floor.deadline(t, 1, t + ms(10)), Some(t + ms(10)));
+        let jittered = AnswerFloor {
+            per_id: ms(5),
+            jitter: ms(2),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let d = jittered.deadline(t, 1, t + ms(1)).unwrap();
+            assert!(d >= t + ms(5) && d <= t + ms(7), "{:?}", d - t);
+            seen.insert(d);
+        }
+        assert!(seen.len() > 1, "the jitter varies");
+        let limits = Limits {
+            answer_floor_ms: 5,
+            answer_jitter_ms: 2,
+            ..Limits::default()
+        };
+        assert_eq!(limits.answer_floor(), jittered);
     }
 }

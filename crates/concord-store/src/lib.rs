@@ -239,7 +239,18 @@ pub trait WriteBatch {
     /// The `date_added` that every entry of this batch gets (nanoseconds since the epoch).
     fn date_added_ns(&self) -> i64;
     /// Adds one object version to the collection.
-    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome>;
+    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
+        self.add_unseen(object, &[])
+    }
+    /// [`WriteBatch::add`] for a writer that does not receive every version the collection
+    /// holds (a partner, issue 15): the versions whose rows (`vid`) are in `unseen` count as
+    /// absent. A version that conflicts only with unseen ones (another content under the
+    /// same `(id, modified)`, another `created` or `created_by_ref`) is added beside them,
+    /// as it would be if they did not exist, so that the writer's answer, and what it reads
+    /// afterwards, never tells that they do; the same content is the same row, already
+    /// present. Both versions are then in the collection (TAXII `versions` lists the
+    /// `modified` twice to those who receive both); the audit log names both rows.
+    fn add_unseen(&mut self, object: &NewObject<'_>, unseen: &[i64]) -> Result<AddOutcome>;
     /// Appends audit records in the batch's own transaction: they become durable and visible
     /// with the objects they describe, or not at all. The chain is the same as
     /// [`Store::append_audit`]'s.
@@ -442,6 +453,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// version parts of `filter`; returns how many were removed. Object versions that no
     /// collection holds any more are deleted.
     fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize>;
+    /// Removes from a collection the entries of object `id` whose version rows (`vid`) are
+    /// in `vids`, and nothing else (two entries may share an `(id, modified)`: see
+    /// [`WriteBatch::add_unseen`]); returns how many were removed. As
+    /// [`Store::delete_object`] otherwise.
+    fn delete_versions(&self, collection_id: &str, id: &str, vids: &[i64]) -> Result<usize>;
     /// Number of entries in a collection.
     fn count(&self, collection_id: &str) -> Result<u64>;
     /// The latest `date_added` of a collection (nanoseconds), `None` when empty: grows with

@@ -701,7 +701,7 @@ impl WriteBatch for PgBatch<'_> {
         Ok(())
     }
 
-    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
+    fn add_unseen(&mut self, object: &NewObject<'_>, unseen: &[i64]) -> Result<AddOutcome> {
         let h = object.header;
         let hash = content_hash(object.value);
         let version = h.version();
@@ -728,13 +728,16 @@ impl WriteBatch for PgBatch<'_> {
         // other collections hold never changes the answer.
         let collection_id = self.collection_id.clone();
         if let Some(m) = &modified_key {
+            // Versions the writer does not receive count as absent ([`WriteBatch::add_unseen`]).
+            let unseen_vids = unseen.to_vec();
             let held = self.conn().query_opt(
                 "SELECT v.vid, v.content_hash FROM collection_entries e
                  JOIN object_versions v ON v.vid = e.vid
                  WHERE e.collection_id = $1 AND e.id = $2 AND e.version_key = $3
-                   AND v.modified_key IS NOT NULL
+                   AND v.modified_key IS NOT NULL AND NOT (e.vid = ANY($4))
+                 ORDER BY e.seq
                  LIMIT 1",
-                &[&collection_id, &h.id, &m],
+                &[&collection_id, &h.id, &m, &unseen_vids],
             )?;
             if let Some(row) = held {
                 return Ok(if row.get::<_, &[u8]>(1) == hash {
@@ -750,8 +753,9 @@ impl WriteBatch for PgBatch<'_> {
                     "SELECT v.body FROM collection_entries e
                      JOIN object_versions v ON v.vid = e.vid
                      WHERE e.collection_id = $1 AND e.id = $2 AND v.modified_key IS NOT NULL
+                       AND NOT (e.vid = ANY($3))
                      LIMIT 1",
-                    &[&collection_id, &h.id],
+                    &[&collection_id, &h.id, &unseen_vids],
                 )? {
                     Some(row) => Some(
                         serde_json::from_str(row.get::<_, &str>(0))
@@ -1091,6 +1095,50 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Removes the entries of `id` that `q` selects (in one transaction, under the write
+    /// lock), the version rows no collection holds any more, and keeps the names of removed
+    /// rows for the audit log.
+    fn delete_entries(&self, collection_id: &str, id: &str, q: Query) -> Result<usize> {
+        let lock_key = self.lock_key;
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&WRITE_LOCK_CLASS, &lock_key],
+            )?;
+            // The names of this id's versions, kept for the audit log if their rows go.
+            let names = version_names(&mut tx, "v.id = $1", &[&id])?;
+            let n = tx.execute(
+                &format!(
+                    "DELETE FROM collection_entries WHERE seq IN
+                     (SELECT e.seq FROM collection_entries e WHERE {})",
+                    q.sql
+                ),
+                &q.params(),
+            )?;
+            tx.execute(
+                "DELETE FROM object_versions v WHERE v.id = $1
+                 AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)",
+                &[&id],
+            )?;
+            if n > 0 {
+                tx.execute(BUMP_VERSION, &[&collection_id])?;
+            }
+            for name in names {
+                tx.execute(
+                    "INSERT INTO audit_version_names (vid, object_id, version)
+                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = $1)
+                     ON CONFLICT DO NOTHING",
+                    &[&name.vid, &name.object_id, &name.version],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n as usize)
+        })
+    }
+}
+
 impl Store for PostgresStore {
     fn collections(&self) -> Result<Vec<Collection>> {
         self.with_conn(|c| {
@@ -1188,42 +1236,18 @@ impl Store for PostgresStore {
         let mut q = Query::new(collection_id);
         q.list("e.id", &[id.to_owned()]);
         q.versions(filter);
-        let lock_key = self.lock_key;
-        self.with_conn(|c| {
-            let mut tx = c.client.transaction()?;
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&WRITE_LOCK_CLASS, &lock_key],
-            )?;
-            // The names of this id's versions, kept for the audit log if their rows go.
-            let names = version_names(&mut tx, "v.id = $1", &[&id])?;
-            let n = tx.execute(
-                &format!(
-                    "DELETE FROM collection_entries WHERE seq IN
-                     (SELECT e.seq FROM collection_entries e WHERE {})",
-                    q.sql
-                ),
-                &q.params(),
-            )?;
-            tx.execute(
-                "DELETE FROM object_versions v WHERE v.id = $1
-                 AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)",
-                &[&id],
-            )?;
-            if n > 0 {
-                tx.execute(BUMP_VERSION, &[&collection_id])?;
-            }
-            for name in names {
-                tx.execute(
-                    "INSERT INTO audit_version_names (vid, object_id, version)
-                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = $1)
-                     ON CONFLICT DO NOTHING",
-                    &[&name.vid, &name.object_id, &name.version],
-                )?;
-            }
-            tx.commit()?;
-            Ok(n as usize)
-        })
+        self.delete_entries(collection_id, id, q)
+    }
+
+    fn delete_versions(&self, collection_id: &str, id: &str, vids: &[i64]) -> Result<usize> {
+        if vids.is_empty() {
+            return Ok(0);
+        }
+        let mut q = Query::new(collection_id);
+        q.list("e.id", &[id.to_owned()]);
+        let p = q.arg(vids.to_vec());
+        q.sql.push_str(&format!(" AND e.vid = ANY({p})"));
+        self.delete_entries(collection_id, id, q)
     }
 
     fn count(&self, collection_id: &str) -> Result<u64> {

@@ -297,7 +297,7 @@ impl WriteBatch for SqliteBatch<'_> {
         self.date_added_ns
     }
 
-    fn add(&mut self, object: &NewObject<'_>) -> Result<AddOutcome> {
+    fn add_unseen(&mut self, object: &NewObject<'_>, unseen: &[i64]) -> Result<AddOutcome> {
         self.last_vid = None;
         let h = object.header;
         let hash = content_hash(object.value);
@@ -306,6 +306,7 @@ impl WriteBatch for SqliteBatch<'_> {
         if let Some(m) = &modified_key {
             // Decided within this collection only (issue 24, item 14): what other collections
             // hold never changes the answer, so a writer learns nothing about them.
+            // Versions the writer does not receive count as absent ([`WriteBatch::add_unseen`]).
             let held: Option<(i64, Vec<u8>)> = self
                 .conn
                 .prepare_cached(
@@ -313,12 +314,13 @@ impl WriteBatch for SqliteBatch<'_> {
                      JOIN object_versions v ON v.vid = e.vid
                      WHERE e.collection_id = ?1 AND e.id = ?2 AND e.version_key = ?3
                        AND v.modified_key IS NOT NULL
-                     LIMIT 1",
+                     ORDER BY e.seq",
                 )?
-                .query_row(params![self.collection_id, h.id, m], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
+                .query_map(params![self.collection_id, h.id, m], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })?
+                .find(|row| row.as_ref().map_or(true, |(vid, _)| !unseen.contains(vid)))
+                .transpose()?;
             match held {
                 Some((_, stored)) if stored != hash => {
                     return Ok(AddOutcome::Conflict(conflict_message(h)));
@@ -329,16 +331,30 @@ impl WriteBatch for SqliteBatch<'_> {
                 }
                 None => {}
             }
-            let earlier: Option<String> = self
-                .conn
-                .prepare_cached(
-                    "SELECT v.body FROM collection_entries e
-                     JOIN object_versions v ON v.vid = e.vid
-                     WHERE e.collection_id = ?1 AND e.id = ?2 AND v.modified_key IS NOT NULL
-                     LIMIT 1",
-                )?
-                .query_row(params![self.collection_id, h.id], |r| r.get(0))
-                .optional()?;
+            let earlier: Option<String> = if unseen.is_empty() {
+                self.conn
+                    .prepare_cached(
+                        "SELECT v.body FROM collection_entries e
+                         JOIN object_versions v ON v.vid = e.vid
+                         WHERE e.collection_id = ?1 AND e.id = ?2 AND v.modified_key IS NOT NULL
+                         LIMIT 1",
+                    )?
+                    .query_row(params![self.collection_id, h.id], |r| r.get(0))
+                    .optional()?
+            } else {
+                self.conn
+                    .prepare_cached(
+                        "SELECT e.vid, v.body FROM collection_entries e
+                         JOIN object_versions v ON v.vid = e.vid
+                         WHERE e.collection_id = ?1 AND e.id = ?2 AND v.modified_key IS NOT NULL",
+                    )?
+                    .query_map(params![self.collection_id, h.id], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })?
+                    .find(|row| row.as_ref().map_or(true, |(vid, _)| !unseen.contains(vid)))
+                    .transpose()?
+                    .map(|(_, body)| body)
+            };
             if let Some(body) = earlier {
                 let earlier: serde_json::Value = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(format!("stored {}: {e}", h.id)))?;
@@ -548,6 +564,42 @@ impl VersionParams for SqliteVersionParams<'_> {
     }
 }
 
+impl SqliteStore {
+    /// Removes the entries of `id` that `q` selects (in one transaction), the version rows
+    /// no collection holds any more, and keeps the names of removed rows for the audit log.
+    fn delete_entries(&self, collection_id: &str, id: &str, q: Query) -> Result<usize> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The names of this id's versions, kept for the audit log if their rows go.
+        let names = version_names(&tx, "v.id = ?1", &[SqlValue::Text(id.to_owned())])?;
+        let n = tx.execute(
+            &format!(
+                "DELETE FROM collection_entries WHERE seq IN
+                 (SELECT e.seq FROM collection_entries e WHERE {})",
+                q.sql
+            ),
+            rusqlite::params_from_iter(q.args.iter()),
+        )?;
+        tx.execute(
+            "DELETE FROM object_versions WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)",
+            [id],
+        )?;
+        if n > 0 {
+            bump_version(&tx, collection_id)?;
+        }
+        for name in names {
+            tx.execute(
+                "INSERT OR IGNORE INTO audit_version_names (vid, object_id, version)
+                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = ?1)",
+                params![name.vid, name.object_id, name.version],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+}
+
 impl Store for SqliteStore {
     fn collections(&self) -> Result<Vec<Collection>> {
         self.with_reader(|c| {
@@ -661,38 +713,24 @@ impl Store for SqliteStore {
     }
 
     fn delete_object(&self, collection_id: &str, id: &str, filter: &ObjectFilter) -> Result<usize> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The names of this id's versions, kept for the audit log if their rows go.
-        let names = version_names(&tx, "v.id = ?1", &[SqlValue::Text(id.to_owned())])?;
         let mut q = Query::new(collection_id);
         q.list("e.id", &[id.to_owned()]);
         q.versions(filter);
-        let n = tx.execute(
-            &format!(
-                "DELETE FROM collection_entries WHERE seq IN
-                 (SELECT e.seq FROM collection_entries e WHERE {})",
-                q.sql
-            ),
-            rusqlite::params_from_iter(q.args.iter()),
-        )?;
-        tx.execute(
-            "DELETE FROM object_versions WHERE id = ?1
-             AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)",
-            [id],
-        )?;
-        if n > 0 {
-            bump_version(&tx, collection_id)?;
+        self.delete_entries(collection_id, id, q)
+    }
+
+    fn delete_versions(&self, collection_id: &str, id: &str, vids: &[i64]) -> Result<usize> {
+        if vids.is_empty() {
+            return Ok(0);
         }
-        for name in names {
-            tx.execute(
-                "INSERT OR IGNORE INTO audit_version_names (vid, object_id, version)
-                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = ?1)",
-                params![name.vid, name.object_id, name.version],
-            )?;
-        }
-        tx.commit()?;
-        Ok(n)
+        let mut q = Query::new(collection_id);
+        q.list("e.id", &[id.to_owned()]);
+        q.sql.push_str(&format!(
+            " AND e.vid IN ({})",
+            vec!["?"; vids.len()].join(",")
+        ));
+        q.args.extend(vids.iter().map(|v| SqlValue::Integer(*v)));
+        self.delete_entries(collection_id, id, q)
     }
 
     fn count(&self, collection_id: &str) -> Result<u64> {

@@ -293,6 +293,93 @@ fn created_and_created_by_ref_never_change(store: &dyn Store) {
     assert_eq!(all(store, &c.id, &f).len(), 2);
 }
 
+/// `add_unseen` (issue 15, the conflict oracle): versions the writer does not receive do not
+/// decide its write; a conflicting version goes beside them, the same content is the same
+/// row; `delete_versions` removes one of two entries of one `(id, modified)`.
+fn unseen_versions_do_not_conflict(store: &dyn Store) {
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "unseen".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let t = "2016-01-01T00:00:00.000Z";
+    let held = obj(A, Some(t), "held");
+    add(store, &c.id, std::slice::from_ref(&held));
+    let all_versions = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..Default::default()
+    };
+    let held_vid = all(store, &c.id, &all_versions)[0].vid;
+    let add_unseen = |objects: &[Value], unseen: &[i64]| {
+        let mut batch = store.begin_write(&c.id).unwrap();
+        let mut out = Vec::new();
+        for v in objects {
+            let header: ObjectHeader = validate_object(v).unwrap();
+            let body = v.to_string();
+            let o = NewObject {
+                header: &header,
+                body: &body,
+                value: v,
+            };
+            out.push(batch.add_unseen(&o, unseen).unwrap());
+        }
+        batch.commit().unwrap();
+        out
+    };
+    let mine = obj(A, Some(t), "mine");
+    let mut moved = obj(A, Some("2017-01-01T00:00:00.000Z"), "moved");
+    moved["created"] = json!("2015-01-01T00:00:00.000Z");
+    // Seen, they conflict, as always.
+    let out = add_unseen(&[mine.clone(), moved.clone()], &[]);
+    assert!(
+        out.iter().all(|o| matches!(o, AddOutcome::Conflict(_))),
+        "{out:?}"
+    );
+    // Unseen, the same content is already present (one row), other content is added beside.
+    let out = add_unseen(&[held.clone(), mine.clone()], &[held_vid]);
+    assert_eq!(out, [AddOutcome::AlreadyPresent, AddOutcome::Added]);
+    let entries = all(store, &c.id, &all_versions);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].version_key, entries[1].version_key);
+    // A new version with another `created` is checked against the seen versions only: the
+    // writer's own ("mine") has the old `created`, so "moved" conflicts with it, and not
+    // when both are unseen.
+    let mine_vid = entries.iter().find(|e| e.vid != held_vid).unwrap().vid;
+    let out = add_unseen(std::slice::from_ref(&moved), &[held_vid]);
+    assert!(
+        matches!(&out[0], AddOutcome::Conflict(m) if m.contains("created")),
+        "{out:?}"
+    );
+    let out = add_unseen(std::slice::from_ref(&moved), &[held_vid, mine_vid]);
+    assert_eq!(out, [AddOutcome::Added]);
+    // `last` selects both entries of the newest version that tie; deleting one by its row
+    // leaves the other.
+    let v = store.collection_version(&c.id).unwrap();
+    assert_eq!(
+        store
+            .delete_versions(&c.id, &format!("campaign--{A}"), &[mine_vid])
+            .unwrap(),
+        1
+    );
+    assert!(store.collection_version(&c.id).unwrap() > v);
+    assert_eq!(
+        store
+            .delete_versions(&c.id, &format!("campaign--{A}"), &[])
+            .unwrap(),
+        0
+    );
+    let left: Vec<i64> = all(store, &c.id, &all_versions)
+        .iter()
+        .map(|e| e.vid)
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(
+        left.contains(&held_vid) && !left.contains(&mine_vid),
+        "{left:?}"
+    );
+}
+
 /// A campaign version with `modified` = `t` (any year, leap seconds), created at the first
 /// instant STIX can write (`created` never changes between versions, STIX 2.1 §3.6).
 fn at(id: &str, t: &str, name: &str) -> Value {
@@ -1349,6 +1436,11 @@ macro_rules! store_suite {
             fn created_and_created_by_ref_never_change() {
                 let Some((s, _g)) = $make else { return };
                 super::created_and_created_by_ref_never_change(&s)
+            }
+            #[test]
+            fn unseen_versions_do_not_conflict() {
+                let Some((s, _g)) = $make else { return };
+                super::unseen_versions_do_not_conflict(&s)
             }
             #[test]
             fn audit_log_is_a_chain() {

@@ -431,6 +431,7 @@ fn pull(
             settings: &settings,
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel: None,
+            unseen: None,
         };
         let r = ingest(store, &m.local, page.body.as_bytes(), options, |_| {}).map_err(|e| {
             SyncError::Ingest {

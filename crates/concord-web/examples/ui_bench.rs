@@ -71,6 +71,7 @@ fn main() {
             settings: &[],
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel: None,
+            unseen: None,
         },
         |_| {},
     )

@@ -74,6 +74,7 @@ fn node() -> Node {
         settings: &[],
         max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
         cancel: None,
+        unseen: None,
     };
     let r = ingest(
         store.as_ref(),
@@ -511,6 +512,7 @@ fn a_partner_knows_a_pseudonymised_sco_only_by_its_new_id() {
         settings: &[],
         max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
         cancel: None,
+        unseen: None,
     };
     let r = ingest(
         n.store.as_ref(),

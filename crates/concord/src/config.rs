@@ -125,6 +125,8 @@ tlp_version = "2.0"
 # page_concurrency = 4                 # TAXII pages built at once (default: CPU cores, at most 4)
 # page_queue = 32                      # pages that may wait; more get 503 + Retry-After
 # page_max_bytes = 16777216            # bytes of objects on one page (at least one object)
+# answer_floor_ms = 5                  # a partner's answer about an object id leaves no sooner (per id)
+# answer_jitter_ms = 5                 # plus a random delay of up to this
 # sqlite_readers = 4                   # SQLite reader connections kept open
 # sqlite_cache_bytes = 8388608         # SQLite page cache per connection
 # postgres_max_connections = 10        # PostgreSQL connections per process
@@ -299,6 +301,10 @@ pub struct Limits {
     pub page_queue: usize,
     /// See [`concord_server::Limits::page_max_bytes`] (bytes).
     pub page_max_bytes: usize,
+    /// See [`concord_server::Limits::answer_floor_ms`] (milliseconds per id).
+    pub answer_floor_ms: u64,
+    /// See [`concord_server::Limits::answer_jitter_ms`] (milliseconds).
+    pub answer_jitter_ms: u64,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -333,6 +339,8 @@ impl Default for Limits {
             page_concurrency: server.page_concurrency,
             page_queue: server.page_queue,
             page_max_bytes: server.page_max_bytes,
+            answer_floor_ms: server.answer_floor_ms,
+            answer_jitter_ms: server.answer_jitter_ms,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -365,6 +373,8 @@ impl Limits {
             page_concurrency: self.page_concurrency,
             page_queue: self.page_queue,
             page_max_bytes: self.page_max_bytes,
+            answer_floor_ms: self.answer_floor_ms,
+            answer_jitter_ms: self.answer_jitter_ms,
         }
     }
 
@@ -528,7 +538,8 @@ mod tests {
              page_max_bytes = 9\nsqlite_readers = 10\nsqlite_cache_bytes = 11\n\
              postgres_max_connections = 12\nmatch_cache_sets_per_audience = 13\n\
              match_compile_concurrency = 14\nmatch_compile_queue = 15\n\
-             write_timeout_secs = 16\nmax_connections = 17\n"
+             write_timeout_secs = 16\nmax_connections = 17\nanswer_floor_ms = 18\n\
+             answer_jitter_ms = 19\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -544,6 +555,8 @@ mod tests {
                 page_concurrency: 7,
                 page_queue: 8,
                 page_max_bytes: 9,
+                answer_floor_ms: 18,
+                answer_jitter_ms: 19,
             }
         );
         assert_eq!(

@@ -497,6 +497,7 @@ fn write(
         settings: &settings,
         max_object_size: w.max_object_size,
         cancel: None,
+        unseen: None,
     };
     let report = match existing {
         Some(_) => {

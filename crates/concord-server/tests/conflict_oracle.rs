@@ -1,0 +1,208 @@
+//! The conflict oracle (issue 15): a partner with write access POSTs a version under the
+//! `(id, modified)` of a version withheld from it (TLP:RED), or with another `created`; the
+//! status resource, and everything it reads afterwards, is what it gets for a version that
+//! is new to the collection. The withheld version stays, untouched by the partner's
+//! DELETE.
+
+// Shared with the other tests and `examples/oracle_timing.rs`: not every item is used here.
+#[allow(dead_code)]
+#[path = "support/oracle.rs"]
+mod oracle;
+
+use concord_server::Limits;
+use oracle::{BASE, Client};
+use serde_json::{Value, json};
+
+const T: &str = "2024-01-01T00:00:00.000Z";
+
+fn indicator(id: &str, created: &str, modified: &str, note: &str) -> Value {
+    json!({"type": "indicator", "spec_version": "2.1", "id": id,
+        "created": created, "modified": modified, "valid_from": T, "pattern_type": "stix",
+        "pattern": "[domain-name:value = 'partner.example']", "description": note})
+}
+
+fn envelope(objects: &[Value]) -> String {
+    json!({ "objects": objects }).to_string()
+}
+
+/// The status resource of a POST without what differs between any two POSTs (its id and
+/// time), the object ids replaced by `<id>`.
+fn status_shape(a: &oracle::Answer, ids: &[&str]) -> (u16, Value) {
+    let mut v: Value = serde_json::from_str(&a.body).expect("status JSON");
+    let m = v.as_object_mut().expect("status object");
+    m.remove("id");
+    m.remove("request_timestamp");
+    let mut text = v.to_string();
+    for id in ids {
+        text = text.replace(id, "<id>");
+    }
+    (a.status, serde_json::from_str(&text).unwrap())
+}
+
+fn objects_of(a: &oracle::Answer) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&a.body).expect("JSON");
+    v["objects"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_partners_write_over_a_withheld_version_answers_and_reads_back_as_a_new_one() {
+    let node = oracle::node(Limits {
+        answer_floor_ms: 0,
+        ..Limits::default()
+    });
+    let mut partner = Client::new(node.addr, &node.key);
+    let mut admin = Client::new(node.addr, oracle::ADMIN);
+    let objects = format!("{BASE}/objects/");
+    let red = node.red[0].clone();
+    let red_created = node.red[1].clone();
+    let fresh = oracle::missing_indicator_id(11, 11);
+    let fresh_created = oracle::missing_indicator_id(12, 12);
+    let later = "2024-06-01T00:00:00.000Z";
+
+    // The same (id, modified) as a RED version, other content; and an id the node has never
+    // held. The status resources are the same.
+    let over = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&red, T, T, "mine")]),
+    );
+    let new = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&fresh, T, T, "mine")]),
+    );
+    assert_eq!(over.status, 202, "{}", over.body);
+    assert_eq!(
+        status_shape(&over, &[&red]),
+        status_shape(&new, &[&fresh]),
+        "{} / {}",
+        over.body,
+        new.body
+    );
+    assert!(!over.body.contains("already"), "{}", over.body);
+    // A new version with another `created` than the RED one: no conflict, nothing of the
+    // RED version (its `created`) in the answer.
+    let other = "2023-01-01T00:00:00.000Z";
+    let a = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&red_created, other, later, "mine")]),
+    );
+    let b = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&fresh_created, other, later, "mine")]),
+    );
+    assert_eq!(
+        status_shape(&a, &[&red_created]),
+        status_shape(&b, &[&fresh_created]),
+        "{} / {}",
+        a.body,
+        b.body
+    );
+    assert!(!a.body.contains(T), "{}", a.body);
+
+    // What the partner reads afterwards: its own version, on every door, as for the new id.
+    for (held, new_id) in [(&red, &fresh), (&red_created, &fresh_created)] {
+        for suffix in ["", "versions/", "?match[version]=all"] {
+            let a = partner.exchange("GET", &format!("{objects}{held}/{suffix}"));
+            let b = partner.exchange("GET", &format!("{objects}{new_id}/{suffix}"));
+            assert_eq!(a.status, 200, "{held} {suffix}: {}", a.body);
+            assert_eq!(
+                a.body.replace(held.as_str(), "<id>"),
+                b.body.replace(new_id.as_str(), "<id>"),
+                "{suffix}"
+            );
+        }
+        for q in ["objects", "manifest"] {
+            let a = partner.exchange("GET", &format!("{BASE}/{q}/?match[id]={held}"));
+            let b = partner.exchange("GET", &format!("{BASE}/{q}/?match[id]={new_id}"));
+            let strip = |a: &oracle::Answer, id: &str| {
+                let mut v: Value = serde_json::from_str(&a.body).unwrap();
+                if let Some(list) = v["objects"].as_array_mut() {
+                    for o in list {
+                        // `date_added` of the manifest: the two were added a moment apart.
+                        o.as_object_mut().unwrap().remove("date_added");
+                    }
+                }
+                v.to_string().replace(id, "<id>")
+            };
+            assert_eq!(strip(&a, held), strip(&b, new_id), "{q}");
+        }
+    }
+    let mine = objects_of(&partner.exchange("GET", &format!("{objects}{red}/")));
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["description"], "mine");
+
+    // A relationship the partner writes to its version resolves as to a new object's.
+    let rel = |id: &str, to: &str| {
+        json!({"type": "relationship", "spec_version": "2.1", "id": id, "created": T,
+            "modified": T, "relationship_type": "related-to", "source_ref": to,
+            "target_ref": fresh_created})
+    };
+    let (r1, r2) = (
+        oracle::missing_indicator_id(21, 21).replace("indicator--", "relationship--"),
+        oracle::missing_indicator_id(22, 22).replace("indicator--", "relationship--"),
+    );
+    let posted = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[rel(&r1, &red), rel(&r2, &fresh)]),
+    );
+    assert_eq!(posted.status, 202, "{}", posted.body);
+    for r in [&r1, &r2] {
+        let got = objects_of(&partner.exchange("GET", &format!("{objects}{r}/")));
+        assert_eq!(got.len(), 1, "{r}");
+        assert!(got[0].get("source_ref").is_some(), "{r}: {}", got[0]);
+    }
+
+    // The RED version is still there, beside the partner's, for the operator.
+    let all = objects_of(&admin.exchange("GET", &format!("{objects}{red}/?match[version]=all")));
+    let notes: Vec<&str> = all
+        .iter()
+        .map(|o| o["description"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(notes.contains(&"mine"), "{notes:?}");
+    assert!(notes.iter().any(|d| d.starts_with("ddd")), "{notes:?}");
+
+    // The partner's DELETE removes its own version only, and answers as for a new one.
+    let a = partner.exchange("DELETE", &format!("{objects}{red}/"));
+    let b = partner.exchange("DELETE", &format!("{objects}{fresh}/"));
+    assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.body, b.body);
+    for id in [&red, &fresh] {
+        let r = partner.exchange("GET", &format!("{objects}{id}/"));
+        assert_eq!(r.status, 404, "{id}: {}", r.body);
+    }
+    let left = objects_of(&admin.exchange("GET", &format!("{objects}{red}/?match[version]=all")));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0]["object_marking_refs"].is_array(),
+        "the RED version is the one left: {}",
+        left[0]
+    );
+
+    // A partner that may only write receives nothing: no version of the collection, CLEAR
+    // or RED, shapes its answer.
+    let mut inbox = Client::new(node.addr, &node.write_only_key);
+    let fresh = oracle::missing_indicator_id(31, 31);
+    let new = inbox.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&fresh, T, T, "inbox")]),
+    );
+    for held in [&node.red[5], &node.clear[5]] {
+        let over = inbox.send(
+            "POST",
+            &objects,
+            &envelope(&[indicator(held, T, T, "inbox")]),
+        );
+        assert_eq!(
+            status_shape(&over, &[held]),
+            status_shape(&new, &[&fresh]),
+            "{} / {}",
+            over.body,
+            new.body
+        );
+    }
+}
