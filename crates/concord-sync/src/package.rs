@@ -962,6 +962,8 @@ pub fn import_package(
         settings: &[],
         max_object_size: limits.max_object_size,
         cancel: None,
+        // Ingested as a sync pull is: the producer node wrote it, not a partner's key.
+        unseen: None,
     };
     let mut inputs = Vec::with_capacity(m.files.len());
     for f in &m.files {
