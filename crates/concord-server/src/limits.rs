@@ -55,6 +55,26 @@ pub struct Limits {
     /// before the object that would cross it (with `more` and `next`), and holds at least
     /// one object. Default 16 MiB.
     pub page_max_bytes: usize,
+    /// Live streams (`…/stream/`, issue 21) open at once; more answer 503 with
+    /// `Retry-After`. Default 64.
+    pub stream_max: usize,
+    /// Batches queued per stream for a client that reads slower than they come; a buffer
+    /// full for [`Limits::stream_stall_ms`] drops the client (`event: dropped`, reason
+    /// `slow-client`). Default 16 (each batch at most [`Limits::stream_batch`] objects and
+    /// [`Limits::page_max_bytes`] bytes).
+    pub stream_buffer: usize,
+    /// Milliseconds a stream waits for room in a full buffer before it drops the client.
+    /// Default 10,000.
+    pub stream_stall_ms: u64,
+    /// Objects per stream batch at most (one event, one audit entry). Default 1,000.
+    pub stream_batch: usize,
+    /// Seconds between heartbeats (SSE comment lines) while nothing else is sent.
+    /// Default 15.
+    pub stream_heartbeat_secs: u64,
+    /// Milliseconds between two looks at a collection's version counter, for writes made
+    /// by other processes (CLI import, sync, another `serve` on the same PostgreSQL);
+    /// writes of the TAXII POST of this process wake streams at once. Default 500.
+    pub stream_poll_ms: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +90,12 @@ impl Default for Limits {
             page_concurrency: default_page_concurrency(),
             page_queue: 32,
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
+            stream_max: 64,
+            stream_buffer: 16,
+            stream_stall_ms: 10_000,
+            stream_batch: 1_000,
+            stream_heartbeat_secs: 15,
+            stream_poll_ms: 500,
         }
     }
 }

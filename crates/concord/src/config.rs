@@ -44,6 +44,11 @@ max_object_size = 8388608
 # unpacks to more (a gzip bomb) is refused when the cap is crossed, not after.
 max_unpacked = 268435456
 
+# Feeds for sensors (…/feeds/{format}, `concord export --format suricata|zeek-intel|rpz|csv|plain`)
+# leave out values on the MISP warninglists in this directory (`<name>/list.json`, as in
+# MISP/misp-warninglists' `lists/`); relative to the data directory. Empty: none.
+feed_warninglists = ""
+
 # Where the node's data lives. Empty: the SQLite file concord.sqlite in this directory.
 # A PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) puts it in PostgreSQL,
 # where several `concord serve` processes may share it and act as one node; add
@@ -125,6 +130,12 @@ tlp_version = "2.0"
 # page_concurrency = 4                 # TAXII pages built at once (default: CPU cores, at most 4)
 # page_queue = 32                      # pages that may wait; more get 503 + Retry-After
 # page_max_bytes = 16777216            # bytes of objects on one page (at least one object)
+# stream_max = 64                      # live streams (…/stream/) open at once; more get 503
+# stream_buffer = 16                   # batches queued per stream for a slow client
+# stream_stall_ms = 10000              # a buffer full this long drops the client (slow-client)
+# stream_batch = 1000                  # objects per stream batch (one event, one audit entry)
+# stream_heartbeat_secs = 15           # heartbeat comment lines while nothing else is sent
+# stream_poll_ms = 500                 # look for other processes' writes this often
 # sqlite_readers = 4                   # SQLite reader connections kept open
 # sqlite_cache_bytes = 8388608         # SQLite page cache per connection
 # postgres_max_connections = 10        # PostgreSQL connections per process
@@ -187,6 +198,11 @@ pub struct Config {
     /// [`Config::tlp_version`]).
     #[serde(default = "default_tlp_version")]
     pub tlp_version: String,
+    /// `feed_warninglists`: a directory of MISP warninglists whose values are left out of
+    /// every feed (`…/feeds/{format}`, `concord export --format suricata…`); relative to the
+    /// data directory; empty: none.
+    #[serde(default)]
+    pub feed_warninglists: String,
     /// `[policy]`: the egress policy (built-in defaults when absent).
     #[serde(default)]
     pub policy: concord_policy::actions::PolicyConfig,
@@ -299,6 +315,18 @@ pub struct Limits {
     pub page_queue: usize,
     /// See [`concord_server::Limits::page_max_bytes`] (bytes).
     pub page_max_bytes: usize,
+    /// See [`concord_server::Limits::stream_max`].
+    pub stream_max: usize,
+    /// See [`concord_server::Limits::stream_buffer`] (batches).
+    pub stream_buffer: usize,
+    /// See [`concord_server::Limits::stream_stall_ms`] (milliseconds).
+    pub stream_stall_ms: u64,
+    /// See [`concord_server::Limits::stream_batch`] (objects).
+    pub stream_batch: usize,
+    /// See [`concord_server::Limits::stream_heartbeat_secs`] (seconds).
+    pub stream_heartbeat_secs: u64,
+    /// See [`concord_server::Limits::stream_poll_ms`] (milliseconds).
+    pub stream_poll_ms: u64,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -333,6 +361,12 @@ impl Default for Limits {
             page_concurrency: server.page_concurrency,
             page_queue: server.page_queue,
             page_max_bytes: server.page_max_bytes,
+            stream_max: server.stream_max,
+            stream_buffer: server.stream_buffer,
+            stream_stall_ms: server.stream_stall_ms,
+            stream_batch: server.stream_batch,
+            stream_heartbeat_secs: server.stream_heartbeat_secs,
+            stream_poll_ms: server.stream_poll_ms,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -365,6 +399,12 @@ impl Limits {
             page_concurrency: self.page_concurrency,
             page_queue: self.page_queue,
             page_max_bytes: self.page_max_bytes,
+            stream_max: self.stream_max,
+            stream_buffer: self.stream_buffer,
+            stream_stall_ms: self.stream_stall_ms,
+            stream_batch: self.stream_batch,
+            stream_heartbeat_secs: self.stream_heartbeat_secs,
+            stream_poll_ms: self.stream_poll_ms,
         }
     }
 
@@ -528,7 +568,9 @@ mod tests {
              page_max_bytes = 9\nsqlite_readers = 10\nsqlite_cache_bytes = 11\n\
              postgres_max_connections = 12\nmatch_cache_sets_per_audience = 13\n\
              match_compile_concurrency = 14\nmatch_compile_queue = 15\n\
-             write_timeout_secs = 16\nmax_connections = 17\n"
+             write_timeout_secs = 16\nmax_connections = 17\nstream_max = 18\n\
+             stream_buffer = 19\nstream_stall_ms = 20\nstream_batch = 21\n\
+             stream_heartbeat_secs = 22\nstream_poll_ms = 23\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -544,6 +586,12 @@ mod tests {
                 page_concurrency: 7,
                 page_queue: 8,
                 page_max_bytes: 9,
+                stream_max: 18,
+                stream_buffer: 19,
+                stream_stall_ms: 20,
+                stream_batch: 21,
+                stream_heartbeat_secs: 22,
+                stream_poll_ms: 23,
             }
         );
         assert_eq!(
