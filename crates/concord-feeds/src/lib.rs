@@ -43,7 +43,9 @@ use concord_match::classify::{
     HashAlgo, normalise_domain, normalise_email, normalise_hash, normalise_ip, normalise_url,
 };
 use concord_misp::warninglist::Warninglists;
-use concord_pattern::{ComparisonExpr, Literal, ObservationExpr, Operand, Operator, PathStep, Test};
+use concord_pattern::{
+    ComparisonExpr, Literal, ObservationExpr, Operand, Operator, PathStep, Test,
+};
 use concord_stix::Timestamp;
 use serde_json::Value;
 
@@ -299,7 +301,10 @@ impl<'a> FeedBuilder<'a> {
             self.report.change_at(t);
         }
         let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
-        let name = object.get("name").and_then(Value::as_str).map(str::to_owned);
+        let name = object
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let valid_until = object
             .get("valid_until")
             .and_then(Value::as_str)
@@ -495,8 +500,18 @@ fn suricata(entries: &[Entry], h: &Header) -> String {
                 let c = content(&e.value);
                 // The name itself, or any name under it (dotprefix: `.name` at the end).
                 let body = format!("dotprefix; content:\".{c}\"; nocase; endswith; ");
-                rule(&mut out, "dns any any -> any any", &format!("dns.query; {body}"), e);
-                rule(&mut out, "tls any any -> any any", &format!("tls.sni; {body}"), e);
+                rule(
+                    &mut out,
+                    "dns any any -> any any",
+                    &format!("dns.query; {body}"),
+                    e,
+                );
+                rule(
+                    &mut out,
+                    "tls any any -> any any",
+                    &format!("tls.sni; {body}"),
+                    e,
+                );
             }
             Kind::Url => {
                 let (host, path) = url_parts(&e.value);
@@ -525,7 +540,9 @@ fn url_parts(url: &str) -> (&str, &str) {
     };
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if authority.starts_with('[') {
-        authority.split_once(']').map_or(authority, |(h, _)| &h[1..])
+        authority
+            .split_once(']')
+            .map_or(authority, |(h, _)| &h[1..])
     } else {
         authority.split_once(':').map_or(authority, |(h, _)| h)
     };
@@ -695,11 +712,23 @@ mod tests {
     fn simple_comparisons_convert_and_the_rest_is_counted() {
         let objects = [
             ind(1, "[ipv4-addr:value = '198.51.100.7']"),
-            ind(2, "[domain-name:value = 'Evil.Example.COM'] OR [url:value = 'HTTP://Evil.example.com/a;b?x=\"1\"']"),
-            ind(3, "[file:hashes.'SHA-256' = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']"),
-            ind(4, "[email-addr:value IN ('a@example.org', 'b@example.org')]"),
+            ind(
+                2,
+                "[domain-name:value = 'Evil.Example.COM'] OR [url:value = 'HTTP://Evil.example.com/a;b?x=\"1\"']",
+            ),
+            ind(
+                3,
+                "[file:hashes.'SHA-256' = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']",
+            ),
+            ind(
+                4,
+                "[email-addr:value IN ('a@example.org', 'b@example.org')]",
+            ),
             ind(5, "[ipv4-addr:value = '198.51.100.0/24']"),
-            ind(6, "[domain-name:value = 'a.example' AND domain-name:value = 'b.example']"),
+            ind(
+                6,
+                "[domain-name:value = 'a.example' AND domain-name:value = 'b.example']",
+            ),
             ind(7, "[ipv4-addr:value = '198.51.100.7']"),
             ind(8, "[ipv6-addr:value = '2001:db8::1']"),
             json!({"type": "malware", "id": "malware--00000000-0000-4000-8000-000000000000"}),
@@ -710,7 +739,10 @@ mod tests {
         expired["valid_until"] = json!("2024-06-01T00:00:00Z");
         let mut sigma = ind(11, "title: x");
         sigma["pattern_type"] = json!("sigma");
-        let all: Vec<Value> = objects.into_iter().chain([revoked, expired, sigma]).collect();
+        let all: Vec<Value> = objects
+            .into_iter()
+            .chain([revoked, expired, sigma])
+            .collect();
         let (text, r) = build(Format::Plain, &all);
         assert_eq!(
             text,
@@ -740,14 +772,26 @@ mod tests {
         assert!(lines.contains(&"evil.example.com/a;b?x=\"1\"\tIntel::URL\tconcord concord\tindicator--00000002-0000-4000-8000-000000000000"));
         assert!(lines.iter().skip(1).all(|l| l.split('\t').count() == 4));
         let (rpz, r) = build(Format::Rpz, &all);
-        assert!(rpz.contains("\n32.7.100.51.198.rpz-ip IN CNAME .\n"), "{rpz}");
-        assert!(rpz.contains("\n128.1.zz.db8.2001.rpz-ip IN CNAME .\n"), "{rpz}");
+        assert!(
+            rpz.contains("\n32.7.100.51.198.rpz-ip IN CNAME .\n"),
+            "{rpz}"
+        );
+        assert!(
+            rpz.contains("\n128.1.zz.db8.2001.rpz-ip IN CNAME .\n"),
+            "{rpz}"
+        );
         assert!(rpz.contains("\n*.evil.example.com IN CNAME .\n"), "{rpz}");
         assert_eq!(r.not_in_format, 4, "URL, hash, two e-mail addresses");
         let (rules, _) = build(Format::Suricata, &all);
-        assert!(rules.contains("content:\"/a|3B|b?x=|22|1|22|\"; startswith;"), "{rules}");
+        assert!(
+            rules.contains("content:\"/a|3B|b?x=|22|1|22|\"; startswith;"),
+            "{rules}"
+        );
         let (csv, _) = build(Format::Csv, &all);
-        assert!(csv.contains("\"http://evil.example.com/a;b?x=\"\"1\"\"\",url,"), "{csv}");
+        assert!(
+            csv.contains("\"http://evil.example.com/a;b?x=\"\"1\"\"\",url,"),
+            "{csv}"
+        );
     }
 
     #[test]

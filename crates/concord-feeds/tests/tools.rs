@@ -78,7 +78,9 @@ fn indicators() -> Vec<Value> {
 }
 
 fn build(format: Format, objects: &[Value], lists: &Warninglists) -> (String, Report) {
-    let now = Timestamp::parse("2025-01-01T00:00:00Z").unwrap().unix_nanos();
+    let now = Timestamp::parse("2025-01-01T00:00:00Z")
+        .unwrap()
+        .unix_nanos();
     let mut b = FeedBuilder::new(format, Some(lists), now);
     for o in objects {
         b.add(o);
@@ -141,7 +143,12 @@ fn suricata_loads_the_rules_with_no_error() {
     );
     let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(out.status.success(), "suricata -T failed:\n{log}");
-    assert!(errors.is_empty(), "{} errors:\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} errors:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
     assert!(log.contains("successfully loaded"), "{log}");
 }
 
@@ -153,10 +160,15 @@ fn named_checkzone_accepts_the_rpz_zone() {
     assert!(
         zone.contains("\n128.7.zz.1.1a31.4342.2a0b.rpz-ip IN CNAME .\n"),
         "{report:?} {:?}",
-        zone.lines().filter(|l| l.starts_with("128.")).collect::<Vec<_>>()
+        zone.lines()
+            .filter(|l| l.starts_with("128."))
+            .collect::<Vec<_>>()
     );
     assert!(!zone.contains("revoked.example") && !zone.contains("expired.example"));
-    assert!(!zone.contains("32.8.8.8.8.rpz-ip"), "8.8.8.8 is on a warninglist");
+    assert!(
+        !zone.contains("32.8.8.8.8.rpz-ip"),
+        "8.8.8.8 is on a warninglist"
+    );
     assert!(report.warninglisted >= 1, "{report:?}");
     let Some(checkzone) = tool("named-checkzone", "bind9-utils") else {
         return;
@@ -175,7 +187,10 @@ fn named_checkzone_accepts_the_rpz_zone() {
         "named-checkzone failed:\n{log}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(log.contains("loaded serial 7") && log.trim_end().ends_with("OK"), "{log}");
+    assert!(
+        log.contains("loaded serial 7") && log.trim_end().ends_with("OK"),
+        "{log}"
+    );
 }
 
 /// Zeek's intel framework (`base/frameworks/intel/input.zeek`, Input::READER_ASCII): a
@@ -206,8 +221,7 @@ fn the_zeek_intel_file_follows_the_intel_framework_format() {
             "Intel::ADDR" => assert!(f[0].parse::<std::net::IpAddr>().is_ok(), "{line:?}"),
             "Intel::URL" => assert!(!f[0].contains("://"), "{line:?}"),
             "Intel::FILE_HASH" => assert!(
-                matches!(f[0].len(), 32 | 40 | 64)
-                    && f[0].bytes().all(|b| b.is_ascii_hexdigit()),
+                matches!(f[0].len(), 32 | 40 | 64) && f[0].bytes().all(|b| b.is_ascii_hexdigit()),
                 "{line:?}"
             ),
             "Intel::DOMAIN" | "Intel::EMAIL" => {}
@@ -241,7 +255,10 @@ fn csv_and_plain_lists_read_back() {
     );
     let records: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
     assert_eq!(records.len(), report.written);
-    let email = records.iter().find(|r| &r[0] == "phish@bad.example").unwrap();
+    let email = records
+        .iter()
+        .find(|r| &r[0] == "phish@bad.example")
+        .unwrap();
     assert_eq!(&email[1], "email");
     assert_eq!(&email[3], "tab\there, \"quoted\"; and\nbroken");
     let (plain, p) = build(Format::Plain, &objects, &lists);

@@ -127,17 +127,17 @@ async fn main() {
     let per_commit = args.get(1).copied().unwrap_or(10).max(1);
     let kills = args.get(2).copied().unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
-    let (store, backend): (Arc<dyn Store>, &str) =
-        match std::env::var("CONCORD_BENCH_POSTGRES_URL") {
-            Ok(url) => {
-                let s = concord_store::PostgresStore::open(&url).unwrap();
-                (Arc::new(s), "postgresql")
-            }
-            Err(_) => (
-                Arc::new(concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap()),
-                "sqlite",
-            ),
-        };
+    let (store, backend): (Arc<dyn Store>, &str) = match std::env::var("CONCORD_BENCH_POSTGRES_URL")
+    {
+        Ok(url) => {
+            let s = concord_store::PostgresStore::open(&url).unwrap();
+            (Arc::new(s), "postgresql")
+        }
+        Err(_) => (
+            Arc::new(concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap()),
+            "sqlite",
+        ),
+    };
     store
         .set_setting(ADMIN_TOKEN_SETTING, &token_hash("bench-admin"))
         .unwrap();
@@ -201,8 +201,12 @@ async fn main() {
     // Commit time of each object, ns after `start` (0: not yet committed).
     let committed: Arc<Vec<AtomicI64>> = Arc::new((0..writes).map(|_| AtomicI64::new(0)).collect());
     let writer = {
-        let (store, state, committed, cid) =
-            (store.clone(), state.clone(), committed.clone(), c.id.clone());
+        let (store, state, committed, cid) = (
+            store.clone(),
+            state.clone(),
+            committed.clone(),
+            c.id.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let mut i = 0;
             while i < writes {

@@ -56,7 +56,10 @@ impl Feeds {
 impl std::fmt::Debug for Feeds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Feeds")
-            .field("warninglists", &self.warninglists.as_ref().map(|w| w.lists().len()))
+            .field(
+                "warninglists",
+                &self.warninglists.as_ref().map(|w| w.lists().len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +146,12 @@ pub(crate) async fn feed(
     let cid = c.id.clone();
     let version = blocking(move || Ok(store.collection_version(&cid)?)).await?;
     let now_ns = concord_stix::Timestamp::now_micros().unix_nanos();
-    let cached = state.feeds.tags.lock().ok().and_then(|t| t.get(&key).cloned());
+    let cached = state
+        .feeds
+        .tags
+        .lock()
+        .ok()
+        .and_then(|t| t.get(&key).cloned());
     if let Some(b) = cached
         && b.version == version
         && b.policy == policy
@@ -185,7 +193,9 @@ pub(crate) async fn feed(
         }
         Ok(builder.finish(&Header {
             title,
-            serial: u32::try_from(version.rem_euclid(1 << 31)).unwrap_or(1).max(1),
+            serial: u32::try_from(version.rem_euclid(1 << 31))
+                .unwrap_or(1)
+                .max(1),
             ..Header::default()
         }))
     })

@@ -113,8 +113,7 @@ pub(crate) async fn stream_gate(
     let gate = state.streams.clone();
     match gate.open.clone().try_acquire_owned() {
         Ok(permit) => {
-            req.extensions_mut()
-                .insert(StreamPermit(Arc::new(permit)));
+            req.extensions_mut().insert(StreamPermit(Arc::new(permit)));
             next.run(req).await
         }
         Err(_) => {
@@ -125,8 +124,10 @@ pub(crate) async fn stream_gate(
                     gate.max
                 ),
             ));
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECS));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+            );
             resp
         }
     }
@@ -205,9 +206,8 @@ pub(crate) async fn stream(
         _permit: permit,
     };
     tokio::spawn(follower.run(first));
-    let events = futures_util::stream::unfold(
-        (rx, Some(drop_rx)),
-        |(mut rx, mut drop_rx)| async move {
+    let events =
+        futures_util::stream::unfold((rx, Some(drop_rx)), |(mut rx, mut drop_rx)| async move {
             let event = match drop_rx.as_mut() {
                 Some(d) => tokio::select! {
                     biased;
@@ -230,8 +230,7 @@ pub(crate) async fn stream(
                 None => rx.recv().await,
             };
             event.map(|e| (Ok::<_, std::convert::Infallible>(e), (rx, drop_rx)))
-        },
-    );
+        });
     let keep_alive = KeepAlive::new()
         .interval(Duration::from_secs(limits.stream_heartbeat_secs.max(1)))
         .text("heartbeat");
@@ -264,9 +263,9 @@ fn batch_event(out: &Transfer) -> Event {
 
 /// The event sent just before the server closes a stream.
 fn dropped_event(reason: &str, detail: &str) -> Event {
-    Event::default().event("dropped").data(
-        serde_json::json!({"reason": reason, "detail": detail}).to_string(),
-    )
+    Event::default()
+        .event("dropped")
+        .data(serde_json::json!({"reason": reason, "detail": detail}).to_string())
 }
 
 impl Follower {
@@ -343,8 +342,11 @@ impl Follower {
         if !self.wait_for_room().await {
             return None;
         }
-        let (egress, audience, query) =
-            (self.egress.clone(), self.audience.clone(), self.query.clone());
+        let (egress, audience, query) = (
+            self.egress.clone(),
+            self.audience.clone(),
+            self.query.clone(),
+        );
         match tokio::task::spawn_blocking(move || egress.follow(&audience, STREAM_DOOR, &query))
             .await
         {
@@ -375,7 +377,10 @@ impl Follower {
                     "{} batches were waiting for the client for {} ms (stream_buffer, stream_stall_ms); reconnect with Last-Event-ID",
                     self.limits.stream_buffer, self.limits.stream_stall_ms
                 );
-                tracing::info!(partner = self.audience.name(), "stream: slow client dropped");
+                tracing::info!(
+                    partner = self.audience.name(),
+                    "stream: slow client dropped"
+                );
                 metrics::counter!("concord_stream_dropped_total", "reason" => "slow-client")
                     .increment(1);
                 self.drop_with("slow-client", &detail);

@@ -440,7 +440,10 @@ async fn a_stream_resumed_with_last_event_id_has_no_gap_and_no_duplicate() {
     .await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v.get("objects").is_none(), "nothing after the last event: {body}");
+    assert!(
+        v.get("objects").is_none(),
+        "nothing after the last event: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,7 +478,10 @@ async fn a_tlp_red_object_never_appears_on_a_partners_stream() {
     // CLEAR object.
     n.write(&[red(indicator(8, 10)), indicator(9, 10)]);
     let ev = partner.next().await.unwrap();
-    assert_eq!(ids(&objects_of(&ev)), vec![indicator(9, 10)["id"].as_str().unwrap()]);
+    assert_eq!(
+        ids(&objects_of(&ev)),
+        vec![indicator(9, 10)["id"].as_str().unwrap()]
+    );
     // The withheld ones were decided and audited, never sent.
     let withheld = n
         .audited("stream")
@@ -501,11 +507,19 @@ async fn a_slow_client_is_dropped_with_a_reason() {
     // 200 objects of 100 kB (20 MB) while the client reads nothing: the socket buffers
     // fill, then the stream's two batches, then the stall ends the stream.
     for chunk in (0..200).collect::<Vec<_>>().chunks(20) {
-        n.write(&chunk.iter().map(|&i| indicator(i, 100_000)).collect::<Vec<_>>());
+        n.write(
+            &chunk
+                .iter()
+                .map(|&i| indicator(i, 100_000))
+                .collect::<Vec<_>>(),
+        );
     }
     let deadline = Instant::now() + GUARD;
     while n.state.stream_gate().open() > 0 {
-        assert!(Instant::now() < deadline, "the slow client was never dropped");
+        assert!(
+            Instant::now() < deadline,
+            "the slow client was never dropped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Now it reads: what was in flight, then the reason, then the end of the stream.
@@ -521,7 +535,10 @@ async fn a_slow_client_is_dropped_with_a_reason() {
     let dropped = dropped.expect("an event naming why the stream ended");
     let v: Value = serde_json::from_str(&dropped.data).unwrap();
     assert_eq!(v["reason"], "slow-client", "{v}");
-    assert!(v["detail"].as_str().unwrap().contains("stream_buffer"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("stream_buffer"),
+        "{v}"
+    );
     assert!(s.next().await.is_none(), "the stream ends after the reason");
     assert!(received < 200, "{received}");
 }
@@ -566,7 +583,9 @@ async fn heartbeats_keep_an_idle_stream_open() {
     let mut s = s.unwrap();
     // Nothing to send for two seconds: two heartbeat comment lines (`: heartbeat`), no event.
     while s.text.matches(": heartbeat\n\n").count() < 2 {
-        let more = tokio::time::timeout(GUARD, s.chunk()).await.expect("no heartbeat");
+        let more = tokio::time::timeout(GUARD, s.chunk())
+            .await
+            .expect("no heartbeat");
         assert!(more, "stream ended");
     }
     assert_eq!(s.text.replace(": heartbeat\n\n", ""), "", "only heartbeats");
@@ -593,7 +612,12 @@ async fn a_collection_not_shared_answers_exactly_like_one_that_does_not_exist() 
     .await;
     assert_eq!(body_private, taxii_private);
     let (_, _, a) = http(n.addr, &stream("x-1"), &n.key).await;
-    let (_, _, b) = http(n.addr, &format!("/concord/collections/x-1/objects/"), &n.key).await;
+    let (_, _, b) = http(
+        n.addr,
+        &format!("/concord/collections/x-1/objects/"),
+        &n.key,
+    )
+    .await;
     assert_eq!(a, b);
     // A Last-Event-ID not issued for this collection and partner: 400 naming it.
     let (status, _, _) = open(n.addr, &n.stream_path(), &n.key, Some("forged")).await;
@@ -655,14 +679,25 @@ async fn a_feed_holds_what_the_partner_receives_with_a_strong_etag() {
         "id": "indicator--dddddddd-0000-4000-8000-000000000000",
         "created": T, "modified": T, "valid_from": T, "pattern_type": "stix",
         "pattern": "[ipv4-addr:value = '8.8.8.8']"});
-    n.write(&[indicator(0, 10), red(indicator(1, 10)), indicator(2, 10), dns]);
+    n.write(&[
+        indicator(0, 10),
+        red(indicator(1, 10)),
+        indicator(2, 10),
+        dns,
+    ]);
     let plain = format!("/concord/collections/{}/feeds/plain", n.intel);
     let (status, head, body) = get_with(n.addr, &plain, &n.key, "").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, "host0.example\nhost2.example\n", "no RED, no warninglisted value");
+    assert_eq!(
+        body, "host0.example\nhost2.example\n",
+        "no RED, no warninglisted value"
+    );
     assert!(head.contains("content-type: text/plain"), "{head}");
     let tag = header(&head, "etag").unwrap().to_owned();
-    assert!(tag.starts_with('"') && !tag.starts_with("W/"), "strong: {tag}");
+    assert!(
+        tag.starts_with('"') && !tag.starts_with("W/"),
+        "strong: {tag}"
+    );
     assert_eq!(header(&head, "x-concord-feed-written"), Some("2"));
     let audited = n.audited("feed-plain");
     assert_eq!(audited.len(), 1);
@@ -675,7 +710,8 @@ async fn a_feed_holds_what_the_partner_receives_with_a_strong_etag() {
     assert_eq!(header(&head, "etag"), Some(tag.as_str()));
     assert_eq!(n.audited("feed-plain").len(), 1);
     // The operator's feed of the same collection has its own tag and holds the RED one.
-    let (_, head, body) = get_with(n.addr, &plain, ADMIN, &format!("If-None-Match: {tag}\r\n")).await;
+    let (_, head, body) =
+        get_with(n.addr, &plain, ADMIN, &format!("If-None-Match: {tag}\r\n")).await;
     assert_eq!(body, "host0.example\nhost1.example\nhost2.example\n");
     assert_ne!(header(&head, "etag"), Some(tag.as_str()));
     // A write changes the tag: the old one gets the new feed.

@@ -388,7 +388,9 @@ pub fn export_feed(
         ..Default::default()
     });
     match output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     eprintln!(

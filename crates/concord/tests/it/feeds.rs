@@ -67,7 +67,16 @@ fn node() -> (Node, String) {
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli(
         &node,
-        &["partner", "add", "reader", "--jurisdiction", "DE", "--read", "iocs", "--json"],
+        &[
+            "partner",
+            "add",
+            "reader",
+            "--jurisdiction",
+            "DE",
+            "--read",
+            "iocs",
+            "--json",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let key = serde_json::from_str::<Value>(&out).unwrap()["api_key"]
@@ -101,7 +110,10 @@ fn load(tool_name: &str, package: &str, args: &[&str], file: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{tool_name}: {log}");
-    assert!(!log.lines().any(|l| l.starts_with("E:")), "{tool_name}: {log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("E:")),
+        "{tool_name}: {log}"
+    );
 }
 
 #[test]
@@ -117,15 +129,33 @@ fn export_writes_each_sensor_format_through_the_door() {
     assert!(kept.lines().all(|l| all.lines().any(|a| a == l)));
     let left_out = all.lines().count() - kept.lines().count();
     assert!(left_out >= 1);
-    assert!(err.contains(&format!("{left_out} on warninglists")), "{err}");
+    assert!(
+        err.contains(&format!("{left_out} on warninglists")),
+        "{err}"
+    );
     // The partner's files, loaded by the real tools.
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("concord.rules");
     let zone = dir.path().join("rpz.zone");
     let p = |f: &Path| f.to_str().unwrap().to_owned();
-    export(&node, "suricata", &["--partner", "reader", "-o", &p(&rules), "--warninglists", lists]);
+    export(
+        &node,
+        "suricata",
+        &[
+            "--partner",
+            "reader",
+            "-o",
+            &p(&rules),
+            "--warninglists",
+            lists,
+        ],
+    );
     export(&node, "rpz", &["--partner", "reader", "-o", &p(&zone)]);
-    assert!(std::fs::read_to_string(&rules).unwrap().contains("alert dns any any"));
+    assert!(
+        std::fs::read_to_string(&rules)
+            .unwrap()
+            .contains("alert dns any any")
+    );
     load("suricata", "suricata", &["-T", "-l", "{dir}", "-S"], &rules);
     load("named-checkzone", "bind9-utils", &["rpz.concord."], &zone);
     // The e-mail address is personal data: the operator's feed has it, the partner's copy
@@ -141,22 +171,45 @@ fn export_writes_each_sensor_format_through_the_door() {
     // Each partner export is audited under its door.
     let (code, shown, err) = cli(
         &node,
-        &["audit", "show", "--partner", "reader", "--limit", "100000", "--json"],
+        &[
+            "audit",
+            "show",
+            "--partner",
+            "reader",
+            "--limit",
+            "100000",
+            "--json",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let shown: Value = serde_json::from_str(&shown).unwrap();
     for door in ["feed-suricata", "feed-rpz", "feed-zeek-intel", "feed-csv"] {
         assert!(
-            shown.as_array().unwrap().iter().any(|e| e["door"] == door && e["decision"] == "sent"),
+            shown
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["door"] == door && e["decision"] == "sent"),
             "no {door} record"
         );
     }
     // A partner without read permission gets nothing.
-    let (code, _, err) = cli(&node, &["partner", "add", "outsider", "--jurisdiction", "DE"]);
+    let (code, _, err) = cli(
+        &node,
+        &["partner", "add", "outsider", "--jurisdiction", "DE"],
+    );
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli(
         &node,
-        &["export", "--collection", "iocs", "--format", "plain", "--partner", "outsider"],
+        &[
+            "export",
+            "--collection",
+            "iocs",
+            "--format",
+            "plain",
+            "--partner",
+            "outsider",
+        ],
     );
     assert_ne!(code, 0);
     assert!(out.is_empty() && err.contains("may not read"), "{err}");
