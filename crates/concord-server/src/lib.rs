@@ -569,11 +569,10 @@ fn is_push_path(path: &str) -> bool {
     };
     let rest = rest.trim_end_matches('/');
     let mut parts = rest.split('/').skip(1);
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("stream"), None, _) => true,
-        (Some("feeds"), Some(_), None) => true,
-        _ => false,
-    }
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some("stream"), None, _) | (Some("feeds"), Some(_), None)
+    )
 }
 
 /// 406: the TAXII resources answer only their media type (TAXII 2.1 §1.6.8).

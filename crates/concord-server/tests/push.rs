@@ -333,7 +333,7 @@ impl Sse {
 
 /// The ids (and bodies) of an `objects` event's envelope.
 fn objects_of(ev: &Ev) -> Vec<Value> {
-    assert_eq!(ev.event, "objects", "{ev:?}");
+    assert_eq!(ev.event, "objects", "{}", ev.raw);
     let v: Value = serde_json::from_str(&ev.data).unwrap();
     v["objects"].as_array().cloned().unwrap_or_default()
 }
@@ -612,12 +612,7 @@ async fn a_collection_not_shared_answers_exactly_like_one_that_does_not_exist() 
     .await;
     assert_eq!(body_private, taxii_private);
     let (_, _, a) = http(n.addr, &stream("x-1"), &n.key).await;
-    let (_, _, b) = http(
-        n.addr,
-        &format!("/concord/collections/x-1/objects/"),
-        &n.key,
-    )
-    .await;
+    let (_, _, b) = http(n.addr, "/concord/collections/x-1/objects/", &n.key).await;
     assert_eq!(a, b);
     // A Last-Event-ID not issued for this collection and partner: 400 naming it.
     let (status, _, _) = open(n.addr, &n.stream_path(), &n.key, Some("forged")).await;
@@ -669,7 +664,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_holds_what_the_partner_receives_with_a_strong_etag() {
-    let lists = concord_misp::Warninglists::load_dir(&std::path::Path::new(concat!(
+    let lists = concord_misp::Warninglists::load_dir(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/data/misp/warninglists"
     )))
