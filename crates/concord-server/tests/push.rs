@@ -63,6 +63,7 @@ fn put(store: &dyn Store, collection_id: &str, objects: &[Value]) {
 /// `private` it does not; the partner's API key.
 struct Node {
     _dir: tempfile::TempDir,
+    _schema: Option<concord_store::postgres::ScratchSchema>,
     store: Arc<dyn Store>,
     state: AppState,
     addr: std::net::SocketAddr,
@@ -77,58 +78,73 @@ async fn node(limits: Limits) -> Node {
 async fn node_with(limits: Limits, lists: Option<concord_misp::Warninglists>) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("c.sqlite")).unwrap());
-    store
-        .set_setting(ADMIN_TOKEN_SETTING, &token_hash(ADMIN))
-        .unwrap();
-    store
-        .set_setting(concord_server::policy::JURISDICTION_SETTING, "DE")
-        .unwrap();
-    let mut ids = Vec::new();
-    for alias in ["intel", "private"] {
-        let c = store
-            .create_collection(&NewCollection {
-                alias: alias.into(),
-                ..Default::default()
+    node_on(store, dir, None, limits, lists).await
+}
+
+async fn node_on(
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+    schema: Option<concord_store::postgres::ScratchSchema>,
+    limits: Limits,
+    lists: Option<concord_misp::Warninglists>,
+) -> Node {
+    // The stores are synchronous (PostgreSQL's client drives a runtime of its own): set up
+    // off the async worker.
+    let (ids, key, state) = tokio::task::block_in_place(|| {
+        store
+            .set_setting(ADMIN_TOKEN_SETTING, &token_hash(ADMIN))
+            .unwrap();
+        store
+            .set_setting(concord_server::policy::JURISDICTION_SETTING, "DE")
+            .unwrap();
+        let mut ids = Vec::new();
+        for alias in ["intel", "private"] {
+            let c = store
+                .create_collection(&NewCollection {
+                    alias: alias.into(),
+                    ..Default::default()
+                })
+                .unwrap();
+            let sharing = CollectionSharing {
+                groups: None,
+                recipients: Vec::new(),
+                default_tlp: Tlp::Clear,
+            };
+            store
+                .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
+                .unwrap();
+            ids.push(c.id);
+        }
+        let (key, key_id, key_hash) = new_api_key().unwrap();
+        store
+            .put_partner(&Partner {
+                name: "acme".into(),
+                jurisdiction: "DE".into(),
+                groups: vec![],
+                read: vec![ids[0].clone()],
+                write: vec![],
+                key_id,
+                key_hash,
+                created_ns: 0,
             })
             .unwrap();
-        let sharing = CollectionSharing {
-            groups: None,
-            recipients: Vec::new(),
-            default_tlp: Tlp::Clear,
-        };
-        store
-            .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
-            .unwrap();
-        ids.push(c.id);
-    }
-    let (key, key_id, key_hash) = new_api_key().unwrap();
-    store
-        .put_partner(&Partner {
-            name: "acme".into(),
-            jurisdiction: "DE".into(),
-            groups: vec![],
-            read: vec![ids[0].clone()],
-            write: vec![],
-            key_id,
-            key_hash,
-            created_ns: 0,
-        })
+        let state = AppState::new(
+            store.clone(),
+            ServerConfig {
+                title: "test".into(),
+                description: None,
+                contact: None,
+                api_root: "concord".into(),
+                max_content_length: 8 << 20,
+                ingress: Default::default(),
+                limits,
+                policy: Default::default(),
+                auth_limits: Default::default(),
+            },
+        )
         .unwrap();
-    let state = AppState::new(
-        store.clone(),
-        ServerConfig {
-            title: "test".into(),
-            description: None,
-            contact: None,
-            api_root: "concord".into(),
-            max_content_length: 8 << 20,
-            ingress: Default::default(),
-            limits,
-            policy: Default::default(),
-            auth_limits: Default::default(),
-        },
-    )
-    .unwrap();
+        (ids, key, state)
+    });
     let state = match lists {
         Some(l) => state.with_warninglists(Arc::new(l)),
         None => state,
@@ -144,6 +160,7 @@ async fn node_with(limits: Limits, lists: Option<concord_misp::Warninglists>) ->
     ));
     Node {
         _dir: dir,
+        _schema: schema,
         store,
         state,
         addr,
@@ -155,7 +172,7 @@ async fn node_with(limits: Limits, lists: Option<concord_misp::Warninglists>) ->
 impl Node {
     /// Writes `objects` to `intel` in one batch and wakes the streams, as the TAXII POST does.
     fn write(&self, objects: &[Value]) {
-        put(self.store.as_ref(), &self.intel, objects);
+        tokio::task::block_in_place(|| put(self.store.as_ref(), &self.intel, objects));
         self.state.notify_write();
     }
 
@@ -165,8 +182,8 @@ impl Node {
 
     /// Transfer entries of the audit log through `door`.
     fn audited(&self, door: &str) -> Vec<concord_store::TransferEntry> {
-        self.store
-            .audit_entries(&AuditQuery {
+        let entries = tokio::task::block_in_place(|| {
+            self.store.audit_entries(&AuditQuery {
                 after_seq: 0,
                 before_seq: None,
                 partner: None,
@@ -174,6 +191,8 @@ impl Node {
                 limit: 100_000,
                 newest_first: false,
             })
+        });
+        entries
             .unwrap()
             .into_iter()
             .filter(|e| e.door == door)
@@ -764,4 +783,71 @@ async fn a_feed_of_a_collection_not_shared_answers_like_one_that_does_not_exist(
     let (_, _, taxii) = http(n.addr, "/concord/collections/x-1/objects/", &n.key).await;
     assert_eq!(b, taxii);
     assert!(n.audited("feed-plain").is_empty());
+}
+
+/// Two stores on one PostgreSQL database, as two `serve` processes: a write through the
+/// other one (no notification reaches this process) is seen by polling the collection's
+/// version counter. Skips without `CONCORD_TEST_POSTGRES_URL` (fails under
+/// `CONCORD_REQUIRE_POSTGRES=1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_write_of_another_process_reaches_the_stream() {
+    let url = match std::env::var("CONCORD_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("CONCORD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "CONCORD_REQUIRE_POSTGRES=1 but CONCORD_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipping: CONCORD_TEST_POSTGRES_URL not set");
+            return;
+        }
+    };
+    let (schema, one, two) = tokio::task::block_in_place(|| {
+        let schema = concord_store::postgres::ScratchSchema::create(&url).unwrap();
+        let open = || -> Arc<dyn Store> {
+            Arc::new(concord_store::PostgresStore::open(schema.url()).unwrap())
+        };
+        let (one, two) = (open(), open());
+        (schema, one, two)
+    });
+    let n = node_on(
+        one,
+        tempfile::tempdir().unwrap(),
+        Some(schema),
+        Limits {
+            stream_poll_ms: 100,
+            ..small()
+        },
+        None,
+    )
+    .await;
+    n.write(&[indicator(0, 10)]);
+    let (_, _, s) = open(n.addr, &n.stream_path(), &n.key, None).await;
+    let mut s = s.unwrap();
+    let (first, last) = collect(&mut s, 1).await;
+    assert_eq!(first.len(), 1);
+    // Written by the other "process": no notification, only the version counter moves.
+    tokio::task::block_in_place(|| {
+        put(
+            two.as_ref(),
+            &n.intel,
+            &[indicator(1, 10), red(indicator(2, 10)), indicator(3, 10)],
+        )
+    });
+    let (next, _) = collect(&mut s, 2).await;
+    let ids: Vec<&str> = next.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            indicator(1, 10)["id"].as_str().unwrap(),
+            indicator(3, 10)["id"].as_str().unwrap()
+        ]
+    );
+    // Resumed after the first event: the same two, nothing else.
+    drop(s);
+    let (_, _, s) = open(n.addr, &n.stream_path(), &n.key, last.as_deref()).await;
+    let (again, _) = collect(&mut s.unwrap(), 2).await;
+    assert_eq!(again, next);
+    // The scratch schema is dropped through the synchronous client.
+    tokio::task::block_in_place(|| drop(n));
 }
