@@ -1,8 +1,8 @@
 //! Benchmark of the live stream (issue 21, item 1; BENCHMARKS.md §12). Not a test: nothing
 //! here asserts a time.
 //!
-//! A node on loopback (SQLite in a temporary directory, or PostgreSQL with
-//! `CONCORD_BENCH_POSTGRES_URL`), one partner reading collection `intel` (shared as CLEAR).
+//! A node on loopback (SQLite in a temporary directory, or a scratch schema of the
+//! PostgreSQL database `CONCORD_BENCH_POSTGRES_URL`), one partner reading collection `intel` (shared as CLEAR).
 //! A writer commits `WRITES` indicators in commits of `PER_COMMIT` and wakes the streams as
 //! the TAXII POST does; one consumer follows `…/stream/` over HTTP and is killed (its
 //! connection dropped) and resumed with `Last-Event-ID` `KILLS` times while the writer
@@ -127,66 +127,75 @@ async fn main() {
     let per_commit = args.get(1).copied().unwrap_or(10).max(1);
     let kills = args.get(2).copied().unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
-    let (store, backend): (Arc<dyn Store>, &str) = match std::env::var("CONCORD_BENCH_POSTGRES_URL")
-    {
-        Ok(url) => {
-            let s = concord_store::PostgresStore::open(&url).unwrap();
-            (Arc::new(s), "postgresql")
-        }
-        Err(_) => (
-            Arc::new(concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap()),
-            "sqlite",
-        ),
-    };
-    store
-        .set_setting(ADMIN_TOKEN_SETTING, &token_hash("bench-admin"))
+    // The stores are synchronous (PostgreSQL's client drives a runtime of its own).
+    let (store, backend, schema, c, key, state) = tokio::task::block_in_place(|| {
+        // On PostgreSQL, a scratch schema of its own, dropped at the end.
+        let mut schema = None;
+        let (store, backend): (Arc<dyn Store>, &str) =
+            match std::env::var("CONCORD_BENCH_POSTGRES_URL") {
+                Ok(url) => {
+                    let scratch = concord_store::postgres::ScratchSchema::create(&url).unwrap();
+                    let s = concord_store::PostgresStore::open(scratch.url()).unwrap();
+                    schema = Some(scratch);
+                    (Arc::new(s), "postgresql")
+                }
+                Err(_) => (
+                    Arc::new(
+                        concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap(),
+                    ),
+                    "sqlite",
+                ),
+            };
+        store
+            .set_setting(ADMIN_TOKEN_SETTING, &token_hash("bench-admin"))
+            .unwrap();
+        store
+            .set_setting(concord_server::policy::JURISDICTION_SETTING, "DE")
+            .unwrap();
+        let c = store
+            .create_collection(&NewCollection {
+                alias: format!("intel-{}", std::process::id()),
+                ..Default::default()
+            })
+            .unwrap();
+        let sharing = CollectionSharing {
+            groups: None,
+            recipients: Vec::new(),
+            default_tlp: Tlp::Clear,
+        };
+        store
+            .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
+            .unwrap();
+        let (key, key_id, key_hash) = new_api_key().unwrap();
+        store
+            .put_partner(&Partner {
+                name: format!("bench-{}", std::process::id()),
+                jurisdiction: "DE".into(),
+                groups: vec![],
+                read: vec![c.id.clone()],
+                write: vec![],
+                key_id,
+                key_hash,
+                created_ns: 0,
+            })
+            .unwrap();
+        let state = AppState::new(
+            store.clone(),
+            ServerConfig {
+                title: "bench".into(),
+                description: None,
+                contact: None,
+                api_root: "concord".into(),
+                max_content_length: 8 << 20,
+                ingress: Default::default(),
+                limits: Limits::default(),
+                policy: Default::default(),
+                auth_limits: Default::default(),
+            },
+        )
         .unwrap();
-    store
-        .set_setting(concord_server::policy::JURISDICTION_SETTING, "DE")
-        .unwrap();
-    let c = store
-        .create_collection(&NewCollection {
-            alias: format!("intel-{}", std::process::id()),
-            ..Default::default()
-        })
-        .unwrap();
-    let sharing = CollectionSharing {
-        groups: None,
-        recipients: Vec::new(),
-        default_tlp: Tlp::Clear,
-    };
-    store
-        .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
-        .unwrap();
-    let (key, key_id, key_hash) = new_api_key().unwrap();
-    store
-        .put_partner(&Partner {
-            name: format!("bench-{}", std::process::id()),
-            jurisdiction: "DE".into(),
-            groups: vec![],
-            read: vec![c.id.clone()],
-            write: vec![],
-            key_id,
-            key_hash,
-            created_ns: 0,
-        })
-        .unwrap();
-    let limits = Limits::default();
-    let state = AppState::new(
-        store.clone(),
-        ServerConfig {
-            title: "bench".into(),
-            description: None,
-            contact: None,
-            api_root: "concord".into(),
-            max_content_length: 8 << 20,
-            ingress: Default::default(),
-            limits: limits.clone(),
-            policy: Default::default(),
-            auth_limits: Default::default(),
-        },
-    )
-    .unwrap();
+        (store, backend, schema, c, key, state)
+    });
     let app = concord_server::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -319,4 +328,5 @@ async fn main() {
             lat.last().copied().unwrap_or(f64::NAN)
         );
     }
+    tokio::task::block_in_place(|| drop(schema));
 }
