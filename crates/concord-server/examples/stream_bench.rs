@@ -162,6 +162,8 @@ async fn main() {
             groups: None,
             recipients: Vec::new(),
             default_tlp: Tlp::Clear,
+            addressed: Default::default(),
+            grants: Default::default(),
         };
         store
             .set_setting(&sharing_setting_key(&c.id), &sharing.to_json())
