@@ -204,7 +204,7 @@ async fn main() {
     tokio::spawn(concord_server::serve(
         listener,
         app,
-        concord_server::ConnTimeouts::default(),
+        concord_server::ConnLimits::default(),
         std::future::pending(),
     ));
     let path = format!("/concord/collections/{}/stream/", c.id);

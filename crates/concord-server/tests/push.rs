@@ -157,7 +157,7 @@ async fn node_on(
     tokio::spawn(concord_server::serve(
         listener,
         app,
-        concord_server::ConnTimeouts::default(),
+        concord_server::ConnLimits::default(),
         std::future::pending(),
     ));
     Node {
