@@ -387,6 +387,48 @@ impl Egress {
         Ok(Transfer { next, ..transfer })
     }
 
+    /// [`Egress::page`] for a door that follows a collection as it grows (the SSE stream):
+    /// the same decisions, rewrites, audit entry and page, but `next` is always the token
+    /// that resumes after the last entry decided on this page, also when `more` is false (a
+    /// TAXII page then has no `next`), and the `query.next` given back unchanged when the
+    /// page decided nothing. It is a token of the same kind as TAXII's `next` (sealed for
+    /// this collection and audience): a stream resumed from it, or a TAXII page asked with
+    /// it, continues exactly after this page, without a gap or a repeat. Errors: as
+    /// [`Egress::page`].
+    pub fn follow(
+        &self,
+        audience: &Audience,
+        door: &str,
+        query: &PageQuery,
+    ) -> Result<Transfer, EgressError> {
+        let after = match &query.next {
+            Some(token) => Some(self.open_cursor(token, &query.collection_id, audience)?),
+            None => None,
+        };
+        let cap = Cap {
+            limit: query.limit.max(1),
+            bytes: if query.want_body {
+                query.max_bytes
+            } else {
+                usize::MAX
+            },
+        };
+        let (transfer, resume) = self.scan_capped(
+            audience,
+            door,
+            &query.collection_id,
+            &query.filter,
+            after,
+            cap,
+            query.want_body,
+        )?;
+        let next = match resume {
+            Some(c) => Some(self.seal_cursor(&c, &query.collection_id, audience)?),
+            None => query.next.clone(),
+        };
+        Ok(Transfer { next, ..transfer })
+    }
+
     /// [`Egress::page`] with the store's own cursor, for the node's own loops (export,
     /// `/api/match`, sync push) that never hand a cursor to anyone: returns the transfer
     /// (its `next` is `None`) and the position to resume after, when `more`.
@@ -405,10 +447,15 @@ impl Egress {
             limit: limit.max(1),
             bytes: usize::MAX,
         };
-        self.scan_capped(audience, door, collection_id, filter, after, cap, want_body)
+        let (transfer, resume) =
+            self.scan_capped(audience, door, collection_id, filter, after, cap, want_body)?;
+        let resume = resume.filter(|_| transfer.more);
+        Ok((transfer, resume))
     }
 
-    /// [`Egress::scan`] held to `cap`: its entries and the bytes of their bodies.
+    /// [`Egress::scan`] held to `cap`: its entries and the bytes of their bodies. The
+    /// position returned is after the last entry decided (and audited), also when `more` is
+    /// false; `None` when nothing was decided.
     #[allow(clippy::too_many_arguments)]
     fn scan_capped(
         &self,
@@ -494,7 +541,7 @@ impl Egress {
                 next: None,
                 withheld: 0,
             },
-            resume.filter(|_| more),
+            resume,
         ))
     }
 
@@ -687,7 +734,7 @@ impl Egress {
                 next: None,
                 withheld,
             },
-            resume.filter(|_| more),
+            resume,
         ))
     }
 

@@ -41,10 +41,12 @@ use concord_taxii::{ErrorCode, Query, TaxiiError, VersionMatch};
 pub mod audit;
 pub mod auth;
 pub mod conn;
+pub mod feeds;
 pub mod limits;
 pub mod matching;
 pub mod ops;
 pub mod policy;
+pub mod stream;
 
 pub use auth::Principal;
 pub use limits::Limits;
@@ -157,6 +159,12 @@ pub struct AppState {
     page_gate: Arc<limits::PageGate>,
     /// Set when the node starts stopping: long work (an ingest) checks it and rolls back.
     shutdown: Arc<std::sync::atomic::AtomicBool>,
+    /// Open live streams ([`Limits::stream_max`]).
+    streams: Arc<stream::StreamGate>,
+    /// Wakes the live streams after a write of this process.
+    writes: Arc<stream::Writes>,
+    /// Feed settings and the entity tags of the last feeds built.
+    feeds: Arc<feeds::Feeds>,
 }
 
 impl AppState {
@@ -184,6 +192,9 @@ impl AppState {
                 config.limits.page_concurrency,
                 config.limits.page_queue,
             ),
+            streams: Arc::new(stream::StreamGate::new(config.limits.stream_max)),
+            writes: Arc::default(),
+            feeds: Arc::default(),
             config: Arc::new(config),
             shutdown,
         })
@@ -231,6 +242,23 @@ impl AppState {
         self.auth.clone()
     }
 
+    /// The same state, leaving values on `lists` out of every feed (`…/feeds/{format}`).
+    pub fn with_warninglists(mut self, lists: Arc<concord_misp::Warninglists>) -> AppState {
+        self.feeds = Arc::new(feeds::Feeds::new(Some(lists)));
+        self
+    }
+
+    /// Wakes this process's live streams: to call after a write batch committed outside
+    /// the TAXII POST (which calls it itself); streams also notice other writes by polling.
+    pub fn notify_write(&self) {
+        self.writes.notify();
+    }
+
+    /// The gate of the live streams ([`Limits::stream_max`]).
+    pub fn stream_gate(&self) -> Arc<stream::StreamGate> {
+        self.streams.clone()
+    }
+
     /// The gate every TAXII page goes through ([`Limits::page_concurrency`]).
     pub fn page_gate(&self) -> Arc<limits::PageGate> {
         self.page_gate.clone()
@@ -274,7 +302,7 @@ pub fn router(state: AppState) -> Router {
     let floored = |m: axum::routing::MethodRouter<AppState>| {
         m.layer(middleware::from_fn_with_state(state.clone(), answer_floor))
     };
-    let routes: [(String, axum::routing::MethodRouter<AppState>); 9] = [
+    let routes: [(String, axum::routing::MethodRouter<AppState>); 11] = [
         ("/taxii2/".into(), get(discovery)),
         (format!("{root}/"), get(api_root)),
         (format!("{root}/status/{{status_id}}/"), get(status)),
@@ -298,6 +326,19 @@ pub fn router(state: AppState) -> Router {
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"),
             floored(paged(get(versions))),
+        ),
+        // Not TAXII: feeds for sensors (issue 21), built like pages.
+        (
+            format!("{root}/collections/{{collection}}/feeds/{{format}}/"),
+            paged(get(feeds::feed)),
+        ),
+        // Not TAXII: the live stream (issue 21), held to `stream_max` by its own layer.
+        (
+            format!("{root}/collections/{{collection}}/stream/"),
+            get(stream::stream).layer(middleware::from_fn_with_state(
+                state.clone(),
+                stream::stream_gate,
+            )),
         ),
     ];
     // Not TAXII: matching for SIEMs (issue 4), plain JSON in and out.
@@ -575,8 +616,12 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    // `/api/` answers plain JSON; only the TAXII resources negotiate the TAXII media type.
-    if !req.uri().path().starts_with("/api/") && !media::accepts_taxii(accept) {
+    // `/api/` answers plain JSON and a stream `text/event-stream`; only the TAXII
+    // resources negotiate the TAXII media type (their errors stay TAXII error resources).
+    if !req.uri().path().starts_with("/api/")
+        && !is_push_path(req.uri().path())
+        && !media::accepts_taxii(accept)
+    {
         return not_acceptable(accept);
     }
     req.extensions_mut().insert(principal.clone());
@@ -584,6 +629,20 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     // For the request log ([`ops::observe`]), which sees only the response.
     res.extensions_mut().insert(principal);
     res
+}
+
+/// Whether `path` is a door of issue 21 under a collection (`…/stream/`,
+/// `…/feeds/{format}`), which answers its own media type rather than TAXII's.
+fn is_push_path(path: &str) -> bool {
+    let Some((_, rest)) = path.split_once("/collections/") else {
+        return false;
+    };
+    let rest = rest.trim_end_matches('/');
+    let mut parts = rest.split('/').skip(1);
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some("stream"), None, _) | (Some("feeds"), Some(_), None)
+    )
 }
 
 /// 406: the TAXII resources answer only their media type (TAXII 2.1 §1.6.8).
@@ -1230,6 +1289,10 @@ async fn add_objects(
         Ok(report)
     })
     .await?;
+    // Live streams of this process look at once (issue 21).
+    if report.accepted.iter().any(|a| a.added) {
+        state.writes.notify();
+    }
     // "Already present" is the operator's to know: to a partner it would confirm that the
     // collection holds an object it may not read (an SCO's id is derived from its value, so
     // a writer could test guessed values). A partner's version that is already held is

@@ -69,6 +69,26 @@ pub struct Limits {
     /// 0.1 ms after any floor (it is paid back in scheduling delay), and a jitter of 5 ms
     /// buries that shift (BENCHMARKS.md §14).
     pub answer_jitter_ms: u64,
+    /// Live streams (`…/stream/`, issue 21) open at once; more answer 503 with
+    /// `Retry-After`. Default 64.
+    pub stream_max: usize,
+    /// Batches queued per stream for a client that reads slower than they come; a buffer
+    /// full for [`Limits::stream_stall_ms`] drops the client (`event: dropped`, reason
+    /// `slow-client`). Default 16 (each batch at most [`Limits::stream_batch`] objects and
+    /// [`Limits::page_max_bytes`] bytes).
+    pub stream_buffer: usize,
+    /// Milliseconds a stream waits for room in a full buffer before it drops the client.
+    /// Default 10,000.
+    pub stream_stall_ms: u64,
+    /// Objects per stream batch at most (one event, one audit entry). Default 1,000.
+    pub stream_batch: usize,
+    /// Seconds between heartbeats (SSE comment lines) while nothing else is sent.
+    /// Default 15.
+    pub stream_heartbeat_secs: u64,
+    /// Milliseconds between two looks at a collection's version counter, for writes made
+    /// by other processes (CLI import, sync, another `serve` on the same PostgreSQL);
+    /// writes of the TAXII POST of this process wake streams at once. Default 500.
+    pub stream_poll_ms: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +106,12 @@ impl Default for Limits {
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
             answer_floor_ms: 5,
             answer_jitter_ms: 5,
+            stream_max: 64,
+            stream_buffer: 16,
+            stream_stall_ms: 10_000,
+            stream_batch: 1_000,
+            stream_heartbeat_secs: 15,
+            stream_poll_ms: 500,
         }
     }
 }

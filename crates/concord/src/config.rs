@@ -44,6 +44,11 @@ max_object_size = 8388608
 # unpacks to more (a gzip bomb) is refused when the cap is crossed, not after.
 max_unpacked = 268435456
 
+# Feeds for sensors (…/feeds/{format}, `concord export --format suricata|zeek-intel|rpz|csv|plain`)
+# leave out values on the MISP warninglists in this directory (`<name>/list.json`, as in
+# MISP/misp-warninglists' `lists/`); relative to the data directory. Empty: none.
+feed_warninglists = ""
+
 # Where the node's data lives. Empty: the SQLite file concord.sqlite in this directory.
 # A PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) puts it in PostgreSQL,
 # where several `concord serve` processes may share it and act as one node; add
@@ -127,6 +132,12 @@ tlp_version = "2.0"
 # page_max_bytes = 16777216            # bytes of objects on one page (at least one object)
 # answer_floor_ms = 5                  # a partner's answer about an object id leaves no sooner (per id)
 # answer_jitter_ms = 5                 # plus a random delay of up to this
+# stream_max = 64                      # live streams (…/stream/) open at once; more get 503
+# stream_buffer = 16                   # batches queued per stream for a slow client
+# stream_stall_ms = 10000              # a buffer full this long drops the client (slow-client)
+# stream_batch = 1000                  # objects per stream batch (one event, one audit entry)
+# stream_heartbeat_secs = 15           # heartbeat comment lines while nothing else is sent
+# stream_poll_ms = 500                 # look for other processes' writes this often
 # sqlite_readers = 4                   # SQLite reader connections kept open
 # sqlite_cache_bytes = 8388608         # SQLite page cache per connection
 # postgres_max_connections = 10        # PostgreSQL connections per process
@@ -189,6 +200,11 @@ pub struct Config {
     /// [`Config::tlp_version`]).
     #[serde(default = "default_tlp_version")]
     pub tlp_version: String,
+    /// `feed_warninglists`: a directory of MISP warninglists whose values are left out of
+    /// every feed (`…/feeds/{format}`, `concord export --format suricata…`); relative to the
+    /// data directory; empty: none.
+    #[serde(default)]
+    pub feed_warninglists: String,
     /// `[policy]`: the egress policy (built-in defaults when absent).
     #[serde(default)]
     pub policy: concord_policy::actions::PolicyConfig,
@@ -305,6 +321,18 @@ pub struct Limits {
     pub answer_floor_ms: u64,
     /// See [`concord_server::Limits::answer_jitter_ms`] (milliseconds).
     pub answer_jitter_ms: u64,
+    /// See [`concord_server::Limits::stream_max`].
+    pub stream_max: usize,
+    /// See [`concord_server::Limits::stream_buffer`] (batches).
+    pub stream_buffer: usize,
+    /// See [`concord_server::Limits::stream_stall_ms`] (milliseconds).
+    pub stream_stall_ms: u64,
+    /// See [`concord_server::Limits::stream_batch`] (objects).
+    pub stream_batch: usize,
+    /// See [`concord_server::Limits::stream_heartbeat_secs`] (seconds).
+    pub stream_heartbeat_secs: u64,
+    /// See [`concord_server::Limits::stream_poll_ms`] (milliseconds).
+    pub stream_poll_ms: u64,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -341,6 +369,12 @@ impl Default for Limits {
             page_max_bytes: server.page_max_bytes,
             answer_floor_ms: server.answer_floor_ms,
             answer_jitter_ms: server.answer_jitter_ms,
+            stream_max: server.stream_max,
+            stream_buffer: server.stream_buffer,
+            stream_stall_ms: server.stream_stall_ms,
+            stream_batch: server.stream_batch,
+            stream_heartbeat_secs: server.stream_heartbeat_secs,
+            stream_poll_ms: server.stream_poll_ms,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -375,6 +409,12 @@ impl Limits {
             page_max_bytes: self.page_max_bytes,
             answer_floor_ms: self.answer_floor_ms,
             answer_jitter_ms: self.answer_jitter_ms,
+            stream_max: self.stream_max,
+            stream_buffer: self.stream_buffer,
+            stream_stall_ms: self.stream_stall_ms,
+            stream_batch: self.stream_batch,
+            stream_heartbeat_secs: self.stream_heartbeat_secs,
+            stream_poll_ms: self.stream_poll_ms,
         }
     }
 
@@ -539,7 +579,9 @@ mod tests {
              postgres_max_connections = 12\nmatch_cache_sets_per_audience = 13\n\
              match_compile_concurrency = 14\nmatch_compile_queue = 15\n\
              write_timeout_secs = 16\nmax_connections = 17\nanswer_floor_ms = 18\n\
-             answer_jitter_ms = 19\n"
+             answer_jitter_ms = 19\nstream_max = 20\n\
+             stream_buffer = 21\nstream_stall_ms = 22\nstream_batch = 23\n\
+             stream_heartbeat_secs = 24\nstream_poll_ms = 25\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -557,6 +599,12 @@ mod tests {
                 page_max_bytes: 9,
                 answer_floor_ms: 18,
                 answer_jitter_ms: 19,
+                stream_max: 20,
+                stream_buffer: 21,
+                stream_stall_ms: 22,
+                stream_batch: 23,
+                stream_heartbeat_secs: 24,
+                stream_poll_ms: 25,
             }
         );
         assert_eq!(

@@ -142,7 +142,8 @@ enum Command {
         /// it (withheld ones are left out). Without it, the operator's full copy.
         #[arg(long, value_name = "NAME")]
         partner: Option<String>,
-        /// Output format: a STIX bundle, MISP event JSON, or a MISP feed directory (`-o DIR`).
+        /// Output format: a STIX bundle, MISP event JSON, a MISP feed directory (`-o DIR`),
+        /// or the indicators as sensors load them (suricata, zeek-intel, rpz, csv, plain).
         #[arg(long, value_enum, default_value_t)]
         format: misp::Format,
         /// Write a signed transfer package into the new directory `-o DIR` instead (needs
@@ -157,6 +158,10 @@ enum Command {
         /// With `--package`: how the object files are compressed.
         #[arg(long, value_enum, default_value_t, requires = "package")]
         compression: transfer::PackageCompression,
+        /// Sensor formats: leave out values on these MISP warninglists (a directory of
+        /// `<name>/list.json`). Default: `feed_warninglists` of concord.toml.
+        #[arg(long, value_name = "DIR")]
+        warninglists: Option<PathBuf>,
     },
     /// Serve TAXII 2.1 until interrupted.
     Serve {
@@ -419,6 +424,7 @@ fn run(command: Command) -> Outcome {
             package,
             since_last,
             compression,
+            warninglists,
         } => {
             let store = open_store(&data)?;
             if package {
@@ -448,6 +454,27 @@ fn run(command: Command) -> Outcome {
                 Some(_) => Some(policy::load(&data, store.as_ref())?),
                 None => None,
             };
+            if let Some(feed) = format.feed() {
+                let dir = match warninglists {
+                    Some(d) => Some(d),
+                    None => feed_warninglists(&data)?,
+                };
+                let lists = match &dir {
+                    Some(d) => Some(
+                        concord_misp::Warninglists::load_dir(d)
+                            .with_context(|| format!("warninglists {}", d.display()))?,
+                    ),
+                    None => None,
+                };
+                return transfer::export_feed(
+                    store.clone(),
+                    &collection,
+                    feed,
+                    output.as_deref(),
+                    partner.as_deref().zip(policy.as_ref()),
+                    lists.as_ref(),
+                );
+            }
             if format != misp::Format::Stix {
                 return misp::export(
                     store.clone(),
@@ -693,6 +720,14 @@ fn spawn_checkpointer(dir: &std::path::Path, store: Arc<dyn Store>, every: i64) 
     Ok(())
 }
 
+/// `feed_warninglists` of the node's concord.toml, relative to the data directory; `None`
+/// when empty.
+fn feed_warninglists(data: &DataDirArg) -> Result<Option<PathBuf>> {
+    let dir = data_dir(data);
+    let config = Config::load(&dir.dir)?;
+    Ok((!config.feed_warninglists.is_empty()).then(|| dir.dir.join(&config.feed_warninglists)))
+}
+
 fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let dir = data_dir(data);
     let config = Config::load(&dir.dir)?;
@@ -713,6 +748,13 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             auth_limits: config.limits.auth(),
         },
     )?;
+    let state = match feed_warninglists(data)? {
+        Some(d) => state.with_warninglists(Arc::new(
+            concord_misp::Warninglists::load_dir(&d)
+                .with_context(|| format!("feed_warninglists {}", d.display()))?,
+        )),
+        None => state,
+    };
     let connections = config.limits.connections();
     // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
     // entries (checked every 5 s); read entries flushed to disk every second. Blocking

@@ -30,7 +30,7 @@ pub struct ImportArgs {
     pub drop_warninglisted: bool,
 }
 
-/// MISP formats of `concord export`.
+/// Formats of `concord export`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
     /// One STIX 2.1 bundle.
@@ -40,6 +40,30 @@ pub enum Format {
     Misp,
     /// A MISP feed directory (`-o DIR`): manifest.json, `<uuid>.json`, hashes.csv.
     MispFeed,
+    /// Suricata rules for the indicators' addresses, domains and URLs.
+    Suricata,
+    /// A Zeek intel file (Intel::ADDR, DOMAIN, URL, FILE_HASH, EMAIL).
+    ZeekIntel,
+    /// A DNS response-policy zone (domains and addresses).
+    Rpz,
+    /// CSV: value, type, indicator id, name, valid_until.
+    Csv,
+    /// One indicator value per line.
+    Plain,
+}
+
+impl Format {
+    /// The sensor format of a feed format (`None` for STIX and MISP).
+    pub fn feed(self) -> Option<concord_feeds::Format> {
+        match self {
+            Format::Stix | Format::Misp | Format::MispFeed => None,
+            Format::Suricata => Some(concord_feeds::Format::Suricata),
+            Format::ZeekIntel => Some(concord_feeds::Format::ZeekIntel),
+            Format::Rpz => Some(concord_feeds::Format::Rpz),
+            Format::Csv => Some(concord_feeds::Format::Csv),
+            Format::Plain => Some(concord_feeds::Format::Plain),
+        }
+    }
 }
 
 /// `concord import`: STIX bundles go the usual way; MISP event files and feeds are converted

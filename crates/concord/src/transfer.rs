@@ -240,25 +240,7 @@ pub fn export(
     output: Option<&Path>,
     partner: Option<(&str, &concord_policy::actions::Policy)>,
 ) -> Result<bool> {
-    let c = store
-        .collection(collection)?
-        .with_context(|| format!("no collection {collection:?}"))?;
-    let (audience, policy) = match partner {
-        None => (
-            concord_egress::Audience::Operator("operator".to_owned()),
-            None,
-        ),
-        Some((name, policy)) => (
-            concord_egress::Audience::Partner(reader(store.as_ref(), name, &c, collection)?),
-            Some(policy.clone()),
-        ),
-    };
-    let policy = Arc::new(match policy {
-        Some(p) => p,
-        // The operator receives objects as stored: no policy applies.
-        None => concord_policy::actions::Policy::node_default(None, Default::default()),
-    });
-    let egress = concord_egress::Egress::new(store.clone(), policy);
+    let (c, audience, egress) = export_door(&store, collection, partner)?;
     let sink: Box<dyn Write> = match output {
         Some(p) => {
             Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
@@ -399,6 +381,113 @@ pub fn export_package(
         m.counts.echoes,
         request.output.display(),
         written.digest
+    );
+    Ok(true)
+}
+
+/// The collection, the audience and the egress door of an export: the operator, or with
+/// `--partner` that partner under `policy`, which must be allowed to read the collection (the
+/// same permission as its TAXII reads). Errors: no such collection or partner, no read.
+fn export_door(
+    store: &Arc<dyn Store>,
+    collection: &str,
+    partner: Option<(&str, &concord_policy::actions::Policy)>,
+) -> Result<(Collection, concord_egress::Audience, concord_egress::Egress)> {
+    let c = store
+        .collection(collection)?
+        .with_context(|| format!("no collection {collection:?}"))?;
+    let (audience, policy) = match partner {
+        None => (
+            concord_egress::Audience::Operator("operator".to_owned()),
+            None,
+        ),
+        Some((name, policy)) => (
+            concord_egress::Audience::Partner(reader(store.as_ref(), name, &c, collection)?),
+            Some(policy.clone()),
+        ),
+    };
+    let policy = Arc::new(match policy {
+        Some(p) => p,
+        // The operator receives objects as stored: no policy applies.
+        None => concord_policy::actions::Policy::node_default(None, Default::default()),
+    });
+    let egress = concord_egress::Egress::new(store.clone(), policy);
+    Ok((c, audience, egress))
+}
+
+/// `concord export --format suricata|zeek-intel|rpz|csv|plain`: the indicators of a
+/// collection as a sensor loads them ([`concord_feeds`]), read page by page through the
+/// egress door (door `feed-{format}`, each page audited) as the operator or, with
+/// `--partner`, as that partner receives them; values on `warninglists` left out. What was
+/// left out is counted, by reason, on stderr.
+pub fn export_feed(
+    store: Arc<dyn Store>,
+    collection: &str,
+    format: concord_feeds::Format,
+    output: Option<&Path>,
+    partner: Option<(&str, &concord_policy::actions::Policy)>,
+    warninglists: Option<&concord_misp::Warninglists>,
+) -> Result<bool> {
+    let (c, audience, egress) = export_door(&store, collection, partner)?;
+    let now_ns = concord_stix::Timestamp::now_micros().unix_nanos();
+    let mut builder = concord_feeds::FeedBuilder::new(format, warninglists, now_ns);
+    let door = format!("feed-{}", format.name());
+    let mut after = None;
+    loop {
+        let (page, resume) = egress.scan(
+            &audience,
+            &door,
+            &c.id,
+            &ObjectFilter::default(),
+            after,
+            1000,
+            true,
+        )?;
+        for e in &page.entries {
+            if let Some(v) = e
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            {
+                builder.add(&v);
+            }
+        }
+        match resume {
+            Some(r) if page.more => after = Some(r),
+            _ => break,
+        }
+    }
+    let version = store.collection_version(&c.id)?;
+    let (text, report) = builder.finish(&concord_feeds::Header {
+        title: c.alias.clone().unwrap_or_else(|| c.id.clone()),
+        serial: u32::try_from(version.rem_euclid(1 << 31))
+            .unwrap_or(1)
+            .max(1),
+        ..Default::default()
+    });
+    match output {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    eprintln!(
+        "{} {} values from {collection}; left out: {} not indicators, {} other pattern types, \
+         {} unparsable, {} not simple comparisons, {} revoked, {} expired, {} not yet valid, \
+         {} on warninglists, {} not carried by {}, {} duplicates",
+        format.name(),
+        report.written,
+        report.not_indicator,
+        report.other_pattern_type,
+        report.unparsable,
+        report.not_representable,
+        report.revoked,
+        report.expired,
+        report.not_yet_valid,
+        report.warninglisted,
+        report.not_in_format,
+        format.name(),
+        report.duplicate
     );
     Ok(true)
 }

@@ -7,6 +7,7 @@ mod admin_api;
 mod audit;
 mod cli;
 mod egress_matrix;
+mod feeds;
 mod incident;
 mod interop;
 mod leak;
