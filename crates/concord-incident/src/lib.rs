@@ -730,6 +730,9 @@ pub struct IncidentState {
     /// The incident.
     #[serde(flatten)]
     pub incident: IncidentView,
+    /// Who opened it: the name of its creator's identity where the node holds it, else its
+    /// id (empty without `created_by_ref`).
+    pub opened_by: String,
     /// Its requests, oldest first.
     pub tasks: Vec<TaskState>,
     /// Its events (those the node holds), oldest first.
@@ -835,6 +838,7 @@ pub fn board(objects: &[Value], now: &Timestamp) -> Vec<IncidentState> {
                 .collect();
             evs.sort_by(|a, b| a.start_time.cmp(&b.start_time));
             IncidentState {
+                opened_by: name_of(incident.created_by_ref.as_deref()),
                 incident,
                 tasks,
                 events: evs,
@@ -952,6 +956,7 @@ mod tests {
         assert_eq!(s[0].tasks[0].status, "pending");
         assert!(s[0].tasks[0].overdue);
         assert_eq!(s[0].tasks[0].from, "CERT-CN");
+        assert_eq!(s[0].opened_by, "CERT-CN");
         // Acknowledged only: still owed, so still overdue.
         let s = board(&[inc.clone(), req.clone(), ack.clone()], &late);
         assert_eq!(s[0].tasks[0].status, "acknowledged");

@@ -14,6 +14,9 @@
 //!   `language-content`, "as partner P" through [`concord_server::policy::explain_for_partner`]),
 //!   the relationship graph, import, pattern check.
 //! - **Operator pages** ([`operator`]): partners, sharing groups, peers, policy, audit log.
+//! - **Incident pages** ([`incidents`], the admin's only): the board, an incident's timeline,
+//!   and the forms to open, request and respond, calling [`concord_coordination`] as
+//!   `concord incident` does.
 //!
 //! Every response carries a Content-Security-Policy that allows only this origin's scripts
 //! and styles; forms that change state are POSTs, refused when `Origin` names another site
@@ -36,6 +39,7 @@ pub mod analyst;
 pub mod catalogue;
 pub mod i18n;
 pub mod import;
+pub mod incidents;
 pub mod operator;
 pub mod session;
 
@@ -81,6 +85,7 @@ pub fn router(app: AppState) -> Router {
     let max_upload = usize::try_from(web.app.config().max_content_length).unwrap_or(usize::MAX);
     let ui = analyst::routes(ui, max_upload);
     let ui = operator::routes(ui);
+    let ui = incidents::routes(ui);
     ui.layer(middleware::from_fn(headers)).with_state(web)
 }
 

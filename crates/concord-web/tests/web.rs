@@ -690,3 +690,421 @@ fn a_single_oversized_object_in_a_gzip_upload_is_refused_by_index() {
     );
     assert_eq!(store.count(&c.id).unwrap(), 0);
 }
+
+/// A form POST (`application/x-www-form-urlencoded`) with `cookie`.
+fn post_form(base: &str, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Resp {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", concord_web::url_encode(v)))
+        .collect();
+    read(
+        agent()
+            .post(format!("{base}{path}"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(body.join("&"))
+            .unwrap(),
+    )
+}
+
+/// The audit entries of `door`, oldest first.
+fn audited(store: &dyn Store, door: &str) -> Vec<concord_store::TransferEntry> {
+    store
+        .audit_entries(&concord_store::AuditQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.door == door)
+        .collect()
+}
+
+/// Issue 18 item 5 over real HTTP: the admin opens an incident by the form, requests
+/// assistance from a partner (one request past its deadline), answers a request another
+/// node's partner POSTed by TAXII; the board lists the overdue request first; the incident
+/// page shows the timeline in English, Chinese and Arabic (`dir="rtl"`); every change is
+/// audited as `concord incident` audits it; a partner's session and a client without one
+/// reach none of it.
+#[test]
+fn incident_board_forms_timeline_in_three_languages() {
+    let n = node();
+    // Another node's partner, cert-br, that may write to collection "inbox" (made before the
+    // first login: the server caches the partner list for a few seconds).
+    let inbox = n
+        .store
+        .create_collection(&NewCollection {
+            alias: "inbox".into(),
+            title: None,
+            description: None,
+        })
+        .unwrap();
+    let (key, key_id, key_hash) = concord_server::auth::new_api_key().unwrap();
+    n.store
+        .put_partner(&concord_store::Partner {
+            name: "cert-br".into(),
+            jurisdiction: "BR".into(),
+            groups: vec![],
+            read: vec![inbox.id.clone()],
+            write: vec![inbox.id.clone()],
+            key_id,
+            key_hash,
+            created_ns: 0,
+        })
+        .unwrap();
+    let admin = n.login(ADMIN);
+    let partner = n.login(&n.partner_key);
+    let incidents_held = || {
+        let all =
+            concord_coordination::board(n.store.as_ref(), &concord_stix::Timestamp::now_micros())
+                .unwrap();
+        all.len()
+    };
+
+    // Without a session: to the login page; a POST opens nothing.
+    let r = n.get("/ui/incidents", "");
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (303, "/ui/login?next=%2Fui%2Fincidents")
+    );
+    let r = post_form(&n.base, "/ui/incidents", "", &[("title", "sneaky")]);
+    assert_eq!(r.status, 303);
+    assert_eq!(incidents_held(), 0);
+    // A partner's session: the admin-only answer, and nothing opened.
+    assert_eq!(n.get("/ui/incidents", &partner).status, 403);
+    let r = post_form(&n.base, "/ui/incidents", &partner, &[("title", "sneaky")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(incidents_held(), 0);
+    // A form from another site: refused, nothing opened.
+    let r = read(
+        agent()
+            .post(format!("{}/ui/incidents", n.base))
+            .header("cookie", &admin)
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send("title=csrf")
+            .unwrap(),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(incidents_held(), 0);
+
+    // The empty board, then a refused form: the error names the flag and the rule, and the
+    // form keeps what was typed.
+    let r = n.get("/ui/incidents", &admin);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("id=\"no-incidents\""), "{}", r.body);
+    let r = post_form(
+        &n.base,
+        "/ui/incidents",
+        &admin,
+        &[
+            ("title", "C2 beaconing"),
+            ("severity", "extreme"),
+            ("collection", "incidents"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("id=\"incident-error\""));
+    assert!(
+        r.body.contains("--severity: &#34;extreme&#34;")
+            || r.body.contains("--severity: &quot;extreme&quot;"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"C2 beaconing\""));
+    assert_eq!(incidents_held(), 0);
+
+    // Open by the form: to the incident's page.
+    let r = post_form(
+        &n.base,
+        "/ui/incidents",
+        &admin,
+        &[
+            ("title", "C2 beaconing to 203.0.113.7"),
+            ("description", "seen from three ministries"),
+            ("severity", "high"),
+            ("affects", "br, ZA"),
+            ("collection", "incidents"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let ours = r
+        .location
+        .strip_prefix("/ui/incidents/")
+        .expect("to the incident")
+        .to_owned();
+    assert!(ours.starts_with("incident--"), "{ours}");
+    let opened = audited(n.store.as_ref(), "incident-open");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        (opened[0].partner.as_str(), opened[0].direction.as_str()),
+        ("operator", "ingress")
+    );
+
+    // Two requests to the partner: one due far ahead, then one already past its deadline.
+    let path = format!("/ui/incidents/{ours}/request");
+    let r = post_form(
+        &n.base,
+        &path,
+        &admin,
+        &[
+            ("to", "bsi"),
+            ("ask", "preserve the logs of 203.0.113.7"),
+            ("deadline", "2099-01-01T00:00"),
+            ("priority", "low"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = post_form(
+        &n.base,
+        &path,
+        &admin,
+        &[
+            ("to", "bsi"),
+            ("ask", "take down the C2 server"),
+            ("deadline", "2020-01-01T00:00:00Z"),
+            ("priority", "critical"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Refused: a partner that does not exist, a deadline that is not RFC 3339.
+    let r = post_form(
+        &n.base,
+        &path,
+        &admin,
+        &[
+            ("to", "nobody"),
+            ("ask", "x"),
+            ("deadline", "2099-01-01T00:00"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("--to: no partner named"), "{}", r.body);
+    let r = post_form(
+        &n.base,
+        &path,
+        &admin,
+        &[("to", "bsi"), ("ask", "x"), ("deadline", "next week")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("--deadline"), "{}", r.body);
+    let requested = audited(n.store.as_ref(), "incident-request");
+    assert_eq!(
+        requested.len(),
+        2,
+        "one transfer per request, none for the refused ones"
+    );
+    assert!(
+        requested.iter().all(
+            |e| e.partner == "operator" && e.dictionary.iter().any(|d| d == "addressed to bsi")
+        ),
+        "{:?}",
+        requested.iter().map(|e| &e.dictionary).collect::<Vec<_>>()
+    );
+    let state = concord_coordination::show(
+        n.store.as_ref(),
+        &ours,
+        &concord_stix::Timestamp::now_micros(),
+    )
+    .unwrap();
+    let (future, past) = (
+        state.state.tasks[0].id.clone(),
+        state.state.tasks[1].id.clone(),
+    );
+    assert_eq!(state.state.tasks[0].deadline, "2099-01-01T00:00:00Z");
+    assert!(state.state.tasks[1].overdue && !state.state.tasks[0].overdue);
+
+    // A request to this node: another node's identity, incident and task, POSTed by TAXII
+    // by its partner (cert-br, who may write to collection "inbox").
+    let now = concord_stix::Timestamp::now_micros();
+    let br = concord_incident::node_identity("CERT-BR", Some("BR"), &now);
+    let br_id = br["id"].as_str().unwrap();
+    let theirs = concord_incident::incident(&concord_incident::NewIncident {
+        title: "Phishing kit hosted in CN",
+        description: None,
+        criticality: Some(50),
+        affects: &["CN".into()],
+        created_by_ref: br_id,
+        now: &now,
+    })
+    .unwrap();
+    let theirs_id = theirs["id"].as_str().unwrap().to_owned();
+    let deadline = concord_stix::Timestamp::parse("2099-06-01T00:00:00Z").unwrap();
+    let asked = concord_incident::request(&concord_incident::NewRequest {
+        incident_id: &theirs_id,
+        recipient: "cert-cn",
+        ask: "take down the phishing site",
+        deadline: &deadline,
+        priority: Some(75),
+        created_by_ref: br_id,
+        now: &now,
+    })
+    .unwrap();
+    let asked_id = asked["id"].as_str().unwrap().to_owned();
+    let r = agent()
+        .post(format!(
+            "{}/concord/collections/{}/objects/",
+            n.base, inbox.id
+        ))
+        .header("authorization", format!("Bearer {key}"))
+        .header("accept", "application/taxii+json;version=2.1")
+        .header("content-type", "application/taxii+json;version=2.1")
+        .send(json!({"objects": [br, theirs, asked]}).to_string())
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Respond by the form: a decline needs a reason; acknowledged, then declined with one.
+    let respond = format!("/ui/incidents/{theirs_id}/respond");
+    let page = n.get(&format!("/ui/incidents/{theirs_id}"), &admin);
+    assert!(
+        page.body.contains(&format!("data-task=\"{asked_id}\"")),
+        "{}",
+        page.body
+    );
+    let r = post_form(
+        &n.base,
+        &respond,
+        &admin,
+        &[("task", &asked_id), ("status", "declined"), ("note", "")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .contains("--note: a request is declined with a reason"),
+        "{}",
+        r.body
+    );
+    let r = post_form(
+        &n.base,
+        &respond,
+        &admin,
+        &[("task", &asked_id), ("status", "acknowledged")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = post_form(
+        &n.base,
+        &respond,
+        &admin,
+        &[
+            ("task", &asked_id),
+            ("status", "declined"),
+            ("note", "no legal basis here"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location, format!("/ui/incidents/{theirs_id}"));
+    // Settled: the form says so, and one more answer is refused.
+    let r = post_form(
+        &n.base,
+        &respond,
+        &admin,
+        &[("task", &asked_id), ("status", "done"), ("note", "x")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("already declined"), "{}", r.body);
+    let answered = audited(n.store.as_ref(), "incident-respond");
+    assert_eq!(answered.len(), 2);
+    assert!(answered.iter().all(
+        |e| e.partner == "operator" && e.dictionary.iter().any(|d| d == "addressed to cert-br")
+    ));
+    // Our own request is not ours to answer.
+    let r = post_form(
+        &n.base,
+        &format!("/ui/incidents/{ours}/respond"),
+        &admin,
+        &[("task", &past), ("status", "acknowledged")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("was made by this node"), "{}", r.body);
+
+    // The board: both incidents open; requests overdue first, then by status.
+    let board = n.get("/ui/incidents", &admin);
+    assert_eq!(board.status, 200);
+    let at = |id: &str| {
+        board
+            .body
+            .find(&format!("data-task=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id} on the board"))
+    };
+    assert!(at(&past) < at(&future), "overdue first");
+    assert!(at(&future) < at(&asked_id), "then pending before declined");
+    assert!(
+        board
+            .body
+            .contains(&format!("class=\"request overdue\" data-task=\"{past}\""))
+    );
+    assert!(
+        board
+            .body
+            .contains(&format!("class=\"request\" data-task=\"{future}\""))
+    );
+    assert!(
+        board.body.contains("C2 beaconing to 203.0.113.7")
+            && board.body.contains("Phishing kit hosted in CN")
+    );
+    assert!(board.body.contains("data-status=\"declined\""));
+
+    // The incident page: its timeline in order, with who and when, in three languages.
+    let page = n.get(&format!("/ui/incidents/{theirs_id}"), &admin);
+    assert_eq!(page.status, 200);
+    let b = &page.body;
+    let opened_at = b.find("data-kind=\"opened\"").expect("opened");
+    let request_at = b.find("data-kind=\"request\"").expect("request");
+    let answer_at = b.find("data-kind=\"answer\"").expect("answer");
+    assert!(opened_at < request_at && request_at < answer_at);
+    assert!(
+        b.contains("CERT-BR") && b.contains("no legal basis here") && b.contains("Settled"),
+        "{b}"
+    );
+    assert!(b.contains("<time dir=\"ltr\" datetime=\"20"));
+    let ar = n.get(
+        &format!("/ui/incidents/{ours}"),
+        &format!("{admin}; lang=ar"),
+    );
+    assert_eq!(ar.status, 200);
+    assert!(
+        ar.body.contains("<html lang=\"ar\" dir=\"rtl\">"),
+        "{}",
+        &ar.body[..200]
+    );
+    assert!(ar.body.contains("الخط الزمني") && ar.body.contains("متأخر"));
+    assert!(ar.body.contains("C2 beaconing to 203.0.113.7"));
+    assert!(ar.body.contains("id=\"request-form\""));
+    let zh = n.get(
+        &format!("/ui/incidents/{ours}"),
+        &format!("{admin}; lang=zh-CN"),
+    );
+    assert!(zh.body.contains("<html lang=\"zh-CN\" dir=\"ltr\">") && zh.body.contains("时间线"));
+    let en = n.get(&format!("/ui/incidents/{ours}"), &admin);
+    assert!(en.body.contains("Timeline") && en.body.contains("overdue"));
+
+    // A partner: the same answer for an incident that exists and one that does not.
+    let there = n.get(&format!("/ui/incidents/{ours}"), &partner);
+    let nowhere = n.get(
+        "/ui/incidents/incident--00000000-0000-4000-8000-000000000000",
+        &partner,
+    );
+    assert_eq!(there.status, 403);
+    assert_eq!((there.status, &there.body), (nowhere.status, &nowhere.body));
+    let r = post_form(
+        &n.base,
+        &path,
+        &partner,
+        &[
+            ("to", "bsi"),
+            ("ask", "x"),
+            ("deadline", "2099-01-01T00:00"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(audited(n.store.as_ref(), "incident-request").len(), 2);
+    // The admin: an unknown incident is a 404 page.
+    assert_eq!(
+        n.get(
+            "/ui/incidents/incident--00000000-0000-4000-8000-000000000000",
+            &admin
+        )
+        .status,
+        404
+    );
+}
