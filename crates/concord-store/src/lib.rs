@@ -23,6 +23,17 @@
 use std::fmt;
 
 pub mod audit;
+
+/// Records the use of a backend's connection pool (issue 23, `/metrics`): the gauge
+/// `concord_store_connections` with labels `backend` (`sqlite`: the reader connections;
+/// `postgres`: all connections) and `state` (`in_use`: lent out now; `idle`: kept open for
+/// the next request). Through the `metrics` facade: nothing is recorded without a recorder.
+fn record_pool(backend: &'static str, in_use: usize, idle: usize) {
+    metrics::gauge!("concord_store_connections", "backend" => backend, "state" => "in_use")
+        .set(in_use as f64);
+    metrics::gauge!("concord_store_connections", "backend" => backend, "state" => "idle")
+        .set(idle as f64);
+}
 pub mod node_key;
 pub mod postgres;
 pub mod sqlite;

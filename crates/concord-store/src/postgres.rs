@@ -393,10 +393,12 @@ impl PostgresStore {
                     pool.open -= 1;
                     continue;
                 }
+                crate::record_pool("postgres", pool.open - pool.idle.len(), pool.idle.len());
                 return Ok(c);
             }
             if pool.open < self.max_connections {
                 pool.open += 1;
+                crate::record_pool("postgres", pool.open - pool.idle.len(), pool.idle.len());
                 drop(pool);
                 return match self.connect() {
                     Ok(client) => Ok(Conn {
@@ -432,6 +434,7 @@ impl PostgresStore {
         } else {
             pool.idle.push(c);
         }
+        crate::record_pool("postgres", pool.open - pool.idle.len(), pool.idle.len());
         drop(pool);
         self.returned.notify_one();
     }

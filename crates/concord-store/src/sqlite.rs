@@ -40,6 +40,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Reader connections lent out now (for the pool gauge of `/metrics`).
+    readers_in_use: std::sync::atomic::AtomicUsize,
     /// The connection of [`Store::flush`], opened on first use: its checkpoint (two
     /// fsyncs, as long as a busy disk makes them) holds no lock that a write or an audit
     /// append waits for.
@@ -93,6 +95,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            readers_in_use: std::sync::atomic::AtomicUsize::new(0),
             flusher: Mutex::new(None),
             options: options.clone(),
         })
@@ -114,7 +117,22 @@ impl SqliteStore {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        use std::sync::atomic::Ordering::Relaxed;
+        let pooled = {
+            let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            let c = pool.pop();
+            let in_use = self.readers_in_use.fetch_add(1, Relaxed) + 1;
+            crate::record_pool("sqlite", in_use, pool.len());
+            c
+        };
+        // Counted back whatever happens below (an error opening, a panic in `f`).
+        struct Lent<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Lent<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Relaxed);
+            }
+        }
+        let _lent = Lent(&self.readers_in_use);
         let conn = match pooled {
             Some(c) => c,
             None => {
@@ -131,6 +149,11 @@ impl SqliteStore {
         if pool.len() < self.options.sqlite_readers {
             pool.push(conn);
         }
+        crate::record_pool(
+            "sqlite",
+            self.readers_in_use.load(Relaxed).saturating_sub(1),
+            pool.len(),
+        );
         out
     }
 }

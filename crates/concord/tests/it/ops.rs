@@ -223,6 +223,21 @@ fn health_readiness_metrics_and_request_logs() {
                 .unwrap()
                 >= 1.0
         );
+        // The store's pool: the reader connections of this SQLite node, none lent out
+        // between requests, and the ones the requests above used kept for the next.
+        assert_eq!(m["concord_store_connections"]["type"], "gauge");
+        let pool = |state| {
+            sample(
+                &m,
+                "concord_store_connections",
+                &[("backend", "sqlite"), ("state", state)],
+            )
+            .unwrap_or_else(|| panic!("{}", m["concord_store_connections"]))[2]
+                .as_f64()
+                .unwrap()
+        };
+        assert_eq!(pool("in_use"), 0.0);
+        assert!(pool("idle") >= 1.0, "{}", m["concord_store_connections"]);
     }
 
     // One JSON line per request, with its id, route, status, principal and duration.
