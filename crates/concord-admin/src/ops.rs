@@ -484,8 +484,9 @@ pub struct NewPeer {
     #[serde(default)]
     pub api_root: String,
     /// `REMOTE:LOCAL` mappings: the remote collection (id, or title when unambiguous) and
-    /// the local one (alias or id; created when missing). At least one.
-    #[schema(value_type = Vec<CollectionMapping>, min_items = 1)]
+    /// the local one (alias or id; created when missing). At least one with `url`; none
+    /// needed for a peer known by its `node_key` only.
+    #[schema(value_type = Vec<CollectionMapping>)]
     pub collections: Vec<String>,
     /// Pull from the peer (both directions when neither `pull` nor `push` is set).
     #[serde(default)]
