@@ -1,6 +1,7 @@
 //! What one connection may hold (issue 16, item 1, finding F6): a socket whose client does
 //! not take the bytes it is sent is dropped after [`crate::ConnLimits::write`] without
-//! progress ([`WriteTimeout`]).
+//! progress ([`WriteTimeout`]); a request body not received whole in time fails to read
+//! ([`BodyDeadline`]).
 
 use std::future::Future;
 use std::io;
@@ -108,6 +109,74 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, polled)
+    }
+}
+
+/// The error of a [`BodyDeadline`] that ran out.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body was not received within {0:?} (body_timeout_secs)")]
+pub struct BodyTimedOut(pub Duration);
+
+/// A request body that must be received whole within a deadline, set when it is made: a
+/// read (poll) after that fails with [`BodyTimedOut`], and `timed_out` is set, so the
+/// layer that made it ([`crate::limit_bodies_with`]) answers 408. A handler waiting for the
+/// next piece is woken by the deadline itself, so a client that trickles one byte every
+/// few seconds is cut off at the deadline, not when it sends its next byte.
+pub struct BodyDeadline<B> {
+    inner: B,
+    limit: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B> BodyDeadline<B> {
+    /// `inner`, to be received whole within `limit` from now; `timed_out` is set if not.
+    pub fn new(
+        inner: B,
+        limit: Duration,
+        timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> BodyDeadline<B> {
+        BodyDeadline {
+            inner,
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            timed_out,
+        }
+    }
+}
+
+impl<B> http_body::Body for BodyDeadline<B>
+where
+    B: http_body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.timed_out
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(BodyTimedOut(this.limit)))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

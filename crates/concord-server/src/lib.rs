@@ -467,33 +467,143 @@ async fn answer_floor(State(state): State<AppState>, req: Request, next: Next) -
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
-/// Holds every request body of `app` to `max` bytes, as a layer around the whole router
+/// What [`limit_bodies`] holds request bodies to (issue 16, items 4 and fixload 1–2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Bytes of any body (TAXII `max_content_length`).
+    pub max: u64,
+    /// Time to receive a whole body, from the moment its request reached the layer
+    /// ([`Limits::body_timeout_secs`]); then the request is answered 408 and its connection
+    /// closed.
+    pub timeout: std::time::Duration,
+    /// Smaller limits of single routes, by exact path, in bytes: `/ui/login`
+    /// ([`Limits::login_body_bytes`]) and `/api/match` ([`Limits::match_body_bytes`]),
+    /// each with the name of its configuration key.
+    pub routes: Vec<(&'static str, &'static str, u64)>,
+}
+
+impl BodyLimits {
+    /// `max` bytes for any body, the other limits at their defaults ([`Limits::default`]).
+    pub fn new(max: u64) -> BodyLimits {
+        BodyLimits::with(max, &Limits::default())
+    }
+
+    /// `max` bytes for any body, the rest from `limits` (a zero timeout is taken as 1 s).
+    pub fn with(max: u64, limits: &Limits) -> BodyLimits {
+        let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        BodyLimits {
+            max,
+            timeout: std::time::Duration::from_secs(limits.body_timeout_secs.max(1)),
+            routes: vec![
+                (
+                    "/ui/login",
+                    "login_body_bytes",
+                    bytes(limits.login_body_bytes),
+                ),
+                (
+                    "/api/match",
+                    "match_body_bytes",
+                    bytes(limits.match_body_bytes),
+                ),
+            ],
+        }
+    }
+
+    /// The limits of a node's configuration: `max_content_length` and its `[limits]`.
+    pub fn of(config: &ServerConfig) -> BodyLimits {
+        BodyLimits::with(config.max_content_length, &config.limits)
+    }
+
+    /// The limit of the body of a request to `path`, with the name of its key: the route's
+    /// own when it has one smaller than `max`, else `max`.
+    pub fn max_for(&self, path: &str) -> (&'static str, u64) {
+        self.routes
+            .iter()
+            .find(|(p, _, n)| *p == path && *n < self.max)
+            .map_or(("max_content_length", self.max), |(_, key, n)| (*key, *n))
+    }
+}
+
+/// Holds every request body of `app` to `max` bytes and the default [`BodyLimits`]:
+/// [`limit_bodies_with`] of [`BodyLimits::new`].
+pub fn limit_bodies(app: Router, max: u64) -> Router {
+    limit_bodies_with(app, BodyLimits::new(max))
+}
+
+/// Holds every request body of `app` to `limits`, as a layer around the whole router
 /// (TAXII, `/api/` and the web UI alike), so no handler can forget it (issue 16, item 4):
 ///
-/// - a `Content-Length` over `max` is answered 413 at once, before any of the body is read;
-/// - any other body (chunked) is cut at `max`: reading past it fails, and the handler
-///   answers 413 ([`is_too_large`]).
+/// - a `Content-Length` over the route's limit ([`BodyLimits::max_for`]: `/ui/login` and
+///   `/api/match` have their own, smaller ones) is answered 413 at once, before any of the
+///   body is read;
+/// - any other body (chunked) is cut at that limit: reading past it fails, and the handler
+///   answers 413 ([`is_too_large`]), having buffered at most the limit;
+/// - a body not received whole within [`BodyLimits::timeout`] of the request reaching the
+///   layer fails to read; the request is answered 408 (`Connection: close`), whatever the
+///   handler made of the failure, and hyper closes the connection, since the body was not
+///   read to its end. A client that trickles its body holds its connection that long.
 ///
-/// The 413 speaks the route's language: a TAXII error resource on TAXII routes, JSON
-/// `{"error": …}` on `/api/` and the web UI.
-pub fn limit_bodies(app: Router, max: u64) -> Router {
+/// The 413 and 408 speak the route's language: a TAXII error resource on TAXII routes,
+/// JSON `{"error": …}` on `/api/` and the web UI.
+pub fn limit_bodies_with(app: Router, limits: BodyLimits) -> Router {
+    let limits = Arc::new(limits);
     app.layer(middleware::from_fn(move |req: Request, next: Next| {
-        limit_body(max, req, next)
+        limit_body(limits.clone(), req, next)
     }))
 }
 
-async fn limit_body(max: u64, req: Request, next: Next) -> Response {
+async fn limit_body(limits: Arc<BodyLimits>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let (key, max) = limits.max_for(&path);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        return too_large_response(req.uri().path(), max);
+        return too_large_named(&path, key, max);
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(req).await
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timeout = limits.timeout;
+    let flag = timed_out.clone();
+    let req = req.map(move |body| {
+        axum::body::Body::new(conn::BodyDeadline::new(
+            http_body_util::Limited::new(body, limit),
+            timeout,
+            flag,
+        ))
+    });
+    let response = next.run(req).await;
+    if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+        let message = format!(
+            "the request body was not received within {} s (body_timeout_secs)",
+            timeout.as_secs()
+        );
+        let mut r = if is_json_path(&path) {
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::json!({ "code": "request_timeout", "error": message, "message": message })
+                    .to_string(),
+            )
+                .into_response()
+        } else {
+            let mut r = error_response(TaxiiError::new(ErrorCode::BadRequest, message));
+            *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            r
+        };
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    response
+}
+
+/// Whether errors of `path` are JSON `{"error": …}` (`/api/`, the web UI) rather than TAXII
+/// error resources.
+fn is_json_path(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/" || path.starts_with("/ui")
 }
 
 /// Whether a body read failed because the body crossed the limit of [`limit_bodies`].
@@ -508,11 +618,17 @@ pub fn is_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The 413 of `path`: a TAXII error resource under the API root and `/taxii2/`, JSON
-/// `{"error": …}` elsewhere (`/api/`, the web UI).
+/// The 413 of `path` over `max_content_length` ([`too_large_named`]).
 pub fn too_large_response(path: &str, max: u64) -> Response {
-    let message = format!("request body exceeds max_content_length of {max} bytes");
-    if path.starts_with("/api/") || path == "/" || path.starts_with("/ui") {
+    too_large_named(path, "max_content_length", max)
+}
+
+/// The 413 of `path`, whose body crossed the limit `key` of `max` bytes: a TAXII error
+/// resource under the API root and `/taxii2/`, JSON `{"error": …}` elsewhere (`/api/`, the
+/// web UI).
+pub fn too_large_named(path: &str, key: &str, max: u64) -> Response {
+    let message = format!("request body exceeds {key} of {max} bytes");
+    if is_json_path(path) {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             [(header::CONTENT_TYPE, "application/json")],
@@ -1638,13 +1754,15 @@ async fn api_match(
     axum::Extension(principal): axum::Extension<Principal>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let max = state.config.max_content_length;
     let path = req.uri().path().to_owned();
-    // The body is held to max_content_length by `limit_bodies`; crossing it answers 413
-    // in /api/'s JSON, not axum's plain text.
-    let body = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+    let (key, max) = BodyLimits::of(&state.config).max_for(&path);
+    // The body is held to match_body_bytes (or max_content_length, the smaller) by
+    // `limit_bodies`, and again here, for a router served without it: crossing it answers
+    // 413 in /api/'s JSON, not axum's plain text, having buffered at most that many bytes.
+    let cap = usize::try_from(max).unwrap_or(usize::MAX);
+    let body = match axum::body::to_bytes(req.into_body(), cap).await {
         Ok(b) => b,
-        Err(e) if is_too_large(&e) => return Ok(too_large_response(&path, max)),
+        Err(e) if is_too_large(&e) => return Ok(too_large_named(&path, key, max)),
         Err(e) => return Err(bad_request(format!("reading the body: {e}"))),
     };
     let mut req: MatchRequest =

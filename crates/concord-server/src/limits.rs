@@ -89,6 +89,19 @@ pub struct Limits {
     /// by other processes (CLI import, sync, another `serve` on the same PostgreSQL);
     /// writes of the TAXII POST of this process wake streams at once. Default 500.
     pub stream_poll_ms: u64,
+    /// Seconds a client has to send a whole request body, from the end of its header
+    /// ([`crate::BodyLimits::timeout`]); then the request is answered 408 and the
+    /// connection closed. Every route. Default 30; at least 1.
+    pub body_timeout_secs: u64,
+    /// Bytes of a `POST /ui/login` body (a login form is one API key, < 4 KiB); more answer
+    /// 413 before any of it is buffered. Default 4,096.
+    pub login_body_bytes: usize,
+    /// Bytes of a `POST /api/match` body; more answer 413 before any of it is buffered (a
+    /// declared `Content-Length`) or as soon as the body crosses it (chunked), so at most
+    /// this many bytes are read and parsed. Default 4 MiB: [`Limits::match_bytes`] of lines
+    /// with room for JSON quoting and escapes. The smaller of this and
+    /// `max_content_length` applies.
+    pub match_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -112,6 +125,9 @@ impl Default for Limits {
             stream_batch: 1_000,
             stream_heartbeat_secs: 15,
             stream_poll_ms: 500,
+            body_timeout_secs: 30,
+            login_body_bytes: 4096,
+            match_body_bytes: 4 << 20,
         }
     }
 }

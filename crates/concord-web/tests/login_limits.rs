@@ -232,3 +232,74 @@ async fn the_session_cookie_is_secure_over_tls() {
         "{cookie}"
     );
 }
+
+/// Hostile-load fault 1: `/ui/login` takes at most `login_body_bytes` (4 KiB by default),
+/// before the admin's limits of any other route: a declared 1,000,000-byte body is answered
+/// 413 with none of it sent, a chunked one once it crosses 4 KiB; a body trickled past
+/// `body_timeout_secs` is answered 408 and its connection closed; a login of the right
+/// size still logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_takes_a_small_body_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = app(dir.path(), AuthLimits::default());
+    let limits = concord_server::Limits {
+        body_timeout_secs: 1,
+        ..concord_server::Limits::default()
+    };
+    let app =
+        concord_server::limit_bodies_with(app, concord_server::BodyLimits::with(1 << 20, &limits));
+    let addr = serve(app).await;
+    let head = |extra: &str| {
+        format!(
+            "POST /ui/login HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{extra}\r\n"
+        )
+    };
+    // Declared: answered before any body byte is sent.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head("Content-Length: 1000000\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(GUARD, s.read(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let r = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(status(&r), "413", "{r}");
+    assert!(r.contains("login_body_bytes of 4096 bytes"), "{r}");
+
+    // Chunked: 8 KiB of form, cut at 4 KiB.
+    let mut req = head("Transfer-Encoding: chunked\r\nConnection: close\r\n").into_bytes();
+    let form = format!("token={}", "a".repeat(8192));
+    for piece in form.as_bytes().chunks(512) {
+        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        req.extend_from_slice(piece);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let r = exchange(
+        TcpStream::connect(addr).await.unwrap(),
+        &String::from_utf8(req).unwrap(),
+    )
+    .await;
+    assert_eq!(status(&r), "413", "{r}");
+
+    // Trickled: 100 bytes declared, 10 sent, then nothing: 408 and the connection closes.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("{}token=abcd", head("Content-Length: 100\r\n")).as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(GUARD, s.read_to_end(&mut out))
+        .await
+        .expect("still open")
+        .unwrap();
+    let r = String::from_utf8_lossy(&out);
+    assert_eq!(status(&r), "408", "{r}");
+    assert!(r.contains("body_timeout_secs"), "{r}");
+
+    // The control: a real login.
+    let r = login(addr, ADMIN).await;
+    assert_eq!(status(&r), "303", "{r}");
+}

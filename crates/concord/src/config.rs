@@ -118,6 +118,9 @@ tlp_version = "2.0"
 # negative_cache = 10000               # failed keys remembered (no argon2 when repeated)
 # tls_handshake_timeout_secs = 10      # TLS: a handshake not done by then is closed
 # header_read_timeout_secs = 10        # a request header not read by then is closed
+# body_timeout_secs = 30               # a request body not received whole by then gets 408, connection closed
+# login_body_bytes = 4096              # POST /ui/login: body bytes; more get 413 before any is read
+# match_body_bytes = 4194304           # POST /api/match: body bytes; more get 413 before any is read
 # write_timeout_secs = 30              # a client that takes no byte of its response for this long is dropped
 # max_connections = 1024               # connections open at once; more wait in the listen queue
 # match_collections = 16               # POST /api/match: distinct collections; more get 400
@@ -333,6 +336,12 @@ pub struct Limits {
     pub stream_heartbeat_secs: u64,
     /// See [`concord_server::Limits::stream_poll_ms`] (milliseconds).
     pub stream_poll_ms: u64,
+    /// See [`concord_server::Limits::body_timeout_secs`] (seconds).
+    pub body_timeout_secs: u64,
+    /// See [`concord_server::Limits::login_body_bytes`] (bytes).
+    pub login_body_bytes: usize,
+    /// See [`concord_server::Limits::match_body_bytes`] (bytes).
+    pub match_body_bytes: usize,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -375,6 +384,9 @@ impl Default for Limits {
             stream_batch: server.stream_batch,
             stream_heartbeat_secs: server.stream_heartbeat_secs,
             stream_poll_ms: server.stream_poll_ms,
+            body_timeout_secs: server.body_timeout_secs,
+            login_body_bytes: server.login_body_bytes,
+            match_body_bytes: server.match_body_bytes,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -415,6 +427,9 @@ impl Limits {
             stream_batch: self.stream_batch,
             stream_heartbeat_secs: self.stream_heartbeat_secs,
             stream_poll_ms: self.stream_poll_ms,
+            body_timeout_secs: self.body_timeout_secs,
+            login_body_bytes: self.login_body_bytes,
+            match_body_bytes: self.match_body_bytes,
         }
     }
 
@@ -581,7 +596,8 @@ mod tests {
              write_timeout_secs = 16\nmax_connections = 17\nanswer_floor_ms = 18\n\
              answer_jitter_ms = 19\nstream_max = 20\n\
              stream_buffer = 21\nstream_stall_ms = 22\nstream_batch = 23\n\
-             stream_heartbeat_secs = 24\nstream_poll_ms = 25\n"
+             stream_heartbeat_secs = 24\nstream_poll_ms = 25\n\
+             body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -605,6 +621,9 @@ mod tests {
                 stream_batch: 23,
                 stream_heartbeat_secs: 24,
                 stream_poll_ms: 25,
+                body_timeout_secs: 26,
+                login_body_bytes: 27,
+                match_body_bytes: 28,
             }
         );
         assert_eq!(

@@ -806,7 +806,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
                 .context("cannot start the sync scheduler")?;
         }
         // TAXII and the web UI (at /ui/) on the same listener and state.
-        let max = state.config().max_content_length;
+        let bodies = concord_server::BodyLimits::of(state.config());
         let stopping = state.clone();
         // The signal also tells long work (imports) to roll back and give up, so that the
         // grace period is spent closing connections, not waiting on them.
@@ -817,7 +817,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         let app = concord_server::router(state.clone())
             .merge(concord_admin::router(state.clone(), admin))
             .merge(concord_web::router(state));
-        let app = concord_server::limit_bodies(concord_server::ops::observe(app), max);
+        let app = concord_server::limit_bodies_with(concord_server::ops::observe(app), bodies);
         match tls {
             Some(tls) => {
                 concord_server::serve_tls(listener, app, tls, connections, shutdown).await?;
