@@ -325,11 +325,12 @@ pub struct PartnerWithKey {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
-    /// Unique name: 1 to 128 characters, no `/` and no control character.
+    /// Unique name: 1 to 128 characters, no `/`, no control and no format character
+    /// (Unicode Cc, Cf).
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^/\u0000-\u001f\u007f-\u009f]+$"
+        pattern = r"^[^/\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"
     )]
     pub name: String,
     /// ISO 3166-1 alpha-2 code of its jurisdiction (e.g. `DE`, `CN`; kept upper case).
@@ -364,10 +365,13 @@ fn check_partner_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.chars().count() > 128
         || name.contains('/')
-        || name.chars().any(char::is_control)
+        || name
+            .chars()
+            .any(|c| c.is_control() || concord_store::is_format_char(c))
     {
         return Err(AdminError::Invalid(format!(
-            "partner name {name:?}: must be 1 to 128 characters, without '/' or control characters"
+            "partner name {name:?}: must be 1 to 128 characters, without '/', control or \
+             format characters (Unicode Cc, Cf: bidi overrides, zero-width characters)"
         )));
     }
     Ok(())
@@ -471,7 +475,7 @@ pub struct NewPeer {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^/\u0000-\u001f\u007f-\u009f]+$"
+        pattern = r"^[^/\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"
     )]
     pub name: String,
     /// Base URL of the peer's server: `http://…` or `https://…`; empty (the default) for a
@@ -572,10 +576,14 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
     if new.name.is_empty()
         || new.name.chars().count() > 128
         || new.name.contains('/')
-        || new.name.chars().any(char::is_control)
+        || new
+            .name
+            .chars()
+            .any(|c| c.is_control() || concord_store::is_format_char(c))
     {
         return invalid(format!(
-            "peer name {:?}: must be 1 to 128 characters, without '/' or control characters",
+            "peer name {:?}: must be 1 to 128 characters, without '/', control or format \
+             characters (Unicode Cc, Cf: bidi overrides, zero-width characters)",
             new.name
         ));
     }
@@ -1144,4 +1152,44 @@ pub fn verify_audit(
         kind: r.error.as_ref().map(|e| e.kind().to_owned()),
         message: r.error.as_ref().map(ToString::to_string),
     })
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    /// Hostile-load fault 5: a bidi override, a zero-width or other format character (Cf)
+    /// makes a name look like another; partner and peer names refuse them, naming the rule.
+    #[test]
+    fn partner_and_peer_names_refuse_format_characters() {
+        for bad in [
+            "bsi\u{202e}",
+            "b\u{200b}si",
+            "\u{2066}bsi\u{2069}",
+            "bsi\u{feff}",
+            "bsi\u{e0041}",
+            "bsi\u{ad}",
+        ] {
+            let e = check_partner_name(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("format characters") && e.contains("Cf"),
+                "{bad:?}: {e}"
+            );
+        }
+        for good in ["bsi", "CERT-Bund", "ЦЕРТ", "وكالة", "cert.example"] {
+            check_partner_name(good).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        let peer = NewPeer {
+            name: "hub\u{202e}".into(),
+            url: "https://hub.example/".into(),
+            ..NewPeer::default()
+        };
+        let e = add_peer(&store, &peer).unwrap_err().to_string();
+        assert!(
+            e.contains("peer name") && e.contains("format characters"),
+            "{e}"
+        );
+    }
 }

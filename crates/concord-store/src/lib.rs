@@ -142,7 +142,7 @@ pub enum StoreError {
     /// alias (cut after 40 characters).
     #[error(
         "collection alias {0}: must be 1 to 64 characters, each a letter (A-Z, a-z), a digit, \
-         '.', '_' or '-' (the alias is a segment of TAXII and web UI URLs)"
+         '.', '_' or '-', and not \".\" or \"..\" (the alias is a segment of TAXII and web UI URLs)"
     )]
     InvalidAlias(String),
     /// Stored data that cannot be read back (a bug or a damaged file).
@@ -156,14 +156,18 @@ pub enum StoreError {
 
 /// The rule for the alias of a new collection, the same for every way a collection is made
 /// (`concord import`, `concord collection create`, sync mappings, the web UI's import):
-/// 1 to 64 of `A-Z a-z 0-9 . _ -`, because the alias is a path segment of TAXII and UI URLs
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`, and neither `.` nor `..`, because the alias is a path segment of TAXII and UI URLs
 /// (`/taxii2/api/collections/{alias}/objects/`) and is typed on command lines. Existing
 /// collections are found by any alias they already have.
 ///
 /// Errors: [`StoreError::InvalidAlias`], naming the alias (quoted, cut after 40 characters,
 /// with its length when cut).
 pub fn check_alias(alias: &str) -> Result<()> {
-    let ok = (1..=64).contains(&alias.len())
+    // "." and ".." are path segments of their own: a URL naming them is normalised away
+    // by clients and proxies (RFC 3986 §5.2.4), so they cannot name a collection.
+    let ok = alias != "."
+        && alias != ".."
+        && (1..=64).contains(&alias.len())
         && alias
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -178,6 +182,38 @@ pub fn check_alias(alias: &str) -> Result<()> {
         format!("{alias:?}")
     };
     Err(StoreError::InvalidAlias(shown))
+}
+
+/// Whether `c` is a Unicode format character (general category Cf, Unicode 15.1): bidi
+/// embeddings, overrides and isolates (U+202A–202E, U+2066–2069), zero-width characters,
+/// the soft hyphen, tags and the like. They change how the text around them is shown
+/// without being seen, so a name holding one can pass for another name (`"bsi\u{202e}"`
+/// shows as `bsi`); names of partners and peers refuse them.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 /// Result alias for store operations.
@@ -799,4 +835,24 @@ pub fn content_hash(value: &serde_json::Value) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
     write(value, &mut h);
     h.finalize().into()
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::*;
+
+    /// Hostile-load fault 5: `.` and `..` are refused (a URL normalises them away), other
+    /// aliases with dots are not; the error names the rule.
+    #[test]
+    fn dot_and_dot_dot_are_not_aliases() {
+        for bad in [".", ".."] {
+            let e = check_alias(bad).unwrap_err().to_string();
+            assert!(e.contains(r#"not ".""#), "{bad}: {e}");
+        }
+        for good in ["...", ".hidden", "a.b", "intel", "x-1_2"] {
+            check_alias(good).unwrap();
+        }
+        assert!(is_format_char('\u{202e}') && is_format_char('\u{200b}'));
+        assert!(!is_format_char('a') && !is_format_char('\u{0644}'));
+    }
 }
