@@ -508,14 +508,13 @@ pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Re
         created_by_ref: id_of(&me),
         now,
     })?;
-    // What the recipient needs to read the request: the task, its incident and the
-    // requester's identity (its created_by_ref).
-    let mut address = vec![(id_of(&task), to), (incident_id, to), (id_of(&me), to)];
-    if let Some(by) = incident.get("created_by_ref").and_then(Value::as_str)
-        && by != id_of(&me)
-    {
-        address.push((by, to));
-    }
+    // What the recipient needs to read the request: the task and its incident. No identity
+    // is addressed (the egress rule does not follow `created_by_ref`, and an addressed
+    // identity is one more object the partner receives); the requester's name travels in
+    // the request itself (`sender_name`).
+    let mut task = task;
+    concord_incident::name_sender(&mut task, &me);
+    let address = vec![(id_of(&task), to), (incident_id, to)];
     let c = write(
         node,
         &c.id,
@@ -643,16 +642,12 @@ pub fn respond(
                 .map(|t| t.sort_key())
                 .unwrap_or_default()
         });
-    let answer = concord_incident::answer(&task, previous.as_ref(), status, note, id_of(&me), now)?;
-    let mut address = vec![
-        (id_of(&answer), home.as_str()),
-        (id_of(&me), home.as_str()),
-        (task_id, home.as_str()),
-        (req.incident_id.as_str(), home.as_str()),
-    ];
-    if let Some(by) = &req.created_by {
-        address.push((by.as_str(), home.as_str()));
-    }
+    let mut answer =
+        concord_incident::answer(&task, previous.as_ref(), status, note, id_of(&me), now)?;
+    concord_incident::name_sender(&mut answer, &me);
+    // The answer alone is addressed home: the request and its incident are the requester's
+    // own, and no identity is addressed (the answer carries its sender's name).
+    let address = vec![(id_of(&answer), home.as_str())];
     write(
         node,
         &c.id,

@@ -481,6 +481,26 @@ pub fn answer(
     }
 }
 
+/// Writes the name of `identity` (this node's identity object) into the coordination
+/// extension of `task` (a request or an answer) as `sender_name`: how the other node names
+/// the sender without receiving the identity object itself. Nothing happens to an object
+/// without the extension or an identity without a `name`.
+pub fn name_sender(task: &mut Value, identity: &Value) {
+    if let (Some(name), Some(ext)) = (
+        str_of(identity, "name").map(str::to_owned),
+        task.get_mut("extensions")
+            .and_then(|e| e.get_mut(COORDINATION_EXTENSION))
+            .and_then(Value::as_object_mut),
+    ) {
+        ext.insert("sender_name".into(), json!(name));
+    }
+}
+
+/// The `sender_name` of an object's coordination extension ([`name_sender`]).
+fn sender_name(v: &Value) -> Option<&str> {
+    coordination(v)?.get("sender_name")?.as_str()
+}
+
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
@@ -602,6 +622,8 @@ pub struct RequestView {
     pub priority: Option<u64>,
     /// The requester's identity.
     pub created_by: Option<String>,
+    /// The requester's name as the request carries it ([`name_sender`]).
+    pub sender_name: Option<String>,
     /// `created`.
     pub created: String,
 }
@@ -628,6 +650,7 @@ pub fn read_request(v: &Value) -> Option<RequestView> {
         deadline: s("deadline")?,
         priority: v.get("priority").and_then(Value::as_u64),
         created_by: str_of(v, "created_by_ref").map(str::to_owned),
+        sender_name: sender_name(v).map(str::to_owned),
         created: str_of(v, "created").unwrap_or_default().to_owned(),
     })
 }
@@ -645,6 +668,8 @@ pub struct AnswerView {
     pub note: Option<String>,
     /// The answering node's identity.
     pub created_by: Option<String>,
+    /// The answering node's name as the answer carries it ([`name_sender`]).
+    pub sender_name: Option<String>,
     /// `modified`: when this status was given.
     pub modified: String,
 }
@@ -660,6 +685,7 @@ pub fn read_answer(v: &Value) -> Option<AnswerView> {
         status: AnswerStatus::parse(co.get("status")?.as_str()?)?,
         note: co.get("note").and_then(Value::as_str).map(str::to_owned),
         created_by: str_of(v, "created_by_ref").map(str::to_owned),
+        sender_name: sender_name(v).map(str::to_owned),
         modified: str_of(v, "modified").unwrap_or_default().to_owned(),
     })
 }
@@ -687,7 +713,8 @@ pub struct TaskState {
     pub id: String,
     /// The partner asked, as the requester names it.
     pub to: String,
-    /// The requester: the name of its identity where held, else its id.
+    /// The requester: the name of its identity where held, else the `sender_name` the request
+    /// carries, else its id.
     pub from: String,
     /// The requester's identity (`created_by_ref`).
     pub from_id: Option<String>,
@@ -767,10 +794,13 @@ pub fn board(objects: &[Value], now: &Timestamp) -> Vec<IncidentState> {
             _ => {}
         }
     }
-    let name_of = |id: Option<&str>| -> String {
-        match id {
-            Some(id) => names.get(id).map_or(id.to_owned(), |n| (*n).to_owned()),
-            None => String::new(),
+    // The name of the identity where held, else the name the object carries, else the id.
+    let name_of = |id: Option<&str>, carried: Option<&str>| -> String {
+        match (id.and_then(|id| names.get(id)), carried, id) {
+            (Some(n), _, _) => (*n).to_owned(),
+            (None, Some(c), _) => c.to_owned(),
+            (None, None, Some(id)) => id.to_owned(),
+            (None, None, None) => String::new(),
         }
     };
     let mut answers: BTreeMap<String, Vec<AnswerView>> = BTreeMap::new();
@@ -797,7 +827,7 @@ pub fn board(objects: &[Value], now: &Timestamp) -> Vec<IncidentState> {
                         .flatten()
                         .map(|a| AnswerState {
                             id: a.id.clone(),
-                            by: name_of(a.created_by.as_deref()),
+                            by: name_of(a.created_by.as_deref(), a.sender_name.as_deref()),
                             status: a.status,
                             at: a.modified.clone(),
                             note: a.note.clone(),
@@ -808,7 +838,7 @@ pub fn board(objects: &[Value], now: &Timestamp) -> Vec<IncidentState> {
                     TaskState {
                         id: r.id.clone(),
                         to: r.recipient.clone(),
-                        from: name_of(r.created_by.as_deref()),
+                        from: name_of(r.created_by.as_deref(), r.sender_name.as_deref()),
                         from_id: r.created_by.clone(),
                         status: latest.map_or("pending", |a| a.status.as_str()).to_owned(),
                         status_at: latest.map(|a| a.at.clone()),
@@ -838,7 +868,7 @@ pub fn board(objects: &[Value], now: &Timestamp) -> Vec<IncidentState> {
                 .collect();
             evs.sort_by(|a, b| a.start_time.cmp(&b.start_time));
             IncidentState {
-                opened_by: name_of(incident.created_by_ref.as_deref()),
+                opened_by: name_of(incident.created_by_ref.as_deref(), None),
                 incident,
                 tasks,
                 events: evs,

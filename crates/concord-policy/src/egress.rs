@@ -562,11 +562,30 @@ fn decide_object(
     after_gate(object, cx, trace)
 }
 
+/// The property, inside an extension of an object (`extensions.<definition>.answer_to_ref`),
+/// by which an answer names the request it answers (issue 18). It is the one reference the
+/// addressed rule follows: an answer goes where its request went.
+pub const ANSWER_LINK: &str = "answer_to_ref";
+
+/// The references by which an object is part of an addressed request/answer exchange: the
+/// [`ANSWER_LINK`] of each of its extensions. Never `created_by_ref`, `object_marking_refs`
+/// or any generic reference (`object_refs`, `sighting_of_ref`…): an object the node created,
+/// or a note about an addressed incident, follows its own markings.
+fn addressed_links(object: &Value) -> Vec<&str> {
+    object
+        .get("extensions")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|e| e.get(ANSWER_LINK).and_then(Value::as_str))
+        .collect()
+}
+
 /// The partners an object is addressed to ([`CollectionSharing::addressed`]), and why in
-/// words: those named for the object itself, narrowed to those named for every addressed
-/// object it refers to (any `*_ref`, `*_refs`, at any depth): an answer that refers to a
-/// request addressed to one partner goes to that partner alone, wherever it was made. `None`
-/// when neither the object nor anything it refers to is addressed.
+/// words: those named for the object itself, narrowed to those named for the addressed
+/// request it answers ([`ANSWER_LINK`], the only reference followed): an answer that refers
+/// to a request addressed to one partner goes to that partner alone, wherever it was made.
+/// `None` when neither the object nor the request it answers is addressed.
 fn addressees(
     object: &Value,
     id: &str,
@@ -580,11 +599,11 @@ fn addressees(
         .iter()
         .map(|n| format!("addressed to {}", n.join(", ")))
         .collect();
-    for r in references(object) {
+    for r in addressed_links(object) {
         if r == id {
             continue;
         }
-        if let Some(theirs) = sharing.addressed.get(&r) {
+        if let Some(theirs) = sharing.addressed.get(r) {
             why.push(format!("refers to {r}, addressed to {}", theirs.join(", ")));
             names = Some(match names {
                 None => theirs.clone(),
@@ -1049,17 +1068,34 @@ mod tests {
             CollectionSharing::from_json(r#"{"addressed": {"x--1": "bsi"}}"#).unwrap_err(),
             "addressed.x--1: not a list of partner names"
         );
-        // An object that refers to an addressed one is addressed with it (an answer to a
-        // request goes where the request went), narrowed to the partners all such share.
+        // An answer (its extension's `answer_to_ref` names an addressed request) is
+        // addressed with it: it goes where the request went.
         let answer = serde_json::json!({
-            "type": "note", "spec_version": "2.1",
-            "id": "note--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d13",
+            "type": "task", "spec_version": "2.1",
+            "id": "task--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d13",
             "created": "2016-01-01T00:00:00.000Z", "modified": "2016-01-01T00:00:00.000Z",
-            "content": "declined", "object_refs": [id],
+            "name": "declined",
+            "extensions": {"extension-definition--066c6efb-93cd-4e44-920f-9180cbf56905": {
+                "extension_type": "property-extension", "answer_to_ref": id,
+            }},
         })
         .to_string();
         assert!(sent(&egress(&answer, &sharing, &br)));
         assert!(!sent(&egress(&answer, &sharing, &bsi)));
+        // Any other reference to an addressed object (an analyst's note about it, its
+        // creator's identity as `created_by_ref`) addresses nothing: such an object follows
+        // its own markings, here the collection's TLP gate (bsi yes, cert-br no).
+        sharing.address("identity--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d14", "cert-br");
+        let note = serde_json::json!({
+            "type": "note", "spec_version": "2.1",
+            "id": "note--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d13",
+            "created": "2016-01-01T00:00:00.000Z", "modified": "2016-01-01T00:00:00.000Z",
+            "created_by_ref": "identity--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d14",
+            "content": "internal: suspect the ministry's contractor", "object_refs": [id],
+        })
+        .to_string();
+        assert!(!sent(&egress(&note, &sharing, &br)));
+        assert!(sent(&egress(&note, &sharing, &bsi)));
         // explain names the rule.
         let policy = Policy::node_default(None, Default::default());
         let x = super::explain(

@@ -459,11 +459,12 @@ fn three_nodes_coordinate_an_incident_across_borders() {
     // Every state change is audited on both nodes.
     let audit = |n: &Node| cli_ok(n, &["audit", "show", "--limit", "1000"]);
     let log_a = audit(a);
+    // (A's pull adds nothing: B's answer, the one object B addresses to A, came by B's push.)
     for door in [
         "incident-open",
         "incident-request",
         "sync-push",
-        "sync-pull",
+        "taxii-post",
     ] {
         assert!(log_a.contains(door), "A's log has no {door}:\n{log_a}");
     }
@@ -1067,4 +1068,128 @@ fn serve_refuses_a_webhook_without_its_secret() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+}
+
+/// The attack on issue 18's addressing (fixinc 1 and 4): A asks cert-br about I1, then opens
+/// I2 (never requested, TLP:AMBER+STRICT) and writes an internal analyst note about I1. The
+/// request reaches B, by sync and by TAXII; I2, its description, the note and A's identity
+/// do not, though all of them refer to (or are the creator of) addressed objects, and
+/// `policy explain` withholds them.
+#[test]
+fn only_the_request_reaches_its_recipient_not_what_its_node_created() {
+    let t = three(&[], "300");
+    let (a, b) = (&t.a, &t.b);
+    let i1 = cli_json(a, &["incident", "open", "--title", "I1"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = in_seconds(86_400);
+    let task = cli_json(
+        a,
+        &[
+            "incident",
+            "request",
+            &i1,
+            "--to",
+            "cert-br",
+            "--ask",
+            "help",
+            "--deadline",
+            &deadline,
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let i2 = cli_json(
+        a,
+        &[
+            "incident",
+            "open",
+            "--title",
+            "I2",
+            "--description",
+            "SECRET-I2",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = held(a, "incidents")
+        .into_iter()
+        .find(|o| o["type"] == "identity")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let note = "note--2f1e0d3c-4b5a-4697-8a1b-2c3d4e5f6a7b";
+    let bundle = json!({"type": "bundle", "id": "bundle--2f1e0d3c-4b5a-4697-8a1b-2c3d4e5f6a7c",
+    "objects": [{
+        "type": "note", "spec_version": "2.1", "id": note,
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+        "created_by_ref": me, "content": "SECRET-NOTE: the insider is on the 3rd floor",
+        "object_refs": [i1],
+        "object_marking_refs": [concord_incident::TLP_AMBER_STRICT],
+    }]});
+    let file = a.path().join("note.json");
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    cli_ok(
+        a,
+        &[
+            "import",
+            "--collection",
+            "incidents",
+            file.to_str().unwrap(),
+        ],
+    );
+
+    // By sync: A pushes, B pulls.
+    sync(a);
+    sync(b);
+    let at_b = held(b, "incidents");
+    let ids: Vec<&str> = at_b.iter().filter_map(|o| o["id"].as_str()).collect();
+    assert!(ids.contains(&task.as_str()), "{ids:?}");
+    for hidden in [i2.as_str(), note, me.as_str()] {
+        assert!(!ids.contains(&hidden), "B holds {hidden}: {ids:?}");
+    }
+    let text = serde_json::to_string(&at_b).unwrap();
+    assert!(!text.contains("SECRET"), "{text}");
+    // B still names the requester, from the request itself.
+    let list_b = cli_json(b, &["incident", "list"]);
+    assert_eq!(
+        listed_task(&list_b, &task).unwrap()["from"],
+        "Concord node CN",
+        "{list_b}"
+    );
+
+    // By TAXII: cert-br reads A's collection.
+    let key_b = std::fs::read_to_string(a.path().join("key-cert-br")).unwrap();
+    let get = |path: &str| {
+        Server::agent()
+            .get(format!("{}/concord/collections/{path}", t.sa.base))
+            .header("Authorization", format!("Bearer {key_b}"))
+            .header("Accept", crate::support::TAXII)
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap()
+    };
+    let cols: Value = serde_json::from_str(&get("")).unwrap();
+    let col = cols["collections"][0]["id"].as_str().unwrap().to_owned();
+    let page = get(&format!("{col}/objects/"));
+    assert!(page.contains(&task), "{page}");
+    for hidden in [i2.as_str(), note, me.as_str(), "SECRET"] {
+        assert!(!page.contains(hidden), "{hidden} in {page}");
+    }
+    // policy explain withholds them, and does not cite the identity.
+    for id in [i2.as_str(), note, me.as_str()] {
+        let (code, out, _) = cli(
+            a,
+            &["policy", "explain", "--partner", "cert-br", id, "--json"],
+        );
+        assert_eq!(code, 1, "{id}: {out}");
+        assert!(!out.contains("=> sent"), "{out}");
+        assert!(!out.contains(&format!("refers to {me}")), "{out}");
+    }
 }
