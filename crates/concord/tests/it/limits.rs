@@ -49,17 +49,20 @@ fn a_declared_huge_body_gets_413_at_once_on_every_endpoint_that_takes_one() {
     let head = headers_only(&s, "POST /concord/collections/w/objects/", TAXII, GIB);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(head.contains("\"http_status\":\"413\""), "{head}");
-    // /api/match, the admin API and the web UI's import: JSON {"code", "error", "message"}.
-    for path in [
-        "POST /api/match",
-        "POST /api/v1/partners",
-        "POST /ui/import",
+    // /api/match, the admin API and the web UI's import: JSON {"code", "error", "message"},
+    // naming the limit that applies (/api/match has its own, smaller one: match_body_bytes).
+    for (path, limit) in [
+        ("POST /api/match", "match_body_bytes"),
+        ("POST /api/v1/partners", "max_content_length"),
+        ("POST /ui/import", "max_content_length"),
     ] {
         let head = headers_only(&s, path, "application/json", GIB);
         assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
         assert!(head.contains("application/json"), "{path}: {head}");
         assert!(
-            head.contains("{\"code\":\"payload_too_large\",\"error\":\"request body exceeds max_content_length"),
+            head.contains(&format!(
+                "{{\"code\":\"payload_too_large\",\"error\":\"request body exceeds {limit}"
+            )),
             "{path}: {head}"
         );
     }
