@@ -317,14 +317,28 @@ pub fn close(
     }
     let mut v = incident.clone();
     v["modified"] = json!(later_than(now, str_of(incident, "modified")).to_string());
-    v["extensions"][INCIDENT_CORE_EXTENSION]["investigation_status"] = json!("closed");
+    // The stored object may come from elsewhere: a malformed `extensions` is an error named
+    // here, never a panic of JSON indexing.
+    let malformed = |what: &str| IncidentError::WrongObject {
+        id: id.clone(),
+        rule: format!("{what} is not a JSON object"),
+    };
+    let extensions = v
+        .get_mut("extensions")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| malformed("extensions"))?;
+    extensions
+        .get_mut(INCIDENT_CORE_EXTENSION)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| malformed("the Incident Core extension"))?
+        .insert("investigation_status".into(), json!("closed"));
     if let Some(o) = outcome.filter(|o| !o.is_empty()) {
-        let ext = v["extensions"]
-            .as_object_mut()
-            .expect("an incident has extensions")
+        extensions
             .entry(COORDINATION_EXTENSION)
-            .or_insert_with(|| json!({"extension_type": "property-extension"}));
-        ext["outcome"] = json!(o);
+            .or_insert_with(|| json!({"extension_type": "property-extension"}))
+            .as_object_mut()
+            .ok_or_else(|| malformed("the coordination extension"))?
+            .insert("outcome".into(), json!(o));
     }
     Ok(v)
 }
@@ -974,6 +988,16 @@ mod tests {
         assert!(answer(&req, Some(&ack), AnswerStatus::Done, None, aid, &t2).is_err());
         let closed = close(&inc, Some("handled"), &t2).unwrap();
         assert!(close(&closed, None, &t2).is_err());
+        // A stored incident whose coordination extension is not an object (written
+        // elsewhere): an error naming it, not a panic.
+        let mut odd = inc.clone();
+        odd["extensions"][COORDINATION_EXTENSION] = json!("not an object");
+        match close(&odd, Some("handled"), &t2) {
+            Err(IncidentError::WrongObject { rule, .. }) => {
+                assert!(rule.contains("coordination extension"), "{rule}")
+            }
+            other => panic!("{other:?}"),
+        }
         for o in [&a, &b, &inc, &req, &ack, &dec, &closed] {
             concord_stix::validate_object(o).unwrap_or_else(|v| panic!("{o}: {v:?}"));
         }
