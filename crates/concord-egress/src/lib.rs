@@ -357,49 +357,17 @@ impl Egress {
         door: &str,
         query: &PageQuery,
     ) -> Result<Transfer, EgressError> {
-        let after = match &query.next {
-            Some(token) => Some(self.open_cursor(token, &query.collection_id, audience)?),
-            None => None,
-        };
-        let cap = Cap {
-            limit: query.limit.max(1),
-            bytes: if query.want_body {
-                query.max_bytes
-            } else {
-                usize::MAX
-            },
-        };
-        let (transfer, resume) = self.scan_capped(
-            audience,
-            door,
-            &query.collection_id,
-            &query.filter,
-            after,
-            cap,
-            query.want_body,
-        )?;
-        let next = match resume {
-            Some(c) if transfer.more => {
-                Some(self.seal_cursor(&c, &query.collection_id, audience)?)
-            }
-            _ => None,
-        };
-        Ok(Transfer { next, ..transfer })
+        self.page_with(audience, door, query, false)
     }
 
-    /// [`Egress::page`] for a door that follows a collection as it grows (the SSE stream):
-    /// the same decisions, rewrites, audit entry and page, but `next` is always the token
-    /// that resumes after the last entry decided on this page, also when `more` is false (a
-    /// TAXII page then has no `next`), and the `query.next` given back unchanged when the
-    /// page decided nothing. It is a token of the same kind as TAXII's `next` (sealed for
-    /// this collection and audience): a stream resumed from it, or a TAXII page asked with
-    /// it, continues exactly after this page, without a gap or a repeat. Errors: as
-    /// [`Egress::page`].
-    pub fn follow(
+    /// [`Egress::page`] and [`Egress::follow`]: one scan, one audit entry; `follow` says
+    /// which `next` comes back (TAXII's: only when `more`; a stream's: always).
+    fn page_with(
         &self,
         audience: &Audience,
         door: &str,
         query: &PageQuery,
+        follow: bool,
     ) -> Result<Transfer, EgressError> {
         let after = match &query.next {
             Some(token) => Some(self.open_cursor(token, &query.collection_id, audience)?),
@@ -423,10 +391,31 @@ impl Egress {
             query.want_body,
         )?;
         let next = match resume {
-            Some(c) => Some(self.seal_cursor(&c, &query.collection_id, audience)?),
-            None => query.next.clone(),
+            Some(c) if follow || transfer.more => {
+                Some(self.seal_cursor(&c, &query.collection_id, audience)?)
+            }
+            // A stream that decided nothing resumes where it was.
+            _ if follow => query.next.clone(),
+            _ => None,
         };
         Ok(Transfer { next, ..transfer })
+    }
+
+    /// [`Egress::page`] for a door that follows a collection as it grows (the SSE stream):
+    /// the same decisions, rewrites, audit entry and page, but `next` is always the token
+    /// that resumes after the last entry decided on this page, also when `more` is false (a
+    /// TAXII page then has no `next`), and the `query.next` given back unchanged when the
+    /// page decided nothing. It is a token of the same kind as TAXII's `next` (sealed for
+    /// this collection and audience): a stream resumed from it, or a TAXII page asked with
+    /// it, continues exactly after this page, without a gap or a repeat. Errors: as
+    /// [`Egress::page`].
+    pub fn follow(
+        &self,
+        audience: &Audience,
+        door: &str,
+        query: &PageQuery,
+    ) -> Result<Transfer, EgressError> {
+        self.page_with(audience, door, query, true)
     }
 
     /// [`Egress::page`] with the store's own cursor, for the node's own loops (export,
