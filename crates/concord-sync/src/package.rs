@@ -130,13 +130,32 @@ impl PackageCursor {
 }
 
 /// The entries a package covers: strictly after `after` (from the start when `None`),
-/// through `through` (`None`: nothing new).
+/// through `through`. Each is an opaque token: the hex Ed25519 signature, by the node key,
+/// of the position ([`PackageCursor`]) under a domain tag. The manifest goes to the partner,
+/// and the last entry *read* may be one withheld from it (a RED object, the stored id of a
+/// renamed SCO): the token names it without revealing it, and still shows the partner that
+/// package n+1 starts where package n ended (`after` of one equals `through` of the one
+/// before). The position itself stays in the producer's store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorRange {
     /// The previous package's end, with `--since-last`.
-    pub after: Option<PackageCursor>,
+    pub after: Option<String>,
     /// The last entry read.
-    pub through: Option<PackageCursor>,
+    pub through: Option<String>,
+}
+
+/// The opaque token of a position ([`CursorRange`]).
+fn cursor_token(key: &NodeKey, c: &Cursor) -> String {
+    let position = PackageCursor::of(c);
+    let mut message = b"concord package cursor\0".to_vec();
+    message.extend_from_slice(
+        format!(
+            "{}\0{}\0{}\0{}",
+            position.date_added, position.id, position.version, position.seq
+        )
+        .as_bytes(),
+    );
+    hex(&key.sign(&message))
 }
 
 /// What a package holds.
@@ -144,7 +163,9 @@ pub struct CursorRange {
 pub struct Counts {
     /// Object versions in the files.
     pub objects: u64,
-    /// Entries read and withheld by the egress policy.
+    /// Entries read and withheld by the egress policy: for the producer's own report only,
+    /// never written into the manifest (the partner would learn how much it may not see).
+    #[serde(skip)]
     pub withheld: u64,
     /// Entries read and not sent because they came from the partner (no echoes).
     pub echoes: u64,
@@ -583,9 +604,12 @@ fn write_into(
         policy_version: egress.policy().version.clone(),
         compression: options.compression,
         cursor: CursorRange {
-            after: start.as_ref().map(PackageCursor::of),
+            after: start.as_ref().map(|c| cursor_token(key, c)),
             // With nothing new, the package ends where the last one did.
-            through: through.as_ref().or(start.as_ref()).map(PackageCursor::of),
+            through: through
+                .as_ref()
+                .or(start.as_ref())
+                .map(|c| cursor_token(key, c)),
         },
         counts,
         files: files.done,

@@ -130,6 +130,14 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
     assert_eq!(m1["previous"], Value::Null);
     assert_eq!(m1["partner"], "b");
     assert_eq!(m1["counts"]["objects"], 2);
+    // What goes to the partner says nothing of what it may not see: no withheld count, and
+    // the cursor range as opaque tokens (signatures), not the last entry read.
+    assert!(m1["counts"].get("withheld").is_none(), "{m1}");
+    let through = m1["cursor"]["through"].as_str().unwrap_or_default();
+    assert!(
+        through.len() == 128 && through.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{m1}"
+    );
     assert_eq!(m1["compression"], "zstd");
     assert!(m1["policy_version"].as_str().unwrap().contains('@'), "{m1}");
     assert_eq!(
