@@ -847,7 +847,10 @@ fn a_request_and_its_answer_cross_within_two_intervals() {
             if s["state"]["last_success"].is_string() {
                 break;
             }
-            assert!(settled.elapsed() < Duration::from_secs(120), "no round: {s}");
+            assert!(
+                settled.elapsed() < Duration::from_secs(120),
+                "no round: {s}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
