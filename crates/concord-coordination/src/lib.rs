@@ -319,7 +319,7 @@ fn write(
         container: Container::Bundle,
         list_accepted: false,
         audit: Some(&make),
-        provenance: None,
+        provenance: &[],
         settings: &settings,
         max_object_size: node.max_object_size,
         cancel: None,
@@ -533,11 +533,16 @@ pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Re
     })
 }
 
-/// The partner a request came from: the partner of the peer it was pulled from (sync
-/// provenance), else the partner whose TAXII POST brought it (the audit log's ingress).
+/// The partner a request came from: the partner whose TAXII POST brought it, or the partner
+/// of the peer it was pulled from (sync provenance, [`concord_store::partner_provenance`]),
+/// else the partner the audit log's ingress names (versions written before provenance was
+/// kept for POSTs).
 fn requester(store: &dyn Store, task_id: &str) -> Result<Option<String>> {
     let peers = concord_sync::peers(store)?;
     for name in store.received_from(task_id, None)? {
+        if let Some(partner) = name.strip_prefix("partner/") {
+            return Ok(Some(partner.to_owned()));
+        }
         if let Some(p) = peers
             .iter()
             .find(|p| p.name == name)

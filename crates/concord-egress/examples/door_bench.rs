@@ -167,7 +167,7 @@ fn main() {
             container: Container::Bundle,
             list_accepted: false,
             audit: None,
-            provenance: None,
+            provenance: &[],
             settings: &[],
             max_object_size: concord_ingest::Limits::default().max_object_size,
             cancel: None,

@@ -56,6 +56,7 @@ use concord_policy::egress::{
 use concord_stix::validate::{ObjectKind, kind_of};
 use concord_store::{
     AuditRecord, Cursor, Entry, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
+    partner_provenance,
 };
 use keyed::{keyed_id, stored_candidates};
 
@@ -1534,17 +1535,18 @@ impl<'a> Decider<'a> {
         }
     }
 
-    /// Whether `id` was received from the peer this batch goes to ([`Decider::origin`]).
+    /// Whether the audience holds `id` because its node sent it: received from the peer this
+    /// batch goes to ([`Decider::origin`]), or from the audience's partner key, by its TAXII
+    /// POST or pulled from its node ([`partner_provenance`]). By every door alike, so a
+    /// sync push and a TAXII read of one version give the partner the same bytes.
     fn received_from_origin(&self, id: &str) -> Result<bool, EgressError> {
-        Ok(match self.origin {
-            Some(origin) => self
-                .egress
-                .store
-                .received_from(id, None)?
-                .iter()
-                .any(|p| p == origin),
-            None => false,
-        })
+        let own = partner_provenance(&self.partner.name);
+        Ok(self
+            .egress
+            .store
+            .received_from(id, None)?
+            .iter()
+            .any(|p| Some(p.as_str()) == self.origin || *p == own))
     }
 
     /// The fate of a reference to `id`, which this collection does not hold. The audience

@@ -107,9 +107,11 @@ pub struct IngestOptions<'a> {
     /// [`AUDIT_CHUNK`] objects (so memory stays bounded, and the records are durable with
     /// the objects or not at all).
     pub audit: Option<&'a AuditRecords<'a>>,
-    /// The peer the objects were received from (sync, issue 7): each accepted version's
-    /// provenance is recorded in the ingest's transaction ([`concord_store::WriteBatch::add_provenance`]).
-    pub provenance: Option<&'a str>,
+    /// The names the objects were received from (a sync peer, issue 7, and its partner's
+    /// [`concord_store::partner_provenance`]; a partner that POSTs): each accepted
+    /// version's provenance is recorded under each name in the ingest's transaction
+    /// ([`concord_store::WriteBatch::add_provenance`]). Empty: made or imported here.
+    pub provenance: &'a [&'a str],
     /// Node settings written in the ingest's transaction, e.g. a sync cursor that must be
     /// durable with the objects it covers, or not at all.
     pub settings: &'a [(&'a str, &'a str)],
@@ -265,8 +267,8 @@ pub fn ingest_batch<R: Read>(
                             added,
                             vid: batch.last_vid().unwrap_or_default(),
                         };
-                        if let Some(peer) = options.provenance {
-                            batch.add_provenance(&accepted.id, &accepted.version, peer)?;
+                        for name in options.provenance {
+                            batch.add_provenance(&accepted.id, &accepted.version, name)?;
                         }
                         if let Some(make) = options.audit {
                             audit_pending.push(accepted.clone());
@@ -492,7 +494,7 @@ mod tests {
             container: Container::Bundle,
             list_accepted: false,
             audit: None,
-            provenance: None,
+            provenance: &[],
             settings: &[],
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel,

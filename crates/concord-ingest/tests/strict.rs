@@ -26,7 +26,7 @@ fn duplicate_member_names_are_refused_with_object_and_key() {
         container: Container::Bundle,
         list_accepted: true,
         audit: None,
-        provenance: None,
+        provenance: &[],
         settings: &[],
         max_object_size: concord_ingest::Limits::default().max_object_size,
         cancel: None,

@@ -102,7 +102,7 @@ fn import_options<'a>(
         container: Container::Bundle,
         list_accepted: false,
         audit: Some(make),
-        provenance: None,
+        provenance: &[],
         settings: &[],
         max_object_size,
         cancel: None,

@@ -1342,6 +1342,12 @@ async fn add_objects(
         Principal::Admin => None,
         Principal::Partner(p) => Some(p.read.contains(&c.id).then(|| p.profile.clone())),
     };
+    // What a partner writes is its own: sync does not echo it back to the partner's node,
+    // and what answers it goes home there.
+    let provenance = match &principal {
+        Principal::Admin => None,
+        Principal::Partner(p) => Some(concord_store::partner_provenance(&p.profile.name)),
+    };
     let report = blocking(move || {
         let door = audit::ingress_door("taxii-post", &who, &c.id);
         // A partner's write is answered as if the versions it does not receive did not
@@ -1362,11 +1368,12 @@ async fn add_objects(
         };
         // Ingress records go into the ingest's own transaction: durable with the objects.
         let make = |accepted: &[concord_ingest::Accepted]| audit::ingress_records(&door, accepted);
+        let names: Vec<&str> = provenance.as_deref().into_iter().collect();
         let options = IngestOptions {
             container: Container::Envelope,
             list_accepted: true,
             audit: Some(&make),
-            provenance: None,
+            provenance: &names,
             settings: &[],
             max_object_size,
             cancel: Some(&cancel),

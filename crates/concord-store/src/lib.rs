@@ -184,6 +184,14 @@ pub fn check_alias(alias: &str) -> Result<()> {
     Err(StoreError::InvalidAlias(shown))
 }
 
+/// The provenance name ([`WriteBatch::add_provenance`]) of what partner `name` wrote by
+/// TAXII POST (TAXII 2.1 §5.5): `partner/NAME`. Peer names refuse `/`, so it never names a
+/// peer; sync reads it as the peer whose partner is `name` (a request pushed by a node is
+/// that node's, and its answer goes home to it, whichever side carried the request).
+pub fn partner_provenance(name: &str) -> String {
+    format!("partner/{name}")
+}
+
 /// Whether `c` is a Unicode format character (general category Cf, Unicode 15.1): bidi
 /// embeddings, overrides and isolates (U+202A–202E, U+2066–2069), zero-width characters,
 /// the soft hyphen, tags and the like. They change how the text around them is shown

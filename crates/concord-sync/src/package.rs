@@ -557,11 +557,12 @@ fn write_into(
         };
         let mut candidates = Vec::with_capacity(page.entries.len());
         for e in page.entries {
-            if let Some(o) = origin
-                && store
-                    .received_from(&e.id, Some(&e.version_text.clone().unwrap_or_default()))?
-                    .iter()
-                    .any(|p| p == o)
+            // Echoes: what the partner's node sent (pulled from its peer, or pushed by it).
+            let pushed = concord_store::partner_provenance(&partner.name);
+            if store
+                .received_from(&e.id, Some(&e.version_text.clone().unwrap_or_default()))?
+                .iter()
+                .any(|p| Some(p.as_str()) == origin || *p == pushed)
             {
                 counts.echoes += 1;
                 continue;
@@ -982,7 +983,7 @@ pub fn import_package(
         container: Container::Bundle,
         list_accepted: false,
         audit: Some(&make),
-        provenance: Some(&source),
+        provenance: &[&source],
         settings: &[],
         max_object_size: limits.max_object_size,
         cancel: None,

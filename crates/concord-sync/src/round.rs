@@ -396,6 +396,15 @@ fn pull(
             .map(|a| door.ingress(a.vid, &a.id, &a.version, a.added))
             .collect()
     };
+    // Held because the peer's node sent it: by the peer's name, and by its partner's (the
+    // same node's objects also arrive by its TAXII POSTs; egress reads either).
+    let pushed = peer
+        .partner
+        .as_deref()
+        .map(concord_store::partner_provenance);
+    let names: Vec<&str> = std::iter::once(peer.name.as_str())
+        .chain(pushed.as_deref())
+        .collect();
     let mut next: Option<String> = None;
     loop {
         lease.renew()?;
@@ -427,7 +436,7 @@ fn pull(
             container: Container::Envelope,
             list_accepted: false,
             audit: Some(&make),
-            provenance: Some(&peer.name),
+            provenance: &names,
             settings: &settings,
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel: None,
@@ -570,10 +579,7 @@ fn send(
     let mut candidates = Vec::new();
     for e in entries {
         let version = e.version_text.clone().unwrap_or_default();
-        if store
-            .received_from(&e.id, Some(&version))?
-            .contains(&peer.name)
-        {
+        if came_from(store, peer, &e.id, Some(&version))? {
             report.skipped_echo += 1;
             continue;
         }
@@ -584,7 +590,7 @@ fn send(
                 .and_then(|b| serde_json::from_str::<Value>(b).ok())
                 .and_then(|v| home.target(&v).map(str::to_owned));
             match target {
-                Some(t) if store.received_from(&t, None)?.contains(&peer.name) => {}
+                Some(t) if came_from(store, peer, &t, None)? => {}
                 _ => continue,
             }
         }
@@ -668,6 +674,25 @@ fn send(
         None => report.pushed += sent,
     }
     Ok(sent)
+}
+
+/// Whether `peer` holds `id` (`version`, or any) because it sent it: pulled from it, or
+/// pushed by it as its partner ([`concord_store::partner_provenance`]). A request for
+/// assistance reaches a node by either way, and its answer goes home by both.
+fn came_from(
+    store: &dyn Store,
+    peer: &Peer,
+    id: &str,
+    version: Option<&str>,
+) -> Result<bool, SyncError> {
+    let pushed = peer
+        .partner
+        .as_deref()
+        .map(concord_store::partner_provenance);
+    Ok(store
+        .received_from(id, version)?
+        .iter()
+        .any(|p| *p == peer.name || Some(p) == pushed.as_ref()))
 }
 
 /// What goes home to the peer that produced what it refers to.

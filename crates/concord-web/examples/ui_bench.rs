@@ -67,7 +67,7 @@ fn main() {
             container: Container::Bundle,
             list_accepted: false,
             audit: None,
-            provenance: None,
+            provenance: &[],
             settings: &[],
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel: None,

@@ -829,6 +829,68 @@ fn incident_objects_follow_the_oasis_schemas_and_round_trip_through_medallion() 
     }
 }
 
+/// A request that reached B by A's push (TAXII POST under A's partner key on B) is A's,
+/// whichever way its answer travels: A's own pull gets the answer with its `answer_to_ref`
+/// as written, and B's later push of it home is the same version, not a sibling with the
+/// reference cut (which a scheduled round raced with, so A showed no answer).
+#[test]
+fn an_answer_pulled_by_the_requester_is_the_version_pushed_home() {
+    let t = three(&[], "300");
+    let (a, b) = (&t.a, &t.b);
+    let _ = (&t.c, &t.sa, &t.sb, &t.sc);
+    let incident = cli_json(a, &["incident", "open", "--title", "pulled answer"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = cli_json(
+        a,
+        &[
+            "incident",
+            "request",
+            &incident,
+            "--to",
+            "cert-br",
+            "--ask",
+            "ack please",
+            "--deadline",
+            "2030-01-01T00:00:00Z",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A pushes: B holds the request by A's POST, not by a pull of its own.
+    sync(a);
+    let shown = cli_json(b, &["incident", "show", &incident]);
+    assert_eq!(
+        shown["tasks"][0]["received_from"],
+        json!(["partner/cert-cn"]),
+        "{shown}"
+    );
+    let answer = cli_json(b, &["incident", "respond", &task, "--status", "accepted"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answers_at_a = || -> Vec<Value> {
+        held(a, "incidents")
+            .into_iter()
+            .filter(|o| o["id"] == answer.as_str())
+            .collect()
+    };
+    // A pulls first (B has not run a round).
+    sync(a);
+    let got = answers_at_a();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let ext = &got[0]["extensions"]["extension-definition--066c6efb-93cd-4e44-920f-9180cbf56905"];
+    assert_eq!(ext["answer_to_ref"], task.as_str(), "{got:#?}");
+    let l = cli_json(a, &["incident", "list"]);
+    assert_eq!(listed_task(&l, &task).unwrap()["status"], "accepted", "{l}");
+    // B's round then finds A holds it: no second version.
+    sync(b);
+    sync(a);
+    assert_eq!(answers_at_a(), got);
+}
+
 /// Issue 18's benchmark: with `serve` running the rounds (`--interval 5`), how long from
 /// `request` on A until B lists it, and from B's answer until A shows it. Bounded by two
 /// intervals each (a round of the sender or of the receiver carries it); the figures are
@@ -899,7 +961,9 @@ fn a_request_and_its_answer_cross_within_two_intervals() {
         }
         assert!(
             answered.elapsed() < Duration::from_secs(120),
-            "not within 120 s: {l}"
+            "not within 120 s: {l}\nA holds {:#?}\nB holds {:#?}",
+            held(a, "incidents"),
+            held(b, "incidents")
         );
         std::thread::sleep(Duration::from_millis(200));
     };
