@@ -35,7 +35,7 @@
 //! deciding a withheld object is hidden by the server's answer floor
 //! (`concord_server::limits::AnswerFloor`), which a door that answers a partner's question
 //! about an id applies around this crate's page. What a partner writes is answered as if
-//! the versions it does not receive did not exist ([`Egress::unseen_versions`]).
+//! the versions it does not receive did not exist ([`Egress::writer_view`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -55,8 +55,8 @@ use concord_policy::egress::{
 };
 use concord_stix::validate::{ObjectKind, kind_of};
 use concord_store::{
-    AuditRecord, Cursor, Entry, ObjectFilter, PageRequest, Store, StoreError, VersionSelector,
-    partner_provenance,
+    AuditRecord, Cursor, Entry, ForeignVersions, ObjectFilter, PageRequest, Store, StoreError,
+    VersionSelector, partner_provenance,
 };
 use keyed::{keyed_id, stored_candidates};
 
@@ -558,6 +558,13 @@ impl Egress {
         cap: Cap,
         want_body: bool,
     ) -> Result<(Transfer, Option<Cursor>), EgressError> {
+        // A partner reads its own foreign versions (what it wrote of others' objects that
+        // are withheld from it) and nobody else's.
+        let own = ObjectFilter {
+            foreign: ForeignVersions::Of(partner_provenance(&partner.name)),
+            ..filter.clone()
+        };
+        let filter = &own;
         let limit = cap.limit;
         let mut bytes = 0usize;
         let mut decider = Decider::new(self, collection_id, partner)?;
@@ -801,56 +808,185 @@ impl Egress {
         Ok(out)
     }
 
-    /// The version rows (`vid`) of `object_id` in `collection_id`, of any version and spec
-    /// version, that a partner does not receive, decided without recording anything
-    /// (nothing leaves): what must not shape the answer to a partner's write
-    /// ([`concord_store::WriteBatch::add_unseen`]; issue 15, the conflict oracle). `reader`:
-    /// the partner, when it may read the collection; `None` for a partner that may only
-    /// write it, which receives nothing, so every version is unseen. Errors: the store, the
-    /// configuration.
-    pub fn unseen_versions(
+    /// How a partner's write of the object `header` into `collection_id` is taken, decided
+    /// without recording anything (nothing leaves):
+    /// - the version rows of the object, of any version and spec version, that the partner
+    ///   does not receive count as absent ([`concord_store::WriteBatch::add_unseen`]; issue
+    ///   15, the conflict oracle), and so do other writers' foreign versions;
+    /// - a new version (`modified`) of an object of which it receives versions it did not
+    ///   write (by its TAXII POST or its node's sync, [`partner_provenance`]) is refused:
+    ///   only an object's creator makes new versions of it (STIX 2.1 §3.6);
+    /// - when every version held was written by others and is withheld from it, its version
+    ///   is added as foreign: it reads it back as it would a new object, and nobody else
+    ///   reads it ([`concord_store::WriteBatch::mark_foreign`]).
+    ///
+    /// `reader`: the partner, when it may read the collection; `None` for one that may only
+    /// write it, which receives nothing. `writer`: the partner's name. Errors: the store,
+    /// the configuration.
+    pub fn writer_view(
         &self,
         reader: Option<&PartnerProfile>,
+        writer: &str,
         collection_id: &str,
-        object_id: &str,
-    ) -> Result<Vec<i64>, EgressError> {
-        let filter = ObjectFilter {
-            ids: vec![object_id.to_owned()],
-            versions: vec![VersionSelector::All],
-            spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
-            ..ObjectFilter::default()
+        header: &concord_stix::ObjectHeader,
+    ) -> Result<concord_store::WriterView, EgressError> {
+        let own = partner_provenance(writer);
+        let read = |foreign: ForeignVersions| -> Result<Vec<Entry>, EgressError> {
+            let filter = ObjectFilter {
+                ids: vec![header.id.clone()],
+                versions: vec![VersionSelector::All],
+                spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
+                foreign,
+                ..ObjectFilter::default()
+            };
+            let mut entries = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self.store.entries(
+                    collection_id,
+                    &filter,
+                    &PageRequest {
+                        limit: STORE_STEP,
+                        after: after.take(),
+                    },
+                    true,
+                )?;
+                after = page.entries.last().map(Entry::cursor);
+                entries.extend(page.entries);
+                if !page.more {
+                    return Ok(entries);
+                }
+            }
         };
-        let mut entries = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.store.entries(
-                collection_id,
-                &filter,
-                &PageRequest {
-                    limit: STORE_STEP,
-                    after: after.take(),
-                },
-                true,
-            )?;
-            after = page.entries.last().map(Entry::cursor);
-            entries.extend(page.entries);
-            if !page.more {
-                break;
+        // Objects without `modified` (SCOs, marking definitions) have no versions to make:
+        // nothing is refused or foreign, and an id held nowhere here is simply new.
+        let all = read(ForeignVersions::All)?;
+        if all.is_empty() && header.modified.is_none() {
+            return Ok(concord_store::WriterView::default());
+        }
+        // What the writer's own view holds: everything but other writers' foreign versions.
+        let mine = read(ForeignVersions::Of(own.clone()))?;
+        let in_view: HashSet<i64> = mine.iter().map(|e| e.vid).collect();
+        let mut unseen: Vec<i64> = all
+            .iter()
+            .filter(|e| !in_view.contains(&e.vid))
+            .map(|e| e.vid)
+            .collect();
+        let received: Vec<&Entry> = match reader {
+            Some(partner) => {
+                let decided = self.decide_unrecorded(partner, collection_id, &mine)?;
+                let mut received = Vec::new();
+                for (e, d) in mine.iter().zip(decided) {
+                    match d {
+                        Some(_) => received.push(e),
+                        None => unseen.push(e.vid),
+                    }
+                }
+                received
+            }
+            None => {
+                unseen.extend(mine.iter().map(|e| e.vid));
+                Vec::new()
+            }
+        };
+        let Some(version) = header.modified.as_ref() else {
+            return Ok(concord_store::WriterView {
+                unseen,
+                ..Default::default()
+            });
+        };
+        let key = version.sort_key();
+        // Brought first by the partner (its POST or its node's sync), not merely sent again.
+        let written_by_writer = |e: &Entry| -> Result<bool, EgressError> {
+            Ok(self
+                .store
+                .brought_by(&e.id, e.version_text.as_deref().unwrap_or_default())?
+                .contains(&own))
+        };
+        let mut others_received = false;
+        for e in &received {
+            if e.version_key == key {
+                // The same version: already held, or a conflict, as for anyone.
+                return Ok(concord_store::WriterView {
+                    unseen,
+                    ..Default::default()
+                });
+            }
+            if !written_by_writer(e)? {
+                others_received = true;
             }
         }
-        let Some(partner) = reader else {
-            return Ok(entries.iter().map(|e| e.vid).collect());
-        };
-        if entries.is_empty() {
-            return Ok(Vec::new());
+        if others_received {
+            return Ok(concord_store::WriterView {
+                unseen,
+                refused: Some(format!(
+                    "{}: modified {version}: only an object's creator makes new versions of it \
+                     (STIX 2.1 §3.6), and this node holds versions of {} that partner {writer} \
+                     did not write",
+                    header.id, header.id
+                )),
+                foreign: None,
+            });
         }
-        let decided = self.decide_unrecorded(partner, collection_id, &entries)?;
-        Ok(entries
-            .iter()
-            .zip(decided)
-            .filter(|(_, d)| d.is_none())
-            .map(|(e, _)| e.vid)
-            .collect())
+        // Foreign: the partner already has foreign versions of it here, or this collection
+        // holds versions the partner did not bring; or, when the collection holds none of
+        // its own, another collection holds it (so that a write into another collection does
+        // not make a second, writable copy of an object that is not the partner's). Decided
+        // the same whatever the partner receives, so the answer and what it reads back are
+        // a new object's.
+        let shared = read(ForeignVersions::Hidden)?;
+        let mut others_held = shared.len() < mine.len();
+        let mut own_here = false;
+        for e in &shared {
+            if others_held {
+                break;
+            }
+            if written_by_writer(e)? {
+                own_here = true;
+            } else {
+                others_held = true;
+            }
+        }
+        if !others_held && !own_here {
+            let filter = ObjectFilter {
+                ids: vec![header.id.clone()],
+                versions: vec![VersionSelector::All],
+                spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
+                ..ObjectFilter::default()
+            };
+            'collections: for c in self.store.collections()? {
+                if c.id == collection_id {
+                    continue;
+                }
+                let mut after = None;
+                loop {
+                    let page = self.store.entries(
+                        &c.id,
+                        &filter,
+                        &PageRequest {
+                            limit: STORE_STEP,
+                            after: after.take(),
+                        },
+                        false,
+                    )?;
+                    for e in &page.entries {
+                        if !written_by_writer(e)? {
+                            others_held = true;
+                            break 'collections;
+                        }
+                    }
+                    after = page.entries.last().map(Entry::cursor);
+                    if !page.more {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(concord_store::WriterView {
+            unseen,
+            refused: None,
+            foreign: others_held.then_some(own),
+        })
     }
 
     /// What `partner` would receive of the stored object version `entry` of `collection_id`,
@@ -1304,6 +1440,7 @@ impl<'a> Decider<'a> {
             let filter = ObjectFilter {
                 ids: list,
                 versions: vec![VersionSelector::Last],
+                foreign: ForeignVersions::Of(partner_provenance(&self.partner.name)),
                 ..ObjectFilter::default()
             };
             let mut after = None;
@@ -1579,6 +1716,7 @@ impl<'a> Decider<'a> {
         let filter = ObjectFilter {
             ids: vec![id.to_owned()],
             versions: vec![VersionSelector::Last],
+            foreign: ForeignVersions::Of(partner_provenance(&self.partner.name)),
             ..ObjectFilter::default()
         };
         for c in self.collections.as_deref().unwrap_or_default() {

@@ -123,15 +123,20 @@ pub struct IngestOptions<'a> {
     /// set, the ingest stops and rolls back ([`IngestError::Cancelled`]).
     pub cancel: Option<&'a AtomicBool>,
     /// For a writer that does not receive every version the collection holds (a partner,
-    /// issue 15): given an object's id, the version rows (`vid`) of it in the collection
-    /// that the writer does not receive. They count as absent when the object is added
+    /// issues 15 and 18): given an object's header, how its write is taken
+    /// ([`concord_store::WriterView`]): the versions it does not receive count as absent
     /// ([`concord_store::WriteBatch::add_unseen`]), so the answer to the writer is the
-    /// answer it would get if they did not exist. `None`: the writer sees everything.
+    /// answer it would get if they did not exist; a new version of an object it receives
+    /// but did not create is refused (STIX 2.1 §3.6); one of an object all of whose
+    /// versions are others' and withheld from it is added as foreign
+    /// ([`concord_store::WriteBatch::mark_foreign`]). `None`: the operator, who sees
+    /// everything and may version anything.
     pub unseen: Option<&'a UnseenVersions<'a>>,
 }
 
-/// The version rows of an object id that the writer does not receive ([`IngestOptions::unseen`]).
-pub type UnseenVersions<'a> = dyn Fn(&str) -> Result<Vec<i64>, StoreError> + 'a;
+/// How a writer's write of one object is taken ([`IngestOptions::unseen`]).
+pub type UnseenVersions<'a> =
+    dyn Fn(&concord_stix::ObjectHeader) -> Result<concord_store::WriterView, StoreError> + 'a;
 
 /// The size limits of one node's ingress, from its configuration (`max_object_size`,
 /// `max_unpacked` in `concord.toml`).
@@ -243,7 +248,24 @@ pub fn ingest_batch<R: Read>(
                     value: &value,
                 };
                 let outcome = match options.unseen {
-                    Some(unseen) => batch.add_unseen(&object, &unseen(&header.id)?)?,
+                    Some(view_of) => {
+                        let view = view_of(&header)?;
+                        match view.refused {
+                            Some(reason) => AddOutcome::Conflict(reason),
+                            None => {
+                                let outcome = batch.add_unseen(&object, &view.unseen)?;
+                                // A row that is one of the withheld versions (the same bytes)
+                                // stays theirs: only a row of the writer's own is foreign.
+                                if let (AddOutcome::Added, Some(writer), Some(vid)) =
+                                    (&outcome, &view.foreign, batch.last_vid())
+                                    && !view.unseen.contains(&vid)
+                                {
+                                    batch.mark_foreign(vid, writer)?;
+                                }
+                                outcome
+                            }
+                        }
+                    }
                     None => batch.add(&object)?,
                 };
                 let version = header.version().map(|t| t.to_string());
@@ -268,7 +290,7 @@ pub fn ingest_batch<R: Read>(
                             vid: batch.last_vid().unwrap_or_default(),
                         };
                         for name in options.provenance {
-                            batch.add_provenance(&accepted.id, &accepted.version, name)?;
+                            batch.add_provenance(&accepted.id, &accepted.version, name, added)?;
                         }
                         if let Some(make) = options.audit {
                             audit_pending.push(accepted.clone());

@@ -980,6 +980,8 @@ fn filter_of(q: &Query) -> ObjectFilter {
             })
             .collect(),
         spec_versions: q.spec_versions.clone(),
+        // The egress door widens it to the partner's own foreign versions.
+        foreign: Default::default(),
     }
 }
 
@@ -1344,10 +1346,13 @@ async fn add_objects(
     };
     // What a partner writes is its own: sync does not echo it back to the partner's node,
     // and what answers it goes home there.
-    let provenance = match &principal {
+    let partner_name = match &principal {
         Principal::Admin => None,
-        Principal::Partner(p) => Some(concord_store::partner_provenance(&p.profile.name)),
+        Principal::Partner(p) => Some(p.profile.name.clone()),
     };
+    let provenance = partner_name
+        .as_deref()
+        .map(concord_store::partner_provenance);
     let report = blocking(move || {
         let door = audit::ingress_door("taxii-post", &who, &c.id);
         // A partner's write is answered as if the versions it does not receive did not
@@ -1355,12 +1360,15 @@ async fn add_objects(
         // withheld from it, or with another `created`, is added beside it, as a new one
         // would be, and the partner reads back what it wrote; the status resource, the
         // audit and what it later reads are those of a new version.
-        let unseen = |id: &str| -> Result<Vec<i64>, concord_store::StoreError> {
-            let Some(reader) = &writer else {
-                return Ok(Vec::new());
+        let unseen = |header: &concord_stix::ObjectHeader| -> Result<
+            concord_store::WriterView,
+            concord_store::StoreError,
+        > {
+            let (Some(reader), Some(name)) = (&writer, &partner_name) else {
+                return Ok(Default::default());
             };
             egress
-                .unseen_versions(reader.as_ref(), &c.id, id)
+                .writer_view(reader.as_ref(), name, &c.id, header)
                 .map_err(|e| match e {
                     EgressError::Store(e) => e,
                     other => concord_store::StoreError::Corrupt(other.to_string()),

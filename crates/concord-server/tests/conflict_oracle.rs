@@ -156,15 +156,15 @@ fn a_partners_write_over_a_withheld_version_answers_and_reads_back_as_a_new_one(
         assert!(got[0].get("source_ref").is_some(), "{r}: {}", got[0]);
     }
 
-    // The RED version is still there, beside the partner's, for the operator.
+    // The RED version is still there, for the operator alone: the partner's is foreign (it
+    // did not create the object, STIX 2.1 §3.6), read by nobody but the partner.
     let all = objects_of(&admin.exchange("GET", &format!("{objects}{red}/?match[version]=all")));
     let notes: Vec<&str> = all
         .iter()
         .map(|o| o["description"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(all.len(), 2, "{all:?}");
-    assert!(notes.contains(&"mine"), "{notes:?}");
-    assert!(notes.iter().any(|d| d.starts_with("ddd")), "{notes:?}");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(notes.iter().all(|d| d.starts_with("ddd")), "{notes:?}");
 
     // The partner's DELETE removes its own version only, and answers as for a new one.
     let a = partner.exchange("DELETE", &format!("{objects}{red}/"));
@@ -205,4 +205,115 @@ fn a_partners_write_over_a_withheld_version_answers_and_reads_back_as_a_new_one(
             new.body
         );
     }
+}
+
+/// Only an object's creator makes new versions of it (STIX 2.1 §3.6; issue 18): a partner
+/// that writes a new version of an object it receives but did not bring is refused, naming
+/// the rule, also after sending the object back unchanged (an echo makes it no creator);
+/// its new version of an object withheld from it answers and reads back as a new object's,
+/// and nobody else reads it, the operator included (it never becomes the newest version);
+/// its own objects it versions as before.
+#[test]
+fn only_an_objects_creator_makes_new_versions_of_it() {
+    let node = oracle::node(Limits {
+        answer_floor_ms: 0,
+        ..Limits::default()
+    });
+    let mut partner = Client::new(node.addr, &node.key);
+    let mut admin = Client::new(node.addr, oracle::ADMIN);
+    let objects = format!("{BASE}/objects/");
+    let later = "2025-01-01T00:00:00.000Z";
+    let failures = |a: &oracle::Answer| -> Vec<String> {
+        let v: Value = serde_json::from_str(&a.body).expect("status JSON");
+        v["failures"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let newest = |c: &mut Client, id: &str| -> Vec<Value> {
+        objects_of(&c.exchange("GET", &format!("{objects}{id}/")))
+    };
+
+    // The operator's CLEAR indicator, which the partner receives: sent back unchanged, it is
+    // already held; a new version of it is refused, and the partner still reads the
+    // operator's.
+    let clear = node.clear[0].clone();
+    let held = newest(&mut partner, &clear);
+    assert_eq!(held.len(), 1);
+    let echo = partner.send("POST", &objects, &envelope(&held));
+    assert_eq!(echo.status, 202, "{}", echo.body);
+    assert!(failures(&echo).is_empty(), "{}", echo.body);
+    let forged = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&clear, T, later, "closed by the partner")]),
+    );
+    let why = failures(&forged);
+    assert_eq!(why.len(), 1, "{}", forged.body);
+    assert!(
+        why[0].contains("only an object's creator") && why[0].contains("STIX 2.1 §3.6"),
+        "{why:?}"
+    );
+    assert_eq!(newest(&mut partner, &clear), held);
+    assert_eq!(newest(&mut admin, &clear)[0]["modified"], T);
+
+    // A RED indicator, withheld from the partner: a new version answers as a new object's,
+    // reads back to the partner, and is nobody else's newest version.
+    let red = node.red[3].clone();
+    let fresh = oracle::missing_indicator_id(41, 41);
+    let over = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&red, T, later, "forged")]),
+    );
+    let new = partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(&fresh, T, later, "forged")]),
+    );
+    assert_eq!(
+        status_shape(&over, &[&red]),
+        status_shape(&new, &[&fresh]),
+        "{} / {}",
+        over.body,
+        new.body
+    );
+    assert_eq!(newest(&mut partner, &red)[0]["description"], "forged");
+    let operator = newest(&mut admin, &red);
+    assert_eq!(operator.len(), 1, "{operator:?}");
+    assert_eq!(
+        operator[0]["modified"], T,
+        "the operator's newest is the RED one"
+    );
+    let all = objects_of(&admin.exchange("GET", &format!("{objects}{red}/?match[version]=all")));
+    assert!(all.iter().all(|o| o["description"] != "forged"), "{all:?}");
+    // A later version of its foreign one stays foreign.
+    partner.send(
+        "POST",
+        &objects,
+        &envelope(&[indicator(
+            &red,
+            T,
+            "2026-01-01T00:00:00.000Z",
+            "forged again",
+        )]),
+    );
+    assert_eq!(newest(&mut admin, &red)[0]["modified"], T);
+    assert_eq!(newest(&mut partner, &red)[0]["description"], "forged again");
+
+    // Its own object: versioned as before, and the operator reads the newest.
+    let own = oracle::missing_indicator_id(42, 42);
+    for (modified, note) in [(T, "v1"), (later, "v2")] {
+        let a = partner.send(
+            "POST",
+            &objects,
+            &envelope(&[indicator(&own, T, modified, note)]),
+        );
+        assert!(failures(&a).is_empty(), "{}", a.body);
+    }
+    assert_eq!(newest(&mut admin, &own)[0]["description"], "v2");
+    assert_eq!(newest(&mut partner, &own)[0]["description"], "v2");
 }

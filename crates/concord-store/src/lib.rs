@@ -314,9 +314,21 @@ pub trait WriteBatch {
     /// found; `None` before any add or after a conflict. What ingress audit records name.
     fn last_vid(&self) -> Option<i64>;
     /// Records that the version `version` ([`Entry::version`]'s text) of `object_id` was
-    /// received from the peer `peer`, in the batch's transaction (issue 7: no echoes).
-    /// Recording it twice is not an error.
-    fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()>;
+    /// received from the peer `peer`, in the batch's transaction (issue 7: no echoes);
+    /// `first`: the version was new to the node, so `peer` brought it ([`Store::brought_by`]).
+    /// Recording it twice is not an error, and a source once first stays first.
+    fn add_provenance(
+        &mut self,
+        object_id: &str,
+        version: &str,
+        peer: &str,
+        first: bool,
+    ) -> Result<()>;
+    /// Marks the version row `vid` of the batch's collection as written by `writer` (a
+    /// provenance name, [`partner_provenance`]) of an object it did not create (issue 18,
+    /// STIX 2.1 §3.6), in the batch's transaction: reads leave it out unless
+    /// [`ObjectFilter::foreign`] asks for it.
+    fn mark_foreign(&mut self, vid: i64, writer: &str) -> Result<()>;
     /// Sets a node setting in the batch's transaction: a sync cursor becomes durable with the
     /// objects it covers, or not at all.
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
@@ -398,6 +410,51 @@ pub struct ObjectFilter {
     pub versions: Vec<VersionSelector>,
     /// `match[spec_version]`; empty means "only the newest spec version held of each object".
     pub spec_versions: Vec<String>,
+    /// Which foreign versions ([`WriteBatch::mark_foreign`]) are read; by default none, so
+    /// that no reader but their writer ever sees them, nor takes one for the newest version.
+    pub foreign: ForeignVersions,
+}
+
+/// How a partner's write of one object is taken (issue 15: the conflict oracle; issue 18:
+/// only an object's creator versions it, STIX 2.1 §3.6), decided before it is added.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriterView {
+    /// The version rows (`vid`) of the object in the collection that the writer does not
+    /// receive: they count as absent ([`WriteBatch::add_unseen`]).
+    pub unseen: Vec<i64>,
+    /// Refused with this reason: the writer receives versions of the object that it did
+    /// not write, and the version it writes is not one of them.
+    pub refused: Option<String>,
+    /// The writer's provenance name when every version held was written by others and is
+    /// withheld from it: the version it adds is foreign ([`WriteBatch::mark_foreign`]),
+    /// read back by the writer alone, as a new object's would be.
+    pub foreign: Option<String>,
+}
+
+/// The versions a partner wrote of an object it did not create ([`WriteBatch::mark_foreign`],
+/// STIX 2.1 §3.6) that a read of the store includes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ForeignVersions {
+    /// None of them: the operator's reads, sync, and every partner but their writer.
+    #[default]
+    Hidden,
+    /// Those of this writer (a provenance name, [`partner_provenance`]): the writer's own
+    /// view, where its write reads back as a new object's would.
+    Of(String),
+    /// Every one (a writer's check of which versions it does not receive).
+    All,
+}
+
+impl ForeignVersions {
+    /// The writer a foreign version must have to be read: `None` when every one is read, the
+    /// empty string (no writer) when none is.
+    pub(crate) fn writer(&self) -> Option<&str> {
+        match self {
+            ForeignVersions::Hidden => Some(""),
+            ForeignVersions::Of(w) => Some(w),
+            ForeignVersions::All => None,
+        }
+    }
 }
 
 /// A position in the `(date_added, id, version, seq)` order of a collection: the last entry
@@ -549,6 +606,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`WriteBatch::add_provenance`]), ordered by name, without repeats; empty for a
     /// version made here or imported.
     fn received_from(&self, object_id: &str, version: Option<&str>) -> Result<Vec<String>>;
+    /// The sources that brought the version `version` of `object_id` to the node, new to it
+    /// ([`WriteBatch::add_provenance`] with `first`), ordered by name: a partner's own
+    /// versions, which it may make new versions after (issue 18). Empty for a version made
+    /// here, imported, or only sent again (an echo).
+    fn brought_by(&self, object_id: &str, version: &str) -> Result<Vec<String>>;
     /// The last link of a chain of transfer packages: for [`PackageDirection::Out`], the
     /// packages written for `partner` (`node` is empty); for [`PackageDirection::In`], those
     /// imported from the producer whose public key (hex) is `node`, for the partner its
@@ -661,6 +723,17 @@ pub struct VersionName {
     pub version: String,
     /// Whether the version row was deleted (its name was kept for the log).
     pub deleted: bool,
+}
+
+/// The condition, over the entries aliased `alias`, that leaves out the foreign versions
+/// ([`WriteBatch::mark_foreign`]) of every writer but the one bound at `writer` (a
+/// placeholder; the empty string leaves out all of them).
+pub(crate) fn not_foreign(alias: &str, writer: &str) -> String {
+    format!(
+        " AND NOT EXISTS (SELECT 1 FROM foreign_versions f
+           WHERE f.collection_id = {alias}.collection_id AND f.vid = {alias}.vid
+             AND f.writer <> {writer})"
+    )
 }
 
 /// How a SQL backend binds the parameters of [`version_condition`].

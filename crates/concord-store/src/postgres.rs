@@ -88,6 +88,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_packages",
         include_str!("../migrations/postgres/0009_packages.sql"),
     ),
+    (
+        "0010_foreign_versions",
+        include_str!("../migrations/postgres/0010_foreign_versions.sql"),
+    ),
 ];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.
@@ -668,12 +672,30 @@ impl WriteBatch for PgBatch<'_> {
         self.last_vid
     }
 
-    fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()> {
+    fn add_provenance(
+        &mut self,
+        object_id: &str,
+        version: &str,
+        peer: &str,
+        first: bool,
+    ) -> Result<()> {
         let now = now_ns();
         self.conn().client.execute(
-            "INSERT INTO provenance (object_id, version, peer, received_ns)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[&object_id, &version, &peer, &now],
+            "INSERT INTO provenance (object_id, version, peer, received_ns, first)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (object_id, version, peer)
+             DO UPDATE SET first = provenance.first OR excluded.first",
+            &[&object_id, &version, &peer, &now, &first],
+        )?;
+        Ok(())
+    }
+
+    fn mark_foreign(&mut self, vid: i64, writer: &str) -> Result<()> {
+        let collection_id = self.collection_id.clone();
+        self.conn().client.execute(
+            "INSERT INTO foreign_versions (collection_id, vid, writer) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&collection_id, &vid, &writer],
         )?;
         Ok(())
     }
@@ -912,7 +934,15 @@ impl Query {
     fn versions(&mut self, filter: &ObjectFilter) {
         // `same_spec` restricts the entries of the same object that count when picking the
         // first or last version.
-        let same_spec = if filter.spec_versions.is_empty() {
+        // Foreign versions not read count for nothing, not even as the newest version.
+        let writer = filter
+            .foreign
+            .writer()
+            .map(|w| format!("{}::text", self.arg(w.to_owned())));
+        if let Some(w) = &writer {
+            self.sql.push_str(&crate::not_foreign("e", w));
+        }
+        let mut same_spec = if filter.spec_versions.is_empty() {
             // Without match[spec_version], only the newest spec version held of each object.
             self.sql.push_str(
                 " AND e.spec_version = (SELECT MAX(s.spec_version) FROM collection_entries s
@@ -925,6 +955,9 @@ impl Query {
                 .push_str(&format!(" AND e.spec_version = ANY({p}::text[])"));
             format!("x.spec_version = ANY({p}::text[])")
         };
+        if let Some(w) = &writer {
+            same_spec.push_str(&crate::not_foreign("x", w));
+        }
         if let Some(cond) = version_condition(&filter.versions, &same_spec, self) {
             self.sql.push_str(&cond);
         }
@@ -1351,6 +1384,19 @@ impl Store for PostgresStore {
             )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
+    fn brought_by(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT peer COLLATE \"C\" FROM provenance
+                 WHERE object_id = $1 AND version = $2 AND first ORDER BY 1",
+                &[&object_id, &version],
+            )?
+            .iter()
+            .map(|r| r.get(0))
             .collect())
         })
     }

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_audit_transfers.sql"),
     include_str!("../migrations/sqlite/0008_versions_per_collection.sql"),
     include_str!("../migrations/sqlite/0009_packages.sql"),
+    include_str!("../migrations/sqlite/0010_foreign_versions.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -464,11 +465,27 @@ impl WriteBatch for SqliteBatch<'_> {
         self.last_vid
     }
 
-    fn add_provenance(&mut self, object_id: &str, version: &str, peer: &str) -> Result<()> {
+    fn add_provenance(
+        &mut self,
+        object_id: &str,
+        version: &str,
+        peer: &str,
+        first: bool,
+    ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO provenance (object_id, version, peer, received_ns)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![object_id, version, peer, now_ns()],
+            "INSERT INTO provenance (object_id, version, peer, received_ns, first)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (object_id, version, peer) DO UPDATE SET first = MAX(first, excluded.first)",
+            params![object_id, version, peer, now_ns(), first],
+        )?;
+        Ok(())
+    }
+
+    fn mark_foreign(&mut self, vid: i64, writer: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO foreign_versions (collection_id, vid, writer) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![self.collection_id, vid, writer],
         )?;
         Ok(())
     }
@@ -539,7 +556,13 @@ impl Query {
     fn versions(&mut self, filter: &ObjectFilter) {
         // `same_spec` restricts the entries of the same object that count when picking the
         // first or last version; it comes with its own arguments.
-        let (same_spec, same_spec_args) = if filter.spec_versions.is_empty() {
+        // Foreign versions not read count for nothing, not even as the newest version.
+        let writer = filter.foreign.writer();
+        if let Some(w) = writer {
+            self.sql.push_str(&crate::not_foreign("e", "?"));
+            self.args.push(SqlValue::Text(w.to_owned()));
+        }
+        let (mut same_spec, mut same_spec_args) = if filter.spec_versions.is_empty() {
             // Without match[spec_version], only the newest spec version held of each object.
             self.sql.push_str(
                 " AND e.spec_version = (SELECT MAX(s.spec_version) FROM collection_entries s
@@ -560,6 +583,10 @@ impl Query {
                     .collect(),
             )
         };
+        if let Some(w) = writer {
+            same_spec.push_str(&crate::not_foreign("x", "?"));
+            same_spec_args.push(SqlValue::Text(w.to_owned()));
+        }
         let mut params = SqliteVersionParams {
             query: self,
             same_spec_args,
@@ -1176,6 +1203,17 @@ impl Store for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT DISTINCT peer FROM provenance
                  WHERE object_id = ?1 AND (?2 IS NULL OR version = ?2) ORDER BY peer",
+            )?;
+            let rows = st.query_map(params![object_id, version], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn brought_by(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT peer FROM provenance WHERE object_id = ?1 AND version = ?2 AND first
+                 ORDER BY peer",
             )?;
             let rows = st.query_map(params![object_id, version], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

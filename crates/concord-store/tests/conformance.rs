@@ -759,20 +759,29 @@ fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
     let version = "2016-01-01T00:00:00.000Z";
     {
         let mut batch = store.begin_write(&c.id).unwrap();
-        batch.add_provenance(A, version, "peer-b").unwrap();
+        batch.add_provenance(A, version, "peer-b", true).unwrap();
         batch.set_setting("sync/peer-b/cursor", "1").unwrap();
     } // dropped: rolled back
     assert!(store.received_from(A, Some(version)).unwrap().is_empty());
     assert_eq!(store.setting("sync/peer-b/cursor").unwrap(), None);
     let mut batch = store.begin_write(&c.id).unwrap();
-    batch.add_provenance(A, version, "peer-b").unwrap();
-    batch.add_provenance(A, version, "peer-b").unwrap(); // twice: no error
-    batch.add_provenance(A, version, "peer-a").unwrap();
+    batch.add_provenance(A, version, "peer-b", true).unwrap();
+    batch.add_provenance(A, version, "peer-b", false).unwrap(); // twice: no error, still first
+    batch.add_provenance(A, version, "peer-a", false).unwrap(); // an echo
+    batch.add_provenance(A, version, "peer-c", false).unwrap();
+    batch.add_provenance(A, version, "peer-c", true).unwrap(); // first after all
     batch.set_setting("sync/peer-b/cursor", "2").unwrap();
     batch.commit().unwrap();
     assert_eq!(
         store.received_from(A, Some(version)).unwrap(),
-        ["peer-a", "peer-b"]
+        ["peer-a", "peer-b", "peer-c"]
+    );
+    assert_eq!(store.brought_by(A, version).unwrap(), ["peer-b", "peer-c"]);
+    assert!(
+        store
+            .brought_by(A, "2017-01-01T00:00:00.000Z")
+            .unwrap()
+            .is_empty()
     );
     assert!(
         store
@@ -780,7 +789,10 @@ fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.received_from(A, None).unwrap(), ["peer-a", "peer-b"]);
+    assert_eq!(
+        store.received_from(A, None).unwrap(),
+        ["peer-a", "peer-b", "peer-c"]
+    );
     store.set_setting("sync/peer-c/cursor", "3").unwrap();
     store.set_setting("syncx", "no").unwrap();
     assert_eq!(
@@ -1658,7 +1670,8 @@ mod postgres_only {
                 "0006_collection_version",
                 "0007_audit_transfers",
                 "0008_versions_per_collection",
-                "0009_packages"
+                "0009_packages",
+                "0010_foreign_versions"
             ]
         );
         check_migrated(&store);

@@ -891,6 +891,148 @@ fn an_answer_pulled_by_the_requester_is_the_version_pushed_home() {
     assert_eq!(answers_at_a(), got);
 }
 
+/// A partner with write access cannot change the state of another node's incident
+/// (STIX 2.1 §3.6: only an object's creator makes new versions of it). Its new version of
+/// the request addressed to it and of the incident (both of which it receives) is refused,
+/// naming the rule; its "closed" version of the incident written into another collection it
+/// may write is kept as its own foreign version: the board on A still shows the incident
+/// open and the request as A wrote it.
+#[test]
+fn a_partner_cannot_close_or_rewrite_another_nodes_incident() {
+    let a = Node::init_with(&["--jurisdiction", "CN"]);
+    for c in ["incidents", "inbox"] {
+        cli_ok(&a, &["collection", "create", c]);
+    }
+    let key = partner(
+        &a,
+        "cert-br",
+        "BR",
+        &[
+            "--read",
+            "incidents",
+            "--write",
+            "incidents",
+            "--read",
+            "inbox",
+            "--write",
+            "inbox",
+        ],
+    );
+    let key = std::fs::read_to_string(key).unwrap();
+    let server = a.serve();
+    let incident = cli_json(&a, &["incident", "open", "--title", "ransomware at a port"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = cli_json(
+        &a,
+        &[
+            "incident",
+            "request",
+            &incident,
+            "--to",
+            "cert-br",
+            "--ask",
+            "preserve the logs",
+            "--deadline",
+            "2030-01-01T00:00:00Z",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_partner = |method: &str, path: &str, body: Option<&str>| {
+        let auth = format!("Bearer {key}");
+        server.request(
+            method,
+            path,
+            &[
+                ("Authorization", auth.as_str()),
+                ("Accept", crate::support::TAXII),
+                ("Content-Type", crate::support::TAXII),
+            ],
+            body,
+        )
+    };
+    // The request, as the partner receives it, rewritten.
+    let got = as_partner(
+        "GET",
+        &format!("/concord/collections/incidents/objects/{task}/"),
+        None,
+    );
+    assert_eq!(got.status, 200, "{}", got.body);
+    let mut rewritten = got.json()["objects"][0].clone();
+    rewritten["modified"] = json!("2029-01-01T00:00:00.000Z");
+    rewritten["description"] = json!("nothing to do");
+    let posted = as_partner(
+        "POST",
+        "/concord/collections/incidents/objects/",
+        Some(&json!({ "objects": [rewritten] }).to_string()),
+    );
+    assert_eq!(posted.status, 202, "{}", posted.body);
+    let status = posted.json();
+    assert_eq!(status["failure_count"], 1, "{status}");
+    let message = status["failures"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("only an object's creator"), "{message}");
+    // A "closed" incident, into both collections.
+    let closed = json!({
+        "type": "incident", "spec_version": "2.1", "id": incident,
+        "created": "2020-01-01T00:00:00.000Z", "modified": "2029-01-01T00:00:00.000Z",
+        "name": "ransomware at a port",
+        "extensions": {"extension-definition--ef765651-680c-498d-9894-99799f2fa126": {
+            "extension_type": "property-extension", "investigation_status": "closed",
+            "determination": "false-positive"}},
+    });
+    // In the incident's collection the partner receives the incident (the request it was
+    // sent refers to it): refused. In another collection it is new to that collection:
+    // taken, as the partner's foreign version.
+    for (c, taken) in [("incidents", 0), ("inbox", 1)] {
+        let posted = as_partner(
+            "POST",
+            &format!("/concord/collections/{c}/objects/"),
+            Some(&json!({ "objects": [closed] }).to_string()),
+        );
+        assert_eq!(posted.status, 202, "{c}: {}", posted.body);
+        assert_eq!(
+            posted.json()["success_count"],
+            taken,
+            "{c}: {}",
+            posted.body
+        );
+    }
+    let shown = cli_json(&a, &["incident", "show", &incident]);
+    assert_eq!(shown["status"], "open", "{shown}");
+    assert_eq!(shown["tasks"][0]["ask"], "preserve the logs", "{shown}");
+    let listed = cli_json(&a, &["incident", "list"]);
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["incidents"][0]["status"], "open", "{listed}");
+    // The operator's export of either collection holds no version of the partner's.
+    for c in ["incidents", "inbox"] {
+        let text = cli_ok(&a, &["export", "--collection", c]);
+        assert!(!text.contains("false-positive"), "{c}: {text}");
+        assert!(!text.contains("nothing to do"), "{c}: {text}");
+    }
+    // The partner reads back in that collection what it would for an object new to it.
+    let fresh = "incident--0b7a1bde-6f43-4b8e-9d7c-3f1e2a9b8c7d";
+    let other = closed.to_string().replace(&incident, fresh);
+    as_partner(
+        "POST",
+        "/concord/collections/inbox/objects/",
+        Some(&format!("{{\"objects\": [{other}]}}")),
+    );
+    let read = |id: &str| {
+        let r = as_partner(
+            "GET",
+            &format!("/concord/collections/inbox/objects/{id}/"),
+            None,
+        );
+        (r.status, r.body.replace(id, "<id>"))
+    };
+    assert_eq!(read(&incident), read(fresh));
+}
+
 /// Issue 18's benchmark: with `serve` running the rounds (`--interval 5`), how long from
 /// `request` on A until B lists it, and from B's answer until A shows it. Bounded by two
 /// intervals each (a round of the sender or of the receiver carries it); the figures are
@@ -1079,7 +1221,8 @@ fn serve_announces_an_arriving_request_by_command_and_signed_webhook() {
     assert_eq!(doc["task"], task.as_str());
     assert_eq!(doc["incident"], id.as_str());
     assert_eq!(doc["title"], "Notice me");
-    assert_eq!(doc["received_from"], json!(["a"]));
+    // Pulled from peer `a`, whose partner here is cert-cn (sync records both names).
+    assert_eq!(doc["received_from"], json!(["a", "partner/cert-cn"]));
     // The signature is HMAC-SHA-256 of the body under the secret.
     let mut openssl = std::process::Command::new("openssl")
         .args(["dgst", "-sha256", "-hmac", secret, "-r"])
