@@ -378,10 +378,13 @@ fn run(command: Command) -> Outcome {
                          --format or other files"
                     );
                 }
+                // A package is imported only by the node it is addressed to: this one's key.
+                let this_node = audit::node_key(&data.data_dir, store.as_ref())?.public();
                 return transfer::import_packages(
                     store.as_ref(),
                     &collection,
                     &files,
+                    &this_node,
                     signed_by.as_deref(),
                     verify_only,
                     json,
