@@ -866,11 +866,13 @@ pub fn verify_package(
     signed_by: Option<[u8; 32]>,
     peers: &[Peer],
 ) -> Result<Verified, PackageError> {
+    // Without trailing slashes: `LINK/` would make the system follow the link.
+    let dir: PathBuf = dir.components().collect();
     let shown = dir.display().to_string();
     // The directory itself is no link either: every file below is opened relative to this
     // one handle, so swapping the directory afterwards changes nothing read.
     let (dir_handle, _) =
-        open_no_follow(rustix::fs::CWD, dir, &shown, true)?.ok_or_else(|| PackageError::Io {
+        open_no_follow(rustix::fs::CWD, &dir, &shown, true)?.ok_or_else(|| PackageError::Io {
             path: shown.clone(),
             source: io::ErrorKind::NotFound.into(),
         })?;
@@ -1055,7 +1057,7 @@ pub fn verify_package(
         files.push(file);
     }
     Ok(Verified {
-        dir: dir.to_owned(),
+        dir,
         digest: hex(&Sha256::digest(&bytes)),
         manifest,
         producer: trusted,

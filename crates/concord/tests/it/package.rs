@@ -576,6 +576,12 @@ fn links_and_fifos_in_a_package_are_refused() {
         import_package(b, &link, Some(&p.key)),
         &format!("{}: a symbolic link", link.display()),
     );
+    // A trailing slash would make the system follow the link: not here.
+    refused(
+        b,
+        import_package(b, Path::new(&format!("{}/", link.display())), Some(&p.key)),
+        &format!("{}: a symbolic link", link.display()),
+    );
     let fifo = copy(&p.p1, &b.path().join("fifo"));
     std::fs::remove_file(fifo.join(&name)).unwrap();
     let made = std::process::Command::new("mkfifo")
