@@ -736,7 +736,7 @@ fn write_into(
 /// A package whose signature, recipient and files were checked.
 #[derive(Debug)]
 pub struct Verified {
-    /// The package directory, as given (for messages).
+    /// The package directory, as given less any trailing slash (for messages).
     pub dir: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
@@ -1191,12 +1191,14 @@ pub struct ImportLimits {
 /// Ingests a verified package (after [`verify_package`] and [`check_chain`]): every file
 /// through the one ingest, in one transaction with the objects' provenance
 /// ([`Verified::source`]), their ingress audit records (door `package-import`) and the
-/// incoming chain. Returns the ingest's report.
+/// incoming chain. The files are read from the handles [`verify_package`] opened and hashed
+/// again as they are read. Returns the ingest's report.
 ///
 /// Errors: [`PackageError::File`] for a file over `limits.max_unpacked`;
 /// [`PackageError::Ingest`] (malformed JSON, an object over `max_object_size`, a file longer
-/// once decompressed than its manifest says, counts that differ from the manifest's, or
-/// another import that moved the chain first). Nothing is stored on any error.
+/// once decompressed than its manifest says, a file whose bytes changed after it was
+/// verified, counts that differ from the manifest's, or another import that moved the chain
+/// first). Nothing is stored on any error.
 pub fn import_package(
     store: &dyn Store,
     package: &Verified,
