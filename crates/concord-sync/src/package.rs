@@ -6,7 +6,8 @@
 //! - `objects-000001.json.zst` (or `.json.gz`), … — the partner's egress copies, as STIX 2.1
 //!   bundles of at most [`OBJECTS_PER_FILE`] objects, compressed with zstd (default) or gzip;
 //! - `manifest.json` — [`Manifest`]: format version, producer (name, Ed25519 public node key
-//!   and its fingerprint), partner, collection, counts, the SHA-256 of every file, the
+//!   and its fingerprint), partner, recipient (the public node key of the partner's node:
+//!   the one node that may import it), collection, counts, the SHA-256 of every file, the
 //!   cursor range covered, the policy version, the sequence number and the digest of the
 //!   previous package for that partner;
 //! - `manifest.sig` — the node key's Ed25519 signature (RFC 8032) over the exact bytes of
@@ -21,15 +22,30 @@
 //! ([`Egress::decide_entries`], door `package`, one audit entry per page of
 //! [`PAGE`] entries), and records the new chain link and cursor in the store only once every
 //! file is written. Importing ([`verify_package`] then [`import_package`]) checks the
-//! signature against a trusted key, every file's size and digest, and the chain, before
+//! signature against a trusted key (the one the manifest names), that the package is
+//! addressed to this node's key, every file's size and digest, and the chain, before
 //! anything is decompressed or stored; then ingests every file through the one ingest
 //! ([`concord_ingest::ingest_batch`]) in one transaction, with provenance and ingress audit
 //! records, together with the incoming chain: all of it is stored, or nothing.
+//!
+//! A package arrives on media an attacker may have written. The directory and every file in
+//! it are opened relative to one directory handle without following a symbolic link
+//! (`O_NOFOLLOW`) and without blocking on a FIFO (`O_NONBLOCK`); only regular files (by the
+//! opened handle's metadata) of bounded size are read; and the bytes ingested are read from
+//! the very handles that were verified, hashed again on the way in, so a file swapped or
+//! rewritten between verification and ingest is refused before the transaction commits.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,7 +62,10 @@ use concord_store::{
 use crate::peer::Peer;
 
 /// The `format` of the manifests this version writes and reads.
-pub const FORMAT: &str = "concord-transfer-package/1";
+///
+/// Format 2 added the [`Manifest::recipient`]; a format 1 package (addressed to no node) is
+/// refused.
+pub const FORMAT: &str = "concord-transfer-package/2";
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 /// The signature's file name.
@@ -59,6 +78,9 @@ pub const PAGE: usize = 1_000;
 /// The largest `manifest.json` read, in bytes: a manifest names one file per
 /// [`OBJECTS_PER_FILE`] objects, so 16 MiB covers hundreds of millions of objects.
 pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+/// The largest `manifest.sig` read, in bytes (128 hex digits and a line end; room for
+/// white space).
+pub const MAX_SIGNATURE_BYTES: u64 = 1024;
 /// The audit door of a package write.
 pub const DOOR_WRITE: &str = "package";
 /// The audit door of a package import.
@@ -91,6 +113,16 @@ pub struct Producer {
     /// The producing node's name (its `title`).
     pub name: String,
     /// Its Ed25519 public node key, 64 hex digits (`concord node key`).
+    pub public_key: String,
+    /// [`fingerprint`] of that key.
+    pub fingerprint: String,
+}
+
+/// The node a package is written for: the partner's node, by its public node key. Only the
+/// node holding that key imports the package ([`verify_package`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Its Ed25519 public node key, 64 hex digits (its `concord node key`).
     pub public_key: String,
     /// [`fingerprint`] of that key.
     pub fingerprint: String,
@@ -193,8 +225,11 @@ pub struct Manifest {
     pub format: String,
     /// The producing node.
     pub producer: Producer,
-    /// The partner of the producer the package is for (its egress copies).
+    /// The partner of the producer the package is for (its egress copies), by the
+    /// producer's name for it: informative for the receiver, which may call it otherwise.
     pub partner: String,
+    /// The partner's node, by its node key: the one node that may import the package.
+    pub recipient: Recipient,
     /// The collection read.
     pub collection: PackageCollection,
     /// When the package was written (RFC 3339).
@@ -235,9 +270,17 @@ pub enum PackageError {
     /// The signature does not verify: an edited manifest, or a package signed by another key.
     #[error("manifest.sig: {0}")]
     Signature(String),
-    /// No trusted key for the producer.
+    /// No trusted key for the producer, or the manifest names a producer key other than
+    /// the trusted one.
     #[error("{0}")]
     Untrusted(String),
+    /// Writing: the node key of the partner's node is not known, so the package could not
+    /// be addressed to it.
+    #[error("{0}")]
+    NoRecipient(String),
+    /// Importing: the package is addressed to another node's key.
+    #[error("manifest.json: recipient: {0}")]
+    NotAddressed(String),
     /// A file differs from what the manifest says (tampered, truncated, missing, unexpected).
     #[error("{name}: {message}")]
     File {
@@ -469,8 +512,41 @@ pub struct Written {
     pub digest: String,
 }
 
+/// The public node key of `partner`'s node, which a package for it is addressed to: the
+/// `node_key` of the peers linked to that partner (`peer add NAME --node-key KEYFILE
+/// --partner P`, with or without a URL). The receiver hands its key over once, out of band,
+/// as the producer hands over its own (a one-way link needs nothing back).
+///
+/// Errors: [`PackageError::NoRecipient`] when no linked peer has a node key, or two linked
+/// peers have different ones (a package is addressed to one node).
+pub fn recipient_key(peers: &[Peer], partner: &str) -> Result<[u8; 32], PackageError> {
+    let keys: BTreeSet<[u8; 32]> = peers
+        .iter()
+        .filter(|p| p.partner.as_deref() == Some(partner))
+        .filter_map(Peer::node_key_bytes)
+        .collect();
+    let mut keys = keys.into_iter();
+    match (keys.next(), keys.next()) {
+        (Some(k), None) => Ok(k),
+        (None, _) => Err(PackageError::NoRecipient(format!(
+            "partner {partner:?}: no node key known for its node, and a transfer package is \
+             addressed to the node key of the one node that may import it; record the key its \
+             node prints with `concord node key -o FILE` by `concord peer add NAME --node-key \
+             FILE --partner {partner}`"
+        ))),
+        (Some(a), Some(b)) => Err(PackageError::NoRecipient(format!(
+            "partner {partner:?}: the peers linked to it have different node keys \
+             (fingerprints {} and {}), and a transfer package is addressed to one node; \
+             link only that node's peer to the partner",
+            fingerprint(&a),
+            fingerprint(&b)
+        ))),
+    }
+}
+
 /// Writes the transfer package of `collection` for `partner` into `dir` (created; it must
-/// not exist or be empty), signed with `key`, and records its chain link and cursor. Every
+/// not exist or be empty), addressed to the partner's node key `recipient` (see
+/// [`recipient_key`]), signed with `key`, and records its chain link and cursor. Every
 /// object passes `egress` for the partner (door `package`, audited page by page before it is
 /// written). On any error the files written are removed and nothing is recorded.
 ///
@@ -480,6 +556,7 @@ pub fn write_package(
     egress: &Egress,
     key: &NodeKey,
     partner: &PartnerProfile,
+    recipient: &[u8; 32],
     collection: &Collection,
     options: &WriteOptions,
     dir: &Path,
@@ -497,7 +574,7 @@ pub fn write_package(
         }
         Err(e) => return Err(io_error(dir)(e)),
     };
-    let result = write_into(egress, key, partner, collection, options, dir);
+    let result = write_into(egress, key, partner, recipient, collection, options, dir);
     if result.is_err() {
         // Nothing half-written stays behind: the files of this attempt go.
         if created_dir {
@@ -515,6 +592,7 @@ fn write_into(
     egress: &Egress,
     key: &NodeKey,
     partner: &PartnerProfile,
+    recipient: &[u8; 32],
     collection: &Collection,
     options: &WriteOptions,
     dir: &Path,
@@ -595,6 +673,10 @@ fn write_into(
             fingerprint: fingerprint(&public),
         },
         partner: partner.name.clone(),
+        recipient: Recipient {
+            public_key: hex(recipient),
+            fingerprint: fingerprint(recipient),
+        },
         collection: PackageCollection {
             id: collection.id.clone(),
             title: collection.title.clone(),
@@ -651,10 +733,10 @@ fn write_into(
     Ok(Written { manifest, digest })
 }
 
-/// A package whose signature and files were checked.
-#[derive(Clone, Debug)]
+/// A package whose signature, recipient and files were checked.
+#[derive(Debug)]
 pub struct Verified {
-    /// The package directory.
+    /// The package directory, as given less any trailing slash (for messages).
     pub dir: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
@@ -664,6 +746,9 @@ pub struct Verified {
     pub producer: [u8; 32],
     /// The known peer that key belongs to, if any: the provenance of what is imported.
     pub peer: Option<String>,
+    /// The object files, opened once and verified, in the manifest's order: what
+    /// [`import_package`] ingests is read from these very handles, never reopened by name.
+    files: Vec<File>,
 }
 
 impl Verified {
@@ -690,53 +775,167 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 32], PackageError> {
     })
 }
 
+/// What a file system object is, in a refusal.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+/// Opens `path` (relative to the directory `at`) for reading as a package is read: without
+/// following a symbolic link in its last component (`O_NOFOLLOW`), without blocking on a
+/// FIFO (`O_NONBLOCK`: a FIFO opens at once and is then refused), and only if the opened
+/// handle is a directory (`dir`) or else a regular file. Returns it with its size, from the
+/// handle (the caller caps it before reading); `None` when it does not exist. The refusals
+/// name the file (`name`).
+fn open_no_follow(
+    at: BorrowedFd<'_>,
+    path: &Path,
+    name: &str,
+    dir: bool,
+) -> Result<Option<(File, u64)>, PackageError> {
+    let refuse = |message: String| PackageError::File {
+        name: name.to_owned(),
+        message,
+    };
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd: OwnedFd = match rustix::fs::openat(at, path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::LOOP) => {
+            return Err(refuse(
+                "a symbolic link: a package is read from its own files, never through a link; \
+                 nothing stored"
+                    .to_owned(),
+            ));
+        }
+        Err(e) => {
+            return Err(PackageError::Io {
+                path: name.to_owned(),
+                source: e.into(),
+            });
+        }
+    };
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|source| PackageError::Io {
+        path: name.to_owned(),
+        source,
+    })?;
+    let (want, ok) = if dir {
+        ("a directory", meta.is_dir())
+    } else {
+        ("a regular file", meta.is_file())
+    };
+    if !ok {
+        return Err(refuse(format!(
+            "{}, not {want}: refused; nothing stored",
+            kind_of(meta.file_type())
+        )));
+    }
+    Ok(Some((file, meta.len())))
+}
+
 /// Checks a package in `dir` before anything of it is decompressed or stored: the manifest
-/// (size, format), its signature against `signed_by` (or, without it, the key of the known
-/// peer whose `node_key` the manifest names), and every file: present, of the size and
-/// SHA-256 the manifest says, and no file that the manifest does not name.
+/// (size, format), the producer key it names against `signed_by` (or, without it, finds the
+/// known peer with that key), the signature against that trusted key, that the package is
+/// addressed to `this_node` (this node's public node key, [`Manifest::recipient`]), and
+/// every file: a regular file (no symbolic link, FIFO or device, opened without following
+/// one), present, of the size and SHA-256 the manifest says, and no file that the manifest
+/// does not name. The object files stay open in the result, for [`import_package`].
 ///
 /// Errors: [`PackageError::Manifest`], [`PackageError::Untrusted`] (no key given and no peer
-/// known by the producer's key), [`PackageError::Signature`] (tampered manifest, or a foreign
-/// package: signed by another key), [`PackageError::File`] (tampered, truncated, missing or
-/// unexpected file), I/O.
+/// known by the producer's key; or the manifest names a producer key other than the one
+/// given, naming both fingerprints), [`PackageError::Signature`] (tampered manifest, or
+/// signed by another key), [`PackageError::NotAddressed`] (written for another node),
+/// [`PackageError::File`] (a link, FIFO or other non-regular file; tampered, truncated,
+/// missing or unexpected file), I/O.
 pub fn verify_package(
     dir: &Path,
+    this_node: &[u8; 32],
     signed_by: Option<[u8; 32]>,
     peers: &[Peer],
 ) -> Result<Verified, PackageError> {
-    let manifest_path = dir.join(MANIFEST);
+    // Without trailing slashes: `LINK/` would make the system follow the link.
+    let dir: PathBuf = dir.components().collect();
+    let shown = dir.display().to_string();
+    // The directory itself is no link either: every file below is opened relative to this
+    // one handle, so swapping the directory afterwards changes nothing read.
+    let (dir_handle, _) =
+        open_no_follow(rustix::fs::CWD, &dir, &shown, true)?.ok_or_else(|| PackageError::Io {
+            path: shown.clone(),
+            source: io::ErrorKind::NotFound.into(),
+        })?;
+    let at = dir_handle.as_fd();
+    let (manifest_file, size) = open_no_follow(at, Path::new(MANIFEST), MANIFEST, false)?
+        .ok_or_else(|| {
+            PackageError::Manifest(format!("missing in {shown} (not a transfer package)"))
+        })?;
     let mut bytes = Vec::new();
-    File::open(&manifest_path)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => PackageError::Manifest(format!(
-                "missing in {} (not a transfer package)",
-                dir.display()
-            )),
-            _ => io_error(&manifest_path)(e),
-        })?
-        .take(MAX_MANIFEST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_error(&manifest_path))?;
-    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+    // Capped before reading by its size, and while reading (it may grow meanwhile).
+    if size <= MAX_MANIFEST_BYTES {
+        manifest_file
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error(Path::new(MANIFEST)))?;
+    }
+    if size > MAX_MANIFEST_BYTES || bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(PackageError::Manifest(format!(
             "more than {MAX_MANIFEST_BYTES} bytes"
         )));
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
+    // The format first: a manifest of another format is named as such, not as a missing
+    // field.
+    #[derive(Deserialize)]
+    struct Format {
+        format: String,
+    }
+    let format: Format = serde_json::from_slice(&bytes)
         .map_err(|e| PackageError::Manifest(format!("not a {FORMAT} manifest: {e}")))?;
-    if manifest.format != FORMAT {
+    if format.format != FORMAT {
         return Err(PackageError::Manifest(format!(
             "format {:?}: this node reads {FORMAT:?}",
-            manifest.format
+            format.format
         )));
     }
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| PackageError::Manifest(format!("not a {FORMAT} manifest: {e}")))?;
     let claimed = unhex32(&manifest.producer.public_key).ok_or_else(|| {
         PackageError::Manifest("producer.public_key: not 64 hex digits".to_owned())
     })?;
-    // The key to verify with: given, or a known peer's. The key the manifest names is only
-    // used to find the peer; the signature is checked against the trusted key.
+    if manifest.producer.fingerprint != fingerprint(&claimed) {
+        return Err(PackageError::Manifest(format!(
+            "producer.fingerprint {:?} is not the fingerprint of producer.public_key ({})",
+            manifest.producer.fingerprint,
+            fingerprint(&claimed)
+        )));
+    }
+    // The key to verify with: given, or a known peer's. Given, it must be the key the
+    // manifest names: a package verified with one key must not name another producer (its
+    // name, fingerprint and chain would be someone else's).
     let (trusted, peer) = match signed_by {
-        Some(k) => (k, peers.iter().find(|p| p.node_key_bytes() == Some(k))),
+        Some(k) => {
+            if k != claimed {
+                return Err(PackageError::Untrusted(format!(
+                    "manifest.json: producer: a foreign package: the manifest names producer \
+                     key fingerprint {}, but --signed-by gives key fingerprint {}; nothing \
+                     stored",
+                    fingerprint(&claimed),
+                    fingerprint(&k)
+                )));
+            }
+            (k, peers.iter().find(|p| p.node_key_bytes() == Some(k)))
+        }
         None => {
             let peer = peers
                 .iter()
@@ -752,39 +951,47 @@ pub fn verify_package(
             (claimed, Some(peer))
         }
     };
-    let sig_path = dir.join(SIGNATURE);
-    let sig_text = std::fs::read_to_string(&sig_path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => PackageError::Signature("missing".to_owned()),
-        _ => io_error(&sig_path)(e),
-    })?;
+    let (sig_file, size) = open_no_follow(at, Path::new(SIGNATURE), SIGNATURE, false)?
+        .ok_or_else(|| PackageError::Signature("missing".to_owned()))?;
+    if size > MAX_SIGNATURE_BYTES {
+        return Err(PackageError::Signature(format!(
+            "{size} bytes, more than {MAX_SIGNATURE_BYTES}: not an Ed25519 signature"
+        )));
+    }
+    let mut sig_text = String::new();
+    sig_file
+        .take(MAX_SIGNATURE_BYTES)
+        .read_to_string(&mut sig_text)
+        .map_err(io_error(Path::new(SIGNATURE)))?;
     let signature = unhex64(sig_text.trim()).ok_or_else(|| {
         PackageError::Signature("not an Ed25519 signature (128 hex digits)".to_owned())
     })?;
     if !verify_signature(&trusted, &bytes, &signature) {
-        let why = if trusted != claimed {
-            format!(
-                "a foreign package: the manifest names producer key {} (fingerprint {}), not \
-                 the trusted key {} (fingerprint {}), and the signature does not verify with \
-                 the trusted key",
-                hex(&claimed),
-                fingerprint(&claimed),
-                hex(&trusted),
-                fingerprint(&trusted)
-            )
-        } else {
-            format!(
-                "does not verify with the producer's key (fingerprint {}): manifest.json was \
-                 altered after signing, or the package was signed by another key",
-                fingerprint(&trusted)
-            )
-        };
-        return Err(PackageError::Signature(why));
+        return Err(PackageError::Signature(format!(
+            "does not verify with the producer's key (fingerprint {}): manifest.json was \
+             altered after signing, or the package was signed by another key",
+            fingerprint(&trusted)
+        )));
+    }
+    // Signed, so the recipient is the producer's word: written for this node, or refused.
+    let recipient = unhex32(&manifest.recipient.public_key).ok_or_else(|| {
+        PackageError::Manifest("recipient.public_key: not 64 hex digits".to_owned())
+    })?;
+    if recipient != *this_node {
+        return Err(PackageError::NotAddressed(format!(
+            "the package is addressed to the node with key fingerprint {} (the producer's \
+             partner {:?}), not to this node (fingerprint {}): a package is imported only by \
+             the node it was written for; nothing stored",
+            fingerprint(&recipient),
+            manifest.partner,
+            fingerprint(this_node)
+        )));
     }
     // Every file named, as named; nothing else.
     let mut named = BTreeSet::new();
     for f in &manifest.files {
         if f.name.is_empty()
-            || f.name.contains(['/', '\\'])
+            || f.name.contains(['/', '\\', '\0'])
             || f.name.starts_with('.')
             || f.name == MANIFEST
             || f.name == SIGNATURE
@@ -796,10 +1003,22 @@ pub fn verify_package(
             )));
         }
     }
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
+    let listing = rustix::fs::Dir::read_from(at).map_err(|e| PackageError::Io {
+        path: shown.clone(),
+        source: e.into(),
+    })?;
+    for entry in listing {
+        let entry = entry.map_err(|e| PackageError::Io {
+            path: shown.clone(),
+            source: e.into(),
+        })?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name != MANIFEST && name != SIGNATURE && !named.contains(&name) {
+        if name != "."
+            && name != ".."
+            && name != MANIFEST
+            && name != SIGNATURE
+            && !named.contains(&name)
+        {
             return Err(PackageError::File {
                 name,
                 message: "not named in the manifest (added to the package after signing)"
@@ -807,16 +1026,15 @@ pub fn verify_package(
             });
         }
     }
+    let mut files = Vec::with_capacity(manifest.files.len());
     for f in &manifest.files {
-        let path = dir.join(&f.name);
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => PackageError::File {
+        let Some((mut file, size)) = open_no_follow(at, Path::new(&f.name), &f.name, false)? else {
+            return Err(PackageError::File {
                 name: f.name.clone(),
                 message: "named in the manifest but missing from the package".to_owned(),
-            },
-            _ => io_error(&path)(e),
-        })?;
-        let size = file.metadata().map_err(io_error(&path))?.len();
+            });
+        };
+        // The signed manifest's size is the cap: any other size is refused before reading.
         if size != f.bytes {
             return Err(PackageError::File {
                 name: f.name.clone(),
@@ -826,7 +1044,7 @@ pub fn verify_package(
                 ),
             });
         }
-        let got = hex(&sha256_of(file).map_err(io_error(&path))?);
+        let got = hex(&sha256_of((&mut file).take(f.bytes)).map_err(io_error(Path::new(&f.name)))?);
         if got != f.sha256 {
             return Err(PackageError::File {
                 name: f.name.clone(),
@@ -836,13 +1054,15 @@ pub fn verify_package(
                 ),
             });
         }
+        files.push(file);
     }
     Ok(Verified {
-        dir: dir.to_owned(),
+        dir,
         digest: hex(&Sha256::digest(&bytes)),
         manifest,
         producer: trusted,
         peer: peer.map(|p| p.name.clone()),
+        files,
     })
 }
 
@@ -912,6 +1132,42 @@ pub fn check_chain(store: &dyn Store, package: &Verified) -> Result<i64, Package
     Ok(last_seq)
 }
 
+/// A verified file read again for ingest: hashes what passes and, at its end, compares the
+/// digest with the manifest's, so a file rewritten after verification (on media another
+/// process writes) fails the read and the import rolls back.
+struct Rehash<'a, R> {
+    inner: R,
+    hash: Sha256,
+    name: &'a str,
+    expected: &'a str,
+    /// Counts the files whose end was reached with the expected digest.
+    complete: Rc<Cell<usize>>,
+    done: bool,
+}
+
+impl<R: Read> Read for Rehash<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        if n == 0 && !buf.is_empty() && !self.done {
+            self.done = true;
+            let got = hex(&std::mem::take(&mut self.hash).finalize());
+            if got != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: changed after it was verified (SHA-256 now {got}, the manifest \
+                         says {})",
+                        self.name, self.expected
+                    ),
+                ));
+            }
+            self.complete.set(self.complete.get() + 1);
+        }
+        Ok(n)
+    }
+}
+
 /// Where [`import_package`] stores the objects.
 #[derive(Clone, Copy, Debug)]
 pub enum Destination<'a> {
@@ -935,12 +1191,14 @@ pub struct ImportLimits {
 /// Ingests a verified package (after [`verify_package`] and [`check_chain`]): every file
 /// through the one ingest, in one transaction with the objects' provenance
 /// ([`Verified::source`]), their ingress audit records (door `package-import`) and the
-/// incoming chain. Returns the ingest's report.
+/// incoming chain. The files are read from the handles [`verify_package`] opened and hashed
+/// again as they are read. Returns the ingest's report.
 ///
 /// Errors: [`PackageError::File`] for a file over `limits.max_unpacked`;
 /// [`PackageError::Ingest`] (malformed JSON, an object over `max_object_size`, a file longer
-/// once decompressed than its manifest says, counts that differ from the manifest's, or
-/// another import that moved the chain first). Nothing is stored on any error.
+/// once decompressed than its manifest says, a file whose bytes changed after it was
+/// verified, counts that differ from the manifest's, or another import that moved the chain
+/// first). Nothing is stored on any error.
 pub fn import_package(
     store: &dyn Store,
     package: &Verified,
@@ -990,13 +1248,25 @@ pub fn import_package(
         // Ingested as a sync pull is: the producer node wrote it, not a partner's key.
         unseen: None,
     };
+    // The verified handles, from their start: the bytes ingested are hashed again on the
+    // way in and must be the ones verified (checked at each file's end and before commit).
+    let complete = Rc::new(Cell::new(0usize));
     let mut inputs = Vec::with_capacity(m.files.len());
-    for f in &m.files {
-        let path = package.dir.join(&f.name);
-        let file = BufReader::with_capacity(1 << 16, File::open(&path).map_err(io_error(&path))?);
-        let decoded: Box<dyn Read> = match m.compression {
+    for (f, mut handle) in m.files.iter().zip(&package.files) {
+        let path = Path::new(&f.name);
+        handle.rewind().map_err(io_error(path))?;
+        let rehashed = Rehash {
+            inner: handle.take(f.bytes),
+            hash: Sha256::new(),
+            name: &f.name,
+            expected: &f.sha256,
+            complete: complete.clone(),
+            done: false,
+        };
+        let file = BufReader::with_capacity(1 << 16, rehashed);
+        let decoded: Box<dyn Read + '_> = match m.compression {
             Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_error(&path))?)
+                Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io_error(path))?)
             }
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
         };
@@ -1011,11 +1281,22 @@ pub fn import_package(
     let mut finish = |batch: &mut dyn concord_store::WriteBatch,
                       report: &IngestReport|
      -> Result<(), IngestError> {
+        // Every file read to its end, where its digest was checked again (the bundle reader
+        // reads to the end of each input; this holds should that ever change).
+        if complete.get() != m.files.len() {
+            return Err(IngestError::Refused(format!(
+                "{}: {} of {} files read to their end and checked again; nothing stored",
+                package.dir.display(),
+                complete.get(),
+                m.files.len()
+            )));
+        }
         // Cannot happen for a package whose digests verified, unless its producer signed a
         // manifest that disagrees with its own files.
         if report.total as u64 != expected {
             return Err(IngestError::Refused(format!(
-                "manifest.json: counts: the files hold {} objects, the manifest says                  {expected}; nothing stored",
+                "manifest.json: counts: the files hold {} objects, the manifest says \
+                 {expected}; nothing stored",
                 report.total
             )));
         }

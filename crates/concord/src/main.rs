@@ -117,8 +117,9 @@ enum Command {
         misp: misp::ImportArgs,
         /// Transfer packages (directories written by `export --package`): the producer's
         /// public node key (a file with 64 hex digits, from its `concord node key -o FILE`)
-        /// that must have signed them. Without it, the key of a known peer (`peer add
-        /// --node-key`) that the package names.
+        /// that must have signed them and that their manifest must name. Without it, the
+        /// key of a known peer (`peer add --node-key`) that the package names. Either way a
+        /// package addressed to another node's key is refused.
         #[arg(long, value_name = "KEYFILE")]
         signed_by: Option<PathBuf>,
         /// Transfer packages: check signature, file digests and chain, and store nothing.
@@ -148,7 +149,9 @@ enum Command {
         format: misp::Format,
         /// Write a signed transfer package into the new directory `-o DIR` instead (needs
         /// `--partner`): the partner's copies, compressed, a manifest with the SHA-256 of
-        /// each file and the previous package's digest, signed with the node key.
+        /// each file and the previous package's digest, signed with the node key, addressed
+        /// to the node key of the partner's node (`peer add NAME --node-key KEYFILE
+        /// --partner P`; refused while none is known).
         #[arg(long, requires_all = ["partner", "output"], conflicts_with = "format")]
         package: bool,
         /// With `--package`: only what was added since the last package for this partner
@@ -378,10 +381,13 @@ fn run(command: Command) -> Outcome {
                          --format or other files"
                     );
                 }
+                // A package is imported only by the node it is addressed to: this one's key.
+                let this_node = audit::node_key(&data.data_dir, store.as_ref())?.public();
                 return transfer::import_packages(
                     store.as_ref(),
                     &collection,
                     &files,
+                    &this_node,
                     signed_by.as_deref(),
                     verify_only,
                     json,

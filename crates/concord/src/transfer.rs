@@ -340,20 +340,24 @@ pub struct PackageRequest<'a> {
 
 /// `concord export --package`: the partner's copies of a collection as a signed transfer
 /// package ([`concord_sync::package`]), through the egress door (door `package`, audited
-/// page by page), chained after the last package for the partner. A peer linked to the
-/// partner (`peer add --partner P`) is the origin: what came from it is not sent back.
+/// page by page), chained after the last package for the partner, addressed to the node key
+/// of the partner's node (the peer linked to it, `peer add --node-key F --partner P`; none
+/// known: refused). A peer linked to the partner is the origin: what came from it is not
+/// sent back.
 pub fn export_package(
     store: Arc<dyn Store>,
     request: &PackageRequest<'_>,
     policy: concord_policy::actions::Policy,
     key: &concord_store::node_key::NodeKey,
 ) -> Result<bool> {
-    use concord_sync::package::{Compression, WriteOptions, write_package};
+    use concord_sync::package::{Compression, WriteOptions, recipient_key, write_package};
     let c = store
         .collection(request.collection)?
         .with_context(|| format!("no collection {:?}", request.collection))?;
     let profile = reader(store.as_ref(), request.partner, &c, request.collection)?;
-    let origin = concord_sync::peers(store.as_ref())?
+    let peers = concord_sync::peers(store.as_ref())?;
+    let recipient = recipient_key(&peers, request.partner)?;
+    let origin = peers
         .into_iter()
         .find(|p| p.partner.as_deref() == Some(request.partner))
         .map(|p| p.name);
@@ -368,13 +372,22 @@ pub fn export_package(
         origin,
         ..WriteOptions::default()
     };
-    let written = write_package(&egress, key, &profile, &c, &options, request.output)?;
+    let written = write_package(
+        &egress,
+        key,
+        &profile,
+        &recipient,
+        &c,
+        &options,
+        request.output,
+    )?;
     let m = &written.manifest;
     eprintln!(
-        "package {} for partner {}: {} in {} ({} withheld by the egress policy, {} received \
-         from the partner not sent back), written to {}; digest {}",
+        "package {} for partner {} (node key fingerprint {}): {} in {} ({} withheld by the \
+         egress policy, {} received from the partner not sent back), written to {}; digest {}",
         m.sequence,
         m.partner,
+        m.recipient.fingerprint,
         crate::count(m.counts.objects, "object version"),
         crate::count(m.files.len() as u64, "file"),
         m.counts.withheld,
@@ -493,8 +506,10 @@ pub fn export_feed(
 }
 
 /// `concord import DIR…` of transfer packages: each verified (signature against
-/// `signed_by`, or a known peer's node key; every file's size and SHA-256; the chain of
-/// packages from its producer) before anything is decompressed, then ingested with the
+/// `signed_by`, or a known peer's node key; addressed to `this_node`, this node's public
+/// node key; every file a regular file, opened without following links, of the size and
+/// SHA-256 the manifest says; the chain of packages from its producer) before anything is
+/// decompressed, then ingested with the
 /// producer as provenance, audited (door `package-import`), in one transaction with the
 /// chain. Returns `false` (exit 1) when any package was refused or any object rejected.
 /// With `verify_only`, each package is checked (signature, digests, chain) and nothing is
@@ -503,6 +518,7 @@ pub fn import_packages(
     store: &dyn Store,
     collection: &str,
     dirs: &[PathBuf],
+    this_node: &[u8; 32],
     signed_by: Option<&Path>,
     verify_only: bool,
     json: bool,
@@ -518,13 +534,14 @@ pub fn import_packages(
     for dir in dirs {
         let name = dir.display().to_string();
         let outcome = (|| -> Result<IngestReport> {
-            let package = verify_package(dir, signed_by, &peers)?;
+            let package = verify_package(dir, this_node, signed_by, &peers)?;
             if verify_only {
                 check_chain(store, &package)?;
                 let m = &package.manifest;
                 eprintln!(
-                    "{name}: package {} from {} (fingerprint {}) for partner {}: signature, {} \
-                     and the chain verified; nothing stored (--verify-only)",
+                    "{name}: package {} from {} (fingerprint {}) for partner {}: signature, \
+                     recipient (this node), {} and the chain verified; nothing stored \
+                     (--verify-only)",
                     m.sequence,
                     package.source(),
                     m.producer.fingerprint,
@@ -562,7 +579,7 @@ pub fn import_packages(
             let m = &package.manifest;
             eprintln!(
                 "{name}: package {} from {} (fingerprint {}) for partner {}, verified: \
-                 signature, {} and the chain",
+                 signature, recipient (this node), {} and the chain",
                 m.sequence,
                 package.source(),
                 m.producer.fingerprint,

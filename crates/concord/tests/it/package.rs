@@ -12,17 +12,41 @@ use crate::support::{Node, Server, TAXII, TOKEN};
 use crate::sync::{GREEN, as_partner, cli, cli_ok, held, import, indicator, partner, same, sync};
 
 /// A producer A (DE) with two GREEN indicators in `intel`, a partner `b` that may read it,
-/// its public key in `a.key`, and package 1 for `b` in `p1`; then a third indicator and
+/// whose node is B (DE; its node key recorded on A, so packages for `b` are addressed to
+/// B), A's public key in `a.key`, and package 1 for `b` in `p1`; then a third indicator and
 /// package 2 (`--since-last`) in `p2`.
 struct Producer {
     a: Node,
+    b: Node,
     key: PathBuf,
     p1: PathBuf,
     p2: PathBuf,
 }
 
+/// Records `to`'s public node key on `from` as the node of `from`'s partner `partner` (a
+/// peer reached by packages only, linked to the partner): packages for the partner are
+/// addressed to `to`. Returns the key file.
+fn address(from: &Node, partner: &str, to: &Node) -> PathBuf {
+    let key = to.path().join("own.key");
+    cli_ok(to, &["node", "key", "-o", key.to_str().unwrap()]);
+    cli_ok(
+        from,
+        &[
+            "peer",
+            "add",
+            &format!("{partner}-node"),
+            "--node-key",
+            key.to_str().unwrap(),
+            "--partner",
+            partner,
+        ],
+    );
+    key
+}
+
 fn producer() -> Producer {
     let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
     import(
         &a,
         "intel",
@@ -32,6 +56,7 @@ fn producer() -> Producer {
         ],
     );
     partner(&a, "b", "DE", &["--read", "intel"]);
+    address(&a, "b", &b);
     let key = a.path().join("a.key");
     cli_ok(&a, &["node", "key", "-o", key.to_str().unwrap()]);
     let p1 = a.path().join("p1");
@@ -43,7 +68,7 @@ fn producer() -> Producer {
     );
     let p2 = a.path().join("p2");
     package(&a, &p2, &["--since-last"]);
-    Producer { a, key, p1, p2 }
+    Producer { a, b, key, p1, p2 }
 }
 
 /// `export --collection intel --partner b --package -o DIR ARGS…`.
@@ -125,7 +150,7 @@ fn refused(b: &Node, (code, out, err): (i32, String, String), reason: &str) {
 fn a_chain_of_packages_delivers_what_the_partner_receives() {
     let p = producer();
     let m1 = manifest(&p.p1);
-    assert_eq!(m1["format"], "concord-transfer-package/1");
+    assert_eq!(m1["format"], "concord-transfer-package/2");
     assert_eq!(m1["sequence"], 1);
     assert_eq!(m1["previous"], Value::Null);
     assert_eq!(m1["partner"], "b");
@@ -172,17 +197,17 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
         .collect();
     assert_eq!(doors, ["package"; 3], "{log}");
 
-    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = &p.b;
     for (dir, added) in [(&p.p1, 2), (&p.p2, 1)] {
-        let (code, out, err) = import_package(&b, dir, Some(&p.key));
+        let (code, out, err) = import_package(b, dir, Some(&p.key));
         assert_eq!(code, 0, "{out}\n{err}");
         let report: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(report["files"][0]["added"], added, "{report}");
         assert!(err.contains("verified"), "{err}");
     }
-    same(&held(&b, "intel"), &as_partner(&p.a, "intel", "b"));
+    same(&held(b, "intel"), &as_partner(&p.a, "intel", "b"));
     // Ingress is audited with the producer as the source.
-    let (_, log, _) = cli(&b, &["audit", "show", "--json"]);
+    let (_, log, _) = cli(b, &["audit", "show", "--json"]);
     assert!(log.contains("\"package-import\""), "{log}");
     assert!(log.contains("peer:node:"), "{log}");
     // Nothing new: an empty package keeps the chain going, here gzip.
@@ -194,7 +219,7 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
         (Some(3), Some(0))
     );
     assert_eq!(m3["compression"], "gzip");
-    let (code, _, err) = import_package(&b, &p3, Some(&p.key));
+    let (code, _, err) = import_package(b, &p3, Some(&p.key));
     assert_eq!(code, 0, "{err}");
     // A package is written into a new directory only.
     let (code, _, err) = cli(
@@ -219,7 +244,7 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
 #[test]
 fn a_tampered_package_is_refused() {
     let p = producer();
-    let b = Node::init();
+    let b = p.b;
     let bad = copy(&p.p1, &b.path().join("tampered"));
     let file = first_file(&bad);
     let mut bytes = std::fs::read(&file).unwrap();
@@ -271,7 +296,7 @@ fn a_tampered_package_is_refused() {
 #[test]
 fn a_truncated_package_is_refused() {
     let p = producer();
-    let b = Node::init();
+    let b = p.b;
     let bad = copy(&p.p1, &b.path().join("truncated"));
     let file = first_file(&bad);
     let len = std::fs::metadata(&file).unwrap().len();
@@ -299,7 +324,7 @@ fn a_truncated_package_is_refused() {
 #[test]
 fn a_reordered_or_repeated_package_is_refused() {
     let p = producer();
-    let b = Node::init();
+    let b = p.b;
     refused(
         &b,
         import_package(&b, &p.p2, Some(&p.key)),
@@ -332,7 +357,7 @@ fn a_reordered_or_repeated_package_is_refused() {
 #[test]
 fn a_foreign_package_is_refused() {
     let p = producer();
-    let b = Node::init();
+    let b = p.b;
     let c = Node::init();
     let c_key = c.path().join("c.key");
     cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
@@ -360,12 +385,296 @@ fn a_foreign_package_is_refused() {
     assert_eq!((code, reports.len()), (0, 0));
 }
 
+/// F5: a package is addressed to the node key of the partner's node, and only that node
+/// imports it. A producer that knows no node key for the partner writes nothing; node C,
+/// given the producer's right key, still refuses B's package, naming both fingerprints,
+/// with or without `--verify-only`; B imports it.
+#[test]
+fn a_package_for_another_node_is_refused() {
+    let p = producer();
+    let fp = |key: &Path| {
+        let hex = std::fs::read_to_string(key).unwrap();
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        concord_sync::package::fingerprint(&bytes.try_into().unwrap())
+    };
+    let b_key = p.b.path().join("own.key");
+    let m1 = manifest(&p.p1);
+    assert_eq!(
+        m1["recipient"]["public_key"].as_str().unwrap(),
+        std::fs::read_to_string(&b_key).unwrap().trim()
+    );
+    assert_eq!(m1["recipient"]["fingerprint"], fp(&b_key).as_str());
+    // No node key known for partner d: no package for it (exit 2), and no files left.
+    partner(&p.a, "d", "DE", &["--read", "intel"]);
+    let out = p.a.path().join("for-d");
+    let (code, _, err) = cli(
+        &p.a,
+        &[
+            "export",
+            "--collection",
+            "intel",
+            "--partner",
+            "d",
+            "--package",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("partner \"d\": no node key known for its node"),
+        "{err}"
+    );
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+    // C holds the producer's key but is not the node the package was written for.
+    let c = Node::init();
+    let c_key = c.path().join("own.key");
+    cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
+    // Both fingerprints, and the producer's name for the partner (JSON-escaped on stdout).
+    let to = format!(
+        "manifest.json: recipient: the package is addressed to the node with key fingerprint \
+         {} (the producer's partner ",
+        fp(&b_key)
+    );
+    let reason = format!("not to this node (fingerprint {})", fp(&c_key));
+    let outcome = import_package(&c, &p.p1, Some(&p.key));
+    assert!(outcome.1.contains(&to), "{}", outcome.1);
+    refused(&c, outcome, &reason);
+    let (code, out, err) = cli(
+        &c,
+        &[
+            "import",
+            "--verify-only",
+            "--collection",
+            "intel",
+            "--signed-by",
+            p.key.to_str().unwrap(),
+            p.p1.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&to) && err.contains(&reason), "{err}");
+    // A peer record of the producer on C changes nothing.
+    cli_ok(
+        &c,
+        &["peer", "add", "a", "--node-key", p.key.to_str().unwrap()],
+    );
+    refused(&c, import_package(&c, &p.p1, None), &reason);
+    let (code, _, err) = import_package(&p.b, &p.p1, Some(&p.key));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// F7: the producer key the manifest names must be the key given with `--signed-by`. A
+/// manifest that names C as its producer but is signed with A's key (the producer posing as
+/// another node: its name, fingerprint and chain would be C's) is refused, naming both
+/// fingerprints; nothing stored.
+#[test]
+fn a_manifest_naming_another_producer_is_refused() {
+    use concord_store::node_key::{NodeKey, hex};
+    let p = producer();
+    let c = Node::init();
+    let c_pub = NodeKey::load_or_create(&c.path().join("node.key"))
+        .unwrap()
+        .public();
+    let a_secret = NodeKey::load_or_create(&p.a.path().join("node.key")).unwrap();
+    let bad = copy(&p.p1, &p.b.path().join("posing"));
+    let mut m = manifest(&bad);
+    m["producer"]["public_key"] = hex(&c_pub).into();
+    m["producer"]["fingerprint"] = concord_sync::package::fingerprint(&c_pub).into();
+    let text = serde_json::to_vec_pretty(&m).unwrap();
+    std::fs::write(bad.join("manifest.json"), &text).unwrap();
+    std::fs::write(
+        bad.join("manifest.sig"),
+        format!("{}\n", hex(&a_secret.sign(&text))),
+    )
+    .unwrap();
+    refused(
+        &p.b,
+        import_package(&p.b, &bad, Some(&p.key)),
+        &format!(
+            "a foreign package: the manifest names producer key fingerprint {}, but \
+             --signed-by gives key fingerprint {}",
+            concord_sync::package::fingerprint(&c_pub),
+            concord_sync::package::fingerprint(&a_secret.public())
+        ),
+    );
+    let (code, _, err) = import_package(&p.b, &p.p1, Some(&p.key));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `import` of a package, waiting for the process at most `bound` (a generous bound that
+/// turns a hang into a failure, not a timing assertion): exit code, stdout, stderr; `None`
+/// when it had not exited (it is killed).
+fn import_bounded(
+    node: &Node,
+    dir: &Path,
+    key: &Path,
+    bound: std::time::Duration,
+) -> Option<(i32, String, String)> {
+    let mut child = crate::support::concord()
+        .args(["import", "--json", "--collection", "intel", "--signed-by"])
+        .arg(key)
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(node.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// F6: a package is read from its own regular files only. An object file that is a
+/// symbolic link to a file outside the package (its bytes the right ones), a symbolic link
+/// as `manifest.json`, the package path itself a link to a package, and a FIFO in place of
+/// an object file (which would block a reader forever): each refused at once, naming the
+/// file and what it is; nothing stored, and the real package still imports.
+#[test]
+fn links_and_fifos_in_a_package_are_refused() {
+    let p = producer();
+    let b = &p.b;
+    let name = manifest(&p.p1)["files"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let linked = copy(&p.p1, &b.path().join("linked"));
+    std::fs::remove_file(linked.join(&name)).unwrap();
+    std::os::unix::fs::symlink(p.p1.join(&name), linked.join(&name)).unwrap();
+    refused(
+        b,
+        import_package(b, &linked, Some(&p.key)),
+        &format!("{name}: a symbolic link"),
+    );
+    let linked = copy(&p.p1, &b.path().join("linked-manifest"));
+    std::fs::remove_file(linked.join("manifest.json")).unwrap();
+    std::os::unix::fs::symlink(p.p1.join("manifest.json"), linked.join("manifest.json")).unwrap();
+    refused(
+        b,
+        import_package(b, &linked, Some(&p.key)),
+        "manifest.json: a symbolic link",
+    );
+    let link = b.path().join("package-link");
+    std::os::unix::fs::symlink(&p.p1, &link).unwrap();
+    refused(
+        b,
+        import_package(b, &link, Some(&p.key)),
+        &format!("{}: a symbolic link", link.display()),
+    );
+    // A trailing slash would make the system follow the link: not here.
+    refused(
+        b,
+        import_package(b, Path::new(&format!("{}/", link.display())), Some(&p.key)),
+        &format!("{}: a symbolic link", link.display()),
+    );
+    let fifo = copy(&p.p1, &b.path().join("fifo"));
+    std::fs::remove_file(fifo.join(&name)).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(fifo.join(&name))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let outcome = import_bounded(b, &fifo, &p.key, std::time::Duration::from_secs(60))
+        .expect("the import hung on a FIFO");
+    refused(
+        b,
+        outcome,
+        &format!("{name}: a FIFO, not a regular file: refused"),
+    );
+    let (code, _, err) = import_package(b, &p.p1, Some(&p.key));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// What leaves in a package is what the egress door lets the partner see, in every byte: a
+/// TLP:RED indicator and a personal e-mail address (pseudonymised across the border, CN to
+/// DE) are in the producer's collection; neither the RED object, its id, its pattern's
+/// value, nor the raw address or the stored id of its SCO appears anywhere in the package
+/// directory, each file decompressed and searched as well as its raw bytes. The GREEN
+/// indicator and the address's pseudonym do (the package is not empty).
+#[test]
+fn a_package_holds_no_red_object_and_no_raw_personal_data() {
+    const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    let a = Node::init_with(&["--jurisdiction", "CN"]);
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let red = indicator("44444444", "red-secret.example", &[RED]);
+    let email_id = "email-addr--7165e2a9-671f-585d-b1e1-ca59c671d934";
+    import(
+        &a,
+        "intel",
+        &[
+            red.clone(),
+            indicator("22222222", "green.example", &[GREEN]),
+            serde_json::json!({"type": "email-addr", "spec_version": "2.1", "id": email_id,
+                               "value": "john@example.com", "object_marking_refs": [GREEN]}),
+        ],
+    );
+    partner(&a, "b", "DE", &["--read", "intel"]);
+    address(&a, "b", &b);
+    for (dir, compression) in [("pz", "zstd"), ("pg", "gzip")] {
+        let dir = a.path().join(dir);
+        package(&a, &dir, &["--compression", compression]);
+        let mut seen = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let raw = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".zst") {
+                seen.extend(zstd::stream::decode_all(&raw[..]).unwrap());
+            } else if name.ends_with(".gz") {
+                let mut text = Vec::new();
+                flate2::read::MultiGzDecoder::new(&raw[..])
+                    .read_to_end(&mut text)
+                    .unwrap();
+                seen.extend(text);
+            }
+            seen.extend(raw);
+        }
+        let seen = String::from_utf8_lossy(&seen);
+        for secret in [
+            red["id"].as_str().unwrap(),
+            "red-secret.example",
+            "john@example.com",
+            email_id,
+        ] {
+            assert!(
+                !seen.contains(secret),
+                "{secret} in the {compression} package"
+            );
+        }
+        assert!(
+            seen.contains("indicator--22222222-8ff6-4a8b-9c2f-6e5a3b1f0d11"),
+            "{seen}"
+        );
+        assert!(seen.contains("@pseudonym.invalid"), "{seen}");
+        assert_eq!(manifest(&dir)["counts"]["objects"], 2);
+        // Package 2 (gzip) follows package 1.
+        if compression == "gzip" {
+            assert_eq!(manifest(&dir)["sequence"], 2);
+        }
+    }
+}
+
 /// `max_unpacked` holds for package files too: a file whose manifest says it unpacks past
 /// it is refused before it is read.
 #[test]
 fn a_package_over_max_unpacked_is_refused() {
     let p = producer();
-    let b = Node::init();
+    let b = p.b;
     let out = crate::support::run(
         crate::support::concord()
             .env("CONCORD_MAX_UNPACKED", "100")
@@ -390,7 +699,7 @@ fn a_package_over_max_unpacked_is_refused() {
 #[test]
 fn the_receiver_packages_its_sightings_back() {
     let p = producer();
-    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = p.b;
     cli_ok(&b, &["collection", "create", "seen"]);
     partner(&b, "a-org", "DE", &["--read", "seen"]);
     cli_ok(
