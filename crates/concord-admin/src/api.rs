@@ -2,10 +2,11 @@
 //! JSON, for the admin token only.
 //!
 //! - **Who.** The admin token (`Authorization: Bearer TOKEN`, or the HTTP Basic password),
-//!   checked by the node's one authenticator (throttling included). A partner's key gets,
-//!   for every path and method here, exactly the answer of a path that does not exist (the
-//!   TAXII 404 of [`concord_server::no_such_resource`]), as `/metrics` does; no credentials,
-//!   the TAXII gate's 401.
+//!   checked by the node's one authenticator (throttling included), before the API's
+//!   routing ([`router`]). A partner's key gets, for every path and method here, exactly
+//!   the answer of a path that does not exist (the TAXII 404 of
+//!   [`concord_server::no_such_resource`]), as `/metrics` does; no credentials, the TAXII
+//!   gate's 401; neither ever sees a 405 or its `Allow` header, which would list routes.
 //! - **Errors** are JSON `{"code": "...", "message": "..."}` with a stable `code`:
 //!   `invalid_request` (400), `not_found` (404), `method_not_allowed` (405, with `Allow`),
 //!   `conflict` (409), `payload_too_large` (413), `unsupported_media_type` (415),
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -134,7 +135,6 @@ impl<T: serde::de::DeserializeOwned> FromRequest<Admin> for Body<T> {
 
 impl<T: serde::de::DeserializeOwned> Body<T> {
     async fn read(req: Request, state: &Admin) -> Result<Self, Response> {
-        let path = req.uri().path().to_owned();
         let max = state.state.config().max_content_length;
         let json = req
             .headers()
@@ -155,7 +155,9 @@ impl<T: serde::de::DeserializeOwned> Body<T> {
             .map_err(|e| {
                 if concord_server::is_too_large(&e) {
                     // A chunked body cut by the server's body limit: its one 413.
-                    concord_server::too_large_response(&path, max)
+                    // (The path seen here is relative to the nest: the API's base names the
+                    // kind of answer, JSON.)
+                    concord_server::too_large_response(BASE, max)
                 } else {
                     ApiError::invalid(format!("request body: {e}")).into_response()
                 }
@@ -340,7 +342,8 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The API's routes and its OpenAPI document, from the same annotations.
+/// The API's routes (relative to [`BASE`]) and its OpenAPI document, from the same
+/// annotations.
 fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_collections, create_collection))
@@ -356,6 +359,12 @@ fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
         .routes(routes!(show_audit))
         .routes(routes!(verify_audit))
         .split_for_parts();
+    // The routes are relative to [`BASE`] (the node's router nests them there); the
+    // document names the paths a client calls.
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (format!("{BASE}{path}"), item))
+        .collect();
     add_common_responses(&mut doc);
     (routes, doc)
 }
@@ -365,7 +374,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
-/// The admin API over `state`: merge it into the node's router (it takes only `/api/v1/`).
+/// The admin API over `state`: merge it into the node's router (it takes only `/api/v1`
+/// and every path under it).
+///
+/// The gate ([`admin_only`]) runs before the API's routing: the node's router hands every
+/// method on `/api/v1`, `/api/v1/` and `/api/v1/…` to one nested service, the gate around
+/// the API's own router. So whatever a principal that is not the admin sends (any method,
+/// a route of the API, a method a route does not take, a path that does not exist), it
+/// gets the same answer: routing, and with it a 405's `Allow` header, never happens for
+/// it. A gate applied to the routes themselves (`Router::layer`, `route_layer`) runs after
+/// routing, and axum adds `Allow` outside it.
 pub fn router(state: AppState, config: AdminConfig) -> Router {
     let (routes, doc) = api();
     let doc = Arc::new(
@@ -376,20 +394,12 @@ pub fn router(state: AppState, config: AdminConfig) -> Router {
         state,
         config: Arc::new(config),
     };
-    routes
+    let inner: Router = routes
         .route(
-            &format!("{BASE}/openapi.json"),
+            "/openapi.json",
             axum::routing::get(move || {
                 let doc = doc.clone();
                 async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
-            }),
-        )
-        // Any other path under the base: the API's own 404 for the admin (a partner never
-        // gets this far).
-        .route(
-            &format!("{BASE}/{{*rest}}"),
-            axum::routing::any(|| async {
-                ApiError::new(404, "not_found", "no such resource of the admin API")
             }),
         )
         .method_not_allowed_fallback(|| async {
@@ -399,16 +409,32 @@ pub fn router(state: AppState, config: AdminConfig) -> Router {
                 "method not allowed on this resource",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            admin.clone(),
-            admin_only,
-        ))
-        .with_state(admin)
+        .route_layer(axum::middleware::from_fn(report_route))
+        // Any other path under the base: the API's own 404 (only the admin gets this far).
+        .fallback(|| async { ApiError::new(404, "not_found", "no such resource of the admin API") })
+        .with_state(admin.clone());
+    let gated = tower_layer::Layer::layer(
+        &axum::middleware::from_fn_with_state(admin, admin_only),
+        inner,
+    );
+    Router::new().nest_service(BASE, gated)
 }
 
-/// The gate of every route: the admin token passes; a partner gets what a path that does
-/// not exist gives it; no or wrong credentials, the TAXII gate's 401 (429/503 when
-/// throttled).
+/// Hands the API's route template (`/api/v1/partners/{name}`) to the node's request log
+/// and metrics ([`concord_server::ops::observe`]), whose layer runs outside the nested
+/// service and so sees no template of its own: a [`MatchedPath`] on the response.
+async fn report_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut res = next.run(req).await;
+    if let Some(route) = route {
+        res.extensions_mut().insert(route);
+    }
+    res
+}
+
+/// The gate of the whole API, before its routing: the admin token passes; a partner gets
+/// what a path that does not exist gives it; no or wrong credentials, the TAXII gate's 401
+/// (429/503 when throttled). The same answer for every path and method under `/api/v1`.
 async fn admin_only(State(admin): State<Admin>, req: Request, next: Next) -> Response {
     let authz = req
         .headers()
@@ -444,7 +470,7 @@ fn changed(what: &str, name: &str) {
 // --- collections -------------------------------------------------------------------------
 
 /// Every collection with its number of object versions (`concord collection list`).
-#[utoipa::path(get, path = "/api/v1/collections", tag = "collections",
+#[utoipa::path(get, path = "/collections", tag = "collections",
     responses(
         (status = 200, description = "The collections", body = Vec<ops::CollectionInfo>),
         (status = 401, description = "No or wrong credentials"),
@@ -472,7 +498,7 @@ struct CreateCollection {
 }
 
 /// Creates an empty collection (`concord collection create`).
-#[utoipa::path(post, path = "/api/v1/collections", tag = "collections",
+#[utoipa::path(post, path = "/collections", tag = "collections",
     request_body = CreateCollection,
     responses(
         (status = 201, description = "Created", body = ops::CollectionInfo),
@@ -501,7 +527,7 @@ async fn create_collection(
 }
 
 /// One collection, by alias or id.
-#[utoipa::path(get, path = "/api/v1/collections/{collection}", tag = "collections",
+#[utoipa::path(get, path = "/collections/{collection}", tag = "collections",
     params(("collection" = String, Path, description = "Alias or id")),
     responses(
         (status = 200, description = "The collection", body = ops::CollectionInfo),
@@ -518,7 +544,7 @@ async fn show_collection(
 }
 
 /// How a collection is shared (TLP gate).
-#[utoipa::path(get, path = "/api/v1/collections/{collection}/sharing", tag = "collections",
+#[utoipa::path(get, path = "/collections/{collection}/sharing", tag = "collections",
     params(("collection" = String, Path, description = "Alias or id")),
     responses(
         (status = 200, description = "Its sharing", body = ops::Sharing),
@@ -532,7 +558,7 @@ async fn show_sharing(State(a): State<Admin>, Name(name): Name) -> ApiResult<Jso
 }
 
 /// Changes how a collection is shared (`concord collection share`): absent fields stay.
-#[utoipa::path(patch, path = "/api/v1/collections/{collection}/sharing", tag = "collections",
+#[utoipa::path(patch, path = "/collections/{collection}/sharing", tag = "collections",
     params(("collection" = String, Path, description = "Alias or id")),
     request_body = ops::SharingChange,
     responses(
@@ -556,7 +582,7 @@ async fn change_sharing(
 // --- partners ----------------------------------------------------------------------------
 
 /// Every partner (never a key).
-#[utoipa::path(get, path = "/api/v1/partners", tag = "partners",
+#[utoipa::path(get, path = "/partners", tag = "partners",
     responses((status = 200, description = "The partners", body = Vec<ops::PartnerInfo>)))]
 async fn list_partners(State(a): State<Admin>) -> ApiResult<Json<Vec<ops::PartnerInfo>>> {
     let store = a.store();
@@ -566,7 +592,7 @@ async fn list_partners(State(a): State<Admin>) -> ApiResult<Json<Vec<ops::Partne
 }
 
 /// Creates a partner and returns its API key, once (`concord partner add`).
-#[utoipa::path(post, path = "/api/v1/partners", tag = "partners",
+#[utoipa::path(post, path = "/partners", tag = "partners",
     request_body = ops::NewPartner,
     responses(
         (status = 201, description = "Created, with its API key", body = ops::PartnerWithKey),
@@ -586,7 +612,7 @@ async fn add_partner(
 }
 
 /// One partner (never its key).
-#[utoipa::path(get, path = "/api/v1/partners/{name}", tag = "partners",
+#[utoipa::path(get, path = "/partners/{name}", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     responses(
         (status = 200, description = "The partner", body = ops::PartnerInfo),
@@ -602,7 +628,7 @@ async fn show_partner(
 }
 
 /// Removes a partner: its key stops working within seconds (`concord partner remove`).
-#[utoipa::path(delete, path = "/api/v1/partners/{name}", tag = "partners",
+#[utoipa::path(delete, path = "/partners/{name}", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     responses(
         (status = 204, description = "Removed"),
@@ -618,7 +644,7 @@ async fn remove_partner(State(a): State<Admin>, Name(name): Name) -> ApiResult<S
 
 /// Gives a partner a new API key, returned once; the old one stops working
 /// (`concord partner rotate-key`).
-#[utoipa::path(post, path = "/api/v1/partners/{name}/key", tag = "partners",
+#[utoipa::path(post, path = "/partners/{name}/key", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     responses(
         (status = 200, description = "The partner with its new key", body = ops::PartnerWithKey),
@@ -637,7 +663,7 @@ async fn rotate_key(
 // --- peers -------------------------------------------------------------------------------
 
 /// Every peer with the state of its rounds (`concord peer list`).
-#[utoipa::path(get, path = "/api/v1/peers", tag = "peers",
+#[utoipa::path(get, path = "/peers", tag = "peers",
     responses((status = 200, description = "The peers", body = Vec<ops::PeerInfo>)))]
 async fn list_peers(State(a): State<Admin>) -> ApiResult<Json<Vec<ops::PeerInfo>>> {
     let store = a.store();
@@ -647,7 +673,7 @@ async fn list_peers(State(a): State<Admin>) -> ApiResult<Json<Vec<ops::PeerInfo>
 }
 
 /// Adds or replaces a peer (`concord peer add`); files are paths on the node.
-#[utoipa::path(post, path = "/api/v1/peers", tag = "peers",
+#[utoipa::path(post, path = "/peers", tag = "peers",
     request_body = ops::NewPeer,
     responses(
         (status = 201, description = "Stored", body = ops::PeerAdded),
@@ -666,7 +692,7 @@ async fn add_peer(
 }
 
 /// One peer: configuration, state, cursors (`concord peer show`).
-#[utoipa::path(get, path = "/api/v1/peers/{name}", tag = "peers",
+#[utoipa::path(get, path = "/peers/{name}", tag = "peers",
     params(("name" = String, Path, description = "The peer's name")),
     responses(
         (status = 200, description = "The peer", body = ops::PeerInfo),
@@ -680,7 +706,7 @@ async fn show_peer(State(a): State<Admin>, Name(name): Name) -> ApiResult<Json<o
 }
 
 /// Removes a peer; its cursors stay (`concord peer remove`).
-#[utoipa::path(delete, path = "/api/v1/peers/{name}", tag = "peers",
+#[utoipa::path(delete, path = "/peers/{name}", tag = "peers",
     params(("name" = String, Path, description = "The peer's name")),
     responses(
         (status = 204, description = "Removed"),
@@ -706,7 +732,7 @@ struct PolicyParams {
 }
 
 /// The active egress policy, or a version recorded earlier (`concord policy show`).
-#[utoipa::path(get, path = "/api/v1/policy", tag = "policy",
+#[utoipa::path(get, path = "/policy", tag = "policy",
     params(PolicyParams),
     responses(
         (status = 200, description = "The policy", body = ops::PolicyShown),
@@ -739,7 +765,7 @@ struct ExplainParams {
 
 /// What a partner would receive of an object and why, rule by rule (`concord policy
 /// explain`): the decision of the TAXII and export doors; nothing is sent or audited.
-#[utoipa::path(get, path = "/api/v1/policy/explain", tag = "policy",
+#[utoipa::path(get, path = "/policy/explain", tag = "policy",
     params(ExplainParams),
     responses(
         (status = 200, description = "The explanation (`decision` per collection)", body = ops::Explanation),
@@ -785,7 +811,7 @@ struct AuditParams {
 }
 
 /// What crossed the doors, one row per object version, oldest first (`concord audit show`).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/audit", tag = "audit",
     params(AuditParams),
     responses(
         (status = 200, description = "The rows", body = Vec<ops::ShownRow>),
@@ -827,7 +853,7 @@ struct VerifyRequest {
 
 /// Verifies the audit log (`concord audit verify`): `intact`, or the first bad entry. The
 /// last verified checkpoint is recorded, so the next incremental run starts there.
-#[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit",
+#[utoipa::path(post, path = "/audit/verify", tag = "audit",
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "The verification (`intact` false names the first bad entry)", body = ops::Verification),

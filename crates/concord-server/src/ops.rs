@@ -204,6 +204,9 @@ pub fn observe(app: Router) -> Router {
 async fn tag(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
     let mut res = next.run(req).await;
+    // A router served as one route (the admin API behind its gate) names its own, finer
+    // template on the response.
+    let route = res.extensions_mut().remove::<MatchedPath>().or(route);
     if let Some(route) = route {
         // The gate runs inside this layer; what it decided travels on the response.
         let principal = res

@@ -551,6 +551,124 @@ fn peers_and_audit_verify_over_http() {
     );
 }
 
+/// What an answer shows a client, less what differs on every request (`Date`,
+/// `X-Request-Id`): status, headers in order, body.
+fn shown(r: &Reply) -> (u16, Vec<(String, String)>, String) {
+    let headers = r
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("date") && !k.eq_ignore_ascii_case("x-request-id"))
+        .cloned()
+        .collect();
+    (r.status, headers, r.body.clone())
+}
+
+/// Hostile load H1: whoever is not the admin (a partner's key, no credentials) learns
+/// nothing of the API's routes or methods: every method on a route, on a route with a
+/// method it does not take (405 and `Allow` for the admin) and on a path that does not
+/// exist answers byte for byte the same, because the gate runs before the API's routing.
+#[test]
+fn non_admins_get_one_answer_on_every_path_and_method() {
+    let node = node();
+    let out = run(concord()
+        .args([
+            "partner",
+            "add",
+            "bsi",
+            "--jurisdiction",
+            "FR",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(node.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = node.serve();
+
+    // The admin sees the routes: a method a route does not take is a 405 naming the others.
+    let r = admin(&s, "DELETE", "/api/v1/partners", None);
+    assert_error(&r, 405, "method_not_allowed", "method not allowed");
+    assert!(
+        r.header("allow").is_some_and(|a| a.contains("POST")),
+        "{:?}",
+        r.headers
+    );
+    assert_error(
+        &admin(&s, "GET", "/api/v1/no-such-thing", None),
+        404,
+        "not_found",
+        "no such resource",
+    );
+
+    let paths = [
+        // Routes, and a resource that exists.
+        "/api/v1/partners",
+        "/api/v1/partners/bsi",
+        "/api/v1/partners/bsi/key",
+        "/api/v1/collections/intel/sharing",
+        "/api/v1/openapi.json",
+        "/api/v1/audit/verify",
+        // Paths that do not exist.
+        "/api/v1",
+        "/api/v1/",
+        "/api/v1/no-such-thing",
+        "/api/v1/partners/bsi/no/such",
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    let auth = format!("Bearer {key}");
+    for (who, headers) in [
+        ("a partner", vec![("Authorization", auth.as_str())]),
+        ("no credentials", vec![]),
+    ] {
+        let mut headers = headers;
+        headers.push(("Accept", "application/json"));
+        for method in methods {
+            let body = (!matches!(method, "GET" | "HEAD" | "OPTIONS")).then_some("{}");
+            let mut h = headers.clone();
+            if body.is_some() {
+                h.push(("Content-Type", "application/json"));
+            }
+            let first = shown(&s.request(method, paths[0], &h, body));
+            assert!(
+                matches!(first.0, 401 | 404),
+                "{who}: {method} {}: {first:?}",
+                paths[0]
+            );
+            for path in &paths[1..] {
+                let r = shown(&s.request(method, path, &h, body));
+                assert_eq!(r, first, "{who}: {method} {path} differs from {}", paths[0]);
+            }
+            // HEAD is GET without the body; every other method answers as GET does.
+            if method != "HEAD" {
+                let get = shown(&s.request("GET", paths[0], &headers, None));
+                assert_eq!(first, get, "{who}: {method} differs from GET");
+            }
+        }
+    }
+
+    // The request log and metrics still name the API's own route for the admin.
+    let admin_auth = format!("Bearer {TOKEN}");
+    let scrape = s
+        .request(
+            "GET",
+            "/metrics",
+            &[("Authorization", &admin_auth), ("Accept", "text/plain")],
+            None,
+        )
+        .body;
+    assert!(
+        scrape.contains("route=\"/api/v1/partners\""),
+        "no admin API route in the metrics"
+    );
+}
+
 /// The OpenAPI document is generated, 3.1, and describes every route; schemathesis
 /// (pinned in tests/interop/requirements.txt) runs against it on a throwaway node, mutating
 /// operations included, and must find nothing. Skips without `CONCORD_TEST_PYTHON` (fails
