@@ -52,6 +52,13 @@ pub struct AdminConfig {
     /// another key are `forged`. `None`: signatures are checked against nothing (as
     /// `concord audit verify` without a key file).
     pub node_public_key: Option<[u8; 32]>,
+    /// `peer_files_dir` (absolute): the only directory whose files `POST /api/v1/peers` may
+    /// name (`token_file`, `password_file`, `ca_file`, `client_cert`, `client_key`), and
+    /// where its inline `token` and `password` are written. `None`: the API takes neither.
+    pub peer_files_dir: Option<std::path::PathBuf>,
+    /// The node's own secret files (node key, TLS key, database, configuration), never a
+    /// peer's file.
+    pub own_files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -672,7 +679,9 @@ async fn list_peers(State(a): State<Admin>) -> ApiResult<Json<Vec<ops::PeerInfo>
     ))
 }
 
-/// Adds or replaces a peer (`concord peer add`); files are paths on the node.
+/// Adds or replaces a peer (`concord peer add`). Files are paths inside the node's
+/// `peer_files_dir` (relative to it, or absolute); or the secret comes inline (`token`,
+/// `password`), written to a file there. Neither is ever answered back but as that path.
 #[utoipa::path(post, path = "/peers", tag = "peers",
     request_body = ops::NewPeer,
     responses(
@@ -685,8 +694,34 @@ async fn add_peer(
     State(a): State<Admin>,
     Body(new): Body<ops::NewPeer>,
 ) -> ApiResult<(StatusCode, Json<ops::PeerAdded>)> {
+    let files = match &a.config.peer_files_dir {
+        Some(dir) => ops::PeerFiles {
+            within: Some(dir.clone()),
+            refused: a.config.own_files.clone(),
+        },
+        None => {
+            let named = [
+                &new.token_file,
+                &new.token,
+                &new.password_file,
+                &new.password,
+                &new.ca_file,
+                &new.client_cert,
+                &new.client_key,
+            ]
+            .iter()
+            .any(|f| f.is_some());
+            if named {
+                return Err(ApiError::invalid(
+                    "peer files and secrets: this node has no peer_files_dir; add the peer \
+                     with `concord peer add`",
+                ));
+            }
+            ops::PeerFiles::default()
+        }
+    };
     let store = a.store();
-    let p = blocking(move || ops::add_peer(store.as_ref(), &new)).await?;
+    let p = blocking(move || ops::add_peer(store.as_ref(), &new, &files)).await?;
     changed("peer-add", &p.peer.name);
     Ok((StatusCode::CREATED, Json(p)))
 }

@@ -467,7 +467,10 @@ pub fn rotate_key(store: &dyn Store, name: &str) -> Result<PartnerWithKey> {
 // --- peers -------------------------------------------------------------------------------
 
 /// A peer to add or replace (`concord peer add`). Secrets stay in files on the node (their
-/// paths are stored, the files read at every round), so a request never carries one.
+/// paths are stored, the files read at every round). Over the admin API the files must be
+/// inside the node's `peer_files_dir` ([`PeerFiles`]), or the secret comes inline
+/// (`token`, `password`: write-only, written to a file there whose path is stored, as the
+/// CLI stores its files' paths; never answered back).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPeer {
@@ -498,15 +501,27 @@ pub struct NewPeer {
     /// Push to the peer (needs `partner`).
     #[serde(default)]
     pub push: bool,
-    /// File on the node holding the Bearer token for the peer.
+    /// File on the node holding the Bearer token for the peer (over the admin API: inside
+    /// `peer_files_dir`, absolute or relative to it).
     #[serde(default)]
     pub token_file: Option<String>,
-    /// User for HTTP Basic (with `password_file`; not with `token_file`).
+    /// The Bearer token itself (admin API only; not with `token_file`): written to a file
+    /// of `peer_files_dir` (mode 0600) whose path is stored. Write-only: never answered.
+    #[serde(default, skip_serializing)]
+    #[schema(write_only, min_length = 1, max_length = 4096)]
+    pub token: Option<String>,
+    /// User for HTTP Basic (with `password_file` or `password`; not with a token).
     #[serde(default)]
     pub user: Option<String>,
-    /// File on the node holding the Basic password.
+    /// File on the node holding the Basic password (over the admin API: inside
+    /// `peer_files_dir`).
     #[serde(default)]
     pub password_file: Option<String>,
+    /// The Basic password itself (admin API only; not with `password_file`), stored as
+    /// `token` is. Write-only: never answered.
+    #[serde(default, skip_serializing)]
+    #[schema(write_only, min_length = 1, max_length = 4096)]
+    pub password: Option<String>,
     /// The partner whose egress policy decides what goes to the peer.
     #[serde(default)]
     pub partner: Option<String>,
@@ -567,11 +582,123 @@ pub struct PeerAdded {
     pub created_collections: Vec<String>,
 }
 
+/// Which files a peer may name (`token_file`, `password_file`, `ca_file`, `client_cert`,
+/// `client_key`), and where inline secrets go. The token file's content is sent as a
+/// Bearer token (the password file's, as a Basic password) to the peer's URL, which the
+/// caller chooses: a file the caller may name is a file it can read.
+#[derive(Clone, Debug, Default)]
+pub struct PeerFiles {
+    /// `None`: any file the node can read (the CLI, whose operator has the node's files
+    /// anyway). `Some(dir)`: only files inside `dir`, symbolic links resolved, and inline
+    /// secrets are written there (the admin API, whose caller must not read the server's
+    /// files through a peer's token: `peer_files_dir`). Absolute.
+    pub within: Option<std::path::PathBuf>,
+    /// The node's own secret files (node key, TLS key, database, configuration), refused
+    /// as a peer's file in any case.
+    pub refused: Vec<std::path::PathBuf>,
+}
+
+impl PeerFiles {
+    /// Checks the file a peer's `field` names (`path`, as given) and returns the path to
+    /// store: as given on the CLI; under `within`, relative paths are taken from that
+    /// directory. The rule is checked on the path's text before the file is touched, so a
+    /// refused path outside tells nothing of whether it exists.
+    fn check(&self, field: &str, path: &str) -> Result<String> {
+        use std::path::{Component, Path};
+        let invalid = |m: String| Err(AdminError::Invalid(m));
+        let stored = match &self.within {
+            None => std::path::PathBuf::from(path),
+            Some(dir) => {
+                let outside = || {
+                    invalid(format!(
+                        "{field} {path:?}: over the admin API a peer's files must be inside \
+                         peer_files_dir ({}), or the secret given inline (token, password)",
+                        dir.display()
+                    ))
+                };
+                let p = dir.join(path);
+                if p.components().any(|c| matches!(c, Component::ParentDir)) || !p.starts_with(dir)
+                {
+                    return outside();
+                }
+                // A symbolic link inside that points out is outside too.
+                if let (Ok(real), Ok(real_dir)) = (p.canonicalize(), dir.canonicalize())
+                    && !real.starts_with(&real_dir)
+                {
+                    return outside();
+                }
+                p
+            }
+        };
+        let is_own = |p: &Path| {
+            let real = p.canonicalize();
+            self.refused.iter().any(|own| {
+                own == p || matches!((&real, own.canonicalize()), (Ok(a), Ok(b)) if *a == b)
+            })
+        };
+        if is_own(&stored) {
+            return invalid(format!(
+                "{field} {path:?}: is one of the node's own secret files (node key, TLS key, \
+                 database, configuration); give the peer's secret a file of its own"
+            ));
+        }
+        match std::fs::metadata(&stored).and_then(|m| std::fs::File::open(&stored).map(|_| m)) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return invalid(format!("{field}: cannot read {path}: not a regular file")),
+            Err(e) => return invalid(format!("{field}: cannot read {path}: {e}")),
+        }
+        Ok(stored.to_string_lossy().into_owned())
+    }
+
+    /// Writes an inline secret of peer `name` to a file of its own inside `within` (mode
+    /// 0600, replaced atomically) and returns its path. `kind`: `token` or `password`.
+    fn write_secret(&self, field: &str, name: &str, kind: &str, secret: &str) -> Result<String> {
+        let Some(dir) = &self.within else {
+            return Err(AdminError::Invalid(format!(
+                "{field}: an inline secret is taken by the admin API only; name a file \
+                 ({field}_file)"
+            )));
+        };
+        let secret = secret.trim();
+        if secret.is_empty() || secret.len() > 4096 || secret.chars().any(char::is_control) {
+            return Err(AdminError::Invalid(format!(
+                "{field}: must be 1 to 4096 bytes without control characters"
+            )));
+        }
+        // One file per peer and kind, named by a digest of the peer's name (any name is
+        // a file name then: no '/', no length over NAME_MAX).
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let file = dir.join(format!(
+            "peer-{}.{kind}",
+            concord_store::node_key::hex(&digest[..16])
+        ));
+        let io = |e: std::io::Error| {
+            AdminError::Internal(format!("{field}: cannot write {}: {e}", file.display()))
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = file.with_extension(format!("{kind}.tmp"));
+        {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp).map_err(io)?;
+            f.write_all(secret.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &file).map_err(io)?;
+        Ok(file.to_string_lossy().into_owned())
+    }
+}
+
 /// Adds or replaces a peer (`concord peer add`), creating the missing local collections of
-/// its mappings. Errors: a rule broken (name, URL, mapping, `push` without `partner`,
-/// `token_file` with `user`, half a client certificate, a file the node cannot read), an
-/// unknown partner.
-pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
+/// its mappings; `files` says which files it may name. Errors: a rule broken (name, URL,
+/// mapping, `push` without `partner`, a token with `user`, half a client certificate, a
+/// file the node cannot read, outside `files.within` or one of the node's own), an unknown
+/// partner.
+pub fn add_peer(store: &dyn Store, new: &NewPeer, files: &PeerFiles) -> Result<PeerAdded> {
     let invalid = |m: String| Err(AdminError::Invalid(m));
     if new.name.is_empty()
         || new.name.chars().count() > 128
@@ -644,31 +771,32 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
                 .into(),
         );
     }
-    if new.token_file.is_some() && new.user.is_some() {
-        return invalid("token_file and user: give one way to authenticate".into());
+    if new.token_file.is_some() && new.token.is_some() {
+        return invalid("token and token_file: give one".into());
     }
-    if new.user.is_some() != new.password_file.is_some() {
+    if new.password_file.is_some() && new.password.is_some() {
+        return invalid("password and password_file: give one".into());
+    }
+    let has_token = new.token_file.is_some() || new.token.is_some();
+    let has_password = new.password_file.is_some() || new.password.is_some();
+    if has_token && new.user.is_some() {
+        return invalid("token_file (or token) and user: give one way to authenticate".into());
+    }
+    if new.user.is_some() != has_password {
         return invalid("user and password_file: give both or neither".into());
     }
     if new.client_cert.is_some() != new.client_key.is_some() {
         return invalid("client_cert and client_key: give both or neither".into());
     }
-    for f in [
-        &new.token_file,
-        &new.password_file,
-        &new.ca_file,
-        &new.client_cert,
-        &new.client_key,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        match std::fs::metadata(f).and_then(|m| std::fs::File::open(f).map(|_| m)) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return invalid(format!("cannot read {f}: not a regular file")),
-            Err(e) => return invalid(format!("cannot read {f}: {e}")),
-        }
-    }
+    let check =
+        |field: &str, f: &Option<String>| f.as_deref().map(|p| files.check(field, p)).transpose();
+    let token_file = check("token_file", &new.token_file)?;
+    let password_file = check("password_file", &new.password_file)?;
+    let tls = TlsFiles {
+        ca_file: check("ca_file", &new.ca_file)?,
+        client_cert: check("client_cert", &new.client_cert)?,
+        client_key: check("client_key", &new.client_key)?,
+    };
     let mut parsed = Vec::new();
     for c in &new.collections {
         match c.rsplit_once(':') {
@@ -705,11 +833,21 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
             push,
         });
     }
-    let auth = match (&new.token_file, &new.user, &new.password_file) {
-        (Some(file), _, _) => PeerAuth::Token { file: file.clone() },
+    // Inline secrets are written last, once every rule holds: a refused request writes
+    // nothing.
+    let token_file = match &new.token {
+        Some(t) => Some(files.write_secret("token", &new.name, "token", t)?),
+        None => token_file,
+    };
+    let password_file = match &new.password {
+        Some(p) => Some(files.write_secret("password", &new.name, "password", p)?),
+        None => password_file,
+    };
+    let auth = match (token_file, &new.user, password_file) {
+        (Some(file), _, _) => PeerAuth::Token { file },
         (None, Some(user), Some(password_file)) => PeerAuth::Basic {
             user: user.clone(),
-            password_file: password_file.clone(),
+            password_file,
         },
         _ => PeerAuth::None,
     };
@@ -726,11 +864,7 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer) -> Result<PeerAdded> {
         partner: new.partner.clone(),
         interval_secs: new.interval.unwrap_or(300),
         timeout_secs: new.timeout.unwrap_or(60),
-        tls: TlsFiles {
-            ca_file: new.ca_file.clone(),
-            client_cert: new.client_cert.clone(),
-            client_key: new.client_key.clone(),
-        },
+        tls,
         node_key,
     };
     concord_sync::save_peer(store, &peer)?;
@@ -1186,7 +1320,9 @@ mod name_tests {
             url: "https://hub.example/".into(),
             ..NewPeer::default()
         };
-        let e = add_peer(&store, &peer).unwrap_err().to_string();
+        let e = add_peer(&store, &peer, &PeerFiles::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("peer name") && e.contains("format characters"),
             "{e}"

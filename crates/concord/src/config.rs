@@ -49,6 +49,12 @@ max_unpacked = 268435456
 # MISP/misp-warninglists' `lists/`); relative to the data directory. Empty: none.
 feed_warninglists = ""
 
+# The only directory whose files a peer added over the admin API (POST /api/v1/peers) may
+# name (token_file, password_file, ca_file, client_cert, client_key), and where the API
+# writes a peer's inline token or password (one file per peer, mode 0600); relative to the
+# data directory. `concord peer add` may name any file but the node's own secret files.
+peer_files_dir = "peer-files"
+
 # Where the node's data lives. Empty: the SQLite file concord.sqlite in this directory.
 # A PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) puts it in PostgreSQL,
 # where several `concord serve` processes may share it and act as one node; add
@@ -208,6 +214,10 @@ pub struct Config {
     /// data directory; empty: none.
     #[serde(default)]
     pub feed_warninglists: String,
+    /// `peer_files_dir`: the directory of the files a peer added over the admin API may
+    /// name, and of its inline secrets; relative to the data directory.
+    #[serde(default = "default_peer_files_dir")]
+    pub peer_files_dir: String,
     /// `[policy]`: the egress policy (built-in defaults when absent).
     #[serde(default)]
     pub policy: concord_policy::actions::PolicyConfig,
@@ -220,6 +230,49 @@ pub struct Config {
     /// `[incident]`: notices of requests for assistance addressed to this node.
     #[serde(default)]
     pub incident: IncidentConfig,
+}
+
+fn default_peer_files_dir() -> String {
+    "peer-files".to_owned()
+}
+
+impl Config {
+    /// `peer_files_dir`, absolute (relative to the data directory `dir`).
+    pub fn peer_files_dir(&self, dir: &Path) -> std::path::PathBuf {
+        absolute(&dir.join(&self.peer_files_dir))
+    }
+
+    /// The node's own secret files, never a peer's file (`peer add`, `POST /api/v1/peers`):
+    /// the node key, the configuration (it may hold a database password), the SQLite
+    /// database and its journals (`sqlite:PATH` too), the TLS key and the incident
+    /// webhook's key.
+    pub fn own_files(&self, dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<std::path::PathBuf> = [
+            concord_store::node_key::NODE_KEY_FILE,
+            CONFIG_FILE,
+            DATABASE_FILE,
+            "concord.sqlite-wal",
+            "concord.sqlite-shm",
+            "concord.sqlite-journal",
+        ]
+        .iter()
+        .map(|f| absolute(&dir.join(f)))
+        .collect();
+        for f in [&self.tls_key, &self.incident.notify_secret_file] {
+            if !f.is_empty() {
+                files.push(absolute(Path::new(f)));
+            }
+        }
+        if let Some(db) = self.database_url.strip_prefix("sqlite:") {
+            files.push(absolute(Path::new(db)));
+        }
+        files
+    }
+}
+
+/// `path` made absolute against the working directory (as given when that fails).
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// The `[incident]` section: what `serve` does when a request for assistance addressed to

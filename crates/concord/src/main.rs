@@ -740,6 +740,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let store = open_store(data)?;
     let listen = listen.unwrap_or(config.listen.clone());
     let ingress = config.ingress_limits();
+    let peer_files_dir = config.peer_files_dir(&dir.dir);
+    let own_files = config.own_files(&dir.dir);
     let state = concord_server::AppState::new(
         store.clone(),
         concord_server::ServerConfig {
@@ -772,6 +774,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     // `concord audit verify` does.
     let admin = concord_admin::AdminConfig {
         node_public_key: Some(audit::node_key(&dir.dir, store.as_ref())?.public()),
+        peer_files_dir: Some(peer_files_dir),
+        own_files,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

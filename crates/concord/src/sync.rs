@@ -127,6 +127,12 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             json,
         } => {
             let store = crate::open_store(&data)?;
+            // The operator may name any file the node can read, but the node's own secrets.
+            let dir = crate::data_dir(&data).dir;
+            let files = concord_admin::ops::PeerFiles {
+                within: None,
+                refused: crate::config::Config::load(&dir)?.own_files(&dir),
+            };
             let node_key = node_key
                 .as_deref()
                 .map(concord_sync::package::read_key_file)
@@ -151,7 +157,9 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
                     client_cert,
                     client_key,
                     node_key,
+                    ..Default::default()
                 },
+                &files,
             )?;
             for alias in &added.created_collections {
                 eprintln!("created collection {alias}");

@@ -433,7 +433,9 @@ fn partners_collections_sharing_policy_and_keys_over_http() {
 fn peers_and_audit_verify_over_http() {
     let node = node();
     let s = node.serve();
-    let token = node.path().join("peer-a.token");
+    // Over the API a peer's files are in peer_files_dir (DIR/peer-files by default).
+    std::fs::create_dir(node.path().join("peer-files")).unwrap();
+    let token = node.path().join("peer-files/peer-a.token");
     std::fs::write(&token, "their-key").unwrap();
     let token = token.to_str().unwrap();
 
@@ -460,9 +462,9 @@ fn peers_and_audit_verify_over_http() {
         "/api/v1/peers",
         Some(json!({"name": "a", "url": "http://127.0.0.1:9",
         "api_root": "/concord/", "collections": ["r:l"], "pull": true,
-        "token_file": node.path().to_str().unwrap()})),
+        "token_file": node.path().join("peer-files").to_str().unwrap()})),
     );
-    assert_error(&r, 400, "invalid_request", "cannot read");
+    assert_error(&r, 400, "invalid_request", "not a regular file");
     let r = admin(
         &s,
         "POST",
@@ -548,6 +550,169 @@ fn peers_and_audit_verify_over_http() {
         (v["kind"].as_str(), v["first_bad_seq"].as_i64()),
         (Some("edited"), Some(1)),
         "{v}"
+    );
+}
+
+/// A fake TAXII peer on loopback: answers every request 500 and sends the
+/// `Authorization` header of each request it gets on the returned channel.
+fn peer_recording_authorization() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some(v) = line
+                    .split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                {
+                    let _ = tx.send(v.1.trim().to_owned());
+                }
+                line.clear();
+            }
+            let _ = (&stream)
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+/// Hostile load H2: the admin API's caller cannot have the server send one of its files as
+/// a peer's token (to a URL the caller chooses): files named over HTTP must be inside
+/// peer_files_dir (checked on the path's text first, so a file outside is refused alike
+/// whether it exists or not; a symbolic link out of it is refused too), the node's own
+/// secret files are refused in any case (the CLI too), and the secret may come inline,
+/// write-only: stored in a file there, sent to the peer, never answered back.
+#[test]
+fn peer_secrets_over_the_api_stay_on_the_node() {
+    let node = node();
+    let s = node.serve();
+    let dir = node.path().join("peer-files");
+    std::fs::create_dir(&dir).unwrap();
+    let node_key = node.path().join("node.key");
+    assert!(node_key.exists());
+    std::os::unix::fs::symlink(&node_key, dir.join("link.token")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("secret.token");
+    std::fs::write(&outside, "not for the peer").unwrap();
+    let peer = |extra: Value| {
+        let mut body = json!({"name": "a", "url": "http://127.0.0.1:9",
+            "api_root": "/concord/", "collections": ["r:from-a"], "pull": true});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        admin(&s, "POST", "/api/v1/peers", Some(body))
+    };
+    let outside_s = outside.to_str().unwrap();
+    let missing = elsewhere.path().join("missing.token");
+    for (field, path) in [
+        ("token_file", outside_s),
+        ("token_file", missing.to_str().unwrap()),
+        ("token_file", "/proc/self/environ"),
+        ("token_file", node_key.to_str().unwrap()),
+        ("token_file", "../node.key"),
+        ("token_file", "link.token"),
+        ("password_file", "../concord.toml"),
+        ("ca_file", outside_s),
+        ("client_key", "../node.key"),
+    ] {
+        let mut extra = json!({ field: path });
+        if field == "password_file" {
+            extra["user"] = json!("u");
+        }
+        if field == "client_key" {
+            extra["client_cert"] = json!("../concord.toml");
+        }
+        let r = peer(extra);
+        assert_error(&r, 400, "invalid_request", "must be inside peer_files_dir");
+        assert!(
+            !r.body.contains("No such file"),
+            "{field} {path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(admin(&s, "GET", "/api/v1/peers", None).json(), json!([]));
+    // Nothing named above was created either (a refused peer creates no collection).
+    assert_eq!(
+        admin(&s, "GET", "/api/v1/collections/from-a", None).status,
+        404
+    );
+
+    // Inline: written to a file of peer_files_dir, never answered back.
+    const SECRET: &str = "inline-peer-token-5f1c2a";
+    let (url, seen) = peer_recording_authorization();
+    let r = peer(json!({"url": url, "token": SECRET, "timeout": 5}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(!r.body.contains(SECRET), "{}", r.body);
+    let file = r.json()["peer"]["auth"]["token"]["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(Path::new(&file).starts_with(&dir), "{file}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    for path in ["/api/v1/peers", "/api/v1/peers/a"] {
+        let r = admin(&s, "GET", path, None);
+        assert_eq!(r.status, 200);
+        assert!(!r.body.contains(SECRET), "{path}: {}", r.body);
+    }
+    assert!(!s.get("/api/v1/openapi.json").body.contains(SECRET));
+    // Both ways of giving a token at once: refused.
+    let r = peer(json!({"token": "x", "token_file": "peer-a.token"}));
+    assert_error(&r, 400, "invalid_request", "token and token_file");
+    // The round sends the inline token to the peer, as a CLI token file's content.
+    let mut sync = concord()
+        .args(["sync", "--peer", "a", "--data-dir"])
+        .arg(node.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sent = seen.recv_timeout(Duration::from_secs(120));
+    let _ = sync.kill();
+    let _ = sync.wait();
+    assert_eq!(sent.unwrap(), format!("Bearer {SECRET}"));
+
+    // The CLI may name any file the node can read (its operator has them anyway), but not
+    // the node's own secret files.
+    let cli = |file: &Path| {
+        run(concord()
+            .args([
+                "peer",
+                "add",
+                "b",
+                "http://127.0.0.1:9",
+                "--api-root",
+                "/concord/",
+            ])
+            .args(["--collection", "r:from-b", "--pull", "--token-file"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(node.path()))
+    };
+    for own in [
+        node_key.clone(),
+        node.path().join("concord.sqlite"),
+        dir.join("link.token"),
+    ] {
+        let out = cli(&own);
+        assert!(!out.status.success(), "{}", own.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("the node's own secret files"), "{err}");
+    }
+    let out = cli(&outside);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
