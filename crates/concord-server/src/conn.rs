@@ -1,6 +1,7 @@
 //! What one connection may hold (issue 16, item 1, finding F6): a socket whose client does
 //! not take the bytes it is sent is dropped after [`crate::ConnLimits::write`] without
-//! progress ([`WriteTimeout`]); a request body not received whole in time fails to read
+//! progress, or when it takes them slower than [`crate::ConnLimits::min_send_rate`]
+//! ([`WriteTimeout`]); a request body not received whole in time fails to read
 //! ([`BodyDeadline`]).
 
 use std::future::Future;
@@ -10,20 +11,49 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
-/// A stream whose writes fail with [`io::ErrorKind::TimedOut`] once one has waited `timeout`
-/// without the peer taking a byte: the socket's send buffer stayed full, so the client
-/// stopped reading. Any progress (a write or a flush that completes) starts the wait
-/// again, so a slow but reading client is served to the end. Reads pass through: waiting
-/// for a request is bounded elsewhere (`header_read_timeout`).
+/// The slowest a client may take the bytes it is sent ([`WriteTimeout::with_min_rate`]):
+/// over each `window` of time spent waiting for it, at least `bytes_per_sec`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinSendRate {
+    /// Bytes per second of waiting, at least; 0 turns the rule off.
+    pub bytes_per_sec: u64,
+    /// The time spent waiting over which the rate is judged (the first window is the
+    /// grace a client has); at least 1 ms.
+    pub window: Duration,
+}
+
+/// A stream whose writes fail with [`io::ErrorKind::TimedOut`] when the peer does not take
+/// the bytes it is sent, by either of two rules:
 ///
+/// - **No progress**: one write has waited `timeout` without the peer taking a byte (the
+///   socket's send buffer stayed full: the client stopped reading). Any progress starts
+///   that wait again.
+/// - **Too slow** (with [`WriteTimeout::with_min_rate`]): over each window of time spent
+///   waiting for the peer, it took fewer than the minimum rate's bytes (a client reading a
+///   large page a few bytes a second, which the first rule never cuts). Only time spent
+///   waiting counts, with the bytes taken at the end of a wait: a connection idle between
+///   requests, a live stream between events, or a client that keeps up is never judged.
+///
+/// Reads pass through: waiting for a request is bounded elsewhere (`header_read_timeout`).
 /// hyper then ends the connection, which drops the response body and what it holds (a
 /// page and its [`crate::limits::PagePermit`]).
 pub struct WriteTimeout<S> {
     inner: S,
     timeout: Duration,
-    /// Set while a write or flush waits; reset when one completes.
-    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    min_rate: Option<MinSendRate>,
+    /// Armed while a write or flush waits: the earlier of the no-progress deadline and
+    /// the end of the rate window.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Since when the pending write has waited without progress.
+    stalled_since: Option<Instant>,
+    /// Since when waiting time not yet added to `window_waited` runs.
+    waiting_since: Option<Instant>,
+    /// Time spent waiting in the current window.
+    window_waited: Duration,
+    /// Bytes the peer took at the end of those waits.
+    window_bytes: u64,
 }
 
 impl<S> WriteTimeout<S> {
@@ -32,38 +62,107 @@ impl<S> WriteTimeout<S> {
         WriteTimeout {
             inner,
             timeout,
-            waiting: None,
+            min_rate: None,
+            sleep: None,
+            stalled_since: None,
+            waiting_since: None,
+            window_waited: Duration::ZERO,
+            window_bytes: 0,
         }
     }
 
-    /// The outcome of a write-side poll of the inner stream: progress clears the wait, a
-    /// pending poll arms it (once) and fails once it has run out.
+    /// The same, whose peer must also take `rate` ([`MinSendRate`]); a zero rate is no
+    /// rule.
+    pub fn with_min_rate(mut self, rate: MinSendRate) -> WriteTimeout<S> {
+        self.min_rate = (rate.bytes_per_sec > 0).then_some(MinSendRate {
+            window: rate.window.max(Duration::from_millis(1)),
+            ..rate
+        });
+        self
+    }
+
+    /// Ends the current rate window once it is full: the error when the peer took too few
+    /// bytes in it, else a new window begins.
+    fn judge_window(&mut self) -> io::Result<()> {
+        let Some(rate) = self.min_rate else {
+            return Ok(());
+        };
+        if self.window_waited < rate.window {
+            return Ok(());
+        }
+        let waited = self.window_waited.as_secs_f64();
+        if (self.window_bytes as f64) < rate.bytes_per_sec as f64 * waited {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client took {} bytes of the response in {waited:.1} s of waiting, \
+                     below min_send_rate_bytes_per_sec {} (over min_send_rate_window_secs)",
+                    self.window_bytes, rate.bytes_per_sec
+                ),
+            ));
+        }
+        self.window_waited = Duration::ZERO;
+        self.window_bytes = 0;
+        Ok(())
+    }
+
+    /// The outcome of a write-side poll of the inner stream, `taken` the bytes it wrote:
+    /// progress ends the wait (its time and bytes go to the rate window); a pending poll
+    /// starts one (once) and fails when a rule is broken.
     fn watch<T>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
+        taken: impl FnOnce(&T) -> usize,
     ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(r) => {
-                self.waiting = None;
+                self.stalled_since = None;
+                self.sleep = None;
+                if let Some(since) = self.waiting_since.take() {
+                    self.window_waited += since.elapsed();
+                    if let Ok(v) = &r {
+                        self.window_bytes += taken(v) as u64;
+                    }
+                    self.judge_window()?;
+                }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                let timeout = self.timeout;
+            Poll::Pending => loop {
+                let now = Instant::now();
+                let stalled = *self.stalled_since.get_or_insert(now);
+                let waiting = *self.waiting_since.get_or_insert(now);
+                let no_progress = stalled + self.timeout;
+                let deadline = match self.min_rate {
+                    Some(rate) => {
+                        no_progress.min(waiting + rate.window.saturating_sub(self.window_waited))
+                    }
+                    None => no_progress,
+                };
                 let sleep = self
-                    .waiting
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match sleep.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let now = Instant::now();
+                if now >= no_progress {
+                    return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
                             "the client took no byte of the response for {} s (write_timeout_secs)",
-                            timeout.as_secs_f64()
+                            self.timeout.as_secs_f64()
                         ),
-                    ))),
-                    Poll::Pending => Poll::Pending,
+                    )));
                 }
-            }
+                // The rate window is full while this write still waits: judge it.
+                self.window_waited += now - waiting;
+                self.waiting_since = Some(now);
+                self.judge_window()?;
+            },
         }
     }
 }
@@ -85,7 +184,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, polled)
+        self.watch(cx, polled, |n| *n)
     }
 
     fn poll_write_vectored(
@@ -94,7 +193,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.watch(cx, polled)
+        self.watch(cx, polled, |n| *n)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -103,12 +202,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, polled)
+        self.watch(cx, polled, |()| 0)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.watch(cx, polled)
+        self.watch(cx, polled, |()| 0)
     }
 }
 
@@ -211,5 +310,65 @@ mod tests {
         w.shutdown().await.unwrap();
         drop(w);
         assert_eq!(reader.await.unwrap(), data.len());
+    }
+
+    /// A peer that takes a byte every 200 ms always makes progress (the no-progress rule
+    /// never fires) but is cut by the minimum rate once a window of waiting is over; a peer
+    /// that reads at once is not, however many windows its writes wait in; a rate of 0 is
+    /// no rule.
+    #[tokio::test]
+    async fn a_peer_taking_a_byte_at_a_time_is_cut_by_the_minimum_rate() {
+        let rate = MinSendRate {
+            bytes_per_sec: 1024,
+            window: Duration::from_secs(1),
+        };
+        let slow_reader = |mut theirs: tokio::io::DuplexStream| {
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                while theirs.read_exact(&mut byte).await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        let data = vec![7u8; 64 * 1024];
+
+        let (ours, theirs) = tokio::io::duplex(16);
+        let reader = slow_reader(theirs);
+        let mut w = WriteTimeout::new(ours, Duration::from_secs(30)).with_min_rate(rate);
+        let err = w.write_all(&data).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(
+            err.to_string().contains("min_send_rate_bytes_per_sec 1024"),
+            "{err}"
+        );
+        drop(w);
+        reader.await.unwrap();
+
+        // Without the rule the same reader is served past a window (16 bytes: 3.2 s).
+        let (ours, theirs) = tokio::io::duplex(16);
+        let reader = slow_reader(theirs);
+        let mut w = WriteTimeout::new(ours, Duration::from_secs(30)).with_min_rate(MinSendRate {
+            bytes_per_sec: 0,
+            ..rate
+        });
+        w.write_all(&data[..32]).await.unwrap();
+        drop(w);
+        reader.abort();
+
+        // A reader that keeps up: its writes wait (the pipe is small) but it takes the
+        // bytes at once.
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut w = WriteTimeout::new(ours, Duration::from_secs(30)).with_min_rate(rate);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            theirs.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        for _ in 0..64 {
+            w.write_all(&data).await.unwrap();
+        }
+        w.shutdown().await.unwrap();
+        drop(w);
+        assert_eq!(reader.await.unwrap(), 64 * data.len());
     }
 }

@@ -93,6 +93,16 @@ pub struct ConnLimits {
     /// ([`conn::WriteTimeout`]); then the connection is dropped, and with it the response
     /// and the page slot it held. Default 30 s.
     pub write: std::time::Duration,
+    /// The slowest a client may take its response, in bytes per second of time spent
+    /// waiting for it, judged over each [`ConnLimits::send_rate_window`]
+    /// ([`conn::WriteTimeout`]); a slower one is dropped, and with it the response and the
+    /// page slot it held (a client reading a large page a few bytes a second, which
+    /// [`ConnLimits::write`] never cuts). Idle keep-alive connections and live streams
+    /// between events are not waiting and are never judged. 0 turns it off. Default 4096.
+    pub min_send_rate: u64,
+    /// The waiting time over which [`ConnLimits::min_send_rate`] is judged; the first
+    /// window is every client's grace. Default 10 s.
+    pub send_rate_window: std::time::Duration,
     /// Connections open at once (at least 1). Beyond it, new connections are not accepted
     /// but left in the kernel's listen queue (bounded by the listen backlog; past it the
     /// kernel refuses them) and accepted, in order, as open ones close: a waiting
@@ -107,6 +117,8 @@ impl Default for ConnLimits {
             handshake: std::time::Duration::from_secs(10),
             header_read: std::time::Duration::from_secs(10),
             write: std::time::Duration::from_secs(30),
+            min_send_rate: 4096,
+            send_rate_window: std::time::Duration::from_secs(10),
             max_connections: 1024,
         }
     }
@@ -1552,7 +1564,8 @@ pub async fn serve_tls(
 /// The one connection loop of [`serve`] and [`serve_tls`]: at most `limits.max_connections`
 /// accepted at once (the next is accepted when one closes), handshake (TLS) within
 /// `limits.handshake`, then hyper's HTTP/1.1 connection with `limits.header_read`, every
-/// write under `limits.write` ([`conn::WriteTimeout`], beneath TLS), each connection in its
+/// write under `limits.write` and `limits.min_send_rate` ([`conn::WriteTimeout`], beneath
+/// TLS), each connection in its
 /// own task. When `shutdown` completes, no connection is accepted any
 /// more, each open one is asked to finish its request in flight and close (hyper's graceful
 /// shutdown: an idle keep-alive closes at once), and after [`SHUTDOWN_GRACE`] whatever is
@@ -1594,7 +1607,10 @@ async fn serve_connections(
         let mut stopped = stopped.clone();
         connections.spawn(async move {
             let _slot = slot;
-            let tcp = conn::WriteTimeout::new(tcp, limits.write);
+            let tcp = conn::WriteTimeout::new(tcp, limits.write).with_min_rate(conn::MinSendRate {
+                bytes_per_sec: limits.min_send_rate,
+                window: limits.send_rate_window,
+            });
             let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let http = || {
                 let mut b = hyper::server::conn::http1::Builder::new();

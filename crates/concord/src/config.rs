@@ -128,6 +128,8 @@ tlp_version = "2.0"
 # login_body_bytes = 4096              # POST /ui/login: body bytes; more get 413 before any is read
 # match_body_bytes = 4194304           # POST /api/match: body bytes; more get 413 before any is read
 # write_timeout_secs = 30              # a client that takes no byte of its response for this long is dropped
+# min_send_rate_bytes_per_sec = 4096   # a client taking its response slower (while it is waited for) is dropped; 0: off
+# min_send_rate_window_secs = 10       # the waiting time that rate is judged over (the first is the grace)
 # max_connections = 1024               # connections open at once; more wait in the listen queue
 # match_collections = 16               # POST /api/match: distinct collections; more get 400
 # match_lines = 50000                  # POST /api/match: lines; more get 400
@@ -351,6 +353,10 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// [`concord_server::ConnLimits::write`], seconds.
     pub write_timeout_secs: u64,
+    /// See [`concord_server::ConnLimits::min_send_rate`] (bytes per second; 0: off).
+    pub min_send_rate_bytes_per_sec: u64,
+    /// See [`concord_server::ConnLimits::send_rate_window`] (seconds).
+    pub min_send_rate_window_secs: u64,
     /// See [`concord_server::ConnLimits::max_connections`].
     pub max_connections: usize,
     /// See [`concord_server::Limits::match_collections`].
@@ -418,6 +424,8 @@ impl Default for Limits {
             tls_handshake_timeout_secs: t.handshake.as_secs(),
             header_read_timeout_secs: t.header_read.as_secs(),
             write_timeout_secs: t.write.as_secs(),
+            min_send_rate_bytes_per_sec: t.min_send_rate,
+            min_send_rate_window_secs: t.send_rate_window.as_secs(),
             max_connections: t.max_connections,
             match_collections: server.match_collections,
             match_lines: server.match_lines,
@@ -503,6 +511,8 @@ impl Limits {
             handshake: secs(self.tls_handshake_timeout_secs),
             header_read: secs(self.header_read_timeout_secs),
             write: secs(self.write_timeout_secs),
+            min_send_rate: self.min_send_rate_bytes_per_sec,
+            send_rate_window: secs(self.min_send_rate_window_secs),
             max_connections: self.max_connections.max(1),
         }
     }
@@ -650,7 +660,8 @@ mod tests {
              answer_jitter_ms = 19\nstream_max = 20\n\
              stream_buffer = 21\nstream_stall_ms = 22\nstream_batch = 23\n\
              stream_heartbeat_secs = 24\nstream_poll_ms = 25\n\
-             body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n"
+             body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n\
+             min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -692,6 +703,8 @@ mod tests {
             concord_server::ConnLimits {
                 write: std::time::Duration::from_secs(16),
                 max_connections: 17,
+                min_send_rate: 29,
+                send_rate_window: std::time::Duration::from_secs(30),
                 ..concord_server::ConnLimits::default()
             }
         );

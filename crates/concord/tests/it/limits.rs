@@ -201,3 +201,101 @@ fn serve_stops_on_sigterm_during_a_long_request_and_the_store_is_consistent() {
         .unwrap_or_default();
     assert_eq!(objects.len(), 1, "{}", got.body);
 }
+
+/// Hostile load H3: a client that reads a large page one byte every 200 ms always makes
+/// progress, so `write_timeout_secs` never cuts it, yet it would hold its page slot for
+/// days. Below `min_send_rate_bytes_per_sec` (judged over `min_send_rate_window_secs` of
+/// waiting) the connection is closed, its slot freed, and a client that reads normally
+/// then gets a page (one slot, no queue: it would get 503 while the slot is held).
+#[test]
+fn a_slow_but_steady_reader_is_cut_and_frees_its_page_slot() {
+    let node = Node::init();
+    let config = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[limits]\npage_concurrency = 1\npage_queue = 0\nwrite_timeout_secs = 3600\n\
+         min_send_rate_bytes_per_sec = 65536\nmin_send_rate_window_secs = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    // A page of some 10 MB: far more than the socket buffers and hyper's write buffer hold.
+    let objects: Vec<String> = (0..20)
+        .map(|i| {
+            big(500_000).replace(
+                "5d2a9e4b-0c1f-4e3d-9a8b-7c6d5e4f3a2b",
+                &format!("5d2a9e4b-0c1f-4e3d-9a8b-7c6d5e4f{i:04}"),
+            )
+        })
+        .collect();
+    let file = node.path().join("big.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d12","objects":[{}]}}"#,
+            objects.join(",")
+        ),
+    )
+    .unwrap();
+    let (code, report) = node.import("big", &[&file]);
+    assert_eq!(code, 0, "{report}");
+    let s = node.serve();
+    let page = "/concord/collections/big/objects/?limit=1000";
+
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        tcp,
+        "GET {page} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nAccept: {TAXII}\r\n\r\n"
+    )
+    .unwrap();
+    // One byte every 200 ms, for as long as the test runs (once the server gives up on it,
+    // the kernel still delivers what its socket buffers held, a few MB at this pace).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (head_tx, head_rx) = std::sync::mpsc::channel();
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut byte = [0u8; 1];
+            let mut head = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match tcp.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+                if head.len() == 12 {
+                    let _ = head_tx.send(String::from_utf8_lossy(&head).into_owned());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            head.len()
+        })
+    };
+    // Its page is built and on its way (the slot is taken) once its status line arrives.
+    let status_line = head_rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(status_line, "HTTP/1.1 200");
+
+    // A normal client: 503 while the slow reader holds the one slot, then its page once
+    // the server has dropped that connection (polled, with a generous bound: without the
+    // minimum rate the slot stays held and this fails).
+    let mut busy = 0;
+    let start = std::time::Instant::now();
+    let got = loop {
+        let r = s.get(page);
+        busy += usize::from(r.status == 503);
+        if r.status != 503 || start.elapsed() > std::time::Duration::from_secs(60) {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        got.status, 200,
+        "still busy after {busy} tries: {}",
+        got.body
+    );
+    assert_eq!(got.json()["objects"].as_array().unwrap().len(), 20);
+    // The slow reader got a sliver of its page.
+    let read = reader.join().unwrap();
+    assert!(read < 100_000, "{read} bytes read");
+}
