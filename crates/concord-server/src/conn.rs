@@ -13,6 +13,27 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// A stream that can be told to discard what it still holds for the peer when it closes.
+/// A connection cut for a slow client must not leave its response's tail (megabytes, in
+/// the socket's send buffer) to be delivered by the kernel at the client's pace after the
+/// process let go of it.
+pub trait DiscardOnClose {
+    /// Closing the stream resets the connection (TCP RST) instead of sending what is
+    /// buffered (`SO_LINGER` 0).
+    fn discard_on_close(&self);
+}
+
+impl DiscardOnClose for tokio::net::TcpStream {
+    fn discard_on_close(&self) {
+        // Best effort: the connection is dropped either way.
+        let _ = self.set_zero_linger();
+    }
+}
+
+impl DiscardOnClose for tokio::io::DuplexStream {
+    fn discard_on_close(&self) {}
+}
+
 /// The slowest a client may take the bytes it is sent ([`WriteTimeout::with_min_rate`]):
 /// over each `window` of time spent waiting for it, at least `bytes_per_sec`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +77,7 @@ pub struct WriteTimeout<S> {
     window_bytes: u64,
 }
 
-impl<S> WriteTimeout<S> {
+impl<S: DiscardOnClose> WriteTimeout<S> {
     /// `inner`, whose writes may wait at most `timeout` without progress.
     pub fn new(inner: S, timeout: Duration) -> WriteTimeout<S> {
         WriteTimeout {
@@ -110,6 +131,23 @@ impl<S> WriteTimeout<S> {
     /// progress ends the wait (its time and bytes go to the rate window); a pending poll
     /// starts one (once) and fails when a rule is broken.
     fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        taken: impl FnOnce(&T) -> usize,
+    ) -> Poll<io::Result<T>> {
+        let watched = self.rules(cx, polled, taken);
+        if let Poll::Ready(Err(e)) = &watched
+            && e.kind() == io::ErrorKind::TimedOut
+        {
+            // A client cut by a rule gets a reset, not the rest of the buffered response.
+            self.inner.discard_on_close();
+        }
+        watched
+    }
+
+    /// [`WriteTimeout::watch`]'s rules.
+    fn rules<T>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
@@ -177,7 +215,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+impl<S: AsyncWrite + DiscardOnClose + Unpin> AsyncWrite for WriteTimeout<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -95,7 +95,8 @@ pub struct ConnLimits {
     pub write: std::time::Duration,
     /// The slowest a client may take its response, in bytes per second of time spent
     /// waiting for it, judged over each [`ConnLimits::send_rate_window`]
-    /// ([`conn::WriteTimeout`]); a slower one is dropped, and with it the response and the
+    /// ([`conn::WriteTimeout`]); a slower one is reset (what its socket still held for it
+    /// is discarded, [`conn::DiscardOnClose`]), and with it go the response and the
     /// page slot it held (a client reading a large page a few bytes a second, which
     /// [`ConnLimits::write`] never cuts). Idle keep-alive connections and live streams
     /// between events are not waiting and are never judged. 0 turns it off. Default 4096.

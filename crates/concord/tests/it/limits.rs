@@ -205,7 +205,7 @@ fn serve_stops_on_sigterm_during_a_long_request_and_the_store_is_consistent() {
 /// Hostile load H3: a client that reads a large page one byte every 200 ms always makes
 /// progress, so `write_timeout_secs` never cuts it, yet it would hold its page slot for
 /// days. Below `min_send_rate_bytes_per_sec` (judged over `min_send_rate_window_secs` of
-/// waiting) the connection is closed, its slot freed, and a client that reads normally
+/// waiting) the connection is reset, its slot freed, and a client that reads normally
 /// then gets a page (one slot, no queue: it would get 503 while the slot is held).
 #[test]
 fn a_slow_but_steady_reader_is_cut_and_frees_its_page_slot() {
@@ -247,26 +247,30 @@ fn a_slow_but_steady_reader_is_cut_and_frees_its_page_slot() {
         "GET {page} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nAccept: {TAXII}\r\n\r\n"
     )
     .unwrap();
-    // One byte every 200 ms, for as long as the test runs (once the server gives up on it,
-    // the kernel still delivers what its socket buffers held, a few MB at this pace).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One byte every 200 ms (then as fast as it comes), until the connection ends.
+    let drain = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (head_tx, head_rx) = std::sync::mpsc::channel();
+    let (end_tx, end_rx) = std::sync::mpsc::channel();
     let reader = {
-        let stop = stop.clone();
+        let drain = drain.clone();
         std::thread::spawn(move || {
             let mut byte = [0u8; 1];
             let mut head = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let end = loop {
                 match tcp.read(&mut byte) {
                     Ok(1) => head.push(byte[0]),
-                    _ => break,
+                    Ok(_) => break "closed",
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset",
+                    Err(_) => break "error",
                 }
                 if head.len() == 12 {
                     let _ = head_tx.send(String::from_utf8_lossy(&head).into_owned());
                 }
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            head.len()
+                if !drain.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            };
+            let _ = end_tx.send((end, head.len()));
         })
     };
     // Its page is built and on its way (the slot is taken) once its status line arrives.
@@ -288,14 +292,21 @@ fn a_slow_but_steady_reader_is_cut_and_frees_its_page_slot() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
         got.status, 200,
         "still busy after {busy} tries: {}",
         got.body
     );
     assert_eq!(got.json()["objects"].as_array().unwrap().len(), 20);
-    // The slow reader got a sliver of its page.
-    let read = reader.join().unwrap();
-    assert!(read < 100_000, "{read} bytes read");
+    // The server reset the slow reader's connection: what it still gets, read now at full
+    // speed, is what its own socket had received, then the reset; not the megabytes the
+    // server's send buffer held (a closed connection without the reset would deliver them,
+    // then end).
+    drain.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (how, read) = end_rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the slow reader's connection is still open");
+    reader.join().unwrap();
+    assert_eq!(how, "reset", "{read} bytes read");
+    assert!(read < 2_000_000, "{read} bytes read");
 }
