@@ -170,6 +170,7 @@ tlp_version = "2.0"
 # notify_webhook = ""                  # POST the same JSON there, signed (X-Concord-Signature)
 # notify_secret_file = ""              # the webhook's HMAC-SHA-256 key; required with notify_webhook
 # notify_every_secs = 2
+# notify_max_per_look = 10             # notices per look, taken in turn from each source
 "#;
 
 /// Parsed configuration.
@@ -291,6 +292,11 @@ pub struct IncidentConfig {
     pub notify_secret_file: String,
     /// `notify_every_secs`: how often `serve` looks for new requests (at least 1).
     pub notify_every_secs: u64,
+    /// `notify_max_per_look`: at most this many notices per look (at least 1), taken in
+    /// turn from each source (the peer or partner a request came from), so a partner that
+    /// writes thousands of requests neither runs thousands of commands at once nor delays
+    /// another's request by more than a look; the rest wait for the next looks.
+    pub notify_max_per_look: usize,
 }
 
 impl Default for IncidentConfig {
@@ -300,6 +306,7 @@ impl Default for IncidentConfig {
             notify_webhook: String::new(),
             notify_secret_file: String::new(),
             notify_every_secs: 2,
+            notify_max_per_look: 10,
         }
     }
 }

@@ -384,6 +384,35 @@ fn unannounced(store: &dyn Store) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
+/// At most `max` of the requests `found`, taken in turn from each source (the first name
+/// of the document's `received_from`, in order of first appearance): one source's flood
+/// cannot crowd out another's request, nor run more than `max` notices in one look.
+fn take_in_turn(found: Vec<(String, Value)>, max: usize) -> Vec<(String, Value)> {
+    let mut queues: Vec<(String, std::collections::VecDeque<(String, Value)>)> = Vec::new();
+    for item in found {
+        let source = item.1["received_from"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match queues.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, q)) => q.push_back(item),
+            None => queues.push((source, std::collections::VecDeque::from([item]))),
+        }
+    }
+    let mut out = Vec::new();
+    while out.len() < max && queues.iter().any(|(_, q)| !q.is_empty()) {
+        for (_, q) in &mut queues {
+            if out.len() == max {
+                break;
+            }
+            if let Some(item) = q.pop_front() {
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
 /// Runs `command` with `sh -c`, `doc` on its stdin and `CONCORD_TASK_ID` set; an error
 /// unless it exits 0.
 fn run_command(command: &str, task: &str, doc: &str) -> Result<()> {
@@ -423,6 +452,10 @@ pub fn spawn_notifier(
         config.notify_every_secs >= 1,
         "[incident] notify_every_secs: must be at least 1"
     );
+    anyhow::ensure!(
+        config.notify_max_per_look >= 1,
+        "[incident] notify_max_per_look: must be at least 1"
+    );
     let secret = if config.notify_webhook.is_empty() {
         Vec::new()
     } else {
@@ -458,7 +491,7 @@ pub fn spawn_notifier(
             loop {
                 match unannounced(store.as_ref()) {
                     Ok(found) => {
-                        for (task, doc) in found {
+                        for (task, doc) in take_in_turn(found, config.notify_max_per_look) {
                             let text = doc.to_string();
                             let mut ok = true;
                             if !config.notify_command.is_empty()
@@ -494,4 +527,31 @@ pub fn spawn_notifier(
         })
         .context("cannot start the incident notifier")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_are_capped_per_look_and_taken_in_turn_from_each_source() {
+        let item = |task: &str, from: &str| {
+            (
+                task.to_owned(),
+                json!({"task": task, "received_from": [from, format!("partner/{from}")]}),
+            )
+        };
+        // A flood of 50 from one source, then one request from another.
+        let mut found: Vec<_> = (0..50).map(|i| item(&format!("f{i}"), "flood")).collect();
+        found.push(item("other", "cert-br"));
+        let taken: Vec<String> = take_in_turn(found.clone(), 10)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(taken.len(), 10);
+        assert_eq!(&taken[..3], ["f0", "other", "f1"]);
+        // Under the cap, everything, in turn.
+        assert_eq!(take_in_turn(found[48..].to_vec(), 10).len(), 3);
+        assert!(take_in_turn(Vec::new(), 10).is_empty());
+    }
 }
