@@ -48,6 +48,7 @@ use concord_pattern::{
 };
 use concord_stix::Timestamp;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// A format sensors load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -225,7 +226,8 @@ pub struct FeedBuilder<'a> {
 pub struct Header {
     /// Names the feed in comments (a collection's alias or id).
     pub title: String,
-    /// The RPZ zone's SOA serial (the collection's version, which grows with every write).
+    /// The RPZ zone's SOA serial. [`FeedBuilder::finish_edition`] sets it from the feed's
+    /// editions.
     pub serial: u32,
     /// The first Suricata `sid`; the rules take consecutive ones.
     pub sid_base: u32,
@@ -241,6 +243,64 @@ impl Default for Header {
     }
 }
 
+/// One edition of a feed as one audience received it: the SHA-256 of its text with the SOA
+/// serial written as 0 (hex), and the RPZ SOA serial it carried. Kept per (audience,
+/// collection, format) by whoever serves the feed (`concord-server` keeps it in the store's
+/// settings), so that the next build numbers its zone after this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edition {
+    /// Hex SHA-256 of the format's name and the text (serial 0).
+    pub digest: String,
+    /// The SOA serial (RFC 1035 §3.3.13), compared in serial number arithmetic (RFC 1982).
+    pub serial: u32,
+}
+
+impl Edition {
+    /// The digest of `text` in `format`, as [`Edition::digest`].
+    pub fn digest_of(format: Format, text: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(format.name().as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The edition of a text with `digest` that follows `last`: `last` itself when the text
+    /// is the same, else the next serial (`last.serial + 1` modulo 2³², which RFC 1982
+    /// §3.1 orders after it: an increment below 2³¹). The first edition's serial is the
+    /// time, `now_secs` (seconds since the epoch, modulo 2³²; at least 1), as zones are
+    /// commonly numbered, so that a zone numbered by an earlier scheme (smaller serials)
+    /// is still followed by a greater one.
+    pub fn after(last: Option<&Edition>, digest: String, now_secs: i64) -> Edition {
+        match last {
+            Some(l) if l.digest == digest => l.clone(),
+            Some(l) => Edition {
+                digest,
+                serial: l.serial.wrapping_add(1),
+            },
+            None => Edition {
+                digest,
+                serial: (now_secs.rem_euclid(1 << 32) as u32).max(1),
+            },
+        }
+    }
+
+    /// The edition as one line of text (`SERIAL DIGEST`), as [`Edition::parse`] reads it.
+    pub fn to_line(&self) -> String {
+        format!("{} {}", self.serial, self.digest)
+    }
+
+    /// An edition written by [`Edition::to_line`]; `None` for anything else (then the next
+    /// build starts a new numbering, [`Edition::after`] of `None`).
+    pub fn parse(line: &str) -> Option<Edition> {
+        let (serial, digest) = line.split_once(' ')?;
+        Some(Edition {
+            serial: serial.parse().ok()?,
+            digest: digest.to_owned(),
+        })
+    }
+}
+
 impl<'a> FeedBuilder<'a> {
     /// A builder of `format` at the time `now_ns` (nanoseconds since the epoch; validity is
     /// judged against it), leaving out values on `warninglists`.
@@ -253,6 +313,11 @@ impl<'a> FeedBuilder<'a> {
             seen: HashSet::new(),
             report: Report::default(),
         }
+    }
+
+    /// The format this builder writes.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// Adds one object (any type: only indicators convert; the rest is counted).
@@ -354,10 +419,45 @@ impl<'a> FeedBuilder<'a> {
         &self.entries
     }
 
+    /// The feed's text as the edition after `last` ([`Edition::after`]), what was left
+    /// out, and that edition: `header.serial` is replaced by the edition's serial. The serial and the entity tag an audience sees derive only from the bytes it
+    /// receives, so writes it does not receive (withheld by the egress policy) change
+    /// neither: they would otherwise tell it that, and when, something it may not see was
+    /// written.
+    pub fn finish_edition(
+        mut self,
+        header: &Header,
+        last: Option<&Edition>,
+    ) -> (String, Report, Edition) {
+        self.report.written = self.entries.len();
+        let unnumbered = Header {
+            serial: 0,
+            ..header.clone()
+        };
+        let text = self.render(&unnumbered);
+        let digest = Edition::digest_of(self.format, &text);
+        let edition = Edition::after(last, digest, self.now_ns.div_euclid(1_000_000_000));
+        // Only an RPZ zone carries its serial; the other texts are final.
+        let text = if self.format == Format::Rpz {
+            self.render(&Header {
+                serial: edition.serial,
+                ..header.clone()
+            })
+        } else {
+            text
+        };
+        (text, self.report, edition)
+    }
+
     /// The feed's text and what was left out.
     pub fn finish(mut self, header: &Header) -> (String, Report) {
         self.report.written = self.entries.len();
-        let text = match self.format {
+        let text = self.render(header);
+        (text, self.report)
+    }
+
+    fn render(&self, header: &Header) -> String {
+        match self.format {
             Format::Suricata => suricata(&self.entries, header),
             Format::ZeekIntel => zeek_intel(&self.entries, header),
             Format::Rpz => rpz(&self.entries, header),
@@ -367,8 +467,7 @@ impl<'a> FeedBuilder<'a> {
                 s.push('\n');
                 s
             }),
-        };
-        (text, self.report)
+        }
     }
 }
 
@@ -657,9 +756,18 @@ fn rpz(entries: &[Entry], h: &Header) -> String {
     out
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+/// The first characters that make a spreadsheet read a cell as a formula (OWASP "CSV
+/// Injection"): `=`, `+`, `-`, `@`, tab and carriage return.
+const FORMULA_LEADS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. A value
+/// that a spreadsheet would run as a formula (it starts with one of [`FORMULA_LEADS`]) is
+/// neutralised: prefixed with `'` and quoted, so it is shown as text. Indicator values come
+/// from partners, so any of them may be hostile (`=HYPERLINK(…)`, `@SUM(…)`).
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.starts_with(FORMULA_LEADS) {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
@@ -792,6 +900,86 @@ mod tests {
             csv.contains("\"http://evil.example.com/a;b?x=\"\"1\"\"\",url,"),
             "{csv}"
         );
+    }
+
+    /// OWASP "CSV Injection": a cell beginning with `=`, `+`, `-`, `@`, tab or carriage
+    /// return is run by spreadsheets; every such field leaves as quoted text led by `'`.
+    /// The names carry each lead; the values (e-mail addresses) those their normal form
+    /// keeps.
+    #[test]
+    fn csv_cells_that_spreadsheets_would_run_are_neutralised() {
+        let leads = ['=', '+', '-', '@', '\t', '\r'];
+        let name = |c: char| format!("{c}HYPERLINK(\"http://evil.example/\",\"x\")");
+        let mut objects: Vec<Value> = leads
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let mut v = ind(
+                    i as u32 + 1,
+                    &format!("[domain-name:value = 'h{i}.example']"),
+                );
+                v["name"] = json!(name(c));
+                v
+            })
+            .collect();
+        for (i, c) in ['=', '+', '-'].iter().enumerate() {
+            objects.push(ind(
+                i as u32 + 10,
+                &format!("[email-addr:value = '{c}cmd{i}@example.org']"),
+            ));
+        }
+        let (text, r) = build(Format::Csv, &objects);
+        assert_eq!(r.written, 9, "{text}");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = reader.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), 9);
+        for (i, &c) in leads.iter().enumerate() {
+            assert_eq!(&rows[i][3], format!("'{}", name(c)), "{text:?}");
+        }
+        for (i, c) in ['=', '+', '-'].iter().enumerate() {
+            assert_eq!(
+                &rows[6 + i][0],
+                format!("'{c}cmd{i}@example.org"),
+                "{text:?}"
+            );
+        }
+        for row in &rows {
+            for field in row {
+                assert!(!field.starts_with(leads), "runs as a formula: {row:?}");
+            }
+        }
+        // Fields with no such lead are written as before.
+        assert!(text.contains("\r\nh0.example,domain,indicator--"), "{text}");
+    }
+
+    /// The serial moves exactly when the text does, by one in RFC 1982 arithmetic.
+    #[test]
+    fn an_edition_moves_only_with_the_text() {
+        let zone = |values: &[u32], last: Option<&Edition>| {
+            let mut b = FeedBuilder::new(Format::Rpz, None, now());
+            for v in values {
+                b.add(&ind(*v, &format!("[domain-name:value = 'h{v}.example']")));
+            }
+            b.finish_edition(&Header::default(), last)
+        };
+        let (text, _, first) = zone(&[1], None);
+        assert_eq!(first.serial as i64, now() / 1_000_000_000);
+        assert!(text.contains(&format!("( {} 3600", first.serial)), "{text}");
+        let (again, _, same) = zone(&[1], Some(&first));
+        assert_eq!((again, &same), (text, &first));
+        let (text, _, second) = zone(&[1, 2], Some(&first));
+        assert_eq!(second.serial, first.serial + 1);
+        assert!(
+            text.contains(&format!("( {} 3600", second.serial)),
+            "{text}"
+        );
+        assert_eq!(Edition::parse(&second.to_line()), Some(second.clone()));
+        // At the top of the range the serial wraps to 0, which RFC 1982 orders after it.
+        let top = Edition {
+            serial: u32::MAX,
+            ..second
+        };
+        assert_eq!(zone(&[2], Some(&top)).2.serial, 0);
     }
 
     #[test]

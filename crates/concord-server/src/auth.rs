@@ -60,6 +60,11 @@ pub struct PartnerAccess {
     pub read: HashSet<String>,
     /// Collection ids it may write.
     pub write: HashSet<String>,
+    /// The key id of the API key it authenticated with.
+    pub key_id: String,
+    /// The argon2id hash that key was verified against: with the key id, what
+    /// [`Authenticator::current`] looks for in the store again.
+    pub key_hash: String,
 }
 
 impl Principal {
@@ -459,6 +464,25 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// The principal as the store says it is now, for a door that outlives its request (a
+    /// live stream): the operator as it is; a partner with its current rights if the key
+    /// it authenticated with (the same key id and argon2id hash) is still its key, `None`
+    /// once the partner was removed or its key rotated. Reads the partners from the store,
+    /// not the cache, so a change made by another process (the CLI, another `serve`) counts
+    /// at once; the cache is refreshed on the way. Blocking. Errors: the store failed.
+    pub fn current(&self, principal: &Principal) -> Result<Option<Principal>, StoreError> {
+        let Principal::Partner(was) = principal else {
+            return Ok(Some(principal.clone()));
+        };
+        let partners = self.partners(Duration::ZERO)?;
+        Ok(partners
+            .iter()
+            .find(|p| p.key_id == was.key_id && p.key_hash == was.key_hash)
+            .map(access))
+    }
+}
+
 /// One argon2id verification for a hashing thread.
 struct HashJob {
     secret: String,
@@ -502,6 +526,8 @@ fn access(p: &Partner) -> Principal {
         },
         read: p.read.iter().cloned().collect(),
         write: p.write.iter().cloned().collect(),
+        key_id: p.key_id.clone(),
+        key_hash: p.key_hash.clone(),
     }))
 }
 

@@ -8,12 +8,18 @@
 //! [`concord_feeds::FeedBuilder`] (values on the node's warninglists left out).
 //!
 //! Conditional GET (RFC 9110 §8.8.3, §13.1.2): the answer carries a strong `ETag` derived
-//! from the collection's version counter, the audience, the policy version, the format and
-//! the next instant at which an indicator's validity (`valid_from`, `valid_until`) changes
-//! the feed; a request whose `If-None-Match` names the current tag is answered
-//! `304 Not Modified` without a body, without reading the collection (so without an audit
-//! entry: nothing leaves). The tag of the last build of each (collection, audience, format)
-//! is kept in memory for that; another process or a restart builds once more.
+//! from the bytes of the answer and nothing else, and an RPZ zone an SOA serial that grows
+//! exactly when those bytes change: both follow the feed's [`Edition`], the digest of the
+//! text this audience receives and its serial, kept per (audience, collection, format) in
+//! the store's settings ([`edition_key`]), so every `serve` process and `concord export`
+//! number one audience's zone alike. A write the audience does not receive (withheld by
+//! the egress policy) changes neither: a tag or serial that moved would tell a partner
+//! that, and when, something it may not see was written. A request whose `If-None-Match`
+//! names the current tag is answered `304 Not Modified` without a body; while the
+//! collection's version counter, the policy and the validity of the indicators are as at
+//! the last build, without reading the collection (so without an audit entry: nothing
+//! leaves). That last build's tag is kept in memory per (collection, audience, format);
+//! another process or a restart builds once more.
 //!
 //! A collection the principal may not read answers exactly as the TAXII 404 for it; an
 //! unknown format 404 naming the formats.
@@ -24,9 +30,10 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use concord_feeds::{FeedBuilder, Format, Header};
+use concord_egress::Audience;
+use concord_feeds::{Edition, FeedBuilder, Format, Header, Report};
 use concord_misp::Warninglists;
-use concord_store::ObjectFilter;
+use concord_store::{ObjectFilter, Store, StoreError};
 use concord_taxii::{ErrorCode, TaxiiError};
 use sha2::{Digest, Sha256};
 
@@ -74,23 +81,13 @@ struct Built {
     etag: String,
 }
 
-/// The strong entity tag of a feed.
-fn etag(
-    collection: &str,
-    version: i64,
-    audience: &str,
-    policy: &str,
-    format: Format,
-    stable_until_ns: i64,
-) -> String {
+/// The strong entity tag of a feed: of its format and edition (so of its bytes) only.
+fn etag(format: Format, edition: &Edition) -> String {
     let mut h = Sha256::new();
     for part in [
-        collection.as_bytes(),
-        &version.to_be_bytes(),
-        audience.as_bytes(),
-        policy.as_bytes(),
         format.name().as_bytes(),
-        &stable_until_ns.to_be_bytes(),
+        edition.digest.as_bytes(),
+        &edition.serial.to_be_bytes(),
     ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
@@ -98,6 +95,37 @@ fn etag(
     let d = h.finalize();
     let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
+}
+
+/// The settings key under which the last [`Edition`] of the feed `format` of a collection
+/// for `audience` is kept: per partner, and one for the operator (`admin` over HTTP,
+/// `operator` in the CLI).
+pub fn edition_key(audience: &Audience, collection_id: &str, format: Format) -> String {
+    let who = match audience {
+        Audience::Operator(_) => "operator".to_owned(),
+        Audience::Partner(p) => format!("partner:{}", p.name),
+    };
+    format!("feed-edition/{collection_id}/{who}/{}", format.name())
+}
+
+/// Finishes a feed as the edition after the last one `audience` received of it
+/// ([`FeedBuilder::finish_edition`], the last edition read from and a new one written to
+/// the store's settings under [`edition_key`]): its text, what was left out, and its
+/// edition. Blocking. Errors: the store failed.
+pub fn finish_edition(
+    store: &dyn Store,
+    audience: &Audience,
+    collection_id: &str,
+    builder: FeedBuilder<'_>,
+    header: &Header,
+) -> Result<(String, Report, Edition), StoreError> {
+    let key = edition_key(audience, collection_id, builder.format());
+    let last = store.setting(&key)?.as_deref().and_then(Edition::parse);
+    let (text, report, edition) = builder.finish_edition(header, last.as_ref());
+    if last.as_ref() != Some(&edition) {
+        store.set_setting(&key, &edition.to_line())?;
+    }
+    Ok((text, report, edition))
 }
 
 /// Whether `If-None-Match` names `tag` (or is `*`), RFC 9110 §13.1.2 (weak comparison).
@@ -138,10 +166,9 @@ pub(crate) async fn feed(
         )));
     };
     let audience = audience_of(&principal);
-    let who = audience.name().to_owned();
     let egress = state.egress.clone();
     let policy = egress.policy().version.clone();
-    let key = format!("{}\n{who}\n{}", c.id, format.name());
+    let key = edition_key(&audience, &c.id, format);
     let store = state.store.clone();
     let cid = c.id.clone();
     let version = blocking(move || Ok(store.collection_version(&cid)?)).await?;
@@ -164,7 +191,8 @@ pub(crate) async fn feed(
     let title = c.alias.clone().unwrap_or_else(|| c.id.clone());
     let cid = c.id.clone();
     let door = format!("feed-{}", format.name());
-    let (text, report) = blocking(move || {
+    let store = state.store.clone();
+    let built = blocking(move || {
         let mut builder = FeedBuilder::new(format, lists.as_deref(), now_ns);
         let mut after = None;
         loop {
@@ -191,17 +219,22 @@ pub(crate) async fn feed(
                 _ => break,
             }
         }
-        Ok(builder.finish(&Header {
+        let header = Header {
             title,
-            serial: u32::try_from(version.rem_euclid(1 << 31))
-                .unwrap_or(1)
-                .max(1),
             ..Header::default()
-        }))
+        };
+        Ok(finish_edition(
+            store.as_ref(),
+            &audience,
+            &cid,
+            builder,
+            &header,
+        )?)
     })
     .await?;
+    let (text, report, edition) = built;
     let stable_until_ns = report.next_change_ns.unwrap_or(i64::MAX);
-    let tag = etag(&c.id, version, &who, &policy, format, stable_until_ns);
+    let tag = etag(format, &edition);
     if let Ok(mut tags) = state.feeds.tags.lock() {
         if tags.len() >= TAG_CACHE {
             tags.clear();

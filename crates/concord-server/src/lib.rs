@@ -205,7 +205,10 @@ impl AppState {
                 config.limits.page_concurrency,
                 config.limits.page_queue,
             ),
-            streams: Arc::new(stream::StreamGate::new(config.limits.stream_max)),
+            streams: Arc::new(stream::StreamGate::new(
+                config.limits.stream_max,
+                config.limits.stream_max_per_partner,
+            )),
             writes: Arc::default(),
             feeds: Arc::default(),
             config: Arc::new(config),

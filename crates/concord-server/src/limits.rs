@@ -70,8 +70,13 @@ pub struct Limits {
     /// buries that shift (BENCHMARKS.md §14).
     pub answer_jitter_ms: u64,
     /// Live streams (`…/stream/`, issue 21) open at once; more answer 503 with
-    /// `Retry-After`. Default 64.
+    /// `Retry-After`. One place is kept for the operator
+    /// ([`Limits::stream_max_per_partner`]). Default 64; at least 1.
     pub stream_max: usize,
+    /// Live streams one partner may hold open at once; one more answers 429 with
+    /// `Retry-After`, naming this limit. Partners together hold at most `stream_max - 1`:
+    /// the last place is the operator's. Default 4; at least 1.
+    pub stream_max_per_partner: usize,
     /// Batches queued per stream for a client that reads slower than they come; a buffer
     /// full for [`Limits::stream_stall_ms`] drops the client (`event: dropped`, reason
     /// `slow-client`). Default 16 (each batch at most [`Limits::stream_batch`] objects and
@@ -120,6 +125,7 @@ impl Default for Limits {
             answer_floor_ms: 5,
             answer_jitter_ms: 5,
             stream_max: 64,
+            stream_max_per_partner: 4,
             stream_buffer: 16,
             stream_stall_ms: 10_000,
             stream_batch: 1_000,

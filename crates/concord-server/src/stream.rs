@@ -27,7 +27,14 @@
 //! nothing else was sent; `event: dropped` with `data: {"reason":…,"detail":…}` just before
 //! the server closes the stream (`slow-client`: its buffer of
 //! [`Limits::stream_buffer`] batches stayed full for [`Limits::stream_stall_ms`];
-//! `shutdown`: the node is stopping; `error`: the store failed).
+//! `revoked`: the partner was removed, its key rotated, or its read permission on the
+//! collection withdrawn; `shutdown`: the node is stopping; `error`: the store failed).
+//!
+//! Who follows is checked again against the store before every batch and before every
+//! heartbeat ([`crate::auth::Authenticator::current`], the partners as authentication reads
+//! them, but not from its cache): a change by the CLI or by another `serve` process ends
+//! the stream before anything more is sent, and a partner whose profile changed receives
+//! the next batches under its new profile.
 //!
 //! Waking: a write through this node's TAXII POST wakes every stream at once
 //! ([`Writes::notify`]); writes by other processes (the CLI's `import`, `sync`, another
@@ -36,23 +43,25 @@
 //! [`Limits::stream_poll_ms`]. A batch is built only when that counter moved.
 //!
 //! Limits (all in [`Limits`], the `[limits]` section): at most
-//! [`Limits::stream_max`] streams at once (more: 503 with `Retry-After`, from the route's
-//! [`StreamGate`] layer), at most [`Limits::stream_batch`] objects and
+//! [`Limits::stream_max`] streams at once, one of them kept for the operator (more: 503
+//! with `Retry-After`, from the route's [`StreamGate`] layer), at most
+//! [`Limits::stream_max_per_partner`] for one partner (more: 429 with `Retry-After`), at most [`Limits::stream_batch`] objects and
 //! [`Limits::page_max_bytes`] bytes per batch, at most [`Limits::stream_buffer`] batches
 //! queued per connection.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Query as RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use concord_egress::{Audience, Egress, PageQuery, Transfer};
 use concord_taxii::query::Endpoint;
 use concord_taxii::{ErrorCode, Query, TaxiiError};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::limits::BUSY_RETRY_AFTER_SECS;
 use crate::{
@@ -76,54 +85,156 @@ impl Writes {
     }
 }
 
-/// At most [`Limits::stream_max`] streams open at once: the layer of the stream route.
+/// The streams open at once, the layer of the stream route: at most [`Limits::stream_max`]
+/// in all, of which partners together hold at most all but one (the last is the
+/// operator's, so the operator can always follow a collection however many partners
+/// stream), and one partner at most [`Limits::stream_max_per_partner`], so that one
+/// partner cannot take every place.
 #[derive(Debug)]
 pub struct StreamGate {
-    open: Arc<Semaphore>,
+    open: Mutex<Open>,
     max: usize,
+    per_partner: usize,
+}
+
+/// The streams open now.
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    partners: usize,
+    by_partner: HashMap<String, usize>,
+}
+
+/// Why a stream was refused a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The partner holds [`Limits::stream_max_per_partner`] streams.
+    Partner,
+    /// The node holds [`Limits::stream_max`] streams (partners: all but the operator's).
+    Node,
 }
 
 impl StreamGate {
-    /// A gate of `max` streams.
-    pub fn new(max: usize) -> StreamGate {
+    /// A gate of `max` streams in all, `per_partner` of them for any one partner (each at
+    /// least 1).
+    pub fn new(max: usize, per_partner: usize) -> StreamGate {
         StreamGate {
-            open: Arc::new(Semaphore::new(max)),
-            max,
+            open: Mutex::default(),
+            max: max.max(1),
+            per_partner: per_partner.max(1),
         }
     }
 
     /// Streams open now.
     pub fn open(&self) -> usize {
-        self.max - self.open.available_permits()
+        lock(&self.open).total
+    }
+
+    /// Streams `partner` holds now.
+    pub fn open_by(&self, partner: &str) -> usize {
+        lock(&self.open)
+            .by_partner
+            .get(partner)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A place for a stream of `partner` (`None`: the operator).
+    fn enter(self: &Arc<Self>, partner: Option<&str>) -> Result<StreamPermit, Refused> {
+        let mut open = lock(&self.open);
+        if open.total >= self.max {
+            return Err(Refused::Node);
+        }
+        if let Some(name) = partner {
+            // One place stays the operator's (unless there is only one).
+            if open.partners >= self.max.saturating_sub(1).max(1) {
+                return Err(Refused::Node);
+            }
+            let held = open.by_partner.entry(name.to_owned()).or_default();
+            if *held >= self.per_partner {
+                return Err(Refused::Partner);
+            }
+            *held += 1;
+            open.partners += 1;
+        }
+        open.total += 1;
+        Ok(StreamPermit(Arc::new(Place {
+            gate: self.clone(),
+            partner: partner.map(str::to_owned),
+        })))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One place in the [`StreamGate`], given back when dropped.
+#[derive(Debug)]
+struct Place {
+    gate: Arc<StreamGate>,
+    partner: Option<String>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = lock(&self.gate.open);
+        open.total = open.total.saturating_sub(1);
+        if let Some(name) = &self.partner {
+            open.partners = open.partners.saturating_sub(1);
+            if let Some(held) = open.by_partner.get_mut(name) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    open.by_partner.remove(name);
+                }
+            }
+        }
     }
 }
 
 /// The right to one open stream, held by the stream's task until it ends.
 #[derive(Clone, Debug)]
-pub struct StreamPermit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct StreamPermit(#[allow(dead_code)] Arc<Place>);
 
-/// The stream route's layer: takes a [`StreamPermit`] for the request, or answers 503 with
-/// `Retry-After` (a TAXII error resource naming `stream_max`) when [`Limits::stream_max`]
-/// streams are open.
+/// The stream route's layer: takes a [`StreamPermit`] for the request's principal, or
+/// answers with `Retry-After` (a TAXII error resource naming the limit): 429 when the
+/// partner holds [`Limits::stream_max_per_partner`] streams, 503 when the node holds
+/// [`Limits::stream_max`] (for partners: all but the one kept for the operator).
 pub(crate) async fn stream_gate(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let gate = state.streams.clone();
-    match gate.open.clone().try_acquire_owned() {
+    let partner = match req.extensions().get::<Principal>() {
+        Some(Principal::Partner(p)) => Some(p.profile.name.clone()),
+        _ => None,
+    };
+    match gate.enter(partner.as_deref()) {
         Ok(permit) => {
-            req.extensions_mut().insert(StreamPermit(Arc::new(permit)));
+            req.extensions_mut().insert(permit);
             next.run(req).await
         }
-        Err(_) => {
-            let mut resp = error_response(TaxiiError::new(
-                ErrorCode::ServiceUnavailable,
-                format!(
-                    "busy: {} streams are open (stream_max); retry after {BUSY_RETRY_AFTER_SECS} s",
-                    gate.max
+        Err(refused) => {
+            let (code, text) = match refused {
+                Refused::Partner => (
+                    ErrorCode::TooManyRequests,
+                    format!(
+                        "stream: this partner has {} streams open (stream_max_per_partner); \
+                         close one or retry after {BUSY_RETRY_AFTER_SECS} s",
+                        gate.per_partner
+                    ),
                 ),
-            ));
+                Refused::Node => (
+                    ErrorCode::ServiceUnavailable,
+                    format!(
+                        "busy: {} streams are open (stream_max, one kept for the operator); \
+                         retry after {BUSY_RETRY_AFTER_SECS} s",
+                        gate.max
+                    ),
+                ),
+            };
+            let mut resp = error_response(TaxiiError::new(code, text));
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(BUSY_RETRY_AFTER_SECS),
@@ -146,6 +257,15 @@ pub(crate) async fn stream(
     RawQuery(pairs): RawQuery<Vec<(String, String)>>,
 ) -> Handler<Response> {
     let q = Query::parse(&pairs, Endpoint::Objects)?;
+    // Authentication may have used the cached partner list: the first batch, as every
+    // later one, goes only to a principal the store still knows.
+    let principal = {
+        let (auth, p) = (state.auth.clone(), principal.clone());
+        match blocking(move || Ok(auth.current(&p)?)).await? {
+            Some(p) => p,
+            None => return Ok(crate::ops::unauthenticated(true)),
+        }
+    };
     let c = find_collection(&state, &principal, name, Access::Read).await?;
     let limits = state.config.limits.clone();
     let last_event_id = match headers.get("last-event-id") {
@@ -197,6 +317,7 @@ pub(crate) async fn stream(
     let follower = Follower {
         state: state.clone(),
         egress,
+        principal,
         audience,
         query,
         version,
@@ -231,10 +352,9 @@ pub(crate) async fn stream(
             };
             event.map(|e| (Ok::<_, std::convert::Infallible>(e), (rx, drop_rx)))
         });
-    let keep_alive = KeepAlive::new()
-        .interval(Duration::from_secs(limits.stream_heartbeat_secs.max(1)))
-        .text("heartbeat");
-    Ok(Sse::new(events).keep_alive(keep_alive).into_response())
+    // Heartbeats come from the follower, after it has checked the principal again: a
+    // stream that may no longer be followed ends instead of being kept alive.
+    Ok(Sse::new(events).into_response())
 }
 
 /// The task behind one stream: waits for writes, builds batches through the door, queues
@@ -242,6 +362,8 @@ pub(crate) async fn stream(
 struct Follower {
     state: AppState,
     egress: Egress,
+    /// Who follows, as last checked against the store ([`Follower::still_allowed`]).
+    principal: Principal,
     audience: Audience,
     query: PageQuery,
     /// The collection's version when the last batch was built.
@@ -270,14 +392,19 @@ fn dropped_event(reason: &str, detail: &str) -> Event {
 
 impl Follower {
     async fn run(mut self, first: Transfer) {
+        let heartbeat = Duration::from_secs(self.limits.stream_heartbeat_secs.max(1));
+        let mut last_sent = tokio::time::Instant::now();
         let mut pending = Some(first);
         loop {
             // Send what is built, then build more while the last batch said `more`.
             while let Some(batch) = pending.take() {
                 self.query.next = batch.next.clone();
                 let more = batch.more;
-                if !batch.entries.is_empty() && !self.queue(batch).await {
-                    return;
+                if !batch.entries.is_empty() {
+                    if !self.queue(batch).await {
+                        return;
+                    }
+                    last_sent = tokio::time::Instant::now();
                 }
                 if more {
                     match self.build_after_reserve().await {
@@ -320,10 +447,20 @@ impl Follower {
                     }
                     Err(_) => return,
                 }
+                // A heartbeat only to a principal that may still follow this collection.
+                if last_sent.elapsed() >= heartbeat {
+                    if !self.still_allowed().await {
+                        return;
+                    }
+                    // A full buffer has batches to send anyway: no heartbeat needed.
+                    let _ = self.tx.try_send(Event::default().comment("heartbeat"));
+                    last_sent = tokio::time::Instant::now();
+                }
                 let poll = Duration::from_millis(self.limits.stream_poll_ms.max(1));
                 tokio::select! {
                     () = &mut notified => {}
                     () = tokio::time::sleep(poll) => {}
+                    () = tokio::time::sleep_until(last_sent + heartbeat) => {}
                     () = self.tx.closed() => return,
                 }
             }
@@ -334,12 +471,13 @@ impl Follower {
         }
     }
 
-    /// Waits (at most [`Limits::stream_stall_ms`]) for room in the buffer, then builds the
-    /// next batch; `None` when the stream ends (the client left, was dropped as slow, or the
-    /// store failed). The room is taken before the batch is built, so a batch is never
+    /// Waits (at most [`Limits::stream_stall_ms`]) for room in the buffer, checks the
+    /// principal again ([`Follower::still_allowed`]), then builds the next batch; `None`
+    /// when the stream ends (the client left, was dropped as slow, may no longer read, or
+    /// the store failed). The room is taken before the batch is built, so a batch is never
     /// audited that cannot be queued.
     async fn build_after_reserve(&mut self) -> Option<Transfer> {
-        if !self.wait_for_room().await {
+        if !self.wait_for_room().await || !self.still_allowed().await {
             return None;
         }
         let (egress, audience, query) = (
@@ -357,6 +495,42 @@ impl Follower {
                 None
             }
             Err(_) => None,
+        }
+    }
+
+    /// Whether the principal may still follow the collection, as the store says now
+    /// ([`crate::auth::Authenticator::current`]: the partner is still there, with the key
+    /// this stream was opened with, and may still read the collection); the audience takes
+    /// the partner's current profile. Otherwise the stream ends with `event: dropped`,
+    /// reason `revoked` (or `error` when the store failed).
+    async fn still_allowed(&mut self) -> bool {
+        let (auth, principal) = (self.state.auth.clone(), self.principal.clone());
+        match tokio::task::spawn_blocking(move || auth.current(&principal)).await {
+            Ok(Ok(Some(p))) if p.can_read(&self.query.collection_id) => {
+                self.audience = audience_of(&p);
+                self.principal = p;
+                true
+            }
+            Ok(Ok(_)) => {
+                tracing::info!(
+                    partner = self.audience.name(),
+                    "stream: access revoked, stream ended"
+                );
+                metrics::counter!("concord_stream_dropped_total", "reason" => "revoked")
+                    .increment(1);
+                self.drop_with(
+                    "revoked",
+                    "this key no longer reads this collection (partner removed, key rotated \
+                     or read permission withdrawn); the stream ends",
+                );
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "stream: store error");
+                self.drop_with("error", "the store failed");
+                false
+            }
+            Err(_) => false,
         }
     }
 

@@ -853,3 +853,214 @@ async fn on_postgresql_a_write_of_another_process_reaches_the_stream() {
     // The scratch schema is dropped through the synchronous client.
     tokio::task::block_in_place(|| drop(n));
 }
+
+impl Node {
+    /// The node's database opened again, as another process (the CLI, another `serve`)
+    /// opens it: nothing it changes is notified to this process.
+    fn other_process(&self) -> SqliteStore {
+        SqliteStore::open(&self._dir.path().join("c.sqlite")).unwrap()
+    }
+
+    /// Changes partner `acme` through [`Node::other_process`] (`None`: removes it).
+    fn change_acme(&self, change: impl FnOnce(&mut Partner) -> bool) {
+        tokio::task::block_in_place(|| {
+            let other = self.other_process();
+            let mut p = other
+                .partners()
+                .unwrap()
+                .into_iter()
+                .find(|p| p.name == "acme")
+                .unwrap();
+            if change(&mut p) {
+                other.put_partner(&p).unwrap();
+            } else {
+                assert!(other.remove_partner("acme").unwrap());
+            }
+        });
+    }
+}
+
+/// The next event must be the reason the stream ends (`revoked`), then the end.
+async fn ends_revoked(s: &mut Sse) {
+    let ev = s
+        .next()
+        .await
+        .expect("an event naming why the stream ended");
+    assert_eq!(ev.event, "dropped", "sent after the change: {}", ev.raw);
+    let v: Value = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!(v["reason"], "revoked", "{v}");
+    assert!(s.next().await.is_none(), "the stream ends after the reason");
+}
+
+/// F1: an open stream stops as soon as its principal may no longer read the collection,
+/// whichever process changed the partner: removed, key rotated, read permission withdrawn.
+/// Every change is made through another connection to the database (as `concord partner`
+/// does), then a write is notified: the batch it makes must not reach the partner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_partner_is_removed_rotated_or_loses_read() {
+    let changes: [(&str, fn(&mut Partner) -> bool); 3] = [
+        ("removed", |_| false),
+        ("rotated", |p| {
+            let (_, key_id, key_hash) = new_api_key().unwrap();
+            (p.key_id, p.key_hash) = (key_id, key_hash);
+            true
+        }),
+        ("read withdrawn", |p| {
+            p.read.clear();
+            true
+        }),
+    ];
+    for (what, change) in changes {
+        let n = node(small()).await;
+        n.write(&[indicator(0, 10)]);
+        let (_, _, s) = open(n.addr, &n.stream_path(), &n.key, None).await;
+        let mut s = s.unwrap();
+        let (got, _) = collect(&mut s, 1).await;
+        assert_eq!(got.len(), 1, "{what}");
+        n.change_acme(change);
+        n.write(&[indicator(1, 10)]);
+        ends_revoked(&mut s).await;
+        // Nothing was built for it either: the one audited batch is the first.
+        assert_eq!(n.audited("stream").len(), 1, "{what}");
+        // Opening again with the old key is refused at once (the cache of partners is
+        // not trusted for a stream): 401 for a key that is gone, 404 for the collection.
+        let (status, _, _) = open(n.addr, &n.stream_path(), &n.key, None).await;
+        let want = if what == "read withdrawn" { 404 } else { 401 };
+        assert_eq!(status, want, "{what}");
+    }
+}
+
+/// F1: an idle stream (no writes) is checked before each heartbeat and ends too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_ends_at_the_next_heartbeat_when_its_partner_is_removed() {
+    let n = node(Limits {
+        stream_heartbeat_secs: 1,
+        ..small()
+    })
+    .await;
+    let (_, _, s) = open(n.addr, &n.stream_path(), &n.key, None).await;
+    let mut s = s.unwrap();
+    n.change_acme(|_| false);
+    ends_revoked(&mut s).await;
+    assert_eq!(n.state.stream_gate().open(), 0);
+}
+
+/// F4: one partner holds at most `stream_max_per_partner` streams (429 naming it), the
+/// partners together all but one place (503), and the operator still opens one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_partner_cannot_take_every_stream_and_the_operator_keeps_one() {
+    let n = node(Limits {
+        stream_max: 4,
+        stream_max_per_partner: 2,
+        ..small()
+    })
+    .await;
+    let (beta, beta_id, beta_hash) = new_api_key().unwrap();
+    tokio::task::block_in_place(|| {
+        n.store
+            .put_partner(&Partner {
+                name: "beta".into(),
+                jurisdiction: "DE".into(),
+                groups: vec![],
+                read: vec![n.intel.clone()],
+                write: vec![],
+                key_id: beta_id,
+                key_hash: beta_hash,
+                created_ns: 0,
+            })
+            .unwrap()
+    });
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (status, head, s) = open(n.addr, &n.stream_path(), &n.key, None).await;
+        assert_eq!(status, 200, "{head}");
+        held.push(s.unwrap());
+    }
+    let path = n.stream_path();
+    let (status, head, body) =
+        get_with(n.addr, &path, &n.key, "Accept: text/event-stream\r\n").await;
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("\r\nretry-after: 1"), "{head}");
+    assert!(body.contains("stream_max_per_partner"), "{body}");
+    assert_eq!(n.state.stream_gate().open_by("acme"), 2);
+    // Another partner still opens one: the third place of four.
+    let (status, head, s) = open(n.addr, &path, &beta, None).await;
+    assert_eq!(status, 200, "{head}");
+    held.push(s.unwrap());
+    // The last place is the operator's: a partner gets 503 naming stream_max ...
+    let (status, head, body) =
+        get_with(n.addr, &path, &beta, "Accept: text/event-stream\r\n").await;
+    assert_eq!(status, 503, "{head}");
+    assert!(body.contains("stream_max"), "{body}");
+    // ... and the operator opens it.
+    let (status, head, s) = open(n.addr, &path, ADMIN, None).await;
+    assert_eq!(status, 200, "{head}");
+    held.push(s.unwrap());
+    assert_eq!(n.state.stream_gate().open(), 4);
+}
+
+/// The SOA serial of an RPZ zone.
+fn soa_serial(zone: &str) -> u32 {
+    let line = zone.lines().find(|l| l.contains(" IN SOA ")).unwrap();
+    let after = line.split_once("( ").unwrap().1;
+    after.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// F2: a partner's feed tag and zone serial derive from what it receives: a write withheld
+/// from it (TLP:RED) changes neither (a 304 still answers its tag), a shared write changes
+/// both, the serial by one (RFC 1982).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_write_changes_neither_the_feed_tag_nor_the_zone_serial() {
+    let n = node(small()).await;
+    n.write(&[indicator(0, 10)]);
+    let feed = |f: &str| format!("/concord/collections/{}/feeds/{f}", n.intel);
+    let (status, head, zone) = get_with(n.addr, &feed("rpz"), &n.key, "").await;
+    assert_eq!(status, 200, "{zone}");
+    let (zone_tag, serial) = (header(&head, "etag").unwrap().to_owned(), soa_serial(&zone));
+    let (_, head, _) = get_with(n.addr, &feed("plain"), &n.key, "").await;
+    let plain_tag = header(&head, "etag").unwrap().to_owned();
+    let (_, head, _) = get_with(n.addr, &feed("rpz"), ADMIN, "").await;
+    let admin_tag = header(&head, "etag").unwrap().to_owned();
+    // Withheld from the partner: its version counter moved, its feeds did not.
+    n.write(&[red(indicator(1, 10))]);
+    for (f, tag) in [("rpz", &zone_tag), ("plain", &plain_tag)] {
+        let (status, head, body) = get_with(
+            n.addr,
+            &feed(f),
+            &n.key,
+            &format!("If-None-Match: {tag}\r\n"),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (304, ""), "{f}: {head}");
+        assert_eq!(header(&head, "etag"), Some(tag.as_str()), "{f}");
+    }
+    let (_, head, again) = get_with(n.addr, &feed("rpz"), &n.key, "").await;
+    assert_eq!(again, zone);
+    assert_eq!(header(&head, "etag"), Some(zone_tag.as_str()));
+    assert_eq!(soa_serial(&again), serial);
+    // The operator receives it: its zone changed.
+    let (_, head, admin_zone) = get_with(n.addr, &feed("rpz"), ADMIN, "").await;
+    assert_ne!(header(&head, "etag"), Some(admin_tag.as_str()));
+    assert!(admin_zone.contains("host1.example"), "{admin_zone}");
+    // Shared with the partner: new bytes, new tag, the next serial.
+    n.write(&[indicator(2, 10)]);
+    let (status, head, zone) = get_with(
+        n.addr,
+        &feed("rpz"),
+        &n.key,
+        &format!("If-None-Match: {zone_tag}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(zone.contains("host2.example"), "{zone}");
+    assert_ne!(header(&head, "etag"), Some(zone_tag.as_str()));
+    assert_eq!(soa_serial(&zone), serial.wrapping_add(1));
+    let (status, _, _) = get_with(
+        n.addr,
+        &feed("plain"),
+        &n.key,
+        &format!("If-None-Match: {plain_tag}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}

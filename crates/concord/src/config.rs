@@ -144,6 +144,7 @@ tlp_version = "2.0"
 # answer_floor_ms = 5                  # a partner's answer about an object id leaves no sooner (per id)
 # answer_jitter_ms = 5                 # plus a random delay of up to this
 # stream_max = 64                      # live streams (…/stream/) open at once; more get 503
+# stream_max_per_partner = 4           # of those, streams one partner holds; more get 429
 # stream_buffer = 16                   # batches queued per stream for a slow client
 # stream_stall_ms = 10000              # a buffer full this long drops the client (slow-client)
 # stream_batch = 1000                  # objects per stream batch (one event, one audit entry)
@@ -392,6 +393,8 @@ pub struct Limits {
     pub answer_jitter_ms: u64,
     /// See [`concord_server::Limits::stream_max`].
     pub stream_max: usize,
+    /// See [`concord_server::Limits::stream_max_per_partner`].
+    pub stream_max_per_partner: usize,
     /// See [`concord_server::Limits::stream_buffer`] (batches).
     pub stream_buffer: usize,
     /// See [`concord_server::Limits::stream_stall_ms`] (milliseconds).
@@ -447,6 +450,7 @@ impl Default for Limits {
             answer_floor_ms: server.answer_floor_ms,
             answer_jitter_ms: server.answer_jitter_ms,
             stream_max: server.stream_max,
+            stream_max_per_partner: server.stream_max_per_partner,
             stream_buffer: server.stream_buffer,
             stream_stall_ms: server.stream_stall_ms,
             stream_batch: server.stream_batch,
@@ -490,6 +494,7 @@ impl Limits {
             answer_floor_ms: self.answer_floor_ms,
             answer_jitter_ms: self.answer_jitter_ms,
             stream_max: self.stream_max,
+            stream_max_per_partner: self.stream_max_per_partner,
             stream_buffer: self.stream_buffer,
             stream_stall_ms: self.stream_stall_ms,
             stream_batch: self.stream_batch,
@@ -668,7 +673,8 @@ mod tests {
              stream_buffer = 21\nstream_stall_ms = 22\nstream_batch = 23\n\
              stream_heartbeat_secs = 24\nstream_poll_ms = 25\n\
              body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n\
-             min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n"
+             min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n\
+             stream_max_per_partner = 31\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -687,6 +693,7 @@ mod tests {
                 answer_floor_ms: 18,
                 answer_jitter_ms: 19,
                 stream_max: 20,
+                stream_max_per_partner: 31,
                 stream_buffer: 21,
                 stream_stall_ms: 22,
                 stream_batch: 23,

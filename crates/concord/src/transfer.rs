@@ -432,7 +432,8 @@ fn export_door(
 /// collection as a sensor loads them ([`concord_feeds`]), read page by page through the
 /// egress door (door `feed-{format}`, each page audited) as the operator or, with
 /// `--partner`, as that partner receives them; values on `warninglists` left out. What was
-/// left out is counted, by reason, on stderr.
+/// left out is counted, by reason, on stderr. The RPZ SOA serial is the audience's
+/// feed edition ([`concord_server::feeds::finish_edition`]), shared with its HTTP feed.
 pub fn export_feed(
     store: Arc<dyn Store>,
     collection: &str,
@@ -470,14 +471,18 @@ pub fn export_feed(
             _ => break,
         }
     }
-    let version = store.collection_version(&c.id)?;
-    let (text, report) = builder.finish(&concord_feeds::Header {
-        title: c.alias.clone().unwrap_or_else(|| c.id.clone()),
-        serial: u32::try_from(version.rem_euclid(1 << 31))
-            .unwrap_or(1)
-            .max(1),
-        ..Default::default()
-    });
+    // Numbered as the HTTP feed of the same audience: the RPZ serial follows the bytes it
+    // receives, not the collection's version (which withheld writes move too).
+    let (text, report, _) = concord_server::feeds::finish_edition(
+        store.as_ref(),
+        &audience,
+        &c.id,
+        builder,
+        &concord_feeds::Header {
+            title: c.alias.clone().unwrap_or_else(|| c.id.clone()),
+            ..Default::default()
+        },
+    )?;
     match output {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
