@@ -7,7 +7,8 @@
 //! Six partners read it through every door: TAXII objects (limit 1 following `next`, limit
 //! 1000), manifest, versions, single objects, `concord export` (STIX and MISP), a push to a
 //! real second node, the web UI logged in as the partner (pages, search, object pages,
-//! graphs) and `POST /api/match`. Every byte a partner receives — bodies, headers, `next`
+//! graphs), `POST /api/match`, the live stream (batches of 1 and the default) and every
+//! feed format (issue 21). Every byte a partner receives — bodies, headers, `next`
 //! tokens and their base64-decoded bytes — is searched for what it must not get (raw
 //! personal values across the border, the stored ids of withheld and renamed objects,
 //! withheld content), and what it must get is asserted to arrive.
@@ -274,6 +275,10 @@ const HEAD_RED: &str = "note--30000012-8ff6-4a8b-9c2f-6e5a3b1f0d11";
 const TAIL_RED: &str = "note--30000013-8ff6-4a8b-9c2f-6e5a3b1f0d11";
 const DUP: &str = "note--30000014-8ff6-4a8b-9c2f-6e5a3b1f0d11";
 const DUP_VALUE: &str = "dup.first@corp.cn";
+/// A CLEAR indicator whose pattern holds an e-mail address (personal data): abroad, the
+/// feeds and the stream carry it pseudonymised, never raw.
+const IND_EMAIL: &str = "indicator--30000015-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+const IND_EMAIL_VALUE: &str = "ind.mail@corp.cn";
 const MISSING: &str = "note--3000ffff-8ff6-4a8b-9c2f-6e5a3b1f0d11";
 
 fn ts() -> Value {
@@ -289,6 +294,10 @@ fn graph_objects() -> Vec<Value> {
         json!({"type": "indicator", "spec_version": "2.1", "id": IND_CLEAR, "created": t,
                "modified": t, "name": "clear c2", "pattern_type": "stix",
                "pattern": format!("[domain-name:value = '{CLEAR_DOMAIN}']"),
+               "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [CLEAR]}),
+        json!({"type": "indicator", "spec_version": "2.1", "id": IND_EMAIL, "created": t,
+               "modified": t, "name": "phishing sender", "pattern_type": "stix",
+               "pattern": format!("[email-addr:value = '{IND_EMAIL_VALUE}']"),
                "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [CLEAR]}),
         json!({"type": "indicator", "spec_version": "2.1", "id": IND_RED, "created": t,
                "modified": t, "name": "CANARY-RED-INDICATOR", "pattern_type": "stix",
@@ -524,6 +533,62 @@ fn export(node: &Node, partner: &str, format: &str) -> Option<Seen> {
     Some(seen)
 }
 
+/// The feed formats of `…/feeds/{format}` (issue 21).
+const FEED_FORMATS: [&str; 5] = ["suricata", "zeek-intel", "rpz", "csv", "plain"];
+
+/// The live stream of the collection as `key` follows it (batches of `limit`), read until
+/// its first heartbeat: the follower sends one only once every batch of what the
+/// collection holds was queued before it. Every byte received, the event ids (TAXII `next`
+/// tokens) decoded too.
+fn stream(s: &Server, key: &str, limit: Option<usize>) -> Seen {
+    use std::io::BufRead as _;
+    let path = match limit {
+        Some(l) => format!("{BASE}/stream/?limit={l}"),
+        None => format!("{BASE}/stream/"),
+    };
+    let resp = Server::agent()
+        .get(format!("{}{path}", s.base))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Accept", "text/event-stream")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{path}");
+    let mut seen = Seen::default();
+    for (k, v) in resp.headers() {
+        seen.text
+            .push_str(&format!("{k}: {}\n", v.to_str().unwrap_or_default()));
+    }
+    let mut r = std::io::BufReader::new(resp.into_body().into_reader());
+    let (mut event, mut data) = (String::new(), Vec::<String>::new());
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "{path}: the stream ended"
+        );
+        seen.text.push_str(&line);
+        let line = line.trim_end_matches('\n');
+        if line == ": heartbeat" {
+            break;
+        }
+        if line.is_empty() {
+            assert_eq!(event, "objects", "{path}: {data:?}");
+            let page: Value = serde_json::from_str(&data.join("\n")).unwrap();
+            for o in page["objects"].as_array().into_iter().flatten() {
+                seen.add_object(o);
+            }
+            (event, data) = (String::new(), Vec::new());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data.push(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            seen.text.push_str(&decoded(v));
+        }
+    }
+    seen
+}
+
 /// Logs in to the web UI with `key`: the session cookie.
 fn login(s: &Server, key: &str) -> String {
     // Not following the redirect: the cookie is on the login answer.
@@ -609,7 +674,12 @@ fn fixture() -> Fixture {
     let node = Node::init_with(&["--jurisdiction", "CN"]);
     let config = node.path().join("concord.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{text}\n{POLICY}")).unwrap();
+    // A stream read by the suite ends at its first heartbeat ([`stream`]): soon.
+    std::fs::write(
+        &config,
+        format!("{text}\n{POLICY}\n[limits]\nstream_heartbeat_secs = 1\n"),
+    )
+    .unwrap();
     let marking: Value = serde_json::from_str(&cli_ok(&node, &["policy", "marking"])).unwrap();
     let important = marking["id"].as_str().unwrap().to_owned();
 
@@ -761,6 +831,10 @@ fn forbidden(p: &Partner) -> Vec<(String, String)> {
             f.push((v.to_owned(), "raw SCO value".to_owned()));
             f.push((id.to_owned(), "stored id of a renamed SCO".to_owned()));
         }
+        f.push((
+            IND_EMAIL_VALUE.to_owned(),
+            "raw personal value in an indicator's pattern".to_owned(),
+        ));
     }
     f
 }
@@ -781,6 +855,7 @@ fn expected_ids(p: &Partner) -> BTreeSet<String> {
     }
     for id in [
         IND_CLEAR,
+        IND_EMAIL,
         NOTE_TO_RED,
         OBSERVED,
         REL_TO_IP,
@@ -997,6 +1072,18 @@ fn nothing_leaves_that_the_policy_forbids() {
                 misp.text
             );
             doors.push(("export misp", misp, false));
+            doors.push(("stream", stream(&s, key, None), true));
+            doors.push(("stream limit=1", stream(&s, key, Some(1)), true));
+            for format in FEED_FORMATS {
+                let r = get(&s, key, &format!("{BASE}/feeds/{format}"));
+                assert_eq!(r.status, 200, "{format}: {}", r.body);
+                assert!(r.body.contains(CLEAR_DOMAIN), "{format}: {}", r.body);
+                let seen = Seen {
+                    text: bytes_of(&r),
+                    ..Seen::default()
+                };
+                doors.push((format, seen, false));
+            }
         } else {
             // No read permission: the collection cannot be read, export refuses.
             let r = get(&s, key, &format!("{BASE}/objects/"));
@@ -1012,6 +1099,18 @@ fn nothing_leaves_that_the_policy_forbids() {
                 ));
             }
             assert!(export(&f.node, p.name, "stix").is_none());
+            // The stream and the feeds: refused as the objects are, with the same body.
+            let paths = std::iter::once(format!("{BASE}/stream/"))
+                .chain(FEED_FORMATS.iter().map(|f| format!("{BASE}/feeds/{f}")));
+            for path in paths {
+                let refused = get(&s, key, &path);
+                assert_eq!(
+                    (refused.status, &refused.body),
+                    (r.status, &r.body),
+                    "{path}"
+                );
+                seen.text.push_str(&bytes_of(&refused));
+            }
             doors.push(("taxii without read", seen, false));
         }
         if ["bsi", "cncert"].contains(&p.name) {
