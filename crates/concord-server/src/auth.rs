@@ -475,7 +475,10 @@ impl Authenticator {
         let Principal::Partner(was) = principal else {
             return Ok(Some(principal.clone()));
         };
-        let partners = self.partners(Duration::ZERO)?;
+        // Read outside the cache's lock, so that streams checking do not hold up
+        // authentication while the store answers.
+        let partners = Arc::new(self.store.partners()?);
+        *lock(&self.partners) = Some((Instant::now(), partners.clone()));
         Ok(partners
             .iter()
             .find(|p| p.key_id == was.key_id && p.key_hash == was.key_hash)

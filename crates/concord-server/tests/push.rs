@@ -892,13 +892,16 @@ async fn ends_revoked(s: &mut Sse) {
     assert!(s.next().await.is_none(), "the stream ends after the reason");
 }
 
+/// A change to a partner: `false` removes it instead.
+type Change = fn(&mut Partner) -> bool;
+
 /// F1: an open stream stops as soon as its principal may no longer read the collection,
 /// whichever process changed the partner: removed, key rotated, read permission withdrawn.
 /// Every change is made through another connection to the database (as `concord partner`
 /// does), then a write is notified: the batch it makes must not reach the partner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_ends_when_its_partner_is_removed_rotated_or_loses_read() {
-    let changes: [(&str, fn(&mut Partner) -> bool); 3] = [
+    let changes: [(&str, Change); 3] = [
         ("removed", |_| false),
         ("rotated", |p| {
             let (_, key_id, key_hash) = new_api_key().unwrap();
@@ -941,6 +944,19 @@ async fn an_idle_stream_ends_at_the_next_heartbeat_when_its_partner_is_removed()
     let (_, _, s) = open(n.addr, &n.stream_path(), &n.key, None).await;
     let mut s = s.unwrap();
     n.change_acme(|_| false);
+    // Heartbeats are counted, not timed: each is sent only after the check, so at most
+    // one may have been on its way while the partner was removed.
+    while !s.text.contains("event: dropped") {
+        assert!(
+            s.text.matches(": heartbeat\n\n").count() <= 1,
+            "heartbeats go on to a removed partner: {:?}",
+            s.text
+        );
+        let more = tokio::time::timeout(GUARD, s.chunk())
+            .await
+            .expect("neither heartbeat nor reason");
+        assert!(more, "the stream ended without a reason: {:?}", s.text);
+    }
     ends_revoked(&mut s).await;
     assert_eq!(n.state.stream_gate().open(), 0);
 }
