@@ -55,7 +55,7 @@ impl Store for NoAudit {
         try_lease(k: &str, h: &str, n: i64, u: i64) -> Result<bool>;
         settings_with_prefix(p: &str) -> Result<Vec<(String, String)>>;
         received_from(id: &str, v: Option<&str>) -> Result<Vec<String>>;
-        brought_by(id: &str, v: &str) -> Result<Vec<String>>;
+        creators(id: &str) -> Result<Vec<String>>;
         partners() -> Result<Vec<Partner>>;
         package_chain(d: PackageDirection, n: &str, p: &str) -> Result<Option<PackageLink>>;
         package_cursor(p: &str, c: &str) -> Result<Option<Cursor>>;

@@ -808,17 +808,21 @@ impl Egress {
         Ok(out)
     }
 
-    /// How a partner's write of the object `header` into `collection_id` is taken, decided
-    /// without recording anything (nothing leaves):
+    /// How a partner's write of the object `header` (`body`: its bytes as written) into
+    /// `collection_id` is taken, decided without recording anything (nothing leaves):
     /// - the version rows of the object, of any version and spec version, that the partner
     ///   does not receive count as absent ([`concord_store::WriteBatch::add_unseen`]; issue
     ///   15, the conflict oracle), and so do other writers' foreign versions;
-    /// - a new version (`modified`) of an object of which it receives versions it did not
-    ///   write (by its TAXII POST or its node's sync, [`partner_provenance`]) is refused:
-    ///   only an object's creator makes new versions of it (STIX 2.1 §3.6);
-    /// - when every version held was written by others and is withheld from it, its version
-    ///   is added as foreign: it reads it back as it would a new object, and nobody else
-    ///   reads it ([`concord_store::WriteBatch::mark_foreign`]).
+    /// - when the node holds the object (in any collection) and the partner is not its
+    ///   creator here (it did not bring the id first, [`Store::creators`]), only its
+    ///   creator makes new versions of it (STIX 2.1 §3.6): a new version (`modified`) is
+    ///   refused when the partner receives others' versions of it in this collection;
+    ///   otherwise (withheld from it, held only elsewhere, or an object without `modified`
+    ///   whose bytes differ) it is added as the partner's foreign version, which it reads
+    ///   back as it would a new object and nobody else reads
+    ///   ([`concord_store::WriteBatch::mark_foreign`]);
+    /// - the same bytes or the same version as one it receives are taken as for anyone
+    ///   (already present, or a conflict).
     ///
     /// `reader`: the partner, when it may read the collection; `None` for one that may only
     /// write it, which receives nothing. `writer`: the partner's name. Errors: the store,
@@ -829,21 +833,23 @@ impl Egress {
         writer: &str,
         collection_id: &str,
         header: &concord_stix::ObjectHeader,
+        body: &str,
     ) -> Result<concord_store::WriterView, EgressError> {
         let own = partner_provenance(writer);
-        let read = |foreign: ForeignVersions| -> Result<Vec<Entry>, EgressError> {
-            let filter = ObjectFilter {
-                ids: vec![header.id.clone()],
-                versions: vec![VersionSelector::All],
-                spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
-                foreign,
-                ..ObjectFilter::default()
-            };
+        let filter = |foreign: ForeignVersions| ObjectFilter {
+            ids: vec![header.id.clone()],
+            versions: vec![VersionSelector::All],
+            spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
+            foreign,
+            ..ObjectFilter::default()
+        };
+        let read = |c: &str, foreign: ForeignVersions| -> Result<Vec<Entry>, EgressError> {
+            let filter = filter(foreign);
             let mut entries = Vec::new();
             let mut after = None;
             loop {
                 let page = self.store.entries(
-                    collection_id,
+                    c,
                     &filter,
                     &PageRequest {
                         limit: STORE_STEP,
@@ -858,14 +864,9 @@ impl Egress {
                 }
             }
         };
-        // Objects without `modified` (SCOs, marking definitions) have no versions to make:
-        // nothing is refused or foreign, and an id held nowhere here is simply new.
-        let all = read(ForeignVersions::All)?;
-        if all.is_empty() && header.modified.is_none() {
-            return Ok(concord_store::WriterView::default());
-        }
+        let all = read(collection_id, ForeignVersions::All)?;
         // What the writer's own view holds: everything but other writers' foreign versions.
-        let mine = read(ForeignVersions::Of(own.clone()))?;
+        let mine = read(collection_id, ForeignVersions::Of(own.clone()))?;
         let in_view: HashSet<i64> = mine.iter().map(|e| e.vid).collect();
         let mut unseen: Vec<i64> = all
             .iter()
@@ -889,103 +890,75 @@ impl Egress {
                 Vec::new()
             }
         };
-        let Some(version) = header.modified.as_ref() else {
-            return Ok(concord_store::WriterView {
-                unseen,
-                ..Default::default()
-            });
-        };
-        let key = version.sort_key();
-        // Brought first by the partner (its POST or its node's sync), not merely sent again.
-        let written_by_writer = |e: &Entry| -> Result<bool, EgressError> {
-            Ok(self
-                .store
-                .brought_by(&e.id, e.version_text.as_deref().unwrap_or_default())?
-                .contains(&own))
-        };
-        let mut others_received = false;
-        for e in &received {
-            if e.version_key == key {
-                // The same version: already held, or a conflict, as for anyone.
-                return Ok(concord_store::WriterView {
-                    unseen,
-                    ..Default::default()
-                });
-            }
-            if !written_by_writer(e)? {
-                others_received = true;
-            }
-        }
-        if others_received {
-            return Ok(concord_store::WriterView {
-                unseen,
-                refused: Some(format!(
-                    "{}: modified {version}: only an object's creator makes new versions of it \
-                     (STIX 2.1 §3.6), and this node holds versions of {} that partner {writer} \
-                     did not write",
-                    header.id, header.id
-                )),
-                foreign: None,
-            });
-        }
-        // Foreign: the partner already has foreign versions of it here, or this collection
-        // holds versions the partner did not bring; or, when the collection holds none of
-        // its own, another collection holds it (so that a write into another collection does
-        // not make a second, writable copy of an object that is not the partner's). Decided
-        // the same whatever the partner receives, so the answer and what it reads back are
-        // a new object's.
-        let shared = read(ForeignVersions::Hidden)?;
-        let mut others_held = shared.len() < mine.len();
-        let mut own_here = false;
-        for e in &shared {
-            if others_held {
-                break;
-            }
-            if written_by_writer(e)? {
-                own_here = true;
-            } else {
-                others_held = true;
-            }
-        }
-        if !others_held && !own_here {
-            let filter = ObjectFilter {
-                ids: vec![header.id.clone()],
-                versions: vec![VersionSelector::All],
-                spec_versions: vec!["2.0".to_owned(), "2.1".to_owned()],
-                ..ObjectFilter::default()
-            };
-            'collections: for c in self.store.collections()? {
-                if c.id == collection_id {
-                    continue;
-                }
-                let mut after = None;
-                loop {
-                    let page = self.store.entries(
-                        &c.id,
-                        &filter,
-                        &PageRequest {
-                            limit: STORE_STEP,
-                            after: after.take(),
-                        },
-                        false,
-                    )?;
-                    for e in &page.entries {
-                        if !written_by_writer(e)? {
-                            others_held = true;
-                            break 'collections;
-                        }
-                    }
-                    after = page.entries.last().map(Entry::cursor);
-                    if !page.more {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(concord_store::WriterView {
+        let taken = concord_store::WriterView {
             unseen,
             refused: None,
-            foreign: others_held.then_some(own),
+            foreign: None,
+        };
+        // Its creator here, or an id new to the node: a write like anyone's.
+        if self.store.creators(&header.id)?.contains(&own) {
+            return Ok(taken);
+        }
+        let held_here = !all.is_empty();
+        let held = held_here || {
+            let mut elsewhere = false;
+            for c in self.store.collections()? {
+                if c.id != collection_id
+                    && !self
+                        .store
+                        .entries(
+                            &c.id,
+                            &filter(ForeignVersions::All),
+                            &PageRequest {
+                                limit: 1,
+                                after: None,
+                            },
+                            false,
+                        )?
+                        .entries
+                        .is_empty()
+                {
+                    elsewhere = true;
+                    break;
+                }
+            }
+            elsewhere
+        };
+        if !held {
+            return Ok(taken);
+        }
+        // The same bytes, or the same version, as one it receives: already present or a
+        // conflict, as for anyone.
+        let key = header
+            .modified
+            .as_ref()
+            .map(concord_stix::Timestamp::sort_key);
+        if received.iter().any(|e| {
+            e.body.as_deref() == Some(body)
+                || (key.is_some() && key.as_ref() == Some(&e.version_key))
+        }) {
+            return Ok(taken);
+        }
+        // Others' versions it receives here (its own foreign ones are not others').
+        let shared: HashSet<i64> = read(collection_id, ForeignVersions::Hidden)?
+            .iter()
+            .map(|e| e.vid)
+            .collect();
+        if let Some(version) = &header.modified
+            && received.iter().any(|e| shared.contains(&e.vid))
+        {
+            return Ok(concord_store::WriterView {
+                refused: Some(format!(
+                    "{}: modified {version}: only an object's creator makes new versions of it \
+                     (STIX 2.1 §3.6), and partner {writer} did not create {}",
+                    header.id, header.id
+                )),
+                ..taken
+            });
+        }
+        Ok(concord_store::WriterView {
+            foreign: Some(own),
+            ..taken
         })
     }
 

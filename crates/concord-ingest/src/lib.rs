@@ -135,8 +135,9 @@ pub struct IngestOptions<'a> {
 }
 
 /// How a writer's write of one object is taken ([`IngestOptions::unseen`]).
+/// Given the object's header and its bytes as written.
 pub type UnseenVersions<'a> =
-    dyn Fn(&concord_stix::ObjectHeader) -> Result<concord_store::WriterView, StoreError> + 'a;
+    dyn Fn(&concord_stix::ObjectHeader, &str) -> Result<concord_store::WriterView, StoreError> + 'a;
 
 /// The size limits of one node's ingress, from its configuration (`max_object_size`,
 /// `max_unpacked` in `concord.toml`).
@@ -247,9 +248,11 @@ pub fn ingest_batch<R: Read>(
                     body: raw.get(),
                     value: &value,
                 };
+                // A source that writes an id the node does not hold is its creator here.
+                let new_id = !options.provenance.is_empty() && !batch.holds_id(&header.id)?;
                 let outcome = match options.unseen {
                     Some(view_of) => {
-                        let view = view_of(&header)?;
+                        let view = view_of(&header, raw.get())?;
                         match view.refused {
                             Some(reason) => AddOutcome::Conflict(reason),
                             None => {
@@ -266,7 +269,17 @@ pub fn ingest_batch<R: Read>(
                             }
                         }
                     }
-                    None => batch.add(&object)?,
+                    None => {
+                        let outcome = batch.add(&object)?;
+                        // The operator's (or a pull's) very bytes, already there as a
+                        // partner's foreign version: now everyone's.
+                        if let (AddOutcome::AlreadyPresent, Some(vid)) =
+                            (&outcome, batch.last_vid())
+                        {
+                            batch.adopt_foreign(vid)?;
+                        }
+                        outcome
+                    }
                 };
                 let version = header.version().map(|t| t.to_string());
                 match outcome {
@@ -290,7 +303,12 @@ pub fn ingest_batch<R: Read>(
                             vid: batch.last_vid().unwrap_or_default(),
                         };
                         for name in options.provenance {
-                            batch.add_provenance(&accepted.id, &accepted.version, name, added)?;
+                            batch.add_provenance(
+                                &accepted.id,
+                                &accepted.version,
+                                name,
+                                added && new_id,
+                            )?;
                         }
                         if let Some(make) = options.audit {
                             audit_pending.push(accepted.clone());

@@ -1376,15 +1376,14 @@ async fn add_objects(
         // withheld from it, or with another `created`, is added beside it, as a new one
         // would be, and the partner reads back what it wrote; the status resource, the
         // audit and what it later reads are those of a new version.
-        let unseen = |header: &concord_stix::ObjectHeader| -> Result<
-            concord_store::WriterView,
-            concord_store::StoreError,
-        > {
+        let unseen = |header: &concord_stix::ObjectHeader,
+                      body: &str|
+         -> Result<concord_store::WriterView, concord_store::StoreError> {
             let (Some(reader), Some(name)) = (&writer, &partner_name) else {
                 return Ok(Default::default());
             };
             egress
-                .writer_view(reader.as_ref(), name, &c.id, header)
+                .writer_view(reader.as_ref(), name, &c.id, header, body)
                 .map_err(|e| match e {
                     EgressError::Store(e) => e,
                     other => concord_store::StoreError::Corrupt(other.to_string()),

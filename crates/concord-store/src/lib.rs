@@ -315,8 +315,8 @@ pub trait WriteBatch {
     fn last_vid(&self) -> Option<i64>;
     /// Records that the version `version` ([`Entry::version`]'s text) of `object_id` was
     /// received from the peer `peer`, in the batch's transaction (issue 7: no echoes);
-    /// `first`: the version was new to the node, so `peer` brought it ([`Store::brought_by`]).
-    /// Recording it twice is not an error, and a source once first stays first.
+    /// `first`: the object's id was new to the node, so `peer` is its creator here
+    /// ([`Store::creators`]). Recording it twice is not an error, and a creator stays one.
     fn add_provenance(
         &mut self,
         object_id: &str,
@@ -329,6 +329,13 @@ pub trait WriteBatch {
     /// STIX 2.1 §3.6), in the batch's transaction: reads leave it out unless
     /// [`ObjectFilter::foreign`] asks for it.
     fn mark_foreign(&mut self, vid: i64, writer: &str) -> Result<()>;
+    /// Makes the version row `vid` of the batch's collection nobody's foreign version: the
+    /// operator (or a sync pull) added the very same bytes a partner had written as foreign,
+    /// and what the operator adds is read by everyone (issue 18).
+    fn adopt_foreign(&mut self, vid: i64) -> Result<()>;
+    /// Whether the node holds any version of `id`, in any collection (this batch's writes
+    /// included): a write of an id it does not hold makes its source the creator.
+    fn holds_id(&mut self, id: &str) -> Result<bool>;
     /// Sets a node setting in the batch's transaction: a sync cursor becomes durable with the
     /// objects it covers, or not at all.
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
@@ -422,12 +429,13 @@ pub struct WriterView {
     /// The version rows (`vid`) of the object in the collection that the writer does not
     /// receive: they count as absent ([`WriteBatch::add_unseen`]).
     pub unseen: Vec<i64>,
-    /// Refused with this reason: the writer receives versions of the object that it did
-    /// not write, and the version it writes is not one of them.
+    /// Refused with this reason: the node holds the object, the writer is not its creator,
+    /// it receives others' versions of it here, and the version it writes is a new one.
     pub refused: Option<String>,
-    /// The writer's provenance name when every version held was written by others and is
-    /// withheld from it: the version it adds is foreign ([`WriteBatch::mark_foreign`]),
-    /// read back by the writer alone, as a new object's would be.
+    /// The writer's provenance name when the node holds the object, the writer is not its
+    /// creator and the write is not refused: the version it adds is foreign
+    /// ([`WriteBatch::mark_foreign`]), read back by the writer alone, as a new object's
+    /// would be.
     pub foreign: Option<String>,
 }
 
@@ -606,11 +614,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`WriteBatch::add_provenance`]), ordered by name, without repeats; empty for a
     /// version made here or imported.
     fn received_from(&self, object_id: &str, version: Option<&str>) -> Result<Vec<String>>;
-    /// The sources that brought the version `version` of `object_id` to the node, new to it
-    /// ([`WriteBatch::add_provenance`] with `first`), ordered by name: a partner's own
-    /// versions, which it may make new versions after (issue 18). Empty for a version made
-    /// here, imported, or only sent again (an echo).
-    fn brought_by(&self, object_id: &str, version: &str) -> Result<Vec<String>>;
+    /// The sources that brought `object_id` to the node when it held no version of it
+    /// ([`WriteBatch::add_provenance`] with `first`), ordered by name: the object's creators
+    /// here, who alone make new versions of it (issue 18, STIX 2.1 §3.6). Empty for an
+    /// object made here or imported by the operator.
+    fn creators(&self, object_id: &str) -> Result<Vec<String>>;
     /// The last link of a chain of transfer packages: for [`PackageDirection::Out`], the
     /// packages written for `partner` (`node` is empty); for [`PackageDirection::In`], those
     /// imported from the producer whose public key (hex) is `node`, for the partner its

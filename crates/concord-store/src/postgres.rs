@@ -700,6 +700,30 @@ impl WriteBatch for PgBatch<'_> {
         Ok(())
     }
 
+    fn adopt_foreign(&mut self, vid: i64) -> Result<()> {
+        let collection_id = self.collection_id.clone();
+        self.conn().client.execute(
+            "DELETE FROM foreign_versions WHERE collection_id = $1 AND vid = $2",
+            &[&collection_id, &vid],
+        )?;
+        Ok(())
+    }
+
+    fn holds_id(&mut self, id: &str) -> Result<bool> {
+        // Versions of this batch not flushed yet are not in the table.
+        if self.pending.keys().any(|(held, _)| held == id) {
+            return Ok(true);
+        }
+        Ok(self
+            .conn()
+            .client
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1)",
+                &[&id],
+            )?
+            .get(0))
+    }
+
     fn advance_package_in(
         &mut self,
         producer: &str,
@@ -1388,12 +1412,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn brought_by(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+    fn creators(&self, object_id: &str) -> Result<Vec<String>> {
         self.with_conn(|c| {
             Ok(c.query(
-                "SELECT peer COLLATE \"C\" FROM provenance
-                 WHERE object_id = $1 AND version = $2 AND first ORDER BY 1",
-                &[&object_id, &version],
+                "SELECT DISTINCT peer COLLATE \"C\" FROM provenance
+                 WHERE object_id = $1 AND first ORDER BY 1",
+                &[&object_id],
             )?
             .iter()
             .map(|r| r.get(0))

@@ -490,6 +490,22 @@ impl WriteBatch for SqliteBatch<'_> {
         Ok(())
     }
 
+    fn adopt_foreign(&mut self, vid: i64) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM foreign_versions WHERE collection_id = ?1 AND vid = ?2",
+            params![self.collection_id, vid],
+        )?;
+        Ok(())
+    }
+
+    fn holds_id(&mut self, id: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
         self.conn.execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)
@@ -1209,13 +1225,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn brought_by(&self, object_id: &str, version: &str) -> Result<Vec<String>> {
+    fn creators(&self, object_id: &str) -> Result<Vec<String>> {
         self.with_reader(|c| {
             let mut st = c.prepare_cached(
-                "SELECT peer FROM provenance WHERE object_id = ?1 AND version = ?2 AND first
+                "SELECT DISTINCT peer FROM provenance WHERE object_id = ?1 AND first
                  ORDER BY peer",
             )?;
-            let rows = st.query_map(params![object_id, version], |r| r.get(0))?;
+            let rows = st.query_map(params![object_id], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }

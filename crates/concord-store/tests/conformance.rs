@@ -776,13 +776,8 @@ fn provenance_and_cursors_commit_with_the_batch(store: &dyn Store) {
         store.received_from(A, Some(version)).unwrap(),
         ["peer-a", "peer-b", "peer-c"]
     );
-    assert_eq!(store.brought_by(A, version).unwrap(), ["peer-b", "peer-c"]);
-    assert!(
-        store
-            .brought_by(A, "2017-01-01T00:00:00.000Z")
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(store.creators(A).unwrap(), ["peer-b", "peer-c"]);
+    assert!(store.creators(B).unwrap().is_empty());
     assert!(
         store
             .received_from(A, Some("2017-01-01T00:00:00.000Z"))

@@ -6,6 +6,7 @@ mod support;
 mod admin_api;
 mod audit;
 mod cli;
+mod creator;
 mod egress_matrix;
 mod feeds;
 mod incident;

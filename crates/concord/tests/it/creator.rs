@@ -1,0 +1,178 @@
+//! Only an object's creator makes new versions of it (STIX 2.1 §3.6; issue 18), tried as
+//! hostile partners holding keys would: through a second collection, through DELETE of a
+//! foreign version, with objects that have no `modified` (a TLP marking definition), and by
+//! squatting the operator's next version. Real `concord serve`, real HTTP, the CLI.
+
+use serde_json::{Value, json};
+
+use crate::support::{Node, Reply, Server, TAXII, concord, run};
+
+const T1: &str = "2026-01-01T00:00:00.000Z";
+const T2: &str = "2026-06-01T00:00:00.000Z";
+const T3: &str = "2026-09-01T00:00:00.000Z";
+const AMBER: &str = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421";
+const IDENTITY: &str = "identity--0b1d0000-0000-4000-8000-000000000001";
+const SHARED: &str = "indicator--0b1d0000-0000-4000-8000-000000000002";
+const SECRET: &str = "indicator--0b1d0000-0000-4000-8000-000000000003";
+const RED_DEF: &str = "marking-definition--7d7f0000-0000-4000-8000-000000000004";
+const RED_MARKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000005";
+
+fn cli(node: &Node, args: &[&str]) -> String {
+    let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn key(node: &Node, name: &str, flags: &[&str]) -> String {
+    let mut args = vec!["partner", "add", name, "--jurisdiction", "DE", "--json"];
+    args.extend_from_slice(flags);
+    let doc: Value = serde_json::from_str(&cli(node, &args)).unwrap();
+    doc["api_key"].as_str().unwrap().to_owned()
+}
+
+fn indicator(id: &str, modified: &str, note: &str, markings: &[&str]) -> Value {
+    let mut v = json!({"type": "indicator", "spec_version": "2.1", "id": id,
+        "created": T1, "modified": modified, "valid_from": T1, "pattern_type": "stix",
+        "pattern": "[domain-name:value = 'bad.example']", "description": note});
+    if !markings.is_empty() {
+        v["object_marking_refs"] = json!(markings);
+    }
+    v
+}
+
+fn identity(modified: &str, name: &str) -> Value {
+    json!({"type": "identity", "spec_version": "2.1", "id": IDENTITY, "created": T1,
+        "modified": modified, "name": name, "identity_class": "organization"})
+}
+
+fn red_definition(tlp: &str) -> Value {
+    json!({"type": "marking-definition", "spec_version": "2.1", "id": RED_DEF, "created": T1,
+        "definition_type": "tlp", "definition": {"tlp": tlp}})
+}
+
+fn import(node: &Node, objects: &[Value]) {
+    let file = node.path().join("bundle.json");
+    let bundle = json!({"type": "bundle", "id": "bundle--0b1d0000-0000-4000-8000-0000000000ff",
+        "objects": objects});
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let (code, report) = node.import("intel", &[&file]);
+    assert_eq!(code, 0, "{report}");
+}
+
+struct Door<'a> {
+    server: &'a Server,
+}
+
+impl Door<'_> {
+    fn call(&self, key: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let auth = format!("Bearer {key}");
+        let text = body.map(|b| json!({ "objects": [b] }).to_string());
+        self.server.request(
+            method,
+            &format!("/concord/collections/{path}"),
+            &[
+                ("Authorization", auth.as_str()),
+                ("Accept", TAXII),
+                ("Content-Type", TAXII),
+            ],
+            text.as_deref(),
+        )
+    }
+
+    /// POSTs one object; the status resource.
+    fn post(&self, key: &str, collection: &str, object: &Value) -> Value {
+        let r = self.call(key, "POST", &format!("{collection}/objects/"), Some(object));
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()
+    }
+
+    /// The newest version of `id` in `intel` as `key` reads it (`None`: not received).
+    fn newest(&self, key: &str, id: &str) -> Option<Value> {
+        let r = self.call(key, "GET", &format!("intel/objects/{id}/"), None);
+        (r.status == 200).then(|| r.json()["objects"][0].clone())
+    }
+}
+
+#[test]
+fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    for c in ["intel", "inbox"] {
+        cli(&node, &["collection", "create", c]);
+    }
+    cli(
+        &node,
+        &[
+            "collection",
+            "share",
+            "intel",
+            "--default-tlp",
+            "clear",
+            "--recipient",
+            "good",
+        ],
+    );
+    let evil = key(
+        &node,
+        "evil",
+        &["--read", "intel", "--write", "intel", "--write", "inbox"],
+    );
+    let good = key(&node, "good", &["--read", "intel", "--read", "inbox"]);
+    let wo = key(&node, "wo", &["--write", "intel"]);
+    import(
+        &node,
+        &[
+            identity(T1, "Operator CERT"),
+            indicator(SHARED, T1, "bad domain", &[]),
+            indicator(SECRET, T1, "amber secret", &[AMBER]),
+            red_definition("red"),
+            indicator(RED_MARKED, T1, "RED secret", &[RED_DEF]),
+        ],
+    );
+    let server = node.serve();
+    let door = Door { server: &server };
+
+    // 1. An echo into another collection makes no creator: the new version is refused.
+    door.post(&evil, "inbox", &identity(T1, "echo"));
+    let st = door.post(&evil, "intel", &identity(T2, "renamed by evil"));
+    assert_eq!(st["failure_count"], 1, "{st}");
+    assert_eq!(
+        door.newest(&good, IDENTITY).unwrap()["name"],
+        "Operator CERT"
+    );
+
+    // 2. A foreign version deleted, then a new one: still foreign, never the AMBER
+    //    recipient's newest.
+    door.post(&evil, "intel", &indicator(SECRET, T1, "probe", &[]));
+    let r = door.call(&evil, "DELETE", &format!("intel/objects/{SECRET}/"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    door.post(&evil, "intel", &indicator(SECRET, T2, "EVIL v2", &[]));
+    assert_eq!(
+        door.newest(&good, SECRET).unwrap()["description"],
+        "amber secret"
+    );
+
+    // 3. A write-only partner's marking definition under the producer's id and `created`
+    //    (it has no `modified`) releases nothing: the RED object stays withheld.
+    door.post(&wo, "intel", &red_definition("white"));
+    for k in [&good, &evil] {
+        assert!(door.newest(k, RED_MARKED).is_none(), "RED released");
+    }
+    let export = cli(&node, &["export", "--collection", "intel"]);
+    assert!(!export.contains("\"white\""), "{export}");
+
+    // 4. Squatting the operator's next version: when the operator imports those very bytes,
+    //    they are everyone's.
+    let v3 = indicator(SHARED, T3, "operator v3", &[]);
+    door.post(&wo, "intel", &v3);
+    assert_eq!(door.newest(&good, SHARED).unwrap()["modified"], T1);
+    import(&node, &[v3]);
+    assert_eq!(door.newest(&good, SHARED).unwrap()["modified"], T3);
+    assert_eq!(
+        door.newest(&evil, SHARED).unwrap()["description"],
+        "operator v3"
+    );
+}
