@@ -874,13 +874,12 @@ pub(crate) fn unchanging_properties(
     let by = |v: &serde_json::Value| v.get("created_by_ref").cloned();
     if by(earlier) != by(new) {
         return Some(format!(
-            "{}: created_by_ref: {} differs from {} of the versions already held; \
-             created_by_ref never changes between versions of an object (STIX 2.1 §3.6)",
+            // The held value is not named: a partner may receive the held version with
+            // its `created_by_ref` cut (a withheld identity), and must not learn it here.
+            "{}: created_by_ref: {} differs from the created_by_ref of the versions already \
+             held; created_by_ref never changes between versions of an object (STIX 2.1 §3.6)",
             h.id,
             new.get("created_by_ref")
-                .unwrap_or(&serde_json::Value::Null),
-            earlier
-                .get("created_by_ref")
                 .unwrap_or(&serde_json::Value::Null),
         ));
     }
