@@ -39,6 +39,8 @@ use utoipa_axum::routes;
 
 use crate::ops::{self, AdminError};
 
+mod incidents;
+
 /// The base path of the API.
 pub const BASE: &str = "/api/v1";
 
@@ -223,7 +225,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
     info(
         title = "Concord admin API",
         description = "Administration of a Concord node (collections and sharing, partners and \
-                       keys, peers, the egress policy, the audit log): what the `concord` CLI \
+                       keys, peers, the egress policy, the audit log, incidents): what the `concord` CLI \
                        does, for the admin token only. Errors are `{\"code\", \"message\"}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
@@ -236,6 +238,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
         (name = "peers", description = "Peers (TAXII servers this node syncs with) and their state"),
         (name = "policy", description = "The egress policy: show and explain"),
         (name = "audit", description = "The audit log: show and verify"),
+        (name = "incidents", description = "Cross-border incidents: the board, open, request assistance, answer, close"),
     )
 )]
 struct ApiDoc;
@@ -352,7 +355,7 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
 /// The API's routes (relative to [`BASE`]) and its OpenAPI document, from the same
 /// annotations.
 fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
-    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_collections, create_collection))
         .routes(routes!(show_collection))
         .routes(routes!(show_sharing, change_sharing))
@@ -364,8 +367,8 @@ fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
         .routes(routes!(show_policy))
         .routes(routes!(explain))
         .routes(routes!(show_audit))
-        .routes(routes!(verify_audit))
-        .split_for_parts();
+        .routes(routes!(verify_audit));
+    let (routes, mut doc) = incidents::routes(routes).split_for_parts();
     // The routes are relative to [`BASE`] (the node's router nests them there); the
     // document names the paths a client calls.
     doc.paths.paths = std::mem::take(&mut doc.paths.paths)

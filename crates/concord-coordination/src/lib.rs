@@ -16,7 +16,8 @@
 //! sync (push and pull) and TAXII reads deliver them through the egress door to that partner
 //! alone, even where the collection is TLP:AMBER.
 //!
-//! Errors: [`DeskError::Refused`] for invalid input (it names the place, a CLI flag such as
+//! Errors: [`DeskError::Refused`] for invalid input and [`DeskError::NotFound`] for an
+//! unknown incident, request or partner (each names the place, a CLI flag such as
 //! `--deadline` or an argument such as `INCIDENT`, and the rule broken); the other variants
 //! are system errors (store, ingest, unreadable records).
 
@@ -50,6 +51,11 @@ pub enum DeskError {
     /// Invalid input: the place (flag or argument) and the rule broken. Nothing was written.
     #[error("{0}")]
     Refused(String),
+    /// What the input names does not exist on this node (the incident, the request, the
+    /// partner): the place and what is missing. Nothing was written. Its own variant so
+    /// that the admin API answers it 404, as it answers every other unknown name.
+    #[error("{0}")]
+    NotFound(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -82,6 +88,10 @@ type Result<T> = std::result::Result<T, DeskError>;
 
 fn refuse<T>(message: impl Into<String>) -> Result<T> {
     Err(DeskError::Refused(message.into()))
+}
+
+fn missing<T>(message: impl Into<String>) -> Result<T> {
+    Err(DeskError::NotFound(message.into()))
 }
 
 /// The node the operations act on.
@@ -483,12 +493,12 @@ pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Re
         .map(concord_incident::parse_priority)
         .transpose()?;
     if !store.partners()?.iter().any(|p| p.name == to) {
-        return refuse(format!(
+        return missing(format!(
             "--to: no partner named {to:?} on this node (concord partner list)"
         ));
     }
     let Some((c, incident)) = find(store, incident_id)? else {
-        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
     };
     let Some(view) = concord_incident::read_incident(&incident) else {
         return refuse(format!(
@@ -609,12 +619,14 @@ pub fn respond(
             "--status: {status:?} is not acknowledged, accepted, declined or done"
         ));
     };
+    // The request first: an unknown one is that, whatever the rest says (the admin API's
+    // 404 does not depend on the other fields).
+    let Some((c, task)) = find(store, task_id)? else {
+        return missing(format!("TASK: no request {task_id} on this node"));
+    };
     if status == AnswerStatus::Declined && note.is_none_or(str::is_empty) {
         return refuse("--note: a request is declined with a reason");
     }
-    let Some((c, task)) = find(store, task_id)? else {
-        return refuse(format!("TASK: no request {task_id} on this node"));
-    };
     let Some(req) = concord_incident::read_request(&task) else {
         return refuse(format!(
             "TASK: {task_id} is not a request for assistance (a task with Concord's coordination extension)"
@@ -684,7 +696,7 @@ pub fn close(
 ) -> Result<()> {
     let store = node.store;
     let Some((c, incident)) = find(store, incident_id)? else {
-        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
     };
     let me = identity(node, now)?;
     if incident.get("created_by_ref").and_then(Value::as_str) != Some(id_of(&me)) {
@@ -727,12 +739,12 @@ pub fn grant(
         }
     }
     if !store.partners()?.iter().any(|p| p.name == to) {
-        return refuse(format!(
+        return missing(format!(
             "--to: no partner named {to:?} on this node (concord partner list)"
         ));
     }
     let Some((c, incident)) = find(store, incident_id)? else {
-        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
     };
     if concord_incident::read_incident(&incident).is_none() {
         return refuse(format!(
@@ -858,6 +870,6 @@ pub fn show(store: &dyn Store, id: &str, now: &Timestamp) -> Result<Tracked> {
         .find(|t| t.state.incident.id == id)
     {
         Some(t) => Ok(t),
-        None => refuse(format!("ID: no incident {id} on this node")),
+        None => missing(format!("ID: no incident {id} on this node")),
     }
 }
