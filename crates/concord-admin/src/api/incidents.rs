@@ -420,6 +420,7 @@ pub(super) enum IncidentStatus {
 #[serde(deny_unknown_fields)]
 struct ListParams {
     /// Only open or only closed incidents.
+    #[param(inline)]
     status: Option<IncidentStatus>,
 }
 

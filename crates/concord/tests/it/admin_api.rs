@@ -1225,6 +1225,23 @@ fn incidents_open_request_answer_and_close_over_http() {
         Some(json!({"status": "declined"})),
     );
     assert_error(&r, 404, "not_found", no_task);
+    // An object of another kind is not the resource named either.
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/tasks/{incident}/answers"),
+        Some(json!({"status": "declined"})),
+    );
+    assert_error(&r, 404, "not_found", "not a request");
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{task}/close"),
+        Some(json!({})),
+    );
+    assert_error(&r, 404, "not_found", "not an incident");
+    let r = admin(&s, "GET", &format!("/api/v1/incidents/{task}"), None);
+    assert_error(&r, 404, "not_found", &task);
 
     // A partner's key: the answer of a missing path.
     let r = with_key(&s, &br_key, "GET", "/api/v1/incidents", TAXII);
