@@ -16,7 +16,8 @@
 //! sync (push and pull) and TAXII reads deliver them through the egress door to that partner
 //! alone, even where the collection is TLP:AMBER.
 //!
-//! Errors: [`DeskError::Refused`] for invalid input (it names the place, a CLI flag such as
+//! Errors: [`DeskError::Refused`] for invalid input and [`DeskError::NotFound`] for an
+//! unknown incident, request or partner (each names the place, a CLI flag such as
 //! `--deadline` or an argument such as `INCIDENT`, and the rule broken); the other variants
 //! are system errors (store, ingest, unreadable records).
 
@@ -50,6 +51,11 @@ pub enum DeskError {
     /// Invalid input: the place (flag or argument) and the rule broken. Nothing was written.
     #[error("{0}")]
     Refused(String),
+    /// What the input names does not exist on this node (the incident, the request, the
+    /// partner): the place and what is missing. Nothing was written. Its own variant so
+    /// that the admin API answers it 404, as it answers every other unknown name.
+    #[error("{0}")]
+    NotFound(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -82,6 +88,10 @@ type Result<T> = std::result::Result<T, DeskError>;
 
 fn refuse<T>(message: impl Into<String>) -> Result<T> {
     Err(DeskError::Refused(message.into()))
+}
+
+fn missing<T>(message: impl Into<String>) -> Result<T> {
+    Err(DeskError::NotFound(message.into()))
 }
 
 /// The node the operations act on.
@@ -472,8 +482,8 @@ impl Requested {
 
 /// Asks a partner for assistance: a STIX `task` addressed to it (with its incident and the
 /// requester's identity) in the incident's collection, audited as door `incident-request`.
-/// Refused: a bad deadline or priority, an empty ask, an unknown partner or incident, a
-/// closed incident.
+/// Refused: a bad deadline or priority, an empty ask, a closed incident; not found: an
+/// unknown partner or incident.
 pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Result<Requested> {
     let store = node.store;
     let (incident_id, to) = (input.incident, input.to);
@@ -483,15 +493,15 @@ pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Re
         .map(concord_incident::parse_priority)
         .transpose()?;
     if !store.partners()?.iter().any(|p| p.name == to) {
-        return refuse(format!(
+        return missing(format!(
             "--to: no partner named {to:?} on this node (concord partner list)"
         ));
     }
     let Some((c, incident)) = find(store, incident_id)? else {
-        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
     };
     let Some(view) = concord_incident::read_incident(&incident) else {
-        return refuse(format!(
+        return missing(format!(
             "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
         ));
     };
@@ -593,9 +603,10 @@ pub struct Responded {
 
 /// Answers a request addressed to this node (`status`: acknowledged, accepted, declined,
 /// done; `note`: the reason or outcome): a new version of this node's answer, addressed to
-/// the partner that sent the request, audited as door `incident-respond`. Refused: an
-/// unknown status, a decline without a reason, an unknown task or one that is not a
-/// request, a request this node made, a request whose sender is unknown, a settled request.
+/// the partner that sent the request, audited as door `incident-respond`. Not found: an
+/// unknown task or one that is not a request. Refused: an unknown status, a decline without
+/// a reason, a request this node made, a request whose sender is unknown, a settled
+/// request.
 pub fn respond(
     node: &Node<'_>,
     task_id: &str,
@@ -609,17 +620,19 @@ pub fn respond(
             "--status: {status:?} is not acknowledged, accepted, declined or done"
         ));
     };
-    if status == AnswerStatus::Declined && note.is_none_or(str::is_empty) {
-        return refuse("--note: a request is declined with a reason");
-    }
+    // The request first: an unknown one (or an object that is no request) is that, whatever
+    // the rest says, so the admin API's 404 does not depend on the other fields.
     let Some((c, task)) = find(store, task_id)? else {
-        return refuse(format!("TASK: no request {task_id} on this node"));
+        return missing(format!("TASK: no request {task_id} on this node"));
     };
     let Some(req) = concord_incident::read_request(&task) else {
-        return refuse(format!(
+        return missing(format!(
             "TASK: {task_id} is not a request for assistance (a task with Concord's coordination extension)"
         ));
     };
+    if status == AnswerStatus::Declined && note.is_none_or(str::is_empty) {
+        return refuse("--note: a request is declined with a reason");
+    }
     let me = identity(node, now)?;
     if req.created_by.as_deref() == Some(id_of(&me)) {
         return refuse(format!(
@@ -674,8 +687,10 @@ pub fn respond(
 }
 
 /// Closes an incident this node opened (a new version, `investigation_status` closed, with
-/// the `outcome`), audited as door `incident-close`. Refused: an unknown incident, one
-/// opened by another node (only an object's creator may version it), one already closed.
+/// the `outcome`), audited as door `incident-close`. Not found: an unknown incident, or an
+/// object that is none.
+/// Refused: one opened by another node (only an object's creator may version it), one
+/// already closed.
 pub fn close(
     node: &Node<'_>,
     incident_id: &str,
@@ -684,8 +699,13 @@ pub fn close(
 ) -> Result<()> {
     let store = node.store;
     let Some((c, incident)) = find(store, incident_id)? else {
-        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
     };
+    if concord_incident::read_incident(&incident).is_none() {
+        return missing(format!(
+            "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
+        ));
+    }
     let me = identity(node, now)?;
     if incident.get("created_by_ref").and_then(Value::as_str) != Some(id_of(&me)) {
         return refuse(format!(
@@ -701,8 +721,8 @@ pub fn close(
 /// Grants what one request needs: partner `to` receives the personal data of each category
 /// of `allow` (as `email`, `ip_address`, …) as written in the incident and in every object
 /// that refers to it; kept in the collection's sharing and audited (door
-/// `incident-grant`). Returns the categories. Refused: an unknown category, partner or
-/// incident.
+/// `incident-grant`). Returns the categories. Refused: an unknown category; not found: an
+/// unknown partner or incident.
 pub fn grant(
     node: &Node<'_>,
     incident_id: &str,
@@ -727,15 +747,15 @@ pub fn grant(
         }
     }
     if !store.partners()?.iter().any(|p| p.name == to) {
-        return refuse(format!(
+        return missing(format!(
             "--to: no partner named {to:?} on this node (concord partner list)"
         ));
     }
     let Some((c, incident)) = find(store, incident_id)? else {
-        return refuse(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
     };
     if concord_incident::read_incident(&incident).is_none() {
-        return refuse(format!(
+        return missing(format!(
             "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
         ));
     }
@@ -858,6 +878,6 @@ pub fn show(store: &dyn Store, id: &str, now: &Timestamp) -> Result<Tracked> {
         .find(|t| t.state.incident.id == id)
     {
         Some(t) => Ok(t),
-        None => refuse(format!("ID: no incident {id} on this node")),
+        None => missing(format!("ID: no incident {id} on this node")),
     }
 }

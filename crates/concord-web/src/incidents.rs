@@ -44,7 +44,7 @@ fn status_rank(status: &str) -> usize {
 impl From<DeskError> for WebError {
     fn from(e: DeskError) -> WebError {
         match e {
-            DeskError::Refused(m) => WebError::bad_request(m),
+            DeskError::Refused(m) | DeskError::NotFound(m) => WebError::bad_request(m),
             e => {
                 tracing::error!(error = %e, "incident operation failed in the web UI");
                 WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -276,7 +276,7 @@ async fn open(
         Ok(o) => Ok(
             Redirect::to(&format!("/ui/incidents/{}", crate::url_encode(&o.id))).into_response(),
         ),
-        Err(DeskError::Refused(m)) => {
+        Err(DeskError::Refused(m) | DeskError::NotFound(m)) => {
             let page = board_page(&web, &v, form, Some(m)).await?;
             Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
@@ -493,7 +493,7 @@ async fn after(
         Ok(()) => {
             Ok(Redirect::to(&format!("/ui/incidents/{}", crate::url_encode(&id))).into_response())
         }
-        Err(DeskError::Refused(m)) => {
+        Err(DeskError::Refused(m) | DeskError::NotFound(m)) => {
             let page = incident_page(web, v, id, Some(m)).await?;
             Ok((StatusCode::BAD_REQUEST, page).into_response())
         }

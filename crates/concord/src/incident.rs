@@ -283,7 +283,7 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             }
             Ok(true)
         }
-        Err(DeskError::Refused(message)) => {
+        Err(DeskError::Refused(message) | DeskError::NotFound(message)) => {
             eprintln!("error: {message}");
             if json {
                 println!("{}", json!({ "error": message }));

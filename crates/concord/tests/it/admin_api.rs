@@ -780,6 +780,9 @@ fn non_admins_get_one_answer_on_every_path_and_method() {
         "/api/v1/collections/intel/sharing",
         "/api/v1/openapi.json",
         "/api/v1/audit/verify",
+        "/api/v1/incidents",
+        "/api/v1/incidents/incident--00000000-0000-4000-8000-000000000001/close",
+        "/api/v1/tasks/task--00000000-0000-4000-8000-000000000001/answers",
         // Paths that do not exist.
         "/api/v1",
         "/api/v1/",
@@ -874,6 +877,11 @@ fn openapi_document_and_schemathesis() {
         "/api/v1/policy/explain",
         "/api/v1/audit",
         "/api/v1/audit/verify",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{id}",
+        "/api/v1/incidents/{id}/requests",
+        "/api/v1/incidents/{id}/close",
+        "/api/v1/tasks/{id}/answers",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
@@ -930,4 +938,312 @@ fn schemathesis(python: &Path, schema: &Path, base: &str) -> std::process::Outpu
         .current_dir(scratch)
         .output()
         .expect("run schemathesis")
+}
+
+/// `concord incident … --json` on `node`, parsed.
+fn incident_cli(node: &Node, args: &[&str]) -> Value {
+    let out = run(concord()
+        .arg("incident")
+        .args(args)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(node.path()));
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The doors of the audit rows of object `id`.
+fn doors_of(s: &Server, id: &str) -> Vec<String> {
+    let r = admin(s, "GET", &format!("/api/v1/audit?object={id}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["door"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Incidents over the admin API (issue 23 item 1, issue 18): open → request → show → list
+/// → answer a request received from a partner → close, each the CLI's operation (the same
+/// documents as `incident show|list --json`, the same audit doors); bad input is 400 naming
+/// the field, an unknown incident, request or partner 404.
+#[test]
+fn incidents_open_request_answer_and_close_over_http() {
+    let node = node();
+    let s = node.serve();
+    assert_eq!(
+        admin(
+            &s,
+            "POST",
+            "/api/v1/collections",
+            Some(json!({"alias": "incidents"}))
+        )
+        .status,
+        201
+    );
+    let added = admin(
+        &s,
+        "POST",
+        "/api/v1/partners",
+        Some(json!({"name": "cert-br", "jurisdiction": "BR",
+            "read": ["incidents"], "write": ["incidents"]})),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    let br_key = added.json()["api_key"].as_str().unwrap().to_owned();
+
+    // Open.
+    let opened = admin(
+        &s,
+        "POST",
+        "/api/v1/incidents",
+        Some(
+            json!({"title": "ransomware at a port", "description": "lateral movement",
+            "severity": "high", "affects": ["br", "DE"]}),
+        ),
+    );
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let opened = opened.json();
+    assert_eq!(opened["collection"], "incidents", "{opened}");
+    let incident = opened["id"].as_str().unwrap().to_owned();
+    assert!(incident.starts_with("incident--"), "{incident}");
+    assert_eq!(doors_of(&s, &incident), ["incident-open"]);
+
+    // Request.
+    let requested = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{incident}/requests"),
+        Some(json!({"to": "cert-br", "ask": "block c2.example",
+            "deadline": "2030-01-01T00:00:00Z", "priority": 75})),
+    );
+    assert_eq!(requested.status, 201, "{}", requested.body);
+    let requested = requested.json();
+    assert_eq!(requested["status"], "pending", "{requested}");
+    assert_eq!(requested["peers"], json!([]), "{requested}");
+    let task = requested["id"].as_str().unwrap().to_owned();
+    assert_eq!(doors_of(&s, &task), ["incident-request"]);
+
+    // Show and list: the CLI's documents.
+    let shown = admin(&s, "GET", &format!("/api/v1/incidents/{incident}"), None);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let shown = shown.json();
+    assert_eq!(shown, incident_cli(&node, &["show", &incident]));
+    assert_eq!(shown["criticality"], 75, "{shown}");
+    assert_eq!(shown["affects"], json!(["BR", "DE"]), "{shown}");
+    assert_eq!(shown["tasks"][0]["id"], task.as_str(), "{shown}");
+    assert_eq!(shown["tasks"][0]["priority"], 75, "{shown}");
+    assert_eq!(shown["tasks"][0]["delivery"], "not a peer", "{shown}");
+    let listed = admin(&s, "GET", "/api/v1/incidents", None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.json(), incident_cli(&node, &["list"]));
+    let open = admin(&s, "GET", "/api/v1/incidents?status=open", None).json();
+    assert_eq!(open["incidents"][0]["id"], incident.as_str(), "{open}");
+    assert!(open["incidents"][0].get("events").is_none(), "{open}");
+    let closed = admin(&s, "GET", "/api/v1/incidents?status=closed", None).json();
+    assert_eq!(closed, json!({"incidents": []}));
+
+    // A request received from a partner: another node's incident and request, POSTed under
+    // cert-br's key, answered here.
+    let other = Node::init_with(&["--jurisdiction", "BR"]);
+    let theirs = incident_cli(&other, &["open", "--title", "phishing wave"]);
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    let out = run(concord()
+        .args([
+            "partner",
+            "add",
+            "cert-de",
+            "--jurisdiction",
+            "DE",
+            "--data-dir",
+        ])
+        .arg(other.path()));
+    assert!(out.status.success(), "{out:?}");
+    let their_task = incident_cli(
+        &other,
+        &[
+            "request",
+            &theirs,
+            "--to",
+            "cert-de",
+            "--ask",
+            "takedown",
+            "--deadline",
+            "2030-01-01T00:00:00Z",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = run(concord()
+        .args(["export", "--collection", "incidents", "--data-dir"])
+        .arg(other.path()));
+    assert!(out.status.success(), "{out:?}");
+    let objects = serde_json::from_slice::<Value>(&out.stdout).unwrap()["objects"].clone();
+    let posted = s.request(
+        "POST",
+        "/concord/collections/incidents/objects/",
+        &[
+            ("Authorization", &format!("Bearer {br_key}")),
+            ("Accept", TAXII),
+            ("Content-Type", TAXII),
+        ],
+        Some(&json!({ "objects": objects }).to_string()),
+    );
+    assert_eq!(posted.status, 202, "{}", posted.body);
+    assert_eq!(posted.json()["failure_count"], 0, "{}", posted.body);
+    let answers = format!("/api/v1/tasks/{their_task}/answers");
+    let r = admin(&s, "POST", &answers, Some(json!({"status": "declined"})));
+    assert_error(&r, 400, "invalid_request", "note");
+    let r = admin(&s, "POST", &answers, Some(json!({"status": "maybe"})));
+    assert_error(&r, 400, "invalid_request", "status");
+    let answered = admin(&s, "POST", &answers, Some(json!({"status": "accepted"})));
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let answered = answered.json();
+    assert_eq!(answered["to"], "cert-br", "{answered}");
+    assert_eq!(answered["status"], "accepted", "{answered}");
+    let answer = answered["id"].as_str().unwrap();
+    assert_eq!(doors_of(&s, answer), ["incident-respond"]);
+    // Our own request is answered by its recipient, not here.
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/tasks/{task}/answers"),
+        Some(json!({"status": "accepted"})),
+    );
+    assert_error(&r, 400, "invalid_request", "made by this node");
+    // Another node's incident is closed by its creator only.
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{theirs}/close"),
+        Some(json!({})),
+    );
+    assert_error(&r, 400, "invalid_request", "opened by another node");
+
+    // Close.
+    let close = format!("/api/v1/incidents/{incident}/close");
+    let closed = admin(&s, "POST", &close, Some(json!({"outcome": "contained"})));
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    assert_eq!(
+        closed.json(),
+        json!({"id": incident, "status": "closed", "outcome": "contained"})
+    );
+    assert_eq!(doors_of(&s, &incident), ["incident-open", "incident-close"]);
+    let shown = admin(&s, "GET", &format!("/api/v1/incidents/{incident}"), None).json();
+    assert_eq!(shown["status"], "closed", "{shown}");
+    assert_eq!(shown["outcome"], "contained", "{shown}");
+    let r = admin(&s, "POST", &close, Some(json!({})));
+    assert_error(&r, 400, "invalid_request", "closed");
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{incident}/requests"),
+        Some(json!({"to": "cert-br", "ask": "more", "deadline": "2030-01-01T00:00:00Z"})),
+    );
+    assert_error(&r, 400, "invalid_request", "is closed");
+
+    // Bad input: 400 naming the field; nothing opened.
+    let before = admin(&s, "GET", "/api/v1/incidents", None).json();
+    for (body, field) in [
+        (json!({"title": "  "}), "title"),
+        (json!({}), "title"),
+        (json!({"title": "t", "severity": 101}), "severity"),
+        (json!({"title": "t", "severity": "urgent"}), "severity"),
+        (json!({"title": "t", "affects": ["BRA"]}), "affects"),
+        (
+            json!({"title": "t", "collection": "no spaces"}),
+            "collection",
+        ),
+        (json!({"title": "t", "owner": "x"}), "owner"),
+    ] {
+        let r = admin(&s, "POST", "/api/v1/incidents", Some(body.clone()));
+        assert_error(&r, 400, "invalid_request", field);
+    }
+    assert_eq!(admin(&s, "GET", "/api/v1/incidents", None).json(), before);
+    let open_one = admin(
+        &s,
+        "POST",
+        "/api/v1/incidents",
+        Some(json!({"title": "second"})),
+    );
+    assert_eq!(open_one.status, 201, "{}", open_one.body);
+    let second = open_one.json()["id"].as_str().unwrap().to_owned();
+    let requests = format!("/api/v1/incidents/{second}/requests");
+    for (body, field) in [
+        (
+            json!({"to": "cert-br", "ask": "x", "deadline": "tomorrow"}),
+            "deadline",
+        ),
+        (
+            json!({"to": "cert-br", "ask": "x", "deadline": "2030-01-01T00:00:00+01:00"}),
+            "deadline",
+        ),
+        (
+            json!({"to": "cert-br", "ask": " ", "deadline": "2030-01-01T00:00:00Z"}),
+            "ask",
+        ),
+        (
+            json!({"to": "cert-br", "ask": "x", "deadline": "2030-01-01T00:00:00Z",
+            "priority": "urgent"}),
+            "priority",
+        ),
+        (json!({"to": "cert-br", "ask": "x"}), "deadline"),
+    ] {
+        let r = admin(&s, "POST", &requests, Some(body.clone()));
+        assert_error(&r, 400, "invalid_request", field);
+    }
+
+    // Unknown ids and names: 404.
+    let unknown = "incident--00000000-0000-4000-8000-00000000dead";
+    let r = admin(&s, "GET", &format!("/api/v1/incidents/{unknown}"), None);
+    assert_error(&r, 404, "not_found", unknown);
+    let valid = json!({"to": "cert-br", "ask": "x", "deadline": "2030-01-01T00:00:00Z"});
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{unknown}/requests"),
+        Some(valid.clone()),
+    );
+    assert_error(&r, 404, "not_found", unknown);
+    let mut to_nobody = valid.clone();
+    to_nobody["to"] = json!("cert-xx");
+    let r = admin(&s, "POST", &requests, Some(to_nobody));
+    assert_error(&r, 404, "not_found", "cert-xx");
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{unknown}/close"),
+        Some(json!({})),
+    );
+    assert_error(&r, 404, "not_found", unknown);
+    let no_task = "task--00000000-0000-4000-8000-00000000dead";
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/tasks/{no_task}/answers"),
+        Some(json!({"status": "declined"})),
+    );
+    assert_error(&r, 404, "not_found", no_task);
+    // An object of another kind is not the resource named either.
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/tasks/{incident}/answers"),
+        Some(json!({"status": "declined"})),
+    );
+    assert_error(&r, 404, "not_found", "not a request");
+    let r = admin(
+        &s,
+        "POST",
+        &format!("/api/v1/incidents/{task}/close"),
+        Some(json!({})),
+    );
+    assert_error(&r, 404, "not_found", "not an incident");
+    let r = admin(&s, "GET", &format!("/api/v1/incidents/{task}"), None);
+    assert_error(&r, 404, "not_found", &task);
+
+    // A partner's key: the answer of a missing path.
+    let r = with_key(&s, &br_key, "GET", "/api/v1/incidents", TAXII);
+    assert_eq!(r.status, 404, "{}", r.body);
 }
