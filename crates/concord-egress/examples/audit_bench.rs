@@ -56,6 +56,7 @@ impl Store for NoAudit {
         settings_with_prefix(p: &str) -> Result<Vec<(String, String)>>;
         received_from(id: &str, v: Option<&str>) -> Result<Vec<String>>;
         creators(id: &str) -> Result<Vec<String>>;
+        ever_held(id: &str) -> Result<bool>;
         partners() -> Result<Vec<Partner>>;
         package_chain(d: PackageDirection, n: &str, p: &str) -> Result<Option<PackageLink>>;
         package_cursor(p: &str, c: &str) -> Result<Option<Cursor>>;

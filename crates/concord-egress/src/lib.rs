@@ -899,31 +899,8 @@ impl Egress {
         if self.store.creators(&header.id)?.contains(&own) {
             return Ok(taken);
         }
-        let held_here = !all.is_empty();
-        let held = held_here || {
-            let mut elsewhere = false;
-            for c in self.store.collections()? {
-                if c.id != collection_id
-                    && !self
-                        .store
-                        .entries(
-                            &c.id,
-                            &filter(ForeignVersions::All),
-                            &PageRequest {
-                                limit: 1,
-                                after: None,
-                            },
-                            false,
-                        )?
-                        .entries
-                        .is_empty()
-                {
-                    elsewhere = true;
-                    break;
-                }
-            }
-            elsewhere
-        };
+        // Held here, in another collection, or once (deleted since): not new.
+        let held = !all.is_empty() || self.store.ever_held(&header.id)?;
         if !held {
             return Ok(taken);
         }

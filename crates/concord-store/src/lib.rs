@@ -333,8 +333,9 @@ pub trait WriteBatch {
     /// operator (or a sync pull) added the very same bytes a partner had written as foreign,
     /// and what the operator adds is read by everyone (issue 18).
     fn adopt_foreign(&mut self, vid: i64) -> Result<()>;
-    /// Whether the node holds any version of `id`, in any collection (this batch's writes
-    /// included): a write of an id it does not hold makes its source the creator.
+    /// Whether the node holds or ever held (a deleted version whose name the audit log
+    /// keeps) any version of `id`, in any collection, this batch's writes included: a write
+    /// of an id it never held makes its source the creator. See [`Store::ever_held`].
     fn holds_id(&mut self, id: &str) -> Result<bool>;
     /// Sets a node setting in the batch's transaction: a sync cursor becomes durable with the
     /// objects it covers, or not at all.
@@ -619,6 +620,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// here, who alone make new versions of it (issue 18, STIX 2.1 §3.6). Empty for an
     /// object made here or imported by the operator.
     fn creators(&self, object_id: &str) -> Result<Vec<String>>;
+    /// Whether the node holds, in any collection, or ever held (a deleted version whose name
+    /// the audit log keeps, [`Store::audit_versions_of`]) a version of `object_id`: an id
+    /// deleted and written again is not new, so deleting an object makes no one its creator
+    /// (issue 18).
+    fn ever_held(&self, object_id: &str) -> Result<bool>;
     /// The last link of a chain of transfer packages: for [`PackageDirection::Out`], the
     /// packages written for `partner` (`node` is empty); for [`PackageDirection::In`], those
     /// imported from the producer whose public key (hex) is `node`, for the partner its

@@ -718,7 +718,8 @@ impl WriteBatch for PgBatch<'_> {
             .conn()
             .client
             .query_one(
-                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1)",
+                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1)
+                     OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = $1)",
                 &[&id],
             )?
             .get(0))
@@ -1409,6 +1410,17 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
+        })
+    }
+
+    fn ever_held(&self, object_id: &str) -> Result<bool> {
+        self.with_conn(|c| {
+            Ok(c.query_one(
+                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1)
+                     OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = $1)",
+                &[&object_id],
+            )?
+            .get(0))
         })
     }
 

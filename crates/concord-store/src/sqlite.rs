@@ -500,7 +500,8 @@ impl WriteBatch for SqliteBatch<'_> {
 
     fn holds_id(&mut self, id: &str) -> Result<bool> {
         Ok(self.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)",
+            "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)
+                 OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = ?1)",
             [id],
             |r| r.get(0),
         )?)
@@ -1222,6 +1223,16 @@ impl Store for SqliteStore {
             )?;
             let rows = st.query_map(params![object_id, version], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn ever_held(&self, object_id: &str) -> Result<bool> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)
+                     OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = ?1)",
+            )?
+            .query_row([object_id], |r| r.get(0))?)
         })
     }
 

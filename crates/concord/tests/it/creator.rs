@@ -1,7 +1,7 @@
 //! Only an object's creator makes new versions of it (STIX 2.1 §3.6; issue 18), tried as
 //! hostile partners holding keys would: through a second collection, through DELETE of a
-//! foreign version, with objects that have no `modified` (a TLP marking definition), and by
-//! squatting the operator's next version. Real `concord serve`, real HTTP, the CLI.
+//! foreign version, by deleting the object and writing it again, with objects that have no
+//! `modified` (a TLP marking definition), and by squatting the operator's next version. Real `concord serve`, real HTTP, the CLI.
 
 use serde_json::{Value, json};
 
@@ -16,6 +16,7 @@ const SHARED: &str = "indicator--0b1d0000-0000-4000-8000-000000000002";
 const SECRET: &str = "indicator--0b1d0000-0000-4000-8000-000000000003";
 const RED_DEF: &str = "marking-definition--7d7f0000-0000-4000-8000-000000000004";
 const RED_MARKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000005";
+const DELETED: &str = "indicator--0b1d0000-0000-4000-8000-000000000006";
 
 fn cli(node: &Node, args: &[&str]) -> String {
     let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
@@ -130,6 +131,7 @@ fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
             indicator(SECRET, T1, "amber secret", &[AMBER]),
             red_definition("red"),
             indicator(RED_MARKED, T1, "RED secret", &[RED_DEF]),
+            indicator(DELETED, T1, "operator's", &[]),
         ],
     );
     let server = node.serve();
@@ -164,7 +166,24 @@ fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
     let export = cli(&node, &["export", "--collection", "intel"]);
     assert!(!export.contains("\"white\""), "{export}");
 
-    // 4. Squatting the operator's next version: when the operator imports those very bytes,
+    // 4. Deleting an object (a partner deletes what it receives) makes no one its creator:
+    //    written again, it is the writer's foreign version, which nobody else reads.
+    let st = door.post(&evil, "intel", &indicator(DELETED, T2, "EVIL v2", &[]));
+    assert_eq!(st["failure_count"], 1, "{st}");
+    let r = door.call(&evil, "DELETE", &format!("intel/objects/{DELETED}/"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let st = door.post(&evil, "intel", &indicator(DELETED, T2, "EVIL v2", &[]));
+    assert_eq!(st["success_count"], 1, "{st}");
+    assert!(
+        door.newest(&good, DELETED).is_none(),
+        "evil became the creator"
+    );
+    assert_eq!(
+        door.newest(&evil, DELETED).unwrap()["description"],
+        "EVIL v2"
+    );
+
+    // 5. Squatting the operator's next version: when the operator imports those very bytes,
     //    they are everyone's.
     let v3 = indicator(SHARED, T3, "operator v3", &[]);
     door.post(&wo, "intel", &v3);
