@@ -205,7 +205,7 @@ fn webhooks_send_new_objects_once_signed_and_a_partner_never_red() {
     drop(server);
     let later = indicator("00000004", "later.example", &[GREEN]);
     let later_id = later["id"].as_str().unwrap();
-    import(&node, "intel", &[later.clone()]);
+    import(&node, "intel", std::slice::from_ref(&later));
     let _server = node.serve();
     partner_seen.extend(collect_until(&p_rx, "to-br", &[later_id]));
     operator_seen.extend(collect_until(&o_rx, "ops", &[later_id]));
@@ -270,7 +270,7 @@ fn failed_deliveries_are_retried_dead_lettered_and_retried_by_hand() {
     let key = key.to_str().unwrap();
     // Where a followed redirect would go: it must never see a request.
     let (elsewhere, elsewhere_rx) = receiver(Arc::new(Mutex::new(VecDeque::new())), String::new());
-    let answers = Arc::new(Mutex::new(VecDeque::from([307, 500, 500])));
+    let answers = Arc::new(Mutex::new(VecDeque::from([302, 500, 500])));
     let (url, rx) = receiver(answers.clone(), elsewhere);
     let mut toml = std::fs::read_to_string(node.path().join("concord.toml")).unwrap();
     toml.push_str(
@@ -280,7 +280,7 @@ fn failed_deliveries_are_retried_dead_lettered_and_retried_by_hand() {
     cli_ok(&node, &hook_args("flaky", &url, key, &[]));
     let server = node.serve();
     let obj = indicator("00000005", "flaky.example", &[GREEN]);
-    import(&node, "intel", &[obj.clone()]);
+    import(&node, "intel", std::slice::from_ref(&obj));
     let doc = wait_show(&node, "flaky", 60, |d| d["dead_letters"]["count"] == 1);
     drop(server);
     let dead_id = doc["dead_letters"]["ids"][0].as_str().unwrap().to_owned();
