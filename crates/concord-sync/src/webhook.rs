@@ -405,6 +405,12 @@ pub fn turn(
         return Ok(());
     }
     let result = turn_held(store, egress, hook, opts, &lease);
+    if let Err(e) = &result {
+        // Shown by `webhook show`; the next turn starts again from the stored state.
+        let mut state = load_state(store, &hook.name)?;
+        state.last_error = Some(e.to_string());
+        save_state(store, &hook.name, &state)?;
+    }
     store.try_lease(&lease.key, holder, now_ns(), 0)?;
     result
 }

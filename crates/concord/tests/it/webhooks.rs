@@ -23,7 +23,8 @@ struct Got {
 }
 
 /// A receiver on loopback: answers each POST with the next status of `answers` (204 once
-/// they are used up; a 3xx carries `Location: redirect`), and sends what it got.
+/// they are used up; a 3xx carries `Location: redirect`; 0: no answer, the connection held
+/// open), and sends what it got.
 fn receiver(answers: Arc<Mutex<VecDeque<u16>>>, redirect: String) -> (String, Receiver<Got>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -51,6 +52,18 @@ fn receiver(answers: Arc<Mutex<VecDeque<u16>>>, redirect: String) -> (String, Re
                 continue;
             }
             let status = answers.lock().unwrap().pop_front().unwrap_or(204);
+            if status == 0 {
+                // No answer: the connection held open far longer than any test runs.
+                let _ = tx.send(Got {
+                    headers,
+                    body: String::from_utf8(body).unwrap(),
+                });
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(600));
+                    drop(conn);
+                });
+                continue;
+            }
             let reply = if (300..400).contains(&status) {
                 format!(
                     "HTTP/1.1 {status} Moved\r\nLocation: {redirect}\r\nContent-Length: 0\r\n\r\n"
@@ -259,8 +272,9 @@ fn webhooks_send_new_objects_once_signed_and_a_partner_never_red() {
     );
 }
 
-/// A delivery answered 5xx (or redirected: never followed) is retried with backoff under
-/// the same delivery id, then dead-lettered and shown; `webhook retry` delivers it.
+/// A delivery redirected (never followed), not answered within `timeout_secs`, or answered
+/// 5xx is retried with backoff under the same delivery id, then after `max_attempts`
+/// dead-lettered and shown; `webhook retry` delivers it.
 #[test]
 fn failed_deliveries_are_retried_dead_lettered_and_retried_by_hand() {
     let node = Node::init_with(&["--jurisdiction", "DE"]);
@@ -270,11 +284,11 @@ fn failed_deliveries_are_retried_dead_lettered_and_retried_by_hand() {
     let key = key.to_str().unwrap();
     // Where a followed redirect would go: it must never see a request.
     let (elsewhere, elsewhere_rx) = receiver(Arc::new(Mutex::new(VecDeque::new())), String::new());
-    let answers = Arc::new(Mutex::new(VecDeque::from([302, 500, 500])));
+    let answers = Arc::new(Mutex::new(VecDeque::from([302, 0, 500])));
     let (url, rx) = receiver(answers.clone(), elsewhere);
     let mut toml = std::fs::read_to_string(node.path().join("concord.toml")).unwrap();
     toml.push_str(
-        "\n[webhooks]\nmax_attempts = 3\nbackoff_initial_secs = 1\nbackoff_max_secs = 1\nevery_secs = 1\n",
+        "\n[webhooks]\nmax_attempts = 3\nbackoff_initial_secs = 1\nbackoff_max_secs = 1\ntimeout_secs = 1\nevery_secs = 1\n",
     );
     std::fs::write(node.path().join("concord.toml"), toml).unwrap();
     cli_ok(&node, &hook_args("flaky", &url, key, &[]));
@@ -316,7 +330,7 @@ fn failed_deliveries_are_retried_dead_lettered_and_retried_by_hand() {
     assert_eq!(out["delivered"], json!([]));
 }
 
-/// `max_body_bytes`: objects are batched under the cap, and an object alone over it is
+/// `max_body_bytes` and `max_objects`: objects are batched under both, and an object alone over it is
 /// dead-lettered unsent, its error naming the setting; a bad value stops `webhook retry`
 /// and `serve` naming the key.
 #[test]
@@ -338,7 +352,7 @@ fn deliveries_stay_under_max_body_bytes() {
     assert!(err.contains("[webhooks] max_body_bytes"), "{err}");
     std::fs::write(
         node.path().join("concord.toml"),
-        format!("{config}\n[webhooks]\nmax_body_bytes = 2048\nevery_secs = 1\n"),
+        format!("{config}\n[webhooks]\nmax_body_bytes = 2048\nmax_objects = 5\nevery_secs = 1\n"),
     )
     .unwrap();
     cli_ok(&node, &hook_args("capped", &url, key, &[]));
@@ -359,7 +373,9 @@ fn deliveries_stay_under_max_body_bytes() {
             .recv_timeout(Duration::from_secs(30).saturating_sub(start.elapsed()))
             .expect("small objects within 30 s");
         assert!(got.body.len() <= 2048, "{} bytes", got.body.len());
-        seen.extend(checked_ids(&got, "capped"));
+        let ids = checked_ids(&got, "capped");
+        assert!(ids.len() <= 5, "{} objects", ids.len());
+        seen.extend(ids);
     }
     let doc = wait_show(&node, "capped", 30, |d| d["dead_letters"]["count"] == 1);
     let why = doc["dead_letters"]["last_errors"][0].as_str().unwrap();
