@@ -443,6 +443,30 @@ impl Egress {
         Ok((transfer, resume))
     }
 
+    /// [`Egress::scan`] for a door that follows a collection as it grows (webhooks): at most
+    /// `limit` entries and `max_bytes` bytes of bodies (the first entry is always taken,
+    /// whatever its size), with bodies. Returns the transfer and the position after the last
+    /// entry decided (and audited), also when `more` is false, so the caller resumes there
+    /// without a gap or a repeat; `None` when nothing was decided. Errors: as
+    /// [`Egress::scan`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_following(
+        &self,
+        audience: &Audience,
+        door: &str,
+        collection_id: &str,
+        filter: &ObjectFilter,
+        after: Option<Cursor>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Transfer, Option<Cursor>), EgressError> {
+        let cap = Cap {
+            limit: limit.max(1),
+            bytes: max_bytes,
+        };
+        self.scan_capped(audience, door, collection_id, filter, after, cap, true)
+    }
+
     /// [`Egress::scan`] held to `cap`: its entries and the bytes of their bodies. The
     /// position returned is after the last entry decided (and audited), also when `more` is
     /// false; `None` when nothing was decided.

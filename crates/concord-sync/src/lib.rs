@@ -27,12 +27,14 @@
 //! - Without a link ([`package`], issue 22): signed, chained transfer packages written for a
 //!   partner through the same egress door, and imported with the same ingest, provenance and
 //!   audit as a pull.
+//! - [`webhook`] (issue 21): new objects POSTed to a receiver, signed, through the same door.
 
 mod client;
 pub mod notify;
 pub mod package;
 mod peer;
 mod round;
+pub mod webhook;
 
 pub use client::{Client, ClientError, TlsFiles};
 pub use peer::{

@@ -52,20 +52,36 @@ pub fn post_signed(
     body: &str,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
+    post_signed_with(url, secret, body, timeout, &[])
+}
+
+/// [`post_signed`] with further `headers` (name, value). Redirects are not followed: a 3xx
+/// answer is a failure like any other non-2xx, so a receiver cannot send the signed body on
+/// to another host.
+pub fn post_signed_with(
+    url: &str,
+    secret: &[u8],
+    body: &str,
+    timeout: Duration,
+    headers: &[(&str, &str)],
+) -> Result<(), NotifyError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        .max_redirects(0)
         .build()
         .into();
-    let response = agent
+    let mut request = agent
         .post(url)
         .header("Content-Type", "application/json")
-        .header(SIGNATURE_HEADER, signature(secret, body.as_bytes()))
-        .send(body)
-        .map_err(|e| NotifyError::Transport {
-            url: url.to_owned(),
-            message: e.to_string(),
-        })?;
+        .header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send(body).map_err(|e| NotifyError::Transport {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         Ok(())

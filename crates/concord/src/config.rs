@@ -172,6 +172,17 @@ tlp_version = "2.0"
 # notify_secret_file = ""              # the webhook's HMAC-SHA-256 key; required with notify_webhook
 # notify_every_secs = 2
 # notify_max_per_look = 10             # notices per look, taken in turn from each source
+
+# Webhooks (`concord webhook add`, README "Webhooks"): how `serve` delivers. The defaults:
+#
+# [webhooks]
+# max_attempts = 8                     # attempts of one delivery, then it is a dead letter
+# backoff_initial_secs = 5             # wait after the first failure, doubled after each
+# backoff_max_secs = 600               # the longest wait between two attempts
+# timeout_secs = 10                    # one POST (connect, send, answer)
+# max_body_bytes = 1048576             # the largest body of one delivery
+# max_objects = 100                    # objects per delivery at most
+# every_secs = 2                       # how often `serve` looks for new objects
 "#;
 
 /// Parsed configuration.
@@ -234,6 +245,9 @@ pub struct Config {
     /// `[incident]`: notices of requests for assistance addressed to this node.
     #[serde(default)]
     pub incident: IncidentConfig,
+    /// `[webhooks]`: delivery of webhooks (defaults when absent).
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
 }
 
 fn default_peer_files_dir() -> String {
@@ -309,6 +323,92 @@ impl Default for IncidentConfig {
             notify_every_secs: 2,
             notify_max_per_look: 10,
         }
+    }
+}
+
+/// The `[webhooks]` section: how `serve` delivers webhooks (issue 21, item 2).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// `max_attempts`: attempts of one delivery before it becomes a dead letter (1–100).
+    pub max_attempts: u32,
+    /// `backoff_initial_secs`: seconds after the first failed attempt, doubled after each
+    /// further one (at least 1).
+    pub backoff_initial_secs: u64,
+    /// `backoff_max_secs`: the longest wait between two attempts, seconds (at least
+    /// `backoff_initial_secs`).
+    pub backoff_max_secs: u64,
+    /// `timeout_secs`: how long one POST may take, seconds (1–300).
+    pub timeout_secs: u64,
+    /// `max_body_bytes`: the largest body of one delivery (at least 1024); a single object
+    /// larger than that is dead-lettered unsent.
+    pub max_body_bytes: usize,
+    /// `max_objects`: objects per delivery at most (1–10000).
+    pub max_objects: usize,
+    /// `every_secs`: how often `serve` looks for new objects and due retries (at least 1).
+    pub every_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            max_attempts: 8,
+            backoff_initial_secs: 5,
+            backoff_max_secs: 600,
+            timeout_secs: 10,
+            max_body_bytes: 1 << 20,
+            max_objects: 100,
+            every_secs: 2,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The delivery options. Errors name the key and its bounds.
+    pub fn options(&self) -> Result<concord_sync::webhook::Options> {
+        let check = |ok: bool, key: &str, rule: &str| {
+            anyhow::ensure!(ok, "[webhooks] {key}: must be {rule}");
+            Ok(())
+        };
+        check(
+            (1..=100).contains(&self.max_attempts),
+            "max_attempts",
+            "1 to 100",
+        )?;
+        check(
+            self.backoff_initial_secs >= 1,
+            "backoff_initial_secs",
+            "at least 1",
+        )?;
+        check(
+            self.backoff_max_secs >= self.backoff_initial_secs,
+            "backoff_max_secs",
+            "at least backoff_initial_secs",
+        )?;
+        check(
+            (1..=300).contains(&self.timeout_secs),
+            "timeout_secs",
+            "1 to 300",
+        )?;
+        check(
+            self.max_body_bytes >= 1024,
+            "max_body_bytes",
+            "at least 1024",
+        )?;
+        check(
+            (1..=10_000).contains(&self.max_objects),
+            "max_objects",
+            "1 to 10000",
+        )?;
+        check(self.every_secs >= 1, "every_secs", "at least 1")?;
+        Ok(concord_sync::webhook::Options {
+            max_attempts: self.max_attempts,
+            backoff_initial: std::time::Duration::from_secs(self.backoff_initial_secs),
+            backoff_max: std::time::Duration::from_secs(self.backoff_max_secs),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            max_body_bytes: self.max_body_bytes,
+            max_objects: self.max_objects,
+        })
     }
 }
 

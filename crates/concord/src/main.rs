@@ -14,6 +14,7 @@ mod pattern;
 mod policy;
 mod sync;
 mod transfer;
+mod webhook;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -208,6 +209,11 @@ enum Command {
     Peer {
         #[command(subcommand)]
         command: sync::PeerCommand,
+    },
+    /// Manage webhooks: new objects POSTed, signed, to a receiver while `serve` runs.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
     },
     /// Run one sync round with every peer (or one) and exit; `serve` runs rounds on schedule.
     Sync {
@@ -510,6 +516,7 @@ fn run(command: Command) -> Outcome {
         Command::Policy { command } => policy::run(command),
         Command::Incident { command } => incident::run(command),
         Command::Peer { command } => sync::run_peer(command),
+        Command::Webhook { command } => webhook::run(command),
         Command::Match(args) => matching::run_match(args),
         Command::Sync {
             data,
@@ -764,6 +771,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         None => state,
     };
     let connections = config.limits.connections();
+    // Checked before anything listens: a bad `[webhooks]` key stops `serve` at once.
+    config.webhooks.options()?;
     // Checkpoints of the audit log, signed with the node key, every `checkpoint_every`
     // entries (checked every 5 s); read entries flushed to disk every second. Blocking
     // store calls: started before the async runtime.
@@ -812,9 +821,12 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         tracing::info!(%addr, "serving TAXII 2.1 and the web UI");
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
-            sync::spawn_scheduler(store, (*state.policy()).clone())
+            sync::spawn_scheduler(store.clone(), (*state.policy()).clone())
                 .context("cannot start the sync scheduler")?;
         }
+        // Webhooks (`concord webhook add`) are delivered beside the server, with the same
+        // policy.
+        webhook::spawn_deliverer(store, (*state.policy()).clone(), &config.webhooks)?;
         // TAXII and the web UI (at /ui/) on the same listener and state.
         let bodies = concord_server::BodyLimits::of(state.config());
         let stopping = state.clone();

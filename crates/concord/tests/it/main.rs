@@ -23,3 +23,4 @@ mod postgres;
 mod sync;
 mod taxii;
 mod ui;
+mod webhooks;

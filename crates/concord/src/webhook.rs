@@ -1,0 +1,281 @@
+//! `concord webhook …` and the webhook deliverer of `serve` (issue 21, item 2): new objects
+//! POSTed to a receiver, signed, through the egress door (see [`concord_sync::webhook`]).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use concord_store::Store;
+use concord_sync::webhook::{self, Webhook};
+
+use crate::DataDirArg;
+
+/// `concord webhook …`.
+#[derive(Subcommand)]
+pub enum WebhookCommand {
+    /// Add (or replace) a webhook: objects added from now on are POSTed to URL.
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Unique name on this node (letters, digits, '-', '_', '.'); sent in each body.
+        name: String,
+        /// The receiver, an http(s) URL.
+        #[arg(long)]
+        url: String,
+        /// File holding the HMAC-SHA-256 key (at least 16 bytes) the receiver checks
+        /// `X-Concord-Signature` with.
+        #[arg(long, value_name = "F")]
+        secret_file: String,
+        /// Send what this partner would receive (its egress policy); without it, the
+        /// operator's webhook sends the stored objects.
+        #[arg(long, value_name = "P")]
+        partner: Option<String>,
+        /// A collection (alias or id) followed (repeatable); default: every collection (a
+        /// partner's: those it may read).
+        #[arg(long = "collection", value_name = "C")]
+        collections: Vec<String>,
+        /// A STIX type sent (repeatable); default: every type.
+        #[arg(long = "type", value_name = "T")]
+        types: Vec<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List webhooks.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a webhook: its configuration, cursors, last success and error, queue, dead
+    /// letters.
+    Show {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Its name.
+        name: String,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a webhook (its dead letters stay).
+    Remove {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Its name.
+        name: String,
+    },
+    /// POST each dead letter of a webhook once; those answered 2xx are removed. Exit 1 when
+    /// one failed again.
+    Retry {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Its name.
+        name: String,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn options(data: &DataDirArg) -> Result<webhook::Options> {
+    let dir = crate::data_dir(data).dir;
+    crate::config::Config::load(&dir)?.webhooks.options()
+}
+
+/// Runs a `webhook` subcommand.
+pub fn run(command: WebhookCommand) -> Result<bool> {
+    match command {
+        WebhookCommand::Add {
+            data,
+            name,
+            url,
+            secret_file,
+            partner,
+            collections,
+            types,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            let readable = match &partner {
+                Some(p) => Some(
+                    store
+                        .partners()?
+                        .into_iter()
+                        .find(|x| &x.name == p)
+                        .with_context(|| format!("--partner {p}: no such partner"))?
+                        .read,
+                ),
+                None => None,
+            };
+            let mut ids = Vec::new();
+            for c in &collections {
+                let found = store
+                    .collection(c)?
+                    .with_context(|| format!("--collection {c}: no such collection"))?;
+                if let Some(read) = &readable
+                    && !read.contains(&found.id)
+                {
+                    anyhow::bail!(
+                        "--collection {c}: partner {} may not read it (concord partner add --read)",
+                        partner.as_deref().unwrap_or_default()
+                    );
+                }
+                ids.push(found.id);
+            }
+            let secret_file = std::path::absolute(&secret_file)
+                .unwrap_or_else(|_| secret_file.clone().into())
+                .to_string_lossy()
+                .into_owned();
+            let hook = Webhook {
+                name,
+                url,
+                secret_file,
+                partner,
+                collections: ids,
+                types,
+                since_ns: concord_store::Timestamp::now_micros().unix_nanos(),
+            };
+            webhook::save(store.as_ref(), &hook)?;
+            if json {
+                println!("{}", serde_json::to_value(&hook)?);
+            } else {
+                eprintln!("webhook {} added", hook.name);
+            }
+            Ok(true)
+        }
+        WebhookCommand::List { data, json } => {
+            let store = crate::open_store(&data)?;
+            let hooks = webhook::list(store.as_ref())?;
+            if json {
+                println!("{}", serde_json::to_value(&hooks)?);
+            } else {
+                for h in &hooks {
+                    let state = webhook::load_state(store.as_ref(), &h.name)?;
+                    println!(
+                        "{}\t{}\t{}\tlast success {}\t{}",
+                        h.name,
+                        h.url,
+                        h.partner.as_deref().unwrap_or(webhook::OPERATOR),
+                        state.last_success.as_deref().unwrap_or("never"),
+                        state.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(true)
+        }
+        WebhookCommand::Show { data, name, json } => {
+            let store = crate::open_store(&data)?;
+            let doc = show(store.as_ref(), &name)?;
+            if json {
+                println!("{doc}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+            Ok(true)
+        }
+        WebhookCommand::Remove { data, name } => {
+            let store = crate::open_store(&data)?;
+            anyhow::ensure!(
+                webhook::remove(store.as_ref(), &name)?,
+                "webhook {name}: no such webhook"
+            );
+            eprintln!("webhook {name} removed");
+            Ok(true)
+        }
+        WebhookCommand::Retry { data, name, json } => {
+            let opts = options(&data)?;
+            let store = crate::open_store(&data)?;
+            let report = webhook::retry_dead(store.as_ref(), &name, &opts)?;
+            if json {
+                println!("{}", serde_json::to_value(&report)?);
+            } else {
+                eprintln!(
+                    "webhook {name}: {} dead letters delivered, {} failed again",
+                    report.delivered.len(),
+                    report.failed.len()
+                );
+                for (id, e) in &report.failed {
+                    eprintln!("  {id}: {e}");
+                }
+            }
+            Ok(report.failed.is_empty())
+        }
+    }
+}
+
+/// `webhook show NAME --json`: the configuration, cursors, last success and error, the
+/// queue (ids and attempts) and dead letters (count and ids).
+fn show(store: &dyn Store, name: &str) -> Result<serde_json::Value> {
+    let hook =
+        webhook::load(store, name)?.with_context(|| format!("webhook {name}: no such webhook"))?;
+    let state = webhook::load_state(store, name)?;
+    let dead = webhook::dead_letters(store, name)?;
+    let cursors: serde_json::Map<String, serde_json::Value> = state
+        .cursors
+        .iter()
+        .map(|(c, (ns, id, version, seq))| {
+            (
+                c.clone(),
+                serde_json::json!({
+                    "date_added": concord_store::Timestamp::from_unix_nanos(*ns, 9).to_string(),
+                    "id": id, "version": version, "seq": seq,
+                }),
+            )
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "webhook": hook,
+        "cursors": cursors,
+        "last_success": state.last_success,
+        "last_error": state.last_error,
+        "delivered": state.delivered,
+        "attempts": state.queue.first().map_or(0, |d| d.attempts),
+        "queue": state.queue.iter().map(|d| serde_json::json!({
+            "id": d.id, "collection": d.collection, "objects": d.objects,
+            "attempts": d.attempts, "last_error": d.last_error,
+        })).collect::<Vec<_>>(),
+        "dead_letters": {
+            "count": dead.len(),
+            "ids": dead.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+            "last_errors": dead.iter().map(|d| d.last_error.clone()).collect::<Vec<_>>(),
+        },
+    }))
+}
+
+/// Delivers every webhook beside the server, each in turn, every `every_secs`.
+pub fn spawn_deliverer(
+    store: Arc<dyn Store>,
+    policy: concord_policy::actions::Policy,
+    config: &crate::config::WebhooksConfig,
+) -> Result<()> {
+    let opts = config.options()?;
+    let every = std::time::Duration::from_secs(config.every_secs);
+    // This process's name in the leases (another serve process on the same database
+    // skips a webhook this one delivers).
+    let holder = format!("serve-{}", uuid::Uuid::new_v4());
+    std::thread::Builder::new()
+        .name("concord-webhooks".into())
+        .spawn(move || {
+            let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy));
+            loop {
+                match webhook::list(store.as_ref()) {
+                    Ok(hooks) => {
+                        for hook in &hooks {
+                            if let Err(e) =
+                                webhook::turn(store.as_ref(), &egress, hook, &opts, &holder)
+                            {
+                                tracing::warn!(webhook = %hook.name, error = %e, "webhook: turn failed");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "webhook: cannot read webhooks"),
+                }
+                std::thread::sleep(every);
+            }
+        })
+        .context("cannot start the webhook deliverer")?;
+    Ok(())
+}
