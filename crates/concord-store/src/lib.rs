@@ -654,7 +654,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn partners(&self) -> Result<Vec<Partner>>;
     /// Creates or replaces (by name) a partner.
     fn put_partner(&self, partner: &Partner) -> Result<()>;
-    /// Removes a partner; `false` when there was none of that name.
+    /// Removes a partner; `false` when there was none of that name. The objects it created
+    /// are no longer its ([`Store::creators`]), nor a later partner's of the same name.
     fn remove_partner(&self, name: &str) -> Result<bool>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of
     /// records with the same direction, door, partner, collection and policy version (one

@@ -1562,7 +1562,19 @@ impl Store for PostgresStore {
     }
 
     fn remove_partner(&self, name: &str) -> Result<bool> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1))
+        let source = crate::partner_provenance(name);
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            let removed = tx.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1;
+            // A partner added later under the same name is another organisation: it creates
+            // nothing the removed one created (issue 18).
+            tx.execute(
+                "UPDATE provenance SET first = FALSE WHERE peer = $1",
+                &[&source],
+            )?;
+            tx.commit()?;
+            Ok(removed)
+        })
     }
 
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {

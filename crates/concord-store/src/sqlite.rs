@@ -949,10 +949,17 @@ impl Store for SqliteStore {
     }
 
     fn remove_partner(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .writer()
-            .execute("DELETE FROM partners WHERE name = ?1", [name])?
-            == 1)
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let removed = tx.execute("DELETE FROM partners WHERE name = ?1", [name])? == 1;
+        // A partner added later under the same name is another organisation: it creates
+        // nothing the removed one created (issue 18).
+        tx.execute(
+            "UPDATE provenance SET first = 0 WHERE peer = ?1",
+            [crate::partner_provenance(name)],
+        )?;
+        tx.commit()?;
+        Ok(removed)
     }
 
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {

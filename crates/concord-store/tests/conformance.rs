@@ -833,9 +833,26 @@ fn partners_round_trip(store: &dyn Store) {
     rotated.key_id = "1111111111111111".into();
     store.put_partner(&rotated).unwrap();
     assert_eq!(store.partners().unwrap()[1], rotated, "replaced by name");
+    // What the partner created is no longer its once it is removed, nor that of a later
+    // partner of the same name (issue 18).
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "written".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut batch = store.begin_write(&c.id).unwrap();
+    let bsi = concord_store::partner_provenance("bsi");
+    batch
+        .add_provenance(B, "2016-01-01T00:00:00.000Z", &bsi, true)
+        .unwrap();
+    batch.commit().unwrap();
+    assert_eq!(store.creators(B).unwrap(), [bsi.clone()]);
     assert!(store.remove_partner("bsi").unwrap());
     assert!(!store.remove_partner("bsi").unwrap());
     assert_eq!(store.partners().unwrap(), [q]);
+    assert!(store.creators(B).unwrap().is_empty());
+    assert_eq!(store.received_from(B, None).unwrap(), [bsi]);
 }
 
 fn audit_record(partner: &str, i: usize) -> AuditRecord {
