@@ -847,7 +847,7 @@ fn partners_round_trip(store: &dyn Store) {
         .add_provenance(B, "2016-01-01T00:00:00.000Z", &bsi, true)
         .unwrap();
     batch.commit().unwrap();
-    assert_eq!(store.creators(B).unwrap(), [bsi.clone()]);
+    assert_eq!(store.creators(B).unwrap(), std::slice::from_ref(&bsi));
     assert!(store.remove_partner("bsi").unwrap());
     assert!(!store.remove_partner("bsi").unwrap());
     assert_eq!(store.partners().unwrap(), [q]);
