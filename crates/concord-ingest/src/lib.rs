@@ -270,7 +270,16 @@ pub fn ingest_batch<R: Read>(
                         }
                     }
                     None => {
-                        let outcome = batch.add(&object)?;
+                        let mut outcome = batch.add(&object)?;
+                        // A partner's foreign version, which nobody else reads, never stands
+                        // in the way of what the operator (or a pull) adds: in conflict with
+                        // one, the object is added as if it were absent.
+                        if matches!(outcome, AddOutcome::Conflict(_)) {
+                            let foreign = batch.foreign_of(&header.id)?;
+                            if !foreign.is_empty() {
+                                outcome = batch.add_unseen(&object, &foreign)?;
+                            }
+                        }
                         // The operator's (or a pull's) very bytes, already there as a
                         // partner's foreign version: now everyone's.
                         if let (AddOutcome::AlreadyPresent, Some(vid)) =

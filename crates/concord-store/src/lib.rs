@@ -333,6 +333,9 @@ pub trait WriteBatch {
     /// operator (or a sync pull) added the very same bytes a partner had written as foreign,
     /// and what the operator adds is read by everyone (issue 18).
     fn adopt_foreign(&mut self, vid: i64) -> Result<()>;
+    /// The version rows of `id` in the batch's collection that are foreign versions
+    /// ([`WriteBatch::mark_foreign`]) of any writer: absent for what the operator adds.
+    fn foreign_of(&mut self, id: &str) -> Result<Vec<i64>>;
     /// Whether the node holds or ever held (a deleted version whose name the audit log
     /// keeps) any version of `id`, in any collection, this batch's writes included: a write
     /// of an id it never held makes its source the creator. See [`Store::ever_held`].

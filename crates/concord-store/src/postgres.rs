@@ -709,6 +709,23 @@ impl WriteBatch for PgBatch<'_> {
         Ok(())
     }
 
+    fn foreign_of(&mut self, id: &str) -> Result<Vec<i64>> {
+        let collection_id = self.collection_id.clone();
+        Ok(self
+            .conn()
+            .client
+            .query(
+                "SELECT f.vid FROM foreign_versions f
+                 JOIN collection_entries e
+                   ON e.collection_id = f.collection_id AND e.vid = f.vid
+                 WHERE f.collection_id = $1 AND e.id = $2",
+                &[&collection_id, &id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     fn holds_id(&mut self, id: &str) -> Result<bool> {
         // Versions of this batch not flushed yet are not in the table.
         if self.pending.keys().any(|(held, _)| held == id) {

@@ -498,6 +498,16 @@ impl WriteBatch for SqliteBatch<'_> {
         Ok(())
     }
 
+    fn foreign_of(&mut self, id: &str) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT f.vid FROM foreign_versions f
+             JOIN collection_entries e ON e.collection_id = f.collection_id AND e.vid = f.vid
+             WHERE f.collection_id = ?1 AND e.id = ?2",
+        )?;
+        let rows = st.query_map(params![self.collection_id, id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn holds_id(&mut self, id: &str) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)

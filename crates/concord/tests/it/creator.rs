@@ -17,6 +17,7 @@ const SECRET: &str = "indicator--0b1d0000-0000-4000-8000-000000000003";
 const RED_DEF: &str = "marking-definition--7d7f0000-0000-4000-8000-000000000004";
 const RED_MARKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000005";
 const DELETED: &str = "indicator--0b1d0000-0000-4000-8000-000000000006";
+const BLOCKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000007";
 
 fn cli(node: &Node, args: &[&str]) -> String {
     let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
@@ -132,6 +133,7 @@ fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
             red_definition("red"),
             indicator(RED_MARKED, T1, "RED secret", &[RED_DEF]),
             indicator(DELETED, T1, "operator's", &[]),
+            indicator(BLOCKED, T1, "operator's v1", &[]),
         ],
     );
     let server = node.serve();
@@ -193,5 +195,14 @@ fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
     assert_eq!(
         door.newest(&evil, SHARED).unwrap()["description"],
         "operator v3"
+    );
+
+    // 6. Other bytes under the operator's next version (a foreign version nobody else
+    //    reads) do not block the operator's import of it.
+    door.post(&wo, "intel", &indicator(BLOCKED, T2, "squatted", &[]));
+    import(&node, &[indicator(BLOCKED, T2, "operator's v2", &[])]);
+    assert_eq!(
+        door.newest(&good, BLOCKED).unwrap()["description"],
+        "operator's v2"
     );
 }
