@@ -271,6 +271,16 @@ pub fn ingest_batch<R: Read>(
                     }
                     None => {
                         let mut outcome = batch.add(&object)?;
+                        // The operator's import outranks what partners wrote of the id first
+                        // (a predictable id claimed ahead): their versions become foreign,
+                        // and what conflicted with them is added as if they were absent.
+                        if options.provenance.is_empty()
+                            && !matches!(outcome, AddOutcome::AlreadyPresent)
+                            && let Some(absent) = batch.take_over(&header.id)?
+                            && matches!(outcome, AddOutcome::Conflict(_))
+                        {
+                            outcome = batch.add_unseen(&object, &absent)?;
+                        }
                         // A partner's foreign version, which nobody else reads, never stands
                         // in the way of what the operator (or a pull) adds: in conflict with
                         // one, the object is added as if it were absent.

@@ -336,6 +336,14 @@ pub trait WriteBatch {
     /// The version rows of `id` in the batch's collection that are foreign versions
     /// ([`WriteBatch::mark_foreign`]) of any writer: absent for what the operator adds.
     fn foreign_of(&mut self, id: &str) -> Result<Vec<i64>>;
+    /// The operator takes over `id` in the batch's collection when partners created it here
+    /// ([`Store::creators`]): their versions of it in the collection become their foreign
+    /// versions, and they are its creators no more (issue 18: a partner that wrote a
+    /// predictable id first — an IOC list's, a MISP event's, a public bundle's — never
+    /// outranks the operator's import of it). Returns the version rows of `id` in the
+    /// collection that are now foreign (absent for what the operator adds), or `None` when
+    /// no partner created it (nothing changed).
+    fn take_over(&mut self, id: &str) -> Result<Option<Vec<i64>>>;
     /// Whether the node holds or ever held (a deleted version whose name the audit log
     /// keeps) any version of `id`, in any collection, this batch's writes included: a write
     /// of an id it never held makes its source the creator. See [`Store::ever_held`].

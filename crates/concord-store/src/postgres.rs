@@ -726,6 +726,38 @@ impl WriteBatch for PgBatch<'_> {
             .collect())
     }
 
+    fn take_over(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+        let collection_id = self.collection_id.clone();
+        let client = &mut self.conn().client;
+        let created: bool = client
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM provenance
+                     WHERE object_id = $1 AND first AND peer LIKE 'partner/%')",
+                &[&id],
+            )?
+            .get(0);
+        if !created {
+            return Ok(None);
+        }
+        client.execute(
+            "INSERT INTO foreign_versions (collection_id, vid, writer)
+             SELECT e.collection_id, e.vid, MIN(p.peer)
+             FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
+             JOIN provenance p ON p.object_id = e.id AND p.version = COALESCE(v.modified, '')
+             WHERE e.collection_id = $1 AND e.id = $2
+               AND p.peer IN (SELECT peer FROM provenance
+                              WHERE object_id = $2 AND first AND peer LIKE 'partner/%')
+             GROUP BY e.collection_id, e.vid
+             ON CONFLICT DO NOTHING",
+            &[&collection_id, &id],
+        )?;
+        client.execute(
+            "UPDATE provenance SET first = FALSE WHERE object_id = $1 AND peer LIKE 'partner/%'",
+            &[&id],
+        )?;
+        self.foreign_of(id).map(Some)
+    }
+
     fn holds_id(&mut self, id: &str) -> Result<bool> {
         // Versions of this batch not flushed yet are not in the table.
         if self.pending.keys().any(|(held, _)| held == id) {

@@ -508,6 +508,34 @@ impl WriteBatch for SqliteBatch<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn take_over(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+        let created: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM provenance
+                 WHERE object_id = ?1 AND first AND peer LIKE 'partner/%')",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !created {
+            return Ok(None);
+        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO foreign_versions (collection_id, vid, writer)
+             SELECT e.collection_id, e.vid, MIN(p.peer)
+             FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
+             JOIN provenance p ON p.object_id = e.id AND p.version = COALESCE(v.modified, '')
+             WHERE e.collection_id = ?1 AND e.id = ?2
+               AND p.peer IN (SELECT peer FROM provenance
+                              WHERE object_id = ?2 AND first AND peer LIKE 'partner/%')
+             GROUP BY e.collection_id, e.vid",
+            params![self.collection_id, id],
+        )?;
+        self.conn.execute(
+            "UPDATE provenance SET first = 0 WHERE object_id = ?1 AND peer LIKE 'partner/%'",
+            [id],
+        )?;
+        self.foreign_of(id).map(Some)
+    }
+
     fn holds_id(&mut self, id: &str) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)

@@ -18,6 +18,9 @@ const RED_DEF: &str = "marking-definition--7d7f0000-0000-4000-8000-000000000004"
 const RED_MARKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000005";
 const DELETED: &str = "indicator--0b1d0000-0000-4000-8000-000000000006";
 const BLOCKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000007";
+const CLAIMED: &str = "indicator--0b1d0000-0000-4000-8000-000000000008";
+const CLAIMED_DEF: &str = "marking-definition--7d7f0000-0000-4000-8000-000000000009";
+const CLAIMED_MARKED: &str = "indicator--0b1d0000-0000-4000-8000-00000000000a";
 
 fn cli(node: &Node, args: &[&str]) -> String {
     let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
@@ -205,4 +208,36 @@ fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
         door.newest(&good, BLOCKED).unwrap()["description"],
         "operator's v2"
     );
+
+    // 7. Ids claimed ahead (an IOC list's, a MISP event's, a public bundle's are
+    //    predictable): the operator's import outranks the partner that wrote them first.
+    door.post(
+        &evil,
+        "intel",
+        &indicator(CLAIMED, "2099-01-01T00:00:00.000Z", "squat", &[]),
+    );
+    let mut white = red_definition("white");
+    white["id"] = json!(CLAIMED_DEF);
+    door.post(&evil, "intel", &white);
+    let mut red = red_definition("red");
+    red["id"] = json!(CLAIMED_DEF);
+    import(
+        &node,
+        &[
+            indicator(CLAIMED, T2, "operator's", &[]),
+            red,
+            indicator(CLAIMED_MARKED, T1, "RED by the operator", &[CLAIMED_DEF]),
+        ],
+    );
+    assert_eq!(
+        door.newest(&good, CLAIMED).unwrap()["description"],
+        "operator's"
+    );
+    let st = door.post(
+        &evil,
+        "intel",
+        &indicator(CLAIMED, "2100-01-01T00:00:00.000Z", "again", &[]),
+    );
+    assert_eq!(st["failure_count"], 1, "{st}");
+    assert!(door.newest(&good, CLAIMED_MARKED).is_none(), "RED released");
 }
