@@ -63,6 +63,16 @@ pub struct Webhook {
     /// Only entries added after this instant (ns since the epoch, the time of `add`) are
     /// sent: a webhook receives new objects, not the collection's history.
     pub since_ns: i64,
+    /// Set by [`save`]: each `add` is a new generation. Queued deliveries, dead letters and
+    /// state belong to one generation and are never sent under another (another URL,
+    /// audience or filter), nor after the webhook is removed.
+    #[serde(default)]
+    pub generation: String,
+    /// The key id the partner had when the webhook was added (set by [`save`]): a partner
+    /// removed and added again under the same name is another organisation, and its
+    /// predecessor's webhook stops.
+    #[serde(default)]
+    pub partner_key: Option<String>,
 }
 
 /// One POST: a batch of objects, its body exactly as signed.
@@ -83,11 +93,17 @@ pub struct Delivery {
     /// Why the last attempt failed.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The webhook generation ([`Webhook::generation`]) that took it.
+    #[serde(default)]
+    pub generation: String,
 }
 
 /// What `webhook show` prints of a webhook's progress (`webhook_state/NAME`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookState {
+    /// The webhook generation this state belongs to: a state of another is none.
+    #[serde(default)]
+    pub generation: String,
     /// Per collection id: the position after the last entry taken from the door,
     /// `[date_added_ns, id, version_key, seq]`.
     #[serde(default)]
@@ -208,11 +224,66 @@ pub fn read_secret(hook: &Webhook) -> Result<Vec<u8>, WebhookError> {
 
 /// Stores `hook` (replacing one of the same name) and starts it afresh: no queue, no
 /// cursors (dead letters stay).
-pub fn save(store: &dyn Store, hook: &Webhook) -> Result<(), WebhookError> {
+pub fn save(store: &dyn Store, hook: &Webhook) -> Result<Webhook, WebhookError> {
     check(hook)?;
-    let text = serde_json::to_string(hook).expect("a webhook serialises");
+    let mut hook = hook.clone();
+    hook.generation = uuid::Uuid::new_v4().to_string();
+    hook.partner_key = match &hook.partner {
+        None => None,
+        Some(name) => Some(
+            store
+                .partners()?
+                .into_iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| WebhookError::Config {
+                    name: hook.name.clone(),
+                    message: format!("partner {name:?}: no such partner on this node"),
+                })?
+                .key_id,
+        ),
+    };
+    let text = serde_json::to_string(&hook).expect("a webhook serialises");
     store.set_setting(&format!("{STATE_PREFIX}{}", hook.name), "")?;
     store.set_setting(&format!("{PREFIX}{}", hook.name), &text)?;
+    forget_dead(store, &hook.name, &hook.generation)?;
+    Ok(hook)
+}
+
+/// Deletes the dead letters of `name` that are not of `generation`.
+fn forget_dead(store: &dyn Store, name: &str, generation: &str) -> Result<(), WebhookError> {
+    for (key, text) in store.settings_with_prefix(&format!("{DEAD_PREFIX}{name}/"))? {
+        let stale = text.is_empty()
+            || serde_json::from_str::<Delivery>(&text).map_or(true, |d| d.generation != generation);
+        if stale && !text.is_empty() {
+            store.set_setting(&key, "")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `hook` may still send a delivery from `collection`: it is the stored generation
+/// of its webhook (not replaced or removed since), and, for a partner's, the partner still
+/// exists with the key it had at `add` and may read the collection. `Err` names why not.
+fn still_valid(store: &dyn Store, hook: &Webhook, collection: &str) -> Result<(), String> {
+    match load(store, &hook.name) {
+        Ok(Some(current)) if current.generation == hook.generation => {}
+        Ok(_) => return Err("the webhook was replaced or removed".to_owned()),
+        Err(e) => return Err(e.to_string()),
+    }
+    if let Some(name) = &hook.partner {
+        let partners = store.partners().map_err(|e| e.to_string())?;
+        let Some(p) = partners.iter().find(|p| &p.name == name) else {
+            return Err(format!("partner {name:?} was removed"));
+        };
+        if hook.partner_key.as_deref() != Some(p.key_id.as_str()) {
+            return Err(format!(
+                "partner {name:?} is not the one the webhook was added for (its key changed)"
+            ));
+        }
+        if !p.read.iter().any(|c| c == collection) {
+            return Err(format!("partner {name:?} may no longer read {collection}"));
+        }
+    }
     Ok(())
 }
 
@@ -245,19 +316,37 @@ pub fn remove(store: &dyn Store, name: &str) -> Result<bool, WebhookError> {
     }
     store.set_setting(&format!("{PREFIX}{name}"), "")?;
     store.set_setting(&format!("{STATE_PREFIX}{name}"), "")?;
+    // No generation is "": every dead letter goes.
+    forget_dead(store, name, "\0removed")?;
     Ok(true)
 }
 
 /// The state of a webhook (default before its first delivery).
 pub fn load_state(store: &dyn Store, name: &str) -> Result<WebhookState, WebhookError> {
     let key = format!("{STATE_PREFIX}{name}");
-    match store.setting(&key)? {
-        Some(t) if !t.is_empty() => parse(&key, &t),
-        _ => Ok(WebhookState::default()),
-    }
+    let generation = load(store, name)?.map(|h| h.generation).unwrap_or_default();
+    let state: WebhookState = match store.setting(&key)? {
+        Some(t) if !t.is_empty() => parse(&key, &t)?,
+        _ => WebhookState::default(),
+    };
+    // A state written by a turn of an earlier generation (the webhook was replaced while
+    // it ran) is not this webhook's.
+    Ok(if state.generation == generation {
+        state
+    } else {
+        WebhookState {
+            generation,
+            ..WebhookState::default()
+        }
+    })
 }
 
 fn save_state(store: &dyn Store, name: &str, state: &WebhookState) -> Result<(), WebhookError> {
+    // A turn of a replaced or removed generation writes nothing over its successor's.
+    match load(store, name)? {
+        Some(current) if current.generation == state.generation => {}
+        _ => return Ok(()),
+    }
     let text = serde_json::to_string(state).expect("a state serialises");
     store.set_setting(&format!("{STATE_PREFIX}{name}"), &text)?;
     Ok(())
@@ -265,10 +354,14 @@ fn save_state(store: &dyn Store, name: &str, state: &WebhookState) -> Result<(),
 
 /// The dead letters of a webhook, oldest first.
 pub fn dead_letters(store: &dyn Store, name: &str) -> Result<Vec<Delivery>, WebhookError> {
+    let generation = load(store, name)?.map(|h| h.generation);
     let mut out: Vec<Delivery> = Vec::new();
     for (key, text) in store.settings_with_prefix(&format!("{DEAD_PREFIX}{name}/"))? {
         if !text.is_empty() {
-            out.push(parse(&key, &text)?);
+            let d: Delivery = parse(&key, &text)?;
+            if Some(&d.generation) == generation.as_ref() {
+                out.push(d);
+            }
         }
     }
     out.sort_by_key(|d| d.next_attempt_ns);
@@ -317,6 +410,14 @@ pub fn retry_dead(
     let mut report = RetryReport::default();
     for mut d in dead_letters(store, name)? {
         let key = format!("{DEAD_PREFIX}{name}/{}", d.id);
+        // Taken for an audience that is no longer this webhook's: dropped, never sent.
+        if let Err(why) = still_valid(store, &hook, &d.collection) {
+            store.set_setting(&key, "")?;
+            report
+                .failed
+                .push((d.id, format!("{why}: dropped, not sent")));
+            continue;
+        }
         d.attempts += 1;
         match post(&hook, &d, opts) {
             Ok(()) => {
@@ -446,11 +547,25 @@ fn turn_held(
     opts: &Options,
     lease: &Lease<'_>,
 ) -> Result<(), WebhookError> {
+    // Replaced or removed since the deliverer read it: nothing of this generation goes.
+    match load(store, &hook.name)? {
+        Some(current) if current.generation == hook.generation => {}
+        _ => return Ok(()),
+    }
     let mut state = load_state(store, &hook.name)?;
     for _ in 0..PAGES_PER_TURN {
         // The queue first, in order: a failed head waits for its backoff.
         while let Some(head) = state.queue.first_mut() {
             if head.next_attempt_ns > now_ns() || !lease.renew()? {
+                return Ok(());
+            }
+            // Checked before every POST: replaced, removed, or its partner gone or no
+            // longer reading the collection, and the queue is dropped unsent.
+            if let Err(why) = still_valid(store, hook, &head.collection) {
+                tracing::warn!(webhook = %hook.name, reason = %why, "webhook: queued deliveries dropped");
+                state.queue.clear();
+                state.last_error = Some(format!("{why}: queued deliveries dropped, not sent"));
+                save_state(store, &hook.name, &state)?;
                 return Ok(());
             }
             head.attempts += 1;
@@ -572,6 +687,7 @@ fn take_page(
                 attempts: 0,
                 next_attempt_ns: 0,
                 last_error: None,
+                generation: hook.generation.clone(),
             });
         }
         // The page and the cursor after it, in one record.

@@ -137,8 +137,10 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
                 collections: ids,
                 types,
                 since_ns: concord_store::Timestamp::now_micros().unix_nanos(),
+                generation: String::new(),
+                partner_key: None,
             };
-            webhook::save(store.as_ref(), &hook)?;
+            let hook = webhook::save(store.as_ref(), &hook)?;
             if json {
                 println!("{}", serde_json::to_value(&hook)?);
             } else {

@@ -386,3 +386,42 @@ fn deliveries_stay_under_max_body_bytes() {
     want_sorted.sort();
     assert_eq!(seen, want_sorted, "each small object once");
 }
+
+/// A dead letter belongs to the webhook as it was when it was taken: re-pointed at another
+/// URL (or another audience), or removed, the webhook sends none of its old letters, which
+/// are dropped (an attack: the operator's letters went to a partner's URL after `add`).
+#[test]
+fn dead_letters_never_follow_a_webhook_to_its_new_settings() {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&node, &["collection", "create", "intel"]);
+    std::fs::write(node.path().join("hook.key"), SECRET).unwrap();
+    let key = node.path().join("hook.key");
+    let key = key.to_str().unwrap();
+    let answers = Arc::new(Mutex::new(VecDeque::from([500, 500])));
+    let (url, _rx) = receiver(answers, String::new());
+    let mut toml = std::fs::read_to_string(node.path().join("concord.toml")).unwrap();
+    toml.push_str(
+        "\n[webhooks]\nmax_attempts = 2\nbackoff_initial_secs = 1\nbackoff_max_secs = 1\ntimeout_secs = 1\nevery_secs = 1\n",
+    );
+    std::fs::write(node.path().join("concord.toml"), toml).unwrap();
+    cli_ok(&node, &hook_args("ops", &url, key, &[]));
+    let server = node.serve();
+    import(
+        &node,
+        "intel",
+        &[indicator("00000009", "ops-only.example", &[GREEN])],
+    );
+    wait_show(&node, "ops", 60, |d| d["dead_letters"]["count"] == 1);
+    drop(server);
+    // Re-pointed elsewhere: the old letter is not this webhook's any more.
+    let (other, other_rx) = receiver(Arc::new(Mutex::new(VecDeque::new())), String::new());
+    cli_ok(&node, &hook_args("ops", &other, key, &[]));
+    assert_eq!(show(&node, "ops")["dead_letters"]["count"], 0);
+    let out: Value =
+        serde_json::from_str(&cli_ok(&node, &["webhook", "retry", "ops", "--json"])).unwrap();
+    assert_eq!(out["delivered"], json!([]), "{out}");
+    assert!(
+        other_rx.try_recv().is_err(),
+        "an old letter reached the new URL"
+    );
+}
