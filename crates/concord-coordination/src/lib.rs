@@ -509,6 +509,14 @@ pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Re
         return refuse(format!("INCIDENT: {incident_id} is closed"));
     }
     let me = identity(node, now)?;
+    // A request addresses the incident to its recipient: only the node that opened it may
+    // share it so (another node's incident would be forwarded to a third partner).
+    if incident.get("created_by_ref").and_then(Value::as_str) != Some(id_of(&me)) {
+        return refuse(format!(
+            "INCIDENT: {incident_id} was opened by another node; a request for assistance \
+             on it would share it with {to:?}, which only its creator may do"
+        ));
+    }
     let task = concord_incident::request(&NewRequest {
         incident_id,
         recipient: to,
@@ -549,9 +557,16 @@ pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Re
 /// kept for POSTs).
 fn requester(store: &dyn Store, task_id: &str) -> Result<Option<String>> {
     let peers = concord_sync::peers(store)?;
-    for name in store.received_from(task_id, None)? {
+    // Its creator first: a partner's foreign write under the request's id is provenance
+    // too, and must not turn the answer towards it.
+    for name in store.creators(task_id)? {
         if let Some(partner) = name.strip_prefix("partner/") {
             return Ok(Some(partner.to_owned()));
+        }
+    }
+    for name in store.received_from(task_id, None)? {
+        if name.starts_with("partner/") {
+            continue;
         }
         if let Some(p) = peers
             .iter()

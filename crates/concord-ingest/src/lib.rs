@@ -274,9 +274,14 @@ pub fn ingest_batch<R: Read>(
                         // The operator's import outranks what partners wrote of the id first
                         // (a predictable id claimed ahead): their versions become foreign,
                         // and what conflicted with them is added as if they were absent.
+                        // The operator's own row (added, or the same bytes found) stays
+                        // everyone's.
+                        let keep = match outcome {
+                            AddOutcome::Conflict(_) => None,
+                            _ => batch.last_vid(),
+                        };
                         if options.provenance.is_empty()
-                            && !matches!(outcome, AddOutcome::AlreadyPresent)
-                            && let Some(absent) = batch.take_over(&header.id)?
+                            && let Some(absent) = batch.take_over(&header.id, keep)?
                             && matches!(outcome, AddOutcome::Conflict(_))
                         {
                             outcome = batch.add_unseen(&object, &absent)?;

@@ -343,7 +343,8 @@ pub trait WriteBatch {
     /// outranks the operator's import of it). Returns the version rows of `id` in the
     /// collection that are now foreign (absent for what the operator adds), or `None` when
     /// no partner created it (nothing changed).
-    fn take_over(&mut self, id: &str) -> Result<Option<Vec<i64>>>;
+    /// `keep`: the row the operator's write just added or found (never made foreign).
+    fn take_over(&mut self, id: &str, keep: Option<i64>) -> Result<Option<Vec<i64>>>;
     /// Whether the node holds or ever held (a deleted version whose name the audit log
     /// keeps) any version of `id`, in any collection, this batch's writes included: a write
     /// of an id it never held makes its source the creator. See [`Store::ever_held`].

@@ -726,7 +726,7 @@ impl WriteBatch for PgBatch<'_> {
             .collect())
     }
 
-    fn take_over(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+    fn take_over(&mut self, id: &str, keep: Option<i64>) -> Result<Option<Vec<i64>>> {
         let collection_id = self.collection_id.clone();
         let client = &mut self.conn().client;
         let created: bool = client
@@ -744,12 +744,12 @@ impl WriteBatch for PgBatch<'_> {
              SELECT e.collection_id, e.vid, MIN(p.peer)
              FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
              JOIN provenance p ON p.object_id = e.id AND p.version = COALESCE(v.modified, '')
-             WHERE e.collection_id = $1 AND e.id = $2
+             WHERE e.collection_id = $1 AND e.id = $2 AND e.vid IS DISTINCT FROM $3
                AND p.peer IN (SELECT peer FROM provenance
                               WHERE object_id = $2 AND first AND peer LIKE 'partner/%')
              GROUP BY e.collection_id, e.vid
              ON CONFLICT DO NOTHING",
-            &[&collection_id, &id],
+            &[&collection_id, &id, &keep],
         )?;
         client.execute(
             "UPDATE provenance SET first = FALSE WHERE object_id = $1 AND peer LIKE 'partner/%'",
@@ -1619,6 +1619,12 @@ impl Store for PostgresStore {
             // nothing the removed one created (issue 18).
             tx.execute(
                 "UPDATE provenance SET first = FALSE WHERE peer = $1",
+                &[&source],
+            )?;
+            // Its foreign versions are read by nobody (a name with '/' added names no
+            // partner).
+            tx.execute(
+                "UPDATE foreign_versions SET writer = writer || '/removed' WHERE writer = $1",
                 &[&source],
             )?;
             tx.commit()?;

@@ -508,7 +508,7 @@ impl WriteBatch for SqliteBatch<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn take_over(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+    fn take_over(&mut self, id: &str, keep: Option<i64>) -> Result<Option<Vec<i64>>> {
         let created: bool = self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM provenance
                  WHERE object_id = ?1 AND first AND peer LIKE 'partner/%')",
@@ -523,11 +523,11 @@ impl WriteBatch for SqliteBatch<'_> {
              SELECT e.collection_id, e.vid, MIN(p.peer)
              FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
              JOIN provenance p ON p.object_id = e.id AND p.version = COALESCE(v.modified, '')
-             WHERE e.collection_id = ?1 AND e.id = ?2
+             WHERE e.collection_id = ?1 AND e.id = ?2 AND e.vid IS NOT ?3
                AND p.peer IN (SELECT peer FROM provenance
                               WHERE object_id = ?2 AND first AND peer LIKE 'partner/%')
              GROUP BY e.collection_id, e.vid",
-            params![self.collection_id, id],
+            params![self.collection_id, id, keep],
         )?;
         self.conn.execute(
             "UPDATE provenance SET first = 0 WHERE object_id = ?1 AND peer LIKE 'partner/%'",
@@ -994,6 +994,11 @@ impl Store for SqliteStore {
         // nothing the removed one created (issue 18).
         tx.execute(
             "UPDATE provenance SET first = 0 WHERE peer = ?1",
+            [crate::partner_provenance(name)],
+        )?;
+        // Its foreign versions are read by nobody (a name with '/' added names no partner).
+        tx.execute(
+            "UPDATE foreign_versions SET writer = writer || '/removed' WHERE writer = ?1",
             [crate::partner_provenance(name)],
         )?;
         tx.commit()?;

@@ -21,6 +21,8 @@ const BLOCKED: &str = "indicator--0b1d0000-0000-4000-8000-000000000007";
 const CLAIMED: &str = "indicator--0b1d0000-0000-4000-8000-000000000008";
 const CLAIMED_DEF: &str = "marking-definition--7d7f0000-0000-4000-8000-000000000009";
 const CLAIMED_MARKED: &str = "indicator--0b1d0000-0000-4000-8000-00000000000a";
+const SOFTWARE: &str = "software--0b1d0000-0000-5000-8000-00000000000b";
+const PUBLIC: &str = "attack-pattern--0b1d0000-0000-4000-8000-00000000000c";
 
 fn cli(node: &Node, args: &[&str]) -> String {
     let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
@@ -240,4 +242,23 @@ fn a_hostile_partner_cannot_become_the_creator_of_anothers_object() {
     );
     assert_eq!(st["failure_count"], 1, "{st}");
     assert!(door.newest(&good, CLAIMED_MARKED).is_none(), "RED released");
+
+    // 8. An object without `modified` claimed first with other bytes: the operator's
+    //    import of it is everyone's (its own row is never made foreign).
+    let software = |name: &str| json!({"type": "software", "spec_version": "2.1", "id": SOFTWARE, "name": name});
+    door.post(&wo, "intel", &software("claimed"));
+    import(&node, &[software("operator's")]);
+    assert_eq!(door.newest(&good, SOFTWARE).unwrap()["name"], "operator's");
+
+    // 9. A public object's exact bytes posted first: the operator's import of the same
+    //    bytes ends the partner's claim, and its rewrite is refused.
+    let public = |modified: &str, name: &str| {
+        json!({"type": "attack-pattern", "spec_version": "2.1", "id": PUBLIC, "created": T1,
+            "modified": modified, "name": name})
+    };
+    door.post(&evil, "intel", &public(T1, "Phishing"));
+    import(&node, &[public(T1, "Phishing")]);
+    let st = door.post(&evil, "intel", &public(T2, "EVIL rewrite"));
+    assert_eq!(st["failure_count"], 1, "{st}");
+    assert_eq!(door.newest(&good, PUBLIC).unwrap()["name"], "Phishing");
 }

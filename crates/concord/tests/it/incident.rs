@@ -361,6 +361,23 @@ fn three_nodes_coordinate_an_incident_across_borders() {
     let (code, _, err) = cli(b, &["incident", "close", &incident]);
     assert_eq!(code, 1);
     assert!(err.contains("only an object's creator"), "{err}");
+    // Nor may B forward A's incident to a partner of its own by a request on it.
+    let (code, _, err) = cli(
+        b,
+        &[
+            "incident",
+            "request",
+            &incident,
+            "--to",
+            "cert-cn",
+            "--ask",
+            "forwarded",
+            "--deadline",
+            &deadline,
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("opened by another node"), "{err}");
 
     // The next round: B's answer goes home to A.
     let rb = sync(b);
