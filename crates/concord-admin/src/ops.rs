@@ -602,8 +602,9 @@ impl PeerFiles {
     /// Checks the file a peer's `field` names (`path`, as given) and returns the path to
     /// store: as given on the CLI; under `within`, relative paths are taken from that
     /// directory. The rule is checked on the path's text before the file is touched, so a
-    /// refused path outside tells nothing of whether it exists.
-    fn check(&self, field: &str, path: &str) -> Result<String> {
+    /// refused path outside tells nothing of whether it exists. Also the check of a
+    /// webhook's `--secret-file`: its key goes to the receiver, never a node secret.
+    pub fn check(&self, field: &str, path: &str) -> Result<String> {
         use std::path::{Component, Path};
         let invalid = |m: String| Err(AdminError::Invalid(m));
         let stored = match &self.within {

@@ -129,6 +129,13 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
                 .unwrap_or_else(|_| secret_file.clone().into())
                 .to_string_lossy()
                 .into_owned();
+            // The key is handed to the receiver: never one of the node's own secrets.
+            let dir = crate::data_dir(&data).dir;
+            concord_admin::ops::PeerFiles {
+                within: None,
+                refused: crate::config::Config::load(&dir)?.own_files(&dir),
+            }
+            .check("--secret-file", &secret_file)?;
             let hook = Webhook {
                 name,
                 url,

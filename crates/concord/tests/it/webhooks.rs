@@ -404,6 +404,14 @@ fn dead_letters_never_follow_a_webhook_to_its_new_settings() {
         "\n[webhooks]\nmax_attempts = 2\nbackoff_initial_secs = 1\nbackoff_max_secs = 1\ntimeout_secs = 1\nevery_secs = 1\n",
     );
     std::fs::write(node.path().join("concord.toml"), toml).unwrap();
+    // The key goes to the receiver: the node's own key file is refused.
+    let node_key = node.path().join("node.key");
+    let (code, _, err) = cli(
+        &node,
+        &hook_args("ops", &url, node_key.to_str().unwrap(), &[]),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("own secret files"), "{err}");
     cli_ok(&node, &hook_args("ops", &url, key, &[]));
     let server = node.serve();
     import(
