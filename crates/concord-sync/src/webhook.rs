@@ -199,6 +199,18 @@ pub fn check(hook: &Webhook) -> Result<(), WebhookError> {
     if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
         return Err(bad(format!("url {:?}: must be an http(s) URL", hook.url)));
     }
+    // Credentials in the URL would be shown by `webhook list|show` and written in logs; the
+    // HMAC signature is how the receiver knows the node.
+    let authority = hook.url.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if authority.contains('@') {
+        return Err(bad(
+            "url: must not carry credentials (user:password@); the receiver checks the \
+             X-Concord-Signature HMAC instead"
+                .to_owned(),
+        ));
+    }
     read_secret(hook)?;
     Ok(())
 }

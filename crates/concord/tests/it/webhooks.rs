@@ -412,6 +412,12 @@ fn dead_letters_never_follow_a_webhook_to_its_new_settings() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("own secret files"), "{err}");
+    // Nor may the URL carry credentials (shown by `webhook list` and in logs).
+    let with_password = url.replacen("http://", "http://user:S3cret@", 1);
+    let (code, _, err) = cli(&node, &hook_args("ops", &with_password, key, &[]));
+    assert_ne!(code, 0);
+    assert!(err.contains("must not carry credentials"), "{err}");
+    assert!(!err.contains("S3cret"), "{err}");
     cli_ok(&node, &hook_args("ops", &url, key, &[]));
     let server = node.serve();
     import(
