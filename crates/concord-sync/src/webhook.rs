@@ -140,6 +140,15 @@ pub struct Options {
     pub max_objects: usize,
 }
 
+/// The stored form of a record, written under the setting `key`: an error naming it rather
+/// than a panic, should a record ever not serialise.
+fn record<T: Serialize>(key: &str, value: &T) -> Result<String, WebhookError> {
+    serde_json::to_string(value).map_err(|e| WebhookError::Record {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 /// Why a webhook operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -254,9 +263,10 @@ pub fn save(store: &dyn Store, hook: &Webhook) -> Result<Webhook, WebhookError> 
                 .key_id,
         ),
     };
-    let text = serde_json::to_string(&hook).expect("a webhook serialises");
+    let key = format!("{PREFIX}{}", hook.name);
+    let text = record(&key, &hook)?;
     store.set_setting(&format!("{STATE_PREFIX}{}", hook.name), "")?;
-    store.set_setting(&format!("{PREFIX}{}", hook.name), &text)?;
+    store.set_setting(&key, &text)?;
     forget_dead(store, &hook.name, &hook.generation)?;
     Ok(hook)
 }
@@ -359,8 +369,9 @@ fn save_state(store: &dyn Store, name: &str, state: &WebhookState) -> Result<(),
         Some(current) if current.generation == state.generation => {}
         _ => return Ok(()),
     }
-    let text = serde_json::to_string(state).expect("a state serialises");
-    store.set_setting(&format!("{STATE_PREFIX}{name}"), &text)?;
+    let key = format!("{STATE_PREFIX}{name}");
+    let text = record(&key, state)?;
+    store.set_setting(&key, &text)?;
     Ok(())
 }
 
@@ -438,7 +449,7 @@ pub fn retry_dead(
             }
             Err(e) => {
                 d.last_error = Some(e.clone());
-                store.set_setting(&key, &serde_json::to_string(&d).expect("serialises"))?;
+                store.set_setting(&key, &record(&key, &d)?)?;
                 report.failed.push((d.id, e));
             }
         }
@@ -598,10 +609,8 @@ fn turn_held(
                         dead.next_attempt_ns = now_ns();
                         // Written before the queue shrinks: a crash in between keeps the
                         // letter queued too, never loses it.
-                        store.set_setting(
-                            &format!("{DEAD_PREFIX}{}/{}", hook.name, dead.id),
-                            &serde_json::to_string(&dead).expect("serialises"),
-                        )?;
+                        let key = format!("{DEAD_PREFIX}{}/{}", hook.name, dead.id);
+                        store.set_setting(&key, &record(&key, &dead)?)?;
                     } else {
                         head.next_attempt_ns =
                             now_ns() + backoff(opts, head.attempts).as_nanos() as i64;
