@@ -15,7 +15,8 @@ pub const BASE_POLICY_VERSION: &str = "tlp-v1";
 pub struct Door<'a> {
     /// `taxii-objects`, `taxii-object`, `taxii-versions`, `taxii-manifest`, `taxii-post`,
     /// `taxii-delete`, `export`, `import`, `sync-push`, `sync-sightings`, `sync-pull`,
-    /// `api-match`; the web UI's `web-list`, `web-object`, `web-graph`, `web-import`.
+    /// `api-match` (compiling a partner's set), `api-match-hits` (the ids a match answer
+    /// names); the web UI's `web-list`, `web-object`, `web-graph`, `web-import`.
     pub door: &'a str,
     /// Partner name, `admin` or `operator`.
     pub partner: &'a str,

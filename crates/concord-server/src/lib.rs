@@ -1768,6 +1768,68 @@ impl MatchRequest {
     }
 }
 
+/// Appends the audit entries of one `POST /api/match` answer: each distinct indicator its
+/// `hits` name, as the version the set holds (its id left, nothing else of it: the
+/// transformation `id only (match hit)`), under door `api-match-hits`, one entry per
+/// collection, with the digest of the ids and versions sent. Nothing when there is no hit.
+fn record_match_hits(
+    egress: &Egress,
+    principal: &Principal,
+    set: &matching::CompiledSet,
+    hits: &[serde_json::Value],
+) -> Result<(), concord_store::StoreError> {
+    let mut named: Vec<(&str, &matching::Source)> = hits
+        .iter()
+        .filter_map(|h| h["indicator"].as_str())
+        .filter_map(|id| set.sources.get(id).map(|s| (id, s)))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    named.sort_by(|a, b| (&a.1.collection, a.0).cmp(&(&b.1.collection, b.0)));
+    named.dedup_by(|a, b| a.0 == b.0);
+    let partner = audit::principal_name(principal);
+    let policy_version = match principal {
+        Principal::Admin => audit::BASE_POLICY_VERSION,
+        Principal::Partner(_) => egress.policy().version.as_str(),
+    };
+    let mut records = Vec::with_capacity(named.len());
+    let mut start = 0;
+    // One digest per entry: the entries are per collection, so are their digests.
+    while start < named.len() {
+        let collection = named[start].1.collection.as_str();
+        let end = start
+            + named[start..]
+                .iter()
+                .take_while(|(_, s)| s.collection == collection)
+                .count();
+        let run = &named[start..end];
+        let door = concord_egress::Door {
+            door: "api-match-hits",
+            partner: &partner,
+            collection,
+            policy_version,
+        };
+        records.clear();
+        for (id, s) in run {
+            records.push(door.record(
+                "egress",
+                s.vid,
+                id,
+                s.version.clone(),
+                "sent",
+                vec!["id only (match hit)".to_owned()],
+            ));
+        }
+        let digest = concord_egress::audit::transfer_digest(
+            run.iter().map(|(id, s)| (*id, s.version.as_str(), None)),
+        );
+        egress.store().append_transfer(&records, Some(digest))?;
+        start = end;
+    }
+    Ok(())
+}
+
 /// `POST /api/match` (issue 4): `{"collections": [C, …], "format": "lines" | "eve" | "zeek",
 /// "lines": [L, …]}` — observables (one per line, format `lines`, the default) or log lines —
 /// matched against the indicators of the collections the principal may read, valid now.
@@ -1849,7 +1911,7 @@ async fn api_match(
             e => internal(&e),
         })?;
         let now = Timestamp::now_micros().unix_nanos();
-        let mut matcher = concord_match::Matcher::new(&set, now).validity_at(now);
+        let mut matcher = concord_match::Matcher::new(&set.set, now).validity_at(now);
         let input = req.lines.join("\n").into_bytes();
         drop(req);
         let mut reader = concord_match::RecordReader::new(
@@ -1866,6 +1928,9 @@ async fn api_match(
         })
         .map_err(|e| bad_request(format!("lines: {e}")))?;
         let malformed: Vec<String> = reader.malformed().iter().map(|m| m.to_string()).collect();
+        // What leaves is the ids of the indicators hit: one audit entry per collection for
+        // this answer (door `api-match-hits`), appended before it is sent (issue 17).
+        record_match_hits(&egress, &principal, &set, &hits).map_err(|e| internal(&e))?;
         let body = serde_json::json!({
             "hits": hits, "records": summary.records, "malformed": malformed,
         });

@@ -38,6 +38,29 @@ pub enum SetError {
     Busy(#[from] crate::limits::CompileBusy),
 }
 
+/// A compiled set and where each indicator in it came from: what `POST /api/match` records
+/// in the audit log when a hit names an indicator (the id is what leaves).
+pub struct CompiledSet {
+    /// The matcher's set.
+    pub set: IndicatorSet,
+    /// Per indicator id (as the audience receives it): its newest version's collection,
+    /// version row and version.
+    pub sources: std::collections::HashMap<String, Source>,
+}
+
+/// Where an indicator of a [`CompiledSet`] came from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Collection id.
+    pub collection: String,
+    /// The version row (`object_versions.vid`).
+    pub vid: i64,
+    /// The version as text ([`concord_store::Entry::version`]).
+    pub version: String,
+    /// Its sortable key: the newest version of an id is the one the set keeps.
+    version_key: String,
+}
+
 /// Compiles every version of every indicator of `collections` (aliases or ids) into one set:
 /// the newest version of each wins and revoked ones drop out ([`SetBuilder`]). For a
 /// partner, every indicator passes the egress door (door `api-match`, audited).
@@ -46,17 +69,47 @@ pub fn indicator_set(
     collections: &[String],
     audience: &Audience<'_>,
 ) -> Result<IndicatorSet, SetError> {
+    compile(egress, collections, audience).map(|c| c.set)
+}
+
+/// [`indicator_set`] with the [`Source`] of each indicator.
+pub fn compile(
+    egress: &Egress,
+    collections: &[String],
+    audience: &Audience<'_>,
+) -> Result<CompiledSet, SetError> {
     let store = egress.store();
     let mut builder = SetBuilder::new();
+    let mut sources: std::collections::HashMap<String, Source> = Default::default();
     let filter = ObjectFilter {
         types: vec!["indicator".into()],
         versions: vec![VersionSelector::All],
         ..ObjectFilter::default()
     };
-    let mut add = |id: &str, body: &str| -> Result<(), SetError> {
+    let mut add = |collection: &str,
+                   id: &str,
+                   vid: i64,
+                   version: String,
+                   version_key: &str,
+                   body: &str|
+     -> Result<(), SetError> {
         let v: Value = serde_json::from_str(body)
             .map_err(|err| SetError::Corrupt(format!("stored object {id}: {err}")))?;
         builder.add(&v);
+        if sources
+            .get(id)
+            .is_none_or(|s| s.version_key.as_str() < version_key)
+        {
+            sources.insert(
+                id.to_owned(),
+                Source {
+                    collection: collection.to_owned(),
+                    vid,
+                    version,
+                    version_key: version_key.to_owned(),
+                },
+            );
+        }
         Ok(())
     };
     for name in collections {
@@ -77,7 +130,14 @@ pub fn indicator_set(
                         true,
                     )?;
                     for e in &p.entries {
-                        add(&e.id, e.body.as_deref().unwrap_or("null"))?;
+                        add(
+                            &c.id,
+                            &e.id,
+                            e.vid,
+                            e.version(),
+                            &e.version_key,
+                            e.body.as_deref().unwrap_or("null"),
+                        )?;
                     }
                     match (p.more, p.entries.last()) {
                         (true, Some(last)) => after = Some(last.cursor()),
@@ -89,7 +149,14 @@ pub fn indicator_set(
                     let (t, resume) =
                         egress.scan(&who, "api-match", &c.id, &filter, after.take(), 5000, true)?;
                     for e in &t.entries {
-                        add(&e.id, e.body.as_deref().unwrap_or("null"))?;
+                        add(
+                            &c.id,
+                            &e.id,
+                            e.vid,
+                            e.version.clone(),
+                            &e.version_key,
+                            e.body.as_deref().unwrap_or("null"),
+                        )?;
                     }
                     match resume {
                         Some(r) if t.more => after = Some(r),
@@ -99,7 +166,10 @@ pub fn indicator_set(
             }
         }
     }
-    Ok(builder.build())
+    Ok(CompiledSet {
+        set: builder.build(),
+        sources,
+    })
 }
 
 /// What a cached set was compiled from, per collection in key order: its version
@@ -120,7 +190,7 @@ struct SetKey {
 /// requests for one set compile it once.
 #[derive(Default)]
 struct Slot {
-    built: std::sync::Mutex<Option<(Stamp, std::sync::Arc<IndicatorSet>)>>,
+    built: std::sync::Mutex<Option<(Stamp, std::sync::Arc<CompiledSet>)>>,
 }
 
 /// Compiled indicator sets kept between `POST /api/match` requests (issue 16, item 2): one
@@ -186,7 +256,8 @@ impl SetCache {
         self.len() == 0
     }
 
-    /// The set of `collections` (ids) for `audience`, and whether it was reused: the cached
+    /// The set of `collections` (ids) for `audience` with its sources, and whether it was
+    /// reused: the cached
     /// one when every collection's version and sharing are what they were when it was
     /// compiled, else [`indicator_set`]'s (audited then, door `api-match`, for a partner),
     /// once the compile gate lets it. The versions are read before compiling, so a write
@@ -198,16 +269,13 @@ impl SetCache {
         egress: &Egress,
         collections: &[String],
         audience: &Audience<'_>,
-    ) -> Result<(std::sync::Arc<IndicatorSet>, bool), SetError> {
+    ) -> Result<(std::sync::Arc<CompiledSet>, bool), SetError> {
         let mut ids = collections.to_vec();
         ids.sort();
         ids.dedup();
         if self.capacity == 0 {
             let _permit = self.compiles.enter()?;
-            return Ok((
-                std::sync::Arc::new(indicator_set(egress, &ids, audience)?),
-                false,
-            ));
+            return Ok((std::sync::Arc::new(compile(egress, &ids, audience)?), false));
         }
         let store = egress.store();
         let mut stamp = Stamp::with_capacity(ids.len());
@@ -239,7 +307,7 @@ impl SetCache {
         let _permit = self.compiles.enter()?;
         // Dropped before compiling: the old set's memory is not held twice.
         *built = None;
-        let set = std::sync::Arc::new(indicator_set(egress, &key.collections, audience)?);
+        let set = std::sync::Arc::new(compile(egress, &key.collections, audience)?);
         *built = Some((stamp, set.clone()));
         Ok((set, false))
     }

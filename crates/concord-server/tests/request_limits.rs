@@ -348,20 +348,20 @@ fn cache_is_invalidated_by_versions(one: Arc<dyn Store>, two: Arc<dyn Store>, id
     };
     let (set, reused) = cache.get(&e1, &ids, &op).unwrap();
     assert!(!reused);
-    assert_eq!(set.len(), 10);
+    assert_eq!(set.set.len(), 10);
     // The same collection named twice is the same set.
     let twice = [id.to_owned(), id.to_owned()];
     assert!(cache.get(&e1, &twice, &op).unwrap().1);
     let (pset, reused) = cache.get(&e1, &ids, &partner).unwrap();
     assert!(!reused, "a partner's set is its own");
-    assert_eq!(pset.len(), 10);
+    assert_eq!(pset.set.len(), 10);
     assert!(cache.get(&e1, &ids, &partner).unwrap().1);
 
     // A write through the other store (another process on PostgreSQL).
     put(two.as_ref(), id, &[indicator(50, "added.example")]);
     let (set, reused) = cache.get(&e1, &ids, &op).unwrap();
     assert!(!reused, "an add invalidates");
-    assert_eq!(set.len(), 11);
+    assert_eq!(set.set.len(), 11);
     assert!(cache.get(&e1, &ids, &op).unwrap().1);
     let all = ObjectFilter {
         versions: vec![VersionSelector::All],
@@ -371,7 +371,7 @@ fn cache_is_invalidated_by_versions(one: Arc<dyn Store>, two: Arc<dyn Store>, id
     assert_eq!(two.delete_object(id, &gone, &all).unwrap(), 1);
     let (set, reused) = cache.get(&e1, &ids, &op).unwrap();
     assert!(!reused, "a delete invalidates");
-    assert_eq!(set.len(), 10);
+    assert_eq!(set.set.len(), 10);
 
     // The partner's set was compiled before the add and the delete: compiled again, once.
     assert!(!cache.get(&e1, &ids, &partner).unwrap().1);
@@ -389,7 +389,7 @@ fn cache_is_invalidated_by_versions(one: Arc<dyn Store>, two: Arc<dyn Store>, id
     let (pset, reused) = cache.get(&e1, &ids, &partner).unwrap();
     assert!(!reused);
     assert_eq!(
-        pset.len(),
+        pset.set.len(),
         0,
         "unmarked indicators of a RED default go to nobody"
     );

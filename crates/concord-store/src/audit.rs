@@ -415,6 +415,20 @@ impl TransferEntry {
         decode_items(&self.items)
     }
 
+    /// The version rows its items name, sorted, without repeats: what the posting index
+    /// holds for it. Empty when the items are damaged.
+    pub fn vids(&self) -> Vec<i64> {
+        let mut vids: Vec<i64> = self
+            .decoded()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i.vid)
+            .collect();
+        vids.sort_unstable();
+        vids.dedup();
+        vids
+    }
+
     /// Whether its fields give its hash.
     pub fn hash_ok(&self) -> bool {
         transfer_hash(self) == self.hash
@@ -795,6 +809,17 @@ pub enum AuditError {
         /// The checkpoint.
         no: i64,
     },
+    /// The posting index lacks an entry's version row: postings were deleted, so `audit
+    /// show --object` would not find the entry (the entry itself is intact).
+    #[error(
+        "entry {seq} is missing from the posting index (version row {vid}): `audit show --object` would not find it"
+    )]
+    Unindexed {
+        /// The entry.
+        seq: i64,
+        /// The version row its items name and the index lacks.
+        vid: i64,
+    },
     /// An archive file is not what was sealed.
     #[error("archive: {0}")]
     Archive(String),
@@ -809,7 +834,8 @@ impl AuditError {
             | AuditError::Reordered { seq, .. }
             | AuditError::Broken { seq, .. }
             | AuditError::Rewritten { seq, .. }
-            | AuditError::Truncated { seq, .. } => *seq,
+            | AuditError::Truncated { seq, .. }
+            | AuditError::Unindexed { seq, .. } => *seq,
             AuditError::Forged { .. }
             | AuditError::CheckpointBroken { .. }
             | AuditError::Archive(_) => 0,
@@ -817,7 +843,7 @@ impl AuditError {
     }
 
     /// One word: `edited`, `deleted`, `reordered`, `broken`, `forged`, `checkpoint-broken`,
-    /// `rewritten`, `truncated`, `archive`.
+    /// `rewritten`, `truncated`, `unindexed`, `archive`.
     pub fn kind(&self) -> &'static str {
         match self {
             AuditError::Edited { .. } => "edited",
@@ -828,6 +854,7 @@ impl AuditError {
             AuditError::CheckpointBroken { .. } => "checkpoint-broken",
             AuditError::Rewritten { .. } => "rewritten",
             AuditError::Truncated { .. } => "truncated",
+            AuditError::Unindexed { .. } => "unindexed",
             AuditError::Archive(_) => "archive",
         }
     }
@@ -889,6 +916,7 @@ pub fn verify_log(
         Ok(()) => {
             if let Some(no) = report.last_checkpoint {
                 store.set_setting(VERIFIED_SETTING, &no.to_string())?;
+                store.set_setting(CHECKPOINT_CHAIN_SETTING, &no.to_string())?;
             }
         }
     }
@@ -1045,6 +1073,11 @@ fn verify_into(
         if let Err(e) = verify_transfers_after(prev, &page) {
             return Ok(Err(e));
         }
+        // The posting index is derived, outside the chain: each verified entry must be
+        // findable by `audit show --object` (deleted postings would hide it).
+        if let Some((seq, vid)) = store.audit_unindexed(&page)? {
+            return Ok(Err(AuditError::Unindexed { seq, vid }));
+        }
         for e in &page {
             if let Some((no, h)) = pending.remove(&e.seq)
                 && h != e.hash
@@ -1065,21 +1098,46 @@ fn verify_into(
     Ok(Ok(()))
 }
 
+/// The setting that records the newest checkpoint whose signature and link were checked
+/// (its `no`), by [`verify_shown`] or [`verify_log`]: where the next [`verify_shown`]
+/// starts.
+pub const CHECKPOINT_CHAIN_SETTING: &str = "audit.verified_checkpoint_chain";
+
 /// What a reader of a few entries checks (the web UI's audit page): the checkpoint chain
-/// (every signature, against `trusted` when given, and every link) and the `shown` entries
-/// only — each one's fields against its hash, its link to the entry after it, and the hash
-/// a checkpoint signed for it. Returns the number of checkpoints checked. Work: the
-/// checkpoints (one per `checkpoint_every` entries) plus one look-up per entry shown, not
-/// the log. `concord audit verify` checks the rest.
+/// from the newest checkpoint checked before (by this or by [`verify_log`]; its signature
+/// checked again), so only checkpoints added since are read; the checkpoints that signed a
+/// shown entry (signature, and the hash they signed); and the `shown` entries themselves —
+/// each one's fields against its hash and its link to the entry after it. Returns the number
+/// of checkpoints checked. Work: the new checkpoints plus a few look-ups per entry shown,
+/// not the log. `concord audit verify` checks the rest.
 pub fn verify_shown(
     store: &dyn crate::Store,
     shown: &[TransferEntry],
     trusted: Option<&[u8; 32]>,
 ) -> crate::Result<Result<u64, AuditError>> {
+    let setting = |key: &str| -> crate::Result<Option<i64>> {
+        Ok(store.setting(key)?.and_then(|v| v.parse().ok()))
+    };
+    let from = setting(CHECKPOINT_CHAIN_SETTING)?.max(setting(VERIFIED_SETTING)?);
     let mut previous: Option<Checkpoint> = None;
-    let mut signed: std::collections::HashMap<i64, (i64, Hash)> = Default::default();
     let mut n = 0u64;
     let mut after_no = 0;
+    if let Some(no) = from {
+        let Some(c) = store
+            .audit_checkpoints(no - 1, 1)?
+            .into_iter()
+            .next()
+            .filter(|c| c.no == no)
+        else {
+            return Ok(Err(AuditError::CheckpointBroken { no }));
+        };
+        if let Err(e) = c.check_signature(trusted) {
+            return Ok(Err(e));
+        }
+        n += 1;
+        after_no = no;
+        previous = Some(c);
+    }
     loop {
         let page = store.audit_checkpoints(after_no, VERIFY_PAGE)?;
         let Some(last) = page.last() else { break };
@@ -1089,8 +1147,20 @@ pub fn verify_shown(
                 return Ok(Err(e));
             }
             n += 1;
-            signed.insert(c.entry_seq, (c.no, c.entry_hash));
             previous = Some(c);
+        }
+    }
+    let mut signed: std::collections::HashMap<i64, (i64, Hash)> = Default::default();
+    if let (Some(lo), Some(hi)) = (
+        shown.iter().map(|e| e.seq).min(),
+        shown.iter().map(|e| e.seq).max(),
+    ) {
+        for c in store.audit_checkpoints_covering(lo, hi)? {
+            if let Err(e) = c.check_signature(trusted) {
+                return Ok(Err(e));
+            }
+            n += 1;
+            signed.insert(c.entry_seq, (c.no, c.entry_hash));
         }
     }
     for e in shown {
@@ -1124,6 +1194,11 @@ pub fn verify_shown(
                 }));
             }
         }
+    }
+    if let Some(c) = previous
+        && from != Some(c.no)
+    {
+        store.set_setting(CHECKPOINT_CHAIN_SETTING, &c.no.to_string())?;
     }
     Ok(Ok(n))
 }

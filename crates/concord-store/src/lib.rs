@@ -691,6 +691,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
     /// Transfer entries that match `query`, in `seq` order (newest first when asked).
     fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<TransferEntry>>;
+    /// The posting index against the entries it indexes: the first `(seq, vid)` where an
+    /// entry of `entries` names the version row `vid` in its items but the index has no
+    /// posting for it, so `audit show --object` would not find that entry. `None`: every
+    /// posting is there. The index is not part of the chain (it is derived from the items);
+    /// this is how `audit verify` covers it. Work: one indexed look-up per distinct vid of
+    /// each entry (SQLite's `audit_postings`), one row per entry (PostgreSQL's `vids`).
+    fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>>;
     /// The names of version rows that the log refers to: held ones from `object_versions`,
     /// deleted ones from the names kept at deletion. Unknown vids are left out.
     fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>>;
@@ -709,6 +716,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn add_audit_checkpoint(&self, sign: &mut audit::SignHead<'_>) -> Result<Checkpoint>;
     /// Checkpoints with `no > after_no`, in order, at most `limit`.
     fn audit_checkpoints(&self, after_no: i64, limit: usize) -> Result<Vec<Checkpoint>>;
+    /// Checkpoints that signed an entry with `first_seq <= seq <= last_seq`, in order (a
+    /// scan of the checkpoints: one per `checkpoint_every` entries).
+    fn audit_checkpoints_covering(&self, first_seq: i64, last_seq: i64) -> Result<Vec<Checkpoint>>;
     /// The newest checkpoint.
     fn last_audit_checkpoint(&self) -> Result<Option<Checkpoint>>;
     /// The archive boundary: the newest archived prefix, `None` when nothing was archived.

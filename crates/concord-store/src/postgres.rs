@@ -1692,6 +1692,34 @@ impl Store for PostgresStore {
         })
     }
 
+    fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>> {
+        let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+        let indexed: std::collections::HashMap<i64, Vec<i64>> = self.with_conn(|c| {
+            let rows = c.query(
+                "SELECT seq, vids FROM audit_entries WHERE seq = ANY($1)",
+                &[&seqs],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<i64>>(1)))
+                .collect())
+        })?;
+        for e in entries {
+            let Some(held) = indexed.get(&e.seq) else {
+                continue; // not in the table: the chain's finding
+            };
+            // `vids` is kept sorted, without repeats.
+            if let Some(vid) = e
+                .vids()
+                .into_iter()
+                .find(|v| held.binary_search(v).is_err())
+            {
+                return Ok(Some((e.seq, vid)));
+            }
+        }
+        Ok(None)
+    }
+
     fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>> {
         let vids = vids.to_vec();
         self.with_conn(|c| {
@@ -1756,6 +1784,19 @@ impl Store for PostgresStore {
                     "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE no > $1 ORDER BY no LIMIT $2"
                 ),
                 &[&after_no, &limit],
+            )?;
+            Ok(rows.iter().map(checkpoint_row).collect())
+        })
+    }
+
+    fn audit_checkpoints_covering(&self, first_seq: i64, last_seq: i64) -> Result<Vec<Checkpoint>> {
+        self.with_conn(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints
+                     WHERE entry_seq BETWEEN $1 AND $2 ORDER BY no"
+                ),
+                &[&first_seq, &last_seq],
             )?;
             Ok(rows.iter().map(checkpoint_row).collect())
         })

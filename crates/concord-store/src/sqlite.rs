@@ -1058,6 +1058,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>> {
+        self.with_reader(|c| {
+            let mut st =
+                c.prepare_cached("SELECT 1 FROM audit_postings WHERE vid = ?1 AND seq = ?2")?;
+            for e in entries {
+                // Undecodable items are the chain's finding (the hash covers them).
+                for vid in e.vids() {
+                    if !st.exists(params![vid, e.seq])? {
+                        return Ok(Some((e.seq, vid)));
+                    }
+                }
+            }
+            Ok(None)
+        })
+    }
+
     fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>> {
         let mut out = Vec::new();
         for chunk in vids.chunks(500) {
@@ -1178,6 +1194,17 @@ impl Store for SqliteStore {
                 "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE no > ?1 ORDER BY no LIMIT ?2"
             ))?;
             let rows = st.query_map(params![after_no, limit], checkpoint_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn audit_checkpoints_covering(&self, first_seq: i64, last_seq: i64) -> Result<Vec<Checkpoint>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints
+                 WHERE entry_seq BETWEEN ?1 AND ?2 ORDER BY no"
+            ))?;
+            let rows = st.query_map(params![first_seq, last_seq], checkpoint_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }

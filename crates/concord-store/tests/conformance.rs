@@ -1091,6 +1091,15 @@ fn audit_log_is_a_chain(store: &dyn Store) {
         audit::verify_shown(store, &shown, Some(&trusted)).unwrap(),
         Ok(2)
     );
+    // The next look starts from the newest checkpoint checked (its signature again), so a
+    // page view reads the checkpoints added since, not all of them.
+    assert_eq!(
+        store
+            .setting(audit::CHECKPOINT_CHAIN_SETTING)
+            .unwrap()
+            .as_deref(),
+        Some("2")
+    );
     // Archive entries 1..=5 (checkpoint 2), tamper with copies of the file.
     store
         .append_transfer(&sent("acme", &coll.id, &e[..1], "sent"), None)
@@ -1196,7 +1205,9 @@ fn audit_log_is_a_chain(store: &dyn Store) {
 }
 
 /// Tampering through SQL (triggers bypassed by `exec`) is named by a full verify.
-fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str)) {
+/// `unindex`: SQL that removes entry 3's postings (the index is per backend), and SQL that
+/// puts them back.
+fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str), unindex: (&str, &str)) {
     use concord_store::audit;
     let k = key(1);
     for p in ["a", "b", "c", "d", "e"] {
@@ -1238,6 +1249,26 @@ fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str)) {
         ),
         ("reordered", 2)
     );
+    // Postings deleted: the entries are intact, but `audit show --object` would miss one.
+    exec(unindex.0);
+    assert_eq!(
+        audit::verify_log(store, None, true).unwrap().error,
+        Some(AuditError::Unindexed { seq: 3, vid: 1 })
+    );
+    let hidden = store
+        .audit_entries(&concord_store::AuditQuery {
+            vids: vec![1],
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        hidden.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 4, 5],
+        "what the missing postings hide"
+    );
+    exec(unindex.1);
+    assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
     // The newest entry deleted after a checkpoint covered it.
     audit::checkpoint(store, &k, 1).unwrap();
     assert_eq!(
@@ -1474,7 +1505,7 @@ macro_rules! store_suite {
             #[test]
             fn audit_tampering_is_named() {
                 let Some((s, g)) = $make else { return };
-                super::audit_tampering_is_named(&s, &|sql| bypass(&g, sql))
+                super::audit_tampering_is_named(&s, &|sql| bypass(&g, sql), g.unindex())
             }
         }
     };
@@ -1492,6 +1523,8 @@ store_suite!(sqlite_backend, sqlite());
 /// someone with the database file or a superuser login can do).
 trait Bypass {
     fn exec(&self, sql: &str);
+    /// SQL that drops entry 3's postings (version rows 1 and 3), and SQL that restores them.
+    fn unindex(&self) -> (&'static str, &'static str);
 }
 
 impl Bypass for tempfile::TempDir {
@@ -1504,6 +1537,12 @@ impl Bypass for tempfile::TempDir {
         .unwrap();
         c.execute_batch(sql).unwrap();
     }
+    fn unindex(&self) -> (&'static str, &'static str) {
+        (
+            "DELETE FROM audit_postings WHERE seq = 3",
+            "INSERT INTO audit_postings (vid, seq) VALUES (1, 3), (3, 3)",
+        )
+    }
 }
 
 impl Bypass for ScratchSchema {
@@ -1512,6 +1551,12 @@ impl Bypass for ScratchSchema {
         c.batch_execute("SET session_replication_role = replica")
             .unwrap();
         c.batch_execute(sql).unwrap();
+    }
+    fn unindex(&self) -> (&'static str, &'static str) {
+        (
+            "UPDATE audit_entries SET vids = '{3}' WHERE seq = 3",
+            "UPDATE audit_entries SET vids = '{1,3}' WHERE seq = 3",
+        )
     }
 }
 

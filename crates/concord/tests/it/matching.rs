@@ -339,6 +339,29 @@ fn a_siem_asks_post_api_match() {
         .map(|h| h["line"].as_u64().unwrap())
         .collect();
     assert_eq!(lines, [1, 3, 4], "{}", r.body);
+    // Each answer with hits is a transfer in the audit log (issue 17): the ids of the
+    // indicators it names, one entry, sent; the answer without hits sent no id.
+    let mut hit_ids: Vec<String> = r.json()["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["indicator"].as_str().unwrap().to_owned())
+        .collect();
+    hit_ids.sort();
+    hit_ids.dedup();
+    let (code, shown, err) = cli(&node, &["audit", "show", "--partner", "reader", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    let mut recorded: Vec<String> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["door"] == "api-match-hits")
+        .inspect(|e| assert_eq!(e["decision"], "sent", "{e}"))
+        .map(|e| e["object_id"].as_str().unwrap().to_owned())
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded, hit_ids, "{shown}");
     // No read access answers as a collection that does not exist: 404 both (issue 15,
     // item 8: no oracle); a malformed request: 400 naming the field.
     let hidden = ask(&outsider, &body);
