@@ -1059,18 +1059,25 @@ impl Store for SqliteStore {
     }
 
     fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>> {
+        // Looked up in the index's own order (vid, seq), so consecutive look-ups share
+        // b-tree pages; undecodable items are the chain's finding (the hash covers them).
+        let mut wanted: Vec<(i64, i64)> = entries
+            .iter()
+            .flat_map(|e| e.vids().into_iter().map(move |v| (v, e.seq)))
+            .collect();
+        wanted.sort_unstable();
         self.with_reader(|c| {
             let mut st =
                 c.prepare_cached("SELECT 1 FROM audit_postings WHERE vid = ?1 AND seq = ?2")?;
-            for e in entries {
-                // Undecodable items are the chain's finding (the hash covers them).
-                for vid in e.vids() {
-                    if !st.exists(params![vid, e.seq])? {
-                        return Ok(Some((e.seq, vid)));
-                    }
+            let mut first: Option<(i64, i64)> = None;
+            for (vid, seq) in wanted {
+                if first.is_none_or(|(s, v)| (seq, vid) < (s, v))
+                    && !st.exists(params![vid, seq])?
+                {
+                    first = Some((seq, vid));
                 }
             }
-            Ok(None)
+            Ok(first)
         })
     }
 
