@@ -439,7 +439,7 @@ async fn page_gate(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// The answer floor of [`router`] ([`limits::AnswerFloor`]): a partner's answer to a request
-/// that names ids ([`limits::ids_named`]) leaves at the deadline the floor sets from the
+/// that names ids ([`limits::ids_named`]; a POST of objects counts as one) leaves at the deadline the floor sets from the
 /// moment the request reached the route, whatever the answer (200, 404, 400), so that its
 /// time does not tell a withheld object from a missing one. The operator's answers are not
 /// held: it receives everything, so there is nothing for it to learn.
@@ -456,6 +456,10 @@ async fn answer_floor(State(state): State<AppState>, req: Request, next: Next) -
             RawQuery::<Vec<(String, String)>>::try_from_uri(req.uri())
                 .map(|RawQuery(pairs)| limits::ids_named(route.as_deref(), &pairs))
                 .unwrap_or(1)
+                // A POST names the objects of its envelope: at least one floor, so that the
+                // time of its answer does not tell a write over an id the node holds (kept
+                // as the writer's foreign version, or refused) from a write of a new one.
+                .max(usize::from(req.method() == axum::http::Method::POST))
         }
         _ => 0,
     };

@@ -90,6 +90,20 @@ fn a_partners_answers_about_ids_wait_for_the_floor_and_the_jitter_bound_holds() 
             assert!(a.status == 200 || a.status == 404, "{name}: {}", a.body);
         }
     }
+    // A partner's POST waits for one floor too, whether it writes over a withheld id (kept
+    // as its foreign version) or a new one.
+    for id in [&node.red[2], &missing] {
+        let envelope = format!(
+            r#"{{"objects": [{{"type": "indicator", "spec_version": "2.1", "id": "{id}",
+                "created": "2030-01-01T00:00:00.000Z", "modified": "2030-01-01T00:00:00.000Z",
+                "pattern": "[ipv4-addr:value = '198.51.100.7']", "pattern_type": "stix",
+                "valid_from": "2030-01-01T00:00:00Z"}}]}}"#
+        );
+        let t0 = Instant::now();
+        let a = client.send("POST", &format!("{BASE}/objects/"), &envelope);
+        assert!(t0.elapsed() >= floor, "POST {id}: {:?}", t0.elapsed());
+        assert_eq!(a.status, 202, "POST {id}: {}", a.body);
+    }
     // One floor per id named.
     let t0 = Instant::now();
     let a = client.exchange(
