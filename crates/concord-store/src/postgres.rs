@@ -92,6 +92,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_foreign_versions",
         include_str!("../migrations/postgres/0010_foreign_versions.sql"),
     ),
+    (
+        "0011_audit_postings_by_entry",
+        include_str!("../migrations/postgres/0011_audit_postings_by_entry.sql"),
+    ),
 ];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.

@@ -1728,7 +1728,8 @@ mod postgres_only {
                 "0007_audit_transfers",
                 "0008_versions_per_collection",
                 "0009_packages",
-                "0010_foreign_versions"
+                "0010_foreign_versions",
+                "0011_audit_postings_by_entry"
             ]
         );
         check_migrated(&store);

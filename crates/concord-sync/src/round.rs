@@ -252,6 +252,7 @@ fn run(
         if m.pull {
             pull(
                 store,
+                cx.egress,
                 &client,
                 peer,
                 m,
@@ -369,9 +370,17 @@ fn rewind(ts: &str) -> String {
     }
 }
 
+/// Pulls one mapping's new objects from the peer into `m.local`. A peer linked to a
+/// partner (`peer add --partner P`) is that partner's node, and what it serves is taken as
+/// P's TAXII POST would be ([`Egress::writer_view`]): only an object's creator makes new
+/// versions of it (STIX 2.1 §3.6), so a peer cannot rewrite or close the node's own objects
+/// (its incidents, its indicators) by serving newer versions of them; such a version is
+/// refused (listed in `pulled_rejected`) or kept as P's foreign version, as a POST would
+/// be. A peer without a partner is a source the operator configured and trusts as such.
 #[allow(clippy::too_many_arguments)]
 fn pull(
     store: &dyn Store,
+    egress: &Egress,
     client: &Client,
     peer: &Peer,
     m: &Mapping,
@@ -405,6 +414,43 @@ fn pull(
     let names: Vec<&str> = std::iter::once(peer.name.as_str())
         .chain(pushed.as_deref())
         .collect();
+    // The creator rule for the peer's partner: `Some(None)` when it may not read the
+    // collection (it receives nothing of it here).
+    let local_id = store
+        .collection(&m.local)?
+        .map(|c| c.id)
+        .unwrap_or_else(|| m.local.clone());
+    let writer: Option<(String, Option<PartnerProfile>)> = match peer.partner.as_deref() {
+        None => None,
+        Some(name) => {
+            let p = store
+                .partners()?
+                .into_iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| {
+                    SyncError::Config(format!("no partner named {name:?} on this node"))
+                })?;
+            let reader = p.read.contains(&local_id).then(|| PartnerProfile {
+                name: p.name.clone(),
+                jurisdiction: p.jurisdiction.clone(),
+                groups: p.groups.clone(),
+            });
+            Some((p.name, reader))
+        }
+    };
+    let unseen = |header: &concord_stix::ObjectHeader,
+                  body: &str|
+     -> Result<concord_store::WriterView, concord_store::StoreError> {
+        let Some((name, reader)) = &writer else {
+            return Ok(Default::default());
+        };
+        egress
+            .writer_view(reader.as_ref(), name, &local_id, header, body)
+            .map_err(|e| match e {
+                EgressError::Store(e) => e,
+                other => concord_store::StoreError::Corrupt(other.to_string()),
+            })
+    };
     let mut next: Option<String> = None;
     loop {
         lease.renew()?;
@@ -440,7 +486,7 @@ fn pull(
             settings: &settings,
             max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
             cancel: None,
-            unseen: None,
+            unseen: Some(&unseen),
         };
         let r = ingest(store, &m.local, page.body.as_bytes(), options, |_| {}).map_err(|e| {
             SyncError::Ingest {

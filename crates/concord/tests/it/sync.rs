@@ -139,6 +139,95 @@ pub(crate) fn indicator(uuid_prefix: &str, domain: &str, markings: &[&str]) -> V
     o
 }
 
+/// Only an object's creator makes new versions of it (STIX 2.1 §3.6), by a sync pull too: a
+/// peer linked to a partner is that partner's node, and serving newer versions of the
+/// node's own objects neither rewrites a version the partner receives (refused) nor one
+/// withheld from it (kept as the partner's foreign version, which nobody else reads). Its
+/// own objects arrive as before.
+#[test]
+fn a_peer_cannot_rewrite_the_nodes_objects_by_serving_newer_versions() {
+    let a = Node::init_with(&["--jurisdiction", "CN"]);
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let shared = indicator("66666666", "c2.example.net", &[GREEN]);
+    let red = indicator("77777777", "red.example.net", &[RED]);
+    import(&a, "intel", &[shared.clone(), red.clone()]);
+    partner(&a, "bsi", "DE", &["--read", "intel", "--write", "intel"]);
+    cli_ok(&b, &["collection", "create", "intel"]);
+    let forged = |o: &Value| {
+        let mut o = o.clone();
+        o["modified"] = json!("2025-06-01T00:00:00.000Z");
+        o["pattern"] = json!("[domain-name:value = 'benign.example.org']");
+        o["revoked"] = json!(true);
+        o
+    };
+    import(
+        &b,
+        "intel",
+        &[
+            forged(&shared),
+            // Served to A: B marks its version GREEN.
+            {
+                let mut o = forged(&red);
+                o["object_marking_refs"] = json!([GREEN]);
+                o
+            },
+            indicator("88888888", "own.example.de", &[GREEN]),
+        ],
+    );
+    // Sightings go home by POST: the key A holds for B also writes.
+    let key_for_a = partner(&b, "cncert", "CN", &["--read", "intel", "--write", "intel"]);
+    let sb = b.serve();
+    cli_ok(
+        &a,
+        &[
+            "peer",
+            "add",
+            "b",
+            &sb.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--token-file",
+            key_for_a.to_str().unwrap(),
+            "--partner",
+            "bsi",
+        ],
+    );
+    let (_, reports) = sync(&a, &[]);
+    let r = &reports[0];
+    assert_eq!(
+        r["pulled_added"], 2,
+        "B's own indicator, and the foreign version: {r}"
+    );
+    let rejected = r["pulled_rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{r}");
+    assert!(
+        rejected[0]
+            .as_str()
+            .unwrap()
+            .contains("indicator--66666666"),
+        "{r}"
+    );
+    let held_a = held(&a, "intel");
+    let versions = |prefix: &str| -> Vec<String> {
+        held_a
+            .keys()
+            .filter(|(id, _)| id.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(
+        versions("indicator--66666666"),
+        ["2024-01-01T00:00:00.000Z"]
+    );
+    assert_eq!(
+        versions("indicator--77777777"),
+        ["2024-01-01T00:00:00.000Z"]
+    );
+    assert_eq!(versions("indicator--88888888").len(), 1, "B's own object");
+}
+
 /// Three nodes in CN, DE and SA: B pulls from A and pushes to A, A pushes to C. Each holds,
 /// object by object, what the sender's policy lets the receiving partner see; a second round
 /// moves nothing; nothing received from a peer is pushed back to it.
