@@ -347,6 +347,9 @@ pub struct WebhooksConfig {
     pub max_objects: usize,
     /// `every_secs`: how often `serve` looks for new objects and due retries (at least 1).
     pub every_secs: u64,
+    /// `concurrency`: webhooks delivered at once (1–64), each by one thread: a receiver that
+    /// answers slowly (up to `timeout_secs` a POST) holds one of them, not the others.
+    pub concurrency: usize,
 }
 
 impl Default for WebhooksConfig {
@@ -359,6 +362,7 @@ impl Default for WebhooksConfig {
             max_body_bytes: 1 << 20,
             max_objects: 100,
             every_secs: 2,
+            concurrency: 4,
         }
     }
 }
@@ -401,6 +405,11 @@ impl WebhooksConfig {
             "1 to 10000",
         )?;
         check(self.every_secs >= 1, "every_secs", "at least 1")?;
+        check(
+            (1..=64).contains(&self.concurrency),
+            "concurrency",
+            "1 to 64",
+        )?;
         Ok(concord_sync::webhook::Options {
             max_attempts: self.max_attempts,
             backoff_initial: std::time::Duration::from_secs(self.backoff_initial_secs),

@@ -254,29 +254,60 @@ fn show(store: &dyn Store, name: &str) -> Result<serde_json::Value> {
     }))
 }
 
-/// Delivers every webhook beside the server, each in turn, every `every_secs`.
+/// Delivers the webhooks beside the server: every `every_secs` each webhook whose last turn
+/// is over gets a turn, taken by one of `concurrency` delivery threads.
 pub fn spawn_deliverer(
     store: Arc<dyn Store>,
     policy: concord_policy::actions::Policy,
     config: &crate::config::WebhooksConfig,
 ) -> Result<()> {
-    let opts = config.options()?;
+    let opts = Arc::new(config.options()?);
     let every = std::time::Duration::from_secs(config.every_secs);
     // This process's name in the leases (another serve process on the same database
     // skips a webhook this one delivers).
-    let holder = format!("serve-{}", uuid::Uuid::new_v4());
+    let holder = Arc::new(format!("serve-{}", uuid::Uuid::new_v4()));
+    let egress = Arc::new(concord_egress::Egress::new(store.clone(), Arc::new(policy)));
+    // `concurrency` workers take turns of webhooks from one queue; a webhook is queued
+    // again only once its turn is over, so a slow receiver holds one worker and the others
+    // go on (issue 21: one slow receiver delayed every other webhook).
+    let (queue, turns) = std::sync::mpsc::channel::<Webhook>();
+    let turns = Arc::new(std::sync::Mutex::new(turns));
+    let busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    for i in 0..config.concurrency {
+        let (store, egress, opts, holder, turns, busy) = (
+            store.clone(),
+            egress.clone(),
+            opts.clone(),
+            holder.clone(),
+            turns.clone(),
+            busy.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("concord-webhooks-{i}"))
+            .spawn(move || {
+                loop {
+                    let next = turns.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(hook) = next else { return };
+                    if let Err(e) = webhook::turn(store.as_ref(), &egress, &hook, &opts, &holder) {
+                        tracing::warn!(webhook = %hook.name, error = %e, "webhook: turn failed");
+                    }
+                    busy.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&hook.name);
+                }
+            })
+            .context("cannot start the webhook deliverer")?;
+    }
     std::thread::Builder::new()
         .name("concord-webhooks".into())
         .spawn(move || {
-            let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy));
             loop {
                 match webhook::list(store.as_ref()) {
                     Ok(hooks) => {
-                        for hook in &hooks {
-                            if let Err(e) =
-                                webhook::turn(store.as_ref(), &egress, hook, &opts, &holder)
-                            {
-                                tracing::warn!(webhook = %hook.name, error = %e, "webhook: turn failed");
+                        for hook in hooks {
+                            let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
+                            if busy.insert(hook.name.clone()) && queue.send(hook).is_err() {
+                                return;
                             }
                         }
                     }

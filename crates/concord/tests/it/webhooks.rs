@@ -387,6 +387,79 @@ fn deliveries_stay_under_max_body_bytes() {
     assert_eq!(seen, want_sorted, "each small object once");
 }
 
+/// `[webhooks] concurrency`: a receiver that holds its POST open (up to `timeout_secs`)
+/// holds one delivery thread. With one thread the other webhook waits behind it; with two it
+/// is delivered while the slow one is still held. A value out of bounds names the key.
+#[test]
+fn a_slow_receiver_holds_one_delivery_thread_not_the_others() {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&node, &["collection", "create", "intel"]);
+    std::fs::write(node.path().join("hook.key"), SECRET).unwrap();
+    let key = node.path().join("hook.key");
+    let key = key.to_str().unwrap();
+    let config = std::fs::read_to_string(node.path().join("concord.toml")).unwrap();
+    let set = |concurrency: usize| {
+        std::fs::write(
+            node.path().join("concord.toml"),
+            format!(
+                "{config}\n[webhooks]\nconcurrency = {concurrency}\ntimeout_secs = 120\nevery_secs = 1\n"
+            ),
+        )
+        .unwrap();
+    };
+    set(0);
+    let (code, _, err) = cli(&node, &["webhook", "retry", "a-slow"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("[webhooks] concurrency"), "{err}");
+    // "a-slow" is listed first: with one thread it takes its turn first. Its receiver
+    // never answers (0); "b-fast" answers 204.
+    let (slow_url, slow_rx) = receiver(
+        Arc::new(Mutex::new(VecDeque::from([0, 0, 0, 0]))),
+        String::new(),
+    );
+    let (fast_url, fast_rx) = receiver(Arc::new(Mutex::new(VecDeque::new())), String::new());
+    cli_ok(&node, &hook_args("a-slow", &slow_url, key, &[]));
+    cli_ok(&node, &hook_args("b-fast", &fast_url, key, &[]));
+    let obj = indicator("00000009", "slow.example", &[GREEN]);
+    import(&node, "intel", std::slice::from_ref(&obj));
+    let id = obj["id"].as_str().unwrap();
+
+    set(1);
+    let server = node.serve();
+    slow_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the slow receiver got its POST");
+    assert!(
+        fast_rx.recv_timeout(Duration::from_secs(5)).is_err(),
+        "one thread: b-fast waits while a-slow holds it"
+    );
+    drop(server);
+
+    // The killed process's lease on a-slow lasts past this test: a new slow webhook,
+    // listed first again, and a new object for it.
+    cli_ok(&node, &["webhook", "remove", "a-slow"]);
+    let (slow_url, slow_rx) = receiver(
+        Arc::new(Mutex::new(VecDeque::from([0, 0, 0, 0]))),
+        String::new(),
+    );
+    cli_ok(&node, &hook_args("a-slow-2", &slow_url, key, &[]));
+    let obj2 = indicator("0000000a", "slow2.example", &[GREEN]);
+    import(&node, "intel", std::slice::from_ref(&obj2));
+    let id2 = obj2["id"].as_str().unwrap();
+    set(2);
+    let _server = node.serve();
+    slow_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the new slow receiver got its POST");
+    let mut seen = collect_until(&fast_rx, "b-fast", &[id, id2]);
+    seen.sort();
+    assert_eq!(seen, [id, id2]);
+    assert!(
+        show(&node, "a-slow-2")["last_success"].is_null(),
+        "a-slow-2 still held"
+    );
+}
+
 /// A dead letter belongs to the webhook as it was when it was taken: re-pointed at another
 /// URL (or another audience), or removed, the webhook sends none of its old letters, which
 /// are dropped (an attack: the operator's letters went to a partner's URL after `add`).
