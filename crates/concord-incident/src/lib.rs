@@ -287,7 +287,8 @@ pub fn parse_deadline(text: &str) -> Result<Timestamp, IncidentError> {
 }
 
 /// The officially assigned ISO 3166-1 alpha-2 codes (249), sorted: a code outside them
-/// names no country (user-assigned `XK`, `ZZ`, reserved `UK`, `EU` are none).
+/// names no country (user-assigned `XK`, `ZZ`, reserved `UK`, `EU` are none). Checked
+/// equal to the alpha-2 codes of pycountry 24.6.1 (pinned in tests/interop/requirements.txt).
 pub const ISO_3166_1_ALPHA_2: [&str; 249] = [
     "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
     "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
