@@ -42,6 +42,7 @@ use utoipa_axum::routes;
 use crate::ops::{self, AdminError};
 
 mod incidents;
+mod webhooks;
 
 /// The base path of the API.
 pub const BASE: &str = "/api/v1";
@@ -63,6 +64,9 @@ pub struct AdminConfig {
     /// The node's own secret files (node key, TLS key, database, configuration), never a
     /// peer's file.
     pub own_files: Vec<std::path::PathBuf>,
+    /// The delivery limits of `[webhooks]` (concord.toml), for `POST
+    /// /api/v1/webhooks/{name}/retry`. `None`: the API retries no dead letter (400).
+    pub webhook_options: Option<concord_sync::webhook::Options>,
 }
 
 #[derive(Clone)]
@@ -227,7 +231,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
     info(
         title = "Concord admin API",
         description = "Administration of a Concord node (collections and sharing, partners and \
-                       keys, peers, the egress policy, the audit log, incidents): what the `concord` CLI \
+                       keys, peers, the egress policy, the audit log, incidents, webhooks): what the `concord` CLI \
                        does, for the admin token only. Errors are `{\"code\", \"message\"}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
@@ -240,7 +244,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
         (name = "peers", description = "Peers (TAXII servers this node syncs with) and their state"),
         (name = "policy", description = "The egress policy: show and explain"),
         (name = "audit", description = "The audit log: show and verify"),
-        (name = "incidents", description = "Cross-border incidents: the board, open, request assistance, answer, close"),
+        (name = "incidents", description = "Cross-border incidents: the board, open, request assistance, answer, close, grant"),
+        (name = "webhooks", description = "Webhooks: new objects POSTed, signed, to a receiver; dead letters retried"),
     )
 )]
 struct ApiDoc;
@@ -370,7 +375,7 @@ fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
         .routes(routes!(explain))
         .routes(routes!(show_audit))
         .routes(routes!(verify_audit));
-    let (routes, mut doc) = incidents::routes(routes).split_for_parts();
+    let (routes, mut doc) = webhooks::routes(incidents::routes(routes)).split_for_parts();
     // The routes are relative to [`BASE`] (the node's router nests them there); the
     // document names the paths a client calls.
     doc.paths.paths = std::mem::take(&mut doc.paths.paths)

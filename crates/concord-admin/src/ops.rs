@@ -98,6 +98,8 @@ impl From<concord_server::policy::PolicyError> for AdminError {
 
 type Result<T> = std::result::Result<T, AdminError>;
 
+pub mod webhooks;
+
 // --- collections -------------------------------------------------------------------------
 
 /// A collection as administration shows it.
@@ -654,6 +656,19 @@ impl PeerFiles {
     /// Writes an inline secret of peer `name` to a file of its own inside `within` (mode
     /// 0600, replaced atomically) and returns its path. `kind`: `token` or `password`.
     fn write_secret(&self, field: &str, name: &str, kind: &str, secret: &str) -> Result<String> {
+        self.write_secret_of("peer", field, name, kind, secret)
+    }
+
+    /// [`PeerFiles::write_secret`] for any `owner` (`peer`, `webhook`): the file is
+    /// `OWNER-DIGEST.KIND`, one per owner's name and kind.
+    pub(crate) fn write_secret_of(
+        &self,
+        owner: &str,
+        field: &str,
+        name: &str,
+        kind: &str,
+        secret: &str,
+    ) -> Result<String> {
         let Some(dir) = &self.within else {
             return Err(AdminError::Invalid(format!(
                 "{field}: an inline secret is taken by the admin API only; name a file \
@@ -671,7 +686,7 @@ impl PeerFiles {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(name.as_bytes());
         let file = dir.join(format!(
-            "peer-{}.{kind}",
+            "{owner}-{}.{kind}",
             concord_store::node_key::hex(&digest[..16])
         ));
         let io = |e: std::io::Error| {

@@ -17,13 +17,15 @@
 //! alone, even where the collection is TLP:AMBER.
 //!
 //! Errors: [`DeskError::Refused`] for invalid input and [`DeskError::NotFound`] for an
-//! unknown incident, request or partner (each names the place, a CLI flag such as
-//! `--deadline` or an argument such as `INCIDENT`, and the rule broken); the other variants
-//! are system errors (store, ingest, unreadable records).
+//! unknown incident, request or partner, each a [`Refusal`]: the input at fault as a
+//! [`Field`], which each front end names its own way (the CLI its flag `--deadline` or
+//! argument `INCIDENT`, the admin API its JSON field `deadline`), and the rule broken; the
+//! other variants are system errors (store, ingest, unreadable records).
 
 use std::collections::HashMap;
 
 use concord_egress::{BASE_POLICY_VERSION, Door};
+pub use concord_incident::Field;
 use concord_incident::{
     AnswerStatus, IncidentError, IncidentState, NewIncident, NewRequest, TaskState,
 };
@@ -45,17 +47,46 @@ pub const DEFAULT_COLLECTION: &str = "incidents";
 /// command line or logged in to the web UI with the admin token).
 pub const OPERATOR: &str = "operator";
 
+/// What was refused or not found: the input it concerns, if one, and the rule broken or
+/// what is missing. `Display` names the input as the command line does
+/// ([`Field::flag`], `--deadline: …`); [`Refusal::message`] lets another front end name
+/// it its own way (the admin API: [`Field::json`], `deadline: …`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The input (flag, argument, JSON field) at fault; `None` when the rule is not one
+    /// input's (an object too large, an object the validator refused).
+    pub field: Option<Field>,
+    /// The rule broken, or what is missing, without the input's name.
+    pub rule: String,
+}
+
+impl Refusal {
+    /// The message with the input named by `name`.
+    pub fn message(&self, name: impl Fn(Field) -> &'static str) -> String {
+        match self.field {
+            Some(f) => format!("{}: {}", name(f), self.rule),
+            None => self.rule.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(Field::flag))
+    }
+}
+
 /// Why an operation did nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
-    /// Invalid input: the place (flag or argument) and the rule broken. Nothing was written.
+    /// Invalid input: the input and the rule broken. Nothing was written.
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
     /// What the input names does not exist on this node (the incident, the request, the
-    /// partner): the place and what is missing. Nothing was written. Its own variant so
+    /// partner): the input and what is missing. Nothing was written. Its own variant so
     /// that the admin API answers it 404, as it answers every other unknown name.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Refusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -80,18 +111,35 @@ pub enum DeskError {
 
 impl From<IncidentError> for DeskError {
     fn from(e: IncidentError) -> Self {
-        DeskError::Refused(e.to_string())
+        DeskError::Refused(match e {
+            IncidentError::Invalid { field, rule } => Refusal {
+                field: Some(field),
+                rule,
+            },
+            other => Refusal {
+                field: None,
+                rule: other.to_string(),
+            },
+        })
     }
 }
 
 type Result<T> = std::result::Result<T, DeskError>;
 
-fn refuse<T>(message: impl Into<String>) -> Result<T> {
-    Err(DeskError::Refused(message.into()))
+/// Refused: `field` breaks `rule`.
+fn refuse<T>(field: Field, rule: impl Into<String>) -> Result<T> {
+    Err(DeskError::Refused(Refusal {
+        field: Some(field),
+        rule: rule.into(),
+    }))
 }
 
-fn missing<T>(message: impl Into<String>) -> Result<T> {
-    Err(DeskError::NotFound(message.into()))
+/// Not found: what `field` names is missing.
+fn missing<T>(field: Field, what: impl Into<String>) -> Result<T> {
+    Err(DeskError::NotFound(Refusal {
+        field: Some(field),
+        rule: what.into(),
+    }))
 }
 
 /// The node the operations act on.
@@ -250,7 +298,7 @@ fn write(
         Some(c) => c.clone(),
         None => {
             if let Err(e) = concord_store::check_alias(target) {
-                return refuse(format!("--collection: {e}"));
+                return refuse(Field::Collection, e.to_string());
             }
             NewCollection {
                 alias: target.to_owned(),
@@ -345,18 +393,22 @@ fn write(
     }
     .map_err(|e| match e {
         // Too large for `max_object_size` (an --ask or --note of megabytes): invalid input.
-        concord_ingest::IngestError::Container(b) => {
-            DeskError::Refused(format!("{b} (max_object_size in concord.toml)"))
-        }
+        concord_ingest::IngestError::Container(b) => DeskError::Refused(Refusal {
+            field: None,
+            rule: format!("{b} (max_object_size in concord.toml)"),
+        }),
         e => DeskError::Ingest(e),
     })?;
     if let Some(r) = report.rejected.first() {
         // Nothing this node makes should be refused by its own validator: say what and why.
-        return refuse(format!(
-            "{}: {}",
-            r.id.as_deref().unwrap_or("?"),
-            r.reasons.join("; ")
-        ));
+        return Err(DeskError::Refused(Refusal {
+            field: None,
+            rule: format!(
+                "{}: {}",
+                r.id.as_deref().unwrap_or("?"),
+                r.reasons.join("; ")
+            ),
+        }));
     }
     Ok(collection)
 }
@@ -482,40 +534,59 @@ impl Requested {
 
 /// Asks a partner for assistance: a STIX `task` addressed to it (with its incident and the
 /// requester's identity) in the incident's collection, audited as door `incident-request`.
-/// Refused: a bad deadline or priority, an empty ask, a closed incident; not found: an
-/// unknown partner or incident.
+/// Refused: a deadline that is not RFC 3339 in UTC or not after `now`, a bad priority, an
+/// empty ask, a closed incident; not found: an unknown partner or incident.
 pub fn request(node: &Node<'_>, input: &RequestInput<'_>, now: &Timestamp) -> Result<Requested> {
     let store = node.store;
     let (incident_id, to) = (input.incident, input.to);
     let deadline = concord_incident::parse_deadline(input.deadline)?;
+    // A deadline already passed asks for the impossible, and the request would be overdue
+    // the moment it arrives.
+    if deadline <= *now {
+        return refuse(
+            Field::Deadline,
+            format!(
+                "{:?} is in the past: a request's answer is due after now ({now})",
+                input.deadline
+            ),
+        );
+    }
     let priority = input
         .priority
         .map(concord_incident::parse_priority)
         .transpose()?;
     if !store.partners()?.iter().any(|p| p.name == to) {
-        return missing(format!(
-            "--to: no partner named {to:?} on this node (concord partner list)"
-        ));
+        return missing(
+            Field::To,
+            format!("no partner named {to:?} on this node (concord partner list)"),
+        );
     }
     let Some((c, incident)) = find(store, incident_id)? else {
-        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(
+            Field::Incident,
+            format!("no incident {incident_id} on this node"),
+        );
     };
     let Some(view) = concord_incident::read_incident(&incident) else {
-        return missing(format!(
-            "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
-        ));
+        return missing(
+            Field::Incident,
+            format!("{incident_id} is not an incident with the Incident Core extension"),
+        );
     };
     if view.status == "closed" {
-        return refuse(format!("INCIDENT: {incident_id} is closed"));
+        return refuse(Field::Incident, format!("{incident_id} is closed"));
     }
     let me = identity(node, now)?;
     // A request addresses the incident to its recipient: only the node that opened it may
     // share it so (another node's incident would be forwarded to a third partner).
     if incident.get("created_by_ref").and_then(Value::as_str) != Some(id_of(&me)) {
-        return refuse(format!(
-            "INCIDENT: {incident_id} was opened by another node; a request for assistance \
+        return refuse(
+            Field::Incident,
+            format!(
+                "{incident_id} was opened by another node; a request for assistance \
              on it would share it with {to:?}, which only its creator may do"
-        ));
+            ),
+        );
     }
     let task = concord_incident::request(&NewRequest {
         incident_id,
@@ -631,33 +702,41 @@ pub fn respond(
 ) -> Result<Responded> {
     let store = node.store;
     let Some(status) = AnswerStatus::parse(status) else {
-        return refuse(format!(
-            "--status: {status:?} is not acknowledged, accepted, declined or done"
-        ));
+        return refuse(
+            Field::Status,
+            format!("{status:?} is not acknowledged, accepted, declined or done"),
+        );
     };
     // The request first: an unknown one (or an object that is no request) is that, whatever
     // the rest says, so the admin API's 404 does not depend on the other fields.
     let Some((c, task)) = find(store, task_id)? else {
-        return missing(format!("TASK: no request {task_id} on this node"));
+        return missing(Field::Task, format!("no request {task_id} on this node"));
     };
     let Some(req) = concord_incident::read_request(&task) else {
-        return missing(format!(
-            "TASK: {task_id} is not a request for assistance (a task with Concord's coordination extension)"
-        ));
+        return missing(
+            Field::Task,
+            format!(
+                "{task_id} is not a request for assistance (a task with Concord's coordination extension)"
+            ),
+        );
     };
     if status == AnswerStatus::Declined && note.is_none_or(str::is_empty) {
-        return refuse("--note: a request is declined with a reason");
+        return refuse(Field::Note, "a request is declined with a reason");
     }
     let me = identity(node, now)?;
     if req.created_by.as_deref() == Some(id_of(&me)) {
-        return refuse(format!(
-            "TASK: {task_id} was made by this node; its recipient answers it"
-        ));
+        return refuse(
+            Field::Task,
+            format!("{task_id} was made by this node; its recipient answers it"),
+        );
     }
     let Some(home) = requester(store, task_id)? else {
-        return refuse(format!(
-            "TASK: cannot tell which partner sent {task_id} (it came neither by sync from a peer with a partner nor by a partner's TAXII POST), so the answer could go to no one"
-        ));
+        return refuse(
+            Field::Task,
+            format!(
+                "cannot tell which partner sent {task_id} (it came neither by sync from a peer with a partner nor by a partner's TAXII POST), so the answer could go to no one"
+            ),
+        );
     };
     // This node's earlier answer, if any: the answer is versioned, not repeated.
     let previous = holdings(store)?
@@ -714,18 +793,25 @@ pub fn close(
 ) -> Result<()> {
     let store = node.store;
     let Some((c, incident)) = find(store, incident_id)? else {
-        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(
+            Field::Incident,
+            format!("no incident {incident_id} on this node"),
+        );
     };
     if concord_incident::read_incident(&incident).is_none() {
-        return missing(format!(
-            "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
-        ));
+        return missing(
+            Field::Incident,
+            format!("{incident_id} is not an incident with the Incident Core extension"),
+        );
     }
     let me = identity(node, now)?;
     if incident.get("created_by_ref").and_then(Value::as_str) != Some(id_of(&me)) {
-        return refuse(format!(
-            "INCIDENT: {incident_id} was opened by another node; only an object's creator may version it (STIX 2.1 §3.6)"
-        ));
+        return refuse(
+            Field::Incident,
+            format!(
+                "{incident_id} was opened by another node; only an object's creator may version it (STIX 2.1 §3.6)"
+            ),
+        );
     }
     let closed = concord_incident::close(&incident, outcome, now)?;
     // The new version keeps the incident's id, so it goes where the incident was addressed.
@@ -736,8 +822,8 @@ pub fn close(
 /// Grants what one request needs: partner `to` receives the personal data of each category
 /// of `allow` (as `email`, `ip_address`, …) as written in the incident and in every object
 /// that refers to it; kept in the collection's sharing and audited (door
-/// `incident-grant`). Returns the categories. Refused: an unknown category; not found: an
-/// unknown partner or incident.
+/// `incident-grant`). Returns the categories. Refused: no category, an unknown one; not
+/// found: an unknown partner or incident.
 pub fn grant(
     node: &Node<'_>,
     incident_id: &str,
@@ -745,34 +831,48 @@ pub fn grant(
     allow: &[String],
 ) -> Result<Vec<Category>> {
     let store = node.store;
+    if allow.is_empty() {
+        return refuse(
+            Field::Allow,
+            "give at least one category of personal data to grant",
+        );
+    }
     let mut categories = Vec::new();
     for a in allow {
         match serde_json::from_value::<Category>(json!(a)) {
             Ok(c) => categories.push(c),
             Err(_) => {
-                return refuse(format!(
-                    "--allow: {a:?} is not a category of personal data ({})",
-                    Category::ALL
-                        .iter()
-                        .map(|c| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                return refuse(
+                    Field::Allow,
+                    format!(
+                        "{a:?} is not a category of personal data ({})",
+                        Category::ALL
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
             }
         }
     }
     if !store.partners()?.iter().any(|p| p.name == to) {
-        return missing(format!(
-            "--to: no partner named {to:?} on this node (concord partner list)"
-        ));
+        return missing(
+            Field::To,
+            format!("no partner named {to:?} on this node (concord partner list)"),
+        );
     }
     let Some((c, incident)) = find(store, incident_id)? else {
-        return missing(format!("INCIDENT: no incident {incident_id} on this node"));
+        return missing(
+            Field::Incident,
+            format!("no incident {incident_id} on this node"),
+        );
     };
     if concord_incident::read_incident(&incident).is_none() {
-        return missing(format!(
-            "INCIDENT: {incident_id} is not an incident with the Incident Core extension"
-        ));
+        return missing(
+            Field::Incident,
+            format!("{incident_id} is not an incident with the Incident Core extension"),
+        );
     }
     // The incident's current version again (already present): its audit record carries the
     // grant, in the transaction that writes it.
@@ -893,6 +993,6 @@ pub fn show(store: &dyn Store, id: &str, now: &Timestamp) -> Result<Tracked> {
         .find(|t| t.state.incident.id == id)
     {
         Some(t) => Ok(t),
-        None => missing(format!("ID: no incident {id} on this node")),
+        None => missing(Field::Id, format!("no incident {id} on this node")),
     }
 }

@@ -59,14 +59,94 @@ pub const COORDINATION_EXTENSION: &str =
 /// requester's node and on the recipient's.
 pub const TLP_AMBER_STRICT: &str = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003";
 
-/// Why an incident object cannot be made: the place (flag or property) and the rule.
+/// An input of an incident operation, named by each front end in its own words: the
+/// command line by its flag or argument ([`Field::flag`], `--deadline`), the admin API by
+/// its JSON field or path parameter ([`Field::json`], `deadline`). Errors carry the field,
+/// not a name, so that neither front end names the other's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The incident's title (`name`).
+    Title,
+    /// The incident's criticality.
+    Severity,
+    /// The collection an incident is kept in.
+    Collection,
+    /// A country the incident reaches into.
+    Affects,
+    /// The partner asked or granted.
+    To,
+    /// What a request asks.
+    Ask,
+    /// When a request's answer is due.
+    Deadline,
+    /// A request's priority.
+    Priority,
+    /// The status an answer gives.
+    Status,
+    /// An answer's reason or outcome.
+    Note,
+    /// A category of personal data granted.
+    Allow,
+    /// The incident operated on (an argument on the command line, the path's `{id}` in the
+    /// API).
+    Incident,
+    /// The request answered (likewise).
+    Task,
+    /// The incident shown (`incident show ID`; the path's `{id}` in the API).
+    Id,
+}
+
+impl Field {
+    /// Its name on the command line: `--deadline`, or an argument such as `INCIDENT`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Field::Title => "--title",
+            Field::Severity => "--severity",
+            Field::Collection => "--collection",
+            Field::Affects => "--affects",
+            Field::To => "--to",
+            Field::Ask => "--ask",
+            Field::Deadline => "--deadline",
+            Field::Priority => "--priority",
+            Field::Status => "--status",
+            Field::Note => "--note",
+            Field::Allow => "--allow",
+            Field::Incident => "INCIDENT",
+            Field::Task => "TASK",
+            Field::Id => "ID",
+        }
+    }
+
+    /// Its name in the admin API's JSON bodies (`deadline`), or `id` for the path's
+    /// parameter.
+    pub fn json(self) -> &'static str {
+        match self {
+            Field::Title => "title",
+            Field::Severity => "severity",
+            Field::Collection => "collection",
+            Field::Affects => "affects",
+            Field::To => "to",
+            Field::Ask => "ask",
+            Field::Deadline => "deadline",
+            Field::Priority => "priority",
+            Field::Status => "status",
+            Field::Note => "note",
+            Field::Allow => "allow",
+            Field::Incident | Field::Task | Field::Id => "id",
+        }
+    }
+}
+
+/// Why an incident object cannot be made: the field and the rule. `Display` names the
+/// field as the command line does ([`Field::flag`]); [`IncidentError::message`] lets a
+/// front end name it its own way.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IncidentError {
-    /// An input breaks a rule: the place and the rule.
-    #[error("{place}: {rule}")]
+    /// An input breaks a rule: the field and the rule.
+    #[error("{}: {rule}", field.flag())]
     Invalid {
-        /// The flag or property, e.g. `--deadline`.
-        place: String,
+        /// The input, e.g. [`Field::Deadline`].
+        field: Field,
         /// The rule broken.
         rule: String,
     },
@@ -80,9 +160,19 @@ pub enum IncidentError {
     },
 }
 
-fn invalid(place: &str, rule: impl Into<String>) -> IncidentError {
+impl IncidentError {
+    /// The message with the field named by `name` (e.g. [`Field::json`]).
+    pub fn message(&self, name: impl Fn(Field) -> &'static str) -> String {
+        match self {
+            IncidentError::Invalid { field, rule } => format!("{}: {rule}", name(*field)),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn invalid(field: Field, rule: impl Into<String>) -> IncidentError {
     IncidentError::Invalid {
-        place: place.to_owned(),
+        field,
         rule: rule.into(),
     }
 }
@@ -165,7 +255,7 @@ pub fn parse_severity(text: &str) -> Result<u8, IncidentError> {
     match text.parse::<u8>() {
         Ok(n) if n <= 100 => Ok(n),
         _ => Err(invalid(
-            "--severity",
+            Field::Severity,
             format!(
                 "{text:?} is not a criticality: a number from 0 to 100, or none, low, medium, high, critical (Incident Core §2.1)"
             ),
@@ -178,7 +268,7 @@ pub fn parse_severity(text: &str) -> Result<u8, IncidentError> {
 pub fn parse_priority(text: &str) -> Result<u8, IncidentError> {
     parse_severity(text).map_err(|_| {
         invalid(
-            "--priority",
+            Field::Priority,
             format!(
                 "{text:?} is not a priority: a number from 0 to 100, or none, low, medium, high, critical (Incident Extension Suite §2.4)"
             ),
@@ -190,22 +280,52 @@ pub fn parse_priority(text: &str) -> Result<u8, IncidentError> {
 pub fn parse_deadline(text: &str) -> Result<Timestamp, IncidentError> {
     Timestamp::parse(text).map_err(|e| {
         invalid(
-            "--deadline",
+            Field::Deadline,
             format!("{text:?} is not an RFC 3339 timestamp in UTC ending in 'Z': {e}"),
         )
     })
 }
 
+/// The officially assigned ISO 3166-1 alpha-2 codes (249), sorted: a code outside them
+/// names no country (user-assigned `XK`, `ZZ`, reserved `UK`, `EU` are none). Checked
+/// equal to the alpha-2 codes of pycountry 24.6.1 (pinned in tests/interop/requirements.txt).
+pub const ISO_3166_1_ALPHA_2: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
 /// An ISO 3166-1 alpha-2 country code (`BR`; lower case is accepted and upper-cased).
+/// Refused: anything but two letters, and two letters that are no officially assigned code
+/// ([`ISO_3166_1_ALPHA_2`]), named.
 pub fn parse_country(text: &str) -> Result<String, IncidentError> {
-    if text.len() == 2 && text.bytes().all(|b| b.is_ascii_alphabetic()) {
-        Ok(text.to_ascii_uppercase())
-    } else {
-        Err(invalid(
-            "--affects",
+    let upper = text.to_ascii_uppercase();
+    if text.len() != 2 || !text.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(invalid(
+            Field::Affects,
             format!("{text:?} is not an ISO 3166-1 alpha-2 country code (two letters, e.g. BR)"),
-        ))
+        ));
     }
+    if ISO_3166_1_ALPHA_2.binary_search(&upper.as_str()).is_err() {
+        return Err(invalid(
+            Field::Affects,
+            format!("{text:?} is not an officially assigned ISO 3166-1 alpha-2 country code"),
+        ));
+    }
+    Ok(upper)
 }
 
 /// A version timestamp after `previous` (STIX 2.1 §3.6: a new version's `modified` is later
@@ -260,7 +380,7 @@ pub struct NewIncident<'a> {
 pub fn incident(n: &NewIncident<'_>) -> Result<Value, IncidentError> {
     if n.title.trim().is_empty() {
         return Err(invalid(
-            "--title",
+            Field::Title,
             "must not be empty (STIX 2.1 §4.6: name)",
         ));
     }
@@ -366,11 +486,11 @@ pub struct NewRequest<'a> {
 /// `pending`, `task_types` `["request-for-assistance"]`, and the coordination extension.
 pub fn request(r: &NewRequest<'_>) -> Result<Value, IncidentError> {
     if r.ask.trim().is_empty() {
-        return Err(invalid("--ask", "must not be empty"));
+        return Err(invalid(Field::Ask, "must not be empty"));
     }
     if !r.incident_id.starts_with("incident--") {
         return Err(invalid(
-            "INCIDENT",
+            Field::Incident,
             format!("{:?} is not an incident id (incident--UUID)", r.incident_id),
         ));
     }
@@ -938,6 +1058,26 @@ mod tests {
                 .starts_with("--deadline")
         );
         assert!(parse_deadline("2026-12-08T12:00:00Z").is_ok());
+        // Two letters that name no country: refused, naming the code; each front end
+        // names the field its own way.
+        for code in ["XK", "ZZ", "UK", "EU", "xx"] {
+            let e = parse_country(code).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "--affects: {code:?} is not an officially assigned ISO 3166-1 alpha-2 country code"
+                )
+            );
+            assert!(
+                e.message(Field::json)
+                    .starts_with(&format!("affects: {code:?}"))
+            );
+        }
+        for code in ["GB", "ss", "BQ", "ZW", "AD"] {
+            assert_eq!(parse_country(code).unwrap(), code.to_ascii_uppercase());
+        }
+        // Sorted and without repeats (binary search), the 249 assigned codes.
+        assert!(ISO_3166_1_ALPHA_2.windows(2).all(|w| w[0] < w[1]));
     }
 
     /// A request, two answers of the recipient (two versions of its own task), a close:

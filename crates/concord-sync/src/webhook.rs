@@ -190,6 +190,15 @@ fn parse<T: for<'de> Deserialize<'de>>(key: &str, text: &str) -> Result<T, Webho
 /// Checks a webhook before it is stored: a name of letters, digits, `-`, `_` and `.`, an
 /// http(s) URL, a readable key of at least 16 bytes.
 pub fn check(hook: &Webhook) -> Result<(), WebhookError> {
+    check_name_and_url(hook)?;
+    read_secret(hook)?;
+    Ok(())
+}
+
+/// The checks of [`check`] that need no file: the name and the URL (http(s), without
+/// credentials). The admin API runs them before it writes an inline secret, so that a
+/// refused webhook writes nothing.
+pub fn check_name_and_url(hook: &Webhook) -> Result<(), WebhookError> {
     let bad = |message: String| WebhookError::Config {
         name: hook.name.clone(),
         message,
@@ -220,7 +229,6 @@ pub fn check(hook: &Webhook) -> Result<(), WebhookError> {
                 .to_owned(),
         ));
     }
-    read_secret(hook)?;
     Ok(())
 }
 

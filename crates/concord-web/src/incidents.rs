@@ -44,7 +44,7 @@ fn status_rank(status: &str) -> usize {
 impl From<DeskError> for WebError {
     fn from(e: DeskError) -> WebError {
         match e {
-            DeskError::Refused(m) | DeskError::NotFound(m) => WebError::bad_request(m),
+            DeskError::Refused(m) | DeskError::NotFound(m) => WebError::bad_request(m.to_string()),
             e => {
                 tracing::error!(error = %e, "incident operation failed in the web UI");
                 WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -277,7 +277,7 @@ async fn open(
             Redirect::to(&format!("/ui/incidents/{}", crate::url_encode(&o.id))).into_response(),
         ),
         Err(DeskError::Refused(m) | DeskError::NotFound(m)) => {
-            let page = board_page(&web, &v, form, Some(m)).await?;
+            let page = board_page(&web, &v, form, Some(m.to_string())).await?;
             Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -494,7 +494,7 @@ async fn after(
             Ok(Redirect::to(&format!("/ui/incidents/{}", crate::url_encode(&id))).into_response())
         }
         Err(DeskError::Refused(m) | DeskError::NotFound(m)) => {
-            let page = incident_page(web, v, id, Some(m)).await?;
+            let page = incident_page(web, v, id, Some(m.to_string())).await?;
             Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
         Err(e) => Err(e.into()),

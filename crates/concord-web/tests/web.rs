@@ -855,6 +855,8 @@ fn incident_board_forms_timeline_in_three_languages() {
         ],
     );
     assert_eq!(r.status, 303, "{}", r.body);
+    // A deadline in the past is refused (no request can be answered before it); one due in
+    // 2 s is taken, and passes while the test goes on.
     let r = post_form(
         &n.base,
         &path,
@@ -863,6 +865,24 @@ fn incident_board_forms_timeline_in_three_languages() {
             ("to", "bsi"),
             ("ask", "take down the C2 server"),
             ("deadline", "2020-01-01T00:00:00Z"),
+            ("priority", "critical"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("is in the past"), "{}", r.body);
+    let soon = concord_stix::Timestamp::from_unix_nanos(
+        concord_stix::Timestamp::now_micros().unix_nanos() + 2_000_000_000,
+        0,
+    )
+    .to_string();
+    let r = post_form(
+        &n.base,
+        &path,
+        &admin,
+        &[
+            ("to", "bsi"),
+            ("ask", "take down the C2 server"),
+            ("deadline", &soon),
             ("priority", "critical"),
         ],
     );
@@ -901,12 +921,20 @@ fn incident_board_forms_timeline_in_three_languages() {
         "{:?}",
         requested.iter().map(|e| &e.dictionary).collect::<Vec<_>>()
     );
-    let state = concord_coordination::show(
-        n.store.as_ref(),
-        &ours,
-        &concord_stix::Timestamp::now_micros(),
-    )
-    .unwrap();
+    // Until the 2 s deadline has passed (a generous bound, not a timing assertion).
+    let show = || {
+        concord_coordination::show(
+            n.store.as_ref(),
+            &ours,
+            &concord_stix::Timestamp::now_micros(),
+        )
+        .unwrap()
+    };
+    let started = std::time::Instant::now();
+    while !show().state.tasks[1].overdue && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let state = show();
     let (future, past) = (
         state.state.tasks[0].id.clone(),
         state.state.tasks[1].id.clone(),

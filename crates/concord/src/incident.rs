@@ -284,6 +284,8 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             Ok(true)
         }
         Err(DeskError::Refused(message) | DeskError::NotFound(message)) => {
+            // The command line names the input by its flag (`--deadline`).
+            let message = message.to_string();
             eprintln!("error: {message}");
             if json {
                 println!("{}", json!({ "error": message }));

@@ -785,6 +785,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         node_public_key: Some(audit::node_key(&dir.dir, store.as_ref())?.public()),
         peer_files_dir: Some(peer_files_dir),
         own_files,
+        webhook_options: Some(config.webhooks.options()?),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

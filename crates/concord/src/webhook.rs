@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use concord_store::Store;
-use concord_sync::webhook::{self, Webhook};
+use concord_sync::webhook;
 
 use crate::DataDirArg;
 
@@ -99,55 +99,31 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
             json,
         } => {
             let store = crate::open_store(&data)?;
-            let readable = match &partner {
-                Some(p) => Some(
-                    store
-                        .partners()?
-                        .into_iter()
-                        .find(|x| &x.name == p)
-                        .with_context(|| format!("--partner {p}: no such partner"))?
-                        .read,
-                ),
-                None => None,
-            };
-            let mut ids = Vec::new();
-            for c in &collections {
-                let found = store
-                    .collection(c)?
-                    .with_context(|| format!("--collection {c}: no such collection"))?;
-                if let Some(read) = &readable
-                    && !read.contains(&found.id)
-                {
-                    anyhow::bail!(
-                        "--collection {c}: partner {} may not read it (concord partner add --read)",
-                        partner.as_deref().unwrap_or_default()
-                    );
-                }
-                ids.push(found.id);
-            }
             let secret_file = std::path::absolute(&secret_file)
                 .unwrap_or_else(|_| secret_file.clone().into())
                 .to_string_lossy()
                 .into_owned();
-            // The key is handed to the receiver: never one of the node's own secrets.
+            // The rules are the admin API's ([`concord_admin::ops::webhooks`]); any file
+            // the operator names but the node's own secrets.
             let dir = crate::data_dir(&data).dir;
-            concord_admin::ops::PeerFiles {
+            let files = concord_admin::ops::PeerFiles {
                 within: None,
                 refused: crate::config::Config::load(&dir)?.own_files(&dir),
-            }
-            .check("--secret-file", &secret_file)?;
-            let hook = Webhook {
-                name,
-                url,
-                secret_file,
-                partner,
-                collections: ids,
-                types,
-                since_ns: concord_store::Timestamp::now_micros().unix_nanos(),
-                generation: String::new(),
-                partner_key: None,
             };
-            let hook = webhook::save(store.as_ref(), &hook)?;
+            let hook = concord_admin::ops::webhooks::add_webhook(
+                store.as_ref(),
+                &concord_admin::ops::webhooks::NewWebhook {
+                    name,
+                    url,
+                    secret_file: Some(secret_file),
+                    secret: None,
+                    partner,
+                    collections,
+                    types,
+                },
+                &files,
+                flags,
+            )?;
             if json {
                 println!("{}", serde_json::to_value(&hook)?);
             } else {
@@ -177,7 +153,7 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
         }
         WebhookCommand::Show { data, name, json } => {
             let store = crate::open_store(&data)?;
-            let doc = show(store.as_ref(), &name)?;
+            let doc = concord_admin::ops::webhooks::show_webhook(store.as_ref(), &name)?;
             if json {
                 println!("{doc}");
             } else {
@@ -187,17 +163,14 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
         }
         WebhookCommand::Remove { data, name } => {
             let store = crate::open_store(&data)?;
-            anyhow::ensure!(
-                webhook::remove(store.as_ref(), &name)?,
-                "webhook {name}: no such webhook"
-            );
+            concord_admin::ops::webhooks::remove_webhook(store.as_ref(), &name)?;
             eprintln!("webhook {name} removed");
             Ok(true)
         }
         WebhookCommand::Retry { data, name, json } => {
             let opts = options(&data)?;
             let store = crate::open_store(&data)?;
-            let report = webhook::retry_dead(store.as_ref(), &name, &opts)?;
+            let report = concord_admin::ops::webhooks::retry_webhook(store.as_ref(), &name, &opts)?;
             if json {
                 println!("{}", serde_json::to_value(&report)?);
             } else {
@@ -215,43 +188,16 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
     }
 }
 
-/// `webhook show NAME --json`: the configuration, cursors, last success and error, the
-/// queue (ids and attempts) and dead letters (count and ids).
-fn show(store: &dyn Store, name: &str) -> Result<serde_json::Value> {
-    let hook =
-        webhook::load(store, name)?.with_context(|| format!("webhook {name}: no such webhook"))?;
-    let state = webhook::load_state(store, name)?;
-    let dead = webhook::dead_letters(store, name)?;
-    let cursors: serde_json::Map<String, serde_json::Value> = state
-        .cursors
-        .iter()
-        .map(|(c, (ns, id, version, seq))| {
-            (
-                c.clone(),
-                serde_json::json!({
-                    "date_added": concord_store::Timestamp::from_unix_nanos(*ns, 9).to_string(),
-                    "id": id, "version": version, "seq": seq,
-                }),
-            )
-        })
-        .collect();
-    Ok(serde_json::json!({
-        "webhook": hook,
-        "cursors": cursors,
-        "last_success": state.last_success,
-        "last_error": state.last_error,
-        "delivered": state.delivered,
-        "attempts": state.queue.first().map_or(0, |d| d.attempts),
-        "queue": state.queue.iter().map(|d| serde_json::json!({
-            "id": d.id, "collection": d.collection, "objects": d.objects,
-            "attempts": d.attempts, "last_error": d.last_error,
-        })).collect::<Vec<_>>(),
-        "dead_letters": {
-            "count": dead.len(),
-            "ids": dead.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
-            "last_errors": dead.iter().map(|d| d.last_error.clone()).collect::<Vec<_>>(),
-        },
-    }))
+/// The CLI's names of `add`'s inputs in its messages: its flags.
+fn flags(i: concord_admin::ops::webhooks::Input) -> &'static str {
+    use concord_admin::ops::webhooks::Input;
+    match i {
+        Input::SecretFile => "--secret-file",
+        // Not a flag: the CLI takes the key from a file only.
+        Input::Secret => "the key",
+        Input::Partner => "--partner",
+        Input::Collection => "--collection",
+    }
 }
 
 /// Delivers the webhooks beside the server: every `every_secs` each webhook whose last turn

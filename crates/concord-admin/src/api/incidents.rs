@@ -8,8 +8,7 @@
 //! `incident-close`, by `operator`). This module only maps JSON to its inputs and its
 //! results to JSON: invalid input ([`DeskError::Refused`]) is `400 invalid_request`, an
 //! unknown incident, request or partner ([`DeskError::NotFound`]) `404 not_found`; the
-//! message names the place (the CLI flag, `--deadline`, whose name is the field's) and the
-//! rule.
+//! message names the JSON field (`deadline`, or `id` for the path's) and the rule.
 //!
 //! The request schemas state the rules a field obeys on its own (patterns, enums, ranges),
 //! so that what the schema calls valid is what the operations take; rules across fields or
@@ -19,7 +18,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use concord_coordination::{DeskError, Node};
+use concord_coordination::{DeskError, Field, Node};
 use concord_stix::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -37,13 +36,15 @@ pub(super) fn routes(router: OpenApiRouter<Admin>) -> OpenApiRouter<Admin> {
         .routes(routes!(request_assistance))
         .routes(routes!(answer_request))
         .routes(routes!(close_incident))
+        .routes(routes!(grant))
 }
 
 impl From<DeskError> for ApiError {
     fn from(e: DeskError) -> Self {
         match e {
-            DeskError::Refused(m) => ApiError::invalid(m),
-            DeskError::NotFound(m) => ApiError::new(404, "not_found", m),
+            // The API names an input by its JSON field (`deadline`), never the CLI's flag.
+            DeskError::Refused(r) => ApiError::invalid(r.message(Field::json)),
+            DeskError::NotFound(r) => ApiError::new(404, "not_found", r.message(Field::json)),
             e => {
                 tracing::error!(error = %e, "admin API: incident operation");
                 ApiError::new(500, "internal", e.to_string())
@@ -81,7 +82,12 @@ async fn on_node<T: Send + 'static>(
 
 /// A criticality or priority (Incident Core §2.1, Incident Extension Suite §2.4): a number
 /// from 0 to 100, or a word (none 0, low 25, medium 50, high 75, critical 100).
-#[derive(Debug, Deserialize, ToSchema)]
+/// Anything else is refused with a message naming the allowed forms (the body reader
+/// prefixes the field, `severity` or `priority`), not serde's "did not match any variant".
+///
+/// (`Serialize` is derived only for its `serde` attributes, which utoipa reads: the schema
+/// is the untagged `oneOf` of the two forms.)
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(super) enum Level {
     /// 0 to 100.
@@ -90,13 +96,43 @@ pub(super) enum Level {
     Word(LevelWord),
 }
 
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let word = |w: &str| {
+            Some(match w {
+                "none" => LevelWord::None,
+                "low" => LevelWord::Low,
+                "medium" => LevelWord::Medium,
+                "high" => LevelWord::High,
+                "critical" => LevelWord::Critical,
+                _ => return None,
+            })
+        };
+        let level = match &v {
+            Value::Number(n) => n
+                .as_u64()
+                .filter(|n| *n <= 100)
+                .map(|n| Level::Number(Percent(n as u8))),
+            Value::String(w) => word(w).map(Level::Word),
+            _ => None,
+        };
+        level.ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{v} is not a level: an integer from 0 to 100, or one of \"none\", \"low\", \
+                 \"medium\", \"high\", \"critical\""
+            ))
+        })
+    }
+}
+
 /// A number from 0 to 100.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(minimum = 0, maximum = 100)]
 pub(super) struct Percent(u8);
 
 /// A level by name.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum LevelWord {
     /// 0.
@@ -211,7 +247,58 @@ pub(super) struct CloseIncident {
     outcome: Option<String>,
 }
 
+/// A category of personal data (`concord incident grant --allow`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the categories are read by concord_coordination::grant
+pub(super) enum CategoryName {
+    /// An e-mail address in text.
+    Email,
+    /// A telephone number.
+    Phone,
+    /// An IP address outside the infrastructure ranges.
+    IpAddress,
+    /// A national identity number.
+    NationalId,
+    /// A payment card number.
+    PaymentCard,
+    /// An IBAN.
+    Iban,
+    /// The `name` of an individual's `identity`.
+    PersonName,
+    /// An identifying property of a `user-account`.
+    UserAccount,
+    /// The `value` or `display_name` of an `email-addr`.
+    EmailAddressObject,
+}
+
+/// What one request needs (`concord incident grant`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewGrant {
+    /// The partner: its name on this node (404 when there is none).
+    to: String,
+    /// The categories of personal data it receives as written: at least one. (Read as
+    /// text and checked by the same function as the CLI's `--allow`, so that an unknown
+    /// one gets the same message.)
+    #[schema(value_type = Vec<CategoryName>, min_items = 1)]
+    allow: Vec<String>,
+}
+
 // --- response bodies ---------------------------------------------------------------------
+
+/// A grant recorded, as `concord incident grant --json` prints it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Granted {
+    /// The incident.
+    incident: String,
+    /// The partner.
+    to: String,
+    /// The categories it now receives as written in the incident and in every object that
+    /// refers to it.
+    #[schema(value_type = Vec<CategoryName>)]
+    allow: Vec<String>,
+}
 
 /// The latest status one answering node gave a request.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -623,5 +710,37 @@ async fn close_incident(
         id,
         status: "closed".to_owned(),
         outcome: close.outcome,
+    }))
+}
+
+/// Grants what one request needs: the partner receives the personal data of each category
+/// as written (not pseudonymised, redacted or dropped) in this incident and in every object
+/// that refers to it, whatever the policy's tables say; kept in the collection's sharing,
+/// audited as door `incident-grant`, named by `GET /api/v1/policy/explain` (`concord
+/// incident grant`).
+#[utoipa::path(post, path = "/incidents/{id}/grants", tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id (`incident--…`)")),
+    request_body = NewGrant,
+    responses(
+        (status = 200, description = "Granted", body = Granted),
+        (status = 400, description = "A field breaks a rule (named): an unknown category, none", body = ApiError),
+        (status = 404, description = "No such incident or partner", body = ApiError),
+        (status = 415, description = "Not JSON", body = ApiError),
+    ))]
+async fn grant(
+    State(a): State<Admin>,
+    Name(id): Name,
+    Body(g): Body<NewGrant>,
+) -> ApiResult<Json<Granted>> {
+    let (i, to) = (id.clone(), g.to.clone());
+    let categories = on_node(&a, move |node, _| {
+        concord_coordination::grant(node, &i, &to, &g.allow)
+    })
+    .await?;
+    changed("incident-grant", &id);
+    Ok(Json(Granted {
+        incident: id,
+        to: g.to,
+        allow: categories.iter().map(|c| c.as_str().to_owned()).collect(),
     }))
 }

@@ -783,6 +783,10 @@ fn non_admins_get_one_answer_on_every_path_and_method() {
         "/api/v1/incidents",
         "/api/v1/incidents/incident--00000000-0000-4000-8000-000000000001/close",
         "/api/v1/tasks/task--00000000-0000-4000-8000-000000000001/answers",
+        "/api/v1/incidents/incident--00000000-0000-4000-8000-000000000001/grants",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/w",
+        "/api/v1/webhooks/w/retry",
         // Paths that do not exist.
         "/api/v1",
         "/api/v1/",
@@ -882,6 +886,10 @@ fn openapi_document_and_schemathesis() {
         "/api/v1/incidents/{id}/requests",
         "/api/v1/incidents/{id}/close",
         "/api/v1/tasks/{id}/answers",
+        "/api/v1/incidents/{id}/grants",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/{name}",
+        "/api/v1/webhooks/{name}/retry",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
@@ -1151,6 +1159,7 @@ fn incidents_open_request_answer_and_close_over_http() {
         (json!({"title": "t", "severity": 101}), "severity"),
         (json!({"title": "t", "severity": "urgent"}), "severity"),
         (json!({"title": "t", "affects": ["BRA"]}), "affects"),
+        (json!({"title": "t", "affects": ["DE", "XK"]}), "affects"),
         (
             json!({"title": "t", "collection": "no spaces"}),
             "collection",
@@ -1159,7 +1168,57 @@ fn incidents_open_request_answer_and_close_over_http() {
     ] {
         let r = admin(&s, "POST", "/api/v1/incidents", Some(body.clone()));
         assert_error(&r, 400, "invalid_request", field);
+        // The API names its JSON field, never the CLI's flag.
+        assert!(!r.body.contains("--"), "{body}: {}", r.body);
     }
+    // The messages name the field and the rule: an unknown country by its code; a bad
+    // level by the forms allowed (not serde's "did not match any variant").
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/incidents",
+        Some(json!({"title": "t", "affects": ["DE", "XK"]})),
+    );
+    assert_error(
+        &r,
+        400,
+        "invalid_request",
+        "affects: \"XK\" is not an officially assigned ISO 3166-1 alpha-2 country code",
+    );
+    for severity in [json!(101), json!("urgent"), json!(true), json!(-1)] {
+        let r = admin(
+            &s,
+            "POST",
+            "/api/v1/incidents",
+            Some(json!({"title": "t", "severity": severity})),
+        );
+        assert_error(
+            &r,
+            400,
+            "invalid_request",
+            &format!(
+                "severity: {severity} is not a level: an integer from 0 to 100, or one of \"none\", \"low\", \"medium\", \"high\", \"critical\""
+            ),
+        );
+    }
+    // The CLI refuses the unknown country too, naming its flag.
+    let out = run(concord()
+        .args([
+            "incident",
+            "open",
+            "--title",
+            "t",
+            "--affects",
+            "XK",
+            "--data-dir",
+        ])
+        .arg(node.path()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--affects: \"XK\" is not an officially assigned"),
+        "{err}"
+    );
     assert_eq!(admin(&s, "GET", "/api/v1/incidents", None).json(), before);
     let open_one = admin(
         &s,
@@ -1189,10 +1248,127 @@ fn incidents_open_request_answer_and_close_over_http() {
             "priority",
         ),
         (json!({"to": "cert-br", "ask": "x"}), "deadline"),
+        (
+            json!({"to": "cert-br", "ask": "x", "deadline": "2020-01-01T00:00:00Z"}),
+            "deadline: \"2020-01-01T00:00:00Z\" is in the past",
+        ),
     ] {
         let r = admin(&s, "POST", &requests, Some(body.clone()));
         assert_error(&r, 400, "invalid_request", field);
+        assert!(!r.body.contains("--"), "{body}: {}", r.body);
     }
+    let r = admin(
+        &s,
+        "POST",
+        &requests,
+        Some(json!({"to": "cert-br", "ask": "x", "deadline": "tomorrow"})),
+    );
+    assert_error(
+        &r,
+        400,
+        "invalid_request",
+        "deadline: \"tomorrow\" is not an RFC 3339",
+    );
+    // The CLI keeps naming its flag, and refuses a past deadline too.
+    for deadline in ["tomorrow", "2020-01-01T00:00:00Z"] {
+        let out = run(concord()
+            .args([
+                "incident", "request", &second, "--to", "cert-br", "--ask", "x",
+            ])
+            .args(["--deadline", deadline, "--data-dir"])
+            .arg(node.path()));
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("--deadline: {deadline:?}")), "{err}");
+    }
+    assert!(
+        admin(&s, "GET", &format!("/api/v1/incidents/{second}"), None).json()["tasks"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no request was made"
+    );
+
+    // Grant what a request needs (`concord incident grant`): the CLI's document, audited
+    // as door incident-grant, named by policy explain (where the CLI shows a grant: on
+    // what the partner receives, here the request addressed to it).
+    let asked = admin(
+        &s,
+        "POST",
+        &requests,
+        Some(
+            json!({"to": "cert-br", "ask": "preserve the logs of 203.0.113.7",
+            "deadline": "2030-01-01T00:00:00Z"}),
+        ),
+    );
+    assert_eq!(asked.status, 201, "{}", asked.body);
+    let asked = asked.json()["id"].as_str().unwrap().to_owned();
+    let explain = format!("/api/v1/policy/explain?partner=cert-br&object_id={asked}");
+    let granted_note = format!("granted on {second} for cert-br: ip_address");
+    let before = admin(&s, "GET", &explain, None);
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert!(!before.body.contains(&granted_note), "{}", before.body);
+    let grants = format!("/api/v1/incidents/{second}/grants");
+    let granted = admin(
+        &s,
+        "POST",
+        &grants,
+        Some(json!({"to": "cert-br", "allow": ["ip_address", "email"]})),
+    );
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    assert_eq!(
+        granted.json(),
+        json!({"incident": second, "to": "cert-br", "allow": ["ip_address", "email"]})
+    );
+    assert_eq!(doors_of(&s, &second), ["incident-open", "incident-grant"]);
+    let by_cli = incident_cli(
+        &node,
+        &["grant", &second, "--to", "cert-br", "--allow", "phone"],
+    );
+    assert_eq!(
+        by_cli,
+        json!({"incident": second, "to": "cert-br", "allow": ["phone"]})
+    );
+    let explained = admin(&s, "GET", &explain, None);
+    assert_eq!(explained.status, 200, "{}", explained.body);
+    assert!(explained.body.contains(&granted_note), "{}", explained.body);
+    for (body, status, code, says) in [
+        (
+            json!({"to": "cert-br", "allow": ["dna"]}),
+            400,
+            "invalid_request",
+            "allow: \"dna\" is not a category of personal data",
+        ),
+        (
+            json!({"to": "cert-br", "allow": []}),
+            400,
+            "invalid_request",
+            "allow: give at least one",
+        ),
+        (
+            json!({"to": "cert-xx", "allow": ["email"]}),
+            404,
+            "not_found",
+            "to: no partner named \"cert-xx\"",
+        ),
+        (json!({"to": "cert-br"}), 400, "invalid_request", "allow"),
+    ] {
+        let r = admin(&s, "POST", &grants, Some(body.clone()));
+        assert_error(&r, status, code, says);
+        assert!(!r.body.contains("--"), "{body}: {}", r.body);
+    }
+    let r = admin(
+        &s,
+        "POST",
+        "/api/v1/incidents/incident--00000000-0000-4000-8000-00000000dead/grants",
+        Some(json!({"to": "cert-br", "allow": ["email"]})),
+    );
+    assert_error(&r, 404, "not_found", "id: no incident");
+    assert_eq!(
+        doors_of(&s, &second),
+        ["incident-open", "incident-grant", "incident-grant"],
+        "one audit record per grant, none for the refused ones"
+    );
 
     // Unknown ids and names: 404.
     let unknown = "incident--00000000-0000-4000-8000-00000000dead";
@@ -1246,4 +1422,269 @@ fn incidents_open_request_answer_and_close_over_http() {
     // A partner's key: the answer of a missing path.
     let r = with_key(&s, &br_key, "GET", "/api/v1/incidents", TAXII);
     assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// A webhook receiver on loopback: answers 503 until `accept` is set, then 200; sends the
+/// `X-Concord-Signature` header and body of each request it gets on the returned channel.
+fn webhook_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::mpsc::Receiver<(String, String)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let accept = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let accepting = accept.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut line, mut length, mut signature) = (String::new(), 0, String::new());
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if k.eq_ignore_ascii_case("x-concord-signature") {
+                        signature = v.trim().to_owned();
+                    }
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = tx.send((signature, String::from_utf8_lossy(&body).into_owned()));
+            let answer: &[u8] = if accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            };
+            let _ = (&stream).write_all(answer);
+        }
+    });
+    (url, accept, rx)
+}
+
+/// Webhooks over the admin API (`concord webhook add|list|show|remove|retry`): the CLI's
+/// documents and checks; the key inline (write-only, a 0600 file of peer_files_dir) or a
+/// file there, never one of the node's own nor outside, never answered back; a URL with
+/// credentials refused; each add a new generation; a dead letter retried to the receiver,
+/// signed; removal forgets.
+#[test]
+fn webhooks_over_http() {
+    let node = node();
+    // One attempt, then a dead letter; deliveries looked at every second.
+    let mut config = std::fs::read_to_string(node.path().join("concord.toml")).unwrap();
+    config.push_str("\n[webhooks]\nmax_attempts = 1\nevery_secs = 1\ntimeout_secs = 10\n");
+    std::fs::write(node.path().join("concord.toml"), config).unwrap();
+    let dir = node.path().join("peer-files");
+    std::fs::create_dir(&dir).unwrap();
+    let node_key = node.path().join("node.key");
+    std::os::unix::fs::symlink(&node_key, dir.join("link.key")).unwrap();
+    std::fs::write(dir.join("w.key"), "a key of the receiver, long enough").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("w.key");
+    std::fs::write(&outside, "a key of the receiver, long enough").unwrap();
+    let s = node.serve();
+    let (url, accept, received) = webhook_receiver();
+    const SECRET: &str = "inline-webhook-key-7d41e0c9";
+    let hook = |extra: Value| {
+        let mut body = json!({"name": "w", "url": url, "collections": ["intel"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        admin(&s, "POST", "/api/v1/webhooks", Some(body))
+    };
+
+    // Refused, naming the field; nothing stored.
+    let outside_s = outside.to_str().unwrap();
+    for (extra, status, code, says) in [
+        (
+            json!({"secret_file": outside_s}),
+            400,
+            "invalid_request",
+            "secret_file",
+        ),
+        (
+            json!({"secret_file": "../node.key"}),
+            400,
+            "invalid_request",
+            "must be inside peer_files_dir",
+        ),
+        (
+            json!({"secret_file": "link.key"}),
+            400,
+            "invalid_request",
+            "must be inside peer_files_dir",
+        ),
+        (
+            json!({"secret_file": "w.key", "secret": SECRET}),
+            400,
+            "invalid_request",
+            "secret and secret_file: give one",
+        ),
+        (json!({}), 400, "invalid_request", "secret_file: required"),
+        (
+            json!({"secret": "short"}),
+            400,
+            "invalid_request",
+            "secret: the key must have at least 16 bytes",
+        ),
+        (
+            json!({"secret": SECRET, "url": "http://user:pw@127.0.0.1:9/"}),
+            400,
+            "invalid_request",
+            "must not carry credentials",
+        ),
+        (
+            json!({"secret": SECRET, "url": "ftp://127.0.0.1/"}),
+            400,
+            "invalid_request",
+            "must be an http(s) URL",
+        ),
+        (
+            json!({"secret": SECRET, "partner": "nobody"}),
+            404,
+            "not_found",
+            "partner nobody: no such partner",
+        ),
+        (
+            json!({"secret": SECRET, "collections": ["nowhere"]}),
+            404,
+            "not_found",
+            "collections nowhere: no such collection",
+        ),
+    ] {
+        let r = hook(extra.clone());
+        assert_error(&r, status, code, says);
+        assert!(!r.body.contains("--"), "{extra}: {}", r.body);
+    }
+    assert_eq!(admin(&s, "GET", "/api/v1/webhooks", None).json(), json!([]));
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("webhook-")),
+        "a refused webhook writes no key"
+    );
+    // The CLI refuses the node's own files too, naming its flag.
+    let out = run(concord()
+        .args(["webhook", "add", "x", "--url", &url, "--secret-file"])
+        .arg(&node_key)
+        .arg("--data-dir")
+        .arg(node.path()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--secret-file") && err.contains("the node's own secret files"),
+        "{err}"
+    );
+
+    // A key file inside peer_files_dir, then the key inline: each add a new generation.
+    let first = hook(json!({"secret_file": "w.key"}));
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first = first.json();
+    assert_eq!(
+        first["secret_file"],
+        dir.join("w.key").to_str().unwrap(),
+        "{first}"
+    );
+    let added = hook(json!({"secret": SECRET}));
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert!(!added.body.contains(SECRET), "{}", added.body);
+    let added = added.json();
+    assert_ne!(added["generation"], first["generation"], "{added}");
+    let file = added["secret_file"].as_str().unwrap().to_owned();
+    assert!(Path::new(&file).starts_with(&dir), "{file}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // List and show: the CLI's documents, with the key file's path only.
+    let cli = |args: &[&str]| {
+        let out = run(concord()
+            .arg("webhook")
+            .args(args)
+            .arg("--data-dir")
+            .arg(node.path()));
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let listed = admin(&s, "GET", "/api/v1/webhooks", None);
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json(), json!([added]));
+    assert_eq!(listed.json(), cli(&["list", "--json"]));
+
+    // A new object: one delivery, answered 503, dead after its one attempt.
+    let bundle = node.path().join("new.json");
+    std::fs::write(
+        &bundle,
+        json!({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000002",
+            "objects": [{"type": "indicator", "spec_version": "2.1",
+                "id": "indicator--5b0f1a4e-2b8e-4c55-9d0c-6f7a8e9b0c12",
+                "created": "2026-02-01T00:00:00.000Z", "modified": "2026-02-01T00:00:00.000Z",
+                "pattern": "[domain-name:value = 'c3.example']", "pattern_type": "stix",
+                "valid_from": "2026-02-01T00:00:00Z"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, report) = node.import("intel", &[&bundle]);
+    assert_eq!(code, 0, "{report}");
+    let show = "/api/v1/webhooks/w";
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            admin(&s, "GET", show, None).json()["dead_letters"]["count"] == 1
+        }),
+        "no dead letter: {}",
+        admin(&s, "GET", show, None).body
+    );
+    let (signature, body) = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(signature.starts_with("sha256="), "{signature}");
+    assert!(body.contains("c3.example"), "{body}");
+    let shown = admin(&s, "GET", show, None);
+    assert_eq!(shown.status, 200);
+    assert!(!shown.body.contains(SECRET), "{}", shown.body);
+    assert_eq!(shown.json(), cli(&["show", "w", "--json"]));
+    assert_eq!(shown.json()["webhook"], added);
+    let dead = shown.json()["dead_letters"]["ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Retry: the receiver now accepts; the letter goes, signed with the inline key.
+    accept.store(true, std::sync::atomic::Ordering::SeqCst);
+    let retry = "/api/v1/webhooks/w/retry";
+    let r = admin(&s, "POST", retry, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"delivered": [dead], "failed": []}));
+    let (signature, body) = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(body.contains("c3.example"), "{body}");
+    assert_eq!(
+        signature,
+        concord_sync::notify::signature(SECRET.as_bytes(), body.as_bytes())
+    );
+    assert_eq!(
+        admin(&s, "GET", show, None).json()["dead_letters"]["count"],
+        0
+    );
+    // Nothing left: the CLI's document, empty.
+    assert_eq!(
+        admin(&s, "POST", retry, None).json(),
+        cli(&["retry", "w", "--json"])
+    );
+
+    // Remove: gone, and a second removal, show or retry is a 404.
+    assert_eq!(admin(&s, "DELETE", show, None).status, 204);
+    for (method, path) in [("GET", show), ("DELETE", show), ("POST", retry)] {
+        let r = admin(&s, method, path, None);
+        assert_error(&r, 404, "not_found", "webhook w: no such webhook");
+    }
+    assert_eq!(admin(&s, "GET", "/api/v1/webhooks", None).json(), json!([]));
+    assert_eq!(cli(&["list", "--json"]), json!([]));
 }
