@@ -216,7 +216,7 @@ pub fn spawn_deliverer(
     // `concurrency` workers take turns of webhooks from one queue; a webhook is queued
     // again only once its turn is over, so a slow receiver holds one worker and the others
     // go on (issue 21: one slow receiver delayed every other webhook).
-    let (queue, turns) = std::sync::mpsc::channel::<Webhook>();
+    let (queue, turns) = std::sync::mpsc::channel::<webhook::Webhook>();
     let turns = Arc::new(std::sync::Mutex::new(turns));
     let busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
     for i in 0..config.concurrency {
