@@ -7,6 +7,7 @@
 mod audit;
 mod config;
 mod incident;
+mod indicator;
 mod matching;
 mod misp;
 mod partner;
@@ -205,6 +206,13 @@ enum Command {
     /// Match log files against the indicators of collections: one JSON line per hit, and
     /// optionally one STIX sighting per matched indicator.
     Match(matching::MatchArgs),
+    /// Indicators that change together across borders: sightings and false-positive
+    /// reports per indicator; revoke or expire the ones this node created (new versions,
+    /// carried by sync).
+    Indicator {
+        #[command(subcommand)]
+        command: indicator::IndicatorCommand,
+    },
     /// Manage peers: TAXII 2.1 servers this node pulls from and pushes to.
     Peer {
         #[command(subcommand)]
@@ -518,6 +526,7 @@ fn run(command: Command) -> Outcome {
         Command::Peer { command } => sync::run_peer(command),
         Command::Webhook { command } => webhook::run(command),
         Command::Match(args) => matching::run_match(args),
+        Command::Indicator { command } => indicator::run(command),
         Command::Sync {
             data,
             peer,

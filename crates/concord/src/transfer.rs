@@ -123,6 +123,27 @@ pub(crate) fn import_one(
     name: &str,
     input: Box<dyn Read>,
 ) -> Result<IngestReport> {
+    import_at(store, target, name, "import", input)
+}
+
+/// [`import_one`] audited as door `door` (by `operator`): the CLI's writes that are not an
+/// import of the operator's file, such as `concord indicator revoke`.
+pub(crate) fn import_as(
+    store: &dyn Store,
+    target: &mut Target,
+    door: &str,
+    input: Box<dyn Read>,
+) -> Result<IngestReport> {
+    import_at(store, target, door, door, input)
+}
+
+fn import_at(
+    store: &dyn Store,
+    target: &mut Target,
+    name: &str,
+    door: &str,
+    input: Box<dyn Read>,
+) -> Result<IngestReport> {
     let bar = if crate::interactive() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -149,7 +170,7 @@ pub(crate) fn import_one(
         Some(c) => concord_server::audit::import_bundle(
             store,
             &c.id,
-            "import",
+            door,
             "operator",
             input,
             limits().max_object_size,
@@ -160,7 +181,7 @@ pub(crate) fn import_one(
             let r = concord_server::audit::import_bundle_creating(
                 store,
                 c,
-                "import",
+                door,
                 "operator",
                 input,
                 limits().max_object_size,

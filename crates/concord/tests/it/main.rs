@@ -20,6 +20,7 @@ mod package;
 mod partners;
 mod pattern;
 mod postgres;
+mod revoke;
 mod sync;
 mod taxii;
 mod ui;
