@@ -62,8 +62,10 @@ use keyed::{keyed_id, stored_candidates};
 
 pub mod audit;
 mod keyed;
+pub mod tombstones;
 
 pub use audit::{BASE_POLICY_VERSION, Door};
+pub use tombstones::{Tombstone, TombstonePage};
 
 /// Who receives.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -318,7 +318,7 @@ pub fn router(state: AppState) -> Router {
     let floored = |m: axum::routing::MethodRouter<AppState>| {
         m.layer(middleware::from_fn_with_state(state.clone(), answer_floor))
     };
-    let routes: [(String, axum::routing::MethodRouter<AppState>); 11] = [
+    let routes: [(String, axum::routing::MethodRouter<AppState>); 12] = [
         ("/taxii2/".into(), get(discovery)),
         (format!("{root}/"), get(api_root)),
         (format!("{root}/status/{{status_id}}/"), get(status)),
@@ -342,6 +342,11 @@ pub fn router(state: AppState) -> Router {
         (
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"),
             floored(paged(get(versions))),
+        ),
+        // Not TAXII: the deletions a peer pulls (issue 21), read like a page.
+        (
+            format!("{root}/collections/{{collection}}/tombstones/"),
+            paged(get(tombstones)),
         ),
         // Not TAXII: feeds for sensors (issue 21), built like pages.
         (
@@ -1300,6 +1305,36 @@ async fn delete_object(
         return Err(no_object(&object_id));
     }
     Ok(taxii_json(StatusCode::OK, String::new()))
+}
+
+/// `GET …/collections/{id}/tombstones/[?next=TOKEN]` (not TAXII; issue 21, item 4): the
+/// versions of the collection deleted since `next` (from the beginning without it) that the
+/// principal received before they were deleted ([`concord_egress::Egress::tombstones`]),
+/// as `{"tombstones": [{"id", "version"}], "more": bool, "next": TOKEN}`. A collection the
+/// principal may not read answers as the TAXII 404 for it; a token not sealed for this
+/// collection and principal, 400.
+async fn tombstones(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(pairs): RawQuery<Vec<(String, String)>>,
+) -> Handler<Response> {
+    let c = find_collection(&state, &principal, name, Access::Read).await?;
+    let next = pairs
+        .iter()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.clone());
+    let audience = audience_of(&principal);
+    let egress = state.egress.clone();
+    let page = blocking(move || Ok(egress.tombstones(&audience, &c.id, next.as_deref())?)).await?;
+    let list: Vec<serde_json::Value> = page
+        .tombstones
+        .iter()
+        .map(|t| serde_json::json!({"id": t.id, "version": t.version}))
+        .collect();
+    Ok(json(&serde_json::json!({
+        "tombstones": list, "more": page.more, "next": page.next,
+    })))
 }
 
 async fn add_objects(

@@ -100,6 +100,17 @@ pub struct ObjectsPage {
     pub has_objects: bool,
 }
 
+/// An answer of [`Client::tombstones`].
+#[derive(Debug)]
+pub struct Tombstones {
+    /// Deleted versions: `(id, version)`.
+    pub deleted: Vec<(String, String)>,
+    /// Whether more follow at once.
+    pub more: bool,
+    /// The cursor to ask with next.
+    pub next: String,
+}
+
 /// A client of one peer's API root.
 pub struct Client {
     agent: ureq::Agent,
@@ -417,6 +428,53 @@ impl Client {
             }
         }
         Ok(held)
+    }
+
+    /// The deletions of a Concord peer's collection since `next`
+    /// (`GET …/collections/{id}/tombstones/`, not TAXII: issue 21): the deleted versions
+    /// `(id, version)` this node received, whether more follow at once, and the cursor to
+    /// ask with next. `None` from a server without the resource (404: any other TAXII
+    /// server), which then tells no deletions.
+    pub fn tombstones(
+        &self,
+        collection_id: &str,
+        next: Option<&str>,
+    ) -> Result<Option<Tombstones>, ClientError> {
+        let path = format!("collections/{collection_id}/tombstones/");
+        let query: Vec<(&str, &str)> = next.map(|n| ("next", n)).into_iter().collect();
+        let v = match self.request("GET", &path, &query, None) {
+            Ok((_, v)) => v,
+            Err(ClientError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let garbage = |message: &str| ClientError::Garbage {
+            method: "GET",
+            url: format!("{}{path}", self.root),
+            message: message.to_owned(),
+            attempts: 1,
+        };
+        let next = v
+            .get("next")
+            .and_then(Value::as_str)
+            .ok_or_else(|| garbage("no next"))?
+            .to_owned();
+        let deleted = v
+            .get("tombstones")
+            .and_then(Value::as_array)
+            .ok_or_else(|| garbage("no tombstones"))?
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.get("id")?.as_str()?.to_owned(),
+                    t.get("version")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        Ok(Some(Tombstones {
+            deleted,
+            more: v.get("more").and_then(Value::as_bool).unwrap_or(false),
+            next,
+        }))
     }
 
     /// POSTs an envelope (TAXII 2.1 §5.5); the status resource it answers with.

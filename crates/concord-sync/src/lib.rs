@@ -21,6 +21,9 @@
 //!   once), each through the node's one egress function for the partner linked to the peer;
 //!   envelopes stay under the peer's `max_content_length`; the status resource is polled
 //!   until complete; the cursor advances only then.
+//! - Deletions (issue 21): before each pull, the peer's tombstones of the collection (the
+//!   versions it deleted that it had given this node, a Concord resource beside TAXII's)
+//!   delete the same versions here when they were received from that peer.
 //! - Faults: every request is retried with exponential backoff (connection refused,
 //!   timeouts, 5xx, unreadable answers, TLS failures); the last error is recorded in the
 //!   peer's state, and the next round starts from the cursors.
@@ -36,7 +39,7 @@ mod peer;
 mod round;
 pub mod webhook;
 
-pub use client::{Client, ClientError, TlsFiles};
+pub use client::{Client, ClientError, TlsFiles, Tombstones};
 pub use peer::{
     Mapping, Peer, PeerAuth, PeerError, PeerState, load_peer, load_state, peers, remove_peer,
     save_peer, save_state,

@@ -67,6 +67,9 @@ pub struct RoundReport {
     pub skipped_held: usize,
     /// Not pushed: withheld by the egress policy.
     pub withheld: usize,
+    /// Versions deleted here because the peer deleted them: its tombstones (issue 21),
+    /// applied only to versions received from it.
+    pub deleted: usize,
     /// Sightings sent home to this peer.
     pub sightings_home: usize,
     /// Answers to this peer's requests for assistance sent home to it (issue 18).
@@ -250,6 +253,9 @@ fn run(
     }
     for (m, remote) in &resolved {
         if m.pull {
+            // Deletions first: a version deleted at the peer and added there again since
+            // comes back with this round's pull instead of being deleted after it.
+            deletions(store, &client, peer, m, remote, lease, &mut report)?;
             pull(
                 store,
                 cx.egress,
@@ -509,6 +515,84 @@ fn pull(
         }
     }
     Ok(())
+}
+
+/// Deletions at the peer reach this node (issue 21, item 4): the peer's tombstones of the
+/// remote collection since the last round ([`Client::tombstones`]: the versions it deleted
+/// that it had given this node) delete, in the local collection, the same versions if they
+/// were received from this peer (a version held here only from elsewhere stays), audited
+/// as door `sync-tombstones` (direction `delete`, by `peer:NAME`) — so the deletion is in
+/// this node's tombstones in turn, for the nodes that pull from it. The cursor is stored
+/// after each answer. A peer without tombstones (any TAXII server but Concord) deletes
+/// nothing. Versions without `modified` are named by their `date_added` at the peer, which
+/// is not theirs here: they are not deleted.
+fn deletions(
+    store: &dyn Store,
+    client: &Client,
+    peer: &Peer,
+    m: &Mapping,
+    remote: &str,
+    lease: &Lease<'_>,
+    report: &mut RoundReport,
+) -> Result<(), SyncError> {
+    let key = cursor_key(&peer.name, m, "tombstones");
+    let mut next = store.setting(&key)?;
+    let who = format!("peer:{}", peer.name);
+    let door = Door {
+        door: "sync-tombstones",
+        partner: &who,
+        collection: &m.local,
+        policy_version: BASE_POLICY_VERSION,
+    };
+    loop {
+        lease.renew()?;
+        let Some(page) = client.tombstones(remote, next.as_deref())? else {
+            return Ok(());
+        };
+        let mut records = Vec::new();
+        for (id, version) in &page.deleted {
+            let Ok(at) = concord_stix::Timestamp::parse(version) else {
+                continue;
+            };
+            if !came_from(store, peer, id, Some(version))? {
+                continue;
+            }
+            let filter = ObjectFilter {
+                ids: vec![id.clone()],
+                versions: vec![VersionSelector::At(at)],
+                spec_versions: vec!["2.0".into(), "2.1".into()],
+                ..ObjectFilter::default()
+            };
+            let held = store
+                .entries(
+                    &m.local,
+                    &filter,
+                    &PageRequest {
+                        limit: PUSH_PAGE,
+                        after: None,
+                    },
+                    false,
+                )?
+                .entries;
+            let vids: Vec<i64> = held.iter().map(|e| e.vid).collect();
+            if vids.is_empty() {
+                continue;
+            }
+            report.deleted += store.delete_versions(&m.local, id, &vids)?;
+            records.extend(
+                held.iter()
+                    .map(|e| door.record("delete", e.vid, id, e.version(), "deleted", Vec::new())),
+            );
+        }
+        if !records.is_empty() {
+            store.append_audit(&records)?;
+        }
+        store.set_setting(&key, &page.next)?;
+        next = Some(page.next);
+        if !page.more {
+            return Ok(());
+        }
+    }
 }
 
 fn cursor_to_json(c: &Cursor) -> String {

@@ -159,7 +159,9 @@ pub fn expired_version(
     now: &Timestamp,
 ) -> std::result::Result<Value, Refused> {
     check_indicator(v)?;
-    if let Some(from) = v["valid_from"].as_str().and_then(|t| Timestamp::parse(t).ok())
+    if let Some(from) = v["valid_from"]
+        .as_str()
+        .and_then(|t| Timestamp::parse(t).ok())
         && at.unix_nanos() <= from.unix_nanos()
     {
         return Err(Refused(format!(
@@ -385,7 +387,10 @@ pub fn run(command: IndicatorCommand) -> Result<bool> {
                 &[identity, sighting],
             )?;
             if json {
-                println!("{}", json!({"sighting": sid, "indicator": id, "collection": sightings}));
+                println!(
+                    "{}",
+                    json!({"sighting": sid, "indicator": id, "collection": sightings})
+                );
             } else {
                 println!("{sid}");
                 eprintln!(
@@ -582,7 +587,11 @@ fn show(store: &dyn Store, id: &str, json: bool, now: &Timestamp) -> Result<bool
             "    {} by {} (from {}) at {}: {}",
             r["sighting"].as_str().unwrap_or("?"),
             r["by"].as_str().unwrap_or("?"),
-            if from.is_empty() { "here".to_owned() } else { from.join(", ") },
+            if from.is_empty() {
+                "here".to_owned()
+            } else {
+                from.join(", ")
+            },
             r["created"].as_str().unwrap_or("?"),
             r["description"].as_str().unwrap_or("-")
         );
@@ -608,11 +617,12 @@ fn list(
         None => store.collections()?,
     };
     let mut tallies = tallies(store)?;
-    let mut rows: Vec<(Value, Tally, Vec<String>)> = newest(store, &collections, &["indicator"], &[])?
-        .into_iter()
-        .map(|(id, (_, v, cs))| (v, tallies.remove(&id).unwrap_or_default(), cs))
-        .filter(|(_, t, _)| !false_positives || t.false_positives > 0)
-        .collect();
+    let mut rows: Vec<(Value, Tally, Vec<String>)> =
+        newest(store, &collections, &["indicator"], &[])?
+            .into_iter()
+            .map(|(id, (_, v, cs))| (v, tallies.remove(&id).unwrap_or_default(), cs))
+            .filter(|(_, t, _)| !false_positives || t.false_positives > 0)
+            .collect();
     if false_positives {
         rows.sort_by(|a, b| b.1.false_positives.cmp(&a.1.false_positives));
     }
@@ -735,7 +745,10 @@ mod tests {
             &false_positive_sighting(&indicator(), me, None, &now),
             &["partner/b".to_owned()],
         );
-        t.add(&json!({"type": "sighting", "id": "sighting--x", "count": 5}), &[]);
+        t.add(
+            &json!({"type": "sighting", "id": "sighting--x", "count": 5}),
+            &[],
+        );
         t.add(&json!({"type": "sighting", "id": "sighting--y"}), &[]);
         assert_eq!((t.sightings, t.seen, t.false_positives), (2, 6, 1));
         assert_eq!(t.reports[0]["by"], me);
