@@ -2,7 +2,8 @@
 //!
 //! Every byte a partner receives of a collection — objects, ids, versions, counts, cursors —
 //! is built here, and nowhere else: TAXII objects, object, versions and manifest; `concord
-//! export` (STIX, MISP); sync push and sightings home; `POST /api/match`; the web UI's pages.
+//! export` (STIX, MISP); sync push and sightings home; `POST /api/match`; the web UI's pages;
+//! the tombstones of deleted versions ([`tombstones`]).
 //! Given an [`Audience`], a door name, a collection and a query, [`Egress`]:
 //!
 //! 1. reads entries from the store;
