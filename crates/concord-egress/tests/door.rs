@@ -747,3 +747,112 @@ fn a_delete_is_seen_by_the_next_request_not_after_the_fates_expire() {
     let (got, _) = read_all(&n, &abroad(), 1);
     assert_eq!(ids(&got), [a, x, r]);
 }
+
+/// Tombstones (issue 21): a deletion is told only to an audience that received the deleted
+/// version, under the id it received (the keyed id of a rewritten SCO, never the stored
+/// one), once; the cursor is bound to the collection and the audience.
+#[test]
+fn tombstones_name_only_what_the_audience_received_as_it_received_it() {
+    let n = node();
+    let email_id = "email-addr--7165e2a9-671f-585d-b1e1-ca59c671d934"; // john@example.com
+    let note_id = "note--00000000-0000-4000-8000-000000000031";
+    put(
+        &n,
+        &[
+            json!({"type": "email-addr", "spec_version": "2.1", "id": email_id,
+            "value": "john@example.com", "object_marking_refs": [CLEAR]}),
+            note(note_id, &[CLEAR], &[email_id]),
+        ],
+    );
+    let (received, tokens) = read_all(&n, &abroad(), 1);
+    let keyed = received.iter().find(|o| o["type"] == "email-addr").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(keyed, email_id);
+    // Another partner that never read the collection.
+    let other = Audience::Partner(PartnerProfile {
+        name: "other".into(),
+        jurisdiction: "FR".into(),
+        groups: Vec::new(),
+    });
+    // Deleted as the TAXII DELETE does: the rows, then their `delete` records.
+    let door = concord_egress::Door {
+        door: "taxii-delete",
+        partner: "admin",
+        collection: &n.collection,
+        policy_version: concord_egress::BASE_POLICY_VERSION,
+    };
+    let held = n
+        .store
+        .entries(
+            &n.collection,
+            &ObjectFilter::default(),
+            &concord_store::PageRequest {
+                limit: 10,
+                after: None,
+            },
+            false,
+        )
+        .unwrap()
+        .entries;
+    let mut records = Vec::new();
+    for e in &held {
+        assert_eq!(
+            n.store
+                .delete_versions(&n.collection, &e.id, &[e.vid])
+                .unwrap(),
+            1
+        );
+        records.push(door.record("delete", e.vid, &e.id, e.version(), "deleted", Vec::new()));
+    }
+    n.store.append_audit(&records).unwrap();
+
+    let page = n.egress.tombstones(&abroad(), &n.collection, None).unwrap();
+    let mut got: Vec<&str> = page.tombstones.iter().map(|t| t.id.as_str()).collect();
+    got.sort();
+    let mut want = vec![keyed.as_str(), note_id];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(!page.more);
+    let none = n.egress.tombstones(&other, &n.collection, None).unwrap();
+    assert!(none.tombstones.is_empty(), "{:?}", none.tombstones);
+    let all = n
+        .egress
+        .tombstones(&Audience::Operator("admin".into()), &n.collection, None)
+        .unwrap();
+    let mut stored: Vec<&str> = all.tombstones.iter().map(|t| t.id.as_str()).collect();
+    stored.sort();
+    let mut want = vec![email_id, note_id];
+    want.sort();
+    assert_eq!(stored, want);
+    // Once: nothing after the cursor. Another audience's cursor, or a TAXII `next`, is no
+    // tombstone cursor.
+    let again = n
+        .egress
+        .tombstones(&abroad(), &n.collection, Some(&page.next))
+        .unwrap();
+    assert!(again.tombstones.is_empty());
+    assert!(matches!(
+        n.egress.tombstones(&other, &n.collection, Some(&page.next)),
+        Err(EgressError::BadCursor)
+    ));
+    assert!(matches!(
+        n.egress
+            .tombstones(&abroad(), &n.collection, Some(&tokens[0])),
+        Err(EgressError::BadCursor)
+    ));
+    // What was told is audited.
+    let told = n
+        .store
+        .audit_entries(&concord_store::AuditQuery {
+            partner: Some("bsi".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        told.iter()
+            .any(|e| e.door == "taxii-tombstones" && e.count == 2)
+    );
+}
