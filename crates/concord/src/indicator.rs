@@ -245,6 +245,10 @@ impl Tally {
     }
 }
 
+/// The newest version of one object: its version key, its JSON, and the aliases (or ids)
+/// of the collections holding it.
+type Newest = (String, Value, Vec<String>);
+
 /// Every newest version of the objects of `types` in `collections`, one per id (the newest
 /// `modified` when several collections hold one), with the aliases (or ids) of the
 /// collections holding it.
@@ -253,14 +257,14 @@ fn newest(
     collections: &[Collection],
     types: &[&str],
     ids: &[String],
-) -> Result<BTreeMap<String, (String, Value, Vec<String>)>> {
+) -> Result<BTreeMap<String, Newest>> {
     let filter = ObjectFilter {
         ids: ids.to_vec(),
         types: types.iter().map(|t| (*t).to_owned()).collect(),
         versions: vec![VersionSelector::Last],
         ..ObjectFilter::default()
     };
-    let mut out: BTreeMap<String, (String, Value, Vec<String>)> = BTreeMap::new();
+    let mut out: BTreeMap<String, Newest> = BTreeMap::new();
     for c in collections {
         let name = c.alias.clone().unwrap_or_else(|| c.id.clone());
         let mut after = None;
@@ -449,7 +453,7 @@ fn revocation_note(v: &Value, reason: &str, now: &Timestamp) -> Value {
 }
 
 /// The newest version of object `id` and the collections (aliases or ids) holding it.
-fn find(store: &dyn Store, id: &str) -> Result<Option<(String, Value, Vec<String>)>> {
+fn find(store: &dyn Store, id: &str) -> Result<Option<Newest>> {
     Ok(newest(store, &store.collections()?, &[], &[id.to_owned()])?.remove(id))
 }
 
@@ -624,7 +628,7 @@ fn list(
             .filter(|(_, t, _)| !false_positives || t.false_positives > 0)
             .collect();
     if false_positives {
-        rows.sort_by(|a, b| b.1.false_positives.cmp(&a.1.false_positives));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1.false_positives));
     }
     if json {
         let doc: Vec<Value> = rows
