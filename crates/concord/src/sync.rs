@@ -252,12 +252,13 @@ pub fn sync_once(
             Ok(r) => {
                 if !json {
                     eprintln!(
-                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} sightings and {} answers home",
+                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; deleted {} the peer deleted; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} sightings and {} answers home",
                         r.peer,
                         r.pulled_added,
                         r.pulled_present,
                         r.pulled_rejected.len(),
                         r.pages,
+                        r.deleted,
                         r.pushed,
                         r.skipped_echo,
                         r.skipped_held,
