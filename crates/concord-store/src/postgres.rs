@@ -2313,18 +2313,38 @@ impl PostgresStore {
                 )?;
                 n += 1;
             }
+            // With `first`: who created an object here decides who versions it (issue 18).
             let mut st =
-                src.prepare("SELECT object_id, version, peer, received_ns FROM provenance")?;
+                src.prepare("SELECT object_id, version, peer, received_ns, first FROM provenance")?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 tx.execute(
-                    "INSERT INTO provenance (object_id, version, peer, received_ns)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO provenance (object_id, version, peer, received_ns, first)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                     &[
                         &r.get::<_, String>(0)?,
                         &r.get::<_, String>(1)?,
                         &r.get::<_, String>(2)?,
                         &r.get::<_, i64>(3)?,
+                        &r.get::<_, bool>(4)?,
+                    ],
+                )?;
+                n += 1;
+            }
+            // Partners' foreign versions stay theirs alone: copied as everyone's, a version a
+            // partner wrote of an object it did not create would be everyone's newest.
+            let mut st =
+                src.prepare("SELECT collection_id, vid, writer, shadows FROM foreign_versions")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO foreign_versions (collection_id, vid, writer, shadows)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, i64>(1)?,
+                        &r.get::<_, String>(2)?,
+                        &r.get::<_, bool>(3)?,
                     ],
                 )?;
                 n += 1;

@@ -2242,11 +2242,40 @@ mod postgres_only {
         lite.put_partner(&partner).unwrap();
         let records: Vec<_> = (0..3).map(|i| audit_record("bsi", i)).collect();
         lite.append_audit(&records).unwrap();
+        // Issue 18: a partner's foreign version (newer than the operator's, which it shadows
+        // for the partner alone), and a creator.
+        add(
+            &lite,
+            &c2.id,
+            &[obj(B, Some("2016-01-01T00:00:00.000Z"), "operator's")],
+        );
+        let mut batch = lite.begin_write(&c2.id).unwrap();
+        let forged = obj(B, Some("2030-01-01T00:00:00.000Z"), "forged");
+        let header: ObjectHeader = validate_object(&forged).unwrap();
+        let body = forged.to_string();
+        batch
+            .add(&NewObject {
+                header: &header,
+                body: &body,
+                value: &forged,
+            })
+            .unwrap();
+        let vid = batch.last_vid().unwrap();
+        batch.mark_foreign(vid, "partner/bsi").unwrap();
+        batch
+            .add_provenance(
+                "campaign--x",
+                "2016-01-01T00:00:00.000Z",
+                "partner/bsi",
+                true,
+            )
+            .unwrap();
+        batch.commit().unwrap();
         let path = dir.path().join("t.sqlite");
         let before = concord_store::postgres::summarize_sqlite(&path).unwrap();
         assert_eq!(
             (before.collections, before.object_versions, before.entries),
-            (2, 302, 402)
+            (2, 304, 404)
         );
         assert!(pg.is_empty().unwrap());
         let mut calls = 0;
@@ -2288,6 +2317,38 @@ mod postgres_only {
                 .collect::<Vec<_>>()
         };
         assert_eq!(strip(all(&lite, &c2.id, &f)), strip(all(&pg, &c2.id, &f)));
+        // Foreign versions and creators as they were: the forged version is nobody's but
+        // its writer's.
+        for foreign in [
+            concord_store::ForeignVersions::Hidden,
+            concord_store::ForeignVersions::Of("partner/bsi".into()),
+            concord_store::ForeignVersions::Of("partner/other".into()),
+        ] {
+            let f = ObjectFilter {
+                ids: vec![format!("campaign--{B}")],
+                foreign,
+                ..Default::default()
+            };
+            assert_eq!(
+                strip(all(&lite, &c2.id, &f)),
+                strip(all(&pg, &c2.id, &f)),
+                "{f:?}"
+            );
+        }
+        let newest = all(
+            &pg,
+            &c2.id,
+            &ObjectFilter {
+                ids: vec![format!("campaign--{B}")],
+                ..Default::default()
+            },
+        );
+        assert!(newest[0].body.as_deref().unwrap().contains("operator's"));
+        assert_eq!(
+            pg.creators("campaign--x").unwrap(),
+            lite.creators("campaign--x").unwrap()
+        );
+        assert_eq!(pg.creators("campaign--x").unwrap(), ["partner/bsi"]);
         assert_eq!(
             pg.status("st-1").unwrap().as_deref(),
             Some("{\"id\":\"st-1\"}")
