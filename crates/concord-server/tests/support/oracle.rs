@@ -80,6 +80,8 @@ pub struct Node {
     pub clear: Vec<String>,
     /// API key of partner `inbox` (DE; may only write `intel`).
     pub write_only_key: String,
+    /// The node's store.
+    pub store: Arc<dyn Store>,
     /// Kept for the node's lifetime.
     _dir: tempfile::TempDir,
     /// The node's PostgreSQL schema ([`node_on`]), dropped with the node.
@@ -208,7 +210,7 @@ pub fn node_on(limits: Limits, backend: Backend<'_>) -> Node {
     let key = partner("bsi", true);
     let write_only_key = partner("inbox", false);
     let state = AppState::new(
-        store,
+        store.clone(),
         ServerConfig {
             title: "oracle".into(),
             description: None,
@@ -250,6 +252,7 @@ pub fn node_on(limits: Limits, backend: Backend<'_>) -> Node {
         scos,
         clear,
         write_only_key,
+        store,
         _dir: dir,
         _schema: schema,
     }
