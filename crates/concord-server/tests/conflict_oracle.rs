@@ -318,10 +318,13 @@ fn only_an_objects_creator_makes_new_versions_of_it() {
     assert_eq!(newest(&mut partner, &own)[0]["description"], "v2");
 }
 
+/// An answer as [`masked`] gives it: status, headers, body.
+type Masked = (u16, Vec<(String, String)>, String);
+
 /// An answer without what differs between any two requests (`Date`, the request id), the
 /// object ids replaced by `<id>`, and without `next` (a token is sealed with a fresh nonce
 /// each time; [`pages`] compares the pages it leads to instead).
-fn masked(a: &oracle::Answer, id: &str) -> (u16, Vec<(String, String)>, String) {
+fn masked(a: &oracle::Answer, id: &str) -> Masked {
     let headers = a
         .headers
         .iter()
@@ -339,7 +342,7 @@ fn masked(a: &oracle::Answer, id: &str) -> (u16, Vec<(String, String)>, String) 
 }
 
 /// The pages of `path` (`limit=1`) up to the last, each [`masked`].
-fn pages(c: &mut Client, path: &str, id: &str) -> Vec<(u16, Vec<(String, String)>, String)> {
+fn pages(c: &mut Client, path: &str, id: &str) -> Vec<Masked> {
     let mut out = Vec::new();
     let mut next: Option<String> = None;
     loop {
