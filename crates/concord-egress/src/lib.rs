@@ -220,6 +220,43 @@ const CURSOR_PAD: usize = 256;
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
 
+/// The id of [`decoy_entry`]: a UUIDv4 no producer makes (its random bits spell "decoy").
+const DECOY_ID: &str = "indicator--dec0dec0-dec0-4dec-8dec-0dec0dec0dec";
+
+/// What a look-up that finds nothing decides instead, so that its CPU time is that of one
+/// that finds an object withheld from the partner ([`Egress::scan`], timing oracle F2): a
+/// TLP:RED indicator of a typical size (about 700 bytes). Never sent, never audited as such.
+/// Built once; each look-up decides a copy, as one that finds an object decides the copy
+/// the store read.
+static DECOY: std::sync::LazyLock<Entry> = std::sync::LazyLock::new(decoy_entry);
+
+/// [`DECOY`].
+fn decoy_entry() -> Entry {
+    const T: &str = "2024-01-01T00:00:00.000Z";
+    let body = serde_json::json!({
+        "type": "indicator", "spec_version": "2.1", "id": DECOY_ID,
+        "created": T, "modified": T, "valid_from": T, "pattern_type": "stix",
+        "name": "decoy", "indicator_types": ["malicious-activity"],
+        "pattern": "[domain-name:value = 'decoy.example.invalid']",
+        "description": "d".repeat(400),
+        "object_marking_refs": ["marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"],
+    })
+    .to_string();
+    Entry {
+        id: DECOY_ID.to_owned(),
+        date_added_ns: 0,
+        version_key: concord_stix::Timestamp::parse(T)
+            .map(|t| t.sort_key())
+            .unwrap_or_default(),
+        version_text: Some(T.to_owned()),
+        spec_version: "2.1".to_owned(),
+        object_type: "indicator".to_owned(),
+        body: Some(body),
+        seq: 0,
+        vid: 0,
+    }
+}
+
 /// Entries whose markings and references are read ahead together (one look-up each).
 const PREFETCH: usize = 128;
 
@@ -592,6 +629,15 @@ impl Egress {
             ..filter.clone()
         };
         let filter = &own;
+        // A question about ids, first page: what it costs must not tell whether they exist.
+        let asked_ids = if after.is_none() {
+            let mut asked: Vec<&str> = filter.ids.iter().map(String::as_str).collect();
+            asked.sort_unstable();
+            asked.dedup();
+            asked.len()
+        } else {
+            0
+        };
         let limit = cap.limit;
         let mut bytes = 0usize;
         let mut decider = Decider::new(self, collection_id, partner)?;
@@ -651,6 +697,8 @@ impl Egress {
         let mut records = Vec::new();
         let mut scanned = 0usize;
         let mut withheld = 0usize;
+        // The stored ids the store found for the ids asked (each decided and audited).
+        let mut found: HashSet<String> = HashSet::new();
         let mut resume: Option<Cursor> = None;
         let more;
         'scan: loop {
@@ -679,6 +727,9 @@ impl Egress {
                 }
                 let e = &mut entries[i];
                 scanned += 1;
+                if asked_ids > 0 {
+                    found.insert(e.id.clone());
+                }
                 let cursor = e.cursor();
                 let outcome = decider.decide_page_entry(e, newest_only)?;
                 let visible = match &outcome {
@@ -749,6 +800,44 @@ impl Egress {
                 more = true;
                 break;
             }
+        }
+        // Timing oracle F2 (issue 15): an id found is read, decided and audited; an id that
+        // finds nothing costs as much CPU and the same audit append, so that neither the
+        // answer (the same bytes) nor its time under load tells the two apart. A decoy of
+        // typical size is decided through the same code path and sent nowhere; what the
+        // audit log says is what happened: nothing left (withheld, no version row: 0), because
+        // nothing under the id asked was there for the partner.
+        let mut missing: Vec<&str> = if asked_ids > 0 {
+            own.ids
+                .iter()
+                .map(String::as_str)
+                .filter(|a| {
+                    !found.contains(*a)
+                        && !decider.group_key.as_deref().is_some_and(|key| {
+                            stored_candidates(key, a)
+                                .iter()
+                                .any(|c| found.contains(c.as_str()))
+                        })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        for asked in missing {
+            let decoy = DECOY.clone();
+            decider.prefetch(std::slice::from_ref(&decoy))?;
+            let outcome = decider.decide_page_entry(&decoy, false)?;
+            std::hint::black_box(&outcome);
+            records.push(d.record(
+                "egress",
+                0,
+                asked,
+                String::new(),
+                "withheld",
+                vec!["asked about by id: nothing under this id for this partner".to_owned()],
+            ));
         }
         self.record(&records, audit::sent_digest(&out))?;
         Ok((

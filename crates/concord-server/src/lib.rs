@@ -469,7 +469,21 @@ async fn answer_floor(State(state): State<AppState>, req: Request, next: Next) -
         _ => 0,
     };
     let resp = next.run(req).await;
-    let floor = state.config.limits.answer_floor();
+    hold_answer(state.config.limits.answer_floor(), started, ids, resp).await
+}
+
+/// Holds `resp`, the answer to a request that reached its route at `started` and named
+/// `ids` ids, until the deadline `floor` sets ([`limits::AnswerFloor::deadline`]): the one
+/// mechanism of the answer floor, for the TAXII routes ([`router`]) and the web UI's object
+/// pages a partner reads (issue 15, timing oracle F2). Not held when `ids` is 0 or the floor
+/// is zero. The body is read into memory first: an answer that cannot be read is answered
+/// 500.
+pub async fn hold_answer(
+    floor: limits::AnswerFloor,
+    started: tokio::time::Instant,
+    ids: usize,
+    resp: Response,
+) -> Response {
     if floor.deadline(started, ids, started).is_none() {
         return resp;
     }

@@ -65,6 +65,43 @@ fn withheld_and_missing_ids_answer_byte_for_byte_alike_on_every_door() {
         }
     }
     assert_eq!(compared, 10);
+    // The same work whether the id exists or not: one audit append each (the look-up of a
+    // missing id decides a decoy and records that nothing left, for no version row), and
+    // nothing of the id asked in it.
+    let last = |store: &dyn concord_store::Store| {
+        store
+            .audit_entries(&concord_store::AuditQuery {
+                limit: 1,
+                newest_first: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .pop()
+            .expect("an audit entry")
+    };
+    for (name, method, path) in DOORS {
+        for (held, missing) in [
+            (&node.red[4], oracle::missing_indicator_id(8, 8)),
+            (&node.scos[4], oracle::missing_sco_id(8, 8)),
+        ] {
+            let before = last(node.store.as_ref()).seq;
+            client.exchange(method, &path(held));
+            let after_held = last(node.store.as_ref());
+            client.exchange(method, &path(&missing));
+            let after_missing = last(node.store.as_ref());
+            assert_eq!(after_held.seq, before + 1, "{name} {held}");
+            assert_eq!(after_missing.seq, after_held.seq + 1, "{name} {missing}");
+            assert_eq!(after_missing.count, 1, "{name}");
+            let items = after_missing.decoded().unwrap();
+            assert_eq!(items[0].vid, 0, "{name}: no version row");
+            assert_eq!(items[0].decision.as_str(), "withheld", "{name}");
+            assert!(
+                after_missing.dictionary[0].contains("nothing under this id"),
+                "{name}: {:?}",
+                after_missing.dictionary
+            );
+        }
+    }
     // Nothing withheld was deleted by the partner's DELETEs.
     for id in [&node.red[1], &node.scos[1]] {
         let a = admin.exchange("GET", &format!("{BASE}/objects/{id}/"));

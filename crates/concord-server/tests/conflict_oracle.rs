@@ -317,3 +317,168 @@ fn only_an_objects_creator_makes_new_versions_of_it() {
     assert_eq!(newest(&mut admin, &own)[0]["description"], "v2");
     assert_eq!(newest(&mut partner, &own)[0]["description"], "v2");
 }
+
+/// An answer as [`masked`] gives it: status, headers, body.
+type Masked = (u16, Vec<(String, String)>, String);
+
+/// An answer without what differs between any two requests (`Date`, the request id), the
+/// object ids replaced by `<id>`, and without `next` (a token is sealed with a fresh nonce
+/// each time; [`pages`] compares the pages it leads to instead).
+fn masked(a: &oracle::Answer, id: &str) -> Masked {
+    let headers = a
+        .headers
+        .iter()
+        .filter(|(k, _)| k != "date" && k != "x-request-id")
+        .map(|(k, v)| (k.clone(), v.replace(id, "<id>")))
+        .collect();
+    let body = match serde_json::from_str::<Value>(&a.body) {
+        Ok(Value::Object(mut m)) => {
+            m.remove("next");
+            Value::Object(m).to_string()
+        }
+        _ => a.body.clone(),
+    };
+    (a.status, headers, body.replace(id, "<id>"))
+}
+
+/// The pages of `path` (`limit=1`) up to the last, each [`masked`].
+fn pages(c: &mut Client, path: &str, id: &str) -> Vec<Masked> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let url = match &next {
+            Some(n) => format!("{path}&next={n}"),
+            None => path.to_owned(),
+        };
+        let a = c.exchange("GET", &url);
+        out.push(masked(&a, id));
+        next = serde_json::from_str::<Value>(&a.body)
+            .ok()
+            .and_then(|v| v["next"].as_str().map(str::to_owned));
+        if next.is_none() || out.len() > 10 {
+            return out;
+        }
+    }
+}
+
+/// Issue 15, attack round 2 finding 4 of issue 18: a partner's versions of an object
+/// withheld from it (TLP:RED), older or newer than the withheld one, read back through every
+/// version selector, door and page as the same versions of an object new to the node, byte
+/// for byte but the id: `last` (the default) never picks the newer RED version only to
+/// withhold it, `first` never the older one. Nobody else's reading changes.
+fn versions_over_a_withheld_object_read_back_as_a_new_objects(backend: oracle::Backend<'_>) {
+    let node = oracle::node_on(
+        Limits {
+            answer_floor_ms: 0,
+            ..Limits::default()
+        },
+        backend,
+    );
+    let mut partner = Client::new(node.addr, &node.key);
+    let mut admin = Client::new(node.addr, oracle::ADMIN);
+    let objects = format!("{BASE}/objects/");
+    // The RED versions are at `T`: the partner's two versions before it, then after it.
+    let scenarios = [
+        ("2023-01-01T00:00:00.000Z", "2023-06-01T00:00:00.000Z"),
+        ("2024-06-01T00:00:00.000Z", "2025-01-01T00:00:00.000Z"),
+    ];
+    for (n, (v1, v2)) in scenarios.into_iter().enumerate() {
+        let held = node.red[10 + n].clone();
+        let fresh = oracle::missing_indicator_id(50 + n as u64, 50);
+        // One envelope: both ids get the same date_added, so the manifests and the
+        // X-TAXII-Date-Added headers compare too.
+        let posted = partner.send(
+            "POST",
+            &objects,
+            &envelope(&[
+                indicator(&held, v1, v1, "mine v1"),
+                indicator(&fresh, v1, v1, "mine v1"),
+                indicator(&held, v1, v2, "mine v2"),
+                indicator(&fresh, v1, v2, "mine v2"),
+            ]),
+        );
+        assert_eq!(posted.status, 202, "{}", posted.body);
+        assert_eq!(
+            serde_json::from_str::<Value>(&posted.body).unwrap()["success_count"],
+            4,
+            "{}",
+            posted.body
+        );
+        let selectors = [
+            "last",
+            "first",
+            "all",
+            v1,
+            v2,
+            T,
+            "first&match[version]=last",
+        ];
+        let paths: [fn(&str, &str) -> String; 3] = [
+            |id, s| format!("{BASE}/objects/{id}/?match[version]={s}"),
+            |id, s| format!("{BASE}/objects/?match[id]={id}&match[version]={s}"),
+            |id, s| format!("{BASE}/manifest/?match[id]={id}&match[version]={s}"),
+        ];
+        let mut compared = Vec::new();
+        for path in paths {
+            for s in selectors {
+                compared.push((path(&held, s), path(&fresh, s)));
+            }
+        }
+        for path in [
+            |id: &str| format!("{BASE}/objects/{id}/versions/"),
+            |id: &str| format!("{BASE}/objects/{id}/"),
+            |id: &str| format!("{BASE}/objects/?match[id]={id}"),
+            |id: &str| format!("{BASE}/manifest/?match[id]={id}"),
+        ] {
+            compared.push((path(&held), path(&fresh)));
+        }
+        for (a, b) in &compared {
+            let got = masked(&partner.exchange("GET", a), &held);
+            let want = masked(&partner.exchange("GET", b), &fresh);
+            assert_eq!(got, want, "{a}");
+        }
+        // `added_after` with pages of one entry, every version.
+        for page_path in [
+            |id: &str| {
+                format!(
+                    "{BASE}/objects/?match[id]={id}&match[version]=all&limit=1\
+                     &added_after=2000-01-01T00:00:00Z"
+                )
+            },
+            |id: &str| {
+                format!(
+                    "{BASE}/manifest/?match[id]={id}&match[version]=all&limit=1\
+                     &added_after=2000-01-01T00:00:00Z"
+                )
+            },
+            |id: &str| format!("{BASE}/objects/{id}/?match[version]=all&limit=1"),
+        ] {
+            let got = pages(&mut partner, &page_path(&held), &held);
+            let want = pages(&mut partner, &page_path(&fresh), &fresh);
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_eq!(got, want, "{}", page_path(&held));
+        }
+        // It reads its own newest, and the operator still reads the RED version alone.
+        let newest = objects_of(&partner.exchange("GET", &format!("{objects}{held}/")));
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0]["description"], "mine v2");
+        let operator =
+            objects_of(&admin.exchange("GET", &format!("{objects}{held}/?match[version]=all")));
+        assert_eq!(operator.len(), 1, "{operator:?}");
+        assert_eq!(operator[0]["modified"], T);
+        assert!(operator[0]["object_marking_refs"].is_array());
+    }
+}
+
+#[test]
+fn versions_over_a_withheld_object_read_back_as_a_new_objects_on_sqlite() {
+    versions_over_a_withheld_object_read_back_as_a_new_objects(oracle::Backend::Sqlite);
+}
+
+#[test]
+fn versions_over_a_withheld_object_read_back_as_a_new_objects_on_postgres() {
+    let Some(url) = oracle::postgres_url() else {
+        return;
+    };
+    versions_over_a_withheld_object_read_back_as_a_new_objects(oracle::Backend::Postgres(&url));
+}

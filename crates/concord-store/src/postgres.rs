@@ -48,7 +48,7 @@ use crate::{
     StoreOptions, WriteBatch, conflict_message, content_hash,
 };
 use crate::{AuditQuery, VersionName};
-use crate::{VersionParams, version_condition};
+use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -95,6 +95,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_audit_postings_by_entry",
         include_str!("../migrations/postgres/0011_audit_postings_by_entry.sql"),
+    ),
+    (
+        "0012_foreign_shadows",
+        include_str!("../migrations/postgres/0012_foreign_shadows.sql"),
     ),
 ];
 
@@ -744,8 +748,8 @@ impl WriteBatch for PgBatch<'_> {
             return Ok(None);
         }
         client.execute(
-            "INSERT INTO foreign_versions (collection_id, vid, writer)
-             SELECT e.collection_id, e.vid, MIN(p.peer)
+            "INSERT INTO foreign_versions (collection_id, vid, writer, shadows)
+             SELECT e.collection_id, e.vid, MIN(p.peer), FALSE
              FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
              JOIN provenance p ON p.object_id = e.id AND p.version = COALESCE(v.modified, '')
              WHERE e.collection_id = $1 AND e.id = $2 AND e.vid IS DISTINCT FROM $3
@@ -1017,15 +1021,32 @@ impl Query {
             .foreign
             .writer()
             .map(|w| format!("{}::text", self.arg(w.to_owned())));
-        if let Some(w) = &writer {
-            self.sql.push_str(&crate::not_foreign("e", w));
-        }
+        // For a writer's own view, the node's versions of what it wrote over are shadowed.
+        let shadowing = match (&filter.foreign, &writer) {
+            (ForeignVersions::Of(_), Some(w)) => Some(w.clone()),
+            _ => None,
+        };
+        // The versions this reader counts, over the entries aliased `alias`: the same rule
+        // for the entries returned, the newest spec version and the first or last version.
+        let visible = |alias: &str| {
+            let mut c = String::new();
+            if let Some(w) = &writer {
+                c.push_str(&crate::not_foreign(alias, w));
+            }
+            if let Some(w) = &shadowing {
+                c.push_str(&crate::not_shadowed(alias, "$1::text", w));
+            }
+            c
+        };
+        self.sql.push_str(&visible("e"));
         let mut same_spec = if filter.spec_versions.is_empty() {
-            // Without match[spec_version], only the newest spec version held of each object.
-            self.sql.push_str(
+            // Without match[spec_version], only the newest spec version held of each object
+            // (of the versions read: one nobody else reads never hides the others).
+            self.sql.push_str(&format!(
                 " AND e.spec_version = (SELECT MAX(s.spec_version) FROM collection_entries s
-                   WHERE s.collection_id = e.collection_id AND s.id = e.id)",
-            );
+                   WHERE s.collection_id = e.collection_id AND s.id = e.id{})",
+                visible("s")
+            ));
             "x.spec_version = e.spec_version".to_owned()
         } else {
             let p = self.arg(filter.spec_versions.clone());
@@ -1033,9 +1054,7 @@ impl Query {
                 .push_str(&format!(" AND e.spec_version = ANY({p}::text[])"));
             format!("x.spec_version = ANY({p}::text[])")
         };
-        if let Some(w) = &writer {
-            same_spec.push_str(&crate::not_foreign("x", w));
-        }
+        same_spec.push_str(&visible("x"));
         if let Some(cond) = version_condition(&filter.versions, &same_spec, self) {
             self.sql.push_str(&cond);
         }
@@ -2294,18 +2313,38 @@ impl PostgresStore {
                 )?;
                 n += 1;
             }
+            // With `first`: who created an object here decides who versions it (issue 18).
             let mut st =
-                src.prepare("SELECT object_id, version, peer, received_ns FROM provenance")?;
+                src.prepare("SELECT object_id, version, peer, received_ns, first FROM provenance")?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 tx.execute(
-                    "INSERT INTO provenance (object_id, version, peer, received_ns)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO provenance (object_id, version, peer, received_ns, first)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                     &[
                         &r.get::<_, String>(0)?,
                         &r.get::<_, String>(1)?,
                         &r.get::<_, String>(2)?,
                         &r.get::<_, i64>(3)?,
+                        &r.get::<_, bool>(4)?,
+                    ],
+                )?;
+                n += 1;
+            }
+            // Partners' foreign versions stay theirs alone: copied as everyone's, a version a
+            // partner wrote of an object it did not create would be everyone's newest.
+            let mut st =
+                src.prepare("SELECT collection_id, vid, writer, shadows FROM foreign_versions")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tx.execute(
+                    "INSERT INTO foreign_versions (collection_id, vid, writer, shadows)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &r.get::<_, String>(0)?,
+                        &r.get::<_, i64>(1)?,
+                        &r.get::<_, String>(2)?,
+                        &r.get::<_, bool>(3)?,
                     ],
                 )?;
                 n += 1;

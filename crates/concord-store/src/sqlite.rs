@@ -20,7 +20,7 @@ use crate::{
     PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
     StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
-use crate::{VersionParams, version_condition};
+use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_packages.sql"),
     include_str!("../migrations/sqlite/0010_foreign_versions.sql"),
     include_str!("../migrations/sqlite/0011_audit_postings_by_entry.sql"),
+    include_str!("../migrations/sqlite/0012_foreign_shadows.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -520,8 +521,8 @@ impl WriteBatch for SqliteBatch<'_> {
             return Ok(None);
         }
         self.conn.execute(
-            "INSERT OR IGNORE INTO foreign_versions (collection_id, vid, writer)
-             SELECT e.collection_id, e.vid, MIN(p.peer)
+            "INSERT OR IGNORE INTO foreign_versions (collection_id, vid, writer, shadows)
+             SELECT e.collection_id, e.vid, MIN(p.peer), 0
              FROM collection_entries e JOIN object_versions v ON v.vid = e.vid
              JOIN provenance p ON p.object_id = e.id AND p.version = COALESCE(v.modified, '')
              WHERE e.collection_id = ?1 AND e.id = ?2 AND e.vid IS NOT ?3
@@ -614,16 +615,38 @@ impl Query {
         // first or last version; it comes with its own arguments.
         // Foreign versions not read count for nothing, not even as the newest version.
         let writer = filter.foreign.writer();
-        if let Some(w) = writer {
-            self.sql.push_str(&crate::not_foreign("e", "?"));
-            self.args.push(SqlValue::Text(w.to_owned()));
-        }
+        // The collection is the first argument of every query (`Query::new`).
+        let collection = self.args[0].clone();
+        // The versions this reader counts, over the entries aliased `alias`, with the
+        // arguments in the order of their `?`: the same rule for the entries returned, the
+        // newest spec version and the first or last version. For a writer's own view, the
+        // node's versions of what it wrote over are shadowed.
+        let visible = |alias: &str| {
+            let mut c = String::new();
+            let mut args = Vec::new();
+            if let Some(w) = writer {
+                c.push_str(&crate::not_foreign(alias, "?"));
+                args.push(SqlValue::Text(w.to_owned()));
+            }
+            if let ForeignVersions::Of(w) = &filter.foreign {
+                c.push_str(&crate::not_shadowed(alias, "?", "?"));
+                args.push(collection.clone());
+                args.push(SqlValue::Text(w.clone()));
+            }
+            (c, args)
+        };
+        let (c, args) = visible("e");
+        self.sql.push_str(&c);
+        self.args.extend(args);
         let (mut same_spec, mut same_spec_args) = if filter.spec_versions.is_empty() {
-            // Without match[spec_version], only the newest spec version held of each object.
-            self.sql.push_str(
+            // Without match[spec_version], only the newest spec version held of each object
+            // (of the versions read: one nobody else reads never hides the others).
+            let (c, args) = visible("s");
+            self.sql.push_str(&format!(
                 " AND e.spec_version = (SELECT MAX(s.spec_version) FROM collection_entries s
-                   WHERE s.collection_id = e.collection_id AND s.id = e.id)",
-            );
+                   WHERE s.collection_id = e.collection_id AND s.id = e.id{c})"
+            ));
+            self.args.extend(args);
             ("x.spec_version = e.spec_version".to_owned(), Vec::new())
         } else {
             self.list("e.spec_version", &filter.spec_versions);
@@ -639,10 +662,9 @@ impl Query {
                     .collect(),
             )
         };
-        if let Some(w) = writer {
-            same_spec.push_str(&crate::not_foreign("x", "?"));
-            same_spec_args.push(SqlValue::Text(w.to_owned()));
-        }
+        let (c, args) = visible("x");
+        same_spec.push_str(&c);
+        same_spec_args.extend(args);
         let mut params = SqliteVersionParams {
             query: self,
             same_spec_args,

@@ -1413,6 +1413,245 @@ fn package_chains_and_cursors(store: &dyn Store) {
     assert_eq!(store.package_chain(Out, "key-a", "p").unwrap(), None);
 }
 
+/// Issue 15, attack round 2 finding 4 of issue 18: a partner's foreign version of an object
+/// withheld from it shadows the node's versions of that object for the partner alone. Every
+/// version selector, `added_after` and paging answer it exactly as for the same write under
+/// an id the node never held, even when the node's versions are newer (a `last` over all of
+/// them would pick a withheld one). Nobody else's view changes; the foreign versions an
+/// operator's take-over made shadow nothing (their writer created the object).
+fn foreign_versions_shadow_the_nodes_for_their_writer(store: &dyn Store) {
+    use concord_store::ForeignVersions;
+    let c = store
+        .create_collection(&NewCollection {
+            alias: "shadow".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let (t1, t2, t3) = (
+        "2016-01-01T00:00:00.000Z",
+        "2016-06-01T00:00:00.000Z",
+        "2017-01-01T00:00:00.000Z",
+    );
+    const HELD: &str = "0ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+    const FRESH: &str = "1ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+    const CLAIMED: &str = "2ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+    add(
+        store,
+        &c.id,
+        &[
+            obj(HELD, Some(t1), "node v1"),
+            obj(HELD, Some(t3), "node v3"),
+        ],
+    );
+    let before = store.last_added(&c.id).unwrap().unwrap();
+    // The partner's writes, in one batch (one date_added): over the held id (foreign), and
+    // the same under an id new to the node.
+    let mut batch = store.begin_write(&c.id).unwrap();
+    for (id, foreign) in [(HELD, true), (FRESH, false)] {
+        for (t, note) in [(t1, "mine v1"), (t2, "mine v2")] {
+            let v = obj(id, Some(t), note);
+            let header: ObjectHeader = validate_object(&v).unwrap();
+            let body = v.to_string();
+            let o = NewObject {
+                header: &header,
+                body: &body,
+                value: &v,
+            };
+            // As the door asks it: the node's versions count as absent.
+            let unseen: Vec<i64> = if foreign {
+                all(
+                    store,
+                    &c.id,
+                    &ObjectFilter {
+                        ids: vec![format!("campaign--{HELD}")],
+                        versions: vec![VersionSelector::All],
+                        ..Default::default()
+                    },
+                )
+                .iter()
+                .map(|e| e.vid)
+                .collect()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(batch.add_unseen(&o, &unseen).unwrap(), AddOutcome::Added);
+            if foreign {
+                let vid = batch.last_vid().unwrap();
+                batch.mark_foreign(vid, "partner/p").unwrap();
+            }
+        }
+    }
+    batch.commit().unwrap();
+    let (held, fresh) = (format!("campaign--{HELD}"), format!("campaign--{FRESH}"));
+    let at = |t: &str| VersionSelector::At(concord_stix::Timestamp::parse(t).unwrap());
+    // What one reader gets of `id`: (date_added, version, body with the id masked).
+    let read = |foreign: ForeignVersions, id: &str, f: &ObjectFilter| {
+        let filter = ObjectFilter {
+            ids: vec![id.to_owned()],
+            foreign,
+            ..f.clone()
+        };
+        all(store, &c.id, &filter)
+            .into_iter()
+            .map(|e| {
+                (
+                    e.date_added_ns,
+                    e.version_key,
+                    e.body.unwrap().replace(id, "<id>"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mine = || ForeignVersions::Of("partner/p".into());
+    let selectors = [
+        vec![],
+        vec![VersionSelector::Last],
+        vec![VersionSelector::First],
+        vec![VersionSelector::All],
+        vec![VersionSelector::First, VersionSelector::Last],
+        vec![at(t1)],
+        vec![at(t2)],
+        vec![at(t3)],
+    ];
+    for versions in &selectors {
+        for (added_after_ns, spec_versions) in [
+            (None, vec![]),
+            (Some(before), vec![]),
+            (None, vec!["2.1".to_owned()]),
+        ] {
+            let f = ObjectFilter {
+                versions: versions.clone(),
+                added_after_ns,
+                spec_versions,
+                ..Default::default()
+            };
+            let got = read(mine(), &held, &f);
+            assert_eq!(got, read(mine(), &fresh, &f), "{f:?}");
+            assert!(got.iter().all(|(_, _, b)| b.contains("mine")), "{f:?}");
+        }
+    }
+    let last = read(mine(), &held, &ObjectFilter::default());
+    assert_eq!(last.len(), 1);
+    assert!(last[0].2.contains("mine v2"), "{last:?}");
+    // A page of one entry at a time, over the whole collection: the same entries.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .entries(
+                &c.id,
+                &ObjectFilter {
+                    versions: vec![VersionSelector::All],
+                    foreign: mine(),
+                    ..Default::default()
+                },
+                &PageRequest { limit: 1, after },
+                true,
+            )
+            .unwrap();
+        after = page.entries.last().map(|e| e.cursor());
+        seen.extend(page.entries.into_iter().map(|e| e.body.unwrap()));
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.iter().all(|b| b.contains("mine")), "{seen:?}");
+
+    // Everyone else reads the node's versions, the newest as before.
+    for other in [
+        ForeignVersions::Hidden,
+        ForeignVersions::Of("partner/q".into()),
+    ] {
+        let last = read(other.clone(), &held, &ObjectFilter::default());
+        assert_eq!(last.len(), 1);
+        assert!(last[0].2.contains("node v3"), "{other:?}: {last:?}");
+        let every = read(
+            other.clone(),
+            &held,
+            &ObjectFilter {
+                versions: vec![VersionSelector::All],
+                ..Default::default()
+            },
+        );
+        assert_eq!(every.len(), 2, "{other:?}");
+        assert!(
+            read(other, &fresh, &ObjectFilter::default())[0]
+                .2
+                .contains("mine v2")
+        );
+    }
+    let every = read(
+        ForeignVersions::All,
+        &held,
+        &ObjectFilter {
+            versions: vec![VersionSelector::All],
+            ..Default::default()
+        },
+    );
+    assert_eq!(every.len(), 4);
+
+    // A take-over: the partner created the object here, the operator's version outranks it;
+    // the partner's version is foreign and shadows nothing, so the partner still reads the
+    // operator's.
+    let claimed = format!("campaign--{CLAIMED}");
+    let mut batch = store.begin_write(&c.id).unwrap();
+    let v = obj(CLAIMED, Some(t1), "claimed first");
+    let header: ObjectHeader = validate_object(&v).unwrap();
+    let body = v.to_string();
+    batch
+        .add(&NewObject {
+            header: &header,
+            body: &body,
+            value: &v,
+        })
+        .unwrap();
+    batch
+        .add_provenance(&claimed, t1, "partner/p", true)
+        .unwrap();
+    batch.commit().unwrap();
+    let mut batch = store.begin_write(&c.id).unwrap();
+    let v = obj(CLAIMED, Some(t2), "operator's");
+    let header: ObjectHeader = validate_object(&v).unwrap();
+    let body = v.to_string();
+    batch
+        .add(&NewObject {
+            header: &header,
+            body: &body,
+            value: &v,
+        })
+        .unwrap();
+    let keep = batch.last_vid();
+    assert_eq!(
+        batch.take_over(&claimed, keep).unwrap().map(|v| v.len()),
+        Some(1)
+    );
+    batch.commit().unwrap();
+    let theirs = read(
+        mine(),
+        &claimed,
+        &ObjectFilter {
+            versions: vec![VersionSelector::All],
+            ..Default::default()
+        },
+    );
+    assert_eq!(theirs.len(), 2, "{theirs:?}");
+    assert!(
+        read(mine(), &claimed, &ObjectFilter::default())[0]
+            .2
+            .contains("operator's")
+    );
+    let others = read(
+        ForeignVersions::Hidden,
+        &claimed,
+        &ObjectFilter {
+            versions: vec![VersionSelector::All],
+            ..Default::default()
+        },
+    );
+    assert_eq!(others.len(), 1, "{others:?}");
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1496,6 +1735,11 @@ macro_rules! store_suite {
             fn unseen_versions_do_not_conflict() {
                 let Some((s, _g)) = $make else { return };
                 super::unseen_versions_do_not_conflict(&s)
+            }
+            #[test]
+            fn foreign_versions_shadow_the_nodes_for_their_writer() {
+                let Some((s, _g)) = $make else { return };
+                super::foreign_versions_shadow_the_nodes_for_their_writer(&s)
             }
             #[test]
             fn audit_log_is_a_chain() {
@@ -1729,7 +1973,8 @@ mod postgres_only {
                 "0008_versions_per_collection",
                 "0009_packages",
                 "0010_foreign_versions",
-                "0011_audit_postings_by_entry"
+                "0011_audit_postings_by_entry",
+                "0012_foreign_shadows"
             ]
         );
         check_migrated(&store);
@@ -1997,11 +2242,40 @@ mod postgres_only {
         lite.put_partner(&partner).unwrap();
         let records: Vec<_> = (0..3).map(|i| audit_record("bsi", i)).collect();
         lite.append_audit(&records).unwrap();
+        // Issue 18: a partner's foreign version (newer than the operator's, which it shadows
+        // for the partner alone), and a creator.
+        add(
+            &lite,
+            &c2.id,
+            &[obj(B, Some("2016-01-01T00:00:00.000Z"), "operator's")],
+        );
+        let mut batch = lite.begin_write(&c2.id).unwrap();
+        let forged = obj(B, Some("2030-01-01T00:00:00.000Z"), "forged");
+        let header: ObjectHeader = validate_object(&forged).unwrap();
+        let body = forged.to_string();
+        batch
+            .add(&NewObject {
+                header: &header,
+                body: &body,
+                value: &forged,
+            })
+            .unwrap();
+        let vid = batch.last_vid().unwrap();
+        batch.mark_foreign(vid, "partner/bsi").unwrap();
+        batch
+            .add_provenance(
+                "campaign--x",
+                "2016-01-01T00:00:00.000Z",
+                "partner/bsi",
+                true,
+            )
+            .unwrap();
+        batch.commit().unwrap();
         let path = dir.path().join("t.sqlite");
         let before = concord_store::postgres::summarize_sqlite(&path).unwrap();
         assert_eq!(
             (before.collections, before.object_versions, before.entries),
-            (2, 302, 402)
+            (2, 304, 404)
         );
         assert!(pg.is_empty().unwrap());
         let mut calls = 0;
@@ -2043,6 +2317,38 @@ mod postgres_only {
                 .collect::<Vec<_>>()
         };
         assert_eq!(strip(all(&lite, &c2.id, &f)), strip(all(&pg, &c2.id, &f)));
+        // Foreign versions and creators as they were: the forged version is nobody's but
+        // its writer's.
+        for foreign in [
+            concord_store::ForeignVersions::Hidden,
+            concord_store::ForeignVersions::Of("partner/bsi".into()),
+            concord_store::ForeignVersions::Of("partner/other".into()),
+        ] {
+            let f = ObjectFilter {
+                ids: vec![format!("campaign--{B}")],
+                foreign,
+                ..Default::default()
+            };
+            assert_eq!(
+                strip(all(&lite, &c2.id, &f)),
+                strip(all(&pg, &c2.id, &f)),
+                "{f:?}"
+            );
+        }
+        let newest = all(
+            &pg,
+            &c2.id,
+            &ObjectFilter {
+                ids: vec![format!("campaign--{B}")],
+                ..Default::default()
+            },
+        );
+        assert!(newest[0].body.as_deref().unwrap().contains("operator's"));
+        assert_eq!(
+            pg.creators("campaign--x").unwrap(),
+            lite.creators("campaign--x").unwrap()
+        );
+        assert_eq!(pg.creators("campaign--x").unwrap(), ["partner/bsi"]);
         assert_eq!(
             pg.status("st-1").unwrap().as_deref(),
             Some("{\"id\":\"st-1\"}")

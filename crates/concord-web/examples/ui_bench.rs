@@ -137,7 +137,7 @@ fn main() {
 
     // Whole pages over HTTP.
     let key = support::partner(store.as_ref(), "bsi", "DE", std::slice::from_ref(&c.id));
-    let base = support::serve(store.clone());
+    let base = support::serve_with(store.clone(), 10 << 20);
     let agent = support::agent();
     let login = |token: &str| support::login(&base, token);
     let get = |path: &str, cookie: &str| {

@@ -86,7 +86,45 @@ pub fn router(app: AppState) -> Router {
     let ui = analyst::routes(ui, max_upload);
     let ui = operator::routes(ui);
     let ui = incidents::routes(ui);
-    ui.layer(middleware::from_fn(headers)).with_state(web)
+    ui.layer(middleware::from_fn_with_state(web.clone(), object_floor))
+        .layer(middleware::from_fn(headers))
+        .with_state(web)
+}
+
+/// The pages that answer a question about one object id: a partner's answer from them is
+/// held to the answer floor, as TAXII's are.
+const OBJECT_PAGES: [&str; 2] = [
+    "/ui/c/{collection}/o/{id}",
+    "/ui/c/{collection}/o/{id}/graph",
+];
+
+/// The answer floor (`[limits] answer_floor_ms`, `answer_jitter_ms`; issue 15, timing oracle
+/// F2) on the object pages ([`OBJECT_PAGES`]) a partner's session reads: the page of an object
+/// withheld from it is the "no such object" page of one that does not exist, and its time
+/// must not tell them apart either. The same mechanism as TAXII's
+/// ([`concord_server::hold_answer`]); the operator's pages are not held (it reads
+/// everything, so there is nothing for it to learn).
+async fn object_floor(State(web): State<Web>, req: Request, next: Next) -> Response {
+    let started = tokio::time::Instant::now();
+    let by_id = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|m| OBJECT_PAGES.contains(&m.as_str()));
+    let partner = by_id && {
+        let cookies = req
+            .headers()
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        session::cookie(cookies, session::COOKIE)
+            .and_then(|id| web.sessions.get(id))
+            .is_some_and(|s| !s.is_admin())
+    };
+    let resp = next.run(req).await;
+    if !partner {
+        return resp;
+    }
+    let floor = web.app.config().limits.answer_floor();
+    concord_server::hold_answer(floor, started, 1, resp).await
 }
 
 /// Security headers on every UI response, and the same-origin check of state-changing

@@ -50,6 +50,11 @@ fn bundle() -> serde_json::Value {
 }
 
 fn node() -> Node {
+    node_with(Default::default())
+}
+
+/// [`node`] under `limits`.
+fn node_with(limits: concord_server::Limits) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = support::store(dir.path());
     let c = store
@@ -87,7 +92,7 @@ fn node() -> Node {
     assert_eq!(r.added, 5, "{:?}", r.rejected);
     let partner_key = support::partner(store.as_ref(), "bsi", "DE", std::slice::from_ref(&c.id));
     Node {
-        base: support::serve(store.clone()),
+        base: support::serve_limits(store.clone(), 10 << 20, limits),
         store,
         partner_key,
         _dir: dir,
@@ -1135,4 +1140,39 @@ fn incident_board_forms_timeline_in_three_languages() {
         .status,
         404
     );
+}
+
+/// Timing oracle F2 (issue 15) on the web UI: a partner's object page (and its graph) of an
+/// object withheld from it and of one that does not exist answer alike, and both wait for
+/// the answer floor (`[limits] answer_floor_ms`), the TAXII routes' mechanism. The only time
+/// asserted is the lower bound that the floor's sleep guarantees.
+#[test]
+fn a_partners_object_pages_wait_for_the_answer_floor() {
+    let floor = std::time::Duration::from_millis(300);
+    let n = node_with(concord_server::Limits {
+        answer_floor_ms: 300,
+        answer_jitter_ms: 0,
+        ..Default::default()
+    });
+    let partner = n.login(&n.partner_key);
+    let admin = n.login(ADMIN);
+    // The AMBER report is withheld from bsi (abroad, not a recipient); the other id exists
+    // nowhere.
+    let withheld = "report--3f0a1b2c-4d5e-4f60-8a9b-0c1d2e3f4a5b";
+    let missing = "report--3f0a1b2c-4d5e-4f60-8a9b-0c1d2e3f4a5c";
+    assert_eq!(
+        n.get(&format!("/ui/c/intel/o/{withheld}"), &admin).status,
+        200
+    );
+    for suffix in ["", "/graph"] {
+        let mut answers = Vec::new();
+        for id in [withheld, missing] {
+            let t0 = std::time::Instant::now();
+            let r = n.get(&format!("/ui/c/intel/o/{id}{suffix}"), &partner);
+            assert!(t0.elapsed() >= floor, "{id}{suffix}: {:?}", t0.elapsed());
+            answers.push((r.status, r.body.replace(id, "<id>")));
+        }
+        assert_eq!(answers[0], answers[1], "{suffix}");
+        assert_eq!(answers[0].0, 404, "{suffix}");
+    }
 }

@@ -80,8 +80,37 @@ pub struct Node {
     pub clear: Vec<String>,
     /// API key of partner `inbox` (DE; may only write `intel`).
     pub write_only_key: String,
+    /// The node's store.
+    pub store: Arc<dyn Store>,
     /// Kept for the node's lifetime.
     _dir: tempfile::TempDir,
+    /// The node's PostgreSQL schema ([`node_on`]), dropped with the node.
+    _schema: Option<concord_store::postgres::ScratchSchema>,
+}
+
+/// The backend of a [`node_on`].
+pub enum Backend<'a> {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A schema of its own in the PostgreSQL database at this URL.
+    Postgres(&'a str),
+}
+
+/// `CONCORD_TEST_POSTGRES_URL`, or `None` after saying that the test skips; panics instead of
+/// skipping when `CONCORD_REQUIRE_POSTGRES=1` (scripts/test sets it), so a missing server
+/// cannot pass as green.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("CONCORD_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CONCORD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "CONCORD_REQUIRE_POSTGRES=1 but CONCORD_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipping: CONCORD_TEST_POSTGRES_URL not set");
+            None
+        }
+    }
 }
 
 /// A node in CN with collection `intel` (TLP:CLEAR by default): 200 CLEAR indicators,
@@ -89,9 +118,24 @@ pub struct Node {
 /// reads and writes it. Served on a free loopback port under `limits`, in a thread of its
 /// own.
 pub fn node(limits: Limits) -> Node {
+    node_on(limits, Backend::Sqlite)
+}
+
+/// [`node`] on `backend`.
+pub fn node_on(limits: Limits, backend: Backend<'_>) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("concord.sqlite")).expect("store"));
+    let (store, schema): (Arc<dyn Store>, _) = match backend {
+        Backend::Sqlite => (
+            Arc::new(SqliteStore::open(&dir.path().join("concord.sqlite")).expect("store")),
+            None,
+        ),
+        Backend::Postgres(url) => {
+            let schema =
+                concord_store::postgres::ScratchSchema::create(url).expect("a test schema");
+            let store = concord_store::PostgresStore::open(schema.url()).expect("store");
+            (Arc::new(store), Some(schema))
+        }
+    };
     store
         .set_setting(ADMIN_TOKEN_SETTING, &token_hash(ADMIN))
         .expect("admin");
@@ -166,7 +210,7 @@ pub fn node(limits: Limits) -> Node {
     let key = partner("bsi", true);
     let write_only_key = partner("inbox", false);
     let state = AppState::new(
-        store,
+        store.clone(),
         ServerConfig {
             title: "oracle".into(),
             description: None,
@@ -208,7 +252,9 @@ pub fn node(limits: Limits) -> Node {
         scos,
         clear,
         write_only_key,
+        store,
         _dir: dir,
+        _schema: schema,
     }
 }
 

@@ -44,14 +44,18 @@ pub fn partner(store: &dyn Store, name: &str, jurisdiction: &str, read: &[String
     key
 }
 
-/// Serves TAXII and the UI over `store` on a free port, in a thread of its own; returns the
-/// base URL (`http://127.0.0.1:PORT`). `max_content_length` 10 MiB.
-pub fn serve(store: Arc<dyn Store>) -> String {
-    serve_with(store, 10 << 20)
+/// Serves TAXII and the UI over `store` on a free port, in a thread of its own, with the
+/// API root's `max_content_length` (bytes); returns the base URL (`http://127.0.0.1:PORT`).
+pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
+    serve_limits(store, max_content_length, Default::default())
 }
 
-/// [`serve`] with the API root's `max_content_length` (bytes).
-pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
+/// [`serve_with`] under `limits` (the server's `[limits]`).
+pub fn serve_limits(
+    store: Arc<dyn Store>,
+    max_content_length: u64,
+    limits: concord_server::Limits,
+) -> String {
     let state = AppState::new(
         store,
         ServerConfig {
@@ -61,7 +65,7 @@ pub fn serve_with(store: Arc<dyn Store>, max_content_length: u64) -> String {
             api_root: "concord".into(),
             max_content_length,
             ingress: Default::default(),
-            limits: Default::default(),
+            limits,
             policy: Default::default(),
             auth_limits: Default::default(),
         },

@@ -7,8 +7,8 @@
 //! Six partners read it through every door: TAXII objects (limit 1 following `next`, limit
 //! 1000), manifest, versions, single objects, `concord export` (STIX and MISP), a push to a
 //! real second node, the web UI logged in as the partner (pages, search, object pages,
-//! graphs), `POST /api/match`, the live stream (batches of 1 and the default) and every
-//! feed format (issue 21). Every byte a partner receives — bodies, headers, `next`
+//! graphs), `POST /api/match`, the live stream (batches of 1 and the default), every
+//! feed format and a webhook of each partner to a real receiver on loopback (issue 21). Every byte a partner receives — bodies, headers, `next`
 //! tokens and their base64-decoded bytes — is searched for what it must not get (raw
 //! personal values across the border, the stored ids of withheld and renamed objects,
 //! withheld content), and what it must get is asserted to arrive.
@@ -668,20 +668,171 @@ struct Fixture {
     node: Node,
     keys: BTreeMap<&'static str, String>,
     important: String,
+    /// Each partner's webhook (`hook-NAME`) and what its receiver got, when asked for.
+    hooks: BTreeMap<&'static str, Receiver>,
 }
 
-fn fixture() -> Fixture {
+/// What a webhook's receiver on loopback got: each POST's request line, headers and body.
+type Receiver = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A webhook receiver on loopback: answers every POST 204 and keeps what it got. Its URL.
+fn receiver(got: Receiver) -> String {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut text = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                text.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            text.push_str("\r\n");
+            text.push_str(&String::from_utf8_lossy(&body));
+            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+            got.lock().unwrap().push(text);
+        }
+    });
+    url
+}
+
+/// The webhook door of `p`: waits until its webhook has decided the whole collection (its
+/// cursor is at the last entry, [`TAIL_RED`], withheld or not) and posted every delivery,
+/// then what its receiver got. A partner that may not read follows nothing; its receiver is
+/// read once the others are done (the deliverer serves the webhooks in turn).
+fn webhook_door(f: &Fixture, p: &Partner) -> Seen {
+    let name = format!("hook-{}", p.name);
+    let start = std::time::Instant::now();
+    loop {
+        let doc: Value =
+            serde_json::from_str(&cli_ok(&f.node, &["webhook", "show", &name, "--json"])).unwrap();
+        assert_eq!(doc["dead_letters"]["count"], 0, "{doc}");
+        let at_end = doc["cursors"]
+            .as_object()
+            .is_some_and(|c| c.values().any(|c| c["id"] == TAIL_RED));
+        let sent = doc["queue"].as_array().is_some_and(|q| q.is_empty());
+        if !p.read {
+            assert!(doc["cursors"].as_object().unwrap().is_empty(), "{doc}");
+            break;
+        }
+        if at_end && sent {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "{name} never got to the end: {doc}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let mut seen = Seen::default();
+    for got in f.hooks[p.name].lock().unwrap().iter() {
+        seen.text.push_str(got);
+        seen.text.push('\n');
+        let body = &got[got.find("\r\n\r\n").unwrap() + 4..];
+        let doc: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(doc["webhook"], json!(name));
+        for o in doc["objects"].as_array().unwrap() {
+            seen.add_object(o);
+        }
+    }
+    if p.read {
+        assert!(!seen.objects.is_empty(), "{name}: nothing delivered");
+    } else {
+        assert!(seen.text.is_empty(), "{name}: {}", seen.text);
+    }
+    seen
+}
+
+/// The suite's node; with `hooks`, a webhook for each partner (`hook-NAME`, added before
+/// anything is imported: a webhook sends what is added after it).
+fn fixture(hooks: bool) -> Fixture {
     let node = Node::init_with(&["--jurisdiction", "CN"]);
     let config = node.path().join("concord.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    // A stream read by the suite ends at its first heartbeat ([`stream`]): soon.
+    // A stream read by the suite ends at its first heartbeat ([`stream`]): soon. Webhooks
+    // look for new objects every second.
     std::fs::write(
         &config,
-        format!("{text}\n{POLICY}\n[limits]\nstream_heartbeat_secs = 1\n"),
+        format!(
+            "{text}\n{POLICY}\n[limits]\nstream_heartbeat_secs = 1\n\
+             [webhooks]\nevery_secs = 1\n"
+        ),
     )
     .unwrap();
     let marking: Value = serde_json::from_str(&cli_ok(&node, &["policy", "marking"])).unwrap();
     let important = marking["id"].as_str().unwrap().to_owned();
+
+    for c in [COLL, "other"] {
+        cli_ok(&node, &["collection", "create", c]);
+    }
+    let mut keys = BTreeMap::new();
+    for p in PARTNERS {
+        let mut args = vec![
+            "partner",
+            "add",
+            p.name,
+            "--jurisdiction",
+            p.jurisdiction,
+            "--json",
+        ];
+        for g in p.groups {
+            args.extend(["--group", g]);
+        }
+        if p.read {
+            args.extend(["--read", COLL]);
+        }
+        if p.write {
+            args.extend(["--write", COLL]);
+        }
+        if p.name == "bsi" {
+            args.extend(["--read", "other"]);
+        }
+        let doc: Value = serde_json::from_str(&cli_ok(&node, &args)).unwrap();
+        keys.insert(p.name, doc["api_key"].as_str().unwrap().to_owned());
+    }
+    let mut receivers = BTreeMap::new();
+    if hooks {
+        let secret = node.path().join("hook.key");
+        std::fs::write(&secret, "a-webhook-secret-of-32-characters").unwrap();
+        for p in PARTNERS {
+            let got = Receiver::default();
+            let url = receiver(got.clone());
+            let name = format!("hook-{}", p.name);
+            let mut args = vec![
+                "webhook",
+                "add",
+                &name,
+                "--url",
+                &url,
+                "--secret-file",
+                secret.to_str().unwrap(),
+                "--partner",
+                p.name,
+            ];
+            // The suite's collection (bsi reads another one too); a partner that may not
+            // read follows what it may read: nothing.
+            if p.read {
+                args.extend(["--collection", COLL]);
+            }
+            cli_ok(&node, &args);
+            receivers.insert(p.name, got);
+        }
+    }
 
     // A RED head before everything and a RED tail after everything: the headers and
     // `more` of the last page must not reveal them.
@@ -761,35 +912,11 @@ fn fixture() -> Fixture {
             "group:eu-cert",
         ],
     );
-    let mut keys = BTreeMap::new();
-    for p in PARTNERS {
-        let mut args = vec![
-            "partner",
-            "add",
-            p.name,
-            "--jurisdiction",
-            p.jurisdiction,
-            "--json",
-        ];
-        for g in p.groups {
-            args.extend(["--group", g]);
-        }
-        if p.read {
-            args.extend(["--read", COLL]);
-        }
-        if p.write {
-            args.extend(["--write", COLL]);
-        }
-        if p.name == "bsi" {
-            args.extend(["--read", "other"]);
-        }
-        let doc: Value = serde_json::from_str(&cli_ok(&node, &args)).unwrap();
-        keys.insert(p.name, doc["api_key"].as_str().unwrap().to_owned());
-    }
     Fixture {
         node,
         keys,
         important,
+        hooks: receivers,
     }
 }
 
@@ -1030,7 +1157,7 @@ fn push(f: &Fixture, partner: &str) -> Seen {
 
 #[test]
 fn nothing_leaves_that_the_policy_forbids() {
-    let f = fixture();
+    let f = fixture(true);
     let s = f.node.serve();
     let mut combinations = 0usize;
     let mut checks = 0usize;
@@ -1116,6 +1243,8 @@ fn nothing_leaves_that_the_policy_forbids() {
         if ["bsi", "cncert"].contains(&p.name) {
             doors.push(("push", push(&f, p.name), true));
         }
+        // Delivered in the background since `serve` started.
+        doors.push(("webhook", webhook_door(&f, p), p.read));
         let webseen = through_web(&s, key, &universe);
         if p.read {
             // Every object the partner receives has a page; nothing else does.
@@ -1228,7 +1357,7 @@ fn alike(what: &str, a: &Reply, a_name: &str, b: &Reply, b_name: &str) {
 /// and "exists but not for you" against "does not exist".
 #[test]
 fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
-    let f = fixture();
+    let f = fixture(false);
     let s = f.node.serve();
     let bsi = &f.keys["bsi"];
     let anssi = &f.keys["anssi"];
