@@ -12,6 +12,13 @@
 //! them relationships and objects that refer to an identity and a statement marking).
 //! "TLP only" is a policy that detects nothing; "full" is the node's default policy for a
 //! partner across a border.
+//!
+//! For a profiler: `DOOR_BENCH_POLICY=TLP` (or `full`) runs one policy only;
+//! `DOOR_BENCH_ONLY=100` runs only the door at limit 100 (`path100`: only the per-object
+//! path), `DOOR_BENCH_ROUNDS` times over the collection (default 5) after one pass to warm
+//! up, and skips the export; `valgrind --tool=callgrind --toggle-collect='*profiled*'`
+//! then counts the instructions of those rounds alone. `DOOR_BENCH_LIMIT=100` measures at
+//! that limit only.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,6 +139,12 @@ fn door_pages(egress: &Egress, who: &Audience, collection: &str, limit: usize) -
     }
 }
 
+/// Runs `f` `rounds` times; its own function, for a profiler to count it alone.
+#[inline(never)]
+fn profiled(rounds: usize, f: impl Fn() -> usize) -> usize {
+    (0..rounds).map(|_| f()).sum()
+}
+
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let bundles = if args.is_empty() {
@@ -245,18 +258,31 @@ fn main() {
             markings: &markings,
         };
         for limit in [100, 1000] {
-            // DOOR_BENCH_ONLY=100: only the door at limit 100 (for a profiler).
+            // DOOR_BENCH_LIMIT=100: measure at that limit only.
+            if std::env::var("DOOR_BENCH_LIMIT").is_ok_and(|l| l != limit.to_string()) {
+                continue;
+            }
+            // DOOR_BENCH_ONLY=100: only the door at limit 100 (for a profiler);
+            // DOOR_BENCH_ONLY=path100: only the per-object path at limit 100.
             if let Ok(only) = std::env::var("DOOR_BENCH_ONLY") {
-                if only != limit.to_string() {
+                let path = only.strip_prefix("path");
+                if path.unwrap_or(&only) != limit.to_string() {
                     continue;
                 }
                 let rounds = std::env::var("DOOR_BENCH_ROUNDS")
                     .ok()
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(5);
-                for _ in 0..rounds {
-                    door_pages(&egress, &who, &c.id, limit);
-                }
+                let one = || {
+                    if path.is_some() {
+                        per_object_path(store.as_ref(), &c.id, &cx, limit)
+                    } else {
+                        door_pages(&egress, &who, &c.id, limit)
+                    }
+                };
+                // A first pass outside `profiled`: the fates a node keeps between requests.
+                one();
+                profiled(rounds, one);
                 continue;
             }
             let mut best = [0f64; 2];
@@ -282,7 +308,11 @@ fn main() {
             );
         }
     }
-    // Export for a partner: the door at 1000 per step with the node's own cursor.
+    // Export for a partner: the door at 1000 per step with the node's own cursor (not with
+    // DOOR_BENCH_ONLY, which profiles one door alone).
+    if std::env::var_os("DOOR_BENCH_ONLY").is_some() {
+        return;
+    }
     let egress = Egress::new(store.clone(), full.clone());
     let mut best = 0f64;
     for _ in 0..3 {
