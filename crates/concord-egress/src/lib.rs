@@ -1300,6 +1300,14 @@ impl SharedFates {
             .cloned()
     }
 
+    /// Whether the fate of `id` is kept, and is: received under `as_id`.
+    fn received_as(&self, id: &str, as_id: &str) -> bool {
+        matches!(
+            self.fates.lock().unwrap_or_else(|p| p.into_inner()).get(id),
+            Some(Fate::Received(a)) if a == as_id
+        )
+    }
+
     fn contains(&self, id: &str) -> bool {
         self.fates
             .lock()
@@ -1389,11 +1397,22 @@ impl FateCache {
     }
 }
 
-/// An entry's place in the collection, as a key.
-type EntryKey = (i64, String, String, i64);
+/// An entry's row, as a key: its `date_added`, `seq` and version row. Integers only (no id
+/// to copy and hash for every look-up); `date_added` grows with every write batch, so a
+/// `seq` that SQLite gives again after a delete is another key.
+type EntryKey = (i64, i64, i64);
 
 fn entry_key(e: &Entry) -> EntryKey {
-    (e.date_added_ns, e.id.clone(), e.version_key.clone(), e.seq)
+    (e.date_added_ns, e.seq, e.vid)
+}
+
+/// An entry parsed once (strictly) for its markings, references and decision.
+struct Parsed {
+    /// The stored object, or why its bytes are not strict JSON.
+    value: Result<Value, concord_stix::JsonError>,
+    /// Its references ([`references`]), as stored: those of the copy too, unless the
+    /// policy rewrites it.
+    refs: Vec<String>,
 }
 
 /// What a reference resolves to for the audience.
@@ -1420,13 +1439,14 @@ struct Decider<'a> {
     /// Newest version of referenced objects, read ahead.
     prefetched: HashMap<String, Option<Entry>>,
     fates: HashMap<String, Fate>,
-    /// Objects being decided (further up the stack), with the version being decided.
-    in_progress: HashMap<String, (String, i64)>,
+    /// Objects being decided, with the entry being decided, innermost last (a handful:
+    /// at most [`MAX_REF_DEPTH`] deep).
+    in_progress: Vec<(String, EntryKey)>,
     group_key: Option<Vec<u8>>,
     trace: Option<Vec<ExplainStep>>,
     /// Each entry read, parsed once (strictly) for the markings, the references and the
     /// decision.
-    parsed: HashMap<EntryKey, Result<Value, concord_stix::JsonError>>,
+    parsed: HashMap<EntryKey, Parsed>,
     /// The peer whose own objects the audience holds already (sync), by provenance.
     origin: Option<&'a str>,
     /// The node's other collections, read when first needed.
@@ -1443,8 +1463,6 @@ struct Decider<'a> {
     /// The fates this request decided, in order, and whether they may be kept between
     /// requests (objects of this collection): what a wrong assumption invalidates.
     log: Vec<(String, bool)>,
-    /// The objects being decided, innermost last.
-    deciding: Vec<String>,
 }
 
 impl<'a> Decider<'a> {
@@ -1478,7 +1496,7 @@ impl<'a> Decider<'a> {
             markings_looked_up: HashSet::new(),
             prefetched: HashMap::new(),
             fates: HashMap::new(),
-            in_progress: HashMap::new(),
+            in_progress: Vec::new(),
             group_key,
             trace: None,
             parsed: HashMap::new(),
@@ -1488,7 +1506,6 @@ impl<'a> Decider<'a> {
             taints: 0,
             assumptions: Vec::new(),
             log: Vec::new(),
-            deciding: Vec::new(),
         })
     }
 
@@ -1548,39 +1565,38 @@ impl<'a> Decider<'a> {
         let mut marking_ids = Vec::new();
         let mut ref_ids = Vec::new();
         for e in entries {
-            let key = entry_key(e);
-            if !self.parsed.contains_key(&key) {
-                let parsed = concord_stix::parse_object(e.body.as_deref().unwrap_or("null"));
-                self.parsed.insert(key.clone(), parsed);
-            }
-            let Some(Ok(v)) = self.parsed.get(&key) else {
+            let parsed = self.parsed.entry(entry_key(e)).or_insert_with(|| {
+                let value = concord_stix::parse_object(e.body.as_deref().unwrap_or("null"));
+                let refs = value.as_ref().map(references).unwrap_or_default();
+                Parsed { value, refs }
+            });
+            let Ok(v) = &parsed.value else {
                 continue;
             };
             if v.get("type").and_then(Value::as_str) == Some("marking-definition") {
                 self.markings.add(v);
             }
-            let markings: Vec<String> = marking_refs(v).into_iter().map(str::to_owned).collect();
-            let refs = references(v);
-            for m in markings {
-                if !self.markings.contains(&m)
-                    && self.markings.class(&m).is_none()
-                    && self.markings_looked_up.insert(m.clone())
+            for m in marking_refs(v) {
+                if !self.markings.contains(m)
+                    && self.markings.class(m).is_none()
+                    && !self.markings_looked_up.contains(m)
                 {
+                    self.markings_looked_up.insert(m.to_owned());
                     // Looked up once per collection state, not once per request.
-                    match self.shared.as_ref().and_then(|s| s.marking(&m)) {
+                    match self.shared.as_ref().and_then(|s| s.marking(m)) {
                         Some(Some(definition)) => self.markings.add(&definition),
                         Some(None) => {}
-                        None => marking_ids.push(m),
+                        None => marking_ids.push(m.to_owned()),
                     }
                 }
             }
-            for r in refs {
-                if !self.prefetched.contains_key(&r)
-                    && !self.fates.contains_key(&r)
-                    && !self.shared.as_ref().is_some_and(|s| s.contains(&r))
+            for r in &parsed.refs {
+                if !self.prefetched.contains_key(r)
+                    && !self.fates.contains_key(r)
+                    && !self.shared.as_ref().is_some_and(|s| s.contains(r))
                 {
                     self.prefetched.insert(r.clone(), None);
-                    ref_ids.push(r);
+                    ref_ids.push(r.clone());
                 }
             }
         }
@@ -1624,8 +1640,8 @@ impl<'a> Decider<'a> {
         if let Some(f) = self.fates.get(id) {
             return Ok(f.clone());
         }
+        // Kept between requests: read there again when next asked (no copy in `fates`).
         if let Some(f) = self.shared.as_ref().and_then(|s| s.get(id)) {
-            self.fates.insert(id.to_owned(), f.clone());
             return Ok(f);
         }
         if depth > MAX_REF_DEPTH {
@@ -1640,7 +1656,8 @@ impl<'a> Decider<'a> {
             Some(None) => None,
             None => self.newest(vec![id.to_owned()])?.remove(id),
         };
-        if self.deciding.last().is_some_and(|d| d == id)
+        // `fate` is asked while the innermost object in progress follows its references.
+        if self.in_progress.last().is_some_and(|(d, _)| d == id)
             && entry
                 .as_ref()
                 .is_some_and(|e| kind_of(&e.object_type) != ObjectKind::Sco)
@@ -1648,7 +1665,13 @@ impl<'a> Decider<'a> {
             // A reference to itself: wherever the object goes, it goes under its own id.
             return Ok(Fate::Received(id.to_owned()));
         }
-        if let Some((version_key, seq)) = self.in_progress.get(id).cloned() {
+        if let Some(key) = self
+            .in_progress
+            .iter()
+            .rev()
+            .find(|(d, _)| d == id)
+            .map(|(_, k)| *k)
+        {
             // A cycle of references (A refers to B, B to A): the target is being decided
             // further up. By its own rules alone: withheld is final (references only ever
             // withhold more); sent is an assumption, checked when its decision completes
@@ -1656,10 +1679,7 @@ impl<'a> Decider<'a> {
             // version other than the one being decided cannot be checked: not followed
             // (fail closed), and nothing that depends on it is kept between requests.
             return Ok(match entry {
-                Some(e)
-                    if kind_of(&e.object_type) != ObjectKind::Sco
-                        && (e.version_key.as_str(), e.seq) == (version_key.as_str(), seq) =>
-                {
+                Some(e) if kind_of(&e.object_type) != ObjectKind::Sco && entry_key(&e) == key => {
                     if self.base_sent(&e) {
                         self.assumptions.push(id.to_owned());
                         Fate::Received(id.to_owned())
@@ -1843,9 +1863,14 @@ impl<'a> Decider<'a> {
         // [`concord_store::WriteBatch::add_unseen`]), the one withheld must not decide for
         // references before the other is reached; a withheld target's fate is then decided
         // by [`Decider::fate`], from the entry [`Decider::newest`] picks, and kept as well.
+        // Known already from an earlier request: nothing to record.
         if newest
             && let Outcome::Sent { id, .. } = &outcome
             && !self.fates.contains_key(&e.id)
+            && !self
+                .shared
+                .as_ref()
+                .is_some_and(|s| s.received_as(&e.id, id))
         {
             self.fates.insert(e.id.clone(), Fate::Received(id.clone()));
             self.log.push((e.id.clone(), true));
@@ -1856,18 +1881,10 @@ impl<'a> Decider<'a> {
 
     fn decide(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
         let (mark, mark_log, mark_taints) = (self.assumptions.len(), self.log.len(), self.taints);
-        let outer = self
-            .in_progress
-            .insert(e.id.clone(), (e.version_key.clone(), e.seq));
+        // A reference back to it while it is decided is a cycle ([`Decider::fate`]).
+        self.in_progress.push((e.id.clone(), entry_key(e)));
         let outcome = self.decide_inner(e, depth);
-        match outer {
-            Some(v) => {
-                self.in_progress.insert(e.id.clone(), v);
-            }
-            None => {
-                self.in_progress.remove(&e.id);
-            }
-        }
+        self.in_progress.pop();
         let outcome = outcome?;
         let sent = matches!(outcome, Outcome::Sent { .. });
         self.resolve(&e.id, sent, mark, mark_log);
@@ -1880,9 +1897,11 @@ impl<'a> Decider<'a> {
         if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
             self.prefetch(std::slice::from_ref(e))?;
         }
-        let object = match self.parsed.remove(&entry_key(e)) {
-            Some(Ok(v)) => v,
-            Some(Err(err)) => {
+        let (object, stored_refs) = match self.parsed.remove(&entry_key(e)) {
+            Some(Parsed { value: Ok(v), refs }) => (v, refs),
+            Some(Parsed {
+                value: Err(err), ..
+            }) => {
                 let reason = format!("the stored object cannot be decided: {err}");
                 self.note("validation", || format!("withheld: {reason}"));
                 return Ok(Outcome::Withheld(reason));
@@ -1918,7 +1937,12 @@ impl<'a> Decider<'a> {
         // References: each target decided for the same audience.
         let mut removed = Vec::new();
         let mut renamed = 0usize;
-        let refs = references(&copy);
+        // Those of the stored object, unless the policy rewrote it.
+        let refs = if changed {
+            references(&copy)
+        } else {
+            stored_refs
+        };
         // Reached as a reference target (depth > 0), only the fate counts: whether the
         // object is received, and under which id. A non-SCO keeps its id, and if it stays
         // valid STIX without any of its references it is received whatever their fates
@@ -1944,23 +1968,13 @@ impl<'a> Decider<'a> {
                 });
             }
         }
-        let mut fates = HashMap::new();
+        let mut fates = HashMap::with_capacity(refs.len());
         // This object is being decided ([`Decider::decide`] marks it): a reference back to
         // it is a cycle ([`Self::fate`]).
-        self.deciding.push(e.id.clone());
         for r in refs {
-            let f = self.fate(&r, depth + 1);
-            match f {
-                Ok(f) => {
-                    fates.insert(r, f);
-                }
-                Err(err) => {
-                    self.deciding.pop();
-                    return Err(err);
-                }
-            }
+            let f = self.fate(&r, depth + 1)?;
+            fates.insert(r, f);
         }
-        self.deciding.pop();
         if !fates.is_empty() {
             let ref_changed = apply_fates(&mut copy, &fates, &mut removed, &mut renamed);
             changed |= ref_changed;
