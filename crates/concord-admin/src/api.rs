@@ -434,7 +434,11 @@ pub fn router(state: AppState, config: AdminConfig) -> Router {
         &axum::middleware::from_fn_with_state(admin, admin_only),
         inner,
     );
-    Router::new().nest_service(BASE, gated)
+    // Compressed as the TAXII routes are: a partner's answer under the base must equal a
+    // missing path's (which passes that compression), `Vary` and `Content-Encoding` too.
+    Router::new()
+        .nest_service(BASE, gated)
+        .layer(concord_server::compression())
 }
 
 /// Hands the API's route template (`/api/v1/partners/{name}`) to the node's request log

@@ -395,7 +395,10 @@ pub fn router(state: AppState) -> Router {
 /// (`page_max_bytes`) before they are compressed, so the caps count the objects' own bytes.
 /// Only these routes: the web UI's pages mix secrets (session-bound forms) with reflected
 /// input, the shape of a compression side channel (BREACH), and are small anyway.
-fn compression() -> tower_http::compression::CompressionLayer {
+///
+/// Public for the admin API (`concord-admin`), whose answers to anyone but the admin must be
+/// those of a path that does not exist here, header for header.
+pub fn compression() -> tower_http::compression::CompressionLayer {
     tower_http::compression::CompressionLayer::new()
         .gzip(true)
         .zstd(true)

@@ -377,12 +377,14 @@ fn rewind(ts: &str) -> String {
 }
 
 /// Pulls one mapping's new objects from the peer into `m.local`. A peer linked to a
-/// partner (`peer add --partner P`) is that partner's node, and what it serves is taken as
-/// P's TAXII POST would be ([`Egress::writer_view`]): only an object's creator makes new
-/// versions of it (STIX 2.1 §3.6), so a peer cannot rewrite or close the node's own objects
-/// (its incidents, its indicators) by serving newer versions of them; such a version is
-/// refused (listed in `pulled_rejected`) or kept as P's foreign version, as a POST would
-/// be. A peer without a partner is a source the operator configured and trusts as such.
+/// partner (`peer add --partner P`) is that partner's node, and what it serves of the
+/// node's own objects (made or imported here) is taken as P's TAXII POST would be
+/// ([`Egress::writer_view`]): only an object's creator makes new versions of it (STIX 2.1
+/// §3.6), so a peer cannot rewrite or close the node's incidents or indicators by serving
+/// newer versions of them; such a version is refused (listed in `pulled_rejected`) or kept
+/// as P's foreign version. Objects another source brought first are taken as before (a
+/// first-writer claim there could be raced by a relay). A peer without a partner is a
+/// source the operator configured and trusts as such.
 #[allow(clippy::too_many_arguments)]
 fn pull(
     store: &dyn Store,
@@ -450,6 +452,14 @@ fn pull(
         let Some((name, reader)) = &writer else {
             return Ok(Default::default());
         };
+        // Another source brought the id first (another partner's object): a pull keeps
+        // taking its versions as before. Holding them to a first-writer claim would let a
+        // relay that served an object first lock out its real producer's updates (attack
+        // a1 #2); what the rule protects here is the node's own objects.
+        let creators = store.creators(&header.id)?;
+        if !creators.is_empty() && !creators.contains(&concord_store::partner_provenance(name)) {
+            return Ok(Default::default());
+        }
         egress
             .writer_view(reader.as_ref(), name, &local_id, header, body)
             .map_err(|e| match e {

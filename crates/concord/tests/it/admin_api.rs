@@ -792,6 +792,9 @@ fn non_admins_get_one_answer_on_every_path_and_method() {
         "/api/v1/",
         "/api/v1/no-such-thing",
         "/api/v1/partners/bsi/no/such",
+        // A path outside the admin API that does not exist, under `/api/` (where TAXII
+        // negotiates no media type): the admin API is not told apart from it.
+        "/api/no-such-path",
     ];
     let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
     let auth = format!("Bearer {key}");
@@ -801,6 +804,9 @@ fn non_admins_get_one_answer_on_every_path_and_method() {
     ] {
         let mut headers = headers;
         headers.push(("Accept", "application/json"));
+        // Compression shows in `Vary` and `Content-Encoding`: asked for, so a layer that
+        // one path passes and another does not would show.
+        headers.push(("Accept-Encoding", "gzip"));
         for method in methods {
             let body = (!matches!(method, "GET" | "HEAD" | "OPTIONS")).then_some("{}");
             let mut h = headers.clone();

@@ -226,6 +226,51 @@ fn a_peer_cannot_rewrite_the_nodes_objects_by_serving_newer_versions() {
         ["2024-01-01T00:00:00.000Z"]
     );
     assert_eq!(versions("indicator--88888888").len(), 1, "B's own object");
+
+    // Another partner's object is not held to a first-writer claim in a pull: a relay that
+    // served it first must not lock out the updates of whoever else serves it (attack a1
+    // #2). C serves a newer version of B's indicator, and A takes it.
+    let c = Node::init_with(&["--jurisdiction", "FR"]);
+    cli_ok(&c, &["collection", "create", "intel"]);
+    let mut newer = indicator("88888888", "own.example.de", &[GREEN]);
+    newer["modified"] = json!("2025-07-01T00:00:00.000Z");
+    import(&c, "intel", &[newer]);
+    partner(&a, "certfr", "FR", &["--read", "intel", "--write", "intel"]);
+    let key_c = partner(&c, "cncert", "CN", &["--read", "intel", "--write", "intel"]);
+    let sc = c.serve();
+    cli_ok(
+        &a,
+        &[
+            "peer",
+            "add",
+            "c",
+            &sc.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "intel:intel",
+            "--token-file",
+            key_c.to_str().unwrap(),
+            "--partner",
+            "certfr",
+        ],
+    );
+    let (_, reports) = sync(&a, &["--peer", "c"]);
+    let r = &reports[0];
+    assert_eq!(r["pulled_rejected"], json!([]), "{r}");
+    assert_eq!(r["pulled_added"], 1, "{r}");
+    let held_a = held(&a, "intel");
+    assert!(
+        held_a.contains_key(&(newer_id(), "2025-07-01T00:00:00.000Z".to_owned())),
+        "the newer version from C"
+    );
+}
+
+fn newer_id() -> String {
+    indicator("88888888", "own.example.de", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Three nodes in CN, DE and SA: B pulls from A and pushes to A, A pushes to C. Each holds,
