@@ -568,7 +568,9 @@ impl Lease<'_> {
     }
 }
 
-/// Pages taken per turn at most, so one busy webhook does not hold back the others.
+/// Pages taken per turn at most, so one busy webhook does not hold back the others; a turn
+/// also ends once it has taken `timeout` (one POST's worth of time), so a receiver that
+/// answers slowly holds a delivery thread for about one POST, not eight (attack a1 #6).
 const PAGES_PER_TURN: usize = 8;
 
 fn turn_held(
@@ -584,10 +586,14 @@ fn turn_held(
         _ => return Ok(()),
     }
     let mut state = load_state(store, &hook.name)?;
+    let started = std::time::Instant::now();
     for _ in 0..PAGES_PER_TURN {
         // The queue first, in order: a failed head waits for its backoff.
         while let Some(head) = state.queue.first_mut() {
-            if head.next_attempt_ns > now_ns() || !lease.renew()? {
+            if head.next_attempt_ns > now_ns()
+                || started.elapsed() >= opts.timeout
+                || !lease.renew()?
+            {
                 return Ok(());
             }
             // Checked before every POST: replaced, removed, or its partner gone or no
