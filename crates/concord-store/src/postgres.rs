@@ -93,12 +93,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/postgres/0010_foreign_versions.sql"),
     ),
     (
-        "0011_audit_postings_by_entry",
-        include_str!("../migrations/postgres/0011_audit_postings_by_entry.sql"),
-    ),
-    (
-        "0012_foreign_shadows",
-        include_str!("../migrations/postgres/0012_foreign_shadows.sql"),
+        "0011_foreign_shadows",
+        include_str!("../migrations/postgres/0011_foreign_shadows.sql"),
     ),
 ];
 

@@ -34,8 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_versions_per_collection.sql"),
     include_str!("../migrations/sqlite/0009_packages.sql"),
     include_str!("../migrations/sqlite/0010_foreign_versions.sql"),
-    include_str!("../migrations/sqlite/0011_audit_postings_by_entry.sql"),
-    include_str!("../migrations/sqlite/0012_foreign_shadows.sql"),
+    include_str!("../migrations/sqlite/0011_foreign_shadows.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1082,39 +1081,25 @@ impl Store for SqliteStore {
     }
 
     fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>> {
-        // The postings of the entries' range, read by entry (index `audit_postings_seq`, one
-        // sequential scan) and compared with the vids of their items; undecodable items are
-        // the chain's finding (the hash covers them).
-        let (Some(lo), Some(hi)) = (
-            entries.iter().map(|e| e.seq).min(),
-            entries.iter().map(|e| e.seq).max(),
-        ) else {
-            return Ok(None);
-        };
+        // Looked up in the index's own order (vid, seq), so consecutive look-ups share
+        // b-tree pages; undecodable items are the chain's finding (the hash covers them).
         let mut wanted: Vec<(i64, i64)> = entries
             .iter()
-            .flat_map(|e| e.vids().into_iter().map(move |v| (e.seq, v)))
+            .flat_map(|e| e.vids().into_iter().map(move |v| (v, e.seq)))
             .collect();
         wanted.sort_unstable();
         self.with_reader(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT seq, vid FROM audit_postings INDEXED BY audit_postings_seq
-                 WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq, vid",
-            )?;
-            let mut held = st.query(params![lo, hi])?;
-            let mut next_held = || -> rusqlite::Result<Option<(i64, i64)>> {
-                held.next()?.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose()
-            };
-            let mut h = next_held()?;
-            for w in wanted {
-                while h.is_some_and(|h| h < w) {
-                    h = next_held()?;
-                }
-                if h != Some(w) {
-                    return Ok(Some(w));
+            let mut st =
+                c.prepare_cached("SELECT 1 FROM audit_postings WHERE vid = ?1 AND seq = ?2")?;
+            let mut first: Option<(i64, i64)> = None;
+            for (vid, seq) in wanted {
+                if first.is_none_or(|(s, v)| (seq, vid) < (s, v))
+                    && !st.exists(params![vid, seq])?
+                {
+                    first = Some((seq, vid));
                 }
             }
-            Ok(None)
+            Ok(first)
         })
     }
 

@@ -1973,8 +1973,7 @@ mod postgres_only {
                 "0008_versions_per_collection",
                 "0009_packages",
                 "0010_foreign_versions",
-                "0011_audit_postings_by_entry",
-                "0012_foreign_shadows"
+                "0011_foreign_shadows"
             ]
         );
         check_migrated(&store);
