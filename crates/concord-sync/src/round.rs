@@ -556,8 +556,17 @@ fn deletions(
     };
     loop {
         lease.renew()?;
-        let Some(page) = client.tombstones(remote, next.as_deref())? else {
-            return Ok(());
+        // A peer that answers the tombstones path with something else than a list of
+        // tombstones (a TAXII server with a catch-all page) deletes nothing, and its objects
+        // are still pulled: one bad answer does not stop the round (attack a1).
+        let page = match client.tombstones(remote, next.as_deref()) {
+            Ok(Some(page)) => page,
+            Ok(None) => return Ok(()),
+            Err(e @ ClientError::Garbage { .. }) => {
+                tracing::warn!(peer = %peer.name, error = %e, "sync: no tombstones read");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         };
         let mut records = Vec::new();
         for (id, version) in &page.deleted {
