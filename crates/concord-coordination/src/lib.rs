@@ -240,34 +240,18 @@ fn holdings(store: &dyn Store) -> Result<Vec<(String, Value)>> {
     };
     let mut newest: HashMap<String, (String, String, Value)> = HashMap::new();
     for c in store.collections()? {
-        let mut after = None;
-        loop {
-            let page = store.entries(
-                &c.id,
-                &filter,
-                &PageRequest {
-                    limit: 1000,
-                    after: after.clone(),
-                },
-                true,
-            )?;
-            after = page.entries.last().map(concord_store::Entry::cursor);
-            for e in page.entries {
-                let Ok(v) = serde_json::from_str::<Value>(e.body.as_deref().unwrap_or("null"))
-                else {
-                    continue;
-                };
-                match newest.get(&e.id) {
-                    Some((_, key, _)) if *key >= e.version_key => {}
-                    _ => {
-                        newest.insert(e.id.clone(), (c.id.clone(), e.version_key.clone(), v));
-                    }
+        concord_store::each_entry(store, &c.id, &filter, |e| -> Result<()> {
+            let Ok(v) = serde_json::from_str::<Value>(e.body.as_deref().unwrap_or("null")) else {
+                return Ok(());
+            };
+            match newest.get(&e.id) {
+                Some((_, key, _)) if *key >= e.version_key => {}
+                _ => {
+                    newest.insert(e.id.clone(), (c.id.clone(), e.version_key.clone(), v));
                 }
             }
-            if !page.more {
-                break;
-            }
-        }
+            Ok(())
+        })?;
     }
     Ok(newest.into_values().map(|(c, _, v)| (c, v)).collect())
 }

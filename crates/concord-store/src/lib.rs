@@ -732,6 +732,36 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn archive_audit(&self, boundary: &ArchiveBoundary) -> Result<()>;
 }
 
+/// Every entry of `collection_id` that `filter` selects, with its body, in `date_added`
+/// order, given to `f` page by page (1,000 entries a read), so a whole collection is walked
+/// in bounded memory. Stops at the first error, of the store or of `f`.
+pub fn each_entry<E: From<StoreError>>(
+    store: &dyn Store,
+    collection_id: &str,
+    filter: &ObjectFilter,
+    mut f: impl FnMut(Entry) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut after = None;
+    loop {
+        let page = store.entries(
+            collection_id,
+            filter,
+            &PageRequest {
+                limit: 1000,
+                after: after.take(),
+            },
+            true,
+        )?;
+        after = page.entries.last().map(Entry::cursor);
+        for e in page.entries {
+            f(e)?;
+        }
+        if !page.more {
+            return Ok(());
+        }
+    }
+}
+
 /// Which transfer entries [`Store::audit_entries`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {

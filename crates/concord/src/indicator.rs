@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use concord_stix::Timestamp;
-use concord_store::{Collection, ObjectFilter, PageRequest, Store, VersionSelector};
+use concord_store::{Collection, ObjectFilter, Store, VersionSelector};
 use serde_json::{Value, json};
 
 use crate::DataDirArg;
@@ -267,38 +267,22 @@ fn newest(
     let mut out: BTreeMap<String, Newest> = BTreeMap::new();
     for c in collections {
         let name = c.alias.clone().unwrap_or_else(|| c.id.clone());
-        let mut after = None;
-        loop {
-            let page = store.entries(
-                &c.id,
-                &filter,
-                &PageRequest {
-                    limit: 1000,
-                    after: after.take(),
-                },
-                true,
-            )?;
-            after = page.entries.last().map(concord_store::Entry::cursor);
-            for e in page.entries {
-                let Ok(v) = serde_json::from_str::<Value>(e.body.as_deref().unwrap_or("null"))
-                else {
-                    continue;
-                };
-                let slot = out
-                    .entry(e.id.clone())
-                    .or_insert_with(|| (e.version_key.clone(), v.clone(), Vec::new()));
-                if e.version_key > slot.0 {
-                    slot.0 = e.version_key.clone();
-                    slot.1 = v;
-                }
-                if !slot.2.contains(&name) {
-                    slot.2.push(name.clone());
-                }
+        concord_store::each_entry(store, &c.id, &filter, |e| -> Result<()> {
+            let Ok(v) = serde_json::from_str::<Value>(e.body.as_deref().unwrap_or("null")) else {
+                return Ok(());
+            };
+            let slot = out
+                .entry(e.id.clone())
+                .or_insert_with(|| (e.version_key.clone(), v.clone(), Vec::new()));
+            if e.version_key > slot.0 {
+                slot.0 = e.version_key.clone();
+                slot.1 = v;
             }
-            if !page.more {
-                break;
+            if !slot.2.contains(&name) {
+                slot.2.push(name.clone());
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(out)
 }
