@@ -1849,39 +1849,31 @@ fn record_match_hits(
         Principal::Admin => audit::BASE_POLICY_VERSION,
         Principal::Partner(_) => egress.policy().version.as_str(),
     };
-    let mut records = Vec::with_capacity(named.len());
-    let mut start = 0;
-    // One digest per entry: the entries are per collection, so are their digests.
-    while start < named.len() {
-        let collection = named[start].1.collection.as_str();
-        let end = start
-            + named[start..]
-                .iter()
-                .take_while(|(_, s)| s.collection == collection)
-                .count();
-        let run = &named[start..end];
+    // One entry per collection, each with the digest of its own ids and versions.
+    for run in named.chunk_by(|a, b| a.1.collection == b.1.collection) {
         let door = concord_egress::Door {
             door: "api-match-hits",
             partner: &partner,
-            collection,
+            collection: &run[0].1.collection,
             policy_version,
         };
-        records.clear();
-        for (id, s) in run {
-            records.push(door.record(
-                "egress",
-                s.vid,
-                id,
-                s.version.clone(),
-                "sent",
-                vec!["id only (match hit)".to_owned()],
-            ));
-        }
+        let records: Vec<_> = run
+            .iter()
+            .map(|(id, s)| {
+                door.record(
+                    "egress",
+                    s.vid,
+                    id,
+                    s.version.clone(),
+                    "sent",
+                    vec!["id only (match hit)".to_owned()],
+                )
+            })
+            .collect();
         let digest = concord_egress::audit::transfer_digest(
             run.iter().map(|(id, s)| (*id, s.version.as_str(), None)),
         );
         egress.store().append_transfer(&records, Some(digest))?;
-        start = end;
     }
     Ok(())
 }
