@@ -401,6 +401,14 @@ pub struct TransferEntry {
     /// SHA-256 of the bytes that left (egress), hex in JSON.
     #[serde(with = "hex_opt")]
     pub digest: Option<Hash>,
+    /// [`names_digest`] of the version rows its items name, as the store named them when
+    /// the entry was appended (hex in JSON): it binds each vid to its object id and
+    /// `modified`, which live outside the log (`object_versions`, `audit_version_names`),
+    /// so that renaming a version row is found by `audit verify` instead of redirecting
+    /// `audit show`. `None` in entries appended before schema 12 (hashed as
+    /// `concord-audit-transfer-v1`).
+    #[serde(with = "hex_opt", default)]
+    pub names: Option<Hash>,
     /// `hash` of the entry before (hex in JSON).
     #[serde(with = "hex32")]
     pub prev_hash: Hash,
@@ -440,15 +448,19 @@ fn put_str(h: &mut sha2::Sha256, s: &str) {
     h.update(s.as_bytes());
 }
 
-/// SHA-256 over an entry's canonical bytes: the tag `concord-audit-transfer-v1\n`, then
+/// SHA-256 over an entry's canonical bytes: the tag `concord-audit-transfer-v2\n` (`-v1`
+/// when the entry has no `names`, as entries before schema 12), then
 /// `seq`, `time_ns`, `count` as 8-byte big-endian integers; `direction`, `door`, `partner`,
 /// `person` (absent: `0xff…ff` as length), `collection`, `policy_version`, each dictionary
 /// string (after their number) and `items`, each as an 8-byte big-endian length and its
-/// bytes; `digest` (a byte 0, or 1 and 32 bytes); `prev_hash` (32 bytes). Every field has a
-/// length, so no two entries share canonical bytes.
+/// bytes; `digest` (a byte 0, or 1 and 32 bytes); in v2 `names` (32 bytes); `prev_hash`
+/// (32 bytes). Every field has a length, so no two entries share canonical bytes.
 pub fn transfer_hash(e: &TransferEntry) -> Hash {
     let mut h = sha2::Sha256::new();
-    h.update(b"concord-audit-transfer-v1\n");
+    h.update(match e.names {
+        Some(_) => &b"concord-audit-transfer-v2\n"[..],
+        None => &b"concord-audit-transfer-v1\n"[..],
+    });
     h.update(e.seq.to_be_bytes());
     h.update(e.time_ns.to_be_bytes());
     h.update(e.count.to_be_bytes());
@@ -474,8 +486,74 @@ pub fn transfer_hash(e: &TransferEntry) -> Hash {
         }
         None => h.update([0]),
     }
+    if let Some(n) = &e.names {
+        h.update(n);
+    }
     h.update(e.prev_hash);
     h.finalize().into()
+}
+
+/// SHA-256 over the names of the version rows `vids` (sorted, without repeats, as
+/// [`TransferEntry::vids`] gives them): the tag `concord-audit-names-v1\n`, then for each vid
+/// its 8 bytes big-endian and, when `name_of` knows it, the object id and `modified` (absent:
+/// `0xff…ff` as length) each as an 8-byte length and its bytes, else (a decoy's vid 0, a row
+/// gone without a kept name) `0xff…ff`. `modified` and not the version text: an SCO's
+/// version text is its first `date_added`, which changes when that collection entry goes.
+pub fn names_digest<'a>(
+    vids: &[i64],
+    name_of: impl Fn(i64) -> Option<(&'a str, Option<&'a str>)>,
+) -> Hash {
+    let mut h = sha2::Sha256::new();
+    h.update(b"concord-audit-names-v1\n");
+    for &vid in vids {
+        h.update(vid.to_be_bytes());
+        match name_of(vid) {
+            Some((id, modified)) => {
+                put_str(&mut h, id);
+                match modified {
+                    Some(m) => put_str(&mut h, m),
+                    None => h.update(u64::MAX.to_be_bytes()),
+                }
+            }
+            None => h.update(u64::MAX.to_be_bytes()),
+        }
+    }
+    h.finalize().into()
+}
+
+/// [`names_digest`] over [`crate::VersionName`]s (those of other vids are ignored).
+pub fn names_digest_of(vids: &[i64], names: &[crate::VersionName]) -> Hash {
+    let by_vid: std::collections::HashMap<i64, &crate::VersionName> =
+        names.iter().map(|n| (n.vid, n)).collect();
+    names_digest(vids, |vid| {
+        by_vid
+            .get(&vid)
+            .map(|n| (n.object_id.as_str(), n.modified.as_deref()))
+    })
+}
+
+/// The distinct vids of the `entries` that record a names digest, sorted.
+pub fn named_vids(entries: &[TransferEntry]) -> Vec<i64> {
+    let mut vids: Vec<i64> = entries
+        .iter()
+        .filter(|e| e.names.is_some())
+        .flat_map(|e| e.vids())
+        .collect();
+    vids.sort_unstable();
+    vids.dedup();
+    vids
+}
+
+/// The first of `entries` (those with `names`) whose recorded names digest is not the one
+/// `names` (the store's names of their version rows) gives: its seq and its first vid (the
+/// digest does not tell which row changed); `None` when all agree.
+pub fn renamed(entries: &[TransferEntry], names: &[crate::VersionName]) -> Option<(i64, i64)> {
+    entries.iter().find_map(|e| {
+        let recorded = e.names?;
+        let vids = e.vids();
+        (names_digest_of(&vids, names) != recorded)
+            .then(|| (e.seq, vids.first().copied().unwrap_or(0)))
+    })
 }
 
 /// A transfer about to be appended (what the backends insert; `seq`, time and hashes are set
@@ -529,6 +607,7 @@ pub(crate) fn group_records(records: &[AuditRecord], digest: Option<Hash>) -> Ve
                     dictionary: Vec::new(),
                     items: Vec::new(),
                     digest,
+                    names: None,
                     prev_hash: GENESIS,
                     hash: GENESIS,
                 },
@@ -556,6 +635,31 @@ pub(crate) fn group_records(records: &[AuditRecord], digest: Option<Hash>) -> Ve
     }
     close(&mut out, &mut items, &mut dict);
     out
+}
+
+/// The distinct vids of `pending`'s items, sorted: the version rows whose names
+/// [`name_transfers`] needs.
+pub(crate) fn pending_vids(pending: &[PendingTransfer]) -> Vec<i64> {
+    let mut vids: Vec<i64> = pending
+        .iter()
+        .flat_map(|p| p.vids.iter().copied())
+        .collect();
+    vids.sort_unstable();
+    vids.dedup();
+    vids
+}
+
+/// The names a backend holds for version rows: vid → (object id, `modified`).
+pub(crate) type NameKeys = std::collections::HashMap<i64, (String, Option<String>)>;
+
+/// Sets the names digest of each pending transfer ([`names_digest`] of its vids, named by
+/// `names`), before [`chain_transfers`] hashes them.
+pub(crate) fn name_transfers(pending: &mut [PendingTransfer], names: &NameKeys) {
+    for p in pending {
+        p.entry.names = Some(names_digest(&p.vids, |vid| {
+            names.get(&vid).map(|(id, m)| (id.as_str(), m.as_deref()))
+        }));
+    }
 }
 
 /// Sets `seq`, `time_ns`, `prev_hash` and `hash` of transfers appended after `head`.
@@ -820,6 +924,18 @@ pub enum AuditError {
         /// The version row its items name and the index lacks.
         vid: i64,
     },
+    /// The names of an entry's version rows (object id, `modified`) are not the ones the
+    /// entry recorded: a row of `object_versions` or `audit_version_names` was edited, so
+    /// `audit show` would name another object or version (the entry itself is intact).
+    #[error(
+        "entry {seq} names version rows that were renamed since it was appended (among them version row {vid}'s object id or modified): `audit show` would name other objects or versions"
+    )]
+    Renamed {
+        /// The entry.
+        seq: i64,
+        /// A version row it names (the first; the digest does not tell which one changed).
+        vid: i64,
+    },
     /// An archive file is not what was sealed.
     #[error("archive: {0}")]
     Archive(String),
@@ -835,7 +951,8 @@ impl AuditError {
             | AuditError::Broken { seq, .. }
             | AuditError::Rewritten { seq, .. }
             | AuditError::Truncated { seq, .. }
-            | AuditError::Unindexed { seq, .. } => *seq,
+            | AuditError::Unindexed { seq, .. }
+            | AuditError::Renamed { seq, .. } => *seq,
             AuditError::Forged { .. }
             | AuditError::CheckpointBroken { .. }
             | AuditError::Archive(_) => 0,
@@ -843,7 +960,7 @@ impl AuditError {
     }
 
     /// One word: `edited`, `deleted`, `reordered`, `broken`, `forged`, `checkpoint-broken`,
-    /// `rewritten`, `truncated`, `unindexed`, `archive`.
+    /// `rewritten`, `truncated`, `unindexed`, `renamed`, `archive`.
     pub fn kind(&self) -> &'static str {
         match self {
             AuditError::Edited { .. } => "edited",
@@ -855,6 +972,7 @@ impl AuditError {
             AuditError::Rewritten { .. } => "rewritten",
             AuditError::Truncated { .. } => "truncated",
             AuditError::Unindexed { .. } => "unindexed",
+            AuditError::Renamed { .. } => "renamed",
             AuditError::Archive(_) => "archive",
         }
     }
@@ -1078,6 +1196,10 @@ fn verify_into(
         if let Some((seq, vid)) = store.audit_unindexed(&page)? {
             return Ok(Err(AuditError::Unindexed { seq, vid }));
         }
+        // So are the names of the version rows: each entry binds them by its names digest.
+        if let Some((seq, vid)) = renamed(&page, &store.audit_names(&named_vids(&page))?) {
+            return Ok(Err(AuditError::Renamed { seq, vid }));
+        }
         for e in &page {
             if let Some((no, h)) = pending.remove(&e.seq)
                 && h != e.hash
@@ -1194,6 +1316,9 @@ pub fn verify_shown(
                 }));
             }
         }
+    }
+    if let Some((seq, vid)) = renamed(shown, &store.audit_names(&named_vids(shown))?) {
+        return Ok(Err(AuditError::Renamed { seq, vid }));
     }
     if let Some(c) = previous
         && from != Some(c.no)
@@ -1360,6 +1485,10 @@ pub fn write_archive(
             break;
         }
         verify_transfers_after(prev, &page).map_err(|e| corrupt(format!("not archived: {e}")))?;
+        if let Some((seq, vid)) = renamed(&page, &store.audit_names(&named_vids(&page))?) {
+            let e = AuditError::Renamed { seq, vid };
+            return Err(corrupt(format!("not archived: {e}")));
+        }
         for e in &page {
             for it in e.decoded().unwrap_or_default() {
                 vids.insert(it.vid);
@@ -1471,11 +1600,12 @@ pub fn verify_archive(
     let start = crate::node_key::unhex32(&prev_hash).ok_or_else(|| bad("bad prev_hash"))?;
     let mut entries = Vec::new();
     let mut checkpoints = Vec::new();
+    let mut names = Vec::new();
     for (i, l) in lines.enumerate() {
         match serde_json::from_str::<ArchiveLine>(l) {
             Ok(ArchiveLine::Entry(e)) => entries.push(e),
             Ok(ArchiveLine::Checkpoint(c)) => checkpoints.push(c),
-            Ok(ArchiveLine::Name(_)) => {}
+            Ok(ArchiveLine::Name(n)) => names.push(n),
             Ok(_) => return Err(bad(&format!("line {}: unexpected line", i + 2))),
             // A damaged entry line: name it by its seq if that can be read.
             Err(_) => {
@@ -1490,6 +1620,11 @@ pub fn verify_archive(
         }
     }
     verify_transfers_after((from_seq - 1, start), &entries)?;
+    // The names the archive carries are the ones each entry recorded (the seal alone would
+    // also seal names renamed in the database before the archive was written).
+    if let Some((seq, vid)) = renamed(&entries, &names) {
+        return Err(AuditError::Renamed { seq, vid });
+    }
     let Some(last) = entries.last() else {
         return Err(bad("no entries"));
     };

@@ -791,6 +791,10 @@ pub struct VersionName {
     pub version: String,
     /// Whether the version row was deleted (its name was kept for the log).
     pub deleted: bool,
+    /// `modified` as stored (`None` for a version without one, and in names kept before
+    /// schema 12): what an entry's names digest binds ([`audit::names_digest`]).
+    #[serde(default)]
+    pub modified: Option<String>,
 }
 
 /// The condition, over the entries aliased `alias`, that leaves out the foreign versions

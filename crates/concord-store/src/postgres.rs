@@ -40,7 +40,7 @@ use sha2::Digest;
 
 use crate::audit::{
     ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
-    chain_after, chain_transfers, group_records, parse_transformations,
+    chain_after, chain_transfers, group_records, parse_transformations, pending_vids,
 };
 use crate::{
     AddOutcome, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
@@ -95,6 +95,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_foreign_shadows",
         include_str!("../migrations/postgres/0011_foreign_shadows.sql"),
+    ),
+    (
+        "0012_audit_names",
+        include_str!("../migrations/postgres/0012_audit_names.sql"),
     ),
 ];
 
@@ -1256,10 +1260,11 @@ impl PostgresStore {
             }
             for name in names {
                 tx.execute(
-                    "INSERT INTO audit_version_names (vid, object_id, version)
-                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = $1)
+                    "INSERT INTO audit_version_names (vid, object_id, version, modified)
+                     SELECT $1, $2, $3, $4
+                     WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = $1)
                      ON CONFLICT DO NOTHING",
-                    &[&name.vid, &name.object_id, &name.version],
+                    &[&name.vid, &name.object_id, &name.version, &name.modified],
                 )?;
             }
             tx.commit()?;
@@ -1674,6 +1679,8 @@ impl Store for PostgresStore {
                     None => head(&mut c.client)?,
                 };
                 let mut pending = group_records(records, digest);
+                let names = name_keys(&mut c.client, &pending_vids(&pending))?;
+                crate::audit::name_transfers(&mut pending, &names);
                 chain_transfers(head, now_ns(), &mut pending);
                 let st = c.prepare(&insert_transfer_sql())?;
                 for p in &pending {
@@ -2419,7 +2426,7 @@ impl PostgresStore {
 
 /// The columns of a transfer entry, in [`transfer_row`]'s order (without `vids`).
 const TRANSFER_COLUMNS: &str = "seq, time_ns, direction, door, partner, person, collection_id, \
-     policy_version, count, dictionary, items, digest, prev_hash, hash";
+     policy_version, count, dictionary, items, digest, prev_hash, hash, names";
 
 /// The columns of a checkpoint, in [`checkpoint_row`]'s order.
 const CHECKPOINT_COLUMNS: &str = "no, entry_seq, entry_hash, time_ns, prev, key, signature";
@@ -2448,6 +2455,7 @@ fn transfer_row(r: &Row) -> TransferEntry {
         digest: r.get::<_, Option<Vec<u8>>>(11).map(h32),
         prev_hash: h32(r.get(12)),
         hash: h32(r.get(13)),
+        names: r.get::<_, Option<Vec<u8>>>(14).map(h32),
     }
 }
 
@@ -2524,11 +2532,15 @@ fn version_names(
     )?;
     Ok(rows
         .iter()
-        .map(|r| VersionName {
-            vid: r.get(0),
-            object_id: r.get(1),
-            version: crate::audit::version_text(r.get(2), r.get(3)),
-            deleted: false,
+        .map(|r| {
+            let modified: Option<String> = r.get(2);
+            VersionName {
+                vid: r.get(0),
+                object_id: r.get(1),
+                version: crate::audit::version_text(modified.clone(), r.get(3)),
+                deleted: false,
+                modified,
+            }
         })
         .collect())
 }
@@ -2540,7 +2552,9 @@ fn deleted_names(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<VersionName>> {
     let rows = c.query(
-        &format!("SELECT vid, object_id, version FROM audit_version_names WHERE {condition}"),
+        &format!(
+            "SELECT vid, object_id, version, modified FROM audit_version_names WHERE {condition}"
+        ),
         params,
     )?;
     Ok(rows
@@ -2550,8 +2564,32 @@ fn deleted_names(
             object_id: r.get(1),
             version: r.get(2),
             deleted: true,
+            modified: r.get(3),
         })
         .collect())
+}
+
+/// The names of version rows `vids` (object id, `modified`), held or kept at deletion: one
+/// round trip.
+fn name_keys(
+    c: &mut impl ::postgres::GenericClient,
+    vids: &[i64],
+) -> Result<crate::audit::NameKeys> {
+    if vids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = c.query(
+        "SELECT vid, id, modified FROM object_versions WHERE vid = ANY($1)
+         UNION ALL
+         SELECT vid, object_id, modified FROM audit_version_names WHERE vid = ANY($1)",
+        &[&vids],
+    )?;
+    let mut out = crate::audit::NameKeys::with_capacity(vids.len());
+    for r in rows {
+        // A held row wins over a kept name (vids are never reused, so both cannot differ).
+        out.entry(r.get(0)).or_insert_with(|| (r.get(1), r.get(2)));
+    }
+    Ok(out)
 }
 
 /// Appends the transfers of `records` after the head, inside the caller's transaction: takes
@@ -2571,6 +2609,8 @@ fn insert_transfers(
         &[&AUDIT_LOCK_CLASS, &lock_key],
     )?;
     let mut pending = group_records(records, digest);
+    let names = name_keys(client, &pending_vids(&pending))?;
+    crate::audit::name_transfers(&mut pending, &names);
     chain_transfers(head(client)?, now_ns(), &mut pending);
     let sql = insert_transfer_sql();
     for p in &pending {
@@ -2579,11 +2619,11 @@ fn insert_transfers(
     Ok(())
 }
 
-/// The one INSERT of a transfer entry (`$1`–`$14`: [`TRANSFER_COLUMNS`], `$15`: its vids).
+/// The one INSERT of a transfer entry (`$1`–`$15`: [`TRANSFER_COLUMNS`], `$16`: its vids).
 fn insert_transfer_sql() -> String {
     format!(
         "INSERT INTO audit_entries ({TRANSFER_COLUMNS}, vids)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     )
 }
 
@@ -2600,6 +2640,7 @@ where
     let e = &p.entry;
     let dictionary = serde_json::to_string(&e.dictionary).unwrap_or_default();
     let digest = e.digest.as_ref().map(|d| &d[..]);
+    let names = e.names.as_ref().map(|d| &d[..]);
     client.execute(
         statement,
         &[
@@ -2617,6 +2658,7 @@ where
             &digest,
             &&e.prev_hash[..],
             &&e.hash[..],
+            &names,
             &p.vids,
         ],
     )?;
@@ -2698,20 +2740,24 @@ fn copy_audit_tables(
                 &r.get::<_, Option<Vec<u8>>>(11)?,
                 &r.get::<_, Vec<u8>>(12)?,
                 &r.get::<_, Vec<u8>>(13)?,
+                &r.get::<_, Option<Vec<u8>>>(14)?,
                 &vids,
             ],
         )?;
         *n += 1;
     }
-    let mut st = src.prepare("SELECT vid, object_id, version FROM audit_version_names")?;
+    let mut st =
+        src.prepare("SELECT vid, object_id, version, modified FROM audit_version_names")?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         tx.execute(
-            "INSERT INTO audit_version_names (vid, object_id, version) VALUES ($1, $2, $3)",
+            "INSERT INTO audit_version_names (vid, object_id, version, modified)
+             VALUES ($1, $2, $3, $4)",
             &[
                 &r.get::<_, i64>(0)?,
                 &r.get::<_, String>(1)?,
                 &r.get::<_, String>(2)?,
+                &r.get::<_, Option<String>>(3)?,
             ],
         )?;
         *n += 1;

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::audit::{
     ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
-    chain_after, chain_transfers, group_records,
+    chain_after, chain_transfers, group_records, pending_vids,
 };
 use crate::{
     AddOutcome, AuditQuery, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_packages.sql"),
     include_str!("../migrations/sqlite/0010_foreign_versions.sql"),
     include_str!("../migrations/sqlite/0011_foreign_shadows.sql"),
+    include_str!("../migrations/sqlite/0012_audit_names.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -717,9 +718,10 @@ impl SqliteStore {
         }
         for name in names {
             tx.execute(
-                "INSERT OR IGNORE INTO audit_version_names (vid, object_id, version)
-                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = ?1)",
-                params![name.vid, name.object_id, name.version],
+                "INSERT OR IGNORE INTO audit_version_names (vid, object_id, version, modified)
+                 SELECT ?1, ?2, ?3, ?4
+                 WHERE NOT EXISTS (SELECT 1 FROM object_versions WHERE vid = ?1)",
+                params![name.vid, name.object_id, name.version, name.modified],
             )?;
         }
         tx.commit()?;
@@ -1374,7 +1376,7 @@ impl Store for SqliteStore {
 
 /// The columns of a transfer entry, in [`transfer_row`]'s order.
 const TRANSFER_COLUMNS: &str = "seq, time_ns, direction, door, partner, person, collection_id, \
-     policy_version, count, dictionary, items, digest, prev_hash, hash";
+     policy_version, count, dictionary, items, digest, prev_hash, hash, names";
 
 /// The columns of a checkpoint, in [`checkpoint_row`]'s order.
 const CHECKPOINT_COLUMNS: &str = "no, entry_seq, entry_hash, time_ns, prev, key, signature";
@@ -1403,6 +1405,7 @@ fn transfer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferEntry> {
         digest: r.get::<_, Option<Vec<u8>>>(11)?.map(h32),
         prev_hash: h32(r.get(12)?),
         hash: h32(r.get(13)?),
+        names: r.get::<_, Option<Vec<u8>>>(14)?.map(h32),
     })
 }
 
@@ -1471,11 +1474,13 @@ fn version_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<V
          FROM object_versions v WHERE {condition}"
     ))?;
     let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        let modified: Option<String> = r.get(2)?;
         Ok(VersionName {
             vid: r.get(0)?,
             object_id: r.get(1)?,
-            version: crate::audit::version_text(r.get(2)?, r.get(3)?),
+            version: crate::audit::version_text(modified.clone(), r.get(3)?),
             deleted: false,
+            modified,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -1484,7 +1489,7 @@ fn version_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<V
 /// Names kept of deleted version rows that pass `condition`.
 fn deleted_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<Vec<VersionName>> {
     let mut st = c.prepare_cached(&format!(
-        "SELECT vid, object_id, version FROM audit_version_names WHERE {condition}"
+        "SELECT vid, object_id, version, modified FROM audit_version_names WHERE {condition}"
     ))?;
     let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
         Ok(VersionName {
@@ -1492,9 +1497,32 @@ fn deleted_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<V
             object_id: r.get(1)?,
             version: r.get(2)?,
             deleted: true,
+            modified: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The names of version rows `vids` (object id, `modified`), held or kept at deletion, by
+/// point look-ups in the caller's transaction (a page's rows are usually consecutive, so
+/// the look-ups share b-tree pages).
+fn name_keys(conn: &Connection, vids: &[i64]) -> Result<crate::audit::NameKeys> {
+    let mut held =
+        conn.prepare_cached("SELECT id, modified FROM object_versions WHERE vid = ?1")?;
+    let mut kept =
+        conn.prepare_cached("SELECT object_id, modified FROM audit_version_names WHERE vid = ?1")?;
+    let mut out = crate::audit::NameKeys::with_capacity(vids.len());
+    for &vid in vids {
+        let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        let name = match held.query_row([vid], row).optional()? {
+            Some(n) => Some(n),
+            None => kept.query_row([vid], row).optional()?,
+        };
+        if let Some(n) = name {
+            out.insert(vid, n);
+        }
+    }
+    Ok(out)
 }
 
 /// Appends the transfers of `records` after the head, inside the caller's write transaction
@@ -1508,10 +1536,12 @@ fn insert_transfers(
         return Ok(());
     }
     let mut pending = group_records(records, digest);
+    let names = name_keys(conn, &pending_vids(&pending))?;
+    crate::audit::name_transfers(&mut pending, &names);
     chain_transfers(head(conn)?, now_ns(), &mut pending);
     let mut st = conn.prepare_cached(&format!(
         "INSERT INTO audit_entries ({TRANSFER_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
     let mut post =
         conn.prepare_cached("INSERT OR IGNORE INTO audit_postings (vid, seq) VALUES (?1, ?2)")?;
@@ -1531,7 +1561,8 @@ fn insert_transfers(
             e.items,
             e.digest.as_ref().map(|d| &d[..]),
             &e.prev_hash[..],
-            &e.hash[..]
+            &e.hash[..],
+            e.names.as_ref().map(|d| &d[..])
         ])?;
         for v in &p.vids {
             post.execute(params![v, e.seq])?;

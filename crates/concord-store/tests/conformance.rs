@@ -1158,8 +1158,8 @@ fn audit_log_is_a_chain(store: &dyn Store) {
     );
     assert_eq!(
         audit::verify_archive(&renamed, Some(&trusted)).map_err(|e| e.kind()),
-        Err("archive"),
-        "a name edited: the seal"
+        Err("renamed"),
+        "a name edited: not the one the entry recorded (the seal breaks too)"
     );
     store.archive_audit(&boundary).unwrap();
     assert!(store.archive_audit(&boundary).is_err(), "archived once");
@@ -1289,6 +1289,175 @@ fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str), unindex: (&s
             .error,
         Some(AuditError::Forged { no: 1 })
     );
+}
+
+/// Issue 17, attack a1 #1: the names `audit show` prints for an entry's version rows (object
+/// id and `modified`, in `object_versions`, else `audit_version_names` once a row is deleted)
+/// lie outside the chain. Each entry binds them by its names digest, so a renamed row is named
+/// by `verify`, by the web UI's check of the entries it shows and by `archive`, before and
+/// after the row is deleted; an SCO version (no `modified`) whose first `date_added` goes is
+/// not a rename.
+fn audit_renames_are_named(store: &dyn Store, exec: &dyn Fn(&str)) {
+    use concord_store::audit;
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "r".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let other = store
+        .create_collection(&NewCollection {
+            alias: "r2".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let sco = obj("0000a5c0-8ff6-4a8b-9c2f-6e5a3b1f0d11", None, "198.51.100.7");
+    let objects: Vec<Value> = (0..3)
+        .map(|i| {
+            obj(
+                &format!("{i:08x}-1111-4a8b-9c2f-6e5a3b1f0d11"),
+                Some("2016-01-01T00:00:00.000Z"),
+                "n",
+            )
+        })
+        .chain([sco.clone()])
+        .collect();
+    add(store, &coll.id, &objects);
+    add(store, &other.id, &[sco]);
+    let e = all(store, &coll.id, &ObjectFilter::default());
+    assert_eq!(e.len(), 4);
+    store
+        .append_transfer(&sent("acme", &coll.id, &e, "sent"), None)
+        .unwrap();
+    store
+        .append_transfer(&sent("bsi", &coll.id, &e[..1], "sent"), None)
+        .unwrap();
+    let log = store
+        .audit_entries(&concord_store::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        log.iter().all(|e| e.names.is_some()),
+        "new entries bind names"
+    );
+    assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
+    let verify = || audit::verify_log(store, None, true).unwrap().error;
+    let shown = || {
+        let log = store
+            .audit_entries(&concord_store::AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        audit::verify_shown(store, &log, None).unwrap().err()
+    };
+    let first = e.iter().min_by_key(|x| x.vid).unwrap().clone();
+    let campaign = e
+        .iter()
+        .find(|x| x.id.starts_with("campaign--"))
+        .unwrap()
+        .clone();
+    let ip = e
+        .iter()
+        .find(|x| x.id.starts_with("ipv4-addr--"))
+        .unwrap()
+        .clone();
+    // A held row renamed: `audit show --object` would find another object.
+    exec(&format!(
+        "UPDATE object_versions SET id = 'campaign--ffffffff-1111-4a8b-9c2f-6e5a3b1f0d11' WHERE vid = {}",
+        campaign.vid
+    ));
+    let found = verify().expect("a renamed version row is found");
+    assert_eq!(
+        (found.kind(), found.seq()),
+        ("renamed", 1),
+        "the first entry that names it"
+    );
+    assert_eq!(
+        shown().map(|e| e.kind()),
+        Some("renamed"),
+        "the web UI's check too"
+    );
+    exec(&format!(
+        "UPDATE object_versions SET id = '{}' WHERE vid = {}",
+        campaign.id, campaign.vid
+    ));
+    assert_eq!(verify(), None, "restored");
+    // Its `modified` edited: `audit show` would name another version.
+    exec(&format!(
+        "UPDATE object_versions SET modified = '2030-01-01T00:00:00.000Z' WHERE vid = {}",
+        campaign.vid
+    ));
+    assert_eq!(verify().map(|e| e.kind()), Some("renamed"));
+    exec(&format!(
+        "UPDATE object_versions SET modified = '2016-01-01T00:00:00.000Z' WHERE vid = {}",
+        campaign.vid
+    ));
+    assert_eq!(verify(), None);
+    // The SCO's first date_added goes (its entry in the other collection is deleted or it
+    // was first added there): its version text may change, which is not a rename.
+    let every = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..Default::default()
+    };
+    assert_eq!(store.delete_object(&other.id, &ip.id, &every).unwrap(), 1);
+    assert_eq!(verify(), None, "an SCO's version text is not bound");
+    // Deleted rows keep their names, bound as before; a kept name edited is found too.
+    assert_eq!(store.delete_object(&coll.id, &first.id, &every).unwrap(), 1);
+    assert_eq!(
+        verify(),
+        None,
+        "a deleted row's kept name is the one recorded"
+    );
+    exec(&format!(
+        "UPDATE audit_version_names SET object_id = 'campaign--eeeeeeee-1111-4a8b-9c2f-6e5a3b1f0d11' WHERE vid = {}",
+        first.vid
+    ));
+    let found = verify().expect("a renamed kept name is found");
+    assert_eq!(found.kind(), "renamed");
+    assert!(
+        found.to_string().contains("renamed"),
+        "the message says what: {found}"
+    );
+    // An archive is not written over renamed rows.
+    let k = key(3);
+    let cut = audit::checkpoint(store, &k, 5).unwrap();
+    let mut out = Vec::new();
+    let err = audit::write_archive(store, &k, &cut, "a.jsonl", 6, &mut out).unwrap_err();
+    assert!(err.to_string().contains("renamed"), "{err}");
+    exec(&format!(
+        "UPDATE audit_version_names SET object_id = '{}' WHERE vid = {}",
+        first.id, first.vid
+    ));
+    assert_eq!(verify(), None);
+    // A sealed archive carries the names and checks them offline.
+    let mut out = Vec::new();
+    audit::write_archive(store, &k, &cut, "a.jsonl", 6, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(audit::verify_archive(&text, Some(&k.public())).is_ok());
+    // … and names a kept name edited before the archive was sealed (resealed here with the
+    // node key, as a writer with the key and a renamed database would have sealed it).
+    use sha2::Digest;
+    let body_end = text.trim_end_matches('\n').rfind('\n').unwrap() + 1;
+    let body = text[..body_end].replace(
+        &format!("\"{}\"", first.id),
+        "\"campaign--eeeeeeee-1111-4a8b-9c2f-6e5a3b1f0d11\"",
+    );
+    assert_ne!(
+        body,
+        text[..body_end],
+        "the archive names the deleted version"
+    );
+    let digest: [u8; 32] = sha2::Sha256::digest(body.as_bytes()).into();
+    let seal = audit::ArchiveLine::Seal {
+        sha256: concord_store::node_key::hex(&digest),
+        signature: concord_store::node_key::hex(&k.sign(&digest)),
+    };
+    let resealed = format!("{body}{}\n", serde_json::to_string(&seal).unwrap());
+    let err = audit::verify_archive(&resealed, Some(&k.public())).unwrap_err();
+    assert_eq!((err.kind(), err.seq()), ("renamed", log[0].seq));
 }
 
 /// A log of the per-object format (schema 3) stays verifiable after the migration, and the
@@ -1747,6 +1916,11 @@ macro_rules! store_suite {
                 super::audit_log_is_a_chain(&s)
             }
             #[test]
+            fn audit_renames_are_named() {
+                let Some((s, g)) = $make else { return };
+                super::audit_renames_are_named(&s, &|sql| bypass(&g, sql))
+            }
+            #[test]
             fn audit_tampering_is_named() {
                 let Some((s, g)) = $make else { return };
                 super::audit_tampering_is_named(&s, &|sql| bypass(&g, sql), g.unindex())
@@ -1973,7 +2147,8 @@ mod postgres_only {
                 "0008_versions_per_collection",
                 "0009_packages",
                 "0010_foreign_versions",
-                "0011_foreign_shadows"
+                "0011_foreign_shadows",
+                "0012_audit_names"
             ]
         );
         check_migrated(&store);

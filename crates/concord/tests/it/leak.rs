@@ -1323,6 +1323,11 @@ fn nothing_leaves_that_the_policy_forbids() {
         placements().len() + 3
     );
     assert!(combinations > 1000, "{combinations}");
+    // Every door above appended its transfers: the whole log verifies, each entry's names
+    // digest included (a door that appended before its version rows were named, or named
+    // rows a later write renames, would show here as `renamed`).
+    let (code, out, err) = cli(&f.node, &["audit", "verify", "--full"]);
+    assert_eq!(code, 0, "audit verify --full after every door: {out}{err}");
 }
 
 /// `next` of the first page of `path` (which must have more).
