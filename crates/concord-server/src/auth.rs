@@ -146,6 +146,15 @@ pub struct AuthLimits {
     /// Failed (key id, secret) pairs remembered, so that repeating one costs no argon2.
     /// Default 10,000 (about 1.5 MB); when full, the oldest half is forgotten.
     pub negative_cache: usize,
+    /// Requests one partner may make per second, sustained, once its key is verified (every
+    /// route that takes an API key: TAXII, `/api/match`, feeds, streams). Each read is an
+    /// audited transfer, so this also bounds how fast one partner can grow the audit log
+    /// (issue 17). One more is answered 429 with `Retry-After`, naming this limit. Default
+    /// 100; 0: no limit. The admin token is not limited.
+    pub partner_requests_per_sec: u32,
+    /// Requests one partner may make at once above that rate (the bucket's size). Default
+    /// 500 (a sync round paging quickly through a large collection); at least 1.
+    pub partner_request_burst: u32,
 }
 
 impl Default for AuthLimits {
@@ -156,6 +165,8 @@ impl Default for AuthLimits {
             failures_per_source: 30,
             failures_per_key: 10,
             negative_cache: 10_000,
+            partner_requests_per_sec: 100,
+            partner_request_burst: 500,
         }
     }
 }
@@ -179,6 +190,21 @@ pub enum AuthError {
         /// A hint: verifications take tens of milliseconds, so a second is plenty.
         retry_after: Duration,
     },
+    /// The partner, whose key is good, is over its request quota
+    /// ([`AuthLimits::partner_requests_per_sec`], [`AuthLimits::partner_request_burst`]):
+    /// HTTP 429.
+    #[error(
+        "too many requests from this partner (partner_requests_per_sec {per_sec}, burst {burst}); retry after {} s",
+        secs(*.retry_after)
+    )]
+    PartnerRate {
+        /// When the quota allows the next request.
+        retry_after: Duration,
+        /// The limit, per second.
+        per_sec: u32,
+        /// The burst.
+        burst: u32,
+    },
     /// The verification's worker thread failed.
     #[error("credential check failed: {0}")]
     Worker(String),
@@ -188,9 +214,9 @@ impl AuthError {
     /// The `Retry-After` of a refusal (whole seconds, at least 1), `None` for a failure.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            AuthError::Throttled { retry_after } | AuthError::Busy { retry_after } => {
-                Some(secs(*retry_after))
-            }
+            AuthError::Throttled { retry_after }
+            | AuthError::Busy { retry_after }
+            | AuthError::PartnerRate { retry_after, .. } => Some(secs(*retry_after)),
             _ => None,
         }
     }
@@ -225,6 +251,8 @@ pub struct Authenticator {
     hashers: Mutex<std::sync::mpsc::Sender<HashJob>>,
     by_source: KeyedLimiter<IpAddr>,
     by_key: KeyedLimiter<String>,
+    /// Requests of verified partners, by partner name; `None`: no limit.
+    by_partner: Option<KeyedLimiter<String>>,
     argon2_runs: AtomicU64,
 }
 
@@ -288,6 +316,11 @@ impl Authenticator {
             running: Arc::new(Semaphore::new(concurrency)),
             by_source: governor::RateLimiter::keyed(per_minute(limits.failures_per_source)),
             by_key: governor::RateLimiter::keyed(per_minute(limits.failures_per_key)),
+            by_partner: NonZeroU32::new(limits.partner_requests_per_sec).map(|rate| {
+                let burst =
+                    NonZeroU32::new(limits.partner_request_burst).unwrap_or(NonZeroU32::MIN);
+                governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+            }),
             argon2_runs: AtomicU64::new(0),
             limits,
         }
@@ -350,6 +383,7 @@ impl Authenticator {
         let digest = token_hash(&token);
         let verified = lock(&self.verified).get(&digest) == Some(&hash);
         if verified && let Some(p) = &partner {
+            self.charge_partner(&p.name)?;
             return Ok(Some(access(p)));
         }
         self.charge(source, Some(key_id))?;
@@ -365,7 +399,31 @@ impl Authenticator {
         } else {
             self.remember_failure(digest, hash);
         }
-        Ok(partner.filter(|_| ok).map(|p| access(&p)))
+        match partner.filter(|_| ok) {
+            Some(p) => {
+                self.charge_partner(&p.name)?;
+                Ok(Some(access(&p)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Counts a request of a verified partner against its quota
+    /// ([`AuthLimits::partner_requests_per_sec`]); refuses it when spent. Partners are
+    /// few and named by the operator, so the map stays small.
+    fn charge_partner(&self, name: &str) -> Result<(), AuthError> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(limiter) = &self.by_partner else {
+            return Ok(());
+        };
+        let now = DefaultClock::default().now();
+        limiter
+            .check_key(&name.to_owned())
+            .map_err(|nu| AuthError::PartnerRate {
+                retry_after: nu.wait_time_from(now),
+                per_sec: self.limits.partner_requests_per_sec,
+                burst: self.limits.partner_request_burst.max(1),
+            })
     }
 
     /// The partner with key id `key_id`, from the cached list (re-read at most once a

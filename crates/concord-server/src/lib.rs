@@ -143,7 +143,9 @@ pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> 
 /// with the same status and header.
 pub fn auth_error_response(e: &auth::AuthError) -> Response {
     let code = match e {
-        auth::AuthError::Throttled { .. } => ErrorCode::TooManyRequests,
+        auth::AuthError::Throttled { .. } | auth::AuthError::PartnerRate { .. } => {
+            ErrorCode::TooManyRequests
+        }
         auth::AuthError::Busy { .. } => ErrorCode::ServiceUnavailable,
         _ => ErrorCode::Internal,
     };

@@ -122,6 +122,8 @@ tlp_version = "2.0"
 # failures_per_source = 30             # failed logins per minute per address; then 429
 # failures_per_key = 10                # the same per API key id (web UI account)
 # negative_cache = 10000               # failed keys remembered (no argon2 when repeated)
+# partner_requests_per_sec = 100       # requests per second one partner may make (each read is audited); then 429; 0: off
+# partner_request_burst = 500          # requests one partner may make at once above that rate
 # tls_handshake_timeout_secs = 10      # TLS: a handshake not done by then is closed
 # header_read_timeout_secs = 10        # a request header not read by then is closed
 # body_timeout_secs = 30               # a request body not received whole by then gets 408, connection closed
@@ -464,6 +466,10 @@ pub struct Limits {
     pub failures_per_key: u32,
     /// See [`concord_server::auth::AuthLimits::negative_cache`] (entries).
     pub negative_cache: usize,
+    /// See [`concord_server::auth::AuthLimits::partner_requests_per_sec`] (0: off).
+    pub partner_requests_per_sec: u32,
+    /// See [`concord_server::auth::AuthLimits::partner_request_burst`].
+    pub partner_request_burst: u32,
     /// [`concord_server::ConnLimits::handshake`], seconds.
     pub tls_handshake_timeout_secs: u64,
     /// [`concord_server::ConnLimits::header_read`], seconds.
@@ -540,6 +546,8 @@ impl Default for Limits {
             failures_per_source: auth.failures_per_source,
             failures_per_key: auth.failures_per_key,
             negative_cache: auth.negative_cache,
+            partner_requests_per_sec: auth.partner_requests_per_sec,
+            partner_request_burst: auth.partner_request_burst,
             tls_handshake_timeout_secs: t.handshake.as_secs(),
             header_read_timeout_secs: t.header_read.as_secs(),
             write_timeout_secs: t.write.as_secs(),
@@ -584,6 +592,8 @@ impl Limits {
             failures_per_source: self.failures_per_source,
             failures_per_key: self.failures_per_key,
             negative_cache: self.negative_cache,
+            partner_requests_per_sec: self.partner_requests_per_sec,
+            partner_request_burst: self.partner_request_burst,
         }
     }
 
