@@ -14,7 +14,8 @@ pub const BASE_POLICY_VERSION: &str = "tlp-v1";
 #[derive(Clone, Debug)]
 pub struct Door<'a> {
     /// `taxii-objects`, `taxii-object`, `taxii-versions`, `taxii-manifest`, `taxii-post`,
-    /// `taxii-delete`, `export`, `import`, `sync-push`, `sync-sightings`, `sync-pull`,
+    /// `taxii-delete`, `taxii-tombstones`, `export`, `import`, `sync-push`,
+    /// `sync-push-delete`, `sync-sightings`, `sync-pull`, `sync-tombstones`,
     /// `api-match` (compiling a partner's set), `api-match-hits` (the ids a match answer
     /// names); the web UI's `web-list`, `web-object`, `web-graph`, `web-import`.
     pub door: &'a str,

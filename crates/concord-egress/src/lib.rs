@@ -66,7 +66,7 @@ mod keyed;
 pub mod tombstones;
 
 pub use audit::{BASE_POLICY_VERSION, Door};
-pub use tombstones::{Tombstone, TombstonePage};
+pub use tombstones::{Tombstone, TombstonePage, names_date_added};
 
 /// Who receives.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,8 +35,24 @@ const MARK: &str = "tombstones";
 pub struct Tombstone {
     /// The id the audience received (a keyed id for an SCO it received rewritten).
     pub id: String,
-    /// The version (`modified` as the producer wrote it).
+    /// The version (TAXII 2.1 §3.4.1): `modified` (else `created`) as the producer wrote
+    /// it; for an object without either, the `date_added` it had here
+    /// ([`concord_store::Entry::version`]), which names no version on another node (see
+    /// [`names_date_added`]).
     pub version: String,
+    /// The deleted version row ([`concord_store::Entry::vid`]): what the audit log names.
+    pub vid: i64,
+}
+
+/// Whether the versions of the object `id` are named by their `date_added` rather than by
+/// a version of their own: an SCO has neither `modified` nor `created` (STIX 2.1 §6.1, its
+/// common properties), so its TAXII version (TAXII 2.1 §3.4.1) is the `date_added` of the
+/// node that holds it, different on every node. A tombstone of such an object names it by
+/// the sender's `date_added`: the receiver matches it by id (an SCO is not versioned, STIX
+/// 2.1 §3.6), among its own copies without a version of their own.
+pub fn names_date_added(id: &str) -> bool {
+    id.split_once("--")
+        .is_some_and(|(t, _)| kind_of(t) == ObjectKind::Sco)
 }
 
 /// An answer of [`Egress::tombstones`].
@@ -63,6 +79,47 @@ impl Egress {
         collection_id: &str,
         after: Option<&str>,
     ) -> Result<TombstonePage, EgressError> {
+        let page = self.tombstones_unrecorded(audience, collection_id, after, None)?;
+        let door = Door {
+            door: "taxii-tombstones",
+            partner: audience.name(),
+            collection: collection_id,
+            policy_version: &self.policy().version,
+        };
+        let records: Vec<_> = page
+            .tombstones
+            .iter()
+            .map(|t| {
+                door.record(
+                    "egress",
+                    t.vid,
+                    &t.id,
+                    t.version.clone(),
+                    "sent",
+                    Vec::new(),
+                )
+            })
+            .collect();
+        if !records.is_empty() {
+            self.store.append_audit(&records)?;
+        }
+        Ok(page)
+    }
+
+    /// What [`Egress::tombstones`] answers, without recording it: for a caller that sends
+    /// each tombstone on its own and records it as it leaves (sync push sends each as a
+    /// TAXII DELETE, door `sync-push-delete`). `via`: only versions the audience received
+    /// through this door (`sync-push`: what was pushed to it), rather than through any.
+    /// The same `after` gives the same tombstones first (the log only grows), so a caller
+    /// may resume within an answer by skipping those it already sent. Errors: as
+    /// [`Egress::tombstones`].
+    pub fn tombstones_unrecorded(
+        &self,
+        audience: &Audience,
+        collection_id: &str,
+        after: Option<&str>,
+        via: Option<&str>,
+    ) -> Result<TombstonePage, EgressError> {
         let mut seq = match after {
             Some(t) => {
                 let c = self.open_cursor(t, collection_id, audience)?;
@@ -77,7 +134,7 @@ impl Egress {
             Audience::Partner(_) => Some(collection_sharing(self.store.as_ref(), collection_id)?),
             Audience::Operator(_) => None,
         };
-        let mut found: Vec<(i64, Tombstone)> = Vec::new();
+        let mut found: Vec<Tombstone> = Vec::new();
         let mut given = HashSet::new();
         let mut more = false;
         'scan: loop {
@@ -96,8 +153,10 @@ impl Egress {
                         if item.decision != Decision::Deleted || !given.insert(item.vid) {
                             continue;
                         }
-                        if let Some(t) = self.tombstone(audience, sharing.as_ref(), e, item.vid)? {
-                            found.push((item.vid, t));
+                        if let Some(t) =
+                            self.tombstone(audience, sharing.as_ref(), e, item.vid, via)?
+                        {
+                            found.push(t);
                         }
                     }
                 }
@@ -112,21 +171,6 @@ impl Egress {
             }
             seq = last;
         }
-        let door = Door {
-            door: "taxii-tombstones",
-            partner: audience.name(),
-            collection: collection_id,
-            policy_version: &self.policy().version,
-        };
-        let records: Vec<_> = found
-            .iter()
-            .map(|(vid, t)| {
-                door.record("egress", *vid, &t.id, t.version.clone(), "sent", Vec::new())
-            })
-            .collect();
-        if !records.is_empty() {
-            self.store.append_audit(&records)?;
-        }
         let next = self.seal_cursor(
             &Cursor {
                 date_added_ns: 0,
@@ -138,20 +182,22 @@ impl Egress {
             audience,
         )?;
         Ok(TombstonePage {
-            tombstones: found.into_iter().map(|(_, t)| t).collect(),
+            tombstones: found,
             more,
             next,
         })
     }
 
     /// The tombstone of the version row `vid` deleted by `deletion`, as `audience` received
-    /// it; `None` when it did not receive it from this collection before the deletion.
+    /// it; `None` when it did not receive it from this collection before the deletion
+    /// (through the door `via`, when given).
     fn tombstone(
         &self,
         audience: &Audience,
         sharing: Option<&concord_policy::egress::CollectionSharing>,
         deletion: &TransferEntry,
         vid: i64,
+        via: Option<&str>,
     ) -> Result<Option<Tombstone>, EgressError> {
         let Some(name) = self.store.audit_names(&[vid])?.into_iter().next() else {
             return Ok(None);
@@ -161,6 +207,7 @@ impl Egress {
                 return Ok(Some(Tombstone {
                     id: name.object_id,
                     version: name.version,
+                    vid,
                 }));
             }
             Audience::Partner(p) => p,
@@ -179,7 +226,10 @@ impl Egress {
                 ..AuditQuery::default()
             })?;
             for e in &entries {
-                if e.direction != "egress" || e.collection != deletion.collection {
+                if e.direction != "egress"
+                    || e.collection != deletion.collection
+                    || via.is_some_and(|door| e.door != door)
+                {
                     continue;
                 }
                 for item in e.decoded().unwrap_or_default() {
@@ -219,6 +269,7 @@ impl Egress {
         Ok(Some(Tombstone {
             id,
             version: name.version,
+            vid,
         }))
     }
 }

@@ -817,6 +817,26 @@ fn tombstones_name_only_what_the_audience_received_as_it_received_it() {
     assert!(!page.more);
     let none = n.egress.tombstones(&other, &n.collection, None).unwrap();
     assert!(none.tombstones.is_empty(), "{:?}", none.tombstones);
+    // Through one door only (sync push sends the deletes of what it pushed): the reads
+    // above went through door `test`, none through `sync-push`. Nothing of it is recorded.
+    let via = |door: &str| {
+        n.egress
+            .tombstones_unrecorded(&abroad(), &n.collection, None, Some(door))
+            .unwrap()
+            .tombstones
+    };
+    assert!(via("sync-push").is_empty());
+    let by_test = via("test");
+    assert_eq!(by_test, page.tombstones);
+    // An SCO's version is the `date_added` it had here: named so.
+    for t in &by_test {
+        assert_eq!(
+            concord_egress::names_date_added(&t.id),
+            t.id.starts_with("email-addr--"),
+            "{}",
+            t.id
+        );
+    }
     let all = n
         .egress
         .tombstones(&Audience::Operator("admin".into()), &n.collection, None)
@@ -854,5 +874,10 @@ fn tombstones_name_only_what_the_audience_received_as_it_received_it() {
     assert!(
         told.iter()
             .any(|e| e.door == "taxii-tombstones" && e.count == 2)
+    );
+    assert_eq!(
+        told.iter().filter(|e| e.door == "taxii-tombstones").count(),
+        1,
+        "the unrecorded reads were recorded"
     );
 }

@@ -1246,9 +1246,13 @@ async fn versions(
 
 /// TAXII 2.1 §5.7 Delete An Object. Needs write access (403 otherwise, as TAXII asks); a
 /// partner removes only the versions it would receive by reading (the door decides, so a
-/// withheld or newer RED version stays, and a stored id of a renamed SCO finds nothing):
-/// a partner cannot destroy what it may not see, and the answer for a version it may not
-/// see is the 404 of one that does not exist. Every delete is audited (`taxii-delete`).
+/// withheld or newer RED version stays, and a stored id of a renamed SCO finds nothing)
+/// and the version rows its own writes stored (its TAXII POSTs, a peer's pushes linked to
+/// it: the audit log's ingress entries by it, [`wrote`]), whether or not it may read the
+/// collection: it learns nothing it did not send, and a node that only pushes here can pass
+/// its deletes on (issue 21). A partner cannot destroy what it may neither see nor wrote,
+/// and the answer for such a version is the 404 of one that does not exist. Every delete is
+/// audited (`taxii-delete`).
 async fn delete_object(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -1272,7 +1276,7 @@ async fn delete_object(
         let store = egress.store().clone();
         // Every version the filter selects, as the principal would read them; a partner
         // without read access reads nothing, so deletes nothing.
-        let mut selected = Vec::new();
+        let mut selected: Vec<(i64, String)> = Vec::new();
         if principal.can_read(&c.id) {
             let mut after = None;
             loop {
@@ -1285,9 +1289,44 @@ async fn delete_object(
                     concord_taxii::query::MAX_LIMIT,
                     false,
                 )?;
-                selected.extend(t.entries.into_iter().filter(|e| e.id == id));
+                selected.extend(
+                    t.entries
+                        .into_iter()
+                        .filter(|e| e.id == id)
+                        .map(|e| (e.vid, e.version)),
+                );
                 match resume {
                     Some(r) if t.more => after = Some(r),
+                    _ => break,
+                }
+            }
+        }
+        // What a partner wrote itself, by version row (a withheld version beside one it
+        // wrote under the same `(id, modified)` is another row, and stays).
+        if let Principal::Partner(p) = &principal {
+            let own = concord_store::partner_provenance(&p.profile.name);
+            let mut mine = filter.clone();
+            mine.foreign = concord_store::ForeignVersions::Of(own);
+            let mut after = None;
+            loop {
+                let page = store.entries(
+                    &c.id,
+                    &mine,
+                    &concord_store::PageRequest {
+                        limit: concord_taxii::query::MAX_LIMIT,
+                        after,
+                    },
+                    false,
+                )?;
+                for e in &page.entries {
+                    if !selected.iter().any(|(vid, _)| *vid == e.vid)
+                        && wrote(store.as_ref(), &p.profile.name, &c.id, e.vid)?
+                    {
+                        selected.push((e.vid, e.version()));
+                    }
+                }
+                match page.entries.last() {
+                    Some(e) if page.more => after = Some(e.cursor()),
                     _ => break,
                 }
             }
@@ -1300,17 +1339,17 @@ async fn delete_object(
             collection: &c.id,
             policy_version: concord_egress::BASE_POLICY_VERSION,
         };
-        for v in &selected {
+        for (vid, version) in &selected {
             // By its row: another entry may share its `(id, modified)` and be withheld from
             // the principal ([`concord_store::WriteBatch::add_unseen`]).
-            let removed = store.delete_versions(&c.id, &id, &[v.vid])?;
+            let removed = store.delete_versions(&c.id, &id, &[*vid])?;
             if removed > 0 {
                 n += removed;
                 records.push(door.record(
                     "delete",
-                    v.vid,
+                    *vid,
                     &id,
-                    v.version.clone(),
+                    version.clone(),
                     "deleted",
                     Vec::new(),
                 ));
@@ -1324,6 +1363,41 @@ async fn delete_object(
         return Err(no_object(&object_id));
     }
     Ok(taxii_json(StatusCode::OK, String::new()))
+}
+
+/// Whether `partner`'s own writes into `collection_id` stored or found the version row
+/// `vid`: an ingress entry of the audit log by it names the row as added or already present.
+fn wrote(
+    store: &dyn Store,
+    partner: &str,
+    collection_id: &str,
+    vid: i64,
+) -> Result<bool, concord_store::StoreError> {
+    use concord_store::audit::Decision;
+    let mut after_seq = 0;
+    loop {
+        let entries = store.audit_entries(&concord_store::AuditQuery {
+            after_seq,
+            partner: Some(partner.to_owned()),
+            vids: vec![vid],
+            limit: 1000,
+            ..concord_store::AuditQuery::default()
+        })?;
+        for e in &entries {
+            if e.direction == "ingress"
+                && e.collection == collection_id
+                && e.decoded().unwrap_or_default().iter().any(|i| {
+                    i.vid == vid && matches!(i.decision, Decision::Added | Decision::AlreadyPresent)
+                })
+            {
+                return Ok(true);
+            }
+        }
+        match entries.last() {
+            Some(e) if entries.len() == 1000 => after_seq = e.seq,
+            _ => return Ok(false),
+        }
+    }
 }
 
 /// `GET …/collections/{id}/tombstones/[?next=TOKEN]` (not TAXII; issue 21, item 4): the

@@ -225,6 +225,20 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&str>,
     ) -> Result<(Answer, Value), ClientError> {
+        self.request_as(method, path, query, body, true)
+    }
+
+    /// [`Client::request`], with `json`: whether a 2xx answer must be a JSON object (a
+    /// DELETE's answer has no body: TAXII 2.1 §5.7); without, its body is not read as
+    /// JSON and the value is `null`.
+    fn request_as(
+        &self,
+        method: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&str>,
+        json: bool,
+    ) -> Result<(Answer, Value), ClientError> {
         let url = format!("{}{path}", self.root);
         let mut wait = self.backoff;
         let mut last = None;
@@ -234,6 +248,9 @@ impl Client {
                 wait *= 2;
             }
             match self.once(method, &url, query, body) {
+                Ok((status, answer)) if (200..300).contains(&status) && !json => {
+                    return Ok((answer, Value::Null));
+                }
                 Ok((status, answer)) if (200..300).contains(&status) => {
                     match serde_json::from_str::<Value>(&answer.body) {
                         Ok(v) if v.is_object() => return Ok((answer, v)),
@@ -295,7 +312,12 @@ impl Client {
     ) -> Result<(u16, Answer), String> {
         let result = match body {
             None => {
-                let mut req = self.agent.get(url).header("Accept", TAXII);
+                let mut req = if method == "DELETE" {
+                    self.agent.delete(url)
+                } else {
+                    self.agent.get(url)
+                }
+                .header("Accept", TAXII);
                 if let Some(a) = &self.authorization {
                     req = req.header("Authorization", a);
                 }
@@ -475,6 +497,23 @@ impl Client {
             more: v.get("more").and_then(Value::as_bool).unwrap_or(false),
             next,
         }))
+    }
+
+    /// Deletes an object's version from the peer's collection (TAXII 2.1 §5.7 Delete An
+    /// Object: `DELETE …/collections/{id}/objects/{object_id}/?match[version]=V`), every
+    /// version with `version` `None` (`match[version]=all`). A 404 is the peer's answer for
+    /// an object it does not hold (or not for this node), returned as the
+    /// [`ClientError::Status`] it is; retried like every request.
+    pub fn delete_object(
+        &self,
+        collection_id: &str,
+        object_id: &str,
+        version: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let path = format!("collections/{collection_id}/objects/{object_id}/");
+        let query = [("match[version]", version.unwrap_or("all"))];
+        self.request_as("DELETE", &path, &query, None, false)?;
+        Ok(())
     }
 
     /// POSTs an envelope (TAXII 2.1 §5.5); the status resource it answers with.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use concord_egress::{BASE_POLICY_VERSION, Door, Egress, EgressError};
+use concord_egress::{Audience, BASE_POLICY_VERSION, Door, Egress, EgressError, names_date_added};
 use concord_ingest::{Accepted, Container, IngestOptions, ingest};
 use concord_policy::egress::PartnerProfile;
 use concord_store::{Cursor, ObjectFilter, PageRequest, Store, VersionSelector};
@@ -70,6 +70,12 @@ pub struct RoundReport {
     /// Versions deleted here because the peer deleted them: its tombstones (issue 21),
     /// applied only to versions received from it.
     pub deleted: usize,
+    /// Versions deleted at the peer because they were deleted here after being pushed to
+    /// it (issue 21): the peer answered the TAXII DELETE with success.
+    pub push_deleted: usize,
+    /// Deletes sent to the peer that it answered 404: it did not hold the version (any
+    /// more), or does not let this node delete it. Counted as done, not sent again.
+    pub push_delete_absent: usize,
     /// Sightings sent home to this peer.
     pub sightings_home: usize,
     /// Answers to this peer's requests for assistance sent home to it (issue 18).
@@ -289,6 +295,19 @@ fn run(
             .unwrap_or(10 << 20) as usize;
         for (m, remote) in &resolved {
             if m.push {
+                // Deletions first, as for a pull: a version deleted here and added again
+                // since is pushed again after its delete, not deleted after its push.
+                push_deletes(
+                    store,
+                    &client,
+                    peer,
+                    m,
+                    remote,
+                    partner,
+                    cx,
+                    lease,
+                    &mut report,
+                )?;
                 push(
                     store,
                     &client,
@@ -534,8 +553,9 @@ fn pull(
 /// as door `sync-tombstones` (direction `delete`, by `peer:NAME`) — so the deletion is in
 /// this node's tombstones in turn, for the nodes that pull from it. The cursor is stored
 /// after each answer. A peer without tombstones (any TAXII server but Concord) deletes
-/// nothing. Versions without `modified` are named by their `date_added` at the peer, which
-/// is not theirs here: they are not deleted.
+/// nothing. An SCO, which has no `modified` and is named by its `date_added` at the peer
+/// (not its version here, [`names_date_added`]), is matched by id: the tombstone deletes
+/// its copies here without a version of their own that came from the peer.
 fn deletions(
     store: &dyn Store,
     client: &Client,
@@ -570,19 +590,30 @@ fn deletions(
         };
         let mut records = Vec::new();
         for (id, version) in &page.deleted {
-            let Ok(at) = concord_stix::Timestamp::parse(version) else {
-                continue;
+            // An object without a version of its own (an SCO) is named by the peer's
+            // `date_added`, which is not its version here: its copies here without a
+            // version of their own are the ones (an SCO is not versioned, STIX 2.1 §3.6;
+            // their provenance is recorded under the empty version).
+            let unversioned = names_date_added(id);
+            let selector = if unversioned {
+                VersionSelector::All
+            } else {
+                match concord_stix::Timestamp::parse(version) {
+                    Ok(at) => VersionSelector::At(at),
+                    Err(_) => continue,
+                }
             };
-            if !came_from(store, peer, id, Some(version))? {
+            let provenance = if unversioned { "" } else { version.as_str() };
+            if !came_from(store, peer, id, Some(provenance))? {
                 continue;
             }
             let filter = ObjectFilter {
                 ids: vec![id.clone()],
-                versions: vec![VersionSelector::At(at)],
+                versions: vec![selector],
                 spec_versions: vec!["2.0".into(), "2.1".into()],
                 ..ObjectFilter::default()
             };
-            let held = store
+            let held: Vec<concord_store::Entry> = store
                 .entries(
                     &m.local,
                     &filter,
@@ -592,7 +623,10 @@ fn deletions(
                     },
                     false,
                 )?
-                .entries;
+                .entries
+                .into_iter()
+                .filter(|e| !unversioned || e.version_text.is_none())
+                .collect();
             let vids: Vec<i64> = held.iter().map(|e| e.vid).collect();
             if vids.is_empty() {
                 continue;
@@ -612,6 +646,118 @@ fn deletions(
             return Ok(());
         }
     }
+}
+
+/// Where the deletes pushed to a peer stand: the tombstone cursor of the answer being sent
+/// (`None`: the start of the log) and how many of that answer's tombstones are done.
+#[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
+struct DeleteCursor {
+    next: Option<String>,
+    done: usize,
+}
+
+/// Deletions here reach a peer that is pushed to (issue 21), which never asks for
+/// tombstones: for each version of `m.local` pushed to the peer (door `sync-push`, to the
+/// peer's partner) and deleted here since, a TAXII 2.1 §5.7 DELETE of that version in the
+/// remote collection, under the id and version the peer received it by. The tombstones are
+/// the egress door's ([`Egress::tombstones_unrecorded`], the ones the tombstones endpoint
+/// gives, here only of pushed versions); each DELETE is recorded before it is sent (door
+/// `sync-push-delete`, direction `egress`, one entry per request). An object without a
+/// version of its own (an SCO, [`names_date_added`]) is deleted with `match[version]=all`:
+/// its version here is this node's `date_added`, which names nothing at the peer.
+///
+/// The cursor (tombstone token and how many of its answer are done) is stored after each
+/// DELETE, so each is sent once. A 404 counts as done (the peer does not hold it, or not
+/// for this node). Any other refusal (4xx: no write permission, a server without DELETE)
+/// is listed in `push_failures` and ends this mapping's deletes for the round, the cursor
+/// kept at it: it is sent again next round, and the push goes on. A transport error or 5xx
+/// (after retries) fails the round, as a failed POST does.
+#[allow(clippy::too_many_arguments)]
+fn push_deletes(
+    store: &dyn Store,
+    client: &Client,
+    peer: &Peer,
+    m: &Mapping,
+    remote: &str,
+    partner: &PartnerProfile,
+    cx: &PolicyContext<'_>,
+    lease: &Lease<'_>,
+    report: &mut RoundReport,
+) -> Result<(), SyncError> {
+    let key = cursor_key(&peer.name, m, "push-deletes");
+    let mut at: DeleteCursor = match store.setting(&key)? {
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| SyncError::Config(format!("setting {key}: not a delete cursor: {e}")))?,
+        None => DeleteCursor::default(),
+    };
+    let audience = Audience::Partner(partner.clone());
+    let policy = cx.egress.policy().version.clone();
+    let door = Door {
+        door: "sync-push-delete",
+        partner: &partner.name,
+        collection: &m.local,
+        policy_version: &policy,
+    };
+    loop {
+        lease.renew()?;
+        let page = match cx.egress.tombstones_unrecorded(
+            &audience,
+            &m.local,
+            at.next.as_deref(),
+            Some("sync-push"),
+        ) {
+            Ok(page) => page,
+            // Sealed for another audience: the peer's partner was changed (`peer add`
+            // again). Its deletes start over from the log's start; what the peer no longer
+            // holds answers 404.
+            Err(EgressError::BadCursor) if at.next.is_some() => {
+                tracing::warn!(peer = %peer.name, "sync: delete cursor of another partner; starting over");
+                at = DeleteCursor::default();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for t in page.tombstones.iter().skip(at.done) {
+            let version = (!names_date_added(&t.id)).then_some(t.version.as_str());
+            store.append_audit(&[door.record(
+                "egress",
+                t.vid,
+                &t.id,
+                t.version.clone(),
+                "sent",
+                Vec::new(),
+            )])?;
+            match client.delete_object(remote, &t.id, version) {
+                Ok(()) => report.push_deleted += 1,
+                Err(ClientError::Status { status: 404, .. }) => report.push_delete_absent += 1,
+                Err(
+                    e @ ClientError::Status {
+                        status: 400..=499, ..
+                    },
+                ) => {
+                    report
+                        .push_failures
+                        .push(format!("{} (version {}): delete: {e}", t.id, t.version));
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            at.done += 1;
+            store.set_setting(&key, &delete_cursor_json(&at))?;
+        }
+        at = DeleteCursor {
+            next: Some(page.next),
+            done: 0,
+        };
+        store.set_setting(&key, &delete_cursor_json(&at))?;
+        if !page.more {
+            return Ok(());
+        }
+    }
+}
+
+fn delete_cursor_json(c: &DeleteCursor) -> String {
+    serde_json::json!({"next": c.next, "done": c.done}).to_string()
 }
 
 fn cursor_to_json(c: &Cursor) -> String {

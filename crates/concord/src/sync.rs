@@ -252,7 +252,7 @@ pub fn sync_once(
             Ok(r) => {
                 if !json {
                     eprintln!(
-                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; deleted {} the peer deleted; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} sightings and {} answers home",
+                        "{}: pulled {} new ({} already held, {} invalid) in {} pages; deleted {} the peer deleted; pushed {} ({} echoes and {} held skipped, {} withheld by policy); {} deletes sent ({} not held there); {} sightings and {} answers home",
                         r.peer,
                         r.pulled_added,
                         r.pulled_present,
@@ -263,6 +263,8 @@ pub fn sync_once(
                         r.skipped_echo,
                         r.skipped_held,
                         r.withheld,
+                        r.push_deleted + r.push_delete_absent,
+                        r.push_delete_absent,
                         r.sightings_home,
                         r.answers_home
                     );

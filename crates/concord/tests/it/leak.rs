@@ -475,6 +475,31 @@ fn paged(s: &Server, key: &str, endpoint: &str, limit: usize) -> Seen {
     seen
 }
 
+/// The tombstones door (`…/tombstones/`, issue 21), following `next` while `more`: the ids
+/// it names, every byte received.
+fn tombstones(s: &Server, key: &str) -> Seen {
+    let mut seen = Seen::default();
+    let mut next: Option<String> = None;
+    for _ in 0..1000 {
+        let mut path = format!("{BASE}/tombstones/");
+        if let Some(n) = &next {
+            path.push_str(&format!("?next={n}"));
+        }
+        let r = get(s, key, &path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        seen.text.push_str(&bytes_of(&r));
+        let page = r.json();
+        for t in page["tombstones"].as_array().unwrap() {
+            seen.ids.insert(t["id"].as_str().unwrap().to_owned());
+        }
+        if page["more"] != true {
+            return seen;
+        }
+        next = Some(page["next"].as_str().unwrap().to_owned());
+    }
+    panic!("tombstones do not end");
+}
+
 /// One request per id: `objects/{id}/` or `objects/{id}/versions/`.
 fn each(s: &Server, key: &str, ids: &BTreeSet<String>, versions: bool) -> Seen {
     let mut seen = Seen::default();
@@ -1169,8 +1194,12 @@ fn nothing_leaves_that_the_policy_forbids() {
     universe.insert(MISSING.to_owned());
     universe.insert(DUP.to_owned());
     let mut keyed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    // The ids each partner receives, under the ids it receives them by: what its
+    // tombstones must name once everything is deleted (below).
+    let mut received_ids: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for p in PARTNERS.iter().filter(|p| p.read) {
         let seen = paged(&s, &f.keys[p.name], "objects", 1000);
+        received_ids.insert(p.name, seen.ids.clone());
         keyed.insert(p.name, sco_ids(&seen, "email-addr"));
         universe.extend(sco_ids(&seen, "email-addr"));
         universe.extend(sco_ids(&seen, "ipv4-addr"));
@@ -1314,6 +1343,32 @@ fn nothing_leaves_that_the_policy_forbids() {
         abroad.len(),
         "keyed ids shared between partners"
     );
+    // The tombstones door (issue 21), last, since it needs deletions: the operator deletes
+    // every version of every object, and each partner is told of the deletions of exactly
+    // what it received, under the ids it received them by (keyed SCO ids abroad), and of
+    // nothing withheld; one without read permission is refused as for the objects.
+    for id in &admin.ids {
+        let r = s.delete(&format!("{BASE}/objects/{id}/?match[version]=all"));
+        assert_eq!(r.status, 200, "DELETE {id}: {}", r.body);
+    }
+    for p in PARTNERS {
+        let key = &f.keys[p.name];
+        let forbid = forbidden(p);
+        if p.read {
+            let seen = tombstones(&s, key);
+            checks += check_no_leak(p, "tombstones", &seen.text, &forbid);
+            assert_eq!(seen.ids, received_ids[p.name], "{} tombstones", p.name);
+            if !p.domestic() {
+                assert_eq!(sco_ids(&seen, "email-addr"), keyed[p.name], "tombstones");
+            }
+        } else {
+            let r = get(&s, key, &format!("{BASE}/tombstones/"));
+            let objects = get(&s, key, &format!("{BASE}/objects/"));
+            assert_eq!((r.status, &r.body), (objects.status, &objects.body));
+            checks += check_no_leak(p, "tombstones without read", &bytes_of(&r), &forbid);
+        }
+        combinations += MARKINGS.len() + placements().len() + 1 + graph_objects().len();
+    }
     let _ = &f.important;
     eprintln!(
         "leak suite: {} partners x {} markings x {} placements x doors: {combinations} \

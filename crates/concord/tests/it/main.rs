@@ -7,6 +7,7 @@ mod admin_api;
 mod audit;
 mod cli;
 mod creator;
+mod deletes;
 mod egress_matrix;
 mod feeds;
 mod incident;
