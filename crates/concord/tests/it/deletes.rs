@@ -308,7 +308,7 @@ fn a_garbage_tombstones_answer_deletes_nothing_and_the_pull_goes_on() {
     assert_eq!(code, 0, "{reports:?}");
     assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
     assert_eq!(reports[0]["deleted"], 0, "{}", reports[0]);
-    assert_eq!(ids_of(&node, "indicator"), [x_id.clone()]);
+    assert_eq!(ids_of(&node, "indicator"), std::slice::from_ref(&x_id));
     // JSON naming the version the peer gave, but not a tombstone list (no `next`).
     *answer.lock().unwrap() =
         json!({"tombstones": [{"id": x_id, "version": V1}], "more": false}).to_string();
@@ -316,7 +316,7 @@ fn a_garbage_tombstones_answer_deletes_nothing_and_the_pull_goes_on() {
     assert_eq!(code, 0, "{reports:?}");
     assert_eq!(reports[0]["deleted"], 0, "{}", reports[0]);
     assert_eq!(reports[0]["pulled_present"], 1, "{}", reports[0]);
-    assert_eq!(ids_of(&node, "indicator"), [x_id.clone()]);
+    assert_eq!(ids_of(&node, "indicator"), std::slice::from_ref(&x_id));
     // The same list as a real answer deletes it: what kept it above was the answer's shape.
     // (The peer no longer serves it, or the pull after the deletion would bring it back.)
     *objects.lock().unwrap() = json!([]);

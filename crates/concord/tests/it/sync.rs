@@ -1073,6 +1073,44 @@ fn medallion_is_a_peer_to_push_to_and_pull_from() {
     // And a second pull fetches nothing new.
     let (_, reports) = sync(&b, &[]);
     assert_eq!(reports[0]["pulled_added"], 0, "{}", reports[0]);
+
+    // A delete at A reaches medallion at A's next push round: a TAXII 2.1 §5.7 DELETE of
+    // the version pushed (medallion asks for read and write access; its user has both).
+    let gone = subset
+        .iter()
+        .find(|o| o["type"] == "attack-pattern")
+        .expect("an attack-pattern in the subset");
+    let (gone_id, gone_version) = (
+        gone["id"].as_str().unwrap(),
+        gone["modified"].as_str().unwrap(),
+    );
+    let at_medallion = |id: &str| {
+        crate::support::Server::agent()
+            .get(format!(
+                "{base}/api1/collections/{collection}/objects/{id}/"
+            ))
+            .header("Accept", crate::support::TAXII)
+            .header("Authorization", "Basic YWRtaW46UGFzc3dvcmQw") // admin:Password0
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(at_medallion(gone_id), 200);
+    let sa = a.serve();
+    let r = sa.delete(&format!(
+        "/concord/collections/ics/objects/{gone_id}/?match[version]={gone_version}"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, reports) = sync(&a, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["push_deleted"], 1, "{}", reports[0]);
+    assert_eq!(reports[0]["push_failures"], json!([]), "{}", reports[0]);
+    assert_eq!(at_medallion(gone_id), 404);
+    // Sent once.
+    let (_, reports) = sync(&a, &[]);
+    assert_eq!(reports[0]["push_deleted"], 0, "{}", reports[0]);
+    assert_eq!(reports[0]["push_delete_absent"], 0, "{}", reports[0]);
 }
 
 /// Sightings go home (issue 7, item 5): B pulls A's indicators, matches its own observables
