@@ -559,7 +559,9 @@ async function main() {
       text: d.textContent,
     }));
     check(md.strong.includes("spear-phishing") && md.code.includes("loader.dll"), `Markdown not rendered: ${JSON.stringify(md)}`);
-    check(md.unsafe === 0 && !md.links.some(([h]) => !h || !/^(https:|#xref-)/.test(h)), `unsafe markup kept: ${JSON.stringify(md)}`);
+    // The javascript: link keeps its text and loses its href.
+    check(md.unsafe === 0 && md.links.every(([h]) => h === null || /^(https:|#xref-)/.test(h)), `unsafe markup kept: ${JSON.stringify(md)}`);
+    check(md.links.some(([h, t]) => h === null && t === "a trap"), `the javascript: link: ${JSON.stringify(md.links)}`);
     check(!md.text.includes("(Citation:") && !md.text.includes("**"), `raw Markdown or citations left: ${md.text}`);
     // Two sources cited, numbered in order, each linking to its entry; cited twice, one number.
     const cites = md.links.filter(([h]) => h.startsWith("#xref-"));

@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 
-use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, TextMergeStream};
 use serde_json::Value;
 
 /// Opens a citation marker (Unicode private use: never kept from the input).
@@ -149,7 +149,9 @@ impl Citations {
         // The markers are ours alone.
         let text: String = text.chars().filter(|c| *c != OPEN && *c != CLOSE).collect();
         let mut events = Vec::new();
-        for event in Parser::new_ext(&text, Options::empty()) {
+        // Merged: the parser splits text at characters that might start markup (`_`, `&`,
+        // `[`), which would cut a citation such as `(Citation: Dragos_2020)` in two.
+        for event in TextMergeStream::new(Parser::new_ext(&text, Options::empty())) {
             match event {
                 Event::Text(t) => events.push(Event::Text(self.mark(t))),
                 Event::Start(Tag::Heading {
@@ -189,7 +191,9 @@ impl Citations {
                 break;
             };
             out.push_str(&rest[..at]);
-            match self.number(after[..end].trim()) {
+            // As written first: ATT&CK has names that end in a space, cited alike.
+            let name = &after[..end];
+            match self.number(name).or_else(|| self.number(name.trim())) {
                 Some(n) => {
                     out.push(OPEN);
                     out.push_str(&n.to_string());
@@ -350,10 +354,11 @@ mod tests {
             let names: Vec<&str> = text
                 .split(CITATION)
                 .skip(1)
-                .filter_map(|s| s.split_once(')').map(|(n, _)| n.trim()))
+                .filter_map(|s| s.split_once(')').map(|(n, _)| n))
                 .collect();
             for name in &names {
-                match c.references().iter().find(|r| r.source_name == *name) {
+                let found = |n: &str| c.references().iter().find(|r| r.source_name == n);
+                match found(name).or_else(|| found(name.trim())) {
                     Some(r) => {
                         cited += 1;
                         let n = r.number.expect("a cited reference is numbered");
@@ -365,7 +370,8 @@ mod tests {
                     }
                     None => {
                         unmatched += 1;
-                        assert!(html.contains(&format!("(Citation: {name})")), "{html}");
+                        let escaped = name.replace('&', "&amp;").replace('<', "&lt;");
+                        assert!(html.contains(&format!("(Citation: {escaped})")), "{html}");
                     }
                 }
             }
@@ -431,9 +437,18 @@ mod tests {
         // A citation inside a code span or a link destination is not a footnote.
         let object = serde_json::json!({"external_references": [{"source_name": "A"}]});
         let mut c = Citations::of(&object);
-        let html = c.render("`(Citation: A)` [x](https://e.example/(Citation: A))");
+        let html = c.render("`(Citation: A)` [x](<https://e.example/(Citation: A)>)");
         assert!(!html.contains("<sup"), "{html}");
         assert_eq!(c.references()[0].number, None);
+    }
+
+    #[test]
+    fn a_citation_split_by_markup_characters_is_still_one() {
+        let object = serde_json::json!({"external_references": [
+            {"source_name": "Dragos_2020 & [ICS]"}]});
+        let mut c = Citations::of(&object);
+        let html = c.render("Seen in 2020.(Citation: Dragos_2020 & [ICS])");
+        assert!(html.contains("<a href=\"#xref-1\">[1]</a>"), "{html}");
     }
 
     #[test]
