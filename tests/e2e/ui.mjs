@@ -365,14 +365,15 @@ async function walkPages(browser) {
           soft((await lang(pg)) === tag, `<html lang="${await lang(pg)}">, expected ${tag}`);
           const o = await overflow(pg);
           soft(o.scrollWidth <= o.innerWidth, `wider than the window: scrollWidth ${o.scrollWidth} > ${o.innerWidth}; sticking out: ${o.culprits.join(", ")}`);
+          // Photographed first, at the top, before the Tab walk scrolls and focuses.
+          await pg.screenshot({ path: join(PAGE_SHOTS, `${entry.name}-${tag}-${label}.png`) });
+          shots++;
           if (label === "desktop") {
             const v = await axeViolations(pg);
             soft(v.length === 0, `axe-core: ${v.map((x) => `${x.impact} ${x.id} (${x.help}) at ${x.nodes.join(" | ")}`).join("; ")}`);
             const f = await focusVisible(pg);
             soft(f.stops > 0 && f.bad.length === 0, `focus not visible on: ${f.bad.join(", ")} (${f.stops} Tab stops)`);
           }
-          await pg.screenshot({ path: join(PAGE_SHOTS, `${entry.name}-${tag}-${label}.png`) });
-          shots++;
           soft(problems.length === 0, `browser reported:\n  ${problems.splice(0).join("\n  ")}`);
         } catch (e) {
           failures.push(e instanceof Failure ? e.message : `[${where.page}] ${where.step}: ${e.stack || e}`);
@@ -564,7 +565,7 @@ async function main() {
     check(md.links.some(([h, t]) => h === null && t === "a trap"), `the javascript: link: ${JSON.stringify(md.links)}`);
     check(!md.text.includes("(Citation:") && !md.text.includes("**"), `raw Markdown or citations left: ${md.text}`);
     // Two sources cited, numbered in order, each linking to its entry; cited twice, one number.
-    const cites = md.links.filter(([h]) => h.startsWith("#xref-"));
+    const cites = md.links.filter(([h]) => h?.startsWith("#xref-"));
     check(JSON.stringify(cites) === JSON.stringify([["#xref-2", "[1]"], ["#xref-3", "[2]"], ["#xref-2", "[1]"]]), `citations: ${JSON.stringify(cites)}`);
     const xrefs = await page.$$eval("#external-refs > li", (lis) => lis.map((li) => ({
       id: li.id, cite: li.dataset.cite ?? null, href: li.querySelector("a.url")?.getAttribute("href") ?? null,

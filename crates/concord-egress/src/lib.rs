@@ -420,7 +420,9 @@ impl Egress {
         Ok(
             match concord_policy::egress::object_tlp(object, &markings, &self.policy) {
                 Ok(Some(t)) => EffectiveTlp::Marked(t),
-                Ok(None) => EffectiveTlp::CollectionDefault(self.sharing(collection_id)?.default_tlp),
+                Ok(None) => {
+                    EffectiveTlp::CollectionDefault(self.sharing(collection_id)?.default_tlp)
+                }
                 Err(reason) => EffectiveTlp::Undecidable(reason),
             },
         )

@@ -362,7 +362,10 @@ mod tests {
     fn left_to_right_tokens_are_isolated_in_html() {
         let ar = by_tag("ar").expect("ar");
         let help = ar.html("login-help");
-        assert!(help.contains("(<bdi><code>concord_…</code></bdi>)"), "{help}");
+        assert!(
+            help.contains("(<bdi><code>concord_…</code></bdi>)"),
+            "{help}"
+        );
         // Arguments too, and whatever they hold is escaped.
         let html = ar.html1("error-no-object", "id", "<b>x</b>`");
         assert!(html.contains("<bdi>&lt;b&gt;x&lt;/b&gt;`</bdi>"), "{html}");

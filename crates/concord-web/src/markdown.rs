@@ -106,7 +106,9 @@ impl Citations {
                         .and_then(Value::as_object)
                         .map(|h| {
                             h.iter()
-                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                                .map(|(k, v)| {
+                                    (k.clone(), v.as_str().unwrap_or_default().to_owned())
+                                })
                                 .collect()
                         })
                         .unwrap_or_default(),
@@ -249,8 +251,7 @@ fn demoted(level: HeadingLevel) -> HeadingLevel {
 fn sanitiser() -> ammonia::Builder<'static> {
     let mut b = ammonia::Builder::default();
     b.rm_tags([
-        "img", "area", "map", "nav", "header", "footer", "article", "aside", "hgroup", "h1",
-        "h2",
+        "img", "area", "map", "nav", "header", "footer", "article", "aside", "hgroup", "h1", "h2",
     ])
     .url_schemes(HashSet::from(["http", "https"]))
     .url_relative(ammonia::UrlRelative::Deny)
@@ -333,7 +334,10 @@ mod tests {
         let fireeye = find("FireEye Ransomware Feb 2020");
         assert_eq!(fireeye.number, Some(3));
         let alias = find("SNAKEHOSE").description.clone().unwrap();
-        assert!(alias.contains(&format!("href=\"#{}\"", fireeye.anchor)), "{alias}");
+        assert!(
+            alias.contains(&format!("href=\"#{}\"", fireeye.anchor)),
+            "{alias}"
+        );
         // The ATT&CK entry: id and link.
         let attack = find("mitre-attack");
         assert_eq!(attack.external_id.as_deref(), Some("S0605"));
@@ -412,7 +416,9 @@ mod tests {
             let mut c = Citations::of(&object);
             let html = c.render(md).to_ascii_lowercase();
             // Elements that must not exist (as text, `<` is escaped).
-            for bad in ["<script", "<img", "<iframe", "<form", "<input", "<svg", "<style"] {
+            for bad in [
+                "<script", "<img", "<iframe", "<form", "<input", "<svg", "<style",
+            ] {
                 assert!(!html.contains(bad), "{md:?} gave {html:?} ({bad})");
             }
             // Attributes and URLs that must not be in any tag.
@@ -471,7 +477,11 @@ mod tests {
         assert_eq!(r[1].href.as_deref(), Some("HTTP://example.org/"));
         for bad in &r[2..6] {
             assert_eq!(bad.href, None, "{}", bad.source_name);
-            assert!(bad.url_text.is_some(), "{}: its URL is shown as text", bad.source_name);
+            assert!(
+                bad.url_text.is_some(),
+                "{}: its URL is shown as text",
+                bad.source_name
+            );
         }
         assert_eq!(r[6].external_id.as_deref(), Some("CVE-2021-44228"));
         assert_eq!(r[6].hashes[0].0, "SHA-256");

@@ -398,9 +398,7 @@ async fn audit(
         let status = verify(store.as_ref(), &rows)?;
         Ok((
             status,
-            rows.iter()
-                .map(|e| AuditRow::of(e, tr))
-                .collect::<Vec<_>>(),
+            rows.iter().map(|e| AuditRow::of(e, tr)).collect::<Vec<_>>(),
         ))
     })
     .await?;

@@ -197,7 +197,14 @@ fn web_ui_in_chromium() {
     // Issue 25, item 7: every page of the script's list in every language at both widths
     // (the desktop ones are what docs/ui/ holds).
     let pages = dir.join("pages");
-    for page in ["login", "collections", "object", "graph", "audit", "not-found"] {
+    for page in [
+        "login",
+        "collections",
+        "object",
+        "graph",
+        "audit",
+        "not-found",
+    ] {
         for lang in ["en", "zh-CN", "ar"] {
             for width in ["desktop", "phone"] {
                 let shot = pages.join(format!("{page}-{lang}-{width}.png"));
