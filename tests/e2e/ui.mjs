@@ -24,7 +24,7 @@
 // operator page a 403, a broken import a 400).
 
 import { createRequire } from "node:module";
-import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 
@@ -48,6 +48,17 @@ const CHROMIUM = env("CONCORD_E2E_CHROMIUM", "/usr/bin/chromium");
 
 const require = createRequire(join(MODULES, "noop.js"));
 const { chromium } = require("playwright-core");
+// axe-core, evaluated in each page (through the DevTools protocol, so the page's strict
+// Content-Security-Policy stays on: an injected <script> would be refused).
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+// Objects of crates/concord/tests/fixtures/ui-bundle.json and of ICS ATT&CK.
+const INDICATOR = "indicator--7659ff90-84ec-473f-8ba2-e7d6d82b5324";
+const ATTACK_PATTERN = "attack-pattern--5b7e3c1a-2d4f-4e6a-9b8c-7d1e2f3a4b5c";
+const CAMPAIGN = "campaign--ea6f5d42-963f-45f3-a9e1-4e88a9fbc9d8";
+const IDENTITY = "identity--920fc2fb-8890-40cc-966d-2be3537db1d7";
+const ASSET = "x-mitre-asset--85f285f9-0a48-4998-921d-8a47d81c0e6d";
+const EKANS = "malware--00e7d565-9883-4ee5-b642-8fd17fd6a3f5";
 
 mkdirSync(ART, { recursive: true });
 const scratch = mkdtempSync(join(tmpdir(), "concord-e2e-"));
@@ -240,6 +251,142 @@ async function openByName(page, coll, name) {
     `object page shows ${heading}`);
 }
 
+// --- every page, every language, every width (issue 25, items 1, 6 and 7) -------------------
+
+// THE list of pages that the overflow check, the accessibility check (axe-core) and the
+// screenshots walk: one line per page. `anonymous` pages are seen logged out; `status` is the
+// HTTP status expected; `ready` a selector to wait for.
+const PAGES = [
+  { name: "login", path: "/ui/login", anonymous: true },
+  { name: "collections", path: "/ui/" },
+  { name: "objects", path: "/ui/c/intel" },
+  { name: "object", path: `/ui/c/intel/o/${INDICATOR}` },
+  { name: "object-markdown", path: `/ui/c/intel/o/${ATTACK_PATTERN}` },
+  { name: "object-attack", path: `/ui/c/ics/o/${EKANS}` },
+  { name: "as-partner", path: `/ui/c/intel/o/${IDENTITY}?as=${PARTNER}` },
+  { name: "graph", path: `/ui/c/ics/o/${ASSET}/graph`, ready: "svg#graph[data-ready]" },
+  { name: "import", path: "/ui/import" },
+  { name: "pattern", path: "/ui/pattern" },
+  { name: "incidents", path: "/ui/incidents" },
+  { name: "partners", path: "/ui/operator/partners" },
+  { name: "groups", path: "/ui/operator/groups" },
+  { name: "peers", path: "/ui/operator/peers" },
+  { name: "policy", path: "/ui/operator/policy" },
+  { name: "audit", path: "/ui/operator/audit" },
+  { name: "not-found", path: `/ui/c/intel/o/${INDICATOR.replace(/[0-9a-f]{12}$/, "000000000000")}`, status: 404 },
+];
+const LANGS = ["en", "zh-CN", "ar"];
+const WIDTHS = [["desktop", 1400], ["phone", 390]];
+// Screenshots: every page in every language at both widths, as much as the window shows
+// (the committed ones under docs/ui/ are the desktop ones).
+const PAGE_SHOTS = join(ART, "pages");
+
+/// What stops a page from fitting the window: the document's scroll width, and the widest
+/// elements that stick out past its right (or, right to left, its left) edge.
+async function overflow(page) {
+  return page.evaluate(() => {
+    const se = document.scrollingElement;
+    const vw = innerWidth;
+    const out = [];
+    if (se.scrollWidth > vw) {
+      for (const el of document.querySelectorAll("body *")) {
+        const r = el.getBoundingClientRect();
+        if (r.width && (r.right > vw + 1 || r.left < -1) && !el.closest(".table-scroll, pre, .skip")) {
+          out.push(`${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className && typeof el.className === "string" ? "." + el.className.split(" ").join(".") : ""} [${Math.round(r.left)}, ${Math.round(r.right)}]`);
+        }
+        if (out.length >= 6) break;
+      }
+    }
+    return { scrollWidth: se.scrollWidth, innerWidth: vw, culprits: out };
+  });
+}
+
+/// axe-core's serious and critical violations on the page (WCAG 2.x A and AA rules and
+/// axe's best practices).
+async function axeViolations(page) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 4).map((n) => n.target.join(" ")) }));
+  });
+  return found.filter((v) => v.impact === "serious" || v.impact === "critical");
+}
+
+/// From the top of the page, Tab through the first `max` stops: each focused element must
+/// show where the focus is (an outline), and focus must never land on nothing.
+async function focusVisible(page, max = 40) {
+  await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+  const bad = [];
+  let stops = 0;
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press("Tab");
+    const f = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const cs = getComputedStyle(el);
+      const visible = (cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0) || cs.boxShadow !== "none";
+      return { what: `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""} ${(el.textContent || "").trim().slice(0, 30)}`, visible };
+    });
+    if (!f) break;
+    stops++;
+    if (!f.visible) bad.push(f.what);
+  }
+  return { stops, bad };
+}
+
+async function walkPages(browser) {
+  mkdirSync(PAGE_SHOTS, { recursive: true });
+  // Every page is checked even after one fails: the failures are listed together at the end.
+  const failures = [];
+  const soft = (cond, message) => {
+    checks++;
+    if (!cond) failures.push(`[${where.page}] ${where.step}: ${message}`);
+  };
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: "en-US" });
+  const page = await ctx.newPage();
+  watch(page);
+  await login(page, ADMIN);
+  const anonCtx = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: "en-US" });
+  const anon = await anonCtx.newPage();
+  watch(anon);
+  let shots = 0;
+  for (const tag of LANGS) {
+    for (const p of [page, anon]) {
+      await go(p, `/ui/lang?set=${encodeURIComponent(tag)}&back=/ui/login`);
+    }
+    for (const [label, width] of WIDTHS) {
+      for (const p of [page, anon]) await p.setViewportSize({ width, height: 900 });
+      for (const entry of PAGES) {
+        const pg = entry.anonymous ? anon : page;
+        step(`page ${entry.name}`, `${tag}, ${width} px`);
+        try {
+          await go(pg, entry.path, entry.status ?? 200);
+          if (entry.ready) await pg.waitForSelector(entry.ready, { timeout: 30000 });
+          soft((await lang(pg)) === tag, `<html lang="${await lang(pg)}">, expected ${tag}`);
+          const o = await overflow(pg);
+          soft(o.scrollWidth <= o.innerWidth, `wider than the window: scrollWidth ${o.scrollWidth} > ${o.innerWidth}; sticking out: ${o.culprits.join(", ")}`);
+          // Photographed first, at the top, before the Tab walk scrolls and focuses.
+          await pg.screenshot({ path: join(PAGE_SHOTS, `${entry.name}-${tag}-${label}.png`) });
+          shots++;
+          if (label === "desktop") {
+            const v = await axeViolations(pg);
+            soft(v.length === 0, `axe-core: ${v.map((x) => `${x.impact} ${x.id} (${x.help}) at ${x.nodes.join(" | ")}`).join("; ")}`);
+            const f = await focusVisible(pg);
+            soft(f.stops > 0 && f.bad.length === 0, `focus not visible on: ${f.bad.join(", ")} (${f.stops} Tab stops)`);
+          }
+          soft(problems.length === 0, `browser reported:\n  ${problems.splice(0).join("\n  ")}`);
+        } catch (e) {
+          failures.push(e instanceof Failure ? e.message : `[${where.page}] ${where.step}: ${e.stack || e}`);
+        }
+      }
+    }
+  }
+  await ctx.close();
+  await anonCtx.close();
+  if (failures.length) fail(`${failures.length} problems over the pages:\n  ${failures.join("\n  ")}`);
+  log(`${PAGES.length} pages × ${LANGS.length} languages × ${WIDTHS.length} widths: no overflow, no serious or critical axe-core violation, focus visible; ${shots} screenshots in ${PAGE_SHOTS}`);
+}
+
 // --- the run --------------------------------------------------------------------------------
 
 async function login(page, token) {
@@ -249,6 +396,7 @@ async function login(page, token) {
 }
 
 async function main() {
+  let stepsFailed = null;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -334,7 +482,7 @@ async function main() {
     r = await filterObjects(page, { type: "indicator" });
     check(r.n === 1 && r.rows.every((x) => x.type === "indicator"), `type=indicator: ${r.shown}: ${JSON.stringify(r.rows)}`);
     r = await filterObjects(page, { type: "relationship" });
-    check(r.n === 3, `type=relationship: ${r.shown}`);
+    check(r.n === 4, `type=relationship: ${r.shown}`);
     await basics(page);
 
     step("search", "by TLP marking");
@@ -356,8 +504,16 @@ async function main() {
     // Markings are listed in their own section, not as references.
     const marks = await text(page, "#markings");
     check(marks.includes("TLP:GREEN"), `#markings: ${marks}`);
-    const inn = await text(page, "#refs-in");
-    check(inn.includes("sighting") && inn.includes("relationship"), `#refs-in lacks the sighting or relationship: ${inn}`);
+    // References name the object at the other end, grouped by relationship type: the
+    // identity that sighted the indicator, the malware it indicates.
+    const groups = async (sel) => page.$$eval(`${sel} .ref-group`, (gs) => Object.fromEntries(gs.map((g) =>
+      [g.dataset.label, [...g.querySelectorAll(".ref-list > li > a:first-child bdi")].map((b) => b.textContent.trim())])));
+    const inn = await groups("#refs-in");
+    check(JSON.stringify(inn.sighted) === JSON.stringify(["Harbour City CERT"]), `#refs-in groups: ${JSON.stringify(inn)}`);
+    check(!("sighting_of_ref" in inn) && !("target_ref" in inn), `#refs-in lists the sighting or relationship objects themselves: ${JSON.stringify(inn)}`);
+    const out = await groups("#refs-out");
+    check(JSON.stringify(out.indicates) === JSON.stringify(["暗影蠕虫"]), `#refs-out groups: ${JSON.stringify(out)}`);
+    check((await text(page, "#refs-out .ref-group[data-label=indicates] h3")).includes("indicates"), "the group heading does not name the relationship");
     check((await count(page, "#sightings tbody tr")) === 1, "#sightings should have one row");
     const sightingRow = await text(page, "#sightings tbody tr");
     check(sightingRow.includes("3") && sightingRow.includes("Harbour City CERT"), `sighting row: ${sightingRow}`);
@@ -374,7 +530,7 @@ async function main() {
     await page.selectOption("select#as", PARTNER);
     await submit(page, "#as-apply");
     check(await page.$("#egress-decision.decision-withheld"), `decision: ${await text(page, "#egress-decision")}`);
-    const steps = await page.$$eval("#egress-steps tbody tr td:first-child", (tds) => tds.map((t) => t.textContent.trim()));
+    const steps = await page.$$eval("#egress-steps tbody tr [data-rule]", (tds) => tds.map((t) => t.textContent.trim()));
     check(steps.includes("tlp"), `#egress-steps rules: ${steps}`);
     await shot(page, "as-partner-withheld");
     await basics(page);
@@ -384,13 +540,59 @@ async function main() {
     await page.selectOption("select#as", PARTNER);
     await submit(page, "#as-apply");
     check(await page.$("#egress-decision.decision-rewritten"), `decision: ${await text(page, "#egress-decision")}`);
-    const rules = await page.$$eval("#egress-steps tbody tr td:first-child", (tds) => tds.map((t) => t.textContent.trim()));
+    const rules = await page.$$eval("#egress-steps tbody tr [data-rule]", (tds) => tds.map((t) => t.textContent.trim()));
     check(rules.includes("personal-data"), `#egress-steps rules: ${rules}`);
     const copy = await text(page, "#egress-copy");
     check(!copy.includes("duty-officer@harbour-cert.example.org"), "the partner's copy still holds the e-mail address");
     check(copy.includes("Harbour City CERT"), "the partner's copy lost the name");
     await shot(page, "as-partner-rewritten");
     await basics(page);
+
+    // Issue 25, item 2: Markdown rendered safely, citations as footnotes, references as links.
+    step("object", "Markdown, citations and external references");
+    await go(page, `/ui/c/intel/o/${ATTACK_PATTERN}`);
+    check((await page.title()) !== "pwned", "a script in the description ran");
+    const md = await page.$eval("#properties .md", (d) => ({
+      strong: [...d.querySelectorAll("strong")].map((x) => x.textContent),
+      code: [...d.querySelectorAll("code")].map((x) => x.textContent),
+      links: [...d.querySelectorAll("a")].map((a) => [a.getAttribute("href"), a.textContent]),
+      unsafe: d.querySelectorAll("script, img, [onerror], [style]").length,
+      text: d.textContent,
+    }));
+    check(md.strong.includes("spear-phishing") && md.code.includes("loader.dll"), `Markdown not rendered: ${JSON.stringify(md)}`);
+    // The javascript: link keeps its text and loses its href.
+    check(md.unsafe === 0 && md.links.every(([h]) => h === null || /^(https:|#xref-)/.test(h)), `unsafe markup kept: ${JSON.stringify(md)}`);
+    check(md.links.some(([h, t]) => h === null && t === "a trap"), `the javascript: link: ${JSON.stringify(md.links)}`);
+    check(!md.text.includes("(Citation:") && !md.text.includes("**"), `raw Markdown or citations left: ${md.text}`);
+    // Two sources cited, numbered in order, each linking to its entry; cited twice, one number.
+    const cites = md.links.filter(([h]) => h?.startsWith("#xref-"));
+    check(JSON.stringify(cites) === JSON.stringify([["#xref-2", "[1]"], ["#xref-3", "[2]"], ["#xref-2", "[1]"]]), `citations: ${JSON.stringify(cites)}`);
+    const xrefs = await page.$$eval("#external-refs > li", (lis) => lis.map((li) => ({
+      id: li.id, cite: li.dataset.cite ?? null, href: li.querySelector("a.url")?.getAttribute("href") ?? null,
+      text: li.querySelector("code.url")?.textContent ?? null, extId: li.querySelector("code.copy")?.textContent ?? null,
+    })));
+    check(xrefs.length === 4 && xrefs[0].extId === "T0865" && xrefs[0].href === "https://attack.mitre.org/techniques/T0865", `external references: ${JSON.stringify(xrefs)}`);
+    check(xrefs[1].cite === "1" && xrefs[2].cite === "2", `footnote numbers: ${JSON.stringify(xrefs)}`);
+    check(xrefs[3].href === null && xrefs[3].text === "javascript:alert(1)", `a javascript: URL is a link: ${JSON.stringify(xrefs[3])}`);
+    await Promise.all([page.waitForURL(/#xref-2$/), page.click("sup.cite a[href='#xref-2']")]);
+    check(await page.$eval("#xref-2", (li) => li.matches(":target")), "the footnote link does not reach its reference");
+    // Issue 25, item 4: an unmarked object shows the collection's default TLP, said so.
+    const tlp = await text(page, "#object-tlp");
+    check(tlp === "TLP:AMBER" && (await page.$("#tlp-default")), `unmarked object's badge: ${tlp}`);
+    check(await page.$eval("#object-id", (c) => getComputedStyle(c).userSelect === "all"), "the object id is not selectable in one click");
+    await basics(page);
+
+    step("object", "references name the object at the other end, grouped");
+    await go(page, `/ui/c/intel/o/${CAMPAIGN}`);
+    const campaignOut = await page.$$eval("#refs-out .ref-group[data-label=uses] .ref-list > li > a:first-child", (as) => as.map((a) => a.textContent.trim()));
+    check(JSON.stringify(campaignOut.sort()) === JSON.stringify(["Harbour spear-phishing attachment", "暗影蠕虫"].sort()), `the campaign uses: ${campaignOut}`);
+    check((await count(page, "#refs-out .ref-group[data-label=uses]")) === 1, "two relationships of one type are not one group");
+
+    step("object", "an error page keeps the header and the navigation");
+    await go(page, "/ui/c/intel/o/indicator--00000000-0000-4000-8000-000000000000", 404);
+    check((await count(page, "header nav a")) >= 8 && (await page.$("#lang-select")), "the 404 page has no navigation or language switch");
+    check((await text(page, "#error-message")).includes("indicator--00000000"), `404 message: ${await text(page, "#error-message")}`);
+    clean();
 
     // language-content, in Chinese.
     step("language-content", "switch to Chinese");
@@ -713,13 +915,24 @@ async function main() {
     check([403, 404].includes(resp.status()), `partner GET /ui/c/ics: HTTP ${resp.status()}`);
     clean();
     await partner.close();
+  } catch (e) {
+    // The walk over every page runs all the same, so that one run reports everything.
+    stepsFailed = e;
+  }
+  try {
+    await walkPages(browser);
+  } catch (e) {
+    if (stepsFailed) console.error(`FAILED ${stepsFailed.message ?? stepsFailed}`);
+    throw e;
   } finally {
     await browser.close();
   }
+  return stepsFailed;
 }
 
 try {
-  await main();
+  const stepsFailed = await main();
+  if (stepsFailed) throw stepsFailed;
   clean();
   log(`all ${checks} checks passed; ${shotNo} screenshots in ${ART}`);
   rmSync(scratch, { recursive: true, force: true });

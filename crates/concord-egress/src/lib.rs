@@ -305,6 +305,17 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The TLP the egress door applies to an object ([`Egress::effective_tlp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EffectiveTlp {
+    /// The strictest TLP of the object's `object_marking_refs`.
+    Marked(concord_policy::tlp::Tlp),
+    /// The object has no TLP marking: the collection's `default_tlp`.
+    CollectionDefault(concord_policy::tlp::Tlp),
+    /// A marking cannot be resolved (the reason): the object is withheld from partners.
+    Undecidable(String),
+}
+
 /// How a collection is shared (`concord collection share`), from the node setting
 /// [`sharing_setting_key`]; the default sharing (TLP:AMBER, the whole community) when none
 /// was set. The one reader of that setting: the door, `policy explain`, the CLI and the web
@@ -360,6 +371,61 @@ impl Egress {
     /// default sharing when none was set. Errors: the store, an unreadable setting.
     pub fn sharing(&self, collection_id: &str) -> Result<CollectionSharing, EgressError> {
         collection_sharing(self.store.as_ref(), collection_id)
+    }
+
+    /// The TLP this door applies to `object` (a stored object of `collection_id`): the
+    /// strictest TLP of its `object_marking_refs`, each read through the collection's
+    /// marking definitions (TLP by content under any id, as the door reads them), else the
+    /// collection's `default_tlp` ([`collection_sharing`]). What the web UI's badge shows
+    /// (issue 25). Errors: the store, an unreadable sharing setting. A marking that cannot
+    /// be resolved gives [`EffectiveTlp::Undecidable`]: the door withholds such an object.
+    pub fn effective_tlp(
+        &self,
+        collection_id: &str,
+        object: &Value,
+    ) -> Result<EffectiveTlp, EgressError> {
+        let mut markings = Markings::default();
+        let wanted: Vec<String> = marking_refs(object)
+            .into_iter()
+            .filter(|m| markings.class(m).is_none())
+            .map(str::to_owned)
+            .collect();
+        if !wanted.is_empty() {
+            let filter = ObjectFilter {
+                versions: vec![VersionSelector::Last],
+                ids: wanted.clone(),
+                ..ObjectFilter::default()
+            };
+            let page = self.store.entries(
+                collection_id,
+                &filter,
+                &PageRequest {
+                    limit: wanted.len() + 1,
+                    after: None,
+                },
+                true,
+            )?;
+            for e in page.entries {
+                // Strict, as the door reads definitions: repeated member names resolve to
+                // nothing.
+                if let Some(v) = e
+                    .body
+                    .as_deref()
+                    .and_then(|b| concord_stix::parse_object(b).ok())
+                {
+                    markings.add(&v);
+                }
+            }
+        }
+        Ok(
+            match concord_policy::egress::object_tlp(object, &markings, &self.policy) {
+                Ok(Some(t)) => EffectiveTlp::Marked(t),
+                Ok(None) => {
+                    EffectiveTlp::CollectionDefault(self.sharing(collection_id)?.default_tlp)
+                }
+                Err(reason) => EffectiveTlp::Undecidable(reason),
+            },
+        )
     }
 
     /// Appends the records of one transfer to the audit log as one entry with `digest`, the

@@ -97,7 +97,9 @@
     link.setAttribute("href", node.href);
     link.setAttribute("class", "node" + (node.id === start ? " start" : ""));
     link.setAttribute("data-id", node.id);
-    link.setAttribute("aria-label", node.type + ": " + node.name);
+    // The visible label, shortened below, must be part of the link's name (WCAG 2.5.3).
+    var shown = node.name.length > 28 ? node.name.slice(0, 27) + "…" : node.name;
+    link.setAttribute("aria-label", (shown !== node.name ? shown + " " : "") + node.type + ": " + node.name);
     var c = document.createElementNS(NS, "circle");
     c.setAttribute("cx", node.x); c.setAttribute("cy", node.y);
     c.setAttribute("r", node.id === start ? 11 : 7);
@@ -110,7 +112,7 @@
     text.setAttribute("x", node.x + 10);
     text.setAttribute("y", node.y + 4);
     text.setAttribute("direction", "ltr");
-    var name = node.name.length > 28 ? node.name.slice(0, 27) + "…" : node.name;
+    var name = shown;
     text.textContent = name;
     link.appendChild(text);
     nodeLayer.appendChild(link);

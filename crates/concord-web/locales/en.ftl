@@ -23,7 +23,7 @@ page-next = Next
 page-of = Page { $page }
 
 login-title = Log in
-login-help = Log in with the node's admin token or your partner API key (concord_…).
+login-help = Log in with the node's admin token or your partner API key (`concord_…`).
 login-token = Token or API key
 login-submit = Log in
 login-failed = That token or API key is not valid.
@@ -132,7 +132,7 @@ graph-help = Drag to pan, use the mouse wheel or + and − to zoom, the arrow ke
 graph-as-list = The same objects as a list
 
 import-title = Import
-import-help = A STIX 2.1 bundle, a MISP event (JSON), or an IOC list with one IP, CIDR, domain, URL, hash or e-mail address per line. Every object is checked; a file that cannot be read stores nothing.
+import-help = A `STIX 2.1` bundle, a MISP event (JSON), or an IOC list with one IP, CIDR, domain, URL, hash or e-mail address per line. Every object is checked; a file that cannot be read stores nothing.
 import-collection = Collection
 import-new-collection = Or a new collection (alias)
 import-format = Format
@@ -164,7 +164,7 @@ import-duplicates = { $count } duplicates
 import-open-collection = Open the collection
 
 pattern-title = Pattern check
-pattern-help = Checks a STIX 2.1 pattern against the grammar and every rule of the specification.
+pattern-help = Checks a `STIX 2.1` pattern against the grammar and every rule of the specification.
 pattern-label = STIX pattern
 pattern-submit = Check
 pattern-invalid = The pattern is not valid:
@@ -176,21 +176,21 @@ pattern-valid = { $count ->
 partners-title = Partners
 partners-help = Partner organisations with their API keys (only the key id is shown) and permissions.
 partners-node-jurisdiction = This node's jurisdiction: { $code }.
-partners-none = No partners yet (concord partner add).
+partners-none = No partners yet (`concord partner add`).
 groups-title = Sharing groups
-groups-help = TLP:GREEN goes to a collection's groups (or the whole community); TLP:AMBER to its named recipients.
+groups-help = `TLP:GREEN` goes to a collection's groups (or the whole community); `TLP:AMBER` to its named recipients.
 groups-members = Groups and their members
 groups-sharing = How each collection is shared
 groups-community = whole community
 peers-title = Peers
 peers-help = TAXII servers this node synchronises with, and the state of their last round.
-peers-none = No peers (concord peer add).
+peers-none = No peers (`concord peer add`).
 peers-failures = { $count ->
     [one] one failure in a row
    *[other] { $count } failures in a row
 }
 policy-title = Egress policy
-policy-help = The policy in force (read-only; edit the [policy] section of concord.toml and restart).
+policy-help = The policy in force (read-only; edit the `[policy]` section of `concord.toml` and restart).
 policy-version = Version
 audit-title = Audit log
 audit-intact = { $count ->
@@ -251,3 +251,45 @@ incident-status-acknowledged = acknowledged
 incident-status-accepted = accepted
 incident-status-declined = declined
 incident-status-done = done
+
+## Issue 25, item 2: content (Markdown descriptions, citations, external references).
+object-external-refs = External references
+object-url-not-web = (not an http or https address, so not a link)
+
+## Issue 25, item 4: reading an object (references named and grouped, effective TLP,
+## error pages, the words of the audit log and of the policy rules).
+object-tlp-default = the collection's default: this object has no TLP marking
+refs-in-group = … { $label } → this object
+refs-out-group = This object { $label } → …
+refs-via = details
+error-home = Back to the collections
+error-title-400 = Bad request
+error-title-401 = Not logged in
+error-title-403 = Forbidden
+error-title-404 = Not found
+error-title-413 = Too large
+error-title-429 = Too many requests
+error-title-503 = Busy
+error-title-other = Error
+col-seq = Entry
+col-url = URL
+audit-direction-egress = out
+audit-direction-ingress = in
+audit-decision-sent = sent
+audit-decision-rewritten = rewritten
+audit-decision-withheld = withheld
+audit-decision-added = added
+audit-decision-already-present = already present
+audit-decision-deleted = deleted
+as-partner-detail-lang = The rules' details are in English, as `concord policy explain` prints them.
+rule-permission = Permission
+rule-tlp = TLP gate
+rule-addressed = Addressed to named partners
+rule-jurisdiction = Jurisdiction
+rule-important-data = Important data
+rule-granular-markings = Granular markings
+rule-grant = Grant
+rule-personal-data = Personal data
+rule-validation = Validity of the copy
+rule-references = References
+rule-identifier = Identifier

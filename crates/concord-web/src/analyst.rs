@@ -443,6 +443,12 @@ struct Prop {
     links: Vec<Link>,
     /// Nested JSON (pretty), for objects and lists of objects.
     code: bool,
+    /// `text` as safe HTML, for the Markdown properties ([`crate::markdown::MARKDOWN_KEYS`]).
+    html: Option<String>,
+    /// `original` as safe HTML, likewise.
+    original_html: Option<String>,
+    /// A map of strings (`hashes`): (key, value), each value easy to copy.
+    pairs: Vec<(String, String)>,
 }
 
 struct VersionRow {
@@ -452,10 +458,23 @@ struct VersionRow {
     current: bool,
 }
 
-struct RefRow {
+/// The objects at the other end of one kind of reference (issue 25, item 4): all that
+/// `uses` this object in one row, each named, instead of one row per relationship object.
+struct RefGroup {
+    /// The relationship type (`uses`), or the property that holds the reference
+    /// (`created_by_ref`, `object_refs`).
     label: String,
+    /// The objects, by name.
+    items: Vec<RefItem>,
+}
+
+/// One object at the other end of a reference.
+struct RefItem {
     link: Link,
     object_type: String,
+    /// The relationship (or sighting) object that carries the reference, when one does:
+    /// its page holds the relationship's own description and sources.
+    via: Option<String>,
 }
 
 struct SightingRow {
@@ -470,7 +489,8 @@ struct AsPartner {
     partner: String,
     decision: &'static str,
     reason: String,
-    steps: Vec<(String, String)>,
+    /// (rule, its name in the page's language, what it decided).
+    steps: Vec<(String, String, String)>,
     copy: Option<String>,
     changes: Vec<String>,
 }
@@ -488,10 +508,15 @@ struct ObjectPage {
     props: Vec<Prop>,
     versions: Vec<VersionRow>,
     version_shown: String,
-    refs_out: Vec<RefRow>,
+    refs_out: Vec<RefGroup>,
     refs_out_more: usize,
-    refs_in: Vec<RefRow>,
+    refs_in: Vec<RefGroup>,
     refs_in_more: usize,
+    /// `external_references`, with the footnote numbers of those the texts cite.
+    external_refs: Vec<crate::markdown::ExternalRef>,
+    /// Where the TLP of the badge comes from when the object has no TLP marking: the
+    /// collection's `default_tlp` (the one the egress door applies).
+    tlp_from_default: bool,
     sightings: Vec<SightingRow>,
     translated: bool,
     partners: Vec<String>,
@@ -687,9 +712,14 @@ async fn object(
             tr.primary(),
         )?;
         let mut props = Vec::new();
+        // Footnotes are numbered in the order the texts cite them.
+        let mut cites = crate::markdown::Citations::of(&value);
         if let Some(map) = value.as_object() {
             for (k, val) in map {
-                if matches!(k.as_str(), "type" | "id" | "object_marking_refs") {
+                if matches!(
+                    k.as_str(),
+                    "type" | "id" | "object_marking_refs" | "external_references"
+                ) {
                     continue;
                 }
                 let is_ref = k.ends_with("_ref") || k.ends_with("_refs");
@@ -714,22 +744,41 @@ async fn object(
                     Some(t) if t != text => (t, Some(text)),
                     _ => (text, None),
                 };
+                let markdown = crate::markdown::MARKDOWN_KEYS.contains(&k.as_str()) && !code;
+                let html = markdown.then(|| cites.render(&text));
+                let original_html = original
+                    .as_deref()
+                    .filter(|_| markdown)
+                    .map(|o| cites.render(o));
+                // `hashes` (files, artifacts, external references): algorithm → value.
+                let pairs: Vec<(String, String)> = match val.as_object() {
+                    Some(m) if k == "hashes" && m.values().all(Value::is_string) => m
+                        .iter()
+                        .map(|(a, h)| (a.clone(), h.as_str().unwrap_or_default().to_owned()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 props.push(Prop {
                     key: k.clone(),
+                    code: code && pairs.is_empty(),
                     text,
                     original,
                     lang: tr.tag.to_owned(),
                     links,
-                    code,
+                    html,
+                    original_html,
+                    pairs,
                 });
             }
         }
         let markings = strings(&value, "object_marking_refs");
-        let badges = markings
-            .iter()
-            .filter_map(|m| Tlp::from_marking_id(m))
-            .map(Badge::from)
-            .collect();
+        // The TLP the egress door applies: the strictest marking, else the collection's
+        // default_tlp (issue 25: an unmarked object is not "no TLP").
+        let (badges, tlp_from_default) = match web.app.egress().effective_tlp(&c.id, &value)? {
+            concord_egress::EffectiveTlp::Marked(t) => (vec![Badge::from(t)], false),
+            concord_egress::EffectiveTlp::CollectionDefault(t) => (vec![Badge::from(t)], true),
+            concord_egress::EffectiveTlp::Undecidable(_) => (Vec::new(), false),
+        };
         let markings = markings
             .iter()
             .map(|m| match Tlp::from_marking_id(m) {
@@ -741,43 +790,62 @@ async fn object(
                 None => link_to(&cat, &coll.key, m),
             })
             .collect();
-        let row = |e: &Edge, other: &str| RefRow {
-            label: e.label.to_string(),
-            link: link_to(&cat, &coll.key, other),
-            object_type: cat
-                .get(other)
-                .map(|i| i.object_type.to_string())
-                .unwrap_or_default(),
+        // References both ways, grouped by relationship type or property, each naming the
+        // object at the other end. A relationship object is read as the edge it stands
+        // for ("APT28 uses this"), not as a reference from an object called "uses"; so
+        // are a sighting's `where_sighted_refs` ("CERT X sighted this").
+        let is_edge_object = |other: &str| {
+            cat.get(other)
+                .is_some_and(|i| matches!(&*i.object_type, "relationship" | "sighting"))
         };
-        // Bounded: an identity can be the `created_by_ref` of a whole collection.
-        let out_edges: Vec<&Edge> = cat
+        let out_edges: Vec<(&Edge, &str)> = cat
             .refs_out(&id)
             .iter()
-            .filter(|e| e.via.is_none() || e.via.as_deref() == Some(id.as_str()))
+            .filter(|e| e.via.as_deref() != Some(id.as_str()))
+            .map(|e| (e, &*e.to))
             .collect();
-        let in_edges: Vec<&Edge> = cat
+        let in_edges: Vec<(&Edge, &str)> = cat
             .refs_in(&id)
             .iter()
-            .filter(|e| e.via.is_none())
+            .filter(|e| e.via.is_some() || !is_edge_object(&e.from))
+            .map(|e| (e, &*e.from))
             .collect();
         let refs_out_more = out_edges.len().saturating_sub(MAX_REFS);
         let refs_in_more = in_edges.len().saturating_sub(MAX_REFS);
-        let refs_out = out_edges
-            .iter()
-            .take(MAX_REFS)
-            .map(|e| row(e, &e.to))
-            .collect();
-        let refs_in: Vec<RefRow> = in_edges
-            .iter()
-            .take(MAX_REFS)
-            .map(|e| row(e, &e.from))
-            .collect();
-        // The objects named in the reference lists (ids, names) are shown too: recorded.
+        let group = |edges: &[(&Edge, &str)]| -> Vec<RefGroup> {
+            let mut groups: Vec<RefGroup> = Vec::new();
+            for (e, other) in edges.iter().take(MAX_REFS) {
+                let item = RefItem {
+                    link: link_to(&cat, &coll.key, other),
+                    object_type: cat
+                        .get(other)
+                        .map(|i| i.object_type.to_string())
+                        .unwrap_or_default(),
+                    via: e.via.as_deref().map(|v| object_href(&coll.key, v)),
+                };
+                match groups.iter_mut().find(|g| *g.label == *e.label) {
+                    Some(g) => g.items.push(item),
+                    None => groups.push(RefGroup {
+                        label: e.label.to_string(),
+                        items: vec![item],
+                    }),
+                }
+            }
+            for g in &mut groups {
+                g.items.sort_by(|a, b| a.link.text.cmp(&b.link.text));
+            }
+            groups
+        };
+        let refs_out = group(&out_edges);
+        let refs_in = group(&in_edges);
+        // The objects named in the reference lists (ids, names), and the relationship
+        // objects linked, are shown too: recorded.
         let named: Vec<&str> = out_edges
             .iter()
             .take(MAX_REFS)
-            .map(|e| &*e.to)
-            .chain(in_edges.iter().take(MAX_REFS).map(|e| &*e.from))
+            .chain(in_edges.iter().take(MAX_REFS))
+            .flat_map(|(e, other)| [Some(*other), e.via.as_deref()])
+            .flatten()
             .filter(|n| cat.get(n).is_some())
             .collect();
         lens.audit_shown(store.as_ref(), "web-references", &cat, &named)?;
@@ -867,7 +935,12 @@ async fn object(
                 steps: view
                     .steps
                     .into_iter()
-                    .map(|s| (s.rule.to_owned(), s.detail))
+                    .map(|s| {
+                        let key = format!("rule-{}", s.rule);
+                        let name = tr.t(&key);
+                        let name = if name == key { s.rule.to_owned() } else { name };
+                        (s.rule.to_owned(), name, s.detail)
+                    })
                     .collect(),
                 copy,
                 changes,
@@ -899,6 +972,11 @@ async fn object(
             refs_out_more,
             refs_in,
             refs_in_more,
+            external_refs: {
+                cites.render_references();
+                cites.references().to_vec()
+            },
+            tlp_from_default,
             sightings,
             partners,
             as_partner,

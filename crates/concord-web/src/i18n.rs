@@ -133,6 +133,19 @@ impl Locale {
         self.format(key, Some(&args))
     }
 
+    /// The message `key` as HTML for a template's `|safe`: the text escaped, and each
+    /// left-to-right token isolated in `<bdi>` so that it keeps its order inside Arabic
+    /// text (`(concord_…)`, not `(…_concord)`): every argument (Fluent wraps each in FSI …
+    /// PDI) and every `backquoted` token of the message file, which is also shown as code.
+    pub fn html(&self, key: &str) -> String {
+        isolated_html(&self.t(key))
+    }
+
+    /// [`Locale::html`] with one argument, as [`Locale::t1`].
+    pub fn html1(&self, key: &str, name: &str, value: impl Into<Arg>) -> String {
+        isolated_html(&self.t1(key, name, value))
+    }
+
     /// Whether the page is right to left.
     pub fn rtl(&self) -> bool {
         self.dir == Direction::Rtl
@@ -162,6 +175,50 @@ impl Locale {
         }
         text.into_owned()
     }
+}
+
+/// A formatted message as HTML ([`Locale::html`]): escaped; FSI … PDI (U+2068, U+2069)
+/// become `<bdi>` … `</bdi>`; a `backquoted` token becomes `<bdi><code>` … `</code></bdi>`
+/// (a lone backquote stays as written).
+pub fn isolated_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut in_code = false;
+    // Inside an argument, a backquote is the argument's own text.
+    let mut depth = 0usize;
+    for (i, ch) in text.char_indices() {
+        match ch {
+            '\u{2068}' => {
+                depth += 1;
+                out.push_str("<bdi>");
+            }
+            '\u{2069}' if depth > 0 => {
+                depth -= 1;
+                out.push_str("</bdi>");
+            }
+            '\u{2069}' => {}
+            '`' if depth == 0 && in_code => {
+                out.push_str("</code></bdi>");
+                in_code = false;
+            }
+            '`' if depth == 0 && text[i + 1..].contains('`') => {
+                out.push_str("<bdi><code>");
+                in_code = true;
+            }
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    if in_code {
+        out.push_str("</code></bdi>");
+    }
+    for _ in 0..depth {
+        out.push_str("</bdi>");
+    }
+    out
 }
 
 /// An argument of a message: text or a number.
@@ -241,11 +298,16 @@ mod tests {
         let mut used = BTreeSet::new();
         let re = |text: &str, used: &mut BTreeSet<String>| {
             for quote in ['"'] {
-                for (i, _) in text.match_indices(".t(").chain(text.match_indices(".t1(")) {
+                let calls = [".t(", ".t1(", ".html(", ".html1("];
+                for (i, _) in calls.iter().flat_map(|c| text.match_indices(c)) {
                     let rest = &text[i..];
                     let Some(start) = rest.find(quote) else {
                         continue;
                     };
+                    // A literal key only: `.t("key"`, not `.html1(key, "x"`.
+                    if !rest[..start].trim_end().ends_with('(') {
+                        continue;
+                    }
                     let rest = &rest[start + 1..];
                     if let Some(end) = rest.find(quote) {
                         let key = &rest[..end];
@@ -294,6 +356,38 @@ mod tests {
         assert_eq!(n(5), "5 كائنات");
         assert_eq!(n(19), "19 كائنًا");
         assert_eq!(n(100), "100 كائن");
+    }
+
+    #[test]
+    fn left_to_right_tokens_are_isolated_in_html() {
+        let ar = by_tag("ar").expect("ar");
+        let help = ar.html("login-help");
+        assert!(
+            help.contains("(<bdi><code>concord_…</code></bdi>)"),
+            "{help}"
+        );
+        // Arguments too, and whatever they hold is escaped.
+        let html = ar.html1("error-no-object", "id", "<b>x</b>`");
+        assert!(html.contains("<bdi>&lt;b&gt;x&lt;/b&gt;`</bdi>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        // Every message of every language gives balanced isolates.
+        for l in locales() {
+            for line in LOCALES.iter().find(|x| x.0 == l.tag).unwrap().2.lines() {
+                let Some((key, _)) = line.split_once(" = ") else {
+                    continue;
+                };
+                if key.starts_with('#') || key.starts_with(' ') {
+                    continue;
+                }
+                let h = l.html1(key, "x", "1");
+                assert_eq!(
+                    h.matches("<bdi>").count(),
+                    h.matches("</bdi>").count(),
+                    "{}: {key}: {h}",
+                    l.tag
+                );
+            }
+        }
     }
 
     #[test]

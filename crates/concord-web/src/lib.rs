@@ -40,6 +40,7 @@ pub mod catalogue;
 pub mod i18n;
 pub mod import;
 pub mod incidents;
+pub mod markdown;
 pub mod operator;
 pub mod session;
 
@@ -88,6 +89,7 @@ pub fn router(app: AppState) -> Router {
     let ui = incidents::routes(ui);
     ui.layer(middleware::from_fn_with_state(web.clone(), object_floor))
         .layer(middleware::from_fn(headers))
+        .layer(middleware::from_fn_with_state(web.clone(), error_pages))
         .with_state(web)
 }
 
@@ -125,6 +127,49 @@ async fn object_floor(State(web): State<Web>, req: Request, next: Next) -> Respo
     }
     let floor = web.app.config().limits.answer_floor();
     concord_server::hold_answer(floor, started, 1, resp).await
+}
+
+/// Error pages in the page frame (issue 25): a [`WebError`] is rendered where it is raised
+/// without knowing who asks; here, where the request is known, its page is rendered again
+/// with the header, the navigation of the session (if any) and the language switch, in the
+/// request's language. Status and headers (the Content-Security-Policy among them) stay.
+async fn error_pages(State(web): State<Web>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let Lang(tr) = Lang::from_request_parts(&mut parts, &web)
+        .await
+        .unwrap_or_else(|never| match never {});
+    let cookies = parts
+        .headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok());
+    let session = session::cookie(cookies, session::COOKIE).and_then(|id| web.sessions.get(id));
+    let back = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/ui/".to_owned());
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let Some(shown) = resp.extensions().get::<ErrorShown>().cloned() else {
+        return resp;
+    };
+    let c = Chrome {
+        tr,
+        who: session.as_ref().map(Session::who),
+        admin: session.as_ref().is_some_and(Session::is_admin),
+        section: "",
+        back: if back.starts_with("/ui/") {
+            back
+        } else {
+            "/ui/".to_owned()
+        },
+        title: String::new(),
+    };
+    let Ok(page) = ErrorPage::new(c, shown.status, shown.message).render() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(page))
 }
 
 /// Security headers on every UI response, and the same-origin check of state-changing
@@ -408,23 +453,61 @@ impl From<concord_server::policy::PolicyError> for WebError {
     }
 }
 
+/// What [`error_pages`] needs to render an error again in the page frame.
+#[derive(Clone, Debug)]
+struct ErrorShown {
+    status: StatusCode,
+    message: String,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
-    status: u16,
+    c: Chrome,
     message: String,
+}
+
+impl ErrorPage {
+    /// The page of an error: its title is the status and what it means, in `c`'s language.
+    fn new(mut c: Chrome, status: StatusCode, message: String) -> ErrorPage {
+        let key = match status.as_u16() {
+            400 => "error-title-400",
+            401 => "error-title-401",
+            403 => "error-title-403",
+            404 => "error-title-404",
+            413 => "error-title-413",
+            429 => "error-title-429",
+            503 => "error-title-503",
+            _ => "error-title-other",
+        };
+        c.title = format!("{} {}", status.as_u16(), c.tr.t(key));
+        ErrorPage { c, message }
+    }
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let page = ErrorPage {
-            status: self.status.as_u16(),
-            message: self.message,
+        // Rendered in English without a session here; [`error_pages`] renders it again for
+        // the request.
+        let tr = i18n::negotiate(None);
+        let c = Chrome {
+            tr,
+            who: None,
+            admin: false,
+            section: "",
+            back: "/ui/".to_owned(),
+            title: String::new(),
         };
-        match page.render() {
+        let shown = ErrorShown {
+            status: self.status,
+            message: self.message.clone(),
+        };
+        let mut resp = match ErrorPage::new(c, self.status, self.message).render() {
             Ok(html) => (self.status, Html(html)).into_response(),
             Err(e) => (self.status, e.to_string()).into_response(),
-        }
+        };
+        resp.extensions_mut().insert(shown);
+        resp
     }
 }
 

@@ -297,7 +297,14 @@ struct AuditRow {
 }
 
 impl AuditRow {
-    fn of(e: &TransferEntry) -> AuditRow {
+    /// The row of one transfer, its direction and decisions in `tr`'s words (the audit
+    /// log's own words when a language has none for them).
+    fn of(e: &TransferEntry, tr: &crate::i18n::Locale) -> AuditRow {
+        let word = |prefix: &str, w: &str| {
+            let key = format!("{prefix}{w}");
+            let t = tr.t(&key);
+            if t == key { w.to_owned() } else { t }
+        };
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         for it in e.decoded().unwrap_or_default() {
             let d = it.decision.as_str();
@@ -306,11 +313,14 @@ impl AuditRow {
                 None => counts.push((d, 1)),
             }
         }
-        let summary: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(d, n)| format!("{} {n}", word("audit-decision-", d)))
+            .collect();
         AuditRow {
             seq: e.seq,
             time_ns: e.time_ns,
-            direction: e.direction.clone(),
+            direction: word("audit-direction-", &e.direction),
             door: e.door.clone(),
             partner: e.partner.clone(),
             objects: format!("{}: {}", e.count, summary.join(", ")),
@@ -373,6 +383,7 @@ async fn audit(
 ) -> Result<Html<String>, WebError> {
     v.require_admin()?;
     let store = web.store();
+    let tr = v.tr;
     let partner = q.partner.trim().to_owned();
     let who = partner.clone();
     let (status, rows) = blocking(move || {
@@ -385,7 +396,10 @@ async fn audit(
             ..Default::default()
         })?;
         let status = verify(store.as_ref(), &rows)?;
-        Ok((status, rows.iter().map(AuditRow::of).collect::<Vec<_>>()))
+        Ok((
+            status,
+            rows.iter().map(|e| AuditRow::of(e, tr)).collect::<Vec<_>>(),
+        ))
     })
     .await?;
     let older = rows
