@@ -1578,7 +1578,9 @@ fn package_chains_and_cursors(store: &dyn Store) {
     } // dropped: rolled back
     assert_eq!(store.package_chain(In, "key-a", "p").unwrap(), None);
     assert_eq!(
-        store.package_imports("key-a", "p", 1, &"e".repeat(64)).unwrap(),
+        store
+            .package_imports("key-a", "p", 1, &"e".repeat(64))
+            .unwrap(),
         []
     );
     let mut batch = store.begin_write(&c.id).unwrap();
@@ -1616,11 +1618,15 @@ fn package_chains_and_cursors(store: &dyn Store) {
         Some(link(3, 'f'))
     );
     assert_eq!(
-        store.package_imports("key-a", "p", 2, &"f".repeat(64)).unwrap(),
+        store
+            .package_imports("key-a", "p", 2, &"f".repeat(64))
+            .unwrap(),
         [link(2, 'h'), link(3, 'f')]
     );
     assert_eq!(
-        store.package_imports("key-b", "p", 2, &"f".repeat(64)).unwrap(),
+        store
+            .package_imports("key-b", "p", 2, &"f".repeat(64))
+            .unwrap(),
         []
     );
     assert_eq!(store.package_chain(In, "key-b", "p").unwrap(), None);

@@ -548,11 +548,7 @@ impl Files<'_> {
                 header.map_err(io_error(path))?;
             }
             // Each file durable before the manifest that names it is written.
-            _ => sink
-                .inner
-                .get_ref()
-                .sync_all()
-                .map_err(io_error(&f.path))?,
+            _ => sink.inner.get_ref().sync_all().map_err(io_error(&f.path))?,
         }
         self.done.push(PackageFile {
             name: f.name,
@@ -1013,9 +1009,8 @@ fn write_into(
         counts,
         files: std::mem::take(&mut files.done),
     };
-    let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| {
-        PackageError::Manifest(format!("cannot be written: {e}"))
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| PackageError::Manifest(format!("cannot be written: {e}")))?;
     bytes.push(b'\n');
     let digest = hex(&Sha256::digest(&bytes));
     let signature = format!("{}\n", hex(&key.sign(&bytes)));
@@ -1095,7 +1090,9 @@ struct Section<'a> {
 impl Read for Section<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
-        let want = buf.len().min(usize::try_from(self.end - self.pos).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.end - self.pos).unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }
@@ -1335,7 +1332,10 @@ fn check_signed(bytes: &[u8], signature: &[u8], trust: &Trust<'_>) -> Result<Sig
                     fingerprint(&k)
                 )));
             }
-            (k, trust.peers.iter().find(|p| p.node_key_bytes() == Some(k)))
+            (
+                k,
+                trust.peers.iter().find(|p| p.node_key_bytes() == Some(k)),
+            )
         }
         None => {
             let peer = trust
@@ -1424,7 +1424,12 @@ fn check_signed(bytes: &[u8], signature: &[u8], trust: &Trust<'_>) -> Result<Sig
 /// Checks the object file `f` of a package: `len` bytes at `start` of `file` (its size
 /// from the handle or the tar header, checked against the signed size before anything is
 /// read), hashed.
-fn check_member(file: Arc<File>, start: u64, len: u64, f: &PackageFile) -> Result<Member, PackageError> {
+fn check_member(
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+    f: &PackageFile,
+) -> Result<Member, PackageError> {
     // The signed manifest's size is the cap: any other size is refused before reading.
     if len != f.bytes {
         return Err(PackageError::File {
@@ -1458,8 +1463,8 @@ fn verify_directory(
     let at = dir.as_fd();
     let (manifest_file, size, _) = open_no_follow(at, Path::new(MANIFEST), MANIFEST, Want::File)?
         .ok_or_else(|| {
-            PackageError::Manifest(format!("missing in {shown} (not a transfer package)"))
-        })?;
+        PackageError::Manifest(format!("missing in {shown} (not a transfer package)"))
+    })?;
     let mut bytes = Vec::new();
     // Capped before reading by its size, and while reading (it may grow meanwhile).
     if size <= MAX_MANIFEST_BYTES {
@@ -1487,7 +1492,12 @@ fn verify_directory(
         .map_err(io_error(Path::new(SIGNATURE)))?;
     let signed = check_signed(&bytes, &signature, trust)?;
     // Every file named, as named; nothing else.
-    let named: BTreeSet<&str> = signed.manifest.files.iter().map(|f| f.name.as_str()).collect();
+    let named: BTreeSet<&str> = signed
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     let listing = rustix::fs::Dir::read_from(at).map_err(|e| PackageError::Io {
         path: shown.to_owned(),
         source: e.into(),
@@ -1576,7 +1586,9 @@ fn tar_members(file: &File, size: u64, shown: &str) -> Result<Vec<TarMember>, Pa
         if members.len() == MAX_TAR_MEMBERS {
             return Err(refuse(
                 shown,
-                format!("more than {MAX_TAR_MEMBERS} members: not a transfer package; nothing stored"),
+                format!(
+                    "more than {MAX_TAR_MEMBERS} members: not a transfer package; nothing stored"
+                ),
             ));
         }
         let header = entry.header();
@@ -1659,8 +1671,7 @@ fn tar_members(file: &File, size: u64, shown: &str) -> Result<Vec<TarMember>, Pa
                 .to_owned(),
         ));
     }
-    if rest > 1024 + MAX_TAR_TRAILER
-        || read_member(file, end, rest, shown)?.iter().any(|&b| b != 0)
+    if rest > 1024 + MAX_TAR_TRAILER || read_member(file, end, rest, shown)?.iter().any(|&b| b != 0)
     {
         return Err(refuse(
             shown,
@@ -1703,7 +1714,12 @@ fn verify_tar(
     let bytes = read_member(&file, manifest.start, manifest.len, MANIFEST)?;
     let signature = read_member(&file, sig.start, sig.len, SIGNATURE)?;
     let signed = check_signed(&bytes, &signature, trust)?;
-    let named: BTreeSet<&str> = signed.manifest.files.iter().map(|f| f.name.as_str()).collect();
+    let named: BTreeSet<&str> = signed
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     if let Some(m) = members
         .iter()
         .find(|m| m.name != MANIFEST && m.name != SIGNATURE && !named.contains(m.name.as_str()))
@@ -1771,7 +1787,10 @@ pub fn check_chain(store: &dyn Store, package: &Verified) -> Result<(), PackageE
     };
     let p = m.previous_sequence;
     let found = store.package_imports(&producer, &m.partner, p, previous)?;
-    if found.iter().any(|l| l.sequence == p && l.digest == previous) {
+    if found
+        .iter()
+        .any(|l| l.sequence == p && l.digest == previous)
+    {
         return Ok(());
     }
     if let Some(l) = found.iter().find(|l| l.sequence == p) {

@@ -214,23 +214,42 @@ fn a_package_is_taken_once_after_the_one_it_names() {
     let d1 = make_at(&tmp.path().join("p1"), &a, &b, 1, None, &[1, 2]);
     import("p1", Destination::Create(&c)).unwrap();
     let refused = |dir: &str, reason: &str| {
-        let err = import(dir, Destination::Existing(&c.id)).unwrap_err().to_string();
+        let err = import(dir, Destination::Existing(&c.id))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(reason), "{dir}: {err}");
     };
     refused("p1", "package 1 from producer A");
-    refused("p1", "is a repeated package: it was already imported; nothing stored");
+    refused(
+        "p1",
+        "is a repeated package: it was already imported; nothing stored",
+    );
     make_at(&tmp.path().join("other-1"), &a, &b, 1, None, &[3, 4]);
     refused(
         "other-1",
         "two packages of one number, so the producer's chain forked",
     );
-    make_at(&tmp.path().join("p3-after-2"), &a, &b, 3, Some((2, &"f".repeat(64))), &[5]);
+    make_at(
+        &tmp.path().join("p3-after-2"),
+        &a,
+        &b,
+        3,
+        Some((2, &"f".repeat(64))),
+        &[5],
+    );
     refused(
         "p3-after-2",
         "follows package 2, which was not imported here (the last one imported is package \
          1): package 2 is missing",
     );
-    make_at(&tmp.path().join("p2-forked"), &a, &b, 2, Some((1, &"e".repeat(64))), &[5]);
+    make_at(
+        &tmp.path().join("p2-forked"),
+        &a,
+        &b,
+        2,
+        Some((1, &"e".repeat(64))),
+        &[5],
+    );
     refused(
         "p2-forked",
         &format!(
@@ -240,7 +259,12 @@ fn a_package_is_taken_once_after_the_one_it_names() {
         ),
     );
     for n in 3..=5 {
-        assert!(store.received_from(&indicator_id(n), None).unwrap().is_empty());
+        assert!(
+            store
+                .received_from(&indicator_id(n), None)
+                .unwrap()
+                .is_empty()
+        );
     }
     // Package 2 never completed by the producer: package 3 names package 1, and is taken.
     let d3 = make_at(&tmp.path().join("p3"), &a, &b, 3, Some((1, &d1)), &[5]);
@@ -300,8 +324,7 @@ fn a_crash_between_writing_and_recording_reuses_no_sequence_number() {
     use std::sync::Arc;
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (NodeKey::generate().unwrap(), NodeKey::generate().unwrap());
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&tmp.path().join("a.sqlite")).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&tmp.path().join("a.sqlite")).unwrap());
     let c = store
         .create_collection(&NewCollection {
             alias: "intel".into(),
@@ -349,7 +372,10 @@ fn a_crash_between_writing_and_recording_reuses_no_sequence_number() {
     add(store.as_ref(), &c.id, &[3]);
     let crashed = write("p2.tar");
     assert_eq!(
-        (crashed.manifest().sequence, crashed.manifest().previous_sequence),
+        (
+            crashed.manifest().sequence,
+            crashed.manifest().previous_sequence
+        ),
         (2, 1)
     );
     drop(crashed);

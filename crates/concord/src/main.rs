@@ -397,8 +397,7 @@ fn run(command: Command) -> Outcome {
             let store = open_store(&data)?;
             // A package is a directory, or one file named `.tar`.
             let is_package = |f: &PathBuf| {
-                f.is_dir()
-                    || concord_sync::package::Form::of(f) == concord_sync::package::Form::Tar
+                f.is_dir() || concord_sync::package::Form::of(f) == concord_sync::package::Form::Tar
             };
             if files.iter().any(is_package) {
                 if format != "stix" || !files.iter().all(is_package) {

@@ -438,10 +438,11 @@ pub fn export_package(
         m.recipient.fingerprint,
         crate::count(m.counts.objects, "object version"),
         match concord_sync::package::Form::of(request.output) {
-            concord_sync::package::Form::Tar =>
-                format!("{} in one tar", crate::count(m.files.len() as u64, "object file")),
-            concord_sync::package::Form::Directory =>
-                crate::count(m.files.len() as u64, "file"),
+            concord_sync::package::Form::Tar => format!(
+                "{} in one tar",
+                crate::count(m.files.len() as u64, "object file")
+            ),
+            concord_sync::package::Form::Directory => crate::count(m.files.len() as u64, "file"),
         },
         m.counts.withheld,
         m.counts.echoes,

@@ -1001,7 +1001,8 @@ fn raw_tar(members: &[Raw<'_>]) -> Vec<u8> {
 
 /// Issue 22, the package as one file: `export --package -o FILE.tar` writes the same files
 /// as the members of one uncompressed POSIX tar (the system's `tar` extracts it into the
-/// directory form); `import FILE.tar` (and `--verify-only`) verifies it as a directory is
+/// directory form, and a tar it packs of those files verifies too); `import FILE.tar` (and
+/// `--verify-only`) verifies it as a directory is
 /// verified and ingests it after the directory packages of the same chain; the receiver
 /// holds what the partner receives. A tar is written as a new file only.
 #[test]
@@ -1055,20 +1056,34 @@ fn a_package_as_one_tar_file_round_trips() {
         let (code, _, err) = import_package(b, dir, Some(&p.key));
         assert_eq!(code, 0, "{err}");
     }
-    let (code, out, err) = cli(
-        b,
-        &[
-            "import",
-            "--verify-only",
-            "--collection",
-            "intel",
-            "--signed-by",
-            p.key.to_str().unwrap(),
-            t3.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("nothing stored (--verify-only)"), "{err}");
+    // Packed again by the system's tar (ustar, padded to 10,240-byte records), it verifies.
+    let repacked = b.path().join("repacked.tar");
+    let status = std::process::Command::new("tar")
+        .arg("--format=ustar")
+        .arg("-cf")
+        .arg(&repacked)
+        .arg("-C")
+        .arg(&x)
+        .args(["manifest.json", "manifest.sig", "objects-000001.json.zst"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for t in [&repacked, &t3] {
+        let (code, out, err) = cli(
+            b,
+            &[
+                "import",
+                "--verify-only",
+                "--collection",
+                "intel",
+                "--signed-by",
+                p.key.to_str().unwrap(),
+                t.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("nothing stored (--verify-only)"), "{err}");
+    }
     let (code, out, err) = import_package(b, &t3, Some(&p.key));
     assert_eq!(code, 0, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
@@ -1140,7 +1155,10 @@ fn hostile_package_tars_are_refused() {
         &format!("{}: SHA-256", obj.0),
     );
     let whole = std::fs::read(&p.p1).unwrap();
-    check(whole[..whole.len() / 2].to_vec(), "truncated: its header says");
+    check(
+        whole[..whole.len() / 2].to_vec(),
+        "truncated: its header says",
+    );
     let cut = raw_tar(&genuine);
     check(
         cut[..cut.len() - 1024].to_vec(),
@@ -1148,7 +1166,10 @@ fn hostile_package_tars_are_refused() {
     );
     let mut extra = genuine.clone();
     extra.push((b"objects-000009.json.zst", Regular, b"x", b""));
-    check(raw_tar(&extra), "objects-000009.json.zst: not named in the manifest");
+    check(
+        raw_tar(&extra),
+        "objects-000009.json.zst: not named in the manifest",
+    );
     check(
         raw_tar(&with(0, (obj_name, Symlink, b"", b"/etc/passwd"))),
         &format!("{}: a symbolic link member (to /etc/passwd)", obj.0),
@@ -1171,7 +1192,10 @@ fn hostile_package_tars_are_refused() {
     check(raw_tar(&absolute), "/tmp/manifest.json: an absolute path");
     let mut nested = genuine.clone();
     nested[1].0 = &b"./manifest.json"[..];
-    check(raw_tar(&nested), "./manifest.json: a member inside a directory");
+    check(
+        raw_tar(&nested),
+        "./manifest.json: a member inside a directory",
+    );
     let mut twice = genuine.clone();
     twice.push((b"manifest.json", Regular, &manifest_bytes[..], b""));
     check(
@@ -1180,7 +1204,10 @@ fn hostile_package_tars_are_refused() {
     );
     let mut trailing = raw_tar(&genuine);
     trailing.extend_from_slice(b"hidden");
-    check(trailing, "after the end-of-archive marker that are not zero padding");
+    check(
+        trailing,
+        "after the end-of-archive marker that are not zero padding",
+    );
     let huge = vec![b' '; (16 << 20) + 1];
     check(
         raw_tar(&with(1, (b"manifest.json", Regular, leak(huge), b""))),
@@ -1196,13 +1223,20 @@ fn hostile_package_tars_are_refused() {
         concord_store::node_key::hex(&c_secret.sign(manifest_bytes))
     );
     check(
-        raw_tar(&with(2, (b"manifest.sig", Regular, leak(forged.into_bytes()), b""))),
+        raw_tar(&with(
+            2,
+            (b"manifest.sig", Regular, leak(forged.into_bytes()), b""),
+        )),
         "manifest.sig: does not verify",
     );
     assert_ne!(sig.len(), 0);
     let c_key = c.path().join("c.key");
     cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
-    refused(b, import_package(b, &p.p1, Some(&c_key)), "a foreign package");
+    refused(
+        b,
+        import_package(b, &p.p1, Some(&c_key)),
+        "a foreign package",
+    );
     let link = b.path().join("link.tar");
     std::os::unix::fs::symlink(&p.p1, &link).unwrap();
     refused(
