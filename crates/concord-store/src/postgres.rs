@@ -1610,9 +1610,9 @@ impl Store for PostgresStore {
             let sequence: i64 = tx
                 .query_one(
                     "INSERT INTO package_reservations (partner, sequence, updated_ns)
-                     VALUES ($1, $2 + 1, $3)
+                     VALUES ($1, $2::BIGINT + 1, $3)
                      ON CONFLICT (partner) DO UPDATE SET
-                       sequence = GREATEST(package_reservations.sequence, $2) + 1,
+                       sequence = GREATEST(package_reservations.sequence, $2::BIGINT) + 1,
                        updated_ns = excluded.updated_ns
                      RETURNING sequence",
                     &[&partner, &recorded, &now_ns()],
