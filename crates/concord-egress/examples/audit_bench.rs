@@ -61,6 +61,8 @@ impl Store for NoAudit {
         package_chain(d: PackageDirection, n: &str, p: &str) -> Result<Option<PackageLink>>;
         package_cursor(p: &str, c: &str) -> Result<Option<Cursor>>;
         advance_package_out(p: &str, c: &str, v: i64, l: &PackageLink, u: Option<&Cursor>) -> Result<bool>;
+        reserve_package_out(p: &str) -> Result<(i64, Option<PackageLink>)>;
+        package_imports(n: &str, p: &str, s: i64, d: &str) -> Result<Vec<PackageLink>>;
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;
         audit_entries(q: &AuditQuery) -> Result<Vec<TransferEntry>>;

@@ -352,16 +352,16 @@ pub trait WriteBatch {
     /// Sets a node setting in the batch's transaction: a sync cursor becomes durable with the
     /// objects it covers, or not at all.
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
-    /// Advances the incoming chain of transfer packages from `producer` (its public key,
-    /// hex) for `partner` (the partner named in the package's manifest) to `link`, in the
-    /// batch's transaction, only if the chain's last sequence is still `previous` (0: no
-    /// package imported yet): the package's objects and the chain move together or not at
-    /// all. `false` when another import moved the chain first (nothing is changed).
+    /// Records `link` as imported from `producer` (its public key, hex) for `partner` (the
+    /// partner named in the package's manifest), in the batch's transaction: the package's
+    /// objects and its record are stored together or not at all. The incoming chain
+    /// ([`Store::package_chain`]) moves to `link` when its sequence is higher than the last
+    /// one's. `false` when a package of that sequence or digest was already imported (by
+    /// another process meanwhile: nothing is changed).
     fn advance_package_in(
         &mut self,
         producer: &str,
         partner: &str,
-        previous: i64,
         link: &PackageLink,
     ) -> Result<bool>;
     /// Makes the batch durable (fsync) and visible to readers.
@@ -638,9 +638,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// (issue 18).
     fn ever_held(&self, object_id: &str) -> Result<bool>;
     /// The last link of a chain of transfer packages: for [`PackageDirection::Out`], the
-    /// packages written for `partner` (`node` is empty); for [`PackageDirection::In`], those
-    /// imported from the producer whose public key (hex) is `node`, for the partner its
-    /// manifests name. `None` before the first package.
+    /// packages written for `partner` (`node` is empty), the last one recorded; for
+    /// [`PackageDirection::In`], those imported from the producer whose public key (hex) is
+    /// `node`, for the partner its manifests name, the one of the highest sequence. `None`
+    /// before the first package.
     fn package_chain(
         &self,
         direction: PackageDirection,
@@ -650,6 +651,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Where the last package for `partner` of `collection_id` ended (`--since-last`
     /// resumes after it); `None` before the first.
     fn package_cursor(&self, partner: &str, collection_id: &str) -> Result<Option<Cursor>>;
+    /// Hands out the sequence number of the next package for `partner`, durably (committed
+    /// when this returns), before anything of the package is written: one more than every
+    /// number handed out before, so a package whose writing failed or was cut short by a
+    /// crash never shares its number with a later one. Returns the number and the last
+    /// package recorded ([`Store::advance_package_out`]) for the partner, which the new one
+    /// names as its previous (`None` before the first).
+    fn reserve_package_out(&self, partner: &str) -> Result<(i64, Option<PackageLink>)>;
+    /// The packages imported from `producer` (public key, hex) for `partner` whose sequence
+    /// is `sequence` or whose digest is `digest` (at most two), ordered by sequence.
+    fn package_imports(
+        &self,
+        producer: &str,
+        partner: &str,
+        sequence: i64,
+        digest: &str,
+    ) -> Result<Vec<PackageLink>>;
     /// Records a package written for `partner`, in one transaction: the outgoing chain
     /// moves to `link` only if its last sequence is still `previous` (0: none yet), and the
     /// cursor of `collection_id` moves to `cursor` (unchanged when `None`: an empty

@@ -100,6 +100,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_audit_names",
         include_str!("../migrations/postgres/0012_audit_names.sql"),
     ),
+    (
+        "0013_package_reservations",
+        include_str!("../migrations/postgres/0013_package_reservations.sql"),
+    ),
 ];
 
 /// First key of the two-key advisory locks: "Conc" for write batches.
@@ -786,17 +790,28 @@ impl WriteBatch for PgBatch<'_> {
         &mut self,
         producer: &str,
         partner: &str,
-        previous: i64,
         link: &PackageLink,
     ) -> Result<bool> {
-        advance_chain(
-            &mut self.conn().client,
-            PackageDirection::In,
-            producer,
-            partner,
-            previous,
-            link,
-        )
+        let now = now_ns();
+        let client = &mut self.conn().client;
+        if client.execute(
+            "INSERT INTO package_imports (node, partner, sequence, digest, imported_ns)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&producer, &partner, &link.sequence, &link.digest, &now],
+        )? != 1
+        {
+            return Ok(false);
+        }
+        client.execute(
+            "INSERT INTO package_chains (direction, node, partner, sequence, digest, updated_ns)
+             VALUES ('in', $1, $2, $3, $4, $5)
+             ON CONFLICT (direction, node, partner) DO UPDATE SET
+               sequence = excluded.sequence, digest = excluded.digest,
+               updated_ns = excluded.updated_ns
+             WHERE package_chains.sequence < excluded.sequence",
+            &[&producer, &partner, &link.sequence, &link.digest, &now],
+        )?;
+        Ok(true)
     }
 
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
@@ -1574,6 +1589,61 @@ impl Store for PostgresStore {
                     version_key: r.get(2),
                     seq: r.get(3),
                 }))
+        })
+    }
+
+    fn reserve_package_out(&self, partner: &str) -> Result<(i64, Option<PackageLink>)> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            // The chain's row is locked first, so a recording in flight is seen whole.
+            let last = tx
+                .query_opt(
+                    "SELECT sequence, digest FROM package_chains
+                     WHERE direction = 'out' AND node = '' AND partner = $1 FOR UPDATE",
+                    &[&partner],
+                )?
+                .map(|r| PackageLink {
+                    sequence: r.get(0),
+                    digest: r.get(1),
+                });
+            let recorded = last.as_ref().map_or(0, |l| l.sequence);
+            let sequence: i64 = tx
+                .query_one(
+                    "INSERT INTO package_reservations (partner, sequence, updated_ns)
+                     VALUES ($1, $2::BIGINT + 1, $3)
+                     ON CONFLICT (partner) DO UPDATE SET
+                       sequence = GREATEST(package_reservations.sequence, $2::BIGINT) + 1,
+                       updated_ns = excluded.updated_ns
+                     RETURNING sequence",
+                    &[&partner, &recorded, &now_ns()],
+                )?
+                .get(0);
+            tx.commit()?;
+            Ok((sequence, last))
+        })
+    }
+
+    fn package_imports(
+        &self,
+        producer: &str,
+        partner: &str,
+        sequence: i64,
+        digest: &str,
+    ) -> Result<Vec<PackageLink>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query(
+                    "SELECT sequence, digest FROM package_imports
+                     WHERE node = $1 AND partner = $2 AND (sequence = $3 OR digest = $4)
+                     ORDER BY sequence",
+                    &[&producer, &partner, &sequence, &digest],
+                )?
+                .iter()
+                .map(|r| PackageLink {
+                    sequence: r.get(0),
+                    digest: r.get(1),
+                })
+                .collect())
         })
     }
 

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_foreign_versions.sql"),
     include_str!("../migrations/sqlite/0011_foreign_shadows.sql"),
     include_str!("../migrations/sqlite/0012_audit_names.sql"),
+    include_str!("../migrations/sqlite/0013_package_reservations.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -560,17 +561,27 @@ impl WriteBatch for SqliteBatch<'_> {
         &mut self,
         producer: &str,
         partner: &str,
-        previous: i64,
         link: &PackageLink,
     ) -> Result<bool> {
-        advance_chain(
-            &self.conn,
-            PackageDirection::In,
-            producer,
-            partner,
-            previous,
-            link,
-        )
+        let now = now_ns();
+        if self.conn.execute(
+            "INSERT INTO package_imports (node, partner, sequence, digest, imported_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![producer, partner, link.sequence, link.digest, now],
+        )? != 1
+        {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "INSERT INTO package_chains (direction, node, partner, sequence, digest, updated_ns)
+             VALUES ('in', ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (direction, node, partner) DO UPDATE SET
+               sequence = excluded.sequence, digest = excluded.digest,
+               updated_ns = excluded.updated_ns
+             WHERE package_chains.sequence < excluded.sequence",
+            params![producer, partner, link.sequence, link.digest, now],
+        )?;
+        Ok(true)
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
@@ -955,6 +966,59 @@ impl Store for SqliteStore {
                 })
             })
             .optional()?)
+        })
+    }
+
+    fn reserve_package_out(&self, partner: &str) -> Result<(i64, Option<PackageLink>)> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last = tx
+            .prepare_cached(
+                "SELECT sequence, digest FROM package_chains
+                 WHERE direction = 'out' AND node = '' AND partner = ?1",
+            )?
+            .query_row(params![partner], |r| {
+                Ok(PackageLink {
+                    sequence: r.get(0)?,
+                    digest: r.get(1)?,
+                })
+            })
+            .optional()?;
+        let recorded = last.as_ref().map_or(0, |l| l.sequence);
+        let sequence: i64 = tx.query_row(
+            "INSERT INTO package_reservations (partner, sequence, updated_ns)
+             VALUES (?1, ?2 + 1, ?3)
+             ON CONFLICT (partner) DO UPDATE SET
+               sequence = MAX(package_reservations.sequence, ?2) + 1,
+               updated_ns = excluded.updated_ns
+             RETURNING sequence",
+            params![partner, recorded, now_ns()],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok((sequence, last))
+    }
+
+    fn package_imports(
+        &self,
+        producer: &str,
+        partner: &str,
+        sequence: i64,
+        digest: &str,
+    ) -> Result<Vec<PackageLink>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT sequence, digest FROM package_imports
+                 WHERE node = ?1 AND partner = ?2 AND (sequence = ?3 OR digest = ?4)
+                 ORDER BY sequence",
+            )?;
+            let rows = st.query_map(params![producer, partner, sequence, digest], |r| {
+                Ok(PackageLink {
+                    sequence: r.get(0)?,
+                    digest: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 

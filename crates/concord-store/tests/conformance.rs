@@ -1541,6 +1541,26 @@ fn package_chains_and_cursors(store: &dyn Store) {
     assert_eq!(store.package_cursor("p", "c1").unwrap(), Some(cursor(10)));
     assert_eq!(store.package_cursor("p", "c2").unwrap(), None);
     assert_eq!(store.package_chain(Out, "", "other").unwrap(), None);
+    // Sequence numbers are handed out before a package is written, one more than any
+    // handed out or recorded before: one never recorded (a crash) is not handed out again.
+    assert_eq!(
+        store.reserve_package_out("p").unwrap(),
+        (3, Some(link(2, 'c')))
+    );
+    assert_eq!(
+        store.reserve_package_out("p").unwrap(),
+        (4, Some(link(2, 'c')))
+    );
+    assert!(
+        store
+            .advance_package_out("p", "c1", 2, &link(4, 'g'), None)
+            .unwrap()
+    );
+    assert_eq!(
+        store.reserve_package_out("p").unwrap(),
+        (5, Some(link(4, 'g')))
+    );
+    assert_eq!(store.reserve_package_out("other").unwrap(), (1, None));
     // Incoming: with the batch, or not at all.
     let c = store
         .create_collection(&NewCollection {
@@ -1552,31 +1572,62 @@ fn package_chains_and_cursors(store: &dyn Store) {
         let mut batch = store.begin_write(&c.id).unwrap();
         assert!(
             batch
-                .advance_package_in("key-a", "p", 0, &link(1, 'e'))
+                .advance_package_in("key-a", "p", &link(1, 'e'))
                 .unwrap()
         );
     } // dropped: rolled back
     assert_eq!(store.package_chain(In, "key-a", "p").unwrap(), None);
+    assert_eq!(
+        store
+            .package_imports("key-a", "p", 1, &"e".repeat(64))
+            .unwrap(),
+        []
+    );
     let mut batch = store.begin_write(&c.id).unwrap();
     assert!(
         batch
-            .advance_package_in("key-a", "p", 0, &link(1, 'e'))
+            .advance_package_in("key-a", "p", &link(1, 'e'))
+            .unwrap()
+    );
+    // The same sequence, or the same digest, is imported once.
+    assert!(
+        !batch
+            .advance_package_in("key-a", "p", &link(1, 'f'))
             .unwrap()
     );
     assert!(
         !batch
-            .advance_package_in("key-a", "p", 0, &link(1, 'f'))
+            .advance_package_in("key-a", "p", &link(3, 'e'))
             .unwrap()
     );
     assert!(
         batch
-            .advance_package_in("key-a", "p", 1, &link(2, 'f'))
+            .advance_package_in("key-a", "p", &link(3, 'f'))
+            .unwrap()
+    );
+    // A lower sequence imported later (the producer's chain skipped it, or it came late)
+    // is kept; the chain stays at the highest.
+    assert!(
+        batch
+            .advance_package_in("key-a", "p", &link(2, 'h'))
             .unwrap()
     );
     batch.commit().unwrap();
     assert_eq!(
         store.package_chain(In, "key-a", "p").unwrap(),
-        Some(link(2, 'f'))
+        Some(link(3, 'f'))
+    );
+    assert_eq!(
+        store
+            .package_imports("key-a", "p", 2, &"f".repeat(64))
+            .unwrap(),
+        [link(2, 'h'), link(3, 'f')]
+    );
+    assert_eq!(
+        store
+            .package_imports("key-b", "p", 2, &"f".repeat(64))
+            .unwrap(),
+        []
     );
     assert_eq!(store.package_chain(In, "key-b", "p").unwrap(), None);
     assert_eq!(store.package_chain(Out, "key-a", "p").unwrap(), None);
@@ -2148,7 +2199,8 @@ mod postgres_only {
                 "0009_packages",
                 "0010_foreign_versions",
                 "0011_foreign_shadows",
-                "0012_audit_names"
+                "0012_audit_names",
+                "0013_package_reservations"
             ]
         );
         check_migrated(&store);

@@ -13,9 +13,17 @@
 //! - `manifest.sig` — the node key's Ed25519 signature (RFC 8032) over the exact bytes of
 //!   `manifest.json`, as 128 hex digits.
 //!
+//! The same files may travel as **one file**: an uncompressed POSIX tar ([`Form::Tar`],
+//! `FILE.tar`) holding exactly those files at its top level (the object files are
+//! compressed already), verified exactly as the directory is.
+//!
 //! The digest of a package is the SHA-256 of its `manifest.json` (which names the digest of
-//! every other file). Packages for one partner form a chain: package `n` names the digest of
-//! package `n - 1`, so the receiver can tell that none is missing, repeated or reordered.
+//! every other file). Packages for one partner form a chain: each names the sequence and
+//! digest of the package recorded before it, so the receiver can tell that none is missing,
+//! repeated or reordered. A sequence number is reserved in the store before its package is
+//! written, and the package recorded once it is complete: a crash in between leaves a
+//! complete package that was never recorded, whose number is not handed out again (the next
+//! package skips it and names the same previous one, see [`check_chain`]).
 //!
 //! Writing ([`write_package`]) reads the collection after the partner's cursor (with
 //! `since_last`), sends every entry through the node's one egress door
@@ -29,9 +37,10 @@
 //! records, together with the incoming chain: all of it is stored, or nothing.
 //!
 //! A package arrives on media an attacker may have written. The directory and every file in
-//! it are opened relative to one directory handle without following a symbolic link
-//! (`O_NOFOLLOW`) and without blocking on a FIFO (`O_NONBLOCK`); only regular files (by the
-//! opened handle's metadata) of bounded size are read; and the bytes ingested are read from
+//! it are opened relative to one directory handle (a tar: the file itself) without
+//! following a symbolic link (`O_NOFOLLOW`) and without blocking on a FIFO (`O_NONBLOCK`);
+//! only regular files (by the opened handle's metadata; in a tar, regular-file members by
+//! bare names, each once) of bounded size are read; and the bytes ingested are read from
 //! the very handles that were verified, hashed again on the way in, so a file swapped or
 //! rewritten between verification and ingest is refused before the transaction commits.
 
@@ -43,6 +52,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -63,9 +73,11 @@ use crate::peer::Peer;
 
 /// The `format` of the manifests this version writes and reads.
 ///
-/// Format 2 added the [`Manifest::recipient`]; a format 1 package (addressed to no node) is
-/// refused.
-pub const FORMAT: &str = "concord-transfer-package/2";
+/// Format 2 added the [`Manifest::recipient`]; format 3 the
+/// [`Manifest::previous_sequence`] (sequence numbers are handed out before a package is
+/// written, so the chain may skip one that was never completed). Packages of other formats
+/// are refused.
+pub const FORMAT: &str = "concord-transfer-package/3";
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 /// The signature's file name.
@@ -81,6 +93,13 @@ pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 /// The largest `manifest.sig` read, in bytes (128 hex digits and a line end; room for
 /// white space).
 pub const MAX_SIGNATURE_BYTES: u64 = 1024;
+/// The most members a package tar may hold before it is refused unread: two more than the
+/// object files of the largest manifest read ([`MAX_MANIFEST_BYTES`], at least 64 bytes
+/// per file entry), far above any real package (150 files for 1.5 million objects).
+pub const MAX_TAR_MEMBERS: usize = (MAX_MANIFEST_BYTES / 64) as usize + 2;
+/// The most bytes after a tar's end-of-archive marker: tar tools pad an archive to whole
+/// records of 20 blocks (10,240 bytes) with zeros.
+const MAX_TAR_TRAILER: u64 = 10_240;
 /// The audit door of a package write.
 pub const DOOR_WRITE: &str = "package";
 /// The audit door of a package import.
@@ -234,8 +253,13 @@ pub struct Manifest {
     pub collection: PackageCollection,
     /// When the package was written (RFC 3339).
     pub created: String,
-    /// Position in the chain of packages for `partner`: 1, 2, …
+    /// Position in the chain of packages for `partner`: 1, 2, … Numbers are handed out
+    /// before a package is written, so one whose writing failed or was cut short (a crash)
+    /// is skipped, never reused.
     pub sequence: i64,
+    /// The sequence of the previous package recorded for `partner` (0: none), the one
+    /// [`Manifest::previous`] names: `sequence - 1` unless numbers were skipped.
+    pub previous_sequence: i64,
     /// SHA-256 (hex) of the previous package's manifest; `None` for the first.
     pub previous: Option<String>,
     /// The egress policy version that decided every copy (`policy_version@DIGEST`).
@@ -264,6 +288,9 @@ pub enum PackageError {
     /// The output directory is not empty.
     #[error("{0}: exists and is not empty (a package is written into a new directory)")]
     NotEmpty(String),
+    /// The output tar file exists.
+    #[error("{0}: exists (a package tar is written as a new file)")]
+    Exists(String),
     /// `manifest.json` is missing, too large or not a manifest of this format.
     #[error("manifest.json: {0}")]
     Manifest(String),
@@ -381,7 +408,6 @@ impl Encoder {
             Encoder::Gzip(e) => e.finish()?,
         };
         sink.flush()?;
-        sink.inner.get_ref().sync_all()?;
         Ok(sink)
     }
 }
@@ -393,6 +419,8 @@ struct OpenFile {
     encoder: Encoder,
     objects: u64,
     unpacked: u64,
+    /// In a tar: where the member's header goes, written once the size is known.
+    header_at: Option<u64>,
 }
 
 impl OpenFile {
@@ -402,11 +430,43 @@ impl OpenFile {
     }
 }
 
+/// Where the files of a package go.
+#[derive(Clone, Copy)]
+enum Out<'a> {
+    /// One file each in this directory.
+    Dir(&'a Path),
+    /// Members of this tar file (being written at `path`), one after the other: each
+    /// object file is compressed straight into the tar and its header written once its
+    /// size is known, so nothing is written twice and no temporary file is needed.
+    Tar { file: &'a File, path: &'a Path },
+}
+
+/// The header of a package tar member: a regular file `name` of `size` bytes (POSIX ustar,
+/// mode 0644, owner 0).
+fn member_header(name: &str, size: u64, mtime: u64) -> io::Result<tar::Header> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name)?;
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(mtime);
+    h.set_cksum();
+    Ok(h)
+}
+
+/// Zeros that fill a tar member to whole 512-byte blocks after `size` bytes.
+fn tar_padding(size: u64) -> &'static [u8] {
+    const ZEROS: [u8; 512] = [0; 512];
+    &ZEROS[..((512 - size % 512) % 512) as usize]
+}
+
 /// The object files of a package, written one after the other.
 struct Files<'a> {
-    dir: &'a Path,
+    out: Out<'a>,
     compression: Compression,
     per_file: usize,
+    /// The members' modification time (seconds since the epoch): when the write started.
+    mtime: u64,
     open: Option<OpenFile>,
     done: Vec<PackageFile>,
 }
@@ -426,8 +486,21 @@ impl Files<'_> {
                 self.done.len() + 1,
                 self.compression.extension()
             );
-            let path = self.dir.join(&name);
-            let file = File::create(&path).map_err(io_error(&path))?;
+            let (path, file, header_at) = match self.out {
+                Out::Dir(dir) => {
+                    let path = dir.join(&name);
+                    let file = File::create(&path).map_err(io_error(&path))?;
+                    (path, file, None)
+                }
+                Out::Tar { mut file, path } => {
+                    // The header's place, filled in by `close`; the member's bytes follow
+                    // it through a second handle on the same open file (same offset).
+                    let at = file.stream_position().map_err(io_error(path))?;
+                    file.write_all(&[0; 512]).map_err(io_error(path))?;
+                    let clone = file.try_clone().map_err(io_error(path))?;
+                    (path.to_owned(), clone, Some(at))
+                }
+            };
             let sink = Hashing {
                 inner: BufWriter::with_capacity(1 << 16, file),
                 hash: Sha256::new(),
@@ -440,6 +513,7 @@ impl Files<'_> {
                 encoder,
                 objects: 0,
                 unpacked: 0,
+                header_at,
             };
             let head = format!(
                 "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[\n",
@@ -448,7 +522,9 @@ impl Files<'_> {
             f.write(head.as_bytes())?;
             self.open = Some(f);
         }
-        let f = self.open.as_mut().expect("opened above");
+        let Some(f) = self.open.as_mut() else {
+            unreachable!("a file was opened above");
+        };
         if f.objects > 0 {
             f.write(b",\n")?;
         }
@@ -463,6 +539,17 @@ impl Files<'_> {
         };
         f.write(b"\n]}\n")?;
         let sink = f.encoder.finish().map_err(io_error(&f.path))?;
+        match (self.out, f.header_at) {
+            (Out::Tar { mut file, path }, Some(at)) => {
+                use std::os::unix::fs::FileExt;
+                let header = member_header(&f.name, sink.bytes, self.mtime)
+                    .and_then(|h| file.write_all_at(h.as_bytes(), at))
+                    .and_then(|()| file.write_all(tar_padding(sink.bytes)));
+                header.map_err(io_error(path))?;
+            }
+            // Each file durable before the manifest that names it is written.
+            _ => sink.inner.get_ref().sync_all().map_err(io_error(&f.path))?,
+        }
         self.done.push(PackageFile {
             name: f.name,
             objects: f.objects,
@@ -470,6 +557,35 @@ impl Files<'_> {
             unpacked_bytes: f.unpacked,
             sha256: hex(&sink.hash.finalize()),
         });
+        Ok(())
+    }
+
+    /// Writes `manifest.json` and `manifest.sig` after the object files: as files of the
+    /// directory, or as the tar's last members and its end-of-archive marker. Each is
+    /// durable (synced) when this returns.
+    fn finish(&mut self, manifest: &[u8], signature: &[u8]) -> Result<(), PackageError> {
+        match self.out {
+            Out::Dir(dir) => {
+                for (name, content) in [(MANIFEST, manifest), (SIGNATURE, signature)] {
+                    let path = dir.join(name);
+                    let mut f = File::create(&path).map_err(io_error(&path))?;
+                    f.write_all(content)
+                        .and_then(|()| f.sync_all())
+                        .map_err(io_error(&path))?;
+                }
+            }
+            Out::Tar { file, path } => {
+                let mut tar = tar::Builder::new(file);
+                for (name, content) in [(MANIFEST, manifest), (SIGNATURE, signature)] {
+                    member_header(name, content.len() as u64, self.mtime)
+                        .and_then(|h| tar.append(&h, content))
+                        .map_err(io_error(path))?;
+                }
+                tar.finish()
+                    .and_then(|()| file.sync_all())
+                    .map_err(io_error(path))?;
+            }
+        }
         Ok(())
     }
 }
@@ -544,14 +660,45 @@ pub fn recipient_key(peers: &[Peer], partner: &str) -> Result<[u8; 32], PackageE
     }
 }
 
-/// Writes the transfer package of `collection` for `partner` into `dir` (created; it must
-/// not exist or be empty), addressed to the partner's node key `recipient` (see
-/// [`recipient_key`]), signed with `key`, and records its chain link and cursor. Every
-/// object passes `egress` for the partner (door `package`, audited page by page before it is
-/// written). On any error the files written are removed and nothing is recorded.
+/// The two forms of a package on disk: a directory of files, or the same files as the
+/// members of one uncompressed POSIX tar (the object files are compressed already).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// A directory: `manifest.json`, `manifest.sig`, `objects-NNNNNN.json.{zst,gz}`.
+    Directory,
+    /// One tar file holding those files at its top level, and nothing else.
+    Tar,
+}
+
+impl Form {
+    /// The form `path` names for writing and, on the command line, for reading: a name
+    /// ending in `.tar` is a tar, anything else a directory.
+    pub fn of(path: &Path) -> Form {
+        if path.extension().is_some_and(|e| e == "tar") {
+            Form::Tar
+        } else {
+            Form::Directory
+        }
+    }
+}
+
+/// Where a package tar is written before it is complete: `FILE.tar.partial`, renamed to
+/// `FILE.tar` once every member is written and synced (a `.partial` file is never a
+/// package: `concord import` takes only `.tar` names as tars).
+fn partial_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Writes the transfer package of `collection` for `partner` at `output` (its [`Form`] by
+/// the name: a new or empty directory, or a new `.tar` file), addressed to the partner's
+/// node key `recipient` (see [`recipient_key`]), signed with `key`, and records its chain
+/// link and cursor: [`write_unrecorded`], then [`Unrecorded::record`]. Every object passes
+/// `egress` for the partner (door `package`, audited page by page before it is written).
+/// On any error the files written are removed and nothing is recorded.
 ///
-/// Errors: [`PackageError::NotEmpty`], I/O, the store, the egress door;
-/// [`StoreError::Superseded`] when another package for the partner was recorded meanwhile.
+/// Errors: those of [`write_unrecorded`] and [`Unrecorded::record`].
 pub fn write_package(
     egress: &Egress,
     key: &NodeKey,
@@ -559,33 +706,193 @@ pub fn write_package(
     recipient: &[u8; 32],
     collection: &Collection,
     options: &WriteOptions,
-    dir: &Path,
+    output: &Path,
 ) -> Result<Written, PackageError> {
-    let created_dir = match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(PackageError::NotEmpty(dir.display().to_string()));
-            }
-            false
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-            true
-        }
-        Err(e) => return Err(io_error(dir)(e)),
+    write_unrecorded(egress, key, partner, recipient, collection, options, output)?
+        .record(egress.store().as_ref())
+}
+
+/// The first of the two steps of [`write_package`]: reserves the package's sequence number
+/// in the store ([`Store::reserve_package_out`], committed before anything is written),
+/// then writes the package at `output` in full and makes it durable under its name (a tar
+/// is written as `FILE.tar.partial`, synced, then renamed). On any error the files written
+/// are removed. The package is not recorded yet: a process that stops here (a crash) leaves
+/// a complete package that was never recorded, whose number is not handed out again, and
+/// the next package names the same previous one ([`check_chain`] takes either or both).
+///
+/// Errors: [`PackageError::NotEmpty`], [`PackageError::Exists`], I/O, the store, the egress
+/// door.
+pub fn write_unrecorded(
+    egress: &Egress,
+    key: &NodeKey,
+    partner: &PartnerProfile,
+    recipient: &[u8; 32],
+    collection: &Collection,
+    options: &WriteOptions,
+    output: &Path,
+) -> Result<Unrecorded, PackageError> {
+    let write = |out: Out<'_>, remove: Remove| {
+        write_into(egress, key, partner, recipient, collection, options, out)
+            .map(|w| Unrecorded { remove, ..w })
     };
-    let result = write_into(egress, key, partner, recipient, collection, options, dir);
-    if result.is_err() {
-        // Nothing half-written stays behind: the files of this attempt go.
-        if created_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        } else if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_file(e.path());
+    match Form::of(output) {
+        Form::Directory => {
+            let dir = output;
+            let created_dir = match std::fs::read_dir(dir) {
+                Ok(mut entries) => {
+                    if entries.next().is_some() {
+                        return Err(PackageError::NotEmpty(dir.display().to_string()));
+                    }
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+                    true
+                }
+                Err(e) => return Err(io_error(dir)(e)),
+            };
+            let remove = if created_dir {
+                Remove::Dir(dir.to_owned())
+            } else {
+                Remove::FilesIn(dir.to_owned())
+            };
+            let result = write(Out::Dir(dir), remove.clone());
+            if result.is_err() {
+                remove.run();
+            }
+            result
+        }
+        Form::Tar => {
+            match std::fs::symlink_metadata(output) {
+                Ok(_) => return Err(PackageError::Exists(output.display().to_string())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(output)(e)),
+            }
+            let partial = partial_path(output);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
+                .map_err(io_error(&partial))?;
+            let result = write(
+                Out::Tar {
+                    file: &file,
+                    path: &partial,
+                },
+                Remove::File(output.to_owned()),
+            )
+            .and_then(|w| {
+                std::fs::rename(&partial, output).map_err(io_error(output))?;
+                // The new name durable before the package may be recorded as written.
+                let parent = match output.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                if let Err(e) = File::open(parent).and_then(|d| d.sync_all()) {
+                    w.remove.run();
+                    return Err(io_error(parent)(e));
+                }
+                Ok(w)
+            });
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
+        }
+    }
+}
+
+/// What to remove when a package written is not recorded after all.
+#[derive(Clone, Debug)]
+enum Remove {
+    /// The directory the write created.
+    Dir(PathBuf),
+    /// The files in the empty directory it was given.
+    FilesIn(PathBuf),
+    /// The tar file.
+    File(PathBuf),
+}
+
+impl Remove {
+    /// Removes it, as far as possible: nothing half-written stays behind.
+    fn run(&self) {
+        match self {
+            Remove::Dir(d) => {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            Remove::FilesIn(d) => {
+                if let Ok(entries) = std::fs::read_dir(d) {
+                    for e in entries.flatten() {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            Remove::File(f) => {
+                let _ = std::fs::remove_file(f);
             }
         }
     }
-    result
+}
+
+/// A package written in full and durable under its name, its sequence number reserved, not
+/// yet recorded in the store ([`write_unrecorded`]). Dropped without
+/// [`Unrecorded::record`], it stays what a crash between writing and recording leaves.
+#[derive(Debug)]
+pub struct Unrecorded {
+    written: Written,
+    /// The partner and collection it is for.
+    partner: String,
+    collection: String,
+    /// The last entry of the collection it covers (`None`: nothing new).
+    through: Option<Cursor>,
+    /// Its files, removed if recording fails.
+    remove: Remove,
+}
+
+impl Unrecorded {
+    /// The manifest as written and signed.
+    pub fn manifest(&self) -> &Manifest {
+        &self.written.manifest
+    }
+
+    /// Records the package: the partner's chain moves to it (only from the previous package
+    /// it names) and the collection's cursor to its end, in one transaction. On failure the
+    /// package's files are removed.
+    ///
+    /// Errors: the store; [`StoreError::Superseded`] when another package for the partner
+    /// was recorded meanwhile (this one names a previous package that is no longer the
+    /// last).
+    pub fn record(self, store: &dyn Store) -> Result<Written, PackageError> {
+        let m = &self.written.manifest;
+        let link = PackageLink {
+            sequence: m.sequence,
+            digest: self.written.digest.clone(),
+        };
+        let recorded = store.advance_package_out(
+            &self.partner,
+            &self.collection,
+            m.previous_sequence,
+            &link,
+            self.through.as_ref(),
+        );
+        match recorded {
+            Ok(true) => Ok(self.written),
+            Ok(false) => {
+                self.remove.run();
+                Err(StoreError::Superseded(format!(
+                    "another package for partner {:?} was recorded while package {} was \
+                     written (it names package {} as its previous, no longer the last); write \
+                     it again",
+                    self.partner, m.sequence, m.previous_sequence
+                ))
+                .into())
+            }
+            Err(e) => {
+                self.remove.run();
+                Err(e.into())
+            }
+        }
+    }
 }
 
 fn write_into(
@@ -595,10 +902,11 @@ fn write_into(
     recipient: &[u8; 32],
     collection: &Collection,
     options: &WriteOptions,
-    dir: &Path,
-) -> Result<Written, PackageError> {
+    out: Out<'_>,
+) -> Result<Unrecorded, PackageError> {
     let store = egress.store().as_ref();
-    let chain = store.package_chain(PackageDirection::Out, "", &partner.name)?;
+    // The number first, committed: a crash from here on never lets another package take it.
+    let (sequence, chain) = store.reserve_package_out(&partner.name)?;
     let start = if options.since_last {
         store.package_cursor(&partner.name, &collection.id)?
     } else {
@@ -611,9 +919,12 @@ fn write_into(
     };
     let origin = options.origin.as_deref();
     let mut files = Files {
-        dir,
+        out,
         compression: options.compression,
         per_file: options.objects_per_file.max(1),
+        mtime: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         open: None,
         done: Vec::new(),
     };
@@ -682,7 +993,8 @@ fn write_into(
             title: collection.title.clone(),
         },
         created: Timestamp::now_micros().to_string(),
-        sequence: chain.as_ref().map_or(1, |c| c.sequence + 1),
+        sequence,
+        previous_sequence: chain.as_ref().map_or(0, |c| c.sequence),
         previous: chain.as_ref().map(|c| c.digest.clone()),
         policy_version: egress.policy().version.clone(),
         compression: options.compression,
@@ -695,49 +1007,32 @@ fn write_into(
                 .map(|c| cursor_token(key, c)),
         },
         counts,
-        files: files.done,
+        files: std::mem::take(&mut files.done),
     };
-    let mut bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+    let mut bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| PackageError::Manifest(format!("cannot be written: {e}")))?;
     bytes.push(b'\n');
     let digest = hex(&Sha256::digest(&bytes));
-    let signature = key.sign(&bytes);
-    for (name, content) in [
-        (MANIFEST, bytes),
-        (SIGNATURE, format!("{}\n", hex(&signature)).into_bytes()),
-    ] {
-        let path = dir.join(name);
-        let mut f = File::create(&path).map_err(io_error(&path))?;
-        f.write_all(&content)
-            .and_then(|()| f.sync_all())
-            .map_err(io_error(&path))?;
-    }
-    let link = PackageLink {
-        sequence: manifest.sequence,
-        digest: digest.clone(),
-    };
-    let previous = chain.map_or(0, |c| c.sequence);
-    if !store.advance_package_out(
-        &partner.name,
-        &collection.id,
-        previous,
-        &link,
-        through.as_ref(),
-    )? {
-        return Err(StoreError::Superseded(format!(
-            "another package for partner {:?} was written while this one was (sequence {} is \
-             taken); write this one again",
-            partner.name, manifest.sequence
-        ))
-        .into());
-    }
-    Ok(Written { manifest, digest })
+    let signature = format!("{}\n", hex(&key.sign(&bytes)));
+    files.finish(&bytes, signature.as_bytes())?;
+    Ok(Unrecorded {
+        written: Written { manifest, digest },
+        partner: partner.name.clone(),
+        collection: collection.id.clone(),
+        through,
+        // Set by the caller, which knows what it created.
+        remove: Remove::FilesIn(PathBuf::new()),
+    })
 }
 
 /// A package whose signature, recipient and files were checked.
 #[derive(Debug)]
 pub struct Verified {
-    /// The package directory, as given less any trailing slash (for messages).
-    pub dir: PathBuf,
+    /// The package (directory or tar file), as given less any trailing slash (for
+    /// messages).
+    pub path: PathBuf,
+    /// Its form: what `path` turned out to be when opened.
+    pub form: Form,
     /// Its manifest.
     pub manifest: Manifest,
     /// Its digest: SHA-256 (hex) of `manifest.json`.
@@ -748,7 +1043,7 @@ pub struct Verified {
     pub peer: Option<String>,
     /// The object files, opened once and verified, in the manifest's order: what
     /// [`import_package`] ingests is read from these very handles, never reopened by name.
-    files: Vec<File>,
+    files: Vec<Member>,
 }
 
 impl Verified {
@@ -759,6 +1054,51 @@ impl Verified {
             Some(p) => p.clone(),
             None => format!("node:{}", fingerprint(&self.producer)),
         }
+    }
+}
+
+/// Where the bytes of one verified object file are: `len` bytes from `start` of an open
+/// handle (a file of a package directory from its start, or a member's data in a package
+/// tar).
+#[derive(Debug)]
+struct Member {
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+}
+
+impl Member {
+    /// A reader of the member's bytes, by positioned reads (the handle's offset is not
+    /// used, so members of one tar are read independently).
+    fn reader(&self) -> Section<'_> {
+        Section {
+            file: &self.file,
+            pos: self.start,
+            end: self.start + self.len,
+        }
+    }
+}
+
+/// `end - pos` bytes of `file` from `pos`: ends early if the file became shorter (which
+/// the digest checked at the end then refuses).
+struct Section<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Section<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf
+            .len()
+            .min(usize::try_from(self.end - self.pos).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -792,18 +1132,27 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
     }
 }
 
+/// What [`open_no_follow`] accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A regular file only.
+    File,
+    /// A package: a directory or a regular file (a tar).
+    Package,
+}
+
 /// Opens `path` (relative to the directory `at`) for reading as a package is read: without
 /// following a symbolic link in its last component (`O_NOFOLLOW`), without blocking on a
 /// FIFO (`O_NONBLOCK`: a FIFO opens at once and is then refused), and only if the opened
-/// handle is a directory (`dir`) or else a regular file. Returns it with its size, from the
-/// handle (the caller caps it before reading); `None` when it does not exist. The refusals
-/// name the file (`name`).
+/// handle is what `want` says. Returns it with its size, from the handle (the caller caps
+/// it before reading), and whether it is a directory; `None` when it does not exist. The
+/// refusals name the file (`name`).
 fn open_no_follow(
     at: BorrowedFd<'_>,
     path: &Path,
     name: &str,
-    dir: bool,
-) -> Result<Option<(File, u64)>, PackageError> {
+    want: Want,
+) -> Result<Option<(File, u64, bool)>, PackageError> {
     let refuse = |message: String| PackageError::File {
         name: name.to_owned(),
         message,
@@ -832,75 +1181,124 @@ fn open_no_follow(
         path: name.to_owned(),
         source,
     })?;
-    let (want, ok) = if dir {
-        ("a directory", meta.is_dir())
-    } else {
-        ("a regular file", meta.is_file())
+    let (what, ok) = match want {
+        Want::File => ("a regular file", meta.is_file()),
+        Want::Package => (
+            "a package directory or tar file",
+            meta.is_dir() || meta.is_file(),
+        ),
     };
     if !ok {
         return Err(refuse(format!(
-            "{}, not {want}: refused; nothing stored",
+            "{}, not {what}: refused; nothing stored",
             kind_of(meta.file_type())
         )));
     }
-    Ok(Some((file, meta.len())))
+    Ok(Some((file, meta.len(), meta.is_dir())))
 }
 
-/// Checks a package in `dir` before anything of it is decompressed or stored: the manifest
-/// (size, format), the producer key it names against `signed_by` (or, without it, finds the
-/// known peer with that key), the signature against that trusted key, that the package is
-/// addressed to `this_node` (this node's public node key, [`Manifest::recipient`]), and
-/// every file: a regular file (no symbolic link, FIFO or device, opened without following
-/// one), present, of the size and SHA-256 the manifest says, and no file that the manifest
-/// does not name. The object files stay open in the result, for [`import_package`].
+/// Reads `len` bytes at `start` of `file`, `name` in errors.
+fn read_member(file: &File, start: u64, len: u64, name: &str) -> Result<Vec<u8>, PackageError> {
+    let mut bytes = Vec::new();
+    Section {
+        file,
+        pos: start,
+        end: start + len,
+    }
+    .read_to_end(&mut bytes)
+    .map_err(io_error(Path::new(name)))?;
+    Ok(bytes)
+}
+
+/// Checks a package at `path`, a directory or a tar file ([`Form`]: what the path turns out
+/// to be when opened, without following a link), before anything of it is decompressed or
+/// stored: the manifest (size, format), the producer key it names against `signed_by` (or,
+/// without it, finds the known peer with that key), the signature against that trusted
+/// key, that the package is addressed to `this_node` (this node's public node key,
+/// [`Manifest::recipient`]), and every file: present, of the size and SHA-256 the manifest
+/// says, and no file that the manifest does not name. A directory's files must be regular
+/// files (no symbolic link, FIFO or device, opened without following one); a tar's members
+/// regular files at its top level by their bare names (no link, directory, extension
+/// header, absolute path or `..`, no name twice), each within the file, followed by the
+/// end-of-archive marker and nothing but zeros. Sizes are checked before anything is read
+/// (`manifest.json` at most [`MAX_MANIFEST_BYTES`], `manifest.sig`
+/// [`MAX_SIGNATURE_BYTES`], object files exactly the signed size). The object files stay
+/// open in the result, for [`import_package`]; a tar is opened once, and its members are
+/// read again from that handle.
 ///
 /// Errors: [`PackageError::Manifest`], [`PackageError::Untrusted`] (no key given and no peer
 /// known by the producer's key; or the manifest names a producer key other than the one
 /// given, naming both fingerprints), [`PackageError::Signature`] (tampered manifest, or
 /// signed by another key), [`PackageError::NotAddressed`] (written for another node),
-/// [`PackageError::File`] (a link, FIFO or other non-regular file; tampered, truncated,
-/// missing or unexpected file), I/O.
+/// [`PackageError::File`] (a link, FIFO or other non-regular file or member; tampered,
+/// truncated, missing, repeated or unexpected file), I/O.
 pub fn verify_package(
-    dir: &Path,
+    path: &Path,
     this_node: &[u8; 32],
     signed_by: Option<[u8; 32]>,
     peers: &[Peer],
 ) -> Result<Verified, PackageError> {
     // Without trailing slashes: `LINK/` would make the system follow the link.
-    let dir: PathBuf = dir.components().collect();
-    let shown = dir.display().to_string();
-    // The directory itself is no link either: every file below is opened relative to this
-    // one handle, so swapping the directory afterwards changes nothing read.
-    let (dir_handle, _) =
-        open_no_follow(rustix::fs::CWD, &dir, &shown, true)?.ok_or_else(|| PackageError::Io {
+    let path: PathBuf = path.components().collect();
+    let shown = path.display().to_string();
+    // The package itself is no link either: a directory's files are opened relative to
+    // this one handle, and a tar is read from it alone, so swapping the path afterwards
+    // changes nothing read.
+    let (handle, size, is_dir) = open_no_follow(rustix::fs::CWD, &path, &shown, Want::Package)?
+        .ok_or_else(|| PackageError::Io {
             path: shown.clone(),
             source: io::ErrorKind::NotFound.into(),
         })?;
-    let at = dir_handle.as_fd();
-    let (manifest_file, size) = open_no_follow(at, Path::new(MANIFEST), MANIFEST, false)?
-        .ok_or_else(|| {
-            PackageError::Manifest(format!("missing in {shown} (not a transfer package)"))
-        })?;
-    let mut bytes = Vec::new();
-    // Capped before reading by its size, and while reading (it may grow meanwhile).
-    if size <= MAX_MANIFEST_BYTES {
-        manifest_file
-            .take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_error(Path::new(MANIFEST)))?;
-    }
-    if size > MAX_MANIFEST_BYTES || bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(PackageError::Manifest(format!(
-            "more than {MAX_MANIFEST_BYTES} bytes"
-        )));
-    }
+    let trust = Trust {
+        this_node,
+        signed_by,
+        peers,
+    };
+    let (form, signed, files) = if is_dir {
+        let (signed, files) = verify_directory(&handle, &shown, &trust)?;
+        (Form::Directory, signed, files)
+    } else {
+        let (signed, files) = verify_tar(handle, size, &shown, &trust)?;
+        (Form::Tar, signed, files)
+    };
+    Ok(Verified {
+        path,
+        form,
+        digest: signed.digest,
+        manifest: signed.manifest,
+        producer: signed.producer,
+        peer: signed.peer,
+        files,
+    })
+}
+
+/// The keys a package is checked against.
+struct Trust<'a> {
+    this_node: &'a [u8; 32],
+    signed_by: Option<[u8; 32]>,
+    peers: &'a [Peer],
+}
+
+/// A manifest whose signature and recipient verified.
+struct Signed {
+    manifest: Manifest,
+    digest: String,
+    producer: [u8; 32],
+    peer: Option<String>,
+}
+
+/// The checks of `manifest.json` (its `bytes`, at most [`MAX_MANIFEST_BYTES`]) and
+/// `manifest.sig` (its `signature`, at most [`MAX_SIGNATURE_BYTES`]) that do not depend on
+/// the form: format, producer key (against `--signed-by` or a known peer), signature,
+/// recipient, chain fields, and the file names it lists.
+fn check_signed(bytes: &[u8], signature: &[u8], trust: &Trust<'_>) -> Result<Signed, PackageError> {
     // The format first: a manifest of another format is named as such, not as a missing
     // field.
     #[derive(Deserialize)]
     struct Format {
         format: String,
     }
-    let format: Format = serde_json::from_slice(&bytes)
+    let format: Format = serde_json::from_slice(bytes)
         .map_err(|e| PackageError::Manifest(format!("not a {FORMAT} manifest: {e}")))?;
     if format.format != FORMAT {
         return Err(PackageError::Manifest(format!(
@@ -908,7 +1306,7 @@ pub fn verify_package(
             format.format
         )));
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
+    let manifest: Manifest = serde_json::from_slice(bytes)
         .map_err(|e| PackageError::Manifest(format!("not a {FORMAT} manifest: {e}")))?;
     let claimed = unhex32(&manifest.producer.public_key).ok_or_else(|| {
         PackageError::Manifest("producer.public_key: not 64 hex digits".to_owned())
@@ -923,7 +1321,7 @@ pub fn verify_package(
     // The key to verify with: given, or a known peer's. Given, it must be the key the
     // manifest names: a package verified with one key must not name another producer (its
     // name, fingerprint and chain would be someone else's).
-    let (trusted, peer) = match signed_by {
+    let (trusted, peer) = match trust.signed_by {
         Some(k) => {
             if k != claimed {
                 return Err(PackageError::Untrusted(format!(
@@ -934,10 +1332,14 @@ pub fn verify_package(
                     fingerprint(&k)
                 )));
             }
-            (k, peers.iter().find(|p| p.node_key_bytes() == Some(k)))
+            (
+                k,
+                trust.peers.iter().find(|p| p.node_key_bytes() == Some(k)),
+            )
         }
         None => {
-            let peer = peers
+            let peer = trust
+                .peers
                 .iter()
                 .find(|p| p.node_key_bytes() == Some(claimed))
                 .ok_or_else(|| {
@@ -951,22 +1353,13 @@ pub fn verify_package(
             (claimed, Some(peer))
         }
     };
-    let (sig_file, size) = open_no_follow(at, Path::new(SIGNATURE), SIGNATURE, false)?
-        .ok_or_else(|| PackageError::Signature("missing".to_owned()))?;
-    if size > MAX_SIGNATURE_BYTES {
-        return Err(PackageError::Signature(format!(
-            "{size} bytes, more than {MAX_SIGNATURE_BYTES}: not an Ed25519 signature"
-        )));
-    }
-    let mut sig_text = String::new();
-    sig_file
-        .take(MAX_SIGNATURE_BYTES)
-        .read_to_string(&mut sig_text)
-        .map_err(io_error(Path::new(SIGNATURE)))?;
-    let signature = unhex64(sig_text.trim()).ok_or_else(|| {
-        PackageError::Signature("not an Ed25519 signature (128 hex digits)".to_owned())
-    })?;
-    if !verify_signature(&trusted, &bytes, &signature) {
+    let signature = std::str::from_utf8(signature)
+        .ok()
+        .and_then(|t| unhex64(t.trim()))
+        .ok_or_else(|| {
+            PackageError::Signature("not an Ed25519 signature (128 hex digits)".to_owned())
+        })?;
+    if !verify_signature(&trusted, bytes, &signature) {
         return Err(PackageError::Signature(format!(
             "does not verify with the producer's key (fingerprint {}): manifest.json was \
              altered after signing, or the package was signed by another key",
@@ -977,17 +1370,34 @@ pub fn verify_package(
     let recipient = unhex32(&manifest.recipient.public_key).ok_or_else(|| {
         PackageError::Manifest("recipient.public_key: not 64 hex digits".to_owned())
     })?;
-    if recipient != *this_node {
+    if recipient != *trust.this_node {
         return Err(PackageError::NotAddressed(format!(
             "the package is addressed to the node with key fingerprint {} (the producer's \
              partner {:?}), not to this node (fingerprint {}): a package is imported only by \
              the node it was written for; nothing stored",
             fingerprint(&recipient),
             manifest.partner,
-            fingerprint(this_node)
+            fingerprint(trust.this_node)
         )));
     }
-    // Every file named, as named; nothing else.
+    // The chain fields agree: a previous package is named by sequence and digest, or not
+    // at all (the first).
+    let previous_ok = match &manifest.previous {
+        None => manifest.previous_sequence == 0,
+        Some(d) => {
+            (1..manifest.sequence).contains(&manifest.previous_sequence)
+                && d.len() == 64
+                && d.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+    };
+    if manifest.sequence < 1 || !previous_ok {
+        return Err(PackageError::Manifest(format!(
+            "sequence {}, previous_sequence {}, previous {:?}: a package follows a lower \
+             sequence named with its SHA-256 (64 hex digits), or none (previous_sequence 0)",
+            manifest.sequence, manifest.previous_sequence, manifest.previous
+        )));
+    }
+    // Every file named plainly, once.
     let mut named = BTreeSet::new();
     for f in &manifest.files {
         if f.name.is_empty()
@@ -995,7 +1405,7 @@ pub fn verify_package(
             || f.name.starts_with('.')
             || f.name == MANIFEST
             || f.name == SIGNATURE
-            || !named.insert(f.name.clone())
+            || !named.insert(f.name.as_str())
         {
             return Err(PackageError::Manifest(format!(
                 "files: {:?} is not a plain, unique object file name",
@@ -1003,13 +1413,98 @@ pub fn verify_package(
             )));
         }
     }
+    Ok(Signed {
+        digest: hex(&Sha256::digest(bytes)),
+        producer: trusted,
+        peer: peer.map(|p| p.name.clone()),
+        manifest,
+    })
+}
+
+/// Checks the object file `f` of a package: `len` bytes at `start` of `file` (its size
+/// from the handle or the tar header, checked against the signed size before anything is
+/// read), hashed.
+fn check_member(
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+    f: &PackageFile,
+) -> Result<Member, PackageError> {
+    // The signed manifest's size is the cap: any other size is refused before reading.
+    if len != f.bytes {
+        return Err(PackageError::File {
+            name: f.name.clone(),
+            message: format!(
+                "{len} bytes, the manifest says {} (truncated or altered)",
+                f.bytes
+            ),
+        });
+    }
+    let member = Member { file, start, len };
+    let got = hex(&sha256_of(member.reader()).map_err(io_error(Path::new(&f.name)))?);
+    if got != f.sha256 {
+        return Err(PackageError::File {
+            name: f.name.clone(),
+            message: format!(
+                "SHA-256 {got}, the manifest says {} (altered after signing)",
+                f.sha256
+            ),
+        });
+    }
+    Ok(member)
+}
+
+/// [`verify_package`] of a directory (`dir`, opened): each file opened relative to it.
+fn verify_directory(
+    dir: &File,
+    shown: &str,
+    trust: &Trust<'_>,
+) -> Result<(Signed, Vec<Member>), PackageError> {
+    let at = dir.as_fd();
+    let (manifest_file, size, _) = open_no_follow(at, Path::new(MANIFEST), MANIFEST, Want::File)?
+        .ok_or_else(|| {
+        PackageError::Manifest(format!("missing in {shown} (not a transfer package)"))
+    })?;
+    let mut bytes = Vec::new();
+    // Capped before reading by its size, and while reading (it may grow meanwhile).
+    if size <= MAX_MANIFEST_BYTES {
+        manifest_file
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error(Path::new(MANIFEST)))?;
+    }
+    if size > MAX_MANIFEST_BYTES || bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(PackageError::Manifest(format!(
+            "more than {MAX_MANIFEST_BYTES} bytes"
+        )));
+    }
+    let (sig_file, size, _) = open_no_follow(at, Path::new(SIGNATURE), SIGNATURE, Want::File)?
+        .ok_or_else(|| PackageError::Signature("missing".to_owned()))?;
+    if size > MAX_SIGNATURE_BYTES {
+        return Err(PackageError::Signature(format!(
+            "{size} bytes, more than {MAX_SIGNATURE_BYTES}: not an Ed25519 signature"
+        )));
+    }
+    let mut signature = Vec::new();
+    sig_file
+        .take(MAX_SIGNATURE_BYTES)
+        .read_to_end(&mut signature)
+        .map_err(io_error(Path::new(SIGNATURE)))?;
+    let signed = check_signed(&bytes, &signature, trust)?;
+    // Every file named, as named; nothing else.
+    let named: BTreeSet<&str> = signed
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     let listing = rustix::fs::Dir::read_from(at).map_err(|e| PackageError::Io {
-        path: shown.clone(),
+        path: shown.to_owned(),
         source: e.into(),
     })?;
     for entry in listing {
         let entry = entry.map_err(|e| PackageError::Io {
-            path: shown.clone(),
+            path: shown.to_owned(),
             source: e.into(),
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -1017,7 +1512,7 @@ pub fn verify_package(
             && name != ".."
             && name != MANIFEST
             && name != SIGNATURE
-            && !named.contains(&name)
+            && !named.contains(name.as_str())
         {
             return Err(PackageError::File {
                 name,
@@ -1026,110 +1521,294 @@ pub fn verify_package(
             });
         }
     }
-    let mut files = Vec::with_capacity(manifest.files.len());
-    for f in &manifest.files {
-        let Some((mut file, size)) = open_no_follow(at, Path::new(&f.name), &f.name, false)? else {
+    let mut files = Vec::with_capacity(signed.manifest.files.len());
+    for f in &signed.manifest.files {
+        let Some((file, size, _)) = open_no_follow(at, Path::new(&f.name), &f.name, Want::File)?
+        else {
             return Err(PackageError::File {
                 name: f.name.clone(),
                 message: "named in the manifest but missing from the package".to_owned(),
             });
         };
-        // The signed manifest's size is the cap: any other size is refused before reading.
-        if size != f.bytes {
-            return Err(PackageError::File {
-                name: f.name.clone(),
-                message: format!(
-                    "{size} bytes, the manifest says {} (truncated or altered)",
-                    f.bytes
-                ),
-            });
-        }
-        let got = hex(&sha256_of((&mut file).take(f.bytes)).map_err(io_error(Path::new(&f.name)))?);
-        if got != f.sha256 {
-            return Err(PackageError::File {
-                name: f.name.clone(),
-                message: format!(
-                    "SHA-256 {got}, the manifest says {} (altered after signing)",
-                    f.sha256
-                ),
-            });
-        }
-        files.push(file);
+        files.push(check_member(Arc::new(file), 0, size, f)?);
     }
-    Ok(Verified {
-        dir,
-        digest: hex(&Sha256::digest(&bytes)),
-        manifest,
-        producer: trusted,
-        peer: peer.map(|p| p.name.clone()),
-        files,
-    })
+    Ok((signed, files))
 }
 
-/// Checks that `package` is the next of its chain (producer, partner) on this node: its
-/// sequence follows the last one imported, and it names that package's digest as its
-/// previous. Returns the last sequence imported (0: none).
+/// A member of a package tar, as its header says.
+struct TarMember {
+    name: String,
+    /// Where its data starts in the file.
+    start: u64,
+    /// Its size in bytes.
+    len: u64,
+}
+
+/// What kind of tar member a header announces, in a refusal.
+fn member_kind(t: tar::EntryType) -> &'static str {
+    match t {
+        tar::EntryType::Symlink => "a symbolic link member",
+        tar::EntryType::Link => "a hard link member",
+        tar::EntryType::Directory => "a directory member",
+        tar::EntryType::Char | tar::EntryType::Block => "a device member",
+        tar::EntryType::Fifo => "a FIFO member",
+        tar::EntryType::XHeader
+        | tar::EntryType::XGlobalHeader
+        | tar::EntryType::GNULongName
+        | tar::EntryType::GNULongLink => "an extension header (PAX or GNU)",
+        tar::EntryType::GNUSparse => "a sparse file member",
+        _ => "a member that is not a regular file",
+    }
+}
+
+/// Walks the headers of a package tar (`file`, `size` bytes; `shown` in messages) without
+/// reading any member's data, and checks each one: a regular file, at the top level by a
+/// bare name, named once, within the file; then the end-of-archive marker and nothing but
+/// zero padding after it.
+fn tar_members(file: &File, size: u64, shown: &str) -> Result<Vec<TarMember>, PackageError> {
+    let refuse = |name: &str, message: String| PackageError::File {
+        name: name.to_owned(),
+        message,
+    };
+    let damaged = |e: io::Error| {
+        refuse(
+            shown,
+            format!("not a tar archive, or a damaged or truncated one ({e}); nothing stored"),
+        )
+    };
+    let mut archive = tar::Archive::new(file);
+    let mut members: Vec<TarMember> = Vec::new();
+    let mut end = 0u64;
+    // Raw: every header is a member of its own (no PAX or GNU extension is applied), so a
+    // name is what its header says and an extension header is refused, not obeyed.
+    for entry in archive.entries_with_seek().map_err(damaged)?.raw(true) {
+        let entry = entry.map_err(damaged)?;
+        if members.len() == MAX_TAR_MEMBERS {
+            return Err(refuse(
+                shown,
+                format!(
+                    "more than {MAX_TAR_MEMBERS} members: not a transfer package; nothing stored"
+                ),
+            ));
+        }
+        let header = entry.header();
+        let raw = header.path_bytes();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let kind = header.entry_type();
+        if kind != tar::EntryType::Regular {
+            let to = match header.link_name_bytes() {
+                Some(t) if kind.is_symlink() || kind.is_hard_link() => {
+                    format!(" (to {})", String::from_utf8_lossy(&t))
+                }
+                _ => String::new(),
+            };
+            return Err(refuse(
+                &name,
+                format!(
+                    "{}{to}: a package tar holds only regular files, and a package is read \
+                     from its own members, never through a link; nothing stored",
+                    member_kind(kind)
+                ),
+            ));
+        }
+        if raw.is_empty() || std::str::from_utf8(&raw).is_err() {
+            return Err(refuse(
+                &name,
+                "a member without a UTF-8 name: refused; nothing stored".to_owned(),
+            ));
+        }
+        if raw.starts_with(b"/") {
+            return Err(refuse(
+                &name,
+                "an absolute path: a package tar holds its files by their bare names; \
+                 nothing stored"
+                    .to_owned(),
+            ));
+        }
+        if raw.split(|&b| b == b'/').any(|c| c == b"..") {
+            return Err(refuse(
+                &name,
+                "a path out of the package (`..`): refused; nothing stored".to_owned(),
+            ));
+        }
+        if raw.contains(&b'/') || raw.contains(&b'\\') {
+            return Err(refuse(
+                &name,
+                "a member inside a directory: a package tar holds its files at its top \
+                 level by their bare names; nothing stored"
+                    .to_owned(),
+            ));
+        }
+        if members.iter().any(|m| m.name == name) {
+            return Err(refuse(
+                &name,
+                "a second member of that name in the tar: refused; nothing stored".to_owned(),
+            ));
+        }
+        let start = entry.raw_file_position();
+        let len = header.entry_size().map_err(damaged)?;
+        if start.checked_add(len).is_none_or(|e| e > size) {
+            return Err(refuse(
+                &name,
+                format!(
+                    "truncated: its header says {len} bytes, the tar ends {} bytes into it (an \
+                     incomplete copy); nothing stored",
+                    size.saturating_sub(start)
+                ),
+            ));
+        }
+        end = (start + len).div_ceil(512) * 512;
+        members.push(TarMember { name, start, len });
+    }
+    // The end-of-archive marker (two zero blocks) must be there: without it the tar was
+    // cut after a member. After it, zeros only (tar tools pad to whole records).
+    let rest = size.saturating_sub(end);
+    if rest < 1024 {
+        return Err(refuse(
+            shown,
+            "truncated: no end-of-archive marker after the last member (an incomplete copy); \
+             nothing stored"
+                .to_owned(),
+        ));
+    }
+    if rest > 1024 + MAX_TAR_TRAILER || read_member(file, end, rest, shown)?.iter().any(|&b| b != 0)
+    {
+        return Err(refuse(
+            shown,
+            format!(
+                "{} bytes after the end-of-archive marker that are not zero padding: refused; \
+                 nothing stored",
+                rest - 1024
+            ),
+        ));
+    }
+    Ok(members)
+}
+
+/// [`verify_package`] of a tar (`file`, opened, `size` bytes): the headers walked first
+/// (nothing of a member read), then the manifest and signature read from their members,
+/// then each object member hashed from the same handle.
+fn verify_tar(
+    file: File,
+    size: u64,
+    shown: &str,
+    trust: &Trust<'_>,
+) -> Result<(Signed, Vec<Member>), PackageError> {
+    let members = tar_members(&file, size, shown)?;
+    let find = |name: &str| members.iter().find(|m| m.name == name);
+    let manifest = find(MANIFEST).ok_or_else(|| {
+        PackageError::Manifest(format!("missing in {shown} (not a transfer package)"))
+    })?;
+    if manifest.len > MAX_MANIFEST_BYTES {
+        return Err(PackageError::Manifest(format!(
+            "more than {MAX_MANIFEST_BYTES} bytes"
+        )));
+    }
+    let sig = find(SIGNATURE).ok_or_else(|| PackageError::Signature("missing".to_owned()))?;
+    if sig.len > MAX_SIGNATURE_BYTES {
+        return Err(PackageError::Signature(format!(
+            "{} bytes, more than {MAX_SIGNATURE_BYTES}: not an Ed25519 signature",
+            sig.len
+        )));
+    }
+    let bytes = read_member(&file, manifest.start, manifest.len, MANIFEST)?;
+    let signature = read_member(&file, sig.start, sig.len, SIGNATURE)?;
+    let signed = check_signed(&bytes, &signature, trust)?;
+    let named: BTreeSet<&str> = signed
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    if let Some(m) = members
+        .iter()
+        .find(|m| m.name != MANIFEST && m.name != SIGNATURE && !named.contains(m.name.as_str()))
+    {
+        return Err(PackageError::File {
+            name: m.name.clone(),
+            message: "not named in the manifest (added to the package after signing)".to_owned(),
+        });
+    }
+    let file = Arc::new(file);
+    let mut files = Vec::with_capacity(signed.manifest.files.len());
+    for f in &signed.manifest.files {
+        let Some(m) = find(&f.name) else {
+            return Err(PackageError::File {
+                name: f.name.clone(),
+                message: "named in the manifest but missing from the package".to_owned(),
+            });
+        };
+        files.push(check_member(file.clone(), m.start, m.len, f)?);
+    }
+    Ok((signed, files))
+}
+
+/// Checks that `package` may be imported on this node after the packages of its chain
+/// (producer, partner) imported so far: it was not imported before (by digest, nor another
+/// package under its sequence number: the producer's chain forked), and the package it
+/// names as its previous (sequence and digest) was imported, so none before it is missing.
 ///
-/// Errors: [`PackageError::Chain`], naming the missing packages, the repeated or reordered
-/// one, or the fork.
-pub fn check_chain(store: &dyn Store, package: &Verified) -> Result<i64, PackageError> {
+/// Sequence numbers are handed out before a package is written ([`write_package`]), so a
+/// producer whose write failed or crashed before recording skips that number: the next
+/// package names the same previous package. The receiver takes it whether or not it
+/// imported the skipped package (its objects are covered again), and the chain stays whole.
+///
+/// Errors: [`PackageError::Chain`], naming the repeated package, the missing one, or the
+/// fork.
+pub fn check_chain(store: &dyn Store, package: &Verified) -> Result<(), PackageError> {
     let m = &package.manifest;
     let producer = hex(&package.producer);
-    let last = store.package_chain(PackageDirection::In, &producer, &m.partner)?;
-    let (last_seq, last_digest) = match &last {
-        Some(l) => (l.sequence, Some(l.digest.as_str())),
-        None => (0, None),
-    };
     let who = format!(
         "from producer {} (fingerprint {}) for partner {:?}",
         m.producer.name, m.producer.fingerprint, m.partner
     );
-    if m.sequence <= last_seq {
-        let what = if m.sequence == last_seq && last_digest == Some(package.digest.as_str()) {
-            "a repeated package: it was already imported".to_owned()
-        } else {
-            format!(
-                "a repeated or reordered package: package {last_seq} was already imported, so \
-                 package {} comes too late",
-                m.sequence
-            )
-        };
+    let this = store.package_imports(&producer, &m.partner, m.sequence, &package.digest)?;
+    if let Some(l) = this.iter().find(|l| l.digest == package.digest) {
         return Err(PackageError::Chain(format!(
-            "package {} {who} is {what}; nothing stored",
-            m.sequence
-        )));
-    }
-    if m.sequence > last_seq + 1 {
-        let missing = if m.sequence == last_seq + 2 {
-            format!("package {} is missing", last_seq + 1)
-        } else {
-            format!(
-                "packages {} to {} are missing",
-                last_seq + 1,
-                m.sequence - 1
-            )
-        };
-        return Err(PackageError::Chain(format!(
-            "package {} {who} does not follow the last one imported ({}): {missing} (import \
-             them first, in order); nothing stored",
+            "package {} {who} is a repeated package: it was already imported{}; nothing stored",
             m.sequence,
-            if last_seq == 0 {
-                "none".to_owned()
+            if l.sequence == m.sequence {
+                String::new()
             } else {
-                format!("package {last_seq}")
+                format!(" (as package {})", l.sequence)
             }
         )));
     }
-    if m.previous.as_deref() != last_digest {
+    if let Some(l) = this.first() {
         return Err(PackageError::Chain(format!(
-            "package {} {who} names previous digest {}, but package {last_seq} imported here \
-             has digest {}: the producer's chain forked; nothing stored",
-            m.sequence,
-            m.previous.as_deref().unwrap_or("(none)"),
-            last_digest.unwrap_or("(none)")
+            "package {} {who} has digest {}, but package {} imported here has digest {}: two \
+             packages of one number, so the producer's chain forked (was its store restored \
+             from an older copy?); nothing stored",
+            m.sequence, package.digest, l.sequence, l.digest
         )));
     }
-    Ok(last_seq)
+    let Some(previous) = m.previous.as_deref() else {
+        return Ok(());
+    };
+    let p = m.previous_sequence;
+    let found = store.package_imports(&producer, &m.partner, p, previous)?;
+    if found
+        .iter()
+        .any(|l| l.sequence == p && l.digest == previous)
+    {
+        return Ok(());
+    }
+    if let Some(l) = found.iter().find(|l| l.sequence == p) {
+        return Err(PackageError::Chain(format!(
+            "package {} {who} names package {p} with digest {previous} as its previous, but \
+             package {p} imported here has digest {}: the producer's chain forked; nothing \
+             stored",
+            m.sequence, l.digest
+        )));
+    }
+    let last = store.package_chain(PackageDirection::In, &producer, &m.partner)?;
+    Err(PackageError::Chain(format!(
+        "package {} {who} follows package {p}, which was not imported here (the last one \
+         imported is {}): package {p} is missing (import the packages in order); nothing \
+         stored",
+        m.sequence,
+        last.map_or("none".to_owned(), |l| format!("package {}", l.sequence))
+    )))
 }
 
 /// A verified file read again for ingest: hashes what passes and, at its end, compares the
@@ -1218,7 +1897,7 @@ pub fn import_package(
             });
         }
     }
-    let previous = check_chain(store, package)?;
+    check_chain(store, package)?;
     let source = package.source();
     let who = format!("peer:{source}");
     let collection_id = match destination {
@@ -1252,11 +1931,10 @@ pub fn import_package(
     // way in and must be the ones verified (checked at each file's end and before commit).
     let complete = Rc::new(Cell::new(0usize));
     let mut inputs = Vec::with_capacity(m.files.len());
-    for (f, mut handle) in m.files.iter().zip(&package.files) {
+    for (f, member) in m.files.iter().zip(&package.files) {
         let path = Path::new(&f.name);
-        handle.rewind().map_err(io_error(path))?;
         let rehashed = Rehash {
-            inner: handle.take(f.bytes),
+            inner: member.reader(),
             hash: Sha256::new(),
             name: &f.name,
             expected: &f.sha256,
@@ -1286,7 +1964,7 @@ pub fn import_package(
         if complete.get() != m.files.len() {
             return Err(IngestError::Refused(format!(
                 "{}: {} of {} files read to their end and checked again; nothing stored",
-                package.dir.display(),
+                package.path.display(),
                 complete.get(),
                 m.files.len()
             )));
@@ -1300,12 +1978,12 @@ pub fn import_package(
                 report.total
             )));
         }
-        if batch.advance_package_in(&producer, &m.partner, previous, &link)? {
+        if batch.advance_package_in(&producer, &m.partner, &link)? {
             Ok(())
         } else {
             Err(StoreError::Superseded(format!(
-                "package {} from producer {} was imported by another process meanwhile; \
-                 nothing stored by this import",
+                "package {} from producer {} (or another of that number) was imported by \
+                 another process meanwhile; nothing stored by this import",
                 m.sequence, m.producer.fingerprint
             ))
             .into())

@@ -117,7 +117,7 @@ enum Command {
         /// MISP: feeds, report or grouping, warninglists.
         #[command(flatten)]
         misp: misp::ImportArgs,
-        /// Transfer packages (directories written by `export --package`): the producer's
+        /// Transfer packages (directories or `.tar` files written by `export --package`): the producer's
         /// public node key (a file with 64 hex digits, from its `concord node key -o FILE`)
         /// that must have signed them and that their manifest must name. Without it, the
         /// key of a known peer (`peer add --node-key`) that the package names. Either way a
@@ -127,7 +127,8 @@ enum Command {
         /// Transfer packages: check signature, file digests and chain, and store nothing.
         #[arg(long)]
         verify_only: bool,
-        /// Bundles or MISP event JSON files to import, or transfer package directories.
+        /// Bundles or MISP event JSON files to import, or transfer packages (directories,
+        /// or `.tar` files: the same package as one file).
         #[arg(required_unless_present = "misp_feed")]
         files: Vec<PathBuf>,
     },
@@ -149,13 +150,19 @@ enum Command {
         /// or the indicators as sensors load them (suricata, zeek-intel, rpz, csv, plain).
         #[arg(long, value_enum, default_value_t)]
         format: misp::Format,
-        /// Write a signed transfer package into the new directory `-o DIR` instead (needs
-        /// `--partner`): the partner's copies, compressed, a manifest with the SHA-256 of
-        /// each file and the previous package's digest, signed with the node key, addressed
-        /// to the node key of the partner's node (`peer add NAME --node-key KEYFILE
-        /// --partner P`; refused while none is known).
+        /// Write a signed transfer package into the new directory `-o DIR` instead, or as
+        /// one uncompressed tar of the same files with `-o FILE.tar` (needs `--partner`):
+        /// the partner's copies, compressed, a manifest with the SHA-256 of each file and
+        /// the previous package's digest, signed with the node key, addressed to the node
+        /// key of the partner's node (`--recipient-key`, or `peer add NAME --node-key
+        /// KEYFILE --partner P`; refused while none is known).
         #[arg(long, requires_all = ["partner", "output"], conflicts_with = "format")]
         package: bool,
+        /// With `--package`: the public node key of the partner's node (a file with 64 hex
+        /// digits, its `concord node key -o FILE`), for a partner whose node is not
+        /// recorded as a peer. A peer linked to the partner with another key: refused.
+        #[arg(long, value_name = "KEYFILE", requires = "package")]
+        recipient_key: Option<PathBuf>,
         /// With `--package`: only what was added since the last package for this partner
         /// and collection.
         #[arg(long, requires = "package")]
@@ -388,11 +395,15 @@ fn run(command: Command) -> Outcome {
             let config = Config::load(&data_dir(&data).dir)?;
             transfer::set_limits(config.ingress_limits());
             let store = open_store(&data)?;
-            if files.iter().any(|f| f.is_dir()) {
-                if format != "stix" || files.iter().any(|f| !f.is_dir()) {
+            // A package is a directory, or one file named `.tar`.
+            let is_package = |f: &PathBuf| {
+                f.is_dir() || concord_sync::package::Form::of(f) == concord_sync::package::Form::Tar
+            };
+            if files.iter().any(is_package) {
+                if format != "stix" || !files.iter().all(is_package) {
                     bail!(
-                        "transfer packages (directories) are imported on their own, without \
-                         --format or other files"
+                        "transfer packages (directories and .tar files) are imported on their \
+                         own, without --format or other files"
                     );
                 }
                 // A package is imported only by the node it is addressed to: this one's key.
@@ -408,12 +419,12 @@ fn run(command: Command) -> Outcome {
                 );
             }
             if verify_only {
-                bail!("--verify-only applies to transfer packages (directories)");
+                bail!("--verify-only applies to transfer packages (directories and .tar files)");
             }
             if let Some(key) = &signed_by {
                 bail!(
-                    "--signed-by {}: applies to transfer packages (directories), and no file \
-                     given is one",
+                    "--signed-by {}: applies to transfer packages (directories and .tar \
+                     files), and no file given is one",
                     key.display()
                 );
             }
@@ -442,6 +453,7 @@ fn run(command: Command) -> Outcome {
             partner,
             format,
             package,
+            recipient_key,
             since_last,
             compression,
             warninglists,
@@ -449,7 +461,7 @@ fn run(command: Command) -> Outcome {
             let store = open_store(&data)?;
             if package {
                 let (Some(partner), Some(output)) = (partner, output) else {
-                    bail!("--package needs --partner P and -o DIR");
+                    bail!("--package needs --partner P and -o DIR (or -o FILE.tar)");
                 };
                 let policy = policy::load(&data, store.as_ref())?;
                 let key = audit::node_key(&data.data_dir, store.as_ref())?;
@@ -460,6 +472,7 @@ fn run(command: Command) -> Outcome {
                         collection: &collection,
                         partner: &partner,
                         output: &output,
+                        recipient_key: recipient_key.as_deref(),
                         since_last,
                         compression,
                         producer: &title,

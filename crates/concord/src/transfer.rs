@@ -349,8 +349,12 @@ pub struct PackageRequest<'a> {
     pub collection: &'a str,
     /// The partner the package is for.
     pub partner: &'a str,
-    /// The new package directory.
+    /// The new package: a directory, or one tar file when the name ends in `.tar`
+    /// ([`concord_sync::package::Form::of`]).
     pub output: &'a Path,
+    /// The public node key of the partner's node, from a key file (`--recipient-key`),
+    /// instead of the key of the peer linked to the partner.
+    pub recipient_key: Option<&'a Path>,
     /// Only what was added since the last package for the partner.
     pub since_last: bool,
     /// How the object files are compressed.
@@ -360,24 +364,47 @@ pub struct PackageRequest<'a> {
 }
 
 /// `concord export --package`: the partner's copies of a collection as a signed transfer
-/// package ([`concord_sync::package`]), through the egress door (door `package`, audited
-/// page by page), chained after the last package for the partner, addressed to the node key
-/// of the partner's node (the peer linked to it, `peer add --node-key F --partner P`; none
-/// known: refused). A peer linked to the partner is the origin: what came from it is not
-/// sent back.
+/// package ([`concord_sync::package`]; a directory, or one tar file for a `.tar` name),
+/// through the egress door (door `package`, audited page by page), chained after the last
+/// package for the partner, addressed to the node key of the partner's node: the key file
+/// given (`--recipient-key`), else the key of the peer linked to it (`peer add --node-key F
+/// --partner P`; none known: refused). Both given and different: refused. A peer linked
+/// to the partner is the origin: what came from it is not sent back.
 pub fn export_package(
     store: Arc<dyn Store>,
     request: &PackageRequest<'_>,
     policy: concord_policy::actions::Policy,
     key: &concord_store::node_key::NodeKey,
 ) -> Result<bool> {
-    use concord_sync::package::{Compression, WriteOptions, recipient_key, write_package};
+    use concord_sync::package::{
+        Compression, WriteOptions, fingerprint, read_key_file, recipient_key, write_package,
+    };
     let c = store
         .collection(request.collection)?
         .with_context(|| format!("no collection {:?}", request.collection))?;
     let profile = reader(store.as_ref(), request.partner, &c, request.collection)?;
     let peers = concord_sync::peers(store.as_ref())?;
-    let recipient = recipient_key(&peers, request.partner)?;
+    let recipient = match request.recipient_key {
+        None => recipient_key(&peers, request.partner)?,
+        Some(file) => {
+            let given = read_key_file(file)?;
+            // A node key already known for the partner's node must be the same one: a
+            // package addressed elsewhere than the linked peer is a mistake to name.
+            match recipient_key(&peers, request.partner) {
+                Ok(known) if known != given => bail!(
+                    "--recipient-key {}: key fingerprint {}, but the peer linked to partner \
+                     {:?} has node key fingerprint {}: a package is addressed to one node; \
+                     give that node's key, or change the peer (`peer add --node-key`); \
+                     nothing written",
+                    file.display(),
+                    fingerprint(&given),
+                    request.partner,
+                    fingerprint(&known)
+                ),
+                _ => given,
+            }
+        }
+    };
     let origin = peers
         .into_iter()
         .find(|p| p.partner.as_deref() == Some(request.partner))
@@ -410,7 +437,13 @@ pub fn export_package(
         m.partner,
         m.recipient.fingerprint,
         crate::count(m.counts.objects, "object version"),
-        crate::count(m.files.len() as u64, "file"),
+        match concord_sync::package::Form::of(request.output) {
+            concord_sync::package::Form::Tar => format!(
+                "{} in one tar",
+                crate::count(m.files.len() as u64, "object file")
+            ),
+            concord_sync::package::Form::Directory => crate::count(m.files.len() as u64, "file"),
+        },
         m.counts.withheld,
         m.counts.echoes,
         request.output.display(),
@@ -531,11 +564,12 @@ pub fn export_feed(
     Ok(true)
 }
 
-/// `concord import DIR…` of transfer packages: each verified (signature against
+/// `concord import DIR…|FILE.tar…` of transfer packages: each verified (signature against
 /// `signed_by`, or a known peer's node key; addressed to `this_node`, this node's public
-/// node key; every file a regular file, opened without following links, of the size and
-/// SHA-256 the manifest says; the chain of packages from its producer) before anything is
-/// decompressed, then ingested with the
+/// node key; every file a regular file (in a tar, a regular-file member by its bare name,
+/// once), opened without following links, of the size and SHA-256 the manifest says; the
+/// chain of packages from its producer) before anything is decompressed, then ingested
+/// with the
 /// producer as provenance, audited (door `package-import`), in one transaction with the
 /// chain. Returns `false` (exit 1) when any package was refused or any object rejected.
 /// With `verify_only`, each package is checked (signature, digests, chain) and nothing is
@@ -566,13 +600,14 @@ pub fn import_packages(
                 let m = &package.manifest;
                 eprintln!(
                     "{name}: package {} from {} (fingerprint {}) for partner {}: signature, \
-                     recipient (this node), {} and the chain verified; nothing stored \
+                     recipient (this node), {} and the chain verified{}; nothing stored \
                      (--verify-only)",
                     m.sequence,
                     package.source(),
                     m.producer.fingerprint,
                     m.partner,
                     crate::count(m.files.len() as u64, "file digest"),
+                    skipped(m),
                 );
                 return Ok(IngestReport {
                     total: m.counts.objects as usize,
@@ -605,12 +640,13 @@ pub fn import_packages(
             let m = &package.manifest;
             eprintln!(
                 "{name}: package {} from {} (fingerprint {}) for partner {}, verified: \
-                 signature, recipient (this node), {} and the chain",
+                 signature, recipient (this node), {} and the chain{}",
                 m.sequence,
                 package.source(),
                 m.producer.fingerprint,
                 m.partner,
                 crate::count(m.files.len() as u64, "file digest"),
+                skipped(m),
             );
             Ok(report)
         })();
@@ -625,6 +661,24 @@ pub fn import_packages(
         );
     }
     Ok(all_ok)
+}
+
+/// The numbers a package's chain skips (a write the producer never completed: failed or
+/// cut short by a crash), for the import's report: empty when it follows the one before.
+fn skipped(m: &concord_sync::package::Manifest) -> String {
+    let (from, to) = (m.previous_sequence + 1, m.sequence - 1);
+    match to - from {
+        ..0 => String::new(),
+        0 => format!(
+            " (it follows package {}: package {from} was never completed by the producer)",
+            m.previous_sequence
+        ),
+        _ => format!(
+            " (it follows package {}: packages {from} to {to} were never completed by the \
+             producer)",
+            m.previous_sequence
+        ),
+    }
 }
 
 fn uuid_v4() -> String {

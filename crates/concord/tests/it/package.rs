@@ -45,6 +45,11 @@ fn address(from: &Node, partner: &str, to: &Node) -> PathBuf {
 }
 
 fn producer() -> Producer {
+    producer_as("")
+}
+
+/// [`producer`], its packages written as `p1{ext}` and `p2{ext}` (`.tar`: one file each).
+fn producer_as(ext: &str) -> Producer {
     let a = Node::init_with(&["--jurisdiction", "DE"]);
     let b = Node::init_with(&["--jurisdiction", "DE"]);
     import(
@@ -59,14 +64,14 @@ fn producer() -> Producer {
     address(&a, "b", &b);
     let key = a.path().join("a.key");
     cli_ok(&a, &["node", "key", "-o", key.to_str().unwrap()]);
-    let p1 = a.path().join("p1");
+    let p1 = a.path().join(format!("p1{ext}"));
     package(&a, &p1, &[]);
     import(
         &a,
         "intel",
         &[indicator("33333333", "three.example", &[GREEN])],
     );
-    let p2 = a.path().join("p2");
+    let p2 = a.path().join(format!("p2{ext}"));
     package(&a, &p2, &["--since-last"]);
     Producer { a, b, key, p1, p2 }
 }
@@ -150,8 +155,9 @@ fn refused(b: &Node, (code, out, err): (i32, String, String), reason: &str) {
 fn a_chain_of_packages_delivers_what_the_partner_receives() {
     let p = producer();
     let m1 = manifest(&p.p1);
-    assert_eq!(m1["format"], "concord-transfer-package/2");
+    assert_eq!(m1["format"], "concord-transfer-package/3");
     assert_eq!(m1["sequence"], 1);
+    assert_eq!(m1["previous_sequence"], 0);
     assert_eq!(m1["previous"], Value::Null);
     assert_eq!(m1["partner"], "b");
     assert_eq!(m1["counts"]["objects"], 2);
@@ -180,6 +186,7 @@ fn a_chain_of_packages_delivers_what_the_partner_receives() {
     assert_eq!(bundle["objects"].as_array().unwrap().len(), 2);
     let m2 = manifest(&p.p2);
     assert_eq!(m2["sequence"], 2);
+    assert_eq!(m2["previous_sequence"], 1);
     assert_eq!(m2["counts"]["objects"], 1, "--since-last: only the new one");
     assert_eq!(
         m2["previous"].as_str().unwrap(),
@@ -320,7 +327,8 @@ fn a_truncated_package_is_refused() {
 }
 
 /// Package 2 before package 1: refused, naming package 1 as missing; then both in order;
-/// then package 1 again: refused as repeated, package 2 again as repeated.
+/// then package 1 again (reordered: it comes after package 2): refused as repeated, package
+/// 2 again as repeated.
 #[test]
 fn a_reordered_or_repeated_package_is_refused() {
     let p = producer();
@@ -338,7 +346,7 @@ fn a_reordered_or_repeated_package_is_refused() {
     let (code, out, _) = import_package(&b, &p.p1, Some(&p.key));
     assert_eq!(code, 1);
     assert!(
-        out.contains("repeated or reordered package: package 2 was already imported"),
+        out.contains("package 1 from producer") && out.contains("is a repeated package"),
         "{out}"
     );
     let (code, out, _) = import_package(&b, &p.p2, Some(&p.key));
@@ -946,4 +954,385 @@ fn taxii_pages_come_back_compressed_and_sync_uses_them() {
     let responses = String::from_utf8_lossy(&l.responses).to_lowercase();
     assert!(requests.contains("accept-encoding: gzip"), "{requests}");
     assert!(responses.contains("content-encoding: gzip"));
+}
+
+/// The members of a tar file, in order, every header its own member (no extension
+/// applied): name, type, data.
+fn tar_members(path: &Path) -> Vec<(String, tar::EntryType, Vec<u8>)> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .raw(true)
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let kind = e.header().entry_type();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (name, kind, data)
+        })
+        .collect()
+}
+
+/// One member of a tar made by hand: its raw name (what the `tar` crate would refuse to
+/// write, such as `../x`, included), type, data and link target.
+type Raw<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
+
+/// The bytes of a ustar file of `members`, header by header, with the end-of-archive
+/// marker.
+fn raw_tar(members: &[Raw<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, data, link) in members {
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// Issue 22, the package as one file: `export --package -o FILE.tar` writes the same files
+/// as the members of one uncompressed POSIX tar (the system's `tar` extracts it into the
+/// directory form, and a tar it packs of those files verifies too); `import FILE.tar` (and
+/// `--verify-only`) verifies it as a directory is
+/// verified and ingests it after the directory packages of the same chain; the receiver
+/// holds what the partner receives. A tar is written as a new file only.
+#[test]
+fn a_package_as_one_tar_file_round_trips() {
+    let p = producer();
+    import(
+        &p.a,
+        "intel",
+        &[indicator("44444444", "four.example", &[GREEN])],
+    );
+    let t3 = p.a.path().join("p3.tar");
+    package(&p.a, &t3, &["--since-last"]);
+    assert!(!p.a.path().join("p3.tar.partial").exists());
+    let members = tar_members(&t3);
+    let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["objects-000001.json.zst", "manifest.json", "manifest.sig"]
+    );
+    assert!(members.iter().all(|m| m.1 == tar::EntryType::Regular));
+    // The system's tar reads it: extracted, it is the directory form of package 3.
+    let x = p.b.path().join("x3");
+    std::fs::create_dir(&x).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&t3)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let m3 = manifest(&x);
+    assert_eq!(
+        (
+            m3["sequence"].as_i64(),
+            m3["previous_sequence"].as_i64(),
+            m3["counts"]["objects"].as_i64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    assert_eq!(
+        m3["previous"].as_str().unwrap(),
+        sha256_hex(&std::fs::read(p.p2.join("manifest.json")).unwrap())
+    );
+    assert_eq!(
+        m3["files"][0]["sha256"].as_str().unwrap(),
+        sha256_hex(&members[0].2)
+    );
+    let b = &p.b;
+    for dir in [&p.p1, &p.p2] {
+        let (code, _, err) = import_package(b, dir, Some(&p.key));
+        assert_eq!(code, 0, "{err}");
+    }
+    // Packed again by the system's tar (ustar, padded to 10,240-byte records), it verifies.
+    let repacked = b.path().join("repacked.tar");
+    let status = std::process::Command::new("tar")
+        .arg("--format=ustar")
+        .arg("-cf")
+        .arg(&repacked)
+        .arg("-C")
+        .arg(&x)
+        .args(["manifest.json", "manifest.sig", "objects-000001.json.zst"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for t in [&repacked, &t3] {
+        let (code, out, err) = cli(
+            b,
+            &[
+                "import",
+                "--verify-only",
+                "--collection",
+                "intel",
+                "--signed-by",
+                p.key.to_str().unwrap(),
+                t.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("nothing stored (--verify-only)"), "{err}");
+    }
+    let (code, out, err) = import_package(b, &t3, Some(&p.key));
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["files"][0]["added"], 1, "{report}");
+    same(&held(b, "intel"), &as_partner(&p.a, "intel", "b"));
+    let (code, out, _) = import_package(b, &t3, Some(&p.key));
+    assert_eq!(code, 1);
+    assert!(out.contains("is a repeated package"), "{out}");
+    // Written as a new file only.
+    let (code, _, err) = cli(
+        &p.a,
+        &[
+            "export",
+            "--collection",
+            "intel",
+            "--partner",
+            "b",
+            "--package",
+            "-o",
+            t3.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("exists (a package tar is written as a new file)"),
+        "{err}"
+    );
+}
+
+/// A package tar read from media an attacker may write: a tampered member, a tar cut
+/// short (inside a member, or after the last one), a member added, a symbolic or hard link
+/// member, a directory member, a member named `../…`, by an absolute path or inside a
+/// directory, a member twice, non-zero bytes after the end, a manifest member over 16 MiB,
+/// a signature by another key, a foreign package, the tar path a symbolic link or a FIFO:
+/// each refused with the reason, naming the member; nothing stored. The genuine tar then
+/// imports.
+#[test]
+fn hostile_package_tars_are_refused() {
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    let p = producer_as(".tar");
+    let b = &p.b;
+    let members = tar_members(&p.p1);
+    let (obj, manifest_bytes, sig) = (&members[0], &members[1].2, &members[2].2);
+    let name = obj.0.as_bytes();
+    let genuine: Vec<Raw<'_>> = members
+        .iter()
+        .map(|(n, _, d)| (n.as_bytes(), Regular, &d[..], &b""[..]))
+        .collect();
+    let mut n = 0;
+    let mut check = |bytes: Vec<u8>, reason: &str| {
+        n += 1;
+        let path = b.path().join(format!("bad-{n}.tar"));
+        std::fs::write(&path, bytes).unwrap();
+        refused(b, import_package(b, &path, Some(&p.key)), reason);
+    };
+    // The same members, written by hand, import: the refusals below are for the change.
+    let mut tampered = obj.2.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 1;
+    let with = |i: usize, m: Raw<'static>| {
+        let mut all = genuine.clone();
+        all[i] = m;
+        all
+    };
+    let leak = |v: Vec<u8>| -> &'static [u8] { Box::leak(v.into_boxed_slice()) };
+    let obj_name: &'static [u8] = leak(name.to_vec());
+    check(
+        raw_tar(&with(0, (obj_name, Regular, leak(tampered), b""))),
+        &format!("{}: SHA-256", obj.0),
+    );
+    let whole = std::fs::read(&p.p1).unwrap();
+    check(
+        whole[..whole.len() / 2].to_vec(),
+        "truncated: its header says",
+    );
+    let cut = raw_tar(&genuine);
+    check(
+        cut[..cut.len() - 1024].to_vec(),
+        "truncated: no end-of-archive marker",
+    );
+    let mut extra = genuine.clone();
+    extra.push((b"objects-000009.json.zst", Regular, b"x", b""));
+    check(
+        raw_tar(&extra),
+        "objects-000009.json.zst: not named in the manifest",
+    );
+    check(
+        raw_tar(&with(0, (obj_name, Symlink, b"", b"/etc/passwd"))),
+        &format!("{}: a symbolic link member (to /etc/passwd)", obj.0),
+    );
+    check(
+        raw_tar(&with(0, (obj_name, Link, b"", b"manifest.json"))),
+        &format!("{}: a hard link member (to manifest.json)", obj.0),
+    );
+    let mut dir = genuine.clone();
+    dir.insert(0, (b"objects", Directory, b"", b""));
+    check(raw_tar(&dir), "objects: a directory member");
+    let mut dotdot = genuine.clone();
+    dotdot[0].0 = leak([b"../".as_slice(), name].concat());
+    check(
+        raw_tar(&dotdot),
+        &format!("../{}: a path out of the package (`..`)", obj.0),
+    );
+    let mut absolute = genuine.clone();
+    absolute[1].0 = &b"/tmp/manifest.json"[..];
+    check(raw_tar(&absolute), "/tmp/manifest.json: an absolute path");
+    let mut nested = genuine.clone();
+    nested[1].0 = &b"./manifest.json"[..];
+    check(
+        raw_tar(&nested),
+        "./manifest.json: a member inside a directory",
+    );
+    let mut twice = genuine.clone();
+    twice.push((b"manifest.json", Regular, &manifest_bytes[..], b""));
+    check(
+        raw_tar(&twice),
+        "manifest.json: a second member of that name in the tar",
+    );
+    let mut trailing = raw_tar(&genuine);
+    trailing.extend_from_slice(b"hidden");
+    check(
+        trailing,
+        "after the end-of-archive marker that are not zero padding",
+    );
+    let huge = vec![b' '; (16 << 20) + 1];
+    check(
+        raw_tar(&with(1, (b"manifest.json", Regular, leak(huge), b""))),
+        "manifest.json: more than 16777216 bytes",
+    );
+    // Signed by another key: the signature does not verify; checked against another key:
+    // a foreign package.
+    let c = Node::init();
+    let c_secret =
+        concord_store::node_key::NodeKey::load_or_create(&c.path().join("node.key")).unwrap();
+    let forged = format!(
+        "{}\n",
+        concord_store::node_key::hex(&c_secret.sign(manifest_bytes))
+    );
+    check(
+        raw_tar(&with(
+            2,
+            (b"manifest.sig", Regular, leak(forged.into_bytes()), b""),
+        )),
+        "manifest.sig: does not verify",
+    );
+    assert_ne!(sig.len(), 0);
+    let c_key = c.path().join("c.key");
+    cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
+    refused(
+        b,
+        import_package(b, &p.p1, Some(&c_key)),
+        "a foreign package",
+    );
+    let link = b.path().join("link.tar");
+    std::os::unix::fs::symlink(&p.p1, &link).unwrap();
+    refused(
+        b,
+        import_package(b, &link, Some(&p.key)),
+        &format!("{}: a symbolic link", link.display()),
+    );
+    let fifo = b.path().join("fifo.tar");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let outcome = import_bounded(b, &fifo, &p.key, std::time::Duration::from_secs(60))
+        .expect("the import hung on a FIFO");
+    refused(b, outcome, &format!("{}: a FIFO", fifo.display()));
+    // The same members written by hand, and the genuine tar, import.
+    let by_hand = b.path().join("by-hand.tar");
+    std::fs::write(&by_hand, raw_tar(&genuine)).unwrap();
+    let (code, _, err) = cli(
+        b,
+        &[
+            "import",
+            "--verify-only",
+            "--collection",
+            "intel",
+            "--signed-by",
+            p.key.to_str().unwrap(),
+            by_hand.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    for t in [&p.p1, &p.p2] {
+        let (code, _, err) = import_package(b, t, Some(&p.key));
+        assert_eq!(code, 0, "{err}");
+    }
+    same(&held(b, "intel"), &as_partner(&p.a, "intel", "b"));
+}
+
+/// Item 3, a partner whose node is no peer here: `export --package --recipient-key KEYFILE`
+/// addresses the package to that key (C imports it; B, another node, does not); a key that
+/// contradicts the peer linked to the partner is refused and nothing is written.
+#[test]
+fn a_recipient_key_file_addresses_a_package() {
+    let p = producer();
+    let c = Node::init();
+    let c_key = c.path().join("own.key");
+    cli_ok(&c, &["node", "key", "-o", c_key.to_str().unwrap()]);
+    partner(&p.a, "d", "DE", &["--read", "intel"]);
+    let out = p.a.path().join("for-d.tar");
+    cli_ok(
+        &p.a,
+        &[
+            "export",
+            "--collection",
+            "intel",
+            "--partner",
+            "d",
+            "--package",
+            "--recipient-key",
+            c_key.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    refused(
+        &p.b,
+        import_package(&p.b, &out, Some(&p.key)),
+        "not to this node",
+    );
+    let (code, _, err) = import_package(&c, &out, Some(&p.key));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(held(&c, "intel").len(), 3);
+    same(&held(&c, "intel"), &as_partner(&p.a, "intel", "d"));
+    let wrong = p.a.path().join("wrong.tar");
+    let (code, _, err) = cli(
+        &p.a,
+        &[
+            "export",
+            "--collection",
+            "intel",
+            "--partner",
+            "b",
+            "--package",
+            "--recipient-key",
+            c_key.to_str().unwrap(),
+            "-o",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("but the peer linked to partner \"b\" has node key fingerprint"),
+        "{err}"
+    );
+    assert!(!wrong.exists());
 }
