@@ -1373,31 +1373,12 @@ fn wrote(
     collection_id: &str,
     vid: i64,
 ) -> Result<bool, concord_store::StoreError> {
-    use concord_store::audit::Decision;
-    let mut after_seq = 0;
-    loop {
-        let entries = store.audit_entries(&concord_store::AuditQuery {
-            after_seq,
-            partner: Some(partner.to_owned()),
-            vids: vec![vid],
-            limit: 1000,
-            ..concord_store::AuditQuery::default()
-        })?;
-        for e in &entries {
-            if e.direction == "ingress"
-                && e.collection == collection_id
-                && e.decoded().unwrap_or_default().iter().any(|i| {
-                    i.vid == vid && matches!(i.decision, Decision::Added | Decision::AlreadyPresent)
-                })
-            {
-                return Ok(true);
-            }
-        }
-        match entries.last() {
-            Some(e) if entries.len() == 1000 => after_seq = e.seq,
-            _ => return Ok(false),
-        }
-    }
+    // Only a write that stored the row counts: a POST of bytes identical to a row already
+    // there (`already-present`) is no claim on it, or anyone who can reproduce an object's
+    // bytes (public ATT&CK, a shared feed, an SCO) could delete it (attack on h-del, #1).
+    Ok(concord_store::ingress_of(store, collection_id, vid)?
+        .iter()
+        .any(|(who, d)| who == partner && *d == concord_store::audit::Decision::Added))
 }
 
 /// `GET …/collections/{id}/tombstones/[?next=TOKEN]` (not TAXII; issue 21, item 4): the

@@ -548,9 +548,20 @@ pub fn named_vids(entries: &[TransferEntry]) -> Vec<i64> {
 /// `names` (the store's names of their version rows) gives: its seq and its first vid (the
 /// digest does not tell which row changed); `None` when all agree.
 pub fn renamed(entries: &[TransferEntry], names: &[crate::VersionName]) -> Option<(i64, i64)> {
+    // A vid named twice (a held row and a kept name, or two kept names) is a name added
+    // outside the store's own writes: a kept name is written only once its row is gone.
+    let mut seen = std::collections::HashSet::new();
+    let twice: std::collections::HashSet<i64> = names
+        .iter()
+        .filter(|n| !seen.insert(n.vid))
+        .map(|n| n.vid)
+        .collect();
     entries.iter().find_map(|e| {
         let recorded = e.names?;
         let vids = e.vids();
+        if let Some(v) = vids.iter().find(|v| twice.contains(v)) {
+            return Some((e.seq, *v));
+        }
         (names_digest_of(&vids, names) != recorded)
             .then(|| (e.seq, vids.first().copied().unwrap_or(0)))
     })

@@ -749,6 +749,44 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn archive_audit(&self, boundary: &ArchiveBoundary) -> Result<()>;
 }
 
+/// Who brought the version row `vid` into `collection_id`, from the audit log: for each
+/// ingress entry of that collection that names it, oldest first, the writer (`partner`: a
+/// partner's name for its TAXII POST, `peer:NAME` for a sync pull, `operator`, `admin`) and
+/// the decision (`added`: this write stored the row there; `already-present`: it was there).
+/// What decides whose a row is: a partner may delete what its own write added (TAXII 2.1
+/// §5.7), and a peer's tombstone deletes only a row that no other source brought (issue 21).
+/// Reads the entries through the posting index, 1,000 at a time.
+pub fn ingress_of(
+    store: &dyn Store,
+    collection_id: &str,
+    vid: i64,
+) -> Result<Vec<(String, audit::Decision)>> {
+    let mut out = Vec::new();
+    let mut after_seq = 0;
+    loop {
+        let entries = store.audit_entries(&AuditQuery {
+            after_seq,
+            vids: vec![vid],
+            limit: 1000,
+            ..AuditQuery::default()
+        })?;
+        for e in entries
+            .iter()
+            .filter(|e| e.direction == "ingress" && e.collection == collection_id)
+        {
+            for i in e.decoded().unwrap_or_default() {
+                if i.vid == vid {
+                    out.push((e.partner.clone(), i.decision));
+                }
+            }
+        }
+        match entries.last() {
+            Some(e) if entries.len() == 1000 => after_seq = e.seq,
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Every entry of `collection_id` that `filter` selects, with its body, in `date_added`
 /// order, given to `f` page by page (1,000 entries a read), so a whole collection is walked
 /// in bounded memory. Stops at the first error, of the store or of `f`.

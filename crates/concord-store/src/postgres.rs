@@ -2632,7 +2632,8 @@ fn deleted_names(
         .map(|r| VersionName {
             vid: r.get(0),
             object_id: r.get(1),
-            version: r.get(2),
+            // Shown as its `modified` when it has one (what the names digest binds).
+            version: r.get::<_, Option<String>>(3).unwrap_or_else(|| r.get(2)),
             deleted: true,
             modified: r.get(3),
         })

@@ -1559,7 +1559,8 @@ fn deleted_names(c: &Connection, condition: &str, args: &[SqlValue]) -> Result<V
         Ok(VersionName {
             vid: r.get(0)?,
             object_id: r.get(1)?,
-            version: r.get(2)?,
+            // Shown as its `modified` when it has one (what the names digest binds).
+            version: r.get::<_, Option<String>>(3)?.map_or(r.get(2), Ok)?,
             deleted: true,
             modified: r.get(3)?,
         })

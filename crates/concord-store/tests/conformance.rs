@@ -1385,6 +1385,22 @@ fn audit_renames_are_named(store: &dyn Store, exec: &dyn Fn(&str)) {
         campaign.id, campaign.vid
     ));
     assert_eq!(verify(), None, "restored");
+    // A kept name added beside a held row (a name read back by `show` that the store never
+    // wrote: kept names are written once a row is gone) is named too.
+    exec(&format!(
+        "INSERT INTO audit_version_names (vid, object_id, version, modified) VALUES ({}, '{}', '2031-05-05T00:00:00.000Z', '2016-01-01T00:00:00.000Z')",
+        campaign.vid, campaign.id
+    ));
+    assert_eq!(
+        verify().map(|e| (e.kind(), e.seq())),
+        Some(("renamed", 1)),
+        "a second name for a held row"
+    );
+    exec(&format!(
+        "DELETE FROM audit_version_names WHERE vid = {}",
+        campaign.vid
+    ));
+    assert_eq!(verify(), None);
     // Its `modified` edited: `audit show` would name another version.
     exec(&format!(
         "UPDATE object_versions SET modified = '2030-01-01T00:00:00.000Z' WHERE vid = {}",

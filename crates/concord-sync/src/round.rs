@@ -627,6 +627,17 @@ fn deletions(
                 .into_iter()
                 .filter(|e| !unversioned || e.version_text.is_none())
                 .collect();
+            // A row goes only when this peer alone brought it here (its pulls, or its pushes
+            // as its partner): a copy the operator imported, or another source brought too,
+            // stays (attack on h-del, #2: `came_from` asks only whether the peer is among
+            // the sources, and an SCO's id can be guessed from its value).
+            let mut only_peers = Vec::with_capacity(held.len());
+            for e in held {
+                if only_from(store, peer, &m.local, e.vid)? {
+                    only_peers.push(e);
+                }
+            }
+            let held = only_peers;
             let vids: Vec<i64> = held.iter().map(|e| e.vid).collect();
             if vids.is_empty() {
                 continue;
@@ -988,6 +999,23 @@ fn came_from(
         .received_from(id, version)?
         .iter()
         .any(|p| *p == peer.name || Some(p) == pushed.as_ref()))
+}
+
+/// Whether every write that brought the row `vid` into `collection` came from `peer`: its
+/// pulls (`peer:NAME`) or its pushes as its partner. A row with no recorded ingress (from
+/// before the audit recorded transfers) is not.
+fn only_from(
+    store: &dyn Store,
+    peer: &Peer,
+    collection: &str,
+    vid: i64,
+) -> Result<bool, SyncError> {
+    let pulled = format!("peer:{}", peer.name);
+    let sources = concord_store::ingress_of(store, collection, vid)?;
+    Ok(!sources.is_empty()
+        && sources
+            .iter()
+            .all(|(who, _)| *who == pulled || peer.partner.as_deref() == Some(who.as_str())))
 }
 
 /// What goes home to the peer that produced what it refers to.

@@ -193,7 +193,13 @@ fn a_tombstone_of_an_sco_deletes_the_copy_received() {
     let c_key = partner(&a, "c", "SA", &["--read", "intel"]);
     let sa = a.serve();
     let c = Node::init_with(&["--jurisdiction", "SA"]);
-    cli_ok(&c, &["collection", "create", "intel"]);
+    // C's operator holds its own copy of the indicator (the same bytes): a version held
+    // from elsewhere, which A's tombstone must not take (attack on h-del, #2).
+    import(
+        &c,
+        "intel",
+        &[indicator("c0c0c0c0", "keep.example", &[GREEN])],
+    );
     cli_ok(
         &c,
         &[
@@ -212,16 +218,66 @@ fn a_tombstone_of_an_sco_deletes_the_copy_received() {
     );
     let (code, reports) = sync(&c, &[]);
     assert_eq!(code, 0, "{reports:?}");
-    assert_eq!(reports[0]["pulled_added"], 2, "{}", reports[0]);
+    assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
+    assert_eq!(reports[0]["pulled_present"], 1, "{}", reports[0]);
     assert_eq!(ids_of(&c, "domain-name").len(), 1);
 
-    let r = sa.delete(&format!("/concord/collections/intel/objects/{SCO}/"));
-    assert_eq!(r.status, 200, "{}", r.body);
+    for id in [SCO, KEEP] {
+        let r = sa.delete(&format!("/concord/collections/intel/objects/{id}/"));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
     let (code, reports) = sync(&c, &[]);
     assert_eq!(code, 0, "{reports:?}");
     assert_eq!(reports[0]["deleted"], 1, "{}", reports[0]);
     assert!(ids_of(&c, "domain-name").is_empty());
-    assert_eq!(ids_of(&c, "indicator"), [KEEP]);
+    assert_eq!(ids_of(&c, "indicator"), [KEEP], "C's own copy stays");
+}
+
+/// A partner may delete what its own write stored, not a row that was there before its
+/// POST of the same bytes (`already-present`): else anyone who can reproduce an object's
+/// bytes (public ATT&CK, a shared feed, an SCO from its value) could delete it, withheld
+/// ones included (attack on h-del, #1).
+#[test]
+fn a_post_of_the_same_bytes_gives_no_right_to_delete() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let red = indicator("a0a0a0a0", "red.example", &[RED]);
+    let green = indicator("c0c0c0c0", "keep.example", &[GREEN]);
+    import(&a, "intel", &[red.clone(), green.clone()]);
+    let key = partner(&a, "w", "DE", &["--read", "intel", "--write", "intel"]);
+    let key = std::fs::read_to_string(key).unwrap();
+    let sa = a.serve();
+    let auth = format!("Bearer {key}");
+    for (object, id) in [(&red, GONE), (&green, KEEP)] {
+        let body = json!({"objects": [object]}).to_string();
+        let r = sa.request(
+            "POST",
+            "/concord/collections/intel/objects/",
+            &[
+                ("Authorization", &auth),
+                ("Accept", TAXII),
+                ("Content-Type", TAXII),
+            ],
+            Some(&body),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        let r = sa.request(
+            "DELETE",
+            &format!("/concord/collections/intel/objects/{id}/"),
+            &[("Authorization", &auth), ("Accept", TAXII)],
+            None,
+        );
+        if id == GONE {
+            assert_eq!(
+                r.status, 404,
+                "the withheld RED row is not the partner's: {}",
+                r.body
+            );
+        } else {
+            // A version it can read it may delete, as before (TAXII 2.1 §5.7).
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    }
+    assert_eq!(ids_of(&a, "indicator"), [GONE], "the RED indicator stays");
 }
 
 /// A hostile peer on loopback: answers `GET …/collections/` with one collection `coll`,
