@@ -407,7 +407,7 @@ fn build(web: &Web, store: &dyn Store, v: &Viewer) -> Result<Dashboard, WebError
 
     // What went to each partner this week.
     let (week_first, week_labels) = days(now_ns, WEEK_DAYS);
-    let (week, transfers_cut) = week_chart(store, principal, v, week_first, week_labels, now_ns)?;
+    let (week, transfers_cut) = week_chart(store, principal, v, week_first, week_labels)?;
 
     Ok(Dashboard {
         c: v.chrome("home", tr.t("dashboard-title")),
@@ -561,7 +561,6 @@ fn week_chart(
     v: &Viewer,
     first: i64,
     labels: Vec<String>,
-    now_ns: i64,
 ) -> Result<(Option<Chart>, bool), WebError> {
     let tr = v.tr;
     let (partner, names): (Option<String>, Vec<String>) = match principal {
@@ -573,7 +572,9 @@ fn week_chart(
     };
     let entries = store.audit_window(&AuditWindow {
         since_ns: first,
-        until_ns: now_ns + 1,
+        // Read now, not at the start of the request: what this page itself recorded (the
+        // names it shows a partner) is part of the week.
+        until_ns: Timestamp::now_micros().unix_nanos() + 1,
         direction: Some("egress".to_owned()),
         partner,
         limit: MAX_TRANSFERS,

@@ -412,7 +412,11 @@ fn graph_folds_relationships_and_escapes_its_data() {
         .match_indices("<a class=\"node")
         .map(|(i, _)| &r.body[i..])
         .collect();
-    assert_eq!(nodes.len(), 3, "malware, attack pattern, report");
+    assert_eq!(
+        nodes.len(),
+        4,
+        "malware, attack pattern, report, the translation"
+    );
     assert!(
         r.body.contains(">灰鸽子</text>") && r.body.contains(">Spearphishing Attachment</text>")
     );
