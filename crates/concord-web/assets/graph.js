@@ -10,7 +10,7 @@
   var view = document.getElementById("graph-view");
   if (!svg || !view) { return; }
   // The server's budget for a label (graph.rs: LABEL_UNITS × UNIT_W user units).
-  var LABEL_MAX = 26 * 7;
+  var LABEL_MAX = 22 * 7;
 
   Array.prototype.forEach.call(view.querySelectorAll(".node text.label"), function (t) {
     if (t.getComputedTextLength() <= LABEL_MAX) { return; }

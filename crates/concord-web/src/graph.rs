@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// A group is made of more than this many leaf objects of one type around one object.
 pub const FANOUT: usize = 12;
 /// Width of a column: the node, its label, the edge labels and the gap to the next column.
-pub const COLUMN: u32 = 300;
+pub const COLUMN: u32 = 250;
 /// Height of a row.
 pub const ROW: u32 = 26;
 /// Space around the drawing.
@@ -36,9 +36,9 @@ pub const NODE_R: u32 = 7;
 /// Radius of the start node.
 pub const START_R: u32 = 11;
 /// How wide a label may be, in units of about one Latin character at the label's font
-/// size (a CJK or other wide character counts two): 26 units are about 170 user units at
+/// size (a CJK or other wide character counts two): 22 units are about 150 user units at
 /// 12 px, which leaves the rest of the column to the edge labels and the gap.
-pub const LABEL_UNITS: usize = 26;
+pub const LABEL_UNITS: usize = 22;
 /// User units per label unit (12 px sans-serif averages under 7 per Latin character).
 pub const UNIT_W: u32 = 7;
 
