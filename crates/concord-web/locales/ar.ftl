@@ -304,5 +304,4 @@ dashboard-nothing-sent = لم يُرسل شيء هذا الأسبوع.
 chart-as-table = الأرقام نفسها في جدول
 graph-legend = مفتاح الألوان
 graph-group-expand = مجموعة: اضغط Enter أو انقر لعرض كائناتها
-graph-fit = ملاءمة العرض
 graph-no-group = expand: لا توجد مجموعة { $key } في هذا الرسم (الرابط قديم؛ أعد رسم الرسم)

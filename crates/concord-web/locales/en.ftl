@@ -295,5 +295,4 @@ dashboard-nothing-sent = Nothing was sent this week.
 chart-as-table = The same figures as a table
 graph-legend = Legend
 graph-group-expand = a group: press Enter or click to show its objects
-graph-fit = Fit to view
 graph-no-group = expand: no group { $key } in this graph (the link is out of date; redraw the graph)

@@ -267,5 +267,4 @@ dashboard-nothing-sent = 本周未发送任何内容。
 chart-as-table = 以表格形式显示相同数据
 graph-legend = 图例
 graph-group-expand = 一个分组：按 Enter 键或单击以显示其中的对象
-graph-fit = 适应窗口
 graph-no-group = expand：此图中没有分组 { $key }（链接已过期，请重新绘制图）
