@@ -299,8 +299,8 @@ pub fn layout(
         }
     };
     let mut pos = vec![0f64; total];
-    for l in 0..layers {
-        let mut keyed: Vec<(f64, (String, String, String), usize)> = by_layer[l]
+    for (l, members) in by_layer.iter_mut().enumerate() {
+        let mut keyed: Vec<(f64, (String, String, String), usize)> = members
             .iter()
             .map(|&i| {
                 let before: Vec<f64> = nadj[i]
@@ -317,8 +317,8 @@ pub fn layout(
             })
             .collect();
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        by_layer[l] = keyed.into_iter().map(|(_, _, i)| i).collect();
-        for (k, &i) in by_layer[l].iter().enumerate() {
+        *members = keyed.into_iter().map(|(_, _, i)| i).collect();
+        for (k, &i) in members.iter().enumerate() {
             pos[i] = k as f64;
         }
     }

@@ -418,7 +418,12 @@ fn graph_folds_relationships_and_escapes_its_data() {
         "malware, attack pattern, report, the translation"
     );
     assert!(
-        r.body.contains(">灰鸽子</text>") && r.body.contains(">Spearphishing Attachment</text>")
+        r.body.contains(">灰鸽子</text>")
+            && r.body.contains("attack-pattern: Spearphishing Attachment")
+    );
+    assert!(
+        r.body.contains(">Spearphishing Attachm…</text>"),
+        "a label is cut to its column, the full name in its title"
     );
     assert!(
         r.body.contains(">机密报告</text>"),
