@@ -66,6 +66,7 @@ impl Store for NoAudit {
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;
         audit_entries(q: &AuditQuery) -> Result<Vec<TransferEntry>>;
+        audit_window(w: &AuditWindow) -> Result<Vec<TransferEntry>>;
         audit_unindexed(e: &[TransferEntry]) -> Result<Option<(i64, i64)>>;
         audit_checkpoints_covering(f: i64, l: i64) -> Result<Vec<Checkpoint>>;
         audit_names(v: &[i64]) -> Result<Vec<VersionName>>;

@@ -8,6 +8,7 @@
 //!   [`FieldMap`] (built-in or TOML).
 //! - [`IndicatorSet`]: indicator objects compiled into indexes.
 //! - [`Matcher`]: records in, [`Hit`]s out, plus per-indicator [`Aggregate`]s for sightings.
+//! - [`sighting`]: the sightings that come back, counted per indicator ([`sighting::Tally`]).
 
 pub mod classify;
 pub mod fieldmap;
@@ -16,6 +17,7 @@ pub mod ioc_list;
 mod matcher;
 pub mod record;
 mod set;
+pub mod sighting;
 
 pub use fieldmap::{FieldMap, FieldMapError};
 pub use input::{Format, InputError, Malformed, RecordReader, open};

@@ -708,6 +708,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
     /// Transfer entries that match `query`, in `seq` order (newest first when asked).
     fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<TransferEntry>>;
+    /// Transfer entries appended in a time window ([`AuditWindow`]), newest first (by
+    /// `time_ns`, then `seq`), at most `window.limit`. Served by the indexes on `time_ns`
+    /// and `(partner, time_ns)` (schema 14): the work is the window's entries up to the
+    /// limit, never the whole log. `time_ns` is the appender's wall clock, so an entry
+    /// appended while the clock stood behind may sort before an older one; a window is a
+    /// time range, not a `seq` range.
+    fn audit_window(&self, window: &AuditWindow) -> Result<Vec<TransferEntry>>;
     /// The posting index against the entries it indexes: the first `(seq, vid)` where an
     /// entry of `entries` names the version row `vid` in its items but the index has no
     /// posting for it, so `audit show --object` would not find that entry. `None`: every
@@ -832,6 +839,23 @@ pub struct AuditQuery {
     pub limit: usize,
     /// Newest first (`seq` descending).
     pub newest_first: bool,
+}
+
+/// Which transfer entries [`Store::audit_window`] returns: those appended in
+/// `[since_ns, until_ns)` (nanoseconds since the epoch, the entries' `time_ns`), of one
+/// direction and one partner when given, at most `limit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditWindow {
+    /// Only `time_ns >= since_ns`.
+    pub since_ns: i64,
+    /// Only `time_ns < until_ns`.
+    pub until_ns: i64,
+    /// Only this direction (`egress`, `ingress` or `delete`).
+    pub direction: Option<String>,
+    /// Only this partner's (the name the entries record).
+    pub partner: Option<String>,
+    /// At most this many (the newest).
+    pub limit: usize,
 }
 
 /// The name of a version row: what `audit show` prints for a vid.

@@ -47,7 +47,7 @@ use crate::{
     PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
     StoreOptions, WriteBatch, conflict_message, content_hash,
 };
-use crate::{AuditQuery, VersionName};
+use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
@@ -103,6 +103,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0013_package_reservations",
         include_str!("../migrations/postgres/0013_package_reservations.sql"),
+    ),
+    (
+        "0014_audit_time",
+        include_str!("../migrations/postgres/0014_audit_time.sql"),
     ),
 ];
 
@@ -1784,6 +1788,30 @@ impl Store for PostgresStore {
         );
         self.with_conn(|c| {
             let rows = c.query(&sql, &[&q.after_seq, &before, &q.partner, &vids, &limit])?;
+            Ok(rows.iter().map(transfer_row).collect())
+        })
+    }
+
+    fn audit_window(&self, w: &AuditWindow) -> Result<Vec<TransferEntry>> {
+        let limit = i64::try_from(w.limit).unwrap_or(i64::MAX);
+        // Two statements rather than `($3 IS NULL OR partner = $3)`: a generic plan of the
+        // latter cannot choose the (partner, time_ns) index.
+        let by_partner = if w.partner.is_some() {
+            "AND partner = $5"
+        } else {
+            "AND $5::TEXT IS NULL"
+        };
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM audit_entries
+             WHERE time_ns >= $1 AND time_ns < $2 AND ($3::TEXT IS NULL OR direction = $3)
+               {by_partner}
+             ORDER BY time_ns DESC, seq DESC LIMIT $4"
+        );
+        self.with_conn(|c| {
+            let rows = c.query(
+                &sql,
+                &[&w.since_ns, &w.until_ns, &w.direction, &limit, &w.partner],
+            )?;
             Ok(rows.iter().map(transfer_row).collect())
         })
     }

@@ -16,9 +16,9 @@ use crate::audit::{
     chain_after, chain_transfers, group_records, pending_vids,
 };
 use crate::{
-    AddOutcome, AuditQuery, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
-    PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
-    StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
+    AddOutcome, AuditQuery, AuditWindow, Collection, Cursor, Entry, NewCollection, NewObject,
+    ObjectFilter, PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store,
+    StoreError, StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
 use crate::{ForeignVersions, VersionParams, version_condition};
 
@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_foreign_shadows.sql"),
     include_str!("../migrations/sqlite/0012_audit_names.sql"),
     include_str!("../migrations/sqlite/0013_package_reservations.sql"),
+    include_str!("../migrations/sqlite/0014_audit_time.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1138,6 +1139,32 @@ impl Store for SqliteStore {
         });
         args.push(SqlValue::Integer(
             i64::try_from(q.limit).unwrap_or(i64::MAX),
+        ));
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn audit_window(&self, w: &AuditWindow) -> Result<Vec<TransferEntry>> {
+        // `seq` is the rowid, which both time indexes carry: (time_ns, seq) and
+        // (partner, time_ns, seq) give this order without a sort.
+        let mut sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM audit_entries WHERE time_ns >= ? AND time_ns < ?"
+        );
+        let mut args = vec![SqlValue::Integer(w.since_ns), SqlValue::Integer(w.until_ns)];
+        if let Some(p) = &w.partner {
+            sql.push_str(" AND partner = ?");
+            args.push(SqlValue::Text(p.clone()));
+        }
+        if let Some(d) = &w.direction {
+            sql.push_str(" AND direction = ?");
+            args.push(SqlValue::Text(d.clone()));
+        }
+        sql.push_str(" ORDER BY time_ns DESC, seq DESC LIMIT ?");
+        args.push(SqlValue::Integer(
+            i64::try_from(w.limit).unwrap_or(i64::MAX),
         ));
         self.with_reader(|c| {
             let mut st = c.prepare_cached(&sql)?;

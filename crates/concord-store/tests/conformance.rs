@@ -907,6 +907,89 @@ fn sent(
         .collect()
 }
 
+/// Issue 25: transfers by time window (the dashboard's "what went to each partner this
+/// week"), newest first, by partner and direction, bounded by `limit`.
+fn audit_window_reads_by_time(store: &dyn Store) {
+    use concord_store::AuditWindow;
+    let now = || concord_stix::Timestamp::now_micros().unix_nanos();
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "w".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let objects: Vec<Value> = (0..3)
+        .map(|i| {
+            obj(
+                &format!("{i:08x}-7ff6-4a8b-9c2f-6e5a3b1f0d11"),
+                Some("2016-01-01T00:00:00.000Z"),
+                "n",
+            )
+        })
+        .collect();
+    add(store, &coll.id, &objects);
+    let e = all(store, &coll.id, &ObjectFilter::default());
+    let before = now();
+    store
+        .append_audit(&sent("acme", &coll.id, &e[..1], "sent"))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let mid = now();
+    store
+        .append_audit(&sent("bsi", &coll.id, &e[..2], "withheld"))
+        .unwrap();
+    store
+        .append_audit(&sent("acme", &coll.id, &e, "sent"))
+        .unwrap();
+    let mut ingress = sent("acme", &coll.id, &e[..1], "sent");
+    ingress[0].direction = "ingress".into();
+    store.append_audit(&ingress).unwrap();
+    let after = now() + 1;
+    let window = |since: i64, until: i64, partner: Option<&str>, direction: Option<&str>, limit| {
+        store
+            .audit_window(&AuditWindow {
+                since_ns: since,
+                until_ns: until,
+                partner: partner.map(str::to_owned),
+                direction: direction.map(str::to_owned),
+                limit,
+            })
+            .unwrap()
+            .iter()
+            .map(|t| (t.seq, t.partner.clone(), t.count))
+            .collect::<Vec<_>>()
+    };
+    let acme = |seq, count| (seq, "acme".to_owned(), count);
+    let bsi = |seq, count| (seq, "bsi".to_owned(), count);
+    assert_eq!(
+        window(before, after, None, None, 10),
+        [acme(4, 1), acme(3, 3), bsi(2, 2), acme(1, 1)],
+        "newest first"
+    );
+    assert_eq!(
+        window(mid, after, None, None, 10),
+        [acme(4, 1), acme(3, 3), bsi(2, 2)],
+        "the entry before the window is left out"
+    );
+    assert_eq!(
+        window(before, mid, None, None, 10),
+        [acme(1, 1)],
+        "until is exclusive of what came after"
+    );
+    assert_eq!(
+        window(before, after, Some("acme"), Some("egress"), 10),
+        [acme(3, 3), acme(1, 1)]
+    );
+    assert_eq!(window(before, after, Some("bsi"), None, 10), [bsi(2, 2)]);
+    assert_eq!(
+        window(before, after, None, Some("egress"), 2),
+        [acme(3, 3), bsi(2, 2)],
+        "at most limit, the newest"
+    );
+    assert!(window(after, after + 1_000_000_000, None, None, 10).is_empty());
+    assert!(window(before, after, Some("nobody"), None, 10).is_empty());
+}
+
 /// Issue 17: one entry per transfer, postings by version row, names kept after a delete,
 /// checkpoints, incremental verify, archives.
 fn audit_log_is_a_chain(store: &dyn Store) {
@@ -1988,6 +2071,11 @@ macro_rules! store_suite {
                 super::audit_renames_are_named(&s, &|sql| bypass(&g, sql))
             }
             #[test]
+            fn audit_window_reads_by_time() {
+                let Some((s, _g)) = $make else { return };
+                super::audit_window_reads_by_time(&s)
+            }
+            #[test]
             fn audit_tampering_is_named() {
                 let Some((s, g)) = $make else { return };
                 super::audit_tampering_is_named(&s, &|sql| bypass(&g, sql), g.unindex())
@@ -2047,6 +2135,41 @@ impl Bypass for ScratchSchema {
 
 fn bypass(g: &dyn Bypass, sql: &str) {
     g.exec(sql)
+}
+
+/// The dashboard's window read is served by the time indexes of schema 14, with and without
+/// a partner, not by a scan of the log (SQLite's plan of the statement `audit_window` runs).
+#[test]
+fn sqlite_audit_window_uses_the_time_indexes() {
+    let Some((_store, dir)) = sqlite() else {
+        return;
+    };
+    let c = rusqlite::Connection::open(dir.path().join("t.sqlite")).unwrap();
+    for (partner, index) in [
+        ("", "audit_entries_time"),
+        (" AND partner = ?3", "audit_entries_partner_time"),
+    ] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT * FROM audit_entries WHERE time_ns >= ?1 AND time_ns < ?2{partner} \
+             AND direction = 'egress' ORDER BY time_ns DESC, seq DESC LIMIT 10"
+        );
+        let plan: Vec<String> = c
+            .prepare(&sql)
+            .unwrap()
+            .query_map(
+                rusqlite::params_from_iter(vec![0i64; 2 + usize::from(!partner.is_empty())]),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains(index), "{plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "sorted apart from the index: {plan}"
+        );
+    }
 }
 
 #[test]
@@ -2216,7 +2339,8 @@ mod postgres_only {
                 "0010_foreign_versions",
                 "0011_foreign_shadows",
                 "0012_audit_names",
-                "0013_package_reservations"
+                "0013_package_reservations",
+                "0014_audit_time"
             ]
         );
         check_migrated(&store);

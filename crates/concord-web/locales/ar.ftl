@@ -298,3 +298,52 @@ rule-personal-data = البيانات الشخصية
 rule-validation = صلاحية النسخة
 rule-references = المراجع
 rule-identifier = المعرّف
+
+# Home dashboard and graph (issue 25, items 3 and 5)
+nav-home = الرئيسية
+dashboard-title = الرئيسية
+dashboard-new = الجديد منذ زيارتك الأخيرة
+dashboard-first-visit = زيارتك الأولى: ما أُضيف في الأيام السبعة الأخيرة، منذ
+dashboard-since = أُضيف منذ
+dashboard-nothing-new = لا جديد.
+dashboard-total = المجموع
+dashboard-sightings-heading = المشاهدات المستلمة في آخر { $days } يومًا
+dashboard-sightings-cut = لا تُحسب إلا أحدث 10,000 مشاهدة.
+dashboard-no-sightings = لم تُستلم أي مشاهدات.
+dashboard-sightings-by-indicator = المشاهدات حسب المؤشر واليوم
+dashboard-sightings-by-partner = المشاهدات حسب الشريك واليوم (من أرسلها)
+dashboard-indicator = المؤشر
+dashboard-sightings = المشاهدات
+dashboard-times-seen = مرات الرصد
+dashboard-false-positives = بلاغات الإيجابيات الكاذبة
+dashboard-others = جميع الآخرين
+dashboard-this-node = هذه العقدة
+dashboard-waiting = طلبات تنتظر الرد
+dashboard-nothing-waiting = لا يوجد طلب ينتظر الرد.
+dashboard-who-answers = من يرد
+dashboard-we-answer = هذه العقدة
+dashboard-more-requests = { $count ->
+    [zero] لا مزيد على لوحة الحوادث
+    [one] طلب آخر على لوحة الحوادث
+    [two] طلبان آخران على لوحة الحوادث
+    [few] { $count } طلبات أخرى على لوحة الحوادث
+    [many] { $count } طلبًا آخر على لوحة الحوادث
+   *[other] { $count } طلب آخر على لوحة الحوادث
+}
+dashboard-sync = حالة المزامنة
+dashboard-health = الحالة
+dashboard-health-ok = متزامن
+dashboard-health-failing = متعثّر
+dashboard-health-never = لم تجرِ أي جولة بعد
+dashboard-week = ما أُرسل إلى كل شريك هذا الأسبوع
+dashboard-week-yours = ما استلمته هذا الأسبوع
+dashboard-week-caption = الكائنات المستلمة حسب الشريك واليوم، من سجل التدقيق
+dashboard-objects-received = الكائنات المستلمة
+dashboard-withheld = المحجوب
+dashboard-transfers = عمليات النقل
+dashboard-transfers-cut = لا تُحسب إلا أحدث 10,000 عملية نقل هذا الأسبوع.
+dashboard-nothing-sent = لم يُرسل شيء هذا الأسبوع.
+chart-as-table = الأرقام نفسها في جدول
+graph-legend = مفتاح الألوان
+graph-group-expand = مجموعة: اضغط Enter أو انقر لعرض كائناتها
+graph-no-group = expand: لا توجد مجموعة { $key } في هذا الرسم (الرابط قديم؛ أعد رسم الرسم)

@@ -293,3 +293,48 @@ rule-personal-data = Personal data
 rule-validation = Validity of the copy
 rule-references = References
 rule-identifier = Identifier
+
+# Home dashboard and graph (issue 25, items 3 and 5)
+nav-home = Home
+dashboard-title = Home
+dashboard-new = New since your last visit
+dashboard-first-visit = Your first visit: what was added in the last seven days, since
+dashboard-since = Added since
+dashboard-nothing-new = Nothing new.
+dashboard-total = Total
+dashboard-sightings-heading = Sightings received in the last { $days } days
+dashboard-sightings-cut = Only the newest 10,000 sightings are counted.
+dashboard-no-sightings = No sightings received.
+dashboard-sightings-by-indicator = Sightings per indicator and day
+dashboard-sightings-by-partner = Sightings per partner and day (who sent them)
+dashboard-indicator = Indicator
+dashboard-sightings = Sightings
+dashboard-times-seen = Times seen
+dashboard-false-positives = False-positive reports
+dashboard-others = All others
+dashboard-this-node = This node
+dashboard-waiting = Requests waiting for an answer
+dashboard-nothing-waiting = No request is waiting for an answer.
+dashboard-who-answers = Who answers
+dashboard-we-answer = This node
+dashboard-more-requests = { $count ->
+    [one] One more on the incidents board
+   *[other] { $count } more on the incidents board
+}
+dashboard-sync = Sync health
+dashboard-health = State
+dashboard-health-ok = in sync
+dashboard-health-failing = failing
+dashboard-health-never = no round yet
+dashboard-week = What went to each partner this week
+dashboard-week-yours = What you received this week
+dashboard-week-caption = Objects received per partner and day, from the audit log
+dashboard-objects-received = Objects received
+dashboard-withheld = Withheld
+dashboard-transfers = Transfers
+dashboard-transfers-cut = Only the newest 10,000 transfers of the week are counted.
+dashboard-nothing-sent = Nothing was sent this week.
+chart-as-table = The same figures as a table
+graph-legend = Legend
+graph-group-expand = a group: press Enter or click to show its objects
+graph-no-group = expand: no group { $key } in this graph (the link is out of date; redraw the graph)

@@ -34,7 +34,7 @@ pub const GRAPH_MAX_NODES: usize = 200;
 /// The analyst routes. Uploads may be as large as the API root's `max_content_length`
 /// (`max_upload`, bytes), the limit of a TAXII POST, instead of axum's 2 MB default.
 pub(crate) fn routes(r: Router<Web>, max_upload: usize) -> Router<Web> {
-    r.route("/ui/", get(collections))
+    r.route("/ui/collections", get(collections))
         .route("/ui/c/{collection}", get(objects))
         .route("/ui/c/{collection}/o/{id}", get(object))
         .route("/ui/c/{collection}/o/{id}/graph", get(graph))
@@ -94,7 +94,7 @@ impl From<&Collection> for CollectionRef {
 
 /// The collection of a path segment, if the viewer may read it (404 otherwise: a partner
 /// does not learn what it may not read).
-fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Collection, WebError> {
+pub(crate) fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Collection, WebError> {
     match store.collection(key)? {
         Some(c) if v.session.principal.can_read(&c.id) => Ok(c),
         _ => Err(WebError::not_found(v.tr.t1(
@@ -107,14 +107,19 @@ fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Collection, WebE
 
 /// What a session may see of stored objects: the stored objects for the admin, the egress
 /// door's copies for a partner (`None`: withheld).
-struct Lens {
+pub(crate) struct Lens {
     principal: Principal,
     collection_id: String,
     egress: concord_egress::Egress,
 }
 
 impl Lens {
-    fn new(web: &Web, _store: &dyn Store, v: &Viewer, c: &Collection) -> Result<Lens, WebError> {
+    pub(crate) fn new(
+        web: &Web,
+        _store: &dyn Store,
+        v: &Viewer,
+        c: &Collection,
+    ) -> Result<Lens, WebError> {
         Ok(Lens {
             principal: v.session.principal.clone(),
             collection_id: c.id.clone(),
@@ -125,7 +130,7 @@ impl Lens {
     /// What this session sees of `entries`, without recording: `(id as shown, body)`, or
     /// `None` when withheld. For indexes and for choosing what a page shows; what the page
     /// then shows is recorded by [`Lens::audit`].
-    fn see_all(
+    pub(crate) fn see_all(
         &self,
         entries: &[concord_store::Entry],
     ) -> Result<Vec<Option<(String, String)>>, WebError> {
@@ -177,7 +182,7 @@ impl Lens {
     /// The audit records of objects a partner's page names from the index (the graph's
     /// nodes), by the ids the partner knows: their newest versions, decided and recorded by
     /// the door as [`Lens::audit`] does.
-    fn audit_shown(
+    pub(crate) fn audit_shown(
         &self,
         store: &dyn Store,
         door: &str,
@@ -204,14 +209,14 @@ impl Lens {
         self.audit(store, door, &page.entries.iter().collect::<Vec<_>>())
     }
 
-    fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         matches!(self.principal, Principal::Admin)
     }
 }
 
 /// For a partner, the catalogue as the partner's copies make it: withheld objects are left
 /// out and the rest indexed from their egress copies (so search cannot find redacted text).
-fn catalogue_for(
+pub(crate) fn catalogue_for(
     web: &Web,
     store: &dyn Store,
     lens: &Lens,
@@ -535,7 +540,7 @@ struct ObjectQuery {
     version: String,
 }
 
-fn object_href(coll: &str, id: &str) -> String {
+pub(crate) fn object_href(coll: &str, id: &str) -> String {
     format!("/ui/c/{}/o/{}", url_encode(coll), url_encode(id))
 }
 
@@ -998,8 +1003,9 @@ struct GraphPage {
     name: String,
     depth: usize,
     nodes: Vec<Link>,
-    node_types: Vec<String>,
-    data: String,
+    /// (type, colour) of the types drawn.
+    legend: Vec<(String, &'static str)>,
+    layout: crate::graph::Layout,
     truncated: bool,
     object_href: String,
 }
@@ -1007,6 +1013,9 @@ struct GraphPage {
 #[derive(serde::Deserialize, Default)]
 struct GraphQuery {
     depth: Option<usize>,
+    /// Groups to draw as their objects (keys `PARENT.TYPE`, comma-separated).
+    #[serde(default)]
+    expand: String,
 }
 
 async fn graph(
@@ -1019,6 +1028,13 @@ async fn graph(
     let tr = v.tr;
     let vv = v.clone();
     let depth = q.depth.unwrap_or(2).clamp(1, 4);
+    let expanded: std::collections::BTreeSet<String> = q
+        .expand
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
     let page = blocking(move || {
         let c = readable(store.as_ref(), &vv, &key)?;
         let lens = Lens::new(&web, store.as_ref(), &vv, &c)?;
@@ -1035,20 +1051,46 @@ async fn graph(
         lens.audit_shown(store.as_ref(), "web-graph", &cat, &shown)?;
         let index: std::collections::HashMap<&str, usize> =
             nodes.iter().enumerate().map(|(i, n)| (&*n.id, i)).collect();
-        let data = serde_json::json!({
-            "nodes": nodes.iter().map(|n| serde_json::json!({
-                "id": n.id, "name": n.name, "type": n.object_type,
-                "href": object_href(&coll.key, &n.id),
-            })).collect::<Vec<_>>(),
-            "edges": edges.iter().filter_map(|e| Some(serde_json::json!({
-                "source": index.get(&*e.from)?,
-                "target": index.get(&*e.to)?,
-                "label": e.label,
-            }))).collect::<Vec<_>>(),
+        let inputs: Vec<crate::graph::Input> = nodes
+            .iter()
+            .map(|n| crate::graph::Input {
+                id: n.id.to_string(),
+                name: n.name.clone(),
+                object_type: n.object_type.to_string(),
+                href: object_href(&coll.key, &n.id),
+            })
+            .collect();
+        let links: Vec<(usize, usize, String)> = edges
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    *index.get(&*e.from)?,
+                    *index.get(&*e.to)?,
+                    e.label.to_string(),
+                ))
+            })
+            .collect();
+        let base = format!("{}/graph?depth={depth}", object_href(&coll.key, &id));
+        let layout = crate::graph::layout(&inputs, &links, &expanded, |with| {
+            let keys: Vec<&str> = with.iter().map(String::as_str).collect();
+            format!("{base}&expand={}#graph", url_encode(&keys.join(",")))
         });
-        let mut node_types: Vec<String> = nodes.iter().map(|n| n.object_type.to_string()).collect();
-        node_types.sort();
-        node_types.dedup();
+        // A key that names no group of this drawing is refused, not ignored: the link that
+        // carried it is stale or made by hand.
+        if let Some(bad) = expanded.iter().find(|k| !layout.opened.contains(k)) {
+            return Err(WebError::bad_request(tr.t1(
+                "graph-no-group",
+                "key",
+                bad.as_str(),
+            )));
+        }
+        let mut legend: Vec<(String, &'static str)> = layout
+            .nodes
+            .iter()
+            .map(|n| (n.object_type.clone(), n.colour))
+            .collect();
+        legend.sort();
+        legend.dedup();
         Ok(GraphPage {
             c: vv.chrome("collections", start.name.clone()),
             name: start.name.clone(),
@@ -1063,10 +1105,8 @@ async fn graph(
                     id: n.object_type.to_string(),
                 })
                 .collect(),
-            node_types,
-            // Inside <script type="application/json">: `<` escaped so the text cannot end
-            // the element.
-            data: data.to_string().replace('<', "\\u003c"),
+            legend,
+            layout,
             truncated,
             coll,
         })

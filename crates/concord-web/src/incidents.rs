@@ -34,7 +34,7 @@ pub(crate) fn routes(r: Router<Web>) -> Router<Web> {
 /// The order of a request's statuses on the board, after the overdue ones.
 const STATUS_ORDER: [&str; 5] = ["pending", "acknowledged", "accepted", "declined", "done"];
 
-fn status_rank(status: &str) -> usize {
+pub(crate) fn status_rank(status: &str) -> usize {
     STATUS_ORDER
         .iter()
         .position(|s| *s == status)
@@ -74,7 +74,7 @@ fn with_node<T>(
 // --- board ------------------------------------------------------------------------------
 
 /// One open incident on the board.
-struct IncidentRow {
+pub(crate) struct IncidentRow {
     id: String,
     title: String,
     criticality: String,
@@ -86,17 +86,17 @@ struct IncidentRow {
 }
 
 /// One request on the board.
-struct RequestRow {
-    incident_id: String,
-    incident_title: String,
-    id: String,
-    from: String,
-    to: String,
-    status: String,
-    deadline: String,
-    overdue: bool,
-    incoming: bool,
-    ask: String,
+pub(crate) struct RequestRow {
+    pub(crate) incident_id: String,
+    pub(crate) incident_title: String,
+    pub(crate) id: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) status: String,
+    pub(crate) deadline: String,
+    pub(crate) overdue: bool,
+    pub(crate) incoming: bool,
+    pub(crate) ask: String,
 }
 
 #[derive(Template)]
@@ -119,7 +119,9 @@ impl BoardPage {
 
 /// The board's rows: open incidents newest first; their requests, overdue first, then by
 /// status (pending, acknowledged, accepted, declined, done), then by deadline.
-fn board_rows(all: &[Tracked]) -> (Vec<IncidentRow>, Vec<RequestRow>, Vec<(String, usize)>) {
+pub(crate) fn board_rows(
+    all: &[Tracked],
+) -> (Vec<IncidentRow>, Vec<RequestRow>, Vec<(String, usize)>) {
     let mut incidents = Vec::new();
     let mut requests = Vec::new();
     for t in all.iter().filter(|t| t.state.incident.status == "open") {

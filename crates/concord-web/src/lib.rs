@@ -9,7 +9,10 @@
 //! - **Login** with the admin token or a partner's API key ([`session`]). The admin sees
 //!   every object as stored and the operator pages; a partner sees what the egress policy
 //!   gives it, exactly as its TAXII reads do ([`concord_policy::egress::egress`]).
-//! - **Analyst pages** ([`analyst`]): collections, objects with filters, the object page
+//! - **Home** ([`dashboard`], `/ui/`): what is new since the last visit, sightings received,
+//!   requests waiting for an answer, sync health, what went to each partner this week, in
+//!   charts drawn on the server ([`svg`]).
+//! - **Analyst pages** ([`analyst`]): collections (`/ui/collections`), objects with filters, the object page
 //!   (versions, markings, references in and out, sightings, translations from
 //!   `language-content`, "as partner P" through [`concord_server::policy::explain_for_partner`]),
 //!   the relationship graph, import, pattern check.
@@ -37,12 +40,15 @@ use concord_store::Store;
 
 pub mod analyst;
 pub mod catalogue;
+pub mod dashboard;
+pub mod graph;
 pub mod i18n;
 pub mod import;
 pub mod incidents;
 pub mod markdown;
 pub mod operator;
 pub mod session;
+pub mod svg;
 
 use i18n::Locale;
 use session::{Session, Sessions};
@@ -87,6 +93,7 @@ pub fn router(app: AppState) -> Router {
     let ui = analyst::routes(ui, max_upload);
     let ui = operator::routes(ui);
     let ui = incidents::routes(ui);
+    let ui = dashboard::routes(ui);
     ui.layer(middleware::from_fn_with_state(web.clone(), object_floor))
         .layer(middleware::from_fn(headers))
         .layer(middleware::from_fn_with_state(web.clone(), error_pages))

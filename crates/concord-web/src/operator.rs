@@ -170,19 +170,20 @@ async fn groups(State(web): State<Web>, v: Viewer) -> Result<Html<String>, WebEr
 
 // --- peers ------------------------------------------------------------------------------
 
-struct PeerRow {
-    name: String,
-    url: String,
-    collections: String,
-    partner: String,
-    interval: u64,
-    last_round: String,
-    last_success: String,
-    last_error: String,
-    last_error_at: String,
-    failures: u32,
-    pulled: u64,
-    pushed: u64,
+/// A peer and the state of its sync rounds, as the peers page and the dashboard show it.
+pub(crate) struct PeerRow {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) collections: String,
+    pub(crate) partner: String,
+    pub(crate) interval: u64,
+    pub(crate) last_round: String,
+    pub(crate) last_success: String,
+    pub(crate) last_error: String,
+    pub(crate) last_error_at: String,
+    pub(crate) failures: u32,
+    pub(crate) pulled: u64,
+    pub(crate) pushed: u64,
 }
 
 #[derive(Template)]
@@ -192,50 +193,52 @@ struct PeersPage {
     rows: Vec<PeerRow>,
 }
 
+/// Every peer with its sync state (`concord_sync::peers`, `load_state`); `—` for what has
+/// not happened yet.
+pub(crate) fn peer_rows(store: &dyn concord_store::Store) -> Result<Vec<PeerRow>, WebError> {
+    let failed = |e: concord_sync::PeerError| {
+        WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    };
+    let list = concord_sync::peers(store).map_err(failed)?;
+    let mut rows = Vec::new();
+    for p in list {
+        let s = concord_sync::load_state(store, &p.name).map_err(failed)?;
+        let dash = |x: Option<String>| x.unwrap_or_else(|| "—".to_owned());
+        rows.push(PeerRow {
+            collections: p
+                .mappings
+                .iter()
+                .map(|m| {
+                    let dir = match (m.pull, m.push) {
+                        (true, true) => "⇄",
+                        (true, false) => "←",
+                        (false, true) => "→",
+                        (false, false) => "·",
+                    };
+                    format!("{} {dir} {}", m.local, m.remote)
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            partner: p.partner.clone().unwrap_or_default(),
+            interval: p.interval_secs,
+            name: p.name,
+            url: format!("{}{}", p.url, p.api_root),
+            last_round: dash(s.last_round),
+            last_success: dash(s.last_success),
+            last_error: s.last_error.unwrap_or_default(),
+            last_error_at: dash(s.last_error_at),
+            failures: s.consecutive_failures,
+            pulled: s.pulled,
+            pushed: s.pushed,
+        });
+    }
+    Ok(rows)
+}
+
 async fn peers(State(web): State<Web>, v: Viewer) -> Result<Html<String>, WebError> {
     v.require_admin()?;
     let store = web.store();
-    let rows = blocking(move || {
-        let list = concord_sync::peers(store.as_ref()).map_err(|e| {
-            WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        })?;
-        let mut rows = Vec::new();
-        for p in list {
-            let s = concord_sync::load_state(store.as_ref(), &p.name).map_err(|e| {
-                WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-            })?;
-            let dash = |x: Option<String>| x.unwrap_or_else(|| "—".to_owned());
-            rows.push(PeerRow {
-                collections: p
-                    .mappings
-                    .iter()
-                    .map(|m| {
-                        let dir = match (m.pull, m.push) {
-                            (true, true) => "⇄",
-                            (true, false) => "←",
-                            (false, true) => "→",
-                            (false, false) => "·",
-                        };
-                        format!("{} {dir} {}", m.local, m.remote)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                partner: p.partner.clone().unwrap_or_default(),
-                interval: p.interval_secs,
-                name: p.name,
-                url: format!("{}{}", p.url, p.api_root),
-                last_round: dash(s.last_round),
-                last_success: dash(s.last_success),
-                last_error: s.last_error.unwrap_or_default(),
-                last_error_at: dash(s.last_error_at),
-                failures: s.consecutive_failures,
-                pulled: s.pulled,
-                pushed: s.pushed,
-            });
-        }
-        Ok(rows)
-    })
-    .await?;
+    let rows = blocking(move || peer_rows(store.as_ref())).await?;
     render(&PeersPage {
         c: v.chrome("peers", v.tr.t("peers-title")),
         rows,

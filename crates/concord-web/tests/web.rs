@@ -245,7 +245,7 @@ fn sessions_search_partner_view_languages_and_import() {
 
     // The partner: only what egress gives it, searched in its own copies.
     let partner = n.login(&n.partner_key);
-    let r = n.get("/ui/", &partner);
+    let r = n.get("/ui/collections", &partner);
     assert!(r.body.contains("/ui/c/intel") && !r.body.contains("/ui/c/private"));
     assert_eq!(n.get("/ui/c/private", &partner).status, 404);
     assert_eq!(
@@ -403,36 +403,49 @@ fn sessions_search_partner_view_languages_and_import() {
 fn graph_folds_relationships_and_escapes_its_data() {
     let n = node();
     let admin = n.login(ADMIN);
-    let r = n.get(
-        "/ui/c/intel/o/malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11/graph",
-        &admin,
-    );
+    let path = "/ui/c/intel/o/malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11/graph";
+    let r = n.get(path, &admin);
     assert_eq!(r.status, 200);
-    let at = r.body.find("id=\"graph-data\">").unwrap() + "id=\"graph-data\">".len();
-    let end = at + r.body[at..].find("</script>").unwrap();
-    let data: serde_json::Value = serde_json::from_str(&r.body[at..end]).unwrap();
-    let names: Vec<&str> = data["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap())
+    // The drawing is rendered on the server: one <a class="node"> per object, names as text.
+    let nodes: Vec<&str> = r
+        .body
+        .match_indices("<a class=\"node")
+        .map(|(i, _)| &r.body[i..])
         .collect();
-    assert!(names.contains(&"灰鸽子") && names.contains(&"Spearphishing Attachment"));
+    assert_eq!(
+        nodes.len(),
+        4,
+        "malware, attack pattern, report, the translation"
+    );
     assert!(
-        names.contains(&"机密报告"),
+        r.body.contains(">灰鸽子</text>")
+            && r.body.contains("attack-pattern: Spearphishing Attachment")
+    );
+    assert!(
+        r.body.contains(">Spearphishing Attachm…</text>"),
+        "a label is cut to its column, the full name in its title"
+    );
+    assert!(
+        r.body.contains(">机密报告</text>"),
         "the report refers to the malware"
     );
     assert!(
-        !names.contains(&"uses"),
+        !r.body.contains("data-type=\"relationship\""),
         "the relationship is an edge, not a node"
     );
     assert!(
-        data["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["label"] == "uses")
+        r.body.contains("class=\"edge-label\""),
+        "edges are labelled"
     );
+    assert!(r.body.contains(">uses</text>") && r.body.contains("→ uses →"));
+    assert!(!r.body.contains("style="), "no inline style under the CSP");
+    // A group key that names no group of the drawing is refused, naming the parameter.
+    let r = n.get(
+        &format!("{path}?expand=malware--0b1c6a3e-6d3f-4c1e-9a7e-2c0d1f0e9a11.tool"),
+        &admin,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("expand"), "{}", r.body);
 }
 
 #[test]
@@ -1175,4 +1188,247 @@ fn a_partners_object_pages_wait_for_the_answer_floor() {
         assert_eq!(answers[0], answers[1], "{suffix}");
         assert_eq!(answers[0].0, 404, "{suffix}");
     }
+}
+
+/// Ingests `objects` into `collection` as received from `from` (a provenance name).
+fn ingest_from(store: &dyn Store, collection: &str, from: &str, objects: serde_json::Value) {
+    let c = store.collection(collection).unwrap().unwrap();
+    let bundle = json!({"type": "bundle", "id": "bundle--0c2d9a4e-5b6f-4a7b-8c9d-0e1f2a3b4c5d",
+                        "objects": objects});
+    let r = ingest(
+        store,
+        &c.id,
+        bundle.to_string().as_bytes(),
+        IngestOptions {
+            container: Container::Bundle,
+            list_accepted: false,
+            audit: None,
+            provenance: &[from],
+            settings: &[],
+            max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+            cancel: None,
+            unseen: None,
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+}
+
+/// Issue 25: the home page. New objects since the last visit (kept in the database),
+/// sightings per indicator and per partner, what went to each partner this week from the
+/// audit log; a partner's names no other partner and no object withheld from it.
+#[test]
+fn the_dashboard_shows_what_is_new_and_a_partners_only_what_is_theirs() {
+    let n = node();
+    let store = n.store.as_ref();
+    let intel = store.collection("intel").unwrap().unwrap();
+    let private = store.collection("private").unwrap().unwrap();
+    let acme_key = support::partner(store, "acme", "FR", &[intel.id.clone(), private.id.clone()]);
+    let t = "2026-02-01T00:00:00.000Z";
+    const INDICATOR: &str = "indicator--4d5e6f70-8192-4a3b-9c4d-5e6f708192a3";
+    const REPORT: &str = "report--3f0a1b2c-4d5e-4f60-8a9b-0c1d2e3f4a5b";
+    let indicator = json!({"type": "indicator", "spec_version": "2.1", "id": INDICATOR,
+        "created": t, "modified": t, "name": "Grey Pigeon C2", "pattern_type": "stix",
+        "pattern": "[ipv4-addr:value = '203.0.113.9']", "valid_from": t,
+        "object_marking_refs": [GREEN]});
+    let sighting = |i: u32, of: &str, count: u32, marking: &str| {
+        json!({"type": "sighting", "spec_version": "2.1",
+               "id": format!("sighting--{i:08x}-1111-4111-8111-111111111111"),
+               "created": t, "modified": t, "sighting_of_ref": of, "count": count,
+               "object_marking_refs": [marking]})
+    };
+    ingest_from(
+        store,
+        "intel",
+        "partner/acme",
+        json!([indicator, sighting(1, INDICATOR, 5, GREEN)]),
+    );
+    ingest_from(
+        store,
+        "intel",
+        "partner/bsi",
+        json!([sighting(2, INDICATOR, 2, GREEN)]),
+    );
+    // A sighting of the AMBER report, which bsi does not receive, and one in a collection
+    // bsi does not read.
+    ingest_from(
+        store,
+        "intel",
+        "partner/acme",
+        json!([sighting(3, REPORT, 7, GREEN)]),
+    );
+    ingest_from(
+        store,
+        "private",
+        "partner/acme",
+        json!([sighting(4, INDICATOR, 9, GREEN)]),
+    );
+    // The audit: what went to acme and to bsi (one of bsi's withheld).
+    let entries = |c: &str| {
+        let mut out = Vec::new();
+        concord_store::each_entry(
+            store,
+            c,
+            &Default::default(),
+            |e| -> Result<(), concord_store::StoreError> {
+                out.push(e);
+                Ok(())
+            },
+        )
+        .unwrap();
+        out
+    };
+    let record =
+        |partner: &str, e: &concord_store::Entry, decision: &str| concord_store::AuditRecord {
+            direction: "egress".into(),
+            door: "taxii-objects".into(),
+            partner: partner.into(),
+            collection: intel.id.clone(),
+            object_id: e.id.clone(),
+            modified: e.version(),
+            decision: decision.into(),
+            transformations: if decision == "withheld" {
+                vec!["tlp".into()]
+            } else {
+                vec![]
+            },
+            policy_version: "p@1".into(),
+            vid: e.vid,
+        };
+    let held = entries(&intel.id);
+    let to_acme: Vec<_> = held
+        .iter()
+        .take(4)
+        .map(|e| record("acme", e, "sent"))
+        .collect();
+    store.append_audit(&to_acme).unwrap();
+    let to_bsi: Vec<_> = held
+        .iter()
+        .take(3)
+        .enumerate()
+        .map(|(i, e)| record("bsi", e, if i == 0 { "withheld" } else { "sent" }))
+        .collect();
+    store.append_audit(&to_bsi).unwrap();
+
+    // The admin: everything, and the last visit is kept in the database.
+    let admin = n.login(ADMIN);
+    let r = n.get("/ui/", &admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"dashboard\"") && r.body.contains("aria-current=\"page\""));
+    assert!(
+        store.setting("ui.visit.admin").unwrap().is_some(),
+        "the visit is stored"
+    );
+    assert!(
+        r.body.contains("data-type=\"report\""),
+        "new objects by type"
+    );
+    assert!(r.body.contains("id=\"sightings-by-indicator\"") && r.body.contains("Grey Pigeon C2"));
+    let by_partner = section(&r.body, "sightings-by-partner");
+    assert!(
+        by_partner.contains("acme") && by_partner.contains("bsi"),
+        "{by_partner}"
+    );
+    let week = section(&r.body, "sent-this-week");
+    assert!(week.contains(">acme<") && week.contains(">bsi<"), "{week}");
+    assert!(
+        r.body.contains("<svg class=\"bars\"")
+            && r.body.contains("<table id=\"sent-this-week-table\"")
+    );
+    assert!(!r.body.contains("style="), "no inline style under the CSP");
+    // bsi's row: 2 received, 1 withheld, 1 transfer; acme's: 4 received.
+    let row = |chart: &str, who: &str| -> Vec<u64> {
+        let at = chart
+            .find(&format!("<bdi>{who}</bdi></th>"))
+            .unwrap_or_else(|| panic!("{who} in {chart}"));
+        let tr = &chart[at..at + chart[at..].find("</tr>").unwrap()];
+        tr.split("<td class=\"num\">")
+            .skip(1)
+            .map(|c| c[..c.find('<').unwrap()].parse().unwrap())
+            .collect()
+    };
+    let bsi = row(week, "bsi");
+    assert_eq!(
+        bsi[bsi.len() - 3..],
+        [2, 1, 1],
+        "total, withheld, transfers: {bsi:?}"
+    );
+    assert_eq!(row(week, "acme")[7], 4);
+    // Nothing new when the stored visit says the last one ended after everything was added.
+    let later = concord_stix::Timestamp::now_micros().unix_nanos() + 60_000_000_000;
+    store
+        .set_setting(
+            "ui.visit.admin",
+            &format!("{{\"since_ns\":{later},\"last_ns\":{later}}}"),
+        )
+        .unwrap();
+    let r = n.get("/ui/", &admin);
+    assert!(
+        r.body.contains("id=\"no-new\""),
+        "{}",
+        section(&r.body, "new")
+    );
+
+    // The partner bsi: its collection, its copies, itself only.
+    let partner = n.login(&n.partner_key);
+    let r = n.get("/ui/", &partner);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(store.setting("ui.visit.partner/bsi").unwrap().is_some());
+    for other in [
+        "acme",
+        "private",
+        "Private",
+        REPORT,
+        "机密报告",
+        "sighting--00000003",
+        "sighting--00000004",
+    ] {
+        assert!(!r.body.contains(other), "bsi's dashboard names {other}");
+    }
+    assert!(
+        !r.body.contains("data-type=\"report\""),
+        "the withheld report is not counted"
+    );
+    assert!(!r.body.contains("id=\"waiting\"") && !r.body.contains("id=\"sync-health\""));
+    let week = section(&r.body, "sent-this-week");
+    // Received and transfers, no withheld: the two objects sent above, and the indicator
+    // this very page named (door web-dashboard, recorded before the week was read).
+    let own = row(week, "bsi");
+    assert_eq!(own[own.len() - 2..], [3, 2], "{own:?}");
+    assert!(
+        !week.contains(&n_withheld_head()),
+        "no withheld column for a partner"
+    );
+    let by_indicator = section(&r.body, "sightings-by-indicator");
+    assert!(by_indicator.contains("Grey Pigeon C2"));
+    // Its own sighting only is attributed, to itself.
+    let by_partner = section(&r.body, "sightings-by-partner");
+    assert!(by_partner.contains(">bsi<"), "{by_partner}");
+    // The indicator's name it was shown is recorded as a transfer.
+    assert!(!audited(store, "web-dashboard").is_empty());
+
+    // acme, for contrast, sees what it may read in both collections.
+    let acme = n.login(&acme_key);
+    let r = n.get("/ui/", &acme);
+    assert!(!r.body.contains(">bsi<"), "acme's dashboard names bsi");
+}
+
+/// The English heading of the withheld column.
+fn n_withheld_head() -> String {
+    ">Withheld<".to_owned()
+}
+
+/// The element with `id` up to its closing `</figure>`, `</section>` or end of page.
+fn section<'a>(body: &'a str, id: &str) -> &'a str {
+    let Some(at) = body.find(&format!("id=\"{id}\"")) else {
+        return "";
+    };
+    let rest = &body[at..];
+    let end = ["</figure>", "</section>"]
+        .iter()
+        .filter_map(|e| rest.find(e))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
 }

@@ -21,11 +21,7 @@ use serde_json::{Value, json};
 
 use crate::DataDirArg;
 
-/// The custom property that makes a sighting a false-positive report: OpenCTI's
-/// (`StixSighting.x_opencti_negative`), which OpenCTI imports and shows as "False positive".
-/// A custom property in the `x_SOURCE_NAME` form of STIX 2.1 §11.1, which validators
-/// accept.
-pub const FALSE_POSITIVE_PROPERTY: &str = "x_opencti_negative";
+use concord_match::sighting::{FALSE_POSITIVE_PROPERTY, Tally, is_false_positive};
 
 /// `concord indicator …`.
 #[derive(Subcommand)]
@@ -98,12 +94,6 @@ pub enum IndicatorCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Whether `v` is a false-positive report: a `sighting` with `x_opencti_negative: true`.
-pub fn is_false_positive(v: &Value) -> bool {
-    v.get("type").and_then(Value::as_str) == Some("sighting")
-        && v.get(FALSE_POSITIVE_PROPERTY).and_then(Value::as_bool) == Some(true)
 }
 
 /// The `modified` of a new version of an object whose newest `modified` is `previous`: now,
@@ -203,46 +193,6 @@ pub fn false_positive_sighting(
         s["object_marking_refs"] = m.clone();
     }
     s
-}
-
-/// What the node holds about the sightings of one indicator (newest version of each
-/// sighting, each counted once however many collections hold it).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Tally {
-    /// Sightings that are not false-positive reports.
-    pub sightings: u64,
-    /// The sum of their `count` (times seen).
-    pub seen: u64,
-    /// False-positive reports.
-    pub false_positives: u64,
-    /// The reports: sighting id, reporter (`created_by_ref`, else the first
-    /// `where_sighted_refs`; `null` when the reporter's egress policy removed both),
-    /// `received_from` (the peers and partners, `partner/NAME`, that brought it here: who
-    /// reported it, whatever its policy left in the object), `description`, `created`.
-    pub reports: Vec<Value>,
-}
-
-impl Tally {
-    /// Counts sighting `v` (of this tally's indicator), received from `from`
-    /// ([`Store::received_from`]; empty for one made here).
-    pub fn add(&mut self, v: &Value, from: &[String]) {
-        if is_false_positive(v) {
-            self.false_positives += 1;
-            let by = v
-                .get("created_by_ref")
-                .or_else(|| v.pointer("/where_sighted_refs/0"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            self.reports.push(json!({
-                "sighting": v["id"], "by": by, "received_from": from,
-                "description": v.get("description").cloned().unwrap_or(Value::Null),
-                "created": v["created"],
-            }));
-        } else {
-            self.sightings += 1;
-            self.seen += v.get("count").and_then(Value::as_u64).unwrap_or(1);
-        }
-    }
 }
 
 /// The newest version of one object: its version key, its JSON, and the aliases (or ids)

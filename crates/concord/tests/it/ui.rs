@@ -173,6 +173,8 @@ fn web_ui_in_chromium() {
     for want in [
         "-login-refused-en.png",
         "-collections-en.png",
+        "-dashboard-admin-en.png",
+        "-dashboard-partner-en.png",
         "-search-chinese-en.png",
         "-object-indicator-en.png",
         "-as-partner-rewritten-en.png",
