@@ -19,6 +19,12 @@
       s = s.slice(0, -1);
       t.textContent = s + "…";
     }
+    // The link's name must still contain the visible label (WCAG 2.5.3).
+    var link = t.closest("a");
+    if (link) {
+      var name = link.getAttribute("aria-label") || "";
+      link.setAttribute("aria-label", t.textContent + " " + name.replace(/^[^:]*… /, ""));
+    }
   });
 
   var scale = 1, tx = 0, ty = 0;

@@ -239,7 +239,14 @@ fn sessions_search_partner_view_languages_and_import() {
     );
     let r = n.get(&format!("{report}?as=bsi"), &admin);
     assert!(r.body.contains("decision-withheld"), "{}", r.body);
-    assert!(r.body.contains("<code>tlp</code>") && r.body.contains("<code>permission</code>"));
+    // Each rule by its translated name, with its key for the reader who knows the policy.
+    assert!(
+        r.body.contains(r#"data-rule="tlp">tlp</code>"#)
+            && r.body
+                .contains(r#"data-rule="permission">permission</code>"#),
+        "{}",
+        r.body
+    );
     let r = n.get(&format!("{report}?as=nobody"), &admin);
     assert_eq!(r.status, 404);
 
@@ -1131,7 +1138,13 @@ fn incident_board_forms_timeline_in_three_languages() {
         &partner,
     );
     assert_eq!(there.status, 403);
-    assert_eq!((there.status, &there.body), (nowhere.status, &nowhere.body));
+    // The page echoes the path asked for (the language switch's way back), so each id is
+    // replaced by the same word before the answers are compared.
+    let nowhere_id = "incident--00000000-0000-4000-8000-000000000000";
+    assert_eq!(
+        (there.status, there.body.replace(ours.as_str(), "ID")),
+        (nowhere.status, nowhere.body.replace(nowhere_id, "ID"))
+    );
     let r = post_form(
         &n.base,
         &path,
