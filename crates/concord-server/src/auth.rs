@@ -147,7 +147,8 @@ pub struct AuthLimits {
     /// Default 10,000 (about 1.5 MB); when full, the oldest half is forgotten.
     pub negative_cache: usize,
     /// Requests one partner may make per second, sustained, once its key is verified (every
-    /// route that takes an API key: TAXII, `/api/match`, feeds, streams). Each read is an
+    /// route that takes an API key: TAXII, `/api/match`, feeds, streams; and every page of its
+    /// web UI session). Each read is an
     /// audited transfer, so this also bounds how fast one partner can grow the audit log
     /// (issue 17). One more is answered 429 with `Retry-After`, naming this limit. Default
     /// 100; 0: no limit. The admin token is not limited.
@@ -410,8 +411,11 @@ impl Authenticator {
 
     /// Counts a request of a verified partner against its quota
     /// ([`AuthLimits::partner_requests_per_sec`]); refuses it when spent. Partners are
-    /// few and named by the operator, so the map stays small.
-    fn charge_partner(&self, name: &str) -> Result<(), AuthError> {
+    /// few and named by the operator, so the map stays small. Public for the web UI, whose
+    /// session requests are a partner's requests too.
+    ///
+    /// Errors: [`AuthError::PartnerRate`] (HTTP 429).
+    pub fn charge_partner(&self, name: &str) -> Result<(), AuthError> {
         use governor::clock::{Clock, DefaultClock};
         let Some(limiter) = &self.by_partner else {
             return Ok(());

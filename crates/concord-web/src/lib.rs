@@ -329,6 +329,13 @@ impl FromRequestParts<Web> for Viewer {
                 .flatten();
             match current {
                 Some(principal) => {
+                    // A page of a partner's session is one of its requests: held to the same
+                    // quota as its TAXII requests (each page it reads is audited too).
+                    if let Principal::Partner(p) = &principal
+                        && let Err(e) = web.app.authenticator().charge_partner(&p.profile.name)
+                    {
+                        return Err(concord_server::auth_error_response(&e));
+                    }
                     web.sessions.update(id, principal.clone());
                     s.principal = principal;
                 }

@@ -303,3 +303,55 @@ async fn the_login_takes_a_small_body_in_bounded_time() {
     let r = login(addr, ADMIN).await;
     assert_eq!(status(&r), "303", "{r}");
 }
+
+/// The pages of a partner's web session are its requests too: past
+/// `partner_requests_per_sec` and its burst they answer 429 with `Retry-After`, as its TAXII
+/// requests do (each page it reads is an audited transfer; attack on issue 17's quota, #4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partners_web_pages_count_against_its_request_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = AuthLimits {
+        partner_requests_per_sec: 1,
+        partner_request_burst: 3,
+        ..AuthLimits::default()
+    };
+    let (app, key) = app(dir.path(), limits);
+    let addr = serve(app).await;
+    // The login verifies the key: one request of the burst.
+    let r = login(addr, &key).await;
+    assert_eq!(status(&r), "303", "{r}");
+    let cookie = r
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().starts_with("set-cookie:").then(|| {
+                l.split_once(':')
+                    .unwrap()
+                    .1
+                    .trim()
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+        })
+        .expect("a session cookie");
+    let page = |addr: SocketAddr, cookie: String| async move {
+        let req = format!(
+            "GET /ui/pattern HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        );
+        exchange(TcpStream::connect(addr).await.unwrap(), &req).await
+    };
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let r = page(addr, cookie.clone()).await;
+        if status(&r) == "429" {
+            assert!(r.to_ascii_lowercase().contains("\r\nretry-after: "), "{r}");
+        }
+        codes.push(status(&r).to_owned());
+    }
+    assert_eq!(codes[0], "200", "{codes:?}");
+    assert!(
+        codes.iter().any(|c| c == "429"),
+        "a session past the burst is refused: {codes:?}"
+    );
+}
