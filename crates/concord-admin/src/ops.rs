@@ -435,6 +435,10 @@ pub fn add_partner(store: &dyn Store, new: &NewPartner) -> Result<PartnerWithKey
         key_id,
         key_hash,
         created_ns: concord_stix::Timestamp::now_micros().unix_nanos(),
+        details: concord_store::PartnerDetails {
+            origin: Some("operator".to_owned()),
+            ..Default::default()
+        },
     };
     store.put_partner(&partner)?;
     Ok(PartnerWithKey {

@@ -179,6 +179,7 @@ async fn main() {
                 key_id,
                 key_hash,
                 created_ns: 0,
+                details: Default::default(),
             })
             .unwrap();
         let state = AppState::new(

@@ -644,6 +644,7 @@ mod tests {
                 key_id,
                 key_hash,
                 created_ns: 0,
+                details: Default::default(),
             })
             .unwrap();
         let auth = Authenticator::with_limits(store, token_hash(ADMIN), limits);

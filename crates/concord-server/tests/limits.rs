@@ -117,6 +117,7 @@ async fn a_partner_over_its_request_quota_gets_429_and_others_do_not() {
                 key_id,
                 key_hash,
                 created_ns: 0,
+                details: Default::default(),
             })
             .unwrap();
         keys.push(key);

@@ -128,6 +128,7 @@ async fn node_on(
                 key_id,
                 key_hash,
                 created_ns: 0,
+                details: Default::default(),
             })
             .unwrap();
         let state = AppState::new(
@@ -983,6 +984,7 @@ async fn one_partner_cannot_take_every_stream_and_the_operator_keeps_one() {
                 key_id: beta_id,
                 key_hash: beta_hash,
                 created_ns: 0,
+                details: Default::default(),
             })
             .unwrap()
     });

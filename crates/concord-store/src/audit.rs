@@ -521,17 +521,6 @@ pub fn names_digest<'a>(
     h.finalize().into()
 }
 
-/// [`names_digest`] over [`crate::VersionName`]s (those of other vids are ignored).
-pub fn names_digest_of(vids: &[i64], names: &[crate::VersionName]) -> Hash {
-    let by_vid: std::collections::HashMap<i64, &crate::VersionName> =
-        names.iter().map(|n| (n.vid, n)).collect();
-    names_digest(vids, |vid| {
-        by_vid
-            .get(&vid)
-            .map(|n| (n.object_id.as_str(), n.modified.as_deref()))
-    })
-}
-
 /// The distinct vids of the `entries` that record a names digest, sorted.
 pub fn named_vids(entries: &[TransferEntry]) -> Vec<i64> {
     let mut vids: Vec<i64> = entries
@@ -548,22 +537,28 @@ pub fn named_vids(entries: &[TransferEntry]) -> Vec<i64> {
 /// `names` (the store's names of their version rows) gives: its seq and its first vid (the
 /// digest does not tell which row changed); `None` when all agree.
 pub fn renamed(entries: &[TransferEntry], names: &[crate::VersionName]) -> Option<(i64, i64)> {
-    // A vid named twice (a held row and a kept name, or two kept names) is a name added
-    // outside the store's own writes: a kept name is written only once its row is gone.
-    let mut seen = std::collections::HashSet::new();
-    let twice: std::collections::HashSet<i64> = names
-        .iter()
-        .filter(|n| !seen.insert(n.vid))
-        .map(|n| n.vid)
-        .collect();
+    // One map for every entry (a page of entries shares its names). A vid named twice (a
+    // held row and a kept name, or two kept names) is a name added outside the store's own
+    // writes: a kept name is written only once its row is gone.
+    let mut by_vid = std::collections::HashMap::with_capacity(names.len());
+    let mut twice = std::collections::HashSet::new();
+    for n in names {
+        if by_vid.insert(n.vid, n).is_some() {
+            twice.insert(n.vid);
+        }
+    }
     entries.iter().find_map(|e| {
         let recorded = e.names?;
         let vids = e.vids();
         if let Some(v) = vids.iter().find(|v| twice.contains(v)) {
             return Some((e.seq, *v));
         }
-        (names_digest_of(&vids, names) != recorded)
-            .then(|| (e.seq, vids.first().copied().unwrap_or(0)))
+        let digest = names_digest(&vids, |vid| {
+            by_vid
+                .get(&vid)
+                .map(|n: &&crate::VersionName| (n.object_id.as_str(), n.modified.as_deref()))
+        });
+        (digest != recorded).then(|| (e.seq, vids.first().copied().unwrap_or(0)))
     })
 }
 

@@ -980,6 +980,35 @@ pub struct Partner {
     pub key_hash: String,
     /// When it was created, ns since the epoch.
     pub created_ns: i64,
+    /// What the partner directory knows of it beyond its grants (issue 19): its identity,
+    /// its node's keys, how it joined. Absent in records written before.
+    #[serde(default)]
+    pub details: PartnerDetails,
+}
+
+/// A partner's entry in the partner directory (issue 19, item 2), besides name,
+/// jurisdiction, groups and grants. Every field is optional: a partner added by hand with
+/// `concord partner add` has none until an operator or a join gives them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartnerDetails {
+    /// Its organisation as a STIX 2.1 `identity` (§4.5), with the OASIS
+    /// identity contact-information extension where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<serde_json::Value>,
+    /// Its node's public Ed25519 key (64 lower-case hex digits, as its `concord node key`
+    /// prints): what its invitations, packages and agreements are signed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+    /// SHA-256 (lower-case hex) of the DER of the TLS client certificate it presents (mTLS),
+    /// when one was exchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
+    /// How it came to be: `operator` (`partner add`) or `invitation:<id>` (a join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// When its grants, groups or jurisdiction last changed, ns since the epoch (0: never).
+    #[serde(default)]
+    pub updated_ns: i64,
 }
 
 impl Partner {

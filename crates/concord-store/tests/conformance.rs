@@ -818,6 +818,7 @@ fn partners_round_trip(store: &dyn Store) {
         key_id: "0123456789abcdef".into(),
         key_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_ns: 1,
+        details: Default::default(),
     };
     store.put_partner(&p).unwrap();
     let mut q = p.clone();
@@ -2604,6 +2605,7 @@ mod postgres_only {
             key_id: "0123456789abcdef".into(),
             key_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             created_ns: 1,
+            details: Default::default(),
         };
         lite.put_partner(&partner).unwrap();
         let records: Vec<_> = (0..3).map(|i| audit_record("bsi", i)).collect();

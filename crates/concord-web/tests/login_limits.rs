@@ -37,6 +37,7 @@ fn app(dir: &std::path::Path, auth_limits: AuthLimits) -> (axum::Router, String)
             key_id,
             key_hash,
             created_ns: 0,
+            details: Default::default(),
         })
         .unwrap();
     let state = AppState::new(

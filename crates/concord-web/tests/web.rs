@@ -775,6 +775,7 @@ fn incident_board_forms_timeline_in_three_languages() {
             key_id,
             key_hash,
             created_ns: 0,
+            details: Default::default(),
         })
         .unwrap();
     let admin = n.login(ADMIN);

@@ -203,6 +203,7 @@ pub fn node_on(limits: Limits, backend: Backend<'_>) -> Node {
                 key_id,
                 key_hash,
                 created_ns: 0,
+                details: Default::default(),
             })
             .expect("partner");
         key
