@@ -39,6 +39,7 @@ pub fn partner(store: &dyn Store, name: &str, jurisdiction: &str, read: &[String
             key_id,
             key_hash,
             created_ns: 0,
+            details: Default::default(),
         })
         .expect("partner");
     key
