@@ -58,6 +58,13 @@ impl Store for NoAudit {
         creators(id: &str) -> Result<Vec<String>>;
         ever_held(id: &str) -> Result<bool>;
         partners() -> Result<Vec<Partner>>;
+        admit_partner(p: &Partner, s: &[(String, String)]) -> Result<concord_store::Admission>;
+        put_invitation(i: &concord_store::InvitationRecord) -> Result<()>;
+        invitation(id: &str) -> Result<Option<concord_store::InvitationRecord>>;
+        invitations() -> Result<Vec<concord_store::InvitationRecord>>;
+        consume_invitation(
+            id: &str, n: i64, by: &str, p: &Partner, s: &[(String, String)]
+        ) -> Result<concord_store::Admission>;
         package_chain(d: PackageDirection, n: &str, p: &str) -> Result<Option<PackageLink>>;
         package_cursor(p: &str, c: &str) -> Result<Option<Cursor>>;
         advance_package_out(p: &str, c: &str, v: i64, l: &PackageLink, u: Option<&Cursor>) -> Result<bool>;

@@ -686,6 +686,31 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Removes a partner; `false` when there was none of that name. The objects it created
     /// are no longer its ([`Store::creators`]), nor a later partner's of the same name.
     fn remove_partner(&self, name: &str) -> Result<bool>;
+    /// Creates a partner and node settings (a peer's record, `peer/NAME`) in one
+    /// transaction (issue 19, the joining side of a join): all of them or none. Nothing is
+    /// replaced: a partner of that name, or a setting with a non-empty value, makes it
+    /// [`Admission::NameTaken`] and nothing is written.
+    fn admit_partner(&self, partner: &Partner, settings: &[(String, String)]) -> Result<Admission>;
+    /// Records an invitation this node issued ([`InvitationRecord`]). Errors: its id exists.
+    fn put_invitation(&self, invitation: &InvitationRecord) -> Result<()>;
+    /// The invitation with this id, used or not.
+    fn invitation(&self, id: &str) -> Result<Option<InvitationRecord>>;
+    /// Every invitation this node issued, newest first.
+    fn invitations(&self) -> Result<Vec<InvitationRecord>>;
+    /// Consumes the invitation `id` and creates what the join makes on this node (the
+    /// partner, the peer's settings, as [`Store::admit_partner`]) in one transaction
+    /// (issue 19): the invitation is marked used (`now_ns`, `used_by`: the joining node's
+    /// key) only if it was unused and not expired at `now_ns`, and nothing is written
+    /// otherwise. Of two joins racing with one invitation, exactly one is
+    /// [`Admission::Admitted`], the other [`Admission::Used`], on both backends.
+    fn consume_invitation(
+        &self,
+        id: &str,
+        now_ns: i64,
+        used_by: &str,
+        partner: &Partner,
+        settings: &[(String, String)],
+    ) -> Result<Admission>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of
     /// records with the same direction, door, partner, collection and policy version (one
     /// door call is one run), chained after the head (see [`audit`]); serialised with every
@@ -1019,6 +1044,45 @@ impl Partner {
     pub(crate) fn to_record(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// An invitation this node issued (issue 19, `concord invite`), as the store keeps it:
+/// never its secret, only the secret's SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationRecord {
+    /// Its id (a UUID), named in the invitation file and in the partner's origin
+    /// (`invitation:<id>`).
+    pub id: String,
+    /// The name the joining organisation gets as a partner of this node.
+    pub partner: String,
+    /// SHA-256 of the one-time secret, 64 lower-case hex digits.
+    pub secret_sha256: String,
+    /// When it was issued, ns since the epoch.
+    pub created_ns: i64,
+    /// When it stops admitting a join, ns since the epoch.
+    pub expires_ns: i64,
+    /// When a join consumed it; `None` while unused.
+    pub used_ns: Option<i64>,
+    /// The public node key (hex) of the node that joined with it.
+    pub used_by: Option<String>,
+    /// The invitation as issued, without its secret (JSON): the grants a join gives.
+    pub offer: String,
+}
+
+/// What [`Store::admit_partner`] and [`Store::consume_invitation`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Everything was written, in one transaction.
+    Admitted,
+    /// No invitation with that id.
+    Unknown,
+    /// The invitation was consumed before.
+    Used,
+    /// The invitation expired.
+    Expired,
+    /// A partner of that name, or a non-empty setting of that key, exists (the string names
+    /// it); nothing was written.
+    NameTaken(String),
 }
 
 /// The stored form of a lease: the expiry zero-padded to 20 digits (so that text order is

@@ -47,6 +47,7 @@ use crate::{
     PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
     StoreOptions, WriteBatch, conflict_message, content_hash,
 };
+use crate::{Admission, InvitationRecord};
 use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
 
@@ -107,6 +108,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0014_audit_time",
         include_str!("../migrations/postgres/0014_audit_time.sql"),
+    ),
+    (
+        "0015_invitations",
+        include_str!("../migrations/postgres/0015_invitations.sql"),
     ),
 ];
 
@@ -1730,6 +1735,97 @@ impl Store for PostgresStore {
         })
     }
 
+    fn admit_partner(&self, partner: &Partner, settings: &[(String, String)]) -> Result<Admission> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            let admitted = admit(&mut tx, partner, settings)?;
+            if admitted == Admission::Admitted {
+                tx.commit()?;
+            }
+            Ok(admitted)
+        })
+    }
+
+    fn put_invitation(&self, i: &InvitationRecord) -> Result<()> {
+        self.with_conn(|c| {
+            c.client.execute(
+                "INSERT INTO invitations (id, partner, secret_sha256, created_ns, expires_ns,
+                     used_ns, used_by, offer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &i.id,
+                    &i.partner,
+                    &i.secret_sha256,
+                    &i.created_ns,
+                    &i.expires_ns,
+                    &i.used_ns,
+                    &i.used_by,
+                    &i.offer,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn invitation(&self, id: &str) -> Result<Option<InvitationRecord>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query_opt(&format!("{INVITATION_COLUMNS} WHERE id = $1"), &[&id])?
+                .map(|r| invitation_row(&r)))
+        })
+    }
+
+    fn invitations(&self) -> Result<Vec<InvitationRecord>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query(
+                    &format!("{INVITATION_COLUMNS} ORDER BY created_ns DESC, id"),
+                    &[],
+                )?
+                .iter()
+                .map(invitation_row)
+                .collect())
+        })
+    }
+
+    fn consume_invitation(
+        &self,
+        id: &str,
+        now_ns: i64,
+        used_by: &str,
+        partner: &Partner,
+        settings: &[(String, String)],
+    ) -> Result<Admission> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            // FOR UPDATE: a second join with the same invitation waits here for the first
+            // to commit, then reads the row as it left it (used).
+            let row = tx.query_opt(
+                "SELECT used_ns, expires_ns FROM invitations WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )?;
+            match row.map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, i64>(1))) {
+                None => return Ok(Admission::Unknown),
+                Some((Some(_), _)) => return Ok(Admission::Used),
+                Some((None, expires)) if expires <= now_ns => return Ok(Admission::Expired),
+                Some(_) => {}
+            }
+            let admitted = admit(&mut tx, partner, settings)?;
+            if admitted != Admission::Admitted {
+                return Ok(admitted);
+            }
+            if tx.execute(
+                "UPDATE invitations SET used_ns = $1, used_by = $2
+                 WHERE id = $3 AND used_ns IS NULL",
+                &[&now_ns, &used_by, &id],
+            )? != 1
+            {
+                return Ok(Admission::Used);
+            }
+            tx.commit()?;
+            Ok(Admission::Admitted)
+        })
+    }
+
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -2936,4 +3032,51 @@ fn copy_rows(
     }
     w.finish()?;
     Ok(())
+}
+
+/// The columns of [`InvitationRecord`], in [`invitation_row`]'s order.
+const INVITATION_COLUMNS: &str = "SELECT id, partner, secret_sha256, created_ns, expires_ns, \
+     used_ns, used_by, offer FROM invitations";
+
+fn invitation_row(r: &Row) -> InvitationRecord {
+    InvitationRecord {
+        id: r.get(0),
+        partner: r.get(1),
+        secret_sha256: r.get(2),
+        created_ns: r.get(3),
+        expires_ns: r.get(4),
+        used_ns: r.get(5),
+        used_by: r.get(6),
+        offer: r.get(7),
+    }
+}
+
+/// Inserts `partner` and `settings` in `tx` unless one of them exists ([`Admission`]); the
+/// caller commits only on [`Admission::Admitted`] (a dropped transaction rolls back).
+fn admit(
+    tx: &mut ::postgres::Transaction<'_>,
+    partner: &Partner,
+    settings: &[(String, String)],
+) -> Result<Admission> {
+    let record = partner.to_record();
+    if tx.execute(
+        "INSERT INTO partners (name, key_id, record) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+        &[&partner.name, &partner.key_id, &record],
+    )? != 1
+    {
+        return Ok(Admission::NameTaken(format!("partner {:?}", partner.name)));
+    }
+    for (key, value) in settings {
+        // An empty value is a removed record (a removed peer): it may be taken again.
+        if tx.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value = ''",
+            &[key, value],
+        )? != 1
+        {
+            return Ok(Admission::NameTaken(format!("setting {key:?}")));
+        }
+    }
+    Ok(Admission::Admitted)
 }

@@ -20,6 +20,7 @@ use crate::{
     ObjectFilter, PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store,
     StoreError, StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
+use crate::{Admission, InvitationRecord};
 use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0012_audit_names.sql"),
     include_str!("../migrations/sqlite/0013_package_reservations.sql"),
     include_str!("../migrations/sqlite/0014_audit_time.sql"),
+    include_str!("../migrations/sqlite/0015_invitations.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1094,6 +1096,94 @@ impl Store for SqliteStore {
         Ok(removed)
     }
 
+    fn admit_partner(&self, partner: &Partner, settings: &[(String, String)]) -> Result<Admission> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let admitted = admit(&tx, partner, settings)?;
+        if admitted == Admission::Admitted {
+            tx.commit()?;
+        }
+        Ok(admitted)
+    }
+
+    fn put_invitation(&self, i: &InvitationRecord) -> Result<()> {
+        self.writer().execute(
+            "INSERT INTO invitations (id, partner, secret_sha256, created_ns, expires_ns,
+                 used_ns, used_by, offer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                i.id,
+                i.partner,
+                i.secret_sha256,
+                i.created_ns,
+                i.expires_ns,
+                i.used_ns,
+                i.used_by,
+                i.offer
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn invitation(&self, id: &str) -> Result<Option<InvitationRecord>> {
+        self.with_reader(|c| {
+            Ok(
+                c.prepare_cached(&format!("{INVITATION_COLUMNS} WHERE id = ?1"))?
+                    .query_row([id], invitation_row)
+                    .optional()?,
+            )
+        })
+    }
+
+    fn invitations(&self) -> Result<Vec<InvitationRecord>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "{INVITATION_COLUMNS} ORDER BY created_ns DESC, id"
+            ))?;
+            let rows = st.query_map([], invitation_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn consume_invitation(
+        &self,
+        id: &str,
+        now_ns: i64,
+        used_by: &str,
+        partner: &Partner,
+        settings: &[(String, String)],
+    ) -> Result<Admission> {
+        let mut conn = self.writer();
+        // IMMEDIATE: the write lock is taken before the read, so no other process reads
+        // the row as unused between this read and the update (one writer at a time).
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row: Option<(Option<i64>, i64)> = tx
+            .query_row(
+                "SELECT used_ns, expires_ns FROM invitations WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => return Ok(Admission::Unknown),
+            Some((Some(_), _)) => return Ok(Admission::Used),
+            Some((None, expires)) if expires <= now_ns => return Ok(Admission::Expired),
+            Some(_) => {}
+        }
+        let admitted = admit(&tx, partner, settings)?;
+        if admitted != Admission::Admitted {
+            return Ok(admitted);
+        }
+        if tx.execute(
+            "UPDATE invitations SET used_ns = ?1, used_by = ?2 WHERE id = ?3 AND used_ns IS NULL",
+            params![now_ns, used_by, id],
+        )? != 1
+        {
+            return Ok(Admission::Used);
+        }
+        tx.commit()?;
+        Ok(Admission::Admitted)
+    }
+
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -1766,4 +1856,50 @@ mod tests {
             .unwrap();
         assert_eq!(kib, -1024);
     }
+}
+
+/// The columns of [`InvitationRecord`], in [`invitation_row`]'s order.
+const INVITATION_COLUMNS: &str = "SELECT id, partner, secret_sha256, created_ns, expires_ns, \
+     used_ns, used_by, offer FROM invitations";
+
+fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
+    Ok(InvitationRecord {
+        id: r.get(0)?,
+        partner: r.get(1)?,
+        secret_sha256: r.get(2)?,
+        created_ns: r.get(3)?,
+        expires_ns: r.get(4)?,
+        used_ns: r.get(5)?,
+        used_by: r.get(6)?,
+        offer: r.get(7)?,
+    })
+}
+
+/// Inserts `partner` and `settings` in `tx` unless one of them exists ([`Admission`]); the
+/// caller commits only on [`Admission::Admitted`].
+fn admit(
+    tx: &rusqlite::Transaction<'_>,
+    partner: &Partner,
+    settings: &[(String, String)],
+) -> Result<Admission> {
+    if tx.execute(
+        "INSERT INTO partners (name, key_id, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO NOTHING",
+        params![partner.name, partner.key_id, partner.to_record()],
+    )? != 1
+    {
+        return Ok(Admission::NameTaken(format!("partner {:?}", partner.name)));
+    }
+    for (key, value) in settings {
+        // An empty value is a removed record (a removed peer): it may be taken again.
+        if tx.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value = ''",
+            params![key, value],
+        )? != 1
+        {
+            return Ok(Admission::NameTaken(format!("setting {key:?}")));
+        }
+    }
+    Ok(Admission::Admitted)
 }

@@ -856,6 +856,152 @@ fn partners_round_trip(store: &dyn Store) {
     assert_eq!(store.received_from(B, None).unwrap(), [bsi]);
 }
 
+/// Issue 19: an invitation admits one join. Two joins racing with it: one is admitted,
+/// the other finds it used, and only the first's partner and peer exist; an expired or
+/// unknown invitation, or a name already taken, writes nothing.
+fn invitations_are_single_use(store: &(dyn Store + Sync)) {
+    use concord_store::{Admission, InvitationRecord};
+    let record = |id: &str, expires_ns: i64| InvitationRecord {
+        id: id.into(),
+        partner: "cert-x".into(),
+        secret_sha256: "ab".repeat(32),
+        created_ns: 10,
+        expires_ns,
+        used_ns: None,
+        used_by: None,
+        offer: "{}".into(),
+    };
+    let partner = |name: &str, key_id: &str| concord_store::Partner {
+        name: name.into(),
+        jurisdiction: "FR".into(),
+        groups: vec![],
+        read: vec![],
+        write: vec![],
+        key_id: key_id.into(),
+        key_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ns: 1,
+        details: Default::default(),
+    };
+    store.put_invitation(&record("inv-1", 1_000)).unwrap();
+    store.put_invitation(&record("inv-old", 50)).unwrap();
+    assert!(
+        store.put_invitation(&record("inv-1", 1_000)).is_err(),
+        "ids are unique"
+    );
+    assert_eq!(
+        store.invitation("inv-1").unwrap(),
+        Some(record("inv-1", 1_000))
+    );
+    assert_eq!(store.invitation("nope").unwrap(), None);
+    assert_eq!(store.invitations().unwrap().len(), 2);
+    let settings = |n: &str| vec![(format!("peer/{n}"), format!("{{\"name\":\"{n}\"}}"))];
+    // Expired and unknown: nothing written.
+    assert_eq!(
+        store
+            .consume_invitation(
+                "inv-old",
+                100,
+                "k",
+                &partner("p-old", "1000000000000000"),
+                &settings("p-old")
+            )
+            .unwrap(),
+        Admission::Expired
+    );
+    assert_eq!(
+        store
+            .consume_invitation(
+                "nope",
+                100,
+                "k",
+                &partner("p-no", "2000000000000000"),
+                &settings("p-no")
+            )
+            .unwrap(),
+        Admission::Unknown
+    );
+    assert!(store.partners().unwrap().is_empty());
+    assert!(store.setting("peer/p-old").unwrap().is_none());
+    // Two joins at once: exactly one admitted.
+    let outcomes: Vec<Admission> = std::thread::scope(|s| {
+        let joins: Vec<_> = ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let p = partner(&format!("p-{n}"), &format!("{i}00000000000000a"));
+                let st = settings(&format!("p-{n}"));
+                s.spawn(move || store.consume_invitation("inv-1", 100, n, &p, &st).unwrap())
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let admitted = outcomes
+        .iter()
+        .filter(|o| **o == Admission::Admitted)
+        .count();
+    assert_eq!(admitted, 1, "{outcomes:?}");
+    assert!(outcomes.contains(&Admission::Used), "{outcomes:?}");
+    let partners = store.partners().unwrap();
+    assert_eq!(partners.len(), 1, "{partners:?}");
+    let winner = partners[0].name.clone();
+    let loser = if winner == "p-a" { "p-b" } else { "p-a" };
+    assert!(store.setting(&format!("peer/{winner}")).unwrap().is_some());
+    assert!(store.setting(&format!("peer/{loser}")).unwrap().is_none());
+    let used = store.invitation("inv-1").unwrap().unwrap();
+    assert_eq!(used.used_ns, Some(100));
+    assert_eq!(used.used_by.as_deref(), Some(&winner[2..]));
+    // Used: refused again.
+    assert_eq!(
+        store
+            .consume_invitation(
+                "inv-1",
+                101,
+                "c",
+                &partner("p-c", "3000000000000000"),
+                &settings("p-c")
+            )
+            .unwrap(),
+        Admission::Used
+    );
+    // A taken name refuses the whole admission, and leaves the invitation unused.
+    store.put_invitation(&record("inv-2", 1_000)).unwrap();
+    assert_eq!(
+        store
+            .consume_invitation(
+                "inv-2",
+                100,
+                "d",
+                &partner(&winner, "4000000000000000"),
+                &settings("p-d")
+            )
+            .unwrap(),
+        Admission::NameTaken(format!("partner {winner:?}"))
+    );
+    assert!(store.setting("peer/p-d").unwrap().is_none());
+    assert_eq!(store.invitation("inv-2").unwrap().unwrap().used_ns, None);
+    store.set_setting("peer/p-e", "{}").unwrap();
+    assert_eq!(
+        store
+            .admit_partner(&partner("p-e", "5000000000000000"), &settings("p-e"))
+            .unwrap(),
+        Admission::NameTaken("setting \"peer/p-e\"".into())
+    );
+    assert_eq!(
+        store.partners().unwrap().len(),
+        1,
+        "the partner was rolled back"
+    );
+    // A removed record (empty) may be taken again.
+    store.set_setting("peer/p-e", "").unwrap();
+    assert_eq!(
+        store
+            .admit_partner(&partner("p-e", "5000000000000000"), &settings("p-e"))
+            .unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(store.partners().unwrap().len(), 2);
+}
+
 fn audit_record(partner: &str, i: usize) -> AuditRecord {
     AuditRecord {
         direction: if i.is_multiple_of(2) {
@@ -2032,6 +2178,11 @@ macro_rules! store_suite {
                 super::partners_round_trip(&s)
             }
             #[test]
+            fn invitations_are_single_use() {
+                let Some((s, _g)) = $make else { return };
+                super::invitations_are_single_use(&s)
+            }
+            #[test]
             fn timestamps_over_the_whole_range() {
                 let Some((s, _g)) = $make else { return };
                 super::timestamps_over_the_whole_range(&s)
@@ -2341,7 +2492,8 @@ mod postgres_only {
                 "0011_foreign_shadows",
                 "0012_audit_names",
                 "0013_package_reservations",
-                "0014_audit_time"
+                "0014_audit_time",
+                "0015_invitations"
             ]
         );
         check_migrated(&store);
