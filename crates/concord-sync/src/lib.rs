@@ -30,9 +30,12 @@
 //! - Without a link ([`package`], issue 22): signed, chained transfer packages written for a
 //!   partner through the same egress door, and imported with the same ingest, provenance and
 //!   audit as a pull.
+//! - [`join`] (issue 19): invitations, the join exchange's documents and client, and the
+//!   preview of what will flow to a new partner.
 //! - [`webhook`] (issue 21): new objects POSTed to a receiver, signed, through the same door.
 
 mod client;
+pub mod join;
 pub mod notify;
 pub mod package;
 mod peer;

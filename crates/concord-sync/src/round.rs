@@ -777,7 +777,7 @@ fn cursor_to_json(c: &Cursor) -> String {
 
 /// A stored push cursor; the version is a sort key, or `i64` nanoseconds in cursors saved
 /// before issue 16 (read as the same position).
-fn cursor_from_json(text: &str) -> Option<Cursor> {
+pub(crate) fn cursor_from_json(text: &str) -> Option<Cursor> {
     let v: Value = serde_json::from_str(text).ok()?;
     let version = v.get(2)?;
     let version_key = match version.as_i64() {

@@ -1,0 +1,936 @@
+//! Invitations and joins (issue 19, item 1): two nodes become partners and peers of each
+//! other in one authenticated exchange, and nobody types or copies a secret.
+//!
+//! # Documents
+//!
+//! Three JSON documents, each `{"<kind>": {…}, "signature": "<hex>"}`: the body has a `type`
+//! and a `version`, and the signature (Ed25519, the node key of `concord_store::node_key`,
+//! the key of audit checkpoints and transfer packages) is over a domain label and the body's
+//! canonical bytes ([`canonical`]: object members sorted by code point, no whitespace), so
+//! a file re-indented or re-ordered still verifies and one edited in any value does not.
+//!
+//! - [`Invitation`] (`concord invite`): who invites (its STIX 2.1 identity, §4.5, with the
+//!   OASIS identity contact-information extension; its URL, API root, TLS certificate pin,
+//!   jurisdiction and node key), what it offers (collections, read and write), the name the
+//!   joining organisation gets, its expiry, and a one-time secret of 32 random bytes. The
+//!   inviting node keeps only the secret's SHA-256.
+//! - [`JoinRequest`] (`concord join`): the invitation's id and secret, the node key the
+//!   invitation names, and the joining node's identity, node key, mappings and (when it is
+//!   reachable) its URL and the API key it made for the inviting node. Signed by the joining
+//!   node's key, so that the key the inviting node records is one the joiner holds.
+//! - [`JoinAnswer`]: the inviting node's answer, signed by its node key and bound to the
+//!   request ([`JoinAnswer::request_sha256`]): the API key made for the joining node and
+//!   what the inviting node will serve it (the preview, counted through its egress door).
+//!
+//! The agreement exchanged at join (issue 19, item 5) has its place in the request and the
+//! answer (`agreement`), carried and signed with them; this module does not read it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Digest;
+
+use concord_egress::Egress;
+use concord_policy::egress::PartnerProfile;
+use concord_store::node_key::{self, NodeKey};
+use concord_store::{ObjectFilter, Store, VersionSelector};
+
+use crate::peer::{Mapping, Peer};
+
+/// `type` of an [`Invitation`].
+pub const INVITATION_TYPE: &str = "concord-invitation";
+/// `type` of a [`JoinRequest`].
+pub const REQUEST_TYPE: &str = "concord-join-request";
+/// `type` of a [`JoinAnswer`].
+pub const ANSWER_TYPE: &str = "concord-join-answer";
+/// The `version` of the three documents this build writes and reads.
+pub const VERSION: u32 = 1;
+/// The path of the join endpoint on the inviting node's server (not TAXII; outside every
+/// API root's resources).
+pub const JOIN_PATH: &str = "/concord/join/";
+/// The OASIS identity contact-information extension (cti-stix-common-objects, extension
+/// definition "Identity Contact Information"): a property extension of `identity`.
+pub const CONTACT_EXTENSION: &str = "extension-definition--66e2492a-bbd3-4be6-88f5-cc91a017a498";
+/// Largest invitation file, request or answer read, in bytes: a document is a few KiB.
+pub const MAX_DOCUMENT_BYTES: usize = 256 << 10;
+
+/// Domain labels: a signature over one kind of document is never one over another.
+const INVITATION_DOMAIN: &[u8] = b"concord invitation v1\n";
+const REQUEST_DOMAIN: &[u8] = b"concord join request v1\n";
+const ANSWER_DOMAIN: &[u8] = b"concord join answer v1\n";
+
+/// A collection the inviting node offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offered {
+    /// Its id on the inviting node (TAXII collection id).
+    pub id: String,
+    /// Its alias there, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Its title (TAXII 2.1 §5.2).
+    pub title: String,
+    /// The joining node may read (pull) it.
+    pub read: bool,
+    /// The joining node may write (push) to it.
+    pub write: bool,
+}
+
+impl Offered {
+    /// Whether `name` names this collection: its id, alias or title.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.id == name || self.alias.as_deref() == Some(name) || self.title == name
+    }
+
+    /// The local alias a pull creates by default: its alias, else its id.
+    pub fn default_alias(&self) -> String {
+        self.alias.clone().unwrap_or_else(|| self.id.clone())
+    }
+}
+
+/// An invitation (`concord invite`): single use, signed by the inviting node's key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    /// [`INVITATION_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// Its id (UUID).
+    pub id: String,
+    /// The name the joining organisation gets as a partner of the inviting node.
+    pub partner: String,
+    /// The joining organisation's jurisdiction as the inviting node records it (ISO 3166-1
+    /// alpha-2): what its egress policy decides with.
+    pub partner_jurisdiction: String,
+    /// Sharing groups the joining organisation joins on the inviting node.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The inviting organisation: a STIX 2.1 `identity` (§4.5) with the contact-information
+    /// extension ([`CONTACT_EXTENSION`]).
+    pub identity: Value,
+    /// The inviting node's base URL as partners reach it (`http(s)://host:port`).
+    pub url: String,
+    /// Its API root path (`/concord/`).
+    pub api_root: String,
+    /// SHA-256 (hex) of the DER of its TLS certificate, when it serves TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin_sha256: Option<String>,
+    /// That certificate (PEM), which the joining node trusts for this peer instead of the
+    /// WebPKI roots (checked against the pin when read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<String>,
+    /// The inviting node's jurisdiction (its policy's).
+    pub jurisdiction: String,
+    /// What it offers.
+    pub collections: Vec<Offered>,
+    /// Its public node key (64 hex digits): what signs this invitation and the answer.
+    pub node_key: String,
+    /// When it was issued (RFC 3339).
+    pub created: String,
+    /// When it stops admitting a join (RFC 3339).
+    pub expires: String,
+    /// The one-time secret, 32 random bytes as 64 hex digits; the inviting node keeps only
+    /// its SHA-256.
+    pub secret: String,
+}
+
+/// An invitation as written to its file: the body and the detached signature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationFile {
+    /// The invitation.
+    pub invitation: Invitation,
+    /// Ed25519 signature (hex) over [`canonical`] bytes of `invitation`, with its domain.
+    pub signature: String,
+}
+
+/// What the joining node sends (`POST` [`JOIN_PATH`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// [`REQUEST_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The invitation's id.
+    pub invitation: String,
+    /// Its secret (the authentication of this one exchange).
+    pub secret: String,
+    /// The node key the invitation names: the inviting node refuses, without consuming
+    /// the invitation, when it does not hold it (a foreign invitation).
+    pub inviter_key: String,
+    /// The joining organisation: a STIX 2.1 `identity`.
+    pub identity: Value,
+    /// The joining node's public node key (hex), which signs this request.
+    pub node_key: String,
+    /// The joining node's jurisdiction (its policy's).
+    pub jurisdiction: String,
+    /// The joining node's base URL, when partners can reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Its API root path, with `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_root: Option<String>,
+    /// The API key the joining node made for the inviting node (its partner there), with
+    /// `url`: the inviting node's peer for the joiner authenticates with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Ids of the offered collections the joining node will pull.
+    #[serde(default)]
+    pub pull: Vec<String>,
+    /// Ids of the offered collections the joining node will push into.
+    #[serde(default)]
+    pub push: Vec<String>,
+    /// The agreement the joining node proposes (issue 19, item 5); not read here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Value>,
+}
+
+/// A [`JoinRequest`] as sent: body and signature by the joining node's key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequestFile {
+    /// The request.
+    pub request: JoinRequest,
+    /// Ed25519 signature (hex) by `request.node_key`.
+    pub signature: String,
+}
+
+/// Objects that will flow in one direction for one collection, after the egress policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowCount {
+    /// The collection's id on the node that sends.
+    pub collection: String,
+    /// Its title (or alias) there.
+    pub title: String,
+    /// `serve` (the receiver pulls it) or `push` (the sender pushes it).
+    pub direction: String,
+    /// Object versions the egress door lets go.
+    pub objects: u64,
+    /// Object versions it withholds.
+    pub withheld: u64,
+}
+
+/// The inviting node's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinAnswer {
+    /// [`ANSWER_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The invitation's id.
+    pub invitation: String,
+    /// SHA-256 (hex) of the request's canonical bytes: this answer is to that request.
+    pub request_sha256: String,
+    /// `joined`, or `refused` with `reason`.
+    pub outcome: String,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The joining node's name as a partner of the inviting node.
+    pub partner: String,
+    /// The API key the inviting node made for the joining node (when joined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// The inviting node's key (what signs this answer).
+    pub node_key: String,
+    /// What the inviting node will serve, per pulled collection ([`FlowCount`]).
+    #[serde(default)]
+    pub serve: Vec<FlowCount>,
+    /// The agreement as the inviting node holds it (issue 19, item 5); not read here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Value>,
+}
+
+/// A [`JoinAnswer`] as sent: body and signature by the inviting node's key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinAnswerFile {
+    /// The answer.
+    pub answer: JoinAnswer,
+    /// Ed25519 signature (hex) by `answer.node_key`.
+    pub signature: String,
+}
+
+/// Why an invitation or a join was refused: the reason, in the operator's words.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Not an invitation (request, answer) of this format: the field and the rule.
+    #[error("malformed {what}: {message}")]
+    Malformed {
+        /// `invitation`, `join request` or `join answer`.
+        what: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The signature does not verify with the key the document names: it was edited.
+    #[error(
+        "tampered {what}: its signature does not verify with the node key it names ({key}); \
+         the file was changed after it was signed"
+    )]
+    Tampered {
+        /// `invitation`, `join request` or `join answer`.
+        what: &'static str,
+        /// The key named.
+        key: String,
+    },
+    /// Its expiry has passed.
+    #[error("expired invitation: it expired at {expires}; ask for a new one")]
+    Expired {
+        /// When.
+        expires: String,
+    },
+    /// The server at the invitation's URL does not hold the key the invitation names.
+    #[error(
+        "foreign invitation: the server at {url} does not hold the node key the invitation \
+         names ({named}); it answers as {holds}. The invitation was not issued by that node"
+    )]
+    Foreign {
+        /// The URL asked.
+        url: String,
+        /// The key the invitation names.
+        named: String,
+        /// The key the server's answer names (or `an unsigned answer`).
+        holds: String,
+    },
+    /// The inviting node refused (used, expired, unknown or wrong secret, a name taken…).
+    #[error("the inviting node refused the join: {0}")]
+    Refused(String),
+    /// The inviting node could not be reached or answered something else.
+    #[error("join exchange with {url}: {message}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] concord_store::StoreError),
+    /// The egress door failed while counting the preview.
+    #[error(transparent)]
+    Egress(#[from] concord_egress::EgressError),
+}
+
+/// The canonical bytes of a JSON value: object members sorted by code point, no
+/// whitespace, strings and numbers as serde_json writes them. What signatures cover.
+pub fn canonical(value: &Value) -> Vec<u8> {
+    fn write(v: &Value, out: &mut Vec<u8>) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push(b'{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(Value::String(k.clone()).to_string().as_bytes());
+                    out.push(b':');
+                    write(&m[k], out);
+                }
+                out.push(b'}');
+            }
+            Value::Array(a) => {
+                out.push(b'[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(x, out);
+                }
+                out.push(b']');
+            }
+            other => out.extend_from_slice(other.to_string().as_bytes()),
+        }
+    }
+    let mut out = Vec::new();
+    write(value, &mut out);
+    out
+}
+
+fn message<T: Serialize>(domain: &[u8], body: &T) -> Vec<u8> {
+    let mut m = domain.to_vec();
+    // A document of these types always serialises (no maps with non-string keys).
+    m.extend(canonical(
+        &serde_json::to_value(body).unwrap_or(Value::Null),
+    ));
+    m
+}
+
+fn sign<T: Serialize>(key: &NodeKey, domain: &[u8], body: &T) -> String {
+    node_key::hex(&key.sign(&message(domain, body)))
+}
+
+fn verify<T: Serialize>(
+    what: &'static str,
+    key_hex: &str,
+    domain: &[u8],
+    body: &T,
+    sig: &str,
+) -> Result<(), JoinError> {
+    let key = node_key::unhex32(key_hex).ok_or_else(|| JoinError::Malformed {
+        what,
+        message: format!("node_key {key_hex:?}: expected 64 hex digits (an Ed25519 public key)"),
+    })?;
+    let sig = node_key::unhex64(sig).ok_or_else(|| JoinError::Malformed {
+        what,
+        message: "signature: expected 128 hex digits (an Ed25519 signature)".into(),
+    })?;
+    if node_key::verify_signature(&key, &message(domain, body), &sig) {
+        Ok(())
+    } else {
+        Err(JoinError::Tampered {
+            what,
+            key: key_hex.to_owned(),
+        })
+    }
+}
+
+/// SHA-256 (lower-case hex) of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    node_key::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// The SHA-256 (hex) of an invitation secret, as the inviting node keeps it. The secret
+/// is 256 random bits, so a fast hash is enough: nothing can be guessed from it.
+pub fn secret_hash(secret: &str) -> String {
+    sha256_hex(secret.as_bytes())
+}
+
+/// A new one-time secret: 32 random bytes, 64 hex digits. Errors: no randomness.
+pub fn new_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes: {e}"))?;
+    Ok(node_key::hex(&bytes))
+}
+
+/// The pin of a certificate: SHA-256 (hex) of its DER.
+pub fn certificate_pin(der: &[u8]) -> String {
+    sha256_hex(der)
+}
+
+/// The DER of the first certificate of a PEM text, or `None`.
+pub fn first_certificate_der(pem: &[u8]) -> Option<Vec<u8>> {
+    ureq::tls::parse_pem(pem).find_map(|item| match item {
+        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.der().to_vec()),
+        _ => None,
+    })
+}
+
+/// A node's STIX 2.1 `identity` (§4.5) for invitations and joins: `identity_class`
+/// `organization`, `name` its title, `contact_information` its contact, and the OASIS
+/// identity contact-information extension ([`CONTACT_EXTENSION`], a property extension,
+/// §7.3) with the contact's e-mail address, when it has one, as an `email_addresses` entry
+/// (`digital_contact_type` `organizational`, `email_address_ref` the id of the `email-addr`
+/// SCO of that value, §6.4, deterministic per §2.9).
+pub fn node_identity(id: &str, created: &str, title: &str, contact: &str) -> Value {
+    let mut extension = serde_json::json!({ "extension_type": "property-extension" });
+    if let Some(email) = email_in(contact) {
+        extension["email_addresses"] = serde_json::json!([{
+            "digital_contact_type": "organizational",
+            "email_address_ref": email_addr_id(&email),
+        }]);
+    }
+    let mut identity = serde_json::json!({
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": id,
+        "created": created,
+        "modified": created,
+        "name": title,
+        "identity_class": "organization",
+        "extensions": { CONTACT_EXTENSION: extension },
+    });
+    if !contact.is_empty() {
+        identity["contact_information"] = Value::String(contact.to_owned());
+    }
+    identity
+}
+
+/// The first word of `text` that has the shape of an e-mail address.
+fn email_in(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '<' | '>'))
+        .map(|w| w.trim_start_matches("mailto:"))
+        .find(|w| {
+            w.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
+        })
+        .map(str::to_owned)
+}
+
+/// The deterministic id of the `email-addr` SCO of `value` (STIX 2.1 §2.9: UUIDv5 in the
+/// STIX namespace over the canonical JSON of its id contributing property, `value`).
+pub fn email_addr_id(value: &str) -> String {
+    let ns = uuid::Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
+    let name = canonical(&serde_json::json!({ "value": value }));
+    format!("email-addr--{}", uuid::Uuid::new_v5(&ns, &name))
+}
+
+/// The signed file of an invitation.
+pub fn sign_invitation(key: &NodeKey, invitation: Invitation) -> InvitationFile {
+    let signature = sign(key, INVITATION_DOMAIN, &invitation);
+    InvitationFile {
+        invitation,
+        signature,
+    }
+}
+
+/// Reads and verifies an invitation file at `now_ns`: its format ([`JoinError::Malformed`],
+/// naming the field), its signature with the key it names ([`JoinError::Tampered`]), its
+/// expiry ([`JoinError::Expired`]), and the pin of the certificate it carries.
+pub fn read_invitation(text: &str, now_ns: i64) -> Result<Invitation, JoinError> {
+    let what = "invitation";
+    let bad = |message: String| JoinError::Malformed { what, message };
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(bad(format!(
+            "{} bytes, over the {MAX_DOCUMENT_BYTES} bytes an invitation may have",
+            text.len()
+        )));
+    }
+    let file: InvitationFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let inv = file.invitation;
+    if inv.kind != INVITATION_TYPE || inv.version != VERSION {
+        return Err(bad(format!(
+            "type {:?} version {}: this node reads {INVITATION_TYPE:?} version {VERSION}",
+            inv.kind, inv.version
+        )));
+    }
+    verify(
+        what,
+        &inv.node_key,
+        INVITATION_DOMAIN,
+        &inv,
+        &file.signature,
+    )?;
+    // Signed by the key it names: the rest is the inviting node's word, checked for shape.
+    if !(inv.url.starts_with("https://") || inv.url.starts_with("http://")) {
+        return Err(bad(format!(
+            "url {:?}: must start with http:// or https://",
+            inv.url
+        )));
+    }
+    if node_key::unhex32(&inv.secret).is_none() {
+        return Err(bad(
+            "secret: expected 64 hex digits (32 random bytes)".into()
+        ));
+    }
+    if inv.collections.is_empty() {
+        return Err(bad("collections: the invitation offers none".into()));
+    }
+    if inv.identity.get("type").and_then(Value::as_str) != Some("identity") {
+        return Err(bad("identity: not a STIX identity object".into()));
+    }
+    match (&inv.tls_pin_sha256, &inv.tls_certificate) {
+        (Some(pin), Some(pem)) => {
+            if first_certificate_der(pem.as_bytes())
+                .map(|d| certificate_pin(&d))
+                .as_deref()
+                != Some(pin.as_str())
+            {
+                return Err(bad(
+                    "tls_certificate: its SHA-256 is not tls_pin_sha256".into()
+                ));
+            }
+        }
+        (None, None) => {}
+        _ => {
+            return Err(bad(
+                "tls_pin_sha256 and tls_certificate: give both or neither".into(),
+            ));
+        }
+    }
+    let expires = concord_stix::Timestamp::parse(&inv.expires)
+        .map_err(|e| bad(format!("expires {:?}: {e}", inv.expires)))?;
+    if expires.unix_nanos() <= now_ns {
+        return Err(JoinError::Expired {
+            expires: inv.expires.clone(),
+        });
+    }
+    Ok(inv)
+}
+
+/// The signed form of a request.
+pub fn sign_request(key: &NodeKey, request: JoinRequest) -> JoinRequestFile {
+    let signature = sign(key, REQUEST_DOMAIN, &request);
+    JoinRequestFile { request, signature }
+}
+
+/// Reads a join request and verifies its signature by the key it names (what the inviting
+/// node records as the joining node's key). Errors: malformed, tampered.
+pub fn read_request(text: &[u8]) -> Result<JoinRequest, JoinError> {
+    let what = "join request";
+    let file: JoinRequestFile = serde_json::from_slice(text).map_err(|e| JoinError::Malformed {
+        what,
+        message: e.to_string(),
+    })?;
+    let r = file.request;
+    if r.kind != REQUEST_TYPE || r.version != VERSION {
+        return Err(JoinError::Malformed {
+            what,
+            message: format!(
+                "type {:?} version {}: expected {REQUEST_TYPE:?} version {VERSION}",
+                r.kind, r.version
+            ),
+        });
+    }
+    verify(what, &r.node_key, REQUEST_DOMAIN, &r, &file.signature)?;
+    Ok(r)
+}
+
+/// The SHA-256 (hex) of a request's canonical bytes, which the answer names.
+pub fn request_digest(request: &JoinRequest) -> String {
+    sha256_hex(&canonical(
+        &serde_json::to_value(request).unwrap_or(Value::Null),
+    ))
+}
+
+/// The signed form of an answer.
+pub fn sign_answer(key: &NodeKey, answer: JoinAnswer) -> JoinAnswerFile {
+    let signature = sign(key, ANSWER_DOMAIN, &answer);
+    JoinAnswerFile { answer, signature }
+}
+
+/// Sends `request` to the inviting node of `invitation` (one `POST` [`JOIN_PATH`], not
+/// retried: a join is not idempotent) and verifies its answer: signed by the key the
+/// invitation names (else [`JoinError::Foreign`]), bound to this request, `joined` (else
+/// [`JoinError::Refused`] with the inviting node's reason). TLS: the certificate the
+/// invitation carries is the only trusted root, when it carries one.
+pub fn exchange(
+    invitation: &Invitation,
+    request: &JoinRequestFile,
+    timeout: Duration,
+) -> Result<JoinAnswer, JoinError> {
+    let url = format!("{}{JOIN_PATH}", invitation.url.trim_end_matches('/'));
+    let transport = |message: String| JoinError::Transport {
+        url: url.clone(),
+        message,
+    };
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(pem) = &invitation.tls_certificate {
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem.as_bytes())
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .tls_config(tls.build())
+        .build()
+        .into();
+    let body = serde_json::to_string(request).map_err(|e| transport(e.to_string()))?;
+    let mut resp = agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .send(body.as_str())
+        .map_err(|e| transport(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_DOCUMENT_BYTES as u64)
+        .read_to_string()
+        .map_err(|e| transport(format!("HTTP {status}: {e}")))?;
+    let value: Value = serde_json::from_str(&text).map_err(|_| {
+        transport(format!(
+            "HTTP {status}: not JSON: {}",
+            text.chars().take(200).collect::<String>()
+        ))
+    })?;
+    if value.get("answer").is_none() {
+        // An unsigned refusal: nothing was proven on either side.
+        let reason = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+        return Err(JoinError::Refused(reason));
+    }
+    let file: JoinAnswerFile = serde_json::from_value(value).map_err(|e| JoinError::Malformed {
+        what: "join answer",
+        message: e.to_string(),
+    })?;
+    let a = file.answer;
+    let foreign = |holds: String| JoinError::Foreign {
+        url: invitation.url.clone(),
+        named: invitation.node_key.clone(),
+        holds,
+    };
+    if a.node_key != invitation.node_key {
+        return Err(foreign(format!("node key {}", a.node_key)));
+    }
+    match verify(
+        "join answer",
+        &a.node_key,
+        ANSWER_DOMAIN,
+        &a,
+        &file.signature,
+    ) {
+        Ok(()) => {}
+        Err(JoinError::Tampered { .. }) => {
+            return Err(foreign("an answer its key did not sign".into()));
+        }
+        Err(e) => return Err(e),
+    }
+    if a.kind != ANSWER_TYPE || a.version != VERSION || a.invitation != invitation.id {
+        return Err(JoinError::Malformed {
+            what: "join answer",
+            message: format!(
+                "type {:?} version {} invitation {:?}",
+                a.kind, a.version, a.invitation
+            ),
+        });
+    }
+    if a.request_sha256 != request_digest(&request.request) {
+        return Err(JoinError::Malformed {
+            what: "join answer",
+            message: "request_sha256: the answer is not to this request".into(),
+        });
+    }
+    if a.outcome != "joined" {
+        return Err(JoinError::Refused(
+            a.reason
+                .unwrap_or_else(|| format!("outcome {:?}", a.outcome)),
+        ));
+    }
+    if a.api_key.is_none() {
+        return Err(JoinError::Malformed {
+            what: "join answer",
+            message: "api_key: missing in a joined answer".into(),
+        });
+    }
+    Ok(a)
+}
+
+/// The partner's profile as the egress policy sees it.
+pub fn profile_of(p: &concord_store::Partner) -> PartnerProfile {
+    PartnerProfile {
+        name: p.name.clone(),
+        jurisdiction: p.jurisdiction.clone(),
+        groups: p.groups.clone(),
+    }
+}
+
+/// What the egress door lets `partner` receive of `collection_id` when it pulls it whole
+/// (TAXII 2.1 §5.4 with `match[version]=all`, as a sync pull asks): object versions sent
+/// and withheld, decided without recording anything (nothing leaves).
+pub fn serve_preview(
+    store: &dyn Store,
+    egress: &Egress,
+    partner: &PartnerProfile,
+    collection_id: &str,
+) -> Result<(u64, u64), JoinError> {
+    let filter = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        ..ObjectFilter::default()
+    };
+    count_decided(store, egress, partner, collection_id, &filter, |_| Ok(true))
+}
+
+/// What the next push of `mapping` to `peer` sends, through the egress door for
+/// `partner`: the versions after the mapping's push cursor, minus those received from the
+/// peer (no echoes), as the sync round selects them (spec version 2.1, every version);
+/// sent and withheld. The peer may already hold some, which the round then skips.
+pub fn push_preview(
+    store: &dyn Store,
+    egress: &Egress,
+    peer: &Peer,
+    mapping: &Mapping,
+    partner: &PartnerProfile,
+) -> Result<(u64, u64), JoinError> {
+    let filter = ObjectFilter {
+        versions: vec![VersionSelector::All],
+        spec_versions: vec!["2.1".into()],
+        ..ObjectFilter::default()
+    };
+    let after = store
+        .setting(&crate::peer::cursor_key(&peer.name, mapping, "push"))?
+        .and_then(|t| crate::round::cursor_from_json(&t));
+    let pushed = peer
+        .partner
+        .as_deref()
+        .map(concord_store::partner_provenance);
+    count_decided_after(
+        store,
+        egress,
+        partner,
+        &mapping.local,
+        &filter,
+        after,
+        |e| {
+            let version = e.version_text.clone().unwrap_or_default();
+            Ok(!store
+                .received_from(&e.id, Some(&version))?
+                .iter()
+                .any(|p| *p == peer.name || Some(p) == pushed.as_ref()))
+        },
+    )
+}
+
+fn count_decided(
+    store: &dyn Store,
+    egress: &Egress,
+    partner: &PartnerProfile,
+    collection_id: &str,
+    filter: &ObjectFilter,
+    keep: impl FnMut(&concord_store::Entry) -> Result<bool, concord_store::StoreError>,
+) -> Result<(u64, u64), JoinError> {
+    count_decided_after(store, egress, partner, collection_id, filter, None, keep)
+}
+
+fn count_decided_after(
+    store: &dyn Store,
+    egress: &Egress,
+    partner: &PartnerProfile,
+    collection_id: &str,
+    filter: &ObjectFilter,
+    mut after: Option<concord_store::Cursor>,
+    mut keep: impl FnMut(&concord_store::Entry) -> Result<bool, concord_store::StoreError>,
+) -> Result<(u64, u64), JoinError> {
+    let (mut sent, mut withheld) = (0u64, 0u64);
+    loop {
+        let page = store.entries(
+            collection_id,
+            filter,
+            &concord_store::PageRequest {
+                limit: 1000,
+                after: after.take(),
+            },
+            true,
+        )?;
+        after = page.entries.last().map(concord_store::Entry::cursor);
+        let mut chosen = Vec::with_capacity(page.entries.len());
+        for e in page.entries {
+            if keep(&e)? {
+                chosen.push(e);
+            }
+        }
+        for d in egress.decide_unrecorded(partner, collection_id, &chosen)? {
+            if d.is_some() {
+                sent += 1;
+            } else {
+                withheld += 1;
+            }
+        }
+        if !page.more {
+            return Ok((sent, withheld));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invitation(key: &NodeKey) -> Invitation {
+        Invitation {
+            kind: INVITATION_TYPE.into(),
+            version: VERSION,
+            id: "3f1c2b9e-0d4a-4c55-9a77-2f3e1d0c9b8a".into(),
+            partner: "cert-b".into(),
+            partner_jurisdiction: "FR".into(),
+            groups: vec![],
+            identity: node_identity(
+                "identity--0b6e3a1c-1111-4a2b-8c3d-4e5f60718293",
+                "2026-01-01T00:00:00.000Z",
+                "CERT A",
+                "CERT A <cert@a.example>",
+            ),
+            url: "http://127.0.0.1:1".into(),
+            api_root: "/concord/".into(),
+            tls_pin_sha256: None,
+            tls_certificate: None,
+            jurisdiction: "DE".into(),
+            collections: vec![Offered {
+                id: "c1".into(),
+                alias: Some("intel".into()),
+                title: "intel".into(),
+                read: true,
+                write: false,
+            }],
+            node_key: key.public_hex(),
+            created: "2026-01-01T00:00:00.000Z".into(),
+            expires: "2099-01-01T00:00:00.000Z".into(),
+            secret: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn a_signed_invitation_reads_back_and_any_edit_is_tampering() {
+        let key = NodeKey::from_seed(&[7; 32]);
+        let file = sign_invitation(&key, invitation(&key));
+        let text = serde_json::to_string_pretty(&file).unwrap();
+        assert_eq!(read_invitation(&text, 0).unwrap(), file.invitation);
+        // Member order and layout do not matter (canonical bytes).
+        let compact = serde_json::to_string(&serde_json::to_value(&file).unwrap()).unwrap();
+        read_invitation(&compact, 0).unwrap();
+        // An edited grant is tampering.
+        let edited = text.replace("\"write\": false", "\"write\": true");
+        assert_ne!(edited, text);
+        let e = read_invitation(&edited, 0).unwrap_err();
+        assert!(matches!(e, JoinError::Tampered { .. }), "{e}");
+        // Expired.
+        let e = read_invitation(&text, i64::MAX).unwrap_err();
+        assert!(e.to_string().starts_with("expired invitation"), "{e}");
+        // Malformed: an unknown member, a wrong type, not JSON.
+        let e = read_invitation(&text.replacen("{", "{\"x\": 1,", 1), 0).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("malformed invitation: unknown field"),
+            "{e}"
+        );
+        let e = read_invitation("[]", 0).unwrap_err();
+        assert!(e.to_string().starts_with("malformed invitation"), "{e}");
+        let mut other = invitation(&key);
+        other.kind = "something-else".into();
+        let text = serde_json::to_string(&sign_invitation(&key, other)).unwrap();
+        let e = read_invitation(&text, 0).unwrap_err();
+        assert!(e.to_string().contains("this node reads"), "{e}");
+    }
+
+    #[test]
+    fn the_identity_carries_the_contact_extension() {
+        let key = NodeKey::from_seed(&[7; 32]);
+        let id = &invitation(&key).identity;
+        let ext = &id["extensions"][CONTACT_EXTENSION];
+        assert_eq!(ext["extension_type"], "property-extension");
+        assert_eq!(
+            ext["email_addresses"][0]["email_address_ref"],
+            email_addr_id("cert@a.example")
+        );
+        assert_eq!(id["contact_information"], "CERT A <cert@a.example>");
+        // The identity is valid STIX 2.1.
+        concord_stix::validate_object(id).unwrap();
+        // No e-mail address in the contact: no email_addresses.
+        let id = node_identity(
+            "identity--0b6e3a1c-1111-4a2b-8c3d-4e5f60718293",
+            "2026-01-01T00:00:00Z",
+            "X",
+            "+49 30 1234",
+        );
+        assert!(
+            id["extensions"][CONTACT_EXTENSION]
+                .get("email_addresses")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn email_addr_ids_are_deterministic() {
+        // STIX 2.1 §2.9 example of an email-addr id contributing property.
+        assert_eq!(email_addr_id("a@b.example"), email_addr_id("a@b.example"));
+        assert_ne!(email_addr_id("a@b.example"), email_addr_id("c@b.example"));
+        assert!(email_addr_id("a@b.example").starts_with("email-addr--"));
+    }
+}
