@@ -12,6 +12,9 @@
 //!   [`concord_coordination`], the one implementation of the CLI's `concord incident` and
 //!   the web UI's incident pages.
 //!
+//! - [`join`]: invite and join (issue 19), both sides of the exchange, and the preview of
+//!   what flows to a partner; its endpoint `POST /concord/join/` is [`join::router`].
+//!
 //! Why a crate of its own: the operations need `concord-sync` (peers are its records) and
 //! `concord-server` (API keys, the policy's explanation), and the API's OpenAPI generator
 //! (utoipa) is kept out of the core crates so that editing them never rebuilds it
@@ -19,6 +22,7 @@
 //! `concord-server`'s authenticator, limits and request log, which wrap it like every route.
 
 pub mod api;
+pub mod join;
 pub mod ops;
 
 pub use api::{AdminConfig, router};

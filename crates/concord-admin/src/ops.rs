@@ -96,7 +96,7 @@ impl From<concord_server::policy::PolicyError> for AdminError {
     }
 }
 
-type Result<T> = std::result::Result<T, AdminError>;
+pub(crate) type Result<T> = std::result::Result<T, AdminError>;
 
 pub mod webhooks;
 
@@ -363,7 +363,7 @@ pub fn jurisdiction_code(code: &str) -> Result<String> {
 
 /// The rule for a new partner's name: it is a path segment of `/api/v1/partners/{name}` and
 /// a name in the audit log. Errors: invalid, naming the name and the rule.
-fn check_partner_name(name: &str) -> Result<()> {
+pub(crate) fn check_partner_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.chars().count() > 128
         || name.contains('/')

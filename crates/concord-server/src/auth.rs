@@ -430,6 +430,16 @@ impl Authenticator {
             })
     }
 
+    /// Counts a join attempt (issue 19, `POST /concord/join/`) against the quotas of
+    /// failed authentications: of its source address ([`AuthLimits::failures_per_source`])
+    /// and of the invitation id it names ([`AuthLimits::failures_per_key`]). Every attempt
+    /// counts, good or not: an invitation admits one join, so only a guesser makes many.
+    ///
+    /// Errors: [`AuthError::Throttled`] (HTTP 429 with `Retry-After`).
+    pub fn charge_join(&self, source: Option<IpAddr>, invitation: &str) -> Result<(), AuthError> {
+        self.charge(source, Some(&format!("join:{invitation}")))
+    }
+
     /// The partner with key id `key_id`, from the cached list (re-read at most once a
     /// second for an unknown id, so a key made since works within a second).
     fn find_partner(&self, key_id: &str) -> Result<Option<Partner>, StoreError> {
@@ -786,6 +796,30 @@ mod tests {
         assert!(matches!(got, Ok(None)), "{got:?}");
         let got = auth.authenticate(Some(&bearer(ADMIN)), ip(1)).await;
         assert!(matches!(got, Ok(Some(Principal::Admin))), "{got:?}");
+    }
+
+    /// Issue 19: join attempts count against the failure quotas, per source and per
+    /// invitation id; another source and another invitation are not affected.
+    #[tokio::test]
+    async fn join_attempts_are_limited_per_source_and_invitation() {
+        let limits = AuthLimits {
+            failures_per_source: 3,
+            failures_per_key: 2,
+            ..AuthLimits::default()
+        };
+        let (_d, auth, _key) = node(limits);
+        auth.charge_join(ip(1), "inv-a").unwrap();
+        auth.charge_join(ip(1), "inv-b").unwrap();
+        auth.charge_join(ip(1), "inv-c").unwrap();
+        let got = auth.charge_join(ip(1), "inv-d");
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        assert!(got.unwrap_err().retry_after().is_some());
+        // Per invitation: a second source, the same invitation twice more.
+        auth.charge_join(ip(2), "inv-e").unwrap();
+        auth.charge_join(ip(3), "inv-e").unwrap();
+        let got = auth.charge_join(ip(4), "inv-e");
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        auth.charge_join(ip(4), "inv-f").unwrap();
     }
 
     #[tokio::test]

@@ -49,6 +49,12 @@ pub mod policy;
 pub mod stream;
 
 pub use auth::Principal;
+
+/// The path of the join endpoint (issue 19), where a joining node presents an invitation:
+/// not TAXII, outside every API root's resources. Its body limit
+/// ([`Limits::join_body_bytes`]) and its attempt quota ([`auth::Authenticator::charge_join`])
+/// are this crate's layers; the route itself is `concord_admin::join`'s.
+pub const JOIN_PATH: &str = "/concord/join/";
 pub use limits::Limits;
 
 /// What the server says about itself; from the node's configuration.
@@ -521,7 +527,8 @@ pub struct BodyLimits {
     /// closed.
     pub timeout: std::time::Duration,
     /// Smaller limits of single routes, by exact path, in bytes: `/ui/login`
-    /// ([`Limits::login_body_bytes`]) and `/api/match` ([`Limits::match_body_bytes`]),
+    /// ([`Limits::login_body_bytes`]), `/api/match` ([`Limits::match_body_bytes`]) and
+    /// [`JOIN_PATH`] ([`Limits::join_body_bytes`]),
     /// each with the name of its configuration key.
     pub routes: Vec<(&'static str, &'static str, u64)>,
 }
@@ -548,6 +555,16 @@ impl BodyLimits {
                     "/api/match",
                     "match_body_bytes",
                     bytes(limits.match_body_bytes),
+                ),
+                (
+                    JOIN_PATH,
+                    "join_body_bytes",
+                    bytes(limits.join_body_bytes),
+                ),
+                (
+                    JOIN_PATH.trim_end_matches('/'),
+                    "join_body_bytes",
+                    bytes(limits.join_body_bytes),
                 ),
             ],
         }

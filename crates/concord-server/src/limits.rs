@@ -107,6 +107,10 @@ pub struct Limits {
     /// with room for JSON quoting and escapes. The smaller of this and
     /// `max_content_length` applies.
     pub match_body_bytes: usize,
+    /// Bytes of a `POST /concord/join/` body (a join request, issue 19: a few KiB, sent
+    /// before anyone is authenticated); more answer 413 before any of it is buffered.
+    /// Default 65,536.
+    pub join_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -134,6 +138,7 @@ impl Default for Limits {
             body_timeout_secs: 30,
             login_body_bytes: 4096,
             match_body_bytes: 4 << 20,
+            join_body_bytes: 64 << 10,
         }
     }
 }

@@ -217,6 +217,8 @@ fn each_route_gets_the_smaller_of_its_own_limit_and_max_content_length() {
     };
     let b = BodyLimits::with(1 << 20, &limits);
     assert_eq!(b.max_for("/ui/login"), ("login_body_bytes", 4096));
+    assert_eq!(b.max_for("/concord/join/"), ("join_body_bytes", 64 << 10));
+    assert_eq!(b.max_for("/concord/join"), ("join_body_bytes", 64 << 10));
     assert_eq!(b.max_for("/api/match"), ("max_content_length", 1 << 20));
     assert_eq!(b.max_for("/ui/import"), ("max_content_length", 1 << 20));
     let b = BodyLimits::with(8 << 20, &limits);

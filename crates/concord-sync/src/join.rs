@@ -122,8 +122,9 @@ pub struct Invitation {
     /// WebPKI roots (checked against the pin when read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_certificate: Option<String>,
-    /// The inviting node's jurisdiction (its policy's).
-    pub jurisdiction: String,
+    /// The inviting node's jurisdiction (its policy's; absent when the policy names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
     /// What it offers.
     pub collections: Vec<Offered>,
     /// Its public node key (64 hex digits): what signs this invitation and the answer.
@@ -167,8 +168,9 @@ pub struct JoinRequest {
     pub identity: Value,
     /// The joining node's public node key (hex), which signs this request.
     pub node_key: String,
-    /// The joining node's jurisdiction (its policy's).
-    pub jurisdiction: String,
+    /// The joining node's jurisdiction (its policy's; absent when the policy names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
     /// The joining node's base URL, when partners can reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -851,7 +853,7 @@ mod tests {
             api_root: "/concord/".into(),
             tls_pin_sha256: None,
             tls_certificate: None,
-            jurisdiction: "DE".into(),
+            jurisdiction: Some("DE".into()),
             collections: vec![Offered {
                 id: "c1".into(),
                 alias: Some("intel".into()),

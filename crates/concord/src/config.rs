@@ -129,6 +129,7 @@ tlp_version = "2.0"
 # body_timeout_secs = 30               # a request body not received whole by then gets 408, connection closed
 # login_body_bytes = 4096              # POST /ui/login: body bytes; more get 413 before any is read
 # match_body_bytes = 4194304           # POST /api/match: body bytes; more get 413 before any is read
+# join_body_bytes = 65536              # POST /concord/join/ (a join request): body bytes; more get 413
 # write_timeout_secs = 30              # a client that takes no byte of its response for this long is dropped
 # min_send_rate_bytes_per_sec = 4096   # a client taking its response slower (while it is waited for) is dropped; 0: off
 # min_send_rate_window_secs = 10       # the waiting time that rate is judged over (the first is the grace)
@@ -526,6 +527,8 @@ pub struct Limits {
     pub login_body_bytes: usize,
     /// See [`concord_server::Limits::match_body_bytes`] (bytes).
     pub match_body_bytes: usize,
+    /// See [`concord_server::Limits::join_body_bytes`] (bytes).
+    pub join_body_bytes: usize,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -576,6 +579,7 @@ impl Default for Limits {
             body_timeout_secs: server.body_timeout_secs,
             login_body_bytes: server.login_body_bytes,
             match_body_bytes: server.match_body_bytes,
+            join_body_bytes: server.join_body_bytes,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -622,6 +626,7 @@ impl Limits {
             body_timeout_secs: self.body_timeout_secs,
             login_body_bytes: self.login_body_bytes,
             match_body_bytes: self.match_body_bytes,
+            join_body_bytes: self.join_body_bytes,
         }
     }
 
@@ -793,7 +798,7 @@ mod tests {
              stream_heartbeat_secs = 24\nstream_poll_ms = 25\n\
              body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n\
              min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n\
-             stream_max_per_partner = 31\n"
+             stream_max_per_partner = 31\njoin_body_bytes = 32\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -821,6 +826,7 @@ mod tests {
                 body_timeout_secs: 26,
                 login_body_bytes: 27,
                 match_body_bytes: 28,
+                join_body_bytes: 32,
             }
         );
         assert_eq!(

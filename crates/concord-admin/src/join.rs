@@ -1,0 +1,937 @@
+//! Invite and join (issue 19, item 1): both sides of the exchange over a store.
+//!
+//! - [`invite`] (`concord invite`): a signed, single-use invitation; the store keeps its
+//!   offer and the SHA-256 of its secret ([`concord_store::InvitationRecord`]).
+//! - [`answer_join`] and [`router`] (`POST /concord/join/` on the inviting node): checks the
+//!   secret in constant time, then consumes the invitation and creates the joining node's
+//!   partner and peer in one transaction ([`Store::consume_invitation`]), and answers,
+//!   signed by the node key, with the API key made for the joining node and what this node
+//!   will serve it (the preview, counted through the egress door).
+//! - [`join`] (`concord join`): reads and verifies the invitation, makes the inviting node's
+//!   partner key, sends the one request, verifies the answer against the key the
+//!   invitation names, and only then creates the inviting node's partner and peer, in one
+//!   transaction ([`Store::admit_partner`]).
+//! - [`preview`] (`concord partner preview`): what this node would send a partner.
+//!
+//! Nothing is created on either side when the exchange fails: the inviting node writes
+//! only in the transaction that consumes the invitation, and the joining node only after
+//! a verified `joined` answer. (The one gap no single exchange closes: a joined answer lost
+//! on the way leaves the inviting side's partner and a used invitation; `concord partner
+//! remove` there undoes it.)
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use concord_egress::Egress;
+use concord_policy::egress::PartnerProfile;
+use concord_server::AppState;
+use concord_store::node_key::NodeKey;
+use concord_store::{Admission, InvitationRecord, Partner, PartnerDetails, Store};
+use concord_sync::join::{
+    self as doc, FlowCount, Invitation, InvitationFile, JoinAnswer, JoinError, JoinRequest,
+    Offered,
+};
+use concord_sync::{Mapping, Peer, PeerAuth, TlsFiles};
+
+use crate::ops::{AdminError, PeerFiles, Result};
+
+/// What a node says about itself in invitations and joins: from its configuration and
+/// key file (only the binary reads them).
+#[derive(Clone)]
+pub struct NodeSelf {
+    /// The node key (what signs invitations and answers).
+    pub key: Arc<NodeKey>,
+    /// `title` of concord.toml: the identity's name.
+    pub title: String,
+    /// `contact` of concord.toml: the identity's contact information.
+    pub contact: String,
+    /// `public_url` of concord.toml: the base URL partners reach this node at; `None` when
+    /// not set (then `concord invite` needs `--url`, and a joining node is not reachable).
+    pub public_url: Option<String>,
+    /// The API root path, `/concord/`.
+    pub api_root: String,
+    /// The node's TLS certificate (PEM of the first certificate of `tls_cert`), when it
+    /// serves TLS: invitations carry it and its pin.
+    pub tls_certificate: Option<String>,
+    /// The policy's jurisdiction.
+    pub jurisdiction: Option<String>,
+}
+
+impl std::fmt::Debug for NodeSelf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSelf")
+            .field("title", &self.title)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The setting that holds the node's identity id and creation time (`{"id", "created"}`):
+/// one identity per node, the same in every invitation and join.
+const IDENTITY_SETTING: &str = "node/identity";
+
+fn now_ns() -> i64 {
+    concord_stix::Timestamp::now_micros().unix_nanos()
+}
+
+fn rfc3339(ns: i64) -> String {
+    concord_stix::Timestamp::from_unix_nanos(ns, 3).to_string()
+}
+
+/// The node's STIX identity ([`doc::node_identity`]), its id made once and kept.
+pub fn identity(store: &dyn Store, me: &NodeSelf) -> Result<Value> {
+    let fresh = serde_json::json!({
+        "id": format!("identity--{}", uuid::Uuid::new_v4()),
+        "created": rfc3339(now_ns()),
+    })
+    .to_string();
+    let kept: Value = serde_json::from_str(&store.setting_or_insert(IDENTITY_SETTING, &fresh)?)
+        .map_err(|e| AdminError::Internal(format!("setting {IDENTITY_SETTING}: {e}")))?;
+    let field = |k: &str| kept.get(k).and_then(Value::as_str).unwrap_or_default();
+    Ok(doc::node_identity(
+        field("id"),
+        field("created"),
+        &me.title,
+        &me.contact,
+    ))
+}
+
+/// An invitation to make (`concord invite`).
+#[derive(Clone, Debug, Default)]
+pub struct NewInvitation {
+    /// The name the joining organisation gets here (the partner name rule).
+    pub partner: String,
+    /// Its jurisdiction (ISO 3166-1 alpha-2).
+    pub jurisdiction: String,
+    /// Collections (alias or id) it may read.
+    pub read: Vec<String>,
+    /// Collections (alias or id) it may write.
+    pub write: Vec<String>,
+    /// Sharing groups it joins.
+    pub groups: Vec<String>,
+    /// Seconds the invitation admits a join: 60 to 90 days.
+    pub expires_secs: u64,
+    /// The URL partners reach this node at; `None`: [`NodeSelf::public_url`].
+    pub url: Option<String>,
+}
+
+/// Longest validity of an invitation: 90 days.
+pub const MAX_INVITATION_SECS: u64 = 90 * 86_400;
+
+/// Makes an invitation (`concord invite`): checks the partner name is free, the
+/// jurisdiction, the collections and the URL; records it (its offer and the SHA-256 of its
+/// secret) and returns the signed file. Errors: invalid (naming the option and the rule),
+/// a collection not found, the name taken (conflict).
+pub fn invite(store: &dyn Store, me: &NodeSelf, new: &NewInvitation) -> Result<InvitationFile> {
+    crate::ops::check_partner_name(&new.partner)?;
+    let partner_jurisdiction = crate::ops::jurisdiction_code(&new.jurisdiction)?;
+    if !(60..=MAX_INVITATION_SECS).contains(&new.expires_secs) {
+        return Err(AdminError::Invalid(format!(
+            "--expires: {} s; an invitation is valid from 1 minute to 90 days",
+            new.expires_secs
+        )));
+    }
+    taken(store, &new.partner)?;
+    let url = new
+        .url
+        .clone()
+        .or_else(|| me.public_url.clone())
+        .ok_or_else(|| {
+            AdminError::Invalid(
+                "--url: give the URL partners reach this node at, or set public_url in \
+                 concord.toml"
+                    .into(),
+            )
+        })?;
+    let url = url.trim_end_matches('/').to_owned();
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#']) {
+        return Err(AdminError::Invalid(format!(
+            "--url {url:?}: must be http(s)://host[:port] (the base URL, without a path query)"
+        )));
+    }
+    let mut offered: Vec<Offered> = Vec::new();
+    for (names, write) in [(&new.read, false), (&new.write, true)] {
+        for n in names {
+            let c = store.collection(n)?.ok_or_else(|| {
+                AdminError::NotFound(format!(
+                    "no collection {n:?} (create it first: concord collection create {n})"
+                ))
+            })?;
+            match offered.iter_mut().find(|o| o.id == c.id) {
+                Some(o) if write => o.write = true,
+                Some(o) => o.read = true,
+                None => offered.push(Offered {
+                    id: c.id,
+                    alias: c.alias,
+                    title: c.title,
+                    read: !write,
+                    write,
+                }),
+            }
+        }
+    }
+    if offered.is_empty() {
+        return Err(AdminError::Invalid(
+            "--read/--write: offer at least one collection".into(),
+        ));
+    }
+    let tls_pin_sha256 = match &me.tls_certificate {
+        Some(pem) => Some(
+            doc::first_certificate_der(pem.as_bytes())
+                .map(|d| doc::certificate_pin(&d))
+                .ok_or_else(|| AdminError::Internal("tls_cert: no PEM certificate".into()))?,
+        ),
+        None => None,
+    };
+    let created = now_ns();
+    let expires = created.saturating_add(i64::try_from(new.expires_secs).unwrap_or(0) * 1_000_000_000);
+    let secret = doc::new_secret().map_err(AdminError::Internal)?;
+    let invitation = Invitation {
+        kind: doc::INVITATION_TYPE.into(),
+        version: doc::VERSION,
+        id: uuid::Uuid::new_v4().to_string(),
+        partner: new.partner.clone(),
+        partner_jurisdiction,
+        groups: new.groups.clone(),
+        identity: identity(store, me)?,
+        url,
+        api_root: me.api_root.clone(),
+        tls_pin_sha256,
+        tls_certificate: me.tls_certificate.clone(),
+        jurisdiction: me.jurisdiction.clone(),
+        collections: offered,
+        node_key: me.key.public_hex(),
+        created: rfc3339(created),
+        expires: rfc3339(expires),
+        secret: secret.clone(),
+    };
+    let offer = serde_json::to_string(&Invitation {
+        secret: String::new(),
+        ..invitation.clone()
+    })
+    .map_err(|e| AdminError::Internal(e.to_string()))?;
+    store.put_invitation(&InvitationRecord {
+        id: invitation.id.clone(),
+        partner: new.partner.clone(),
+        secret_sha256: doc::secret_hash(&secret),
+        created_ns: created,
+        expires_ns: expires,
+        used_ns: None,
+        used_by: None,
+        offer,
+    })?;
+    Ok(doc::sign_invitation(&me.key, invitation))
+}
+
+/// A partner or peer of this name exists: conflict.
+fn taken(store: &dyn Store, name: &str) -> Result<()> {
+    if store.partners()?.iter().any(|p| p.name == name) {
+        return Err(AdminError::Conflict(format!(
+            "a partner named {name:?} already exists"
+        )));
+    }
+    if concord_sync::load_peer(store, name).is_ok() {
+        return Err(AdminError::Conflict(format!(
+            "a peer named {name:?} already exists"
+        )));
+    }
+    Ok(())
+}
+
+/// The peer's record as a setting (`peer/NAME`), for [`Store::admit_partner`].
+fn peer_setting(peer: &Peer) -> Result<(String, String)> {
+    let text = serde_json::to_string(peer).map_err(|e| AdminError::Internal(e.to_string()))?;
+    Ok((format!("peer/{}", peer.name), text))
+}
+
+// --- the inviting side -------------------------------------------------------------------
+
+/// What [`answer_join`] needs beyond the store: the node itself, its egress door (for the
+/// preview) and where the joining node's API key for it is written.
+#[derive(Clone, Debug)]
+pub struct JoinService {
+    /// This node.
+    pub me: NodeSelf,
+    /// Where a joining node's API key (for this node's peer of it) is written:
+    /// `peer_files_dir`.
+    pub files: PeerFiles,
+}
+
+/// The answer to an unknown invitation id and to a wrong secret: the same status and body,
+/// so that a caller without the secret learns nothing, not even whether the id exists.
+const NOT_ACCEPTED: &str = "invitation not accepted: no such invitation, or the secret does not match";
+
+/// SHA-256 of nothing in particular: what an unknown id's secret is compared with, so that
+/// an unknown id and a wrong secret take the same path.
+const DUMMY_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The inviting node's answer to a join request `body` (`POST /concord/join/`): the HTTP
+/// status and the JSON body.
+///
+/// - 400 `{"error"}`: not a join request, or its signature does not verify with the key
+///   it names (nothing about any invitation is looked at);
+/// - 403 `{"error": NOT_ACCEPTED}`: an unknown id or a wrong secret, alike;
+/// - 409, a signed `refused` answer, once the secret is proven: the invitation was used or
+///   expired, names another node key than this node's (foreign), or the request asks for
+///   what it does not offer, or the name is taken here;
+/// - 201, a signed `joined` answer: the partner and the peer were created with the
+///   invitation consumed, in one transaction.
+pub fn answer_join(store: &dyn Store, egress: &Egress, service: &JoinService, body: &[u8]) -> (u16, Value) {
+    let error = |status: u16, m: String| (status, serde_json::json!({ "error": m }));
+    let request = match doc::read_request(body) {
+        Ok(r) => r,
+        Err(e) => return error(400, e.to_string()),
+    };
+    let record = match store.invitation(&request.invitation) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "join: reading the invitation");
+            return error(500, "the node could not read its invitations".into());
+        }
+    };
+    let given = doc::secret_hash(&request.secret);
+    let expected = record.as_ref().map_or(DUMMY_HASH, |r| r.secret_sha256.as_str());
+    let proven: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
+    let Some(record) = record.filter(|_| proven) else {
+        return error(403, NOT_ACCEPTED.into());
+    };
+    // The caller proved the secret: from here on it may learn why it is refused.
+    let me = &service.me;
+    let refuse = |reason: String| {
+        let answer = JoinAnswer {
+            kind: doc::ANSWER_TYPE.into(),
+            version: doc::VERSION,
+            invitation: record.id.clone(),
+            request_sha256: doc::request_digest(&request),
+            outcome: "refused".into(),
+            reason: Some(reason),
+            partner: record.partner.clone(),
+            api_key: None,
+            node_key: me.key.public_hex(),
+            serve: vec![],
+            agreement: None,
+        };
+        (409, serde_json::to_value(doc::sign_answer(&me.key, answer)).unwrap_or(Value::Null))
+    };
+    match answer_proven(store, egress, service, &request, &record) {
+        Ok(answer) => (
+            201,
+            serde_json::to_value(doc::sign_answer(&me.key, answer)).unwrap_or(Value::Null),
+        ),
+        Err(Refusal::Refused(reason)) => refuse(reason),
+        Err(Refusal::Failed(e)) => {
+            tracing::error!(error = %e, "join");
+            error(500, format!("the node failed: {e}"))
+        }
+    }
+}
+
+enum Refusal {
+    Refused(String),
+    Failed(String),
+}
+
+impl From<AdminError> for Refusal {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Store(_) | AdminError::Internal(_) => Refusal::Failed(e.to_string()),
+            _ => Refusal::Refused(e.to_string()),
+        }
+    }
+}
+
+impl From<concord_store::StoreError> for Refusal {
+    fn from(e: concord_store::StoreError) -> Self {
+        Refusal::Failed(e.to_string())
+    }
+}
+
+fn answer_proven(
+    store: &dyn Store,
+    egress: &Egress,
+    service: &JoinService,
+    request: &JoinRequest,
+    record: &InvitationRecord,
+) -> std::result::Result<JoinAnswer, Refusal> {
+    let me = &service.me;
+    let now = now_ns();
+    if request.inviter_key != me.key.public_hex() {
+        return Err(Refusal::Refused(format!(
+            "foreign invitation: it names the node key {}, this node's is {}",
+            request.inviter_key,
+            me.key.public_hex()
+        )));
+    }
+    if record.used_ns.is_some() {
+        return Err(Refusal::Refused(format!(
+            "used invitation: {} was used at {}; an invitation admits one join",
+            record.id,
+            rfc3339(record.used_ns.unwrap_or_default())
+        )));
+    }
+    if record.expires_ns <= now {
+        return Err(Refusal::Refused(format!(
+            "expired invitation: {} expired at {}",
+            record.id,
+            rfc3339(record.expires_ns)
+        )));
+    }
+    let offer: Invitation = serde_json::from_str(&record.offer)
+        .map_err(|e| Refusal::Failed(format!("invitation {}: stored offer: {e}", record.id)))?;
+    let offered = |id: &str, write: bool| {
+        offer
+            .collections
+            .iter()
+            .find(|c| c.id == id && if write { c.write } else { c.read })
+    };
+    for (ids, write) in [(&request.pull, false), (&request.push, true)] {
+        for id in ids {
+            if offered(id, write).is_none() {
+                return Err(Refusal::Refused(format!(
+                    "{} {id:?}: the invitation does not offer it for {}",
+                    if write { "push" } else { "pull" },
+                    if write { "writing" } else { "reading" }
+                )));
+            }
+        }
+    }
+    if concord_store::node_key::unhex32(&request.node_key).is_none() {
+        return Err(Refusal::Refused("node_key: expected 64 hex digits".into()));
+    }
+    if request.identity.get("type").and_then(Value::as_str) != Some("identity") {
+        return Err(Refusal::Refused("identity: not a STIX identity object".into()));
+    }
+    let url = request.url.clone().unwrap_or_default();
+    if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(Refusal::Refused(format!("url {url:?}: must start with http:// or https://")));
+    }
+    let (api_key, key_id, key_hash) =
+        concord_server::auth::new_api_key().map_err(Refusal::Failed)?;
+    let ids = |write: bool| -> Vec<String> {
+        offer
+            .collections
+            .iter()
+            .filter(|c| if write { c.write } else { c.read })
+            .map(|c| c.id.clone())
+            .collect()
+    };
+    let partner = Partner {
+        name: record.partner.clone(),
+        jurisdiction: offer.partner_jurisdiction.clone(),
+        groups: offer.groups.clone(),
+        read: ids(false),
+        write: ids(true),
+        key_id,
+        key_hash,
+        created_ns: now,
+        details: PartnerDetails {
+            identity: Some(request.identity.clone()),
+            node_key: Some(request.node_key.clone()),
+            client_cert_sha256: None,
+            origin: Some(format!("invitation:{}", record.id)),
+            updated_ns: now,
+        },
+    };
+    // The joining node's key for this node, kept in a file as every peer secret is; only
+    // when it is reachable (it gave its URL).
+    let auth = match (&request.api_key, url.is_empty()) {
+        (Some(key), false) => PeerAuth::Token {
+            file: service
+                .files
+                .write_secret_of("peer", "api_key", &record.partner, "token", key)?,
+        },
+        _ => PeerAuth::None,
+    };
+    // This node's peer of the joining node: its node key (its packages import without
+    // --signed-by), and its URL and key when it is reachable. No mappings: the joining
+    // node pulls and pushes; `concord peer add` adds some later.
+    let peer = Peer {
+        name: record.partner.clone(),
+        url: url.clone(),
+        api_root: match (&request.api_root, url.is_empty()) {
+            (Some(r), false) => format!("/{}/", r.trim_matches('/')),
+            _ => String::new(),
+        },
+        mappings: vec![],
+        auth,
+        partner: Some(record.partner.clone()),
+        interval_secs: 300,
+        timeout_secs: 60,
+        tls: TlsFiles::default(),
+        node_key: Some(request.node_key.clone()),
+    };
+    let settings = [peer_setting(&peer)?];
+    match store.consume_invitation(&record.id, now, &request.node_key, &partner, &settings)? {
+        Admission::Admitted => {}
+        Admission::Used => {
+            return Err(Refusal::Refused(format!(
+                "used invitation: {} was used by another join; an invitation admits one",
+                record.id
+            )));
+        }
+        Admission::Expired => {
+            return Err(Refusal::Refused(format!("expired invitation: {}", record.id)));
+        }
+        Admission::Unknown => return Err(Refusal::Refused(NOT_ACCEPTED.into())),
+        Admission::NameTaken(what) => {
+            return Err(Refusal::Refused(format!(
+                "{what} already exists on the inviting node; it must issue a new invitation \
+                 under another name"
+            )));
+        }
+    }
+    // The preview: what this node will serve the new partner, through its egress door.
+    let profile = doc::profile_of(&partner);
+    let mut serve = Vec::new();
+    for id in &request.pull {
+        let (objects, withheld) = doc::serve_preview(store, egress, &profile, id)
+            .map_err(|e| Refusal::Failed(e.to_string()))?;
+        serve.push(FlowCount {
+            collection: id.clone(),
+            title: offered(id, false).map(|c| c.title.clone()).unwrap_or_default(),
+            direction: "serve".into(),
+            objects,
+            withheld,
+        });
+    }
+    Ok(JoinAnswer {
+        kind: doc::ANSWER_TYPE.into(),
+        version: doc::VERSION,
+        invitation: record.id.clone(),
+        request_sha256: doc::request_digest(request),
+        outcome: "joined".into(),
+        reason: None,
+        partner: record.partner.clone(),
+        api_key: Some(api_key),
+        node_key: me.key.public_hex(),
+        serve,
+        // The agreement exchanged at join (issue 19, item 5) goes here.
+        agreement: None,
+    })
+}
+
+/// The join endpoint, `POST /concord/join/` ([`concord_server::JOIN_PATH`]): each attempt
+/// counts against the failure quotas of its source and of the invitation it names
+/// ([`concord_server::auth::Authenticator::charge_join`]: 429 with `Retry-After`), its
+/// body is held to `join_body_bytes` by the server's body layer, and the answer is
+/// [`answer_join`]'s.
+pub fn router(state: AppState, service: JoinService) -> Router {
+    let path = concord_server::JOIN_PATH;
+    let route = axum::routing::post(join_endpoint);
+    Router::new()
+        .route(path, route.clone())
+        .route(path.trim_end_matches('/'), route)
+        .with_state((state, Arc::new(service)))
+}
+
+async fn join_endpoint(
+    State((state, service)): State<(AppState, Arc<JoinService>)>,
+    req: Request,
+) -> Response {
+    let source = concord_server::peer_ip(req.extensions());
+    let bytes = match axum::body::to_bytes(req.into_body(), doc::MAX_DOCUMENT_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            if concord_server::is_too_large(&e) {
+                return concord_server::too_large_named(
+                    concord_server::JOIN_PATH,
+                    "join_body_bytes",
+                    doc::MAX_DOCUMENT_BYTES as u64,
+                );
+            }
+            return json(400, serde_json::json!({ "error": format!("body: {e}") }));
+        }
+    };
+    // The invitation id, read loosely, only to charge its quota.
+    let id = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["request"]["invitation"].as_str().map(|s| s.chars().take(64).collect::<String>()))
+        .unwrap_or_default();
+    if let Err(e) = state.authenticator().charge_join(source, &id) {
+        return concord_server::auth_error_response(&e);
+    }
+    let store = state.store();
+    let egress = state.egress();
+    match tokio::task::spawn_blocking(move || answer_join(store.as_ref(), &egress, &service, &bytes)).await {
+        Ok((status, body)) => json(status, body),
+        Err(e) => json(500, serde_json::json!({ "error": format!("worker failed: {e}") })),
+    }
+}
+
+fn json(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+// --- the joining side --------------------------------------------------------------------
+
+/// How to join (`concord join`).
+#[derive(Clone, Debug, Default)]
+pub struct JoinOptions {
+    /// The inviting organisation's name here (its partner and peer); default its
+    /// identity's name.
+    pub name: Option<String>,
+    /// Its jurisdiction as recorded here; default the invitation's.
+    pub jurisdiction: Option<String>,
+    /// `REMOTE[:LOCAL]`: offered collections to pull (id, alias or title) into local ones
+    /// (alias or id; created when missing; default the remote alias). None and no `push`:
+    /// every collection offered for reading, each into its alias.
+    pub pull: Vec<String>,
+    /// `LOCAL:REMOTE`: local collections to push into offered ones.
+    pub push: Vec<String>,
+    /// Seconds the exchange may take.
+    pub timeout_secs: u64,
+}
+
+/// What a join made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Joined {
+    /// The inviting organisation's name here (partner and peer).
+    pub partner: String,
+    /// The invitation's id.
+    pub invitation: String,
+    /// This node's name as a partner of the inviting node.
+    pub known_there_as: String,
+    /// The inviting node's URL.
+    pub url: String,
+    /// Its node key.
+    pub node_key: String,
+    /// Local collections created for pulls (aliases).
+    pub created_collections: Vec<String>,
+    /// What will flow, per collection and direction: `push` (this node's egress door, for
+    /// the new partner) and `serve` (the inviting node's door, from its answer).
+    pub preview: Vec<FlowCount>,
+}
+
+/// Why a join failed: the exchange's reason ([`JoinError`]: malformed, tampered, expired,
+/// foreign, refused), or a local rule.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinFailure {
+    /// The invitation or the exchange.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    /// A local rule or the store.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+impl From<concord_store::StoreError> for JoinFailure {
+    fn from(e: concord_store::StoreError) -> Self {
+        JoinFailure::Admin(AdminError::from(e))
+    }
+}
+
+/// Joins with the invitation `text` (`concord join`): see the module. `files`: where the
+/// inviting node's API key (and certificate) are written (`peer_files_dir`).
+pub fn join(
+    store: &dyn Store,
+    egress: &Egress,
+    me: &NodeSelf,
+    files: &PeerFiles,
+    text: &str,
+    options: &JoinOptions,
+) -> std::result::Result<Joined, JoinFailure> {
+    let inv = doc::read_invitation(text, now_ns())?;
+    let name = match &options.name {
+        Some(n) => n.clone(),
+        None => inv
+            .identity
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    crate::ops::check_partner_name(&name)?;
+    taken(store, &name)?;
+    let jurisdiction = match options.jurisdiction.as_ref().or(inv.jurisdiction.as_ref()) {
+        Some(j) => crate::ops::jurisdiction_code(j)?,
+        None => {
+            return Err(AdminError::Invalid(
+                "--jurisdiction: the invitation names no jurisdiction of the inviting node; \
+                 give it (ISO 3166-1 alpha-2)"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    let offers = |n: &str, write: bool| -> Result<&Offered> {
+        inv.collections
+            .iter()
+            .find(|c| c.is_named(n) && if write { c.write } else { c.read })
+            .ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{} {n:?}: the invitation offers no collection of that id, alias or title \
+                     for {} (it offers: {})",
+                    if write { "--push" } else { "--pull" },
+                    if write { "writing" } else { "reading" },
+                    inv.collections
+                        .iter()
+                        .map(|c| format!(
+                            "{} ({}{})",
+                            c.alias.as_deref().unwrap_or(&c.id),
+                            if c.read { "read" } else { "" },
+                            if c.write { if c.read { ", write" } else { "write" } } else { "" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    };
+    // Pulls: (offered, local alias or id); pushes: (local id, offered).
+    let mut pulls: Vec<(&Offered, String)> = Vec::new();
+    for p in &options.pull {
+        let (remote, local) = match p.rsplit_once(':') {
+            Some((r, l)) if !r.is_empty() && !l.is_empty() => (r, Some(l.to_owned())),
+            _ => (p.as_str(), None),
+        };
+        let o = offers(remote, false)?;
+        pulls.push((o, local.unwrap_or_else(|| o.default_alias())));
+    }
+    let mut pushes: Vec<(concord_store::Collection, &Offered)> = Vec::new();
+    for p in &options.push {
+        let Some((local, remote)) = p.split_once(':').filter(|(l, r)| !l.is_empty() && !r.is_empty()) else {
+            return Err(AdminError::Invalid(format!("--push {p:?}: expected LOCAL:REMOTE")).into());
+        };
+        let c = store.collection(local)?.ok_or_else(|| {
+            AdminError::NotFound(format!("--push {p:?}: no local collection {local:?}"))
+        })?;
+        pushes.push((c, offers(remote, true)?));
+    }
+    if options.pull.is_empty() && options.push.is_empty() {
+        pulls = inv
+            .collections
+            .iter()
+            .filter(|c| c.read)
+            .map(|c| (c, c.default_alias()))
+            .collect();
+    }
+    if pulls.is_empty() && pushes.is_empty() {
+        return Err(AdminError::Invalid(
+            "--pull/--push: nothing to sync (the invitation offers no collection for reading)".into(),
+        )
+        .into());
+    }
+    for (_, local) in &pulls {
+        if store.collection(local)?.is_none() {
+            concord_store::check_alias(local)?;
+        }
+    }
+    // The inviting node's partner here: what this node pushes goes through the egress
+    // door for it; it may read what is pushed (a pull from this node, when reachable).
+    let (api_key, key_id, key_hash) =
+        concord_server::auth::new_api_key().map_err(AdminError::Internal)?;
+    let profile = PartnerProfile {
+        name: name.clone(),
+        jurisdiction: jurisdiction.clone(),
+        groups: vec![],
+    };
+    let mut push_mappings = Vec::new();
+    let mut preview = Vec::new();
+    let probe = Peer {
+        name: name.clone(),
+        url: inv.url.clone(),
+        api_root: inv.api_root.clone(),
+        mappings: vec![],
+        auth: PeerAuth::None,
+        partner: Some(name.clone()),
+        interval_secs: 300,
+        timeout_secs: 60,
+        tls: TlsFiles::default(),
+        node_key: Some(inv.node_key.clone()),
+    };
+    for (c, o) in &pushes {
+        let m = Mapping {
+            remote: o.id.clone(),
+            local: c.id.clone(),
+            pull: false,
+            push: true,
+        };
+        let (objects, withheld) = doc::push_preview(store, egress, &probe, &m, &profile)?;
+        preview.push(FlowCount {
+            collection: c.id.clone(),
+            title: c.alias.clone().unwrap_or_else(|| c.title.clone()),
+            direction: "push".into(),
+            objects,
+            withheld,
+        });
+        push_mappings.push(m);
+    }
+    let reachable = me.public_url.is_some();
+    let request = JoinRequest {
+        kind: doc::REQUEST_TYPE.into(),
+        version: doc::VERSION,
+        invitation: inv.id.clone(),
+        secret: inv.secret.clone(),
+        inviter_key: inv.node_key.clone(),
+        identity: identity(store, me)?,
+        node_key: me.key.public_hex(),
+        jurisdiction: me.jurisdiction.clone(),
+        url: me.public_url.clone(),
+        api_root: reachable.then(|| me.api_root.clone()),
+        api_key: reachable.then(|| api_key.clone()),
+        pull: pulls.iter().map(|(o, _)| o.id.clone()).collect(),
+        push: pushes.iter().map(|(_, o)| o.id.clone()).collect(),
+        // The agreement this node proposes (issue 19, item 5) goes here.
+        agreement: None,
+    };
+    let signed = doc::sign_request(&me.key, request);
+    let answer = doc::exchange(
+        &inv,
+        &signed,
+        std::time::Duration::from_secs(options.timeout_secs.max(1)),
+    )?;
+    // Joined there: now this side, in one transaction for the partner and the peer.
+    preview.extend(answer.serve.iter().cloned());
+    let mut created = Vec::new();
+    let mut mappings = Vec::new();
+    for (o, local) in &pulls {
+        let id = match store.collection(local)? {
+            Some(c) => c.id,
+            None => {
+                created.push(local.clone());
+                store
+                    .create_collection(&concord_store::NewCollection {
+                        alias: local.clone(),
+                        title: Some(o.title.clone()),
+                        ..Default::default()
+                    })?
+                    .id
+            }
+        };
+        mappings.push(Mapping {
+            remote: o.id.clone(),
+            local: id,
+            pull: true,
+            push: false,
+        });
+    }
+    mappings.extend(push_mappings);
+    let token = files.write_secret_of(
+        "peer",
+        "api_key",
+        &name,
+        "token",
+        answer.api_key.as_deref().unwrap_or_default(),
+    )?;
+    let ca_file = match &inv.tls_certificate {
+        Some(pem) => Some(write_certificate(files, &name, pem)?),
+        None => None,
+    };
+    let now = now_ns();
+    let partner = Partner {
+        name: name.clone(),
+        jurisdiction,
+        groups: vec![],
+        read: pushes.iter().map(|(c, _)| c.id.clone()).collect(),
+        write: vec![],
+        key_id,
+        key_hash,
+        created_ns: now,
+        details: PartnerDetails {
+            identity: Some(inv.identity.clone()),
+            node_key: Some(inv.node_key.clone()),
+            client_cert_sha256: None,
+            origin: Some(format!("invitation:{}", inv.id)),
+            updated_ns: now,
+        },
+    };
+    let peer = Peer {
+        mappings,
+        auth: PeerAuth::Token { file: token },
+        tls: TlsFiles {
+            ca_file,
+            ..TlsFiles::default()
+        },
+        ..probe
+    };
+    match store.admit_partner(&partner, &[peer_setting(&peer)?])? {
+        Admission::Admitted => {}
+        other => {
+            return Err(AdminError::Conflict(format!(
+                "joined at {}, but {other:?} here since the join began: nothing was created \
+                 here; remove the partner there (concord partner remove {}) and join again",
+                inv.url, answer.partner
+            ))
+            .into());
+        }
+    }
+    Ok(Joined {
+        partner: name,
+        invitation: inv.id,
+        known_there_as: answer.partner,
+        url: inv.url,
+        node_key: inv.node_key,
+        created_collections: created,
+        preview,
+    })
+}
+
+/// Writes the inviting node's certificate (PEM) to a file of `peer_files_dir`, the trusted
+/// root of its peer ([`TlsFiles::ca_file`]).
+fn write_certificate(files: &PeerFiles, name: &str, pem: &str) -> Result<String> {
+    use sha2::Digest;
+    let Some(dir) = &files.within else {
+        return Err(AdminError::Internal("no peer_files_dir to keep the certificate in".into()));
+    };
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let file = dir.join(format!(
+        "peer-{}.pem",
+        concord_store::node_key::hex(&digest[..16])
+    ));
+    let io = |e: std::io::Error| AdminError::Internal(format!("cannot write {}: {e}", file.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::write(&file, pem).map_err(io)?;
+    Ok(file.to_string_lossy().into_owned())
+}
+
+/// What this node would send the partner `name` now (`concord partner preview`), per
+/// collection and direction, after the egress policy: `serve`, every collection it may
+/// read, whole (what its first pull receives); `push`, every push mapping of the peers
+/// linked to it, from their push cursors (what the next round pushes, less what the peer
+/// already holds). Errors: no such partner.
+pub fn preview(store: &dyn Store, egress: &Egress, name: &str) -> Result<Vec<FlowCount>> {
+    let partner = crate::ops::find_partner(store, name)?;
+    let profile = doc::profile_of(&partner);
+    let title = |id: &str| -> Result<String> {
+        Ok(store
+            .collection(id)?
+            .map(|c| c.alias.unwrap_or(c.title))
+            .unwrap_or_else(|| id.to_owned()))
+    };
+    let failed = |e: JoinError| AdminError::Internal(e.to_string());
+    let mut out = Vec::new();
+    for id in &partner.read {
+        let (objects, withheld) = doc::serve_preview(store, egress, &profile, id).map_err(failed)?;
+        out.push(FlowCount {
+            collection: id.clone(),
+            title: title(id)?,
+            direction: "serve".into(),
+            objects,
+            withheld,
+        });
+    }
+    for peer in concord_sync::peers(store)? {
+        if peer.partner.as_deref() != Some(name) {
+            continue;
+        }
+        for m in peer.mappings.iter().filter(|m| m.push) {
+            let (objects, withheld) =
+                doc::push_preview(store, egress, &peer, m, &profile).map_err(failed)?;
+            out.push(FlowCount {
+                collection: m.local.clone(),
+                title: title(&m.local)?,
+                direction: "push".into(),
+                objects,
+                withheld,
+            });
+        }
+    }
+    Ok(out)
+}
