@@ -29,6 +29,12 @@ contact = ""
 # Path segment of the node's TAXII API root: resources live under /<api_root>/.
 api_root = "concord"
 
+# The base URL partners reach this node at (http(s)://host[:port], as seen from outside: a
+# proxy's or a NAT's address, not the listen address). `concord invite` writes it into its
+# invitations (default of --url), and `concord join` gives it to the inviting node so that
+# it can reach this node back; empty: not reachable from outside.
+public_url = ""
+
 # Largest TAXII POST body accepted, in bytes (the API root's max_content_length); larger
 # requests get 413.
 max_content_length = 67108864
@@ -204,6 +210,9 @@ pub struct Config {
     pub contact: String,
     /// `api_root`.
     pub api_root: String,
+    /// `public_url`: the base URL partners reach this node at; empty: none (issue 19).
+    #[serde(default)]
+    pub public_url: String,
     /// `max_content_length`, bytes.
     pub max_content_length: u64,
     /// `max_object_size`, bytes.

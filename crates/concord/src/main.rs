@@ -8,6 +8,7 @@ mod audit;
 mod config;
 mod incident;
 mod indicator;
+mod join;
 mod matching;
 mod misp;
 mod partner;
@@ -230,6 +231,12 @@ enum Command {
         #[command(subcommand)]
         command: webhook::WebhookCommand,
     },
+    /// Invite an organisation to join as a partner: writes a signed, single-use invitation
+    /// file (issue 19).
+    Invite(join::InviteArgs),
+    /// Join the node that wrote an invitation: one exchange creates the partner and the
+    /// peer on both sides, and prints what will flow (issue 19).
+    Join(join::JoinArgs),
     /// Run one sync round with every peer (or one) and exit; `serve` runs rounds on schedule.
     Sync {
         #[command(flatten)]
@@ -540,6 +547,8 @@ fn run(command: Command) -> Outcome {
         Command::Webhook { command } => webhook::run(command),
         Command::Match(args) => matching::run_match(args),
         Command::Indicator { command } => indicator::run(command),
+        Command::Invite(args) => join::invite(args),
+        Command::Join(args) => join::join(args),
         Command::Sync {
             data,
             peer,
@@ -809,6 +818,17 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         own_files,
         webhook_options: Some(config.webhooks.options()?),
     };
+    // Invitations are answered at POST /concord/join/ (issue 19), signed with the node key.
+    let join = {
+        let (me, _) = join::node_self(data, store.as_ref())?;
+        concord_admin::join::JoinService {
+            me,
+            files: concord_admin::ops::PeerFiles {
+                within: admin.peer_files_dir.clone(),
+                refused: admin.own_files.clone(),
+            },
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -860,6 +880,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             stopping.stop();
         };
         let app = concord_server::router(state.clone())
+            .merge(concord_admin::join::router(state.clone(), join))
             .merge(concord_admin::router(state.clone(), admin))
             .merge(concord_web::router(state));
         let app = concord_server::limit_bodies_with(concord_server::ops::observe(app), bodies);

@@ -58,6 +58,18 @@ pub enum PartnerCommand {
         /// Its name.
         name: String,
     },
+    /// What this node would send a partner now, per collection and direction, after the
+    /// egress policy: `serve` (what its pull of each collection it may read receives) and
+    /// `push` (what the next round pushes to the peers linked to it) (issue 19).
+    Preview {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Its name.
+        name: String,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Give a partner a new API key (shown once); the old one stops working.
     RotateKey {
         #[command(flatten)]
@@ -148,6 +160,7 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             eprintln!("removed partner {name}");
             Ok(true)
         }
+        PartnerCommand::Preview { data, name, json } => crate::join::preview(&data, &name, json),
         PartnerCommand::RotateKey { data, name, json } => {
             let store = crate::open_store(&data)?;
             let p = ops::rotate_key(store.as_ref(), &name)?;

@@ -12,6 +12,7 @@ mod egress_matrix;
 mod feeds;
 mod incident;
 mod interop;
+mod join;
 mod leak;
 mod limits;
 mod matching;
