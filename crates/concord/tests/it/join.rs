@@ -308,3 +308,59 @@ fn the_join_endpoint_is_held_to_its_limits() {
     assert_eq!(statuses[..10], [400; 10], "{statuses:?}");
     assert_eq!(statuses[10], 429, "{statuses:?}");
 }
+
+/// A node that serves TLS puts its certificate and its pin in the invitation: the joining
+/// node trusts exactly that certificate for the exchange and for its peer (no CA named,
+/// no WebPKI root involved), and syncs over it.
+#[test]
+fn a_join_over_tls_trusts_the_pinned_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("a.pem"), dir.path().join("a.key"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=node-a"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = Node::init_with(&["--jurisdiction", "FR"]);
+    import(&a, "intel", &[indicator("d1111111", "tls-join.example.net", &[GREEN])]);
+    let tls = [
+        ("CONCORD_TLS_CERT", cert.to_str().unwrap()),
+        ("CONCORD_TLS_KEY", key.to_str().unwrap()),
+    ];
+    let sa = a.serve_with(&tls);
+    assert!(sa.base.starts_with("https://"), "{}", sa.base);
+    // `invite` reads tls_cert from the configuration, as `serve` does.
+    let file = a.path().join("invite.json");
+    let out = crate::support::run(
+        crate::support::concord()
+            .envs(tls)
+            .args(["invite", "--partner", "cert-fr", "--jurisdiction", "FR", "--read", "intel"])
+            .args(["--url", &sa.base, "-o", file.to_str().unwrap(), "--data-dir"])
+            .arg(a.path()),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inv: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let pin = inv["invitation"]["tls_pin_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(pin.len(), 64);
+    let (code, _, err) = join(&b, &file, &["--name", "cert-de"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
+    // A certificate in the file that is not the pinned one: malformed, nothing sent.
+    let other = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&pin, &"0".repeat(64));
+    let f = a.path().join("other-pin.json");
+    std::fs::write(&f, other).unwrap();
+    let (code, _, err) = join(&b, &f, &["--name", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tampered invitation"), "{err}");
+}
