@@ -35,8 +35,7 @@ use concord_server::AppState;
 use concord_store::node_key::NodeKey;
 use concord_store::{Admission, InvitationRecord, Partner, PartnerDetails, Store};
 use concord_sync::join::{
-    self as doc, FlowCount, Invitation, InvitationFile, JoinAnswer, JoinError, JoinRequest,
-    Offered,
+    self as doc, FlowCount, Invitation, InvitationFile, JoinAnswer, JoinError, JoinRequest, Offered,
 };
 use concord_sync::{Mapping, Peer, PeerAuth, TlsFiles};
 
@@ -191,7 +190,8 @@ pub fn invite(store: &dyn Store, me: &NodeSelf, new: &NewInvitation) -> Result<I
         None => None,
     };
     let created = now_ns();
-    let expires = created.saturating_add(i64::try_from(new.expires_secs).unwrap_or(0) * 1_000_000_000);
+    let expires =
+        created.saturating_add(i64::try_from(new.expires_secs).unwrap_or(0) * 1_000_000_000);
     let secret = doc::new_secret().map_err(AdminError::Internal)?;
     let invitation = Invitation {
         kind: doc::INVITATION_TYPE.into(),
@@ -266,7 +266,8 @@ pub struct JoinService {
 
 /// The answer to an unknown invitation id and to a wrong secret: the same status and body,
 /// so that a caller without the secret learns nothing, not even whether the id exists.
-const NOT_ACCEPTED: &str = "invitation not accepted: no such invitation, or the secret does not match";
+const NOT_ACCEPTED: &str =
+    "invitation not accepted: no such invitation, or the secret does not match";
 
 /// SHA-256 of nothing in particular: what an unknown id's secret is compared with, so that
 /// an unknown id and a wrong secret take the same path.
@@ -283,7 +284,12 @@ const DUMMY_HASH: &str = "000000000000000000000000000000000000000000000000000000
 ///   what it does not offer, or the name is taken here;
 /// - 201, a signed `joined` answer: the partner and the peer were created with the
 ///   invitation consumed, in one transaction.
-pub fn answer_join(store: &dyn Store, egress: &Egress, service: &JoinService, body: &[u8]) -> (u16, Value) {
+pub fn answer_join(
+    store: &dyn Store,
+    egress: &Egress,
+    service: &JoinService,
+    body: &[u8],
+) -> (u16, Value) {
     let error = |status: u16, m: String| (status, serde_json::json!({ "error": m }));
     let request = match doc::read_request(body) {
         Ok(r) => r,
@@ -297,7 +303,9 @@ pub fn answer_join(store: &dyn Store, egress: &Egress, service: &JoinService, bo
         }
     };
     let given = doc::secret_hash(&request.secret);
-    let expected = record.as_ref().map_or(DUMMY_HASH, |r| r.secret_sha256.as_str());
+    let expected = record
+        .as_ref()
+        .map_or(DUMMY_HASH, |r| r.secret_sha256.as_str());
     let proven: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
     let Some(record) = record.filter(|_| proven) else {
         return error(403, NOT_ACCEPTED.into());
@@ -318,7 +326,10 @@ pub fn answer_join(store: &dyn Store, egress: &Egress, service: &JoinService, bo
             serve: vec![],
             agreement: None,
         };
-        (409, serde_json::to_value(doc::sign_answer(&me.key, answer)).unwrap_or(Value::Null))
+        (
+            409,
+            serde_json::to_value(doc::sign_answer(&me.key, answer)).unwrap_or(Value::Null),
+        )
     };
     match answer_proven(store, egress, service, &request, &record) {
         Ok(answer) => (
@@ -406,11 +417,15 @@ fn answer_proven(
         return Err(Refusal::Refused("node_key: expected 64 hex digits".into()));
     }
     if request.identity.get("type").and_then(Value::as_str) != Some("identity") {
-        return Err(Refusal::Refused("identity: not a STIX identity object".into()));
+        return Err(Refusal::Refused(
+            "identity: not a STIX identity object".into(),
+        ));
     }
     let url = request.url.clone().unwrap_or_default();
     if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(Refusal::Refused(format!("url {url:?}: must start with http:// or https://")));
+        return Err(Refusal::Refused(format!(
+            "url {url:?}: must start with http:// or https://"
+        )));
     }
     let (api_key, key_id, key_hash) =
         concord_server::auth::new_api_key().map_err(Refusal::Failed)?;
@@ -443,9 +458,13 @@ fn answer_proven(
     // when it is reachable (it gave its URL).
     let auth = match (&request.api_key, url.is_empty()) {
         (Some(key), false) => PeerAuth::Token {
-            file: service
-                .files
-                .write_secret_of("peer", "api_key", &record.partner, "token", key)?,
+            file: service.files.write_secret_of(
+                "peer",
+                "api_key",
+                &record.partner,
+                "token",
+                key,
+            )?,
         },
         _ => PeerAuth::None,
     };
@@ -477,7 +496,10 @@ fn answer_proven(
             )));
         }
         Admission::Expired => {
-            return Err(Refusal::Refused(format!("expired invitation: {}", record.id)));
+            return Err(Refusal::Refused(format!(
+                "expired invitation: {}",
+                record.id
+            )));
         }
         Admission::Unknown => return Err(Refusal::Refused(NOT_ACCEPTED.into())),
         Admission::NameTaken(what) => {
@@ -495,7 +517,9 @@ fn answer_proven(
             .map_err(|e| Refusal::Failed(e.to_string()))?;
         serve.push(FlowCount {
             collection: id.clone(),
-            title: offered(id, false).map(|c| c.title.clone()).unwrap_or_default(),
+            title: offered(id, false)
+                .map(|c| c.title.clone())
+                .unwrap_or_default(),
             direction: "serve".into(),
             objects,
             withheld,
@@ -552,16 +576,27 @@ async fn join_endpoint(
     // The invitation id, read loosely, only to charge its quota.
     let id = serde_json::from_slice::<Value>(&bytes)
         .ok()
-        .and_then(|v| v["request"]["invitation"].as_str().map(|s| s.chars().take(64).collect::<String>()))
+        .and_then(|v| {
+            v["request"]["invitation"]
+                .as_str()
+                .map(|s| s.chars().take(64).collect::<String>())
+        })
         .unwrap_or_default();
     if let Err(e) = state.authenticator().charge_join(source, &id) {
         return concord_server::auth_error_response(&e);
     }
     let store = state.store();
     let egress = state.egress();
-    match tokio::task::spawn_blocking(move || answer_join(store.as_ref(), &egress, &service, &bytes)).await {
+    match tokio::task::spawn_blocking(move || {
+        answer_join(store.as_ref(), &egress, &service, &bytes)
+    })
+    .await
+    {
         Ok((status, body)) => json(status, body),
-        Err(e) => json(500, serde_json::json!({ "error": format!("worker failed: {e}") })),
+        Err(e) => json(
+            500,
+            serde_json::json!({ "error": format!("worker failed: {e}") }),
+        ),
     }
 }
 
@@ -677,7 +712,11 @@ pub fn join(
                             "{} ({}{})",
                             c.alias.as_deref().unwrap_or(&c.id),
                             if c.read { "read" } else { "" },
-                            if c.write { if c.read { ", write" } else { "write" } } else { "" }
+                            if c.write {
+                                if c.read { ", write" } else { "write" }
+                            } else {
+                                ""
+                            }
                         ))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -696,7 +735,10 @@ pub fn join(
     }
     let mut pushes: Vec<(concord_store::Collection, &Offered)> = Vec::new();
     for p in &options.push {
-        let Some((local, remote)) = p.split_once(':').filter(|(l, r)| !l.is_empty() && !r.is_empty()) else {
+        let Some((local, remote)) = p
+            .split_once(':')
+            .filter(|(l, r)| !l.is_empty() && !r.is_empty())
+        else {
             return Err(AdminError::Invalid(format!("--push {p:?}: expected LOCAL:REMOTE")).into());
         };
         let c = store.collection(local)?.ok_or_else(|| {
@@ -714,7 +756,8 @@ pub fn join(
     }
     if pulls.is_empty() && pushes.is_empty() {
         return Err(AdminError::Invalid(
-            "--pull/--push: nothing to sync (the invitation offers no collection for reading)".into(),
+            "--pull/--push: nothing to sync (the invitation offers no collection for reading)"
+                .into(),
         )
         .into());
     }
@@ -878,14 +921,17 @@ pub fn join(
 fn write_certificate(files: &PeerFiles, name: &str, pem: &str) -> Result<String> {
     use sha2::Digest;
     let Some(dir) = &files.within else {
-        return Err(AdminError::Internal("no peer_files_dir to keep the certificate in".into()));
+        return Err(AdminError::Internal(
+            "no peer_files_dir to keep the certificate in".into(),
+        ));
     };
     let digest = sha2::Sha256::digest(name.as_bytes());
     let file = dir.join(format!(
         "peer-{}.pem",
         concord_store::node_key::hex(&digest[..16])
     ));
-    let io = |e: std::io::Error| AdminError::Internal(format!("cannot write {}: {e}", file.display()));
+    let io =
+        |e: std::io::Error| AdminError::Internal(format!("cannot write {}: {e}", file.display()));
     std::fs::create_dir_all(dir).map_err(io)?;
     std::fs::write(&file, pem).map_err(io)?;
     Ok(file.to_string_lossy().into_owned())
@@ -908,7 +954,8 @@ pub fn preview(store: &dyn Store, egress: &Egress, name: &str) -> Result<Vec<Flo
     let failed = |e: JoinError| AdminError::Internal(e.to_string());
     let mut out = Vec::new();
     for id in &partner.read {
-        let (objects, withheld) = doc::serve_preview(store, egress, &profile, id).map_err(failed)?;
+        let (objects, withheld) =
+            doc::serve_preview(store, egress, &profile, id).map_err(failed)?;
         out.push(FlowCount {
             collection: id.clone(),
             title: title(id)?,

@@ -556,11 +556,7 @@ impl BodyLimits {
                     "match_body_bytes",
                     bytes(limits.match_body_bytes),
                 ),
-                (
-                    JOIN_PATH,
-                    "join_body_bytes",
-                    bytes(limits.join_body_bytes),
-                ),
+                (JOIN_PATH, "join_body_bytes", bytes(limits.join_body_bytes)),
                 (
                     JOIN_PATH.trim_end_matches('/'),
                     "join_body_bytes",

@@ -118,8 +118,9 @@ pub struct Invitation {
     /// SHA-256 (hex) of the DER of its TLS certificate, when it serves TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_pin_sha256: Option<String>,
-    /// That certificate (PEM), which the joining node trusts for this peer instead of the
-    /// WebPKI roots (checked against the pin when read).
+    /// Its `tls_cert` as configured (PEM; the first certificate is the one pinned), which
+    /// the joining node trusts for this peer instead of the WebPKI roots (the pin is
+    /// checked when the invitation is read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_certificate: Option<String>,
     /// The inviting node's jurisdiction (its policy's; absent when the policy names none).

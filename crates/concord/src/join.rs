@@ -114,7 +114,10 @@ pub(crate) fn node_self(data: &DataDirArg, store: &dyn Store) -> Result<(NodeSel
         concord_sync::join::first_certificate_der(&pem)
             .with_context(|| format!("tls_cert {}: no PEM certificate", config.tls_cert))?;
         // The chain as configured: its first certificate is what the pin names.
-        Some(String::from_utf8(pem).with_context(|| format!("tls_cert {}: not UTF-8", config.tls_cert))?)
+        Some(
+            String::from_utf8(pem)
+                .with_context(|| format!("tls_cert {}: not UTF-8", config.tls_cert))?,
+        )
     };
     let me = NodeSelf {
         key: Arc::new(key),
@@ -227,7 +230,10 @@ pub fn join(args: JoinArgs) -> Result<bool> {
     let text = match std::fs::read(&args.invitation) {
         Ok(bytes) if bytes.len() <= concord_sync::join::MAX_DOCUMENT_BYTES => {
             String::from_utf8(bytes).map_err(|_| {
-                anyhow::anyhow!("{}: malformed invitation: not UTF-8", args.invitation.display())
+                anyhow::anyhow!(
+                    "{}: malformed invitation: not UTF-8",
+                    args.invitation.display()
+                )
             })
         }
         Ok(_) => Err(anyhow::anyhow!(
@@ -235,7 +241,9 @@ pub fn join(args: JoinArgs) -> Result<bool> {
             args.invitation.display(),
             concord_sync::join::MAX_DOCUMENT_BYTES
         )),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.invitation.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", args.invitation.display()));
+        }
     };
     let text = match text {
         Ok(t) => t,
@@ -300,7 +308,10 @@ pub fn preview(data: &DataDirArg, name: &str, json: bool) -> Result<bool> {
         Err(e) => return Err(e.into()),
     };
     if json {
-        println!("{}", serde_json::json!({ "partner": name, "preview": flows }));
+        println!(
+            "{}",
+            serde_json::json!({ "partner": name, "preview": flows })
+        );
     } else {
         print_preview(&flows);
     }

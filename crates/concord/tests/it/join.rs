@@ -65,7 +65,10 @@ fn flows(preview: &Value) -> std::collections::BTreeMap<(String, String), (u64, 
                     f["direction"].as_str().unwrap().to_owned(),
                     f["title"].as_str().unwrap().to_owned(),
                 ),
-                (f["objects"].as_u64().unwrap(), f["withheld"].as_u64().unwrap()),
+                (
+                    f["objects"].as_u64().unwrap(),
+                    f["withheld"].as_u64().unwrap(),
+                ),
             )
         })
         .collect()
@@ -99,8 +102,25 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
     let (sa, _sb) = (a.serve(), b.serve());
 
     // 1. invite, 2. join, 3. sync.
-    let file = invite(&a, &sa.base, "cert-fr", &["--read", "intel", "--write", "inbox"]);
-    let (code, out, err) = join(&b, &file, &["--name", "cert-de", "--push", "outbox:inbox", "--pull", "intel", "--json"]);
+    let file = invite(
+        &a,
+        &sa.base,
+        "cert-fr",
+        &["--read", "intel", "--write", "inbox"],
+    );
+    let (code, out, err) = join(
+        &b,
+        &file,
+        &[
+            "--name",
+            "cert-de",
+            "--push",
+            "outbox:inbox",
+            "--pull",
+            "intel",
+            "--json",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let joined: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(joined["partner"], "cert-de");
@@ -124,7 +144,10 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
     let mut both = flows(&on_a["preview"]);
     both.extend(flows(&on_b["preview"]));
     // B also serves what it pushes (the inviting node may pull it too).
-    assert_eq!(both.remove(&("serve".to_owned(), "outbox".to_owned())), Some((1, 1)));
+    assert_eq!(
+        both.remove(&("serve".to_owned(), "outbox".to_owned())),
+        Some((1, 1))
+    );
     assert_eq!(both, preview);
 
     let (code, reports) = sync(&b, &[]);
@@ -145,7 +168,10 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
     // Nothing left to push.
     let on_b: Value =
         serde_json::from_str(&cli_ok(&b, &["partner", "preview", "cert-de", "--json"])).unwrap();
-    assert_eq!(flows(&on_b["preview"])[&("push".to_owned(), "outbox".to_owned())], (0, 0));
+    assert_eq!(
+        flows(&on_b["preview"])[&("push".to_owned(), "outbox".to_owned())],
+        (0, 0)
+    );
 
     // Both sides know each other: identities, node keys, origin, and the peers' keys.
     let key = |n: &Node| cli_ok(n, &["node", "key"]).trim().to_owned();
@@ -161,7 +187,13 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
     let db_a = concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
     let p = &db_a.partners().unwrap()[0];
     assert_eq!(p.details.node_key.as_deref(), Some(key_b.as_str()));
-    assert!(p.details.origin.as_deref().unwrap().starts_with("invitation:"));
+    assert!(
+        p.details
+            .origin
+            .as_deref()
+            .unwrap()
+            .starts_with("invitation:")
+    );
     assert_eq!(p.details.identity.as_ref().unwrap()["type"], "identity");
     let db_b = concord_store::open(b.path().join("concord.sqlite").to_str().unwrap()).unwrap();
     let p = &db_b.partners().unwrap()[0];
@@ -185,11 +217,16 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
 }
 
 /// Re-signs an invitation file after `edit`, with the key in `key_file`.
-fn resign(file: &Path, key: &concord_store::node_key::NodeKey, edit: impl FnOnce(&mut Value)) -> PathBuf {
+fn resign(
+    file: &Path,
+    key: &concord_store::node_key::NodeKey,
+    edit: impl FnOnce(&mut Value),
+) -> PathBuf {
     let text = std::fs::read_to_string(file).unwrap();
     let mut doc: Value = serde_json::from_str(&text).unwrap();
     edit(&mut doc["invitation"]);
-    let inv: concord_sync::join::Invitation = serde_json::from_value(doc["invitation"].clone()).unwrap();
+    let inv: concord_sync::join::Invitation =
+        serde_json::from_value(doc["invitation"].clone()).unwrap();
     let signed = concord_sync::join::sign_invitation(key, inv);
     let out = file.with_extension(format!("{}.json", rand_suffix()));
     std::fs::write(&out, serde_json::to_string(&signed).unwrap()).unwrap();
@@ -209,10 +246,15 @@ fn rand_suffix() -> String {
 fn bad_invitations_are_refused_with_the_reason_and_create_nothing() {
     let a = Node::init_with(&["--jurisdiction", "DE"]);
     let b = Node::init_with(&["--jurisdiction", "FR"]);
-    import(&a, "intel", &[indicator("c1111111", "x.example.net", &[GREEN])]);
+    import(
+        &a,
+        "intel",
+        &[indicator("c1111111", "x.example.net", &[GREEN])],
+    );
     let sa = a.serve();
     let file = invite(&a, &sa.base, "cert-fr", &["--read", "intel"]);
-    let key_a = concord_store::node_key::NodeKey::load_or_create(&a.path().join("node.key")).unwrap();
+    let key_a =
+        concord_store::node_key::NodeKey::load_or_create(&a.path().join("node.key")).unwrap();
     let other = concord_store::node_key::NodeKey::from_seed(&[9; 32]);
     let refused = |f: &Path, want: &str| {
         let (code, _, err) = join(&b, f, &["--name", "cert-de"]);
@@ -225,20 +267,28 @@ fn bad_invitations_are_refused_with_the_reason_and_create_nothing() {
     // Tampered: a grant edited after signing.
     let tampered = file.with_extension("tampered.json");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&tampered, text.replacen("\"write\": false", "\"write\": true", 1)).unwrap();
+    std::fs::write(
+        &tampered,
+        text.replacen("\"write\": false", "\"write\": true", 1),
+    )
+    .unwrap();
     refused(&tampered, "tampered invitation");
     // Malformed: not an invitation, a member missing.
     let malformed = file.with_extension("malformed.json");
     std::fs::write(&malformed, "{\"invitation\": {}, \"signature\": \"00\"}").unwrap();
     refused(&malformed, "malformed invitation");
     // Expired (signed by the inviting node, so only the date is wrong).
-    let expired = resign(&file, &key_a, |i| i["expires"] = json!("2020-01-01T00:00:00.000Z"));
+    let expired = resign(&file, &key_a, |i| {
+        i["expires"] = json!("2020-01-01T00:00:00.000Z")
+    });
     refused(&expired, "expired invitation");
     // Foreign: signed by a key the server at its URL does not hold.
     let foreign = resign(&file, &other, |i| i["node_key"] = json!(other.public_hex()));
     refused(&foreign, "foreign invitation");
     // An unknown invitation and a wrong secret: the same answer.
-    let unknown = resign(&file, &key_a, |i| i["id"] = json!("00000000-0000-4000-8000-000000000000"));
+    let unknown = resign(&file, &key_a, |i| {
+        i["id"] = json!("00000000-0000-4000-8000-000000000000")
+    });
     let wrong = resign(&file, &key_a, |i| i["secret"] = json!("cd".repeat(32)));
     let e1 = refused(&unknown, "no such invitation, or the secret does not match");
     let e2 = refused(&wrong, "no such invitation, or the secret does not match");
@@ -284,11 +334,21 @@ fn the_join_endpoint_is_held_to_its_limits() {
             .post(&url)
             .header("Content-Type", "application/json")
             .header("Accept", TAXII)
-            .send(json!({"request": {"invitation": format!("inv-{n}")}}).to_string().as_str())
+            .send(
+                json!({"request": {"invitation": format!("inv-{n}")}})
+                    .to_string()
+                    .as_str(),
+            )
             .unwrap();
-        statuses.push((resp.status().as_u16(), resp.headers().get("retry-after").is_some()));
+        statuses.push((
+            resp.status().as_u16(),
+            resp.headers().get("retry-after").is_some(),
+        ));
     }
-    assert!(statuses[..30].iter().all(|(s, _)| *s == 400), "{statuses:?}");
+    assert!(
+        statuses[..30].iter().all(|(s, _)| *s == 400),
+        "{statuses:?}"
+    );
     assert_eq!(statuses[30], (429, true), "{statuses:?}");
     // One invitation id: its own quota (10 a minute), from any source.
     let b = Node::init();
@@ -299,7 +359,11 @@ fn the_join_endpoint_is_held_to_its_limits() {
             agent
                 .post(&url)
                 .header("Content-Type", "application/json")
-                .send(json!({"request": {"invitation": "one"}}).to_string().as_str())
+                .send(
+                    json!({"request": {"invitation": "one"}})
+                        .to_string()
+                        .as_str(),
+                )
                 .unwrap()
                 .status()
                 .as_u16()
@@ -317,7 +381,14 @@ fn a_join_over_tls_trusts_the_pinned_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("a.pem"), dir.path().join("a.key"));
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=node-a"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
         .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
@@ -326,10 +397,18 @@ fn a_join_over_tls_trusts_the_pinned_certificate() {
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let a = Node::init_with(&["--jurisdiction", "DE"]);
     let b = Node::init_with(&["--jurisdiction", "FR"]);
-    import(&a, "intel", &[indicator("d1111111", "tls-join.example.net", &[GREEN])]);
+    import(
+        &a,
+        "intel",
+        &[indicator("d1111111", "tls-join.example.net", &[GREEN])],
+    );
     let tls = [
         ("CONCORD_TLS_CERT", cert.to_str().unwrap()),
         ("CONCORD_TLS_KEY", key.to_str().unwrap()),
@@ -341,13 +420,34 @@ fn a_join_over_tls_trusts_the_pinned_certificate() {
     let out = crate::support::run(
         crate::support::concord()
             .envs(tls)
-            .args(["invite", "--partner", "cert-fr", "--jurisdiction", "FR", "--read", "intel"])
-            .args(["--url", &sa.base, "-o", file.to_str().unwrap(), "--data-dir"])
+            .args([
+                "invite",
+                "--partner",
+                "cert-fr",
+                "--jurisdiction",
+                "FR",
+                "--read",
+                "intel",
+            ])
+            .args([
+                "--url",
+                &sa.base,
+                "-o",
+                file.to_str().unwrap(),
+                "--data-dir",
+            ])
             .arg(a.path()),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let inv: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let pin = inv["invitation"]["tls_pin_sha256"].as_str().unwrap().to_owned();
+    let pin = inv["invitation"]["tls_pin_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(pin.len(), 64);
     let (code, _, err) = join(&b, &file, &["--name", "cert-de"]);
     assert_eq!(code, 0, "{err}");
