@@ -422,7 +422,7 @@ fn answer_proven(
         ));
     }
     let url = request.url.clone().unwrap_or_default();
-    if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+    if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
         return Err(Refusal::Refused(format!(
             "url {url:?}: must start with http:// or https://"
         )));

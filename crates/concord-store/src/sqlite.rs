@@ -1786,6 +1786,52 @@ pub fn insert_legacy_audit(conn: &Connection, records: &[AuditRecord]) -> Result
     Ok(())
 }
 
+/// The columns of [`InvitationRecord`], in [`invitation_row`]'s order.
+const INVITATION_COLUMNS: &str = "SELECT id, partner, secret_sha256, created_ns, expires_ns, \
+     used_ns, used_by, offer FROM invitations";
+
+fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
+    Ok(InvitationRecord {
+        id: r.get(0)?,
+        partner: r.get(1)?,
+        secret_sha256: r.get(2)?,
+        created_ns: r.get(3)?,
+        expires_ns: r.get(4)?,
+        used_ns: r.get(5)?,
+        used_by: r.get(6)?,
+        offer: r.get(7)?,
+    })
+}
+
+/// Inserts `partner` and `settings` in `tx` unless one of them exists ([`Admission`]); the
+/// caller commits only on [`Admission::Admitted`].
+fn admit(
+    tx: &rusqlite::Transaction<'_>,
+    partner: &Partner,
+    settings: &[(String, String)],
+) -> Result<Admission> {
+    if tx.execute(
+        "INSERT INTO partners (name, key_id, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO NOTHING",
+        params![partner.name, partner.key_id, partner.to_record()],
+    )? != 1
+    {
+        return Ok(Admission::NameTaken(format!("partner {:?}", partner.name)));
+    }
+    for (key, value) in settings {
+        // An empty value is a removed record (a removed peer): it may be taken again.
+        if tx.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value = ''",
+            params![key, value],
+        )? != 1
+        {
+            return Ok(Admission::NameTaken(format!("setting {key:?}")));
+        }
+    }
+    Ok(Admission::Admitted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1856,50 +1902,4 @@ mod tests {
             .unwrap();
         assert_eq!(kib, -1024);
     }
-}
-
-/// The columns of [`InvitationRecord`], in [`invitation_row`]'s order.
-const INVITATION_COLUMNS: &str = "SELECT id, partner, secret_sha256, created_ns, expires_ns, \
-     used_ns, used_by, offer FROM invitations";
-
-fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
-    Ok(InvitationRecord {
-        id: r.get(0)?,
-        partner: r.get(1)?,
-        secret_sha256: r.get(2)?,
-        created_ns: r.get(3)?,
-        expires_ns: r.get(4)?,
-        used_ns: r.get(5)?,
-        used_by: r.get(6)?,
-        offer: r.get(7)?,
-    })
-}
-
-/// Inserts `partner` and `settings` in `tx` unless one of them exists ([`Admission`]); the
-/// caller commits only on [`Admission::Admitted`].
-fn admit(
-    tx: &rusqlite::Transaction<'_>,
-    partner: &Partner,
-    settings: &[(String, String)],
-) -> Result<Admission> {
-    if tx.execute(
-        "INSERT INTO partners (name, key_id, record) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO NOTHING",
-        params![partner.name, partner.key_id, partner.to_record()],
-    )? != 1
-    {
-        return Ok(Admission::NameTaken(format!("partner {:?}", partner.name)));
-    }
-    for (key, value) in settings {
-        // An empty value is a removed record (a removed peer): it may be taken again.
-        if tx.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value = ''",
-            params![key, value],
-        )? != 1
-        {
-            return Ok(Admission::NameTaken(format!("setting {key:?}")));
-        }
-    }
-    Ok(Admission::Admitted)
 }
