@@ -421,6 +421,16 @@ fn answer_proven(
             "identity: not a STIX identity object".into(),
         ));
     }
+    if let Err(violations) = concord_stix::validate_object(&request.identity) {
+        return Err(Refusal::Refused(format!(
+            "identity: not valid STIX 2.1: {}",
+            violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     let url = request.url.clone().unwrap_or_default();
     if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
         return Err(Refusal::Refused(format!(
@@ -458,10 +468,12 @@ fn answer_proven(
     // when it is reachable (it gave its URL).
     let auth = match (&request.api_key, url.is_empty()) {
         (Some(key), false) => PeerAuth::Token {
+            // A file of its own per invitation (the name is hashed): a join refused below
+            // never touches the key file of a peer that exists.
             file: service.files.write_secret_of(
                 "peer",
                 "api_key",
-                &record.partner,
+                &format!("{}/join/{}", record.partner, record.id),
                 "token",
                 key,
             )?,
@@ -487,8 +499,23 @@ fn answer_proven(
         node_key: Some(request.node_key.clone()),
     };
     let settings = [peer_setting(&peer)?];
-    match store.consume_invitation(&record.id, now, &request.node_key, &partner, &settings)? {
-        Admission::Admitted => {}
+    let admitted =
+        store.consume_invitation(&record.id, now, &request.node_key, &partner, &settings);
+    if !matches!(admitted, Ok(Admission::Admitted))
+        && let PeerAuth::Token { file } = &peer.auth
+    {
+        // Nothing of the join stays: not even the key file written for it.
+        let _ = std::fs::remove_file(file);
+    }
+    match admitted? {
+        Admission::Admitted => {
+            tracing::info!(
+                invitation = %record.id,
+                partner = %record.partner,
+                node_key = %request.node_key,
+                "join: partner and peer created"
+            );
+        }
         Admission::Used => {
             return Err(Refusal::Refused(format!(
                 "used invitation: {} was used by another join; an invitation admits one",
@@ -856,15 +883,18 @@ pub fn join(
         });
     }
     mappings.extend(push_mappings);
+    // Files of their own per invitation (names are hashed): a failed admission below
+    // never touches the files of a peer that exists.
+    let own = format!("{name}/join/{}", inv.id);
     let token = files.write_secret_of(
         "peer",
         "api_key",
-        &name,
+        &own,
         "token",
         answer.api_key.as_deref().unwrap_or_default(),
     )?;
     let ca_file = match &inv.tls_certificate {
-        Some(pem) => Some(write_certificate(files, &name, pem)?),
+        Some(pem) => Some(write_certificate(files, &own, pem)?),
         None => None,
     };
     let now = now_ns();
@@ -894,7 +924,17 @@ pub fn join(
         },
         ..probe
     };
-    match store.admit_partner(&partner, &[peer_setting(&peer)?])? {
+    let admitted = store.admit_partner(&partner, &[peer_setting(&peer)?]);
+    if !matches!(admitted, Ok(Admission::Admitted)) {
+        // Nothing of this side stays: the key file and certificate written for the peer.
+        if let PeerAuth::Token { file } = &peer.auth {
+            let _ = std::fs::remove_file(file);
+        }
+        if let Some(f) = &peer.tls.ca_file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+    match admitted? {
         Admission::Admitted => {}
         other => {
             return Err(AdminError::Conflict(format!(

@@ -531,6 +531,13 @@ pub fn read_invitation(text: &str, now_ns: i64) -> Result<Invitation, JoinError>
     if inv.identity.get("type").and_then(Value::as_str) != Some("identity") {
         return Err(bad("identity: not a STIX identity object".into()));
     }
+    if let Err(v) = concord_stix::validate_object(&inv.identity) {
+        let v: Vec<String> = v.iter().map(ToString::to_string).collect();
+        return Err(bad(format!(
+            "identity: not valid STIX 2.1: {}",
+            v.join("; ")
+        )));
+    }
     match (&inv.tls_pin_sha256, &inv.tls_certificate) {
         (Some(pin), Some(pem)) => {
             if first_certificate_der(pem.as_bytes())
