@@ -883,7 +883,7 @@ pub fn join(
         });
     }
     mappings.extend(push_mappings);
-    // Files of their own per invitation (names are hashed): a failed admission below
+    // A file of its own per invitation (the name is hashed): a failed admission below
     // never touches the files of a peer that exists.
     let own = format!("{name}/join/{}", inv.id);
     let token = files.write_secret_of(
@@ -893,10 +893,6 @@ pub fn join(
         "token",
         answer.api_key.as_deref().unwrap_or_default(),
     )?;
-    let ca_file = match &inv.tls_certificate {
-        Some(pem) => Some(write_certificate(files, &own, pem)?),
-        None => None,
-    };
     let now = now_ns();
     let partner = Partner {
         name: name.clone(),
@@ -918,20 +914,18 @@ pub fn join(
     let peer = Peer {
         mappings,
         auth: PeerAuth::Token { file: token },
+        // The pinned certificate, and no CA, for every round with it.
         tls: TlsFiles {
-            ca_file,
+            pin_sha256: inv.tls_pin_sha256.clone(),
             ..TlsFiles::default()
         },
         ..probe
     };
     let admitted = store.admit_partner(&partner, &[peer_setting(&peer)?]);
     if !matches!(admitted, Ok(Admission::Admitted)) {
-        // Nothing of this side stays: the key file and certificate written for the peer.
+        // Nothing of this side stays: the key file written for the peer.
         if let PeerAuth::Token { file } = &peer.auth {
             let _ = std::fs::remove_file(file);
-        }
-        if let Some(f) = &peer.tls.ca_file {
-            let _ = std::fs::remove_file(f);
         }
     }
     match admitted? {
@@ -954,27 +948,6 @@ pub fn join(
         created_collections: created,
         preview,
     })
-}
-
-/// Writes the inviting node's certificate (PEM) to a file of `peer_files_dir`, the trusted
-/// root of its peer ([`TlsFiles::ca_file`]).
-fn write_certificate(files: &PeerFiles, name: &str, pem: &str) -> Result<String> {
-    use sha2::Digest;
-    let Some(dir) = &files.within else {
-        return Err(AdminError::Internal(
-            "no peer_files_dir to keep the certificate in".into(),
-        ));
-    };
-    let digest = sha2::Sha256::digest(name.as_bytes());
-    let file = dir.join(format!(
-        "peer-{}.pem",
-        concord_store::node_key::hex(&digest[..16])
-    ));
-    let io =
-        |e: std::io::Error| AdminError::Internal(format!("cannot write {}: {e}", file.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::write(&file, pem).map_err(io)?;
-    Ok(file.to_string_lossy().into_owned())
 }
 
 /// What this node would send the partner `name` now (`concord partner preview`), per

@@ -816,6 +816,7 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer, files: &PeerFiles) -> Result<P
         ca_file: check("ca_file", &new.ca_file)?,
         client_cert: check("client_cert", &new.client_cert)?,
         client_key: check("client_key", &new.client_key)?,
+        pin_sha256: None,
     };
     let mut parsed = Vec::new();
     for c in &new.collections {

@@ -22,6 +22,11 @@ pub struct TlsFiles {
     pub client_cert: Option<String>,
     /// Its private key (PEM).
     pub client_key: Option<String>,
+    /// SHA-256 (hex) of the DER of the one server certificate trusted, instead of any CA
+    /// (`ca_file` and the WebPKI roots are then not used): the pin of an invitation
+    /// (issue 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_sha256: Option<String>,
 }
 
 /// Why a request to a peer failed (after its retries).
@@ -190,13 +195,25 @@ impl Client {
                 });
             }
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(peer.timeout_secs.clamp(1, 10))))
-            .timeout_global(Some(Duration::from_secs(peer.timeout_secs.max(1))))
-            .tls_config(tls.build())
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(peer.timeout_secs.max(1))));
+        let agent: ureq::Agent = match &peer.tls.pin_sha256 {
+            Some(pin) => {
+                let client_cert = match (&peer.tls.client_cert, &peer.tls.client_key) {
+                    (Some(cert), Some(key)) => Some(crate::pin::client_cert(cert, key)?),
+                    _ => None,
+                };
+                crate::pin::pinned_agent(config.build(), pin, client_cert).map_err(|message| {
+                    ClientError::Config {
+                        file: "tls.pin_sha256".into(),
+                        message,
+                    }
+                })?
+            }
+            None => config.tls_config(tls.build()).build().into(),
+        };
         let mut root = peer.url.trim_end_matches('/').to_owned();
         root.push('/');
         root.push_str(peer.api_root.trim_matches('/'));

@@ -118,9 +118,9 @@ pub struct Invitation {
     /// SHA-256 (hex) of the DER of its TLS certificate, when it serves TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_pin_sha256: Option<String>,
-    /// Its `tls_cert` as configured (PEM; the first certificate is the one pinned), which
-    /// the joining node trusts for this peer instead of the WebPKI roots (the pin is
-    /// checked when the invitation is read).
+    /// Its `tls_cert` as configured (PEM; the first certificate is the one pinned), for the
+    /// record; the joining node trusts the pin (checked against this when the invitation
+    /// is read), not a CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_certificate: Option<String>,
     /// The inviting node's jurisdiction (its policy's; absent when the policy names none).
@@ -611,8 +611,8 @@ pub fn sign_answer(key: &NodeKey, answer: JoinAnswer) -> JoinAnswerFile {
 /// Sends `request` to the inviting node of `invitation` (one `POST` [`JOIN_PATH`], not
 /// retried: a join is not idempotent) and verifies its answer: signed by the key the
 /// invitation names (else [`JoinError::Foreign`]), bound to this request, `joined` (else
-/// [`JoinError::Refused`] with the inviting node's reason). TLS: the certificate the
-/// invitation carries is the only trusted root, when it carries one.
+/// [`JoinError::Refused`] with the inviting node's reason). TLS: the server must present
+/// exactly the certificate the invitation pins ([`Invitation::tls_pin_sha256`]).
 pub fn exchange(
     invitation: &Invitation,
     request: &JoinRequestFile,
@@ -623,22 +623,15 @@ pub fn exchange(
         url: url.clone(),
         message,
     };
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(pem) = &invitation.tls_certificate {
-        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem.as_bytes())
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
-    }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .tls_config(tls.build())
-        .build()
-        .into();
+        .timeout_global(Some(timeout));
+    // TLS: exactly the pinned certificate, no CA (the invitation is signed by the key that
+    // the answer must be signed by too).
+    let agent: ureq::Agent = match &invitation.tls_pin_sha256 {
+        Some(pin) => crate::pin::pinned_agent(config.build(), pin, None).map_err(&transport)?,
+        None => config.build().into(),
+    };
     let body = serde_json::to_string(request).map_err(|e| transport(e.to_string()))?;
     let mut resp = agent
         .post(&url)

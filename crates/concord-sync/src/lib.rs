@@ -39,6 +39,7 @@ pub mod join;
 pub mod notify;
 pub mod package;
 mod peer;
+mod pin;
 mod round;
 pub mod webhook;
 
