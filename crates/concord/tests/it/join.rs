@@ -523,3 +523,39 @@ fn a_join_over_tls_trusts_the_pinned_certificate() {
     assert_eq!(code, 1);
     assert!(err.contains("tampered invitation"), "{err}");
 }
+/// Two nodes join with one invitation at the same time: one is admitted, the other is told
+/// the invitation was used, and only the first has a partner and a peer on either side.
+#[test]
+fn two_joins_racing_with_one_invitation_admit_one() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("e1111111", "race.example.net", &[GREEN])],
+    );
+    let sa = a.serve();
+    let file = invite(&a, &sa.base, "cert-fr", &["--read", "intel"]);
+    let (b, c) = (Node::init(), Node::init());
+    let outcomes: Vec<(i32, String)> = std::thread::scope(|s| {
+        let joins: Vec<_> = [&b, &c]
+            .into_iter()
+            .map(|n| {
+                let file = file.clone();
+                s.spawn(move || {
+                    let (code, _, err) = join(n, &file, &["--name", "cert-de"]);
+                    (code, err)
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let won: Vec<&(i32, String)> = outcomes.iter().filter(|(c, _)| *c == 0).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    let lost = outcomes.iter().find(|(c, _)| *c != 0).unwrap();
+    assert_eq!(lost.0, 1, "{outcomes:?}");
+    assert!(lost.1.contains("used invitation"), "{outcomes:?}");
+    assert_eq!(partners(&a).len(), 1);
+    assert_eq!(peers(&a).len(), 1);
+    assert_eq!(partners(&b).len() + partners(&c).len(), 1);
+    assert_eq!(peers(&b).len() + peers(&c).len(), 1);
+}
