@@ -35,6 +35,7 @@ fn record_pool(backend: &'static str, in_use: usize, idle: usize) {
         .set(idle as f64);
 }
 pub mod node_key;
+pub mod people;
 pub mod postgres;
 pub mod sqlite;
 
@@ -43,6 +44,7 @@ pub use audit::{
     verify_chain, verify_chain_after,
 };
 pub use concord_stix::{ObjectHeader, Timestamp};
+pub use people::{SessionClock, SessionSubject, User, WebSession};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -711,6 +713,41 @@ pub trait Store: Send + Sync + fmt::Debug {
         partner: &Partner,
         settings: &[(String, String)],
     ) -> Result<Admission>;
+    /// Every named user, ordered by name (issue 20).
+    fn users(&self) -> Result<Vec<User>>;
+    /// The user named `name`.
+    fn user(&self, name: &str) -> Result<Option<User>>;
+    /// The user whose login token has id `token_id`.
+    fn user_by_token_id(&self, token_id: &str) -> Result<Option<User>>;
+    /// Adds a user; `false` (nothing changed) when one of that name exists.
+    fn add_user(&self, user: &User) -> Result<bool>;
+    /// Replaces a user's credentials (token id, secret hash, TOTP key; the last accepted
+    /// TOTP step is cleared) and ends its web sessions, in one transaction; `false` when
+    /// there is no such user.
+    fn reset_user(
+        &self,
+        name: &str,
+        token_id: &str,
+        secret_hash: &str,
+        totp_secret: Option<&str>,
+    ) -> Result<bool>;
+    /// Removes a user and ends its web sessions, in one transaction; `false` when there was
+    /// none of that name.
+    fn remove_user(&self, name: &str) -> Result<bool>;
+    /// Accepts TOTP time step `step` for `name` only if it is later than every step accepted
+    /// before (RFC 6238 §5.2: a code is used once), atomically across processes.
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool>;
+    /// Stores a new web session (and deletes those ended by `clock`, so the table holds only
+    /// live sessions and the few ended since the last login).
+    fn start_session(&self, session: &WebSession, clock: &SessionClock) -> Result<()>;
+    /// The live session whose cookie value has SHA-256 `id_sha256`, its `last_seen` moved to
+    /// `clock.now_ns` (written at most every `clock.touch_every_ns`); `None` when there is
+    /// none or it has ended (an ended one is deleted).
+    fn touch_session(&self, id_sha256: &str, clock: &SessionClock) -> Result<Option<WebSession>>;
+    /// Ends a session (logout); ending one that does not exist is not an error.
+    fn end_session(&self, id_sha256: &str) -> Result<()>;
+    /// Ends every session of `subject` (a partner removed, say); returns how many.
+    fn end_sessions_of(&self, subject: &SessionSubject) -> Result<usize>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of
     /// records with the same direction, door, partner, collection and policy version (one
     /// door call is one run), chained after the head (see [`audit`]); serialised with every

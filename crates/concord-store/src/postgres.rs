@@ -38,6 +38,22 @@ use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, Config, NoTls, Row, Statement};
 use sha2::Digest;
 
+use crate::{SessionClock, SessionSubject, User, WebSession};
+
+/// The columns [`user_row`] reads.
+const USER_COLUMNS: &str = "name, role, token_id, secret_hash, totp_secret, created_ns";
+
+fn user_row(r: &Row) -> User {
+    User {
+        name: r.get(0),
+        role: r.get(1),
+        token_id: r.get(2),
+        secret_hash: r.get(3),
+        totp_secret: r.get(4),
+        created_ns: r.get(5),
+    }
+}
+
 use crate::audit::{
     ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
     chain_after, chain_transfers, group_records, parse_transformations, pending_vids,
@@ -112,6 +128,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0015_invitations",
         include_str!("../migrations/postgres/0015_invitations.sql"),
+        "0018_people",
+        include_str!("../migrations/postgres/0018_people.sql"),
     ),
 ];
 
@@ -1762,6 +1780,180 @@ impl Store for PostgresStore {
                     &i.offer,
                 ],
             )?;
+    fn users(&self) -> Result<Vec<User>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY name COLLATE \"C\""),
+                &[],
+            )?
+            .iter()
+            .map(user_row)
+            .collect())
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>> {
+        self.with_conn(|c| {
+            Ok(c.query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"),
+                &[&name],
+            )?
+            .as_ref()
+            .map(user_row))
+        })
+    }
+
+    fn user_by_token_id(&self, token_id: &str) -> Result<Option<User>> {
+        self.with_conn(|c| {
+            Ok(c.query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE token_id = $1"),
+                &[&token_id],
+            )?
+            .as_ref()
+            .map(user_row))
+        })
+    }
+
+    fn add_user(&self, user: &User) -> Result<bool> {
+        self.with_conn(|c| {
+            let added = c.execute(
+                "INSERT INTO users (name, role, token_id, secret_hash, totp_secret, created_ns)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &user.name,
+                    &user.role,
+                    &user.token_id,
+                    &user.secret_hash,
+                    &user.totp_secret,
+                    &user.created_ns,
+                ],
+            )?;
+            Ok(added == 1)
+        })
+    }
+
+    fn reset_user(
+        &self,
+        name: &str,
+        token_id: &str,
+        secret_hash: &str,
+        totp_secret: Option<&str>,
+    ) -> Result<bool> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            let changed = tx.execute(
+                "UPDATE users SET token_id = $2, secret_hash = $3, totp_secret = $4,
+                 totp_last_step = 0 WHERE name = $1",
+                &[&name, &token_id, &secret_hash, &totp_secret],
+            )? == 1;
+            tx.execute(
+                "DELETE FROM web_sessions WHERE kind = 'user' AND subject = $1",
+                &[&name],
+            )?;
+            tx.commit()?;
+            Ok(changed)
+        })
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            let removed = tx.execute("DELETE FROM users WHERE name = $1", &[&name])? == 1;
+            tx.execute(
+                "DELETE FROM web_sessions WHERE kind = 'user' AND subject = $1",
+                &[&name],
+            )?;
+            tx.commit()?;
+            Ok(removed)
+        })
+    }
+
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool> {
+        self.with_conn(|c| {
+            let changed = c.execute(
+                "UPDATE users SET totp_last_step = $2 WHERE name = $1 AND totp_last_step < $2",
+                &[&name, &step],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn start_session(&self, session: &WebSession, clock: &SessionClock) -> Result<()> {
+        let (kind, subject) = session.subject.columns();
+        let idle_cut = clock.now_ns.saturating_sub(clock.idle_ns);
+        let absolute_cut = clock.now_ns.saturating_sub(clock.absolute_ns);
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "DELETE FROM web_sessions WHERE last_seen_ns <= $1 OR created_ns <= $2",
+                &[&idle_cut, &absolute_cut],
+            )?;
+            tx.execute(
+                "INSERT INTO web_sessions (id_sha256, kind, subject, created_ns, last_seen_ns)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &session.id_sha256,
+                    &kind,
+                    &subject,
+                    &session.created_ns,
+                    &session.last_seen_ns,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn touch_session(&self, id_sha256: &str, clock: &SessionClock) -> Result<Option<WebSession>> {
+        let found = self.with_conn(|c| {
+            Ok(c.query_opt(
+                "SELECT kind, subject, created_ns, last_seen_ns FROM web_sessions
+                 WHERE id_sha256 = $1",
+                &[&id_sha256],
+            )?
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, i64>(2),
+                    r.get::<_, i64>(3),
+                )
+            }))
+        })?;
+        let Some((kind, subject, created_ns, last_seen_ns)) = found else {
+            return Ok(None);
+        };
+        if !clock.live(created_ns, last_seen_ns) {
+            self.end_session(id_sha256)?;
+            return Ok(None);
+        }
+        let mut last_seen = last_seen_ns;
+        if clock.now_ns.saturating_sub(last_seen_ns) >= clock.touch_every_ns {
+            // Only forward: another process may have touched it since the read.
+            self.with_conn(|c| {
+                c.execute(
+                    "UPDATE web_sessions SET last_seen_ns = GREATEST(last_seen_ns, $2)
+                     WHERE id_sha256 = $1",
+                    &[&id_sha256, &clock.now_ns],
+                )?;
+                Ok(())
+            })?;
+            last_seen = clock.now_ns;
+        }
+        Ok(Some(WebSession {
+            id_sha256: id_sha256.to_owned(),
+            subject: SessionSubject::from_columns(&kind, subject)?,
+            created_ns,
+            last_seen_ns: last_seen,
+        }))
+    }
+
+    fn end_session(&self, id_sha256: &str) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "DELETE FROM web_sessions WHERE id_sha256 = $1",
+                &[&id_sha256],
+            )?;
             Ok(())
         })
     }
@@ -1823,6 +2015,14 @@ impl Store for PostgresStore {
             }
             tx.commit()?;
             Ok(Admission::Admitted)
+    fn end_sessions_of(&self, subject: &SessionSubject) -> Result<usize> {
+        let (kind, subject) = subject.columns();
+        self.with_conn(|c| {
+            let n = c.execute(
+                "DELETE FROM web_sessions WHERE kind = $1 AND subject = $2",
+                &[&kind, &subject],
+            )?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
 

@@ -22,6 +22,21 @@ use crate::{
 };
 use crate::{Admission, InvitationRecord};
 use crate::{ForeignVersions, VersionParams, version_condition};
+use crate::{SessionClock, SessionSubject, User, WebSession};
+
+/// The columns [`user_row`] reads.
+const USER_COLUMNS: &str = "name, role, token_id, secret_hash, totp_secret, created_ns";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        name: r.get(0)?,
+        role: r.get(1)?,
+        token_id: r.get(2)?,
+        secret_hash: r.get(3)?,
+        totp_secret: r.get(4)?,
+        created_ns: r.get(5)?,
+    })
+}
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -40,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0013_package_reservations.sql"),
     include_str!("../migrations/sqlite/0014_audit_time.sql"),
     include_str!("../migrations/sqlite/0015_invitations.sql"),
+    include_str!("../migrations/sqlite/0018_people.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1182,6 +1198,169 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(Admission::Admitted)
+    fn users(&self) -> Result<Vec<User>> {
+        self.with_reader(|c| {
+            let mut st =
+                c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
+            let rows = st.query_map([], user_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>> {
+        self.with_reader(|c| {
+            let mut st =
+                c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"))?;
+            Ok(st.query_row([name], user_row).optional()?)
+        })
+    }
+
+    fn user_by_token_id(&self, token_id: &str) -> Result<Option<User>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE token_id = ?1"
+            ))?;
+            Ok(st.query_row([token_id], user_row).optional()?)
+        })
+    }
+
+    fn add_user(&self, user: &User) -> Result<bool> {
+        let added = self.writer().execute(
+            "INSERT INTO users (name, role, token_id, secret_hash, totp_secret, created_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+            params![
+                user.name,
+                user.role,
+                user.token_id,
+                user.secret_hash,
+                user.totp_secret,
+                user.created_ns
+            ],
+        )?;
+        Ok(added == 1)
+    }
+
+    fn reset_user(
+        &self,
+        name: &str,
+        token_id: &str,
+        secret_hash: &str,
+        totp_secret: Option<&str>,
+    ) -> Result<bool> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE users SET token_id = ?2, secret_hash = ?3, totp_secret = ?4, totp_last_step = 0
+             WHERE name = ?1",
+            params![name, token_id, secret_hash, totp_secret],
+        )? == 1;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE kind = 'user' AND subject = ?1",
+            [name],
+        )?;
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let removed = tx.execute("DELETE FROM users WHERE name = ?1", [name])? == 1;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE kind = 'user' AND subject = ?1",
+            [name],
+        )?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool> {
+        let changed = self.writer().execute(
+            "UPDATE users SET totp_last_step = ?2 WHERE name = ?1 AND totp_last_step < ?2",
+            params![name, step],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn start_session(&self, session: &WebSession, clock: &SessionClock) -> Result<()> {
+        let (kind, subject) = session.subject.columns();
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE last_seen_ns <= ?1 OR created_ns <= ?2",
+            params![
+                clock.now_ns.saturating_sub(clock.idle_ns),
+                clock.now_ns.saturating_sub(clock.absolute_ns)
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO web_sessions (id_sha256, kind, subject, created_ns, last_seen_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                session.id_sha256,
+                kind,
+                subject,
+                session.created_ns,
+                session.last_seen_ns
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn touch_session(&self, id_sha256: &str, clock: &SessionClock) -> Result<Option<WebSession>> {
+        let found = self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT kind, subject, created_ns, last_seen_ns FROM web_sessions
+                 WHERE id_sha256 = ?1",
+            )?;
+            Ok(st
+                .query_row([id_sha256], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()?)
+        })?;
+        let Some((kind, subject, created_ns, last_seen_ns)) = found else {
+            return Ok(None);
+        };
+        if !clock.live(created_ns, last_seen_ns) {
+            self.end_session(id_sha256)?;
+            return Ok(None);
+        }
+        let mut last_seen = last_seen_ns;
+        if clock.now_ns.saturating_sub(last_seen_ns) >= clock.touch_every_ns {
+            // Only forward: another process may have touched it since the read.
+            self.writer().execute(
+                "UPDATE web_sessions SET last_seen_ns = max(last_seen_ns, ?2) WHERE id_sha256 = ?1",
+                params![id_sha256, clock.now_ns],
+            )?;
+            last_seen = clock.now_ns;
+        }
+        Ok(Some(WebSession {
+            id_sha256: id_sha256.to_owned(),
+            subject: SessionSubject::from_columns(&kind, subject)?,
+            created_ns,
+            last_seen_ns: last_seen,
+        }))
+    }
+
+    fn end_session(&self, id_sha256: &str) -> Result<()> {
+        self.writer()
+            .execute("DELETE FROM web_sessions WHERE id_sha256 = ?1", [id_sha256])?;
+        Ok(())
+    }
+
+    fn end_sessions_of(&self, subject: &SessionSubject) -> Result<usize> {
+        let (kind, subject) = subject.columns();
+        Ok(self.writer().execute(
+            "DELETE FROM web_sessions WHERE kind = ?1 AND subject = ?2",
+            [kind, subject],
+        )?)
     }
 
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {

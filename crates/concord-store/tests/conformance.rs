@@ -7,7 +7,7 @@ use concord_stix::{ObjectHeader, validate_object};
 use concord_store::postgres::ScratchSchema;
 use concord_store::{
     AddOutcome, AuditError, AuditRecord, NewCollection, NewObject, ObjectFilter, PageRequest,
-    PostgresStore, Store, StoreError, VersionSelector,
+    PostgresStore, SessionSubject, Store, StoreError, VersionSelector,
 };
 use serde_json::{Value, json};
 
@@ -2118,6 +2118,231 @@ fn foreign_versions_shadow_the_nodes_for_their_writer(store: &dyn Store) {
     assert_eq!(others.len(), 1, "{others:?}");
 }
 
+fn user(name: &str, role: &str, token_id: &str) -> concord_store::User {
+    concord_store::User {
+        name: name.to_owned(),
+        role: role.to_owned(),
+        token_id: token_id.to_owned(),
+        secret_hash: format!("hash-of-{name}"),
+        totp_secret: None,
+        created_ns: 1,
+    }
+}
+
+/// Users (issue 20): added once per name, found by name and by token id, reset and removed
+/// together with their sessions; TOTP steps are accepted once, in order.
+fn users_round_trip(store: &dyn Store) {
+    assert!(store.users().unwrap().is_empty());
+    let mut bob = user("bob", "releaser", "00000000000000b0");
+    bob.totp_secret = Some("3132".to_owned());
+    assert!(store.add_user(&bob).unwrap());
+    assert!(
+        store
+            .add_user(&user("alice", "analyst", "00000000000000a1"))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_user(&user("alice", "operator", "00000000000000a2"))
+            .unwrap(),
+        "a name is added once"
+    );
+    let names: Vec<String> = store.users().unwrap().into_iter().map(|u| u.name).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(store.user("bob").unwrap(), Some(bob.clone()));
+    assert_eq!(
+        store
+            .user_by_token_id("00000000000000a1")
+            .unwrap()
+            .unwrap()
+            .role,
+        "analyst"
+    );
+    assert!(
+        store
+            .user_by_token_id("00000000000000a2")
+            .unwrap()
+            .is_none()
+    );
+    // A token id is unique.
+    assert!(
+        store
+            .add_user(&user("carol", "auditor", "00000000000000a1"))
+            .is_err()
+    );
+
+    assert!(store.use_totp_step("bob", 10).unwrap());
+    assert!(
+        !store.use_totp_step("bob", 10).unwrap(),
+        "a step is used once"
+    );
+    assert!(
+        !store.use_totp_step("bob", 9).unwrap(),
+        "an earlier step never"
+    );
+    assert!(store.use_totp_step("bob", 11).unwrap());
+
+    let clock = clock(1_000);
+    store
+        .start_session(
+            &session("s-bob", SessionSubject::User("bob".into()), 1_000),
+            &clock,
+        )
+        .unwrap();
+    store
+        .start_session(
+            &session("s-alice", SessionSubject::User("alice".into()), 1_000),
+            &clock,
+        )
+        .unwrap();
+    assert!(
+        store
+            .reset_user("bob", "00000000000000b1", "new-hash", None)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reset_user("nobody", "00000000000000c1", "h", None)
+            .unwrap()
+    );
+    let reset = store.user("bob").unwrap().unwrap();
+    assert_eq!(
+        (
+            reset.token_id.as_str(),
+            reset.secret_hash.as_str(),
+            reset.totp_secret
+        ),
+        ("00000000000000b1", "new-hash", None)
+    );
+    assert!(
+        store.use_totp_step("bob", 1).unwrap(),
+        "a reset clears the last step"
+    );
+    assert!(
+        store.touch_session("s-bob", &clock).unwrap().is_none(),
+        "a reset ends the user's sessions"
+    );
+    assert!(
+        store.touch_session("s-alice", &clock).unwrap().is_some(),
+        "and no one else's"
+    );
+    assert!(store.remove_user("alice").unwrap());
+    assert!(!store.remove_user("alice").unwrap());
+    assert!(
+        store.touch_session("s-alice", &clock).unwrap().is_none(),
+        "removing a user ends its sessions"
+    );
+    assert!(store.user("alice").unwrap().is_none());
+}
+
+fn clock(now_ns: i64) -> concord_store::SessionClock {
+    concord_store::SessionClock {
+        now_ns,
+        idle_ns: 100,
+        absolute_ns: 1_000,
+        touch_every_ns: 10,
+    }
+}
+
+fn session(id: &str, subject: SessionSubject, at: i64) -> concord_store::WebSession {
+    concord_store::WebSession {
+        id_sha256: id.to_owned(),
+        subject,
+        created_ns: at,
+        last_seen_ns: at,
+    }
+}
+
+/// Web sessions (issue 20): found by the id's hash, touched, ended by idle and absolute
+/// expiry, by logout and per subject.
+fn web_sessions_expire(store: &dyn Store) {
+    store
+        .start_session(&session("a", SessionSubject::Admin, 1_000), &clock(1_000))
+        .unwrap();
+    store
+        .start_session(
+            &session("p", SessionSubject::Partner("k1".into()), 1_000),
+            &clock(1_000),
+        )
+        .unwrap();
+    store
+        .start_session(
+            &session("u", SessionSubject::User("bob".into()), 1_000),
+            &clock(1_000),
+        )
+        .unwrap();
+    assert!(
+        store
+            .start_session(&session("a", SessionSubject::Admin, 1_000), &clock(1_000))
+            .is_err(),
+        "an id is unique"
+    );
+    let got = store.touch_session("p", &clock(1_005)).unwrap().unwrap();
+    assert_eq!(got.subject, SessionSubject::Partner("k1".into()));
+    assert_eq!(got.last_seen_ns, 1_000, "not written within touch_every");
+    let got = store.touch_session("p", &clock(1_050)).unwrap().unwrap();
+    assert_eq!(got.last_seen_ns, 1_050);
+    assert_eq!(
+        store
+            .touch_session("p", &clock(1_051))
+            .unwrap()
+            .unwrap()
+            .last_seen_ns,
+        1_050
+    );
+    // Idle: "a" was last seen at 1000, "p" at 1050.
+    assert!(
+        store.touch_session("a", &clock(1_100)).unwrap().is_none(),
+        "idle expiry"
+    );
+    assert!(
+        store.touch_session("a", &clock(1_000)).unwrap().is_none(),
+        "an ended session is deleted"
+    );
+    assert!(store.touch_session("p", &clock(1_140)).unwrap().is_some());
+    assert_eq!(
+        store
+            .touch_session("u", &clock(1_090))
+            .unwrap()
+            .unwrap()
+            .subject,
+        SessionSubject::User("bob".into())
+    );
+    // Absolute: used all along, still ended 1000 after its start.
+    for t in (1_140..2_000).step_by(50) {
+        assert!(
+            store.touch_session("p", &clock(t)).unwrap().is_some(),
+            "at {t}"
+        );
+    }
+    assert!(
+        store.touch_session("p", &clock(2_000)).unwrap().is_none(),
+        "absolute expiry"
+    );
+    assert_eq!(
+        store
+            .end_sessions_of(&SessionSubject::User("bob".into()))
+            .unwrap(),
+        1
+    );
+    assert!(store.touch_session("u", &clock(1_090)).unwrap().is_none());
+    store
+        .start_session(&session("x", SessionSubject::Admin, 5_000), &clock(5_000))
+        .unwrap();
+    store.end_session("x").unwrap();
+    store.end_session("x").unwrap();
+    assert!(
+        store.touch_session("x", &clock(5_000)).unwrap().is_none(),
+        "logout"
+    );
+    assert!(
+        store
+            .touch_session("nothing", &clock(5_000))
+            .unwrap()
+            .is_none()
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -2171,6 +2396,16 @@ macro_rules! store_suite {
             fn package_chains_and_cursors() {
                 let Some((s, _g)) = $make else { return };
                 super::package_chains_and_cursors(&s)
+            }
+            #[test]
+            fn users_round_trip() {
+                let Some((s, _g)) = $make else { return };
+                super::users_round_trip(&s)
+            }
+            #[test]
+            fn web_sessions_expire() {
+                let Some((s, _g)) = $make else { return };
+                super::web_sessions_expire(&s)
             }
             #[test]
             fn partners_round_trip() {

@@ -1,0 +1,145 @@
+//! Named users of a node and the web UI's sessions (issue 20), as the store keeps them
+//! (schema 18, `migrations/*/0018_people.sql`). What a role may do is not here: the store
+//! keeps the role's name, `concord_server::roles` decides.
+
+/// A named user: a person of the node's own team (DESIGN.md, "Terms": analyst, releaser,
+/// operator, auditor), not a partner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The login name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit
+    /// ([`check_user_name`]).
+    pub name: String,
+    /// The role's name (`analyst`, `releaser`, `operator`, `auditor`).
+    pub role: String,
+    /// 16 hex digits, random: finds the user from a login token
+    /// (`concordu_<token_id>_<secret>`) without its name. Unique.
+    pub token_id: String,
+    /// argon2id PHC hash of the user's secret (the password; also the login token's last part).
+    pub secret_hash: String,
+    /// The RFC 6238 key, hex; `None`: no second factor.
+    pub totp_secret: Option<String>,
+    /// When the user was added, nanoseconds since the epoch.
+    pub created_ns: i64,
+}
+
+/// What a web session stands for (`kind` in the store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionSubject {
+    /// Logged in with the admin token.
+    Admin,
+    /// Logged in with a partner's API key: its key id (the partner's rights are re-read by it
+    /// on each request, so a rotated key or a removed partner ends the session).
+    Partner(String),
+    /// Logged in as a named user: its name (re-read on each request; removing the user or
+    /// resetting its secret deletes its sessions).
+    User(String),
+}
+
+impl SessionSubject {
+    /// `(kind, subject)` as stored.
+    pub(crate) fn columns(&self) -> (&'static str, &str) {
+        match self {
+            SessionSubject::Admin => ("admin", ""),
+            SessionSubject::Partner(k) => ("partner", k),
+            SessionSubject::User(n) => ("user", n),
+        }
+    }
+
+    /// From the stored columns. Errors: an unknown kind ([`crate::StoreError::Corrupt`]).
+    pub(crate) fn from_columns(kind: &str, subject: String) -> crate::Result<SessionSubject> {
+        match kind {
+            "admin" => Ok(SessionSubject::Admin),
+            "partner" => Ok(SessionSubject::Partner(subject)),
+            "user" => Ok(SessionSubject::User(subject)),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "web_sessions: unknown kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A web session as stored: found by the SHA-256 of its cookie value, never the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSession {
+    /// SHA-256 (hex, 64 digits) of the cookie value.
+    pub id_sha256: String,
+    /// Who logged in.
+    pub subject: SessionSubject,
+    /// When it started, nanoseconds since the epoch (the absolute expiry counts from here).
+    pub created_ns: i64,
+    /// Its last request, nanoseconds since the epoch (the idle expiry counts from here).
+    pub last_seen_ns: i64,
+}
+
+/// When a session ends, for [`crate::Store::touch_session`] and
+/// [`crate::Store::start_session`]: all in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionClock {
+    /// Now.
+    pub now_ns: i64,
+    /// A session unused this long has ended.
+    pub idle_ns: i64,
+    /// A session this old has ended, used or not.
+    pub absolute_ns: i64,
+    /// `last_seen` is written only when older than this (a write per page would make every
+    /// read of the UI a write; the idle expiry is that much less precise).
+    pub touch_every_ns: i64,
+}
+
+impl SessionClock {
+    /// Whether a session with these times is still live.
+    pub fn live(&self, created_ns: i64, last_seen_ns: i64) -> bool {
+        self.now_ns.saturating_sub(last_seen_ns) < self.idle_ns
+            && self.now_ns.saturating_sub(created_ns) < self.absolute_ns
+    }
+}
+
+/// Checks a user name: 1–64 of `a-z 0-9 . _ -`, the first a letter or digit (so it is a
+/// safe word in a log line, a URL path and an audit entry's `user:NAME`). Errors: the rule
+/// broken, naming the name.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c);
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!("user name {name:?}: must be 1 to 64 characters"));
+    }
+    if !name.chars().all(ok_char) {
+        return Err(format!(
+            "user name {name:?}: only lowercase letters a-z, digits and . _ - are allowed"
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "user name {name:?}: must start with a letter or a digit"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert!(check_user_name("alice").is_ok());
+        assert!(check_user_name("a.b-c_9").is_ok());
+        assert!(check_user_name("").is_err());
+        assert!(check_user_name("Alice").is_err());
+        assert!(check_user_name("-x").is_err());
+        assert!(check_user_name("a b").is_err());
+        assert!(check_user_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn session_clock() {
+        let c = SessionClock {
+            now_ns: 100,
+            idle_ns: 10,
+            absolute_ns: 50,
+            touch_every_ns: 1,
+        };
+        assert!(c.live(60, 95));
+        assert!(!c.live(60, 90));
+        assert!(!c.live(50, 99));
+    }
+}
