@@ -721,14 +721,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn user_by_token_id(&self, token_id: &str) -> Result<Option<User>>;
     /// Adds a user; `false` (nothing changed) when one of that name exists.
     fn add_user(&self, user: &User) -> Result<bool>;
-    /// Replaces a user's credentials (token id, secret hash, TOTP key; the last accepted
-    /// TOTP step is cleared) and ends its web sessions, in one transaction; `false` when
+    /// Replaces a user's credentials (token id, password and token hashes, TOTP key; the
+    /// last accepted TOTP step is cleared) and ends its web sessions, in one transaction; `false` when
     /// there is no such user.
     fn reset_user(
         &self,
         name: &str,
         token_id: &str,
-        secret_hash: &str,
+        password_hash: &str,
+        token_hash: &str,
         totp_secret: Option<&str>,
     ) -> Result<bool>;
     /// Removes a user and ends its web sessions, in one transaction; `false` when there was

@@ -14,8 +14,10 @@ pub struct User {
     /// 16 hex digits, random: finds the user from a login token
     /// (`concordu_<token_id>_<secret>`) without its name. Unique.
     pub token_id: String,
-    /// argon2id PHC hash of the user's secret (the password; also the login token's last part).
-    pub secret_hash: String,
+    /// argon2id PHC hash of the password (the web UI's login).
+    pub password_hash: String,
+    /// argon2id PHC hash of the login token's secret part (the admin REST API).
+    pub token_hash: String,
     /// The RFC 6238 key, hex; `None`: no second factor.
     pub totp_secret: Option<String>,
     /// When the user was added, nanoseconds since the epoch.

@@ -41,16 +41,18 @@ use sha2::Digest;
 use crate::{SessionClock, SessionSubject, User, WebSession};
 
 /// The columns [`user_row`] reads.
-const USER_COLUMNS: &str = "name, role, token_id, secret_hash, totp_secret, created_ns";
+const USER_COLUMNS: &str =
+    "name, role, token_id, password_hash, token_hash, totp_secret, created_ns";
 
 fn user_row(r: &Row) -> User {
     User {
         name: r.get(0),
         role: r.get(1),
         token_id: r.get(2),
-        secret_hash: r.get(3),
-        totp_secret: r.get(4),
-        created_ns: r.get(5),
+        password_hash: r.get(3),
+        token_hash: r.get(4),
+        totp_secret: r.get(5),
+        created_ns: r.get(6),
     }
 }
 
@@ -1817,13 +1819,14 @@ impl Store for PostgresStore {
     fn add_user(&self, user: &User) -> Result<bool> {
         self.with_conn(|c| {
             let added = c.execute(
-                "INSERT INTO users (name, role, token_id, secret_hash, totp_secret, created_ns)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO users (name, role, token_id, password_hash, token_hash, totp_secret, created_ns)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
                 &[
                     &user.name,
                     &user.role,
                     &user.token_id,
-                    &user.secret_hash,
+                    &user.password_hash,
+                    &user.token_hash,
                     &user.totp_secret,
                     &user.created_ns,
                 ],
@@ -1836,15 +1839,16 @@ impl Store for PostgresStore {
         &self,
         name: &str,
         token_id: &str,
-        secret_hash: &str,
+        password_hash: &str,
+        token_hash: &str,
         totp_secret: Option<&str>,
     ) -> Result<bool> {
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
             let changed = tx.execute(
-                "UPDATE users SET token_id = $2, secret_hash = $3, totp_secret = $4,
+                "UPDATE users SET token_id = $2, password_hash = $3, token_hash = $4, totp_secret = $5,
                  totp_last_step = 0 WHERE name = $1",
-                &[&name, &token_id, &secret_hash, &totp_secret],
+                &[&name, &token_id, &password_hash, &token_hash, &totp_secret],
             )? == 1;
             tx.execute(
                 "DELETE FROM web_sessions WHERE kind = 'user' AND subject = $1",

@@ -25,16 +25,18 @@ use crate::{ForeignVersions, VersionParams, version_condition};
 use crate::{SessionClock, SessionSubject, User, WebSession};
 
 /// The columns [`user_row`] reads.
-const USER_COLUMNS: &str = "name, role, token_id, secret_hash, totp_secret, created_ns";
+const USER_COLUMNS: &str =
+    "name, role, token_id, password_hash, token_hash, totp_secret, created_ns";
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         name: r.get(0)?,
         role: r.get(1)?,
         token_id: r.get(2)?,
-        secret_hash: r.get(3)?,
-        totp_secret: r.get(4)?,
-        created_ns: r.get(5)?,
+        password_hash: r.get(3)?,
+        token_hash: r.get(4)?,
+        totp_secret: r.get(5)?,
+        created_ns: r.get(6)?,
     })
 }
 
@@ -1226,13 +1228,14 @@ impl Store for SqliteStore {
 
     fn add_user(&self, user: &User) -> Result<bool> {
         let added = self.writer().execute(
-            "INSERT INTO users (name, role, token_id, secret_hash, totp_secret, created_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO users (name, role, token_id, password_hash, token_hash, totp_secret, created_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
             params![
                 user.name,
                 user.role,
                 user.token_id,
-                user.secret_hash,
+                user.password_hash,
+                user.token_hash,
                 user.totp_secret,
                 user.created_ns
             ],
@@ -1244,15 +1247,17 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         token_id: &str,
-        secret_hash: &str,
+        password_hash: &str,
+        token_hash: &str,
         totp_secret: Option<&str>,
     ) -> Result<bool> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let changed = tx.execute(
-            "UPDATE users SET token_id = ?2, secret_hash = ?3, totp_secret = ?4, totp_last_step = 0
+            "UPDATE users SET token_id = ?2, password_hash = ?3, token_hash = ?4, totp_secret = ?5,
+             totp_last_step = 0
              WHERE name = ?1",
-            params![name, token_id, secret_hash, totp_secret],
+            params![name, token_id, password_hash, token_hash, totp_secret],
         )? == 1;
         tx.execute(
             "DELETE FROM web_sessions WHERE kind = 'user' AND subject = ?1",

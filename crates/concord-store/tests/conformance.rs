@@ -2123,7 +2123,8 @@ fn user(name: &str, role: &str, token_id: &str) -> concord_store::User {
         name: name.to_owned(),
         role: role.to_owned(),
         token_id: token_id.to_owned(),
-        secret_hash: format!("hash-of-{name}"),
+        password_hash: format!("password-of-{name}"),
+        token_hash: format!("token-of-{name}"),
         totp_secret: None,
         created_ns: 1,
     }
@@ -2197,22 +2198,23 @@ fn users_round_trip(store: &dyn Store) {
         .unwrap();
     assert!(
         store
-            .reset_user("bob", "00000000000000b1", "new-hash", None)
+            .reset_user("bob", "00000000000000b1", "new-hash", "new-token", None)
             .unwrap()
     );
     assert!(
         !store
-            .reset_user("nobody", "00000000000000c1", "h", None)
+            .reset_user("nobody", "00000000000000c1", "h", "t", None)
             .unwrap()
     );
     let reset = store.user("bob").unwrap().unwrap();
     assert_eq!(
         (
             reset.token_id.as_str(),
-            reset.secret_hash.as_str(),
+            reset.password_hash.as_str(),
+            reset.token_hash.as_str(),
             reset.totp_secret
         ),
-        ("00000000000000b1", "new-hash", None)
+        ("00000000000000b1", "new-hash", "new-token", None)
     );
     assert!(
         store.use_totp_step("bob", 1).unwrap(),

@@ -2,15 +2,17 @@
 -- that every `concord serve` process on one database knows every user and serves every
 -- session (DESIGN.md: the server keeps no state of its own).
 --
--- A user's one secret is kept as its argon2id PHC hash (`secret_hash`); `token_id` (16 hex
--- digits, random) finds the user from a login token `concordu_<token_id>_<secret>` without
--- the name. `totp_secret`: the RFC 6238 key, hex, NULL without a second factor;
+-- A user has two secrets, each kept as its argon2id PHC hash: the password of the web UI's
+-- login (with the second factor, if any) and the login token of the admin REST API
+-- (`concordu_<token_id>_<secret>`, for automation: never typed into a browser). `token_id`
+-- (16 hex digits, random) finds the user from a token without the name. `totp_secret`: the RFC 6238 key, hex, NULL without a second factor;
 -- `totp_last_step`: the last time step accepted, so a code is accepted once (RFC 6238 §5.2).
 CREATE TABLE users (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
     token_id TEXT NOT NULL UNIQUE,
-    secret_hash TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
     totp_secret TEXT,
     totp_last_step INTEGER NOT NULL DEFAULT 0,
     created_ns INTEGER NOT NULL
