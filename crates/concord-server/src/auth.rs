@@ -39,6 +39,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+pub mod users;
+
 /// How long the partner list is cached by a server process.
 pub const PARTNER_CACHE_TTL: Duration = Duration::from_secs(5);
 

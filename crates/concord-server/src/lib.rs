@@ -46,6 +46,7 @@ pub mod limits;
 pub mod matching;
 pub mod ops;
 pub mod policy;
+pub mod roles;
 pub mod stream;
 
 pub use auth::Principal;
@@ -186,6 +187,8 @@ pub struct AppState {
     writes: Arc<stream::Writes>,
     /// Feed settings and the entity tags of the last feeds built.
     feeds: Arc<feeds::Feeds>,
+    /// What named users' roles ask of their login (`[users]`; issue 20).
+    users: Arc<auth::users::UserOptions>,
 }
 
 impl AppState {
@@ -219,6 +222,7 @@ impl AppState {
             )),
             writes: Arc::default(),
             feeds: Arc::default(),
+            users: Arc::default(),
             config: Arc::new(config),
             shutdown,
         })
@@ -270,6 +274,18 @@ impl AppState {
     pub fn with_warninglists(mut self, lists: Arc<concord_misp::Warninglists>) -> AppState {
         self.feeds = Arc::new(feeds::Feeds::new(Some(lists)));
         self
+    }
+
+    /// The same state with `[users]` of the node's configuration (issue 20; default: no
+    /// role needs a second factor).
+    pub fn with_users(mut self, users: auth::users::UserOptions) -> AppState {
+        self.users = Arc::new(users);
+        self
+    }
+
+    /// What named users' roles ask of their login ([`AppState::with_users`]).
+    pub fn users(&self) -> &auth::users::UserOptions {
+        &self.users
     }
 
     /// Wakes this process's live streams: to call after a write batch committed outside
