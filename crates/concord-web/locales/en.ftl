@@ -23,13 +23,16 @@ page-next = Next
 page-of = Page { $page }
 
 login-title = Log in
-login-help = Log in with the node's admin token or your partner API key (`concord_…`).
-login-token = Token or API key
+login-help = Log in with your user name, password and, if your role needs one, the code of your authenticator app; or, without a name, with the node's admin token or your partner API key (`concord_…`).
+login-user = User name (empty for a token or API key)
+login-token = Password, token or API key
+login-totp = Authenticator code (6 digits, if asked)
 login-submit = Log in
-login-failed = That token or API key is not valid.
+login-failed = These credentials are not valid.
 login-throttled = Too many login attempts: wait a moment and try again.
 
 error-admin-only = Only the node's operator (admin token) may open this page.
+error-role = Your role ({ $role }) does not allow this page or action.
 error-no-collection = No collection { $name } that you may read.
 error-no-object = No object { $id } that you may see in this collection.
 error-no-version = No version { $version } of this object that you may see.

@@ -22,13 +22,16 @@ page-next = 下一页
 page-of = 第 { $page } 页
 
 login-title = 登录
-login-help = 使用本节点的管理员令牌或您的合作伙伴 API 密钥（`concord_…`）登录。
-login-token = 令牌或 API 密钥
+login-help = 使用您的用户名、密码以及（如您的角色要求）身份验证器应用中的验证码登录；或者不填用户名，使用本节点的管理员令牌或您的合作伙伴 API 密钥（`concord_…`）登录。
+login-user = 用户名（使用令牌或 API 密钥时留空）
+login-token = 密码、令牌或 API 密钥
+login-totp = 身份验证器验证码（6 位数字，如需要）
 login-submit = 登录
-login-failed = 该令牌或 API 密钥无效。
+login-failed = 这些凭据无效。
 login-throttled = 登录尝试次数过多:请稍候再试。
 
 error-admin-only = 只有本节点的运维人员（管理员令牌）可以打开此页面。
+error-role = 您的角色（{ $role }）不允许此页面或操作。
 error-no-collection = 没有您可读取的集合 { $name }。
 error-no-object = 在此集合中没有您可查看的对象 { $id }。
 error-no-version = 此对象没有您可查看的版本 { $version }。

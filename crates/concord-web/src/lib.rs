@@ -49,6 +49,7 @@ pub mod markdown;
 pub mod operator;
 pub mod session;
 pub mod svg;
+pub mod users;
 
 use i18n::Locale;
 use session::{Session, Sessions};
@@ -57,7 +58,7 @@ use session::{Session, Sessions};
 #[derive(Clone)]
 pub struct Web {
     app: AppState,
-    sessions: Arc<Sessions>,
+    sessions: Sessions,
     catalogues: Arc<catalogue::Catalogues>,
 }
 
@@ -71,9 +72,9 @@ impl Web {
 /// The UI's routes (`/`, `/ui/…`), to merge into the TAXII router of the same state.
 pub fn router(app: AppState) -> Router {
     let web = Web {
-        app,
-        sessions: Arc::new(Sessions::default()),
+        sessions: Sessions::new(app.store()),
         catalogues: Arc::new(catalogue::Catalogues::default()),
+        app,
     };
     let ui = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
@@ -119,15 +120,12 @@ async fn object_floor(State(web): State<Web>, req: Request, next: Next) -> Respo
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .is_some_and(|m| OBJECT_PAGES.contains(&m.as_str()));
-    let partner = by_id && {
-        let cookies = req
-            .headers()
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok());
-        session::cookie(cookies, session::COOKIE)
-            .and_then(|id| web.sessions.get(id))
-            .is_some_and(|s| !s.is_admin())
-    };
+    let partner = by_id
+        && req
+            .extensions()
+            .get::<Current>()
+            .and_then(|c| c.session.as_ref())
+            .is_some_and(|s| !s.is_admin());
     let resp = next.run(req).await;
     if !partner {
         return resp;
@@ -145,11 +143,9 @@ async fn error_pages(State(web): State<Web>, req: Request, next: Next) -> Respon
     let Lang(tr) = Lang::from_request_parts(&mut parts, &web)
         .await
         .unwrap_or_else(|never| match never {});
-    let cookies = parts
-        .headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok());
-    let session = session::cookie(cookies, session::COOKIE).and_then(|id| web.sessions.get(id));
+    let current = Current::load(&web, &parts.headers).await;
+    let session = current.session.clone();
+    parts.extensions.insert(current);
     let back = parts
         .uri
         .path_and_query()
@@ -177,6 +173,95 @@ async fn error_pages(State(web): State<Web>, req: Request, next: Next) -> Respon
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(page))
+}
+
+/// The session of a request, looked up once by [`error_pages`] (the outermost layer) and
+/// handed to the inner layers and [`Viewer`] in the request's extensions.
+#[derive(Clone)]
+struct Current {
+    /// The cookie's value, when the request carries one.
+    cookie: Option<String>,
+    /// The store's session for it, if live.
+    subject: Option<concord_store::SessionSubject>,
+    /// Who it is as of this request (`None`: no session, or it stands for a user or a
+    /// partner's key that is gone).
+    session: Option<Session>,
+}
+
+impl Current {
+    /// Looks the request's session up in the store and resolves it: a user's role and a
+    /// partner's rights as they are now. A store failure counts as no session (logged).
+    async fn load(web: &Web, headers: &axum::http::HeaderMap) -> Current {
+        let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+        let cookie = session::cookie(cookies, session::COOKIE).map(str::to_owned);
+        let Some(value) = cookie.clone() else {
+            return Current {
+                cookie,
+                subject: None,
+                session: None,
+            };
+        };
+        let web2 = web.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let subject = web2.sessions.find(&value)?;
+            let session = match &subject {
+                None => None,
+                Some(s) => resolve(&web2, s)?,
+            };
+            Ok::<_, concord_store::StoreError>((subject, session))
+        })
+        .await;
+        let (subject, session) = match found {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "reading a web session");
+                (None, None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading a web session");
+                (None, None)
+            }
+        };
+        Current {
+            cookie,
+            subject,
+            session,
+        }
+    }
+}
+
+/// Who a stored session stands for now: the admin token; a partner by its key's id (its
+/// current rights; `None` once the key was rotated or the partner removed); a named user
+/// with its current role (`None` once removed). Blocking.
+fn resolve(
+    web: &Web,
+    subject: &concord_store::SessionSubject,
+) -> Result<Option<Session>, concord_store::StoreError> {
+    use concord_store::SessionSubject as S;
+    Ok(match subject {
+        S::Admin => Some(Session {
+            principal: Principal::Admin,
+            key_id: None,
+            user: None,
+        }),
+        S::Partner(key_id) => web
+            .app
+            .authenticator()
+            .partner_by_key_id(key_id)?
+            .map(|principal| Session {
+                principal,
+                key_id: Some(key_id.clone()),
+                user: None,
+            }),
+        S::User(name) => web.store().user(name)?.and_then(|u| {
+            let role = u.role.parse().ok()?;
+            Some(Session {
+                principal: Principal::Admin,
+                key_id: None,
+                user: Some((u.name, role)),
+            })
+        }),
+    })
 }
 
 /// Security headers on every UI response, and the same-origin check of state-changing
@@ -310,42 +395,51 @@ impl FromRequestParts<Web> for Viewer {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/ui/".to_owned());
-        let cookies = parts
-            .headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok());
-        let id = session::cookie(cookies, session::COOKIE).map(str::to_owned);
-        let mut found = id.as_deref().and_then(|id| web.sessions.get(id));
-        // A partner's rights are re-read on each request (cached for a few seconds by the
-        // authenticator), as TAXII re-authenticates each request.
-        if let (Some(s), Some(id)) = (&mut found, &id)
-            && let Some(key_id) = s.key_id.clone()
+        let current = match parts.extensions.get::<Current>() {
+            Some(c) => c.clone(),
+            None => Current::load(web, &parts.headers).await,
+        };
+        // A partner's rights and a user's role are re-read on each request (a partner's
+        // cached for a few seconds by the authenticator), as TAXII re-authenticates each
+        // request. A session whose partner key or user is gone is ended.
+        if let (Some(_), None, Some(cookie)) = (&current.subject, &current.session, &current.cookie)
         {
-            let auth = web.app.authenticator();
-            let current = tokio::task::spawn_blocking(move || auth.partner_by_key_id(&key_id))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten();
-            match current {
-                Some(principal) => {
-                    // A page of a partner's session is one of its requests: held to the same
-                    // quota as its TAXII requests (each page it reads is audited too).
-                    if let Principal::Partner(p) = &principal
-                        && let Err(e) = web.app.authenticator().charge_partner(&p.profile.name)
-                    {
-                        return Err(concord_server::auth_error_response(&e));
-                    }
-                    web.sessions.update(id, principal.clone());
-                    s.principal = principal;
-                }
-                None => {
-                    web.sessions.end(id);
-                    found = None;
-                }
+            let web2 = web.clone();
+            let cookie = cookie.clone();
+            let ended = tokio::task::spawn_blocking(move || web2.sessions.end(&cookie)).await;
+            if let Ok(Err(e)) = ended {
+                tracing::error!(error = %e, "ending a web session");
             }
         }
-        match found {
+        // A page of a partner's session is one of its requests: held to the same quota as
+        // its TAXII requests (each page it reads is audited too).
+        if let Some(Session {
+            principal: Principal::Partner(p),
+            ..
+        }) = &current.session
+            && let Err(e) = web.app.authenticator().charge_partner(&p.profile.name)
+        {
+            return Err(concord_server::auth_error_response(&e));
+        }
+        // The role check of every page of a named user ([`users::operation_of`]).
+        if let Some(s) = &current.session
+            && s.user.is_some()
+        {
+            let route = parts
+                .extensions
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default();
+            let op = users::operation_of(&parts.method, &route);
+            if !s.may(op) {
+                let role = s.user.as_ref().map(|(_, r)| r.as_str()).unwrap_or_default();
+                return Err(
+                    WebError::new(StatusCode::FORBIDDEN, tr.t1("error-role", "role", role))
+                        .into_response(),
+                );
+            }
+        }
+        match current.session {
             Some(session) => Ok(Viewer { session, tr, path }),
             None => {
                 let next = if parts.method == Method::GET {
@@ -612,8 +706,74 @@ async fn login_page(
 
 #[derive(serde::Deserialize)]
 struct LoginForm {
+    /// The password of a named user, or the admin token or a partner's API key.
     token: String,
+    /// A named user's name; empty: `token` is the admin token or an API key.
+    #[serde(default)]
+    user: String,
+    /// A named user's TOTP code (RFC 6238), when its role needs one or it has a key.
+    #[serde(default)]
+    totp: String,
     next: Option<String>,
+}
+
+/// The answer to a refused credential check: 429 (or 503 when every verification slot is
+/// busy) with `Retry-After`, or 500 for a failure.
+fn refused_login(tr: &'static Locale, e: &concord_server::auth::AuthError) -> Response {
+    let Some(secs) = e.retry_after() else {
+        tracing::error!(error = %e, "login check failed");
+        return WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    };
+    let status = match e {
+        concord_server::auth::AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let mut resp = WebError::new(status, tr.t("login-throttled")).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+/// A named user's login: name and password through the authenticator (its limits, the
+/// dummy hash for an unknown name), then the TOTP code when the user has a key or its role
+/// needs one (`[users] totp_required`); every code tried is charged. `Ok(None)`: refused,
+/// with the one answer for every reason (no such user, wrong password, wrong or missing
+/// code, a role that needs a code and a user without a key).
+async fn login_user(
+    web: &Web,
+    tr: &'static Locale,
+    form: &LoginForm,
+    source: Option<std::net::IpAddr>,
+) -> Result<Option<concord_store::SessionSubject>, Response> {
+    use concord_server::auth::users::LoginError;
+    let auth = web.app.authenticator();
+    let name = form.user.trim();
+    let logged = match auth
+        .authenticate_password(name, &form.token, source)
+        .await
+    {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(None),
+        Err(LoginError::Auth(e)) => return Err(refused_login(tr, &e)),
+        Err(e @ LoginError::BadRole { .. }) => {
+            tracing::error!(error = %e, "login");
+            return Err(
+                WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            );
+        }
+    };
+    if web.app.users().totp_required(logged.role) || logged.user.totp_secret.is_some() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        match auth.check_totp(&logged.user, &form.totp, now, source).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(refused_login(tr, &e)),
+        }
+    }
+    Ok(Some(concord_store::SessionSubject::User(logged.user.name)))
 }
 
 /// `POST /ui/login`: the token through the same [`concord_server::auth::Authenticator`] as
@@ -628,51 +788,43 @@ async fn login(
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let auth = web.app.authenticator();
-    let token = form.token.trim().to_owned();
-    let key_id = concord_server::auth::key_id(&token).map(str::to_owned);
     let source = source.map(|s| s.0.0.ip());
-    let principal = match auth
-        .authenticate(Some(&format!("Bearer {token}")), source)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            let Some(secs) = e.retry_after() else {
-                tracing::error!(error = %e, "login check failed");
-                return Err(WebError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e.to_string(),
-                ));
-            };
-            let status = match e {
-                concord_server::auth::AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            let mut resp = WebError::new(status, tr.t("login-throttled")).into_response();
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return Ok(resp);
+    let next = local_path(form.next.as_deref());
+    let subject = if form.user.trim().is_empty() {
+        let token = form.token.trim().to_owned();
+        let key_id = concord_server::auth::key_id(&token).map(str::to_owned);
+        match auth
+            .authenticate(Some(&format!("Bearer {token}")), source)
+            .await
+        {
+            Ok(None) => None,
+            Ok(Some(Principal::Admin)) => Some(concord_store::SessionSubject::Admin),
+            Ok(Some(Principal::Partner(_))) => {
+                key_id.map(concord_store::SessionSubject::Partner)
+            }
+            Err(e) => return Ok(refused_login(tr, &e)),
+        }
+    } else {
+        match login_user(&web, tr, &form, source).await {
+            Ok(s) => s,
+            Err(resp) => return Ok(resp),
         }
     };
-    let next = local_path(form.next.as_deref());
-    let Some(principal) = principal else {
+    let Some(subject) = subject else {
         let page = render(&LoginPage::new(tr, next, true))?;
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
-    let key_id = match principal {
-        Principal::Partner(_) => key_id,
-        Principal::Admin => None,
-    };
-    let id = web.sessions.start(principal, key_id).ok_or_else(|| {
-        WebError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no randomness for a session id".to_owned(),
-        )
-    })?;
+    let sessions = web.sessions.clone();
+    let id = blocking(move || {
+        sessions
+            .start(subject)
+            .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    })
+    .await?;
     let cookie = format!(
         "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session::COOKIE,
-        session::IDLE.as_secs(),
+        session::ABSOLUTE.as_secs(),
         // Over TLS the browser must never send it over plain HTTP (RFC 6265 §4.1.2.5).
         if secure.is_some() { "; Secure" } else { "" }
     );
@@ -685,7 +837,10 @@ async fn logout(State(web): State<Web>, req: Request) -> Response {
         .get(header::COOKIE)
         .and_then(|v| v.to_str().ok());
     if let Some(id) = session::cookie(cookies, session::COOKIE) {
-        web.sessions.end(id);
+        let (sessions, id) = (web.sessions.clone(), id.to_owned());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || sessions.end(&id)).await {
+            tracing::error!(error = %e, "ending a web session");
+        }
     }
     let secure = req
         .extensions()

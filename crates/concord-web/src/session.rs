@@ -1,104 +1,163 @@
-//! Login sessions of the UI. A session is created by logging in with the admin token or a
-//! partner's API key (checked by the same [`concord_server::auth::Authenticator`] as TAXII)
-//! and lives in this process only: a random 256-bit id in an `HttpOnly`, `SameSite=Strict`
-//! cookie (also `Secure` when served over TLS, by `concord_server::serve_tls`), dropped at
-//! logout, after [`IDLE`] without a request, or when the server restarts. The token itself
-//! is never kept. Failed logins count against the authenticator's limits (issue 16).
+//! Login sessions of the UI (issue 20: in the database). A session is created by logging in
+//! with the admin token or a partner's API key (checked by the same
+//! [`concord_server::auth::Authenticator`] as TAXII), or as a named user with name, password
+//! and, where the role needs it, a TOTP code. Its id is 256 random bits in an `HttpOnly`,
+//! `SameSite=Strict` cookie (also `Secure` when served over TLS, by
+//! `concord_server::serve_tls`); the store keeps only the id's SHA-256
+//! ([`concord_store::Store::start_session`]), so any `serve` process on the same database
+//! serves it, and a copy of the database opens none. A session ends at logout, after
+//! [`IDLE`] without a request, [`ABSOLUTE`] after login, when its user is removed or reset,
+//! or when its partner's key is rotated or the partner removed. The token or password
+//! itself is never kept. Failed logins count against the authenticator's limits (issue 16).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use concord_server::Principal;
+use concord_server::roles::{Actor, Operation, Role, authorize};
+use concord_store::{SessionClock, SessionSubject, Store, StoreError, WebSession};
 
 /// A session ends after this long without a request.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 
+/// A session ends this long after its login, used or not (the cookie's `Max-Age` too).
+pub const ABSOLUTE: Duration = Duration::from_secs(8 * 3600);
+
+/// A session's last request is written to the store at most this often (a read of a page
+/// is not a write each time); the idle expiry is that much less precise.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
 /// The cookie that carries the session id.
 pub const COOKIE: &str = "concord_session";
 
-/// One logged-in user.
+/// One logged-in user, as of this request.
 #[derive(Clone, Debug)]
 pub struct Session {
-    /// Who: the admin or a partner (its permissions as of the last request).
+    /// What it reads as: the admin (the operator's view, every object as stored: the admin
+    /// token and every named user) or a partner (its permissions as of this request).
     pub principal: Principal,
     /// The id of the partner's API key: each request re-reads the partner's rights by it,
     /// so a rotated key or a removed partner ends the session.
     pub key_id: Option<String>,
-    last_seen: Instant,
+    /// The named user and its role; `None` for the admin token and partners.
+    pub user: Option<(String, Role)>,
 }
 
 impl Session {
-    /// The name shown in the header: `admin` or the partner's name.
+    /// The name shown in the header: the user's, `admin`, or the partner's name.
     pub fn who(&self) -> String {
+        if let Some((name, _)) = &self.user {
+            return name.clone();
+        }
         match &self.principal {
             Principal::Admin => "admin".to_owned(),
             Principal::Partner(p) => p.profile.name.clone(),
         }
     }
 
-    /// Whether the operator pages are open to this session.
+    /// Whether this session reads as the operator (not a partner): every object as stored.
     pub fn is_admin(&self) -> bool {
         matches!(self.principal, Principal::Admin)
     }
+
+    /// Who acts, for [`authorize`] and the audit log.
+    pub fn actor(&self) -> Actor {
+        match (&self.user, &self.key_id) {
+            (Some((name, role)), _) => Actor::User {
+                name: name.clone(),
+                role: *role,
+            },
+            (None, Some(key_id)) => Actor::PartnerKey {
+                key_id: key_id.clone(),
+            },
+            (None, None) => Actor::AdminToken,
+        }
+    }
+
+    /// Whether this session may do `op` ([`authorize`], the one table).
+    pub fn may(&self, op: Operation) -> bool {
+        authorize(&self.actor(), op).is_ok()
+    }
 }
 
-/// All sessions of this process.
-#[derive(Debug, Default)]
+/// The sessions of the node, in its store.
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    store: Arc<dyn Store>,
+}
+
+/// The SHA-256 (hex) of a cookie value: what the store keeps.
+fn id_hash(cookie: &str) -> String {
+    concord_server::auth::token_hash(cookie)
+}
+
+fn clock() -> SessionClock {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    SessionClock {
+        now_ns: i64::try_from(now).unwrap_or(i64::MAX),
+        idle_ns: ns(IDLE),
+        absolute_ns: ns(ABSOLUTE),
+        touch_every_ns: ns(TOUCH_EVERY),
+    }
+}
+
+/// Why a session could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The OS gave no randomness for the id.
+    #[error("no randomness for a session id: {0}")]
+    Random(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl Sessions {
-    /// Starts a session for `principal` (a partner's with the id of the key it logged in
-    /// with); returns its id (64 hex digits), or `None` when the OS has no randomness.
-    pub fn start(&self, principal: Principal, key_id: Option<String>) -> Option<String> {
+    /// The sessions kept in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Sessions {
+        Sessions { store }
+    }
+
+    /// Starts a session for `subject`; returns the cookie value (64 hex digits). Blocking.
+    ///
+    /// Errors: no randomness, the store failed.
+    pub fn start(&self, subject: SessionSubject) -> Result<String, SessionError> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).ok()?;
+        getrandom::fill(&mut bytes).map_err(|e| SessionError::Random(e.to_string()))?;
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| s.last_seen.elapsed() < IDLE);
-        map.insert(
-            id.clone(),
-            Session {
-                principal,
-                key_id,
-                last_seen: Instant::now(),
+        let c = clock();
+        self.store.start_session(
+            &WebSession {
+                id_sha256: id_hash(&id),
+                subject,
+                created_ns: c.now_ns,
+                last_seen_ns: c.now_ns,
             },
-        );
-        Some(id)
+            &c,
+        )?;
+        Ok(id)
     }
 
-    /// The live session of `id`, touched.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let s = map.get_mut(id)?;
-        if s.last_seen.elapsed() >= IDLE {
-            map.remove(id);
-            return None;
+    /// Who the live session of cookie value `cookie` stands for, touched; `None` when there
+    /// is none or it ended. Blocking. Errors: the store failed.
+    pub fn find(&self, cookie: &str) -> Result<Option<SessionSubject>, StoreError> {
+        // A cookie value is 64 hex digits; anything else is no session (and costs no read).
+        if cookie.len() != 64 || !cookie.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
         }
-        s.last_seen = Instant::now();
-        Some(s.clone())
+        Ok(self
+            .store
+            .touch_session(&id_hash(cookie), &clock())?
+            .map(|s| s.subject))
     }
 
-    /// Replaces the principal of a live session (the partner's current rights).
-    pub fn update(&self, id: &str, principal: Principal) {
-        if let Some(s) = self
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(id)
-        {
-            s.principal = principal;
-        }
-    }
-
-    /// Ends a session.
-    pub fn end(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    /// Ends a session. Blocking. Errors: the store failed.
+    pub fn end(&self, cookie: &str) -> Result<(), StoreError> {
+        self.store.end_session(&id_hash(cookie))
     }
 }
 
@@ -117,13 +176,21 @@ mod tests {
 
     #[test]
     fn sessions_start_find_and_end() {
-        let s = Sessions::default();
-        let id = s.start(Principal::Admin, None).expect("randomness");
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(concord_store::SqliteStore::open(&dir.path().join("s.db")).unwrap());
+        let s = Sessions::new(store.clone());
+        let id = s.start(SessionSubject::Admin).expect("a session");
         assert_eq!(id.len(), 64);
-        assert!(s.get(&id).is_some_and(|x| x.is_admin()));
-        assert!(s.get("0000").is_none());
-        s.end(&id);
-        assert!(s.get(&id).is_none());
+        assert_eq!(s.find(&id).unwrap(), Some(SessionSubject::Admin));
+        assert!(s.find("0000").unwrap().is_none());
+        // Another process on the same database (here: another handle) serves it too.
+        assert_eq!(
+            Sessions::new(store).find(&id).unwrap(),
+            Some(SessionSubject::Admin)
+        );
+        s.end(&id).unwrap();
+        assert!(s.find(&id).unwrap().is_none());
     }
 
     #[test]
