@@ -462,6 +462,15 @@ async fn admin_only(State(admin): State<Admin>, req: Request, next: Next) -> Res
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let source = concord_server::peer_ip(req.extensions());
+    // A named user's login token (issue 20): its role is checked against the route's
+    // operation ([`crate::users::api_operation`], the one table), before routing.
+    if let Some(token) = authz
+        .and_then(|h| h.trim().strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with(concord_server::auth::users::USER_TOKEN_PREFIX))
+    {
+        return user_gate(&admin, token.to_owned(), source, req, next).await;
+    }
     let principal = match admin
         .state
         .authenticator()
@@ -480,6 +489,42 @@ async fn admin_only(State(admin): State<Admin>, req: Request, next: Next) -> Res
     };
     // For the request log ([`concord_server::ops::observe`]).
     res.extensions_mut().insert(principal);
+    res
+}
+
+/// The gate for a named user's login token: 401 for a wrong one (as a wrong admin token),
+/// 429/503 when throttled, 403 `forbidden` naming the role when the route's operation is not
+/// its role's, else the request as the admin's, with the user as its [`Actor`] in the
+/// request's extensions (and the response's, for the request log).
+async fn user_gate(
+    admin: &Admin,
+    token: String,
+    source: Option<std::net::IpAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use concord_server::auth::users::LoginError;
+    let logged = match admin
+        .state
+        .authenticator()
+        .authenticate_user_token(&token, source)
+        .await
+    {
+        Ok(Some(l)) => l,
+        Ok(None) => return concord_server::ops::unauthenticated(true),
+        Err(LoginError::Auth(e)) => return concord_server::auth_error_response(&e),
+        Err(e) => return ApiError::new(500, "internal", e.to_string()).into_response(),
+    };
+    let actor = logged.actor();
+    let op = crate::users::api_operation(req.method(), req.uri().path());
+    if let Err(refused) = concord_server::roles::authorize(&actor, op) {
+        return ApiError::new(403, "forbidden", refused.to_string()).into_response();
+    }
+    let mut req = req;
+    req.extensions_mut().insert(actor.clone());
+    let mut res = next.run(req).await;
+    res.extensions_mut().insert(Principal::Admin);
+    res.extensions_mut().insert(actor);
     res
 }
 

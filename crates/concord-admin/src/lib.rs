@@ -24,5 +24,6 @@
 pub mod api;
 pub mod join;
 pub mod ops;
+pub mod users;
 
 pub use api::{AdminConfig, router};
