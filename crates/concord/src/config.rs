@@ -192,6 +192,14 @@ tlp_version = "2.0"
 # max_body_bytes = 1048576             # the largest body of one delivery
 # max_objects = 100                    # objects per delivery at most
 # every_secs = 2                       # how often `serve` looks for new objects
+
+# Named users (`concord user add`, README "Users and roles"). The defaults:
+#
+# [users]
+# totp_required = []                   # roles that must give a TOTP code at the web login,
+#                                      # e.g. ["operator", "releaser"]
+# [users.os]
+# alice = "alice"                      # the OS user alice runs the CLI as the user alice
 "#;
 
 /// Parsed configuration.
@@ -260,6 +268,10 @@ pub struct Config {
     /// `[webhooks]`: delivery of webhooks (defaults when absent).
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// `[users]`: named users' second factor per role, and OS users acting as named users
+    /// on the CLI (issue 20).
+    #[serde(default)]
+    pub users: UsersConfig,
 }
 
 fn default_peer_files_dir() -> String {
@@ -335,6 +347,38 @@ impl Default for IncidentConfig {
             notify_every_secs: 2,
             notify_max_per_look: 10,
         }
+    }
+}
+
+/// The `[users]` section (issue 20).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// `totp_required`: roles whose users must give a TOTP code at the web UI's login
+    /// (`analyst`, `releaser`, `operator`, `auditor`). Default: none.
+    pub totp_required: Vec<String>,
+    /// `[users.os]`: OS user name → named user, so that the CLI run by that OS user acts as
+    /// that named user without `--as`.
+    pub os: std::collections::BTreeMap<String, String>,
+}
+
+impl UsersConfig {
+    /// The roles of `totp_required`. Errors: a name that is not a role, naming the key.
+    pub fn totp_roles(&self) -> Result<Vec<concord_server::roles::Role>> {
+        self.totp_required
+            .iter()
+            .map(|r| {
+                r.parse()
+                    .map_err(|e: String| anyhow::anyhow!("[users] totp_required: {e}"))
+            })
+            .collect()
+    }
+
+    /// The options `serve` gives the web UI's login.
+    pub fn options(&self) -> Result<concord_server::auth::users::UserOptions> {
+        Ok(concord_server::auth::users::UserOptions {
+            totp_required: self.totp_roles()?,
+        })
     }
 }
 

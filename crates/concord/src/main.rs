@@ -16,6 +16,7 @@ mod pattern;
 mod policy;
 mod sync;
 mod transfer;
+mod users;
 mod webhook;
 
 use std::io::IsTerminal;
@@ -24,14 +25,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use concord_server::auth::{ADMIN_TOKEN_SETTING, token_hash};
 use concord_store::{NewCollection, PostgresStore, SqliteStore, Store};
 
 use crate::config::{Config, DEFAULT_CONFIG, DataDir, with_database_url};
 
 /// Concord: exchange threat intelligence (STIX 2.1 over TAXII 2.1) between partners.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(
     name = "concord",
     version,
@@ -54,6 +55,11 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Act as this named user (`concord user add`): its role must allow the command, and
+    /// the audit log names it. Default: the OS user mapped in `[users.os]`, else the
+    /// node's operator.
+    #[arg(long = "as", global = true, value_name = "NAME", env = "CONCORD_AS")]
+    act_as: Option<String>,
 }
 
 /// `--log-format`.
@@ -273,6 +279,11 @@ enum Command {
         #[command(subcommand)]
         command: audit::NodeCommand,
     },
+    /// Named users of the node and their roles: analyst, releaser, operator, auditor.
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
     /// Apply pending schema migrations to the node's database (also done at every start).
     Migrate {
         #[command(flatten)]
@@ -352,8 +363,11 @@ enum CollectionCommand {
 type Outcome = Result<bool>;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
+    let (matches, cli) = match parsed {
+        Ok(x) => x,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
@@ -368,6 +382,10 @@ fn main() -> ExitCode {
         // Colours only on a terminal: log files and pipes get plain text.
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    if let Err(e) = users::authorize_cli(&matches, cli.act_as.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
     }
     match run(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
@@ -556,6 +574,7 @@ fn run(command: Command) -> Outcome {
             json,
         } => sync::sync_once(&data, peer.as_deref(), page_size, json),
         Command::Pattern { command } => pattern::run(command),
+        Command::User { command } => users::run(command),
         Command::Migrate { data, json } => migrate(&data, json),
         Command::MigrateStore { from, to, json } => migrate_store(&from, &to, json),
     }
@@ -794,6 +813,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             auth_limits: config.limits.auth(),
         },
     )?;
+    let state = state.with_users(config.users.options()?);
     let state = match feed_warninglists(data)? {
         Some(d) => state.with_warninglists(Arc::new(
             concord_misp::Warninglists::load_dir(&d)
