@@ -123,10 +123,7 @@ pub fn reset_user(
     let (totp_secret, new_key) = match user.totp_secret {
         Some(k) if !totp => (Some(k), false),
         None if !totp && !totp_required.contains(&role) => (None, false),
-        _ => (
-            Some(new_totp_secret().map_err(AdminError::Internal)?),
-            true,
-        ),
+        _ => (Some(new_totp_secret().map_err(AdminError::Internal)?), true),
     };
     if !store.reset_user(
         name,
@@ -175,10 +172,16 @@ mod tests {
         assert_eq!(op(Method::GET, "/audit"), Operation::ReadAudit);
         assert_eq!(op(Method::POST, "/audit/verify"), Operation::ReadAudit);
         assert_eq!(op(Method::GET, "/partners"), Operation::ManagePartners);
-        assert_eq!(op(Method::POST, "/partners/x/key"), Operation::ManagePartners);
+        assert_eq!(
+            op(Method::POST, "/partners/x/key"),
+            Operation::ManagePartners
+        );
         assert_eq!(op(Method::GET, "/collections"), Operation::Browse);
         assert_eq!(op(Method::POST, "/collections"), Operation::ManageNode);
-        assert_eq!(op(Method::PATCH, "/collections/c/sharing"), Operation::Release);
+        assert_eq!(
+            op(Method::PATCH, "/collections/c/sharing"),
+            Operation::Release
+        );
         assert_eq!(op(Method::GET, "/collections/c/sharing"), Operation::Browse);
         assert_eq!(op(Method::POST, "/incidents/i/grants"), Operation::Release);
         assert_eq!(op(Method::POST, "/incidents"), Operation::Import);
@@ -216,7 +219,10 @@ mod tests {
         assert!(r.totp_secret.is_none(), "the key it has is kept, not shown");
         assert!(store.user("olga").unwrap().unwrap().totp_secret.is_some());
         remove_user(&store, "alice").unwrap();
-        assert_eq!(remove_user(&store, "alice").unwrap_err().code(), "not_found");
+        assert_eq!(
+            remove_user(&store, "alice").unwrap_err().code(),
+            "not_found"
+        );
         assert_eq!(
             reset_user(&store, "alice", false, &[]).unwrap_err().code(),
             "not_found"

@@ -200,15 +200,26 @@ mod tests {
     fn the_table() {
         use Operation::*;
         let may = |r: Role| {
-            [Browse, Import, Release, ManagePartners, ManageNode, ReadAudit]
-                .into_iter()
-                .filter(|o| permits(r, *o))
-                .collect::<Vec<_>>()
+            [
+                Browse,
+                Import,
+                Release,
+                ManagePartners,
+                ManageNode,
+                ReadAudit,
+            ]
+            .into_iter()
+            .filter(|o| permits(r, *o))
+            .collect::<Vec<_>>()
         };
         assert_eq!(may(Role::Analyst), [Browse, Import]);
         assert_eq!(may(Role::Releaser), [Browse, Release]);
         assert_eq!(may(Role::Operator), [Browse, ManagePartners, ManageNode]);
-        assert_eq!(may(Role::Auditor), [ReadAudit], "the audit log and nothing else");
+        assert_eq!(
+            may(Role::Auditor),
+            [ReadAudit],
+            "the audit log and nothing else"
+        );
     }
 
     #[test]
@@ -225,15 +236,7 @@ mod tests {
         );
         assert!(authorize(&Actor::AdminToken, Operation::ReadAudit).is_ok());
         assert!(authorize(&Actor::Operator, Operation::Release).is_ok());
-        assert!(
-            authorize(
-                &Actor::PartnerKey {
-                    key_id: "k".into()
-                },
-                Operation::Browse
-            )
-            .is_err()
-        );
+        assert!(authorize(&Actor::PartnerKey { key_id: "k".into() }, Operation::Browse).is_err());
         assert_eq!(alice.audit_name(), "user:alice");
         assert_eq!(Actor::AdminToken.audit_name(), "admin-token");
         assert_eq!("auditor".parse::<Role>(), Ok(Role::Auditor));

@@ -433,10 +433,11 @@ impl FromRequestParts<Web> for Viewer {
             let op = users::operation_of(&parts.method, &route);
             if !s.may(op) {
                 let role = s.user.as_ref().map(|(_, r)| r.as_str()).unwrap_or_default();
-                return Err(
-                    WebError::new(StatusCode::FORBIDDEN, tr.t1("error-role", "role", role))
-                        .into_response(),
-                );
+                return Err(WebError::new(
+                    StatusCode::FORBIDDEN,
+                    tr.t1("error-role", "role", role),
+                )
+                .into_response());
             }
         }
         match current.session {
@@ -748,10 +749,7 @@ async fn login_user(
     use concord_server::auth::users::LoginError;
     let auth = web.app.authenticator();
     let name = form.user.trim();
-    let logged = match auth
-        .authenticate_password(name, &form.token, source)
-        .await
-    {
+    let logged = match auth.authenticate_password(name, &form.token, source).await {
         Ok(Some(l)) => l,
         Ok(None) => return Ok(None),
         Err(LoginError::Auth(e)) => return Err(refused_login(tr, &e)),
@@ -799,9 +797,7 @@ async fn login(
         {
             Ok(None) => None,
             Ok(Some(Principal::Admin)) => Some(concord_store::SessionSubject::Admin),
-            Ok(Some(Principal::Partner(_))) => {
-                key_id.map(concord_store::SessionSubject::Partner)
-            }
+            Ok(Some(Principal::Partner(_))) => key_id.map(concord_store::SessionSubject::Partner),
             Err(e) => return Ok(refused_login(tr, &e)),
         }
     } else {

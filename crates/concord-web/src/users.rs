@@ -29,7 +29,10 @@ mod tests {
 
     #[test]
     fn routes_map_to_operations() {
-        assert_eq!(operation_of(&Method::GET, "/ui/operator/audit"), Operation::ReadAudit);
+        assert_eq!(
+            operation_of(&Method::GET, "/ui/operator/audit"),
+            Operation::ReadAudit
+        );
         assert_eq!(
             operation_of(&Method::GET, "/ui/operator/partners"),
             Operation::ManagePartners
@@ -40,7 +43,13 @@ mod tests {
             operation_of(&Method::POST, "/ui/incidents/{id}/respond"),
             Operation::Import
         );
-        assert_eq!(operation_of(&Method::GET, "/ui/c/{collection}"), Operation::Browse);
-        assert_eq!(operation_of(&Method::POST, "/ui/pattern"), Operation::Browse);
+        assert_eq!(
+            operation_of(&Method::GET, "/ui/c/{collection}"),
+            Operation::Browse
+        );
+        assert_eq!(
+            operation_of(&Method::POST, "/ui/pattern"),
+            Operation::Browse
+        );
     }
 }

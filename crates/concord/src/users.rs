@@ -130,8 +130,7 @@ pub fn run(command: UserCommand) -> Result<bool> {
         } => {
             let config = Config::load(&data.data_dir)?;
             let store = crate::open_store(&data)?;
-            let issued =
-                ops::reset_user(store.as_ref(), &name, totp, &config.users.totp_roles()?)?;
+            let issued = ops::reset_user(store.as_ref(), &name, totp, &config.users.totp_roles()?)?;
             show(&issued, &config.title, json, "reset");
             Ok(true)
         }
@@ -140,9 +139,10 @@ pub fn run(command: UserCommand) -> Result<bool> {
 
 /// Prints new credentials, once.
 fn show(issued: &ops::Issued, issuer: &str, json: bool, what: &str) {
-    let uri = issued.totp_secret.as_deref().and_then(|k| {
-        concord_server::auth::users::otpauth_uri(issuer, &issued.name, k)
-    });
+    let uri = issued
+        .totp_secret
+        .as_deref()
+        .and_then(|k| concord_server::auth::users::otpauth_uri(issuer, &issued.name, k));
     if json {
         let doc = serde_json::json!({
             "name": issued.name,
@@ -192,9 +192,10 @@ pub fn operation_of(path: &[&str], for_partner: bool) -> Operation {
     match path {
         ["audit", ..] => Operation::ReadAudit,
         ["partner" | "peer" | "webhook" | "sync", ..] => Operation::ManagePartners,
-        ["user" | "node" | "init" | "quickstart" | "serve" | "migrate" | "migrate-store", ..] => {
-            Operation::ManageNode
-        }
+        [
+            "user" | "node" | "init" | "quickstart" | "serve" | "migrate" | "migrate-store",
+            ..,
+        ] => Operation::ManageNode,
         ["collection", "create"] => Operation::ManageNode,
         ["collection", "share"] => Operation::Release,
         ["export", ..] if for_partner => Operation::Release,
@@ -221,13 +222,13 @@ pub fn authorize_cli(matches: &ArgMatches, act_as: Option<&str>) -> Result<()> {
         .flatten()
         .map(|dir| DataDirArg {
             data_dir: dir.clone(),
-            database_url: m.try_get_one::<String>("database_url").ok().flatten().cloned(),
+            database_url: m
+                .try_get_one::<String>("database_url")
+                .ok()
+                .flatten()
+                .cloned(),
         });
-    let for_partner = m
-        .try_get_one::<String>("partner")
-        .ok()
-        .flatten()
-        .is_some();
+    let for_partner = m.try_get_one::<String>("partner").ok().flatten().is_some();
     let Some(data) = data else {
         if let Some(name) = act_as {
             bail!(
@@ -273,16 +274,37 @@ mod tests {
 
     #[test]
     fn commands_map_to_operations() {
-        assert_eq!(operation_of(&["audit", "show"], false), Operation::ReadAudit);
-        assert_eq!(operation_of(&["partner", "add"], false), Operation::ManagePartners);
+        assert_eq!(
+            operation_of(&["audit", "show"], false),
+            Operation::ReadAudit
+        );
+        assert_eq!(
+            operation_of(&["partner", "add"], false),
+            Operation::ManagePartners
+        );
         assert_eq!(operation_of(&["user", "add"], false), Operation::ManageNode);
-        assert_eq!(operation_of(&["collection", "share"], false), Operation::Release);
-        assert_eq!(operation_of(&["collection", "list"], false), Operation::Browse);
+        assert_eq!(
+            operation_of(&["collection", "share"], false),
+            Operation::Release
+        );
+        assert_eq!(
+            operation_of(&["collection", "list"], false),
+            Operation::Browse
+        );
         assert_eq!(operation_of(&["export"], true), Operation::Release);
         assert_eq!(operation_of(&["export"], false), Operation::Browse);
         assert_eq!(operation_of(&["import"], false), Operation::Import);
-        assert_eq!(operation_of(&["incident", "grant"], false), Operation::Release);
-        assert_eq!(operation_of(&["incident", "open"], false), Operation::Import);
-        assert_eq!(operation_of(&["policy", "explain"], false), Operation::Browse);
+        assert_eq!(
+            operation_of(&["incident", "grant"], false),
+            Operation::Release
+        );
+        assert_eq!(
+            operation_of(&["incident", "open"], false),
+            Operation::Import
+        );
+        assert_eq!(
+            operation_of(&["policy", "explain"], false),
+            Operation::Browse
+        );
     }
 }

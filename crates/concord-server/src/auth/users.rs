@@ -364,11 +364,7 @@ impl Authenticator {
         let now = totp_step(unix_secs);
         let mut matched = None;
         for step in [now.saturating_sub(1), now, now + 1] {
-            let want = format!(
-                "{:0width$}",
-                hotp(&key, step),
-                width = TOTP_DIGITS as usize
-            );
+            let want = format!("{:0width$}", hotp(&key, step), width = TOTP_DIGITS as usize);
             // Every step is compared (no early exit), in constant time.
             if bool::from(want.as_bytes().ct_eq(code.as_bytes())) {
                 matched = Some(step);
@@ -421,9 +417,14 @@ mod tests {
         let b = new_credentials().unwrap();
         assert_ne!(a.password, b.password);
         assert_eq!(a.password.len(), 24);
-        assert!(a.token.starts_with(&format!("{USER_TOKEN_PREFIX}{}_", a.token_id)));
+        assert!(
+            a.token
+                .starts_with(&format!("{USER_TOKEN_PREFIX}{}_", a.token_id))
+        );
         assert!(a.password_hash.starts_with("$argon2id$"));
         let uri = otpauth_uri("Concord node", "alice", &hex(b"12345678901234567890")).unwrap();
-        assert!(uri.starts_with("otpauth://totp/Concord%20node:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"));
+        assert!(uri.starts_with(
+            "otpauth://totp/Concord%20node:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"
+        ));
     }
 }

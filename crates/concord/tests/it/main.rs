@@ -21,6 +21,7 @@ mod ops;
 mod package;
 mod partners;
 mod pattern;
+mod people;
 mod postgres;
 mod revoke;
 mod sync;
