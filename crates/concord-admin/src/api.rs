@@ -528,6 +528,24 @@ async fn user_gate(
     res
 }
 
+/// Who acts in a request of the API (issue 20): the named user of a login token (put in the
+/// request's extensions by the gate), else the admin token. Its audit entries name it.
+pub(crate) struct Acting(pub(crate) concord_server::roles::Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Acting {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Acting, Self::Rejection> {
+        Ok(Acting(
+            parts
+                .extensions
+                .get::<concord_server::roles::Actor>()
+                .cloned()
+                .unwrap_or(concord_server::roles::Actor::AdminToken),
+        ))
+    }
+}
+
 /// Logs a change made through the API (target `concord::admin`).
 fn changed(what: &str, name: &str) {
     tracing::info!(target: "concord::admin", action = what, name, "admin API change");

@@ -1164,6 +1164,7 @@ fn expand(
                     direction: e.direction.clone(),
                     door: e.door.clone(),
                     partner: e.partner.clone(),
+                    person: e.person.clone(),
                     collection: e.collection.clone(),
                     object_id,
                     modified,

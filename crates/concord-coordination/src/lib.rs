@@ -156,6 +156,9 @@ pub struct Node<'a> {
     /// Its jurisdiction (ISO 3166-1 alpha-2, the `jurisdiction` setting), if recorded: it
     /// names its identity when first made.
     pub jurisdiction: Option<&'a str>,
+    /// Who acts (issue 20), as the audit entries name it: `user:NAME`, `admin-token`,
+    /// `operator`; `None`: no one named.
+    pub person: Option<&'a str>,
 }
 
 /// This node's identity object, created on first use (`identity_class` organization, named
@@ -336,6 +339,7 @@ fn write(
     let d = Door {
         door,
         partner: OPERATOR,
+        person: node.person,
         collection: &collection.id,
         policy_version: BASE_POLICY_VERSION,
     };

@@ -242,6 +242,7 @@ fn synthetic(store: &dyn Store, pages: usize, vids: i64, label: &str) {
         direction: "egress".into(),
         door: "taxii-objects".into(),
         partner: format!("partner-{}", p % 1000),
+        person: None,
         collection: coll.id.clone(),
         object_id: String::new(),
         modified: String::new(),

@@ -109,6 +109,7 @@ fn per_object_path(
                 direction: "egress".into(),
                 door: "bench".into(),
                 partner: cx.partner.name.clone(),
+                person: None,
                 collection: collection.to_owned(),
                 object_id: e.id.clone(),
                 modified: e.version(),

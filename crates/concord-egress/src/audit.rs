@@ -21,6 +21,9 @@ pub struct Door<'a> {
     pub door: &'a str,
     /// Partner name, `admin` or `operator`.
     pub partner: &'a str,
+    /// Who acted: `user:NAME`, `admin-token`, `operator`, `key:KEY_ID`
+    /// (`concord_server::roles::Actor::audit_name`); `None` where no one acts.
+    pub person: Option<&'a str>,
     /// Collection id.
     pub collection: &'a str,
     /// Version of the policy applied.
@@ -44,6 +47,7 @@ impl Door<'_> {
             direction: direction.to_owned(),
             door: self.door.to_owned(),
             partner: self.partner.to_owned(),
+            person: self.person.map(str::to_owned),
             collection: self.collection.to_owned(),
             object_id: id.to_owned(),
             modified: version,

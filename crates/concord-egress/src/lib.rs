@@ -284,6 +284,8 @@ pub struct Egress {
     /// Set when the node is stopping: a long scan gives up at its next store step, so that
     /// `serve` stops within its grace (issue 16, item 6).
     cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Who acts through this door (issue 20): recorded as the audit entries' `person`.
+    person: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Egress {
@@ -347,6 +349,7 @@ impl Egress {
             cursor_key,
             fate_cache: Arc::new(FateCache::default()),
             cancel: None,
+            person: None,
         }
     }
 
@@ -355,6 +358,19 @@ impl Egress {
     pub fn with_cancel(mut self, cancel: Arc<std::sync::atomic::AtomicBool>) -> Egress {
         self.cancel = Some(cancel);
         self
+    }
+
+    /// The same door, its audit entries naming `person` as who acted (issue 20):
+    /// `user:NAME`, `admin-token`, `operator`, `key:KEY_ID`. A clone is cheap (shared
+    /// store, policy and caches), so a door per request is the way to name its actor.
+    pub fn acting_as(mut self, person: impl Into<String>) -> Egress {
+        self.person = Some(Arc::from(person.into()));
+        self
+    }
+
+    /// Who acts through this door ([`Egress::acting_as`]); `None`: no one named.
+    pub fn person(&self) -> Option<&str> {
+        self.person.as_deref()
     }
 
     /// The node's compiled policy.
@@ -616,6 +632,7 @@ impl Egress {
         let d = Door {
             door,
             partner: name,
+            person: self.person.as_deref(),
             collection: collection_id,
             policy_version: BASE_POLICY_VERSION,
         };
@@ -713,6 +730,7 @@ impl Egress {
         let d = Door {
             door,
             partner: &partner.name,
+            person: self.person.as_deref(),
             collection: collection_id,
             policy_version: &self.policy.version,
         };
@@ -944,6 +962,7 @@ impl Egress {
         let d = Door {
             door,
             partner: &partner.name,
+            person: self.person.as_deref(),
             collection: collection_id,
             policy_version: &self.policy.version,
         };

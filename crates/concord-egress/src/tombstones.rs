@@ -83,6 +83,7 @@ impl Egress {
         let door = Door {
             door: "taxii-tombstones",
             partner: audience.name(),
+            person: self.person(),
             collection: collection_id,
             policy_version: &self.policy().version,
         };

@@ -17,12 +17,32 @@ pub fn principal_name(principal: &Principal) -> String {
     }
 }
 
-/// The door of an ingress (`import`, `web-import`, `taxii-post`) by `who` into a collection:
-/// ingress is recorded under the base policy version (no egress policy applies).
-pub fn ingress_door<'a>(door: &'a str, who: &'a str, collection_id: &'a str) -> Door<'a> {
+/// Who acted, as the audit entry's `person` names it (issue 20): `admin-token` for the admin
+/// token, `key:KEY_ID` for a partner's API key. (A named user's requests are named by its
+/// [`crate::roles::Actor::audit_name`], `user:NAME`.)
+pub fn person_of(principal: &Principal) -> String {
+    match principal {
+        Principal::Admin => crate::roles::Actor::AdminToken.audit_name(),
+        Principal::Partner(p) => crate::roles::Actor::PartnerKey {
+            key_id: p.key_id.clone(),
+        }
+        .audit_name(),
+    }
+}
+
+/// The door of an ingress (`import`, `web-import`, `taxii-post`) by `who` (acting: `person`)
+/// into a collection: ingress is recorded under the base policy version (no egress policy
+/// applies).
+pub fn ingress_door<'a>(
+    door: &'a str,
+    who: &'a str,
+    person: Option<&'a str>,
+    collection_id: &'a str,
+) -> Door<'a> {
     Door {
         door,
         partner: who,
+        person,
         collection: collection_id,
         policy_version: BASE_POLICY_VERSION,
     }
@@ -46,7 +66,8 @@ pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecor
 }
 
 /// Imports one STIX bundle (`input`) into `collection_id` through the one ingest, with one
-/// ingress audit record per accepted object version at `door`, by `who`, appended in chunks
+/// ingress audit record per accepted object version at `door`, by `who` (`person` acting),
+/// appended in chunks
 /// inside the import's own transaction (bounded memory; durable with the objects or not at
 /// all). What `concord import` and the web UI's import both do; `progress` gets the count of
 /// objects read; objects over `max_object_size` bytes fail the import. Errors: as [`ingest`]
@@ -56,11 +77,12 @@ pub fn import_bundle(
     collection_id: &str,
     door: &str,
     who: &str,
+    person: Option<&str>,
     input: impl std::io::Read,
     max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
-    let door = ingress_door(door, who, collection_id);
+    let door = ingress_door(door, who, person, collection_id);
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
     ingest(
         store,
@@ -79,11 +101,12 @@ pub fn import_bundle_creating(
     collection: &concord_store::Collection,
     door: &str,
     who: &str,
+    person: Option<&str>,
     input: impl std::io::Read,
     max_object_size: u64,
     progress: impl FnMut(usize),
 ) -> Result<IngestReport, IngestError> {
-    let door = ingress_door(door, who, &collection.id);
+    let door = ingress_door(door, who, person, &collection.id);
     let make = |accepted: &[Accepted]| ingress_records(&door, accepted);
     ingest_creating(
         store,

@@ -166,7 +166,7 @@ pub(crate) async fn feed(
         )));
     };
     let audience = audience_of(&principal);
-    let egress = state.egress.clone();
+    let egress = state.egress_for(&principal);
     let policy = egress.policy().version.clone();
     let key = edition_key(&audience, &c.id, format);
     let store = state.store.clone();

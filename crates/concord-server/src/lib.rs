@@ -241,6 +241,12 @@ impl AppState {
         self.egress.clone()
     }
 
+    /// The egress door for a request of `principal`: its audit entries name who acted
+    /// ([`audit::person_of`]: the admin token, or the partner's key).
+    pub fn egress_for(&self, principal: &Principal) -> Egress {
+        self.egress.clone().acting_as(audit::person_of(principal))
+    }
+
     /// The node's store.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
@@ -1076,7 +1082,7 @@ async fn door_page(
     mut query: PageQuery,
 ) -> Handler<Transfer> {
     query.max_bytes = state.config.limits.page_max_bytes;
-    let egress = state.egress.clone();
+    let egress = state.egress_for(&principal);
     let audience = audience_of(principal);
     blocking(move || Ok(egress.page(&audience, door, &query)?)).await
 }
@@ -1298,7 +1304,7 @@ async fn delete_object(
         Access::Write,
     )
     .await?;
-    let egress = state.egress.clone();
+    let egress = state.egress_for(&principal);
     let audience = audience_of(&principal);
     let id = object_id.clone();
     let deleted = blocking(move || {
@@ -1362,9 +1368,11 @@ async fn delete_object(
         }
         let mut n = 0;
         let mut records = Vec::new();
+        let person = audit::person_of(&principal);
         let door = concord_egress::Door {
             door: "taxii-delete",
             partner: audience.name(),
+            person: Some(&person),
             collection: &c.id,
             policy_version: concord_egress::BASE_POLICY_VERSION,
         };
@@ -1428,7 +1436,7 @@ async fn tombstones(
         .find(|(k, _)| k == "next")
         .map(|(_, v)| v.clone());
     let audience = audience_of(&principal);
-    let egress = state.egress.clone();
+    let egress = state.egress_for(&principal);
     let page = blocking(move || Ok(egress.tombstones(&audience, &c.id, next.as_deref())?)).await?;
     let list: Vec<serde_json::Value> = page
         .tombstones
@@ -1495,7 +1503,8 @@ async fn add_objects(
     let request_timestamp = Timestamp::now_micros().to_string();
     let store = state.store.clone();
     let who = audit::principal_name(&principal);
-    let egress = state.egress.clone();
+    let person = audit::person_of(&principal);
+    let egress = state.egress_for(&principal);
     // `None`: the operator, who sees everything; `Some(None)`: a partner that may only
     // write, which receives nothing of the collection.
     let writer = match &principal {
@@ -1512,7 +1521,7 @@ async fn add_objects(
         .as_deref()
         .map(concord_store::partner_provenance);
     let report = blocking(move || {
-        let door = audit::ingress_door("taxii-post", &who, &c.id);
+        let door = audit::ingress_door("taxii-post", &who, Some(&person), &c.id);
         // A partner's write is answered as if the versions it does not receive did not
         // exist (issue 15, the conflict oracle): a version under the `(id, modified)` of one
         // withheld from it, or with another `created`, is added beside it, as a new one
@@ -1940,6 +1949,7 @@ fn record_match_hits(
         let door = concord_egress::Door {
             door: "api-match-hits",
             partner: &partner,
+            person: egress.person(),
             collection: &run[0].1.collection,
             policy_version,
         };
@@ -2014,7 +2024,7 @@ async fn api_match(
         ));
     }
     let store = state.store.clone();
-    let egress = state.egress.clone();
+    let egress = state.egress_for(&principal);
     let sets = state.match_sets.clone();
     let work = move || -> Result<Response, ApiError> {
         let internal =

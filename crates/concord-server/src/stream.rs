@@ -291,7 +291,7 @@ pub(crate) async fn stream(
         max_bytes: limits.page_max_bytes,
     };
     let audience = audience_of(&principal);
-    let egress = state.egress.clone();
+    let egress = state.egress_for(&principal);
     // The collection's version before the first batch: a write after it is seen by the
     // next check, so none is missed between the first batch and the loop.
     let store = state.store.clone();

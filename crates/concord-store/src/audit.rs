@@ -51,6 +51,11 @@ pub struct AuditRecord {
     pub door: String,
     /// The partner's name, or `admin` (TAXII with the admin token) or `operator` (the CLI).
     pub partner: String,
+    /// The person, token or key that acted (issue 20): `user:NAME`, `admin-token`,
+    /// `operator` (the CLI without a named user), `key:KEY_ID` (a partner's API key);
+    /// `None` where no one acts (a scheduled sync round, a webhook delivery).
+    #[serde(default)]
+    pub person: Option<String>,
     /// Collection id.
     pub collection: String,
     /// Object id.
@@ -385,7 +390,8 @@ pub struct TransferEntry {
     pub door: String,
     /// The partner's name, `admin`, `operator` or `peer:NAME`.
     pub partner: String,
-    /// The person acting for the partner; `None` until people exist.
+    /// The person, token or key that acted ([`AuditRecord::person`]); `None` in entries
+    /// appended before people existed, and where no one acts.
     pub person: Option<String>,
     /// Collection id.
     pub collection: String,
@@ -581,6 +587,7 @@ pub(crate) fn group_records(records: &[AuditRecord], digest: Option<Hash>) -> Ve
         a.direction == b.direction
             && a.door == b.door
             && a.partner == b.partner
+            && a.person == b.person
             && a.collection == b.collection
             && a.policy_version == b.policy_version
     };
@@ -606,7 +613,7 @@ pub(crate) fn group_records(records: &[AuditRecord], digest: Option<Hash>) -> Ve
                     direction: r.direction.clone(),
                     door: r.door.clone(),
                     partner: r.partner.clone(),
-                    person: None,
+                    person: r.person.clone(),
                     collection: r.collection.clone(),
                     policy_version: r.policy_version.clone(),
                     count: 0,
@@ -1741,6 +1748,7 @@ mod tests {
             direction: "egress".into(),
             door: "taxii-objects".into(),
             partner: "acme".into(),
+            person: None,
             collection: "c1".into(),
             object_id: format!("indicator--{i}"),
             modified: "2024-01-01T00:00:00.000Z".into(),

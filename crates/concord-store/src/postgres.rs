@@ -2303,6 +2303,7 @@ impl Store for PostgresStore {
                         direction: r.get(2),
                         door: r.get(3),
                         partner: r.get(4),
+                        person: None,
                         collection: r.get(5),
                         object_id: r.get(6),
                         modified: r.get(7),

@@ -1857,7 +1857,7 @@ pub enum Destination<'a> {
 }
 
 /// Limits of one import.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ImportLimits {
     /// Largest object, in bytes as written (`max_object_size`).
     pub max_object_size: u64,
@@ -1865,6 +1865,8 @@ pub struct ImportLimits {
     /// manifest says more is refused before it is read, and no file is read past what its
     /// manifest says.
     pub max_unpacked: u64,
+    /// Who imports (issue 20), as the audit entries name it (`user:NAME`, `operator`).
+    pub person: Option<String>,
 }
 
 /// Ingests a verified package (after [`verify_package`] and [`check_chain`]): every file
@@ -1907,6 +1909,7 @@ pub fn import_package(
     let door = Door {
         door: DOOR_IMPORT,
         partner: &who,
+        person: limits.person.as_deref(),
         collection: &collection_id,
         policy_version: concord_egress::BASE_POLICY_VERSION,
     };

@@ -261,7 +261,16 @@ fn run(
         if m.pull {
             // Deletions first: a version deleted at the peer and added there again since
             // comes back with this round's pull instead of being deleted after it.
-            deletions(store, &client, peer, m, remote, lease, &mut report)?;
+            deletions(
+                store,
+                cx.egress.person(),
+                &client,
+                peer,
+                m,
+                remote,
+                lease,
+                &mut report,
+            )?;
             pull(
                 store,
                 cx.egress,
@@ -423,6 +432,7 @@ fn pull(
     let door = Door {
         door: "sync-pull",
         partner: &who,
+        person: egress.person(),
         collection: &m.local,
         policy_version: BASE_POLICY_VERSION,
     };
@@ -556,8 +566,10 @@ fn pull(
 /// nothing. An SCO, which has no `modified` and is named by its `date_added` at the peer
 /// (not its version here, [`names_date_added`]), is matched by id: the tombstone deletes
 /// its copies here without a version of their own that came from the peer.
+#[allow(clippy::too_many_arguments)]
 fn deletions(
     store: &dyn Store,
+    person: Option<&str>,
     client: &Client,
     peer: &Peer,
     m: &Mapping,
@@ -571,6 +583,7 @@ fn deletions(
     let door = Door {
         door: "sync-tombstones",
         partner: &who,
+        person,
         collection: &m.local,
         policy_version: BASE_POLICY_VERSION,
     };
@@ -706,6 +719,7 @@ fn push_deletes(
     let door = Door {
         door: "sync-push-delete",
         partner: &partner.name,
+        person: cx.egress.person(),
         collection: &m.local,
         policy_version: &policy,
     };

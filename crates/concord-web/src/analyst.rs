@@ -123,7 +123,7 @@ impl Lens {
         Ok(Lens {
             principal: v.session.principal.clone(),
             collection_id: c.id.clone(),
-            egress: web.app.egress(),
+            egress: web.app.egress().acting_as(v.session.actor().audit_name()),
         })
     }
 
@@ -1231,10 +1231,19 @@ async fn import(
             let kind = crate::import::Kind::parse(&format).ok_or_else(|| {
                 format!("format {format:?}: expected auto, stix, misp or ioc-list")
             })?;
-            let who = vv.session.who();
-            let report =
-                crate::import::import(store.as_ref(), &target, &name, &bytes, kind, &who, limits)
-                    .map_err(|e| e.to_string())?;
+            let who = vv.session.audit_partner();
+            let person = vv.session.actor().audit_name();
+            let report = crate::import::import(
+                store.as_ref(),
+                &target,
+                &name,
+                &bytes,
+                kind,
+                &who,
+                Some(&person),
+                limits,
+            )
+            .map_err(|e| e.to_string())?;
             web2.catalogues.invalidate(&report.collection_id);
             Ok(report)
         })();

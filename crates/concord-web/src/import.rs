@@ -89,6 +89,7 @@ pub fn import(
     bytes: &[u8],
     kind: Kind,
     who: &str,
+    person: Option<&str>,
     limits: concord_ingest::Limits,
 ) -> Result<Report, String> {
     // A gzip upload is read decompressed, as `concord import` reads `.gz` files; each reader
@@ -212,6 +213,7 @@ pub fn import(
                 &c.id,
                 "web-import",
                 who,
+                person,
                 input(),
                 limits.max_object_size,
                 |_| {},
@@ -230,6 +232,7 @@ pub fn import(
                 &c,
                 "web-import",
                 who,
+                person,
                 input(),
                 limits.max_object_size,
                 |_| {},

@@ -58,6 +58,7 @@ impl From<DeskError> for WebError {
 fn with_node<T>(
     web: &Web,
     store: &dyn Store,
+    person: &str,
     f: impl FnOnce(&Node<'_>) -> Result<T, DeskError>,
 ) -> Result<T, DeskError> {
     let config = web.app.config();
@@ -67,6 +68,7 @@ fn with_node<T>(
         max_object_size: config.ingress.max_object_size,
         title: &config.title,
         jurisdiction: jurisdiction.as_deref(),
+        person: Some(person),
     };
     f(&node)
 }
@@ -252,6 +254,7 @@ async fn open(
         form.collection.clone(),
         form.affects.clone(),
     );
+    let person = v.session.actor().audit_name();
     let result = blocking(move || {
         let affects: Vec<String> = affects
             .split([',', ' '])
@@ -259,7 +262,7 @@ async fn open(
             .map(str::to_owned)
             .collect();
         let collection = optional(&collection).unwrap_or(concord_coordination::DEFAULT_COLLECTION);
-        Ok(with_node(&w, store.as_ref(), |node| {
+        Ok(with_node(&w, store.as_ref(), &person, |node| {
             concord_coordination::open(
                 node,
                 &concord_coordination::OpenInput {
@@ -514,9 +517,10 @@ async fn request(
     v.require_admin()?;
     let store = web.store();
     let (w, incident) = (web.clone(), id.clone());
+    let person = v.session.actor().audit_name();
     let result = blocking(move || {
         let deadline = deadline_utc(&form.deadline);
-        Ok(with_node(&w, store.as_ref(), |node| {
+        Ok(with_node(&w, store.as_ref(), &person, |node| {
             concord_coordination::request(
                 node,
                 &concord_coordination::RequestInput {
@@ -556,8 +560,9 @@ async fn respond(
     v.require_admin()?;
     let store = web.store();
     let w = web.clone();
+    let person = v.session.actor().audit_name();
     let result = blocking(move || {
-        Ok(with_node(&w, store.as_ref(), |node| {
+        Ok(with_node(&w, store.as_ref(), &person, |node| {
             concord_coordination::respond(
                 node,
                 form.task.trim(),

@@ -55,6 +55,16 @@ impl Session {
         }
     }
 
+    /// The audit log's `partner` of this session's transfers: `admin` for the operator's
+    /// view (the admin token and every named user, who is named as the entry's person),
+    /// else the partner's name.
+    pub fn audit_partner(&self) -> String {
+        match &self.principal {
+            Principal::Admin => "admin".to_owned(),
+            Principal::Partner(p) => p.profile.name.clone(),
+        }
+    }
+
     /// Whether this session reads as the operator (not a partner): every object as stored.
     pub fn is_admin(&self) -> bool {
         matches!(self.principal, Principal::Admin)

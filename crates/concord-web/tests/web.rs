@@ -1298,6 +1298,7 @@ fn the_dashboard_shows_what_is_new_and_a_partners_only_what_is_theirs() {
             direction: "egress".into(),
             door: "taxii-objects".into(),
             partner: partner.into(),
+            person: None,
             collection: intel.id.clone(),
             object_id: e.id.clone(),
             modified: e.version(),

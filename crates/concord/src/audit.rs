@@ -188,17 +188,18 @@ pub fn run(command: AuditCommand) -> Result<bool> {
             } else {
                 // One header line, then one tab-separated line per object version.
                 println!(
-                    "seq\ttime\tdirection\tdoor\tpartner\tobject_id\tversion\tdecision\tpolicy_version\ttransformations"
+                    "seq\ttime\tdirection\tdoor\tpartner\tperson\tobject_id\tversion\tdecision\tpolicy_version\ttransformations"
                 );
                 for r in &rows {
                     let o = &r.record;
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         r.seq,
                         Timestamp::from_unix_nanos(r.time_ns, 6),
                         o.direction,
                         o.door,
                         o.partner,
+                        o.person.as_deref().unwrap_or("-"),
                         o.object_id,
                         o.modified,
                         o.decision,

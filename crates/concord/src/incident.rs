@@ -156,11 +156,13 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
     let store = crate::open_store(&data)?;
     let config = Config::load(&crate::data_dir(&data).dir)?;
     let jurisdiction = store.setting(concord_server::policy::JURISDICTION_SETTING)?;
+    let person = crate::users::actor().audit_name();
     let node = Node {
         store: store.as_ref(),
         max_object_size: config.max_object_size,
         title: &config.title,
         jurisdiction: jurisdiction.as_deref(),
+        person: Some(&person),
     };
     let now = Timestamp::now_micros();
     let result = match command {

@@ -92,7 +92,8 @@ pub fn run_match(args: MatchArgs) -> Result<bool> {
             None,
             Default::default(),
         )),
-    );
+    )
+    .acting_as(crate::users::actor().audit_name());
     let set = concord_server::matching::indicator_set(
         &egress,
         &args.collections,

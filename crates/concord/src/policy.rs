@@ -114,7 +114,8 @@ fn explain_object(
     let store = crate::open_store(data)?;
     let policy = load(data, store.as_ref())?;
     let version = policy.version.clone();
-    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy));
+    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy))
+        .acting_as(crate::users::actor().audit_name());
     let e = concord_admin::ops::explain(
         store.as_ref(),
         &egress,

@@ -224,7 +224,8 @@ pub fn sync_once(
     };
     let store = crate::open_store(data)?;
     let policy = crate::policy::load(data, store.as_ref())?;
-    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy));
+    let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy))
+        .acting_as(crate::users::actor().audit_name());
     let cx = PolicyContext { egress: &egress };
     let peers = match only {
         Some(name) => vec![concord_sync::load_peer(store.as_ref(), name)?],
@@ -298,7 +299,8 @@ pub fn spawn_scheduler(
     std::thread::Builder::new()
         .name("concord-sync".into())
         .spawn(move || {
-            let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy));
+            let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy))
+        .acting_as(crate::users::actor().audit_name());
             let cx = PolicyContext { egress: &egress };
             let mut due: std::collections::HashMap<String, Instant> = Default::default();
             loop {

@@ -166,12 +166,14 @@ fn import_at(
         indicatif::ProgressBar::hidden()
     };
     let progress = |n: usize| bar.set_position(n as u64);
+    let person = crate::users::actor().audit_name();
     let result = match &target.existing {
         Some(c) => concord_server::audit::import_bundle(
             store,
             &c.id,
             door,
             "operator",
+            Some(&person),
             input,
             limits().max_object_size,
             progress,
@@ -183,6 +185,7 @@ fn import_at(
                 c,
                 door,
                 "operator",
+                Some(&person),
                 input,
                 limits().max_object_size,
                 progress,
@@ -409,7 +412,8 @@ pub fn export_package(
         .into_iter()
         .find(|p| p.partner.as_deref() == Some(request.partner))
         .map(|p| p.name);
-    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy));
+    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy))
+        .acting_as(crate::users::actor().audit_name());
     let options = WriteOptions {
         since_last: request.since_last,
         compression: match request.compression {
@@ -478,7 +482,8 @@ fn export_door(
         // The operator receives objects as stored: no policy applies.
         None => concord_policy::actions::Policy::node_default(None, Default::default()),
     });
-    let egress = concord_egress::Egress::new(store.clone(), policy);
+    let egress = concord_egress::Egress::new(store.clone(), policy)
+        .acting_as(crate::users::actor().audit_name());
     Ok((c, audience, egress))
 }
 
@@ -626,6 +631,7 @@ pub fn import_packages(
                 ImportLimits {
                     max_object_size: l.max_object_size,
                     max_unpacked: l.max_unpacked,
+                    person: Some(crate::users::actor().audit_name()),
                 },
                 |_| {},
             )?;

@@ -212,7 +212,10 @@ pub fn spawn_deliverer(
     // This process's name in the leases (another serve process on the same database
     // skips a webhook this one delivers).
     let holder = Arc::new(format!("serve-{}", uuid::Uuid::new_v4()));
-    let egress = Arc::new(concord_egress::Egress::new(store.clone(), Arc::new(policy)));
+    let egress = Arc::new(
+        concord_egress::Egress::new(store.clone(), Arc::new(policy))
+            .acting_as(crate::users::actor().audit_name()),
+    );
     // `concurrency` workers take turns of webhooks from one queue; a webhook is queued
     // again only once its turn is over, so a slow receiver holds one worker and the others
     // go on (issue 21: one slow receiver delayed every other webhook).

@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Admin, ApiError, ApiResult, Body, Name, Params, changed};
+use super::{Acting, Admin, ApiError, ApiResult, Body, Name, Params, changed};
 
 /// The incident routes, added to the API's router.
 pub(super) fn routes(router: OpenApiRouter<Admin>) -> OpenApiRouter<Admin> {
@@ -54,15 +54,18 @@ impl From<DeskError> for ApiError {
 }
 
 /// Runs `f` off the async threads on the node as `concord incident` sees it: the store,
-/// `max_object_size`, `title` and the recorded jurisdiction, at the current time.
+/// `max_object_size`, `title` and the recorded jurisdiction, at the current time, by who
+/// acts in the request (its audit entries name it).
 async fn on_node<T: Send + 'static>(
     a: &Admin,
+    acting: &Acting,
     f: impl FnOnce(&Node<'_>, &Timestamp) -> Result<T, DeskError> + Send + 'static,
 ) -> ApiResult<T> {
     let store = a.store();
     let config = a.state.config();
     let title = config.title.clone();
     let max_object_size = config.ingress.max_object_size;
+    let person = acting.0.audit_name();
     tokio::task::spawn_blocking(move || {
         let jurisdiction = store.setting(concord_server::policy::JURISDICTION_SETTING)?;
         let node = Node {
@@ -70,6 +73,7 @@ async fn on_node<T: Send + 'static>(
             max_object_size,
             title: &title,
             jurisdiction: jurisdiction.as_deref(),
+            person: Some(&person),
         };
         f(&node, &Timestamp::now_micros())
     })
@@ -521,9 +525,13 @@ struct ListParams {
     ))]
 async fn list_incidents(
     State(a): State<Admin>,
+    acting: Acting,
     Params(q): Params<ListParams>,
 ) -> ApiResult<Json<IncidentList>> {
-    let all = on_node(&a, |node, now| concord_coordination::board(node.store, now)).await?;
+    let all = on_node(&a, &acting, |node, now| {
+        concord_coordination::board(node.store, now)
+    })
+    .await?;
     let want = q.status.map(|s| match s {
         IncidentStatus::Open => "open",
         IncidentStatus::Closed => "closed",
@@ -552,9 +560,10 @@ async fn list_incidents(
     ))]
 async fn open_incident(
     State(a): State<Admin>,
+    acting: Acting,
     Body(new): Body<OpenIncident>,
 ) -> ApiResult<(StatusCode, Json<Opened>)> {
-    let o = on_node(&a, move |node, now| {
+    let o = on_node(&a, &acting, move |node, now| {
         let severity = new.severity.as_ref().map(Level::text);
         let affects: Vec<String> = new.affects.into_iter().map(|c| c.0).collect();
         concord_coordination::open(
@@ -591,8 +600,12 @@ async fn open_incident(
         (status = 200, description = "The incident", body = IncidentDoc),
         (status = 404, description = "No such incident", body = ApiError),
     ))]
-async fn show_incident(State(a): State<Admin>, Name(id): Name) -> ApiResult<Json<IncidentDoc>> {
-    let t = on_node(&a, move |node, now| {
+async fn show_incident(
+    State(a): State<Admin>,
+    acting: Acting,
+    Name(id): Name,
+) -> ApiResult<Json<IncidentDoc>> {
+    let t = on_node(&a, &acting, move |node, now| {
         concord_coordination::show(node.store, &id, now)
     })
     .await?;
@@ -615,10 +628,11 @@ async fn show_incident(State(a): State<Admin>, Name(id): Name) -> ApiResult<Json
     ))]
 async fn request_assistance(
     State(a): State<Admin>,
+    acting: Acting,
     Name(id): Name,
     Body(req): Body<RequestAssistance>,
 ) -> ApiResult<(StatusCode, Json<Requested>)> {
-    let r = on_node(&a, move |node, now| {
+    let r = on_node(&a, &acting, move |node, now| {
         let priority = req.priority.as_ref().map(Level::text);
         concord_coordination::request(
             node,
@@ -661,6 +675,7 @@ async fn request_assistance(
     ))]
 async fn answer_request(
     State(a): State<Admin>,
+    acting: Acting,
     Name(id): Name,
     Body(answer): Body<AnswerRequest>,
 ) -> ApiResult<Json<Answered>> {
@@ -670,7 +685,7 @@ async fn answer_request(
         AnswerStatusName::Declined => "declined",
         AnswerStatusName::Done => "done",
     };
-    let r = on_node(&a, move |node, now| {
+    let r = on_node(&a, &acting, move |node, now| {
         concord_coordination::respond(node, &id, status, answer.note.as_deref(), now)
     })
     .await?;
@@ -697,11 +712,12 @@ async fn answer_request(
     ))]
 async fn close_incident(
     State(a): State<Admin>,
+    acting: Acting,
     Name(id): Name,
     Body(close): Body<CloseIncident>,
 ) -> ApiResult<Json<Closed>> {
     let (i, outcome) = (id.clone(), close.outcome.clone());
-    on_node(&a, move |node, now| {
+    on_node(&a, &acting, move |node, now| {
         concord_coordination::close(node, &i, outcome.as_deref(), now)
     })
     .await?;
@@ -729,11 +745,12 @@ async fn close_incident(
     ))]
 async fn grant(
     State(a): State<Admin>,
+    acting: Acting,
     Name(id): Name,
     Body(g): Body<NewGrant>,
 ) -> ApiResult<Json<Granted>> {
     let (i, to) = (id.clone(), g.to.clone());
-    let categories = on_node(&a, move |node, _| {
+    let categories = on_node(&a, &acting, move |node, _| {
         concord_coordination::grant(node, &i, &to, &g.allow)
     })
     .await?;

@@ -357,3 +357,137 @@ fn two_serve_processes_on_one_postgres_share_a_session() {
         "ended everywhere"
     );
 }
+
+/// Every audit entry names who acted (issue 20, item 4): CLI actions (as a named user and as
+/// the operator), TAXII reads with the admin token and with a partner's key, the admin API
+/// with a user's login token, the web UI's pages and import of a user's session. `audit
+/// show` prints the person; no entry is without one.
+#[test]
+fn every_audit_entry_names_the_person() {
+    let node = Node::init();
+    let (_, ana_tok, _) = add_user(&node, "ana", "analyst", &[]);
+    // CLI: an import as the user ana, an export as the operator.
+    let stix = data("stix/attack/ics-attack-18.1.json.gz");
+    let (ok, err) = cli_as(
+        &node,
+        "ana",
+        &["import", "--collection", "ics", stix.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let out = run(concord()
+        .args(["export", "--collection", "ics", "-o"])
+        .arg(node.path().join("out.json"))
+        .arg("--data-dir")
+        .arg(node.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(concord()
+        .args([
+            "partner",
+            "add",
+            "bsi",
+            "--jurisdiction",
+            "de",
+            "--read",
+            "ics",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(node.path()));
+    assert!(out.status.success());
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_id = key.split('_').nth(1).unwrap().to_owned();
+    // A fresh password for ana, to log in to the web UI.
+    let out = run(concord()
+        .args(["user", "reset", "ana", "--json", "--data-dir"])
+        .arg(node.path()));
+    let reset: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ana_pw = reset["password"].as_str().unwrap().to_owned();
+    let ana_tok_new = reset["login_token"].as_str().unwrap().to_owned();
+    assert_ne!(ana_tok, ana_tok_new, "a reset gives a new token");
+
+    let server = node.serve();
+    let b = &server.base;
+    // TAXII: the admin token and the partner's key.
+    let r = server.get("/concord/collections/ics/objects/?limit=5");
+    assert_eq!(r.status, 200);
+    let r = server.request(
+        "GET",
+        "/concord/collections/ics/objects/?limit=5",
+        &[
+            ("Authorization", &format!("Bearer {key}")),
+            ("Accept", crate::support::TAXII),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The admin API with ana's login token: an incident opened (objects written, audited).
+    let body = r#"{"title":"port ransomware"}"#;
+    assert_eq!(api(b, &ana_tok_new, "POST", "/incidents", Some(body)), 201);
+    // The web UI: ana's session imports a file.
+    let cookie = user_login(b, "ana", &ana_pw);
+    let bundle = r#"{"type":"bundle","id":"bundle--6f2d1b9e-0000-4000-8000-000000000001","objects":[{"type":"indicator","spec_version":"2.1","id":"indicator--6f2d1b9e-0000-4000-8000-000000000002","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z"}]}"#;
+    let boundary = "XpeopleX";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\nics\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"format\"\r\n\r\nauto\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.json\"\r\n\
+         Content-Type: application/json\r\n\r\n{bundle}\r\n--{boundary}--\r\n"
+    );
+    let resp = agent()
+        .post(format!("{b}/ui/import"))
+        .header("Cookie", &cookie)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .send(form)
+        .unwrap();
+    assert!(
+        resp.status().as_u16() < 400,
+        "web import: {}",
+        resp.status()
+    );
+
+    let out = run(concord()
+        .args(["audit", "show", "--limit", "10000", "--json", "--data-dir"])
+        .arg(node.path()));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let pairs: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let person = r["person"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an entry without a person: {r}"));
+            (r["door"].as_str().unwrap().to_owned(), person.to_owned())
+        })
+        .collect();
+    for want in [
+        ("import", "user:ana"),
+        ("export", "operator"),
+        ("taxii-objects", "admin-token"),
+        ("taxii-objects", format!("key:{key_id}").as_str()),
+        ("incident-open", "user:ana"),
+        ("web-import", "user:ana"),
+    ] {
+        assert!(
+            pairs.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} not in {pairs:?}"
+        );
+    }
+    // `audit show` prints the person as a column.
+    let out = run(concord()
+        .args(["audit", "show", "--limit", "5", "--data-dir"])
+        .arg(node.path()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("seq\ttime\tdirection\tdoor\tpartner\tperson\t"),
+        "{text}"
+    );
+}
