@@ -65,6 +65,17 @@ impl Store for NoAudit {
         consume_invitation(
             id: &str, n: i64, by: &str, p: &Partner, s: &[(String, String)]
         ) -> Result<concord_store::Admission>;
+        users() -> Result<Vec<concord_store::User>>;
+        user(n: &str) -> Result<Option<concord_store::User>>;
+        user_by_token_id(t: &str) -> Result<Option<concord_store::User>>;
+        add_user(u: &concord_store::User) -> Result<bool>;
+        reset_user(n: &str, t: &str, p: &str, h: &str, k: Option<&str>) -> Result<bool>;
+        remove_user(n: &str) -> Result<bool>;
+        use_totp_step(n: &str, s: i64) -> Result<bool>;
+        start_session(w: &concord_store::WebSession, c: &concord_store::SessionClock) -> Result<()>;
+        touch_session(i: &str, c: &concord_store::SessionClock) -> Result<Option<concord_store::WebSession>>;
+        end_session(i: &str) -> Result<()>;
+        end_sessions_of(s: &concord_store::SessionSubject) -> Result<usize>;
         package_chain(d: PackageDirection, n: &str, p: &str) -> Result<Option<PackageLink>>;
         package_cursor(p: &str, c: &str) -> Result<Option<Cursor>>;
         advance_package_out(p: &str, c: &str, v: i64, l: &PackageLink, u: Option<&Cursor>) -> Result<bool>;

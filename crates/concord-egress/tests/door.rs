@@ -780,6 +780,7 @@ fn tombstones_name_only_what_the_audience_received_as_it_received_it() {
     let door = concord_egress::Door {
         door: "taxii-delete",
         partner: "admin",
+        person: None,
         collection: &n.collection,
         policy_version: concord_egress::BASE_POLICY_VERSION,
     };

@@ -72,6 +72,7 @@ pub fn ingress_records(door: &Door<'_>, accepted: &[Accepted]) -> Vec<AuditRecor
 /// all). What `concord import` and the web UI's import both do; `progress` gets the count of
 /// objects read; objects over `max_object_size` bytes fail the import. Errors: as [`ingest`]
 /// (nothing stored).
+#[allow(clippy::too_many_arguments)]
 pub fn import_bundle(
     store: &dyn concord_store::Store,
     collection_id: &str,
@@ -96,6 +97,7 @@ pub fn import_bundle(
 /// As [`import_bundle`], into a collection that does not exist yet: `collection` is created
 /// in the import's transaction, so a failed import leaves no empty collection behind.
 /// Errors: as [`import_bundle`]; the collection cannot be created (alias taken or invalid).
+#[allow(clippy::too_many_arguments)]
 pub fn import_bundle_creating(
     store: &dyn concord_store::Store,
     collection: &concord_store::Collection,

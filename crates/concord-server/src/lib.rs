@@ -1082,7 +1082,7 @@ async fn door_page(
     mut query: PageQuery,
 ) -> Handler<Transfer> {
     query.max_bytes = state.config.limits.page_max_bytes;
-    let egress = state.egress_for(&principal);
+    let egress = state.egress_for(principal);
     let audience = audience_of(principal);
     blocking(move || Ok(egress.page(&audience, door, &query)?)).await
 }

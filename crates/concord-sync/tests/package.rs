@@ -114,6 +114,7 @@ fn limits() -> ImportLimits {
     ImportLimits {
         max_object_size: 1 << 20,
         max_unpacked: 1 << 30,
+        person: None,
     }
 }
 

@@ -82,6 +82,7 @@ pub struct Report {
 /// (never whole in memory) and fails once it unpacks to more than `max_unpacked` bytes; each
 /// object over `max_object_size` fails the file. Errors: the file cannot be read or
 /// converted as `kind`, or crosses a limit (nothing stored), or the store.
+#[allow(clippy::too_many_arguments)]
 pub fn import(
     store: &dyn Store,
     collection: &str,

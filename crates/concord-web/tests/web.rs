@@ -673,6 +673,7 @@ fn a_gzip_bomb_stops_at_max_unpacked_and_stores_nothing() {
         &gz,
         kind,
         "t",
+        None,
         limits,
     )
     .unwrap_err();
@@ -706,6 +707,7 @@ fn a_single_oversized_object_in_a_gzip_upload_is_refused_by_index() {
         &gz,
         kind,
         "t",
+        None,
         concord_ingest::Limits::default(),
     )
     .unwrap_err();
