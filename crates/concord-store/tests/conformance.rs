@@ -2733,6 +2733,7 @@ mod postgres_only {
                 "0013_package_reservations",
                 "0014_audit_time",
                 "0015_invitations"
+                "0018_people"
             ]
         );
         check_migrated(&store);
