@@ -38,6 +38,18 @@ use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, Config, NoTls, Row, Statement};
 use sha2::Digest;
 
+use crate::audit::{
+    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
+    chain_after, chain_transfers, group_records, parse_transformations, pending_vids,
+};
+use crate::{
+    AddOutcome, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
+    PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
+    StoreOptions, WriteBatch, conflict_message, content_hash,
+};
+use crate::{Admission, InvitationRecord};
+use crate::{AuditQuery, AuditWindow, VersionName};
+use crate::{ForeignVersions, VersionParams, version_condition};
 use crate::{SessionClock, SessionSubject, User, WebSession};
 
 /// The columns [`user_row`] reads.
@@ -55,19 +67,6 @@ fn user_row(r: &Row) -> User {
         created_ns: r.get(6),
     }
 }
-
-use crate::audit::{
-    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
-    chain_after, chain_transfers, group_records, parse_transformations, pending_vids,
-};
-use crate::{
-    AddOutcome, Collection, Cursor, Entry, NewCollection, NewObject, ObjectFilter,
-    PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
-    StoreOptions, WriteBatch, conflict_message, content_hash,
-};
-use crate::{Admission, InvitationRecord};
-use crate::{AuditQuery, AuditWindow, VersionName};
-use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// Migrations, applied in order; `concord_schema_migrations` records which ran.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -130,6 +129,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0015_invitations",
         include_str!("../migrations/postgres/0015_invitations.sql"),
+    ),
+    (
         "0018_people",
         include_str!("../migrations/postgres/0018_people.sql"),
     ),
@@ -1782,6 +1783,70 @@ impl Store for PostgresStore {
                     &i.offer,
                 ],
             )?;
+            Ok(())
+        })
+    }
+
+    fn invitation(&self, id: &str) -> Result<Option<InvitationRecord>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query_opt(&format!("{INVITATION_COLUMNS} WHERE id = $1"), &[&id])?
+                .map(|r| invitation_row(&r)))
+        })
+    }
+
+    fn invitations(&self) -> Result<Vec<InvitationRecord>> {
+        self.with_conn(|c| {
+            Ok(c.client
+                .query(
+                    &format!("{INVITATION_COLUMNS} ORDER BY created_ns DESC, id"),
+                    &[],
+                )?
+                .iter()
+                .map(invitation_row)
+                .collect())
+        })
+    }
+
+    fn consume_invitation(
+        &self,
+        id: &str,
+        now_ns: i64,
+        used_by: &str,
+        partner: &Partner,
+        settings: &[(String, String)],
+    ) -> Result<Admission> {
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            // FOR UPDATE: a second join with the same invitation waits here for the first
+            // to commit, then reads the row as it left it (used).
+            let row = tx.query_opt(
+                "SELECT used_ns, expires_ns FROM invitations WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )?;
+            match row.map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, i64>(1))) {
+                None => return Ok(Admission::Unknown),
+                Some((Some(_), _)) => return Ok(Admission::Used),
+                Some((None, expires)) if expires <= now_ns => return Ok(Admission::Expired),
+                Some(_) => {}
+            }
+            let admitted = admit(&mut tx, partner, settings)?;
+            if admitted != Admission::Admitted {
+                return Ok(admitted);
+            }
+            if tx.execute(
+                "UPDATE invitations SET used_ns = $1, used_by = $2
+                 WHERE id = $3 AND used_ns IS NULL",
+                &[&now_ns, &used_by, &id],
+            )? != 1
+            {
+                return Ok(Admission::Used);
+            }
+            tx.commit()?;
+            Ok(Admission::Admitted)
+        })
+    }
+
     fn users(&self) -> Result<Vec<User>> {
         self.with_conn(|c| {
             Ok(c.query(
@@ -1962,63 +2027,6 @@ impl Store for PostgresStore {
         })
     }
 
-    fn invitation(&self, id: &str) -> Result<Option<InvitationRecord>> {
-        self.with_conn(|c| {
-            Ok(c.client
-                .query_opt(&format!("{INVITATION_COLUMNS} WHERE id = $1"), &[&id])?
-                .map(|r| invitation_row(&r)))
-        })
-    }
-
-    fn invitations(&self) -> Result<Vec<InvitationRecord>> {
-        self.with_conn(|c| {
-            Ok(c.client
-                .query(
-                    &format!("{INVITATION_COLUMNS} ORDER BY created_ns DESC, id"),
-                    &[],
-                )?
-                .iter()
-                .map(invitation_row)
-                .collect())
-        })
-    }
-
-    fn consume_invitation(
-        &self,
-        id: &str,
-        now_ns: i64,
-        used_by: &str,
-        partner: &Partner,
-        settings: &[(String, String)],
-    ) -> Result<Admission> {
-        self.with_conn(|c| {
-            let mut tx = c.client.transaction()?;
-            // FOR UPDATE: a second join with the same invitation waits here for the first
-            // to commit, then reads the row as it left it (used).
-            let row = tx.query_opt(
-                "SELECT used_ns, expires_ns FROM invitations WHERE id = $1 FOR UPDATE",
-                &[&id],
-            )?;
-            match row.map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, i64>(1))) {
-                None => return Ok(Admission::Unknown),
-                Some((Some(_), _)) => return Ok(Admission::Used),
-                Some((None, expires)) if expires <= now_ns => return Ok(Admission::Expired),
-                Some(_) => {}
-            }
-            let admitted = admit(&mut tx, partner, settings)?;
-            if admitted != Admission::Admitted {
-                return Ok(admitted);
-            }
-            if tx.execute(
-                "UPDATE invitations SET used_ns = $1, used_by = $2
-                 WHERE id = $3 AND used_ns IS NULL",
-                &[&now_ns, &used_by, &id],
-            )? != 1
-            {
-                return Ok(Admission::Used);
-            }
-            tx.commit()?;
-            Ok(Admission::Admitted)
     fn end_sessions_of(&self, subject: &SessionSubject) -> Result<usize> {
         let (kind, subject) = subject.columns();
         self.with_conn(|c| {

@@ -1200,6 +1200,8 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(Admission::Admitted)
+    }
+
     fn users(&self) -> Result<Vec<User>> {
         self.with_reader(|c| {
             let mut st =

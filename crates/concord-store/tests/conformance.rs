@@ -2732,7 +2732,7 @@ mod postgres_only {
                 "0012_audit_names",
                 "0013_package_reservations",
                 "0014_audit_time",
-                "0015_invitations"
+                "0015_invitations",
                 "0018_people"
             ]
         );
