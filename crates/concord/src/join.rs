@@ -255,7 +255,8 @@ pub fn join(args: JoinArgs) -> Result<bool> {
     let store = crate::open_store(&args.data)?;
     let (me, config) = node_self(&args.data, store.as_ref())?;
     let policy = crate::policy::load(&args.data, store.as_ref())?;
-    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy));
+    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy))
+        .acting_as(crate::users::actor().audit_name());
     let files = PeerFiles {
         within: Some(config.peer_files_dir(&args.data.data_dir)),
         refused: config.own_files(&args.data.data_dir),
@@ -298,7 +299,8 @@ pub fn join(args: JoinArgs) -> Result<bool> {
 pub fn preview(data: &DataDirArg, name: &str, json: bool) -> Result<bool> {
     let store = crate::open_store(data)?;
     let policy = crate::policy::load(data, store.as_ref())?;
-    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy));
+    let egress = concord_egress::Egress::new(store.clone(), Arc::new(policy))
+        .acting_as(crate::users::actor().audit_name());
     let flows = match join::preview(store.as_ref(), &egress, name) {
         Ok(f) => f,
         Err(e @ AdminError::NotFound(_)) => {

@@ -191,7 +191,10 @@ fn leaf(matches: &ArgMatches) -> (Vec<String>, &ArgMatches) {
 pub fn operation_of(path: &[&str], for_partner: bool) -> Operation {
     match path {
         ["audit", ..] => Operation::ReadAudit,
-        ["partner" | "peer" | "webhook" | "sync", ..] => Operation::ManagePartners,
+        [
+            "partner" | "peer" | "webhook" | "sync" | "invite" | "join",
+            ..,
+        ] => Operation::ManagePartners,
         [
             "user" | "node" | "init" | "quickstart" | "serve" | "migrate" | "migrate-store",
             ..,
@@ -283,6 +286,7 @@ mod tests {
             Operation::ManagePartners
         );
         assert_eq!(operation_of(&["user", "add"], false), Operation::ManageNode);
+        assert_eq!(operation_of(&["invite"], false), Operation::ManagePartners);
         assert_eq!(
             operation_of(&["collection", "share"], false),
             Operation::Release
