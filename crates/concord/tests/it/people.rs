@@ -259,14 +259,29 @@ fn user_logins_are_throttled_and_totp_is_required_per_role() {
 
     // Without the code, with a wrong one: the same refusal as a wrong password.
     assert_eq!(login(b, &format!("user=olga&token={pw}")).0, 401);
-    assert_eq!(
-        login(b, &format!("user=olga&token={pw}&totp=000000")).0,
-        401
-    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    // A code that none of the steps around now has (so it is wrong in every run).
+    let near: Vec<String> = [
+        now.saturating_sub(60),
+        now.saturating_sub(30),
+        now,
+        now + 30,
+        now + 60,
+    ]
+    .iter()
+    .map(|t| concord_server::auth::users::totp_now(&key, *t).unwrap())
+    .collect();
+    let wrong = ["000000", "111111", "222222", "333333", "444444", "555555"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .unwrap();
+    assert_eq!(
+        login(b, &format!("user=olga&token={pw}&totp={wrong}")).0,
+        401
+    );
     let code = concord_server::auth::users::totp_now(&key, now).unwrap();
     let (status, cookie, _) = login(b, &format!("user=olga&token={pw}&totp={code}"));
     assert_eq!(status, 303, "password and code");
