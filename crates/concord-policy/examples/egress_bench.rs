@@ -127,6 +127,8 @@ fn main() {
                 partner: &partner,
                 policy,
                 markings: &concord_policy::egress::Markings::default(),
+                door: "taxii-objects",
+                now_ns: 0,
             };
             // One round untimed: the phone-number metadata and the regexes compile on first
             // use, once per process, as in a server.

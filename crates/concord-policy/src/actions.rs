@@ -160,6 +160,13 @@ pub struct PolicyConfig {
     /// one as a granular marking are removed from such a partner's copy. The node's own
     /// important-data marking is added by the node (`concord policy marking` prints it).
     pub important_data_markings: Vec<String>,
+    /// Sharing agreements by name (`[policy.agreements.NAME]`, issue 19): IEP 2.0 clauses,
+    /// the PAP gate of automated doors, the legal basis of a cross-border transfer
+    /// ([`crate::agreement`]). Part of [`PolicyConfig::version`]: a change of agreement is a
+    /// new policy version. Left out of the canonical JSON when empty, so the versions of
+    /// policies without agreements stay what they were.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub agreements: BTreeMap<String, crate::agreement::Agreement>,
 }
 
 /// The version string of the built-in defaults.
@@ -178,6 +185,7 @@ impl Default for PolicyConfig {
             partners: BTreeMap::new(),
             infrastructure_indicators: InfrastructureIndicators::Allow,
             important_data_markings: Vec::new(),
+            agreements: BTreeMap::new(),
         }
     }
 }
@@ -242,6 +250,8 @@ pub struct Policy {
     /// The grant this copy of the policy applies ([`Policy::with_grant`]): its scope and
     /// categories, for explanations.
     granted: Option<(String, Vec<Category>)>,
+    /// The period of each agreement, read once.
+    periods: BTreeMap<String, crate::agreement::Period>,
 }
 
 impl Policy {
@@ -271,13 +281,27 @@ impl Policy {
                 )));
             }
         }
+        let periods = crate::agreement::validate(&config.agreements)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Policy {
             version: config.version(),
             config,
             keys,
             detectors,
             granted: None,
+            periods,
         })
+    }
+
+    /// The agreement that applies to `partner` ([`crate::agreement::applicable`]): its name,
+    /// its clauses and its period.
+    pub fn agreement(
+        &self,
+        partner: &PartnerProfile,
+    ) -> Option<(&str, &crate::agreement::Agreement, crate::agreement::Period)> {
+        let (name, a) = crate::agreement::applicable(&self.config.agreements, partner)?;
+        let period = self.periods.get(name).copied().unwrap_or_default();
+        Some((name, a, period))
     }
 
     /// Whether `marking_ref` marks important data under this policy.

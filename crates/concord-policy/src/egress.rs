@@ -26,6 +26,13 @@ pub struct EgressContext<'a> {
     /// The marking definitions the object may reference, by id: a marking the node does not
     /// hold cannot be decided, so an object that carries one is withheld (fail closed).
     pub markings: &'a Markings,
+    /// The door the object leaves by, as the audit log names it (`taxii-objects`,
+    /// `feed-suricata`, `webhook`…): an agreement's clauses and the PAP gate differ for the
+    /// automated doors ([`crate::agreement::is_automated_door`]).
+    pub door: &'a str,
+    /// The time of the decision, nanoseconds since the epoch: an agreement's start and end
+    /// dates are compared with it (passed in: this crate reads no clock).
+    pub now_ns: i64,
 }
 
 /// What a marking definition means for egress, read from its content
@@ -76,6 +83,11 @@ impl Markings {
     pub fn class(&self, id: &str) -> Option<MarkingClass> {
         if let Some(t) = Tlp::from_marking_id(id) {
             return Some(MarkingClass::Tlp(t));
+        }
+        // The OASIS PAP definitions are fixed ids ("the only instances of PAP marking
+        // definitions permitted"): known without being held, and no TLP.
+        if crate::agreement::Pap::from_marking_id(id).is_some() {
+            return Some(MarkingClass::Other);
         }
         self.classes.get(id).cloned()
     }
@@ -388,8 +400,9 @@ pub fn may_see(
 /// One rule's verdict in an explanation ([`explain`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ExplainStep {
-    /// The rule: `tlp`, `addressed`, `important-data`, `granular-markings`, `jurisdiction`,
-    /// `personal-data`, `validation`.
+    /// The rule: `agreement` (the partner's agreement and its clause, or the PAP gate of
+    /// the automated doors), `tlp`, `addressed`, `important-data`, `granular-markings`,
+    /// `jurisdiction`, `personal-data`, `validation`.
     pub rule: &'static str,
     /// What the rule found and decided, in words.
     pub detail: String,
@@ -487,6 +500,10 @@ fn decide_object(
     trace: &mut Trace,
 ) -> (Decision, Option<Value>) {
     let (sharing, partner, policy) = (cx.sharing, cx.partner, cx.policy);
+    // The agreement first: after its end date nothing flows, not even public definitions.
+    if let Err(reason) = agreement_gate(&object, cx, trace) {
+        return (Decision::Withheld { reason }, None);
+    }
     let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
     let is_marking = object.get("type").and_then(Value::as_str) == Some("marking-definition");
     if is_marking
@@ -560,6 +577,100 @@ fn decide_object(
         return (Decision::Withheld { reason }, None);
     }
     after_gate(object, cx, trace)
+}
+
+/// The gates of the agreement that applies to the partner ([`crate::agreement`]), in order:
+/// its period (IEP 2.0 start and end dates, §11), its permitted actions at this door (§8),
+/// then the PAP gate of the automated doors (the agreement's `pap_automated`, else the
+/// default PAP:AMBER). `Err`: why the object is withheld, naming the agreement and clause.
+/// Noted in a trace (rule `agreement`) when an agreement applies or the object carries a
+/// PAP marking.
+fn agreement_gate(object: &Value, cx: &EgressContext<'_>, trace: &mut Trace) -> Result<(), String> {
+    use crate::agreement::{Pap, is_automated_door};
+    let partner = cx.partner;
+    let found = cx.policy.agreement(partner);
+    let pap = Pap::of_object(object);
+    if found.is_none() && pap.is_none() {
+        return Ok(());
+    }
+    let fail = |trace: &mut Trace, reason: String| {
+        trace.note("agreement", || format!("withheld: {reason}"));
+        Err(reason)
+    };
+    let mut said = Vec::new();
+    if let Some((name, a, period)) = found {
+        if !period.in_effect(cx.now_ns) {
+            let reason = match (period.end_ns, &a.end_date) {
+                (Some(end), Some(text)) if cx.now_ns >= end => format!(
+                    "agreement {name} with {} ended at {text} (IEP 2.0 end_date): nothing flows after it",
+                    partner.name
+                ),
+                _ => format!(
+                    "agreement {name} with {} takes effect at {} (IEP 2.0 start_date): nothing flows before it",
+                    partner.name,
+                    a.start_date.as_deref().unwrap_or("?")
+                ),
+            };
+            return fail(trace, reason);
+        }
+        if let Err(e) = a.permits_door(cx.door) {
+            return fail(trace, format!("agreement {name}: {e}"));
+        }
+        said.push(format!("agreement {name} applies to {}", partner.name));
+        if let Some(end) = &a.end_date {
+            said.push(format!("in effect until {end} (IEP 2.0 end_date)"));
+        }
+        said.push(format!(
+            "permitted_actions {}",
+            a.permitted_actions.as_str()
+        ));
+        if a.legal_basis.is_some() || a.transfer_mechanism.is_some() {
+            let mechanism = a
+                .transfer_mechanism
+                .and_then(|m| serde_json::to_value(m).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "no mechanism code".to_owned());
+            said.push(format!(
+                "transfer mechanism {mechanism}, legal basis: {}",
+                a.legal_basis.as_deref().unwrap_or("not stated")
+            ));
+        }
+    }
+    let limit = found.map_or(Pap::default(), |(_, a, _)| a.pap_automated);
+    if let Some(p) = pap {
+        if is_automated_door(cx.door) && p > limit {
+            let whose = match found {
+                Some((name, ..)) => format!("agreement {name}'s pap_automated"),
+                None => "the default (no agreement)".to_owned(),
+            };
+            return fail(
+                trace,
+                format!(
+                    "{} is stricter than {}, the strictest PAP the automated door {} carries to {} under {whose}",
+                    p.label(),
+                    limit.label(),
+                    cx.door,
+                    partner.name
+                ),
+            );
+        }
+        said.push(if is_automated_door(cx.door) {
+            format!(
+                "{} is within {}, the strictest PAP the automated door {} carries",
+                p.label(),
+                limit.label(),
+                cx.door
+            )
+        } else {
+            format!(
+                "{}: {} is read by a person, not an automated door",
+                p.label(),
+                cx.door
+            )
+        });
+    }
+    trace.note("agreement", || said.join("; "));
+    Ok(())
 }
 
 /// The property, inside an extension of an object (`extensions.<definition>.answer_to_ref`),
@@ -695,7 +806,30 @@ fn after_gate(
             None,
         );
     }
+    // IEP 2.0 ATTRIBUTION must-not (§9): the producer is named neither by reference nor by
+    // its identity object. Every identity class but `class` (a sector, a class of
+    // entities) can be a producer.
+    let attribution = policy
+        .agreement(partner)
+        .filter(|(_, a, _)| a.attribution == crate::agreement::Attribution::MustNot)
+        .map(|(name, ..)| name.to_owned());
+    if let Some(name) = &attribution
+        && object.get("type").and_then(Value::as_str) == Some("identity")
+        && object.get("identity_class").and_then(Value::as_str) != Some("class")
+    {
+        let reason = format!(
+            "agreement {name}: IEP 2.0 attribution must-not: an identity that can name the producer does not leave"
+        );
+        trace.note("agreement", || format!("withheld: {reason}"));
+        return (Decision::Withheld { reason }, None);
+    }
     let mut copy = object;
+    let attribution_removed = match (&attribution, copy.as_object_mut()) {
+        (Some(name), Some(m)) => m.remove("created_by_ref").map(|_| {
+            format!("removed created_by_ref (agreement {name}: IEP 2.0 attribution must-not)")
+        }),
+        _ => None,
+    };
     let mut changes = granular(
         &mut copy,
         cx.markings,
@@ -711,6 +845,10 @@ fn after_gate(
             changes.join("; ")
         }
     });
+    if let Some(c) = attribution_removed {
+        trace.note("agreement", || c.clone());
+        changes.insert(0, c);
+    }
     let granted = grant(&scope_refs, sharing, partner).map(|(scope, categories)| {
         trace.note("grant", || {
             format!(
@@ -986,6 +1124,8 @@ mod tests {
                 partner,
                 policy: &policy,
                 markings: &Markings::default(),
+                door: "taxii-objects",
+                now_ns: 0,
             },
         )
     }
@@ -1105,6 +1245,8 @@ mod tests {
                 partner: &bsi,
                 policy: &policy,
                 markings: &Markings::default(),
+                door: "taxii-objects",
+                now_ns: 0,
             },
         );
         assert_eq!(x.steps[0].rule, "addressed");
@@ -1192,6 +1334,8 @@ mod tests {
             partner: p,
             policy: &policy,
             markings: &markings,
+            door: "taxii-objects",
+            now_ns: 0,
         };
         // Marked as a whole: withheld abroad, sent at home.
         let body = campaign(&[GREEN, IMPORTANT]);
@@ -1248,6 +1392,8 @@ mod tests {
             partner: &bsi,
             policy: &policy,
             markings: &Markings::default(),
+            door: "taxii-objects",
+            now_ns: 0,
         };
         let mut o: Value = serde_json::from_str(&campaign(&[GREEN])).unwrap();
         o["description"] = "write to victim@example.org".into();
@@ -1300,6 +1446,8 @@ mod tests {
             partner: &bsi,
             policy: &policy,
             markings: &Markings::default(),
+            door: "taxii-objects",
+            now_ns: 0,
         };
         let indicator = serde_json::json!({
             "type": "indicator", "spec_version": "2.1",

@@ -51,6 +51,7 @@
 //! This crate does no I/O and depends on neither tokio nor a database.
 
 pub mod actions;
+pub mod agreement;
 pub mod egress;
 pub mod pii;
 pub mod tlp;

@@ -69,6 +69,8 @@ fn run(object: &Value, policy: &Policy, partner: &PartnerProfile) -> Decision {
             partner,
             policy,
             markings: &Markings::default(),
+            door: "taxii-objects",
+            now_ns: 0,
         },
     )
 }

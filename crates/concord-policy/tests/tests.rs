@@ -1,6 +1,7 @@
 //! Integration tests of the PII detectors, in one binary.
 
 mod actions;
+mod agreement;
 mod attack;
 mod labelled;
 mod object;
