@@ -272,6 +272,8 @@ fn main() {
             partner: &partner,
             policy,
             markings: &markings,
+            door: "taxii-objects",
+            now_ns: 0,
         };
         for limit in [100, 1000] {
             // DOOR_BENCH_LIMIT=100: measure at that limit only.

@@ -61,6 +61,7 @@ use concord_store::{
 };
 use keyed::{keyed_id, stored_candidates};
 
+pub mod agreement;
 pub mod audit;
 mod keyed;
 pub mod tombstones;
@@ -217,6 +218,9 @@ pub const MAX_REF_DEPTH: usize = 24;
 /// every cursor of an id whose type has fewer than about 150 characters (every type in
 /// use), and a token of 395 characters, within the TAXII query's 512.
 const CURSOR_PAD: usize = 256;
+/// The door name under which [`Egress::decide_unrecorded`] decides (an index of what a
+/// partner may see, never sent as such; not an automated door).
+const INDEX_DOOR: &str = "index";
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
 
@@ -726,7 +730,7 @@ impl Egress {
         };
         let limit = cap.limit;
         let mut bytes = 0usize;
-        let mut decider = Decider::new(self, collection_id, partner)?;
+        let mut decider = Decider::new(self, collection_id, partner, door)?;
         let d = Door {
             door,
             partner: &partner.name,
@@ -954,7 +958,7 @@ impl Egress {
         entries: Vec<Entry>,
         origin: Option<&str>,
     ) -> Result<Vec<Sent>, EgressError> {
-        let mut decider = Decider::new(self, collection_id, partner)?;
+        let mut decider = Decider::new(self, collection_id, partner, door)?;
         decider.origin = origin;
         if origin.is_some() {
             decider.shared = None;
@@ -996,7 +1000,7 @@ impl Egress {
         collection_id: &str,
         entries: &[Entry],
     ) -> Result<Vec<Option<Sent>>, EgressError> {
-        let mut decider = Decider::new(self, collection_id, partner)?;
+        let mut decider = Decider::new(self, collection_id, partner, INDEX_DOOR)?;
         decider.prefetch(entries)?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -1153,7 +1157,20 @@ impl Egress {
         collection_id: &str,
         entry: &Entry,
     ) -> Result<Explained, EgressError> {
-        let mut decider = Decider::new(self, collection_id, partner)?;
+        self.explain_at(partner, collection_id, entry, "taxii-objects")
+    }
+
+    /// [`Egress::explain`] for the door `door` (its audit name: `feed-suricata`, `webhook`,
+    /// `taxii-objects`…): an agreement and the PAP gate decide differently at the automated
+    /// doors ([`concord_policy::agreement::is_automated_door`]).
+    pub fn explain_at(
+        &self,
+        partner: &PartnerProfile,
+        collection_id: &str,
+        entry: &Entry,
+        door: &str,
+    ) -> Result<Explained, EgressError> {
+        let mut decider = Decider::new(self, collection_id, partner, door)?;
         decider.prefetch(std::slice::from_ref(entry))?;
         decider.trace = Some(Vec::new());
         let outcome = decider.decide(entry, 0)?;
@@ -1520,6 +1537,11 @@ struct Decider<'a> {
     egress: &'a Egress,
     collection_id: &'a str,
     partner: &'a PartnerProfile,
+    /// The door the decisions are for (an agreement's clauses and the PAP gate depend on it).
+    door: &'a str,
+    /// The time of the decisions (an agreement's dates), ns since the epoch: one reading of
+    /// the clock per request, so every object of a page is decided at the same time.
+    now_ns: i64,
     sharing: CollectionSharing,
     markings: Markings,
     /// Marking ids looked up already (found or not).
@@ -1558,8 +1580,19 @@ impl<'a> Decider<'a> {
         egress: &'a Egress,
         collection_id: &'a str,
         partner: &'a PartnerProfile,
+        door: &'a str,
     ) -> Result<Decider<'a>, EgressError> {
         let sharing = egress.sharing(collection_id)?;
+        let now_ns = concord_stix::Timestamp::now_micros().unix_nanos();
+        // Decisions differ by door only between the automated doors and the others (an
+        // agreement's permitted actions, the PAP gate), and feeds among the automated ones.
+        let door_class = if concord_policy::agreement::is_feed_door(door) {
+            "feed"
+        } else if concord_policy::agreement::is_automated_door(door) {
+            "automated"
+        } else {
+            "read"
+        };
         let group_key = egress
             .policy
             .keys
@@ -1573,12 +1606,15 @@ impl<'a> Decider<'a> {
                 &partner.groups.join("\u{1f}"),
                 &sharing.to_json(),
                 &egress.policy.version,
+                door_class,
             ],
         )?;
         Ok(Decider {
             egress,
             collection_id,
             partner,
+            door,
+            now_ns,
             sharing,
             markings: Markings::default(),
             markings_looked_up: HashSet::new(),
@@ -1934,6 +1970,8 @@ impl<'a> Decider<'a> {
             partner: self.partner,
             policy: &self.egress.policy,
             markings: &self.markings,
+            door: self.door,
+            now_ns: self.now_ns,
         };
         concord_policy::egress::egress(e.body.as_deref().unwrap_or("null"), &cx)
     }
@@ -2001,6 +2039,8 @@ impl<'a> Decider<'a> {
             partner: self.partner,
             policy: &self.egress.policy,
             markings: &self.markings,
+            door: self.door,
+            now_ns: self.now_ns,
         };
         let (decision, copy) = if self.trace.is_some() {
             let (x, copy) = concord_policy::egress::explain_object(object, &cx);
