@@ -189,6 +189,9 @@ pub struct AppState {
     feeds: Arc<feeds::Feeds>,
     /// What named users' roles ask of their login (`[users]`; issue 20).
     users: Arc<auth::users::UserOptions>,
+    /// The node's signing key: the agreement documents served to partners are signed with
+    /// it (issue 19); `None`: `GET /{api-root}/agreement/` answers as a missing path.
+    node_key: Option<Arc<concord_store::node_key::NodeKey>>,
 }
 
 impl AppState {
@@ -223,6 +226,7 @@ impl AppState {
             writes: Arc::default(),
             feeds: Arc::default(),
             users: Arc::default(),
+            node_key: None,
             config: Arc::new(config),
             shutdown,
         })
@@ -274,6 +278,12 @@ impl AppState {
     /// it too).
     pub fn authenticator(&self) -> Arc<auth::Authenticator> {
         self.auth.clone()
+    }
+
+    /// The same state, signing the agreement documents it serves with `key` (issue 19).
+    pub fn with_node_key(mut self, key: Arc<concord_store::node_key::NodeKey>) -> AppState {
+        self.node_key = Some(key);
+        self
     }
 
     /// The same state, leaving values on `lists` out of every feed (`…/feeds/{format}`).
@@ -348,7 +358,7 @@ pub fn router(state: AppState) -> Router {
     let floored = |m: axum::routing::MethodRouter<AppState>| {
         m.layer(middleware::from_fn_with_state(state.clone(), answer_floor))
     };
-    let routes: [(String, axum::routing::MethodRouter<AppState>); 12] = [
+    let routes: [(String, axum::routing::MethodRouter<AppState>); 13] = [
         ("/taxii2/".into(), get(discovery)),
         (format!("{root}/"), get(api_root)),
         (format!("{root}/status/{{status_id}}/"), get(status)),
@@ -373,6 +383,8 @@ pub fn router(state: AppState) -> Router {
             format!("{root}/collections/{{collection}}/objects/{{object_id}}/versions/"),
             floored(paged(get(versions))),
         ),
+        // Not TAXII: the partner's own agreement, signed (issue 19).
+        (format!("{root}/agreement/"), get(agreement)),
         // Not TAXII: the deletions a peer pulls (issue 21), read like a page.
         (
             format!("{root}/collections/{{collection}}/tombstones/"),
@@ -818,6 +830,22 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         && !media::accepts_taxii(accept)
     {
         return not_acceptable(accept);
+    }
+    // IEP 2.0 ENCRYPT IN TRANSIT must (issue 19): a partner whose agreement requires it is
+    // refused over plain HTTP, when this connection says which it is ([`Transport`]).
+    if let Principal::Partner(p) = &principal
+        && req.extensions().get::<Transport>().is_some_and(|t| !t.tls)
+        && let Some((name, a, _)) = state.policy.agreement(&p.profile)
+        && a.requires_encryption()
+    {
+        return error_response(TaxiiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "agreement {name} with {} requires encryption in transit (IEP 2.0 \
+                 encrypt_in_transit must), and this server serves plain HTTP: connect over HTTPS",
+                p.profile.name
+            ),
+        ));
     }
     req.extensions_mut().insert(principal.clone());
     let mut res = next.run(req).await;
@@ -1424,6 +1452,46 @@ fn wrote(
 /// as `{"tombstones": [{"id", "version"}], "more": bool, "next": TOKEN}`. A collection the
 /// principal may not read answers as the TAXII 404 for it; a token not sealed for this
 /// collection and principal, 400.
+/// How a connection reached the server, set per connection by [`serve`] and [`serve_tls`]:
+/// what an agreement's ENCRYPT IN TRANSIT clause is checked against. Absent (a router driven
+/// without a listener): the server cannot tell, and checks nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// The connection is TLS.
+    pub tls: bool,
+}
+
+/// `GET /{api-root}/agreement/` (issue 19): the partner's own agreement with this node, as a
+/// document signed with the node key ([`concord_egress::agreement`]); a signed "none" when no
+/// agreement applies. Only a partner asks (the operator and a node without a key get the
+/// answer of a missing path); the version it fetched is recorded, so `partner show` can say
+/// which version it holds.
+async fn agreement(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Handler<Response> {
+    let (Principal::Partner(p), Some(key)) = (&principal, state.node_key.clone()) else {
+        return Ok(no_such_resource(Some(TAXII_21)));
+    };
+    let profile = p.profile.clone();
+    let policy = state.policy.clone();
+    let store = state.store.clone();
+    let doc = blocking(move || {
+        let now = concord_stix::Timestamp::now_micros().to_string();
+        let doc = concord_egress::agreement::build_document(&policy, &profile, &key, &now);
+        let version =
+            concord_egress::agreement::partner_agreement(&policy, &profile).map(|(v, _)| v);
+        concord_egress::agreement::record_fetched(
+            store.as_ref(),
+            &profile.name,
+            version.as_deref(),
+        )?;
+        Ok(doc)
+    })
+    .await?;
+    Ok(json(&serde_json::to_value(&doc).unwrap_or_default()))
+}
+
 async fn tombstones(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -1765,7 +1833,9 @@ async fn serve_connections(
                 bytes_per_sec: limits.min_send_rate,
                 window: limits.send_rate_window,
             });
-            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let app = app
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(Transport { tls: tls.is_some() }));
             let http = || {
                 let mut b = hyper::server::conn::http1::Builder::new();
                 b.timer(hyper_util::rt::TokioTimer::new())

@@ -469,6 +469,18 @@ impl Client {
         Ok(held)
     }
 
+    /// The peer's agreement with this node as a signed document
+    /// (`GET {api-root}agreement/`, not TAXII: issue 19), as its JSON text, to verify with
+    /// `concord_egress::agreement::verify_document`. `None` from a server without the
+    /// resource (404: any other TAXII server, or a node without a key).
+    pub fn agreement(&self) -> Result<Option<String>, ClientError> {
+        match self.request("GET", "agreement/", &[], None) {
+            Ok((answer, _)) => Ok(Some(answer.body)),
+            Err(ClientError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The deletions of a Concord peer's collection since `next`
     /// (`GET …/collections/{id}/tombstones/`, not TAXII: issue 21): the deleted versions
     /// `(id, version)` this node received, whether more follow at once, and the cursor to

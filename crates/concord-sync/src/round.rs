@@ -169,6 +169,11 @@ pub enum SyncError {
     /// The egress door failed.
     #[error(transparent)]
     Egress(#[from] EgressError),
+    /// An agreement stops the round (issue 19): its end date passed, on either side, or it
+    /// requires encryption in transit and the peer's URL is plain HTTP. The reason names
+    /// the agreement and the clause.
+    #[error("{0}")]
+    Agreement(String),
     /// Another process runs a round with this peer (it holds the lease).
     #[error("another process is syncing with this peer ({0}); its lease lapses within 10 s")]
     Busy(String),
@@ -247,7 +252,9 @@ fn run(
     options: &RoundOptions,
     lease: &Lease<'_>,
 ) -> Result<RoundReport, SyncError> {
+    agreements_before(store, peer, cx)?;
     let client = Client::new(peer, options.attempts, options.backoff)?;
+    agreement_fetched(store, peer, &client)?;
     let mut report = RoundReport {
         peer: peer.name.clone(),
         ..RoundReport::default()
@@ -344,6 +351,97 @@ fn run(
         )?;
     }
     Ok(report)
+}
+
+/// The agreements that stop a round before any request is made (issue 19): this node's
+/// agreement with the peer's partner (out of its period, IEP 2.0 start/end dates; or
+/// ENCRYPT IN TRANSIT must over a plain-HTTP URL), and the agreement last received from the
+/// peer's node (its end date passed, or it requires encryption and the URL is plain HTTP).
+fn agreements_before(
+    store: &dyn Store,
+    peer: &Peer,
+    cx: &PolicyContext<'_>,
+) -> Result<(), SyncError> {
+    let now = now_ns();
+    let plain = peer.url.to_ascii_lowercase().starts_with("http://");
+    if let Some(name) = &peer.partner {
+        let partner = partner_profile(store, name)?;
+        if let Some((agreement, a, period)) = cx.egress.policy().agreement(&partner) {
+            if !period.in_effect(now) {
+                return Err(SyncError::Agreement(match (&a.end_date, period.end_ns) {
+                    (Some(end), Some(e)) if now >= e => format!(
+                        "agreement {agreement} with {name} ended at {end} (IEP 2.0 end_date): no sync with peer {} after it",
+                        peer.name
+                    ),
+                    _ => format!(
+                        "agreement {agreement} with {name} takes effect at {} (IEP 2.0 start_date): no sync with peer {} before it",
+                        a.start_date.as_deref().unwrap_or("?"),
+                        peer.name
+                    ),
+                }));
+            }
+            if plain && a.requires_encryption() {
+                return Err(SyncError::Agreement(format!(
+                    "agreement {agreement} with {name} requires encryption in transit (IEP 2.0 encrypt_in_transit must), and peer {} is at plain HTTP {}: no push or pull",
+                    peer.name, peer.url
+                )));
+            }
+        }
+    }
+    if let Some(r) = concord_egress::agreement::received(store, &peer.name)? {
+        check_received(peer, &r, now, plain)?;
+    }
+    Ok(())
+}
+
+/// The checks of an agreement received from the peer's node: its end date, its encryption.
+fn check_received(
+    peer: &Peer,
+    r: &concord_egress::agreement::Received,
+    now: i64,
+    plain: bool,
+) -> Result<(), SyncError> {
+    let version = r.statement.version.as_deref().unwrap_or("none");
+    if let (Some(end), Some(text)) = (r.end_ns(), r.end_date())
+        && now >= end
+    {
+        return Err(SyncError::Agreement(format!(
+            "the agreement peer {} holds with this node ({version}) ended at {text} (IEP 2.0 end_date): no sync after it",
+            peer.name
+        )));
+    }
+    if plain && r.requires_encryption() {
+        return Err(SyncError::Agreement(format!(
+            "the agreement peer {} holds with this node ({version}) requires encryption in transit (IEP 2.0 encrypt_in_transit must), and its URL is plain HTTP: no push or pull",
+            peer.name
+        )));
+    }
+    Ok(())
+}
+
+/// Fetches the peer's agreement with this node (a Concord peer; any other TAXII server has
+/// none), verifies it (signature; the peer's node key when pinned), keeps it with its version,
+/// and stops the round if it ended. A document that does not verify stops the round: what the
+/// peer's node agreed cannot be known.
+fn agreement_fetched(store: &dyn Store, peer: &Peer, client: &Client) -> Result<(), SyncError> {
+    let Some(text) = client.agreement()? else {
+        return Ok(());
+    };
+    let statement = concord_egress::agreement::verify_document(&text, peer.node_key_bytes())
+        .map_err(|e| SyncError::Agreement(format!("peer {}: {e}", peer.name)))?;
+    let received = concord_egress::agreement::Received {
+        document: text,
+        statement,
+        fetched: now(),
+    };
+    let kept = concord_egress::agreement::received(store, &peer.name)?;
+    if kept.as_ref().map(|k| &k.statement.version) != Some(&received.statement.version)
+        || kept.as_ref().map(|k| &k.statement.agreement) != Some(&received.statement.agreement)
+    {
+        concord_egress::agreement::store_received(store, &peer.name, &received)?;
+    }
+    let plain = peer.url.to_ascii_lowercase().starts_with("http://");
+    check_received(peer, &received, now_ns(), plain)
 }
 
 /// The remote collection's id: the mapping names its id, or its title when exactly one

@@ -814,6 +814,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         },
     )?;
     let state = state.with_users(config.users.options()?);
+    // Agreement documents served to partners are signed with the node key (issue 19).
+    let state = state.with_node_key(Arc::new(audit::node_key(&dir.dir, store.as_ref())?));
     let state = match feed_warninglists(data)? {
         Some(d) => state.with_warninglists(Arc::new(
             concord_misp::Warninglists::load_dir(&d)
