@@ -407,6 +407,57 @@ pub fn find_partner(store: &dyn Store, name: &str) -> Result<Partner> {
         .ok_or_else(|| AdminError::NotFound(format!("no partner named {name:?}")))
 }
 
+/// Which version of the agreement each side holds (issue 19, item 5; `partner show`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AgreementVersions {
+    /// The version of this node's agreement with the partner (`NAME@DIGEST`), `None`
+    /// without one.
+    pub ours: Option<String>,
+    /// The version the partner's node last fetched from this node (`none`: it was told
+    /// there is none); `None` when it never fetched.
+    pub fetched_by_partner: Option<String>,
+    /// The version of the agreement the partner's node holds with this node, as last
+    /// fetched from it by sync (through the peer linked to the partner); `none` when it has
+    /// none; `None` when never fetched.
+    pub theirs: Option<String>,
+    /// That agreement's end date (IEP 2.0 end_date), if any.
+    pub theirs_end_date: Option<String>,
+    /// The peer it was fetched from.
+    pub peer: Option<String>,
+}
+
+/// [`AgreementVersions`] of the partner `name` under `policy`. Errors: no such partner, the
+/// store.
+pub fn agreement_versions(
+    store: &dyn Store,
+    policy: &concord_policy::actions::Policy,
+    name: &str,
+) -> Result<AgreementVersions> {
+    let p = find_partner(store, name)?;
+    let profile = concord_policy::egress::PartnerProfile {
+        name: p.name.clone(),
+        jurisdiction: p.jurisdiction.clone(),
+        groups: p.groups.clone(),
+    };
+    let ours = concord_egress::agreement::partner_agreement(policy, &profile).map(|(v, _)| v);
+    let fetched_by_partner = concord_egress::agreement::fetched(store, name)?;
+    let mut out = AgreementVersions {
+        ours,
+        fetched_by_partner,
+        ..AgreementVersions::default()
+    };
+    let peers = concord_sync::peers(store).map_err(|e| AdminError::Internal(e.to_string()))?;
+    for peer in peers.iter().filter(|x| x.partner.as_deref() == Some(name)) {
+        if let Some(r) = concord_egress::agreement::received(store, &peer.name)? {
+            out.theirs = Some(r.statement.version.clone().unwrap_or_else(|| "none".to_owned()));
+            out.theirs_end_date = r.end_date().map(str::to_owned);
+            out.peer = Some(peer.name.clone());
+            break;
+        }
+    }
+    Ok(out)
+}
+
 fn new_key() -> Result<(String, String, String)> {
     concord_server::auth::new_api_key().map_err(|e| AdminError::Internal(e.to_string()))
 }
@@ -1040,6 +1091,29 @@ pub fn explain(
     collection: Option<&str>,
     object_id: &str,
 ) -> Result<Explanation> {
+    explain_at(
+        store,
+        egress,
+        policy_version,
+        partner,
+        collection,
+        object_id,
+        "taxii-objects",
+    )
+}
+
+/// [`explain`] at the door `door` (`concord policy explain --door D`): the automated doors
+/// (`feed-*`, `webhook`, `stream`, `api-match`) apply an agreement's permitted actions and
+/// the PAP gate (issue 19).
+pub fn explain_at(
+    store: &dyn Store,
+    egress: &concord_egress::Egress,
+    policy_version: &str,
+    partner: &str,
+    collection: Option<&str>,
+    object_id: &str,
+    door: &str,
+) -> Result<Explanation> {
     let p = find_partner(store, partner)?;
     let collections = match collection {
         Some(c) => vec![find_collection(store, c)?],
@@ -1064,7 +1138,7 @@ pub fn explain(
         else {
             continue;
         };
-        let view = concord_server::policy::explain_for_partner(egress, &p, &c, &entry)?;
+        let view = concord_server::policy::explain_for_partner_at(egress, &p, &c, &entry, door)?;
         let (decision, copy, reason) = match view.decision {
             Decision::Unchanged => ("sent", entry.body.clone(), None),
             Decision::Rewritten { body, .. } => ("rewritten", Some(body), None),

@@ -152,6 +152,19 @@ pub fn explain_for_partner(
     collection: &Collection,
     entry: &concord_store::Entry,
 ) -> Result<PartnerView, PolicyError> {
+    explain_for_partner_at(egress, partner, collection, entry, "taxii-objects")
+}
+
+/// [`explain_for_partner`] at the door `door` (its audit name: `feed-suricata`, `webhook`,
+/// `stream`, `api-match`, `taxii-objects`…): an agreement's permitted actions and the PAP gate
+/// decide differently at the automated doors (issue 19).
+pub fn explain_for_partner_at(
+    egress: &concord_egress::Egress,
+    partner: &Partner,
+    collection: &Collection,
+    entry: &concord_store::Entry,
+    door: &str,
+) -> Result<PartnerView, PolicyError> {
     let name = collection.alias.as_deref().unwrap_or(&collection.id);
     let who = &partner.name;
     let can_read = partner.read.contains(&collection.id);
@@ -171,7 +184,7 @@ pub fn explain_for_partner(
         groups: partner.groups.clone(),
     };
     let e = egress
-        .explain(&profile, &collection.id, entry)
+        .explain_at(&profile, &collection.id, entry, door)
         .map_err(|e| match e {
             concord_egress::EgressError::Store(s) => PolicyError::Store(s),
             other => PolicyError::Config(other.to_string()),

@@ -128,9 +128,15 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
         PartnerCommand::Show { data, name, json } => {
             let store = crate::open_store(&data)?;
             let p = ops::PartnerInfo::from(&ops::find_partner(store.as_ref(), &name)?);
+            // Which agreement version each side holds (issue 19, item 5).
+            let policy = crate::policy::load(&data, store.as_ref())?;
+            let versions = ops::agreement_versions(store.as_ref(), &policy, &name)?;
             if json {
-                println!("{}", serde_json::to_value(&p)?);
+                let mut v = serde_json::to_value(&p)?;
+                v["agreement"] = serde_json::to_value(&versions)?;
+                println!("{v}");
             } else {
+                println!("{}", agreement_line(&versions));
                 // Collections by alias, as they were given (issue 24, item 13: UUIDs).
                 let names = |ids: &[String]| -> Result<String> {
                     let mut out = Vec::new();
@@ -168,6 +174,25 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// `agreement: ours V; fetched by the partner V; the partner holds V (peer P)`, `-` for what
+/// is unknown.
+fn agreement_line(v: &ops::AgreementVersions) -> String {
+    let or = |x: &Option<String>| x.clone().unwrap_or_else(|| "-".to_owned());
+    let mut line = format!(
+        "agreement: ours {}; fetched by the partner {}; the partner holds {}",
+        or(&v.ours),
+        or(&v.fetched_by_partner),
+        or(&v.theirs)
+    );
+    if let Some(end) = &v.theirs_end_date {
+        line.push_str(&format!(" (until {end})"));
+    }
+    if let Some(peer) = &v.peer {
+        line.push_str(&format!(" (peer {peer})"));
+    }
+    line
 }
 
 fn print_key(p: &ops::PartnerWithKey, json: bool) -> Result<()> {

@@ -36,6 +36,11 @@ pub enum PolicyCommand {
         /// Only in this collection (alias or id; default: every collection holding the object).
         #[arg(long, value_name = "C")]
         collection: Option<String>,
+        /// The door to explain for, as the audit log names it (`taxii-objects`, `export`,
+        /// `sync-push`, `feed-suricata`, `webhook`, `stream`, `api-match`…): an agreement's
+        /// permitted actions and the PAP gate apply to the automated doors.
+        #[arg(long, value_name = "DOOR", default_value = "taxii-objects")]
+        door: String,
         /// The object's id (its newest version is explained).
         object_id: String,
         /// Print one JSON document on stdout (with the partner's copy as `body`).
@@ -64,9 +69,17 @@ pub fn run(command: PolicyCommand) -> Result<bool> {
             data,
             partner,
             collection,
+            door,
             object_id,
             json,
-        } => explain_object(&data, &partner, collection.as_deref(), &object_id, json),
+        } => explain_object(
+            &data,
+            &partner,
+            collection.as_deref(),
+            &door,
+            &object_id,
+            json,
+        ),
         PolicyCommand::Marking { data } => {
             let store = crate::open_store(&data)?;
             let j = store.setting(concord_server::policy::JURISDICTION_SETTING)?;
@@ -108,6 +121,7 @@ fn explain_object(
     data: &DataDirArg,
     partner: &str,
     collection: Option<&str>,
+    door: &str,
     object_id: &str,
     json: bool,
 ) -> Result<bool> {
@@ -116,18 +130,19 @@ fn explain_object(
     let version = policy.version.clone();
     let egress = concord_egress::Egress::new(store.clone(), std::sync::Arc::new(policy))
         .acting_as(crate::users::actor().audit_name());
-    let e = concord_admin::ops::explain(
+    let e = concord_admin::ops::explain_at(
         store.as_ref(),
         &egress,
         &version,
         partner,
         collection,
         object_id,
+        door,
     )?;
     if json {
         println!("{}", serde_json::to_value(&e)?);
     } else {
-        println!("policy {} for partner {partner}", e.policy_version);
+        println!("policy {} for partner {partner} at door {door}", e.policy_version);
         for c in &e.collections {
             let name = c.alias.as_deref().unwrap_or(&c.collection);
             println!(
