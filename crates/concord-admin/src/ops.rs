@@ -449,7 +449,12 @@ pub fn agreement_versions(
     let peers = concord_sync::peers(store).map_err(|e| AdminError::Internal(e.to_string()))?;
     for peer in peers.iter().filter(|x| x.partner.as_deref() == Some(name)) {
         if let Some(r) = concord_egress::agreement::received(store, &peer.name)? {
-            out.theirs = Some(r.statement.version.clone().unwrap_or_else(|| "none".to_owned()));
+            out.theirs = Some(
+                r.statement
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| "none".to_owned()),
+            );
             out.theirs_end_date = r.end_date().map(str::to_owned);
             out.peer = Some(peer.name.clone());
             break;
@@ -1199,6 +1204,10 @@ pub struct ShownRow {
     pub count: i64,
     /// SHA-256 of what left in the transfer, hex.
     pub digest: Option<String>,
+    /// The agreement with the partner under the entry's policy version (issue 19): its
+    /// name, transfer mechanism and legal basis, as that version recorded them; `None`
+    /// without one (or for the operator, or a version not recorded here).
+    pub agreement: Option<String>,
 }
 
 /// The object versions of `entries` (only `vids` when given), named.
@@ -1253,6 +1262,7 @@ fn expand(
                 },
                 count: e.count,
                 digest: e.digest.as_ref().map(|d| concord_store::node_key::hex(d)),
+                agreement: None,
             });
         }
     }
@@ -1317,6 +1327,7 @@ pub fn show_audit(
                         record: e.record,
                         count: 1,
                         digest: None,
+                        agreement: None,
                     }),
             );
         }
@@ -1326,7 +1337,61 @@ pub fn show_audit(
         all.append(&mut rows);
         rows = all;
     }
+    name_agreements(store, &mut rows)?;
     Ok(rows)
+}
+
+/// Fills [`ShownRow::agreement`]: each entry's policy version leads to the agreement that
+/// applied to its partner (the version's recorded configuration, the partner's groups as
+/// they are now), named with its transfer mechanism and legal basis.
+fn name_agreements(store: &dyn Store, rows: &mut [ShownRow]) -> Result<()> {
+    let partners: HashMap<String, Partner> = store
+        .partners()?
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    let mut configs: HashMap<String, Option<PolicyConfig>> = HashMap::new();
+    let mut named: HashMap<(String, String), Option<String>> = HashMap::new();
+    for r in rows.iter_mut() {
+        let key = (r.record.policy_version.clone(), r.record.partner.clone());
+        if let Some(n) = named.get(&key) {
+            r.agreement = n.clone();
+            continue;
+        }
+        if !configs.contains_key(&key.0) {
+            let config = store
+                .setting(&format!("{POLICY_VERSION_PREFIX}{}", key.0))?
+                .and_then(|t| serde_json::from_str::<PolicyConfig>(&t).ok());
+            configs.insert(key.0.clone(), config);
+        }
+        let profile = concord_policy::egress::PartnerProfile {
+            name: key.1.clone(),
+            jurisdiction: String::new(),
+            groups: partners
+                .get(&key.1)
+                .map(|p| p.groups.clone())
+                .unwrap_or_default(),
+        };
+        let n = configs
+            .get(&key.0)
+            .and_then(Option::as_ref)
+            .and_then(|c| concord_policy::agreement::applicable(&c.agreements, &profile))
+            .map(|(name, a)| {
+                let mechanism = a
+                    .transfer_mechanism
+                    .and_then(|m| serde_json::to_value(m).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                match (mechanism, &a.legal_basis) {
+                    (Some(m), Some(b)) => format!("{name} ({m}: {b})"),
+                    (Some(m), None) => format!("{name} ({m})"),
+                    (None, Some(b)) => format!("{name} ({b})"),
+                    (None, None) => name.to_owned(),
+                }
+            });
+        r.agreement = n.clone();
+        named.insert(key, n);
+    }
+    Ok(())
 }
 
 /// The result of `audit verify` as one document (`--json` and the API): the counts checked

@@ -188,12 +188,12 @@ pub fn run(command: AuditCommand) -> Result<bool> {
             } else {
                 // One header line, then one tab-separated line per object version.
                 println!(
-                    "seq\ttime\tdirection\tdoor\tpartner\tperson\tobject_id\tversion\tdecision\tpolicy_version\ttransformations"
+                    "seq\ttime\tdirection\tdoor\tpartner\tperson\tobject_id\tversion\tdecision\tpolicy_version\ttransformations\tagreement"
                 );
                 for r in &rows {
                     let o = &r.record;
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         r.seq,
                         Timestamp::from_unix_nanos(r.time_ns, 6),
                         o.direction,
@@ -204,7 +204,8 @@ pub fn run(command: AuditCommand) -> Result<bool> {
                         o.modified,
                         o.decision,
                         o.policy_version,
-                        o.transformations.join("; ")
+                        o.transformations.join("; "),
+                        r.agreement.as_deref().unwrap_or("-")
                     );
                 }
             }

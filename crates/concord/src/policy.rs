@@ -142,7 +142,10 @@ fn explain_object(
     if json {
         println!("{}", serde_json::to_value(&e)?);
     } else {
-        println!("policy {} for partner {partner} at door {door}", e.policy_version);
+        println!(
+            "policy {} for partner {partner} at door {door}",
+            e.policy_version
+        );
         for c in &e.collections {
             let name = c.alias.as_deref().unwrap_or(&c.collection);
             println!(
