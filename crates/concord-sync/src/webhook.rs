@@ -660,6 +660,21 @@ fn take_page(
         }
         Err(e) => return Err(e),
     };
+    // IEP 2.0 ENCRYPT IN TRANSIT must (issue 19): nothing is taken for a partner whose
+    // agreement requires it while its receiver is at a plain-HTTP URL.
+    if let concord_egress::Audience::Partner(p) = &audience
+        && hook.url.to_ascii_lowercase().starts_with("http://")
+        && let Some((name, a, _)) = egress.policy().agreement(p)
+        && a.requires_encryption()
+    {
+        state.last_error = Some(format!(
+            "agreement {name} with {} requires encryption in transit (IEP 2.0 \
+             encrypt_in_transit must), and the receiver is at plain HTTP {}: nothing sent",
+            p.name, hook.url
+        ));
+        save_state(store, &hook.name, state)?;
+        return Ok(false);
+    }
     let collections = if !hook.collections.is_empty() {
         hook.collections.clone()
     } else if hook.partner.is_some() {
