@@ -1378,3 +1378,162 @@ fn far_dates_and_leap_seconds_sync() {
     same(&held(&b, "far"), &want);
     same(&held(&a, "far"), &want);
 }
+
+/// An agreement whose end date passed stops the flow both ways within one round (issue 19):
+/// A's agreement with B ends; A's next round with B stops before any request, and B's next
+/// round with A stops as soon as it fetched A's signed agreement (which A serves B at
+/// `GET /concord/agreement/`). Before that, both rounds run, and `partner show` says which
+/// agreement version each side holds; the audit log names the agreement's legal basis.
+#[test]
+fn an_ended_agreement_stops_sync_both_ways() {
+    let a = Node::init_with(&["--jurisdiction", "CN"]);
+    let b = Node::init_with(&["--jurisdiction", "DE"]);
+    let config = a.path().join("concord.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let with_end = |end: &str| {
+        format!(
+            "{base}\n[policy]\npolicy_version = \"ab\"\n[policy.agreements.a-b]\n\
+             partners = [\"b\"]\nend_date = \"{end}\"\ntransfer_mechanism = \"gdpr-scc\"\n\
+             legal_basis = \"SCC module 1, signed 2026-03-02\"\n"
+        )
+    };
+    std::fs::write(&config, with_end("2099-01-01T00:00:00Z")).unwrap();
+    cli_ok(&a, &["collection", "create", "x"]);
+    cli_ok(&b, &["collection", "create", "y"]);
+    let key_of_b = partner(&a, "b", "DE", &["--read", "x", "--write", "x"]);
+    let key_of_a = partner(&b, "a", "CN", &["--read", "y", "--write", "y"]);
+    import(&a, "x", &[note("a0000001", "from a, before", CLEAR)]);
+    import(&b, "y", &[note("b0000001", "from b, before", CLEAR)]);
+    let sa = a.serve();
+    let sb = b.serve();
+    let peer = |node: &Node, name: &str, url: &str, mapping: &str, key: &Path, partner: &str| {
+        cli_ok(
+            node,
+            &[
+                "peer",
+                "add",
+                name,
+                url,
+                "--api-root",
+                "/concord/",
+                "--collection",
+                mapping,
+                "--pull",
+                "--push",
+                "--token-file",
+                key.to_str().unwrap(),
+                "--partner",
+                partner,
+            ],
+        );
+    };
+    peer(&a, "b", &sb.base, "y:x", &key_of_a, "b");
+    peer(&b, "a", &sa.base, "x:y", &key_of_b, "a");
+    let ids = |node: &Node, c: &str| -> BTreeSet<String> {
+        held(node, c).into_keys().map(|(id, _)| id).collect()
+    };
+    let (code, r) = sync(&a, &["--peer", "b"]);
+    assert_eq!(code, 0, "{r:?}");
+    let (code, r) = sync(&b, &["--peer", "a"]);
+    assert_eq!(code, 0, "{r:?}");
+    let both: BTreeSet<String> = [
+        "note--a0000001-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+        "note--b0000001-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(ids(&a, "x"), both);
+    assert_eq!(ids(&b, "y"), both);
+    // Which version each side holds.
+    let shown = |node: &Node, p: &str| -> Value {
+        serde_json::from_str(&cli_ok(node, &["partner", "show", p, "--json"])).unwrap()
+    };
+    let on_a = shown(&a, "b");
+    let ours = on_a["agreement"]["ours"].as_str().unwrap().to_owned();
+    assert!(ours.starts_with("a-b@"), "{on_a}");
+    assert_eq!(on_a["agreement"]["fetched_by_partner"], ours.as_str());
+    let on_b = shown(&b, "a");
+    assert_eq!(on_b["agreement"]["theirs"], ours.as_str(), "{on_b}");
+    assert_eq!(on_b["agreement"]["theirs_end_date"], "2099-01-01T00:00:00Z");
+    assert_eq!(on_b["agreement"]["peer"], "a");
+    assert!(on_b["agreement"]["ours"].is_null());
+    let text = cli_ok(&b, &["partner", "show", "a"]);
+    assert!(
+        text.contains(&format!(
+            "the partner holds {ours} (until 2099-01-01T00:00:00Z)"
+        )),
+        "{text}"
+    );
+    // The audit log names the agreement of each of A's transfers to b, with its legal basis.
+    let audit: Value =
+        serde_json::from_str(&cli_ok(&a, &["audit", "show", "--partner", "b", "--json"])).unwrap();
+    assert!(
+        audit.as_array().unwrap().iter().any(|r| r["agreement"]
+            == "a-b (gdpr-scc: SCC module 1, signed 2026-03-02)"
+            && r["door"] == "sync-push"),
+        "{audit}"
+    );
+
+    // The agreement ends: a new policy version, A serving it.
+    drop(sa);
+    std::fs::write(&config, with_end("2020-01-01T00:00:00Z")).unwrap();
+    let sa = a.serve();
+    cli_ok(&b, &["peer", "remove", "a"]);
+    peer(&b, "a", &sa.base, "x:y", &key_of_b, "a");
+    import(&a, "x", &[note("a0000002", "from a, after", CLEAR)]);
+    import(&b, "y", &[note("b0000002", "from b, after", CLEAR)]);
+    let (code, r) = sync(&a, &["--peer", "b"]);
+    assert_eq!(code, 1, "{r:?}");
+    let error = r[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("agreement a-b with b ended at 2020-01-01T00:00:00Z (IEP 2.0 end_date)"),
+        "{error}"
+    );
+    let (code, r) = sync(&b, &["--peer", "a"]);
+    assert_eq!(code, 1, "{r:?}");
+    let error = r[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("the agreement peer a holds with this node")
+            && error.contains("ended at 2020-01-01T00:00:00Z"),
+        "{error}"
+    );
+    let plus = |id: &str| -> BTreeSet<String> {
+        let mut s = both.clone();
+        s.insert(format!("note--{id}-8ff6-4a8b-9c2f-6e5a3b1f0d11"));
+        s
+    };
+    assert_eq!(
+        ids(&a, "x"),
+        plus("a0000002"),
+        "nothing came from b after the end"
+    );
+    assert_eq!(
+        ids(&b, "y"),
+        plus("b0000002"),
+        "nothing came from a after the end"
+    );
+    assert_eq!(
+        shown(&b, "a")["agreement"]["theirs_end_date"],
+        "2020-01-01T00:00:00Z"
+    );
+    // And A's doors give b nothing any more.
+    let r = sa.request(
+        "GET",
+        "/concord/collections/x/objects/",
+        &[
+            (
+                "Authorization",
+                &format!("Bearer {}", std::fs::read_to_string(&key_of_b).unwrap()),
+            ),
+            ("Accept", crate::support::TAXII),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.json()["objects"].as_array().is_none_or(|o| o.is_empty()),
+        "{}",
+        r.body
+    );
+    drop(sb);
+}
