@@ -421,6 +421,30 @@ impl FromRequestParts<Web> for Viewer {
         {
             return Err(concord_server::auth_error_response(&e));
         }
+        // IEP 2.0 ENCRYPT IN TRANSIT must (issue 19): as for its TAXII requests, a partner
+        // whose agreement requires it reads no page over plain HTTP.
+        if let Some(Session {
+            principal: Principal::Partner(p),
+            ..
+        }) = &current.session
+            && parts
+                .extensions
+                .get::<concord_server::Transport>()
+                .is_some_and(|t| !t.tls)
+            && let Some((name, a, _)) = web.app.policy().agreement(&p.profile)
+            && a.requires_encryption()
+        {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "agreement {name} with {} requires encryption in transit (IEP 2.0 \
+                     encrypt_in_transit must), and this server serves plain HTTP: connect over \
+                     HTTPS",
+                    p.profile.name
+                ),
+            )
+                .into_response());
+        }
         // The role check of every page of a named user ([`users::operation_of`]).
         if let Some(s) = &current.session
             && s.user.is_some()

@@ -1650,3 +1650,518 @@ fn a_partner_learns_nothing_from_cursors_ids_or_errors() {
     // same for every page, whether it resumes after a note or an observed-data.
     assert_eq!(token_lengths.len(), 1, "{token_lengths:?}");
 }
+
+// --- agreements (issue 19) -----------------------------------------------------------------
+
+/// The OASIS PAP marking definitions (extension-definition--f8d78575…), by id only.
+const PAP_RED: &str = "marking-definition--740d36e5-7714-4c30-961a-3ae632ceee0e";
+const PAP_AMBER: &str = "marking-definition--60f8932b-e51e-4458-b265-a2e8be9a80ab";
+const PAP_GREEN: &str = "marking-definition--c43594d1-4b11-4c59-93ab-1c9b14d53ce9";
+/// The producer, named by every object's `created_by_ref`.
+const PRODUCER: &str = "identity--d1d1d1d1-0000-4000-8000-000000000001";
+const PRODUCER_NAME: &str = "CANARY-PRODUCER-NAME";
+/// The last object imported: where a webhook's cursor ends.
+const AG_TAIL: &str = "note--d1d1d1d1-0000-4000-8000-0000000000ff";
+
+/// The indicators: id, the domain of its pattern (what a feed carries), its PAP marking.
+const AG_INDICATORS: [(&str, &str, Option<&str>); 4] = [
+    (
+        "indicator--d1d1d1d1-0000-4000-8000-000000000011",
+        "pap-red.agreement.example",
+        Some(PAP_RED),
+    ),
+    (
+        "indicator--d1d1d1d1-0000-4000-8000-000000000012",
+        "pap-amber.agreement.example",
+        Some(PAP_AMBER),
+    ),
+    (
+        "indicator--d1d1d1d1-0000-4000-8000-000000000013",
+        "pap-green.agreement.example",
+        Some(PAP_GREEN),
+    ),
+    (
+        "indicator--d1d1d1d1-0000-4000-8000-000000000014",
+        "no-pap.agreement.example",
+        None,
+    ),
+];
+
+/// One partner per clause: `ended` (IEP 2.0 end_date passed), `anon` (attribution
+/// must-not), `ask` (permitted_actions contact-for-instruction), `green` (by its group:
+/// pap_automated green), `plain` (encrypt_in_transit must, on a plain-HTTP node), `ctl` (no
+/// agreement: the default PAP gate).
+const AG_POLICY: &str = r#"
+[policy]
+policy_version = "agreements-1"
+[policy.agreements.ended]
+partners = ["ended"]
+end_date = "2020-01-01T00:00:00Z"
+[policy.agreements.anonymous]
+partners = ["anon"]
+attribution = "must-not"
+transfer_mechanism = "gdpr-scc"
+legal_basis = "SCC module 1"
+[policy.agreements.ask-first]
+partners = ["ask"]
+permitted_actions = "contact-for-instruction"
+[policy.agreements.active-only]
+groups = ["active"]
+pap_automated = "green"
+[policy.agreements.tls-only]
+partners = ["plain"]
+encrypt_in_transit = "must"
+"#;
+
+const AG_PARTNERS: [(&str, &[&str]); 6] = [
+    ("ended", &[]),
+    ("anon", &[]),
+    ("ask", &[]),
+    ("green", &["active"]),
+    ("plain", &[]),
+    ("ctl", &[]),
+];
+
+fn ag_objects() -> Vec<Value> {
+    let mut out = vec![
+        json!({"type": "identity", "spec_version": "2.1", "id": PRODUCER,
+        "created": ts(), "modified": ts(), "name": PRODUCER_NAME,
+        "identity_class": "organization", "object_marking_refs": [CLEAR]}),
+    ];
+    for (id, domain, pap) in AG_INDICATORS {
+        let mut markings = vec![CLEAR];
+        markings.extend(pap);
+        out.push(json!({"type": "indicator", "spec_version": "2.1", "id": id,
+            "created": ts(), "modified": ts(), "created_by_ref": PRODUCER,
+            "name": format!("CANARY {domain}"), "indicator_types": ["malicious-activity"],
+            "pattern": format!("[domain-name:value = '{domain}']"), "pattern_type": "stix",
+            "valid_from": ts(), "object_marking_refs": markings}));
+    }
+    out.push(json!({"type": "note", "spec_version": "2.1", "id": AG_TAIL,
+        "created": ts(), "modified": ts(), "created_by_ref": PRODUCER,
+        "content": "the tail", "object_refs": [AG_INDICATORS[3].0],
+        "object_marking_refs": [CLEAR]}));
+    out
+}
+
+/// What `partner` must receive and must not receive through a door: the indicators by id,
+/// and whether the producer's identity may be named. `automated`: feeds, webhook, stream,
+/// `/api/match`.
+fn ag_expected(partner: &str, automated: bool) -> (BTreeSet<&'static str>, BTreeSet<&'static str>) {
+    let all: BTreeSet<&str> = AG_INDICATORS.iter().map(|i| i.0).collect();
+    let by_pap = |allowed: &[Option<&str>]| -> BTreeSet<&'static str> {
+        AG_INDICATORS
+            .iter()
+            .filter(|i| allowed.contains(&i.2))
+            .map(|i| i.0)
+            .collect()
+    };
+    let must: BTreeSet<&str> = match (partner, automated) {
+        ("ended" | "plain", _) => BTreeSet::new(),
+        ("ask", true) => BTreeSet::new(),
+        ("green", true) => by_pap(&[Some(PAP_GREEN), None]),
+        (_, true) => by_pap(&[Some(PAP_AMBER), Some(PAP_GREEN), None]),
+        (_, false) => all.clone(),
+    };
+    let must_not = all.difference(&must).copied().collect();
+    (must, must_not)
+}
+
+/// A push of the suite's collection to a fresh second node as `partner`: the sync's exit
+/// code and error, and what the second node then holds.
+fn ag_push(node: &Node, partner: &str) -> (i32, String, Seen) {
+    let b = Node::init_with(&["--jurisdiction", "CN"]);
+    cli_ok(&b, &["collection", "create", "in"]);
+    let doc: Value = serde_json::from_str(&cli_ok(
+        &b,
+        &[
+            "partner",
+            "add",
+            "origin",
+            "--jurisdiction",
+            "CN",
+            "--write",
+            "in",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let key_file = node.path().join(format!("ag-push-key-{partner}"));
+    std::fs::write(&key_file, doc["api_key"].as_str().unwrap()).unwrap();
+    let sb = b.serve();
+    let peer = format!("ag-{partner}");
+    cli_ok(
+        node,
+        &[
+            "peer",
+            "add",
+            &peer,
+            &sb.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            &format!("in:{COLL}"),
+            "--push",
+            "--token-file",
+            key_file.to_str().unwrap(),
+            "--partner",
+            partner,
+        ],
+    );
+    let (code, out, err) = cli(node, &["sync", "--json", "--peer", &peer]);
+    drop(sb);
+    let (c, held, e) = cli(&b, &["export", "--collection", "in"]);
+    assert_eq!(c, 0, "{e}");
+    let mut seen = Seen {
+        text: held.clone(),
+        ..Seen::default()
+    };
+    for o in serde_json::from_str::<Value>(&held).unwrap()["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        seen.add_object(o);
+    }
+    (code, format!("{out}{err}"), seen)
+}
+
+/// A partner's webhook once it decided the whole collection (its cursor at [`AG_TAIL`]) and
+/// posted everything, or (`refused`) once it recorded why it takes nothing.
+fn ag_webhook(node: &Node, name: &str, got: &Receiver, refused: Option<&str>) -> Seen {
+    let hook = format!("hook-{name}");
+    let start = std::time::Instant::now();
+    loop {
+        let doc: Value =
+            serde_json::from_str(&cli_ok(node, &["webhook", "show", &hook, "--json"])).unwrap();
+        let done = match refused {
+            Some(why) => doc["last_error"].as_str().is_some_and(|e| e.contains(why)),
+            None => {
+                doc["cursors"]
+                    .as_object()
+                    .is_some_and(|c| c.values().any(|c| c["id"] == AG_TAIL))
+                    && doc["queue"].as_array().is_some_and(|q| q.is_empty())
+            }
+        };
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "{hook} never got to the end: {doc}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let mut seen = Seen::default();
+    for text in got.lock().unwrap().iter() {
+        seen.text.push_str(text);
+        seen.text.push('\n');
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let doc: Value = serde_json::from_str(body).unwrap();
+        for o in doc["objects"].as_array().unwrap() {
+            seen.add_object(o);
+        }
+    }
+    seen
+}
+
+/// Partner × IEP 2.0 clause (and PAP) × door, 0 violations (issue 19): every door a partner
+/// reaches — TAXII objects, manifest, object, versions, `export` (STIX), a sync push to a
+/// real second node, the web UI as the partner, every feed format, the live stream, a
+/// webhook to a real receiver, `/api/match` — gives each partner exactly what its agreement
+/// allows: nothing after the end date; no `created_by_ref` and no producer identity under
+/// attribution must-not; nothing by the automated doors under contact-for-instruction; PAP
+/// (the OASIS ids) above the agreement's `pap_automated` (default AMBER) by no automated door
+/// and by every door a person reads; over plain HTTP nothing for a partner whose agreement
+/// requires encryption in transit.
+#[test]
+fn no_door_breaks_an_agreement() {
+    let node = Node::init_with(&["--jurisdiction", "CN"]);
+    let config = node.path().join("concord.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n{AG_POLICY}\n[limits]\nstream_heartbeat_secs = 1\n[webhooks]\nevery_secs = 1\n"
+        ),
+    )
+    .unwrap();
+    cli_ok(&node, &["collection", "create", COLL]);
+    cli_ok(
+        &node,
+        &["collection", "share", COLL, "--default-tlp", "clear"],
+    );
+    let secret = node.path().join("hook.key");
+    std::fs::write(&secret, "a-webhook-secret-of-32-characters").unwrap();
+    let mut keys = BTreeMap::new();
+    let mut hooks = BTreeMap::new();
+    for (name, groups) in AG_PARTNERS {
+        let mut args = vec![
+            "partner",
+            "add",
+            name,
+            "--jurisdiction",
+            "CN",
+            "--read",
+            COLL,
+            "--json",
+        ];
+        for g in groups {
+            args.extend(["--group", g]);
+        }
+        let doc: Value = serde_json::from_str(&cli_ok(&node, &args)).unwrap();
+        keys.insert(name, doc["api_key"].as_str().unwrap().to_owned());
+        let got = Receiver::default();
+        let url = receiver(got.clone());
+        cli_ok(
+            &node,
+            &[
+                "webhook",
+                "add",
+                &format!("hook-{name}"),
+                "--url",
+                &url,
+                "--secret-file",
+                secret.to_str().unwrap(),
+                "--partner",
+                name,
+                "--collection",
+                COLL,
+            ],
+        );
+        hooks.insert(name, got);
+    }
+    import(&node, "agreements", &ag_objects());
+    let s = node.serve();
+    let mut universe: BTreeSet<String> = ag_objects()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    universe.insert(MISSING.to_owned());
+    let domains: Vec<&str> = AG_INDICATORS.iter().map(|i| i.1).collect();
+    let mut violations: Vec<String> = Vec::new();
+    let mut combinations = 0usize;
+    for (name, _) in AG_PARTNERS {
+        let key = &keys[name];
+        // (door, what it gave, automated)
+        let mut doors: Vec<(String, Seen, bool)> = Vec::new();
+        if name == "plain" {
+            // Every request over plain HTTP is refused, naming the clause.
+            let mut paths: Vec<String> = vec![
+                format!("{BASE}/objects/"),
+                format!("{BASE}/manifest/"),
+                format!("{BASE}/stream/"),
+                "/concord/agreement/".to_owned(),
+            ];
+            paths.extend(universe.iter().map(|id| format!("{BASE}/objects/{id}/")));
+            paths.extend(
+                universe
+                    .iter()
+                    .map(|id| format!("{BASE}/objects/{id}/versions/")),
+            );
+            paths.extend(FEED_FORMATS.iter().map(|f| format!("{BASE}/feeds/{f}")));
+            let mut seen = Seen::default();
+            for path in paths {
+                let r = get(&s, key, &path);
+                if r.status != 403 || !r.body.contains("encrypt_in_transit must") {
+                    violations.push(format!("plain {path}: {} {}", r.status, r.body));
+                }
+                seen.text.push_str(&bytes_of(&r));
+            }
+            let r = api_match(&s, key, &domains);
+            if r.status != 403 {
+                violations.push(format!("plain /api/match: {} {}", r.status, r.body));
+            }
+            seen.text.push_str(&bytes_of(&r));
+            doors.push((
+                "taxii, feeds, stream, api-match over HTTP".into(),
+                seen,
+                false,
+            ));
+            let cookie = login(&s, key);
+            let r = web(&s, &cookie, &format!("/ui/c/{COLL}"));
+            if r.status != 403 {
+                violations.push(format!("plain web: {} {}", r.status, r.body));
+            }
+            doors.push((
+                "web".into(),
+                Seen {
+                    text: bytes_of(&r),
+                    ..Seen::default()
+                },
+                false,
+            ));
+            doors.push((
+                "webhook".into(),
+                ag_webhook(&node, name, &hooks[name], Some("encrypt_in_transit must")),
+                true,
+            ));
+        } else {
+            doors.push(("objects".into(), paged(&s, key, "objects", 1000), false));
+            doors.push((
+                "objects limit=1".into(),
+                paged(&s, key, "objects", 1),
+                false,
+            ));
+            doors.push(("manifest".into(), paged(&s, key, "manifest", 1000), false));
+            doors.push(("object".into(), each(&s, key, &universe, false), false));
+            doors.push(("versions".into(), each(&s, key, &universe, true), false));
+            doors.push((
+                "export".into(),
+                export(&node, name, "stix").expect("export for a reader"),
+                false,
+            ));
+            doors.push(("web".into(), through_web(&s, key, &universe), false));
+            doors.push(("stream".into(), stream(&s, key, None), true));
+            for format in FEED_FORMATS {
+                let r = get(&s, key, &format!("{BASE}/feeds/{format}"));
+                if r.status != 200 {
+                    violations.push(format!("{name} feed {format}: {} {}", r.status, r.body));
+                }
+                doors.push((
+                    format!("feed {format}"),
+                    Seen {
+                        text: bytes_of(&r),
+                        ..Seen::default()
+                    },
+                    true,
+                ));
+            }
+            let r = api_match(&s, key, &domains);
+            if r.status != 200 {
+                violations.push(format!("{name} /api/match: {} {}", r.status, r.body));
+            }
+            doors.push((
+                "/api/match".into(),
+                Seen {
+                    text: bytes_of(&r),
+                    ..Seen::default()
+                },
+                true,
+            ));
+            doors.push((
+                "webhook".into(),
+                ag_webhook(&node, name, &hooks[name], None),
+                true,
+            ));
+        }
+        // The sync push: refused with the clause after the end date and over plain HTTP.
+        let (code, report, seen) = ag_push(&node, name);
+        match name {
+            "ended" if code == 0 || !report.contains("ended at 2020-01-01T00:00:00Z") => {
+                violations.push(format!("ended push: {code} {report}"))
+            }
+            "plain" if code == 0 || !report.contains("encrypt_in_transit must") => {
+                violations.push(format!("plain push: {code} {report}"))
+            }
+            "ended" | "plain" => {}
+            _ if code != 0 => violations.push(format!("{name} push: {code} {report}")),
+            _ => {}
+        }
+        doors.push(("sync push".into(), seen, false));
+
+        for (door, seen, automated) in &doors {
+            let (must, must_not) = ag_expected(name, *automated);
+            for (id, domain, _) in AG_INDICATORS {
+                combinations += 1;
+                let arrived = seen.ids.contains(id)
+                    || seen.text.contains(id)
+                    || (door.starts_with("feed") && seen.text.contains(domain));
+                if must_not.contains(id) && (arrived || seen.text.contains(domain)) {
+                    violations.push(format!("{name} {door}: received {id} ({domain})"));
+                }
+                if must.contains(id) && !arrived {
+                    violations.push(format!("{name} {door}: did not receive {id} ({domain})"));
+                }
+            }
+            combinations += 1;
+            if name == "anon"
+                && (seen.text.contains("created_by_ref")
+                    || seen.text.contains(PRODUCER)
+                    || seen.text.contains(PRODUCER_NAME))
+            {
+                violations.push(format!("{name} {door}: the producer is named"));
+            }
+            if name == "ended" && (seen.text.contains(PRODUCER_NAME) || seen.text.contains(AG_TAIL))
+            {
+                violations.push(format!("{name} {door}: something flowed after the end"));
+            }
+        }
+        // Control: without attribution must-not, the producer goes with the objects.
+        if name == "ctl" {
+            let objects = &doors[0].1;
+            assert!(
+                objects.text.contains(PRODUCER_NAME) && objects.text.contains("created_by_ref")
+            );
+        }
+    }
+    eprintln!(
+        "agreement suite: {} partners x IEP clauses x doors: {combinations} combinations, {} violations",
+        AG_PARTNERS.len(),
+        violations.len()
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(combinations > 300, "{combinations}");
+    // `policy explain` cites the agreement and the clause that decided, door by door.
+    // Withheld: a negative answer, exit 1.
+    let (code, out, _) = cli(
+        &node,
+        &[
+            "policy",
+            "explain",
+            "--partner",
+            "ask",
+            "--door",
+            "webhook",
+            AG_INDICATORS[3].0,
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("agreement")
+            && out.contains("ask-first")
+            && out.contains("contact-for-instruction"),
+        "{out}"
+    );
+    let (code, out, _) = cli(
+        &node,
+        &[
+            "policy",
+            "explain",
+            "--partner",
+            "ctl",
+            "--door",
+            "feed-suricata",
+            AG_INDICATORS[0].0,
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("PAP:RED is stricter than PAP:AMBER"), "{out}");
+    // A door a person reads carries it.
+    let out = cli_ok(
+        &node,
+        &["policy", "explain", "--partner", "ctl", AG_INDICATORS[0].0],
+    );
+    assert!(
+        out.contains("PAP:RED: taxii-objects is read by a person"),
+        "{out}"
+    );
+    let (code, out, _) = cli(
+        &node,
+        &[
+            "policy",
+            "explain",
+            "--partner",
+            "ended",
+            AG_INDICATORS[3].0,
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("ended at 2020-01-01T00:00:00Z (IEP 2.0 end_date)"),
+        "{out}"
+    );
+    // Every door appended its transfers: the whole log verifies.
+    let (code, out, err) = cli(&node, &["audit", "verify", "--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
