@@ -119,6 +119,26 @@ tlp_version = "2.0"
 # default = "allow"
 # [policy.detectors]
 # infrastructure = ["192.0.2.0/24"]    # addresses of these ranges are not personal data
+#
+# Agreements (README, "Agreements"): per partner or sharing group, IEP 2.0 clauses enforced
+# at every door, the PAP gate of the automated doors (feeds, webhooks, stream, /api/match),
+# and the legal basis of a cross-border transfer. Part of the policy version.
+# [policy.agreements.eu-bilateral]
+# partners = ["bsi"]                   # and/or groups = ["eu-cert"]
+# start_date = "2026-01-01T00:00:00Z"  # nothing flows before it (IEP 2.0 §11)
+# end_date = "2027-01-01T00:00:00Z"    # nothing flows from then on, sync stops both ways
+# attribution = "must-not"             # may (default) | must | must-not: created_by_ref and
+#                                      # the producer's identity objects do not leave
+# encrypt_in_transit = "must"          # may (default) | must: no sync or requests over plain HTTP
+# permitted_actions = "externally-visible-direct-actions"  # none | contact-for-instruction |
+#                                      # internally-visible-actions |
+#                                      # externally-visible-indirect-actions | (default)
+# pap_automated = "amber"              # clear | green | amber (default) | red: the strictest
+#                                      # PAP the automated doors carry
+# transfer_mechanism = "gdpr-scc"      # pipl-standard-contract | pipl-certification |
+#                                      # pipl-security-assessment | gdpr-adequacy | gdpr-scc |
+#                                      # gdpr-bcr | gdpr-derogation | other
+# legal_basis = "SCC module 1, signed 2026-03-02"
 
 # What a client may cost the node (README, "Limits"). The defaults:
 #
