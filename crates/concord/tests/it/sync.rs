@@ -1464,6 +1464,78 @@ fn an_ended_agreement_stops_sync_both_ways() {
         )),
         "{text}"
     );
+    // The document A serves b: its own agreement only, signed with A's node key; the
+    // operator (no partner) gets the answer of a missing path.
+    let admin = sa.request(
+        "GET",
+        "/concord/agreement/",
+        &[
+            (
+                "Authorization",
+                &format!("Bearer {}", crate::support::TOKEN),
+            ),
+            ("Accept", crate::support::TAXII),
+        ],
+        None,
+    );
+    assert_eq!(admin.status, 404, "{}", admin.body);
+    let b_key = std::fs::read_to_string(&key_of_b).unwrap();
+    let doc = sa
+        .request(
+            "GET",
+            "/concord/agreement/",
+            &[
+                ("Authorization", &format!("Bearer {b_key}")),
+                ("Accept", crate::support::TAXII),
+            ],
+            None,
+        )
+        .json();
+    let a_key_file = a.path().join("a-node.key");
+    cli_ok(&a, &["node", "key", "-o", a_key_file.to_str().unwrap()]);
+    let a_key = std::fs::read_to_string(&a_key_file).unwrap();
+    assert_eq!(doc["key"].as_str().unwrap(), a_key.trim());
+    let signed: Value = serde_json::from_str(doc["signed"].as_str().unwrap()).unwrap();
+    assert_eq!(signed["partner"], "b");
+    assert_eq!(signed["version"], ours.as_str());
+    assert_eq!(
+        signed["agreement"]["legal_basis"],
+        "SCC module 1, signed 2026-03-02"
+    );
+    assert!(signed["agreement"].get("partners").is_none(), "{signed}");
+    // A peer pinned to another node key refuses the document, and the round.
+    let b_key_file = b.path().join("b-node.key");
+    cli_ok(&b, &["node", "key", "-o", b_key_file.to_str().unwrap()]);
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a-pinned-wrong",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "x:y",
+            "--pull",
+            "--token-file",
+            key_of_b.to_str().unwrap(),
+            "--partner",
+            "a",
+            "--node-key",
+            b_key_file.to_str().unwrap(),
+        ],
+    );
+    let (code, r) = sync(&b, &["--peer", "a-pinned-wrong"]);
+    assert_eq!(code, 1, "{r:?}");
+    assert!(
+        r[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not by the peer's node key"),
+        "{r:?}"
+    );
+    cli_ok(&b, &["peer", "remove", "a-pinned-wrong"]);
     // The audit log names the agreement of each of A's transfers to b, with its legal basis.
     let audit: Value =
         serde_json::from_str(&cli_ok(&a, &["audit", "show", "--partner", "b", "--json"])).unwrap();
@@ -1480,6 +1552,27 @@ fn an_ended_agreement_stops_sync_both_ways() {
     let sa = a.serve();
     cli_ok(&b, &["peer", "remove", "a"]);
     peer(&b, "a", &sa.base, "x:y", &key_of_b, "a");
+    // Pinned to A's node key from now on: the document verifies against it.
+    cli_ok(
+        &b,
+        &[
+            "peer",
+            "add",
+            "a-pinned",
+            &sa.base,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "x:y",
+            "--pull",
+            "--token-file",
+            key_of_b.to_str().unwrap(),
+            "--partner",
+            "a",
+            "--node-key",
+            a_key_file.to_str().unwrap(),
+        ],
+    );
     import(&a, "x", &[note("a0000002", "from a, after", CLEAR)]);
     import(&b, "y", &[note("b0000002", "from b, after", CLEAR)]);
     let (code, r) = sync(&a, &["--peer", "b"]);
@@ -1489,14 +1582,16 @@ fn an_ended_agreement_stops_sync_both_ways() {
         error.contains("agreement a-b with b ended at 2020-01-01T00:00:00Z (IEP 2.0 end_date)"),
         "{error}"
     );
-    let (code, r) = sync(&b, &["--peer", "a"]);
-    assert_eq!(code, 1, "{r:?}");
-    let error = r[0]["error"].as_str().unwrap();
-    assert!(
-        error.contains("the agreement peer a holds with this node")
-            && error.contains("ended at 2020-01-01T00:00:00Z"),
-        "{error}"
-    );
+    for peer in ["a", "a-pinned"] {
+        let (code, r) = sync(&b, &["--peer", peer]);
+        assert_eq!(code, 1, "{r:?}");
+        let error = r[0]["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("the agreement peer {peer} holds with this node"))
+                && error.contains("ended at 2020-01-01T00:00:00Z"),
+            "{error}"
+        );
+    }
     let plus = |id: &str| -> BTreeSet<String> {
         let mut s = both.clone();
         s.insert(format!("note--{id}-8ff6-4a8b-9c2f-6e5a3b1f0d11"));
