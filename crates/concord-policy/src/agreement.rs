@@ -337,7 +337,7 @@ pub fn applicable<'a>(
 ) -> Option<(&'a str, &'a Agreement)> {
     agreements
         .iter()
-        .find(|(_, a)| a.partners.iter().any(|p| *p == partner.name))
+        .find(|(_, a)| a.partners.contains(&partner.name))
         .or_else(|| {
             agreements
                 .iter()
