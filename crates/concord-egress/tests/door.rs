@@ -882,3 +882,121 @@ fn tombstones_name_only_what_the_audience_received_as_it_received_it() {
         "the unrecorded reads were recorded"
     );
 }
+
+const PAP_RED: &str = "marking-definition--740d36e5-7714-4c30-961a-3ae632ceee0e";
+const PAP_GREEN: &str = "marking-definition--c43594d1-4b11-4c59-93ab-1c9b14d53ce9";
+
+/// The PAP gate of the automated doors (issue 19), with the OASIS marking ids (known without
+/// their definitions being held): a PAP:RED object goes by the doors a person reads and by no
+/// automated door (feeds, webhook, stream, api-match); what refers to it through an optional
+/// reference goes without the reference there; a PAP:GREEN object goes everywhere. The
+/// decision is the same on every page, and the fates kept between requests are not shared
+/// between the two kinds of door.
+#[test]
+fn pap_red_leaves_by_no_automated_door_and_references_follow() {
+    let n = node();
+    let red = note(
+        "note--9a000001-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+        &[CLEAR, PAP_RED],
+        &["identity--9a000000-8ff6-4a8b-9c2f-6e5a3b1f0d11"],
+    );
+    let green = note(
+        "note--9a000002-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+        &[CLEAR, PAP_GREEN],
+        &["identity--9a000000-8ff6-4a8b-9c2f-6e5a3b1f0d11"],
+    );
+    let report = json!({"type": "report", "spec_version": "2.1",
+        "id": "report--9a000003-8ff6-4a8b-9c2f-6e5a3b1f0d11", "created": T, "modified": T,
+        "name": "r", "published": T, "object_marking_refs": [CLEAR],
+        "object_refs": [red["id"], green["id"]]});
+    put(
+        &n,
+        &[
+            identity("identity--9a000000-8ff6-4a8b-9c2f-6e5a3b1f0d11", &[CLEAR]),
+            red.clone(),
+            green.clone(),
+            report,
+        ],
+    );
+    let who = abroad();
+    let through = |door: &str| -> Vec<Value> {
+        let (t, _) = n
+            .egress
+            .scan(
+                &who,
+                door,
+                &n.collection,
+                &ObjectFilter::default(),
+                None,
+                100,
+                true,
+            )
+            .unwrap();
+        t.entries
+            .iter()
+            .map(|e| serde_json::from_str(e.body.as_deref().unwrap()).unwrap())
+            .collect()
+    };
+    for door in ["taxii-objects", "export", "sync-push", "web-list"] {
+        let got = through(door);
+        assert_eq!(got.len(), 4, "{door}");
+        let report = got.iter().find(|o| o["type"] == "report").unwrap();
+        assert_eq!(report["object_refs"].as_array().unwrap().len(), 2, "{door}");
+    }
+    for door in [
+        "feed-suricata",
+        "feed-rpz",
+        "webhook",
+        "stream",
+        "api-match",
+    ] {
+        let got = through(door);
+        let got_ids = ids(&got);
+        assert!(
+            !got_ids.contains(&red["id"].as_str().unwrap().to_owned()),
+            "{door}"
+        );
+        assert!(
+            got_ids.contains(&green["id"].as_str().unwrap().to_owned()),
+            "{door}"
+        );
+        let report = got.iter().find(|o| o["type"] == "report").unwrap();
+        assert_eq!(report["object_refs"], json!([green["id"]]), "{door}");
+    }
+    // The read doors again, after the automated ones filled the fate cache: unchanged.
+    assert_eq!(through("taxii-objects").len(), 4);
+    // Why, naming the PAP level, the limit and the door.
+    let explained = n
+        .egress
+        .explain_at(
+            &PartnerProfile {
+                name: "bsi".into(),
+                jurisdiction: "DE".into(),
+                groups: vec!["eu-cert".into()],
+            },
+            &n.collection,
+            &n.store
+                .entries(
+                    &n.collection,
+                    &ObjectFilter {
+                        ids: vec![red["id"].as_str().unwrap().to_owned()],
+                        ..ObjectFilter::default()
+                    },
+                    &concord_store::PageRequest {
+                        limit: 1,
+                        after: None,
+                    },
+                    true,
+                )
+                .unwrap()
+                .entries[0],
+            "webhook",
+        )
+        .unwrap();
+    let why = explained.withheld.unwrap();
+    assert!(
+        why.contains("PAP:RED is stricter than PAP:AMBER") && why.contains("webhook"),
+        "{why}"
+    );
+    assert_eq!(explained.steps[0].rule, "agreement");
+}
