@@ -128,14 +128,12 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
         PartnerCommand::Show { data, name, json } => {
             let store = crate::open_store(&data)?;
             let p = ops::PartnerInfo::from(&ops::find_partner(store.as_ref(), &name)?);
-            // Which agreement version each side holds (issue 19, item 5).
-            let policy = crate::policy::load(&data, store.as_ref())?;
-            let versions = ops::agreement_versions(store.as_ref(), &policy, &name)?;
             if json {
-                let mut v = serde_json::to_value(&p)?;
-                v["agreement"] = serde_json::to_value(&versions)?;
-                println!("{v}");
+                println!("{}", serde_json::to_value(&p)?);
             } else {
+                // Which agreement version each side holds (issue 19, item 5).
+                let policy = crate::policy::load(&data, store.as_ref())?;
+                let versions = ops::agreement_versions(store.as_ref(), &policy, &name)?;
                 println!("{}", agreement_line(&versions));
                 // Collections by alias, as they were given (issue 24, item 13: UUIDs).
                 let names = |ids: &[String]| -> Result<String> {
