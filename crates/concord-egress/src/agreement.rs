@@ -225,6 +225,33 @@ pub fn store_received(
     store.set_setting(&key, &text)
 }
 
+/// The setting prefix of the document received from a partner's node, by the partner's name
+/// (`…/PARTNER`): what the egress door reads to enforce it.
+pub const RECEIVED_FOR_PARTNER_PREFIX: &str = "agreement/received-for-partner/";
+
+/// Keeps the document received from the node of `partner` (the peer's partner) under the
+/// partner's name too, for the egress door ([`received_for_partner`]).
+pub fn store_received_for_partner(
+    store: &dyn Store,
+    partner: &str,
+    received: &Received,
+) -> Result<(), StoreError> {
+    let text = serde_json::to_string(received).unwrap_or_default();
+    store.set_setting(&format!("{RECEIVED_FOR_PARTNER_PREFIX}{partner}"), &text)
+}
+
+/// The document last received from `partner`'s node (by any peer linked to it); `None`
+/// when none was, or the record is unreadable.
+pub fn received_for_partner(
+    store: &dyn Store,
+    partner: &str,
+) -> Result<Option<Received>, StoreError> {
+    Ok(store
+        .setting(&format!("{RECEIVED_FOR_PARTNER_PREFIX}{partner}"))?
+        .filter(|t| !t.is_empty())
+        .and_then(|t| serde_json::from_str(&t).ok()))
+}
+
 /// The document last received from `peer`'s node; `None` when none was (or the record is
 /// unreadable: then it is fetched again at the next round).
 pub fn received(store: &dyn Store, peer: &str) -> Result<Option<Received>, StoreError> {

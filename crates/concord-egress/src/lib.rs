@@ -1542,6 +1542,10 @@ struct Decider<'a> {
     /// The time of the decisions (an agreement's dates), ns since the epoch: one reading of
     /// the clock per request, so every object of a page is decided at the same time.
     now_ns: i64,
+    /// Why nothing goes to this partner at all: the agreement its node holds with this node
+    /// (received by sync, [`agreement::received_for_partner`]) ended. The receiving side
+    /// enforces it as the issuer does.
+    ended: Option<String>,
     sharing: CollectionSharing,
     markings: Markings,
     /// Marking ids looked up already (found or not).
@@ -1584,6 +1588,18 @@ impl<'a> Decider<'a> {
     ) -> Result<Decider<'a>, EgressError> {
         let sharing = egress.sharing(collection_id)?;
         let now_ns = concord_stix::Timestamp::now_micros().unix_nanos();
+        let ended = agreement::received_for_partner(egress.store.as_ref(), &partner.name)?
+            .and_then(|r| {
+                let end = r.end_ns()?;
+                (now_ns >= end).then(|| {
+                    format!(
+                        "the agreement {}'s node holds with this node ({}) ended at {} (IEP 2.0 end_date): nothing flows after it",
+                        partner.name,
+                        r.statement.version.as_deref().unwrap_or("none"),
+                        r.end_date().unwrap_or("?")
+                    )
+                })
+            });
         // Decisions differ by door only between the automated doors and the others (an
         // agreement's permitted actions, the PAP gate), and feeds among the automated ones.
         let door_class = if concord_policy::agreement::is_feed_door(door) {
@@ -1627,6 +1643,7 @@ impl<'a> Decider<'a> {
             origin: None,
             collections: None,
             shared: Some(shared),
+            ended,
             taints: 0,
             assumptions: Vec::new(),
             log: Vec::new(),
@@ -2019,6 +2036,11 @@ impl<'a> Decider<'a> {
     }
 
     fn decide_inner(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
+        if let Some(reason) = &self.ended {
+            let reason = reason.clone();
+            self.note("agreement", || format!("withheld: {reason}"));
+            return Ok(Outcome::Withheld(reason));
+        }
         // Markings and references of an object reached only as a reference target.
         if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
             self.prefetch(std::slice::from_ref(e))?;

@@ -439,6 +439,11 @@ fn agreement_fetched(store: &dyn Store, peer: &Peer, client: &Client) -> Result<
         || kept.as_ref().map(|k| &k.statement.agreement) != Some(&received.statement.agreement)
     {
         concord_egress::agreement::store_received(store, &peer.name, &received)?;
+        // By the partner's name too: this node's egress door enforces what the partner's
+        // node agreed (its end date) on every door, as the issuer does.
+        if let Some(partner) = &peer.partner {
+            concord_egress::agreement::store_received_for_partner(store, partner, &received)?;
+        }
     }
     let plain = peer.url.to_ascii_lowercase().starts_with("http://");
     check_received(peer, &received, now_ns(), plain)

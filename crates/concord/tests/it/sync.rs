@@ -1458,7 +1458,10 @@ fn an_ended_agreement_stops_sync_both_ways() {
         .and_then(|r| r.split(';').next())
         .unwrap()
         .to_owned();
-    assert!(ours.starts_with("a-b@") && ours.len() == "a-b@".len() + 12, "{on_a}");
+    assert!(
+        ours.starts_with("a-b@") && ours.len() == "a-b@".len() + 12,
+        "{on_a}"
+    );
     assert_eq!(
         on_a,
         format!(
@@ -1639,6 +1642,41 @@ fn an_ended_agreement_stops_sync_both_ways() {
         r.json()["objects"].as_array().is_none_or(|o| o.is_empty()),
         "{}",
         r.body
+    );
+    // Nor do B's doors give a anything: B enforces the agreement it received from A.
+    let r = sb.request(
+        "GET",
+        "/concord/collections/y/objects/",
+        &[
+            (
+                "Authorization",
+                &format!("Bearer {}", std::fs::read_to_string(&key_of_a).unwrap()),
+            ),
+            ("Accept", crate::support::TAXII),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.json()["objects"].as_array().is_none_or(|o| o.is_empty()),
+        "{}",
+        r.body
+    );
+    let (code, out, _) = cli(
+        &b,
+        &[
+            "policy",
+            "explain",
+            "--partner",
+            "a",
+            "note--b0000001-8ff6-4a8b-9c2f-6e5a3b1f0d11",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the agreement a's node holds with this node")
+            && out.contains("ended at 2020"),
+        "{out}"
     );
     drop(sb);
 }
