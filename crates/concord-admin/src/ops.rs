@@ -1034,8 +1034,10 @@ pub fn show_policy(
 /// One rule applied by `policy explain`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Step {
-    /// The rule: `permission`, `tlp`, `important-data`, `granular-markings`,
-    /// `jurisdiction`, `personal-data`, `references`, `identifier`, `validation`.
+    /// The rule: `permission`, `agreement` (the partner's agreement and the clause that
+    /// decided, or the PAP gate of the automated doors), `tlp`, `important-data`,
+    /// `granular-markings`, `jurisdiction`, `personal-data`, `references`, `identifier`,
+    /// `validation`.
     pub rule: String,
     /// What it found and decided.
     pub detail: String,

@@ -712,6 +712,18 @@ fn nodes_sync_over_mutual_tls() {
         &[indicator("77777777", "tls.example.net", &[CLEAR])],
     );
     let key = partner(&a, "b", "DE", &["--read", "intel"]);
+    // b's agreement requires encryption in transit (issue 19): over TLS it is served, and
+    // b's node, which fetches the agreement, syncs over https.
+    let config = a.path().join("concord.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[policy]\n[policy.agreements.tls-only]\npartners = [\"b\"]\n\
+             encrypt_in_transit = \"must\"\n"
+        ),
+    )
+    .unwrap();
     let sa = a.serve_with(&[
         ("CONCORD_TLS_CERT", &pki.server_cert),
         ("CONCORD_TLS_KEY", &pki.server_key),
