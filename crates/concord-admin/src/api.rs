@@ -873,10 +873,14 @@ struct ExplainParams {
     object_id: String,
     /// Only in this collection (alias or id; default: every collection holding it).
     collection: Option<String>,
+    /// The door, as the audit log names it (default `taxii-objects`; `feed-suricata`,
+    /// `webhook`, `stream`, `api-match`…): an agreement's permitted actions and the PAP gate
+    /// apply to the automated doors (issue 19).
+    door: Option<String>,
 }
 
 /// What a partner would receive of an object and why, rule by rule (`concord policy
-/// explain`): the decision of the TAXII and export doors; nothing is sent or audited.
+/// explain`): the decision of the door (TAXII by default); nothing is sent or audited.
 #[utoipa::path(get, path = "/policy/explain", tag = "policy",
     params(ExplainParams),
     responses(
@@ -893,13 +897,14 @@ async fn explain(
     let version = a.state.policy().version.clone();
     Ok(Json(
         blocking(move || {
-            ops::explain(
+            ops::explain_at(
                 store.as_ref(),
                 &egress,
                 &version,
                 &q.partner,
                 q.collection.as_deref(),
                 &q.object_id,
+                q.door.as_deref().unwrap_or("taxii-objects"),
             )
         })
         .await?,
