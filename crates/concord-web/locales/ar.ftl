@@ -291,6 +291,7 @@ audit-decision-already-present = موجود مسبقًا
 audit-decision-deleted = حُذف
 as-partner-detail-lang = تفاصيل القواعد بالإنجليزية، كما يطبعها `concord policy explain`.
 rule-permission = الإذن
+rule-agreement = اتفاقية المشاركة
 rule-tlp = بوابة TLP
 rule-addressed = موجّه إلى شركاء مسمّين
 rule-jurisdiction = الولاية القضائية

@@ -286,6 +286,7 @@ audit-decision-already-present = already present
 audit-decision-deleted = deleted
 as-partner-detail-lang = The rules' details are in English, as `concord policy explain` prints them.
 rule-permission = Permission
+rule-agreement = Agreement
 rule-tlp = TLP gate
 rule-addressed = Addressed to named partners
 rule-jurisdiction = Jurisdiction

@@ -261,6 +261,7 @@ audit-decision-already-present = 已存在
 audit-decision-deleted = 已删除
 as-partner-detail-lang = 各规则的详细说明为英文，与 `concord policy explain` 的输出相同。
 rule-permission = 权限
+rule-agreement = 共享协议
 rule-tlp = TLP 检查
 rule-addressed = 指定接收方
 rule-jurisdiction = 司法管辖区
