@@ -472,11 +472,15 @@ impl Client {
     /// The peer's agreement with this node as a signed document
     /// (`GET {api-root}agreement/`, not TAXII: issue 19), as its JSON text, to verify with
     /// `concord_egress::agreement::verify_document`. `None` from a server without the
-    /// resource (404: any other TAXII server, or a node without a key).
+    /// resource: any 4xx (404 from a node without a key; other TAXII servers answer an
+    /// unknown path 404, 400, 403 or 405). A refusal that matters (credentials, encryption)
+    /// stops the round at its next request, which names it.
     pub fn agreement(&self) -> Result<Option<String>, ClientError> {
         match self.request("GET", "agreement/", &[], None) {
             Ok((answer, _)) => Ok(Some(answer.body)),
-            Err(ClientError::Status { status: 404, .. }) => Ok(None),
+            Err(ClientError::Status { status, .. }) if (400..500).contains(&status) => Ok(None),
+            // Not JSON: not a Concord node's answer.
+            Err(ClientError::Garbage { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
