@@ -369,6 +369,7 @@ fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_partners, add_partner))
         .routes(routes!(show_partner, remove_partner))
         .routes(routes!(rotate_key))
+        .routes(routes!(partner_agreement))
         .routes(routes!(list_peers, add_peer))
         .routes(routes!(show_peer, remove_peer))
         .routes(routes!(show_policy))
@@ -742,6 +743,26 @@ async fn rotate_key(
     let p = blocking(move || ops::rotate_key(store.as_ref(), &name)).await?;
     changed("partner-rotate-key", &p.partner.name);
     Ok(Json(p))
+}
+
+/// Which version of the agreement each side holds (issue 19): this node's, the one the
+/// partner's node last fetched, the one the partner's node holds with this node
+/// (`concord partner show`'s `agreement:` line).
+#[utoipa::path(get, path = "/partners/{name}/agreement", tag = "partners",
+    params(("name" = String, Path, description = "The partner's name")),
+    responses(
+        (status = 200, description = "The versions", body = ops::AgreementVersions),
+        (status = 404, description = "No such partner", body = ApiError),
+    ))]
+async fn partner_agreement(
+    State(a): State<Admin>,
+    Name(name): Name,
+) -> ApiResult<Json<ops::AgreementVersions>> {
+    let store = a.store();
+    let policy = a.state.policy();
+    Ok(Json(
+        blocking(move || ops::agreement_versions(store.as_ref(), &policy, &name)).await?,
+    ))
 }
 
 // --- peers -------------------------------------------------------------------------------

@@ -1487,6 +1487,23 @@ fn an_ended_agreement_stops_sync_both_ways() {
              (until 2099-01-01T00:00:00Z) (peer a)"
         )
     );
+    // The same over the admin API.
+    let api = sa
+        .request(
+            "GET",
+            "/api/v1/partners/b/agreement",
+            &[(
+                "Authorization",
+                &format!("Bearer {}", crate::support::TOKEN),
+            )],
+            None,
+        )
+        .json();
+    assert_eq!(
+        api,
+        json!({"ours": ours, "fetched_by_partner": ours, "theirs": "none",
+               "theirs_end_date": null, "peer": "b"})
+    );
     // The document A serves b: its own agreement only, signed with A's node key; the
     // operator (no partner) gets the answer of a missing path.
     let admin = sa.request(
