@@ -847,6 +847,35 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
             ),
         ));
     }
+    // IEP 2.0 end date (§11), the other way (issue 19): outside its agreement's period a
+    // partner writes and deletes nothing here either (what it reads, the egress door
+    // withholds).
+    if let Principal::Partner(p) = &principal
+        && matches!(
+            *req.method(),
+            axum::http::Method::POST | axum::http::Method::DELETE
+        )
+        && req.uri().path().contains("/objects/")
+        && let Some((name, a, period)) = state.policy.agreement(&p.profile)
+    {
+        let now = Timestamp::now_micros().unix_nanos();
+        if !period.in_effect(now) {
+            let when = match (&a.end_date, period.end_ns) {
+                (Some(end), Some(e)) if now >= e => format!("ended at {end} (IEP 2.0 end_date)"),
+                _ => format!(
+                    "takes effect at {} (IEP 2.0 start_date)",
+                    a.start_date.as_deref().unwrap_or("?")
+                ),
+            };
+            return error_response(TaxiiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "agreement {name} with {} {when}: nothing flows outside it, in either direction",
+                    p.profile.name
+                ),
+            ));
+        }
+    }
     req.extensions_mut().insert(principal.clone());
     let mut res = next.run(req).await;
     // For the request log ([`ops::observe`]), which sees only the response.

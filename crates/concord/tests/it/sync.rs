@@ -1672,6 +1672,29 @@ fn an_ended_agreement_stops_sync_both_ways() {
         "{}",
         r.body
     );
+    // Nor may b write to A any more (a node that ignored the end date).
+    let envelope = json!({"objects": [note("b0000003", "from b, refused", CLEAR)]}).to_string();
+    let r = sa.request(
+        "POST",
+        "/concord/collections/x/objects/",
+        &[
+            (
+                "Authorization",
+                &format!("Bearer {}", std::fs::read_to_string(&key_of_b).unwrap()),
+            ),
+            ("Accept", crate::support::TAXII),
+            ("Content-Type", crate::support::TAXII),
+        ],
+        Some(&envelope),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body
+            .contains("agreement a-b with b ended at 2020-01-01T00:00:00Z"),
+        "{}",
+        r.body
+    );
+    assert_eq!(ids(&a, "x"), plus("a0000002"));
     // Nor do B's doors give a anything: B enforces the agreement it received from A.
     let r = sb.request(
         "GET",
