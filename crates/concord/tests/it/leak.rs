@@ -2027,6 +2027,32 @@ fn no_door_breaks_an_agreement() {
                     true,
                 ));
             }
+            // The same feeds written by the CLI for the partner (`export --format`).
+            for format in ["suricata", "rpz"] {
+                let (code, out, err) = cli(
+                    &node,
+                    &[
+                        "export",
+                        "--collection",
+                        COLL,
+                        "--partner",
+                        name,
+                        "--format",
+                        format,
+                    ],
+                );
+                if code != 0 {
+                    violations.push(format!("{name} export --format {format}: {err}"));
+                }
+                doors.push((
+                    format!("feed export {format}"),
+                    Seen {
+                        text: out,
+                        ..Seen::default()
+                    },
+                    true,
+                ));
+            }
             let r = api_match(&s, key, &domains);
             if r.status != 200 {
                 violations.push(format!("{name} /api/match: {} {}", r.status, r.body));
