@@ -84,6 +84,56 @@ fn rfc3339(ns: i64) -> String {
     concord_stix::Timestamp::from_unix_nanos(ns, 3).to_string()
 }
 
+/// The agreement document this node issues to `partner` (issue 19, item 5), as a join
+/// message carries it: the same signed document `GET {api-root}/agreement/` serves.
+fn agreement_for(egress: &Egress, key: &NodeKey, partner: &PartnerProfile, now: i64) -> Value {
+    let doc =
+        concord_egress::agreement::build_document(egress.policy(), partner, key, &rfc3339(now));
+    serde_json::to_value(doc).unwrap_or(Value::Null)
+}
+
+/// The agreement document a join message carries, verified against the sender's node key
+/// (`key`, 64 hex digits): what is kept as received from it. `None` when the message
+/// carries none (a node from before agreements). Errors: the reason, naming the document.
+fn agreement_received(
+    document: Option<&Value>,
+    key: &str,
+    now: i64,
+) -> std::result::Result<Option<concord_egress::agreement::Received>, String> {
+    let Some(document) = document else {
+        return Ok(None);
+    };
+    let text = document.to_string();
+    let pinned = concord_store::node_key::unhex32(key);
+    let statement = concord_egress::agreement::verify_document(&text, pinned)?;
+    Ok(Some(concord_egress::agreement::Received {
+        document: text,
+        statement,
+        fetched: rfc3339(now),
+    }))
+}
+
+/// Keeps the agreement exchanged at join: `received` (the other node's, for its peer
+/// `peer` and partner `partner`) and that the partner now holds `ours` (its version).
+fn keep_agreements(
+    store: &dyn Store,
+    peer: &str,
+    partner: &str,
+    received: Option<&concord_egress::agreement::Received>,
+    ours: &Value,
+) -> std::result::Result<(), concord_store::StoreError> {
+    if let Some(r) = received {
+        concord_egress::agreement::store_received(store, peer, r)?;
+        concord_egress::agreement::store_received_for_partner(store, partner, r)?;
+    }
+    let version = ours
+        .get("signed")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<concord_egress::agreement::Statement>(s).ok())
+        .and_then(|s| s.version);
+    concord_egress::agreement::record_fetched(store, partner, version.as_deref())
+}
+
 /// The node's STIX identity ([`doc::node_identity`]), its id made once and kept.
 pub fn identity(store: &dyn Store, me: &NodeSelf) -> Result<Value> {
     let fresh = serde_json::json!({
@@ -416,6 +466,9 @@ fn answer_proven(
     if concord_store::node_key::unhex32(&request.node_key).is_none() {
         return Err(Refusal::Refused("node_key: expected 64 hex digits".into()));
     }
+    // The agreement the joining node proposes, signed by the key it joins with.
+    let theirs = agreement_received(request.agreement.as_ref(), &request.node_key, now)
+        .map_err(|e| Refusal::Refused(format!("agreement: {e}")))?;
     if request.identity.get("type").and_then(Value::as_str) != Some("identity") {
         return Err(Refusal::Refused(
             "identity: not a STIX identity object".into(),
@@ -538,6 +591,17 @@ fn answer_proven(
     }
     // The preview: what this node will serve the new partner, through its egress door.
     let profile = doc::profile_of(&partner);
+    // The agreements exchanged (issue 19, item 5): the joining node's kept as received
+    // from it, ours carried in the answer and held by it from now on.
+    let ours = agreement_for(egress, &me.key, &profile, now);
+    keep_agreements(
+        store,
+        &record.partner,
+        &record.partner,
+        theirs.as_ref(),
+        &ours,
+    )
+    .map_err(|e| Refusal::Failed(e.to_string()))?;
     let mut serve = Vec::new();
     for id in &request.pull {
         let (objects, withheld) = doc::serve_preview(store, egress, &profile, id)
@@ -563,8 +627,7 @@ fn answer_proven(
         api_key: Some(api_key),
         node_key: me.key.public_hex(),
         serve,
-        // The agreement exchanged at join (issue 19, item 5) goes here.
-        agreement: None,
+        agreement: Some(ours),
     })
 }
 
@@ -848,8 +911,8 @@ pub fn join(
         api_key: reachable.then(|| api_key.clone()),
         pull: pulls.iter().map(|(o, _)| o.id.clone()).collect(),
         push: pushes.iter().map(|(_, o)| o.id.clone()).collect(),
-        // The agreement this node proposes (issue 19, item 5) goes here.
-        agreement: None,
+        // The agreement this node applies to the inviting node (issue 19, item 5).
+        agreement: Some(agreement_for(egress, &me.key, &profile, now_ns())),
     };
     let signed = doc::sign_request(&me.key, request);
     let answer = doc::exchange(
@@ -857,6 +920,17 @@ pub fn join(
         &signed,
         std::time::Duration::from_secs(options.timeout_secs.max(1)),
     )?;
+    // The inviting node's agreement, signed by the key the invitation names; checked before
+    // anything is created here.
+    let theirs =
+        agreement_received(answer.agreement.as_ref(), &inv.node_key, now_ns()).map_err(|e| {
+            AdminError::Invalid(format!(
+                "joined at {}, but its answer's agreement is refused ({e}): nothing was \
+                 created here; remove the partner there (concord partner remove {}) and join \
+                 again",
+                inv.url, answer.partner
+            ))
+        })?;
     // Joined there: now this side, in one transaction for the partner and the peer.
     preview.extend(answer.serve.iter().cloned());
     let mut created = Vec::new();
@@ -939,6 +1013,13 @@ pub fn join(
             .into());
         }
     }
+    keep_agreements(
+        store,
+        &name,
+        &name,
+        theirs.as_ref(),
+        signed.request.agreement.as_ref().unwrap_or(&Value::Null),
+    )?;
     Ok(Joined {
         partner: name,
         invitation: inv.id,

@@ -22,8 +22,9 @@
 //!   request ([`JoinAnswer::request_sha256`]): the API key made for the joining node and
 //!   what the inviting node will serve it (the preview, counted through its egress door).
 //!
-//! The agreement exchanged at join (issue 19, item 5) has its place in the request and the
-//! answer (`agreement`), carried and signed with them; this module does not read it.
+//! The agreement exchanged at join (issue 19, item 5) is carried in the request and the
+//! answer (`agreement`: the signed document of `concord_egress::agreement`), signed with
+//! them; `concord-admin`'s join verifies and keeps it.
 
 use std::time::Duration;
 
@@ -188,7 +189,8 @@ pub struct JoinRequest {
     /// Ids of the offered collections the joining node will push into.
     #[serde(default)]
     pub push: Vec<String>,
-    /// The agreement the joining node proposes (issue 19, item 5); not read here.
+    /// The agreement the joining node applies to the inviting node (issue 19, item 5): its
+    /// signed document, verified and kept by the inviting node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<Value>,
 }
@@ -247,7 +249,8 @@ pub struct JoinAnswer {
     /// What the inviting node will serve, per pulled collection ([`FlowCount`]).
     #[serde(default)]
     pub serve: Vec<FlowCount>,
-    /// The agreement as the inviting node holds it (issue 19, item 5); not read here.
+    /// The agreement the inviting node applies to the joining node (issue 19, item 5): its
+    /// signed document, verified and kept by the joining node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<Value>,
 }

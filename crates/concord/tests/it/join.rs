@@ -91,6 +91,17 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
         ],
     );
     cli_ok(&a, &["collection", "create", "inbox"]);
+    // An agreement for the partner to be: exchanged at join (issue 19, item 5).
+    let config = a.path().join("concord.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[policy]\n[policy.agreements.de-fr]\npartners = [\"cert-fr\"]\n\
+             end_date = \"2099-01-01T00:00:00Z\"\ntransfer_mechanism = \"gdpr-adequacy\"\n"
+        ),
+    )
+    .unwrap();
     import(
         &b,
         "outbox",
@@ -135,6 +146,36 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
         .into_iter()
         .collect(),
         "{joined}"
+    );
+    // The agreements were exchanged at join, before any round: each side holds the
+    // other's signed document and knows the other holds its own.
+    let shown = |node: &Node, p: &str| -> String {
+        cli_ok(node, &["partner", "show", p])
+            .lines()
+            .find(|l| l.starts_with("agreement: "))
+            .unwrap_or_else(|| panic!("no agreement line"))
+            .to_owned()
+    };
+    let on_a = shown(&a, "cert-fr");
+    let ours = on_a
+        .strip_prefix("agreement: ours ")
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .to_owned();
+    assert!(ours.starts_with("de-fr@"), "{on_a}");
+    assert_eq!(
+        on_a,
+        format!(
+            "agreement: ours {ours}; fetched by the partner {ours}; the partner holds none \
+             (peer cert-fr)"
+        )
+    );
+    assert_eq!(
+        shown(&b, "cert-de"),
+        format!(
+            "agreement: ours -; fetched by the partner none; the partner holds {ours} \
+             (until 2099-01-01T00:00:00Z) (peer cert-de)"
+        )
     );
     // Either node says the same of what it would send its new partner.
     let on_a: Value =
