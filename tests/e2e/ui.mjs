@@ -270,6 +270,7 @@ const PAGES = [
   { name: "pattern", path: "/ui/pattern" },
   { name: "incidents", path: "/ui/incidents" },
   { name: "partners", path: "/ui/operator/partners" },
+  { name: "partner", path: `/ui/operator/partners/${encodeURIComponent(PARTNER)}` },
   { name: "groups", path: "/ui/operator/groups" },
   { name: "peers", path: "/ui/operator/peers" },
   { name: "policy", path: "/ui/operator/policy" },

@@ -367,7 +367,8 @@ fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
         .routes(routes!(show_collection))
         .routes(routes!(show_sharing, change_sharing))
         .routes(routes!(list_partners, add_partner))
-        .routes(routes!(show_partner, remove_partner))
+        .routes(routes!(show_partner, remove_partner, update_partner))
+        .routes(routes!(set_partner_details))
         .routes(routes!(rotate_key))
         .routes(routes!(partner_agreement))
         .routes(routes!(list_peers, add_peer))
@@ -666,13 +667,22 @@ async fn change_sharing(
 
 // --- partners ----------------------------------------------------------------------------
 
-/// Every partner (never a key).
+/// Every partner's directory entry, by name (never a key): `concord partner list --json`.
 #[utoipa::path(get, path = "/partners", tag = "partners",
-    responses((status = 200, description = "The partners", body = Vec<ops::PartnerInfo>)))]
-async fn list_partners(State(a): State<Admin>) -> ApiResult<Json<Vec<ops::PartnerInfo>>> {
+    responses((status = 200, description = "The partners", body = Vec<ops::directory::DirectoryEntry>)))]
+async fn list_partners(
+    State(a): State<Admin>,
+) -> ApiResult<Json<Vec<ops::directory::DirectoryEntry>>> {
     let store = a.store();
+    let policy = a.state.policy();
     Ok(Json(
-        blocking(move || ops::list_partners(store.as_ref())).await?,
+        blocking(move || {
+            ops::directory::directory(store.as_ref())?
+                .into_iter()
+                .map(|e| ops::directory::with_agreement(store.as_ref(), &policy, e))
+                .collect()
+        })
+        .await?,
     ))
 }
 
@@ -696,20 +706,86 @@ async fn add_partner(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-/// One partner (never its key).
+/// One partner's directory entry, never its key (`concord partner show`): name,
+/// jurisdiction, groups and grants, its identity and contacts, the keys it is known by with
+/// their fingerprints, its agreement and its last activity.
 #[utoipa::path(get, path = "/partners/{name}", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     responses(
-        (status = 200, description = "The partner", body = ops::PartnerInfo),
+        (status = 200, description = "The partner", body = ops::directory::DirectoryEntry),
         (status = 404, description = "No such partner", body = ApiError),
     ))]
 async fn show_partner(
     State(a): State<Admin>,
     Name(name): Name,
+) -> ApiResult<Json<ops::directory::DirectoryEntry>> {
+    let store = a.store();
+    let policy = a.state.policy();
+    let p = blocking(move || {
+        let e = ops::directory::directory_entry(store.as_ref(), &name)?;
+        ops::directory::with_agreement(store.as_ref(), &policy, e)
+    })
+    .await?;
+    Ok(Json(p))
+}
+
+/// Changes a partner's grants, groups or jurisdiction in place; its API key stays
+/// (`concord partner update`). Lists given whole replace the old ones; `add_*`/`remove_*`
+/// change them. Audited (door `partner-update`, by `admin`) in the transaction of the
+/// change; every serving process applies it within 5 seconds.
+#[utoipa::path(patch, path = "/partners/{name}", tag = "partners",
+    params(("name" = String, Path, description = "The partner's name")),
+    request_body = ops::directory::PartnerChange,
+    responses(
+        (status = 200, description = "The partner as changed", body = ops::PartnerInfo),
+        (status = 400, description = "A field breaks a rule, or nothing to change", body = ApiError),
+        (status = 404, description = "No such partner, or a collection named does not exist", body = ApiError),
+        (status = 409, description = "Changed by others too often meanwhile; try again", body = ApiError),
+        (status = 415, description = "Not JSON", body = ApiError),
+    ))]
+async fn update_partner(
+    State(a): State<Admin>,
+    acting: Acting,
+    Name(name): Name,
+    Body(change): Body<ops::directory::PartnerChange>,
 ) -> ApiResult<Json<ops::PartnerInfo>> {
     let store = a.store();
-    let p = blocking(move || ops::find_partner(store.as_ref(), &name)).await?;
-    Ok(Json(ops::PartnerInfo::from(&p)))
+    let n = name.clone();
+    let person = acting.0.audit_name();
+    let p = blocking(move || {
+        ops::directory::update_partner(store.as_ref(), &n, &change, "admin", Some(&person))
+    })
+    .await?;
+    changed("partner-update", &name);
+    Ok(Json(p))
+}
+
+/// Gives a partner directory fields: its STIX identity, a contact, its node key, its
+/// client certificate's SHA-256 (`concord partner set`). Audited (door `partner-set`).
+#[utoipa::path(patch, path = "/partners/{name}/directory", tag = "partners",
+    params(("name" = String, Path, description = "The partner's name")),
+    request_body = ops::directory::DetailsChange,
+    responses(
+        (status = 200, description = "Its directory entry", body = ops::directory::DirectoryEntry),
+        (status = 400, description = "A field breaks a rule, or nothing to set", body = ApiError),
+        (status = 404, description = "No such partner", body = ApiError),
+        (status = 415, description = "Not JSON", body = ApiError),
+    ))]
+async fn set_partner_details(
+    State(a): State<Admin>,
+    acting: Acting,
+    Name(name): Name,
+    Body(change): Body<ops::directory::DetailsChange>,
+) -> ApiResult<Json<ops::directory::DirectoryEntry>> {
+    let store = a.store();
+    let n = name.clone();
+    let person = acting.0.audit_name();
+    let p = blocking(move || {
+        ops::directory::set_details(store.as_ref(), &n, &change, "admin", Some(&person))
+    })
+    .await?;
+    changed("partner-set", &name);
+    Ok(Json(p))
 }
 
 /// Removes a partner: its key stops working within seconds (`concord partner remove`).

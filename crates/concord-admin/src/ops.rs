@@ -3,9 +3,11 @@
 //! the rules (names, jurisdictions, TLP levels, peers' files) are checked here once, and
 //! the two front ends differ only in how they print.
 //!
-//! Nothing here is audited in the audit log: that log records transfers of object versions
-//! (every door, [`concord_egress`]), and these operations move no object. `policy explain`
-//! decides without sending, so it records nothing either, as on the CLI.
+//! The audit log records transfers of object versions (every door, [`concord_egress`]); of
+//! these operations, which move no object, only the changes of a partner in place are
+//! recorded there ([`directory`]: doors `partner-update`, `partner-set`), because they change
+//! what a partner may receive under the key it already holds. `policy explain` decides
+//! without sending, so it records nothing, as on the CLI.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -98,6 +100,7 @@ impl From<concord_server::policy::PolicyError> for AdminError {
 
 pub(crate) type Result<T> = std::result::Result<T, AdminError>;
 
+pub mod directory;
 pub mod webhooks;
 
 // --- collections -------------------------------------------------------------------------

@@ -83,6 +83,8 @@ impl Store for NoAudit {
         package_imports(n: &str, p: &str, s: i64, d: &str) -> Result<Vec<PackageLink>>;
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;
+        update_partner(w: &Partner, n: &Partner, a: &[AuditRecord]) -> Result<bool>;
+        last_activity(p: &str) -> Result<Option<i64>>;
         audit_entries(q: &AuditQuery) -> Result<Vec<TransferEntry>>;
         audit_window(w: &AuditWindow) -> Result<Vec<TransferEntry>>;
         audit_unindexed(e: &[TransferEntry]) -> Result<Option<(i64, i64)>>;

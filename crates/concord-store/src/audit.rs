@@ -227,19 +227,25 @@ pub enum Decision {
     AlreadyPresent,
     /// Deleted from the collection.
     Deleted,
+    /// An operator's change that moves no object version (direction `admin`, e.g. door
+    /// `partner-update`): its item names no version row (vid 0), and its transformations
+    /// say what changed.
+    Changed,
 }
 
 impl Decision {
-    const ALL: [Decision; 6] = [
+    const ALL: [Decision; 7] = [
         Decision::Sent,
         Decision::Rewritten,
         Decision::Withheld,
         Decision::Added,
         Decision::AlreadyPresent,
         Decision::Deleted,
+        Decision::Changed,
     ];
 
-    /// Its word: `sent`, `rewritten`, `withheld`, `added`, `already-present`, `deleted`.
+    /// Its word: `sent`, `rewritten`, `withheld`, `added`, `already-present`, `deleted`,
+    /// `changed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Sent => "sent",
@@ -248,6 +254,7 @@ impl Decision {
             Decision::Added => "added",
             Decision::AlreadyPresent => "already-present",
             Decision::Deleted => "deleted",
+            Decision::Changed => "changed",
         }
     }
 
@@ -384,7 +391,7 @@ pub struct TransferEntry {
     pub seq: i64,
     /// When it was appended, nanoseconds since the epoch.
     pub time_ns: i64,
-    /// `egress`, `ingress` or `delete`.
+    /// `egress`, `ingress`, `delete`, or `admin` (an operator's change, [`Decision::Changed`]).
     pub direction: String,
     /// The door (see `concord_egress::Door`).
     pub door: String,

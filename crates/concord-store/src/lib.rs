@@ -749,6 +749,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn end_session(&self, id_sha256: &str) -> Result<()>;
     /// Ends every session of `subject` (a partner removed, say); returns how many.
     fn end_sessions_of(&self, subject: &SessionSubject) -> Result<usize>;
+    /// Replaces the partner `was` by `now` and appends `audit` (the record of who changed
+    /// what, e.g. door `partner-update`) to the audit log, in one transaction: the change
+    /// and its audit entry are stored together or not at all. Only if the stored partner
+    /// named `was.name` is still exactly `was` (compare and set: of two operators changing
+    /// one partner at once, the second is told, instead of silently undoing the first's
+    /// change). `now` keeps `was`'s name. `Ok(false)`: the partner was changed or removed
+    /// meanwhile, or `now` renames it; nothing was written. Serialised with every other
+    /// audit appender, as [`Store::append_transfer`].
+    fn update_partner(&self, was: &Partner, now: &Partner, audit: &[AuditRecord]) -> Result<bool>;
+    /// The time (ns since the epoch, the appender's clock) of the newest transfer entry of
+    /// the audit log whose `partner` is `partner`: its last activity on this node (a TAXII
+    /// read or write, a sync push to it, a web page it read). `None` when it has none. One
+    /// look-up in the `(partner, time_ns)` index (schema 14), whatever the log's length.
+    /// Entries archived out of the database ([`Store::archive_audit`]) and the legacy
+    /// per-object log are not read.
+    fn last_activity(&self, partner: &str) -> Result<Option<i64>>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of
     /// records with the same direction, door, partner, collection and policy version (one
     /// door call is one run), chained after the head (see [`audit`]); serialised with every
@@ -1069,7 +1085,8 @@ pub struct PartnerDetails {
     /// How it came to be: `operator` (`partner add`) or `invitation:<id>` (a join).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    /// When its grants, groups or jurisdiction last changed, ns since the epoch (0: never).
+    /// When its grants, groups, jurisdiction or directory fields last changed (an audited
+    /// change, [`Store::update_partner`]), ns since the epoch (0: never).
     #[serde(default)]
     pub updated_ns: i64,
 }

@@ -2038,6 +2038,58 @@ impl Store for PostgresStore {
         })
     }
 
+    fn update_partner(&self, was: &Partner, now: &Partner, audit: &[AuditRecord]) -> Result<bool> {
+        if was.name != now.name {
+            return Ok(false);
+        }
+        let lock_key = self.lock_key;
+        let record = now.to_record();
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            // The audit lock first (as every appender takes it), then the partner's row:
+            // the comparison and the write see the same record, and the chain cannot fork.
+            tx.execute(
+                &format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK_CLASS}, {lock_key})"),
+                &[],
+            )?;
+            let stored = tx.query_opt(
+                "SELECT record FROM partners WHERE name = $1 FOR UPDATE",
+                &[&was.name],
+            )?;
+            match stored {
+                Some(r) if Partner::from_record(r.get(0))? == *was => {}
+                _ => return Ok(false),
+            }
+            tx.execute(
+                "UPDATE partners SET key_id = $2, record = $3 WHERE name = $1",
+                &[&now.name, &now.key_id, &record],
+            )?;
+            if !audit.is_empty() {
+                let head = head(&mut tx)?;
+                let mut pending = group_records(audit, None);
+                let names = name_keys(&mut tx, &pending_vids(&pending))?;
+                crate::audit::name_transfers(&mut pending, &names);
+                chain_transfers(head, now_ns(), &mut pending);
+                let st = tx.prepare(&insert_transfer_sql())?;
+                for p in &pending {
+                    insert_pending(&mut tx, &st, p)?;
+                }
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn last_activity(&self, partner: &str) -> Result<Option<i64>> {
+        self.with_conn(|c| {
+            Ok(c.query_one(
+                "SELECT MAX(time_ns) FROM audit_entries WHERE partner = $1",
+                &[&partner],
+            )?
+            .get(0))
+        })
+    }
+
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());

@@ -1370,6 +1370,43 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn update_partner(&self, was: &Partner, now: &Partner, audit: &[AuditRecord]) -> Result<bool> {
+        if was.name != now.name {
+            return Ok(false);
+        }
+        let mut conn = self.writer();
+        // IMMEDIATE: the file's write lock before the read, so that the comparison and the
+        // write see the same record, and the audit chain cannot fork.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT record FROM partners WHERE name = ?1",
+                [&was.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match stored {
+            Some(text) if Partner::from_record(&text)? == *was => {}
+            _ => return Ok(false),
+        }
+        tx.execute(
+            "UPDATE partners SET key_id = ?2, record = ?3 WHERE name = ?1",
+            params![now.name, now.key_id, now.to_record()],
+        )?;
+        insert_transfers(&tx, audit, None)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn last_activity(&self, partner: &str) -> Result<Option<i64>> {
+        self.with_reader(|c| {
+            Ok(
+                c.prepare_cached("SELECT MAX(time_ns) FROM audit_entries WHERE partner = ?1")?
+                    .query_row([partner], |r| r.get::<_, Option<i64>>(0))?,
+            )
+        })
+    }
+
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -2022,6 +2059,30 @@ fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19: a partner's last activity is one search of the `(partner, time_ns)` index,
+    /// not a scan of the log.
+    #[test]
+    fn last_activity_is_one_index_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
+        let plan: Vec<String> = store
+            .with_reader(|c| {
+                let mut st = c.prepare(
+                    "EXPLAIN QUERY PLAN SELECT MAX(time_ns) FROM audit_entries WHERE partner = ?1",
+                )?;
+                let rows = st.query_map(["bsi"], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .unwrap();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        assert!(
+            plan[0].starts_with(
+                "SEARCH audit_entries USING COVERING INDEX audit_entries_partner_time"
+            ),
+            "{plan:?}"
+        );
+    }
 
     /// Issue 16, item 5: `flush` checkpoints the WAL on a connection of its own, without the
     /// writer's lock (held here by the test, as a long write would hold it), and leaves no

@@ -1002,6 +1002,117 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
     assert_eq!(store.partners().unwrap().len(), 2);
 }
 
+/// Issue 19, item 4: a partner changes in place with the audit entry of the change, in one
+/// transaction, compared and set; its last activity is its newest transfer entry's time.
+fn partners_change_with_their_audit_entry(store: &dyn Store) {
+    use concord_store::audit;
+    let p = concord_store::Partner {
+        name: "bsi".into(),
+        jurisdiction: "DE".into(),
+        groups: vec!["eu-cert".into()],
+        read: vec!["c1".into()],
+        write: vec![],
+        key_id: "0123456789abcdef".into(),
+        key_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ns: 1,
+        details: Default::default(),
+    };
+    store.put_partner(&p).unwrap();
+    let change = |what: &str| AuditRecord {
+        direction: "admin".into(),
+        door: "partner-update".into(),
+        partner: "operator".into(),
+        person: Some("user:olga".into()),
+        collection: String::new(),
+        object_id: String::new(),
+        modified: String::new(),
+        decision: "changed".into(),
+        transformations: vec!["partner bsi".into(), what.into()],
+        policy_version: "tlp-v1".into(),
+        vid: 0,
+    };
+    let mut q = p.clone();
+    q.read = vec!["c2".into()];
+    q.groups = vec![];
+    q.details.updated_ns = 5;
+    assert!(
+        store
+            .update_partner(&p, &q, &[change("read -c1 +c2")])
+            .unwrap()
+    );
+    assert_eq!(store.partners().unwrap(), [q.clone()]);
+    let log = store
+        .audit_entries(&concord_store::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    let e = &log[0];
+    assert_eq!(
+        (e.direction.as_str(), e.door.as_str(), e.partner.as_str()),
+        ("admin", "partner-update", "operator")
+    );
+    assert_eq!(e.person.as_deref(), Some("user:olga"), "who acted");
+    let items = e.decoded().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].decision, audit::Decision::Changed);
+    assert_eq!(e.dictionary, ["partner bsi", "read -c1 +c2"]);
+    // Based on a stale copy (p): refused, nothing written, not the partner, not the log.
+    let mut stale = p.clone();
+    stale.write = vec!["c3".into()];
+    assert!(
+        !store
+            .update_partner(&p, &stale, &[change("write +c3")])
+            .unwrap()
+    );
+    // A rename, or a partner that is gone: refused too.
+    let mut renamed = q.clone();
+    renamed.name = "anssi".into();
+    assert!(!store.update_partner(&q, &renamed, &[change("x")]).unwrap());
+    let mut ghost = q.clone();
+    ghost.name = "nobody".into();
+    assert!(
+        !store
+            .update_partner(&ghost, &ghost, &[change("x")])
+            .unwrap()
+    );
+    assert_eq!(store.partners().unwrap(), [q.clone()]);
+    assert_eq!(
+        store.audit_head().unwrap().0,
+        1,
+        "no entry for a refused change"
+    );
+    // The chain holds the change's entry like any other.
+    let r = audit::verify_log(store, None, true).unwrap();
+    assert_eq!((r.error.clone(), r.entries), (None, 1));
+
+    // Last activity: the newest entry whose partner is the partner; the operator's change
+    // above is the operator's, not bsi's.
+    assert_eq!(store.last_activity("bsi").unwrap(), None);
+    assert!(store.last_activity("operator").unwrap().is_some());
+    store
+        .append_audit(&[audit_record("bsi", 0), audit_record("anssi", 1)])
+        .unwrap();
+    store.append_audit(&[audit_record("bsi", 2)]).unwrap();
+    let newest = |who: &str| {
+        store
+            .audit_entries(&concord_store::AuditQuery {
+                partner: Some(who.into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|e| e.time_ns)
+            .max()
+    };
+    assert_eq!(store.last_activity("bsi").unwrap(), newest("bsi"));
+    assert!(newest("bsi").is_some());
+    assert_eq!(store.last_activity("anssi").unwrap(), newest("anssi"));
+    assert_eq!(store.last_activity("bs").unwrap(), None, "exact names only");
+}
+
 fn audit_record(partner: &str, i: usize) -> AuditRecord {
     AuditRecord {
         direction: if i.is_multiple_of(2) {
@@ -2415,6 +2526,11 @@ macro_rules! store_suite {
             fn partners_round_trip() {
                 let Some((s, _g)) = $make else { return };
                 super::partners_round_trip(&s)
+            }
+            #[test]
+            fn partners_change_with_their_audit_entry() {
+                let Some((s, _g)) = $make else { return };
+                super::partners_change_with_their_audit_entry(&s)
             }
             #[test]
             fn invitations_are_single_use() {

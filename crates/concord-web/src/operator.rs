@@ -20,6 +20,10 @@ const PUBLIC_KEY_SETTING: &str = "node.public_key";
 
 pub(crate) fn routes(r: Router<Web>) -> Router<Web> {
     r.route("/ui/operator/partners", get(partners))
+        .route(
+            "/ui/operator/partners/{name}",
+            get(partner_page).post(partner_update),
+        )
         .route("/ui/operator/groups", get(groups))
         .route("/ui/operator/peers", get(peers))
         .route("/ui/operator/policy", get(policy))
@@ -58,12 +62,16 @@ fn named(names: &[(String, String)], ids: &[String]) -> Vec<String> {
 
 struct PartnerRow {
     name: String,
+    /// `/ui/operator/partners/{name}`, the name percent-encoded.
+    href: String,
+    organisation: String,
     jurisdiction: String,
     groups: String,
     read: String,
     write: String,
     key_id: String,
     created: String,
+    last_activity: String,
 }
 
 #[derive(Template)]
@@ -79,10 +87,19 @@ async fn partners(State(web): State<Web>, v: Viewer) -> Result<Html<String>, Web
     let store = web.store();
     let (rows, jurisdiction) = blocking(move || {
         let names = collection_names(store.as_ref())?;
-        let rows = store
-            .partners()?
-            .into_iter()
-            .map(|p| PartnerRow {
+        let mut rows = Vec::new();
+        for p in store.partners()? {
+            let last = store.last_activity(&p.name)?;
+            rows.push(PartnerRow {
+                href: partner_href(&p.name),
+                organisation: p
+                    .details
+                    .identity
+                    .as_ref()
+                    .and_then(|i| i.get("name"))
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("—")
+                    .to_owned(),
                 groups: p.groups.join(", "),
                 read: named(&names, &p.read).join(", "),
                 write: named(&names, &p.write).join(", "),
@@ -90,8 +107,9 @@ async fn partners(State(web): State<Web>, v: Viewer) -> Result<Html<String>, Web
                 jurisdiction: p.jurisdiction,
                 key_id: p.key_id,
                 created: time(p.created_ns),
-            })
-            .collect();
+                last_activity: last.map_or_else(|| "—".to_owned(), time),
+            });
+        }
         let j = store
             .setting(concord_server::policy::JURISDICTION_SETTING)?
             .unwrap_or_default();
@@ -103,6 +121,229 @@ async fn partners(State(web): State<Web>, v: Viewer) -> Result<Html<String>, Web
         rows,
         jurisdiction,
     })
+}
+
+/// The page of partner `name`.
+fn partner_href(name: &str) -> String {
+    format!("/ui/operator/partners/{}", crate::url_encode(name))
+}
+
+/// A collection as the update form offers it: whether the partner may read and write it.
+struct GrantRow {
+    id: String,
+    name: String,
+    read: bool,
+    write: bool,
+}
+
+#[derive(Template)]
+#[template(path = "partner.html")]
+struct PartnerPage {
+    c: crate::Chrome,
+    e: concord_admin::ops::directory::DirectoryEntry,
+    href: String,
+    grants: Vec<GrantRow>,
+    /// The form's values (as stored, or as submitted when refused).
+    form_jurisdiction: String,
+    form_groups: String,
+    error: Option<String>,
+    updated: bool,
+}
+
+impl PartnerPage {
+    fn time(&self, ns: &i64) -> String {
+        time(*ns)
+    }
+
+    fn kind_label(&self, kind: &str) -> String {
+        self.c.tr.t(&format!("partner-key-{kind}"))
+    }
+
+    fn contact_label(&self, kind: &str) -> String {
+        self.c.tr.t(&format!("partner-contact-{kind}"))
+    }
+
+    /// This node's agreement version with the partner (`NAME@DIGEST`), if any.
+    fn agreement_ours(&self) -> Option<String> {
+        self.e.agreement.as_ref().and_then(|a| a.ours.clone())
+    }
+
+    /// The version the partner's node holds with this node, when known.
+    fn agreement_theirs(&self) -> Option<String> {
+        self.e.agreement.as_ref().and_then(|a| a.theirs.clone())
+    }
+}
+
+/// What the update form sends: `jurisdiction`, `groups` (comma-separated), and for each
+/// collection checked `read` / `write` with the collection's id (repeated keys).
+fn form_change(
+    fields: &[(String, String)],
+) -> (concord_admin::ops::directory::PartnerChange, String, String) {
+    let value = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let all = |k: &str| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let jurisdiction = value("jurisdiction");
+    let groups_text = value("groups");
+    let groups = groups_text
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (
+        concord_admin::ops::directory::PartnerChange {
+            jurisdiction: Some(jurisdiction.clone()),
+            read: Some(all("read")),
+            write: Some(all("write")),
+            groups: Some(groups),
+            ..Default::default()
+        },
+        jurisdiction,
+        groups_text,
+    )
+}
+
+/// Renders the partner page (`error`: the form was refused, its values kept).
+async fn partner_view(
+    web: &Web,
+    v: &Viewer,
+    name: String,
+    form: Option<(String, String)>,
+    error: Option<String>,
+    updated: bool,
+) -> Result<Html<String>, WebError> {
+    let store = web.store();
+    let policy = web.app.policy();
+    let tr = v.tr;
+    let (e, grants) = blocking(move || {
+        let e = match concord_admin::ops::directory::directory_entry(store.as_ref(), &name)
+            .and_then(|e| concord_admin::ops::directory::with_agreement(store.as_ref(), &policy, e))
+        {
+            Ok(e) => e,
+            Err(concord_admin::ops::AdminError::NotFound(_)) => {
+                return Err(WebError::not_found(tr.t("partner-not-found")));
+            }
+            Err(e) => return Err(admin_error(e)),
+        };
+        let grants = store
+            .collections()?
+            .into_iter()
+            .map(|c| GrantRow {
+                read: e.partner.read.contains(&c.id),
+                write: e.partner.write.contains(&c.id),
+                name: c.alias.clone().unwrap_or_else(|| c.id.clone()),
+                id: c.id,
+            })
+            .collect();
+        Ok((e, grants))
+    })
+    .await?;
+    let (form_jurisdiction, form_groups) =
+        form.unwrap_or_else(|| (e.partner.jurisdiction.clone(), e.partner.groups.join(", ")));
+    render(&PartnerPage {
+        c: v.chrome("partners", e.partner.name.clone()),
+        href: partner_href(&e.partner.name),
+        e,
+        grants,
+        form_jurisdiction,
+        form_groups,
+        error,
+        updated,
+    })
+}
+
+fn admin_error(e: concord_admin::ops::AdminError) -> WebError {
+    match e {
+        concord_admin::ops::AdminError::NotFound(m)
+        | concord_admin::ops::AdminError::Invalid(m)
+        | concord_admin::ops::AdminError::Conflict(m) => WebError::bad_request(m),
+        e => {
+            tracing::error!(error = %e, "partner operation failed in the web UI");
+            WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PartnerQuery {
+    #[serde(default)]
+    updated: Option<String>,
+}
+
+/// `GET /ui/operator/partners/{name}`: the partner's directory entry and the update form.
+/// A partner's session gets the admin-only answer before anything is looked up, the same
+/// whether the partner exists or not.
+async fn partner_page(
+    State(web): State<Web>,
+    v: Viewer,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(q): Query<PartnerQuery>,
+) -> Result<Html<String>, WebError> {
+    v.require_admin()?;
+    partner_view(&web, &v, name, None, None, q.updated.is_some()).await
+}
+
+/// `POST /ui/operator/partners/{name}`: changes the partner's grants, groups and
+/// jurisdiction to what the form holds, through the operation `concord partner update`
+/// runs (audited as door `partner-update` by `admin`), then shows the page again (303). A
+/// refused change shows the form as submitted with the reason (400). Like every form of the
+/// UI, a POST under the same-origin check and the `SameSite=Strict` session.
+async fn partner_update(
+    State(web): State<Web>,
+    v: Viewer,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    form: Result<axum::Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+) -> Result<axum::response::Response, WebError> {
+    use axum::response::IntoResponse;
+    // The admin-only answer first, whatever the body: a partner's session learns nothing
+    // from how its form was read.
+    v.require_admin()?;
+    let axum::Form(fields) = form.map_err(|e| WebError::bad_request(e.body_text()))?;
+    let (change, jurisdiction, groups) = form_change(&fields);
+    let store = web.store();
+    let n = name.clone();
+    let actor = concord_server::audit::principal_name(&v.session.principal);
+    let person = v.session.actor().audit_name();
+    let result = blocking(move || {
+        Ok(concord_admin::ops::directory::update_partner(
+            store.as_ref(),
+            &n,
+            &change,
+            &actor,
+            Some(&person),
+        ))
+    })
+    .await?;
+    match result {
+        Ok(p) => Ok(
+            axum::response::Redirect::to(&format!("{}?updated=1", partner_href(&p.name)))
+                .into_response(),
+        ),
+        Err(concord_admin::ops::AdminError::NotFound(m)) if m.starts_with("no partner named") => {
+            Err(WebError::not_found(v.tr.t("partner-not-found")))
+        }
+        Err(
+            concord_admin::ops::AdminError::Invalid(m)
+            | concord_admin::ops::AdminError::NotFound(m)
+            | concord_admin::ops::AdminError::Conflict(m),
+        ) => {
+            let page =
+                partner_view(&web, &v, name, Some((jurisdiction, groups)), Some(m), false).await?;
+            Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(e) => Err(admin_error(e)),
+    }
 }
 
 // --- sharing groups ---------------------------------------------------------------------

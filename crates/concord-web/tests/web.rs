@@ -1449,3 +1449,196 @@ fn section<'a>(body: &'a str, id: &str) -> &'a str {
         .unwrap_or(rest.len());
     &rest[..end]
 }
+
+/// Issue 19, items 2 and 4 over real HTTP: the partner list links to each partner's page,
+/// which shows its directory entry (organisation, contacts, keys with fingerprints,
+/// agreement, last activity) in English, Chinese and Arabic; the form there changes its
+/// grants, groups and jurisdiction in place (the key stays: the partner's session and its
+/// TAXII reads go on, now with the new rights), audited as door `partner-update` by
+/// `admin`; a refused change keeps what was typed and says why; a partner's session, a
+/// client without one and a form from another site change nothing.
+#[test]
+fn partner_page_shows_the_directory_and_its_form_changes_access_in_place() {
+    let n = node();
+    let intel = n.store.collection("intel").unwrap().unwrap();
+    let private = n.store.collection("private").unwrap().unwrap();
+    let was = n.store.partners().unwrap().remove(0);
+    // Directory fields an operator gave (`partner set`).
+    concord_admin::ops::directory::set_details(
+        n.store.as_ref(),
+        "bsi",
+        &concord_admin::ops::directory::DetailsChange {
+            identity: Some(serde_json::json!({
+                "type": "identity", "spec_version": "2.1",
+                "id": "identity--6c2a3b0e-8a7e-4d5c-9a51-2f0f4d1c7b11",
+                "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+                "name": "Bundesamt für Sicherheit in der Informationstechnik",
+                "identity_class": "organization",
+                "contact_information": "CERT-Bund, Bonn",
+                "extensions": {
+                    concord_admin::ops::directory::CONTACT_EXTENSION: {
+                        "extension_type": "property-extension",
+                        "email_addresses": [{"digital_contact_type": "work",
+                                             "email_address_value": "certbund@bsi.example"}]
+                    }
+                }
+            })),
+            node_key: Some("11".repeat(32)),
+            ..Default::default()
+        },
+        "operator",
+        None,
+    )
+    .unwrap();
+    let before = n.store.partners().unwrap();
+    let admin = n.login(ADMIN);
+    let partner = n.login(&n.partner_key);
+    let page = "/ui/operator/partners/bsi";
+    // The partner reads a page of objects (audited as door `web-list`): its last activity.
+    assert_eq!(n.get("/ui/c/intel", &partner).status, 200);
+
+    // Without a session: to the login page; a partner's session: the admin-only answer,
+    // the same for a partner that does not exist; nothing changes.
+    assert_eq!(n.get(page, "").status, 303);
+    assert_eq!(n.get(page, &partner).status, 403);
+    assert_eq!(n.get("/ui/operator/partners/nobody", &partner).status, 403);
+    let grab = [("jurisdiction", "FR"), ("read", private.id.as_str())];
+    assert_eq!(post_form(&n.base, page, &partner, &grab).status, 403);
+    // Whatever the body: the admin-only answer before the form is read.
+    let r = read(
+        agent()
+            .post(format!("{}{page}", n.base))
+            .header("cookie", &partner)
+            .header("content-type", "text/plain")
+            .send("not a form")
+            .unwrap(),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(post_form(&n.base, page, "", &grab).status, 303);
+    let r = read(
+        agent()
+            .post(format!("{}{page}", n.base))
+            .header("cookie", &admin)
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(format!("jurisdiction=FR&read={}", private.id))
+            .unwrap(),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(n.store.partners().unwrap(), before);
+
+    // The list links to the page; the page shows the directory.
+    let r = n.get("/ui/operator/partners", &admin);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("href=\"/ui/operator/partners/bsi\""),
+        "{}",
+        r.body
+    );
+    let r = n.get(page, &admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dir = section(&r.body, "partner-directory");
+    assert!(dir.contains("Bundesamt für Sicherheit"), "{dir}");
+    assert!(dir.contains("certbund@bsi.example") && dir.contains("CERT-Bund, Bonn"));
+    assert!(section(&r.body, "partner-agreement").contains("none"));
+    let keys = section(&r.body, "partner-keys");
+    assert!(keys.contains(&was.key_id), "{keys}");
+    let fp = concord_admin::ops::directory::node_key_fingerprint(&"11".repeat(32)).unwrap();
+    assert!(
+        keys.contains(&fp) && keys.contains(&"11".repeat(32)),
+        "{keys}"
+    );
+    assert!(!section(&r.body, "partner-last-activity").contains("never"));
+    for (lang, word) in [("zh-CN", "最近活动"), ("ar", "آخر نشاط")] {
+        let r = n.get(page, &format!("{admin}; lang={lang}"));
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(word), "{lang}");
+    }
+    assert!(
+        n.get(page, &format!("{admin}; lang=ar"))
+            .body
+            .contains("dir=\"rtl\"")
+    );
+    assert_eq!(n.get("/ui/operator/partners/nobody", &admin).status, 404);
+
+    // A refused change: the reason, the form as typed, nothing changed or audited.
+    let r = post_form(
+        &n.base,
+        page,
+        &admin,
+        &[("jurisdiction", "Germany"), ("groups", "eu-cert")],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("id=\"partner-error\"") && r.body.contains("ISO 3166-1"));
+    assert!(r.body.contains("value=\"Germany\"") && r.body.contains("value=\"eu-cert\""));
+    assert!(audited(n.store.as_ref(), "partner-update").is_empty());
+
+    // The change: read intel → read private, write intel, group eu-cert, jurisdiction FR.
+    let r = post_form(
+        &n.base,
+        page,
+        &admin,
+        &[
+            ("jurisdiction", "fr"),
+            ("groups", "eu-cert, csirts"),
+            ("read", private.id.as_str()),
+            ("write", intel.id.as_str()),
+        ],
+    );
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (303, "/ui/operator/partners/bsi?updated=1")
+    );
+    let now = n.store.partners().unwrap().remove(0);
+    assert_eq!(
+        (&now.jurisdiction, &now.groups, &now.read, &now.write),
+        (
+            &"FR".to_owned(),
+            &vec!["eu-cert".to_owned(), "csirts".to_owned()],
+            &vec![private.id.clone()],
+            &vec![intel.id.clone()]
+        )
+    );
+    assert_eq!(
+        (&now.key_id, &now.key_hash),
+        (&was.key_id, &was.key_hash),
+        "same key"
+    );
+    let log = audited(n.store.as_ref(), "partner-update");
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].direction.as_str(), log[0].partner.as_str()),
+        ("admin", "admin")
+    );
+    for w in [
+        "partner bsi".to_owned(),
+        "jurisdiction DE -> FR".to_owned(),
+        format!("read -{}", intel.id),
+        format!("read +{}", private.id),
+        format!("write +{}", intel.id),
+        "group +eu-cert".to_owned(),
+    ] {
+        assert!(
+            log[0].dictionary.contains(&w),
+            "{w}: {:?}",
+            log[0].dictionary
+        );
+    }
+    let r = n.get(&r.location, &admin);
+    assert!(r.body.contains("id=\"partner-updated\""));
+    assert!(section(&r.body, "partner-read").contains("private"));
+    // The same form again changes nothing and records nothing.
+    let r = post_form(
+        &n.base,
+        page,
+        &admin,
+        &[
+            ("jurisdiction", "FR"),
+            ("groups", "eu-cert,csirts"),
+            ("read", private.id.as_str()),
+            ("write", intel.id.as_str()),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(audited(n.store.as_ref(), "partner-update").len(), 1);
+}

@@ -41,7 +41,8 @@ pub enum PartnerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one partner.
+    /// Show one partner's directory entry: organisation, contacts, grants, keys with
+    /// fingerprints, agreement, last activity.
     Show {
         #[command(flatten)]
         data: DataDirArg,
@@ -50,6 +51,66 @@ pub enum PartnerCommand {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Change a partner's grants, groups or jurisdiction in place; its API key stays.
+    /// Audited; every serve process applies it within seconds.
+    Update {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Its name.
+        name: String,
+        /// New jurisdiction, ISO 3166-1 alpha-2.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// A collection (alias or id) it may now read (repeatable).
+        #[arg(long = "read", value_name = "C")]
+        read: Vec<String>,
+        /// A collection it may no longer read (repeatable).
+        #[arg(long = "no-read", value_name = "C")]
+        no_read: Vec<String>,
+        /// A collection it may now write (repeatable).
+        #[arg(long = "write", value_name = "C")]
+        write: Vec<String>,
+        /// A collection it may no longer write (repeatable).
+        #[arg(long = "no-write", value_name = "C")]
+        no_write: Vec<String>,
+        /// A sharing group it joins (repeatable).
+        #[arg(long = "group", value_name = "G")]
+        group: Vec<String>,
+        /// A sharing group it leaves (repeatable).
+        #[arg(long = "no-group", value_name = "G")]
+        no_group: Vec<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a partner directory fields: its STIX identity, a contact, its node key, its
+    /// client certificate's SHA-256. Audited.
+    Set {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Its name.
+        name: String,
+        /// A file with its organisation as a STIX 2.1 identity object (JSON).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<std::path::PathBuf>,
+        /// How to reach it (the identity's contact_information).
+        #[arg(long, value_name = "TEXT")]
+        contact: Option<String>,
+        /// Its node's Ed25519 public key, 64 hex digits (`concord node key` on its node).
+        #[arg(long, value_name = "HEX")]
+        node_key: Option<String>,
+        /// SHA-256 of its mTLS client certificate (DER), 64 hex digits.
+        #[arg(long, value_name = "HEX")]
+        client_cert_sha256: Option<String>,
+        /// Print one JSON document on stdout (its directory entry).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A sharing group's directory shared between its nodes as STIX identities.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
     },
     /// Remove a partner; its key stops working within seconds on every serve process.
     Remove {
@@ -82,6 +143,147 @@ pub enum PartnerCommand {
     },
 }
 
+/// `concord partner directory …`.
+#[derive(Subcommand)]
+pub enum DirectoryCommand {
+    /// Write this node's identity and each member's of group G into collection C (created
+    /// when absent), through the ingest, audited; members read it over TAXII.
+    Publish {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The sharing group.
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// The collection (alias or id) to write into.
+        #[arg(long, value_name = "C")]
+        collection: String,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fill known partners' identities from the identities of collection C (e.g. pulled from
+    /// a group member) or of a bundle file: matched by identity id, then
+    /// `x_concord_node_key`, then name. Audited.
+    Import {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The collection (alias or id) to read.
+        #[arg(
+            long,
+            value_name = "C",
+            conflicts_with = "file",
+            required_unless_present = "file"
+        )]
+        collection: Option<String>,
+        /// A STIX 2.1 bundle file to read instead.
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn directory(command: DirectoryCommand) -> Result<bool> {
+    match command {
+        DirectoryCommand::Publish {
+            data,
+            group,
+            collection,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            let config = crate::config::Config::load(&crate::data_dir(&data).dir)?;
+            let jurisdiction = store.setting(concord_server::policy::JURISDICTION_SETTING)?;
+            let person = crate::users::actor().audit_name();
+            let node = concord_coordination::Node {
+                store: store.as_ref(),
+                max_object_size: config.max_object_size,
+                title: &config.title,
+                jurisdiction: jurisdiction.as_deref(),
+                person: Some(&person),
+            };
+            // The node key, so that members match this node's identity by it.
+            let key = crate::audit::node_key(&crate::data_dir(&data).dir, store.as_ref())?;
+            let p = ops::directory::publish_directory(
+                &node,
+                Some(&key.public_hex()),
+                &group,
+                &collection,
+                "operator",
+            )?;
+            if json {
+                println!("{}", serde_json::to_value(&p)?);
+            } else {
+                eprintln!(
+                    "directory of {group} in {collection}: {} identities ({} new)",
+                    p.identities.len(),
+                    p.added
+                );
+                for r in &p.rejected {
+                    eprintln!("refused: {r}");
+                }
+                if !p.without_identity.is_empty() {
+                    eprintln!(
+                        "without an identity (concord partner set NAME --identity FILE): {}",
+                        p.without_identity.join(", ")
+                    );
+                }
+            }
+            Ok(p.rejected.is_empty())
+        }
+        DirectoryCommand::Import {
+            data,
+            collection,
+            file,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            let identities = match (&collection, &file) {
+                (Some(c), _) => ops::directory::identities_in(store.as_ref(), c)?,
+                (None, Some(f)) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("--file {}", f.display()))?;
+                    let bundle = concord_stix::parse_object(&text)
+                        .with_context(|| format!("--file {}: not JSON", f.display()))?;
+                    if bundle.get("type").and_then(|t| t.as_str()) != Some("bundle") {
+                        anyhow::bail!("--file {}: not a STIX 2.1 bundle (§8)", f.display());
+                    }
+                    bundle
+                        .get("objects")
+                        .and_then(|o| o.as_array())
+                        .cloned()
+                        .unwrap_or_default()
+                }
+                (None, None) => anyhow::bail!("give --collection C or --file FILE"),
+            };
+            let person = crate::users::actor().audit_name();
+            let r = ops::directory::import_directory(
+                store.as_ref(),
+                &identities,
+                "operator",
+                Some(&person),
+            )?;
+            if json {
+                println!("{}", serde_json::to_value(&r)?);
+            } else {
+                for (p, id) in &r.updated {
+                    eprintln!("{p}: identity {id}");
+                }
+                eprintln!(
+                    "{} identities read: {} set, {} unchanged, {} unmatched, {} ambiguous",
+                    r.read,
+                    r.updated.len(),
+                    r.unchanged.len(),
+                    r.unmatched.len(),
+                    r.ambiguous.len()
+                );
+            }
+            Ok(true)
+        }
+    }
+}
+
 /// Runs a `partner` subcommand: the operations of [`concord_admin::ops`], printed.
 pub fn run(command: PartnerCommand) -> Result<bool> {
     match command {
@@ -110,11 +312,15 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
         }
         PartnerCommand::List { data, json } => {
             let store = crate::open_store(&data)?;
-            let partners = ops::list_partners(store.as_ref())?;
             if json {
+                let policy = crate::policy::load(&data, store.as_ref())?;
+                let partners: Vec<_> = ops::directory::directory(store.as_ref())?
+                    .into_iter()
+                    .map(|e| ops::directory::with_agreement(store.as_ref(), &policy, e))
+                    .collect::<std::result::Result<_, _>>()?;
                 println!("{}", serde_json::to_value(&partners)?);
             } else {
-                for p in &partners {
+                for p in &ops::list_partners(store.as_ref())? {
                     println!(
                         "{}\t{}\tgroups: {}",
                         p.name,
@@ -127,37 +333,99 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
         }
         PartnerCommand::Show { data, name, json } => {
             let store = crate::open_store(&data)?;
-            let p = ops::PartnerInfo::from(&ops::find_partner(store.as_ref(), &name)?);
+            let policy = crate::policy::load(&data, store.as_ref())?;
+            let e = ops::directory::directory_entry(store.as_ref(), &name)?;
+            let e = ops::directory::with_agreement(store.as_ref(), &policy, e)?;
+            if json {
+                println!("{}", serde_json::to_value(&e)?);
+            } else {
+                print!("{}", directory_text(&e));
+            }
+            Ok(true)
+        }
+        PartnerCommand::Update {
+            data,
+            name,
+            jurisdiction,
+            read,
+            no_read,
+            write,
+            no_write,
+            group,
+            no_group,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            let p = ops::directory::update_partner(
+                store.as_ref(),
+                &name,
+                &ops::directory::PartnerChange {
+                    jurisdiction,
+                    add_read: read,
+                    remove_read: no_read,
+                    add_write: write,
+                    remove_write: no_write,
+                    add_groups: group,
+                    remove_groups: no_group,
+                    ..Default::default()
+                },
+                "operator",
+                Some(&crate::users::actor().audit_name()),
+            )?;
             if json {
                 println!("{}", serde_json::to_value(&p)?);
             } else {
-                // Which agreement version each side holds (issue 19, item 5).
-                let policy = crate::policy::load(&data, store.as_ref())?;
-                let versions = ops::agreement_versions(store.as_ref(), &policy, &name)?;
-                println!("{}", agreement_line(&versions));
-                // Collections by alias, as they were given (issue 24, item 13: UUIDs).
-                let names = |ids: &[String]| -> Result<String> {
-                    let mut out = Vec::new();
-                    for id in ids {
-                        out.push(match store.collection(id)? {
-                            Some(c) => c.alias.unwrap_or(c.id),
-                            None => id.clone(),
-                        });
-                    }
-                    Ok(out.join(", "))
-                };
-                println!(
-                    "name: {}\njurisdiction: {}\ngroups: {}\nread: {}\nwrite: {}\nkey id: {}",
-                    p.name,
-                    p.jurisdiction,
-                    p.groups.join(", "),
-                    names(&p.read)?,
-                    names(&p.write)?,
-                    p.key_id
+                let e = ops::directory::directory_entry(store.as_ref(), &name)?;
+                eprintln!(
+                    "partner {name}: jurisdiction {}; groups: {}; read: {}; write: {} (same API key)",
+                    e.partner.jurisdiction,
+                    none_if_empty(&e.partner.groups),
+                    none_if_empty(&e.read_names),
+                    none_if_empty(&e.write_names)
                 );
             }
             Ok(true)
         }
+        PartnerCommand::Set {
+            data,
+            name,
+            identity,
+            contact,
+            node_key,
+            client_cert_sha256,
+            json,
+        } => {
+            let identity = match identity {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("--identity {}", path.display()))?;
+                    Some(concord_stix::parse_object(&text).with_context(|| {
+                        format!("--identity {}: not a JSON object", path.display())
+                    })?)
+                }
+                None => None,
+            };
+            let store = crate::open_store(&data)?;
+            let e = ops::directory::set_details(
+                store.as_ref(),
+                &name,
+                &ops::directory::DetailsChange {
+                    identity,
+                    contact,
+                    node_key,
+                    client_cert_sha256,
+                },
+                "operator",
+                Some(&crate::users::actor().audit_name()),
+            )?;
+            if json {
+                println!("{}", serde_json::to_value(&e)?);
+            } else {
+                print!("{}", directory_text(&e));
+            }
+            Ok(true)
+        }
+        PartnerCommand::Directory { command } => directory(command),
         PartnerCommand::Remove { data, name } => {
             let store = crate::open_store(&data)?;
             ops::remove_partner(store.as_ref(), &name)?;
@@ -191,6 +459,83 @@ fn agreement_line(v: &ops::AgreementVersions) -> String {
         line.push_str(&format!(" (peer {peer})"));
     }
     line
+}
+
+fn none_if_empty(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+fn time_text(ns: i64) -> String {
+    concord_stix::Timestamp::from_unix_nanos(ns, 3).to_string()
+}
+
+/// `partner show`: one `key: value` line each, collections by alias, as given (issue 24,
+/// item 13: no UUIDs where a name was typed).
+fn directory_text(e: &ops::directory::DirectoryEntry) -> String {
+    let p = &e.partner;
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        out.push_str(k);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push('\n');
+    };
+    line("name", &p.name);
+    line(
+        "organisation",
+        e.organisation.as_deref().unwrap_or("unknown"),
+    );
+    line(
+        "identity",
+        e.identity
+            .as_ref()
+            .and_then(|i| i.get("id"))
+            .and_then(|i| i.as_str())
+            .unwrap_or("none"),
+    );
+    line("jurisdiction", &p.jurisdiction);
+    line("groups", &none_if_empty(&p.groups));
+    line("read", &none_if_empty(&e.read_names));
+    line("write", &none_if_empty(&e.write_names));
+    line("key id", &p.key_id);
+    for k in e.keys.iter().filter(|k| k.kind != "api-key") {
+        line(
+            &k.kind,
+            &format!("{} (fingerprint {})", k.value, k.fingerprint),
+        );
+    }
+    for c in &e.contacts {
+        let v = match &c.label {
+            Some(l) => format!("{} ({l})", c.value),
+            None => c.value.clone(),
+        };
+        line(&format!("contact {}", c.kind), &v);
+    }
+    line("origin", e.origin.as_deref().unwrap_or("unknown"));
+    line("created", &time_text(e.created_ns));
+    line(
+        "updated",
+        &if e.updated_ns == 0 {
+            "never".to_owned()
+        } else {
+            time_text(e.updated_ns)
+        },
+    );
+    // The agreement line as issue 19, item 5 has it (`agreement: ours V; …`).
+    let agreement = agreement_line(&e.agreement.clone().unwrap_or_default());
+    line(
+        "agreement",
+        agreement.strip_prefix("agreement: ").unwrap_or(&agreement),
+    );
+    line(
+        "last activity",
+        &e.last_activity_ns.map_or("never".to_owned(), time_text),
+    );
+    out
 }
 
 fn print_key(p: &ops::PartnerWithKey, json: bool) -> Result<()> {

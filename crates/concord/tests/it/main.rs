@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod creator;
 mod deletes;
+mod directory;
 mod egress_matrix;
 mod feeds;
 mod incident;
