@@ -181,6 +181,9 @@ pub const MAX_INVITATION_SECS: u64 = 90 * 86_400;
 pub fn invite(store: &dyn Store, me: &NodeSelf, new: &NewInvitation) -> Result<InvitationFile> {
     crate::ops::check_partner_name(&new.partner)?;
     let partner_jurisdiction = crate::ops::jurisdiction_code(&new.jurisdiction)?;
+    for g in &new.groups {
+        crate::ops::directory::check_group_name(g)?;
+    }
     if !(60..=MAX_INVITATION_SECS).contains(&new.expires_secs) {
         return Err(AdminError::Invalid(format!(
             "--expires: {} s; an invitation is valid from 1 minute to 90 days",

@@ -343,6 +343,7 @@ pub struct NewPartner {
     pub jurisdiction: String,
     /// Sharing groups it belongs to.
     #[serde(default)]
+    #[schema(value_type = Vec<directory::GroupName>)]
     pub groups: Vec<String>,
     /// Collections (alias or id) it may read.
     #[serde(default)]
@@ -476,6 +477,10 @@ fn new_key() -> Result<(String, String, String)> {
 pub fn add_partner(store: &dyn Store, new: &NewPartner) -> Result<PartnerWithKey> {
     check_partner_name(&new.name)?;
     let jurisdiction = jurisdiction_code(&new.jurisdiction)?;
+    // The same rule for a group as `partner update` holds it to.
+    for g in &new.groups {
+        directory::check_group_name(g)?;
+    }
     let read = collection_ids(store, &new.read)?;
     let write = collection_ids(store, &new.write)?;
     if store.partners()?.iter().any(|p| p.name == new.name) {

@@ -58,6 +58,7 @@ pub struct PartnerChange {
     /// Every collection it may write, replacing the old list.
     pub write: Option<Vec<String>>,
     /// Every sharing group it belongs to, replacing the old list.
+    #[schema(value_type = Option<Vec<GroupName>>)]
     pub groups: Option<Vec<String>>,
     /// Collections it may now read too.
     #[serde(default)]
@@ -73,9 +74,11 @@ pub struct PartnerChange {
     pub remove_write: Vec<String>,
     /// Sharing groups it joins.
     #[serde(default)]
+    #[schema(value_type = Vec<GroupName>)]
     pub add_groups: Vec<String>,
     /// Sharing groups it leaves.
     #[serde(default)]
+    #[schema(value_type = Vec<GroupName>)]
     pub remove_groups: Vec<String>,
 }
 
@@ -93,6 +96,16 @@ impl PartnerChange {
             && self.remove_groups.is_empty()
     }
 }
+
+/// A sharing group's name as the API documents it (the rule of [`check_group_name`]): the
+/// schema of the `groups` lists, so that a client can tell a valid name before sending it.
+#[derive(ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 128,
+    pattern = r"^[^,\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"
+)]
+pub struct GroupName(pub String);
 
 /// The rule for a sharing group's name (it is written `group:G` among a collection's
 /// recipients and shown on every page): 1 to 128 characters, no control or format
@@ -556,8 +569,10 @@ pub struct DetailsChange {
     /// named after the partner is made when it has none).
     pub contact: Option<String>,
     /// Its node's Ed25519 public key, 64 hex digits (`concord node key` on its node).
+    #[schema(pattern = "^[0-9A-Fa-f]{64}$")]
     pub node_key: Option<String>,
     /// SHA-256 of its mTLS client certificate's DER, 64 hex digits.
+    #[schema(pattern = "^[0-9A-Fa-f]{64}$")]
     pub client_cert_sha256: Option<String>,
 }
 
