@@ -487,11 +487,35 @@ fn answer_proven(
                 .join("; ")
         )));
     }
+    doc::check_identity_texts("identity", &request.identity).map_err(Refusal::Refused)?;
+    // The identity id is the joining organisation's own: not this node's, nor one a
+    // partner here already has (a shared directory or an attribution rule would then take
+    // one organisation for another).
+    let claimed = request.identity.get("id").and_then(Value::as_str);
+    let own = identity(store, me)?;
+    if claimed.is_some() && claimed == own.get("id").and_then(Value::as_str) {
+        return Err(Refusal::Refused(
+            "identity.id: it is the inviting node's own identity".into(),
+        ));
+    }
+    if store.partners()?.iter().any(|p| {
+        p.details
+            .identity
+            .as_ref()
+            .and_then(|i| i.get("id"))
+            .and_then(Value::as_str)
+            == claimed
+    }) {
+        return Err(Refusal::Refused(
+            "identity.id: a partner of the inviting node already has this identity".into(),
+        ));
+    }
     let url = request.url.clone().unwrap_or_default();
-    if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(Refusal::Refused(format!(
-            "url {url:?}: must start with http:// or https://"
-        )));
+    if !url.is_empty() {
+        doc::check_url("url", &url).map_err(Refusal::Refused)?;
+        if let Some(root) = &request.api_root {
+            doc::check_api_root("api_root", root).map_err(Refusal::Refused)?;
+        }
     }
     let (api_key, key_id, key_hash) =
         concord_server::auth::new_api_key().map_err(Refusal::Failed)?;
@@ -509,7 +533,7 @@ fn answer_proven(
         groups: offer.groups.clone(),
         read: ids(false),
         write: ids(true),
-        key_id,
+        key_id: key_id.clone(),
         key_hash,
         created_ns: now,
         details: PartnerDetails {
@@ -524,12 +548,13 @@ fn answer_proven(
     // when it is reachable (it gave its URL).
     let auth = match (&request.api_key, url.is_empty()) {
         (Some(key), false) => PeerAuth::Token {
-            // A file of its own per invitation (the name is hashed): a join refused below
-            // never touches the key file of a peer that exists.
+            // A file of its own per attempt (the name, with the new key's random id, is
+            // hashed): a join refused below, also one that loses a race for this
+            // invitation, never touches the key file of a peer that exists.
             file: service.files.write_secret_of(
                 "peer",
                 "api_key",
-                &format!("{}/join/{}", record.partner, record.id),
+                &format!("{}/join/{}/{key_id}", record.partner, record.id),
                 "token",
                 key,
             )?,
@@ -960,9 +985,9 @@ pub fn join(
         });
     }
     mappings.extend(push_mappings);
-    // A file of its own per invitation (the name is hashed): a failed admission below
-    // never touches the files of a peer that exists.
-    let own = format!("{name}/join/{}", inv.id);
+    // A file of its own per join (the name, with the new key's random id, is hashed): a
+    // failed admission below never touches the files of a peer that exists.
+    let own = format!("{name}/join/{}/{key_id}", inv.id);
     let token = files.write_secret_of(
         "peer",
         "api_key",

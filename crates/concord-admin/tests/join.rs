@@ -186,3 +186,195 @@ fn answers_differ_only_once_the_secret_is_proven() {
     assert!(reason(&body).starts_with("expired invitation"), "{body}");
     assert_eq!(a.store.partners().unwrap().len(), 1);
 }
+
+/// Attack: many joins racing with one invitation and its secret (a replayed or leaked
+/// secret racing the real joiner). Exactly one partner, and the peer it made keeps the key
+/// file of the winner's request, whole: a loser never overwrites or removes it (each
+/// attempt writes a file of its own).
+#[test]
+fn racing_joins_leave_the_winners_key_file_alone() {
+    let a = inviting();
+    let inv = invite(&a, 3600);
+    let n = 8;
+    let bodies: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let key = NodeKey::from_seed(&[10 + i as u8; 32]);
+            let api_key = format!("key-of-racer-{i}");
+            let body = request(&inv, &key, |r| {
+                r.url = Some(format!("http://127.0.0.1:{}", 2000 + i));
+                r.api_root = Some("/concord/".into());
+                r.api_key = Some(api_key.clone());
+                r.identity["id"] = Value::String(format!(
+                    "identity--5a1f3a8e-2f44-4c0e-9f7e-1d9a0c3b2e{i:02}"
+                ));
+            });
+            (api_key, body)
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(n);
+    let outcomes: Vec<(String, u16)> = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|(k, body)| {
+                let (a, barrier) = (&a, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    (k.clone(), answer(a, body).0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<&(String, u16)> = outcomes.iter().filter(|(_, s)| *s == 201).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(_, s)| *s == 201 || *s == 409),
+        "{outcomes:?}"
+    );
+    assert_eq!(a.store.partners().unwrap().len(), 1);
+    let peer = concord_sync::load_peer(a.store.as_ref(), "cert-fr").unwrap();
+    let concord_sync::PeerAuth::Token { file } = &peer.auth else {
+        panic!("{:?}", peer.auth)
+    };
+    let held = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(held.trim(), won[0].0, "{outcomes:?}");
+    // The losers left nothing behind: one key file, no temporary.
+    let dir = a.service.files.within.clone().unwrap();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+/// Attack: a joining node that claims an identity id known here (the inviting node's own,
+/// taken from the invitation, or one a partner already has) is refused, and the
+/// invitation stays unused.
+#[test]
+fn a_joiner_cannot_take_an_identity_known_here() {
+    let a = inviting();
+    let inv = invite(&a, 3600);
+    let b = NodeKey::from_seed(&[2; 32]);
+    let own = inv.identity["id"].as_str().unwrap().to_owned();
+    let (status, body) = answer(
+        &a,
+        &request(&inv, &b, |r| r.identity["id"] = Value::String(own.clone())),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(reason(&body).starts_with("identity.id"), "{body}");
+    assert!(a.store.partners().unwrap().is_empty());
+    // Joined with its own identity; a second invitation, joined claiming that identity.
+    let (status, body) = answer(&a, &request(&inv, &b, |_| {}));
+    assert_eq!(status, 201, "{body}");
+    let second = join::invite(
+        a.store.as_ref(),
+        &a.service.me,
+        &NewInvitation {
+            partner: "cert-es".into(),
+            jurisdiction: "ES".into(),
+            read: vec!["intel".into()],
+            expires_secs: 3600,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .invitation;
+    let c = NodeKey::from_seed(&[3; 32]);
+    let (status, body) = answer(&a, &request(&second, &c, |_| {}));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        reason(&body).contains("already has this identity"),
+        "{body}"
+    );
+    assert_eq!(a.store.partners().unwrap().len(), 1);
+    assert!(
+        a.store
+            .invitation(&second.id)
+            .unwrap()
+            .unwrap()
+            .used_ns
+            .is_none()
+    );
+}
+
+/// Attack: texts of a join request that reach the inviting node's peer record, partner
+/// directory, logs and pages — a URL with a header injected or a query, a URL over 2 KiB,
+/// an API root that climbs, an identity name with a bidi override or a terminal escape, a
+/// contact with a bell — are refused, naming the field; nothing is created and the
+/// invitation stays unused, so the honest request that follows joins.
+#[test]
+fn hostile_texts_in_a_join_request_are_refused_naming_the_field() {
+    let a = inviting();
+    let inv = invite(&a, 3600);
+    let b = NodeKey::from_seed(&[2; 32]);
+    let reachable = |r: &mut JoinRequest, url: &str, root: &str| {
+        r.url = Some(url.into());
+        r.api_root = Some(root.into());
+        r.api_key = Some("k".repeat(40));
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut JoinRequest)>)> = vec![
+        (
+            "url",
+            Box::new(|r| reachable(r, "http://b.example\r\nX-Injected: 1", "/concord/")),
+        ),
+        (
+            "url",
+            Box::new(|r| reachable(r, "http://b.example/?x=1", "/concord/")),
+        ),
+        (
+            "url",
+            Box::new(|r| reachable(r, &format!("http://b.example/{}", "a".repeat(3000)), "/c/")),
+        ),
+        (
+            "url",
+            Box::new(|r| reachable(r, "http:///etc/passwd", "/c/")),
+        ),
+        (
+            "api_root",
+            Box::new(|r| reachable(r, "http://b.example", "/../../api/v1/")),
+        ),
+        (
+            "api_root",
+            Box::new(|r| reachable(r, "http://b.example", "/concord/?x=")),
+        ),
+        (
+            "identity.name",
+            Box::new(|r| r.identity["name"] = Value::String("CERT \u{202e}B".into())),
+        ),
+        (
+            "identity.name",
+            Box::new(|r| r.identity["name"] = Value::String("\u{1b}]0;owned\u{7}".into())),
+        ),
+        (
+            "identity.name",
+            Box::new(|r| r.identity["name"] = Value::String("B".repeat(300))),
+        ),
+        (
+            "identity.contact_information",
+            Box::new(|r| r.identity["contact_information"] = Value::String("ring\u{7}".into())),
+        ),
+    ];
+    for (field, edit) in cases {
+        let (status, body) = answer(&a, &request(&inv, &b, |r| edit(r)));
+        assert_eq!(status, 409, "{field}: {body}");
+        assert!(reason(&body).contains(field), "{field}: {body}");
+        assert!(a.store.partners().unwrap().is_empty(), "{field}");
+    }
+    assert!(
+        a.store
+            .invitation(&inv.id)
+            .unwrap()
+            .unwrap()
+            .used_ns
+            .is_none()
+    );
+    // A contact on several lines is free text: accepted.
+    let (status, body) = answer(
+        &a,
+        &request(&inv, &b, |r| {
+            reachable(r, "https://b.example:8443", "/concord/");
+            r.identity["contact_information"] = Value::String("CERT B\nsoc@b.example".into());
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+}

@@ -480,6 +480,136 @@ pub fn email_addr_id(value: &str) -> String {
     format!("email-addr--{}", uuid::Uuid::new_v5(&ns, &name))
 }
 
+/// Longest URL a join document may name, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Longest identity `name` a join document may carry, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// Whether `c` may not appear in a text one node gives another: a control character
+/// (Unicode Cc; `allow_newline` lets `\n` and `\t` through, for free text) or a format
+/// character (Cf: bidi overrides and isolates, zero-width characters), which would reach
+/// terminals, log lines, files and pages of the receiving node as something else than
+/// what they show.
+fn hostile_char(c: char, allow_newline: bool) -> bool {
+    (c.is_control() && !(allow_newline && matches!(c, '\n' | '\t')))
+        || concord_store::is_format_char(c)
+}
+
+/// Checks a node's base URL as a join document gives it (`field` names it in the error):
+/// `http(s)://host[:port][/path]`, at most [`MAX_URL_BYTES`], without whitespace, control
+/// or format characters, query or fragment. The other side is hostile: what it names is
+/// stored in a peer record and later requested.
+pub fn check_url(field: &str, url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && url.len() <= MAX_URL_BYTES
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || hostile_char(c, false) || matches!(c, '?' | '#'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} {:?}: must be http(s)://host[:port] (at most {MAX_URL_BYTES} bytes, \
+             without whitespace, control or format characters, query or fragment)",
+            url.chars().take(200).collect::<String>()
+        ))
+    }
+}
+
+/// Checks an API root path as a join document gives it: `/` then segments of letters,
+/// digits, `-`, `_`, `.` and `~` (RFC 3986 unreserved), none `.` or `..`, at most 256
+/// bytes. A path that climbs or carries a query would make the peer's requests go
+/// elsewhere than the API root it names.
+pub fn check_api_root(field: &str, root: &str) -> Result<(), String> {
+    let inner = root.trim_matches('/');
+    let ok = root.len() <= 256
+        && !inner.is_empty()
+        && inner.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} {:?}: must be a path of segments of letters, digits, '-', '_', '.', '~' \
+             (no '.' or '..' segment), at most 256 bytes",
+            root.chars().take(200).collect::<String>()
+        ))
+    }
+}
+
+/// Checks the texts of an identity one node gives another beyond STIX 2.1 (which allows
+/// any string): its `name` is 1 to [`MAX_NAME_CHARS`] characters without control or format
+/// characters, and no other string in it holds a control character other than a newline
+/// or tab, or a format character. These texts are shown by the receiving node (partner
+/// directory, CLI, pages, logs).
+pub fn check_identity_texts(field: &str, identity: &Value) -> Result<(), String> {
+    let name = identity.get("name").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(|c| hostile_char(c, false))
+    {
+        return Err(format!(
+            "{field}.name {:?}: must be 1 to {MAX_NAME_CHARS} characters without control or \
+             format characters (Unicode Cc, Cf)",
+            name.chars().take(200).collect::<String>()
+        ));
+    }
+    fn walk(v: &Value, path: &mut String, out: &mut Option<String>) {
+        if out.is_some() {
+            return;
+        }
+        match v {
+            Value::String(s) => {
+                if s.chars().any(|c| hostile_char(c, true)) {
+                    *out = Some(path.clone());
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let n = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(x, path, out);
+                    path.truncate(n);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let n = path.len();
+                    path.push('.');
+                    path.push_str(k);
+                    if k.chars().any(|c| hostile_char(c, false)) {
+                        *out = Some(path.clone());
+                        return;
+                    }
+                    walk(x, path, out);
+                    path.truncate(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut path = field.to_owned();
+    let mut found = None;
+    walk(identity, &mut path, &mut found);
+    match found {
+        Some(p) => Err(format!(
+            "{:?}: a control or format character (Unicode Cc other than newline and tab, \
+             Cf) in a text of the identity",
+            p.chars().take(200).collect::<String>()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The signed file of an invitation.
 pub fn sign_invitation(key: &NodeKey, invitation: Invitation) -> InvitationFile {
     let signature = sign(key, INVITATION_DOMAIN, &invitation);
@@ -517,11 +647,26 @@ pub fn read_invitation(text: &str, now_ns: i64) -> Result<Invitation, JoinError>
         &file.signature,
     )?;
     // Signed by the key it names: the rest is the inviting node's word, checked for shape.
-    if !(inv.url.starts_with("https://") || inv.url.starts_with("http://")) {
-        return Err(bad(format!(
-            "url {:?}: must start with http:// or https://",
-            inv.url
-        )));
+    check_url("url", &inv.url).map_err(bad)?;
+    check_api_root("api_root", &inv.api_root).map_err(bad)?;
+    for (i, c) in inv.collections.iter().enumerate() {
+        for (what, text) in [
+            ("id", Some(&c.id)),
+            ("title", Some(&c.title)),
+            ("alias", c.alias.as_ref()),
+        ] {
+            if let Some(t) = text
+                && ((t.is_empty() && what != "title")
+                    || t.chars().count() > MAX_NAME_CHARS
+                    || t.chars().any(|c| hostile_char(c, false)))
+            {
+                return Err(bad(format!(
+                    "collections[{i}].{what} {:?}: must be at most {MAX_NAME_CHARS} characters \
+                     (an id or alias at least one), without control or format characters (Unicode Cc, Cf)",
+                    t.chars().take(200).collect::<String>()
+                )));
+            }
+        }
     }
     if node_key::unhex32(&inv.secret).is_none() {
         return Err(bad(
@@ -541,6 +686,7 @@ pub fn read_invitation(text: &str, now_ns: i64) -> Result<Invitation, JoinError>
             v.join("; ")
         )));
     }
+    check_identity_texts("identity", &inv.identity).map_err(bad)?;
     match (&inv.tls_pin_sha256, &inv.tls_certificate) {
         (Some(pin), Some(pem)) => {
             if first_certificate_der(pem.as_bytes())
@@ -903,6 +1049,46 @@ mod tests {
         let text = serde_json::to_string(&sign_invitation(&key, other)).unwrap();
         let e = read_invitation(&text, 0).unwrap_err();
         assert!(e.to_string().contains("this node reads"), "{e}");
+    }
+
+    /// Attack by the inviting side: an invitation signed by the key it names (so not
+    /// tampered) whose texts would reach the joining node's peer record, collections,
+    /// terminal and pages is refused as malformed, naming the field.
+    #[test]
+    fn hostile_texts_in_an_invitation_are_refused_naming_the_field() {
+        let key = NodeKey::from_seed(&[7; 32]);
+        let cases: Vec<(&str, Box<dyn Fn(&mut Invitation)>)> = vec![
+            ("url", Box::new(|i| i.url = "http://a.example\nX: 1".into())),
+            (
+                "url",
+                Box::new(|i| i.url = "https://a.example/#frag".into()),
+            ),
+            (
+                "api_root",
+                Box::new(|i| i.api_root = "/../../api/v1/".into()),
+            ),
+            ("api_root", Box::new(|i| i.api_root = "/".into())),
+            (
+                "collections[0].title",
+                Box::new(|i| i.collections[0].title = "intel\u{1b}[2J".into()),
+            ),
+            (
+                "collections[0].alias",
+                Box::new(|i| i.collections[0].alias = Some("in\u{202e}tel".into())),
+            ),
+            (
+                "identity.name",
+                Box::new(|i| i.identity["name"] = Value::String("CERT\u{200b}A".into())),
+            ),
+        ];
+        for (field, edit) in cases {
+            let mut inv = invitation(&key);
+            edit(&mut inv);
+            let text = serde_json::to_string(&sign_invitation(&key, inv)).unwrap();
+            let e = read_invitation(&text, 0).unwrap_err().to_string();
+            assert!(e.starts_with("malformed invitation"), "{field}: {e}");
+            assert!(e.contains(field), "{field}: {e}");
+        }
     }
 
     #[test]
