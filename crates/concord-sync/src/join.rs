@@ -495,6 +495,21 @@ fn hostile_char(c: char, allow_newline: bool) -> bool {
         || concord_store::is_format_char(c)
 }
 
+/// `text` as it may be shown in a message of this node: control and format characters
+/// escaped (`\u{1b}`), at most `max` characters. For the other side's free texts (a
+/// refusal's reason, an answer that is not JSON), which reach a terminal or a log.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if hostile_char(c, false) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Checks a node's base URL as a join document gives it (`field` names it in the error):
 /// `http(s)://host[:port][/path]`, at most [`MAX_URL_BYTES`], without whitespace, control
 /// or format characters, query or fragment. The other side is hostile: what it names is
@@ -798,7 +813,7 @@ pub fn exchange(
     let value: Value = serde_json::from_str(&text).map_err(|_| {
         transport(format!(
             "HTTP {status}: not JSON: {}",
-            text.chars().take(200).collect::<String>()
+            printable(&text, 200)
         ))
     })?;
     if value.get("answer").is_none() {
@@ -806,7 +821,7 @@ pub fn exchange(
         let reason = value
             .get("error")
             .and_then(Value::as_str)
-            .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+            .map_or_else(|| format!("HTTP {status}"), |r| printable(r, 1000));
         return Err(JoinError::Refused(reason));
     }
     let file: JoinAnswerFile = serde_json::from_value(value).map_err(|e| JoinError::Malformed {
@@ -851,10 +866,39 @@ pub fn exchange(
         });
     }
     if a.outcome != "joined" {
-        return Err(JoinError::Refused(
-            a.reason
-                .unwrap_or_else(|| format!("outcome {:?}", a.outcome)),
-        ));
+        return Err(JoinError::Refused(a.reason.as_deref().map_or_else(
+            || format!("outcome {:?}", a.outcome),
+            |r| printable(r, 1000),
+        )));
+    }
+    // What the joining node records and prints of the answer: the name it is known by
+    // there and the preview's texts, held to the rule of texts from the other side.
+    let bad_text = |field: String, t: &str| JoinError::Malformed {
+        what: "join answer",
+        message: format!(
+            "{field} {:?}: must be 1 to {MAX_NAME_CHARS} characters without control or \
+             format characters (Unicode Cc, Cf)",
+            printable(t, 200)
+        ),
+    };
+    let fine = |t: &str| {
+        !t.is_empty()
+            && t.chars().count() <= MAX_NAME_CHARS
+            && !t.chars().any(|c| hostile_char(c, false))
+    };
+    if !fine(&a.partner) {
+        return Err(bad_text("partner".into(), &a.partner));
+    }
+    for (i, f) in a.serve.iter().enumerate() {
+        for (what, t) in [
+            ("collection", &f.collection),
+            ("title", &f.title),
+            ("direction", &f.direction),
+        ] {
+            if !(fine(t) || (what == "title" && t.is_empty())) {
+                return Err(bad_text(format!("serve[{i}].{what}"), t));
+            }
+        }
     }
     if a.api_key.is_none() {
         return Err(JoinError::Malformed {
@@ -1089,6 +1133,134 @@ mod tests {
             assert!(e.starts_with("malformed invitation"), "{field}: {e}");
             assert!(e.contains(field), "{field}: {e}");
         }
+    }
+
+    /// A one-connection HTTP server on loopback that answers the join request it reads
+    /// with `answer(request)` (the JSON body); its URL.
+    fn hostile_inviter(
+        answer: impl FnOnce(&JoinRequestFile) -> Value + Send + 'static,
+    ) -> (String, std::thread::JoinHandle<()>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let request: JoinRequestFile = serde_json::from_slice(&body).unwrap();
+            let text = answer(&request).to_string();
+            let mut conn = conn;
+            write!(
+                conn,
+                "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            )
+            .unwrap();
+        });
+        (url, handle)
+    }
+
+    /// Attack by the inviting side's server: its answer's texts (an unsigned error, a
+    /// signed refusal's reason, the name and preview of a joined answer) would reach the
+    /// joining operator's terminal. Free texts come back with control and format
+    /// characters escaped; recorded names with them are a malformed answer.
+    #[test]
+    fn hostile_texts_in_an_answer_reach_no_terminal() {
+        let key = NodeKey::from_seed(&[7; 32]);
+        let joiner = NodeKey::from_seed(&[8; 32]);
+        let exchange_with = |answer: Box<dyn FnOnce(&JoinRequestFile) -> Value + Send>| {
+            let (url, handle) = hostile_inviter(answer);
+            let mut inv = invitation(&key);
+            inv.url = url;
+            let request = sign_request(
+                &joiner,
+                JoinRequest {
+                    kind: REQUEST_TYPE.into(),
+                    version: VERSION,
+                    invitation: inv.id.clone(),
+                    secret: inv.secret.clone(),
+                    inviter_key: inv.node_key.clone(),
+                    identity: inv.identity.clone(),
+                    node_key: joiner.public_hex(),
+                    jurisdiction: None,
+                    url: None,
+                    api_root: None,
+                    api_key: None,
+                    pull: vec![],
+                    push: vec![],
+                    agreement: None,
+                },
+            );
+            let got = exchange(&inv, &request, Duration::from_secs(10));
+            handle.join().unwrap();
+            got.map(|_| ()).unwrap_err().to_string()
+        };
+        let escape = "\u{1b}]0;owned\u{7}";
+        let e = exchange_with(Box::new(move |_| serde_json::json!({ "error": escape })));
+        assert!(
+            e.contains("\\u{1b}]0;owned\\u{7}") && !e.contains('\u{1b}'),
+            "{e}"
+        );
+        let signed = |edit: fn(&mut JoinAnswer)| {
+            move |r: &JoinRequestFile| {
+                let key = NodeKey::from_seed(&[7; 32]);
+                let mut a = JoinAnswer {
+                    kind: ANSWER_TYPE.into(),
+                    version: VERSION,
+                    invitation: r.request.invitation.clone(),
+                    request_sha256: request_digest(&r.request),
+                    outcome: "refused".into(),
+                    reason: Some("used \u{1b}[2J".into()),
+                    partner: "cert-b".into(),
+                    api_key: None,
+                    node_key: key.public_hex(),
+                    serve: vec![],
+                    agreement: None,
+                };
+                edit(&mut a);
+                serde_json::to_value(sign_answer(&key, a)).unwrap()
+            }
+        };
+        let e = exchange_with(Box::new(signed(|_| {})));
+        assert!(
+            e.contains("used \\u{1b}[2J") && !e.contains('\u{1b}'),
+            "{e}"
+        );
+        let e = exchange_with(Box::new(signed(|a| {
+            a.outcome = "joined".into();
+            a.reason = None;
+            a.api_key = Some("k".into());
+            a.serve = vec![FlowCount {
+                collection: "c1".into(),
+                title: "intel\u{1b}[2J".into(),
+                direction: "serve".into(),
+                objects: 1,
+                withheld: 0,
+            }];
+        })));
+        assert!(e.contains("serve[0].title") && !e.contains('\u{1b}'), "{e}");
+        let e = exchange_with(Box::new(signed(|a| {
+            a.outcome = "joined".into();
+            a.reason = None;
+            a.api_key = Some("k".into());
+            a.partner = "cert\u{202e}b".into();
+        })));
+        assert!(e.contains("malformed join answer: partner"), "{e}");
     }
 
     #[test]
