@@ -842,14 +842,16 @@ pub fn join(
             })
     };
     // Pulls: (offered, local alias or id); pushes: (local id, offered).
-    let mut pulls: Vec<(&Offered, String)> = Vec::new();
+    // Pulls: (offered, local alias or id, named by the operator).
+    let mut pulls: Vec<(&Offered, String, bool)> = Vec::new();
     for p in &options.pull {
         let (remote, local) = match p.rsplit_once(':') {
             Some((r, l)) if !r.is_empty() && !l.is_empty() => (r, Some(l.to_owned())),
             _ => (p.as_str(), None),
         };
         let o = offers(remote, false)?;
-        pulls.push((o, local.unwrap_or_else(|| o.default_alias())));
+        let named = local.is_some();
+        pulls.push((o, local.unwrap_or_else(|| o.default_alias()), named));
     }
     let mut pushes: Vec<(concord_store::Collection, &Offered)> = Vec::new();
     for p in &options.push {
@@ -869,7 +871,7 @@ pub fn join(
             .collections
             .iter()
             .filter(|c| c.read)
-            .map(|c| (c, c.default_alias()))
+            .map(|c| (c, c.default_alias(), false))
             .collect();
     }
     if pulls.is_empty() && pushes.is_empty() {
@@ -879,9 +881,24 @@ pub fn join(
         )
         .into());
     }
-    for (_, local) in &pulls {
-        if store.collection(local)?.is_none() {
-            concord_store::check_alias(local)?;
+    for (o, local, named) in &pulls {
+        match store.collection(local)? {
+            None => concord_store::check_alias(local)?,
+            // The inviting node chose this alias: it does not choose which of this node's
+            // collections (shared with whom) its objects go into. Only the operator does,
+            // by naming it.
+            Some(_) if !named => {
+                return Err(AdminError::Conflict(format!(
+                    "--pull {:?}: this node has a collection {local:?} already; the \
+                     invitation's alias does not choose it: name the local collection \
+                     (--pull {}:{local} to pull into it, or --pull {}:NEW)",
+                    o.default_alias(),
+                    o.default_alias(),
+                    o.default_alias()
+                ))
+                .into());
+            }
+            Some(_) => {}
         }
     }
     // The inviting node's partner here: what this node pushes goes through the egress
@@ -937,7 +954,7 @@ pub fn join(
         url: me.public_url.clone(),
         api_root: reachable.then(|| me.api_root.clone()),
         api_key: reachable.then(|| api_key.clone()),
-        pull: pulls.iter().map(|(o, _)| o.id.clone()).collect(),
+        pull: pulls.iter().map(|(o, _, _)| o.id.clone()).collect(),
         push: pushes.iter().map(|(_, o)| o.id.clone()).collect(),
         // The agreement this node applies to the inviting node (issue 19, item 5).
         agreement: Some(agreement_for(egress, &me.key, &profile, now_ns())),
@@ -963,7 +980,7 @@ pub fn join(
     preview.extend(answer.serve.iter().cloned());
     let mut created = Vec::new();
     let mut mappings = Vec::new();
-    for (o, local) in &pulls {
+    for (o, local, _) in &pulls {
         let id = match store.collection(local)? {
             Some(c) => c.id,
             None => {

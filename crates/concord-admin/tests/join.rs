@@ -378,3 +378,62 @@ fn hostile_texts_in_a_join_request_are_refused_naming_the_field() {
     );
     assert_eq!(status, 201, "{body}");
 }
+
+/// Attack by the inviting side: an invitation whose offered alias is the name of a
+/// collection the joining node has (and may share with others) does not make the join pull
+/// into it unless the operator names it; refused before anything is sent or created.
+#[test]
+fn an_offered_alias_does_not_choose_an_existing_local_collection() {
+    let a = inviting();
+    let file = join::invite(
+        a.store.as_ref(),
+        &a.service.me,
+        &NewInvitation {
+            partner: "cert-fr2".into(),
+            jurisdiction: "FR".into(),
+            read: vec!["intel".into()],
+            expires_secs: 3600,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let text = serde_json::to_string(&file).unwrap();
+    // The joining node B has its own "intel".
+    let b = inviting();
+    let b_intel = b.store.collection("intel").unwrap().unwrap();
+    let me_b = NodeSelf {
+        key: Arc::new(NodeKey::from_seed(&[2; 32])),
+        ..b.service.me.clone()
+    };
+    let run = |pull: &[&str]| {
+        join::join(
+            b.store.as_ref(),
+            &b.egress,
+            &me_b,
+            &b.service.files,
+            &text,
+            &join::JoinOptions {
+                name: Some("cert-de".into()),
+                pull: pull.iter().map(|s| s.to_string()).collect(),
+                timeout_secs: 2,
+                ..Default::default()
+            },
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    for pull in [&[][..], &["intel"][..]] {
+        let e = run(pull);
+        assert!(
+            e.contains("this node has a collection \"intel\" already"),
+            "{e}"
+        );
+    }
+    assert!(b.store.partners().unwrap().is_empty());
+    assert!(concord_sync::peers(b.store.as_ref()).unwrap().is_empty());
+    // Named by the operator: accepted (the exchange is then tried: nobody listens there).
+    let e = run(&["intel:intel"]);
+    assert!(e.contains("join exchange with"), "{e}");
+    assert_eq!(b.store.collection("intel").unwrap().unwrap().id, b_intel.id);
+}
