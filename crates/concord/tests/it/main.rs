@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_api;
+mod attack;
 mod audit;
 mod cli;
 mod creator;

@@ -1,0 +1,203 @@
+//! Attacks on the new doors of issue 19 and 20 by a hostile partner, with real HTTP on
+//! loopback against real `concord serve` processes: each test is a finding, failing before
+//! its fix (see the commit `attack fixes: …` that adds it).
+
+use serde_json::{Value, json};
+
+use concord_store::node_key::NodeKey;
+use concord_sync::join::{self as doc, JoinRequest};
+
+use crate::support::{Node, Server};
+use crate::sync::{GREEN, cli_ok, import, indicator};
+
+/// A join request for `inv`, signed by `key`, after `edit`.
+fn join_request(
+    inv: &doc::Invitation,
+    key: &NodeKey,
+    edit: impl FnOnce(&mut JoinRequest),
+) -> String {
+    let mut r = JoinRequest {
+        kind: doc::REQUEST_TYPE.into(),
+        version: doc::VERSION,
+        invitation: inv.id.clone(),
+        secret: inv.secret.clone(),
+        inviter_key: inv.node_key.clone(),
+        identity: doc::node_identity(
+            &format!("identity--{}", uuid::Uuid::new_v4()),
+            "2026-01-01T00:00:00.000Z",
+            "CERT B",
+            "soc@b.example",
+        ),
+        node_key: key.public_hex(),
+        jurisdiction: Some("FR".into()),
+        url: None,
+        api_root: None,
+        api_key: None,
+        pull: vec![inv.collections[0].id.clone()],
+        push: vec![],
+        agreement: None,
+    };
+    edit(&mut r);
+    serde_json::to_string(&doc::sign_request(key, r)).unwrap()
+}
+
+/// `POST /concord/join/`: (status, content type, body).
+fn post_join(base: &str, body: &str) -> (u16, String, Value) {
+    let mut resp = Server::agent()
+        .post(format!("{base}/concord/join/"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        ctype,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// The join endpoint attacked over HTTP: hostile texts refused without consuming the
+/// invitation; six requests racing with the secret admit one, and the inviting node's peer
+/// keeps the winner's key file; without the secret, an unknown id, a wrong secret, a used
+/// and an expired invitation answer alike.
+#[test]
+fn the_join_endpoint_under_attack() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f1111111", "attack.example.net", &[GREEN])],
+    );
+    let sa = a.serve();
+    let file = a.path().join("invite.json");
+    cli_ok(
+        &a,
+        &[
+            "invite",
+            "--partner",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--read",
+            "intel",
+            "--url",
+            &sa.base,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let inv = doc::read_invitation(&std::fs::read_to_string(&file).unwrap(), 0).unwrap();
+    let db = || concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+
+    // Hostile texts: refused, naming the field; nothing made, the invitation unused.
+    let key = NodeKey::from_seed(&[40; 32]);
+    for (field, body) in [
+        (
+            "identity.name",
+            join_request(&inv, &key, |r| {
+                r.identity["name"] = json!("\u{1b}]0;owned\u{7}")
+            }),
+        ),
+        (
+            "url",
+            join_request(&inv, &key, |r| {
+                r.url = Some("http://b.example\r\nX-Injected: 1".into());
+                r.api_root = Some("/concord/".into());
+                r.api_key = Some("k".repeat(40));
+            }),
+        ),
+        (
+            "api_root",
+            join_request(&inv, &key, |r| {
+                r.url = Some("http://b.example".into());
+                r.api_root = Some("/../../api/v1/".into());
+                r.api_key = Some("k".repeat(40));
+            }),
+        ),
+    ] {
+        let (status, _, v) = post_join(&sa.base, &body);
+        assert_eq!(status, 409, "{field}: {v}");
+        let reason = v["answer"]["reason"].as_str().unwrap();
+        assert!(reason.contains(field), "{field}: {reason}");
+    }
+    assert!(db().partners().unwrap().is_empty());
+    assert!(db().invitation(&inv.id).unwrap().unwrap().used_ns.is_none());
+
+    // Six racers with the secret (with the three above and one below: the invitation's quota of 10 a minute), each giving its own key and URL.
+    let racers: Vec<(String, String)> = (0..6u8)
+        .map(|i| {
+            let api_key = format!("racer-key-{i}-{}", "x".repeat(30));
+            let body = join_request(&inv, &NodeKey::from_seed(&[50 + i; 32]), |r| {
+                r.url = Some(format!("http://127.0.0.1:{}", 3000 + u16::from(i)));
+                r.api_root = Some("/concord/".into());
+                r.api_key = Some(api_key.clone());
+            });
+            (api_key, body)
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(racers.len());
+    let outcomes: Vec<(String, u16)> = std::thread::scope(|s| {
+        let handles: Vec<_> = racers
+            .iter()
+            .map(|(k, body)| {
+                let (barrier, base) = (&barrier, &sa.base);
+                s.spawn(move || {
+                    barrier.wait();
+                    (k.clone(), post_join(base, body).0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<_> = outcomes.iter().filter(|(_, s)| *s == 201).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(_, s)| *s == 201 || *s == 409),
+        "{outcomes:?}"
+    );
+    let store = db();
+    assert_eq!(store.partners().unwrap().len(), 1);
+    let peer = concord_sync::load_peer(store.as_ref(), "cert-fr").unwrap();
+    let concord_sync::PeerAuth::Token { file } = &peer.auth else {
+        panic!("{:?}", peer.auth)
+    };
+    let held = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(held.trim(), won[0].0);
+
+    // Without the secret: unknown, wrong, used and expired answer alike.
+    let other = NodeKey::from_seed(&[60; 32]);
+    let unknown = post_join(
+        &sa.base,
+        &join_request(&inv, &other, |r| {
+            r.invitation = "00000000-0000-4000-8000-000000000000".into()
+        }),
+    );
+    let used_wrong = post_join(
+        &sa.base,
+        &join_request(&inv, &other, |r| r.secret = "cd".repeat(32)),
+    );
+    // An expired invitation (its record as `invite` makes it, its expiry passed).
+    let mut expired = store.invitation(&inv.id).unwrap().unwrap();
+    expired.id = "11111111-1111-4111-8111-111111111111".into();
+    expired.partner = "cert-es".into();
+    expired.used_ns = None;
+    expired.used_by = None;
+    expired.expires_ns = 1;
+    store.put_invitation(&expired).unwrap();
+    let expired_wrong = post_join(
+        &sa.base,
+        &join_request(&inv, &other, |r| {
+            r.invitation = expired.id.clone();
+            r.secret = "cd".repeat(32);
+        }),
+    );
+    assert_eq!(unknown.0, 403, "{unknown:?}");
+    assert_eq!(unknown, used_wrong);
+    assert_eq!(unknown, expired_wrong);
+}
