@@ -618,6 +618,9 @@ fn answer_proven(
         }
     }
     // The preview: what this node will serve the new partner, through its egress door.
+    // Only what it will receive: a count of what the policy withholds from it would tell
+    // the partner that objects it may not see exist (`concord partner preview` counts
+    // them for this node's operator).
     let profile = doc::profile_of(&partner);
     // The agreements exchanged (issue 19, item 5): the joining node's kept as received
     // from it, ours carried in the answer and held by it from now on.
@@ -632,8 +635,9 @@ fn answer_proven(
     .map_err(|e| Refusal::Failed(e.to_string()))?;
     let mut serve = Vec::new();
     for id in &request.pull {
-        let (objects, withheld) = doc::serve_preview(store, egress, &profile, id)
+        let (objects, _withheld) = doc::serve_preview(store, egress, &profile, id)
             .map_err(|e| Refusal::Failed(e.to_string()))?;
+        let withheld = 0;
         serve.push(FlowCount {
             collection: id.clone(),
             title: offered(id, false)

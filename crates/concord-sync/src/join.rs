@@ -217,7 +217,8 @@ pub struct FlowCount {
     pub direction: String,
     /// Object versions the egress door lets go.
     pub objects: u64,
-    /// Object versions it withholds.
+    /// Object versions it withholds; always 0 in a [`JoinAnswer`]'s `serve`: a node never
+    /// tells a partner how much it withholds from it (that would tell it exists).
     pub withheld: u64,
 }
 

@@ -201,3 +201,56 @@ fn the_join_endpoint_under_attack() {
     assert_eq!(unknown, used_wrong);
     assert_eq!(unknown, expired_wrong);
 }
+
+/// Attack: the joining partner reads the preview in the inviting node's answer. It says
+/// what will be served to it, and nothing of what is withheld from it: a count of withheld
+/// versions tells that objects it may not see exist (the same rule as the dashboard's and
+/// TAXII's). The inviting node's own `partner preview` still counts them for its operator.
+#[test]
+fn the_join_answer_does_not_tell_the_joiner_what_is_withheld_from_it() {
+    const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[
+            indicator("f2222222", "shared.example.net", &[GREEN]),
+            indicator("f3333333", "red-one.example.net", &[RED]),
+            indicator("f4444444", "red-two.example.net", &[RED]),
+        ],
+    );
+    let sa = a.serve();
+    let file = a.path().join("invite.json");
+    cli_ok(
+        &a,
+        &[
+            "invite",
+            "--partner",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--read",
+            "intel",
+            "--url",
+            &sa.base,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let inv = doc::read_invitation(&std::fs::read_to_string(&file).unwrap(), 0).unwrap();
+    let (status, _, v) = post_join(
+        &sa.base,
+        &join_request(&inv, &NodeKey::from_seed(&[70; 32]), |_| {}),
+    );
+    assert_eq!(status, 201, "{v}");
+    let serve = &v["answer"]["serve"][0];
+    assert_eq!(serve["objects"], 1, "{v}");
+    assert_eq!(
+        serve["withheld"], 0,
+        "the joiner learns nothing withheld: {v}"
+    );
+    // The inviting operator's own preview counts what its policy withholds.
+    let mine: Value =
+        serde_json::from_str(&cli_ok(&a, &["partner", "preview", "cert-fr", "--json"])).unwrap();
+    assert_eq!(mine["preview"][0]["withheld"], 2, "{mine}");
+}

@@ -141,7 +141,8 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
         preview,
         [
             (("push".to_owned(), "outbox".to_owned()), (1, 1)),
-            (("serve".to_owned(), "intel".to_owned()), (2, 1)),
+            // A does not tell B what it withholds from it.
+            (("serve".to_owned(), "intel".to_owned()), (2, 0)),
         ]
         .into_iter()
         .collect(),
@@ -188,6 +189,11 @@ fn two_fresh_nodes_join_and_sync_in_three_commands() {
     assert_eq!(
         both.remove(&("serve".to_owned(), "outbox".to_owned())),
         Some((1, 1))
+    );
+    // A's operator sees what A withholds from B (B's answer did not say).
+    assert_eq!(
+        both.insert(("serve".to_owned(), "intel".to_owned()), (2, 0)),
+        Some((2, 1))
     );
     assert_eq!(both, preview);
 
