@@ -6,8 +6,9 @@
 //! - **Partner API keys** `concord_<key_id>_<secret>`, the same two ways. The `key_id` finds
 //!   the partner; the secret is checked against its argon2id hash. Argon2 costs tens of
 //!   milliseconds by design, so a key once verified is remembered (by its SHA-256) together
-//!   with the hash it matched: a rotated or removed key stops working as soon as the partner
-//!   list is re-read (every [`PARTNER_CACHE_TTL`]), on every `serve` process of the node.
+//!   with the hash it matched. The key's partner is read from the store at each request
+//!   (one look-up of the key id's unique index), so a key rotated, a partner removed or its
+//!   grants changed by any process (the CLI, another `serve`) count at its next request.
 //!
 //! What a wrong credential may cost is bounded ([`AuthLimits`], issue 16), here and nowhere
 //! else, for TAXII and the web UI's login alike:
@@ -40,9 +41,6 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 pub mod users;
-
-/// How long the partner list is cached by a server process.
-pub const PARTNER_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Who made a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +238,6 @@ const LIMITER_KEYS: usize = 10_000;
 pub struct Authenticator {
     store: Arc<dyn Store>,
     admin_hash: String,
-    partners: Mutex<Option<(Instant, Arc<Vec<Partner>>)>>,
     /// SHA-256 of a verified key → the argon2 hash it was verified against.
     verified: Mutex<HashMap<String, String>>,
     /// SHA-256 of a key that failed → the argon2 hash it failed against, and when.
@@ -312,7 +309,6 @@ impl Authenticator {
             store,
             admin_hash,
             hashers: Mutex::new(jobs),
-            partners: Mutex::new(None),
             verified: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             admitted: Arc::new(Semaphore::new(concurrency + limits.hash_queue)),
@@ -333,19 +329,6 @@ impl Authenticator {
     /// metrics: each costs about 19 MiB and tens of milliseconds).
     pub fn argon2_runs(&self) -> u64 {
         self.argon2_runs.load(Ordering::Relaxed)
-    }
-
-    /// The partner list, re-read when older than `max_age`.
-    fn partners(&self, max_age: Duration) -> Result<Arc<Vec<Partner>>, StoreError> {
-        let mut cache = self.partners.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, list)) = cache.as_ref()
-            && at.elapsed() < max_age
-        {
-            return Ok(list.clone());
-        }
-        let list = Arc::new(self.store.partners()?);
-        *cache = Some((Instant::now(), list.clone()));
-        Ok(list)
     }
 
     /// The principal an `Authorization` header authenticates, or `None` for no or wrong
@@ -442,14 +425,11 @@ impl Authenticator {
         self.charge(source, Some(&format!("join:{invitation}")))
     }
 
-    /// The partner with key id `key_id`, from the cached list (re-read at most once a
-    /// second for an unknown id, so a key made since works within a second).
+    /// The partner with key id `key_id`, as the store holds it now: no cache, so that a
+    /// grant removed, a key rotated or a partner removed (by any process) stops access at
+    /// the next request. A known and an unknown key id cost the same one look-up.
     fn find_partner(&self, key_id: &str) -> Result<Option<Partner>, StoreError> {
-        let mut partners = self.partners(PARTNER_CACHE_TTL)?;
-        if !partners.iter().any(|p| p.key_id == key_id) {
-            partners = self.partners(Duration::from_secs(1))?;
-        }
-        Ok(partners.iter().find(|p| p.key_id == key_id).cloned())
+        self.store.partner_by_key_id(key_id)
     }
 
     /// Counts an attempt that is not known good against the quotas of its source and key
@@ -531,7 +511,7 @@ impl Authenticator {
 
     /// The current rights of the partner whose key has id `key_id`, for a session that
     /// authenticated with that key earlier (the web UI): `None` once the key was rotated or
-    /// the partner removed, and new permissions, within [`PARTNER_CACHE_TTL`] (as TAXII
+    /// the partner removed, and new permissions, at once (as TAXII
     /// sees them). Blocking (a store read at most once a second for an unknown key).
     pub fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Principal>, StoreError> {
         Ok(self.find_partner(key_id)?.as_ref().map(access))
@@ -542,21 +522,18 @@ impl Authenticator {
     /// The principal as the store says it is now, for a door that outlives its request (a
     /// live stream): the operator as it is; a partner with its current rights if the key
     /// it authenticated with (the same key id and argon2id hash) is still its key, `None`
-    /// once the partner was removed or its key rotated. Reads the partners from the store,
-    /// not the cache, so a change made by another process (the CLI, another `serve`) counts
-    /// at once; the cache is refreshed on the way. Blocking. Errors: the store failed.
+    /// once the partner was removed or its key rotated. Reads the partner from the store, so
+    /// a change made by another process (the CLI, another `serve`) counts at once.
+    /// Blocking. Errors: the store failed.
     pub fn current(&self, principal: &Principal) -> Result<Option<Principal>, StoreError> {
         let Principal::Partner(was) = principal else {
             return Ok(Some(principal.clone()));
         };
-        // Read outside the cache's lock, so that streams checking do not hold up
-        // authentication while the store answers.
-        let partners = Arc::new(self.store.partners()?);
-        *lock(&self.partners) = Some((Instant::now(), partners.clone()));
-        Ok(partners
-            .iter()
-            .find(|p| p.key_id == was.key_id && p.key_hash == was.key_hash)
-            .map(access))
+        Ok(self
+            .store
+            .partner_by_key_id(&was.key_id)?
+            .filter(|p| p.key_hash == was.key_hash)
+            .map(|p| access(&p)))
     }
 }
 

@@ -683,6 +683,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<bool>;
     /// Every partner, ordered by name.
     fn partners(&self) -> Result<Vec<Partner>>;
+    /// The partner whose API key has the id `key_id` (one look-up of the unique index):
+    /// what the server reads at each request, so that a key rotated or a partner removed or
+    /// changed by any process counts at its next request.
+    fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Partner>> {
+        Ok(self.partners()?.into_iter().find(|p| p.key_id == key_id))
+    }
     /// Creates or replaces (by name) a partner.
     fn put_partner(&self, partner: &Partner) -> Result<()>;
     /// Removes a partner; `false` when there was none of that name. The objects it created

@@ -1722,6 +1722,14 @@ impl Store for PostgresStore {
         })
     }
 
+    fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Partner>> {
+        self.with_conn(|c| {
+            c.query_opt("SELECT record FROM partners WHERE key_id = $1", &[&key_id])?
+                .map(|r| Partner::from_record(&r.get::<_, String>(0)))
+                .transpose()
+        })
+    }
+
     fn put_partner(&self, partner: &Partner) -> Result<()> {
         let record = partner.to_record();
         self.with_conn(|c| {

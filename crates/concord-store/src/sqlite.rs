@@ -1086,6 +1086,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Partner>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached("SELECT record FROM partners WHERE key_id = ?1")?;
+            st.query_row([key_id], |r| r.get::<_, String>(0))
+                .optional()?
+                .map(|r| Partner::from_record(&r))
+                .transpose()
+        })
+    }
+
     fn put_partner(&self, partner: &Partner) -> Result<()> {
         self.writer().execute(
             "INSERT INTO partners (name, key_id, record) VALUES (?1, ?2, ?3)

@@ -834,6 +834,17 @@ fn partners_round_trip(store: &dyn Store) {
     rotated.key_id = "1111111111111111".into();
     store.put_partner(&rotated).unwrap();
     assert_eq!(store.partners().unwrap()[1], rotated, "replaced by name");
+    // By key id (what the server reads at each request): the rotated key finds it, the old
+    // one nothing.
+    assert_eq!(
+        store.partner_by_key_id("1111111111111111").unwrap(),
+        Some(rotated.clone())
+    );
+    assert_eq!(store.partner_by_key_id("0123456789abcdef").unwrap(), None);
+    assert_eq!(
+        store.partner_by_key_id("fedcba9876543210").unwrap(),
+        Some(q.clone())
+    );
     // What the partner created is no longer its once it is removed, nor that of a later
     // partner of the same name (issue 18).
     let c = store
@@ -851,6 +862,7 @@ fn partners_round_trip(store: &dyn Store) {
     assert_eq!(store.creators(B).unwrap(), std::slice::from_ref(&bsi));
     assert!(store.remove_partner("bsi").unwrap());
     assert!(!store.remove_partner("bsi").unwrap());
+    assert_eq!(store.partner_by_key_id("1111111111111111").unwrap(), None);
     assert_eq!(store.partners().unwrap(), [q]);
     assert!(store.creators(B).unwrap().is_empty());
     assert_eq!(store.received_from(B, None).unwrap(), [bsi]);

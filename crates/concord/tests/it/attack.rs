@@ -254,3 +254,63 @@ fn the_join_answer_does_not_tell_the_joiner_what_is_withheld_from_it() {
         serde_json::from_str(&cli_ok(&a, &["partner", "preview", "cert-fr", "--json"])).unwrap();
     assert_eq!(mine["preview"][0]["withheld"], 2, "{mine}");
 }
+
+/// `GET` the objects of collection `alias` with partner key `key`: the status.
+fn partner_reads(s: &Server, key: &str, alias: &str) -> u16 {
+    let auth = format!("Bearer {key}");
+    s.request(
+        "GET",
+        &format!("/concord/collections/{alias}/objects/"),
+        &[("Authorization", &auth), ("Accept", crate::support::TAXII)],
+        None,
+    )
+    .status
+}
+
+/// Attack: a partner whose key was rotated, or who was removed, by another process (the
+/// CLI) keeps reading from a running server while it caches the partner list. Its very
+/// next request after the change is refused: the server reads the key's partner from the
+/// store at each request.
+#[test]
+fn a_rotated_or_removed_partner_is_refused_at_once() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f5555555", "stale.example.net", &[GREEN])],
+    );
+    let s = a.serve();
+    let key = |n: &str| {
+        let out: Value = serde_json::from_str(&cli_ok(
+            &a,
+            &[
+                "partner",
+                "add",
+                n,
+                "--jurisdiction",
+                "FR",
+                "--read",
+                "intel",
+                "--json",
+            ],
+        ))
+        .unwrap();
+        out["api_key"].as_str().unwrap().to_owned()
+    };
+    let (k1, k2) = (key("cert-fr"), key("cert-es"));
+    // Both keys verified and the partner list read by the server.
+    assert_eq!(partner_reads(&s, &k1, "intel"), 200);
+    assert_eq!(partner_reads(&s, &k2, "intel"), 200);
+    cli_ok(&a, &["partner", "rotate-key", "cert-fr", "--json"]);
+    assert_eq!(
+        partner_reads(&s, &k1, "intel"),
+        401,
+        "the old key after rotate-key"
+    );
+    cli_ok(&a, &["partner", "remove", "cert-es"]);
+    assert_eq!(
+        partner_reads(&s, &k2, "intel"),
+        401,
+        "the key of a removed partner"
+    );
+}
