@@ -393,6 +393,27 @@ impl Egress {
         collection_sharing(self.store.as_ref(), collection_id)
     }
 
+    /// A text that changes whenever something the door's decisions on `collection_id` for
+    /// `partner` depend on changes, other than the objects themselves: the policy version,
+    /// the collection's sharing, the partner's profile. What a cache of decided copies (the
+    /// web UI's index of a partner's copies) keys on, so that it is never read under rules
+    /// that no longer hold. Errors: the store, an unreadable sharing setting.
+    pub fn decision_stamp(
+        &self,
+        partner: &PartnerProfile,
+        collection_id: &str,
+    ) -> Result<String, EgressError> {
+        let sharing = self.sharing(collection_id)?;
+        Ok(serde_json::json!([
+            self.policy.version,
+            sharing.to_json(),
+            partner.name,
+            partner.jurisdiction,
+            partner.groups,
+        ])
+        .to_string())
+    }
+
     /// The TLP this door applies to `object` (a stored object of `collection_id`): the
     /// strictest TLP of its `object_marking_refs`, each read through the collection's
     /// marking definitions (TLP by content under any id, as the door reads them), else the

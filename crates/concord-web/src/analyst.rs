@@ -225,11 +225,10 @@ pub(crate) fn catalogue_for(
     let Principal::Partner(p) = &lens.principal else {
         return web.catalogues.get(store, &c.id);
     };
-    // Cached per partner profile (its egress depends on jurisdiction and groups); a change
-    // of sharing or policy shows within MAX_AGE.
-    // JSON: an unambiguous key, whatever the names and groups contain.
-    let viewer =
-        serde_json::json!([p.profile.name, p.profile.jurisdiction, p.profile.groups]).to_string();
+    // Cached per what the partner's copies depend on (its profile, the collection's sharing,
+    // the policy): a change of any of them shows at the partner's next page, never an index
+    // built under rules that no longer hold.
+    let viewer = lens.egress.decision_stamp(&p.profile, &c.id)?;
     web.catalogues.get_for(store, &c.id, &viewer, || {
         Catalogue::build_seen(store, &c.id, |entries| lens.see_all(entries))
     })

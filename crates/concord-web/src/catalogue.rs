@@ -602,10 +602,11 @@ impl Catalogues {
             return Ok(c.clone());
         }
         let fresh = Arc::new(build()?);
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (Instant::now(), fresh.clone()));
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Indexes past their age are never read again (a viewer's key changes with the
+        // rules its copies were decided under): dropped, so the map does not grow.
+        cache.retain(|_, (at, _)| at.elapsed() < MAX_AGE);
+        cache.insert(key, (Instant::now(), fresh.clone()));
         Ok(fresh)
     }
 

@@ -1640,3 +1640,31 @@ fn partner_page_shows_the_directory_and_its_form_changes_access_in_place() {
     assert_eq!(r.status, 303);
     assert_eq!(audited(n.store.as_ref(), "partner-update").len(), 1);
 }
+
+/// Attack: a partner's pages are built from an index of its copies (the catalogue), kept
+/// for a while. When the operator narrows the collection's sharing, the partner's very next
+/// list must not show what it may no longer receive (the index was built under the old
+/// sharing): its name and id would leave after the change.
+#[test]
+fn a_narrowed_sharing_shows_at_the_partners_next_page() {
+    let n = node();
+    let partner = n.login(&n.partner_key);
+    let r = n.get("/ui/c/intel", &partner);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("灰鸽子"), "GREEN to the community");
+    // TLP:GREEN now for the group "eu-cert" only; bsi is in no group.
+    let c = n.store.collection("intel").unwrap().unwrap();
+    n.store
+        .set_setting(
+            &concord_policy::egress::sharing_setting_key(&c.id),
+            r#"{"groups": ["eu-cert"], "recipients": [], "default_tlp": "amber"}"#,
+        )
+        .unwrap();
+    let r = n.get("/ui/c/intel", &partner);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("灰鸽子"), "withheld since the change");
+    assert!(
+        r.body.contains("Spearphishing Attachment"),
+        "CLEAR still goes"
+    );
+}
