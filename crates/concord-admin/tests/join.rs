@@ -312,7 +312,8 @@ fn hostile_texts_in_a_join_request_are_refused_naming_the_field() {
         r.api_root = Some(root.into());
         r.api_key = Some("k".repeat(40));
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut JoinRequest)>)> = vec![
+    type Edit<'a> = Box<dyn Fn(&mut JoinRequest) + 'a>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "url",
             Box::new(|r| reachable(r, "http://b.example\r\nX-Injected: 1", "/concord/")),

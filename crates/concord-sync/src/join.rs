@@ -584,10 +584,8 @@ pub fn check_identity_texts(field: &str, identity: &Value) -> Result<(), String>
             return;
         }
         match v {
-            Value::String(s) => {
-                if s.chars().any(|c| hostile_char(c, true)) {
-                    *out = Some(path.clone());
-                }
+            Value::String(s) if s.chars().any(|c| hostile_char(c, true)) => {
+                *out = Some(path.clone());
             }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
@@ -1102,7 +1100,8 @@ mod tests {
     #[test]
     fn hostile_texts_in_an_invitation_are_refused_naming_the_field() {
         let key = NodeKey::from_seed(&[7; 32]);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Invitation)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Invitation)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("url", Box::new(|i| i.url = "http://a.example\nX: 1".into())),
             (
                 "url",
