@@ -150,7 +150,63 @@ pub fn verify_document(text: &str, pinned: Option<[u8; 32]>) -> Result<Statement
     if statement.issuer != doc.key {
         return Err("agreement document: the statement's issuer is not the signing key".to_owned());
     }
+    // Signed by the peer's key, so the peer's word: its texts are shown to this node's
+    // operator (`partner show`, the partner page, logs) and must be nothing else than text.
+    let value: Value = serde_json::from_str(&doc.signed)
+        .map_err(|e| format!("agreement document: signed statement: {e}"))?;
+    if let Some(path) = hostile_text(&value, "statement") {
+        return Err(format!(
+            "agreement document: {path}: a control or format character (Unicode Cc, Cf) in a \
+             text of the statement"
+        ));
+    }
+    if let Some(v) = &statement.version
+        && !is_version(v)
+    {
+        return Err(format!(
+            "agreement document: version {:?}: expected NAME@ and 12 hex digits",
+            v.chars().take(80).collect::<String>()
+        ));
+    }
     Ok(statement)
+}
+
+/// Whether `v` has the shape of [`agreement_version`]: an agreement's name (1 to 128
+/// characters; control and format characters are refused with every text of the
+/// statement), `@`, 12 lower-case hex digits.
+fn is_version(v: &str) -> bool {
+    v.rsplit_once('@').is_some_and(|(name, digest)| {
+        (1..=128).contains(&name.chars().count())
+            && digest.len() == 12
+            && digest
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// The path of the first member name or string in `v` that holds a control or format
+/// character (Unicode Cc, Cf), if any.
+fn hostile_text(v: &Value, path: &str) -> Option<String> {
+    let bad = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() || concord_store::is_format_char(c))
+    };
+    match v {
+        Value::String(s) if bad(s) => Some(path.to_owned()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| hostile_text(x, &format!("{path}[{i}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let at = format!("{path}.{}", k.chars().take(64).collect::<String>());
+            if bad(k) {
+                Some(at)
+            } else {
+                hostile_text(x, &at)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Records that `partner` fetched the version `version` (`None`: told there is none).

@@ -322,6 +322,29 @@ pub enum EffectiveTlp {
     Undecidable(String),
 }
 
+/// Why nothing goes to `partner` at `now_ns`: the agreement its node holds with this node
+/// (received by sync, [`agreement::received_for_partner`]) ended; the receiving side
+/// enforces it as the issuer does. Errors: the store.
+fn received_ended(
+    store: &dyn Store,
+    partner: &PartnerProfile,
+    now_ns: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        agreement::received_for_partner(store, &partner.name)?.and_then(|r| {
+            let end = r.end_ns()?;
+            (now_ns >= end).then(|| {
+                format!(
+                    "the agreement {}'s node holds with this node ({}) ended at {} (IEP 2.0 end_date): nothing flows after it",
+                    partner.name,
+                    r.statement.version.as_deref().unwrap_or("none"),
+                    r.end_date().unwrap_or("?")
+                )
+            })
+        }),
+    )
+}
+
 /// How a collection is shared (`concord collection share`), from the node setting
 /// [`sharing_setting_key`]; the default sharing (TLP:AMBER, the whole community) when none
 /// was set. The one reader of that setting: the door, `policy explain`, the CLI and the web
@@ -395,23 +418,55 @@ impl Egress {
 
     /// A text that changes whenever something the door's decisions on `collection_id` for
     /// `partner` depend on changes, other than the objects themselves: the policy version,
-    /// the collection's sharing, the partner's profile. What a cache of decided copies (the
-    /// web UI's index of a partner's copies) keys on, so that it is never read under rules
-    /// that no longer hold. Errors: the store, an unreadable sharing setting.
+    /// the collection's sharing, the partner's profile, and whether an agreement stops
+    /// everything now ([`Egress::agreement_stop`]: its period, with the clock). What a cache
+    /// of decided copies (the web UI's index of a partner's copies) keys on, so that it is
+    /// never read under rules that no longer hold. Errors: the store, an unreadable sharing
+    /// setting.
     pub fn decision_stamp(
         &self,
         partner: &PartnerProfile,
         collection_id: &str,
     ) -> Result<String, EgressError> {
         let sharing = self.sharing(collection_id)?;
+        let now = concord_stix::Timestamp::now_micros().unix_nanos();
         Ok(serde_json::json!([
             self.policy.version,
             sharing.to_json(),
             partner.name,
             partner.jurisdiction,
             partner.groups,
+            self.agreement_stop(partner, now)?,
         ])
         .to_string())
+    }
+
+    /// Why nothing at all goes to `partner` at `now_ns` (ns since the epoch), whatever the
+    /// object: this node's agreement with it is outside its period (IEP 2.0 start and end
+    /// dates), or the agreement its node holds with this node (received by sync) ended.
+    /// `None` when things may flow. For the doors that send something other than objects
+    /// decided one by one (tombstones), and for caches of decisions. Errors: the store.
+    pub fn agreement_stop(
+        &self,
+        partner: &PartnerProfile,
+        now_ns: i64,
+    ) -> Result<Option<String>, EgressError> {
+        if let Some((name, a, period)) = self.policy.agreement(partner)
+            && !period.in_effect(now_ns)
+        {
+            return Ok(Some(match (&a.end_date, period.end_ns) {
+                (Some(end), Some(e)) if now_ns >= e => format!(
+                    "agreement {name} with {} ended at {end} (IEP 2.0 end_date): nothing flows after it",
+                    partner.name
+                ),
+                _ => format!(
+                    "agreement {name} with {} takes effect at {} (IEP 2.0 start_date): nothing flows before it",
+                    partner.name,
+                    a.start_date.as_deref().unwrap_or("?")
+                ),
+            }));
+        }
+        Ok(received_ended(self.store.as_ref(), partner, now_ns)?)
     }
 
     /// The TLP this door applies to `object` (a stored object of `collection_id`): the
@@ -1609,18 +1664,7 @@ impl<'a> Decider<'a> {
     ) -> Result<Decider<'a>, EgressError> {
         let sharing = egress.sharing(collection_id)?;
         let now_ns = concord_stix::Timestamp::now_micros().unix_nanos();
-        let ended = agreement::received_for_partner(egress.store.as_ref(), &partner.name)?
-            .and_then(|r| {
-                let end = r.end_ns()?;
-                (now_ns >= end).then(|| {
-                    format!(
-                        "the agreement {}'s node holds with this node ({}) ended at {} (IEP 2.0 end_date): nothing flows after it",
-                        partner.name,
-                        r.statement.version.as_deref().unwrap_or("none"),
-                        r.end_date().unwrap_or("?")
-                    )
-                })
-            });
+        let ended = received_ended(egress.store.as_ref(), partner, now_ns)?;
         // Decisions differ by door only between the automated doors and the others (an
         // agreement's permitted actions, the PAP gate), and feeds among the automated ones.
         let door_class = if concord_policy::agreement::is_feed_door(door) {

@@ -131,6 +131,30 @@ impl Egress {
             }
             None => 0,
         };
+        // Outside the partner's agreement (IEP 2.0 dates) nothing flows, deletions neither:
+        // none now, and the cursor stays where it was, so they are told if the agreement
+        // is renewed.
+        if let Audience::Partner(p) = audience
+            && self
+                .agreement_stop(p, concord_stix::Timestamp::now_micros().unix_nanos())?
+                .is_some()
+        {
+            let next = self.seal_cursor(
+                &Cursor {
+                    date_added_ns: 0,
+                    id: MARK.to_owned(),
+                    version_key: String::new(),
+                    seq,
+                },
+                collection_id,
+                audience,
+            )?;
+            return Ok(TombstonePage {
+                tombstones: Vec::new(),
+                more: false,
+                next,
+            });
+        }
         let sharing = match audience {
             Audience::Partner(_) => Some(collection_sharing(self.store.as_ref(), collection_id)?),
             Audience::Operator(_) => None,

@@ -514,6 +514,31 @@ fn decide_object(
         trace.note("tlp", || {
             "a TLP marking definition: public, always sent".to_owned()
         });
+        // Public, but written by someone: under attribution must-not its author goes too
+        // (a definition of the producer's own names it as any object does).
+        let must_not = policy
+            .agreement(partner)
+            .filter(|(_, a, _)| a.attribution == crate::agreement::Attribution::MustNot)
+            .map(|(name, ..)| name.to_owned());
+        if let Some(name) = must_not
+            && object.get("created_by_ref").is_some()
+        {
+            let mut copy = object;
+            if let Some(m) = copy.as_object_mut() {
+                m.remove("created_by_ref");
+            }
+            let change =
+                format!("removed created_by_ref (agreement {name}: IEP 2.0 attribution must-not)");
+            trace.note("agreement", || change.clone());
+            return (
+                Decision::Rewritten {
+                    body: copy.to_string(),
+                    changes: vec![change],
+                    renamed: Vec::new(),
+                },
+                Some(copy),
+            );
+        }
         return (Decision::Unchanged, Some(object));
     }
     let marked = match object_tlp(&object, cx.markings, policy) {
@@ -824,12 +849,53 @@ fn after_gate(
         return (Decision::Withheld { reason }, None);
     }
     let mut copy = object;
-    let attribution_removed = match (&attribution, copy.as_object_mut()) {
+    let mut attribution_removed = match (&attribution, copy.as_object_mut()) {
         (Some(name), Some(m)) => m.remove("created_by_ref").map(|_| {
             format!("removed created_by_ref (agreement {name}: IEP 2.0 attribution must-not)")
         }),
         _ => None,
     };
+    // The producer is named by other references to identities too (a sighting's
+    // `where_sighted_refs`, a report's `object_refs`), also when the node does not hold the
+    // identity (then no decision on it removes the reference): under must-not, references
+    // to identities leave no copy; an object that needs one (a relationship's `source_ref`)
+    // is withheld.
+    if let (Some(name), Some(m)) = (&attribution, copy.as_object_mut()) {
+        let is_identity = |v: &Value| v.as_str().is_some_and(|s| s.starts_with("identity--"));
+        if let Some((key, _)) = m
+            .iter()
+            .find(|(k, v)| k.ends_with("_ref") && is_identity(v))
+        {
+            let reason = format!(
+                "agreement {name}: IEP 2.0 attribution must-not: its {key} names an identity"
+            );
+            trace.note("agreement", || format!("withheld: {reason}"));
+            return (Decision::Withheld { reason }, None);
+        }
+        let mut emptied = Vec::new();
+        for (k, v) in m.iter_mut() {
+            if let Some(a) = v.as_array_mut().filter(|_| k.ends_with("_refs")) {
+                let before = a.len();
+                a.retain(|x| !is_identity(x));
+                if a.len() != before {
+                    emptied.push(k.clone());
+                }
+            }
+        }
+        // A list left empty goes (STIX 2.1 §3.3: no empty lists); a required one makes the
+        // copy invalid, and the validation below withholds it.
+        m.retain(|k, v| !(emptied.contains(k) && v.as_array().is_some_and(Vec::is_empty)));
+        if !emptied.is_empty() {
+            let what = format!(
+                "removed references to identities from {} (agreement {name}: IEP 2.0 attribution must-not)",
+                emptied.join(", ")
+            );
+            attribution_removed = Some(match attribution_removed {
+                Some(c) => format!("{c}; {what}"),
+                None => what,
+            });
+        }
+    }
     let mut changes = granular(
         &mut copy,
         cx.markings,

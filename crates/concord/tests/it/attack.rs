@@ -314,3 +314,278 @@ fn a_rotated_or_removed_partner_is_refused_at_once() {
         "the key of a removed partner"
     );
 }
+
+const PRODUCER: &str = "identity--d1d1d1d1-0000-4000-8000-0000000000a1";
+const CLEAR: &str = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487";
+
+/// Appends `policy` to the node's concord.toml.
+fn with_policy(node: &Node, policy: &str) {
+    let config = node.path().join("concord.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{base}\n{policy}")).unwrap();
+}
+
+/// Attack on IEP 2.0 attribution must-not: the producer is named by more than the
+/// `created_by_ref` of indicators, and the node need not hold its identity (objects pulled
+/// from a peer that keeps it; then no decision on the identity removes references to it).
+/// A marking definition the producer wrote (a TLP one by content, sent as "public" before
+/// any other rule) carries its `created_by_ref` too; a sighting names it in
+/// `where_sighted_refs`, a report among its `object_refs`. None of them may carry the
+/// producer's identity id to the partner, by TAXII or export.
+#[test]
+fn attribution_must_not_names_the_producer_nowhere() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    with_policy(
+        &a,
+        "[policy]\npolicy_version = \"anon-1\"\n[policy.agreements.anonymous]\n\
+         partners = [\"anon\"]\nattribution = \"must-not\"\n",
+    );
+    let ts = "2026-01-01T00:00:00.000Z";
+    let own_tlp = "marking-definition--a1a1a1a1-0000-4000-8000-0000000000a2";
+    let ind = "indicator--a1a1a1a1-0000-4000-8000-0000000000a3";
+    import(
+        &a,
+        "intel",
+        &[
+            json!({"type": "marking-definition", "spec_version": "2.1", "id": own_tlp,
+                "created": ts, "created_by_ref": PRODUCER, "definition_type": "tlp",
+                "name": "TLP:GREEN", "definition": {"tlp": "green"}}),
+            json!({"type": "indicator", "spec_version": "2.1", "id": ind, "created": ts,
+                "modified": ts, "created_by_ref": PRODUCER, "pattern_type": "stix",
+                "pattern": "[domain-name:value = 'anon.example']", "valid_from": ts,
+                "object_marking_refs": [own_tlp]}),
+            json!({"type": "sighting", "spec_version": "2.1",
+                "id": "sighting--a1a1a1a1-0000-4000-8000-0000000000a4", "created": ts,
+                "modified": ts, "sighting_of_ref": ind, "where_sighted_refs": [PRODUCER],
+                "object_marking_refs": [CLEAR]}),
+            json!({"type": "report", "spec_version": "2.1",
+                "id": "report--a1a1a1a1-0000-4000-8000-0000000000a5", "created": ts,
+                "modified": ts, "name": "r", "published": ts,
+                "object_refs": [ind, PRODUCER], "object_marking_refs": [CLEAR]}),
+        ],
+    );
+    let key = std::fs::read_to_string(crate::sync::partner(&a, "anon", "FR", &["--read", "intel"]))
+        .unwrap();
+    let exported = cli_ok(
+        &a,
+        &["export", "--collection", "intel", "--partner", "anon"],
+    );
+    assert!(exported.contains(ind), "the indicator goes: {exported}");
+    assert!(
+        !exported.contains(PRODUCER),
+        "export names the producer: {exported}"
+    );
+    assert!(!exported.contains("created_by_ref"), "{exported}");
+    let s = a.serve();
+    let auth = format!("Bearer {}", key.trim());
+    let r = s.request(
+        "GET",
+        "/concord/collections/intel/objects/",
+        &[("Authorization", &auth), ("Accept", crate::support::TAXII)],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let body = r.body.clone();
+    assert!(body.contains(ind), "{body}");
+    assert!(!body.contains(PRODUCER), "TAXII names the producer: {body}");
+    assert!(!body.contains("created_by_ref"), "{body}");
+}
+
+/// Attack on IEP 2.0 end date through the tombstones resource: after the agreement ended,
+/// a partner asks which of the versions it received were deleted since. Nothing flows after
+/// the end date: not the ids and versions of deletions either.
+#[test]
+fn no_tombstone_flows_after_the_end_date() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let agreement = |end: &str| {
+        format!(
+            "[policy]\npolicy_version = \"end-1\"\n[policy.agreements.a-b]\npartners = [\"b\"]\n\
+             end_date = \"{end}\"\n"
+        )
+    };
+    let config = a.path().join("concord.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{base}\n{}", agreement("2099-01-01T00:00:00Z")),
+    )
+    .unwrap();
+    let n1 = "indicator--e1e1e1e1-0000-4000-8000-0000000000b1";
+    let ts = "2026-01-01T00:00:00.000Z";
+    import(
+        &a,
+        "intel",
+        &[
+            json!({"type": "indicator", "spec_version": "2.1", "id": n1, "created": ts,
+            "modified": ts, "pattern_type": "stix", "valid_from": ts,
+            "pattern": "[domain-name:value = 'gone.example']", "object_marking_refs": [CLEAR]}),
+        ],
+    );
+    let key =
+        std::fs::read_to_string(crate::sync::partner(&a, "b", "FR", &["--read", "intel"])).unwrap();
+    let auth = format!("Bearer {}", key.trim());
+    let get = |s: &Server, path: &str| {
+        s.request(
+            "GET",
+            path,
+            &[("Authorization", &auth), ("Accept", crate::support::TAXII)],
+            None,
+        )
+    };
+    {
+        let s = a.serve();
+        let r = get(&s, "/concord/collections/intel/objects/");
+        assert!(r.body.contains(n1), "received while in effect: {}", r.body);
+    }
+    // The agreement ended; the operator deletes what b received.
+    std::fs::write(
+        &config,
+        format!("{base}\n{}", agreement("2020-01-01T00:00:00Z")),
+    )
+    .unwrap();
+    let s = a.serve();
+    let r = s.delete(&format!("/concord/collections/intel/objects/{n1}/"));
+    assert!(r.status < 300, "{}", r.status);
+    let r = get(&s, "/concord/collections/intel/tombstones/");
+    assert!(
+        !r.body.contains(n1),
+        "a tombstone after the end date: {} {}",
+        r.status,
+        r.body
+    );
+}
+
+/// Attack on IEP 2.0 end date through the web UI: a partner's pages are built from an index
+/// of its copies, kept for a while. The index built just before the agreement ended must not
+/// be shown after it: the partner's first page after the end shows nothing of the
+/// collection. (The end date is a few seconds after the server starts; the test waits for
+/// it to pass, then reads once: no timing is asserted.)
+#[test]
+fn the_web_ui_shows_nothing_after_the_end_date() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let ts = "2026-01-01T00:00:00.000Z";
+    let canary = "after-the-end.example";
+    import(
+        &a,
+        "intel",
+        &[json!({"type": "indicator", "spec_version": "2.1",
+            "id": "indicator--e2e2e2e2-0000-4000-8000-0000000000c1", "created": ts,
+            "modified": ts, "pattern_type": "stix", "valid_from": ts, "name": canary,
+            "pattern": format!("[domain-name:value = '{canary}']"),
+            "object_marking_refs": [CLEAR]})],
+    );
+    let key =
+        std::fs::read_to_string(crate::sync::partner(&a, "b", "FR", &["--read", "intel"])).unwrap();
+    let end = std::time::SystemTime::now() + std::time::Duration::from_secs(8);
+    let end_text = concord_stix::Timestamp::from_unix_nanos(
+        i64::try_from(
+            end.duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+        )
+        .unwrap(),
+        0,
+    )
+    .to_string();
+    with_policy(
+        &a,
+        &format!(
+            "[policy]\npolicy_version = \"soon-1\"\n[policy.agreements.a-b]\n\
+             partners = [\"b\"]\nend_date = \"{end_text}\"\n"
+        ),
+    );
+    let s = a.serve();
+    let cookie = crate::leak::login(&s, key.trim());
+    let page = |s: &Server| s.request("GET", "/ui/c/intel", &[("Cookie", &cookie)], None);
+    let before = page(&s);
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert!(
+        before.body.contains(canary),
+        "in effect (if this fails, the server took over 8 s to start): {}",
+        before.body
+    );
+    // Wait for the end date to pass.
+    while std::time::SystemTime::now() < end + std::time::Duration::from_millis(500) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = page(&s);
+    assert!(
+        !after.body.contains(canary),
+        "shown after the end date: {}",
+        after.body
+    );
+}
+
+/// A fake Concord peer on loopback that answers every request with `body` as TAXII JSON.
+fn answering_peer(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    crate::support::TAXII,
+                    body.len()
+                );
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Attack by a peer on its partner's terminal and pages: the agreement document its node
+/// serves is signed by its own key, so its texts are its word. A version or an end date with
+/// a terminal escape in them is refused with the document (the round stops, as for any
+/// document that does not verify); nothing of it reaches `partner show`.
+#[test]
+fn a_peers_agreement_document_carries_no_escape_to_the_operator() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let key = NodeKey::from_seed(&[80; 32]);
+    let statement = json!({
+        "format": "concord-agreement/1", "issuer": key.public_hex(), "partner": "a",
+        "version": "x\u{1b}]0;owned\u{7}@000000000000",
+        "agreement": {"name": "x", "partner": "a",
+                      "end_date": "2099-01-01T00:00:00Z\u{1b}[2J"},
+        "issued": "2026-01-01T00:00:00Z"
+    })
+    .to_string();
+    let doc = json!({"signed": statement, "key": key.public_hex(),
+        "signature": concord_store::node_key::hex(&key.sign(statement.as_bytes()))});
+    let url = answering_peer(doc.to_string());
+    cli_ok(&a, &["collection", "create", "x"]);
+    crate::sync::partner(&a, "m", "FR", &["--read", "x"]);
+    let token = a.path().join("m-token");
+    std::fs::write(&token, "concord_0123456789abcdef_00").unwrap();
+    cli_ok(
+        &a,
+        &[
+            "peer",
+            "add",
+            "m",
+            &url,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "x:x",
+            "--pull",
+            "--token-file",
+            token.to_str().unwrap(),
+            "--partner",
+            "m",
+        ],
+    );
+    let (_, _, err) = crate::sync::cli(&a, &["sync", "--peer", "m"]);
+    let shown = cli_ok(&a, &["partner", "show", "m"]);
+    assert!(!shown.contains('\u{1b}'), "partner show: {shown:?}");
+    assert!(!err.contains('\u{1b}'), "sync: {err:?}");
+    let listed = cli_ok(&a, &["peer", "show", "m"]);
+    assert!(!listed.contains('\u{1b}'), "peer show: {listed:?}");
+}

@@ -615,7 +615,7 @@ fn stream(s: &Server, key: &str, limit: Option<usize>) -> Seen {
 }
 
 /// Logs in to the web UI with `key`: the session cookie.
-fn login(s: &Server, key: &str) -> String {
+pub(crate) fn login(s: &Server, key: &str) -> String {
     // Not following the redirect: the cookie is on the login answer.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
