@@ -76,6 +76,9 @@ impl std::fmt::Debug for Feeds {
 struct Built {
     version: i64,
     policy: String,
+    /// Why nothing went to the partner when it was built ([`concord_egress::Egress::agreement_stop`]):
+    /// a feed built while its agreement was in effect is not current after its end.
+    stop: Option<String>,
     /// Until when (ns) the validity of its indicators leaves it unchanged.
     stable_until_ns: i64,
     etag: String,
@@ -171,8 +174,18 @@ pub(crate) async fn feed(
     let key = edition_key(&audience, &c.id, format);
     let store = state.store.clone();
     let cid = c.id.clone();
-    let version = blocking(move || Ok(store.collection_version(&cid)?)).await?;
     let now_ns = concord_stix::Timestamp::now_micros().unix_nanos();
+    let (version, stop) = {
+        let (egress, audience) = (egress.clone(), audience.clone());
+        blocking(move || {
+            let stop = match &audience {
+                Audience::Partner(p) => egress.agreement_stop(p, now_ns)?,
+                Audience::Operator(_) => None,
+            };
+            Ok((store.collection_version(&cid)?, stop))
+        })
+        .await?
+    };
     let cached = state
         .feeds
         .tags
@@ -182,6 +195,7 @@ pub(crate) async fn feed(
     if let Some(b) = cached
         && b.version == version
         && b.policy == policy
+        && b.stop == stop
         && now_ns < b.stable_until_ns
         && none_match(&headers, &b.etag)
     {
@@ -244,6 +258,7 @@ pub(crate) async fn feed(
             Built {
                 version,
                 policy,
+                stop,
                 stable_until_ns,
                 etag: tag.clone(),
             },

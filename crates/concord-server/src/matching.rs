@@ -184,6 +184,9 @@ struct SetKey {
     collections: Vec<String>,
     audience: String,
     policy_version: String,
+    /// Why nothing goes to the partner now ([`Egress::agreement_stop`]: its agreement's
+    /// period), so that a set compiled while it was in effect is not used after its end.
+    stop: Option<String>,
 }
 
 /// One set of the cache; its mutex is held while the set is compiled, so that concurrent
@@ -296,6 +299,12 @@ impl SetCache {
             },
             collections: ids,
             policy_version: egress.policy().version.clone(),
+            stop: match audience {
+                Audience::Operator => None,
+                Audience::Partner(p) => {
+                    egress.agreement_stop(p, concord_stix::Timestamp::now_micros().unix_nanos())?
+                }
+            },
         };
         let slot = self.slot(&key);
         let mut built = slot.built.lock().unwrap_or_else(|e| e.into_inner());

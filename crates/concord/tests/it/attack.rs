@@ -589,3 +589,88 @@ fn a_peers_agreement_document_carries_no_escape_to_the_operator() {
     let listed = cli_ok(&a, &["peer", "show", "m"]);
     assert!(!listed.contains('\u{1b}'), "peer show: {listed:?}");
 }
+
+/// Attack on IEP 2.0 end date through the automated doors' caches: a partner's compiled
+/// indicator set (`POST /api/match`) and its feed's entity tag are kept while the
+/// collection does not change. After the end date the partner's match names no indicator,
+/// and its feed is not "not modified": it gets the feed as it is now, empty. (The end date
+/// is a few seconds after the server starts; the test waits for it, then asks once.)
+#[test]
+fn the_automated_doors_stop_at_the_end_date() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let ts = "2026-01-01T00:00:00.000Z";
+    let canary = "match-after-end.example";
+    import(
+        &a,
+        "intel",
+        &[json!({"type": "indicator", "spec_version": "2.1",
+            "id": "indicator--e3e3e3e3-0000-4000-8000-0000000000d1", "created": ts,
+            "modified": ts, "pattern_type": "stix", "valid_from": ts,
+            "pattern": format!("[domain-name:value = '{canary}']"),
+            "object_marking_refs": [CLEAR]})],
+    );
+    let key =
+        std::fs::read_to_string(crate::sync::partner(&a, "b", "FR", &["--read", "intel"])).unwrap();
+    let auth = format!("Bearer {}", key.trim());
+    let end = std::time::SystemTime::now() + std::time::Duration::from_secs(8);
+    let end_ns = i64::try_from(
+        end.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap();
+    with_policy(
+        &a,
+        &format!(
+            "[policy]\npolicy_version = \"soon-2\"\n[policy.agreements.a-b]\n\
+             partners = [\"b\"]\nend_date = \"{}\"\n",
+            concord_stix::Timestamp::from_unix_nanos(end_ns, 0)
+        ),
+    );
+    let s = a.serve();
+    let matched = |s: &Server| {
+        s.request(
+            "POST",
+            "/api/match",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&json!({"collections": ["intel"], "lines": [canary]}).to_string()),
+        )
+    };
+    let feed = |s: &Server, etag: Option<&str>| {
+        let mut h = vec![("Authorization", auth.as_str())];
+        if let Some(t) = etag {
+            h.push(("If-None-Match", t));
+        }
+        s.request("GET", "/concord/collections/intel/feeds/plain", &h, None)
+    };
+    let r = matched(&s);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["hits"].as_array().unwrap().len(),
+        1,
+        "in effect: {}",
+        r.body
+    );
+    let f = feed(&s, None);
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert!(f.body.contains(canary), "in effect: {}", f.body);
+    let etag = f.header("etag").unwrap().to_owned();
+    while std::time::SystemTime::now() < end + std::time::Duration::from_millis(500) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = matched(&s);
+    assert!(
+        r.status != 200 || r.json()["hits"].as_array().is_none_or(Vec::is_empty),
+        "a hit after the end date: {}",
+        r.body
+    );
+    let f = feed(&s, Some(&etag));
+    assert_ne!(
+        f.status, 304,
+        "the feed of before the end date is still current"
+    );
+    assert!(!f.body.contains(canary), "{}", f.body);
+}
