@@ -732,7 +732,7 @@ async fn show_partner(
 /// Changes a partner's grants, groups or jurisdiction in place; its API key stays
 /// (`concord partner update`). Lists given whole replace the old ones; `add_*`/`remove_*`
 /// change them. Audited (door `partner-update`, by `admin`) in the transaction of the
-/// change; every serving process applies it within 5 seconds.
+/// change; every serving process applies it at the partner's next request.
 #[utoipa::path(patch, path = "/partners/{name}", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     request_body = ops::directory::PartnerChange,
@@ -788,7 +788,7 @@ async fn set_partner_details(
     Ok(Json(p))
 }
 
-/// Removes a partner: its key stops working within seconds (`concord partner remove`).
+/// Removes a partner: its key stops working at its next request (`concord partner remove`).
 #[utoipa::path(delete, path = "/partners/{name}", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     responses(

@@ -511,7 +511,7 @@ pub fn add_partner(store: &dyn Store, new: &NewPartner) -> Result<PartnerWithKey
     })
 }
 
-/// Removes a partner (`concord partner remove`): its key stops working within seconds on
+/// Removes a partner (`concord partner remove`): its key stops working at its next request on
 /// every `serve` process. Errors: not found.
 pub fn remove_partner(store: &dyn Store, name: &str) -> Result<()> {
     if !store.remove_partner(name)? {

@@ -53,7 +53,7 @@ pub enum PartnerCommand {
         json: bool,
     },
     /// Change a partner's grants, groups or jurisdiction in place; its API key stays.
-    /// Audited; every serve process applies it within seconds.
+    /// Audited; every serve process applies it at the partner's next request.
     Update {
         #[command(flatten)]
         data: DataDirArg,
@@ -112,7 +112,7 @@ pub enum PartnerCommand {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
-    /// Remove a partner; its key stops working within seconds on every serve process.
+    /// Remove a partner; its key stops working at its next request on every serve process.
     Remove {
         #[command(flatten)]
         data: DataDirArg,

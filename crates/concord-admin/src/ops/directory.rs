@@ -19,10 +19,9 @@
 //!
 //! # Propagation
 //!
-//! The stored record is what every `serve` process authenticates against; each re-reads the
-//! partner list at least every [`concord_server::auth::PARTNER_CACHE_TTL`] (5 s), so a grant
-//! removed stops working, and one added starts working, within that time on every process,
-//! without a new key.
+//! The stored record is what every `serve` process authenticates against; each reads the
+//! key's partner from the store at each request, so a grant removed stops working, and one
+//! added starts working, at the partner's next request on every process, without a new key.
 
 use concord_egress::BASE_POLICY_VERSION;
 use concord_store::{AuditRecord, Partner, Store};
@@ -238,8 +237,8 @@ fn change_partner(
 
 /// Changes a partner's grants, groups or jurisdiction in place, keeping its API key
 /// (`concord partner update`): stored with its audit entry (door `partner-update`, by
-/// `actor`: `operator`, `admin`) in one transaction; every `serve` process applies it within
-/// [`concord_server::auth::PARTNER_CACHE_TTL`]. A change that changes nothing writes nothing.
+/// `actor`: `operator`, `admin`) in one transaction; every `serve` process applies it at the
+/// partner's next request. A change that changes nothing writes nothing.
 /// Errors: not found (the partner, a collection); invalid (nothing asked, a list given both
 /// whole and by additions, a bad jurisdiction or group name); conflict (see
 /// [`change_partner`]).
