@@ -1031,10 +1031,13 @@ pub fn import_directory(
         let identity = identity.clone();
         let changed = change_partner(store, &p.name, IMPORT_DOOR, (actor, person), |was| {
             let mut now = was.clone();
+            // Only a newer version of the same identity replaces one: an identity under
+            // another id, matched by the node key it claims (public in every published
+            // directory) or by name, is the publisher's word about someone else.
             let older = match &was.details.identity {
                 None => true,
                 Some(i) => {
-                    i.get("id") != identity.get("id") || modified_of(i) < modified_of(&identity)
+                    i.get("id") == identity.get("id") && modified_of(i) < modified_of(&identity)
                 }
             };
             if !older {

@@ -674,3 +674,57 @@ fn the_automated_doors_stop_at_the_end_date() {
     );
     assert!(!f.body.contains(canary), "{}", f.body);
 }
+
+/// Attack by the publisher of a group's directory (another member's node): the identities
+/// it publishes are its word. One that claims a partner's node key (public: published
+/// directories carry node keys) under another identity id must not replace the identity
+/// this node holds for that partner (its name and contacts, whom the operator writes to):
+/// a stored identity is replaced only by a newer version of the same id.
+#[test]
+fn a_directory_cannot_replace_a_partners_identity_by_claiming_its_node_key() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&a, &["collection", "create", "x"]);
+    crate::sync::partner(&a, "cert-c", "FR", &["--read", "x"]);
+    let ts = "2026-01-01T00:00:00.000Z";
+    let real = json!({"type": "identity", "spec_version": "2.1",
+        "id": "identity--c0c0c0c0-0000-4000-8000-0000000000e1", "created": ts, "modified": ts,
+        "name": "CERT-C", "identity_class": "organization",
+        "contact_information": "soc@cert-c.example"});
+    let file = a.path().join("real.json");
+    std::fs::write(&file, real.to_string()).unwrap();
+    let node_key = NodeKey::from_seed(&[90; 32]).public_hex();
+    cli_ok(
+        &a,
+        &[
+            "partner",
+            "set",
+            "cert-c",
+            "--identity",
+            file.to_str().unwrap(),
+            "--node-key",
+            &node_key,
+        ],
+    );
+    let forged = json!({"type": "bundle", "id": "bundle--c0c0c0c0-0000-4000-8000-0000000000e2",
+        "objects": [{"type": "identity", "spec_version": "2.1",
+            "id": "identity--c0c0c0c0-0000-4000-8000-0000000000e3",
+            "created": "2026-06-01T00:00:00.000Z", "modified": "2026-06-01T00:00:00.000Z",
+            "name": "CERT-C", "identity_class": "organization",
+            "contact_information": "soc@attacker.example", "x_concord_node_key": node_key}]});
+    let bundle = a.path().join("forged.json");
+    std::fs::write(&bundle, forged.to_string()).unwrap();
+    cli_ok(
+        &a,
+        &[
+            "partner",
+            "directory",
+            "import",
+            "--file",
+            bundle.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let shown = cli_ok(&a, &["partner", "show", "cert-c", "--json"]);
+    assert!(!shown.contains("attacker.example"), "{shown}");
+    assert!(shown.contains("soc@cert-c.example"), "{shown}");
+}
