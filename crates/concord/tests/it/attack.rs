@@ -267,8 +267,9 @@ fn partner_reads(s: &Server, key: &str, alias: &str) -> u16 {
     .status
 }
 
-/// Attack: a partner whose key was rotated, or who was removed, by another process (the
-/// CLI) keeps reading from a running server while it caches the partner list. Its very
+/// Attack: a partner whose key was rotated, whose grant was taken back, or who was removed,
+/// by another process (the CLI) keeps reading from a running server while it caches the
+/// partner list. Its very
 /// next request after the change is refused: the server reads the key's partner from the
 /// store at each request.
 #[test]
@@ -297,10 +298,13 @@ fn a_rotated_or_removed_partner_is_refused_at_once() {
         .unwrap();
         out["api_key"].as_str().unwrap().to_owned()
     };
-    let (k1, k2) = (key("cert-fr"), key("cert-es"));
-    // Both keys verified and the partner list read by the server.
+    let (k1, k2, k3) = (key("cert-fr"), key("cert-es"), key("cert-it"));
+    // The keys verified and the partners read by the server.
     assert_eq!(partner_reads(&s, &k1, "intel"), 200);
     assert_eq!(partner_reads(&s, &k2, "intel"), 200);
+    assert_eq!(partner_reads(&s, &k3, "intel"), 200);
+    cli_ok(&a, &["partner", "update", "cert-it", "--no-read", "intel"]);
+    assert_eq!(partner_reads(&s, &k3, "intel"), 404, "a grant taken back (partner update)");
     cli_ok(&a, &["partner", "rotate-key", "cert-fr", "--json"]);
     assert_eq!(
         partner_reads(&s, &k1, "intel"),
