@@ -304,7 +304,11 @@ fn a_rotated_or_removed_partner_is_refused_at_once() {
     assert_eq!(partner_reads(&s, &k2, "intel"), 200);
     assert_eq!(partner_reads(&s, &k3, "intel"), 200);
     cli_ok(&a, &["partner", "update", "cert-it", "--no-read", "intel"]);
-    assert_eq!(partner_reads(&s, &k3, "intel"), 404, "a grant taken back (partner update)");
+    assert_eq!(
+        partner_reads(&s, &k3, "intel"),
+        404,
+        "a grant taken back (partner update)"
+    );
     cli_ok(&a, &["partner", "rotate-key", "cert-fr", "--json"]);
     assert_eq!(
         partner_reads(&s, &k1, "intel"),
