@@ -736,3 +736,126 @@ fn a_directory_cannot_replace_a_partners_identity_by_claiming_its_node_key() {
     assert!(!shown.contains("attacker.example"), "{shown}");
     assert!(shown.contains("soc@cert-c.example"), "{shown}");
 }
+
+/// Attacks on users and sessions (issue 20) that the node withstands, kept as a test: a
+/// fixed session id, a cookie after `user reset` and after logout on another `serve`
+/// process (one SQLite database), an analyst's and an auditor's login token on operator
+/// routes and their variants, `--as` on the CLI, login throttling by variants of the name,
+/// and user enumeration by the answer.
+#[test]
+fn users_and_sessions_withstand_the_usual_attacks() {
+    use crate::people::{add_user, api, cli_as, login, page, user_login};
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let (alice_pw, alice_token, _) = add_user(&a, "alice", "analyst", &[]);
+    let (_, bob_token, _) = add_user(&a, "bob", "auditor", &[]);
+    let (s1, s2) = (a.serve(), a.serve());
+
+    // Session fixation: a session id chosen by the attacker is not adopted at login.
+    let fixed = "concord_session=attacker-chosen-0123456789abcdef";
+    let no_redirects: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let resp = no_redirects
+        .post(format!("{}/ui/login", s1.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", fixed)
+        .send(format!("user=alice&token={alice_pw}&next=%2Fui%2F"))
+        .unwrap();
+    let set: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("concord_session=") && !c.starts_with(fixed)),
+        "{set:?}"
+    );
+    assert_ne!(page(&s1.base, fixed, "/ui/collections").0, 200);
+
+    // A session works on both processes; `user reset` on the CLI ends it on both.
+    let cookie = user_login(&s1.base, "alice", &alice_pw);
+    assert_eq!(page(&s2.base, &cookie, "/ui/collections").0, 200);
+    let out = crate::support::run(
+        crate::support::concord()
+            .args(["user", "reset", "alice", "--json", "--data-dir"])
+            .arg(a.path()),
+    );
+    assert!(out.status.success());
+    let alice_pw: String = serde_json::from_slice::<Value>(&out.stdout).unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(page(&s1.base, &cookie, "/ui/collections").0, 200);
+    assert_ne!(page(&s2.base, &cookie, "/ui/collections").0, 200);
+    // Logout on the second process ends it on the first.
+    let cookie = user_login(&s1.base, "alice", &alice_pw);
+    let _ = no_redirects
+        .post(format!("{}/ui/logout", s2.base))
+        .header("Cookie", &cookie)
+        .send("")
+        .unwrap();
+    assert_ne!(page(&s1.base, &cookie, "/ui/collections").0, 200);
+
+    // Role escalation: an analyst's and an auditor's tokens on operator routes, however the
+    // path is written, never succeed.
+    let body = json!({"name": "evil", "jurisdiction": "FR"}).to_string();
+    for token in [&alice_token, &bob_token] {
+        for (method, path) in [
+            ("POST", "/partners"),
+            ("POST", "//partners"),
+            ("POST", "/partners/"),
+            ("GET", "/partners"),
+            ("PATCH", "/partners/evil"),
+            ("POST", "/peers"),
+            ("POST", "/collections"),
+        ] {
+            let status = api(&s1.base, token, method, path, Some(&body));
+            assert!(!(200..300).contains(&status), "{method} {path}: {status}");
+        }
+    }
+    assert_eq!(api(&s1.base, &bob_token, "GET", "/collections", None), 403);
+    let (ok, err) = cli_as(
+        &a,
+        "alice",
+        &["partner", "add", "evil", "--jurisdiction", "FR"],
+    );
+    assert!(!ok, "{err}");
+    assert!(err.contains("analyst"), "{err}");
+    let listed = cli_ok(&a, &["partner", "list", "--json"]);
+    assert!(!listed.contains("evil"), "{listed}");
+
+    // Enumeration: an unknown user and a wrong password answer alike.
+    let (st_unknown, c1, _) = login(&s2.base, "user=mallory&token=wrong-password");
+    let (st_wrong, c2, _) = login(&s2.base, "user=alice&token=wrong-password");
+    assert_eq!((st_unknown, c1.is_none()), (st_wrong, c2.is_none()));
+    let body_of = |form: &str| {
+        let mut r = no_redirects
+            .post(format!("{}/ui/login", s2.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(format!("{form}&next=%2Fui%2F"))
+            .unwrap();
+        r.body_mut().read_to_string().unwrap()
+    };
+    assert_eq!(
+        body_of("user=mallory&token=x"),
+        body_of("user=alice&token=x")
+    );
+
+    // Throttling: the name's case and spaces do not make another account. After the
+    // failures a minute for alice, a guess for " alice " is throttled too (a password
+    // verified before still passes: a flood of guesses does not lock the user out), and
+    // "ALICE" is nobody (alice's password does not log it in).
+    let mut statuses = Vec::new();
+    for n in 0..12 {
+        statuses.push(login(&s1.base, &format!("user=alice&token=guess-{n}")).0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let (st, cookie, _) = login(&s1.base, "user=+alice+&token=another-guess");
+    assert_eq!((st, cookie), (429, None));
+    let (st, cookie, _) = login(&s1.base, &format!("user=ALICE&token={alice_pw}"));
+    assert!(cookie.is_none(), "{st}");
+}

@@ -9,7 +9,7 @@ use crate::support::{Node, Server, concord, data, run};
 
 /// `concord user add NAME --role ROLE --json` on `node` (plus `extra` arguments): the
 /// password and the login token.
-fn add_user(
+pub(crate) fn add_user(
     node: &Node,
     name: &str,
     role: &str,
@@ -67,7 +67,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// POST /ui/login with a form: (status, the session cookie if one was set, Retry-After).
-fn login(base: &str, form: &str) -> (u16, Option<String>, Option<String>) {
+pub(crate) fn login(base: &str, form: &str) -> (u16, Option<String>, Option<String>) {
     let resp = agent()
         .post(format!("{base}/ui/login"))
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -88,14 +88,14 @@ fn login(base: &str, form: &str) -> (u16, Option<String>, Option<String>) {
     (resp.status().as_u16(), cookie, retry)
 }
 
-fn user_login(base: &str, name: &str, password: &str) -> String {
+pub(crate) fn user_login(base: &str, name: &str, password: &str) -> String {
     let (status, cookie, _) = login(base, &format!("user={name}&token={password}"));
     assert_eq!(status, 303, "login of {name}");
     cookie.unwrap_or_else(|| panic!("no session cookie for {name}"))
 }
 
 /// GET with a session cookie: the status.
-fn page(base: &str, cookie: &str, path: &str) -> (u16, String) {
+pub(crate) fn page(base: &str, cookie: &str, path: &str) -> (u16, String) {
     let mut resp = agent()
         .get(format!("{base}{path}"))
         .header("Cookie", cookie)
@@ -106,7 +106,7 @@ fn page(base: &str, cookie: &str, path: &str) -> (u16, String) {
 }
 
 /// A request to the admin REST API with a Bearer token: the status.
-fn api(base: &str, token: &str, method: &str, path: &str, body: Option<&str>) -> u16 {
+pub(crate) fn api(base: &str, token: &str, method: &str, path: &str, body: Option<&str>) -> u16 {
     let req = ureq::http::Request::builder()
         .method(method)
         .uri(format!("{base}/api/v1{path}"))
@@ -118,7 +118,7 @@ fn api(base: &str, token: &str, method: &str, path: &str, body: Option<&str>) ->
 }
 
 /// A CLI command as `--as NAME`: whether it succeeded, and its stderr.
-fn cli_as(node: &Node, name: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn cli_as(node: &Node, name: &str, args: &[&str]) -> (bool, String) {
     let out = run(concord()
         .args(["--as", name])
         .args(args)
