@@ -498,14 +498,16 @@ fn answer_proven(
             "identity.id: it is the inviting node's own identity".into(),
         ));
     }
-    if store.partners()?.iter().any(|p| {
-        p.details
-            .identity
-            .as_ref()
-            .and_then(|i| i.get("id"))
-            .and_then(Value::as_str)
-            == claimed
-    }) {
+    if claimed.is_some()
+        && store.partners()?.iter().any(|p| {
+            p.details
+                .identity
+                .as_ref()
+                .and_then(|i| i.get("id"))
+                .and_then(Value::as_str)
+                == claimed
+        })
+    {
         return Err(Refusal::Refused(
             "identity.id: a partner of the inviting node already has this identity".into(),
         ));
