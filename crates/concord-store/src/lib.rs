@@ -44,7 +44,7 @@ pub use audit::{
     verify_chain, verify_chain_after,
 };
 pub use concord_stix::{ObjectHeader, Timestamp};
-pub use people::{SessionClock, SessionSubject, User, WebSession};
+pub use people::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -771,6 +771,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Entries archived out of the database ([`Store::archive_audit`]) and the legacy
     /// per-object log are not read.
     fn last_activity(&self, partner: &str) -> Result<Option<i64>>;
+    /// Stores a new pending approval (issue 20, four-eyes release; its `status` is
+    /// `pending` whatever is given). Errors: an approval of that id exists.
+    fn add_approval(&self, approval: &Approval) -> Result<()>;
+    /// Approvals, oldest first; only those of `status` (`pending`, `approved`, `rejected`)
+    /// when given; at most `limit`.
+    fn approvals(&self, status: Option<&str>, limit: usize) -> Result<Vec<Approval>>;
+    /// The approval of id `id`.
+    fn approval(&self, id: &str) -> Result<Option<Approval>>;
+    /// Decides on a pending approval, in one transaction: marks it approved or rejected and,
+    /// when approved, sets `settings` and appends `audit` (the change applied and its audit
+    /// entry, durable together or not at all). `false` (nothing changed) when it is not
+    /// pending (decided meanwhile, by another process too) or does not exist.
+    fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+        settings: &[(String, String)],
+        audit: &[AuditRecord],
+    ) -> Result<bool>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of
     /// records with the same direction, door, partner, collection and policy version (one
     /// door call is one run), chained after the head (see [`audit`]); serialised with every

@@ -145,3 +145,48 @@ mod tests {
         assert!(!c.live(50, 99));
     }
 }
+
+/// A change that widens a cross-border release, kept until a second releaser decides on it
+/// (issue 20, item 3: four-eyes release; schema 19, `migrations/*/0019_approvals.sql`).
+/// What counts as widening, and how the change is applied, is not here: the store keeps the
+/// request and its decision, and applies the settings and audit records it is given in the
+/// transaction that records an approval ([`crate::Store::decide_approval`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Approval {
+    /// Its id (a UUID).
+    pub id: String,
+    /// `sharing` (a collection's sharing) or `grant` (a grant in an incident).
+    pub kind: String,
+    /// The collection id (`sharing`) or the incident id (`grant`).
+    pub target: String,
+    /// The change as JSON, applied to what is current when approved.
+    pub change: String,
+    /// What it widens, in words.
+    pub summary: String,
+    /// Who asked, as the audit log names a person (`user:NAME`, `admin-token`, `operator`).
+    pub requested_by: String,
+    /// When, nanoseconds since the epoch.
+    pub requested_ns: i64,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Who decided (named like `requested_by`); `None` while pending.
+    pub decided_by: Option<String>,
+    /// When, nanoseconds since the epoch; `None` while pending.
+    pub decided_ns: Option<i64>,
+    /// Why it was rejected, if a reason was given.
+    pub reason: Option<String>,
+}
+
+/// A decision on a pending [`Approval`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    /// `true`: approved (the settings and audit records given are applied with it);
+    /// `false`: rejected (nothing is applied).
+    pub approve: bool,
+    /// Who decides (named like [`Approval::requested_by`]).
+    pub by: String,
+    /// When, nanoseconds since the epoch.
+    pub at_ns: i64,
+    /// Why (a rejection's reason).
+    pub reason: Option<String>,
+}

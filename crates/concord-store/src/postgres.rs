@@ -50,7 +50,7 @@ use crate::{
 use crate::{Admission, InvitationRecord};
 use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
-use crate::{SessionClock, SessionSubject, User, WebSession};
+use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
 
 /// The columns [`user_row`] reads.
 const USER_COLUMNS: &str =
@@ -133,6 +133,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0018_people",
         include_str!("../migrations/postgres/0018_people.sql"),
+    ),
+    (
+        "0019_approvals",
+        include_str!("../migrations/postgres/0019_approvals.sql"),
     ),
 ];
 
@@ -2098,6 +2102,87 @@ impl Store for PostgresStore {
         })
     }
 
+    fn add_approval(&self, a: &Approval) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO approvals (id, kind, target, change, summary, requested_by, requested_ns)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &a.id,
+                    &a.kind,
+                    &a.target,
+                    &a.change,
+                    &a.summary,
+                    &a.requested_by,
+                    &a.requested_ns,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn approvals(&self, status: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {APPROVAL_COLUMNS} FROM approvals
+                     WHERE $1::TEXT IS NULL OR status = $1
+                     ORDER BY requested_ns, id LIMIT $2"
+                ),
+                &[&status, &limit],
+            )?;
+            Ok(rows.iter().map(approval_row).collect())
+        })
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<Approval>> {
+        self.with_conn(|c| {
+            Ok(c.query_opt(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"),
+                &[&id],
+            )?
+            .as_ref()
+            .map(approval_row))
+        })
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        d: &ApprovalDecision,
+        settings: &[(String, String)],
+        audit: &[AuditRecord],
+    ) -> Result<bool> {
+        let lock_key = self.lock_key;
+        let status = if d.approve { "approved" } else { "rejected" };
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            // The row's update is the compare-and-set: a second process deciding at once
+            // waits for this row's lock, then finds it decided and changes nothing.
+            let changed = tx.execute(
+                "UPDATE approvals SET status = $2, decided_by = $3, decided_ns = $4, reason = $5
+                 WHERE id = $1 AND status = 'pending'",
+                &[&id, &status, &d.by, &d.at_ns, &d.reason],
+            )?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            if d.approve {
+                for (key, value) in settings {
+                    tx.execute(
+                        "INSERT INTO settings (key, value) VALUES ($1, $2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        &[key, value],
+                    )?;
+                }
+                insert_transfers(&mut tx, lock_key, audit, None)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -3063,6 +3148,26 @@ fn name_keys(
 /// Appends the transfers of `records` after the head, inside the caller's transaction: takes
 /// the audit advisory lock (held to the end of that transaction), so appends from any process
 /// form one chain.
+/// The columns of an [`Approval`], in the order [`approval_row`] reads them.
+const APPROVAL_COLUMNS: &str = "id, kind, target, change, summary, requested_by, requested_ns, \
+     status, decided_by, decided_ns, reason";
+
+fn approval_row(r: &Row) -> Approval {
+    Approval {
+        id: r.get(0),
+        kind: r.get(1),
+        target: r.get(2),
+        change: r.get(3),
+        summary: r.get(4),
+        requested_by: r.get(5),
+        requested_ns: r.get(6),
+        status: r.get(7),
+        decided_by: r.get(8),
+        decided_ns: r.get(9),
+        reason: r.get(10),
+    }
+}
+
 fn insert_transfers(
     client: &mut impl ::postgres::GenericClient,
     lock_key: i32,

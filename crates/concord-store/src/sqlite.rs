@@ -22,7 +22,7 @@ use crate::{
 };
 use crate::{Admission, InvitationRecord};
 use crate::{ForeignVersions, VersionParams, version_condition};
-use crate::{SessionClock, SessionSubject, User, WebSession};
+use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
 
 /// The columns [`user_row`] reads.
 const USER_COLUMNS: &str =
@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0014_audit_time.sql"),
     include_str!("../migrations/sqlite/0015_invitations.sql"),
     include_str!("../migrations/sqlite/0018_people.sql"),
+    include_str!("../migrations/sqlite/0019_approvals.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1417,6 +1418,84 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_approval(&self, a: &Approval) -> Result<()> {
+        self.writer().execute(
+            "INSERT INTO approvals (id, kind, target, change, summary, requested_by, requested_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                a.id,
+                a.kind,
+                a.target,
+                a.change,
+                a.summary,
+                a.requested_by,
+                a.requested_ns
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn approvals(&self, status: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ?1 IS NULL OR status = ?1
+                 ORDER BY requested_ns, id LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![status, limit], approval_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<Approval>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"
+            ))?
+            .query_row([id], approval_row)
+            .optional()?)
+        })
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        d: &ApprovalDecision,
+        settings: &[(String, String)],
+        audit: &[AuditRecord],
+    ) -> Result<bool> {
+        let mut conn = self.writer();
+        // IMMEDIATE: the write lock first, so that two processes deciding at once are
+        // serialised and the second finds it decided.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE approvals SET status = ?2, decided_by = ?3, decided_ns = ?4, reason = ?5
+             WHERE id = ?1 AND status = 'pending'",
+            params![
+                id,
+                if d.approve { "approved" } else { "rejected" },
+                d.by,
+                d.at_ns,
+                d.reason
+            ],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        if d.approve {
+            for (key, value) in settings {
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+            insert_transfers(&tx, audit, None)?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
     fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -1943,6 +2022,26 @@ fn name_keys(conn: &Connection, vids: &[i64]) -> Result<crate::audit::NameKeys> 
 
 /// Appends the transfers of `records` after the head, inside the caller's write transaction
 /// (which holds the file's write lock, so the chain cannot fork), with their postings.
+/// The columns of an [`Approval`], in the order [`approval_row`] reads them.
+const APPROVAL_COLUMNS: &str = "id, kind, target, change, summary, requested_by, requested_ns, \
+     status, decided_by, decided_ns, reason";
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+    Ok(Approval {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        target: r.get(2)?,
+        change: r.get(3)?,
+        summary: r.get(4)?,
+        requested_by: r.get(5)?,
+        requested_ns: r.get(6)?,
+        status: r.get(7)?,
+        decided_by: r.get(8)?,
+        decided_ns: r.get(9)?,
+        reason: r.get(10)?,
+    })
+}
+
 fn insert_transfers(
     conn: &Connection,
     records: &[AuditRecord],

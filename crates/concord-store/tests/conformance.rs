@@ -2470,6 +2470,97 @@ fn web_sessions_expire(store: &dyn Store) {
     );
 }
 
+fn approval(id: &str, requested_ns: i64) -> concord_store::Approval {
+    concord_store::Approval {
+        id: id.to_owned(),
+        kind: "sharing".to_owned(),
+        target: "c1".to_owned(),
+        change: r#"{"default_tlp":"clear"}"#.to_owned(),
+        summary: "default TLP amber to clear".to_owned(),
+        requested_by: "user:alice".to_owned(),
+        requested_ns,
+        status: "pending".to_owned(),
+        decided_by: None,
+        decided_ns: None,
+        reason: None,
+    }
+}
+
+/// Four-eyes release (issue 20, schema 19): a pending approval is decided once; an approval
+/// sets its settings and appends its audit records in the transaction that records it, a
+/// rejection applies nothing.
+fn approvals_are_decided_once(store: &dyn Store) {
+    use concord_store::ApprovalDecision;
+    assert!(store.approvals(None, 10).unwrap().is_empty());
+    store.add_approval(&approval("a1", 10)).unwrap();
+    store.add_approval(&approval("a2", 20)).unwrap();
+    assert!(store.add_approval(&approval("a1", 30)).is_err(), "ids are unique");
+    let pending = store.approvals(Some("pending"), 10).unwrap();
+    assert_eq!(
+        pending.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
+    assert_eq!(pending[0], approval("a1", 10));
+    assert_eq!(store.approvals(None, 1).unwrap().len(), 1, "the limit");
+    let (seq, _) = store.audit_head().unwrap();
+    let record = concord_store::AuditRecord {
+        direction: "release".into(),
+        door: "collection-share".into(),
+        partner: "operator".into(),
+        person: Some("user:bob".into()),
+        collection: "c1".into(),
+        object_id: String::new(),
+        modified: String::new(),
+        decision: "sent".into(),
+        transformations: vec!["requested by user:alice".into()],
+        policy_version: "base".into(),
+        vid: 0,
+    };
+    let approve = ApprovalDecision {
+        approve: true,
+        by: "user:bob".into(),
+        at_ns: 40,
+        reason: None,
+    };
+    let settings = [("sharing.c1".to_owned(), "{}".to_owned())];
+    assert!(
+        store
+            .decide_approval("a1", &approve, &settings, std::slice::from_ref(&record))
+            .unwrap()
+    );
+    assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
+    let (after, _) = store.audit_head().unwrap();
+    assert_eq!(after, seq + 1, "one audit entry with the approval");
+    let a1 = store.approval("a1").unwrap().unwrap();
+    assert_eq!(a1.status, "approved");
+    assert_eq!(a1.decided_by.as_deref(), Some("user:bob"));
+    assert_eq!(a1.decided_ns, Some(40));
+    // Decided once: a second decision (another process too) changes nothing.
+    let other = [("sharing.c1".to_owned(), "{\"x\":1}".to_owned())];
+    assert!(!store.decide_approval("a1", &approve, &other, &[record.clone()]).unwrap());
+    assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
+    assert_eq!(store.audit_head().unwrap().0, after);
+    assert!(!store.decide_approval("nothing", &approve, &other, &[]).unwrap());
+    // A rejection applies nothing it is given.
+    let reject = ApprovalDecision {
+        approve: false,
+        by: "user:carol".into(),
+        at_ns: 50,
+        reason: Some("not this one".into()),
+    };
+    assert!(store.decide_approval("a2", &reject, &other, &[record]).unwrap());
+    assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
+    assert_eq!(store.audit_head().unwrap().0, after);
+    let a2 = store.approval("a2").unwrap().unwrap();
+    assert_eq!(
+        (a2.status.as_str(), a2.reason.as_deref()),
+        ("rejected", Some("not this one"))
+    );
+    assert!(store.approvals(Some("pending"), 10).unwrap().is_empty());
+    assert_eq!(store.approvals(Some("rejected"), 10).unwrap(), [a2]);
+    assert!(store.approval("nothing").unwrap().is_none());
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -2523,6 +2614,11 @@ macro_rules! store_suite {
             fn package_chains_and_cursors() {
                 let Some((s, _g)) = $make else { return };
                 super::package_chains_and_cursors(&s)
+            }
+            #[test]
+            fn approvals_are_decided_once() {
+                let Some((s, _g)) = $make else { return };
+                super::approvals_are_decided_once(&s)
             }
             #[test]
             fn users_round_trip() {
@@ -2861,7 +2957,8 @@ mod postgres_only {
                 "0013_package_reservations",
                 "0014_audit_time",
                 "0015_invitations",
-                "0018_people"
+                "0018_people",
+                "0019_approvals"
             ]
         );
         check_migrated(&store);
