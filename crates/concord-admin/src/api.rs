@@ -41,6 +41,7 @@ use utoipa_axum::routes;
 
 use crate::ops::{self, AdminError};
 
+mod approvals;
 mod incidents;
 mod webhooks;
 
@@ -246,6 +247,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
         (name = "audit", description = "The audit log: show and verify"),
         (name = "incidents", description = "Cross-border incidents: the board, open, request assistance, answer, close, grant"),
         (name = "webhooks", description = "Webhooks: new objects POSTed, signed, to a receiver; dead letters retried"),
+        (name = "approvals", description = "Four-eyes release: changes that widen a cross-border release, waiting for a second releaser"),
     )
 )]
 struct ApiDoc;
@@ -377,7 +379,8 @@ fn api() -> (Router<Admin>, utoipa::openapi::OpenApi) {
         .routes(routes!(explain))
         .routes(routes!(show_audit))
         .routes(routes!(verify_audit));
-    let (routes, mut doc) = webhooks::routes(incidents::routes(routes)).split_for_parts();
+    let (routes, mut doc) =
+        approvals::routes(webhooks::routes(incidents::routes(routes))).split_for_parts();
     // The routes are relative to [`BASE`] (the node's router nests them there); the
     // document names the paths a client calls.
     doc.paths.paths = std::mem::take(&mut doc.paths.paths)
@@ -644,25 +647,32 @@ async fn show_sharing(State(a): State<Admin>, Name(name): Name) -> ApiResult<Jso
 }
 
 /// Changes how a collection is shared (`concord collection share`): absent fields stay.
+/// With `[release] four_eyes`, a change that widens what a cross-border partner receives is
+/// kept as a pending approval (202, the approval) for a second releaser
+/// (`/api/v1/approvals`); otherwise it applies at once (200, the new sharing).
 #[utoipa::path(patch, path = "/collections/{collection}/sharing", tag = "collections",
     params(("collection" = String, Path, description = "Alias or id")),
     request_body = ops::SharingChange,
     responses(
         (status = 200, description = "The new sharing", body = ops::Sharing),
+        (status = 202, description = "Kept for a second releaser's approval", body = ops::ApprovalInfo),
         (status = 400, description = "A field breaks a rule", body = ApiError),
         (status = 404, description = "No such collection", body = ApiError),
         (status = 415, description = "Not JSON", body = ApiError),
     ))]
 async fn change_sharing(
     State(a): State<Admin>,
+    acting: Acting,
     Name(name): Name,
     Body(change): Body<ops::SharingChange>,
-) -> ApiResult<Json<ops::Sharing>> {
-    let store = a.store();
+) -> ApiResult<Response> {
     let n = name.clone();
-    let s = blocking(move || ops::share(store.as_ref(), &n, &change)).await?;
+    let s = approvals::on_release(&a, &acting, move |r, _| ops::share(r, &n, &change)).await?;
     changed("collection-share", &name);
-    Ok(Json(s))
+    Ok(match s {
+        ops::Released::Applied(s) => Json(s).into_response(),
+        ops::Released::Pending(p) => (StatusCode::ACCEPTED, Json(p)).into_response(),
+    })
 }
 
 // --- partners ----------------------------------------------------------------------------

@@ -11,8 +11,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use concord_coordination::Node;
+use concord_coordination::release::{self, Release, ReleaseError, SharingEdit};
 use concord_policy::actions::{Policy, PolicyConfig};
-use concord_policy::egress::{CollectionSharing, Decision, sharing_setting_key};
+use concord_policy::egress::{CollectionSharing, Decision};
 use concord_policy::tlp::Tlp;
 use concord_server::policy::POLICY_VERSION_PREFIX;
 use concord_store::audit::{AuditRecord, TransferEntry};
@@ -34,9 +36,12 @@ pub enum AdminError {
     /// The request breaks a rule; the message names the field and the rule.
     #[error("{0}")]
     Invalid(String),
-    /// The name is taken.
+    /// The name is taken, or the thing was decided already.
     #[error("{0}")]
     Conflict(String),
+    /// A rule of who may do it refuses (the four-eyes rule: the approver asked it).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -47,22 +52,24 @@ pub enum AdminError {
 
 impl AdminError {
     /// The stable machine-readable code: `not_found`, `invalid_request`, `conflict`,
-    /// `internal`.
+    /// `forbidden`, `internal`.
     pub fn code(&self) -> &'static str {
         match self {
             AdminError::NotFound(_) => "not_found",
             AdminError::Invalid(_) => "invalid_request",
             AdminError::Conflict(_) => "conflict",
+            AdminError::Forbidden(_) => "forbidden",
             AdminError::Store(_) | AdminError::Internal(_) => "internal",
         }
     }
 
-    /// The HTTP status of [`AdminError::code`]: 404, 400, 409, 500.
+    /// The HTTP status of [`AdminError::code`]: 404, 400, 409, 403, 500.
     pub fn status(&self) -> u16 {
         match self {
             AdminError::NotFound(_) => 404,
             AdminError::Invalid(_) => 400,
             AdminError::Conflict(_) => 409,
+            AdminError::Forbidden(_) => 403,
             AdminError::Store(_) | AdminError::Internal(_) => 500,
         }
     }
@@ -249,15 +256,97 @@ const TLP_LEVELS: [(&str, Tlp); 5] = [
     ("red", Tlp::Red),
 ];
 
-/// Applies `change` to a collection's sharing and stores it; returns the new sharing.
+/// What a release did: applied at once, or kept for a second releaser's approval
+/// (four-eyes release, issue 20).
+#[derive(Clone, Debug)]
+pub enum Released<T> {
+    /// Applied (and audited) now.
+    Applied(T),
+    /// Kept as a pending approval; nothing is applied yet.
+    Pending(ApprovalInfo),
+}
+
+/// A pending (or decided) approval of four-eyes release, as shown (`concord approval list
+/// --json`, `GET /api/v1/approvals`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalInfo {
+    /// Its id (a UUID): what `approve` and `reject` take.
+    pub id: String,
+    /// `sharing` (a collection's sharing) or `grant` (a grant in an incident).
+    pub kind: String,
+    /// The collection id (`sharing`) or the incident id (`grant`).
+    pub target: String,
+    /// What it widens, in words (which cross-border partner receives what).
+    pub summary: String,
+    /// The change, as kept (JSON).
+    #[schema(value_type = Object)]
+    pub change: serde_json::Value,
+    /// Who asked: `user:NAME`, `admin-token` or `operator`.
+    pub requested_by: String,
+    /// When, nanoseconds since the epoch.
+    pub requested_ns: i64,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Who decided, once decided.
+    pub decided_by: Option<String>,
+    /// When, nanoseconds since the epoch, once decided.
+    pub decided_ns: Option<i64>,
+    /// A rejection's reason.
+    pub reason: Option<String>,
+}
+
+impl From<concord_store::Approval> for ApprovalInfo {
+    fn from(a: concord_store::Approval) -> Self {
+        ApprovalInfo {
+            change: serde_json::from_str(&a.change).unwrap_or(serde_json::Value::Null),
+            id: a.id,
+            kind: a.kind,
+            target: a.target,
+            summary: a.summary,
+            requested_by: a.requested_by,
+            requested_ns: a.requested_ns,
+            status: a.status,
+            decided_by: a.decided_by,
+            decided_ns: a.decided_ns,
+            reason: a.reason,
+        }
+    }
+}
+
+impl From<ReleaseError> for AdminError {
+    fn from(e: ReleaseError) -> Self {
+        match e {
+            ReleaseError::Refused(m) => AdminError::Invalid(m),
+            ReleaseError::FourEyes(m) => AdminError::Forbidden(m),
+            ReleaseError::NotFound(m) => AdminError::NotFound(m),
+            ReleaseError::Decided(m) => AdminError::Conflict(m),
+            ReleaseError::Desk(concord_coordination::DeskError::Refused(r)) => {
+                AdminError::Invalid(r.message(concord_coordination::Field::json))
+            }
+            ReleaseError::Desk(concord_coordination::DeskError::NotFound(r)) => {
+                AdminError::NotFound(r.message(concord_coordination::Field::json))
+            }
+            ReleaseError::Store(s) => s.into(),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Applies `change` to a collection's sharing: at once (audited, door `collection-share`),
+/// or, when `[release] four_eyes` is on and it widens what a cross-border partner receives,
+/// kept as a pending approval ([`concord_coordination::release::share`]).
 /// Errors: no such collection; `default_tlp` not one of `clear`, `green`, `amber`,
 /// `amber+strict`, `red` (written so; the CLI reads other spellings with
 /// [`Tlp::parse`] first); an empty `groups`.
-pub fn share(store: &dyn Store, collection: &str, change: &SharingChange) -> Result<Sharing> {
-    let c = find_collection(store, collection)?;
-    let mut s = sharing_of(store, &c.id)?;
+pub fn share(
+    release: &Release<'_>,
+    collection: &str,
+    change: &SharingChange,
+) -> Result<Released<Sharing>> {
+    let c = find_collection(release.store, collection)?;
+    let mut edit = SharingEdit::default();
     if let Some(t) = &change.default_tlp {
-        s.default_tlp = TLP_LEVELS
+        let tlp = TLP_LEVELS
             .iter()
             .find(|(name, _)| name == t)
             .map(|(_, tlp)| *tlp)
@@ -266,6 +355,7 @@ pub fn share(store: &dyn Store, collection: &str, change: &SharingChange) -> Res
                     "default_tlp {t:?}: expected clear, green, amber, amber+strict or red"
                 ))
             })?;
+        edit.default_tlp = Some(tlp.label().to_owned());
     }
     match &change.groups {
         Some(Some(g)) if g.is_empty() => {
@@ -273,14 +363,47 @@ pub fn share(store: &dyn Store, collection: &str, change: &SharingChange) -> Res
                 "groups: give at least one sharing group (or null for the whole community)".into(),
             ));
         }
-        Some(g) => s.groups = g.clone(),
-        None => {}
+        g => edit.groups = g.clone(),
     }
-    if let Some(r) = &change.recipients {
-        s.recipients = r.clone();
+    edit.recipients = change.recipients.clone();
+    Ok(match release::share(release, &c, &edit)? {
+        release::Outcome::Applied(s) => Released::Applied(Sharing::from(&s)),
+        release::Outcome::Pending(a) => Released::Pending(a.into()),
+    })
+}
+
+/// The approvals of `status` (`pending`, `approved`, `rejected`; all when `None`), oldest
+/// first, at most `limit` (`concord approval list`, `GET /api/v1/approvals`).
+/// Errors: another status (invalid).
+pub fn list_approvals(
+    store: &dyn Store,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ApprovalInfo>> {
+    if let Some(s) = status
+        && !["pending", "approved", "rejected"].contains(&s)
+    {
+        return Err(AdminError::Invalid(format!(
+            "status {s:?}: expected pending, approved or rejected"
+        )));
     }
-    store.set_setting(&sharing_setting_key(&c.id), &s.to_json())?;
-    Ok(Sharing::from(&s))
+    Ok(store
+        .approvals(status, limit)?
+        .into_iter()
+        .map(ApprovalInfo::from)
+        .collect())
+}
+
+/// Approves a pending approval and applies its change ([`release::approve`]). Errors: the
+/// approver asked it (forbidden, the four-eyes rule), no such approval (not found), decided
+/// already (conflict).
+pub fn approve(release: &Release<'_>, node: &Node<'_>, id: &str) -> Result<ApprovalInfo> {
+    Ok(release::approve(release, node, id)?.into())
+}
+
+/// Rejects a pending approval ([`release::reject`]); nothing is applied.
+pub fn reject(release: &Release<'_>, id: &str, reason: Option<&str>) -> Result<ApprovalInfo> {
+    Ok(release::reject(release, id, reason)?.into())
 }
 
 // --- partners ----------------------------------------------------------------------------

@@ -145,7 +145,8 @@ pub fn reset_user(
 /// The operation of a request to the admin REST API, by its method and its path under
 /// `/api/v1` (`/partners/x`): reads of collections, incidents and the policy are
 /// [`Operation::Browse`]; creating a collection [`Operation::ManageNode`]; changing a
-/// collection's sharing and granting in an incident [`Operation::Release`]; the other
+/// collection's sharing, granting in an incident and the approvals of four-eyes release
+/// [`Operation::Release`]; the other
 /// incident work [`Operation::Import`]; partners, peers and webhooks
 /// [`Operation::ManagePartners`]; the audit log [`Operation::ReadAudit`].
 pub fn api_operation(method: &Method, path: &str) -> Operation {
@@ -157,6 +158,8 @@ pub fn api_operation(method: &Method, path: &str) -> Operation {
         ["collections"] if !reads => Operation::ManageNode,
         ["collections", _, "sharing"] if !reads => Operation::Release,
         ["incidents", _, "grants"] if !reads => Operation::Release,
+        // Four-eyes release: the approvals are the releasers' (listing them too).
+        ["approvals", ..] => Operation::Release,
         ["incidents" | "tasks", ..] if !reads => Operation::Import,
         _ => Operation::Browse,
     }
@@ -184,6 +187,8 @@ mod tests {
         );
         assert_eq!(op(Method::GET, "/collections/c/sharing"), Operation::Browse);
         assert_eq!(op(Method::POST, "/incidents/i/grants"), Operation::Release);
+        assert_eq!(op(Method::GET, "/approvals"), Operation::Release);
+        assert_eq!(op(Method::POST, "/approvals/x/approve"), Operation::Release);
         assert_eq!(op(Method::POST, "/incidents"), Operation::Import);
         assert_eq!(op(Method::POST, "/tasks/t/answers"), Operation::Import);
         assert_eq!(op(Method::GET, "/policy/explain"), Operation::Browse);

@@ -24,6 +24,8 @@
 
 use std::collections::HashMap;
 
+pub mod release;
+
 use concord_egress::{BASE_POLICY_VERSION, Door};
 pub use concord_incident::Field;
 use concord_incident::{
@@ -208,6 +210,14 @@ fn parse_body(id: &str, body: Option<&str>) -> Result<Value> {
 /// The newest version of object `id` and the collection holding it (the first, in the
 /// store's order, when several do).
 fn find(store: &dyn Store, id: &str) -> Result<Option<(Collection, Value)>> {
+    Ok(find_entry(store, id)?.map(|(c, v, _)| (c, v)))
+}
+
+/// [`find`] with the version's entry (its row, for an audit record).
+fn find_entry(
+    store: &dyn Store,
+    id: &str,
+) -> Result<Option<(Collection, Value, concord_store::Entry)>> {
     let filter = ObjectFilter {
         ids: vec![id.to_owned()],
         versions: vec![VersionSelector::Last],
@@ -225,7 +235,7 @@ fn find(store: &dyn Store, id: &str) -> Result<Option<(Collection, Value)>> {
         )?;
         if let Some(e) = page.entries.into_iter().next() {
             let v = parse_body(id, e.body.as_deref())?;
-            return Ok(Some((c, v)));
+            return Ok(Some((c, v, e)));
         }
     }
     Ok(None)
@@ -818,6 +828,26 @@ pub fn grant(
     to: &str,
     allow: &[String],
 ) -> Result<Vec<Category>> {
+    let (categories, c, incident, _) = check_grant(node, incident_id, to, allow)?;
+    // The incident's current version again (already present): its audit record carries the
+    // grant, in the transaction that writes it.
+    let g = Grant {
+        scope: incident_id,
+        partner: to,
+        categories: &categories,
+    };
+    write(node, &c.id, "incident-grant", &[&incident], &[], Some(&g))?;
+    Ok(categories)
+}
+
+/// The checks of [`grant`]: the categories read, the incident's collection, its current
+/// version and that version's entry.
+pub(crate) fn check_grant(
+    node: &Node<'_>,
+    incident_id: &str,
+    to: &str,
+    allow: &[String],
+) -> Result<(Vec<Category>, Collection, Value, concord_store::Entry)> {
     let store = node.store;
     if allow.is_empty() {
         return refuse(
@@ -850,7 +880,7 @@ pub fn grant(
             format!("no partner named {to:?} on this node (concord partner list)"),
         );
     }
-    let Some((c, incident)) = find(store, incident_id)? else {
+    let Some((c, incident, entry)) = find_entry(store, incident_id)? else {
         return missing(
             Field::Incident,
             format!("no incident {incident_id} on this node"),
@@ -862,15 +892,57 @@ pub fn grant(
             format!("{incident_id} is not an incident with the Incident Core extension"),
         );
     }
-    // The incident's current version again (already present): its audit record carries the
-    // grant, in the transaction that writes it.
-    let g = Grant {
-        scope: incident_id,
-        partner: to,
-        categories: &categories,
+    Ok((categories, c, incident, entry))
+}
+
+/// What applying a grant approved by a second person (four-eyes release, [`release`])
+/// writes, in the transaction that records the approval: the collection's sharing with the
+/// grant (a setting), and the audit record of door `incident-grant` on the incident's
+/// current version, naming the approver (`node.person`) and `requested_by`.
+pub(crate) fn grant_parts(
+    node: &Node<'_>,
+    incident_id: &str,
+    to: &str,
+    allow: &[String],
+    requested_by: &str,
+) -> Result<(Vec<(String, String)>, Vec<concord_store::AuditRecord>)> {
+    let (categories, c, _, entry) = check_grant(node, incident_id, to, allow)?;
+    let mut sharing = concord_egress::collection_sharing(node.store, &c.id)?;
+    let cs = sharing
+        .grants
+        .entry(incident_id.to_owned())
+        .or_default()
+        .entry(to.to_owned())
+        .or_default();
+    for cat in &categories {
+        if !cs.contains(cat) {
+            cs.push(*cat);
+        }
+    }
+    let d = Door {
+        door: "incident-grant",
+        partner: OPERATOR,
+        person: node.person,
+        collection: &c.id,
+        policy_version: BASE_POLICY_VERSION,
     };
-    write(node, &c.id, "incident-grant", &[&incident], &[], Some(&g))?;
-    Ok(categories)
+    let mut r = d.ingress(entry.vid, &entry.id, &entry.version(), false);
+    r.transformations = vec![
+        format!(
+            "grant: {} as written to {to} in this incident and what refers to it",
+            categories
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!("requested by {requested_by}"),
+        format!("approved by {}", node.person.unwrap_or(OPERATOR)),
+    ];
+    Ok((
+        vec![(sharing_setting_key(&c.id), sharing.to_json())],
+        vec![r],
+    ))
 }
 
 /// How a request travels, as this node knows it.

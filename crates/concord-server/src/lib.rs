@@ -192,6 +192,9 @@ pub struct AppState {
     /// The node's signing key: the agreement documents served to partners are signed with
     /// it (issue 19); `None`: `GET /{api-root}/agreement/` answers as a missing path.
     node_key: Option<Arc<concord_store::node_key::NodeKey>>,
+    /// `[release] four_eyes` (issue 20): widening a cross-border release waits for a second
+    /// releaser's approval.
+    four_eyes: bool,
 }
 
 impl AppState {
@@ -227,6 +230,7 @@ impl AppState {
             feeds: Arc::default(),
             users: Arc::default(),
             node_key: None,
+            four_eyes: false,
             config: Arc::new(config),
             shutdown,
         })
@@ -297,6 +301,19 @@ impl AppState {
     pub fn with_users(mut self, users: auth::users::UserOptions) -> AppState {
         self.users = Arc::new(users);
         self
+    }
+
+    /// The same state with `[release] four_eyes` of the node's configuration (issue 20;
+    /// default off: a single operator's node works as before).
+    pub fn with_four_eyes(mut self, four_eyes: bool) -> AppState {
+        self.four_eyes = four_eyes;
+        self
+    }
+
+    /// Whether widening a cross-border release waits for a second releaser's approval
+    /// ([`AppState::with_four_eyes`]).
+    pub fn four_eyes(&self) -> bool {
+        self.four_eyes
     }
 
     /// What named users' roles ask of their login ([`AppState::with_users`]).

@@ -220,6 +220,14 @@ tlp_version = "2.0"
 #                                      # e.g. ["operator", "releaser"]
 # [users.os]
 # alice = "alice"                      # the OS user alice runs the CLI as the user alice
+
+# Four-eyes release (README "Four-eyes release"). The default:
+#
+# [release]
+# four_eyes = false                    # true: a change that widens what a cross-border
+#                                      # partner receives (a lower default TLP, a new
+#                                      # recipient or group, a grant in an incident) waits
+#                                      # for a second releaser's approval (concord approval)
 "#;
 
 /// Parsed configuration.
@@ -292,6 +300,21 @@ pub struct Config {
     /// on the CLI (issue 20).
     #[serde(default)]
     pub users: UsersConfig,
+    /// `[release]`: four-eyes release (issue 20, item 3).
+    #[serde(default)]
+    pub release: ReleaseConfig,
+}
+
+/// The `[release]` section (issue 20, item 3).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// `four_eyes`: a change that widens what a cross-border partner receives (a partner
+    /// whose jurisdiction differs from the policy's; every partner when the policy names
+    /// none) waits for a second releaser's approval (`concord approval`). Default `false`,
+    /// so that a single operator's node works as before; `CONCORD_RELEASE_FOUR_EYES`
+    /// overrides it.
+    pub four_eyes: bool,
 }
 
 fn default_peer_files_dir() -> String {
@@ -785,9 +808,15 @@ impl Config {
                 table.entry(key).or_insert(default);
             }
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .with_context(|| format!("invalid configuration {}", path.display()))?;
+        // A key of a section: the loop above overrides top-level keys only.
+        if let Ok(v) = std::env::var("CONCORD_RELEASE_FOUR_EYES") {
+            config.release.four_eyes = v.parse().with_context(|| {
+                format!("CONCORD_RELEASE_FOUR_EYES={v:?}: expected true or false")
+            })?;
+        }
         if config.api_root.is_empty()
             || config.api_root.contains('/')
             || config.api_root == "taxii2"

@@ -265,16 +265,38 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             to,
             allow,
             ..
-        } => concord_coordination::grant(&node, &incident, &to, &allow).map(|categories| {
-            let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
-            Done {
-                text: format!(
-                    "{to} receives {} as written in {incident}\n",
-                    names.join(", ")
-                ),
-                doc: json!({"incident": incident, "to": to, "allow": names}),
+        } => {
+            // Four-eyes release: a grant to a cross-border partner may wait for a second
+            // releaser (`[release] four_eyes`).
+            use concord_coordination::release::{self, Outcome, Release, ReleaseError};
+            let policy_jurisdiction = crate::policy::load(&data, store.as_ref())?
+                .config
+                .jurisdiction;
+            let r = Release {
+                store: store.as_ref(),
+                four_eyes: config.release.four_eyes,
+                jurisdiction: policy_jurisdiction.as_deref(),
+                person: &person,
+            };
+            match release::grant(&r, &node, &incident, &to, &allow) {
+                Ok(Outcome::Applied(categories)) => {
+                    let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+                    Ok(Done {
+                        text: format!(
+                            "{to} receives {} as written in {incident}\n",
+                            names.join(", ")
+                        ),
+                        doc: json!({"incident": incident, "to": to, "allow": names}),
+                    })
+                }
+                Ok(Outcome::Pending(a)) => {
+                    crate::approval::print_pending(&a.into(), json)?;
+                    return Ok(true);
+                }
+                Err(ReleaseError::Desk(e)) => Err(e),
+                Err(e) => return Err(e.into()),
             }
-        }),
+        }
     };
     match result {
         Ok(Done { doc, text }) => {

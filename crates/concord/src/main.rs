@@ -6,6 +6,7 @@
 
 mod audit;
 mod config;
+mod approval;
 mod incident;
 mod indicator;
 mod join;
@@ -262,6 +263,12 @@ enum Command {
     Incident {
         #[command(subcommand)]
         command: incident::IncidentCommand,
+    },
+    /// Four-eyes release (`[release] four_eyes`): list the changes that widen a
+    /// cross-border release and wait for a second releaser; approve (apply) or reject one.
+    Approval {
+        #[command(subcommand)]
+        command: approval::ApprovalCommand,
     },
     /// The egress policy: show the active version, explain what a partner would receive.
     Policy {
@@ -561,6 +568,7 @@ fn run(command: Command) -> Outcome {
         Command::Node { command } => audit::run_node(command),
         Command::Policy { command } => policy::run(command),
         Command::Incident { command } => incident::run(command),
+        Command::Approval { command } => approval::run(command),
         Command::Peer { command } => sync::run_peer(command),
         Command::Webhook { command } => webhook::run(command),
         Command::Match(args) => matching::run_match(args),
@@ -813,7 +821,9 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             auth_limits: config.limits.auth(),
         },
     )?;
-    let state = state.with_users(config.users.options()?);
+    let state = state
+        .with_users(config.users.options()?)
+        .with_four_eyes(config.release.four_eyes);
     // Agreement documents served to partners are signed with the node key (issue 19).
     let state = state.with_node_key(Arc::new(audit::node_key(&dir.dir, store.as_ref())?));
     let state = match feed_warninglists(data)? {
@@ -1023,6 +1033,7 @@ fn collection(command: CollectionCommand) -> Outcome {
         } => {
             let store = open_store(&data)?;
             partner::share(
+                &data,
                 store.as_ref(),
                 &collection,
                 default_tlp.as_deref(),

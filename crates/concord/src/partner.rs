@@ -551,8 +551,12 @@ fn print_key(p: &ops::PartnerWithKey, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `concord collection share`: sets how a collection is shared.
+/// `concord collection share`: sets how a collection is shared, or, with `[release]
+/// four_eyes` and a change that widens what a cross-border partner receives, keeps it as a
+/// pending approval for a second releaser.
+#[allow(clippy::too_many_arguments)]
 pub fn share(
+    data: &crate::DataDirArg,
     store: &dyn Store,
     collection: &str,
     default_tlp: Option<&str>,
@@ -584,15 +588,20 @@ pub fn share(
     } else {
         Some(Some(groups.to_vec()))
     };
-    let s = ops::share(
-        store,
-        collection,
-        &ops::SharingChange {
-            default_tlp,
-            groups,
-            recipients: Some(recipients.to_vec()).filter(|r| !r.is_empty()),
-        },
-    )?;
+    let change = ops::SharingChange {
+        default_tlp,
+        groups,
+        recipients: Some(recipients.to_vec()).filter(|r| !r.is_empty()),
+    };
+    let s = match crate::approval::with_release(data, store, |r, _| {
+        ops::share(r, collection, &change)
+    })?? {
+        ops::Released::Applied(s) => s,
+        ops::Released::Pending(a) => {
+            crate::approval::print_pending(&a, json)?;
+            return Ok(true);
+        }
+    };
     if json {
         println!("{}", serde_json::to_value(&s)?);
     } else {

@@ -203,6 +203,7 @@ pub fn operation_of(path: &[&str], for_partner: bool) -> Operation {
         ["collection", "share"] => Operation::Release,
         ["export", ..] if for_partner => Operation::Release,
         ["incident", "grant"] => Operation::Release,
+        ["approval", ..] => Operation::Release,
         ["import" | "match", ..] => Operation::Import,
         ["incident", "open" | "request" | "respond" | "close"] => Operation::Import,
         ["indicator", "revoke" | "expire" | "false-positive"] => Operation::Import,

@@ -739,6 +739,7 @@ async fn close_incident(
     request_body = NewGrant,
     responses(
         (status = 200, description = "Granted", body = Granted),
+        (status = 202, description = "Kept for a second releaser's approval (`[release] four_eyes`, a cross-border partner)", body = crate::ops::ApprovalInfo),
         (status = 400, description = "A field breaks a rule (named): an unknown category, none", body = ApiError),
         (status = 404, description = "No such incident or partner", body = ApiError),
         (status = 415, description = "Not JSON", body = ApiError),
@@ -748,16 +749,26 @@ async fn grant(
     acting: Acting,
     Name(id): Name,
     Body(g): Body<NewGrant>,
-) -> ApiResult<Json<Granted>> {
-    let (i, to) = (id.clone(), g.to.clone());
-    let categories = on_node(&a, &acting, move |node, _| {
-        concord_coordination::grant(node, &i, &to, &g.allow)
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use concord_coordination::release::{self, Outcome};
+    let (i, to, allow) = (id.clone(), g.to.clone(), g.allow);
+    let outcome = super::approvals::on_release(&a, &acting, move |r, node| {
+        release::grant(r, node, &i, &to, &allow).map_err(crate::ops::AdminError::from)
     })
     .await?;
     changed("incident-grant", &id);
-    Ok(Json(Granted {
-        incident: id,
-        to: g.to,
-        allow: categories.iter().map(|c| c.as_str().to_owned()).collect(),
-    }))
+    Ok(match outcome {
+        Outcome::Applied(categories) => Json(Granted {
+            incident: id,
+            to: g.to,
+            allow: categories.iter().map(|c| c.as_str().to_owned()).collect(),
+        })
+        .into_response(),
+        Outcome::Pending(p) => (
+            StatusCode::ACCEPTED,
+            Json(crate::ops::ApprovalInfo::from(p)),
+        )
+            .into_response(),
+    })
 }
