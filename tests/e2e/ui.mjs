@@ -269,6 +269,7 @@ const PAGES = [
   { name: "import", path: "/ui/import" },
   { name: "pattern", path: "/ui/pattern" },
   { name: "incidents", path: "/ui/incidents" },
+  { name: "approvals", path: "/ui/approvals" },
   { name: "partners", path: "/ui/operator/partners" },
   { name: "partner", path: `/ui/operator/partners/${encodeURIComponent(PARTNER)}` },
   { name: "groups", path: "/ui/operator/groups" },

@@ -382,3 +382,25 @@ chart-as-table = الأرقام نفسها في جدول
 graph-legend = مفتاح الألوان
 graph-group-expand = مجموعة: اضغط Enter أو انقر لعرض كائناتها
 graph-no-group = expand: لا توجد مجموعة { $key } في هذا الرسم (الرابط قديم؛ أعد رسم الرسم)
+nav-approvals = الموافقات
+approvals-title = موافقات معلّقة
+approvals-help = التغييرات التي توسّع ما يتلقاه شريك عبر الحدود (مستوى TLP افتراضي أدنى، أو مستلم أو مجموعة مشاركة جديدة، أو منح في حادث) تنتظر هنا موافقة مُصدِر ثانٍ. الموافقة تطبّق التغيير، ويُسجَّل الاسمان في سجل التدقيق.
+approvals-off = الإصدار بأربع أعين غير مفعّل على هذه العقدة ([release] four_eyes في concord.toml): تُطبَّق هذه التغييرات فورًا.
+approvals-none = لا يوجد تغيير ينتظر الموافقة.
+approvals-requested-by = طلبه
+approvals-own = أنت من طلب هذا التغيير: يجب أن يوافق عليه مُصدِر آخر.
+approvals-approve = الموافقة والتطبيق
+approvals-reject = رفض
+approvals-withdraw = سحب
+approvals-reason = السبب (اختياري)
+approvals-done-approved = تمت الموافقة: طُبّق التغيير.
+approvals-done-rejected = رُفض: لم يُطبَّق شيء.
+dashboard-approvals = موافقات معلّقة
+dashboard-approvals-count = { $count ->
+    [zero] لا يوجد تغيير ينتظر مُصدِرًا ثانيًا.
+    [one] تغيير واحد ينتظر مُصدِرًا ثانيًا.
+    [two] تغييران ينتظران مُصدِرًا ثانيًا.
+    [few] { $count } تغييرات تنتظر مُصدِرًا ثانيًا.
+   *[other] { $count } تغييرًا ينتظر مُصدِرًا ثانيًا.
+}
+dashboard-no-approvals = لا يوجد تغيير ينتظر الموافقة.

@@ -373,3 +373,22 @@ chart-as-table = The same figures as a table
 graph-legend = Legend
 graph-group-expand = a group: press Enter or click to show its objects
 graph-no-group = expand: no group { $key } in this graph (the link is out of date; redraw the graph)
+nav-approvals = Approvals
+approvals-title = Approvals pending
+approvals-help = Changes that widen what a partner across a border receives (a lower default TLP, a new recipient or sharing group, a grant in an incident) wait here for a second releaser. Approving applies the change; both names go into the audit log.
+approvals-off = Four-eyes release is off on this node ([release] four_eyes in concord.toml): such changes apply at once.
+approvals-none = No change is waiting for approval.
+approvals-requested-by = Asked by
+approvals-own = You asked for this change: another releaser must approve it.
+approvals-approve = Approve and apply
+approvals-reject = Reject
+approvals-withdraw = Withdraw
+approvals-reason = Reason (optional)
+approvals-done-approved = Approved: the change is applied.
+approvals-done-rejected = Rejected: nothing was applied.
+dashboard-approvals = Approvals pending
+dashboard-approvals-count = { $count ->
+    [one] One change waits for a second releaser.
+   *[other] { $count } changes wait for a second releaser.
+}
+dashboard-no-approvals = No change waits for approval.

@@ -13,8 +13,9 @@
 //! - **What went to each partner this week**, from the audit log
 //!   ([`concord_store::Store::audit_window`]: the week's transfers only, never the whole log).
 //!
-//! Approvals pending (issue 20, four-eyes release) are not built yet: their section joins
-//! [`Dashboard`] when that queue exists; nothing is shown for them until then.
+//! - **Approvals pending** (releasers and the admin; issue 20, four-eyes release): how many
+//!   changes that widen a cross-border release wait for a second releaser, a link to
+//!   `/ui/approvals` ([`crate::approvals`]).
 //!
 //! A partner's dashboard is built only from what is theirs: their readable collections seen
 //! through the egress door ([`crate::analyst::Lens`]), sightings counted from their copies
@@ -205,6 +206,8 @@ struct Dashboard {
     requests_more: usize,
     /// `None` for a partner (peers are the node's configuration).
     peers: Option<Vec<Health>>,
+    /// Pending approvals of four-eyes release; `None` for who may not release.
+    approvals: Option<usize>,
     transfers_cut: bool,
     week: Option<Chart>,
 }
@@ -405,6 +408,22 @@ fn build(web: &Web, store: &dyn Store, v: &Viewer) -> Result<Dashboard, WebError
         (None, 0, None)
     };
 
+    // The releasers': changes waiting for a second releaser.
+    let approvals = if v.session.may(concord_server::roles::Operation::Release) {
+        Some(
+            concord_coordination::release::pending_approvals(store, crate::approvals::LIMIT)
+                .map_err(|e| {
+                    crate::WebError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string(),
+                    )
+                })?
+                .len(),
+        )
+    } else {
+        None
+    };
+
     // What went to each partner this week.
     let (week_first, week_labels) = days(now_ns, WEEK_DAYS);
     let (week, transfers_cut) = week_chart(store, principal, v, week_first, week_labels)?;
@@ -422,6 +441,7 @@ fn build(web: &Web, store: &dyn Store, v: &Viewer) -> Result<Dashboard, WebError
         requests,
         requests_more,
         peers,
+        approvals,
         transfers_cut,
         week,
     })

@@ -44,6 +44,7 @@ pub mod dashboard;
 pub mod graph;
 pub mod i18n;
 pub mod import;
+pub mod approvals;
 pub mod incidents;
 pub mod markdown;
 pub mod operator;
@@ -94,6 +95,7 @@ pub fn router(app: AppState) -> Router {
     let ui = analyst::routes(ui, max_upload);
     let ui = operator::routes(ui);
     let ui = incidents::routes(ui);
+    let ui = approvals::routes(ui);
     let ui = dashboard::routes(ui);
     ui.layer(middleware::from_fn_with_state(web.clone(), object_floor))
         .layer(middleware::from_fn(headers))
@@ -159,6 +161,9 @@ async fn error_pages(State(web): State<Web>, req: Request, next: Next) -> Respon
         tr,
         who: session.as_ref().map(Session::who),
         admin: session.as_ref().is_some_and(Session::is_admin),
+        releaser: session
+            .as_ref()
+            .is_some_and(|s| s.may(concord_server::roles::Operation::Release)),
         section: "",
         back: if back.starts_with("/ui/") {
             back
@@ -485,6 +490,7 @@ impl Viewer {
             tr: self.tr,
             who: Some(self.session.who()),
             admin: self.session.is_admin(),
+            releaser: self.session.may(concord_server::roles::Operation::Release),
             section,
             back: self.path.clone(),
             title,
@@ -512,6 +518,8 @@ pub struct Chrome {
     pub who: Option<String>,
     /// Whether the operator navigation shows.
     pub admin: bool,
+    /// Whether the viewer may release (the approvals of four-eyes release show).
+    pub releaser: bool,
     /// The navigation entry of this page.
     pub section: &'static str,
     /// Where the language switch returns.
@@ -627,6 +635,7 @@ impl IntoResponse for WebError {
             tr,
             who: None,
             admin: false,
+            releaser: false,
             section: "",
             back: "/ui/".to_owned(),
             title: String::new(),
@@ -707,6 +716,7 @@ impl LoginPage {
                 tr,
                 who: None,
                 admin: false,
+                releaser: false,
                 section: "login",
                 back: "/ui/login".to_owned(),
                 title: tr.t("login-title"),

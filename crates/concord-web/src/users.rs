@@ -16,6 +16,8 @@ pub fn operation_of(method: &Method, route: &str) -> Operation {
     let writes = *method == Method::POST;
     match route {
         "/ui/operator/audit" => Operation::ReadAudit,
+        // Four-eyes release: the approvals are the releasers' (the list too).
+        r if r.starts_with("/ui/approvals") => Operation::Release,
         r if r.starts_with("/ui/operator/") => Operation::ManagePartners,
         "/ui/import" if writes => Operation::Import,
         r if r.starts_with("/ui/incidents") && writes => Operation::Import,
@@ -38,6 +40,14 @@ mod tests {
             Operation::ManagePartners
         );
         assert_eq!(operation_of(&Method::POST, "/ui/import"), Operation::Import);
+        assert_eq!(
+            operation_of(&Method::GET, "/ui/approvals"),
+            Operation::Release
+        );
+        assert_eq!(
+            operation_of(&Method::POST, "/ui/approvals/{id}/approve"),
+            Operation::Release
+        );
         assert_eq!(operation_of(&Method::GET, "/ui/import"), Operation::Browse);
         assert_eq!(
             operation_of(&Method::POST, "/ui/incidents/{id}/respond"),
