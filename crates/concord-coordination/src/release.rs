@@ -103,7 +103,10 @@ pub struct SharingEdit {
 
 impl SharingEdit {
     /// The sharing after this edit. Errors: a `default_tlp` that is no TLP label.
-    pub fn apply(&self, mut s: CollectionSharing) -> std::result::Result<CollectionSharing, String> {
+    pub fn apply(
+        &self,
+        mut s: CollectionSharing,
+    ) -> std::result::Result<CollectionSharing, String> {
         if let Some(t) = &self.default_tlp {
             s.default_tlp =
                 Tlp::parse(t).ok_or_else(|| format!("default_tlp {t:?}: not a TLP level"))?;
@@ -149,7 +152,13 @@ fn profile(p: &Partner) -> PartnerProfile {
     }
 }
 
-const LEVELS: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
+const LEVELS: [Tlp; 5] = [
+    Tlp::Clear,
+    Tlp::Green,
+    Tlp::Amber,
+    Tlp::AmberStrict,
+    Tlp::Red,
+];
 
 /// What a change of `collection_id`'s sharing from `old` to `new` widens for cross-border
 /// partners that read the collection, in words (`CERT-X (FR) receives TLP:AMBER`,
@@ -171,7 +180,12 @@ pub fn sharing_widens(
         let sees = |s: &CollectionSharing, t: Tlp| may_see(t, s, &pr).is_ok();
         for t in LEVELS {
             if sees(new, t) && !sees(old, t) {
-                out.push(format!("{} ({}) receives {}", p.name, p.jurisdiction, t.label()));
+                out.push(format!(
+                    "{} ({}) receives {}",
+                    p.name,
+                    p.jurisdiction,
+                    t.label()
+                ));
             }
         }
         if sees(new, new.default_tlp) && !sees(old, old.default_tlp) {
@@ -186,7 +200,13 @@ pub fn sharing_widens(
     out
 }
 
-fn new_approval(r: &Release<'_>, kind: &str, target: &str, change: String, summary: String) -> Approval {
+fn new_approval(
+    r: &Release<'_>,
+    kind: &str,
+    target: &str,
+    change: String,
+    summary: String,
+) -> Approval {
     let id = concord_incident::new_id("approval");
     Approval {
         id: id.trim_start_matches("approval--").to_owned(),
@@ -235,8 +255,15 @@ fn sharing_record(
         ));
     }
     if old.groups != new.groups {
-        let g = |g: &Option<Vec<String>>| g.as_ref().map_or("the community".to_owned(), |g| g.join(", "));
-        notes.push(format!("GREEN groups {} to {}", g(&old.groups), g(&new.groups)));
+        let g = |g: &Option<Vec<String>>| {
+            g.as_ref()
+                .map_or("the community".to_owned(), |g| g.join(", "))
+        };
+        notes.push(format!(
+            "GREEN groups {} to {}",
+            g(&old.groups),
+            g(&new.groups)
+        ));
     }
     if old.recipients != new.recipients {
         notes.push(format!(
@@ -290,7 +317,8 @@ pub fn share(
             &new,
         );
         if !widens.is_empty() {
-            let change = serde_json::to_string(edit).map_err(|e| ReleaseError::Refused(e.to_string()))?;
+            let change =
+                serde_json::to_string(edit).map_err(|e| ReleaseError::Refused(e.to_string()))?;
             let name = collection.alias.as_deref().unwrap_or(&collection.id);
             let a = new_approval(
                 r,
@@ -332,7 +360,8 @@ pub fn grant(
             to: to.to_owned(),
             allow: categories.iter().map(|c| c.as_str().to_owned()).collect(),
         };
-        let change = serde_json::to_string(&edit).map_err(|e| ReleaseError::Refused(e.to_string()))?;
+        let change =
+            serde_json::to_string(&edit).map_err(|e| ReleaseError::Refused(e.to_string()))?;
         let a = new_approval(
             r,
             "grant",
@@ -348,7 +377,12 @@ pub fn grant(
         r.store.add_approval(&a)?;
         return Ok(Outcome::Pending(a));
     }
-    Ok(Outcome::Applied(crate::grant(node, incident_id, to, allow)?))
+    Ok(Outcome::Applied(crate::grant(
+        node,
+        incident_id,
+        to,
+        allow,
+    )?))
 }
 
 fn pending(store: &dyn Store, id: &str) -> Result<Approval> {

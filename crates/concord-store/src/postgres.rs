@@ -48,9 +48,9 @@ use crate::{
     StoreOptions, WriteBatch, conflict_message, content_hash,
 };
 use crate::{Admission, InvitationRecord};
+use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
 use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
-use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
 
 /// The columns [`user_row`] reads.
 const USER_COLUMNS: &str =

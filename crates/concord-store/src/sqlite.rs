@@ -21,8 +21,8 @@ use crate::{
     StoreError, StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
 use crate::{Admission, InvitationRecord};
-use crate::{ForeignVersions, VersionParams, version_condition};
 use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
+use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// The columns [`user_row`] reads.
 const USER_COLUMNS: &str =

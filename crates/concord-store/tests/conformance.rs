@@ -2494,7 +2494,10 @@ fn approvals_are_decided_once(store: &dyn Store) {
     assert!(store.approvals(None, 10).unwrap().is_empty());
     store.add_approval(&approval("a1", 10)).unwrap();
     store.add_approval(&approval("a2", 20)).unwrap();
-    assert!(store.add_approval(&approval("a1", 30)).is_err(), "ids are unique");
+    assert!(
+        store.add_approval(&approval("a1", 30)).is_err(),
+        "ids are unique"
+    );
     let pending = store.approvals(Some("pending"), 10).unwrap();
     assert_eq!(
         pending.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
@@ -2537,10 +2540,18 @@ fn approvals_are_decided_once(store: &dyn Store) {
     assert_eq!(a1.decided_ns, Some(40));
     // Decided once: a second decision (another process too) changes nothing.
     let other = [("sharing.c1".to_owned(), "{\"x\":1}".to_owned())];
-    assert!(!store.decide_approval("a1", &approve, &other, &[record.clone()]).unwrap());
+    assert!(
+        !store
+            .decide_approval("a1", &approve, &other, &[record.clone()])
+            .unwrap()
+    );
     assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
     assert_eq!(store.audit_head().unwrap().0, after);
-    assert!(!store.decide_approval("nothing", &approve, &other, &[]).unwrap());
+    assert!(
+        !store
+            .decide_approval("nothing", &approve, &other, &[])
+            .unwrap()
+    );
     // A rejection applies nothing it is given.
     let reject = ApprovalDecision {
         approve: false,
@@ -2548,7 +2559,11 @@ fn approvals_are_decided_once(store: &dyn Store) {
         at_ns: 50,
         reason: Some("not this one".into()),
     };
-    assert!(store.decide_approval("a2", &reject, &other, &[record]).unwrap());
+    assert!(
+        store
+            .decide_approval("a2", &reject, &other, &[record])
+            .unwrap()
+    );
     assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
     assert_eq!(store.audit_head().unwrap().0, after);
     let a2 = store.approval("a2").unwrap().unwrap();

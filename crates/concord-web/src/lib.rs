@@ -39,12 +39,12 @@ use concord_server::{AppState, Principal};
 use concord_store::Store;
 
 pub mod analyst;
+pub mod approvals;
 pub mod catalogue;
 pub mod dashboard;
 pub mod graph;
 pub mod i18n;
 pub mod import;
-pub mod approvals;
 pub mod incidents;
 pub mod markdown;
 pub mod operator;

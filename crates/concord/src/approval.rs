@@ -173,7 +173,10 @@ pub fn run(command: ApprovalCommand) -> Result<bool> {
         ) => {
             eprintln!("error: {e}");
             if json {
-                println!("{}", serde_json::json!({"error": e.to_string(), "code": e.code()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"error": e.to_string(), "code": e.code()})
+                );
             }
             Ok(false)
         }

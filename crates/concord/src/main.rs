@@ -4,9 +4,9 @@
 //! objects), 2 a usage or system error. Commands that report take `--json` and then print one
 //! JSON document on stdout; messages go to stderr.
 
+mod approval;
 mod audit;
 mod config;
-mod approval;
 mod incident;
 mod indicator;
 mod join;

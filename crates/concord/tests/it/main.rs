@@ -12,6 +12,7 @@ mod deletes;
 mod directory;
 mod egress_matrix;
 mod feeds;
+mod four_eyes;
 mod incident;
 mod interop;
 mod join;

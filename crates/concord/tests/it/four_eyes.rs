@@ -1,0 +1,457 @@
+//! Four-eyes release (issue 20, item 3), through the real binary: with `[release] four_eyes =
+//! true`, a single releaser cannot widen what a cross-border partner receives — by the CLI,
+//! the admin API or the web UI — until a second releaser approves; the approval applies the
+//! change and the audit log names both; domestic widening and narrowing apply at once; with
+//! four-eyes off (the default) everything applies at once, as before.
+
+use crate::support::{Node, TOKEN, concord, run};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// `concord user add NAME --role ROLE --json`: the password and the login token.
+fn add_user(node: &Node, name: &str, role: &str) -> (String, String) {
+    let out = run(concord()
+        .args(["user", "add", name, "--role", role, "--json", "--data-dir"])
+        .arg(node.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        j["password"].as_str().unwrap().to_owned(),
+        j["login_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A CLI command (as `--as NAME` when given): success, stdout, stderr.
+fn cli(node: &Node, user: Option<&str>, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = concord();
+    if let Some(u) = user {
+        cmd.args(["--as", u]);
+    }
+    let out = run(cmd.args(args).arg("--data-dir").arg(node.path()));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A request to the admin REST API with a Bearer token: status and JSON body.
+fn api(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}/api/v1{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(body.unwrap_or_default().to_owned())
+        .unwrap();
+    let mut resp = agent().run(req).unwrap();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (
+        resp.status().as_u16(),
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn user_login(base: &str, name: &str, password: &str) -> String {
+    let resp = agent()
+        .post(format!("{base}/ui/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("user={name}&token={password}&next=%2Fui%2F"))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "login of {name}");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("concord_session="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .unwrap()
+}
+
+/// GET or POST (a form) with a session cookie: status and body.
+fn web(base: &str, cookie: &str, method: &str, path: &str, form: &str) -> (u16, String) {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("Cookie", cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form.to_owned())
+        .unwrap();
+    let mut resp = agent().run(req).unwrap();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    (resp.status().as_u16(), body)
+}
+
+/// The pending approvals (`concord approval list --json`, as the operator).
+fn pending(node: &Node) -> Vec<serde_json::Value> {
+    let (ok, out, err) = cli(node, None, &["approval", "list", "--json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The collection's sharing, read with the admin token.
+fn sharing(base: &str, collection: &str) -> serde_json::Value {
+    let (status, s) = api(
+        base,
+        TOKEN,
+        "GET",
+        &format!("/collections/{collection}/sharing"),
+        None,
+    );
+    assert_eq!(status, 200);
+    s
+}
+
+/// The rows of `concord audit show --json` of `door`.
+fn audit_rows(node: &Node, door: &str) -> Vec<serde_json::Value> {
+    let (ok, out, err) = cli(node, None, &["audit", "show", "--limit", "10000", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    rows.into_iter().filter(|r| r["door"] == door).collect()
+}
+
+fn has_both(rows: &[serde_json::Value], requester: &str, approver: &str) -> bool {
+    rows.iter().any(|r| {
+        r["person"] == approver
+            && r["transformations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == &serde_json::json!(format!("requested by {requester}")))
+    })
+}
+
+/// A node in DE with four-eyes on, a collection `intel` read by a French partner (across the
+/// border) and a German one (domestic), two releasers and an analyst.
+fn setup(four_eyes: bool) -> Node {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    if four_eyes {
+        let path = node.path().join("concord.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("\n[release]\nfour_eyes = true\n");
+        std::fs::write(&path, text).unwrap();
+    }
+    let (ok, _, err) = cli(&node, None, &["collection", "create", "intel"]);
+    assert!(ok, "{err}");
+    for (name, j) in [("cert-fr", "fr"), ("bsi", "de")] {
+        let (ok, _, err) = cli(
+            &node,
+            None,
+            &[
+                "partner",
+                "add",
+                name,
+                "--jurisdiction",
+                j,
+                "--read",
+                "intel",
+            ],
+        );
+        assert!(ok, "{err}");
+    }
+    node
+}
+
+#[test]
+fn a_single_releaser_cannot_widen_a_cross_border_release_alone() {
+    let node = setup(true);
+    let (rel1_pw, rel1_tok) = add_user(&node, "rel1", "releaser");
+    let (rel2_pw, rel2_tok) = add_user(&node, "rel2", "releaser");
+    let (_, ana_tok) = add_user(&node, "ana", "analyst");
+    let server = node.serve();
+    let b = &server.base;
+    assert_eq!(sharing(b, "intel")["recipients"], serde_json::json!([]));
+
+    // CLI: a new AMBER recipient across the border waits.
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &["collection", "share", "intel", "--recipient", "cert-fr"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    assert_eq!(
+        sharing(b, "intel")["recipients"],
+        serde_json::json!([]),
+        "nothing applied yet"
+    );
+    let p = pending(&node);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0]["requested_by"], "user:rel1");
+    assert!(
+        p[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cert-fr (FR) receives TLP:AMBER"),
+        "{}",
+        p[0]
+    );
+    let id = p[0]["id"].as_str().unwrap().to_owned();
+    // The same releaser cannot approve it, an analyst may not release.
+    let (ok, _, err) = cli(&node, Some("rel1"), &["approval", "approve", &id]);
+    assert!(
+        !ok && err.contains("four-eyes release") && err.contains("another person"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&node, Some("ana"), &["approval", "approve", &id]);
+    assert!(!ok && err.contains("(analyst) may not release"), "{err}");
+    assert_eq!(sharing(b, "intel")["recipients"], serde_json::json!([]));
+    // A second releaser approves: applied, both names in the audit.
+    let (ok, out, err) = cli(&node, Some("rel2"), &["approval", "approve", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("approved"), "{out}");
+    assert_eq!(
+        sharing(b, "intel")["recipients"],
+        serde_json::json!(["cert-fr"])
+    );
+    assert!(has_both(
+        &audit_rows(&node, "collection-share"),
+        "user:rel1",
+        "user:rel2"
+    ));
+    let (ok, _, err) = cli(&node, Some("rel2"), &["approval", "approve", &id]);
+    assert!(
+        !ok && err.contains("approved already by user:rel2"),
+        "{err}"
+    );
+
+    // Domestic widening and narrowing apply at once.
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &[
+            "collection",
+            "share",
+            "intel",
+            "--recipient",
+            "cert-fr",
+            "--recipient",
+            "bsi",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    assert_eq!(
+        sharing(b, "intel")["recipients"],
+        serde_json::json!(["cert-fr", "bsi"])
+    );
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &["collection", "share", "intel", "--default-tlp", "red"],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    assert_eq!(sharing(b, "intel")["default_tlp"], "red");
+    assert!(pending(&node).is_empty());
+    assert!(
+        audit_rows(&node, "collection-share")
+            .iter()
+            .any(|r| r["person"] == "user:rel1"),
+        "changes applied at once are audited too"
+    );
+
+    // Admin API: a lower default TLP waits (202); the requester cannot approve (403).
+    let (status, a) = api(
+        b,
+        &rel1_tok,
+        "PATCH",
+        "/collections/intel/sharing",
+        Some(r#"{"default_tlp":"clear"}"#),
+    );
+    assert_eq!(status, 202, "{a}");
+    let api_id = a["id"].as_str().unwrap().to_owned();
+    assert_eq!(a["requested_by"], "user:rel1");
+    let (status, e) = api(
+        b,
+        &rel1_tok,
+        "POST",
+        &format!("/approvals/{api_id}/approve"),
+        None,
+    );
+    assert_eq!(status, 403, "{e}");
+    assert_eq!(e["code"], "forbidden");
+    assert!(e["message"].as_str().unwrap().contains("four-eyes"), "{e}");
+    let (status, _) = api(b, &ana_tok, "GET", "/approvals", None);
+    assert_eq!(status, 403, "an analyst does not see the approvals");
+    let (status, list) = api(b, &rel2_tok, "GET", "/approvals", None);
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(sharing(b, "intel")["default_tlp"], "red");
+    // The admin token is one person: it cannot approve its own request either.
+    let (status, own) = api(
+        b,
+        TOKEN,
+        "PATCH",
+        "/collections/intel/sharing",
+        Some(r#"{"groups":null,"default_tlp":"green"}"#),
+    );
+    assert_eq!(status, 202, "{own}");
+    assert_eq!(own["requested_by"], "admin-token");
+    let own_id = own["id"].as_str().unwrap().to_owned();
+    let (status, _) = api(
+        b,
+        TOKEN,
+        "POST",
+        &format!("/approvals/{own_id}/approve"),
+        None,
+    );
+    assert_eq!(status, 403);
+    let (status, r) = api(
+        b,
+        &rel2_tok,
+        "POST",
+        &format!("/approvals/{own_id}/reject"),
+        Some(r#"{"reason":"one widening at a time"}"#),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], "rejected");
+    assert_eq!(
+        sharing(b, "intel")["default_tlp"],
+        "red",
+        "a rejection applies nothing"
+    );
+
+    // Web UI: the requester sees its request without an approve button and is refused
+    // when it posts one anyway; the second releaser approves.
+    let rel1 = user_login(b, "rel1", &rel1_pw);
+    let (status, body) = web(b, &rel1, "GET", "/ui/approvals", "");
+    assert_eq!(status, 200);
+    assert!(body.contains(&api_id), "the pending approval is listed");
+    assert!(!body.contains(&format!("/ui/approvals/{api_id}/approve")));
+    let (status, body) = web(b, &rel1, "GET", "/ui/", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("id=\"approvals-count\" data-count=\"1\""),
+        "dashboard"
+    );
+    let (status, body) = web(
+        b,
+        &rel1,
+        "POST",
+        &format!("/ui/approvals/{api_id}/approve"),
+        "",
+    );
+    assert_eq!(status, 403);
+    assert!(body.contains("four-eyes release"), "the rule is named");
+    assert_eq!(sharing(b, "intel")["default_tlp"], "red");
+    let rel2 = user_login(b, "rel2", &rel2_pw);
+    let (status, body) = web(b, &rel2, "GET", "/ui/approvals", "");
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("/ui/approvals/{api_id}/approve")));
+    let (status, _) = web(
+        b,
+        &rel2,
+        "POST",
+        &format!("/ui/approvals/{api_id}/approve"),
+        "",
+    );
+    assert_eq!(status, 303);
+    assert_eq!(sharing(b, "intel")["default_tlp"], "clear");
+    let rows = audit_rows(&node, "collection-share");
+    assert!(has_both(&rows, "user:rel1", "user:rel2"));
+    assert!(pending(&node).is_empty());
+
+    // A grant in an incident to the French partner waits; to the German one, it does not.
+    let (ok, out, err) = cli(
+        &node,
+        None,
+        &["incident", "open", "--title", "port ransomware", "--json"],
+    );
+    assert!(ok, "{err}");
+    let incident = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &[
+            "incident", "grant", &incident, "--to", "bsi", "--allow", "email",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    let (ok, out, err) = cli(
+        &node,
+        Some("rel1"),
+        &[
+            "incident", "grant", &incident, "--to", "cert-fr", "--allow", "email", "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let g: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let grant_id = g["pending_approval"]["id"].as_str().unwrap().to_owned();
+    let before = audit_rows(&node, "incident-grant").len();
+    let (ok, _, err) = cli(&node, Some("rel1"), &["approval", "approve", &grant_id]);
+    assert!(!ok && err.contains("four-eyes"), "{err}");
+    let (status, done) = api(
+        b,
+        &rel2_tok,
+        "POST",
+        &format!("/approvals/{grant_id}/approve"),
+        None,
+    );
+    assert_eq!(status, 200, "{done}");
+    let rows = audit_rows(&node, "incident-grant");
+    assert_eq!(rows.len(), before + 1);
+    assert!(has_both(&rows, "user:rel1", "user:rel2"));
+    // The grant is in force: the incidents' collection's sharing holds it.
+    let store = concord_store::SqliteStore::open(&node.path().join("concord.sqlite")).unwrap();
+    assert_eq!(g["pending_approval"]["target"], serde_json::json!(incident));
+    let incidents = concord_store::Store::collection(&store, "incidents")
+        .unwrap()
+        .unwrap();
+    let s = concord_store::Store::setting(
+        &store,
+        &concord_policy::egress::sharing_setting_key(&incidents.id),
+    )
+    .unwrap()
+    .unwrap();
+    let s: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(
+        s["grants"][&incident]["cert-fr"],
+        serde_json::json!(["email"]),
+        "{s}"
+    );
+    assert_eq!(s["grants"][&incident]["bsi"], serde_json::json!(["email"]));
+}
+
+#[test]
+fn four_eyes_off_keeps_todays_behaviour() {
+    let node = setup(false);
+    add_user(&node, "rel1", "releaser");
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &[
+            "collection",
+            "share",
+            "intel",
+            "--recipient",
+            "cert-fr",
+            "--default-tlp",
+            "clear",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    assert!(pending(&node).is_empty());
+    let server = node.serve();
+    let s = sharing(&server.base, "intel");
+    assert_eq!(s["recipients"], serde_json::json!(["cert-fr"]));
+    assert_eq!(s["default_tlp"], "clear");
+    let rows = audit_rows(&node, "collection-share");
+    assert!(rows.iter().any(|r| r["person"] == "user:rel1"), "{rows:?}");
+}
