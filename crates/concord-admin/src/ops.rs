@@ -263,7 +263,7 @@ pub enum Released<T> {
     /// Applied (and audited) now.
     Applied(T),
     /// Kept as a pending approval; nothing is applied yet.
-    Pending(ApprovalInfo),
+    Pending(Box<ApprovalInfo>),
 }
 
 /// A pending (or decided) approval of four-eyes release, as shown (`concord approval list
@@ -368,7 +368,7 @@ pub fn share(
     edit.recipients = change.recipients.clone();
     Ok(match release::share(release, &c, &edit)? {
         release::Outcome::Applied(s) => Released::Applied(Sharing::from(&s)),
-        release::Outcome::Pending(a) => Released::Pending(a.into()),
+        release::Outcome::Pending(a) => Released::Pending(Box::new((*a).into())),
     })
 }
 

@@ -895,6 +895,9 @@ pub(crate) fn check_grant(
     Ok((categories, c, incident, entry))
 }
 
+/// What an approved change writes: settings (key, value) and audit records.
+pub(crate) type Applied = (Vec<(String, String)>, Vec<concord_store::AuditRecord>);
+
 /// What applying a grant approved by a second person (four-eyes release, [`release`])
 /// writes, in the transaction that records the approval: the collection's sharing with the
 /// grant (a setting), and the audit record of door `incident-grant` on the incident's
@@ -905,7 +908,7 @@ pub(crate) fn grant_parts(
     to: &str,
     allow: &[String],
     requested_by: &str,
-) -> Result<(Vec<(String, String)>, Vec<concord_store::AuditRecord>)> {
+) -> Result<Applied> {
     let (categories, c, _, entry) = check_grant(node, incident_id, to, allow)?;
     let mut sharing = concord_egress::collection_sharing(node.store, &c.id)?;
     let cs = sharing

@@ -136,7 +136,7 @@ pub enum Outcome<T> {
     /// Applied now (narrowing, domestic, or four-eyes off).
     Applied(T),
     /// Kept as a pending approval, not applied: it widens a cross-border release.
-    Pending(Approval),
+    Pending(Box<Approval>),
 }
 
 /// Whether `p` is across a border from a node of `jurisdiction`.
@@ -328,7 +328,7 @@ pub fn share(
                 format!("collection {name}: {}", widens.join("; ")),
             );
             r.store.add_approval(&a)?;
-            return Ok(Outcome::Pending(a));
+            return Ok(Outcome::Pending(Box::new(a)));
         }
     }
     let mut batch = r.store.begin_write(&collection.id)?;
@@ -375,7 +375,7 @@ pub fn grant(
             ),
         );
         r.store.add_approval(&a)?;
-        return Ok(Outcome::Pending(a));
+        return Ok(Outcome::Pending(Box::new(a)));
     }
     Ok(Outcome::Applied(crate::grant(
         node,

@@ -2542,7 +2542,7 @@ fn approvals_are_decided_once(store: &dyn Store) {
     let other = [("sharing.c1".to_owned(), "{\"x\":1}".to_owned())];
     assert!(
         !store
-            .decide_approval("a1", &approve, &other, &[record.clone()])
+            .decide_approval("a1", &approve, &other, std::slice::from_ref(&record))
             .unwrap()
     );
     assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));

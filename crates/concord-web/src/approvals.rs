@@ -86,8 +86,7 @@ async fn page(
     let store = web.store();
     let me = v.session.actor().audit_name();
     let pending: Vec<Approval> =
-        blocking(move || Ok(release::pending_approvals(store.as_ref(), LIMIT).map_err(err)?))
-            .await?;
+        blocking(move || release::pending_approvals(store.as_ref(), LIMIT).map_err(err)).await?;
     let rows = pending
         .into_iter()
         .map(|a| Row {

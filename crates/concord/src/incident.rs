@@ -290,7 +290,7 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
                     })
                 }
                 Ok(Outcome::Pending(a)) => {
-                    crate::approval::print_pending(&a.into(), json)?;
+                    crate::approval::print_pending(&(*a).into(), json)?;
                     return Ok(true);
                 }
                 Err(ReleaseError::Desk(e)) => Err(e),

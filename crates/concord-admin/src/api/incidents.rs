@@ -767,7 +767,7 @@ async fn grant(
         .into_response(),
         Outcome::Pending(p) => (
             StatusCode::ACCEPTED,
-            Json(crate::ops::ApprovalInfo::from(p)),
+            Json(crate::ops::ApprovalInfo::from(*p)),
         )
             .into_response(),
     })
