@@ -492,3 +492,94 @@ pub fn reject(r: &Release<'_>, id: &str, reason: Option<&str>) -> Result<Approva
 pub fn pending_approvals(store: &dyn Store, limit: usize) -> Result<Vec<Approval>> {
     Ok(store.approvals(Some("pending"), limit)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partner(name: &str, jurisdiction: &str, groups: &[&str], read: &[&str]) -> Partner {
+        Partner {
+            name: name.to_owned(),
+            jurisdiction: jurisdiction.to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            read: read.iter().map(|c| (*c).to_owned()).collect(),
+            write: Vec::new(),
+            key_id: String::new(),
+            key_hash: String::new(),
+            created_ns: 0,
+            details: Default::default(),
+        }
+    }
+
+    fn sharing(
+        default_tlp: Tlp,
+        groups: Option<&[&str]>,
+        recipients: &[&str],
+    ) -> CollectionSharing {
+        let mut s = CollectionSharing::from_json("{}").unwrap();
+        s.default_tlp = default_tlp;
+        s.groups = groups.map(|g| g.iter().map(|x| (*x).to_owned()).collect());
+        s.recipients = recipients.iter().map(|r| (*r).to_owned()).collect();
+        s
+    }
+
+    /// Each way a sharing change widens (or not) what a partner across the border receives.
+    #[test]
+    fn what_widens_a_cross_border_release() {
+        let partners = [
+            partner("fr", "FR", &["eu"], &["c"]),
+            partner("de", "DE", &["eu"], &["c"]),
+            partner("cn", "CN", &[], &[]),
+        ];
+        let w = |old: &CollectionSharing, new: &CollectionSharing| {
+            sharing_widens(&partners, Some("DE"), "c", old, new)
+        };
+        let base = sharing(Tlp::Amber, Some(&["eu"]), &[]);
+        // A lower default TLP: fr receives unmarked objects.
+        let lower = sharing(Tlp::Green, Some(&["eu"]), &[]);
+        assert_eq!(
+            w(&base, &lower),
+            ["fr (FR) receives unmarked objects (TLP:GREEN)"]
+        );
+        // A stricter one narrows.
+        assert!(w(&lower, &base).is_empty());
+        // A new recipient across the border; a domestic one; a group naming fr.
+        assert_eq!(
+            w(&base, &sharing(Tlp::Amber, Some(&["eu"]), &["fr"])).len(),
+            3,
+            "AMBER, AMBER+STRICT and the unmarked objects"
+        );
+        assert!(w(&base, &sharing(Tlp::Amber, Some(&["eu"]), &["de"])).is_empty());
+        assert_eq!(
+            w(&base, &sharing(Tlp::Amber, Some(&["eu"]), &["group:eu"])),
+            [
+                "fr (FR) receives TLP:AMBER",
+                "fr (FR) receives unmarked objects (TLP:AMBER)"
+            ]
+        );
+        // GREEN to the community: fr was outside the groups before.
+        let other = sharing(Tlp::Amber, Some(&["nato"]), &[]);
+        assert_eq!(
+            w(&other, &sharing(Tlp::Amber, None, &[])),
+            ["fr (FR) receives TLP:GREEN"]
+        );
+        // A partner that does not read the collection receives nothing by it.
+        assert!(
+            !w(&base, &sharing(Tlp::Clear, None, &["cn"]))
+                .iter()
+                .any(|x| x.starts_with("cn"))
+        );
+        // Without a jurisdiction every partner is across a border.
+        assert_eq!(
+            sharing_widens(
+                &partners,
+                None,
+                "c",
+                &base,
+                &sharing(Tlp::Amber, Some(&["eu"]), &["de"])
+            )
+            .len(),
+            3
+        );
+    }
+}
