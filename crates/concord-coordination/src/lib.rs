@@ -895,8 +895,11 @@ pub(crate) fn check_grant(
     Ok((categories, c, incident, entry))
 }
 
-/// What an approved change writes: settings (key, value) and audit records.
-pub(crate) type Applied = (Vec<(String, String)>, Vec<concord_store::AuditRecord>);
+/// What an approved change writes: settings (compare-and-set) and audit records.
+pub(crate) type Applied = (
+    Vec<concord_store::SettingChange>,
+    Vec<concord_store::AuditRecord>,
+);
 
 /// What applying a grant approved by a second person (four-eyes release, [`release`])
 /// writes, in the transaction that records the approval: the collection's sharing with the
@@ -910,7 +913,7 @@ pub(crate) fn grant_parts(
     requested_by: &str,
 ) -> Result<Applied> {
     let (categories, c, _, entry) = check_grant(node, incident_id, to, allow)?;
-    let mut sharing = concord_egress::collection_sharing(node.store, &c.id)?;
+    let (expected, mut sharing) = release::read_sharing(node.store, &c.id)?;
     let cs = sharing
         .grants
         .entry(incident_id.to_owned())
@@ -943,7 +946,11 @@ pub(crate) fn grant_parts(
         format!("approved by {}", node.person.unwrap_or(OPERATOR)),
     ];
     Ok((
-        vec![(sharing_setting_key(&c.id), sharing.to_json())],
+        vec![concord_store::SettingChange {
+            key: sharing_setting_key(&c.id),
+            expected,
+            value: sharing.to_json(),
+        }],
         vec![r],
     ))
 }

@@ -24,7 +24,9 @@ use concord_egress::{BASE_POLICY_VERSION, Door};
 use concord_policy::egress::{CollectionSharing, PartnerProfile, may_see, sharing_setting_key};
 use concord_policy::pii::Category;
 use concord_policy::tlp::Tlp;
-use concord_store::{Approval, ApprovalDecision, AuditRecord, Collection, Partner, Store};
+use concord_store::{
+    Approval, ApprovalDecision, AuditRecord, Collection, Partner, SettingChange, Store,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{DeskError, Node, OPERATOR};
@@ -385,6 +387,25 @@ pub fn grant(
     )?))
 }
 
+/// A collection's sharing setting as stored (`None`: never set) and as read (defaults when
+/// never set), from one read: what an approval's compare-and-set expects.
+pub(crate) fn read_sharing(
+    store: &dyn Store,
+    collection_id: &str,
+) -> std::result::Result<(Option<String>, CollectionSharing), concord_egress::EgressError> {
+    let raw = store.setting(&sharing_setting_key(collection_id))?;
+    let s = match &raw {
+        Some(text) => CollectionSharing::from_json(text).map_err(|e| {
+            concord_egress::EgressError::Config(format!("sharing of {collection_id}: {e}"))
+        })?,
+        None => CollectionSharing::default(),
+    };
+    Ok((raw, s))
+}
+
+/// How many times [`approve`] recomputes a change whose setting changed meanwhile.
+const APPROVE_ATTEMPTS: usize = 3;
+
 fn pending(store: &dyn Store, id: &str) -> Result<Approval> {
     let a = store
         .approval(id)?
@@ -418,18 +439,54 @@ pub fn approve(r: &Release<'_>, node: &Node<'_>, id: &str) -> Result<Approval> {
             a.requested_by
         )));
     }
+    let d = ApprovalDecision {
+        approve: true,
+        by: r.person.to_owned(),
+        at_ns: now_ns(),
+        reason: None,
+    };
+    // The change is computed from the setting as read and written only if it still holds
+    // that value (compare-and-set in the store's transaction): a sharing changed meanwhile
+    // is read again, so that neither change is lost.
+    let mut attempt = 0;
+    let decided_now = loop {
+        attempt += 1;
+        let (settings, records) = approved_change(r, node, &a)?;
+        match r.store.decide_approval(id, &d, &settings, &records) {
+            Err(concord_store::StoreError::Superseded(_)) if attempt < APPROVE_ATTEMPTS => {}
+            other => break other?,
+        }
+    };
+    if !decided_now {
+        return Err(r.store.approval(id)?.map_or_else(
+            || ReleaseError::NotFound(format!("no approval {id:?}")),
+            |a| decided(&a),
+        ));
+    }
+    r.store
+        .approval(id)?
+        .ok_or_else(|| ReleaseError::NotFound(format!("no approval {id:?}")))
+}
+
+/// What approving `a` writes, from the state now: its settings and audit records.
+fn approved_change(r: &Release<'_>, node: &Node<'_>, a: &Approval) -> Result<crate::Applied> {
+    let id = a.id.as_str();
     let unreadable = |reason: String| ReleaseError::Unreadable {
         id: id.to_owned(),
         reason,
     };
-    let (settings, records) = match a.kind.as_str() {
+    Ok(match a.kind.as_str() {
         "sharing" => {
             let edit: SharingEdit =
                 serde_json::from_str(&a.change).map_err(|e| unreadable(e.to_string()))?;
-            let old = concord_egress::collection_sharing(r.store, &a.target)?;
+            let (expected, old) = read_sharing(r.store, &a.target)?;
             let new = edit.apply(old.clone()).map_err(unreadable)?;
             (
-                vec![(sharing_setting_key(&a.target), new.to_json())],
+                vec![SettingChange {
+                    key: sharing_setting_key(&a.target),
+                    expected,
+                    value: new.to_json(),
+                }],
                 vec![sharing_record(
                     &a.target,
                     r.person,
@@ -449,22 +506,7 @@ pub fn approve(r: &Release<'_>, node: &Node<'_>, id: &str) -> Result<Approval> {
             crate::grant_parts(&approver, &a.target, &edit.to, &edit.allow, &a.requested_by)?
         }
         other => return Err(unreadable(format!("unknown kind {other:?}"))),
-    };
-    let d = ApprovalDecision {
-        approve: true,
-        by: r.person.to_owned(),
-        at_ns: now_ns(),
-        reason: None,
-    };
-    if !r.store.decide_approval(id, &d, &settings, &records)? {
-        return Err(r.store.approval(id)?.map_or_else(
-            || ReleaseError::NotFound(format!("no approval {id:?}")),
-            |a| decided(&a),
-        ));
-    }
-    r.store
-        .approval(id)?
-        .ok_or_else(|| ReleaseError::NotFound(format!("no approval {id:?}")))
+    })
 }
 
 /// Rejects the pending approval `id` as `r.person` (the requester may withdraw its own):

@@ -44,7 +44,9 @@ pub use audit::{
     verify_chain, verify_chain_after,
 };
 pub use concord_stix::{ObjectHeader, Timestamp};
-pub use people::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
+pub use people::{
+    Approval, ApprovalDecision, SessionClock, SessionSubject, SettingChange, User, WebSession,
+};
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -783,11 +785,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// when approved, sets `settings` and appends `audit` (the change applied and its audit
     /// entry, durable together or not at all). `false` (nothing changed) when it is not
     /// pending (decided meanwhile, by another process too) or does not exist.
+    /// Errors: [`StoreError::Superseded`] when a setting no longer holds its `expected`
+    /// value (changed meanwhile): nothing changed, the approval is still pending.
     fn decide_approval(
         &self,
         id: &str,
         decision: &ApprovalDecision,
-        settings: &[(String, String)],
+        settings: &[SettingChange],
         audit: &[AuditRecord],
     ) -> Result<bool>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of

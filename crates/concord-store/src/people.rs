@@ -177,6 +177,19 @@ pub struct Approval {
     pub reason: Option<String>,
 }
 
+/// A setting an approval writes, compare-and-set: written only if the setting still holds
+/// `expected` (`None`: absent), the value the change was computed from, so that a change
+/// made meanwhile is not lost ([`crate::Store::decide_approval`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingChange {
+    /// The setting's key.
+    pub key: String,
+    /// Its value when the change was computed.
+    pub expected: Option<String>,
+    /// The new value.
+    pub value: String,
+}
+
 /// A decision on a pending [`Approval`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalDecision {

@@ -48,7 +48,9 @@ use crate::{
     StoreOptions, WriteBatch, conflict_message, content_hash,
 };
 use crate::{Admission, InvitationRecord};
-use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
+use crate::{
+    Approval, ApprovalDecision, SessionClock, SessionSubject, SettingChange, User, WebSession,
+};
 use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
 
@@ -2151,7 +2153,7 @@ impl Store for PostgresStore {
         &self,
         id: &str,
         d: &ApprovalDecision,
-        settings: &[(String, String)],
+        settings: &[SettingChange],
         audit: &[AuditRecord],
     ) -> Result<bool> {
         let lock_key = self.lock_key;
@@ -2169,11 +2171,26 @@ impl Store for PostgresStore {
                 return Ok(false);
             }
             if d.approve {
-                for (key, value) in settings {
+                for s in settings {
+                    // The row's lock until commit: a change of the setting waits for this
+                    // transaction, and one made before it is seen here.
+                    let now: Option<String> = tx
+                        .query_opt(
+                            "SELECT value FROM settings WHERE key = $1 FOR UPDATE",
+                            &[&s.key],
+                        )?
+                        .map(|r| r.get(0));
+                    if now != s.expected {
+                        // Dropped uncommitted (rolled back): the approval stays pending.
+                        return Err(StoreError::Superseded(format!(
+                            "setting {} changed meanwhile; nothing was applied",
+                            s.key
+                        )));
+                    }
                     tx.execute(
                         "INSERT INTO settings (key, value) VALUES ($1, $2)
                          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        &[key, value],
+                        &[&s.key, &s.value],
                     )?;
                 }
                 insert_transfers(&mut tx, lock_key, audit, None)?;

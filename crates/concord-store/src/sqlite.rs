@@ -21,7 +21,9 @@ use crate::{
     StoreError, StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
 use crate::{Admission, InvitationRecord};
-use crate::{Approval, ApprovalDecision, SessionClock, SessionSubject, User, WebSession};
+use crate::{
+    Approval, ApprovalDecision, SessionClock, SessionSubject, SettingChange, User, WebSession,
+};
 use crate::{ForeignVersions, VersionParams, version_condition};
 
 /// The columns [`user_row`] reads.
@@ -1461,7 +1463,7 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         d: &ApprovalDecision,
-        settings: &[(String, String)],
+        settings: &[SettingChange],
         audit: &[AuditRecord],
     ) -> Result<bool> {
         let mut conn = self.writer();
@@ -1483,11 +1485,23 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if d.approve {
-            for (key, value) in settings {
+            for s in settings {
+                let now: Option<String> = tx
+                    .query_row("SELECT value FROM settings WHERE key = ?1", [&s.key], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if now != s.expected {
+                    // Dropped uncommitted: the approval stays pending.
+                    return Err(StoreError::Superseded(format!(
+                        "setting {} changed meanwhile; nothing was applied",
+                        s.key
+                    )));
+                }
                 tx.execute(
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![key, value],
+                    params![s.key, s.value],
                 )?;
             }
             insert_transfers(&tx, audit, None)?;

@@ -2525,7 +2525,26 @@ fn approvals_are_decided_once(store: &dyn Store) {
         at_ns: 40,
         reason: None,
     };
-    let settings = [("sharing.c1".to_owned(), "{}".to_owned())];
+    let change = |expected: Option<&str>, value: &str| concord_store::SettingChange {
+        key: "sharing.c1".to_owned(),
+        expected: expected.map(str::to_owned),
+        value: value.to_owned(),
+    };
+    // A setting changed since the change was computed: nothing applied, still pending.
+    store.set_setting("sharing.c1", "[]").unwrap();
+    assert!(matches!(
+        store.decide_approval(
+            "a1",
+            &approve,
+            &[change(None, "{}")],
+            std::slice::from_ref(&record)
+        ),
+        Err(concord_store::StoreError::Superseded(_))
+    ));
+    assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("[]"));
+    assert_eq!(store.audit_head().unwrap().0, seq);
+    assert_eq!(store.approval("a1").unwrap().unwrap().status, "pending");
+    let settings = [change(Some("[]"), "{}")];
     assert!(
         store
             .decide_approval("a1", &approve, &settings, std::slice::from_ref(&record))
@@ -2539,7 +2558,7 @@ fn approvals_are_decided_once(store: &dyn Store) {
     assert_eq!(a1.decided_by.as_deref(), Some("user:bob"));
     assert_eq!(a1.decided_ns, Some(40));
     // Decided once: a second decision (another process too) changes nothing.
-    let other = [("sharing.c1".to_owned(), "{\"x\":1}".to_owned())];
+    let other = [change(Some("{}"), "{\"x\":1}")];
     assert!(
         !store
             .decide_approval("a1", &approve, &other, std::slice::from_ref(&record))
