@@ -33,9 +33,9 @@ use crate::{DeskError, Node, OPERATOR};
 
 /// The door of a collection's sharing change in the audit log.
 pub const SHARING_DOOR: &str = "collection-share";
-/// The direction of a release in the audit log (neither egress nor ingress: no object
-/// moves; what partners may receive changes).
-pub const RELEASE_DIRECTION: &str = "release";
+/// The direction of a sharing change in the audit log: an operator's change that moves no
+/// object version (`concord_store::audit::Decision::Changed`, vid 0), as `partner-update`.
+pub const RELEASE_DIRECTION: &str = "admin";
 
 /// Why a release operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +233,8 @@ fn now_ns() -> i64 {
 }
 
 /// The audit record of a sharing change applied: door [`SHARING_DOOR`], direction
-/// [`RELEASE_DIRECTION`], by `person`, the change in words (and who asked, when approved).
+/// [`RELEASE_DIRECTION`], decision `changed`, no version row, by `person`, the change in
+/// words (and who asked, when approved).
 fn sharing_record(
     collection_id: &str,
     person: &str,
@@ -281,14 +282,7 @@ fn sharing_record(
         notes.push(format!("requested by {by}"));
         notes.push(format!("approved by {person}"));
     }
-    door.record(
-        RELEASE_DIRECTION,
-        0,
-        collection_id,
-        String::new(),
-        "sent",
-        notes,
-    )
+    door.record(RELEASE_DIRECTION, 0, "", String::new(), "changed", notes)
 }
 
 fn list(v: &[String]) -> String {

@@ -2507,14 +2507,14 @@ fn approvals_are_decided_once(store: &dyn Store) {
     assert_eq!(store.approvals(None, 1).unwrap().len(), 1, "the limit");
     let (seq, _) = store.audit_head().unwrap();
     let record = concord_store::AuditRecord {
-        direction: "release".into(),
+        direction: "admin".into(),
         door: "collection-share".into(),
         partner: "operator".into(),
         person: Some("user:bob".into()),
         collection: "c1".into(),
         object_id: String::new(),
         modified: String::new(),
-        decision: "sent".into(),
+        decision: "changed".into(),
         transformations: vec!["requested by user:alice".into()],
         policy_version: "base".into(),
         vid: 0,
