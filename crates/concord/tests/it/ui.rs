@@ -125,6 +125,28 @@ fn web_ui_in_chromium() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = doc["api_key"].as_str().unwrap().to_owned();
+    // Four-eyes release on (issue 20): a new recipient across the border waits for a second
+    // releaser, so the approvals page is walked with one pending approval and its forms
+    // (nothing else changes: the sharing stays as it is until approved).
+    let config = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&config, text).unwrap();
+    let out = run(concord()
+        .args([
+            "collection",
+            "share",
+            "intel",
+            "--recipient",
+            PARTNER,
+            "--data-dir",
+        ])
+        .arg(node.path()));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stderr).contains("pending approval"),
+        "collection share: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let server = node.serve();
     let dir = artifacts();
