@@ -29,10 +29,26 @@ pub(super) fn routes(router: OpenApiRouter<Admin>) -> OpenApiRouter<Admin> {
 
 /// Which approvals to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
     /// `pending` (default), `approved`, `rejected` or `all`.
-    status: Option<String>,
+    #[param(inline)]
+    status: Option<StatusFilter>,
+}
+
+/// An approval's status, or `all`.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum StatusFilter {
+    /// Waiting for a second releaser.
+    Pending,
+    /// Approved and applied.
+    Approved,
+    /// Rejected (or withdrawn): nothing applied.
+    Rejected,
+    /// Every approval.
+    All,
 }
 
 /// A rejection's reason.
@@ -52,20 +68,21 @@ const LIST_LIMIT: usize = 1000;
     params(ListQuery),
     responses(
         (status = 200, description = "The approvals", body = Vec<ApprovalInfo>),
-        (status = 400, description = "An unknown status", body = ApiError),
+        (status = 400, description = "A status that is none of the four", body = ApiError),
     ))]
 async fn list_approvals(
     State(a): State<Admin>,
     Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Vec<ApprovalInfo>>> {
     let store = a.store();
-    let status = q.status.unwrap_or_else(|| "pending".to_owned());
+    let status = match q.status.unwrap_or(StatusFilter::Pending) {
+        StatusFilter::Pending => Some("pending"),
+        StatusFilter::Approved => Some("approved"),
+        StatusFilter::Rejected => Some("rejected"),
+        StatusFilter::All => None,
+    };
     Ok(Json(
-        super::blocking(move || {
-            let s = (status != "all").then_some(status.as_str());
-            ops::list_approvals(store.as_ref(), s, LIST_LIMIT)
-        })
-        .await?,
+        super::blocking(move || ops::list_approvals(store.as_ref(), status, LIST_LIMIT)).await?,
     ))
 }
 
