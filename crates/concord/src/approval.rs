@@ -84,7 +84,7 @@ pub fn with_release<T>(
 /// Prints a pending approval (a change kept for a second releaser) to stderr, or as JSON.
 pub fn print_pending(a: &ApprovalInfo, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::json!({ "pending_approval": a }));
+        out!("{}", serde_json::json!({ "pending_approval": a }));
     } else {
         eprintln!(
             "pending approval {} (four-eyes release): {}\n\
@@ -97,9 +97,9 @@ pub fn print_pending(a: &ApprovalInfo, json: bool) -> Result<()> {
 
 fn print_one(a: &ApprovalInfo, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_value(a)?);
+        out!("{}", serde_json::to_value(a)?);
     } else {
-        println!(
+        out!(
             "{}\t{}\t{}\t{}\t{}{}",
             a.id,
             a.status,
@@ -124,7 +124,7 @@ pub fn run(command: ApprovalCommand) -> Result<bool> {
             match ops::list_approvals(store.as_ref(), s, LIST_LIMIT) {
                 Ok(rows) => {
                     if json {
-                        println!("{}", serde_json::to_value(&rows)?);
+                        out!("{}", serde_json::to_value(&rows)?);
                     } else {
                         for r in &rows {
                             print_one(r, false)?;
@@ -173,7 +173,7 @@ pub fn run(command: ApprovalCommand) -> Result<bool> {
         ) => {
             eprintln!("error: {e}");
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"error": e.to_string(), "code": e.code()})
                 );

@@ -125,7 +125,7 @@ pub fn run_node(command: NodeCommand) -> Result<bool> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "algorithm": "ed25519",
@@ -134,7 +134,7 @@ pub fn run_node(command: NodeCommand) -> Result<bool> {
             })
         );
     } else {
-        println!("{}", key.public_hex());
+        out!("{}", key.public_hex());
     }
     Ok(true)
 }
@@ -184,15 +184,15 @@ pub fn run(command: AuditCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             let rows = show(store.as_ref(), partner.as_deref(), object.as_deref(), limit)?;
             if json {
-                println!("{}", serde_json::to_string(&rows)?);
+                out!("{}", serde_json::to_string(&rows)?);
             } else {
                 // One header line, then one tab-separated line per object version.
-                println!(
+                out!(
                     "seq\ttime\tdirection\tdoor\tpartner\tperson\tobject_id\tversion\tdecision\tpolicy_version\ttransformations\tagreement"
                 );
                 for r in &rows {
                     let o = &r.record;
-                    println!(
+                    out!(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         r.seq,
                         Timestamp::from_unix_nanos(r.time_ns, 6),
@@ -216,7 +216,7 @@ pub fn run(command: AuditCommand) -> Result<bool> {
             let key = node_key(&data.data_dir, store.as_ref())?;
             let c = audit::checkpoint(store.as_ref(), &key, now_ns())?;
             if json {
-                println!("{}", serde_json::to_string(&c)?);
+                out!("{}", serde_json::to_string(&c)?);
             } else {
                 eprintln!(
                     "checkpoint {} signed: entry {}, hash {}",
@@ -244,7 +244,7 @@ pub fn run(command: AuditCommand) -> Result<bool> {
             match archive(store.as_ref(), &key, before_ns, &output)? {
                 Some(s) => {
                     if json {
-                        println!("{}", serde_json::to_string(&s)?);
+                        out!("{}", serde_json::to_string(&s)?);
                     } else {
                         eprintln!(
                             "archived entries {}..={} ({} entries, {} object versions) to {}, sealed by checkpoint {}",
@@ -259,7 +259,7 @@ pub fn run(command: AuditCommand) -> Result<bool> {
                 }
                 None => {
                     if json {
-                        println!("null");
+                        out!("null");
                     } else {
                         eprintln!(
                             "nothing to archive: no checkpoint covers entries before that date"
@@ -281,7 +281,7 @@ fn print_verify(r: &VerifyReport, key_checked: bool, json: bool) {
                 doc["intact"] = true.into();
                 doc["head"] = r.head_hash.clone().into();
                 doc["key_checked"] = key_checked.into();
-                println!("{doc}");
+                out!("{doc}");
             } else {
                 eprintln!(
                     "audit log intact ({mode}): {} entries and {} checkpoints checked{}, head {} {}",
@@ -301,7 +301,7 @@ fn print_verify(r: &VerifyReport, key_checked: bool, json: bool) {
         }
         Some(e) => {
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({
                         "intact": false, "full": r.full, "first_bad_seq": e.seq(),
@@ -324,7 +324,7 @@ fn verify_archive_file(file: &Path, trusted: Option<&[u8; 32]>, json: bool) -> R
                 let mut doc = serde_json::to_value(&s)?;
                 doc["intact"] = true.into();
                 doc["key_checked"] = trusted.is_some().into();
-                println!("{doc}");
+                out!("{doc}");
             } else {
                 eprintln!(
                     "archive intact: entries {}..={} ({} object versions), sealed by checkpoint {}",
@@ -335,7 +335,7 @@ fn verify_archive_file(file: &Path, trusted: Option<&[u8; 32]>, json: bool) -> R
         }
         Err(e) => {
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({
                         "intact": false, "first_bad_seq": e.seq(), "kind": e.kind(),

@@ -301,9 +301,9 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
     match result {
         Ok(Done { doc, text }) => {
             if json {
-                println!("{doc}");
+                out!("{doc}");
             } else {
-                print!("{text}");
+                out_raw!("{text}");
             }
             Ok(true)
         }
@@ -312,7 +312,7 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             let message = message.to_string();
             eprintln!("error: {message}");
             if json {
-                println!("{}", json!({ "error": message }));
+                out!("{}", json!({ "error": message }));
             }
             Ok(false)
         }

@@ -325,12 +325,12 @@ pub fn run(command: IndicatorCommand) -> Result<bool> {
                 &[identity, sighting],
             )?;
             if json {
-                println!(
+                out!(
                     "{}",
                     json!({"sighting": sid, "indicator": id, "collection": sightings})
                 );
             } else {
-                println!("{sid}");
+                out!("{sid}");
                 eprintln!(
                     "false positive of {id} written to {sightings}; `concord sync` sends it home"
                 );
@@ -428,7 +428,7 @@ fn version(
     }
     let modified = objects[0]["modified"].clone();
     if json {
-        println!(
+        out!(
             "{}",
             json!({"id": id, "modified": modified, "collections": collections,
                    "revoked": objects[0].get("revoked").cloned().unwrap_or(json!(false)),
@@ -487,21 +487,21 @@ fn show(store: &dyn Store, id: &str, json: bool, now: &Timestamp) -> Result<bool
         "false_positives": tally.false_positives, "false_positive_reports": tally.reports,
     });
     if json {
-        println!("{doc}");
+        out!("{doc}");
         return Ok(true);
     }
     let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-    println!("{id}  {}", state(&v, now));
-    println!("  name:        {}", text("name"));
-    println!("  pattern:     {}", text("pattern"));
-    println!("  modified:    {}", text("modified"));
-    println!(
+    out!("{id}  {}", state(&v, now));
+    out!("  name:        {}", text("name"));
+    out!("  pattern:     {}", text("pattern"));
+    out!("  modified:    {}", text("modified"));
+    out!(
         "  valid:       {} .. {}",
         text("valid_from"),
         text("valid_until")
     );
-    println!("  collections: {}", collections.join(", "));
-    println!(
+    out!("  collections: {}", collections.join(", "));
+    out!(
         "  created:     {}",
         if creators.is_empty() {
             "here".to_owned()
@@ -509,11 +509,12 @@ fn show(store: &dyn Store, id: &str, json: bool, now: &Timestamp) -> Result<bool
             format!("elsewhere, received from {}", creators.join(", "))
         }
     );
-    println!(
+    out!(
         "  sightings:   {} ({} times seen)",
-        tally.sightings, tally.seen
+        tally.sightings,
+        tally.seen
     );
-    println!("  false positives: {}", tally.false_positives);
+    out!("  false positives: {}", tally.false_positives);
     for r in &tally.reports {
         let from: Vec<&str> = r["received_from"]
             .as_array()
@@ -521,7 +522,7 @@ fn show(store: &dyn Store, id: &str, json: bool, now: &Timestamp) -> Result<bool
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        println!(
+        out!(
             "    {} by {} (from {}) at {}: {}",
             r["sighting"].as_str().unwrap_or("?"),
             r["by"].as_str().unwrap_or("?"),
@@ -574,12 +575,12 @@ fn list(
                        "false_positives": t.false_positives})
             })
             .collect();
-        println!("{}", json!({ "indicators": doc }));
+        out!("{}", json!({ "indicators": doc }));
         return Ok(true);
     }
-    println!("FALSE+  SIGHTINGS  STATE    ID  PATTERN");
+    out!("FALSE+  SIGHTINGS  STATE    ID  PATTERN");
     for (v, t, _) in &rows {
-        println!(
+        out!(
             "{:>6}  {:>9}  {:<7}  {}  {}",
             t.false_positives,
             t.sightings,

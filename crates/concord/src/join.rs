@@ -173,7 +173,7 @@ pub fn invite(args: InviteArgs) -> Result<bool> {
     write_private(&args.output, &format!("{text}\n"))?;
     let inv = &file.invitation;
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "invitation": inv.id,
@@ -203,7 +203,7 @@ fn print_preview(preview: &[FlowCount]) {
         } else {
             "the partner serves"
         };
-        println!(
+        out!(
             "{:<5} {:<24} {:>8} objects{}  ({what})",
             f.direction,
             f.title,
@@ -279,7 +279,7 @@ pub fn join(args: JoinArgs) -> Result<bool> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_value(&joined)?);
+        out!("{}", serde_json::to_value(&joined)?);
     } else {
         eprintln!(
             "joined {} as {:?}: partner and peer {:?} created here (node key {})",
@@ -310,7 +310,7 @@ pub fn preview(data: &DataDirArg, name: &str, json: bool) -> Result<bool> {
         Err(e) => return Err(e.into()),
     };
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "partner": name, "preview": flows })
         );

@@ -4,6 +4,29 @@
 //! objects), 2 a usage or system error. Commands that report take `--json` and then print one
 //! JSON document on stdout; messages go to stderr.
 
+/// `println!` for what a command prints on stdout: when stdout is a pipe whose reader has
+/// gone (`concord audit show | head`), the process ends quietly with status 141 (as a
+/// process killed by SIGPIPE does) instead of panicking; any other write error is reported
+/// and ends it with status 2 ([`stdout_failed`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            crate::stdout_failed(e);
+        }
+    }};
+}
+
+/// [`out!`] without the newline (`print!`).
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            crate::stdout_failed(e);
+        }
+    }};
+}
+
 mod approval;
 mod audit;
 mod config;
@@ -397,11 +420,31 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        // Output written through a handle of its own (`export`, `match`) to a closed pipe.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// What a failed write of [`out!`] does: a closed pipe ends the process quietly with status
+/// 141 (128 + SIGPIPE, what a shell reports for a reader that stopped early); any other
+/// error is reported, status 2.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(2);
 }
 
 fn run(command: Command) -> Outcome {
@@ -756,12 +799,12 @@ fn init(
         if generated {
             out["admin_token"] = token.clone().into();
         }
-        println!("{out}");
+        out!("{out}");
     } else {
         eprintln!("initialised {}", dir.dir.display());
         if generated {
             eprintln!("admin token (shown once; use as Bearer token or Basic password):");
-            println!("{token}");
+            out!("{token}");
         }
     }
     Ok(())
@@ -888,7 +931,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         let addr = listener.local_addr()?;
         // One line on stdout, for scripts and tests that listen on port 0.
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!(
+        out!(
             "listening on {scheme}://{addr}/taxii2/ (API root /{}/)",
             config.api_root
         );
@@ -1047,10 +1090,10 @@ fn collection(command: CollectionCommand) -> Outcome {
             let store = open_store(&data)?;
             let rows = concord_admin::ops::list_collections(store.as_ref())?;
             if json {
-                println!("{}", serde_json::to_value(&rows)?);
+                out!("{}", serde_json::to_value(&rows)?);
             } else {
                 for r in rows {
-                    println!(
+                    out!(
                         "{}\t{}\t{} object versions",
                         r.id,
                         r.alias.unwrap_or_default(),
@@ -1077,12 +1120,12 @@ fn collection(command: CollectionCommand) -> Outcome {
                 },
             )?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"id": c.id, "alias": c.alias, "title": c.title})
                 );
             } else {
-                println!("{}", c.id);
+                out!("{}", c.id);
             }
             Ok(true)
         }
@@ -1134,7 +1177,7 @@ fn migrate(data: &DataDirArg, json: bool) -> Outcome {
     let report = concord_store::migrate(&location.as_str())
         .with_context(|| format!("cannot migrate {}", location.display()))?;
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "database": location.display(), "from": report.from, "to": report.to,
@@ -1207,7 +1250,7 @@ fn migrate_store(from: &str, to: &str, json: bool) -> Outcome {
         })
     };
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "from": path, "to": redact(to), "rows": rows, "verified": same,
@@ -1217,7 +1260,7 @@ fn migrate_store(from: &str, to: &str, json: bool) -> Outcome {
         );
     } else {
         for (name, s) in [("source", &source), ("target", &copied)] {
-            println!(
+            out!(
                 "{name}: {} collections, {} object versions, {} entries, {} status resources, {} settings, {} partners; checksum {}",
                 s.collections,
                 s.object_versions,

@@ -308,7 +308,7 @@ pub fn import_ioc_lists(
         reports.push(doc);
     }
     if json {
-        println!("{}", json!({ "collection": target.id(), "files": reports }));
+        out!("{}", json!({ "collection": target.id(), "files": reports }));
     }
     Ok(all_ok)
 }

@@ -137,7 +137,7 @@ pub fn import(
         feed_doc = doc;
     }
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "collection": target.id(), "files": docs, "misp_feed": feed_doc })
         );
@@ -385,7 +385,7 @@ pub fn export(
                 match output {
                     Some(p) => std::fs::write(p, text)
                         .with_context(|| format!("cannot write {}", p.display()))?,
-                    None => println!("{text}"),
+                    None => out!("{text}"),
                 }
             }
         }

@@ -213,7 +213,7 @@ fn directory(command: DirectoryCommand) -> Result<bool> {
                 "operator",
             )?;
             if json {
-                println!("{}", serde_json::to_value(&p)?);
+                out!("{}", serde_json::to_value(&p)?);
             } else {
                 eprintln!(
                     "directory of {group} in {collection}: {} identities ({} new)",
@@ -265,7 +265,7 @@ fn directory(command: DirectoryCommand) -> Result<bool> {
                 Some(&person),
             )?;
             if json {
-                println!("{}", serde_json::to_value(&r)?);
+                out!("{}", serde_json::to_value(&r)?);
             } else {
                 for (p, id) in &r.updated {
                     eprintln!("{p}: identity {id}");
@@ -318,10 +318,10 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
                     .into_iter()
                     .map(|e| ops::directory::with_agreement(store.as_ref(), &policy, e))
                     .collect::<std::result::Result<_, _>>()?;
-                println!("{}", serde_json::to_value(&partners)?);
+                out!("{}", serde_json::to_value(&partners)?);
             } else {
                 for p in &ops::list_partners(store.as_ref())? {
-                    println!(
+                    out!(
                         "{}\t{}\tgroups: {}",
                         p.name,
                         p.jurisdiction,
@@ -337,9 +337,9 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             let e = ops::directory::directory_entry(store.as_ref(), &name)?;
             let e = ops::directory::with_agreement(store.as_ref(), &policy, e)?;
             if json {
-                println!("{}", serde_json::to_value(&e)?);
+                out!("{}", serde_json::to_value(&e)?);
             } else {
-                print!("{}", directory_text(&e));
+                out_raw!("{}", directory_text(&e));
             }
             Ok(true)
         }
@@ -373,7 +373,7 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
                 Some(&crate::users::actor().audit_name()),
             )?;
             if json {
-                println!("{}", serde_json::to_value(&p)?);
+                out!("{}", serde_json::to_value(&p)?);
             } else {
                 let e = ops::directory::directory_entry(store.as_ref(), &name)?;
                 eprintln!(
@@ -419,9 +419,9 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
                 Some(&crate::users::actor().audit_name()),
             )?;
             if json {
-                println!("{}", serde_json::to_value(&e)?);
+                out!("{}", serde_json::to_value(&e)?);
             } else {
-                print!("{}", directory_text(&e));
+                out_raw!("{}", directory_text(&e));
             }
             Ok(true)
         }
@@ -540,13 +540,13 @@ fn directory_text(e: &ops::directory::DirectoryEntry) -> String {
 
 fn print_key(p: &ops::PartnerWithKey, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_value(p)?);
+        out!("{}", serde_json::to_value(p)?);
     } else {
         eprintln!(
             "API key of {} (shown once; use as Bearer token or Basic password):",
             p.partner.name
         );
-        println!("{}", p.api_key);
+        out!("{}", p.api_key);
     }
     Ok(())
 }
@@ -603,7 +603,7 @@ pub fn share(
         }
     };
     if json {
-        println!("{}", serde_json::to_value(&s)?);
+        out!("{}", serde_json::to_value(&s)?);
     } else {
         eprintln!(
             "collection {collection}: default TLP:{}, GREEN shared with {}, AMBER recipients: {}",

@@ -76,18 +76,18 @@ fn check(pattern: &str, json: bool) -> Result<bool> {
             });
         } else {
             match &result {
-                Ok(_) => println!("ok"),
+                Ok(_) => out!("ok"),
                 Err(e) => {
                     if patterns.len() > 1 {
-                        println!("line {line}: invalid pattern");
+                        out!("line {line}: invalid pattern");
                     }
-                    println!("{}", concord_pattern::render_error(p, e));
+                    out!("{}", concord_pattern::render_error(p, e));
                 }
             }
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(report));
+        out!("{}", serde_json::Value::Array(report));
     }
     Ok(all_ok)
 }
@@ -111,17 +111,17 @@ fn matches(pattern: &str, files: &[PathBuf], json: bool) -> Result<bool> {
     let m = concord_pattern::evaluate_all(&parsed, &observations)
         .map_err(|e| anyhow::anyhow!("evaluation error: {e}"))?;
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "match": m.matched, "observed_data": m.observed_data })
         );
     } else if m.matched {
-        println!("match");
+        out!("match");
         for id in &m.observed_data {
-            println!("{id}");
+            out!("{id}");
         }
     } else {
-        println!("no match");
+        out!("no match");
     }
     Ok(m.matched)
 }

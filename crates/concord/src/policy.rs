@@ -87,7 +87,7 @@ pub fn run(command: PolicyCommand) -> Result<bool> {
             if marking.is_null() {
                 bail!("no randomness to create the node's important-data marking");
             }
-            println!("{marking}");
+            out!("{marking}");
             Ok(true)
         }
     }
@@ -104,15 +104,15 @@ fn show(data: &DataDirArg, version: Option<&str>, json: bool) -> Result<bool> {
     let active = load(data, store.as_ref())?;
     let shown = concord_admin::ops::show_policy(store.as_ref(), &active, version)?;
     if json {
-        println!("{}", serde_json::to_value(&shown)?);
+        out!("{}", serde_json::to_value(&shown)?);
     } else {
-        println!("# policy version {}", shown.version);
+        out!("# policy version {}", shown.version);
         let mut table = toml::Table::new();
         table.insert(
             "policy".into(),
             toml::Value::try_from(&shown.policy).context("policy as TOML")?,
         );
-        print!("{}", toml::to_string(&table).context("policy as TOML")?);
+        out_raw!("{}", toml::to_string(&table).context("policy as TOML")?);
     }
     Ok(true)
 }
@@ -140,27 +140,27 @@ fn explain_object(
         door,
     )?;
     if json {
-        println!("{}", serde_json::to_value(&e)?);
+        out!("{}", serde_json::to_value(&e)?);
     } else {
-        println!(
+        out!(
             "policy {} for partner {partner} at door {door}",
             e.policy_version
         );
         for c in &e.collections {
             let name = c.alias.as_deref().unwrap_or(&c.collection);
-            println!(
+            out!(
                 "\n{object_id} (modified {}) in collection {name}:",
                 c.modified
             );
             for s in &c.steps {
-                println!("  {:<18} {}", s.rule, s.detail);
+                out!("  {:<18} {}", s.rule, s.detail);
             }
             match &c.reason {
-                Some(r) => println!("  => {}: {r}", c.decision),
-                None => println!("  => {}", c.decision),
+                Some(r) => out!("  => {}: {r}", c.decision),
+                None => out!("  => {}", c.decision),
             }
             if let (Some(b), "rewritten") = (&c.body_text, c.decision.as_str()) {
-                println!("  {b}");
+                out!("  {b}");
             }
         }
     }

@@ -165,7 +165,7 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
                 eprintln!("created collection {alias}");
             }
             if json {
-                println!("{}", serde_json::to_value(&added.peer)?);
+                out!("{}", serde_json::to_value(&added.peer)?);
             } else {
                 eprintln!("peer {} added", added.peer.name);
             }
@@ -176,10 +176,10 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             let peers = concord_admin::ops::list_peers(store.as_ref())?;
             if json {
                 let only: Vec<_> = peers.iter().map(|p| &p.peer).collect();
-                println!("{}", serde_json::to_value(&only)?);
+                out!("{}", serde_json::to_value(&only)?);
             } else {
                 for p in &peers {
-                    println!(
+                    out!(
                         "{}\t{}{}\t{} mappings\tlast success {}\t{}",
                         p.peer.name,
                         p.peer.url,
@@ -196,9 +196,9 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             let doc = serde_json::to_value(concord_admin::ops::show_peer(store.as_ref(), &name)?)?;
             if json {
-                println!("{doc}");
+                out!("{doc}");
             } else {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&doc)?);
             }
             Ok(true)
         }
@@ -282,7 +282,7 @@ pub fn sync_once(
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(reports));
+        out!("{}", serde_json::Value::Array(reports));
     }
     Ok(ok)
 }

@@ -93,7 +93,7 @@ pub fn import(store: &dyn Store, collection: &str, files: &[PathBuf], json: bool
         reports.push(doc);
     }
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "collection": target.id(), "files": reports })
         );
@@ -661,7 +661,7 @@ pub fn import_packages(
         reports.push(doc);
     }
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "collection": target.id(), "files": reports })
         );

@@ -102,10 +102,10 @@ pub fn run(command: UserCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             let users = ops::list_users(store.as_ref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
+                out!("{}", serde_json::to_string_pretty(&users)?);
             } else {
                 for u in &users {
-                    println!(
+                    out!(
                         "{:<24} {:<9} {:<9} {}",
                         u.name,
                         u.role,
@@ -119,7 +119,7 @@ pub fn run(command: UserCommand) -> Result<bool> {
         UserCommand::Remove { data, name } => {
             let store = crate::open_store(&data)?;
             ops::remove_user(store.as_ref(), &name)?;
-            println!("user {name} removed; its sessions ended");
+            out!("user {name} removed; its sessions ended");
             Ok(true)
         }
         UserCommand::Reset {
@@ -151,17 +151,18 @@ fn show(issued: &ops::Issued, issuer: &str, json: bool, what: &str) {
             "login_token": issued.credentials.token,
             "totp_uri": uri,
         });
-        println!("{doc:#}");
+        out!("{doc:#}");
         return;
     }
-    println!(
+    out!(
         "user {} ({}) {what}; shown once, keep them safe:",
-        issued.name, issued.role
+        issued.name,
+        issued.role
     );
-    println!("  password:    {}", issued.credentials.password);
-    println!("  login token: {}", issued.credentials.token);
+    out!("  password:    {}", issued.credentials.password);
+    out!("  login token: {}", issued.credentials.token);
     if let Some(uri) = uri {
-        println!("  TOTP:        {uri}");
+        out!("  TOTP:        {uri}");
     }
 }
 

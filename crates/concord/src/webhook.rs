@@ -125,7 +125,7 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
                 flags,
             )?;
             if json {
-                println!("{}", serde_json::to_value(&hook)?);
+                out!("{}", serde_json::to_value(&hook)?);
             } else {
                 eprintln!("webhook {} added", hook.name);
             }
@@ -135,11 +135,11 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             let hooks = webhook::list(store.as_ref())?;
             if json {
-                println!("{}", serde_json::to_value(&hooks)?);
+                out!("{}", serde_json::to_value(&hooks)?);
             } else {
                 for h in &hooks {
                     let state = webhook::load_state(store.as_ref(), &h.name)?;
-                    println!(
+                    out!(
                         "{}\t{}\t{}\tlast success {}\t{}",
                         h.name,
                         h.url,
@@ -155,9 +155,9 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             let doc = concord_admin::ops::webhooks::show_webhook(store.as_ref(), &name)?;
             if json {
-                println!("{doc}");
+                out!("{doc}");
             } else {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&doc)?);
             }
             Ok(true)
         }
@@ -172,7 +172,7 @@ pub fn run(command: WebhookCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             let report = concord_admin::ops::webhooks::retry_webhook(store.as_ref(), &name, &opts)?;
             if json {
-                println!("{}", serde_json::to_value(&report)?);
+                out!("{}", serde_json::to_value(&report)?);
             } else {
                 eprintln!(
                     "webhook {name}: {} dead letters delivered, {} failed again",

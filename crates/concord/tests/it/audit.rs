@@ -400,3 +400,41 @@ fn checkpoints_archives_and_show_by_object() {
         "{doc}"
     );
 }
+
+/// `concord audit show | head`, `concord export … | head`: a reader that stops early (here,
+/// one that closed before the first byte) ends the command quietly with status 141, as a
+/// process killed by SIGPIPE, on both ways the binary writes stdout (its `out!` lines and an
+/// export's own handle), never with a panic.
+#[test]
+fn a_closed_stdout_pipe_ends_the_command_quietly() {
+    let node = Node::init();
+    let f = node.path().join("c.json");
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--3c6f2b1e-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            campaign("1a2b3c4d", WHITE)
+        ),
+    )
+    .unwrap();
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    for args in [
+        &["audit", "show"][..],
+        &["export", "--collection", "feed"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = concord()
+            .args(args)
+            .arg("--data-dir")
+            .arg(node.path())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
