@@ -1,8 +1,9 @@
 //! `concord`: the command line of a Concord node (DESIGN.md, "Interfaces").
 //!
 //! Exit status: 0 success, 1 a negative answer or invalid input (e.g. an import with rejected
-//! objects), 2 a usage or system error, 141 stdout was a closed pipe (`| head`). Commands that report take `--json` and then print one
-//! JSON document on stdout; messages go to stderr.
+//! objects), 2 a usage or system error, 141 stdout was a closed pipe (`| head`). Commands
+//! that report take `--json` and then print one JSON document on stdout; messages go to
+//! stderr.
 
 /// `println!` for what a command prints on stdout: when stdout is a pipe whose reader has
 /// gone (`concord audit show | head`), the process ends quietly with status 141 (as a
