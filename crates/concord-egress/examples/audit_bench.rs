@@ -81,6 +81,12 @@ impl Store for NoAudit {
         advance_package_out(p: &str, c: &str, v: i64, l: &PackageLink, u: Option<&Cursor>) -> Result<bool>;
         reserve_package_out(p: &str) -> Result<(i64, Option<PackageLink>)>;
         package_imports(n: &str, p: &str, s: i64, d: &str) -> Result<Vec<PackageLink>>;
+        add_approval(a: &concord_store::Approval) -> Result<()>;
+        approvals(s: Option<&str>, l: usize) -> Result<Vec<concord_store::Approval>>;
+        approval(i: &str) -> Result<Option<concord_store::Approval>>;
+        decide_approval(
+            i: &str, d: &concord_store::ApprovalDecision, s: &[concord_store::SettingChange], a: &[AuditRecord]
+        ) -> Result<bool>;
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;
         update_partner(w: &Partner, n: &Partner, a: &[AuditRecord]) -> Result<bool>;
