@@ -188,9 +188,16 @@ fn leaf(matches: &ArgMatches) -> (Vec<String>, &ArgMatches) {
 
 /// The operation of a CLI command, by its subcommand path (`partner add`); `export` is a
 /// release when it is for a partner (`--partner`), a read of the operator's own copy
-/// otherwise.
+/// otherwise. A command [`listed_operation`] does not name is the node's operator's
+/// (`manage node`): a command added later is closed to other roles until it is listed (a
+/// test walks every command of the CLI).
 pub fn operation_of(path: &[&str], for_partner: bool) -> Operation {
-    match path {
+    listed_operation(path, for_partner).unwrap_or(Operation::ManageNode)
+}
+
+/// The operation of each command the role table knows; `None` for any other path.
+fn listed_operation(path: &[&str], for_partner: bool) -> Option<Operation> {
+    Some(match path {
         ["audit", ..] => Operation::ReadAudit,
         [
             "partner" | "peer" | "webhook" | "sync" | "invite" | "join",
@@ -208,8 +215,14 @@ pub fn operation_of(path: &[&str], for_partner: bool) -> Operation {
         ["import" | "match", ..] => Operation::Import,
         ["incident", "open" | "request" | "respond" | "close"] => Operation::Import,
         ["indicator", "revoke" | "expire" | "false-positive"] => Operation::Import,
-        _ => Operation::Browse,
-    }
+        ["export"]
+        | ["pattern", "check" | "match"]
+        | ["collection", "list"]
+        | ["indicator", "show" | "list"]
+        | ["incident", "list" | "show"]
+        | ["policy", "show" | "explain" | "marking"] => Operation::Browse,
+        _ => return None,
+    })
 }
 
 /// The CLI's door of the role check, before the command runs: the named user of `--as`
@@ -312,5 +325,45 @@ mod tests {
             operation_of(&["policy", "explain"], false),
             Operation::Browse
         );
+        // Not listed: the operator's alone (fail closed).
+        assert_eq!(
+            operation_of(&["collection", "drop"], false),
+            Operation::ManageNode
+        );
+    }
+
+    /// Every command of the CLI is named by the role table: none falls to the closed
+    /// default by omission.
+    #[test]
+    fn every_command_is_listed() {
+        fn leaves(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            let subs: Vec<&clap::Command> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                out.push(path.clone());
+            }
+            for c in subs {
+                path.push(c.get_name().to_owned());
+                leaves(c, path, out);
+                path.pop();
+            }
+        }
+        let mut all = Vec::new();
+        leaves(
+            &<crate::Cli as clap::CommandFactory>::command(),
+            &mut Vec::new(),
+            &mut all,
+        );
+        assert!(all.len() > 40, "{all:?}");
+        for path in &all {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            assert!(
+                listed_operation(&path, false).is_some(),
+                "`concord {}` is not in the role table (users::listed_operation)",
+                path.join(" ")
+            );
+        }
     }
 }
