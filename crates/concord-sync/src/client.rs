@@ -474,10 +474,12 @@ impl Client {
     /// `concord_egress::agreement::verify_document`. `None` from a server without the
     /// resource: any 4xx (404 from a node without a key; other TAXII servers answer an
     /// unknown path 404, 400, 403 or 405). A refusal that matters (credentials, encryption)
-    /// stops the round at its next request, which names it.
+    /// stops the round at its next request, which names it. A JSON answer without the
+    /// document's `signed` member is some other server's answer to a path it does not know:
+    /// `None` too (read from the answer already parsed, not parsed again).
     pub fn agreement(&self) -> Result<Option<String>, ClientError> {
         match self.request("GET", "agreement/", &[], None) {
-            Ok((answer, _)) => Ok(Some(answer.body)),
+            Ok((answer, v)) => Ok(v.get("signed").is_some().then_some(answer.body)),
             Err(ClientError::Status { status, .. }) if (400..500).contains(&status) => Ok(None),
             // Not JSON: not a Concord node's answer.
             Err(ClientError::Garbage { .. }) => Ok(None),

@@ -424,18 +424,11 @@ fn check_received(
 /// and stops the round if it ended. A document that does not verify stops the round: what the
 /// peer's node agreed cannot be known.
 fn agreement_fetched(store: &dyn Store, peer: &Peer, client: &Client) -> Result<(), SyncError> {
+    // `None`: no such resource, or some other server's answer; a Concord document is
+    // verified strictly.
     let Some(text) = client.agreement()? else {
         return Ok(());
     };
-    // A JSON answer without the document's `signed` member is some other server's answer
-    // to a path it does not know; one with it is a Concord document, verified strictly.
-    if serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("signed").cloned())
-        .is_none()
-    {
-        return Ok(());
-    }
     let statement = concord_egress::agreement::verify_document(&text, peer.node_key_bytes())
         .map_err(|e| SyncError::Agreement(format!("peer {}: {e}", peer.name)))?;
     let received = concord_egress::agreement::Received {
