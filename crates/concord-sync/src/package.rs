@@ -685,6 +685,28 @@ impl Form {
 /// Where a package tar is written before it is complete: `FILE.tar.partial`, renamed to
 /// `FILE.tar` once every member is written and synced (a `.partial` file is never a
 /// package: `concord import` takes only `.tar` names as tars).
+/// Gives `partial` the name `output` only if nothing has that name: a file created at
+/// `output` after the check at the start of the write is never replaced (the check and the
+/// rename are one step). `renameat2(RENAME_NOREPLACE)`; where the file system has no such
+/// flag (`EINVAL`, as on some network file systems), a hard link (which also fails on an
+/// existing name) and the removal of `partial`.
+///
+/// Errors: [`PackageError::Exists`] when `output` exists, [`PackageError::Io`] otherwise.
+fn rename_no_replace(partial: &Path, output: &Path) -> Result<(), PackageError> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    let exists = || PackageError::Exists(output.display().to_string());
+    match renameat_with(CWD, partial, CWD, output, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EXIST) => Err(exists()),
+        Err(Errno::INVAL) | Err(Errno::NOSYS) => match std::fs::hard_link(partial, output) {
+            Ok(()) => std::fs::remove_file(partial).map_err(io_error(partial)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
+            Err(e) => Err(io_error(output)(e)),
+        },
+        Err(e) => Err(io_error(output)(io::Error::from(e))),
+    }
+}
+
 fn partial_path(output: &Path) -> PathBuf {
     let mut name = output.as_os_str().to_owned();
     name.push(".partial");
@@ -782,7 +804,7 @@ pub fn write_unrecorded(
                 Remove::File(output.to_owned()),
             )
             .and_then(|w| {
-                std::fs::rename(&partial, output).map_err(io_error(output))?;
+                rename_no_replace(&partial, output)?;
                 // The new name durable before the package may be recorded as written.
                 let parent = match output.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p,
@@ -1998,4 +2020,33 @@ pub fn import_package(
     };
     let report = concord_ingest::ingest_batch(batch, inputs, options, &mut finish, progress)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that appears under the package's name while the package is being written is
+    /// kept, and the written package stays under its partial name (to be removed by the
+    /// caller), never replacing it.
+    #[test]
+    fn the_finished_package_never_replaces_a_file_created_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("p.tar");
+        let partial = partial_path(&output);
+        std::fs::write(&partial, b"package").unwrap();
+        std::fs::write(&output, b"someone else's").unwrap();
+        let err = rename_no_replace(&partial, &output).unwrap_err();
+        assert!(
+            matches!(err, PackageError::Exists(ref p) if p.ends_with("p.tar")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&output).unwrap(), b"someone else's");
+        assert_eq!(std::fs::read(&partial).unwrap(), b"package");
+
+        std::fs::remove_file(&output).unwrap();
+        rename_no_replace(&partial, &output).unwrap();
+        assert_eq!(std::fs::read(&output).unwrap(), b"package");
+        assert!(!partial.exists());
+    }
 }
