@@ -742,13 +742,19 @@ async fn show_partner(
 /// Changes a partner's grants, groups or jurisdiction in place; its API key stays
 /// (`concord partner update`). Lists given whole replace the old ones; `add_*`/`remove_*`
 /// change them. Audited (door `partner-update`, by `admin`) in the transaction of the
-/// change; every serving process applies it at the partner's next request.
+/// change; every serving process applies it at the partner's next request. With `[release]
+/// four_eyes`, a change that widens what a cross-border partner receives (a new read grant
+/// or group, a jurisdiction that makes it domestic, …) is kept as a pending approval (202,
+/// the approval) for a second releaser (`/api/v1/approvals`); a narrowing or a write grant
+/// applies at once (200).
 #[utoipa::path(patch, path = "/partners/{name}", tag = "partners",
     params(("name" = String, Path, description = "The partner's name")),
     request_body = ops::directory::PartnerChange,
     responses(
         (status = 200, description = "The partner as changed", body = ops::PartnerInfo),
+        (status = 202, description = "Kept for a second releaser's approval", body = ops::ApprovalInfo),
         (status = 400, description = "A field breaks a rule, or nothing to change", body = ApiError),
+        (status = 403, description = "A widening asked by no named person (four-eyes release)", body = ApiError),
         (status = 404, description = "No such partner, or a collection named does not exist", body = ApiError),
         (status = 409, description = "Changed by others too often meanwhile; try again", body = ApiError),
         (status = 415, description = "Not JSON", body = ApiError),
@@ -758,16 +764,17 @@ async fn update_partner(
     acting: Acting,
     Name(name): Name,
     Body(change): Body<ops::directory::PartnerChange>,
-) -> ApiResult<Json<ops::PartnerInfo>> {
-    let store = a.store();
+) -> ApiResult<Response> {
     let n = name.clone();
-    let person = acting.0.audit_name();
-    let p = blocking(move || {
-        ops::directory::update_partner(store.as_ref(), &n, &change, "admin", Some(&person))
+    let p = approvals::on_release(&a, &acting, move |r, _| {
+        ops::directory::update_partner(r, &n, &change, "admin")
     })
     .await?;
     changed("partner-update", &name);
-    Ok(Json(p))
+    Ok(match p {
+        ops::Released::Applied(p) => Json(p).into_response(),
+        ops::Released::Pending(p) => (StatusCode::ACCEPTED, Json(p)).into_response(),
+    })
 }
 
 /// Gives a partner directory fields: its STIX identity, a contact, its node key, its

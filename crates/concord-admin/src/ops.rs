@@ -272,12 +272,21 @@ pub enum Released<T> {
 pub struct ApprovalInfo {
     /// Its id (a UUID): what `approve` and `reject` take.
     pub id: String,
-    /// `sharing` (a collection's sharing) or `grant` (a grant in an incident).
+    /// `sharing` (a collection's sharing), `grant` (a grant in an incident) or `partner` (a
+    /// partner's grants, groups or jurisdiction).
     pub kind: String,
-    /// The collection id (`sharing`) or the incident id (`grant`).
+    /// The collection id (`sharing`), the incident id (`grant`) or the partner's name
+    /// (`partner`).
     pub target: String,
-    /// What it widens, in words (which cross-border partner receives what).
+    /// What it widens, in English words (which cross-border partner receives what),
+    /// rendered from `request`.
     pub summary: String,
+    /// What it widens, structured, for a client to render in its reader's language:
+    /// `{"subject": …, "widens": [{"what": "tlp", "partner": …, "jurisdiction": …, "tlp":
+    /// …}, …]}` (`what`: `tlp`, `unmarked`, `grant`, `group`, `domestic`, `personal-data`,
+    /// `agreement`, `pseudonyms`); `null` for approvals asked before schema 22.
+    #[schema(value_type = Option<Object>)]
+    pub request: Option<serde_json::Value>,
     /// The change, as kept (JSON).
     #[schema(value_type = Object)]
     pub change: serde_json::Value,
@@ -299,10 +308,14 @@ impl From<concord_store::Approval> for ApprovalInfo {
     fn from(a: concord_store::Approval) -> Self {
         ApprovalInfo {
             change: serde_json::from_str(&a.change).unwrap_or(serde_json::Value::Null),
+            summary: release::summary_english(&a),
+            request: a
+                .request
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
             id: a.id,
             kind: a.kind,
             target: a.target,
-            summary: a.summary,
             requested_by: a.requested_by,
             requested_ns: a.requested_ns,
             status: a.status,
@@ -319,7 +332,7 @@ impl From<ReleaseError> for AdminError {
             ReleaseError::Refused(m) => AdminError::Invalid(m),
             ReleaseError::FourEyes(m) => AdminError::Forbidden(m),
             ReleaseError::NotFound(m) => AdminError::NotFound(m),
-            ReleaseError::Decided(m) => AdminError::Conflict(m),
+            ReleaseError::Decided(m) | ReleaseError::Stale(m) => AdminError::Conflict(m),
             ReleaseError::Desk(concord_coordination::DeskError::Refused(r)) => {
                 AdminError::Invalid(r.message(concord_coordination::Field::json))
             }

@@ -895,9 +895,11 @@ pub(crate) fn check_grant(
     Ok((categories, c, incident, entry))
 }
 
-/// What an approved change writes: settings (compare-and-set) and audit records.
+/// What an approved change writes: settings and partner records (both compare-and-set) and
+/// audit records.
 pub(crate) type Applied = (
     Vec<concord_store::SettingChange>,
+    Vec<concord_store::PartnerSwap>,
     Vec<concord_store::AuditRecord>,
 );
 
@@ -951,6 +953,7 @@ pub(crate) fn grant_parts(
             expected,
             value: sharing.to_json(),
         }],
+        Vec::new(),
         vec![r],
     ))
 }

@@ -13,6 +13,30 @@
 //! as one person, `admin-token`). Narrowing changes, domestic ones, and every change while
 //! four-eyes is off apply at once, audited as well (door `collection-share`).
 //!
+//! A partner's grants, groups and jurisdiction (`concord partner update`) are held the same
+//! way ([`partner_widens`], [`hold_partner`]): a new read grant, a new sharing group, a
+//! jurisdiction that makes a cross-border partner domestic, and anything else of its record
+//! after which the egress door gives it more (a less strict action on a category of personal
+//! data, an agreement that no longer applies, the pseudonyms of a group it shares with
+//! others). Its approval replaces the partner record compare-and-set in the transaction that
+//! records it; a partner changed since the request is recomputed, and refused, naming what
+//! differs, when the change would now widen something else than what was asked.
+//!
+//! # Who is a person
+//!
+//! Four eyes are two *named* people. `user:NAME` is one; `operator` (the CLI without `--as`
+//! or a mapped OS user) and `admin-token` (whoever holds the token) are not, unless
+//! `[release] unnamed_persons = true` says that on this node they are: anyone who can run
+//! the CLI or holds the token could otherwise ask as one and approve as a named user. So by
+//! default a widening change asked by either is refused, naming the rule, and neither may
+//! approve; rejecting (which applies nothing) is open to every releaser.
+//!
+//! # What an approval shows
+//!
+//! What a pending change widens is kept structured ([`Request`], one [`Widening`] per thing
+//! a cross-border partner receives), so that each reader sees it in its own language: the
+//! CLI and the API in English ([`Request::english`]), the web UI in the viewer's.
+//!
 //! Who may ask and approve is the role table's business (`concord_server::roles`,
 //! `Operation::Release`): each door checks it before calling here.
 //!
@@ -21,11 +45,12 @@
 //! `/api/v1/approvals`) and the web UI (`/ui/approvals`) all call these functions.
 
 use concord_egress::{BASE_POLICY_VERSION, Door};
+use concord_policy::actions::Policy;
 use concord_policy::egress::{CollectionSharing, PartnerProfile, may_see, sharing_setting_key};
 use concord_policy::pii::Category;
 use concord_policy::tlp::Tlp;
 use concord_store::{
-    Approval, ApprovalDecision, AuditRecord, Collection, Partner, SettingChange, Store,
+    Approval, ApprovalDecision, AuditRecord, Collection, Partner, PartnerSwap, SettingChange, Store,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +77,10 @@ pub enum ReleaseError {
     /// The approval was decided already (by whom, named). Nothing was changed.
     #[error("{0}")]
     Decided(String),
+    /// What the approval would apply now differs from what was asked (the partner changed
+    /// since the request), named. Nothing was changed; the approval is still pending.
+    #[error("{0}")]
+    Stale(String),
     /// The incident operation refused or failed (a grant's input).
     #[error(transparent)]
     Desk(#[from] DeskError),
@@ -81,11 +110,47 @@ pub struct Release<'a> {
     /// `[release] four_eyes` of concord.toml: widening a cross-border release waits for a
     /// second person's approval.
     pub four_eyes: bool,
-    /// The node's jurisdiction (ISO 3166-1 alpha-2, the policy's); `None`: every partner is
-    /// across a border.
-    pub jurisdiction: Option<&'a str>,
+    /// `[release] unnamed_persons` of concord.toml: `operator` and `admin-token` count as
+    /// persons who may ask for and approve a widening (see the module documentation).
+    pub unnamed_persons: bool,
+    /// The node's active policy: its jurisdiction (none: every partner is across a
+    /// border), and what a partner's record feeds into the door's decisions (personal data
+    /// actions, agreements, pseudonym groups).
+    pub policy: &'a Policy,
     /// Who acts, as the audit log names a person: `user:NAME`, `admin-token`, `operator`.
     pub person: &'a str,
+}
+
+impl Release<'_> {
+    /// The node's jurisdiction (ISO 3166-1 alpha-2, the policy's).
+    pub fn jurisdiction(&self) -> Option<&str> {
+        self.policy.config.jurisdiction.as_deref()
+    }
+
+    /// Whether the one acting counts as a person for four-eyes release: a named user
+    /// (`user:NAME`), or `operator`/`admin-token` when `[release] unnamed_persons`.
+    pub fn acts_as_person(&self) -> bool {
+        is_person(self.person, self.unnamed_persons)
+    }
+
+    /// Refused unless the one acting counts as a person: a widening asked by no one named.
+    fn require_person(&self, what: &str) -> Result<()> {
+        if self.acts_as_person() {
+            return Ok(());
+        }
+        Err(ReleaseError::FourEyes(format!(
+            "four-eyes release: {what} must be done by a named person, and {} is none on this \
+             node (act as a named releaser: --as NAME, a user's login token or web login; or \
+             set [release] unnamed_persons = true)",
+            self.person
+        )))
+    }
+}
+
+/// Whether `person` (as the audit log names it) counts as a person for four-eyes release:
+/// `user:NAME` always; `operator` and `admin-token` only when `unnamed_persons`.
+pub fn is_person(person: &str, unnamed_persons: bool) -> bool {
+    person.starts_with("user:") || (unnamed_persons && matches!(person, "operator" | "admin-token"))
 }
 
 /// A change of a collection's sharing, resolved (what `concord collection share` and the
@@ -162,67 +227,394 @@ const LEVELS: [Tlp; 5] = [
     Tlp::Red,
 ];
 
+/// One thing a pending change widens for a cross-border partner: what it would receive
+/// that it does not receive now. Kept structured with the approval (schema 22) and rendered
+/// per language when shown: [`Widening::english`] here, the web UI's message files there.
+/// `partner` and `jurisdiction` are the partner's name and its jurisdiction after the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "kebab-case")]
+pub enum Widening {
+    /// Content at `tlp` (a TLP label) of `collection` (its alias, else id; `None`: the
+    /// collection whose sharing changes).
+    Tlp {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The TLP label (`TLP:AMBER`).
+        tlp: String,
+        /// The collection, when the subject is not the collection itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        collection: Option<String>,
+    },
+    /// The objects without a TLP marking, which the collection shares as `tlp`.
+    Unmarked {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The collection's default TLP label.
+        tlp: String,
+        /// The collection, when the subject is not the collection itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        collection: Option<String>,
+    },
+    /// Personal data of `categories` as written, in `incident` and what refers to it.
+    Grant {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The categories (`email`, …).
+        categories: Vec<String>,
+        /// The incident's id.
+        incident: String,
+    },
+    /// Membership of sharing group `group`: what is shared with the group, now and later.
+    Group {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The group.
+        group: String,
+    },
+    /// A jurisdiction that makes the partner domestic (important data may go to it, the
+    /// domestic actions on personal data apply).
+    Domestic {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction before.
+        from: String,
+        /// Its jurisdiction after (the node's).
+        to: String,
+    },
+    /// Personal data of `category` treated by a less strict action (`allow` instead of
+    /// `pseudonymise`, …).
+    PersonalData {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The category (`email`, …).
+        category: String,
+        /// The action before.
+        from: String,
+        /// The action after.
+        to: String,
+    },
+    /// The agreement `from` no longer applies to the partner (`to`: the one that does now).
+    Agreement {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The agreement that applied.
+        from: String,
+        /// The agreement that applies after, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// Its pseudonyms in `collection` become those of sharing group `group` (which other
+    /// members of the group see too, so that they can be linked).
+    Pseudonyms {
+        /// The partner.
+        partner: String,
+        /// Its jurisdiction.
+        jurisdiction: String,
+        /// The group whose key pseudonymises.
+        group: String,
+        /// The collection.
+        collection: String,
+    },
+}
+
+impl Widening {
+    /// In English words (`cert-fr (FR) receives TLP:AMBER`): the CLI's and the API's
+    /// `summary`.
+    pub fn english(&self) -> String {
+        let from = |c: &Option<String>| c.as_ref().map_or(String::new(), |c| format!(" from {c}"));
+        match self {
+            Widening::Tlp {
+                partner,
+                jurisdiction,
+                tlp,
+                collection,
+            } => format!(
+                "{partner} ({jurisdiction}) receives {tlp}{}",
+                from(collection)
+            ),
+            Widening::Unmarked {
+                partner,
+                jurisdiction,
+                tlp,
+                collection,
+            } => format!(
+                "{partner} ({jurisdiction}) receives unmarked objects ({tlp}){}",
+                from(collection)
+            ),
+            Widening::Grant {
+                partner,
+                jurisdiction,
+                categories,
+                incident,
+            } => format!(
+                "{partner} ({jurisdiction}) receives {} as written in {incident}",
+                categories.join(", ")
+            ),
+            Widening::Group {
+                partner,
+                jurisdiction,
+                group,
+            } => format!("{partner} ({jurisdiction}) joins the sharing group {group}"),
+            Widening::Domestic { partner, from, to } => {
+                format!("{partner} moves from {from} to {to} and becomes domestic")
+            }
+            Widening::PersonalData {
+                partner,
+                jurisdiction,
+                category,
+                from,
+                to,
+            } => format!("{partner} ({jurisdiction}) receives {category} by {to}, not {from}"),
+            Widening::Agreement {
+                partner,
+                jurisdiction,
+                from,
+                to,
+            } => match to {
+                Some(to) => {
+                    format!("{partner} ({jurisdiction}) leaves the agreement {from} for {to}")
+                }
+                None => {
+                    format!("{partner} ({jurisdiction}) leaves the agreement {from}; none applies")
+                }
+            },
+            Widening::Pseudonyms {
+                partner,
+                jurisdiction,
+                group,
+                collection,
+            } => format!(
+                "{partner} ({jurisdiction}) receives the pseudonyms of group {group} in {collection}"
+            ),
+        }
+    }
+}
+
+/// What a pending approval asks, structured (schema 22, the approval's `request`): its
+/// subject (the collection's alias or id for `sharing`, the incident id for `grant`, the
+/// partner's name for `partner`) and what it widens.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The collection, incident or partner.
+    pub subject: String,
+    /// What it widens, one item each.
+    pub widens: Vec<Widening>,
+}
+
+impl Request {
+    /// The request of a stored approval; `None` for approvals asked before schema 22 (or
+    /// unreadable), whose stored `summary` is what there is.
+    pub fn of(a: &Approval) -> Option<Request> {
+        serde_json::from_str(a.request.as_deref()?).ok()
+    }
+
+    /// In English, for an approval of `kind`: `collection intel: cert-fr (FR) receives
+    /// TLP:AMBER; …`, `partner cert-fr: …`; a grant's items alone.
+    pub fn english(&self, kind: &str) -> String {
+        let items = self
+            .widens
+            .iter()
+            .map(Widening::english)
+            .collect::<Vec<_>>()
+            .join("; ");
+        match kind {
+            "sharing" => format!("collection {}: {items}", self.subject),
+            "partner" => format!("partner {}: {items}", self.subject),
+            _ => items,
+        }
+    }
+}
+
+/// The summary of approval `a` in English: rendered from its request, else as stored.
+pub fn summary_english(a: &Approval) -> String {
+    Request::of(a).map_or_else(|| a.summary.clone(), |r| r.english(&a.kind))
+}
+
 /// What a change of `collection_id`'s sharing from `old` to `new` widens for cross-border
-/// partners that read the collection, in words (`CERT-X (FR) receives TLP:AMBER`,
-/// `CERT-X (FR) receives unmarked objects (TLP:GREEN)`); empty when it widens nothing for
-/// them (a narrowing, or a widening for domestic partners only).
+/// partners that read the collection (`cert-fr (FR) receives TLP:AMBER`, `cert-fr (FR)
+/// receives unmarked objects (TLP:GREEN)`); empty when it widens nothing for them (a
+/// narrowing, or a widening for domestic partners only).
 pub fn sharing_widens(
     partners: &[Partner],
     jurisdiction: Option<&str>,
     collection_id: &str,
     old: &CollectionSharing,
     new: &CollectionSharing,
-) -> Vec<String> {
+) -> Vec<Widening> {
     let mut out = Vec::new();
     for p in partners
         .iter()
         .filter(|p| cross_border(jurisdiction, p) && p.read.iter().any(|c| c == collection_id))
     {
         let pr = profile(p);
-        let sees = |s: &CollectionSharing, t: Tlp| may_see(t, s, &pr).is_ok();
-        for t in LEVELS {
-            if sees(new, t) && !sees(old, t) {
-                out.push(format!(
-                    "{} ({}) receives {}",
-                    p.name,
-                    p.jurisdiction,
-                    t.label()
-                ));
-            }
-        }
-        if sees(new, new.default_tlp) && !sees(old, old.default_tlp) {
-            out.push(format!(
-                "{} ({}) receives unmarked objects ({})",
-                p.name,
-                p.jurisdiction,
-                new.default_tlp.label()
-            ));
-        }
+        tlp_widens(p, None, Some((old, &pr)), (new, &pr), &mut out);
     }
     out
 }
 
-fn new_approval(
+/// The TLP levels (and unmarked objects) `p` sees of a collection shared as `new` with
+/// profile `new_profile` that it did not see before (`old`: the sharing and profile before;
+/// `None`: it did not read the collection), pushed to `out`.
+fn tlp_widens(
+    p: &Partner,
+    collection: Option<&str>,
+    old: Option<(&CollectionSharing, &PartnerProfile)>,
+    (new, new_profile): (&CollectionSharing, &PartnerProfile),
+    out: &mut Vec<Widening>,
+) {
+    let saw = |t: Tlp| old.is_some_and(|(s, pr)| may_see(t, s, pr).is_ok());
+    let sees = |t: Tlp| may_see(t, new, new_profile).is_ok();
+    for t in LEVELS {
+        if sees(t) && !saw(t) {
+            out.push(Widening::Tlp {
+                partner: p.name.clone(),
+                jurisdiction: new_profile.jurisdiction.clone(),
+                tlp: t.label().to_owned(),
+                collection: collection.map(str::to_owned),
+            });
+        }
+    }
+    let saw_unmarked = old.is_some_and(|(s, pr)| may_see(s.default_tlp, s, pr).is_ok());
+    if sees(new.default_tlp) && !saw_unmarked {
+        out.push(Widening::Unmarked {
+            partner: p.name.clone(),
+            jurisdiction: new_profile.jurisdiction.clone(),
+            tlp: new.default_tlp.label().to_owned(),
+            collection: collection.map(str::to_owned),
+        });
+    }
+}
+
+/// What changing partner `was` into `now` widens for it, when it is across a border before
+/// or after the change (empty otherwise, and for a change that narrows or gives a write
+/// grant only): read through the same rules the egress door applies to its record —
+/// the TLP gate of each collection it reads after ([`may_see`] with the collection's
+/// sharing, `sharing(collection id)`), its sharing groups, its jurisdiction (important data
+/// and the domestic actions), the policy's actions on personal data
+/// ([`Policy::action`]), the agreement that applies to it, and the sharing group whose key
+/// pseudonymises for it. `name(collection id)`: how a collection is shown.
+pub fn partner_widens(
+    policy: &Policy,
+    was: &Partner,
+    now: &Partner,
+    sharing: &dyn Fn(&str) -> std::result::Result<CollectionSharing, concord_egress::EgressError>,
+    name: &dyn Fn(&str) -> String,
+) -> std::result::Result<Vec<Widening>, concord_egress::EgressError> {
+    let (old_p, new_p) = (profile(was), profile(now));
+    let mut out = Vec::new();
+    if !policy.cross_border(&old_p) && !policy.cross_border(&new_p) {
+        return Ok(out);
+    }
+    let who = || (now.name.clone(), now.jurisdiction.clone());
+    for g in &now.groups {
+        if !was.groups.contains(g) {
+            let (partner, jurisdiction) = who();
+            out.push(Widening::Group {
+                partner,
+                jurisdiction,
+                group: g.clone(),
+            });
+        }
+    }
+    if policy.cross_border(&old_p) && !policy.cross_border(&new_p) {
+        out.push(Widening::Domestic {
+            partner: now.name.clone(),
+            from: was.jurisdiction.clone(),
+            to: now.jurisdiction.clone(),
+        });
+    }
+    for c in Category::ALL {
+        let (before, _) = policy.action(&old_p, c);
+        let (after, _) = policy.action(&new_p, c);
+        if after < before {
+            let (partner, jurisdiction) = who();
+            out.push(Widening::PersonalData {
+                partner,
+                jurisdiction,
+                category: c.as_str().to_owned(),
+                from: before.as_str().to_owned(),
+                to: after.as_str().to_owned(),
+            });
+        }
+    }
+    let agreement = |p: &PartnerProfile| policy.agreement(p).map(|(n, ..)| n.to_owned());
+    if let Some(from) = agreement(&old_p)
+        && agreement(&new_p).as_ref() != Some(&from)
+    {
+        let (partner, jurisdiction) = who();
+        out.push(Widening::Agreement {
+            partner,
+            jurisdiction,
+            from,
+            to: agreement(&new_p),
+        });
+    }
+    for c in &now.read {
+        let s = sharing(c)?;
+        let shown = name(c);
+        let before = was.read.contains(c).then_some((&s, &old_p));
+        tlp_widens(now, Some(shown.as_str()), before, (&s, &new_p), &mut out);
+        let group = policy.pseudonym_group(&s, &new_p);
+        let shared = !group.starts_with("partner:");
+        if shared && (before.is_none() || policy.pseudonym_group(&s, &old_p) != group) {
+            let (partner, jurisdiction) = who();
+            out.push(Widening::Pseudonyms {
+                partner,
+                jurisdiction,
+                group,
+                collection: shown,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps a pending approval of `kind` on `target`: `change` as JSON, `request` structured
+/// with its English summary. Refused (nothing kept) when the one asking is no person
+/// ([`Release::acts_as_person`]).
+fn hold(
     r: &Release<'_>,
     kind: &str,
     target: &str,
-    change: String,
-    summary: String,
-) -> Approval {
+    change: &impl Serialize,
+    request: &Request,
+) -> Result<Approval> {
+    r.require_person(&format!(
+        "a change that widens what a cross-border partner receives ({})",
+        request.english(kind)
+    ))?;
     let id = concord_incident::new_id("approval");
-    Approval {
+    let change = serde_json::to_string(change).map_err(|e| ReleaseError::Refused(e.to_string()))?;
+    let request_json =
+        serde_json::to_string(request).map_err(|e| ReleaseError::Refused(e.to_string()))?;
+    let a = Approval {
         id: id.trim_start_matches("approval--").to_owned(),
         kind: kind.to_owned(),
         target: target.to_owned(),
         change,
-        summary,
+        summary: request.english(kind),
         requested_by: r.person.to_owned(),
         requested_ns: now_ns(),
         status: "pending".to_owned(),
         decided_by: None,
         decided_ns: None,
         reason: None,
-    }
+        request: Some(request_json),
+    };
+    r.store.add_approval(&a)?;
+    Ok(a)
 }
 
 fn now_ns() -> i64 {
@@ -307,23 +699,20 @@ pub fn share(
     if r.four_eyes {
         let widens = sharing_widens(
             &r.store.partners()?,
-            r.jurisdiction,
+            r.jurisdiction(),
             &collection.id,
             &old,
             &new,
         );
         if !widens.is_empty() {
-            let change =
-                serde_json::to_string(edit).map_err(|e| ReleaseError::Refused(e.to_string()))?;
-            let name = collection.alias.as_deref().unwrap_or(&collection.id);
-            let a = new_approval(
-                r,
-                "sharing",
-                &collection.id,
-                change,
-                format!("collection {name}: {}", widens.join("; ")),
-            );
-            r.store.add_approval(&a)?;
+            let request = Request {
+                subject: collection
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| collection.id.clone()),
+                widens,
+            };
+            let a = hold(r, "sharing", &collection.id, edit, &request)?;
             return Ok(Outcome::Pending(Box::new(a)));
         }
     }
@@ -351,26 +740,21 @@ pub fn grant(
         .into_iter()
         .find(|p| p.name == to)
         .ok_or_else(|| ReleaseError::NotFound(format!("no partner named {to:?}")))?;
-    if r.four_eyes && cross_border(r.jurisdiction, &partner) {
+    if r.four_eyes && cross_border(r.jurisdiction(), &partner) {
         let edit = GrantEdit {
             to: to.to_owned(),
             allow: categories.iter().map(|c| c.as_str().to_owned()).collect(),
         };
-        let change =
-            serde_json::to_string(&edit).map_err(|e| ReleaseError::Refused(e.to_string()))?;
-        let a = new_approval(
-            r,
-            "grant",
-            incident_id,
-            change,
-            format!(
-                "{} ({}) receives {} as written in {incident_id}",
-                partner.name,
-                partner.jurisdiction,
-                edit.allow.join(", ")
-            ),
-        );
-        r.store.add_approval(&a)?;
+        let request = Request {
+            subject: incident_id.to_owned(),
+            widens: vec![Widening::Grant {
+                partner: partner.name.clone(),
+                jurisdiction: partner.jurisdiction.clone(),
+                categories: edit.allow.clone(),
+                incident: incident_id.to_owned(),
+            }],
+        };
+        let a = hold(r, "grant", incident_id, &edit, &request)?;
         return Ok(Outcome::Pending(Box::new(a)));
     }
     Ok(Outcome::Applied(crate::grant(
@@ -379,6 +763,208 @@ pub fn grant(
         to,
         allow,
     )?))
+}
+
+/// The door of a partner's change in the audit log (as `concord partner update` records it).
+pub const PARTNER_DOOR: &str = "partner-update";
+
+/// A change of a partner's grants, groups or jurisdiction as an approval keeps it: what to
+/// add and remove (collection ids, group names), so that it applies to the partner record
+/// current when approved. Absent fields change nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerEdit {
+    /// A new jurisdiction (ISO 3166-1 alpha-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
+    /// Collections it may now read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_read: Vec<String>,
+    /// Collections it may no longer read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_read: Vec<String>,
+    /// Collections it may now write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_write: Vec<String>,
+    /// Collections it may no longer write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_write: Vec<String>,
+    /// Sharing groups it joins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_groups: Vec<String>,
+    /// Sharing groups it leaves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_groups: Vec<String>,
+}
+
+impl PartnerEdit {
+    /// The edit that turns `was` into `now` (their lists compared as sets).
+    pub fn between(was: &Partner, now: &Partner) -> PartnerEdit {
+        let plus = |a: &[String], b: &[String]| -> Vec<String> {
+            b.iter().filter(|x| !a.contains(x)).cloned().collect()
+        };
+        PartnerEdit {
+            jurisdiction: (was.jurisdiction != now.jurisdiction).then(|| now.jurisdiction.clone()),
+            add_read: plus(&was.read, &now.read),
+            remove_read: plus(&now.read, &was.read),
+            add_write: plus(&was.write, &now.write),
+            remove_write: plus(&now.write, &was.write),
+            add_groups: plus(&was.groups, &now.groups),
+            remove_groups: plus(&now.groups, &was.groups),
+        }
+    }
+
+    /// `p` with this edit, and what changed in the audit log's words (`jurisdiction FR ->
+    /// DE`, `read +ID`, `read -ID`, `write +ID`, `group +G`, …; empty: nothing changes).
+    pub fn apply(&self, p: &Partner) -> (Partner, Vec<String>) {
+        let mut now = p.clone();
+        let mut changes = Vec::new();
+        if let Some(j) = &self.jurisdiction
+            && *j != p.jurisdiction
+        {
+            changes.push(format!("jurisdiction {} -> {j}", p.jurisdiction));
+            now.jurisdiction = j.clone();
+        }
+        let edit = |what: &str,
+                    list: &mut Vec<String>,
+                    add: &[String],
+                    remove: &[String],
+                    changes: &mut Vec<String>| {
+            for x in remove {
+                if let Some(i) = list.iter().position(|y| y == x) {
+                    list.remove(i);
+                    changes.push(format!("{what} -{x}"));
+                }
+            }
+            for x in add {
+                if !list.contains(x) {
+                    list.push(x.clone());
+                    changes.push(format!("{what} +{x}"));
+                }
+            }
+        };
+        edit(
+            "read",
+            &mut now.read,
+            &self.add_read,
+            &self.remove_read,
+            &mut changes,
+        );
+        edit(
+            "write",
+            &mut now.write,
+            &self.add_write,
+            &self.remove_write,
+            &mut changes,
+        );
+        edit(
+            "group",
+            &mut now.groups,
+            &self.add_groups,
+            &self.remove_groups,
+            &mut changes,
+        );
+        (now, changes)
+    }
+}
+
+/// What changing `was` into `now` widens for it ([`partner_widens`] over this node's
+/// store: each collection's sharing, its alias).
+fn partner_widens_here(r: &Release<'_>, was: &Partner, now: &Partner) -> Result<Vec<Widening>> {
+    let collections = r.store.collections()?;
+    let name = |id: &str| {
+        collections
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.alias.clone())
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let sharing = |id: &str| concord_egress::collection_sharing(r.store, id);
+    Ok(partner_widens(r.policy, was, now, &sharing, &name)?)
+}
+
+/// Four-eyes release of a partner change (`concord partner update`, `PATCH
+/// /api/v1/partners/{name}`, the partner page's form): when `[release] four_eyes` is on and
+/// changing `was` (the stored record) into `now` widens what the partner receives across a
+/// border ([`partner_widens`]), the change is kept as a pending approval (kind `partner`,
+/// as a [`PartnerEdit`]) and returned; nothing is applied. `None`: it may apply at once (the
+/// caller stores it, compare-and-set, with its audit entry). Refused: the one asking is no
+/// person ([`Release::acts_as_person`]).
+pub fn hold_partner(r: &Release<'_>, was: &Partner, now: &Partner) -> Result<Option<Approval>> {
+    if !r.four_eyes {
+        return Ok(None);
+    }
+    let edit = PartnerEdit::between(was, now);
+    let (edited, _) = edit.apply(was);
+    let widens = partner_widens_here(r, was, &edited)?;
+    if widens.is_empty() {
+        return Ok(None);
+    }
+    let request = Request {
+        subject: was.name.clone(),
+        widens,
+    };
+    Ok(Some(hold(r, "partner", &was.name, &edit, &request)?))
+}
+
+/// What approving the partner change `a` writes: the partner record as current now with the
+/// edit (compare-and-set on it in the approval's transaction) and the audit record of door
+/// [`PARTNER_DOOR`] naming both people. Stale (nothing applied, still pending): the partner
+/// was removed, or changed so that the edit would now widen something else than what was
+/// asked and approved on sight.
+fn approved_partner(r: &Release<'_>, a: &Approval, edit: &PartnerEdit) -> Result<crate::Applied> {
+    let name = &a.target;
+    let current = r
+        .store
+        .partners()?
+        .into_iter()
+        .find(|p| p.name == *name)
+        .ok_or_else(|| {
+            ReleaseError::Stale(format!(
+                "approval {}: partner {name:?} was removed since the request; nothing was \
+                 applied (reject the approval)",
+                a.id
+            ))
+        })?;
+    let (mut now, changes) = edit.apply(&current);
+    let widens = partner_widens_here(r, &current, &now)?;
+    let asked = Request::of(a).map(|q| q.widens).unwrap_or_default();
+    if widens != asked {
+        let words = |w: &[Widening]| {
+            if w.is_empty() {
+                "nothing".to_owned()
+            } else {
+                w.iter()
+                    .map(Widening::english)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        return Err(ReleaseError::Stale(format!(
+            "approval {}: partner {name:?} changed since the request: approving it now would \
+             widen {} instead of what was asked ({}); nothing was applied (reject it and ask \
+             again)",
+            a.id,
+            words(&widens),
+            words(&asked)
+        )));
+    }
+    now.details.updated_ns = now_ns();
+    let door = Door {
+        door: PARTNER_DOOR,
+        partner: OPERATOR,
+        person: Some(r.person),
+        collection: "",
+        policy_version: BASE_POLICY_VERSION,
+    };
+    let mut notes = vec![format!("partner {name}")];
+    notes.extend(changes);
+    notes.push(format!("requested by {}", a.requested_by));
+    notes.push(format!("approved by {}", r.person));
+    Ok((
+        Vec::new(),
+        vec![PartnerSwap { was: current, now }],
+        vec![door.record(RELEASE_DIRECTION, 0, "", String::new(), "changed", notes)],
+    ))
 }
 
 /// A collection's sharing setting as stored (`None`: never set) and as read (defaults when
@@ -426,6 +1012,7 @@ fn decided(a: &Approval) -> ReleaseError {
 /// rule); not found: no such approval; decided: approved or rejected already.
 pub fn approve(r: &Release<'_>, node: &Node<'_>, id: &str) -> Result<Approval> {
     let a = pending(r.store, id)?;
+    r.require_person(&format!("approving {id}"))?;
     if a.requested_by == r.person {
         return Err(ReleaseError::FourEyes(format!(
             "approval {id}: four-eyes release: the approver must be another person than the \
@@ -445,8 +1032,11 @@ pub fn approve(r: &Release<'_>, node: &Node<'_>, id: &str) -> Result<Approval> {
     let mut attempt = 0;
     let decided_now = loop {
         attempt += 1;
-        let (settings, records) = approved_change(r, node, &a)?;
-        match r.store.decide_approval(id, &d, &settings, &records) {
+        let (settings, partners, records) = approved_change(r, node, &a)?;
+        match r
+            .store
+            .decide_approval(id, &d, &settings, &partners, &records)
+        {
             Err(concord_store::StoreError::Superseded(_)) if attempt < APPROVE_ATTEMPTS => {}
             other => break other?,
         }
@@ -481,6 +1071,7 @@ fn approved_change(r: &Release<'_>, node: &Node<'_>, a: &Approval) -> Result<cra
                     expected,
                     value: new.to_json(),
                 }],
+                Vec::new(),
                 vec![sharing_record(
                     &a.target,
                     r.person,
@@ -489,6 +1080,11 @@ fn approved_change(r: &Release<'_>, node: &Node<'_>, a: &Approval) -> Result<cra
                     Some(&a.requested_by),
                 )],
             )
+        }
+        "partner" => {
+            let edit: PartnerEdit =
+                serde_json::from_str(&a.change).map_err(|e| unreadable(e.to_string()))?;
+            approved_partner(r, a, &edit)?
         }
         "grant" => {
             let edit: GrantEdit =
@@ -513,7 +1109,7 @@ pub fn reject(r: &Release<'_>, id: &str, reason: Option<&str>) -> Result<Approva
         at_ns: now_ns(),
         reason: reason.map(str::to_owned),
     };
-    if !r.store.decide_approval(id, &d, &[], &[])? {
+    if !r.store.decide_approval(id, &d, &[], &[], &[])? {
         return Err(r.store.approval(id)?.map_or_else(
             || ReleaseError::NotFound(format!("no approval {id:?}")),
             |a| decided(&a),
@@ -569,6 +1165,9 @@ mod tests {
         ];
         let w = |old: &CollectionSharing, new: &CollectionSharing| {
             sharing_widens(&partners, Some("DE"), "c", old, new)
+                .iter()
+                .map(Widening::english)
+                .collect::<Vec<_>>()
         };
         let base = sharing(Tlp::Amber, Some(&["eu"]), &[]);
         // A lower default TLP: fr receives unmarked objects.
@@ -616,6 +1215,72 @@ mod tests {
             )
             .len(),
             3
+        );
+    }
+
+    /// Each way a partner change widens (or not) what the partner receives across a border,
+    /// read through the door's rules (TLP gate, groups, jurisdiction, personal data).
+    #[test]
+    fn what_a_partner_change_widens() {
+        let policy = Policy::node_default(Some("DE"), Default::default());
+        let green_to_eu = sharing(Tlp::Amber, Some(&["eu"]), &[]);
+        let share =
+            |id: &str| -> std::result::Result<CollectionSharing, concord_egress::EgressError> {
+                Ok(if id == "c" {
+                    green_to_eu.clone()
+                } else {
+                    sharing(Tlp::Amber, None, &[])
+                })
+            };
+        let name = |id: &str| format!("#{id}");
+        let w = |was: &Partner, now: &Partner| {
+            partner_widens(&policy, was, now, &share, &name)
+                .unwrap()
+                .iter()
+                .map(Widening::english)
+                .collect::<Vec<_>>()
+        };
+        let fr = partner("fr", "FR", &[], &["c"]);
+        // A new read grant: what the new collection shares with it.
+        assert_eq!(
+            w(&fr, &partner("fr", "FR", &[], &["c", "d"])),
+            [
+                "fr (FR) receives TLP:CLEAR from #d",
+                "fr (FR) receives TLP:GREEN from #d"
+            ]
+        );
+        // A write grant, a read grant removed: nothing.
+        let mut writes = fr.clone();
+        writes.write.push("d".into());
+        assert!(w(&fr, &writes).is_empty());
+        assert!(w(&fr, &partner("fr", "FR", &[], &[])).is_empty());
+        // A new group: the membership, GREEN of the collection shared with it, its
+        // pseudonyms.
+        assert_eq!(
+            w(&fr, &partner("fr", "FR", &["eu"], &["c"])),
+            [
+                "fr (FR) joins the sharing group eu",
+                "fr (FR) receives TLP:GREEN from #c",
+                "fr (FR) receives the pseudonyms of group eu in #c"
+            ]
+        );
+        // Becoming domestic: the jurisdiction and every category of personal data.
+        let domestic = w(&fr, &partner("fr", "DE", &[], &["c"]));
+        assert_eq!(domestic[0], "fr moves from FR to DE and becomes domestic");
+        assert!(domestic.contains(&"fr (DE) receives email by allow, not pseudonymise".to_owned()));
+        assert_eq!(domestic.len(), 1 + Category::ALL.len());
+        // A domestic partner: nothing waits, and leaving the country narrows.
+        let bsi = partner("bsi", "DE", &[], &["c"]);
+        assert!(w(&bsi, &partner("bsi", "DE", &["eu"], &["c", "d"])).is_empty());
+        assert!(w(&bsi, &partner("bsi", "FR", &[], &["c"])).is_empty());
+        // The edit kept with an approval turns the old record into the new one.
+        let now = partner("fr", "DE", &["eu"], &["d"]);
+        let edit = PartnerEdit::between(&fr, &now);
+        let (applied, changes) = edit.apply(&fr);
+        assert_eq!(applied, now);
+        assert_eq!(
+            changes,
+            ["jurisdiction FR -> DE", "read -c", "read +d", "group +eu"]
         );
     }
 }

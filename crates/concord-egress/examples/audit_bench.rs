@@ -85,7 +85,8 @@ impl Store for NoAudit {
         approvals(s: Option<&str>, l: usize) -> Result<Vec<concord_store::Approval>>;
         approval(i: &str) -> Result<Option<concord_store::Approval>>;
         decide_approval(
-            i: &str, d: &concord_store::ApprovalDecision, s: &[concord_store::SettingChange], a: &[AuditRecord]
+            i: &str, d: &concord_store::ApprovalDecision, s: &[concord_store::SettingChange],
+            p: &[concord_store::PartnerSwap], a: &[AuditRecord]
         ) -> Result<bool>;
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;

@@ -195,6 +195,9 @@ pub struct AppState {
     /// `[release] four_eyes` (issue 20): widening a cross-border release waits for a second
     /// releaser's approval.
     four_eyes: bool,
+    /// `[release] unnamed_persons` (issue 20): `operator` and `admin-token` count as persons
+    /// who may ask for and approve a widening.
+    unnamed_persons: bool,
 }
 
 impl AppState {
@@ -231,6 +234,7 @@ impl AppState {
             users: Arc::default(),
             node_key: None,
             four_eyes: false,
+            unnamed_persons: false,
             config: Arc::new(config),
             shutdown,
         })
@@ -314,6 +318,19 @@ impl AppState {
     /// ([`AppState::with_four_eyes`]).
     pub fn four_eyes(&self) -> bool {
         self.four_eyes
+    }
+
+    /// The same state with `[release] unnamed_persons` of the node's configuration (issue
+    /// 20; default off: only named users ask for and approve a widening).
+    pub fn with_unnamed_persons(mut self, unnamed_persons: bool) -> AppState {
+        self.unnamed_persons = unnamed_persons;
+        self
+    }
+
+    /// Whether `operator` and `admin-token` count as persons for four-eyes release
+    /// ([`AppState::with_unnamed_persons`]).
+    pub fn unnamed_persons(&self) -> bool {
+        self.unnamed_persons
     }
 
     /// What named users' roles ask of their login ([`AppState::with_users`]).

@@ -45,7 +45,8 @@ pub use audit::{
 };
 pub use concord_stix::{ObjectHeader, Timestamp};
 pub use people::{
-    Approval, ApprovalDecision, SessionClock, SessionSubject, SettingChange, User, WebSession,
+    Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
+    WebSession,
 };
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -782,16 +783,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The approval of id `id`.
     fn approval(&self, id: &str) -> Result<Option<Approval>>;
     /// Decides on a pending approval, in one transaction: marks it approved or rejected and,
-    /// when approved, sets `settings` and appends `audit` (the change applied and its audit
-    /// entry, durable together or not at all). `false` (nothing changed) when it is not
-    /// pending (decided meanwhile, by another process too) or does not exist.
+    /// when approved, sets `settings`, replaces the partners of `partners` and appends
+    /// `audit` (the change applied and its audit entry, durable together or not at all).
+    /// `false` (nothing changed) when it is not pending (decided meanwhile, by another
+    /// process too) or does not exist.
     /// Errors: [`StoreError::Superseded`] when a setting no longer holds its `expected`
-    /// value (changed meanwhile): nothing changed, the approval is still pending.
+    /// value, or a partner is no longer exactly its `was` (changed or removed meanwhile), or
+    /// a swap would rename it: nothing changed, the approval is still pending.
     fn decide_approval(
         &self,
         id: &str,
         decision: &ApprovalDecision,
         settings: &[SettingChange],
+        partners: &[PartnerSwap],
         audit: &[AuditRecord],
     ) -> Result<bool>;
     /// Appends records to the audit log in one transaction: one [`TransferEntry`] per run of

@@ -155,13 +155,16 @@ mod tests {
 pub struct Approval {
     /// Its id (a UUID).
     pub id: String,
-    /// `sharing` (a collection's sharing) or `grant` (a grant in an incident).
+    /// `sharing` (a collection's sharing), `grant` (a grant in an incident) or `partner`
+    /// (a partner's grants, groups or jurisdiction, schema 22).
     pub kind: String,
-    /// The collection id (`sharing`) or the incident id (`grant`).
+    /// The collection id (`sharing`), the incident id (`grant`) or the partner's name
+    /// (`partner`).
     pub target: String,
     /// The change as JSON, applied to what is current when approved.
     pub change: String,
-    /// What it widens, in words.
+    /// What it widens, in English words, written when asked (shown as stored for approvals
+    /// without a `request`).
     pub summary: String,
     /// Who asked, as the audit log names a person (`user:NAME`, `admin-token`, `operator`).
     pub requested_by: String,
@@ -175,6 +178,21 @@ pub struct Approval {
     pub decided_ns: Option<i64>,
     /// Why it was rejected, if a reason was given.
     pub reason: Option<String>,
+    /// What it asks and widens, structured (JSON), so that it is rendered in the reader's
+    /// language when shown (schema 22); `None` for approvals asked before.
+    pub request: Option<String>,
+}
+
+/// A partner record an approval replaces, compare-and-set: replaced only if the stored
+/// partner of that name is still exactly `was`, the record the change was computed from, so
+/// that an approval never applies a change computed from a stale record
+/// ([`crate::Store::decide_approval`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartnerSwap {
+    /// The stored record the change was computed from.
+    pub was: crate::Partner,
+    /// The record after the change (the same name and key).
+    pub now: crate::Partner,
 }
 
 /// A setting an approval writes, compare-and-set: written only if the setting still holds

@@ -49,7 +49,8 @@ use crate::{
 };
 use crate::{Admission, InvitationRecord};
 use crate::{
-    Approval, ApprovalDecision, SessionClock, SessionSubject, SettingChange, User, WebSession,
+    Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
+    WebSession,
 };
 use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
@@ -139,6 +140,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0019_approvals",
         include_str!("../migrations/postgres/0019_approvals.sql"),
+    ),
+    (
+        "0022_approval_requests",
+        include_str!("../migrations/postgres/0022_approval_requests.sql"),
     ),
 ];
 
@@ -2107,8 +2112,9 @@ impl Store for PostgresStore {
     fn add_approval(&self, a: &Approval) -> Result<()> {
         self.with_conn(|c| {
             c.execute(
-                "INSERT INTO approvals (id, kind, target, change, summary, requested_by, requested_ns)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO approvals
+                     (id, kind, target, change, summary, requested_by, requested_ns, request)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &a.id,
                     &a.kind,
@@ -2117,6 +2123,7 @@ impl Store for PostgresStore {
                     &a.summary,
                     &a.requested_by,
                     &a.requested_ns,
+                    &a.request,
                 ],
             )?;
             Ok(())
@@ -2154,6 +2161,7 @@ impl Store for PostgresStore {
         id: &str,
         d: &ApprovalDecision,
         settings: &[SettingChange],
+        partners: &[PartnerSwap],
         audit: &[AuditRecord],
     ) -> Result<bool> {
         let lock_key = self.lock_key;
@@ -2191,6 +2199,29 @@ impl Store for PostgresStore {
                         "INSERT INTO settings (key, value) VALUES ($1, $2)
                          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         &[&s.key, &s.value],
+                    )?;
+                }
+                for p in partners {
+                    // The row's lock until commit, as `update_partner` takes it: a change
+                    // of the partner waits for this transaction, one made before is seen.
+                    let stored = tx.query_opt(
+                        "SELECT record FROM partners WHERE name = $1 FOR UPDATE",
+                        &[&p.was.name],
+                    )?;
+                    let same = match &stored {
+                        Some(r) => Partner::from_record(r.get(0))? == p.was,
+                        None => false,
+                    };
+                    if !same || p.was.name != p.now.name {
+                        // Dropped uncommitted (rolled back): the approval stays pending.
+                        return Err(StoreError::Superseded(format!(
+                            "partner {} changed meanwhile; nothing was applied",
+                            p.was.name
+                        )));
+                    }
+                    tx.execute(
+                        "UPDATE partners SET key_id = $2, record = $3 WHERE name = $1",
+                        &[&p.now.name, &p.now.key_id, &p.now.to_record()],
                     )?;
                 }
                 insert_transfers(&mut tx, lock_key, audit, None)?;
@@ -3167,7 +3198,7 @@ fn name_keys(
 /// form one chain.
 /// The columns of an [`Approval`], in the order [`approval_row`] reads them.
 const APPROVAL_COLUMNS: &str = "id, kind, target, change, summary, requested_by, requested_ns, \
-     status, decided_by, decided_ns, reason";
+     status, decided_by, decided_ns, reason, request";
 
 fn approval_row(r: &Row) -> Approval {
     Approval {
@@ -3182,6 +3213,7 @@ fn approval_row(r: &Row) -> Approval {
         decided_by: r.get(8),
         decided_ns: r.get(9),
         reason: r.get(10),
+        request: r.get(11),
     }
 }
 

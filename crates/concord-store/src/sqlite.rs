@@ -22,7 +22,8 @@ use crate::{
 };
 use crate::{Admission, InvitationRecord};
 use crate::{
-    Approval, ApprovalDecision, SessionClock, SessionSubject, SettingChange, User, WebSession,
+    Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
+    WebSession,
 };
 use crate::{ForeignVersions, VersionParams, version_condition};
 
@@ -61,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0015_invitations.sql"),
     include_str!("../migrations/sqlite/0018_people.sql"),
     include_str!("../migrations/sqlite/0019_approvals.sql"),
+    include_str!("../migrations/sqlite/0022_approval_requests.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1422,8 +1424,9 @@ impl Store for SqliteStore {
 
     fn add_approval(&self, a: &Approval) -> Result<()> {
         self.writer().execute(
-            "INSERT INTO approvals (id, kind, target, change, summary, requested_by, requested_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO approvals
+                 (id, kind, target, change, summary, requested_by, requested_ns, request)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 a.id,
                 a.kind,
@@ -1431,7 +1434,8 @@ impl Store for SqliteStore {
                 a.change,
                 a.summary,
                 a.requested_by,
-                a.requested_ns
+                a.requested_ns,
+                a.request
             ],
         )?;
         Ok(())
@@ -1464,6 +1468,7 @@ impl Store for SqliteStore {
         id: &str,
         d: &ApprovalDecision,
         settings: &[SettingChange],
+        partners: &[PartnerSwap],
         audit: &[AuditRecord],
     ) -> Result<bool> {
         let mut conn = self.writer();
@@ -1502,6 +1507,31 @@ impl Store for SqliteStore {
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     params![s.key, s.value],
+                )?;
+            }
+            for p in partners {
+                // The partner record as the change was computed from it, or nothing.
+                let stored: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM partners WHERE name = ?1",
+                        [&p.was.name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let same = match &stored {
+                    Some(text) => Partner::from_record(text)? == p.was,
+                    None => false,
+                };
+                if !same || p.was.name != p.now.name {
+                    // Dropped uncommitted: the approval stays pending.
+                    return Err(StoreError::Superseded(format!(
+                        "partner {} changed meanwhile; nothing was applied",
+                        p.was.name
+                    )));
+                }
+                tx.execute(
+                    "UPDATE partners SET key_id = ?2, record = ?3 WHERE name = ?1",
+                    params![p.now.name, p.now.key_id, p.now.to_record()],
                 )?;
             }
             insert_transfers(&tx, audit, None)?;
@@ -2038,7 +2068,7 @@ fn name_keys(conn: &Connection, vids: &[i64]) -> Result<crate::audit::NameKeys> 
 /// (which holds the file's write lock, so the chain cannot fork), with their postings.
 /// The columns of an [`Approval`], in the order [`approval_row`] reads them.
 const APPROVAL_COLUMNS: &str = "id, kind, target, change, summary, requested_by, requested_ns, \
-     status, decided_by, decided_ns, reason";
+     status, decided_by, decided_ns, reason, request";
 
 fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     Ok(Approval {
@@ -2053,6 +2083,7 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
         decided_by: r.get(8)?,
         decided_ns: r.get(9)?,
         reason: r.get(10)?,
+        request: r.get(11)?,
     })
 }
 

@@ -2483,6 +2483,7 @@ fn approval(id: &str, requested_ns: i64) -> concord_store::Approval {
         decided_by: None,
         decided_ns: None,
         reason: None,
+        request: Some(r#"{"subject":"c1","widens":[]}"#.to_owned()),
     }
 }
 
@@ -2537,6 +2538,7 @@ fn approvals_are_decided_once(store: &dyn Store) {
             "a1",
             &approve,
             &[change(None, "{}")],
+            &[],
             std::slice::from_ref(&record)
         ),
         Err(concord_store::StoreError::Superseded(_))
@@ -2547,7 +2549,13 @@ fn approvals_are_decided_once(store: &dyn Store) {
     let settings = [change(Some("[]"), "{}")];
     assert!(
         store
-            .decide_approval("a1", &approve, &settings, std::slice::from_ref(&record))
+            .decide_approval(
+                "a1",
+                &approve,
+                &settings,
+                &[],
+                std::slice::from_ref(&record)
+            )
             .unwrap()
     );
     assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
@@ -2561,14 +2569,14 @@ fn approvals_are_decided_once(store: &dyn Store) {
     let other = [change(Some("{}"), "{\"x\":1}")];
     assert!(
         !store
-            .decide_approval("a1", &approve, &other, std::slice::from_ref(&record))
+            .decide_approval("a1", &approve, &other, &[], std::slice::from_ref(&record))
             .unwrap()
     );
     assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
     assert_eq!(store.audit_head().unwrap().0, after);
     assert!(
         !store
-            .decide_approval("nothing", &approve, &other, &[])
+            .decide_approval("nothing", &approve, &other, &[], &[])
             .unwrap()
     );
     // A rejection applies nothing it is given.
@@ -2580,7 +2588,7 @@ fn approvals_are_decided_once(store: &dyn Store) {
     };
     assert!(
         store
-            .decide_approval("a2", &reject, &other, &[record])
+            .decide_approval("a2", &reject, &other, &[], &[record])
             .unwrap()
     );
     assert_eq!(store.setting("sharing.c1").unwrap().as_deref(), Some("{}"));
@@ -2593,6 +2601,108 @@ fn approvals_are_decided_once(store: &dyn Store) {
     assert!(store.approvals(Some("pending"), 10).unwrap().is_empty());
     assert_eq!(store.approvals(Some("rejected"), 10).unwrap(), [a2]);
     assert!(store.approval("nothing").unwrap().is_none());
+}
+
+/// Four-eyes release of a partner change (issue 20, schema 22): the approval replaces the
+/// partner record only if it is still the one the change was computed from (compare and
+/// set in the approval's transaction); a partner changed meanwhile leaves everything as it
+/// was and the approval pending; the structured request is kept.
+fn approved_partner_changes_are_compare_and_set(store: &dyn Store) {
+    use concord_store::{ApprovalDecision, PartnerSwap};
+    let was = concord_store::Partner {
+        name: "cert-fr".into(),
+        jurisdiction: "FR".into(),
+        groups: Vec::new(),
+        read: vec!["c1".into()],
+        write: Vec::new(),
+        key_id: "kfr".into(),
+        key_hash: "h".into(),
+        created_ns: 1,
+        details: Default::default(),
+    };
+    store.put_partner(&was).unwrap();
+    let stored = |store: &dyn Store| {
+        store
+            .partners()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "cert-fr")
+            .unwrap()
+    };
+    let mut a = approval("p1", 10);
+    a.kind = "partner".into();
+    a.target = "cert-fr".into();
+    store.add_approval(&a).unwrap();
+    assert_eq!(store.approval("p1").unwrap().unwrap().request, a.request);
+    let mut now = was.clone();
+    now.read.push("c2".into());
+    let mut meanwhile = was.clone();
+    meanwhile.groups.push("eu".into());
+    let record = concord_store::AuditRecord {
+        direction: "admin".into(),
+        door: "partner-update".into(),
+        partner: "operator".into(),
+        person: Some("user:bob".into()),
+        collection: String::new(),
+        object_id: String::new(),
+        modified: String::new(),
+        decision: "changed".into(),
+        transformations: vec!["partner cert-fr".into(), "read +c2".into()],
+        policy_version: "base".into(),
+        vid: 0,
+    };
+    let approve = ApprovalDecision {
+        approve: true,
+        by: "user:bob".into(),
+        at_ns: 40,
+        reason: None,
+    };
+    let (seq, _) = store.audit_head().unwrap();
+    // Changed meanwhile: nothing applied, still pending.
+    assert!(store.update_partner(&was, &meanwhile, &[]).unwrap());
+    let swap = PartnerSwap {
+        was: was.clone(),
+        now: now.clone(),
+    };
+    assert!(matches!(
+        store.decide_approval(
+            "p1",
+            &approve,
+            &[],
+            std::slice::from_ref(&swap),
+            std::slice::from_ref(&record)
+        ),
+        Err(concord_store::StoreError::Superseded(m)) if m.contains("cert-fr")
+    ));
+    assert_eq!(stored(store), meanwhile);
+    assert_eq!(store.audit_head().unwrap().0, seq);
+    assert_eq!(store.approval("p1").unwrap().unwrap().status, "pending");
+    // A swap that would rename the partner is refused the same way.
+    let mut renamed = meanwhile.clone();
+    renamed.name = "other".into();
+    let rename = PartnerSwap {
+        was: meanwhile.clone(),
+        now: renamed,
+    };
+    assert!(matches!(
+        store.decide_approval("p1", &approve, &[], &[rename], &[]),
+        Err(concord_store::StoreError::Superseded(_))
+    ));
+    // Computed from the record as stored: applied with its audit entry.
+    let mut now = meanwhile.clone();
+    now.read.push("c2".into());
+    let swap = PartnerSwap {
+        was: meanwhile,
+        now: now.clone(),
+    };
+    assert!(
+        store
+            .decide_approval("p1", &approve, &[], &[swap], &[record])
+            .unwrap()
+    );
+    assert_eq!(stored(store), now);
+    assert_eq!(store.audit_head().unwrap().0, seq + 1);
+    assert_eq!(store.approval("p1").unwrap().unwrap().status, "approved");
 }
 
 macro_rules! store_suite {
@@ -2653,6 +2763,11 @@ macro_rules! store_suite {
             fn approvals_are_decided_once() {
                 let Some((s, _g)) = $make else { return };
                 super::approvals_are_decided_once(&s)
+            }
+            #[test]
+            fn approved_partner_changes_are_compare_and_set() {
+                let Some((s, _g)) = $make else { return };
+                super::approved_partner_changes_are_compare_and_set(&s)
             }
             #[test]
             fn users_round_trip() {

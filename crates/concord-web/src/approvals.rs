@@ -37,7 +37,11 @@ pub(crate) const LIMIT: usize = 500;
 /// One pending approval as the page shows it.
 struct Row {
     id: String,
-    summary: String,
+    /// What it is about, as HTML in the viewer's language (arguments in `<bdi>`).
+    subject: String,
+    /// What it widens, one item each, as HTML in the viewer's language; for an approval
+    /// asked before schema 22, its stored English summary (escaped).
+    widens: Vec<String>,
     requested_by: String,
     requested_at: String,
     /// The viewer asked it: no approve button (the four-eyes rule), only withdraw.
@@ -89,12 +93,16 @@ async fn page(
         blocking(move || release::pending_approvals(store.as_ref(), LIMIT).map_err(err)).await?;
     let rows = pending
         .into_iter()
-        .map(|a| Row {
-            own: a.requested_by == me,
-            requested_at: Timestamp::from_unix_nanos(a.requested_ns, 0).to_string(),
-            id: a.id,
-            summary: a.summary,
-            requested_by: a.requested_by,
+        .map(|a| {
+            let (subject, widens) = summary_html(v.tr, &a);
+            Row {
+                own: a.requested_by == me,
+                requested_at: Timestamp::from_unix_nanos(a.requested_ns, 0).to_string(),
+                subject,
+                widens,
+                id: a.id,
+                requested_by: a.requested_by,
+            }
         })
         .collect();
     render(&ApprovalsPage {
@@ -104,6 +112,164 @@ async fn page(
         done: done.filter(|d| d == "approved" || d == "rejected"),
         error,
     })
+}
+
+/// What approval `a` asks, in `tr`'s language, as HTML: its subject and what it widens,
+/// one item each, rendered at display time from the structured request
+/// ([`release::Request`]), so that each reader sees it in its own language with every
+/// name, code and TLP label isolated in `<bdi>` (right to left correct). An approval asked
+/// before schema 22 has only its English summary, shown escaped and isolated.
+fn summary_html(tr: &crate::i18n::Locale, a: &Approval) -> (String, Vec<String>) {
+    use crate::i18n::Arg;
+    let Some(request) = release::Request::of(a) else {
+        // Escaped and isolated as one argument is.
+        return (
+            crate::i18n::isolated_html(&format!("\u{2068}{}\u{2069}", a.summary)),
+            Vec::new(),
+        );
+    };
+    let subject = match a.kind.as_str() {
+        "sharing" => "approval-subject-collection",
+        "partner" => "approval-subject-partner",
+        _ => "approval-subject-incident",
+    };
+    let subject = tr.html_args(subject, &[("name", Arg::from(&request.subject))]);
+    let list_separator = tr.t("approval-list-separator");
+    let items = request
+        .widens
+        .iter()
+        .map(|w| {
+            use release::Widening as W;
+            let (key, args): (&str, Vec<(&str, Arg)>) = match w {
+                W::Tlp {
+                    partner,
+                    jurisdiction,
+                    tlp,
+                    collection,
+                } => (
+                    if collection.is_some() {
+                        "widens-tlp-from"
+                    } else {
+                        "widens-tlp"
+                    },
+                    vec![
+                        ("partner", partner.into()),
+                        ("jurisdiction", jurisdiction.into()),
+                        ("tlp", tlp.into()),
+                        ("collection", collection.clone().unwrap_or_default().into()),
+                    ],
+                ),
+                W::Unmarked {
+                    partner,
+                    jurisdiction,
+                    tlp,
+                    collection,
+                } => (
+                    if collection.is_some() {
+                        "widens-unmarked-from"
+                    } else {
+                        "widens-unmarked"
+                    },
+                    vec![
+                        ("partner", partner.into()),
+                        ("jurisdiction", jurisdiction.into()),
+                        ("tlp", tlp.into()),
+                        ("collection", collection.clone().unwrap_or_default().into()),
+                    ],
+                ),
+                W::Grant {
+                    partner,
+                    jurisdiction,
+                    categories,
+                    incident,
+                } => (
+                    "widens-grant",
+                    vec![
+                        ("partner", partner.into()),
+                        ("jurisdiction", jurisdiction.into()),
+                        ("categories", categories.join(&list_separator).into()),
+                        ("incident", incident.into()),
+                    ],
+                ),
+                W::Group {
+                    partner,
+                    jurisdiction,
+                    group,
+                } => (
+                    "widens-group",
+                    vec![
+                        ("partner", partner.into()),
+                        ("jurisdiction", jurisdiction.into()),
+                        ("group", group.into()),
+                    ],
+                ),
+                W::Domestic { partner, from, to } => (
+                    "widens-domestic",
+                    vec![
+                        ("partner", partner.into()),
+                        ("from", from.into()),
+                        ("to", to.into()),
+                    ],
+                ),
+                W::PersonalData {
+                    partner,
+                    jurisdiction,
+                    category,
+                    from,
+                    to,
+                } => (
+                    "widens-personal-data",
+                    vec![
+                        ("partner", partner.into()),
+                        ("jurisdiction", jurisdiction.into()),
+                        ("category", category.into()),
+                        ("from", from.into()),
+                        ("to", to.into()),
+                    ],
+                ),
+                W::Agreement {
+                    partner,
+                    jurisdiction,
+                    from,
+                    to,
+                } => match to {
+                    Some(to) => (
+                        "widens-agreement",
+                        vec![
+                            ("partner", partner.into()),
+                            ("jurisdiction", jurisdiction.into()),
+                            ("from", from.into()),
+                            ("to", to.into()),
+                        ],
+                    ),
+                    None => (
+                        "widens-agreement-none",
+                        vec![
+                            ("partner", partner.into()),
+                            ("jurisdiction", jurisdiction.into()),
+                            ("from", from.into()),
+                        ],
+                    ),
+                },
+                W::Pseudonyms {
+                    partner,
+                    jurisdiction,
+                    group,
+                    collection,
+                } => (
+                    "widens-pseudonyms",
+                    vec![
+                        ("partner", partner.into()),
+                        ("jurisdiction", jurisdiction.into()),
+                        ("group", group.into()),
+                        ("collection", collection.into()),
+                    ],
+                ),
+            };
+            tr.html_args(key, &args)
+        })
+        .collect();
+    (subject, items)
 }
 
 async fn list(
@@ -119,7 +285,7 @@ fn err(e: ReleaseError) -> WebError {
     let status = match &e {
         ReleaseError::FourEyes(_) => StatusCode::FORBIDDEN,
         ReleaseError::NotFound(_) => StatusCode::NOT_FOUND,
-        ReleaseError::Decided(_) => StatusCode::CONFLICT,
+        ReleaseError::Decided(_) | ReleaseError::Stale(_) => StatusCode::CONFLICT,
         ReleaseError::Refused(_) | ReleaseError::Desk(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -141,7 +307,8 @@ async fn decide(
     let store = web.store();
     let person = v.session.actor().audit_name();
     let four_eyes = web.app.four_eyes();
-    let jurisdiction = web.app.policy().config.jurisdiction.clone();
+    let unnamed_persons = web.app.unnamed_persons();
+    let policy = web.app.policy();
     let config = web.app.config();
     let (title, max_object_size) = (config.title.clone(), config.ingress.max_object_size);
     let approving = reject.is_none();
@@ -149,14 +316,15 @@ async fn decide(
         let r = Release {
             store: store.as_ref(),
             four_eyes,
-            jurisdiction: jurisdiction.as_deref(),
+            unnamed_persons,
+            policy: &policy,
             person: &person,
         };
         let node = Node {
             store: store.as_ref(),
             max_object_size,
             title: &title,
-            jurisdiction: jurisdiction.as_deref(),
+            jurisdiction: policy.config.jurisdiction.as_deref(),
             person: Some(&person),
         };
         Ok(match &reject {

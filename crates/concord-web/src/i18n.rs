@@ -146,6 +146,16 @@ impl Locale {
         isolated_html(&self.t1(key, name, value))
     }
 
+    /// The message `key` with arguments `args` (name, value), as HTML ([`Locale::html`]):
+    /// each argument isolated in `<bdi>`.
+    pub fn html_args(&self, key: &str, args: &[(&str, Arg)]) -> String {
+        let mut a = FluentArgs::new();
+        for (name, value) in args {
+            a.set((*name).to_owned(), value.0.clone());
+        }
+        isolated_html(&self.format(key, Some(&a)))
+    }
+
     /// Whether the page is right to left.
     pub fn rtl(&self) -> bool {
         self.dir == Direction::Rtl

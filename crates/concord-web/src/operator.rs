@@ -148,6 +148,9 @@ struct PartnerPage {
     form_groups: String,
     error: Option<String>,
     updated: bool,
+    /// The id of the approval the last change waits for (four-eyes release), from the
+    /// redirect.
+    pending: Option<String>,
 }
 
 impl PartnerPage {
@@ -221,7 +224,7 @@ async fn partner_view(
     name: String,
     form: Option<(String, String)>,
     error: Option<String>,
-    updated: bool,
+    (updated, pending): (bool, Option<String>),
 ) -> Result<Html<String>, WebError> {
     let store = web.store();
     let policy = web.app.policy();
@@ -260,6 +263,7 @@ async fn partner_view(
         form_groups,
         error,
         updated,
+        pending,
     })
 }
 
@@ -279,6 +283,9 @@ fn admin_error(e: concord_admin::ops::AdminError) -> WebError {
 struct PartnerQuery {
     #[serde(default)]
     updated: Option<String>,
+    /// The approval a change waits for (four-eyes release).
+    #[serde(default)]
+    pending: Option<String>,
 }
 
 /// `GET /ui/operator/partners/{name}`: the partner's directory entry and the update form.
@@ -291,7 +298,11 @@ async fn partner_page(
     Query(q): Query<PartnerQuery>,
 ) -> Result<Html<String>, WebError> {
     v.require_admin()?;
-    partner_view(&web, &v, name, None, None, q.updated.is_some()).await
+    // Only an approval id's characters: it is shown in the page.
+    let pending = q.pending.filter(|p| {
+        !p.is_empty() && p.len() <= 64 && p.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    });
+    partner_view(&web, &v, name, None, None, (q.updated.is_some(), pending)).await
 }
 
 /// `POST /ui/operator/partners/{name}`: changes the partner's grants, groups and
@@ -315,21 +326,47 @@ async fn partner_update(
     let n = name.clone();
     let actor = concord_server::audit::principal_name(&v.session.principal);
     let person = v.session.actor().audit_name();
+    let (four_eyes, unnamed_persons) = (web.app.four_eyes(), web.app.unnamed_persons());
+    let policy = web.app.policy();
     let result = blocking(move || {
+        // Four-eyes release: a change that widens what a cross-border partner receives
+        // waits for a second releaser, as on every other door.
+        let release = concord_coordination::release::Release {
+            store: store.as_ref(),
+            four_eyes,
+            unnamed_persons,
+            policy: &policy,
+            person: &person,
+        };
         Ok(concord_admin::ops::directory::update_partner(
-            store.as_ref(),
-            &n,
-            &change,
-            &actor,
-            Some(&person),
+            &release, &n, &change, &actor,
         ))
     })
     .await?;
     match result {
-        Ok(p) => Ok(
-            axum::response::Redirect::to(&format!("{}?updated=1", partner_href(&p.name)))
-                .into_response(),
-        ),
+        Ok(concord_admin::ops::Released::Applied(p)) => Ok(axum::response::Redirect::to(&format!(
+            "{}?updated=1",
+            partner_href(&p.name)
+        ))
+        .into_response()),
+        Ok(concord_admin::ops::Released::Pending(a)) => {
+            Ok(
+                axum::response::Redirect::to(&format!("{}?pending={}", partner_href(&name), a.id))
+                    .into_response(),
+            )
+        }
+        Err(concord_admin::ops::AdminError::Forbidden(m)) => {
+            let page = partner_view(
+                &web,
+                &v,
+                name,
+                Some((jurisdiction, groups)),
+                Some(m),
+                (false, None),
+            )
+            .await?;
+            Ok((axum::http::StatusCode::FORBIDDEN, page).into_response())
+        }
         Err(concord_admin::ops::AdminError::NotFound(m)) if m.starts_with("no partner named") => {
             Err(WebError::not_found(v.tr.t("partner-not-found")))
         }
@@ -338,8 +375,15 @@ async fn partner_update(
             | concord_admin::ops::AdminError::NotFound(m)
             | concord_admin::ops::AdminError::Conflict(m),
         ) => {
-            let page =
-                partner_view(&web, &v, name, Some((jurisdiction, groups)), Some(m), false).await?;
+            let page = partner_view(
+                &web,
+                &v,
+                name,
+                Some((jurisdiction, groups)),
+                Some(m),
+                (false, None),
+            )
+            .await?;
             Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response())
         }
         Err(e) => Err(admin_error(e)),

@@ -55,27 +55,28 @@ pub enum ApprovalCommand {
 /// How many approvals `list` shows at most.
 const LIST_LIMIT: usize = 1000;
 
-/// The release context of a CLI run: `[release] four_eyes`, the policy's jurisdiction and
-/// who acts (`--as`, `[users.os]`, else `operator`). What `f` gets.
+/// The release context of a CLI run: `[release] four_eyes` and `unnamed_persons`, the
+/// node's policy and who acts (`--as`, `[users.os]`, else `operator`). What `f` gets.
 pub fn with_release<T>(
     data: &DataDirArg,
     store: &dyn Store,
     f: impl FnOnce(&Release<'_>, &Node<'_>) -> T,
 ) -> Result<T> {
     let config = Config::load(&crate::data_dir(data).dir)?;
-    let jurisdiction = crate::policy::load(data, store)?.config.jurisdiction;
+    let policy = crate::policy::load(data, store)?;
     let person = crate::users::actor().audit_name();
     let release = Release {
         store,
         four_eyes: config.release.four_eyes,
-        jurisdiction: jurisdiction.as_deref(),
+        unnamed_persons: config.release.unnamed_persons,
+        policy: &policy,
         person: &person,
     };
     let node = Node {
         store,
         max_object_size: config.max_object_size,
         title: &config.title,
-        jurisdiction: jurisdiction.as_deref(),
+        jurisdiction: policy.config.jurisdiction.as_deref(),
         person: Some(&person),
     };
     Ok(f(&release, &node))

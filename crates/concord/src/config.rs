@@ -228,6 +228,9 @@ tlp_version = "2.0"
 #                                      # partner receives (a lower default TLP, a new
 #                                      # recipient or group, a grant in an incident) waits
 #                                      # for a second releaser's approval (concord approval)
+# unnamed_persons = false              # true: `operator` (the CLI without --as) and the
+#                                      # admin token count as persons who may ask for and
+#                                      # approve a widening; false: named users only
 "#;
 
 /// Parsed configuration.
@@ -315,6 +318,12 @@ pub struct ReleaseConfig {
     /// so that a single operator's node works as before; `CONCORD_RELEASE_FOUR_EYES`
     /// overrides it.
     pub four_eyes: bool,
+    /// `unnamed_persons`: `operator` (the CLI without `--as` or a mapped OS user) and
+    /// `admin-token` count as persons for four-eyes release, who may ask for a widening and
+    /// approve another's. Default `false`: they are not (anyone who can run the CLI or holds
+    /// the token could ask as one and approve as a named user), so a widening must be asked
+    /// for and approved by named users. `CONCORD_RELEASE_UNNAMED_PERSONS` overrides it.
+    pub unnamed_persons: bool,
 }
 
 fn default_peer_files_dir() -> String {
@@ -815,6 +824,11 @@ impl Config {
         if let Ok(v) = std::env::var("CONCORD_RELEASE_FOUR_EYES") {
             config.release.four_eyes = v.parse().with_context(|| {
                 format!("CONCORD_RELEASE_FOUR_EYES={v:?}: expected true or false")
+            })?;
+        }
+        if let Ok(v) = std::env::var("CONCORD_RELEASE_UNNAMED_PERSONS") {
+            config.release.unnamed_persons = v.parse().with_context(|| {
+                format!("CONCORD_RELEASE_UNNAMED_PERSONS={v:?}: expected true or false")
             })?;
         }
         if config.api_root.is_empty()

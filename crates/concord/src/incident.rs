@@ -269,13 +269,12 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
             // Four-eyes release: a grant to a cross-border partner may wait for a second
             // releaser (`[release] four_eyes`).
             use concord_coordination::release::{self, Outcome, Release, ReleaseError};
-            let policy_jurisdiction = crate::policy::load(&data, store.as_ref())?
-                .config
-                .jurisdiction;
+            let policy = crate::policy::load(&data, store.as_ref())?;
             let r = Release {
                 store: store.as_ref(),
                 four_eyes: config.release.four_eyes,
-                jurisdiction: policy_jurisdiction.as_deref(),
+                unnamed_persons: config.release.unnamed_persons,
+                policy: &policy,
                 person: &person,
             };
             match release::grant(&r, &node, &incident, &to, &allow) {
@@ -294,6 +293,13 @@ pub fn run(command: IncidentCommand) -> Result<bool> {
                     return Ok(true);
                 }
                 Err(ReleaseError::Desk(e)) => Err(e),
+                Err(ReleaseError::FourEyes(m)) => {
+                    eprintln!("error: {m}");
+                    if json {
+                        out!("{}", json!({ "error": m, "code": "forbidden" }));
+                    }
+                    return Ok(false);
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -867,7 +867,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     )?;
     let state = state
         .with_users(config.users.options()?)
-        .with_four_eyes(config.release.four_eyes);
+        .with_four_eyes(config.release.four_eyes)
+        .with_unnamed_persons(config.release.unnamed_persons);
     // Agreement documents served to partners are signed with the node key (issue 19).
     let state = state.with_node_key(Arc::new(audit::node_key(&dir.dir, store.as_ref())?));
     let state = match feed_warninglists(data)? {

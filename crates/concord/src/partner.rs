@@ -356,22 +356,38 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             json,
         } => {
             let store = crate::open_store(&data)?;
-            let p = ops::directory::update_partner(
-                store.as_ref(),
-                &name,
-                &ops::directory::PartnerChange {
-                    jurisdiction,
-                    add_read: read,
-                    remove_read: no_read,
-                    add_write: write,
-                    remove_write: no_write,
-                    add_groups: group,
-                    remove_groups: no_group,
-                    ..Default::default()
-                },
-                "operator",
-                Some(&crate::users::actor().audit_name()),
-            )?;
+            let change = ops::directory::PartnerChange {
+                jurisdiction,
+                add_read: read,
+                remove_read: no_read,
+                add_write: write,
+                remove_write: no_write,
+                add_groups: group,
+                remove_groups: no_group,
+                ..Default::default()
+            };
+            // Four-eyes release: a change that widens what a cross-border partner receives
+            // may wait for a second releaser (`[release] four_eyes`).
+            let p = match crate::approval::with_release(&data, store.as_ref(), |r, _| {
+                ops::directory::update_partner(r, &name, &change, "operator")
+            })? {
+                Ok(ops::Released::Applied(p)) => p,
+                Ok(ops::Released::Pending(a)) => {
+                    crate::approval::print_pending(&a, json)?;
+                    return Ok(true);
+                }
+                Err(e @ ops::AdminError::Forbidden(_)) => {
+                    eprintln!("error: {e}");
+                    if json {
+                        out!(
+                            "{}",
+                            serde_json::json!({"error": e.to_string(), "code": e.code()})
+                        );
+                    }
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            };
             if json {
                 out!("{}", serde_json::to_value(&p)?);
             } else {
@@ -595,12 +611,24 @@ pub fn share(
     };
     let s = match crate::approval::with_release(data, store, |r, _| {
         ops::share(r, collection, &change)
-    })?? {
-        ops::Released::Applied(s) => s,
-        ops::Released::Pending(a) => {
+    })? {
+        Ok(ops::Released::Applied(s)) => s,
+        Ok(ops::Released::Pending(a)) => {
             crate::approval::print_pending(&a, json)?;
             return Ok(true);
         }
+        // The four-eyes rule (a widening asked by no named person): a refusal, status 1.
+        Err(e @ ops::AdminError::Forbidden(_)) => {
+            eprintln!("error: {e}");
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({"error": e.to_string(), "code": e.code()})
+                );
+            }
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
     };
     if json {
         out!("{}", serde_json::to_value(&s)?);

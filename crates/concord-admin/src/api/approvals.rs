@@ -4,8 +4,10 @@
 //!
 //! Who may call them is the role table's (`Operation::Release`, checked before routing by
 //! [`crate::users::api_operation`]); that the approver is not the person who asked is the
-//! four-eyes rule's, answered `403 forbidden` naming it. The admin token is one person
-//! (`admin-token`).
+//! four-eyes rule's, answered `403 forbidden` naming it, as is an approval by the admin
+//! token unless `[release] unnamed_persons` makes it a person (`admin-token`). An approval
+//! whose partner changed since the request so that it would widen something else answers
+//! `409 conflict`, naming what differs.
 
 use axum::Json;
 use axum::extract::State;
@@ -87,7 +89,7 @@ async fn list_approvals(
 }
 
 /// Runs `f` off the async threads with the release context of the request: the store,
-/// `[release] four_eyes`, the policy's jurisdiction and who acts.
+/// `[release] four_eyes` and `unnamed_persons`, the policy and who acts.
 pub(super) async fn on_release<T: Send + 'static>(
     a: &Admin,
     acting: &Acting,
@@ -95,7 +97,8 @@ pub(super) async fn on_release<T: Send + 'static>(
 ) -> ApiResult<T> {
     let store = a.store();
     let four_eyes = a.state.four_eyes();
-    let jurisdiction = a.state.policy().config.jurisdiction.clone();
+    let unnamed_persons = a.state.unnamed_persons();
+    let policy = a.state.policy();
     let config = a.state.config();
     let title = config.title.clone();
     let max_object_size = config.ingress.max_object_size;
@@ -104,14 +107,15 @@ pub(super) async fn on_release<T: Send + 'static>(
         let release = Release {
             store: store.as_ref(),
             four_eyes,
-            jurisdiction: jurisdiction.as_deref(),
+            unnamed_persons,
+            policy: &policy,
             person: &person,
         };
         let node = Node {
             store: store.as_ref(),
             max_object_size,
             title: &title,
-            jurisdiction: jurisdiction.as_deref(),
+            jurisdiction: policy.config.jurisdiction.as_deref(),
             person: Some(&person),
         };
         f(&release, &node)
@@ -125,9 +129,9 @@ pub(super) async fn on_release<T: Send + 'static>(
     params(("id" = String, Path, description = "The approval's id")),
     responses(
         (status = 200, description = "Approved and applied", body = ApprovalInfo),
-        (status = 403, description = "The four-eyes rule: the approver asked it", body = ApiError),
+        (status = 403, description = "The four-eyes rule: the approver asked it, or is no named person", body = ApiError),
         (status = 404, description = "No such approval", body = ApiError),
-        (status = 409, description = "Decided already", body = ApiError),
+        (status = 409, description = "Decided already, or the partner changed since the request", body = ApiError),
     ))]
 async fn approve(
     State(a): State<Admin>,

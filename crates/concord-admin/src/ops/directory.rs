@@ -30,7 +30,11 @@ use serde_json::Value;
 use sha2::Digest;
 use utoipa::ToSchema;
 
-use super::{AdminError, PartnerInfo, Result, find_partner, jurisdiction_code};
+use concord_coordination::release::{self, Release};
+
+use super::{
+    AdminError, ApprovalInfo, PartnerInfo, Released, Result, find_partner, jurisdiction_code,
+};
 
 /// The extension definition of the OASIS Identity Contact Information extension (STIX 2.1
 /// common objects): `contact_numbers`, `email_addresses`, `websites`, … on an `identity`.
@@ -218,16 +222,39 @@ fn change_partner(
     (actor, person): (&str, Option<&str>),
     make: impl Fn(&Partner) -> Result<(Partner, Vec<String>)>,
 ) -> Result<Partner> {
+    match change_partner_held(store, name, door, (actor, person), make, &|_, _| Ok(None))? {
+        Released::Applied(p) => Ok(p),
+        Released::Pending(a) => Err(AdminError::Internal(format!(
+            "partner {name:?}: kept as approval {} where no approval applies",
+            a.id
+        ))),
+    }
+}
+
+/// [`change_partner`], where `hold(was, now)` may keep the change as a pending approval
+/// instead (four-eyes release, [`release::hold_partner`]): then nothing is written and the
+/// approval is returned.
+fn change_partner_held(
+    store: &dyn Store,
+    name: &str,
+    door: &str,
+    (actor, person): (&str, Option<&str>),
+    make: impl Fn(&Partner) -> Result<(Partner, Vec<String>)>,
+    hold: &dyn Fn(&Partner, &Partner) -> Result<Option<ApprovalInfo>>,
+) -> Result<Released<Partner>> {
     for _ in 0..ATTEMPTS {
         let was = find_partner(store, name)?;
         let (mut now, changes) = make(&was)?;
         if changes.is_empty() {
-            return Ok(was);
+            return Ok(Released::Applied(was));
+        }
+        if let Some(a) = hold(&was, &now)? {
+            return Ok(Released::Pending(Box::new(a)));
         }
         now.details.updated_ns = concord_stix::Timestamp::now_micros().unix_nanos();
         let record = change_record(door, actor, person, name, &changes);
         if store.update_partner(&was, &now, &[record])? {
-            return Ok(now);
+            return Ok(Released::Applied(now));
         }
     }
     Err(AdminError::Conflict(format!(
@@ -236,19 +263,26 @@ fn change_partner(
 }
 
 /// Changes a partner's grants, groups or jurisdiction in place, keeping its API key
-/// (`concord partner update`): stored with its audit entry (door `partner-update`, by
-/// `actor`: `operator`, `admin`) in one transaction; every `serve` process applies it at the
-/// partner's next request. A change that changes nothing writes nothing.
+/// (`concord partner update`, `PATCH /api/v1/partners/{name}`, the partner page's form):
+/// stored with its audit entry (door `partner-update`, by `actor`: `operator`, `admin`, for
+/// `release.person`) in one transaction; every `serve` process applies it at the partner's
+/// next request. A change that changes nothing writes nothing. With `[release] four_eyes`, a
+/// change that widens what a cross-border partner receives (a new read grant or group, a
+/// jurisdiction that makes it domestic, … [`release::partner_widens`]) is kept as a pending
+/// approval instead, for a second releaser ([`Released::Pending`]); a narrowing or a write
+/// grant applies at once. A change that does both waits as a whole.
 /// Errors: not found (the partner, a collection); invalid (nothing asked, a list given both
 /// whole and by additions, a bad jurisdiction or group name); conflict (see
-/// [`change_partner`]).
+/// [`change_partner`]); forbidden (a widening asked by no named person, the four-eyes
+/// rule).
 pub fn update_partner(
-    store: &dyn Store,
+    release: &Release<'_>,
     name: &str,
     change: &PartnerChange,
     actor: &str,
-    person: Option<&str>,
-) -> Result<PartnerInfo> {
+) -> Result<Released<PartnerInfo>> {
+    let store = release.store;
+    let person = Some(release.person);
     if change.is_empty() {
         return Err(AdminError::Invalid(
             "nothing to change: give a jurisdiction, or collections to read or write, or \
@@ -270,7 +304,10 @@ pub fn update_partner(
     {
         check_group_name(g)?;
     }
-    let p = change_partner(store, name, "partner-update", (actor, person), |was| {
+    let hold = |was: &Partner, now: &Partner| -> Result<Option<ApprovalInfo>> {
+        Ok(release::hold_partner(release, was, now)?.map(ApprovalInfo::from))
+    };
+    let make = |was: &Partner| -> Result<(Partner, Vec<String>)> {
         let ids = |names: &[String], held: &[String]| -> Result<Vec<String>> {
             names
                 .iter()
@@ -318,8 +355,20 @@ pub fn update_partner(
             &mut changes,
         )?;
         Ok((now, changes))
-    })?;
-    Ok(PartnerInfo::from(&p))
+    };
+    Ok(
+        match change_partner_held(
+            store,
+            name,
+            release::PARTNER_DOOR,
+            (actor, person),
+            make,
+            &hold,
+        )? {
+            Released::Applied(p) => Released::Applied(PartnerInfo::from(&p)),
+            Released::Pending(a) => Released::Pending(a),
+        },
+    )
 }
 
 // --- the directory ------------------------------------------------------------------------
@@ -1254,16 +1303,26 @@ mod tests {
             .map(|alias| {
                 let store = store.clone();
                 std::thread::spawn(move || {
-                    update_partner(
-                        store.as_ref(),
-                        "bsi",
-                        &PartnerChange {
-                            add_read: vec![alias],
-                            ..Default::default()
-                        },
-                        "operator",
-                        None,
-                    )
+                    let policy = concord_policy::actions::Policy::node_default(
+                        Some("DE"),
+                        Default::default(),
+                    );
+                    let release = Release {
+                        store: store.as_ref(),
+                        four_eyes: false,
+                        unnamed_persons: false,
+                        policy: &policy,
+                        person: "operator",
+                    };
+                    let change = PartnerChange {
+                        add_read: vec![alias],
+                        ..Default::default()
+                    };
+                    match update_partner(&release, "bsi", &change, "operator") {
+                        Ok(Released::Applied(p)) => Ok(p),
+                        Ok(Released::Pending(_)) => panic!("four-eyes is off"),
+                        Err(e) => Err(e),
+                    }
                 })
             })
             .collect();

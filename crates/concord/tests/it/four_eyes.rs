@@ -291,7 +291,8 @@ fn a_single_releaser_cannot_widen_a_cross_border_release_alone() {
     assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(sharing(b, "intel")["default_tlp"], "red");
-    // The admin token is one person: it cannot approve its own request either.
+    // The admin token is no named person (`[release] unnamed_persons` is off): it can
+    // neither ask for a widening nor approve one.
     let (status, own) = api(
         b,
         TOKEN,
@@ -299,31 +300,21 @@ fn a_single_releaser_cannot_widen_a_cross_border_release_alone() {
         "/collections/intel/sharing",
         Some(r#"{"groups":null,"default_tlp":"green"}"#),
     );
-    assert_eq!(status, 202, "{own}");
-    assert_eq!(own["requested_by"], "admin-token");
-    let own_id = own["id"].as_str().unwrap().to_owned();
-    let (status, _) = api(
+    assert_eq!(status, 403, "{own}");
+    assert!(
+        own["message"].as_str().unwrap().contains("named person"),
+        "{own}"
+    );
+    let (status, e) = api(
         b,
         TOKEN,
         "POST",
-        &format!("/approvals/{own_id}/approve"),
+        &format!("/approvals/{api_id}/approve"),
         None,
     );
-    assert_eq!(status, 403);
-    let (status, r) = api(
-        b,
-        &rel2_tok,
-        "POST",
-        &format!("/approvals/{own_id}/reject"),
-        Some(r#"{"reason":"one widening at a time"}"#),
-    );
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(r["status"], "rejected");
-    assert_eq!(
-        sharing(b, "intel")["default_tlp"],
-        "red",
-        "a rejection applies nothing"
-    );
+    assert_eq!(status, 403, "{e}");
+    assert_eq!(pending(&node).len(), 1);
+    assert_eq!(sharing(b, "intel")["default_tlp"], "red", "nothing applied");
 
     // Web UI: the requester sees its request without an approve button and is refused
     // when it posts one anyway; the second releaser approves.
@@ -454,4 +445,325 @@ fn four_eyes_off_keeps_todays_behaviour() {
     assert_eq!(s["default_tlp"], "clear");
     let rows = audit_rows(&node, "collection-share");
     assert!(rows.iter().any(|r| r["person"] == "user:rel1"), "{rows:?}");
+}
+
+/// `concord partner show NAME --json`, as the operator.
+fn partner_json(node: &Node, name: &str) -> serde_json::Value {
+    let (ok, out, err) = cli(node, None, &["partner", "show", name, "--json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The id of the one pending approval of kind `partner` (asserted).
+fn pending_partner_change(node: &Node) -> (String, serde_json::Value) {
+    let p: Vec<_> = pending(node)
+        .into_iter()
+        .filter(|a| a["kind"] == "partner")
+        .collect();
+    assert_eq!(p.len(), 1, "{p:?}");
+    (p[0]["id"].as_str().unwrap().to_owned(), p[0].clone())
+}
+
+/// Issue 20: `partner update` that widens what a cross-border partner receives (a new read
+/// grant or group, a jurisdiction that makes it domestic) waits for a releaser's approval
+/// on every door (CLI, admin API, web UI); a narrowing or a write grant applies at once; an
+/// approval applies the change to the partner as it is then, and refuses (naming why) when
+/// the partner changed so that it would widen something else; the pending change reads in
+/// Chinese and Arabic on the approvals page; `operator` and the admin token are no persons.
+#[test]
+fn partner_update_that_widens_a_cross_border_partner_waits_for_a_releaser() {
+    let node = setup(true);
+    let (ok, _, err) = cli(&node, None, &["collection", "create", "more"]);
+    assert!(ok, "{err}");
+    let (op_pw, op_tok) = add_user(&node, "op1", "operator");
+    let (rel_pw, rel_tok) = add_user(&node, "rel1", "releaser");
+    let server = node.serve();
+    let b = &server.base;
+    let reads = |node: &Node| partner_json(node, "cert-fr")["read_names"].clone();
+
+    // CLI: a new read grant waits; the operator who asked cannot approve it.
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "cert-fr", "--read", "more"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    assert_eq!(
+        reads(&node),
+        serde_json::json!(["intel"]),
+        "nothing applied"
+    );
+    let (id, a) = pending_partner_change(&node);
+    assert_eq!(a["requested_by"], "user:op1");
+    assert_eq!(a["target"], "cert-fr");
+    assert!(
+        a["summary"]
+            .as_str()
+            .unwrap()
+            .contains("partner cert-fr: cert-fr (FR) receives TLP:CLEAR from more"),
+        "{a}"
+    );
+    assert_eq!(a["request"]["widens"][0]["what"], "tlp", "{a}");
+    let (ok, _, err) = cli(&node, Some("op1"), &["approval", "approve", &id]);
+    assert!(!ok && err.contains("may not release"), "{err}");
+    // Neither the CLI's operator nor the admin token is a named person.
+    let (ok, _, err) = cli(&node, None, &["approval", "approve", &id]);
+    assert!(!ok && err.contains("named person"), "{err}");
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &["partner", "update", "cert-fr", "--group", "nato"],
+    );
+    assert!(!ok && err.contains("named person"), "{err}");
+    let (status, e) = api(
+        b,
+        TOKEN,
+        "PATCH",
+        "/partners/cert-fr",
+        Some(r#"{"add_groups":["nato"]}"#),
+    );
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        partner_json(&node, "cert-fr")["groups"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A narrowing and a write grant apply at once, by anyone allowed, also meanwhile.
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &["partner", "update", "cert-fr", "--no-read", "intel"],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "cert-fr", "--write", "more"],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    assert_eq!(reads(&node), serde_json::json!([]));
+    assert_eq!(
+        partner_json(&node, "cert-fr")["write_names"],
+        serde_json::json!(["more"])
+    );
+    // The approval recomputes on the partner as it is now: what it widens is what was
+    // asked, so it applies, and the narrowing made meanwhile stays.
+    let (ok, _, err) = cli(&node, Some("rel1"), &["approval", "approve", &id]);
+    assert!(ok, "{err}");
+    assert_eq!(reads(&node), serde_json::json!(["more"]));
+    assert!(has_both(
+        &audit_rows(&node, "partner-update"),
+        "user:op1",
+        "user:rel1"
+    ));
+
+    // Admin API: a new group waits (202); the releaser approves it (200).
+    let (status, a) = api(
+        b,
+        &op_tok,
+        "PATCH",
+        "/partners/cert-fr",
+        Some(r#"{"add_groups":["eu"]}"#),
+    );
+    assert_eq!(status, 202, "{a}");
+    assert_eq!(a["kind"], "partner");
+    let group_id = a["id"].as_str().unwrap().to_owned();
+    // Meanwhile a narrowing changes what the group would give (the pseudonyms of `eu` in
+    // `more`): the approval is refused, naming why, and applies nothing.
+    let (status, p) = api(
+        b,
+        &op_tok,
+        "PATCH",
+        "/partners/cert-fr",
+        Some(r#"{"remove_read":["more"]}"#),
+    );
+    assert_eq!(status, 200, "{p}");
+    let (status, e) = api(
+        b,
+        &rel_tok,
+        "POST",
+        &format!("/approvals/{group_id}/approve"),
+        None,
+    );
+    assert_eq!(status, 409, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed since the request"),
+        "{e}"
+    );
+    assert!(
+        partner_json(&node, "cert-fr")["groups"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = api(
+        b,
+        &rel_tok,
+        "POST",
+        &format!("/approvals/{group_id}/reject"),
+        Some(r#"{"reason":"stale"}"#),
+    );
+    assert_eq!(status, 200);
+    let (status, a) = api(
+        b,
+        &op_tok,
+        "PATCH",
+        "/partners/cert-fr",
+        Some(r#"{"add_groups":["eu"]}"#),
+    );
+    assert_eq!(status, 202, "{a}");
+    let group_id = a["id"].as_str().unwrap().to_owned();
+    let (status, done) = api(
+        b,
+        &rel_tok,
+        "POST",
+        &format!("/approvals/{group_id}/approve"),
+        None,
+    );
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        partner_json(&node, "cert-fr")["groups"],
+        serde_json::json!(["eu"])
+    );
+
+    // Web UI: the partner page's form making cert-fr domestic waits.
+    let op = user_login(b, "op1", &op_pw);
+    let (status, body) = web(
+        b,
+        &op,
+        "POST",
+        "/ui/operator/partners/cert-fr",
+        "jurisdiction=DE&groups=eu&write=more",
+    );
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(partner_json(&node, "cert-fr")["jurisdiction"], "FR");
+    let (web_id, _) = pending_partner_change(&node);
+    let (status, body) = web(b, &op, "GET", "/ui/operator/partners/cert-fr?pending=", "");
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("id=\"partner-pending\""),
+        "an empty id is not shown"
+    );
+    let (status, body) = web(
+        b,
+        &op,
+        "GET",
+        &format!("/ui/operator/partners/cert-fr?pending={web_id}"),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"partner-pending\""), "{body}");
+    // The approvals page renders the request in the reader's language, names isolated.
+    let rel = user_login(b, "rel1", &rel_pw);
+    for (lang, words) in [
+        (
+            "en",
+            "moves from <bdi>FR</bdi> to <bdi>DE</bdi> and becomes domestic",
+        ),
+        (
+            "zh-CN",
+            "的管辖地由 <bdi>FR</bdi> 变为 <bdi>DE</bdi>，成为境内合作伙伴",
+        ),
+        ("ar", "من <bdi>FR</bdi> إلى <bdi>DE</bdi> ويصبح شريكًا محليًا"),
+    ] {
+        let (status, body) = web(
+            b,
+            &format!("{rel}; lang={lang}"),
+            "GET",
+            "/ui/approvals",
+            "",
+        );
+        assert_eq!(status, 200);
+        assert!(body.contains(words), "{lang}: {body}");
+        assert!(body.contains("<bdi>cert-fr</bdi>"), "{lang}");
+    }
+    let (status, body) = web(b, &format!("{rel}; lang=ar"), "GET", "/ui/approvals", "");
+    assert_eq!(status, 200);
+    assert!(body.contains("dir=\"rtl\""));
+    assert!(
+        body.contains("الشريك <bdi>cert-fr</bdi>"),
+        "the subject in Arabic"
+    );
+    let (status, _) = web(
+        b,
+        &rel,
+        "POST",
+        &format!("/ui/approvals/{web_id}/approve"),
+        "",
+    );
+    assert_eq!(status, 303);
+    let p = partner_json(&node, "cert-fr");
+    assert_eq!(p["jurisdiction"], "DE");
+    assert_eq!(p["write_names"], serde_json::json!(["more"]));
+    assert!(pending(&node).is_empty());
+    assert!(
+        audit_rows(&node, "partner-update")
+            .iter()
+            .filter(|r| r["person"] == "user:rel1")
+            .count()
+            >= 3,
+        "each approval is audited with the approver"
+    );
+    // A domestic partner's widening applies at once.
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &[
+            "partner", "update", "bsi", "--read", "more", "--group", "eu",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+}
+
+/// `[release] unnamed_persons = true`: the admin token and the CLI's `operator` count as
+/// persons (each one person): the token asks, the operator approves; the token still
+/// cannot approve its own request.
+#[test]
+fn unnamed_persons_count_when_the_configuration_says_so() {
+    let node = setup(true);
+    let path = node.path().join("concord.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "four_eyes = true",
+            "four_eyes = true\nunnamed_persons = true",
+        ),
+    )
+    .unwrap();
+    let server = node.serve();
+    let b = &server.base;
+    let (status, a) = api(
+        b,
+        TOKEN,
+        "PATCH",
+        "/partners/cert-fr",
+        Some(r#"{"add_groups":["eu"]}"#),
+    );
+    assert_eq!(status, 202, "{a}");
+    assert_eq!(a["requested_by"], "admin-token");
+    let id = a["id"].as_str().unwrap().to_owned();
+    let (status, e) = api(b, TOKEN, "POST", &format!("/approvals/{id}/approve"), None);
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("another person"),
+        "{e}"
+    );
+    let (ok, out, err) = cli(&node, None, &["approval", "approve", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("approved"), "{out}");
+    assert_eq!(
+        partner_json(&node, "cert-fr")["groups"],
+        serde_json::json!(["eu"])
+    );
+    assert!(has_both(
+        &audit_rows(&node, "partner-update"),
+        "admin-token",
+        "operator"
+    ));
 }

@@ -132,8 +132,40 @@ fn web_ui_in_chromium() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[release]\nfour_eyes = true\n");
     std::fs::write(&config, text).unwrap();
+    // A widening is asked by a named person (`operator` is none by default), here a
+    // releaser; a second pending approval, of a partner change (kind `partner`: a new
+    // group), is asked by a named operator, so the page shows both kinds of request.
+    for (user, role) in [("rel", "releaser"), ("op", "operator")] {
+        let out = run(concord()
+            .args(["user", "add", user, "--role", role, "--data-dir"])
+            .arg(node.path()));
+        assert!(
+            out.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = run(concord()
         .args([
+            "--as",
+            "op",
+            "partner",
+            "update",
+            PARTNER,
+            "--group",
+            "eu-cert",
+            "--data-dir",
+        ])
+        .arg(node.path()));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stderr).contains("pending approval"),
+        "partner update: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(concord()
+        .args([
+            "--as",
+            "rel",
             "collection",
             "share",
             "intel",
