@@ -390,6 +390,7 @@ approvals-off = الإصدار بأربع أعين غير مفعّل على هذ
 approvals-none = لا يوجد تغيير ينتظر الموافقة.
 approvals-requested-by = طلبه
 approvals-own = أنت من طلب هذا التغيير: يجب أن يوافق عليه مُصدِر آخر.
+approvals-not-person = أنت مسجّل الدخول دون اسم (رمز المسؤول): لا يقبل الإصدار بأربع أعين إلا موافقات المُصدِرين المسمَّين.
 approvals-approve = الموافقة والتطبيق
 approvals-reject = رفض
 approvals-withdraw = سحب

@@ -381,6 +381,7 @@ approvals-off = Four-eyes release is off on this node ({ $key } in concord.toml)
 approvals-none = No change is waiting for approval.
 approvals-requested-by = Asked by
 approvals-own = You asked for this change: another releaser must approve it.
+approvals-not-person = You are signed in without a name (the admin token): four-eyes release takes approvals from named releasers only.
 approvals-approve = Approve and apply
 approvals-reject = Reject
 approvals-withdraw = Withdraw

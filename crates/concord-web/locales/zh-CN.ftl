@@ -353,6 +353,7 @@ approvals-off = 本节点未开启双人审批发布（concord.toml 中的 { $ke
 approvals-none = 没有等待审批的变更。
 approvals-requested-by = 申请人
 approvals-own = 这是您申请的变更：须由另一位发布人批准。
+approvals-not-person = 您以无名身份登录（管理令牌）：双人审批发布只接受具名发布人的批准。
 approvals-approve = 批准并应用
 approvals-reject = 拒绝
 approvals-withdraw = 撤回

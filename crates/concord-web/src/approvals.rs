@@ -54,6 +54,9 @@ struct ApprovalsPage {
     c: crate::Chrome,
     rows: Vec<Row>,
     four_eyes: bool,
+    /// The viewer counts as a person for four-eyes release (a named user, or the admin
+    /// token with `[release] unnamed_persons`): else no approve button, a note why.
+    may_approve: bool,
     /// What the last form did (`approved`, `rejected`), from the redirect.
     done: Option<String>,
     error: Option<String>,
@@ -109,6 +112,7 @@ async fn page(
         c: v.chrome("approvals", v.tr.t("approvals-title")),
         rows,
         four_eyes: web.app.four_eyes(),
+        may_approve: release::is_person(&v.session.actor().audit_name(), web.app.unnamed_persons()),
         done: done.filter(|d| d == "approved" || d == "rejected"),
         error,
     })
