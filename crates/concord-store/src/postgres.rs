@@ -2201,6 +2201,14 @@ impl Store for PostgresStore {
                         &[&s.key, &s.value],
                     )?;
                 }
+                if !partners.is_empty() {
+                    // The audit lock before the partners' rows, in the order
+                    // `update_partner` takes them, so that the two cannot deadlock.
+                    tx.execute(
+                        "SELECT pg_advisory_xact_lock($1, $2)",
+                        &[&AUDIT_LOCK_CLASS, &lock_key],
+                    )?;
+                }
                 for p in partners {
                     // The row's lock until commit, as `update_partner` takes it: a change
                     // of the partner waits for this transaction, one made before is seen.
