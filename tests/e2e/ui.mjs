@@ -283,8 +283,10 @@ const LANGS = ["en", "zh-CN", "ar"];
 // The UI's English sentences (issue 25: every text translated): the literal parts of each
 // message of en.ftl with a space and at least 10 characters, placeables and `backquoted`
 // tokens cut out, less those the Chinese or Arabic file also holds (names of standards and
-// formats, kept on purpose). None may be left on a Chinese or Arabic page, outside data
-// (<bdi>, code, descriptions), in its text or in an aria-label, title or placeholder.
+// formats, kept on purpose). None may be left on a Chinese or Arabic page, in its text
+// (isolated <bdi> runs too: an English sentence wrapped as a left-to-right token is still
+// English) or in an aria-label, title or placeholder; code, preformatted JSON and the
+// producer's Markdown descriptions are data and are not read.
 const LOCALES = new URL("../../crates/concord-web/locales/", import.meta.url);
 const ftl = (file) => readFileSync(new URL(file, LOCALES), "utf8");
 const OTHER_FTL = ftl("zh-CN.ftl") + ftl("ar.ftl");
@@ -299,7 +301,7 @@ const ENGLISH_PHRASES = [...new Set(ftl("en.ftl").split("\n")
 async function englishLeft(page) {
   return page.evaluate((phrases) => {
     const body = document.body.cloneNode(true);
-    body.querySelectorAll("code, pre, bdi, kbd, samp, script, style, textarea, .md, [lang='en']").forEach((e) => e.remove());
+    body.querySelectorAll("code, pre, kbd, samp, script, style, textarea, .md").forEach((e) => e.remove());
     const attrs = [...body.querySelectorAll("[aria-label], [title], [placeholder]")]
       .flatMap((e) => ["aria-label", "title", "placeholder"].map((a) => e.getAttribute(a) || ""));
     const text = [body.textContent, ...attrs].join(" \n ").replace(/\s+/g, " ");
@@ -818,8 +820,8 @@ async function main() {
     check(scaleOf(zoomed) > scaleOf(panned), `wheel up: scale ${scaleOf(panned)} -> ${scaleOf(zoomed)}`);
     await page.focus("svg#graph");
     for (let i = 0; i < 12; i++) await page.keyboard.press("-");
-    const out = await transform();
-    check(scaleOf(out) >= 1, `zoomed out below the drawn size: ${out}`);
+    const outmost = await transform();
+    check(scaleOf(outmost) >= 1, `zoomed out below the drawn size: ${outmost}`);
     const smallest = await page.evaluate(() => Math.min(...[...document.querySelectorAll("#graph text.label, #graph text.edge-label")]
       .map((t) => parseFloat(getComputedStyle(t).fontSize) * Math.hypot(t.getScreenCTM().a, t.getScreenCTM().b))));
     check(smallest >= 11 - 0.01, `zoomed out, a label is drawn at ${smallest} px`);
