@@ -279,6 +279,35 @@ const PAGES = [
   { name: "not-found", path: `/ui/c/intel/o/${INDICATOR.replace(/[0-9a-f]{12}$/, "000000000000")}`, status: 404 },
 ];
 const LANGS = ["en", "zh-CN", "ar"];
+
+// The UI's English sentences (issue 25: every text translated): the literal parts of each
+// message of en.ftl with a space and at least 10 characters, placeables and `backquoted`
+// tokens cut out, less those the Chinese or Arabic file also holds (names of standards and
+// formats, kept on purpose). None may be left on a Chinese or Arabic page, in its text
+// (isolated <bdi> runs too: an English sentence wrapped as a left-to-right token is still
+// English) or in an aria-label, title or placeholder; code, preformatted JSON and the
+// producer's Markdown descriptions are data and are not read.
+const LOCALES = new URL("../../crates/concord-web/locales/", import.meta.url);
+const ftl = (file) => readFileSync(new URL(file, LOCALES), "utf8");
+const OTHER_FTL = ftl("zh-CN.ftl") + ftl("ar.ftl");
+const ENGLISH_PHRASES = [...new Set(ftl("en.ftl").split("\n")
+  .map((line) => /^[a-z0-9-]+ = (.*)$/.exec(line))
+  .filter(Boolean)
+  .flatMap((m) => m[1].split(/\{[^}]*\}|`[^`]*`/))
+  .map((f) => f.trim().replace(/^[\s.,;:()]+|[\s.,;:()]+$/g, ""))
+  .filter((f) => f.includes(" ") && f.length >= 10 && !OTHER_FTL.includes(f)))];
+
+/// The English phrases of the UI left on the page (see ENGLISH_PHRASES).
+async function englishLeft(page) {
+  return page.evaluate((phrases) => {
+    const body = document.body.cloneNode(true);
+    body.querySelectorAll("code, pre, kbd, samp, script, style, textarea, .md").forEach((e) => e.remove());
+    const attrs = [...body.querySelectorAll("[aria-label], [title], [placeholder]")]
+      .flatMap((e) => ["aria-label", "title", "placeholder"].map((a) => e.getAttribute(a) || ""));
+    const text = [body.textContent, ...attrs].join(" \n ").replace(/\s+/g, " ");
+    return phrases.filter((p) => text.includes(p));
+  }, ENGLISH_PHRASES);
+}
 const WIDTHS = [["desktop", 1400], ["phone", 390]];
 // Screenshots: every page in every language at both widths, as much as the window shows
 // (the committed ones under docs/ui/ are the desktop ones).
@@ -371,6 +400,10 @@ async function walkPages(browser) {
           // Photographed first, at the top, before the Tab walk scrolls and focuses.
           await pg.screenshot({ path: join(PAGE_SHOTS, `${entry.name}-${tag}-${label}.png`) });
           shots++;
+          if (label === "desktop" && tag !== "en") {
+            const left = await englishLeft(pg);
+            soft(left.length === 0, `English left in ${tag}: ${left.slice(0, 8).map((x) => JSON.stringify(x)).join(", ")}`);
+          }
           if (label === "desktop") {
             const v = await axeViolations(pg);
             soft(v.length === 0, `axe-core: ${v.map((x) => `${x.impact} ${x.id} (${x.help}) at ${x.nodes.join(" | ")}`).join("; ")}`);
@@ -387,7 +420,7 @@ async function walkPages(browser) {
   await ctx.close();
   await anonCtx.close();
   if (failures.length) fail(`${failures.length} problems over the pages:\n  ${failures.join("\n  ")}`);
-  log(`${PAGES.length} pages × ${LANGS.length} languages × ${WIDTHS.length} widths: no overflow, no serious or critical axe-core violation, focus visible; ${shots} screenshots in ${PAGE_SHOTS}`);
+  log(`${PAGES.length} pages × ${LANGS.length} languages × ${WIDTHS.length} widths: no overflow, no serious or critical axe-core violation, focus visible, none of ${ENGLISH_PHRASES.length} English phrases in zh or ar; ${shots} screenshots in ${PAGE_SHOTS}`);
 }
 
 // --- dashboard and graph (issue 25, items 3 and 5) -------------------------------------------
@@ -463,8 +496,18 @@ async function graphChecks(page) {
       groups: [...svg.querySelectorAll("a.node.group")].map((a) => a.getAttribute("href")),
       legendBottom: legend.bottom, svgTop: top.top, vh: innerHeight,
       minFont: Math.min(...nodes.map((a) => a.querySelector("text").getBoundingClientRect().height)),
+      // Each label's font size on screen: its computed size (user units) times the scale of
+      // its CTM (the viewBox's and the pan/zoom transform's), and the smallest of them.
+      labelPx: [...svg.querySelectorAll("text.label, text.edge-label")].map((t) => ({
+        text: t.textContent,
+        px: parseFloat(getComputedStyle(t).fontSize) * Math.hypot(t.getScreenCTM().a, t.getScreenCTM().b),
+      })).sort((a, b) => a.px - b.px).slice(0, 3),
+      pageOverflow: document.scrollingElement.scrollWidth - innerWidth,
     };
   });
+  check(g.labelPx.length > 0 && g.labelPx[0].px >= 11 - 0.01,
+    `graph labels drawn under 11 px: ${JSON.stringify(g.labelPx)} (${g.n} nodes)`);
+  check(g.pageOverflow <= 0, `the graph widens the page by ${g.pageOverflow} px (it must scroll in its box)`);
   check(g.overlaps.length === 0, `${g.overlaps.length} pairs of node labels overlap: ${JSON.stringify(g.overlaps.slice(0, 5))}`);
   check(g.outside.length === 0, `nodes outside the viewBox: ${g.outside.slice(0, 5)}`);
   check(g.edges > 0 && g.edgeLabels.length > 0 && g.edgeLabels.every((t) => t.trim().length > 0), `edge labels: ${g.edgeLabels.slice(0, 5)}`);
@@ -766,13 +809,27 @@ async function main() {
     const k = await page.evaluate(() => document.getElementById("graph").getScreenCTM().a);
     check(Math.abs((qtx - ptx) * k - 60) < 1 && Math.abs((qty - pty) * k - 40) < 1, `drag by (60, 40) moved ${before} -> ${panned} at scale ${k}`);
 
-    step("graph", "the wheel zooms");
+    step("graph", "Ctrl + wheel zooms in, never below the drawn size");
     const scaleOf = (t) => Number(/scale\(([-\d.e]+)/.exec(t)[1]);
     await page.mouse.move(spot.x, spot.y);
+    await page.keyboard.down("Control");
     await page.mouse.wheel(0, -400);
+    await page.keyboard.up("Control");
     await page.waitForFunction((t) => document.querySelector("svg#graph > g").getAttribute("transform") !== t, panned);
     const zoomed = await transform();
     check(scaleOf(zoomed) > scaleOf(panned), `wheel up: scale ${scaleOf(panned)} -> ${scaleOf(zoomed)}`);
+    await page.focus("svg#graph");
+    for (let i = 0; i < 12; i++) await page.keyboard.press("-");
+    const outmost = await transform();
+    check(scaleOf(outmost) >= 1, `zoomed out below the drawn size: ${outmost}`);
+    const smallest = await page.evaluate(() => Math.min(...[...document.querySelectorAll("#graph text.label, #graph text.edge-label")]
+      .map((t) => parseFloat(getComputedStyle(t).fontSize) * Math.hypot(t.getScreenCTM().a, t.getScreenCTM().b))));
+    check(smallest >= 11 - 0.01, `zoomed out, a label is drawn at ${smallest} px`);
+    // Back where the drag left it, for the screenshot.
+    await page.mouse.move(spot.x, spot.y);
+    await page.keyboard.down("Control");
+    await page.mouse.wheel(0, -400);
+    await page.keyboard.up("Control");
     await shot(page, "graph-zoomed");
     await basics(page);
 

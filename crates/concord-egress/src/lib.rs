@@ -54,6 +54,7 @@ use concord_policy::egress::{
     CollectionSharing, Decision, EgressContext, ExplainStep, Markings, PartnerProfile,
     is_reference_key, marking_refs, references, sharing_setting_key,
 };
+use concord_policy::explain::Clause;
 use concord_stix::validate::{ObjectKind, kind_of};
 use concord_store::{
     AuditRecord, Cursor, Entry, ForeignVersions, ObjectFilter, PageRequest, Store, StoreError,
@@ -329,17 +330,19 @@ fn received_ended(
     store: &dyn Store,
     partner: &PartnerProfile,
     now_ns: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Clause>, StoreError> {
     Ok(
         agreement::received_for_partner(store, &partner.name)?.and_then(|r| {
             let end = r.end_ns()?;
             (now_ns >= end).then(|| {
-                format!(
-                    "the agreement {}'s node holds with this node ({}) ended at {} (IEP 2.0 end_date): nothing flows after it",
-                    partner.name,
-                    r.statement.version.as_deref().unwrap_or("none"),
-                    r.end_date().unwrap_or("?")
-                )
+                let version: concord_policy::explain::Arg = match r.statement.version.as_deref() {
+                    Some(v) => v.into(),
+                    None => Clause::new("agreement-version-none").into(),
+                };
+                Clause::new("agreement-received-ended")
+                    .with("partner", &partner.name)
+                    .with("version", version)
+                    .with("end", r.end_date().unwrap_or("?"))
             })
         }),
     )
@@ -451,19 +454,30 @@ impl Egress {
         partner: &PartnerProfile,
         now_ns: i64,
     ) -> Result<Option<String>, EgressError> {
+        Ok(self
+            .agreement_stop_clause(partner, now_ns)?
+            .map(|c| c.to_string()))
+    }
+
+    /// [`Egress::agreement_stop`] as a [`Clause`] (`agreement-ended`, `agreement-not-yet`,
+    /// `agreement-received-ended`), for explanations in any language.
+    pub fn agreement_stop_clause(
+        &self,
+        partner: &PartnerProfile,
+        now_ns: i64,
+    ) -> Result<Option<Clause>, EgressError> {
         if let Some((name, a, period)) = self.policy.agreement(partner)
             && !period.in_effect(now_ns)
         {
             return Ok(Some(match (&a.end_date, period.end_ns) {
-                (Some(end), Some(e)) if now_ns >= e => format!(
-                    "agreement {name} with {} ended at {end} (IEP 2.0 end_date): nothing flows after it",
-                    partner.name
-                ),
-                _ => format!(
-                    "agreement {name} with {} takes effect at {} (IEP 2.0 start_date): nothing flows before it",
-                    partner.name,
-                    a.start_date.as_deref().unwrap_or("?")
-                ),
+                (Some(end), Some(e)) if now_ns >= e => Clause::new("agreement-ended")
+                    .with("agreement", name)
+                    .with("partner", &partner.name)
+                    .with("end", end),
+                _ => Clause::new("agreement-not-yet")
+                    .with("agreement", name)
+                    .with("partner", &partner.name)
+                    .with("start", a.start_date.as_deref().unwrap_or("?")),
             }));
         }
         Ok(received_ended(self.store.as_ref(), partner, now_ns)?)
@@ -519,7 +533,7 @@ impl Egress {
                 Ok(None) => {
                     EffectiveTlp::CollectionDefault(self.sharing(collection_id)?.default_tlp)
                 }
-                Err(reason) => EffectiveTlp::Undecidable(reason),
+                Err(reason) => EffectiveTlp::Undecidable(reason.to_string()),
             },
         )
     }
@@ -1603,7 +1617,7 @@ enum Fate {
     Received(String),
     /// The target is not received (withheld, not in the collection, too deep): the
     /// reason.
-    NotReceived(String),
+    NotReceived(Clause),
 }
 
 /// The per-request state of the door for one partner and collection: the sharing, the
@@ -1621,7 +1635,7 @@ struct Decider<'a> {
     /// Why nothing goes to this partner at all: the agreement its node holds with this node
     /// (received by sync, [`agreement::received_for_partner`]) ended. The receiving side
     /// enforces it as the issuer does.
-    ended: Option<String>,
+    ended: Option<Clause>,
     sharing: CollectionSharing,
     markings: Markings,
     /// Marking ids looked up already (found or not).
@@ -1831,13 +1845,18 @@ impl<'a> Decider<'a> {
         Ok(())
     }
 
-    fn note(&mut self, rule: &'static str, detail: impl FnOnce() -> String) {
+    fn note(&mut self, rule: &'static str, clauses: impl FnOnce() -> Vec<Clause>) {
         if let Some(t) = &mut self.trace {
-            t.push(ExplainStep {
-                rule,
-                detail: detail(),
-            });
+            t.push(ExplainStep::new(rule, clauses()));
         }
+    }
+
+    /// Notes that `rule` withholds the object because of `reason`; the outcome, its reason
+    /// in English.
+    fn withhold(&mut self, rule: &'static str, reason: Clause) -> Outcome {
+        let english = reason.to_string();
+        self.note(rule, || vec![Clause::withheld(reason)]);
+        Outcome::Withheld(english)
     }
 
     /// The fate of references to `id`: its newest version in the collection, decided for
@@ -1853,9 +1872,9 @@ impl<'a> Decider<'a> {
         if depth > MAX_REF_DEPTH {
             // Not cached: a shallower path may still decide it.
             self.taints += 1;
-            return Ok(Fate::NotReceived(format!(
-                "{id} is too far along a chain of references to be decided"
-            )));
+            return Ok(Fate::NotReceived(
+                Clause::new("ref-too-deep").with("id", id),
+            ));
         }
         let entry = match self.prefetched.get(id) {
             Some(Some(e)) => Some(e.clone()),
@@ -1890,14 +1909,12 @@ impl<'a> Decider<'a> {
                         self.assumptions.push(id.to_owned());
                         Fate::Received(id.to_owned())
                     } else {
-                        Fate::NotReceived(format!("{id} is withheld"))
+                        Fate::NotReceived(Clause::new("ref-target-withheld").with("id", id))
                     }
                 }
                 _ => {
                     self.taints += 1;
-                    Fate::NotReceived(format!(
-                        "{id}: a cycle of references that cannot be decided"
-                    ))
+                    Fate::NotReceived(Clause::new("ref-cycle").with("id", id))
                 }
             });
         }
@@ -1915,7 +1932,9 @@ impl<'a> Decider<'a> {
                 self.trace = trace;
                 let fate = match outcome? {
                     Outcome::Sent { id, .. } => Fate::Received(id),
-                    Outcome::Withheld(_) => Fate::NotReceived(format!("{id} is withheld")),
+                    Outcome::Withheld(_) => {
+                        Fate::NotReceived(Clause::new("ref-target-withheld").with("id", id))
+                    }
                 };
                 (fate, true)
             }
@@ -1990,9 +2009,9 @@ impl<'a> Decider<'a> {
         }
         let object_type = id.split_once("--").map_or(id, |(t, _)| t);
         if kind_of(object_type) == ObjectKind::Sco {
-            return Ok(Fate::NotReceived(format!(
-                "{id}: an SCO this collection does not hold (its id derives from its value)"
-            )));
+            return Ok(Fate::NotReceived(
+                Clause::new("ref-sco-not-held").with("id", id),
+            ));
         }
         if self.collections.is_none() {
             self.collections = Some(
@@ -2022,9 +2041,9 @@ impl<'a> Decider<'a> {
                 false,
             )?;
             if !page.entries.is_empty() {
-                return Ok(Fate::NotReceived(format!(
-                    "{id} is held in another collection, not shared by this one"
-                )));
+                return Ok(Fate::NotReceived(
+                    Clause::new("ref-other-collection").with("id", id),
+                ));
             }
         }
         Ok(Fate::Received(id.to_owned()))
@@ -2103,8 +2122,7 @@ impl<'a> Decider<'a> {
     fn decide_inner(&mut self, e: &Entry, depth: usize) -> Result<Outcome, EgressError> {
         if let Some(reason) = &self.ended {
             let reason = reason.clone();
-            self.note("agreement", || format!("withheld: {reason}"));
-            return Ok(Outcome::Withheld(reason));
+            return Ok(self.withhold("agreement", reason));
         }
         // Markings and references of an object reached only as a reference target.
         if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
@@ -2115,11 +2133,10 @@ impl<'a> Decider<'a> {
             Some(Parsed {
                 value: Err(err), ..
             }) => {
-                let reason = format!("the stored object cannot be decided: {err}");
-                self.note("validation", || format!("withheld: {reason}"));
-                return Ok(Outcome::Withheld(reason));
+                let reason = Clause::new("stored-unparsable").with("error", err.to_string());
+                return Ok(self.withhold("validation", reason));
             }
-            None => return Ok(Outcome::Withheld("the stored object is missing".to_owned())),
+            None => return Ok(self.withhold("validation", Clause::new("stored-missing"))),
         };
         let cx = EgressContext {
             sharing: &self.sharing,
@@ -2142,7 +2159,7 @@ impl<'a> Decider<'a> {
             (Decision::Unchanged, Some(v)) => (v, false),
             (Decision::Rewritten { .. }, Some(v)) => (v, true),
             (Decision::Withheld { reason }, _) => return Ok(Outcome::Withheld(reason)),
-            (_, None) => return Ok(Outcome::Withheld("no copy was made".to_owned())),
+            (_, None) => return Ok(self.withhold("validation", Clause::new("no-copy"))),
         };
         // The copy's id as the policy left it (it may have recomputed an SCO's id): the
         // stored id goes back in before references and the keyed id are settled.
@@ -2167,15 +2184,18 @@ impl<'a> Decider<'a> {
         if depth > 0 && !refs.is_empty() && kind_of(&e.object_type) != ObjectKind::Sco {
             let none: HashMap<String, Fate> = refs
                 .iter()
-                .map(|r| (r.clone(), Fate::NotReceived(String::new())))
+                .map(|r| {
+                    (
+                        r.clone(),
+                        Fate::NotReceived(Clause::new("ref-target-withheld").with("id", r)),
+                    )
+                })
                 .collect();
             let mut probe = copy.clone();
             let (mut probe_removed, mut probe_renamed) = (Vec::new(), 0);
             apply_fates(&mut probe, &none, &mut probe_removed, &mut probe_renamed);
             if concord_stix::validate_object(&probe).is_ok() {
-                self.note("references", || {
-                    "valid without any of its references: received whatever their fates".to_owned()
-                });
+                self.note("references", || vec![Clause::new("ref-valid-without")]);
                 return Ok(Outcome::Sent {
                     id: e.id.clone(),
                     body: None,
@@ -2196,24 +2216,21 @@ impl<'a> Decider<'a> {
             if ref_changed {
                 if let Err(v) = concord_stix::validate_object(&copy) {
                     let why = v.first().map(ToString::to_string).unwrap_or_default();
-                    let reason = format!(
-                        "refers to objects this partner does not receive ({}), and without the reference it is not valid STIX: {why}",
-                        removed.join("; ")
-                    );
-                    self.note("references", || format!("withheld: {reason}"));
-                    return Ok(Outcome::Withheld(reason));
+                    let reason = Clause::new("ref-withheld")
+                        .with("removed", removed)
+                        .with("violation", why);
+                    return Ok(self.withhold("references", reason));
                 }
                 self.note("references", || {
-                    format!(
-                        "{} reference(s) removed ({}), {renamed} following renamed objects",
-                        removed.len(),
-                        removed.join("; ")
-                    )
+                    vec![
+                        Clause::new("ref-removed")
+                            .with("count", removed.len())
+                            .with("removed", removed)
+                            .with("renamed", renamed),
+                    ]
                 });
             } else {
-                self.note("references", || {
-                    "every object referred to is received as referred to".to_owned()
-                });
+                self.note("references", || vec![Clause::new("ref-all-received")]);
             }
         }
         let mut id = e.id.clone();
@@ -2221,16 +2238,14 @@ impl<'a> Decider<'a> {
             // A stored SCO id is the UUIDv5 of its value (STIX 2.1 §2.9): a changed copy
             // must not carry it.
             let Some(new) = self.group_key.as_deref().and_then(|k| keyed_id(k, &e.id)) else {
-                return Ok(Outcome::Withheld(
-                    "a rewritten SCO needs a keyed id, and the node has no key".to_owned(),
-                ));
+                return Ok(self.withhold("identifier", Clause::new("sco-no-key")));
             };
             id = new;
             if let Some(obj) = copy.as_object_mut() {
                 obj.insert("id".into(), Value::String(id.clone()));
             }
             self.note("identifier", || {
-                format!("the copy differs from the stored SCO: sent under the keyed id {id}")
+                vec![Clause::new("keyed-id").with("id", &id)]
             });
         }
         // Unchanged: the stored bytes, which the caller holds already (no copy).
@@ -2249,7 +2264,7 @@ impl<'a> Decider<'a> {
 fn apply_fates(
     value: &mut Value,
     fates: &HashMap<String, Fate>,
-    removed: &mut Vec<String>,
+    removed: &mut Vec<Clause>,
     renamed: &mut usize,
 ) -> bool {
     let mut changed = false;
@@ -2263,7 +2278,11 @@ fn apply_fates(
                             let before = a.len();
                             a.retain_mut(|s| match s.as_str().and_then(|id| fates.get(id)) {
                                 Some(Fate::NotReceived(why)) => {
-                                    removed.push(format!("{k}: {why}"));
+                                    removed.push(
+                                        Clause::new("ref-removed-item")
+                                            .with("property", k)
+                                            .with("why", why.clone()),
+                                    );
                                     false
                                 }
                                 Some(Fate::Received(new)) => {
@@ -2285,7 +2304,11 @@ fn apply_fates(
                         }
                         s => match s.as_str().and_then(|id| fates.get(id)) {
                             Some(Fate::NotReceived(why)) => {
-                                removed.push(format!("{k}: {why}"));
+                                removed.push(
+                                    Clause::new("ref-removed-item")
+                                        .with("property", k)
+                                        .with("why", why.clone()),
+                                );
                                 drop_keys.push(k.clone());
                                 changed = true;
                             }
@@ -2342,11 +2365,20 @@ mod tests {
             .map(String::from)
         );
         let fates: HashMap<String, Fate> = [
-            ("identity--a", Fate::NotReceived("withheld".into())),
+            (
+                "identity--a",
+                Fate::NotReceived(Clause::new("ref-target-withheld").with("id", "x")),
+            ),
             ("indicator--b", Fate::Received("indicator--b".into())),
             ("ipv4-addr--c", Fate::Received("ipv4-addr--z".into())),
-            ("malware--d", Fate::NotReceived("withheld".into())),
-            ("file--e", Fate::NotReceived("withheld".into())),
+            (
+                "malware--d",
+                Fate::NotReceived(Clause::new("ref-target-withheld").with("id", "x")),
+            ),
+            (
+                "file--e",
+                Fate::NotReceived(Clause::new("ref-target-withheld").with("id", "x")),
+            ),
         ]
         .into_iter()
         .map(|(k, f)| (k.to_owned(), f))

@@ -25,6 +25,7 @@
 //! secret to derive one from) redacts instead: an unkeyed hash of an e-mail address is no
 //! pseudonym, anyone can test a guess.
 
+use crate::explain::{Arg, Clause};
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -350,7 +351,8 @@ impl Policy {
 
     /// The action for `category` on its way to `partner`, and the rule that decided, for
     /// explanations (`partner acme`, `pair CN->DE`, `cross_border`, `domestic`).
-    pub fn action(&self, partner: &PartnerProfile, category: Category) -> (Action, String) {
+    pub fn action(&self, partner: &PartnerProfile, category: Category) -> (Action, Arg) {
+        use crate::explain::Clause;
         if let Some(a) = self
             .config
             .partners
@@ -360,9 +362,20 @@ impl Policy {
             if let Some((scope, cs)) = &self.granted
                 && cs.contains(&category)
             {
-                return (a, format!("grant on {scope} for {}", partner.name));
+                return (
+                    a,
+                    Clause::new("rule-grant")
+                        .with("scope", scope)
+                        .with("partner", &partner.name)
+                        .into(),
+                );
             }
-            return (a, format!("partner {}", partner.name));
+            return (
+                a,
+                Clause::new("rule-partner")
+                    .with("partner", &partner.name)
+                    .into(),
+            );
         }
         let node = self.config.jurisdiction.as_deref().unwrap_or("");
         let matches = |rule: &str, j: &str| rule == "*" || rule.eq_ignore_ascii_case(j);
@@ -371,7 +384,13 @@ impl Policy {
                 && matches(&p.to, &partner.jurisdiction)
                 && let Some(a) = p.actions.get(category)
             {
-                return (a, format!("pair {}->{}", p.from, p.to));
+                return (
+                    a,
+                    Clause::new("rule-pair")
+                        .with("from", &p.from)
+                        .with("to", &p.to)
+                        .into(),
+                );
             }
         }
         if self.cross_border(partner) {
@@ -380,10 +399,10 @@ impl Policy {
                 .cross_border
                 .get(category)
                 .unwrap_or(Action::Pseudonymise);
-            (a, "cross_border".to_owned())
+            (a, "cross_border".into())
         } else {
             let a = self.config.domestic.get(category).unwrap_or(Action::Allow);
-            (a, "domestic".to_owned())
+            (a, "domestic".into())
         }
     }
 
@@ -562,14 +581,14 @@ fn base32(bytes: &[u8]) -> String {
 /// What applying the actions did to an object.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
-    /// One line per rewrite.
-    pub changes: Vec<String>,
+    /// One clause per rewrite.
+    pub changes: Vec<Clause>,
     /// Old id → new id of an SCO whose value-derived id was recomputed.
     pub renamed: Vec<(String, String)>,
     /// Personal data left as written by a rule that is not a category table (today
     /// `infrastructure_indicators`), one line per place, for explanations. Not a change:
     /// an object with only these is sent as stored.
-    pub allowed: Vec<String>,
+    pub allowed: Vec<Clause>,
 }
 
 /// One replacement inside one string.
@@ -579,29 +598,27 @@ struct Edit {
     category: Category,
     action: Action,
     normalized: String,
-    rule: String,
+    rule: Arg,
 }
 
 /// Why [`apply`] changed nothing, for explanations: every category allowed for the partner
 /// (and by which rule), or no personal data found.
-pub fn describe_unchanged(policy: &Policy, partner: &PartnerProfile) -> String {
+pub fn describe_unchanged(policy: &Policy, partner: &PartnerProfile) -> Clause {
     let rules: std::collections::BTreeSet<String> = Category::ALL
         .iter()
         .map(|c| policy.action(partner, *c))
         .filter(|(a, _)| *a == Action::Allow)
-        .map(|(_, r)| r)
+        .map(|(_, r)| r.to_string())
         .collect();
     if Category::ALL
         .iter()
         .all(|c| policy.action(partner, *c).0 == Action::Allow)
     {
-        format!(
-            "every category of personal data is allowed for {} (rule {}): not scanned",
-            partner.name,
-            rules.into_iter().collect::<Vec<_>>().join(", ")
-        )
+        Clause::new("pii-all-allowed")
+            .with("partner", &partner.name)
+            .with("rules", rules.into_iter().collect::<Vec<_>>().join(", "))
     } else {
-        "no personal data found that the policy does not allow".to_owned()
+        Clause::new("pii-none-found")
     }
 }
 
@@ -618,7 +635,7 @@ pub fn apply(
     policy: &Policy,
     sharing: &CollectionSharing,
     partner: &PartnerProfile,
-) -> Result<Applied, String> {
+) -> Result<Applied, Clause> {
     // A partner for whom every category is allowed (the domestic default) receives the
     // object as stored: no need to look for personal data at all.
     if Category::ALL
@@ -663,11 +680,17 @@ pub fn apply(
             (None, None) => Place::Property(&path),
         };
         if let Some(rule) = policy.infrastructure_exempt(&object_type, place, finding.category) {
-            let at = match &literal {
-                Some(l) => format!("{path} literal {}", l.object_path),
-                None => path.clone(),
+            let at: Arg = match &literal {
+                Some(l) => Clause::new("place-literal")
+                    .with("path", &path)
+                    .with("literal", &l.object_path)
+                    .into(),
+                None => path.clone().into(),
             };
-            let note = format!("allowed {} at {at} (rule {rule})", finding.category);
+            let note = Clause::new("pii-allowed")
+                .with("category", finding.category.as_str())
+                .with("place", at)
+                .with("rule", rule);
             if !applied.allowed.contains(&note) {
                 applied.allowed.push(note);
             }
@@ -678,10 +701,10 @@ pub fn apply(
             continue;
         }
         if action == Action::Drop {
-            return Err(format!(
-                "{} at {path} (rule {rule}: drop)",
-                finding.category
-            ));
+            return Err(Clause::new("pii-drop")
+                .with("category", finding.category.as_str())
+                .with("place", &path)
+                .with("rule", rule));
         }
         let mut normalized = finding.normalized;
         if finding.category == Category::EmailAddressObject && path.ends_with("value") {
@@ -704,7 +727,7 @@ pub fn apply(
             (None, None) => plain.entry(path).or_default().push(edit),
         }
     }
-    let replacement = |e: &Edit, after: &str, changes: &mut Vec<String>, at: &str| -> String {
+    let replacement = |e: &Edit, after: &str, changes: &mut Vec<Clause>, at: &Arg| -> String {
         let (text, what) = match e.action {
             Action::Pseudonymise => match key() {
                 Some(k) => {
@@ -714,27 +737,33 @@ pub fn apply(
                     } else {
                         p
                     };
-                    (p, "pseudonymised")
+                    (p, "pii-pseudonymised")
                 }
-                None => (placeholder(e.category), "redacted (no pseudonym key)"),
+                None => (placeholder(e.category), "pii-redacted-no-key"),
             },
-            _ => (placeholder(e.category), "redacted"),
+            _ => (placeholder(e.category), "pii-redacted"),
         };
-        changes.push(format!("{what} {} at {at} (rule {})", e.category, e.rule));
+        changes.push(
+            Clause::new(what)
+                .with("category", e.category.as_str())
+                .with("place", at.clone())
+                .with("rule", e.rule.clone()),
+        );
         text
     };
     for (path, edits) in plain {
+        let at = Arg::from(&path);
         match lookup(object, &path) {
             Some(Value::String(s)) => {
                 let new = rewrite(s, edits, |e, after| {
-                    replacement(e, after, &mut applied.changes, &path)
+                    replacement(e, after, &mut applied.changes, &at)
                 });
                 *s = new;
             }
             Some(v @ Value::Number(_)) => {
                 let text = v.to_string();
                 let new = rewrite(&text, edits, |e, after| {
-                    replacement(e, after, &mut applied.changes, &path)
+                    replacement(e, after, &mut applied.changes, &at)
                 });
                 *v = Value::String(new);
             }
@@ -753,11 +782,17 @@ pub fn apply(
         let Some(Value::String(p)) = lookup(object, &path) else {
             continue;
         };
-        let mut ast = concord_pattern::parse_syntax(p)
-            .map_err(|e| format!("pattern at {path} does not parse: {e}"))?;
+        let mut ast = concord_pattern::parse_syntax(p).map_err(|e| {
+            Clause::new("pii-pattern-unparsable")
+                .with("path", &path)
+                .with("error", e.to_string())
+        })?;
         let mut new_values: BTreeMap<(String, String), String> = BTreeMap::new();
         for (object_path, value, edits) in lits {
-            let at = format!("{path} literal {object_path}");
+            let at: Arg = Clause::new("place-literal")
+                .with("path", &path)
+                .with("literal", &object_path)
+                .into();
             let new = rewrite(&value, edits, |e, after| {
                 replacement(e, after, &mut applied.changes, &at)
             });
@@ -783,7 +818,7 @@ pub fn apply(
             .strip_suffix(entry.as_str())
             .map(|p| p.strip_suffix('.').unwrap_or(p))
             .unwrap_or_default();
-        let at = format!("{path} (key)");
+        let at: Arg = Clause::new("place-key").with("path", &path).into();
         let new = rewrite(&old, edits, |e, after| {
             replacement(e, after, &mut applied.changes, &at)
         });
@@ -805,9 +840,11 @@ pub fn apply(
         && deterministic_id(object) != derived_before
         && let Some(renamed) = recompute_id(object)
     {
-        applied
-            .changes
-            .push(format!("id {} recomputed as {}", renamed.0, renamed.1));
+        applied.changes.push(
+            Clause::new("pii-id-recomputed")
+                .with("old", &renamed.0)
+                .with("new", &renamed.1),
+        );
         let map = [renamed.clone()];
         rewrite_refs(object, &map);
         applied.renamed.push(renamed);

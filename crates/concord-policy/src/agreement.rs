@@ -367,19 +367,18 @@ impl Agreement {
 
     /// Whether `door` may carry anything to the partner under PERMITTED ACTIONS; `Err` names
     /// the clause.
-    pub fn permits_door(&self, door: &str) -> Result<(), String> {
+    pub fn permits_door(&self, door: &str) -> Result<(), crate::explain::Clause> {
+        use crate::explain::Clause;
         let actions = self.permitted_actions;
         if is_automated_door(door) && actions <= PermittedActions::ContactForInstruction {
-            return Err(format!(
-                "IEP 2.0 permitted_actions {}: the automated door {door} carries nothing (a machine would act on it)",
-                actions.as_str()
-            ));
+            return Err(Clause::new("iep-automated-door")
+                .with("actions", actions.as_str())
+                .with("door", door));
         }
         if is_feed_door(door) && actions < PermittedActions::ExternallyVisibleDirectActions {
-            return Err(format!(
-                "IEP 2.0 permitted_actions {}: the feed {door} carries nothing (sensor rules act visibly outside the recipient's networks)",
-                actions.as_str()
-            ));
+            return Err(Clause::new("iep-feed-door")
+                .with("actions", actions.as_str())
+                .with("door", door));
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use crate::actions::Policy;
+use crate::explain::{Arg, Clause};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::tlp::{Tlp, definition_tlp};
@@ -117,33 +118,33 @@ pub fn marking_refs(object: &Value) -> Vec<&str> {
 /// The strictest TLP of `object_marking_refs` (STIX 2.1 §7.2.2), read through `markings`
 /// (TLP by content under any id); `Ok(None)` without a TLP marking. Errors (the object must
 /// be withheld): a reference that is not a string, names a marking the node does not hold,
-/// or whose TLP level cannot be read.
+/// or whose TLP level cannot be read: why, as a [`Clause`].
 pub fn object_tlp(
     object: &Value,
     markings: &Markings,
     policy: &Policy,
-) -> Result<Option<Tlp>, String> {
+) -> Result<Option<Tlp>, Clause> {
     let Some(refs) = object.get("object_marking_refs") else {
         return Ok(None);
     };
     let Some(refs) = refs.as_array() else {
-        return Err("object_marking_refs is not a list".to_owned());
+        return Err(Clause::new("markings-not-list"));
     };
     let mut strictest = None;
     for r in refs {
         let Some(r) = r.as_str() else {
-            return Err(format!("object_marking_refs holds a non-string {r}"));
+            return Err(Clause::new("markings-non-string").with("value", r.to_string()));
         };
         match markings.class(r) {
             Some(MarkingClass::Tlp(t)) => strictest = strictest.max(Some(t)),
             Some(MarkingClass::Other) => {}
-            Some(MarkingClass::Undecidable(reason)) => return Err(reason),
-            None if policy.is_important_data_marking(r) => {}
-            None => {
-                return Err(format!(
-                    "object_marking_refs: {r} is no marking definition this collection holds, so what it asks cannot be decided"
-                ));
+            Some(MarkingClass::Undecidable(reason)) => {
+                return Err(Clause::new("marking-undecidable")
+                    .with("marking", r)
+                    .with("detail", reason));
             }
+            None if policy.is_important_data_marking(r) => {}
+            None => return Err(Clause::new("marking-unknown").with("marking", r)),
         }
     }
     Ok(strictest)
@@ -356,17 +357,19 @@ pub enum Decision {
     },
     /// Nothing: the object does not leave the node for this partner.
     Withheld {
-        /// Why, naming the rule.
+        /// Why, naming the rule, in English (the [`Clause`] of the explanation's step
+        /// written out: [`explain`] has it as data).
         reason: String,
     },
 }
 
-/// Whether `partner` may receive content at `tlp` from a collection shared as `sharing`.
+/// Whether `partner` may receive content at `tlp` from a collection shared as `sharing`;
+/// `Err`: why not.
 pub fn may_see(
     tlp: Tlp,
     sharing: &CollectionSharing,
     partner: &PartnerProfile,
-) -> Result<(), String> {
+) -> Result<(), Clause> {
     let named = |allow_groups: bool| {
         sharing
             .recipients
@@ -381,19 +384,16 @@ pub fn may_see(
         Tlp::Green => match &sharing.groups {
             None => Ok(()),
             Some(gs) if gs.iter().any(|g| partner.groups.contains(g)) => Ok(()),
-            Some(gs) => Err(format!(
-                "TLP:GREEN is shared with the groups {gs:?}, and {} belongs to none of them",
-                partner.name
-            )),
+            Some(gs) => Err(Clause::new("tlp-green-not-in-groups")
+                .with("groups", gs.join(", "))
+                .with("partner", &partner.name)),
         },
         Tlp::Amber if named(true) => Ok(()),
         Tlp::AmberStrict if named(false) => Ok(()),
-        Tlp::Amber | Tlp::AmberStrict => Err(format!(
-            "{} goes only to the collection's named recipients, and {} is not one",
-            tlp.label(),
-            partner.name
-        )),
-        Tlp::Red => Err("TLP:RED never leaves the node".to_owned()),
+        Tlp::Amber | Tlp::AmberStrict => Err(Clause::new("tlp-not-recipient")
+            .with("tlp", tlp.label())
+            .with("partner", &partner.name)),
+        Tlp::Red => Err(Clause::new("tlp-red-never")),
     }
 }
 
@@ -404,8 +404,33 @@ pub struct ExplainStep {
     /// the automated doors), `tlp`, `addressed`, `important-data`, `granular-markings`,
     /// `jurisdiction`, `personal-data`, `validation`.
     pub rule: &'static str,
-    /// What the rule found and decided, in words.
+    /// What the rule found and decided, in English: [`crate::explain::english`] of
+    /// `clauses` (what `concord policy explain` prints).
     pub detail: String,
+    /// The same as data: the clauses of the rule with their parameters, one statement
+    /// each, `withheld` last when this rule withheld the object (what the web UI writes in
+    /// each of its languages).
+    pub clauses: Vec<Clause>,
+}
+
+impl ExplainStep {
+    /// The step of `rule` saying `clauses`.
+    pub fn new(rule: &'static str, clauses: Vec<Clause>) -> ExplainStep {
+        ExplainStep {
+            rule,
+            detail: crate::explain::english(&clauses),
+            clauses,
+        }
+    }
+
+    /// Why this step withheld the object, when it did.
+    pub fn withheld(&self) -> Option<&Clause> {
+        self.clauses
+            .iter()
+            .rev()
+            .find(|c| c.id == "withheld")
+            .map(Clause::reason)
+    }
 }
 
 /// What [`explain`] returns: the decision of [`egress`] and the rules that shaped it, in
@@ -422,13 +447,18 @@ pub struct Explanation {
 struct Trace(Option<Vec<ExplainStep>>);
 
 impl Trace {
-    fn note(&mut self, rule: &'static str, detail: impl FnOnce() -> String) {
+    fn note(&mut self, rule: &'static str, clauses: impl FnOnce() -> Vec<Clause>) {
         if let Some(steps) = &mut self.0 {
-            steps.push(ExplainStep {
-                rule,
-                detail: detail(),
-            });
+            steps.push(ExplainStep::new(rule, clauses()));
         }
+    }
+
+    /// Notes that `rule` withholds the object because of `reason`, and returns the
+    /// decision's reason in English.
+    fn withhold(&mut self, rule: &'static str, reason: Clause) -> String {
+        let english = reason.to_string();
+        self.note(rule, || vec![Clause::withheld(reason)]);
+        english
     }
 }
 
@@ -464,10 +494,11 @@ fn decide(body: &str, cx: &EgressContext<'_>, trace: &mut Trace) -> Decision {
     let object = match concord_stix::parse_object(body) {
         Ok(o) => o,
         Err(e) => {
-            trace.note("validation", || format!("withheld: the stored object: {e}"));
-            return Decision::Withheld {
-                reason: format!("the stored object cannot be decided: {e}"),
-            };
+            let reason = trace.withhold(
+                "validation",
+                Clause::new("stored-unparsable").with("error", e.to_string()),
+            );
+            return Decision::Withheld { reason };
         }
     };
     decide_object(object, cx, trace).0
@@ -511,9 +542,7 @@ fn decide_object(
         && object.get("object_marking_refs").is_none()
         && object.get("granular_markings").is_none()
     {
-        trace.note("tlp", || {
-            "a TLP marking definition: public, always sent".to_owned()
-        });
+        trace.note("tlp", || vec![Clause::new("tlp-definition-public")]);
         // Public, but written by someone: under attribution must-not its author goes too
         // (a definition of the producer's own names it as any object does).
         let must_not = policy
@@ -527,9 +556,9 @@ fn decide_object(
             if let Some(m) = copy.as_object_mut() {
                 m.remove("created_by_ref");
             }
-            let change =
-                format!("removed created_by_ref (agreement {name}: IEP 2.0 attribution must-not)");
-            trace.note("agreement", || change.clone());
+            let clause = Clause::new("attribution-created-by-removed").with("agreement", &name);
+            let change = clause.to_string();
+            trace.note("agreement", || vec![clause]);
             return (
                 Decision::Rewritten {
                     body: copy.to_string(),
@@ -544,62 +573,71 @@ fn decide_object(
     let marked = match object_tlp(&object, cx.markings, policy) {
         Ok(m) => m,
         Err(reason) => {
-            trace.note("tlp", || format!("withheld: {reason}"));
+            let reason = trace.withhold("tlp", reason);
             return (Decision::Withheld { reason }, None);
         }
+    };
+    let level = |tlp: Tlp| {
+        Clause::new("tlp-level").with("tlp", tlp.label()).with(
+            "whence",
+            Clause::new(if marked.is_some() {
+                "tlp-from-markings"
+            } else {
+                "tlp-from-default"
+            }),
+        )
     };
     let tlp = marked.unwrap_or(sharing.default_tlp);
     if let Some((names, why)) = addressees(&object, id, sharing) {
         let named = names.contains(&partner.name);
         let gate = match (named, tlp) {
-            (_, Tlp::Red) => Err("TLP:RED never leaves the node".to_owned()),
+            (_, Tlp::Red) => Err(Clause::new("tlp-red-never")),
             (true, _) => Ok(()),
-            (false, _) if names.is_empty() => Err(format!(
-                "its addressed references name no partner in common, so {} may not receive it",
-                partner.name
-            )),
-            (false, _) => Err(format!(
-                "addressed to {} only, and {} is not one of them",
-                names.join(", "),
-                partner.name
-            )),
+            (false, _) if names.is_empty() => {
+                Err(Clause::new("addressed-none-in-common").with("partner", &partner.name))
+            }
+            (false, _) => Err(Clause::new("addressed-others")
+                .with("names", names.join(", "))
+                .with("partner", &partner.name)),
         };
-        trace.note("addressed", || match &gate {
-            Ok(()) => format!(
-                "{} ({}), {why}: {} is a named recipient of this object",
-                tlp.label(),
-                if marked.is_some() {
-                    "the strictest TLP of object_marking_refs"
-                } else {
-                    "no TLP marking: the collection's default_tlp"
-                },
-                partner.name
-            ),
-            Err(reason) => format!("{why}; withheld: {reason}"),
+        trace.note("addressed", || {
+            let mut said = why.clone();
+            match &gate {
+                Ok(()) => {
+                    said.insert(0, level(tlp));
+                    said.push(Clause::new("addressed-named").with("partner", &partner.name));
+                }
+                Err(reason) => said.push(Clause::withheld(reason.clone())),
+            }
+            said
         });
         if let Err(reason) = gate {
-            return (Decision::Withheld { reason }, None);
+            return (
+                Decision::Withheld {
+                    reason: reason.to_string(),
+                },
+                None,
+            );
         }
         return after_gate(object, cx, trace);
     }
     let gate = may_see(tlp, sharing, partner);
-    trace.note("tlp", || {
-        let whence = match marked {
-            Some(_) => "the strictest TLP of object_marking_refs".to_owned(),
-            None => "no TLP marking: the collection's default_tlp".to_owned(),
-        };
-        match &gate {
-            Ok(()) => format!(
-                "{} ({whence}); {} may receive it: {}",
-                tlp.label(),
-                partner.name,
-                why_allowed(tlp, sharing, partner)
-            ),
-            Err(reason) => format!("{} ({whence}); withheld: {reason}", tlp.label()),
-        }
+    trace.note("tlp", || match &gate {
+        Ok(()) => vec![
+            level(tlp),
+            Clause::new("tlp-may-receive")
+                .with("partner", &partner.name)
+                .with("why", why_allowed(tlp, sharing, partner)),
+        ],
+        Err(reason) => vec![level(tlp), Clause::withheld(reason.clone())],
     });
     if let Err(reason) = gate {
-        return (Decision::Withheld { reason }, None);
+        return (
+            Decision::Withheld {
+                reason: reason.to_string(),
+            },
+            None,
+        );
     }
     after_gate(object, cx, trace)
 }
@@ -618,83 +656,83 @@ fn agreement_gate(object: &Value, cx: &EgressContext<'_>, trace: &mut Trace) -> 
     if found.is_none() && pap.is_none() {
         return Ok(());
     }
-    let fail = |trace: &mut Trace, reason: String| {
-        trace.note("agreement", || format!("withheld: {reason}"));
-        Err(reason)
-    };
     let mut said = Vec::new();
     if let Some((name, a, period)) = found {
         if !period.in_effect(cx.now_ns) {
             let reason = match (period.end_ns, &a.end_date) {
-                (Some(end), Some(text)) if cx.now_ns >= end => format!(
-                    "agreement {name} with {} ended at {text} (IEP 2.0 end_date): nothing flows after it",
-                    partner.name
-                ),
-                _ => format!(
-                    "agreement {name} with {} takes effect at {} (IEP 2.0 start_date): nothing flows before it",
-                    partner.name,
-                    a.start_date.as_deref().unwrap_or("?")
-                ),
+                (Some(end), Some(text)) if cx.now_ns >= end => Clause::new("agreement-ended")
+                    .with("agreement", name)
+                    .with("partner", &partner.name)
+                    .with("end", text),
+                _ => Clause::new("agreement-not-yet")
+                    .with("agreement", name)
+                    .with("partner", &partner.name)
+                    .with("start", a.start_date.as_deref().unwrap_or("?")),
             };
-            return fail(trace, reason);
+            return Err(trace.withhold("agreement", reason));
         }
         if let Err(e) = a.permits_door(cx.door) {
-            return fail(trace, format!("agreement {name}: {e}"));
+            let reason = Clause::new("agreement-door")
+                .with("agreement", name)
+                .with("reason", e);
+            return Err(trace.withhold("agreement", reason));
         }
-        said.push(format!("agreement {name} applies to {}", partner.name));
+        said.push(
+            Clause::new("agreement-applies")
+                .with("agreement", name)
+                .with("partner", &partner.name),
+        );
         if let Some(end) = &a.end_date {
-            said.push(format!("in effect until {end} (IEP 2.0 end_date)"));
+            said.push(Clause::new("agreement-until").with("end", end));
         }
-        said.push(format!(
-            "permitted_actions {}",
-            a.permitted_actions.as_str()
-        ));
+        said.push(
+            Clause::new("agreement-permitted-actions")
+                .with("actions", a.permitted_actions.as_str()),
+        );
         if a.legal_basis.is_some() || a.transfer_mechanism.is_some() {
-            let mechanism = a
+            let mechanism: Arg = a
                 .transfer_mechanism
                 .and_then(|m| serde_json::to_value(m).ok())
                 .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "no mechanism code".to_owned());
-            said.push(format!(
-                "transfer mechanism {mechanism}, legal basis: {}",
-                a.legal_basis.as_deref().unwrap_or("not stated")
-            ));
+                .map_or_else(|| Clause::new("no-mechanism-code").into(), Arg::Text);
+            let basis: Arg = a
+                .legal_basis
+                .as_deref()
+                .map_or_else(|| Clause::new("not-stated").into(), Arg::from);
+            said.push(
+                Clause::new("agreement-transfer")
+                    .with("mechanism", mechanism)
+                    .with("basis", basis),
+            );
         }
     }
     let limit = found.map_or(Pap::default(), |(_, a, _)| a.pap_automated);
     if let Some(p) = pap {
         if is_automated_door(cx.door) && p > limit {
             let whose = match found {
-                Some((name, ..)) => format!("agreement {name}'s pap_automated"),
-                None => "the default (no agreement)".to_owned(),
+                Some((name, ..)) => Clause::new("pap-of-agreement").with("agreement", name),
+                None => Clause::new("pap-default"),
             };
-            return fail(
-                trace,
-                format!(
-                    "{} is stricter than {}, the strictest PAP the automated door {} carries to {} under {whose}",
-                    p.label(),
-                    limit.label(),
-                    cx.door,
-                    partner.name
-                ),
-            );
+            let reason = Clause::new("pap-too-strict")
+                .with("pap", p.label())
+                .with("limit", limit.label())
+                .with("door", cx.door)
+                .with("partner", &partner.name)
+                .with("whose", whose);
+            return Err(trace.withhold("agreement", reason));
         }
         said.push(if is_automated_door(cx.door) {
-            format!(
-                "{} is within {}, the strictest PAP the automated door {} carries",
-                p.label(),
-                limit.label(),
-                cx.door
-            )
+            Clause::new("pap-within")
+                .with("pap", p.label())
+                .with("limit", limit.label())
+                .with("door", cx.door)
         } else {
-            format!(
-                "{}: {} is read by a person, not an automated door",
-                p.label(),
-                cx.door
-            )
+            Clause::new("pap-person")
+                .with("pap", p.label())
+                .with("door", cx.door)
         });
     }
-    trace.note("agreement", || said.join("; "));
+    trace.note("agreement", || said);
     Ok(())
 }
 
@@ -717,8 +755,8 @@ fn addressed_links(object: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// The partners an object is addressed to ([`CollectionSharing::addressed`]), and why in
-/// words: those named for the object itself, narrowed to those named for the addressed
+/// The partners an object is addressed to ([`CollectionSharing::addressed`]), and why as
+/// clauses: those named for the object itself, narrowed to those named for the addressed
 /// request it answers ([`ANSWER_LINK`], the only reference followed): an answer that refers
 /// to a request addressed to one partner goes to that partner alone, wherever it was made.
 /// `None` when neither the object nor the request it answers is addressed.
@@ -726,28 +764,32 @@ fn addressees(
     object: &Value,
     id: &str,
     sharing: &CollectionSharing,
-) -> Option<(Vec<String>, String)> {
+) -> Option<(Vec<String>, Vec<Clause>)> {
     if sharing.addressed.is_empty() {
         return None;
     }
     let mut names: Option<Vec<String>> = sharing.addressed.get(id).cloned();
-    let mut why: Vec<String> = names
+    let mut why: Vec<Clause> = names
         .iter()
-        .map(|n| format!("addressed to {}", n.join(", ")))
+        .map(|n| Clause::new("addressed-to").with("names", n.join(", ")))
         .collect();
     for r in addressed_links(object) {
         if r == id {
             continue;
         }
         if let Some(theirs) = sharing.addressed.get(r) {
-            why.push(format!("refers to {r}, addressed to {}", theirs.join(", ")));
+            why.push(
+                Clause::new("addressed-via")
+                    .with("request", r)
+                    .with("names", theirs.join(", ")),
+            );
             names = Some(match names {
                 None => theirs.clone(),
                 Some(mine) => mine.into_iter().filter(|n| theirs.contains(n)).collect(),
             });
         }
     }
-    names.map(|n| (n, why.join("; ")))
+    names.map(|n| (n, why))
 }
 
 /// The grant ([`CollectionSharing::grants`]) for `partner` on one of `ids` (an object's id
@@ -792,45 +834,45 @@ fn after_gate(
         r
     };
     let cross_border = policy.cross_border(partner);
-    trace.note("jurisdiction", || match &policy.config.jurisdiction {
-        None => format!(
-            "the node has no jurisdiction: {} ({}) counts as across a border",
-            partner.name, partner.jurisdiction
-        ),
-        Some(node) if cross_border => format!(
-            "node {node}, {} {}: across a border",
-            partner.name, partner.jurisdiction
-        ),
-        Some(node) => format!(
-            "node {node}, {} {}: domestic",
-            partner.name, partner.jurisdiction
-        ),
+    trace.note("jurisdiction", || {
+        let c = match &policy.config.jurisdiction {
+            None => Clause::new("jurisdiction-none"),
+            Some(node) if cross_border => Clause::new("jurisdiction-cross").with("node", node),
+            Some(node) => Clause::new("jurisdiction-domestic").with("node", node),
+        };
+        vec![
+            c.with("partner", &partner.name)
+                .with("partner_jurisdiction", &partner.jurisdiction),
+        ]
     });
     let important = important_marking(&object, policy);
-    trace.note("important-data", || match (important, cross_border) {
-        (None, _) => "no important-data marking".to_owned(),
-        (Some(m), true) => format!("marked as important data ({m}): never crosses a border"),
-        (Some(m), false) => {
-            format!("marked as important data ({m}); the partner is domestic, so it may go")
-        }
-    });
     if let (Some(m), true) = (important, cross_border) {
+        let node: Arg = match policy.config.jurisdiction.as_deref() {
+            Some(j) => j.into(),
+            None => Clause::new("node-without-jurisdiction").into(),
+        };
+        let reason = Clause::new("important-withheld")
+            .with("marking", m)
+            .with("node", node)
+            .with("partner", &partner.name)
+            .with("partner_jurisdiction", &partner.jurisdiction);
+        trace.note("important-data", || {
+            vec![
+                Clause::new("important-cross").with("marking", m),
+                Clause::withheld(reason.clone()),
+            ]
+        });
         return (
             Decision::Withheld {
-                reason: format!(
-                    "marked as important data ({m}), which never crosses a border (node {}, {} {})",
-                    policy
-                        .config
-                        .jurisdiction
-                        .as_deref()
-                        .unwrap_or("without jurisdiction"),
-                    partner.name,
-                    partner.jurisdiction
-                ),
+                reason: reason.to_string(),
             },
             None,
         );
     }
+    trace.note("important-data", || match important {
+        None => vec![Clause::new("important-none")],
+        Some(m) => vec![Clause::new("important-domestic").with("marking", m)],
+    });
     // IEP 2.0 ATTRIBUTION must-not (§9): the producer is named neither by reference nor by
     // its identity object. Every identity class but `class` (a sector, a class of
     // entities) can be a producer.
@@ -842,18 +884,20 @@ fn after_gate(
         && object.get("type").and_then(Value::as_str) == Some("identity")
         && object.get("identity_class").and_then(Value::as_str) != Some("class")
     {
-        let reason = format!(
-            "agreement {name}: IEP 2.0 attribution must-not: an identity that can name the producer does not leave"
+        let reason = trace.withhold(
+            "agreement",
+            Clause::new("attribution-identity").with("agreement", name),
         );
-        trace.note("agreement", || format!("withheld: {reason}"));
         return (Decision::Withheld { reason }, None);
     }
     let mut copy = object;
-    let mut attribution_removed = match (&attribution, copy.as_object_mut()) {
-        (Some(name), Some(m)) => m.remove("created_by_ref").map(|_| {
-            format!("removed created_by_ref (agreement {name}: IEP 2.0 attribution must-not)")
-        }),
-        _ => None,
+    let mut attribution_removed: Vec<Clause> = match (&attribution, copy.as_object_mut()) {
+        (Some(name), Some(m)) => m
+            .remove("created_by_ref")
+            .map(|_| Clause::new("attribution-created-by-removed").with("agreement", name))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
     };
     // The producer is named by other references to identities too (a sighting's
     // `where_sighted_refs`, a report's `object_refs`), also when the node does not hold the
@@ -866,10 +910,12 @@ fn after_gate(
             .iter()
             .find(|(k, v)| k.ends_with("_ref") && is_identity(v))
         {
-            let reason = format!(
-                "agreement {name}: IEP 2.0 attribution must-not: its {key} names an identity"
+            let reason = trace.withhold(
+                "agreement",
+                Clause::new("attribution-identity-ref")
+                    .with("agreement", name)
+                    .with("property", key),
             );
-            trace.note("agreement", || format!("withheld: {reason}"));
             return (Decision::Withheld { reason }, None);
         }
         let mut emptied = Vec::new();
@@ -886,14 +932,11 @@ fn after_gate(
         // copy invalid, and the validation below withholds it.
         m.retain(|k, v| !(emptied.contains(k) && v.as_array().is_some_and(Vec::is_empty)));
         if !emptied.is_empty() {
-            let what = format!(
-                "removed references to identities from {} (agreement {name}: IEP 2.0 attribution must-not)",
-                emptied.join(", ")
+            attribution_removed.push(
+                Clause::new("attribution-refs-removed")
+                    .with("properties", emptied.join(", "))
+                    .with("agreement", name),
             );
-            attribution_removed = Some(match attribution_removed {
-                Some(c) => format!("{c}; {what}"),
-                None => what,
-            });
         }
     }
     let mut changes = granular(
@@ -906,26 +949,34 @@ fn after_gate(
     );
     trace.note("granular-markings", || {
         if changes.is_empty() {
-            "nothing removed".to_owned()
+            vec![Clause::new("granular-nothing")]
         } else {
-            changes.join("; ")
+            changes.clone()
         }
     });
-    if let Some(c) = attribution_removed {
-        trace.note("agreement", || c.clone());
-        changes.insert(0, c);
+    if !attribution_removed.is_empty() {
+        trace.note("agreement", || attribution_removed.clone());
+        // One change, as before: the attribution's removals together.
+        changes.insert(
+            0,
+            Clause::new("attribution-removed").with("removed", attribution_removed),
+        );
     }
     let granted = grant(&scope_refs, sharing, partner).map(|(scope, categories)| {
         trace.note("grant", || {
-            format!(
-                "granted on {scope} for {}: {} as written",
-                partner.name,
-                categories
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            vec![
+                Clause::new("grant")
+                    .with("scope", &scope)
+                    .with("partner", &partner.name)
+                    .with(
+                        "categories",
+                        categories
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+            ]
         });
         policy.with_grant(&partner.name, &categories, &scope)
     });
@@ -933,7 +984,7 @@ fn after_gate(
     let pii = match crate::actions::apply(&mut copy, policy, sharing, partner) {
         Ok(a) => a,
         Err(reason) => {
-            trace.note("personal-data", || format!("withheld: {reason}"));
+            let reason = trace.withhold("personal-data", reason);
             return (Decision::Withheld { reason }, None);
         }
     };
@@ -944,10 +995,10 @@ fn after_gate(
         } else {
             lines.extend(pii.changes.iter().cloned());
         }
-        lines.join("; ")
+        lines
     });
     if changes.is_empty() && pii.changes.is_empty() {
-        trace.note("validation", || "sent as stored, byte for byte".to_owned());
+        trace.note("validation", || vec![Clause::new("sent-as-stored")]);
         return (Decision::Unchanged, Some(copy));
     }
     changes.extend(pii.changes);
@@ -959,21 +1010,20 @@ fn after_gate(
         Ok(_) => pattern_error(&copy),
     };
     if let Some(violation) = invalid {
-        let reason = format!(
-            "the partner's copy would be invalid ({violation}) after: {}",
-            changes.join("; ")
+        let reason = trace.withhold(
+            "validation",
+            Clause::new("copy-invalid")
+                .with("violation", violation)
+                .with("changes", changes),
         );
-        trace.note("validation", || format!("withheld: {reason}"));
         return (Decision::Withheld { reason }, None);
     }
-    trace.note("validation", || {
-        "the rewritten copy validates (STIX 2.1)".to_owned()
-    });
+    trace.note("validation", || vec![Clause::new("copy-validates")]);
     let body = copy.to_string();
     (
         Decision::Rewritten {
             body,
-            changes,
+            changes: changes.iter().map(ToString::to_string).collect(),
             renamed: pii.renamed,
         },
         Some(copy),
@@ -996,25 +1046,24 @@ fn pattern_error(object: &Value) -> Option<String> {
     })
 }
 
-/// Why [`may_see`] let `tlp` through, in words.
-fn why_allowed(tlp: Tlp, sharing: &CollectionSharing, partner: &PartnerProfile) -> String {
+/// Why [`may_see`] let `tlp` through.
+fn why_allowed(tlp: Tlp, sharing: &CollectionSharing, partner: &PartnerProfile) -> Clause {
     match tlp {
-        Tlp::Clear => "TLP:CLEAR goes to every partner with read access".to_owned(),
+        Tlp::Clear => Clause::new("tlp-clear-everyone"),
         Tlp::Green => match &sharing.groups {
-            None => "the collection is shared with the whole community".to_owned(),
-            Some(gs) => format!(
-                "it shares the group(s) {:?} with the collection",
+            None => Clause::new("tlp-green-community"),
+            Some(gs) => Clause::new("tlp-green-shared-groups").with(
+                "groups",
                 partner
                     .groups
                     .iter()
                     .filter(|g| gs.contains(g))
+                    .cloned()
                     .collect::<Vec<_>>()
+                    .join(", "),
             ),
         },
-        _ => format!(
-            "a named recipient of the collection ({:?})",
-            sharing.recipients
-        ),
+        _ => Clause::new("tlp-named-recipient").with("recipients", sharing.recipients.join(", ")),
     }
 }
 
@@ -1027,7 +1076,7 @@ fn important_marking<'a>(object: &'a Value, policy: &Policy) -> Option<&'a str> 
 }
 
 /// Removes from `object` the properties under granular markings (§7.2.3) stricter than the
-/// partner may see, and those markings; one line per removal.
+/// partner may see, and those markings; one clause per removal.
 fn granular(
     object: &mut Value,
     markings: &Markings,
@@ -1035,26 +1084,30 @@ fn granular(
     partner: &PartnerProfile,
     policy: &Policy,
     cross_border: bool,
-) -> Vec<String> {
+) -> Vec<Clause> {
     let Some(Value::Array(granular)) = object.get("granular_markings") else {
         return Vec::new();
     };
-    let mut hidden: Vec<(String, String)> = Vec::new();
+    let mut hidden: Vec<(String, Arg)> = Vec::new();
     let mut kept_markings = Vec::new();
     for g in granular {
         let marking = g.get("marking_ref").and_then(Value::as_str).unwrap_or("");
         let why = match markings.class(marking) {
             Some(MarkingClass::Tlp(level)) if may_see(level, sharing, partner).is_err() => {
-                Some(level.label().to_owned())
+                Some(Arg::from(level.label()))
             }
             _ if cross_border && policy.is_important_data_marking(marking) => {
-                Some("important data".to_owned())
+                Some(Clause::new("granular-important").into())
             }
             Some(MarkingClass::Tlp(_) | MarkingClass::Other) => None,
             _ if policy.is_important_data_marking(marking) => None,
             // Fail closed: what a marking the node cannot read asks is not known, so the
             // properties it covers do not go.
-            Some(MarkingClass::Undecidable(_)) | None => Some(format!("unresolved {marking}")),
+            Some(MarkingClass::Undecidable(_)) | None => Some(
+                Clause::new("granular-unresolved")
+                    .with("marking", marking)
+                    .into(),
+            ),
         };
         match why {
             Some(why) => {
@@ -1076,7 +1129,7 @@ fn granular(
         return Vec::new();
     }
     // Deepest and last list elements first, so earlier removals do not shift later ones.
-    let mut paths: Vec<(Vec<Step>, String, String)> = hidden
+    let mut paths: Vec<(Vec<Step>, String, Arg)> = hidden
         .into_iter()
         .map(|(s, t)| (parse_selector(&s), s, t))
         .collect();
@@ -1084,7 +1137,11 @@ fn granular(
     let mut changes = Vec::new();
     for (steps, selector, why) in paths {
         if remove(object, &steps) {
-            changes.push(format!("removed {selector} (granular {why})"));
+            changes.push(
+                Clause::new("granular-removed")
+                    .with("selector", selector)
+                    .with("why", why),
+            );
         }
     }
     let map = object.as_object_mut().expect("object");
@@ -1095,7 +1152,7 @@ fn granular(
     }
     if changes.is_empty() {
         // Only markings of absent properties were dropped: still a change to report.
-        changes.push("removed granular markings of absent properties".to_owned());
+        changes.push(Clause::new("granular-absent"));
     }
     changes
 }

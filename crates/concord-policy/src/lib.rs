@@ -53,5 +53,6 @@
 pub mod actions;
 pub mod agreement;
 pub mod egress;
+pub mod explain;
 pub mod pii;
 pub mod tlp;

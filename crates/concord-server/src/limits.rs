@@ -111,6 +111,12 @@ pub struct Limits {
     /// before anyone is authenticated); more answer 413 before any of it is buffered.
     /// Default 65,536.
     pub join_body_bytes: usize,
+    /// The web UI's home dashboard (`/ui/`): most sightings of its window that the charts
+    /// count, the first received; past it the page says so. Only sightings the viewer may
+    /// see count towards it (a partner's copies from the egress door), so the note tells a
+    /// partner nothing of sightings withheld from it. Bounds the sightings read for one
+    /// page. Default 10,000.
+    pub dashboard_max_sightings: usize,
 }
 
 impl Default for Limits {
@@ -139,6 +145,7 @@ impl Default for Limits {
             login_body_bytes: 4096,
             match_body_bytes: 4 << 20,
             join_body_bytes: 64 << 10,
+            dashboard_max_sightings: 10_000,
         }
     }
 }

@@ -168,16 +168,20 @@ pub fn explain_for_partner_at(
     let name = collection.alias.as_deref().unwrap_or(&collection.id);
     let who = &partner.name;
     let can_read = partner.read.contains(&collection.id);
-    let mut steps = vec![ExplainStep {
-        rule: "permission",
-        detail: if can_read {
-            format!("{who} may read collection {name}")
+    use concord_policy::explain::Clause;
+    let mut said = vec![
+        Clause::new(if can_read {
+            "permission-may-read"
         } else {
-            format!(
-                "{who} may not read collection {name} (partner add --read): nothing leaves by this collection"
-            )
-        },
-    }];
+            "permission-may-not-read"
+        })
+        .with("partner", who)
+        .with("collection", name),
+    ];
+    if !can_read {
+        said.push(Clause::withheld(Clause::new("permission-none")));
+    }
+    let mut steps = vec![ExplainStep::new("permission", said)];
     let profile = PartnerProfile {
         name: partner.name.clone(),
         jurisdiction: partner.jurisdiction.clone(),
@@ -203,7 +207,7 @@ pub fn explain_for_partner_at(
     steps.extend(e.steps);
     let decision = match (can_read, e.sent, e.withheld) {
         (false, _, _) => Decision::Withheld {
-            reason: "no read permission".to_owned(),
+            reason: Clause::new("permission-none").to_string(),
         },
         (true, Some(sent), _) if sent.rewritten => Decision::Rewritten {
             body: sent.body.unwrap_or_default(),

@@ -1,9 +1,12 @@
 // Relationship graph of the object page. The drawing is laid out and rendered on the server
 // (crates/concord-web/src/graph.rs: layered, labels in rows that cannot overlap, large fan-outs
-// as group nodes that link to the graph with the group expanded); its viewBox fits it to the
-// view. This script adds pan (drag the background, arrow keys) and zoom (wheel, + and -; 0
-// fits again) as one transform on #graph-view, and trims a label that the browser's font draws
-// wider than the server's estimate, so that no label reaches into the next column. No library.
+// as group nodes that link to the graph with the group expanded) at one pixel per user unit,
+// in a box that scrolls, so that labels keep their size (at least 11 px). This script adds pan
+// (drag the background, arrow keys) and zoom in (Ctrl + wheel, + and -; 0 goes back) as one
+// transform on #graph-view, never below the drawn size, so that zooming never makes a label
+// smaller than drawn; the wheel alone scrolls the box. It also trims a label that the browser's
+// font draws wider than the server's estimate, so that no label reaches into the next column.
+// No library.
 (function () {
   "use strict";
   var svg = document.getElementById("graph");
@@ -46,7 +49,7 @@
   }
   // Zoom by `factor` keeping the user point (ux, uy) where it is.
   function zoom(factor, ux, uy) {
-    var next = Math.max(0.2, Math.min(8, scale * factor));
+    var next = Math.max(1, Math.min(8, scale * factor));
     factor = next / scale;
     tx = ux - (ux - tx) * factor;
     ty = uy - (uy - ty) * factor;
@@ -83,6 +86,8 @@
   svg.addEventListener("pointerup", stop);
   svg.addEventListener("pointercancel", stop);
   svg.addEventListener("wheel", function (ev) {
+    // The wheel alone scrolls the box (a large drawing is wider than the view).
+    if (!ev.ctrlKey) { return; }
     ev.preventDefault();
     var p = toUser(ev.clientX, ev.clientY);
     zoom(ev.deltaY < 0 ? 1.15 : 1 / 1.15, p.x, p.y);

@@ -107,6 +107,7 @@ pub(crate) fn readable(store: &dyn Store, v: &Viewer, key: &str) -> Result<Colle
 
 /// What a session may see of stored objects: the stored objects for the admin, the egress
 /// door's copies for a partner (`None`: withheld).
+#[derive(Clone)]
 pub(crate) struct Lens {
     principal: Principal,
     collection_id: String,
@@ -216,6 +217,8 @@ impl Lens {
 
 /// For a partner, the catalogue as the partner's copies make it: withheld objects are left
 /// out and the rest indexed from their egress copies (so search cannot find redacted text).
+/// A partner's stale index is rebuilt in the background ([`crate::catalogue::Catalogues`]:
+/// a request that waited for it would show when the collection changed).
 pub(crate) fn catalogue_for(
     web: &Web,
     store: &dyn Store,
@@ -223,15 +226,21 @@ pub(crate) fn catalogue_for(
     c: &Collection,
 ) -> Result<Arc<Catalogue>, WebError> {
     let Principal::Partner(p) = &lens.principal else {
-        return web.catalogues.get(store, &c.id);
+        return web.catalogues.get(&web.store(), &c.id);
     };
     // Cached per what the partner's copies depend on (its profile, the collection's sharing,
     // the policy): a change of any of them shows at the partner's next page, never an index
     // built under rules that no longer hold.
     let viewer = lens.egress.decision_stamp(&p.profile, &c.id)?;
-    web.catalogues.get_for(store, &c.id, &viewer, || {
-        Catalogue::build_seen(store, &c.id, |entries| lens.see_all(entries))
-    })
+    let (owned, lens, id) = (web.store(), lens.clone(), c.id.clone());
+    web.catalogues.get_for(
+        store,
+        &c.id,
+        &viewer,
+        Box::new(move || {
+            Catalogue::build_seen(owned.as_ref(), &id, |entries| lens.see_all(entries))
+        }),
+    )
 }
 
 // --- collections ------------------------------------------------------------------------
@@ -492,10 +501,13 @@ struct SightingRow {
 struct AsPartner {
     partner: String,
     decision: &'static str,
-    reason: String,
-    /// (rule, its name in the page's language, what it decided).
+    /// Why it is withheld, as HTML in the page's language (the clause of the step that
+    /// withheld it).
+    reason: Option<String>,
+    /// (rule, its name in the page's language, what it decided as HTML in that language).
     steps: Vec<(String, String, String)>,
     copy: Option<String>,
+    /// What was changed in the copy, rule by rule, as HTML in the page's language.
     changes: Vec<String>,
 }
 
@@ -925,12 +937,43 @@ async fn object(
                     .and_then(|v| serde_json::to_string_pretty(&v).ok())
                     .unwrap_or_else(|| b.to_owned())
             };
-            let (decision, reason, copy, changes) = match view.decision {
-                Decision::Unchanged => ("sent", String::new(), Some(pretty(body)), Vec::new()),
-                Decision::Rewritten { body, changes, .. } => {
-                    ("rewritten", String::new(), Some(pretty(&body)), changes)
-                }
-                Decision::Withheld { reason } => ("withheld", reason, None, Vec::new()),
+            let (decision, copy) = match view.decision {
+                Decision::Unchanged => ("sent", Some(pretty(body))),
+                Decision::Rewritten { body, .. } => ("rewritten", Some(pretty(&body))),
+                Decision::Withheld { .. } => ("withheld", None),
+            };
+            // Every word from the clauses (issue 25): the policy explains itself as data,
+            // written here in the page's language; the decision's English reason is for
+            // the CLI and the audit.
+            let rule_name = |rule: &str| {
+                let key = format!("rule-{rule}");
+                let name = tr.t(&key);
+                if name == key { rule.to_owned() } else { name }
+            };
+            let reason = (decision == "withheld")
+                .then(|| view.steps.iter().find_map(|s| s.withheld()))
+                .flatten()
+                .map(|c| tr.clause_html(c));
+            let changes = if decision == "rewritten" {
+                view.steps
+                    .iter()
+                    .filter(|s| {
+                        matches!(
+                            s.rule,
+                            "granular-markings" | "personal-data" | "references" | "identifier"
+                        )
+                    })
+                    .map(|s| {
+                        format!(
+                            "{}{} {}",
+                            crate::i18n::isolated_html(&rule_name(s.rule)),
+                            tr.t("explain-colon"),
+                            tr.clauses_html(&s.clauses)
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
             };
             Some(AsPartner {
                 partner: p.name,
@@ -938,12 +981,13 @@ async fn object(
                 reason,
                 steps: view
                     .steps
-                    .into_iter()
+                    .iter()
                     .map(|s| {
-                        let key = format!("rule-{}", s.rule);
-                        let name = tr.t(&key);
-                        let name = if name == key { s.rule.to_owned() } else { name };
-                        (s.rule.to_owned(), name, s.detail)
+                        (
+                            s.rule.to_owned(),
+                            rule_name(s.rule),
+                            tr.clauses_html(&s.clauses),
+                        )
                     })
                     .collect(),
                 copy,

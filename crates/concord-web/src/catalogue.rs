@@ -563,61 +563,173 @@ fn push_text(out: &mut String, v: &Value) {
     }
 }
 
-/// The indexes of all collections, rebuilt when a collection's version count changes.
-#[derive(Debug, Default)]
+/// How long a partner's index stays cached without being read: dropped after that, so the
+/// cache holds the indexes of the viewers of the last minutes only.
+pub const IDLE: Duration = Duration::from_secs(300);
+
+/// One cached index.
+struct Slot {
+    /// When the index was built (for [`MAX_AGE`]).
+    built: Instant,
+    /// When it was last read (for [`IDLE`]).
+    used: Instant,
+    index: Arc<Catalogue>,
+    /// A rebuild runs in the background.
+    rebuilding: bool,
+    /// [`Catalogues::invalidate`] was called since it was built.
+    stale: bool,
+}
+
+/// How a viewer's index is rebuilt: the store's `count` is compared at every read.
+pub type Build = Box<dyn FnOnce() -> Result<Catalogue, WebError> + Send + 'static>;
+
+/// The indexes of all collections, one per collection and viewer, rebuilt when a
+/// collection's version count changes or [`MAX_AGE`] passes.
+///
+/// **A partner's index is rebuilt off the request path.** Its rebuild reads and decides
+/// every object of the collection, withheld ones included, so a request that waited for it
+/// would be slow exactly when the collection changed: a partner timing its pages would
+/// learn when something was added, also something it may not see. A partner's request is
+/// therefore answered from the index it has, and a stale one (another version count, past
+/// [`MAX_AGE`], or invalidated) is rebuilt by a background thread, at most one per index;
+/// the request after the rebuild sees it. Only a partner's first page (after [`IDLE`]) or
+/// a change of the rules its copies are decided under (a new key, [`Catalogues::get_for`])
+/// builds inline: both happen whatever the collection holds. The admin's index (`viewer`
+/// `""`) is rebuilt inline, so the operator sees an import at once: the operator knows
+/// everything the node holds.
+#[derive(Default)]
 pub struct Catalogues {
-    cache: Mutex<HashMap<String, (Instant, Arc<Catalogue>)>>,
+    cache: Arc<Mutex<HashMap<String, Slot>>>,
+}
+
+impl std::fmt::Debug for Catalogues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogues").finish_non_exhaustive()
+    }
 }
 
 impl Catalogues {
     /// The index of `collection_id` as the admin sees it, built or rebuilt when needed.
     /// Blocking (store reads).
-    pub fn get(&self, store: &dyn Store, collection_id: &str) -> Result<Arc<Catalogue>, WebError> {
-        self.get_for(store, collection_id, "", || {
-            Catalogue::build(store, collection_id)
-        })
+    pub fn get(
+        &self,
+        store: &Arc<dyn Store>,
+        collection_id: &str,
+    ) -> Result<Arc<Catalogue>, WebError> {
+        let (s, id) = (store.clone(), collection_id.to_owned());
+        self.get_for(
+            store.as_ref(),
+            collection_id,
+            "",
+            Box::new(move || Catalogue::build(s.as_ref(), &id)),
+        )
     }
 
-    /// The index of `collection_id` for one viewer (`viewer` names it, e.g. a partner with
-    /// its jurisdiction and groups; `""` is the admin), built by `build` when missing, older
-    /// than [`MAX_AGE`], or read at another version count of the collection.
+    /// The index of `collection_id` for one viewer (`viewer` names it and the rules its
+    /// copies are decided under, e.g. a partner's decision stamp; `""` is the admin).
+    /// Missing: built by `build` now. Stale (read at another version count of the
+    /// collection, older than [`MAX_AGE`], or invalidated): for the admin rebuilt now; for
+    /// any other viewer the index it has is returned and `build` runs on a thread of its
+    /// own, unless a rebuild of that index already runs. Errors: the store, the build.
     pub fn get_for(
         &self,
         store: &dyn Store,
         collection_id: &str,
         viewer: &str,
-        build: impl FnOnce() -> Result<Catalogue, WebError>,
+        build: Build,
     ) -> Result<Arc<Catalogue>, WebError> {
         let key = format!("{collection_id}\n{viewer}");
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some((at, c)) = &cached
-            && at.elapsed() < MAX_AGE
-            && store.count(collection_id)? == c.count()
+        let count = store.count(collection_id)?;
+        let now = Instant::now();
         {
-            return Ok(c.clone());
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = cache.get_mut(&key) {
+                slot.used = now;
+                let fresh =
+                    !slot.stale && slot.built.elapsed() < MAX_AGE && slot.index.count() == count;
+                if fresh {
+                    return Ok(slot.index.clone());
+                }
+                if !viewer.is_empty() {
+                    let index = slot.index.clone();
+                    if !slot.rebuilding {
+                        slot.rebuilding = true;
+                        drop(cache);
+                        self.rebuild_later(key, build);
+                    }
+                    return Ok(index);
+                }
+            }
         }
         let fresh = Arc::new(build()?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        // Indexes past their age are never read again (a viewer's key changes with the
-        // rules its copies were decided under): dropped, so the map does not grow.
-        cache.retain(|_, (at, _)| at.elapsed() < MAX_AGE);
-        cache.insert(key, (Instant::now(), fresh.clone()));
+        self.put(key, fresh.clone());
         Ok(fresh)
     }
 
-    /// Drops every index of a collection (after an import through the UI).
+    /// Stores a built index under `key`, dropping those not read for [`IDLE`].
+    fn put(&self, key: String, index: Arc<Catalogue>) {
+        put(&self.cache, key, index);
+    }
+
+    /// Runs `build` on a thread of its own and stores what it built; on failure the old
+    /// index stays (and the next read tries again).
+    fn rebuild_later(&self, key: String, build: Build) {
+        let cache = self.cache.clone();
+        let cache_on_fail = self.cache.clone();
+        let key_on_fail = key.clone();
+        let spawned = std::thread::Builder::new()
+            .name("concord-catalogue".to_owned())
+            .spawn(move || match build() {
+                Ok(index) => put(&cache, key, Arc::new(index)),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "rebuilding a catalogue");
+                    if let Some(slot) = cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&key)
+                    {
+                        slot.rebuilding = false;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "starting a catalogue rebuild");
+            if let Some(slot) = cache_on_fail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&key_on_fail)
+            {
+                slot.rebuilding = false;
+            }
+        }
+    }
+
+    /// Marks every index of a collection stale (after an import through the UI): the
+    /// admin's is rebuilt at its next read, a partner's in the background
+    /// ([`Catalogues::get_for`]).
     pub fn invalidate(&self, collection_id: &str) {
         let prefix = format!("{collection_id}\n");
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| !k.starts_with(&prefix));
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, slot) in cache.iter_mut().filter(|(k, _)| k.starts_with(&prefix)) {
+            slot.stale = true;
+        }
     }
+}
+
+fn put(cache: &Mutex<HashMap<String, Slot>>, key: String, index: Arc<Catalogue>) {
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|_, slot| slot.used.elapsed() < IDLE);
+    let now = Instant::now();
+    cache.insert(
+        key,
+        Slot {
+            built: now,
+            used: now,
+            index,
+            rebuilding: false,
+            stale: false,
+        },
+    );
 }
 
 #[cfg(test)]
@@ -628,6 +740,116 @@ mod tests {
         let id = v["id"].as_str().unwrap().to_owned();
         let t = v["type"].as_str().unwrap().to_owned();
         c.add(&id, &t, 1_000, &v);
+    }
+
+    /// Attack: a partner times its pages to learn when the collection changed (also by
+    /// objects withheld from it). Its request must not wait for the rebuild that a change
+    /// causes: it gets the index it had, and the rebuild runs elsewhere, once. The admin's
+    /// index is rebuilt at once.
+    #[test]
+    fn a_partners_request_never_waits_for_a_rebuild() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(concord_store::SqliteStore::open(&dir.path().join("c.sqlite")).unwrap());
+        let c = store
+            .create_collection(&concord_store::NewCollection {
+                alias: "intel".into(),
+                title: None,
+                description: None,
+            })
+            .unwrap();
+        let add = |n: u32| {
+            let t = "2026-01-01T00:00:00.000Z";
+            let bundle = serde_json::json!({"type": "bundle",
+                "id": "bundle--6b1f0c0e-2f7c-4a8e-9d2a-0c1e2f3a4b5c", "objects": [
+                {"type": "malware", "spec_version": "2.1",
+                 "id": format!("malware--{n:08x}-6d3f-4c1e-9a7e-2c0d1f0e9a11"),
+                 "created": t, "modified": t, "name": "x", "is_family": true}]});
+            concord_ingest::ingest(
+                store.as_ref(),
+                &c.id,
+                bundle.to_string().as_bytes(),
+                concord_ingest::IngestOptions {
+                    container: concord_ingest::Container::Bundle,
+                    list_accepted: false,
+                    audit: None,
+                    provenance: &[],
+                    settings: &[],
+                    max_object_size: concord_stix::DEFAULT_MAX_OBJECT_SIZE,
+                    cancel: None,
+                    unseen: None,
+                },
+                |_| {},
+            )
+            .unwrap();
+        };
+        let builds = Arc::new(AtomicUsize::new(0));
+        let plain = |store: &Arc<dyn Store>, builds: &Arc<AtomicUsize>| -> Build {
+            let (s, id, b) = (store.clone(), c.id.clone(), builds.clone());
+            Box::new(move || {
+                b.fetch_add(1, Ordering::SeqCst);
+                Catalogue::build(s.as_ref(), &id)
+            })
+        };
+        let cats = Catalogues::default();
+        add(1);
+        // First read: built now.
+        let first = cats
+            .get_for(store.as_ref(), &c.id, "partner", plain(&store, &builds))
+            .unwrap();
+        assert_eq!((first.items.len(), builds.load(Ordering::SeqCst)), (1, 1));
+        add(2);
+        // The collection changed: the partner's request gets the index it had, while the
+        // rebuild waits (on another thread) until the test lets it go.
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let (s, id) = (store.clone(), c.id.clone());
+        let blocked: Build = Box::new(move || {
+            started_tx.send(()).unwrap();
+            // A guard against a hang: an inline rebuild would return after it, and the
+            // assertion below would fail.
+            let _ = release_rx.recv_timeout(Duration::from_secs(120));
+            Catalogue::build(s.as_ref(), &id)
+        });
+        let during = cats
+            .get_for(store.as_ref(), &c.id, "partner", blocked)
+            .unwrap();
+        assert_eq!(during.items.len(), 1, "the index it had, not a rebuild");
+        started.recv().unwrap();
+        // One rebuild at a time: another read neither builds nor waits.
+        let again = cats
+            .get_for(store.as_ref(), &c.id, "partner", plain(&store, &builds))
+            .unwrap();
+        assert_eq!(again.items.len(), 1);
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "no second rebuild");
+        release.send(()).unwrap();
+        let mut waited = 0;
+        let after = loop {
+            let i = cats
+                .get_for(store.as_ref(), &c.id, "partner", plain(&store, &builds))
+                .unwrap();
+            if i.items.len() == 2 || waited > 1200 {
+                break i;
+            }
+            waited += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(after.items.len(), 2, "the background rebuild is read next");
+        // Invalidated (an import through the UI): the partner's request still gets what it
+        // had; the admin's is rebuilt at once.
+        cats.invalidate(&c.id);
+        add(3);
+        let p = cats
+            .get_for(store.as_ref(), &c.id, "partner", plain(&store, &builds))
+            .unwrap();
+        assert_eq!(p.items.len(), 2, "the partner's request does not rebuild");
+        let admin = cats.get(&store, &c.id).unwrap();
+        assert_eq!(admin.items.len(), 3, "the admin's index is built inline");
+        add(4);
+        let admin = cats.get(&store, &c.id).unwrap();
+        assert_eq!(admin.items.len(), 4, "and rebuilt inline");
     }
 
     #[test]

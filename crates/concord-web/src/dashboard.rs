@@ -56,9 +56,8 @@ pub const SIGHTING_DAYS: usize = 14;
 /// Days of "this week", today (UTC) included.
 pub const WEEK_DAYS: usize = 7;
 
-/// Most sightings read for the charts (the newest of the window's; the page says when the
-/// window held more).
-pub const MAX_SIGHTINGS: usize = 10_000;
+/// Sightings decided at once while counting a partner's: one call of the egress door.
+const SIGHTING_BATCH: usize = 1_000;
 
 /// Most transfers of the week read from the audit log (the newest).
 pub const MAX_TRANSFERS: usize = 10_000;
@@ -198,7 +197,9 @@ struct Dashboard {
     new_rows: Vec<NewRow>,
     new_total: usize,
     sighting_days: usize,
-    sightings_cut: bool,
+    /// More sightings that the viewer may see were received than
+    /// [`concord_server::Limits::dashboard_max_sightings`]: the charts count that many.
+    sightings_cut: Option<usize>,
     by_indicator: Option<Chart>,
     by_partner: Option<Chart>,
     /// `None` for a partner (the incident board is the admin's).
@@ -284,8 +285,9 @@ fn build(web: &Web, store: &dyn Store, v: &Viewer) -> Result<Dashboard, WebError
 
     // Sightings received.
     let (first, labels) = days(now_ns, SIGHTING_DAYS);
-    let sightings = sightings(store, principal, &views, first)?;
-    let sightings_cut = sightings.cut;
+    let max_sightings = web.app.config().limits.dashboard_max_sightings;
+    let sightings = sightings(store, principal, &views, first, max_sightings)?;
+    let sightings_cut = sightings.cut.then_some(max_sightings);
     let mut by_indicator = None;
     let mut by_partner = None;
     if !sightings.list.is_empty() {
@@ -499,13 +501,16 @@ struct Seen {
 
 struct Sightings {
     list: Vec<Seen>,
-    /// More than [`MAX_SIGHTINGS`] were received in the window.
+    /// More than the limit that the viewer may see were received in the window.
     cut: bool,
 }
 
 /// The sightings received since `first` in the readable collections, newest version of
 /// each, each counted once however many collections hold it; for a partner, its copies (a
-/// withheld sighting is not counted).
+/// withheld sighting is not counted). At most `max` (`[limits] dashboard_max_sightings`),
+/// the first received; `cut` when one more that the viewer may see follows. Only sightings
+/// the viewer may see count towards the limit: a cut that counted withheld ones would tell
+/// a partner that sightings it may not see exist, and how many.
 fn sightings(
     store: &dyn Store,
     principal: &Principal,
@@ -515,6 +520,7 @@ fn sightings(
         std::sync::Arc<crate::catalogue::Catalogue>,
     )],
     first: i64,
+    max: usize,
 ) -> Result<Sightings, WebError> {
     let filter = ObjectFilter {
         types: vec!["sighting".to_owned()],
@@ -524,51 +530,63 @@ fn sightings(
     };
     let mut counted = std::collections::HashSet::new();
     let mut list = Vec::new();
-    let mut cut = false;
     for (c, lens, _) in views {
-        let mut entries = Vec::new();
-        concord_store::each_entry(store, &c.id, &filter, |e| -> Result<(), WebError> {
-            if counted.len() + entries.len() < MAX_SIGHTINGS {
-                entries.push(e);
-            } else {
-                cut = true;
-            }
-            Ok(())
-        })?;
-        let seen = lens.see_all(&entries)?;
-        for (e, s) in entries.iter().zip(seen) {
-            let Some((_, body)) = s else { continue };
-            if !counted.insert(e.id.clone()) {
-                continue;
-            }
-            let Ok(value) = serde_json::from_str::<Value>(&body) else {
-                continue;
-            };
-            let Some(of) = value.get("sighting_of_ref").and_then(Value::as_str) else {
-                continue;
-            };
-            let Some(day) = day_of(first, SIGHTING_DAYS, e.date_added_ns) else {
-                continue;
-            };
-            let received = store.received_from(&e.id, None)?;
-            let from = match principal {
-                Principal::Admin if received.is_empty() => vec![String::new()],
-                Principal::Admin => received,
-                Principal::Partner(p) => {
-                    let me = concord_store::partner_provenance(&p.profile.name);
-                    received.into_iter().filter(|r| *r == me).collect()
+        let mut after = None;
+        loop {
+            // A page of stored entries, then the viewer's copies of them: counted until the
+            // limit, and one more seen tells that the window holds more.
+            let page = store.entries(
+                &c.id,
+                &filter,
+                &concord_store::PageRequest {
+                    limit: SIGHTING_BATCH,
+                    after: after.take(),
+                },
+                true,
+            )?;
+            after = page.entries.last().map(concord_store::Entry::cursor);
+            let seen = lens.see_all(&page.entries)?;
+            for (e, s) in page.entries.iter().zip(seen) {
+                let Some((_, body)) = s else { continue };
+                if counted.contains(&e.id) {
+                    continue;
                 }
-            };
-            list.push(Seen {
-                of: of.to_owned(),
-                day,
-                false_positive: is_false_positive(&value),
-                from,
-                value,
-            });
+                let Ok(value) = serde_json::from_str::<Value>(&body) else {
+                    continue;
+                };
+                let Some(of) = value.get("sighting_of_ref").and_then(Value::as_str) else {
+                    continue;
+                };
+                let Some(day) = day_of(first, SIGHTING_DAYS, e.date_added_ns) else {
+                    continue;
+                };
+                if list.len() == max {
+                    return Ok(Sightings { list, cut: true });
+                }
+                counted.insert(e.id.clone());
+                let received = store.received_from(&e.id, None)?;
+                let from = match principal {
+                    Principal::Admin if received.is_empty() => vec![String::new()],
+                    Principal::Admin => received,
+                    Principal::Partner(p) => {
+                        let me = concord_store::partner_provenance(&p.profile.name);
+                        received.into_iter().filter(|r| *r == me).collect()
+                    }
+                };
+                list.push(Seen {
+                    of: of.to_owned(),
+                    day,
+                    false_positive: is_false_positive(&value),
+                    from,
+                    value,
+                });
+            }
+            if !page.more || after.is_none() {
+                break;
+            }
         }
     }
-    Ok(Sightings { list, cut })
+    Ok(Sightings { list, cut: false })
 }
 
 /// What went to each partner in the week from `first`: objects received (sent as stored or

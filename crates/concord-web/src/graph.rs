@@ -19,7 +19,10 @@
 //!   label, where the edges leave the object, and on each edge as its `<title>`.
 //!
 //! Coordinates are SVG user units; the `viewBox` is the drawing's box plus a margin, so
-//! nothing is cut and the browser fits it to the view.
+//! nothing is cut. The drawing is shown at one CSS pixel per user unit (the `svg` element's
+//! `width` and `height` are the `viewBox`'s), in a box that scrolls: a large drawing is not
+//! shrunk to fit the view, so its labels keep their size on screen, at least
+//! [`MIN_LABEL_PX`] (node labels 12 px, edge labels 11 px; the page walk measures them).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -41,6 +44,10 @@ pub const START_R: u32 = 11;
 pub const LABEL_UNITS: usize = 22;
 /// User units per label unit (12 px sans-serif averages under 7 per Latin character).
 pub const UNIT_W: u32 = 7;
+/// The smallest font size of a label on screen, in CSS pixels: the edge labels' (node
+/// labels are 12). Since a user unit is drawn as one pixel, it is also their size in user
+/// units (`style.css`).
+pub const MIN_LABEL_PX: u32 = 11;
 
 /// An object to draw.
 #[derive(Clone, Debug)]
@@ -475,12 +482,14 @@ pub fn layout(
         } else {
             vec![labels[0].clone(), labels[1..].join(", ")]
         };
-        let room = (nd.x + COLUMN).saturating_sub(x + 40) as usize / 6;
-        let top = if lines.len() == 1 { nd.y - 3 } else { nd.y - 8 };
+        // 11 px italic: under 7 user units a Latin character; two lines 12 apart stay
+        // inside the node's row (ROW 26).
+        let room = (nd.x + COLUMN).saturating_sub(x + 40) as usize / 7;
+        let top = if lines.len() == 1 { nd.y - 3 } else { nd.y - 9 };
         for (k, line) in lines.iter().enumerate() {
             edge_labels.push(EdgeLabel {
                 x,
-                y: top + k as u32 * 11,
+                y: top + k as u32 * 12,
                 text: clip(line, room.max(4)),
             });
         }

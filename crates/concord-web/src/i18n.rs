@@ -13,6 +13,7 @@
 
 use std::sync::OnceLock;
 
+use concord_policy::explain::{Arg as ClauseArg, Clause};
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use unic_langid::LanguageIdentifier;
@@ -156,6 +157,60 @@ impl Locale {
         isolated_html(&self.format(key, Some(&a)))
     }
 
+    /// A clause of an explanation ([`concord_policy::explain::Clause`]: `policy explain`,
+    /// the object page's "as partner" view) as HTML in this language: the message
+    /// `explain-{id}`, each parameter in `<bdi>` (data escaped; a clause inside written the
+    /// same way, a list of clauses joined by `explain-and`).
+    pub fn clause_html(&self, clause: &Clause) -> String {
+        // Each parameter goes into the message as a marker (private-use characters, which
+        // the message files do not hold), and the marker is replaced after the message is
+        // made HTML: a parameter's own HTML (a clause inside) is never escaped twice, and
+        // the data is escaped once.
+        let mut args = FluentArgs::new();
+        for (k, (name, _)) in clause.args.iter().enumerate() {
+            args.set(*name, format!("{MARK_OPEN}{k}{MARK_CLOSE}"));
+        }
+        let template = isolated_html(&self.format(&format!("explain-{}", clause.id), Some(&args)));
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut rest = template.as_str();
+        while let Some(at) = rest.find(MARK_OPEN) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + MARK_OPEN.len_utf8()..];
+            let Some(end) = after.find(MARK_CLOSE) else {
+                rest = after;
+                continue;
+            };
+            if let Some((_, arg)) = after[..end]
+                .parse::<usize>()
+                .ok()
+                .and_then(|k| clause.args.get(k))
+            {
+                out.push_str(&self.arg_html(arg));
+            }
+            rest = &after[end + MARK_CLOSE.len_utf8()..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Clauses as HTML, joined by `explain-and` (`; `, `；`, `؛ `).
+    pub fn clauses_html(&self, clauses: &[Clause]) -> String {
+        let and = self.t("explain-and");
+        clauses
+            .iter()
+            .map(|c| self.clause_html(c))
+            .collect::<Vec<_>>()
+            .join(&and)
+    }
+
+    fn arg_html(&self, arg: &ClauseArg) -> String {
+        match arg {
+            ClauseArg::Text(t) => escape(t),
+            ClauseArg::Clause(c) => self.clause_html(c),
+            ClauseArg::List(cs) => self.clauses_html(cs),
+        }
+    }
+
     /// Whether the page is right to left.
     pub fn rtl(&self) -> bool {
         self.dir == Direction::Rtl
@@ -185,6 +240,27 @@ impl Locale {
         }
         text.into_owned()
     }
+}
+
+/// Marks a parameter of a clause inside its formatted message ([`Locale::clause_html`]).
+const MARK_OPEN: char = '\u{E000}';
+/// Ends the mark.
+const MARK_CLOSE: char = '\u{E001}';
+
+/// Text as HTML: `&`, `<`, `>` and quotes escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A formatted message as HTML ([`Locale::html`]): escaped; FSI … PDI (U+2068, U+2069)
@@ -398,6 +474,80 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every clause of an explanation has its message in every language, and none of them
+    /// is left in English: a clause written in Chinese or Arabic holds no English word of
+    /// its English message (ids, property names and labels aside, which are parameters or
+    /// `backquoted`).
+    #[test]
+    fn every_explanation_clause_is_translated() {
+        use concord_policy::explain::ENGLISH;
+        let en = keys(LOCALES[0].2);
+        for (id, template) in ENGLISH {
+            let key = format!("explain-{id}");
+            assert!(en.contains(&key), "en.ftl lacks {key}");
+            // A clause with every parameter given, in each language.
+            let mut clause = Clause::new(id);
+            let mut rest = *template;
+            while let Some(open) = rest.find('{') {
+                let close = rest[open..].find('}').unwrap() + open;
+                let name: &'static str =
+                    Box::leak(rest[open + 1..close].to_owned().into_boxed_str());
+                clause = clause.with(name, "P");
+                rest = &rest[close + 1..];
+            }
+            let english = by_tag("en").unwrap().clause_html(&clause);
+            assert!(!english.contains("explain-"), "{id}: {english}");
+            for tag in ["zh-CN", "ar"] {
+                let html = by_tag(tag).unwrap().clause_html(&clause);
+                assert!(!html.contains("explain-"), "{tag} {id}: {html}");
+                // English words of four letters or more outside code and parameters.
+                let mut plain = String::new();
+                let mut depth = 0;
+                for part in html.split('<') {
+                    let (tag_part, text) = part.split_once('>').unwrap_or(("", part));
+                    if tag_part.starts_with("bdi") || tag_part.starts_with("code") {
+                        depth += 1;
+                    } else if tag_part.starts_with("/bdi") || tag_part.starts_with("/code") {
+                        depth -= 1;
+                    }
+                    if depth == 0 {
+                        plain.push_str(text);
+                        plain.push(' ');
+                    }
+                }
+                let english_words: Vec<&str> = plain
+                    .split(|c: char| !c.is_ascii_alphabetic())
+                    .filter(|w| {
+                        w.len() >= 4 && !["STIX", "IEP", "PAP", "TLP", "CLEAR", "GREEN"].contains(w)
+                    })
+                    .collect();
+                assert!(
+                    english_words.is_empty(),
+                    "{tag} {id}: English {english_words:?} in {html}"
+                );
+                assert_eq!(
+                    html.matches("<bdi>").count(),
+                    html.matches("</bdi>").count(),
+                    "{tag} {id}: {html}"
+                );
+            }
+        }
+        // Parameters are escaped data, a clause inside is written in the language.
+        let ar = by_tag("ar").unwrap();
+        let c = Clause::withheld(
+            Clause::new("tlp-not-recipient")
+                .with("tlp", "TLP:AMBER")
+                .with("partner", "<b>bsi</b>"),
+        );
+        let html = ar.clause_html(&c);
+        assert!(html.contains("<bdi>&lt;b&gt;bsi&lt;/b&gt;</bdi>"), "{html}");
+        assert!(html.contains("<bdi>TLP:AMBER</bdi>"), "{html}");
+        assert!(
+            !html.contains("withheld") && !html.contains("named recipients"),
+            "{html}"
+        );
     }
 
     #[test]

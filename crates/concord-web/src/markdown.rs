@@ -5,28 +5,26 @@
 //! STIX 2.1 leaves `description` free text; MITRE ATT&CK (and CAPEC, ATLAS) write it in
 //! Markdown with links to attack.mitre.org, inline `<code>` and citations. The text comes
 //! from another organisation, so it is treated as hostile:
-//! 1. pulldown-cmark turns it into HTML (raw HTML in it passes through as written, which is
-//!    why step 2 exists); headings are demoted below the page's own `h1`/`h2`;
+//! 1. pulldown-cmark parses it into events; in the text events only (never in code spans,
+//!    code blocks, image descriptions, link destinations or raw HTML), each citation whose
+//!    NAME is a reference of the object becomes a footnote, `<sup class="cite"><a
+//!    href="#xref-N">[N]</a></sup>`, as an inline HTML event of its own; inside a link's
+//!    text the footnote goes right after the link (a link inside a link is not HTML).
+//!    Headings are demoted below the page's own `h1`/`h2`. Then the events become HTML (raw
+//!    HTML in the text passes through as written, which is why step 2 exists);
 //! 2. ammonia parses that HTML as a browser would (html5ever) and keeps only an allow-list
 //!    of tags and attributes: no `<script>`, no event handler (`onerror=`), no `style`
 //!    (the page's Content-Security-Policy forbids inline styles anyway), no images (the
 //!    CSP allows only this origin's; a remote image would also tell a third party who
-//!    reads the object), links only to `http:` and `https:` URLs, with
-//!    `rel="noopener noreferrer nofollow"`;
-//! 3. only then are the citations put in: each was replaced in step 1, in text only, by a
-//!    marker made of two private-use characters (removed from the input first, so the
-//!    producer cannot write one), and each marker becomes a fixed `<sup>` link to the
-//!    reference's anchor. The producer's text never reaches those links.
+//!    reads the object), links only to `http:` and `https:` URLs and to the footnote
+//!    anchors `#xref-N`, with `rel="noopener noreferrer nofollow"`; `class` only as
+//!    `cite` on `sup`. The footnotes pass the sanitiser like everything else: nothing is
+//!    put into the HTML after it.
 
 use std::collections::HashSet;
 
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, TextMergeStream};
 use serde_json::Value;
-
-/// Opens a citation marker (Unicode private use: never kept from the input).
-const OPEN: char = '\u{E000}';
-/// Closes a citation marker.
-const CLOSE: char = '\u{E001}';
 
 /// What ATT&CK writes for a citation: `(Citation: Dragos EKANS)`.
 const CITATION: &str = "(Citation: ";
@@ -148,14 +146,37 @@ impl Citations {
 
     /// `text` (Markdown) as safe HTML, its citations as footnote links.
     pub fn render(&mut self, text: &str) -> String {
-        // The markers are ours alone.
-        let text: String = text.chars().filter(|c| *c != OPEN && *c != CLOSE).collect();
-        let mut events = Vec::new();
+        let mut events: Vec<Event<'_>> = Vec::new();
+        // Where the text events are: inside a link's text (footnotes wait for its end), or
+        // where text is not prose (a code block, an image's description: no footnotes).
+        let (mut links, mut literal) = (0usize, 0usize);
+        let mut waiting: Vec<usize> = Vec::new();
         // Merged: the parser splits text at characters that might start markup (`_`, `&`,
         // `[`), which would cut a citation such as `(Citation: Dragos_2020)` in two.
-        for event in TextMergeStream::new(Parser::new_ext(&text, Options::empty())) {
+        for event in TextMergeStream::new(Parser::new_ext(text, Options::empty())) {
             match event {
-                Event::Text(t) => events.push(Event::Text(self.mark(t))),
+                Event::Text(t) if literal == 0 => {
+                    self.split(t, links > 0, &mut events, &mut waiting)
+                }
+                Event::Start(Tag::Link { .. }) => {
+                    links += 1;
+                    events.push(event);
+                }
+                Event::End(TagEnd::Link) => {
+                    links = links.saturating_sub(1);
+                    events.push(event);
+                    if links == 0 {
+                        events.extend(waiting.drain(..).map(|n| self.footnote(n)));
+                    }
+                }
+                Event::Start(Tag::CodeBlock(_) | Tag::Image { .. }) => {
+                    literal += 1;
+                    events.push(event);
+                }
+                Event::End(TagEnd::CodeBlock | TagEnd::Image) => {
+                    literal = literal.saturating_sub(1);
+                    events.push(event);
+                }
                 Event::Start(Tag::Heading {
                     level,
                     id,
@@ -173,65 +194,70 @@ impl Citations {
                 other => events.push(other),
             }
         }
+        // A link left open by the parser's end still gets its footnotes.
+        events.extend(waiting.drain(..).map(|n| self.footnote(n)));
         let mut html = String::new();
         pulldown_cmark::html::push_html(&mut html, events.into_iter());
-        let clean = sanitiser().clean(&html).to_string();
-        self.cite(&clean)
+        sanitiser().clean(&html).to_string()
     }
 
-    /// Replaces each `(Citation: NAME)` of a text whose NAME is a reference of the object
-    /// by a marker holding its number. Unknown names stay as written.
-    fn mark<'a>(&mut self, text: CowStr<'a>) -> CowStr<'a> {
+    /// Splits a text event at each `(Citation: NAME)` whose NAME is a reference of the
+    /// object: the text around it stays text (escaped by the HTML writer), the citation
+    /// becomes a footnote event, or waits in `waiting` when `in_link`. Unknown names stay as
+    /// written.
+    fn split<'a>(
+        &mut self,
+        text: CowStr<'a>,
+        in_link: bool,
+        events: &mut Vec<Event<'a>>,
+        waiting: &mut Vec<usize>,
+    ) {
         if !text.contains(CITATION) {
-            return text;
+            events.push(Event::Text(text));
+            return;
         }
-        let mut out = String::with_capacity(text.len());
+        let mut plain = String::with_capacity(text.len());
         let mut rest: &str = &text;
         while let Some(at) = rest.find(CITATION) {
             let after = &rest[at + CITATION.len()..];
             let Some(end) = after.find(')') else {
                 break;
             };
-            out.push_str(&rest[..at]);
             // As written first: ATT&CK has names that end in a space, cited alike.
             let name = &after[..end];
             match self.number(name).or_else(|| self.number(name.trim())) {
                 Some(n) => {
-                    out.push(OPEN);
-                    out.push_str(&n.to_string());
-                    out.push(CLOSE);
+                    plain.push_str(&rest[..at]);
+                    if !plain.is_empty() {
+                        events.push(Event::Text(CowStr::from(std::mem::take(&mut plain))));
+                    }
+                    if in_link {
+                        waiting.push(n);
+                    } else {
+                        events.push(self.footnote(n));
+                    }
                 }
-                None => out.push_str(&rest[at..at + CITATION.len() + end + 1]),
+                None => plain.push_str(&rest[..at + CITATION.len() + end + 1]),
             }
             rest = &after[end + 1..];
         }
-        out.push_str(rest);
-        CowStr::from(out)
+        plain.push_str(rest);
+        if !plain.is_empty() {
+            events.push(Event::Text(CowStr::from(plain)));
+        }
     }
 
-    /// The sanitised HTML with each marker made a link to its reference.
-    fn cite(&self, html: &str) -> String {
-        let mut out = String::with_capacity(html.len());
-        let mut rest = html;
-        while let Some(at) = rest.find(OPEN) {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + OPEN.len_utf8()..];
-            let Some(end) = after.find(CLOSE) else {
-                rest = after;
-                continue;
-            };
-            let n: Option<usize> = after[..end].parse().ok();
-            if let Some(r) = n.and_then(|n| self.refs.iter().find(|r| r.number == Some(n))) {
-                out.push_str(&format!(
-                    "<sup class=\"cite\"><a href=\"#{}\">[{}]</a></sup>",
-                    r.anchor,
-                    n.unwrap_or_default()
-                ));
-            }
-            rest = &after[end + CLOSE.len_utf8()..];
-        }
-        out.push_str(rest);
-        out
+    /// The footnote link of reference number `n`, as an inline HTML event: fixed markup,
+    /// no text of the producer in it (the anchor and the number are ours).
+    fn footnote(&self, n: usize) -> Event<'static> {
+        let anchor = self
+            .refs
+            .iter()
+            .find(|r| r.number == Some(n))
+            .map_or_else(String::new, |r| r.anchor.clone());
+        Event::InlineHtml(CowStr::from(format!(
+            "<sup class=\"cite\"><a href=\"#{anchor}\">[{n}]</a></sup>"
+        )))
     }
 }
 
@@ -247,16 +273,25 @@ fn demoted(level: HeadingLevel) -> HeadingLevel {
 
 /// ammonia's defaults narrowed: no images or image maps, no landmarks or page-level
 /// headings (the page has its own), `http`/`https` links only, no relative URLs (they would
-/// point into this UI).
+/// point into this UI) but the footnote anchors `#xref-N`, `class` only as `cite` on `sup`.
 fn sanitiser() -> ammonia::Builder<'static> {
     let mut b = ammonia::Builder::default();
     b.rm_tags([
         "img", "area", "map", "nav", "header", "footer", "article", "aside", "hgroup", "h1", "h2",
     ])
     .url_schemes(HashSet::from(["http", "https"]))
-    .url_relative(ammonia::UrlRelative::Deny)
+    .url_relative(ammonia::UrlRelative::Custom(Box::new(footnote_anchor)))
+    .add_allowed_classes("sup", ["cite"])
     .link_rel(Some("noopener noreferrer nofollow"));
     b
+}
+
+/// A relative URL that may stay: the anchor of a footnote's reference, `#xref-` and digits
+/// ([`ExternalRef::anchor`]); any other relative URL is removed.
+fn footnote_anchor(url: &str) -> Option<std::borrow::Cow<'_, str>> {
+    url.strip_prefix("#xref-")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .map(|_| std::borrow::Cow::Borrowed(url))
 }
 
 /// `text` (Markdown) as safe HTML, without an object's references: citations stay as
@@ -299,6 +334,13 @@ mod tests {
             .collect()
     }
 
+    /// A footnote as the sanitiser writes it.
+    fn sup(anchor: &str, n: usize) -> String {
+        format!(
+            "<sup class=\"cite\"><a href=\"#{anchor}\" rel=\"noopener noreferrer nofollow\">[{n}]</a></sup>"
+        )
+    }
+
     #[test]
     fn ekans_reads_as_text_with_numbered_footnotes() {
         let objects = ics_attack();
@@ -322,10 +364,14 @@ mod tests {
         let unit42 = find("Palo Alto Unit 42 EKANS");
         assert_eq!(dragos.number, Some(1));
         assert_eq!(unit42.number, Some(2));
-        assert!(html.contains(&format!(
-            "<sup class=\"cite\"><a href=\"#{}\">[1]</a></sup><sup class=\"cite\"><a href=\"#{}\">[2]</a></sup>",
-            dragos.anchor, unit42.anchor
-        )), "{html}");
+        assert!(
+            html.contains(&format!(
+                "{}{}",
+                sup(&dragos.anchor, 1),
+                sup(&unit42.anchor, 2)
+            )),
+            "{html}"
+        );
         assert_eq!(
             dragos.href.as_deref(),
             Some("https://www.dragos.com/blog/industry-news/ekans-ransomware-and-ics-operations/")
@@ -367,7 +413,7 @@ mod tests {
                         cited += 1;
                         let n = r.number.expect("a cited reference is numbered");
                         assert!(
-                            html.contains(&format!("<a href=\"#{}\">[{n}]</a>", r.anchor)),
+                            html.contains(&sup(&r.anchor, n)),
                             "{}: citation {name} not linked: {html}",
                             o["id"]
                         );
@@ -379,8 +425,7 @@ mod tests {
                     }
                 }
             }
-            // No stray marker, and nothing executable.
-            assert!(!html.contains(OPEN) && !html.contains(CLOSE), "{html}");
+            // Nothing executable.
             assert!(!html.contains("<script"), "{html}");
             assert!(!tags(&html).iter().any(|t| t.contains(" on")), "{html}");
         }
@@ -454,7 +499,7 @@ mod tests {
             {"source_name": "Dragos_2020 & [ICS]"}]});
         let mut c = Citations::of(&object);
         let html = c.render("Seen in 2020.(Citation: Dragos_2020 & [ICS])");
-        assert!(html.contains("<a href=\"#xref-1\">[1]</a>"), "{html}");
+        assert!(html.contains(&sup("xref-1", 1)), "{html}");
     }
 
     #[test]
@@ -486,5 +531,136 @@ mod tests {
         assert_eq!(r[6].external_id.as_deref(), Some("CVE-2021-44228"));
         assert_eq!(r[6].hashes[0].0, "SHA-256");
         assert_eq!(r[6].anchor, "xref-7");
+    }
+
+    /// Citations where a footnote must not go, or must go elsewhere: the sanitiser sees
+    /// every footnote, and every tag of the result is one the allow-list keeps.
+    #[test]
+    fn hostile_citations_stay_text_or_become_well_formed_footnotes() {
+        let object = serde_json::json!({"external_references": [
+            {"source_name": "A", "url": "https://a.example/"},
+            {"source_name": "B\" onclick=\"x"}]});
+        // (Markdown, the footnotes it must have, in order.)
+        let cases: [(&str, &[usize]); 16] = [
+            // In a link's text: after the link, never an <a> inside an <a>.
+            ("[see (Citation: A)](https://e.example/)", &[1]),
+            (
+                "[**see (Citation: A)**](https://e.example/ \"t\") after",
+                &[1],
+            ),
+            (
+                "[outer [inner (Citation: A)](https://i.example/)](https://o.example/)",
+                &[1],
+            ),
+            // In a URL or a link title: not text.
+            ("[x](https://e.example/(Citation:%20A))", &[]),
+            ("[x](<https://e.example/(Citation: A)>)", &[]),
+            ("[x](https://e.example/ \"(Citation: A)\")", &[]),
+            ("<https://e.example/(Citation:A)>", &[]),
+            // In code.
+            ("`(Citation: A)`", &[]),
+            ("```\n(Citation: A)\n```", &[]),
+            ("    (Citation: A)", &[]),
+            // In raw HTML: attributes and elements.
+            (
+                "<a title=\"(Citation: A)\" href=\"https://e.example/\">t</a>",
+                &[],
+            ),
+            ("<span title='x (Citation: A) y'>z</span>", &[]),
+            ("![alt (Citation: A)](https://e.example/p.png)", &[]),
+            // A tag the parser does not close is text, the footnote after it a tag of ours.
+            ("<a title=\"(Citation: A) x", &[1]),
+            // A name with quotes and a handler: the name never reaches the markup.
+            ("quoted (Citation: B\" onclick=\"x)", &[1]),
+            // Forged footnotes: the producer's own markup, cleaned like any other.
+            (
+                "<sup class=\"cite evil\" onclick=\"x\"><a href=\"#main\">[9]</a></sup>\
+                 <a href=\"#xref-1x\">y</a><a href=\"#xref-2\" style=\"x\">z</a>",
+                &[],
+            ),
+        ];
+        for (md, want) in cases {
+            let mut c = Citations::of(&object);
+            let html = c.render(md);
+            let sups: Vec<&str> = html
+                .match_indices("<sup")
+                .map(|(i, _)| &html[i..])
+                .collect();
+            assert_eq!(
+                sups.iter()
+                    .filter(|s| s.starts_with("<sup class=\"cite\"><a href=\"#xref-"))
+                    .count(),
+                want.len(),
+                "{md:?} gave {html}"
+            );
+            for (i, n) in want.iter().enumerate() {
+                let r = c
+                    .references()
+                    .iter()
+                    .find(|r| r.number == Some(*n))
+                    .unwrap();
+                assert!(
+                    sups[i].starts_with(&sup(&r.anchor, *n)),
+                    "{md:?} gave {html}"
+                );
+            }
+            let numbered = c.references().iter().filter(|r| r.number.is_some()).count();
+            assert_eq!(
+                numbered,
+                want.len(),
+                "{md:?}: only what is shown is numbered"
+            );
+            for tag in tags(&html) {
+                let name = tag
+                    .trim_start_matches('/')
+                    .split([' ', '/'])
+                    .next()
+                    .unwrap_or("");
+                assert!(
+                    [
+                        "a", "p", "sup", "code", "pre", "span", "div", "strong", "em"
+                    ]
+                    .contains(&name),
+                    "{md:?} gave {html} (<{tag}>)"
+                );
+                for bad in [" on", "style=", "cite evil", "#main", "#xref-1x"] {
+                    assert!(!tag.contains(bad), "{md:?} gave {html} ({bad} in <{tag}>)");
+                }
+                if let Some((_, v)) = tag.split_once("href=\"") {
+                    let url = v.split('"').next().unwrap_or("");
+                    assert!(
+                        url.starts_with("https://") || footnote_anchor(url).is_some(),
+                        "{md:?} gave {html} (href {url})"
+                    );
+                }
+            }
+            // Never a link inside a link.
+            let mut depth = 0i32;
+            for tag in tags(&html) {
+                if tag == "a" || tag.starts_with("a ") {
+                    depth += 1;
+                    assert_eq!(depth, 1, "{md:?} gave {html}");
+                } else if tag == "/a" {
+                    depth -= 1;
+                }
+            }
+        }
+        // An HTML block left open around a citation: its footnote may end up inside the
+        // producer's attribute, where the sanitiser sees it as the attribute's text.
+        let html = Citations::of(&object).render("<div title=\"\n\n(Citation: A)\n\">x</div>");
+        for tag in tags(&html) {
+            for bad in [" on", "style=", "href=\"\"", "javascript:"] {
+                assert!(!tag.contains(bad), "{html} ({bad} in <{tag}>)");
+            }
+        }
+        // The footnote of a link's text follows the link.
+        let html = Citations::of(&object).render("[see (Citation: A)](https://e.example/)");
+        assert!(
+            html.contains(&format!(
+                "<a href=\"https://e.example/\" rel=\"noopener noreferrer nofollow\">see </a>{}",
+                sup("xref-1", 1)
+            )),
+            "{html}"
+        );
     }
 }

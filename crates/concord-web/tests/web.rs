@@ -247,6 +247,44 @@ fn sessions_search_partner_view_languages_and_import() {
         "{}",
         r.body
     );
+    // Why, in words of the page's language: the clause of the TLP gate, its parameters
+    // (the label, the partner) isolated in <bdi> inside Arabic text, no English sentence.
+    let reason = |body: &str| -> String {
+        let at = body.find("id=\"egress-reason\"").expect("a reason");
+        body[at..at + body[at..].find("</p>").unwrap()].to_owned()
+    };
+    let en = reason(&r.body);
+    assert!(
+        en.contains("named recipients, and <bdi>bsi</bdi> is not one"),
+        "{en}"
+    );
+    let ar = reason(
+        &n.get(&format!("{report}?as=bsi"), &format!("{admin}; lang=ar"))
+            .body,
+    );
+    assert!(
+        ar.contains("<bdi>TLP:AMBER</bdi>")
+            && ar.contains("<bdi>bsi</bdi>")
+            && ar.contains("المستلمين المسمّين"),
+        "{ar}"
+    );
+    let zh_page = n.get(&format!("{report}?as=bsi"), &format!("{admin}; lang=zh-CN"));
+    let zh = reason(&zh_page.body);
+    assert!(
+        zh.contains("指定接收方") && zh.contains("<bdi>bsi</bdi>"),
+        "{zh}"
+    );
+    for english in [
+        "named recipients",
+        "may read collection",
+        "withheld:",
+        "object_marking_refs (",
+    ] {
+        assert!(
+            !ar.contains(english) && !zh_page.body.contains(english),
+            "{english} left in English"
+        );
+    }
     let r = n.get(&format!("{report}?as=nobody"), &admin);
     assert_eq!(r.status, 404);
 
@@ -1666,5 +1704,73 @@ fn a_narrowed_sharing_shows_at_the_partners_next_page() {
     assert!(
         r.body.contains("Spearphishing Attachment"),
         "CLEAR still goes"
+    );
+}
+
+/// Attack: the dashboard's note "more sightings were received than counted" must not tell a
+/// partner that sightings withheld from it exist. Only what the viewer may see counts
+/// towards `[limits] dashboard_max_sightings`: three AMBER sightings withheld from bsi and
+/// two GREEN ones under a limit of two give the operator the note and bsi none, until a
+/// third sighting that bsi may see arrives.
+#[test]
+fn the_sightings_limit_counts_only_what_the_viewer_may_see() {
+    let n = node_with(concord_server::Limits {
+        dashboard_max_sightings: 2,
+        ..Default::default()
+    });
+    let store = n.store.as_ref();
+    let t = "2026-02-01T00:00:00.000Z";
+    const INDICATOR: &str = "indicator--4d5e6f70-8192-4a3b-9c4d-5e6f708192a3";
+    let indicator = json!({"type": "indicator", "spec_version": "2.1", "id": INDICATOR,
+        "created": t, "modified": t, "name": "Grey Pigeon C2", "pattern_type": "stix",
+        "pattern": "[ipv4-addr:value = '203.0.113.9']", "valid_from": t,
+        "object_marking_refs": [GREEN]});
+    let sighting = |i: u32, marking: &str| {
+        json!({"type": "sighting", "spec_version": "2.1",
+               "id": format!("sighting--{i:08x}-2222-4222-8222-222222222222"),
+               "created": t, "modified": t, "sighting_of_ref": INDICATOR, "count": 1,
+               "object_marking_refs": [marking]})
+    };
+    // The withheld ones first: received first, so a limit that counted them would be
+    // reached before bsi's own were read.
+    ingest_from(
+        store,
+        "intel",
+        "partner/acme",
+        json!([
+            indicator,
+            sighting(1, AMBER),
+            sighting(2, AMBER),
+            sighting(3, AMBER)
+        ]),
+    );
+    ingest_from(
+        store,
+        "intel",
+        "partner/bsi",
+        json!([sighting(4, GREEN), sighting(5, GREEN)]),
+    );
+    let admin = n.login(ADMIN);
+    let r = n.get("/ui/", &admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("id=\"sightings-cut\""),
+        "five received, two counted"
+    );
+    assert!(r.body.contains("<bdi>2</bdi>"), "the limit is named");
+    let partner = n.login(&n.partner_key);
+    let r = n.get("/ui/", &partner);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.body.contains("id=\"sightings-cut\""),
+        "bsi may see two sightings, all counted: the three withheld do not show"
+    );
+    assert!(section(&r.body, "sightings-by-indicator").contains("Grey Pigeon C2"));
+    // A third that bsi may see: now its window holds more than it counts.
+    ingest_from(store, "intel", "partner/bsi", json!([sighting(6, GREEN)]));
+    let r = n.get("/ui/", &partner);
+    assert!(
+        r.body.contains("id=\"sightings-cut\""),
+        "three seen, two counted"
     );
 }

@@ -179,6 +179,7 @@ tlp_version = "2.0"
 # stream_batch = 1000                  # objects per stream batch (one event, one audit entry)
 # stream_heartbeat_secs = 15           # heartbeat comment lines while nothing else is sent
 # stream_poll_ms = 500                 # look for other processes' writes this often
+# dashboard_max_sightings = 10000      # web UI home page: sightings its charts count
 # sqlite_readers = 4                   # SQLite reader connections kept open
 # sqlite_cache_bytes = 8388608         # SQLite page cache per connection
 # postgres_max_connections = 10        # PostgreSQL connections per process
@@ -634,6 +635,8 @@ pub struct Limits {
     pub match_body_bytes: usize,
     /// See [`concord_server::Limits::join_body_bytes`] (bytes).
     pub join_body_bytes: usize,
+    /// See [`concord_server::Limits::dashboard_max_sightings`].
+    pub dashboard_max_sightings: usize,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -685,6 +688,7 @@ impl Default for Limits {
             login_body_bytes: server.login_body_bytes,
             match_body_bytes: server.match_body_bytes,
             join_body_bytes: server.join_body_bytes,
+            dashboard_max_sightings: server.dashboard_max_sightings,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -732,6 +736,7 @@ impl Limits {
             login_body_bytes: self.login_body_bytes,
             match_body_bytes: self.match_body_bytes,
             join_body_bytes: self.join_body_bytes,
+            dashboard_max_sightings: self.dashboard_max_sightings,
         }
     }
 
@@ -914,7 +919,8 @@ mod tests {
              stream_heartbeat_secs = 24\nstream_poll_ms = 25\n\
              body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n\
              min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n\
-             stream_max_per_partner = 31\njoin_body_bytes = 32\n"
+             stream_max_per_partner = 31\njoin_body_bytes = 32\n\
+             dashboard_max_sightings = 33\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -943,6 +949,7 @@ mod tests {
                 login_body_bytes: 27,
                 match_body_bytes: 28,
                 join_body_bytes: 32,
+                dashboard_max_sightings: 33,
             }
         );
         assert_eq!(
