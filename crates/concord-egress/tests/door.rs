@@ -1033,7 +1033,9 @@ fn kept_decisions_give_the_same_pages_within_their_limit() {
     mail["content"] = json!("write to li.wei@example.cn for the samples");
     objects.push(mail);
     // No TLP marking: the collection's default_tlp decides it.
-    objects.push(identity("identity--00000000-0000-4000-8000-0000000000e4", &[]));
+    let mut unmarked = identity("identity--00000000-0000-4000-8000-0000000000e4", &[]);
+    unmarked.as_object_mut().unwrap().remove("object_marking_refs");
+    objects.push(unmarked);
     put(&n, &objects);
     let policy = n.egress.policy().clone();
     let none = Egress::new(n.store.clone(), policy.clone()).with_decision_cache(0);
