@@ -1486,7 +1486,7 @@ struct FateCache {
 }
 
 /// The default of [`Egress::with_decision_cache`]: 64 MiB of decided page entries, about
-/// 300,000 entries sent as stored (a rewritten copy counts its bytes too).
+/// 200,000 entries sent as stored (a rewritten copy counts its bytes too).
 pub const DEFAULT_DECISION_CACHE_BYTES: usize = 64 << 20;
 
 /// A page entry's decision kept between requests, with everything beyond its set's key
@@ -1520,8 +1520,7 @@ impl Decided {
             Outcome::Withheld(reason) => reason.len(),
         };
         // The map's slot, the Arc and the struct, and each string's own header.
-        128
-            + self.door.len()
+        128 + self.door.len()
             + self.marks.iter().map(|(m, _)| 48 + m.len()).sum::<usize>()
             + self.refs.iter().map(|r| 24 + r.len()).sum::<usize>()
             + self
@@ -1554,7 +1553,10 @@ struct SharedFates {
 
 impl Drop for SharedFates {
     fn drop(&mut self) {
-        let held = self.decided.get_mut().map_or_else(|p| p.into_inner().1, |d| d.1);
+        let held = self
+            .decided
+            .get_mut()
+            .map_or_else(|p| p.into_inner().1, |d| d.1);
         self.used
             .fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
     }

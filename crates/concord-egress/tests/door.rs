@@ -1015,7 +1015,12 @@ fn kept_decisions_give_the_same_pages_within_their_limit() {
     let n = node();
     let red = "identity--00000000-0000-4000-8000-0000000000e1";
     let mut objects: Vec<Value> = (0..30)
-        .map(|i| identity(&format!("identity--00000000-0000-4000-8000-0000000001{i:02}"), &[CLEAR]))
+        .map(|i| {
+            identity(
+                &format!("identity--00000000-0000-4000-8000-0000000001{i:02}"),
+                &[CLEAR],
+            )
+        })
         .collect();
     objects.push(identity(red, &[RED]));
     // Refers to a withheld object: sent rewritten, the reference removed.
@@ -1034,7 +1039,10 @@ fn kept_decisions_give_the_same_pages_within_their_limit() {
     objects.push(mail);
     // No TLP marking: the collection's default_tlp decides it.
     let mut unmarked = identity("identity--00000000-0000-4000-8000-0000000000e4", &[]);
-    unmarked.as_object_mut().unwrap().remove("object_marking_refs");
+    unmarked
+        .as_object_mut()
+        .unwrap()
+        .remove("object_marking_refs");
     objects.push(unmarked);
     put(&n, &objects);
     let policy = n.egress.policy().clone();
@@ -1043,8 +1051,14 @@ fn kept_decisions_give_the_same_pages_within_their_limit() {
     assert_eq!(none.decision_cache_bytes(), 0, "a limit of 0 keeps nothing");
     assert_eq!(want.len(), 33, "all but the RED identity");
     let text = serde_json::to_string(&want).unwrap();
-    assert!(!text.contains(red), "the reference to the RED identity is removed");
-    assert!(!text.contains("li.wei@example.cn"), "the address is redacted");
+    assert!(
+        !text.contains(red),
+        "the reference to the RED identity is removed"
+    );
+    assert!(
+        !text.contains("li.wei@example.cn"),
+        "the address is redacted"
+    );
     // The default door, twice: the second read comes from the decisions kept.
     let first = read_via(&n.egress, &n, &abroad(), 7).0;
     let kept = n.egress.decision_cache_bytes();
@@ -1058,7 +1072,10 @@ fn kept_decisions_give_the_same_pages_within_their_limit() {
     for _ in 0..3 {
         assert_eq!(read_via(&small, &n, &abroad(), 7).0, want);
         let used = small.decision_cache_bytes();
-        assert!(used > 0 && used <= limit, "{used} bytes kept, limit {limit}");
+        assert!(
+            used > 0 && used <= limit,
+            "{used} bytes kept, limit {limit}"
+        );
     }
     // The collection's default_tlp becomes RED: the object without a TLP marking is
     // withheld from the next request on, by every door.
