@@ -51,8 +51,8 @@ use sha2::Sha256;
 
 use concord_policy::actions::Policy;
 use concord_policy::egress::{
-    CollectionSharing, Decision, EgressContext, ExplainStep, Markings, PartnerProfile,
-    is_reference_key, marking_refs, references, sharing_setting_key,
+    CollectionSharing, Decision, EgressContext, ExplainStep, MarkingClass, Markings,
+    PartnerProfile, is_reference_key, marking_refs, references, sharing_setting_key,
 };
 use concord_policy::explain::Clause;
 use concord_stix::validate::{ObjectKind, kind_of};
@@ -377,10 +377,27 @@ impl Egress {
             store,
             policy,
             cursor_key,
-            fate_cache: Arc::new(FateCache::default()),
+            fate_cache: Arc::new(FateCache::with_limit(DEFAULT_DECISION_CACHE_BYTES)),
             cancel: None,
             person: None,
         }
+    }
+
+    /// The same door, keeping at most `bytes` of decided page entries between requests
+    /// ([`DEFAULT_DECISION_CACHE_BYTES`] unless set; 0 keeps none and decides every entry of
+    /// every page). Starts with empty caches: call it when the door is built, before it is
+    /// cloned for requests.
+    pub fn with_decision_cache(mut self, bytes: usize) -> Egress {
+        self.fate_cache = Arc::new(FateCache::with_limit(bytes));
+        self
+    }
+
+    /// Bytes of decided page entries kept now (an estimate of their heap size, the unit
+    /// of [`Egress::with_decision_cache`]); never more than the limit.
+    pub fn decision_cache_bytes(&self) -> usize {
+        self.fate_cache
+            .used
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same door, giving up long scans once `cancel` is set
@@ -821,6 +838,7 @@ impl Egress {
         let limit = cap.limit;
         let mut bytes = 0usize;
         let mut decider = Decider::new(self, collection_id, partner, door)?;
+        decider.reuse = filter.ids.is_empty();
         let d = Door {
             door,
             partner: &partner.name,
@@ -1469,9 +1487,64 @@ const FATE_CACHE_IDS: usize = 1 << 20;
 /// [`FATE_CACHE_TTL`]: most references of a page point at objects decided on earlier pages
 /// (a relationship's source and target, an identity, a marking), and deciding them again on
 /// every page would cost more than the page itself.
-#[derive(Default)]
+///
+/// The same sets keep the decisions on page entries ([`Decided`]), bounded in bytes across
+/// all sets ([`Egress::with_decision_cache`]).
 struct FateCache {
     sets: Mutex<HashMap<String, Arc<SharedFates>>>,
+    /// Bytes of [`Decided`] kept, all sets together (shared with each set, which gives its
+    /// bytes back when dropped).
+    used: Arc<std::sync::atomic::AtomicUsize>,
+    /// At most this many bytes of [`Decided`]; 0 keeps none.
+    limit: usize,
+}
+
+/// The default of [`Egress::with_decision_cache`]: 64 MiB of decided page entries, about
+/// 200,000 entries sent as stored (a rewritten copy counts its bytes too).
+pub const DEFAULT_DECISION_CACHE_BYTES: usize = 64 << 20;
+
+/// A page entry's decision kept between requests, with everything beyond its set's key
+/// ([`FateCache::get`]: partner, sharing, policy version, door class, whether the agreement
+/// is in effect, the collection's version) that it was decided with: the door, how each of
+/// its marking references resolved, and the fate of each reference it followed. The
+/// decision is a function of the stored bytes (fixed for an entry) and these, so when they
+/// are the same again the outcome is the same, without parsing or deciding the object.
+struct Decided {
+    /// The door it was decided at (a reason may name it).
+    door: String,
+    /// Each marking reference of the stored object ([`marking_refs`]) and what it resolved
+    /// to ([`Markings::class`]).
+    marks: Vec<(String, Option<MarkingClass>)>,
+    /// The references of the stored object ([`references`]), read ahead for the page.
+    refs: Vec<String>,
+    /// The references whose fates the decision followed, with those fates, in order;
+    /// `None` when it was settled before references.
+    followed: Option<Vec<(String, Fate)>>,
+    outcome: Outcome,
+}
+
+impl Decided {
+    /// About what it holds on the heap, in bytes (the unit of the cache's limit).
+    fn bytes(&self) -> usize {
+        let fate = |f: &Fate| match f {
+            Fate::Received(s) | Fate::NotReceived(s) => s.len(),
+        };
+        let outcome = match &self.outcome {
+            Outcome::Sent { id, body, .. } => id.len() + body.as_ref().map_or(0, String::len),
+            Outcome::Withheld(reason) => reason.len(),
+        };
+        // The map's slot, the Arc and the struct, and each string's own header.
+        128 + self.door.len()
+            + self.marks.iter().map(|(m, _)| 48 + m.len()).sum::<usize>()
+            + self.refs.iter().map(|r| 24 + r.len()).sum::<usize>()
+            + self
+                .followed
+                .iter()
+                .flatten()
+                .map(|(r, f)| 72 + r.len() + fate(f))
+                .sum::<usize>()
+            + outcome
+    }
 }
 
 struct SharedFates {
@@ -1484,9 +1557,73 @@ struct SharedFates {
     /// `None` when the collection holds none under that id (then it is unresolved, and
     /// what it marks is withheld).
     markings: Mutex<HashMap<String, Option<Value>>>,
+    /// Decided page entries, and the bytes they count for.
+    decided: Mutex<(HashMap<EntryKey, Arc<Decided>>, usize)>,
+    /// The cache's count of bytes kept ([`FateCache::used`]).
+    used: Arc<std::sync::atomic::AtomicUsize>,
+    /// The cache's limit ([`FateCache::limit`]).
+    limit: usize,
+}
+
+impl Drop for SharedFates {
+    fn drop(&mut self) {
+        let held = self
+            .decided
+            .get_mut()
+            .map_or_else(|p| p.into_inner().1, |d| d.1);
+        self.used
+            .fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl SharedFates {
+    /// The decision kept for the page entry `key`.
+    fn decided(&self, key: &EntryKey) -> Option<Arc<Decided>> {
+        if self.limit == 0 {
+            return None;
+        }
+        self.decided
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(key)
+            .cloned()
+    }
+
+    /// Keeps `d` for the page entry `key` within the cache's limit: when it would cross
+    /// it, this set's decisions are dropped first, and `d` is not kept if it still would.
+    fn put_decided(&self, key: EntryKey, d: Decided) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.limit == 0 {
+            return;
+        }
+        let size = d.bytes();
+        let mut slot = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, held) = &mut *slot;
+        if let Some(old) = map.remove(&key) {
+            let freed = old.bytes();
+            *held -= freed;
+            self.used.fetch_sub(freed, Relaxed);
+        }
+        if self.used.load(Relaxed).saturating_add(size) > self.limit {
+            self.used.fetch_sub(*held, Relaxed);
+            *held = 0;
+            map.clear();
+            map.shrink_to_fit();
+        }
+        // Another set may have taken the room meanwhile: reserved, or not kept.
+        let reserved = self
+            .used
+            .fetch_update(Relaxed, Relaxed, |u| {
+                u.checked_add(size).filter(|n| *n <= self.limit)
+            })
+            .is_ok();
+        if reserved {
+            *held += size;
+            map.insert(key, Arc::new(d));
+        }
+    }
+
     fn get(&self, id: &str) -> Option<Fate> {
         self.fates
             .lock()
@@ -1552,6 +1689,15 @@ impl SharedFates {
 }
 
 impl FateCache {
+    /// An empty cache keeping at most `limit` bytes of decided page entries.
+    fn with_limit(limit: usize) -> FateCache {
+        FateCache {
+            sets: Mutex::new(HashMap::new()),
+            used: Arc::default(),
+            limit,
+        }
+    }
+
     /// The set of `collection_id` for the audience named by `key`, fresh if the collection
     /// changed or the set is older than [`FATE_CACHE_TTL`].
     fn get(
@@ -1586,6 +1732,9 @@ impl FateCache {
             fates: Mutex::new(HashMap::new()),
             base: Mutex::new(HashMap::new()),
             markings: Mutex::new(HashMap::new()),
+            decided: Mutex::new((HashMap::new(), 0)),
+            used: self.used.clone(),
+            limit: self.limit,
         });
         sets.insert(key, fresh.clone());
         Ok(fresh)
@@ -1610,8 +1759,18 @@ struct Parsed {
     refs: Vec<String>,
 }
 
+/// What [`Decider::decide_fresh`] reports of a decision for [`Decided`].
+#[derive(Default)]
+struct Capture {
+    /// The stored object was read (parsed, or found not to be strict JSON).
+    read: bool,
+    marks: Vec<(String, Option<MarkingClass>)>,
+    refs: Vec<String>,
+    followed: Option<Vec<(String, Fate)>>,
+}
+
 /// What a reference resolves to for the audience.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Fate {
     /// The target is received, under this id.
     Received(String),
@@ -1658,6 +1817,10 @@ struct Decider<'a> {
     /// Fates of this collection's objects for this audience kept between requests
     /// ([`FateCache`]); `None` for sync (its fates depend on the peer's provenance).
     shared: Option<Arc<SharedFates>>,
+    /// Whether page entries' decisions kept in `shared` ([`Decided`]) are used and kept.
+    /// Off for a question about ids: what an id that exists costs must stay what the decoy
+    /// of one that does not costs (timing oracle F2).
+    reuse: bool,
     /// How many fates so far rest on an approximation that is never checked (the depth
     /// bound, a cycle through an SCO): what depends on one is not kept between requests.
     taints: usize,
@@ -1692,6 +1855,13 @@ impl<'a> Decider<'a> {
             .policy
             .keys
             .key(&egress.policy.pseudonym_group(&sharing, partner));
+        // An agreement's period is the one input of a decision that moves with the clock:
+        // decisions kept while it is in effect are not used once it is not, and back.
+        let period = match egress.policy.agreement(partner) {
+            None => "no agreement",
+            Some((.., p)) if p.in_effect(now_ns) => "in effect",
+            Some(_) => "not in effect",
+        };
         let shared = egress.fate_cache.get(
             egress.store.as_ref(),
             collection_id,
@@ -1702,6 +1872,7 @@ impl<'a> Decider<'a> {
                 &sharing.to_json(),
                 &egress.policy.version,
                 door_class,
+                period,
             ],
         )?;
         Ok(Decider {
@@ -1722,6 +1893,7 @@ impl<'a> Decider<'a> {
             origin: None,
             collections: None,
             shared: Some(shared),
+            reuse: true,
             ended,
             taints: 0,
             assumptions: Vec::new(),
@@ -1782,10 +1954,29 @@ impl<'a> Decider<'a> {
     /// Reads ahead, in batches, the marking definitions and the referenced objects of
     /// `entries` that are not known yet.
     fn prefetch(&mut self, entries: &[Entry]) -> Result<(), EgressError> {
+        self.prefetch_with(entries, true)
+    }
+
+    /// [`Decider::prefetch`]; `reuse`: an entry whose decision is kept ([`Decided`]) is not
+    /// parsed, its marking references and references are read from what was kept.
+    fn prefetch_with(&mut self, entries: &[Entry], reuse: bool) -> Result<(), EgressError> {
         let mut marking_ids = Vec::new();
         let mut ref_ids = Vec::new();
         for e in entries {
-            let parsed = self.parsed.entry(entry_key(e)).or_insert_with(|| {
+            let key = entry_key(e);
+            if reuse
+                && !self.parsed.contains_key(&key)
+                && let Some(d) = self.kept_decision(e)
+            {
+                for (m, _) in &d.marks {
+                    self.want_marking(m, &mut marking_ids);
+                }
+                for r in &d.refs {
+                    self.want_ref(r, &mut ref_ids);
+                }
+                continue;
+            }
+            let parsed = self.parsed.entry(key).or_insert_with(|| {
                 let value = concord_stix::parse_object(e.body.as_deref().unwrap_or("null"));
                 let refs = value.as_ref().map(references).unwrap_or_default();
                 Parsed { value, refs }
@@ -1797,27 +1988,22 @@ impl<'a> Decider<'a> {
                 self.markings.add(v);
             }
             for m in marking_refs(v) {
-                if !self.markings.contains(m)
-                    && self.markings.class(m).is_none()
-                    && !self.markings_looked_up.contains(m)
-                {
-                    self.markings_looked_up.insert(m.to_owned());
-                    // Looked up once per collection state, not once per request.
-                    match self.shared.as_ref().and_then(|s| s.marking(m)) {
-                        Some(Some(definition)) => self.markings.add(&definition),
-                        Some(None) => {}
-                        None => marking_ids.push(m.to_owned()),
-                    }
-                }
+                want_marking(
+                    &mut self.markings,
+                    &mut self.markings_looked_up,
+                    self.shared.as_deref(),
+                    m,
+                    &mut marking_ids,
+                );
             }
             for r in &parsed.refs {
-                if !self.prefetched.contains_key(r)
-                    && !self.fates.contains_key(r)
-                    && !self.shared.as_ref().is_some_and(|s| s.contains(r))
-                {
-                    self.prefetched.insert(r.clone(), None);
-                    ref_ids.push(r.clone());
-                }
+                want_ref(
+                    &mut self.prefetched,
+                    &self.fates,
+                    self.shared.as_deref(),
+                    r,
+                    &mut ref_ids,
+                );
             }
         }
         if !marking_ids.is_empty() {
@@ -1843,6 +2029,42 @@ impl<'a> Decider<'a> {
             }
         }
         Ok(())
+    }
+
+    /// [`want_marking`] on this decider's state.
+    fn want_marking(&mut self, m: &str, out: &mut Vec<String>) {
+        want_marking(
+            &mut self.markings,
+            &mut self.markings_looked_up,
+            self.shared.as_deref(),
+            m,
+            out,
+        );
+    }
+
+    /// [`want_ref`] on this decider's state.
+    fn want_ref(&mut self, r: &str, out: &mut Vec<String>) {
+        want_ref(
+            &mut self.prefetched,
+            &self.fates,
+            self.shared.as_deref(),
+            r,
+            out,
+        );
+    }
+
+    /// The decision kept for the page entry `e` ([`Decided`]), when this decider may use
+    /// one: decisions without a trace, kept between requests, at the same door. Marking
+    /// definitions are always read: what they define is part of how the page's other
+    /// entries are decided.
+    fn kept_decision(&self, e: &Entry) -> Option<Arc<Decided>> {
+        if !self.reuse || self.trace.is_some() || e.object_type == "marking-definition" {
+            return None;
+        }
+        self.shared
+            .as_ref()?
+            .decided(&entry_key(e))
+            .filter(|d| d.door == self.door)
     }
 
     fn note(&mut self, rule: &'static str, clauses: impl FnOnce() -> Vec<Clause>) {
@@ -2124,20 +2346,91 @@ impl<'a> Decider<'a> {
             let reason = reason.clone();
             return Ok(self.withhold("agreement", reason));
         }
-        // Markings and references of an object reached only as a reference target.
-        if depth > 0 || !self.parsed.contains_key(&entry_key(e)) {
+        let key = entry_key(e);
+        // A page entry decided before with the same inputs: the same outcome, after the
+        // same steps that touch this request's state (its markings resolved, its
+        // references' fates decided, in order), without parsing or deciding it again.
+        if depth == 0
+            && let Some(d) = self.kept_decision(e)
+        {
             self.prefetch(std::slice::from_ref(e))?;
+            if d.marks.iter().all(|(m, c)| self.markings.class(m) == *c) {
+                let mut same = true;
+                for (r, f) in d.followed.iter().flatten() {
+                    if self.fate(r, depth + 1)? != *f {
+                        same = false;
+                        break;
+                    }
+                }
+                if same {
+                    self.parsed.remove(&key);
+                    return Ok(d.outcome.clone());
+                }
+            }
         }
-        let (object, stored_refs) = match self.parsed.remove(&entry_key(e)) {
+        let mut capture = (depth == 0 && self.may_keep(e)).then(Capture::default);
+        let outcome = self.decide_fresh(e, depth, &mut capture)?;
+        if let Some(c) = capture
+            && c.read
+            && let Some(shared) = &self.shared
+        {
+            shared.put_decided(
+                key,
+                Decided {
+                    door: self.door.to_owned(),
+                    marks: c.marks,
+                    refs: c.refs,
+                    followed: c.followed,
+                    outcome: outcome.clone(),
+                },
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the decision on the page entry `e` may be kept between requests
+    /// ([`Decided`]): see [`Decider::kept_decision`].
+    fn may_keep(&self, e: &Entry) -> bool {
+        self.reuse
+            && self.trace.is_none()
+            && self.shared.as_ref().is_some_and(|s| s.limit > 0)
+            && e.object_type != "marking-definition"
+    }
+
+    /// [`Decider::decide_inner`] from the stored bytes; `capture`, when given, receives
+    /// what the decision was made with ([`Decided`]).
+    fn decide_fresh(
+        &mut self,
+        e: &Entry,
+        depth: usize,
+        capture: &mut Option<Capture>,
+    ) -> Result<Outcome, EgressError> {
+        let key = entry_key(e);
+        // Markings and references of an object reached only as a reference target.
+        if depth > 0 || !self.parsed.contains_key(&key) {
+            self.prefetch_with(std::slice::from_ref(e), false)?;
+        }
+        let (object, stored_refs) = match self.parsed.remove(&key) {
             Some(Parsed { value: Ok(v), refs }) => (v, refs),
             Some(Parsed {
                 value: Err(err), ..
             }) => {
+                if let Some(c) = capture.as_mut() {
+                    c.read = true;
+                }
                 let reason = Clause::new("stored-unparsable").with("error", err.to_string());
                 return Ok(self.withhold("validation", reason));
             }
             None => return Ok(self.withhold("validation", Clause::new("stored-missing"))),
         };
+        if let Some(c) = capture.as_mut() {
+            c.read = true;
+            c.marks = marking_refs(&object)
+                .into_iter()
+                .map(|m| (m.to_owned(), self.markings.class(m)))
+                .collect();
+            c.refs = stored_refs.clone();
+        }
         let cx = EgressContext {
             sharing: &self.sharing,
             partner: self.partner,
@@ -2204,11 +2497,18 @@ impl<'a> Decider<'a> {
             }
         }
         let mut fates = HashMap::with_capacity(refs.len());
+        let mut followed = capture.as_ref().map(|_| Vec::with_capacity(refs.len()));
         // This object is being decided ([`Decider::decide`] marks it): a reference back to
         // it is a cycle ([`Self::fate`]).
         for r in refs {
             let f = self.fate(&r, depth + 1)?;
+            if let Some(list) = followed.as_mut() {
+                list.push((r.clone(), f.clone()));
+            }
             fates.insert(r, f);
+        }
+        if let Some(c) = capture.as_mut() {
+            c.followed = followed;
         }
         if !fates.is_empty() {
             let ref_changed = apply_fates(&mut copy, &fates, &mut removed, &mut renamed);
@@ -2255,6 +2555,45 @@ impl<'a> Decider<'a> {
             body,
             rewritten: changed,
         })
+    }
+}
+
+/// Resolves the marking reference `m` as far as known without the store: a fixed id, a
+/// definition read already, or one the set `shared` looked up before; otherwise `m` joins
+/// `out`, to be looked up (once per request).
+fn want_marking(
+    markings: &mut Markings,
+    looked_up: &mut HashSet<String>,
+    shared: Option<&SharedFates>,
+    m: &str,
+    out: &mut Vec<String>,
+) {
+    if !markings.contains(m) && markings.class(m).is_none() && !looked_up.contains(m) {
+        looked_up.insert(m.to_owned());
+        // Looked up once per collection state, not once per request.
+        match shared.and_then(|s| s.marking(m)) {
+            Some(Some(definition)) => markings.add(&definition),
+            Some(None) => {}
+            None => out.push(m.to_owned()),
+        }
+    }
+}
+
+/// Notes the reference `r` for reading ahead (into `out`) unless its target is read
+/// already or its fate is known (this request's `fates`, or kept in `shared`).
+fn want_ref(
+    prefetched: &mut HashMap<String, Option<Entry>>,
+    fates: &HashMap<String, Fate>,
+    shared: Option<&SharedFates>,
+    r: &str,
+    out: &mut Vec<String>,
+) {
+    if !prefetched.contains_key(r)
+        && !fates.contains_key(r)
+        && !shared.is_some_and(|s| s.contains(r))
+    {
+        prefetched.insert(r.to_owned(), None);
+        out.push(r.to_owned());
     }
 }
 

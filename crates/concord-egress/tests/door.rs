@@ -103,12 +103,16 @@ fn identity(id: &str, markings: &[&str]) -> Value {
 /// Everything `who` receives of the collection through TAXII-style paging at `limit`,
 /// following `next`: the bodies and the raw tokens.
 fn read_all(n: &Node, who: &Audience, limit: usize) -> (Vec<Value>, Vec<String>) {
+    read_via(&n.egress, n, who, limit)
+}
+
+/// [`read_all`] through the door `egress`.
+fn read_via(egress: &Egress, n: &Node, who: &Audience, limit: usize) -> (Vec<Value>, Vec<String>) {
     let mut next = None;
     let mut objects = Vec::new();
     let mut tokens = Vec::new();
     for _ in 0..1000 {
-        let t = n
-            .egress
+        let t = egress
             .page(
                 who,
                 "test",
@@ -999,4 +1003,94 @@ fn pap_red_leaves_by_no_automated_door_and_references_follow() {
         "{why}"
     );
     assert_eq!(explained.steps[0].rule, "agreement");
+}
+
+/// Decisions on page entries kept between requests (issue 17, the partner page's cost): a
+/// collection read again gives the same objects, byte for byte, as the first read and as a
+/// door that keeps none, rewritten copies (a reference removed, personal data redacted)
+/// included; a change of the collection's sharing is seen by the very next request; the
+/// bytes kept never cross the limit (`decision_cache_bytes`), and a limit of 0 keeps none.
+#[test]
+fn kept_decisions_give_the_same_pages_within_their_limit() {
+    let n = node();
+    let red = "identity--00000000-0000-4000-8000-0000000000e1";
+    let mut objects: Vec<Value> = (0..30)
+        .map(|i| {
+            identity(
+                &format!("identity--00000000-0000-4000-8000-0000000001{i:02}"),
+                &[CLEAR],
+            )
+        })
+        .collect();
+    objects.push(identity(red, &[RED]));
+    // Refers to a withheld object: sent rewritten, the reference removed.
+    objects.push(note(
+        "note--00000000-0000-4000-8000-0000000000e2",
+        &[CLEAR],
+        &["identity--00000000-0000-4000-8000-000000000100", red],
+    ));
+    // Personal data across a border: sent rewritten, redacted.
+    let mut mail = note(
+        "note--00000000-0000-4000-8000-0000000000e3",
+        &[CLEAR],
+        &["identity--00000000-0000-4000-8000-000000000101"],
+    );
+    mail["content"] = json!("write to li.wei@example.cn for the samples");
+    objects.push(mail);
+    // No TLP marking: the collection's default_tlp decides it.
+    let mut unmarked = identity("identity--00000000-0000-4000-8000-0000000000e4", &[]);
+    unmarked
+        .as_object_mut()
+        .unwrap()
+        .remove("object_marking_refs");
+    objects.push(unmarked);
+    put(&n, &objects);
+    let policy = n.egress.policy().clone();
+    let none = Egress::new(n.store.clone(), policy.clone()).with_decision_cache(0);
+    let (want, _) = read_via(&none, &n, &abroad(), 7);
+    assert_eq!(none.decision_cache_bytes(), 0, "a limit of 0 keeps nothing");
+    assert_eq!(want.len(), 33, "all but the RED identity");
+    let text = serde_json::to_string(&want).unwrap();
+    assert!(
+        !text.contains(red),
+        "the reference to the RED identity is removed"
+    );
+    assert!(
+        !text.contains("li.wei@example.cn"),
+        "the address is redacted"
+    );
+    // The default door, twice: the second read comes from the decisions kept.
+    let first = read_via(&n.egress, &n, &abroad(), 7).0;
+    let kept = n.egress.decision_cache_bytes();
+    assert!(kept > 0, "decisions are kept");
+    let second = read_via(&n.egress, &n, &abroad(), 7).0;
+    assert_eq!(first, want);
+    assert_eq!(second, want);
+    // A small limit: some decisions kept, never more bytes than it allows.
+    let limit = kept / 3;
+    let small = Egress::new(n.store.clone(), policy).with_decision_cache(limit);
+    for _ in 0..3 {
+        assert_eq!(read_via(&small, &n, &abroad(), 7).0, want);
+        let used = small.decision_cache_bytes();
+        assert!(
+            used > 0 && used <= limit,
+            "{used} bytes kept, limit {limit}"
+        );
+    }
+    // The collection's default_tlp becomes RED: the object without a TLP marking is
+    // withheld from the next request on, by every door.
+    let sharing = CollectionSharing {
+        groups: None,
+        recipients: Vec::new(),
+        default_tlp: Tlp::Red,
+        addressed: Default::default(),
+        grants: Default::default(),
+    };
+    n.store
+        .set_setting(&sharing_setting_key(&n.collection), &sharing.to_json())
+        .unwrap();
+    let after = read_via(&n.egress, &n, &abroad(), 7).0;
+    assert_eq!(after.len(), 32);
+    assert!(!ids(&after).contains(&"identity--00000000-0000-4000-8000-0000000000e4".to_owned()));
+    assert_eq!(after, read_via(&none, &n, &abroad(), 7).0);
 }

@@ -212,7 +212,9 @@ impl AppState {
         let policy = Arc::new(policy);
         let shutdown = Arc::<std::sync::atomic::AtomicBool>::default();
         Ok(AppState {
-            egress: Egress::new(store.clone(), policy.clone()).with_cancel(shutdown.clone()),
+            egress: Egress::new(store.clone(), policy.clone())
+                .with_decision_cache(config.limits.decision_cache_bytes)
+                .with_cancel(shutdown.clone()),
             policy,
             auth: Arc::new(auth::Authenticator::with_limits(
                 store.clone(),

@@ -56,6 +56,13 @@ pub struct Limits {
     /// before the object that would cross it (with `more` and `next`), and holds at least
     /// one object. Default 16 MiB.
     pub page_max_bytes: usize,
+    /// Bytes of decided page entries the egress door keeps between requests
+    /// ([`concord_egress::Egress::with_decision_cache`]): a page entry decided for a
+    /// partner before, under the same policy version, sharing, partner, door, agreement
+    /// period, collection version, marking definitions and references' fates, is not
+    /// parsed or decided again. Past it, the decisions of the set that would cross it are
+    /// dropped. 0 keeps none. Default 64 MiB.
+    pub decision_cache_bytes: usize,
     /// The answer floor of a partner's look-up by id ([`AnswerFloor`]), in milliseconds per
     /// id named: `GET …/objects/{id}/`, `…/versions/`, `DELETE …/objects/{id}/`, and
     /// `objects/` or `manifest/` with `match[id]`. The answer leaves no earlier than this
@@ -132,6 +139,7 @@ impl Default for Limits {
             page_concurrency: default_page_concurrency(),
             page_queue: 32,
             page_max_bytes: concord_egress::DEFAULT_PAGE_BYTES,
+            decision_cache_bytes: concord_egress::DEFAULT_DECISION_CACHE_BYTES,
             answer_floor_ms: 5,
             answer_jitter_ms: 5,
             stream_max: 64,

@@ -170,6 +170,7 @@ tlp_version = "2.0"
 # page_concurrency = 4                 # TAXII pages built at once (default: CPU cores, at most 4)
 # page_queue = 32                      # pages that may wait; more get 503 + Retry-After
 # page_max_bytes = 16777216            # bytes of objects on one page (at least one object)
+# decision_cache_bytes = 67108864      # decided page entries the egress door keeps between requests (0: none)
 # answer_floor_ms = 5                  # a partner's answer about an object id leaves no sooner (per id)
 # answer_jitter_ms = 5                 # plus a random delay of up to this
 # stream_max = 64                      # live streams (…/stream/) open at once; more get 503
@@ -609,6 +610,8 @@ pub struct Limits {
     pub page_queue: usize,
     /// See [`concord_server::Limits::page_max_bytes`] (bytes).
     pub page_max_bytes: usize,
+    /// See [`concord_server::Limits::decision_cache_bytes`] (bytes).
+    pub decision_cache_bytes: usize,
     /// See [`concord_server::Limits::answer_floor_ms`] (milliseconds per id).
     pub answer_floor_ms: u64,
     /// See [`concord_server::Limits::answer_jitter_ms`] (milliseconds).
@@ -675,6 +678,7 @@ impl Default for Limits {
             page_concurrency: server.page_concurrency,
             page_queue: server.page_queue,
             page_max_bytes: server.page_max_bytes,
+            decision_cache_bytes: server.decision_cache_bytes,
             answer_floor_ms: server.answer_floor_ms,
             answer_jitter_ms: server.answer_jitter_ms,
             stream_max: server.stream_max,
@@ -723,6 +727,7 @@ impl Limits {
             page_concurrency: self.page_concurrency,
             page_queue: self.page_queue,
             page_max_bytes: self.page_max_bytes,
+            decision_cache_bytes: self.decision_cache_bytes,
             answer_floor_ms: self.answer_floor_ms,
             answer_jitter_ms: self.answer_jitter_ms,
             stream_max: self.stream_max,
@@ -920,7 +925,8 @@ mod tests {
              body_timeout_secs = 26\nlogin_body_bytes = 27\nmatch_body_bytes = 28\n\
              min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n\
              stream_max_per_partner = 31\njoin_body_bytes = 32\n\
-             dashboard_max_sightings = 33\n"
+             dashboard_max_sightings = 33\n\
+             decision_cache_bytes = 34\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
         assert_eq!(
@@ -936,6 +942,7 @@ mod tests {
                 page_concurrency: 7,
                 page_queue: 8,
                 page_max_bytes: 9,
+                decision_cache_bytes: 34,
                 answer_floor_ms: 18,
                 answer_jitter_ms: 19,
                 stream_max: 20,
