@@ -1527,7 +1527,8 @@ impl Decided {
     /// About what it holds on the heap, in bytes (the unit of the cache's limit).
     fn bytes(&self) -> usize {
         let fate = |f: &Fate| match f {
-            Fate::Received(s) | Fate::NotReceived(s) => s.len(),
+            Fate::Received(s) => s.len(),
+            Fate::NotReceived(c) => c.heap_bytes(),
         };
         let outcome = match &self.outcome {
             Outcome::Sent { id, body, .. } => id.len() + body.as_ref().map_or(0, String::len),

@@ -71,6 +71,25 @@ impl From<usize> for Arg {
 }
 
 impl Clause {
+    /// About what the clause holds on the heap, in bytes: its parameters' slots and texts,
+    /// and the clauses inside (for memory limits that count kept explanations).
+    pub fn heap_bytes(&self) -> usize {
+        self.args
+            .iter()
+            .map(|(_, a)| {
+                std::mem::size_of::<(&str, Arg)>()
+                    + match a {
+                        Arg::Text(t) => t.len(),
+                        Arg::Clause(c) => std::mem::size_of::<Clause>() + c.heap_bytes(),
+                        Arg::List(cs) => cs
+                            .iter()
+                            .map(|c| std::mem::size_of::<Clause>() + c.heap_bytes())
+                            .sum(),
+                    }
+            })
+            .sum()
+    }
+
     /// A clause without parameters. `id` must be one of [`ENGLISH`]'s.
     pub fn new(id: &'static str) -> Clause {
         Clause {
