@@ -480,7 +480,12 @@ fn replay(record: &InvitationRecord, request: &JoinRequest) -> Option<Value> {
     if record.request_sha256.as_deref() != Some(digest.as_str()) {
         return None;
     }
-    let text = unseal(&request.secret, &record.id, &digest, record.answer.as_deref()?)?;
+    let text = unseal(
+        &request.secret,
+        &record.id,
+        &digest,
+        record.answer.as_deref()?,
+    )?;
     let answer = serde_json::from_str(&text).ok()?;
     tracing::info!(invitation = %record.id, "join: a retry of the admitted request, answered again");
     Some(answer)
@@ -679,10 +684,9 @@ fn answer_proven(
         // only when it is reachable (it gave its URL).
         let auth = match (&request.api_key, url.is_empty()) {
             (Some(key), false) => {
-                let file =
-                    service
-                        .files
-                        .write_secret_of("peer", "api_key", &own, "token", key)?;
+                let file = service
+                    .files
+                    .write_secret_of("peer", "api_key", &own, "token", key)?;
                 written.push(file.clone());
                 PeerAuth::Token { file }
             }
@@ -1163,8 +1167,9 @@ pub fn join(
         None
     };
     let own_tls_pin = match &me.tls_certificate {
-        Some(pem) if reachable => doc::first_certificate_der(pem.as_bytes())
-            .map(|d| doc::certificate_pin(&d)),
+        Some(pem) if reachable => {
+            doc::first_certificate_der(pem.as_bytes()).map(|d| doc::certificate_pin(&d))
+        }
         _ => None,
     };
     let request = JoinRequest {
@@ -1264,9 +1269,8 @@ pub fn join(
             }
             file
         };
-        let files_made = write("client_cert", "client-cert.pem", &cert.cert_pem).and_then(
-            |c| Ok((c, write("client_key", "client-key.pem", &cert.key_pem)?)),
-        );
+        let files_made = write("client_cert", "client-cert.pem", &cert.cert_pem)
+            .and_then(|c| Ok((c, write("client_key", "client-key.pem", &cert.key_pem)?)));
         match files_made {
             Ok((c, k)) => {
                 tls.client_cert = Some(c);

@@ -714,10 +714,67 @@ mod tests {
         assert_eq!(auth.argon2_runs(), 2);
         // The right key still works, once verified by argon2, then from the cache.
         for _ in 0..3 {
-            let p = auth.authenticate(Some(&bearer(&key)), ip(1), None).await.unwrap();
+            let p = auth
+                .authenticate(Some(&bearer(&key)), ip(1), None)
+                .await
+                .unwrap();
             assert!(matches!(p, Some(Principal::Partner(_))));
         }
         assert_eq!(auth.argon2_runs(), 3);
+    }
+
+    /// Issue 19 (`join --mtls`): a partner's key bound to its client certificate. Without
+    /// it, or with another, the key is a wrong credential in every way a key holder can
+    /// observe: the answer (`None`, the 401 of a wrong key), the cost (one argon2id run,
+    /// then the negative cache, as a wrong secret) and the failure quota of the key id.
+    #[tokio::test]
+    async fn a_key_bound_to_a_certificate_without_it_is_a_wrong_key() {
+        let (_d, auth, key) = node(AuthLimits {
+            failures_per_key: 5,
+            failures_per_source: 1000,
+            ..AuthLimits::default()
+        });
+        let pin = "ab".repeat(32);
+        let mut p = auth.store.partners().unwrap().remove(0);
+        p.details.client_cert_sha256 = Some(pin.clone());
+        auth.store.put_partner(&p).unwrap();
+        let other = "cd".repeat(32);
+        // With its certificate: the partner (one argon2 run, then the cache).
+        for _ in 0..2 {
+            let got = auth
+                .authenticate(Some(&bearer(&key)), ip(1), Some(&pin))
+                .await;
+            assert!(matches!(got, Ok(Some(Principal::Partner(_)))), "{got:?}");
+        }
+        assert_eq!(auth.argon2_runs(), 1);
+        // The right key without the certificate, or with another: as a wrong secret.
+        for cert in [None, Some(other.as_str())] {
+            for _ in 0..2 {
+                let got = auth.authenticate(Some(&bearer(&key)), ip(1), cert).await;
+                assert!(matches!(got, Ok(None)), "{got:?}");
+            }
+        }
+        let wrong_runs = auth.argon2_runs() - 1;
+        assert_eq!(wrong_runs, 2, "one run per (key, certificate), then cached");
+        // Those four attempts counted against the key id's quota (5 a minute, the first
+        // verification of the key being the fifth), as four wrong secrets would: the next
+        // attempt that is not known good is throttled.
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 1))), ip(2), Some(&pin))
+            .await;
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        // The key with its certificate, verified before, still passes.
+        let got = auth
+            .authenticate(Some(&bearer(&key)), ip(3), Some(&pin))
+            .await;
+        assert!(matches!(got, Ok(Some(Principal::Partner(_)))), "{got:?}");
+        // A new pin (the partner set another): the key passes with the certificate it names.
+        p.details.client_cert_sha256 = Some(other.clone());
+        auth.store.put_partner(&p).unwrap();
+        let got = auth
+            .authenticate(Some(&bearer(&key)), ip(4), Some(&other))
+            .await;
+        assert!(matches!(got, Ok(Some(Principal::Partner(_)))), "{got:?}");
     }
 
     #[tokio::test]
@@ -798,7 +855,9 @@ mod tests {
             assert!(matches!(got, Ok(None)), "{got:?}");
         }
         // The same source: refused, for admin tokens and API keys alike.
-        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(1), None).await;
+        let got = auth
+            .authenticate(Some(&bearer("bad-admin-9")), ip(1), None)
+            .await;
         assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
         let got = auth
             .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1), None)
@@ -806,7 +865,9 @@ mod tests {
         assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
         assert_eq!(auth.argon2_runs(), 0);
         // Another source is not affected; the right admin token never is.
-        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(2), None).await;
+        let got = auth
+            .authenticate(Some(&bearer("bad-admin-9")), ip(2), None)
+            .await;
         assert!(matches!(got, Ok(None)), "{got:?}");
         let got = auth.authenticate(Some(&bearer(ADMIN)), ip(1), None).await;
         assert!(matches!(got, Ok(Some(Principal::Admin))), "{got:?}");

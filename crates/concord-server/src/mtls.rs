@@ -49,9 +49,7 @@ pub fn certificate_pin(der: &[u8]) -> String {
 
 /// The client certificate pin of a request (see [`ClientCertificate`]).
 pub fn client_cert_sha256(extensions: &axum::http::Extensions) -> Option<&str> {
-    extensions
-        .get::<ClientCertificate>()
-        .map(|c| c.0.as_str())
+    extensions.get::<ClientCertificate>().map(|c| c.0.as_str())
 }
 
 /// The partners' client certificate pins, as last read from the store.
@@ -122,8 +120,12 @@ impl ClientPins {
                     stale: false,
                 };
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the partners' client certificate pins"),
-            Err(e) => tracing::warn!(error = %e, "cannot read the partners' client certificate pins"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the partners' client certificate pins")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the partners' client certificate pins")
+            }
         }
     }
 

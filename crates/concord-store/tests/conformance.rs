@@ -948,7 +948,11 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
             .map(|(i, n)| {
                 let p = partner(&format!("p-{n}"), &format!("{i}00000000000000a"));
                 let st = settings(&format!("p-{n}"));
-                s.spawn(move || store.consume_invitation("inv-1", &used(100, n), &p, &st).unwrap())
+                s.spawn(move || {
+                    store
+                        .consume_invitation("inv-1", &used(100, n), &p, &st)
+                        .unwrap()
+                })
             })
             .collect();
         joins.into_iter().map(|j| j.join().unwrap()).collect()
@@ -3117,7 +3121,8 @@ mod postgres_only {
                 "0014_audit_time",
                 "0015_invitations",
                 "0018_people",
-                "0019_approvals"
+                "0019_approvals",
+                "0021_join_answers"
             ]
         );
         check_migrated(&store);

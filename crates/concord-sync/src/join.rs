@@ -471,7 +471,11 @@ pub fn new_client_certificate(name: &str) -> Result<ClientCertificate, String> {
     let cn: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
     params.distinguished_name.push(
         rcgen::DnType::CommonName,
-        if cn.is_empty() { "concord node".into() } else { cn },
+        if cn.is_empty() {
+            "concord node".into()
+        } else {
+            cn
+        },
     );
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params

@@ -951,7 +951,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
                 (*state.policy()).clone(),
                 config.limits.round(),
             )
-                .context("cannot start the sync scheduler")?;
+            .context("cannot start the sync scheduler")?;
         }
         // Webhooks (`concord webhook add`) are delivered beside the server, with the same
         // policy.

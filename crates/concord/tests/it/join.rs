@@ -706,7 +706,11 @@ fn a_join_with_mtls_binds_each_key_to_its_certificate() {
             .args(["-o", file.to_str().unwrap(), "--data-dir"])
             .arg(a.path()),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // B is reachable at its TLS address: A gets a client certificate for calling it too.
     let mut env_b = tls_b.to_vec();
     env_b.push(("CONCORD_PUBLIC_URL", sb.base.as_str()));
@@ -730,8 +734,16 @@ fn a_join_with_mtls_binds_each_key_to_its_certificate() {
     // Each side made its own client certificate; the other side holds its pin.
     let peer_b = peer_record(&b, "cert-de");
     let peer_a = peer_record(&a, "cert-fr");
-    let b_cert = peer_b.tls.client_cert.clone().expect("B's client certificate");
-    let a_cert = peer_a.tls.client_cert.clone().expect("A's client certificate");
+    let b_cert = peer_b
+        .tls
+        .client_cert
+        .clone()
+        .expect("B's client certificate");
+    let a_cert = peer_a
+        .tls
+        .client_cert
+        .clone()
+        .expect("A's client certificate");
     let pin_b = pem_pin(&b_cert);
     let pin_a = pem_pin(&a_cert);
     assert_ne!(pin_a, pin_b);
@@ -750,11 +762,21 @@ fn a_join_with_mtls_binds_each_key_to_its_certificate() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{key}");
-        assert!(std::fs::read_to_string(&key).unwrap().contains("PRIVATE KEY"));
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
     }
     // Each trusts the other's server by its pin.
-    assert_eq!(peer_b.tls.pin_sha256.as_deref(), Some(pem_pin(cert_a.to_str().unwrap()).as_str()));
-    assert_eq!(peer_a.tls.pin_sha256.as_deref(), Some(pem_pin(cert_b.to_str().unwrap()).as_str()));
+    assert_eq!(
+        peer_b.tls.pin_sha256.as_deref(),
+        Some(pem_pin(cert_a.to_str().unwrap()).as_str())
+    );
+    assert_eq!(
+        peer_a.tls.pin_sha256.as_deref(),
+        Some(pem_pin(cert_b.to_str().unwrap()).as_str())
+    );
 
     // B's round with A: pull and push over mutual TLS.
     let (code, reports) = sync(&b, &[]);
@@ -858,7 +880,11 @@ fn a_join_with_mtls_binds_each_key_to_its_certificate() {
     // The peer's agreement document is read under peer_agreement_bytes.
     let config = b.path().join("concord.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{text}\n[limits]\npeer_agreement_bytes = 64\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[limits]\npeer_agreement_bytes = 64\n"),
+    )
+    .unwrap();
     let (code, out, err) = cli(&b, &["sync", "--json"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
@@ -935,7 +961,12 @@ fn a_join_request_sent_twice_gets_the_same_answer() {
         answer["answer"]["request_sha256"],
         doc::request_digest(&first.request).as_str()
     );
-    assert!(answer["answer"]["api_key"].as_str().unwrap().starts_with("concord_"));
+    assert!(
+        answer["answer"]["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("concord_")
+    );
     // One partner, one peer: nothing admitted twice.
     assert_eq!(partners(&a).len(), 1);
     assert_eq!(peers(&a).len(), 1);
