@@ -448,7 +448,7 @@ pub fn seal(secret: &str, invitation: &str, request_sha256: &str, answer: &str) 
 /// or request, or a damaged record).
 fn unseal(secret: &str, invitation: &str, request_sha256: &str, sealed: &str) -> Option<String> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-    if sealed.len() % 2 != 0 || sealed.len() < 2 * 24 {
+    if !sealed.len().is_multiple_of(2) || sealed.len() < 2 * 24 {
         return None;
     }
     let bytes: Vec<u8> = (0..sealed.len())
