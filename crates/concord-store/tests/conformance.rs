@@ -3122,6 +3122,7 @@ mod postgres_only {
                 "0015_invitations",
                 "0018_people",
                 "0019_approvals",
+                "0022_approval_requests",
                 "0021_join_answers"
             ]
         );
