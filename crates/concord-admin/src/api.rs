@@ -479,7 +479,11 @@ async fn admin_only(State(admin): State<Admin>, req: Request, next: Next) -> Res
     let principal = match admin
         .state
         .authenticator()
-        .authenticate(authz, source)
+        .authenticate(
+            authz,
+            source,
+            concord_server::mtls::client_cert_sha256(req.extensions()),
+        )
         .await
     {
         Ok(Some(p)) => p,

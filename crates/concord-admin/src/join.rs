@@ -15,9 +15,17 @@
 //!
 //! Nothing is created on either side when the exchange fails: the inviting node writes
 //! only in the transaction that consumes the invitation, and the joining node only after
-//! a verified `joined` answer. (The one gap no single exchange closes: a joined answer lost
-//! on the way leaves the inviting side's partner and a used invitation; `concord partner
-//! remove` there undoes it.)
+//! a verified `joined` answer. A joined answer lost on the way is not lost: the inviting
+//! node keeps it, sealed under a key derived from the invitation's secret ([`seal`]), with
+//! the digest of the request it answered, and answers a retry of that same signed request
+//! (which the joining node sends when no answer came back) with it again, while the
+//! invitation is valid; any other request with a used invitation is refused "used".
+//!
+//! `join --mtls` (issue 19): each node that will call the other makes a self-signed client
+//! certificate ([`doc::new_client_certificate`]; its key stays in the node's
+//! `peer_files_dir`, mode 0600), sends its pin in its signed message, and keeps the other's
+//! pin with the other's partner (`client_cert_sha256`), to which the server then binds that
+//! partner's API key (`concord_server::mtls`).
 
 use std::sync::Arc;
 
@@ -279,6 +287,8 @@ pub fn invite(store: &dyn Store, me: &NodeSelf, new: &NewInvitation) -> Result<I
         used_ns: None,
         used_by: None,
         offer,
+        request_sha256: None,
+        answer: None,
     })?;
     Ok(doc::sign_invitation(&me.key, invitation))
 }
@@ -365,6 +375,10 @@ pub fn answer_join(
     };
     // The caller proved the secret: from here on it may learn why it is refused.
     let me = &service.me;
+    // A retry of the request that consumed the invitation: the answer it was given.
+    if let Some(answer) = replay(&record, &request) {
+        return (201, answer);
+    }
     let refuse = |reason: String| {
         let answer = JoinAnswer {
             kind: doc::ANSWER_TYPE.into(),
@@ -378,6 +392,7 @@ pub fn answer_join(
             node_key: me.key.public_hex(),
             serve: vec![],
             agreement: None,
+            client_cert_sha256: None,
         };
         (
             409,
@@ -385,16 +400,95 @@ pub fn answer_join(
         )
     };
     match answer_proven(store, egress, service, &request, &record) {
-        Ok(answer) => (
-            201,
-            serde_json::to_value(doc::sign_answer(&me.key, answer)).unwrap_or(Value::Null),
-        ),
+        Ok(answer) => (201, answer),
         Err(Refusal::Refused(reason)) => refuse(reason),
         Err(Refusal::Failed(e)) => {
             tracing::error!(error = %e, "join");
             error(500, format!("the node failed: {e}"))
         }
     }
+}
+
+/// The key an answer is sealed under: SHA-256 of a domain label and the invitation's
+/// secret. The node keeps only SHA-256 of the secret alone, from which this key cannot be
+/// computed: the stored answer is readable only by whoever holds the secret, the joining
+/// node retrying.
+fn answer_key(secret: &str) -> chacha20poly1305::Key {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"concord join answer key v1\n");
+    h.update(secret.as_bytes());
+    let digest: [u8; 32] = h.finalize().into();
+    digest.into()
+}
+
+/// Seals the signed answer `answer` (its JSON text) for a retry of the request whose digest
+/// is `request_sha256` (XChaCha20-Poly1305, random nonce; the invitation id and the digest
+/// are authenticated with it): hex of nonce and ciphertext.
+pub fn seal(secret: &str, invitation: &str, request_sha256: &str, answer: &str) -> Result<String> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    let mut nonce = [0u8; 24];
+    getrandom::fill(&mut nonce).map_err(|e| AdminError::Internal(format!("no randomness: {e}")))?;
+    let aad = format!("{invitation}\n{request_sha256}");
+    let sealed = chacha20poly1305::XChaCha20Poly1305::new(&answer_key(secret))
+        .encrypt(
+            chacha20poly1305::XNonce::from_slice(&nonce),
+            Payload {
+                msg: answer.as_bytes(),
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| AdminError::Internal("sealing the join answer failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend(sealed);
+    Ok(concord_store::node_key::hex(&out))
+}
+
+/// Opens what [`seal`] made: the answer's JSON text, or `None` (another secret, invitation
+/// or request, or a damaged record).
+fn unseal(secret: &str, invitation: &str, request_sha256: &str, sealed: &str) -> Option<String> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    if !sealed.len().is_multiple_of(2) || sealed.len() < 2 * 24 {
+        return None;
+    }
+    let bytes: Vec<u8> = (0..sealed.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(sealed.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let (nonce, ciphertext) = bytes.split_at(24);
+    let aad = format!("{invitation}\n{request_sha256}");
+    let plain = chacha20poly1305::XChaCha20Poly1305::new(&answer_key(secret))
+        .decrypt(
+            chacha20poly1305::XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()?;
+    String::from_utf8(plain).ok()
+}
+
+/// The answer given to `request` before, when the invitation was consumed by this same
+/// request (its digest) and is still within its validity: a retry after a lost answer.
+fn replay(record: &InvitationRecord, request: &JoinRequest) -> Option<Value> {
+    record.used_ns?;
+    if record.expires_ns <= now_ns() {
+        return None;
+    }
+    let digest = doc::request_digest(request);
+    if record.request_sha256.as_deref() != Some(digest.as_str()) {
+        return None;
+    }
+    let text = unseal(
+        &request.secret,
+        &record.id,
+        &digest,
+        record.answer.as_deref()?,
+    )?;
+    let answer = serde_json::from_str(&text).ok()?;
+    tracing::info!(invitation = %record.id, "join: a retry of the admitted request, answered again");
+    Some(answer)
 }
 
 enum Refusal {
@@ -423,7 +517,7 @@ fn answer_proven(
     service: &JoinService,
     request: &JoinRequest,
     record: &InvitationRecord,
-) -> std::result::Result<JoinAnswer, Refusal> {
+) -> std::result::Result<Value, Refusal> {
     let me = &service.me;
     let now = now_ns();
     if request.inviter_key != me.key.public_hex() {
@@ -519,6 +613,40 @@ fn answer_proven(
             doc::check_api_root("api_root", root).map_err(Refusal::Refused)?;
         }
     }
+    // Mutual TLS (`join --mtls`): the joining node's client certificate, bound to its
+    // partner here; over plain HTTP no certificate could be presented.
+    if let Some(pin) = &request.client_cert_sha256 {
+        if !doc::is_pin(pin) {
+            return Err(Refusal::Refused(
+                "client_cert_sha256: expected 64 lower-case hex digits (a SHA-256)".into(),
+            ));
+        }
+        if me.tls_certificate.is_none() {
+            return Err(Refusal::Refused(
+                "--mtls: the inviting node serves plain HTTP (no tls_cert): a client \
+                 certificate cannot be presented to it; join without --mtls"
+                    .into(),
+            ));
+        }
+        if store
+            .partners()?
+            .iter()
+            .any(|p| p.details.client_cert_sha256.as_deref() == Some(pin.as_str()))
+        {
+            return Err(Refusal::Refused(
+                "client_cert_sha256: a partner of the inviting node already presents this \
+                 certificate; make a new one"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(pin) = &request.tls_pin_sha256
+        && !doc::is_pin(pin)
+    {
+        return Err(Refusal::Refused(
+            "tls_pin_sha256: expected 64 lower-case hex digits (a SHA-256)".into(),
+        ));
+    }
     let (api_key, key_id, key_hash) =
         concord_server::auth::new_api_key().map_err(Refusal::Failed)?;
     let ids = |write: bool| -> Vec<String> {
@@ -541,65 +669,154 @@ fn answer_proven(
         details: PartnerDetails {
             identity: Some(request.identity.clone()),
             node_key: Some(request.node_key.clone()),
-            client_cert_sha256: None,
+            client_cert_sha256: request.client_cert_sha256.clone(),
             origin: Some(format!("invitation:{}", record.id)),
             updated_ns: now,
         },
     };
-    // The joining node's key for this node, kept in a file as every peer secret is; only
-    // when it is reachable (it gave its URL).
-    let auth = match (&request.api_key, url.is_empty()) {
-        (Some(key), false) => PeerAuth::Token {
-            // A file of its own per attempt (the name, with the new key's random id, is
-            // hashed): a join refused below, also one that loses a race for this
-            // invitation, never touches the key file of a peer that exists.
-            file: service.files.write_secret_of(
+    // Files of their own per attempt (the name, with the new key's random id, is hashed): a
+    // join refused below, also one that loses a race for this invitation, never touches
+    // the files of a peer that exists; they are removed when it is refused.
+    let own = format!("{}/join/{}/{key_id}", record.partner, record.id);
+    let mut written: Vec<String> = Vec::new();
+    let result = (|| -> std::result::Result<(Admission, Value, Value), Refusal> {
+        // The joining node's key for this node, kept in a file as every peer secret is;
+        // only when it is reachable (it gave its URL).
+        let auth = match (&request.api_key, url.is_empty()) {
+            (Some(key), false) => {
+                let file = service
+                    .files
+                    .write_secret_of("peer", "api_key", &own, "token", key)?;
+                written.push(file.clone());
+                PeerAuth::Token { file }
+            }
+            _ => PeerAuth::None,
+        };
+        // This node calls a reachable joining node: with `--mtls`, with a client
+        // certificate of its own, whose pin the answer carries.
+        let mut tls = TlsFiles {
+            pin_sha256: request.tls_pin_sha256.clone().filter(|_| !url.is_empty()),
+            ..TlsFiles::default()
+        };
+        let mut client_pin = None;
+        if request.client_cert_sha256.is_some() && !url.is_empty() {
+            let cert = doc::new_client_certificate(&me.title).map_err(Refusal::Failed)?;
+            let cert_file = service.files.write_private_of(
                 "peer",
-                "api_key",
-                &format!("{}/join/{}/{key_id}", record.partner, record.id),
-                "token",
-                key,
-            )?,
-        },
-        _ => PeerAuth::None,
-    };
-    // This node's peer of the joining node: its node key (its packages import without
-    // --signed-by), and its URL and key when it is reachable. No mappings: the joining
-    // node pulls and pushes; `concord peer add` adds some later.
-    let peer = Peer {
-        name: record.partner.clone(),
-        url: url.clone(),
-        api_root: match (&request.api_root, url.is_empty()) {
-            (Some(r), false) => format!("/{}/", r.trim_matches('/')),
-            _ => String::new(),
-        },
-        mappings: vec![],
-        auth,
-        partner: Some(record.partner.clone()),
-        interval_secs: 300,
-        timeout_secs: 60,
-        tls: TlsFiles::default(),
-        node_key: Some(request.node_key.clone()),
-    };
-    let settings = [peer_setting(&peer)?];
-    let admitted =
-        store.consume_invitation(&record.id, now, &request.node_key, &partner, &settings);
-    if !matches!(admitted, Ok(Admission::Admitted))
-        && let PeerAuth::Token { file } = &peer.auth
-    {
-        // Nothing of the join stays: not even the key file written for it.
-        let _ = std::fs::remove_file(file);
+                "client_cert",
+                &own,
+                "client-cert.pem",
+                cert.cert_pem.as_bytes(),
+            )?;
+            written.push(cert_file.clone());
+            let key_file = service.files.write_private_of(
+                "peer",
+                "client_key",
+                &own,
+                "client-key.pem",
+                cert.key_pem.as_bytes(),
+            )?;
+            written.push(key_file.clone());
+            tls.client_cert = Some(cert_file);
+            tls.client_key = Some(key_file);
+            client_pin = Some(cert.pin);
+        }
+        // This node's peer of the joining node: its node key (its packages import without
+        // --signed-by), and its URL, key and certificates when it is reachable. No
+        // mappings: the joining node pulls and pushes; `concord peer add` adds some later.
+        let peer = Peer {
+            name: record.partner.clone(),
+            url: url.clone(),
+            api_root: match (&request.api_root, url.is_empty()) {
+                (Some(r), false) => format!("/{}/", r.trim_matches('/')),
+                _ => String::new(),
+            },
+            mappings: vec![],
+            auth,
+            partner: Some(record.partner.clone()),
+            interval_secs: 300,
+            timeout_secs: 60,
+            tls,
+            node_key: Some(request.node_key.clone()),
+        };
+        // The answer is made before the invitation is consumed, so that it is kept, sealed,
+        // in the same transaction (a retry of this request gets it again).
+        // The preview: what this node will serve the new partner, through its egress door.
+        // Only what it will receive: a count of what the policy withholds from it would
+        // tell the partner that objects it may not see exist (`concord partner preview`
+        // counts them for this node's operator).
+        let profile = doc::profile_of(&partner);
+        // The agreements exchanged (issue 19, item 5): ours carried in the answer and held
+        // by the joining node from now on.
+        let ours = agreement_for(egress, &me.key, &profile, now);
+        let mut serve = Vec::new();
+        for id in &request.pull {
+            let (objects, _withheld) = doc::serve_preview(store, egress, &profile, id)
+                .map_err(|e| Refusal::Failed(e.to_string()))?;
+            serve.push(FlowCount {
+                collection: id.clone(),
+                title: offered(id, false)
+                    .map(|c| c.title.clone())
+                    .unwrap_or_default(),
+                direction: "serve".into(),
+                objects,
+                withheld: 0,
+            });
+        }
+        let digest = doc::request_digest(request);
+        let answer = JoinAnswer {
+            kind: doc::ANSWER_TYPE.into(),
+            version: doc::VERSION,
+            invitation: record.id.clone(),
+            request_sha256: digest.clone(),
+            outcome: "joined".into(),
+            reason: None,
+            partner: record.partner.clone(),
+            api_key: Some(api_key),
+            node_key: me.key.public_hex(),
+            serve,
+            agreement: Some(ours.clone()),
+            client_cert_sha256: client_pin,
+        };
+        let signed = serde_json::to_value(doc::sign_answer(&me.key, answer))
+            .map_err(|e| Refusal::Failed(e.to_string()))?;
+        let sealed = seal(&request.secret, &record.id, &digest, &signed.to_string())?;
+        let settings = [peer_setting(&peer)?];
+        let used = concord_store::InvitationUse {
+            now_ns: now,
+            used_by: request.node_key.clone(),
+            request_sha256: digest,
+            answer: sealed,
+        };
+        let admitted = store.consume_invitation(&record.id, &used, &partner, &settings)?;
+        Ok((admitted, signed, ours))
+    })();
+    if !matches!(result, Ok((Admission::Admitted, _, _))) {
+        // Nothing of the join stays: not even the files written for it.
+        for f in &written {
+            let _ = std::fs::remove_file(f);
+        }
     }
-    match admitted? {
+    let (admitted, signed, ours) = result?;
+    match admitted {
         Admission::Admitted => {
             tracing::info!(
                 invitation = %record.id,
                 partner = %record.partner,
                 node_key = %request.node_key,
+                mtls = request.client_cert_sha256.is_some(),
                 "join: partner and peer created"
             );
         }
         Admission::Used => {
+            // The same request, sent again while this one was being answered, won: its
+            // answer is this request's answer.
+            if let Some(again) = store
+                .invitation(&record.id)?
+                .and_then(|r| replay(&r, request))
+            {
+                return Ok(again);
+            }
             return Err(Refusal::Refused(format!(
                 "used invitation: {} was used by another join; an invitation admits one",
                 record.id
@@ -619,14 +836,7 @@ fn answer_proven(
             )));
         }
     }
-    // The preview: what this node will serve the new partner, through its egress door.
-    // Only what it will receive: a count of what the policy withholds from it would tell
-    // the partner that objects it may not see exist (`concord partner preview` counts
-    // them for this node's operator).
-    let profile = doc::profile_of(&partner);
-    // The agreements exchanged (issue 19, item 5): the joining node's kept as received
-    // from it, ours carried in the answer and held by it from now on.
-    let ours = agreement_for(egress, &me.key, &profile, now);
+    // The joining node's agreement, kept as received from it; ours is held by it now.
     keep_agreements(
         store,
         &record.partner,
@@ -635,34 +845,7 @@ fn answer_proven(
         &ours,
     )
     .map_err(|e| Refusal::Failed(e.to_string()))?;
-    let mut serve = Vec::new();
-    for id in &request.pull {
-        let (objects, _withheld) = doc::serve_preview(store, egress, &profile, id)
-            .map_err(|e| Refusal::Failed(e.to_string()))?;
-        let withheld = 0;
-        serve.push(FlowCount {
-            collection: id.clone(),
-            title: offered(id, false)
-                .map(|c| c.title.clone())
-                .unwrap_or_default(),
-            direction: "serve".into(),
-            objects,
-            withheld,
-        });
-    }
-    Ok(JoinAnswer {
-        kind: doc::ANSWER_TYPE.into(),
-        version: doc::VERSION,
-        invitation: record.id.clone(),
-        request_sha256: doc::request_digest(request),
-        outcome: "joined".into(),
-        reason: None,
-        partner: record.partner.clone(),
-        api_key: Some(api_key),
-        node_key: me.key.public_hex(),
-        serve,
-        agreement: Some(ours),
-    })
+    Ok(signed)
 }
 
 /// The join endpoint, `POST /concord/join/` ([`concord_server::JOIN_PATH`]): each attempt
@@ -747,6 +930,9 @@ pub struct JoinOptions {
     pub push: Vec<String>,
     /// Seconds the exchange may take.
     pub timeout_secs: u64,
+    /// `--mtls`: exchange client certificates (see the module); refused when either node
+    /// serves plain HTTP.
+    pub mtls: bool,
 }
 
 /// What a join made.
@@ -798,6 +984,32 @@ pub fn join(
     options: &JoinOptions,
 ) -> std::result::Result<Joined, JoinFailure> {
     let inv = doc::read_invitation(text, now_ns())?;
+    let reachable = me.public_url.is_some();
+    if options.mtls {
+        if inv.tls_pin_sha256.is_none() {
+            return Err(AdminError::Invalid(format!(
+                "--mtls: the inviting node serves plain HTTP ({}; its invitation pins no TLS \
+                 certificate): a client certificate cannot be presented to it. Join without \
+                 --mtls, or ask for an invitation of its TLS address (tls_cert set)",
+                inv.url
+            ))
+            .into());
+        }
+        if me
+            .public_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("https://"))
+            || (reachable && me.tls_certificate.is_none())
+        {
+            return Err(AdminError::Invalid(
+                "--mtls: this node serves plain HTTP (public_url and tls_cert of concord.toml): \
+                 the inviting node could not present its client certificate to it; serve \
+                 TLS, or join without --mtls"
+                    .into(),
+            )
+            .into());
+        }
+    }
     let name = match &options.name {
         Some(n) => n.clone(),
         None => inv
@@ -947,7 +1159,19 @@ pub fn join(
         });
         push_mappings.push(m);
     }
-    let reachable = me.public_url.is_some();
+    // `--mtls`: this node's client certificate for the inviting node; the key is written
+    // only once the join is answered (and removed when this side is not created).
+    let client_cert = if options.mtls {
+        Some(doc::new_client_certificate(&me.title).map_err(AdminError::Internal)?)
+    } else {
+        None
+    };
+    let own_tls_pin = match &me.tls_certificate {
+        Some(pem) if reachable => {
+            doc::first_certificate_der(pem.as_bytes()).map(|d| doc::certificate_pin(&d))
+        }
+        _ => None,
+    };
     let request = JoinRequest {
         kind: doc::REQUEST_TYPE.into(),
         version: doc::VERSION,
@@ -964,6 +1188,8 @@ pub fn join(
         push: pushes.iter().map(|(_, o)| o.id.clone()).collect(),
         // The agreement this node applies to the inviting node (issue 19, item 5).
         agreement: Some(agreement_for(egress, &me.key, &profile, now_ns())),
+        tls_pin_sha256: own_tls_pin,
+        client_cert_sha256: client_cert.as_ref().map(|c| c.pin.clone()),
     };
     let signed = doc::sign_request(&me.key, request);
     let answer = doc::exchange(
@@ -982,6 +1208,17 @@ pub fn join(
                 inv.url, answer.partner
             ))
         })?;
+    // A reachable node that asked for mutual TLS binds the inviting node's key to its
+    // client certificate: an answer without one leaves nothing to bind.
+    if options.mtls && reachable && answer.client_cert_sha256.is_none() {
+        return Err(AdminError::Invalid(format!(
+            "joined at {}, but its answer carries no client certificate for mutual TLS: \
+             nothing was created here; remove the partner there (concord partner remove {}) \
+             and join again",
+            inv.url, answer.partner
+        ))
+        .into());
+    }
     // Joined there: now this side, in one transaction for the partner and the peer.
     preview.extend(answer.serve.iter().cloned());
     let mut created = Vec::new();
@@ -1018,6 +1255,35 @@ pub fn join(
         "token",
         answer.api_key.as_deref().unwrap_or_default(),
     )?;
+    let mut written = vec![token.clone()];
+    let mut tls = TlsFiles {
+        // The pinned certificate, and no CA, for every round with it.
+        pin_sha256: inv.tls_pin_sha256.clone(),
+        ..TlsFiles::default()
+    };
+    if let Some(cert) = &client_cert {
+        let mut write = |field: &str, kind: &str, pem: &str| -> Result<String> {
+            let file = files.write_private_of("peer", field, &own, kind, pem.as_bytes());
+            if let Ok(f) = &file {
+                written.push(f.clone());
+            }
+            file
+        };
+        let files_made = write("client_cert", "client-cert.pem", &cert.cert_pem)
+            .and_then(|c| Ok((c, write("client_key", "client-key.pem", &cert.key_pem)?)));
+        match files_made {
+            Ok((c, k)) => {
+                tls.client_cert = Some(c);
+                tls.client_key = Some(k);
+            }
+            Err(e) => {
+                for f in &written {
+                    let _ = std::fs::remove_file(f);
+                }
+                return Err(e.into());
+            }
+        }
+    }
     let now = now_ns();
     let partner = Partner {
         name: name.clone(),
@@ -1031,7 +1297,8 @@ pub fn join(
         details: PartnerDetails {
             identity: Some(inv.identity.clone()),
             node_key: Some(inv.node_key.clone()),
-            client_cert_sha256: None,
+            // Its key is accepted here only with the certificate it pinned (`--mtls`).
+            client_cert_sha256: answer.client_cert_sha256.clone(),
             origin: Some(format!("invitation:{}", inv.id)),
             updated_ns: now,
         },
@@ -1039,18 +1306,14 @@ pub fn join(
     let peer = Peer {
         mappings,
         auth: PeerAuth::Token { file: token },
-        // The pinned certificate, and no CA, for every round with it.
-        tls: TlsFiles {
-            pin_sha256: inv.tls_pin_sha256.clone(),
-            ..TlsFiles::default()
-        },
+        tls,
         ..probe
     };
     let admitted = store.admit_partner(&partner, &[peer_setting(&peer)?]);
     if !matches!(admitted, Ok(Admission::Admitted)) {
-        // Nothing of this side stays: the key file written for the peer.
-        if let PeerAuth::Token { file } = &peer.auth {
-            let _ = std::fs::remove_file(file);
+        // Nothing of this side stays: the files written for the peer.
+        for f in &written {
+            let _ = std::fs::remove_file(f);
         }
     }
     match admitted? {

@@ -873,18 +873,38 @@ impl PeerFiles {
         kind: &str,
         secret: &str,
     ) -> Result<String> {
-        let Some(dir) = &self.within else {
+        if self.within.is_none() {
             return Err(AdminError::Invalid(format!(
                 "{field}: an inline secret is taken by the admin API only; name a file \
                  ({field}_file)"
             )));
-        };
+        }
         let secret = secret.trim();
         if secret.is_empty() || secret.len() > 4096 || secret.chars().any(char::is_control) {
             return Err(AdminError::Invalid(format!(
                 "{field}: must be 1 to 4096 bytes without control characters"
             )));
         }
+        self.write_private_of(owner, field, name, kind, secret.as_bytes())
+    }
+
+    /// Writes `contents` for `owner` `name` to a file of its own inside `within`, named
+    /// `OWNER-DIGEST.KIND` (mode 0600, replaced atomically), and returns its path: an inline
+    /// secret ([`PeerFiles::write_secret_of`]) or a client certificate and its private key
+    /// made at join (issue 19, PEM). Errors: no `within`, the file cannot be written.
+    pub(crate) fn write_private_of(
+        &self,
+        owner: &str,
+        field: &str,
+        name: &str,
+        kind: &str,
+        contents: &[u8],
+    ) -> Result<String> {
+        let Some(dir) = &self.within else {
+            return Err(AdminError::Invalid(format!(
+                "{field}: a file made by the node needs peer_files_dir"
+            )));
+        };
         // One file per peer and kind, named by a digest of the peer's name (any name is
         // a file name then: no '/', no length over NAME_MAX).
         use sha2::Digest;
@@ -905,7 +925,7 @@ impl PeerFiles {
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut f = options.open(&tmp).map_err(io)?;
-            f.write_all(secret.as_bytes()).map_err(io)?;
+            f.write_all(contents).map_err(io)?;
             f.sync_all().map_err(io)?;
         }
         std::fs::rename(&tmp, &file).map_err(io)?;

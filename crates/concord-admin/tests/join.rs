@@ -90,6 +90,8 @@ fn request(inv: &doc::Invitation, key: &NodeKey, edit: impl FnOnce(&mut JoinRequ
         pull: vec![inv.collections[0].id.clone()],
         push: vec![],
         agreement: None,
+        tls_pin_sha256: None,
+        client_cert_sha256: None,
     };
     edit(&mut r);
     serde_json::to_vec(&doc::sign_request(key, r)).unwrap()
@@ -166,7 +168,16 @@ fn answers_differ_only_once_the_secret_is_proven() {
     let p = &a.store.partners().unwrap()[0];
     assert_eq!(p.details.node_key.as_deref(), Some(b.public_hex().as_str()));
     assert_eq!(p.details.origin, Some(format!("invitation:{}", inv.id)));
-    let (status, body) = answer(&a, &request(&inv, &b, |_| {}));
+    // The same request again (its answer was lost): the same answer, nothing admitted twice.
+    let (status, again) = answer(&a, &request(&inv, &b, |_| {}));
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again, body);
+    assert_eq!(a.store.partners().unwrap().len(), 1);
+    // Another request with the used invitation: refused.
+    let (status, body) = answer(
+        &a,
+        &request(&inv, &b, |r| r.jurisdiction = Some("BE".into())),
+    );
     assert_eq!(status, 409, "{body}");
     assert!(reason(&body).starts_with("used invitation"), "{body}");
     // An expired invitation, the secret proven: its reason (the joining node checks the
@@ -176,6 +187,8 @@ fn answers_differ_only_once_the_secret_is_proven() {
     expired.partner = "cert-es".into();
     expired.used_ns = None;
     expired.used_by = None;
+    expired.request_sha256 = None;
+    expired.answer = None;
     expired.expires_ns = 1;
     a.store.put_invitation(&expired).unwrap();
     let (status, body) = answer(

@@ -63,7 +63,7 @@ impl Store for NoAudit {
         invitation(id: &str) -> Result<Option<concord_store::InvitationRecord>>;
         invitations() -> Result<Vec<concord_store::InvitationRecord>>;
         consume_invitation(
-            id: &str, n: i64, by: &str, p: &Partner, s: &[(String, String)]
+            id: &str, u: &concord_store::InvitationUse, p: &Partner, s: &[(String, String)]
         ) -> Result<concord_store::Admission>;
         users() -> Result<Vec<concord_store::User>>;
         user(n: &str) -> Result<Option<concord_store::User>>;

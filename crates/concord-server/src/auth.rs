@@ -240,7 +240,8 @@ pub struct Authenticator {
     admin_hash: String,
     /// SHA-256 of a verified key → the argon2 hash it was verified against.
     verified: Mutex<HashMap<String, String>>,
-    /// SHA-256 of a key that failed → the argon2 hash it failed against, and when.
+    /// SHA-256 of a key that failed, with the client certificate presented with it → the
+    /// argon2 hash (and client certificate pin) it failed against, and when.
     failed: Mutex<HashMap<String, (String, Instant)>>,
     limits: AuthLimits,
     /// Permits for verifications running or waiting (`hash_concurrency + hash_queue`).
@@ -333,7 +334,16 @@ impl Authenticator {
 
     /// The principal an `Authorization` header authenticates, or `None` for no or wrong
     /// credentials, from `source` (the peer's address; `None` when unknown, then only the
-    /// per-key limit applies). Store reads and argon2 run on blocking threads.
+    /// per-key limit applies) over a connection that presented the client certificate
+    /// whose pin is `client_cert` ([`crate::mtls::client_cert_sha256`]; `None`: none, or
+    /// plain HTTP). Store reads and argon2 run on blocking threads.
+    ///
+    /// A partner with a pinned client certificate (`client_cert_sha256` of its directory
+    /// entry, exchanged by `concord join --mtls`, issue 19) is authenticated only over a
+    /// connection that presented that certificate: its key without it, or with another
+    /// partner's, is a wrong credential, answered, counted against the failure quotas and
+    /// remembered exactly as a wrong key is, so that no answer (status, body, time, quota)
+    /// tells a key holder whether the key or the certificate was wrong.
     ///
     /// Errors: [`AuthError::Throttled`] when the source or key id is over its quota,
     /// [`AuthError::Busy`] when every verification slot and queue place is taken, a store
@@ -342,6 +352,7 @@ impl Authenticator {
         self: &Arc<Self>,
         header: Option<&str>,
         source: Option<IpAddr>,
+        client_cert: Option<&str>,
     ) -> Result<Option<Principal>, AuthError> {
         let Some(token) = header.and_then(credential) else {
             return Ok(None);
@@ -366,31 +377,55 @@ impl Authenticator {
         let hash = partner
             .as_ref()
             .map_or_else(|| dummy_hash().to_owned(), |p| p.key_hash.clone());
+        // Whether the connection presented what the partner's pin asks (nothing when it
+        // has none).
+        let bound = |p: &Partner| match &p.details.client_cert_sha256 {
+            None => true,
+            Some(pin) => client_cert.is_some_and(|c| c.eq_ignore_ascii_case(pin)),
+        };
+        // What a failure is remembered against: the key's hash and the partner's pin, so
+        // that a new key or a new pin is tried again.
+        let judged = match &partner {
+            Some(p) => format!(
+                "{hash} {}",
+                p.details.client_cert_sha256.as_deref().unwrap_or("-")
+            ),
+            None => hash.clone(),
+        };
         let digest = token_hash(&token);
+        // A failed attempt is remembered by the key and the certificate presented with it:
+        // the right key without its certificate fails as a wrong key does, once slowly.
+        let attempt = token_hash(&format!("{token} {}", client_cert.unwrap_or("-")));
         let verified = lock(&self.verified).get(&digest) == Some(&hash);
-        if verified && let Some(p) = &partner {
+        if verified
+            && let Some(p) = &partner
+            && bound(p)
+        {
             self.charge_partner(&p.name)?;
             return Ok(Some(access(p)));
         }
         self.charge(source, Some(key_id))?;
         let failed_before = lock(&self.failed)
-            .get(&digest)
-            .is_some_and(|(h, _)| *h == hash);
+            .get(&attempt)
+            .is_some_and(|(h, _)| *h == judged);
         if failed_before {
             return Ok(None);
         }
+        // The argon2id verification runs also when the key was verified before and only the
+        // certificate is wrong: the same cost as a wrong key's first attempt.
         let ok = self.verify(secret.to_owned(), hash.clone()).await? && partner.is_some();
         if ok {
             lock(&self.verified).insert(digest, hash);
-        } else {
-            self.remember_failure(digest, hash);
         }
-        match partner.filter(|_| ok) {
+        match partner.filter(|p| ok && bound(p)) {
             Some(p) => {
                 self.charge_partner(&p.name)?;
                 Ok(Some(access(&p)))
             }
-            None => Ok(None),
+            None => {
+                self.remember_failure(attempt, judged);
+                Ok(None)
+            }
         }
     }
 
@@ -667,36 +702,93 @@ mod tests {
         let (_d, auth, key) = node(generous());
         for _ in 0..5 {
             let got = auth
-                .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+                .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1), None)
                 .await;
             assert!(matches!(got, Ok(None)), "{got:?}");
         }
         assert_eq!(auth.argon2_runs(), 1);
         // A different wrong secret is a new pair: verified once more.
-        auth.authenticate(Some(&bearer(&wrong(&key, 2))), ip(1))
+        auth.authenticate(Some(&bearer(&wrong(&key, 2))), ip(1), None)
             .await
             .unwrap();
         assert_eq!(auth.argon2_runs(), 2);
         // The right key still works, once verified by argon2, then from the cache.
         for _ in 0..3 {
-            let p = auth.authenticate(Some(&bearer(&key)), ip(1)).await.unwrap();
+            let p = auth
+                .authenticate(Some(&bearer(&key)), ip(1), None)
+                .await
+                .unwrap();
             assert!(matches!(p, Some(Principal::Partner(_))));
         }
         assert_eq!(auth.argon2_runs(), 3);
+    }
+
+    /// Issue 19 (`join --mtls`): a partner's key bound to its client certificate. Without
+    /// it, or with another, the key is a wrong credential in every way a key holder can
+    /// observe: the answer (`None`, the 401 of a wrong key), the cost (one argon2id run,
+    /// then the negative cache, as a wrong secret) and the failure quota of the key id.
+    #[tokio::test]
+    async fn a_key_bound_to_a_certificate_without_it_is_a_wrong_key() {
+        let (_d, auth, key) = node(AuthLimits {
+            failures_per_key: 5,
+            failures_per_source: 1000,
+            ..AuthLimits::default()
+        });
+        let pin = "ab".repeat(32);
+        let mut p = auth.store.partners().unwrap().remove(0);
+        p.details.client_cert_sha256 = Some(pin.clone());
+        auth.store.put_partner(&p).unwrap();
+        let other = "cd".repeat(32);
+        // With its certificate: the partner (one argon2 run, then the cache).
+        for _ in 0..2 {
+            let got = auth
+                .authenticate(Some(&bearer(&key)), ip(1), Some(&pin))
+                .await;
+            assert!(matches!(got, Ok(Some(Principal::Partner(_)))), "{got:?}");
+        }
+        assert_eq!(auth.argon2_runs(), 1);
+        // The right key without the certificate, or with another: as a wrong secret.
+        for cert in [None, Some(other.as_str())] {
+            for _ in 0..2 {
+                let got = auth.authenticate(Some(&bearer(&key)), ip(1), cert).await;
+                assert!(matches!(got, Ok(None)), "{got:?}");
+            }
+        }
+        let wrong_runs = auth.argon2_runs() - 1;
+        assert_eq!(wrong_runs, 2, "one run per (key, certificate), then cached");
+        // Those four attempts counted against the key id's quota (5 a minute, the first
+        // verification of the key being the fifth), as four wrong secrets would: the next
+        // attempt that is not known good is throttled.
+        let got = auth
+            .authenticate(Some(&bearer(&wrong(&key, 1))), ip(2), Some(&pin))
+            .await;
+        assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
+        // The key with its certificate, verified before, still passes.
+        let got = auth
+            .authenticate(Some(&bearer(&key)), ip(3), Some(&pin))
+            .await;
+        assert!(matches!(got, Ok(Some(Principal::Partner(_)))), "{got:?}");
+        // A new pin (the partner set another): the key passes with the certificate it names.
+        p.details.client_cert_sha256 = Some(other.clone());
+        auth.store.put_partner(&p).unwrap();
+        let got = auth
+            .authenticate(Some(&bearer(&key)), ip(4), Some(&other))
+            .await;
+        assert!(matches!(got, Ok(Some(Principal::Partner(_)))), "{got:?}");
     }
 
     #[tokio::test]
     async fn an_unknown_key_id_costs_what_a_known_one_costs() {
         let (_d, auth, key) = node(generous());
         // Known key id, wrong secret: one argon2 run.
-        auth.authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+        auth.authenticate(Some(&bearer(&wrong(&key, 1))), ip(1), None)
             .await
             .unwrap();
         assert_eq!(auth.argon2_runs(), 1);
         // Unknown key id: also one argon2 run (the dummy hash), and also negatively cached.
         let unknown = "concord_0123456789abcdef_0123456789abcdef";
         for _ in 0..3 {
-            let got = auth.authenticate(Some(&bearer(unknown)), ip(1)).await;
+            let got = auth.authenticate(Some(&bearer(unknown)), ip(1), None).await;
             assert!(matches!(got, Ok(None)), "{got:?}");
         }
         assert_eq!(auth.argon2_runs(), 2);
@@ -717,7 +809,7 @@ mod tests {
         let (_d, auth, key) = node(limits);
         // Verified once before the attack: known good from then on.
         assert!(
-            auth.authenticate(Some(&bearer(&key)), ip(9))
+            auth.authenticate(Some(&bearer(&key)), ip(9), None)
                 .await
                 .unwrap()
                 .is_some()
@@ -725,14 +817,14 @@ mod tests {
         // That verification counted as one attempt not known good; two more fit the quota.
         for n in 0..2 {
             let got = auth
-                .authenticate(Some(&bearer(&wrong(&key, n))), ip(n as u8 + 1))
+                .authenticate(Some(&bearer(&wrong(&key, n))), ip(n as u8 + 1), None)
                 .await;
             assert!(matches!(got, Ok(None)), "{got:?}");
         }
         // From any address now: refused before any argon2, with a Retry-After.
         let runs = auth.argon2_runs();
         let got = auth
-            .authenticate(Some(&bearer(&wrong(&key, 7))), ip(50))
+            .authenticate(Some(&bearer(&wrong(&key, 7))), ip(50), None)
             .await;
         let Err(e @ AuthError::Throttled { .. }) = got else {
             panic!("not throttled: {got:?}");
@@ -741,7 +833,7 @@ mod tests {
         assert_eq!(auth.argon2_runs(), runs);
         // The partner's verified key is not locked out.
         assert!(
-            auth.authenticate(Some(&bearer(&key)), ip(9))
+            auth.authenticate(Some(&bearer(&key)), ip(9), None)
                 .await
                 .unwrap()
                 .is_some()
@@ -758,22 +850,26 @@ mod tests {
         let (_d, auth, key) = node(limits);
         for n in 0..3 {
             let got = auth
-                .authenticate(Some(&bearer(&format!("bad-admin-{n}"))), ip(1))
+                .authenticate(Some(&bearer(&format!("bad-admin-{n}"))), ip(1), None)
                 .await;
             assert!(matches!(got, Ok(None)), "{got:?}");
         }
         // The same source: refused, for admin tokens and API keys alike.
-        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(1)).await;
+        let got = auth
+            .authenticate(Some(&bearer("bad-admin-9")), ip(1), None)
+            .await;
         assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
         let got = auth
-            .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1))
+            .authenticate(Some(&bearer(&wrong(&key, 1))), ip(1), None)
             .await;
         assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
         assert_eq!(auth.argon2_runs(), 0);
         // Another source is not affected; the right admin token never is.
-        let got = auth.authenticate(Some(&bearer("bad-admin-9")), ip(2)).await;
+        let got = auth
+            .authenticate(Some(&bearer("bad-admin-9")), ip(2), None)
+            .await;
         assert!(matches!(got, Ok(None)), "{got:?}");
-        let got = auth.authenticate(Some(&bearer(ADMIN)), ip(1)).await;
+        let got = auth.authenticate(Some(&bearer(ADMIN)), ip(1), None).await;
         assert!(matches!(got, Ok(Some(Principal::Admin))), "{got:?}");
     }
 
@@ -816,14 +912,14 @@ mod tests {
         );
         let queued = {
             let (auth, token) = (auth.clone(), bearer(&wrong(&key, 1)));
-            tokio::spawn(async move { auth.authenticate(Some(&token), ip(1)).await })
+            tokio::spawn(async move { auth.authenticate(Some(&token), ip(1), None).await })
         };
         // Until it waits in the queue (its admission permit taken).
         while auth.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
         let got = auth
-            .authenticate(Some(&bearer(&wrong(&key, 2))), ip(2))
+            .authenticate(Some(&bearer(&wrong(&key, 2))), ip(2), None)
             .await;
         let Err(e @ AuthError::Busy { .. }) = got else {
             panic!("not refused: {got:?}");
@@ -843,7 +939,7 @@ mod tests {
         };
         let (_d, auth, key) = node(limits);
         for n in 0..10 {
-            auth.authenticate(Some(&bearer(&wrong(&key, n))), ip(1))
+            auth.authenticate(Some(&bearer(&wrong(&key, n))), ip(1), None)
                 .await
                 .unwrap();
         }

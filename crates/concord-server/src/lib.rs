@@ -44,6 +44,7 @@ pub mod conn;
 pub mod feeds;
 pub mod limits;
 pub mod matching;
+pub mod mtls;
 pub mod ops;
 pub mod policy;
 pub mod roles;
@@ -848,7 +849,15 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let has_credentials = authz.is_some();
     // Every limit on the cost of credentials is applied inside (auth.rs).
     let source = peer_ip(req.extensions());
-    let principal = match state.auth.authenticate(authz.as_deref(), source).await {
+    let principal = match state
+        .auth
+        .authenticate(
+            authz.as_deref(),
+            source,
+            mtls::client_cert_sha256(req.extensions()),
+        )
+        .await
+    {
         Ok(p) => p,
         Err(e) => return auth_error_response(&e),
     };
@@ -1785,9 +1794,46 @@ pub struct TlsFiles {
     pub client_ca: Option<String>,
 }
 
-/// Builds the rustls server configuration of `files`. Errors name the file and what is wrong
-/// with it.
+/// Builds the rustls server configuration of `files`, without client certificates pinned
+/// to partners ([`tls_server`] has them). Errors name the file and what is wrong with it.
 pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, String> {
+    build_tls(files, None)
+}
+
+/// What [`serve_tls`] serves with: the rustls configuration, and the partners' client
+/// certificate pins its verifier reads ([`mtls::ClientPins`], refreshed by the connection
+/// loop before a handshake), when it has them.
+#[derive(Clone, Debug)]
+pub struct TlsServer {
+    /// The rustls server configuration.
+    pub config: Arc<tokio_rustls::rustls::ServerConfig>,
+    /// The pins its client certificate verifier accepts; `None`: no pinned client
+    /// certificates ([`tls_config`]).
+    pub pins: Option<Arc<mtls::ClientPins>>,
+}
+
+impl From<Arc<tokio_rustls::rustls::ServerConfig>> for TlsServer {
+    fn from(config: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        TlsServer { config, pins: None }
+    }
+}
+
+/// The TLS of `concord serve` (issue 19, `join --mtls`): [`tls_config`], and client
+/// certificates accepted when pinned by a partner of `store` (optional client
+/// authentication; with `files.client_ca`, CA-issued ones too, and then required), through
+/// [`mtls::PinnedClientVerifier`]. Errors name the file and what is wrong with it.
+pub fn tls_server(files: &TlsFiles, store: Arc<dyn Store>) -> Result<TlsServer, String> {
+    let pins = mtls::ClientPins::new(store);
+    Ok(TlsServer {
+        config: build_tls(files, Some(pins.clone()))?,
+        pins: Some(pins),
+    })
+}
+
+fn build_tls(
+    files: &TlsFiles,
+    pins: Option<Arc<mtls::ClientPins>>,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls;
@@ -1808,8 +1854,8 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let builder = match &files.client_ca {
-        None => builder.with_no_client_auth(),
+    let ca = match &files.client_ca {
+        None => None,
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in certs(ca)? {
@@ -1817,12 +1863,19 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
-                provider,
+                provider.clone(),
             )
             .build()
             .map_err(|e| format!("{ca}: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
+            Some(verifier)
         }
+    };
+    let builder = match (pins, ca) {
+        (Some(pins), ca) => builder.with_client_cert_verifier(Arc::new(
+            mtls::PinnedClientVerifier::new(pins, ca, provider),
+        )),
+        (None, Some(ca)) => builder.with_client_cert_verifier(ca),
+        (None, None) => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(chain, key)
@@ -1836,16 +1889,19 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<tokio_rustls::rustls::ServerCo
 /// mutual TLS, never reaches a handler) and served by hyper's HTTP/1.1 connection. A failed
 /// handshake is logged and costs only that connection; so does one that does not finish its
 /// handshake or a request header, or does not read its response, within `limits`. Requests carry the peer's address
-/// (`ConnectInfo`, see [`peer_ip`]) and [`TlsConnection`].
+/// (`ConnectInfo`, see [`peer_ip`]), [`TlsConnection`] and, when the client presented a
+/// certificate, its pin ([`mtls::ClientCertificate`]). `tls`: a [`tls_config`], or a
+/// [`tls_server`] whose partners' pins are read before handshakes.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     app: Router,
-    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    tls: impl Into<TlsServer>,
     limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    serve_connections(listener, app, Some(acceptor), limits, shutdown).await
+    let tls = tls.into();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+    serve_connections(listener, app, Some((acceptor, tls.pins)), limits, shutdown).await
 }
 
 /// The one connection loop of [`serve`] and [`serve_tls`]: at most `limits.max_connections`
@@ -1860,7 +1916,7 @@ pub async fn serve_tls(
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<(tokio_rustls::TlsAcceptor, Option<Arc<mtls::ClientPins>>)>,
     limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -1908,9 +1964,17 @@ async fn serve_connections(
                 b
             };
             let result = match tls {
-                Some(acceptor) => {
+                Some((acceptor, pins)) => {
+                    let handshake = async {
+                        // The partners' pins, as the store holds them (mtls.rs): read before
+                        // the handshake, which reads nothing.
+                        if let Some(pins) = &pins {
+                            pins.refresh().await;
+                        }
+                        acceptor.accept(tcp).await
+                    };
                     let stream =
-                        match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
+                        match tokio::time::timeout(limits.handshake, handshake).await {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 tracing::info!(%peer, error = %e, "TLS handshake failed");
@@ -1921,9 +1985,15 @@ async fn serve_connections(
                                 return;
                             }
                         };
-                    let service = hyper_util::service::TowerToHyperService::new(
-                        app.layer(axum::Extension(TlsConnection)),
-                    );
+                    let mut app = app.layer(axum::Extension(TlsConnection));
+                    // The client certificate it presented, for the partner binding of
+                    // `auth` (issue 19, mtls.rs).
+                    if let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                        app = app.layer(axum::Extension(mtls::ClientCertificate(
+                            mtls::certificate_pin(cert.as_ref()),
+                        )));
+                    }
+                    let service = hyper_util::service::TowerToHyperService::new(app);
                     let conn =
                         http().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     drive(conn, &mut stopped).await

@@ -101,7 +101,11 @@ async fn wrong_method(State(state): State<AppState>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok());
     match state
         .auth
-        .authenticate(authz, crate::peer_ip(req.extensions()))
+        .authenticate(
+            authz,
+            crate::peer_ip(req.extensions()),
+            crate::mtls::client_cert_sha256(req.extensions()),
+        )
         .await
     {
         Ok(Some(_)) => crate::no_such_resource(accept),
@@ -162,7 +166,8 @@ async fn scrape(State(state): State<AppState>, req: Request) -> Response {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let source = crate::peer_ip(req.extensions());
-    match state.auth.authenticate(authz, source).await {
+    let cert = crate::mtls::client_cert_sha256(req.extensions());
+    match state.auth.authenticate(authz, source, cert).await {
         Ok(Some(Principal::Admin)) => (
             [(
                 header::CONTENT_TYPE,

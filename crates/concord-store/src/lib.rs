@@ -710,15 +710,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn invitations(&self) -> Result<Vec<InvitationRecord>>;
     /// Consumes the invitation `id` and creates what the join makes on this node (the
     /// partner, the peer's settings, as [`Store::admit_partner`]) in one transaction
-    /// (issue 19): the invitation is marked used (`now_ns`, `used_by`: the joining node's
-    /// key) only if it was unused and not expired at `now_ns`, and nothing is written
-    /// otherwise. Of two joins racing with one invitation, exactly one is
+    /// (issue 19): the invitation is marked used ([`InvitationUse`]: when, by which node key,
+    /// the request's digest and the sealed answer, so that a retry of that request gets the
+    /// same answer) only if it was unused and not expired at `use_.now_ns`, and nothing is
+    /// written otherwise. Of two joins racing with one invitation, exactly one is
     /// [`Admission::Admitted`], the other [`Admission::Used`], on both backends.
     fn consume_invitation(
         &self,
         id: &str,
-        now_ns: i64,
-        used_by: &str,
+        use_: &InvitationUse,
         partner: &Partner,
         settings: &[(String, String)],
     ) -> Result<Admission>;
@@ -1155,6 +1155,25 @@ pub struct InvitationRecord {
     pub used_by: Option<String>,
     /// The invitation as issued, without its secret (JSON): the grants a join gives.
     pub offer: String,
+    /// SHA-256 (hex) of the canonical join request that consumed it (schema 21); `None`
+    /// while unused.
+    pub request_sha256: Option<String>,
+    /// The signed answer sent to that request, sealed under a key derived from the
+    /// invitation's secret (schema 21): what a retry of the same request gets again.
+    pub answer: Option<String>,
+}
+
+/// How a join consumed an invitation ([`Store::consume_invitation`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationUse {
+    /// When, ns since the epoch.
+    pub now_ns: i64,
+    /// The public node key (hex) of the node that joined.
+    pub used_by: String,
+    /// SHA-256 (hex) of the canonical join request.
+    pub request_sha256: String,
+    /// The signed answer, sealed (see [`InvitationRecord::answer`]).
+    pub answer: String,
 }
 
 /// What [`Store::admit_partner`] and [`Store::consume_invitation`] did.

@@ -47,7 +47,7 @@ use crate::{
     PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store, StoreError,
     StoreOptions, WriteBatch, conflict_message, content_hash,
 };
-use crate::{Admission, InvitationRecord};
+use crate::{Admission, InvitationRecord, InvitationUse};
 use crate::{
     Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
     WebSession,
@@ -144,6 +144,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0022_approval_requests",
         include_str!("../migrations/postgres/0022_approval_requests.sql"),
+    ),
+    (
+        "0021_join_answers",
+        include_str!("../migrations/postgres/0021_join_answers.sql"),
     ),
 ];
 
@@ -1830,8 +1834,7 @@ impl Store for PostgresStore {
     fn consume_invitation(
         &self,
         id: &str,
-        now_ns: i64,
-        used_by: &str,
+        use_: &InvitationUse,
         partner: &Partner,
         settings: &[(String, String)],
     ) -> Result<Admission> {
@@ -1846,7 +1849,7 @@ impl Store for PostgresStore {
             match row.map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, i64>(1))) {
                 None => return Ok(Admission::Unknown),
                 Some((Some(_), _)) => return Ok(Admission::Used),
-                Some((None, expires)) if expires <= now_ns => return Ok(Admission::Expired),
+                Some((None, expires)) if expires <= use_.now_ns => return Ok(Admission::Expired),
                 Some(_) => {}
             }
             let admitted = admit(&mut tx, partner, settings)?;
@@ -1854,9 +1857,16 @@ impl Store for PostgresStore {
                 return Ok(admitted);
             }
             if tx.execute(
-                "UPDATE invitations SET used_ns = $1, used_by = $2
-                 WHERE id = $3 AND used_ns IS NULL",
-                &[&now_ns, &used_by, &id],
+                "UPDATE invitations SET used_ns = $1, used_by = $2, request_sha256 = $3,
+                     answer = $4
+                 WHERE id = $5 AND used_ns IS NULL",
+                &[
+                    &use_.now_ns,
+                    &use_.used_by,
+                    &use_.request_sha256,
+                    &use_.answer,
+                    &id,
+                ],
             )? != 1
             {
                 return Ok(Admission::Used);
@@ -3471,7 +3481,7 @@ fn copy_rows(
 
 /// The columns of [`InvitationRecord`], in [`invitation_row`]'s order.
 const INVITATION_COLUMNS: &str = "SELECT id, partner, secret_sha256, created_ns, expires_ns, \
-     used_ns, used_by, offer FROM invitations";
+     used_ns, used_by, offer, request_sha256, answer FROM invitations";
 
 fn invitation_row(r: &Row) -> InvitationRecord {
     InvitationRecord {
@@ -3483,6 +3493,8 @@ fn invitation_row(r: &Row) -> InvitationRecord {
         used_ns: r.get(5),
         used_by: r.get(6),
         offer: r.get(7),
+        request_sha256: r.get(8),
+        answer: r.get(9),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::{
     ObjectFilter, PackageDirection, PackageLink, Page, PageRequest, Partner, Result, Store,
     StoreError, StoreOptions, VersionName, WriteBatch, conflict_message, content_hash,
 };
-use crate::{Admission, InvitationRecord};
+use crate::{Admission, InvitationRecord, InvitationUse};
 use crate::{
     Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
     WebSession,
@@ -63,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0018_people.sql"),
     include_str!("../migrations/sqlite/0019_approvals.sql"),
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
+    // Applied after 0022, which landed first: a database at 0022 takes 0021 next.
+    include_str!("../migrations/sqlite/0021_join_answers.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1180,8 +1182,7 @@ impl Store for SqliteStore {
     fn consume_invitation(
         &self,
         id: &str,
-        now_ns: i64,
-        used_by: &str,
+        use_: &InvitationUse,
         partner: &Partner,
         settings: &[(String, String)],
     ) -> Result<Admission> {
@@ -1199,7 +1200,7 @@ impl Store for SqliteStore {
         match row {
             None => return Ok(Admission::Unknown),
             Some((Some(_), _)) => return Ok(Admission::Used),
-            Some((None, expires)) if expires <= now_ns => return Ok(Admission::Expired),
+            Some((None, expires)) if expires <= use_.now_ns => return Ok(Admission::Expired),
             Some(_) => {}
         }
         let admitted = admit(&tx, partner, settings)?;
@@ -1207,8 +1208,15 @@ impl Store for SqliteStore {
             return Ok(admitted);
         }
         if tx.execute(
-            "UPDATE invitations SET used_ns = ?1, used_by = ?2 WHERE id = ?3 AND used_ns IS NULL",
-            params![now_ns, used_by, id],
+            "UPDATE invitations SET used_ns = ?1, used_by = ?2, request_sha256 = ?3, answer = ?4
+             WHERE id = ?5 AND used_ns IS NULL",
+            params![
+                use_.now_ns,
+                use_.used_by,
+                use_.request_sha256,
+                use_.answer,
+                id
+            ],
         )? != 1
         {
             return Ok(Admission::Used);
@@ -2166,7 +2174,7 @@ pub fn insert_legacy_audit(conn: &Connection, records: &[AuditRecord]) -> Result
 
 /// The columns of [`InvitationRecord`], in [`invitation_row`]'s order.
 const INVITATION_COLUMNS: &str = "SELECT id, partner, secret_sha256, created_ns, expires_ns, \
-     used_ns, used_by, offer FROM invitations";
+     used_ns, used_by, offer, request_sha256, answer FROM invitations";
 
 fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
     Ok(InvitationRecord {
@@ -2178,6 +2186,8 @@ fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
         used_ns: r.get(5)?,
         used_by: r.get(6)?,
         offer: r.get(7)?,
+        request_sha256: r.get(8)?,
+        answer: r.get(9)?,
     })
 }
 

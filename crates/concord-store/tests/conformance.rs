@@ -872,7 +872,13 @@ fn partners_round_trip(store: &dyn Store) {
 /// the other finds it used, and only the first's partner and peer exist; an expired or
 /// unknown invitation, or a name already taken, writes nothing.
 fn invitations_are_single_use(store: &(dyn Store + Sync)) {
-    use concord_store::{Admission, InvitationRecord};
+    use concord_store::{Admission, InvitationRecord, InvitationUse};
+    let used = |now_ns: i64, by: &str| InvitationUse {
+        now_ns,
+        used_by: by.into(),
+        request_sha256: format!("{by}-request"),
+        answer: format!("{by}-answer"),
+    };
     let record = |id: &str, expires_ns: i64| InvitationRecord {
         id: id.into(),
         partner: "cert-x".into(),
@@ -882,6 +888,8 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
         used_ns: None,
         used_by: None,
         offer: "{}".into(),
+        request_sha256: None,
+        answer: None,
     };
     let partner = |name: &str, key_id: &str| concord_store::Partner {
         name: name.into(),
@@ -912,8 +920,7 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
         store
             .consume_invitation(
                 "inv-old",
-                100,
-                "k",
+                &used(100, "k"),
                 &partner("p-old", "1000000000000000"),
                 &settings("p-old")
             )
@@ -924,8 +931,7 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
         store
             .consume_invitation(
                 "nope",
-                100,
-                "k",
+                &used(100, "k"),
                 &partner("p-no", "2000000000000000"),
                 &settings("p-no")
             )
@@ -942,7 +948,11 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
             .map(|(i, n)| {
                 let p = partner(&format!("p-{n}"), &format!("{i}00000000000000a"));
                 let st = settings(&format!("p-{n}"));
-                s.spawn(move || store.consume_invitation("inv-1", 100, n, &p, &st).unwrap())
+                s.spawn(move || {
+                    store
+                        .consume_invitation("inv-1", &used(100, n), &p, &st)
+                        .unwrap()
+                })
             })
             .collect();
         joins.into_iter().map(|j| j.join().unwrap()).collect()
@@ -959,16 +969,21 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
     let loser = if winner == "p-a" { "p-b" } else { "p-a" };
     assert!(store.setting(&format!("peer/{winner}")).unwrap().is_some());
     assert!(store.setting(&format!("peer/{loser}")).unwrap().is_none());
-    let used = store.invitation("inv-1").unwrap().unwrap();
-    assert_eq!(used.used_ns, Some(100));
-    assert_eq!(used.used_by.as_deref(), Some(&winner[2..]));
+    let kept = store.invitation("inv-1").unwrap().unwrap();
+    assert_eq!(kept.used_ns, Some(100));
+    assert_eq!(kept.used_by.as_deref(), Some(&winner[2..]));
+    // Schema 21: the winner's request digest and sealed answer, kept for its retry.
+    assert_eq!(
+        kept.request_sha256,
+        Some(format!("{}-request", &winner[2..]))
+    );
+    assert_eq!(kept.answer, Some(format!("{}-answer", &winner[2..])));
     // Used: refused again.
     assert_eq!(
         store
             .consume_invitation(
                 "inv-1",
-                101,
-                "c",
+                &used(101, "c"),
                 &partner("p-c", "3000000000000000"),
                 &settings("p-c")
             )
@@ -981,8 +996,7 @@ fn invitations_are_single_use(store: &(dyn Store + Sync)) {
         store
             .consume_invitation(
                 "inv-2",
-                100,
-                "d",
+                &used(100, "d"),
                 &partner(&winner, "4000000000000000"),
                 &settings("p-d")
             )
@@ -3107,7 +3121,9 @@ mod postgres_only {
                 "0014_audit_time",
                 "0015_invitations",
                 "0018_people",
-                "0019_approvals"
+                "0019_approvals",
+                "0022_approval_requests",
+                "0021_join_answers"
             ]
         );
         check_migrated(&store);

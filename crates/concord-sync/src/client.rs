@@ -66,6 +66,19 @@ pub enum ClientError {
         /// Attempts made.
         attempts: u32,
     },
+    /// An answer longer than this node reads from a peer (not retried: the peer would send
+    /// the same again).
+    #[error("{method} {url}: the answer is over {setting} ({limit} bytes): refused")]
+    TooLarge {
+        /// HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The setting that holds the cap.
+        setting: &'static str,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// An answer that is not the TAXII resource expected.
     #[error("{method} {url}: unreadable answer: {message} (after {attempts} attempts)")]
     Garbage {
@@ -78,6 +91,19 @@ pub enum ClientError {
         /// Attempts made.
         attempts: u32,
     },
+}
+
+/// The cap on any answer read from a peer (a page of objects is bounded by the peer's
+/// `max_content_length` in practice; this bounds a hostile one): 1 GiB.
+const ANSWER_CAP: Cap = ("the sync client's answer cap", 1 << 30);
+
+/// A cap on an answer's bytes: the setting that holds it, and its value.
+type Cap = (&'static str, u64);
+
+/// How one request failed.
+enum Once {
+    Transport(String),
+    TooLarge,
 }
 
 /// One answer, read whole.
@@ -242,7 +268,7 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&str>,
     ) -> Result<(Answer, Value), ClientError> {
-        self.request_as(method, path, query, body, true)
+        self.request_as(method, path, query, body, true, ANSWER_CAP)
     }
 
     /// [`Client::request`], with `json`: whether a 2xx answer must be a JSON object (a
@@ -255,6 +281,7 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&str>,
         json: bool,
+        cap: Cap,
     ) -> Result<(Answer, Value), ClientError> {
         let url = format!("{}{path}", self.root);
         let mut wait = self.backoff;
@@ -264,7 +291,15 @@ impl Client {
                 std::thread::sleep(wait);
                 wait *= 2;
             }
-            match self.once(method, &url, query, body) {
+            match self.once(method, &url, query, body, cap.1) {
+                Err(Once::TooLarge) => {
+                    return Err(ClientError::TooLarge {
+                        method,
+                        url,
+                        setting: cap.0,
+                        limit: cap.1,
+                    });
+                }
                 Ok((status, answer)) if (200..300).contains(&status) && !json => {
                     return Ok((answer, Value::Null));
                 }
@@ -306,7 +341,7 @@ impl Client {
                     }
                     last = Some(err);
                 }
-                Err(message) => {
+                Err(Once::Transport(message)) => {
                     last = Some(ClientError::Transport {
                         method,
                         url: url.clone(),
@@ -326,7 +361,8 @@ impl Client {
         url: &str,
         query: &[(&str, &str)],
         body: Option<&str>,
-    ) -> Result<(u16, Answer), String> {
+        limit: u64,
+    ) -> Result<(u16, Answer), Once> {
         let result = match body {
             None => {
                 let mut req = if method == "DELETE" {
@@ -355,7 +391,7 @@ impl Client {
                 req.send(body)
             }
         };
-        let mut resp = result.map_err(|e| e.to_string())?;
+        let mut resp = result.map_err(|e| Once::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
         let date_added_last = resp
             .headers()
@@ -365,9 +401,12 @@ impl Client {
         let body = resp
             .body_mut()
             .with_config()
-            .limit(1 << 30)
+            .limit(limit)
             .read_to_string()
-            .map_err(|e| format!("{method} body: {e}"))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Once::TooLarge,
+                e => Once::Transport(format!("{method} body: {e}")),
+            })?;
         Ok((
             status,
             Answer {
@@ -477,8 +516,12 @@ impl Client {
     /// stops the round at its next request, which names it. A JSON answer without the
     /// document's `signed` member is some other server's answer to a path it does not know:
     /// `None` too (read from the answer already parsed, not parsed again).
-    pub fn agreement(&self) -> Result<Option<String>, ClientError> {
-        match self.request("GET", "agreement/", &[], None) {
+    ///
+    /// The document is read up to `max_bytes` (`peer_agreement_bytes`), not the general
+    /// answer cap: a longer one is [`ClientError::TooLarge`], naming the setting.
+    pub fn agreement(&self, max_bytes: u64) -> Result<Option<String>, ClientError> {
+        let cap = ("peer_agreement_bytes", max_bytes);
+        match self.request_as("GET", "agreement/", &[], None, true, cap) {
             Ok((answer, v)) => Ok(v.get("signed").is_some().then_some(answer.body)),
             Err(ClientError::Status { status, .. }) if (400..500).contains(&status) => Ok(None),
             // Not JSON: not a Concord node's answer.
@@ -547,7 +590,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let path = format!("collections/{collection_id}/objects/{object_id}/");
         let query = [("match[version]", version.unwrap_or("all"))];
-        self.request_as("DELETE", &path, &query, None, false)?;
+        self.request_as("DELETE", &path, &query, None, false, ANSWER_CAP)?;
         Ok(())
     }
 

@@ -193,6 +193,17 @@ pub struct JoinRequest {
     /// signed document, verified and kept by the inviting node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<Value>,
+    /// SHA-256 (hex) of the DER of the joining node's TLS server certificate, when it is
+    /// reachable over TLS (`url`): the inviting node's peer trusts exactly it, as the
+    /// joining node trusts the invitation's pin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin_sha256: Option<String>,
+    /// `join --mtls`: SHA-256 (hex) of the DER of the client certificate the joining node
+    /// will present to the inviting node, which binds its partner's API key to it; and a
+    /// request for a client certificate of the inviting node (its pin in the answer) when
+    /// the joining node is reachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
 }
 
 /// A [`JoinRequest`] as sent: body and signature by the joining node's key.
@@ -254,6 +265,11 @@ pub struct JoinAnswer {
     /// signed document, verified and kept by the joining node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<Value>,
+    /// With a request's `client_cert_sha256` from a reachable joining node: SHA-256 (hex) of
+    /// the DER of the client certificate the inviting node will present to it, which the
+    /// joining node binds the inviting node's partner key to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
 }
 
 /// A [`JoinAnswer`] as sent: body and signature by the inviting node's key.
@@ -422,6 +438,59 @@ pub fn new_secret() -> Result<String, String> {
 /// The pin of a certificate: SHA-256 (hex) of its DER.
 pub fn certificate_pin(der: &[u8]) -> String {
     sha256_hex(der)
+}
+
+/// A client certificate this node made for mutual TLS with one peer (`join --mtls`,
+/// issue 19): self-signed, ECDSA P-256 with SHA-256, extended key usage TLS client
+/// authentication. The other node trusts it by its pin, so no CA signs it and its validity
+/// period is rcgen's default (it is not consulted). The private key is written only to this
+/// node's data directory (mode 0600) and never sent.
+pub struct ClientCertificate {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM (PKCS#8).
+    pub key_pem: String,
+    /// SHA-256 (hex) of the certificate's DER: what the join message carries.
+    pub pin: String,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("pin", &self.pin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes a new [`ClientCertificate`] whose subject common name is `name` (this node's
+/// title, for the other operator's logs). Errors: no randomness, or rcgen refused.
+pub fn new_client_certificate(name: &str) -> Result<ClientCertificate, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("client certificate key: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| format!("client certificate: {e}"))?;
+    let cn: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        if cn.is_empty() {
+            "concord node".into()
+        } else {
+            cn
+        },
+    );
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("client certificate: {e}"))?;
+    Ok(ClientCertificate {
+        pin: certificate_pin(cert.der()),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Whether `pin` has the shape of a certificate pin: 64 lower-case hex digits.
+pub fn is_pin(pin: &str) -> bool {
+    pin.len() == 64 && pin.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The DER of the first certificate of a PEM text, or `None`.
@@ -771,11 +840,20 @@ pub fn sign_answer(key: &NodeKey, answer: JoinAnswer) -> JoinAnswerFile {
     JoinAnswerFile { answer, signature }
 }
 
-/// Sends `request` to the inviting node of `invitation` (one `POST` [`JOIN_PATH`], not
-/// retried: a join is not idempotent) and verifies its answer: signed by the key the
-/// invitation names (else [`JoinError::Foreign`]), bound to this request, `joined` (else
-/// [`JoinError::Refused`] with the inviting node's reason). TLS: the server must present
-/// exactly the certificate the invitation pins ([`Invitation::tls_pin_sha256`]).
+/// How many times [`exchange`] sends the request when no answer comes back.
+pub const EXCHANGE_ATTEMPTS: u32 = 3;
+
+/// Sends `request` to the inviting node of `invitation` (`POST` [`JOIN_PATH`]) and verifies
+/// its answer: signed by the key the invitation names (else [`JoinError::Foreign`]), bound
+/// to this request, `joined` (else [`JoinError::Refused`] with the inviting node's reason).
+/// TLS: the server must present exactly the certificate the invitation pins
+/// ([`Invitation::tls_pin_sha256`]).
+///
+/// When no answer comes back (connection refused or dropped, timeout, an answer cut off),
+/// the same signed request is sent again, up to [`EXCHANGE_ATTEMPTS`] times in all: the
+/// inviting node answers a retry of a request it admitted with the answer it gave it (by the
+/// request's digest), so an answer lost on the way after the inviting node committed still
+/// reaches this node, and nothing is admitted twice.
 pub fn exchange(
     invitation: &Invitation,
     request: &JoinRequestFile,
@@ -796,19 +874,38 @@ pub fn exchange(
         None => config.build().into(),
     };
     let body = serde_json::to_string(request).map_err(|e| transport(e.to_string()))?;
-    let mut resp = agent
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json")
-        .send(body.as_str())
-        .map_err(|e| transport(e.to_string()))?;
-    let status = resp.status().as_u16();
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(MAX_DOCUMENT_BYTES as u64)
-        .read_to_string()
-        .map_err(|e| transport(format!("HTTP {status}: {e}")))?;
+    let once = || -> Result<(u16, String), String> {
+        let mut resp = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .send(body.as_str())
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_DOCUMENT_BYTES as u64)
+            .read_to_string()
+            .map_err(|e| format!("HTTP {status}: {e}"))?;
+        Ok((status, text))
+    };
+    let mut wait = Duration::from_millis(250);
+    let mut attempt = 1;
+    let (status, text) = loop {
+        match once() {
+            Ok(got) => break got,
+            Err(e) if attempt >= EXCHANGE_ATTEMPTS => {
+                return Err(transport(format!("{e} (after {attempt} attempts)")));
+            }
+            Err(e) => {
+                tracing::debug!(attempt, %url, error = %e, "join exchange: no answer, sending the request again");
+                std::thread::sleep(wait);
+                wait *= 2;
+                attempt += 1;
+            }
+        }
+    };
     let value: Value = serde_json::from_str(&text).map_err(|_| {
         transport(format!(
             "HTTP {status}: not JSON: {}",
@@ -903,6 +1000,17 @@ pub fn exchange(
         return Err(JoinError::Malformed {
             what: "join answer",
             message: "api_key: missing in a joined answer".into(),
+        });
+    }
+    if let Some(pin) = &a.client_cert_sha256
+        && !is_pin(pin)
+    {
+        return Err(JoinError::Malformed {
+            what: "join answer",
+            message: format!(
+                "client_cert_sha256 {:?}: expected 64 lower-case hex digits (a SHA-256)",
+                printable(pin, 100)
+            ),
         });
     }
     Ok(a)
@@ -1204,6 +1312,8 @@ mod tests {
                     pull: vec![],
                     push: vec![],
                     agreement: None,
+                    tls_pin_sha256: None,
+                    client_cert_sha256: None,
                 },
             );
             let got = exchange(&inv, &request, Duration::from_secs(10));
@@ -1231,6 +1341,7 @@ mod tests {
                     node_key: key.public_hex(),
                     serve: vec![],
                     agreement: None,
+                    client_cert_sha256: None,
                 };
                 edit(&mut a);
                 serde_json::to_value(sign_answer(&key, a)).unwrap()

@@ -26,7 +26,14 @@ pub struct RoundOptions {
     pub backoff: Duration,
     /// Objects per pulled page (`limit`); a server may return fewer (TAXII 2.1 §3.4.1).
     pub page_size: usize,
+    /// Bytes of the peer's agreement document read at most (`peer_agreement_bytes`, issue
+    /// 19): a document is a few KiB, so a longer one is refused and stops the round, rather
+    /// than read under the general answer cap (1 GiB). Default 256 KiB.
+    pub agreement_max_bytes: u64,
 }
+
+/// The default of [`RoundOptions::agreement_max_bytes`]: 256 KiB.
+pub const DEFAULT_AGREEMENT_MAX_BYTES: u64 = 256 << 10;
 
 impl Default for RoundOptions {
     fn default() -> Self {
@@ -34,6 +41,7 @@ impl Default for RoundOptions {
             attempts: 4,
             backoff: Duration::from_millis(250),
             page_size: 500,
+            agreement_max_bytes: DEFAULT_AGREEMENT_MAX_BYTES,
         }
     }
 }
@@ -254,7 +262,7 @@ fn run(
 ) -> Result<RoundReport, SyncError> {
     agreements_before(store, peer, cx)?;
     let client = Client::new(peer, options.attempts, options.backoff)?;
-    agreement_fetched(store, peer, &client)?;
+    agreement_fetched(store, peer, &client, options.agreement_max_bytes)?;
     let mut report = RoundReport {
         peer: peer.name.clone(),
         ..RoundReport::default()
@@ -423,10 +431,15 @@ fn check_received(
 /// none), verifies it (signature; the peer's node key when pinned), keeps it with its version,
 /// and stops the round if it ended. A document that does not verify stops the round: what the
 /// peer's node agreed cannot be known.
-fn agreement_fetched(store: &dyn Store, peer: &Peer, client: &Client) -> Result<(), SyncError> {
+fn agreement_fetched(
+    store: &dyn Store,
+    peer: &Peer,
+    client: &Client,
+    max_bytes: u64,
+) -> Result<(), SyncError> {
     // `None`: no such resource, or some other server's answer; a Concord document is
     // verified strictly.
-    let Some(text) = client.agreement()? else {
+    let Some(text) = client.agreement(max_bytes)? else {
         return Ok(());
     };
     let statement = concord_egress::agreement::verify_document(&text, peer.node_key_bytes())

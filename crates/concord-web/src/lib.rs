@@ -817,6 +817,7 @@ async fn login(
     Lang(tr): Lang,
     secure: Option<axum::Extension<concord_server::TlsConnection>>,
     source: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    cert: Option<axum::Extension<concord_server::mtls::ClientCertificate>>,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let auth = web.app.authenticator();
@@ -825,8 +826,11 @@ async fn login(
     let subject = if form.user.trim().is_empty() {
         let token = form.token.trim().to_owned();
         let key_id = concord_server::auth::key_id(&token).map(str::to_owned);
+        // A partner whose key is bound to a client certificate logs in over a connection
+        // that presents it (issue 19), as its TAXII requests must.
+        let cert = cert.as_ref().map(|c| c.0.0.as_str());
         match auth
-            .authenticate(Some(&format!("Bearer {token}")), source)
+            .authenticate(Some(&format!("Bearer {token}")), source, cert)
             .await
         {
             Ok(None) => None,

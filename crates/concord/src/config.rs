@@ -156,6 +156,7 @@ tlp_version = "2.0"
 # login_body_bytes = 4096              # POST /ui/login: body bytes; more get 413 before any is read
 # match_body_bytes = 4194304           # POST /api/match: body bytes; more get 413 before any is read
 # join_body_bytes = 65536              # POST /concord/join/ (a join request): body bytes; more get 413
+# peer_agreement_bytes = 262144        # sync: bytes of a peer's agreement document read; a longer one stops the round
 # write_timeout_secs = 30              # a client that takes no byte of its response for this long is dropped
 # min_send_rate_bytes_per_sec = 4096   # a client taking its response slower (while it is waited for) is dropped; 0: off
 # min_send_rate_window_secs = 10       # the waiting time that rate is judged over (the first is the grace)
@@ -640,6 +641,8 @@ pub struct Limits {
     pub join_body_bytes: usize,
     /// See [`concord_server::Limits::dashboard_max_sightings`].
     pub dashboard_max_sightings: usize,
+    /// See [`concord_sync::RoundOptions::agreement_max_bytes`] (bytes).
+    pub peer_agreement_bytes: u64,
     /// See [`concord_store::StoreOptions::sqlite_readers`].
     pub sqlite_readers: usize,
     /// See [`concord_store::StoreOptions::sqlite_cache_bytes`] (bytes).
@@ -693,6 +696,7 @@ impl Default for Limits {
             match_body_bytes: server.match_body_bytes,
             join_body_bytes: server.join_body_bytes,
             dashboard_max_sightings: server.dashboard_max_sightings,
+            peer_agreement_bytes: concord_sync::RoundOptions::default().agreement_max_bytes,
             sqlite_readers: store.sqlite_readers,
             sqlite_cache_bytes: store.sqlite_cache_bytes,
             postgres_max_connections: store.postgres_max_connections,
@@ -742,6 +746,15 @@ impl Limits {
             match_body_bytes: self.match_body_bytes,
             join_body_bytes: self.join_body_bytes,
             dashboard_max_sightings: self.dashboard_max_sightings,
+        }
+    }
+
+    /// What a sync round reads from a peer, beyond the defaults of
+    /// [`concord_sync::RoundOptions`].
+    pub fn round(&self) -> concord_sync::RoundOptions {
+        concord_sync::RoundOptions {
+            agreement_max_bytes: self.peer_agreement_bytes,
+            ..concord_sync::RoundOptions::default()
         }
     }
 
@@ -926,9 +939,15 @@ mod tests {
              min_send_rate_bytes_per_sec = 29\nmin_send_rate_window_secs = 30\n\
              stream_max_per_partner = 31\njoin_body_bytes = 32\n\
              dashboard_max_sightings = 33\n\
-             decision_cache_bytes = 34\n"
+             decision_cache_bytes = 34\n\
+             peer_agreement_bytes = 35\n"
         );
         let c: Config = toml::from_str(&text).unwrap();
+        assert_eq!(c.limits.round().agreement_max_bytes, 35);
+        assert_eq!(
+            defaults.limits.round().agreement_max_bytes,
+            concord_sync::RoundOptions::default().agreement_max_bytes
+        );
         assert_eq!(
             c.limits.server(),
             concord_server::Limits {

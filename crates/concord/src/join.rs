@@ -71,7 +71,9 @@ pub struct JoinArgs {
     /// `LOCAL:REMOTE`: push a local collection into an offered one (repeatable).
     #[arg(long = "push", value_name = "LOCAL:REMOTE")]
     push: Vec<String>,
-    /// Mutual TLS client certificates are not exchanged yet: refused with that reason.
+    /// Exchange mutual TLS client certificates: each node that calls the other gets a
+    /// self-signed client certificate (its key stays in this node's peer_files_dir), and
+    /// each binds the other's API key to the other's certificate. Both nodes must serve TLS.
     #[arg(long)]
     mtls: bool,
     /// Seconds the exchange may take.
@@ -219,14 +221,6 @@ fn print_preview(preview: &[FlowCount]) {
 
 /// Runs `concord join`.
 pub fn join(args: JoinArgs) -> Result<bool> {
-    if args.mtls {
-        eprintln!(
-            "error: --mtls: mutual TLS client certificates are not exchanged by join yet; \
-             join without it, then give the peer a client certificate with `concord peer add \
-             --client-cert --client-key`"
-        );
-        return Ok(false);
-    }
     let text = match std::fs::read(&args.invitation) {
         Ok(bytes) if bytes.len() <= concord_sync::join::MAX_DOCUMENT_BYTES => {
             String::from_utf8(bytes).map_err(|_| {
@@ -267,6 +261,7 @@ pub fn join(args: JoinArgs) -> Result<bool> {
         pull: args.pull,
         push: args.push,
         timeout_secs: args.timeout,
+        mtls: args.mtls,
     };
     let joined = match join::join(store.as_ref(), &egress, &me, &files, &text, &options) {
         Ok(j) => j,

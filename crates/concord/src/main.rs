@@ -919,7 +919,12 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
             key: config.tls_key.clone(),
             client_ca: Some(config.tls_client_ca.clone()).filter(|c| !c.is_empty()),
         };
-        Some(concord_server::tls_config(&files).map_err(|e| anyhow::anyhow!("TLS: {e}"))?)
+        // Client certificates pinned by partners (`join --mtls`, issue 19) are accepted
+        // beside tls_client_ca's.
+        Some(
+            concord_server::tls_server(&files, store.clone())
+                .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+        )
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -941,8 +946,12 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         tracing::info!(%addr, "serving TAXII 2.1 and the web UI");
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
-            sync::spawn_scheduler(store.clone(), (*state.policy()).clone())
-                .context("cannot start the sync scheduler")?;
+            sync::spawn_scheduler(
+                store.clone(),
+                (*state.policy()).clone(),
+                config.limits.round(),
+            )
+            .context("cannot start the sync scheduler")?;
         }
         // Webhooks (`concord webhook add`) are delivered beside the server, with the same
         // policy.

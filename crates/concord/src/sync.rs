@@ -220,7 +220,7 @@ pub fn sync_once(
 ) -> Result<bool> {
     let options = RoundOptions {
         page_size: page_size.max(1),
-        ..RoundOptions::default()
+        ..crate::config::Config::load(&data.data_dir)?.limits.round()
     };
     let store = crate::open_store(data)?;
     let policy = crate::policy::load(data, store.as_ref())?;
@@ -295,6 +295,7 @@ pub fn sync_once(
 pub fn spawn_scheduler(
     store: Arc<dyn Store>,
     policy: concord_policy::actions::Policy,
+    options: RoundOptions,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("concord-sync".into())
@@ -321,7 +322,7 @@ pub fn spawn_scheduler(
                         store.as_ref(),
                         &peer,
                         &cx,
-                        &RoundOptions::default(),
+                        &options,
                     ) {
                         Ok(r) => {
                             tracing::info!(peer = %peer.name, pulled = r.pulled_added, pushed = r.pushed, "sync round");

@@ -36,6 +36,8 @@ fn join_request(
         pull: vec![inv.collections[0].id.clone()],
         push: vec![],
         agreement: None,
+        tls_pin_sha256: None,
+        client_cert_sha256: None,
     };
     edit(&mut r);
     serde_json::to_string(&doc::sign_request(key, r)).unwrap()

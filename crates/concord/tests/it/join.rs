@@ -376,10 +376,14 @@ fn bad_invitations_are_refused_with_the_reason_and_create_nothing() {
     let e2 = refused(&wrong, "no such invitation, or the secret does not match");
     let tail = |e: &str| e.split_once("refused the join").unwrap().1.to_owned();
     assert_eq!(tail(&e1), tail(&e2));
-    // --mtls is refused with its reason, before anything is sent.
+    // --mtls with a node serving plain HTTP is refused with the reason, before anything
+    // is sent.
     let (code, _, err) = join(&b, &file, &["--name", "cert-de", "--mtls"]);
     assert_eq!(code, 1);
-    assert!(err.contains("--mtls"), "{err}");
+    assert!(
+        err.contains("--mtls: the inviting node serves plain HTTP"),
+        "{err}"
+    );
     // None of that consumed the invitation: it still joins, once.
     let (code, _, err) = join(&b, &file, &["--name", "cert-de"]);
     assert_eq!(code, 0, "{err}");
@@ -605,4 +609,473 @@ fn two_joins_racing_with_one_invitation_admit_one() {
     assert_eq!(peers(&a).len(), 1);
     assert_eq!(partners(&b).len() + partners(&c).len(), 1);
     assert_eq!(peers(&b).len() + peers(&c).len(), 1);
+}
+
+/// `concord ARGS --data-dir NODE` with extra environment variables (settings of
+/// concord.toml, `CONCORD_*`).
+fn cli_env(node: &Node, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let out = crate::support::run(
+        crate::support::concord()
+            .envs(env.iter().copied())
+            .args(args)
+            .arg("--data-dir")
+            .arg(node.path()),
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The peer record `name` of `node`, as the store keeps it.
+fn peer_record(node: &Node, name: &str) -> concord_sync::Peer {
+    let db = concord_store::open(node.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+    concord_sync::load_peer(db.as_ref(), name).unwrap()
+}
+
+/// The partner `name` of `node`, as the store keeps it.
+fn partner_record(node: &Node, name: &str) -> concord_store::Partner {
+    let db = concord_store::open(node.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+    db.partners()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap()
+}
+
+/// SHA-256 (hex) of the DER of the first certificate of a PEM file.
+fn pem_pin(file: &str) -> String {
+    let pem = std::fs::read(file).unwrap();
+    concord_sync::join::certificate_pin(&concord_sync::join::first_certificate_der(&pem).unwrap())
+}
+
+/// `GET {api-root}collections/` as `peer` says (its URL, key, pinned server certificate and
+/// client certificate): the number of collections, or the error.
+fn collections_as(peer: &concord_sync::Peer) -> Result<usize, String> {
+    let client = concord_sync::Client::new(peer, 1, std::time::Duration::from_millis(10))
+        .map_err(|e| e.to_string())?;
+    client
+        .collections()
+        .map(|c| c.len())
+        .map_err(|e| e.to_string())
+}
+
+/// The proof of `join --mtls` (issue 19): both nodes serve TLS with self-signed
+/// certificates; the join exchanges client certificates (made by each node, keys kept in
+/// its data directory, 0600), each node binds the other's API key to the other's
+/// certificate, and the first rounds, both ways, use them. A key presented without its
+/// certificate, or with another partner's, is refused exactly as a wrong key; a certificate
+/// no partner pinned is refused in the handshake. The peer's agreement document is read
+/// under `peer_agreement_bytes`.
+#[test]
+fn a_join_with_mtls_binds_each_key_to_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_a, key_a) = self_signed(dir.path(), "node-a");
+    let (cert_b, key_b) = self_signed(dir.path(), "node-b");
+    let (cert_x, key_x) = self_signed(dir.path(), "someone-else");
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = Node::init_with(&["--jurisdiction", "FR"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f1111111", "mtls-intel.example.net", &[GREEN])],
+    );
+    cli_ok(&a, &["collection", "create", "inbox"]);
+    import(
+        &b,
+        "outbox",
+        &[indicator("f2222222", "mtls-outbox.example.net", &[GREEN])],
+    );
+    let tls_a = [
+        ("CONCORD_TLS_CERT", cert_a.to_str().unwrap()),
+        ("CONCORD_TLS_KEY", key_a.to_str().unwrap()),
+    ];
+    let tls_b = [
+        ("CONCORD_TLS_CERT", cert_b.to_str().unwrap()),
+        ("CONCORD_TLS_KEY", key_b.to_str().unwrap()),
+    ];
+    let (sa, sb) = (a.serve_with(&tls_a), b.serve_with(&tls_b));
+    assert!(sa.base.starts_with("https://") && sb.base.starts_with("https://"));
+    let file = a.path().join("invite.json");
+    let out = crate::support::run(
+        crate::support::concord()
+            .envs(tls_a.iter().copied())
+            .args(["invite", "--partner", "cert-fr", "--jurisdiction", "FR"])
+            .args(["--read", "intel", "--write", "inbox", "--url", &sa.base])
+            .args(["-o", file.to_str().unwrap(), "--data-dir"])
+            .arg(a.path()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // B is reachable at its TLS address: A gets a client certificate for calling it too.
+    let mut env_b = tls_b.to_vec();
+    env_b.push(("CONCORD_PUBLIC_URL", sb.base.as_str()));
+    let (code, _, err) = cli_env(
+        &b,
+        &env_b,
+        &[
+            "join",
+            file.to_str().unwrap(),
+            "--name",
+            "cert-de",
+            "--mtls",
+            "--pull",
+            "intel",
+            "--push",
+            "outbox:inbox",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Each side made its own client certificate; the other side holds its pin.
+    let peer_b = peer_record(&b, "cert-de");
+    let peer_a = peer_record(&a, "cert-fr");
+    let b_cert = peer_b
+        .tls
+        .client_cert
+        .clone()
+        .expect("B's client certificate");
+    let a_cert = peer_a
+        .tls
+        .client_cert
+        .clone()
+        .expect("A's client certificate");
+    let pin_b = pem_pin(&b_cert);
+    let pin_a = pem_pin(&a_cert);
+    assert_ne!(pin_a, pin_b);
+    assert_eq!(
+        partner_record(&a, "cert-fr").details.client_cert_sha256,
+        Some(pin_b.clone())
+    );
+    assert_eq!(
+        partner_record(&b, "cert-de").details.client_cert_sha256,
+        Some(pin_a.clone())
+    );
+    // The private keys stay where they were made: in the data directory, owner-only.
+    for (node, peer) in [(&a, &peer_a), (&b, &peer_b)] {
+        let key = peer.tls.client_key.clone().unwrap();
+        assert!(std::path::Path::new(&key).starts_with(node.path()), "{key}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
+    }
+    // Each trusts the other's server by its pin.
+    assert_eq!(
+        peer_b.tls.pin_sha256.as_deref(),
+        Some(pem_pin(cert_a.to_str().unwrap()).as_str())
+    );
+    assert_eq!(
+        peer_a.tls.pin_sha256.as_deref(),
+        Some(pem_pin(cert_b.to_str().unwrap()).as_str())
+    );
+
+    // B's round with A: pull and push over mutual TLS.
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
+    assert_eq!(reports[0]["pushed"], 1, "{}", reports[0]);
+    assert!(cli_ok(&a, &["export", "--collection", "inbox"]).contains("mtls-outbox.example.net"));
+    // A's round with B: A pulls what B lets it read, presenting its own certificate.
+    {
+        let db = concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+        let outbox = concord_store::open(b.path().join("concord.sqlite").to_str().unwrap())
+            .unwrap()
+            .collection("outbox")
+            .unwrap()
+            .unwrap();
+        let mut p = concord_sync::load_peer(db.as_ref(), "cert-fr").unwrap();
+        cli_ok(&a, &["collection", "create", "from-fr"]);
+        p.mappings.push(concord_sync::Mapping {
+            remote: outbox.id,
+            local: db.collection("from-fr").unwrap().unwrap().id,
+            pull: true,
+            push: false,
+        });
+        db.set_setting("peer/cert-fr", &serde_json::to_string(&p).unwrap())
+            .unwrap();
+    }
+    let (code, reports) = sync(&a, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
+    assert!(cli_ok(&a, &["export", "--collection", "from-fr"]).contains("mtls-outbox.example.net"));
+
+    // B's key at A: with its certificate it works; without it, or with another partner's,
+    // the answer is exactly that of a wrong key.
+    assert_eq!(collections_as(&peer_b), Ok(2));
+    let wrong_key_file = dir.path().join("wrong.token");
+    let token = std::fs::read_to_string(match &peer_b.auth {
+        concord_sync::PeerAuth::Token { file } => file,
+        other => panic!("{other:?}"),
+    })
+    .unwrap();
+    // The same key id, another secret.
+    let (prefix, secret) = token.trim().rsplit_once('_').unwrap();
+    let flipped: String = secret
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    std::fs::write(&wrong_key_file, format!("{prefix}_{flipped}")).unwrap();
+    let as_b = |key: Option<&std::path::Path>, cert: Option<(&str, &str)>| {
+        let mut p = peer_b.clone();
+        if let Some(k) = key {
+            p.auth = concord_sync::PeerAuth::Token {
+                file: k.to_str().unwrap().to_owned(),
+            };
+        }
+        p.tls.client_cert = cert.map(|c| c.0.to_owned());
+        p.tls.client_key = cert.map(|c| c.1.to_owned());
+        collections_as(&p)
+    };
+    let wrong_key = as_b(Some(&wrong_key_file), None).unwrap_err();
+    assert!(wrong_key.contains("HTTP 401"), "{wrong_key}");
+    let without_cert = as_b(None, None).unwrap_err();
+    assert_eq!(without_cert, wrong_key);
+    // Another partner of A, with a pinned certificate of its own.
+    cli_ok(&a, &["partner", "add", "cert-xx", "--jurisdiction", "IT"]);
+    cli_ok(
+        &a,
+        &[
+            "partner",
+            "set",
+            "cert-xx",
+            "--client-cert-sha256",
+            &pem_pin(cert_x.to_str().unwrap()),
+        ],
+    );
+    let other_cert = (cert_x.to_str().unwrap(), key_x.to_str().unwrap());
+    // Read again within a second of the handshake (ClientPins::MAX_AGE); the client retries.
+    let with_other = (0..20)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            as_b(None, Some(other_cert)).unwrap_err()
+        })
+        .find(|e| e.contains("HTTP"))
+        .expect("a handshake with another partner's pinned certificate");
+    assert_eq!(with_other, wrong_key);
+    // Another partner's certificate with a wrong key: the same answer again.
+    assert_eq!(
+        as_b(Some(&wrong_key_file), Some(other_cert)).unwrap_err(),
+        wrong_key
+    );
+    // A certificate no partner pinned is refused in the handshake, before any request.
+    let b_key = peer_b.tls.client_key.clone().unwrap();
+    let mut stray = peer_b.clone();
+    let (cert_s, key_s) = self_signed(dir.path(), "stray");
+    stray.tls.client_cert = Some(cert_s.to_str().unwrap().to_owned());
+    stray.tls.client_key = Some(key_s.to_str().unwrap().to_owned());
+    let e = collections_as(&stray).unwrap_err();
+    assert!(!e.contains("HTTP"), "{e}");
+    // B's own certificate with B's key still works.
+    assert_eq!(as_b(None, Some((&b_cert, &b_key))), Ok(2));
+
+    // The peer's agreement document is read under peer_agreement_bytes.
+    let config = b.path().join("concord.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[limits]\npeer_agreement_bytes = 64\n"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&b, &["sync", "--json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("the answer is over peer_agreement_bytes (64 bytes)"),
+        "{out}\n{err}"
+    );
+}
+
+/// A join answer lost on the way (issue 19): the same signed request sent again, within the
+/// invitation's validity, gets the same answer, and nothing is admitted twice; any other
+/// request with that invitation is refused "used".
+#[test]
+fn a_join_request_sent_twice_gets_the_same_answer() {
+    use concord_sync::join::{self as doc, JoinRequest};
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f3333333", "twice.example.net", &[GREEN])],
+    );
+    let sa = a.serve();
+    let file = invite(&a, &sa.base, "cert-fr", &["--read", "intel"]);
+    let inv = doc::read_invitation(&std::fs::read_to_string(&file).unwrap(), 0).unwrap();
+    let joiner = concord_store::node_key::NodeKey::from_seed(&[5; 32]);
+    let request = |identity_id: &str| {
+        doc::sign_request(
+            &joiner,
+            JoinRequest {
+                kind: doc::REQUEST_TYPE.into(),
+                version: doc::VERSION,
+                invitation: inv.id.clone(),
+                secret: inv.secret.clone(),
+                inviter_key: inv.node_key.clone(),
+                identity: doc::node_identity(
+                    identity_id,
+                    "2026-01-01T00:00:00.000Z",
+                    "CERT FR",
+                    "cert@fr.example",
+                ),
+                node_key: joiner.public_hex(),
+                jurisdiction: Some("FR".into()),
+                url: None,
+                api_root: None,
+                api_key: None,
+                pull: vec![inv.collections[0].id.clone()],
+                push: vec![],
+                agreement: None,
+                tls_pin_sha256: None,
+                client_cert_sha256: None,
+            },
+        )
+    };
+    let first = request("identity--7c1a0f4e-2b53-4c8e-9d61-0a1b2c3d4e5f");
+    let post = |r: &doc::JoinRequestFile| {
+        let mut resp = crate::support::Server::agent()
+            .post(format!("{}/concord/join/", sa.base))
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_string(r).unwrap().as_str())
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    };
+    let (s1, body1) = post(&first);
+    assert_eq!(s1, 201, "{body1}");
+    // The answer was lost: the same request again.
+    let (s2, body2) = post(&first);
+    assert_eq!(s2, 201, "{body2}");
+    assert_eq!(body1, body2, "the same answer, byte for byte");
+    let answer: Value = serde_json::from_str(&body2).unwrap();
+    assert_eq!(answer["answer"]["outcome"], "joined");
+    assert_eq!(
+        answer["answer"]["request_sha256"],
+        doc::request_digest(&first.request).as_str()
+    );
+    assert!(
+        answer["answer"]["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("concord_")
+    );
+    // One partner, one peer: nothing admitted twice.
+    assert_eq!(partners(&a).len(), 1);
+    assert_eq!(peers(&a).len(), 1);
+    // The key the repeated answer carries is the partner's key.
+    let key = answer["answer"]["api_key"].as_str().unwrap();
+    let bearer = format!("Bearer {key}");
+    let reply = sa.request(
+        "GET",
+        "/concord/collections/",
+        &[("Authorization", &bearer), ("Accept", TAXII)],
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Another request with the used invitation (another identity, so another digest).
+    let (s3, body3) = post(&request("identity--8d2b1f5e-3c64-4d9f-8e72-1b2c3d4e5f60"));
+    assert_eq!(s3, 409, "{body3}");
+    assert!(body3.contains("used invitation"), "{body3}");
+    // The stored answer is sealed: the row holds neither the key nor the answer's text.
+    let db = concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+    let row = db.invitation(&inv.id).unwrap().unwrap();
+    let sealed = row.answer.unwrap();
+    assert!(!sealed.contains(key) && !sealed.contains("joined"));
+    assert_eq!(
+        row.request_sha256.as_deref(),
+        Some(doc::request_digest(&first.request).as_str())
+    );
+}
+
+/// Reads one HTTP/1.1 message (a header ending in an empty line, then `Content-Length`
+/// bytes) from `from`: its bytes.
+fn read_message(from: &mut impl std::io::Read) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(from.read(&mut byte).unwrap(), 1, "the message ended early");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0; length];
+    from.read_exact(&mut body).unwrap();
+    buf.extend(body);
+    buf
+}
+
+/// A relay on loopback to `target` that loses the first answer: it passes the first
+/// request on, reads the whole answer and closes the client's connection without a byte of
+/// it (a connection dropped after the inviting node committed). The next connection is
+/// relayed both ways. Its URL.
+fn losing_relay(target: &str) -> String {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    let target = target.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        let mut server = TcpStream::connect(&target).unwrap();
+        let request = read_message(&mut client);
+        server.write_all(&request).unwrap();
+        let _lost = read_message(&mut server);
+        drop(client);
+        let (client, _) = listener.accept().unwrap();
+        let server = TcpStream::connect(&target).unwrap();
+        let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c1, &mut s1);
+            let _ = s1.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut c2, mut s2) = (client, server);
+        let _ = std::io::copy(&mut s2, &mut c2);
+        let _ = c2.shutdown(std::net::Shutdown::Both);
+        let _ = up.join();
+    });
+    url
+}
+
+/// A join whose answer is lost after the inviting node committed (issue 19): `concord join`
+/// sends the same signed request again, gets the same answer, and both sides end with the
+/// partner and peer of one join.
+#[test]
+fn a_lost_join_answer_is_recovered_by_the_retry() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f4444444", "lost-answer.example.net", &[GREEN])],
+    );
+    let sa = a.serve();
+    let relay = losing_relay(&sa.base);
+    let file = invite(&a, &relay, "cert-fr", &["--read", "intel"]);
+    let b = Node::init_with(&["--jurisdiction", "FR"]);
+    let (code, _, err) = join(&b, &file, &["--name", "cert-de"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(partners(&a).len(), 1);
+    assert_eq!(peers(&a).len(), 1);
+    assert_eq!(partners(&b).len(), 1);
+    assert_eq!(peers(&b).len(), 1);
+    // The key B holds is the one A admitted: the first round pulls through the relay… which
+    // is gone, so through A directly.
+    let db = concord_store::open(b.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+    let mut p = concord_sync::load_peer(db.as_ref(), "cert-de").unwrap();
+    p.url = sa.base.clone();
+    db.set_setting("peer/cert-de", &serde_json::to_string(&p).unwrap())
+        .unwrap();
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 1, "{}", reports[0]);
 }
