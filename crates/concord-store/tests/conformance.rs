@@ -2703,6 +2703,8 @@ fn approved_partner_changes_are_compare_and_set(store: &dyn Store) {
     assert_eq!(stored(store), now);
     assert_eq!(store.audit_head().unwrap().0, seq + 1);
     assert_eq!(store.approval("p1").unwrap().unwrap().status, "approved");
+}
+
 /// Pending OpenID Connect logins (issue 20, item 5; schema 20): taken once, refused after
 /// their expiry, bounded per source and in all; and a session started with its login's audit
 /// entry in one transaction.
