@@ -14,6 +14,8 @@
 //   CONCORD_E2E_IOC            a plain IOC list to upload
 //   CONCORD_E2E_NODE_MODULES   the node_modules holding playwright-core (default ./node_modules)
 //   CONCORD_E2E_CHROMIUM       the browser (default /usr/bin/chromium)
+//   CONCORD_E2E_OIDC_USER      a user the node's OpenID Provider (tests/oidc/provider.mjs) logs in
+//                              as; the single sign-on step runs when it is set
 //
 // The browser starts with a fresh, empty profile (Playwright makes a temporary user-data-dir
 // for every launch) and with flags that stop it from calling out to the network.
@@ -45,6 +47,8 @@ const MISP = env("CONCORD_E2E_MISP");
 const IOC = env("CONCORD_E2E_IOC");
 const MODULES = resolve(env("CONCORD_E2E_NODE_MODULES", new URL("./node_modules", import.meta.url).pathname));
 const CHROMIUM = env("CONCORD_E2E_CHROMIUM", "/usr/bin/chromium");
+// The user the node's OpenID Provider logs in as (tests/oidc/provider.mjs); empty: no [oidc].
+const OIDC_USER = process.env.CONCORD_E2E_OIDC_USER || "";
 
 const require = createRequire(join(MODULES, "noop.js"));
 const { chromium } = require("playwright-core");
@@ -1089,6 +1093,33 @@ async function main() {
     check([403, 404].includes(resp.status()), `partner GET /ui/c/ics: HTTP ${resp.status()}`);
     clean();
     await partner.close();
+
+    // Single sign-on through the node's OpenID Provider: the button, the provider's login
+    // form and consent, the callback, and the page asked for, in the session the callback
+    // made (its cookie is SameSite=Strict: the callback's page moves on by itself, a
+    // same-site navigation, so that the browser sends it).
+    if (OIDC_USER) {
+      const sso = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+      const sp = await sso.newPage();
+      watch(sp);
+      step("oidc", "single sign-on through the OpenID Provider");
+      await go(sp, "/ui/login?next=%2Fui%2Fcollections");
+      check(await sp.$("#login-oidc"), "no #login-oidc on the login page");
+      await shot(sp, "login-oidc");
+      await basics(sp);
+      await submit(sp, "#login-oidc");
+      await sp.fill("input[name=login]", OIDC_USER);
+      await sp.fill("input[name=password]", "any");
+      await submit(sp, "button");
+      await Promise.all([sp.waitForURL(BASE + "/ui/collections"), sp.click("button")]);
+      await sp.waitForLoadState("load");
+      check(await sp.$("#collections"), `single sign-on landed on ${sp.url()}`);
+      const who = await text(sp, "header");
+      check(who.includes(OIDC_USER), `the header after single sign-on: ${who}`);
+      await shot(sp, "oidc-collections");
+      await basics(sp);
+      await sso.close();
+    }
   } catch (e) {
     // The walk over every page runs all the same, so that one run reports everything.
     stepsFailed = e;

@@ -73,6 +73,13 @@ impl Store for NoAudit {
         remove_user(n: &str) -> Result<bool>;
         use_totp_step(n: &str, s: i64) -> Result<bool>;
         start_session(w: &concord_store::WebSession, c: &concord_store::SessionClock) -> Result<()>;
+        start_session_audited(
+            w: &concord_store::WebSession, c: &concord_store::SessionClock, a: &[AuditRecord]
+        ) -> Result<()>;
+        begin_oidc_login(
+            l: &concord_store::OidcLogin, n: i64, q: concord_store::OidcQuota
+        ) -> Result<concord_store::OidcBegin>;
+        take_oidc_login(s: &str, n: i64) -> Result<Option<concord_store::OidcLogin>>;
         touch_session(i: &str, c: &concord_store::SessionClock) -> Result<Option<concord_store::WebSession>>;
         end_session(i: &str) -> Result<()>;
         end_sessions_of(s: &concord_store::SessionSubject) -> Result<usize>;

@@ -45,8 +45,8 @@ pub use audit::{
 };
 pub use concord_stix::{ObjectHeader, Timestamp};
 pub use people::{
-    Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
-    WebSession,
+    Approval, ApprovalDecision, OidcBegin, OidcLogin, OidcQuota, PartnerSwap, SessionClock,
+    SessionSubject, SettingChange, User, WebSession,
 };
 pub use postgres::{MigrationReport, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -750,6 +750,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Stores a new web session (and deletes those ended by `clock`, so the table holds only
     /// live sessions and the few ended since the last login).
     fn start_session(&self, session: &WebSession, clock: &SessionClock) -> Result<()>;
+    /// [`Store::start_session`] and the audit records of the login (direction `admin`, door
+    /// `web-login`: who, and by which method) in one transaction: a session exists with its
+    /// audit entry or not at all. Serialised with every other audit appender.
+    fn start_session_audited(
+        &self,
+        session: &WebSession,
+        clock: &SessionClock,
+        audit: &[AuditRecord],
+    ) -> Result<()>;
+    /// Stores a pending OpenID Connect login (issue 20, item 5), first deleting those expired
+    /// at `now_ns`, unless `quota` is reached (counted in the same transaction, serialised
+    /// across processes): [`OidcBegin::SourceFull`] or [`OidcBegin::TableFull`], and nothing
+    /// stored. Errors: a login of that state exists.
+    fn begin_oidc_login(
+        &self,
+        login: &OidcLogin,
+        now_ns: i64,
+        quota: OidcQuota,
+    ) -> Result<OidcBegin>;
+    /// Takes (deletes and returns) the pending login whose state has SHA-256 `state_sha256`:
+    /// of two callbacks with one state, in any processes, one gets it. `None` when there is
+    /// none, or it expired at `now_ns` (deleted all the same).
+    fn take_oidc_login(&self, state_sha256: &str, now_ns: i64) -> Result<Option<OidcLogin>>;
     /// The live session whose cookie value has SHA-256 `id_sha256`, its `last_seen` moved to
     /// `clock.now_ns` (written at most every `clock.touch_every_ns`); `None` when there is
     /// none or it has ended (an ended one is deleted).

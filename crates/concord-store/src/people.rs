@@ -221,3 +221,45 @@ pub struct ApprovalDecision {
     /// Why (a rejection's reason).
     pub reason: Option<String>,
 }
+
+/// A web UI login through OpenID Connect between the redirect to the provider and its
+/// answer (issue 20, item 5; schema 20, `migrations/*/0020_oidc_logins.sql`): what the
+/// callback needs to finish it, in any `serve` process on the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcLogin {
+    /// SHA-256 (hex) of the login's `state` (RFC 6749 §10.12): how the callback finds it.
+    pub state_sha256: String,
+    /// The `nonce` sent (OpenID Connect Core 1.0 §3.1.2.1), to be found in the ID token.
+    pub nonce: String,
+    /// The PKCE `code_verifier` (RFC 7636 §4.1), sent with the code.
+    pub code_verifier: String,
+    /// The page to return to after the login (a local `/ui/` path).
+    pub next_path: String,
+    /// The client's address (an IPv6 one by its /64): what the per-source quota counts.
+    pub source: String,
+    /// When it began, nanoseconds since the epoch.
+    pub created_ns: i64,
+    /// When it expires, nanoseconds since the epoch: after it the callback is refused.
+    pub expires_ns: i64,
+}
+
+/// How many logins may be pending at once ([`crate::Store::begin_oidc_login`]): the table
+/// cannot be grown without bound by anyone who can reach the login page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OidcQuota {
+    /// Pending logins of one source.
+    pub per_source: u64,
+    /// Pending logins of all sources.
+    pub total: u64,
+}
+
+/// The answer of [`crate::Store::begin_oidc_login`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OidcBegin {
+    /// Stored.
+    Stored,
+    /// Not stored: the source has [`OidcQuota::per_source`] logins pending.
+    SourceFull,
+    /// Not stored: [`OidcQuota::total`] logins are pending.
+    TableFull,
+}

@@ -49,8 +49,8 @@ use crate::{
 };
 use crate::{Admission, InvitationRecord, InvitationUse};
 use crate::{
-    Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
-    WebSession,
+    Approval, ApprovalDecision, OidcBegin, OidcLogin, OidcQuota, PartnerSwap, SessionClock,
+    SessionSubject, SettingChange, User, WebSession,
 };
 use crate::{AuditQuery, AuditWindow, VersionName};
 use crate::{ForeignVersions, VersionParams, version_condition};
@@ -142,12 +142,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/postgres/0019_approvals.sql"),
     ),
     (
-        "0022_approval_requests",
-        include_str!("../migrations/postgres/0022_approval_requests.sql"),
+        "0020_oidc_logins",
+        include_str!("../migrations/postgres/0020_oidc_logins.sql"),
     ),
     (
         "0021_join_answers",
         include_str!("../migrations/postgres/0021_join_answers.sql"),
+    ),
+    (
+        "0022_approval_requests",
+        include_str!("../migrations/postgres/0022_approval_requests.sql"),
     ),
 ];
 
@@ -159,6 +163,9 @@ const WRITE_LOCK_CLASS: i32 = 0x436f_6e63;
 const AUDIT_LOCK_CLASS: i32 = 0x4361_7564;
 /// First key of the two-key advisory locks: "Cmig" while migrating.
 const MIGRATE_LOCK_CLASS: i32 = 0x436d_6967;
+/// First key of the two-key advisory locks: "Coid" for pending OpenID Connect logins (their
+/// quota is counted and taken under it).
+const OIDC_LOCK_CLASS: i32 = 0x436f_6964;
 /// Moves a collection's version ([`Store::collection_version`]), in the caller's transaction.
 const BUMP_VERSION: &str = "UPDATE collections SET version = version + 1 WHERE id = $1";
 /// A batch writes its buffered rows when it holds this many…
@@ -1977,9 +1984,19 @@ impl Store for PostgresStore {
     }
 
     fn start_session(&self, session: &WebSession, clock: &SessionClock) -> Result<()> {
+        self.start_session_audited(session, clock, &[])
+    }
+
+    fn start_session_audited(
+        &self,
+        session: &WebSession,
+        clock: &SessionClock,
+        audit: &[AuditRecord],
+    ) -> Result<()> {
         let (kind, subject) = session.subject.columns();
         let idle_cut = clock.now_ns.saturating_sub(clock.idle_ns);
         let absolute_cut = clock.now_ns.saturating_sub(clock.absolute_ns);
+        let lock_key = self.lock_key;
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
             tx.execute(
@@ -1997,9 +2014,83 @@ impl Store for PostgresStore {
                     &session.last_seen_ns,
                 ],
             )?;
+            insert_transfers(&mut tx, lock_key, audit, None)?;
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn begin_oidc_login(
+        &self,
+        login: &OidcLogin,
+        now_ns: i64,
+        quota: OidcQuota,
+    ) -> Result<OidcBegin> {
+        let lock_key = self.lock_key;
+        self.with_conn(|c| {
+            let mut tx = c.client.transaction()?;
+            // Pending logins are counted and added under a lock of their own, so that two
+            // processes cannot both take the last place (READ COMMITTED would let both
+            // count the same rows).
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&OIDC_LOCK_CLASS, &lock_key],
+            )?;
+            tx.execute("DELETE FROM oidc_logins WHERE expires_ns <= $1", &[&now_ns])?;
+            let by_source: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM oidc_logins WHERE source = $1",
+                    &[&login.source],
+                )?
+                .get(0);
+            if u64::try_from(by_source).unwrap_or(0) >= quota.per_source {
+                return Ok(OidcBegin::SourceFull);
+            }
+            let all: i64 = tx
+                .query_one("SELECT count(*) FROM oidc_logins", &[])?
+                .get(0);
+            if u64::try_from(all).unwrap_or(0) >= quota.total {
+                return Ok(OidcBegin::TableFull);
+            }
+            tx.execute(
+                "INSERT INTO oidc_logins (state_sha256, nonce, code_verifier, next_path, source,
+                     created_ns, expires_ns)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &login.state_sha256,
+                    &login.nonce,
+                    &login.code_verifier,
+                    &login.next_path,
+                    &login.source,
+                    &login.created_ns,
+                    &login.expires_ns,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(OidcBegin::Stored)
+        })
+    }
+
+    fn take_oidc_login(&self, state_sha256: &str, now_ns: i64) -> Result<Option<OidcLogin>> {
+        // One statement: the row is deleted by the callback that reads it, and only by one.
+        let found = self.with_conn(|c| {
+            Ok(c.query_opt(
+                "DELETE FROM oidc_logins WHERE state_sha256 = $1
+                 RETURNING state_sha256, nonce, code_verifier, next_path, source, created_ns,
+                     expires_ns",
+                &[&state_sha256],
+            )?
+            .map(|r| OidcLogin {
+                state_sha256: r.get(0),
+                nonce: r.get(1),
+                code_verifier: r.get(2),
+                next_path: r.get(3),
+                source: r.get(4),
+                created_ns: r.get(5),
+                expires_ns: r.get(6),
+            }))
+        })?;
+        Ok(found.filter(|l| l.expires_ns > now_ns))
     }
 
     fn touch_session(&self, id_sha256: &str, clock: &SessionClock) -> Result<Option<WebSession>> {

@@ -22,8 +22,8 @@ use crate::{
 };
 use crate::{Admission, InvitationRecord, InvitationUse};
 use crate::{
-    Approval, ApprovalDecision, PartnerSwap, SessionClock, SessionSubject, SettingChange, User,
-    WebSession,
+    Approval, ApprovalDecision, OidcBegin, OidcLogin, OidcQuota, PartnerSwap, SessionClock,
+    SessionSubject, SettingChange, User, WebSession,
 };
 use crate::{ForeignVersions, VersionParams, version_condition};
 
@@ -62,9 +62,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0015_invitations.sql"),
     include_str!("../migrations/sqlite/0018_people.sql"),
     include_str!("../migrations/sqlite/0019_approvals.sql"),
-    include_str!("../migrations/sqlite/0022_approval_requests.sql"),
-    // Applied after 0022, which landed first: a database at 0022 takes 0021 next.
+    include_str!("../migrations/sqlite/0020_oidc_logins.sql"),
     include_str!("../migrations/sqlite/0021_join_answers.sql"),
+    include_str!("../migrations/sqlite/0022_approval_requests.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -1313,6 +1313,15 @@ impl Store for SqliteStore {
     }
 
     fn start_session(&self, session: &WebSession, clock: &SessionClock) -> Result<()> {
+        self.start_session_audited(session, clock, &[])
+    }
+
+    fn start_session_audited(
+        &self,
+        session: &WebSession,
+        clock: &SessionClock,
+        audit: &[AuditRecord],
+    ) -> Result<()> {
         let (kind, subject) = session.subject.columns();
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1334,8 +1343,77 @@ impl Store for SqliteStore {
                 session.last_seen_ns
             ],
         )?;
+        insert_transfers(&tx, audit, None)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn begin_oidc_login(
+        &self,
+        login: &OidcLogin,
+        now_ns: i64,
+        quota: OidcQuota,
+    ) -> Result<OidcBegin> {
+        let mut conn = self.writer();
+        // IMMEDIATE: the count and the insert under the file's write lock, so that two
+        // processes cannot both take the last place.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM oidc_logins WHERE expires_ns <= ?1", [now_ns])?;
+        let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
+            let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        if count(
+            "SELECT count(*) FROM oidc_logins WHERE source = ?1",
+            &[&login.source],
+        )? >= quota.per_source
+        {
+            return Ok(OidcBegin::SourceFull);
+        }
+        if count("SELECT count(*) FROM oidc_logins", &[])? >= quota.total {
+            return Ok(OidcBegin::TableFull);
+        }
+        tx.execute(
+            "INSERT INTO oidc_logins (state_sha256, nonce, code_verifier, next_path, source,
+                 created_ns, expires_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                login.state_sha256,
+                login.nonce,
+                login.code_verifier,
+                login.next_path,
+                login.source,
+                login.created_ns,
+                login.expires_ns
+            ],
+        )?;
+        tx.commit()?;
+        Ok(OidcBegin::Stored)
+    }
+
+    fn take_oidc_login(&self, state_sha256: &str, now_ns: i64) -> Result<Option<OidcLogin>> {
+        // One statement: the row is deleted by the callback that reads it, and only by one.
+        let found = self
+            .writer()
+            .query_row(
+                "DELETE FROM oidc_logins WHERE state_sha256 = ?1
+                 RETURNING state_sha256, nonce, code_verifier, next_path, source, created_ns,
+                     expires_ns",
+                [state_sha256],
+                |r| {
+                    Ok(OidcLogin {
+                        state_sha256: r.get(0)?,
+                        nonce: r.get(1)?,
+                        code_verifier: r.get(2)?,
+                        next_path: r.get(3)?,
+                        source: r.get(4)?,
+                        created_ns: r.get(5)?,
+                        expires_ns: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(found.filter(|l| l.expires_ns > now_ns))
     }
 
     fn touch_session(&self, id_sha256: &str, clock: &SessionClock) -> Result<Option<WebSession>> {

@@ -2719,6 +2719,97 @@ fn approved_partner_changes_are_compare_and_set(store: &dyn Store) {
     assert_eq!(store.approval("p1").unwrap().unwrap().status, "approved");
 }
 
+/// Pending OpenID Connect logins (issue 20, item 5; schema 20): taken once, refused after
+/// their expiry, bounded per source and in all; and a session started with its login's audit
+/// entry in one transaction.
+fn oidc_logins_are_single_use_and_bounded(store: &dyn Store) {
+    use concord_store::{OidcBegin, OidcLogin, OidcQuota};
+    let login = |state: &str, source: &str, at: i64| OidcLogin {
+        state_sha256: state.to_owned(),
+        nonce: format!("n-{state}"),
+        code_verifier: format!("v-{state}"),
+        next_path: "/ui/".to_owned(),
+        source: source.to_owned(),
+        created_ns: at,
+        expires_ns: at + 100,
+    };
+    let quota = OidcQuota {
+        per_source: 2,
+        total: 3,
+    };
+    let begin = |l: &OidcLogin, now: i64| store.begin_oidc_login(l, now, quota).unwrap();
+    assert_eq!(begin(&login("a", "s1", 0), 0), OidcBegin::Stored);
+    assert_eq!(begin(&login("b", "s1", 0), 0), OidcBegin::Stored);
+    assert_eq!(
+        begin(&login("c", "s1", 0), 0),
+        OidcBegin::SourceFull,
+        "two per source"
+    );
+    assert_eq!(begin(&login("d", "s2", 0), 0), OidcBegin::Stored);
+    assert_eq!(
+        begin(&login("e", "s3", 0), 0),
+        OidcBegin::TableFull,
+        "three in all"
+    );
+    // Taken once, with what was stored.
+    let got = store.take_oidc_login("a", 10).unwrap().expect("pending");
+    assert_eq!(got, login("a", "s1", 0));
+    assert!(
+        store.take_oidc_login("a", 10).unwrap().is_none(),
+        "used once"
+    );
+    assert!(store.take_oidc_login("nothing", 10).unwrap().is_none());
+    // Expired: refused, and deleted all the same.
+    assert!(
+        store.take_oidc_login("b", 100).unwrap().is_none(),
+        "expired"
+    );
+    // Expired logins free their places: "d" (expired at 100) is deleted by this begin.
+    assert_eq!(begin(&login("f", "s2", 150), 150), OidcBegin::Stored);
+    assert_eq!(begin(&login("g", "s2", 150), 150), OidcBegin::Stored);
+    assert!(store.take_oidc_login("d", 150).unwrap().is_none());
+
+    // A session and the audit entry of its login, together.
+    let (seq, _) = store.audit_head().unwrap();
+    let record = AuditRecord {
+        direction: "admin".to_owned(),
+        door: "web-login".to_owned(),
+        partner: "admin".to_owned(),
+        person: Some("user:ana".to_owned()),
+        collection: String::new(),
+        object_id: String::new(),
+        modified: String::new(),
+        decision: "login".to_owned(),
+        transformations: vec!["method oidc".to_owned()],
+        policy_version: String::new(),
+        vid: 0,
+    };
+    store
+        .start_session_audited(
+            &session("o", SessionSubject::User("ana".into()), 1_000),
+            &clock(1_000),
+            std::slice::from_ref(&record),
+        )
+        .unwrap();
+    assert!(store.touch_session("o", &clock(1_001)).unwrap().is_some());
+    assert_eq!(store.audit_head().unwrap().0, seq + 1, "one entry");
+    // A session id taken: neither the session nor its entry is stored.
+    assert!(
+        store
+            .start_session_audited(
+                &session("o", SessionSubject::User("ana".into()), 1_000),
+                &clock(1_000),
+                &[record],
+            )
+            .is_err()
+    );
+    assert_eq!(
+        store.audit_head().unwrap().0,
+        seq + 1,
+        "nothing half-written"
+    );
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -2792,6 +2883,11 @@ macro_rules! store_suite {
             fn web_sessions_expire() {
                 let Some((s, _g)) = $make else { return };
                 super::web_sessions_expire(&s)
+            }
+            #[test]
+            fn oidc_logins_are_single_use_and_bounded() {
+                let Some((s, _g)) = $make else { return };
+                super::oidc_logins_are_single_use_and_bounded(&s)
             }
             #[test]
             fn partners_round_trip() {
@@ -3122,8 +3218,9 @@ mod postgres_only {
                 "0015_invitations",
                 "0018_people",
                 "0019_approvals",
-                "0022_approval_requests",
-                "0021_join_answers"
+                "0020_oidc_logins",
+                "0021_join_answers",
+                "0022_approval_requests"
             ]
         );
         check_migrated(&store);

@@ -47,6 +47,7 @@ pub mod i18n;
 pub mod import;
 pub mod incidents;
 pub mod markdown;
+pub mod oidc;
 pub mod operator;
 pub mod session;
 pub mod svg;
@@ -61,6 +62,16 @@ pub struct Web {
     app: AppState,
     sessions: Sessions,
     catalogues: Arc<catalogue::Catalogues>,
+    /// The OpenID Connect login, when `[oidc]` is set.
+    oidc: Option<Arc<oidc::OidcOptions>>,
+}
+
+/// What the UI is given beyond the server's state ([`router_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct WebOptions {
+    /// The OpenID Connect login (`[oidc]`; issue 20, item 5); `None`: password, token and key
+    /// logins only.
+    pub oidc: Option<Arc<oidc::OidcOptions>>,
 }
 
 impl Web {
@@ -72,9 +83,15 @@ impl Web {
 
 /// The UI's routes (`/`, `/ui/…`), to merge into the TAXII router of the same state.
 pub fn router(app: AppState) -> Router {
+    router_with(app, WebOptions::default())
+}
+
+/// [`router`] with `options` (the OpenID Connect login).
+pub fn router_with(app: AppState, options: WebOptions) -> Router {
     let web = Web {
         sessions: Sessions::new(app.store()),
         catalogues: Arc::new(catalogue::Catalogues::default()),
+        oidc: options.oidc,
         app,
     };
     let ui = Router::new()
@@ -97,6 +114,11 @@ pub fn router(app: AppState) -> Router {
     let ui = incidents::routes(ui);
     let ui = approvals::routes(ui);
     let ui = dashboard::routes(ui);
+    let ui = if web.oidc.is_some() {
+        oidc::routes(ui)
+    } else {
+        ui
+    };
     ui.layer(middleware::from_fn_with_state(web.clone(), object_floor))
         .layer(middleware::from_fn(headers))
         .layer(middleware::from_fn_with_state(web.clone(), error_pages))
@@ -704,14 +726,20 @@ fn local_path(next: Option<&str>) -> String {
 #[template(path = "login.html")]
 struct LoginPage {
     c: Chrome,
+    next_encoded: String,
     next: String,
     failed: bool,
+    /// Whether the single sign-on button shows (`[oidc]` set).
+    oidc: bool,
 }
 
 impl LoginPage {
-    /// The login page in `tr`, returning to `next`; `failed` after a refused token.
-    fn new(tr: &'static Locale, next: String, failed: bool) -> LoginPage {
+    /// The login page in `tr`, returning to `next`; `failed` after a refused token; `oidc`:
+    /// with the button of the OpenID Connect login.
+    fn new(tr: &'static Locale, next: String, failed: bool, oidc: bool) -> LoginPage {
         LoginPage {
+            next_encoded: url_encode(&next),
+            oidc,
             c: Chrome {
                 tr,
                 who: None,
@@ -733,10 +761,16 @@ struct NextQuery {
 }
 
 async fn login_page(
+    State(web): State<Web>,
     Lang(tr): Lang,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Result<Html<String>, WebError> {
-    render(&LoginPage::new(tr, local_path(q.next.as_deref()), false))
+    render(&LoginPage::new(
+        tr,
+        local_path(q.next.as_deref()),
+        false,
+        web.oidc.is_some(),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -779,7 +813,13 @@ async fn login_user(
     tr: &'static Locale,
     form: &LoginForm,
     source: Option<std::net::IpAddr>,
-) -> Result<Option<concord_store::SessionSubject>, Response> {
+) -> Result<
+    Option<(
+        concord_store::SessionSubject,
+        Vec<concord_store::AuditRecord>,
+    )>,
+    Response,
+> {
     use concord_server::auth::users::LoginError;
     let auth = web.app.authenticator();
     let name = form.user.trim();
@@ -794,7 +834,8 @@ async fn login_user(
             );
         }
     };
-    if web.app.users().totp_required(logged.role) || logged.user.totp_secret.is_some() {
+    let totp = web.app.users().totp_required(logged.role) || logged.user.totp_secret.is_some();
+    if totp {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -805,7 +846,14 @@ async fn login_user(
             Err(e) => return Err(refused_login(tr, &e)),
         }
     }
-    Ok(Some(concord_store::SessionSubject::User(logged.user.name)))
+    let method = if totp { "password+totp" } else { "password" };
+    Ok(Some((
+        concord_store::SessionSubject::User(logged.user.name.clone()),
+        vec![oidc::login_record(
+            &logged.user.name,
+            vec![format!("method {method}")],
+        )],
+    )))
 }
 
 /// `POST /ui/login`: the token through the same [`concord_server::auth::Authenticator`] as
@@ -834,8 +882,10 @@ async fn login(
             .await
         {
             Ok(None) => None,
-            Ok(Some(Principal::Admin)) => Some(concord_store::SessionSubject::Admin),
-            Ok(Some(Principal::Partner(_))) => key_id.map(concord_store::SessionSubject::Partner),
+            Ok(Some(Principal::Admin)) => Some((concord_store::SessionSubject::Admin, vec![])),
+            Ok(Some(Principal::Partner(_))) => {
+                key_id.map(|k| (concord_store::SessionSubject::Partner(k), vec![]))
+            }
             Err(e) => return Ok(refused_login(tr, &e)),
         }
     } else {
@@ -844,25 +894,31 @@ async fn login(
             Err(resp) => return Ok(resp),
         }
     };
-    let Some(subject) = subject else {
-        let page = render(&LoginPage::new(tr, next, true))?;
+    let Some((subject, audit)) = subject else {
+        let page = render(&LoginPage::new(tr, next, true, web.oidc.is_some()))?;
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
     let sessions = web.sessions.clone();
     let id = blocking(move || {
         sessions
-            .start(subject)
+            .start_audited(subject, &audit)
             .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     })
     .await?;
-    let cookie = format!(
+    let cookie = session_cookie(&id, secure.is_some());
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+}
+
+/// The `Set-Cookie` value of a new session `id`: `HttpOnly`, `SameSite=Strict`, for
+/// [`session::ABSOLUTE`]; `Secure` over TLS (the browser must never send it over plain HTTP,
+/// RFC 6265 §4.1.2.5).
+fn session_cookie(id: &str, secure: bool) -> String {
+    format!(
         "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session::COOKIE,
         session::ABSOLUTE.as_secs(),
-        // Over TLS the browser must never send it over plain HTTP (RFC 6265 §4.1.2.5).
-        if secure.is_some() { "; Secure" } else { "" }
-    );
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 async fn logout(State(web): State<Web>, req: Request) -> Response {

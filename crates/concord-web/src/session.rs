@@ -136,11 +136,23 @@ impl Sessions {
     ///
     /// Errors: no randomness, the store failed.
     pub fn start(&self, subject: SessionSubject) -> Result<String, SessionError> {
+        self.start_audited(subject, &[])
+    }
+
+    /// [`Sessions::start`] with the login's audit records, stored in the session's
+    /// transaction ([`Store::start_session_audited`]). Blocking.
+    ///
+    /// Errors: no randomness, the store failed.
+    pub fn start_audited(
+        &self,
+        subject: SessionSubject,
+        audit: &[concord_store::AuditRecord],
+    ) -> Result<String, SessionError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| SessionError::Random(e.to_string()))?;
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let c = clock();
-        self.store.start_session(
+        self.store.start_session_audited(
             &WebSession {
                 id_sha256: id_hash(&id),
                 subject,
@@ -148,6 +160,7 @@ impl Sessions {
                 last_seen_ns: c.now_ns,
             },
             &c,
+            audit,
         )?;
         Ok(id)
     }

@@ -224,6 +224,34 @@ tlp_version = "2.0"
 # [users.os]
 # alice = "alice"                      # the OS user alice runs the CLI as the user alice
 
+# Login to the web UI through an OpenID Provider (OpenID Connect, README "Single sign-on"):
+# off while `issuer` is empty. Roles come from the node's own users (`concord user add`),
+# never from the provider. The defaults:
+#
+# [oidc]
+# issuer = ""                          # e.g. "https://id.example.org/realms/cert": exactly as
+#                                      # the provider's discovery document and ID tokens say
+# client_id = ""                       # the client registered at the provider
+# client_secret_file = ""              # a file holding the client secret (relative to the
+#                                      # data directory; never the secret itself here)
+# redirect_url = ""                    # empty: public_url + "/ui/oidc/callback" (register it
+#                                      # at the provider as the client's redirect URI)
+# scopes = ["openid", "profile"]
+# user_claim = "preferred_username"    # the ID token's claim holding the user's name here;
+#                                      # "sub": linked one by one in [oidc.subjects]
+# second_factor_amr = ["mfa", "otp", "hwk", "sc"]
+#                                      # amr values (RFC 8176) that count as a second factor
+#                                      # for the roles of [users] totp_required
+# timeout_secs = 10                    # one request to the provider (discovery, JWKS, token)
+# max_response_bytes = 262144          # the largest answer of the provider read
+# max_callback_bytes = 4096            # the largest query of /ui/oidc/callback
+# pending_ttl_secs = 600               # a login begun must come back within this
+# pending_per_source = 20              # logins pending at once per client address (/64)
+# pending_max = 10000                  # logins pending at once in all
+# leeway_secs = 60                     # clock skew allowed on the ID token's exp and iat
+# [oidc.subjects]                      # with user_claim = "sub": sub -> user name
+# "248289761001" = "alice"
+
 # Four-eyes release (README "Four-eyes release"). The default:
 #
 # [release]
@@ -309,6 +337,177 @@ pub struct Config {
     /// `[release]`: four-eyes release (issue 20, item 3).
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// `[oidc]`: the web UI's login through an OpenID Provider (issue 20, item 5).
+    #[serde(default)]
+    pub oidc: OidcConfig,
+}
+
+/// The `[oidc]` section (issue 20, item 5): off while `issuer` is empty.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// `issuer`: the provider's issuer identifier (https; http only on loopback).
+    pub issuer: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret_file`: the file holding the client secret, relative to the data
+    /// directory (the secret is never written in `concord.toml`).
+    pub client_secret_file: String,
+    /// `redirect_url`: empty: `public_url` + `/ui/oidc/callback`.
+    pub redirect_url: String,
+    /// `scopes`: `openid` is added when missing.
+    pub scopes: Vec<String>,
+    /// `user_claim`: the ID token's claim that holds the user's name (`sub`: see
+    /// `subjects`).
+    pub user_claim: String,
+    /// `[oidc.subjects]`: `sub` → user name, with `user_claim = "sub"`.
+    pub subjects: std::collections::BTreeMap<String, String>,
+    /// `second_factor_amr`: `amr` values (RFC 8176) that count as a second factor.
+    pub second_factor_amr: Vec<String>,
+    /// `timeout_secs`: one request to the provider (1–300).
+    pub timeout_secs: u64,
+    /// `max_response_bytes`: the largest answer of the provider read (at least 1,024).
+    pub max_response_bytes: u64,
+    /// `max_callback_bytes`: the largest query of the callback (at least 256).
+    pub max_callback_bytes: usize,
+    /// `pending_ttl_secs`: how long a begun login may take (30–3,600).
+    pub pending_ttl_secs: u64,
+    /// `pending_per_source`: logins pending per client address (an IPv6 one by its /64).
+    pub pending_per_source: u64,
+    /// `pending_max`: logins pending in all.
+    pub pending_max: u64,
+    /// `leeway_secs`: clock skew allowed on `exp` and `iat` (at most 300).
+    pub leeway_secs: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> OidcConfig {
+        OidcConfig {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret_file: String::new(),
+            redirect_url: String::new(),
+            scopes: vec!["openid".to_owned(), "profile".to_owned()],
+            user_claim: "preferred_username".to_owned(),
+            subjects: std::collections::BTreeMap::new(),
+            second_factor_amr: ["mfa", "otp", "hwk", "sc"].map(str::to_owned).to_vec(),
+            timeout_secs: 10,
+            max_response_bytes: 256 << 10,
+            max_callback_bytes: 4096,
+            pending_ttl_secs: 600,
+            pending_per_source: 20,
+            pending_max: 10_000,
+            leeway_secs: 60,
+        }
+    }
+}
+
+impl OidcConfig {
+    /// The web UI's OpenID Connect login, or `None` while `issuer` is empty; `dir`: the data
+    /// directory (where `client_secret_file` is found), `public_url`: the node's.
+    ///
+    /// Errors: a missing `client_id` or `client_secret_file`, an unreadable or empty secret,
+    /// no redirect URL (neither `redirect_url` nor `public_url`), a limit out of its range,
+    /// `user_claim = "sub"` without `[oidc.subjects]`, a subject linked to a name that is no
+    /// user name; each naming the key.
+    pub fn options(
+        &self,
+        dir: &Path,
+        public_url: &str,
+    ) -> Result<Option<std::sync::Arc<concord_web::oidc::OidcOptions>>> {
+        if self.issuer.is_empty() {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            !self.client_id.is_empty(),
+            "[oidc] issuer is set: client_id is required"
+        );
+        anyhow::ensure!(
+            !self.client_secret_file.is_empty(),
+            "[oidc] issuer is set: client_secret_file is required (the client secret is never \
+             written in concord.toml)"
+        );
+        let path = dir.join(&self.client_secret_file);
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("[oidc] client_secret_file {}: cannot read", path.display()))?
+            .trim()
+            .to_owned();
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "[oidc] client_secret_file {}: the file is empty",
+            path.display()
+        );
+        let redirect_url = if self.redirect_url.is_empty() {
+            anyhow::ensure!(
+                !public_url.is_empty(),
+                "[oidc] redirect_url is empty and so is public_url: set one of them"
+            );
+            format!("{}/ui/oidc/callback", public_url.trim_end_matches('/'))
+        } else {
+            self.redirect_url.clone()
+        };
+        let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<()> {
+            anyhow::ensure!(
+                (lo..=hi).contains(&v),
+                "[oidc] {key} = {v}: must be from {lo} to {hi}"
+            );
+            Ok(())
+        };
+        range("timeout_secs", self.timeout_secs, 1, 300)?;
+        range(
+            "max_response_bytes",
+            self.max_response_bytes,
+            1024,
+            64 << 20,
+        )?;
+        range(
+            "max_callback_bytes",
+            u64::try_from(self.max_callback_bytes).unwrap_or(u64::MAX),
+            256,
+            65_536,
+        )?;
+        range("pending_ttl_secs", self.pending_ttl_secs, 30, 3600)?;
+        range("pending_per_source", self.pending_per_source, 1, 1_000_000)?;
+        range("pending_max", self.pending_max, 1, 10_000_000)?;
+        range("leeway_secs", self.leeway_secs, 0, 300)?;
+        let user_claim = if self.user_claim == "sub" {
+            anyhow::ensure!(
+                !self.subjects.is_empty(),
+                "[oidc] user_claim = \"sub\" links each sub to a user in [oidc.subjects], which \
+                 is empty"
+            );
+            for (sub, name) in &self.subjects {
+                concord_store::people::check_user_name(name)
+                    .map_err(|e| anyhow::anyhow!("[oidc.subjects] {sub:?}: {e}"))?;
+            }
+            concord_web::oidc::UserClaim::Subject(self.subjects.clone())
+        } else {
+            anyhow::ensure!(!self.user_claim.is_empty(), "[oidc] user_claim is empty");
+            concord_web::oidc::UserClaim::Claim(self.user_claim.clone())
+        };
+        let client = concord_oidc::Client::new(concord_oidc::Settings {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: secret,
+            redirect_url,
+            scopes: self.scopes.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            max_response_bytes: self.max_response_bytes,
+            leeway_secs: self.leeway_secs,
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Some(std::sync::Arc::new(concord_web::oidc::OidcOptions {
+            client,
+            user_claim,
+            second_factor_amr: self.second_factor_amr.clone(),
+            pending_ttl: std::time::Duration::from_secs(self.pending_ttl_secs),
+            quota: concord_store::OidcQuota {
+                per_source: self.pending_per_source,
+                total: self.pending_max,
+            },
+            max_callback_bytes: self.max_callback_bytes,
+        })))
+    }
 }
 
 /// The `[release]` section (issue 20, item 3).
@@ -355,7 +554,11 @@ impl Config {
         .iter()
         .map(|f| absolute(&dir.join(f)))
         .collect();
-        for f in [&self.tls_key, &self.incident.notify_secret_file] {
+        for f in [
+            &self.tls_key,
+            &self.incident.notify_secret_file,
+            &self.oidc.client_secret_file,
+        ] {
             if !f.is_empty() {
                 files.push(absolute(Path::new(f)));
             }

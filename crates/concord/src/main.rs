@@ -878,6 +878,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         )),
         None => state,
     };
+    // The web UI's OpenID Connect login (checked before anything listens).
+    let oidc = config.oidc.options(&dir.dir, &config.public_url)?;
     let connections = config.limits.connections();
     // Checked before anything listens: a bad `[webhooks]` key stops `serve` at once.
     config.webhooks.options()?;
@@ -968,7 +970,10 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         let app = concord_server::router(state.clone())
             .merge(concord_admin::join::router(state.clone(), join))
             .merge(concord_admin::router(state.clone(), admin))
-            .merge(concord_web::router(state));
+            .merge(concord_web::router_with(
+                state,
+                concord_web::WebOptions { oidc },
+            ));
         let app = concord_server::limit_bodies_with(concord_server::ops::observe(app), bodies);
         match tls {
             Some(tls) => {

@@ -20,6 +20,7 @@ mod leak;
 mod limits;
 mod matching;
 mod misp;
+mod oidc;
 mod ops;
 mod package;
 mod partners;

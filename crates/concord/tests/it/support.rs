@@ -113,12 +113,22 @@ impl Node {
     /// [`Node::serve_with`], its log (stderr) going to `log`. The per-request log lines
     /// are off unless `env` sets `CONCORD_LOG` (thousands of requests per test).
     pub fn serve_logging(&self, env: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
+        self.serve_listening("127.0.0.1:0", env, log)
+    }
+
+    /// [`Node::serve_with`] on a given port of loopback (a URL that must be known before the
+    /// server starts, as an OpenID Provider's redirect URI).
+    pub fn serve_on(&self, port: u16, env: &[(&str, &str)]) -> Server {
+        self.serve_listening(&format!("127.0.0.1:{port}"), env, Stdio::inherit())
+    }
+
+    fn serve_listening(&self, listen: &str, env: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
         // Sync rounds are driven by the tests (`concord sync`), not by the scheduler.
         let mut child = concord()
             .env("CONCORD_SYNC_SCHEDULE", "false")
             .env("CONCORD_LOG", "info,concord::request=off")
             .envs(env.iter().copied())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(self.path())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -12,7 +12,11 @@
 //! `target/e2e-artifacts/`). Then it walks one list of pages in English, Chinese and Arabic,
 //! 1,400 and 390 px wide (issue 25): no page is wider than the window, axe-core finds no
 //! serious or critical violation, the focus is visible at each Tab stop, and each page is
-//! photographed into `e2e-artifacts/pages/`.
+//! photographed into `e2e-artifacts/pages/`. The node has `[oidc]` set, with the test's
+//! OpenID Provider (`tests/oidc/provider.mjs`): the login page shows its button, and a
+//! single sign-on in the browser lands on the page asked for (the session cookie is
+//! `SameSite=Strict`, which a real browser does not send on a redirect chain begun by the
+//! provider: the callback's page moves on by itself).
 //!
 //! Needs `/usr/bin/chromium` (Debian's `chromium`; `.ci/run` installs it) and `playwright-core`
 //! installed by `npm ci` (`scripts/test` does it and sets `CONCORD_E2E_NODE_MODULES`; without
@@ -180,7 +184,21 @@ fn web_ui_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let server = node.serve();
+    // Single sign-on (issue 20, item 5): the test's OpenID Provider (tests/oidc/provider.mjs,
+    // oidc-provider from the same node_modules), and the user it logs in as. The redirect URI
+    // names the server's port, so the port is chosen first. The provider listens on
+    // 127.0.0.2, another site than the node's 127.0.0.1 for the browser (sites ignore ports):
+    // its redirects back are cross-site, as in real life.
+    let port = crate::oidc::free_port();
+    let redirect = format!("http://127.0.0.1:{port}/ui/oidc/callback");
+    let provider = crate::oidc::Provider::start_on(&modules, &redirect, "127.0.0.2");
+    crate::people::add_user(&node, "alice", "analyst", &[]);
+    crate::oidc::configure(
+        &node,
+        &crate::oidc::oidc_section(&provider.issuer, &redirect, ""),
+    );
+
+    let server = node.serve_on(port, &[]);
     let dir = artifacts();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -202,6 +220,7 @@ fn web_ui_in_chromium() {
             data("ioc/eset-hashes/agrius__samples.sha256"),
         )
         .env("CONCORD_E2E_NODE_MODULES", &modules)
+        .env("CONCORD_E2E_OIDC_USER", "alice")
         .env("CONCORD_E2E_CHROMIUM", &chromium)
         .output()
         .expect("run node tests/e2e/ui.mjs");
@@ -241,6 +260,8 @@ fn web_ui_in_chromium() {
         "-object-ar.png",
         "-graph-ar.png",
         "-partner-collections-en.png",
+        "-login-oidc-en.png",
+        "-oidc-collections-en.png",
     ] {
         let found = shots.iter().find(|n| n.ends_with(want));
         let size = found.map(|n| std::fs::metadata(dir.join(n)).unwrap().len());
