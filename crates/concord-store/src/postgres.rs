@@ -831,7 +831,8 @@ impl WriteBatch for PgBatch<'_> {
             .conn()
             .client
             .query_one(
-                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1)
+                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1 AND modified_key IS NOT NULL)
+                     OR EXISTS(SELECT 1 FROM object_versions WHERE id = $1 AND modified_key IS NULL)
                      OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = $1)",
                 &[&id],
             )?
@@ -1318,7 +1319,11 @@ impl PostgresStore {
                 &q.params(),
             )?;
             tx.execute(
-                "DELETE FROM object_versions v WHERE v.id = $1
+                // By id through the two partial indexes (`id = $1` alone scans the table).
+                "DELETE FROM object_versions v WHERE v.vid IN
+                   (SELECT vid FROM object_versions WHERE id = $1 AND modified_key IS NOT NULL
+                    UNION ALL
+                    SELECT vid FROM object_versions WHERE id = $1 AND modified_key IS NULL)
                  AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)",
                 &[&id],
             )?;
@@ -1556,7 +1561,8 @@ impl Store for PostgresStore {
     fn ever_held(&self, object_id: &str) -> Result<bool> {
         self.with_conn(|c| {
             Ok(c.query_one(
-                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1)
+                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = $1 AND modified_key IS NOT NULL)
+                     OR EXISTS(SELECT 1 FROM object_versions WHERE id = $1 AND modified_key IS NULL)
                      OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = $1)",
                 &[&object_id],
             )?

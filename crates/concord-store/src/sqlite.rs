@@ -67,6 +67,26 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
 ];
 
+/// Whether the node holds or ever held a version of the object `?1` (its id in
+/// `object_versions`, or a name kept by the audit log after the version was deleted).
+///
+/// Both indexes on `object_versions (id, …)` are partial (`modified_key` NULL or not), so
+/// `WHERE id = ?1` alone matches neither and scans every version: once per object of a
+/// package or sync import, quadratic in the node's size. Each condition is named, and each
+/// `EXISTS` is one index look-up (`tests::by_id_is_a_look_up_not_a_scan`).
+const ID_HELD: &str =
+    "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1 AND modified_key IS NOT NULL)
+         OR EXISTS(SELECT 1 FROM object_versions WHERE id = ?1 AND modified_key IS NULL)
+         OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = ?1)";
+
+/// Deletes the versions of object `?1` that no collection entry refers to any more, found
+/// by id through the two partial indexes as in [`ID_HELD`].
+const DELETE_UNREFERENCED_VERSIONS: &str = "DELETE FROM object_versions WHERE vid IN
+       (SELECT vid FROM object_versions WHERE id = ?1 AND modified_key IS NOT NULL
+        UNION ALL
+        SELECT vid FROM object_versions WHERE id = ?1 AND modified_key IS NULL)
+     AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)";
+
 /// A store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
@@ -568,12 +588,7 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn holds_id(&mut self, id: &str) -> Result<bool> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)
-                 OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = ?1)",
-            [id],
-            |r| r.get(0),
-        )?)
+        Ok(self.conn.query_row(ID_HELD, [id], |r| r.get(0))?)
     }
 
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
@@ -747,11 +762,7 @@ impl SqliteStore {
             ),
             rusqlite::params_from_iter(q.args.iter()),
         )?;
-        tx.execute(
-            "DELETE FROM object_versions WHERE id = ?1
-             AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)",
-            [id],
-        )?;
+        tx.execute(DELETE_UNREFERENCED_VERSIONS, [id])?;
         if n > 0 {
             bump_version(&tx, collection_id)?;
         }
@@ -1960,11 +1971,8 @@ impl Store for SqliteStore {
 
     fn ever_held(&self, object_id: &str) -> Result<bool> {
         self.with_reader(|c| {
-            Ok(c.prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1)
-                     OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = ?1)",
-            )?
-            .query_row([object_id], |r| r.get(0))?)
+            Ok(c.prepare_cached(ID_HELD)?
+                .query_row([object_id], |r| r.get(0))?)
         })
     }
 
@@ -2324,6 +2332,33 @@ mod tests {
             ),
             "{plan:?}"
         );
+    }
+
+    /// The look-ups of an object's versions by id search an index: a scan of
+    /// `object_versions` per imported object made a 1.5-million-object package import
+    /// quadratic (issue 22).
+    #[test]
+    fn by_id_is_a_look_up_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
+        for sql in [ID_HELD, DELETE_UNREFERENCED_VERSIONS] {
+            let plan: Vec<String> = store
+                .with_reader(|c| {
+                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = st.query_map(["x"], |r| r.get::<_, String>(3))?;
+                    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                })
+                .unwrap();
+            assert!(
+                plan.iter().any(|p| p.starts_with("SEARCH object_versions")),
+                "{plan:?}"
+            );
+            assert!(
+                plan.iter()
+                    .all(|p| !p.starts_with("SCAN") || p == "SCAN CONSTANT ROW"),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     /// Issue 16, item 5: `flush` checkpoints the WAL on a connection of its own, without the
