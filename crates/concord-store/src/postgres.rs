@@ -155,6 +155,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The `vid`s of object `$1`'s version rows, as a subquery: both indexes on
+/// `object_versions (id, …)` are partial (`modified_key` NULL or not), so `WHERE id = $1`
+/// alone matches neither and scans every version; each condition is named (as in the
+/// SQLite store, whose test checks the plan).
+const VIDS_OF_ID: &str =
+    "(SELECT vid FROM object_versions WHERE id = $1 AND modified_key IS NOT NULL
+      UNION ALL
+      SELECT vid FROM object_versions WHERE id = $1 AND modified_key IS NULL)";
+
 /// First key of the two-key advisory locks: "Conc" for write batches.
 const WRITE_LOCK_CLASS: i32 = 0x436f_6e63;
 /// First key of the two-key advisory locks: "Caud" for audit appends. Not the write-batch
@@ -1309,7 +1318,7 @@ impl PostgresStore {
                 &[&WRITE_LOCK_CLASS, &lock_key],
             )?;
             // The names of this id's versions, kept for the audit log if their rows go.
-            let names = version_names(&mut tx, "v.id = $1", &[&id])?;
+            let names = version_names(&mut tx, &format!("v.vid IN {VIDS_OF_ID}"), &[&id])?;
             let n = tx.execute(
                 &format!(
                     "DELETE FROM collection_entries WHERE seq IN
@@ -1319,12 +1328,10 @@ impl PostgresStore {
                 &q.params(),
             )?;
             tx.execute(
-                // By id through the two partial indexes (`id = $1` alone scans the table).
-                "DELETE FROM object_versions v WHERE v.vid IN
-                   (SELECT vid FROM object_versions WHERE id = $1 AND modified_key IS NOT NULL
-                    UNION ALL
-                    SELECT vid FROM object_versions WHERE id = $1 AND modified_key IS NULL)
-                 AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)",
+                &format!(
+                    "DELETE FROM object_versions v WHERE v.vid IN {VIDS_OF_ID}
+                     AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = v.vid)"
+                ),
                 &[&id],
             )?;
             if n > 0 {
@@ -2475,7 +2482,7 @@ impl Store for PostgresStore {
     fn audit_versions_of(&self, object_id: &str) -> Result<Vec<VersionName>> {
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
-            let mut out = version_names(&mut tx, "v.id = $1", &[&object_id])?;
+            let mut out = version_names(&mut tx, &format!("v.vid IN {VIDS_OF_ID}"), &[&object_id])?;
             out.extend(deleted_names(&mut tx, "object_id = $1", &[&object_id])?);
             tx.commit()?;
             out.sort_by_key(|n| n.vid);

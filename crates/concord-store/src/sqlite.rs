@@ -67,25 +67,30 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
 ];
 
-/// Whether the node holds or ever held a version of the object `?1` (its id in
-/// `object_versions`, or a name kept by the audit log after the version was deleted).
+/// The `vid`s of object `?1`'s version rows, as a subquery.
 ///
 /// Both indexes on `object_versions (id, …)` are partial (`modified_key` NULL or not), so
 /// `WHERE id = ?1` alone matches neither and scans every version: once per object of a
-/// package or sync import, quadratic in the node's size. Each condition is named, and each
-/// `EXISTS` is one index look-up (`tests::by_id_is_a_look_up_not_a_scan`).
+/// package or sync import, quadratic in the node's size. Each condition is named, so each
+/// half is one index look-up (`tests::by_id_is_a_look_up_not_a_scan`).
+const VIDS_OF_ID: &str =
+    "(SELECT vid FROM object_versions WHERE id = ?1 AND modified_key IS NOT NULL
+      UNION ALL
+      SELECT vid FROM object_versions WHERE id = ?1 AND modified_key IS NULL)";
+
+/// Whether the node holds or ever held a version of the object `?1` (its id in
+/// `object_versions`, or a name kept by the audit log after the version was deleted), by
+/// index look-ups as in [`VIDS_OF_ID`].
 const ID_HELD: &str =
     "SELECT EXISTS(SELECT 1 FROM object_versions WHERE id = ?1 AND modified_key IS NOT NULL)
          OR EXISTS(SELECT 1 FROM object_versions WHERE id = ?1 AND modified_key IS NULL)
          OR EXISTS(SELECT 1 FROM audit_version_names WHERE object_id = ?1)";
 
-/// Deletes the versions of object `?1` that no collection entry refers to any more, found
-/// by id through the two partial indexes as in [`ID_HELD`].
-const DELETE_UNREFERENCED_VERSIONS: &str = "DELETE FROM object_versions WHERE vid IN
-       (SELECT vid FROM object_versions WHERE id = ?1 AND modified_key IS NOT NULL
-        UNION ALL
-        SELECT vid FROM object_versions WHERE id = ?1 AND modified_key IS NULL)
-     AND NOT EXISTS (SELECT 1 FROM collection_entries e WHERE e.vid = object_versions.vid)";
+/// The condition (over `object_versions v`) of object `?1`'s version rows, for
+/// [`version_names`]: [`VIDS_OF_ID`].
+fn of_id() -> String {
+    format!("v.vid IN {VIDS_OF_ID}")
+}
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -753,7 +758,7 @@ impl SqliteStore {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // The names of this id's versions, kept for the audit log if their rows go.
-        let names = version_names(&tx, "v.id = ?1", &[SqlValue::Text(id.to_owned())])?;
+        let names = version_names(&tx, &of_id(), &[SqlValue::Text(id.to_owned())])?;
         let n = tx.execute(
             &format!(
                 "DELETE FROM collection_entries WHERE seq IN
@@ -762,7 +767,14 @@ impl SqliteStore {
             ),
             rusqlite::params_from_iter(q.args.iter()),
         )?;
-        tx.execute(DELETE_UNREFERENCED_VERSIONS, [id])?;
+        tx.execute(
+            &format!(
+                "DELETE FROM object_versions WHERE vid IN {VIDS_OF_ID}
+                 AND NOT EXISTS (SELECT 1 FROM collection_entries e
+                                 WHERE e.vid = object_versions.vid)"
+            ),
+            [id],
+        )?;
         if n > 0 {
             bump_version(&tx, collection_id)?;
         }
@@ -1755,7 +1767,7 @@ impl Store for SqliteStore {
 
     fn audit_versions_of(&self, object_id: &str) -> Result<Vec<VersionName>> {
         let args = [SqlValue::Text(object_id.to_owned())];
-        let mut out = self.with_reader(|c| version_names(c, "v.id = ?1", &args))?;
+        let mut out = self.with_reader(|c| version_names(c, &of_id(), &args))?;
         out.extend(self.with_reader(|c| deleted_names(c, "object_id = ?1", &args))?);
         out.sort_by_key(|n| n.vid);
         Ok(out)
@@ -2341,7 +2353,9 @@ mod tests {
     fn by_id_is_a_look_up_not_a_scan() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
-        for sql in [ID_HELD, DELETE_UNREFERENCED_VERSIONS] {
+        let names = format!("SELECT v.vid FROM object_versions v WHERE {}", of_id());
+        let delete = format!("DELETE FROM object_versions WHERE vid IN {VIDS_OF_ID}");
+        for sql in [ID_HELD, &names, &delete] {
             let plan: Vec<String> = store
                 .with_reader(|c| {
                     let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
