@@ -991,3 +991,112 @@ fn partner_add_of_a_cross_border_partner_waits_for_a_releaser() {
             .all(|a| a["target"] != "bsi2" && a["target"] != "bsi3")
     );
 }
+
+/// Issue 20: `invite` + `join` of a cross-border partner with `--read` and `--group` under
+/// four-eyes release. The invitation offers the collections and the join succeeds (its
+/// preview counts what will flow once approved, and its answer says the reads await
+/// approval), but the partner is created without its reads and groups and a `partner`
+/// approval is opened, requested by the one who made the invitation; nothing flows until a
+/// second releaser approves, and then the next round pulls.
+#[test]
+fn invite_and_join_of_a_cross_border_partner_waits_for_a_releaser() {
+    use crate::sync::{GREEN, cli_ok, import, indicator, sync};
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = Node::init_with(&["--jurisdiction", "FR"]);
+    import(
+        &a,
+        "intel",
+        &[
+            indicator("a1111111", "green.example.net", &[GREEN]),
+            indicator("a2222222", "green2.example.net", &[GREEN]),
+        ],
+    );
+    let config = a.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&config, text).unwrap();
+    add_user(&a, "op1", "operator");
+    add_user(&a, "rel1", "releaser");
+    let sa = a.serve();
+
+    let file = a.path().join("invite.json");
+    let (ok, _, err) = cli(
+        &a,
+        Some("op1"),
+        &[
+            "invite",
+            "--partner",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--url",
+            &sa.base,
+            "--read",
+            "intel",
+            "--group",
+            "eu",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let out = cli_ok(
+        &b,
+        &[
+            "join",
+            file.to_str().unwrap(),
+            "--name",
+            "cert-de",
+            "--pull",
+            "intel",
+            "--json",
+        ],
+    );
+    let joined: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        joined["note"]
+            .as_str()
+            .unwrap()
+            .contains("await a second releaser's approval"),
+        "{joined}"
+    );
+    // The preview counts what will flow once approved.
+    let serve = joined["preview"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["direction"] == "serve")
+        .cloned()
+        .unwrap();
+    assert_eq!(serve["objects"], 2, "{joined}");
+
+    // On the inviting node: the partner without reads or groups, the approval pending.
+    let p = partner_json(&a, "cert-fr");
+    assert_eq!(p["read_names"], serde_json::json!([]), "{p}");
+    assert_eq!(p["groups"], serde_json::json!([]), "{p}");
+    let (id, req) = pending_partner_change(&a);
+    assert_eq!(req["requested_by"], "user:op1");
+    assert_eq!(req["target"], "cert-fr");
+
+    // Nothing flows before the approval.
+    let (_, reports) = sync(&b, &[]);
+    assert_eq!(
+        reports[0]["pulled_added"].as_u64().unwrap_or(0),
+        0,
+        "{reports:?}"
+    );
+    let intel_b = cli_ok(&b, &["export", "--collection", "intel"]);
+    assert!(!intel_b.contains("example.net"), "{intel_b}");
+
+    // The inviter cannot approve; a second releaser does; the next round pulls.
+    let (ok, _, err) = cli(&a, Some("op1"), &["approval", "approve", &id]);
+    assert!(!ok, "{err}");
+    let (ok, _, err) = cli(&a, Some("rel1"), &["approval", "approve", &id]);
+    assert!(ok, "{err}");
+    let p = partner_json(&a, "cert-fr");
+    assert_eq!(p["read_names"], serde_json::json!(["intel"]), "{p}");
+    assert_eq!(p["groups"], serde_json::json!(["eu"]), "{p}");
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 2, "{reports:?}");
+}
