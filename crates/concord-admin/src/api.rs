@@ -700,24 +700,36 @@ async fn list_partners(
     ))
 }
 
-/// Creates a partner and returns its API key, once (`concord partner add`).
+/// Creates a partner and returns its API key, once (`concord partner add`). With `[release]
+/// four_eyes`, a cross-border partner asked with read grants or groups that widen what it
+/// receives is created without them (it receives nothing yet) and they are kept as a pending
+/// approval for a second releaser (`/api/v1/approvals`): 202, the partner as created with
+/// its key and `pending_approval`, as `PATCH /partners/{name}` answers 202 for a widening.
 #[utoipa::path(post, path = "/partners", tag = "partners",
     request_body = ops::NewPartner,
     responses(
         (status = 201, description = "Created, with its API key", body = ops::PartnerWithKey),
+        (status = 202, description = "Created without its read grants and groups, which wait for a second releaser's approval (`pending_approval`)", body = ops::PartnerWithKey),
         (status = 400, description = "A field breaks a rule", body = ApiError),
+        (status = 403, description = "A cross-border partner with reads asked by no named person (four-eyes release)", body = ApiError),
         (status = 404, description = "A collection named does not exist", body = ApiError),
         (status = 409, description = "The name is taken", body = ApiError),
         (status = 415, description = "Not JSON", body = ApiError),
     ))]
 async fn add_partner(
     State(a): State<Admin>,
+    acting: Acting,
     Body(new): Body<ops::NewPartner>,
 ) -> ApiResult<(StatusCode, Json<ops::PartnerWithKey>)> {
-    let store = a.store();
-    let p = blocking(move || ops::add_partner(store.as_ref(), &new)).await?;
+    let p =
+        approvals::on_release(&a, &acting, move |r, _| ops::add_partner_released(r, &new)).await?;
     changed("partner-add", &p.partner.name);
-    Ok((StatusCode::CREATED, Json(p)))
+    let status = if p.pending_approval.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(p)))
 }
 
 /// One partner's directory entry, never its key (`concord partner show`): name,

@@ -37,6 +37,7 @@ use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use concord_coordination::release;
 use concord_egress::Egress;
 use concord_policy::egress::PartnerProfile;
 use concord_server::AppState;
@@ -327,6 +328,32 @@ pub struct JoinService {
     pub files: PeerFiles,
 }
 
+/// The setting that names who made invitation `id` (`user:NAME`, `operator`, as the audit
+/// log names a person; written by `concord invite`): the requester of the four-eyes approval
+/// a join under it opens. Kept outside the offer, which the invitation file carries to the
+/// joining organisation.
+pub fn requester_setting(id: &str) -> String {
+    format!("invitation-requester:{id}")
+}
+
+/// The release rules a join is answered under (`[release]` of concord.toml and the active
+/// policy): with `four_eyes`, a cross-border partner's read grants and groups that widen what
+/// it receives are not given at the join but kept as a pending approval
+/// ([`concord_coordination::release::split_new_partner`]).
+#[derive(Clone, Debug)]
+pub struct JoinRelease {
+    /// `[release] four_eyes`.
+    pub four_eyes: bool,
+    /// The node's active policy.
+    pub policy: Arc<concord_policy::actions::Policy>,
+}
+
+/// What a `joined` answer's `reason` says when the partner's read grants wait for a second
+/// releaser: a constant, so that it tells the joining node nothing but that they wait.
+pub const READS_AWAIT_APPROVAL: &str = "joined; the read grants and sharing groups offered \
+    await a second releaser's approval on the inviting node (four-eyes release): nothing is \
+    served until then, and the serve counts are what will flow once approved";
+
 /// The answer to an unknown invitation id and to a wrong secret: the same status and body,
 /// so that a caller without the secret learns nothing, not even whether the id exists.
 const NOT_ACCEPTED: &str =
@@ -351,6 +378,22 @@ pub fn answer_join(
     store: &dyn Store,
     egress: &Egress,
     service: &JoinService,
+    body: &[u8],
+) -> (u16, Value) {
+    answer_join_released(store, egress, service, None, body)
+}
+
+/// [`answer_join`] under the node's release rules: with `[release] four_eyes` and an offer
+/// whose read grants or groups widen what the (cross-border) partner receives, the partner
+/// is created without them and they are kept as a pending `partner` approval requested by
+/// whoever made the invitation ([`requester_setting`]; `operator` when not recorded), as
+/// `partner add` keeps them; the `joined` answer then says so in `reason`
+/// ([`READS_AWAIT_APPROVAL`]) and its serve counts are what will flow once approved.
+pub fn answer_join_released(
+    store: &dyn Store,
+    egress: &Egress,
+    service: &JoinService,
+    release: Option<&JoinRelease>,
     body: &[u8],
 ) -> (u16, Value) {
     let error = |status: u16, m: String| (status, serde_json::json!({ "error": m }));
@@ -399,7 +442,7 @@ pub fn answer_join(
             serde_json::to_value(doc::sign_answer(&me.key, answer)).unwrap_or(Value::Null),
         )
     };
-    match answer_proven(store, egress, service, &request, &record) {
+    match answer_proven(store, egress, service, release, &request, &record) {
         Ok(answer) => (201, answer),
         Err(Refusal::Refused(reason)) => refuse(reason),
         Err(Refusal::Failed(e)) => {
@@ -515,6 +558,7 @@ fn answer_proven(
     store: &dyn Store,
     egress: &Egress,
     service: &JoinService,
+    release: Option<&JoinRelease>,
     request: &JoinRequest,
     record: &InvitationRecord,
 ) -> std::result::Result<Value, Refusal> {
@@ -674,6 +718,21 @@ fn answer_proven(
             updated_ns: now,
         },
     };
+    // Four-eyes release: the reads and groups that widen what a cross-border partner
+    // receives wait for a second releaser; the partner is admitted without them.
+    let requester = match release {
+        Some(j) if j.four_eyes => store
+            .setting(&requester_setting(&record.id))?
+            .unwrap_or_else(|| "operator".to_owned()),
+        _ => String::new(),
+    };
+    let held = match release {
+        Some(j) if j.four_eyes => {
+            let r = join_release(store, j, &requester);
+            release::split_new_partner(&r, &partner).map_err(|e| Refusal::Failed(e.to_string()))?
+        }
+        _ => None,
+    };
     // Files of their own per attempt (the name, with the new key's random id, is hashed): a
     // join refused below, also one that loses a race for this invitation, never touches
     // the files of a peer that exists; they are removed when it is refused.
@@ -741,7 +800,8 @@ fn answer_proven(
         };
         // The answer is made before the invitation is consumed, so that it is kept, sealed,
         // in the same transaction (a retry of this request gets it again).
-        // The preview: what this node will serve the new partner, through its egress door.
+        // The preview: what this node will serve the new partner, through its egress door
+        // (as asked: with four-eyes release, what will flow once its reads are approved).
         // Only what it will receive: a count of what the policy withholds from it would
         // tell the partner that objects it may not see exist (`concord partner preview`
         // counts them for this node's operator).
@@ -770,7 +830,7 @@ fn answer_proven(
             invitation: record.id.clone(),
             request_sha256: digest.clone(),
             outcome: "joined".into(),
-            reason: None,
+            reason: held.as_ref().map(|_| READS_AWAIT_APPROVAL.to_owned()),
             partner: record.partner.clone(),
             api_key: Some(api_key),
             node_key: me.key.public_hex(),
@@ -788,7 +848,12 @@ fn answer_proven(
             request_sha256: digest,
             answer: sealed,
         };
-        let admitted = store.consume_invitation(&record.id, &used, &partner, &settings)?;
+        let admitted = store.consume_invitation(
+            &record.id,
+            &used,
+            held.as_ref().unwrap_or(&partner),
+            &settings,
+        )?;
         Ok((admitted, signed, ours))
     })();
     if !matches!(result, Ok((Admission::Admitted, _, _))) {
@@ -836,6 +901,22 @@ fn answer_proven(
             )));
         }
     }
+    // The approval that keeps the reads and groups, requested by the inviter (after the
+    // admission: a refused join opens none). Should it fail, the partner stays without
+    // them and receives nothing.
+    if let (Some(j), Some(bare)) = (release, &held) {
+        let r = join_release(store, j, &requester);
+        if let Some(a) =
+            release::hold_partner(&r, bare, &partner).map_err(|e| Refusal::Failed(e.to_string()))?
+        {
+            tracing::info!(
+                invitation = %record.id,
+                partner = %record.partner,
+                approval = %a.id,
+                "join: read grants and groups kept for four-eyes release"
+            );
+        }
+    }
     // The joining node's agreement, kept as received from it; ours is held by it now.
     keep_agreements(
         store,
@@ -846,6 +927,23 @@ fn answer_proven(
     )
     .map_err(|e| Refusal::Failed(e.to_string()))?;
     Ok(signed)
+}
+
+/// The release context of a join: the inviter as the one asking. An inviter that is no
+/// named person (`operator`, an invitation made before four-eyes) still asks: the approval
+/// it opens needs a named releaser other than it all the same.
+fn join_release<'a>(
+    store: &'a dyn Store,
+    j: &'a JoinRelease,
+    requester: &'a str,
+) -> release::Release<'a> {
+    release::Release {
+        store,
+        four_eyes: j.four_eyes,
+        unnamed_persons: true,
+        policy: &j.policy,
+        person: requester,
+    }
 }
 
 /// The join endpoint, `POST /concord/join/` ([`concord_server::JOIN_PATH`]): each attempt
@@ -894,8 +992,12 @@ async fn join_endpoint(
     }
     let store = state.store();
     let egress = state.egress();
+    let release = JoinRelease {
+        four_eyes: state.four_eyes(),
+        policy: state.policy(),
+    };
     match tokio::task::spawn_blocking(move || {
-        answer_join(store.as_ref(), &egress, &service, &bytes)
+        answer_join_released(store.as_ref(), &egress, &service, Some(&release), &bytes)
     })
     .await
     {
@@ -953,6 +1055,11 @@ pub struct Joined {
     /// What will flow, per collection and direction: `push` (this node's egress door, for
     /// the new partner) and `serve` (the inviting node's door, from its answer).
     pub preview: Vec<FlowCount>,
+    /// What the inviting node said with its `joined` answer (`reason`), control and format
+    /// characters escaped: with four-eyes release there, that the read grants await a
+    /// second releaser's approval, the serve counts being what will flow once approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Why a join failed: the exchange's reason ([`JoinError`]: malformed, tampered, expired,
@@ -1342,6 +1449,10 @@ pub fn join(
         node_key: inv.node_key,
         created_collections: created,
         preview,
+        note: answer
+            .reason
+            .as_deref()
+            .map(|r| concord_sync::join::printable(r, 1000)),
     })
 }
 

@@ -460,6 +460,11 @@ pub struct PartnerWithKey {
     /// The API key (Bearer token, or HTTP Basic password): only its argon2id hash is
     /// stored, so it cannot be shown again.
     pub api_key: String,
+    /// With `[release] four_eyes`, when the partner was created across a border without
+    /// the read grants and groups asked: the pending approval that keeps them for a second
+    /// releaser (`partner add`). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<Box<ApprovalInfo>>,
 }
 
 /// A partner to create (`concord partner add`).
@@ -607,10 +612,54 @@ fn new_key() -> Result<(String, String, String)> {
     concord_server::auth::new_api_key().map_err(|e| AdminError::Internal(e.to_string()))
 }
 
-/// Creates a partner with a new API key (`concord partner add`). Errors: the name breaks
-/// the rule or is taken (conflict), the jurisdiction is no alpha-2 code, a collection
-/// does not exist.
+/// Creates a partner with a new API key (`concord partner add`), four-eyes release aside
+/// (see [`add_partner_released`]). Errors: the name breaks the rule or is taken (conflict),
+/// the jurisdiction is no alpha-2 code, a collection does not exist.
 pub fn add_partner(store: &dyn Store, new: &NewPartner) -> Result<PartnerWithKey> {
+    let (partner, key) = new_partner(store, new)?;
+    store.put_partner(&partner)?;
+    Ok(PartnerWithKey {
+        partner: PartnerInfo::from(&partner),
+        api_key: key,
+        pending_approval: None,
+    })
+}
+
+/// Creates a partner with a new API key (`concord partner add`, `POST /api/v1/partners`)
+/// under the node's release rules. With `[release] four_eyes`, a cross-border partner
+/// asked with read grants or groups that widen what it receives
+/// ([`release::split_new_partner`]) is created with its key, jurisdiction and write
+/// grants but without those reads and groups, so that it receives nothing yet; they are
+/// kept as a pending `partner` approval (the same as `partner update` keeps, requested by
+/// `release.person`) in [`PartnerWithKey::pending_approval`], applied when a second
+/// releaser approves it. A domestic partner, and write grants, are created at once, as
+/// without four-eyes. Errors: those of [`add_partner`]; forbidden (asked by no named person,
+/// nothing written). Should keeping the approval fail after the partner was written, the
+/// partner stays without reads (it receives nothing) and the error is returned.
+pub fn add_partner_released(release: &Release<'_>, new: &NewPartner) -> Result<PartnerWithKey> {
+    let store = release.store;
+    let (full, key) = new_partner(store, new)?;
+    let Some(bare) = release::split_new_partner(release, &full)? else {
+        store.put_partner(&full)?;
+        return Ok(PartnerWithKey {
+            partner: PartnerInfo::from(&full),
+            api_key: key,
+            pending_approval: None,
+        });
+    };
+    store.put_partner(&bare)?;
+    let pending =
+        release::hold_partner(release, &bare, &full)?.map(|a| Box::new(ApprovalInfo::from(a)));
+    Ok(PartnerWithKey {
+        partner: PartnerInfo::from(&bare),
+        api_key: key,
+        pending_approval: pending,
+    })
+}
+
+/// The partner record `new` asks for, checked, with its new API key (shown once). Errors:
+/// see [`add_partner`].
+fn new_partner(store: &dyn Store, new: &NewPartner) -> Result<(Partner, String)> {
     check_partner_name(&new.name)?;
     let jurisdiction = jurisdiction_code(&new.jurisdiction)?;
     // The same rule for a group as `partner update` holds it to.
@@ -640,11 +689,7 @@ pub fn add_partner(store: &dyn Store, new: &NewPartner) -> Result<PartnerWithKey
             ..Default::default()
         },
     };
-    store.put_partner(&partner)?;
-    Ok(PartnerWithKey {
-        partner: PartnerInfo::from(&partner),
-        api_key: key,
-    })
+    Ok((partner, key))
 }
 
 /// Removes a partner (`concord partner remove`): its key stops working at its next request on
@@ -667,6 +712,7 @@ pub fn rotate_key(store: &dyn Store, name: &str) -> Result<PartnerWithKey> {
     Ok(PartnerWithKey {
         partner: PartnerInfo::from(&p),
         api_key: key,
+        pending_approval: None,
     })
 }
 

@@ -906,6 +906,39 @@ pub fn hold_partner(r: &Release<'_>, was: &Partner, now: &Partner) -> Result<Opt
     Ok(Some(hold(r, "partner", &was.name, &edit, &request)?))
 }
 
+/// Four-eyes release of a new partner (`concord partner add`, `POST /api/v1/partners`, the
+/// partner a join creates): `full` is the partner as asked. `None`: it may be created as it
+/// is (four-eyes off, or nothing it is given widens what a cross-border partner receives:
+/// a domestic partner, write grants only). `Some(bare)`: create `bare` instead — `full`
+/// with its key, identity, jurisdiction and write grants but no read grants and no groups,
+/// which receives nothing — then keep the rest as a pending approval with
+/// [`hold_partner`]`(r, &bare, full)`, the same `partner` approval `partner update` keeps.
+/// Refused before anything is written: the one asking is no person
+/// ([`Release::acts_as_person`]) and `full` would widen something.
+pub fn split_new_partner(r: &Release<'_>, full: &Partner) -> Result<Option<Partner>> {
+    if !r.four_eyes {
+        return Ok(None);
+    }
+    let bare = Partner {
+        read: Vec::new(),
+        groups: Vec::new(),
+        ..full.clone()
+    };
+    let widens = partner_widens_here(r, &bare, full)?;
+    if widens.is_empty() {
+        return Ok(None);
+    }
+    let request = Request {
+        subject: full.name.clone(),
+        widens,
+    };
+    r.require_person(&format!(
+        "a new partner that receives across a border ({})",
+        request.english("partner")
+    ))?;
+    Ok(Some(bare))
+}
+
 /// What approving the partner change `a` writes: the partner record as current now with the
 /// edit (compare-and-set on it in the approval's transaction) and the audit record of door
 /// [`PARTNER_DOOR`] naming both people. Stale (nothing applied, still pending): the partner

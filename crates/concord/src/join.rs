@@ -171,6 +171,11 @@ pub fn invite(args: InviteArgs) -> Result<bool> {
             return Ok(false);
         }
     };
+    // Who made it: with four-eyes release, the requester of the approval its join opens.
+    store.set_setting(
+        &join::requester_setting(&file.invitation.id),
+        &crate::users::actor().audit_name(),
+    )?;
     let text = serde_json::to_string_pretty(&file)?;
     write_private(&args.output, &format!("{text}\n"))?;
     let inv = &file.invitation;
@@ -282,6 +287,9 @@ pub fn join(args: JoinArgs) -> Result<bool> {
         );
         for c in &joined.created_collections {
             eprintln!("created collection {c}");
+        }
+        if let Some(note) = &joined.note {
+            eprintln!("the inviting node says: {note}");
         }
         eprintln!("what will flow in the first round, after the egress policies:");
         print_preview(&joined.preview);

@@ -11,7 +11,9 @@ use crate::DataDirArg;
 /// `concord partner …`.
 #[derive(Subcommand)]
 pub enum PartnerCommand {
-    /// Create a partner with an API key (shown once).
+    /// Create a partner with an API key (shown once). With `[release] four_eyes`, a
+    /// cross-border partner is created without the reads and groups that widen what it
+    /// receives; they wait as a pending approval (its id printed) for a second releaser.
     Add {
         #[command(flatten)]
         data: DataDirArg,
@@ -29,7 +31,8 @@ pub enum PartnerCommand {
         /// A collection (alias or id) it may write (repeatable).
         #[arg(long = "write", value_name = "C")]
         write: Vec<String>,
-        /// Print one JSON document on stdout (the key as `api_key`).
+        /// Print one JSON document on stdout (the key as `api_key`, a pending approval as
+        /// `pending_approval`).
         #[arg(long)]
         json: bool,
     },
@@ -297,17 +300,35 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             json,
         } => {
             let store = crate::open_store(&data)?;
-            let p = ops::add_partner(
-                store.as_ref(),
-                &ops::NewPartner {
-                    name,
-                    jurisdiction,
-                    groups,
-                    read,
-                    write,
-                },
-            )?;
+            let new = ops::NewPartner {
+                name,
+                jurisdiction,
+                groups,
+                read,
+                write,
+            };
+            // Four-eyes release: a cross-border partner's reads and groups may wait for a
+            // second releaser (`[release] four_eyes`); it is created without them.
+            let p = match crate::approval::with_release(&data, store.as_ref(), |r, _| {
+                ops::add_partner_released(r, &new)
+            })? {
+                Ok(p) => p,
+                Err(e @ ops::AdminError::Forbidden(_)) => {
+                    eprintln!("error: {e}");
+                    if json {
+                        out!(
+                            "{}",
+                            serde_json::json!({"error": e.to_string(), "code": e.code()})
+                        );
+                    }
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            };
             print_key(&p, json)?;
+            if !json && let Some(a) = &p.pending_approval {
+                crate::approval::print_pending(a, false)?;
+            }
             Ok(true)
         }
         PartnerCommand::List { data, json } => {

@@ -141,12 +141,6 @@ fn has_both(rows: &[serde_json::Value], requester: &str, approver: &str) -> bool
 /// border) and a German one (domestic), two releasers and an analyst.
 fn setup(four_eyes: bool) -> Node {
     let node = Node::init_with(&["--jurisdiction", "DE"]);
-    if four_eyes {
-        let path = node.path().join("concord.toml");
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("\n[release]\nfour_eyes = true\n");
-        std::fs::write(&path, text).unwrap();
-    }
     let (ok, _, err) = cli(&node, None, &["collection", "create", "intel"]);
     assert!(ok, "{err}");
     for (name, j) in [("cert-fr", "fr"), ("bsi", "de")] {
@@ -164,6 +158,14 @@ fn setup(four_eyes: bool) -> Node {
             ],
         );
         assert!(ok, "{err}");
+    }
+    // Turned on once the partners exist: with it on, the operator (no person) could not
+    // give the French partner its read grant (see `partner_add_…` below).
+    if four_eyes {
+        let path = node.path().join("concord.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("\n[release]\nfour_eyes = true\n");
+        std::fs::write(&path, text).unwrap();
     }
     node
 }
@@ -445,6 +447,30 @@ fn four_eyes_off_keeps_todays_behaviour() {
     assert_eq!(s["default_tlp"], "clear");
     let rows = audit_rows(&node, "collection-share");
     assert!(rows.iter().any(|r| r["person"] == "user:rel1"), "{rows:?}");
+    // A cross-border partner added with reads and groups, by the operator, has them at once.
+    let (ok, out, err) = cli(
+        &node,
+        None,
+        &[
+            "partner",
+            "add",
+            "cert-it",
+            "--jurisdiction",
+            "it",
+            "--read",
+            "intel",
+            "--group",
+            "eu",
+            "--json",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    let added: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(added.get("pending_approval").is_none(), "{added}");
+    let p = partner_json(&node, "cert-it");
+    assert_eq!(p["read_names"], serde_json::json!(["intel"]));
+    assert_eq!(p["groups"], serde_json::json!(["eu"]));
+    assert!(pending(&node).is_empty());
 }
 
 /// `concord partner show NAME --json`, as the operator.
@@ -766,4 +792,311 @@ fn unnamed_persons_count_when_the_configuration_says_so() {
         "admin-token",
         "operator"
     ));
+}
+
+/// GET of a TAXII path with a partner's key: the status.
+fn partner_get(base: &str, key: &str, path: &str) -> u16 {
+    let resp = agent()
+        .get(format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Accept", crate::support::TAXII)
+        .call()
+        .unwrap();
+    resp.status().as_u16()
+}
+
+/// Issue 20: `partner add` of a cross-border partner with read grants or groups, by the CLI
+/// and by the admin API, creates the partner with its key and write grants but without its
+/// reads and groups (it receives nothing); they wait as a `partner` approval that the one
+/// who asked cannot approve, and that a second releaser's approval applies, after which the
+/// partner reads. Asked by no named person: refused, no partner created. A domestic partner
+/// is created whole at once.
+#[test]
+fn partner_add_of_a_cross_border_partner_waits_for_a_releaser() {
+    let node = setup(true);
+    let (_, op_tok) = add_user(&node, "op1", "operator");
+    let (_, rel_tok) = add_user(&node, "rel1", "releaser");
+    let server = node.serve();
+    let b = &server.base;
+    let objects = "/concord/collections/intel/objects/";
+
+    // CLI, JSON: created without reads and groups, the approval pending.
+    let (ok, out, err) = cli(
+        &node,
+        Some("op1"),
+        &[
+            "partner",
+            "add",
+            "cert-it",
+            "--jurisdiction",
+            "it",
+            "--read",
+            "intel",
+            "--write",
+            "intel",
+            "--group",
+            "eu",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let added: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key = added["api_key"].as_str().unwrap().to_owned();
+    let a = &added["pending_approval"];
+    assert_eq!(a["kind"], "partner", "{added}");
+    assert_eq!(a["target"], "cert-it");
+    assert_eq!(a["requested_by"], "user:op1");
+    let id = a["id"].as_str().unwrap().to_owned();
+    assert_eq!(pending_partner_change(&node).0, id);
+    let p = partner_json(&node, "cert-it");
+    assert_eq!(p["jurisdiction"], "IT");
+    assert_eq!(p["read_names"], serde_json::json!([]), "{p}");
+    assert_eq!(p["groups"], serde_json::json!([]), "{p}");
+    assert_eq!(p["write_names"], serde_json::json!(["intel"]), "{p}");
+    // The key works; nothing flows to it yet.
+    assert_eq!(partner_get(b, &key, "/concord/collections/"), 200);
+    let before = partner_get(b, &key, objects);
+    assert_ne!(before, 200);
+    // The one who asked cannot approve; a second releaser does, and then it reads.
+    let (ok, _, err) = cli(&node, Some("op1"), &["approval", "approve", &id]);
+    assert!(!ok, "{err}");
+    let (ok, _, err) = cli(&node, Some("rel1"), &["approval", "approve", &id]);
+    assert!(ok, "{err}");
+    let p = partner_json(&node, "cert-it");
+    assert_eq!(p["read_names"], serde_json::json!(["intel"]), "{p}");
+    assert_eq!(p["groups"], serde_json::json!(["eu"]), "{p}");
+    assert_eq!(partner_get(b, &key, objects), 200);
+    assert!(has_both(
+        &audit_rows(&node, "partner-update"),
+        "user:op1",
+        "user:rel1"
+    ));
+
+    // CLI, text: the key on stdout, the pending approval named on stderr.
+    let (ok, out, err) = cli(
+        &node,
+        Some("op1"),
+        &[
+            "partner",
+            "add",
+            "cert-es",
+            "--jurisdiction",
+            "es",
+            "--read",
+            "intel",
+        ],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    assert!(out.trim().starts_with("concord_"), "{out}");
+    assert_eq!(
+        partner_json(&node, "cert-es")["read_names"],
+        serde_json::json!([])
+    );
+
+    // No named person (the CLI's operator, the admin token): refused, nothing created.
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &[
+            "partner",
+            "add",
+            "cert-pt",
+            "--jurisdiction",
+            "pt",
+            "--read",
+            "intel",
+        ],
+    );
+    assert!(!ok && err.contains("named person"), "{err}");
+    let (status, e) = api(
+        b,
+        TOKEN,
+        "POST",
+        "/partners",
+        Some(r#"{"name":"cert-pt","jurisdiction":"PT","read":["intel"]}"#),
+    );
+    assert_eq!(status, 403, "{e}");
+    let (ok, _, _) = cli(&node, None, &["partner", "show", "cert-pt", "--json"]);
+    assert!(!ok, "no partner cert-pt was created");
+
+    // Admin API: 202, the partner with its key and the pending approval.
+    let (status, added) = api(
+        b,
+        &op_tok,
+        "POST",
+        "/partners",
+        Some(r#"{"name":"cert-nl","jurisdiction":"NL","read":["intel"],"groups":["eu"]}"#),
+    );
+    assert_eq!(status, 202, "{added}");
+    let key = added["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(added["read"], serde_json::json!([]), "{added}");
+    assert_eq!(added["groups"], serde_json::json!([]), "{added}");
+    assert_eq!(added["pending_approval"]["requested_by"], "user:op1");
+    let id = added["pending_approval"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(partner_get(b, &key, objects), 200);
+    let (status, e) = api(
+        b,
+        &op_tok,
+        "POST",
+        &format!("/approvals/{id}/approve"),
+        None,
+    );
+    assert_eq!(status, 403, "{e}");
+    let (status, e) = api(
+        b,
+        &rel_tok,
+        "POST",
+        &format!("/approvals/{id}/approve"),
+        None,
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        partner_json(&node, "cert-nl")["read_names"],
+        serde_json::json!(["intel"])
+    );
+    assert_eq!(partner_get(b, &key, objects), 200);
+
+    // Domestic: whole at once, by anyone allowed (also the operator, no person).
+    let (ok, out, err) = cli(
+        &node,
+        None,
+        &[
+            "partner",
+            "add",
+            "bsi2",
+            "--jurisdiction",
+            "de",
+            "--read",
+            "intel",
+            "--group",
+            "eu",
+            "--json",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    let added: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(added.get("pending_approval").is_none(), "{added}");
+    assert_eq!(added["read"].as_array().unwrap().len(), 1, "{added}");
+    let (status, added) = api(
+        b,
+        &op_tok,
+        "POST",
+        "/partners",
+        Some(r#"{"name":"bsi3","jurisdiction":"DE","read":["intel"]}"#),
+    );
+    assert_eq!(status, 201, "{added}");
+    assert!(
+        pending(&node)
+            .iter()
+            .all(|a| a["target"] != "bsi2" && a["target"] != "bsi3")
+    );
+}
+
+/// Issue 20: `invite` + `join` of a cross-border partner with `--read` and `--group` under
+/// four-eyes release. The invitation offers the collections and the join succeeds (its
+/// preview counts what will flow once approved, and its answer says the reads await
+/// approval), but the partner is created without its reads and groups and a `partner`
+/// approval is opened, requested by the one who made the invitation; nothing flows until a
+/// second releaser approves, and then the next round pulls.
+#[test]
+fn invite_and_join_of_a_cross_border_partner_waits_for_a_releaser() {
+    use crate::sync::{GREEN, cli_ok, import, indicator, sync};
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    let b = Node::init_with(&["--jurisdiction", "FR"]);
+    import(
+        &a,
+        "intel",
+        &[
+            indicator("a1111111", "green.example.net", &[GREEN]),
+            indicator("a2222222", "green2.example.net", &[GREEN]),
+        ],
+    );
+    let config = a.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&config, text).unwrap();
+    add_user(&a, "op1", "operator");
+    add_user(&a, "rel1", "releaser");
+    let sa = a.serve();
+
+    let file = a.path().join("invite.json");
+    let (ok, _, err) = cli(
+        &a,
+        Some("op1"),
+        &[
+            "invite",
+            "--partner",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--url",
+            &sa.base,
+            "--read",
+            "intel",
+            "--group",
+            "eu",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let out = cli_ok(
+        &b,
+        &[
+            "join",
+            file.to_str().unwrap(),
+            "--name",
+            "cert-de",
+            "--pull",
+            "intel",
+            "--json",
+        ],
+    );
+    let joined: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        joined["note"]
+            .as_str()
+            .unwrap()
+            .contains("await a second releaser's approval"),
+        "{joined}"
+    );
+    // The preview counts what will flow once approved.
+    let serve = joined["preview"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["direction"] == "serve")
+        .cloned()
+        .unwrap();
+    assert_eq!(serve["objects"], 2, "{joined}");
+
+    // On the inviting node: the partner without reads or groups, the approval pending.
+    let p = partner_json(&a, "cert-fr");
+    assert_eq!(p["read_names"], serde_json::json!([]), "{p}");
+    assert_eq!(p["groups"], serde_json::json!([]), "{p}");
+    let (id, req) = pending_partner_change(&a);
+    assert_eq!(req["requested_by"], "user:op1");
+    assert_eq!(req["target"], "cert-fr");
+
+    // Nothing flows before the approval.
+    let (_, reports) = sync(&b, &[]);
+    assert_eq!(
+        reports[0]["pulled_added"].as_u64().unwrap_or(0),
+        0,
+        "{reports:?}"
+    );
+    let intel_b = cli_ok(&b, &["export", "--collection", "intel"]);
+    assert!(!intel_b.contains("example.net"), "{intel_b}");
+
+    // The inviter cannot approve; a second releaser does; the next round pulls.
+    let (ok, _, err) = cli(&a, Some("op1"), &["approval", "approve", &id]);
+    assert!(!ok, "{err}");
+    let (ok, _, err) = cli(&a, Some("rel1"), &["approval", "approve", &id]);
+    assert!(ok, "{err}");
+    let p = partner_json(&a, "cert-fr");
+    assert_eq!(p["read_names"], serde_json::json!(["intel"]), "{p}");
+    assert_eq!(p["groups"], serde_json::json!(["eu"]), "{p}");
+    let (code, reports) = sync(&b, &[]);
+    assert_eq!(code, 0, "{reports:?}");
+    assert_eq!(reports[0]["pulled_added"], 2, "{reports:?}");
 }
