@@ -444,11 +444,14 @@ pub fn summary_english(a: &Approval) -> String {
 
 /// What a change of `collection_id`'s sharing from `old` to `new` widens for cross-border
 /// partners that read the collection (`cert-fr (FR) receives TLP:AMBER`, `cert-fr (FR)
-/// receives unmarked objects (TLP:GREEN)`); empty when it widens nothing for them (a
-/// narrowing, or a widening for domestic partners only).
+/// receives unmarked objects (TLP:GREEN)`), and the sharing group whose key pseudonymises
+/// for them when it becomes another shared one (the GREEN groups choose it,
+/// [`Policy::pseudonym_group`]: its pseudonyms then link with that group's, as
+/// [`partner_widens`] counts it); empty when it widens nothing for them (a narrowing, or a
+/// widening for domestic partners only). Across a border: [`Policy::cross_border`].
 pub fn sharing_widens(
     partners: &[Partner],
-    jurisdiction: Option<&str>,
+    policy: &Policy,
     collection_id: &str,
     old: &CollectionSharing,
     new: &CollectionSharing,
@@ -456,10 +459,22 @@ pub fn sharing_widens(
     let mut out = Vec::new();
     for p in partners
         .iter()
-        .filter(|p| cross_border(jurisdiction, p) && p.read.iter().any(|c| c == collection_id))
+        .filter(|p| p.read.iter().any(|c| c == collection_id))
     {
         let pr = profile(p);
+        if !policy.cross_border(&pr) {
+            continue;
+        }
         tlp_widens(p, None, Some((old, &pr)), (new, &pr), &mut out);
+        let group = policy.pseudonym_group(new, &pr);
+        if !group.starts_with("partner:") && policy.pseudonym_group(old, &pr) != group {
+            out.push(Widening::Pseudonyms {
+                partner: p.name.clone(),
+                jurisdiction: p.jurisdiction.clone(),
+                group,
+                collection: collection_id.to_owned(),
+            });
+        }
     }
     out
 }
@@ -517,6 +532,22 @@ pub fn partner_widens(
     if !policy.cross_border(&old_p) && !policy.cross_border(&new_p) {
         return Ok(out);
     }
+    // A domestic partner that moves abroad sends across the border all it reads, for the
+    // first time: it is read as a new cross-border partner would be (nothing read, no
+    // groups, before), else a releaser widens a partner alone in two narrow-looking steps
+    // (grants while domestic, which wait for no one, then the jurisdiction).
+    let abroad;
+    let (was, old_p) = if policy.cross_border(&old_p) {
+        (was, old_p)
+    } else {
+        abroad = Partner {
+            jurisdiction: now.jurisdiction.clone(),
+            read: Vec::new(),
+            groups: Vec::new(),
+            ..was.clone()
+        };
+        (&abroad, profile(&abroad))
+    };
     let who = || (now.name.clone(), now.jurisdiction.clone());
     for g in &now.groups {
         if !was.groups.contains(g) {
@@ -697,13 +728,7 @@ pub fn share(
     let old = concord_egress::collection_sharing(r.store, &collection.id)?;
     let new = edit.apply(old.clone()).map_err(ReleaseError::Refused)?;
     if r.four_eyes {
-        let widens = sharing_widens(
-            &r.store.partners()?,
-            r.jurisdiction(),
-            &collection.id,
-            &old,
-            &new,
-        );
+        let widens = sharing_widens(&r.store.partners()?, r.policy, &collection.id, &old, &new);
         if !widens.is_empty() {
             let request = Request {
                 subject: collection
@@ -939,6 +964,33 @@ pub fn split_new_partner(r: &Release<'_>, full: &Partner) -> Result<Option<Partn
     Ok(Some(bare))
 }
 
+/// Refused as stale unless `widens` (what approving `a` would widen now) is what its
+/// request named, and the approver saw: `subject` (`partner "cert-fr"`, `collection
+/// "intel"`) changed since, or what it applies to (a partner given a read grant meanwhile).
+fn as_asked(a: &Approval, subject: &str, widens: &[Widening]) -> Result<()> {
+    let asked = Request::of(a).map(|q| q.widens).unwrap_or_default();
+    if widens == asked.as_slice() {
+        return Ok(());
+    }
+    let words = |w: &[Widening]| {
+        if w.is_empty() {
+            "nothing".to_owned()
+        } else {
+            w.iter()
+                .map(Widening::english)
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    };
+    Err(ReleaseError::Stale(format!(
+        "approval {}: {subject} changed since the request: approving it now would widen {} \
+         instead of what was asked ({}); nothing was applied (reject it and ask again)",
+        a.id,
+        words(widens),
+        words(&asked)
+    )))
+}
+
 /// What approving the partner change `a` writes: the partner record as current now with the
 /// edit (compare-and-set on it in the approval's transaction) and the audit record of door
 /// [`PARTNER_DOOR`] naming both people. Stale (nothing applied, still pending): the partner
@@ -960,27 +1012,7 @@ fn approved_partner(r: &Release<'_>, a: &Approval, edit: &PartnerEdit) -> Result
         })?;
     let (mut now, changes) = edit.apply(&current);
     let widens = partner_widens_here(r, &current, &now)?;
-    let asked = Request::of(a).map(|q| q.widens).unwrap_or_default();
-    if widens != asked {
-        let words = |w: &[Widening]| {
-            if w.is_empty() {
-                "nothing".to_owned()
-            } else {
-                w.iter()
-                    .map(Widening::english)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-        };
-        return Err(ReleaseError::Stale(format!(
-            "approval {}: partner {name:?} changed since the request: approving it now would \
-             widen {} instead of what was asked ({}); nothing was applied (reject it and ask \
-             again)",
-            a.id,
-            words(&widens),
-            words(&asked)
-        )));
-    }
+    as_asked(a, &format!("partner {name:?}"), &widens)?;
     now.details.updated_ns = now_ns();
     let door = Door {
         door: PARTNER_DOOR,
@@ -1041,7 +1073,9 @@ fn decided(a: &Approval) -> ReleaseError {
 /// Approves the pending approval `id` as `r.person` and applies its change, in the
 /// transaction that records the approval, with an audit entry naming the requester and the
 /// approver. The change is applied to what is current now (a sharing changed meanwhile
-/// keeps its other changes). Refused: the approver is the person who asked (the four-eyes
+/// keeps its other changes), if it widens there exactly what its request named (stale,
+/// nothing applied, still pending, otherwise: a partner changed, or given a read grant on
+/// the collection, since). Refused: the approver is the person who asked (the four-eyes
 /// rule); not found: no such approval; decided: approved or rejected already.
 pub fn approve(r: &Release<'_>, node: &Node<'_>, id: &str) -> Result<Approval> {
     let a = pending(r.store, id)?;
@@ -1098,6 +1132,11 @@ fn approved_change(r: &Release<'_>, node: &Node<'_>, a: &Approval) -> Result<cra
                 serde_json::from_str(&a.change).map_err(|e| unreadable(e.to_string()))?;
             let (expected, old) = read_sharing(r.store, &a.target)?;
             let new = edit.apply(old.clone()).map_err(unreadable)?;
+            // What it widens now, for the partners that read the collection now: what the
+            // request named, or stale (a partner given a read grant meanwhile would receive
+            // what no one approved on sight).
+            let widens = sharing_widens(&r.store.partners()?, r.policy, &a.target, &old, &new);
+            as_asked(a, &format!("collection {:?}", a.target), &widens)?;
             (
                 vec![SettingChange {
                     key: sharing_setting_key(&a.target),
@@ -1196,8 +1235,9 @@ mod tests {
             partner("de", "DE", &["eu"], &["c"]),
             partner("cn", "CN", &[], &[]),
         ];
+        let de = Policy::node_default(Some("DE"), Default::default());
         let w = |old: &CollectionSharing, new: &CollectionSharing| {
-            sharing_widens(&partners, Some("DE"), "c", old, new)
+            sharing_widens(&partners, &de, "c", old, new)
                 .iter()
                 .map(Widening::english)
                 .collect::<Vec<_>>()
@@ -1241,13 +1281,34 @@ mod tests {
         assert_eq!(
             sharing_widens(
                 &partners,
-                None,
+                &Policy::node_default(None, Default::default()),
                 "c",
                 &base,
                 &sharing(Tlp::Amber, Some(&["eu"]), &["de"])
             )
             .len(),
             3
+        );
+        // GREEN to one of fr's two groups: nothing new to see, but pseudonymised with
+        // the other group's key (its first, `a`, before): a widening.
+        let two = [partner("fr", "FR", &["b", "a"], &["c"])];
+        let community = sharing(Tlp::Amber, None, &[]);
+        let to_b = sharing_widens(
+            &two,
+            &de,
+            "c",
+            &community,
+            &sharing(Tlp::Amber, Some(&["b"]), &[]),
+        );
+        assert_eq!(
+            to_b.iter().map(Widening::english).collect::<Vec<_>>(),
+            [Widening::Pseudonyms {
+                partner: "fr".into(),
+                jurisdiction: "FR".into(),
+                group: "b".into(),
+                collection: "c".into(),
+            }
+            .english()]
         );
     }
 
@@ -1302,10 +1363,29 @@ mod tests {
         assert_eq!(domestic[0], "fr moves from FR to DE and becomes domestic");
         assert!(domestic.contains(&"fr (DE) receives email by allow, not pseudonymise".to_owned()));
         assert_eq!(domestic.len(), 1 + Category::ALL.len());
-        // A domestic partner: nothing waits, and leaving the country narrows.
+        // A domestic partner: nothing waits.
         let bsi = partner("bsi", "DE", &[], &["c"]);
         assert!(w(&bsi, &partner("bsi", "DE", &["eu"], &["c", "d"])).is_empty());
-        assert!(w(&bsi, &partner("bsi", "FR", &[], &["c"])).is_empty());
+        // Leaving the country: all it reads and its groups go across the border from now
+        // on, as for a new cross-border partner; without grants or groups, nothing.
+        assert_eq!(
+            w(&bsi, &partner("bsi", "FR", &[], &["c"])),
+            ["bsi (FR) receives TLP:CLEAR from #c"]
+        );
+        assert_eq!(
+            w(
+                &partner("bsi", "DE", &["eu"], &["c"]),
+                &partner("bsi", "FR", &["eu"], &["c"])
+            )[0],
+            "bsi (FR) joins the sharing group eu"
+        );
+        assert!(
+            w(
+                &partner("bsi", "DE", &[], &[]),
+                &partner("bsi", "FR", &[], &[])
+            )
+            .is_empty()
+        );
         // The edit kept with an approval turns the old record into the new one.
         let now = partner("fr", "DE", &["eu"], &["d"]);
         let edit = PartnerEdit::between(&fr, &now);

@@ -65,6 +65,29 @@ pub struct PartnerAccess {
     /// The argon2id hash that key was verified against: with the key id, what
     /// [`Authenticator::current`] looks for in the store again.
     pub key_hash: String,
+    /// The pin of the client certificate its key is bound to (SHA-256 of the DER, hex;
+    /// `client_cert_sha256` of its directory entry, issue 19); `None`: not bound.
+    pub client_cert_sha256: Option<String>,
+}
+
+impl PartnerAccess {
+    /// Whether a connection that presented the client certificate pinned as `client_cert`
+    /// (`None`: none, or plain HTTP) may act for this partner: any, when its key is bound
+    /// to no certificate; else only one presenting that certificate (issue 19). Every door
+    /// that acts for the partner after its key was verified (a web session, a live stream)
+    /// asks this again of the connection it serves.
+    pub fn presented_by(&self, client_cert: Option<&str>) -> bool {
+        pin_matches(self.client_cert_sha256.as_deref(), client_cert)
+    }
+}
+
+/// Whether `client_cert` (the pin of the certificate a connection presented) satisfies the
+/// partner's pin `pin` (`None`: the key is bound to none).
+fn pin_matches(pin: Option<&str>, client_cert: Option<&str>) -> bool {
+    match pin {
+        None => true,
+        Some(pin) => client_cert.is_some_and(|c| c.eq_ignore_ascii_case(pin)),
+    }
 }
 
 impl Principal {
@@ -379,10 +402,7 @@ impl Authenticator {
             .map_or_else(|| dummy_hash().to_owned(), |p| p.key_hash.clone());
         // Whether the connection presented what the partner's pin asks (nothing when it
         // has none).
-        let bound = |p: &Partner| match &p.details.client_cert_sha256 {
-            None => true,
-            Some(pin) => client_cert.is_some_and(|c| c.eq_ignore_ascii_case(pin)),
-        };
+        let bound = |p: &Partner| pin_matches(p.details.client_cert_sha256.as_deref(), client_cert);
         // What a failure is remembered against: the key's hash and the partner's pin, so
         // that a new key or a new pin is tried again.
         let judged = match &partner {
@@ -547,7 +567,8 @@ impl Authenticator {
     /// The current rights of the partner whose key has id `key_id`, for a session that
     /// authenticated with that key earlier (the web UI): `None` once the key was rotated or
     /// the partner removed, and new permissions, at once (as TAXII
-    /// sees them). Blocking (a store read at most once a second for an unknown key).
+    /// sees them). The caller holds it to the connection's client certificate
+    /// ([`PartnerAccess::presented_by`]), as [`Authenticator::authenticate`] does. Blocking (a store read at most once a second for an unknown key).
     pub fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Principal>, StoreError> {
         Ok(self.find_partner(key_id)?.as_ref().map(access))
     }
@@ -557,9 +578,10 @@ impl Authenticator {
     /// The principal as the store says it is now, for a door that outlives its request (a
     /// live stream): the operator as it is; a partner with its current rights if the key
     /// it authenticated with (the same key id and argon2id hash) is still its key, `None`
-    /// once the partner was removed or its key rotated. Reads the partner from the store, so
-    /// a change made by another process (the CLI, another `serve`) counts at once.
-    /// Blocking. Errors: the store failed.
+    /// once the partner was removed or its key rotated, or its key bound to another client
+    /// certificate than when it authenticated (issue 19: the connection presented the one
+    /// pinned then). Reads the partner from the store, so a change made by another process
+    /// (the CLI, another `serve`) counts at once. Blocking. Errors: the store failed.
     pub fn current(&self, principal: &Principal) -> Result<Option<Principal>, StoreError> {
         let Principal::Partner(was) = principal else {
             return Ok(Some(principal.clone()));
@@ -567,7 +589,9 @@ impl Authenticator {
         Ok(self
             .store
             .partner_by_key_id(&was.key_id)?
-            .filter(|p| p.key_hash == was.key_hash)
+            .filter(|p| {
+                p.key_hash == was.key_hash && p.details.client_cert_sha256 == was.client_cert_sha256
+            })
             .map(|p| access(&p)))
     }
 }
@@ -617,6 +641,7 @@ fn access(p: &Partner) -> Principal {
         write: p.write.iter().cloned().collect(),
         key_id: p.key_id.clone(),
         key_hash: p.key_hash.clone(),
+        client_cert_sha256: p.details.client_cert_sha256.clone(),
     }))
 }
 

@@ -167,7 +167,7 @@ async fn error_pages(State(web): State<Web>, req: Request, next: Next) -> Respon
     let Lang(tr) = Lang::from_request_parts(&mut parts, &web)
         .await
         .unwrap_or_else(|never| match never {});
-    let current = Current::load(&web, &parts.headers).await;
+    let current = Current::load(&web, &parts).await;
     let session = current.session.clone();
     parts.extensions.insert(current);
     let back = parts
@@ -218,8 +218,12 @@ struct Current {
 impl Current {
     /// Looks the request's session up in the store and resolves it: a user's role and a
     /// partner's rights as they are now. A store failure counts as no session (logged).
-    async fn load(web: &Web, headers: &axum::http::HeaderMap) -> Current {
-        let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    async fn load(web: &Web, parts: &Parts) -> Current {
+        let cookies = parts
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        let cert = concord_server::mtls::client_cert_sha256(&parts.extensions).map(str::to_owned);
         let cookie = session::cookie(cookies, session::COOKIE).map(str::to_owned);
         let Some(value) = cookie.clone() else {
             return Current {
@@ -233,7 +237,7 @@ impl Current {
             let subject = web2.sessions.find(&value)?;
             let session = match &subject {
                 None => None,
-                Some(s) => resolve(&web2, s)?,
+                Some(s) => resolve(&web2, s, cert.as_deref())?,
             };
             Ok::<_, concord_store::StoreError>((subject, session))
         })
@@ -259,10 +263,15 @@ impl Current {
 
 /// Who a stored session stands for now: the admin token; a partner by its key's id (its
 /// current rights; `None` once the key was rotated or the partner removed); a named user
-/// with its current role (`None` once removed). Blocking.
+/// with its current role (`None` once removed). A partner whose key is bound to a client
+/// certificate is `None` too over a connection that does not present it (`client_cert`: the
+/// pin of the one presented; issue 19): the session is its key presented again, and TAXII
+/// asks the certificate of each request.
+/// Blocking.
 fn resolve(
     web: &Web,
     subject: &concord_store::SessionSubject,
+    client_cert: Option<&str>,
 ) -> Result<Option<Session>, concord_store::StoreError> {
     use concord_store::SessionSubject as S;
     Ok(match subject {
@@ -275,6 +284,10 @@ fn resolve(
             .app
             .authenticator()
             .partner_by_key_id(key_id)?
+            .filter(|principal| match principal {
+                Principal::Partner(p) => p.presented_by(client_cert),
+                Principal::Admin => true,
+            })
             .map(|principal| Session {
                 principal,
                 key_id: Some(key_id.clone()),
@@ -424,7 +437,7 @@ impl FromRequestParts<Web> for Viewer {
             .unwrap_or_else(|| "/ui/".to_owned());
         let current = match parts.extensions.get::<Current>() {
             Some(c) => c.clone(),
-            None => Current::load(web, &parts.headers).await,
+            None => Current::load(web, parts).await,
         };
         // A partner's rights and a user's role are re-read on each request (a partner's
         // cached for a few seconds by the authenticator), as TAXII re-authenticates each

@@ -861,3 +861,221 @@ fn users_and_sessions_withstand_the_usual_attacks() {
     let (st, cookie, _) = login(&s1.base, &format!("user=ALICE&token={alice_pw}"));
     assert!(cookie.is_none(), "{st}");
 }
+
+/// Attack (issue 19, a key bound to a client certificate): a partner's web session outlives
+/// the binding. The key holder logs in to the web UI before its key is bound to a client
+/// certificate (`partner set --client-cert-sha256`, as `join --mtls` does); after the
+/// binding, its key without the certificate is refused at TAXII, and its session cookie
+/// must be refused as well, on a connection that presents no certificate: a session is
+/// one more way to present the key, and is held to the same pin at each request.
+#[test]
+fn a_web_session_does_not_outlive_a_keys_binding_to_a_certificate() {
+    use crate::people::{login, page};
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f6666666", "pinned.example.net", &[GREEN])],
+    );
+    let out: Value = serde_json::from_str(&cli_ok(
+        &a,
+        &[
+            "partner",
+            "add",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--read",
+            "intel",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let key = out["api_key"].as_str().unwrap().to_owned();
+    let s = a.serve();
+    let (status, cookie, _) = login(&s.base, &format!("user=&token={key}"));
+    assert_eq!(status, 303, "the partner logs in with its key");
+    let cookie = cookie.unwrap();
+    assert_eq!(page(&s.base, &cookie, "/ui/collections").0, 200);
+    assert_eq!(partner_reads(&s, &key, "intel"), 200);
+
+    // The operator binds the key to the partner's certificate (its SHA-256 pin).
+    cli_ok(
+        &a,
+        &[
+            "partner",
+            "set",
+            "cert-fr",
+            "--client-cert-sha256",
+            &"ab".repeat(32),
+        ],
+    );
+    // Without the certificate: TAXII refuses the key, and the web UI the session, as it
+    // refuses no session at all (to the login page).
+    assert_eq!(partner_reads(&s, &key, "intel"), 401);
+    let (status, body) = page(&s.base, &cookie, "/ui/collections");
+    assert_ne!(status, 200, "{body}");
+    let (none, _) = page(&s.base, "concord_session=none", "/ui/collections");
+    assert_eq!(status, none, "the same answer as no session");
+    // A new login with the key alone is refused too.
+    assert_eq!(login(&s.base, &format!("user=&token={key}")).0, 401);
+}
+
+/// Attack (issue 20, four-eyes release): a single releaser moves a cross-border partner into
+/// another sharing group's pseudonyms by a sharing change that widens no TLP level. The
+/// partner `cert-fr` (FR) is in the groups `a` and `b` and reads `intel`; its personal data
+/// is pseudonymised with the key of its first group, `a`. Sharing TLP:GREEN of `intel` with
+/// the group `b` only changes nothing it sees, but pseudonymises for it with `b`'s key:
+/// its pseudonyms now link with those `b`'s members receive. A partner update that does
+/// this waits for a second releaser ([`Widening::Pseudonyms`]); a sharing change must too.
+#[test]
+fn a_sharing_change_cannot_move_a_cross_border_partner_into_other_pseudonyms_alone() {
+    use crate::four_eyes::{add_user, cli, pending};
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&node, &["collection", "create", "intel"]);
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &[
+            "partner",
+            "add",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--read",
+            "intel",
+            "--group",
+            "a",
+            "--group",
+            "b",
+        ],
+    );
+    assert!(ok, "{err}");
+    let config = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&config, text).unwrap();
+    add_user(&node, "rel1", "releaser");
+    assert!(pending(&node).is_empty());
+
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &["collection", "share", "intel", "--group", "b"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    let p = pending(&node);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0]["summary"].as_str().unwrap().contains("cert-fr"),
+        "{p:?}"
+    );
+}
+
+/// Attack (issue 20, four-eyes release): a sharing approval widens, when approved, for a
+/// partner its request did not name. `rel1` asks to lower `intel`'s default TLP to GREEN
+/// (the request names what it widens: `cert-fr` receives the unmarked objects). Before it
+/// is approved, `cert-it` (IT) is given a read grant on `intel` (approved on its own, under
+/// the sharing as it was then). Approving the first request now would give `cert-it` the
+/// unmarked objects too, which no one approved on sight: as a partner change's approval,
+/// it is refused as stale, naming why, and applies nothing.
+#[test]
+fn a_sharing_approval_cannot_widen_for_a_partner_its_request_did_not_name() {
+    use crate::four_eyes::{add_user, cli, pending};
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&node, &["collection", "create", "intel"]);
+    for (name, read) in [("cert-fr", true), ("cert-it", false)] {
+        let mut args = vec!["partner", "add", name, "--jurisdiction", &name[5..]];
+        if read {
+            args.extend(["--read", "intel"]);
+        }
+        cli_ok(&node, &args);
+    }
+    let config = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&config, text).unwrap();
+    add_user(&node, "rel1", "releaser");
+    add_user(&node, "rel2", "releaser");
+    add_user(&node, "op1", "operator");
+    let id_of = |what: &str| {
+        pending(&node)
+            .into_iter()
+            .find(|a| a["summary"].as_str().unwrap_or_default().contains(what))
+            .and_then(|a| a["id"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no pending approval naming {what:?}"))
+    };
+
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &["collection", "share", "intel", "--default-tlp", "green"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    let lower = id_of("cert-fr (FR) receives unmarked objects");
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "cert-it", "--read", "intel"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    let grant = id_of("cert-it");
+    let (ok, _, err) = cli(&node, Some("rel2"), &["approval", "approve", &grant]);
+    assert!(ok, "{err}");
+
+    let (ok, _, err) = cli(&node, Some("rel2"), &["approval", "approve", &lower]);
+    assert!(!ok && err.contains("changed since the request"), "{err}");
+    let s = node.serve();
+    assert_eq!(
+        crate::four_eyes::sharing(&s.base, "intel")["default_tlp"],
+        "amber",
+        "nothing applied"
+    );
+    assert_eq!(pending(&node).len(), 1, "still pending, to be rejected");
+}
+
+/// Attack (issue 20, four-eyes release): a single releaser widens a cross-border partner
+/// alone in two narrow-looking steps. `bsi` is domestic (DE, as the node): its read grants
+/// wait for no one. The same person then moves it abroad (`--jurisdiction FR`): from then on
+/// all it reads goes across the border, which no second releaser approved. Moving a
+/// domestic partner abroad is read as a new cross-border partner: it waits, naming what it
+/// would receive.
+#[test]
+fn a_releaser_cannot_move_a_partner_abroad_with_its_domestic_grants_alone() {
+    use crate::four_eyes::{add_user, cli, pending};
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&node, &["collection", "create", "intel"]);
+    cli_ok(&node, &["partner", "add", "bsi", "--jurisdiction", "DE"]);
+    let config = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&config, text).unwrap();
+    add_user(&node, "op1", "operator");
+    // Step 1, domestic: applies at once.
+    let (ok, out, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "bsi", "--read", "intel"],
+    );
+    assert!(ok && !err.contains("pending approval"), "{out}{err}");
+    // Step 2, abroad: waits.
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "bsi", "--jurisdiction", "FR"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    let p = pending(&node);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("bsi (FR) receives TLP:CLEAR"),
+        "{p:?}"
+    );
+    let (ok, out, err) = cli(&node, None, &["partner", "show", "bsi", "--json"]);
+    assert!(ok, "{err}");
+    let bsi: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(bsi["jurisdiction"], "DE", "nothing applied");
+}

@@ -15,7 +15,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// `concord user add NAME --role ROLE --json`: the password and the login token.
-fn add_user(node: &Node, name: &str, role: &str) -> (String, String) {
+pub(crate) fn add_user(node: &Node, name: &str, role: &str) -> (String, String) {
     let out = run(concord()
         .args(["user", "add", name, "--role", role, "--json", "--data-dir"])
         .arg(node.path()));
@@ -32,7 +32,7 @@ fn add_user(node: &Node, name: &str, role: &str) -> (String, String) {
 }
 
 /// A CLI command (as `--as NAME` when given): success, stdout, stderr.
-fn cli(node: &Node, user: Option<&str>, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(node: &Node, user: Option<&str>, args: &[&str]) -> (bool, String, String) {
     let mut cmd = concord();
     if let Some(u) = user {
         cmd.args(["--as", u]);
@@ -99,14 +99,14 @@ fn web(base: &str, cookie: &str, method: &str, path: &str, form: &str) -> (u16, 
 }
 
 /// The pending approvals (`concord approval list --json`, as the operator).
-fn pending(node: &Node) -> Vec<serde_json::Value> {
+pub(crate) fn pending(node: &Node) -> Vec<serde_json::Value> {
     let (ok, out, err) = cli(node, None, &["approval", "list", "--json"]);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()
 }
 
 /// The collection's sharing, read with the admin token.
-fn sharing(base: &str, collection: &str) -> serde_json::Value {
+pub(crate) fn sharing(base: &str, collection: &str) -> serde_json::Value {
     let (status, s) = api(
         base,
         TOKEN,
