@@ -154,6 +154,25 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 pub fn invite(args: InviteArgs) -> Result<bool> {
     let store = crate::open_store(&args.data)?;
     let (me, _) = node_self(&args.data, store.as_ref())?;
+    // Four-eyes release: the join of an invitation that offers a cross-border partner reads
+    // or groups opens an approval requested by whoever made the invitation, so that one
+    // must be a person, as for `partner add` (else one person could invite anonymously and
+    // approve under a name).
+    let no_person = crate::approval::with_release(&args.data, store.as_ref(), |r, _| {
+        let cross_border = r
+            .jurisdiction()
+            .is_none_or(|j| !j.eq_ignore_ascii_case(&args.jurisdiction));
+        let offers = !(args.read.is_empty() && args.groups.is_empty());
+        (r.four_eyes && cross_border && offers && !r.acts_as_person()).then(|| r.person.to_owned())
+    })?;
+    if let Some(person) = no_person {
+        eprintln!(
+            "error: four-eyes release: an invitation that offers a cross-border partner reads or \
+             groups must be made by a named person, and {person} is none on this node (act as a \
+             named releaser: --as NAME; or set [release] unnamed_persons = true)"
+        );
+        return Ok(false);
+    }
     let new = join::NewInvitation {
         partner: args.partner,
         jurisdiction: args.jurisdiction,

@@ -1020,6 +1020,35 @@ fn invite_and_join_of_a_cross_border_partner_waits_for_a_releaser() {
     let sa = a.serve();
 
     let file = a.path().join("invite.json");
+    // Made by no named person (the CLI's `operator`): refused, no file, as for `partner add`.
+    let invite = |who: Option<&str>| {
+        cli(
+            &a,
+            who,
+            &[
+                "invite",
+                "--partner",
+                "cert-fr",
+                "--jurisdiction",
+                "FR",
+                "--url",
+                &sa.base,
+                "--read",
+                "intel",
+                "--group",
+                "eu",
+                "-o",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, _, err) = invite(None);
+    assert!(
+        !ok,
+        "an unnamed invitation with cross-border reads was made"
+    );
+    assert!(err.contains("must be made by a named person"), "{err}");
+    assert!(!file.exists());
     let (ok, _, err) = cli(
         &a,
         Some("op1"),
