@@ -82,6 +82,51 @@ pub fn with_release<T>(
     Ok(f(&release, &node))
 }
 
+/// What a CLI command does with the outcome of a change under four-eyes release.
+pub enum Settled<T> {
+    /// Applied now: the command goes on to print it.
+    Applied(T),
+    /// Pending (printed, exit status 0) or refused by the four-eyes rule (printed, exit
+    /// status 1): the command returns this status.
+    Done(bool),
+}
+
+/// Settles `outcome` for the CLI: a pending approval printed ([`print_pending`]); a refusal
+/// by the four-eyes rule (a widening asked by no named person) printed as an error, also as
+/// JSON with `--json`; any other error returned.
+pub fn settle<T>(
+    outcome: std::result::Result<ops::Released<T>, AdminError>,
+    json: bool,
+) -> Result<Settled<T>> {
+    match outcome {
+        Ok(ops::Released::Applied(t)) => Ok(Settled::Applied(t)),
+        Ok(ops::Released::Pending(a)) => {
+            print_pending(&a, json)?;
+            Ok(Settled::Done(true))
+        }
+        Err(e) => refusal(e, json).map(Settled::Done),
+    }
+}
+
+/// A refusal by the four-eyes rule (a widening asked by no named person) printed as an
+/// error, also as JSON with `--json`, for exit status 1 (`Ok(false)`); any other error
+/// returned.
+pub fn refusal(e: AdminError, json: bool) -> Result<bool> {
+    match e {
+        AdminError::Forbidden(_) => {
+            eprintln!("error: {e}");
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({"error": e.to_string(), "code": e.code()})
+                );
+            }
+            Ok(false)
+        }
+        e => Err(e.into()),
+    }
+}
+
 /// Prints a pending approval (a change kept for a second releaser) to stderr, or as JSON.
 pub fn print_pending(a: &ApprovalInfo, json: bool) -> Result<()> {
     if json {

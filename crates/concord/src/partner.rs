@@ -313,17 +313,7 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
                 ops::add_partner_released(r, &new)
             })? {
                 Ok(p) => p,
-                Err(e @ ops::AdminError::Forbidden(_)) => {
-                    eprintln!("error: {e}");
-                    if json {
-                        out!(
-                            "{}",
-                            serde_json::json!({"error": e.to_string(), "code": e.code()})
-                        );
-                    }
-                    return Ok(false);
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return crate::approval::refusal(e, json),
             };
             print_key(&p, json)?;
             if !json && let Some(a) = &p.pending_approval {
@@ -389,25 +379,12 @@ pub fn run(command: PartnerCommand) -> Result<bool> {
             };
             // Four-eyes release: a change that widens what a cross-border partner receives
             // may wait for a second releaser (`[release] four_eyes`).
-            let p = match crate::approval::with_release(&data, store.as_ref(), |r, _| {
+            let outcome = crate::approval::with_release(&data, store.as_ref(), |r, _| {
                 ops::directory::update_partner(r, &name, &change, "operator")
-            })? {
-                Ok(ops::Released::Applied(p)) => p,
-                Ok(ops::Released::Pending(a)) => {
-                    crate::approval::print_pending(&a, json)?;
-                    return Ok(true);
-                }
-                Err(e @ ops::AdminError::Forbidden(_)) => {
-                    eprintln!("error: {e}");
-                    if json {
-                        out!(
-                            "{}",
-                            serde_json::json!({"error": e.to_string(), "code": e.code()})
-                        );
-                    }
-                    return Ok(false);
-                }
-                Err(e) => return Err(e.into()),
+            })?;
+            let p = match crate::approval::settle(outcome, json)? {
+                crate::approval::Settled::Applied(p) => p,
+                crate::approval::Settled::Done(ok) => return Ok(ok),
             };
             if json {
                 out!("{}", serde_json::to_value(&p)?);
@@ -630,26 +607,11 @@ pub fn share(
         groups,
         recipients: Some(recipients.to_vec()).filter(|r| !r.is_empty()),
     };
-    let s = match crate::approval::with_release(data, store, |r, _| {
-        ops::share(r, collection, &change)
-    })? {
-        Ok(ops::Released::Applied(s)) => s,
-        Ok(ops::Released::Pending(a)) => {
-            crate::approval::print_pending(&a, json)?;
-            return Ok(true);
-        }
-        // The four-eyes rule (a widening asked by no named person): a refusal, status 1.
-        Err(e @ ops::AdminError::Forbidden(_)) => {
-            eprintln!("error: {e}");
-            if json {
-                out!(
-                    "{}",
-                    serde_json::json!({"error": e.to_string(), "code": e.code()})
-                );
-            }
-            return Ok(false);
-        }
-        Err(e) => return Err(e.into()),
+    let outcome =
+        crate::approval::with_release(data, store, |r, _| ops::share(r, collection, &change))?;
+    let s = match crate::approval::settle(outcome, json)? {
+        crate::approval::Settled::Applied(s) => s,
+        crate::approval::Settled::Done(ok) => return Ok(ok),
     };
     if json {
         out!("{}", serde_json::to_value(&s)?);
