@@ -811,13 +811,20 @@ fn init(
     Ok(())
 }
 
-/// Signs audit checkpoints beside the server (see [`concord_store::audit::checkpoint_if_due`]).
+/// Signs audit checkpoints beside the server (see [`concord_store::audit::checkpoint_if_due`]),
+/// and every second indexes the entries appended since ([`Store::index_audit`]) and makes
+/// them durable ([`Store::flush`]).
 fn spawn_checkpointer(dir: &std::path::Path, store: Arc<dyn Store>, every: i64) -> Result<()> {
     let key = audit::node_key(dir, store.as_ref())?;
     std::thread::Builder::new()
         .name("concord-audit".into())
         .spawn(move || {
             for tick in 0u64.. {
+                // The posting index of the entries appended since (issue 17: off the
+                // reads' path), in short steps.
+                if let Err(e) = store.index_audit(usize::MAX) {
+                    tracing::warn!(error = %e, "cannot index the audit log");
+                }
                 if let Err(e) = store.flush() {
                     tracing::warn!(error = %e, "cannot flush the audit log");
                 }
@@ -847,6 +854,16 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let dir = data_dir(data);
     let config = Config::load(&dir.dir)?;
     let store = open_store(data)?;
+    // A benchmark build (BENCHMARKS §11, issue 17): the "audit stubbed" side of the
+    // comparison, said on every start so that nobody mistakes it for a node.
+    #[cfg(feature = "bench-stub-audit")]
+    let store: Arc<dyn Store> = {
+        eprintln!(
+            "BENCHMARK BUILD (feature bench-stub-audit): transfers are NOT recorded in the \
+             audit log; never serve partners with this binary"
+        );
+        Arc::new(concord_store::bench_stub::NoAudit(store))
+    };
     let listen = listen.unwrap_or(config.listen.clone());
     let ingress = config.ingress_limits();
     let peer_files_dir = config.peer_files_dir(&dir.dir);
