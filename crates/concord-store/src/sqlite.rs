@@ -1659,7 +1659,9 @@ impl Store for SqliteStore {
         // the caller lets anything leave, but without waiting for fsync: a read must not
         // cost a disk flush (issue 17). `flush` (every second in `serve`) or the next write
         // batch makes it durable against power loss.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Prepared once per connection: `pragma_update` would parse it at every read.
+        conn.prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
         // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
         let result = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1667,7 +1669,8 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(())
         })();
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
         result
     }
 
