@@ -58,7 +58,7 @@ use concord_policy::explain::Clause;
 use concord_stix::validate::{ObjectKind, kind_of};
 use concord_store::{
     AuditRecord, Cursor, Entry, ForeignVersions, ObjectFilter, PageRequest, Store, StoreError,
-    VersionSelector, partner_provenance,
+    VersionSelector, audit::RowNames, partner_provenance,
 };
 use keyed::{keyed_id, stored_candidates};
 
@@ -224,6 +224,14 @@ const CURSOR_PAD: usize = 256;
 const INDEX_DOOR: &str = "index";
 /// Entries read from the store per step while paging.
 const STORE_STEP: usize = 1000;
+
+/// Adds the name of the version row `e` was read from (its object id and `modified` as
+/// stored) to `names`, for [`Egress::record`]; not a decoy's (vid 0: no row).
+fn name_row(names: &mut RowNames, e: &Entry) {
+    if e.vid > 0 {
+        names.insert(e.vid, (e.id.clone(), e.version_text.clone()));
+    }
+}
 
 /// The id of [`decoy_entry`]: a UUIDv4 no producer makes (its random bits spell "decoy").
 const DECOY_ID: &str = "indicator--dec0dec0-dec0-4dec-8dec-0dec0dec0dec";
@@ -559,8 +567,16 @@ impl Egress {
     /// SHA-256 of what left ([`audit::transfer_digest`]), before anything leaves, and counts
     /// them in the metrics: `concord_egress_objects_total{door, decision}` (sent,
     /// rewritten, withheld) and `concord_audit_records_total`.
-    fn record(&self, records: &[AuditRecord], digest: [u8; 32]) -> Result<(), EgressError> {
-        self.store.append_transfer(records, Some(digest))?;
+    fn record(
+        &self,
+        records: &[AuditRecord],
+        names: &RowNames,
+        digest: [u8; 32],
+    ) -> Result<(), EgressError> {
+        // The names of the rows as this page read them: the entry's names digest needs no
+        // look-up of its own (issue 17: the append is on the read's path).
+        self.store
+            .append_named_transfer(records, names, Some(digest))?;
         metrics::counter!("concord_audit_records_total").increment(records.len() as u64);
         let mut by: Vec<(&str, &str, u64)> = Vec::new();
         for r in records {
@@ -778,13 +794,15 @@ impl Egress {
             after = kept.last().map(Entry::cursor);
         };
         let records: Vec<AuditRecord> = kept.iter().map(|e| d.sent(e)).collect();
+        let mut names = RowNames::with_capacity(kept.len());
+        kept.iter().for_each(|e| name_row(&mut names, e));
         let resume = kept.last().map(Entry::cursor);
         let entries: Vec<Sent> = kept
             .into_iter()
             .map(|e| sent_as_stored(e, want_body))
             .collect();
         // Recorded, with the digest of what leaves, before it leaves.
-        self.record(&records, audit::sent_digest(&entries))?;
+        self.record(&records, &names, audit::sent_digest(&entries))?;
         Ok((
             Transfer {
                 entries,
@@ -894,6 +912,7 @@ impl Egress {
                 .all(|v| matches!(v, VersionSelector::Last));
         let mut out: Vec<Sent> = Vec::new();
         let mut records = Vec::new();
+        let mut names = RowNames::new();
         let mut scanned = 0usize;
         let mut withheld = 0usize;
         // The stored ids the store found for the ids asked (each decided and audited).
@@ -966,6 +985,7 @@ impl Egress {
                     continue;
                 }
                 records.push(outcome.record(&d, e));
+                name_row(&mut names, e);
                 if matches!(outcome, Outcome::Withheld(_)) {
                     withheld += 1;
                 }
@@ -1038,7 +1058,7 @@ impl Egress {
                 vec!["asked about by id: nothing under this id for this partner".to_owned()],
             ));
         }
-        self.record(&records, audit::sent_digest(&out))?;
+        self.record(&records, &names, audit::sent_digest(&out))?;
         Ok((
             Transfer {
                 entries: out,
@@ -1080,10 +1100,12 @@ impl Egress {
         };
         decider.prefetch(&entries)?;
         let mut records = Vec::with_capacity(entries.len());
+        let mut names = RowNames::with_capacity(entries.len());
         let mut out = Vec::new();
         for mut e in entries {
             let outcome = decider.decide(&e, 0)?;
             records.push(outcome.record(&d, &e));
+            name_row(&mut names, &e);
             if let Outcome::Sent {
                 id,
                 body,
@@ -1094,7 +1116,7 @@ impl Egress {
                 out.push(Sent::of(&e, id, body, rewritten));
             }
         }
-        self.record(&records, audit::sent_digest(&out))?;
+        self.record(&records, &names, audit::sent_digest(&out))?;
         Ok(out)
     }
 

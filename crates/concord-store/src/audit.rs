@@ -669,15 +669,30 @@ pub(crate) fn pending_vids(pending: &[PendingTransfer]) -> Vec<i64> {
     vids
 }
 
-/// The names a backend holds for version rows: vid → (object id, `modified`).
-pub(crate) type NameKeys = std::collections::HashMap<i64, (String, Option<String>)>;
+/// Names of version rows: vid → (object id, `modified` as stored, `None` for a version
+/// without one). What a backend holds ([`crate::Store::audit_names`]'s source), or what a
+/// caller read with the rows it sent ([`crate::Store::append_named_transfer`]).
+pub type RowNames = std::collections::HashMap<i64, (String, Option<String>)>;
+
+/// The names a backend holds for version rows.
+pub(crate) type NameKeys = RowNames;
+
+/// The vids of `pending` that `given` does not name: what a backend looks up.
+pub(crate) fn unnamed_vids(pending: &[PendingTransfer], given: &RowNames) -> Vec<i64> {
+    let mut vids = pending_vids(pending);
+    vids.retain(|v| !given.contains_key(v));
+    vids
+}
 
 /// Sets the names digest of each pending transfer ([`names_digest`] of its vids, named by
-/// `names`), before [`chain_transfers`] hashes them.
-pub(crate) fn name_transfers(pending: &mut [PendingTransfer], names: &NameKeys) {
+/// `given`, else by `held`), before [`chain_transfers`] hashes them.
+pub(crate) fn name_transfers(pending: &mut [PendingTransfer], given: &RowNames, held: &NameKeys) {
     for p in pending {
         p.entry.names = Some(names_digest(&p.vids, |vid| {
-            names.get(&vid).map(|(id, m)| (id.as_str(), m.as_deref()))
+            given
+                .get(&vid)
+                .or_else(|| held.get(&vid))
+                .map(|(id, m)| (id.as_str(), m.as_deref()))
         }));
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::audit::{self, Hash};
 use crate::*;
 
-/// Every call goes to the store inside, except [`Store::append_transfer`] (and so
-/// [`Store::append_audit`]), which records nothing and succeeds.
+/// Every call goes to the store inside, except [`Store::append_named_transfer`] (and so
+/// [`Store::append_transfer`] and [`Store::append_audit`]), which records nothing and succeeds.
 #[derive(Debug)]
 pub struct NoAudit(pub Arc<dyn Store>);
 
@@ -110,7 +110,12 @@ impl Store for NoAudit {
     fn add_audit_checkpoint(&self, s: &mut audit::SignHead<'_>) -> Result<Checkpoint> {
         self.0.add_audit_checkpoint(s)
     }
-    fn append_transfer(&self, _: &[AuditRecord], _: Option<Hash>) -> Result<()> {
+    fn append_named_transfer(
+        &self,
+        _: &[AuditRecord],
+        _: &audit::RowNames,
+        _: Option<Hash>,
+    ) -> Result<()> {
         Ok(())
     }
 }

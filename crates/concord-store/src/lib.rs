@@ -833,7 +833,23 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// disk flush. [`Store::flush`] (called every second by `concord serve`), the next write
     /// batch, or PostgreSQL's WAL writer makes it durable against power loss. Appends inside
     /// a [`WriteBatch`] are as durable as the batch.
-    fn append_transfer(&self, records: &[AuditRecord], digest: Option<audit::Hash>) -> Result<()>;
+    fn append_transfer(&self, records: &[AuditRecord], digest: Option<audit::Hash>) -> Result<()> {
+        self.append_named_transfer(records, &audit::RowNames::new(), digest)
+    }
+    /// [`Store::append_transfer`], with the names of version rows as the caller read them
+    /// with the rows it sent (the egress door's page: `vid` → object id and `modified` as
+    /// stored, [`Entry::id`] and [`Entry::version_text`]), so that the names digest of the
+    /// entry ([`audit::names_digest`]) costs no look-up of its own. Rows not named in
+    /// `names` are looked up as by [`Store::append_transfer`]. Names are written once and
+    /// never change (vids are never reused, a deleted row's name is kept), so a name read
+    /// with the row is the one the store holds; a wrong one would be found by `verify`
+    /// (`renamed`).
+    fn append_named_transfer(
+        &self,
+        records: &[AuditRecord],
+        names: &audit::RowNames,
+        digest: Option<audit::Hash>,
+    ) -> Result<()>;
     /// [`Store::append_transfer`] without a digest.
     fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
         self.append_transfer(records, None)

@@ -738,7 +738,13 @@ impl WriteBatch for PgBatch<'_> {
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
         let lock_key = self.store.lock_key;
-        insert_transfers(&mut self.conn().client, lock_key, records, None)
+        insert_transfers(
+            &mut self.conn().client,
+            lock_key,
+            records,
+            &Default::default(),
+            None,
+        )
     }
 
     fn last_vid(&self) -> Option<i64> {
@@ -2027,7 +2033,7 @@ impl Store for PostgresStore {
                     &session.last_seen_ns,
                 ],
             )?;
-            insert_transfers(&mut tx, lock_key, audit, None)?;
+            insert_transfers(&mut tx, lock_key, audit, &Default::default(), None)?;
             tx.commit()?;
             Ok(())
         })
@@ -2200,8 +2206,8 @@ impl Store for PostgresStore {
             if !audit.is_empty() {
                 let head = head(&mut tx)?;
                 let mut pending = group_records(audit, None);
-                let names = name_keys(&mut tx, &pending_vids(&pending))?;
-                crate::audit::name_transfers(&mut pending, &names);
+                let held = name_keys(&mut tx, &pending_vids(&pending))?;
+                crate::audit::name_transfers(&mut pending, &Default::default(), &held);
                 chain_transfers(head, now_ns(), &mut pending);
                 let st = tx.prepare(&insert_transfer_sql())?;
                 for p in &pending {
@@ -2346,14 +2352,19 @@ impl Store for PostgresStore {
                         &[&p.now.name, &p.now.key_id, &p.now.to_record()],
                     )?;
                 }
-                insert_transfers(&mut tx, lock_key, audit, None)?;
+                insert_transfers(&mut tx, lock_key, audit, &Default::default(), None)?;
             }
             tx.commit()?;
             Ok(true)
         })
     }
 
-    fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
+    fn append_named_transfer(
+        &self,
+        records: &[AuditRecord],
+        given: &crate::audit::RowNames,
+        digest: Option<Hash>,
+    ) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -2376,8 +2387,8 @@ impl Store for PostgresStore {
                     None => head(&mut c.client)?,
                 };
                 let mut pending = group_records(records, digest);
-                let names = name_keys(&mut c.client, &pending_vids(&pending))?;
-                crate::audit::name_transfers(&mut pending, &names);
+                let held = name_keys(&mut c.client, &crate::audit::unnamed_vids(&pending, given))?;
+                crate::audit::name_transfers(&mut pending, given, &held);
                 chain_transfers(head, now_ns(), &mut pending);
                 let st = c.prepare(&insert_transfer_sql())?;
                 for p in &pending {
@@ -3349,6 +3360,7 @@ fn insert_transfers(
     client: &mut impl ::postgres::GenericClient,
     lock_key: i32,
     records: &[AuditRecord],
+    given: &crate::audit::RowNames,
     digest: Option<Hash>,
 ) -> Result<()> {
     if records.is_empty() {
@@ -3359,8 +3371,8 @@ fn insert_transfers(
         &[&AUDIT_LOCK_CLASS, &lock_key],
     )?;
     let mut pending = group_records(records, digest);
-    let names = name_keys(client, &pending_vids(&pending))?;
-    crate::audit::name_transfers(&mut pending, &names);
+    let held = name_keys(client, &crate::audit::unnamed_vids(&pending, given))?;
+    crate::audit::name_transfers(&mut pending, given, &held);
     chain_transfers(head(client)?, now_ns(), &mut pending);
     let sql = insert_transfer_sql();
     for p in &pending {

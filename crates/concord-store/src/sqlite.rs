@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::audit::{
     ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
-    chain_after, chain_transfers, group_records, pending_vids,
+    chain_after, chain_transfers, group_records,
 };
 use crate::{
     AddOutcome, AuditQuery, AuditWindow, Collection, Cursor, Entry, NewCollection, NewObject,
@@ -515,7 +515,7 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
-        insert_transfers(&self.conn, records, None)
+        insert_transfers(&self.conn, records, &Default::default(), None)
     }
 
     fn last_vid(&self) -> Option<i64> {
@@ -1367,7 +1367,7 @@ impl Store for SqliteStore {
                 session.last_seen_ns
             ],
         )?;
-        insert_transfers(&tx, audit, None)?;
+        insert_transfers(&tx, audit, &Default::default(), None)?;
         tx.commit()?;
         Ok(())
     }
@@ -1518,7 +1518,7 @@ impl Store for SqliteStore {
             "UPDATE partners SET key_id = ?2, record = ?3 WHERE name = ?1",
             params![now.name, now.key_id, now.to_record()],
         )?;
-        insert_transfers(&tx, audit, None)?;
+        insert_transfers(&tx, audit, &Default::default(), None)?;
         tx.commit()?;
         Ok(true)
     }
@@ -1644,13 +1644,18 @@ impl Store for SqliteStore {
                     params![p.now.name, p.now.key_id, p.now.to_record()],
                 )?;
             }
-            insert_transfers(&tx, audit, None)?;
+            insert_transfers(&tx, audit, &Default::default(), None)?;
         }
         tx.commit()?;
         Ok(true)
     }
 
-    fn append_transfer(&self, records: &[AuditRecord], digest: Option<Hash>) -> Result<()> {
+    fn append_named_transfer(
+        &self,
+        records: &[AuditRecord],
+        names: &crate::audit::RowNames,
+        digest: Option<Hash>,
+    ) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -1665,7 +1670,7 @@ impl Store for SqliteStore {
         // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
         let result = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            insert_transfers(&tx, records, digest)?;
+            insert_transfers(&tx, records, names, digest)?;
             tx.commit()?;
             Ok(())
         })();
@@ -2238,14 +2243,15 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
 fn insert_transfers(
     conn: &Connection,
     records: &[AuditRecord],
+    given: &crate::audit::RowNames,
     digest: Option<Hash>,
 ) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
     let mut pending = group_records(records, digest);
-    let names = name_keys(conn, &pending_vids(&pending))?;
-    crate::audit::name_transfers(&mut pending, &names);
+    let held = name_keys(conn, &crate::audit::unnamed_vids(&pending, given))?;
+    crate::audit::name_transfers(&mut pending, given, &held);
     chain_transfers(head(conn)?, now_ns(), &mut pending);
     let mut st = conn.prepare_cached(&format!(
         "INSERT INTO audit_entries ({TRANSFER_COLUMNS})
