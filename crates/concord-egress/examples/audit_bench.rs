@@ -122,16 +122,10 @@ fn growth_and_stub(store: Arc<dyn Store>, size: &dyn Fn() -> u64, label: &str) {
     let with = Egress::new(store.clone(), policy());
     let without = Egress::new(Arc::new(NoAudit(store.clone())), policy());
     pages(&with, &who, &coll, 1); // warm caches (recorded too; measured from here)
-    store.index_audit(usize::MAX).unwrap();
     let before = size();
     let t = Instant::now();
     let served = pages(&with, &who, &coll, 5);
     let audited = t.elapsed().as_secs_f64();
-    // The posting index (written after the entries on SQLite, schema 23) is part of the
-    // growth and of the work: indexed here, timed apart.
-    let t = Instant::now();
-    store.index_audit(usize::MAX).unwrap();
-    let mut indexing = vec![t.elapsed().as_secs_f64()];
     let after = size();
     println!(
         "{label}: growth {} bytes over {served} objects served (5 passes of limit 100): {:.1} bytes/object",
@@ -148,31 +142,15 @@ fn growth_and_stub(store: Arc<dyn Store>, size: &dyn Fn() -> u64, label: &str) {
         let t = Instant::now();
         pages(&with, &who, &coll, 5);
         a.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        store.index_audit(usize::MAX).unwrap();
-        indexing.push(t.elapsed().as_secs_f64());
     }
-    // With the indexing of each round added to its paging: all the audit's work done on
-    // the paging thread, one after the other (`concord serve` indexes on a thread of its
-    // own, every second).
-    let mut all: Vec<f64> = a.iter().zip(&indexing).map(|(p, i)| p + i).collect();
     a.sort_by(f64::total_cmp);
     s.sort_by(f64::total_cmp);
-    all.sort_by(f64::total_cmp);
-    indexing.sort_by(f64::total_cmp);
-    let (am, sm, xm) = (a[a.len() / 2], s[s.len() / 2], all[all.len() / 2]);
+    let (am, sm) = (a[a.len() / 2], s[s.len() / 2]);
     println!(
         "{label}: paging 5x15k with audit {:.0} objects/s, audit stubbed {:.0} objects/s: ratio {:.2}",
         served as f64 / am,
         served as f64 / sm,
         sm / am
-    );
-    println!(
-        "{label}: with the posting index's deferred work added (median {:.1} ms a round): \
-         {:.0} objects/s: ratio {:.2}",
-        indexing[indexing.len() / 2] * 1e3,
-        served as f64 / xm,
-        sm / xm
     );
 }
 

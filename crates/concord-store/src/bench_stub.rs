@@ -87,7 +87,6 @@ impl Store for NoAudit {
         audit_entries(q: &AuditQuery) -> Result<Vec<TransferEntry>>;
         audit_window(w: &AuditWindow) -> Result<Vec<TransferEntry>>;
         audit_unindexed(e: &[TransferEntry]) -> Result<Option<(i64, i64)>>;
-        index_audit(n: usize) -> Result<usize>;
         audit_checkpoints_covering(f: i64, l: i64) -> Result<Vec<Checkpoint>>;
         audit_names(v: &[i64]) -> Result<Vec<VersionName>>;
         audit_versions_of(id: &str) -> Result<Vec<VersionName>>;

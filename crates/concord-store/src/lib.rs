@@ -876,15 +876,6 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// each entry, in the index's order (SQLite's `audit_postings`), one row per entry
     /// (PostgreSQL's `vids`).
     fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>>;
-    /// Brings the posting index up to the head, at most `max_entries` entries, in short
-    /// transactions (an append waits for one at most); returns how many entries it indexed
-    /// (0: the index was complete). SQLite (schema 23) writes an entry's postings after
-    /// the entry, off the path of the read that appended it: `concord serve` calls this
-    /// every second, and an append indexes itself when the index trails the head by more
-    /// than [`sqlite::POSTINGS_LAG_MAX`] entries. [`Store::audit_entries`] finds the entries
-    /// not yet indexed by their items, so no answer depends on when this ran. PostgreSQL
-    /// indexes an entry's `vids` as it is inserted (GIN): nothing to do there.
-    fn index_audit(&self, max_entries: usize) -> Result<usize>;
     /// The names of version rows that the log refers to: held ones from `object_versions`,
     /// deleted ones from the names kept at deletion. Unknown vids are left out.
     fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>>;

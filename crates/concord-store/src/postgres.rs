@@ -2450,12 +2450,6 @@ impl Store for PostgresStore {
         })
     }
 
-    fn index_audit(&self, _max_entries: usize) -> Result<usize> {
-        // Each entry's `vids` (its postings) is written by the insert of the entry and
-        // indexed by the GIN index there: never behind.
-        Ok(0)
-    }
-
     fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>> {
         let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
         let indexed: std::collections::HashMap<i64, Vec<i64>> = self.with_conn(|c| {

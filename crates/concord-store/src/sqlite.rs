@@ -65,7 +65,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0020_oidc_logins.sql"),
     include_str!("../migrations/sqlite/0021_join_answers.sql"),
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
-    include_str!("../migrations/sqlite/0023_audit_index_lag.sql"),
 ];
 
 /// The `vid`s of object `?1`'s version rows, as a subquery.
@@ -1680,51 +1679,34 @@ impl Store for SqliteStore {
     }
 
     fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
-        // One read transaction: the mark, the postings at or below it and the entries
-        // above it are of one state of the file.
+        let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM audit_entries WHERE seq > ?");
+        let mut args = vec![SqlValue::Integer(q.after_seq)];
+        if let Some(b) = q.before_seq {
+            sql.push_str(" AND seq < ?");
+            args.push(SqlValue::Integer(b));
+        }
+        if let Some(p) = &q.partner {
+            sql.push_str(" AND partner = ?");
+            args.push(SqlValue::Text(p.clone()));
+        }
+        if !q.vids.is_empty() {
+            sql.push_str(" AND seq IN (SELECT seq FROM audit_postings WHERE vid IN (");
+            sql.push_str(&vec!["?"; q.vids.len()].join(","));
+            sql.push_str("))");
+            args.extend(q.vids.iter().map(|v| SqlValue::Integer(*v)));
+        }
+        sql.push_str(if q.newest_first {
+            " ORDER BY seq DESC LIMIT ?"
+        } else {
+            " ORDER BY seq LIMIT ?"
+        });
+        args.push(SqlValue::Integer(
+            i64::try_from(q.limit).unwrap_or(i64::MAX),
+        ));
         self.with_reader(|c| {
-            let tx = c.unchecked_transaction()?;
-            let out = if q.vids.is_empty() {
-                transfers(&tx, q, None)?
-            } else {
-                // Entries at or below the posting index's mark are found by their postings;
-                // the few above it (schema 23: written since the last indexing) by their
-                // items. Those come after the indexed ones in `seq` order.
-                let mark = indexed_through(&tx)?;
-                let wanted: std::collections::HashSet<i64> = q.vids.iter().copied().collect();
-                let above = |limit: usize| -> Result<Vec<TransferEntry>> {
-                    let mut tail = transfers(
-                        &tx,
-                        &AuditQuery {
-                            after_seq: q.after_seq.max(mark),
-                            vids: Vec::new(),
-                            limit: usize::MAX,
-                            ..q.clone()
-                        },
-                        None,
-                    )?;
-                    tail.retain(|e| e.vids().iter().any(|v| wanted.contains(v)));
-                    tail.truncate(limit);
-                    Ok(tail)
-                };
-                let below =
-                    |limit: usize| transfers(&tx, &AuditQuery { limit, ..q.clone() }, Some(mark));
-                if q.newest_first {
-                    let mut out = above(q.limit)?;
-                    if out.len() < q.limit {
-                        out.extend(below(q.limit - out.len())?);
-                    }
-                    out
-                } else {
-                    let mut out = below(q.limit)?;
-                    if out.len() < q.limit {
-                        out.extend(above(q.limit - out.len())?);
-                    }
-                    out
-                }
-            };
-            tx.finish()?;
-            Ok(out)
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -1757,16 +1739,12 @@ impl Store for SqliteStore {
     fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>> {
         // Looked up in the index's own order (vid, seq), so consecutive look-ups share
         // b-tree pages; undecodable items are the chain's finding (the hash covers them).
+        let mut wanted: Vec<(i64, i64)> = entries
+            .iter()
+            .flat_map(|e| e.vids().into_iter().map(move |v| (v, e.seq)))
+            .collect();
+        wanted.sort_unstable();
         self.with_reader(|c| {
-            // Entries above the mark (schema 23) have no postings yet, by design: they are
-            // found by their items until the index reaches them.
-            let mark = indexed_through(c)?;
-            let mut wanted: Vec<(i64, i64)> = entries
-                .iter()
-                .filter(|e| e.seq <= mark)
-                .flat_map(|e| e.vids().into_iter().map(move |v| (v, e.seq)))
-                .collect();
-            wanted.sort_unstable();
             let mut st =
                 c.prepare_cached("SELECT 1 FROM audit_postings WHERE vid = ?1 AND seq = ?2")?;
             let mut first: Option<(i64, i64)> = None;
@@ -1779,23 +1757,6 @@ impl Store for SqliteStore {
             }
             Ok(first)
         })
-    }
-
-    fn index_audit(&self, max_entries: usize) -> Result<usize> {
-        let mut done = 0;
-        while done < max_entries {
-            // A transaction per step: an append waits for one step at most.
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let n = index_postings(&tx, INDEX_STEP.min(max_entries - done))?;
-            tx.commit()?;
-            drop(conn);
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        Ok(done)
     }
 
     fn audit_names(&self, vids: &[i64]) -> Result<Vec<VersionName>> {
@@ -2257,6 +2218,8 @@ fn insert_transfers(
         "INSERT INTO audit_entries ({TRANSFER_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
+    let mut post =
+        conn.prepare_cached("INSERT OR IGNORE INTO audit_postings (vid, seq) VALUES (?1, ?2)")?;
     for p in &pending {
         let e = &p.entry;
         st.execute(params![
@@ -2276,104 +2239,11 @@ fn insert_transfers(
             &e.hash[..],
             e.names.as_ref().map(|d| &d[..])
         ])?;
-    }
-    // The postings follow off the read's path (`Store::index_audit`, every second in
-    // `concord serve`); here only when nothing has indexed for a long while (the CLI alone),
-    // so that the entries `audit_entries` must decode stay bounded.
-    let head = pending.last().map_or(0, |p| p.entry.seq);
-    if head - indexed_through(conn)? > POSTINGS_LAG_MAX {
-        while index_postings(conn, INDEX_STEP)? > 0 {}
+        for v in &p.vids {
+            post.execute(params![v, e.seq])?;
+        }
     }
     Ok(())
-}
-
-/// The transfer entries of `q` in `seq` order (newest first when asked), read on `c`;
-/// with `q.vids`, through the posting index, and only `seq <= mark` (the entries the index
-/// covers, schema 23: `mark` must be given then).
-fn transfers(c: &Connection, q: &AuditQuery, mark: Option<i64>) -> Result<Vec<TransferEntry>> {
-    let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM audit_entries WHERE seq > ?");
-    let mut args = vec![SqlValue::Integer(q.after_seq)];
-    if let Some(b) = q.before_seq {
-        sql.push_str(" AND seq < ?");
-        args.push(SqlValue::Integer(b));
-    }
-    if let Some(m) = mark {
-        sql.push_str(" AND seq <= ?");
-        args.push(SqlValue::Integer(m));
-    }
-    if let Some(p) = &q.partner {
-        sql.push_str(" AND partner = ?");
-        args.push(SqlValue::Text(p.clone()));
-    }
-    if !q.vids.is_empty() {
-        sql.push_str(" AND seq IN (SELECT seq FROM audit_postings WHERE vid IN (");
-        sql.push_str(&vec!["?"; q.vids.len()].join(","));
-        sql.push_str("))");
-        args.extend(q.vids.iter().map(|v| SqlValue::Integer(*v)));
-    }
-    sql.push_str(if q.newest_first {
-        " ORDER BY seq DESC LIMIT ?"
-    } else {
-        " ORDER BY seq LIMIT ?"
-    });
-    args.push(SqlValue::Integer(
-        i64::try_from(q.limit).unwrap_or(i64::MAX),
-    ));
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// At most this many transfer entries above the posting index's mark (schema 23): an
-/// append that finds more indexes them in its own transaction. `concord serve` indexes
-/// every second ([`Store::index_audit`]), so there the mark trails the head by about one
-/// second of reads, and this bound is only reached when nothing else indexes.
-pub const POSTINGS_LAG_MAX: i64 = 2_048;
-
-/// Transfer entries indexed by one transaction of [`Store::index_audit`]: a few
-/// milliseconds of inserts, so that an append (a partner's read) never waits long behind it.
-const INDEX_STEP: usize = 64;
-
-/// The posting index's mark: every entry with `seq <=` it has its postings.
-fn indexed_through(c: &Connection) -> Result<i64> {
-    Ok(c.prepare_cached("SELECT indexed_through FROM audit_index")?
-        .query_row([], |r| r.get(0))?)
-}
-
-/// Writes the postings of the next `max` entries above the mark, in the index's order
-/// (vid, seq), and moves the mark past them, inside the caller's write transaction.
-/// Returns how many entries it indexed (0: the index is complete). An entry whose items do
-/// not decode gets no postings (the chain's check names it: its hash covers the items).
-fn index_postings(c: &Connection, max: usize) -> Result<usize> {
-    let through = indexed_through(c)?;
-    let entries: Vec<(i64, Vec<u8>)> = c
-        .prepare_cached(
-            "SELECT seq, items FROM audit_entries WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?
-        .query_map(params![through, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let Some(&(last, _)) = entries.last() else {
-        return Ok(0);
-    };
-    let mut postings: Vec<(i64, i64)> = entries
-        .iter()
-        .flat_map(|(seq, items)| {
-            crate::audit::decode_items(items)
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |i| (i.vid, *seq))
-        })
-        .collect();
-    postings.sort_unstable();
-    postings.dedup();
-    let mut post =
-        c.prepare_cached("INSERT OR IGNORE INTO audit_postings (vid, seq) VALUES (?1, ?2)")?;
-    for (vid, seq) in postings {
-        post.execute(params![vid, seq])?;
-    }
-    c.prepare_cached("UPDATE audit_index SET indexed_through = ?1")?
-        .execute([last])?;
-    Ok(entries.len())
 }
 
 /// Appends legacy per-object rows (schema 3): what tests use to make an old-format log.
@@ -2544,53 +2414,6 @@ mod tests {
         // The schema and the entry, in the WAL until now, are in the database file.
         let after = std::fs::metadata(&file).unwrap().len();
         assert!(after > before, "{before} -> {after} bytes");
-    }
-
-    /// Issue 17 (schema 23): with nothing indexing (the CLI alone, no `serve`), the append
-    /// that finds the posting index more than `POSTINGS_LAG_MAX` entries behind writes the
-    /// postings itself, in its transaction; until then appends write none.
-    #[test]
-    fn an_append_indexes_when_the_index_trails_too_far() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
-        let record = |vid: i64| AuditRecord {
-            direction: "egress".into(),
-            door: "taxii-objects".into(),
-            partner: "p".into(),
-            person: None,
-            collection: "c".into(),
-            object_id: format!("indicator--00000000-0000-4000-8000-{vid:012}"),
-            modified: "2024-01-01T00:00:00.000Z".into(),
-            decision: "sent".into(),
-            transformations: Vec::new(),
-            policy_version: "v".into(),
-            vid,
-        };
-        let state = |store: &SqliteStore| {
-            let c = store.writer();
-            let postings: i64 = c
-                .query_row("SELECT COUNT(*) FROM audit_postings", [], |r| r.get(0))
-                .unwrap();
-            (indexed_through(&c).unwrap(), postings)
-        };
-        for vid in 1..=POSTINGS_LAG_MAX {
-            store.append_transfer(&[record(vid)], None).unwrap();
-        }
-        assert_eq!(
-            state(&store),
-            (0, 0),
-            "{POSTINGS_LAG_MAX} entries behind: not yet"
-        );
-        store
-            .append_transfer(&[record(POSTINGS_LAG_MAX + 1)], None)
-            .unwrap();
-        let lag = POSTINGS_LAG_MAX + 1;
-        assert_eq!(
-            state(&store),
-            (lag, lag),
-            "every entry indexed by that append"
-        );
-        assert_eq!(store.index_audit(usize::MAX).unwrap(), 0);
     }
 
     /// Issue 16, item 3: each connection's page cache is `sqlite_cache_bytes`, and of the

@@ -1576,79 +1576,6 @@ fn audit_log_is_a_chain(store: &dyn Store) {
 /// Tampering through SQL (triggers bypassed by `exec`) is named by a full verify.
 /// `unindex`: SQL that removes entry 3's postings (the index is per backend), and SQL that
 /// puts them back.
-/// Issue 17 (schema 23): the posting index may trail the head (SQLite writes it after the
-/// entries, off the read's path, `Store::index_audit`). What `audit_entries` finds by
-/// version row is the same before, during and after indexing, oldest or newest first, with
-/// limits and bounds across the index's mark; `verify` asks postings only of what is
-/// indexed, and finds a complete log intact at every step.
-fn audit_postings_may_trail_the_entries(store: &dyn Store) {
-    use concord_store::{AuditQuery, audit};
-    // Entry k (seq k) names version row 2k + 11; its partner is p(k mod 3).
-    for k in 1..=8usize {
-        store
-            .append_audit(&[audit_record(&format!("p{}", k % 3), 2 * k + 10)])
-            .unwrap();
-    }
-    // The version row entry k names.
-    let v = |k: i64| 11 + 2 * k;
-    let probes: Vec<AuditQuery> = [
-        (vec![v(3)], false, 10, None, None),
-        (vec![v(3), v(7)], true, 10, None, None),
-        (vec![v(2), v(5), v(8)], false, 2, None, None),
-        (vec![v(2), v(5), v(8)], true, 2, None, None),
-        (vec![v(1), v(4), v(6)], true, 10, Some(6), None),
-        (vec![v(1), v(4), v(6)], false, 10, None, Some("p1")),
-    ]
-    .into_iter()
-    .map(
-        |(vids, newest_first, limit, before_seq, partner)| AuditQuery {
-            vids,
-            newest_first,
-            limit,
-            before_seq,
-            partner: partner.map(str::to_owned),
-            ..Default::default()
-        },
-    )
-    .collect();
-    let answers = || -> Vec<Vec<i64>> {
-        probes
-            .iter()
-            .map(|q| {
-                store
-                    .audit_entries(q)
-                    .unwrap()
-                    .iter()
-                    .map(|e| e.seq)
-                    .collect()
-            })
-            .collect()
-    };
-    let want: Vec<Vec<i64>> = vec![
-        vec![3],
-        vec![7, 3],
-        vec![2, 5],
-        vec![8, 5],
-        vec![4, 1],
-        vec![1, 4],
-    ];
-    assert_eq!(answers(), want, "before indexing");
-    assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
-    // The mark in the middle of the log.
-    let first = store.index_audit(3).unwrap();
-    assert!(
-        first == 3 || first == 0,
-        "3 entries indexed (SQLite) or none to do (PostgreSQL)"
-    );
-    assert_eq!(answers(), want, "indexed through entry 3");
-    assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
-    let rest = store.index_audit(usize::MAX).unwrap();
-    assert_eq!(first + rest, if first == 0 { 0 } else { 8 });
-    assert_eq!(store.index_audit(usize::MAX).unwrap(), 0, "nothing left");
-    assert_eq!(answers(), want, "indexed");
-    assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
-}
-
 fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str), unindex: (&str, &str)) {
     use concord_store::audit;
     let k = key(1);
@@ -1657,8 +1584,6 @@ fn audit_tampering_is_named(store: &dyn Store, exec: &dyn Fn(&str), unindex: (&s
             .append_audit(&[audit_record(p, 0), audit_record(p, 2)])
             .unwrap();
     }
-    // The postings of every entry written (SQLite writes them after the entries).
-    store.index_audit(usize::MAX).unwrap();
     assert_eq!(audit::verify_log(store, None, true).unwrap().error, None);
     exec("CREATE TABLE saved AS SELECT * FROM audit_entries");
     let restore = "DELETE FROM audit_entries; INSERT INTO audit_entries SELECT * FROM saved";
@@ -3023,11 +2948,6 @@ macro_rules! store_suite {
             fn audit_window_reads_by_time() {
                 let Some((s, _g)) = $make else { return };
                 super::audit_window_reads_by_time(&s)
-            }
-            #[test]
-            fn audit_postings_may_trail_the_entries() {
-                let Some((s, _g)) = $make else { return };
-                super::audit_postings_may_trail_the_entries(&s)
             }
             #[test]
             fn audit_tampering_is_named() {

@@ -811,20 +811,13 @@ fn init(
     Ok(())
 }
 
-/// Signs audit checkpoints beside the server (see [`concord_store::audit::checkpoint_if_due`]),
-/// and every second indexes the entries appended since ([`Store::index_audit`]) and makes
-/// them durable ([`Store::flush`]).
+/// Signs audit checkpoints beside the server (see [`concord_store::audit::checkpoint_if_due`]).
 fn spawn_checkpointer(dir: &std::path::Path, store: Arc<dyn Store>, every: i64) -> Result<()> {
     let key = audit::node_key(dir, store.as_ref())?;
     std::thread::Builder::new()
         .name("concord-audit".into())
         .spawn(move || {
             for tick in 0u64.. {
-                // The posting index of the entries appended since (issue 17: off the
-                // reads' path), in short steps.
-                if let Err(e) = store.index_audit(usize::MAX) {
-                    tracing::warn!(error = %e, "cannot index the audit log");
-                }
                 if let Err(e) = store.flush() {
                     tracing::warn!(error = %e, "cannot flush the audit log");
                 }
