@@ -68,6 +68,9 @@ pub struct AdminConfig {
     /// The delivery limits of `[webhooks]` (concord.toml), for `POST
     /// /api/v1/webhooks/{name}/retry`. `None`: the API retries no dead letter (400).
     pub webhook_options: Option<concord_sync::webhook::Options>,
+    /// `[outbound] allow` (concord.toml): where a peer's URL (`POST /api/v1/peers`) may
+    /// lead; public addresses only by default.
+    pub outbound: Arc<concord_sync::Outbound>,
 }
 
 #[derive(Clone)]
@@ -928,7 +931,8 @@ async fn add_peer(
         }
     };
     let store = a.store();
-    let p = blocking(move || ops::add_peer(store.as_ref(), &new, &files)).await?;
+    let outbound = a.config.outbound.clone();
+    let p = blocking(move || ops::add_peer(store.as_ref(), &new, &files, &outbound)).await?;
     changed("peer-add", &p.peer.name);
     Ok((StatusCode::CREATED, Json(p)))
 }

@@ -326,6 +326,10 @@ pub struct JoinService {
     /// Where a joining node's API key (for this node's peer of it) is written:
     /// `peer_files_dir`.
     pub files: PeerFiles,
+    /// `[outbound] allow`: where the joining node's URL may lead (this node's scheduler
+    /// will request it). Its address is checked at the join without resolving a name (the
+    /// refusal is answered to the joining node); a name, at each connection.
+    pub outbound: Arc<concord_sync::Outbound>,
 }
 
 /// The setting that names who made invitation `id` (`user:NAME`, `operator`, as the audit
@@ -653,6 +657,14 @@ fn answer_proven(
     let url = request.url.clone().unwrap_or_default();
     if !url.is_empty() {
         doc::check_url("url", &url).map_err(Refusal::Refused)?;
+        // The joining node's URL is requested by this node's scheduler (agreement,
+        // pulls, pushes, sightings): not an address inside this node's network (blind
+        // SSRF). Never resolved here: the refusal goes back to the joining node, which must
+        // not learn what a name resolves to in this network.
+        service
+            .outbound
+            .check_url_text(&url)
+            .map_err(|e| Refusal::Refused(format!("url: {e}")))?;
         if let Some(root) = &request.api_root {
             doc::check_api_root("api_root", root).map_err(Refusal::Refused)?;
         }
@@ -1035,6 +1047,10 @@ pub struct JoinOptions {
     /// `--mtls`: exchange client certificates (see the module); refused when either node
     /// serves plain HTTP.
     pub mtls: bool,
+    /// `[outbound] allow`: where the invitation's URL may lead (checked, its name
+    /// resolved, before the exchange, and at each connection). Default: public addresses
+    /// only.
+    pub outbound: Arc<concord_sync::Outbound>,
 }
 
 /// What a join made.
@@ -1091,6 +1107,12 @@ pub fn join(
     options: &JoinOptions,
 ) -> std::result::Result<Joined, JoinFailure> {
     let inv = doc::read_invitation(text, now_ns())?;
+    // The inviting node's URL came with its invitation: the exchange and every round after
+    // it go there only if it leads to an address the outbound rule allows.
+    options
+        .outbound
+        .check_url(&inv.url)
+        .map_err(|e| AdminError::Invalid(format!("invitation {e}")))?;
     let reachable = me.public_url.is_some();
     if options.mtls {
         if inv.tls_pin_sha256.is_none() {
@@ -1303,6 +1325,7 @@ pub fn join(
         &inv,
         &signed,
         std::time::Duration::from_secs(options.timeout_secs.max(1)),
+        &options.outbound,
     )?;
     // The inviting node's agreement, signed by the key the invitation names; checked before
     // anything is created here.

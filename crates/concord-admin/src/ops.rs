@@ -983,8 +983,15 @@ impl PeerFiles {
 /// its mappings; `files` says which files it may name. Errors: a rule broken (name, URL,
 /// mapping, `push` without `partner`, a token with `user`, half a client certificate, a
 /// file the node cannot read, outside `files.within` or one of the node's own), an unknown
-/// partner.
-pub fn add_peer(store: &dyn Store, new: &NewPeer, files: &PeerFiles) -> Result<PeerAdded> {
+/// partner; a URL `outbound` refuses (`[outbound] allow`: public addresses only by default;
+/// a host name is resolved and refused when every address it resolves to is), naming the
+/// URL, the address and the rule.
+pub fn add_peer(
+    store: &dyn Store,
+    new: &NewPeer,
+    files: &PeerFiles,
+    outbound: &concord_sync::Outbound,
+) -> Result<PeerAdded> {
     let invalid = |m: String| Err(AdminError::Invalid(m));
     if new.name.is_empty()
         || new.name.chars().count() > 128
@@ -1026,6 +1033,11 @@ pub fn add_peer(store: &dyn Store, new: &NewPeer, files: &PeerFiles) -> Result<P
             "peer URL {:?}: must start with http:// or https://",
             new.url
         ));
+    }
+    if syncs {
+        outbound
+            .check_url(&new.url)
+            .map_err(|e| AdminError::Invalid(format!("peer {e}")))?;
     }
     if !syncs && node_key.is_none() {
         return invalid(
@@ -1693,7 +1705,7 @@ mod name_tests {
             url: "https://hub.example/".into(),
             ..NewPeer::default()
         };
-        let e = add_peer(&store, &peer, &PeerFiles::default())
+        let e = add_peer(&store, &peer, &PeerFiles::default(), &Default::default())
             .unwrap_err()
             .to_string();
         assert!(

@@ -44,6 +44,8 @@ fn inviting() -> Inviting {
             within: Some(dir.path().join("peer-files")),
             refused: vec![],
         },
+        // The joining nodes of these tests say they listen on loopback: allowed explicitly.
+        outbound: Arc::new(concord_sync::Outbound::allowing(&["127.0.0.0/8"]).unwrap()),
     };
     Inviting {
         _dir: dir,
@@ -393,6 +395,89 @@ fn hostile_texts_in_a_join_request_are_refused_naming_the_field() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// Attack (blind SSRF, issue 19): a joining node that holds the secret gives a URL inside
+/// the inviting node's network, for its scheduler to request. Under the default rule
+/// (public addresses only) every such address is refused at the join, naming the URL, the
+/// address and the rule; nothing is created and the invitation stays unused. A host name
+/// is not resolved here (the answer would tell the joining node what it resolves to in
+/// this network): it is checked at each connection.
+#[test]
+fn a_joining_url_inside_the_network_is_refused_by_default() {
+    let mut a = inviting();
+    a.service.outbound = Arc::new(concord_sync::Outbound::public_only());
+    let inv = invite(&a, 3600);
+    let b = NodeKey::from_seed(&[2; 32]);
+    for (url, says) in [
+        (
+            "http://127.0.0.1:8080",
+            "the address 127.0.0.1 is loopback (127.0.0.0/8, RFC 1122)",
+        ),
+        (
+            "http://169.254.169.254",
+            "the address 169.254.169.254 is link-local, where cloud metadata services answer",
+        ),
+        (
+            "http://10.1.2.3:443",
+            "the address 10.1.2.3 is private (10.0.0.0/8, RFC 1918)",
+        ),
+        (
+            "https://[fd00::1]:8443",
+            "unique local, private (fc00::/7, RFC 4193)",
+        ),
+        (
+            "http://[::ffff:192.168.0.1]",
+            "the IPv4-mapped (::ffff:0:0/96) form of 192.168.0.1, private",
+        ),
+        ("http://100.64.0.1", "CGNAT (100.64.0.0/10, RFC 6598)"),
+        (
+            "http://2130706433:80",
+            "the host 2130706433, the IPv4 address 127.0.0.1, is loopback",
+        ),
+        (
+            "http://localhost:8080",
+            "the host localhost is loopback by name",
+        ),
+        ("http://0.0.0.0:8080", "unspecified"),
+    ] {
+        let (status, body) = answer(
+            &a,
+            &request(&inv, &b, |r| {
+                r.url = Some(url.into());
+                r.api_root = Some("/concord/".into());
+                r.api_key = Some("k".repeat(40));
+            }),
+        );
+        assert_eq!(status, 409, "{url}: {body}");
+        let why = reason(&body);
+        assert!(
+            why.starts_with(&format!("url: URL \"{url}\": "))
+                && why.contains(says)
+                && why.contains("[outbound] allow"),
+            "{url}: {why}"
+        );
+        assert!(a.store.partners().unwrap().is_empty(), "{url}");
+        assert!(concord_sync::peers(a.store.as_ref()).unwrap().is_empty());
+    }
+    assert!(
+        a.store
+            .invitation(&inv.id)
+            .unwrap()
+            .unwrap()
+            .used_ns
+            .is_none()
+    );
+    // A public address joins.
+    let (status, body) = answer(
+        &a,
+        &request(&inv, &b, |r| {
+            r.url = Some("https://192.0.3.10:8443".into());
+            r.api_root = Some("/concord/".into());
+            r.api_key = Some("k".repeat(40));
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
 /// Attack by the inviting side: an invitation whose offered alias is the name of a
 /// collection the joining node has (and may share with others) does not make the join pull
 /// into it unless the operator names it; refused before anything is sent or created.
@@ -430,6 +515,7 @@ fn an_offered_alias_does_not_choose_an_existing_local_collection() {
                 name: Some("cert-de".into()),
                 pull: pull.iter().map(|s| s.to_string()).collect(),
                 timeout_secs: 2,
+                outbound: b.service.outbound.clone(),
                 ..Default::default()
             },
         )

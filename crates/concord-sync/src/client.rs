@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
+use crate::outbound::{Outbound, Refused, refused_in};
 use crate::peer::{Peer, PeerAuth};
 
 /// The TAXII 2.1 media type (TAXII 2.1 §1.6.8).
@@ -79,6 +80,17 @@ pub enum ClientError {
         /// The cap, in bytes.
         limit: u64,
     },
+    /// The peer's URL (or the name it resolves to now) is refused by the node's outbound
+    /// rule ([`Outbound`], `[outbound] allow`): no connection was made (not retried).
+    #[error("{method} {url}: {refused}")]
+    Refused {
+        /// HTTP method.
+        method: &'static str,
+        /// The URL of the request.
+        url: String,
+        /// The URL, the address and the rule.
+        refused: Refused,
+    },
     /// An answer that is not the TAXII resource expected.
     #[error("{method} {url}: unreadable answer: {message} (after {attempts} attempts)")]
     Garbage {
@@ -104,6 +116,7 @@ type Cap = (&'static str, u64);
 enum Once {
     Transport(String),
     TooLarge,
+    Refused(Refused),
 }
 
 /// One answer, read whole.
@@ -113,6 +126,8 @@ pub struct Answer {
     pub body: String,
     /// `X-TAXII-Date-Added-Last`, if sent (TAXII 2.1 §3.3.1).
     pub date_added_last: Option<String>,
+    /// `Location` of a 3xx answer: a redirect, which is never followed.
+    pub location: Option<String>,
 }
 
 /// A page of objects: the envelope's text and its paging fields.
@@ -153,8 +168,17 @@ pub struct Client {
 
 impl Client {
     /// Builds the client of `peer`: reads its secret and TLS files; `attempts` requests at
-    /// most per call, waiting `backoff`, then twice that, … between them.
-    pub fn new(peer: &Peer, attempts: u32, backoff: Duration) -> Result<Client, ClientError> {
+    /// most per call, waiting `backoff`, then twice that, … between them. Every connection
+    /// goes only to addresses `outbound` allows, checked on the addresses the peer's host
+    /// resolves to at that moment ([`ClientError::Refused`] otherwise); redirects are not
+    /// followed (a 3xx answer is a [`ClientError::Status`] naming its `Location`) and no
+    /// proxy from the environment is used.
+    pub fn new(
+        peer: &Peer,
+        attempts: u32,
+        backoff: Duration,
+        outbound: &Arc<Outbound>,
+    ) -> Result<Client, ClientError> {
         let read = |file: &str| {
             std::fs::read(file).map_err(|e| ClientError::Config {
                 file: file.to_owned(),
@@ -231,14 +255,18 @@ impl Client {
                     (Some(cert), Some(key)) => Some(crate::pin::client_cert(cert, key)?),
                     _ => None,
                 };
-                crate::pin::pinned_agent(config.build(), pin, client_cert).map_err(|message| {
-                    ClientError::Config {
-                        file: "tls.pin_sha256".into(),
-                        message,
-                    }
+                crate::pin::pinned_agent(
+                    Outbound::config(config),
+                    pin,
+                    client_cert,
+                    outbound.resolver(),
+                )
+                .map_err(|message| ClientError::Config {
+                    file: "tls.pin_sha256".into(),
+                    message,
                 })?
             }
-            None => config.tls_config(tls.build()).build().into(),
+            None => outbound.agent(config.tls_config(tls.build())),
         };
         let mut root = peer.url.trim_end_matches('/').to_owned();
         root.push('/');
@@ -292,6 +320,13 @@ impl Client {
                 wait *= 2;
             }
             match self.once(method, &url, query, body, cap.1) {
+                Err(Once::Refused(refused)) => {
+                    return Err(ClientError::Refused {
+                        method,
+                        url,
+                        refused,
+                    });
+                }
                 Err(Once::TooLarge) => {
                     return Err(ClientError::TooLarge {
                         method,
@@ -325,10 +360,17 @@ impl Client {
                     }
                 }
                 Ok((status, answer)) => {
-                    let message = serde_json::from_str::<Value>(&answer.body)
-                        .ok()
-                        .and_then(|v| v.get("title").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or_else(|| answer.body.chars().take(200).collect());
+                    let message = match &answer.location {
+                        Some(to) if (300..400).contains(&status) => format!(
+                            "a redirect to {:?}, not followed (requests go to the peer's URL \
+                             only)",
+                            crate::join::printable(to, 200)
+                        ),
+                        _ => serde_json::from_str::<Value>(&answer.body)
+                            .ok()
+                            .and_then(|v| v.get("title").and_then(Value::as_str).map(str::to_owned))
+                            .unwrap_or_else(|| answer.body.chars().take(200).collect()),
+                    };
                     let err = ClientError::Status {
                         method,
                         url: url.clone(),
@@ -391,8 +433,16 @@ impl Client {
                 req.send(body)
             }
         };
-        let mut resp = result.map_err(|e| Once::Transport(e.to_string()))?;
+        let mut resp = result.map_err(|e| match refused_in(&e) {
+            Some(r) => Once::Refused(r.clone()),
+            None => Once::Transport(e.to_string()),
+        })?;
         let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let date_added_last = resp
             .headers()
             .get("X-TAXII-Date-Added-Last")
@@ -412,6 +462,7 @@ impl Client {
             Answer {
                 body,
                 date_added_last,
+                location,
             },
         ))
     }

@@ -854,10 +854,15 @@ pub const EXCHANGE_ATTEMPTS: u32 = 3;
 /// inviting node answers a retry of a request it admitted with the answer it gave it (by the
 /// request's digest), so an answer lost on the way after the inviting node committed still
 /// reaches this node, and nothing is admitted twice.
+///
+/// The invitation's URL came from outside: the connection goes only to addresses
+/// `outbound` allows, on what its host resolves to then ([`JoinError::Transport`] naming
+/// the URL, the address and the rule otherwise, not retried); a redirect is not followed.
 pub fn exchange(
     invitation: &Invitation,
     request: &JoinRequestFile,
     timeout: Duration,
+    outbound: &std::sync::Arc<crate::outbound::Outbound>,
 ) -> Result<JoinAnswer, JoinError> {
     let url = format!("{}{JOIN_PATH}", invitation.url.trim_end_matches('/'));
     let transport = |message: String| JoinError::Transport {
@@ -870,24 +875,34 @@ pub fn exchange(
     // TLS: exactly the pinned certificate, no CA (the invitation is signed by the key that
     // the answer must be signed by too).
     let agent: ureq::Agent = match &invitation.tls_pin_sha256 {
-        Some(pin) => crate::pin::pinned_agent(config.build(), pin, None).map_err(&transport)?,
-        None => config.build().into(),
+        Some(pin) => crate::pin::pinned_agent(
+            crate::outbound::Outbound::config(config),
+            pin,
+            None,
+            outbound.resolver(),
+        )
+        .map_err(&transport)?,
+        None => outbound.agent(config),
     };
     let body = serde_json::to_string(request).map_err(|e| transport(e.to_string()))?;
-    let once = || -> Result<(u16, String), String> {
+    // `Err((message, refused))`: a connection the outbound rule refused is not retried.
+    let once = || -> Result<(u16, String), (String, bool)> {
         let mut resp = agent
             .post(&url)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json")
             .send(body.as_str())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match crate::outbound::refused_in(&e) {
+                Some(r) => (r.to_string(), true),
+                None => (e.to_string(), false),
+            })?;
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()
             .with_config()
             .limit(MAX_DOCUMENT_BYTES as u64)
             .read_to_string()
-            .map_err(|e| format!("HTTP {status}: {e}"))?;
+            .map_err(|e| (format!("HTTP {status}: {e}"), false))?;
         Ok((status, text))
     };
     let mut wait = Duration::from_millis(250);
@@ -895,10 +910,11 @@ pub fn exchange(
     let (status, text) = loop {
         match once() {
             Ok(got) => break got,
-            Err(e) if attempt >= EXCHANGE_ATTEMPTS => {
+            Err((e, true)) => return Err(transport(e)),
+            Err((e, _)) if attempt >= EXCHANGE_ATTEMPTS => {
                 return Err(transport(format!("{e} (after {attempt} attempts)")));
             }
-            Err(e) => {
+            Err((e, _)) => {
                 tracing::debug!(attempt, %url, error = %e, "join exchange: no answer, sending the request again");
                 std::thread::sleep(wait);
                 wait *= 2;
@@ -1316,7 +1332,10 @@ mod tests {
                     client_cert_sha256: None,
                 },
             );
-            let got = exchange(&inv, &request, Duration::from_secs(10));
+            // The hostile inviter listens on loopback: allowed here explicitly.
+            let loopback =
+                std::sync::Arc::new(crate::Outbound::allowing(&["127.0.0.0/8"]).unwrap());
+            let got = exchange(&inv, &request, Duration::from_secs(10), &loopback);
             handle.join().unwrap();
             got.map(|_| ()).unwrap_err().to_string()
         };

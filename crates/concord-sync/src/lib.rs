@@ -33,10 +33,14 @@
 //! - [`join`] (issue 19): invitations, the join exchange's documents and client, and the
 //!   preview of what will flow to a new partner.
 //! - [`webhook`] (issue 21): new objects POSTed to a receiver, signed, through the same door.
+//! - [`outbound`] (issue 19): every request to a URL from outside (a peer's, an invitation's,
+//!   a partner's webhook) reaches public addresses only, unless the operator allows more;
+//!   checked when the URL is accepted and on the resolved addresses of each connection.
 
 mod client;
 pub mod join;
 pub mod notify;
+pub mod outbound;
 pub mod package;
 mod peer;
 mod pin;
@@ -44,6 +48,7 @@ mod round;
 pub mod webhook;
 
 pub use client::{Client, ClientError, TlsFiles, Tombstones};
+pub use outbound::{Outbound, Refused};
 pub use peer::{
     Mapping, Peer, PeerAuth, PeerError, PeerState, load_peer, load_state, peers, remove_peer,
     save_peer, save_state,

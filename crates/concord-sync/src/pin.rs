@@ -179,7 +179,8 @@ impl Transport for PinnedTransport {
 /// An agent whose HTTPS connections trust exactly the certificate whose SHA-256 is `pin`
 /// (and present `client_cert` when given: a chain and its key, for mutual TLS). `config`:
 /// the agent's other settings (timeouts, statuses); its TLS settings are not used.
-/// Errors: the pin is not 64 hex digits.
+/// `resolver`: the outbound rule's ([`crate::outbound::Outbound::resolver`]), which keeps
+/// only the addresses it allows. Errors: the pin is not 64 hex digits.
 pub(crate) fn pinned_agent(
     config: ureq::config::Config,
     pin: &str,
@@ -187,6 +188,7 @@ pub(crate) fn pinned_agent(
         Vec<CertificateDer<'static>>,
         rustls::pki_types::PrivateKeyDer<'static>,
     )>,
+    resolver: crate::outbound::Guard,
 ) -> Result<ureq::Agent, String> {
     let pin = concord_store::node_key::unhex32(pin)
         .ok_or_else(|| format!("pin_sha256 {pin:?}: expected 64 hex digits (a SHA-256)"))?;
@@ -205,11 +207,7 @@ pub(crate) fn pinned_agent(
     let connector = ().chain(TcpConnector::default()).chain(PinnedTls {
         config: Arc::new(tls),
     });
-    Ok(ureq::Agent::with_parts(
-        config,
-        connector,
-        ureq::unversioned::resolver::DefaultResolver::default(),
-    ))
+    Ok(ureq::Agent::with_parts(config, connector, resolver))
 }
 
 /// A client certificate chain and its key from PEM files, for [`pinned_agent`].

@@ -18,7 +18,7 @@ const PUSH_PAGE: usize = 500;
 const ENVELOPE_OVERHEAD: usize = 64;
 
 /// How a round talks to the peer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RoundOptions {
     /// Requests per call before the round gives up.
     pub attempts: u32,
@@ -30,6 +30,10 @@ pub struct RoundOptions {
     /// 19): a document is a few KiB, so a longer one is refused and stops the round, rather
     /// than read under the general answer cap (1 GiB). Default 256 KiB.
     pub agreement_max_bytes: u64,
+    /// Where the round's requests may go (`[outbound] allow`): the peer's host is resolved
+    /// at each connection and only the addresses this rule allows are connected to
+    /// ([`crate::ClientError::Refused`] otherwise). Default: public addresses only.
+    pub outbound: std::sync::Arc<crate::outbound::Outbound>,
 }
 
 /// The default of [`RoundOptions::agreement_max_bytes`]: 256 KiB.
@@ -42,6 +46,7 @@ impl Default for RoundOptions {
             backoff: Duration::from_millis(250),
             page_size: 500,
             agreement_max_bytes: DEFAULT_AGREEMENT_MAX_BYTES,
+            outbound: std::sync::Arc::default(),
         }
     }
 }
@@ -261,7 +266,7 @@ fn run(
     lease: &Lease<'_>,
 ) -> Result<RoundReport, SyncError> {
     agreements_before(store, peer, cx)?;
-    let client = Client::new(peer, options.attempts, options.backoff)?;
+    let client = Client::new(peer, options.attempts, options.backoff, &options.outbound)?;
     agreement_fetched(store, peer, &client, options.agreement_max_bytes)?;
     let mut report = RoundReport {
         peer: peer.name.clone(),

@@ -252,6 +252,20 @@ tlp_version = "2.0"
 # [oidc.subjects]                      # with user_claim = "sub": sub -> user name
 # "248289761001" = "alice"
 
+# Where the node connects on a partner's word (README "Outbound requests"): peers' URLs
+# (`peer add`, the joining node's URL kept at a join, an invitation's URL at `join`). Public
+# addresses only by default: loopback, private (RFC 1918, fc00::/7), link-local (169.254/16,
+# cloud metadata; fe80::/10), CGNAT (100.64/10), unspecified, multicast, reserved and
+# documentation ranges and their IPv4-mapped forms are refused, when the URL is given and on
+# the addresses its host resolves to at each connection. Redirects are not followed. Name
+# what else may be reached (peers on this machine or an internal network). The default:
+#
+# [outbound]
+# allow = []                           # networks ("10.20.0.0/16", "fd00:1::/48"), addresses
+#                                      # ("127.0.0.1", "::1") and host names ("taxii.lan":
+#                                      # whatever it resolves to); CONCORD_OUTBOUND_ALLOW
+#                                      # (comma-separated) overrides it
+
 # Four-eyes release (README "Four-eyes release"). The default:
 #
 # [release]
@@ -340,6 +354,39 @@ pub struct Config {
     /// `[oidc]`: the web UI's login through an OpenID Provider (issue 20, item 5).
     #[serde(default)]
     pub oidc: OidcConfig,
+    /// `[outbound]`: where requests to URLs from outside may go (issue 19).
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+}
+
+/// The `[outbound]` section (issue 19: no blind SSRF through a partner's URL).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// `allow`: networks (CIDR), addresses and host names that requests to a peer's URL may
+    /// reach besides public addresses; empty (the default): public addresses only. See
+    /// [`concord_sync::Outbound::allowing`]. `CONCORD_OUTBOUND_ALLOW` (comma-separated)
+    /// overrides it.
+    pub allow: Vec<String>,
+}
+
+impl Config {
+    /// The outbound rule of `[outbound] allow`. Errors: an entry that is no network,
+    /// address or host name, naming it (`[outbound] allow[1] "10.0.0.1/8": …`).
+    pub fn outbound(&self) -> Result<std::sync::Arc<concord_sync::Outbound>> {
+        concord_sync::Outbound::allowing(&self.outbound.allow)
+            .map(std::sync::Arc::new)
+            .map_err(|e| anyhow::anyhow!("[outbound] {e}"))
+    }
+
+    /// What a sync round reads from a peer and where it may connect: [`Limits::round`]
+    /// with [`Config::outbound`]. Errors: those of [`Config::outbound`].
+    pub fn round(&self) -> Result<concord_sync::RoundOptions> {
+        Ok(concord_sync::RoundOptions {
+            outbound: self.outbound()?,
+            ..self.limits.round()
+        })
+    }
 }
 
 /// The `[oidc]` section (issue 20, item 5): off while `issuer` is empty.
@@ -1052,6 +1099,14 @@ impl Config {
                 format!("CONCORD_RELEASE_FOUR_EYES={v:?}: expected true or false")
             })?;
         }
+        if let Ok(v) = std::env::var("CONCORD_OUTBOUND_ALLOW") {
+            config.outbound.allow = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Ok(v) = std::env::var("CONCORD_RELEASE_UNNAMED_PERSONS") {
             config.release.unnamed_persons = v.parse().with_context(|| {
                 format!("CONCORD_RELEASE_UNNAMED_PERSONS={v:?}: expected true or false")
@@ -1120,6 +1175,28 @@ mod tests {
 
     /// Each `[limits]` key reaches the server's and the store's limits; absent keys keep
     /// their defaults.
+    #[test]
+    fn the_outbound_section_defaults_to_public_addresses_only() {
+        let defaults: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert!(defaults.outbound.allow.is_empty());
+        let rule = defaults.round().unwrap().outbound;
+        assert_eq!(*rule, concord_sync::Outbound::public_only());
+        assert!(rule.refusal("127.0.0.1".parse().unwrap()).is_some());
+        let text = format!("{DEFAULT_CONFIG}\n[outbound]\nallow = [\"127.0.0.1\", \"peer.lan\"]\n");
+        let c: Config = toml::from_str(&text).unwrap();
+        assert_eq!(
+            c.outbound().unwrap().allowed(),
+            ["127.0.0.1/32", "peer.lan"]
+        );
+        let bad = format!("{DEFAULT_CONFIG}\n[outbound]\nallow = [\"10.0.0.1/8\"]\n");
+        let c: Config = toml::from_str(&bad).unwrap();
+        let e = c.round().unwrap_err().to_string();
+        assert!(
+            e.starts_with("[outbound] allow[0] \"10.0.0.1/8\": bits are set"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn the_limits_section_reaches_the_server_and_the_store() {
         let defaults: Config = toml::from_str(DEFAULT_CONFIG).unwrap();

@@ -286,6 +286,7 @@ pub fn join(args: JoinArgs) -> Result<bool> {
         push: args.push,
         timeout_secs: args.timeout,
         mtls: args.mtls,
+        outbound: config.outbound()?,
     };
     let joined = match join::join(store.as_ref(), &egress, &me, &files, &text, &options) {
         Ok(j) => j,

@@ -861,6 +861,9 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
     let ingress = config.ingress_limits();
     let peer_files_dir = config.peer_files_dir(&dir.dir);
     let own_files = config.own_files(&dir.dir);
+    // Sync rounds and the peer and join doors under `[outbound] allow` (checked before
+    // anything listens).
+    let round = config.round()?;
     let state = concord_server::AppState::new(
         store.clone(),
         concord_server::ServerConfig {
@@ -906,6 +909,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         peer_files_dir: Some(peer_files_dir),
         own_files,
         webhook_options: Some(config.webhooks.options()?),
+        outbound: round.outbound.clone(),
     };
     // Invitations are answered at POST /concord/join/ (issue 19), signed with the node key.
     let join = {
@@ -916,6 +920,7 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
                 within: admin.peer_files_dir.clone(),
                 refused: admin.own_files.clone(),
             },
+            outbound: round.outbound.clone(),
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -958,12 +963,8 @@ fn serve(data: &DataDirArg, listen: Option<String>) -> Result<()> {
         tracing::info!(%addr, "serving TAXII 2.1 and the web UI");
         // Sync rounds with the peers run beside the server, with the same policy.
         if config.sync_schedule {
-            sync::spawn_scheduler(
-                store.clone(),
-                (*state.policy()).clone(),
-                config.limits.round(),
-            )
-            .context("cannot start the sync scheduler")?;
+            sync::spawn_scheduler(store.clone(), (*state.policy()).clone(), round)
+                .context("cannot start the sync scheduler")?;
         }
         // Webhooks (`concord webhook add`) are delivered beside the server, with the same
         // policy.

@@ -129,10 +129,12 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
             let store = crate::open_store(&data)?;
             // The operator may name any file the node can read, but the node's own secrets.
             let dir = crate::data_dir(&data).dir;
+            let config = crate::config::Config::load(&dir)?;
             let files = concord_admin::ops::PeerFiles {
                 within: None,
-                refused: crate::config::Config::load(&dir)?.own_files(&dir),
+                refused: config.own_files(&dir),
             };
+            let outbound = config.outbound()?;
             let node_key = node_key
                 .as_deref()
                 .map(concord_sync::package::read_key_file)
@@ -160,6 +162,7 @@ pub fn run_peer(command: PeerCommand) -> Result<bool> {
                     ..Default::default()
                 },
                 &files,
+                &outbound,
             )?;
             for alias in &added.created_collections {
                 eprintln!("created collection {alias}");
@@ -220,7 +223,7 @@ pub fn sync_once(
 ) -> Result<bool> {
     let options = RoundOptions {
         page_size: page_size.max(1),
-        ..crate::config::Config::load(&data.data_dir)?.limits.round()
+        ..crate::config::Config::load(&data.data_dir)?.round()?
     };
     let store = crate::open_store(data)?;
     let policy = crate::policy::load(data, store.as_ref())?;

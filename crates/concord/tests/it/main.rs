@@ -22,6 +22,7 @@ mod matching;
 mod misp;
 mod oidc;
 mod ops;
+mod outbound;
 mod package;
 mod partners;
 mod pattern;

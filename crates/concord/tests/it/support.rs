@@ -52,6 +52,11 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run concord")
 }
 
+/// What every test node's concord.toml says of outbound requests (issue 19): the tests run
+/// their peers, inviting nodes and webhook receivers on loopback, which the default refuses
+/// (public addresses only), so they opt in explicitly. `outbound.rs` tests the default.
+pub const LOOPBACK_ALLOWED: &str = "\n[outbound]\nallow = [\"127.0.0.0/8\", \"::1\"]\n";
+
 /// An initialised data directory, removed at drop.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -63,8 +68,20 @@ impl Node {
         Node::init_with(&[])
     }
 
-    /// `concord init --admin-token TOKEN ARGS…` in a fresh directory.
+    /// `concord init --admin-token TOKEN ARGS…` in a fresh directory, whose concord.toml then
+    /// allows loopback for outbound requests ([`LOOPBACK_ALLOWED`]).
     pub fn init_with(args: &[&str]) -> Node {
+        let node = Node::init_public_only(args);
+        let config = node.path().join("concord.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(LOOPBACK_ALLOWED);
+        std::fs::write(&config, text).unwrap();
+        node
+    }
+
+    /// `concord init --admin-token TOKEN ARGS…` in a fresh directory, concord.toml as
+    /// `init` writes it: requests to a partner's URL reach public addresses only.
+    pub fn init_public_only(args: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let out = run(concord()
             .args(["init", "--admin-token", TOKEN, "--data-dir"])
