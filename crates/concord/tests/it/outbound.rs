@@ -212,7 +212,6 @@ fn peer_urls_and_redirects_stay_within_the_rule() {
                 "peer",
                 "add",
                 name,
-                "--url",
                 url,
                 "--api-root",
                 "/concord/",
@@ -234,11 +233,12 @@ fn peer_urls_and_redirects_stay_within_the_rule() {
         ),
         (
             "http://[::ffff:10.0.0.1]:8080".to_owned(),
-            "the IPv4-mapped (::ffff:0:0/96) form of 10.0.0.1, private (10.0.0.0/8, RFC 1918)",
+            "the address ::ffff:10.0.0.1 is the IPv4-mapped (::ffff:0:0/96) form of 10.0.0.1, \
+             private (10.0.0.0/8, RFC 1918)",
         ),
     ] {
         let (code, _, err) = add("evil", &url);
-        assert_eq!(code, 1, "{url}: {err}");
+        assert_ne!(code, 0, "{url}: {err}");
         assert!(
             err.contains(&format!("peer URL {url:?}: {says}")) && err.contains("[outbound] allow"),
             "{url}: {err}"
@@ -250,7 +250,7 @@ fn peer_urls_and_redirects_stay_within_the_rule() {
     // with a redirect to 127.0.0.2.
     allow(&a, &["127.0.0.1"]);
     let (code, _, err) = add("hidden", &format!("http://127.0.0.2:{}", hidden.port));
-    assert_eq!(code, 1, "{err}");
+    assert_ne!(code, 0, "{err}");
     assert!(err.contains("the address 127.0.0.2 is loopback"), "{err}");
     let redirecting = Trap::on(
         "127.0.0.1",
