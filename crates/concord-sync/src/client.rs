@@ -89,7 +89,7 @@ pub enum ClientError {
         /// The URL of the request.
         url: String,
         /// The URL, the address and the rule.
-        refused: Refused,
+        refused: Box<Refused>,
     },
     /// An answer that is not the TAXII resource expected.
     #[error("{method} {url}: unreadable answer: {message} (after {attempts} attempts)")]
@@ -116,7 +116,7 @@ type Cap = (&'static str, u64);
 enum Once {
     Transport(String),
     TooLarge,
-    Refused(Refused),
+    Refused(Box<Refused>),
 }
 
 /// One answer, read whole.
@@ -434,7 +434,7 @@ impl Client {
             }
         };
         let mut resp = result.map_err(|e| match refused_in(&e) {
-            Some(r) => Once::Refused(r.clone()),
+            Some(r) => Once::Refused(Box::new(r.clone())),
             None => Once::Transport(e.to_string()),
         })?;
         let status = resp.status().as_u16();
