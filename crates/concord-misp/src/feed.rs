@@ -112,27 +112,13 @@ pub fn hash_lines(event: &Value) -> Vec<String> {
     let e = event.get("Event").unwrap_or(event);
     let uuid = e.get("uuid").and_then(Value::as_str).unwrap_or("");
     let mut out = Vec::new();
-    let mut push = |a: &Value| {
-        let t = a.get("type").and_then(Value::as_str).unwrap_or("");
-        let v = a.get("value").and_then(Value::as_str).unwrap_or("");
-        let parts: Vec<&str> = if t.contains('|') {
-            v.splitn(2, '|').collect()
-        } else {
-            vec![v]
-        };
-        for p in parts {
-            let digest = md5::Md5::digest(p.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            out.push(format!("{hex},{uuid}"));
-        }
-    };
     for a in e
         .get("Attribute")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        push(a);
+        out.extend(attribute_hash_lines(a, uuid));
     }
     for o in e
         .get("Object")
@@ -146,10 +132,30 @@ pub fn hash_lines(event: &Value) -> Vec<String> {
             .into_iter()
             .flatten()
         {
-            push(a);
+            out.extend(attribute_hash_lines(a, uuid));
         }
     }
     out
+}
+
+/// The `hashes.csv` lines of one attribute of event `uuid`: `md5(value),uuid`, or one line
+/// per half of a composite value (`filename|md5`), as [`hash_lines`].
+pub fn attribute_hash_lines(a: &Value, uuid: &str) -> Vec<String> {
+    let t = a.get("type").and_then(Value::as_str).unwrap_or("");
+    let v = a.get("value").and_then(Value::as_str).unwrap_or("");
+    let parts: Vec<&str> = if t.contains('|') {
+        v.splitn(2, '|').collect()
+    } else {
+        vec![v]
+    };
+    parts
+        .into_iter()
+        .map(|p| {
+            let digest = md5::Md5::digest(p.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex},{uuid}")
+        })
+        .collect()
 }
 
 /// The manifest entry of one event (PyMISP `MISPEvent.manifest`).

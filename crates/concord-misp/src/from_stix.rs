@@ -20,6 +20,7 @@
 //! markings.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 
 use serde_json::{Map, Value, json};
 
@@ -88,7 +89,7 @@ fn epoch(ts: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-fn uuid_of(id: &str) -> &str {
+pub(crate) fn uuid_of(id: &str) -> &str {
     id.split_once("--").map_or(id, |(_, u)| u)
 }
 
@@ -189,171 +190,64 @@ fn carried_elsewhere(t: &str) -> bool {
     ) || concord_stix::validate::kind_of(t) == concord_stix::ObjectKind::Sco
 }
 
-fn event_from(
+/// One piece of an event's body, in the order the conversion of a container's references
+/// yields them: an entry of the event's `Attribute`, `Object` or `Galaxy` list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    /// An entry of `Event.Attribute`.
+    Attribute(Value),
+    /// An entry of `Event.Object` (a MISP object with its attributes).
+    Object(Value),
+    /// An entry of `Event.Galaxy` (one cluster).
+    Galaxy(Value),
+}
+
+pub(crate) fn event_from(
     c: &Value,
     refs: &[String],
     get: &dyn Fn(&str) -> Option<Value>,
     notes: &mut Vec<NotCarried>,
 ) -> Value {
-    let s = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let container_tlp = marking_of(c).map(|m| m.level);
+    let get = |id: &str| get(id).map(Box::new);
+    let mut e = event_head(c, &get);
     let mut attributes = Vec::new();
     let mut objects = Vec::new();
-    let mut galaxies: Vec<Value> = Vec::new();
-    let mut note = |id: &str, reason: String| {
-        notes.push(NotCarried {
-            id: id.to_owned(),
-            reason,
-        })
-    };
-    for r in refs {
-        let Some(o) = get(r) else {
-            note(
-                r,
-                "not among the objects exported (withheld, or not in the collection)".into(),
-            );
-            continue;
-        };
-        let t = s(&o, "type");
-        // The observed side of a MISP object with IDS attributes: its indicator carries the
-        // object (`x_misp_attributes`), all of it.
-        if t == "observed-data"
-            && label_value(&o, "misp:name").is_some()
-            && o.get("x_misp_attributes").is_none()
-        {
-            continue;
+    let mut galaxies = Vec::new();
+    let parts = event_parts(c, refs.iter().map(String::as_str), &get, notes, &mut |p| {
+        match p {
+            Part::Attribute(a) => attributes.push(a),
+            Part::Object(o) => objects.push(o),
+            Part::Galaxy(g) => galaxies.push(g),
         }
-        if let Some(list) = o.get("x_misp_attributes").and_then(Value::as_array) {
-            objects.push(misp_object(&o, list, container_tlp));
-            continue;
-        }
-        let found = match t.as_str() {
-            "indicator" => {
-                let pattern = s(&o, "pattern");
-                match s(&o, "pattern_type").as_str() {
-                    "stix" => {
-                        let pairs = types::pattern_pairs(&pattern);
-                        Some(
-                            types::value_from_pairs(&pairs, label_value(&o, "misp:type"))
-                                .unwrap_or(("stix2-pattern".into(), pattern)),
-                        )
-                    }
-                    other => Some((other.to_owned(), pattern)),
-                }
-            }
-            "observed-data" => {
-                let scos: Vec<Value> = o
-                    .get("object_refs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| get(x.as_str()?))
-                    .collect();
-                let by_id = |id: &str| scos.iter().find(|x| x["id"] == id).cloned();
-                let hint = label_value(&o, "misp:type");
-                scos.iter()
-                    .find_map(|root| types::value_from_pairs(&types::sco_pairs(root, &by_id), hint))
-            }
-            "x-misp-attribute" => Some((s(&o, "x_misp_type"), s(&o, "x_misp_value"))),
-            "vulnerability" => Some(("vulnerability".into(), s(&o, "name"))),
-            "campaign" => Some(("campaign-name".into(), s(&o, "name"))),
-            "attack-pattern" | "malware" | "threat-actor" | "intrusion-set" | "tool"
-            | "course-of-action" => {
-                let kind =
-                    label_value(&o, "misp:galaxy-type").map_or_else(|| t.clone(), str::to_owned);
-                // A malware instance need not have a name (STIX 2.1 §4.11, is_family false):
-                // its cluster is named after its id rather than left empty.
-                let name = match s(&o, "name") {
-                    n if n.is_empty() => format!("unnamed {t} {r}"),
-                    n => n,
-                };
-                galaxies.push(json!({"type": kind, "name": kind, "GalaxyCluster": [{
-                    "uuid": uuid_of(r), "type": kind, "value": name,
-                    "description": s(&o, "description"),
-                    "tag_name": format!("misp-galaxy:{kind}=\"{name}\"")}]}));
-                // Its samples (`sample_refs`: files, artifacts): their hashes as attributes.
-                for sample in o
-                    .get("sample_refs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
-                    let Some(sco) = get(sample) else {
-                        note(
-                            sample,
-                            format!("sample of {r}: not among the objects exported"),
-                        );
-                        continue;
-                    };
-                    let by_id = |id: &str| get(id);
-                    let pairs = types::sco_pairs(&sco, &by_id);
-                    let mut any = false;
-                    for (path, value) in &pairs {
-                        let kind = match path.last().map(String::as_str) {
-                            Some("MD5") => "md5",
-                            Some("SHA-1") => "sha1",
-                            Some("SHA-256") => "sha256",
-                            Some("SHA-512") => "sha512",
-                            _ => continue,
-                        };
-                        any = true;
-                        attributes.push(json!({"uuid": crate::to_stix::v5(&[sample, kind]),
-                            "type": kind, "category": "Payload delivery", "value": value,
-                            "to_ids": false, "comment": format!("sample of {name}"),
-                            "timestamp": epoch(o.get("modified").and_then(Value::as_str)),
-                            "Tag": tags_of(&o, container_tlp)}));
-                    }
-                    if !any {
-                        note(
-                            sample,
-                            format!("sample of {r}: no MD5, SHA-1, SHA-256 or SHA-512 to carry"),
-                        );
-                    }
-                }
-                None
-            }
-            "identity" | "marking-definition" => None,
-            _ => {
-                if !carried_elsewhere(&t) {
-                    note(r, format!("{t}: MISP events have no place for it"));
-                }
-                None
-            }
-        };
-        let Some((kind, value)) = found else {
-            if matches!(t.as_str(), "observed-data") {
-                note(
-                    r,
-                    "observed-data: none of its SCOs has a MISP attribute type".into(),
-                );
-            }
-            continue;
-        };
-        let category = label_value(&o, "misp:category")
-            .map(str::to_owned)
-            .or_else(|| {
-                o.get("x_misp_category")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| default_category(&kind).to_owned());
-        let to_ids = label_value(&o, "misp:to_ids") == Some("True")
-            || (t == "indicator" && label_value(&o, "misp:type").is_none());
-        let comment = o
-            .get("description")
-            .or_else(|| o.get("x_misp_comment"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let mut a = json!({"uuid": uuid_of(r), "type": kind, "category": category,
-            "value": value, "to_ids": to_ids, "comment": comment,
-            "timestamp": epoch(o.get("modified").and_then(Value::as_str)),
-            "Tag": tags_of(&o, container_tlp)});
-        if let Some(d) = o.get("x_misp_data") {
-            a["data"] = d.clone();
-        }
-        attributes.push(a);
-    }
+        Ok(())
+    });
+    // The sink above never fails.
+    debug_assert!(parts.is_ok());
+    e.insert("Attribute".into(), json!(attributes));
+    e.insert("Object".into(), json!(objects));
+    e.insert("Galaxy".into(), json!(galaxies));
+    json!({ "Event": e })
+}
+
+/// The object references of a container (`object_refs`), in their order.
+pub(crate) fn refs_of(c: &Value) -> impl Iterator<Item = &str> {
+    c.get("object_refs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// The fields of the event of container `c` other than its `Attribute`, `Object` and
+/// `Galaxy` lists: `uuid`, `info`, `date`, `timestamp`, `published`, `publish_timestamp`,
+/// `threat_level_id`, `analysis`, `distribution`, `Orgc` (the identity of
+/// `created_by_ref`, looked up with `get`) and `Tag`. Enough for the event's manifest entry
+/// ([`crate::feed::manifest_entry`]).
+pub fn event_head<B: Deref<Target = Value>>(
+    c: &Value,
+    get: &dyn Fn(&str) -> Option<B>,
+) -> Map<String, Value> {
+    let s = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let org = c
         .get("created_by_ref")
         .and_then(Value::as_str)
@@ -414,10 +308,182 @@ fn event_from(
         tags.push(json!({"name": m.tag}));
     }
     e.insert("Tag".into(), json!(tags));
-    e.insert("Attribute".into(), json!(attributes));
-    e.insert("Object".into(), json!(objects));
-    e.insert("Galaxy".into(), json!(galaxies));
-    json!({ "Event": e })
+    e
+}
+
+/// The body of the event of container `c`: each of `refs` looked up with `get`, converted,
+/// and handed to `emit` as it is made ([`Part`]s in event order), so that no more than one
+/// referenced object (and, for an `observed-data`, its SCOs) is held at a time. What is not
+/// carried is appended to `notes`. Errors: the first error of `emit`.
+pub fn event_parts<'r, B: Deref<Target = Value>>(
+    c: &Value,
+    refs: impl IntoIterator<Item = &'r str>,
+    get: &dyn Fn(&str) -> Option<B>,
+    notes: &mut Vec<NotCarried>,
+    emit: &mut dyn FnMut(Part) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let s = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let container_tlp = marking_of(c).map(|m| m.level);
+    let mut note = |id: &str, reason: String| {
+        notes.push(NotCarried {
+            id: id.to_owned(),
+            reason,
+        })
+    };
+    for r in refs {
+        let Some(o) = get(r) else {
+            note(
+                r,
+                "not among the objects exported (withheld, or not in the collection)".into(),
+            );
+            continue;
+        };
+        let o: &Value = &o;
+        let t = s(o, "type");
+        // The observed side of a MISP object with IDS attributes: its indicator carries the
+        // object (`x_misp_attributes`), all of it.
+        if t == "observed-data"
+            && label_value(o, "misp:name").is_some()
+            && o.get("x_misp_attributes").is_none()
+        {
+            continue;
+        }
+        if let Some(list) = o.get("x_misp_attributes").and_then(Value::as_array) {
+            emit(Part::Object(misp_object(o, list, container_tlp)))?;
+            continue;
+        }
+        let found = match t.as_str() {
+            "indicator" => {
+                let pattern = s(o, "pattern");
+                match s(o, "pattern_type").as_str() {
+                    "stix" => {
+                        let pairs = types::pattern_pairs(&pattern);
+                        Some(
+                            types::value_from_pairs(&pairs, label_value(o, "misp:type"))
+                                .unwrap_or(("stix2-pattern".into(), pattern)),
+                        )
+                    }
+                    other => Some((other.to_owned(), pattern)),
+                }
+            }
+            "observed-data" => {
+                let scos: Vec<B> = o
+                    .get("object_refs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| get(x.as_str()?))
+                    .collect();
+                let by_id = |id: &str| scos.iter().find(|x| x["id"] == id).map(|x| (**x).clone());
+                let hint = label_value(o, "misp:type");
+                scos.iter()
+                    .find_map(|root| types::value_from_pairs(&types::sco_pairs(root, &by_id), hint))
+            }
+            "x-misp-attribute" => Some((s(o, "x_misp_type"), s(o, "x_misp_value"))),
+            "vulnerability" => Some(("vulnerability".into(), s(o, "name"))),
+            "campaign" => Some(("campaign-name".into(), s(o, "name"))),
+            "attack-pattern" | "malware" | "threat-actor" | "intrusion-set" | "tool"
+            | "course-of-action" => {
+                let kind =
+                    label_value(o, "misp:galaxy-type").map_or_else(|| t.clone(), str::to_owned);
+                // A malware instance need not have a name (STIX 2.1 §4.11, is_family false):
+                // its cluster is named after its id rather than left empty.
+                let name = match s(o, "name") {
+                    n if n.is_empty() => format!("unnamed {t} {r}"),
+                    n => n,
+                };
+                let galaxy = json!({"type": kind, "name": kind, "GalaxyCluster": [{
+                    "uuid": uuid_of(r), "type": kind, "value": name,
+                    "description": s(o, "description"),
+                    "tag_name": format!("misp-galaxy:{kind}=\"{name}\"")}]});
+                // Its samples (`sample_refs`: files, artifacts): their hashes as attributes.
+                for sample in o
+                    .get("sample_refs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let Some(sco) = get(sample) else {
+                        note(
+                            sample,
+                            format!("sample of {r}: not among the objects exported"),
+                        );
+                        continue;
+                    };
+                    let by_id = |id: &str| get(id).map(|x| (*x).clone());
+                    let pairs = types::sco_pairs(&sco, &by_id);
+                    drop(sco);
+                    let mut any = false;
+                    for (path, value) in &pairs {
+                        let kind = match path.last().map(String::as_str) {
+                            Some("MD5") => "md5",
+                            Some("SHA-1") => "sha1",
+                            Some("SHA-256") => "sha256",
+                            Some("SHA-512") => "sha512",
+                            _ => continue,
+                        };
+                        any = true;
+                        emit(Part::Attribute(
+                            json!({"uuid": crate::to_stix::v5(&[sample, kind]),
+                            "type": kind, "category": "Payload delivery", "value": value,
+                            "to_ids": false, "comment": format!("sample of {name}"),
+                            "timestamp": epoch(o.get("modified").and_then(Value::as_str)),
+                            "Tag": tags_of(o, container_tlp)}),
+                        ))?;
+                    }
+                    if !any {
+                        note(
+                            sample,
+                            format!("sample of {r}: no MD5, SHA-1, SHA-256 or SHA-512 to carry"),
+                        );
+                    }
+                }
+                emit(Part::Galaxy(galaxy))?;
+                None
+            }
+            "identity" | "marking-definition" => None,
+            _ => {
+                if !carried_elsewhere(&t) {
+                    note(r, format!("{t}: MISP events have no place for it"));
+                }
+                None
+            }
+        };
+        let Some((kind, value)) = found else {
+            if matches!(t.as_str(), "observed-data") {
+                note(
+                    r,
+                    "observed-data: none of its SCOs has a MISP attribute type".into(),
+                );
+            }
+            continue;
+        };
+        let category = label_value(o, "misp:category")
+            .map(str::to_owned)
+            .or_else(|| {
+                o.get("x_misp_category")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| default_category(&kind).to_owned());
+        let to_ids = label_value(o, "misp:to_ids") == Some("True")
+            || (t == "indicator" && label_value(o, "misp:type").is_none());
+        let comment = o
+            .get("description")
+            .or_else(|| o.get("x_misp_comment"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let mut a = json!({"uuid": uuid_of(r), "type": kind, "category": category,
+            "value": value, "to_ids": to_ids, "comment": comment,
+            "timestamp": epoch(o.get("modified").and_then(Value::as_str)),
+            "Tag": tags_of(o, container_tlp)});
+        if let Some(d) = o.get("x_misp_data") {
+            a["data"] = d.clone();
+        }
+        emit(Part::Attribute(a))?;
+    }
+    Ok(())
 }
 
 fn misp_object(o: &Value, list: &[Value], container_tlp: Option<tlp::Level>) -> Value {

@@ -7,6 +7,9 @@
 //!   STIX 2.1 objects, following misp-stix's conventions; streamed in two passes over the
 //!   input (see [`reader`]) so an event of 100,000 attributes is never held whole.
 //! - [`from_stix`]: a `report`/`grouping` and the objects it refers to, back to one MISP event.
+//! - [`export`]: a whole collection to MISP events or a feed in bounded memory: the
+//!   export's objects spilled to a file, ids kept in memory, each event written as it is
+//!   converted.
 //! - [`feed`]: MISP feed directories (`manifest.json`, `<uuid>.json`, `hashes.csv`), read
 //!   incrementally and written as PyMISP's feed generator writes them.
 //! - [`warninglist`]: MISP warninglists, and a matcher for import and `concord match`.
@@ -15,6 +18,7 @@
 //! printed by concord-pattern and passes [`concord_pattern::parse`]. No I/O beyond the files
 //! and streams the caller hands in.
 
+pub mod export;
 pub mod feed;
 pub mod from_stix;
 pub mod model;

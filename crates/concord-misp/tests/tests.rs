@@ -854,3 +854,221 @@ fn file_object_ids_attributes_in_the_pattern_the_rest_observed() {
             .any(|a| a["value"] == name.as_str())
     );
 }
+
+/// The objects of a collection for the export tests: every handed ESET event as STIX (its
+/// report, attributes, MISP objects, galaxy clusters, identities, markings), then a grouping
+/// over two of them and an observed-data, objects outside every report (an indicator, a
+/// malware with a sample, an observed-data of an address, a relationship and a sighting,
+/// which MISP has no place for), a reference to an object that is not there, and two
+/// versions of one indicator (the newer one, added first, must win).
+fn export_collection() -> Vec<String> {
+    let mut objects: Vec<Value> = Vec::new();
+    for path in eset_events() {
+        let (objs, _) = convert(&read(&path), ToStixOptions::default());
+        objects.extend(objs);
+    }
+    let t = "2024-03-01T00:00:00.000Z";
+    let id = |kind: &str, n: u32| format!("{kind}--7d1c1f3e-5b2a-4c8d-9e0f-{n:012}");
+    let first_indicator = objects.iter().find(|o| o["type"] == "indicator").unwrap()["id"].clone();
+    let extra = json!([
+        {"type": "file", "spec_version": "2.1", "id": id("file", 1),
+         "hashes": {"SHA-256": "0f5b1c1f1f5a3e7c4c9d2f9e0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"}},
+        {"type": "malware", "spec_version": "2.1", "id": id("malware", 2), "created": t,
+         "modified": t, "is_family": false, "sample_refs": [id("file", 1)]},
+        {"type": "ipv4-addr", "spec_version": "2.1", "id": id("ipv4-addr", 3), "value": "198.51.100.23"},
+        {"type": "observed-data", "spec_version": "2.1", "id": id("observed-data", 4), "created": t,
+         "modified": t, "first_observed": t, "last_observed": t, "number_observed": 1,
+         "object_refs": [id("ipv4-addr", 3)]},
+        {"type": "sighting", "spec_version": "2.1", "id": id("sighting", 6), "created": t,
+         "modified": t, "sighting_of_ref": id("malware", 2)},
+        {"type": "grouping", "spec_version": "2.1", "id": id("grouping", 7), "created": t,
+         "modified": t, "name": "two of them", "context": "suspicious-activity",
+         "object_marking_refs": ["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"],
+         "object_refs": [first_indicator, id("observed-data", 4), id("indicator", 404)]},
+        {"type": "relationship", "spec_version": "2.1", "id": id("relationship", 9), "created": t,
+         "modified": t, "relationship_type": "variant-of", "source_ref": id("malware", 2),
+         "target_ref": id("malware", 2)},
+        {"type": "indicator", "spec_version": "2.1", "id": id("indicator", 10), "created": t,
+         "modified": "2024-03-02T00:00:00.000Z", "pattern_type": "stix", "valid_from": t,
+         "pattern": "[domain-name:value = 'newer.example.org']"},
+        {"type": "indicator", "spec_version": "2.1", "id": id("indicator", 10), "created": t,
+         "modified": t, "pattern_type": "stix", "valid_from": t,
+         "pattern": "[domain-name:value = 'older.example.org']"},
+        {"type": "indicator", "spec_version": "2.1", "id": id("indicator", 11), "created": t,
+         "modified": t, "pattern_type": "stix", "valid_from": t,
+         "pattern": "[url:value = 'http://a.example.org/x\\'y']", "labels": ["outside"]}
+    ]);
+    objects.extend(extra.as_array().unwrap().iter().cloned());
+    objects.iter().map(|o| o.to_string()).collect()
+}
+
+fn spill_of(bodies: &[String]) -> concord_misp::export::Spill {
+    let mut spill = concord_misp::export::Spill::new(tempfile::tempfile().unwrap());
+    for b in bodies {
+        spill.add(b).unwrap();
+    }
+    spill.finish().unwrap();
+    spill
+}
+
+fn scratch() -> concord_misp::export::Scratch {
+    concord_misp::export::Scratch {
+        objects: tempfile::tempfile().unwrap(),
+        galaxies: tempfile::tempfile().unwrap(),
+    }
+}
+
+/// Issue 22: the streamed export writes, byte for byte, what building every event whole and
+/// writing it with `feed::write_feed` / `serde_json::to_string_pretty` writes (the export
+/// before it streamed): every file of the feed, and the MISP event JSON; and notes the same
+/// objects as not carried.
+#[test]
+fn streamed_export_writes_the_bytes_of_whole_events() {
+    let bodies = export_collection();
+    let spill = spill_of(&bodies);
+    let mut plan = spill.plan("Concord collection test", "test");
+    let (events, whole_notes) = concord_misp::export::events_whole(&spill, &plan);
+    assert_eq!(events.len(), plan.events());
+    assert!(events.len() > 20, "{}", events.len());
+    let loose = &events.last().unwrap()["Event"];
+    assert_eq!(loose["info"], "Concord collection test");
+    let attrs = |e: &Value| e["Attribute"].as_array().unwrap().len();
+    assert_eq!(attrs(loose), 3, "{loose}");
+    assert!(loose.to_string().contains("newer.example.org"), "{loose}");
+    assert!(!loose.to_string().contains("older.example.org"), "{loose}");
+    assert!(
+        events
+            .iter()
+            .any(|e| !e["Event"]["Object"].as_array().unwrap().is_empty()
+                && !e["Event"]["Galaxy"].as_array().unwrap().is_empty()),
+        "some event carries MISP objects and galaxy clusters"
+    );
+
+    let whole = tempfile::tempdir().unwrap();
+    feed::write_feed(whole.path(), &events).unwrap();
+    let streamed = tempfile::tempdir().unwrap();
+    let n = concord_misp::export::write_feed(streamed.path(), &spill, &mut plan, &mut scratch())
+        .unwrap();
+    assert_eq!(n, events.len());
+    let names = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(whole.path()), names(streamed.path()));
+    assert_eq!(names(whole.path()).len(), events.len() + 2);
+    for name in names(whole.path()) {
+        let a = std::fs::read(whole.path().join(&name)).unwrap();
+        let b = std::fs::read(streamed.path().join(&name)).unwrap();
+        assert!(a == b, "{name:?} differs");
+    }
+    assert_eq!(plan.notes(), &whole_notes[..]);
+    let noted: Vec<&str> = whole_notes.iter().map(|n| n.id.as_str()).collect();
+    for id in [
+        "relationship--7d1c1f3e-5b2a-4c8d-9e0f-000000000009",
+        "sighting--7d1c1f3e-5b2a-4c8d-9e0f-000000000006",
+        "indicator--7d1c1f3e-5b2a-4c8d-9e0f-000000000404",
+    ] {
+        assert!(noted.contains(&id), "{id} noted: {noted:?}");
+    }
+
+    let mut plan = spill.plan("Concord collection test", "test");
+    let (events, _) = concord_misp::export::events_whole(&spill, &plan);
+    let mut out = Vec::new();
+    concord_misp::export::write_events(&mut out, &spill, &mut plan, &mut scratch()).unwrap();
+    let expected = serde_json::to_string_pretty(&json!({ "response": events })).unwrap();
+    assert!(out == expected.as_bytes(), "MISP event JSON differs");
+
+    // One event: the event alone; none: an empty response.
+    let (objs, _) = convert(&read(&eset_events()[0]), ToStixOptions::default());
+    let one: Vec<String> = objs.iter().map(Value::to_string).collect();
+    let spill = spill_of(&one);
+    let mut plan = spill.plan("t", "t");
+    let (events, _) = concord_misp::export::events_whole(&spill, &plan);
+    assert_eq!(events.len(), 1);
+    let mut out = Vec::new();
+    concord_misp::export::write_events(&mut out, &spill, &mut plan, &mut scratch()).unwrap();
+    let expected = serde_json::to_string_pretty(&events[0]).unwrap();
+    assert!(out == expected.as_bytes(), "one event differs");
+    let spill = spill_of(&[]);
+    let mut plan = spill.plan("t", "t");
+    let mut out = Vec::new();
+    concord_misp::export::write_events(&mut out, &spill, &mut plan, &mut scratch()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        serde_json::to_string_pretty(&json!({"response": []})).unwrap()
+    );
+    let empty = tempfile::tempdir().unwrap();
+    concord_misp::export::write_feed(empty.path(), &spill, &mut plan, &mut scratch()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(empty.path().join("manifest.json")).unwrap(),
+        "{}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(empty.path().join("hashes.csv")).unwrap(),
+        ""
+    );
+}
+
+/// Issue 22, memory without timing: writing a feed holds at most the event's container, one
+/// referenced object and that object's SCOs at a time (bodies read back from the spill and
+/// alive at once, counted by the spill), however many objects the collection has; the
+/// events were 20 GiB when built whole for 1.47M objects.
+#[test]
+fn streamed_export_holds_one_object_at_a_time() {
+    let bodies = |n: usize| {
+        let t = "2024-03-01T00:00:00.000Z";
+        let mut v = Vec::new();
+        let mut refs = Vec::new();
+        for i in 0..n {
+            let id = format!("indicator--00000000-0000-4000-8000-{i:012x}");
+            v.push(
+                json!({"type": "indicator", "spec_version": "2.1", "id": id, "created": t,
+                "modified": t, "pattern_type": "stix", "valid_from": t,
+                "pattern": format!("[domain-name:value = 'host{i}.example.org']")}),
+            );
+            if i % 2 == 0 {
+                refs.push(id);
+            }
+            let sco = format!("ipv4-addr--00000000-0000-4000-9000-{i:012x}");
+            v.push(
+                json!({"type": "ipv4-addr", "spec_version": "2.1", "id": sco,
+                "value": format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255)}),
+            );
+            let od = format!("observed-data--00000000-0000-4000-a000-{i:012x}");
+            v.push(
+                json!({"type": "observed-data", "spec_version": "2.1", "id": od,
+                "created": t, "modified": t, "first_observed": t, "last_observed": t,
+                "number_observed": 1, "object_refs": [sco]}),
+            );
+            if i % 3 == 0 {
+                refs.push(od);
+            }
+        }
+        v.push(json!({"type": "report", "spec_version": "2.1",
+            "id": "report--00000000-0000-4000-8000-000000000000", "created": t, "modified": t,
+            "published": t, "name": "half of them", "object_refs": refs}));
+        v.iter().map(Value::to_string).collect::<Vec<_>>()
+    };
+    for n in [10, 3000] {
+        let spill = spill_of(&bodies(n));
+        assert_eq!(spill.len(), 3 * n + 1);
+        let mut plan = spill.plan("t", "t");
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            concord_misp::export::write_feed(dir.path(), &spill, &mut plan, &mut scratch())
+                .unwrap(),
+            2
+        );
+        let lines = std::fs::read_to_string(dir.path().join("hashes.csv"))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(lines, 2 * n, "every indicator and observed-data once");
+        // the report, an observed-data and its address
+        assert_eq!(spill.most_held(), 3, "n = {n}");
+    }
+}

@@ -3,7 +3,7 @@
 //! wires them to the one ingest path (validation, store, audit) and the one export path
 //! (egress policy, audit).
 
-use std::io::{BufWriter, Read};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -278,9 +278,13 @@ fn import_feed(
 }
 
 /// `concord export --format misp|misp-feed`: the collection goes through the one export
-/// (egress policy for a partner, audit) as a STIX bundle, which is then converted: each
-/// report or grouping becomes an event, objects outside any become one more event named
-/// after the collection.
+/// path (egress door `export` for the operator or a partner, one audit entry per page of
+/// 1,000), each object spilled to an unnamed temporary file as its page arrives, only ids
+/// kept in memory ([`concord_misp::export::Spill`]); then each report or grouping becomes an
+/// event, objects outside any become one more event named after the collection, and each
+/// event is written as it is converted, one referenced object held at a time (issue 22: a
+/// partner's copy of 1.47M objects took 20 GiB when the bundle was read whole). What is not
+/// carried is named on stderr.
 pub fn export(
     store: std::sync::Arc<dyn Store>,
     collection: &str,
@@ -288,109 +292,85 @@ pub fn export(
     output: Option<&Path>,
     partner: Option<(&str, &concord_policy::actions::Policy)>,
 ) -> Result<bool> {
-    let tmp = std::env::temp_dir().join(format!(
-        "concord-misp-export-{}-{}.json",
-        std::process::id(),
-        collection.replace(['/', '\\'], "_")
-    ));
-    let result = (|| -> Result<bool> {
-        crate::transfer::export(store, collection, Some(&tmp), partner)?;
-        let text = std::fs::read_to_string(&tmp)?;
-        let bundle: serde_json::Value = serde_json::from_str(&text)?;
-        let objects = bundle["objects"].as_array().cloned().unwrap_or_default();
-        let index = concord_misp::from_stix::index(objects);
-        let mut containers: Vec<&String> = index
-            .iter()
-            .filter(|(_, o)| matches!(o["type"].as_str(), Some("report" | "grouping")))
-            .map(|(id, _)| id)
-            .collect();
-        containers.sort();
-        let get = |id: &str| index.get(id).cloned();
-        let mut held = std::collections::HashSet::new();
-        let mut events = Vec::new();
-        // What is not carried, one line each (issue 24, item 2: nothing dropped silently).
-        let mut notes = Vec::new();
-        for id in &containers {
-            for r in index[*id]["object_refs"].as_array().into_iter().flatten() {
-                if let Some(r) = r.as_str() {
-                    held.insert(r.to_owned());
+    use concord_misp::export::{Scratch, Spill};
+    let dir = match format {
+        Format::MispFeed => Some(output.context("--format misp-feed needs -o DIR")?),
+        _ => None,
+    };
+    let temp = || tempfile::tempfile().context("cannot make a temporary file for the MISP export");
+    let door = crate::transfer::export_door(&store, collection, partner)?;
+    let mut spill = Spill::new(temp()?);
+    crate::transfer::export_pages(&door, collection, partner, &mut |body| {
+        spill.add(body)?;
+        Ok(())
+    })?;
+    spill.finish()?;
+    let mut plan = spill.plan(&format!("Concord collection {collection}"), collection);
+    let mut scratch = Scratch {
+        objects: temp()?,
+        galaxies: temp()?,
+    };
+    let written = match dir {
+        Some(dir) => Written::Feed(
+            dir,
+            concord_misp::export::write_feed(dir, &spill, &mut plan, &mut scratch)?,
+        ),
+        None => {
+            match output {
+                Some(p) => {
+                    let f = std::fs::File::create(p)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    let mut out = BufWriter::new(f);
+                    concord_misp::export::write_events(&mut out, &spill, &mut plan, &mut scratch)
+                        .and_then(|_| {
+                            out.flush()
+                                .map_err(concord_misp::export::ExportError::Output)
+                        })
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                }
+                None => {
+                    let mut out = BufWriter::new(std::io::stdout().lock());
+                    let r = concord_misp::export::write_events(
+                        &mut out,
+                        &spill,
+                        &mut plan,
+                        &mut scratch,
+                    )
+                    .and_then(|_| {
+                        out.write_all(b"\n")
+                            .and_then(|()| out.flush())
+                            .map_err(concord_misp::export::ExportError::Output)
+                    });
+                    if let Err(concord_misp::export::ExportError::Output(e)) = r {
+                        crate::stdout_failed(e);
+                    }
+                    r?;
                 }
             }
-            events.push(concord_misp::from_stix::to_misp_event_noting(
-                id, &get, &mut notes,
-            )?);
+            Written::Events
         }
-        // Objects outside every report and grouping: what an event can carry goes into one
-        // more event (galaxy SDOs as clusters too); the rest is named in the report.
-        let mut loose: Vec<String> = Vec::new();
-        for (id, o) in &index {
-            if held.contains(id) {
-                continue;
-            }
-            let t = o["type"].as_str().unwrap_or("");
-            match t {
-                "indicator" | "observed-data" | "x-misp-attribute" | "x-misp-object"
-                | "vulnerability" | "campaign" | "attack-pattern" | "malware" | "threat-actor"
-                | "intrusion-set" | "tool" | "course-of-action" => loose.push(id.clone()),
-                "report"
-                | "grouping"
-                | "identity"
-                | "marking-definition"
-                | "extension-definition" => {}
-                _ if concord_stix::validate::kind_of(t) == concord_stix::ObjectKind::Sco => {}
-                _ => notes.push(concord_misp::from_stix::NotCarried {
-                    id: id.clone(),
-                    reason: format!("{t}: MISP events have no place for it"),
-                }),
-            }
+    };
+    let notes = plan.notes();
+    if !notes.is_empty() {
+        eprintln!(
+            "{} not carried into MISP:",
+            crate::count(notes.len() as u64, "object")
+        );
+        for n in notes {
+            eprintln!("  {}: {}", n.id, n.reason);
         }
-        loose.sort();
-        if !loose.is_empty() {
-            events.push(concord_misp::from_stix::loose_event_noting(
-                &format!("Concord collection {collection}"),
-                collection,
-                &loose,
-                &get,
-                &mut notes,
-            ));
-        }
-        notes.sort_by(|a, b| a.id.cmp(&b.id));
-        notes.dedup();
-        if !notes.is_empty() {
-            eprintln!(
-                "{} not carried into MISP:",
-                crate::count(notes.len() as u64, "object")
-            );
-            for n in &notes {
-                eprintln!("  {}: {}", n.id, n.reason);
-            }
-        }
-        match format {
-            Format::MispFeed => {
-                let dir = output.context("--format misp-feed needs -o DIR")?;
-                feed::write_feed(dir, &events)?;
-                eprintln!(
-                    "wrote a MISP feed of {} to {}",
-                    crate::count(events.len() as u64, "event"),
-                    dir.display()
-                );
-            }
-            _ => {
-                let doc = if events.len() == 1 {
-                    events.pop().unwrap_or_default()
-                } else {
-                    serde_json::json!({ "response": events })
-                };
-                let text = serde_json::to_string_pretty(&doc)?;
-                match output {
-                    Some(p) => std::fs::write(p, text)
-                        .with_context(|| format!("cannot write {}", p.display()))?,
-                    None => out!("{text}"),
-                }
-            }
-        }
-        Ok(true)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result
+    }
+    if let Written::Feed(dir, events) = written {
+        eprintln!(
+            "wrote a MISP feed of {} to {}",
+            crate::count(events as u64, "event"),
+            dir.display()
+        );
+    }
+    Ok(true)
+}
+
+enum Written<'a> {
+    Feed(&'a Path, usize),
+    Events,
 }

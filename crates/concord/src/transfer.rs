@@ -264,7 +264,7 @@ pub fn export(
     output: Option<&Path>,
     partner: Option<(&str, &concord_policy::actions::Policy)>,
 ) -> Result<bool> {
-    let (c, audience, egress) = export_door(&store, collection, partner)?;
+    let door = export_door(&store, collection, partner)?;
     let sink: Box<dyn Write> = match output {
         Some(p) => {
             Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
@@ -277,6 +277,35 @@ pub fn export(
         out,
         "{{\"type\":\"bundle\",\"id\":\"{bundle_id}\",\"objects\":["
     )?;
+    let mut n = 0usize;
+    export_pages(&door, collection, partner, &mut |body| {
+        if n > 0 {
+            out.write_all(b",\n")?;
+        } else {
+            out.write_all(b"\n")?;
+        }
+        out.write_all(body.as_bytes())?;
+        n += 1;
+        Ok(())
+    })?;
+    out.write_all(b"\n]}\n")?;
+    out.flush()?;
+    Ok(true)
+}
+
+/// Every object version of the collection of `door` ([`export_door`]) as its audience
+/// receives it: read page by page (1,000 entries) through the egress door (door `export`,
+/// one audit entry per page), each body (STIX JSON; `null` for an entry without one) handed
+/// to `each` in `(date_added, id, modified)` order, one page held at a time; then the count
+/// (and what the egress policy withheld for `partner`) on stderr, `collection` as named on
+/// the command line. Returns the count. Errors: the store, the first error of `each`.
+pub fn export_pages(
+    door: &(Collection, concord_egress::Audience, concord_egress::Egress),
+    collection: &str,
+    partner: Option<(&str, &concord_policy::actions::Policy)>,
+    each: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<usize> {
+    let (c, audience, egress) = door;
     let filter = ObjectFilter {
         versions: vec![VersionSelector::All],
         spec_versions: vec!["2.0".into(), "2.1".into()],
@@ -286,15 +315,10 @@ pub fn export(
     let mut n = 0usize;
     let mut withheld = 0usize;
     loop {
-        let (page, resume) = egress.scan(&audience, "export", &c.id, &filter, after, 1000, true)?;
+        let (page, resume) = egress.scan(audience, "export", &c.id, &filter, after, 1000, true)?;
         withheld += page.withheld;
         for e in &page.entries {
-            if n > 0 {
-                out.write_all(b",\n")?;
-            } else {
-                out.write_all(b"\n")?;
-            }
-            out.write_all(e.body.as_deref().unwrap_or("null").as_bytes())?;
+            each(e.body.as_deref().unwrap_or("null"))?;
             n += 1;
         }
         match resume {
@@ -302,15 +326,13 @@ pub fn export(
             _ => break,
         }
     }
-    out.write_all(b"\n]}\n")?;
-    out.flush()?;
     match partner {
         Some((name, _)) => eprintln!(
             "exported {n} object versions from {collection} as {name} receives them ({withheld} withheld by the egress policy)"
         ),
         None => eprintln!("exported {n} object versions from {collection}"),
     }
-    Ok(true)
+    Ok(n)
 }
 
 /// The profile of partner `name`, which must be allowed to read collection `c` (named `collection` on
@@ -459,7 +481,7 @@ pub fn export_package(
 /// The collection, the audience and the egress door of an export: the operator, or with
 /// `--partner` that partner under `policy`, which must be allowed to read the collection (the
 /// same permission as its TAXII reads). Errors: no such collection or partner, no read.
-fn export_door(
+pub(crate) fn export_door(
     store: &Arc<dyn Store>,
     collection: &str,
     partner: Option<(&str, &concord_policy::actions::Policy)>,

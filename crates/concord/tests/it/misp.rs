@@ -346,3 +346,110 @@ fn an_updated_misp_event_imports_as_new_versions_keeping_created() {
         "{f}"
     );
 }
+
+/// Issue 22: `export --format misp-feed --partner` reads page by page through the egress door
+/// as the other exports do: one audit entry per page of 1,000 (2,501 objects: three), every
+/// object version recorded for the partner at door `export`, a RED one withheld and absent
+/// from the feed; the 2,500 indicators outside any report make one event of 2,500 attributes.
+#[test]
+fn misp_feed_export_pages_through_the_door_audited_per_page() {
+    let node = Node::init();
+    let t = "2024-03-01T00:00:00.000Z";
+    let white = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+    let red = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    let mut objects: Vec<serde_json::Value> = (0..2500)
+        .map(|i| {
+            serde_json::json!({"type": "indicator", "spec_version": "2.1",
+                "id": format!("indicator--00000000-0000-4000-8000-{i:012x}"), "created": t,
+                "modified": t, "pattern_type": "stix", "valid_from": t,
+                "object_marking_refs": [white],
+                "pattern": format!("[domain-name:value = 'host{i}.example.org']")})
+        })
+        .collect();
+    objects.push(
+        serde_json::json!({"type": "indicator", "spec_version": "2.1",
+        "id": "indicator--00000000-0000-4000-8000-ffffffffffff", "created": t, "modified": t,
+        "pattern_type": "stix", "valid_from": t, "object_marking_refs": [red],
+        "pattern": "[domain-name:value = 'red.example.org']"}),
+    );
+    let bundle = serde_json::json!({"type": "bundle",
+        "id": "bundle--00000000-0000-4000-8000-000000000000", "objects": objects});
+    let file = node.path().join("many.json");
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    assert_eq!(node.import("many", &[&file]).0, 0);
+    let concord_in = |args: &[&str]| {
+        let out = run(concord().args(args).arg("--data-dir").arg(node.path()));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    concord_in(&[
+        "partner",
+        "add",
+        "cert-x",
+        "--jurisdiction",
+        "de",
+        "--read",
+        "many",
+        "--json",
+    ]);
+    let entries = |doc: serde_json::Value| doc["entries"].as_i64().unwrap();
+    let before = entries(concord_in(&["audit", "verify", "--json"]));
+    let dir = node.path().join("feed");
+    concord_in(&[
+        "export",
+        "--collection",
+        "many",
+        "--partner",
+        "cert-x",
+        "--format",
+        "misp-feed",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let after = concord_in(&["audit", "verify", "--json"]);
+    assert_eq!(after["intact"], true, "{after}");
+    assert_eq!(entries(after) - before, 3, "one audit entry per page");
+    let shown = concord_in(&[
+        "audit",
+        "show",
+        "--partner",
+        "cert-x",
+        "--limit",
+        "5000",
+        "--json",
+    ]);
+    let rows: Vec<_> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["door"] == "export")
+        .collect();
+    assert_eq!(rows.len(), 2501);
+    let withheld: Vec<_> = rows
+        .iter()
+        .filter(|r| r["decision"] == "withheld")
+        .collect();
+    assert_eq!(withheld.len(), 1);
+    assert!(
+        withheld[0]["object_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("ffffffffffff")
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let uuids: Vec<&String> = manifest.as_object().unwrap().keys().collect();
+    assert_eq!(uuids.len(), 1, "{manifest}");
+    let event: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{}.json", uuids[0]))).unwrap())
+            .unwrap();
+    let attributes = event["Event"]["Attribute"].as_array().unwrap();
+    assert_eq!(attributes.len(), 2500);
+    assert!(!event.to_string().contains("red.example.org"));
+    let hashes = std::fs::read_to_string(dir.join("hashes.csv")).unwrap();
+    assert_eq!(hashes.lines().count(), 2500);
+}
