@@ -61,7 +61,7 @@ struct Slot {
     offset: u64,
     len: u32,
     /// Index into [`Spill::types`].
-    kind: u16,
+    kind: u32,
     /// Named in the `object_refs` of a report or grouping (set by [`Spill::finish`]).
     held: bool,
 }
@@ -87,7 +87,9 @@ pub struct Spill {
     len: u64,
     added: u64,
     slots: HashMap<Box<str>, Slot>,
+    /// The types seen, interned: name by index, index by name.
     types: Vec<Box<str>>,
+    type_index: HashMap<Box<str>, u32>,
     /// Bodies handed out by [`Spill::get`] and not yet dropped, and the most at once.
     live: Cell<usize>,
     most_live: Cell<usize>,
@@ -126,6 +128,7 @@ impl Spill {
             added: 0,
             slots: HashMap::new(),
             types: Vec::new(),
+            type_index: HashMap::new(),
             live: Cell::new(0),
             most_live: Cell::new(0),
             failed: RefCell::new(None),
@@ -175,17 +178,15 @@ impl Spill {
         Ok(())
     }
 
-    fn intern(&mut self, kind: &str) -> u16 {
-        match self.types.iter().position(|t| t.as_ref() == kind) {
-            Some(i) => i as u16,
-            // STIX has a few dozen types; a hostile export with more shares the last slot
-            // name, which only picks the "no place for it" reason of a loose object.
-            None if self.types.len() < usize::from(u16::MAX) => {
-                self.types.push(kind.into());
-                (self.types.len() - 1) as u16
-            }
-            None => u16::MAX - 1,
+    fn intern(&mut self, kind: &str) -> u32 {
+        if let Some(&i) = self.type_index.get(kind) {
+            return i;
         }
+        // At most one type per object, and fewer than 2^32 objects fit a spill's slots.
+        let i = self.types.len() as u32;
+        self.types.push(kind.into());
+        self.type_index.insert(kind.into(), i);
+        i
     }
 
     /// The number of objects (ids) spilled.
@@ -271,7 +272,7 @@ impl Spill {
 
     fn kind(&self, slot: &Slot) -> &str {
         self.types
-            .get(usize::from(slot.kind))
+            .get(slot.kind as usize)
             .map_or("", |t| t.as_ref())
     }
 
