@@ -137,15 +137,21 @@ impl Spill {
     }
 
     /// Appends one object body (STIX JSON as the egress door gave it). A body without an
-    /// `id` is skipped, as [`crate::from_stix::index`] skips it. Errors: a body that is not
-    /// a JSON object; the spill file cannot be written.
+    /// `id`, or `null`, is skipped, as [`crate::from_stix::index`] skips it. Errors: a body
+    /// that is neither a JSON object nor `null`; the spill file cannot be written.
     pub fn add(&mut self, body: &str) -> Result<(), ExportError> {
         self.added += 1;
-        let head: Head<'_> = serde_json::from_str(body).map_err(|e| ExportError::NotAnObject {
-            n: self.added,
-            message: e.to_string(),
-        })?;
-        let Some(id) = head.id else {
+        let head: Option<Head<'_>> =
+            serde_json::from_str(body).map_err(|e| ExportError::NotAnObject {
+                n: self.added,
+                message: e.to_string(),
+            })?;
+        let Some(Head {
+            id: Some(id),
+            kind,
+            modified,
+        }) = head
+        else {
             return Ok(());
         };
         let len = u32::try_from(body.len()).map_err(|_| ExportError::TooLarge {
@@ -159,11 +165,11 @@ impl Spill {
             let old_modified = serde_json::from_slice::<Head<'_>>(&old_body)
                 .ok()
                 .and_then(|h| h.modified.map(|m| m.into_owned()));
-            if old_modified.as_deref() > head.modified.as_deref() {
+            if old_modified.as_deref() > modified.as_deref() {
                 return Ok(());
             }
         }
-        let kind = self.intern(head.kind.as_deref().unwrap_or(""));
+        let kind = self.intern(kind.as_deref().unwrap_or(""));
         self.out
             .write_all(body.as_bytes())
             .map_err(ExportError::Spill)?;

@@ -902,6 +902,18 @@ fn export_collection() -> Vec<String> {
     objects.iter().map(|o| o.to_string()).collect()
 }
 
+/// A spill skips `null` and objects without an id, and names a body that is not an object.
+#[test]
+fn spill_skips_what_has_no_id_and_names_what_is_not_an_object() {
+    let mut spill = concord_misp::export::Spill::new(tempfile::tempfile().unwrap());
+    spill.add("null").unwrap();
+    spill.add(r#"{"type": "indicator"}"#).unwrap();
+    let err = spill.add("[1, 2]").unwrap_err().to_string();
+    assert!(err.contains("object 3 of the export"), "{err}");
+    spill.finish().unwrap();
+    assert!(spill.is_empty());
+}
+
 fn spill_of(bodies: &[String]) -> concord_misp::export::Spill {
     let mut spill = concord_misp::export::Spill::new(tempfile::tempfile().unwrap());
     for b in bodies {
