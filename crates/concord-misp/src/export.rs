@@ -523,16 +523,12 @@ fn write_event(
     Ok(Written { uuid })
 }
 
+/// What [`for_each_event`] calls per event: the container, its references, the notes.
+type EventFn<'f> = dyn FnMut(&Value, &mut dyn Iterator<Item = &str>, &mut Vec<NotCarried>) -> Result<(), ExportError>
+    + 'f;
+
 /// The events of `plan` in order: each container with its references, then the loose one.
-fn for_each_event(
-    spill: &Spill,
-    plan: &mut Plan,
-    f: &mut dyn FnMut(
-        &Value,
-        &mut dyn Iterator<Item = &str>,
-        &mut Vec<NotCarried>,
-    ) -> Result<(), ExportError>,
-) -> Result<(), ExportError> {
+fn for_each_event(spill: &Spill, plan: &mut Plan, f: &mut EventFn<'_>) -> Result<(), ExportError> {
     let mut notes = std::mem::take(&mut plan.notes);
     for id in &plan.containers {
         let Some(c) = spill.get(id) else {
