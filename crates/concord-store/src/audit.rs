@@ -28,7 +28,11 @@
 //!
 //! **Legacy**: the per-object log of schema 3 (`audit_log`, [`AuditEntry`]) stays, read-only,
 //! verified by its own chain ([`verify_chain`]); the transfer chain's first entry links to its
-//! last hash, so one chain runs from the first legacy row to the newest transfer.
+//! last hash, so one chain runs from the first legacy row to the newest transfer. The first
+//! archive takes it whole (schema 24): its rows go into the sealed file before the transfer
+//! entries (format `concord-audit-archive-v2`, [`ArchiveLine::Legacy`]) and leave the
+//! database with them; the boundary records how far the legacy log went
+//! ([`ArchiveBoundary::legacy_through`]), which is what lets the database delete those rows.
 
 use sha2::Digest;
 
@@ -874,6 +878,72 @@ pub struct ArchiveBoundary {
     pub time_ns: i64,
     /// The file it was written to, as the operator named it.
     pub file: String,
+    /// The last row of the legacy (schema 3) per-object log when this archive carried that
+    /// log (schema 24; it is then the first archive, and the legacy log went whole, rows
+    /// `1..=legacy_through`); `None` otherwise (no legacy log, or archived before). The
+    /// database lets legacy rows go only at or below a recorded `legacy_through`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_through: Option<i64>,
+}
+
+/// What [`crate::Store::archive_audit`] checks before it removes anything, on both backends:
+/// `b` grows the boundary `old`; the entry at `b.through_seq` has `b.through_hash`
+/// (`entry_hash`: the hash of the transfer entry at that seq, if any; at the legacy log's
+/// last row, the [`legacy_head`] of that row); and the legacy log `legacy` (its last seq and
+/// hash, when rows are held) goes whole with the first archive, or not at all once an earlier
+/// archive left it (nodes that archived before schema 24 keep it).
+///
+/// Errors: [`crate::StoreError::Corrupt`] naming the rule broken.
+pub(crate) fn check_boundary(
+    b: &ArchiveBoundary,
+    old: Option<&ArchiveBoundary>,
+    entry_hash: Option<Hash>,
+    legacy: Option<(i64, &str)>,
+) -> crate::Result<()> {
+    let corrupt = |m: String| Err(crate::StoreError::Corrupt(format!("archive boundary: {m}")));
+    if old.is_some_and(|o| o.through_seq >= b.through_seq) {
+        return corrupt("entries up to it are already archived".to_owned());
+    }
+    let legacy_last = legacy.map(|(seq, _)| seq);
+    match (b.legacy_through, legacy_last) {
+        (Some(l), Some(last)) if l == last && old.is_none() => {
+            if b.through_seq < l {
+                return corrupt(format!(
+                    "entry {} lies inside the legacy per-object log (entries 1..={l}), which \
+                     goes whole",
+                    b.through_seq
+                ));
+            }
+        }
+        (Some(l), _) => {
+            return corrupt(format!(
+                "legacy_through {l} is not the last row of a legacy log held before any archive \
+                 (held: {})",
+                legacy_last.map_or_else(|| "none".to_owned(), |x| format!("1..={x}"))
+            ));
+        }
+        (None, Some(last)) if old.is_none() => {
+            return corrupt(format!(
+                "the legacy per-object log (entries 1..={last}) precedes entry {}: the first \
+                 archive must carry it (legacy_through {last})",
+                b.through_seq
+            ));
+        }
+        (None, _) => {}
+    }
+    let at = match legacy {
+        Some((seq, hash)) if b.legacy_through == Some(seq) && b.through_seq == seq => {
+            Some(legacy_head(seq, hash).1)
+        }
+        _ => entry_hash,
+    };
+    if at != Some(b.through_hash) {
+        return corrupt(format!(
+            "entry {} is not in the log with the archived hash",
+            b.through_seq
+        ));
+    }
+    Ok(())
 }
 
 /// How a chain, a checkpoint or an archive is broken: the first bad entry and why.
@@ -1405,24 +1475,40 @@ pub fn checkpoint_if_due(
     checkpoint(store, key, time_ns).map(Some)
 }
 
+/// The format of an archive of transfer entries only (what every archive was before schema
+/// 24, and what an archive without a legacy log still is, byte for byte).
+pub const ARCHIVE_V1: &str = "concord-audit-archive-v1";
+/// The format of an archive that carries the legacy (schema 3) per-object log: the header
+/// names `legacy_through`, then come [`ArchiveLine::Legacy`] lines `1..=legacy_through`,
+/// then the transfer entries, checkpoints, names and the seal as in v1.
+pub const ARCHIVE_V2: &str = "concord-audit-archive-v2";
+
 /// One line of an archive file (JSON lines; see [`write_archive`]).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArchiveLine {
     /// The first line.
     Header {
-        /// `concord-audit-archive-v1`.
+        /// [`ARCHIVE_V1`] (transfer entries only), or [`ARCHIVE_V2`] (the legacy log's rows
+        /// first, then the transfer entries).
         format: String,
-        /// The first entry's seq.
+        /// The first entry's seq (1 in v2: the legacy log's first row).
         from_seq: i64,
         /// The last entry's seq.
         through_seq: i64,
         /// The hash the first entry links to (the previous archive's last hash, the legacy
-        /// head or the genesis), hex.
+        /// head or the genesis), hex. In v2 the genesis, which the first legacy row links to.
         prev_hash: String,
         /// The node's public key, hex.
         public_key: String,
+        /// v2 only: the legacy log's last row (its rows are `1..=legacy_through`; the first
+        /// transfer entry links to its [`legacy_head`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        legacy_through: Option<i64>,
     },
+    /// v2 only: a row of the legacy (schema 3) per-object log, in `seq` order, before the
+    /// first entry; checked by its own chain ([`entry_hash`]).
+    Legacy(AuditEntry),
     /// An entry, in order.
     Entry(TransferEntry),
     /// A checkpoint covering an entry of the segment; the last one covers `through_seq`.
@@ -1446,9 +1532,13 @@ pub struct ArchiveSummary {
     pub from_seq: i64,
     /// The last entry's seq.
     pub through_seq: i64,
-    /// Entries.
+    /// Transfer entries.
     pub entries: u64,
-    /// Object versions in them.
+    /// Rows of the legacy (schema 3) per-object log (`1..=legacy_entries`, before the
+    /// transfer entries); 0, and left out of JSON, when the archive carries none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub legacy_entries: u64,
+    /// Object versions in them (a legacy row is one).
     pub objects: u64,
     /// The closing checkpoint.
     pub checkpoint_no: i64,
@@ -1456,13 +1546,25 @@ pub struct ArchiveSummary {
     pub through_hash: String,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Writes the segment of entries after the archive boundary up to `cut` (its `entry_seq`;
 /// the checkpoint is the segment's last) as a sealed archive on `out`, and returns the
 /// boundary to record with [`crate::Store::archive_audit`] (which removes the entries) and a
 /// summary. Nothing is removed here.
 ///
-/// Errors: the store's; [`crate::StoreError::Corrupt`] when the entries read do not form the
-/// chain `cut` signs (verify before archiving) or `out` fails.
+/// When nothing was archived yet and the legacy (schema 3) per-object log holds rows, the
+/// segment starts with that log, whole ([`ARCHIVE_V2`]): its rows (checked by their own
+/// chain), then the transfer entries (the first links to the legacy head), up to `cut`,
+/// which may be the legacy log's last row itself (a checkpoint signed before any transfer).
+/// Otherwise the file is [`ARCHIVE_V1`], as before schema 24.
+///
+/// Errors: the store's; [`crate::StoreError::ArchiveRefused`] when `cut` covers only part
+/// of the legacy log (a checkpoint inside it: the legacy log goes whole, so the cut must be
+/// at its last row or later); [`crate::StoreError::Corrupt`] when the entries read do not form
+/// the chain `cut` signs (verify before archiving) or `out` fails.
 pub fn write_archive(
     store: &dyn crate::Store,
     key: &NodeKey,
@@ -1481,9 +1583,38 @@ pub fn write_archive(
             ..Default::default()
         })?
         .into_iter()
-        .next()
-        .filter(|e| e.seq <= cut.entry_seq)
-        .ok_or_else(|| corrupt("nothing to archive before the checkpoint".to_owned()))?;
+        .next();
+    // The legacy log goes with the first archive only (after one, it is either gone or was
+    // left by an archive written before schema 24).
+    let legacy_through = match boundary {
+        Some(_) => None,
+        None if store.audit(0, 1, None)?.is_empty() => None,
+        None => Some(match &first {
+            Some(f) => f.seq - 1,
+            None => store.audit_head()?.0,
+        }),
+    };
+    if let Some(l) = legacy_through
+        && cut.entry_seq < l
+    {
+        return Err(crate::StoreError::ArchiveRefused(format!(
+            "checkpoint {} covers entry {}, inside the legacy per-object log (entries 1..={l}): \
+             the legacy log is archived whole, so the archive must end at a checkpoint of entry \
+             {l} or later (sign one with `concord audit checkpoint` once every entry up to it is \
+             old enough)",
+            cut.no, cut.entry_seq
+        )));
+    }
+    let first = first.filter(|e| e.seq <= cut.entry_seq);
+    let (from_seq, start_hash) = match (legacy_through, &first) {
+        (Some(_), _) => (1, GENESIS),
+        (None, Some(f)) => (f.seq, f.prev_hash),
+        (None, None) => {
+            return Err(corrupt(
+                "nothing to archive before the checkpoint".to_owned(),
+            ));
+        }
+    };
     let mut sealed = Sealer {
         out,
         hash: sha2::Sha256::new(),
@@ -1491,24 +1622,55 @@ pub fn write_archive(
     let io = |e: std::io::Error| corrupt(format!("writing the archive: {e}"));
     sealed
         .line(&ArchiveLine::Header {
-            format: "concord-audit-archive-v1".to_owned(),
-            from_seq: first.seq,
+            format: if legacy_through.is_some() {
+                ARCHIVE_V2
+            } else {
+                ARCHIVE_V1
+            }
+            .to_owned(),
+            from_seq,
             through_seq: cut.entry_seq,
-            prev_hash: hex(&first.prev_hash),
+            prev_hash: hex(&start_hash),
             public_key: key.public_hex(),
+            legacy_through,
         })
         .map_err(io)?;
-    let mut prev = (first.seq - 1, first.prev_hash);
-    let mut vids = std::collections::BTreeSet::new();
     let mut summary = ArchiveSummary {
-        from_seq: first.seq,
+        from_seq,
         through_seq: cut.entry_seq,
         entries: 0,
+        legacy_entries: 0,
         objects: 0,
         checkpoint_no: cut.no,
         through_hash: hex(&cut.entry_hash),
     };
-    let mut at = first.seq - 1;
+    let mut prev = (from_seq - 1, start_hash);
+    if let Some(l) = legacy_through {
+        let mut last: Option<AuditEntry> = None;
+        loop {
+            let page = store.audit(last.as_ref().map_or(0, |e| e.seq), VERIFY_PAGE, None)?;
+            if page.is_empty() {
+                break;
+            }
+            verify_chain_after(last.as_ref(), &page)
+                .map_err(|e| corrupt(format!("not archived: legacy log: {e}")))?;
+            for e in &page {
+                sealed.line(&ArchiveLine::Legacy(e.clone())).map_err(io)?;
+            }
+            summary.legacy_entries += page.len() as u64;
+            last = page.into_iter().last();
+        }
+        let last = last.filter(|e| e.seq == l).ok_or_else(|| {
+            corrupt(format!(
+                "not archived: the legacy log does not end at entry {l}, which the first transfer \
+                 entry follows"
+            ))
+        })?;
+        summary.objects += summary.legacy_entries;
+        prev = legacy_head(last.seq, &last.hash);
+    }
+    let mut vids = std::collections::BTreeSet::new();
+    let mut at = prev.0;
     while at < cut.entry_seq {
         let page = store.audit_entries(&crate::AuditQuery {
             after_seq: at,
@@ -1549,7 +1711,7 @@ pub fn write_archive(
         after_no = last.no;
         for c in page
             .into_iter()
-            .filter(|c| c.entry_seq >= first.seq && c.no <= cut.no)
+            .filter(|c| c.entry_seq >= from_seq && c.no <= cut.no)
         {
             sealed.line(&ArchiveLine::Checkpoint(c)).map_err(io)?;
         }
@@ -1578,6 +1740,7 @@ pub fn write_archive(
             checkpoint_no: cut.no,
             time_ns,
             file: file.to_owned(),
+            legacy_through,
         },
         summary,
     ))
@@ -1601,7 +1764,13 @@ impl Sealer<'_> {
 /// (naming the first edited, deleted or reordered entry), every checkpoint is signed by the
 /// key (`trusted`, else the header's) and linked to the one before, the last covers the last
 /// entry, and the seal (a signature over every byte before it) holds, so that names and
-/// checkpoints cannot be changed either.
+/// checkpoints cannot be changed either. A v2 file ([`ARCHIVE_V2`]) first holds the legacy
+/// per-object log: its rows must form their own chain from the genesis ([`verify_chain`],
+/// naming the first bad row by its seq), end at the header's `legacy_through`, and the first
+/// transfer entry must link to their head ([`legacy_head`]). v1 files read as before.
+///
+/// Errors: the first problem found, as an [`AuditError`] (`Archive` for a file that is not
+/// an archive of a known format).
 pub fn verify_archive(
     text: &str,
     trusted: Option<&[u8; 32]>,
@@ -1619,34 +1788,64 @@ pub fn verify_archive(
         .and_then(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| bad("no header line"))?;
     let ArchiveLine::Header {
+        format,
         from_seq,
         through_seq,
         prev_hash,
         public_key,
-        ..
+        legacy_through,
     } = header
     else {
         return Err(bad("the first line is not a header"));
     };
+    match (format.as_str(), legacy_through) {
+        (ARCHIVE_V1, None) | (ARCHIVE_V2, Some(_)) => {}
+        (ARCHIVE_V1 | ARCHIVE_V2, _) => {
+            return Err(bad(&format!(
+                "header: format {format} {} legacy_through",
+                if legacy_through.is_some() {
+                    "does not take"
+                } else {
+                    "needs"
+                }
+            )));
+        }
+        _ => {
+            return Err(bad(&format!(
+                "header: unknown format {format:?} (this program reads {ARCHIVE_V1} and {ARCHIVE_V2})"
+            )));
+        }
+    }
     let key = match trusted {
         Some(k) => *k,
         None => crate::node_key::unhex32(&public_key).ok_or_else(|| bad("bad public key"))?,
     };
     let start = crate::node_key::unhex32(&prev_hash).ok_or_else(|| bad("bad prev_hash"))?;
+    // The legacy log may be hundreds of MB: its rows are checked a page at a time, and only
+    // their seq and head (40 bytes a row, for the checkpoints that signed one) are kept.
+    let mut legacy = LegacyPart::default();
     let mut entries = Vec::new();
     let mut checkpoints = Vec::new();
     let mut names = Vec::new();
     for (i, l) in lines.enumerate() {
         match serde_json::from_str::<ArchiveLine>(l) {
+            Ok(ArchiveLine::Legacy(e)) if legacy_through.is_some() && entries.is_empty() => {
+                legacy.push(e)?
+            }
             Ok(ArchiveLine::Entry(e)) => entries.push(e),
             Ok(ArchiveLine::Checkpoint(c)) => checkpoints.push(c),
             Ok(ArchiveLine::Name(n)) => names.push(n),
             Ok(_) => return Err(bad(&format!("line {}: unexpected line", i + 2))),
-            // A damaged entry line: name it by its seq if that can be read.
+            // A damaged entry or legacy line: name it by its seq if that can be read.
             Err(_) => {
                 let seq = serde_json::from_str::<serde_json::Value>(l)
                     .ok()
-                    .and_then(|v| v.get("entry")?.get("seq")?.as_i64());
+                    .and_then(|v| {
+                        v.get("entry")
+                            .or_else(|| v.get("legacy"))?
+                            .get("seq")?
+                            .as_i64()
+                    });
                 return Err(match seq {
                     Some(seq) => AuditError::Edited { seq },
                     None => bad(&format!("line {} cannot be read", i + 2)),
@@ -1654,16 +1853,45 @@ pub fn verify_archive(
             }
         }
     }
-    verify_transfers_after((from_seq - 1, start), &entries)?;
+    // The legacy log: its own chain from the genesis (seq 1), then its head is where the
+    // transfer entries start.
+    let transfers_from = match legacy_through {
+        Some(l) => {
+            if (from_seq, start) != (1, GENESIS) {
+                return Err(bad(
+                    "header: a v2 archive starts at the legacy log's first row (from_seq 1, the genesis prev_hash)",
+                ));
+            }
+            legacy.check()?;
+            let head = legacy.heads.last().copied().unwrap_or((0, GENESIS));
+            verify_transfers_after(head, &entries)?;
+            if head.0 != l {
+                return Err(AuditError::Deleted {
+                    seq: head.0 + 1,
+                    detail: format!(
+                        "the legacy rows end at {}, the header says they run to {l}",
+                        head.0
+                    ),
+                });
+            }
+            head
+        }
+        None => {
+            verify_transfers_after((from_seq - 1, start), &entries)?;
+            (from_seq - 1, start)
+        }
+    };
     // The names the archive carries are the ones each entry recorded (the seal alone would
     // also seal names renamed in the database before the archive was written).
     if let Some((seq, vid)) = renamed(&entries, &names) {
         return Err(AuditError::Renamed { seq, vid });
     }
-    let Some(last) = entries.last() else {
-        return Err(bad("no entries"));
+    let last_seq = match entries.last() {
+        Some(e) => e.seq,
+        None if !legacy.heads.is_empty() => transfers_from.0,
+        None => return Err(bad("no entries")),
     };
-    if last.seq != through_seq {
+    if last_seq != through_seq {
         return Err(AuditError::Truncated {
             seq: through_seq,
             no: checkpoints.last().map_or(0, |c| c.no),
@@ -1675,11 +1903,17 @@ pub fn verify_archive(
             Some(p) => c.check(Some(p), Some(&key))?,
             None => c.check_signature(Some(&key))?,
         }
-        if let Some(e) = entries.iter().find(|e| e.seq == c.entry_seq)
-            && e.hash != c.entry_hash
-        {
+        let signed = match entries.iter().find(|e| e.seq == c.entry_seq) {
+            Some(e) => Some(e.hash),
+            None => legacy
+                .heads
+                .binary_search_by_key(&c.entry_seq, |(seq, _)| *seq)
+                .ok()
+                .map(|i| legacy.heads[i].1),
+        };
+        if signed.is_some_and(|h| h != c.entry_hash) {
             return Err(AuditError::Rewritten {
-                seq: e.seq,
+                seq: c.entry_seq,
                 no: c.no,
             });
         }
@@ -1704,10 +1938,45 @@ pub fn verify_archive(
         from_seq,
         through_seq,
         entries: entries.len() as u64,
-        objects: entries.iter().map(|e| e.count as u64).sum(),
+        legacy_entries: legacy.heads.len() as u64,
+        objects: entries.iter().map(|e| e.count as u64).sum::<u64>() + legacy.heads.len() as u64,
         checkpoint_no: closing.no,
         through_hash: hex(&closing.entry_hash),
     })
+}
+
+/// The legacy rows of an archive being verified: checked by [`verify_chain_after`] a page
+/// ([`VERIFY_PAGE`] rows) at a time, so that reordered rows within a page are named as such.
+#[derive(Default)]
+struct LegacyPart {
+    /// Rows read and not yet checked.
+    page: Vec<AuditEntry>,
+    /// The last row checked.
+    last: Option<AuditEntry>,
+    /// Each checked row's seq and [`legacy_head`], in order.
+    heads: Vec<(i64, Hash)>,
+}
+
+impl LegacyPart {
+    fn push(&mut self, e: AuditEntry) -> Result<(), AuditError> {
+        self.page.push(e);
+        if self.page.len() >= VERIFY_PAGE {
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the rows read since the last call.
+    fn check(&mut self) -> Result<(), AuditError> {
+        verify_chain_after(self.last.as_ref(), &self.page)?;
+        self.heads
+            .extend(self.page.iter().map(|e| legacy_head(e.seq, &e.hash)));
+        if let Some(l) = self.page.pop() {
+            self.last = Some(l);
+        }
+        self.page.clear();
+        Ok(())
+    }
 }
 
 mod hex32 {

@@ -159,6 +159,11 @@ pub enum StoreError {
     /// same transfer package at once); nothing was written. The string explains.
     #[error("{0}")]
     Superseded(String),
+    /// An audit archive that cannot be cut where asked (e.g. a checkpoint inside the legacy
+    /// per-object log, which goes whole: [`audit::write_archive`]); nothing was written or
+    /// removed. The string names the checkpoint, the entries and the rule.
+    #[error("audit archive refused: {0}")]
+    ArchiveRefused(String),
 }
 
 /// The rule for the alias of a new collection, the same for every way a collection is made
@@ -902,10 +907,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The archive boundary: the newest archived prefix, `None` when nothing was archived.
     fn audit_boundary(&self) -> Result<Option<ArchiveBoundary>>;
     /// Removes the entries up to `boundary.through_seq` (written to an archive before) and
-    /// records the boundary, in one transaction. The append-only triggers let only this
-    /// through: a delete of entries at or below the recorded boundary. Errors:
-    /// [`StoreError::Corrupt`] when the entry at `through_seq` does not have `through_hash`
-    /// or the boundary does not grow.
+    /// records the boundary, in one transaction; with `boundary.legacy_through` (the first
+    /// archive of a node upgraded from the per-object log, schema 24), the legacy rows
+    /// `1..=legacy_through` go in the same transaction. The append-only triggers let only
+    /// this through: a delete of entries at or below the recorded boundary, of legacy rows at
+    /// or below a recorded `legacy_through`. Errors: [`StoreError::Corrupt`] when the entry
+    /// at `through_seq` (a transfer entry, or the legacy log's last row) does not have
+    /// `through_hash`, the boundary does not grow, or the legacy log is not taken whole by
+    /// the first archive (see `audit::check_boundary`).
     fn archive_audit(&self, boundary: &ArchiveBoundary) -> Result<()>;
 }
 

@@ -153,6 +153,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0022_approval_requests",
         include_str!("../migrations/postgres/0022_approval_requests.sql"),
     ),
+    (
+        "0024_legacy_archive",
+        include_str!("../migrations/postgres/0024_legacy_archive.sql"),
+    ),
 ];
 
 /// The `vid`s of object `$1`'s version rows, as a subquery: both indexes on
@@ -2582,32 +2586,38 @@ impl Store for PostgresStore {
                     &[&b.through_seq],
                 )?
                 .map(|r| r.get(0));
-            if at.as_deref() != Some(&b.through_hash[..]) {
-                return Err(StoreError::Corrupt(format!(
-                    "archive boundary: entry {} is not in the log with the archived hash",
-                    b.through_seq
-                )));
-            }
-            if boundary(&mut tx)?.is_some_and(|old| old.through_seq >= b.through_seq) {
-                return Err(StoreError::Corrupt(
-                    "archive boundary: entries up to it are already archived".to_owned(),
-                ));
-            }
+            let legacy: Option<(i64, String)> = tx
+                .query_opt(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )?
+                .map(|r| (r.get(0), r.get(1)));
+            let old = boundary(&mut tx)?;
+            crate::audit::check_boundary(
+                b,
+                old.as_ref(),
+                at.map(h32),
+                legacy.as_ref().map(|(seq, h)| (*seq, h.as_str())),
+            )?;
             tx.execute(
-                "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file,
+                 legacy_through) VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
                     &b.through_seq,
                     &&b.through_hash[..],
                     &b.checkpoint_no,
                     &b.time_ns,
                     &b.file,
+                    &b.legacy_through,
                 ],
             )?;
             tx.execute(
                 "DELETE FROM audit_entries WHERE seq <= $1",
                 &[&b.through_seq],
             )?;
+            if let Some(l) = b.legacy_through {
+                tx.execute("DELETE FROM audit_log WHERE seq <= $1", &[&l])?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -3216,8 +3226,8 @@ fn last_checkpoint(c: &mut impl ::postgres::GenericClient) -> Result<Option<Chec
 
 fn boundary(c: &mut impl ::postgres::GenericClient) -> Result<Option<ArchiveBoundary>> {
     Ok(c.query_opt(
-        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
-             ORDER BY through_seq DESC LIMIT 1",
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file, legacy_through
+             FROM audit_archives ORDER BY through_seq DESC LIMIT 1",
         &[],
     )?
     .map(|r| ArchiveBoundary {
@@ -3226,6 +3236,7 @@ fn boundary(c: &mut impl ::postgres::GenericClient) -> Result<Option<ArchiveBoun
         checkpoint_no: r.get(2),
         time_ns: r.get(3),
         file: r.get(4),
+        legacy_through: r.get(5),
     }))
 }
 
@@ -3539,20 +3550,32 @@ fn copy_audit_tables(
         )?;
         *n += 1;
     }
-    let mut st = src.prepare(
-        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives",
+    // How far an archive took the legacy log (schema 24); a file of an older schema has no
+    // such column: its archives took none.
+    let has_legacy_through: bool = src.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_info('audit_archives')
+                       WHERE name = 'legacy_through')",
+        [],
+        |r| r.get(0),
     )?;
+    let mut st = src.prepare(if has_legacy_through {
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file, legacy_through
+         FROM audit_archives"
+    } else {
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file, NULL FROM audit_archives"
+    })?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         tx.execute(
-            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file,
+             legacy_through) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 &r.get::<_, i64>(0)?,
                 &r.get::<_, Vec<u8>>(1)?,
                 &r.get::<_, i64>(2)?,
                 &r.get::<_, i64>(3)?,
                 &r.get::<_, String>(4)?,
+                &r.get::<_, Option<i64>>(5)?,
             ],
         )?;
         *n += 1;

@@ -65,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0020_oidc_logins.sql"),
     include_str!("../migrations/sqlite/0021_join_answers.sql"),
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
+    include_str!("../migrations/sqlite/0024_legacy_archive.sql"),
 ];
 
 /// The `vid`s of object `?1`'s version rows, as a subquery.
@@ -1913,29 +1914,35 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        if at.as_deref() != Some(&b.through_hash[..]) {
-            return Err(StoreError::Corrupt(format!(
-                "archive boundary: entry {} is not in the log with the archived hash",
-                b.through_seq
-            )));
-        }
-        if boundary(&tx)?.is_some_and(|old| old.through_seq >= b.through_seq) {
-            return Err(StoreError::Corrupt(
-                "archive boundary: entries up to it are already archived".to_owned(),
-            ));
-        }
+        let legacy: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        crate::audit::check_boundary(
+            b,
+            boundary(&tx)?.as_ref(),
+            at.map(h32),
+            legacy.as_ref().map(|(seq, h)| (*seq, h.as_str())),
+        )?;
         tx.execute(
-            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file,
+             legacy_through) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 b.through_seq,
                 &b.through_hash[..],
                 b.checkpoint_no,
                 b.time_ns,
-                b.file
+                b.file,
+                b.legacy_through
             ],
         )?;
         tx.execute("DELETE FROM audit_entries WHERE seq <= ?1", [b.through_seq])?;
+        if let Some(l) = b.legacy_through {
+            tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [l])?;
+        }
         tx.execute(
             "DELETE FROM audit_postings WHERE seq <= ?1",
             [b.through_seq],
@@ -2084,8 +2091,8 @@ fn last_checkpoint(c: &Connection) -> Result<Option<Checkpoint>> {
 
 fn boundary(c: &Connection) -> Result<Option<ArchiveBoundary>> {
     Ok(c.prepare_cached(
-        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file FROM audit_archives
-             ORDER BY through_seq DESC LIMIT 1",
+        "SELECT through_seq, through_hash, checkpoint_no, time_ns, file, legacy_through
+             FROM audit_archives ORDER BY through_seq DESC LIMIT 1",
     )?
     .query_row([], |r| {
         Ok(ArchiveBoundary {
@@ -2094,6 +2101,7 @@ fn boundary(c: &Connection) -> Result<Option<ArchiveBoundary>> {
             checkpoint_no: r.get(2)?,
             time_ns: r.get(3)?,
             file: r.get(4)?,
+            legacy_through: r.get(5)?,
         })
     })
     .optional()?)

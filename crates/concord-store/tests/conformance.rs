@@ -1878,6 +1878,255 @@ fn legacy_log_stays_verifiable(store: &dyn Store, exec: &dyn Fn(&str)) {
     );
 }
 
+/// Issue 17, schema 24: the first archive of a node upgraded from the per-object log takes
+/// that log whole (format v2: legacy rows, then transfer entries, one seal), verifies
+/// offline (the legacy rows' own chain, the link from the legacy head to the first transfer,
+/// the rest as before), and removes the legacy rows with the archived entries; the chain
+/// after it still verifies, and so does the next archive (v1). Outside an archive the
+/// database still refuses to delete legacy rows. `try_sql` runs SQL as Concord's own
+/// connection would, triggers in place, and returns the database's error text.
+fn legacy_log_is_archived(store: &dyn Store, try_sql: &dyn Fn(&str) -> Result<(), String>) {
+    use concord_store::audit::{self, ARCHIVE_V1, ARCHIVE_V2, ArchiveBoundary, ArchiveLine};
+    use concord_store::{AuditQuery, StoreError};
+    let k = key(1);
+    let trusted = k.public();
+    let seqs = || {
+        store
+            .audit_entries(&AuditQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    };
+    let refused = |sql: &str| {
+        let err = try_sql(sql).expect_err(sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    };
+    refused("DELETE FROM audit_log WHERE seq = 1");
+    refused("DELETE FROM audit_log");
+    assert_eq!(store.audit(0, 10, None).unwrap().len(), 3);
+    store.append_audit(&[audit_record("acme", 7)]).unwrap();
+    store.append_audit(&[audit_record("acme", 8)]).unwrap();
+    let c1 = audit::checkpoint(store, &k, 1).unwrap();
+    assert_eq!(c1.entry_seq, 5);
+    store.append_audit(&[audit_record("acme", 9)]).unwrap();
+    let mut file = Vec::new();
+    let (boundary, summary) =
+        audit::write_archive(store, &k, &c1, "a.jsonl", 2, &mut file).unwrap();
+    assert_eq!(
+        (
+            summary.from_seq,
+            summary.through_seq,
+            summary.entries,
+            summary.legacy_entries,
+            summary.objects
+        ),
+        (1, 5, 2, 3, 5)
+    );
+    assert_eq!(
+        (boundary.through_seq, boundary.legacy_through),
+        (5, Some(3))
+    );
+    let text = String::from_utf8(file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains(ARCHIVE_V2), "{}", lines[0]);
+    assert!(lines[1].starts_with("{\"legacy\":"), "{}", lines[1]);
+    assert_eq!(
+        audit::verify_archive(&text, Some(&trusted)),
+        Ok(summary.clone())
+    );
+    let join = |l: &[String]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    // A legacy row edited in the file: named by its seq.
+    let mut edited = owned.clone();
+    edited[2] = edited[2].replacen("\"partner\":\"bsi\"", "\"partner\":\"bfv\"", 1);
+    assert_ne!(edited[2], owned[2]);
+    assert_eq!(
+        audit::verify_archive(&join(&edited), Some(&trusted)),
+        Err(AuditError::Edited { seq: 2 })
+    );
+    // A legacy row removed: the first transfer no longer follows the legacy head.
+    let mut without = owned.clone();
+    without.remove(3);
+    assert_eq!(
+        audit::verify_archive(&join(&without), Some(&trusted)).map_err(|e| (e.kind(), e.seq())),
+        Err(("deleted", 4))
+    );
+    // The last legacy row edited and rehashed: the link legacy head -> first transfer breaks.
+    let mut rehashed = owned.clone();
+    let Ok(ArchiveLine::Legacy(mut row)) = serde_json::from_str::<ArchiveLine>(&owned[3]) else {
+        panic!("line 4 is not a legacy row: {}", owned[3]);
+    };
+    row.record.decision = "withheld".into();
+    row.hash = audit::entry_hash(row.seq, row.time_ns, &row.record, &row.prev_hash);
+    rehashed[3] = serde_json::to_string(&ArchiveLine::Legacy(row)).unwrap();
+    assert_eq!(
+        audit::verify_archive(&join(&rehashed), Some(&trusted)),
+        Err(AuditError::Broken {
+            seq: 4,
+            previous: 3
+        })
+    );
+    // The database takes a boundary only with the whole legacy log.
+    let partial = ArchiveBoundary {
+        legacy_through: None,
+        ..boundary.clone()
+    };
+    assert!(
+        matches!(store.archive_audit(&partial), Err(StoreError::Corrupt(m)) if m.contains("legacy per-object log (entries 1..=3)"))
+    );
+    let short = ArchiveBoundary {
+        legacy_through: Some(2),
+        ..boundary.clone()
+    };
+    assert!(matches!(
+        store.archive_audit(&short),
+        Err(StoreError::Corrupt(_))
+    ));
+    refused("DELETE FROM audit_log WHERE seq <= 3");
+    assert_eq!(
+        store.audit(0, 10, None).unwrap().len(),
+        3,
+        "nothing removed"
+    );
+    store.archive_audit(&boundary).unwrap();
+    assert!(
+        store.audit(0, 10, None).unwrap().is_empty(),
+        "the legacy rows went"
+    );
+    assert_eq!(seqs(), [6]);
+    assert_eq!(store.audit_boundary().unwrap(), Some(boundary.clone()));
+    let r = audit::verify_log(store, Some(&trusted), true).unwrap();
+    assert_eq!(
+        (
+            r.error.clone(),
+            r.legacy_entries,
+            r.entries,
+            r.archived_through
+        ),
+        (None, 0, 1, Some(5)),
+        "the chain after the boundary verifies"
+    );
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), false)
+            .unwrap()
+            .error,
+        None
+    );
+    let shown = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            newest_first: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        audit::verify_shown(store, &shown, Some(&trusted))
+            .unwrap()
+            .is_ok()
+    );
+    // The next archive: transfer entries only, v1, from the boundary.
+    store.append_audit(&[audit_record("acme", 10)]).unwrap();
+    let c2 = audit::checkpoint(store, &k, 3).unwrap();
+    assert_eq!(c2.entry_seq, 7);
+    let mut file = Vec::new();
+    let (b2, s2) = audit::write_archive(store, &k, &c2, "b.jsonl", 4, &mut file).unwrap();
+    let text = String::from_utf8(file).unwrap();
+    assert!(text.lines().next().unwrap().contains(ARCHIVE_V1));
+    assert!(!text.contains("legacy"), "{text}");
+    assert_eq!(
+        (s2.from_seq, s2.through_seq, s2.entries, s2.legacy_entries),
+        (6, 7, 2, 0)
+    );
+    assert_eq!(audit::verify_archive(&text, Some(&trusted)), Ok(s2));
+    assert_eq!(b2.legacy_through, None);
+    store.archive_audit(&b2).unwrap();
+    store.append_audit(&[audit_record("acme", 11)]).unwrap();
+    let r = audit::verify_log(store, Some(&trusted), true).unwrap();
+    assert_eq!(
+        (r.error.clone(), r.entries, r.archived_through, r.head_seq),
+        (None, 1, Some(7), 8)
+    );
+}
+
+/// Issue 17, schema 24: a checkpoint signed before the first transfer. One inside the legacy
+/// log (rows were added after it) cannot cut the log, which goes whole: refused, naming why;
+/// one at the legacy log's last row archives the legacy log alone, and the first transfer
+/// after it links to the archived legacy head. `add_legacy` appends legacy rows.
+fn legacy_log_alone_is_archived(store: &dyn Store, add_legacy: &dyn Fn(&[AuditRecord])) {
+    use concord_store::audit::{self, ARCHIVE_V2};
+    use concord_store::{AuditQuery, StoreError};
+    let k = key(1);
+    let trusted = k.public();
+    let c1 = audit::checkpoint(store, &k, 1).unwrap();
+    assert_eq!(c1.entry_seq, 3);
+    add_legacy(&[audit_record("bsi", 3), audit_record("bsi", 4)]);
+    let mut file = Vec::new();
+    match audit::write_archive(store, &k, &c1, "a.jsonl", 2, &mut file) {
+        Err(StoreError::ArchiveRefused(m)) => assert!(
+            m.contains(
+                "checkpoint 1 covers entry 3, inside the legacy per-object log (entries 1..=5)"
+            ),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(file.is_empty(), "nothing written");
+    let c2 = audit::checkpoint(store, &k, 3).unwrap();
+    assert_eq!(c2.entry_seq, 5);
+    let (boundary, summary) =
+        audit::write_archive(store, &k, &c2, "a.jsonl", 4, &mut file).unwrap();
+    assert_eq!(
+        (
+            summary.from_seq,
+            summary.through_seq,
+            summary.entries,
+            summary.legacy_entries,
+            summary.checkpoint_no
+        ),
+        (1, 5, 0, 5, 2)
+    );
+    let text = String::from_utf8(file).unwrap();
+    assert!(text.lines().next().unwrap().contains(ARCHIVE_V2));
+    assert_eq!(
+        audit::verify_archive(&text, Some(&trusted)),
+        Ok(summary.clone())
+    );
+    let head = store.audit_head().unwrap();
+    store.archive_audit(&boundary).unwrap();
+    assert!(store.audit(0, 10, None).unwrap().is_empty());
+    assert_eq!(
+        store.audit_head().unwrap(),
+        head,
+        "the head stays the legacy head"
+    );
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), true)
+            .unwrap()
+            .error,
+        None
+    );
+    store.append_audit(&[audit_record("acme", 7)]).unwrap();
+    let t = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((t[0].seq, t[0].prev_hash), (6, head.1));
+    let r = audit::verify_log(store, Some(&trusted), true).unwrap();
+    assert_eq!((r.error.clone(), r.entries, r.head_seq), (None, 1, 6));
+    assert_eq!(
+        audit::verify_log(store, Some(&trusted), false)
+            .unwrap()
+            .error,
+        None
+    );
+}
+
 /// Issue 22: the chains of transfer packages and the `--since-last` cursors. A chain moves
 /// only from the sequence its writer read (so two writers never both take sequence n), the
 /// outgoing link and cursor move together, and an incoming link moves with its batch or not
@@ -3073,6 +3322,50 @@ fn sqlite_legacy_audit_log_migrates() {
     legacy_log_stays_verifiable(&store, &|sql| bypass(&dir, sql));
 }
 
+/// An SQLite store migrated from schema 5 with a legacy log of 3 rows (partner `bsi`).
+fn sqlite_with_legacy_log() -> (concord_store::SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/sqlite/0002_partners.sql"),
+        include_str!("../migrations/sqlite/0003_audit.sql"),
+        include_str!("../migrations/sqlite/0004_provenance.sql"),
+        include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
+    ] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 5).unwrap();
+    let records: Vec<_> = (0..3)
+        .map(|i| AuditRecord {
+            vid: 0,
+            ..audit_record("bsi", i)
+        })
+        .collect();
+    concord_store::sqlite::insert_legacy_audit(&conn, &records).unwrap();
+    drop(conn);
+    (concord_store::SqliteStore::open(&path).unwrap(), dir)
+}
+
+#[test]
+fn sqlite_legacy_audit_log_is_archived() {
+    let (store, dir) = sqlite_with_legacy_log();
+    let path = dir.path().join("t.sqlite");
+    legacy_log_is_archived(&store, &|sql| {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(sql)
+            .map_err(|e| e.to_string())
+    });
+    let (store, dir) = sqlite_with_legacy_log();
+    let path = dir.path().join("t.sqlite");
+    legacy_log_alone_is_archived(&store, &|records| {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        concord_store::sqlite::insert_legacy_audit(&conn, records).unwrap();
+    });
+}
+
 /// `CONCORD_TEST_POSTGRES_URL`, or `None` after saying that the test skips; panics instead of
 /// skipping when `CONCORD_REQUIRE_POSTGRES=1` (scripts/test sets it), so a missing server
 /// cannot pass as green.
@@ -3189,6 +3482,44 @@ mod postgres_only {
         concord_store::postgres::insert_legacy_audit(&mut c, &records).unwrap();
         let store = PostgresStore::open(schema.url()).unwrap();
         legacy_log_stays_verifiable(&store, &|sql| bypass(&schema, sql));
+    }
+
+    /// A PostgreSQL store migrated from schema 5 with a legacy log of 3 rows (partner `bsi`).
+    fn with_legacy_log() -> Option<(PostgresStore, ScratchSchema)> {
+        let schema = scratch()?;
+        old_schema(schema.url(), 5);
+        let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
+        let records: Vec<_> = (0..3)
+            .map(|i| AuditRecord {
+                vid: 0,
+                ..audit_record("bsi", i)
+            })
+            .collect();
+        concord_store::postgres::insert_legacy_audit(&mut c, &records).unwrap();
+        Some((PostgresStore::open(schema.url()).unwrap(), schema))
+    }
+
+    /// Issue 17, schema 24: the legacy log is archived with the first archive, and only then
+    /// may its rows be deleted.
+    #[test]
+    fn legacy_audit_log_is_archived() {
+        let Some((store, schema)) = with_legacy_log() else {
+            return;
+        };
+        legacy_log_is_archived(&store, &|sql| {
+            let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
+            c.batch_execute(sql).map_err(|e| match e.as_db_error() {
+                Some(d) => d.message().to_owned(),
+                None => e.to_string(),
+            })
+        });
+        let Some((store, schema)) = with_legacy_log() else {
+            return;
+        };
+        legacy_log_alone_is_archived(&store, &|records| {
+            let mut c = postgres::Client::connect(schema.url(), postgres::NoTls).unwrap();
+            concord_store::postgres::insert_legacy_audit(&mut c, records).unwrap();
+        });
     }
 
     /// Issue 16, item 5: a database of schema 4 (versions as BIGINT nanoseconds) keeps its

@@ -246,8 +246,13 @@ pub fn run(command: AuditCommand) -> Result<bool> {
                     if json {
                         out!("{}", serde_json::to_string(&s)?);
                     } else {
+                        let legacy = if s.legacy_entries > 0 {
+                            format!(" and {} legacy per-object rows", s.legacy_entries)
+                        } else {
+                            String::new()
+                        };
                         eprintln!(
-                            "archived entries {}..={} ({} entries, {} object versions) to {}, sealed by checkpoint {}",
+                            "archived entries {}..={} ({} entries{legacy}, {} object versions) to {}, sealed by checkpoint {}",
                             s.from_seq,
                             s.through_seq,
                             s.entries,
@@ -326,8 +331,16 @@ fn verify_archive_file(file: &Path, trusted: Option<&[u8; 32]>, json: bool) -> R
                 doc["key_checked"] = trusted.is_some().into();
                 out!("{doc}");
             } else {
+                let legacy = if s.legacy_entries > 0 {
+                    format!(
+                        ", the first {} of them legacy per-object rows",
+                        s.legacy_entries
+                    )
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "archive intact: entries {}..={} ({} object versions), sealed by checkpoint {}",
+                    "archive intact: entries {}..={} ({} object versions{legacy}), sealed by checkpoint {}",
                     s.from_seq, s.through_seq, s.objects, s.checkpoint_no
                 );
             }
@@ -377,7 +390,13 @@ fn retention_cut(data: &DataDirArg, store: &dyn Store) -> Result<i64> {
 
 /// Archives the entries appended before `before_ns`, up to the newest checkpoint that covers
 /// only such entries (a checkpoint of the head is signed first when every entry is that
-/// old). `None`: nothing to archive.
+/// old). A legacy (schema 3) per-object log still held before any archive counts as one
+/// block, as old as its newest row: the first archive takes it whole
+/// ([`audit::write_archive`]), so it is old only when that row is, and transfer entries are
+/// old only after it. `None`: nothing to archive.
+///
+/// Errors: the store's; the file exists or cannot be written; the cut checkpoint covers only
+/// part of the legacy log (`StoreError::ArchiveRefused`); the file written does not verify.
 pub fn archive(
     store: &dyn Store,
     key: &NodeKey,
@@ -385,8 +404,32 @@ pub fn archive(
     output: &Path,
 ) -> Result<Option<ArchiveSummary>> {
     // The last entry before the date.
-    let start = store.audit_boundary()?.map_or(0, |b| b.through_seq);
+    let boundary = store.audit_boundary()?;
+    let start = boundary.as_ref().map_or(0, |b| b.through_seq);
     let mut last_old: Option<i64> = None;
+    if boundary.is_none() {
+        // The legacy log's last row: the one before the first transfer (the transfers
+        // continue its seq), else the head.
+        let legacy_last = match store
+            .audit_entries(&AuditQuery {
+                limit: 1,
+                ..Default::default()
+            })?
+            .first()
+        {
+            Some(f) => f.seq - 1,
+            None => store.audit_head()?.0,
+        };
+        if legacy_last > 0
+            && let Some(row) = store.audit(legacy_last - 1, 1, None)?.first()
+            && row.seq == legacy_last
+        {
+            if row.time_ns >= before_ns {
+                return Ok(None);
+            }
+            last_old = Some(legacy_last);
+        }
+    }
     let mut after = start;
     'scan: loop {
         let page = store.audit_entries(&AuditQuery {

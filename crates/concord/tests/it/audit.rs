@@ -401,6 +401,136 @@ fn checkpoints_archives_and_show_by_object() {
     );
 }
 
+/// Issue 17, schema 24: a node upgraded from the per-object log (schema 3) archives it.
+/// `audit archive` writes the legacy rows whole before the transfer entries into one sealed
+/// file (v2), `audit verify --archive` checks it offline and names a tampered legacy row by
+/// its seq, the legacy rows leave the database with the archived entries, the log still
+/// verifies, and the database refuses to delete legacy rows by hand before that.
+#[test]
+fn a_legacy_log_is_archived_with_the_first_archive() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, before, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(before["entries"].as_i64(), Some(0), "{before}");
+    let db = node.path().join("concord.sqlite");
+    let records: Vec<concord_store::AuditRecord> = (0..3)
+        .map(|i| concord_store::AuditRecord {
+            direction: "egress".into(),
+            door: "taxii-objects".into(),
+            partner: "bsi".into(),
+            person: None,
+            collection: "c1".into(),
+            object_id: format!("campaign--{i}"),
+            modified: "2016-01-01T00:00:00.000Z".into(),
+            decision: "sent".into(),
+            transformations: vec![],
+            policy_version: "tlp-v1".into(),
+            vid: 0,
+        })
+        .collect();
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        concord_store::sqlite::insert_legacy_audit(&c, &records).unwrap();
+        let err = c
+            .execute_batch("DELETE FROM audit_log WHERE seq = 1")
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+    let f = tmp.path().join("feed.json");
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            campaign("11111111", WHITE)
+        ),
+    )
+    .unwrap();
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    let (code, doc) = verify(&node);
+    assert_eq!(
+        (code, doc["legacy_entries"].as_i64()),
+        (0, Some(3)),
+        "{doc}"
+    );
+
+    let archive = tmp.path().join("audit-1.jsonl");
+    let (code, summary, err) = concord_in(
+        &node,
+        &[
+            "audit",
+            "archive",
+            "--before",
+            "2999-01-01T00:00:00Z",
+            "-o",
+            archive.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (
+            summary["from_seq"].as_i64(),
+            summary["legacy_entries"].as_i64(),
+            summary["entries"].as_i64()
+        ),
+        (Some(1), Some(3), Some(1)),
+        "{summary}"
+    );
+    let (_, pubkey, _) = concord_in(&node, &["node", "key", "--json"]);
+    let pubkey = pubkey["public_key"].as_str().unwrap().to_owned();
+    let offline = |file: &std::path::Path| {
+        let out = run(concord()
+            .args(["audit", "verify", "--json", "--key", &pubkey, "--archive"])
+            .arg(file));
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+        )
+    };
+    let (code, doc) = offline(&archive);
+    assert_eq!(
+        (code, doc["legacy_entries"].as_i64()),
+        (0, Some(3)),
+        "{doc}"
+    );
+    let text = std::fs::read_to_string(&archive).unwrap();
+    assert!(text.starts_with(r#"{"header":{"format":"concord-audit-archive-v2""#));
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        text.replacen(
+            r#""object_id":"campaign--1""#,
+            r#""object_id":"campaign--9""#,
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, doc) = offline(&bad);
+    assert_eq!(
+        (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
+        (1, Some("edited"), Some(2)),
+        "{doc}"
+    );
+    let left: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the legacy rows left the database");
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(
+        (
+            code,
+            doc["legacy_entries"].as_i64(),
+            doc["archived_through"].as_i64()
+        ),
+        (0, Some(0), Some(4)),
+        "{doc}"
+    );
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    let (code, doc) = verify(&node);
+    assert_eq!((code, doc["head_seq"].as_i64()), (0, Some(5)), "{doc}");
+}
+
 /// `concord audit show | head`, `concord export … | head`: a reader that stops early (here,
 /// one that closed before the first byte) ends the command quietly with status 141, as a
 /// process killed by SIGPIPE, on both ways the binary writes stdout (its `out!` lines and an
