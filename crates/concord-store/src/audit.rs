@@ -1502,7 +1502,7 @@ pub enum ArchiveLine {
         /// The node's public key, hex.
         public_key: String,
         /// v2 only: the legacy log's last row (its rows are `1..=legacy_through`; the first
-        /// transfer entry links to its [`legacy_head`]).
+        /// transfer entry links to its head: its last hash as 32 bytes).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         legacy_through: Option<i64>,
     },
@@ -1767,7 +1767,7 @@ impl Sealer<'_> {
 /// checkpoints cannot be changed either. A v2 file ([`ARCHIVE_V2`]) first holds the legacy
 /// per-object log: its rows must form their own chain from the genesis ([`verify_chain`],
 /// naming the first bad row by its seq), end at the header's `legacy_through`, and the first
-/// transfer entry must link to their head ([`legacy_head`]). v1 files read as before.
+/// transfer entry must link to their head (its last hash as 32 bytes). v1 files read as before.
 ///
 /// Errors: the first problem found, as an [`AuditError`] (`Archive` for a file that is not
 /// an archive of a known format).
