@@ -3551,7 +3551,8 @@ mod postgres_only {
                 "0019_approvals",
                 "0020_oidc_logins",
                 "0021_join_answers",
-                "0022_approval_requests"
+                "0022_approval_requests",
+                "0024_legacy_archive"
             ]
         );
         check_migrated(&store);
