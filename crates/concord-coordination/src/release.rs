@@ -18,9 +18,11 @@
 //! jurisdiction that makes a cross-border partner domestic, and anything else of its record
 //! after which the egress door gives it more (a less strict action on a category of personal
 //! data, an agreement that no longer applies, the pseudonyms of a group it shares with
-//! others). Its approval replaces the partner record compare-and-set in the transaction that
-//! records it; a partner changed since the request is recomputed, and refused, naming what
-//! differs, when the change would now widen something else than what was asked.
+//! others). A domestic partner that moves abroad is read as a new cross-border partner: its
+//! read grants, its groups and its incident grants ([`grants_to`]) all wait. Its approval
+//! replaces the partner record compare-and-set in the transaction that records it; a
+//! partner changed since the request is recomputed, and refused, naming what differs, when
+//! the change would now widen something else than what was asked.
 //!
 //! # Who is a person
 //!
@@ -520,10 +522,16 @@ fn tlp_widens(
 /// and the domestic actions), the policy's actions on personal data
 /// ([`Policy::action`]), the agreement that applies to it, and the sharing group whose key
 /// pseudonymises for it. `name(collection id)`: how a collection is shown.
+///
+/// `grants`: the incident grants given to the partner's name (issue 18: `(incident id,
+/// categories)`, [`CollectionSharing::grants`] of every collection, [`grants_to`]). A
+/// domestic partner that moves abroad takes them across the border with it: each is then
+/// a [`Widening::Grant`], as a grant to a cross-border partner waits ([`grant`]).
 pub fn partner_widens(
     policy: &Policy,
     was: &Partner,
     now: &Partner,
+    grants: &[(String, Vec<Category>)],
     sharing: &dyn Fn(&str) -> std::result::Result<CollectionSharing, concord_egress::EgressError>,
     name: &dyn Fn(&str) -> String,
 ) -> std::result::Result<Vec<Widening>, concord_egress::EgressError> {
@@ -536,8 +544,10 @@ pub fn partner_widens(
     // first time: it is read as a new cross-border partner would be (nothing read, no
     // groups, before), else a releaser widens a partner alone in two narrow-looking steps
     // (grants while domestic, which wait for no one, then the jurisdiction).
+    // Its incident grants too (given while domestic, where a grant waits for no one).
     let abroad;
-    let (was, old_p) = if policy.cross_border(&old_p) {
+    let moves_abroad = !policy.cross_border(&old_p);
+    let (was, old_p) = if !moves_abroad {
         (was, old_p)
     } else {
         abroad = Partner {
@@ -549,6 +559,17 @@ pub fn partner_widens(
         (&abroad, profile(&abroad))
     };
     let who = || (now.name.clone(), now.jurisdiction.clone());
+    if moves_abroad {
+        for (incident, categories) in grants {
+            let (partner, jurisdiction) = who();
+            out.push(Widening::Grant {
+                partner,
+                jurisdiction,
+                categories: categories.iter().map(|c| c.as_str().to_owned()).collect(),
+                incident: incident.clone(),
+            });
+        }
+    }
     for g in &now.groups {
         if !was.groups.contains(g) {
             let (partner, jurisdiction) = who();
@@ -892,9 +913,40 @@ impl PartnerEdit {
     }
 }
 
+/// The incident grants given to partner `name` on this node: `(incident id, categories)`
+/// from the sharing of every collection ([`CollectionSharing::grants`]), in the order of
+/// the collections and then of the incident ids; the categories of one incident merged.
+/// Errors: the store, a collection's sharing that is unreadable.
+pub fn grants_to(
+    store: &dyn Store,
+    name: &str,
+) -> std::result::Result<Vec<(String, Vec<Category>)>, concord_egress::EgressError> {
+    let mut out: Vec<(String, Vec<Category>)> = Vec::new();
+    for c in store.collections()? {
+        let s = concord_egress::collection_sharing(store, &c.id)?;
+        for (incident, to) in &s.grants {
+            let Some(cs) = to.get(name).filter(|cs| !cs.is_empty()) else {
+                continue;
+            };
+            match out.iter_mut().find(|(i, _)| i == incident) {
+                Some((_, have)) => {
+                    for c in cs {
+                        if !have.contains(c) {
+                            have.push(*c);
+                        }
+                    }
+                }
+                None => out.push((incident.clone(), cs.clone())),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What changing `was` into `now` widens for it ([`partner_widens`] over this node's
-/// store: each collection's sharing, its alias).
+/// store: each collection's sharing, its alias, the incident grants to its name).
 fn partner_widens_here(r: &Release<'_>, was: &Partner, now: &Partner) -> Result<Vec<Widening>> {
+    let grants = grants_to(r.store, &was.name)?;
     let collections = r.store.collections()?;
     let name = |id: &str| {
         collections
@@ -904,7 +956,9 @@ fn partner_widens_here(r: &Release<'_>, was: &Partner, now: &Partner) -> Result<
             .unwrap_or_else(|| id.to_owned())
     };
     let sharing = |id: &str| concord_egress::collection_sharing(r.store, id);
-    Ok(partner_widens(r.policy, was, now, &sharing, &name)?)
+    Ok(partner_widens(
+        r.policy, was, now, &grants, &sharing, &name,
+    )?)
 }
 
 /// Four-eyes release of a partner change (`concord partner update`, `PATCH
@@ -1328,7 +1382,7 @@ mod tests {
             };
         let name = |id: &str| format!("#{id}");
         let w = |was: &Partner, now: &Partner| {
-            partner_widens(&policy, was, now, &share, &name)
+            partner_widens(&policy, was, now, &[], &share, &name)
                 .unwrap()
                 .iter()
                 .map(Widening::english)
@@ -1386,6 +1440,23 @@ mod tests {
             )
             .is_empty()
         );
+        // Its incident grants go with it (issue 18): each waits as a grant abroad does;
+        // staying at home, or moving between two foreign jurisdictions, they do not.
+        let grants = [("incident--1".to_owned(), vec![Category::Email])];
+        let g = |was: &Partner, now: &Partner| {
+            partner_widens(&policy, was, now, &grants, &share, &name)
+                .unwrap()
+                .iter()
+                .map(Widening::english)
+                .collect::<Vec<_>>()
+        };
+        let bare = |j: &str| partner("bsi", j, &[], &[]);
+        assert_eq!(
+            g(&bare("DE"), &bare("FR")),
+            ["bsi (FR) receives email as written in incident--1"]
+        );
+        assert!(g(&bare("DE"), &partner("bsi", "DE", &["eu"], &[])).is_empty());
+        assert!(g(&bare("FR"), &bare("US")).is_empty());
         // The edit kept with an approval turns the old record into the new one.
         let now = partner("fr", "DE", &["eu"], &["d"]);
         let edit = PartnerEdit::between(&fr, &now);

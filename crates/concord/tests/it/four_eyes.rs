@@ -1129,3 +1129,132 @@ fn invite_and_join_of_a_cross_border_partner_waits_for_a_releaser() {
     assert_eq!(code, 0, "{reports:?}");
     assert_eq!(reports[0]["pulled_added"], 2, "{reports:?}");
 }
+
+/// Issue 20/18: a domestic partner's incident grants travel with it when it moves abroad.
+/// `bsi` (DE, as the node) is granted the e-mail addresses of an incident while domestic,
+/// which waits for no one. Moving it to FR would send them across the border: on every door
+/// that changes a jurisdiction (CLI, admin API, web UI) the move waits, naming the grant,
+/// like a grant to a partner abroad; it applies once a second releaser approves.
+#[test]
+fn moving_a_partner_abroad_holds_its_incident_grants_for_a_releaser() {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &["partner", "add", "bsi", "--jurisdiction", "DE"],
+    );
+    assert!(ok, "{err}");
+    let path = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&path, text).unwrap();
+    let (op_pw, op_tok) = add_user(&node, "op1", "operator");
+    let (rel_pw, _) = add_user(&node, "rel1", "releaser");
+    let (ok, out, err) = cli(
+        &node,
+        None,
+        &["incident", "open", "--title", "port ransomware", "--json"],
+    );
+    assert!(ok, "{err}");
+    let incident = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Domestic: the grant applies at once.
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &[
+            "incident", "grant", &incident, "--to", "bsi", "--allow", "email",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    assert!(pending(&node).is_empty());
+    let grant = serde_json::json!({
+        "what": "grant",
+        "partner": "bsi",
+        "jurisdiction": "FR",
+        "categories": ["email"],
+        "incident": incident,
+    });
+    let words = format!("bsi (FR) receives email as written in {incident}");
+    let jurisdiction = |node: &Node| partner_json(node, "bsi")["jurisdiction"].clone();
+
+    // CLI: the move waits, naming the grant; nothing applied.
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "bsi", "--jurisdiction", "FR"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    assert_eq!(jurisdiction(&node), "DE", "nothing applied");
+    let (id, a) = pending_partner_change(&node);
+    assert!(a["summary"].as_str().unwrap().contains(&words), "{a}");
+    assert_eq!(a["request"]["widens"], serde_json::json!([grant]), "{a}");
+    let (ok, _, err) = cli(&node, Some("rel1"), &["approval", "reject", &id]);
+    assert!(ok, "{err}");
+
+    let server = node.serve();
+    let b = &server.base;
+    // Admin API: 202, the grant named; nothing applied.
+    let (status, a) = api(
+        b,
+        &op_tok,
+        "PATCH",
+        "/partners/bsi",
+        Some(r#"{"jurisdiction":"FR"}"#),
+    );
+    assert_eq!(status, 202, "{a}");
+    assert_eq!(a["request"]["widens"], serde_json::json!([grant]), "{a}");
+    assert_eq!(jurisdiction(&node), "DE", "nothing applied");
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &["approval", "reject", a["id"].as_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+
+    // Web UI: the partner page's form waits too; a second releaser's approval applies it.
+    let op = user_login(b, "op1", &op_pw);
+    let (status, body) = web(
+        b,
+        &op,
+        "POST",
+        "/ui/operator/partners/bsi",
+        "jurisdiction=FR",
+    );
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(jurisdiction(&node), "DE", "nothing applied");
+    let (web_id, a) = pending_partner_change(&node);
+    assert_eq!(a["request"]["widens"], serde_json::json!([grant]), "{a}");
+    let rel = user_login(b, "rel1", &rel_pw);
+    let (status, body) = web(b, &rel, "GET", "/ui/approvals", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&incident),
+        "the approver sees the grant: {body}"
+    );
+    let (status, _) = web(
+        b,
+        &rel,
+        "POST",
+        &format!("/ui/approvals/{web_id}/approve"),
+        "",
+    );
+    assert_eq!(status, 303);
+    assert_eq!(jurisdiction(&node), "FR");
+    assert!(has_both(
+        &audit_rows(&node, "partner-update"),
+        "user:op1",
+        "user:rel1"
+    ));
+    // Abroad, a new grant waits as any grant across a border does.
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &[
+            "incident", "grant", &incident, "--to", "bsi", "--allow", "phone",
+        ],
+    );
+    assert!(ok && err.contains("pending"), "{err}");
+}
