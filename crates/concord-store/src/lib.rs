@@ -776,8 +776,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         now_ns: i64,
         quota: OidcQuota,
     ) -> Result<OidcBegin>;
-    /// Takes (deletes and returns) the pending login whose state has SHA-256 `state_sha256`:
-    /// of two callbacks with one state, in any processes, one gets it. `None` when there is
+    /// Takes (deletes and returns) the pending login stored under `state_sha256`
+    /// ([`OidcLogin::state_sha256`]: the web UI's key of its state and browser binding, so
+    /// that one who knows only the state takes nothing): of two callbacks with one key, in
+    /// any processes, one gets it. `None` when there is
     /// none, or it expired at `now_ns` (deleted all the same).
     fn take_oidc_login(&self, state_sha256: &str, now_ns: i64) -> Result<Option<OidcLogin>>;
     /// The live session whose cookie value has SHA-256 `id_sha256`, its `last_seen` moved to

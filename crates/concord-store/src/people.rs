@@ -227,7 +227,9 @@ pub struct ApprovalDecision {
 /// callback needs to finish it, in any `serve` process on the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcLogin {
-    /// SHA-256 (hex) of the login's `state` (RFC 6749 §10.12): how the callback finds it.
+    /// The key the callback finds it by: SHA-256 (hex) of the login's `state` (RFC 6749
+    /// §10.12) and of the binding its browser's cookie holds (concord-web's
+    /// `oidc::login_key`), so that the `state` alone, which travels in URLs, finds nothing.
     pub state_sha256: String,
     /// The `nonce` sent (OpenID Connect Core 1.0 §3.1.2.1), to be found in the ID token.
     pub nonce: String,

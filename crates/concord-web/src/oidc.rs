@@ -6,14 +6,21 @@
 //!   `nonce` and `code_verifier` kept as a pending login in the store
 //!   ([`concord_store::Store::begin_oidc_login`]: expires after [`OidcOptions::pending_ttl`];
 //!   at most [`OidcQuota::per_source`] pending per client address and
-//!   [`OidcQuota::total`] in all, else 429 with `Retry-After`), the `state` in a cookie that
-//!   binds the login to this browser (`SameSite=Lax`: the provider's redirect back is a
-//!   cross-site navigation), and a 303 to the provider's authorization endpoint.
+//!   [`OidcQuota::total`] in all, else 429 with `Retry-After`), a fresh random *binding*
+//!   (32 bytes, hex) in a cookie that binds the login to this browser (`SameSite=Lax`: the
+//!   provider's redirect back is a cross-site navigation), and a 303 to the provider's
+//!   authorization endpoint. The pending login is stored under [`login_key`]`(state,
+//!   binding)`: only who holds both finds it.
 //! - `GET /ui/oidc/callback?code=…&state=…` finishes: the query bounded
-//!   ([`OidcOptions::max_callback_bytes`], else 414); the pending login taken (deleted) from
-//!   the store by its state, so a state, and the code sent with it, are used once; the cookie
-//!   must hold the same state (a login begun in another browser, as in a login CSRF, is
-//!   refused); `iss`, when the provider sends it, must be the issuer (RFC 9207 §2.4); the
+//!   ([`OidcOptions::max_callback_bytes`], else 414); without the binding cookie, refused
+//!   before the store is asked (a login begun in another browser, as in a login CSRF); else
+//!   the pending login taken (deleted) from the store by [`login_key`] of the `state` and
+//!   the cookie, so a state, and the code sent with it, are used once. A `state` travels in
+//!   URLs (the provider's logs, the browser's history), the binding never leaves the
+//!   browser that began the login: one who knows a victim's `state` but not its cookie finds
+//!   nothing, so can neither use nor end the victim's login (issue 20), and gets the answer
+//!   an unknown `state` gets, after the same one query. `iss`, when the provider sends it,
+//!   must be the issuer (RFC 9207 §2.4); the
 //!   code exchanged and the ID token validated ([`concord_oidc::Client::finish`], OpenID
 //!   Connect Core 1.0 §3.1.3.7).
 //!
@@ -42,7 +49,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use concord_oidc::OidcError;
 use concord_store::{AuditRecord, OidcBegin, OidcLogin, OidcQuota, SessionSubject};
-use subtle::ConstantTimeEq;
 
 use crate::i18n::Locale;
 use crate::{Chrome, Lang, Web, WebError, blocking, local_path, render, session};
@@ -94,6 +100,20 @@ fn now_ns() -> i64 {
             .as_nanos(),
     )
     .unwrap_or(i64::MAX)
+}
+
+/// The key under which a pending login is stored ([`concord_store::OidcLogin::state_sha256`]):
+/// SHA-256 (hex) of its `state` and the browser binding its cookie holds ([`STATE_COOKIE`]),
+/// `STATE` `\n` `BINDING`. A `state` alone (it travels in URLs) finds no login.
+pub fn login_key(state: &str, binding: &str) -> String {
+    concord_server::auth::token_hash(&format!("{state}\n{binding}"))
+}
+
+/// A fresh browser binding: 32 random bytes, hex. Errors: the system's random source failed.
+fn new_binding() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("random binding: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The quota's key of a client address: an IPv4 address, or an IPv6 address's /64 (one
@@ -150,11 +170,13 @@ async fn begin(
     let store = web.store();
     let ttl = o.pending_ttl;
     let o2 = o.clone();
-    let (auth, begun) = blocking(move || {
+    let (auth, binding, begun) = blocking(move || {
         let auth = o2.client.begin().map_err(|e| provider_error(tr, &e))?;
+        let binding = new_binding()
+            .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let now = now_ns();
         let login = OidcLogin {
-            state_sha256: concord_server::auth::token_hash(&auth.state),
+            state_sha256: login_key(&auth.state, &binding),
             nonce: auth.nonce.clone(),
             code_verifier: auth.code_verifier.clone(),
             next_path: next,
@@ -163,7 +185,7 @@ async fn begin(
             expires_ns: now.saturating_add(i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX)),
         };
         let begun = store.begin_oidc_login(&login, now, o2.quota)?;
-        Ok((auth, begun))
+        Ok((auth, binding, begun))
     })
     .await?;
     if begun != OidcBegin::Stored {
@@ -174,7 +196,7 @@ async fn begin(
             .insert(header::RETRY_AFTER, HeaderValue::from(ttl.as_secs().max(1)));
         return Ok(resp);
     }
-    let cookie = state_cookie(&auth.state, ttl.as_secs(), secure.is_some());
+    let cookie = state_cookie(&binding, ttl.as_secs(), secure.is_some());
     Ok((
         [(header::SET_COOKIE, cookie)],
         Redirect::to(&auth.url), // 303 See Other
@@ -265,18 +287,20 @@ async fn callback(
     let Some(state) = q.state.clone() else {
         return Err(WebError::bad_request(tr.t("oidc-state")));
     };
+    // The binding first: without it nothing is asked of the store, whatever the state, so
+    // the answer cannot tell a known state from an unknown one; with it, the one query finds
+    // the login only by state and binding together (a wrong binding finds nothing, as an
+    // unknown state does, and takes nothing).
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    let Some(binding) = session::cookie(cookies, STATE_COOKIE).filter(|c| !c.is_empty()) else {
+        return Err(WebError::bad_request(tr.t("oidc-browser")));
+    };
     let store = web.store();
-    let hash = concord_server::auth::token_hash(&state);
+    let key = login_key(&state, binding);
     let now = now_ns();
-    let Some(pending) = blocking(move || Ok(store.take_oidc_login(&hash, now)?)).await? else {
+    let Some(pending) = blocking(move || Ok(store.take_oidc_login(&key, now)?)).await? else {
         return Err(WebError::bad_request(tr.t("oidc-state")));
     };
-    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
-    let bound = session::cookie(cookies, STATE_COOKIE)
-        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(state.as_bytes())));
-    if !bound {
-        return Err(WebError::bad_request(tr.t("oidc-browser")));
-    }
     let settings = o.client.settings();
     if let Some(iss) = &q.iss
         && *iss != settings.issuer
@@ -386,14 +410,10 @@ async fn callback(
         next,
     })?;
     let mut resp = page.into_response();
-    let h = resp.headers_mut();
-    for cookie in [
-        crate::session_cookie(&id, secure),
-        state_cookie("", 0, secure),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            h.append(header::SET_COOKIE, v);
-        }
+    // The binding cookie stays until its Max-Age: it finds nothing any more (its login was
+    // taken), and a replay of this callback in this browser is then told "already used".
+    if let Ok(v) = HeaderValue::from_str(&crate::session_cookie(&id, secure)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
 }

@@ -475,6 +475,68 @@ fn login_through_a_real_openid_provider() {
     assert!(long.body.contains("max_callback_bytes"), "{}", long.body);
 }
 
+/// Issue 20: one who knows a victim's `state` (it travels in URLs: the provider's logs, the
+/// browser's history) but not the victim's browser binding can neither use nor end the
+/// victim's login: without the cookie, with a cookie of its own, or with the state as the
+/// cookie (what the cookie held before), its callback is refused with the answer an unknown
+/// state gets, and the victim's callback still logs in.
+#[test]
+fn a_known_state_alone_neither_uses_nor_ends_a_login() {
+    let Some(modules) = modules() else { return };
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect = format!("{base}/ui/oidc/callback");
+    let op = Provider::start(&modules, &redirect);
+    let node = Node::init();
+    add_user(&node, "alice", "analyst", &[]);
+    configure(&node, &oidc_section(&op.issuer, &redirect, ""));
+    let s = node.serve_on(port, &[]);
+
+    let mut victim = Browser::default();
+    let callback = victim.sign_on(&s.base, "alice", false);
+    let state = callback
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("state="))
+        .unwrap()
+        .to_owned();
+    // The attacker's own login gives it a binding cookie of its own.
+    let mut own = Browser::default();
+    assert_eq!(own.get(&format!("{base}/ui/oidc/login")).status, 303);
+    assert!(own.jar["127.0.0.1"].contains_key("concord_oidc"));
+    let as_state = {
+        let mut b = Browser::default();
+        b.jar
+            .entry("127.0.0.1".to_owned())
+            .or_default()
+            .insert("concord_oidc".to_owned(), state.clone());
+        b
+    };
+    for (what, attacker) in [
+        ("no cookie", Browser::default()),
+        ("its own cookie", own),
+        ("the state as cookie", as_state),
+    ] {
+        let answer = |st: &str| {
+            let a = attacker
+                .clone()
+                .get(&format!("{base}/ui/oidc/callback?code=x&state={st}"));
+            // The page's language switch returns to the URL asked, state included.
+            (a.status, a.body.replace(st, "STATE"))
+        };
+        let known = answer(&state);
+        let unknown = answer("bogus-state-never-issued");
+        assert_eq!(known.0, 400, "{what}: {}", known.1);
+        assert_eq!(
+            known, unknown,
+            "{what}: a known state answers as an unknown one"
+        );
+    }
+    // The victim's login was neither used nor ended.
+    let done = victim.get(&callback);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(session_of(&victim).is_some());
+}
+
 /// Logins pending at once from one source are bounded ([oidc] pending_per_source): an
 /// anonymous flood of the login button cannot grow the table.
 #[test]
