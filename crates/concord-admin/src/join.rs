@@ -400,7 +400,28 @@ pub fn answer_join_released(
     release: Option<&JoinRelease>,
     body: &[u8],
 ) -> (u16, Value) {
-    let error = |status: u16, m: String| (status, serde_json::json!({ "error": m }));
+    match answer_join_gated(store, egress, service, release, body, |_| {
+        Ok::<(), std::convert::Infallible>(())
+    }) {
+        Ok(answer) => answer,
+        Err(never) => match never {},
+    }
+}
+
+/// [`answer_join_released`], where `gate(invitation id)` is asked once the request has
+/// proven its invitation's secret, before anything else is done: its error (the
+/// invitation's quota spent, [`router`]) is returned instead of an answer. A request that
+/// does not prove the secret never reaches `gate`, so one who knows only an invitation's
+/// id cannot spend what `gate` counts.
+pub fn answer_join_gated<E>(
+    store: &dyn Store,
+    egress: &Egress,
+    service: &JoinService,
+    release: Option<&JoinRelease>,
+    body: &[u8],
+    gate: impl FnOnce(&str) -> std::result::Result<(), E>,
+) -> std::result::Result<(u16, Value), E> {
+    let error = |status: u16, m: String| Ok((status, serde_json::json!({ "error": m })));
     let request = match doc::read_request(body) {
         Ok(r) => r,
         Err(e) => return error(400, e.to_string()),
@@ -420,11 +441,12 @@ pub fn answer_join_released(
     let Some(record) = record.filter(|_| proven) else {
         return error(403, NOT_ACCEPTED.into());
     };
+    gate(&record.id)?;
     // The caller proved the secret: from here on it may learn why it is refused.
     let me = &service.me;
     // A retry of the request that consumed the invitation: the answer it was given.
     if let Some(answer) = replay(&record, &request) {
-        return (201, answer);
+        return Ok((201, answer));
     }
     let refuse = |reason: String| {
         let answer = JoinAnswer {
@@ -447,8 +469,8 @@ pub fn answer_join_released(
         )
     };
     match answer_proven(store, egress, service, release, &request, &record) {
-        Ok(answer) => (201, answer),
-        Err(Refusal::Refused(reason)) => refuse(reason),
+        Ok(answer) => Ok((201, answer)),
+        Err(Refusal::Refused(reason)) => Ok(refuse(reason)),
         Err(Refusal::Failed(e)) => {
             tracing::error!(error = %e, "join");
             error(500, format!("the node failed: {e}"))
@@ -959,10 +981,14 @@ fn join_release<'a>(
 }
 
 /// The join endpoint, `POST /concord/join/` ([`concord_server::JOIN_PATH`]): each attempt
-/// counts against the failure quotas of its source and of the invitation it names
-/// ([`concord_server::auth::Authenticator::charge_join`]: 429 with `Retry-After`), its
-/// body is held to `join_body_bytes` by the server's body layer, and the answer is
-/// [`answer_join`]'s.
+/// counts, before its body is read, against the failure quota of its source
+/// ([`concord_server::auth::Authenticator::charge_join`]: the bound on guessing a secret),
+/// and an attempt that proves its invitation's secret against that invitation's quota
+/// ([`concord_server::auth::Authenticator::charge_join_invitation`]; 429 with
+/// `Retry-After` when either is spent). One who knows only an invitation's id (it is no
+/// secret: audit entries, approvals, logs name it) spends its source's quota, never the
+/// invitation's, so it cannot delay the real joiner (issue 20). The body is held to
+/// `join_body_bytes` by the server's body layer, and the answer is [`answer_join`]'s.
 pub fn router(state: AppState, service: JoinService) -> Router {
     let path = concord_server::JOIN_PATH;
     let route = axum::routing::post(join_endpoint);
@@ -990,16 +1016,8 @@ async fn join_endpoint(
             return json(400, serde_json::json!({ "error": format!("body: {e}") }));
         }
     };
-    // The invitation id, read loosely, only to charge its quota.
-    let id = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v["request"]["invitation"]
-                .as_str()
-                .map(|s| s.chars().take(64).collect::<String>())
-        })
-        .unwrap_or_default();
-    if let Err(e) = state.authenticator().charge_join(source, &id) {
+    let authenticator = state.authenticator();
+    if let Err(e) = authenticator.charge_join(source) {
         return concord_server::auth_error_response(&e);
     }
     let store = state.store();
@@ -1009,11 +1027,19 @@ async fn join_endpoint(
         policy: state.policy(),
     };
     match tokio::task::spawn_blocking(move || {
-        answer_join_released(store.as_ref(), &egress, &service, Some(&release), &bytes)
+        answer_join_gated(
+            store.as_ref(),
+            &egress,
+            &service,
+            Some(&release),
+            &bytes,
+            |id| authenticator.charge_join_invitation(id),
+        )
     })
     .await
     {
-        Ok((status, body)) => json(status, body),
+        Ok(Ok((status, body))) => json(status, body),
+        Ok(Err(e)) => concord_server::auth_error_response(&e),
         Err(e) => json(
             500,
             serde_json::json!({ "error": format!("worker failed: {e}") }),

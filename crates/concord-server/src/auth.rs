@@ -470,14 +470,28 @@ impl Authenticator {
             })
     }
 
-    /// Counts a join attempt (issue 19, `POST /concord/join/`) against the quotas of
-    /// failed authentications: of its source address ([`AuthLimits::failures_per_source`])
-    /// and of the invitation id it names ([`AuthLimits::failures_per_key`]). Every attempt
-    /// counts, good or not: an invitation admits one join, so only a guesser makes many.
+    /// Counts a join attempt (issue 19, `POST /concord/join/`) against the quota of failed
+    /// authentications of its source address ([`AuthLimits::failures_per_source`]), before
+    /// anything of it is read. Every attempt counts, good or not: an invitation admits one
+    /// join, so only a guesser makes many; this is the bound on guessing an invitation's
+    /// secret (32 random bytes) from one address.
     ///
     /// Errors: [`AuthError::Throttled`] (HTTP 429 with `Retry-After`).
-    pub fn charge_join(&self, source: Option<IpAddr>, invitation: &str) -> Result<(), AuthError> {
-        self.charge(source, Some(&format!("join:{invitation}")))
+    pub fn charge_join(&self, source: Option<IpAddr>) -> Result<(), AuthError> {
+        self.charge(source, None)
+    }
+
+    /// Counts a join attempt that proved the secret of invitation `invitation` (its id)
+    /// against that invitation's quota ([`AuthLimits::failures_per_key`]): retries and
+    /// refusals of its holder, each a transaction and a preview through the egress door.
+    /// Only such attempts count (issue 20): an attempt that proves nothing beyond the id,
+    /// which is no secret, would otherwise let anyone who read the id spend the quota and
+    /// hold the real joiner off with 429; guesses are bounded per source
+    /// ([`Authenticator::charge_join`]).
+    ///
+    /// Errors: [`AuthError::Throttled`] (HTTP 429 with `Retry-After`).
+    pub fn charge_join_invitation(&self, invitation: &str) -> Result<(), AuthError> {
+        self.charge(None, Some(&format!("join:{invitation}")))
     }
 
     /// The partner with key id `key_id`, as the store holds it now: no cache, so that a
@@ -898,8 +912,9 @@ mod tests {
         assert!(matches!(got, Ok(Some(Principal::Admin))), "{got:?}");
     }
 
-    /// Issue 19: join attempts count against the failure quotas, per source and per
-    /// invitation id; another source and another invitation are not affected.
+    /// Issue 19: join attempts count against the failure quota of their source, proven
+    /// ones (issue 20) against their invitation's; another source and another invitation
+    /// are not affected.
     #[tokio::test]
     async fn join_attempts_are_limited_per_source_and_invitation() {
         let limits = AuthLimits {
@@ -908,18 +923,19 @@ mod tests {
             ..AuthLimits::default()
         };
         let (_d, auth, _key) = node(limits);
-        auth.charge_join(ip(1), "inv-a").unwrap();
-        auth.charge_join(ip(1), "inv-b").unwrap();
-        auth.charge_join(ip(1), "inv-c").unwrap();
-        let got = auth.charge_join(ip(1), "inv-d");
+        for _ in 0..3 {
+            auth.charge_join(ip(1)).unwrap();
+        }
+        let got = auth.charge_join(ip(1));
         assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
         assert!(got.unwrap_err().retry_after().is_some());
-        // Per invitation: a second source, the same invitation twice more.
-        auth.charge_join(ip(2), "inv-e").unwrap();
-        auth.charge_join(ip(3), "inv-e").unwrap();
-        let got = auth.charge_join(ip(4), "inv-e");
+        auth.charge_join(ip(2)).unwrap();
+        // Per invitation, whatever the source.
+        auth.charge_join_invitation("inv-e").unwrap();
+        auth.charge_join_invitation("inv-e").unwrap();
+        let got = auth.charge_join_invitation("inv-e");
         assert!(matches!(got, Err(AuthError::Throttled { .. })), "{got:?}");
-        auth.charge_join(ip(4), "inv-f").unwrap();
+        auth.charge_join_invitation("inv-f").unwrap();
     }
 
     #[tokio::test]

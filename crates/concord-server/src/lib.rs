@@ -54,7 +54,8 @@ pub use auth::Principal;
 
 /// The path of the join endpoint (issue 19), where a joining node presents an invitation:
 /// not TAXII, outside every API root's resources. Its body limit
-/// ([`Limits::join_body_bytes`]) and its attempt quota ([`auth::Authenticator::charge_join`])
+/// ([`Limits::join_body_bytes`]) and its attempt quotas ([`auth::Authenticator::charge_join`],
+/// [`auth::Authenticator::charge_join_invitation`])
 /// are this crate's layers; the route itself is `concord_admin::join`'s.
 pub const JOIN_PATH: &str = "/concord/join/";
 pub use limits::Limits;

@@ -1079,3 +1079,56 @@ fn a_releaser_cannot_move_a_partner_abroad_with_its_domestic_grants_alone() {
     let bsi: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(bsi["jurisdiction"], "DE", "nothing applied");
 }
+
+/// Attack (issue 20): one who knows only an invitation's id (audit entries, approvals and
+/// logs name it; the secret they do not) sends join attempts with wrong secrets, more than
+/// the invitation's quota (`failures_per_key`, 10 a minute), to hold the real joiner off
+/// with 429. Attempts that prove nothing beyond the id count against their source only: the
+/// real joiner still joins. Attempts that prove the secret count against the invitation:
+/// its holder retrying past the quota gets 429.
+#[test]
+fn an_invitation_id_alone_cannot_hold_the_real_joiner_off() {
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    import(
+        &a,
+        "intel",
+        &[indicator("f2222222", "hold.example.net", &[GREEN])],
+    );
+    let sa = a.serve();
+    let file = a.path().join("invite.json");
+    cli_ok(
+        &a,
+        &[
+            "invite",
+            "--partner",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--read",
+            "intel",
+            "--url",
+            &sa.base,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let inv = doc::read_invitation(&std::fs::read_to_string(&file).unwrap(), 0).unwrap();
+    let mallory = NodeKey::from_seed(&[70; 32]);
+    for i in 0..15 {
+        let (status, _, v) = post_join(
+            &sa.base,
+            &join_request(&inv, &mallory, |r| r.secret = format!("{i:02x}").repeat(32)),
+        );
+        assert_eq!(status, 403, "attempt {i}: {v}");
+    }
+    // The real joiner, after more failures than the invitation's quota.
+    let joiner = NodeKey::from_seed(&[71; 32]);
+    let body = join_request(&inv, &joiner, |_| {});
+    let (status, _, v) = post_join(&sa.base, &body);
+    assert_eq!(status, 201, "{v}");
+    // Its retries (the same request: the kept answer) count against the invitation.
+    let statuses: Vec<u16> = (0..10).map(|_| post_join(&sa.base, &body).0).collect();
+    assert_eq!(statuses[..9], [201; 9], "{statuses:?}");
+    assert_eq!(statuses[9], 429, "{statuses:?}");
+}
+
