@@ -241,6 +241,14 @@ pub struct Received {
 }
 
 impl Received {
+    /// The node key that signed the kept document ([`Document::key`], checked when it was
+    /// received); `None` when the kept text is unreadable. A peer without a pinned node key
+    /// is held to it for every later document (trust on first use, `concord-sync`'s round).
+    pub fn signing_key(&self) -> Option<[u8; 32]> {
+        let doc: Document = serde_json::from_str(&self.document).ok()?;
+        unhex32(&doc.key)
+    }
+
     /// The received agreement's `end_date` (IEP 2.0 §11), in ns since the epoch, if any.
     pub fn end_ns(&self) -> Option<i64> {
         let end = self

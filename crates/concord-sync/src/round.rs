@@ -436,6 +436,14 @@ fn check_received(
 /// none), verifies it (signature; the peer's node key when pinned), keeps it with its version,
 /// and stops the round if it ended. A document that does not verify stops the round: what the
 /// peer's node agreed cannot be known.
+///
+/// A peer without a pinned node key (`peer add` without `--node-key`, not joined) is trusted
+/// on first use: the key that signed the first document kept from it is the only one
+/// accepted after ([`concord_egress::agreement::Received::signing_key`]); a document signed
+/// by another key stops the round, naming both keys and how to pin the right one, and
+/// replaces nothing kept. Else whoever answers at the peer's URL once (a server put there,
+/// a proxy) could sign an end date that stops every round with the peer and every door to
+/// its partner, or texts shown to this node's operator as the peer's.
 fn agreement_fetched(
     store: &dyn Store,
     peer: &Peer,
@@ -447,16 +455,34 @@ fn agreement_fetched(
     let Some(text) = client.agreement(max_bytes)? else {
         return Ok(());
     };
-    let statement = concord_egress::agreement::verify_document(&text, peer.node_key_bytes())
-        .map_err(|e| SyncError::Agreement(format!("peer {}: {e}", peer.name)))?;
+    let kept = concord_egress::agreement::received(store, &peer.name)?;
+    let first_use = kept.as_ref().and_then(|k| k.signing_key());
+    let statement = match peer.node_key_bytes() {
+        Some(pinned) => concord_egress::agreement::verify_document(&text, Some(pinned))
+            .map_err(|e| SyncError::Agreement(format!("peer {}: {e}", peer.name)))?,
+        None => concord_egress::agreement::verify_document(&text, first_use).map_err(|e| {
+            let tofu = first_use.map_or(String::new(), |k| {
+                format!(
+                    " (trust on first use: peer {} has no pinned node key, and {} signed the \
+                     first agreement document this node kept from it; if the peer's node key \
+                     really changed, pin the new one: `concord peer add {} … --node-key \
+                     KEYFILE` with the key its operator gives you)",
+                    peer.name,
+                    concord_store::node_key::hex(&k),
+                    peer.name
+                )
+            });
+            SyncError::Agreement(format!("peer {}: {e}{tofu}", peer.name))
+        })?,
+    };
     let received = concord_egress::agreement::Received {
         document: text,
         statement,
         fetched: now(),
     };
-    let kept = concord_egress::agreement::received(store, &peer.name)?;
     if kept.as_ref().map(|k| &k.statement.version) != Some(&received.statement.version)
         || kept.as_ref().map(|k| &k.statement.agreement) != Some(&received.statement.agreement)
+        || kept.as_ref().and_then(|k| k.signing_key()) != received.signing_key()
     {
         concord_egress::agreement::store_received(store, &peer.name, &received)?;
         // By the partner's name too: this node's egress door enforces what the partner's

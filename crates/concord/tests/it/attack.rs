@@ -1132,3 +1132,92 @@ fn an_invitation_id_alone_cannot_hold_the_real_joiner_off() {
     assert_eq!(statuses[9], 429, "{statuses:?}");
 }
 
+/// Attack (issue 19/20) on a peer added without its node key: whoever answers at its URL
+/// later (another server there, a proxy) signs an agreement document with a key of its
+/// own, e.g. an end date that stops every round with the peer and every door to its
+/// partner. The peer is trusted on first use: the key of the first document kept (here
+/// the real node B's) is the only one accepted after; another key stops the round, naming
+/// both keys, and replaces nothing kept; pinning the new key (`peer add --node-key`) is how
+/// the operator accepts it.
+#[test]
+fn an_unpinned_peer_is_held_to_the_key_of_its_first_agreement_document() {
+    let b = Node::init_with(&["--jurisdiction", "FR"]);
+    cli_ok(&b, &["collection", "create", "x"]);
+    let token = crate::sync::partner(&b, "a", "DE", &["--read", "x"]);
+    let sb = b.serve();
+    let a = Node::init_with(&["--jurisdiction", "DE"]);
+    cli_ok(&a, &["collection", "create", "x"]);
+    let add_peer = |url: &str, node_key: Option<&std::path::Path>| {
+        let mut args = vec![
+            "peer",
+            "add",
+            "b",
+            url,
+            "--api-root",
+            "/concord/",
+            "--collection",
+            "x:x",
+            "--pull",
+            "--token-file",
+            token.to_str().unwrap(),
+        ];
+        if let Some(k) = node_key {
+            args.extend(["--node-key", k.to_str().unwrap()]);
+        }
+        cli_ok(&a, &args);
+    };
+    let kept_key = || {
+        let store = concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+        concord_egress::agreement::received(store.as_ref(), "b")
+            .unwrap()
+            .expect("a kept agreement document")
+            .signing_key()
+            .map(|k| concord_store::node_key::hex(&k))
+    };
+    // First use: B's own document, kept with B's key.
+    add_peer(&sb.base, None);
+    cli_ok(&a, &["sync", "--peer", "b"]);
+    let b_key: Value = serde_json::from_str(&cli_ok(&b, &["node", "key", "--json"])).unwrap();
+    let b_key = b_key["public_key"].as_str().unwrap().to_owned();
+    assert_eq!(kept_key().as_deref(), Some(b_key.as_str()));
+
+    // Another server answers at the peer's URL, with an end date signed by its own key.
+    let other = NodeKey::from_seed(&[81; 32]);
+    let statement = json!({
+        "format": "concord-agreement/1", "issuer": other.public_hex(), "partner": "a",
+        "version": "forged@000000000000",
+        "agreement": {"name": "forged", "partner": "a", "end_date": "2020-01-01T00:00:00Z"},
+        "issued": "2026-01-01T00:00:00Z"
+    })
+    .to_string();
+    let doc = json!({"signed": statement, "key": other.public_hex(),
+        "signature": concord_store::node_key::hex(&other.sign(statement.as_bytes()))});
+    let forged = answering_peer(doc.to_string());
+    add_peer(&forged, None);
+    let (code, _, err) = crate::sync::cli(&a, &["sync", "--peer", "b"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("trust on first use"), "{err}");
+    assert!(
+        err.contains(&other.public_hex()) && err.contains(&b_key),
+        "both keys named: {err}"
+    );
+    assert_eq!(
+        kept_key().as_deref(),
+        Some(b_key.as_str()),
+        "nothing replaced"
+    );
+    // Back at B, B's documents are accepted as before.
+    add_peer(&sb.base, None);
+    cli_ok(&a, &["sync", "--peer", "b"]);
+
+    // The operator pins the other key: its document is accepted (and its end date stops
+    // the round, as a real one does).
+    let key_file = a.path().join("other.key");
+    std::fs::write(&key_file, other.public_hex()).unwrap();
+    add_peer(&forged, Some(&key_file));
+    let (code, _, err) = crate::sync::cli(&a, &["sync", "--peer", "b"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("trust on first use"), "{err}");
+    assert!(err.contains("ended"), "{err}");
+    assert_eq!(kept_key(), Some(other.public_hex()));
+}
