@@ -568,3 +568,106 @@ fn a_closed_stdout_pipe_ends_the_command_quietly() {
         assert!(!stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+/// A node with a legacy (schema 3) log of 3 rows, one transfer entry after it (an import),
+/// and a signed checkpoint of the head: (node, the checkpoint's no, entry_seq, entry_hash).
+fn legacy_node_with_checkpoint() -> (Node, i64, i64, Vec<u8>) {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let records: Vec<concord_store::AuditRecord> = (0..3)
+        .map(|i| concord_store::AuditRecord {
+            direction: "egress".into(),
+            door: "taxii-objects".into(),
+            partner: "bsi".into(),
+            person: None,
+            collection: "c1".into(),
+            object_id: format!("campaign--{i}"),
+            modified: "2016-01-01T00:00:00.000Z".into(),
+            decision: "sent".into(),
+            transformations: vec![],
+            policy_version: "tlp-v1".into(),
+            vid: 0,
+        })
+        .collect();
+    {
+        let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+        concord_store::sqlite::insert_legacy_audit(&c, &records).unwrap();
+    }
+    let f = tmp.path().join("feed.json");
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            campaign("11111111", WHITE)
+        ),
+    )
+    .unwrap();
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    let (code, _, err) = concord_in(&node, &["audit", "checkpoint", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+    let (no, seq, hash): (i64, i64, Vec<u8>) = c
+        .query_row(
+            "SELECT no, entry_seq, entry_hash FROM audit_checkpoints ORDER BY no DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    drop(c);
+    let (code, doc) = verify(&node);
+    assert_eq!((code, doc["legacy_entries"].as_i64()), (0, Some(3)), "{doc}");
+    (node, no, seq, hash)
+}
+
+/// Attack (h-legacy, someone with write access to the node's files but not its key): a
+/// boundary row forged at a signed checkpoint lets the legacy log and every transfer entry
+/// up to it be deleted with no archive written. `audit verify --full` must not call that
+/// log intact: no archive was sealed by the node key for that boundary.
+#[test]
+fn attack_a_forged_archive_boundary_does_not_hide_deleted_entries() {
+    let (node, no, seq, hash) = legacy_node_with_checkpoint();
+    {
+        let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+        c.execute(
+            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file, legacy_through)
+             VALUES (?1, ?2, ?3, 1, 'nowhere.jsonl', 3)",
+            rusqlite::params![seq, hash, no],
+        )
+        .unwrap();
+        // The triggers let them go now: the forged boundary covers them.
+        c.execute_batch(&format!(
+            "DELETE FROM audit_log; DELETE FROM audit_entries WHERE seq <= {seq};"
+        ))
+        .unwrap();
+    }
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_ne!(
+        code, 0,
+        "a boundary no archive of this node's key vouches for was taken as one: {doc}"
+    );
+}
+
+/// Attack (h-legacy): a boundary without `legacy_through` (as an archive written before
+/// schema 24 leaves) stops `audit verify --full` from reading the legacy rows still held,
+/// so they can be rewritten (hashes recomputed: no key needed) and `audit show` shows the
+/// forgery as the log.
+#[test]
+fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
+    let (node, no, seq, hash) = legacy_node_with_checkpoint();
+    {
+        let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+        c.execute(
+            "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
+             VALUES (?1, ?2, ?3, 1, 'audit-1.jsonl')",
+            rusqlite::params![seq, hash, no],
+        )
+        .unwrap();
+        c.execute_batch(
+            "DROP TRIGGER IF EXISTS audit_log_no_update;
+             UPDATE audit_log SET partner = 'someone-else' WHERE seq = 2;",
+        )
+        .unwrap();
+    }
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_ne!(code, 0, "an edited legacy row held in the database passed: {doc}");
+}
