@@ -1221,3 +1221,98 @@ fn an_unpinned_peer_is_held_to_the_key_of_its_first_agreement_document() {
     assert!(err.contains("ended"), "{err}");
     assert_eq!(kept_key(), Some(other.public_hex()));
 }
+
+/// Attack on main 5a4e94b (the door hands the audit append the names of the rows it read):
+/// a partner POSTs objects whose names are odd (SCOs without `modified`, a marking
+/// definition with `created` only, two versions of one id, a `modified` written with extra
+/// precision, personal data that is pseudonymised across the border), a cross-border
+/// partner reads them by every TAXII door (pages, by id, versions, a missing id, which
+/// decides a decoy), the operator deletes a version in between, and reads go on. Every
+/// entry's names digest must still agree with the store: `audit verify --full` passes.
+#[test]
+fn attack_names_handed_to_the_audit_agree_with_the_store() {
+    use crate::support::TAXII;
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    import(&node, "intel", &[indicator("c0c0c0c0", "seed.example", &[GREEN])]);
+    let w = crate::sync::partner(&node, "w", "DE", &["--read", "intel", "--write", "intel"]);
+    let r = crate::sync::partner(&node, "r", "CN", &["--read", "intel"]);
+    let w = format!("Bearer {}", std::fs::read_to_string(w).unwrap());
+    let r = format!("Bearer {}", std::fs::read_to_string(r).unwrap());
+    let s = node.serve();
+    const IND: &str = "indicator--a1a1a1a1-8ff6-4a8b-9c2f-6e5a3b1f0d11";
+    let v = |modified: &str, domain: &str| {
+        json!({"type": "indicator", "spec_version": "2.1", "id": IND,
+               "created": "2024-01-01T00:00:00.000Z", "modified": modified,
+               "pattern": format!("[domain-name:value = '{domain}']"), "pattern_type": "stix",
+               "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [GREEN]})
+    };
+    let objects = json!([
+        {"type": "ipv4-addr", "spec_version": "2.1",
+         "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd", "value": "198.51.100.7",
+         "object_marking_refs": [GREEN]},
+        {"type": "email-addr", "spec_version": "2.1",
+         "id": "email-addr--2d77a846-6264-5d51-b586-e43822ea1ea3", "value": "jane.doe@example.com",
+         "object_marking_refs": [GREEN]},
+        {"type": "marking-definition", "spec_version": "2.1",
+         "id": "marking-definition--3a5ad8b7-6e0b-4b0e-8f11-3f1c0b2e8a01",
+         "created": "2024-01-01T00:00:00.000Z", "definition_type": "statement",
+         "definition": {"statement": "Copyright 2024 W"}},
+        {"type": "identity", "spec_version": "2.1",
+         "id": "identity--7b3e6f1c-2d4a-4e8b-9a1c-5f6e7d8c9b0a",
+         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+         "name": "Jane Doe", "identity_class": "individual",
+         "contact_information": "jane.doe@example.com", "object_marking_refs": [GREEN]},
+        v("2024-01-01T00:00:00.000Z", "v1.example"),
+        v("2024-02-01T00:00:00.123456Z", "v2.example"),
+    ]);
+    let hw = [
+        ("Authorization", w.as_str()),
+        ("Accept", TAXII),
+        ("Content-Type", TAXII),
+    ];
+    let post = s.request(
+        "POST",
+        "/concord/collections/intel/objects/",
+        &hw,
+        Some(&json!({ "objects": objects }).to_string()),
+    );
+    assert_eq!(post.status, 202, "{}", post.body);
+    let hr = [("Authorization", r.as_str()), ("Accept", TAXII)];
+    let read_all = || {
+        for path in [
+            "/concord/collections/intel/objects/".to_owned(),
+            "/concord/collections/intel/objects/?limit=1".to_owned(),
+            "/concord/collections/intel/objects/?match[version]=all".to_owned(),
+            "/concord/collections/intel/manifest/?match[version]=all".to_owned(),
+            format!("/concord/collections/intel/objects/{IND}/?match[version]=all"),
+            format!("/concord/collections/intel/objects/{IND}/versions/"),
+            "/concord/collections/intel/objects/ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd/"
+                .to_owned(),
+            "/concord/collections/intel/objects/marking-definition--3a5ad8b7-6e0b-4b0e-8f11-3f1c0b2e8a01/"
+                .to_owned(),
+            "/concord/collections/intel/objects/indicator--dec0dec0-dec0-4dec-8dec-0dec0dec0dec/"
+                .to_owned(),
+            "/concord/collections/intel/objects/indicator--00000000-0000-4000-8000-000000000000/"
+                .to_owned(),
+        ] {
+            let got = s.request("GET", &path, &hr, None);
+            assert!(
+                [200, 404].contains(&got.status),
+                "{path}: {} {}",
+                got.status,
+                got.body
+            );
+        }
+    };
+    read_all();
+    let del = s.delete(&format!(
+        "/concord/collections/intel/objects/{IND}/?match[version]=2024-01-01T00:00:00.000Z"
+    ));
+    assert!([200, 204].contains(&del.status), "{} {}", del.status, del.body);
+    read_all();
+    drop(s);
+    let (code, out, err) = crate::sync::cli(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(code, 0, "audit verify --full: {out} {err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["entries"].as_i64().unwrap_or(0) >= 20, "{doc}");
+}
