@@ -886,6 +886,64 @@ pub struct ArchiveBoundary {
     pub legacy_through: Option<i64>,
 }
 
+/// The setting prefix of the node key's word for an archive boundary: the setting
+/// `audit.boundary_seal.{through_seq}` holds `{"sha256": …, "signature": …}` (hex), the
+/// archive's seal digest and the Ed25519 signature of [`ArchiveBoundary::seal_message`],
+/// written by [`write_archive`]. `verify` refuses a boundary without it
+/// ([`AuditError::Unarchived`]): a boundary row alone, which anyone who can write the database
+/// can add, does not vouch for the entries it lets go.
+pub const BOUNDARY_SEAL_PREFIX: &str = "audit.boundary_seal.";
+
+/// The record under [`BOUNDARY_SEAL_PREFIX`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct BoundarySeal {
+    /// The archive file's seal digest (SHA-256 of its lines before the seal), hex.
+    sha256: String,
+    /// Ed25519 signature of [`ArchiveBoundary::seal_message`], hex.
+    signature: String,
+}
+
+impl ArchiveBoundary {
+    /// What the node key signs for this boundary: the tag `concord-audit-boundary-v1\n`,
+    /// `through_seq`, `checkpoint_no` and `legacy_through` (-1: none) as 8 bytes big-endian,
+    /// `through_hash`, the archive's seal digest `sealed`, then the file name's length (8
+    /// bytes) and bytes. `time_ns` is left out.
+    pub fn seal_message(&self, sealed: &Hash) -> Vec<u8> {
+        let mut m = b"concord-audit-boundary-v1\n".to_vec();
+        m.extend_from_slice(&self.through_seq.to_be_bytes());
+        m.extend_from_slice(&self.checkpoint_no.to_be_bytes());
+        m.extend_from_slice(&self.legacy_through.unwrap_or(-1).to_be_bytes());
+        m.extend_from_slice(&self.through_hash);
+        m.extend_from_slice(sealed);
+        m.extend_from_slice(&(self.file.len() as u64).to_be_bytes());
+        m.extend_from_slice(self.file.as_bytes());
+        m
+    }
+
+    /// Whether the store holds the node key's (`key`) seal of this boundary
+    /// ([`BOUNDARY_SEAL_PREFIX`]).
+    pub fn sealed_by(&self, store: &dyn crate::Store, key: &[u8; 32]) -> crate::Result<bool> {
+        let Some(text) = store.setting(&format!("{BOUNDARY_SEAL_PREFIX}{}", self.through_seq))?
+        else {
+            return Ok(false);
+        };
+        let Ok(seal) = serde_json::from_str::<BoundarySeal>(&text) else {
+            return Ok(false);
+        };
+        let (Some(digest), Some(sig)) = (
+            crate::node_key::unhex32(&seal.sha256),
+            crate::node_key::unhex64(&seal.signature),
+        ) else {
+            return Ok(false);
+        };
+        Ok(crate::node_key::verify_signature(
+            key,
+            &self.seal_message(&digest),
+            &sig,
+        ))
+    }
+}
+
 /// What [`crate::Store::archive_audit`] checks before it removes anything, on both backends:
 /// `b` grows the boundary `old`; the entry at `b.through_seq` has `b.through_hash`
 /// (`entry_hash`: the hash of the transfer entry at that seq, if any; at the legacy log's
@@ -1041,6 +1099,20 @@ pub enum AuditError {
         /// A version row it names (the first; the digest does not tell which one changed).
         vid: i64,
     },
+    /// The database's archive boundary (entries up to `seq` gone from it) is not one an
+    /// archive sealed with the node key vouches for: no [`BOUNDARY_SEAL_PREFIX`] record
+    /// signed by the key of the checkpoint it names. Whoever can write the database can add
+    /// a boundary row at any signed checkpoint and then delete every entry (and legacy row)
+    /// up to it; without this check `verify` took that as an archive.
+    #[error(
+        "entries up to {seq} were removed without an archive: the boundary naming {file:?} is not sealed by the node key"
+    )]
+    Unarchived {
+        /// The boundary's last entry.
+        seq: i64,
+        /// The file the boundary names.
+        file: String,
+    },
     /// An archive file is not what was sealed.
     #[error("archive: {0}")]
     Archive(String),
@@ -1057,7 +1129,8 @@ impl AuditError {
             | AuditError::Rewritten { seq, .. }
             | AuditError::Truncated { seq, .. }
             | AuditError::Unindexed { seq, .. }
-            | AuditError::Renamed { seq, .. } => *seq,
+            | AuditError::Renamed { seq, .. }
+            | AuditError::Unarchived { seq, .. } => *seq,
             AuditError::Forged { .. }
             | AuditError::CheckpointBroken { .. }
             | AuditError::Archive(_) => 0,
@@ -1065,7 +1138,7 @@ impl AuditError {
     }
 
     /// One word: `edited`, `deleted`, `reordered`, `broken`, `forged`, `checkpoint-broken`,
-    /// `rewritten`, `truncated`, `unindexed`, `renamed`, `archive`.
+    /// `rewritten`, `truncated`, `unindexed`, `renamed`, `unarchived`, `archive`.
     pub fn kind(&self) -> &'static str {
         match self {
             AuditError::Edited { .. } => "edited",
@@ -1078,6 +1151,7 @@ impl AuditError {
             AuditError::Truncated { .. } => "truncated",
             AuditError::Unindexed { .. } => "unindexed",
             AuditError::Renamed { .. } => "renamed",
+            AuditError::Unarchived { .. } => "unarchived",
             AuditError::Archive(_) => "archive",
         }
     }
@@ -1232,10 +1306,11 @@ fn verify_into(
     if legacy_needed {
         prev = (0, GENESIS);
     }
-    if let Some(b) = &boundary
-        && prev.0 < b.through_seq
-    {
-        // The archived prefix: its last hash is signed by the checkpoint the boundary names.
+    if let Some(b) = &boundary {
+        // The archived prefix: its last hash is signed by the checkpoint the boundary names,
+        // and the archive that took it is sealed by the same key. Checked by every verify
+        // (a boundary row can be added, and the entries behind it deleted, after the last
+        // verified checkpoint).
         let covering = store
             .audit_checkpoints(b.checkpoint_no - 1, 1)?
             .into_iter()
@@ -1246,6 +1321,14 @@ fn verify_into(
                 if let Err(e) = c.check_signature(trusted) {
                     return Ok(Err(e));
                 }
+                // A boundary row alone vouches for nothing: the archive that took the
+                // entries must have been sealed by the node key.
+                if !b.sealed_by(store, &c.key)? {
+                    return Ok(Err(AuditError::Unarchived {
+                        seq: b.through_seq,
+                        file: b.file.clone(),
+                    }));
+                }
             }
             _ => {
                 return Ok(Err(AuditError::Rewritten {
@@ -1254,9 +1337,15 @@ fn verify_into(
                 }));
             }
         }
-        prev = (b.through_seq, b.through_hash);
+        if prev.0 < b.through_seq {
+            prev = (b.through_seq, b.through_hash);
+        }
     }
-    if legacy_needed {
+    // Legacy rows still held after a boundary (an archive written before schema 24 left
+    // them): `audit show` reads them, so a full verify checks their own chain too.
+    let legacy_held =
+        verified.is_none() && boundary.is_some() && !store.audit(0, 1, None)?.is_empty();
+    if legacy_needed || legacy_held {
         let mut last: Option<AuditEntry> = None;
         loop {
             let after = last.as_ref().map_or(0, |e| e.seq);
@@ -1277,7 +1366,9 @@ fn verify_into(
             }
             last = page.into_iter().last();
         }
-        if let Some(l) = last {
+        if let Some(l) = last
+            && legacy_needed
+        {
             prev = legacy_head(l.seq, &l.hash);
         }
     }
@@ -1733,17 +1824,25 @@ pub fn write_archive(
     let text = serde_json::to_string(&seal).unwrap_or_default();
     writeln!(sealed.out, "{text}").map_err(io)?;
     sealed.out.flush().map_err(io)?;
-    Ok((
-        ArchiveBoundary {
-            through_seq: cut.entry_seq,
-            through_hash: cut.entry_hash,
-            checkpoint_no: cut.no,
-            time_ns,
-            file: file.to_owned(),
-            legacy_through,
-        },
-        summary,
-    ))
+    let boundary = ArchiveBoundary {
+        through_seq: cut.entry_seq,
+        through_hash: cut.entry_hash,
+        checkpoint_no: cut.no,
+        time_ns,
+        file: file.to_owned(),
+        legacy_through,
+    };
+    // The node key's word for the boundary, which `verify` requires of it (a boundary row
+    // alone can be added by whoever writes the database).
+    let record = BoundarySeal {
+        sha256: hex(&digest),
+        signature: hex(&key.sign(&boundary.seal_message(&digest))),
+    };
+    store.set_setting(
+        &format!("{BOUNDARY_SEAL_PREFIX}{}", boundary.through_seq),
+        &serde_json::to_string(&record).unwrap_or_default(),
+    )?;
+    Ok((boundary, summary))
 }
 
 struct Sealer<'a> {

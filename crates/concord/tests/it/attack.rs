@@ -1233,7 +1233,11 @@ fn an_unpinned_peer_is_held_to_the_key_of_its_first_agreement_document() {
 fn attack_names_handed_to_the_audit_agree_with_the_store() {
     use crate::support::TAXII;
     let node = Node::init_with(&["--jurisdiction", "DE"]);
-    import(&node, "intel", &[indicator("c0c0c0c0", "seed.example", &[GREEN])]);
+    import(
+        &node,
+        "intel",
+        &[indicator("c0c0c0c0", "seed.example", &[GREEN])],
+    );
     let w = crate::sync::partner(&node, "w", "DE", &["--read", "intel", "--write", "intel"]);
     let r = crate::sync::partner(&node, "r", "CN", &["--read", "intel"]);
     let w = format!("Bearer {}", std::fs::read_to_string(w).unwrap());
@@ -1308,7 +1312,12 @@ fn attack_names_handed_to_the_audit_agree_with_the_store() {
     let del = s.delete(&format!(
         "/concord/collections/intel/objects/{IND}/?match[version]=2024-01-01T00:00:00.000Z"
     ));
-    assert!([200, 204].contains(&del.status), "{} {}", del.status, del.body);
+    assert!(
+        [200, 204].contains(&del.status),
+        "{} {}",
+        del.status,
+        del.body
+    );
     read_all();
     drop(s);
     let (code, out, err) = crate::sync::cli(&node, &["audit", "verify", "--full", "--json"]);

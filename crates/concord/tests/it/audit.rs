@@ -615,7 +615,11 @@ fn legacy_node_with_checkpoint() -> (Node, i64, i64, Vec<u8>) {
         .unwrap();
     drop(c);
     let (code, doc) = verify(&node);
-    assert_eq!((code, doc["legacy_entries"].as_i64()), (0, Some(3)), "{doc}");
+    assert_eq!(
+        (code, doc["legacy_entries"].as_i64()),
+        (0, Some(3)),
+        "{doc}"
+    );
     (node, no, seq, hash)
 }
 
@@ -641,9 +645,14 @@ fn attack_a_forged_archive_boundary_does_not_hide_deleted_entries() {
         .unwrap();
     }
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
-    assert_ne!(
-        code, 0,
+    assert_eq!(
+        (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
+        (1, Some("unarchived"), Some(seq)),
         "a boundary no archive of this node's key vouches for was taken as one: {doc}"
+    );
+    assert!(
+        doc["message"].as_str().unwrap().contains("nowhere.jsonl"),
+        "{doc}"
     );
 }
 
@@ -669,5 +678,9 @@ fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
         .unwrap();
     }
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
-    assert_ne!(code, 0, "an edited legacy row held in the database passed: {doc}");
+    assert_eq!(
+        (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
+        (1, Some("edited"), Some(2)),
+        "an edited legacy row held in the database passed: {doc}"
+    );
 }
