@@ -671,6 +671,33 @@ fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
             rusqlite::params![seq, hash, no],
         )
         .unwrap();
+        // As the node's own archive (sealed by its key) would leave it: only the legacy
+        // rows are the attacker's.
+        let key = concord_store::node_key::NodeKey::load_or_create(
+            &node.path().join(concord_store::node_key::NODE_KEY_FILE),
+        )
+        .unwrap();
+        let b = concord_store::audit::ArchiveBoundary {
+            through_seq: seq,
+            through_hash: hash.as_slice().try_into().unwrap(),
+            checkpoint_no: no,
+            time_ns: 1,
+            file: "audit-1.jsonl".into(),
+            legacy_through: None,
+        };
+        let digest = [7u8; 32];
+        let seal = serde_json::json!({
+            "sha256": concord_store::node_key::hex(&digest),
+            "signature": concord_store::node_key::hex(&key.sign(&b.seal_message(&digest))),
+        });
+        c.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+            rusqlite::params![
+                format!("{}{seq}", concord_store::audit::BOUNDARY_SEAL_PREFIX),
+                seal.to_string()
+            ],
+        )
+        .unwrap();
         c.execute_batch(
             "DROP TRIGGER IF EXISTS audit_log_no_update;
              UPDATE audit_log SET partner = 'someone-else' WHERE seq = 2;",
