@@ -1834,15 +1834,79 @@ pub fn write_archive(
     };
     // The node key's word for the boundary, which `verify` requires of it (a boundary row
     // alone can be added by whoever writes the database).
+    seal_boundary(store, key, &boundary, &digest)?;
+    Ok((boundary, summary))
+}
+
+/// Stores the node key's seal of `boundary` ([`BOUNDARY_SEAL_PREFIX`]): its signature of
+/// [`ArchiveBoundary::seal_message`] with `sealed`, the seal digest of the archive file that
+/// took the entries (the `sha256` of its last line). Written by [`write_archive`], and by
+/// [`vouch_boundary`] for a boundary recorded before seals existed.
+pub fn seal_boundary(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    boundary: &ArchiveBoundary,
+    sealed: &Hash,
+) -> crate::Result<()> {
     let record = BoundarySeal {
-        sha256: hex(&digest),
-        signature: hex(&key.sign(&boundary.seal_message(&digest))),
+        sha256: hex(sealed),
+        signature: hex(&key.sign(&boundary.seal_message(sealed))),
     };
     store.set_setting(
         &format!("{BOUNDARY_SEAL_PREFIX}{}", boundary.through_seq),
         &serde_json::to_string(&record).unwrap_or_default(),
-    )?;
-    Ok((boundary, summary))
+    )
+}
+
+/// Seals the database's archive boundary from the archive file that took its entries
+/// (`concord audit vouch --archive FILE`): for a boundary recorded before seals existed,
+/// which `verify` otherwise reports as `unarchived`. The file must verify with `key`
+/// ([`verify_archive`]) and end exactly where the boundary says (its last entry's seq and
+/// hash, and the checkpoint), so only an archive the node really wrote vouches for it.
+/// Returns the boundary sealed.
+///
+/// Errors: [`crate::StoreError::Corrupt`] naming why the file does not vouch for the
+/// boundary (no boundary, a tampered or foreign file, another stretch of the log).
+pub fn vouch_boundary(
+    store: &dyn crate::Store,
+    key: &NodeKey,
+    archive: &str,
+) -> crate::Result<ArchiveBoundary> {
+    let refuse = |m: String| crate::StoreError::Corrupt(m);
+    let boundary = store
+        .audit_boundary()?
+        .ok_or_else(|| refuse("nothing was archived: there is no boundary to vouch for".into()))?;
+    let summary = verify_archive(archive, Some(&key.public())).map_err(|e| {
+        refuse(format!(
+            "the archive does not verify with the node key: {e}"
+        ))
+    })?;
+    if summary.through_seq != boundary.through_seq
+        || summary.through_hash != hex(&boundary.through_hash)
+        || summary.checkpoint_no != boundary.checkpoint_no
+    {
+        return Err(refuse(format!(
+            "the archive ends at entry {} (checkpoint {}), the database's boundary at entry {} \
+             (checkpoint {}, file {:?}): give the archive that boundary names",
+            summary.through_seq,
+            summary.checkpoint_no,
+            boundary.through_seq,
+            boundary.checkpoint_no,
+            boundary.file
+        )));
+    }
+    let seal_line = archive
+        .trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .unwrap_or("");
+    let Ok(ArchiveLine::Seal { sha256, .. }) = serde_json::from_str(seal_line) else {
+        return Err(refuse("the archive's last line is not its seal".into()));
+    };
+    let sealed = crate::node_key::unhex32(&sha256)
+        .ok_or_else(|| refuse("the archive's seal digest is not 32 bytes of hex".into()))?;
+    seal_boundary(store, key, &boundary, &sealed)?;
+    Ok(boundary)
 }
 
 struct Sealer<'a> {

@@ -68,6 +68,20 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Seal the database's archive boundary with the node key from the archive file that
+    /// took its entries: for an archive made before boundaries were sealed, which `verify`
+    /// reports as `unarchived` until then. The file must verify with the node key and end
+    /// exactly where the boundary does.
+    Vouch {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The archive file the boundary names.
+        #[arg(long, value_name = "FILE")]
+        archive: PathBuf,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move the entries before a date (default: older than `[audit] retention_days`) to a
     /// sealed archive file, then remove them from the database; the chain after them still
     /// verifies from the boundary the database keeps.
@@ -146,6 +160,32 @@ fn now_ns() -> i64 {
 /// Runs an `audit` subcommand; `Ok(false)` (exit 1) when `verify` finds the log tampered.
 pub fn run(command: AuditCommand) -> Result<bool> {
     match command {
+        AuditCommand::Vouch {
+            data,
+            archive,
+            json,
+        } => {
+            let store = crate::open_store(&data)?;
+            let key = node_key(&data.data_dir, store.as_ref())?;
+            let text = std::fs::read_to_string(&archive)
+                .with_context(|| format!("cannot read {}", archive.display()))?;
+            let b = audit::vouch_boundary(store.as_ref(), &key, &text).with_context(|| {
+                format!("{} does not vouch for the boundary", archive.display())
+            })?;
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({"vouched": true, "through_seq": b.through_seq,
+                        "checkpoint_no": b.checkpoint_no, "file": b.file})
+                );
+            } else {
+                eprintln!(
+                    "boundary at entry {} (checkpoint {}, {}) sealed with the node key",
+                    b.through_seq, b.checkpoint_no, b.file
+                );
+            }
+            Ok(true)
+        }
         AuditCommand::Verify {
             data,
             full,

@@ -711,3 +711,79 @@ fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
         "an edited legacy row held in the database passed: {doc}"
     );
 }
+
+/// A boundary recorded before boundaries were sealed (here: the node's own archive with its
+/// seal taken away, as such a node would hold it) is `unarchived` to `verify`, and
+/// `audit vouch --archive FILE` seals it from the archive file that took its entries; a
+/// tampered copy of that file, or no archive of this node, vouches for nothing.
+#[test]
+fn an_unsealed_boundary_is_vouched_for_by_its_archive_file() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("feed.json");
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            campaign("11111111", WHITE)
+        ),
+    )
+    .unwrap();
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    let out = tmp.path().join("audit-1.jsonl");
+    let (code, _, err) = concord_in(
+        &node,
+        &[
+            "audit",
+            "archive",
+            "--before",
+            "2999-01-01T00:00:00Z",
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(verify(&node).0, 0, "sealed by the archive itself");
+    sql(
+        &node,
+        "DELETE FROM settings WHERE key LIKE 'audit.boundary_seal.%'",
+    );
+    let (code, doc) = verify(&node);
+    assert_eq!(
+        (code, doc["kind"].as_str()),
+        (1, Some("unarchived")),
+        "{doc}"
+    );
+    // A copy with one byte changed does not verify: refused, nothing sealed.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let tampered = tmp.path().join("tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"egress\"", "\"EGRESS\"", 1)
+            .replacen("\"ingress\"", "\"INGRESS\"", 1),
+    )
+    .unwrap();
+    let (code, _, err) = concord_in(
+        &node,
+        &["audit", "vouch", "--archive", tampered.to_str().unwrap()],
+    );
+    assert_ne!(code, 0, "a tampered archive vouched: {err}");
+    assert!(err.contains("does not verify"), "{err}");
+    assert_eq!(verify(&node).1["kind"].as_str(), Some("unarchived"));
+    let (code, doc, err) = concord_in(
+        &node,
+        &[
+            "audit",
+            "vouch",
+            "--archive",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!((code, doc["vouched"].as_bool()), (0, Some(true)), "{err}");
+    let (code, doc) = verify(&node);
+    assert_eq!(code, 0, "{doc}");
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(code, 0, "{doc}");
+}
