@@ -150,29 +150,18 @@ fn summary_html(tr: &crate::i18n::Locale, a: &Approval) -> (String, Vec<String>)
                     jurisdiction,
                     tlp,
                     collection,
-                } => (
-                    if collection.is_some() {
-                        "widens-tlp-from"
-                    } else {
-                        "widens-tlp"
-                    },
-                    vec![
-                        ("partner", partner.into()),
-                        ("jurisdiction", jurisdiction.into()),
-                        ("tlp", tlp.into()),
-                        ("collection", collection.clone().unwrap_or_default().into()),
-                    ],
-                ),
-                W::Unmarked {
+                }
+                | W::Unmarked {
                     partner,
                     jurisdiction,
                     tlp,
                     collection,
                 } => (
-                    if collection.is_some() {
-                        "widens-unmarked-from"
-                    } else {
-                        "widens-unmarked"
+                    match (matches!(w, W::Tlp { .. }), collection.is_some()) {
+                        (true, true) => "widens-tlp-from",
+                        (true, false) => "widens-tlp",
+                        (false, true) => "widens-unmarked-from",
+                        (false, false) => "widens-unmarked",
                     },
                     vec![
                         ("partner", partner.into()),
