@@ -325,6 +325,31 @@ pub fn received(store: &dyn Store, peer: &str) -> Result<Option<Received>, Store
         .and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// The node key that signed the agreement document kept from `peer`, for trust on first use
+/// (`concord-sync`'s round): `Ok(None)` when nothing is kept. `Err` naming the peer when
+/// something is kept but neither it nor its document can be read: its key is then unknown,
+/// and taking the next document's key instead would let whoever answers next replace it.
+pub fn kept_signing_key(store: &dyn Store, peer: &str) -> Result<Option<[u8; 32]>, String> {
+    let Some(text) = store
+        .setting(&format!("{RECEIVED_PREFIX}{peer}"))
+        .map_err(|e| e.to_string())?
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str::<Received>(&text)
+        .ok()
+        .and_then(|r| r.signing_key())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "the agreement document kept from peer {peer} cannot be read, so the key it \
+                 was signed with is unknown: pin the peer's node key (`concord peer add {peer} \
+                 … --node-key KEYFILE`)"
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

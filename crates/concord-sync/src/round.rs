@@ -456,7 +456,11 @@ fn agreement_fetched(
         return Ok(());
     };
     let kept = concord_egress::agreement::received(store, &peer.name)?;
-    let first_use = kept.as_ref().and_then(|k| k.signing_key());
+    let first_use = match peer.node_key_bytes() {
+        Some(_) => None,
+        None => concord_egress::agreement::kept_signing_key(store, &peer.name)
+            .map_err(SyncError::Agreement)?,
+    };
     let statement = match peer.node_key_bytes() {
         Some(pinned) => concord_egress::agreement::verify_document(&text, Some(pinned))
             .map_err(|e| SyncError::Agreement(format!("peer {}: {e}", peer.name)))?,

@@ -1210,6 +1210,31 @@ fn an_unpinned_peer_is_held_to_the_key_of_its_first_agreement_document() {
     add_peer(&sb.base, None);
     cli_ok(&a, &["sync", "--peer", "b"]);
 
+    // A kept record that cannot be read (damaged, edited) names no key: the forger's
+    // document is refused, not taken as a new first use.
+    let setting = format!("{}b", concord_egress::agreement::RECEIVED_PREFIX);
+    let saved = {
+        let store = concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+        let saved = store.setting(&setting).unwrap().unwrap();
+        store.set_setting(&setting, "{damaged").unwrap();
+        saved
+    };
+    add_peer(&forged, None);
+    let (code, _, err) = crate::sync::cli(&a, &["sync", "--peer", "b"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot be read"), "{err}");
+    {
+        let store = concord_store::open(a.path().join("concord.sqlite").to_str().unwrap()).unwrap();
+        assert_eq!(
+            store.setting(&setting).unwrap().as_deref(),
+            Some("{damaged"),
+            "nothing replaced"
+        );
+        store.set_setting(&setting, &saved).unwrap();
+    }
+    add_peer(&sb.base, None);
+    cli_ok(&a, &["sync", "--peer", "b"]);
+
     // The operator pins the other key: its document is accepted (and its end date stops
     // the round, as a real one does).
     let key_file = a.path().join("other.key");
