@@ -880,8 +880,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// posting for it, so `audit show --object` would not find that entry. `None`: every
     /// posting is there. The index is not part of the chain (it is derived from the items);
     /// this is how `audit verify` covers it. Work: one indexed look-up per distinct vid of
-    /// each entry, in the index's order (SQLite's `audit_postings`), one row per entry
-    /// (PostgreSQL's `vids`).
+    /// each entry, in the index's order (SQLite's `audit_postings`, whose postings name
+    /// blocks of 64 vids: the vid's block must be posted), one row per entry (PostgreSQL's
+    /// `vids`).
     fn audit_unindexed(&self, entries: &[TransferEntry]) -> Result<Option<(i64, i64)>>;
     /// The names of version rows that the log refers to: held ones from `object_versions`,
     /// deleted ones from the names kept at deletion. Unknown vids are left out.

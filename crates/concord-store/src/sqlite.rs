@@ -66,7 +66,23 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0021_join_answers.sql"),
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
     include_str!("../migrations/sqlite/0024_legacy_archive.sql"),
+    include_str!("../migrations/sqlite/0025_posting_buckets.sql"),
 ];
+
+/// The posting index (`audit_postings`, schema 25) keeps one row per entry and block of
+/// 2^6 = 64 version rows it names: the block of vid `v` is `v >> POSTING_BUCKET_BITS`.
+/// A page's vids are mostly consecutive, so a page of 100 objects costs 2 or 3 postings
+/// instead of 100; a look-up by vid reads its block's entries and keeps those naming it.
+pub const POSTING_BUCKET_BITS: u32 = 6;
+
+/// The distinct posting blocks of `vids` (sorted ascending, as [`TransferEntry::vids`]
+/// gives them), ascending.
+fn posting_buckets(vids: &[i64]) -> Vec<i64> {
+    let mut out: Vec<i64> = vids.iter().map(|v| v >> POSTING_BUCKET_BITS).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
 
 /// The `vid`s of object `?1`'s version rows, as a subquery.
 ///
@@ -1680,37 +1696,39 @@ impl Store for SqliteStore {
     }
 
     fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
-        let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM audit_entries WHERE seq > ?");
-        let mut args = vec![SqlValue::Integer(q.after_seq)];
-        if let Some(b) = q.before_seq {
-            sql.push_str(" AND seq < ?");
-            args.push(SqlValue::Integer(b));
+        if q.vids.is_empty() {
+            return self.select_entries(q, &[]);
         }
-        if let Some(p) = &q.partner {
-            sql.push_str(" AND partner = ?");
-            args.push(SqlValue::Text(p.clone()));
+        // The posting blocks give candidates (entries naming any vid of the blocks); an
+        // entry is kept when its items name one of `q.vids`, or cannot be decoded (damage
+        // that `audit verify` reports, shown rather than hidden). Candidates are read in
+        // `seq` order until `limit` are kept or none are left.
+        let buckets = posting_buckets(&q.vids);
+        let mut out = Vec::new();
+        let mut cursor = q.clone();
+        while out.len() < q.limit {
+            cursor.limit = (q.limit - out.len()).max(64);
+            let page = self.select_entries(&cursor, &buckets)?;
+            let (Some(last), exhausted) = (page.last().map(|e| e.seq), page.len() < cursor.limit)
+            else {
+                break;
+            };
+            out.extend(page.into_iter().filter(|e| {
+                e.decoded()
+                    .is_none_or(|items| items.iter().any(|i| q.vids.contains(&i.vid)))
+            }));
+            if exhausted {
+                break;
+            }
+            if q.newest_first {
+                cursor.before_seq = Some(last);
+            } else {
+                cursor.after_seq = last;
+            }
         }
-        if !q.vids.is_empty() {
-            sql.push_str(" AND seq IN (SELECT seq FROM audit_postings WHERE vid IN (");
-            sql.push_str(&vec!["?"; q.vids.len()].join(","));
-            sql.push_str("))");
-            args.extend(q.vids.iter().map(|v| SqlValue::Integer(*v)));
-        }
-        sql.push_str(if q.newest_first {
-            " ORDER BY seq DESC LIMIT ?"
-        } else {
-            " ORDER BY seq LIMIT ?"
-        });
-        args.push(SqlValue::Integer(
-            i64::try_from(q.limit).unwrap_or(i64::MAX),
-        ));
-        self.with_reader(|c| {
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        out.truncate(q.limit);
+        Ok(out)
     }
-
     fn audit_window(&self, w: &AuditWindow) -> Result<Vec<TransferEntry>> {
         // `seq` is the rowid, which both time indexes carry: (time_ns, seq) and
         // (partner, time_ns, seq) give this order without a sort.
@@ -1747,11 +1765,11 @@ impl Store for SqliteStore {
         wanted.sort_unstable();
         self.with_reader(|c| {
             let mut st =
-                c.prepare_cached("SELECT 1 FROM audit_postings WHERE vid = ?1 AND seq = ?2")?;
+                c.prepare_cached("SELECT 1 FROM audit_postings WHERE bucket = ?1 AND seq = ?2")?;
             let mut first: Option<(i64, i64)> = None;
             for (vid, seq) in wanted {
                 if first.is_none_or(|(s, v)| (seq, vid) < (s, v))
-                    && !st.exists(params![vid, seq])?
+                    && !st.exists(params![vid >> POSTING_BUCKET_BITS, seq])?
                 {
                     first = Some((seq, vid));
                 }
@@ -2107,6 +2125,42 @@ fn boundary(c: &Connection) -> Result<Option<ArchiveBoundary>> {
     .optional()?)
 }
 
+impl SqliteStore {
+    /// The entries `q` selects, with `buckets` (not empty) standing for `q.vids`: those with a
+    /// posting in one of the blocks ([`POSTING_BUCKET_BITS`]).
+    fn select_entries(&self, q: &AuditQuery, buckets: &[i64]) -> Result<Vec<TransferEntry>> {
+        let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM audit_entries WHERE seq > ?");
+        let mut args = vec![SqlValue::Integer(q.after_seq)];
+        if let Some(b) = q.before_seq {
+            sql.push_str(" AND seq < ?");
+            args.push(SqlValue::Integer(b));
+        }
+        if let Some(p) = &q.partner {
+            sql.push_str(" AND partner = ?");
+            args.push(SqlValue::Text(p.clone()));
+        }
+        if !buckets.is_empty() {
+            sql.push_str(" AND seq IN (SELECT seq FROM audit_postings WHERE bucket IN (");
+            sql.push_str(&vec!["?"; buckets.len()].join(","));
+            sql.push_str("))");
+            args.extend(buckets.iter().map(|b| SqlValue::Integer(*b)));
+        }
+        sql.push_str(if q.newest_first {
+            " ORDER BY seq DESC LIMIT ?"
+        } else {
+            " ORDER BY seq LIMIT ?"
+        });
+        args.push(SqlValue::Integer(
+            i64::try_from(q.limit).unwrap_or(i64::MAX),
+        ));
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), transfer_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}
+
 /// The head the next transfer links to (see [`Store::audit_head`]).
 fn head(c: &Connection) -> Result<(i64, Hash)> {
     let last: Option<(i64, Vec<u8>)> = c
@@ -2227,7 +2281,7 @@ fn insert_transfers(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
     let mut post =
-        conn.prepare_cached("INSERT OR IGNORE INTO audit_postings (vid, seq) VALUES (?1, ?2)")?;
+        conn.prepare_cached("INSERT OR IGNORE INTO audit_postings (bucket, seq) VALUES (?1, ?2)")?;
     for p in &pending {
         let e = &p.entry;
         st.execute(params![
@@ -2247,8 +2301,8 @@ fn insert_transfers(
             &e.hash[..],
             e.names.as_ref().map(|d| &d[..])
         ])?;
-        for v in &p.vids {
-            post.execute(params![v, e.seq])?;
+        for b in posting_buckets(&p.vids) {
+            post.execute(params![b, e.seq])?;
         }
     }
     Ok(())

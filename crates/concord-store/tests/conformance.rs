@@ -1139,6 +1139,62 @@ fn partners_change_with_their_audit_entry(store: &dyn Store) {
     assert_eq!(store.last_activity("bs").unwrap(), None, "exact names only");
 }
 
+/// Look-up by version row among many entries naming its neighbours (SQLite keeps one posting
+/// per block of 64 rows, schema 25): only entries naming the row come back, `limit` of them
+/// in either order, however many neighbours share its block.
+fn audit_look_up_by_version_skips_neighbours(store: &dyn Store) {
+    let mut naming_5 = Vec::new();
+    for i in 1..=300i64 {
+        let mut records = vec![AuditRecord {
+            vid: i,
+            ..audit_record("bsi", 0)
+        }];
+        if i % 7 == 0 {
+            records.push(AuditRecord {
+                vid: 5,
+                ..audit_record("bsi", 0)
+            });
+        }
+        store.append_transfer(&records, None).unwrap();
+        if i % 7 == 0 || i == 5 {
+            naming_5.push(i);
+        }
+    }
+    let seqs = |limit: usize, newest_first: bool, after_seq: i64| {
+        store
+            .audit_entries(&concord_store::AuditQuery {
+                vids: vec![5],
+                limit,
+                newest_first,
+                after_seq,
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(1000, false, 0),
+        naming_5,
+        "every entry naming vid 5, no neighbour"
+    );
+    assert_eq!(seqs(10, false, 0), naming_5[..10]);
+    assert_eq!(seqs(10, false, naming_5[10]), naming_5[11..21]);
+    let newest: Vec<i64> = naming_5.iter().rev().take(10).copied().collect();
+    assert_eq!(seqs(10, true, 0), newest);
+    assert_eq!(seqs(0, false, 0), Vec::<i64>::new());
+    // Two rows at once, one of which no entry names.
+    let both = store
+        .audit_entries(&concord_store::AuditQuery {
+            vids: vec![64, 100_000],
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(both.iter().map(|e| e.seq).collect::<Vec<_>>(), [64]);
+}
+
 fn audit_record(partner: &str, i: usize) -> AuditRecord {
     AuditRecord {
         direction: if i.is_multiple_of(2) {
@@ -3064,6 +3120,11 @@ macro_rules! store_suite {
         mod $backend {
             use super::*;
             #[test]
+            fn audit_look_up_by_version_skips_neighbours() {
+                let Some((s, _g)) = $make else { return };
+                super::audit_look_up_by_version_skips_neighbours(&s)
+            }
+            #[test]
             fn collections_are_unique() {
                 let Some((s, _g)) = $make else { return };
                 super::collections_are_unique(&s)
@@ -3219,7 +3280,8 @@ store_suite!(sqlite_backend, sqlite());
 /// someone with the database file or a superuser login can do).
 trait Bypass {
     fn exec(&self, sql: &str);
-    /// SQL that drops entry 3's postings (version rows 1 and 3), and SQL that restores them.
+    /// SQL that drops entry 3's postings (version rows 1 and 3; on SQLite, their block 0), and
+    /// SQL that restores them.
     fn unindex(&self) -> (&'static str, &'static str);
 }
 
@@ -3236,7 +3298,7 @@ impl Bypass for tempfile::TempDir {
     fn unindex(&self) -> (&'static str, &'static str) {
         (
             "DELETE FROM audit_postings WHERE seq = 3",
-            "INSERT INTO audit_postings (vid, seq) VALUES (1, 3), (3, 3)",
+            "INSERT INTO audit_postings (bucket, seq) VALUES (0, 3)",
         )
     }
 }
@@ -3291,6 +3353,69 @@ fn sqlite_audit_window_uses_the_time_indexes() {
         assert!(
             !plan.contains("TEMP B-TREE"),
             "sorted apart from the index: {plan}"
+        );
+    }
+}
+
+/// Schema 25 turns a posting per version row into a posting per block: a log written with
+/// the old index verifies whole after the migration, and its entries are found by version.
+#[test]
+fn sqlite_postings_migrate_to_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    for i in 1..=70i64 {
+        let records: Vec<AuditRecord> = [i, 200 + i]
+            .iter()
+            .map(|&vid| AuditRecord {
+                vid,
+                ..audit_record("bsi", 0)
+            })
+            .collect();
+        store.append_transfer(&records, None).unwrap();
+    }
+    drop(store);
+    // The index as schema 24 kept it: one row per (vid, seq).
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "DROP TABLE audit_postings;
+         CREATE TABLE audit_postings (vid INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                      PRIMARY KEY (vid, seq)) WITHOUT ROWID;
+         INSERT INTO audit_postings (vid, seq) SELECT seq, seq FROM audit_entries;
+         INSERT INTO audit_postings (vid, seq) SELECT 200 + seq, seq FROM audit_entries;",
+    )
+    .unwrap();
+    let version: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    c.pragma_update(None, "user_version", version - 1).unwrap();
+    drop(c);
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let blocks: Vec<i64> = c
+        .prepare("SELECT DISTINCT bucket FROM audit_postings ORDER BY bucket")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // vids 1..=70 and 201..=270 lie in the blocks of 64 numbered 0, 1, 3 and 4.
+    assert_eq!(blocks, [0, 1, 3, 4]);
+    let report = concord_store::audit::verify_log(&store, None, true).unwrap();
+    assert_eq!(report.error, None);
+    for vid in [1, 64, 70, 201, 270] {
+        let found = store
+            .audit_entries(&concord_store::AuditQuery {
+                vids: vec![vid],
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let seq = if vid > 200 { vid - 200 } else { vid };
+        assert_eq!(
+            found.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [seq],
+            "vid {vid}"
         );
     }
 }
