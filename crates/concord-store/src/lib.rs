@@ -164,6 +164,10 @@ pub enum StoreError {
     /// removed. The string names the checkpoint, the entries and the rule.
     #[error("audit archive refused: {0}")]
     ArchiveRefused(String),
+    /// The SQLite store's audit log file ([`sqlite::audit_path`]) is missing, not the one
+    /// made with the main file, or cannot be moved or synced; the string names the files.
+    #[error("audit log file: {0}")]
+    AuditFile(String),
 }
 
 /// The rule for the alias of a new collection, the same for every way a collection is made

@@ -2790,8 +2790,7 @@ const SUMMARY_PARTNERS_PG: &str =
 
 /// The summary of an SQLite store (a file written by [`crate::SqliteStore`]).
 pub fn summarize_sqlite(path: &Path) -> Result<StoreSummary> {
-    let db =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let db = crate::sqlite::open_read_only(path)?;
     // One read transaction: a consistent view even while a server writes.
     db.execute_batch("BEGIN")?;
     let mut s = Summer {
@@ -2953,10 +2952,8 @@ impl PostgresStore {
     /// Errors: [`StoreError::CollectionExists`] when this store already holds a collection
     /// (the target must be empty; see [`PostgresStore::is_empty`]).
     pub fn copy_from_sqlite(&self, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<u64> {
-        let src = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
+        // With the audit log's file attached (schema 26 keeps the log there).
+        let src = crate::sqlite::open_read_only(path)?;
         src.execute_batch("BEGIN")?;
         let lock_key = self.lock_key;
         let n = self.with_conn(|c| {
@@ -3111,11 +3108,7 @@ impl PostgresStore {
                 n += 1;
             }
             // The audit log, row for row (the chain is over these very values).
-            let has_audit: bool = src.query_row(
-                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'audit_log')",
-                [],
-                |r| r.get(0),
-            )?;
+            let has_audit = crate::sqlite::has_table(&src, "audit_log")?;
             if has_audit {
                 let mut st = src.prepare(
                     "SELECT seq, time_ns, direction, door, partner, collection_id, object_id,
@@ -3138,11 +3131,7 @@ impl PostgresStore {
             }
             // The transfer log (schema 7), its names, checkpoints and archive boundaries, row
             // for row; the posting index (`vids`) is rebuilt from the items.
-            let has_transfers: bool = src.query_row(
-                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE name = 'audit_entries')",
-                [],
-                |r| r.get(0),
-            )?;
+            let has_transfers = crate::sqlite::has_table(&src, "audit_entries")?;
             if has_transfers {
                 copy_audit_tables(&src, &mut tx, &mut n)?;
             }

@@ -1,9 +1,21 @@
-//! The embedded default backend: one SQLite file in WAL mode.
+//! The embedded default backend: two SQLite files in WAL mode, the main file
+//! (`concord.sqlite`: collections, objects, partners, settings…) and the audit log's file
+//! beside it ([`audit_path`]: `concord.audit.sqlite`).
 //!
-//! SQLite allows one writer at a time: the store keeps one writer connection behind a mutex
-//! (a [`WriteBatch`] holds it for its whole transaction) and a small pool of reader
-//! connections, so TAXII reads go on while an import writes. `synchronous = FULL`: a
-//! committed batch survives a crash or power loss, which TAXII's 202 promises the client.
+//! SQLite allows one writer at a time per file: the store keeps one writer connection per
+//! file behind a mutex (a [`WriteBatch`] holds the main one for its whole transaction) and a
+//! small pool of reader connections, so TAXII reads go on while an import writes.
+//! `synchronous = FULL`: a committed batch survives a crash or power loss, which TAXII's 202
+//! promises the client.
+//!
+//! The log has a file of its own because every TAXII page is an audit append: SQLite drops a
+//! connection's page cache of a file whenever that file's WAL changed, so appends to the main
+//! file made every reader read its pages again (issue 17). The main file's connections
+//! attach the log's file (as `audit`, read-only), so SQL names tables of either file
+//! unqualified; only the log's own writer writes it. A change to both files (a write batch
+//! with its ingress records, a partner update with its record) writes the log first, then
+//! commits the main file: a crash between the two leaves a record of more than happened,
+//! never less.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -12,8 +24,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::audit::{
-    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, TransferEntry,
-    chain_after, chain_transfers, group_records,
+    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, PendingTransfer,
+    TransferEntry, chain_after, chain_transfers, group_records,
 };
 use crate::{
     AddOutcome, AuditQuery, AuditWindow, Collection, Cursor, Entry, NewCollection, NewObject,
@@ -67,7 +79,90 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0022_approval_requests.sql"),
     include_str!("../migrations/sqlite/0024_legacy_archive.sql"),
     include_str!("../migrations/sqlite/0025_posting_buckets.sql"),
+    include_str!("../migrations/sqlite/0026_audit_file.sql"),
 ];
+
+/// The position in [`MIGRATIONS`] of `0026_audit_file.sql`, before which the store copies the
+/// log into its own file ([`move_audit_out`]).
+const MOVE_AUDIT_AT: usize = 22;
+
+/// Migrations of the audit log's file, applied in order; its `PRAGMA user_version` records
+/// how many ran.
+const AUDIT_MIGRATIONS: &[&str] = &[include_str!(
+    "../migrations/sqlite-audit/0001_audit_file.sql"
+)];
+
+/// The setting of the main file that names its audit log's file (the id in `audit_file`).
+const AUDIT_FILE_SETTING: &str = "audit.file";
+
+/// The audit log's file of the main file `path`: `.audit` before its extension
+/// (`concord.sqlite` → `concord.audit.sqlite`; `db` → `db.audit`). Back it up with the main
+/// file: a store does not open without its own.
+pub fn audit_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let file = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.audit.{ext}"),
+        _ => format!("{name}.audit"),
+    };
+    path.with_file_name(file)
+}
+
+/// An SQLite URI naming `path` (RFC 3986 percent-encoding of what is not a plain path
+/// character), with the query `query`: how ATTACH opens a file read-only.
+fn file_uri(path: &Path, query: &str) -> String {
+    let mut out = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(b) {
+            out.push(*b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push('?');
+    out.push_str(query);
+    out
+}
+
+/// Attaches the file `path` to `conn` as `schema`, read-only unless `write`.
+fn attach(conn: &Connection, path: &Path, schema: &str, write: bool) -> Result<()> {
+    let uri = file_uri(path, if write { "mode=rw" } else { "mode=ro" });
+    conn.execute(&format!("ATTACH DATABASE ?1 AS {schema}"), [uri])?;
+    Ok(())
+}
+
+/// Opens the main file `path` read-write with its audit log's file attached (as `audit`,
+/// read-write too) when that file exists: for tools and tests that read or change the
+/// database outside a store (what someone holding the files can do). No migrations run.
+pub fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    let audit = audit_path(path);
+    if audit.exists() {
+        attach(&conn, &audit, "audit", true)?;
+    }
+    Ok(conn)
+}
+
+/// [`connect`], read-only: what copies a store elsewhere (`concord migrate-store`) reads.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    let audit = audit_path(path);
+    if audit.exists() {
+        attach(&conn, &audit, "audit", false)?;
+    }
+    Ok(conn)
+}
+
+/// Whether a table `name` exists in any file `conn` has open (main or attached).
+pub(crate) fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_list WHERE name = ?1 AND type = 'table')",
+        [name],
+        |r| r.get(0),
+    )?)
+}
 
 /// The posting index (`audit_postings`, schema 25) keeps one row per entry and block of
 /// 2^6 = 64 version rows it names: the block of vid `v` is `v >> POSTING_BUCKET_BITS`.
@@ -112,7 +207,11 @@ fn of_id() -> String {
 /// A store in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
+    /// The writer of the main file (the log's file attached read-only, for [`vid_floor`]).
     writer: Mutex<Connection>,
+    /// The writer of the log's file. Taken after [`SqliteStore::writer`] when both are held
+    /// (never the other way round, so two appends cannot deadlock).
+    audit_writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// Reader connections lent out now (for the pool gauge of `/metrics`).
     readers_in_use: std::sync::atomic::AtomicUsize,
@@ -160,14 +259,20 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`], with at most [`StoreOptions::sqlite_readers`] idle readers
     /// kept and [`StoreOptions::sqlite_cache_bytes`] of page cache per connection.
+    ///
+    /// The audit log's file ([`audit_path`]) must be the one made with this file: a missing
+    /// one or another file's is [`StoreError::AuditFile`], naming both files.
     pub fn open_with(path: &Path, options: &StoreOptions) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         configure(&conn, options.sqlite_cache_bytes)?;
-        migrate(&conn)?;
+        migrate(&conn, path)?;
+        let audit = open_audit(path, &conn, options)?;
+        attach(&conn, &audit_path(path), "audit", false)?;
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(conn),
+            audit_writer: Mutex::new(audit),
             readers: Mutex::new(Vec::new()),
             readers_in_use: std::sync::atomic::AtomicUsize::new(0),
             flusher: Mutex::new(None),
@@ -188,6 +293,46 @@ impl SqliteStore {
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable (SQLite rolls back).
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn audit_writer(&self) -> MutexGuard<'_, Connection> {
+        self.audit_writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `pending` (named, not yet chained) after the log's head, in a transaction of
+    /// the log's file that holds its write lock (so that two processes cannot fork the chain).
+    /// `durable`: wait for fsync (a write of the main file follows, whose commit is durable);
+    /// otherwise committed without it, made durable by [`Store::flush`].
+    fn append_pending(&self, mut pending: Vec<PendingTransfer>, durable: bool) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.audit_writer();
+        if !durable {
+            // Prepared once per connection: `pragma_update` would parse it at every read.
+            conn.prepare_cached("PRAGMA synchronous = NORMAL")?
+                .execute([])?;
+        }
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            chain_transfers(head(&tx)?, now_ns(), &mut pending);
+            write_transfers(&tx, &pending)?;
+            if durable {
+                // vids named here may belong to a main-file batch that has not committed.
+                let top = pending.iter().filter_map(|p| p.vids.last()).max();
+                if let Some(top) = top {
+                    tx.prepare_cached("UPDATE audit_vid_floor SET vid = MAX(vid, ?1)")?
+                        .execute([top])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if !durable {
+            conn.prepare_cached("PRAGMA synchronous = FULL")?
+                .execute([])?;
+        }
+        result
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -212,9 +357,12 @@ impl SqliteStore {
             None => {
                 let c = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 configure(&c, self.options.sqlite_cache_bytes)?;
+                attach(&c, &audit_path(&self.path), "audit", false)?;
                 c
             }
         };
@@ -246,6 +394,8 @@ impl SqliteStore {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut batch = SqliteBatch {
             conn,
+            store: self,
+            pending: Vec::new(),
             collection_id: collection_id.to_owned(),
             date_added_ns: 0,
             open: true,
@@ -299,7 +449,7 @@ fn bump_version(conn: &Connection, collection_id: &str) -> Result<()> {
     Ok(())
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if current > known {
@@ -309,7 +459,19 @@ fn migrate(conn: &Connection) -> Result<()> {
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let moved = if i == MOVE_AUDIT_AT {
+            Some(move_audit_out(conn, path)?)
+        } else {
+            None
+        };
         let tx = conn.unchecked_transaction()?;
+        if let Some(id) = moved {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![AUDIT_FILE_SETTING, id],
+            )?;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
@@ -319,6 +481,161 @@ fn migrate(conn: &Connection) -> Result<()> {
 
 fn now_ns() -> i64 {
     concord_stix::Timestamp::now_micros().unix_nanos()
+}
+
+/// The tables [`move_audit_out`] copies, with their columns.
+const MOVED_TABLES: &[(&str, &str)] = &[
+    (
+        "audit_log",
+        "seq, time_ns, direction, door, partner, collection_id, object_id, modified, decision, \
+         transformations, policy_version, prev_hash, hash",
+    ),
+    (
+        "audit_entries",
+        "seq, time_ns, direction, door, partner, person, collection_id, policy_version, count, \
+         dictionary, items, digest, prev_hash, hash, names",
+    ),
+    ("audit_postings", "bucket, seq"),
+    (
+        "audit_checkpoints",
+        "no, entry_seq, entry_hash, time_ns, prev, key, signature",
+    ),
+    (
+        "audit_archives",
+        "through_seq, through_hash, checkpoint_no, time_ns, file, legacy_through",
+    ),
+];
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::AuditFile(format!("{what} {}: {e}", path.display()))
+}
+
+/// Copies the audit log out of the main file `path` (open as `conn`, at schema 25) into its
+/// own file ([`audit_path`]) and returns the new file's id, for migration 26 to record and
+/// then drop the tables. The copy is made in `NAME.partial` and renamed when whole, so a file
+/// at [`audit_path`] is always complete: one found there was made by a move that stopped
+/// before the main file's migration committed, and is taken as it is.
+fn move_audit_out(conn: &Connection, path: &Path) -> Result<String> {
+    let file = audit_path(path);
+    if file.exists() {
+        let a = Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        return Ok(a.query_row("SELECT id FROM audit_file", [], |r| r.get(0))?);
+    }
+    let mut partial = file.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    for leftover in [
+        partial.clone(),
+        PathBuf::from(format!("{}-journal", partial.display())),
+    ] {
+        match std::fs::remove_file(&leftover) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("cannot remove", &leftover, e));
+            }
+            _ => {}
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    {
+        let a = Connection::open(&partial)?;
+        for sql in AUDIT_MIGRATIONS {
+            a.execute_batch(sql)?;
+        }
+        a.pragma_update(None, "user_version", AUDIT_MIGRATIONS.len() as i64)?;
+        a.execute("INSERT INTO audit_file (id) VALUES (?1)", [&id])?;
+    }
+    attach(conn, &partial, "moving", true)?;
+    let copied = (|| -> Result<()> {
+        let tx = conn.unchecked_transaction()?;
+        for (table, columns) in MOVED_TABLES {
+            tx.execute_batch(&format!(
+                "INSERT INTO moving.{table} ({columns}) SELECT {columns} FROM main.{table}"
+            ))?;
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.execute_batch("DETACH DATABASE moving")?;
+    copied?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_error("cannot sync", &partial, e))?;
+    std::fs::rename(&partial, &file).map_err(|e| io_error("cannot rename to", &file, e))?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename is durable once the directory is.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error("cannot sync", dir, e))?;
+    }
+    Ok(id)
+}
+
+/// Opens the writer of the audit log's file of the main file `path` (open as `main`, fully
+/// migrated): applies the file's pending migrations and checks that it is the file the main
+/// file names.
+///
+/// Errors: [`StoreError::AuditFile`] when the file is missing (a new, empty log is never made
+/// beside existing data) or belongs to another main file; [`StoreError::SchemaTooNew`].
+fn open_audit(path: &Path, main: &Connection, options: &StoreOptions) -> Result<Connection> {
+    let file = audit_path(path);
+    let expected: Option<String> = main
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [AUDIT_FILE_SETTING],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(expected) = expected else {
+        return Err(StoreError::AuditFile(format!(
+            "{} names no audit log file (its setting {AUDIT_FILE_SETTING} is missing)",
+            path.display()
+        )));
+    };
+    if !file.exists() {
+        return Err(StoreError::AuditFile(format!(
+            "the audit log file {} of {} is missing; restore both files from the same backup \
+             (a store never starts a new, empty log beside its data)",
+            file.display(),
+            path.display()
+        )));
+    }
+    let a = Connection::open_with_flags(
+        &file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    a.pragma_update(None, "journal_mode", "WAL")?;
+    configure(&a, options.sqlite_cache_bytes)?;
+    let current: i64 = a.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = AUDIT_MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in AUDIT_MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = a.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    let id: Option<String> = if has_table(&a, "audit_file")? {
+        a.query_row("SELECT id FROM audit_file", [], |r| r.get(0))
+            .optional()?
+    } else {
+        None
+    };
+    if id.as_deref() != Some(expected.as_str()) {
+        return Err(StoreError::AuditFile(format!(
+            "{} is not the audit log file of {} (its id {}, the main file names {expected})",
+            file.display(),
+            path.display(),
+            id.as_deref().unwrap_or("none")
+        )));
+    }
+    Ok(a)
 }
 
 /// Moves a chain of transfer packages from `previous` (0: none yet) to `link`, in the
@@ -373,6 +690,10 @@ fn row_to_collection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
 
 struct SqliteBatch<'a> {
     conn: MutexGuard<'a, Connection>,
+    store: &'a SqliteStore,
+    /// The batch's transfers, named in its transaction, appended to the log at commit (before
+    /// the main file commits).
+    pending: Vec<PendingTransfer>,
     collection_id: String,
     date_added_ns: i64,
     open: bool,
@@ -483,12 +804,14 @@ impl WriteBatch for SqliteBatch<'_> {
             None => {
                 self.conn
                     .prepare_cached(
-                        // vids are never reused (the audit log names them): above both the
-                    // held rows and the names kept of deleted ones.
+                        // vids are never reused (the audit log names them): above the held
+                    // rows, the names kept of deleted ones, and the log's floor (vids of a
+                    // batch recorded by the log that did not commit here).
                     "INSERT INTO object_versions
                          (vid, id, type, spec_version, modified_key, modified, content_hash, body)
                          VALUES ((SELECT MAX(COALESCE((SELECT MAX(vid) FROM object_versions), 0),
-                                             COALESCE((SELECT MAX(vid) FROM audit_version_names), 0)) + 1),
+                                             COALESCE((SELECT MAX(vid) FROM audit_version_names), 0),
+                                             (SELECT vid FROM audit_vid_floor)) + 1),
                                  ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![
@@ -531,7 +854,9 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
-        insert_transfers(&self.conn, records, &Default::default(), None)
+        let named = named_transfers(&self.conn, records, &Default::default(), None)?;
+        self.pending.extend(named);
+        Ok(())
     }
 
     fn last_vid(&self) -> Option<i64> {
@@ -653,6 +978,10 @@ impl WriteBatch for SqliteBatch<'_> {
         if self.added {
             bump_version(&self.conn, &self.collection_id)?;
         }
+        // The log first: a crash before the main file commits leaves a record of more
+        // than happened, never less (and the vid floor keeps these vids from being reused).
+        self.store
+            .append_pending(std::mem::take(&mut self.pending), true)?;
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
         Ok(())
@@ -1383,7 +1712,8 @@ impl Store for SqliteStore {
                 session.last_seen_ns
             ],
         )?;
-        insert_transfers(&tx, audit, &Default::default(), None)?;
+        let pending = named_transfers(&tx, audit, &Default::default(), None)?;
+        self.append_pending(pending, true)?;
         tx.commit()?;
         Ok(())
     }
@@ -1534,7 +1864,8 @@ impl Store for SqliteStore {
             "UPDATE partners SET key_id = ?2, record = ?3 WHERE name = ?1",
             params![now.name, now.key_id, now.to_record()],
         )?;
-        insert_transfers(&tx, audit, &Default::default(), None)?;
+        let pending = named_transfers(&tx, audit, &Default::default(), None)?;
+        self.append_pending(pending, true)?;
         tx.commit()?;
         Ok(true)
     }
@@ -1660,7 +1991,8 @@ impl Store for SqliteStore {
                     params![p.now.name, p.now.key_id, p.now.to_record()],
                 )?;
             }
-            insert_transfers(&tx, audit, &Default::default(), None)?;
+            let pending = named_transfers(&tx, audit, &Default::default(), None)?;
+            self.append_pending(pending, true)?;
         }
         tx.commit()?;
         Ok(true)
@@ -1675,24 +2007,20 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut conn = self.writer();
+        let mut pending = group_records(records, digest);
+        let unnamed = crate::audit::unnamed_vids(&pending, names);
+        let held = if unnamed.is_empty() {
+            crate::audit::NameKeys::default()
+        } else {
+            self.with_reader(|c| name_keys(c, &unnamed))?
+        };
+        crate::audit::name_transfers(&mut pending, names, &held);
         // Committed (atomic, in the chain, visible, safe from a crash of the process) before
         // the caller lets anything leave, but without waiting for fsync: a read must not
-        // cost a disk flush (issue 17). `flush` (every second in `serve`) or the next write
-        // batch makes it durable against power loss.
-        // Prepared once per connection: `pragma_update` would parse it at every read.
-        conn.prepare_cached("PRAGMA synchronous = NORMAL")?
-            .execute([])?;
-        // IMMEDIATE: the write lock of the file, so that two processes cannot fork the chain.
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            insert_transfers(&tx, records, names, digest)?;
-            tx.commit()?;
-            Ok(())
-        })();
-        conn.prepare_cached("PRAGMA synchronous = FULL")?
-            .execute([])?;
-        result
+        // cost a disk flush (issue 17). `flush` (every second in `serve`) or the next durable
+        // append makes it durable against power loss. Only the log's file changes, so the
+        // readers keep their page caches of the main file.
+        self.append_pending(pending, false)
     }
 
     fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
@@ -1816,10 +2144,13 @@ impl Store for SqliteStore {
             None => {
                 let c = Connection::open(&self.path)?;
                 configure(&c, 0)?;
+                attach(&c, &audit_path(&self.path), "audit", true)?;
                 flusher.insert(c)
             }
         };
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        // Both files: the log's appends are the frames committed without a sync.
+        conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        conn.query_row("PRAGMA audit.wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -1871,7 +2202,7 @@ impl Store for SqliteStore {
     }
 
     fn add_audit_checkpoint(&self, sign: &mut crate::audit::SignHead<'_>) -> Result<Checkpoint> {
-        let mut conn = self.writer();
+        let mut conn = self.audit_writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let last = last_checkpoint(&tx)?;
         let c = sign(last.as_ref(), head(&tx)?);
@@ -1923,7 +2254,7 @@ impl Store for SqliteStore {
     }
 
     fn archive_audit(&self, b: &ArchiveBoundary) -> Result<()> {
-        let mut conn = self.writer();
+        let mut conn = self.audit_writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let at: Option<Vec<u8>> = tx
             .query_row(
@@ -2240,8 +2571,6 @@ fn name_keys(conn: &Connection, vids: &[i64]) -> Result<crate::audit::NameKeys> 
     Ok(out)
 }
 
-/// Appends the transfers of `records` after the head, inside the caller's write transaction
-/// (which holds the file's write lock, so the chain cannot fork), with their postings.
 /// The columns of an [`Approval`], in the order [`approval_row`] reads them.
 const APPROVAL_COLUMNS: &str = "id, kind, target, change, summary, requested_by, requested_ns, \
      status, decided_by, decided_ns, reason, request";
@@ -2263,26 +2592,33 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     })
 }
 
-fn insert_transfers(
+/// The transfers of `records` (`digest` on each), named: version rows not in `given` are
+/// looked up on `conn`, which sees the main file as the caller's transaction does (a write
+/// batch names the rows it has just inserted).
+fn named_transfers(
     conn: &Connection,
     records: &[AuditRecord],
     given: &crate::audit::RowNames,
     digest: Option<Hash>,
-) -> Result<()> {
+) -> Result<Vec<PendingTransfer>> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut pending = group_records(records, digest);
     let held = name_keys(conn, &crate::audit::unnamed_vids(&pending, given))?;
     crate::audit::name_transfers(&mut pending, given, &held);
-    chain_transfers(head(conn)?, now_ns(), &mut pending);
+    Ok(pending)
+}
+
+/// Writes chained transfers and their postings, in the caller's transaction of the log's file.
+fn write_transfers(conn: &Connection, pending: &[PendingTransfer]) -> Result<()> {
     let mut st = conn.prepare_cached(&format!(
         "INSERT INTO audit_entries ({TRANSFER_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
     let mut post =
         conn.prepare_cached("INSERT OR IGNORE INTO audit_postings (bucket, seq) VALUES (?1, ?2)")?;
-    for p in &pending {
+    for p in pending {
         let e = &p.entry;
         st.execute(params![
             e.seq,

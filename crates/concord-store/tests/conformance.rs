@@ -3287,7 +3287,7 @@ trait Bypass {
 
 impl Bypass for tempfile::TempDir {
     fn exec(&self, sql: &str) {
-        let c = rusqlite::Connection::open(self.path().join("t.sqlite")).unwrap();
+        let c = concord_store::sqlite::connect(&self.path().join("t.sqlite")).unwrap();
         c.execute_batch(
             "DROP TRIGGER IF EXISTS audit_entries_no_update; DROP TRIGGER IF EXISTS audit_entries_no_delete;
              DROP TRIGGER IF EXISTS audit_checkpoints_no_update; DROP TRIGGER IF EXISTS audit_log_no_update;",
@@ -3329,7 +3329,7 @@ fn sqlite_audit_window_uses_the_time_indexes() {
     let Some((_store, dir)) = sqlite() else {
         return;
     };
-    let c = rusqlite::Connection::open(dir.path().join("t.sqlite")).unwrap();
+    let c = concord_store::sqlite::connect(&dir.path().join("t.sqlite")).unwrap();
     for (partner, index) in [
         ("", "audit_entries_time"),
         (" AND partner = ?3", "audit_entries_partner_time"),
@@ -3357,10 +3357,11 @@ fn sqlite_audit_window_uses_the_time_indexes() {
     }
 }
 
-/// Schema 25 turns a posting per version row into a posting per block: a log written with
-/// the old index verifies whole after the migration, and its entries are found by version.
+/// Schema 25 turns a posting per version row into a posting per block, and schema 26 moves
+/// the log into its own file: a log written with the old index in the main file verifies
+/// whole after both migrations, and its entries are found by version.
 #[test]
-fn sqlite_postings_migrate_to_blocks() {
+fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.sqlite");
     let store = concord_store::SqliteStore::open(&path).unwrap();
@@ -3375,25 +3376,45 @@ fn sqlite_postings_migrate_to_blocks() {
         store.append_transfer(&records, None).unwrap();
     }
     drop(store);
-    // The index as schema 24 kept it: one row per (vid, seq).
-    let c = rusqlite::Connection::open(&path).unwrap();
+    // The log as schema 24 kept it: in the main file, one posting per (vid, seq).
+    let c = concord_store::sqlite::connect(&path).unwrap();
     c.execute_batch(
-        "DROP TABLE audit_postings;
-         CREATE TABLE audit_postings (vid INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                      PRIMARY KEY (vid, seq)) WITHOUT ROWID;
-         INSERT INTO audit_postings (vid, seq) SELECT seq, seq FROM audit_entries;
-         INSERT INTO audit_postings (vid, seq) SELECT 200 + seq, seq FROM audit_entries;",
+        "CREATE TABLE main.audit_log AS SELECT * FROM audit.audit_log;
+         CREATE TABLE main.audit_entries AS SELECT * FROM audit.audit_entries;
+         CREATE TABLE main.audit_checkpoints AS SELECT * FROM audit.audit_checkpoints;
+         CREATE TABLE main.audit_archives AS SELECT * FROM audit.audit_archives;
+         CREATE TABLE main.audit_postings (vid INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                           PRIMARY KEY (vid, seq)) WITHOUT ROWID;
+         INSERT INTO main.audit_postings (vid, seq) SELECT seq, seq FROM audit.audit_entries;
+         INSERT INTO main.audit_postings (vid, seq) SELECT 200 + seq, seq FROM audit.audit_entries;
+         DELETE FROM main.settings WHERE key = 'audit.file';",
     )
     .unwrap();
     let version: i64 = c
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    c.pragma_update(None, "user_version", version - 1).unwrap();
+    c.pragma_update(Some("main"), "user_version", version - 2)
+        .unwrap();
     drop(c);
+    let audit_file = concord_store::sqlite::audit_path(&path);
+    assert_eq!(audit_file, dir.path().join("t.audit.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", audit_file.display()));
+    }
     let store = concord_store::SqliteStore::open(&path).unwrap();
-    let c = rusqlite::Connection::open(&path).unwrap();
+    let main_only = rusqlite::Connection::open(&path).unwrap();
+    let left: i64 = main_only
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('audit_log', 'audit_entries', \
+             'audit_postings', 'audit_checkpoints', 'audit_archives')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the main file let the log go");
+    let c = concord_store::sqlite::connect(&path).unwrap();
     let blocks: Vec<i64> = c
-        .prepare("SELECT DISTINCT bucket FROM audit_postings ORDER BY bucket")
+        .prepare("SELECT DISTINCT bucket FROM audit.audit_postings ORDER BY bucket")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -3402,7 +3423,7 @@ fn sqlite_postings_migrate_to_blocks() {
     // vids 1..=70 and 201..=270 lie in the blocks of 64 numbered 0, 1, 3 and 4.
     assert_eq!(blocks, [0, 1, 3, 4]);
     let report = concord_store::audit::verify_log(&store, None, true).unwrap();
-    assert_eq!(report.error, None);
+    assert_eq!((report.error, report.head_seq), (None, 70));
     for vid in [1, 64, 70, 201, 270] {
         let found = store
             .audit_entries(&concord_store::AuditQuery {
@@ -3412,12 +3433,122 @@ fn sqlite_postings_migrate_to_blocks() {
             })
             .unwrap();
         let seq = if vid > 200 { vid - 200 } else { vid };
-        assert_eq!(
-            found.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            [seq],
-            "vid {vid}"
-        );
+        assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq], "vid {vid}");
     }
+}
+
+/// An audit append changes the log's file only: the main file's readers keep their page
+/// caches (SQLite drops a connection's cache of a file whose WAL changed; issue 17). A
+/// connection sees another's commit to a file as a change of `PRAGMA data_version`.
+#[test]
+fn sqlite_audit_appends_leave_the_main_file_alone() {
+    let (store, dir) = sqlite().unwrap();
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "c1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    add(
+        &store,
+        &coll.id,
+        &[
+            obj(A, Some("2016-01-01T00:00:00.000Z"), "one"),
+            obj(B, Some("2016-01-01T00:00:00.000Z"), "two"),
+        ],
+    );
+    let probe = concord_store::sqlite::connect(&dir.path().join("t.sqlite")).unwrap();
+    let versions = || -> (i64, i64) {
+        (
+            probe
+                .pragma_query_value(Some("main"), "data_version", |r| r.get(0))
+                .unwrap(),
+            probe
+                .pragma_query_value(Some("audit"), "data_version", |r| r.get(0))
+                .unwrap(),
+        )
+    };
+    let (main_before, audit_before) = versions();
+    let entries = all(&store, &coll.id, &ObjectFilter::default());
+    assert_eq!(entries.len(), 2);
+    let records = sent("bsi", &coll.id, &entries, "sent");
+    store.append_transfer(&records, Some([1; 32])).unwrap();
+    let (main_after, audit_after) = versions();
+    assert_eq!(main_after, main_before, "an append left the main file as it was");
+    assert_ne!(audit_after, audit_before, "the append went to the log's file");
+    // The probe sees main-file commits (it can fail).
+    store.set_setting("x", "y").unwrap();
+    assert_ne!(versions().0, main_after);
+}
+
+/// A store does not open beside a missing audit log file or another store's: it would start
+/// a new, empty chain and `audit verify` would find nothing amiss.
+#[test]
+fn sqlite_store_refuses_a_missing_or_foreign_audit_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.sqlite"), dir.path().join("b.sqlite"));
+    drop(concord_store::SqliteStore::open(&a).unwrap());
+    drop(concord_store::SqliteStore::open(&b).unwrap());
+    let (a_log, b_log) = (
+        concord_store::sqlite::audit_path(&a),
+        concord_store::sqlite::audit_path(&b),
+    );
+    std::fs::rename(&a_log, dir.path().join("kept")).unwrap();
+    let err = concord_store::SqliteStore::open(&a).unwrap_err();
+    assert!(matches!(err, StoreError::AuditFile(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("missing") && text.contains("a.audit.sqlite"), "{text}");
+    assert!(!a_log.exists(), "no new log was made");
+    std::fs::copy(&b_log, &a_log).unwrap();
+    let text = concord_store::SqliteStore::open(&a).unwrap_err().to_string();
+    assert!(text.contains("is not the audit log file of"), "{text}");
+    std::fs::rename(dir.path().join("kept"), &a_log).unwrap();
+    drop(concord_store::SqliteStore::open(&a).unwrap());
+}
+
+/// A write batch records its transfers in the log before the main file commits; the vids it
+/// named stay taken even if the main file then loses them (a crash between the two), so the
+/// log never names another object with them.
+#[test]
+fn sqlite_vids_named_by_the_log_are_not_given_again() {
+    let (store, dir) = sqlite().unwrap();
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "c1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let add_one = |batch: &mut dyn concord_store::WriteBatch, v: &Value| {
+        let header: ObjectHeader = validate_object(v).unwrap();
+        let body = v.to_string();
+        batch
+            .add(&NewObject {
+                header: &header,
+                body: &body,
+                value: v,
+            })
+            .unwrap();
+    };
+    let mut batch = store.begin_write(&coll.id).unwrap();
+    add_one(batch.as_mut(), &obj(A, Some("2016-01-01T00:00:00.000Z"), "one"));
+    let vid = batch.last_vid().unwrap();
+    batch
+        .append_audit(&[AuditRecord {
+            vid,
+            ..audit_record("bsi", 1)
+        }])
+        .unwrap();
+    batch.commit().unwrap();
+    // The main file as a crash before its commit would leave it.
+    let c = concord_store::sqlite::connect(&dir.path().join("t.sqlite")).unwrap();
+    c.execute_batch("DELETE FROM collection_entries; DELETE FROM object_versions;")
+        .unwrap();
+    drop(c);
+    let mut batch = store.begin_write(&coll.id).unwrap();
+    add_one(batch.as_mut(), &obj(B, Some("2016-01-01T00:00:00.000Z"), "two"));
+    let next = batch.last_vid().unwrap();
+    batch.commit().unwrap();
+    assert!(next > vid, "vid {vid} was given again ({next})");
 }
 
 #[test]
@@ -3478,7 +3609,7 @@ fn sqlite_legacy_audit_log_is_archived() {
     let (store, dir) = sqlite_with_legacy_log();
     let path = dir.path().join("t.sqlite");
     legacy_log_is_archived(&store, &|sql| {
-        rusqlite::Connection::open(&path)
+        concord_store::sqlite::connect(&path)
             .unwrap()
             .execute_batch(sql)
             .map_err(|e| e.to_string())
@@ -3486,7 +3617,7 @@ fn sqlite_legacy_audit_log_is_archived() {
     let (store, dir) = sqlite_with_legacy_log();
     let path = dir.path().join("t.sqlite");
     legacy_log_alone_is_archived(&store, &|records| {
-        let conn = rusqlite::Connection::open(&path).unwrap();
+        let conn = concord_store::sqlite::connect(&path).unwrap();
         concord_store::sqlite::insert_legacy_audit(&conn, records).unwrap();
     });
 }

@@ -532,7 +532,7 @@ fn peers_and_audit_verify_over_http() {
         Some(json!({"full": "yes"})),
     );
     assert_error(&r, 400, "invalid_request", "full");
-    let db = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+    let db = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
     db.execute_batch(
         "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET door = 'export' WHERE seq = 1;",
     )

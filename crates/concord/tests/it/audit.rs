@@ -28,7 +28,7 @@ fn verify(node: &Node) -> (i32, serde_json::Value) {
 }
 
 fn sql(node: &Node, statements: &str) {
-    let db = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+    let db = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
     db.execute_batch(statements).unwrap();
 }
 
@@ -151,7 +151,7 @@ fn every_door_is_recorded_and_tampering_is_found() {
     assert!(text.contains("\tingress\timport\toperator\t"), "{text}");
 
     // Append-only through SQL, unless the triggers are dropped.
-    let db = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+    let db = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
     assert!(
         db.execute("UPDATE audit_entries SET partner = 'x' WHERE seq = 3", [])
             .is_err()
@@ -429,7 +429,7 @@ fn a_legacy_log_is_archived_with_the_first_archive() {
         })
         .collect();
     {
-        let c = rusqlite::Connection::open(&db).unwrap();
+        let c = concord_store::sqlite::connect(&db).unwrap();
         concord_store::sqlite::insert_legacy_audit(&c, &records).unwrap();
         let err = c
             .execute_batch("DELETE FROM audit_log WHERE seq = 1")
@@ -511,7 +511,7 @@ fn a_legacy_log_is_archived_with_the_first_archive() {
         (1, Some("edited"), Some(2)),
         "{doc}"
     );
-    let left: i64 = rusqlite::Connection::open(&db)
+    let left: i64 = concord_store::sqlite::connect(&db)
         .unwrap()
         .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
         .unwrap();
@@ -590,7 +590,7 @@ fn legacy_node_with_checkpoint() -> (Node, i64, i64, Vec<u8>) {
         })
         .collect();
     {
-        let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+        let c = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
         concord_store::sqlite::insert_legacy_audit(&c, &records).unwrap();
     }
     let f = tmp.path().join("feed.json");
@@ -605,7 +605,7 @@ fn legacy_node_with_checkpoint() -> (Node, i64, i64, Vec<u8>) {
     assert_eq!(node.import("feed", &[&f]).0, 0);
     let (code, _, err) = concord_in(&node, &["audit", "checkpoint", "--json"]);
     assert_eq!(code, 0, "{err}");
-    let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+    let c = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
     let (no, seq, hash): (i64, i64, Vec<u8>) = c
         .query_row(
             "SELECT no, entry_seq, entry_hash FROM audit_checkpoints ORDER BY no DESC LIMIT 1",
@@ -631,7 +631,7 @@ fn legacy_node_with_checkpoint() -> (Node, i64, i64, Vec<u8>) {
 fn attack_a_forged_archive_boundary_does_not_hide_deleted_entries() {
     let (node, no, seq, hash) = legacy_node_with_checkpoint();
     {
-        let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+        let c = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
         c.execute(
             "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file, legacy_through)
              VALUES (?1, ?2, ?3, 1, 'nowhere.jsonl', 3)",
@@ -664,7 +664,7 @@ fn attack_a_forged_archive_boundary_does_not_hide_deleted_entries() {
 fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
     let (node, no, seq, hash) = legacy_node_with_checkpoint();
     {
-        let c = rusqlite::Connection::open(node.path().join("concord.sqlite")).unwrap();
+        let c = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
         c.execute(
             "INSERT INTO audit_archives (through_seq, through_hash, checkpoint_no, time_ns, file)
              VALUES (?1, ?2, ?3, 1, 'audit-1.jsonl')",
