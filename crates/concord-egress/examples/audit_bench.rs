@@ -106,10 +106,14 @@ fn policy() -> Arc<Policy> {
     )
 }
 
+/// Bytes of both files of an SQLite store (the main file and the audit log's), WALs
+/// checkpointed into them.
 fn sqlite_size(path: &std::path::Path) -> u64 {
-    let c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
-    std::fs::metadata(path).unwrap().len()
+    let c = concord_store::sqlite::connect(path).unwrap();
+    c.execute_batch("PRAGMA main.wal_checkpoint(TRUNCATE); PRAGMA audit.wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let log = concord_store::sqlite::audit_path(path);
+    std::fs::metadata(path).unwrap().len() + std::fs::metadata(log).unwrap().len()
 }
 
 fn growth_and_stub(store: Arc<dyn Store>, size: &dyn Fn() -> u64, label: &str) {

@@ -3433,7 +3433,11 @@ fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
             })
             .unwrap();
         let seq = if vid > 200 { vid - 200 } else { vid };
-        assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq], "vid {vid}");
+        assert_eq!(
+            found.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [seq],
+            "vid {vid}"
+        );
     }
 }
 
@@ -3474,8 +3478,14 @@ fn sqlite_audit_appends_leave_the_main_file_alone() {
     let records = sent("bsi", &coll.id, &entries, "sent");
     store.append_transfer(&records, Some([1; 32])).unwrap();
     let (main_after, audit_after) = versions();
-    assert_eq!(main_after, main_before, "an append left the main file as it was");
-    assert_ne!(audit_after, audit_before, "the append went to the log's file");
+    assert_eq!(
+        main_after, main_before,
+        "an append left the main file as it was"
+    );
+    assert_ne!(
+        audit_after, audit_before,
+        "the append went to the log's file"
+    );
     // The probe sees main-file commits (it can fail).
     store.set_setting("x", "y").unwrap();
     assert_ne!(versions().0, main_after);
@@ -3497,10 +3507,15 @@ fn sqlite_store_refuses_a_missing_or_foreign_audit_file() {
     let err = concord_store::SqliteStore::open(&a).unwrap_err();
     assert!(matches!(err, StoreError::AuditFile(_)), "{err}");
     let text = err.to_string();
-    assert!(text.contains("missing") && text.contains("a.audit.sqlite"), "{text}");
+    assert!(
+        text.contains("missing") && text.contains("a.audit.sqlite"),
+        "{text}"
+    );
     assert!(!a_log.exists(), "no new log was made");
     std::fs::copy(&b_log, &a_log).unwrap();
-    let text = concord_store::SqliteStore::open(&a).unwrap_err().to_string();
+    let text = concord_store::SqliteStore::open(&a)
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("is not the audit log file of"), "{text}");
     std::fs::rename(dir.path().join("kept"), &a_log).unwrap();
     drop(concord_store::SqliteStore::open(&a).unwrap());
@@ -3530,7 +3545,10 @@ fn sqlite_vids_named_by_the_log_are_not_given_again() {
             .unwrap();
     };
     let mut batch = store.begin_write(&coll.id).unwrap();
-    add_one(batch.as_mut(), &obj(A, Some("2016-01-01T00:00:00.000Z"), "one"));
+    add_one(
+        batch.as_mut(),
+        &obj(A, Some("2016-01-01T00:00:00.000Z"), "one"),
+    );
     let vid = batch.last_vid().unwrap();
     batch
         .append_audit(&[AuditRecord {
@@ -3545,7 +3563,10 @@ fn sqlite_vids_named_by_the_log_are_not_given_again() {
         .unwrap();
     drop(c);
     let mut batch = store.begin_write(&coll.id).unwrap();
-    add_one(batch.as_mut(), &obj(B, Some("2016-01-01T00:00:00.000Z"), "two"));
+    add_one(
+        batch.as_mut(),
+        &obj(B, Some("2016-01-01T00:00:00.000Z"), "two"),
+    );
     let next = batch.last_vid().unwrap();
     batch.commit().unwrap();
     assert!(next > vid, "vid {vid} was given again ({next})");
