@@ -18,11 +18,13 @@
 //! jurisdiction that makes a cross-border partner domestic, and anything else of its record
 //! after which the egress door gives it more (a less strict action on a category of personal
 //! data, an agreement that no longer applies, the pseudonyms of a group it shares with
-//! others). A domestic partner that moves abroad is read as a new cross-border partner: its
-//! read grants, its groups and its incident grants ([`grants_to`]) all wait. Its approval
-//! replaces the partner record compare-and-set in the transaction that records it; a
-//! partner changed since the request is recomputed, and refused, naming what differs, when
-//! the change would now widen something else than what was asked.
+//! others). A partner that crosses a new border ([`crosses_border`]: a domestic partner
+//! moving abroad, or one abroad moving to another foreign jurisdiction, whose agreement and
+//! law differ) is read as a new cross-border partner there: its read grants, its groups and
+//! its incident grants ([`grants_to`]) all wait. Its approval replaces the partner record
+//! compare-and-set in the transaction that records it; a partner changed since the request
+//! is recomputed, and refused, naming what differs, when the change would now widen
+//! something else than what was asked.
 //!
 //! # Who is a person
 //!
@@ -525,8 +527,10 @@ fn tlp_widens(
 ///
 /// `grants`: the incident grants given to the partner's name (issue 18: `(incident id,
 /// categories)`, [`CollectionSharing::grants`] of every collection, [`grants_to`]). A
-/// domestic partner that moves abroad takes them across the border with it: each is then
-/// a [`Widening::Grant`], as a grant to a cross-border partner waits ([`grant`]).
+/// partner that crosses a new border ([`crosses_border`]: a domestic partner moving abroad,
+/// or one abroad moving to another foreign jurisdiction) takes them across it: each is then
+/// a [`Widening::Grant`], as a grant to a cross-border partner waits ([`grant`]), and its
+/// read grants and groups are widenings, as for a new cross-border partner.
 pub fn partner_widens(
     policy: &Policy,
     was: &Partner,
@@ -540,26 +544,26 @@ pub fn partner_widens(
     if !policy.cross_border(&old_p) && !policy.cross_border(&new_p) {
         return Ok(out);
     }
-    // A domestic partner that moves abroad sends across the border all it reads, for the
-    // first time: it is read as a new cross-border partner would be (nothing read, no
-    // groups, before), else a releaser widens a partner alone in two narrow-looking steps
-    // (grants while domestic, which wait for no one, then the jurisdiction).
-    // Its incident grants too (given while domestic, where a grant waits for no one).
-    let abroad;
-    let moves_abroad = !policy.cross_border(&old_p);
-    let (was, old_p) = if !moves_abroad {
-        (was, old_p)
-    } else {
-        abroad = Partner {
-            jurisdiction: now.jurisdiction.clone(),
+    // A partner that crosses a new border sends across it all it reads, for the first
+    // time: it is read as a new cross-border partner there would be (nothing read, no
+    // groups, no incident grants, before), else a releaser widens a partner alone in two
+    // narrow-looking steps (grants where they wait for no one or were approved for another
+    // country, then the jurisdiction). The rules that depend on the jurisdiction itself
+    // (actions on personal data, agreements) still compare with where it was.
+    let crosses = crosses_border(policy, was, now);
+    let fresh;
+    let was = if crosses {
+        fresh = Partner {
             read: Vec::new(),
             groups: Vec::new(),
             ..was.clone()
         };
-        (&abroad, profile(&abroad))
+        &fresh
+    } else {
+        was
     };
     let who = || (now.name.clone(), now.jurisdiction.clone());
-    if moves_abroad {
+    if crosses {
         for (incident, categories) in grants {
             let (partner, jurisdiction) = who();
             out.push(Widening::Grant {
@@ -631,6 +635,15 @@ pub fn partner_widens(
         }
     }
     Ok(out)
+}
+
+/// Whether changing partner `was` into `now` takes it across a border it did not cross
+/// before: its jurisdiction changes to one across a border from the node
+/// ([`Policy::cross_border`]) — a domestic partner moving abroad, or a partner abroad
+/// moving to another foreign jurisdiction, whose agreement and law differ. Such a move is
+/// read as a new cross-border partner there ([`partner_widens`]).
+pub fn crosses_border(policy: &Policy, was: &Partner, now: &Partner) -> bool {
+    !was.jurisdiction.eq_ignore_ascii_case(&now.jurisdiction) && policy.cross_border(&profile(now))
 }
 
 /// Keeps a pending approval of `kind` on `target`: `change` as JSON, `request` structured
@@ -1441,7 +1454,7 @@ mod tests {
             .is_empty()
         );
         // Its incident grants go with it (issue 18): each waits as a grant abroad does;
-        // staying at home, or moving between two foreign jurisdictions, they do not.
+        // staying at home they do not.
         let grants = [("incident--1".to_owned(), vec![Category::Email])];
         let g = |was: &Partner, now: &Partner| {
             partner_widens(&policy, was, now, &grants, &share, &name)
@@ -1456,7 +1469,28 @@ mod tests {
             ["bsi (FR) receives email as written in incident--1"]
         );
         assert!(g(&bare("DE"), &partner("bsi", "DE", &["eu"], &[])).is_empty());
-        assert!(g(&bare("FR"), &bare("US")).is_empty());
+        // A partner abroad moving to another foreign jurisdiction crosses a new border
+        // (another agreement, another law): read as a new cross-border partner there too,
+        // its grants, groups and reads all wait. Nothing to take across: nothing waits; the
+        // same jurisdiction in other letters is no move.
+        assert_eq!(
+            g(&bare("FR"), &bare("US")),
+            ["bsi (US) receives email as written in incident--1"]
+        );
+        assert_eq!(
+            w(
+                &partner("fr", "FR", &["eu"], &["c"]),
+                &partner("fr", "US", &["eu"], &["c"])
+            ),
+            [
+                "fr (US) joins the sharing group eu",
+                "fr (US) receives TLP:CLEAR from #c",
+                "fr (US) receives TLP:GREEN from #c",
+                "fr (US) receives the pseudonyms of group eu in #c"
+            ]
+        );
+        assert!(w(&bare("FR"), &bare("US")).is_empty());
+        assert!(g(&bare("FR"), &bare("fr")).is_empty());
         // The edit kept with an approval turns the old record into the new one.
         let now = partner("fr", "DE", &["eu"], &["d"]);
         let edit = PartnerEdit::between(&fr, &now);

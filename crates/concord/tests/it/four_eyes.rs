@@ -1258,3 +1258,173 @@ fn moving_a_partner_abroad_holds_its_incident_grants_for_a_releaser() {
     );
     assert!(ok && err.contains("pending"), "{err}");
 }
+
+/// Attack finding (medium): a partner moving between two foreign jurisdictions kept its
+/// incident grants, reads and groups without a second releaser. `cert-fr` (FR, the node is
+/// in DE) reads `intel`, is in the sharing group `eu` and was granted the e-mail addresses
+/// of an incident. Moving it to US crosses a new border (another agreement, another law):
+/// on every door that changes a jurisdiction (CLI, admin API, web UI) the move waits, read
+/// as a new cross-border partner in US, naming what it would take across (the grant, the
+/// group, what it reads), and applies once a second releaser approves. A partner abroad
+/// that takes nothing across (no reads, groups or grants) moves at once.
+#[test]
+fn moving_a_partner_between_foreign_jurisdictions_waits_for_a_releaser() {
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    let (ok, _, err) = cli(&node, None, &["collection", "create", "intel"]);
+    assert!(ok, "{err}");
+    for args in [
+        &[
+            "partner",
+            "add",
+            "cert-fr",
+            "--jurisdiction",
+            "FR",
+            "--read",
+            "intel",
+            "--group",
+            "eu",
+        ][..],
+        &["partner", "add", "cert-es", "--jurisdiction", "ES"][..],
+    ] {
+        let (ok, _, err) = cli(&node, None, args);
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = cli(
+        &node,
+        None,
+        &["incident", "open", "--title", "port ransomware", "--json"],
+    );
+    assert!(ok, "{err}");
+    let incident = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Given before four-eyes is on: it applies at once.
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &[
+            "incident", "grant", &incident, "--to", "cert-fr", "--allow", "email",
+        ],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    let path = node.path().join("concord.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[release]\nfour_eyes = true\n");
+    std::fs::write(&path, text).unwrap();
+    let (op_pw, op_tok) = add_user(&node, "op1", "operator");
+    let (rel_pw, _) = add_user(&node, "rel1", "releaser");
+    let jurisdiction = |node: &Node| partner_json(node, "cert-fr")["jurisdiction"].clone();
+    let grant = serde_json::json!({
+        "what": "grant",
+        "partner": "cert-fr",
+        "jurisdiction": "US",
+        "categories": ["email"],
+        "incident": incident,
+    });
+    let group = serde_json::json!({
+        "what": "group",
+        "partner": "cert-fr",
+        "jurisdiction": "US",
+        "group": "eu",
+    });
+    // What the move takes across: the grant, the group, what it reads of `intel`.
+    let takes_across = |a: &serde_json::Value| {
+        let w = a["request"]["widens"].as_array().unwrap();
+        assert!(w.contains(&grant), "{a}");
+        assert!(w.contains(&group), "{a}");
+        assert!(
+            w.iter().any(|x| x["what"] == "tlp"
+                && x["tlp"] == "TLP:GREEN"
+                && x["jurisdiction"] == "US"),
+            "{a}"
+        );
+    };
+
+    // CLI: the move waits, naming the grant; nothing applied.
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "cert-fr", "--jurisdiction", "US"],
+    );
+    assert!(ok && err.contains("pending approval"), "{err}");
+    assert_eq!(jurisdiction(&node), "FR", "nothing applied");
+    let (id, a) = pending_partner_change(&node);
+    takes_across(&a);
+    assert!(
+        a["summary"].as_str().unwrap().contains(&format!(
+            "cert-fr (US) receives email as written in {incident}"
+        )),
+        "{a}"
+    );
+    let (ok, _, err) = cli(&node, Some("rel1"), &["approval", "reject", &id]);
+    assert!(ok, "{err}");
+
+    // A partner abroad that takes nothing across moves at once.
+    let (ok, _, err) = cli(
+        &node,
+        Some("op1"),
+        &["partner", "update", "cert-es", "--jurisdiction", "PT"],
+    );
+    assert!(ok && !err.contains("pending"), "{err}");
+    assert_eq!(partner_json(&node, "cert-es")["jurisdiction"], "PT");
+    assert!(pending(&node).is_empty());
+
+    let server = node.serve();
+    let b = &server.base;
+    // Admin API: 202, what it takes across named; nothing applied.
+    let (status, a) = api(
+        b,
+        &op_tok,
+        "PATCH",
+        "/partners/cert-fr",
+        Some(r#"{"jurisdiction":"US"}"#),
+    );
+    assert_eq!(status, 202, "{a}");
+    takes_across(&a);
+    assert_eq!(jurisdiction(&node), "FR", "nothing applied");
+    let (ok, _, err) = cli(
+        &node,
+        Some("rel1"),
+        &["approval", "reject", a["id"].as_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+
+    // Web UI: the partner page's form (whole lists: its reads and groups as they are)
+    // waits too; a second releaser's approval applies it.
+    let op = user_login(b, "op1", &op_pw);
+    let (status, body) = web(
+        b,
+        &op,
+        "POST",
+        "/ui/operator/partners/cert-fr",
+        "jurisdiction=US&read=intel&groups=eu",
+    );
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(jurisdiction(&node), "FR", "nothing applied");
+    let (web_id, a) = pending_partner_change(&node);
+    takes_across(&a);
+    let rel = user_login(b, "rel1", &rel_pw);
+    let (status, body) = web(b, &rel, "GET", "/ui/approvals", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&incident),
+        "the approver sees the grant: {body}"
+    );
+    let (status, _) = web(
+        b,
+        &rel,
+        "POST",
+        &format!("/ui/approvals/{web_id}/approve"),
+        "",
+    );
+    assert_eq!(status, 303);
+    assert_eq!(jurisdiction(&node), "US");
+    let p = partner_json(&node, "cert-fr");
+    assert_eq!(p["groups"], serde_json::json!(["eu"]), "{p}");
+    assert!(has_both(
+        &audit_rows(&node, "partner-update"),
+        "user:op1",
+        "user:rel1"
+    ));
+}
