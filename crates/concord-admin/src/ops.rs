@@ -692,13 +692,30 @@ fn new_partner(store: &dyn Store, new: &NewPartner) -> Result<(Partner, String)>
     Ok((partner, key))
 }
 
-/// Removes a partner (`concord partner remove`): its key stops working at its next request on
-/// every `serve` process. Errors: not found.
+/// Removes a partner (`concord partner remove`, `DELETE /api/v1/partners/{name}`): its key
+/// stops working at its next request on every `serve` process, and its incident grants end
+/// with it, in the same transaction ([`release::grants_ended`]): they are kept by name, and
+/// a partner added later under the name is another organisation. Errors: not found;
+/// conflict (the collections' sharing changed at every attempt).
 pub fn remove_partner(store: &dyn Store, name: &str) -> Result<()> {
-    if !store.remove_partner(name)? {
-        return Err(AdminError::NotFound(format!("no partner named {name:?}")));
+    // As many as a partner change tries (`directory::change_partner`).
+    const ATTEMPTS: usize = 8;
+    for _ in 0..ATTEMPTS {
+        let ended = release::grants_ended(store, name).map_err(ReleaseError::from)?;
+        match store.remove_partner_with(name, &ended) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {
+                return Err(AdminError::NotFound(format!("no partner named {name:?}")));
+            }
+            // A sharing changed between the read and the removal: read it again.
+            Err(concord_store::StoreError::Superseded(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(())
+    Err(AdminError::Conflict(format!(
+        "the collections' sharing changed {ATTEMPTS} times while partner {name:?} was \
+         removed; try again"
+    )))
 }
 
 /// Gives a partner a new API key (`concord partner rotate-key`); the old one stops working.

@@ -956,6 +956,36 @@ pub fn grants_to(
     Ok(out)
 }
 
+/// The settings that end the incident grants given to partner `name` (`partner remove`):
+/// each collection's sharing whose [`CollectionSharing::grants`] name it, without them
+/// (an incident left with no grant dropped), compare-and-set on the sharing as read, for
+/// [`Store::remove_partner_with`]. Grants are kept by name, so a later partner of the same
+/// name, another organisation, would otherwise receive as written what was granted to the
+/// one removed. Empty when none names it. Errors: the store, an unreadable sharing.
+pub fn grants_ended(
+    store: &dyn Store,
+    name: &str,
+) -> std::result::Result<Vec<SettingChange>, concord_egress::EgressError> {
+    let mut out = Vec::new();
+    for c in store.collections()? {
+        let (expected, mut s) = read_sharing(store, &c.id)?;
+        let before = s.grants.len();
+        let mut named = false;
+        s.grants.retain(|_, to| {
+            named |= to.remove(name).is_some();
+            !to.is_empty()
+        });
+        if named || s.grants.len() != before {
+            out.push(SettingChange {
+                key: sharing_setting_key(&c.id),
+                expected,
+                value: s.to_json(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What changing `was` into `now` widens for it ([`partner_widens`] over this node's
 /// store: each collection's sharing, its alias, the incident grants to its name).
 fn partner_widens_here(r: &Release<'_>, was: &Partner, now: &Partner) -> Result<Vec<Widening>> {

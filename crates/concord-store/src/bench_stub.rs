@@ -82,6 +82,7 @@ impl Store for NoAudit {
         ) -> Result<bool>;
         put_partner(p: &Partner) -> Result<()>;
         remove_partner(n: &str) -> Result<bool>;
+        remove_partner_with(n: &str, s: &[crate::SettingChange]) -> Result<bool>;
         update_partner(w: &Partner, n: &Partner, a: &[AuditRecord]) -> Result<bool>;
         last_activity(p: &str) -> Result<Option<i64>>;
         audit_entries(q: &AuditQuery) -> Result<Vec<TransferEntry>>;

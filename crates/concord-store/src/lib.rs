@@ -707,7 +707,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn put_partner(&self, partner: &Partner) -> Result<()>;
     /// Removes a partner; `false` when there was none of that name. The objects it created
     /// are no longer its ([`Store::creators`]), nor a later partner's of the same name.
-    fn remove_partner(&self, name: &str) -> Result<bool>;
+    fn remove_partner(&self, name: &str) -> Result<bool> {
+        self.remove_partner_with(name, &[])
+    }
+    /// [`Store::remove_partner`] and `settings` set in the same transaction (the removed
+    /// partner's incident grants taken out of the collections' sharing, so that a later
+    /// partner of the same name, another organisation, inherits none): all of it or
+    /// nothing. `false` (nothing changed) when there was no partner of that name.
+    /// Errors: [`StoreError::Superseded`] when a setting no longer holds its `expected`
+    /// value (nothing changed: compute the settings again).
+    fn remove_partner_with(&self, name: &str, settings: &[SettingChange]) -> Result<bool>;
     /// Creates a partner and node settings (a peer's record, `peer/NAME`) in one
     /// transaction (issue 19, the joining side of a join): all of them or none. Nothing is
     /// replaced: a partner of that name, or a setting with a non-empty value, makes it

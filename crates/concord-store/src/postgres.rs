@@ -1787,11 +1787,37 @@ impl Store for PostgresStore {
         })
     }
 
-    fn remove_partner(&self, name: &str) -> Result<bool> {
+    fn remove_partner_with(&self, name: &str, settings: &[SettingChange]) -> Result<bool> {
         let source = crate::partner_provenance(name);
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
+            // The settings before the partner's row, in the order `decide_approval` takes them.
+            for s in settings {
+                // The row's lock until commit: a change of the setting waits for this
+                // transaction, and one made before it is seen here.
+                let now: Option<String> = tx
+                    .query_opt(
+                        "SELECT value FROM settings WHERE key = $1 FOR UPDATE",
+                        &[&s.key],
+                    )?
+                    .map(|r| r.get(0));
+                if now != s.expected {
+                    // Dropped uncommitted (rolled back): the partner stays.
+                    return Err(StoreError::Superseded(format!(
+                        "setting {} changed meanwhile; nothing was removed",
+                        s.key
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&s.key, &s.value],
+                )?;
+            }
             let removed = tx.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1;
+            if !removed {
+                return Ok(false);
+            }
             // A partner added later under the same name is another organisation: it creates
             // nothing the removed one created (issue 18).
             tx.execute(

@@ -1481,10 +1481,33 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn remove_partner(&self, name: &str) -> Result<bool> {
+    fn remove_partner_with(&self, name: &str, settings: &[SettingChange]) -> Result<bool> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The settings before the partner's row, in the order `decide_approval` takes them.
+        for s in settings {
+            let now: Option<String> = tx
+                .query_row("SELECT value FROM settings WHERE key = ?1", [&s.key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if now != s.expected {
+                // Dropped uncommitted: the partner stays.
+                return Err(StoreError::Superseded(format!(
+                    "setting {} changed meanwhile; nothing was removed",
+                    s.key
+                )));
+            }
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![s.key, s.value],
+            )?;
+        }
         let removed = tx.execute("DELETE FROM partners WHERE name = ?1", [name])? == 1;
+        if !removed {
+            return Ok(false);
+        }
         // A partner added later under the same name is another organisation: it creates
         // nothing the removed one created (issue 18).
         tx.execute(

@@ -863,9 +863,42 @@ fn partners_round_trip(store: &dyn Store) {
     assert!(store.remove_partner("bsi").unwrap());
     assert!(!store.remove_partner("bsi").unwrap());
     assert_eq!(store.partner_by_key_id("1111111111111111").unwrap(), None);
-    assert_eq!(store.partners().unwrap(), [q]);
+    assert_eq!(store.partners().unwrap(), [q.clone()]);
     assert!(store.creators(B).unwrap().is_empty());
     assert_eq!(store.received_from(B, None).unwrap(), [bsi]);
+    // Removed with settings (its incident grants ended), compare-and-set: a setting changed
+    // meanwhile removes nothing; then both, or, with no such partner, neither.
+    store.set_setting("grants-of", "cert-fr").unwrap();
+    let ending = |expected: &str| concord_store::SettingChange {
+        key: "grants-of".into(),
+        expected: Some(expected.into()),
+        value: "none".into(),
+    };
+    assert!(matches!(
+        store.remove_partner_with(&q.name, &[ending("stale")]),
+        Err(concord_store::StoreError::Superseded(_))
+    ));
+    assert_eq!(store.partners().unwrap(), [q.clone()], "nothing removed");
+    assert_eq!(
+        store.setting("grants-of").unwrap().as_deref(),
+        Some("cert-fr")
+    );
+    assert!(
+        !store
+            .remove_partner_with("nobody", &[ending("cert-fr")])
+            .unwrap()
+    );
+    assert_eq!(
+        store.setting("grants-of").unwrap().as_deref(),
+        Some("cert-fr")
+    );
+    assert!(
+        store
+            .remove_partner_with(&q.name, &[ending("cert-fr")])
+            .unwrap()
+    );
+    assert!(store.partners().unwrap().is_empty());
+    assert_eq!(store.setting("grants-of").unwrap().as_deref(), Some("none"));
 }
 
 /// Issue 19: an invitation admits one join. Two joins racing with it: one is admitted,

@@ -1350,3 +1350,89 @@ fn attack_names_handed_to_the_audit_agree_with_the_store() {
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert!(doc["entries"].as_i64().unwrap_or(0) >= 20, "{doc}");
 }
+
+/// Attack finding (low): incident grants survived `partner remove`, kept by the partner's
+/// name in the collection's sharing, so a new partner added under the same name (another
+/// organisation) received as written what was granted to the removed one. `cert-fr` is
+/// granted the IP addresses of an incident, removed, and a new `cert-fr` added: the new one
+/// gets them pseudonymised, as any partner without a grant, and a grant is given anew.
+#[test]
+fn a_partner_added_under_a_removed_ones_name_inherits_no_incident_grant() {
+    use crate::four_eyes::cli;
+    let node = Node::init_with(&["--jurisdiction", "DE"]);
+    let opened: Value = serde_json::from_str(&cli_ok(
+        &node,
+        &[
+            "incident",
+            "open",
+            "--title",
+            "C2 server",
+            "--description",
+            "Beaconing to 203.0.113.7",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let incident = opened["id"].as_str().unwrap().to_owned();
+    let add = || {
+        cli_ok(
+            &node,
+            &[
+                "partner",
+                "add",
+                "cert-fr",
+                "--jurisdiction",
+                "FR",
+                "--read",
+                "incidents",
+            ],
+        )
+    };
+    add();
+    let asked: Value = serde_json::from_str(&cli_ok(
+        &node,
+        &[
+            "incident",
+            "request",
+            &incident,
+            "--to",
+            "cert-fr",
+            "--ask",
+            "Check your logs for 203.0.113.7",
+            "--deadline",
+            "2099-01-01T00:00:00Z",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let task = asked["id"].as_str().unwrap().to_owned();
+    let explain = || {
+        let (_, out, err) = cli(
+            &node,
+            None,
+            &["policy", "explain", "--partner", "cert-fr", &task, "--json"],
+        );
+        assert!(!out.is_empty(), "{err}");
+        out
+    };
+    cli_ok(
+        &node,
+        &[
+            "incident",
+            "grant",
+            &incident,
+            "--to",
+            "cert-fr",
+            "--allow",
+            "ip_address",
+        ],
+    );
+    let granted = format!("granted on {incident} for cert-fr");
+    assert!(explain().contains(&granted), "the grant applies");
+
+    cli_ok(&node, &["partner", "remove", "cert-fr"]);
+    add();
+    let after = explain();
+    assert!(!after.contains(&granted), "inherited: {after}");
+    assert!(after.contains("pseudonymised ip_address"), "{after}");
+}
