@@ -1088,11 +1088,26 @@ fn as_asked(a: &Approval, subject: &str, widens: &[Widening]) -> Result<()> {
     )))
 }
 
+/// Refused as stale unless `partner` existed when `a` was requested: a partner removed
+/// and added again under its name since is another organisation, which no one approved
+/// anything for (partners are named by name in approvals and grants). Partners stored
+/// before they had a creation time (0) pass.
+fn same_organisation(a: &Approval, partner: &Partner) -> Result<()> {
+    if partner.created_ns <= a.requested_ns {
+        return Ok(());
+    }
+    Err(ReleaseError::Stale(format!(
+        "approval {}: partner {:?} was removed and added again since the request (another \
+         organisation under the name); nothing was applied (reject the approval)",
+        a.id, partner.name
+    )))
+}
+
 /// What approving the partner change `a` writes: the partner record as current now with the
 /// edit (compare-and-set on it in the approval's transaction) and the audit record of door
 /// [`PARTNER_DOOR`] naming both people. Stale (nothing applied, still pending): the partner
-/// was removed, or changed so that the edit would now widen something else than what was
-/// asked and approved on sight.
+/// was removed (and perhaps added again: another organisation), or changed so that the edit
+/// would now widen something else than what was asked and approved on sight.
 fn approved_partner(r: &Release<'_>, a: &Approval, edit: &PartnerEdit) -> Result<crate::Applied> {
     let name = &a.target;
     let current = r
@@ -1107,6 +1122,7 @@ fn approved_partner(r: &Release<'_>, a: &Approval, edit: &PartnerEdit) -> Result
                 a.id
             ))
         })?;
+    same_organisation(a, &current)?;
     let (mut now, changes) = edit.apply(&current);
     let widens = partner_widens_here(r, &current, &now)?;
     as_asked(a, &format!("partner {name:?}"), &widens)?;
@@ -1172,7 +1188,8 @@ fn decided(a: &Approval) -> ReleaseError {
 /// approver. The change is applied to what is current now (a sharing changed meanwhile
 /// keeps its other changes), if it widens there exactly what its request named (stale,
 /// nothing applied, still pending, otherwise: a partner changed, or given a read grant on
-/// the collection, since). Refused: the approver is the person who asked (the four-eyes
+/// the collection, since); a grant or partner change is stale too when its partner was
+/// removed and added again under its name since the request. Refused: the approver is the person who asked (the four-eyes
 /// rule); not found: no such approval; decided: approved or rejected already.
 pub fn approve(r: &Release<'_>, node: &Node<'_>, id: &str) -> Result<Approval> {
     let a = pending(r.store, id)?;
@@ -1258,6 +1275,9 @@ fn approved_change(r: &Release<'_>, node: &Node<'_>, a: &Approval) -> Result<cra
         "grant" => {
             let edit: GrantEdit =
                 serde_json::from_str(&a.change).map_err(|e| unreadable(e.to_string()))?;
+            if let Some(p) = r.store.partners()?.iter().find(|p| p.name == edit.to) {
+                same_organisation(a, p)?;
+            }
             let approver = Node {
                 person: Some(r.person),
                 ..*node

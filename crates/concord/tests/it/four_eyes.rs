@@ -1428,3 +1428,70 @@ fn moving_a_partner_between_foreign_jurisdictions_waits_for_a_releaser() {
         "user:rel1"
     ));
 }
+
+/// Attack finding (low, with `partner remove`): approvals name a partner by its name, so a
+/// grant or a partner change asked for `cert-fr`, still pending when `cert-fr` is removed
+/// and another organisation is added under the name, would apply to the new one on a
+/// second releaser's approval. Both are refused as stale (nothing applied, still pending,
+/// to be rejected), naming why.
+#[test]
+fn a_pending_approval_does_not_pass_to_a_partner_added_under_a_removed_ones_name() {
+    let node = setup(true);
+    add_user(&node, "rel1", "releaser");
+    add_user(&node, "rel2", "releaser");
+    let (ok, out, err) = cli(
+        &node,
+        None,
+        &["incident", "open", "--title", "port ransomware", "--json"],
+    );
+    assert!(ok, "{err}");
+    let incident = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = cli(&node, None, &["collection", "create", "more"]);
+    assert!(ok, "{err}");
+    add_user(&node, "op1", "operator");
+    for (who, args) in [
+        (
+            "rel1",
+            &[
+                "incident", "grant", &incident, "--to", "cert-fr", "--allow", "email",
+            ][..],
+        ),
+        (
+            "op1",
+            &["partner", "update", "cert-fr", "--read", "more"][..],
+        ),
+    ] {
+        let (ok, _, err) = cli(&node, Some(who), args);
+        assert!(ok && err.contains("pending"), "{err}");
+    }
+    let asked = pending(&node);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    let (ok, _, err) = cli(&node, None, &["partner", "remove", "cert-fr"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        &node,
+        None,
+        &["partner", "add", "cert-fr", "--jurisdiction", "FR"],
+    );
+    assert!(ok, "{err}");
+    for a in &asked {
+        let id = a["id"].as_str().unwrap();
+        let (ok, _, err) = cli(&node, Some("rel2"), &["approval", "approve", id]);
+        assert!(
+            !ok,
+            "{} approved for another organisation: {err}",
+            a["kind"]
+        );
+        assert!(err.contains("removed and added again"), "{err}");
+    }
+    assert_eq!(pending(&node).len(), 2, "still pending, to be rejected");
+    let p = partner_json(&node, "cert-fr");
+    assert_eq!(p["read_names"], serde_json::json!([]), "{p}");
+    assert!(
+        audit_rows(&node, "incident-grant").is_empty(),
+        "no grant applied"
+    );
+}
