@@ -1172,6 +1172,36 @@ fn partners_change_with_their_audit_entry(store: &dyn Store) {
     assert_eq!(store.last_activity("bs").unwrap(), None, "exact names only");
 }
 
+/// Appends from many threads at once (SQLite writes them in groups, one transaction each):
+/// every one is recorded once, and the chain verifies whole.
+fn concurrent_appends_chain_whole(store: &dyn Store) {
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            scope.spawn(move || {
+                for i in 0..40 {
+                    let partner = format!("p{t}");
+                    store
+                        .append_transfer(&[audit_record(&partner, i)], Some([t as u8; 32]))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let report = concord_store::audit::verify_log(store, None, true).unwrap();
+    assert_eq!((report.error, report.head_seq), (None, 320));
+    for t in 0..8 {
+        let mine = store
+            .audit_entries(&concord_store::AuditQuery {
+                partner: Some(format!("p{t}")),
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(mine.len(), 40, "partner p{t}");
+        assert!(mine.iter().all(|e| e.digest == Some([t as u8; 32])));
+    }
+}
+
 /// Look-up by version row among many entries naming its neighbours (SQLite keeps one posting
 /// per block of 64 rows, schema 25): only entries naming the row come back, `limit` of them
 /// in either order, however many neighbours share its block.
@@ -3152,6 +3182,11 @@ macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
             use super::*;
+            #[test]
+            fn concurrent_appends_chain_whole() {
+                let Some((s, _g)) = $make else { return };
+                super::concurrent_appends_chain_whole(&s)
+            }
             #[test]
             fn audit_look_up_by_version_skips_neighbours() {
                 let Some((s, _g)) = $make else { return };
