@@ -587,8 +587,8 @@ impl Config {
 
     /// The node's own secret files, never a peer's file (`peer add`, `POST /api/v1/peers`):
     /// the node key, the configuration (it may hold a database password), the SQLite
-    /// database and its journals (`sqlite:PATH` too), the TLS key and the incident
-    /// webhook's key.
+    /// database, its audit log's file and their journals (`sqlite:PATH` too), the TLS key
+    /// and the incident webhook's key.
     pub fn own_files(&self, dir: &Path) -> Vec<std::path::PathBuf> {
         let mut files: Vec<std::path::PathBuf> = [
             concord_store::node_key::NODE_KEY_FILE,
@@ -597,6 +597,11 @@ impl Config {
             "concord.sqlite-wal",
             "concord.sqlite-shm",
             "concord.sqlite-journal",
+            // The audit log's own file (schema 26) and its journals.
+            "concord.audit.sqlite",
+            "concord.audit.sqlite-wal",
+            "concord.audit.sqlite-shm",
+            "concord.audit.sqlite-journal",
         ]
         .iter()
         .map(|f| absolute(&dir.join(f)))
@@ -612,6 +617,7 @@ impl Config {
         }
         if let Some(db) = self.database_url.strip_prefix("sqlite:") {
             files.push(absolute(Path::new(db)));
+            files.push(absolute(&concord_store::sqlite::audit_path(Path::new(db))));
         }
         files
     }

@@ -701,6 +701,7 @@ fn peer_secrets_over_the_api_stay_on_the_node() {
     for own in [
         node_key.clone(),
         node.path().join("concord.sqlite"),
+        node.path().join("concord.audit.sqlite"),
         dir.join("link.token"),
     ] {
         let out = cli(&own);
