@@ -1792,28 +1792,8 @@ impl Store for PostgresStore {
         self.with_conn(|c| {
             let mut tx = c.client.transaction()?;
             // The settings before the partner's row, in the order `decide_approval` takes them.
-            for s in settings {
-                // The row's lock until commit: a change of the setting waits for this
-                // transaction, and one made before it is seen here.
-                let now: Option<String> = tx
-                    .query_opt(
-                        "SELECT value FROM settings WHERE key = $1 FOR UPDATE",
-                        &[&s.key],
-                    )?
-                    .map(|r| r.get(0));
-                if now != s.expected {
-                    // Dropped uncommitted (rolled back): the partner stays.
-                    return Err(StoreError::Superseded(format!(
-                        "setting {} changed meanwhile; nothing was removed",
-                        s.key
-                    )));
-                }
-                tx.execute(
-                    "INSERT INTO settings (key, value) VALUES ($1, $2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&s.key, &s.value],
-                )?;
-            }
+            // On an error the transaction is rolled back: the partner stays.
+            apply_setting_changes(&mut tx, settings, "removed")?;
             let removed = tx.execute("DELETE FROM partners WHERE name = $1", &[&name])? == 1;
             if !removed {
                 return Ok(false);
@@ -2329,28 +2309,8 @@ impl Store for PostgresStore {
                 return Ok(false);
             }
             if d.approve {
-                for s in settings {
-                    // The row's lock until commit: a change of the setting waits for this
-                    // transaction, and one made before it is seen here.
-                    let now: Option<String> = tx
-                        .query_opt(
-                            "SELECT value FROM settings WHERE key = $1 FOR UPDATE",
-                            &[&s.key],
-                        )?
-                        .map(|r| r.get(0));
-                    if now != s.expected {
-                        // Dropped uncommitted (rolled back): the approval stays pending.
-                        return Err(StoreError::Superseded(format!(
-                            "setting {} changed meanwhile; nothing was applied",
-                            s.key
-                        )));
-                    }
-                    tx.execute(
-                        "INSERT INTO settings (key, value) VALUES ($1, $2)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        &[&s.key, &s.value],
-                    )?;
-                }
+                // On an error the transaction is rolled back: the approval stays pending.
+                apply_setting_changes(&mut tx, settings, "applied")?;
                 if !partners.is_empty() {
                     // The audit lock before the partners' rows, in the order
                     // `update_partner` takes them, so that the two cannot deadlock.
@@ -3680,4 +3640,36 @@ fn admit(
         }
     }
     Ok(Admission::Admitted)
+}
+
+/// Sets each of `changes` in the caller's transaction, provided it still holds its
+/// `expected` value; each setting's row stays locked until commit (`FOR UPDATE`), so a change
+/// of it waits for this transaction and one made before is seen here. Errors:
+/// [`StoreError::Superseded`] naming the first that does not ("…; nothing was {done}"): the
+/// caller's transaction is rolled back.
+fn apply_setting_changes(
+    tx: &mut ::postgres::Transaction<'_>,
+    changes: &[SettingChange],
+    done: &str,
+) -> Result<()> {
+    for s in changes {
+        let now: Option<String> = tx
+            .query_opt(
+                "SELECT value FROM settings WHERE key = $1 FOR UPDATE",
+                &[&s.key],
+            )?
+            .map(|r| r.get(0));
+        if now != s.expected {
+            return Err(StoreError::Superseded(format!(
+                "setting {} changed meanwhile; nothing was {done}",
+                s.key
+            )));
+        }
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&s.key, &s.value],
+        )?;
+    }
+    Ok(())
 }

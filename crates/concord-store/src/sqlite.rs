@@ -1599,25 +1599,8 @@ impl Store for SqliteStore {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // The settings before the partner's row, in the order `decide_approval` takes them.
-        for s in settings {
-            let now: Option<String> = tx
-                .query_row("SELECT value FROM settings WHERE key = ?1", [&s.key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if now != s.expected {
-                // Dropped uncommitted: the partner stays.
-                return Err(StoreError::Superseded(format!(
-                    "setting {} changed meanwhile; nothing was removed",
-                    s.key
-                )));
-            }
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![s.key, s.value],
-            )?;
-        }
+        // On an error the transaction is dropped uncommitted: the partner stays.
+        apply_setting_changes(&tx, settings, "removed")?;
         let removed = tx.execute("DELETE FROM partners WHERE name = ?1", [name])? == 1;
         if !removed {
             return Ok(false);
@@ -2084,25 +2067,8 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if d.approve {
-            for s in settings {
-                let now: Option<String> = tx
-                    .query_row("SELECT value FROM settings WHERE key = ?1", [&s.key], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                if now != s.expected {
-                    // Dropped uncommitted: the approval stays pending.
-                    return Err(StoreError::Superseded(format!(
-                        "setting {} changed meanwhile; nothing was applied",
-                        s.key
-                    )));
-                }
-                tx.execute(
-                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![s.key, s.value],
-                )?;
-            }
+            // On an error the transaction is dropped uncommitted: the approval stays pending.
+            apply_setting_changes(&tx, settings, "applied")?;
             for p in partners {
                 // The partner record as the change was computed from it, or nothing.
                 let stored: Option<String> = tx
@@ -2706,6 +2672,31 @@ fn name_keys(conn: &Connection, vids: &[i64]) -> Result<crate::audit::NameKeys> 
         }
     }
     Ok(out)
+}
+
+/// Sets each of `changes` in the caller's transaction, provided it still holds its
+/// `expected` value. Errors: [`StoreError::Superseded`] naming the first that does not
+/// ("…; nothing was {done}"): the caller drops the transaction.
+fn apply_setting_changes(conn: &Connection, changes: &[SettingChange], done: &str) -> Result<()> {
+    for s in changes {
+        let now: Option<String> = conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [&s.key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if now != s.expected {
+            return Err(StoreError::Superseded(format!(
+                "setting {} changed meanwhile; nothing was {done}",
+                s.key
+            )));
+        }
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![s.key, s.value],
+        )?;
+    }
+    Ok(())
 }
 
 /// The columns of an [`Approval`], in the order [`approval_row`] reads them.
