@@ -1160,6 +1160,14 @@ impl AuditError {
 /// The setting that records the last checkpoint `verify_log` verified (its `no`).
 pub const VERIFIED_SETTING: &str = "audit.verified_checkpoint";
 
+/// The setting that records the [`Checkpoint::hash`] (hex) of the checkpoint
+/// [`VERIFIED_SETTING`] names. With the SQLite store's log in a file of its own, the two are
+/// an anchor in the main file that the log's file cannot roll back: every verify, `--full`
+/// too, requires that checkpoint, the same one, still in the log (a log file put back to an
+/// older copy of itself, or replaced by a new one with the same id, lacks it or holds
+/// another checkpoint under its number).
+pub const VERIFIED_HASH_SETTING: &str = "audit.verified_checkpoint_hash";
+
 /// What [`verify_log`] checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -1212,7 +1220,16 @@ pub fn verify_log(
         Err(e) => report.error = Some(e),
         Ok(()) => {
             if let Some(no) = report.last_checkpoint {
+                let hash = store
+                    .audit_checkpoints(no - 1, 1)?
+                    .into_iter()
+                    .next()
+                    .filter(|c| c.no == no)
+                    .map(|c| hex(&c.hash()));
                 store.set_setting(VERIFIED_SETTING, &no.to_string())?;
+                if let Some(hash) = hash {
+                    store.set_setting(VERIFIED_HASH_SETTING, &hash)?;
+                }
                 store.set_setting(CHECKPOINT_CHAIN_SETTING, &no.to_string())?;
             }
         }
@@ -1228,13 +1245,16 @@ fn verify_into(
 ) -> crate::Result<Result<(), AuditError>> {
     let boundary = store.audit_boundary()?;
     report.archived_through = boundary.as_ref().map(|b| b.through_seq);
-    let verified: Option<i64> = if full {
-        None
-    } else {
-        store
-            .setting(VERIFIED_SETTING)?
-            .and_then(|v| v.parse().ok())
-    };
+    // The checkpoint verified before (the anchor): an incremental verify starts from it; a
+    // full one requires it too, so that it never passes (and records as verified) a log
+    // that lost checkpoints the node had already verified.
+    let recorded: Option<i64> = store
+        .setting(VERIFIED_SETTING)?
+        .and_then(|v| v.parse().ok());
+    let recorded_hash = store.setting(VERIFIED_HASH_SETTING)?;
+    let anchored = |c: &Checkpoint| recorded_hash.as_deref().is_none_or(|h| h == hex(&c.hash()));
+    let mut anchor_seen = recorded.is_none() || !full;
+    let verified: Option<i64> = if full { None } else { recorded };
     // Checkpoints: from the verified one (its signature again), else from the first.
     let mut previous: Option<Checkpoint> = None;
     let mut after_no = 0;
@@ -1242,7 +1262,7 @@ fn verify_into(
         let Some(c) = store.audit_checkpoints(no - 1, 1)?.into_iter().next() else {
             return Ok(Err(AuditError::CheckpointBroken { no }));
         };
-        if c.no != no {
+        if c.no != no || !anchored(&c) {
             return Ok(Err(AuditError::CheckpointBroken { no }));
         }
         if let Err(e) = c.check_signature(trusted) {
@@ -1262,12 +1282,21 @@ fn verify_into(
             if let Err(e) = c.check(previous.as_ref(), trusted) {
                 return Ok(Err(e));
             }
+            if full && Some(c.no) == recorded {
+                if !anchored(&c) {
+                    return Ok(Err(AuditError::CheckpointBroken { no: c.no }));
+                }
+                anchor_seen = true;
+            }
             report.checkpoints += 1;
             if c.entry_seq > 0 {
                 pending.insert(c.entry_seq, (c.no, c.entry_hash));
             }
             previous = Some(c);
         }
+    }
+    if !anchor_seen && let Some(no) = recorded {
+        return Ok(Err(AuditError::CheckpointBroken { no }));
     }
     report.last_checkpoint = previous.as_ref().map(|c| c.no);
     // Where the entries start: after the verified checkpoint, else the boundary, else the

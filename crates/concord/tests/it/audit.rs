@@ -787,3 +787,107 @@ fn an_unsealed_boundary_is_vouched_for_by_its_archive_file() {
     let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
     assert_eq!(code, 0, "{doc}");
 }
+
+/// A copy of the log's file (`concord.audit.sqlite`), taken the way SQLite copies a live
+/// file (its WAL included), to put back later.
+fn backup_log(node: &Node, to: &std::path::Path) {
+    let log = concord_store::sqlite::audit_path(&node.path().join("concord.sqlite"));
+    let c = rusqlite::Connection::open(&log).unwrap();
+    c.execute("VACUUM INTO ?1", [to.to_str().unwrap()]).unwrap();
+}
+
+/// Puts the log's file back to `from` (its WAL and shared memory dropped).
+fn restore_log(node: &Node, from: &std::path::Path) {
+    let log = concord_store::sqlite::audit_path(&node.path().join("concord.sqlite"));
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", log.display()));
+    }
+    std::fs::copy(from, &log).unwrap();
+}
+
+/// Attack (write access to the files, not the key; the log in a file of its own, schema
+/// 26): the log's file put back to an older copy of itself loses the entries and the
+/// checkpoint signed since. The main file records the checkpoint `verify` last verified, so
+/// the incremental verify finds it; `verify --full` passed it and recorded the older
+/// checkpoint as verified, after which the incremental verify passed too (and a node that
+/// signed new checkpoints up to the same number after the rollback passed both).
+#[test]
+fn a_log_file_rolled_back_is_found_by_full_verify_too() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = |name: &str| {
+        let f = tmp.path().join(format!("{name}.json"));
+        std::fs::write(
+            &f,
+            format!(
+                r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+                campaign(name, WHITE)
+            ),
+        )
+        .unwrap();
+        f
+    };
+    let full = |node: &Node| {
+        let (code, doc, _) = concord_in(node, &["audit", "verify", "--full", "--json"]);
+        (code, doc)
+    };
+    assert_eq!(node.import("feed", &[&bundle("11111111")]).0, 0);
+    assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
+    assert_eq!(verify(&node).0, 0);
+    let old = tmp.path().join("old.audit.sqlite");
+    backup_log(&node, &old);
+    assert_eq!(node.import("feed", &[&bundle("22222222")]).0, 0);
+    assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
+    assert_eq!(verify(&node).0, 0);
+    restore_log(&node, &old);
+    let (code, doc) = full(&node);
+    assert_eq!(
+        (code, doc["kind"].as_str()),
+        (1, Some("checkpoint-broken")),
+        "{doc}"
+    );
+    let (code, doc) = verify(&node);
+    assert_eq!(code, 1, "a full verify laundered the rollback: {doc}");
+    // The node goes on after the rollback and signs a checkpoint 2 of its own: not the
+    // checkpoint 2 that was verified.
+    assert_eq!(node.import("feed", &[&bundle("33333333")]).0, 0);
+    assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
+    let (code, doc) = verify(&node);
+    assert_eq!(
+        (code, doc["kind"].as_str()),
+        (1, Some("checkpoint-broken")),
+        "{doc}"
+    );
+    assert_eq!(full(&node).0, 1);
+}
+
+/// Attack: a new log file with the id of the node's own (the id is in the main file's
+/// settings, readable by whoever can write the files): the store opens it as its own, and
+/// `verify --full` found an empty, intact log.
+#[test]
+fn a_fresh_log_file_with_the_same_id_is_found_by_full_verify() {
+    let node = Node::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("feed.json");
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            campaign("11111111", WHITE)
+        ),
+    )
+    .unwrap();
+    // A fresh log of the same layout, before anything was logged.
+    let fresh = tmp.path().join("fresh.audit.sqlite");
+    backup_log(&node, &fresh);
+    assert_eq!(node.import("feed", &[&f]).0, 0);
+    assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
+    assert_eq!(verify(&node).0, 0);
+    restore_log(&node, &fresh);
+    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    assert_eq!(
+        (code, doc["kind"].as_str()),
+        (1, Some("checkpoint-broken")),
+        "{doc}"
+    );
+}
