@@ -1168,6 +1168,30 @@ pub const VERIFIED_SETTING: &str = "audit.verified_checkpoint";
 /// another checkpoint under its number).
 pub const VERIFIED_HASH_SETTING: &str = "audit.verified_checkpoint_hash";
 
+/// The setting that records the newest checkpoint this node signed (`NO:HASH`, its
+/// [`Checkpoint::hash`] in hex), written by [`checkpoint`] after the checkpoint: the same
+/// kind of anchor as [`VERIFIED_SETTING`], there even when no one has run `verify` yet.
+pub const SIGNED_SETTING: &str = "audit.signed_checkpoint";
+
+/// The checkpoints the settings name as anchors, `(no, hash)`: each must still be in the log
+/// with that hash (`None`: a setting written before hashes were recorded).
+fn anchors(store: &dyn crate::Store) -> crate::Result<Vec<(i64, Option<String>)>> {
+    let mut out = Vec::new();
+    if let Some(no) = store
+        .setting(VERIFIED_SETTING)?
+        .and_then(|v| v.parse().ok())
+    {
+        out.push((no, store.setting(VERIFIED_HASH_SETTING)?));
+    }
+    if let Some(v) = store.setting(SIGNED_SETTING)?
+        && let Some((no, hash)) = v.split_once(':')
+        && let Ok(no) = no.parse()
+    {
+        out.push((no, Some(hash.to_owned())));
+    }
+    Ok(out)
+}
+
 /// What [`verify_log`] checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -1245,16 +1269,13 @@ fn verify_into(
 ) -> crate::Result<Result<(), AuditError>> {
     let boundary = store.audit_boundary()?;
     report.archived_through = boundary.as_ref().map(|b| b.through_seq);
-    // The checkpoint verified before (the anchor): an incremental verify starts from it; a
-    // full one requires it too, so that it never passes (and records as verified) a log
-    // that lost checkpoints the node had already verified.
-    let recorded: Option<i64> = store
-        .setting(VERIFIED_SETTING)?
-        .and_then(|v| v.parse().ok());
-    let recorded_hash = store.setting(VERIFIED_HASH_SETTING)?;
-    let anchored = |c: &Checkpoint| recorded_hash.as_deref().is_none_or(|h| h == hex(&c.hash()));
-    let mut anchor_seen = recorded.is_none() || !full;
-    let verified: Option<i64> = if full { None } else { recorded };
+    let verified: Option<i64> = if full {
+        None
+    } else {
+        store
+            .setting(VERIFIED_SETTING)?
+            .and_then(|v| v.parse().ok())
+    };
     // Checkpoints: from the verified one (its signature again), else from the first.
     let mut previous: Option<Checkpoint> = None;
     let mut after_no = 0;
@@ -1262,7 +1283,7 @@ fn verify_into(
         let Some(c) = store.audit_checkpoints(no - 1, 1)?.into_iter().next() else {
             return Ok(Err(AuditError::CheckpointBroken { no }));
         };
-        if c.no != no || !anchored(&c) {
+        if c.no != no {
             return Ok(Err(AuditError::CheckpointBroken { no }));
         }
         if let Err(e) = c.check_signature(trusted) {
@@ -1282,21 +1303,12 @@ fn verify_into(
             if let Err(e) = c.check(previous.as_ref(), trusted) {
                 return Ok(Err(e));
             }
-            if full && Some(c.no) == recorded {
-                if !anchored(&c) {
-                    return Ok(Err(AuditError::CheckpointBroken { no: c.no }));
-                }
-                anchor_seen = true;
-            }
             report.checkpoints += 1;
             if c.entry_seq > 0 {
                 pending.insert(c.entry_seq, (c.no, c.entry_hash));
             }
             previous = Some(c);
         }
-    }
-    if !anchor_seen && let Some(no) = recorded {
-        return Ok(Err(AuditError::CheckpointBroken { no }));
     }
     report.last_checkpoint = previous.as_ref().map(|c| c.no);
     // Where the entries start: after the verified checkpoint, else the boundary, else the
@@ -1440,6 +1452,22 @@ fn verify_into(
     if let Some((&seq, &(no, _))) = pending.iter().next() {
         return Ok(Err(AuditError::Truncated { seq, no }));
     }
+    // The checkpoints verified or signed before (anchors, kept in the settings: with the
+    // SQLite log in a file of its own, outside the log): every verify, a full one too,
+    // requires them, the same ones, so that it never passes (and records as verified) a log
+    // that lost checkpoints the node had signed or verified. Checked last: a log edited in
+    // place is named by what is wrong with it first.
+    for (no, hash) in anchors(store)? {
+        let held = store
+            .audit_checkpoints(no - 1, 1)?
+            .into_iter()
+            .next()
+            .filter(|c| c.no == no);
+        match held {
+            Some(c) if hash.as_deref().is_none_or(|h| h == hex(&c.hash())) => {}
+            _ => return Ok(Err(AuditError::CheckpointBroken { no })),
+        }
+    }
     report.head_seq = prev.0;
     report.head_hash = hex(&prev.1);
     Ok(Ok(()))
@@ -1577,7 +1605,11 @@ pub fn checkpoint(
     {
         return Ok(last);
     }
-    store.add_audit_checkpoint(&mut |previous, head| Checkpoint::sign(previous, head, time_ns, key))
+    let c = store.add_audit_checkpoint(&mut |previous, head| {
+        Checkpoint::sign(previous, head, time_ns, key)
+    })?;
+    store.set_setting(SIGNED_SETTING, &format!("{}:{}", c.no, hex(&c.hash())))?;
+    Ok(c)
 }
 
 /// Writes a checkpoint when `every` or more entries follow the newest one: what `serve`
