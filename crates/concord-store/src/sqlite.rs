@@ -620,6 +620,39 @@ const MOVED_TABLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The first table of the log in `main` (at schema 25) whose newest row (by its key, with
+/// its hash or signature) `file` (a log's file) does not hold; `None`: it holds every one.
+fn log_not_held(main: &Connection, file: &Connection) -> Result<Option<&'static str>> {
+    for (table, key, value) in [
+        ("audit_log", "seq", "hash"),
+        ("audit_entries", "seq", "hash"),
+        ("audit_checkpoints", "no", "signature"),
+        ("audit_archives", "through_seq", "through_hash"),
+    ] {
+        if !has_table(main, table)? {
+            continue;
+        }
+        let newest: Option<(i64, SqlValue)> = main
+            .query_row(
+                &format!("SELECT {key}, {value} FROM main.{table} ORDER BY {key} DESC LIMIT 1"),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((k, v)) = newest else { continue };
+        let held: bool = has_table(file, table)?
+            && file.query_row(
+                &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE {key} = ?1 AND {value} = ?2)"),
+                params![k, v],
+                |r| r.get(0),
+            )?;
+        if !held {
+            return Ok(Some(table));
+        }
+    }
+    Ok(None)
+}
+
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::AuditFile(format!("{what} {}: {e}", path.display()))
 }
@@ -633,6 +666,17 @@ fn move_audit_out(conn: &Connection, path: &Path) -> Result<String> {
     let file = audit_path(path);
     if file.exists() {
         let a = Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        // Taken only if it holds this file's log (the main file drops its own next): a file
+        // left there by anything but this move (another node's, a new one) would replace
+        // the log, intact for `verify`, with nothing of it.
+        if let Some(table) = log_not_held(conn, &a)? {
+            return Err(StoreError::AuditFile(format!(
+                "{} does not hold the audit log of {} (the newest row of its {table} is \
+                 missing there), so the log is not moved into it; move that file away",
+                file.display(),
+                path.display()
+            )));
+        }
         return Ok(a.query_row("SELECT id FROM audit_file", [], |r| r.get(0))?);
     }
     let mut partial = file.clone().into_os_string();

@@ -3509,6 +3509,64 @@ fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
     }
 }
 
+/// Attack (write access to the files): a log file put beside a main file that still holds
+/// its log (schema 25) was taken by the move as one an interrupted move had made: the main
+/// file dropped its log, and `verify --full` found the other file's (here an empty one)
+/// intact. The move now takes a file there only if it holds the main file's log.
+#[test]
+fn sqlite_move_refuses_a_log_file_that_does_not_hold_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    for i in 1..=3i64 {
+        let records = [AuditRecord {
+            vid: i,
+            ..audit_record("bsi", 0)
+        }];
+        store.append_transfer(&records, None).unwrap();
+    }
+    drop(store);
+    let c = concord_store::sqlite::connect(&path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE main.audit_log AS SELECT * FROM audit.audit_log;
+         CREATE TABLE main.audit_entries AS SELECT * FROM audit.audit_entries;
+         CREATE TABLE main.audit_checkpoints AS SELECT * FROM audit.audit_checkpoints;
+         CREATE TABLE main.audit_archives AS SELECT * FROM audit.audit_archives;
+         CREATE TABLE main.audit_postings AS SELECT * FROM audit.audit_postings;
+         DELETE FROM main.settings WHERE key = 'audit.file';",
+    )
+    .unwrap();
+    let version: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    c.pragma_update(Some("main"), "user_version", version - 1)
+        .unwrap();
+    drop(c);
+    let audit_file = concord_store::sqlite::audit_path(&path);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", audit_file.display()));
+    }
+    // Another store's log file (empty), put where the moved log would go.
+    let other = dir.path().join("o.sqlite");
+    drop(concord_store::SqliteStore::open(&other).unwrap());
+    std::fs::copy(concord_store::sqlite::audit_path(&other), &audit_file).unwrap();
+    let err = concord_store::SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::AuditFile(m) if m.contains("does not hold the audit log")),
+        "{err}"
+    );
+    let main_only = rusqlite::Connection::open(&path).unwrap();
+    let entries: i64 = main_only
+        .query_row("SELECT COUNT(*) FROM main.audit_entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(entries, 3, "the main file kept its log");
+    drop(main_only);
+    std::fs::remove_file(&audit_file).unwrap();
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    let report = concord_store::audit::verify_log(&store, None, true).unwrap();
+    assert_eq!((report.error, report.head_seq), (None, 3));
+}
+
 /// An audit append changes the log's file only: the main file's readers keep their page
 /// caches (SQLite drops a connection's cache of a file whose WAL changed; issue 17). A
 /// connection sees another's commit to a file as a change of `PRAGMA data_version`.
