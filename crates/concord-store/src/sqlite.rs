@@ -24,7 +24,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::audit::{
-    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, PendingTransfer,
+    ArchiveBoundary, AuditEntry, AuditRecord, Checkpoint, GENESIS, Hash, NameKeys, PendingTransfer,
     TransferEntry, chain_after, chain_transfers, group_records,
 };
 use crate::{
@@ -88,9 +88,10 @@ const MOVE_AUDIT_AT: usize = 22;
 
 /// Migrations of the audit log's file, applied in order; its `PRAGMA user_version` records
 /// how many ran.
-const AUDIT_MIGRATIONS: &[&str] = &[include_str!(
-    "../migrations/sqlite-audit/0001_audit_file.sql"
-)];
+const AUDIT_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite-audit/0001_audit_file.sql"),
+    include_str!("../migrations/sqlite-audit/0002_batch_names.sql"),
+];
 
 /// The setting of the main file that names its audit log's file (the id in `audit_file`).
 const AUDIT_FILE_SETTING: &str = "audit.file";
@@ -230,7 +231,9 @@ pub struct SqliteStore {
 struct Append {
     ticket: u64,
     pending: Vec<PendingTransfer>,
-    durable: bool,
+    /// `Some`: durable, with the names of the version rows it names (kept in
+    /// `audit_batch_names` until the main file's batch has committed).
+    durable: Option<NameKeys>,
 }
 
 /// The appends of a group commit ([`SqliteStore::append_pending`]).
@@ -317,7 +320,7 @@ impl SqliteStore {
         migrate(&conn, path)?;
         let audit = open_audit(path, &conn, options)?;
         attach(&conn, &audit_path(path), "audit", false)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(conn),
             audit_writer: Mutex::new(audit),
@@ -327,7 +330,9 @@ impl SqliteStore {
             readers_in_use: std::sync::atomic::AtomicUsize::new(0),
             flusher: Mutex::new(None),
             options: options.clone(),
-        })
+        };
+        store.settle_batch_names()?;
+        Ok(store)
     }
 
     /// What the store was opened with.
@@ -350,15 +355,22 @@ impl SqliteStore {
     }
 
     /// Appends `pending` (named, not yet chained) after the log's head, and returns once it
-    /// is committed. `durable`: wait for fsync (a write of the main file follows, whose
-    /// commit is durable); otherwise committed without it, made durable by [`Store::flush`].
+    /// is committed. `durable` (`Some`): wait for fsync, because a write of the main file
+    /// follows whose commit is durable; the names it carries (vid → object id, `modified`, as
+    /// the main file's transaction sees them) are kept in the log's file until that commit is
+    /// known ([`SqliteStore::forget_batch_names`], [`SqliteStore::settle_batch_names`]).
+    /// `None`: committed without fsync, made durable by [`Store::flush`].
     ///
     /// Group commit: appends that arrive while one is being written wait, and the first of
     /// them to find the writer free writes them all in one transaction of the log's file
     /// (each still its own entries, chained in arrival order). Eight connections paging at
     /// once then cost one commit, not eight: fewer WAL frames (the same index pages), one
     /// lock of the file, one hand-over of the writer.
-    fn append_pending(&self, pending: Vec<PendingTransfer>, durable: bool) -> Result<()> {
+    fn append_pending(
+        &self,
+        pending: Vec<PendingTransfer>,
+        durable: Option<NameKeys>,
+    ) -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
@@ -414,15 +426,10 @@ impl SqliteStore {
     /// Chains and writes `appends` after the log's head, in one transaction of the log's file
     /// that holds its write lock (so that two processes cannot fork the chain).
     fn write_appends(&self, appends: &mut [Append]) -> Result<()> {
-        let durable = appends.iter().any(|a| a.durable);
-        let mut conn = self.audit_writer();
-        if !durable {
-            // Prepared once per connection: `pragma_update` would parse it at every read.
-            conn.prepare_cached("PRAGMA synchronous = NORMAL")?
-                .execute([])?;
-        }
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let durable = appends.iter().any(|a| a.durable.is_some());
+        let mut conn = self.audit_writer_at(durable)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
             let mut at = head(&tx)?;
             let now = now_ns();
             for a in appends.iter_mut() {
@@ -432,21 +439,103 @@ impl SqliteStore {
                 }
                 write_transfers(&tx, &a.pending)?;
                 // vids named by a durable append may belong to a main-file batch that has
-                // not committed yet.
+                // not committed yet: never given again, and their names kept.
                 let top = a.pending.iter().filter_map(|p| p.vids.last()).max();
-                if let (true, Some(top)) = (a.durable, top) {
+                if let (Some(names), Some(top)) = (&a.durable, top) {
                     tx.prepare_cached("UPDATE audit_vid_floor SET vid = MAX(vid, ?1)")?
                         .execute([top])?;
+                    let mut keep = tx.prepare_cached(
+                        "INSERT OR REPLACE INTO audit_batch_names (vid, object_id, modified)
+                         VALUES (?1, ?2, ?3)",
+                    )?;
+                    for (vid, (object_id, modified)) in names {
+                        keep.execute(params![vid, object_id, modified])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The log's writer, its commits waiting for fsync (`durable`) or not. Set before each
+    /// transaction, never restored after one: a statement failing after a commit must not
+    /// make a committed group look failed (it would be written again).
+    fn audit_writer_at(&self, durable: bool) -> Result<MutexGuard<'_, Connection>> {
+        let conn = self.audit_writer();
+        // Prepared once per connection: `pragma_update` would parse it at every read.
+        conn.prepare_cached(if durable {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        })?
+        .execute([])?;
+        Ok(conn)
+    }
+
+    /// After a main-file batch committed: its names kept by the log are no longer needed.
+    /// Best effort (the batch has committed either way): names left behind are settled at
+    /// the next open, and found held there.
+    fn forget_batch_names(&self, vids: &[i64]) {
+        let forget = || -> Result<()> {
+            let mut conn = self.audit_writer_at(false)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached("DELETE FROM audit_batch_names WHERE vid = ?1")?;
+                for v in vids {
+                    st.execute([v])?;
                 }
             }
             tx.commit()?;
             Ok(())
-        })();
-        if !durable {
-            conn.prepare_cached("PRAGMA synchronous = FULL")?
-                .execute([])?;
+        };
+        let _ = forget();
+    }
+
+    /// At open: names the log kept for batches whose main-file commit is not known. A batch
+    /// holds the main file's write lock from its first write to its commit, so under that
+    /// lock every such name is either held by the main file (the batch committed) or belongs
+    /// to a batch that never will (a crash between the log's commit and the main file's):
+    /// those become names of deleted version rows (`audit_version_names`), so the entries
+    /// that named them still verify (their names digest) and `show` names them. Then the log
+    /// lets the names go.
+    fn settle_batch_names(&self) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let kept: Vec<(i64, String, Option<String>)> = {
+            let mut st = tx.prepare("SELECT vid, object_id, modified FROM audit_batch_names")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if kept.is_empty() {
+            return Ok(());
         }
-        result
+        for (vid, object_id, modified) in &kept {
+            tx.execute(
+                "INSERT INTO audit_version_names (vid, object_id, version, modified)
+                 SELECT ?1, ?2, ?3, ?4
+                 WHERE NOT EXISTS(SELECT 1 FROM audit_version_names WHERE vid = ?1)
+                   AND NOT EXISTS(SELECT 1 FROM object_versions WHERE vid = ?1)",
+                params![
+                    vid,
+                    object_id,
+                    modified.as_deref().unwrap_or("never stored"),
+                    modified
+                ],
+            )?;
+        }
+        tx.commit()?;
+        drop(conn);
+        let mut conn = self.audit_writer_at(true)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare_cached("DELETE FROM audit_batch_names WHERE vid = ?1")?;
+            for (vid, _, _) in &kept {
+                st.execute([vid])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -510,6 +599,7 @@ impl SqliteStore {
             conn,
             store: self,
             pending: Vec::new(),
+            names: NameKeys::default(),
             collection_id: collection_id.to_owned(),
             date_added_ns: 0,
             open: true,
@@ -852,6 +942,8 @@ struct SqliteBatch<'a> {
     /// The batch's transfers, named in its transaction, appended to the log at commit (before
     /// the main file commits).
     pending: Vec<PendingTransfer>,
+    /// The names of the version rows they name, as this transaction sees them.
+    names: NameKeys,
     collection_id: String,
     date_added_ns: i64,
     open: bool,
@@ -1012,8 +1104,9 @@ impl WriteBatch for SqliteBatch<'_> {
     }
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
-        let named = named_transfers(&self.conn, records, &Default::default(), None)?;
+        let (named, names) = named_transfers(&self.conn, records, &Default::default(), None)?;
         self.pending.extend(named);
+        self.names.extend(names);
         Ok(())
     }
 
@@ -1138,10 +1231,16 @@ impl WriteBatch for SqliteBatch<'_> {
         }
         // The log first: a crash before the main file commits leaves a record of more
         // than happened, never less (and the vid floor keeps these vids from being reused).
+        let names = std::mem::take(&mut self.names);
+        let vids: Vec<i64> = names.keys().copied().collect();
+        let logged = !self.pending.is_empty();
         self.store
-            .append_pending(std::mem::take(&mut self.pending), true)?;
+            .append_pending(std::mem::take(&mut self.pending), Some(names))?;
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
+        if logged && !vids.is_empty() {
+            self.store.forget_batch_names(&vids);
+        }
         Ok(())
     }
 }
@@ -1876,8 +1975,8 @@ impl Store for SqliteStore {
                 session.last_seen_ns
             ],
         )?;
-        let pending = named_transfers(&tx, audit, &Default::default(), None)?;
-        self.append_pending(pending, true)?;
+        let (pending, names) = named_transfers(&tx, audit, &Default::default(), None)?;
+        self.append_pending(pending, Some(names))?;
         tx.commit()?;
         Ok(())
     }
@@ -2028,8 +2127,8 @@ impl Store for SqliteStore {
             "UPDATE partners SET key_id = ?2, record = ?3 WHERE name = ?1",
             params![now.name, now.key_id, now.to_record()],
         )?;
-        let pending = named_transfers(&tx, audit, &Default::default(), None)?;
-        self.append_pending(pending, true)?;
+        let (pending, names) = named_transfers(&tx, audit, &Default::default(), None)?;
+        self.append_pending(pending, Some(names))?;
         tx.commit()?;
         Ok(true)
     }
@@ -2138,8 +2237,8 @@ impl Store for SqliteStore {
                     params![p.now.name, p.now.key_id, p.now.to_record()],
                 )?;
             }
-            let pending = named_transfers(&tx, audit, &Default::default(), None)?;
-            self.append_pending(pending, true)?;
+            let (pending, names) = named_transfers(&tx, audit, &Default::default(), None)?;
+            self.append_pending(pending, Some(names))?;
         }
         tx.commit()?;
         Ok(true)
@@ -2167,7 +2266,7 @@ impl Store for SqliteStore {
         // cost a disk flush (issue 17). `flush` (every second in `serve`) or the next durable
         // append makes it durable against power loss. Only the log's file changes, so the
         // readers keep their page caches of the main file.
-        self.append_pending(pending, false)
+        self.append_pending(pending, None)
     }
 
     fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<TransferEntry>> {
@@ -2349,7 +2448,7 @@ impl Store for SqliteStore {
     }
 
     fn add_audit_checkpoint(&self, sign: &mut crate::audit::SignHead<'_>) -> Result<Checkpoint> {
-        let mut conn = self.audit_writer();
+        let mut conn = self.audit_writer_at(true)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let last = last_checkpoint(&tx)?;
         let c = sign(last.as_ref(), head(&tx)?);
@@ -2401,7 +2500,7 @@ impl Store for SqliteStore {
     }
 
     fn archive_audit(&self, b: &ArchiveBoundary) -> Result<()> {
-        let mut conn = self.audit_writer();
+        let mut conn = self.audit_writer_at(true)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let at: Option<Vec<u8>> = tx
             .query_row(
@@ -2764,22 +2863,22 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     })
 }
 
-/// The transfers of `records` (`digest` on each), named: version rows not in `given` are
-/// looked up on `conn`, which sees the main file as the caller's transaction does (a write
-/// batch names the rows it has just inserted).
+/// The transfers of `records` (`digest` on each), named, and the names looked up: version
+/// rows not in `given` are looked up on `conn`, which sees the main file as the caller's
+/// transaction does (a write batch names the rows it has just inserted).
 fn named_transfers(
     conn: &Connection,
     records: &[AuditRecord],
     given: &crate::audit::RowNames,
     digest: Option<Hash>,
-) -> Result<Vec<PendingTransfer>> {
+) -> Result<(Vec<PendingTransfer>, NameKeys)> {
     if records.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), NameKeys::default()));
     }
     let mut pending = group_records(records, digest);
     let held = name_keys(conn, &crate::audit::unnamed_vids(&pending, given))?;
     crate::audit::name_transfers(&mut pending, given, &held);
-    Ok(pending)
+    Ok((pending, held))
 }
 
 /// Writes chained transfers and their postings, in the caller's transaction of the log's file.

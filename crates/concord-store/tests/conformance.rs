@@ -3647,6 +3647,98 @@ fn sqlite_store_refuses_a_missing_or_foreign_audit_file() {
     drop(concord_store::SqliteStore::open(&a).unwrap());
 }
 
+/// A crash after the log's commit of a write batch and before the main file's (found with
+/// `strace` fault injection) left an entry naming version rows the main file never stored:
+/// `verify` read it as rows renamed, for good. The log keeps the batch's names until the main
+/// file has committed, and the next open turns names of rows never stored into names of
+/// deleted rows, so the log verifies and `show` names the version.
+#[test]
+fn sqlite_a_crash_between_the_two_commits_leaves_the_log_verifiable() {
+    let (store, dir) = sqlite().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let coll = store
+        .create_collection(&NewCollection {
+            alias: "c1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let import = |store: &dyn Store, v: &Value| -> i64 {
+        let mut batch = store.begin_write(&coll.id).unwrap();
+        let header: ObjectHeader = validate_object(v).unwrap();
+        let body = v.to_string();
+        batch
+            .add(&NewObject {
+                header: &header,
+                body: &body,
+                value: v,
+            })
+            .unwrap();
+        let vid = batch.last_vid().unwrap();
+        batch
+            .append_audit(&[AuditRecord {
+                vid,
+                object_id: header.id.clone(),
+                ..audit_record("bsi", 1)
+            }])
+            .unwrap();
+        batch.commit().unwrap();
+        vid
+    };
+    import(&store, &obj(A, Some("2016-01-01T00:00:00.000Z"), "one"));
+    let names_left = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT COUNT(*) FROM audit.audit_batch_names", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let c = concord_store::sqlite::connect(&path).unwrap();
+    assert_eq!(
+        names_left(&c),
+        0,
+        "a committed batch leaves no names in the log"
+    );
+    // The main file as it was before the second batch.
+    let before = dir.path().join("before.sqlite");
+    c.execute("VACUUM main INTO ?1", [before.to_str().unwrap()])
+        .unwrap();
+    drop(c);
+    let lost = import(&store, &obj(B, Some("2016-01-01T00:00:00.000Z"), "two"));
+    drop(store);
+    let c = concord_store::sqlite::connect(&path).unwrap();
+    let (id, modified): (String, Option<String>) = c
+        .query_row(
+            "SELECT id, modified FROM object_versions WHERE vid = ?1",
+            [lost],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // What the crash leaves: the log's commit (its entry, the batch's names), not the main
+    // file's.
+    c.execute(
+        "INSERT INTO audit.audit_batch_names (vid, object_id, modified) VALUES (?1, ?2, ?3)",
+        rusqlite::params![lost, id, modified],
+    )
+    .unwrap();
+    drop(c);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    std::fs::rename(&before, &path).unwrap();
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    let report = concord_store::audit::verify_log(&store, None, true).unwrap();
+    assert_eq!((report.error, report.head_seq), (None, 2));
+    let names = store.audit_versions_of(&id).unwrap();
+    assert_eq!(names.len(), 1);
+    assert_eq!((names[0].vid, names[0].deleted), (lost, true));
+    assert_eq!(
+        names_left(&concord_store::sqlite::connect(&path).unwrap()),
+        0
+    );
+    // Its vid stays taken.
+    let next = import(&store, &obj(B, Some("2017-01-01T00:00:00.000Z"), "again"));
+    assert!(next > lost);
+}
+
 /// A write batch records its transfers in the log before the main file commits; the vids it
 /// named stay taken even if the main file then loses them (a crash between the two), so the
 /// log never names another object with them.
