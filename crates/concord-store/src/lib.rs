@@ -165,9 +165,15 @@ pub enum StoreError {
     #[error("audit archive refused: {0}")]
     ArchiveRefused(String),
     /// The SQLite store's audit log file ([`sqlite::audit_path`]) is missing, not the one
-    /// made with the main file, or cannot be moved or synced; the string names the files.
+    /// made with the main file, or does not hold the log it was to receive; the string names
+    /// the files.
     #[error("audit log file: {0}")]
     AuditFile(String),
+    /// A file beside the database could not be read, written, synced, renamed or locked
+    /// (the SQLite store's audit log file while it is moved, the migration lock); the string
+    /// names the file and the operation.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// The rule for the alias of a new collection, the same for every way a collection is made

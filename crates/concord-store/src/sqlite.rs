@@ -653,15 +653,41 @@ fn bump_version(conn: &Connection, collection_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The file that serialises migrations of the main file `path` between processes
+/// (`NAME.migration-lock` beside it; made on the first migration and kept, since removing a
+/// lock file others may be waiting on would let two processes hold "it").
+pub fn migration_lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".migration-lock");
+    PathBuf::from(name)
+}
+
 fn migrate(conn: &Connection, path: &Path) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version =
+        || -> Result<i64> { Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?) };
     let known = MIGRATIONS.len() as i64;
+    let current = version()?;
     if current > known {
         return Err(StoreError::SchemaTooNew {
             found: current,
             known,
         });
     }
+    if current == known {
+        return Ok(());
+    }
+    // Two processes opening an old file at once (`serve` and a CLI command): one migrates,
+    // the other waits here and then finds the work done. Without it both ran the same
+    // migrations, and both moved the log out (schema 26), each removing the other's copy.
+    let lock_path = migration_lock_path(path);
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| io_error("cannot lock", &lock_path, e))?;
+    let current = version()?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let moved = if i == MOVE_AUDIT_AT {
             Some(move_audit_out(conn, path)?)
@@ -680,6 +706,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
+    drop(lock);
     Ok(())
 }
 
@@ -744,7 +771,7 @@ fn log_not_held(main: &Connection, file: &Connection) -> Result<Option<&'static 
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::AuditFile(format!("{what} {}: {e}", path.display()))
+    StoreError::Io(format!("{what} {}: {e}", path.display()))
 }
 
 /// Copies the audit log out of the main file `path` (open as `conn`, at schema 25) into its

@@ -3428,10 +3428,10 @@ fn sqlite_audit_window_uses_the_time_indexes() {
 /// Schema 25 turns a posting per version row into a posting per block, and schema 26 moves
 /// the log into its own file: a log written with the old index in the main file verifies
 /// whole after both migrations, and its entries are found by version.
-#[test]
-fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.sqlite");
+/// A store at schema 24's layout in `dir`/t.sqlite (the log in the main file, a posting per
+/// version row, no log file): 70 transfers naming vids 1..=70 and 201..=270.
+fn sqlite_at_schema_24(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("t.sqlite");
     let store = concord_store::SqliteStore::open(&path).unwrap();
     for i in 1..=70i64 {
         let records: Vec<AuditRecord> = [i, 200 + i]
@@ -3465,10 +3465,17 @@ fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
         .unwrap();
     drop(c);
     let audit_file = concord_store::sqlite::audit_path(&path);
-    assert_eq!(audit_file, dir.path().join("t.audit.sqlite"));
+    assert_eq!(audit_file, dir.join("t.audit.sqlite"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", audit_file.display()));
     }
+    path
+}
+
+#[test]
+fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_at_schema_24(dir.path());
     let store = concord_store::SqliteStore::open(&path).unwrap();
     let main_only = rusqlite::Connection::open(&path).unwrap();
     let left: i64 = main_only
@@ -3565,6 +3572,27 @@ fn sqlite_move_refuses_a_log_file_that_does_not_hold_the_log() {
     let store = concord_store::SqliteStore::open(&path).unwrap();
     let report = concord_store::audit::verify_log(&store, None, true).unwrap();
     assert_eq!((report.error, report.head_seq), (None, 3));
+}
+
+/// Processes opening an old file at once (`serve` and a CLI command) migrate it once: the
+/// others wait for the migration lock and find the work done; the log is moved once, whole.
+#[test]
+fn sqlite_concurrent_opens_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_at_schema_24(dir.path());
+    let opened: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| concord_store::SqliteStore::open(&path).map(|_| ())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &opened {
+        assert!(o.is_ok(), "{o:?}");
+    }
+    let store = concord_store::SqliteStore::open(&path).unwrap();
+    let report = concord_store::audit::verify_log(&store, None, true).unwrap();
+    assert_eq!((report.error, report.head_seq), (None, 70));
+    assert!(concord_store::sqlite::migration_lock_path(&path).exists());
 }
 
 /// An audit append changes the log's file only: the main file's readers keep their page
