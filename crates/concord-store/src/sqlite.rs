@@ -429,28 +429,26 @@ impl SqliteStore {
         let durable = appends.iter().any(|a| a.durable.is_some());
         let mut conn = self.audit_writer_at(durable)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut at = head(&tx)?;
-            let now = now_ns();
-            for a in appends.iter_mut() {
-                chain_transfers(at, now, &mut a.pending);
-                if let Some(last) = a.pending.last() {
-                    at = (last.entry.seq, last.entry.hash);
-                }
-                write_transfers(&tx, &a.pending)?;
-                // vids named by a durable append may belong to a main-file batch that has
-                // not committed yet: never given again, and their names kept.
-                let top = a.pending.iter().filter_map(|p| p.vids.last()).max();
-                if let (Some(names), Some(top)) = (&a.durable, top) {
-                    tx.prepare_cached("UPDATE audit_vid_floor SET vid = MAX(vid, ?1)")?
-                        .execute([top])?;
-                    let mut keep = tx.prepare_cached(
-                        "INSERT OR REPLACE INTO audit_batch_names (vid, object_id, modified)
-                         VALUES (?1, ?2, ?3)",
-                    )?;
-                    for (vid, (object_id, modified)) in names {
-                        keep.execute(params![vid, object_id, modified])?;
-                    }
+        let mut at = head(&tx)?;
+        let now = now_ns();
+        for a in appends.iter_mut() {
+            chain_transfers(at, now, &mut a.pending);
+            if let Some(last) = a.pending.last() {
+                at = (last.entry.seq, last.entry.hash);
+            }
+            write_transfers(&tx, &a.pending)?;
+            // vids named by a durable append may belong to a main-file batch that has
+            // not committed yet: never given again, and their names kept.
+            let top = a.pending.iter().filter_map(|p| p.vids.last()).max();
+            if let (Some(names), Some(top)) = (&a.durable, top) {
+                tx.prepare_cached("UPDATE audit_vid_floor SET vid = MAX(vid, ?1)")?
+                    .execute([top])?;
+                let mut keep = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO audit_batch_names (vid, object_id, modified)
+                     VALUES (?1, ?2, ?3)",
+                )?;
+                for (vid, (object_id, modified)) in names {
+                    keep.execute(params![vid, object_id, modified])?;
                 }
             }
         }
@@ -477,19 +475,7 @@ impl SqliteStore {
     /// Best effort (the batch has committed either way): names left behind are settled at
     /// the next open, and found held there.
     fn forget_batch_names(&self, vids: &[i64]) {
-        let forget = || -> Result<()> {
-            let mut conn = self.audit_writer_at(false)?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let mut st = tx.prepare_cached("DELETE FROM audit_batch_names WHERE vid = ?1")?;
-                for v in vids {
-                    st.execute([v])?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        };
-        let _ = forget();
+        let _ = self.delete_batch_names(vids, false);
     }
 
     /// At open: names the log kept for batches whose main-file commit is not known. A batch
@@ -501,6 +487,15 @@ impl SqliteStore {
     /// lets the names go.
     fn settle_batch_names(&self) -> Result<()> {
         let mut conn = self.writer();
+        // Nearly always none: no write lock at start-up then (a CLI command would wait for a
+        // running import's batch).
+        let any: bool =
+            conn.query_row("SELECT EXISTS(SELECT 1 FROM audit_batch_names)", [], |r| {
+                r.get(0)
+            })?;
+        if !any {
+            return Ok(());
+        }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let kept: Vec<(i64, String, Option<String>)> = {
             let mut st = tx.prepare("SELECT vid, object_id, modified FROM audit_batch_names")?;
@@ -526,12 +521,18 @@ impl SqliteStore {
         }
         tx.commit()?;
         drop(conn);
-        let mut conn = self.audit_writer_at(true)?;
+        let vids: Vec<i64> = kept.iter().map(|k| k.0).collect();
+        self.delete_batch_names(&vids, true)
+    }
+
+    /// Removes the names the log kept of `vids` ([`SqliteStore::append_pending`]).
+    fn delete_batch_names(&self, vids: &[i64], durable: bool) -> Result<()> {
+        let mut conn = self.audit_writer_at(durable)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut st = tx.prepare_cached("DELETE FROM audit_batch_names WHERE vid = ?1")?;
-            for (vid, _, _) in &kept {
-                st.execute([vid])?;
+            for v in vids {
+                st.execute([v])?;
             }
         }
         tx.commit()?;
@@ -813,10 +814,7 @@ fn move_audit_out(conn: &Connection, path: &Path) -> Result<String> {
     let id = uuid::Uuid::new_v4().to_string();
     {
         let a = Connection::open(&partial)?;
-        for sql in AUDIT_MIGRATIONS {
-            a.execute_batch(sql)?;
-        }
-        a.pragma_update(None, "user_version", AUDIT_MIGRATIONS.len() as i64)?;
+        migrate_audit_file(&a)?;
         a.execute("INSERT INTO audit_file (id) VALUES (?1)", [&id])?;
     }
     attach(conn, &partial, "moving", true)?;
@@ -843,6 +841,26 @@ fn move_audit_out(conn: &Connection, path: &Path) -> Result<String> {
             .map_err(|e| io_error("cannot sync", dir, e))?;
     }
     Ok(id)
+}
+
+/// Applies the pending [`AUDIT_MIGRATIONS`] to a log's file; `PRAGMA user_version` counts
+/// them. Errors: [`StoreError::SchemaTooNew`] for a file from a newer Concord.
+fn migrate_audit_file(a: &Connection) -> Result<()> {
+    let current: i64 = a.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = AUDIT_MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in AUDIT_MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = a.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 /// Opens the writer of the audit log's file of the main file `path` (open as `main`, fully
@@ -882,20 +900,7 @@ fn open_audit(path: &Path, main: &Connection, options: &StoreOptions) -> Result<
     )?;
     a.pragma_update(None, "journal_mode", "WAL")?;
     configure(&a, options.sqlite_cache_bytes)?;
-    let current: i64 = a.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let known = AUDIT_MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for (i, sql) in AUDIT_MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = a.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
-    }
+    migrate_audit_file(&a)?;
     let id: Option<String> = if has_table(&a, "audit_file")? {
         a.query_row("SELECT id FROM audit_file", [], |r| r.get(0))
             .optional()?

@@ -3820,28 +3820,7 @@ fn sqlite_vids_named_by_the_log_are_not_given_again() {
 
 #[test]
 fn sqlite_legacy_audit_log_migrates() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.sqlite");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    for sql in [
-        include_str!("../migrations/sqlite/0001_initial.sql"),
-        include_str!("../migrations/sqlite/0002_partners.sql"),
-        include_str!("../migrations/sqlite/0003_audit.sql"),
-        include_str!("../migrations/sqlite/0004_provenance.sql"),
-        include_str!("../migrations/sqlite/0005_timestamp_keys.sql"),
-    ] {
-        conn.execute_batch(sql).unwrap();
-    }
-    conn.pragma_update(None, "user_version", 5).unwrap();
-    let records: Vec<_> = (0..3)
-        .map(|i| AuditRecord {
-            vid: 0,
-            ..audit_record("bsi", i)
-        })
-        .collect();
-    concord_store::sqlite::insert_legacy_audit(&conn, &records).unwrap();
-    drop(conn);
-    let store = concord_store::SqliteStore::open(&path).unwrap();
+    let (store, dir) = sqlite_with_legacy_log();
     legacy_log_stays_verifiable(&store, &|sql| bypass(&dir, sql));
 }
 
