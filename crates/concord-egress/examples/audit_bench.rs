@@ -15,6 +15,12 @@
 //! ```text
 //! cargo run --release -p concord-egress --example audit_bench
 //! ```
+//!
+//! `AUDIT_BENCH_ONE_SIDE=audited|stubbed`: instead, loads `AUDIT_BENCH_OBJECTS` (default
+//! 3,000) objects and pages them `AUDIT_BENCH_PASSES` times (default 2) on that side only,
+//! single-threaded, for an instruction count under `valgrind --tool=callgrind`: the
+//! difference between two pass counts is the paging's own cost, repeatable to the
+//! instruction where wall time on a shared 2-core machine is not (BENCHMARKS §11).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -258,9 +264,36 @@ fn synthetic(store: &dyn Store, pages: usize, vids: i64, label: &str) {
     }
 }
 
+/// `AUDIT_BENCH_ONE_SIDE`: one side of the comparison, for callgrind (see the module doc).
+fn one_side(dir: &std::path::Path, side: &str) {
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("one.sqlite")).unwrap());
+    let coll = load(store.as_ref(), var("AUDIT_BENCH_OBJECTS", 3_000));
+    let who = Audience::Partner(PartnerProfile {
+        name: "bsi".into(),
+        jurisdiction: "DE".into(),
+        groups: vec!["eu-cert".into()],
+    });
+    let egress = match side {
+        "audited" => Egress::new(store, policy()),
+        "stubbed" => Egress::new(Arc::new(NoAudit(store)), policy()),
+        other => panic!("AUDIT_BENCH_ONE_SIDE={other}: audited or stubbed"),
+    };
+    let served = pages(&egress, &who, &coll, var("AUDIT_BENCH_PASSES", 2));
+    println!("{side}: {served} objects served");
+}
+
 fn main() {
     let dir =
         tempfile::tempdir_in(std::env::var_os("AUDIT_BENCH_DIR").unwrap_or(".".into())).unwrap();
+    if let Ok(side) = std::env::var("AUDIT_BENCH_ONE_SIDE") {
+        return one_side(dir.path(), &side);
+    }
     let path = dir.path().join("bench.sqlite");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let p = path.clone();
