@@ -25,22 +25,22 @@ fn obj(id: &str, modified: Option<&str>, name: &str) -> Value {
 
 fn add(store: &dyn Store, coll: &str, objects: &[Value]) -> Vec<AddOutcome> {
     let mut batch = store.begin_write(coll).unwrap();
-    let mut out = Vec::new();
-    for v in objects {
-        let header: ObjectHeader = validate_object(v).unwrap();
-        let body = v.to_string();
-        out.push(
-            batch
-                .add(&NewObject {
-                    header: &header,
-                    body: &body,
-                    value: v,
-                })
-                .unwrap(),
-        );
-    }
+    let out = objects.iter().map(|v| add_in(batch.as_mut(), v)).collect();
     batch.commit().unwrap();
     out
+}
+
+/// Adds `v` (validated as an import does) to `batch`.
+fn add_in(batch: &mut (dyn concord_store::WriteBatch + '_), v: &Value) -> AddOutcome {
+    let header: ObjectHeader = validate_object(v).unwrap();
+    let body = v.to_string();
+    batch
+        .add(&NewObject {
+            header: &header,
+            body: &body,
+            value: v,
+        })
+        .unwrap()
 }
 
 fn all(store: &dyn Store, coll: &str, filter: &ObjectFilter) -> Vec<concord_store::Entry> {
@@ -3425,9 +3425,6 @@ fn sqlite_audit_window_uses_the_time_indexes() {
     }
 }
 
-/// Schema 25 turns a posting per version row into a posting per block, and schema 26 moves
-/// the log into its own file: a log written with the old index in the main file verifies
-/// whole after both migrations, and its entries are found by version.
 /// A store at schema 24's layout in `dir`/t.sqlite (the log in the main file, a posting per
 /// version row, no log file): 70 transfers naming vids 1..=70 and 201..=270.
 fn sqlite_at_schema_24(dir: &std::path::Path) -> std::path::PathBuf {
@@ -3445,33 +3442,50 @@ fn sqlite_at_schema_24(dir: &std::path::Path) -> std::path::PathBuf {
     }
     drop(store);
     // The log as schema 24 kept it: in the main file, one posting per (vid, seq).
-    let c = concord_store::sqlite::connect(&path).unwrap();
-    c.execute_batch(
+    log_back_into_main(
+        &path,
+        "CREATE TABLE main.audit_postings (vid INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                           PRIMARY KEY (vid, seq)) WITHOUT ROWID;
+         INSERT INTO main.audit_postings (vid, seq) SELECT seq, seq FROM audit.audit_entries;
+         INSERT INTO main.audit_postings (vid, seq) SELECT 200 + seq, seq FROM audit.audit_entries;",
+        2,
+    );
+    assert_eq!(
+        concord_store::sqlite::audit_path(&path),
+        dir.join("t.audit.sqlite")
+    );
+    path
+}
+
+/// Puts the log of the store at `path` back into its main file, as schema 26's move finds
+/// it: the log's tables copied in (`audit_postings` by the SQL `postings`), the main file's
+/// setting `audit.file` gone, its schema version `back` lower, and the log's file removed.
+fn log_back_into_main(path: &std::path::Path, postings: &str, back: i64) {
+    let c = concord_store::sqlite::connect(path).unwrap();
+    c.execute_batch(&format!(
         "CREATE TABLE main.audit_log AS SELECT * FROM audit.audit_log;
          CREATE TABLE main.audit_entries AS SELECT * FROM audit.audit_entries;
          CREATE TABLE main.audit_checkpoints AS SELECT * FROM audit.audit_checkpoints;
          CREATE TABLE main.audit_archives AS SELECT * FROM audit.audit_archives;
-         CREATE TABLE main.audit_postings (vid INTEGER NOT NULL, seq INTEGER NOT NULL,
-                                           PRIMARY KEY (vid, seq)) WITHOUT ROWID;
-         INSERT INTO main.audit_postings (vid, seq) SELECT seq, seq FROM audit.audit_entries;
-         INSERT INTO main.audit_postings (vid, seq) SELECT 200 + seq, seq FROM audit.audit_entries;
-         DELETE FROM main.settings WHERE key = 'audit.file';",
-    )
+         {postings}
+         DELETE FROM main.settings WHERE key = 'audit.file';"
+    ))
     .unwrap();
     let version: i64 = c
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    c.pragma_update(Some("main"), "user_version", version - 2)
+    c.pragma_update(Some("main"), "user_version", version - back)
         .unwrap();
     drop(c);
-    let audit_file = concord_store::sqlite::audit_path(&path);
-    assert_eq!(audit_file, dir.join("t.audit.sqlite"));
+    let audit_file = concord_store::sqlite::audit_path(path);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", audit_file.display()));
     }
-    path
 }
 
+/// Schema 25 turns a posting per version row into a posting per block, and schema 26 moves
+/// the log into its own file: a log written with the old index in the main file verifies
+/// whole after both migrations, and its entries are found by version.
 #[test]
 fn sqlite_postings_migrate_to_blocks_and_the_log_to_its_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -3533,26 +3547,12 @@ fn sqlite_move_refuses_a_log_file_that_does_not_hold_the_log() {
         store.append_transfer(&records, None).unwrap();
     }
     drop(store);
-    let c = concord_store::sqlite::connect(&path).unwrap();
-    c.execute_batch(
-        "CREATE TABLE main.audit_log AS SELECT * FROM audit.audit_log;
-         CREATE TABLE main.audit_entries AS SELECT * FROM audit.audit_entries;
-         CREATE TABLE main.audit_checkpoints AS SELECT * FROM audit.audit_checkpoints;
-         CREATE TABLE main.audit_archives AS SELECT * FROM audit.audit_archives;
-         CREATE TABLE main.audit_postings AS SELECT * FROM audit.audit_postings;
-         DELETE FROM main.settings WHERE key = 'audit.file';",
-    )
-    .unwrap();
-    let version: i64 = c
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    c.pragma_update(Some("main"), "user_version", version - 1)
-        .unwrap();
-    drop(c);
+    log_back_into_main(
+        &path,
+        "CREATE TABLE main.audit_postings AS SELECT * FROM audit.audit_postings;",
+        1,
+    );
     let audit_file = concord_store::sqlite::audit_path(&path);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", audit_file.display()));
-    }
     // Another store's log file (empty), put where the moved log would go.
     let other = dir.path().join("o.sqlite");
     drop(concord_store::SqliteStore::open(&other).unwrap());
@@ -3692,20 +3692,12 @@ fn sqlite_a_crash_between_the_two_commits_leaves_the_log_verifiable() {
         .unwrap();
     let import = |store: &dyn Store, v: &Value| -> i64 {
         let mut batch = store.begin_write(&coll.id).unwrap();
-        let header: ObjectHeader = validate_object(v).unwrap();
-        let body = v.to_string();
-        batch
-            .add(&NewObject {
-                header: &header,
-                body: &body,
-                value: v,
-            })
-            .unwrap();
+        add_in(batch.as_mut(), v);
         let vid = batch.last_vid().unwrap();
         batch
             .append_audit(&[AuditRecord {
                 vid,
-                object_id: header.id.clone(),
+                object_id: v["id"].as_str().unwrap().to_owned(),
                 ..audit_record("bsi", 1)
             }])
             .unwrap();
@@ -3779,19 +3771,8 @@ fn sqlite_vids_named_by_the_log_are_not_given_again() {
             ..Default::default()
         })
         .unwrap();
-    let add_one = |batch: &mut dyn concord_store::WriteBatch, v: &Value| {
-        let header: ObjectHeader = validate_object(v).unwrap();
-        let body = v.to_string();
-        batch
-            .add(&NewObject {
-                header: &header,
-                body: &body,
-                value: v,
-            })
-            .unwrap();
-    };
     let mut batch = store.begin_write(&coll.id).unwrap();
-    add_one(
+    add_in(
         batch.as_mut(),
         &obj(A, Some("2016-01-01T00:00:00.000Z"), "one"),
     );
@@ -3809,7 +3790,7 @@ fn sqlite_vids_named_by_the_log_are_not_given_again() {
         .unwrap();
     drop(c);
     let mut batch = store.begin_write(&coll.id).unwrap();
-    add_one(
+    add_in(
         batch.as_mut(),
         &obj(B, Some("2016-01-01T00:00:00.000Z"), "two"),
     );

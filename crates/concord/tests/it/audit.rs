@@ -27,6 +27,26 @@ fn verify(node: &Node) -> (i32, serde_json::Value) {
     (code, doc)
 }
 
+/// `concord audit verify --full --json`: exit code and report.
+fn verify_full(node: &Node) -> (i32, serde_json::Value) {
+    let (code, doc, _) = concord_in(node, &["audit", "verify", "--full", "--json"]);
+    (code, doc)
+}
+
+/// Writes `DIR/PREFIX.json`, a bundle of one campaign marked WHITE (`campaign(prefix, WHITE)`).
+fn campaign_bundle(dir: &std::path::Path, prefix: &str) -> std::path::PathBuf {
+    let f = dir.join(format!("{prefix}.json"));
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
+            campaign(prefix, WHITE)
+        ),
+    )
+    .unwrap();
+    f
+}
+
 fn sql(node: &Node, statements: &str) {
     let db = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
     db.execute_batch(statements).unwrap();
@@ -373,7 +393,7 @@ fn checkpoints_archives_and_show_by_object() {
     );
     let (code, doc) = verify(&node);
     assert_eq!(code, 0, "{doc}");
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (
             code,
@@ -393,7 +413,7 @@ fn checkpoints_archives_and_show_by_object() {
             200
         );
     }
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (code, doc["entries"].as_i64(), doc["head_seq"].as_i64()),
         (0, Some(1), Some(5)),
@@ -410,7 +430,7 @@ fn checkpoints_archives_and_show_by_object() {
 fn a_legacy_log_is_archived_with_the_first_archive() {
     let node = Node::init();
     let tmp = tempfile::tempdir().unwrap();
-    let (_, before, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (_, before) = verify_full(&node);
     assert_eq!(before["entries"].as_i64(), Some(0), "{before}");
     let db = node.path().join("concord.sqlite");
     let records: Vec<concord_store::AuditRecord> = (0..3)
@@ -436,15 +456,7 @@ fn a_legacy_log_is_archived_with_the_first_archive() {
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
     }
-    let f = tmp.path().join("feed.json");
-    std::fs::write(
-        &f,
-        format!(
-            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
-            campaign("11111111", WHITE)
-        ),
-    )
-    .unwrap();
+    let f = campaign_bundle(tmp.path(), "11111111");
     assert_eq!(node.import("feed", &[&f]).0, 0);
     let (code, doc) = verify(&node);
     assert_eq!(
@@ -516,7 +528,7 @@ fn a_legacy_log_is_archived_with_the_first_archive() {
         .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0, "the legacy rows left the database");
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (
             code,
@@ -593,15 +605,7 @@ fn legacy_node_with_checkpoint() -> (Node, i64, i64, Vec<u8>) {
         let c = concord_store::sqlite::connect(&node.path().join("concord.sqlite")).unwrap();
         concord_store::sqlite::insert_legacy_audit(&c, &records).unwrap();
     }
-    let f = tmp.path().join("feed.json");
-    std::fs::write(
-        &f,
-        format!(
-            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
-            campaign("11111111", WHITE)
-        ),
-    )
-    .unwrap();
+    let f = campaign_bundle(tmp.path(), "11111111");
     assert_eq!(node.import("feed", &[&f]).0, 0);
     let (code, _, err) = concord_in(&node, &["audit", "checkpoint", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -644,7 +648,7 @@ fn attack_a_forged_archive_boundary_does_not_hide_deleted_entries() {
         ))
         .unwrap();
     }
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
         (1, Some("unarchived"), Some(seq)),
@@ -704,7 +708,7 @@ fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
         )
         .unwrap();
     }
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (code, doc["kind"].as_str(), doc["first_bad_seq"].as_i64()),
         (1, Some("edited"), Some(2)),
@@ -720,15 +724,7 @@ fn attack_legacy_rows_held_after_a_boundary_are_still_verified() {
 fn an_unsealed_boundary_is_vouched_for_by_its_archive_file() {
     let node = Node::init();
     let tmp = tempfile::tempdir().unwrap();
-    let f = tmp.path().join("feed.json");
-    std::fs::write(
-        &f,
-        format!(
-            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
-            campaign("11111111", WHITE)
-        ),
-    )
-    .unwrap();
+    let f = campaign_bundle(tmp.path(), "11111111");
     assert_eq!(node.import("feed", &[&f]).0, 0);
     let out = tmp.path().join("audit-1.jsonl");
     let (code, _, err) = concord_in(
@@ -784,7 +780,7 @@ fn an_unsealed_boundary_is_vouched_for_by_its_archive_file() {
     assert_eq!((code, doc["vouched"].as_bool()), (0, Some(true)), "{err}");
     let (code, doc) = verify(&node);
     assert_eq!(code, 0, "{doc}");
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(code, 0, "{doc}");
 }
 
@@ -815,22 +811,7 @@ fn restore_log(node: &Node, from: &std::path::Path) {
 fn a_log_file_rolled_back_is_found_by_full_verify_too() {
     let node = Node::init();
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = |name: &str| {
-        let f = tmp.path().join(format!("{name}.json"));
-        std::fs::write(
-            &f,
-            format!(
-                r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
-                campaign(name, WHITE)
-            ),
-        )
-        .unwrap();
-        f
-    };
-    let full = |node: &Node| {
-        let (code, doc, _) = concord_in(node, &["audit", "verify", "--full", "--json"]);
-        (code, doc)
-    };
+    let bundle = |prefix: &str| campaign_bundle(tmp.path(), prefix);
     assert_eq!(node.import("feed", &[&bundle("11111111")]).0, 0);
     assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
     assert_eq!(verify(&node).0, 0);
@@ -840,7 +821,7 @@ fn a_log_file_rolled_back_is_found_by_full_verify_too() {
     assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
     assert_eq!(verify(&node).0, 0);
     restore_log(&node, &old);
-    let (code, doc) = full(&node);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (code, doc["kind"].as_str()),
         (1, Some("checkpoint-broken")),
@@ -858,7 +839,7 @@ fn a_log_file_rolled_back_is_found_by_full_verify_too() {
         (1, Some("checkpoint-broken")),
         "{doc}"
     );
-    assert_eq!(full(&node).0, 1);
+    assert_eq!(verify_full(&node).0, 1);
 }
 
 /// Attack: a new log file with the id of the node's own (the id is in the main file's
@@ -869,22 +850,14 @@ fn a_log_file_rolled_back_is_found_by_full_verify_too() {
 fn a_fresh_log_file_with_the_same_id_is_found_by_full_verify() {
     let node = Node::init();
     let tmp = tempfile::tempdir().unwrap();
-    let f = tmp.path().join("feed.json");
-    std::fs::write(
-        &f,
-        format!(
-            r#"{{"type":"bundle","id":"bundle--6ab2e0d1-8ff6-4a8b-9c2f-6e5a3b1f0d11","objects":[{}]}}"#,
-            campaign("11111111", WHITE)
-        ),
-    )
-    .unwrap();
+    let f = campaign_bundle(tmp.path(), "11111111");
     // A fresh log of the same layout, before anything was logged.
     let fresh = tmp.path().join("fresh.audit.sqlite");
     backup_log(&node, &fresh);
     assert_eq!(node.import("feed", &[&f]).0, 0);
     assert_eq!(concord_in(&node, &["audit", "checkpoint"]).0, 0);
     restore_log(&node, &fresh);
-    let (code, doc, _) = concord_in(&node, &["audit", "verify", "--full", "--json"]);
+    let (code, doc) = verify_full(&node);
     assert_eq!(
         (code, doc["kind"].as_str()),
         (1, Some("checkpoint-broken")),
